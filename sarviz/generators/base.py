@@ -1,0 +1,192 @@
+"""One Generator interface for every way sarviz makes a synthetic SAR image.
+
+A generator takes a :class:`~sarviz.scene.Scene` (it reads the layers it needs, usually
+the AlphaEarth embedding and incidence angle) and a :class:`GenerationRequest`, and
+returns a :class:`GenerationResult`: VV and VH in dB on the scene's grid, with
+provenance. Implementations: the diffusion pipeline (ControlNet + LoRA on SD 1.5) and the
+CPU emulator; both are built from a model card (:mod:`sarviz.registry`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+from sarviz.scene import Scene
+
+#: progress(step, total, message) — called after each unit of work (denoising step, ...)
+ProgressCallback = Callable[[int, int, str], None]
+
+DEFAULT_ANGLE_DEG = 37.5  # mid-swath of Sentinel-1 IW (about 29°–46°)
+
+
+class GenerationError(Exception):
+    """Generation cannot run or failed; the message says why and what to do."""
+
+
+class GenerationCancelled(GenerationError):
+    """The user cancelled a running generation."""
+
+
+class WeightsMissing(GenerationError):
+    """A model card points at weights that are not on this machine."""
+
+
+@dataclass
+class GenerationRequest:
+    """What the user asked for. ``None`` means: the model card's default."""
+
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    controlnet_scale: float | None = None
+    angle_deg: float | None = None  # used only where the scene has no angle layer
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    device: str | None = None  # "cpu", "cuda", "mps"; None → best available
+    dtype: str | None = None  # "float32", "bfloat16", "float16"; None → best for device
+    scheduler: str | None = None
+
+
+@dataclass
+class GenerationResult:
+    """A synthetic Sentinel-1 image in dB on a scene's grid, with its provenance."""
+
+    vv_db: np.ndarray
+    vh_db: np.ndarray
+    crs: CRS
+    transform: Affine
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.vv_db = np.asarray(self.vv_db, dtype=np.float32)
+        self.vh_db = np.asarray(self.vh_db, dtype=np.float32)
+        if self.vv_db.shape != self.vh_db.shape or self.vv_db.ndim != 2:
+            raise GenerationError(f"VV {self.vv_db.shape} and VH {self.vh_db.shape} must be two equal 2-D grids")
+        self.crs = CRS.from_user_input(self.crs)
+
+    @property
+    def height(self) -> int:
+        return int(self.vv_db.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.vv_db.shape[1])
+
+    def as_scene(self, like: Scene | None = None) -> Scene:
+        """The result as a scene (SAR layers only, or layered onto ``like``'s other layers)."""
+        base = dict(crs=self.crs, transform=self.transform, width=self.width, height=self.height)
+        if like is not None:
+            base.update(optical=like.optical, angle_deg=like.angle_deg, embedding=like.embedding,
+                        dates=dict(like.dates))
+        return Scene(vv_db=self.vv_db, vh_db=self.vh_db, scene_id=self.provenance.get("scene_id", "generated"),
+                     provenance={"source": "generated", **self.provenance}, **base)
+
+    def geotiff_bytes(self) -> bytes:
+        """GeoTIFF: bands "VV", "VH" (float32 dB), the scene's CRS/transform, provenance in tags."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "generated.tif"
+            self.to_geotiff(path)
+            return path.read_bytes()
+
+    def to_geotiff(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.part", dir=path.parent)
+        os.close(fd)
+        try:
+            with rasterio.open(
+                tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
+                crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
+                tiled=self.width >= 256 and self.height >= 256,
+            ) as dst:
+                dst.write(np.stack([self.vv_db, self.vh_db]))
+                dst.descriptions = ("VV", "VH")
+                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
+                dst.update_tags(1, polarisation="VV", units="dB")
+                dst.update_tags(2, polarisation="VH", units="dB")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def png_bytes(self, vv_range: tuple[float, float] = (-25.0, 5.0), vh_range: tuple[float, float] = (-32.0, -5.0)) -> bytes:
+        """8-bit PNG in the model's output convention: R = VV, G = VH, B = VV (fixed dB stretch)."""
+        from PIL import Image
+
+        def scale(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+            return (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+
+        vv, vh = scale(self.vv_db, *vv_range), scale(self.vh_db, *vh_range)
+        buf = io.BytesIO()
+        Image.fromarray(np.dstack([vv, vh, vv])).save(buf, format="PNG")
+        return buf.getvalue()
+
+    @classmethod
+    def from_geotiff(cls, path: str | os.PathLike) -> "GenerationResult":
+        with rasterio.open(path) as src:
+            names = [d or "" for d in src.descriptions]
+            if "VV" not in names or "VH" not in names:
+                raise GenerationError(f"{path}: needs bands named VV and VH, found {names}")
+            vv = src.read(names.index("VV") + 1, out_dtype="float32")
+            vh = src.read(names.index("VH") + 1, out_dtype="float32")
+            prov = json.loads(src.tags().get("PROVENANCE", "{}"))
+            return cls(vv, vh, src.crs, src.transform, prov)
+
+
+def base_provenance(model_id: str, scene: Scene, request: GenerationRequest, **extra: Any) -> dict[str, Any]:
+    """The provenance fields every generator records."""
+    return {
+        "model_id": model_id,
+        "scene_id": scene.scene_id,
+        "scene_source": scene.provenance.get("source"),
+        "seed": request.seed,
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+class Generator(ABC):
+    """A synthetic-SAR generator built from a model card."""
+
+    #: short human label, shown in the UI ("emulator", "diffusion")
+    kind: str = ""
+
+    def __init__(self, card: "Any") -> None:
+        self.card = card
+
+    @property
+    def model_id(self) -> str:
+        return self.card.id
+
+    @abstractmethod
+    def generate(
+        self,
+        scene: Scene,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Make a synthetic VV/VH image on ``scene``'s grid.
+
+        Raise :class:`GenerationError` (with an actionable message) when the scene lacks a
+        needed layer; check ``cancel`` between units of work and raise
+        :class:`GenerationCancelled` when it is set.
+        """
+
+    def describe(self) -> str:
+        return f"{self.card.name} ({self.kind})"

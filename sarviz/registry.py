@@ -1,0 +1,131 @@
+"""Model registry: model cards under ``models/`` (one JSON file a model).
+
+A card says what a model is and where its weights are; the generator implementation is
+chosen by ``kind``. Cards are data (like diffusers configs); adding a model means adding a
+card, not code.
+
+Common card fields::
+
+    {
+      "id": "huiyanearth-sar",           # unique, used by --model and the UI
+      "name": "HuiYanEarth-SAR (SD 1.5 + 65-ch ControlNet + LoRA)",
+      "kind": "controlnet-lora",         # or "emulator"
+      "licence": "...",
+      "description": "...",
+      ...kind-specific fields (weights, sampler defaults, preprocessing, output mapping)
+    }
+
+Relative paths inside a card resolve against the card's folder; ``~`` and ``$VARS`` are
+expanded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sarviz.generators.base import GenerationError, Generator
+
+REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+# kind -> factory(card) -> Generator. Implementations register themselves on import.
+_FACTORIES: dict[str, Callable[["ModelCard"], Generator]] = {}
+# kind -> module that registers it (imported lazily so that torch loads only when needed)
+_KIND_MODULES = {
+    "controlnet-lora": "sarviz.generators.diffusion",
+    "emulator": "sarviz.generators.emulator",
+}
+
+
+def register_kind(kind: str, factory: Callable[["ModelCard"], Generator]) -> None:
+    _FACTORIES[kind] = factory
+
+
+@dataclass
+class ModelCard:
+    id: str
+    name: str
+    kind: str
+    path: Path  # the card file
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def resolve(self, value: str | None) -> str | None:
+        """A path from the card: env vars and ~ expanded, relative to the card's folder.
+
+        Strings that look like Hugging Face ids (``org/name`` that is not an existing
+        path) are returned unchanged.
+        """
+        if value is None:
+            return None
+        expanded = os.path.expanduser(os.path.expandvars(value))
+        p = Path(expanded)
+        if p.is_absolute():
+            return str(p)
+        local = self.folder / p
+        if local.exists() or expanded.startswith("."):
+            return str(local)
+        return expanded
+
+
+class ModelRegistry:
+    """All model cards found in one or more folders (later folders override earlier ids)."""
+
+    def __init__(self, folders: list[Path] | None = None) -> None:
+        self.folders = [Path(f) for f in (folders or default_model_dirs())]
+        self.cards: dict[str, ModelCard] = {}
+        self.problems: list[str] = []
+        for folder in self.folders:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.json")):
+                try:
+                    data = json.loads(path.read_text())
+                    card = ModelCard(id=data["id"], name=data.get("name", data["id"]), kind=data["kind"], path=path, data=data)
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    self.problems.append(f"{path}: not a valid model card ({exc})")
+                    continue
+                self.cards[card.id] = card
+
+    def ids(self) -> list[str]:
+        return list(self.cards)
+
+    def card(self, model_id: str) -> ModelCard:
+        try:
+            return self.cards[model_id]
+        except KeyError:
+            known = ", ".join(sorted(self.cards)) or "none"
+            raise GenerationError(
+                f"unknown model id {model_id!r}; known models: {known} "
+                f"(cards are read from {', '.join(str(f) for f in self.folders)})"
+            ) from None
+
+    def generator(self, model_id: str) -> Generator:
+        return build_generator(self.card(model_id))
+
+
+def build_generator(card: ModelCard) -> Generator:
+    if card.kind not in _FACTORIES and card.kind in _KIND_MODULES:
+        __import__(_KIND_MODULES[card.kind])
+    try:
+        factory = _FACTORIES[card.kind]
+    except KeyError:
+        raise GenerationError(f"model card {card.path} has unknown kind {card.kind!r}") from None
+    return factory(card)
+
+
+def default_model_dirs() -> list[Path]:
+    """The repository's ``models/`` plus ``SARVIZ_MODELS`` (os.pathsep-separated)."""
+    dirs = [REPO_MODELS_DIR]
+    extra = os.environ.get("SARVIZ_MODELS", "")
+    dirs += [Path(p) for p in extra.split(os.pathsep) if p]
+    return dirs

@@ -1,0 +1,362 @@
+"""Scene: one georeferenced patch with optional layers, and its file format.
+
+A scene holds whatever is known about one place on one grid:
+
+* ``optical``   – Sentinel-2 B2, B3, B4, B8 as reflectance factor (DN / 10000), (4, H, W)
+* ``vv_db``     – Sentinel-1 VV backscatter in dB, (H, W)
+* ``vh_db``     – Sentinel-1 VH backscatter in dB, (H, W)
+* ``angle_deg`` – incidence angle in degrees, per pixel, (H, W)
+* ``embedding`` – AlphaEarth 64-D embedding field, (64, H, W)
+
+A missing layer is ``None`` — never zeros. In a scene *file* a missing layer is NaN.
+
+Scene file format (the contract other tools rely on): a cloud-optimised GeoTIFF with
+71 float32 bands in the band order of the HuiYanEarth-SAR dataset,
+``B2, B3, B4, B8, VV, VH, angle, A00 … A63``, band descriptions set to exactly those
+names, NaN where a layer is missing, and the metadata (id, dates, provenance) as JSON in
+GeoTIFF tags. HuiYanEarth training patches (67 bands: ``VV, VH, angle, A00 … A63``) are
+read too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import RasterioIOError
+from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.windows import Window
+
+OPTICAL_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B8")
+SAR_BANDS: tuple[str, ...] = ("VV", "VH")
+ANGLE_BAND = "angle"
+EMBEDDING_DIM = 64
+EMBEDDING_BANDS: tuple[str, ...] = tuple(f"A{i:02d}" for i in range(EMBEDDING_DIM))
+SCENE_BANDS: tuple[str, ...] = OPTICAL_BANDS + SAR_BANDS + (ANGLE_BAND,) + EMBEDDING_BANDS
+TRAINING_PATCH_BANDS: tuple[str, ...] = SAR_BANDS + (ANGLE_BAND,) + EMBEDDING_BANDS
+FORMAT_VERSION = "1"
+LAYERS: tuple[str, ...] = ("optical", "vv_db", "vh_db", "angle_deg", "embedding")
+LAYER_LABELS = {
+    "optical": "Sentinel-2 optical (B2, B3, B4, B8)",
+    "vv_db": "Sentinel-1 VV (dB)",
+    "vh_db": "Sentinel-1 VH (dB)",
+    "angle_deg": "incidence angle (deg)",
+    "embedding": "AlphaEarth embedding (64-D)",
+}
+# Band slices of each layer inside the 71-band scene file.
+_LAYER_BANDS = {
+    "optical": OPTICAL_BANDS,
+    "vv_db": ("VV",),
+    "vh_db": ("VH",),
+    "angle_deg": (ANGLE_BAND,),
+    "embedding": EMBEDDING_BANDS,
+}
+
+
+class SceneError(Exception):
+    """A scene or scene file cannot be used; the message says why, for a person."""
+
+
+@dataclass
+class Scene:
+    """A georeferenced patch. Arrays are float32; missing layers are ``None``."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+    optical: np.ndarray | None = None
+    vv_db: np.ndarray | None = None
+    vh_db: np.ndarray | None = None
+    angle_deg: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    scene_id: str = ""
+    dates: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.crs = CRS.from_user_input(self.crs)
+        expected = {"optical": 4, "embedding": EMBEDDING_DIM}
+        for name in LAYERS:
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            arr = np.asarray(arr, dtype=np.float32)
+            want = (expected[name], self.height, self.width) if name in expected else (self.height, self.width)
+            if arr.shape != want:
+                raise SceneError(f"layer {name!r} has shape {arr.shape}, expected {want}")
+            if np.isnan(arr).all():
+                arr = None  # an all-NaN layer is an absent layer
+            setattr(self, name, arr)
+
+    # -- geometry -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in the scene CRS."""
+        left, top = self.transform * (0, 0)
+        right, bottom = self.transform * (self.width, self.height)
+        return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+
+    @property
+    def bounds_wgs84(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees; west > east when crossing 180°."""
+        return footprint_wgs84(self.crs, self.transform, self.width, self.height)
+
+    @property
+    def center_latlon(self) -> tuple[float, float]:
+        x, y = self.transform * (self.width / 2, self.height / 2)
+        lon, lat = _to_wgs84(self.crs, [x], [y])
+        return (float(lat[0]), float(lon[0]))
+
+    @property
+    def pixel_size_m(self) -> float:
+        """Approximate ground pixel size in metres (for geographic CRSs at the centre)."""
+        res = abs(self.transform.a)
+        if self.crs.is_geographic:
+            lat, _ = self.center_latlon
+            return res * 111_320.0 * math.cos(math.radians(lat)) if abs(lat) < 89.9 else res * 111_320.0
+        return res * self.crs.linear_units_factor[1]
+
+    # -- layers -----------------------------------------------------------------------
+    def layers_present(self) -> list[str]:
+        return [name for name in LAYERS if getattr(self, name) is not None]
+
+    def layers_missing(self) -> list[str]:
+        return [name for name in LAYERS if getattr(self, name) is None]
+
+    def has(self, layer: str) -> bool:
+        return getattr(self, layer) is not None
+
+    def to_bands(self) -> np.ndarray:
+        """The (71, H, W) float32 array of the scene file, NaN where a layer is missing."""
+        out = np.full((len(SCENE_BANDS), self.height, self.width), np.nan, dtype=np.float32)
+        i = 0
+        for name in LAYERS:
+            n = len(_LAYER_BANDS[name])
+            arr = getattr(self, name)
+            if arr is not None:
+                out[i : i + n] = arr.reshape(n, self.height, self.width)
+            i += n
+        return out
+
+    @classmethod
+    def from_bands(cls, bands: np.ndarray, names: tuple[str, ...], **kwargs: Any) -> "Scene":
+        """Build a scene from a band stack with named bands (any subset of SCENE_BANDS)."""
+        index = {name: i for i, name in enumerate(names)}
+        layers: dict[str, np.ndarray | None] = {}
+        for name in LAYERS:
+            wanted = _LAYER_BANDS[name]
+            if all(b in index for b in wanted):
+                arr = np.stack([bands[index[b]] for b in wanted]).astype(np.float32, copy=False)
+                layers[name] = arr if len(wanted) > 1 else arr[0]
+            else:
+                layers[name] = None
+        _, h, w = bands.shape
+        return cls(height=h, width=w, **layers, **kwargs)
+
+    def crop(self, window: Window) -> "Scene":
+        """The part of the scene inside ``window`` (pixel offsets; must lie inside)."""
+        r0, c0 = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        if r0 < 0 or c0 < 0 or r0 + h > self.height or c0 + w > self.width:
+            raise SceneError(f"window {window} is outside the scene ({self.height}x{self.width})")
+        layers = {}
+        for name in LAYERS:
+            arr = getattr(self, name)
+            layers[name] = None if arr is None else np.ascontiguousarray(arr[..., r0 : r0 + h, c0 : c0 + w])
+        return replace(self, transform=self.transform * Affine.translation(c0, r0), width=w, height=h, **layers)
+
+    def reproject(self, crs: CRS | str, transform: Affine, width: int, height: int) -> "Scene":
+        """The scene resampled onto another grid (bilinear; angle and embedding too).
+
+        SAR layers are resampled in linear power, not dB, so that averaging is physical.
+        """
+        crs = CRS.from_user_input(crs)
+
+        def warp(arr: np.ndarray) -> np.ndarray:
+            src = arr if arr.ndim == 3 else arr[None]
+            dst = np.full((src.shape[0], height, width), np.nan, dtype=np.float32)
+            reproject(
+                src, dst, src_transform=self.transform, src_crs=self.crs, dst_transform=transform,
+                dst_crs=crs, resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan,
+            )
+            return dst if arr.ndim == 3 else dst[0]
+
+        layers = {}
+        for name in LAYERS:
+            arr = getattr(self, name)
+            if arr is None:
+                layers[name] = None
+            elif name in ("vv_db", "vh_db"):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    layers[name] = (10.0 * np.log10(warp(10.0 ** (arr / 10.0)))).astype(np.float32)
+            else:
+                layers[name] = warp(arr)
+        return replace(self, crs=crs, transform=transform, width=width, height=height, **layers)
+
+
+# -- geometry helpers ---------------------------------------------------------------------
+def _to_wgs84(crs: CRS, xs, ys):
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    return t.transform(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+
+
+def footprint_wgs84(crs: CRS, transform: Affine, width: int, height: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of a grid, sampling its edges (not just the corners).
+
+    When the footprint crosses the antimeridian the result has west > east.
+    """
+    n = 21
+    cols = np.concatenate([np.linspace(0, width, n), np.full(n, width), np.linspace(width, 0, n), np.zeros(n)])
+    rows = np.concatenate([np.zeros(n), np.linspace(0, height, n), np.full(n, height), np.linspace(height, 0, n)])
+    xs, ys = transform * (cols, rows)
+    lons, lats = _to_wgs84(crs, xs, ys)
+    lons = np.asarray(lons)
+    south, north = float(np.min(lats)), float(np.max(lats))
+    west, east = float(np.min(lons)), float(np.max(lons))
+    if east - west > 180.0:  # the ring crosses 180°: measure longitudes in [0, 360)
+        shifted = np.mod(lons, 360.0)
+        west, east = float(np.min(shifted)), float(np.max(shifted))
+        west = west - 360.0 if west > 180.0 else west
+        east = east - 360.0 if east > 180.0 else east
+    return (west, south, east, north)
+
+
+def validate_latlon(lat: Any, lon: Any) -> tuple[float, float]:
+    """Parse and check a coordinate pair; longitudes are wrapped into [-180, 180)."""
+    try:
+        lat_f, lon_f = float(lat), float(lon)
+    except (TypeError, ValueError):
+        raise SceneError(f"coordinates must be numbers, got lat={lat!r}, lon={lon!r}") from None
+    if not (math.isfinite(lat_f) and math.isfinite(lon_f)):
+        raise SceneError(f"coordinates must be finite numbers, got lat={lat!r}, lon={lon!r}")
+    if not -90.0 <= lat_f <= 90.0:
+        raise SceneError(f"latitude {lat_f} is outside [-90, 90]")
+    if not -540.0 <= lon_f <= 540.0:
+        raise SceneError(f"longitude {lon_f} is outside [-180, 180]")
+    lon_f = ((lon_f + 180.0) % 360.0) - 180.0 if not -180.0 <= lon_f <= 180.0 else lon_f
+    return lat_f, lon_f
+
+
+def utm_crs_for(lat: float, lon: float) -> CRS:
+    """The local UTM zone (UPS beyond ±84°/−80°) for a point."""
+    if lat >= 84.0:
+        return CRS.from_epsg(32661)
+    if lat <= -80.0:
+        return CRS.from_epsg(32761)
+    zone = int((lon + 180.0) // 6.0) % 60 + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def patch_grid(lat: float, lon: float, size_px: int = 512, res_m: float = 10.0) -> tuple[CRS, Affine]:
+    """The standard patch grid: local UTM, ``res_m`` pixels, ``size_px`` square, centred on the point."""
+    from pyproj import Transformer
+
+    lat, lon = validate_latlon(lat, lon)
+    crs = utm_crs_for(lat, lon)
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    half = size_px * res_m / 2.0
+    # snap the origin to the pixel grid so that neighbouring patches align
+    left = math.floor((x - half) / res_m) * res_m
+    top = math.floor((y + half) / res_m) * res_m
+    return crs, Affine(res_m, 0.0, left, 0.0, -res_m, top)
+
+
+# -- file format ----------------------------------------------------------------------------
+def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
+    """Write a scene file (71-band float32 COG) atomically: temp file, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bands = scene.to_bands()
+    tags = {
+        "SARVIZ_FORMAT": FORMAT_VERSION,
+        "SCENE_ID": scene.scene_id or path.stem,
+        "DATES": json.dumps(scene.dates, sort_keys=True),
+        "PROVENANCE": json.dumps(scene.provenance, sort_keys=True, default=str),
+        "LAYERS": json.dumps(scene.layers_present()),
+    }
+    block = 256 if min(scene.width, scene.height) >= 256 else 128
+    profile = dict(
+        driver="COG", width=scene.width, height=scene.height, count=len(SCENE_BANDS), dtype="float32",
+        crs=scene.crs, transform=scene.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
+        blocksize=block, interleave="BAND", BIGTIFF="IF_SAFER", overviews="NONE",
+    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.part", dir=path.parent)
+    os.close(fd)
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(bands)
+            dst.descriptions = SCENE_BANDS
+            dst.update_tags(**tags)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _band_names(src: rasterio.DatasetReader) -> tuple[str, ...]:
+    names = tuple(d or "" for d in src.descriptions)
+    if set(names) <= set(SCENE_BANDS) and all(names):
+        return names
+    if src.count == len(SCENE_BANDS):
+        return SCENE_BANDS
+    if src.count == len(TRAINING_PATCH_BANDS):
+        return TRAINING_PATCH_BANDS
+    raise SceneError(
+        f"{src.name}: {src.count} bands without sarviz band names; a scene file has "
+        f"{len(SCENE_BANDS)} bands ({', '.join(SCENE_BANDS[:7])}, A00..A63) and a HuiYanEarth "
+        f"training patch {len(TRAINING_PATCH_BANDS)} (VV, VH, angle, A00..A63)"
+    )
+
+
+def read_scene_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The header of a scene file without reading pixels: grid, band names, tags."""
+    try:
+        with rasterio.open(path) as src:
+            names = _band_names(src)
+            tags = src.tags()
+            if src.crs is None:
+                raise SceneError(f"{path}: the file has no CRS; a scene must be georeferenced")
+            return {
+                "crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height,
+                "bands": names, "tags": tags,
+            }
+    except RasterioIOError as exc:
+        raise SceneError(f"{path}: not a readable GeoTIFF ({exc})") from None
+
+
+def read_scene(path: str | os.PathLike, window: Window | None = None) -> Scene:
+    """Read a scene file (71-band) or a HuiYanEarth training patch (67-band)."""
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise SceneError(f"{path}: the file has no CRS; a scene must be georeferenced")
+            names = _band_names(src)
+            data = src.read(window=window, out_dtype="float32")
+            transform = src.window_transform(window) if window is not None else src.transform
+            tags = src.tags()
+            crs = src.crs
+    except RasterioIOError as exc:
+        raise SceneError(f"{path}: not a readable GeoTIFF ({exc})") from None
+    return Scene.from_bands(
+        data, names, crs=crs, transform=transform,
+        scene_id=tags.get("SCENE_ID", Path(path).stem),
+        dates=json.loads(tags.get("DATES", "{}")),
+        provenance=json.loads(tags.get("PROVENANCE", "{}")) or {"source": "file", "path": str(path)},
+    )
