@@ -106,8 +106,8 @@ class Scene:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in the scene CRS."""
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
 
     @property
@@ -117,18 +117,18 @@ class Scene:
 
     @property
     def center_latlon(self) -> tuple[float, float]:
-        x, y = self.transform * (self.width / 2, self.height / 2)
+        x, y = self.transform @ (self.width / 2, self.height / 2)
         lon, lat = _to_wgs84(self.crs, [x], [y])
         return (float(lat[0]), float(lon[0]))
 
     @property
     def pixel_size_m(self) -> float:
-        """Approximate ground pixel size in metres (for geographic CRSs at the centre)."""
-        res = abs(self.transform.a)
+        """Approximate ground pixel size in metres (mean of x and y; geographic CRSs at the centre)."""
+        rx, ry = abs(self.transform.a), abs(self.transform.e)
         if self.crs.is_geographic:
             lat, _ = self.center_latlon
-            return res * 111_320.0 * math.cos(math.radians(lat)) if abs(lat) < 89.9 else res * 111_320.0
-        return res * self.crs.linear_units_factor[1]
+            return 0.5 * (rx * 111_320.0 * math.cos(math.radians(lat)) + ry * 110_574.0)
+        return 0.5 * (rx + ry) * self.crs.linear_units_factor[1]
 
     # -- layers -----------------------------------------------------------------------
     def layers_present(self) -> list[str]:
@@ -177,7 +177,7 @@ class Scene:
         for name in LAYERS:
             arr = getattr(self, name)
             layers[name] = None if arr is None else np.ascontiguousarray(arr[..., r0 : r0 + h, c0 : c0 + w])
-        return replace(self, transform=self.transform * Affine.translation(c0, r0), width=w, height=h, **layers)
+        return replace(self, transform=self.transform @ Affine.translation(c0, r0), width=w, height=h, **layers)
 
     def reproject(self, crs: CRS | str, transform: Affine, width: int, height: int) -> "Scene":
         """The scene resampled onto another grid (bilinear; angle and embedding too).
@@ -224,7 +224,7 @@ def footprint_wgs84(crs: CRS, transform: Affine, width: int, height: int) -> tup
     n = 21
     cols = np.concatenate([np.linspace(0, width, n), np.full(n, width), np.linspace(width, 0, n), np.zeros(n)])
     rows = np.concatenate([np.zeros(n), np.linspace(0, height, n), np.full(n, height), np.linspace(height, 0, n)])
-    xs, ys = transform * (cols, rows)
+    xs, ys = transform @ (cols, rows)
     lons, lats = _to_wgs84(crs, xs, ys)
     lons = np.asarray(lons)
     south, north = float(np.min(lats)), float(np.max(lats))
@@ -294,7 +294,7 @@ def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
     profile = dict(
         driver="COG", width=scene.width, height=scene.height, count=len(SCENE_BANDS), dtype="float32",
         crs=scene.crs, transform=scene.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
-        blocksize=block, interleave="BAND", BIGTIFF="IF_SAFER", overviews="NONE",
+        blocksize=block, BIGTIFF="IF_SAFER", overviews="NONE",
     )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.part", dir=path.parent)
     os.close(fd)
@@ -303,6 +303,7 @@ def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
             dst.write(bands)
             dst.descriptions = SCENE_BANDS
             dst.update_tags(**tags)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; scene files are shared data
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -220,7 +220,7 @@ class SceneStore:
         from pyproj import Transformer
 
         x, y = Transformer.from_crs("EPSG:4326", meta["crs"], always_xy=True).transform(lon, lat)
-        col, row = ~meta["transform"] * (x, y)
+        col, row = ~meta["transform"] @ (x, y)
         w, h = min(size_px, meta["width"]), min(size_px, meta["height"])
         c0 = int(np.clip(math.floor(col - w / 2), 0, meta["width"] - w))
         r0 = int(np.clip(math.floor(row - h / 2), 0, meta["height"] - h))

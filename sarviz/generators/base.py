@@ -118,6 +118,7 @@ class GenerationResult:
                 dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
                 dst.update_tags(1, polarisation="VV", units="dB")
                 dst.update_tags(2, polarisation="VH", units="dB")
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,81 @@
+"""Benchmark: all metrics + the three inspection figures for a 512×512 VV+VH pair.
+
+Target (issue #6): under 0.5 s median on the project machine (2 shared CPU cores).
+Real image: the Sen1Floods11 chip in ../shared (a synthetic speckled scene if it is
+absent); generated: the real image with one extra look of gamma speckle and +1 dB on VH.
+The embedding is a smooth random 64×512×512 field (no real embedding raster is shipped).
+
+    python benchmarks/bench_metrics.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLE = SHARED / "samples" / "sen1floods11" / "Spain_7370579_S1Hand.tif"
+
+
+def inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    from scipy.ndimage import gaussian_filter
+
+    from sarviz.metrics.report import read_sar_file
+
+    rng = np.random.default_rng(0)
+    if SAMPLE.exists():
+        real = read_sar_file(SAMPLE, "Sen1Floods11")
+        vv, vh, source = real.vv_db, real.vh_db, "Sen1Floods11 Spain_7370579 (real S1)"
+    else:
+        rows, cols = np.mgrid[:512, :512]
+        base = np.array([-15.0, -10.0, -6.0])[(rows // 64 + cols // 96) % 3]
+        vv = (base + 10 * np.log10(rng.gamma(4, 0.25, base.shape))).astype(np.float32)
+        vh = (base - 7 + 10 * np.log10(rng.gamma(4, 0.25, base.shape))).astype(np.float32)
+        source = "synthetic speckled fields (../shared absent)"
+    gv = (vv + 10 * np.log10(rng.gamma(1.0, 1.0, vv.shape))).astype(np.float32)
+    gh = (vh + 1.0 + 10 * np.log10(rng.gamma(1.0, 1.0, vh.shape))).astype(np.float32)
+    emb = gaussian_filter(rng.normal(size=(64, 512, 512)).astype(np.float32), sigma=(0, 8, 8))
+    emb /= np.linalg.norm(emb, axis=0, keepdims=True)  # AlphaEarth vectors are unit length
+    return vv, vh, gv, gh, emb, source
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    from sarviz.metrics.report import compare
+    from sarviz.viz import panels
+
+    vv, vh, gv, gh, emb, source = inputs()
+    stages = {"metrics (VV+VH)": [], "histogram panel": [], "GLCM panel": [], "embedding panel": [], "total": []}
+    compare(vv, vh, gv, gh)  # warm-up: imports (torch, piq, skimage), first-call allocations
+    panels.figure_png(panels.histogram_panel(compare(vv[:64, :64], vh[:64, :64], gv[:64, :64], gh[:64, :64])))
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        report = compare(vv, vh, gv, gh)
+        t1 = time.perf_counter()
+        panels.figure_png(panels.histogram_panel(report))
+        t2 = time.perf_counter()
+        panels.figure_png(panels.glcm_panel(report))
+        t3 = time.perf_counter()
+        panels.figure_png(panels.embedding_panel(emb))
+        t4 = time.perf_counter()
+        for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+            stages[name].append(dt)
+
+    print(f"input: {source}, {vv.shape[0]}×{vv.shape[1]} px, {args.runs} runs (median / min / max, ms)")
+    print(f"{'stage':<20} {'median':>8} {'min':>8} {'max':>8}")
+    for name, times in stages.items():
+        ms = [1000 * t for t in times]
+        print(f"{name:<20} {statistics.median(ms):8.1f} {min(ms):8.1f} {max(ms):8.1f}")
+    total = statistics.median(stages["total"])
+    print(f"target: total < 500 ms → {'met' if total < 0.5 else 'NOT met'} ({1000 * total:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()

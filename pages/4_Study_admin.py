@@ -1,0 +1,8 @@
+"""Study owner page: studies, image pools, results and exports (behind the owner login)."""
+
+import streamlit as st
+
+from sarviz.ui.study import admin_page
+
+st.set_page_config(page_title="Study admin", layout="wide")
+admin_page()

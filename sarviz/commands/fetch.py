@@ -1,0 +1,150 @@
+"""``sarviz fetch``: fetch scenes for points into a scene folder (single point or bulk file).
+
+    sarviz fetch --lat 47.37 --lon 8.54 [--source ee|public] [--year 2024] [--size 512] --to DIR
+    sarviz fetch --points points.csv|points.geojson [--source ...] --to DIR
+
+The folder is also the first source: points already fetched are served from it, so a
+bulk run that was interrupted can simply be run again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from sarviz.scene import SceneError
+
+_LAT = ("lat", "latitude", "y")
+_LON = ("lon", "lng", "long", "longitude", "x")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fetch", help="fetch scenes (embedding, Sentinel-1, Sentinel-2) for points",
+                              description=__doc__.split("\n\n")[0])
+    where = p.add_argument_group("where")
+    where.add_argument("--lat", type=float, help="latitude of the patch centre (degrees)")
+    where.add_argument("--lon", type=float, help="longitude of the patch centre (degrees)")
+    where.add_argument("--points", type=Path, help="CSV (lat/lon columns, optional year, id) or GeoJSON of points")
+    p.add_argument("--to", type=Path, required=True, help="scene folder to write into (and to reuse)")
+    p.add_argument("--source", choices=("ee", "public", "auto"), default="auto",
+                   help="where to fetch from; auto = the settings' order (default)")
+    p.add_argument("--year", type=int, default=None, help="year of the embedding and of the Sentinel window (2017–2025)")
+    p.add_argument("--size", type=int, default=512, help="patch size in pixels at 10 m (default 512)")
+    p.add_argument("--pass", dest="s1_pass", choices=("ascending", "descending"), help="Sentinel-1 orbit pass")
+    p.add_argument("--composite", choices=("median", "nearest"), default="median",
+                   help="Sentinel-1: median over the window, or the acquisition nearest to --date")
+    p.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
+    p.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
+    p.add_argument("--date", dest="target_date", help="target date for --composite nearest")
+    p.add_argument("--max-cloud", type=float, default=40.0, help="Sentinel-2 scene cloud cover limit, %% (default 40)")
+    p.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
+    p.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
+    p.add_argument("--json", action="store_true", help="print one JSON report a point instead of text")
+    p.set_defaults(func=run)
+
+
+def read_points(path: Path) -> list[dict]:
+    """Points from a CSV (lat/lon columns) or a GeoJSON of Point features; each {lat, lon, year?, id?}."""
+    if not path.is_file():
+        raise SceneError(f"points file {path} does not exist")
+    text = path.read_text(encoding="utf-8-sig")
+    points: list[dict] = []
+    if path.suffix.lower() in (".geojson", ".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise SceneError(f"{path}: not valid JSON ({exc})") from None
+        features = data.get("features", [data]) if isinstance(data, dict) else []
+        for i, feat in enumerate(features, 1):
+            geom = (feat or {}).get("geometry") or {}
+            if geom.get("type") != "Point":
+                raise SceneError(f"{path}: feature {i} is a {geom.get('type')!r}, only Point features are supported")
+            lon, lat = geom["coordinates"][:2]
+            props = feat.get("properties") or {}
+            points.append({"lat": lat, "lon": lon, "year": props.get("year"), "id": props.get("id", f"#{i}")})
+    else:
+        rows = list(csv.DictReader(text.splitlines()))
+        if not rows:
+            raise SceneError(f"{path}: no rows; expected a header with lat and lon columns")
+        cols = {c.lower().strip(): c for c in rows[0].keys() if c}
+        lat_c = next((cols[c] for c in _LAT if c in cols), None)
+        lon_c = next((cols[c] for c in _LON if c in cols), None)
+        if not lat_c or not lon_c:
+            raise SceneError(f"{path}: needs lat and lon columns (found {list(rows[0].keys())})")
+        for i, row in enumerate(rows, 2):
+            year = row.get(cols.get("year", ""), "") if "year" in cols else ""
+            points.append({"lat": row[lat_c], "lon": row[lon_c], "year": year or None,
+                           "id": row.get(cols.get("id", ""), "") or f"line {i}"})
+    if not points:
+        raise SceneError(f"{path}: no points in the file")
+    return points
+
+
+def build_chain(args):
+    from sarviz.settings import Settings
+    from sarviz.sources.chain import SourceChain
+
+    settings = Settings.load()
+    settings.scenes = args.to
+    order = {"auto": settings.sources, "ee": ("local", "ee"), "public": ("local", "public")}[args.source]
+    if args.source == "ee" and not settings.ee_project:
+        from sarviz.settings import secret
+
+        if not secret("ee_project"):
+            raise SceneError("--source ee needs an Earth Engine Cloud project id: set SARVIZ_EE_PROJECT")
+    options = {k: v for k, v in (("aef_url", args.aef_url), ("stac_url", args.stac_url)) if v}
+    return SourceChain.from_settings(settings, order=order, **options)
+
+
+def run(args) -> int:
+    from sarviz.sources.base import SourceError
+
+    single = args.lat is not None or args.lon is not None
+    if single and args.points:
+        raise SceneError("give either --lat/--lon or --points, not both")
+    if not single and not args.points:
+        raise SceneError("give a point (--lat and --lon) or a points file (--points)")
+    if single and (args.lat is None or args.lon is None):
+        raise SceneError("--lat and --lon go together")
+    points = [{"lat": args.lat, "lon": args.lon, "year": None, "id": "point"}] if single else read_points(args.points)
+    args.to.mkdir(parents=True, exist_ok=True)
+    chain = build_chain(args)
+    failed = 0
+    for n, pt in enumerate(points, 1):
+        label = f"[{n}/{len(points)}] {pt['id']}" if len(points) > 1 else ""
+        last = [-1]
+
+        def progress(fraction: float, message: str) -> None:
+            step = int(fraction * 10)
+            if step != last[0] and not args.json:
+                last[0] = step
+                print(f"  {fraction:4.0%} {message}", file=sys.stderr)
+
+        try:
+            result = chain.get_scene(pt["lat"], pt["lon"], size_px=args.size, year=pt["year"] or args.year,
+                                     progress=progress, s1_pass=args.s1_pass, s1_composite=args.composite,
+                                     start=args.start, end=args.end, target_date=args.target_date,
+                                     s2_max_cloud=args.max_cloud)
+        except SourceError as exc:
+            if single:
+                raise
+            failed += 1
+            print(json.dumps({"id": pt["id"], "error": str(exc)}) if args.json else f"{label} FAILED: {exc}")
+            continue
+        except SceneError as exc:  # a bad point in a bulk file: report it, go on
+            if single:
+                raise
+            failed += 1
+            print(json.dumps({"id": pt["id"], "error": str(exc)}) if args.json else f"{label} FAILED: {exc}")
+            continue
+        if args.json:
+            print(json.dumps({"id": pt["id"], **result.to_json()}))
+        else:
+            if label:
+                print(label)
+            print("\n".join(("  " if label else "") + line for line in result.summary_lines()))
+    if len(points) > 1 and not args.json:
+        print(f"{len(points) - failed} of {len(points)} points fetched into {args.to}")
+    return 1 if failed else 0

@@ -1,0 +1,155 @@
+"""``sarviz study …``: human-evaluation studies from the terminal.
+
+    sarviz study create CODE --title "…" [--images 12] [--ratio 1:1:2] [--render vv_gray]
+    sarviz study add-images CODE FOLDER [--source real|other|ours] [--model-id ID] [--scene-class C]
+    sarviz study report CODE [--json]
+    sarviz study export CODE --out DIR          (answers.csv, summary.csv, fig7.png)
+    sarviz study list
+    sarviz study hash-password                  (reads the password from stdin / a prompt)
+
+Every sub-command takes ``--db URL`` (default: ``Settings.study_db``, env ``SARVIZ_STUDY_DB``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+
+def _db(args: argparse.Namespace):
+    from sarviz.settings import Settings
+    from sarviz.study.db import StudyDatabase
+
+    return StudyDatabase(args.db or Settings.load().study_db)
+
+
+def _progress(step: int, total: int, message: str) -> None:
+    print(f"[{step}/{total}] {message}", file=sys.stderr)
+
+
+def _create(args: argparse.Namespace) -> int:
+    from sarviz.study.design import StudyDesign, parse_ratio
+    from sarviz.study.service import OwnerAPI
+
+    design = StudyDesign(images_per_session=args.images, ratio=parse_ratio(args.ratio), render=args.render,
+                         display_px=args.display_px)
+    study = OwnerAPI(_db(args)).create_study(args.code, args.title or args.code, design)
+    print(f"created study {study.code!r}: {design.images_per_session} images a session, "
+          f"{', '.join(f'{n} {s}' for s, n in design.per_session().items())}")
+    print(f"participant link: <app URL>/Quiz?study={study.code}")
+    return 0
+
+
+def _add_images(args: argparse.Namespace) -> int:
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(_db(args))
+    defaults = {k: v for k, v in {"source": args.source, "model_id": args.model_id,
+                                  "scene_class": args.scene_class}.items() if v}
+    report = owner.import_folder(args.code, args.folder, defaults, progress=None if args.quiet else _progress)
+    for o in report.duplicates + report.failed:
+        print(f"  skipped {o.problem}", file=sys.stderr)
+    print(f"{args.code}: {report.summary()}")
+    status = owner.pool_status(args.code)
+    print("pool: ready for participants" if status == "ready" else f"pool: {status}")
+    return 0 if not report.failed else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sarviz.study.analysis import study_report
+    from sarviz.study.service import OwnerAPI
+
+    report = study_report(OwnerAPI(_db(args)), args.code)
+    print(report.to_json() if args.json else report.text())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sarviz.study.analysis import answers_csv, study_report
+    from sarviz.study.plots import fig7_png
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(_db(args))
+    report = study_report(owner, args.code)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "answers.csv").write_text(answers_csv(owner.answer_rows(args.code)), encoding="utf-8")
+    (out / "summary.csv").write_text(report.summary_csv(), encoding="utf-8")
+    (out / "report.json").write_text(report.to_json(), encoding="utf-8")
+    (out / "fig7.png").write_bytes(fig7_png(report))
+    print(f"wrote answers.csv, summary.csv, report.json and fig7.png to {out}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(_db(args))
+    studies = owner.studies()
+    if not studies:
+        print("no studies yet; create one with `sarviz study create CODE --title ...`")
+    for s in studies:
+        n = len(owner.participant_rows(s.code))
+        print(f"{s.code:<24} {'open' if s.is_open else 'closed':<7} {len(owner.items(s.code)):>4} images "
+              f"{n:>4} participants  {s.title}")
+    return 0
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    from sarviz.study.auth import hash_password
+
+    pw = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("owner password: ")
+    print(hash_password(pw))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    # sarviz.cli prints exceptions listed in sarviz.commands.USER_ERRORS as one line (no traceback).
+    import sarviz.commands
+    from sarviz.study.db import StudyError
+
+    sarviz.commands.USER_ERRORS = tuple(getattr(sarviz.commands, "USER_ERRORS", ())) + (StudyError,)
+
+    study = subparsers.add_parser("study", help="human-evaluation studies (real vs generated quizzes)",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = study.add_subparsers(dest="study_command", metavar="ACTION", required=True)
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file (default: SARVIZ_STUDY_DB / settings)")
+        return p
+
+    p = with_db(sub.add_parser("create", help="create a study"))
+    p.add_argument("code", help="short code used in the participant link (a-z, 0-9, -)")
+    p.add_argument("--title", default="")
+    p.add_argument("--images", type=int, default=12, help="images per session (default 12)")
+    p.add_argument("--ratio", default="1:1:2", help="real:other:ours (default 1:1:2)")
+    p.add_argument("--render", default="vv_gray", choices=("vv_gray", "vv_vh_rgb"))
+    p.add_argument("--display-px", type=int, default=512)
+    p.set_defaults(func=_create)
+
+    p = with_db(sub.add_parser("add-images", help="add a folder of GeoTIFF/PNG images to a study's pool"))
+    p.add_argument("code")
+    p.add_argument("folder", help="folder of .tif/.png; labels from labels.csv in it or the options below")
+    p.add_argument("--source", choices=("real", "other", "ours"))
+    p.add_argument("--model-id", default="")
+    p.add_argument("--scene-class", default="")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_add_images)
+
+    p = with_db(sub.add_parser("report", help="print the study summary"))
+    p.add_argument("code")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    p.set_defaults(func=_report)
+
+    p = with_db(sub.add_parser("export", help="write answers.csv, summary.csv, report.json, fig7.png"))
+    p.add_argument("code")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_export)
+
+    p = with_db(sub.add_parser("list", help="list studies"))
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("hash-password", help="print a hash for SARVIZ_STUDY_OWNER_PASSWORD")
+    p.set_defaults(func=_hash_password)

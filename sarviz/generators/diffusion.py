@@ -1,0 +1,696 @@
+"""HuiYanEarth-compatible diffusion generator: SD 1.5 + 65-channel ControlNet + UNet LoRA.
+
+Checkpoint layout (the published HuiYanEarth-SAR release, or a user's own training run)::
+
+    <controlnet>/config.json                         # may say conditioning_channels: 3
+    <controlnet>/diffusion_pytorch_model.safetensors # 65-ch conv_in; keys may carry "module."
+    <controlnet>/unet_lora/adapter_config.json       # PEFT LoraConfig (r=32, alpha=16, ...)
+    <controlnet>/unet_lora/adapter_model.safetensors # PeftModel.save_pretrained layout
+
+on a base Stable Diffusion 1.5 (a local diffusers folder or a Hugging Face id already in
+the local cache) with an optional VAE override (the reference uses sd-vae-ft-mse).
+
+Loading rules: the ControlNet's condition channel count comes from the weights, not
+``config.json``; ``module.`` prefixes (DistributedDataParallel) are stripped; safetensors
+is the default and a pickle file (``.bin``) loads only with ``allow_pickle`` (even then
+with ``torch.load(weights_only=True)``). The LoRA is loaded with PEFT
+(``get_peft_model`` + ``set_peft_model_state_dict``: the library that wrote it) and
+merged into the UNet in float32, so inference pays nothing for it.
+
+Precision: on bfloat16/float16 the UNet and ControlNet run in half precision, while the
+latents, the scheduler (DPM-Solver++ keeps a history of model outputs) and the VAE decode
+stay in float32 — the half-precision error then does not accumulate over the steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sarviz.generators import runtime
+from sarviz.generators.base import (
+    GenerationCancelled,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    ProgressCallback,
+    WeightsMissing,
+    base_provenance,
+)
+from sarviz.generators.condition import Condition, ConditionSpec, build_condition
+from sarviz.registry import ModelCard, register_kind
+from sarviz.scene import Scene
+
+KIND = "controlnet-lora"
+
+#: the HuiYanEarth-SAR reference inference settings (../shared/README.md)
+REFERENCE_SAMPLER: dict[str, Any] = {
+    "prompt": "satellite sar image, Sentinel-1, radar map, top down view, raw data, grayscale, "
+              "grainy texture, speckle noise",
+    "negative_prompt": "cloud, color, low resolution, pixelated, blocky, square artifacts, smooth, "
+                       "flat shading, blurring, painting, cartoon",
+    "scheduler": "dpmsolver++-sde-karras",
+    "steps": 50,
+    "guidance": 2.5,
+    "controlnet_scale": 1.1,
+}
+#: decoded image channel → polarisation, and the dB range the training target was scaled
+#: from ([lo, hi] dB → [-1, 1]). The seed paper gives no range; these cover Sentinel-1 IW
+#: land/water backscatter (VV about -25…0 dB, VH about -32…-5 dB) and are what a card
+#: without its own range uses.
+REFERENCE_OUTPUT: dict[str, Any] = {
+    "channels": {"VV": "R", "VH": "G"},
+    "db_range": {"VV": [-25.0, 0.0], "VH": [-32.0, -5.0]},
+}
+SCHEDULERS = {
+    # name → (diffusers class name, extra config)
+    "dpmsolver++-sde-karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
+    "dpmsolver++-2m-karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}),
+    "ddim": ("DDIMScheduler", {}),
+    "euler-ancestral": ("EulerAncestralDiscreteScheduler", {}),
+}
+SAFETENSORS_NAME = "diffusion_pytorch_model.safetensors"
+PICKLE_NAME = "diffusion_pytorch_model.bin"
+LORA_CONFIG = "adapter_config.json"
+LORA_SAFETENSORS = "adapter_model.safetensors"
+LORA_PICKLE = "adapter_model.bin"
+COND_CONV_KEY = "controlnet_cond_embedding.conv_in.weight"
+_CHANNEL_INDEX = {"R": 0, "G": 1, "B": 2}
+
+
+# -- checkpoint files ----------------------------------------------------------------------------
+def load_weights_file(path: Path, allow_pickle: bool = False) -> dict[str, Any]:
+    """A state dict from a safetensors file, or (opt-in only) a pickle file."""
+    import torch
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # SafetensorError, OSError, truncated header, ...
+            raise GenerationError(
+                f"{path} is not a valid safetensors file ({exc}); the download is probably incomplete or "
+                "corrupt — download it again") from None
+    if not allow_pickle:
+        raise GenerationError(
+            f"{path} is a pickle file, which can run code when loaded; it is loaded only with an explicit "
+            "opt-in (card: \"allow_pickle\": true, CLI: --allow-pickle). Prefer converting it to safetensors.")
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise GenerationError(f"{path} cannot be read as a PyTorch weights file ({exc})") from None
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        raise GenerationError(f"{path} does not hold a state dict")
+    return data
+
+
+def strip_prefix(state: dict[str, Any], prefix: str = "module.") -> dict[str, Any]:
+    """Keys without (repeated) ``prefix`` — DistributedDataParallel saves ``module.<key>``."""
+    out = {}
+    for k, v in state.items():
+        while k.startswith(prefix):
+            k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def find_weights(folder: Path, safetensors_name: str, pickle_name: str, allow_pickle: bool) -> Path | None:
+    st = folder / safetensors_name
+    if st.is_file():
+        return st
+    pk = folder / pickle_name
+    if pk.is_file() and allow_pickle:
+        return pk
+    return None
+
+
+@dataclass
+class CheckpointPaths:
+    """Where one diffusion model's weights are."""
+
+    controlnet: str
+    base: str
+    unet_lora: str | None = None
+    vae: str | None = None
+    allow_pickle: bool = False
+
+    def problems(self) -> list[str]:
+        """What is missing, one line each (empty when everything is present)."""
+        out: list[str] = []
+        cn = Path(self.controlnet)
+        if not cn.is_dir():
+            out.append(f"ControlNet folder {cn} does not exist")
+        else:
+            if not (cn / "config.json").is_file():
+                out.append(f"{cn / 'config.json'} is missing")
+            if find_weights(cn, SAFETENSORS_NAME, PICKLE_NAME, self.allow_pickle) is None:
+                if (cn / PICKLE_NAME).is_file():
+                    out.append(f"{cn} has only {PICKLE_NAME} (pickle); allow it explicitly or convert to safetensors")
+                else:
+                    out.append(f"{cn / SAFETENSORS_NAME} is missing")
+        if self.unet_lora and (cn.is_dir() or not Path(self.unet_lora).is_relative_to(cn)):
+            lora = Path(self.unet_lora)
+            if not (lora / LORA_CONFIG).is_file():
+                out.append(f"{lora / LORA_CONFIG} is missing")
+            if find_weights(lora, LORA_SAFETENSORS, LORA_PICKLE, self.allow_pickle) is None:
+                out.append(f"{lora / LORA_SAFETENSORS} is missing")
+        base_files = ["unet/config.json", "text_encoder/config.json", "tokenizer/tokenizer_config.json"]
+        if not self.vae:
+            base_files.append("vae/config.json")
+        out += _component_problems(self.base, base_files, "base Stable Diffusion 1.5")
+        if self.vae:
+            out += _component_problems(self.vae, ["config.json"], "VAE")
+        return out
+
+    def files_to_hash(self) -> dict[str, Path]:
+        out = {}
+        w = find_weights(Path(self.controlnet), SAFETENSORS_NAME, PICKLE_NAME, self.allow_pickle)
+        if w:
+            out["controlnet"] = w
+        if self.unet_lora:
+            w = find_weights(Path(self.unet_lora), LORA_SAFETENSORS, LORA_PICKLE, self.allow_pickle)
+            if w:
+                out["unet_lora"] = w
+        return out
+
+
+def _component_problems(ref: str, files: list[str], what: str) -> list[str]:
+    """One message when some diffusers component files are missing (local folder or cached hub repo)."""
+    p = Path(ref)
+    if p.exists():
+        missing = [f for f in files if not (p / f).is_file()]
+        return [f"{what}: {', '.join(str(p / f) for f in missing)} missing"] if missing else []
+    if ref.count("/") != 1 or ref.startswith("/"):
+        return [f"{what}: folder {ref} does not exist"]
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(filename: str) -> bool:
+        try:
+            return isinstance(try_to_load_from_cache(ref, filename), str)
+        except Exception:  # an invalid repo id
+            return False
+
+    missing = [f for f in files if not cached(f)]
+    if missing:
+        return [f"{what}: Hugging Face model {ref} is not in the local cache (missing {', '.join(missing)}); "
+                f"on a machine with internet run `hf download {ref}` (or set HF_HOME to a cache that has it), "
+                "or point the card at a local folder"]
+    return []
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_controlnet(folder: str | Path, allow_pickle: bool = False):
+    """A ControlNetModel (float32, CPU) whose condition channel count comes from the weights."""
+    import torch
+    from diffusers import ControlNetModel
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise WeightsMissing(f"ControlNet config {folder / 'config.json'} is missing")
+    weights = find_weights(folder, SAFETENSORS_NAME, PICKLE_NAME, allow_pickle)
+    if weights is None:
+        if (folder / PICKLE_NAME).is_file():
+            load_weights_file(folder / PICKLE_NAME, allow_pickle=False)  # raises the opt-in message
+        raise WeightsMissing(f"ControlNet weights {folder / SAFETENSORS_NAME} are missing")
+    state = strip_prefix(load_weights_file(weights, allow_pickle))
+    if COND_CONV_KEY not in state:
+        raise GenerationError(f"{weights} is not a ControlNet: it has no {COND_CONV_KEY!r} tensor")
+    channels = int(state[COND_CONV_KEY].shape[1])
+    try:
+        config = dict(ControlNetModel.load_config(str(folder)))
+    except Exception as exc:
+        raise GenerationError(f"{folder / 'config.json'} is not a valid ControlNet config ({exc})") from None
+    declared = config.get("conditioning_channels")
+    config["conditioning_channels"] = channels  # the published config.json says 3; the weights decide
+    # Build on the meta device and adopt the loaded tensors (assign=True): random init of a
+    # 360 M-parameter model would cost seconds and a second copy in memory.
+    with torch.device("meta"):
+        model = ControlNetModel.from_config(config)
+    try:
+        result = model.load_state_dict(state, strict=False, assign=True)
+    except RuntimeError as exc:  # shape mismatch between config and weights
+        raise GenerationError(f"{weights} does not match {folder / 'config.json'}: {str(exc)[:500]}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise GenerationError(
+            f"{weights} does not match {folder / 'config.json'}: missing {result.missing_keys[:5]}"
+            f"{'…' if len(result.missing_keys) > 5 else ''}, unexpected {result.unexpected_keys[:5]}"
+            f"{'…' if len(result.unexpected_keys) > 5 else ''}")
+    leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if leftovers:
+        raise GenerationError(f"{weights}: tensors {leftovers[:5]} were not initialised")
+    model.register_to_config(conditioning_channels=channels)
+    model.eval().requires_grad_(False)
+    return model, {"conditioning_channels": channels, "config_conditioning_channels": declared,
+                   "weights_file": str(weights)}
+
+
+def normalise_lora_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """Keys in the layout PEFT's ``set_peft_model_state_dict`` expects for a PeftModel.
+
+    Accepts the published layout (``base_model.model.<module>.lora_A.weight``), the
+    diffusers LoRA layout (``unet.<module>...``), plain ``<module>...``, ``module.``
+    prefixes and keys that still carry the adapter name (``lora_A.default.weight``).
+    """
+    out = {}
+    for key, value in strip_prefix(state).items():
+        key = key.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.")
+        if key.startswith("unet."):
+            key = key[len("unet."):]
+        if not key.startswith("base_model.model."):
+            key = "base_model.model." + key
+        out[key] = value
+    return out
+
+
+def apply_unet_lora(unet, folder: str | Path, allow_pickle: bool = False, merge: bool = True):
+    """Load a PEFT LoRA folder onto ``unet``; merged (default) or as a PeftModel."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+    folder = Path(folder)
+    if not (folder / LORA_CONFIG).is_file():
+        raise WeightsMissing(f"LoRA config {folder / LORA_CONFIG} is missing")
+    weights = find_weights(folder, LORA_SAFETENSORS, LORA_PICKLE, allow_pickle)
+    if weights is None:
+        if (folder / LORA_PICKLE).is_file():
+            load_weights_file(folder / LORA_PICKLE, allow_pickle=False)
+        raise WeightsMissing(f"LoRA weights {folder / LORA_SAFETENSORS} are missing")
+    try:
+        config = LoraConfig.from_pretrained(str(folder))
+    except Exception as exc:
+        raise GenerationError(f"{folder / LORA_CONFIG} is not a valid PEFT LoRA config ({exc})") from None
+    config.inference_mode = True
+    state = normalise_lora_keys(load_weights_file(weights, allow_pickle))
+    peft_model = get_peft_model(unet, config)
+    try:
+        result = set_peft_model_state_dict(peft_model, state)
+    except RuntimeError as exc:
+        raise GenerationError(f"{weights} does not fit this UNet: {str(exc)[:500]}") from None
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or missing:
+        raise GenerationError(
+            f"{weights} does not fit this UNet / {folder / LORA_CONFIG}: unexpected {result.unexpected_keys[:5]}, "
+            f"missing {missing[:5]} ({len(result.unexpected_keys)} unexpected, {len(missing)} missing)")
+    peft_model.eval()
+    info = {"lora_rank": config.r, "lora_alpha": config.lora_alpha, "lora_tensors": len(state),
+            "weights_file": str(weights), "merged": merge}
+    if merge:
+        return peft_model.merge_and_unload(), info
+    return peft_model, info
+
+
+def _cast_hooks(module, dtype) -> None:
+    """Run ``module`` in ``dtype`` while its callers keep float32 tensors.
+
+    Inputs (tensors, tuples/lists of tensors, in args and kwargs) are cast to ``dtype``;
+    outputs back to float32 — so the latents and the scheduler stay float32.
+    """
+    import torch
+
+    def cast(x, to):
+        if torch.is_tensor(x) and x.is_floating_point() and x.dtype != to:
+            return x.to(to)
+        if isinstance(x, (list, tuple)):
+            return type(x)(cast(v, to) for v in x)
+        return x
+
+    def pre(_mod, args, kwargs):
+        return cast(args, dtype), {k: cast(v, dtype) for k, v in kwargs.items()}
+
+    def post(_mod, _args, _kwargs, output):
+        return cast(output, torch.float32)
+
+    module.register_forward_pre_hook(pre, with_kwargs=True)
+    module.register_forward_hook(post, with_kwargs=True)
+
+
+def make_scheduler(name: str, config: dict[str, Any]):
+    import diffusers
+
+    try:
+        cls_name, extra = SCHEDULERS[name]
+    except KeyError:
+        raise GenerationError(f"unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}") from None
+    return getattr(diffusers, cls_name).from_config(config, **extra)
+
+
+@dataclass
+class LoadedPipeline:
+    pipe: Any
+    device: str
+    dtype: str
+    info: dict[str, Any] = field(default_factory=dict)
+    scheduler_config: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "float32",
+                  progress: ProgressCallback | None = None, compile_unet: bool = False) -> LoadedPipeline:
+    """The full SD 1.5 + ControlNet (+ LoRA) pipeline on ``device`` in ``dtype``."""
+    import torch
+    from diffusers import AutoencoderKL, StableDiffusionControlNetPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    problems = paths.problems()
+    if problems:
+        raise WeightsMissing("; ".join(problems))
+    total = 7
+    t0 = time.perf_counter()
+    use_st = None if paths.allow_pickle else True
+
+    def step(i: int, msg: str) -> None:
+        runtime.report(progress, i, total, msg)
+
+    def hub(fn, ref, **kw):
+        try:
+            return fn(ref, use_safetensors=use_st, **kw) if use_st is not None else fn(ref, **kw)
+        except (OSError, ValueError, EnvironmentError) as exc:
+            raise GenerationError(f"cannot load {kw.get('subfolder') or 'model'} from {ref}: {exc}") from None
+
+    tdtype = runtime.torch_dtype(dtype)
+    kind = device.split(":", 1)[0]
+
+    def place(model, model_dtype) -> None:
+        # Each big model goes to its device/dtype right after loading (the LoRA merged in
+        # float32 first), so that at most one float32 copy is in memory at a time.
+        model.to(device=device, dtype=model_dtype)
+        model.eval().requires_grad_(False)
+        if model_dtype != torch.float32:
+            _cast_hooks(model, model_dtype)
+
+    with _quiet_loading():
+        step(0, "loading the ControlNet")
+        controlnet, cn_info = load_controlnet(paths.controlnet, paths.allow_pickle)
+        place(controlnet, tdtype)
+        step(1, "loading the base UNet")
+        unet = hub(UNet2DConditionModel.from_pretrained, paths.base, subfolder="unet", torch_dtype=torch.float32)
+        lora_info = None
+        if paths.unet_lora:
+            step(2, "applying the UNet LoRA")
+            unet, lora_info = apply_unet_lora(unet, paths.unet_lora, paths.allow_pickle, merge=True)
+        place(unet, tdtype)
+        step(3, "loading the text encoder and tokenizer")
+        try:
+            tokenizer = CLIPTokenizer.from_pretrained(paths.base, subfolder="tokenizer")
+        except (OSError, ValueError) as exc:
+            raise GenerationError(f"cannot load the tokenizer from {paths.base}: {exc}") from None
+        # the text encoder runs once per image: float32 costs nothing and keeps the prompt exact
+        text_encoder = _load_text_encoder(paths.base, use_st)
+        text_encoder.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
+        step(4, "loading the VAE")
+        vae = hub(AutoencoderKL.from_pretrained, paths.vae) if paths.vae else hub(
+            AutoencoderKL.from_pretrained, paths.base, subfolder="vae")
+        # The VAE decodes once per image: float32 unless the GPU runs bfloat16 (fp16 SD VAEs overflow).
+        vae_dtype = tdtype if (kind == "cuda" and dtype == "bfloat16") else torch.float32
+        vae.to(device=device, dtype=vae_dtype).eval().requires_grad_(False)
+    from diffusers import DDIMScheduler
+
+    try:
+        scheduler_config = dict(DDIMScheduler.load_config(paths.base, subfolder="scheduler"))
+    except (OSError, ValueError):  # a base without a scheduler folder: SD 1.5's training schedule
+        scheduler_config = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                            "beta_schedule": "scaled_linear", "steps_offset": 1, "clip_sample": False,
+                            "set_alpha_to_one": False}
+    step(5, f"model on {device} ({dtype})")
+    if kind == "cuda":
+        # channels_last is the fast layout for cuDNN convolutions in half precision; SDPA
+        # (flash / memory-efficient attention) is diffusers' default attention processor.
+        unet.to(memory_format=torch.channels_last)
+        controlnet.to(memory_format=torch.channels_last)
+    pipe = StableDiffusionControlNetPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, controlnet=controlnet,
+        scheduler=make_scheduler("dpmsolver++-sde-karras", scheduler_config), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    if kind == "cuda":
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        if free < 6 * 2**30:  # small GPUs: trade a little speed for fitting in memory
+            pipe.enable_attention_slicing()
+            pipe.vae.enable_tiling()
+    elif kind == "mps":
+        pipe.enable_attention_slicing()  # diffusers' advice for MPS with < 64 GB unified memory
+    if compile_unet:
+        pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead", fullgraph=False)
+    step(6, "hashing the weights")
+    hashes = {name: runtime.file_sha256(p) for name, p in paths.files_to_hash().items()}
+    step(7, f"model loaded in {time.perf_counter() - t0:.0f} s")
+    info = {"controlnet": cn_info, "unet_lora": lora_info, "weights_sha256": hashes,
+            "base": paths.base, "vae": paths.vae or f"{paths.base} (vae)"}
+    return LoadedPipeline(pipe=pipe, device=device, dtype=dtype, info=info, scheduler_config=scheduler_config)
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Hide diffusers/transformers info chatter and progress bars while loading weights."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    before = (dlog.get_verbosity(), tlog.get_verbosity())
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(before[0])
+        tlog.set_verbosity(before[1])
+        tlog.enable_progress_bar()
+
+
+def _load_text_encoder(base: str, use_safetensors: bool | None):
+    import torch
+    from transformers import CLIPTextModel
+
+    try:
+        return CLIPTextModel.from_pretrained(base, subfolder="text_encoder", torch_dtype=torch.float32,
+                                             use_safetensors=use_safetensors)
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"cannot load the text encoder from {base} (safetensors only "
+                              f"unless pickle files are allowed): {exc}") from None
+
+
+# -- the generator ---------------------------------------------------------------------------------
+def _card_section(card: ModelCard, name: str, default: dict[str, Any]) -> dict[str, Any]:
+    value = card.get(name, default)
+    if not isinstance(value, dict):
+        raise GenerationError(f"model card {card.path}: {name!r} must be an object")
+    return value
+
+
+class DiffusionGenerator(Generator):
+    """A model card of kind ``controlnet-lora`` as a :class:`Generator`."""
+
+    kind = "diffusion"
+
+    def __init__(self, card: ModelCard) -> None:
+        super().__init__(card)
+        weights = _card_section(card, "weights", {})
+        if not weights.get("controlnet") or not weights.get("base"):
+            raise GenerationError(f"model card {card.path}: weights.controlnet and weights.base are required")
+        controlnet = card.resolve(weights["controlnet"])
+        lora = weights.get("unet_lora", "unet_lora")
+        lora_path = None
+        if lora:  # relative LoRA paths are inside the ControlNet folder (the published layout)
+            expanded = os.path.expanduser(os.path.expandvars(lora))
+            lora_path = expanded if os.path.isabs(expanded) else str(Path(controlnet) / expanded)
+        self.paths = CheckpointPaths(
+            controlnet=controlnet, base=card.resolve(weights["base"]), unet_lora=lora_path,
+            vae=card.resolve(weights.get("vae")), allow_pickle=bool(weights.get("allow_pickle", False)))
+        self.sampler = {**REFERENCE_SAMPLER, **_card_section(card, "sampler", {})}
+        self.spec = ConditionSpec.from_dict(_card_section(card, "preprocessing", {}))
+        output = {**REFERENCE_OUTPUT, **_card_section(card, "output", {})}
+        try:
+            self.channels = {pol: _CHANNEL_INDEX[str(output["channels"][pol]).upper()] for pol in ("VV", "VH")}
+            self.db_range = {pol: (float(output["db_range"][pol][0]), float(output["db_range"][pol][1]))
+                             for pol in ("VV", "VH")}
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise GenerationError(f"model card {card.path}: output needs channels VV/VH in R/G/B and "
+                                  f"db_range VV/VH as [lo, hi] ({exc})") from None
+        if any(hi <= lo for lo, hi in self.db_range.values()):
+            raise GenerationError(f"model card {card.path}: every db_range must be [lo, hi] with lo < hi")
+        if self.sampler["scheduler"] not in SCHEDULERS:
+            raise GenerationError(f"model card {card.path}: unknown scheduler {self.sampler['scheduler']!r}")
+        self.how_to_get = card.get("how_to_get", "")
+
+    # -- readiness --------------------------------------------------------------------------
+    def weights_problem(self) -> str | None:
+        problems = self.paths.problems()
+        if not problems:
+            return None
+        how = f" How to get them: {self.how_to_get}" if self.how_to_get else ""
+        return (f"model {self.card.id!r} ({self.card.path}) cannot run: its weights are missing — "
+                + "; ".join(problems) + f".{how}")
+
+    def check_weights(self) -> None:
+        problem = self.weights_problem()
+        if problem:
+            raise WeightsMissing(problem)
+
+    # -- loading ----------------------------------------------------------------------------
+    def cache_key(self) -> tuple:
+        return (self.card.id, str(self.card.path), json.dumps(self.paths.__dict__, sort_keys=True))
+
+    def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedPipeline:
+        key = (self.cache_key(), device, dtype)
+        return runtime.MODELS.get(key, lambda: load_pipeline(self.paths, device, dtype, progress))
+
+    # -- generation -------------------------------------------------------------------------
+    def settings(self, request: GenerationRequest) -> dict[str, Any]:
+        s = {
+            "prompt": request.prompt if request.prompt is not None else self.sampler["prompt"],
+            "negative_prompt": request.negative_prompt if request.negative_prompt is not None
+            else self.sampler["negative_prompt"],
+            "scheduler": request.scheduler or self.sampler["scheduler"],
+            "steps": int(request.steps if request.steps is not None else self.sampler["steps"]),
+            "guidance": float(request.guidance if request.guidance is not None else self.sampler["guidance"]),
+            "controlnet_scale": float(request.controlnet_scale if request.controlnet_scale is not None
+                                      else self.sampler["controlnet_scale"]),
+        }
+        if s["scheduler"] not in SCHEDULERS:
+            raise GenerationError(f"unknown scheduler {s['scheduler']!r}; use one of {', '.join(SCHEDULERS)}")
+        if not 1 <= s["steps"] <= 1000:
+            raise GenerationError(f"steps must be between 1 and 1000, got {s['steps']}")
+        if not (math.isfinite(s["guidance"]) and 0.0 <= s["guidance"] <= 30.0):
+            raise GenerationError(f"guidance must be between 0 and 30, got {s['guidance']}")
+        if not (math.isfinite(s["controlnet_scale"]) and 0.0 <= s["controlnet_scale"] <= 5.0):
+            raise GenerationError(f"ControlNet scale must be between 0 and 5, got {s['controlnet_scale']}")
+        if not isinstance(request.seed, (int, np.integer)) or not 0 <= int(request.seed) < 2**63:
+            raise GenerationError(f"seed must be a whole number in [0, 2^63), got {request.seed!r}")
+        return s
+
+    def condition(self, scene: Scene, request: GenerationRequest) -> Condition:
+        return build_condition(scene, self.spec, angle_deg=request.angle_deg)
+
+    def generate(self, scene: Scene, request: GenerationRequest, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        import torch
+
+        settings = self.settings(request)
+        device = runtime.choose_device(request.device)
+        dtype = runtime.choose_dtype(device, request.dtype)
+        cond = self.condition(scene, request)  # cheap refusals (no embedding, bad angle) first
+        self.check_weights()
+        runtime.check_cancel(cancel)
+
+        def waiting(pos: int) -> None:
+            runtime.report(progress, 0, settings["steps"], f"waiting for the {device} ({pos} ahead in the queue)")
+
+        with runtime.QUEUE.slot(device, cancel=cancel, on_wait=waiting):
+            runtime.check_cancel(cancel)
+            loaded = self.load(device, dtype, progress=lambda i, n, m: runtime.report(
+                progress, 0, settings["steps"], f"loading model: {m}"))
+            cn_channels = loaded.info["controlnet"]["conditioning_channels"]
+            if cn_channels != cond.array.shape[0]:
+                raise GenerationError(
+                    f"model {self.card.id!r}: its ControlNet takes {cn_channels} condition channels but the card's "
+                    f"preprocessing makes {cond.array.shape[0]} (bands {list(self.spec.bands)}); fix the card's "
+                    "preprocessing or use the matching weights")
+            with loaded.lock:  # a pipeline object is not re-entrant (scheduler state)
+                t0 = time.perf_counter()
+                latents = self._denoise(loaded, cond, settings, int(request.seed), progress, cancel)
+                runtime.report(progress, settings["steps"], settings["steps"], "decoding the image")
+                image = self._decode(loaded, latents)
+                elapsed = time.perf_counter() - t0
+        vv, vh = self._to_db(image, scene.shape)
+        prov = base_provenance(
+            self.model_id, scene, request,
+            model_name=self.card.name, model_kind=KIND, weights_sha256=loaded.info["weights_sha256"],
+            base=loaded.info["base"], vae=loaded.info["vae"], scheduler=settings["scheduler"],
+            steps=settings["steps"], guidance=settings["guidance"], controlnet_scale=settings["controlnet_scale"],
+            prompt=settings["prompt"], negative_prompt=settings["negative_prompt"], device=device, dtype=dtype,
+            image_size=self.spec.size, output_mapping={"channels": {k: "RGB"[v] for k, v in self.channels.items()},
+                                                       "db_range": {k: list(v) for k, v in self.db_range.items()}},
+            controlnet_conditioning_channels=cn_channels, lora=loaded.info["unet_lora"] is not None,
+            seconds=round(elapsed, 2), **cond.provenance(),
+        )
+        if cond.notes:
+            prov["notes"] = cond.notes
+        return GenerationResult(vv_db=vv, vh_db=vh, crs=scene.crs, transform=scene.transform, provenance=prov)
+
+    def _denoise(self, loaded: LoadedPipeline, cond: Condition, settings: dict[str, Any], seed: int,
+                 progress: ProgressCallback | None, cancel: threading.Event | None):
+        import torch
+
+        pipe = loaded.pipe
+        pipe.scheduler = make_scheduler(settings["scheduler"], loaded.scheduler_config)
+        total = settings["steps"]
+        timer = runtime.StepTimer(total)
+
+        def on_step(_pipe, i, _t, kwargs):
+            runtime.check_cancel(cancel)
+            runtime.report(progress, i + 1, total, timer.message(i + 1))
+            return kwargs
+
+        # a CPU generator makes the same seed give the same noise on every device
+        generator = torch.Generator("cpu").manual_seed(seed)
+        control = torch.from_numpy(cond.array)[None]
+        size = self.spec.size
+        with torch.inference_mode():
+            out = pipe(
+                prompt=settings["prompt"], negative_prompt=settings["negative_prompt"], image=control,
+                height=size, width=size, num_inference_steps=total, guidance_scale=settings["guidance"],
+                controlnet_conditioning_scale=settings["controlnet_scale"], generator=generator,
+                output_type="latent", callback_on_step_end=on_step, return_dict=True,
+            )
+        return out.images
+
+    def _decode(self, loaded: LoadedPipeline, latents) -> np.ndarray:
+        """Latents → image in [-1, 1], (3, S, S) float32 (the training target's scale)."""
+        import torch
+
+        vae = loaded.pipe.vae
+        with torch.inference_mode():
+            z = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
+            image = vae.decode(z, return_dict=False)[0]
+        return image[0].float().clamp(-1, 1).cpu().numpy()
+
+    def _to_db(self, image: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded channels → VV/VH dB, resampled onto the scene grid (in linear power)."""
+        import torch
+        import torch.nn.functional as F
+
+        out = []
+        for pol in ("VV", "VH"):
+            lo, hi = self.db_range[pol]
+            db = lo + (image[self.channels[pol]] + 1.0) / 2.0 * (hi - lo)
+            if db.shape != shape:
+                power = torch.from_numpy(10.0 ** (db / 10.0))[None, None].float()
+                down = shape[0] < db.shape[0] or shape[1] < db.shape[1]
+                power = F.interpolate(power, size=shape, mode="bilinear", align_corners=False, antialias=down)
+                db = 10.0 * np.log10(np.maximum(power[0, 0].numpy(), 1e-12))
+            out.append(db.astype(np.float32))
+        return out[0], out[1]
+
+
+def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lora: str | None = "unet_lora",
+                    allow_pickle: bool = False, template: ModelCard | None = None) -> ModelCard:
+    """An in-memory card for a checkpoint given on the command line (sampler etc. from ``template``)."""
+    data = copy.deepcopy(template.data) if template is not None else {}
+    controlnet_abs = str(Path(controlnet).expanduser().resolve())
+    base_ref = str(Path(base).expanduser().resolve()) if Path(base).expanduser().exists() else base
+    vae_ref = None if vae is None else (str(Path(vae).expanduser().resolve()) if Path(vae).expanduser().exists() else vae)
+    data.update({
+        "id": f"checkpoint:{Path(controlnet_abs).name}", "name": f"checkpoint {controlnet_abs}", "kind": KIND,
+        "weights": {"controlnet": controlnet_abs, "base": base_ref, "vae": vae_ref, "unet_lora": unet_lora,
+                    "allow_pickle": allow_pickle},
+    })
+    data.pop("how_to_get", None)
+    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(controlnet_abs) / "card.json", data=data)
+
+
+register_kind(KIND, DiffusionGenerator)

@@ -1,0 +1,304 @@
+"""Where and how models run: device and dtype choice, a generation queue, a model cache.
+
+* **Device**: CUDA when present, else Apple MPS, else the CPU (``auto``).
+* **Dtype**: on CUDA bfloat16 where the GPU supports it (Ampere and later: fp16 speed
+  without fp16's overflow in the SD 1.5 VAE), else float16; on MPS float32 (half precision
+  on MPS is not reliable for every op we use); on the CPU bfloat16 when the CPU has AMX
+  tiles (oneDNN runs bf16 matmuls/convolutions on AMX: the SD 1.5 UNet runs ~3× faster
+  than fp32 at ~1 % relative difference — see ``benchmarks/RESULTS_diffusion.md``), else
+  float32 (without AMX bf16 is emulated and not faster).
+* **Queue**: one process-wide FIFO queue with one slot per device, so that concurrent
+  Streamlit sessions (or threads) never run two generations on the same device at once;
+  a waiting caller sees its position and can cancel while it waits.
+* **Cache**: loaded pipelines keyed by (card, device, dtype), at most one per device by
+  default, so that the model stays loaded across Streamlit reruns without holding
+  several multi-GB models in memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Hashable, Iterator
+
+from sarviz.generators.base import GenerationCancelled, GenerationError, ProgressCallback
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda", "mps")
+
+
+# -- device / dtype --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cpu_capability() -> dict[str, Any]:
+    """What this CPU can do for inference (from torch's own runtime checks)."""
+    import torch
+
+    info: dict[str, Any] = {"isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+    # torch.cpu._is_amx_tile_supported() asks the CPU (CPUID) and the kernel (XFEATURE
+    # permission); /proc/cpuinfo flags alone do not say whether the OS enabled AMX.
+    probes = {"amx_tile": "_is_amx_tile_supported", "amx_fp16": "_is_amx_fp16_supported",
+              "avx512_bf16": "_is_avx512_bf16_supported"}
+    for name, fn in probes.items():
+        try:
+            info[name] = bool(getattr(torch.cpu, fn)())
+        except Exception:  # older/newer torch without the private probe: assume absent
+            info[name] = False
+    try:
+        info["mkldnn_bf16"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        info["mkldnn_bf16"] = False
+    info["fast_bf16"] = info["amx_tile"] and info["mkldnn_bf16"]
+    return info
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    out = []
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    out.append("cpu")
+    return out
+
+
+def choose_device(requested: str | None = None) -> str:
+    """``requested`` ("auto"/None, "cpu", "cuda", "cuda:1", "mps") checked against this machine."""
+    req = (requested or "auto").strip().lower()
+    have = available_devices()
+    if req == "auto":
+        return have[0]
+    kind = req.split(":", 1)[0]
+    if kind not in DEVICES:
+        raise GenerationError(f"unknown device {requested!r}; use auto, {', '.join(DEVICES)}")
+    if kind not in have:
+        raise GenerationError(f"device {requested!r} is not available on this machine (available: {', '.join(have)})")
+    if kind == "cuda" and ":" in req:
+        import torch
+
+        try:
+            index = int(req.split(":", 1)[1])
+        except ValueError:
+            raise GenerationError(f"device {requested!r}: the CUDA index must be a number") from None
+        if not 0 <= index < torch.cuda.device_count():
+            raise GenerationError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return req
+
+
+def choose_dtype(device: str, requested: str | None = None) -> str:
+    """The dtype name for ``device``: the request (checked) or the fastest safe one."""
+    req = (requested or "auto").strip().lower()
+    kind = device.split(":", 1)[0]
+    if req != "auto":
+        aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+        req = aliases.get(req, req)
+        if req not in DTYPES:
+            raise GenerationError(f"unknown dtype {requested!r}; use auto, {', '.join(DTYPES)}")
+        if kind == "cpu" and req == "float16":
+            raise GenerationError("float16 is not supported for generation on the CPU; use bfloat16 or float32")
+        return req
+    if kind == "cuda":
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if kind == "mps":
+        return "float32"
+    return "bfloat16" if cpu_capability()["fast_bf16"] else "float32"
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+# -- queue -----------------------------------------------------------------------------------
+class GenerationQueue:
+    """A FIFO queue with one running slot per device (process-wide, thread-safe)."""
+
+    def __init__(self, slots_per_device: int = 1) -> None:
+        self.slots_per_device = slots_per_device
+        self._cond = threading.Condition()
+        self._waiting: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._running: dict[str, int] = collections.defaultdict(int)
+
+    def position(self, device: str, ticket: object) -> int:
+        """1-based position of ``ticket`` among callers waiting for ``device``."""
+        with self._cond:
+            return list(self._waiting[device]).index(ticket) + 1
+
+    def busy(self, device: str) -> int:
+        with self._cond:
+            return self._running[device] + len(self._waiting[device])
+
+    @contextlib.contextmanager
+    def slot(self, device: str, cancel: threading.Event | None = None,
+             on_wait: Callable[[int], None] | None = None, poll_s: float = 0.25) -> Iterator[None]:
+        """Hold ``device`` for one generation; waits in FIFO order, cancellable while waiting.
+
+        ``on_wait(position)`` is called while waiting (position 1 = next).
+        """
+        key = device
+        ticket = object()
+        with self._cond:
+            self._waiting[key].append(ticket)
+            try:
+                while not (self._waiting[key][0] is ticket and self._running[key] < self.slots_per_device):
+                    if cancel is not None and cancel.is_set():
+                        raise GenerationCancelled("generation cancelled while waiting in the queue")
+                    if on_wait is not None:
+                        pos = list(self._waiting[key]).index(ticket) + 1
+                        self._cond.release()
+                        try:  # never call user code while holding the lock
+                            on_wait(pos)
+                        finally:
+                            self._cond.acquire()
+                    self._cond.wait(timeout=poll_s)
+            except BaseException:
+                self._waiting[key].remove(ticket)
+                self._cond.notify_all()
+                raise
+            self._waiting[key].popleft()
+            self._running[key] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running[key] -= 1
+                self._cond.notify_all()
+
+
+#: the process-wide queue every generator uses
+QUEUE = GenerationQueue()
+
+
+# -- model cache -----------------------------------------------------------------------------
+class ModelCache:
+    """Loaded models keyed by (card key, device, dtype); at most ``per_device`` per device."""
+
+    def __init__(self, per_device: int = 1) -> None:
+        self.per_device = per_device
+        self._lock = threading.RLock()
+        self._items: "collections.OrderedDict[tuple, Any]" = collections.OrderedDict()
+        self._loading: dict[tuple, threading.Lock] = {}
+
+    def get(self, key: tuple[Hashable, str, str], load: Callable[[], Any]) -> Any:
+        """The cached model for ``key`` (card, device, dtype), loading it once if needed."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one loader per key; other callers for the same key wait for it
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+                # evict before loading so two big models never sit in memory together
+                same_device = [k for k in self._items if k[1] == key[1]]
+                for old in same_device[: max(0, len(same_device) - self.per_device + 1)]:
+                    del self._items[old]
+            model = load()
+            with self._lock:
+                self._items[key] = model
+                self._loading.pop(key, None)
+            _release_memory(key[1])
+            return model
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _release_memory(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+#: the process-wide cache of loaded pipelines
+MODELS = ModelCache()
+
+
+# -- weights hashing -------------------------------------------------------------------------
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 16 << 20) -> str:
+    """sha256 of a file, cached by (path, size, mtime) since weight files are GBs."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with p.open("rb") as fh:
+            for block in iter(lambda: fh.read(chunk), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+# -- progress helpers ------------------------------------------------------------------------
+@dataclass
+class StepTimer:
+    """Turns step callbacks into "step k/n, ETA s" using the mean time of finished steps."""
+
+    total: int
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def eta_s(self, step: int) -> float | None:
+        if step <= 0:
+            return None
+        elapsed = time.perf_counter() - self.started
+        return elapsed / step * max(0, self.total - step)
+
+    def message(self, step: int) -> str:
+        eta = self.eta_s(step)
+        return f"step {step}/{self.total}" + ("" if eta is None else f", about {eta:.0f} s left")
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled("generation cancelled by the user")
+
+
+def report(progress: ProgressCallback | None, step: int, total: int, message: str) -> None:
+    if progress is not None:
+        progress(step, total, message)
+
+
+# -- model readiness (for the UI and `sarviz models`) --------------------------------------------
+def card_problem(card: Any) -> str | None:
+    """None when the card's generator can run here, else an actionable message.
+
+    Generators that need weights expose ``weights_problem() -> str | None``; others
+    (the emulator) are always ready.
+    """
+    from sarviz.registry import build_generator
+
+    try:
+        gen = build_generator(card)
+    except GenerationError as exc:
+        return str(exc)
+    except ImportError as exc:
+        return f"model {card.id}: its implementation cannot be imported ({exc})"
+    check = getattr(gen, "weights_problem", None)
+    return check() if callable(check) else None

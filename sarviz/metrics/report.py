@@ -1,0 +1,336 @@
+"""One comparison of a generated Sentinel-1 image with the real one: all metrics, one report.
+
+:func:`compare` works on arrays, :func:`compare_results` on a :class:`~sarviz.scene.Scene` /
+:class:`~sarviz.generators.base.GenerationResult`. The :class:`MetricsReport` gives
+
+* ``to_dict()`` / ``to_json()`` — the JSON contract of ``sarviz metrics --json``: keys
+  ``kl``, ``mean_std_similarity``, ``ssim``, ``fsim``, ``enl``, ``glcm``, each nested by
+  polarisation ``VV`` / ``VH``; single-image metrics (ENL, GLCM) give
+  ``{"real": …, "generated": …}``; GLCM is nested polarisation → feature → distance →
+  angle. Extra keys: ``saturated_fraction``, ``db_stats``, ``real_available``, ``grid``,
+  ``settings``. Without a real image the pair metrics are ``null``.
+* ``table()`` — a pandas DataFrame with the differences generated − real;
+* ``csv()`` — that table as CSV text.
+
+Definitions: ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from sarviz.metrics import sar
+from sarviz.metrics.sar import MetricError
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass
+class PolarisationMetrics:
+    """All metrics of one polarisation. Pair metrics are None without a real image."""
+
+    pol: str
+    real_db: np.ndarray | None
+    gen_db: np.ndarray
+    kl: sar.KLResult | None
+    mean_diff: float | None
+    std_diff: float | None
+    ssim: float | None
+    fsim: float | None
+    enl_real: sar.ENLResult | None
+    enl_generated: sar.ENLResult
+    glcm_real: dict[str, np.ndarray] | None
+    glcm_generated: dict[str, np.ndarray]
+    saturated_generated: float
+
+
+def _db_stats(db: np.ndarray | None) -> dict[str, float] | None:
+    if db is None:
+        return None
+    v = db[np.isfinite(db)]
+    return {"mean_db": float(v.mean()), "std_db": float(v.std()), "valid_fraction": float(v.size / db.size)}
+
+
+def _num(x: float | None) -> float | None:
+    """JSON-safe number (NaN → null)."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclass
+class MetricsReport:
+    polarisations: dict[str, PolarisationMetrics]
+    grid: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def real_available(self) -> bool:
+        return all(m.real_db is not None for m in self.polarisations.values())
+
+    def __getitem__(self, pol: str) -> PolarisationMetrics:
+        return self.polarisations[pol]
+
+    # -- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        pols = self.polarisations
+        out: dict[str, Any] = {
+            "kl": {p: (_num(m.kl.kl) if m.kl else None) for p, m in pols.items()},
+            "mean_std_similarity": {
+                p: ({"mean": _num(m.mean_diff), "std": _num(m.std_diff)} if m.mean_diff is not None else None)
+                for p, m in pols.items()
+            },
+            "ssim": {p: _num(m.ssim) for p, m in pols.items()},
+            "fsim": {p: _num(m.fsim) for p, m in pols.items()},
+            "enl": {
+                p: {"real": _num(m.enl_real.enl) if m.enl_real else None, "generated": _num(m.enl_generated.enl)}
+                for p, m in pols.items()
+            },
+            "glcm": {
+                p: {
+                    feat: {
+                        str(d): {
+                            str(a): {
+                                "real": _num(m.glcm_real[feat][i, j]) if m.glcm_real else None,
+                                "generated": _num(m.glcm_generated[feat][i, j]),
+                            }
+                            for j, a in enumerate(sar.GLCM_ANGLES_DEG)
+                        }
+                        for i, d in enumerate(sar.GLCM_DISTANCES)
+                    }
+                    for feat in sar.GLCM_FEATURES
+                }
+                for p, m in pols.items()
+            },
+            "saturated_fraction": {
+                p: {"real": _num(m.kl.saturated_real) if m.kl else None, "generated": _num(m.saturated_generated)}
+                for p, m in pols.items()
+            },
+            "db_stats": {p: {"real": _db_stats(m.real_db), "generated": _db_stats(m.gen_db)} for p, m in pols.items()},
+            "real_available": self.real_available,
+            "grid": self.grid,
+            "settings": {
+                "unit_db_ranges": {p: list(r) for p, r in sar.UNIT_DB_RANGES.items()},
+                "kl_bins": sar.KL_BINS, "kl_epsilon": sar.KL_EPSILON,
+                "glcm_levels": sar.GLCM_LEVELS, "glcm_distances": list(sar.GLCM_DISTANCES),
+                "glcm_angles_deg": list(sar.GLCM_ANGLES_DEG), "enl_window_px": sar.ENL_WINDOW,
+                "definitions": "docs/metrics.md",
+            },
+        }
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    # -- table -------------------------------------------------------------------------------
+    def table(self, per_angle: bool = False):
+        """Summary DataFrame: one row per metric and polarisation.
+
+        Columns: ``metric``, ``polarisation``, ``real``, ``generated``,
+        ``generated − real`` (single-image metrics) and ``comparison`` (pair metrics: KL,
+        Mean/Std similarity, SSIM, FSIM). GLCM rows are averaged over the four angles
+        unless ``per_angle``.
+        """
+        import pandas as pd
+
+        rows: list[dict[str, Any]] = []
+
+        def single(metric: str, pol: str, real: float | None, gen: float) -> None:
+            diff = None if real is None or not np.isfinite(real) or not np.isfinite(gen) else gen - real
+            rows.append({"metric": metric, "polarisation": pol, "real": real, "generated": gen,
+                         "generated − real": diff, "comparison": None})
+
+        def pair(metric: str, pol: str, value: float | None) -> None:
+            rows.append({"metric": metric, "polarisation": pol, "real": None, "generated": None,
+                         "generated − real": None, "comparison": value})
+
+        for pol, m in self.polarisations.items():
+            pair("KL(real ‖ generated), nats", pol, m.kl.kl if m.kl else None)
+            pair("Mean similarity |Δμ|", pol, m.mean_diff)
+            pair("Std similarity |Δσ|", pol, m.std_diff)
+            pair("SSIM", pol, m.ssim)
+            pair("FSIM", pol, m.fsim)
+            rs, gs = _db_stats(m.real_db), _db_stats(m.gen_db)
+            single("mean (dB)", pol, rs["mean_db"] if rs else None, gs["mean_db"])
+            single("std (dB)", pol, rs["std_db"] if rs else None, gs["std_db"])
+            single("saturated fraction (> μ+3σ)", pol, m.kl.saturated_real if m.kl else None, m.saturated_generated)
+            single("ENL (intensity)", pol, m.enl_real.enl if m.enl_real else None, m.enl_generated.enl)
+            for feat in sar.GLCM_FEATURES:
+                for i, d in enumerate(sar.GLCM_DISTANCES):
+                    if per_angle:
+                        for j, a in enumerate(sar.GLCM_ANGLES_DEG):
+                            single(f"GLCM {feat} d={d} θ={a}°", pol,
+                                   float(m.glcm_real[feat][i, j]) if m.glcm_real else None,
+                                   float(m.glcm_generated[feat][i, j]))
+                    else:
+                        real = float(np.nanmean(m.glcm_real[feat][i])) if m.glcm_real else None
+                        single(f"GLCM {feat} d={d} (mean of 4 angles)", pol, real,
+                               float(np.nanmean(m.glcm_generated[feat][i])))
+        return pd.DataFrame(rows, columns=["metric", "polarisation", "real", "generated", "generated − real",
+                                           "comparison"])
+
+    def csv(self, per_angle: bool = True) -> str:
+        buf = io.StringIO()
+        self.table(per_angle=per_angle).to_csv(buf, index=False)
+        return buf.getvalue()
+
+    def to_csv(self, path: str | os.PathLike, per_angle: bool = True) -> None:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(self.csv(per_angle=per_angle))
+
+
+# -- entry points ------------------------------------------------------------------------------
+def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
+            progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None) -> MetricsReport:
+    """All metrics for VV and VH (dB arrays on one grid). ``real_*`` None → generated-only."""
+    if (real_vv is None) != (real_vh is None):
+        raise MetricError("the real image needs both VV and VH (or neither, for a generated-only report)")
+    inputs = {"VV": (real_vv, gen_vv), "VH": (real_vh, gen_vh)}
+    steps = 6 * len(inputs)
+    step = 0
+
+    def tick(message: str) -> None:
+        nonlocal step
+        step += 1
+        if progress:
+            progress(step, steps, message)
+
+    pols: dict[str, PolarisationMetrics] = {}
+    for pol, (real_db, gen_db) in inputs.items():
+        if real_db is not None:
+            real, gen = sar.check_pair(real_db, gen_db, pol)
+        else:
+            real, gen = None, sar.check_image(gen_db, f"generated {pol} image")
+        kl = sar.kl_divergence(real, gen) if real is not None else None
+        tick(f"{pol}: KL divergence")
+        mean_diff, std_diff = sar.mean_std_similarity(real, gen, pol) if real is not None else (None, None)
+        tick(f"{pol}: Mean/Std similarity")
+        ssim_v = sar.ssim(real, gen, pol) if real is not None else None
+        tick(f"{pol}: SSIM")
+        fsim_v = sar.fsim(real, gen, pol) if real is not None else None
+        tick(f"{pol}: FSIM")
+        enl_real = sar.enl(real, what=f"real {pol} image") if real is not None else None
+        enl_gen = sar.enl(gen, what=f"generated {pol} image")
+        tick(f"{pol}: ENL")
+        glcm_real = sar.glcm_features(real, pol) if real is not None else None
+        glcm_gen = sar.glcm_features(gen, pol)
+        tick(f"{pol}: GLCM")
+        if kl is not None:
+            sat_gen = kl.saturated_generated
+        else:
+            sat_gen = float((sar.normalised_amplitude(gen)[0] >= 1.0).mean())
+        pols[pol] = PolarisationMetrics(pol, real, gen, kl, mean_diff, std_diff, ssim_v, fsim_v, enl_real, enl_gen,
+                                        glcm_real, glcm_gen, sat_gen)
+    return MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])})
+
+
+def _grid_of(obj: Any) -> tuple[Any, Any, int, int]:
+    return obj.crs, obj.transform, int(obj.width), int(obj.height)
+
+
+def check_same_grid(real: Any, generated: Any, tolerance_px: float = 0.01) -> None:
+    """Refuse two rasters on different grids (CRS, size, or pixel placement), clearly."""
+    r_crs, r_tf, r_w, r_h = _grid_of(real)
+    g_crs, g_tf, g_w, g_h = _grid_of(generated)
+    if (r_w, r_h) != (g_w, g_h):
+        raise MetricError(f"the images are on different grids: real {r_w}×{r_h} px, generated {g_w}×{g_h} px; "
+                          "reproject one onto the other first (e.g. gdalwarp -te … -ts …)")
+    if r_crs != g_crs:
+        raise MetricError(f"the images are on different grids: real CRS {r_crs.to_string()}, generated "
+                          f"{g_crs.to_string()}; reproject one onto the other first")
+    res = max(abs(r_tf.a), abs(r_tf.e))
+    if not r_tf.almost_equals(g_tf, precision=tolerance_px * res):
+        ox, oy = g_tf.c - r_tf.c, g_tf.f - r_tf.f
+        raise MetricError(f"the images are on different grids: the generated pixels are offset by ({ox:g}, {oy:g}) "
+                          f"or sized {abs(g_tf.a):g} vs {abs(r_tf.a):g} CRS units; resample one onto the other first")
+
+
+def compare_results(real: Any | None, generated: Any, progress: ProgressCallback | None = None) -> MetricsReport:
+    """Compare a generated image with the real S1 of a scene (or a real GeoTIFF read as a result).
+
+    ``real`` may be a :class:`~sarviz.scene.Scene` (its VV/VH are used; a scene without
+    them gives a generated-only report), a :class:`GenerationResult`, or None.
+    """
+    real_vv = real_vh = None
+    if real is not None and getattr(real, "vv_db", None) is not None and getattr(real, "vh_db", None) is not None:
+        check_same_grid(real, generated)
+        real_vv, real_vh = real.vv_db, real.vh_db
+    grid = {"crs": generated.crs.to_string(), "transform": list(generated.transform)[:6],
+            "width": generated.width, "height": generated.height}
+    return compare(real_vv, real_vh, generated.vv_db, generated.vh_db, progress=progress, grid=grid)
+
+
+# -- files -------------------------------------------------------------------------------------------
+def read_sar_file(source: Any, what: str = "file"):
+    """Read a GeoTIFF with VV and VH bands (dB) as a :class:`~sarviz.scene.Scene`.
+
+    ``source`` is a path or the bytes of an upload. Accepts a sarviz scene file (71 bands,
+    keeping optical and embedding), a HuiYanEarth training patch, or any GeoTIFF whose
+    band descriptions include ``VV`` and ``VH`` (e.g. a generated result, Sen1Floods11 S1).
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+    from rasterio.io import MemoryFile
+
+    from sarviz.scene import SCENE_BANDS, TRAINING_PATCH_BANDS, Scene
+
+    def from_dataset(src) -> Scene:
+        if src.crs is None:
+            raise MetricError(f"{what}: the GeoTIFF has no CRS; the images must be georeferenced to check their grids")
+        names = [(d or "").strip() for d in src.descriptions]
+        upper = [n.upper() for n in names]
+        if tuple(names) in (SCENE_BANDS, TRAINING_PATCH_BANDS) or src.count in (len(SCENE_BANDS), len(TRAINING_PATCH_BANDS)):
+            from sarviz.scene import _band_names  # the scene module's own band naming rule
+
+            bands = src.read(out_dtype="float32")
+            tags = src.tags()
+            return Scene.from_bands(bands, _band_names(src), crs=src.crs, transform=src.transform,
+                                    scene_id=tags.get("SCENE_ID", what),
+                                    provenance=json.loads(tags.get("PROVENANCE", "{}")) or {"source": what})
+        if "VV" not in upper or "VH" not in upper:
+            raise MetricError(f"{what}: needs bands named VV and VH (dB); its {src.count} band(s) are named "
+                              f"{[n or '(unnamed)' for n in names]}")
+        # masked read: the file's nodata value (if any) becomes NaN, our "missing"
+        vv, vh = (src.read(upper.index(b) + 1, out_dtype="float32", masked=True).filled(np.nan) for b in ("VV", "VH"))
+        tags = src.tags()
+        try:
+            prov = json.loads(tags.get("PROVENANCE", "{}"))
+        except json.JSONDecodeError:
+            prov = {}
+        return Scene(crs=src.crs, transform=src.transform, width=src.width, height=src.height, vv_db=vv, vh_db=vh,
+                     scene_id=what, provenance=prov or {"source": "file", "name": what})
+
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            with MemoryFile(bytes(source)) as mem, mem.open() as src:
+                return from_dataset(src)
+        if not os.path.exists(source):
+            raise MetricError(f"{what}: {source} does not exist")
+        with rasterio.open(source) as src:
+            return from_dataset(src)
+    except RasterioIOError as exc:
+        raise MetricError(f"{what}: not a readable GeoTIFF ({exc})") from None
+
+
+def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):
+    """The VV/VH of a scene as a :class:`GenerationResult` (for GeoTIFF export and comparison)."""
+    from sarviz.generators.base import GenerationResult
+
+    if scene.vv_db is None or scene.vh_db is None:
+        raise MetricError(f"{scene.scene_id or 'the image'}: VV or VH is missing everywhere (no valid pixel)")
+    return GenerationResult(scene.vv_db, scene.vh_db, scene.crs, scene.transform,
+                            provenance if provenance is not None else dict(scene.provenance))
+
+
+def compare_files(real_path: Any, generated_path: Any, progress: ProgressCallback | None = None) -> MetricsReport:
+    """Read two GeoTIFFs with VV/VH bands and compare them (what ``sarviz metrics`` does)."""
+    real = read_sar_file(real_path, f"real image {real_path}")
+    gen_scene = read_sar_file(generated_path, f"generated image {generated_path}")
+    if real.vv_db is None or real.vh_db is None:
+        raise MetricError(f"{real_path}: the real image has no VV/VH values (all missing)")
+    generated = scene_sar_as_result(gen_scene)
+    return compare_results(real, generated, progress=progress)

@@ -1,0 +1,345 @@
+"""Earth Engine source: embedding, Sentinel-1 (with the angle band) and Sentinel-2.
+
+Pixels come back as NumPy arrays on the patch grid through ``ee.data.computePixels``
+(``fileFormat: NUMPY_NDARRAY``), no export tasks. Masked pixels are filled with a
+sentinel value server-side (``unmask``) and turned into NaN here, because the NPY
+format carries no mask.
+
+Authentication: a service-account key file (``SARVIZ_EE_KEY_FILE``), else the user's stored
+credentials (``earthengine authenticate``, or gcloud application-default credentials),
+with the Cloud project id from settings (``SARVIZ_EE_PROJECT``). Every call has a short
+timeout; quota errors are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from sarviz.sources.base import (
+    FetchProgress,
+    FetchRequest,
+    LayerReport,
+    NoDataHere,
+    SourceAuthError,
+    SourceError,
+    SourceNotConfigured,
+    SourceQuotaError,
+    SourceResult,
+    SourceTimeout,
+    SourceUnavailable,
+    scale_progress,
+)
+
+SERVICE = "Google Earth Engine"
+EE_HOST = "earthengine.googleapis.com"
+EMBEDDING_COLLECTION = "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"
+S1_COLLECTION = "COPERNICUS/S1_GRD"
+S2_COLLECTION = "COPERNICUS/S2_SR_HARMONIZED"
+EMBEDDING_BANDS = [f"A{i:02d}" for i in range(64)]
+S1_BANDS = ["VV", "VH", "angle"]
+S2_BANDS = ["B2", "B3", "B4", "B8"]
+FILL = -9999.0  # stands for "masked" in the NPY response (outside every band's range)
+# computePixels answers at most 48 MB; 16 float32 bands of 512×512 are 16.8 MB
+MAX_BANDS_PER_REQUEST = 16
+S2_CLEAR_SCL = [4, 5, 6, 7, 11]  # vegetation, bare soil, water, unclassified, snow
+
+
+def _ee():
+    import ee
+
+    return ee
+
+
+def embedding_image(year: int):
+    """The annual AlphaEarth embedding mosaic for one year."""
+    ee = _ee()
+    return (ee.ImageCollection(EMBEDDING_COLLECTION)
+            .filterDate(f"{year}-01-01", f"{year + 1}-01-01")
+            .mosaic()
+            .select(EMBEDDING_BANDS))
+
+
+def s1_collection(request: FetchRequest, region):
+    ee = _ee()
+    col = (ee.ImageCollection(S1_COLLECTION)
+           .filterBounds(region)
+           .filterDate(request.start.isoformat(), (request.end + _dt.timedelta(days=1)).isoformat())
+           .filter(ee.Filter.eq("instrumentMode", "IW"))
+           .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
+           .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH"))
+           .filter(ee.Filter.eq("resolution_meters", 10)))
+    if request.s1_pass:
+        col = col.filter(ee.Filter.eq("orbitProperties_pass", request.s1_pass.upper()))
+    return col.select(S1_BANDS)
+
+
+def s1_image(request: FetchRequest, region):
+    """Median of the window (dB; the median commutes with the dB transform) or the nearest acquisition."""
+    ee = _ee()
+    col = s1_collection(request, region)
+    if request.s1_composite == "nearest":
+        target = ee.Date(request.nearest_date.isoformat())
+        col = col.map(lambda img: img.set("sarviz_days", ee.Number(img.date().difference(target, "day")).abs()))
+        return ee.Image(col.sort("sarviz_days").first())
+    return col.median()
+
+
+def _mask_s2_clouds(img):
+    scl = img.select("SCL")
+    clear = scl.remap(S2_CLEAR_SCL, [1] * len(S2_CLEAR_SCL), 0)
+    return img.updateMask(clear)
+
+
+def s2_image(request: FetchRequest, region):
+    """Cloud-masked (SCL) median of Sentinel-2 L2A, as reflectance (DN / 10000)."""
+    ee = _ee()
+    col = (ee.ImageCollection(S2_COLLECTION)
+           .filterBounds(region)
+           .filterDate(request.start.isoformat(), (request.end + _dt.timedelta(days=1)).isoformat())
+           .filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", request.s2_max_cloud))
+           .map(_mask_s2_clouds))
+    return col.select(S2_BANDS).median().divide(10000)
+
+
+def pixel_grid(request: FetchRequest) -> dict[str, Any]:
+    """The computePixels ``grid``: the patch grid's CRS, affine transform and size."""
+    crs, t = request.grid
+    return {
+        "dimensions": {"width": request.size_px, "height": request.size_px},
+        "affineTransform": {"scaleX": t.a, "shearX": t.b, "translateX": t.c,
+                            "shearY": t.d, "scaleY": t.e, "translateY": t.f},
+        "crsCode": crs.to_string(),
+    }
+
+
+def region_of(request: FetchRequest):
+    ee = _ee()
+    return ee.Geometry.Point([request.lon, request.lat])
+
+
+def pixel_requests(request: FetchRequest, group: str) -> list[dict[str, Any]]:
+    """The computePixels requests for one layer group (the embedding is split in 4)."""
+    region = region_of(request)
+    if group == "embedding":
+        image, bands = embedding_image(request.year), EMBEDDING_BANDS
+    elif group == "s1":
+        image, bands = s1_image(request, region), S1_BANDS
+    elif group == "s2":
+        image, bands = s2_image(request, region), S2_BANDS
+    else:
+        raise SourceError(f"unknown layer group {group!r}")
+    image = image.toFloat().unmask(FILL, False)
+    grid = pixel_grid(request)
+    out = []
+    for i in range(0, len(bands), MAX_BANDS_PER_REQUEST):
+        chunk = bands[i : i + MAX_BANDS_PER_REQUEST]
+        out.append({"expression": image.select(chunk), "fileFormat": "NUMPY_NDARRAY", "bandIds": chunk,
+                    "grid": grid})
+    return out
+
+
+def structured_to_bands(array: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """EE's NPY answer (structured array, one field a band) → (bands, H, W) float32, NaN = masked."""
+    if array.dtype.names is None:
+        raise SourceError(f"{SERVICE} answered with an unexpected array (dtype {array.dtype}); expected one field a band",
+                          service=SERVICE)
+    missing = [b for b in bands if b not in array.dtype.names]
+    if missing:
+        raise SourceError(f"{SERVICE} answer lacks bands {missing}", service=SERVICE)
+    out = np.stack([np.asarray(array[b], dtype=np.float32) for b in bands])
+    out[out <= FILL + 1] = np.nan
+    return out
+
+
+def _credentials(key_file: str):
+    """Service-account key file, else stored user credentials; never probes the GCE metadata server."""
+    ee = _ee()
+    if key_file:
+        path = Path(os.path.expanduser(key_file))
+        if not path.is_file():
+            raise SourceAuthError(f"{SERVICE}: the service-account key file {path} does not exist "
+                                  f"(SARVIZ_EE_KEY_FILE)", service=SERVICE)
+        try:
+            email = json.loads(path.read_text())["client_email"]
+            return ee.ServiceAccountCredentials(email, key_file=str(path))
+        except (ValueError, KeyError) as exc:
+            raise SourceAuthError(f"{SERVICE}: {path} is not a service-account JSON key ({exc})", service=SERVICE) from None
+    from ee import oauth
+
+    try:
+        args = oauth.get_credentials_arguments()
+    except (OSError, ValueError):
+        args = {}
+    if args.get("refresh_token"):
+        import google.oauth2.credentials
+
+        return google.oauth2.credentials.Credentials(None, **args)
+    adc = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or str(
+        Path.home() / ".config" / "gcloud" / "application_default_credentials.json")
+    if os.path.isfile(adc):
+        import google.auth
+
+        creds, _ = google.auth.load_credentials_from_file(adc, scopes=oauth.SCOPES)
+        return creds
+    raise SourceAuthError(
+        f"{SERVICE}: no credentials on this machine — run `earthengine authenticate`, or set "
+        f"SARVIZ_EE_KEY_FILE to a service-account key (or ee_key_file in .streamlit/secrets.toml)", service=SERVICE)
+
+
+def translate_ee_error(exc: BaseException, what: str) -> SourceError:
+    """EE / HTTP / auth exceptions → SourceError subclasses whose message says what to do."""
+    if isinstance(exc, SourceError):
+        return exc
+    text = str(exc)
+    low = f"{type(exc).__name__} {text}".lower()
+    if "refresherror" in low or "invalid_grant" in low or "expired" in low or "revoked" in low:
+        return SourceAuthError(f"{what}: the {SERVICE} credentials have expired or were revoked ({text}); run "
+                               f"`earthengine authenticate` again or check the service-account key", service=SERVICE)
+    if any(k in low for k in ("quota", "too many", "rate limit", "resource_exhausted", "429")):
+        return SourceQuotaError(f"{what}: {SERVICE} quota exceeded ({text}); wait a minute and try again",
+                                service=SERVICE)
+    if any(k in low for k in ("permission", "unauthenticated", "not registered", "401", "403", "forbidden",
+                              "please authorize", "caller does not have")):
+        return SourceAuthError(f"{what}: {SERVICE} refused the credentials ({text}); check that the account is "
+                               f"registered for Earth Engine and may use the project", service=SERVICE)
+    if "timed out" in low or "timeout" in low:
+        return SourceTimeout(f"{what}: {SERVICE} did not answer in time ({text})", service=SERVICE)
+    if any(k in low for k in ("servernotfound", "unable to find the server", "connection", "resolve",
+                              "network is unreachable", "name or service")):
+        return SourceUnavailable(f"{what}: {SERVICE} cannot be reached — is the network down? ({text})",
+                                 service=SERVICE)
+    if "not initialized" in low:
+        return SourceNotConfigured(f"{what}: {SERVICE} is not initialised ({text})", service=SERVICE)
+    return SourceError(f"{what}: {SERVICE} failed: {text}", service=SERVICE)
+
+
+class EarthEngineSource:
+    """Layers from Earth Engine. Needs a Cloud project id and credentials."""
+
+    name = "earthengine"
+
+    def __init__(self, project: str, key_file: str = "", timeout: float = 20.0, http_transport: Any = None,
+                 credentials: Any = "auto", quota_retries: int = 3, backoff_s: float = 2.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.project = (project or "").strip()
+        self.key_file = key_file
+        self.timeout = float(timeout)
+        # http_transport: an httplib2.Http-like object; tests pass a fake serving recorded answers
+        self.http_transport = http_transport
+        self._credentials = credentials
+        self.quota_retries = int(quota_retries)
+        self.backoff_s = float(backoff_s)
+        self.sleep = sleep
+        self._ready = False
+
+    def connect(self) -> None:
+        """Initialise the client once (fast failure: no project, no credentials, no network)."""
+        if self._ready:
+            return
+        if not self.project:
+            raise SourceNotConfigured(f"{SERVICE} is not configured: set the Cloud project id (SARVIZ_EE_PROJECT or "
+                                      f"ee_project in .streamlit/secrets.toml)", service=SERVICE)
+        ee = _ee()
+        transport = self.http_transport
+        if transport is None:
+            self._check_reachable()
+            import httplib2
+
+            transport = httplib2.Http(timeout=self.timeout)
+        credentials = _credentials(self.key_file) if self._credentials == "auto" else self._credentials
+        ee.data.setMaxRetries(0)  # our own backoff handles quota; a dead network must not be retried for 40 s
+        try:
+            ee.Initialize(credentials=credentials, project=self.project, http_transport=transport)
+        except Exception as exc:
+            raise translate_ee_error(exc, "connecting") from exc
+        self._ready = True
+
+    def _check_reachable(self) -> None:
+        try:
+            socket.create_connection((EE_HOST, 443), timeout=min(self.timeout, 5.0)).close()
+        except OSError as exc:
+            raise SourceUnavailable(f"{SERVICE} ({EE_HOST}) cannot be reached — is the network down? ({exc})",
+                                    service=SERVICE) from None
+
+    def compute(self, params: dict[str, Any], what: str) -> np.ndarray:
+        """One computePixels call through the real client, retried with backoff on quota errors."""
+        ee = _ee()
+        delay = self.backoff_s
+        for attempt in range(self.quota_retries + 1):
+            try:
+                return ee.data.computePixels(params)
+            except Exception as exc:
+                error = translate_ee_error(exc, what)
+                if isinstance(error, SourceQuotaError) and attempt < self.quota_retries:
+                    self.sleep(delay)
+                    delay *= 2
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable")
+
+    def fetch_group(self, request: FetchRequest, group: str, result: SourceResult, progress: FetchProgress) -> None:
+        from sarviz.sources.base import GROUP_LABELS
+
+        label = GROUP_LABELS[group]
+        calls = pixel_requests(request, group)
+        parts = []
+        for k, params in enumerate(calls):
+            progress(k / len(calls), f"{label} from Earth Engine ({k + 1}/{len(calls)})")
+            answer = self.compute(params, label)
+            parts.append(structured_to_bands(answer, params["bandIds"]))
+        bands = np.concatenate(parts)
+        if not np.isfinite(bands).any():
+            what = {"embedding": f"no AlphaEarth embedding for {request.year}",
+                    "s1": f"no Sentinel-1 IW VV+VH acquisition{' (' + request.s1_pass + ')' if request.s1_pass else ''} "
+                          f"in {request.start} … {request.end}",
+                    "s2": f"no Sentinel-2 scene under {request.s2_max_cloud:.0f} % cloud in {request.start} … {request.end}"}[group]
+            raise NoDataHere(f"{label}: {SERVICE} has {what} at ({request.lat:.4f}, {request.lon:.4f})",
+                             service=SERVICE, layer=group)
+        window = f"{request.start} … {request.end}"
+        if group == "embedding":
+            result.add("embedding", bands, LayerReport("embedding", "earthengine", EMBEDDING_COLLECTION,
+                                                       str(request.year), {"collection": EMBEDDING_COLLECTION}))
+            result.dates["embedding"] = str(request.year)
+        elif group == "s1":
+            how = "nearest acquisition" if request.s1_composite == "nearest" else "median"
+            pass_ = request.s1_pass or "both passes"
+            product = f"{S1_COLLECTION} IW σ⁰, {how}, {pass_}"
+            detail = {"collection": S1_COLLECTION, "composite": request.s1_composite, "pass": request.s1_pass}
+            result.add("vv_db", bands[0], LayerReport("vv_db", "earthengine", product, window, detail))
+            result.add("vh_db", bands[1], LayerReport("vh_db", "earthengine", product, window, detail))
+            result.add("angle_deg", bands[2], LayerReport("angle_deg", "earthengine", f"{S1_COLLECTION} angle band",
+                                                          window, detail))
+            result.dates["s1"] = window
+            if request.s1_composite == "median" and request.s1_pass is None:
+                result.warnings.append("Sentinel-1: median over both orbit passes mixes viewing geometries; "
+                                       "choose a pass for a consistent incidence angle")
+        else:
+            result.add("optical", bands, LayerReport("optical", "earthengine",
+                                                     f"{S2_COLLECTION}, SCL cloud mask, median", window,
+                                                     {"collection": S2_COLLECTION}))
+            result.dates["s2"] = window
+        progress(1.0, f"{label} done")
+
+    def fetch(self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None) -> SourceResult:
+        started = time.perf_counter()
+        result = SourceResult(source=self.name)
+        self.connect()  # raises for the whole source: not configured / no credentials / no network
+        groups = [g for g in groups if g in ("embedding", "s1", "s2")]
+        for k, group in enumerate(groups):
+            sub = scale_progress(progress, k / len(groups), (k + 1) / len(groups))
+            try:
+                self.fetch_group(request, group, result, sub)
+            except (SourceAuthError, SourceUnavailable):
+                raise  # no point asking for the other layers
+            except SourceError as exc:
+                result.fail(group, exc)
+        result.seconds = time.perf_counter() - started
+        return result

@@ -1,0 +1,192 @@
+"""Study database: engine and session management, SQLite by default, PostgreSQL by URL.
+
+* ``sqlite:///path/study.sqlite`` (the default from ``Settings.study_db``) or a bare file path;
+  WAL journal and a busy timeout so that many participants can answer at once; write
+  transactions start with ``BEGIN IMMEDIATE`` so they queue on the lock instead of failing
+  half-way (pysqlite's own transaction handling is replaced, per the SQLAlchemy docs recipe).
+* ``postgresql://user:pass@host:port/db`` (psycopg 3 is used for it).
+
+Every database failure a person can act on (server unreachable, file read-only, disk full,
+schema too new) is raised as :class:`StudyDatabaseError` with a message that says what
+happened, with the password hidden, and whether the last answer was saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from sarviz.study import migrations
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StudyError(Exception):
+    """A study operation cannot be done; the message says why, for a person."""
+
+
+class StudyDatabaseError(StudyError):
+    """The study database cannot be reached or written."""
+
+
+def normalise_url(url: str | Path) -> URL:
+    """A SQLAlchemy URL from a URL or a plain file path (→ SQLite)."""
+    raw = str(url).strip()
+    if not raw:
+        raise StudyDatabaseError("no study database given: pass a SQLAlchemy URL such as "
+                                 "sqlite:///study.sqlite or postgresql://user@host/db")
+    if "://" not in raw:
+        raw = f"sqlite:///{Path(raw).expanduser().resolve()}"
+    try:
+        parsed = make_url(raw)
+    except ArgumentError:
+        raise StudyDatabaseError(f"{raw!r} is not a database URL (expected e.g. sqlite:///study.sqlite "
+                                 "or postgresql://user@host/db)") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StudyDatabaseError(f"study databases must be SQLite or PostgreSQL, not {parsed.get_backend_name()!r}")
+    return parsed
+
+
+def describe_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def explain(exc: BaseException, url: URL, writing: bool) -> StudyDatabaseError:
+    """Turn a driver error into a message for a person."""
+    where = describe_url(url)
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(getattr(exc, "orig", exc)).strip() else type(exc).__name__
+    low = detail.lower()
+    lost = " Nothing was saved by this step; please try again." if writing else ""
+    if "readonly" in low or "read-only" in low or "read only" in low:
+        return StudyDatabaseError(f"the study database {where} is read-only, so answers cannot be stored."
+                                  f"{lost} (The study owner must make it writable.)")
+    if "unable to open database" in low:
+        return StudyDatabaseError(f"the study database file {where} cannot be opened (missing folder or no "
+                                  f"permission).{lost}")
+    if "database or disk is full" in low or "no space" in low:
+        return StudyDatabaseError(f"the study database {where} is full (no disk space).{lost}")
+    if "locked" in low or "could not serialize" in low or "deadlock" in low:
+        return StudyDatabaseError(f"the study database {where} is busy.{lost}")
+    if any(s in low for s in ("connection refused", "could not connect", "connection failed", "timeout",
+                               "name or service not known", "no route", "server closed", "terminating connection",
+                               "does not exist")):
+        return StudyDatabaseError(f"cannot reach the study database {where}: {detail}.{lost}")
+    return StudyDatabaseError(f"the study database {where} failed: {detail}.{lost}")
+
+
+class StudyDatabase:
+    """One study database: engine, migrations, and transaction helpers with retries."""
+
+    def __init__(self, url: str | Path, *, migrate: bool = True, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.engine = self._create_engine(self.url, echo)
+        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            bind=self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+        if migrate:
+            self.migrate()
+
+    def __repr__(self) -> str:
+        return f"StudyDatabase({describe_url(self.url)!r})"
+
+    @property
+    def description(self) -> str:
+        return describe_url(self.url)
+
+    @staticmethod
+    def _create_engine(url: URL, echo: bool) -> Engine:
+        if url.get_backend_name() == "sqlite":
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+                # Let SQLAlchemy, not pysqlite, decide when transactions begin (SQLAlchemy recipe).
+                dbapi_connection.isolation_level = None
+                cur = dbapi_connection.cursor()
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=30000")
+                try:
+                    mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        cur.execute("PRAGMA journal_mode=WAL")
+                except Exception:  # a read-only file cannot switch journal mode: reads still work
+                    pass
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn):  # noqa: ANN001
+                mode = conn.get_execution_options().get("sqlite_begin", "")
+                conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+            return engine
+        return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                             connect_args={"connect_timeout": 10})
+
+    def migrate(self) -> list[int]:
+        try:
+            return migrations.migrate(self.engine)
+        except migrations.SchemaTooNew as exc:
+            raise StudyDatabaseError(str(exc)) from None
+        except (OperationalError, DBAPIError) as exc:
+            raise explain(exc, self.url, writing=False) from None
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return migrations.current_version(conn)
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        try:
+            with self._sessions() as session:
+                yield session
+        except (OperationalError, DBAPIError) as exc:
+            raise explain(exc, self.url, writing=False) from None
+
+    def write(self, work: Callable[[Session], T], attempts: int = 8) -> T:
+        """Run ``work(session)`` in one committed transaction; retry when the database is busy.
+
+        ``work`` must be safe to re-run (it is, as each attempt is a fresh transaction that
+        rolls back on failure). Errors a person can act on become :class:`StudyDatabaseError`;
+        :class:`StudyError` raised by ``work`` passes through unchanged.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write_sessions() as session:
+                    with session.begin():
+                        result = work(session)
+                    return result
+            except IntegrityError:
+                raise  # a constraint (duplicate image, answer given twice): the caller explains it
+            except OperationalError as exc:
+                msg = str(exc.orig).lower()
+                transient = ("locked" in msg or "could not serialize" in msg or "deadlock" in msg
+                             or "busy" in msg)
+                if transient and attempt < attempts:
+                    time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+                    continue
+                raise explain(exc, self.url, writing=True) from None
+            except DBAPIError as exc:
+                if getattr(exc, "connection_invalidated", False) and attempt < attempts:
+                    continue
+                raise explain(exc, self.url, writing=True) from None
+            except SQLAlchemyError:
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,337 @@
+"""Item pools: turning GeoTIFFs, PNGs and generation results into blind display images.
+
+Double-blind rule: nothing a participant receives may reveal an image's source. So every
+image — real chip, other generator, our model — goes through the same path:
+
+1. SAR GeoTIFFs (bands VV/VH in dB, found by band description, or ``*_VV.tif`` /
+   ``*_VH.tif`` single-band pairs as in BigEarthNet) are drawn with the study's *fixed* dB
+   stretch (the same for every source, so brightness is no cue); PNGs are decoded and
+   brought to the same mode (grey = the R channel, which is VV in sarviz's R=VV, G=VH
+   convention).
+2. The picture is centre-cropped to a square and resampled to the study's display size,
+   so pixel dimensions reveal nothing.
+3. It is re-encoded from bare pixels as PNG: no text/EXIF/ICC/time chunks, nothing but
+   IHDR, IDAT and IEND. Names, tags and provenance stay in the database as hidden labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sarviz.study.db import StudyError
+from sarviz.study.design import StudyDesign
+from sarviz.study.models import SOURCES
+
+
+class PoolError(StudyError):
+    """An image cannot be added to a pool."""
+
+
+class CorruptImage(PoolError):
+    """The file is not a readable GeoTIFF or PNG."""
+
+
+class DuplicateImage(PoolError):
+    """The same picture is already in the study's pool."""
+
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+LABELS_FILE = "labels.csv"
+
+
+@dataclass
+class ItemLabels:
+    """The hidden labels of a pooled image (never shown to participants)."""
+
+    source: str
+    model_id: str = ""
+    scene_class: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.source = (self.source or "").strip().lower()
+        if self.source not in SOURCES:
+            raise PoolError(f"image source must be one of {', '.join(SOURCES)} (real SAR, another generator, "
+                            f"our model), got {self.source!r}")
+        self.model_id = (self.model_id or "").strip()
+        self.scene_class = (self.scene_class or "").strip().lower()
+        for name in ("lat", "lon"):
+            v = getattr(self, name)
+            if v in ("", None):
+                setattr(self, name, None)
+                continue
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise PoolError(f"{name} must be a number, got {v!r}") from None
+            if not math.isfinite(v) or (name == "lat" and abs(v) > 90) or (name == "lon" and abs(v) > 180):
+                raise PoolError(f"{name} {v} is outside the valid range")
+            setattr(self, name, v)
+
+
+@dataclass
+class RenderedImage:
+    png: bytes
+    width: int
+    height: int
+    native_size: tuple[int, int]  # (height, width) before resampling — a hidden label
+    sha256: str
+    location: tuple[float, float] | None = None  # (lat, lon) from the GeoTIFF, if any
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+# -- rendering ----------------------------------------------------------------------------
+def _stretch(db: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    a = np.nan_to_num(np.asarray(db, dtype=np.float32), nan=lo, posinf=hi, neginf=lo)
+    return (np.clip((a - lo) / (hi - lo), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def sar_to_picture(vv_db: np.ndarray, vh_db: np.ndarray | None, design: StudyDesign) -> Image.Image:
+    """VV/VH in dB → 8-bit picture with the study's fixed stretch."""
+    vv = _stretch(vv_db, *design.vv_range_db)
+    if design.render == "vv_gray":
+        return Image.fromarray(vv, mode="L")
+    if vh_db is None:
+        raise PoolError("this study shows VV and VH as colour (R=VV, G=VH), but the image has no VH band")
+    vh = _stretch(vh_db, *design.vh_range_db)
+    return Image.fromarray(np.dstack([vv, vh, vv]), mode="RGB")
+
+
+def finish(picture: Image.Image, design: StudyDesign) -> tuple[bytes, int, int, tuple[int, int]]:
+    """Square-crop, resample to the display size and re-encode from bare pixels (no metadata)."""
+    native = (picture.height, picture.width)
+    side = min(picture.size)
+    left, top = (picture.width - side) // 2, (picture.height - side) // 2
+    picture = picture.crop((left, top, left + side, top + side))
+    px = int(design.display_px)
+    if side != px:
+        picture = picture.resize((px, px), Image.Resampling.LANCZOS)
+    # A new image from the raw array carries no info dict, so PIL writes no text/EXIF/ICC chunks.
+    bare = Image.fromarray(np.asarray(picture))
+    buf = io.BytesIO()
+    bare.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue(), px, px, native
+
+
+def png_chunks(data: bytes) -> list[str]:
+    """Chunk types of a PNG file, in order (used to check that no metadata is present)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    out, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        ctype = data[pos + 4 : pos + 8].decode("latin-1")
+        crc = int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big")
+        if zlib.crc32(data[pos + 4 : pos + 8 + length]) & 0xFFFFFFFF != crc:
+            raise ValueError(f"bad CRC in {ctype}")
+        out.append(ctype)
+        pos += 12 + length
+    return out
+
+
+def _rendered(picture: Image.Image, design: StudyDesign, location=None, provenance=None) -> RenderedImage:
+    png, w, h, native = finish(picture, design)
+    return RenderedImage(png=png, width=w, height=h, native_size=native,
+                         sha256=hashlib.sha256(png).hexdigest(), location=location, provenance=provenance or {})
+
+
+def render_arrays(vv_db: np.ndarray, vh_db: np.ndarray | None, design: StudyDesign, **kw: Any) -> RenderedImage:
+    vv = np.asarray(vv_db, dtype=np.float32)
+    if vv.ndim != 2 or min(vv.shape) < 8:
+        raise PoolError(f"a SAR image must be a 2-D grid of at least 8×8 pixels, got shape {vv.shape}")
+    if not np.isfinite(vv).any():
+        raise PoolError("the VV band has no valid pixels")
+    return _rendered(sar_to_picture(vv, vh_db, design), design, **kw)
+
+
+def _read_tiff_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    def band(p: Path, want: str | None) -> tuple[np.ndarray | None, Any, dict]:
+        with rasterio.open(p) as src:
+            names = [(d or "").upper() for d in src.descriptions]
+            meta = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height,
+                    "tags": src.tags()}
+            if want is None:  # single band, named by file
+                return src.read(1, out_dtype="float32"), meta, {}
+            if want in names:
+                return src.read(names.index(want) + 1, out_dtype="float32"), meta, {}
+            return None, meta, {"names": names, "count": src.count}
+
+    try:
+        stem = path.stem
+        if stem.upper().endswith("_VV") and len(_descriptions(path)) == 1:
+            vv, meta, _ = band(path, None)
+            vh_path = path.with_name(stem[:-3] + ("_VH" if stem.endswith("_VV") else "_vh") + path.suffix)
+            vh = band(vh_path, None)[0] if vh_path.exists() else None
+            return vv, vh, meta
+        vv, meta, info = band(path, "VV")
+        if vv is None:
+            raise CorruptImage(
+                f"{path.name}: a SAR GeoTIFF needs a band described as 'VV' (and 'VH'), or single-band files "
+                f"named *_VV.tif / *_VH.tif; this one has {info['count']} band(s) named {info['names']}")
+        vh, _, _ = band(path, "VH")
+        return vv, vh, meta
+    except RasterioError as exc:
+        raise CorruptImage(f"{path.name}: not a readable GeoTIFF ({exc})") from None
+
+
+def _descriptions(path: Path) -> tuple:
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as src:
+            return src.descriptions
+    except RasterioError as exc:
+        raise CorruptImage(f"{path.name}: not a readable GeoTIFF ({exc})") from None
+
+
+def _center_latlon(meta: dict) -> tuple[float, float] | None:
+    if meta.get("crs") is None:
+        return None
+    from pyproj import Transformer
+
+    t, col, row = meta["transform"], meta["width"] / 2, meta["height"] / 2
+    x, y = t.c + t.a * col + t.b * row, t.f + t.d * col + t.e * row
+    lon, lat = Transformer.from_crs(meta["crs"], "EPSG:4326", always_xy=True).transform(x, y)
+    return (round(float(lat), 6), round(float(lon), 6)) if math.isfinite(lat) and math.isfinite(lon) else None
+
+
+def render_file(path: str | Path, design: StudyDesign) -> RenderedImage:
+    """Render a GeoTIFF (VV/VH dB) or PNG file for participants; raises :class:`CorruptImage`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PoolError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        vv, vh, meta = _read_tiff_bands(path)
+        finite = vv[np.isfinite(vv)]
+        if finite.size == 0:
+            raise CorruptImage(f"{path.name}: the VV band has no valid pixels")
+        med = float(np.median(finite))
+        if not -60.0 <= med <= 30.0:
+            raise CorruptImage(f"{path.name}: VV values (median {med:.3g}) do not look like backscatter in dB; "
+                               "convert linear power with 10·log10 first")
+        prov = {}
+        try:
+            prov = json.loads(meta["tags"].get("PROVENANCE", "{}"))
+        except ValueError:
+            prov = {}
+        return render_arrays(vv, vh, design, location=_center_latlon(meta), provenance=prov)
+    if suffix == ".png":
+        return render_png_bytes(path.read_bytes(), design, name=path.name)
+    raise PoolError(f"{path.name}: only GeoTIFF (.tif) and PNG images can be pooled")
+
+
+def render_png_bytes(data: bytes, design: StudyDesign, name: str = "image") -> RenderedImage:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "PNG":
+                raise CorruptImage(f"{name}: expected a PNG image, found {img.format}")
+            img.load()
+            picture = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CorruptImage(f"{name}: not a readable PNG image ({exc})") from None
+    if min(picture.size) < 8:
+        raise CorruptImage(f"{name}: the image is only {picture.width}×{picture.height} pixels")
+    if picture.mode in ("I;16", "I", "F"):
+        arr = np.asarray(picture, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        picture = Image.fromarray(((arr - lo) / (hi - lo or 1) * 255).round().astype(np.uint8), mode="L")
+    if design.render == "vv_gray":
+        picture = picture.convert("RGB").getchannel("R") if picture.mode not in ("L",) else picture
+    else:
+        picture = picture.convert("RGB")
+    return _rendered(picture, design)
+
+
+def render_bytes(data: bytes, name: str, design: StudyDesign) -> RenderedImage:
+    """Render an uploaded file (GeoTIFF or PNG, chosen by content, not by name)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return render_png_bytes(data, design, name=name)
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / (Path(name).name or "upload.tif")
+            if p.suffix.lower() not in (".tif", ".tiff"):
+                p = p.with_suffix(".tif")
+            p.write_bytes(data)
+            return render_file(p, design)
+    raise CorruptImage(f"{name}: not a GeoTIFF or PNG file (unrecognised content)")
+
+
+# -- folders ------------------------------------------------------------------------------
+@dataclass
+class FolderEntry:
+    path: Path
+    labels: ItemLabels | None
+    problem: str = ""
+
+
+def read_labels_file(folder: Path) -> dict[str, dict[str, str]]:
+    """``labels.csv`` in a folder: columns file, source[, model_id, scene_class, lat, lon]."""
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "file" not in reader.fieldnames or "source" not in reader.fieldnames:
+            raise PoolError(f"{path}: needs a header with at least the columns 'file' and 'source' "
+                            f"(optional: model_id, scene_class, lat, lon); found {reader.fieldnames}")
+        return {row["file"].strip(): row for row in reader if (row.get("file") or "").strip()}
+
+
+def scan_folder(folder: str | Path, defaults: dict[str, Any] | None = None) -> list[FolderEntry]:
+    """Images in a folder with their labels (``labels.csv`` first, then ``defaults``).
+
+    ``*_VH.tif`` files that pair with a ``*_VV.tif`` are not separate images.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PoolError(f"{folder}: not a folder")
+    manifest = read_labels_file(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    names = {p.name for p in files}
+    entries: list[FolderEntry] = []
+    for p in files:
+        stem = p.stem
+        if stem.upper().endswith("_VH") and any(n.upper() == (stem[:-3] + "_VV" + p.suffix).upper() for n in names):
+            continue
+        row = manifest.get(p.name) or {}
+        spec = {**(defaults or {}), **{k: v for k, v in row.items() if k != "file" and v not in (None, "")}}
+        if not spec.get("source"):
+            entries.append(FolderEntry(p, None, f"{p.name}: no source label — add it to {LABELS_FILE} "
+                                                 "or give a default source (real, other, ours)"))
+            continue
+        try:
+            entries.append(FolderEntry(p, ItemLabels(
+                source=spec["source"], model_id=spec.get("model_id", ""), scene_class=spec.get("scene_class", ""),
+                lat=spec.get("lat"), lon=spec.get("lon"))))
+        except PoolError as exc:
+            entries.append(FolderEntry(p, None, f"{p.name}: {exc}"))
+    if not entries:
+        raise PoolError(f"{folder}: no GeoTIFF (.tif) or PNG images found")
+    return entries
+
+
+def iter_progress(items: Iterable, total: int, progress: Callable[[int, int, str], None] | None, what: str):
+    for i, item in enumerate(items, 1):
+        yield item
+        if progress:
+            progress(i, total, f"{what} {i}/{total}")

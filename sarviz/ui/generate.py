@@ -1,0 +1,210 @@
+"""The Generate panel: pick a model and settings, generate, follow progress, download.
+
+``render_generate_panel(scene)`` draws the panel for a scene and returns the latest
+:class:`GenerationResult` for that scene (kept in ``st.session_state`` across reruns) or
+None. It never raises: problems are shown with ``st.error``.
+
+Models are built once per process (``st.cache_resource``) and the diffusion pipeline
+itself stays loaded in :data:`sarviz.generators.runtime.MODELS`, so reruns do not reload
+weights; every generation goes through the process-wide queue in
+:mod:`sarviz.generators.runtime`, so concurrent sessions wait for the device in turn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import numpy as np
+import streamlit as st
+
+from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, GenerationError, GenerationRequest,
+                                    GenerationResult, Generator)
+from sarviz.scene import Scene, SceneError
+
+log = logging.getLogger(__name__)
+DIFFUSION_KIND = "controlnet-lora"
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _cached_generator(model_id: str, card_path: str, card_mtime_ns: int) -> Generator:
+    # keyed by the card file and its mtime so that an edited card is rebuilt
+    from sarviz.registry import ModelRegistry
+
+    return ModelRegistry().generator(model_id)
+
+
+def _card_mtime(card) -> int:
+    try:
+        return card.path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _model_table() -> tuple[list, dict[str, str | None]]:
+    """The registry's cards and, for each, None (ready) or why it cannot run."""
+    from sarviz.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    problems: dict[str, str | None] = {}
+    for card in registry.cards.values():
+        try:
+            gen = _cached_generator(card.id, str(card.path), _card_mtime(card))
+            check = getattr(gen, "weights_problem", None)
+            problems[card.id] = check() if callable(check) else None
+        except GenerationError as exc:
+            problems[card.id] = str(exc)
+        except Exception as exc:  # an implementation that cannot even be imported
+            problems[card.id] = f"model {card.id}: cannot be loaded ({type(exc).__name__}: {exc})"
+    return list(registry.cards.values()), problems
+
+
+def default_model(cards: list, problems: dict[str, str | None]) -> str | None:
+    """A ready diffusion model if there is one, else the emulator, else any ready model."""
+    ready = [c for c in cards if problems.get(c.id) is None]
+    for pick in ([c for c in ready if c.kind == DIFFUSION_KIND], [c for c in ready if c.kind == "emulator"], ready,
+                 cards):
+        if pick:
+            return pick[0].id
+    return None
+
+
+def scene_fingerprint(scene: Scene) -> tuple:
+    return (scene.scene_id, scene.crs.to_string(), tuple(scene.transform)[:6], scene.width, scene.height)
+
+
+def latest_result(scene: Scene, key: str = "gen") -> GenerationResult | None:
+    """The last result generated for this scene in this session, if any."""
+    stored = st.session_state.get(f"{key}_result")
+    if stored and stored[0] == scene_fingerprint(scene):
+        return stored[1]
+    return None
+
+
+def render_generate_panel(scene: Scene, key: str = "gen") -> GenerationResult | None:
+    """The Generate panel for ``scene``; returns the latest result for it, or None."""
+    try:
+        _render(scene, key)
+    except Exception as exc:  # the panel must never break the page
+        log.exception("generate panel failed")
+        st.error(f"Generation panel error: {exc}")
+    result = latest_result(scene, key)
+    if result is not None:
+        try:
+            _render_result(result, key)
+        except Exception as exc:
+            st.error(f"Cannot show the result: {exc}")
+    return result
+
+
+def _render(scene: Scene, key: str) -> None:
+    from sarviz.generators import runtime
+
+    cards, problems = _model_table()
+    if not cards:
+        st.error("No model cards found: add a card to models/ or a folder listed in SARVIZ_MODELS.")
+        return
+    ids = [c.id for c in cards]
+    by_id = {c.id: c for c in cards}
+    default = default_model(cards, problems)
+
+    def label(model_id: str) -> str:
+        return f"{by_id[model_id].name}" + ("" if problems[model_id] is None else " — weights missing")
+
+    model_id = st.selectbox("Model", ids, index=ids.index(default) if default in ids else 0, format_func=label,
+                            key=f"{key}_model")
+    card = by_id[model_id]
+    problem = problems[model_id]
+    if problem:
+        st.warning(problem)
+    missing = [c.id for c in cards if problems[c.id] and c.id != model_id]
+    if missing:
+        with st.expander(f"{len(missing)} other model(s) cannot run here"):
+            for mid in missing:
+                st.markdown(f"**{mid}**: {problems[mid]}")
+    is_diffusion = card.kind == DIFFUSION_KIND
+    sampler = card.get("sampler", {}) if is_diffusion else {}
+    if is_diffusion and scene.embedding is None:
+        st.warning("This scene has no AlphaEarth embedding layer; the diffusion model cannot condition on it "
+                   "(it would produce noise). Fetch the embedding or use the emulator.")
+
+    devices = ["auto"] + runtime.available_devices()
+    with st.form(key=f"{key}_form"):
+        c1, c2 = st.columns(2)
+        seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=f"{key}_seed")
+        angle = None
+        if scene.angle_deg is None:
+            angle = c2.number_input("Incidence angle (°)", min_value=20.0, max_value=50.0, value=DEFAULT_ANGLE_DEG,
+                                    step=0.5, key=f"{key}_angle",
+                                    help="The scene has no angle layer; this angle is used over the whole patch "
+                                         "(Sentinel-1 IW spans about 29°–46°).")
+        else:
+            c2.caption(f"Incidence angle from the scene: {float(np.nanmean(scene.angle_deg)):.1f}° mean")
+        steps = guidance = cn_scale = None
+        if is_diffusion:
+            c3, c4, c5 = st.columns(3)
+            steps = c3.number_input("Steps", min_value=1, max_value=200, value=int(sampler.get("steps", 25)), step=1,
+                                    key=f"{key}_steps",
+                                    help=f"reference: {sampler.get('reference_steps', 50)} steps")
+            guidance = c4.number_input("Guidance", min_value=0.0, max_value=30.0,
+                                       value=float(sampler.get("guidance", 2.5)), step=0.1, key=f"{key}_guidance")
+            cn_scale = c5.number_input("ControlNet scale", min_value=0.0, max_value=5.0,
+                                       value=float(sampler.get("controlnet_scale", 1.1)), step=0.05,
+                                       key=f"{key}_cn_scale")
+            c6, c7 = st.columns(2)
+            device = c6.selectbox("Device", devices, key=f"{key}_device")
+            dtype = c7.selectbox("Precision", ["auto", "float32", "bfloat16", "float16"], key=f"{key}_dtype",
+                                 help="auto: bfloat16 on AMX CPUs and modern GPUs, float16 on older GPUs, "
+                                      "else float32")
+        else:
+            device, dtype = "auto", "auto"
+        submitted = st.form_submit_button("Generate", type="primary", disabled=problem is not None)
+
+    cancel = st.session_state.setdefault(f"{key}_cancel", threading.Event())
+    st.button("Cancel", key=f"{key}_cancel_button", on_click=cancel.set,
+              help="Stops a running or queued generation after the current step.")
+    if not submitted:
+        return
+    cancel.clear()
+    request = GenerationRequest(
+        seed=int(seed), steps=None if steps is None else int(steps), guidance=guidance, controlnet_scale=cn_scale,
+        angle_deg=angle, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype)
+    bar = st.progress(0.0, text="starting…")
+
+    def progress(step: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, step / total) if total else 0.0, text=message)
+
+    try:
+        generator = _cached_generator(card.id, str(card.path), _card_mtime(card))
+        result = generator.generate(scene, request, progress=progress, cancel=cancel)
+    except GenerationCancelled:
+        bar.empty()
+        st.info("Generation cancelled.")
+        return
+    except (GenerationError, SceneError, ValueError) as exc:
+        bar.empty()
+        st.error(str(exc))
+        return
+    except Exception as exc:  # a bug or an out-of-memory: say so, keep the page alive
+        log.exception("generation failed")
+        bar.empty()
+        st.error(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).")
+        return
+    bar.progress(1.0, text=f"done in {result.provenance.get('seconds', '?')} s")
+    st.session_state[f"{key}_result"] = (scene_fingerprint(scene), result)
+
+
+def _render_result(result: GenerationResult, key: str) -> None:
+    prov = result.provenance
+    st.caption(f"{prov.get('model_id')} · seed {prov.get('seed')}"
+               + (f" · {prov.get('steps')} steps · {prov.get('device')}/{prov.get('dtype')}" if "steps" in prov else "")
+               + (f" · {prov.get('seconds')} s" if "seconds" in prov else ""))
+    stem = f"synthetic_{prov.get('scene_id', 'scene')}_{prov.get('model_id', 'model')}_seed{prov.get('seed', 0)}"
+    c1, c2 = st.columns(2)
+    c1.download_button("GeoTIFF (VV, VH dB)", data=result.geotiff_bytes(), file_name=f"{stem}.tif",
+                       mime="image/tiff", key=f"{key}_dl_tif")
+    c2.download_button("PNG (R=VV, G=VH)", data=result.png_bytes(), file_name=f"{stem}.png", mime="image/png",
+                       key=f"{key}_dl_png")
+    with st.expander("Provenance"):
+        st.code(json.dumps(prov, indent=2, sort_keys=True, default=str), language="json")

@@ -1,0 +1,397 @@
+"""Side-by-side inspection of a generated SAR image (Streamlit).
+
+:func:`render_inspection` shows optical | real Sentinel-1 | generated at the same size with
+one fixed dB stretch and colour bar, a VV / VH / false-colour switch and one zoom that
+crops all three alike; a georeferenced swipe map (generated over real); the histogram,
+GLCM and embedding panels; the metrics table; and downloads. It works for a scene without
+real S1 (generated only, and says so) and for a result from any generator.
+
+:func:`inspect_page` is the "Inspect" page: two GeoTIFFs (uploaded, or picked from a
+folder) → the same inspection. The science lives in :mod:`sarviz.metrics` and
+:mod:`sarviz.viz`; this module only lays it out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sarviz.metrics.report import (MetricError, MetricsReport, check_same_grid, compare_results, read_sar_file,
+                                   scene_sar_as_result)
+from sarviz.scene import Scene
+from sarviz.viz import images, panels
+
+DISPLAY_MODES: tuple[str, ...] = ("VV", "VH", "false-colour")
+ZOOM_LEVELS: tuple[int, ...] = (1, 2, 4, 8)
+NO_REAL_MESSAGE = ("No real Sentinel-1 image for this scene — showing the generated image only. KL, Mean/Std "
+                   "similarity, SSIM and FSIM need a real image; ENL and GLCM are shown for the generated image.")
+
+
+# -- pure helpers (tested without Streamlit) -----------------------------------------------------
+def zoom_window(height: int, width: int, zoom: int, centre_x: float = 0.5, centre_y: float = 0.5) -> tuple[int, int, int, int]:
+    """Rows/cols (r0, r1, c0, c1) of a 1/zoom crop centred at fractional (x, y), kept inside the image."""
+    if zoom < 1:
+        raise ValueError(f"zoom must be ≥ 1, got {zoom}")
+    h, w = max(1, round(height / zoom)), max(1, round(width / zoom))
+    r0 = int(np.clip(round(centre_y * height - h / 2), 0, height - h))
+    c0 = int(np.clip(round(centre_x * width - w / 2), 0, width - w))
+    return r0, r0 + h, c0, c0 + w
+
+
+def enlarge(rgb: np.ndarray, size: int = 512) -> np.ndarray:
+    """Nearest-neighbour enlargement so that every view has the same pixel size (speckle stays sharp)."""
+    factor = max(1, size // max(rgb.shape[:2]))
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
+
+
+def stretch_caption(mode: str) -> str:
+    if mode == "false-colour":
+        vv, vh, d = images.DB_RANGES["VV"], images.DB_RANGES["VH"], images.DB_RANGES["VV-VH"]
+        return (f"false colour: R = VV [{vv[0]:g}, {vv[1]:g}] dB, G = VH [{vh[0]:g}, {vh[1]:g}] dB, "
+                f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; magenta = missing")
+    lo, hi = images.DB_RANGES[mode]
+    return f"{mode} σ⁰, fixed stretch [{lo:g}, {hi:g}] dB (same in every panel); magenta = missing"
+
+
+def fingerprint(*arrays: np.ndarray | None) -> str:
+    """A content hash of arrays, to cache metrics and figures per image pair."""
+    digest = hashlib.blake2b(digest_size=16)
+    for arr in arrays:
+        if arr is None:
+            digest.update(b"none")
+        else:
+            digest.update(str(arr.shape).encode())
+            digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
+def _web_mercator_rgba(rgb: np.ndarray, crs: Any, transform: Any) -> tuple[np.ndarray, list[list[float]]]:
+    """Warp an RGB display image to Web Mercator (nearest) → RGBA and its [[S, W], [N, E]] bounds.
+
+    Leaflet stretches an image overlay linearly between its corner coordinates in Web
+    Mercator, so the image must be on a Web Mercator grid to sit in the right place.
+    """
+    from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
+
+    h, w = rgb.shape[:2]
+    left, top = transform @ (0, 0)
+    right, bottom = transform @ (w, h)
+    dst_tf, dst_w, dst_h = calculate_default_transform(crs, "EPSG:3857", w, h, left=min(left, right),
+                                                       bottom=min(top, bottom), right=max(left, right),
+                                                       top=max(top, bottom))
+    src = np.concatenate([np.moveaxis(rgb, 2, 0), np.full((1, h, w), 255, np.uint8)])
+    dst = np.zeros((4, dst_h, dst_w), np.uint8)
+    reproject(src, dst, src_transform=transform, src_crs=crs, dst_transform=dst_tf, dst_crs="EPSG:3857",
+              resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+    west, north = dst_tf @ (0, 0)
+    east, south = dst_tf @ (dst_w, dst_h)
+    w_deg, s_deg, e_deg, n_deg = transform_bounds("EPSG:3857", "EPSG:4326", west, south, east, north)
+    return np.moveaxis(dst, 0, 2), [[s_deg, w_deg], [n_deg, e_deg]]
+
+
+_SWIPE_JS = """
+{% macro script(this, kwargs) %}
+(function() {
+  // A swipe for image overlays: the leaflet-side-by-side plugin only clips tile layers.
+  var map = {{ this._parent.get_name() }};
+  var top = {{ this.top_layer }};
+  var box = L.DomUtil.create('div', 'sarviz-swipe', map.getContainer());
+  box.style.cssText = 'position:absolute;left:0;right:0;bottom:8px;z-index:1000;text-align:center;pointer-events:none';
+  var line = L.DomUtil.create('div', '', map.getContainer());
+  line.style.cssText = 'position:absolute;top:0;bottom:0;width:3px;margin-left:-1px;background:#fff;'
+                     + 'box-shadow:0 0 4px #000;z-index:999;pointer-events:none';
+  var range = L.DomUtil.create('input', '', box);
+  range.type = 'range'; range.min = 0; range.max = 100; range.value = 50;
+  range.style.cssText = 'width:70%;pointer-events:auto';
+  range.title = 'drag: left = {{ this.left_label }}, right = {{ this.right_label }}';
+  L.DomEvent.disableClickPropagation(box);
+  L.DomEvent.on(range, 'mousedown touchstart pointerdown', L.DomEvent.stopPropagation);
+  function clip() {
+    var el = top.getElement(); if (!el) { return; }
+    var mapRect = map.getContainer().getBoundingClientRect();
+    var x = mapRect.width * range.value / 100;
+    line.style.left = x + 'px';
+    var r = el.getBoundingClientRect();
+    var scale = r.width / (el.offsetWidth || r.width || 1);
+    var cut = Math.max(0, (x - (r.left - mapRect.left)) / scale);
+    el.style.clipPath = 'inset(0 0 0 ' + cut + 'px)';
+  }
+  range.addEventListener('input', clip);
+  map.on('move zoom zoomend moveend resize', clip);
+  top.on('load', clip);
+  setTimeout(clip, 0);
+})();
+{% endmacro %}
+"""
+
+
+def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int = 520) -> str:
+    """A folium map (HTML) with the real S1 on the left and the generated image on the right of a swipe.
+
+    ``real`` and ``generated`` have ``vv_db``, ``vh_db``, ``crs``, ``transform``. No base
+    map tiles are loaded (the app works offline); both layers are warped to Web Mercator.
+    """
+    import folium
+    from branca.element import MacroElement, Template
+
+    layers = []
+    for obj in (real, generated):
+        rgb = images.render_sar(obj.vv_db, obj.vh_db, mode)
+        rgba, bounds = _web_mercator_rgba(rgb, obj.crs, obj.transform)
+        layers.append((rgba, bounds))
+    (_, bounds), _ = layers
+    centre = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
+    fmap = folium.Map(location=centre, tiles=None, control_scale=True, zoom_start=13,
+                      height=f"{height_px}px")
+    overlays = []
+    for (rgba, b), name in zip(layers, ("real Sentinel-1", "generated")):
+        url = "data:image/png;base64," + base64.b64encode(images.png_bytes(rgba)).decode()
+        overlay = folium.raster_layers.ImageOverlay(url, bounds=b, name=name, interactive=False,
+                                                    cross_origin=False, zindex=1 if name.startswith("real") else 2)
+        overlay.add_to(fmap)
+        overlays.append(overlay)
+    fmap.fit_bounds(bounds)
+    swipe = MacroElement()
+    swipe._template = Template(_SWIPE_JS)
+    swipe.top_layer = overlays[1].get_name()
+    swipe.left_label, swipe.right_label = "real Sentinel-1", "generated"
+    fmap.add_child(swipe)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    return fmap.get_root().render()
+
+
+# -- Streamlit ---------------------------------------------------------------------------------------
+def _cached(key: str, fp: str, name: str, build, max_entries: int = 24):
+    """Per-widget-key cache in the session: metrics and figures are rebuilt only for new images.
+
+    Entries are keyed by (name, content fingerprint); the oldest are dropped beyond
+    ``max_entries`` so that a long session does not keep every figure it ever drew.
+    """
+    import streamlit as st
+
+    store: dict = st.session_state.setdefault(f"{key}-cache", {})
+    entry = (name, fp)
+    if entry not in store:
+        store[entry] = build()
+        while len(store) > max_entries:
+            store.pop(next(iter(store)))
+    return store[entry]
+
+
+def _real_result(scene: Scene):
+    return scene_sar_as_result(scene, {"source": "real Sentinel-1", "scene_id": scene.scene_id,
+                                       **{k: v for k, v in scene.provenance.items() if k != "source"}})
+
+
+def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspect") -> MetricsReport | None:
+    """Inspect ``result`` (a GenerationResult, or None) against ``scene``'s real S1 and optical.
+
+    Returns the metrics report (None when there is no generated image or it failed).
+    """
+    import streamlit as st
+
+    real_available = scene.vv_db is not None and scene.vh_db is not None
+    if result is None and not real_available:
+        st.info("Nothing to inspect yet: this scene has no real Sentinel-1 image and nothing has been generated.")
+        return None
+    if result is not None and real_available:
+        try:
+            check_same_grid(scene, result)
+        except MetricError as exc:
+            st.error(f"The generated image cannot be compared with this scene's Sentinel-1: {exc}")
+            real_available = False
+    if result is not None and not real_available:
+        st.info(NO_REAL_MESSAGE)
+    elif result is None:
+        st.info("Nothing generated yet — showing the scene's optical and real Sentinel-1 image.")
+
+    fp = fingerprint(scene.vv_db if real_available else None, scene.vh_db if real_available else None,
+                     None if result is None else result.vv_db, None if result is None else result.vh_db)
+    report: MetricsReport | None = None
+    if result is not None:
+        def build_report():
+            bar = st.progress(0.0, text="computing metrics…")
+            try:
+                return compare_results(scene if real_available else None, result,
+                                       progress=lambda i, n, msg: bar.progress(i / n, text=msg))
+            finally:
+                bar.empty()
+
+        try:
+            report = _cached(key, fp, "report", build_report)
+        except MetricError as exc:
+            st.error(f"Metrics cannot be computed: {exc}")
+
+    tabs = st.tabs(["Side by side", "Swipe map", "Distributions", "Texture (GLCM)", "Embedding",
+                    "Metrics & downloads"])
+    with tabs[0]:
+        side_png = _side_by_side(scene, result, real_available, key)
+    with tabs[1]:
+        if result is not None and real_available:
+            mode = st.radio("Swipe display", DISPLAY_MODES, horizontal=True, key=f"{key}-swipe-mode")
+            import streamlit.components.v1 as components
+
+            html = _cached(key, fp, f"swipe-{mode}", lambda: swipe_map_html(_real_result(scene), result, mode))
+            st.caption("Left of the slider: real Sentinel-1; right: generated. Both georeferenced (Web Mercator), "
+                       "no base map (offline). " + stretch_caption(mode))
+            components.html(html, height=540)
+        else:
+            st.info("The swipe map needs both a real Sentinel-1 image and a generated one on the same grid.")
+    figures: dict[str, bytes] = {}
+    with tabs[2]:
+        if report is not None:
+            figures["histograms"] = _cached(key, fp, "fig-hist", lambda: panels.figure_png(panels.histogram_panel(report)))
+            st.image(figures["histograms"], width="stretch")
+        else:
+            st.info("Distributions need a generated image.")
+    with tabs[3]:
+        if report is not None:
+            figures["glcm"] = _cached(key, fp, "fig-glcm", lambda: panels.figure_png(panels.glcm_panel(report)))
+            st.image(figures["glcm"], width="stretch")
+        else:
+            st.info("Texture features need a generated image.")
+    with tabs[4]:
+        emb_fp = fingerprint(scene.embedding)
+        figures["embedding"] = _cached(key, fp + emb_fp, "fig-emb",
+                                       lambda: panels.figure_png(panels.embedding_panel(scene.embedding)))
+        if scene.embedding is None:
+            st.info("This scene has no AlphaEarth embedding layer.")
+        else:
+            st.image(figures["embedding"], width="stretch")
+    with tabs[5]:
+        _metrics_and_downloads(scene, result, report, real_available, figures, side_png, key)
+    return report
+
+
+def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: str) -> bytes | None:
+    import streamlit as st
+
+    c1, c2, c3 = st.columns([2, 2, 3])
+    mode = c1.radio("Display", DISPLAY_MODES, horizontal=True, key=f"{key}-mode")
+    zoom = c2.select_slider("Zoom (all panels)", ZOOM_LEVELS, value=1, format_func=lambda z: f"{z}×", key=f"{key}-zoom")
+    cx, cy = 0.5, 0.5
+    if zoom > 1:
+        cx = c3.slider("Centre across (%)", 0, 100, 50, key=f"{key}-cx") / 100
+        cy = c3.slider("Centre down (%)", 0, 100, 50, key=f"{key}-cy") / 100
+    r0, r1, c0, c1_ = zoom_window(scene.height, scene.width, zoom, cx, cy)
+    crop = (slice(r0, r1), slice(c0, c1_))
+
+    optical = enlarge(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
+    real = (enlarge(images.render_sar(scene.vv_db[crop], scene.vh_db[crop], mode)) if real_available else None)
+    gen = (enlarge(images.render_sar(result.vv_db[crop], result.vh_db[crop], mode)) if result is not None else None)
+    cols = st.columns(3)
+    labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1", "Generated")
+    missing = ("no optical layer in this scene", "no real Sentinel-1 for this scene", "nothing generated yet")
+    for col, rgb, label, note in zip(cols, (optical, real, gen), labels, missing):
+        with col:
+            st.markdown(f"**{label}**")
+            if rgb is None:
+                st.info(note)
+            else:
+                st.image(rgb, width="stretch")
+    if mode != "false-colour":
+        st.image(images.colourbar_png(images.sar_stretch(mode)))
+    st.caption(stretch_caption(mode))
+    if zoom > 1:
+        st.caption(f"zoom {zoom}×: rows {r0}–{r1}, columns {c0}–{c1_} of {scene.height}×{scene.width} px")
+    fp = fingerprint(scene.optical, scene.vv_db, None if result is None else result.vv_db,
+                     None if result is None else result.vh_db)
+    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}", lambda: panels.figure_png(
+        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode))))
+
+
+def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsReport | None, real_available: bool,
+                           figures: dict[str, bytes], side_png: bytes | None, key: str) -> None:
+    import streamlit as st
+
+    if report is not None:
+        per_angle = st.toggle("GLCM per angle", value=False, key=f"{key}-per-angle")
+        st.dataframe(report.table(per_angle=per_angle), hide_index=True, width="stretch")
+        st.caption("Definitions of every metric: docs/metrics.md. Lower is better for KL and Mean/Std similarity; "
+                   "higher for SSIM and FSIM; 'generated − real' compares single-image statistics.")
+    stem = (scene.scene_id or "scene").replace("/", "_")
+    cols = st.columns(4)
+    downloads: list[tuple[str, bytes, str, str]] = []
+    if side_png:
+        downloads.append(("Side-by-side PNG", side_png, f"{stem}_side_by_side.png", "image/png"))
+    for name, label in (("histograms", "Histogram panel PNG"), ("glcm", "GLCM panel PNG"), ("embedding", "Embedding panel PNG")):
+        if name in figures and (name != "embedding" or scene.embedding is not None):
+            downloads.append((label, figures[name], f"{stem}_{name}.png", "image/png"))
+    if report is not None:
+        downloads.append(("Metrics CSV", report.csv().encode(), f"{stem}_metrics.csv", "text/csv"))
+        downloads.append(("Metrics JSON", report.to_json().encode(), f"{stem}_metrics.json", "application/json"))
+    if result is not None:
+        downloads.append(("Generated GeoTIFF", result.geotiff_bytes(), f"{stem}_generated.tif", "image/tiff"))
+    if real_available:
+        downloads.append(("Real S1 GeoTIFF", _real_result(scene).geotiff_bytes(), f"{stem}_real_s1.tif", "image/tiff"))
+    for i, (label, data, name, mime) in enumerate(downloads):
+        cols[i % 4].download_button(label, data, file_name=name, mime=mime, key=f"{key}-dl-{i}")
+
+
+# -- the Inspect page --------------------------------------------------------------------------------
+def load_pair(real_source: Any | None, generated_source: Any | None, real_name: str = "real",
+              generated_name: str = "generated") -> tuple[Scene, Any | None]:
+    """Read the page's two GeoTIFFs (paths or bytes) → (scene with real S1, generated result).
+
+    Without a real file the scene is the generated image's grid with no layers
+    (generated-only inspection).
+    """
+    generated = None
+    if generated_source is not None:
+        gen_scene = read_sar_file(generated_source, generated_name)
+        generated = scene_sar_as_result(gen_scene)
+    if real_source is not None:
+        return read_sar_file(real_source, real_name), generated
+    if generated is None:
+        raise MetricError("choose at least the generated GeoTIFF")
+    return Scene(crs=generated.crs, transform=generated.transform, width=generated.width, height=generated.height,
+                 scene_id=generated_name, provenance={"source": "none"}), generated
+
+
+def inspect_page() -> None:
+    import streamlit as st
+
+    from sarviz.settings import Settings
+
+    st.title("Inspect a generated SAR image")
+    st.caption("Two GeoTIFFs with bands named VV and VH (dB) on the same grid — the real Sentinel-1 (or a sarviz "
+               "scene file, which adds optical and embedding) and the generated image.")
+    how = st.radio("Source", ["Pick from a folder", "Upload"], horizontal=True, key="inspect-source")
+    real_src = gen_src = None
+    real_name, gen_name = "real", "generated"
+    if how == "Upload":
+        real_up = st.file_uploader("Real Sentinel-1 GeoTIFF (optional)", type=["tif", "tiff"], key="inspect-up-real")
+        gen_up = st.file_uploader("Generated GeoTIFF", type=["tif", "tiff"], key="inspect-up-gen")
+        if real_up is not None:
+            real_src, real_name = real_up.getvalue(), real_up.name
+        if gen_up is not None:
+            gen_src, gen_name = gen_up.getvalue(), gen_up.name
+    else:
+        folder = Path(st.text_input("Folder", value=str(Settings.load().scenes), key="inspect-folder")).expanduser()
+        if not folder.is_dir():
+            st.warning(f"{folder} is not a folder.")
+            return
+        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        if not files:
+            st.warning(f"No GeoTIFF in {folder}.")
+            return
+        none = "(none — generated only)"
+        real_pick = st.selectbox("Real Sentinel-1", [none] + files, key="inspect-pick-real")
+        gen_pick = st.selectbox("Generated", files, index=min(1, len(files) - 1), key="inspect-pick-gen")
+        if real_pick != none:
+            real_src, real_name = str(folder / real_pick), real_pick
+        gen_src, gen_name = str(folder / gen_pick), gen_pick
+    if gen_src is None:
+        st.info("Choose the generated GeoTIFF to inspect.")
+        return
+    try:
+        scene, result = load_pair(real_src, gen_src, real_name, gen_name)
+    except (MetricError, ValueError) as exc:
+        st.error(str(exc))
+        return
+    render_inspection(scene, result, key="inspect-page")
+

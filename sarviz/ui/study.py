@@ -1,0 +1,410 @@
+"""Streamlit components of the human-evaluation studies.
+
+* :func:`quiz_page` — the participant quiz (``pages/3_Quiz.py``). Reads only through
+  :class:`~sarviz.study.service.ParticipantAPI`, so nothing about an image's source can reach
+  the browser; the sidebar/navigation is hidden so a participant sees only the quiz.
+* :func:`admin_page` — the owner page (``pages/4_Study_admin.py``) behind a login.
+* :func:`add_to_pool_button` — "add to study pool" for a generation result on the map page.
+
+The database is ``Settings.study_db`` (env ``SARVIZ_STUDY_DB``); one app serves every study
+in it, participants pick theirs by the link ``…/Quiz?study=<code>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import streamlit as st
+
+from sarviz.study.db import StudyDatabase, StudyError
+
+_HIDE_NAV_CSS = """
+<style>
+[data-testid="stSidebar"], [data-testid="stSidebarNav"], [data-testid="stSidebarCollapsedControl"],
+[data-testid="stExpandSidebarButton"], [data-testid="stToolbar"], [data-testid="stMainMenu"] {display: none !important;}
+</style>
+"""
+SCORE_QUESTIONS = (
+    ("realism", "Overall realism"),
+    ("detail", "Detail plausibility"),
+    ("geographic", "Geographic consistency"),
+)
+ZOOMS = (1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+@st.cache_resource(show_spinner=False)
+def _database(url: str) -> StudyDatabase:
+    return StudyDatabase(url)
+
+
+def database() -> StudyDatabase:
+    """The app's study database (migrated on first use); stops the page with a clear error."""
+    from sarviz.settings import Settings
+
+    url = Settings.load().study_db
+    try:
+        return _database(url)
+    except StudyError as exc:
+        st.error(f"The study database is not available: {exc}")
+        st.stop()
+        raise  # unreachable: st.stop() ends the script run
+
+
+# -- participant quiz --------------------------------------------------------------------
+def _image_html(png: bytes, zoom: float) -> str:
+    # An inline data URI: no URL, file name or caption the participant could read anything from.
+    b64 = base64.b64encode(png).decode()
+    return (f'<div data-testid="quiz-image" style="max-height:78vh;overflow:auto;border:1px solid #8884;">'
+            f'<img alt="image to judge" src="data:image/png;base64,{b64}" '
+            f'style="width:{zoom * 100:.0f}%;max-width:none;display:block;image-rendering:auto;"/></div>')
+
+
+def quiz_page() -> None:
+    """The whole participant flow: choose study → level + consent → 12 images → thanks."""
+    st.markdown(_HIDE_NAV_CSS, unsafe_allow_html=True)
+    from sarviz.study.service import AlreadyAnswered, NotFound, ParticipantAPI, QuizAnswer
+
+    api = ParticipantAPI(database())
+    params = st.query_params
+    resume = st.session_state.get("quiz_resume") or params.get("resume")
+    if resume:
+        try:
+            view = api.resume(resume)
+        except StudyError as exc:
+            st.error(str(exc))
+            st.session_state.pop("quiz_resume", None)
+            if st.button("Start over"):
+                st.query_params.clear()
+                st.rerun()
+            return
+        st.session_state["quiz_resume"] = view.resume_code
+        if params.get("resume") != view.resume_code:
+            params["resume"] = view.resume_code  # a reload of the page resumes the same session
+        _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound)
+        return
+
+    code = (params.get("study") or "").strip()
+    if not code:
+        st.title("SAR image study")
+        with st.form("quiz_enter"):
+            code_in = st.text_input("Study code (from your invitation link)")
+            resume_in = st.text_input("…or a resume code to continue a session")
+            if st.form_submit_button("Continue"):
+                if resume_in.strip():
+                    st.session_state["quiz_resume"] = resume_in.strip()
+                elif code_in.strip():
+                    params["study"] = code_in.strip().lower()
+                else:
+                    st.error("Please enter the study code from your invitation, or your resume code.")
+                    return
+                st.rerun()
+        return
+    try:
+        study = api.study(code)
+    except StudyError as exc:
+        st.error(str(exc))
+        return
+    st.title(study.title)
+    st.write(f"You will see **{study.images_per_session} SAR images**, one at a time. For each, say whether "
+             "you think it is a **real SAR image or model-generated**, rate its quality from 1 (poor) to 5 "
+             "(excellent) and say how confident you are. There is no time limit; your answers are saved as "
+             "you go, and you can come back later with your resume code.")
+    if not study.is_open:
+        st.warning("This study is closed and no longer takes new participants.")
+        return
+    with st.form("quiz_start"):
+        level = st.radio("Your experience with SAR imagery", list(study.levels), index=None,
+                         format_func=lambda k: f"{k} — {study.levels[k]}")
+        consent = st.checkbox(study.consent_text)
+        go = st.form_submit_button("Start the study", type="primary")
+    if go:
+        try:
+            view = api.start(study.code, level or "", bool(consent))
+        except StudyError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["quiz_resume"] = view.resume_code
+        params["resume"] = view.resume_code
+        st.rerun()
+
+
+def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noqa: ANN001, N803
+    st.caption(f"Resume code: **{view.resume_code}** — keep it to continue later on any device.")
+    if view.finished:
+        st.title("Thank you!")
+        st.success(f"All {view.total} answers are saved. You can close this page.")
+        return
+    pid = view.current_public_id
+    st.markdown(f"### Image {view.position} / {view.total}")
+    st.progress(view.answered / view.total)
+    started = st.session_state.setdefault(f"quiz_t0_{pid}", time.time())
+    try:
+        png = api.image(view.resume_code, pid)
+    except StudyError as exc:
+        st.error(str(exc))
+        return
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        zoom = st.select_slider("Zoom", options=ZOOMS, value=1.0, format_func=lambda z: f"{z:g}×",
+                                key="quiz_zoom", help="Scroll inside the image to pan when zoomed in.")
+        st.html(_image_html(png, zoom))
+    with right:
+        st.markdown("**(i) Is this a real SAR image or model-generated?**")
+        jkey = f"quiz_judged_{pid}"
+        c1, c2 = st.columns(2)
+        if c1.button("Real SAR (A)", key=f"quiz_real_{pid}", shortcut="a", width="stretch",
+                     type="primary" if st.session_state.get(jkey) is True else "secondary"):
+            st.session_state[jkey] = True
+            st.rerun()
+        if c2.button("Generated (G)", key=f"quiz_gen_{pid}", shortcut="g", width="stretch",
+                     type="primary" if st.session_state.get(jkey) is False else "secondary"):
+            st.session_state[jkey] = False
+            st.rerun()
+        judged = st.session_state.get(jkey)
+        st.caption("Your choice: " + {True: "**real SAR**", False: "**model-generated**", None: "none yet"}[judged]
+                   + " · keys: A = real (authentic), G = generated, Enter = next")
+        st.markdown("**(ii) Quality** — 1 poor … 5 excellent")
+        scores = {}
+        for name, label in SCORE_QUESTIONS:
+            scores[name] = st.radio(label, [1, 2, 3, 4, 5], index=None, horizontal=True, key=f"quiz_{name}_{pid}")
+        st.markdown("**(iii) Confidence in your real/generated judgement**")
+        confidence = st.radio("Confidence", [1, 2, 3, 4, 5], index=None, horizontal=True,
+                              key=f"quiz_confidence_{pid}", help="1 = guessing, 5 = certain")
+        if st.button("Next image" if view.position < view.total else "Finish", type="primary",
+                     key=f"quiz_submit_{pid}", shortcut="Enter", width="stretch"):
+            answer = QuizAnswer(judged, scores["realism"], scores["detail"], scores["geographic"], confidence,
+                                seconds=round(time.time() - started, 2))
+            try:
+                api.submit(view.resume_code, pid, answer)
+            except AlreadyAnswered:
+                pass  # e.g. a double click: the first answer stands; move on
+            except StudyError as exc:
+                # Nothing was stored; the choices stay on screen so the participant can retry.
+                st.error(str(exc))
+                return
+            st.rerun()
+
+
+# -- owner side ---------------------------------------------------------------------------
+def _client_id() -> str:
+    try:
+        ip = st.context.ip_address
+    except Exception:  # older runtimes / AppTest have no client address
+        ip = None
+    # Only a real address string identifies a client (test harnesses may hand back stand-ins).
+    return f"ip:{ip}" if isinstance(ip, str) and ip else "local"
+
+
+def owner_logged_in() -> bool:
+    return bool(st.session_state.get("study_owner"))
+
+
+def owner_login_form(key: str = "owner_login") -> bool:
+    """Show a login form unless the owner is logged in; True when logged in."""
+    if owner_logged_in():
+        return True
+    from sarviz.study.auth import LoginLocked, OwnerAuth, OwnerNotConfigured, configured_hash
+
+    try:
+        hashed = st.session_state.get("_owner_hash") or configured_hash()
+    except OwnerNotConfigured as exc:
+        st.error(str(exc))
+        return False
+    st.session_state["_owner_hash"] = hashed
+    with st.form(key):
+        pw = st.text_input("Study owner password", type="password")
+        submitted = st.form_submit_button("Log in")
+    if submitted:
+        try:
+            ok = OwnerAuth(database(), hashed).login(pw, _client_id())
+        except LoginLocked as exc:
+            st.error(str(exc))
+            return False
+        except StudyError as exc:
+            st.error(str(exc))
+            return False
+        if ok:
+            st.session_state["study_owner"] = True
+            st.rerun()
+        st.error("Wrong password.")
+    return False
+
+
+def admin_page() -> None:
+    st.title("Human-evaluation studies")
+    if not owner_login_form("admin_login"):
+        return
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(database())
+    if st.sidebar.button("Log out"):
+        st.session_state.pop("study_owner", None)
+        st.rerun()
+    studies = owner.studies()
+    tab_studies, tab_pool, tab_results = st.tabs(["Studies", "Image pool", "Results"])
+    with tab_studies:
+        _studies_tab(owner, studies)
+    codes = [s.code for s in studies]
+    if not codes:
+        with tab_pool:
+            st.info("Create a study first.")
+        with tab_results:
+            st.info("Create a study first.")
+        return
+    with tab_pool:
+        code = st.selectbox("Study", codes, key="pool_study")
+        _pool_tab(owner, code)
+    with tab_results:
+        code = st.selectbox("Study", codes, key="results_study")
+        _results_tab(owner, code)
+
+
+def _studies_tab(owner, studies) -> None:  # noqa: ANN001
+    from sarviz.study.design import RENDER_MODES, StudyDesign, parse_ratio
+
+    if studies:
+        st.dataframe([{"code": s.code, "title": s.title, "open": s.is_open, "pool": owner.pool_status(s.code),
+                       "participant link": f"Quiz?study={s.code}"} for s in studies], hide_index=True)
+        for s in studies:
+            label = "Close" if s.is_open else "Reopen"
+            if st.button(f"{label} {s.code}", key=f"toggle_{s.code}"):
+                owner.set_open(s.code, not s.is_open)
+                st.rerun()
+    with st.form("create_study"):
+        st.subheader("New study")
+        code = st.text_input("Code (used in the participant link)", placeholder="sar-realism-2026")
+        title = st.text_input("Title")
+        c1, c2, c3 = st.columns(3)
+        images = c1.number_input("Images per session", 1, 200, 12)
+        ratio = c2.text_input("Ratio real : other : ours", "1:1:2")
+        render = c3.selectbox("Display", RENDER_MODES, format_func={
+            "vv_gray": "VV, grey (fixed −25…5 dB)", "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
+        if st.form_submit_button("Create study", type="primary"):
+            try:
+                design = StudyDesign(images_per_session=int(images), ratio=parse_ratio(ratio), render=render)
+                owner.create_study(code, title, design)
+                st.success(f"Created {code}. Participant link: …/Quiz?study={code.strip().lower()}")
+            except StudyError as exc:
+                st.error(str(exc))
+
+
+def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
+    from sarviz.study.pool import ItemLabels
+
+    status = owner.pool_status(code)
+    (st.success if status == "ready" else st.warning)("Pool ready for participants" if status == "ready" else status)
+    items = owner.items(code)
+    if items:
+        st.dataframe([{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon", "original_name")}
+                      for r in items], hide_index=True)
+    with st.form("upload_pool", clear_on_submit=True):
+        st.subheader("Upload images")
+        files = st.file_uploader("GeoTIFF (VV/VH dB) or PNG", type=["tif", "tiff", "png"], accept_multiple_files=True)
+        c1, c2, c3 = st.columns(3)
+        source = c1.selectbox("Source", ["real", "other", "ours"])
+        model_id = c2.text_input("Model id (for generated images)")
+        scene_class = c3.text_input("Scene class", placeholder="urban, forest, …")
+        if st.form_submit_button("Add to pool"):
+            _add_uploads(owner, code, files or [], dict(source=source, model_id=model_id, scene_class=scene_class))
+    with st.form("import_folder"):
+        st.subheader("Import a folder on the server")
+        folder = st.text_input("Folder", help="labels.csv in the folder (file, source, model_id, scene_class, lat, "
+                                              "lon) overrides the defaults below")
+        c1, c2, c3 = st.columns(3)
+        source = c1.selectbox("Default source", ["", "real", "other", "ours"])
+        model_id = c2.text_input("Default model id")
+        scene_class = c3.text_input("Default scene class")
+        if st.form_submit_button("Import"):
+            bar = st.progress(0.0, text="importing…")
+            try:
+                report = owner.import_folder(code, folder.strip(), {k: v for k, v in dict(
+                    source=source, model_id=model_id, scene_class=scene_class).items() if v},
+                    progress=lambda i, n, m: bar.progress(i / n, text=m))
+            except StudyError as exc:
+                st.error(str(exc))
+            else:
+                st.success(report.summary())
+                for o in report.duplicates + report.failed:
+                    st.warning(o.problem)
+
+
+def _add_uploads(owner, code: str, files, labels: dict) -> None:  # noqa: ANN001
+    from sarviz.study.pool import DuplicateImage, ItemLabels
+
+    if not files:
+        st.error("Choose at least one image file.")
+        return
+    added = 0
+    for f in files:
+        try:
+            owner.add_bytes(code, f.getvalue(), f.name, ItemLabels(**labels))
+            added += 1
+        except DuplicateImage as exc:
+            st.warning(str(exc))
+        except StudyError as exc:
+            st.error(str(exc))
+    if added:
+        st.success(f"Added {added} image(s) to {code}.")
+
+
+def _results_tab(owner, code: str) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    from sarviz.study.analysis import answers_csv, study_report
+    from sarviz.study.plots import fig7_png
+
+    report = study_report(owner, code)
+    p = report.participants
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Participants started", p["started"])
+    c2.metric("Finished", p["finished"])
+    c3.metric("Answers", report.n_answers)
+    if not report.n_answers:
+        st.info("No answers yet.")
+        return
+    st.image(fig7_png(report), caption="Misjudgment rate with Wilson 95% CI, quality and confidence (as Fig. 7 of "
+                                       "HuiYanEarth-SAR)")
+    st.subheader("Misjudgment rate")
+    mis = pd.DataFrame([r for r in report.misjudgment if r["n"]])
+    st.dataframe(mis.assign(rate=(mis["rate"] * 100).round(1), ci_low=(mis["ci_low"] * 100).round(1),
+                            ci_high=(mis["ci_high"] * 100).round(1)), hide_index=True, key="res_misjudgment")
+    st.subheader("Scores (1–5)")
+    sc = pd.DataFrame([r for r in report.scores if r["n"]])
+    st.dataframe(sc.pivot_table(index=["level", "source"], columns="metric", values="mean", sort=False).round(2),
+                 key="res_scores")
+    st.subheader("By scene class")
+    st.dataframe(pd.DataFrame(report.by_class).round(3), hide_index=True, key="res_classes")
+    st.subheader("Inter-rater agreement (Krippendorff's α)")
+    st.dataframe(pd.DataFrame([{"answer": k, "alpha": None if v is None else round(v, 3)}
+                               for k, v in report.agreement.items()]), hide_index=True, key="res_alpha")
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Raw answers (CSV)", answers_csv(owner.answer_rows(code)), f"{code}_answers.csv", "text/csv")
+    c2.download_button("Summary (CSV)", report.summary_csv(), f"{code}_summary.csv", "text/csv")
+    c3.download_button("Report (JSON)", report.to_json(), f"{code}_report.json", "application/json")
+
+
+def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
+    """"Add to study pool" for a generation result (owner only; asks for the labels)."""
+    with st.popover("Add to study pool", width="content"):
+        if not owner_login_form(f"{key}_login"):
+            return
+        from sarviz.study.pool import ItemLabels
+        from sarviz.study.service import OwnerAPI
+
+        owner = OwnerAPI(database())
+        codes = [s.code for s in owner.studies()]
+        if not codes:
+            st.info("No studies yet: create one on the Study admin page.")
+            return
+        code = st.selectbox("Study", codes, key=f"{key}_study")
+        source = st.selectbox("Source label", ["ours", "other", "real"], key=f"{key}_source")
+        scene_class = st.text_input("Scene class", key=f"{key}_class", placeholder="urban, forest, …")
+        if st.button("Add", key=f"{key}_add", type="primary"):
+            try:
+                item_id = owner.add_result(code, result, scene, ItemLabels(source=source, scene_class=scene_class))
+            except StudyError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Added as image {item_id} to {code}. {owner.pool_status(code).replace('ready', 'Pool ready.')}")

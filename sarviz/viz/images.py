@@ -1,0 +1,109 @@
+"""Display images for the panels: fixed, labelled stretches (never per-image auto-contrast).
+
+A fixed dB stretch is what lets a researcher compare a real and a synthetic image by eye:
+the same grey means the same backscatter in every panel.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+# Fixed display ranges in dB (typical Sentinel-1 IW land backscatter; water falls below).
+DB_RANGES: dict[str, tuple[float, float]] = {"VV": (-25.0, 5.0), "VH": (-32.0, -5.0), "VV-VH": (0.0, 15.0)}
+# Reflectance range for the true-colour S2 display (factor, not DN).
+OPTICAL_RANGE: tuple[float, float] = (0.0, 0.3)
+NAN_RGB = (255, 0, 255)  # missing pixels shown in magenta, so they are never mistaken for dark
+
+
+@dataclass(frozen=True)
+class Stretch:
+    lo: float
+    hi: float
+    label: str
+    cmap: str = "gray"
+
+
+def sar_stretch(pol: str) -> Stretch:
+    lo, hi = DB_RANGES[pol]
+    return Stretch(lo, hi, f"{pol} backscatter σ⁰ (dB)" if pol != "VV-VH" else "VV − VH (dB)")
+
+
+def _unit(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
+
+
+def render_gray(arr: np.ndarray, stretch: Stretch) -> np.ndarray:
+    """(H, W) values → (H, W, 3) uint8 through a fixed stretch and a matplotlib colour map."""
+    import matplotlib
+
+    nan = ~np.isfinite(arr)
+    rgba = matplotlib.colormaps[stretch.cmap](_unit(np.nan_to_num(arr, nan=stretch.lo), stretch.lo, stretch.hi))
+    rgb = (rgba[..., :3] * 255).round().astype(np.uint8)
+    rgb[nan] = NAN_RGB
+    return rgb
+
+
+def render_sar(vv_db: np.ndarray | None, vh_db: np.ndarray | None, mode: str = "VV") -> np.ndarray:
+    """A SAR display image: ``"VV"``, ``"VH"`` (grey, fixed dB stretch) or ``"false-colour"``.
+
+    False colour: R = VV, G = VH, B = VV − VH, each on its fixed range (the usual Sentinel-1
+    dual-pol composite: vegetation green, bare soil/urban magenta-white, water dark).
+    """
+    if mode == "VV":
+        if vv_db is None:
+            raise ValueError("no VV layer")
+        return render_gray(vv_db, sar_stretch("VV"))
+    if mode == "VH":
+        if vh_db is None:
+            raise ValueError("no VH layer")
+        return render_gray(vh_db, sar_stretch("VH"))
+    if mode == "false-colour":
+        if vv_db is None or vh_db is None:
+            raise ValueError("false colour needs both VV and VH")
+        chans = [_unit(vv_db, *DB_RANGES["VV"]), _unit(vh_db, *DB_RANGES["VH"]), _unit(vv_db - vh_db, *DB_RANGES["VV-VH"])]
+        rgb = (np.dstack([np.nan_to_num(c, nan=0.0) for c in chans]) * 255).round().astype(np.uint8)
+        rgb[~(np.isfinite(vv_db) & np.isfinite(vh_db))] = NAN_RGB
+        return rgb
+    raise ValueError(f"unknown display mode {mode!r}; use VV, VH or false-colour")
+
+
+def render_true_colour(optical: np.ndarray, gamma: float = 1.0 / 1.6) -> np.ndarray:
+    """Sentinel-2 B4, B3, B2 (optical[2], optical[1], optical[0]) reflectance → RGB uint8.
+
+    Fixed reflectance range with a mild gamma, so that scenes are comparable.
+    """
+    rgb = np.dstack([optical[2], optical[1], optical[0]])
+    nan = ~np.isfinite(rgb).all(axis=2)
+    unit = _unit(np.nan_to_num(rgb, nan=0.0), *OPTICAL_RANGE) ** gamma
+    out = (unit * 255).round().astype(np.uint8)
+    out[nan] = NAN_RGB
+    return out
+
+
+def colourbar_png(stretch: Stretch, width_px: int = 360, height_px: int = 70) -> bytes:
+    """A horizontal, labelled colour bar for a stretch, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    fig = plt.figure(figsize=(width_px / 100, height_px / 100), dpi=100)
+    ax = fig.add_axes([0.05, 0.55, 0.9, 0.3])
+    fig.colorbar(matplotlib.cm.ScalarMappable(Normalize(stretch.lo, stretch.hi), stretch.cmap), cax=ax,
+                 orientation="horizontal", label=stretch.label)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()

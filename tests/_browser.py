@@ -1,0 +1,135 @@
+"""Real-browser test support: a Streamlit server on loopback and Debian Chromium via Playwright.
+
+The test machine has no internet, and folium pages load Leaflet, jQuery and Bootstrap from
+CDNs. ``chromium_page`` routes those requests to local copies fetched from the npm registry
+by ``./dev test`` (into ``.cache/webassets``); other outside requests (map tiles, icon
+fonts) get an empty answer, so nothing waits on a dead network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB_ASSETS = ROOT / ".cache" / "webassets"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# a 1×1 transparent PNG, answered for map tiles
+BLANK_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+_NPM_URL = re.compile(r"https://cdn\.jsdelivr\.net/npm/(?P<pkg>[^@/]+)@[^/]+/(?P<path>.+)$")
+_OTHER_LOCAL = {
+    "https://code.jquery.com/jquery-3.7.1.min.js": WEB_ASSETS / "jquery/package/dist/jquery.min.js",
+}
+
+
+def require_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (./dev test installs it with apt)")
+    if not (WEB_ASSETS / "leaflet/package/dist/leaflet.js").exists():
+        pytest.skip(f"local Leaflet copy missing in {WEB_ASSETS} (./dev test fetches it with npm)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
+                  timeout: float = 90.0) -> Iterator[str]:
+    """Start ``streamlit run script`` on a free loopback port; yield its base URL."""
+    port = _free_port()
+    streamlit = shutil.which("streamlit", path=str(Path(sys.executable).parent)) or "streamlit"
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / f"streamlit-{port}.log", "w")
+    proc = subprocess.Popen(
+        [streamlit, "run", str(ROOT / script), "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not become healthy in {timeout} s; see {log.name}")
+            time.sleep(0.3)
+        yield base + (f"/{page}" if page else "")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _route(route) -> None:
+    url = route.request.url
+    if url.startswith(("http://127.0.0.1", "http://localhost", "ws://", "data:", "blob:")):
+        route.continue_()
+        return
+    local = _OTHER_LOCAL.get(url)
+    m = _NPM_URL.match(url)
+    if m:
+        local = WEB_ASSETS / m.group("pkg") / "package" / m.group("path")
+    if local is not None and local.is_file():
+        ctype = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
+        route.fulfill(status=200, body=local.read_bytes(), content_type=ctype)
+    elif re.search(r"\.(png|jpe?g)(\?|$)", url) or "/tile" in url:
+        route.fulfill(status=200, body=BLANK_PNG, content_type="image/png")
+    else:
+        ctype = mimetypes.guess_type(url.split("?")[0])[0] or "text/plain"
+        route.fulfill(status=200, body=b"", content_type=ctype)
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1400, height: int = 1000) -> Iterator["object"]:
+    """A Playwright page in Debian Chromium with outside requests answered locally."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height})
+            context.route("**/*", _route)
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,68 @@
+"""Shared fixtures: the ../shared sample data, an imported sample scene folder, tiny scenes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SAMPLES = SHARED / "samples"
+SPAIN_LATLON = (38.1058, -0.7589)  # centre of the Sen1Floods11 Spain_7370579 chip
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared (sample Sentinel data and reference configs) is not beside the repo")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def samples_dir(shared_dir: Path) -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip("../shared/samples is missing")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def sample_scenes(samples_dir: Path, tmp_path_factory) -> Path:
+    """A scene folder with every sample of ../shared/samples imported (built once a session)."""
+    from sarviz.importers import import_scenes
+
+    folder = tmp_path_factory.mktemp("scenes")
+    report = import_scenes(samples_dir, folder)
+    assert not report.problems, report.problems
+    return folder
+
+
+def make_scene(crs="EPSG:32633", origin=(400_000.0, 5_340_000.0), res=10.0, size=(64, 64), seed=0,
+               layers=("optical", "vv_db", "vh_db", "angle_deg", "embedding"), scene_id="tiny"):
+    """A small scene with random but plausible layers (tests build their data by code)."""
+    from sarviz.scene import Scene
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    data = {
+        "optical": rng.uniform(0.01, 0.4, (4, h, w)),
+        "vv_db": rng.normal(-11, 3, (h, w)),
+        "vh_db": rng.normal(-18, 3, (h, w)),
+        "angle_deg": np.tile(np.linspace(30, 45, w), (h, 1)),
+        "embedding": (lambda e: e / np.linalg.norm(e, axis=0, keepdims=True))(rng.normal(0, 1, (64, h, w))),
+    }
+    return Scene(crs=crs, transform=Affine(res, 0, origin[0], 0, -res, origin[1]), width=w, height=h,
+                 scene_id=scene_id, dates={"s1": "2024-06-01T05:00:00"}, provenance={"source": "test"},
+                 **{k: v for k, v in data.items() if k in layers})
+
+
+@pytest.fixture
+def tiny_scene():
+    return make_scene()

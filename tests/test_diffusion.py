@@ -1,0 +1,381 @@
+"""The diffusion generator on tiny random checkpoints written in the published layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card, write_tiny_checkpoint  # noqa: E402
+
+from sarviz.cli import main as cli_main  # noqa: E402
+from sarviz.generators import runtime  # noqa: E402
+from sarviz.generators.base import (GenerationCancelled, GenerationError, GenerationRequest,  # noqa: E402
+                                    GenerationResult, WeightsMissing)
+from sarviz.generators.condition import ConditionError  # noqa: E402
+from sarviz.generators.diffusion import (DiffusionGenerator, apply_unet_lora, load_controlnet,  # noqa: E402
+                                         load_weights_file)
+from sarviz.registry import REPO_MODELS_DIR, ModelRegistry  # noqa: E402
+
+FP32 = GenerationRequest(seed=7, dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # Tiny models on a shared 2-core machine: one thread is 10-20x faster than two
+    # (no OpenMP barrier waits against other processes). Restored afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt"))
+
+
+@pytest.fixture(scope="session")
+def cards(ckpt, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cards")
+    write_card(folder, ckpt)
+    write_card(folder, ckpt, model_id="tiny-64ch", preprocessing={"bands": ["embedding"]})
+    write_card(folder, ckpt, model_id="tiny-absent", weights={"controlnet": str(ckpt.root / "nowhere")},
+               how_to_get="ask the authors")
+    return folder
+
+
+@pytest.fixture()
+def registry(cards, monkeypatch):
+    monkeypatch.setenv("SARVIZ_MODELS", str(cards))
+    return ModelRegistry()
+
+
+# -- loader -------------------------------------------------------------------------------------
+def test_controlnet_takes_its_channel_count_from_the_weights(ckpt):
+    assert json.loads((ckpt.controlnet / "config.json").read_text())["conditioning_channels"] == 3
+    written = load_weights_file(ckpt.controlnet / "diffusion_pytorch_model.safetensors")
+    assert all(k.startswith("module.") for k in written)
+    model, info = load_controlnet(ckpt.controlnet)
+    assert info["conditioning_channels"] == 65 and info["config_conditioning_channels"] == 3
+    assert model.controlnet_cond_embedding.conv_in.in_channels == 65
+    state = model.state_dict()
+    for key, tensor in written.items():
+        assert torch.equal(state[key[len("module."):]], tensor)
+
+
+def test_lora_tensors_load_exactly_and_change_the_unet(ckpt):
+    from diffusers import UNet2DConditionModel
+    from peft import get_peft_model_state_dict
+
+    def fresh():
+        return UNet2DConditionModel.from_pretrained(ckpt.base, subfolder="unet").eval()
+
+    peft_unet, info = apply_unet_lora(fresh(), ckpt.lora, merge=False)
+    loaded = get_peft_model_state_dict(peft_unet)
+    written = {k[len("base_model.model."):]: v for k, v in ckpt.lora_tensors.items()}
+    assert info["lora_tensors"] == len(written) > 0
+    assert set(loaded) == {f"base_model.model.{k}" for k in written} or set(loaded) == set(written)
+    for key, tensor in loaded.items():
+        assert torch.equal(tensor, written[key.removeprefix("base_model.model.")])
+
+    torch.manual_seed(0)
+    x, t, text = torch.randn(1, 4, 32, 32), torch.tensor([500]), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        plain = fresh()(x, t, text).sample
+        unmerged = peft_unet(x, t, text).sample
+        merged = apply_unet_lora(fresh(), ckpt.lora, merge=True)[0](x, t, text).sample
+    assert (unmerged - plain).abs().max() > 1e-3  # the LoRA does something
+    torch.testing.assert_close(merged, unmerged, atol=1e-4, rtol=1e-4)  # merging does not change it
+
+
+def test_corrupt_safetensors_and_pickle_opt_in(ckpt, tmp_path):
+    bad = tmp_path / "cn"
+    shutil.copytree(ckpt.controlnet, bad)
+    blob = bad / "diffusion_pytorch_model.safetensors"
+    blob.write_bytes(blob.read_bytes()[:1000])  # a truncated download
+    with pytest.raises(GenerationError, match="not a valid safetensors file.*download it again"):
+        load_controlnet(bad)
+    blob.unlink()
+    torch.save(load_weights_file(ckpt.controlnet / "diffusion_pytorch_model.safetensors"),
+               bad / "diffusion_pytorch_model.bin")
+    with pytest.raises(GenerationError, match="pickle file.*explicit opt-in"):
+        load_controlnet(bad)
+    model, info = load_controlnet(bad, allow_pickle=True)
+    assert info["conditioning_channels"] == 65 and info["weights_file"].endswith(".bin")
+
+
+# -- generation ---------------------------------------------------------------------------------
+def test_generation_is_seeded_georeferenced_and_provenanced(registry, ckpt, tmp_path):
+    gen = registry.generator("tiny-sar")
+    assert isinstance(gen, DiffusionGenerator) and gen.weights_problem() is None
+    scene = tiny_scene()
+    steps: list[tuple[int, int, str]] = []
+    a = gen.generate(scene, FP32, progress=lambda i, n, m: steps.append((i, n, m)))
+    b = gen.generate(scene, FP32)
+    c = gen.generate(scene, GenerationRequest(seed=8, dtype="float32", device="cpu"))
+    assert a.vv_db.shape == scene.shape and a.vh_db.shape == scene.shape
+    np.testing.assert_array_equal(a.vv_db, b.vv_db)
+    np.testing.assert_array_equal(a.vh_db, b.vh_db)
+    assert np.abs(a.vv_db - c.vv_db).max() > 1e-3
+    assert -25.0 <= a.vv_db.min() and a.vv_db.max() <= 0.0 + 1e-4  # the card's dB range
+    assert -32.0 <= a.vh_db.min() and a.vh_db.max() <= -5.0 + 1e-4
+    assert [s[0] for s in steps if s[2].startswith("step")] == [1, 2]
+    assert "about" in [s for s in steps if s[2].startswith("step")][-1][2]
+
+    prov = a.provenance
+    cn_file = ckpt.controlnet / "diffusion_pytorch_model.safetensors"
+    assert prov["weights_sha256"]["controlnet"] == hashlib.sha256(cn_file.read_bytes()).hexdigest()
+    assert prov["weights_sha256"]["unet_lora"] == hashlib.sha256(
+        (ckpt.lora / "adapter_model.safetensors").read_bytes()).hexdigest()
+    for key, value in {"model_id": "tiny-sar", "seed": 7, "scheduler": "dpmsolver++-sde-karras", "steps": 2,
+                       "guidance": 2.5, "controlnet_scale": 1.1, "angle_source": "user", "angle_deg": 37.5,
+                       "device": "cpu", "dtype": "float32", "controlnet_conditioning_channels": 65}.items():
+        assert prov[key] == value, key
+    assert "timestamp" in prov and "condition_source" in prov
+
+    out = a.to_geotiff(tmp_path / "synthetic.tif")
+    with rasterio.open(out) as src:
+        assert src.crs == scene.crs and src.transform == scene.transform
+        assert src.descriptions == ("VV", "VH") and src.dtypes == ("float32", "float32")
+        assert json.loads(src.tags()["PROVENANCE"])["weights_sha256"] == prov["weights_sha256"]
+    back = GenerationResult.from_geotiff(out)
+    np.testing.assert_array_equal(back.vv_db, a.vv_db)
+    assert a.png_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bfloat16_path_runs_and_is_recorded(registry):
+    gen = registry.generator("tiny-sar")
+    result = gen.generate(tiny_scene(angle=True), GenerationRequest(seed=7, dtype="bfloat16", device="cpu"))
+    assert np.isfinite(result.vv_db).all() and result.provenance["dtype"] == "bfloat16"
+    assert result.provenance["angle_source"] == "scene"
+
+
+def test_model_stays_cached_per_device_and_dtype(registry):
+    gen = registry.generator("tiny-sar")
+    gen.generate(tiny_scene(), FP32)
+    key = (gen.cache_key(), "cpu", "float32")
+    first = runtime.MODELS.get(key, lambda: pytest.fail("reloaded a cached model"))
+    gen.generate(tiny_scene(seed=2), FP32)
+    assert runtime.MODELS.get(key, lambda: pytest.fail("reloaded a cached model")) is first
+
+
+def test_wrong_channel_count_missing_embedding_missing_weights(registry, ckpt):
+    with pytest.raises(GenerationError, match="takes 65 condition channels but the card's preprocessing makes 64"):
+        registry.generator("tiny-64ch").generate(tiny_scene(), FP32)
+    with pytest.raises(ConditionError, match="no AlphaEarth embedding"):
+        registry.generator("tiny-sar").generate(tiny_scene(embedding=False), FP32)
+    absent = registry.generator("tiny-absent")
+    problem = absent.weights_problem()
+    assert "tiny-absent" in problem and str(ckpt.root / "nowhere") in problem and "ask the authors" in problem
+    with pytest.raises(WeightsMissing, match="weights are missing"):
+        absent.generate(tiny_scene(), FP32)
+    with pytest.raises(GenerationError, match="unknown model id 'nope'"):
+        registry.generator("nope")
+    with pytest.raises(GenerationError, match="steps must be"):
+        registry.generator("tiny-sar").generate(tiny_scene(), GenerationRequest(steps=0, dtype="float32"))
+
+
+def test_cancel_stops_after_a_step_and_frees_the_queue(registry):
+    gen = registry.generator("tiny-sar")
+    cancel = threading.Event()
+
+    def progress(i, n, m):
+        if m.startswith("step"):
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled):
+        gen.generate(tiny_scene(), GenerationRequest(seed=1, steps=5, dtype="float32"), progress, cancel)
+    assert runtime.QUEUE.busy("cpu") == 0
+
+
+# -- runtime ------------------------------------------------------------------------------------
+def test_queue_runs_one_generation_per_device_in_order():
+    queue = runtime.GenerationQueue()
+    running, peak, order, lock = [0], [0], [], threading.Lock()
+
+    def job(n):
+        with queue.slot("cpu"):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+                order.append(n)
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.01)
+    for t in threads:
+        t.join(5)
+    assert peak[0] == 1 and order == [0, 1, 2, 3]
+
+    cancel, positions = threading.Event(), []
+    with queue.slot("cpu"):
+        def waiter():
+            with pytest.raises(GenerationCancelled, match="waiting in the queue"):
+                with queue.slot("cpu", cancel=cancel, on_wait=positions.append, poll_s=0.01):
+                    pass
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.05)
+        cancel.set()
+        t.join(5)
+    assert positions and positions[0] == 1 and queue.busy("cpu") == 0
+
+
+def test_device_and_dtype_choice():
+    cap = runtime.cpu_capability()
+    assert runtime.choose_dtype("cpu") == ("bfloat16" if cap["amx_tile"] and cap["mkldnn_bf16"] else "float32")
+    assert runtime.choose_dtype("cpu", "fp32") == "float32"
+    with pytest.raises(GenerationError, match="float16 is not supported .* CPU"):
+        runtime.choose_dtype("cpu", "float16")
+    with pytest.raises(GenerationError, match="unknown dtype"):
+        runtime.choose_dtype("cpu", "int8")
+    with pytest.raises(GenerationError, match="unknown device"):
+        runtime.choose_device("tpu")
+    assert runtime.choose_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(GenerationError, match="not available on this machine"):
+            runtime.choose_device("cuda")
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+@pytest.fixture()
+def scene_dir(tmp_path):
+    from sarviz.store import SceneStore
+
+    store = SceneStore(tmp_path / "scenes", create=True)
+    scene = tiny_scene(height=32, width=32)
+    store.add(scene)
+    return store.folder, scene.center_latlon
+
+
+def test_cli_generate_with_a_card_and_with_a_checkpoint(registry, ckpt, scene_dir, tmp_path, capsys):
+    folder, (lat, lon) = scene_dir
+    out = tmp_path / "out" / "syn.tif"
+    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--model",
+                     "tiny-sar", "--seed", "3", "--dtype", "float32", "--angle", "33", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    prov = json.loads(captured.out)
+    assert prov["seed"] == 3 and prov["angle_deg"] == 33.0 and prov["model_id"] == "tiny-sar"
+    assert "step 2/2" in captured.err
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("VV", "VH") and src.width == 32
+
+    out2 = tmp_path / "ckpt.tif"
+    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--controlnet",
+                     str(ckpt.controlnet), "--base", str(ckpt.base), "--steps", "2", "--seed", "3", "--image-size", "64",
+                     "--dtype", "float32", "--angle", "33", "--out", str(out2)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    prov2 = json.loads(captured.out)
+    assert prov2["weights_sha256"] == prov["weights_sha256"]
+    # same weights, seed, settings → same image, whether named by a card or by folders
+    assert prov2["image_size"] == prov["image_size"] == IMAGE_SIZE
+    with rasterio.open(out) as a, rasterio.open(out2) as b:
+        assert b.crs == a.crs and b.transform == a.transform
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_cli_errors_are_one_line(registry, scene_dir, tmp_path, capsys):
+    folder, (lat, lon) = scene_dir
+    base = ["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--out", str(tmp_path / "x.tif")]
+    assert cli_main(base + ["--model", "nope"]) == 2
+    assert "unknown model id 'nope'" in capsys.readouterr().err
+    assert cli_main(base + ["--model", "tiny-absent"]) == 2
+    err = capsys.readouterr().err
+    assert "weights are missing" in err and "Traceback" not in err
+    assert cli_main(base + ["--controlnet", str(tmp_path)]) == 2
+    assert "--controlnet needs --base" in capsys.readouterr().err
+    assert cli_main(["generate", "--lat", "95", "--lon", "0", "--scenes", str(folder), "--model", "tiny-sar",
+                     "--out", str(tmp_path / "y.tif")]) == 2
+    assert "latitude" in capsys.readouterr().err
+
+
+def test_cli_models_lists_readiness(registry, capsys):
+    assert cli_main(["models", "--json"]) == 0
+    rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["tiny-sar"]["ready"] is True
+    assert rows["tiny-absent"]["ready"] is False and "ask the authors" in rows["tiny-absent"]["problem"]
+    assert "huiyanearth-sar" in rows
+
+
+@pytest.mark.skipif(not (REPO_MODELS_DIR / "emulator.json").exists(), reason="models/emulator.json not present yet")
+def test_cli_generate_with_the_emulator_card(scene_dir, tmp_path, capsys):
+    folder, (lat, lon) = scene_dir
+    out = tmp_path / "emu.tif"
+    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--model",
+                     "emulator", "--seed", "1", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert json.loads(captured.out)["model_id"] == "emulator"
+    assert GenerationResult.from_geotiff(out).vv_db.shape == (32, 32)
+
+
+# -- UI -----------------------------------------------------------------------------------------
+APP = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import streamlit as st
+    from _diffusion_fixtures import tiny_scene
+    from sarviz.ui.generate import render_generate_panel
+
+    result = render_generate_panel(tiny_scene(embedding={embedding!r}), key="gen")
+    st.session_state["returned"] = None if result is None else result.provenance["model_id"]
+""")
+
+
+def _app(embedding: bool = True):
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_string(APP.format(tests=str(Path(__file__).resolve().parent), embedding=embedding),
+                               default_timeout=120)
+
+
+def test_ui_panel_generates_and_keeps_the_result(registry):
+    at = _app().run()
+    assert not at.exception
+    model = at.selectbox(key="gen_model")
+    assert model.value in ("tiny-sar", "tiny-64ch")  # a ready diffusion model is the default
+    assert "Tiny random tiny-absent — weights missing" in model.options
+    model.set_value("tiny-sar").run()
+    assert at.session_state["returned"] is None
+    at.number_input(key="gen_seed").set_value(5)
+    at.number_input(key="gen_angle").set_value(40.0)
+    at.selectbox(key="gen_dtype").set_value("float32")
+    at.button(key="FormSubmitter:gen_form-Generate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["returned"] == "tiny-sar"
+    prov = at.session_state["gen_result"][1].provenance
+    assert prov["seed"] == 5 and prov["angle_deg"] == 40.0 and prov["dtype"] == "float32"
+    at.run()  # a rerun keeps the result
+    assert at.session_state["returned"] == "tiny-sar"
+    assert any("Provenance" in e.label for e in at.expander)
+
+    at.selectbox(key="gen_model").set_value("tiny-absent").run()
+    assert any("weights are missing" in w.value for w in at.warning)
+
+
+def test_ui_panel_shows_errors_instead_of_raising(registry):
+    at = _app(embedding=False).run()
+    assert any("no AlphaEarth embedding" in w.value for w in at.warning)
+    at.selectbox(key="gen_dtype").set_value("float32")
+    at.button(key="FormSubmitter:gen_form-Generate").click().run()
+    assert not at.exception
+    assert any("no AlphaEarth embedding" in e.value for e in at.error)
+    assert at.session_state["returned"] is None

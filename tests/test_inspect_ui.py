@@ -1,0 +1,143 @@
+"""AppTest of render_inspection (with and without real S1) and of the Inspect page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from _metrics_fixtures import GRID, result_from, speckled_scene_db
+from sarviz.scene import Scene, write_scene
+from sarviz.ui.inspection import swipe_map_html, zoom_window
+
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "2_Inspect.py"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A scene file (optical, real S1, embedding) and a generated GeoTIFF on its grid."""
+    folder = tmp_path_factory.mktemp("inspect")
+    vv, vh = speckled_scene_db((64, 64), seed=0)
+    gv, gh = speckled_scene_db((64, 64), seed=4, looks=2.0)
+    rng = np.random.default_rng(0)
+    scene = Scene(crs="EPSG:32633", transform=GRID, width=64, height=64, vv_db=vv, vh_db=vh,
+                  optical=rng.uniform(0, 0.3, (4, 64, 64)), embedding=rng.normal(0, 0.1, (64, 64, 64)),
+                  scene_id="test-scene")
+    write_scene(scene, folder / "a_scene.tif")
+    result_from(gv, gh).to_geotiff(folder / "b_generated.tif")
+    return folder
+
+
+def _app(scene_path: str, gen_path: str | None, with_real: bool) -> None:
+    from sarviz.generators.base import GenerationResult
+    from sarviz.scene import Scene, read_scene
+    from sarviz.ui.inspection import render_inspection
+
+    scene = read_scene(scene_path)
+    if not with_real:
+        scene = Scene(crs=scene.crs, transform=scene.transform, width=scene.width, height=scene.height,
+                      optical=scene.optical, embedding=scene.embedding, scene_id=scene.scene_id)
+    result = GenerationResult.from_geotiff(gen_path) if gen_path else None
+    render_inspection(scene, result, key="t")
+
+
+def _run(files: Path, with_real: bool, generated: bool = True) -> AppTest:
+    at = AppTest.from_function(_app, args=(str(files / "a_scene.tif"),
+                                           str(files / "b_generated.tif") if generated else None, with_real))
+    at.run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _all_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_render_inspection_with_real_s1(files):
+    at = _run(files, with_real=True)
+    assert "No real Sentinel-1" not in _all_text(at)
+    assert len(at.tabs) == 6
+    for label in ("Optical (Sentinel-2 true colour)", "Real Sentinel-1", "Generated"):
+        assert f"**{label}**" in _all_text(at)
+    table = at.dataframe[0].value
+    kl = table[(table.metric.str.startswith("KL")) & (table.polarisation == "VV")]["comparison"].iloc[0]
+    assert kl > 0
+    downloads = at.get("download_button")
+    labels = {d.proto.label for d in downloads}
+    assert {"Metrics CSV", "Metrics JSON", "Generated GeoTIFF", "Real S1 GeoTIFF", "Histogram panel PNG",
+            "GLCM panel PNG", "Embedding panel PNG", "Side-by-side PNG"} <= labels
+    # the swipe map is an HTML component with the two georeferenced overlays
+    assert any("sarviz-swipe" in str(el.proto) for el in at.get("iframe"))
+
+    # switching to VH and zooming 4× re-renders the three views from the same crop
+    at.radio(key="t-mode").set_value("VH").run(timeout=60)
+    at.select_slider(key="t-zoom").set_value(4).run(timeout=60)
+    assert not at.exception
+    assert "VH σ⁰, fixed stretch [-32, -5] dB" in _all_text(at)
+    assert "zoom 4×: rows 24–40, columns 24–40 of 64×64 px" in _all_text(at)
+
+
+def test_render_inspection_generated_only_says_so(files):
+    at = _run(files, with_real=False)
+    text = _all_text(at)
+    assert "No real Sentinel-1 image for this scene — showing the generated image only" in text
+    assert "no real Sentinel-1 for this scene" in text
+    table = at.dataframe[0].value
+    assert table["comparison"].isna().all()  # no pair metric without a real image
+    assert table["generated"].notna().any()
+    labels = {d.proto.label for d in at.get("download_button")}
+    assert "Generated GeoTIFF" in labels and "Real S1 GeoTIFF" not in labels
+
+
+def test_render_inspection_before_generation(files):
+    at = _run(files, with_real=True, generated=False)
+    assert "Nothing generated yet" in _all_text(at)
+    assert len(at.dataframe) == 0
+
+
+def test_inspect_page_picks_two_geotiffs(files, monkeypatch):
+    monkeypatch.setenv("SARVIZ_SCENES", str(files))
+    at = AppTest.from_file(str(PAGE))
+    at.run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="inspect-pick-real").set_value("a_scene.tif").run(timeout=120)
+    assert not at.exception
+    assert at.selectbox(key="inspect-pick-gen").value == "b_generated.tif"
+    table = at.dataframe[0].value
+    assert table[table.metric == "SSIM"]["comparison"].between(0, 1).all()
+
+
+def test_inspect_page_refuses_wrong_files_clearly(files, tmp_path, monkeypatch):
+    (tmp_path / "x.tif").write_bytes(b"not a tiff")
+    (tmp_path / "y.tif").write_bytes((files / "b_generated.tif").read_bytes())
+    monkeypatch.setenv("SARVIZ_SCENES", str(tmp_path))
+    at = AppTest.from_file(str(PAGE))
+    at.run(timeout=120)
+    at.selectbox(key="inspect-pick-real").set_value("x.tif").run(timeout=120)
+    assert not at.exception
+    assert any("not a readable GeoTIFF" in e.value for e in at.error)
+
+
+def test_zoom_window_stays_inside():
+    assert zoom_window(64, 64, 1) == (0, 64, 0, 64)
+    assert zoom_window(64, 64, 4, 0.5, 0.5) == (24, 40, 24, 40)
+    assert zoom_window(64, 64, 4, 1.0, 0.0) == (0, 16, 48, 64)
+    with pytest.raises(ValueError):
+        zoom_window(64, 64, 0)
+
+
+def test_swipe_map_is_georeferenced():
+    vv, vh = speckled_scene_db((64, 64))
+    real, gen = result_from(vv, vh), result_from(vh, vv)
+    html = swipe_map_html(real, gen, "VV")
+    assert html.count("L.imageOverlay(") == 2
+    bounds = [float(x) for x in re.findall(r"\[\[(-?[\d.]+), (-?[\d.]+)\], \[(-?[\d.]+), (-?[\d.]+)\]\]", html)[0]]
+    south, west, north, east = bounds
+    # GRID: UTM 33N, x 404400–405040 m, y 5341760–5342400 m → about 48.22° N, 13.72° E
+    assert 48.21 < south < north < 48.23
+    assert 13.71 < west < east < 13.73
+    assert "tile.openstreetmap" not in html  # no base map: works offline

@@ -1,0 +1,153 @@
+"""Source chain: local store → (EE) → public, caching into the store; and `sarviz fetch`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from _sources_fixtures import build_aef_zarr, closed_port_url, make_s1_items, make_s2_items, stac_api, write_items
+from sarviz.cli import main
+from sarviz.scene import read_scene
+from sarviz.settings import Settings
+from sarviz.sources.base import NoDataHere, SourceError
+from sarviz.sources.chain import SourceChain
+from sarviz.sources.earthengine import EarthEngineSource
+from sarviz.sources.local import LocalSource
+from sarviz.sources.public import PublicSource
+
+LAT, LON = 47.0, 8.0
+LAT2, LON2 = 46.0, 9.0  # embedding only: no Sentinel items there
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chain")
+    build_aef_zarr(d / "aef.zarr", [(LAT, LON, 60, 90), (LAT2, LON2, 60, 90)])
+    (d / "cogs").mkdir()
+    items = (make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01"])
+             + make_s2_items(d / "cogs", LAT, LON, ["2018-06-01"]))
+    files = write_items(d / "cogs", items)
+    with stac_api(files) as url:
+        yield {"aef": str(d / "aef.zarr"), "stac": url}
+
+
+def chain_for(world, folder):
+    return SourceChain([LocalSource(folder), PublicSource(aef_url=world["aef"], stac_url=world["stac"], timeout=5)],
+                       cache_folder=folder)
+
+
+def test_fetch_caches_and_second_visit_is_local(world, tmp_path):
+    chain = chain_for(world, tmp_path)
+    seen = []
+    first = chain.get_scene(LAT, LON, size_px=64, year=2018, progress=lambda f, m: seen.append(f))
+    assert first.complete and set(first.served_by.values()) == {"public"}
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert first.cached_path is not None and first.cached_path.exists()
+    assert not list(tmp_path.glob("*.part"))
+    lines = first.summary_lines()
+    assert lines[0].startswith("Scene for (47.00000, 8.00000)") and any("sentinel-1-rtc" in line for line in lines)
+    # the cached file round-trips: same grid, same layers, provenance names the sources
+    cached = read_scene(first.cached_path)
+    assert cached.crs == first.scene.crs and cached.transform == first.scene.transform
+    for layer in ("embedding", "vv_db", "vh_db", "angle_deg", "optical"):
+        np.testing.assert_array_equal(getattr(cached, layer), getattr(first.scene, layer))
+    assert cached.provenance["layers"]["vv_db"]["source"] == "public" and cached.dates["year"] == "2018"
+    # second visit: served by the local store from the cached file, no remote source involved
+    t0 = time.perf_counter()
+    second = chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018)
+    assert time.perf_counter() - t0 < 2.0
+    assert second.from_cache and second.cached_path is None
+    assert "fetched from public" in second.reports["vv_db"].product
+    np.testing.assert_array_equal(second.scene.embedding, first.scene.embedding)
+    # another year is not served from the 2018 cache
+    other = chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2017)
+    assert other.served_by["embedding"] == "public"
+
+
+def test_partial_scene_says_what_is_missing(world, tmp_path):
+    result = chain_for(world, tmp_path).get_scene(LAT2, LON2, size_px=64, year=2018)
+    assert result.scene.embedding is not None and result.scene.vv_db is None
+    assert "Sentinel-1" in result.missing["vv_db"] and "Planetary Computer" in result.missing["vv_db"]
+    assert any(line.startswith("MISSING Sentinel-1 VV") for line in result.summary_lines())
+    assert read_scene(result.cached_path).layers_present() == ["embedding"]
+
+
+def test_no_data_anywhere_raises_and_leaves_no_file(world, tmp_path):
+    with pytest.raises(NoDataHere, match="AlphaEarth embedding") as info:
+        chain_for(world, tmp_path).get_scene(-30.0, -140.0, size_px=64, year=2018)
+    assert "Sentinel-2" in str(info.value)
+    assert not [p for p in tmp_path.iterdir() if p.suffix in (".tif", ".part")]
+
+
+def test_interrupted_fetch_leaves_no_partial_file(world, tmp_path):
+    def cancel(fraction, message):
+        if "writing" in message:
+            raise KeyboardInterrupt  # the user stops the app just as the scene would be written
+
+    with pytest.raises(KeyboardInterrupt):
+        chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018, progress=cancel)
+    assert not list(tmp_path.glob("*.tif")) and not list(tmp_path.glob(".*part"))
+
+
+def test_dead_earth_engine_is_skipped_with_a_warning(world, tmp_path):
+    class DeadHttp:
+        def request(self, *a, **k):
+            raise ConnectionRefusedError("connection refused")
+
+    ee_source = EarthEngineSource("sarviz-test", http_transport=DeadHttp(), credentials=None)
+    chain = SourceChain([LocalSource(tmp_path), ee_source,
+                         PublicSource(aef_url=world["aef"], stac_url=world["stac"], timeout=5)], cache_folder=tmp_path)
+    t0 = time.perf_counter()
+    result = chain.get_scene(LAT, LON, size_px=64, year=2018)
+    assert time.perf_counter() - t0 < 10
+    assert any(w.startswith("earthengine skipped") and "network" in w for w in result.warnings)
+    assert result.served_by["embedding"] == "public"
+
+
+def test_from_settings(tmp_path, monkeypatch):
+    monkeypatch.delenv("SARVIZ_EE_PROJECT", raising=False)
+    settings = Settings(scenes=tmp_path / "scenes", sources=("local", "ee", "public"), ee_project="")
+    chain = SourceChain.from_settings(settings)
+    assert [s.name for s in chain.sources] == ["local", "public"] and "earthengine" in chain.skipped
+    settings.ee_project = "my-project"
+    assert [s.name for s in SourceChain.from_settings(settings).sources] == ["local", "earthengine", "public"]
+    settings.sources = ("local", "gdrive")
+    with pytest.raises(SourceError, match="unknown scene source"):
+        SourceChain.from_settings(settings)
+
+
+@pytest.mark.parametrize("lat,lon,year,size,match", [
+    (95, 0, 2018, 64, "latitude"), (0, 0, 2030, 64, "2017–2025"), (0, 0, 2018, 7, "patch size"),
+    ("north", 0, 2018, 64, "numbers"),
+])
+def test_bad_input_is_explained(tmp_path, lat, lon, year, size, match):
+    chain = SourceChain([LocalSource(tmp_path)], cache_folder=tmp_path)
+    with pytest.raises(Exception, match=match):
+        chain.get_scene(lat, lon, size_px=size, year=year)
+
+
+def test_cli_single_and_bulk(world, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SARVIZ_SOURCES", "local,public")
+    out = tmp_path / "store"
+    args = ["fetch", "--size", "64", "--year", "2018", "--to", str(out), "--source", "public",
+            "--aef-url", world["aef"], "--stac-url", world["stac"]]
+    assert main(args + ["--lat", str(LAT), "--lon", str(LON)]) == 0
+    text = capsys.readouterr().out
+    assert "Sentinel-1 VV (dB): public" in text and "cached as" in text
+    points = tmp_path / "points.csv"
+    points.write_text(f"id,lat,lon\nalps,{LAT},{LON}\nsouth,{LAT2},{LON2}\nocean,-30,-140\nbad,abc,0\n")
+    assert main(args + ["--points", str(points)]) == 1  # two points fail: exit code says so
+    text = capsys.readouterr().out
+    assert "alps" in text and "local — scene file" in text  # served from the first run's cache
+    assert "ocean FAILED" in text and "bad FAILED" in text and "2 of 4 points fetched" in text
+    geo = tmp_path / "points.geojson"
+    geo.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [LON2, LAT2]}, "properties": {"id": "g1"}}]}))
+    assert main(args + ["--points", str(geo), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["id"] == "g1" and "vv_db" in record["missing"]
+    assert main(["fetch", "--lat", "1", "--to", str(out)]) == 2
+    assert "--lat and --lon go together" in capsys.readouterr().err

@@ -1,0 +1,240 @@
+"""Earth Engine source offline: the real client, initialised from the discovery document and
+algorithm list shipped in the earthengine-api wheel; only the HTTP layer is fake."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import httplib2
+import numpy as np
+import pytest
+
+ee = pytest.importorskip("ee")
+
+from sarviz.sources.base import (  # noqa: E402
+    FetchRequest, SourceAuthError, SourceNotConfigured, SourceQuotaError, SourceUnavailable,
+)
+from sarviz.sources.earthengine import FILL, EarthEngineSource, pixel_requests  # noqa: E402
+
+EE_TESTDATA = Path(ee.__file__).parent / "tests"
+REQUEST = FetchRequest.make(48.1, 11.5, 32, 2023, s1_pass="descending")
+
+
+def npy(bands, fill_rows=0, value=lambda i: float(i)):
+    """A recorded computePixels NUMPY_NDARRAY answer: structured array, one float32 field a band."""
+    arr = np.zeros((32, 32), dtype=[(b, "<f4") for b in bands])
+    for i, b in enumerate(bands):
+        arr[b] = value(i) + np.arange(32)[None, :] * 0.01
+        arr[b][:fill_rows] = FILL
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+class FakeEarthEngineHttp:
+    """httplib2.Http stand-in: discovery + algorithms from the wheel, then queued answers."""
+
+    def __init__(self, answers=None):
+        self.answers = list(answers or [])
+        self.calls = []
+
+    def request(self, uri, method="GET", body=None, headers=None, redirections=5, connection_type=None):
+        self.calls.append({"uri": uri, "method": method, "body": body})
+        if "$discovery" in uri:
+            return httplib2.Response({"status": "200"}), (EE_TESTDATA / "cloud_api_discovery_document.json").read_bytes()
+        if "/algorithms" in uri:
+            return httplib2.Response({"status": "200"}), (EE_TESTDATA / "algorithms.json").read_bytes()
+        if "oauth2" in uri or "token" in uri:
+            return httplib2.Response({"status": "400"}), json.dumps(
+                {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}).encode()
+        if ":computePixels" in uri:
+            status, payload = self.answers.pop(0) if self.answers else (200, None)
+            if payload is None:
+                payload = npy(json.loads(body)["bandIds"])
+            return httplib2.Response({"status": str(status)}), payload
+        return httplib2.Response({"status": "404"}), b"{}"
+
+    def pixel_calls(self):
+        return [json.loads(c["body"]) for c in self.calls if ":computePixels" in c["uri"]]
+
+
+def error(code, status, message):
+    return code, json.dumps({"error": {"code": code, "message": message, "status": status}}).encode()
+
+
+@pytest.fixture
+def connected():
+    http = FakeEarthEngineHttp()
+    source = EarthEngineSource("sarviz-test", http_transport=http, credentials=None, backoff_s=0.5,
+                               sleep=lambda s: sleeps.append(s))
+    sleeps: list[float] = []
+    source.sleeps = sleeps
+    source.connect()
+    yield source, http
+    ee.Reset()
+
+
+def _inline(expr):
+    """The serialized expression with every shared value (``valueReference``) written in place."""
+    values = expr["values"]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if set(node) == {"valueReference"}:
+                return walk(values[node["valueReference"]])
+            if "body" in node and "argumentNames" in node:  # a mapped function: its body is a reference
+                return {**node, "body": walk(values[node["body"]])}
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(values[expr["result"]])
+
+
+def _const(node):
+    if "arrayValue" in node:
+        return [_const(v) for v in node["arrayValue"]["values"]]
+    return node.get("constantValue")
+
+
+def _functions(node, out):
+    if isinstance(node, dict):
+        if "functionName" in node:
+            out.append((node["functionName"], node.get("arguments", {})))
+        for v in node.values():
+            _functions(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _functions(v, out)
+    return out
+
+
+def test_expressions_collections_filters_bands_and_grid(connected):
+    source, http = connected
+    emb = pixel_requests(REQUEST, "embedding")
+    assert [r["bandIds"] for r in emb] == [[f"A{i:02d}" for i in range(k, k + 16)] for k in (0, 16, 32, 48)]
+    expr = _inline(json.loads(emb[0]["expression"].serialize()))
+    fns = _functions(expr, [])
+    names = [f for f, _ in fns]
+    assert {"ImageCollection.load", "ImageCollection.mosaic", "Image.toFloat", "Image.unmask"} <= set(names)
+    loads = [a["id"]["constantValue"] for f, a in fns if f == "ImageCollection.load"]
+    assert loads == ["GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"]
+    dr = [a for f, a in fns if f == "DateRange"][0]
+    assert (dr["start"]["constantValue"], dr["end"]["constantValue"]) == ("2023-01-01", "2024-01-01")
+
+    s1 = _inline(json.loads(pixel_requests(REQUEST, "s1")[0]["expression"].serialize()))
+    fns = _functions(s1, [])
+    assert [a["id"]["constantValue"] for f, a in fns if f == "ImageCollection.load"] == ["COPERNICUS/S1_GRD"]
+    eqs = {a["leftField"]["constantValue"]: a["rightValue"]["constantValue"] for f, a in fns if f == "Filter.equals"}
+    assert eqs == {"instrumentMode": "IW", "resolution_meters": 10, "orbitProperties_pass": "DESCENDING"}
+    contains = sorted(a["rightValue"]["constantValue"] for f, a in fns if f == "Filter.listContains")
+    assert contains == ["VH", "VV"]
+    assert "reduce.median" in [f for f, _ in fns]
+    selects = [_const(a["bandSelectors"]) for f, a in fns if f == "Image.select"]
+    assert ["VV", "VH", "angle"] in selects
+
+    s2 = _inline(json.loads(pixel_requests(REQUEST, "s2")[0]["expression"].serialize()))
+    fns = _functions(s2, [])
+    assert [a["id"]["constantValue"] for f, a in fns if f == "ImageCollection.load"] == ["COPERNICUS/S2_SR_HARMONIZED"]
+    lt = [a for f, a in fns if f == "Filter.lessThan"][0]
+    assert lt["leftField"]["constantValue"] == "CLOUDY_PIXEL_PERCENTAGE" and lt["rightValue"]["constantValue"] == 40.0
+    assert [a["from"]["constantValue"] for f, a in fns if f == "Image.remap"] == [[4, 5, 6, 7, 11]]
+    assert "reduce.median" in [f for f, _ in fns] and "Image.divide" in [f for f, _ in fns]
+
+    # the grid sent over HTTP is the patch grid: UTM 32N, 10 m, 32×32, origin on the 10 m lattice
+    source.fetch(REQUEST, ["embedding"])
+    body = http.pixel_calls()[0]
+    crs, t = REQUEST.grid
+    assert body["fileFormat"] == "NPY"
+    assert body["grid"]["crsCode"] == "EPSG:32632" == crs.to_string()
+    assert body["grid"]["dimensions"] == {"width": 32, "height": 32}
+    at = body["grid"]["affineTransform"]
+    assert (at["scaleX"], at["scaleY"], at["translateX"], at["translateY"]) == (10.0, -10.0, t.c, t.f)
+
+
+def test_nearest_acquisition_sorts_by_time_distance(connected):
+    req = FetchRequest.make(48.1, 11.5, 32, 2023, s1_composite="nearest", target_date="2023-07-14")
+    fns = _functions(_inline(json.loads(pixel_requests(req, "s1")[0]["expression"].serialize())), [])
+    names = [f for f, _ in fns]
+    assert "Collection.first" in names
+    assert any(f == "Collection.limit" and _const(a["key"]) == "sarviz_days" for f, a in fns)  # sort by |Δt|
+    assert "reduce.median" not in names
+    assert any(f == "Date" and a["value"]["constantValue"] == "2023-07-14" for f, a in fns)
+
+
+def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
+    source, http = connected
+    http.answers = [(200, npy([f"A{i:02d}" for i in range(k, k + 16)], value=lambda i, k=k: (k + i) / 100))
+                    for k in (0, 16, 32, 48)]
+    http.answers += [(200, npy(["VV", "VH", "angle"], fill_rows=4, value=lambda i: (-12.0, -19.0, 38.0)[i]))]
+    http.answers += [(200, npy(["B2", "B3", "B4", "B8"], value=lambda i: 0.05 * (i + 1)))]
+    result = source.fetch(REQUEST, ["embedding", "s1", "s2"])
+    assert not result.failures
+    emb = result.layers["embedding"]
+    assert emb.shape == (64, 32, 32)
+    np.testing.assert_allclose(emb[:, 0, 0], np.arange(64) / 100, rtol=1e-6)
+    np.testing.assert_allclose(emb[5, 3, 10], 0.05 + 0.10, rtol=1e-6)
+    vv, angle = result.layers["vv_db"], result.layers["angle_deg"]
+    assert np.isnan(vv[:4]).all() and np.isfinite(vv[4:]).all()  # the unmask fill became NaN
+    assert vv[10, 0] == pytest.approx(-12.0) and angle[10, 0] == pytest.approx(38.0)
+    np.testing.assert_allclose(result.layers["optical"][:, 0, 0], [0.05, 0.10, 0.15, 0.20], rtol=1e-6)
+    assert result.reports["vv_db"].product.startswith("COPERNICUS/S1_GRD") and "descending" in result.reports["vv_db"].product
+
+
+def test_all_masked_answer_is_no_data_for_that_layer(connected):
+    source, http = connected
+    http.answers = [(200, npy(["VV", "VH", "angle"], fill_rows=32))]
+    result = source.fetch(REQUEST, ["s1"])
+    msg = str(result.failures["s1"])
+    assert "Sentinel-1" in msg and "Earth Engine" in msg and "descending" in msg
+
+
+def test_quota_errors_are_retried_with_backoff(connected):
+    source, http = connected
+    quota = error(429, "RESOURCE_EXHAUSTED", "Too many concurrent aggregations.")
+    http.answers = [quota, quota, (200, npy(["B2", "B3", "B4", "B8"]))]
+    result = source.fetch(REQUEST, ["s2"])
+    assert "optical" in result.layers and source.sleeps == [0.5, 1.0]
+    http.answers = [quota] * 4
+    result = source.fetch(REQUEST, ["s2"])
+    err = result.failures["s2"]
+    assert isinstance(err, SourceQuotaError) and "Sentinel-2" in str(err) and "quota" in str(err)
+
+
+def test_permission_denied_is_an_auth_error(connected):
+    source, http = connected
+    http.answers = [error(403, "PERMISSION_DENIED", "Caller does not have required permission to use project x")]
+    with pytest.raises(SourceAuthError, match="refused the credentials"):
+        source.fetch(REQUEST, ["s2"])
+
+
+def test_not_configured_and_no_credentials_fail_fast(tmp_path, monkeypatch):
+    with pytest.raises(SourceNotConfigured, match="SARVIZ_EE_PROJECT"):
+        EarthEngineSource("").connect()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    t0 = time.perf_counter()
+    with pytest.raises((SourceAuthError, SourceUnavailable)) as info:
+        EarthEngineSource("sarviz-test", timeout=3).connect()  # the real network path
+    assert time.perf_counter() - t0 < 6
+    assert "earthengine authenticate" in str(info.value) or "network" in str(info.value)
+    with pytest.raises(SourceAuthError, match="does not exist"):
+        EarthEngineSource("p", key_file=str(tmp_path / "key.json"), http_transport=FakeEarthEngineHttp()).connect()
+
+
+def test_expired_credentials_give_an_honest_message():
+    import google.oauth2.credentials
+
+    creds = google.oauth2.credentials.Credentials(token=None, refresh_token="old", client_id="id", client_secret="s",
+                                                  token_uri="https://oauth2.googleapis.com/token")
+    source = EarthEngineSource("sarviz-test", http_transport=FakeEarthEngineHttp(), credentials=creds)
+    t0 = time.perf_counter()
+    with pytest.raises(SourceAuthError, match="expired or were revoked"):
+        source.connect()
+    assert time.perf_counter() - t0 < 3
+    ee.Reset()

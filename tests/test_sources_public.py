@@ -1,0 +1,171 @@
+"""Public source on local fixtures: Zarr v3 AlphaEarth mosaic, STAC API + COGs (offline)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.warp import Resampling, reproject
+
+from _sources_fixtures import (
+    AEF_SHAPE_YX, AEF_TRANSFORM, aef_codes, build_aef_zarr, closed_port_url, make_s1_items, make_s2_items,
+    stac_api, write_items,
+)
+from sarviz.sources.base import FetchRequest, NoDataHere, SourceError, SourceTimeout, SourceUnavailable
+from sarviz.sources.public import AlphaEarthMosaic, PublicSource, dequantize
+
+LAT, LON = 47.0, 8.0
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory):
+    d = tmp_path_factory.mktemp("public")
+    build_aef_zarr(d / "aef.zarr", [(LAT, LON, 60, 90), (65.0, 180.0, 40, 260)])
+    (d / "cogs").mkdir()
+    items = (make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01", "2018-07-01"])
+             + make_s2_items(d / "cogs", LAT, LON, ["2018-06-01", "2018-07-01"]))
+    return {"dir": d, "aef": d / "aef.zarr", "items": write_items(d / "cogs", items), "raw": items}
+
+
+def test_dequantisation_matches_the_published_formula():
+    q = np.arange(-128, 128, dtype=np.int8)
+    got = dequantize(q)
+    expected = np.array([np.nan if v == -128 else np.sign(v) * (v / 127.5) ** 2 for v in range(-128, 128)], np.float32)
+    np.testing.assert_allclose(got[1:], expected[1:], rtol=1e-6)
+    assert np.isnan(got[0]) and got[128] == 0.0 and got[-1] == pytest.approx((127 / 127.5) ** 2)
+
+
+def _expected_embedding(year_index: int, request: FetchRequest) -> np.ndarray:
+    """Independent: rebuild the mosaic block as an array and warp it with GDAL (nearest)."""
+    c, r = ~AEF_TRANSFORM * (request.lon, request.lat)
+    r0, c0 = int(r) - 60, int(c) - 90
+    rr, cc = np.meshgrid(np.arange(r0, r0 + 120), np.arange(c0, c0 + 180), indexing="ij")
+    codes = aef_codes(year_index, rr.ravel(), cc.ravel())
+    codes[:, (rr.ravel() * 3 + cc.ravel()) % 97 == 0] = -128
+    values = np.sign(codes.astype(np.float64)) * (codes / 127.5) ** 2
+    values[codes == -128] = np.nan
+    src = values.reshape(64, 120, 180).astype(np.float32)
+    crs, transform = request.grid
+    dst = np.full((64, request.size_px, request.size_px), np.nan, np.float32)
+    reproject(src, dst, src_transform=AEF_TRANSFORM * AEF_TRANSFORM.translation(c0, r0), src_crs="EPSG:4326",
+              dst_transform=transform, dst_crs=crs, resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+    return dst
+
+
+@pytest.mark.parametrize("year", [2017, 2019])
+def test_embedding_window_year_and_reprojection(fixtures, year):
+    request = FetchRequest.make(LAT, LON, 64, year)
+    crs, transform = request.grid
+    got = AlphaEarthMosaic(str(fixtures["aef"])).read_patch(year, crs, transform, 64, 64)
+    expected = _expected_embedding(year - 2017, request)
+    both = np.isfinite(got) & np.isfinite(expected)
+    assert np.isnan(got).mean() == pytest.approx(np.isnan(expected).mean(), abs=0.01)
+    assert both.mean() > 0.97
+    # nearest neighbour chosen by pyproj vs GDAL: identical except for pixel centres on a cell edge
+    assert np.mean(np.isclose(got[both], expected[both], rtol=1e-6, atol=0)) > 0.995
+
+
+def test_year_outside_the_mosaic_and_outside_the_products(fixtures):
+    mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
+    crs, transform = FetchRequest.make(LAT, LON, 64, 2024).grid
+    with pytest.raises(NoDataHere, match=r"AlphaEarth.*2017–2019, not 2024"):
+        mosaic.read_patch(2024, crs, transform, 64, 64)
+    for bad in (2016, 2026, "twenty"):
+        with pytest.raises(SourceError, match="year"):
+            FetchRequest.make(LAT, LON, 64, bad)
+
+
+def test_open_ocean_has_no_embedding(fixtures):
+    source = PublicSource(aef_url=str(fixtures["aef"]), stac_url=closed_port_url(), timeout=2)
+    result = source.fetch(FetchRequest.make(-30.0, -140.0, 64, 2018), ["embedding"])
+    err = result.failures["embedding"]
+    assert isinstance(err, NoDataHere) and "AlphaEarth embedding" in str(err) and "Source Cooperative" in str(err)
+    assert "embedding" not in result.layers
+
+
+def test_antimeridian_patch_reads_both_sides(fixtures):
+    request = FetchRequest.make(65.0, 179.999, 64, 2018)
+    assert request.crosses_antimeridian
+    crs, transform = request.grid
+    mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
+    rows, cols = mosaic.source_pixels(crs, transform, 64, 64)
+    assert cols.min() < 1000 and cols.max() > AEF_SHAPE_YX[1] - 1000  # both sides of ±180°
+    got = mosaic.read_patch(2018, crs, transform, 64, 64)
+    assert np.isfinite(got).mean() > 0.97
+    r, c = rows[10, 5], cols[10, 5]
+    codes = aef_codes(1, np.array([r]), np.array([c]))[:, 0].astype(np.float64)
+    if (r * 3 + c) % 97:
+        np.testing.assert_allclose(got[:, 10, 5], np.sign(codes) * (codes / 127.5) ** 2, rtol=1e-6)
+
+
+def test_sentinel_from_stac_and_cogs(fixtures):
+    request = FetchRequest.make(LAT, LON, 64, 2018, s1_pass="descending")
+    crs, transform = request.grid
+    with stac_api(fixtures["items"]) as url:
+        result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=5).fetch(request, ["s1", "s2"])
+    assert not result.failures, result.failures
+    # independent: warp each VV COG with GDAL (bilinear, linear power), median, dB
+    s1 = [it for it in fixtures["raw"] if it["collection"] == "sentinel-1-rtc"]
+    stack = []
+    for it in s1:
+        with rasterio.open(it["assets"]["vv"]["href"]) as src:
+            dst = np.full((64, 64), np.nan, np.float32)
+            reproject(src.read(1), dst, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
+                      dst_crs=crs, resampling=Resampling.bilinear, src_nodata=src.nodata, dst_nodata=np.nan)
+            stack.append(dst)
+    expected_vv = 10 * np.log10(np.nanmedian(np.stack(stack), axis=0))
+    np.testing.assert_allclose(result.layers["vv_db"], expected_vv, atol=1e-3)
+    assert "relative orbit 110" in result.reports["vv_db"].product and "2018-03-01" in result.reports["vv_db"].dates
+    angle = result.layers["angle_deg"]
+    assert 29.0 < np.nanmin(angle) and np.nanmax(angle) < 46.0
+    assert angle[:, -1].mean() < angle[:, 0].mean()  # descending: far range (larger angle) is west
+    assert any("estimated" in w for w in result.warnings)
+    # Sentinel-2: (DN − 1000) / 10000, SCL cloud rows masked, median of the two dates
+    s2 = [it for it in fixtures["raw"] if it["collection"] == "sentinel-2-l2a"]
+    b04 = []
+    for it in s2:
+        with rasterio.open(it["assets"]["B04"]["href"]) as src:
+            dst = np.full((64, 64), np.nan, np.float32)
+            reproject(src.read(1).astype(np.float32), dst, src_transform=src.transform, src_crs=src.crs,
+                      dst_transform=transform, dst_crs=crs, resampling=Resampling.bilinear, src_nodata=0,
+                      dst_nodata=np.nan)
+            b04.append((dst - 1000) / 10000)
+    optical = result.layers["optical"]
+    clear = np.isfinite(optical[2])
+    assert 0.5 < clear.mean() < 1.0  # part of the patch is under the cloud band
+    np.testing.assert_allclose(optical[2][clear], np.nanmedian(np.stack(b04), axis=0)[clear], atol=1e-5)
+
+
+def test_no_s1_at_the_point_names_layer_and_service(fixtures):
+    with stac_api(fixtures["items"]) as url:
+        result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=5).fetch(
+            FetchRequest.make(LAT, LON, 64, 2018, s1_pass="ascending"), ["s1"])
+    msg = str(result.failures["s1"])
+    assert "Sentinel-1" in msg and "Planetary Computer" in msg and "ascending" in msg
+
+
+def test_network_down_and_timeout_fail_fast(fixtures, tmp_path):
+    t0 = time.perf_counter()
+    result = PublicSource(aef_url=str(tmp_path / "missing.zarr"), stac_url=closed_port_url(), timeout=2).fetch(
+        FetchRequest.make(LAT, LON, 64, 2018), ["embedding", "s1"])
+    assert time.perf_counter() - t0 < 5
+    assert isinstance(result.failures["s1"], SourceUnavailable) and "network" in str(result.failures["s1"])
+    assert isinstance(result.failures["embedding"], SourceUnavailable)
+    with stac_api(fixtures["items"], delay_s=3.0) as url:
+        t0 = time.perf_counter()
+        result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=0.5).fetch(
+            FetchRequest.make(LAT, LON, 64, 2018), ["s2"])
+        assert time.perf_counter() - t0 < 3
+    assert isinstance(result.failures["s2"], SourceTimeout) and "Sentinel-2" in str(result.failures["s2"])
+
+
+def test_unreachable_s3_mosaic_fails_fast():
+    t0 = time.perf_counter()
+    mosaic = AlphaEarthMosaic("s3://no-bucket/aef-mosaic/", timeout=1, storage_options={
+        "anon": True, "endpoint_url": closed_port_url(), "config_kwargs": {"connect_timeout": 1, "read_timeout": 1,
+                                                                            "retries": {"max_attempts": 1}}})
+    with pytest.raises(SourceError, match="AlphaEarth embedding"):
+        mosaic.read_patch(2018, *FetchRequest.make(LAT, LON, 64, 2018).grid, 64, 64)
+    assert time.perf_counter() - t0 < 10

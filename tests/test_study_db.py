@@ -1,0 +1,240 @@
+"""Study storage: migrations, SQLite and a real PostgreSQL server, concurrency, bad databases, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from _study_fixtures import make_study, postgres_base_url, postgres_url, sqlite_url  # noqa: F401
+from sarviz.study import OwnerAPI, ParticipantAPI, QuizAnswer, StudyDatabase, StudyDatabaseError
+from sarviz.study import migrations
+from sarviz.study.models import Answer, Assignment, Base, Participant
+
+
+def _answer_for(participant_no: int, position: int) -> QuizAnswer:
+    return QuizAnswer(judged_real=(participant_no + position) % 2 == 0, realism=1 + position % 5,
+                      detail=1 + participant_no % 5, geographic=1 + (position * 3) % 5,
+                      confidence=1 + (participant_no + position) % 5, seconds=1.5)
+
+
+def _run_participants(db: StudyDatabase, code: str, n: int) -> list[str]:
+    """n simulated participants at once, each answering all images (some clicking twice)."""
+    quiz = ParticipantAPI(db)
+    barrier = threading.Barrier(n)
+
+    def one(p: int) -> str:
+        barrier.wait()
+        view = quiz.start(code, ["L1", "L2", "L3"][p % 3], True)
+        while not view.finished:
+            ans = _answer_for(p, view.position)
+            view = quiz.submit(view.resume_code, view.current_public_id, ans)
+        return view.resume_code
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def _check_all_stored(db: StudyDatabase, codes: list[str]) -> None:
+    with db.read() as s:
+        for p_no, code in enumerate(codes):
+            p = s.scalar(select(Participant).where(Participant.resume_code == code))
+            rows = s.execute(select(Assignment.position, Answer).join(Answer, Answer.assignment_id == Assignment.id)
+                             .where(Assignment.participant_id == p.id).order_by(Assignment.position)).all()
+            assert [r[0] for r in rows] == list(range(1, 13))
+            for pos, a in rows:
+                want = _answer_for(p_no, pos)
+                assert (a.judged_real, a.realism, a.detail, a.geographic, a.confidence) == (
+                    want.judged_real, want.realism, want.detail, want.geographic, want.confidence)
+            assert p.finished_at is not None
+        assert s.scalar(select(func.count(Answer.id))) == 12 * len(codes)
+
+
+# -- migrations -------------------------------------------------------------------------------
+def test_migrations_are_versioned_idempotent_and_match_models(sqlite_url):
+    db = StudyDatabase(sqlite_url, migrate=False)
+    assert db.schema_version() == 0
+    assert migrations.migrate(db.engine, target=1) == [1]
+    assert db.schema_version() == 1
+    assert "owner_login" not in inspect(db.engine).get_table_names()
+    assert db.migrate() == [2] and db.migrate() == []
+    insp = inspect(db.engine)
+    for table in Base.metadata.sorted_tables:  # every model column exists in the migrated schema
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        assert {c.name for c in table.columns} == have, table.name
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT version, description FROM schema_version ORDER BY version")).all()
+    assert [r[0] for r in rows] == [1, 2]
+    db.dispose()
+
+
+def test_database_from_a_newer_sarviz_is_refused(sqlite_url):
+    db = StudyDatabase(sqlite_url)
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO schema_version VALUES (99, 'future', '2030-01-01')"))
+    db.dispose()
+    with pytest.raises(StudyDatabaseError, match="schema version 99.*upgrade sarviz"):
+        StudyDatabase(sqlite_url)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+def test_twenty_concurrent_participants_sqlite(sqlite_url, tmp_path):
+    db = StudyDatabase(sqlite_url)
+    make_study(OwnerAPI(db), "conc", tmp_path / "pool", n_real=6, n_other=6, n_ours=12)
+    codes = _run_participants(db, "conc", 20)
+    _check_all_stored(db, codes)
+    db.dispose()
+
+
+@pytest.mark.postgres
+def test_twenty_concurrent_participants_postgres(postgres_url, tmp_path):
+    db = StudyDatabase(postgres_url)
+    assert db.engine.dialect.name == "postgresql"
+    make_study(OwnerAPI(db), "conc", tmp_path / "pool", n_real=6, n_other=6, n_ours=12)
+    codes = _run_participants(db, "conc", 20)
+    _check_all_stored(db, codes)
+    # racing double submissions of the same answer store exactly one row
+    quiz = ParticipantAPI(db)
+    view = quiz.start("conc", "L3", True)
+    results = []
+
+    def submit() -> None:
+        try:
+            quiz.submit(view.resume_code, view.current_public_id, _answer_for(0, 1))
+            results.append("ok")
+        except Exception as exc:  # noqa: BLE001 - we count what each racer saw
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert results.count("ok") == 1 and set(results) <= {"ok", "AlreadyAnswered"}
+    assert quiz.resume(view.resume_code).answered == 1
+    db.dispose()
+
+
+@pytest.mark.postgres
+def test_concurrent_migrations_postgres(postgres_url):
+    errors = []
+
+    def open_db() -> None:
+        try:
+            StudyDatabase(postgres_url).dispose()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_db) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    db = StudyDatabase(postgres_url)
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM schema_version")).scalar() == migrations.LATEST_VERSION
+
+
+# -- bad databases ----------------------------------------------------------------------------
+def test_unreachable_postgres_is_explained_without_password():
+    with pytest.raises(StudyDatabaseError) as err:
+        StudyDatabase("postgresql://owner:hunter2@127.0.0.1:9/study")
+    msg = str(err.value)
+    assert "cannot reach the study database" in msg and "hunter2" not in msg and "***" in msg
+
+
+def test_bad_urls_are_explained():
+    with pytest.raises(StudyDatabaseError, match="SQLite or PostgreSQL"):
+        StudyDatabase("mysql://x@localhost/db")
+    with pytest.raises(StudyDatabaseError, match="no study database given"):
+        StudyDatabase("  ")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions; see the chattr-free variant below")
+def test_read_only_sqlite_file(tmp_path):  # pragma: no cover - runs as a normal user
+    _read_only_scenario(tmp_path, lambda p: p.chmod(stat.S_IRUSR), lambda p: p.chmod(stat.S_IRUSR | stat.S_IWUSR))
+
+
+def test_read_only_database_keeps_answers(tmp_path):
+    """A database that turns read-only mid-study: the answer is refused with a clear message,
+    nothing is half-stored, and the same answer goes in once the database is writable again.
+    (Uses SQLite's query_only switch, which behaves like a read-only file even for root.)"""
+    from sqlalchemy import event
+
+    url = f"sqlite:///{tmp_path / 'ro.sqlite'}"
+    db = StudyDatabase(url)
+    make_study(OwnerAPI(db), "ro-study", tmp_path / "pool")
+    quiz = ParticipantAPI(db)
+    view = quiz.start("ro-study", "L1", True)
+    view = quiz.submit(view.resume_code, view.current_public_id, _answer_for(0, 1))
+    read_only = {"on": True}
+
+    @event.listens_for(db.engine.pool, "checkout")
+    def _query_only(dbapi_connection, _record, _proxy):  # noqa: ANN001
+        dbapi_connection.execute(f"PRAGMA query_only={'ON' if read_only['on'] else 'OFF'}")
+
+    with pytest.raises(StudyDatabaseError, match="read-only.*Nothing was saved") as err:
+        quiz.submit(view.resume_code, view.current_public_id, _answer_for(0, 2))
+    assert "ro.sqlite" in str(err.value)
+    assert quiz.resume(view.resume_code).answered == 1  # reading still works; nothing half-stored
+    read_only["on"] = False
+    view = quiz.submit(view.resume_code, view.current_public_id, _answer_for(0, 2))
+    assert view.answered == 2
+    db.dispose()
+
+
+def _read_only_scenario(tmp_path, lock, unlock):  # pragma: no cover - used by the non-root variant
+    db_path = tmp_path / "ro2.sqlite"
+    db = StudyDatabase(f"sqlite:///{db_path}")
+    make_study(OwnerAPI(db), "ro-two", tmp_path / "pool")
+    view = ParticipantAPI(db).start("ro-two", "L1", True)
+    db.dispose()
+    for p in tmp_path.glob("ro2.sqlite*"):
+        lock(p)
+    lock(tmp_path)
+    try:
+        db = StudyDatabase(f"sqlite:///{db_path}", migrate=False)
+        with pytest.raises(StudyDatabaseError, match="read-only|cannot be opened"):
+            ParticipantAPI(db).submit(view.resume_code, view.current_public_id, _answer_for(0, 1))
+    finally:
+        unlock(tmp_path)
+        for p in tmp_path.glob("ro2.sqlite*"):
+            unlock(p)
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+def test_cli_create_add_report_export(sqlite_url, tmp_path, capsys):
+    from _study_fixtures import build_pool_folder
+    from sarviz.cli import main
+
+    folder = build_pool_folder(tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
+    assert main(["study", "create", "cli-study", "--title", "CLI", "--db", sqlite_url]) == 0
+    assert main(["study", "create", "cli-study", "--db", sqlite_url]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["study", "add-images", "cli-study", str(folder), "--db", sqlite_url, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "added 12 image(s)" in out and "ready for participants" in out
+    db = StudyDatabase(sqlite_url)
+    codes = _run_participants(db, "cli-study", 3)
+    assert main(["study", "report", "cli-study", "--db", sqlite_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["answers"] == 36 and report["participants"]["finished"] == 3
+    # the JSON report matches the stored answers, computed here from the rows
+    rows = OwnerAPI(db).answer_rows("cli-study")
+    real = [r for r in rows if r["source"] == "real"]
+    k = sum(not r["judged_real"] for r in real)
+    got = next(r for r in report["misjudgment"] if r["level"] == "all" and r["source"] == "real")
+    assert (got["n"], got["k"]) == (len(real), k)
+    assert main(["study", "report", "cli-study", "--db", sqlite_url]) == 0
+    assert "Misjudgment rate" in capsys.readouterr().out
+    out_dir = tmp_path / "export"
+    assert main(["study", "export", "cli-study", "--db", sqlite_url, "--out", str(out_dir)]) == 0
+    assert len((out_dir / "answers.csv").read_text().strip().splitlines()) == 37
+    assert (out_dir / "fig7.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["study", "report", "nope", "--db", sqlite_url]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err
+    assert len(codes) == 3
