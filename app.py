@@ -11,8 +11,12 @@ from streamlit_folium import st_folium
 from sarviz.scene import SceneError, validate_latlon
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
+from sarviz.ui.fetch import fetched_scene, render_fetch
+from sarviz.ui.generate import render_generate_panel
+from sarviz.ui.inspection import render_inspection
 from sarviz.ui.map import build_map, clicked_point
 from sarviz.ui.scene_view import render_scene
+from sarviz.ui.study import add_to_pool_button
 
 st.set_page_config(page_title="sarviz · map", page_icon="🛰️", layout="wide")
 settings = Settings.load()
@@ -114,14 +118,33 @@ if point is None:
 
 lat, lon = point
 st.subheader(f"{lat:.5f}°, {lon:.5f}°")
-if store is None:
+scene = None
+if store is not None:
+    try:
+        scene = store.lookup(lat, lon, size_px)
+    except NoSceneHere as exc:
+        st.warning(str(exc))
+    except SceneError as exc:
+        st.error(f"Could not read the scene here: {exc}")
+fetched = fetched_scene(lat, lon, size_px)
+if fetched is not None:
+    scene = fetched
+if scene is not None:
+    render_scene(scene)
+if scene is None or scene.embedding is None:
+    with st.container(border=True):
+        why = ("No local scene here." if scene is None else
+               "This scene has no AlphaEarth embedding, which every generator needs.")
+        new_scene = render_fetch(lat, lon, size_px, settings, why)
+    if new_scene is not None and new_scene is not scene:
+        scene = new_scene
+        render_scene(scene)
+if scene is None:
     st.stop()
-try:
-    scene = store.lookup(lat, lon, size_px)
-except NoSceneHere as exc:
-    st.warning(str(exc))
-    st.stop()
-except SceneError as exc:
-    st.error(f"Could not read the scene here: {exc}")
-    st.stop()
-render_scene(scene)
+
+st.header("Generate")
+result = render_generate_panel(scene, key="gen")
+if result is not None:
+    st.header("Inspect")
+    render_inspection(scene, result, key="inspect")
+    add_to_pool_button(result, scene, key="pool_add")

@@ -40,7 +40,7 @@ def test_round_trip_exact(tmp_path):
     with rasterio.open(path) as src:
         assert src.descriptions == SCENE_BANDS
         assert src.count == 71 and src.dtypes[0] == "float32"
-        assert src.profile["tiled"] and src.profile["compress"] == "deflate"
+        assert src.profile["tiled"] and src.profile["compress"] == "zstd"
         assert json.loads(src.tags()["LAYERS"]) == scene.layers_present()
 
 
@@ -131,3 +131,21 @@ def test_reproject_keeps_sar_in_linear_power():
     # bilinear at half resolution samples between a -10 dB and a -20 dB column: the mean of
     # 0.1 and 0.01 linear is -12.6 dB; averaging dB would give -15 dB
     np.testing.assert_allclose(inner, 10 * np.log10(0.055), atol=0.05)
+
+
+def test_file_is_cloud_optimised_and_band_interleaved(tmp_path):
+    """Tiled, IFD before the pixel data (the COG layout), one band a plane."""
+    path = write_scene(make_scene(size=(300, 300)), tmp_path / "s.tif")
+    with rasterio.open(path) as src:
+        assert src.profile["tiled"] and src.profile["interleave"] == "band"
+        ifd = int(src.get_tag_item("IFD_OFFSET", "TIFF", bidx=1))
+        first_block = min(int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=b)) for b in range(1, 72))
+        assert ifd < first_block
+
+
+def test_read_only_some_layers(tmp_path):
+    scene = make_scene()
+    path = write_scene(scene, tmp_path / "s.tif")
+    part = read_scene(path, layers=("vv_db", "vh_db"))
+    assert part.layers_present() == ["vv_db", "vh_db"]
+    np.testing.assert_array_equal(part.vh_db, scene.vh_db)

@@ -39,7 +39,6 @@ import numpy as np
 
 from sarviz.generators import runtime
 from sarviz.generators.base import (
-    GenerationCancelled,
     GenerationError,
     GenerationRequest,
     GenerationResult,
@@ -578,8 +577,6 @@ class DiffusionGenerator(Generator):
 
     def generate(self, scene: Scene, request: GenerationRequest, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
-        import torch
-
         settings = self.settings(request)
         device = runtime.choose_device(request.device)
         dtype = runtime.choose_dtype(device, request.dtype)

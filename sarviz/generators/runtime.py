@@ -205,10 +205,13 @@ class ModelCache:
                 same_device = [k for k in self._items if k[1] == key[1]]
                 for old in same_device[: max(0, len(same_device) - self.per_device + 1)]:
                     del self._items[old]
-            model = load()
+            try:
+                model = load()
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
             with self._lock:
                 self._items[key] = model
-                self._loading.pop(key, None)
             _release_memory(key[1])
             return model
 

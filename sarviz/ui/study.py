@@ -387,6 +387,14 @@ def _results_tab(owner, code: str) -> None:  # noqa: ANN001
 
 def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
     """"Add to study pool" for a generation result (owner only; asks for the labels)."""
+    from sarviz.study.auth import OwnerNotConfigured, configured_hash
+
+    if not owner_logged_in():
+        try:
+            configured_hash()
+        except OwnerNotConfigured as exc:  # not an error on the map page: studies are optional
+            st.caption(f"Adding results to a human-evaluation study needs a study owner: {exc}")
+            return
     with st.popover("Add to study pool", width="content"):
         if not owner_login_form(f"{key}_login"):
             return
