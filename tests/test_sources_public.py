@@ -169,3 +169,147 @@ def test_unreachable_s3_mosaic_fails_fast():
     with pytest.raises(SourceError, match="AlphaEarth embedding"):
         mosaic.read_patch(2018, *FetchRequest.make(LAT, LON, 64, 2018).grid, 64, 64)
     assert time.perf_counter() - t0 < 10
+
+
+# -- fast paths of the embedding read: each equals the straightforward computation ---------------
+from affine import Affine  # noqa: E402
+from pyproj import Transformer  # noqa: E402
+
+from sarviz.sources.public import dequantize_arithmetic, gather_dequantize  # noqa: E402
+
+
+def test_table_dequantisation_is_bit_identical_to_the_arithmetic():
+    every_code = np.arange(256, dtype=np.uint8).view(np.int8)
+    np.testing.assert_array_equal(dequantize(every_code), dequantize_arithmetic(every_code))
+    q = np.random.default_rng(3).integers(-128, 128, (3, 17, 19), dtype=np.int8)
+    got = dequantize(q)
+    assert got.dtype == np.float32 and got.shape == q.shape
+    np.testing.assert_array_equal(got, dequantize_arithmetic(q))  # NaN in the same places too
+
+
+@pytest.mark.parametrize("n", [4096, 4097])  # even: two codes per look-up; odd: one
+def test_fused_gather_dequantise_equals_gather_then_dequantise(n):
+    rng = np.random.default_rng(n)
+    codes = rng.integers(-128, 128, (64, 1000), dtype=np.int8)
+    codes[:, ::13] = -128
+    index = rng.integers(0, 1000, n)
+    got = gather_dequantize(codes, index)
+    expected = dequantize_arithmetic(codes[:, index])
+    assert got.dtype == np.float32 and got.shape == (64, n)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(IndexError, match="outside"):
+        gather_dequantize(codes, np.array([0, 1000]))
+
+
+def _cells_by_pyproj(mosaic_crs, mosaic_transform, shape_yx, crs, transform, size):
+    """Independent reference: every pixel centre through pyproj, then floor in the mosaic grid."""
+    cc, rr = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
+    x = transform.a * cc + transform.b * rr + transform.c
+    y = transform.d * cc + transform.e * rr + transform.f
+    sx, sy = Transformer.from_crs(crs, mosaic_crs, always_xy=True).transform(x, y)
+    if mosaic_crs == "EPSG:4326":
+        sx = np.where(sx < mosaic_transform.c, sx + 360.0, np.where(sx >= mosaic_transform.c + 360.0, sx - 360.0, sx))
+    inv = ~mosaic_transform
+    col = np.floor(inv.a * sx + inv.b * sy + inv.c)
+    row = np.floor(inv.d * sx + inv.e * sy + inv.f)
+    inside = (col >= 0) & (col < shape_yx[1]) & (row >= 0) & (row < shape_yx[0])
+    return np.where(inside, row, -1).astype(np.int64), np.where(inside, col, -1).astype(np.int64)
+
+
+@pytest.mark.parametrize("lat, lon, size", [
+    (47.0, 8.0, 512),       # mid-latitude, the benchmark patch
+    (0.001, 0.001, 128),    # equator and prime meridian
+    (70.0, 20.0, 256),
+    (80.0, 179.999, 128),   # antimeridian: longitudes wrap inside the patch
+    (-83.9, -60.0, 128),    # strong distortion: the lattice is refined
+])
+def test_fast_pixel_lookup_equals_the_exact_transform(fixtures, lat, lon, size):
+    mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
+    crs, transform = FetchRequest.make(lat, lon, size, 2018).grid
+    rows, cols = mosaic.source_pixels(crs, transform, size, size)
+    ref_rows, ref_cols = _cells_by_pyproj("EPSG:4326", AEF_TRANSFORM, AEF_SHAPE_YX, crs, transform, size)
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_array_equal(cols, ref_cols)
+    exact_rows, exact_cols = mosaic.source_pixels_exact(crs, transform, size, size)
+    np.testing.assert_array_equal(rows, exact_rows)
+    np.testing.assert_array_equal(cols, exact_cols)
+
+
+def test_pixel_lookup_error_bound_holds(fixtures):
+    """The documented bound really bounds the interpolation error, and is not vacuous."""
+    from sarviz.sources.public import _PixelLookup
+
+    mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
+    for lat, lon in ((47.0, 8.0), (70.0, 20.0), (-83.9, -60.0)):
+        crs, transform = FetchRequest.make(lat, lon, 256, 2018).grid
+        lookup = _PixelLookup(crs, mosaic.crs, transform, mosaic.transform, 256, 256)
+        for step in (32, 16):
+            interpolated = lookup._interpolate(step, max_bound=1.0)
+            assert interpolated is not None
+            fc, fr, bound = interpolated
+            ec, er = lookup.exact_grid()
+            error = max(np.abs(fc - ec).max(), np.abs(fr - er).max())
+            assert error < bound < 10 * error + 1e-5, (lat, step, error, bound)
+
+
+def _straightforward_read(path, year_index, mosaic_crs, mosaic_transform, shape_yx, crs, transform, size):
+    """The whole read done the plain way: exact lookup, one big window, gather, arithmetic."""
+    import zarr
+
+    rows, cols = _cells_by_pyproj(mosaic_crs, mosaic_transform, shape_yx, crs, transform, size)
+    valid = rows >= 0
+    out = np.full((64, size, size), np.nan, np.float32)
+    r, c = rows[valid], cols[valid]
+    window = zarr.open_group(str(path), mode="r")["embeddings"][year_index, :, r.min():r.max() + 1, c.min():c.max() + 1]
+    out[:, valid] = dequantize_arithmetic(window[:, r - r.min(), c - c.min()])
+    return out
+
+
+def test_read_patch_equals_the_straightforward_read(fixtures):
+    crs, transform = FetchRequest.make(LAT, LON, 96, 2019).grid
+    got = AlphaEarthMosaic(str(fixtures["aef"])).read_patch(2019, crs, transform, 96, 96)
+    expected = _straightforward_read(fixtures["aef"], 2, "EPSG:4326", AEF_TRANSFORM, AEF_SHAPE_YX, crs, transform, 96)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got).any() and np.isfinite(got).mean() > 0.97  # nodata codes survive as NaN
+
+
+def test_read_patch_on_a_projected_regional_mosaic_with_the_patch_partly_outside(tmp_path):
+    """A mosaic in a projected CRS (LAEA Europe, 7 m) that covers only part of the patch:
+    pixels outside it are NaN, the rest equal the straightforward read."""
+    import zarr
+
+    mosaic_crs = "EPSG:3035"
+    x0, y0 = Transformer.from_crs("EPSG:4326", mosaic_crs, always_xy=True).transform(LON, LAT)
+    mosaic_t = Affine(7.0, 0.0, round(x0) - 300.0, 0.0, -7.0, round(y0) + 150.0)
+    shape_yx = (90, 120)  # 630 m × 840 m: the patch's north-west corner only
+    rng = np.random.default_rng(5)
+    codes = rng.integers(-128, 128, (2, 64) + shape_yx, dtype=np.int8)
+    group = zarr.open_group(str(tmp_path / "regional.zarr"), mode="w", zarr_format=3)
+    group.attrs.update({"spatial:transform": list(mosaic_t)[:6], "proj:code": mosaic_crs, "start_year": 2020})
+    array = group.create_array("embeddings", shape=codes.shape, dtype="int8", fill_value=-128,
+                               chunks=(1, 64, 32, 32))
+    array[...] = codes
+    crs, transform = FetchRequest.make(LAT, LON, 128, 2021).grid
+    got = AlphaEarthMosaic(str(tmp_path / "regional.zarr")).read_patch(2021, crs, transform, 128, 128)
+    expected = _straightforward_read(tmp_path / "regional.zarr", 1, mosaic_crs, mosaic_t, shape_yx, crs, transform, 128)
+    np.testing.assert_array_equal(got, expected)
+    assert 0.05 < np.isfinite(got[0]).mean() < 0.95  # partly inside, partly outside the mosaic
+
+
+def test_local_reads_restore_the_zarr_config_even_from_threads(fixtures):
+    import threading
+
+    import zarr
+
+    before = zarr.config.get("async.concurrency")
+    crs, transform = FetchRequest.make(LAT, LON, 64, 2018).grid
+    mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(mosaic.read_patch(2018, crs, transform, 64, 64)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all(np.array_equal(r, results[0], equal_nan=True) for r in results)
+    assert zarr.config.get("async.concurrency") == before

@@ -18,6 +18,8 @@ down; the CLI, the report and the UI all call these functions, so the numbers ag
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +105,36 @@ def _check_pol(pol: str) -> str:
     return pol
 
 
+@dataclass
+class PreparedPair:
+    """A validated real/generated pair of one polarisation and what every metric of it needs.
+
+    :func:`prepare_pair` validates once and maps dB → [0, 1] once; the ``*_prepared``
+    functions take it, so :func:`sarviz.metrics.report.compare` does not repeat that work
+    for each metric. The public metric functions build one and give the same numbers.
+    """
+
+    pol: str
+    real: np.ndarray  # float32 dB, NaN = missing
+    gen: np.ndarray
+    both: np.ndarray  # bool: valid in both images
+    all_valid: bool
+    real_unit: np.ndarray  # the fixed [0, 1] mapping of each image, NaN where that image is missing
+    gen_unit: np.ndarray
+
+    def in_both(self, arr: np.ndarray) -> np.ndarray:
+        """The values of a (H, W) array at the pixels valid in both images (1-D)."""
+        return arr.ravel() if self.all_valid else arr[self.both]
+
+
+def prepare_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> PreparedPair:
+    """Validate a real/generated pair (:func:`check_pair`) and map both to [0, 1] once."""
+    _check_pol(pol)
+    real, gen = check_pair(real_db, gen_db, pol)
+    both = np.isfinite(real) & np.isfinite(gen)
+    return PreparedPair(pol, real, gen, both, bool(both.all()), db_to_unit(real, pol), db_to_unit(gen, pol))
+
+
 # -- unit conversions ------------------------------------------------------------------------------
 def db_to_intensity(db: np.ndarray) -> np.ndarray:
     """σ⁰ in linear power (intensity): 10^(dB/10)."""
@@ -126,8 +158,10 @@ def normalised_amplitude(db: np.ndarray) -> tuple[np.ndarray, float]:
 
     Returns the valid normalised values (1-D) and the threshold μ_A + 3σ_A.
     """
-    amp = db_to_amplitude(db)
-    amp = amp[np.isfinite(amp)]
+    amp = db_to_amplitude(db).ravel()
+    finite = np.isfinite(amp)
+    if not finite.all():
+        amp = amp[finite]
     threshold = float(amp.mean() + 3.0 * amp.std())
     return np.clip(amp / threshold, 0.0, 1.0), threshold
 
@@ -166,8 +200,17 @@ def kl_divergence(real_db: np.ndarray, gen_db: np.ndarray, bins: int = KL_BINS, 
     """
     real, gen = check_pair(real_db, gen_db)
     both = np.isfinite(real) & np.isfinite(gen)
-    p, sat_r, edges = amplitude_histogram(real[both], bins)
-    q, sat_g, _ = amplitude_histogram(gen[both], bins)
+    return _kl(real[both], gen[both], bins, eps)
+
+
+def kl_divergence_prepared(pair: PreparedPair, bins: int = KL_BINS, eps: float = KL_EPSILON) -> KLResult:
+    """:func:`kl_divergence` of a :class:`PreparedPair`."""
+    return _kl(pair.in_both(pair.real), pair.in_both(pair.gen), bins, eps)
+
+
+def _kl(real_values: np.ndarray, gen_values: np.ndarray, bins: int, eps: float) -> KLResult:
+    p, sat_r, edges = amplitude_histogram(real_values, bins)
+    q, sat_g, _ = amplitude_histogram(gen_values, bins)
     p_s = (p + eps) / (p + eps).sum()
     q_s = (q + eps) / (q + eps).sum()
     kl = float(np.sum(p_s * np.log(p_s / q_s)))
@@ -190,21 +233,17 @@ def mean_std_similarity(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> tu
     Means and standard deviations are of the fixed dB → [0, 1] mapping over the pixels
     valid in both images (see docs/metrics.md for why this reading of the paper).
     """
-    real, gen = check_pair(real_db, gen_db, pol)
-    both = np.isfinite(real) & np.isfinite(gen)
-    r, g = db_to_unit(real[both], pol).astype(np.float64), db_to_unit(gen[both], pol).astype(np.float64)
+    return mean_std_similarity_prepared(prepare_pair(real_db, gen_db, pol))
+
+
+def mean_std_similarity_prepared(pair: PreparedPair) -> tuple[float, float]:
+    """:func:`mean_std_similarity` of a :class:`PreparedPair`."""
+    r = pair.in_both(pair.real_unit).astype(np.float64)
+    g = pair.in_both(pair.gen_unit).astype(np.float64)
     return abs(float(g.mean() - r.mean())), abs(float(g.std() - r.std()))
 
 
 # -- structure -------------------------------------------------------------------------------------
-def _unit_tensor(db: np.ndarray, pol: str, fill: float):
-    import torch
-
-    unit = db_to_unit(db, pol)
-    unit = np.where(np.isfinite(unit), unit, fill).astype(np.float32)
-    return torch.from_numpy(unit)[None, None]
-
-
 def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
     """SSIM (Wang et al. 2004: Gaussian window σ = 1.5, K1 = 0.01, K2 = 0.03) on the fixed mapping.
 
@@ -213,25 +252,70 @@ def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
     ~3× faster on CPU, and it returns the SSIM map, which is averaged over the pixels
     whose whole window is valid in both images (missing pixels never count).
     """
+    return ssim_prepared(prepare_pair(real_db, gen_db, pol))
+
+
+def ssim_prepared(pair: PreparedPair) -> float:
+    """:func:`ssim` of a :class:`PreparedPair`."""
     from scipy.ndimage import binary_erosion
     from skimage.metrics import structural_similarity
 
-    real, gen = check_pair(real_db, gen_db, pol)
-    both = np.isfinite(real) & np.isfinite(gen)
+    both, pol = pair.both, pair.pol
     # the fill value never reaches the mean: windows touching a missing pixel are dropped below
-    real_u = np.where(both, db_to_unit(real, pol), 0.5).astype(np.float32)
-    gen_u = np.where(both, db_to_unit(gen, pol), 0.5).astype(np.float32)
+    if pair.all_valid:
+        real_u, gen_u = pair.real_unit, pair.gen_unit
+    else:
+        real_u = np.where(both, pair.real_unit, np.float32(0.5))
+        gen_u = np.where(both, pair.gen_unit, np.float32(0.5))
     _, ssim_map = structural_similarity(real_u, gen_u, data_range=1.0, gaussian_weights=True, sigma=SSIM_SIGMA,
                                         use_sample_covariance=False, K1=0.01, K2=0.03, full=True)
     # scikit-image averages the map without a border of half the window; do the same
     pad = (SSIM_KERNEL - 1) // 2
     usable = np.zeros_like(both)
     usable[pad:-pad, pad:-pad] = True
-    if not both.all():
+    if not pair.all_valid:
         usable &= binary_erosion(both, structure=np.ones((SSIM_KERNEL, SSIM_KERNEL), bool), border_value=1)
     if not usable.any():
         raise MetricError(f"{pol}: no {SSIM_KERNEL}×{SSIM_KERNEL} window is free of missing pixels; SSIM is undefined")
     return float(ssim_map[usable].mean())
+
+
+# One intra-op torch thread for FSIM: its small FFTs gain little from two, and on a busy
+# 2-core machine OpenMP threads spin-wait — measured 15× slower (1.5 s vs 0.1 s per image).
+# The setting is process-wide, so it is restored as soon as the last user leaves (a
+# generation running in another thread is slowed for at most these ~0.1 s). Parallelism
+# comes instead from running FSIM beside the other metrics (see report.compare).
+_torch_threads_lock = threading.Lock()
+_torch_threads_users = 0
+_torch_threads_saved = 0
+
+
+@contextmanager
+def torch_single_thread():
+    """Run torch with one intra-op thread inside the block (nestable, thread-safe)."""
+    import torch
+
+    global _torch_threads_users, _torch_threads_saved
+    with _torch_threads_lock:
+        if _torch_threads_users == 0:
+            _torch_threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _torch_threads_users += 1
+    try:
+        yield
+    finally:
+        with _torch_threads_lock:
+            _torch_threads_users -= 1
+            if _torch_threads_users == 0:
+                torch.set_num_threads(_torch_threads_saved)
+
+
+def _fsim_input(unit: np.ndarray, pair: PreparedPair) -> np.ndarray:
+    """An image's [0, 1] mapping for FSIM: pixels missing in either image get its own mean."""
+    if pair.all_valid:
+        return unit
+    unit = np.where(pair.both, unit, np.nan)  # compare the same ground only
+    return np.where(pair.both, unit, np.float32(np.nanmean(unit))).astype(np.float32)
 
 
 def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
@@ -241,26 +325,31 @@ def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
     round(min(H, W) / 256) (a 512² image is scored at 256²). Missing pixels are filled
     with each image's own mean, which has ~no phase congruency and so ~no weight.
     """
+    return fsim_prepared([prepare_pair(real_db, gen_db, pol)])[0]
+
+
+def fsim_prepared(pairs: list[PreparedPair]) -> list[float]:
+    """:func:`fsim` of several :class:`PreparedPair` — one piq call when they share a size.
+
+    piq scores each image of a batch on its own (per-image FFTs, medians and sums), so a
+    batch gives each pair's FSIM; it builds the log-Gabor filters once instead of per pair.
+    """
     import piq
     import torch
 
-    real, gen = check_pair(real_db, gen_db, pol)
-    both = np.isfinite(real) & np.isfinite(gen)
-    real, gen = np.where(both, real, np.nan), np.where(both, gen, np.nan)  # compare the same ground only
-    real_u, gen_u = db_to_unit(real, pol), db_to_unit(gen, pol)
-    # One intra-op thread: FSIM's small FFTs gain little from two, and on a busy 2-core
-    # machine OpenMP threads spin-wait — measured 15× slower (1.5 s vs 0.1 s per image).
-    # The setting is process-wide, so it is restored at once (a generation running in
-    # another thread is slowed for at most these ~0.1 s).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            value = piq.fsim(_unit_tensor(gen, pol, float(np.nanmean(gen_u))),
-                             _unit_tensor(real, pol, float(np.nanmean(real_u))), data_range=1.0, chromatic=False)
-    finally:
-        torch.set_num_threads(threads)
-    return float(value)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, pair in enumerate(pairs):
+        groups.setdefault(pair.real.shape, []).append(i)
+    values = [float("nan")] * len(pairs)
+    with torch_single_thread(), torch.no_grad():
+        for indices in groups.values():
+            gen = np.stack([_fsim_input(pairs[i].gen_unit, pairs[i]) for i in indices])[:, None]
+            real = np.stack([_fsim_input(pairs[i].real_unit, pairs[i]) for i in indices])[:, None]
+            scores = piq.fsim(torch.from_numpy(gen), torch.from_numpy(real), data_range=1.0, chromatic=False,
+                              reduction="none")
+            for i, score in zip(indices, scores.tolist()):
+                values[i] = float(score)
+    return values
 
 
 # -- speckle ---------------------------------------------------------------------------------------
@@ -287,7 +376,7 @@ def homogeneous_windows(db: np.ndarray, window: int = ENL_WINDOW, keep: float = 
     arr = np.asarray(db, dtype=np.float64)
     valid = np.isfinite(arr)
     # dB is 10·log10(intensity): smoothing in dB is smoothing log-intensity.
-    filled = np.where(valid, arr, np.nanmedian(arr))
+    filled = arr if valid.all() else np.where(valid, arr, np.nanmedian(arr))
     smooth = gaussian_filter(filled, ENL_SMOOTH_SIGMA)
     grad = np.hypot(sobel(smooth, 0), sobel(smooth, 1))
     h, w = arr.shape
@@ -313,12 +402,16 @@ def enl(db: np.ndarray, window: int = ENL_WINDOW, what: str = "image") -> ENLRes
     intensity (σ² with ddof=1), averaged over the homogeneous windows, then inverted —
     the pooled form of μ²/σ², less biased than averaging per-window ratios.
     """
-    arr = check_image(db, what)
+    return enl_checked(check_image(db, what), window)
+
+
+def enl_checked(arr: np.ndarray, window: int = ENL_WINDOW) -> ENLResult:
+    """:func:`enl` of an image already validated by :func:`check_image` / :func:`check_pair`."""
     corners = homogeneous_windows(arr, window)
-    intensity = db_to_intensity(arr)
     idx_r = corners[:, 0, None] + np.arange(window)
     idx_c = corners[:, 1, None] + np.arange(window)
-    blocks = intensity[idx_r[:, :, None], idx_c[:, None, :]].reshape(len(corners), -1)
+    # intensity of the chosen windows only (a quarter of the image at most)
+    blocks = db_to_intensity(arr[idx_r[:, :, None], idx_c[:, None, :]]).reshape(len(corners), -1)
     cv2 = blocks.var(axis=1, ddof=1) / blocks.mean(axis=1) ** 2
     return ENLResult(float(1.0 / cv2.mean()), len(corners), window, corners)
 
@@ -330,7 +423,11 @@ def quantise(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS) -> np.ndarray:
     Level k ∈ 1..levels holds unit values in [(k−1)/levels, k/levels) (1.0 goes to the top
     level); level 0 marks a missing pixel.
     """
-    unit = db_to_unit(db, pol)
+    return quantise_unit(db_to_unit(db, pol), levels)
+
+
+def quantise_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
+    """:func:`quantise` of an image already on the fixed [0, 1] mapping (NaN = missing)."""
     q = np.minimum(np.floor(np.nan_to_num(unit, nan=0.0) * levels), levels - 1).astype(np.uint8) + 1
     q[~np.isfinite(unit)] = 0
     return q
@@ -369,3 +466,8 @@ def glcm_features(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS) -> dict[s
     """GLCM features of a dB image (whole image, fixed mapping, ``levels`` grey levels)."""
     arr = check_image(db, f"{pol} image")
     return glcm_features_from_levels(quantise(arr, pol, levels), levels)
+
+
+def glcm_features_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> dict[str, np.ndarray]:
+    """:func:`glcm_features` of a validated image already on the fixed [0, 1] mapping."""
+    return glcm_features_from_levels(quantise_unit(unit, levels), levels)

@@ -192,6 +192,11 @@ def _cached_transformer(dst_wkt: str, src_wkt: str) -> Transformer:
     return Transformer.from_crs(dst_wkt, src_wkt, always_xy=True)
 
 
+def _apply_affine(t: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``t`` applied to coordinate arrays (affine ≥ 3 deprecates ``t * (x, y)``)."""
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
+
+
 class _PixelLookup:
     """Fractional mosaic (col, row) of patch pixel centres: exact, and fast-with-error-bound.
 
@@ -231,7 +236,7 @@ class _PixelLookup:
 
     def exact(self, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fractional mosaic (col, row) of patch pixels (cols, rows) — pyproj on every point."""
-        xs, ys = self.dst_t * (np.asarray(cols, np.float64) + 0.5, np.asarray(rows, np.float64) + 0.5)
+        xs, ys = _apply_affine(self.dst_t, np.asarray(cols, np.float64) + 0.5, np.asarray(rows, np.float64) + 0.5)
         sx, sy = self.transformer.transform(xs, ys)
         sx, sy = np.asarray(sx, np.float64), np.asarray(sy, np.float64)
         if self.geographic:
@@ -239,7 +244,7 @@ class _PixelLookup:
             west = self.src_t.c
             sx = np.where(sx < west, sx + 360.0, sx)
             sx = np.where(sx >= west + 360.0, sx - 360.0, sx)
-        fc, fr = self.inv_src * (sx, sy)
+        fc, fr = _apply_affine(self.inv_src, sx, sy)
         return np.asarray(fc, np.float64), np.asarray(fr, np.float64)
 
     def exact_grid(self) -> tuple[np.ndarray, np.ndarray]:
@@ -306,7 +311,7 @@ class _PixelLookup:
     def _lattice(self, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fractional mosaic coords on a lattice, longitudes unwrapped around its middle."""
         cc, rr = np.meshgrid(cols + 0.5, rows + 0.5)
-        xs, ys = self.dst_t * (cc, rr)
+        xs, ys = _apply_affine(self.dst_t, cc, rr)
         sx, sy = self.transformer.transform(xs, ys)
         sx, sy = np.asarray(sx, np.float64), np.asarray(sy, np.float64)
         if self.geographic:
@@ -314,7 +319,7 @@ class _PixelLookup:
                 self._lon_ref = float(sx[sx.shape[0] // 2, sx.shape[1] // 2])
             ref = self._lon_ref
             sx = np.where(sx - ref > 180.0, sx - 360.0, np.where(sx - ref < -180.0, sx + 360.0, sx))
-        fc, fr = self.inv_src * (sx, sy)
+        fc, fr = _apply_affine(self.inv_src, sx, sy)
         return np.asarray(fc, np.float64), np.asarray(fr, np.float64)
 
 
@@ -487,10 +492,8 @@ class AlphaEarthMosaic:
             vr, vc = rows.ravel(), cols.ravel()
         else:
             vr, vc = rows[valid], cols[valid]
-        groups = [None]
-        if int(vc.max()) - int(vc.min()) > nx // 2:  # the patch straddles the grid's edge (antimeridian)
-            groups = [vc < nx // 2, vc >= nx // 2]
-        if groups == [None] and valid.all():  # the usual case: one window, no gaps — gather directly
+        straddles = int(vc.max()) - int(vc.min()) > nx // 2  # the patch crosses the grid's edge (antimeridian)
+        if not straddles and valid.all():  # the usual case: one window, no gaps — gather directly
             r0, r1, c0, c1 = int(vr.min()), int(vr.max()) + 1, int(vc.min()), int(vc.max()) + 1
             window = self._read(yi, r0, r1, c0, c1)
             index = (vr - r0) * (c1 - c0) + (vc - c0)
@@ -499,8 +502,8 @@ class AlphaEarthMosaic:
         # pixels outside the mosaic
         parts, offset = [], 0
         index_valid = np.empty(vr.shape, dtype=np.intp)
+        groups = [vc < nx // 2, vc >= nx // 2] if straddles else [np.ones(vr.shape, bool)]
         for sel in groups:
-            sel = np.ones(vr.shape, bool) if sel is None else sel
             if not sel.any():
                 continue
             r0, r1 = int(vr[sel].min()), int(vr[sel].max()) + 1
