@@ -70,7 +70,7 @@ with st.sidebar:
 store: SceneStore | None = None
 try:
     store = open_store(folder)
-    store.refresh()
+    store.refresh_if_changed()  # new or changed files since the last run (a stat a file)
 except SceneError as exc:
     st.error(str(exc))
 if store is not None:

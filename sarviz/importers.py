@@ -204,11 +204,13 @@ def _ssl4eo(root: Path) -> Iterator[Candidate]:
         product_dir = vv_path.parent
         location = product_dir.parent.name
         dataset_root = product_dir.parent.parent.parent
-        s2_options: list[tuple[dt.datetime, Path]] = []
+        # s2a = L2A surface reflectance, s2c = L1C top of atmosphere: prefer L2A on a tie
+        s2_options: list[tuple[dt.datetime, int, Path]] = []
         for s2_dir in sorted(dataset_root.glob(f"s2*/{location}/*")):
             m = _SSL4EO_S2_DATE.match(s2_dir.name)
             if m and (s2_dir / "B2.tif").exists():
-                s2_options.append((dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S"), s2_dir))
+                rank = 0 if s2_dir.parent.parent.name == "s2a" else 1
+                s2_options.append((dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S"), rank, s2_dir))
 
         def build(vv_path=vv_path, product_dir=product_dir, location=location, s2_options=s2_options) -> Scene:
             vv, grid = _read_band(vv_path)
@@ -217,11 +219,13 @@ def _ssl4eo(root: Path) -> Iterator[Candidate]:
             meta = json.loads((product_dir / "metadata.json").read_text()) if (product_dir / "metadata.json").exists() else {}
             m = _SSL4EO_S1_DATE.search(product_dir.name)
             s1_time = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S") if m else None
-            optical, dates, s2_name = None, {}, None
+            optical, dates, s2_name, level = None, {}, None, None
             if s1_time is not None:
                 dates["s1"] = s1_time.isoformat()
             if s2_options and s1_time is not None:
-                s2_time, s2_dir = min(s2_options, key=lambda t: abs(t[0] - s1_time))
+                s2_time, _, s2_dir = min(s2_options, key=lambda t: (abs(t[0] - s1_time), t[1]))
+                level = ("L2A (surface reflectance)" if s2_dir.parent.parent.name == "s2a"
+                         else "L1C (TOA reflectance)")
                 optical = _optical_from_files({b: s2_dir / f"{b}.tif" for b in ("B2", "B3", "B4", "B8")}, grid)
                 dates["s2"] = s2_time.isoformat()
                 s2_name = s2_dir.name
@@ -233,7 +237,7 @@ def _ssl4eo(root: Path) -> Iterator[Candidate]:
                     "s1_product": meta.get("system:index", product_dir.name), "s2_product": s2_name,
                     "orbit_pass": meta.get("orbitProperties_pass"),
                     "relative_orbit": meta.get("relativeOrbitNumber_start"),
-                    "optical_level": "L2A (surface reflectance)", "licence": f"SSL4EO-S12 CC-BY-4.0; {COPERNICUS}",
+                    "optical_level": level, "licence": f"SSL4EO-S12 CC-BY-4.0; {COPERNICUS}",
                 },
             )
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.errors
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio import shutil as rio_shutil
@@ -336,17 +337,49 @@ def _band_names(src: rasterio.DatasetReader) -> tuple[str, ...]:
     )
 
 
+def _json_tag(tags: dict, name: str, default: Any, path: Any) -> Any:
+    try:
+        return json.loads(tags[name]) if name in tags else default
+    except ValueError:
+        raise SceneError(f"{path}: its {name} tag is not valid JSON; the file was not written by sarviz "
+                         f"or was edited by hand") from None
+
+
+def _tag_layers(tags: dict, path: Any) -> tuple[str, ...] | None:
+    layers = _json_tag(tags, "LAYERS", None, path)
+    if layers is None:
+        return None
+    if not isinstance(layers, list) or not set(layers) <= set(LAYERS):
+        raise SceneError(f"{path}: its LAYERS tag {layers!r} names unknown layers; known: {', '.join(LAYERS)}")
+    return tuple(layers)
+
+
+def _check_complete(src: rasterio.DatasetReader, path: Any) -> None:
+    """Refuse a truncated file: its last pixel block must end inside the file.
+
+    Reading only the header (as the index does) would take a half-copied file for a good one.
+    """
+    last = src.count
+    rows, cols = (src.height - 1) // src.block_shapes[0][0], (src.width - 1) // src.block_shapes[0][1]
+    offset = src.get_tag_item(f"BLOCK_OFFSET_{cols}_{rows}", "TIFF", bidx=last)
+    size = src.get_tag_item(f"BLOCK_SIZE_{cols}_{rows}", "TIFF", bidx=last)
+    if offset and size and int(offset) + int(size) > os.path.getsize(path):
+        raise SceneError(f"{path}: the file is truncated (its pixel data ends early); copy or import it again")
+
+
 def read_scene_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The header of a scene file without reading pixels: grid, band names, tags."""
+    """The header of a scene file without reading pixels: grid, band names, tags, layers."""
     try:
         with rasterio.open(path) as src:
             names = _band_names(src)
             tags = src.tags()
             if src.crs is None:
                 raise SceneError(f"{path}: the file has no CRS; a scene must be georeferenced")
+            _check_complete(src, path)
             return {
                 "crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height,
-                "bands": names, "tags": tags,
+                "bands": names, "tags": tags, "layers": _tag_layers(tags, path),
+                "dates": _json_tag(tags, "DATES", {}, path),
             }
     except RasterioIOError as exc:
         raise SceneError(f"{path}: not a readable GeoTIFF ({exc})") from None
@@ -364,8 +397,8 @@ def read_scene(path: str | os.PathLike, window: Window | None = None, layers: tu
                 raise SceneError(f"{path}: the file has no CRS; a scene must be georeferenced")
             names = _band_names(src)
             tags = src.tags()
-            if layers is None and "LAYERS" in tags:
-                layers = tuple(json.loads(tags["LAYERS"]))
+            if layers is None:
+                layers = _tag_layers(tags, path)
             wanted = [b for layer in (layers if layers is not None else LAYERS) for b in _LAYER_BANDS[layer]]
             picked = [i for i, name in enumerate(names) if name in wanted]
             data = (src.read([i + 1 for i in picked], window=window, out_dtype="float32") if picked else
@@ -375,9 +408,11 @@ def read_scene(path: str | os.PathLike, window: Window | None = None, layers: tu
             crs = src.crs
     except RasterioIOError as exc:
         raise SceneError(f"{path}: not a readable GeoTIFF ({exc})") from None
+    except rasterio.errors.RasterioError as exc:  # a tile fails to decode: a damaged file
+        raise SceneError(f"{path}: the file is truncated or corrupt; its pixels cannot be read ({exc})") from None
     return Scene.from_bands(
         data, tuple(names[i] for i in picked), crs=crs, transform=transform,
         scene_id=tags.get("SCENE_ID", Path(path).stem),
-        dates=json.loads(tags.get("DATES", "{}")),
-        provenance=json.loads(tags.get("PROVENANCE", "{}")) or {"source": "file", "path": str(path)},
+        dates=_json_tag(tags, "DATES", {}, path),
+        provenance=_json_tag(tags, "PROVENANCE", {}, path) or {"source": "file", "path": str(path)},
     )

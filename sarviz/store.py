@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -75,11 +76,13 @@ class SceneEntry:
         return d
 
 
-def _layers_from_tags(meta: dict) -> tuple[str, ...]:
-    tags = meta["tags"]
-    if "LAYERS" in tags:
-        return tuple(json.loads(tags["LAYERS"]))
-    return ()
+@dataclass(frozen=True)
+class _Snapshot:
+    entries: tuple[SceneEntry, ...]
+    problems: tuple[str, ...]
+    tree: STRtree | None
+    owner: tuple[int, ...]
+    state: tuple | None
 
 
 class SceneStore:
@@ -98,54 +101,74 @@ class SceneStore:
             raise SceneError(f"scene folder {self.folder} is not a folder")
         if not os.access(self.folder, os.R_OK | os.X_OK):
             raise SceneError(f"scene folder {self.folder} is not readable (permissions)")
-        self.entries: list[SceneEntry] = []
-        self.problems: list[str] = []  # files that could not be indexed, with the reason
-        self._tree: STRtree | None = None
-        self._tree_owner: list[int] = []
+        self._lock = threading.Lock()
+        self._snapshot = _Snapshot((), (), None, (), None)
         self.refresh()
 
     # -- index ----------------------------------------------------------------------------
+    # The store is shared by every Streamlit session, so the index is one immutable snapshot
+    # (entries, problems, tree, tree owners) swapped in a single assignment: a lookup running
+    # during a refresh sees either the old or the new index, never a mix of both.
+    @property
+    def entries(self) -> tuple[SceneEntry, ...]:
+        return self._snapshot.entries
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Files that could not be indexed, with the reason."""
+        return self._snapshot.problems
+
+    def _folder_state(self) -> tuple:
+        try:
+            return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.folder.glob("*.tif")))
+        except OSError:
+            return ()
+
+    def refresh_if_changed(self) -> bool:
+        """Refresh when files were added, removed or changed; cheap otherwise (a stat a file)."""
+        if self._folder_state() == self._snapshot.state:
+            return False
+        self.refresh()
+        return True
+
     def refresh(self) -> None:
-        cached = self._load_index()
-        entries, problems, fresh = [], [], {}
-        for path in sorted(self.folder.glob("*.tif")):
-            try:
-                st = path.stat()
-            except OSError as exc:
-                problems.append(f"{path.name}: {exc}")
-                continue
-            key = f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
-            record = cached.get(key)
-            if record is None:
-                try:
-                    record = self._index_file(path)
-                except SceneError as exc:
-                    problems.append(str(exc))
-                    continue
-            fresh[key] = record
-            entries.append(SceneEntry(**{**record, "path": path, "layers": tuple(record["layers"])}))
-        self.entries, self.problems = entries, problems
-        if fresh != cached:
-            self._save_index(fresh)
-        geoms, owner = [], []
-        for i, entry in enumerate(entries):
-            for g in entry.boxes():
-                geoms.append(g)
-                owner.append(i)
-        self._tree = STRtree(geoms) if geoms else None
-        self._tree_owner = owner
+        with self._lock:
+            state = self._folder_state()
+            cached = self._load_index()
+            entries, problems, fresh = [], [], {}
+            for name, size, mtime in state:
+                path = self.folder / name
+                key = f"{name}:{size}:{mtime}"
+                record = cached.get(key)
+                if record is None:
+                    try:
+                        record = self._index_file(path)
+                    except SceneError as exc:
+                        problems.append(str(exc))
+                        continue
+                fresh[key] = record
+                entries.append(SceneEntry(**{**record, "path": path, "layers": tuple(record["layers"])}))
+            if fresh != cached:
+                self._save_index(fresh)
+            geoms, owner = [], []
+            for i, entry in enumerate(entries):
+                for g in entry.boxes():
+                    geoms.append(g)
+                    owner.append(i)
+            self._snapshot = _Snapshot(tuple(entries), tuple(problems), STRtree(geoms) if geoms else None,
+                                       tuple(owner), state)
 
     def _index_file(self, path: Path) -> dict:
         meta = read_scene_meta(path)
         west, south, east, north = footprint_wgs84(meta["crs"], meta["transform"], meta["width"], meta["height"])
-        layers = _layers_from_tags(meta)
-        if not layers:  # files written by other tools: look at the pixels once
+        layers = meta["layers"]
+        if layers is None:  # files written by other tools: look at the pixels once
             layers = tuple(read_scene(path).layers_present())
         return {
             "scene_id": meta["tags"].get("SCENE_ID", path.stem),
             "west": west, "south": south, "east": east, "north": north,
             "width": meta["width"], "height": meta["height"], "crs": meta["crs"].to_string(),
-            "layers": list(layers), "dates": json.loads(meta["tags"].get("DATES", "{}")),
+            "layers": list(layers), "dates": meta["dates"],
         }
 
     def _load_index(self) -> dict:
@@ -158,10 +181,17 @@ class SceneStore:
     def _save_index(self, files: dict) -> None:
         if not os.access(self.folder, os.W_OK):
             return  # a read-only store still works; it just re-reads headers next time
-        fd, tmp = tempfile.mkstemp(prefix=".index.", dir=self.folder)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"version": INDEX_VERSION, "files": files}, fh)
-        os.replace(tmp, self.folder / INDEX_FILE)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".index.", dir=self.folder)
+        except OSError:
+            return  # the index is a cache: a store on a full disk still works
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"version": INDEX_VERSION, "files": files}, fh)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.folder / INDEX_FILE)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
 
     # -- queries --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -177,13 +207,14 @@ class SceneStore:
         raise SceneError(f"no scene with id {scene_id!r} in {self.folder}")
 
     def find(self, lat: float, lon: float) -> list[SceneEntry]:
-        """Entries whose footprint contains the point (best first: most layers, then newest)."""
+        """Entries whose footprint contains the point, best first: most layers, then newest."""
         lat, lon = validate_latlon(lat, lon)
-        if self._tree is None:
+        snap = self._snapshot
+        if snap.tree is None:
             return []
-        hits = {self._tree_owner[i] for i in self._tree.query(Point(lon, lat), predicate="intersects")}
-        found = [self.entries[i] for i in sorted(hits)]
-        return sorted(found, key=lambda e: (-len(e.layers), max(e.dates.values(), default="")), reverse=False)
+        hits = {snap.owner[i] for i in snap.tree.query(Point(lon, lat), predicate="intersects")}
+        found = [snap.entries[i] for i in sorted(hits)]
+        return sorted(found, key=lambda e: (-len(e.layers), -_acquired(e)))
 
     def nearest(self, lat: float, lon: float, k: int = 3) -> list[tuple[SceneEntry, float]]:
         """The k scenes nearest to a point, with great-circle distance in km."""
@@ -210,7 +241,15 @@ class SceneStore:
         hits = self.find(lat, lon)
         if not hits:
             raise NoSceneHere(self.describe_miss(lat, lon))
-        entry = hits[0]
+        failures = []
+        for entry in hits:  # a file that broke since it was indexed: say so, try the next scene
+            try:
+                return self._read_patch(entry, lat, lon, size_px, grid)
+            except SceneError as exc:
+                failures.append(str(exc))
+        raise SceneError("every scene covering this point failed to read: " + "; ".join(failures))
+
+    def _read_patch(self, entry: SceneEntry, lat: float, lon: float, size_px: int, grid: str) -> Scene:
         if grid == "utm":
             crs, transform = patch_grid(lat, lon, size_px)
             return read_scene(entry.path).reproject(crs, transform, size_px, size_px)
@@ -245,6 +284,18 @@ class SceneStore:
         write_scene(scene, path)
         self.refresh()
         return path
+
+
+def _acquired(entry: SceneEntry) -> float:
+    """The acquisition time of a scene (S1, else S2) as a timestamp; 0 when unknown."""
+    import datetime as dt
+
+    for key in ("s1", "s2"):
+        try:
+            return dt.datetime.fromisoformat(entry.dates[key]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            continue
+    return 0.0
 
 
 def _safe_name(name: str) -> str:

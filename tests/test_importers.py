@@ -57,6 +57,7 @@ def test_ssl4eo_pairs_nearest_s2_date(sample_scenes):
     june = read_scene(sample_scenes / "ssl4eo_0000200_S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457.tif")
     sept = read_scene(sample_scenes / "ssl4eo_0000200_S1A_IW_GRDH_1SDV_20200903T131212_20200903T131237_034195_03F8F5_AC1C.tif")
     assert june.dates["s2"].startswith("2020-06-04") and sept.dates["s2"].startswith("2020-08-13")
+    assert june.provenance["optical_level"].startswith("L2A")  # from the s2a (L2A) folder
     assert june.provenance["orbit_pass"] == "DESCENDING" and sept.provenance["orbit_pass"] == "ASCENDING"
     # S2 (a slightly different grid) was resampled onto the S1 grid
     assert june.optical.shape == (4, 264, 264) and np.isfinite(june.optical[:, 5:-5, 5:-5]).all()

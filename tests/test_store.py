@@ -147,3 +147,79 @@ def test_add_is_atomic_and_refuses_overwrite(store_dir):
     path = store.add(make_scene(scene_id="other", origin=(600_000.0, 5_340_000.0)))
     assert path.name == "other.tif" and "other" in [e.scene_id for e in store]
     assert not list(store_dir.glob("*.part"))
+
+
+def test_half_copied_file_is_refused_at_index_time(store_dir):
+    data = (store_dir / "austria.tif").read_bytes()
+    (store_dir / "half.tif").write_bytes(data[: len(data) // 2])
+    store = SceneStore(store_dir)
+    assert "half" not in [e.scene_id for e in store]
+    assert any("half.tif" in p and "truncated" in p for p in store.problems)
+
+
+def test_bad_json_tag_is_a_problem_not_a_crash(store_dir):
+    import rasterio
+
+    shutil.copy(store_dir / "austria.tif", store_dir / "badtag.tif")
+    with rasterio.open(store_dir / "badtag.tif", "r+") as dst:
+        dst.update_tags(DATES="{not json", SCENE_ID="badtag")
+    store = SceneStore(store_dir)
+    assert "badtag" not in [e.scene_id for e in store]
+    assert any("badtag.tif" in p and "DATES tag is not valid JSON" in p for p in store.problems)
+
+
+def test_newest_scene_wins_among_equals(tmp_path):
+    a = make_scene(size=(64, 64), scene_id="older", layers=("vv_db",))
+    b = make_scene(size=(64, 64), scene_id="newer", layers=("vv_db",))
+    b.dates = {"s1": "2025-01-01T00:00:00", "s1_pass": "descending"}
+    a.dates = {"s1": "2019-01-01T00:00:00"}
+    write_scene(a, tmp_path / "a.tif")
+    write_scene(b, tmp_path / "b.tif")
+    store = SceneStore(tmp_path)
+    lat, lon = a.center_latlon
+    assert [e.scene_id for e in store.find(lat, lon)] == ["newer", "older"]
+
+
+def test_lookup_falls_back_when_a_file_broke_after_indexing(store_dir):
+    shutil.copy(store_dir / "austria.tif", store_dir / "austria_copy.tif")
+    store = SceneStore(store_dir)
+    lat, lon = store.read("austria").center_latlon
+    first = store.find(lat, lon)[0]
+    first.path.write_bytes(b"\x00" * 64)  # damaged behind the index's back
+    patch = store.lookup(lat, lon, 64)
+    assert patch.shape == (64, 64) and np.isfinite(patch.vv_db).all()
+
+
+def test_find_is_consistent_while_another_thread_refreshes(store_dir):
+    """The app shares one store between sessions: a refresh must never mix two indexes."""
+    import threading
+
+    store = SceneStore(store_dir)
+    lat, lon = store.read("austria").center_latlon
+    extra = store_dir / "aaa_first.tif"  # sorts first, shifting every index when it comes and goes
+    write_scene(make_scene(crs="EPSG:32660", origin=(634_000.0, 7_214_000.0), scene_id="aaa", layers=("vv_db",)), extra)
+    parked = store_dir.parent / "parked.tif"
+    stop = threading.Event()
+    wrong = []
+
+    def churn():
+        for i in range(30):
+            (extra.rename(parked) if i % 2 == 0 else parked.rename(extra))
+            store.refresh()
+        stop.set()
+
+    t = threading.Thread(target=churn)
+    t.start()
+    while not stop.is_set():
+        ids = [e.scene_id for e in store.find(lat, lon)]
+        if ids != ["austria"]:
+            wrong.append(ids)
+    t.join()
+    assert not wrong, wrong[:3]
+
+
+def test_refresh_if_changed_sees_new_files(store_dir):
+    store = SceneStore(store_dir)
+    assert store.refresh_if_changed() is False
+    write_scene(make_scene(scene_id="late", origin=(700_000.0, 5_340_000.0)), store_dir / "late.tif")
+    assert store.refresh_if_changed() is True and "late" in [e.scene_id for e in store]

@@ -125,9 +125,20 @@ class GenerationResult:
             raise
         return path
 
-    def png_bytes(self, vv_range: tuple[float, float] = (-25.0, 5.0), vh_range: tuple[float, float] = (-32.0, -5.0)) -> bytes:
-        """8-bit PNG in the model's output convention: R = VV, G = VH, B = VV (fixed dB stretch)."""
+    def png_bytes(self, vv_range: tuple[float, float] | None = None,
+                  vh_range: tuple[float, float] | None = None) -> bytes:
+        """8-bit PNG in the model output convention: R = VV, G = VH, B = VV.
+
+        The dB ranges default to the model's own (``provenance["db_range"]``, as a diffusion
+        card declares them), else to the fixed display stretch.
+        """
         from PIL import Image
+
+        from sarviz.viz.images import DB_RANGES
+
+        declared = self.provenance.get("db_range") or {}
+        vv_range = tuple(vv_range or declared.get("VV") or DB_RANGES["VV"])
+        vh_range = tuple(vh_range or declared.get("VH") or DB_RANGES["VH"])
 
         def scale(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
             return (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
