@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -151,3 +152,67 @@ def test_cli_single_and_bulk(world, tmp_path, capsys, monkeypatch):
     assert record["id"] == "g1" and "vv_db" in record["missing"]
     assert main(["fetch", "--lat", "1", "--to", str(out)]) == 2
     assert "--lat and --lon go together" in capsys.readouterr().err
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def test_cli_offline_public_fetch_fails_cleanly_and_readably(tmp_path):
+    """The real CLI in a subprocess, every service refusing connections: the AlphaEarth mosaic on
+    S3 (endpoint redirected to a closed local port), the STAC API likewise. No asyncio/botocore
+    cleanup noise ("Exception ignored ...") at exit, fast, and one line a layer and source."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dead = closed_port_url()
+    env = {**os.environ, "AWS_ENDPOINT_URL_S3": dead, "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path),
+           "SARVIZ_HOME": str(tmp_path / ".sarviz"), "PYTHONWARNINGS": "ignore"}
+    env.pop("AWS_PROFILE", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "sarviz.cli", "fetch", "--lat", str(LAT), "--lon", str(LON), "--size", "64",
+         "--year", "2018", "--source", "public", "--to", str(tmp_path / "store"), "--stac-url", dead],
+        env=env, capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode != 0
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert elapsed < 30, elapsed
+    err = proc.stderr
+    assert f"127.0.0.1:{_port_of(dead)}" in err and "zarr.json" in err  # the mosaic really went to S3
+    lines = err.splitlines()
+    start = next(i for i, line in enumerate(lines) if "no source has any layer" in line)
+    block = lines[start + 1:]
+    assert [line.strip() for line in block if not line.startswith("    ")] == [
+        "AlphaEarth embedding (64-D):", "Sentinel-1 VV/VH:", "Sentinel-2 optical:"]
+    reasons = [line.strip() for line in block if line.startswith("    - ")]
+    assert len(reasons) == 6  # local + public for each of the three layers
+    assert sum(r.startswith("- public:") and "network" in r for r in reasons) == 3
+    assert all(len(line) < 400 for line in lines)  # no one-line wall of text (reasons are whole)
+
+
+def test_missing_layers_list_one_reason_a_line(world, tmp_path):
+    result = chain_for(world, tmp_path).get_scene(LAT2, LON2, size_px=64, year=2018)
+    lines = result.summary_lines()
+    i = lines.index("MISSING Sentinel-1 VV (dB):")
+    assert lines[i + 1].startswith("  - local: no scene") and "Sentinel-1 VV/VH" in lines[i + 1]
+    assert lines[i + 2].startswith("  - public: Sentinel-1") and "Planetary Computer" in lines[i + 2]
+    assert result.missing_reasons["vv_db"] == [lines[i + 1][4:], lines[i + 2][4:]]
+    assert result.missing["vv_db"] == "; ".join(result.missing_reasons["vv_db"])  # the JSON form is unchanged
+
+
+def test_cli_ee_with_a_missing_key_file_names_the_file(tmp_path, capsys, monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the key file must be checked before any network access")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setenv("SARVIZ_EE_PROJECT", "sarviz-test")
+    monkeypatch.setenv("SARVIZ_EE_KEY_FILE", "/nope.json")
+    assert main(["fetch", "--lat", str(LAT), "--lon", str(LON), "--size", "64", "--year", "2018", "--source", "ee",
+                 "--to", str(tmp_path / "store")]) != 0
+    err = capsys.readouterr().err
+    assert re.search(r"key file /nope\.json \(SARVIZ_EE_KEY_FILE[^)]*\) does not exist", err) and "network" not in err

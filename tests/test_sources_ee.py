@@ -18,18 +18,23 @@ ee = pytest.importorskip("ee")
 from sarviz.sources.base import (  # noqa: E402
     FetchRequest, SourceAuthError, SourceNotConfigured, SourceQuotaError, SourceUnavailable,
 )
-from sarviz.sources.earthengine import FILL, EarthEngineSource, pixel_requests  # noqa: E402
+from sarviz.sources.earthengine import FILL, EarthEngineSource, pixel_requests, validate_key_file  # noqa: E402
 
 EE_TESTDATA = Path(ee.__file__).parent / "tests"
 REQUEST = FetchRequest.make(48.1, 11.5, 32, 2023, s1_pass="descending")
 
 
-def npy(bands, fill_rows=0, value=lambda i: float(i)):
-    """A recorded computePixels NUMPY_NDARRAY answer: structured array, one float32 field a band."""
-    arr = np.zeros((32, 32), dtype=[(b, "<f4") for b in bands])
+def npy(bands, fill_rows=0, value=lambda i: float(i), constant=None):
+    """A recorded computePixels NUMPY_NDARRAY answer: structured array, one float32 field a band.
+
+    ``constant``: extra bands with one value everywhere (like the S1 track bands)."""
+    constant = constant or {}
+    arr = np.zeros((32, 32), dtype=[(b, "<f4") for b in list(bands) + list(constant)])
     for i, b in enumerate(bands):
         arr[b] = value(i) + np.arange(32)[None, :] * 0.01
         arr[b][:fill_rows] = FILL
+    for b, v in constant.items():
+        arr[b] = v
     buf = io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()
@@ -129,14 +134,18 @@ def test_expressions_collections_filters_bands_and_grid(connected):
 
     s1 = _inline(json.loads(pixel_requests(REQUEST, "s1")[0]["expression"].serialize()))
     fns = _functions(s1, [])
-    assert [a["id"]["constantValue"] for f, a in fns if f == "ImageCollection.load"] == ["COPERNICUS/S1_GRD"]
-    eqs = {a["leftField"]["constantValue"]: a["rightValue"]["constantValue"] for f, a in fns if f == "Filter.equals"}
-    assert eqs == {"instrumentMode": "IW", "resolution_meters": 10, "orbitProperties_pass": "DESCENDING"}
-    contains = sorted(a["rightValue"]["constantValue"] for f, a in fns if f == "Filter.listContains")
-    assert contains == ["VH", "VV"]
+    # (the inlined tree repeats shared sub-expressions, hence sets)
+    assert {a["id"]["constantValue"] for f, a in fns if f == "ImageCollection.load"} == {"COPERNICUS/S1_GRD"}
+    eqs = {a["leftField"]["constantValue"]: a["rightValue"].get("constantValue") for f, a in fns
+           if f == "Filter.equals"}
+    assert eqs == {"instrumentMode": "IW", "resolution_meters": 10, "orbitProperties_pass": "DESCENDING",
+                   "sarviz_track": None}  # the track is computed server-side (see the next test)
+    contains = {a["rightValue"]["constantValue"] for f, a in fns if f == "Filter.listContains"}
+    assert contains == {"VH", "VV"}
     assert "reduce.median" in [f for f, _ in fns]
     selects = [_const(a["bandSelectors"]) for f, a in fns if f == "Image.select"]
     assert ["VV", "VH", "angle"] in selects
+    assert pixel_requests(REQUEST, "s1")[0]["bandIds"] == ["VV", "VH", "angle", "sarviz_relative_orbit", "sarviz_pass"]
 
     s2 = _inline(json.loads(pixel_requests(REQUEST, "s2")[0]["expression"].serialize()))
     fns = _functions(s2, [])
@@ -157,6 +166,73 @@ def test_expressions_collections_filters_bands_and_grid(connected):
     assert (at["scaleX"], at["scaleY"], at["translateX"], at["translateY"]) == (10.0, -10.0, t.c, t.f)
 
 
+def _tree(node):
+    """The inlined expression as nested {function: {argument: subtree}} with constants in place."""
+    if isinstance(node, dict):
+        if "functionName" in node:
+            return {node["functionName"]: {k: _tree(v) for k, v in node.get("arguments", {}).items()}}
+        if "functionInvocationValue" in node:
+            return _tree(node["functionInvocationValue"])
+        if "constantValue" in node:
+            return node["constantValue"]
+        if "arrayValue" in node:
+            return [_tree(v) for v in node["arrayValue"]["values"]]
+        return {k: _tree(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_tree(v) for v in node]
+    return node
+
+
+def _track_tag(body):
+    """Assert a mapped function sets sarviz_track = "<orbitProperties_pass>/<relativeOrbitNumber_start %d>"."""
+    setter = body["Element.set"]
+    assert setter["key"] == "sarviz_track"
+    cat = setter["value"]["String.cat"]
+    assert cat["string1"]["String.cat"]["string1"]["String"]["input"]["Element.get"]["property"] == "orbitProperties_pass"
+    assert cat["string1"]["String.cat"]["string2"] == "/"
+    fmt = cat["string2"]["Number.format"]
+    assert fmt["number"]["Element.get"]["property"] == "relativeOrbitNumber_start" and fmt["pattern"] == "%d"
+
+
+@pytest.mark.parametrize("s1_pass", [None, "ascending"])
+def test_median_uses_only_the_most_frequent_relative_orbit(connected, s1_pass):
+    """Without the restriction the median would mix passes and relative orbits (and their angles)."""
+    req = FetchRequest.make(48.1, 11.5, 32, 2023, s1_pass=s1_pass)
+    tree = _tree(_inline(json.loads(pixel_requests(req, "s1")[0]["expression"].serialize())))
+    # toFloat → unmask → select(bands) wraps the composite; find the median and the track bands
+    image = tree["Image.select"]["input"]["Image.unmask"]["input"]["Image.toFloat"]["value"]["Image.addBands"]
+    filtered = image["dstImg"]["reduce.median"]["collection"]["Collection.filter"]
+    tagged = filtered["collection"]["Collection.map"]
+    _track_tag(tagged["baseAlgorithm"]["functionDefinitionValue"]["body"])
+    equals = filtered["filter"]["Filter.equals"]
+    assert equals["leftField"] == "sarviz_track"
+    # the chosen track: keys[indexOf(counts, max(counts))] of the histogram of sarviz_track over the same
+    # tagged collection, with a "none/0" sentinel of count 0 (an empty collection is not an error)
+    get = equals["rightValue"]["String"]["input"]["List.get"]
+    keys, index = get["list"]["List.add"], get["index"]["List.indexOf"]
+    assert keys["element"] == "none/0"
+    hist = keys["list"]["Dictionary.keys"]["dictionary"]["AggregateFeatureCollection.histogram"]
+    assert hist["property"] == "sarviz_track" and hist["collection"]["Collection.map"] == tagged
+    counts = index["list"]["List.add"]
+    assert counts["element"] == 0
+    assert counts["list"]["Dictionary.values"]["dictionary"]["AggregateFeatureCollection.histogram"] == hist
+    assert index["element"]["List.reduce"]["list"]["List.add"] == counts
+    assert "Reducer.max" in index["element"]["List.reduce"]["reducer"]
+    # the collection under the tags carries the request's filters (pass only when asked for)
+    base = json.dumps(tagged["collection"])
+    assert ('"orbitProperties_pass", "rightValue": "ASCENDING"' in base) == (s1_pass == "ascending")
+    # the track goes back as two constant bands: relative orbit and pass code
+    bands = image["srcImg"]["Image.rename"]
+    assert bands["names"] == ["sarviz_relative_orbit", "sarviz_pass"]
+    parts = bands["input"]["Image.toFloat"]["value"]["Image.constant"]["value"]
+    orbit = parts[0]["Number.parse"]["input"]["String"]["input"]["List.get"]
+    split = orbit["list"]["String.split"]
+    assert orbit["index"] == 1 and split["regex"] == "/" and split["string"] == equals["rightValue"]
+    pass_code = parts[1]["Dictionary.get"]
+    assert pass_code["dictionary"] == {"ASCENDING": 1, "DESCENDING": 2, "none": 0}
+    assert pass_code["key"]["String"]["input"]["List.get"] == {"index": 0, "list": orbit["list"]}
+
+
 def test_nearest_acquisition_sorts_by_time_distance(connected):
     req = FetchRequest.make(48.1, 11.5, 32, 2023, s1_composite="nearest", target_date="2023-07-14")
     fns = _functions(_inline(json.loads(pixel_requests(req, "s1")[0]["expression"].serialize())), [])
@@ -171,7 +247,8 @@ def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
     source, http = connected
     http.answers = [(200, npy([f"A{i:02d}" for i in range(k, k + 16)], value=lambda i, k=k: (k + i) / 100))
                     for k in (0, 16, 32, 48)]
-    http.answers += [(200, npy(["VV", "VH", "angle"], fill_rows=4, value=lambda i: (-12.0, -19.0, 38.0)[i]))]
+    http.answers += [(200, npy(["VV", "VH", "angle"], fill_rows=4, value=lambda i: (-12.0, -19.0, 38.0)[i],
+                               constant={"sarviz_relative_orbit": 95.0, "sarviz_pass": 2.0}))]
     http.answers += [(200, npy(["B2", "B3", "B4", "B8"], value=lambda i: 0.05 * (i + 1)))]
     result = source.fetch(REQUEST, ["embedding", "s1", "s2"])
     assert not result.failures
@@ -183,12 +260,17 @@ def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
     assert np.isnan(vv[:4]).all() and np.isfinite(vv[4:]).all()  # the unmask fill became NaN
     assert vv[10, 0] == pytest.approx(-12.0) and angle[10, 0] == pytest.approx(38.0)
     np.testing.assert_allclose(result.layers["optical"][:, 0, 0], [0.05, 0.10, 0.15, 0.20], rtol=1e-6)
-    assert result.reports["vv_db"].product.startswith("COPERNICUS/S1_GRD") and "descending" in result.reports["vv_db"].product
+    report = result.reports["vv_db"]
+    assert report.product.startswith("COPERNICUS/S1_GRD") and "descending relative orbit 95" in report.product
+    assert report.detail["relative_orbit"] == 95 and report.detail["orbit_state"] == "descending"
+    assert "relative orbit 95" in result.reports["angle_deg"].product
+    assert "sarviz_relative_orbit" not in result.layers and not any("mixes" in w for w in result.warnings)
 
 
 def test_all_masked_answer_is_no_data_for_that_layer(connected):
     source, http = connected
-    http.answers = [(200, npy(["VV", "VH", "angle"], fill_rows=32))]
+    http.answers = [(200, npy(["VV", "VH", "angle"], fill_rows=32,
+                              constant={"sarviz_relative_orbit": 0.0, "sarviz_pass": 0.0}))]
     result = source.fetch(REQUEST, ["s1"])
     msg = str(result.failures["s1"])
     assert "Sentinel-1" in msg and "Earth Engine" in msg and "descending" in msg
@@ -238,3 +320,48 @@ def test_expired_credentials_give_an_honest_message():
         source.connect()
     assert time.perf_counter() - t0 < 3
     ee.Reset()
+
+
+def test_median_without_a_pass_reports_the_track_the_server_chose(connected):
+    source, http = connected
+    http.answers = [(200, npy(["VV", "VH", "angle"], value=lambda i: (-11.0, -18.0, 41.0)[i],
+                              constant={"sarviz_relative_orbit": 117.0, "sarviz_pass": 1.0}))]
+    result = source.fetch(FetchRequest.make(48.1, 11.5, 32, 2023), ["s1"])
+    assert "ascending relative orbit 117" in result.reports["vv_db"].product
+    assert result.reports["vh_db"].detail["track_choice"].startswith("the relative orbit with the most")
+    assert not any("both orbit passes" in w for w in result.warnings)
+
+
+def _fail_if_network_is_touched(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the key file must be checked before any network access")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing", "does not exist"), ("folder", "is not a file"), ("not-json", "is not JSON"),
+    ("no-private-key", "no private_key"),
+])
+def test_key_file_is_checked_before_the_network(tmp_path, monkeypatch, case, match):
+    _fail_if_network_is_touched(monkeypatch)
+    path = {"missing": tmp_path / "nope.json", "folder": tmp_path}.get(case, tmp_path / "key.json")
+    if case == "not-json":
+        path.write_text("-----BEGIN PRIVATE KEY-----\n")
+    elif case == "no-private-key":
+        path.write_text(json.dumps({"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com"}))
+    t0 = time.perf_counter()
+    with pytest.raises(SourceAuthError, match=match) as info:
+        EarthEngineSource("sarviz-test", key_file=str(path), timeout=3).connect()  # no fake transport: real path
+    assert time.perf_counter() - t0 < 1
+    assert str(path) in str(info.value) and "SARVIZ_EE_KEY_FILE" in str(info.value)
+    assert "network" not in str(info.value)
+
+
+def test_a_valid_key_file_passes_the_local_check(tmp_path):
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps({"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com",
+                               "private_key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}))
+    assert validate_key_file(str(key)) == key

@@ -14,7 +14,7 @@ from _sources_fixtures import (
     stac_api, write_items,
 )
 from sarviz.sources.base import FetchRequest, NoDataHere, SourceError, SourceTimeout, SourceUnavailable
-from sarviz.sources.public import AlphaEarthMosaic, PublicSource, dequantize
+from sarviz.sources.public import AlphaEarthMosaic, PublicSource, dequantize, gamma0_to_sigma0_db
 
 LAT, LON = 47.0, 8.0
 
@@ -67,6 +67,32 @@ def test_embedding_window_year_and_reprojection(fixtures, year):
     assert np.mean(np.isclose(got[both], expected[both], rtol=1e-6, atol=0)) > 0.995
 
 
+def test_year_index_follows_the_years_attribute_when_it_has_gaps(tmp_path):
+    """years = [2017, 2019, 2020]: 2019 is index 1 (not 2019 − 2017 = 2); 2018 is not there."""
+    build_aef_zarr(tmp_path / "gaps.zarr", [(LAT, LON, 60, 90)], years=(2017, 2019, 2020))
+    mosaic = AlphaEarthMosaic(str(tmp_path / "gaps.zarr"))
+    assert mosaic.years == [2017, 2019, 2020]
+    request = FetchRequest.make(LAT, LON, 64, 2019)
+    crs, transform = request.grid
+    got = mosaic.read_patch(2019, crs, transform, 64, 64)
+    both = np.isfinite(got)
+    for index, agrees in ((1, True), (2, False)):  # 2: what "year − start" would have read
+        expected = _expected_embedding(index, request)
+        close = np.mean(np.isclose(got[both], expected[both], rtol=1e-6, atol=0))
+        assert (close > 0.995) == agrees, (index, close)
+    with pytest.raises(NoDataHere, match="2017, 2019, 2020, not 2018"):
+        mosaic.read_patch(2018, crs, transform, 64, 64)
+
+
+def test_years_attribute_that_does_not_match_the_array_is_an_error(tmp_path):
+    import zarr
+
+    build_aef_zarr(tmp_path / "bad.zarr", [(LAT, LON, 4, 4)], years=(2017, 2018))
+    zarr.open_group(str(tmp_path / "bad.zarr"), mode="r+").attrs["years"] = [2017, 2018, 2019]
+    with pytest.raises(SourceError, match="lists 3 years.*has 2"):
+        AlphaEarthMosaic(str(tmp_path / "bad.zarr")).year_index(2018)
+
+
 def test_year_outside_the_mosaic_and_outside_the_products(fixtures):
     mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
     crs, transform = FetchRequest.make(LAT, LON, 64, 2024).grid
@@ -115,12 +141,33 @@ def test_sentinel_from_stac_and_cogs(fixtures):
             reproject(src.read(1), dst, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
                       dst_crs=crs, resampling=Resampling.bilinear, src_nodata=src.nodata, dst_nodata=np.nan)
             stack.append(dst)
-    expected_vv = 10 * np.log10(np.nanmedian(np.stack(stack), axis=0))
-    np.testing.assert_allclose(result.layers["vv_db"], expected_vv, atol=1e-3)
-    assert "relative orbit 110" in result.reports["vv_db"].product and "2018-03-01" in result.reports["vv_db"].dates
+    gamma0_db = 10 * np.log10(np.nanmedian(np.stack(stack), axis=0))
     angle = result.layers["angle_deg"]
     assert 29.0 < np.nanmin(angle) and np.nanmax(angle) < 46.0
     assert angle[:, -1].mean() < angle[:, 0].mean()  # descending: far range (larger angle) is west
+    # the RTC γ⁰ is stored as σ⁰ = γ⁰·cos θ (dB: + 10·log10 cos θ), θ the angle layer
+    np.testing.assert_allclose(result.layers["vv_db"], gamma0_db + 10 * np.log10(np.cos(np.radians(angle))), atol=1e-3)
+    # ... and θ at the patch centre computed independently: the fixture's swath puts the point 60 km
+    # beyond the near edge of a 250 km swath; ground range ↔ incidence on a sphere (R = 6371 km,
+    # h = 693 km) in closed form: g(θ) = R·(θ − asin(R·sin θ / (R + h)))
+    R, H = 6371.0, 693.0
+
+    def ground_range(theta_deg):
+        t = np.radians(theta_deg)
+        return R * (t - np.arcsin(R * np.sin(t) / (R + H)))
+
+    g = ground_range(29.1) + 60.0 / 250.0 * (ground_range(46.0) - ground_range(29.1))
+    phi = g / R
+    theta_centre = np.degrees(phi + np.arctan2(R * np.sin(phi), R + H - R * np.cos(phi)))
+    assert angle[32, 32] == pytest.approx(theta_centre, abs=0.3)
+    sigma0_centre = gamma0_db[32, 32] + 10 * np.log10(np.cos(np.radians(theta_centre)))
+    assert result.layers["vv_db"][32, 32] == pytest.approx(sigma0_centre, abs=0.02)
+    assert sigma0_centre < gamma0_db[32, 32] - 0.5  # the conversion is not a no-op (≈ −0.9 dB here)
+    report = result.reports["vv_db"]
+    assert "relative orbit 110" in report.product and "2018-03-01" in report.dates and "σ⁰" in report.product
+    assert report.detail["original_convention"].startswith("gamma0 RTC")
+    assert "flat-terrain" in report.detail["conversion"] and report.detail["backscatter"].startswith("sigma0")
+    assert any("γ⁰" in w and "σ⁰" in w for w in result.warnings)
     assert any("estimated" in w for w in result.warnings)
     # Sentinel-2: (DN − 1000) / 10000, SCL cloud rows masked, median of the two dates
     s2 = [it for it in fixtures["raw"] if it["collection"] == "sentinel-2-l2a"]
@@ -136,6 +183,13 @@ def test_sentinel_from_stac_and_cogs(fixtures):
     clear = np.isfinite(optical[2])
     assert 0.5 < clear.mean() < 1.0  # part of the patch is under the cloud band
     np.testing.assert_allclose(optical[2][clear], np.nanmedian(np.stack(b04), axis=0)[clear], atol=1e-5)
+
+
+def test_gamma0_to_sigma0_known_values():
+    # flat ground at 30°: σ⁰ = γ⁰·cos 30° → 0.1 linear (−10 dB) becomes −10 + 10·log10(√3/2) = −10.6247 dB
+    got = gamma0_to_sigma0_db(np.array([0.1, 0.0, np.nan, 1.0]), np.array([30.0, 30.0, 30.0, 60.0]))
+    assert got[0] == pytest.approx(-10.6247, abs=1e-4) and got[3] == pytest.approx(-3.0103, abs=1e-4)
+    assert np.isnan(got[1]) and np.isnan(got[2]) and got.dtype == np.float32
 
 
 def test_no_s1_at_the_point_names_layer_and_service(fixtures):
@@ -313,3 +367,37 @@ def test_local_reads_restore_the_zarr_config_even_from_threads(fixtures):
         t.join()
     assert len(results) == 4 and all(np.array_equal(r, results[0], equal_nan=True) for r in results)
     assert zarr.config.get("async.concurrency") == before
+
+
+def test_settling_cancels_only_the_failed_stores_reads():
+    """After a failed remote read, the store's sibling reads still running in zarr's loop are
+    cancelled there (so they unwind in their own context); another store's reads are untouched."""
+    import asyncio
+
+    from zarr.core.sync import _get_loop
+
+    from sarviz.sources.public import _cancel_store_tasks
+
+    class Store:  # stands in for the FsspecStore whose reads failed
+        pass
+
+    class StorePath:  # what zarr's gathered metadata reads hold: a path into a store
+        def __init__(self, store):
+            self.store = store
+
+    failed, other = Store(), Store()
+
+    async def read(path):
+        await asyncio.sleep(30)
+
+    async def start():
+        return asyncio.create_task(read(StorePath(failed))), asyncio.create_task(read(StorePath(other)))
+
+    loop = _get_loop()
+    mine, theirs = asyncio.run_coroutine_threadsafe(start(), loop).result(5)
+    t0 = time.perf_counter()
+    _cancel_store_tasks(failed, timeout=2)
+    assert time.perf_counter() - t0 < 2
+    assert mine.cancelled()
+    assert not theirs.done()
+    loop.call_soon_threadsafe(theirs.cancel)

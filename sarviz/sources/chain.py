@@ -39,7 +39,8 @@ class FetchResult:
     scene: Scene
     request: FetchRequest
     reports: dict[str, LayerReport]
-    missing: dict[str, str] = field(default_factory=dict)  # layer → why it is missing
+    missing: dict[str, str] = field(default_factory=dict)  # layer → why it is missing (reasons joined by "; ")
+    missing_reasons: dict[str, list[str]] = field(default_factory=dict)  # layer → one reason a source/service
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     source_seconds: dict[str, float] = field(default_factory=dict)
@@ -66,7 +67,12 @@ class FetchResult:
             if layer in self.reports:
                 lines.append(self.reports[layer].line())
         for layer, why in self.missing.items():
-            lines.append(f"MISSING {layer_label(layer)}: {why}")
+            reasons = self.missing_reasons.get(layer) or [why]
+            if len(reasons) == 1:
+                lines.append(f"MISSING {layer_label(layer)}: {reasons[0]}")
+            else:  # one line a source/service: the full reasons stay readable
+                lines.append(f"MISSING {layer_label(layer)}:")
+                lines.extend(f"  - {r}" for r in reasons)
         lines.extend(f"note: {w}" for w in self.warnings)
         if self.cached_path is not None:
             lines.append(f"cached as {self.cached_path}")
@@ -78,6 +84,19 @@ class FetchResult:
             "layers": {k: v.to_json() for k, v in self.reports.items()}, "missing": self.missing,
             "warnings": self.warnings, "cached_path": str(self.cached_path) if self.cached_path else None,
         }
+
+
+def no_data_message(request: FetchRequest, reasons: dict[str, list[str]]) -> str:
+    """Why no source had any layer: a heading, then one line a layer group and source.
+
+    Every reason is kept whole (it names the service and what to do); the line breaks keep
+    a message about three layers from three sources readable in a terminal and in the app.
+    """
+    lines = [f"no source has any layer at {request.describe()}:"]
+    for group, why in reasons.items():
+        lines.append(f"  {layer_label(group)}:")
+        lines.extend(f"    - {r}" for r in (why or ["no source in the chain provides it"]))
+    return "\n".join(lines)
 
 
 def cache_name(request: FetchRequest) -> str:
@@ -181,15 +200,16 @@ class SourceChain:
             for g in reasons:
                 reasons[g].append(f"{name}: {why}")
         missing: dict[str, str] = {}
+        missing_reasons: dict[str, list[str]] = {}
         for layer in LAYERS:
             if layer not in layers:
                 why = reasons[_GROUP_OF[layer]]
                 if layer == "angle_deg" and "vv_db" in layers:
                     why = ["the Sentinel-1 source gave no angle; the generator will use the angle you set"]
-                missing[layer] = "; ".join(why) or "no source in the chain provides it"
+                missing_reasons[layer] = list(why) or ["no source in the chain provides it"]
+                missing[layer] = "; ".join(missing_reasons[layer])
         if not layers:
-            detail = "; ".join(f"{layer_label(g)} — {' | '.join(r) or 'no source'}" for g, r in reasons.items())
-            raise NoDataHere(f"no source has any layer at {request.describe()}: {detail}")
+            raise NoDataHere(no_data_message(request, reasons))
         crs, transform = request.grid
         dates["year"] = str(request.year)
         if request.s1_pass:
@@ -209,6 +229,7 @@ class SourceChain:
             if getattr(scene, layer) is None and layer in reports:
                 reports.pop(layer)
                 missing[layer] = "the source returned no valid pixels"
+                missing_reasons[layer] = [missing[layer]]
         cached_path = None
         if self.cache_folder is not None and any(r.source != "local" for r in reports.values()):
             report(1.0, "writing the scene into the local store")
@@ -217,7 +238,8 @@ class SourceChain:
         if progress:
             progress(1.0, f"done in {describe_seconds(seconds)}")
         return FetchResult(scene=scene, request=request, reports=reports, missing=missing, warnings=warnings,
-                           seconds=seconds, source_seconds=source_seconds, cached_path=cached_path)
+                           seconds=seconds, source_seconds=source_seconds, cached_path=cached_path,
+                           missing_reasons=missing_reasons)
 
     def _cache(self, scene: Scene, warnings: list[str]) -> Path | None:
         from sarviz.store import SceneStore

@@ -81,15 +81,58 @@ def s1_collection(request: FetchRequest, region):
     return col.select(S1_BANDS)
 
 
-def s1_image(request: FetchRequest, region):
-    """Median of the window (dB; the median commutes with the dB transform) or the nearest acquisition."""
+# Two constant bands sent back with VV/VH/angle: which relative orbit and pass the server chose.
+# They ride in the same computePixels answer, so the choice costs no extra round-trip.
+S1_TRACK_BANDS = ["sarviz_relative_orbit", "sarviz_pass"]
+S1_PASS_CODES = {"ASCENDING": 1, "DESCENDING": 2}
+_NO_TRACK = "none/0"
+
+
+def _track_of(img):
+    """``"DESCENDING/95"``: orbit pass and relative orbit of one acquisition (a viewing geometry)."""
     ee = _ee()
-    col = s1_collection(request, region)
+    return (ee.String(img.get("orbitProperties_pass")).cat("/")
+            .cat(ee.Number(img.get("relativeOrbitNumber_start")).format("%d")))
+
+
+def most_frequent_track(col):
+    """The ``"PASS/orbit"`` with most acquisitions in ``col`` (``"none/0"`` if it is empty), server-side.
+
+    aggregate_histogram counts the acquisitions of each track; a sentinel entry with count 0 keeps
+    the lists non-empty so that an empty collection yields "none/0" rather than an error.
+    """
+    ee = _ee()
+    hist = ee.Dictionary(col.aggregate_histogram("sarviz_track"))
+    keys = hist.keys().add(_NO_TRACK)
+    counts = hist.values().add(0)
+    return ee.String(keys.get(counts.indexOf(counts.reduce(ee.Reducer.max()))))
+
+
+def _track_bands(track):
+    ee = _ee()
+    parts = ee.String(track).split("/")
+    orbit = ee.Number.parse(parts.get(1))
+    pass_code = ee.Number(ee.Dictionary({**S1_PASS_CODES, "none": 0}).get(parts.get(0)))
+    return ee.Image.constant([orbit, pass_code]).toFloat().rename(S1_TRACK_BANDS)
+
+
+def s1_image(request: FetchRequest, region):
+    """Median of one relative orbit over the window, or the nearest acquisition; + the track bands.
+
+    The median is restricted to the track (pass + relative orbit) with the most acquisitions
+    over the point: mixing tracks would mix viewing geometries, and the median ``angle``
+    would then belong to none of them. The median is taken in dB (it commutes with the dB
+    transform).
+    """
+    ee = _ee()
+    col = s1_collection(request, region).map(lambda img: img.set("sarviz_track", _track_of(img)))
     if request.s1_composite == "nearest":
         target = ee.Date(request.nearest_date.isoformat())
         col = col.map(lambda img: img.set("sarviz_days", ee.Number(img.date().difference(target, "day")).abs()))
-        return ee.Image(col.sort("sarviz_days").first())
-    return col.median()
+        image = ee.Image(col.sort("sarviz_days").first())
+        return image.addBands(_track_bands(image.get("sarviz_track")))
+    track = most_frequent_track(col)
+    return col.filter(ee.Filter.eq("sarviz_track", track)).median().addBands(_track_bands(track))
 
 
 def _mask_s2_clouds(img):
@@ -131,7 +174,7 @@ def pixel_requests(request: FetchRequest, group: str) -> list[dict[str, Any]]:
     if group == "embedding":
         image, bands = embedding_image(request.year), EMBEDDING_BANDS
     elif group == "s1":
-        image, bands = s1_image(request, region), S1_BANDS
+        image, bands = s1_image(request, region), S1_BANDS + S1_TRACK_BANDS
     elif group == "s2":
         image, bands = s2_image(request, region), S2_BANDS
     else:
@@ -159,19 +202,57 @@ def structured_to_bands(array: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     return out
 
 
+def validate_key_file(key_file: str) -> Path:
+    """Check a service-account key file locally (exists, readable, JSON with the key fields).
+
+    Done before any network access so that a wrong path or a wrong file is reported as
+    such — not as "the network is down" — with the file named in the message.
+    """
+    path = Path(os.path.expanduser(str(key_file)))
+    where = f"the service-account key file {path} (SARVIZ_EE_KEY_FILE or ee_key_file in .streamlit/secrets.toml)"
+    if not path.exists():
+        raise SourceAuthError(f"{SERVICE}: {where} does not exist", service=SERVICE)
+    if not path.is_file():
+        raise SourceAuthError(f"{SERVICE}: {where} is not a file", service=SERVICE)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceAuthError(f"{SERVICE}: {where} cannot be read ({exc})", service=SERVICE) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SourceAuthError(f"{SERVICE}: {where} is not JSON ({exc}); download the key again from the "
+                              f"Cloud console (IAM → service accounts → keys)", service=SERVICE) from None
+    missing = [k for k in ("client_email", "private_key") if not (isinstance(data, dict) and data.get(k))]
+    if missing:
+        raise SourceAuthError(f"{SERVICE}: {where} is not a service-account JSON key (no {' or '.join(missing)})",
+                              service=SERVICE)
+    return path
+
+
+def _read_track(track_bands: np.ndarray) -> tuple[str, int] | None:
+    """(orbit pass, relative orbit) from the two constant track bands; None if unreadable."""
+    values = [track_bands[i][np.isfinite(track_bands[i])] for i in range(len(S1_TRACK_BANDS))]
+    if any(v.size == 0 for v in values):
+        return None
+    orbit, code = (int(round(float(np.median(v)))) for v in values)
+    pass_ = {c: p.lower() for p, c in S1_PASS_CODES.items()}.get(code)
+    if pass_ is None or orbit <= 0:
+        return None
+    return pass_, orbit
+
+
 def _credentials(key_file: str):
     """Service-account key file, else stored user credentials; never probes the GCE metadata server."""
     ee = _ee()
     if key_file:
-        path = Path(os.path.expanduser(key_file))
-        if not path.is_file():
-            raise SourceAuthError(f"{SERVICE}: the service-account key file {path} does not exist "
-                                  f"(SARVIZ_EE_KEY_FILE)", service=SERVICE)
+        path = validate_key_file(key_file)
+        email = json.loads(path.read_text(encoding="utf-8"))["client_email"]
         try:
-            email = json.loads(path.read_text())["client_email"]
             return ee.ServiceAccountCredentials(email, key_file=str(path))
         except (ValueError, KeyError) as exc:
-            raise SourceAuthError(f"{SERVICE}: {path} is not a service-account JSON key ({exc})", service=SERVICE) from None
+            raise SourceAuthError(f"{SERVICE}: {path} is not a usable service-account key ({exc})",
+                                  service=SERVICE) from None
     from ee import oauth
 
     try:
@@ -248,13 +329,15 @@ class EarthEngineSource:
             raise SourceNotConfigured(f"{SERVICE} is not configured: set the Cloud project id (SARVIZ_EE_PROJECT or "
                                       f"ee_project in .streamlit/secrets.toml)", service=SERVICE)
         ee = _ee()
+        # credentials first: they are local files, and a wrong key file must be reported as
+        # such, not hidden behind "is the network down?"
+        credentials = _credentials(self.key_file) if self._credentials == "auto" else self._credentials
         transport = self.http_transport
         if transport is None:
             self._check_reachable()
             import httplib2
 
             transport = httplib2.Http(timeout=self.timeout)
-        credentials = _credentials(self.key_file) if self._credentials == "auto" else self._credentials
         ee.data.setMaxRetries(0)  # our own backoff handles quota; a dead network must not be retried for 40 s
         try:
             ee.Initialize(credentials=credentials, project=self.project, http_transport=transport)
@@ -296,6 +379,9 @@ class EarthEngineSource:
             answer = self.compute(params, label)
             parts.append(structured_to_bands(answer, params["bandIds"]))
         bands = np.concatenate(parts)
+        track = None
+        if group == "s1":
+            bands, track = bands[: len(S1_BANDS)], _read_track(bands[len(S1_BANDS):])
         if not np.isfinite(bands).any():
             what = {"embedding": f"no AlphaEarth embedding for {request.year}",
                     "s1": f"no Sentinel-1 IW VV+VH acquisition{' (' + request.s1_pass + ')' if request.s1_pass else ''} "
@@ -310,17 +396,18 @@ class EarthEngineSource:
             result.dates["embedding"] = str(request.year)
         elif group == "s1":
             how = "nearest acquisition" if request.s1_composite == "nearest" else "median"
-            pass_ = request.s1_pass or "both passes"
-            product = f"{S1_COLLECTION} IW σ⁰, {how}, {pass_}"
-            detail = {"collection": S1_COLLECTION, "composite": request.s1_composite, "pass": request.s1_pass}
+            orbit_state, rel_orbit = track if track else (request.s1_pass, None)
+            where = f"{orbit_state or 'unknown pass'} relative orbit {rel_orbit if rel_orbit is not None else '?'}"
+            product = f"{S1_COLLECTION} IW σ⁰, {how}, {where}"
+            detail = {"collection": S1_COLLECTION, "composite": request.s1_composite, "pass": request.s1_pass,
+                      "orbit_state": orbit_state, "relative_orbit": rel_orbit, "backscatter": "sigma0 (ellipsoid), dB"}
+            if request.s1_composite == "median":
+                detail["track_choice"] = "the relative orbit with the most acquisitions over the point in the window"
             result.add("vv_db", bands[0], LayerReport("vv_db", "earthengine", product, window, detail))
             result.add("vh_db", bands[1], LayerReport("vh_db", "earthengine", product, window, detail))
-            result.add("angle_deg", bands[2], LayerReport("angle_deg", "earthengine", f"{S1_COLLECTION} angle band",
-                                                          window, detail))
+            result.add("angle_deg", bands[2], LayerReport("angle_deg", "earthengine",
+                                                          f"{S1_COLLECTION} angle band, {where}", window, detail))
             result.dates["s1"] = window
-            if request.s1_composite == "median" and request.s1_pass is None:
-                result.warnings.append("Sentinel-1: median over both orbit passes mixes viewing geometries; "
-                                       "choose a pass for a consistent incidence angle")
         else:
             result.add("optical", bands, LayerReport("optical", "earthengine",
                                                      f"{S2_COLLECTION}, SCL cloud mask, median", window,

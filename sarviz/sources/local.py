@@ -21,6 +21,7 @@ from shapely.ops import unary_union
 
 from sarviz.scene import LAYERS, Scene, footprint_wgs84, read_scene, read_scene_meta
 from sarviz.sources.base import (
+    GROUP_LABELS,
     LAYER_GROUPS,
     FetchProgress,
     FetchRequest,
@@ -116,7 +117,8 @@ class LocalSource:
         for group in groups:
             if not any(layer in result.layers for layer in LAYER_GROUPS[group]):
                 result.fail(group, NoDataHere(f"no scene in the local store {self.store.folder} covers this patch "
-                                              f"with {group} for {request.year}", service="local store", layer=group))
+                                              f"with {GROUP_LABELS[group]} for {request.year}", service="local store",
+                                              layer=group))
         if progress:
             progress(1.0, "local store done")
         result.seconds = time.perf_counter() - started

@@ -8,7 +8,9 @@
 * **Sentinel-1** — ``sentinel-1-rtc`` (radiometrically terrain-corrected γ⁰, linear power)
   from the Microsoft Planetary Computer STAC API; the incidence angle is not in the product,
   so it is estimated per pixel from the swath footprint and orbit pass (see
-  :func:`estimate_incidence_angle`) and the report says so.
+  :func:`estimate_incidence_angle`) and the report says so. The γ⁰ is converted to σ⁰
+  (σ⁰ = γ⁰·cos θ, :func:`gamma0_to_sigma0_db`) so that ``Scene.vv_db``/``vh_db`` mean
+  ellipsoid σ⁰ whatever the source; provenance records the original convention.
 * **Sentinel-2** — ``sentinel-2-l2a``, scene-classification (SCL) cloud mask, per-pixel median
   of the least cloudy scenes, reflectance = (DN + offset) / 10000.
 
@@ -60,6 +62,7 @@ AEF_FIRST_YEAR = 2017
 
 # Sentinel-1 IW swath: incidence from near to far range (ESA product specification).
 IW_NEAR_DEG, IW_FAR_DEG = 29.1, 46.0
+IW_MID_DEG = 37.5  # what the γ⁰ → σ⁰ conversion uses when the swath geometry is unknown
 S1_ORBIT_ALTITUDE_KM = 693.0
 EARTH_RADIUS_KM = 6371.0
 # SCL classes that are not clear ground: no data, saturated, cloud shadow, cloud medium/high, cirrus.
@@ -362,6 +365,7 @@ class AlphaEarthMosaic:
         self.storage_options = storage_options
         self._array = None
         self._local = False
+        self._remote_store = None  # the FsspecStore, kept to settle its reads after a failure
         self.attrs: dict[str, Any] = {}
 
     # opening is lazy and cached: the group metadata is read once per process
@@ -385,6 +389,7 @@ class AlphaEarthMosaic:
                                            "retries": {"max_attempts": 2, "mode": "standard"}},
                         )
                 store = zarr.storage.FsspecStore.from_url(self.url, storage_options=opts, read_only=True)
+                self._remote_store = store
             else:
                 path = self.url[len("file://"):] if self.url.startswith("file://") else self.url
                 if not os.path.isdir(path):
@@ -392,7 +397,10 @@ class AlphaEarthMosaic:
                                             service=AEF_SERVICE, layer="embedding")
                 store = zarr.storage.LocalStore(path, read_only=True)
                 local = True
-            group = zarr.open_group(store, mode="r")
+            # the mosaic is Zarr v3: saying so reads one metadata key (zarr.json) instead of four
+            # concurrent guesses (v2 and consolidated keys too) — fewer round-trips, and no reads
+            # left running when the first one fails. Local folders may be either format.
+            group = zarr.open_group(store, mode="r", zarr_format=None if local else 3)
             if "embeddings" not in group:
                 raise SourceError(f"AlphaEarth embedding: {self.url} has no 'embeddings' array; is it the AEF mosaic?",
                                   service=AEF_SERVICE, layer="embedding")
@@ -401,6 +409,7 @@ class AlphaEarthMosaic:
         except SourceError:
             raise
         except Exception as exc:  # fsspec/botocore/aiohttp errors: classified by message
+            self._settle_remote_reads()
             raise classify_error(exc, AEF_SERVICE, "AlphaEarth embedding") from exc
         if array.ndim != 4 or array.shape[1] != 64:
             raise SourceError(f"AlphaEarth embedding: 'embeddings' in {self.url} has shape {array.shape}, "
@@ -431,18 +440,26 @@ class AlphaEarthMosaic:
     def years(self) -> list[int]:
         array = self._open()
         if self.attrs.get("years"):
-            return [int(y) for y in self.attrs["years"]]
+            years = [int(y) for y in self.attrs["years"]]
+            if len(years) != array.shape[0]:
+                raise SourceError(f"AlphaEarth embedding: {self.url} lists {len(years)} years in its 'years' "
+                                  f"attribute but 'embeddings' has {array.shape[0]} along its year axis",
+                                  service=AEF_SERVICE, layer="embedding")
+            return years
         start = int(self.attrs.get("start_year", AEF_FIRST_YEAR))
         return list(range(start, start + array.shape[0]))
 
     def year_index(self, year: int) -> int:
         years = self.years
         if year not in years:
-            raise NoDataHere(f"AlphaEarth embedding: {AEF_SERVICE} has years {years[0]}–{years[-1]}, not {year}",
+            contiguous = years == list(range(years[0], years[0] + len(years)))
+            have = f"{years[0]}–{years[-1]}" if contiguous else ", ".join(map(str, years))
+            raise NoDataHere(f"AlphaEarth embedding: {AEF_SERVICE} has years {have}, not {year}",
                              service=AEF_SERVICE, layer="embedding")
-        start = int(self.attrs.get("start_year", years[0]))
-        return year - start
-
+        if self.attrs.get("years"):
+            # the attribute lists the year of each index along the first axis; it may have gaps
+            return years.index(year)
+        return year - years[0]
 
     def source_pixels(self, crs: CRS, transform: Affine, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) in the mosaic of each patch pixel centre (nearest neighbour), −1 outside.
@@ -529,7 +546,63 @@ class AlphaEarthMosaic:
                     return np.asarray(array[yi, :, r0:r1, c0:c1])
             return np.asarray(array[yi, :, r0:r1, c0:c1])
         except Exception as exc:
+            self._settle_remote_reads()
             raise classify_error(exc, AEF_SERVICE, "AlphaEarth embedding") from exc
+
+    def _settle_remote_reads(self) -> None:
+        """After a failed remote read, cancel this store's sibling reads still in flight.
+
+        Zarr gathers chunk/metadata reads concurrently on its own event loop; when one fails
+        the others keep running. Left alone they are destroyed at interpreter exit, and
+        aiobotocore's context manager then fails in the wrong context, printing dozens of
+        "Exception ignored in: <coroutine StorePath.get> … was created in a different
+        Context" tracebacks. Cancelling them *in that loop* lets them unwind normally.
+        Only tasks whose coroutine chain touches this store are cancelled, so concurrent
+        reads of other stores (other app sessions) are left alone.
+        """
+        store = self._remote_store
+        if store is None:
+            return
+        _cancel_store_tasks(store, timeout=min(self.timeout, 5.0))
+
+
+def _task_uses_store(task, store) -> bool:
+    """Does any frame of ``task``'s suspended coroutine chain hold ``store`` (or a path into it)?"""
+    coro = task.get_coro()
+    for _ in range(64):  # the chain is a few frames deep; the bound guards against odd awaitables
+        frame = getattr(coro, "cr_frame", None)
+        if frame is None:
+            return False
+        for value in frame.f_locals.values():
+            if value is store or getattr(value, "store", None) is store:
+                return True
+        coro = getattr(coro, "cr_await", None)
+    return False
+
+
+def _cancel_store_tasks(store, timeout: float) -> None:
+    """Cancel and await, in zarr's event loop, the pending tasks reading ``store``."""
+    import asyncio
+    import logging
+
+    from zarr.core.sync import _get_loop
+
+    async def settle() -> int:
+        current = asyncio.current_task()
+        mine = [t for t in asyncio.all_tasks() if t is not current and not t.done() and _task_uses_store(t, store)]
+        for t in mine:
+            t.cancel()
+        if mine:
+            await asyncio.wait(mine, timeout=timeout)
+        return len(mine)
+
+    try:
+        n = asyncio.run_coroutine_threadsafe(settle(), _get_loop()).result(timeout + 1.0)
+    except Exception as exc:  # cleanup only: never hide the real error behind this one
+        logging.getLogger(__name__).debug("could not settle pending mosaic reads: %s", exc)
+        return
+    if n:
+        logging.getLogger(__name__).debug("cancelled %d pending mosaic read(s) after a failure", n)
 
 
 # -- Planetary Computer Sentinel-1 / Sentinel-2 -------------------------------------------------
@@ -592,6 +665,23 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
     frac = np.clip((xs * across[0] + ys * across[1] - near) / (far - near), 0.0, 1.0)
     g_near, g_far = _ground_range_at_incidence(IW_NEAR_DEG), _ground_range_at_incidence(IW_FAR_DEG)
     return _incidence_at_ground_range(g_near + frac * (g_far - g_near)).astype(np.float32)
+
+
+def gamma0_to_sigma0_db(gamma0_linear: np.ndarray, incidence_deg: np.ndarray | float) -> np.ndarray:
+    """Terrain-flattened γ⁰ (linear power) → σ⁰ in dB: σ⁰ = γ⁰ · cos θ.
+
+    σ⁰ (ellipsoid, what Earth Engine's S1_GRD, the emulator's training data and HuiYanEarth
+    use) and γ⁰ differ by the cosine of the incidence angle: γ⁰ = σ⁰ / cos θ. θ here is the
+    ellipsoid incidence angle. RTC products normalise by the local terrain-facet area
+    instead, so this is the flat-terrain approximation: exact on flat ground, and on slopes
+    it keeps the terrain flattening (the brightness of foreslopes is not restored).
+    NaN / non-positive γ⁰ → NaN.
+    """
+    g = np.asarray(gamma0_linear, dtype=np.float64)
+    cos_t = np.cos(np.radians(np.asarray(incidence_deg, dtype=np.float64)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma0 = g * cos_t
+        return np.where(np.isfinite(sigma0) & (sigma0 > 0), 10.0 * np.log10(sigma0), np.nan).astype(np.float32)
 
 
 def _item_datetime(item) -> _dt.datetime:
@@ -722,30 +812,43 @@ class PlanetaryComputerSentinel:
         if not used:
             raise NoDataHere(f"{layer}: the {len(chosen)} {self.s1_collection} scene(s) found have no valid pixels "
                              f"at ({request.lat:.4f}, {request.lon:.4f})", service=PC_SERVICE, layer="s1")
-        with np.errstate(divide="ignore", invalid="ignore", all="ignore"):
-            import warnings
+        import warnings
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-                vv_lin = np.nanmedian(np.stack(vv_stack), axis=0) if len(vv_stack) > 1 else vv_stack[0]
-                vh_lin = np.nanmedian(np.stack(vh_stack), axis=0) if len(vh_stack) > 1 else vh_stack[0]
-            vv_db = np.where(vv_lin > 0, 10.0 * np.log10(vv_lin), np.nan).astype(np.float32)
-            vh_db = np.where(vh_lin > 0, 10.0 * np.log10(vh_lin), np.nan).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+            gamma0_vv = np.nanmedian(np.stack(vv_stack), axis=0) if len(vv_stack) > 1 else vv_stack[0]
+            gamma0_vh = np.nanmedian(np.stack(vh_stack), axis=0) if len(vh_stack) > 1 else vh_stack[0]
         dates = sorted(_item_datetime(it).date().isoformat() for it in used)
         first = used[0].properties
         orbit_state = first.get("sat:orbit_state", "")
         rel_orbit = first.get("sat:relative_orbit")
-        how = "nearest acquisition" if request.s1_composite == "nearest" else f"median of {len(used)} in linear power"
-        product = f"{self.s1_collection} γ⁰ (Planetary Computer), {how}, {orbit_state} relative orbit {rel_orbit}"
         when = dates[0] if len(dates) == 1 else f"{dates[0]} … {dates[-1]}"
+        # every item used is of one relative orbit (median) or is the one nearest acquisition: one
+        # viewing geometry, so one angle per pixel serves the whole composite
+        angle = estimate_incidence_angle(used[0].geometry, orbit_state, crs, transform, size, size)
+        angle_known = angle is not None
+        if angle is None:
+            angle = np.full((size, size), IW_MID_DEG, dtype=np.float32)
+        vv_db, vh_db = gamma0_to_sigma0_db(gamma0_vv, angle), gamma0_to_sigma0_db(gamma0_vh, angle)
+        how = "nearest acquisition" if request.s1_composite == "nearest" else f"median of {len(used)} in linear power"
+        product = (f"{self.s1_collection} (Planetary Computer) γ⁰ RTC → σ⁰ by cos θ, {how}, "
+                   f"{orbit_state} relative orbit {rel_orbit}")
+        conversion = ("sigma0 = gamma0 · cos(theta), theta = " +
+                      ("the estimated ellipsoid incidence angle (angle layer)" if angle_known else
+                       f"{IW_MID_DEG}° (IW mid-swath; the swath geometry is unknown)") +
+                      "; flat-terrain approximation: the RTC γ⁰ was normalised by the local terrain-facet area, "
+                      "so on slopes the result is not the ellipsoid σ⁰ of GRD products")
         detail = {"items": [it.id for it in used], "collection": self.s1_collection, "orbit_state": orbit_state,
                   "relative_orbit": rel_orbit, "platforms": sorted({str(it.properties.get("platform")) for it in used}),
-                  "composite": request.s1_composite, "backscatter": "gamma0 RTC, dB"}
+                  "composite": request.s1_composite, "backscatter": "sigma0 (ellipsoid), dB",
+                  "original_convention": "gamma0 RTC (terrain-flattened, linear power)", "conversion": conversion}
         result.add("vv_db", vv_db, LayerReport("vv_db", "public", product, when, detail))
         result.add("vh_db", vh_db, LayerReport("vh_db", "public", product, when, detail))
         result.dates["s1"] = when
-        angle = estimate_incidence_angle(used[0].geometry, orbit_state, crs, transform, size, size)
-        if angle is not None:
+        result.warnings.append(f"Sentinel-1: {self.s1_collection} is terrain-flattened γ⁰; converted to σ⁰ as "
+                               f"γ⁰·cos θ with the {'estimated' if angle_known else 'mid-swath'} incidence angle "
+                               f"(flat-terrain approximation, less exact on slopes)")
+        if angle_known:
             angle = np.where(np.isfinite(vv_db), angle, np.nan).astype(np.float32)
             result.add("angle_deg", angle, LayerReport(
                 "angle_deg", "public", f"estimated from the {used[0].id} swath footprint and {orbit_state} pass",

@@ -46,7 +46,8 @@ def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reaso
             result = chain.get_scene(lat, lon, size_px, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
         except SceneError as exc:  # SourceError and subclasses: the message names layer and service
             bar.empty()
-            st.error(f"Fetching failed: {exc}")
+            st.error("Fetching failed: no source could deliver this place.")
+            st.code(str(exc), language=None)  # one line a layer and service
             return fetched_scene(lat, lon, size_px)
         bar.empty()
         st.session_state.fetched = ((round(lat, 6), round(lon, 6), size_px), result.scene)
