@@ -276,3 +276,60 @@ def test_cli_refuses_different_grids_and_unnamed_bands(tmp_path, capsys):
     assert "bands named VV and VH" in capsys.readouterr().err
     assert main(["metrics", ben, str(tmp_path / "nope.tif")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# -- the shared fast path gives the numbers of the single-metric functions ---------------------------
+def _piq_fsim_reference(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
+    """FSIM as documented, straight from piq: one pair, each image's missing pixels → its own mean."""
+    import piq
+    import torch
+
+    both = np.isfinite(real_db) & np.isfinite(gen_db)
+    tensors = []
+    for db in (gen_db, real_db):
+        unit = sar.db_to_unit(np.where(both, db, np.nan), pol)
+        filled = np.where(np.isfinite(unit), unit, float(np.nanmean(unit))).astype(np.float32)
+        tensors.append(torch.from_numpy(filled)[None, None])
+    with torch.no_grad():
+        return float(piq.fsim(*tensors, data_range=1.0, chromatic=False))
+
+
+def test_compare_matches_the_single_metric_functions_with_and_without_gaps():
+    vv, vh = speckled_scene_db(shape=(80, 72), seed=3)
+    gv, gh = speckled_scene_db(shape=(80, 72), seed=4, looks=2.0, offset_db=1.5)
+    gh[5:15, 20:40] = np.nan  # a gap in one image only: the pair metrics use the shared ground
+    vv[60:70, 0:10] = np.nan
+    report = compare(vv, vh, gv, gh)
+    for pol, real, gen in (("VV", vv, gv), ("VH", vh, gh)):
+        m = report[pol]
+        kl = sar.kl_divergence(real, gen)
+        assert m.kl.kl == pytest.approx(kl.kl, rel=1e-12)
+        np.testing.assert_array_equal(m.kl.p_real, kl.p_real)
+        assert (m.mean_diff, m.std_diff) == pytest.approx(sar.mean_std_similarity(real, gen, pol), rel=1e-12)
+        both = np.isfinite(real) & np.isfinite(gen)
+        u_r, u_g = sar.db_to_unit(real[both], pol).astype(np.float64), sar.db_to_unit(gen[both], pol).astype(np.float64)
+        assert m.mean_diff == pytest.approx(abs(u_g.mean() - u_r.mean()), rel=1e-12)
+        assert m.ssim == pytest.approx(sar.ssim(real, gen, pol), rel=1e-12)
+        # FSIM of both polarisations is one batched piq call in compare(); each pair alone agrees
+        assert m.fsim == pytest.approx(sar.fsim(real, gen, pol), rel=1e-6)
+        assert m.fsim == pytest.approx(_piq_fsim_reference(real, gen, pol), rel=1e-6)
+        assert m.enl_real.enl == pytest.approx(sar.enl(real).enl, rel=1e-12)
+        np.testing.assert_array_equal(m.enl_generated.windows, sar.enl(gen).windows)
+        for feat, values in sar.glcm_features(gen, pol).items():
+            np.testing.assert_allclose(m.glcm_generated[feat], values, rtol=1e-12)
+        for feat, values in sar.glcm_features(real, pol).items():
+            np.testing.assert_allclose(m.glcm_real[feat], values, rtol=1e-12)
+
+
+def test_compare_reports_progress_for_every_metric_and_restores_torch_threads():
+    import torch
+
+    vv, vh = speckled_scene_db(shape=(64, 64))
+    seen: list[tuple[int, int, str]] = []
+    threads = torch.get_num_threads()
+    compare(vv, vh, vv + 0.5, vh - 0.5, progress=lambda step, total, msg: seen.append((step, total, msg)))
+    assert [s for s, _, _ in seen] == list(range(1, 13)) and {t for _, t, _ in seen} == {12}
+    for pol in ("VV", "VH"):
+        for metric in ("KL divergence", "Mean/Std similarity", "SSIM", "FSIM", "ENL", "GLCM"):
+            assert f"{pol}: {metric}" in {msg for _, _, msg in seen}
+    assert torch.get_num_threads() == threads

@@ -95,3 +95,33 @@ def test_side_by_side_panel_marks_missing_views():
     fig = panels.side_by_side_panel(None, rgb, rgb, "VV")
     assert "not available" in _texts(fig)
     _png_size(panels.figure_png(fig))
+
+
+def test_embedding_pca_of_the_displayed_pixels_matches_the_full_field():
+    """The panel projects only the decimated pixels it shows; for a 2×-decimated field the
+    principal axes come from exactly the every-2nd-pixel sample the full computation uses."""
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(64, 40, 36)).astype(np.float32)
+    emb[:3] += np.linspace(-1, 1, 36, dtype=np.float32) * np.array([3.0, 2.0, 1.0], np.float32)[:, None, None]
+    full_rgb, full_explained = panels.embedding_pca_rgb(emb, sample_step=2)
+    shown_rgb, shown_explained = panels.embedding_pca_rgb(emb[:, ::2, ::2], sample_step=1)
+    np.testing.assert_allclose(shown_explained, full_explained, rtol=1e-5)
+    assert shown_rgb.shape == (20, 18, 3)
+    # same axes, so the same pixels get the same colours up to each stretch's percentiles
+    for channel in range(3):
+        assert np.corrcoef(shown_rgb[..., channel].ravel(), full_rgb[::2, ::2, channel].ravel())[0, 1] > 0.99
+
+
+def test_panels_are_independent_figures_built_from_a_cached_skeleton(reports):
+    """Panels are copied from a drawn skeleton kept per layout: each call must still give
+    its own figure, and a copy must draw exactly like the first one."""
+    full, gen_only = reports
+    a, b = panels.histogram_panel(full), panels.histogram_panel(gen_only)
+    assert a is not b and not set(map(id, a.axes)) & set(map(id, b.axes))
+    assert panels.NO_REAL_NOTE not in a._suptitle.get_text() and panels.NO_REAL_NOTE in b._suptitle.get_text()
+    assert len(a.axes[0].get_lines()) == 2 and len(b.axes[0].get_lines()) == 1
+    first = panels.figure_png(panels.glcm_panel(full))
+    panels.glcm_panel(gen_only).axes[0].set_title("changed")  # must not leak into later copies
+    assert panels.figure_png(panels.glcm_panel(full)) == first
+    emb = np.random.default_rng(3).normal(size=(16, 40, 40)).astype(np.float32)
+    assert panels.figure_png(panels.embedding_panel(emb)) == panels.figure_png(panels.embedding_panel(emb))

@@ -15,15 +15,22 @@ Every panel renders without a real image (generated-only) and says so in its tit
 
 Speed: titles get a fixed height (``y=1.0``) and figures fixed margins, because
 matplotlib's automatic title placement and constrained layout measured every tick label
-and took more than half of the drawing time.
+and took more than half of the drawing time. Each text costs ~1 ms to lay out and draw,
+so axis labels appear once per row/column and tick labels are few; histograms are step
+lines (``stairs`` patches find their limits in Python); a panel is copied from a cached,
+already drawn skeleton of its layout (axes, titles, tick artists) instead of built anew;
+PNGs use zlib level 1. ``benchmarks/bench_metrics.py`` measures it.
 """
 
 from __future__ import annotations
 
 import io
+import pickle
+from typing import Callable
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from sarviz.metrics import sar
 from sarviz.metrics.report import MetricsReport
@@ -36,11 +43,49 @@ EMBEDDING_DIMS: tuple[int, ...] = (2, 7, 12)
 NO_REAL_NOTE = "no real Sentinel-1 here — generated image only"
 
 
-def figure_png(fig: Figure, dpi: int = 90) -> bytes:
-    """PNG bytes of a figure."""
+def figure_png(fig: Figure, dpi: int = 90, compress_level: int = 1) -> bytes:
+    """PNG bytes of a figure.
+
+    zlib level 1 instead of Pillow's 6: the embedding panel (noisy imagery) encodes in
+    half the time for a file ~10 % larger; line plots are about the same size either way.
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": compress_level})
     return buf.getvalue()
+
+
+def _steps(ax, counts: np.ndarray, edges: np.ndarray, **style) -> None:
+    """A histogram outline as one step line (a Line2D, not ``Axes.stairs``' StepPatch:
+    the patch's data limits are found by walking its path in Python, ~10× slower)."""
+    ax.plot(edges, np.append(counts, counts[-1]), drawstyle="steps-post", **style)
+
+
+def _few_yticks(ax, nbins: int = 4) -> None:
+    """At most ``nbins`` + 1 y ticks: every tick label is a text to lay out and draw,
+    the largest part of rendering these panels; densities need no finer scale."""
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=nbins))
+
+
+_SKELETONS: dict[tuple, bytes] = {}
+
+
+def _from_skeleton(key: tuple, build: Callable[[], Figure]) -> Figure:
+    """A new figure copied from a cached, already drawn skeleton: the axes with their
+    titles, labels and tick settings but no data.
+
+    Why: creating axes and their tick artists (each tick is 3 lines and 2 texts, made on
+    the first draw) is about a fifth of a panel's time; unpickling a drawn skeleton is
+    ~2× cheaper. Every call returns an independent Figure (nothing is shared between
+    callers or threads); ``key`` names everything the skeleton depends on.
+    """
+    blob = _SKELETONS.get(key)
+    if blob is None:
+        skeleton = build()
+        figure_png(skeleton)  # the first draw creates the tick artists
+        blob = pickle.dumps(skeleton)
+        if len(_SKELETONS) < 64:  # a handful of layouts in practice; never grow without bound
+            _SKELETONS[key] = blob
+    return pickle.loads(blob)
 
 
 def _suptitle(fig: Figure, title: str, real_available: bool) -> None:
@@ -48,51 +93,87 @@ def _suptitle(fig: Figure, title: str, real_available: bool) -> None:
                  color="black" if real_available else "#a00000")
 
 
-def histogram_panel(report: MetricsReport) -> Figure:
-    """Real and generated distributions overlaid: rows VV, VH; columns dB, normalised amplitude."""
+def _histogram_skeleton(pols: tuple[str, ...]) -> Figure:
     # fixed margins, not constrained layout: layout solving was half of the drawing time
     fig = Figure(figsize=(10, 6.4))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.09, top=0.87, hspace=0.5, wspace=0.2)
-    axes = fig.subplots(len(report.polarisations), 2, squeeze=False)
+    axes = fig.subplots(len(pols), 2, squeeze=False)
+    for row, pol in enumerate(pols):
+        ax_db, ax_amp = axes[row]
+        # axis labels once per column / row: the titles name the polarisation, and every
+        # text costs ~1 ms to lay out and draw (most of the rendering time)
+        if row == len(pols) - 1:
+            ax_db.set_xlabel("σ⁰ (dB)")
+            ax_amp.set_xlabel("amplitude / (μ + 3σ), saturated pixels excluded")
+        ax_db.set_ylabel("density")
+        ax_db.set_title(f"{pol} backscatter (dB)", fontsize=10, y=1.0, pad=4)
+        ax_amp.set_title(f"{pol} normalised amplitude (KL histogram)", fontsize=10, y=1.0, pad=4)
+        for ax in (ax_db, ax_amp):
+            _few_yticks(ax)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    return fig
+
+
+def histogram_panel(report: MetricsReport) -> Figure:
+    """Real and generated distributions overlaid: rows VV, VH; columns dB, normalised amplitude."""
+    pols = tuple(report.polarisations)
+    fig = _from_skeleton(("histogram", pols), lambda: _histogram_skeleton(pols))
+    axes = np.asarray(fig.axes).reshape(len(pols), 2)
     for row, (pol, m) in enumerate(report.polarisations.items()):
         ax_db, ax_amp = axes[row]
         counts_g, edges = sar.db_histogram(m.gen_db, pol)
         if m.real_db is not None:
             counts_r, _ = sar.db_histogram(m.real_db, pol)
-            ax_db.stairs(counts_r, edges, color=REAL_COLOUR, lw=1.6, label="real S1")
-        ax_db.stairs(counts_g, edges, color=GEN_COLOUR, lw=1.6, ls="--", label="generated")
-        ax_db.set_xlabel(f"{pol} σ⁰ (dB)")
-        ax_db.set_ylabel("density")
-        ax_db.set_title(f"{pol} backscatter (dB)", fontsize=10, y=1.0, pad=4)
+            _steps(ax_db, counts_r, edges, color=REAL_COLOUR, lw=1.6, label="real S1")
+        _steps(ax_db, counts_g, edges, color=GEN_COLOUR, lw=1.6, ls="--", label="generated")
+        ax_db.set_ylim(bottom=0)
         ax_db.legend(fontsize=8, loc="upper left")
 
         if m.kl is not None:
             width = np.diff(m.kl.bin_edges)
-            ax_amp.stairs(m.kl.p_real / width, m.kl.bin_edges, color=REAL_COLOUR, lw=1.6,
-                          label=f"real (saturated {m.kl.saturated_real:.1%})")
-            ax_amp.stairs(m.kl.q_generated / width, m.kl.bin_edges, color=GEN_COLOUR, lw=1.6, ls="--",
-                          label=f"generated (saturated {m.kl.saturated_generated:.1%})")
+            _steps(ax_amp, m.kl.p_real / width, m.kl.bin_edges, color=REAL_COLOUR, lw=1.6,
+                   label=f"real (saturated {m.kl.saturated_real:.1%})")
+            _steps(ax_amp, m.kl.q_generated / width, m.kl.bin_edges, color=GEN_COLOUR, lw=1.6, ls="--",
+                   label=f"generated (saturated {m.kl.saturated_generated:.1%})")
             ax_amp.plot([], [], " ", label=f"KL(real ‖ gen) = {m.kl.kl:.3f}")
         else:
             q, sat, edges_a = sar.amplitude_histogram(m.gen_db)
-            ax_amp.stairs(q / np.diff(edges_a), edges_a, color=GEN_COLOUR, lw=1.6, ls="--",
-                          label=f"generated (saturated {sat:.1%})")
+            _steps(ax_amp, q / np.diff(edges_a), edges_a, color=GEN_COLOUR, lw=1.6, ls="--",
+                   label=f"generated (saturated {sat:.1%})")
             ax_amp.plot([], [], " ", label="KL: needs a real image")
-        ax_amp.set_xlabel(f"{pol} amplitude / (μ + 3σ), saturated pixels excluded")
-        ax_amp.set_ylabel("density")
-        ax_amp.set_title(f"{pol} normalised amplitude (KL histogram)", fontsize=10, y=1.0, pad=4)
         ax_amp.set_xlim(0, 1)
+        ax_amp.set_ylim(bottom=0)
         ax_amp.legend(fontsize=8, loc="upper right")
     _suptitle(fig, "Amplitude distributions: real vs generated", report.real_available)
     return fig
 
 
-def glcm_panel(report: MetricsReport) -> Figure:
-    """GLCM features vs angle: rows = features, columns = VV, VH; colour = distance; real solid, generated dashed."""
-    pols = list(report.polarisations)
+def _glcm_skeleton(pols: tuple[str, ...]) -> Figure:
     fig = Figure(figsize=(10, 9))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.06, top=0.91, hspace=0.35, wspace=0.18)
-    axes = fig.subplots(len(sar.GLCM_FEATURES), len(pols), squeeze=False, sharex=True)
+    # x limits and ticks are the same four angles in every axes; not sharex=True, whose
+    # axis-label placement measures the tick labels of every sibling on each draw
+    axes = fig.subplots(len(sar.GLCM_FEATURES), len(pols), squeeze=False)
+    angles = np.asarray(sar.GLCM_ANGLES_DEG)
+    for col, pol in enumerate(pols):
+        for row, feat in enumerate(sar.GLCM_FEATURES):
+            ax = axes[row, col]
+            ax.set_title(f"{pol} — {feat}", fontsize=10, y=1.0, pad=4)
+            ax.set_xticks(angles, [f"{a}°" for a in angles])
+            ax.set_xlim(angles[0] - 6.75, angles[-1] + 6.75)  # matplotlib's 5 % margins, the same in every row
+            _few_yticks(ax)
+            if row == len(sar.GLCM_FEATURES) - 1:
+                ax.set_xlabel("angle θ")
+            else:
+                ax.tick_params(labelbottom=False)
+    return fig
+
+
+def glcm_panel(report: MetricsReport) -> Figure:
+    """GLCM features vs angle: rows = features, columns = VV, VH; colour = distance; real solid, generated dashed."""
+    pols = tuple(report.polarisations)
+    fig = _from_skeleton(("glcm", pols), lambda: _glcm_skeleton(pols))
+    axes = np.asarray(fig.axes).reshape(len(sar.GLCM_FEATURES), len(pols))
     angles = np.asarray(sar.GLCM_ANGLES_DEG)
     for col, pol in enumerate(pols):
         m = report.polarisations[pol]
@@ -105,10 +186,6 @@ def glcm_panel(report: MetricsReport) -> Figure:
                             label=f"real d={d}")
                 ax.plot(angles, m.glcm_generated[feat][i], color=colour, ls="--", marker="s", ms=3,
                         label=f"generated d={d}")
-            ax.set_title(f"{pol} — {feat}", fontsize=10, y=1.0, pad=4)
-            ax.set_xticks(angles, [f"{a}°" for a in angles])
-            if row == len(sar.GLCM_FEATURES) - 1:
-                ax.set_xlabel("angle θ")
             if row == 0 and col == len(pols) - 1:
                 ax.legend(fontsize=7, ncols=2, loc="best")
     _suptitle(fig, f"GLCM texture ({sar.GLCM_LEVELS} grey levels on the fixed dB range): real solid, generated dashed",
@@ -127,17 +204,22 @@ def embedding_pca_rgb(embedding: np.ndarray, sample_step: int = 2) -> tuple[np.n
     """
     emb = np.asarray(embedding, dtype=np.float32)
     dims, h, w = emb.shape
-    flat = emb.reshape(dims, -1)  # (64, N), a view: no copy of the 64-band field
+    flat = np.ascontiguousarray(emb).reshape(dims, -1)  # (64, N): a view of a contiguous field
     valid = np.isfinite(flat).all(axis=0)
     if valid.sum() < 4:
         raise sar.MetricError("the embedding has fewer than 4 valid pixels; PCA is undefined")
-    sample = emb[:, ::sample_step, ::sample_step].reshape(dims, -1)
-    sample = sample[:, np.isfinite(sample).all(axis=0)]
-    if sample.shape[1] < 4:
-        sample = flat[:, valid]
+    if sample_step == 1:
+        sample = flat if valid.all() else flat[:, valid]
+    else:
+        sample = emb[:, ::sample_step, ::sample_step].reshape(dims, -1)
+        sample = sample[:, np.isfinite(sample).all(axis=0)]
+        if sample.shape[1] < 4:
+            sample = flat[:, valid]
     mean = sample.mean(axis=1, dtype=np.float64)
-    centred = sample.astype(np.float64) - mean[:, None]
-    cov = centred @ centred.T / max(sample.shape[1] - 1, 1)
+    # centred and multiplied in float32 (half the memory traffic of float64); the 64×64
+    # covariance of unit-length vectors agrees with float64 to ~1e-8 relative
+    centred = sample - mean.astype(np.float32)[:, None]
+    cov = (centred @ centred.T).astype(np.float64) / max(sample.shape[1] - 1, 1)
     eigval, eigvec = np.linalg.eigh(cov)
     order = np.argsort(eigval)[::-1][:3]
     axes = eigvec[:, order]
@@ -146,46 +228,64 @@ def embedding_pca_rgb(embedding: np.ndarray, sample_step: int = 2) -> tuple[np.n
     # project every pixel: (3, 64) @ (64, N) − the projected mean (no centred copy of the field)
     proj = (axes.T.astype(np.float32) @ flat) - (axes.T @ mean).astype(np.float32)[:, None]
     proj[:, ~valid] = np.nan
-    lo, hi = np.nanpercentile(proj[:, ::7], [2, 98], axis=1)  # every 7th pixel: percentiles of a 512² field in ms
+    # percentiles of every pixel up to 256², else of every 7th (a 512² field in ms)
+    lo, hi = np.nanpercentile(proj if proj.shape[1] <= 65536 else proj[:, ::7], [2, 98], axis=1)
     rgb = np.clip((proj - lo[:, None]) / np.maximum(hi - lo, 1e-12)[:, None], 0.0, 1.0).T
     return rgb.reshape(h, w, 3), explained
 
 
-def embedding_panel(embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS) -> Figure:
-    """AlphaEarth dimensions ``dims`` (shared diverging scale) and the PCA false colour."""
+def _embedding_skeleton(dims: tuple[int, ...]) -> Figure:
     fig = Figure(figsize=(12, 3.6))
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.04, top=0.82)
+    n = len(dims)
+    # [dims…, colour bar, gap (room for its ticks and label), PCA]; axes are added in this order
+    grid = fig.add_gridspec(1, n + 3, width_ratios=[1.0] * n + [0.05, 0.3, 1.0], wspace=0.05)
+    for i, d in enumerate(dims):
+        ax = fig.add_subplot(grid[0, i])
+        ax.set_title(f"A{d:02d}", fontsize=10, y=1.0, pad=4)
+    fig.add_subplot(grid[0, n])  # the colour bar's axes
+    fig.add_subplot(grid[0, n + 2])  # the PCA view
+    for i, ax in enumerate(fig.axes):
+        if i != n:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle("AlphaEarth embedding (64-D)", fontsize=11)
+    return fig
+
+
+def embedding_panel(embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS) -> Figure:
+    """AlphaEarth dimensions ``dims`` (shared diverging scale) and the PCA false colour."""
     if embedding is None:
+        fig = Figure(figsize=(12, 3.6))
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.04, top=0.82)
         ax = fig.add_subplot()
         ax.axis("off")
         ax.text(0.5, 0.5, "no AlphaEarth embedding in this scene — nothing to show", ha="center", va="center",
                 fontsize=12, color="#a00000", transform=ax.transAxes)
         return fig
     emb = np.asarray(embedding, dtype=np.float32)
+    dims = tuple(int(d) for d in dims)
     if emb.ndim != 3 or max(dims) >= emb.shape[0]:
         raise sar.MetricError(f"embedding of shape {emb.shape} lacks dimensions {dims}")
     n = len(dims)
-    grid = fig.add_gridspec(1, n + 3, width_ratios=[1.0] * n + [0.05, 0.12, 1.0], wspace=0.05)
-    axes = [fig.add_subplot(grid[0, i]) for i in range(n)] + [fig.add_subplot(grid[0, n + 2])]
-    shown = emb[list(dims)]
-    limit = float(np.nanpercentile(np.abs(shown[:, ::3, ::3]), 98)) or 1.0  # subsampled: same limit, 9× faster
+    fig = _from_skeleton(("embedding", dims), lambda: _embedding_skeleton(dims))
+    axes = fig.axes
+    # every 3rd pixel each way: the same limit, 9× faster (and only those pixels are copied)
+    limit = float(np.nanpercentile(np.abs(emb[list(dims), ::3, ::3]), 98)) or 1.0
     # each axes is ~250 px wide: decimating to ≤ 256 px beforehand looks the same (nearest)
     # and halves the resampling work of a 512² field
     step = max(1, max(emb.shape[1:]) // 256)
     image = None
-    for ax, d in zip(axes, dims):
+    for ax, d in zip(axes[:n], dims):
         image = ax.imshow(emb[d, ::step, ::step], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_title(f"A{d:02d}", fontsize=10, y=1.0, pad=4)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(image, cax=fig.add_subplot(grid[0, n]), label="embedding value")
-    rgb, explained = embedding_pca_rgb(emb)
-    ax = axes[-1]
-    ax.imshow(np.nan_to_num(rgb[::step, ::step], nan=0.0), interpolation="nearest")
+    fig.colorbar(image, cax=axes[n], label="embedding value")
+    # PCA of the displayed (decimated) pixels only: for a 512² field these are exactly the
+    # every-2nd-pixel sample the axes come from anyway, and projecting 4× fewer pixels
+    # gives the same colours there
+    rgb, explained = embedding_pca_rgb(emb[:, ::step, ::step], sample_step=2 if step == 1 else 1)
+    ax = axes[n + 1]
+    ax.imshow(np.nan_to_num(rgb, nan=0.0), interpolation="nearest")
     ax.set_title(f"PCA 1-2-3 as RGB ({explained.sum():.0%} of variance)", fontsize=10, y=1.0, pad=4)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.suptitle("AlphaEarth embedding (64-D)", fontsize=11)
     return fig
 
 
