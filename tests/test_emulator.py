@@ -285,8 +285,11 @@ def test_cli_emulate_points(tmp_path, capsys):
     frame.to_csv(src, index=False)
     assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
     out = pd.read_csv(dst)
-    assert list(out.columns) == list(frame.columns) + ["pred_VV_db", "pred_VH_db"]
+    assert list(out.columns) == list(frame.columns) + ["pred_VV_db", "pred_VH_db", "angle_source"]
     assert out["name"].tolist() == ["a", "b", "c", "d"]
+    # the blank angle of row 3 is not passed off as a measured one
+    assert out["angle_source"].tolist() == ["input", "input", "default_37.5deg", "input"]
+    assert "row 3" in capsys.readouterr().err
     assert np.isnan(out.loc[1, "pred_VV_db"]) and out.drop(index=1)["pred_VV_db"].notna().all()
     model = ModelRegistry([REPO_MODELS_DIR]).generator("emulator").model
     emb = frame[list(EMBEDDING_BANDS)].to_numpy()
@@ -295,6 +298,69 @@ def test_cli_emulate_points(tmp_path, capsys):
     frame.drop(columns=["A05"]).to_csv(src, index=False)
     assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
     assert "A05" in capsys.readouterr().err
+
+
+def _points_csv(path: Path, n: int = 20, seed: int = 4, scale: float = 1.0, angles=None) -> Path:
+    frame = pd.DataFrame(_unit_embeddings(np.random.default_rng(seed), n) * scale, columns=list(EMBEDDING_BANDS))
+    if angles is not None:
+        frame["angle"] = angles
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_cli_emulate_points_refuses_bad_angles_naming_the_row(tmp_path, capsys):
+    dst = tmp_path / "out.csv"
+    angles = [35.0] * 20
+    angles[6] = 80.0  # data row 7, line 8 of the file
+    src = _points_csv(tmp_path / "in.csv", angles=angles)
+    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert "row 7 (line 8)" in err and "80" in err and "10–65°" in err
+    assert not dst.exists()
+    angles[6], angles[11] = 35.0, "steep"
+    _points_csv(src, angles=angles)
+    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
+    assert "row 12 (line 13)" in capsys.readouterr().err
+    # a NaN cell written as text "NaN" takes the reference angle, and says so
+    angles[11] = "NaN"
+    _points_csv(src, angles=angles)
+    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    out = pd.read_csv(dst)
+    assert out.loc[11, "angle_source"] == "default_37.5deg" and (out.drop(index=11)["angle_source"] == "input").all()
+    model = ModelRegistry([REPO_MODELS_DIR]).generator("emulator").model
+    emb = out[list(EMBEDDING_BANDS)].to_numpy()
+    np.testing.assert_allclose(out.loc[11, "pred_VV_db"], model.predict_db(emb[11:12], 37.5)[0, 0], atol=1e-6)
+
+
+def test_cli_emulate_points_writes_atomically(tmp_path, monkeypatch, capsys):
+    src = _points_csv(tmp_path / "in.csv")
+    dst = tmp_path / "out.csv"
+    dst.write_text("previous results\n")
+
+    def failing_to_csv(self, *args, **kwargs):  # the disk fills up half-way through writing
+        handle = args[0] if args else kwargs.get("path_or_buf")
+        handle.write("A00,A01\n0.1,")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", failing_to_csv)
+    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert dst.read_text() == "previous results\n"  # the old output is untouched, not half-overwritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]  # no temp file left behind
+    monkeypatch.undo()
+    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    assert len(pd.read_csv(dst)) == 20
+
+
+def test_cli_emulate_points_warns_about_non_unit_embeddings(tmp_path, capsys):
+    dst = tmp_path / "out.csv"
+    src = _points_csv(tmp_path / "unit.csv")
+    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    assert "unit" not in capsys.readouterr().err
+    src = _points_csv(tmp_path / "scaled.csv", scale=127.0)  # e.g. int8-quantised values
+    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    err = capsys.readouterr().err
+    assert "20 of 20 embeddings" in err and "not unit-length" in err and "median norm 127" in err
 
 
 # -- real points (../shared) -----------------------------------------------------------------------

@@ -332,3 +332,80 @@ def test_empty_study_report(db):
     assert owner.pool_status("empty").startswith("the study's image pool is empty")
     with pytest.raises(PoolTooSmall, match="pool is empty"):
         ParticipantAPI(db).start("empty", "L1", True)
+
+
+# -- error messages and blinding details ---------------------------------------------------------
+def test_corrupt_uploads_are_named_not_shown_as_object_reprs(db, tmp_path):
+    owner = OwnerAPI(db)
+    owner.create_study("names", "Names")
+    cases = {
+        "holiday_scan.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,           # PNG signature, garbage body
+        "chip_0042.tif": b"II*\x00" + b"\x00garbage" * 10,                 # TIFF magic, garbage body
+    }
+    for name, data in cases.items():
+        with pytest.raises(CorruptImage) as err:
+            owner.add_bytes("names", data, name, ItemLabels("real"))
+        msg = str(err.value)
+        assert msg.startswith(f"{name}: not a readable"), msg
+        for leak in ("BytesIO", " at 0x", "/tmp/", "tmp"):
+            assert leak not in msg, msg
+    # a PNG that PIL cannot identify at all (the "cannot identify image file <_io.BytesIO …>" case)
+    with pytest.raises(CorruptImage) as err:
+        owner.add_bytes("names", b"\x89PNG\r\n\x1a\n", "empty.png", ItemLabels("real"))
+    assert "empty.png" in str(err.value) and "BytesIO" not in str(err.value) and "0x" not in str(err.value)
+
+
+def _display(rendered) -> np.ndarray:
+    return np.asarray(Image.open(__import__("io").BytesIO(rendered.png)))
+
+
+def test_missing_pixels_look_the_same_for_every_source(tmp_path):
+    """NaN in a real chip, NaN in a generated GeoTIFF and transparent pixels of a PNG are all
+    drawn as the same neutral grey (not black for one source only)."""
+    import rasterio
+    from affine import Affine
+
+    from sarviz.study.pool import MISSING_GREY, render_arrays, render_bytes
+
+    design = StudyDesign(display_px=64)
+    rng = np.random.default_rng(3)
+    vv = (-30 + rng.standard_normal((64, 64))).astype(np.float32)  # dark: below the stretch's black point
+    vv[:, :32] = np.nan  # left half missing
+    from_array = _display(render_arrays(vv, vv - 7, design))
+    path = tmp_path / "real_with_nodata.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=2, dtype="float32", crs="EPSG:32633",
+                       transform=Affine(10, 0, 500_000, 0, -10, 5_300_000)) as dst:
+        dst.write(np.stack([vv, vv - 7]))
+        dst.descriptions = ("VV", "VH")
+    from_tif = _display(render_file(path, design))
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[:, 32:, 3] = 255  # right half opaque black, left half transparent
+    buf = __import__("io").BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buf, format="PNG")
+    from_png = _display(render_bytes(buf.getvalue(), "generated.png", design))
+    for shown in (from_array, from_tif, from_png):
+        assert (shown[:, :30] == MISSING_GREY).all()  # missing → neutral grey …
+        assert shown[:, 34:].max() < 10  # … valid dark pixels stay dark
+    assert MISSING_GREY == 128
+
+
+def test_native_size_mismatch_is_flagged_for_the_owner_only(db, tmp_path):
+    owner = OwnerAPI(db)
+    owner.create_study("sizes", "Sizes")
+    for i in range(4):  # 120 px real chips (like BigEarthNet) vs 512 px generated images
+        owner.add_file("sizes", write_sar_tif(tmp_path / f"r{i}.tif", i, size=120), ItemLabels("real"))
+        owner.add_file("sizes", write_sar_tif(tmp_path / f"o{i}.tif", 10 + i, size=512), ItemLabels("ours"))
+    warnings = owner.pool_warnings("sizes")
+    assert len(warnings) == 2
+    real = next(w for w in warnings if " real image" in w)
+    assert "4 of 4 real image(s) are natively about 120 px" in real and "512 px" in real and "softer" in real
+    assert "crisper" in next(w for w in warnings if " ours image" in w)
+    # participants see nothing of it
+    quiz = ParticipantAPI(db)
+    assert not any(hasattr(quiz, name) for name in ("pool_warnings", "items", "pool_status"))
+    # similar native sizes: no warning
+    owner.create_study("same-size", "Same size")
+    for i in range(3):
+        owner.add_file("same-size", write_sar_tif(tmp_path / f"a{i}.tif", 20 + i, size=100), ItemLabels("real"))
+        owner.add_file("same-size", write_png(tmp_path / f"b{i}.png", 30 + i, size=128), ItemLabels("other"))
+    assert owner.pool_warnings("same-size") == []

@@ -238,3 +238,183 @@ def test_cli_create_add_report_export(sqlite_url, tmp_path, capsys):
     assert main(["study", "report", "nope", "--db", sqlite_url]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
     assert len(codes) == 3
+
+
+def test_cli_report_without_code_reports_every_study(sqlite_url, tmp_path, capsys):
+    from sarviz.cli import main
+
+    db = StudyDatabase(sqlite_url)
+    owner = OwnerAPI(db)
+    make_study(owner, "first-study", tmp_path / "p1")
+    make_study(owner, "second-study", tmp_path / "p2", start_seed=100)
+    codes = _run_participants(db, "first-study", 2)
+    assert main(["study", "report", "--db", sqlite_url, "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert sorted(every) == ["first-study", "second-study"]
+    assert every["first-study"]["answers"] == 24 and every["second-study"]["answers"] == 0
+    assert every["first-study"]["study"]["code"] == "first-study"
+    # each entry equals the single-study report
+    assert main(["study", "report", "first-study", "--db", sqlite_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == every["first-study"]
+    assert main(["study", "report", "--db", sqlite_url]) == 0
+    text_out = capsys.readouterr().out
+    assert "Study first-study" in text_out and "Study second-study" in text_out
+    assert len(codes) == 2
+    db.dispose()
+
+
+# -- mistyped databases are never created -----------------------------------------------------------
+def test_mistyped_database_urls_are_refused_not_created(tmp_path, monkeypatch, capsys):
+    from sarviz.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
+    # neither a URL nor a SQLite file name
+    assert main(["study", "list", "--db", "notaurl"]) == 2
+    err = capsys.readouterr().err
+    assert "'notaurl' is neither a database URL" in err and ".sqlite" in err
+    assert not (tmp_path / "notaurl").exists()
+    # read-only commands need an existing database and name the path
+    missing = tmp_path / "typo.sqlite"
+    for argv in (["list"], ["report"], ["report", "x", "--json"], ["export", "x", "--out", str(tmp_path / "o")],
+                 ["add-images", "x", str(tmp_path)], ["unlock"]):
+        assert main(["study", *argv, "--db", f"sqlite:///{missing}"]) == 2, argv
+        err = capsys.readouterr().err
+        assert f"the study database {missing} does not exist" in err, (argv, err)
+        assert not missing.exists() and not (tmp_path / "o").exists()
+    # a missing folder is not created, even by `create`; the message says what would have been made
+    deep = tmp_path / "nonexistent" / "dir" / "x.sqlite"
+    for argv in (["list"], ["create", "new-study"]):
+        assert main(["study", *argv, "--db", f"sqlite:///{deep}"]) == 2
+        err = capsys.readouterr().err
+        assert str(deep) in err, err
+    assert "would have created the folder " + str(tmp_path / "nonexistent") in err
+    assert not (tmp_path / "nonexistent").exists()
+    # `create` makes a new file in an existing folder; afterwards the read-only commands work
+    assert main(["study", "create", "new-study", "--db", str(missing)]) == 0
+    assert missing.is_file()
+    assert main(["study", "list", "--db", str(missing)]) == 0
+    assert "new-study" in capsys.readouterr().out
+    # sarviz's own home folder (the default database's) may be created
+    assert main(["study", "create", "home-study", "--db", f"sqlite:///{tmp_path / 'home' / 'study.sqlite'}"]) == 0
+    # an existing file that is not a study database is not turned into one by a read
+    (tmp_path / "other.db").write_bytes(b"")
+    with pytest.raises(StudyDatabaseError, match="not a sarviz study database"):
+        StudyDatabase(tmp_path / "other.db", create=False)
+
+
+@pytest.mark.postgres
+def test_postgres_database_without_study_tables_is_not_used_by_reads(postgres_url):
+    from sarviz.study.db import StudyDatabaseMissing
+
+    with pytest.raises(StudyDatabaseMissing, match="not a sarviz study database"):
+        StudyDatabase(postgres_url, create=False)
+    StudyDatabase(postgres_url, create=True).dispose()
+    StudyDatabase(postgres_url, create=False).dispose()
+
+
+# -- owner login limiter ---------------------------------------------------------------------------
+def _racing_logins(db: StudyDatabase, n: int, client_of) -> list[str]:
+    from sarviz.study.auth import OwnerAuth, hash_password
+
+    auth = OwnerAuth(db, hash_password("right", n=2**10))
+    barrier = threading.Barrier(n)
+    seen: list[str] = []
+
+    def guess(i: int) -> None:
+        barrier.wait()
+        try:
+            seen.append("ok" if auth.login("wrong", client_of(i)) else "wrong")
+        except Exception as exc:  # noqa: BLE001 - we count what each racer saw
+            seen.append(type(exc).__name__)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        list(pool.map(guess, range(n)))
+    return seen
+
+
+def _failed_logins(db: StudyDatabase) -> int:
+    from sarviz.study.models import OwnerLogin
+
+    with db.read() as s:
+        return s.scalar(select(func.count(OwnerLogin.id)).where(OwnerLogin.ok.is_(False)))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_parallel_guesses_cannot_exceed_the_client_limit(backend, request, tmp_path):
+    """Count and insert are one transaction: 16 simultaneous guesses from one client get
+    exactly MAX_FAILURES evaluated; the rest are refused before their result counts."""
+    from sarviz.study.auth import MAX_FAILURES
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'l.sqlite'}"
+    db = StudyDatabase(url)
+    seen = _racing_logins(db, 16, lambda i: "ip:203.0.113.9")
+    assert seen.count("wrong") == MAX_FAILURES and seen.count("LoginLocked") == 16 - MAX_FAILURES, seen
+    assert _failed_logins(db) == MAX_FAILURES
+    db.dispose()
+
+
+def test_global_limit_slows_attackers_but_never_locks_the_owner_out(sqlite_url, capsys):
+    from sarviz.cli import main
+    from sarviz.study.auth import (
+        GLOBAL_MAX_DELAY, GLOBAL_SLOWDOWN_AFTER, LoginLocked, OwnerAuth, global_delay, hash_password,
+    )
+    from sarviz.study.models import OwnerLogin
+
+    db = StudyDatabase(sqlite_url)
+    auth = OwnerAuth(db, hash_password("owner-pw", n=2**10))
+    assert auth.login("owner-pw", "ip:owner-home")  # the owner's usual address
+    # an attacker guessing from many addresses (4 guesses each, under the per-client limit)
+    for i in range(GLOBAL_SLOWDOWN_AFTER + 40):
+        try:
+            auth.login("guess", f"ip:10.0.{i // 4}.{i % 4}")
+        except LoginLocked as exc:
+            assert "slowed down" in str(exc) and "sarviz study unlock" in str(exc)
+            break
+    else:
+        pytest.fail("the global slow-down never started")
+    n_failed = _failed_logins(db)
+    assert n_failed == GLOBAL_SLOWDOWN_AFTER  # reaching the threshold starts the pause (1 s, doubling)
+    assert global_delay(n_failed) == __import__("datetime").timedelta(seconds=1)
+    assert global_delay(n_failed + 3) == __import__("datetime").timedelta(seconds=8)
+    assert global_delay(10_000) == GLOBAL_MAX_DELAY  # capped: a delay, never a lock-out
+    # a new address must wait, but only for the delay (simulate time passing by ageing the rows)
+    with pytest.raises(LoginLocked, match=r"try again in \d+ s"):
+        auth.login("owner-pw", "ip:owner-hotel")
+
+    def age(seconds: float) -> None:
+        def work(s) -> None:  # noqa: ANN001
+            for row in s.scalars(select(OwnerLogin)):
+                row.at -= __import__("datetime").timedelta(seconds=seconds)
+        db.write(work)
+
+    age(global_delay(10_000).total_seconds() + 1)
+    assert auth.login("owner-pw", "ip:owner-hotel")
+    # the owner's known address is never slowed down by other people's guesses
+    assert not auth.login("guess", "ip:10.9.9.1")
+    with pytest.raises(LoginLocked, match="slowed down"):
+        auth.login("guess", "ip:10.9.9.2")  # the slow-down is in force …
+    assert auth.login("owner-pw", "ip:owner-home")  # … yet the owner's address gets in at once
+    # `sarviz study unlock` lifts the slow-down for everyone at once
+    with pytest.raises(LoginLocked):
+        auth.login("owner-pw", "ip:owner-phone")
+    assert main(["study", "unlock", "--db", sqlite_url]) == 0
+    assert "unlocked for every client" in capsys.readouterr().out
+    assert auth.login("owner-pw", "ip:owner-phone")
+    db.dispose()
+
+
+def test_unlock_one_client(sqlite_url, capsys):
+    from sarviz.cli import main
+    from sarviz.study.auth import MAX_FAILURES, LoginLocked, OwnerAuth, hash_password
+
+    db = StudyDatabase(sqlite_url)
+    auth = OwnerAuth(db, hash_password("pw", n=2**10))
+    for _ in range(MAX_FAILURES):
+        assert not auth.login("nope", "ip:198.51.100.1")
+    with pytest.raises(LoginLocked, match="too many wrong passwords"):
+        auth.login("pw", "ip:198.51.100.1")
+    assert main(["study", "unlock", "--client", "ip:198.51.100.1", "--db", sqlite_url]) == 0
+    assert f"{MAX_FAILURES} recent failed attempt(s)" in capsys.readouterr().out
+    assert auth.login("pw", "ip:198.51.100.1")
+    db.dispose()

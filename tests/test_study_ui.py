@@ -227,6 +227,55 @@ def test_no_owner_password_configured(study_env, monkeypatch):
     assert "SARVIZ_STUDY_OWNER_PASSWORD" in at.error[0].value and not at.text_input
 
 
+def test_missing_database_is_reported_not_created(tmp_path, monkeypatch):
+    """A mistyped SARVIZ_STUDY_DB: the quiz says which database does not exist and creates
+    nothing; the owner's first "Create study" is what makes a new database."""
+    missing = tmp_path / "studyy.sqlite"
+    monkeypatch.setenv("SARVIZ_STUDY_DB", f"sqlite:///{missing}")
+    monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", PASSWORD)
+    at = AppTest.from_file(QUIZ, default_timeout=30)
+    at.query_params["study"] = "ui-study"
+    at.run()
+    assert at.error and f"{missing} does not exist" in at.error[0].value
+    assert not missing.exists()
+    # the owner page: login still works (and is still rate-limited) without a database …
+    at = AppTest.from_file(ADMIN, default_timeout=30)
+    at.run()
+    at.text_input[0].input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert any(f"{missing} does not exist" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not missing.exists() and not at.tabs
+    # … and creating the first study creates the database there
+    next(t for t in at.text_input if "Code" in t.label).input("first-study")
+    next(t for t in at.text_input if t.label == "Title").input("First study")
+    next(b for b in at.button if b.label == "Create study").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert missing.is_file()
+    assert any("first-study" in s.value for s in at.success)
+    db = StudyDatabase(missing, create=False)
+    assert [s.code for s in OwnerAPI(db).studies()] == ["first-study"]
+    db.dispose()
+
+
+def test_pool_tab_warns_owner_about_native_sizes(study_env, tmp_path):
+    from _study_fixtures import write_sar_tif
+    from sarviz.study.pool import ItemLabels
+
+    owner = OwnerAPI(study_env)
+    for i in range(3):  # large generated images next to the fixture's 32 px chips
+        owner.add_file("ui-study", write_sar_tif(tmp_path / f"big{i}.tif", 50 + i, size=256), ItemLabels("ours"))
+    at = AppTest.from_file(ADMIN, default_timeout=30)
+    at.run()
+    at.text_input[0].input(PASSWORD)
+    at.button[0].click().run()
+    assert any("natively about 256 px" in w.value for w in at.warning), [w.value for w in at.warning]
+    quiz = AppTest.from_file(QUIZ, default_timeout=30)
+    quiz.query_params["study"] = "ui-study"
+    quiz.run()
+    assert "natively" not in _all_text(quiz)
+
+
 def _judge(page, real: bool) -> None:
     """Click the real/generated button until the page confirms it (a click can land while
     Streamlit is still re-rendering the previous run)."""

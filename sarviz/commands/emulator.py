@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     pts = sub.add_parser("emulate-points", help="predict VV/VH dB for rows of AlphaEarth embeddings (CSV in, CSV out)",
                          description="Reads A00..A63 (and 'angle' in degrees if present) and writes the same rows "
-                                     "plus pred_VV_db and pred_VH_db (speckle-free σ⁰, 2024-median-like).")
+                                     "plus pred_VV_db and pred_VH_db (speckle-free σ⁰, 2024-median-like) and "
+                                     "angle_source: 'input' when the row's angle was used, 'default_<θref>deg' "
+                                     "(default_37.5deg for the shipped model) when the row has no angle (blank/NaN cell or no angle column) and the model's "
+                                     "reference angle was used. Angles outside 10–65° are refused naming the rows; "
+                                     "embeddings far from unit length (AlphaEarth vectors are unit vectors) are "
+                                     "warned about on stderr. The output is written atomically (temp file + rename).")
     pts.add_argument("--csv", required=True, type=Path, help="input CSV")
     pts.add_argument("--out", required=True, type=Path, help="output CSV")
     pts.add_argument("--model", default="emulator", help="model id of an emulator card (default: emulator)")
@@ -86,6 +91,110 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: AlphaEarth embeddings are unit vectors; rows further than this from norm 1 are suspicious …
+NORM_TOLERANCE = 0.1
+#: … and more than this fraction of such rows earns a warning
+NORM_WARN_FRACTION = 0.01
+
+
+def _rows_text(rows: "np.ndarray", limit: int = 5) -> str:
+    """1-based data rows with their CSV line numbers (the header is line 1)."""
+    shown = ", ".join(f"row {r + 1} (line {r + 2})" for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def read_angles(frame, where: str, reference_deg: float):
+    """The per-row incidence angle and where it came from.
+
+    Blank/NaN cells use the model's reference angle (``reference_deg``, 37.5°, i.e. no angle
+    correction) and are marked ``default_<angle>deg`` in ``angle_source`` rather than silently
+    looking like measured angles; text that is not a number, or an angle outside the range the
+    cos^n law covers, is refused naming the rows.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from sarviz.emulator.radiometric import ANGLE_RANGE_DEG, EmulatorError
+
+    default_label = f"default_{reference_deg:g}deg"
+    if "angle" not in frame.columns:
+        return None, np.full(len(frame), default_label, dtype=object)
+    angle = pd.to_numeric(frame["angle"], errors="coerce").to_numpy(dtype=np.float64)
+    given = frame["angle"].notna().to_numpy()
+    not_numbers = np.flatnonzero(np.isnan(angle) & given)
+    if not_numbers.size:
+        first = frame["angle"].iloc[not_numbers[0]]
+        raise EmulatorError(f"{where}: column 'angle' must hold incidence angles in degrees; {_rows_text(not_numbers)} "
+                            f"{'is' if not_numbers.size == 1 else 'are'} not a number (e.g. {first!r})")
+    infinite = np.flatnonzero(np.isinf(angle))
+    lo, hi = ANGLE_RANGE_DEG
+    outside = np.flatnonzero(np.isfinite(angle) & ((angle < lo) | (angle > hi)))
+    bad = np.union1d(infinite, outside)
+    if bad.size:
+        raise EmulatorError(f"{where}: incidence angle {angle[bad[0]]:g}° in {_rows_text(bad)} is outside "
+                            f"{lo:.0f}–{hi:.0f}°, where the emulator's cos^n angle law applies (Sentinel-1 IW "
+                            "spans about 29–46°); fix or blank those cells (blank = the reference angle)")
+    missing = np.isnan(angle)
+    source = np.where(missing, default_label, "input").astype(object)
+    if missing.any():
+        print(f"note: {where}: {int(missing.sum())} row(s) have no angle ({_rows_text(np.flatnonzero(missing))}); "
+              f"predicted at the reference angle {reference_deg:g}° and marked '{default_label}' in angle_source",
+              file=sys.stderr)
+    return np.where(missing, reference_deg, angle), source
+
+
+def warn_if_not_unit_norm(emb, where: str) -> str | None:
+    """A warning (also printed to stderr) when embeddings are far from unit length.
+
+    AlphaEarth vectors are unit-length; rows with | ‖e‖ − 1 | > 0.1 in more than 1% of the
+    complete rows usually mean scaled/quantised values or the wrong columns, and the
+    predictions for them are extrapolations.
+    """
+    import numpy as np
+
+    complete = np.isfinite(emb).all(axis=1)
+    if not complete.any():
+        return None
+    norms = np.linalg.norm(emb[complete], axis=1)
+    off = np.abs(norms - 1.0) > NORM_TOLERANCE
+    if off.mean() <= NORM_WARN_FRACTION:
+        return None
+    rows = np.flatnonzero(complete)[off]
+    message = (f"warning: {where}: {int(off.sum())} of {int(complete.sum())} embeddings ({100 * off.mean():.1f}%) "
+               f"are not unit-length (median norm {float(np.median(norms)):.3g}; e.g. {_rows_text(rows, 3)}). "
+               "AlphaEarth embeddings are unit vectors: check for scaled, quantised (int8) or mislabelled columns — "
+               "predictions for these rows are extrapolations")
+    print(message, file=sys.stderr)
+    return message
+
+
+def write_csv_atomically(frame, path: Path) -> None:
+    """Write ``frame`` to ``path`` via a temporary file in the same folder and a rename, so a
+    crash or a full disk never leaves a half-written output (or clobbers an earlier one)."""
+    import contextlib
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            frame.to_csv(fh, index=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            from sarviz.emulator.radiometric import EmulatorError
+
+            raise EmulatorError(f"cannot write {path}: {exc.strerror or exc}; nothing was written "
+                                f"({'the previous file is unchanged' if path.exists() else 'no partial file left'})"
+                                ) from None
+        raise
+
+
 def _emulate_points(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
@@ -104,20 +213,16 @@ def _emulate_points(args: argparse.Namespace) -> int:
         frame = pd.read_csv(args.csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise EmulatorError(f"{args.csv}: not a readable CSV ({exc})") from None
-    emb = embedding_matrix(frame, str(args.csv))
-    angle = None
-    if "angle" in frame.columns:
-        angle = pd.to_numeric(frame["angle"], errors="coerce").to_numpy(dtype=np.float64)
-        if np.isnan(angle).any() and frame["angle"].notna().to_numpy()[np.isnan(angle)].any():
-            raise EmulatorError(f"{args.csv}: column 'angle' must hold incidence angles in degrees")
-        # a blank angle means: the model's reference angle (no correction)
-        angle = np.where(np.isnan(angle), model.reference_angle_deg, angle)
+    where = str(args.csv)
+    emb = embedding_matrix(frame, where)
+    angle, angle_source = read_angles(frame, where, model.reference_angle_deg)
+    warn_if_not_unit_norm(emb, where)
     pred = model.predict_db(emb, angle)
     out = frame.copy()
     out["pred_VV_db"] = pred[:, 0]
     out["pred_VH_db"] = pred[:, 1]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    out["angle_source"] = angle_source
+    write_csv_atomically(out, args.out)
     n_nan = int(np.isnan(pred[:, 0]).sum())
     print(f"wrote {len(out)} rows to {args.out}" + (f" ({n_nan} rows with missing embedding values → empty "
                                                       "predictions)" if n_nan else ""), file=sys.stderr)

@@ -2,12 +2,16 @@
 
     sarviz study create CODE --title "…" [--images 12] [--ratio 1:1:2] [--render vv_gray]
     sarviz study add-images CODE FOLDER [--source real|other|ours] [--model-id ID] [--scene-class C]
-    sarviz study report CODE [--json]
+    sarviz study report [CODE] [--json]         (every study, or one; JSON keyed by study code)
     sarviz study export CODE --out DIR          (answers.csv, summary.csv, fig7.png)
     sarviz study list
+    sarviz study unlock [--client ID]           (lift the owner-login slow-down after an attack)
     sarviz study hash-password                  (reads the password from stdin / a prompt)
 
-Every sub-command takes ``--db URL`` (default: ``Settings.study_db``, env ``SARVIZ_STUDY_DB``).
+Every sub-command takes ``--db URL`` (default: ``Settings.study_db``, env ``SARVIZ_STUDY_DB``):
+a SQLAlchemy URL (sqlite:///…, postgresql://…) or a SQLite file path ending .sqlite/.db.
+Only ``create`` makes a new database; every other command needs an existing one and says so
+(naming the path) when it is missing, so a mistyped --db never leaves an empty database behind.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import sys
 from pathlib import Path
 
 
-def _db(args: argparse.Namespace):
+def _db(args: argparse.Namespace, create: bool = False):
+    """The study database; only ``create=True`` (``study create``) may make a new one."""
     from sarviz.settings import Settings
     from sarviz.study.db import StudyDatabase
 
-    return StudyDatabase(args.db or Settings.load().study_db)
+    return StudyDatabase(args.db or Settings.load().study_db, create=create)
 
 
 def _progress(step: int, total: int, message: str) -> None:
@@ -35,7 +40,7 @@ def _create(args: argparse.Namespace) -> int:
 
     design = StudyDesign(images_per_session=args.images, ratio=parse_ratio(args.ratio), render=args.render,
                          display_px=args.display_px)
-    study = OwnerAPI(_db(args)).create_study(args.code, args.title or args.code, design)
+    study = OwnerAPI(_db(args, create=True)).create_study(args.code, args.title or args.code, design)
     print(f"created study {study.code!r}: {design.images_per_session} images a session, "
           f"{', '.join(f'{n} {s}' for s, n in design.per_session().items())}")
     print(f"participant link: <app URL>/Quiz?study={study.code}")
@@ -54,15 +59,28 @@ def _add_images(args: argparse.Namespace) -> int:
     print(f"{args.code}: {report.summary()}")
     status = owner.pool_status(args.code)
     print("pool: ready for participants" if status == "ready" else f"pool: {status}")
+    for warning in owner.pool_warnings(args.code):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0 if not report.failed else 1
 
 
 def _report(args: argparse.Namespace) -> int:
-    from sarviz.study.analysis import study_report
+    """One study's summary, or (without CODE) every study's: JSON is then keyed by study code."""
+    from sarviz.study.analysis import reports_json, study_report
     from sarviz.study.service import OwnerAPI
 
-    report = study_report(OwnerAPI(_db(args)), args.code)
-    print(report.to_json() if args.json else report.text())
+    owner = OwnerAPI(_db(args))
+    if args.code:
+        report = study_report(owner, args.code)
+        print(report.to_json() if args.json else report.text())
+        return 0
+    reports = [study_report(owner, s.code) for s in owner.studies()]
+    if args.json:
+        print(reports_json(reports))
+    elif not reports:
+        print("no studies yet; create one with `sarviz study create CODE --title ...`")
+    else:
+        print(("\n\n" + "=" * 72 + "\n\n").join(r.text() for r in reports))
     return 0
 
 
@@ -94,6 +112,15 @@ def _list(args: argparse.Namespace) -> int:
         n = len(owner.participant_rows(s.code))
         print(f"{s.code:<24} {'open' if s.is_open else 'closed':<7} {len(owner.items(s.code)):>4} images "
               f"{n:>4} participants  {s.title}")
+    return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from sarviz.study.auth import unlock
+
+    cleared = unlock(_db(args), args.client)
+    who = f"client {args.client!r}" if args.client else "every client"
+    print(f"owner logins unlocked for {who} ({cleared} recent failed attempt(s) no longer count)")
     return 0
 
 
@@ -138,8 +165,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_add_images)
 
-    p = with_db(sub.add_parser("report", help="print the study summary"))
-    p.add_argument("code")
+    p = with_db(sub.add_parser("report", help="print the summary of one study, or of every study"))
+    p.add_argument("code", nargs="?", default=None,
+                   help="study code (default: every study; --json then gives an object keyed by study code)")
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
     p.set_defaults(func=_report)
 
@@ -150,6 +178,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = with_db(sub.add_parser("list", help="list studies"))
     p.set_defaults(func=_list)
+
+    p = with_db(sub.add_parser(
+        "unlock", help="lift the owner-login limits (after an attack slowed logins down for everyone)",
+        description="Failed owner logins before now stop counting: the per-client lock-out and the global "
+                    "slow-down are lifted. Whoever can open the database can do this, like every CLI command."))
+    p.add_argument("--client", default=None, help="only this client (as recorded, e.g. ip:203.0.113.7)")
+    p.set_defaults(func=_unlock)
 
     p = sub.add_parser("hash-password", help="print a hash for SARVIZ_STUDY_OWNER_PASSWORD")
     p.set_defaults(func=_hash_password)

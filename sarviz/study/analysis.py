@@ -254,5 +254,10 @@ def study_report(owner: Any, code: str) -> Report:
     return build_report(study.code, study.title, owner.answer_rows(code), owner.participant_rows(code), levels)
 
 
+def reports_json(reports: Sequence[Report]) -> str:
+    """Several studies' reports as one JSON object keyed by study code (``sarviz study report --json``)."""
+    return json.dumps({r.study_code: _clean(r.to_dict()) for r in reports}, indent=2, ensure_ascii=False)
+
+
 def source_label(source: str) -> str:
     return SOURCE_LABELS.get(source, source)

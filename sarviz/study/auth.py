@@ -6,10 +6,22 @@ variable ``SARVIZ_STUDY_OWNER_PASSWORD`` or ``study_owner_password`` in Streamli
 ``scrypt$<n>$<r>$<p>$<salt>$<hash>`` (``sarviz study hash-password`` prints one). A plain
 password is hashed with a fresh salt as soon as it is read and only the hash is kept.
 
-Every attempt is written to the ``owner_login`` table, so the limit holds across browser
-tabs, reloads and app processes: after ``MAX_FAILURES`` failed attempts from one client
-within ``WINDOW`` the client must wait out the window; after ``GLOBAL_MAX_FAILURES`` failures
-from anyone, logins pause for everyone (against guessing from many addresses).
+Every attempt is written to the ``owner_login`` table, so the limits hold across browser
+tabs, reloads and app processes. The check and the record of an attempt happen in *one*
+write transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a transaction-scoped advisory lock,
+because ``SELECT … FOR UPDATE`` cannot lock rows that do not exist yet), so parallel guesses
+cannot all slip through between "count" and "insert".
+
+* **Per client** (browser address): after ``MAX_FAILURES`` failed attempts within ``WINDOW``
+  the client must wait out the window. A successful login resets its count.
+* **Everyone** (guessing from many addresses): after ``GLOBAL_SLOWDOWN_AFTER`` failures within
+  ``WINDOW``, attempts are slowed down, not locked out: each needs a pause after the latest
+  failure that doubles with every further failure, up to ``GLOBAL_MAX_DELAY`` (60 s). Clients
+  that logged in successfully within ``TRUSTED_FOR`` (the owner's usual addresses) are not
+  slowed down, so an attacker cannot lock the owner out.
+* ``sarviz study unlock`` (CLI, i.e. whoever can open the database) makes earlier failures
+  stop counting for everyone; ``--client ID`` does it for one client and also exempts that
+  client from the global slow-down, as if it had logged in.
 """
 
 from __future__ import annotations
@@ -20,14 +32,22 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from sarviz.study.db import StudyDatabase, StudyError
 from sarviz.study.models import OwnerLogin, utcnow
 
 MAX_FAILURES = 5
-GLOBAL_MAX_FAILURES = 50
 WINDOW = _dt.timedelta(minutes=15)
+GLOBAL_SLOWDOWN_AFTER = 20
+GLOBAL_MAX_DELAY = _dt.timedelta(seconds=60)
+TRUSTED_FOR = _dt.timedelta(days=30)
+#: ``client`` of an unlock for everyone; ``note`` of every unlock row
+ALL_CLIENTS = "*"
+UNLOCK_NOTE = "unlock"
+# An arbitrary constant naming the login limiter's advisory lock in PostgreSQL.
+_PG_LOGIN_LOCK_KEY = 724_008
 _SCRYPT = dict(n=2**14, r=8, p=1)
 
 
@@ -79,39 +99,103 @@ def configured_hash(secret_value: str | None = None) -> str:
     return hash_password(secret_value)
 
 
+def global_delay(failures: int) -> _dt.timedelta:
+    """Pause needed after the latest failure once ``failures`` (from anyone) are in the window."""
+    if failures < GLOBAL_SLOWDOWN_AFTER:
+        return _dt.timedelta(0)
+    # 1 s, 2 s, 4 s … doubling per further failure, capped so that nobody is ever locked out.
+    seconds = 2.0 ** min(failures - GLOBAL_SLOWDOWN_AFTER, 20)
+    return min(GLOBAL_MAX_DELAY, _dt.timedelta(seconds=seconds))
+
+
+def _wait_text(seconds: float) -> str:
+    seconds = max(1, int(seconds) + 1)
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _lock_limiter(s: Session) -> None:
+    """Serialise limiter transactions (SQLite: the write session's BEGIN IMMEDIATE already does)."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOGIN_LOCK_KEY})
+
+
+def _last_ok(s: Session, clients: tuple[str, ...], notes: tuple[str, ...] | None = None) -> _dt.datetime | None:
+    q = select(func.max(OwnerLogin.at)).where(OwnerLogin.ok.is_(True), OwnerLogin.client.in_(clients))
+    if notes is not None:
+        q = q.where(OwnerLogin.note.in_(notes))
+    return s.scalar(q)
+
+
+def _failures(s: Session, since: _dt.datetime, client: str | None) -> tuple[int, _dt.datetime | None]:
+    q = select(func.count(OwnerLogin.id), func.max(OwnerLogin.at)).where(OwnerLogin.ok.is_(False),
+                                                                          OwnerLogin.at >= since)
+    if client is not None:
+        q = q.where(OwnerLogin.client == client)
+    n, last = s.execute(q).one()
+    return int(n or 0), last
+
+
+def check_allowed(s: Session, client: str, now: _dt.datetime) -> None:
+    """Raise :class:`LoginLocked` when ``client`` may not try a password now (inside the limiter's transaction)."""
+    window_start = now - WINDOW
+    # A success (or an unlock) of this client, or an unlock for everyone, restarts its count.
+    reset = _last_ok(s, (client, ALL_CLIENTS))
+    n, last = _failures(s, max(window_start, reset) if reset else window_start, client)
+    if n >= MAX_FAILURES:
+        raise LoginLocked(f"too many wrong passwords; try again in {_wait_text((last + WINDOW - now).total_seconds())}")
+    trusted = _last_ok(s, (client,))
+    if trusted is not None and trusted >= now - TRUSTED_FOR:
+        return  # the owner's own address: never slowed down by other people's guessing
+    reset_all = _last_ok(s, (ALL_CLIENTS,), (UNLOCK_NOTE,))
+    total, last_any = _failures(s, max(window_start, reset_all) if reset_all else window_start, None)
+    delay = global_delay(total)
+    if delay and last_any is not None and now < last_any + delay:
+        raise LoginLocked(
+            f"owner logins are slowed down after {total} failed attempts in the last "
+            f"{int(WINDOW.total_seconds() // 60)} min; try again in {_wait_text((last_any + delay - now).total_seconds())} "
+            "(the study owner can lift this with `sarviz study unlock`)")
+
+
+def unlock(db: StudyDatabase, client: str | None = None) -> int:
+    """Make failed logins before now stop counting (for ``client`` or everyone); returns how many."""
+    client = (client or "").strip()[:200] or None
+
+    def work(s: Session) -> int:
+        _lock_limiter(s)
+        n, _ = _failures(s, utcnow() - WINDOW, client)
+        s.add(OwnerLogin(client=client or ALL_CLIENTS, ok=True, note=UNLOCK_NOTE))
+        return n
+
+    return db.write(work)
+
+
 class OwnerAuth:
     def __init__(self, db: StudyDatabase, password_hash: str | None = None) -> None:
         self.db = db
         self._hash = password_hash or configured_hash()
 
-    def _failures(self, since: _dt.datetime, client: str | None) -> tuple[int, _dt.datetime | None]:
-        with self.db.read() as s:
-            q = select(func.count(OwnerLogin.id), func.max(OwnerLogin.at)).where(
-                OwnerLogin.ok.is_(False), OwnerLogin.at >= since)
-            if client is not None:
-                q = q.where(OwnerLogin.client == client)
-            n, last = s.execute(q).one()
-            return int(n or 0), last
-
     def check_allowed(self, client: str) -> None:
-        now = utcnow()
-        n, last = self._failures(now - WINDOW, client)
-        if n >= MAX_FAILURES:
-            wait = int((last + WINDOW - now).total_seconds()) + 1
-            raise LoginLocked(f"too many wrong passwords; try again in {max(1, wait // 60)} min {wait % 60} s")
-        total, last_any = self._failures(now - WINDOW, None)
-        if total >= GLOBAL_MAX_FAILURES:
-            wait = int((last_any + WINDOW - now).total_seconds()) + 1
-            raise LoginLocked(f"owner logins are paused after many failed attempts; try again in {max(1, wait // 60)} min")
+        """Raise :class:`LoginLocked` if ``client`` would be refused now (a read-only preview)."""
+        with self.db.read() as s:
+            check_allowed(s, (client or "unknown")[:200], utcnow())
 
     def login(self, password: str, client: str) -> bool:
-        """True when the password is right; records the attempt; raises :class:`LoginLocked`."""
+        """True when the password is right; records the attempt; raises :class:`LoginLocked`.
+
+        The password is checked before the transaction (scrypt is slow and must not hold the
+        database lock), but its result only counts if the limiter admits the attempt: the
+        count and the insert are one transaction, so at most ``MAX_FAILURES`` guesses per
+        client are ever evaluated in a window, however many arrive at once.
+        """
         client = (client or "unknown")[:200]
-        self.check_allowed(client)
+        if client == ALL_CLIENTS:
+            client = "unknown"
         ok = verify_password(password or "", self._hash)
 
-        def record(s):
+        def attempt(s: Session) -> bool:
+            _lock_limiter(s)
+            check_allowed(s, client, utcnow())
             s.add(OwnerLogin(client=client, ok=ok, note=""))
+            return ok
 
-        self.db.write(record)
-        return ok
+        return self.db.write(attempt)

@@ -6,6 +6,14 @@
   half-way (pysqlite's own transaction handling is replaced, per the SQLAlchemy docs recipe).
 * ``postgresql://user:pass@host:port/db`` (psycopg 3 is used for it).
 
+A mistyped database is never created silently: ``StudyDatabase(url, create=False)`` (what
+the read-only commands and the quiz/results pages use) requires an existing study database
+and says which path does not exist; ``create=True`` (``sarviz study create`` / ``add-images``
+and the admin page's "Create study") may create a new SQLite *file*, but never a missing
+folder for it, except sarviz's own home folder (``SARVIZ_HOME``, where the default database
+lives). Strings that are neither a SQLAlchemy URL nor a path ending in ``.sqlite``/``.db``
+are refused.
+
 Every database failure a person can act on (server unreachable, file read-only, disk full,
 schema too new) is raised as :class:`StudyDatabaseError` with a message that says what
 happened, with the password hidden, and whether the last answer was saved.
@@ -39,6 +47,14 @@ class StudyDatabaseError(StudyError):
     """The study database cannot be reached or written."""
 
 
+class StudyDatabaseMissing(StudyDatabaseError):
+    """The study database does not exist (and was not to be created)."""
+
+
+#: file endings accepted for a bare SQLite path (a URL may name any file)
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
 def normalise_url(url: str | Path) -> URL:
     """A SQLAlchemy URL from a URL or a plain file path (→ SQLite)."""
     raw = str(url).strip()
@@ -46,6 +62,12 @@ def normalise_url(url: str | Path) -> URL:
         raise StudyDatabaseError("no study database given: pass a SQLAlchemy URL such as "
                                  "sqlite:///study.sqlite or postgresql://user@host/db")
     if "://" not in raw:
+        # A bare word like "notaurl" or "postgres" is far more likely a mistake than a wish for
+        # a SQLite file of that name, so a path must say it is a database by its ending.
+        if Path(raw).suffix.lower() not in SQLITE_SUFFIXES:
+            raise StudyDatabaseError(
+                f"{raw!r} is neither a database URL (e.g. sqlite:///study.sqlite or postgresql://user@host/db) "
+                f"nor a SQLite file path ending in {', '.join(SQLITE_SUFFIXES)}")
         raw = f"sqlite:///{Path(raw).expanduser().resolve()}"
     try:
         parsed = make_url(raw)
@@ -61,6 +83,56 @@ def normalise_url(url: str | Path) -> URL:
 
 def describe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory databases)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return None
+    return Path(url.database).expanduser().absolute()
+
+
+def _own_folder(folder: Path) -> bool:
+    """sarviz's home folder (the default database's folder) may be created without asking."""
+    import os
+
+    from sarviz.settings import HOME
+
+    homes = {Path(HOME), Path(os.environ.get("SARVIZ_HOME", HOME))}  # as imported, and as set now
+    try:
+        return any(folder.resolve() == h.expanduser().resolve() for h in homes)
+    except OSError:
+        return False
+
+
+def check_location(url: URL, create: bool) -> None:
+    """Refuse a SQLite database that does not exist (``create=False``) or whose folder is missing.
+
+    Raises :class:`StudyDatabaseMissing` naming the path and, for ``create=True``, what would
+    have been created.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return
+    if path.is_dir():
+        raise StudyDatabaseError(f"the study database {path} is a folder, not a SQLite file")
+    if path.exists():
+        return
+    if not create:
+        raise StudyDatabaseMissing(
+            f"the study database {path} does not exist. Check the URL (--db or SARVIZ_STUDY_DB); "
+            f"a new database is made only by `sarviz study create` or the Study admin page's \"Create study\"")
+    parent = path.parent
+    if not parent.is_dir() and not _own_folder(parent):
+        missing = parent
+        while not missing.parent.exists() and missing.parent != missing:
+            missing = missing.parent
+        raise StudyDatabaseMissing(
+            f"the folder {parent} does not exist, so the study database {path} cannot be created there. "
+            f"This would have created the folder {missing}{' and the folders under it' if missing != parent else ''} "
+            f"and the file {path.name}; if the path is right, create the folder first (mkdir -p {parent}), "
+            "otherwise fix the URL")
 
 
 def explain(exc: BaseException, url: URL, writing: bool) -> StudyDatabaseError:
@@ -89,14 +161,35 @@ def explain(exc: BaseException, url: URL, writing: bool) -> StudyDatabaseError:
 class StudyDatabase:
     """One study database: engine, migrations, and transaction helpers with retries."""
 
-    def __init__(self, url: str | Path, *, migrate: bool = True, echo: bool = False) -> None:
+    def __init__(self, url: str | Path, *, migrate: bool = True, echo: bool = False, create: bool = True) -> None:
+        """Open (``create=True``: or create) the study database at ``url``.
+
+        With ``create=False`` the database must already exist and hold study tables; a missing
+        SQLite file is reported (naming the path) instead of being created. With ``create=True``
+        a new SQLite file may be made, but a missing folder is only created for sarviz's home.
+        """
         self.url = normalise_url(url)
+        check_location(self.url, create)
         self.engine = self._create_engine(self.url, echo)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
             bind=self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+        if not create:
+            self._require_study_schema()
         if migrate:
             self.migrate()
+
+    def _require_study_schema(self) -> None:
+        try:
+            version = self.schema_version()
+        except (OperationalError, DBAPIError) as exc:
+            self.engine.dispose()
+            raise explain(exc, self.url, writing=False) from None
+        if version == 0:
+            self.engine.dispose()
+            raise StudyDatabaseMissing(
+                f"{self.description} is not a sarviz study database (it has no study tables). Check the URL; "
+                "a study database is made by `sarviz study create` or the Study admin page's \"Create study\"")
 
     def __repr__(self) -> str:
         return f"StudyDatabase({describe_url(self.url)!r})"
@@ -108,8 +201,10 @@ class StudyDatabase:
     @staticmethod
     def _create_engine(url: URL, echo: bool) -> Engine:
         if url.get_backend_name() == "sqlite":
-            if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            path = sqlite_file(url)
+            if path is not None and not path.parent.exists():
+                # only reached for sarviz's own home folder (check_location refused the rest)
+                path.parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
 
             @event.listens_for(engine, "connect")

@@ -12,6 +12,17 @@ image — real chip, other generator, our model — goes through the same path:
    so pixel dimensions reveal nothing.
 3. It is re-encoded from bare pixels as PNG: no text/EXIF/ICC/time chunks, nothing but
    IHDR, IDAT and IEND. Names, tags and provenance stay in the database as hidden labels.
+
+Missing pixels look the same for every source: NaN/±inf in a GeoTIFF (nodata of a real
+chip, an embedding hole of a generated image) and transparent pixels of a PNG are all drawn
+as the same neutral mid-grey (:data:`MISSING_GREY`), never black for one source and grey for
+another.
+
+Resampling is a cue the pipeline cannot remove: a 120 px real chip upscaled to 512 px looks
+softer than a 512 px generated image. The pool keeps every item's native size as a hidden
+label, and :func:`native_size_warnings` tells the *owner* (pool status on the admin page and
+``sarviz study add-images``; never participants) when an item's native size differs from the
+other sources' by more than :data:`NATIVE_SIZE_RATIO_WARN`, so the pool can be rebalanced.
 """
 
 from __future__ import annotations
@@ -48,6 +59,22 @@ class DuplicateImage(PoolError):
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 LABELS_FILE = "labels.csv"
+#: display value of missing pixels for every source (8-bit mid-grey)
+MISSING_GREY = 128
+#: native sizes differing by more than this factor from the other sources' are flagged
+NATIVE_SIZE_RATIO_WARN = 1.5
+
+
+def _plain_error(exc: BaseException, name: str, temp_path: str | None = None) -> str:
+    """A library error as text for a person: object reprs and temporary paths become the file name."""
+    import re
+
+    text = str(exc).strip() or type(exc).__name__
+    # e.g. "cannot identify image file <_io.BytesIO object at 0x7f…>"
+    text = re.sub(r"<[^<>]*? at 0x[0-9a-fA-F]+>", repr(name), text)
+    if temp_path:
+        text = text.replace(temp_path, name)
+    return text
 
 
 @dataclass
@@ -95,8 +122,11 @@ class RenderedImage:
 
 # -- rendering ----------------------------------------------------------------------------
 def _stretch(db: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    a = np.nan_to_num(np.asarray(db, dtype=np.float32), nan=lo, posinf=hi, neginf=lo)
-    return (np.clip((a - lo) / (hi - lo), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    a = np.asarray(db, dtype=np.float32)
+    missing = ~np.isfinite(a)
+    out = (np.clip((np.where(missing, lo, a) - lo) / (hi - lo), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    out[missing] = MISSING_GREY  # the same neutral value for every source (see the module docstring)
+    return out
 
 
 def sar_to_picture(vv_db: np.ndarray, vh_db: np.ndarray | None, design: StudyDesign) -> Image.Image:
@@ -187,7 +217,7 @@ def _read_tiff_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None, Any]:
         vh, _, _ = band(path, "VH")
         return vv, vh, meta
     except RasterioError as exc:
-        raise CorruptImage(f"{path.name}: not a readable GeoTIFF ({exc})") from None
+        raise CorruptImage(f"{path.name}: not a readable GeoTIFF ({_plain_error(exc, path.name, str(path))})") from None
 
 
 def _descriptions(path: Path) -> tuple:
@@ -198,7 +228,7 @@ def _descriptions(path: Path) -> tuple:
         with rasterio.open(path) as src:
             return src.descriptions
     except RasterioError as exc:
-        raise CorruptImage(f"{path.name}: not a readable GeoTIFF ({exc})") from None
+        raise CorruptImage(f"{path.name}: not a readable GeoTIFF ({_plain_error(exc, path.name, str(path))})") from None
 
 
 def _center_latlon(meta: dict) -> tuple[float, float] | None:
@@ -245,14 +275,26 @@ def render_png_bytes(data: bytes, design: StudyDesign, name: str = "image") -> R
                 raise CorruptImage(f"{name}: expected a PNG image, found {img.format}")
             img.load()
             picture = ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise CorruptImage(f"{name}: not a readable PNG image ({exc})") from None
+    except UnidentifiedImageError:
+        raise CorruptImage(f"{name}: not a readable PNG image (the file is damaged or not an image)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CorruptImage(f"{name}: not a readable PNG image ({_plain_error(exc, name)})") from None
     if min(picture.size) < 8:
         raise CorruptImage(f"{name}: the image is only {picture.width}×{picture.height} pixels")
     if picture.mode in ("I;16", "I", "F"):
         arr = np.asarray(picture, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        picture = Image.fromarray(((arr - lo) / (hi - lo or 1) * 255).round().astype(np.uint8), mode="L")
+        finite = np.isfinite(arr)
+        if not finite.any():
+            raise CorruptImage(f"{name}: the image has no valid pixels")
+        lo, hi = float(arr[finite].min()), float(arr[finite].max())
+        grey = ((np.where(finite, arr, lo) - lo) / (hi - lo or 1) * 255).round().astype(np.uint8)
+        grey[~finite] = MISSING_GREY
+        picture = Image.fromarray(grey, mode="L")
+    if "A" in picture.getbands() or picture.mode == "P" and "transparency" in picture.info:
+        # Transparent = missing: composite over the same neutral grey that marks missing SAR pixels.
+        rgba = picture.convert("RGBA")
+        backdrop = Image.new("RGBA", rgba.size, (MISSING_GREY, MISSING_GREY, MISSING_GREY, 255))
+        picture = Image.alpha_composite(backdrop, rgba).convert("RGB")
     if design.render == "vv_gray":
         picture = picture.convert("RGB").getchannel("R") if picture.mode not in ("L",) else picture
     else:
@@ -272,8 +314,46 @@ def render_bytes(data: bytes, name: str, design: StudyDesign) -> RenderedImage:
             if p.suffix.lower() not in (".tif", ".tiff"):
                 p = p.with_suffix(".tif")
             p.write_bytes(data)
-            return render_file(p, design)
+            try:
+                return render_file(p, design)
+            except PoolError as exc:  # name the upload, not our temporary copy of it
+                raise type(exc)(_plain_error(exc, Path(name).name or "upload", str(p)).replace(
+                    p.name + ":", (Path(name).name or "upload") + ":", 1)) from None
     raise CorruptImage(f"{name}: not a GeoTIFF or PNG file (unrecognised content)")
+
+
+# -- blinding checks (owner only) -----------------------------------------------------------
+def native_size_warnings(items: Iterable[tuple[str, int | None]],
+                         ratio: float = NATIVE_SIZE_RATIO_WARN) -> list[str]:
+    """Warnings for the study owner when sources differ in native size.
+
+    ``items`` are (source, native side in px — the shorter side, which the square crop keeps).
+    For every source, items whose native side differs from the median of the *other* sources'
+    items by more than ``ratio`` are counted: resampled to the same display size they look
+    softer (upscaled) or crisper (downscaled), a cue that can unblind participants.
+    """
+    by_source: dict[str, list[int]] = {}
+    for source, side in items:
+        if side:
+            by_source.setdefault(source, []).append(int(side))
+    warnings = []
+    for source, sides in sorted(by_source.items(), key=lambda kv: SOURCES.index(kv[0]) if kv[0] in SOURCES else 99):
+        others = [x for s, xs in by_source.items() if s != source for x in xs]
+        if not others:
+            continue
+        ref = float(np.median(others))
+        off = [x for x in sides if max(x, ref) / min(x, ref) > ratio]
+        if not off:
+            continue
+        typical = int(np.median(off))
+        factor = max(typical, ref) / min(typical, ref)
+        look = "softer (upscaled more)" if typical < ref else "crisper (downscaled more)"
+        warnings.append(
+            f"{len(off)} of {len(sides)} {source} image(s) are natively about {typical} px, while the other sources' "
+            f"are about {ref:.0f} px ({factor:.1f}× different): resampled to the display size they look {look}, "
+            "which can reveal their source to participants. Pool images of similar native size (crop or resample "
+            "them to match) to keep the study blind.")
+    return warnings
 
 
 # -- folders ------------------------------------------------------------------------------

@@ -435,6 +435,17 @@ class OwnerAPI:
             return str(exc)
         return "ready"
 
+    def pool_warnings(self, code: str) -> list[str]:
+        """Owner-only blinding warnings about the pool (e.g. native sizes that differ by source)."""
+        study = self.study(code)
+        with self.db.read() as s:
+            rows = s.execute(select(Item.source, Item.provenance).where(Item.study_id == study.id)).all()
+        sides = []
+        for source, prov in rows:
+            h, w = (prov or {}).get("native_height"), (prov or {}).get("native_width")
+            sides.append((source, min(int(h), int(w)) if h and w else None))
+        return pool_mod.native_size_warnings(sides)
+
     # answers
     def answer_rows(self, code: str) -> list[dict[str, Any]]:
         """Every stored answer joined with the hidden labels (one row per answer)."""

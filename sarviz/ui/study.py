@@ -36,20 +36,49 @@ ZOOMS = (1.0, 1.5, 2.0, 3.0, 4.0)
 
 @st.cache_resource(show_spinner=False)
 def _database(url: str) -> StudyDatabase:
-    return StudyDatabase(url)
+    # Never creates a database: a mistyped SARVIZ_STUDY_DB is reported, not silently made.
+    return StudyDatabase(url, create=False)
+
+
+def study_db_url() -> str:
+    from sarviz.settings import Settings
+
+    return Settings.load().study_db
+
+
+def open_database() -> StudyDatabase:
+    """The app's existing study database; raises :class:`StudyError` (e.g. it does not exist)."""
+    return _database(study_db_url())
 
 
 def database() -> StudyDatabase:
     """The app's study database (migrated on first use); stops the page with a clear error."""
-    from sarviz.settings import Settings
-
-    url = Settings.load().study_db
     try:
-        return _database(url)
+        return open_database()
     except StudyError as exc:
         st.error(f"The study database is not available: {exc}")
         st.stop()
         raise  # unreachable: st.stop() ends the script run
+
+
+@st.cache_resource(show_spinner=False)
+def _interim_login_database() -> StudyDatabase:
+    # Until the study database exists there is nowhere to count failed owner logins, yet the
+    # owner must log in to create the first study: count them in a per-process SQLite file.
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="sarviz-owner-logins-"))
+    return StudyDatabase(f"sqlite:///{folder / 'owner_logins.sqlite'}", create=True)
+
+
+def _login_database() -> StudyDatabase:
+    from sarviz.study.db import StudyDatabaseMissing
+
+    try:
+        return open_database()
+    except StudyDatabaseMissing:
+        return _interim_login_database()
 
 
 # -- participant quiz --------------------------------------------------------------------
@@ -218,7 +247,7 @@ def owner_login_form(key: str = "owner_login") -> bool:
         submitted = st.form_submit_button("Log in")
     if submitted:
         try:
-            ok = OwnerAuth(database(), hashed).login(pw, _client_id())
+            ok = OwnerAuth(_login_database(), hashed).login(pw, _client_id())
         except LoginLocked as exc:
             st.error(str(exc))
             return False
@@ -236,12 +265,24 @@ def admin_page() -> None:
     st.title("Human-evaluation studies")
     if not owner_login_form("admin_login"):
         return
+    from sarviz.study.db import StudyDatabaseMissing
     from sarviz.study.service import OwnerAPI
 
-    owner = OwnerAPI(database())
     if st.sidebar.button("Log out"):
         st.session_state.pop("study_owner", None)
         st.rerun()
+    try:
+        owner = OwnerAPI(open_database())
+    except StudyDatabaseMissing as exc:
+        # The one place in the app that may make a new study database: the owner's first study.
+        st.warning(f"{exc}. Creating a study below makes a new database at that location.")
+        _new_study_form(lambda: OwnerAPI(StudyDatabase(study_db_url(), create=True)), first=True)
+        return
+    except StudyError as exc:
+        st.error(f"The study database is not available: {exc}")
+        return
+    if flash := st.session_state.pop("study_flash", None):
+        st.success(flash)
     studies = owner.studies()
     tab_studies, tab_pool, tab_results = st.tabs(["Studies", "Image pool", "Results"])
     with tab_studies:
@@ -262,8 +303,6 @@ def admin_page() -> None:
 
 
 def _studies_tab(owner, studies) -> None:  # noqa: ANN001
-    from sarviz.study.design import RENDER_MODES, StudyDesign, parse_ratio
-
     if studies:
         st.dataframe([{"code": s.code, "title": s.title, "open": s.is_open, "pool": owner.pool_status(s.code),
                        "participant link": f"Quiz?study={s.code}"} for s in studies], hide_index=True)
@@ -272,6 +311,12 @@ def _studies_tab(owner, studies) -> None:  # noqa: ANN001
             if st.button(f"{label} {s.code}", key=f"toggle_{s.code}"):
                 owner.set_open(s.code, not s.is_open)
                 st.rerun()
+    _new_study_form(lambda: owner)
+
+
+def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
+    from sarviz.study.design import RENDER_MODES, StudyDesign, parse_ratio
+
     with st.form("create_study"):
         st.subheader("New study")
         code = st.text_input("Code (used in the participant link)", placeholder="sar-realism-2026")
@@ -284,7 +329,12 @@ def _studies_tab(owner, studies) -> None:  # noqa: ANN001
         if st.form_submit_button("Create study", type="primary"):
             try:
                 design = StudyDesign(images_per_session=int(images), ratio=parse_ratio(ratio), render=render)
+                owner = get_owner()
                 owner.create_study(code, title, design)
+                if first:
+                    owner.db.dispose()  # the page reopens it as the app's (now existing) database
+                    st.session_state["study_flash"] = f"Created the study database and the study {code.strip().lower()}."
+                    st.rerun()
                 st.success(f"Created {code}. Participant link: …/Quiz?study={code.strip().lower()}")
             except StudyError as exc:
                 st.error(str(exc))
@@ -295,6 +345,8 @@ def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
 
     status = owner.pool_status(code)
     (st.success if status == "ready" else st.warning)("Pool ready for participants" if status == "ready" else status)
+    for warning in owner.pool_warnings(code):  # owner-only blinding checks (native sizes by source)
+        st.warning(warning, icon="⚠️")
     items = owner.items(code)
     if items:
         st.dataframe([{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon", "original_name")}
@@ -401,7 +453,11 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
         from sarviz.study.pool import ItemLabels
         from sarviz.study.service import OwnerAPI
 
-        owner = OwnerAPI(database())
+        try:
+            owner = OwnerAPI(open_database())
+        except StudyError as exc:  # the map page stays usable without a study database
+            st.info(f"{exc}")
+            return
         codes = [s.code for s in owner.studies()]
         if not codes:
             st.info("No studies yet: create one on the Study admin page.")
