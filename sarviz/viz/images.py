@@ -96,7 +96,7 @@ def colourbar_png(stretch: Stretch, width_px: int = 360, height_px: int = 70) ->
     fig.colorbar(matplotlib.cm.ScalarMappable(Normalize(stretch.lo, stretch.hi), stretch.cmap), cax=ax,
                  orientation="horizontal", label=stretch.label)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.04)  # keep the axis label inside
     plt.close(fig)
     return buf.getvalue()
 
