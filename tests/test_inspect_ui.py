@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -128,6 +129,34 @@ def test_zoom_window_stays_inside():
     assert zoom_window(64, 64, 4, 1.0, 0.0) == (0, 16, 48, 64)
     with pytest.raises(ValueError):
         zoom_window(64, 64, 0)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_swipe_map_uses_st_iframe_without_deprecation_warning(files):
+    """The swipe map is embedded with st.iframe (srcdoc), not the deprecated components.v1.html."""
+    # Streamlit logs its deprecation notices on this logger (and shows them in the app only
+    # with client.showErrorDetails = "full"), so listen to both.
+    logger = logging.getLogger("streamlit.deprecation_util")
+    records = _Records()
+    logger.addHandler(records)
+    try:
+        at = _run(files, with_real=True)
+    finally:
+        logger.removeHandler(records)
+    swipes = [el.proto for el in at.get("iframe") if "sarviz-swipe" in el.proto.srcdoc]
+    assert len(swipes) == 1
+    assert swipes[0].srcdoc.lstrip().lower().startswith("<!doctype html>")
+    assert not swipes[0].src  # the HTML is inline (srcdoc), nothing is fetched
+    notices = records.messages + [w.value for w in at.warning]
+    assert not [m for m in notices if "deprecat" in m.lower() or "will be removed" in m.lower()], notices
 
 
 def test_swipe_map_is_georeferenced():

@@ -108,6 +108,42 @@ def test_homogeneous_windows_avoid_edges():
     assert not np.isin(corners[:, 1], [48, 64]).any()
 
 
+
+def _emulator_speckle_db(looks: float, seed: int, shape=(512, 512)) -> np.ndarray:
+    """Sentinel-1-like speckle (gamma marginal, lag-1 correlation 0.64 / 0.62) in dB, mean 0 dB."""
+    from sarviz.emulator.speckle import SpeckleModel
+
+    return 10 * np.log10(SpeckleModel(enl=looks).sample(shape, np.random.default_rng(seed))[0])
+
+
+@pytest.mark.parametrize("looks", [1.0, 4.4, 10.0])
+def test_enl_recovers_known_looks_of_spatially_correlated_speckle(looks):
+    """Correlated speckle: the flattest windows are also the low-variance ones; selection must not favour them."""
+    result = sar.enl(_emulator_speckle_db(looks, seed=int(looks * 10)))
+    assert result.enl == pytest.approx(looks, rel=0.05)
+    # pure speckle is homogeneous everywhere: nearly every window is used
+    assert result.n_windows >= 0.9 * (512 // sar.ENL_WINDOW) ** 2
+
+
+def test_enl_of_a_scene_with_edges_and_stripes_is_that_of_its_homogeneous_speckle():
+    """Two halves 12 dB apart plus a band of 3 dB stripes (8 px wide) over correlated 4.4-look speckle."""
+    rows, cols = np.mgrid[:512, :512]
+    stripes = (rows >= 320) & ((cols // 8) % 2 == 1)
+    mean_db = np.where(cols < 256, -18.0, -6.0) + np.where(stripes, 3.0, 0.0)
+    db = mean_db + _emulator_speckle_db(4.4, seed=100)
+    result = sar.enl(db)
+    assert result.enl == pytest.approx(4.4, rel=0.05)
+    # no window straddles the 12 dB edge (columns 240–255 | 256–271); a 3 dB step is weaker
+    # against 4.4-look speckle, so a few stripe windows pass, but few enough not to matter
+    assert not np.isin(result.windows[:, 1], [240, 256]).any()
+    in_stripes = result.windows[:, 0] >= 320
+    assert in_stripes.sum() < 0.25 * 12 * 32  # of the 12 × 32 windows in the striped band
+    assert (~in_stripes).sum() > 0.85 * 20 * 30  # of the 20 × 30 plain windows off the edge
+    # for contrast: the same speckle without selection is depressed by the edge and the stripes
+    intensity = 10 ** (db / 10)
+    blocks = intensity.reshape(32, 16, 32, 16).swapaxes(1, 2).reshape(1024, -1)
+    assert 1 / np.mean(blocks.var(axis=1, ddof=1) / blocks.mean(axis=1) ** 2) < 0.9 * 4.4  # ≈ 3.7
+
 # -- GLCM ------------------------------------------------------------------------------------------
 def test_glcm_checkerboard_worked_by_hand():
     a, b = 3, 7

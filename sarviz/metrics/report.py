@@ -118,6 +118,8 @@ class MetricsReport:
                 "kl_bins": sar.KL_BINS, "kl_epsilon": sar.KL_EPSILON,
                 "glcm_levels": sar.GLCM_LEVELS, "glcm_distances": list(sar.GLCM_DISTANCES),
                 "glcm_angles_deg": list(sar.GLCM_ANGLES_DEG), "enl_window_px": sar.ENL_WINDOW,
+                "enl_smooth_sigma_px": sar.ENL_SMOOTH_SIGMA, "enl_score_quantile": sar.ENL_SCORE_QUANTILE,
+                "enl_score_factor": sar.ENL_SCORE_FACTOR,
                 "definitions": "docs/metrics.md",
             },
         }

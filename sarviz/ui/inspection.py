@@ -233,12 +233,12 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     with tabs[1]:
         if result is not None and real_available:
             mode = st.radio("Swipe display", DISPLAY_MODES, horizontal=True, key=f"{key}-swipe-mode")
-            import streamlit.components.v1 as components
-
             html = _cached(key, fp, f"swipe-{mode}", lambda: swipe_map_html(_real_result(scene), result, mode))
             st.caption("Left of the slider: real Sentinel-1; right: generated. Both georeferenced (Web Mercator), "
                        "no base map (offline). " + stretch_caption(mode))
-            components.html(html, height=540)
+            # st.iframe, not the deprecated components.v1.html (removal announced for 2026-06-01):
+            # the HTML string goes into the iframe's srcdoc, scripts (Leaflet, the slider) run.
+            st.iframe(html, height=540)
         else:
             st.info("The swipe map needs both a real Sentinel-1 image and a generated one on the same grid.")
     figures: dict[str, bytes] = {}
