@@ -379,3 +379,14 @@ def test_ui_panel_shows_errors_instead_of_raising(registry):
     assert not at.exception
     assert any("no AlphaEarth embedding" in e.value for e in at.error)
     assert at.session_state["returned"] is None
+
+
+def test_missing_embedding_pixels_stay_missing_in_the_output(registry):
+    """Where the embedding is NaN the model saw a filled-in condition: the output says so (NaN)."""
+    gen = registry.generator("tiny-sar")
+    scene = tiny_scene()
+    scene.embedding[:, :5, :7] = np.nan
+    result = gen.generate(scene, FP32)
+    assert np.isnan(result.vv_db[:5, :7]).all() and np.isnan(result.vh_db[:5, :7]).all()
+    assert np.isfinite(result.vv_db[5:, :]).all() and np.isfinite(result.vv_db[:, 7:]).all()
+    assert any("set missing" in n for n in result.provenance["notes"])

@@ -180,7 +180,8 @@ def build_condition(scene: Scene, spec: ConditionSpec | None = None, angle_deg: 
     if nan_fraction:
         # after the z-score, 0 is the block mean: the least informative fill value
         emb[nan] = 0.0
-        notes.append(f"{nan_fraction:.2%} of the embedding was missing and filled with the mean")
+        notes.append(f"{nan_fraction:.2%} of the embedding was missing: filled with the block mean for the "
+                     "condition; those output pixels are set missing (NaN)")
 
     angle_source, angle_mean = "unused", None
     angle_map = None

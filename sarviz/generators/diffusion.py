@@ -608,6 +608,12 @@ class DiffusionGenerator(Generator):
                 image = self._decode(loaded, latents)
                 elapsed = time.perf_counter() - t0
         vv, vh = self._to_db(image, scene.shape)
+        if scene.embedding is not None:
+            # where the embedding was missing the model saw a filled-in condition: those output
+            # pixels are not the model's answer for this place, so they stay missing (as in the emulator)
+            hole = ~np.isfinite(scene.embedding).all(axis=0)
+            vv[hole] = np.nan
+            vh[hole] = np.nan
         prov = base_provenance(
             self.model_id, scene, request,
             model_name=self.card.name, model_kind=KIND, weights_sha256=loaded.info["weights_sha256"],
