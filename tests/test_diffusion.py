@@ -390,3 +390,9 @@ def test_missing_embedding_pixels_stay_missing_in_the_output(registry):
     assert np.isnan(result.vv_db[:5, :7]).all() and np.isnan(result.vh_db[:5, :7]).all()
     assert np.isfinite(result.vv_db[5:, :]).all() and np.isfinite(result.vv_db[:, 7:]).all()
     assert any("set missing" in n for n in result.provenance["notes"])
+
+
+def test_off_scale_scene_is_flagged(registry):
+    """The tiny card makes 64 px images; a 24×40 px scene is stretched, and provenance says so."""
+    result = registry.generator("tiny-sar").generate(tiny_scene(), FP32)
+    assert any(n.startswith("scale:") for n in result.provenance["notes"])

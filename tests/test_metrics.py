@@ -369,3 +369,27 @@ def test_compare_reports_progress_for_every_metric_and_restores_torch_threads():
         for metric in ("KL divergence", "Mean/Std similarity", "SSIM", "FSIM", "ENL", "GLCM"):
             assert f"{pol}: {metric}" in {msg for _, _, msg in seen}
     assert torch.get_num_threads() == threads
+
+
+def test_linear_power_or_dn_files_are_refused_as_not_db(tmp_path):
+    import rasterio
+    from affine import Affine
+
+    from sarviz.metrics.report import MetricError, read_sar_file
+
+    rng = np.random.default_rng(0)
+    for name, data, msg in (("linear", rng.gamma(4.4, 0.1 / 4.4, (2, 64, 64)), "linear power"),
+                            ("dn", rng.uniform(50, 400, (2, 64, 64)), "does not look like backscatter in dB")):
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=2, dtype="float32",
+                           crs="EPSG:32633", transform=Affine(10, 0, 4e5, 0, -10, 5e6)) as dst:
+            dst.write(data.astype("float32"))
+            dst.descriptions = ("VV", "VH")
+        with pytest.raises(MetricError, match=msg):
+            read_sar_file(path, name)
+    db = tmp_path / "db.tif"
+    with rasterio.open(db, "w", driver="GTiff", width=64, height=64, count=2, dtype="float32",
+                       crs="EPSG:32633", transform=Affine(10, 0, 4e5, 0, -10, 5e6)) as dst:
+        dst.write(10 * np.log10(rng.gamma(4.4, 0.1 / 4.4, (2, 64, 64))).astype("float32"))
+        dst.descriptions = ("VV", "VH")
+    assert read_sar_file(db, "db").vv_db.shape == (64, 64)

@@ -625,8 +625,16 @@ class DiffusionGenerator(Generator):
             controlnet_conditioning_channels=cn_channels, lora=loaded.info["unet_lora"] is not None,
             seconds=round(elapsed, 2), **cond.provenance(),
         )
-        if cond.notes:
-            prov["notes"] = cond.notes
+        notes = list(cond.notes)
+        pixel_m, size = scene.pixel_size_m, self.spec.size
+        if abs(pixel_m - 10.0) > 2.5 or max(scene.shape) < 0.75 * size:
+            # the model learnt textures of 512×512 patches at 10 m; a stretched condition moves them
+            notes.append(f"scale: the scene is {scene.width}×{scene.height} px at ~{pixel_m:.0f} m, but the model "
+                         f"makes {size}×{size} px at 10 m; the generated texture is resampled "
+                         f"({size / max(scene.shape):.1f}× in size) — use a {size} px patch on the 10 m grid "
+                         "(`--grid utm --size 512`) for true-scale texture")
+        if notes:
+            prov["notes"] = notes
         return GenerationResult(vv_db=vv, vh_db=vh, crs=scene.crs, transform=scene.transform, provenance=prov)
 
     def _denoise(self, loaded: LoadedPipeline, cond: Condition, settings: dict[str, Any], seed: int,

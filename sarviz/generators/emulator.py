@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import numpy as np
 from scipy import special
@@ -111,6 +112,7 @@ class EmulatorGenerator(Generator):
     def generate(self, scene: Scene, request: GenerationRequest, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
         total = 3
+        started = time.perf_counter()
 
         def step(i: int, message: str) -> None:
             if cancel is not None and cancel.is_set():
@@ -142,6 +144,7 @@ class EmulatorGenerator(Generator):
                      "lag1_corr_y": self.speckle.lag1_corr_y, "pol_corr": self.speckle.pol_corr},
             median_to_mean_db=round(offset, 4), reference_angle_deg=self.model.reference_angle_deg,
             cos_power=self.model.cos_power, nan_pixels=int(np.isnan(out_vv).sum()), **angle_info,
+            seconds=round(time.perf_counter() - started, 3),
         )
         return GenerationResult(out_vv, out_vh, scene.crs, scene.transform, provenance)
 

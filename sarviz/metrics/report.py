@@ -329,13 +329,38 @@ def read_sar_file(source: Any, what: str = "file"):
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
             with MemoryFile(bytes(source)) as mem, mem.open() as src:
-                return from_dataset(src)
-        if not os.path.exists(source):
-            raise MetricError(f"{what}: {source} does not exist")
-        with rasterio.open(source) as src:
-            return from_dataset(src)
+                scene = from_dataset(src)
+        else:
+            if not os.path.exists(source):
+                raise MetricError(f"{what}: {source} does not exist")
+            with rasterio.open(source) as src:
+                scene = from_dataset(src)
     except RasterioIOError as exc:
         raise MetricError(f"{what}: not a readable GeoTIFF ({exc})") from None
+    for pol, arr in (("VV", scene.vv_db), ("VH", scene.vh_db)):
+        check_looks_like_db(arr, f"{what} {pol}")
+    return scene
+
+
+def check_looks_like_db(arr: np.ndarray | None, what: str) -> None:
+    """Refuse SAR values that are plainly not backscatter in dB (linear power, or DN).
+
+    Land and water backscatter in dB has its median far below 0 dB (about −25 to −5 dB);
+    linear power is non-negative with a median well below 1, and digital numbers run to
+    hundreds. Comparing such a file as if it were dB would give meaningless metrics.
+    """
+    if arr is None:
+        return
+    values = arr[np.isfinite(arr)]
+    if values.size < 16:
+        return
+    median = float(np.median(values))
+    if median > 5.0:
+        raise MetricError(f"{what}: median {median:.3g} does not look like backscatter in dB (digital numbers or "
+                          "amplitude?); convert to σ⁰ in dB first")
+    if (values >= 0).mean() > 0.99 and median < 1.5:
+        raise MetricError(f"{what}: all values are ≥ 0 with median {median:.3g}: this looks like linear power, "
+                          "not dB; convert with 10·log10(σ⁰) first")
 
 
 def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):

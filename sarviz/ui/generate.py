@@ -191,7 +191,8 @@ def _render(scene: Scene, key: str) -> None:
         bar.empty()
         st.error(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).")
         return
-    bar.progress(1.0, text=f"done in {result.provenance.get('seconds', '?')} s")
+    seconds = result.provenance.get("seconds")
+    bar.progress(1.0, text="done" + (f" in {seconds} s" if seconds is not None else ""))
     st.session_state[f"{key}_result"] = (scene_fingerprint(scene), result)
 
 
@@ -200,6 +201,8 @@ def _render_result(result: GenerationResult, key: str) -> None:
     st.caption(f"{prov.get('model_id')} · seed {prov.get('seed')}"
                + (f" · {prov.get('steps')} steps · {prov.get('device')}/{prov.get('dtype')}" if "steps" in prov else "")
                + (f" · {prov.get('seconds')} s" if "seconds" in prov else ""))
+    for note in prov.get("notes", []):
+        st.warning(note)
     stem = f"synthetic_{prov.get('scene_id', 'scene')}_{prov.get('model_id', 'model')}_seed{prov.get('seed', 0)}"
     c1, c2 = st.columns(2)
     c1.download_button("GeoTIFF (VV, VH dB)", data=result.geotiff_bytes(), file_name=f"{stem}.tif",
