@@ -393,3 +393,76 @@ def test_linear_power_or_dn_files_are_refused_as_not_db(tmp_path):
         dst.write(10 * np.log10(rng.gamma(4.4, 0.1 / 4.4, (2, 64, 64))).astype("float32"))
         dst.descriptions = ("VV", "VH")
     assert read_sar_file(db, "db").vv_db.shape == (64, 64)
+
+
+def _report_arrays_equal(a, b) -> None:
+    """Every number of two reports, including the arrays the JSON does not carry."""
+    assert a.to_dict() == b.to_dict()
+    for pol in ("VV", "VH"):
+        ma, mb = a[pol], b[pol]
+        assert (ma.kl is None) == (mb.kl is None)
+        if ma.kl is not None:
+            np.testing.assert_array_equal(ma.kl.p_real, mb.kl.p_real)
+            np.testing.assert_array_equal(ma.kl.q_generated, mb.kl.q_generated)
+        np.testing.assert_array_equal(ma.enl_generated.windows, mb.enl_generated.windows)
+        for feat in sar.GLCM_FEATURES:
+            np.testing.assert_array_equal(ma.glcm_generated[feat], mb.glcm_generated[feat])
+
+
+def test_inspect_all_gives_the_numbers_and_figures_of_the_sequential_path():
+    from sarviz.metrics.report import PANELS, inspect_all
+    from sarviz.viz import panels
+
+    vv, vh = speckled_scene_db(shape=(80, 72), seed=3)
+    gv, gh = speckled_scene_db(shape=(80, 72), seed=4, looks=2.0, offset_db=1.5)
+    gh[5:15, 20:40] = np.nan
+    emb = np.random.default_rng(5).normal(size=(16, 80, 72)).astype(np.float32)
+    for real_vv, real_vh, embedding in ((vv, vh, emb), (None, None, None)):
+        sequential = compare(real_vv, real_vh, gv, gh)
+        report, figures = inspect_all(real_vv, real_vh, gv, gh, embedding=embedding)
+        _report_arrays_equal(report, sequential)
+        assert report.real_available == (real_vv is not None)
+        assert set(figures) == set(PANELS)
+        assert figures["histograms"] == panels.histogram_png(sequential)
+        assert figures["glcm"] == panels.glcm_png(sequential)
+        assert figures["embedding"] == panels.embedding_png(embedding)
+
+
+def test_inspect_all_refuses_bad_input_like_compare_and_reports_progress_from_the_caller_thread():
+    import threading
+
+    import torch
+
+    from sarviz.metrics.report import inspect_all
+
+    vv, vh = speckled_scene_db(shape=(64, 64))
+    with pytest.raises(MetricError, match="differ in size"):
+        inspect_all(vv, vh, vv[:48], vh[:48])
+    with pytest.raises(MetricError, match="constant"):
+        inspect_all(vv, vh, vv, np.full_like(vh, -12.0))
+    with pytest.raises(MetricError, match="both VV and VH"):
+        inspect_all(vv, None, vv, vh)
+    seen: list[tuple[int, int, str, str]] = []
+    threads = torch.get_num_threads()
+    inspect_all(vv, vh, vv + 0.5, vh - 0.5,
+                progress=lambda i, n, msg: seen.append((i, n, msg, threading.current_thread().name)))
+    total = seen[0][1]
+    assert [s for s, *_ in seen] == list(range(1, total + 1)) and {n for _, n, _, _ in seen} == {total}
+    assert {name for *_, name in seen} == {threading.current_thread().name}
+    messages = {msg for _, _, msg, _ in seen}
+    assert {"FSIM", "histogram panel", "GLCM panel", "embedding panel", "VH: SSIM"} <= messages
+    assert torch.get_num_threads() == threads
+
+
+def test_inspect_results_checks_grids_like_compare_results():
+    from sarviz.metrics.report import inspect_results
+
+    vv, vh = speckled_scene_db(shape=(64, 64))
+    real = result_from(vv, vh)
+    generated = result_from(vv + 1.0, vh - 1.0)
+    report, figures = inspect_results(real, generated)
+    assert report.to_dict() == compare_results(real, generated).to_dict()
+    assert figures["histograms"][:8] == b"\x89PNG\r\n\x1a\n"
+    shifted = result_from(vv, vh, transform=GRID @ Affine.translation(3, 0))
+    with pytest.raises(MetricError, match="different grids"):
+        inspect_results(real, shifted)

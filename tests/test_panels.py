@@ -125,3 +125,49 @@ def test_panels_are_independent_figures_built_from_a_cached_skeleton(reports):
     assert panels.figure_png(panels.glcm_panel(full)) == first
     emb = np.random.default_rng(3).normal(size=(16, 40, 40)).astype(np.float32)
     assert panels.figure_png(panels.embedding_panel(emb)) == panels.figure_png(panels.embedding_panel(emb))
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_fast_pngs_are_the_pictures_of_the_panels(reports):
+    """histogram_png / glcm_png / embedding_png blit a cached background, reuse figures and
+    a renderer: the pixels must be exactly those of drawing the panel figure anew."""
+    full, gen_only = reports
+    emb = np.random.default_rng(4).normal(size=(16, 40, 40)).astype(np.float32)
+    # (fast PNG, panel, argument, another argument drawn in between)
+    cases = [(panels.histogram_png, panels.histogram_panel, full, gen_only),
+             (panels.histogram_png, panels.histogram_panel, gen_only, full),
+             (panels.glcm_png, panels.glcm_panel, full, gen_only),
+             (panels.glcm_png, panels.glcm_panel, gen_only, full),
+             (panels.embedding_png, panels.embedding_panel, emb, emb[:, :32]),
+             (panels.embedding_png, panels.embedding_panel, None, emb)]
+    for fast, panel, arg, other in cases:
+        first = fast(arg)
+        assert _png_size(first) == _png_size(panels.figure_png(panel(arg)))
+        np.testing.assert_array_equal(_pixels(first), _pixels(panels.figure_png(panel(arg))))
+        fast(other)  # a reused figure (after drawing other data on it) draws exactly like a new one
+        assert fast(arg) == first
+
+
+def test_reused_panel_figures_keep_nothing_from_earlier_data(reports):
+    full, gen_only = reports
+    vv, vh = speckled_scene_db(seed=7)
+    other = compare(vv + 6.0, vh + 6.0, vv - 4.0, vh)  # other y ranges, other legends
+    for fast, panel in ((panels.histogram_png, panels.histogram_panel), (panels.glcm_png, panels.glcm_panel)):
+        fast(other)
+        np.testing.assert_array_equal(_pixels(fast(full)), _pixels(panels.figure_png(panel(full))))
+        fast(full)
+        np.testing.assert_array_equal(_pixels(fast(other)), _pixels(panels.figure_png(panel(other))))
+
+
+def test_embedding_pca_linear_algebra_matches_numpy():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(64, 500)).astype(np.float32)
+    cov = np.cov(a.astype(np.float64))
+    eigval, eigvec = panels._eigh(cov)
+    ref_val, ref_vec = np.linalg.eigh(cov)
+    np.testing.assert_allclose(eigval, ref_val, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.abs(eigvec[:, -3:]), np.abs(ref_vec[:, -3:]), atol=1e-8)
+    np.testing.assert_allclose(panels._matmul(a[:3], a.T), a[:3] @ a.T, rtol=1e-4, atol=1e-4)

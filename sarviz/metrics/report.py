@@ -186,6 +186,55 @@ class MetricsReport:
 
 
 # -- entry points ------------------------------------------------------------------------------
+def _validated(real_vv, real_vh, gen_vv, gen_vh) -> tuple[dict[str, Any], dict[str, sar.PreparedPair], dict[str, np.ndarray]]:
+    """Validate every image before any work: a bad VH is reported before any work on VV."""
+    if (real_vv is None) != (real_vh is None):
+        raise MetricError("the real image needs both VV and VH (or neither, for a generated-only report)")
+    inputs = {"VV": (real_vv, gen_vv), "VH": (real_vh, gen_vh)}
+    pairs: dict[str, sar.PreparedPair] = {}
+    gens: dict[str, np.ndarray] = {}
+    for pol, (real_db, gen_db) in inputs.items():
+        if real_db is not None:
+            pairs[pol] = sar.prepare_pair(real_db, gen_db, pol)
+            gens[pol] = pairs[pol].gen
+        else:
+            gens[pol] = sar.check_image(gen_db, f"generated {pol} image")
+    return inputs, pairs, gens
+
+
+def _metrics_but_fsim(pol: str, pair: sar.PreparedPair | None, gen: np.ndarray,
+                      tick: Callable[[str], None]) -> PolarisationMetrics:
+    """Every metric of one polarisation but FSIM (filled in by the caller); ``pair`` None → generated-only."""
+    real = pair.real if pair is not None else None
+    kl, sat_gen = _kl_of(pair, gen)
+    tick(f"{pol}: KL divergence")
+    mean_diff, std_diff = sar.mean_std_similarity_prepared(pair) if pair is not None else (None, None)
+    tick(f"{pol}: Mean/Std similarity")
+    ssim_v = sar.ssim_prepared(pair) if pair is not None else None
+    tick(f"{pol}: SSIM")
+    enl_real = sar.enl_checked(real) if real is not None else None
+    enl_gen = sar.enl_checked(gen)
+    tick(f"{pol}: ENL")
+    glcm_real, glcm_gen = _glcm_of(pair, gen, pol)
+    tick(f"{pol}: GLCM")
+    return PolarisationMetrics(pol, real, gen, kl, mean_diff, std_diff, ssim_v, None, enl_real, enl_gen,
+                               glcm_real, glcm_gen, sat_gen)
+
+
+def _glcm_of(pair: sar.PreparedPair | None, gen: np.ndarray, pol: str):
+    glcm_real = sar.glcm_features_unit(pair.real_unit) if pair is not None else None
+    glcm_gen = sar.glcm_features_unit(pair.gen_unit if pair is not None else sar.db_to_unit(gen, pol))
+    return glcm_real, glcm_gen
+
+
+def _kl_of(pair: sar.PreparedPair | None, gen: np.ndarray) -> tuple[sar.KLResult | None, float]:
+    """KL (None without a real image) and the generated image's saturated fraction."""
+    if pair is not None:
+        kl = sar.kl_divergence_prepared(pair)
+        return kl, kl.saturated_generated
+    return None, float((sar.normalised_amplitude(gen)[0] >= 1.0).mean())
+
+
 def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
             progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None) -> MetricsReport:
     """All metrics for VV and VH (dB arrays on one grid). ``real_*`` None → generated-only.
@@ -194,12 +243,11 @@ def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.n
     half of the work) runs in a worker thread while this thread computes the others
     (numpy, scipy and scikit-image, which release the GIL too): on two free cores the
     report takes about the time of the slower half, on a busy core no longer than before.
+    :func:`inspect_all` also draws the figures meanwhile.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    if (real_vv is None) != (real_vh is None):
-        raise MetricError("the real image needs both VV and VH (or neither, for a generated-only report)")
-    inputs = {"VV": (real_vv, gen_vv), "VH": (real_vh, gen_vh)}
+    inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh)
     steps = 6 * len(inputs)
     step = 0
 
@@ -209,45 +257,83 @@ def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.n
         if progress:
             progress(step, steps, message)
 
-    # validate everything first: a bad VH is reported before any work is done on VV
-    pairs: dict[str, sar.PreparedPair] = {}
-    gens: dict[str, np.ndarray] = {}
-    for pol, (real_db, gen_db) in inputs.items():
-        if real_db is not None:
-            pairs[pol] = sar.prepare_pair(real_db, gen_db, pol)
-            gens[pol] = pairs[pol].gen
-        else:
-            gens[pol] = sar.check_image(gen_db, f"generated {pol} image")
-
     pols: dict[str, PolarisationMetrics] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarviz-fsim") as pool:
         fsim_future = pool.submit(sar.fsim_prepared, list(pairs.values())) if pairs else None
         for pol in inputs:
-            pair, gen = pairs.get(pol), gens[pol]
-            real = pair.real if pair is not None else None
-            kl = sar.kl_divergence_prepared(pair) if pair is not None else None
-            tick(f"{pol}: KL divergence")
-            mean_diff, std_diff = sar.mean_std_similarity_prepared(pair) if pair is not None else (None, None)
-            tick(f"{pol}: Mean/Std similarity")
-            ssim_v = sar.ssim_prepared(pair) if pair is not None else None
-            tick(f"{pol}: SSIM")
-            enl_real = sar.enl_checked(real) if real is not None else None
-            enl_gen = sar.enl_checked(gen)
-            tick(f"{pol}: ENL")
-            glcm_real = sar.glcm_features_unit(pair.real_unit) if pair is not None else None
-            glcm_gen = sar.glcm_features_unit(pair.gen_unit if pair is not None else sar.db_to_unit(gen, pol))
-            tick(f"{pol}: GLCM")
-            if kl is not None:
-                sat_gen = kl.saturated_generated
-            else:
-                sat_gen = float((sar.normalised_amplitude(gen)[0] >= 1.0).mean())
-            pols[pol] = PolarisationMetrics(pol, real, gen, kl, mean_diff, std_diff, ssim_v, None, enl_real, enl_gen,
-                                            glcm_real, glcm_gen, sat_gen)
+            pols[pol] = _metrics_but_fsim(pol, pairs.get(pol), gens[pol], tick)
         fsim_values = dict(zip(pairs, fsim_future.result())) if fsim_future is not None else {}
     for pol in inputs:
         pols[pol].fsim = fsim_values.get(pol)
         tick(f"{pol}: FSIM")
     return MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])})
+
+
+#: the figures :func:`inspect_all` draws, by name
+PANELS: tuple[str, ...] = ("histograms", "glcm", "embedding")
+
+
+def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
+                embedding: np.ndarray | None = None, progress: ProgressCallback | None = None,
+                grid: dict[str, Any] | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
+    """:func:`compare` and the three inspection figures as PNG bytes, in one call.
+
+    Returns the report (the same numbers as :func:`compare`) and ``{"histograms": …,
+    "glcm": …, "embedding": …}``, byte for byte the PNGs of
+    :func:`sarviz.viz.panels.histogram_png`, :func:`~sarviz.viz.panels.glcm_png` and
+    :func:`~sarviz.viz.panels.embedding_png` (which says so when ``embedding`` is None).
+
+    Schedule (measured, see ``benchmarks/bench_metrics.py``): one worker thread computes
+    the embedding's PCA and then FSIM while this thread computes the other metrics — both
+    sides mostly run in numpy/scipy/scikit-image/torch code that releases the GIL, so they
+    share two cores well. Then this thread draws the figures, and the worker PNG-encodes
+    each one (Pillow releases the GIL) while the next is drawn. Drawing the figures *while*
+    the metrics run was measured too and was no faster: matplotlib holds the GIL, and a
+    metric thread waiting for it after each of its hundreds of numpy/torch calls ran
+    2–3× slower. ``progress`` is called from this thread only (Streamlit elements cannot be
+    updated from other threads).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sarviz.viz import panels
+
+    inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh)
+    steps = 5 * len(inputs) + 1 + len(PANELS)
+    step = 0
+
+    def tick(message: str) -> None:
+        nonlocal step
+        step += 1
+        if progress:
+            progress(step, steps, message)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarviz-inspect") as pool:
+        view_future = pool.submit(panels.embedding_view, embedding) if embedding is not None else None
+        fsim_future = pool.submit(sar.fsim_prepared, list(pairs.values())) if pairs else None
+        try:
+            pols: dict[str, PolarisationMetrics] = {}
+            for pol in inputs:
+                pols[pol] = _metrics_but_fsim(pol, pairs.get(pol), gens[pol], tick)
+            report = MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])})
+            # FSIM appears in neither figure: draw first, fill FSIM in when it is done
+            encoded = {"glcm": pool.submit(panels.encode_png, panels.glcm_rgb(report))}
+            tick("GLCM panel")
+            encoded["histograms"] = pool.submit(panels.encode_png, panels.histogram_rgb(report))
+            tick("histogram panel")
+            view = view_future.result() if view_future is not None else None
+            encoded["embedding"] = pool.submit(panels.encode_png, panels.embedding_rgb(embedding, view=view))
+            tick("embedding panel")
+            fsim_values = dict(zip(pairs, fsim_future.result())) if fsim_future is not None else {}
+            for pol in inputs:
+                pols[pol].fsim = fsim_values.get(pol)
+            tick("FSIM")
+            figures = {name: encoded[name].result() for name in PANELS}
+        except BaseException:
+            for future in (fsim_future, view_future):
+                if future is not None:
+                    future.cancel()
+            raise
+    return report, figures
 
 
 def _grid_of(obj: Any) -> tuple[Any, Any, int, int]:
@@ -271,19 +357,32 @@ def check_same_grid(real: Any, generated: Any, tolerance_px: float = 0.01) -> No
                           f"or sized {abs(g_tf.a):g} vs {abs(r_tf.a):g} CRS units; resample one onto the other first")
 
 
-def compare_results(real: Any | None, generated: Any, progress: ProgressCallback | None = None) -> MetricsReport:
-    """Compare a generated image with the real S1 of a scene (or a real GeoTIFF read as a result).
-
-    ``real`` may be a :class:`~sarviz.scene.Scene` (its VV/VH are used; a scene without
-    them gives a generated-only report), a :class:`GenerationResult`, or None.
-    """
+def _real_sar_and_grid(real: Any | None, generated: Any) -> tuple[Any, Any, dict[str, Any]]:
     real_vv = real_vh = None
     if real is not None and getattr(real, "vv_db", None) is not None and getattr(real, "vh_db", None) is not None:
         check_same_grid(real, generated)
         real_vv, real_vh = real.vv_db, real.vh_db
     grid = {"crs": generated.crs.to_string(), "transform": list(generated.transform)[:6],
             "width": generated.width, "height": generated.height}
+    return real_vv, real_vh, grid
+
+
+def compare_results(real: Any | None, generated: Any, progress: ProgressCallback | None = None) -> MetricsReport:
+    """Compare a generated image with the real S1 of a scene (or a real GeoTIFF read as a result).
+
+    ``real`` may be a :class:`~sarviz.scene.Scene` (its VV/VH are used; a scene without
+    them gives a generated-only report), a :class:`GenerationResult`, or None.
+    """
+    real_vv, real_vh, grid = _real_sar_and_grid(real, generated)
     return compare(real_vv, real_vh, generated.vv_db, generated.vh_db, progress=progress, grid=grid)
+
+
+def inspect_results(real: Any | None, generated: Any, embedding: np.ndarray | None = None,
+                    progress: ProgressCallback | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
+    """:func:`compare_results` and the figures, computed together (see :func:`inspect_all`)."""
+    real_vv, real_vh, grid = _real_sar_and_grid(real, generated)
+    return inspect_all(real_vv, real_vh, generated.vv_db, generated.vh_db, embedding=embedding, progress=progress,
+                       grid=grid)
 
 
 # -- files -------------------------------------------------------------------------------------------
