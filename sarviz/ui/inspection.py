@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,21 @@ _SWIPE_JS = """
   map.on('move zoom zoomend moveend resize', clip);
   top.on('load', clip);
   setTimeout(clip, 0);
+  // Streamlit builds the iframe inside a tab that is hidden until it is opened, so Leaflet
+  // first sees a 0×0 container and its fitBounds ends at zoom 0, where the overlays are
+  // 0 px wide. Once the container has a size, re-measure it and fit the scene once more
+  // (only the first time: later resizes keep the user's own pan and zoom).
+  var fitTo = {{ this.fit_bounds_json }};
+  var fitted = false;
+  function sizeChanged() {
+    var c = map.getContainer();
+    if (!c.clientWidth || !c.clientHeight) { return; }
+    map.invalidateSize({animate: false});
+    if (!fitted) { map.fitBounds(fitTo, {animate: false}); fitted = true; }
+    clip();
+  }
+  if (window.ResizeObserver) { new ResizeObserver(sizeChanged).observe(map.getContainer()); }
+  window.addEventListener('resize', sizeChanged);
 })();
 {% endmacro %}
 """
@@ -158,6 +174,7 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
     swipe = MacroElement()
     swipe._template = Template(_SWIPE_JS)
     swipe.top_layer = overlays[1].get_name()
+    swipe.fit_bounds_json = json.dumps(bounds)
     swipe.left_label, swipe.right_label = "real Sentinel-1", "generated"
     fmap.add_child(swipe)
     folium.LayerControl(collapsed=False).add_to(fmap)
