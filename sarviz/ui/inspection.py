@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.metrics.report import (MetricError, MetricsReport, check_same_grid, compare_results, read_sar_file,
+from sarviz.metrics.report import (MetricError, MetricsReport, check_same_grid, inspect_results, read_sar_file,
                                    scene_sar_as_result)
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
@@ -229,17 +229,20 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     fp = fingerprint(scene.vv_db if real_available else None, scene.vh_db if real_available else None,
                      None if result is None else result.vv_db, None if result is None else result.vh_db)
     report: MetricsReport | None = None
+    emb_fp = fingerprint(scene.embedding)
+    panel_pngs: dict[str, bytes] = {}
     if result is not None:
-        def build_report():
-            bar = st.progress(0.0, text="computing metrics…")
+        def build_inspection():
+            # metrics and figures together: FSIM and the embedding PCA overlap the other metrics
+            bar = st.progress(0.0, text="computing metrics and figures…")
             try:
-                return compare_results(scene if real_available else None, result,
-                                       progress=lambda i, n, msg: bar.progress(i / n, text=msg))
+                return inspect_results(scene if real_available else None, result, embedding=scene.embedding,
+                                       progress=lambda i, n, msg: bar.progress(min(i / n, 1.0), text=msg))
             finally:
                 bar.empty()
 
         try:
-            report = _cached(key, fp, "report", build_report)
+            report, panel_pngs = _cached(key, fp + emb_fp, "inspection", build_inspection)
         except MetricError as exc:
             st.error(f"Metrics cannot be computed: {exc}")
 
@@ -261,20 +264,19 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     figures: dict[str, bytes] = {}
     with tabs[2]:
         if report is not None:
-            figures["histograms"] = _cached(key, fp, "fig-hist", lambda: panels.figure_png(panels.histogram_panel(report)))
+            figures["histograms"] = panel_pngs.get("histograms") or panels.histogram_png(report)
             st.image(figures["histograms"], width="stretch")
         else:
             st.info("Distributions need a generated image.")
     with tabs[3]:
         if report is not None:
-            figures["glcm"] = _cached(key, fp, "fig-glcm", lambda: panels.figure_png(panels.glcm_panel(report)))
+            figures["glcm"] = panel_pngs.get("glcm") or panels.glcm_png(report)
             st.image(figures["glcm"], width="stretch")
         else:
             st.info("Texture features need a generated image.")
     with tabs[4]:
-        emb_fp = fingerprint(scene.embedding)
-        figures["embedding"] = _cached(key, fp + emb_fp, "fig-emb",
-                                       lambda: panels.figure_png(panels.embedding_panel(scene.embedding)))
+        figures["embedding"] = panel_pngs.get("embedding") or _cached(
+            key, fp + emb_fp, "fig-emb", lambda: panels.embedding_png(scene.embedding))
         if scene.embedding is None:
             st.info("This scene has no AlphaEarth embedding layer.")
         else:
