@@ -33,6 +33,11 @@ class Settings:
     device: str = "auto"
     #: network timeout for remote sources, seconds
     network_timeout: float = 20.0
+    #: the AlphaEarth Zarr mosaic the public source reads ("" = the published one); a local
+    #: mirror path or another URL works too
+    public_aef_url: str = ""
+    #: the STAC API for Sentinel-1/-2 of the public source ("" = the Planetary Computer)
+    public_stac_url: str = ""
 
     @classmethod
     def load(cls, config_file: Path | None = None) -> "Settings":

@@ -146,7 +146,9 @@ class SourceChain:
             else:
                 from sarviz.sources.public import PublicSource
 
-                sources.append(PublicSource(timeout=settings.network_timeout, **public_options))
+                mirrors = {k: v for k, v in (("aef_url", settings.public_aef_url),
+                                             ("stac_url", settings.public_stac_url)) if v}
+                sources.append(PublicSource(timeout=settings.network_timeout, **{**mirrors, **public_options}))
         return cls(sources, cache_folder=settings.scenes, skipped=skipped)
 
     def get_scene(self, lat: float, lon: float, size_px: int = 512, year: int | None = None,

@@ -47,12 +47,12 @@ def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reaso
         except SceneError as exc:  # SourceError and subclasses: the message names layer and service
             bar.empty()
             st.error("Fetching failed: no source could deliver this place.")
-            st.code(str(exc), language=None)  # one line a layer and service
+            st.code(str(exc), language=None, wrap_lines=True)  # one line a layer and service
             return fetched_scene(lat, lon, size_px)
         bar.empty()
         st.session_state.fetched = ((round(lat, 6), round(lon, 6), size_px), result.scene)
         st.session_state.fetch_report = result.summary_lines()
     if st.session_state.get("fetch_report") and fetched_scene(lat, lon, size_px) is not None:
         with st.expander("Fetch report", expanded=True):
-            st.code("\n".join(st.session_state.fetch_report), language=None)
+            st.code("\n".join(st.session_state.fetch_report), language=None, wrap_lines=True)
     return fetched_scene(lat, lon, size_px)
