@@ -235,6 +235,19 @@ def _kl_of(pair: sar.PreparedPair | None, gen: np.ndarray) -> tuple[sar.KLResult
     return None, float((sar.normalised_amplitude(gen)[0] >= 1.0).mean())
 
 
+
+def _ticker(progress: ProgressCallback | None, steps: int):
+    """A callable that reports the next of ``steps`` units of work to ``progress``."""
+    count = 0
+
+    def tick(message: str) -> None:
+        nonlocal count
+        count += 1
+        if progress:
+            progress(count, steps, message)
+
+    return tick
+
 def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
             progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None) -> MetricsReport:
     """All metrics for VV and VH (dB arrays on one grid). ``real_*`` None → generated-only.
@@ -248,14 +261,7 @@ def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.n
     from concurrent.futures import ThreadPoolExecutor
 
     inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh)
-    steps = 6 * len(inputs)
-    step = 0
-
-    def tick(message: str) -> None:
-        nonlocal step
-        step += 1
-        if progress:
-            progress(step, steps, message)
+    tick = _ticker(progress, 6 * len(inputs))
 
     pols: dict[str, PolarisationMetrics] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarviz-fsim") as pool:
@@ -298,14 +304,7 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
     from sarviz.viz import panels
 
     inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh)
-    steps = 5 * len(inputs) + 1 + len(PANELS)
-    step = 0
-
-    def tick(message: str) -> None:
-        nonlocal step
-        step += 1
-        if progress:
-            progress(step, steps, message)
+    tick = _ticker(progress, 5 * len(inputs) + 1 + len(PANELS))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarviz-inspect") as pool:
         view_future = pool.submit(panels.embedding_view, embedding) if embedding is not None else None

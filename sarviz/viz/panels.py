@@ -262,7 +262,12 @@ def histogram_png(report: MetricsReport) -> bytes:
 
 def histogram_rgb(report: MetricsReport) -> np.ndarray:
     """Pixels of :func:`histogram_png` (before PNG encoding)."""
-    fig, layout = _histogram_figure(report, reuse=True)
+    return _reused_rgb(_histogram_figure, report)
+
+
+def _reused_rgb(build, report: MetricsReport) -> np.ndarray:
+    """Draw ``build(report)`` on a recycled figure and return its pixels."""
+    fig, layout = build(report, reuse=True)
     rgb = _render_rgb(fig, layout)
     _recycle(fig, layout)
     return rgb
@@ -334,10 +339,7 @@ def glcm_png(report: MetricsReport) -> bytes:
 
 def glcm_rgb(report: MetricsReport) -> np.ndarray:
     """Pixels of :func:`glcm_png` (before PNG encoding)."""
-    fig, layout = _glcm_figure(report, reuse=True)
-    rgb = _render_rgb(fig, layout)
-    _recycle(fig, layout)
-    return rgb
+    return _reused_rgb(_glcm_figure, report)
 
 
 def _glcm_figure(report: MetricsReport, reuse: bool = False) -> tuple[Figure, _Layout]:
