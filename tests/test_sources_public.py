@@ -401,3 +401,16 @@ def test_settling_cancels_only_the_failed_stores_reads():
     assert mine.cancelled()
     assert not theirs.done()
     loop.call_soon_threadsafe(theirs.cancel)
+
+
+def test_error_classification_ignores_ports_and_urls():
+    """A port like :40329 or a URL path with 429 in it is not an HTTP status (a flaky-test find)."""
+    from sarviz.sources.base import SourceAuthError, SourceQuotaError, SourceUnavailable
+    from sarviz.sources.public import classify_error
+
+    refused = ConnectionRefusedError("Cannot connect to host 127.0.0.1:40329 ssl:default [Connect call failed]")
+    assert type(classify_error(refused, "S3", "embedding")) is SourceUnavailable
+    url = OSError("Connection refused: http://127.0.0.1:1429/search?x=4011")
+    assert type(classify_error(url, "STAC", "S1")) is SourceUnavailable
+    assert type(classify_error(RuntimeError("HTTP 403 Forbidden"), "STAC", "S1")) is SourceAuthError
+    assert type(classify_error(RuntimeError("status 429: Too Many Requests"), "STAC", "S1")) is SourceQuotaError

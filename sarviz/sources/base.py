@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -270,3 +271,14 @@ __all__ = [
     "LayerReport", "NoDataHere", "Source", "SourceAuthError", "SourceError", "SourceNotConfigured",
     "SourceQuotaError", "SourceResult", "SourceTimeout", "SourceUnavailable", "layer_label", "scale_progress",
 ]
+
+
+def error_mentions(text: str, *keys: str) -> bool:
+    """Whether an error message mentions any of ``keys`` (case-insensitive).
+
+    URLs and host:port pairs are removed first and numeric keys match whole numbers only,
+    so that a port such as 127.0.0.1:40329 or a URL with 429 in it never reads as an HTTP
+    status 403 or 429.
+    """
+    low = re.sub(r"[a-z][a-z0-9+.-]*://\S+|\b[\w.-]+:\d+\b", " ", text.lower())
+    return any(re.search(rf"\b{re.escape(k)}\b", low) if k.isdigit() else k in low for k in keys)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from sarviz.sources.base import (
+    error_mentions,
     FetchProgress,
     FetchRequest,
     LayerReport,
@@ -284,11 +285,11 @@ def translate_ee_error(exc: BaseException, what: str) -> SourceError:
     if "refresherror" in low or "invalid_grant" in low or "expired" in low or "revoked" in low:
         return SourceAuthError(f"{what}: the {SERVICE} credentials have expired or were revoked ({text}); run "
                                f"`earthengine authenticate` again or check the service-account key", service=SERVICE)
-    if any(k in low for k in ("quota", "too many", "rate limit", "resource_exhausted", "429")):
+    if error_mentions(low, "quota", "too many", "rate limit", "resource_exhausted", "429"):
         return SourceQuotaError(f"{what}: {SERVICE} quota exceeded ({text}); wait a minute and try again",
                                 service=SERVICE)
-    if any(k in low for k in ("permission", "unauthenticated", "not registered", "401", "403", "forbidden",
-                              "please authorize", "caller does not have")):
+    if error_mentions(low, "permission", "unauthenticated", "not registered", "401", "403", "forbidden",
+                      "please authorize", "caller does not have"):
         return SourceAuthError(f"{what}: {SERVICE} refused the credentials ({text}); check that the account is "
                                f"registered for Earth Engine and may use the project", service=SERVICE)
     if "timed out" in low or "timeout" in low:

@@ -25,6 +25,7 @@ import datetime as _dt
 import functools
 import math
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 
 from sarviz.sources.base import (
+    error_mentions,
     FetchProgress,
     FetchRequest,
     LayerReport,
@@ -76,21 +78,22 @@ def classify_error(exc: BaseException, service: str, layer: str) -> SourceError:
     if isinstance(exc, SourceError):
         return exc
     text = f"{type(exc).__name__}: {exc}"
-    low = text.lower()
     what = f"{layer} from {service}"
-    if any(k in low for k in ("timed out", "timeout", "time out")):
+
+    def has(*keys: str) -> bool:
+        return error_mentions(text, *keys)
+
+    if has("timed out", "timeout", "time out"):
         return SourceTimeout(f"{what}: the service did not answer in time ({exc}); try again later or raise "
                              f"SARVIZ_NETWORK_TIMEOUT", service=service, layer=layer)
-    if any(k in low for k in ("429", "too many requests", "rate limit", "quota", "slowdown", "throttl")):
+    if has("429", "too many requests", "rate limit", "quota", "slowdown", "throttl"):
         return SourceQuotaError(f"{what}: the service refused because of its rate limit or quota ({exc}); "
                                 f"wait a minute and try again", service=service, layer=layer)
-    if any(k in low for k in ("401", "403", "unauthorized", "forbidden", "accessdenied", "access denied",
-                              "signature", "expired")):
+    if has("401", "403", "unauthorized", "forbidden", "accessdenied", "access denied", "signature", "expired"):
         return SourceAuthError(f"{what}: access was refused ({exc}); the signed URL or token may have expired — "
                                f"try again", service=service, layer=layer)
-    if any(k in low for k in ("resolve", "name or service", "nodename", "connection refused", "connect",
-                              "network is unreachable", "unreachable", "no route", "connection",
-                              "ssl", "curl error")):
+    if has("resolve", "name or service", "nodename", "connection refused", "connect", "network is unreachable",
+           "unreachable", "no route", "connection", "ssl", "curl error"):
         return SourceUnavailable(f"{what}: the service cannot be reached — is the network down? ({exc})",
                                  service=service, layer=layer)
     return SourceError(f"{what} failed: {text}", service=service, layer=layer)
