@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,10 @@ from rasterio.crs import CRS
 from rasterio import shutil as rio_shutil
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
-from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
+
+from sarviz.atomic import atomic_path
 
 OPTICAL_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B8")
 SAR_BANDS: tuple[str, ...] = ("VV", "VH")
@@ -288,7 +289,6 @@ def patch_grid(lat: float, lon: float, size_px: int = 512, res_m: float = 10.0) 
 def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
     """Write a scene file (71-band float32 COG) atomically: temp file, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     bands = scene.to_bands()
     tags = {
         "SARVIZ_FORMAT": FORMAT_VERSION,
@@ -306,19 +306,11 @@ def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
     # then costs 2 bands, not 71). ZSTD decodes about twice as fast as DEFLATE here.
     cog = dict(driver="GTiff", tiled=True, blockxsize=block, blockysize=block, interleave="band",
                compress="ZSTD", predictor=3, BIGTIFF="IF_SAFER", COPY_SRC_OVERVIEWS="YES")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.part", dir=path.parent)
-    os.close(fd)
-    try:
-        with MemoryFile() as mem, mem.open(**profile) as staging:
-            staging.write(bands)
-            staging.descriptions = SCENE_BANDS
-            staging.update_tags(**tags)
-            rio_shutil.copy(staging, tmp, **cog)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; scene files are shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tif.part") as tmp, MemoryFile() as mem, mem.open(**profile) as staging:
+        staging.write(bands)
+        staging.descriptions = SCENE_BANDS
+        staging.update_tags(**tags)
+        rio_shutil.copy(staging, tmp, **cog)
     return path
 
 

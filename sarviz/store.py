@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from rasterio.windows import Window
 from shapely import STRtree, box
 from shapely.geometry import Point
 
+from sarviz.atomic import atomic_path
 from sarviz.scene import (
     Scene,
     SceneError,
@@ -182,16 +182,10 @@ class SceneStore:
         if not os.access(self.folder, os.W_OK):
             return  # a read-only store still works; it just re-reads headers next time
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".index.", dir=self.folder)
+            with atomic_path(self.folder / INDEX_FILE) as tmp:
+                tmp.write_text(json.dumps({"version": INDEX_VERSION, "files": files}))
         except OSError:
-            return  # the index is a cache: a store on a full disk still works
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"version": INDEX_VERSION, "files": files}, fh)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.folder / INDEX_FILE)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
+            pass  # the index is a cache: a store on a full disk still works
 
     # -- queries --------------------------------------------------------------------------
     def __len__(self) -> int:

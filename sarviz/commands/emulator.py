@@ -171,28 +171,21 @@ def warn_if_not_unit_norm(emb, where: str) -> str | None:
 def write_csv_atomically(frame, path: Path) -> None:
     """Write ``frame`` to ``path`` via a temporary file in the same folder and a rename, so a
     crash or a full disk never leaves a half-written output (or clobbers an earlier one)."""
-    import contextlib
     import os
-    import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    from sarviz.atomic import atomic_path
+
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             frame.to_csv(fh, index=False)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            from sarviz.emulator.radiometric import EmulatorError
+    except OSError as exc:
+        from sarviz.emulator.radiometric import EmulatorError
 
-            raise EmulatorError(f"cannot write {path}: {exc.strerror or exc}; nothing was written "
-                                f"({'the previous file is unchanged' if path.exists() else 'no partial file left'})"
-                                ) from None
-        raise
+        raise EmulatorError(f"cannot write {path}: {exc.strerror or exc}; nothing was written "
+                            f"({'the previous file is unchanged' if path.exists() else 'no partial file left'})"
+                            ) from None
 
 
 def _emulate_points(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.atomic import atomic_path
 from sarviz.scene import EMBEDDING_BANDS, EMBEDDING_DIM
 
 FEATURE_MAPS = ("linear", "poly2")
@@ -254,10 +255,8 @@ class RadiometricModel:
         }
         tensors = {"weight": self.weight.astype(np.float64), "intercept": self.intercept.astype(np.float64),
                    "feature_mean": self.feature_mean.astype(np.float64)}
-        tmp = path.with_name(f".{path.name}.part")
-        save_file(tensors, str(tmp), metadata={"sarviz": json.dumps(meta, sort_keys=True, default=str)})
-        os.chmod(tmp, 0o644)  # shipped model files are shared data, whatever the umask
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"sarviz": json.dumps(meta, sort_keys=True, default=str)})
         return path
 
     @classmethod

@@ -25,6 +25,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from sarviz.atomic import atomic_path
 from sarviz.scene import Scene
 
 #: progress(step, total, message) — called after each unit of work (denoising step, ...)
@@ -104,25 +105,16 @@ class GenerationResult:
 
     def to_geotiff(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.part", dir=path.parent)
-        os.close(fd)
-        try:
-            with rasterio.open(
-                tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
-                crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
-                tiled=self.width >= 256 and self.height >= 256,
-            ) as dst:
-                dst.write(np.stack([self.vv_db, self.vh_db]))
-                dst.descriptions = ("VV", "VH")
-                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-                dst.update_tags(1, polarisation="VV", units="dB")
-                dst.update_tags(2, polarisation="VH", units="dB")
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
+            tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
+            crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
+            tiled=self.width >= 256 and self.height >= 256,
+        ) as dst:
+            dst.write(np.stack([self.vv_db, self.vh_db]))
+            dst.descriptions = ("VV", "VH")
+            dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
+            dst.update_tags(1, polarisation="VV", units="dB")
+            dst.update_tags(2, polarisation="VH", units="dB")
         return path
 
     def png_bytes(self, vv_range: tuple[float, float] | None = None,
