@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from sarviz.scene import EMBEDDING_BANDS as SCENE_EMBEDDING_BANDS
 from sarviz.sources.base import (
     error_mentions,
     FetchProgress,
@@ -44,7 +45,7 @@ EE_HOST = "earthengine.googleapis.com"
 EMBEDDING_COLLECTION = "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"
 S1_COLLECTION = "COPERNICUS/S1_GRD"
 S2_COLLECTION = "COPERNICUS/S2_SR_HARMONIZED"
-EMBEDDING_BANDS = [f"A{i:02d}" for i in range(64)]
+EMBEDDING_BANDS = list(SCENE_EMBEDDING_BANDS)  # A00..A63: EE names the bands as our scene files do
 S1_BANDS = ["VV", "VH", "angle"]
 S2_BANDS = ["B2", "B3", "B4", "B8"]
 FILL = -9999.0  # stands for "masked" in the NPY response (outside every band's range)

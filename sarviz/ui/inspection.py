@@ -264,13 +264,13 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     figures: dict[str, bytes] = {}
     with tabs[2]:
         if report is not None:
-            figures["histograms"] = panel_pngs.get("histograms") or panels.histogram_png(report)
+            figures["histograms"] = panel_pngs["histograms"]  # drawn with the report
             st.image(figures["histograms"], width="stretch")
         else:
             st.info("Distributions need a generated image.")
     with tabs[3]:
         if report is not None:
-            figures["glcm"] = panel_pngs.get("glcm") or panels.glcm_png(report)
+            figures["glcm"] = panel_pngs["glcm"]
             st.image(figures["glcm"], width="stretch")
         else:
             st.info("Texture features need a generated image.")
