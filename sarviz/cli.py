@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = getattr(sarviz.commands, "USER_ERRORS", ())
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # output piped into `head` & co.: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("sarviz: interrupted", file=sys.stderr)
         return 130

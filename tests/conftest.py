@@ -12,6 +12,9 @@ from affine import Affine
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests run tiny models: the per-machine dtype measurement (a full-size UNet block, seconds)
+# is exercised by tests/test_dtype_choice.py with injected timings, not on every generate.
+os.environ.setdefault("SARVIZ_DTYPE_MEASURE", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -1,12 +1,11 @@
 """Where and how models run: device and dtype choice, a generation queue, a model cache.
 
 * **Device**: CUDA when present, else Apple MPS, else the CPU (``auto``).
-* **Dtype**: on CUDA bfloat16 where the GPU supports it (Ampere and later: fp16 speed
-  without fp16's overflow in the SD 1.5 VAE), else float16; on MPS float32 (half precision
-  on MPS is not reliable for every op we use); on the CPU bfloat16 when the CPU has AMX
-  tiles (oneDNN runs bf16 matmuls/convolutions on AMX: the SD 1.5 UNet runs ~3× faster
-  than fp32 at ~1 % relative difference — see ``benchmarks/RESULTS_diffusion.md``), else
-  float32 (without AMX bf16 is emulated and not faster).
+* **Dtype**: measured on this machine (:mod:`sarviz.generators.dtype_choice`): one UNet
+  block is timed in each candidate dtype and the fastest one within 2 % of float32 wins;
+  the decision is cached per machine and torch version. The rule of thumb
+  (:func:`rule_of_thumb_dtype`) is the fallback: CUDA bf16 (Ampere+) else fp16; MPS fp32;
+  CPU bf16 with AMX or AVX512-BF16, else fp32. ``--dtype`` always wins.
 * **Queue**: one process-wide FIFO queue with one slot per device, so that concurrent
   Streamlit sessions (or threads) never run two generations on the same device at once;
   a waiting caller sees its position and can cancel while it waits.
@@ -93,25 +92,63 @@ def choose_device(requested: str | None = None) -> str:
     return req
 
 
-def choose_dtype(device: str, requested: str | None = None) -> str:
-    """The dtype name for ``device``: the request (checked) or the fastest safe one."""
-    req = (requested or "auto").strip().lower()
+def _normalise_dtype(device: str, requested: str) -> str:
+    aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+    req = aliases.get(requested, requested)
+    if req not in DTYPES:
+        raise GenerationError(f"unknown dtype {requested!r}; use auto, {', '.join(DTYPES)}")
+    if device.split(":", 1)[0] == "cpu" and req == "float16":
+        raise GenerationError("float16 is not supported for generation on the CPU; use bfloat16 or float32")
+    return req
+
+
+def rule_of_thumb_dtype(device: str) -> str:
+    """The dtype a rule picks when measuring is impossible (or switched off).
+
+    CUDA: bfloat16 where supported (Ampere+), else float16. MPS: float32. CPU: bfloat16 when
+    it has native bf16 arithmetic (AMX tiles, or AVX512-BF16 as on AMD EPYC Zen 4), else
+    float32 — without either, oneDNN emulates bf16 and it is 2–3× slower.
+    """
     kind = device.split(":", 1)[0]
-    if req != "auto":
-        aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
-        req = aliases.get(req, req)
-        if req not in DTYPES:
-            raise GenerationError(f"unknown dtype {requested!r}; use auto, {', '.join(DTYPES)}")
-        if kind == "cpu" and req == "float16":
-            raise GenerationError("float16 is not supported for generation on the CPU; use bfloat16 or float32")
-        return req
     if kind == "cuda":
         import torch
 
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if kind == "mps":
         return "float32"
-    return "bfloat16" if cpu_capability()["fast_bf16"] else "float32"
+    cap = cpu_capability()
+    return "bfloat16" if cap["mkldnn_bf16"] and (cap["amx_tile"] or cap["avx512_bf16"]) else "float32"
+
+
+_DECISIONS: dict[str, Any] = {}
+_DECISIONS_LOCK = threading.Lock()
+
+
+def dtype_decision(device: str, requested: str | None = None):
+    """The :class:`~sarviz.generators.dtype_choice.DtypeDecision` for ``device``.
+
+    A request other than ``auto`` wins ("user"). Otherwise CPU and CUDA use the dtype
+    measured on this machine (:mod:`sarviz.generators.dtype_choice`, cached in the sarviz
+    home folder); ``SARVIZ_DTYPE_MEASURE=0`` or MPS use :func:`rule_of_thumb_dtype`.
+    """
+    from sarviz.generators.dtype_choice import DtypeDecision, measured_choice
+
+    req = (requested or "auto").strip().lower()
+    kind = device.split(":", 1)[0]
+    if req != "auto":
+        return DtypeDecision(device=kind, dtype=_normalise_dtype(device, req), method="user", reason="--dtype")
+    if kind == "mps" or os.environ.get("SARVIZ_DTYPE_MEASURE", "1").strip().lower() in ("0", "no", "false", "off"):
+        why = "MPS: half precision unreliable" if kind == "mps" else "measuring switched off (SARVIZ_DTYPE_MEASURE=0)"
+        return DtypeDecision(device=kind, dtype=rule_of_thumb_dtype(device), method="rule", reason=why)
+    with _DECISIONS_LOCK:  # one measurement per device per process, even with concurrent sessions
+        if device not in _DECISIONS:
+            _DECISIONS[device] = measured_choice(device)
+        return _DECISIONS[device]
+
+
+def choose_dtype(device: str, requested: str | None = None) -> str:
+    """The dtype name for ``device``: the request (checked) or the fastest safe one measured here."""
+    return dtype_decision(device, requested).dtype
 
 
 def torch_dtype(name: str):

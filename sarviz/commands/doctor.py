@@ -1,0 +1,60 @@
+"""``sarviz doctor``: what this machine can run, and the dtype sarviz measured and chose.
+
+Prints the devices, the CPU's bf16/AMX features, torch's version and thread counts, and
+for each device the dtype decision (measured on first use and cached in the sarviz home
+folder, with the timings). ``--measure`` re-measures; ``--json`` prints one object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "doctor", help="devices, CPU features and the measured dtype choice for diffusion",
+        description="Show the compute devices, CPU features and, per device, the dtype sarviz chose for diffusion "
+                    "(measured once per machine and torch version, cached in the sarviz home folder).")
+    parser.add_argument("--device", default="auto", help="only this device (auto, cpu, cuda, cuda:1, mps)")
+    parser.add_argument("--measure", action="store_true", help="measure again instead of using the cache")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from sarviz.generators import dtype_choice, runtime
+
+    devices = runtime.available_devices() if args.device == "auto" else [runtime.choose_device(args.device)]
+    out = {
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+        "cpu": {**runtime.cpu_capability(), "model": dtype_choice._cpu_model()},
+        "cache": str(dtype_choice.cache_path()), "devices": {},
+    }
+    for device in devices:
+        if args.measure and device.split(":", 1)[0] != "mps":
+            decision = dtype_choice.measured_choice(device, refresh=True)
+        else:
+            decision = runtime.dtype_decision(device)
+        out["devices"][device] = decision.to_dict()
+    if args.json:
+        print(json.dumps(out, indent=1, default=str))
+        return 0
+    cpu = out["cpu"]
+    feats = [k for k in ("amx_tile", "amx_fp16", "avx512_bf16", "mkldnn_bf16") if cpu.get(k)]
+    print(f"torch {out['torch']}, {out['threads']} intra-op / {out['interop_threads']} inter-op threads")
+    print(f"CPU: {cpu['model']} — ISA {cpu['isa']}, bf16 features: {', '.join(feats) or 'none'}")
+    for device, d in out["devices"].items():
+        print(f"\n{device}: diffusion dtype {d['dtype']} ({d['method']}) — {d['reason']}")
+        for m in d["measurements"]:
+            if m["error"]:
+                print(f"  {m['dtype']:9s} unavailable: {m['error']}")
+            else:
+                print(f"  {m['dtype']:9s} {m['seconds'] * 1000:8.1f} ms per UNet block (median of {len(m['runs'])}), "
+                      f"drift {m['drift']:.2%}")
+        if d["measured_at"]:
+            print(f"  measured {d['measured_at']}; cached in {out['cache']}")
+    print("\n--dtype on generate overrides the choice; `sarviz doctor --measure` measures again.")
+    return 0
