@@ -73,7 +73,10 @@ def write_tokenizer(folder: Path):
         src.mkdir(exist_ok=True)
         (src / "vocab.json").write_text(json.dumps(vocab))
         (src / "merges.txt").write_text("#version: 0.2\n")
-        tok = CLIPTokenizer(str(src / "vocab.json"), str(src / "merges.txt"), pad_token="<|endoftext|>")
+        # model_max_length as CLIP's (77): without it the tokenizer's "no limit" sentinel overflows
+        # the Rust truncation settings when a pipeline pads to max_length
+        tok = CLIPTokenizer(str(src / "vocab.json"), str(src / "merges.txt"), pad_token="<|endoftext|>",
+                            model_max_length=77)
         source = "tiny byte-level CLIP tokenizer"
     tok.save_pretrained(str(folder))
     return tok, source
