@@ -42,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     # Errors the library raises for users carry their message; anything else is a bug.
-    from sarviz.generators.base import GenerationError
-    from sarviz.scene import SceneError
+    # (sarviz.errors imports nothing, so recognising them costs no rasterio/torch/SQLAlchemy.)
+    from sarviz.errors import GenerationError, SceneError, StudyError
 
-    user_errors: tuple[type[BaseException], ...] = (CliError, SceneError, GenerationError, FileNotFoundError,
-                                                     PermissionError, NotADirectoryError, ValueError)
+    user_errors: tuple[type[BaseException], ...] = (CliError, SceneError, GenerationError, StudyError,
+                                                     FileNotFoundError, PermissionError, NotADirectoryError,
+                                                     ValueError)
     extra = getattr(sarviz.commands, "USER_ERRORS", ())
     try:
         return int(args.func(args) or 0)

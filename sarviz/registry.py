@@ -25,9 +25,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from sarviz.generators.base import GenerationError, Generator
+from sarviz.errors import GenerationError
+
+if TYPE_CHECKING:  # the generator base imports rasterio; listing cards needs none of it
+    from sarviz.generators.base import Generator
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 

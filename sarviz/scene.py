@@ -39,6 +39,7 @@ from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
 from sarviz.atomic import atomic_path
+from sarviz.errors import SceneError  # noqa: F401 - re-exported: sarviz.scene.SceneError
 
 OPTICAL_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B8")
 SAR_BANDS: tuple[str, ...] = ("VV", "VH")
@@ -64,10 +65,6 @@ _LAYER_BANDS = {
     "angle_deg": (ANGLE_BAND,),
     "embedding": EMBEDDING_BANDS,
 }
-
-
-class SceneError(Exception):
-    """A scene or scene file cannot be used; the message says why, for a person."""
 
 
 @dataclass

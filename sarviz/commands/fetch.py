@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from sarviz.scene import SceneError
+from sarviz.errors import SceneError
 
 _LAT = ("lat", "latitude", "y")
 _LON = ("lon", "lng", "long", "longitude", "x")

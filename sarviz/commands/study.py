@@ -133,12 +133,6 @@ def _hash_password(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    # sarviz.cli prints exceptions listed in sarviz.commands.USER_ERRORS as one line (no traceback).
-    import sarviz.commands
-    from sarviz.study.db import StudyError
-
-    sarviz.commands.USER_ERRORS = tuple(getattr(sarviz.commands, "USER_ERRORS", ())) + (StudyError,)
-
     study = subparsers.add_parser("study", help="human-evaluation studies (real vs generated quizzes)",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = study.add_subparsers(dest="study_command", metavar="ACTION", required=True)

@@ -26,24 +26,13 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from sarviz.atomic import atomic_path
+from sarviz.errors import GenerationCancelled, GenerationError, WeightsMissing  # noqa: F401 - re-exported
 from sarviz.scene import Scene
 
 #: progress(step, total, message) — called after each unit of work (denoising step, ...)
 ProgressCallback = Callable[[int, int, str], None]
 
 DEFAULT_ANGLE_DEG = 37.5  # mid-swath of Sentinel-1 IW (about 29°–46°)
-
-
-class GenerationError(Exception):
-    """Generation cannot run or failed; the message says why and what to do."""
-
-
-class GenerationCancelled(GenerationError):
-    """The user cancelled a running generation."""
-
-
-class WeightsMissing(GenerationError):
-    """A model card points at weights that are not on this machine."""
 
 
 @dataclass

@@ -385,12 +385,13 @@ def inspect_results(real: Any | None, generated: Any, embedding: np.ndarray | No
 
 
 # -- files -------------------------------------------------------------------------------------------
-def read_sar_file(source: Any, what: str = "file"):
+def read_sar_file(source: Any, what: str = "file", sar_only: bool = False):
     """Read a GeoTIFF with VV and VH bands (dB) as a :class:`~sarviz.scene.Scene`.
 
     ``source`` is a path or the bytes of an upload. Accepts a sarviz scene file (71 bands,
-    keeping optical and embedding), a HuiYanEarth training patch, or any GeoTIFF whose
-    band descriptions include ``VV`` and ``VH`` (e.g. a generated result, Sen1Floods11 S1).
+    keeping optical and embedding unless ``sar_only``: then only VV and VH are decoded, 2 of
+    71 bands), a HuiYanEarth training patch, or any GeoTIFF whose band descriptions include
+    ``VV`` and ``VH`` (e.g. a generated result, Sen1Floods11 S1).
     """
     import rasterio
     from rasterio.errors import RasterioIOError
@@ -406,9 +407,11 @@ def read_sar_file(source: Any, what: str = "file"):
         if tuple(names) in (SCENE_BANDS, TRAINING_PATCH_BANDS) or src.count in (len(SCENE_BANDS), len(TRAINING_PATCH_BANDS)):
             from sarviz.scene import _band_names  # the scene module's own band naming rule
 
-            bands = src.read(out_dtype="float32")
+            band_names = _band_names(src)
+            picked = [i for i, n in enumerate(band_names) if not sar_only or n in ("VV", "VH")]
+            bands = src.read([i + 1 for i in picked], out_dtype="float32")
             tags = src.tags()
-            return Scene.from_bands(bands, _band_names(src), crs=src.crs, transform=src.transform,
+            return Scene.from_bands(bands, tuple(band_names[i] for i in picked), crs=src.crs, transform=src.transform,
                                     scene_id=tags.get("SCENE_ID", what),
                                     provenance=json.loads(tags.get("PROVENANCE", "{}")) or {"source": what})
         if "VV" not in upper or "VH" not in upper:
@@ -473,8 +476,8 @@ def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):
 
 def compare_files(real_path: Any, generated_path: Any, progress: ProgressCallback | None = None) -> MetricsReport:
     """Read two GeoTIFFs with VV/VH bands and compare them (what ``sarviz metrics`` does)."""
-    real = read_sar_file(real_path, f"real image {real_path}")
-    gen_scene = read_sar_file(generated_path, f"generated image {generated_path}")
+    real = read_sar_file(real_path, f"real image {real_path}", sar_only=True)
+    gen_scene = read_sar_file(generated_path, f"generated image {generated_path}", sar_only=True)
     if real.vv_db is None or real.vh_db is None:
         raise MetricError(f"{real_path}: the real image has no VV/VH values (all missing)")
     generated = scene_sar_as_result(gen_scene)

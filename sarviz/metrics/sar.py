@@ -326,7 +326,7 @@ def _fsim_input(unit: np.ndarray, pair: PreparedPair) -> np.ndarray:
 
 
 def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
-    """FSIM (piq; Zhang et al. 2011, grey-level, 4 scales × 4 orientations) on the fixed mapping.
+    """FSIM (Zhang et al. 2011, grey-level, 4 scales × 4 orientations; piq's algorithm) on the fixed mapping.
 
     piq follows the reference implementation and first average-pools the image by
     round(min(H, W) / 256) (a 512² image is scored at 256²). Missing pixels are filled
@@ -336,26 +336,23 @@ def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
 
 
 def fsim_prepared(pairs: list[PreparedPair]) -> list[float]:
-    """:func:`fsim` of several :class:`PreparedPair` — one piq call when they share a size.
+    """:func:`fsim` of several :class:`PreparedPair` — one batched call when they share a size.
 
-    piq scores each image of a batch on its own (per-image FFTs, medians and sums), so a
-    batch gives each pair's FSIM; it builds the log-Gabor filters once instead of per pair.
+    :func:`sarviz.metrics.fsim.fsim_grey` is a NumPy port of piq's ``fsim`` (same numbers to
+    1e-7; piq's import alone, torch and torchvision, cost more than every metric's computation).
+    It scores each image of a batch on its own and builds the log-Gabor filters once per size.
     """
-    import piq
-    import torch
+    from sarviz.metrics.fsim import fsim_grey
 
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, pair in enumerate(pairs):
         groups.setdefault(pair.real.shape, []).append(i)
     values = [float("nan")] * len(pairs)
-    with torch_single_thread(), torch.no_grad():
-        for indices in groups.values():
-            gen = np.stack([_fsim_input(pairs[i].gen_unit, pairs[i]) for i in indices])[:, None]
-            real = np.stack([_fsim_input(pairs[i].real_unit, pairs[i]) for i in indices])[:, None]
-            scores = piq.fsim(torch.from_numpy(gen), torch.from_numpy(real), data_range=1.0, chromatic=False,
-                              reduction="none")
-            for i, score in zip(indices, scores.tolist()):
-                values[i] = float(score)
+    for indices in groups.values():
+        gen = np.stack([_fsim_input(pairs[i].gen_unit, pairs[i]) for i in indices])
+        real = np.stack([_fsim_input(pairs[i].real_unit, pairs[i]) for i in indices])
+        for i, score in zip(indices, np.atleast_1d(fsim_grey(gen, real, data_range=1.0)).tolist()):
+            values[i] = float(score)
     return values
 
 

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+from sarviz.errors import StudyError  # noqa: F401 - re-exported: sarviz.study.db.StudyError
+
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
@@ -37,10 +39,6 @@ from sarviz.study import migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class StudyError(Exception):
-    """A study operation cannot be done; the message says why, for a person."""
 
 
 class StudyDatabaseError(StudyError):
