@@ -105,3 +105,40 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "diffusion dtype bfloat16 (cached)" in out.stdout and "2.00× faster" in out.stdout
     assert "500.0 ms per UNet block" in out.stdout
+
+
+def test_speed_plan_defaults_and_switches(monkeypatch):
+    monkeypatch.delenv("SARVIZ_COMPILE", raising=False)
+    monkeypatch.delenv("SARVIZ_CHANNELS_LAST", raising=False)
+    assert runtime.speed_plan("cpu")["compile"] is False and runtime.speed_plan("cpu")["channels_last"] is False
+    assert runtime.speed_plan("cuda:0")["channels_last"] is True
+    monkeypatch.setenv("SARVIZ_COMPILE", "on")
+    monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "1")
+    assert runtime.speed_plan("cpu") | {"why": ""} == {"channels_last": True, "compile": True, "why": ""}
+    assert runtime.speed_plan("mps")["compile"] is False  # inductor does not target MPS
+
+
+def test_apply_speed_plan_wraps_the_denoisers(monkeypatch, tmp_path):
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, cross_attention_dim=8,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), norm_num_groups=4,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=2)
+    vae = AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=4)
+
+    class Pipe:  # the attributes a diffusers pipeline has
+        pass
+
+    pipe = Pipe()
+    pipe.unet, pipe.vae, pipe.controlnet = unet, vae, None
+    applied = runtime.apply_speed_plan(pipe, "cpu", {"channels_last": True, "compile": True})
+    assert applied == {"channels_last": True, "compile": ["unet", "vae.decoder"]}
+    assert isinstance(pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
+    assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    import os
+
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"].endswith("inductor-cache")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")

@@ -342,3 +342,63 @@ def card_problem(card: Any) -> str | None:
         return f"model {card.id}: its implementation cannot be imported ({exc})"
     check = getattr(gen, "weights_problem", None)
     return check() if callable(check) else None
+
+
+# -- speed options: compile and memory layout (numbers: benchmarks/RESULTS_cpu_speed.md) ------------
+def _switch(name: str, default: str) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    return {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)
+
+
+def speed_plan(device: str) -> dict[str, Any]:
+    """Which speed options a diffusion pipeline on ``device`` gets, and why.
+
+    * ``channels_last``: on for CUDA (cuDNN's fast layout in half precision); on the CPU
+      only when ``SARVIZ_CHANNELS_LAST=on`` — measured no faster for the SD 1.5 UNet +
+      ControlNet step with oneDNN here (benchmarks/RESULTS_cpu_speed.md).
+    * ``compile`` (``torch.compile``, inductor) of the UNet, ControlNet and VAE decoder: off
+      unless ``SARVIZ_COMPILE=on``. Its one-time cost (minutes on a 2-core CPU, about a minute
+      on a GPU) does not pay back within one image of 25 steps on either; for batch runs of
+      many images it can (set it there). Compiled kernels are cached across runs in the
+      sarviz home folder (inductor's FX-graph cache), so only the first run pays in full.
+    """
+    kind = device.split(":", 1)[0]
+    cl = _switch("SARVIZ_CHANNELS_LAST", "auto")
+    compile_ = _switch("SARVIZ_COMPILE", "off")
+    return {
+        "channels_last": cl == "on" or (cl == "auto" and kind == "cuda"),
+        "compile": compile_ == "on" and kind in ("cpu", "cuda"),
+        "why": "SARVIZ_COMPILE / SARVIZ_CHANNELS_LAST (defaults from benchmarks/RESULTS_cpu_speed.md)",
+    }
+
+
+def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply :func:`speed_plan` to a diffusers pipeline in place; returns what was applied.
+
+    Compilation is lazy: the first denoising step (and first decode) pays for it, which the
+    caller announces in its progress message (``applied["compile"]``).
+    """
+    import torch
+
+    plan = plan or speed_plan(device)
+    applied: dict[str, Any] = {"channels_last": False, "compile": []}
+    modules = {name: getattr(pipe, name, None) for name in ("unet", "controlnet")}
+    if plan["channels_last"]:
+        for module in modules.values():
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
+        applied["channels_last"] = True
+    if plan["compile"]:
+        from sarviz.settings import HOME
+
+        # inductor's FX-graph cache keeps compiled kernels across processes: later runs pay seconds
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(HOME / "inductor-cache"))
+        for name, module in modules.items():
+            if module is not None:
+                setattr(pipe, name, torch.compile(module))
+                applied["compile"].append(name)
+        vae = getattr(pipe, "vae", None)
+        if vae is not None:
+            vae.decoder = torch.compile(vae.decoder)
+            applied["compile"].append("vae.decoder")
+    return applied
