@@ -24,15 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sarviz.viz.images import DB_RANGES
+from sarviz.calibration import DEFAULT_CALIBRATION, POLARISATIONS, Calibration
 
-POLARISATIONS: tuple[str, ...] = ("VV", "VH")
-
-# -- the fixed dB → [0, 1] mapping (shared with the display stretch) --------------------------
-#: dB range mapped linearly onto [0, 1] (clipped) for SSIM, FSIM, Mean/Std similarity and GLCM.
-#: It is the display stretch of :mod:`sarviz.viz.images`, so "same grey = same backscatter"
-#: holds for the numbers as well as for the pictures.
-UNIT_DB_RANGES: dict[str, tuple[float, float]] = {pol: DB_RANGES[pol] for pol in POLARISATIONS}
+# -- the fixed dB → [0, 1] mapping (shared with the model and the display stretch) -------------
+# SSIM, FSIM, Mean/Std similarity and GLCM map dB linearly onto [0, 1] (clipped) through a
+# :class:`~sarviz.calibration.Calibration` — the generating model's own when its result
+# declares one, else DEFAULT_CALIBRATION. It is the same mapping the model was trained
+# through and the display stretch, so "same grey = same backscatter" holds for the numbers
+# as well as for the pictures, and no generator is scored on values it cannot produce.
+#: The default calibration's ranges (a read-only view kept for older callers; not a second copy).
+UNIT_DB_RANGES: dict[str, tuple[float, float]] = dict(DEFAULT_CALIBRATION.ranges)
 
 # -- KL (seed 001) ------------------------------------------------------------------------------
 KL_BINS = 100  # bins of width 0.01 on the normalised amplitude [0, 1)
@@ -41,6 +42,14 @@ KL_EPSILON = 1e-6  # probability added to every bin before renormalising (empty 
 # -- SSIM / FSIM --------------------------------------------------------------------------------
 SSIM_SIGMA = 1.5  # Gaussian window σ of Wang et al. (2004); 11×11 kernel
 SSIM_KERNEL = 11
+#: SSIM variants, named next to every SSIM value. "full": every pixel (speckle counts);
+#: "downsampled": first average-pooled by round(min(H, W) / 256), as Wang's reference
+#: MATLAB code and piq's default do (a 512² pair is scored at 256², speckle half averaged out).
+SSIM_VARIANTS: dict[str, str] = {
+    "full": "full resolution (scikit-image, Wang et al. 2004 Gaussian window, no downsampling)",
+    "downsampled": "downsampled by round(min(H, W)/256) first, as Wang's reference code and piq's default",
+}
+SSIM_DOWNSAMPLE_TARGET = 256
 MIN_SIZE_PX = 32  # smaller images give meaningless SSIM/FSIM/ENL windows
 
 # -- ENL ----------------------------------------------------------------------------------------
@@ -107,7 +116,7 @@ def check_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str = "") -> tuple[
 
 
 def _check_pol(pol: str) -> str:
-    if pol not in UNIT_DB_RANGES:
+    if pol not in POLARISATIONS:
         raise MetricError(f"unknown polarisation {pol!r}; use one of {', '.join(POLARISATIONS)}")
     return pol
 
@@ -128,18 +137,22 @@ class PreparedPair:
     all_valid: bool
     real_unit: np.ndarray  # the fixed [0, 1] mapping of each image, NaN where that image is missing
     gen_unit: np.ndarray
+    calibration: Calibration = DEFAULT_CALIBRATION  # the dB → [0, 1] mapping used for *_unit
 
     def in_both(self, arr: np.ndarray) -> np.ndarray:
         """The values of a (H, W) array at the pixels valid in both images (1-D)."""
         return arr.ravel() if self.all_valid else arr[self.both]
 
 
-def prepare_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> PreparedPair:
+def prepare_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str,
+                 calibration: Calibration | None = None) -> PreparedPair:
     """Validate a real/generated pair (:func:`check_pair`) and map both to [0, 1] once."""
     _check_pol(pol)
+    cal = calibration or DEFAULT_CALIBRATION
     real, gen = check_pair(real_db, gen_db, pol)
     both = np.isfinite(real) & np.isfinite(gen)
-    return PreparedPair(pol, real, gen, both, bool(both.all()), db_to_unit(real, pol), db_to_unit(gen, pol))
+    return PreparedPair(pol, real, gen, both, bool(both.all()), db_to_unit(real, pol, cal), db_to_unit(gen, pol, cal),
+                        cal)
 
 
 # -- unit conversions ------------------------------------------------------------------------------
@@ -153,10 +166,10 @@ def db_to_amplitude(db: np.ndarray) -> np.ndarray:
     return np.power(10.0, np.asarray(db, dtype=np.float64) / 20.0)
 
 
-def db_to_unit(db: np.ndarray, pol: str) -> np.ndarray:
-    """The fixed dB → [0, 1] mapping: (dB − lo) / (hi − lo), clipped; NaN stays NaN."""
-    lo, hi = UNIT_DB_RANGES[_check_pol(pol)]
-    return np.clip((np.asarray(db, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
+def db_to_unit(db: np.ndarray, pol: str, calibration: Calibration | None = None) -> np.ndarray:
+    """The fixed dB → [0, 1] mapping of ``calibration`` (default: DEFAULT_CALIBRATION):
+    (dB − lo) / (hi − lo), clipped; NaN stays NaN."""
+    return (calibration or DEFAULT_CALIBRATION).to_unit(db, _check_pol(pol))
 
 
 # -- histograms ------------------------------------------------------------------------------------
@@ -224,23 +237,31 @@ def _kl(real_values: np.ndarray, gen_values: np.ndarray, bins: int, eps: float) 
     return KLResult(max(kl, 0.0), sat_r, sat_g, edges, p, q)
 
 
-def db_histogram(db: np.ndarray, pol: str, bins: int = 120) -> tuple[np.ndarray, np.ndarray]:
-    """Density histogram in dB over the pol's display range widened by 10 dB each side."""
-    lo, hi = UNIT_DB_RANGES[_check_pol(pol)]
-    edges = np.linspace(lo - 10.0, hi + 10.0, bins + 1)
+def db_histogram_range(pol: str, calibration: Calibration | None = None) -> tuple[float, float]:
+    """The dB span of :func:`db_histogram`: the calibration's range widened by 10 dB each side."""
+    lo, hi = (calibration or DEFAULT_CALIBRATION).range(_check_pol(pol))
+    return lo - 10.0, hi + 10.0
+
+
+def db_histogram(db: np.ndarray, pol: str, bins: int = 120,
+                 calibration: Calibration | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Density histogram in dB over the pol's calibrated range widened by 10 dB each side."""
+    lo, hi = db_histogram_range(pol, calibration)
+    edges = np.linspace(lo, hi, bins + 1)
     values = np.asarray(db, dtype=np.float32)
     counts, _ = np.histogram(values[np.isfinite(values)], bins=edges, density=True)
     return counts, edges
 
 
 # -- radiometry ------------------------------------------------------------------------------------
-def mean_std_similarity(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> tuple[float, float]:
+def mean_std_similarity(real_db: np.ndarray, gen_db: np.ndarray, pol: str,
+                        calibration: Calibration | None = None) -> tuple[float, float]:
     """Seed 000's Mean/Std similarity (lower is better): (|μ_g − μ_r|, |σ_g − σ_r|).
 
     Means and standard deviations are of the fixed dB → [0, 1] mapping over the pixels
     valid in both images (see docs/metrics.md for why this reading of the paper).
     """
-    return mean_std_similarity_prepared(prepare_pair(real_db, gen_db, pol))
+    return mean_std_similarity_prepared(prepare_pair(real_db, gen_db, pol, calibration))
 
 
 def mean_std_similarity_prepared(pair: PreparedPair) -> tuple[float, float]:
@@ -251,7 +272,8 @@ def mean_std_similarity_prepared(pair: PreparedPair) -> tuple[float, float]:
 
 
 # -- structure -------------------------------------------------------------------------------------
-def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
+def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None,
+         variant: str = "full") -> float:
     """SSIM (Wang et al. 2004: Gaussian window σ = 1.5, K1 = 0.01, K2 = 0.03) on the fixed mapping.
 
     Computed at full resolution with scikit-image's ``structural_similarity`` rather than
@@ -259,28 +281,55 @@ def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
     ~3× faster on CPU, and it returns the SSIM map, which is averaged over the pixels
     whose whole window is valid in both images (missing pixels never count).
     """
-    return ssim_prepared(prepare_pair(real_db, gen_db, pol))
+    return ssim_prepared(prepare_pair(real_db, gen_db, pol, calibration), variant=variant)
 
 
-def ssim_prepared(pair: PreparedPair) -> float:
-    """:func:`ssim` of a :class:`PreparedPair`."""
+def ssim_downsample_factor(height: int, width: int) -> int:
+    """The pooling factor of the "downsampled" SSIM variant: max(1, round(min(H, W) / 256))."""
+    return max(1, round(min(height, width) / SSIM_DOWNSAMPLE_TARGET))
+
+
+def _average_pool(unit: np.ndarray, factor: int) -> np.ndarray:
+    """factor×factor block means (trailing rows/columns dropped, as torch's avg_pool2d);
+    a block with a missing pixel is missing."""
+    h, w = (unit.shape[0] // factor) * factor, (unit.shape[1] // factor) * factor
+    return unit[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3), dtype=np.float64
+                                                                              ).astype(np.float32)
+
+
+def ssim_prepared(pair: PreparedPair, variant: str = "full") -> float:
+    """:func:`ssim` of a :class:`PreparedPair`; ``variant`` is a key of :data:`SSIM_VARIANTS`."""
+    if variant not in SSIM_VARIANTS:
+        raise MetricError(f"unknown SSIM variant {variant!r}; use one of {', '.join(SSIM_VARIANTS)}")
+    real_u, gen_u, both, all_valid = pair.real_unit, pair.gen_unit, pair.both, pair.all_valid
+    if variant == "downsampled":
+        factor = ssim_downsample_factor(*real_u.shape)
+        if factor > 1:
+            real_u = _average_pool(np.where(both, real_u, np.nan), factor)
+            gen_u = _average_pool(np.where(both, gen_u, np.nan), factor)
+            both = np.isfinite(real_u) & np.isfinite(gen_u)
+            all_valid = bool(both.all())
+            if min(both.shape) <= SSIM_KERNEL:
+                raise MetricError(f"{pair.pol}: {both.shape[0]}×{both.shape[1]} px after downsampling is too small "
+                                  "for SSIM's 11×11 window")
+    return _ssim_unit(real_u, gen_u, both, all_valid, pair.pol)
+
+
+def _ssim_unit(real_u: np.ndarray, gen_u: np.ndarray, both: np.ndarray, all_valid: bool, pol: str) -> float:
     from scipy.ndimage import binary_erosion
     from skimage.metrics import structural_similarity
 
-    both, pol = pair.both, pair.pol
     # the fill value never reaches the mean: windows touching a missing pixel are dropped below
-    if pair.all_valid:
-        real_u, gen_u = pair.real_unit, pair.gen_unit
-    else:
-        real_u = np.where(both, pair.real_unit, np.float32(0.5))
-        gen_u = np.where(both, pair.gen_unit, np.float32(0.5))
+    if not all_valid:
+        real_u = np.where(both, real_u, np.float32(0.5))
+        gen_u = np.where(both, gen_u, np.float32(0.5))
     _, ssim_map = structural_similarity(real_u, gen_u, data_range=1.0, gaussian_weights=True, sigma=SSIM_SIGMA,
                                         use_sample_covariance=False, K1=0.01, K2=0.03, full=True)
     # scikit-image averages the map without a border of half the window; do the same
     pad = (SSIM_KERNEL - 1) // 2
     usable = np.zeros_like(both)
     usable[pad:-pad, pad:-pad] = True
-    if not pair.all_valid:
+    if not all_valid:
         usable &= binary_erosion(both, structure=np.ones((SSIM_KERNEL, SSIM_KERNEL), bool), border_value=1)
     if not usable.any():
         raise MetricError(f"{pol}: no {SSIM_KERNEL}×{SSIM_KERNEL} window is free of missing pixels; SSIM is undefined")
@@ -325,14 +374,14 @@ def _fsim_input(unit: np.ndarray, pair: PreparedPair) -> np.ndarray:
     return np.where(pair.both, unit, np.float32(np.nanmean(unit))).astype(np.float32)
 
 
-def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
+def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None) -> float:
     """FSIM (piq; Zhang et al. 2011, grey-level, 4 scales × 4 orientations) on the fixed mapping.
 
     piq follows the reference implementation and first average-pools the image by
     round(min(H, W) / 256) (a 512² image is scored at 256²). Missing pixels are filled
     with each image's own mean, which has ~no phase congruency and so ~no weight.
     """
-    return fsim_prepared([prepare_pair(real_db, gen_db, pol)])[0]
+    return fsim_prepared([prepare_pair(real_db, gen_db, pol, calibration)])[0]
 
 
 def fsim_prepared(pairs: list[PreparedPair]) -> list[float]:
@@ -435,13 +484,13 @@ def enl_checked(arr: np.ndarray, window: int = ENL_WINDOW) -> ENLResult:
 
 
 # -- texture ---------------------------------------------------------------------------------------
-def quantise(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS) -> np.ndarray:
+def quantise(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS, calibration: Calibration | None = None) -> np.ndarray:
     """Grey levels for the GLCM: the fixed [0, 1] mapping cut into ``levels`` equal bins.
 
     Level k ∈ 1..levels holds unit values in [(k−1)/levels, k/levels) (1.0 goes to the top
     level); level 0 marks a missing pixel.
     """
-    return quantise_unit(db_to_unit(db, pol), levels)
+    return quantise_unit(db_to_unit(db, pol, calibration), levels)
 
 
 def quantise_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
@@ -480,10 +529,11 @@ def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLC
     return out
 
 
-def glcm_features(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS) -> dict[str, np.ndarray]:
+def glcm_features(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS,
+                  calibration: Calibration | None = None) -> dict[str, np.ndarray]:
     """GLCM features of a dB image (whole image, fixed mapping, ``levels`` grey levels)."""
     arr = check_image(db, f"{pol} image")
-    return glcm_features_from_levels(quantise(arr, pol, levels), levels)
+    return glcm_features_from_levels(quantise(arr, pol, levels, calibration), levels)
 
 
 def glcm_features_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> dict[str, np.ndarray]:
