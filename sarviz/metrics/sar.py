@@ -548,20 +548,46 @@ def quantise_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
     return q
 
 
+def glcm_lag_vector(distance: int, angle_deg: float) -> tuple[int, int]:
+    """The exact pixel lag (row, col) of GLCM distance ``distance`` at ``angle_deg``.
+
+    Convention (Haralick 1973; MATLAB ``graycomatrix`` offsets [0 D; −D D; −D 0; −D −D]):
+    ``distance`` is the chessboard (Chebyshev) distance, so 0° → (0, d), 45° → (−d, d),
+    90° → (−d, 0), 135° → (−d, −d); the diagonal lags are d·√2 long. Rows count down, so a
+    positive angle points up. Why not scikit-image's own rounding of d·(sin θ, cos θ):
+    it maps d = 2 at 45° onto (−1, 1), the same lag as d = 1 (and d = 4 onto (−3, 3)), so
+    the texture at distance 2 along the diagonals was never measured.
+    """
+    theta = np.deg2rad(angle_deg)
+    scale = distance / max(abs(np.cos(theta)), abs(np.sin(theta)))
+    return int(-np.round(np.sin(theta) * scale)), int(np.round(np.cos(theta) * scale))
+
+
 def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLCM_DISTANCES,
                               angles_deg=GLCM_ANGLES_DEG) -> dict[str, np.ndarray]:
     """GLCM features of an image of grey levels 1..levels (0 = missing), via scikit-image.
 
-    The GLCM is symmetric (both directions counted) and normalised over pairs of valid
-    pixels only: the row and column of level 0 are dropped before normalisation.
+    One co-occurrence matrix per exact lag vector (:func:`glcm_lag_vector`). The GLCM is
+    symmetric (both directions counted) and normalised over pairs of valid pixels only:
+    the row and column of level 0 are dropped before normalisation.
     Returns feature → array (len(distances), len(angles)).
     """
     from skimage.feature import graycomatrix, graycoprops
 
     if levels_img.min() < 0 or levels_img.max() > levels:
         raise MetricError(f"grey levels must lie in 0..{levels}")
-    counts = graycomatrix(levels_img.astype(np.uint8), list(distances), np.deg2rad(list(angles_deg)),
-                          levels=levels + 1, symmetric=True, normed=False)[1:, 1:].astype(np.float64)
+    img = levels_img.astype(np.uint8)
+    counts = np.zeros((levels, levels, len(distances), len(angles_deg)), dtype=np.float64)
+    for j, angle in enumerate(angles_deg):
+        theta = np.deg2rad(angle)
+        # scikit-image takes the lag as a length and an angle and rounds length·(sin, cos) to
+        # pixels; asking for the Chebyshev-scaled length makes that rounding land exactly on
+        # the lag vector (tests/test_metrics.py compares every lag with a brute-force count).
+        lengths = [d / max(abs(np.cos(theta)), abs(np.sin(theta))) for d in distances]
+        # scikit-image pairs (r, c) with (r + round(L·sin θ), c + round(L·cos θ)): rows grow
+        # downwards, so its 45° points down-right; −θ gives the up-right lag of our convention
+        counts[:, :, :, j] = graycomatrix(img, lengths, [-theta], levels=levels + 1, symmetric=True,
+                                          normed=False)[1:, 1:, :, 0]
     totals = counts.sum(axis=(0, 1), keepdims=True)
     if (totals == 0).any():
         raise MetricError("no pair of valid pixels at some GLCM distance/angle; the image is too small or too sparse")

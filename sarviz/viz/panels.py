@@ -246,7 +246,8 @@ def _suptitle(fig: Figure, title: str, ctx: _PanelContext) -> None:
 
 
 HISTOGRAM_TITLE = "Amplitude distributions: real vs generated"
-GLCM_TITLE = f"GLCM texture ({sar.GLCM_LEVELS} grey levels on the fixed dB range): real solid, generated dashed"
+GLCM_TITLE = (f"GLCM texture ({sar.GLCM_LEVELS} grey levels on the calibrated dB range; exact lags, diagonal "
+              "d = (d, d) px): real solid, generated dashed")
 
 
 def _histogram_skeleton(ctx: _PanelContext) -> Figure:
