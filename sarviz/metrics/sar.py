@@ -242,10 +242,16 @@ def kl_divergence_prepared(pair: PreparedPair, bins: int = KL_BINS, eps: float =
 def _kl(real_values: np.ndarray, gen_values: np.ndarray, bins: int, eps: float) -> KLResult:
     p, sat_r, edges = amplitude_histogram(real_values, bins)
     q, sat_g, _ = amplitude_histogram(gen_values, bins)
-    p_s = (p + eps) / (p + eps).sum()
-    q_s = (q + eps) / (q + eps).sum()
-    kl = float(np.sum(p_s * np.log(p_s / q_s)))
-    return KLResult(max(kl, 0.0), sat_r, sat_g, edges, p, q)
+    return KLResult(kl_of_histograms(p, q, eps), sat_r, sat_g, edges, p, q)
+
+
+def kl_of_histograms(p: np.ndarray, q: np.ndarray, eps: float = KL_EPSILON) -> float:
+    """KL(P ‖ Q) in nats of two histograms (counts or probabilities), ε added to every bin of
+    both before renormalising (an empty Q bin gives a large but finite value)."""
+    p_s = p / p.sum() + eps
+    q_s = q / q.sum() + eps
+    p_s, q_s = p_s / p_s.sum(), q_s / q_s.sum()
+    return max(float(np.sum(p_s * np.log(p_s / q_s))), 0.0)
 
 
 def db_histogram_range(pol: str, calibration: Calibration | None = None) -> tuple[float, float]:

@@ -344,6 +344,20 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
                    "Lower is better for KL and Mean/Std similarity; higher for SSIM and FSIM; 'generated − real' "
                    f"compares single-image statistics. Calibration: {report.calibration_source} "
                    + ", ".join(f"{p} [{lo:g}, {hi:g}] dB" for p, (lo, hi) in report.calibration.ranges.items()) + ".")
+        if st.toggle("Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False,
+                     key=f"{key}-seed001"):
+            from sarviz.metrics.protocols import seed001_pair_table
+
+            import pandas as pd
+
+            fp = fingerprint(*(m.real_db for m in report.polarisations.values()),
+                             *(m.gen_db for m in report.polarisations.values()))
+            seed001 = _cached(key, fp, "seed001", lambda: pd.concat(
+                [seed001_pair_table(m.real_db, m.gen_db, pol) for pol, m in report.polarisations.items()],
+                ignore_index=True))
+            st.dataframe(seed001, hide_index=True, width="stretch")
+            st.caption("Seed 001's protocol on this one pair: not comparable with the per-pair numbers above, nor "
+                       "with the paper's tables (which pool 30 images per scene category). docs/metrics.md.")
     stem = (scene.scene_id or "scene").replace("/", "_")
     cols = st.columns(4)
     downloads: list[tuple[str, bytes, str, str]] = []
