@@ -14,7 +14,7 @@ from sarviz.metrics.provenance import calibration_of, real_s1_acquisition
 from sarviz.metrics.report import compare, compare_results
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
-from tests._metrics_fixtures import GRID, result_from, speckled_scene_db
+from _metrics_fixtures import GRID, result_from, speckled_scene_db
 
 WIDE = {"db_range": {"VV": [-30.0, 5.0], "VH": [-35.0, -5.0]}, "shared": False}
 
