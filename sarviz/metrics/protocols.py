@@ -151,16 +151,11 @@ def seed001_patches(db: np.ndarray, size: int = SEED001_PATCH, stride: int = SEE
     ``factor`` × the lowest score (so at least one patch is always kept). An image smaller
     than one patch is refused.
     """
-    from scipy.ndimage import gaussian_filter, sobel
-
     arr = np.asarray(db, dtype=np.float64)
     h, w = arr.shape
     if h < size or w < size:
         raise MetricError(f"image of {h}×{w} px is smaller than seed 001's {size}×{size} px GLCM patch")
-    valid = np.isfinite(arr)
-    filled = arr if valid.all() else np.where(valid, arr, np.nanmedian(arr))
-    smooth = gaussian_filter(filled, sar.ENL_SMOOTH_SIGMA)
-    grad = np.hypot(sobel(smooth, 0), sobel(smooth, 1))
+    valid, _, grad = sar.structure_gradient(arr)
     corners, scores = [], []
     for r in range(0, h - size + 1, stride):
         for c in range(0, w - size + 1, stride):

@@ -476,15 +476,24 @@ def homogeneous_windows(db: np.ndarray, window: int = ENL_WINDOW, factor: float 
     return _select_windows(np.asarray(db, dtype=np.float64), window, factor).corners
 
 
-def _select_windows(arr: np.ndarray, window: int = ENL_WINDOW, factor: float = ENL_SCORE_FACTOR) -> _WindowSelection:
+def structure_gradient(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid mask, dB with missing pixels set to the median, Sobel gradient magnitude of that
+    image smoothed with a Gaussian of σ = ENL_SMOOTH_SIGMA px): the structure that homogeneity
+    tests look at (ENL windows here, seed-001 patches in :mod:`sarviz.metrics.protocols`).
+
+    dB is 10·log10(intensity): smoothing in dB is smoothing log-intensity, whose speckle
+    statistics do not depend on the backscatter level (dark and bright fields score alike).
+    """
     from scipy.ndimage import gaussian_filter, sobel
 
     valid = np.isfinite(arr)
-    # dB is 10·log10(intensity): smoothing in dB is smoothing log-intensity, whose speckle
-    # statistics do not depend on the backscatter level (dark and bright fields score alike).
     filled = arr if valid.all() else np.where(valid, arr, np.nanmedian(arr))
     smooth = gaussian_filter(filled, ENL_SMOOTH_SIGMA)
-    grad = np.hypot(sobel(smooth, 0), sobel(smooth, 1))
+    return valid, filled, np.hypot(sobel(smooth, 0), sobel(smooth, 1))
+
+
+def _select_windows(arr: np.ndarray, window: int = ENL_WINDOW, factor: float = ENL_SCORE_FACTOR) -> _WindowSelection:
+    valid, filled, grad = structure_gradient(arr)
     h, w = arr.shape
     nr, nc = h // window, w // window
     if nr * nc < ENL_MIN_WINDOWS:
