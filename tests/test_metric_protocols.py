@@ -246,3 +246,37 @@ def test_seed001_glcm_on_amplitude_in_homogeneous_patches():
     assert table.protocol.str.startswith("seed 001").all() and table.comparison.iloc[0] == pytest.approx(0.0)
     with pytest.raises(sar.MetricError, match="smaller than seed 001"):
         protocols.seed001_patches(np.zeros((40, 80)))
+
+
+# -- the Inspect UI ----------------------------------------------------------------------------------
+def _inspect_app(composite: bool) -> None:
+    from _metrics_fixtures import GRID, result_from, speckled_scene_db
+    from sarviz.scene import Scene
+    from sarviz.ui.inspection import render_inspection
+
+    vv, vh = speckled_scene_db((64, 64), seed=0)
+    gv, gh = speckled_scene_db((64, 64), seed=4, looks=2.0)
+    prov = {"s1_mode": "composite", "s1_composite": {"kind": "median", "n": 6}} if composite else {"s1_mode": "single"}
+    scene = Scene(crs="EPSG:32633", transform=GRID, width=64, height=64, vv_db=vv, vh_db=vh, provenance=prov,
+                  scene_id="t")
+    render_inspection(scene, result_from(gv, gh), key="p")
+
+
+@pytest.mark.parametrize("composite", [True, False])
+def test_inspect_ui_flags_composites_and_offers_the_seed001_protocol(composite):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_inspect_app, args=(composite,))
+    at.run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = " ".join(w.value for w in at.warning)
+    assert ("median of 6 acquisitions" in warnings) is composite
+    table = at.dataframe[0].value
+    assert bool((table.caveat != "").any()) is composite
+    assert "our reading of seed 000" in " ".join(c.value for c in at.caption)
+    if not composite:
+        return
+    at.toggle(key="p-seed001").set_value(True).run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    seed001 = at.dataframe[1].value
+    assert seed001.protocol.str.startswith("seed 001").all() and set(seed001.polarisation) == {"VV", "VH"}
