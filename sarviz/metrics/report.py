@@ -7,8 +7,11 @@
   ``kl``, ``mean_std_similarity``, ``ssim``, ``fsim``, ``enl``, ``glcm``, each nested by
   polarisation ``VV`` / ``VH``; single-image metrics (ENL, GLCM) give
   ``{"real": …, "generated": …}``; GLCM is nested polarisation → feature → distance →
-  angle. Extra keys: ``saturated_fraction``, ``db_stats``, ``real_available``, ``grid``,
-  ``settings``. Without a real image the pair metrics are ``null``.
+  angle. Extra keys: ``ssim_downsampled`` (the other SSIM variant), ``saturated_fraction``,
+  ``db_stats``, ``real_available``, ``grid``, ``flags`` (composite real S1 → the
+  speckle-sensitive metrics flagged), ``calibration`` (the one used, and its source),
+  ``protocols`` (which protocol/variant each metric is), ``settings``. Without a real
+  image the pair metrics are ``null``.
 * ``table()`` — a pandas DataFrame with the differences generated − real;
 * ``csv()`` — that table as CSV text.
 
@@ -174,7 +177,11 @@ class MetricsReport:
                 "glcm_levels": sar.GLCM_LEVELS, "glcm_distances": list(sar.GLCM_DISTANCES),
                 "glcm_angles_deg": list(sar.GLCM_ANGLES_DEG), "enl_window_px": sar.ENL_WINDOW,
                 "enl_smooth_sigma_px": sar.ENL_SMOOTH_SIGMA, "enl_score_quantile": sar.ENL_SCORE_QUANTILE,
-                "enl_score_factor": sar.ENL_SCORE_FACTOR,
+                "enl_score_factor": sar.ENL_SCORE_FACTOR, "enl_target_k": sar.ENL_TARGET_K,
+                "enl_target_rounds": sar.ENL_TARGET_ROUNDS,
+                "glcm_lags": {f"{d},{a}": list(sar.glcm_lag_vector(d, a))
+                              for d in sar.GLCM_DISTANCES for a in sar.GLCM_ANGLES_DEG},
+                "ssim_downsample_factor": sar.ssim_downsample_factor(*next(iter(pols.values())).gen_db.shape),
                 "definitions": "docs/metrics.md",
             },
         }

@@ -7,13 +7,17 @@ down; the CLI, the report and the UI all call these functions, so the numbers ag
 * :func:`kl_divergence` — amplitude-histogram KL(real ‖ generated) after seed 001
   (amplitude / (μ + 3σ), clipped to [0, 1], saturated pixels excluded and reported).
 * :func:`mean_std_similarity` — |Δ mean| and |Δ std| on the fixed dB → [0, 1] mapping
-  (seed 000, table I; lower is better).
-* :func:`ssim` (scikit-image) and :func:`fsim` (piq) on the same fixed mapping.
+  (our reading of seed 000, table I — the paper gives no formula; lower is better).
+* :func:`ssim` (scikit-image; full resolution or Wang's downsampled variant) and :func:`fsim`
+  (piq) on the same fixed mapping.
 * :func:`enl` — equivalent number of looks μ²/σ² of intensity on automatically found
-  homogeneous windows.
+  homogeneous windows (edges, point and line targets rejected).
 * :func:`glcm_features` — contrast, homogeneity, correlation, entropy (scikit-image) at
-  distances 1, 2, 4 and angles 0°, 45°, 90°, 135°, on the fixed mapping quantised to
-  32 grey levels.
+  distances 1, 2, 4 and angles 0°, 45°, 90°, 135° as exact lag vectors, on the fixed
+  mapping quantised to 32 grey levels.
+
+The fixed dB → [0, 1] mapping is a :class:`~sarviz.calibration.Calibration` (the model's,
+else the default): every function taking ``pol`` also takes ``calibration=``.
 """
 
 from __future__ import annotations
@@ -297,6 +301,10 @@ def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibra
     torchmetrics/piq: same values (to 1e-5 on 512² tests) but separable Gaussian filtering,
     ~3× faster on CPU, and it returns the SSIM map, which is averaged over the pixels
     whose whole window is valid in both images (missing pixels never count).
+
+    ``variant="full"`` (default) scores every pixel; ``"downsampled"`` first average-pools
+    both images by :func:`ssim_downsample_factor` as Wang's reference code and piq's
+    default do (:data:`SSIM_VARIANTS`); quote the variant with the value.
     """
     return ssim_prepared(prepare_pair(real_db, gen_db, pol, calibration), variant=variant)
 
