@@ -595,7 +595,7 @@ def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLC
     the row and column of level 0 are dropped before normalisation.
     Returns feature → array (len(distances), len(angles)).
     """
-    from skimage.feature import graycomatrix, graycoprops
+    from skimage.feature import graycomatrix
 
     if levels_img.min() < 0 or levels_img.max() > levels:
         raise MetricError(f"grey levels must lie in 0..{levels}")
@@ -611,6 +611,17 @@ def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLC
         # downwards, so its 45° points down-right; −θ gives the up-right lag of our convention
         counts[:, :, :, j] = graycomatrix(img, lengths, [-theta], levels=levels + 1, symmetric=True,
                                           normed=False)[1:, 1:, :, 0]
+    return glcm_features_from_counts(counts)
+
+
+def glcm_features_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """GLCM features of co-occurrence counts (levels, levels, …): normalised per trailing
+    index, features of shape counts.shape[2:]. Missing-pixel pairs must already be dropped."""
+    from skimage.feature import graycoprops
+
+    levels = counts.shape[0]
+    trailing = counts.shape[2:]
+    counts = counts.reshape(levels, levels, -1, 1).astype(np.float64)
     totals = counts.sum(axis=(0, 1), keepdims=True)
     if (totals == 0).any():
         raise MetricError("no pair of valid pixels at some GLCM distance/angle; the image is too small or too sparse")
@@ -623,7 +634,7 @@ def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLC
     i = np.arange(levels, dtype=np.float64)[:, None, None, None]
     var = (glcm * (i - (glcm * i).sum(axis=(0, 1), keepdims=True)) ** 2).sum(axis=(0, 1))
     out["correlation"] = np.where(var > 1e-12, out["correlation"], np.nan)
-    return out
+    return {name: values.reshape(trailing) for name, values in out.items()}
 
 
 def glcm_features(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS,
