@@ -33,6 +33,8 @@ def calibration_of(provenance: Mapping[str, Any] | None) -> tuple[Calibration, s
     A malformed calibration raises ValueError (a result must not be scored on a guess).
     """
     prov = provenance or {}
+    if isinstance(prov.get("calibration"), Calibration):
+        return prov["calibration"], "model"
     if prov.get("calibration"):
         return calibration_from_card({"calibration": prov["calibration"]}), "model"
     if isinstance(prov.get("db_range"), Mapping) and prov["db_range"]:
