@@ -64,6 +64,9 @@ def test_a_malformed_calibration_in_provenance_is_refused_clearly():
 @pytest.mark.parametrize("prov, mode, n", [
     ({"s1_mode": "composite", "s1_composite": {"kind": "median", "n": 6}}, "composite", 6),
     ({"s1_mode": "single", "s1_composite": {"kind": "nearest", "n": 1}}, "single", 1),
+    ({"s1_mode": "composite", "s1_composite": {"kind": "median", "n": None, "dates": ["2024-05-01", "2024-06-30"],
+                                               "dates_are": "first and last"}}, "composite", None),
+    ({"s1_mode": "single", "s1_date": "2024-05-01", "orbit": "DESCENDING"}, "single", None),
     ({"s1_composite": "median"}, "composite", None),
     ({"s1_composite": {"kind": "median", "n": 1}}, "single", 1),
     ({"layers": {"vv_db": {"detail": {"composite": "median", "items": ["a", "b", "c"]}}}}, "composite", 3),
