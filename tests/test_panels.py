@@ -62,6 +62,30 @@ def test_glcm_panel_lines_real_solid_generated_dashed(reports):
     assert len(panels.glcm_panel(gen_only).axes[0].get_lines()) == len(sar.GLCM_DISTANCES)
 
 
+def test_glcm_panel_distances_are_distinct_lags_at_the_diagonals(reports):
+    """Exact lags: d = 1 and d = 2 no longer meet at 45°/135° (scikit-image rounded both to (1, 1))."""
+    full, _ = reports
+    lines = {line.get_label(): line.get_ydata() for line in panels.glcm_panel(full).axes[0].get_lines()}
+    d1, d2 = np.asarray(lines["real d=1"]), np.asarray(lines["real d=2"])
+    diagonal = [sar.GLCM_ANGLES_DEG.index(45), sar.GLCM_ANGLES_DEG.index(135)]
+    assert (np.abs(d2[diagonal] - d1[diagonal]) > 1e-3).all()
+    assert "exact lags" in panels.glcm_panel(full)._suptitle.get_text()
+
+
+def test_panels_follow_the_reports_calibration():
+    from sarviz.calibration import Calibration
+
+    vv, vh = speckled_scene_db(seed=0)
+    cal = Calibration({"VV": (-40.0, 10.0), "VH": (-45.0, 0.0)})
+    report = compare(vv, vh, vv, vh, calibration=cal)
+    fig = panels.histogram_panel(report)
+    lo, hi = fig.axes[0].get_xlim()
+    assert lo < -50.0 and hi > 20.0  # the dB histogram spans the calibration ± 10 dB
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_xdata()[[0, -1]], [-50.0, 20.0])
+    default = panels.histogram_panel(compare(vv, vh, vv, vh))
+    assert default.axes[0].get_xlim()[1] < 15.0
+
+
 def test_embedding_panel_dims_and_pca():
     rng = np.random.default_rng(0)
     h = w = 48

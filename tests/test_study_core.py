@@ -112,8 +112,9 @@ def test_fixed_db_stretch_is_the_same_for_every_source(tmp_path):
     t2 = write_sar_tif(tmp_path / "b.tif", 5, size=64, offset_db=6.0)  # same texture, 6 dB brighter
     m1 = np.asarray(Image.open(__import__("io").BytesIO(render_file(t1, design).png)), dtype=float).mean()
     m2 = np.asarray(Image.open(__import__("io").BytesIO(render_file(t2, design).png)), dtype=float).mean()
-    # a per-image stretch would make both equally bright; the fixed stretch keeps 6 dB = 6/30 of 255
-    assert m2 - m1 == pytest.approx(255 * 6 / 30, abs=4)
+    # a per-image stretch would make both equally bright; the fixed stretch keeps 6 dB = 6/span of 255
+    span = design.vv_range_db[1] - design.vv_range_db[0]  # the calibration's VV range (sarviz.calibration)
+    assert m2 - m1 == pytest.approx(255 * 6 / span, abs=4)
 
 
 def test_duplicate_and_corrupt_images_are_refused(db, tmp_path):

@@ -7,8 +7,11 @@
   ``kl``, ``mean_std_similarity``, ``ssim``, ``fsim``, ``enl``, ``glcm``, each nested by
   polarisation ``VV`` / ``VH``; single-image metrics (ENL, GLCM) give
   ``{"real": …, "generated": …}``; GLCM is nested polarisation → feature → distance →
-  angle. Extra keys: ``saturated_fraction``, ``db_stats``, ``real_available``, ``grid``,
-  ``settings``. Without a real image the pair metrics are ``null``.
+  angle. Extra keys: ``ssim_downsampled`` (the other SSIM variant), ``saturated_fraction``,
+  ``db_stats``, ``real_available``, ``grid``, ``flags`` (composite real S1 → the
+  speckle-sensitive metrics flagged), ``calibration`` (the one used, and its source),
+  ``protocols`` (which protocol/variant each metric is), ``settings``. Without a real
+  image the pair metrics are ``null``.
 * ``table()`` — a pandas DataFrame with the differences generated − real;
 * ``csv()`` — that table as CSV text.
 
@@ -26,10 +29,23 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
 from sarviz.metrics import sar
+from sarviz.metrics.provenance import SPECKLE_SENSITIVE, calibration_of, composite_note, real_s1_acquisition
 from sarviz.metrics.sar import MetricError
 
 ProgressCallback = Callable[[int, int, str], None]
+
+#: the short protocol/variant label of each table row (the JSON's "protocols" has the long form)
+TABLE_PROTOCOLS: dict[str, str] = {
+    "kl": "per pair (seed 001 histogram, not its category pooling)",
+    "mean_std_similarity": "our reading of seed 000 (no formula in the paper)",
+    "ssim": "full resolution (scikit-image)",
+    "ssim_downsampled": "downsampled ÷round(min(H,W)/256) (Wang ref. / piq default)",
+    "fsim": "piq, downsampled as the reference",
+    "enl": "homogeneous 16 px windows, point/line targets rejected",
+    "glcm": "per pair: whole image, dB stretch, exact lags (not seed 001's amplitude patches)",
+}
 
 
 @dataclass
@@ -49,6 +65,7 @@ class PolarisationMetrics:
     glcm_real: dict[str, np.ndarray] | None
     glcm_generated: dict[str, np.ndarray]
     saturated_generated: float
+    ssim_downsampled: float | None = None  # the other SSIM variant (sar.SSIM_VARIANTS["downsampled"])
 
 
 def _db_stats(db: np.ndarray | None) -> dict[str, float] | None:
@@ -63,10 +80,47 @@ def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+#: Which protocol/variant each number of the report is (also in the table's "protocol" column
+#: and docs/metrics.md). The seed-001 protocol is :mod:`sarviz.metrics.protocols`.
+PROTOCOLS: dict[str, str] = {
+    "kl": "per pair (sarviz): seed 001's normalised-amplitude histogram KL on this one image pair; "
+          "seed 001's tables pool per scene category (sarviz.metrics.protocols.seed001_kl_by_category)",
+    "mean_std_similarity": "our reading of seed 000 (no formula in the paper): |Δ mean|, |Δ std| of the "
+                           "calibration's [0, 1] mapping",
+    "ssim": "SSIM, " + sar.SSIM_VARIANTS["full"],
+    "ssim_downsampled": "SSIM, " + sar.SSIM_VARIANTS["downsampled"],
+    "fsim": "FSIM (piq, grey-level), downsampled by round(min(H, W)/256) as the reference code",
+    "enl": "ENL of intensity on homogeneous 16 px windows (edge, variance and max/mean tests: point and "
+           "line targets rejected)",
+    "glcm": "per pair (sarviz): whole image, calibration's dB stretch, 32 levels, exact lag vectors; seed 001 "
+            "uses amplitude in 64×64 homogeneous patches (sarviz.metrics.protocols.seed001_glcm)",
+}
+
+
 @dataclass
 class MetricsReport:
     polarisations: dict[str, PolarisationMetrics]
     grid: dict[str, Any] = field(default_factory=dict)
+    #: the dB → [0, 1] mapping every [0, 1]-based metric and the display used
+    calibration: Calibration = DEFAULT_CALIBRATION
+    calibration_source: str = "default"  # "model", "model (legacy db_range)", "default" or "given"
+    #: how the real S1 was made (:func:`sarviz.metrics.provenance.real_s1_acquisition`)
+    real_s1: dict[str, Any] = field(default_factory=lambda: real_s1_acquisition(None))
+
+    @property
+    def real_is_composite(self) -> bool:
+        return self.real_available and self.real_s1.get("mode") == "composite"
+
+    @property
+    def composite_note(self) -> str | None:
+        """The warning shown next to speckle-sensitive metrics when the real S1 is a composite."""
+        return composite_note(self.real_s1) if self.real_available else None
+
+    def flags(self) -> dict[str, Any]:
+        """Per-metric caveats: which metrics the real image's compositing makes unreliable."""
+        flagged = list(SPECKLE_SENSITIVE) if self.real_is_composite else []
+        return {"real_s1": dict(self.real_s1), "speckle_sensitive_metrics": list(SPECKLE_SENSITIVE),
+                "flagged_metrics": flagged, "note": self.composite_note}
 
     @property
     def real_available(self) -> bool:
@@ -85,6 +139,7 @@ class MetricsReport:
                 for p, m in pols.items()
             },
             "ssim": {p: _num(m.ssim) for p, m in pols.items()},
+            "ssim_downsampled": {p: _num(m.ssim_downsampled) for p, m in pols.items()},
             "fsim": {p: _num(m.fsim) for p, m in pols.items()},
             "enl": {
                 p: {"real": _num(m.enl_real.enl) if m.enl_real else None, "generated": _num(m.enl_generated.enl)}
@@ -113,13 +168,20 @@ class MetricsReport:
             "db_stats": {p: {"real": _db_stats(m.real_db), "generated": _db_stats(m.gen_db)} for p, m in pols.items()},
             "real_available": self.real_available,
             "grid": self.grid,
+            "flags": self.flags(),
+            "protocols": dict(PROTOCOLS),
+            "calibration": {**self.calibration.to_dict(), "source": self.calibration_source},
             "settings": {
-                "unit_db_ranges": {p: list(r) for p, r in sar.UNIT_DB_RANGES.items()},
+                "unit_db_ranges": {p: list(r) for p, r in self.calibration.ranges.items()},
                 "kl_bins": sar.KL_BINS, "kl_epsilon": sar.KL_EPSILON,
                 "glcm_levels": sar.GLCM_LEVELS, "glcm_distances": list(sar.GLCM_DISTANCES),
                 "glcm_angles_deg": list(sar.GLCM_ANGLES_DEG), "enl_window_px": sar.ENL_WINDOW,
                 "enl_smooth_sigma_px": sar.ENL_SMOOTH_SIGMA, "enl_score_quantile": sar.ENL_SCORE_QUANTILE,
-                "enl_score_factor": sar.ENL_SCORE_FACTOR,
+                "enl_score_factor": sar.ENL_SCORE_FACTOR, "enl_target_k": sar.ENL_TARGET_K,
+                "enl_target_rounds": sar.ENL_TARGET_ROUNDS,
+                "glcm_lags": {f"{d},{a}": list(sar.glcm_lag_vector(d, a))
+                              for d in sar.GLCM_DISTANCES for a in sar.GLCM_ANGLES_DEG},
+                "ssim_downsample_factor": sar.ssim_downsample_factor(*next(iter(pols.values())).gen_db.shape),
                 "definitions": "docs/metrics.md",
             },
         }
@@ -141,39 +203,46 @@ class MetricsReport:
 
         rows: list[dict[str, Any]] = []
 
-        def single(metric: str, pol: str, real: float | None, gen: float) -> None:
-            diff = None if real is None or not np.isfinite(real) or not np.isfinite(gen) else gen - real
-            rows.append({"metric": metric, "polarisation": pol, "real": real, "generated": gen,
-                         "generated − real": diff, "comparison": None})
+        flagged = set(self.flags()["flagged_metrics"])
+        caveat = "⚠ real S1 is a composite" if flagged else ""
 
-        def pair(metric: str, pol: str, value: float | None) -> None:
-            rows.append({"metric": metric, "polarisation": pol, "real": None, "generated": None,
-                         "generated − real": None, "comparison": value})
+        def row(metric, pol, real, gen, diff, value, key):
+            rows.append({"metric": metric, "polarisation": pol, "real": real, "generated": gen,
+                         "generated − real": diff, "comparison": value, "protocol": TABLE_PROTOCOLS.get(key, ""),
+                         "caveat": caveat if key in flagged else ""})
+
+        def single(metric: str, pol: str, real: float | None, gen: float, key: str = "") -> None:
+            diff = None if real is None or not np.isfinite(real) or not np.isfinite(gen) else gen - real
+            row(metric, pol, real, gen, diff, None, key)
+
+        def pair(metric: str, pol: str, value: float | None, key: str) -> None:
+            row(metric, pol, None, None, None, value, key)
 
         for pol, m in self.polarisations.items():
-            pair("KL(real ‖ generated), nats", pol, m.kl.kl if m.kl else None)
-            pair("Mean similarity |Δμ|", pol, m.mean_diff)
-            pair("Std similarity |Δσ|", pol, m.std_diff)
-            pair("SSIM", pol, m.ssim)
-            pair("FSIM", pol, m.fsim)
+            pair("KL(real ‖ generated), nats", pol, m.kl.kl if m.kl else None, "kl")
+            pair("Mean similarity |Δμ|", pol, m.mean_diff, "mean_std_similarity")
+            pair("Std similarity |Δσ|", pol, m.std_diff, "mean_std_similarity")
+            pair("SSIM", pol, m.ssim, "ssim")
+            pair("SSIM", pol, m.ssim_downsampled, "ssim_downsampled")
+            pair("FSIM", pol, m.fsim, "fsim")
             rs, gs = _db_stats(m.real_db), _db_stats(m.gen_db)
             single("mean (dB)", pol, rs["mean_db"] if rs else None, gs["mean_db"])
             single("std (dB)", pol, rs["std_db"] if rs else None, gs["std_db"])
             single("saturated fraction (> μ+3σ)", pol, m.kl.saturated_real if m.kl else None, m.saturated_generated)
-            single("ENL (intensity)", pol, m.enl_real.enl if m.enl_real else None, m.enl_generated.enl)
+            single("ENL (intensity)", pol, m.enl_real.enl if m.enl_real else None, m.enl_generated.enl, "enl")
             for feat in sar.GLCM_FEATURES:
                 for i, d in enumerate(sar.GLCM_DISTANCES):
                     if per_angle:
                         for j, a in enumerate(sar.GLCM_ANGLES_DEG):
                             single(f"GLCM {feat} d={d} θ={a}°", pol,
                                    float(m.glcm_real[feat][i, j]) if m.glcm_real else None,
-                                   float(m.glcm_generated[feat][i, j]))
+                                   float(m.glcm_generated[feat][i, j]), "glcm")
                     else:
                         real = float(np.nanmean(m.glcm_real[feat][i])) if m.glcm_real else None
                         single(f"GLCM {feat} d={d} (mean of 4 angles)", pol, real,
-                               float(np.nanmean(m.glcm_generated[feat][i])))
+                               float(np.nanmean(m.glcm_generated[feat][i])), "glcm")
         return pd.DataFrame(rows, columns=["metric", "polarisation", "real", "generated", "generated − real",
-                                           "comparison"])
+                                           "comparison", "protocol", "caveat"])
 
     def csv(self, per_angle: bool = True) -> str:
         buf = io.StringIO()
@@ -186,7 +255,8 @@ class MetricsReport:
 
 
 # -- entry points ------------------------------------------------------------------------------
-def _validated(real_vv, real_vh, gen_vv, gen_vh) -> tuple[dict[str, Any], dict[str, sar.PreparedPair], dict[str, np.ndarray]]:
+def _validated(real_vv, real_vh, gen_vv, gen_vh, calibration: Calibration = DEFAULT_CALIBRATION,
+               ) -> tuple[dict[str, Any], dict[str, sar.PreparedPair], dict[str, np.ndarray]]:
     """Validate every image before any work: a bad VH is reported before any work on VV."""
     if (real_vv is None) != (real_vh is None):
         raise MetricError("the real image needs both VV and VH (or neither, for a generated-only report)")
@@ -195,7 +265,7 @@ def _validated(real_vv, real_vh, gen_vv, gen_vh) -> tuple[dict[str, Any], dict[s
     gens: dict[str, np.ndarray] = {}
     for pol, (real_db, gen_db) in inputs.items():
         if real_db is not None:
-            pairs[pol] = sar.prepare_pair(real_db, gen_db, pol)
+            pairs[pol] = sar.prepare_pair(real_db, gen_db, pol, calibration)
             gens[pol] = pairs[pol].gen
         else:
             gens[pol] = sar.check_image(gen_db, f"generated {pol} image")
@@ -203,7 +273,7 @@ def _validated(real_vv, real_vh, gen_vv, gen_vh) -> tuple[dict[str, Any], dict[s
 
 
 def _metrics_but_fsim(pol: str, pair: sar.PreparedPair | None, gen: np.ndarray,
-                      tick: Callable[[str], None]) -> PolarisationMetrics:
+                      tick: Callable[[str], None], calibration: Calibration = DEFAULT_CALIBRATION) -> PolarisationMetrics:
     """Every metric of one polarisation but FSIM (filled in by the caller); ``pair`` None → generated-only."""
     real = pair.real if pair is not None else None
     kl, sat_gen = _kl_of(pair, gen)
@@ -211,19 +281,20 @@ def _metrics_but_fsim(pol: str, pair: sar.PreparedPair | None, gen: np.ndarray,
     mean_diff, std_diff = sar.mean_std_similarity_prepared(pair) if pair is not None else (None, None)
     tick(f"{pol}: Mean/Std similarity")
     ssim_v = sar.ssim_prepared(pair) if pair is not None else None
+    ssim_ds = sar.ssim_prepared(pair, "downsampled") if pair is not None else None
     tick(f"{pol}: SSIM")
     enl_real = sar.enl_checked(real) if real is not None else None
     enl_gen = sar.enl_checked(gen)
     tick(f"{pol}: ENL")
-    glcm_real, glcm_gen = _glcm_of(pair, gen, pol)
+    glcm_real, glcm_gen = _glcm_of(pair, gen, pol, calibration)
     tick(f"{pol}: GLCM")
     return PolarisationMetrics(pol, real, gen, kl, mean_diff, std_diff, ssim_v, None, enl_real, enl_gen,
-                               glcm_real, glcm_gen, sat_gen)
+                               glcm_real, glcm_gen, sat_gen, ssim_ds)
 
 
-def _glcm_of(pair: sar.PreparedPair | None, gen: np.ndarray, pol: str):
+def _glcm_of(pair: sar.PreparedPair | None, gen: np.ndarray, pol: str, calibration: Calibration = DEFAULT_CALIBRATION):
     glcm_real = sar.glcm_features_unit(pair.real_unit) if pair is not None else None
-    glcm_gen = sar.glcm_features_unit(pair.gen_unit if pair is not None else sar.db_to_unit(gen, pol))
+    glcm_gen = sar.glcm_features_unit(pair.gen_unit if pair is not None else sar.db_to_unit(gen, pol, calibration))
     return glcm_real, glcm_gen
 
 
@@ -248,9 +319,24 @@ def _ticker(progress: ProgressCallback | None, steps: int):
 
     return tick
 
+def _context(calibration: Calibration | None, calibration_source: str | None,
+             real_provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """The report fields that come from provenance rather than from the pixels."""
+    return {"calibration": calibration or DEFAULT_CALIBRATION,
+            "calibration_source": calibration_source or ("given" if calibration is not None else "default"),
+            "real_s1": real_s1_acquisition(real_provenance)}
+
+
 def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
-            progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None) -> MetricsReport:
+            progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None,
+            calibration: Calibration | None = None, real_provenance: dict[str, Any] | None = None,
+            calibration_source: str | None = None) -> MetricsReport:
     """All metrics for VV and VH (dB arrays on one grid). ``real_*`` None → generated-only.
+
+    ``calibration``: the dB → [0, 1] mapping of SSIM, FSIM, Mean/Std and GLCM (the
+    generating model's; default :data:`~sarviz.calibration.DEFAULT_CALIBRATION`).
+    ``real_provenance``: the real image's provenance, read for whether it is a composite
+    (the report then flags the speckle-sensitive metrics).
 
     Each image is validated and mapped to [0, 1] once for all metrics. FSIM (torch, about
     half of the work) runs in a worker thread while this thread computes the others
@@ -260,19 +346,20 @@ def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.n
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh)
+    ctx = _context(calibration, calibration_source, real_provenance)
+    inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh, ctx["calibration"])
     tick = _ticker(progress, 6 * len(inputs))
 
     pols: dict[str, PolarisationMetrics] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarviz-fsim") as pool:
         fsim_future = pool.submit(sar.fsim_prepared, list(pairs.values())) if pairs else None
         for pol in inputs:
-            pols[pol] = _metrics_but_fsim(pol, pairs.get(pol), gens[pol], tick)
+            pols[pol] = _metrics_but_fsim(pol, pairs.get(pol), gens[pol], tick, ctx["calibration"])
         fsim_values = dict(zip(pairs, fsim_future.result())) if fsim_future is not None else {}
     for pol in inputs:
         pols[pol].fsim = fsim_values.get(pol)
         tick(f"{pol}: FSIM")
-    return MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])})
+    return MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])}, **ctx)
 
 
 #: the figures :func:`inspect_all` draws, by name
@@ -281,7 +368,9 @@ PANELS: tuple[str, ...] = ("histograms", "glcm", "embedding")
 
 def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
                 embedding: np.ndarray | None = None, progress: ProgressCallback | None = None,
-                grid: dict[str, Any] | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
+                grid: dict[str, Any] | None = None, calibration: Calibration | None = None,
+                real_provenance: dict[str, Any] | None = None,
+                calibration_source: str | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
     """:func:`compare` and the three inspection figures as PNG bytes, in one call.
 
     Returns the report (the same numbers as :func:`compare`) and ``{"histograms": …,
@@ -303,7 +392,8 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
 
     from sarviz.viz import panels
 
-    inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh)
+    ctx = _context(calibration, calibration_source, real_provenance)
+    inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh, ctx["calibration"])
     tick = _ticker(progress, 5 * len(inputs) + 1 + len(PANELS))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarviz-inspect") as pool:
@@ -312,8 +402,9 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
         try:
             pols: dict[str, PolarisationMetrics] = {}
             for pol in inputs:
-                pols[pol] = _metrics_but_fsim(pol, pairs.get(pol), gens[pol], tick)
-            report = MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])})
+                pols[pol] = _metrics_but_fsim(pol, pairs.get(pol), gens[pol], tick, ctx["calibration"])
+            report = MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])},
+                                   **ctx)
             # FSIM appears in neither figure: draw first, fill FSIM in when it is done
             encoded = {"glcm": pool.submit(panels.encode_png, panels.glcm_rgb(report))}
             tick("GLCM panel")
@@ -356,32 +447,44 @@ def check_same_grid(real: Any, generated: Any, tolerance_px: float = 0.01) -> No
                           f"or sized {abs(g_tf.a):g} vs {abs(r_tf.a):g} CRS units; resample one onto the other first")
 
 
-def _real_sar_and_grid(real: Any | None, generated: Any) -> tuple[Any, Any, dict[str, Any]]:
+def _real_sar_and_grid(real: Any | None, generated: Any,
+                       calibration: Calibration | None = None) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """Real VV/VH (or None), the grid, and the provenance-derived report context."""
     real_vv = real_vh = None
     if real is not None and getattr(real, "vv_db", None) is not None and getattr(real, "vh_db", None) is not None:
         check_same_grid(real, generated)
         real_vv, real_vh = real.vv_db, real.vh_db
     grid = {"crs": generated.crs.to_string(), "transform": list(generated.transform)[:6],
             "width": generated.width, "height": generated.height}
-    return real_vv, real_vh, grid
+    if calibration is not None:
+        cal, where = calibration, "given"
+    else:
+        cal, where = calibration_of(getattr(generated, "provenance", None))
+    context = {"calibration": cal, "calibration_source": where,
+               "real_provenance": getattr(real, "provenance", None) if real_vv is not None else None}
+    return real_vv, real_vh, grid, context
 
 
-def compare_results(real: Any | None, generated: Any, progress: ProgressCallback | None = None) -> MetricsReport:
+def compare_results(real: Any | None, generated: Any, progress: ProgressCallback | None = None,
+                    calibration: Calibration | None = None) -> MetricsReport:
     """Compare a generated image with the real S1 of a scene (or a real GeoTIFF read as a result).
 
     ``real`` may be a :class:`~sarviz.scene.Scene` (its VV/VH are used; a scene without
-    them gives a generated-only report), a :class:`GenerationResult`, or None.
+    them gives a generated-only report), a :class:`GenerationResult`, or None. The
+    calibration is the generated result's own (its provenance ``calibration``) unless
+    given; the real image's provenance says whether it is a composite.
     """
-    real_vv, real_vh, grid = _real_sar_and_grid(real, generated)
-    return compare(real_vv, real_vh, generated.vv_db, generated.vh_db, progress=progress, grid=grid)
+    real_vv, real_vh, grid, context = _real_sar_and_grid(real, generated, calibration)
+    return compare(real_vv, real_vh, generated.vv_db, generated.vh_db, progress=progress, grid=grid, **context)
 
 
 def inspect_results(real: Any | None, generated: Any, embedding: np.ndarray | None = None,
-                    progress: ProgressCallback | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
+                    progress: ProgressCallback | None = None,
+                    calibration: Calibration | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
     """:func:`compare_results` and the figures, computed together (see :func:`inspect_all`)."""
-    real_vv, real_vh, grid = _real_sar_and_grid(real, generated)
+    real_vv, real_vh, grid, context = _real_sar_and_grid(real, generated, calibration)
     return inspect_all(real_vv, real_vh, generated.vv_db, generated.vh_db, embedding=embedding, progress=progress,
-                       grid=grid)
+                       grid=grid, **context)
 
 
 # -- files -------------------------------------------------------------------------------------------

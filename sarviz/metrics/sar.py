@@ -7,13 +7,17 @@ down; the CLI, the report and the UI all call these functions, so the numbers ag
 * :func:`kl_divergence` — amplitude-histogram KL(real ‖ generated) after seed 001
   (amplitude / (μ + 3σ), clipped to [0, 1], saturated pixels excluded and reported).
 * :func:`mean_std_similarity` — |Δ mean| and |Δ std| on the fixed dB → [0, 1] mapping
-  (seed 000, table I; lower is better).
-* :func:`ssim` (scikit-image) and :func:`fsim` (piq) on the same fixed mapping.
+  (our reading of seed 000, table I — the paper gives no formula; lower is better).
+* :func:`ssim` (scikit-image; full resolution or Wang's downsampled variant) and :func:`fsim`
+  (piq) on the same fixed mapping.
 * :func:`enl` — equivalent number of looks μ²/σ² of intensity on automatically found
-  homogeneous windows.
+  homogeneous windows (edges, point and line targets rejected).
 * :func:`glcm_features` — contrast, homogeneity, correlation, entropy (scikit-image) at
-  distances 1, 2, 4 and angles 0°, 45°, 90°, 135°, on the fixed mapping quantised to
-  32 grey levels.
+  distances 1, 2, 4 and angles 0°, 45°, 90°, 135° as exact lag vectors, on the fixed
+  mapping quantised to 32 grey levels.
+
+The fixed dB → [0, 1] mapping is a :class:`~sarviz.calibration.Calibration` (the model's,
+else the default): every function taking ``pol`` also takes ``calibration=``.
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sarviz.viz.images import DB_RANGES
+from sarviz.calibration import DEFAULT_CALIBRATION, POLARISATIONS, Calibration
 
-POLARISATIONS: tuple[str, ...] = ("VV", "VH")
-
-# -- the fixed dB → [0, 1] mapping (shared with the display stretch) --------------------------
-#: dB range mapped linearly onto [0, 1] (clipped) for SSIM, FSIM, Mean/Std similarity and GLCM.
-#: It is the display stretch of :mod:`sarviz.viz.images`, so "same grey = same backscatter"
-#: holds for the numbers as well as for the pictures.
-UNIT_DB_RANGES: dict[str, tuple[float, float]] = {pol: DB_RANGES[pol] for pol in POLARISATIONS}
+# -- the fixed dB → [0, 1] mapping (shared with the model and the display stretch) -------------
+# SSIM, FSIM, Mean/Std similarity and GLCM map dB linearly onto [0, 1] (clipped) through a
+# :class:`~sarviz.calibration.Calibration` — the generating model's own when its result
+# declares one, else DEFAULT_CALIBRATION. It is the same mapping the model was trained
+# through and the display stretch, so "same grey = same backscatter" holds for the numbers
+# as well as for the pictures, and no generator is scored on values it cannot produce.
+#: The default calibration's ranges (a read-only view kept for older callers; not a second copy).
+UNIT_DB_RANGES: dict[str, tuple[float, float]] = dict(DEFAULT_CALIBRATION.ranges)
 
 # -- KL (seed 001) ------------------------------------------------------------------------------
 KL_BINS = 100  # bins of width 0.01 on the normalised amplitude [0, 1)
@@ -41,6 +46,14 @@ KL_EPSILON = 1e-6  # probability added to every bin before renormalising (empty 
 # -- SSIM / FSIM --------------------------------------------------------------------------------
 SSIM_SIGMA = 1.5  # Gaussian window σ of Wang et al. (2004); 11×11 kernel
 SSIM_KERNEL = 11
+#: SSIM variants, named next to every SSIM value. "full": every pixel (speckle counts);
+#: "downsampled": first average-pooled by round(min(H, W) / 256), as Wang's reference
+#: MATLAB code and piq's default do (a 512² pair is scored at 256², speckle half averaged out).
+SSIM_VARIANTS: dict[str, str] = {
+    "full": "full resolution (scikit-image, Wang et al. 2004 Gaussian window, no downsampling)",
+    "downsampled": "downsampled by round(min(H, W)/256) first, as Wang's reference code and piq's default",
+}
+SSIM_DOWNSAMPLE_TARGET = 256
 MIN_SIZE_PX = 32  # smaller images give meaningless SSIM/FSIM/ENL windows
 
 # -- ENL ----------------------------------------------------------------------------------------
@@ -55,6 +68,17 @@ ENL_SMOOTH_SIGMA = 3.0  # px, Gaussian smoothing of log-intensity before the edg
 ENL_SCORE_QUANTILE = 0.10
 ENL_SCORE_FACTOR = 2.0
 ENL_MIN_WINDOWS = 4
+# Point and line targets (buildings, pylons, roads, ships) are tested on *intensity at full
+# resolution*: the smoothed edge score above dilutes a single bright pixel, yet one +10 dB
+# pixel in a 16 px window triples its intensity variance. A window is rejected when its
+# log squared coefficient of variation, or its log max-to-mean ratio, lies above
+# median + ENL_TARGET_K × (1.4826 · MAD) of those of the windows passing the edge test —
+# robust statistics, so up to ~half the windows may hold targets. ENL_TARGET_ROUNDS
+# re-estimates median and MAD on the windows kept (targets pull the first estimate up).
+# Under pure speckle the tests reject ~0.5 % of windows (those with the largest own
+# variance), which raises ENL by < 1 % (benchmarks/RESULTS_metrics.md).
+ENL_TARGET_K = 3.0
+ENL_TARGET_ROUNDS = 3
 
 # -- GLCM (seed 001) ----------------------------------------------------------------------------
 GLCM_LEVELS = 32
@@ -107,7 +131,7 @@ def check_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str = "") -> tuple[
 
 
 def _check_pol(pol: str) -> str:
-    if pol not in UNIT_DB_RANGES:
+    if pol not in POLARISATIONS:
         raise MetricError(f"unknown polarisation {pol!r}; use one of {', '.join(POLARISATIONS)}")
     return pol
 
@@ -128,18 +152,22 @@ class PreparedPair:
     all_valid: bool
     real_unit: np.ndarray  # the fixed [0, 1] mapping of each image, NaN where that image is missing
     gen_unit: np.ndarray
+    calibration: Calibration = DEFAULT_CALIBRATION  # the dB → [0, 1] mapping used for *_unit
 
     def in_both(self, arr: np.ndarray) -> np.ndarray:
         """The values of a (H, W) array at the pixels valid in both images (1-D)."""
         return arr.ravel() if self.all_valid else arr[self.both]
 
 
-def prepare_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> PreparedPair:
+def prepare_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str,
+                 calibration: Calibration | None = None) -> PreparedPair:
     """Validate a real/generated pair (:func:`check_pair`) and map both to [0, 1] once."""
     _check_pol(pol)
+    cal = calibration or DEFAULT_CALIBRATION
     real, gen = check_pair(real_db, gen_db, pol)
     both = np.isfinite(real) & np.isfinite(gen)
-    return PreparedPair(pol, real, gen, both, bool(both.all()), db_to_unit(real, pol), db_to_unit(gen, pol))
+    return PreparedPair(pol, real, gen, both, bool(both.all()), db_to_unit(real, pol, cal), db_to_unit(gen, pol, cal),
+                        cal)
 
 
 # -- unit conversions ------------------------------------------------------------------------------
@@ -153,10 +181,10 @@ def db_to_amplitude(db: np.ndarray) -> np.ndarray:
     return np.power(10.0, np.asarray(db, dtype=np.float64) / 20.0)
 
 
-def db_to_unit(db: np.ndarray, pol: str) -> np.ndarray:
-    """The fixed dB → [0, 1] mapping: (dB − lo) / (hi − lo), clipped; NaN stays NaN."""
-    lo, hi = UNIT_DB_RANGES[_check_pol(pol)]
-    return np.clip((np.asarray(db, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
+def db_to_unit(db: np.ndarray, pol: str, calibration: Calibration | None = None) -> np.ndarray:
+    """The fixed dB → [0, 1] mapping of ``calibration`` (default: DEFAULT_CALIBRATION):
+    (dB − lo) / (hi − lo), clipped; NaN stays NaN."""
+    return (calibration or DEFAULT_CALIBRATION).to_unit(db, _check_pol(pol))
 
 
 # -- histograms ------------------------------------------------------------------------------------
@@ -218,29 +246,43 @@ def kl_divergence_prepared(pair: PreparedPair, bins: int = KL_BINS, eps: float =
 def _kl(real_values: np.ndarray, gen_values: np.ndarray, bins: int, eps: float) -> KLResult:
     p, sat_r, edges = amplitude_histogram(real_values, bins)
     q, sat_g, _ = amplitude_histogram(gen_values, bins)
-    p_s = (p + eps) / (p + eps).sum()
-    q_s = (q + eps) / (q + eps).sum()
-    kl = float(np.sum(p_s * np.log(p_s / q_s)))
-    return KLResult(max(kl, 0.0), sat_r, sat_g, edges, p, q)
+    return KLResult(kl_of_histograms(p, q, eps), sat_r, sat_g, edges, p, q)
 
 
-def db_histogram(db: np.ndarray, pol: str, bins: int = 120) -> tuple[np.ndarray, np.ndarray]:
-    """Density histogram in dB over the pol's display range widened by 10 dB each side."""
-    lo, hi = UNIT_DB_RANGES[_check_pol(pol)]
-    edges = np.linspace(lo - 10.0, hi + 10.0, bins + 1)
+def kl_of_histograms(p: np.ndarray, q: np.ndarray, eps: float = KL_EPSILON) -> float:
+    """KL(P ‖ Q) in nats of two histograms (counts or probabilities), ε added to every bin of
+    both before renormalising (an empty Q bin gives a large but finite value)."""
+    p_s = p / p.sum() + eps
+    q_s = q / q.sum() + eps
+    p_s, q_s = p_s / p_s.sum(), q_s / q_s.sum()
+    return max(float(np.sum(p_s * np.log(p_s / q_s))), 0.0)
+
+
+def db_histogram_range(pol: str, calibration: Calibration | None = None) -> tuple[float, float]:
+    """The dB span of :func:`db_histogram`: the calibration's range widened by 10 dB each side."""
+    lo, hi = (calibration or DEFAULT_CALIBRATION).range(_check_pol(pol))
+    return lo - 10.0, hi + 10.0
+
+
+def db_histogram(db: np.ndarray, pol: str, bins: int = 120,
+                 calibration: Calibration | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Density histogram in dB over the pol's calibrated range widened by 10 dB each side."""
+    lo, hi = db_histogram_range(pol, calibration)
+    edges = np.linspace(lo, hi, bins + 1)
     values = np.asarray(db, dtype=np.float32)
     counts, _ = np.histogram(values[np.isfinite(values)], bins=edges, density=True)
     return counts, edges
 
 
 # -- radiometry ------------------------------------------------------------------------------------
-def mean_std_similarity(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> tuple[float, float]:
+def mean_std_similarity(real_db: np.ndarray, gen_db: np.ndarray, pol: str,
+                        calibration: Calibration | None = None) -> tuple[float, float]:
     """Seed 000's Mean/Std similarity (lower is better): (|μ_g − μ_r|, |σ_g − σ_r|).
 
     Means and standard deviations are of the fixed dB → [0, 1] mapping over the pixels
     valid in both images (see docs/metrics.md for why this reading of the paper).
     """
-    return mean_std_similarity_prepared(prepare_pair(real_db, gen_db, pol))
+    return mean_std_similarity_prepared(prepare_pair(real_db, gen_db, pol, calibration))
 
 
 def mean_std_similarity_prepared(pair: PreparedPair) -> tuple[float, float]:
@@ -251,36 +293,68 @@ def mean_std_similarity_prepared(pair: PreparedPair) -> tuple[float, float]:
 
 
 # -- structure -------------------------------------------------------------------------------------
-def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
+def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None,
+         variant: str = "full") -> float:
     """SSIM (Wang et al. 2004: Gaussian window σ = 1.5, K1 = 0.01, K2 = 0.03) on the fixed mapping.
 
     Computed at full resolution with scikit-image's ``structural_similarity`` rather than
     torchmetrics/piq: same values (to 1e-5 on 512² tests) but separable Gaussian filtering,
     ~3× faster on CPU, and it returns the SSIM map, which is averaged over the pixels
     whose whole window is valid in both images (missing pixels never count).
+
+    ``variant="full"`` (default) scores every pixel; ``"downsampled"`` first average-pools
+    both images by :func:`ssim_downsample_factor` as Wang's reference code and piq's
+    default do (:data:`SSIM_VARIANTS`); quote the variant with the value.
     """
-    return ssim_prepared(prepare_pair(real_db, gen_db, pol))
+    return ssim_prepared(prepare_pair(real_db, gen_db, pol, calibration), variant=variant)
 
 
-def ssim_prepared(pair: PreparedPair) -> float:
-    """:func:`ssim` of a :class:`PreparedPair`."""
+def ssim_downsample_factor(height: int, width: int) -> int:
+    """The pooling factor of the "downsampled" SSIM variant: max(1, round(min(H, W) / 256))."""
+    return max(1, round(min(height, width) / SSIM_DOWNSAMPLE_TARGET))
+
+
+def _average_pool(unit: np.ndarray, factor: int) -> np.ndarray:
+    """factor×factor block means (trailing rows/columns dropped, as torch's avg_pool2d);
+    a block with a missing pixel is missing."""
+    h, w = (unit.shape[0] // factor) * factor, (unit.shape[1] // factor) * factor
+    return unit[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3), dtype=np.float64
+                                                                              ).astype(np.float32)
+
+
+def ssim_prepared(pair: PreparedPair, variant: str = "full") -> float:
+    """:func:`ssim` of a :class:`PreparedPair`; ``variant`` is a key of :data:`SSIM_VARIANTS`."""
+    if variant not in SSIM_VARIANTS:
+        raise MetricError(f"unknown SSIM variant {variant!r}; use one of {', '.join(SSIM_VARIANTS)}")
+    real_u, gen_u, both, all_valid = pair.real_unit, pair.gen_unit, pair.both, pair.all_valid
+    if variant == "downsampled":
+        factor = ssim_downsample_factor(*real_u.shape)
+        if factor > 1:
+            real_u = _average_pool(np.where(both, real_u, np.nan), factor)
+            gen_u = _average_pool(np.where(both, gen_u, np.nan), factor)
+            both = np.isfinite(real_u) & np.isfinite(gen_u)
+            all_valid = bool(both.all())
+            if min(both.shape) <= SSIM_KERNEL:
+                raise MetricError(f"{pair.pol}: {both.shape[0]}×{both.shape[1]} px after downsampling is too small "
+                                  "for SSIM's 11×11 window")
+    return _ssim_unit(real_u, gen_u, both, all_valid, pair.pol)
+
+
+def _ssim_unit(real_u: np.ndarray, gen_u: np.ndarray, both: np.ndarray, all_valid: bool, pol: str) -> float:
     from scipy.ndimage import binary_erosion
     from skimage.metrics import structural_similarity
 
-    both, pol = pair.both, pair.pol
     # the fill value never reaches the mean: windows touching a missing pixel are dropped below
-    if pair.all_valid:
-        real_u, gen_u = pair.real_unit, pair.gen_unit
-    else:
-        real_u = np.where(both, pair.real_unit, np.float32(0.5))
-        gen_u = np.where(both, pair.gen_unit, np.float32(0.5))
+    if not all_valid:
+        real_u = np.where(both, real_u, np.float32(0.5))
+        gen_u = np.where(both, gen_u, np.float32(0.5))
     _, ssim_map = structural_similarity(real_u, gen_u, data_range=1.0, gaussian_weights=True, sigma=SSIM_SIGMA,
                                         use_sample_covariance=False, K1=0.01, K2=0.03, full=True)
     # scikit-image averages the map without a border of half the window; do the same
     pad = (SSIM_KERNEL - 1) // 2
     usable = np.zeros_like(both)
     usable[pad:-pad, pad:-pad] = True
-    if not pair.all_valid:
+    if not all_valid:
         usable &= binary_erosion(both, structure=np.ones((SSIM_KERNEL, SSIM_KERNEL), bool), border_value=1)
     if not usable.any():
         raise MetricError(f"{pol}: no {SSIM_KERNEL}×{SSIM_KERNEL} window is free of missing pixels; SSIM is undefined")
@@ -325,14 +399,14 @@ def _fsim_input(unit: np.ndarray, pair: PreparedPair) -> np.ndarray:
     return np.where(pair.both, unit, np.float32(np.nanmean(unit))).astype(np.float32)
 
 
-def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str) -> float:
+def fsim(real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None) -> float:
     """FSIM (Zhang et al. 2011, grey-level, 4 scales × 4 orientations; piq's algorithm) on the fixed mapping.
 
     piq follows the reference implementation and first average-pools the image by
     round(min(H, W) / 256) (a 512² image is scored at 256²). Missing pixels are filled
     with each image's own mean, which has ~no phase congruency and so ~no weight.
     """
-    return fsim_prepared([prepare_pair(real_db, gen_db, pol)])[0]
+    return fsim_prepared([prepare_pair(real_db, gen_db, pol, calibration)])[0]
 
 
 def fsim_prepared(pairs: list[PreparedPair]) -> list[float]:
@@ -363,35 +437,68 @@ class ENLResult:
     n_windows: int  # homogeneous windows used
     window_px: int
     windows: np.ndarray  # (n, 2) row/col of the top-left corner of each window used
+    rejected_targets: int = 0  # windows passing the edge test but rejected as holding point/line targets
+
+
+@dataclass
+class _WindowSelection:
+    corners: np.ndarray  # (n, 2) top-left corners of the homogeneous windows
+    cv2: np.ndarray  # their squared coefficients of variation of intensity (ddof = 1)
+    rejected_targets: int
+
+
+def _robust_upper(values: np.ndarray, k: float) -> float:
+    """median + k · 1.4826 · MAD: an outlier bound that up to half the values being outliers cannot move far."""
+    med = float(np.median(values))
+    return med + k * 1.4826 * float(np.median(np.abs(values - med)))
 
 
 def homogeneous_windows(db: np.ndarray, window: int = ENL_WINDOW, factor: float = ENL_SCORE_FACTOR) -> np.ndarray:
     """Top-left (row, col) of the homogeneous ``window``×``window`` tiles of an image.
 
-    Edge score of a tile: the log-intensity (dB) smoothed with a Gaussian of σ = 3 px
-    (beyond the speckle correlation length of ~1–2 px, so the score is dominated by
-    structure, not by the tile's own speckle), then the Sobel gradient magnitude averaged
-    over the tile. Every complete, fully valid tile whose score is at most ``factor`` × the
-    10th percentile of all tiles' scores is homogeneous (at least the 4 lowest are kept).
+    Two tests, both needed:
 
-    Why a threshold and not "the flattest N %": on spatially correlated speckle the flattest
+    1. **structure** — edge score of a tile: the log-intensity (dB) smoothed with a Gaussian
+       of σ = 3 px (beyond the speckle correlation length of ~1–2 px, so the score is
+       dominated by structure, not by the tile's own speckle), then the Sobel gradient
+       magnitude averaged over the tile. A complete, fully valid tile passes when its score
+       is at most ``factor`` × the 10th percentile of all tiles' scores.
+    2. **point and line targets** — on intensity at full resolution (the smoothing of test 1
+       hides them): a tile passing test 1 is rejected when its log squared coefficient of
+       variation or its log max-to-mean ratio is a robust outlier among the tiles passing
+       test 1 (above median + 3 × 1.4826 · MAD, re-estimated on the kept tiles 3 times).
+
+    If fewer than 4 tiles pass, the 4 with the lowest edge scores are used.
+
+    Why thresholds and not "the flattest N %": on spatially correlated speckle the flattest
     tiles are also the ones with the lowest variance, so keeping few of them inflates ENL
-    (+17 % at Sentinel-1's correlation). The threshold instead passes nearly every
-    pure-speckle tile (the score's spread is set by speckle statistics and nearly the same
-    for any ENL), so selection barely depends on a tile's own variance, while tiles with
-    edges or texture, whose score is far above that of speckle, are rejected. The 10th
-    percentile anchors the threshold to the image's flattest ground, so at least ~10 % of
-    the tiles must be homogeneous for ENL to describe speckle rather than texture.
+    (+17 % at Sentinel-1's correlation). Both thresholds instead pass nearly every
+    pure-speckle tile (test 1: 93–98 %; test 2: ~99.5 %), so selection barely depends on a
+    tile's own variance, while edges, texture and bright targets are far outside. The 10th
+    percentile anchors test 1 to the image's flattest ground, so at least ~10 % of the tiles
+    must be homogeneous for ENL to describe speckle rather than texture.
+    """
+    return _select_windows(np.asarray(db, dtype=np.float64), window, factor).corners
+
+
+def structure_gradient(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid mask, dB with missing pixels set to the median, Sobel gradient magnitude of that
+    image smoothed with a Gaussian of σ = ENL_SMOOTH_SIGMA px): the structure that homogeneity
+    tests look at (ENL windows here, seed-001 patches in :mod:`sarviz.metrics.protocols`).
+
+    dB is 10·log10(intensity): smoothing in dB is smoothing log-intensity, whose speckle
+    statistics do not depend on the backscatter level (dark and bright fields score alike).
     """
     from scipy.ndimage import gaussian_filter, sobel
 
-    arr = np.asarray(db, dtype=np.float64)
     valid = np.isfinite(arr)
-    # dB is 10·log10(intensity): smoothing in dB is smoothing log-intensity, whose speckle
-    # statistics do not depend on the backscatter level (dark and bright fields score alike).
     filled = arr if valid.all() else np.where(valid, arr, np.nanmedian(arr))
     smooth = gaussian_filter(filled, ENL_SMOOTH_SIGMA)
-    grad = np.hypot(sobel(smooth, 0), sobel(smooth, 1))
+    return valid, filled, np.hypot(sobel(smooth, 0), sobel(smooth, 1))
+
+
+def _select_windows(arr: np.ndarray, window: int = ENL_WINDOW, factor: float = ENL_SCORE_FACTOR) -> _WindowSelection:
+    valid, filled, grad = structure_gradient(arr)
     h, w = arr.shape
     nr, nc = h // window, w // window
     if nr * nc < ENL_MIN_WINDOWS:
@@ -403,11 +510,29 @@ def homogeneous_windows(db: np.ndarray, window: int = ENL_WINDOW, factor: float 
     if len(candidates) < ENL_MIN_WINDOWS:
         raise MetricError(f"fewer than {ENL_MIN_WINDOWS} windows of {window} px are free of missing pixels; ENL is undefined")
     score = tiles(grad).mean(axis=(2, 3))[tile_valid]
-    threshold = factor * np.quantile(score, ENL_SCORE_QUANTILE)
-    chosen = np.flatnonzero(score <= threshold)
+    edge_ok = score <= factor * np.quantile(score, ENL_SCORE_QUANTILE)
+
+    # intensity statistics of every complete tile, at full resolution
+    intensity = tiles(db_to_intensity(filled))[tile_valid].reshape(len(candidates), -1)
+    mean = intensity.mean(axis=1)
+    cv2 = intensity.var(axis=1, ddof=1) / mean ** 2
+    with np.errstate(divide="ignore"):
+        log_cv2 = np.log(cv2)
+        log_max_mean = np.log(intensity.max(axis=1) / mean)
+    keep = edge_ok.copy()
+    for _ in range(ENL_TARGET_ROUNDS):
+        if keep.sum() < ENL_MIN_WINDOWS:
+            break
+        keep = (edge_ok & (log_cv2 <= _robust_upper(log_cv2[keep], ENL_TARGET_K))
+                & (log_max_mean <= _robust_upper(log_max_mean[keep], ENL_TARGET_K)))
+    rejected = int(edge_ok.sum() - keep.sum())
+    chosen = np.flatnonzero(keep)
     if len(chosen) < ENL_MIN_WINDOWS:
-        chosen = np.argsort(score, kind="stable")[:ENL_MIN_WINDOWS]
-    return candidates[np.sort(chosen)] * window
+        chosen = np.flatnonzero(edge_ok)
+        rejected = 0
+    if len(chosen) < ENL_MIN_WINDOWS:
+        chosen = np.sort(np.argsort(score, kind="stable")[:ENL_MIN_WINDOWS])
+    return _WindowSelection(candidates[chosen] * window, cv2[chosen], rejected)
 
 
 def enl(db: np.ndarray, window: int = ENL_WINDOW, what: str = "image") -> ENLResult:
@@ -422,23 +547,18 @@ def enl(db: np.ndarray, window: int = ENL_WINDOW, what: str = "image") -> ENLRes
 
 def enl_checked(arr: np.ndarray, window: int = ENL_WINDOW) -> ENLResult:
     """:func:`enl` of an image already validated by :func:`check_image` / :func:`check_pair`."""
-    corners = homogeneous_windows(arr, window)
-    idx_r = corners[:, 0, None] + np.arange(window)
-    idx_c = corners[:, 1, None] + np.arange(window)
-    # intensity of the chosen windows only
-    blocks = db_to_intensity(arr[idx_r[:, :, None], idx_c[:, None, :]]).reshape(len(corners), -1)
-    cv2 = blocks.var(axis=1, ddof=1) / blocks.mean(axis=1) ** 2
-    return ENLResult(float(1.0 / cv2.mean()), len(corners), window, corners)
+    sel = _select_windows(np.asarray(arr, dtype=np.float64), window)
+    return ENLResult(float(1.0 / sel.cv2.mean()), len(sel.corners), window, sel.corners, sel.rejected_targets)
 
 
 # -- texture ---------------------------------------------------------------------------------------
-def quantise(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS) -> np.ndarray:
+def quantise(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS, calibration: Calibration | None = None) -> np.ndarray:
     """Grey levels for the GLCM: the fixed [0, 1] mapping cut into ``levels`` equal bins.
 
     Level k ∈ 1..levels holds unit values in [(k−1)/levels, k/levels) (1.0 goes to the top
     level); level 0 marks a missing pixel.
     """
-    return quantise_unit(db_to_unit(db, pol), levels)
+    return quantise_unit(db_to_unit(db, pol, calibration), levels)
 
 
 def quantise_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
@@ -448,20 +568,57 @@ def quantise_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
     return q
 
 
+def glcm_lag_vector(distance: int, angle_deg: float) -> tuple[int, int]:
+    """The exact pixel lag (row, col) of GLCM distance ``distance`` at ``angle_deg``.
+
+    Convention (Haralick 1973; MATLAB ``graycomatrix`` offsets [0 D; −D D; −D 0; −D −D]):
+    ``distance`` is the chessboard (Chebyshev) distance, so 0° → (0, d), 45° → (−d, d),
+    90° → (−d, 0), 135° → (−d, −d); the diagonal lags are d·√2 long. Rows count down, so a
+    positive angle points up. Why not scikit-image's own rounding of d·(sin θ, cos θ):
+    it maps d = 2 at 45° onto (−1, 1), the same lag as d = 1 (and d = 4 onto (−3, 3)), so
+    the texture at distance 2 along the diagonals was never measured.
+    """
+    theta = np.deg2rad(angle_deg)
+    scale = distance / max(abs(np.cos(theta)), abs(np.sin(theta)))
+    return int(-np.round(np.sin(theta) * scale)), int(np.round(np.cos(theta) * scale))
+
+
 def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLCM_DISTANCES,
                               angles_deg=GLCM_ANGLES_DEG) -> dict[str, np.ndarray]:
     """GLCM features of an image of grey levels 1..levels (0 = missing), via scikit-image.
 
-    The GLCM is symmetric (both directions counted) and normalised over pairs of valid
-    pixels only: the row and column of level 0 are dropped before normalisation.
+    One co-occurrence matrix per exact lag vector (:func:`glcm_lag_vector`). The GLCM is
+    symmetric (both directions counted) and normalised over pairs of valid pixels only:
+    the row and column of level 0 are dropped before normalisation.
     Returns feature → array (len(distances), len(angles)).
     """
-    from skimage.feature import graycomatrix, graycoprops
+    from skimage.feature import graycomatrix
 
     if levels_img.min() < 0 or levels_img.max() > levels:
         raise MetricError(f"grey levels must lie in 0..{levels}")
-    counts = graycomatrix(levels_img.astype(np.uint8), list(distances), np.deg2rad(list(angles_deg)),
-                          levels=levels + 1, symmetric=True, normed=False)[1:, 1:].astype(np.float64)
+    img = levels_img.astype(np.uint8)
+    counts = np.zeros((levels, levels, len(distances), len(angles_deg)), dtype=np.float64)
+    for j, angle in enumerate(angles_deg):
+        theta = np.deg2rad(angle)
+        # scikit-image takes the lag as a length and an angle and rounds length·(sin, cos) to
+        # pixels; asking for the Chebyshev-scaled length makes that rounding land exactly on
+        # the lag vector (tests/test_metrics.py compares every lag with a brute-force count).
+        lengths = [d / max(abs(np.cos(theta)), abs(np.sin(theta))) for d in distances]
+        # scikit-image pairs (r, c) with (r + round(L·sin θ), c + round(L·cos θ)): rows grow
+        # downwards, so its 45° points down-right; −θ gives the up-right lag of our convention
+        counts[:, :, :, j] = graycomatrix(img, lengths, [-theta], levels=levels + 1, symmetric=True,
+                                          normed=False)[1:, 1:, :, 0]
+    return glcm_features_from_counts(counts)
+
+
+def glcm_features_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """GLCM features of co-occurrence counts (levels, levels, …): normalised per trailing
+    index, features of shape counts.shape[2:]. Missing-pixel pairs must already be dropped."""
+    from skimage.feature import graycoprops
+
+    levels = counts.shape[0]
+    trailing = counts.shape[2:]
+    counts = counts.reshape(levels, levels, -1, 1).astype(np.float64)
     totals = counts.sum(axis=(0, 1), keepdims=True)
     if (totals == 0).any():
         raise MetricError("no pair of valid pixels at some GLCM distance/angle; the image is too small or too sparse")
@@ -474,13 +631,14 @@ def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLC
     i = np.arange(levels, dtype=np.float64)[:, None, None, None]
     var = (glcm * (i - (glcm * i).sum(axis=(0, 1), keepdims=True)) ** 2).sum(axis=(0, 1))
     out["correlation"] = np.where(var > 1e-12, out["correlation"], np.nan)
-    return out
+    return {name: values.reshape(trailing) for name, values in out.items()}
 
 
-def glcm_features(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS) -> dict[str, np.ndarray]:
+def glcm_features(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS,
+                  calibration: Calibration | None = None) -> dict[str, np.ndarray]:
     """GLCM features of a dB image (whole image, fixed mapping, ``levels`` grey levels)."""
     arr = check_image(db, f"{pol} image")
-    return glcm_features_from_levels(quantise(arr, pol, levels), levels)
+    return glcm_features_from_levels(quantise(arr, pol, levels, calibration), levels)
 
 
 def glcm_features_unit(unit: np.ndarray, levels: int = GLCM_LEVELS) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from sarviz.calibration import DEFAULT_CALIBRATION
 from sarviz.study.db import StudyError
 from sarviz.study.models import SOURCE_LABELS, SOURCES
 
@@ -53,8 +54,8 @@ class StudyDesign:
     consent_text: str = DEFAULT_CONSENT
     #: how SAR GeoTIFFs are drawn for participants: grey VV, or R=VV G=VH B=VV (fixed dB stretch)
     render: str = "vv_gray"
-    vv_range_db: tuple[float, float] = (-25.0, 5.0)
-    vh_range_db: tuple[float, float] = (-32.0, -5.0)
+    vv_range_db: tuple[float, float] = DEFAULT_CALIBRATION.range("VV")  # sarviz.calibration: the one range
+    vh_range_db: tuple[float, float] = DEFAULT_CALIBRATION.range("VH")
     #: every image is shown at this size (px, square) so that size reveals nothing
     display_px: int = 512
     balance_classes: bool = True

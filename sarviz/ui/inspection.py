@@ -49,12 +49,13 @@ def enlarge(rgb: np.ndarray, size: int = 512) -> np.ndarray:
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
 
 
-def stretch_caption(mode: str) -> str:
+def stretch_caption(mode: str, calibration: Any = None) -> str:
+    """The caption of a display mode's fixed stretch (the calibration's dB ranges)."""
     if mode == "false-colour":
-        vv, vh, d = images.DB_RANGES["VV"], images.DB_RANGES["VH"], images.DB_RANGES["VV-VH"]
+        vv, vh, d = (images.display_range(p, calibration) for p in ("VV", "VH", "VV-VH"))
         return (f"false colour: R = VV [{vv[0]:g}, {vv[1]:g}] dB, G = VH [{vh[0]:g}, {vh[1]:g}] dB, "
                 f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; magenta = missing")
-    lo, hi = images.DB_RANGES[mode]
+    lo, hi = images.display_range(mode, calibration)
     return f"{mode} σ⁰, fixed stretch [{lo:g}, {hi:g}] dB (same in every panel); magenta = missing"
 
 
@@ -145,7 +146,7 @@ _SWIPE_JS = """
 """
 
 
-def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int = 520) -> str:
+def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int = 520, calibration: Any = None) -> str:
     """A folium map (HTML) with the real S1 on the left and the generated image on the right of a swipe.
 
     ``real`` and ``generated`` have ``vv_db``, ``vh_db``, ``crs``, ``transform``. No base
@@ -156,7 +157,7 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
 
     layers = []
     for obj in (real, generated):
-        rgb = images.render_sar(obj.vv_db, obj.vh_db, mode)
+        rgb = images.render_sar(obj.vv_db, obj.vh_db, mode, calibration)
         rgba, bounds = _web_mercator_rgba(rgb, obj.crs, obj.transform)
         layers.append((rgba, bounds))
     (_, bounds), _ = layers
@@ -243,19 +244,23 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
 
         try:
             report, panel_pngs = _cached(key, fp + emb_fp, "inspection", build_inspection)
-        except MetricError as exc:
+        except (MetricError, ValueError) as exc:  # ValueError: a malformed calibration in the provenance
             st.error(f"Metrics cannot be computed: {exc}")
+    if report is not None and report.composite_note:
+        st.warning(report.composite_note)
 
     tabs = st.tabs(["Side by side", "Swipe map", "Distributions", "Texture (GLCM)", "Embedding",
                     "Metrics & downloads"])
     with tabs[0]:
-        side_png = _side_by_side(scene, result, real_available, key)
+        side_png = _side_by_side(scene, result, real_available, key, report.calibration if report else None)
     with tabs[1]:
         if result is not None and real_available:
             mode = st.radio("Swipe display", DISPLAY_MODES, horizontal=True, key=f"{key}-swipe-mode")
-            html = _cached(key, fp, f"swipe-{mode}", lambda: swipe_map_html(_real_result(scene), result, mode))
+            cal = report.calibration if report is not None else None
+            html = _cached(key, fp, f"swipe-{mode}", lambda: swipe_map_html(_real_result(scene), result, mode,
+                                                                              calibration=cal))
             st.caption("Left of the slider: real Sentinel-1; right: generated. Both georeferenced (Web Mercator), "
-                       "no base map (offline). " + stretch_caption(mode))
+                       "no base map (offline). " + stretch_caption(mode, cal))
             # st.iframe, not the deprecated components.v1.html (removal announced for 2026-06-01):
             # the HTML string goes into the iframe's srcdoc, scripts (Leaflet, the slider) run.
             st.iframe(html, height=540)
@@ -286,7 +291,8 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     return report
 
 
-def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: str) -> bytes | None:
+def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: str,
+                  calibration: Any = None) -> bytes | None:
     import streamlit as st
 
     c1, c2, c3 = st.columns([2, 2, 3])
@@ -300,8 +306,10 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
     crop = (slice(r0, r1), slice(c0, c1_))
 
     optical = enlarge(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
-    real = (enlarge(images.render_sar(scene.vv_db[crop], scene.vh_db[crop], mode)) if real_available else None)
-    gen = (enlarge(images.render_sar(result.vv_db[crop], result.vh_db[crop], mode)) if result is not None else None)
+    real = (enlarge(images.render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration))
+            if real_available else None)
+    gen = (enlarge(images.render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration))
+           if result is not None else None)
     cols = st.columns(3)
     labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1", "Generated")
     missing = ("no optical layer in this scene", "no real Sentinel-1 for this scene", "nothing generated yet")
@@ -313,14 +321,15 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
             else:
                 st.image(rgb, width="stretch")
     if mode != "false-colour":
-        st.image(images.colourbar_png(images.sar_stretch(mode)))
-    st.caption(stretch_caption(mode))
+        st.image(images.colourbar_png(images.sar_stretch(mode, calibration)))
+    st.caption(stretch_caption(mode, calibration))
     if zoom > 1:
         st.caption(f"zoom {zoom}×: rows {r0}–{r1}, columns {c0}–{c1_} of {scene.height}×{scene.width} px")
     fp = fingerprint(scene.optical, scene.vv_db, None if result is None else result.vv_db,
                      None if result is None else result.vh_db)
-    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}", lambda: panels.figure_png(
-        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode))))
+    cal_key = sorted(calibration.ranges.items()) if calibration is not None else "default"
+    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}-{cal_key}", lambda: panels.figure_png(
+        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode, calibration))))
 
 
 def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsReport | None, real_available: bool,
@@ -330,8 +339,25 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
     if report is not None:
         per_angle = st.toggle("GLCM per angle", value=False, key=f"{key}-per-angle")
         st.dataframe(report.table(per_angle=per_angle), hide_index=True, width="stretch")
-        st.caption("Definitions of every metric: docs/metrics.md. Lower is better for KL and Mean/Std similarity; "
-                   "higher for SSIM and FSIM; 'generated − real' compares single-image statistics.")
+        st.caption("Definitions of every metric: docs/metrics.md; the 'protocol' column says which protocol or "
+                   "variant each number is (Mean/Std similarity is our reading of seed 000: no formula in the paper). "
+                   "Lower is better for KL and Mean/Std similarity; higher for SSIM and FSIM; 'generated − real' "
+                   f"compares single-image statistics. Calibration: {report.calibration_source} "
+                   + ", ".join(f"{p} [{lo:g}, {hi:g}] dB" for p, (lo, hi) in report.calibration.ranges.items()) + ".")
+        if st.toggle("Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False,
+                     key=f"{key}-seed001"):
+            from sarviz.metrics.protocols import seed001_pair_table
+
+            import pandas as pd
+
+            fp = fingerprint(*(m.real_db for m in report.polarisations.values()),
+                             *(m.gen_db for m in report.polarisations.values()))
+            seed001 = _cached(key, fp, "seed001", lambda: pd.concat(
+                [seed001_pair_table(m.real_db, m.gen_db, pol) for pol, m in report.polarisations.items()],
+                ignore_index=True))
+            st.dataframe(seed001, hide_index=True, width="stretch")
+            st.caption("Seed 001's protocol on this one pair: not comparable with the per-pair numbers above, nor "
+                       "with the paper's tables (which pool 30 images per scene category). docs/metrics.md.")
     stem = (scene.scene_id or "scene").replace("/", "_")
     cols = st.columns(4)
     downloads: list[tuple[str, bytes, str, str]] = []

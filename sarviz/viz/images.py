@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Fixed display ranges in dB (typical Sentinel-1 IW land backscatter; water falls below).
-DB_RANGES: dict[str, tuple[float, float]] = {"VV": (-25.0, 5.0), "VH": (-32.0, -5.0), "VV-VH": (0.0, 15.0)}
+from sarviz.calibration import DEFAULT_CALIBRATION, RATIO_DISPLAY_RANGE_DB, Calibration
+
+#: Display ranges in dB under the default calibration (read-only view for older callers):
+#: the SAR stretch *is* the model calibration (sarviz.calibration), never a second copy.
+DB_RANGES: dict[str, tuple[float, float]] = {**DEFAULT_CALIBRATION.ranges, "VV-VH": RATIO_DISPLAY_RANGE_DB}
 # Reflectance range for the true-colour S2 display (factor, not DN).
 OPTICAL_RANGE: tuple[float, float] = (0.0, 0.3)
 NAN_RGB = (255, 0, 255)  # missing pixels shown in magenta, so they are never mistaken for dark
@@ -26,8 +29,20 @@ class Stretch:
     cmap: str = "gray"
 
 
-def sar_stretch(pol: str) -> Stretch:
-    lo, hi = DB_RANGES[pol]
+def display_range(pol: str, calibration: Calibration | None = None) -> tuple[float, float]:
+    """The fixed dB range shown for ``pol`` ("VV", "VH" or "VV-VH") under ``calibration``.
+
+    VV and VH: the calibration's range (the model's own when the result declares one), so
+    the picture shows exactly the values the model can produce; "VV-VH": the ratio range
+    of the false-colour composite (:data:`sarviz.calibration.RATIO_DISPLAY_RANGE_DB`).
+    """
+    if pol == "VV-VH":
+        return RATIO_DISPLAY_RANGE_DB
+    return (calibration or DEFAULT_CALIBRATION).range(pol)
+
+
+def sar_stretch(pol: str, calibration: Calibration | None = None) -> Stretch:
+    lo, hi = display_range(pol, calibration)
     return Stretch(lo, hi, f"{pol} backscatter σ⁰ (dB)" if pol != "VV-VH" else "VV − VH (dB)")
 
 
@@ -46,7 +61,8 @@ def render_gray(arr: np.ndarray, stretch: Stretch) -> np.ndarray:
     return rgb
 
 
-def render_sar(vv_db: np.ndarray | None, vh_db: np.ndarray | None, mode: str = "VV") -> np.ndarray:
+def render_sar(vv_db: np.ndarray | None, vh_db: np.ndarray | None, mode: str = "VV",
+               calibration: Calibration | None = None) -> np.ndarray:
     """A SAR display image: ``"VV"``, ``"VH"`` (grey, fixed dB stretch) or ``"false-colour"``.
 
     False colour: R = VV, G = VH, B = VV − VH, each on its fixed range (the usual Sentinel-1
@@ -55,15 +71,16 @@ def render_sar(vv_db: np.ndarray | None, vh_db: np.ndarray | None, mode: str = "
     if mode == "VV":
         if vv_db is None:
             raise ValueError("no VV layer")
-        return render_gray(vv_db, sar_stretch("VV"))
+        return render_gray(vv_db, sar_stretch("VV", calibration))
     if mode == "VH":
         if vh_db is None:
             raise ValueError("no VH layer")
-        return render_gray(vh_db, sar_stretch("VH"))
+        return render_gray(vh_db, sar_stretch("VH", calibration))
     if mode == "false-colour":
         if vv_db is None or vh_db is None:
             raise ValueError("false colour needs both VV and VH")
-        chans = [_unit(vv_db, *DB_RANGES["VV"]), _unit(vh_db, *DB_RANGES["VH"]), _unit(vv_db - vh_db, *DB_RANGES["VV-VH"])]
+        chans = [_unit(vv_db, *display_range("VV", calibration)), _unit(vh_db, *display_range("VH", calibration)),
+                 _unit(vv_db - vh_db, *display_range("VV-VH"))]
         rgb = (np.dstack([np.nan_to_num(c, nan=0.0) for c in chans]) * 255).round().astype(np.uint8)
         rgb[~(np.isfinite(vv_db) & np.isfinite(vh_db))] = NAN_RGB
         return rgb

@@ -213,16 +213,45 @@ def _render_rgb(fig: Figure, layout: _Layout) -> np.ndarray:
         return np.ascontiguousarray(pixels[..., :3])  # opaque figure: alpha is 255 everywhere
 
 
-def _suptitle(fig: Figure, title: str, real_available: bool) -> None:
-    fig.suptitle(title if real_available else f"{title}\n({NO_REAL_NOTE})", fontsize=11,
-                 color="black" if real_available else "#a00000")
+COMPOSITE_PANEL_NOTE = "⚠ real S1 is a temporal composite ({what}): KL, ENL, GLCM, SSIM measure compositing too"
+
+
+@dataclass(frozen=True)
+class _PanelContext:
+    """What a panel's static part (its cached skeleton) depends on besides the data."""
+
+    pols: tuple[str, ...]
+    real_available: bool
+    db_spans: tuple[tuple[float, float], ...]  # per polarisation: the dB histogram's span (calibration)
+    composite: str  # "" or what the real composite is ("median of 6")
+
+
+def _context(report: MetricsReport) -> _PanelContext:
+    pols = tuple(report.polarisations)
+    what = ""
+    if report.real_is_composite:
+        kind, n = report.real_s1.get("kind") or "composite", report.real_s1.get("n")
+        what = f"{kind} of {n}" if n else str(kind)
+    return _PanelContext(pols, report.real_available,
+                         tuple(sar.db_histogram_range(p, report.calibration) for p in pols), what)
+
+
+def _suptitle(fig: Figure, title: str, ctx: _PanelContext) -> None:
+    if not ctx.real_available:
+        fig.suptitle(f"{title}\n({NO_REAL_NOTE})", fontsize=11, color="#a00000")
+    elif ctx.composite:
+        fig.suptitle(f"{title}\n{COMPOSITE_PANEL_NOTE.format(what=ctx.composite)}", fontsize=11, color="#8a4b00")
+    else:
+        fig.suptitle(title, fontsize=11, color="black")
 
 
 HISTOGRAM_TITLE = "Amplitude distributions: real vs generated"
-GLCM_TITLE = f"GLCM texture ({sar.GLCM_LEVELS} grey levels on the fixed dB range): real solid, generated dashed"
+GLCM_TITLE = (f"GLCM texture ({sar.GLCM_LEVELS} grey levels on the calibrated dB range; exact lags, diagonal "
+              "d = (d, d) px): real solid, generated dashed")
 
 
-def _histogram_skeleton(pols: tuple[str, ...], real_available: bool) -> Figure:
+def _histogram_skeleton(ctx: _PanelContext) -> Figure:
+    pols = ctx.pols
     # fixed margins, not constrained layout: layout solving was half of the drawing time
     fig = Figure(figsize=(10, 6.4), dpi=PNG_DPI)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.09, top=0.87, hspace=0.5, wspace=0.2)
@@ -242,11 +271,10 @@ def _histogram_skeleton(pols: tuple[str, ...], real_available: bool) -> Figure:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         # x limits are fixed (they are part of the static, blitted background): the dB
         # histogram's bin range (sar.db_histogram) with matplotlib's 5 % margins; [0, 1]
-        lo, hi = sar.UNIT_DB_RANGES[pol]
-        first, last = lo - 10.0, hi + 10.0
+        first, last = ctx.db_spans[row]
         ax_db.set_xlim(first - 0.05 * (last - first), last + 0.05 * (last - first))
         ax_amp.set_xlim(0, 1)
-    _suptitle(fig, HISTOGRAM_TITLE, real_available)
+    _suptitle(fig, HISTOGRAM_TITLE, ctx)
     return fig
 
 
@@ -274,15 +302,15 @@ def _reused_rgb(build, report: MetricsReport) -> np.ndarray:
 
 
 def _histogram_figure(report: MetricsReport, reuse: bool = False) -> tuple[Figure, _Layout]:
-    pols, real = tuple(report.polarisations), report.real_available
-    fig, layout = _from_skeleton(("histogram", pols, real), lambda: _histogram_skeleton(pols, real), blit=True,
-                                 reuse=reuse)
+    ctx = _context(report)
+    pols = ctx.pols
+    fig, layout = _from_skeleton(("histogram", ctx), lambda: _histogram_skeleton(ctx), blit=True, reuse=reuse)
     axes = np.asarray(fig.axes).reshape(len(pols), 2)
     for row, (pol, m) in enumerate(report.polarisations.items()):
         ax_db, ax_amp = axes[row]
-        counts_g, edges = sar.db_histogram(m.gen_db, pol)
+        counts_g, edges = sar.db_histogram(m.gen_db, pol, calibration=report.calibration)
         if m.real_db is not None:
-            counts_r, _ = sar.db_histogram(m.real_db, pol)
+            counts_r, _ = sar.db_histogram(m.real_db, pol, calibration=report.calibration)
             _steps(ax_db, counts_r, edges, color=REAL_COLOUR, lw=1.6, label="real S1")
         _steps(ax_db, counts_g, edges, color=GEN_COLOUR, lw=1.6, ls="--", label="generated")
         ax_db.set_ylim(bottom=0)
@@ -305,7 +333,8 @@ def _histogram_figure(report: MetricsReport, reuse: bool = False) -> tuple[Figur
     return fig, layout
 
 
-def _glcm_skeleton(pols: tuple[str, ...], real_available: bool) -> Figure:
+def _glcm_skeleton(ctx: _PanelContext) -> Figure:
+    pols = ctx.pols
     fig = Figure(figsize=(10, 9), dpi=PNG_DPI)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.06, top=0.91, hspace=0.35, wspace=0.18)
     # x limits and ticks are the same four angles in every axes; not sharex=True, whose
@@ -323,7 +352,7 @@ def _glcm_skeleton(pols: tuple[str, ...], real_available: bool) -> Figure:
                 ax.set_xlabel("angle θ")
             else:
                 ax.tick_params(labelbottom=False)
-    _suptitle(fig, GLCM_TITLE, real_available)
+    _suptitle(fig, GLCM_TITLE, ctx)
     return fig
 
 
@@ -343,8 +372,9 @@ def glcm_rgb(report: MetricsReport) -> np.ndarray:
 
 
 def _glcm_figure(report: MetricsReport, reuse: bool = False) -> tuple[Figure, _Layout]:
-    pols, real = tuple(report.polarisations), report.real_available
-    fig, layout = _from_skeleton(("glcm", pols, real), lambda: _glcm_skeleton(pols, real), blit=True, reuse=reuse)
+    ctx = _context(report)
+    pols = ctx.pols
+    fig, layout = _from_skeleton(("glcm", ctx), lambda: _glcm_skeleton(ctx), blit=True, reuse=reuse)
     axes = np.asarray(fig.axes).reshape(len(sar.GLCM_FEATURES), len(pols))
     angles = np.asarray(sar.GLCM_ANGLES_DEG)
     for col, pol in enumerate(pols):
