@@ -4,6 +4,10 @@
   −128 fill/nodata, sharded + zstd like the published store, attributes
   ``spatial:transform``, ``proj:code``, ``start_year``; global EPSG:4326 grid at 1e-4°,
   with data written only in small blocks around chosen points (the rest is fill);
+* a regional mosaic laid out exactly like the published store
+  (:func:`build_published_aef_zarr`, after geospatial-jeff/aef-mosaic ``src/io/zarr_writer.rs``):
+  GeoZarr group attributes only (``proj:code``, ``spatial:*``, ``geoemb:*``), the years only
+  in the ``/time`` int32 coordinate array, plus ``/x``, ``/y``, ``/band``;
 * Sentinel-1 RTC and Sentinel-2 L2A COGs and STAC item JSON pointing at them;
 * a minimal STAC API (landing page + ``/search``) over HTTP on localhost, so that
   pystac-client runs its real request path.
@@ -81,6 +85,62 @@ def build_aef_zarr(path: Path, blocks: list[tuple[float, float, int, int]], year
                 codes[:, (rr.ravel() * 3 + cc.ravel()) % nodata_every == 0] = -128
                 array[yi, :, r0:r1, a:b] = codes.reshape(64, r1 - r0, b - a)
     return path
+
+
+PUBLISHED_AEF_RES = 0.0000898  # the published mosaic's resolution (about 10 m at the equator)
+
+
+def build_published_aef_zarr(path: Path, west: float, north: float, width: int, height: int,
+                             years=(2018, 2020, 2021), res: float = PUBLISHED_AEF_RES,
+                             shard: int = 512, chunk: int = 256) -> tuple[Path, Affine]:
+    """A mosaic written the way aef-mosaic's ``ZarrWriter`` writes the published one.
+
+    Group attributes (no ``years``/``start_year``): ``proj:code``, ``spatial:dimensions``,
+    ``spatial:transform`` = [res, 0, xmin, 0, −res, ymax], ``spatial:transform_type``,
+    ``spatial:bbox``, ``spatial:shape``, ``spatial:registration``, ``geoemb:*``,
+    ``zarr_conventions``. Arrays: ``embeddings`` (time, band, y, x) int8 fill −128, sharded
+    (inner chunks ``chunk``), zstd; ``x``/``y`` float64 cell centres, ``time`` int32 years,
+    ``band`` strings A00…A63. Every pixel holds :func:`aef_codes` of (year index, row, col).
+    """
+    import warnings
+
+    import zarr
+    from zarr.codecs import BytesCodec, ShardingCodec, ZstdCodec
+
+    warnings.filterwarnings("ignore", message=".*sharding_indexed.*")
+    transform = Affine(res, 0.0, west, 0.0, -res, north)
+    bounds = [west, north - height * res, west + width * res, north]
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.attrs.update({
+        "proj:code": "EPSG:4326", "spatial:dimensions": ["y", "x"],
+        "spatial:transform": [res, 0.0, bounds[0], 0.0, -res, bounds[3]], "spatial:transform_type": "affine",
+        "spatial:bbox": bounds, "spatial:shape": [height, width], "spatial:registration": "pixel",
+        "geoemb:type": "pixel", "geoemb:dimensions": 64,
+        "geoemb:model": "https://developers.google.com/earth-engine/datasets/catalog/GOOGLE_SATELLITE_EMBEDDING_V1_ANNUAL",
+        "geoemb:source_data": "https://source.coop/tge-labs/aef/v1/annual/", "geoemb:data_type": "int8",
+        "geoemb:gsd": res,
+        "geoemb:quantization": {"method": "signed_square", "original_dtype": "float32", "quantized_dtype": "int8",
+                                "formula": "(x / 127.5) ** 2 * sign(x)", "valid_range": [-127, 127], "nodata": -128},
+        "zarr_conventions": [{"name": "proj:"}, {"name": "spatial:"}, {"name": "geoemb:"}],
+    })
+    array = group.create_array(
+        "embeddings", shape=(len(years), 64, height, width), dtype="int8", fill_value=-128,
+        chunks=(1, 64, shard, shard),
+        serializer=ShardingCodec(chunk_shape=(1, 64, chunk, chunk), codecs=[BytesCodec(), ZstdCodec(level=3)]),
+        dimension_names=("time", "band", "y", "x"),
+    )
+    rr, cc = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    for yi in range(len(years)):
+        array[yi] = aef_codes(yi, rr.ravel(), cc.ravel()).reshape(64, height, width)
+    for name, values, dtype in (("x", bounds[0] + (np.arange(width) + 0.5) * res, "float64"),
+                                ("y", bounds[3] - (np.arange(height) + 0.5) * res, "float64"),
+                                ("time", np.asarray(years), "int32")):
+        coord = group.create_array(name, shape=values.shape, dtype=dtype, chunks=values.shape, fill_value=0,
+                                   dimension_names=(name,))
+        coord[...] = values.astype(dtype)
+    band = group.create_array("band", shape=(64,), dtype=str, chunks=(64,), dimension_names=("band",))
+    band[...] = np.array([f"A{i:02d}" for i in range(64)])
+    return path, transform
 
 
 def write_cog(path: Path, data: np.ndarray, crs, transform: Affine, nodata=None) -> Path:
