@@ -20,6 +20,7 @@ import time
 import numpy as np
 from scipy import special
 
+from sarviz.calibration import calibration_from_card
 from sarviz.emulator.radiometric import EmulatorError, RadiometricModel, file_sha256
 from sarviz.emulator.speckle import SpeckleModel
 from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, GenerationError, GenerationRequest,
@@ -143,7 +144,8 @@ class EmulatorGenerator(Generator):
             speckle={"enl": self.speckle.enl, "lag1_corr_x": self.speckle.lag1_corr_x,
                      "lag1_corr_y": self.speckle.lag1_corr_y, "pol_corr": self.speckle.pol_corr},
             median_to_mean_db=round(offset, 4), reference_angle_deg=self.model.reference_angle_deg,
-            cos_power=self.model.cos_power, nan_pixels=int(np.isnan(out_vv).sum()), **angle_info,
+            cos_power=self.model.cos_power, calibration=calibration_from_card(self.card.data).to_dict(),
+            nan_pixels=int(np.isnan(out_vv).sum()), **angle_info,
             seconds=round(time.perf_counter() - started, 3),
         )
         return GenerationResult(out_vv, out_vh, scene.crs, scene.transform, provenance)
