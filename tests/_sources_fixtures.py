@@ -173,17 +173,23 @@ def _swath_footprint(lat: float, lon: float, orbit_state: str, width_km: float =
 
 
 def make_s1_items(folder: Path, lat: float, lon: float, dates: list[str], orbit_state="descending",
-                  relative_orbit=110, size_px=128, seed=0) -> list[dict]:
-    """RTC-like items: VV/VH γ⁰ (linear float32, nodata −32768) COGs on a UTM 10 m grid shifted 5 m."""
+                  relative_orbit=110, size_px=128, seed=0, looks: float = 4.0, mean_power: float = 0.05,
+                  grid=None) -> list[dict]:
+    """RTC-like items: VV/VH γ⁰ (linear float32, nodata −32768) COGs on a UTM 10 m grid shifted 5 m
+    (or on ``grid`` = (crs, transform)): gamma speckle of ``looks`` looks around ``mean_power``."""
     from sarviz.scene import utm_crs_for
 
     rng = np.random.default_rng(seed)
-    crs = utm_crs_for(lat, lon)
-    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-    transform = Affine(10.0, 0, math.floor(x / 10) * 10 - size_px * 5 + 5, 0, -10.0, math.floor(y / 10) * 10 + size_px * 5 + 5)
+    if grid is not None:
+        crs, transform = grid
+    else:
+        crs = utm_crs_for(lat, lon)
+        x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+        transform = Affine(10.0, 0, math.floor(x / 10) * 10 - size_px * 5 + 5, 0, -10.0,
+                           math.floor(y / 10) * 10 + size_px * 5 + 5)
     items = []
     for i, date in enumerate(dates):
-        vv = rng.gamma(4.0, 0.05 / 4.0, (size_px, size_px)).astype(np.float32)
+        vv = rng.gamma(looks, mean_power / looks, (size_px, size_px)).astype(np.float32)
         vh = (vv * rng.uniform(0.1, 0.3, vv.shape)).astype(np.float32)
         vv[:3, :] = -32768.0  # a nodata strip
         vh[:3, :] = -32768.0
@@ -334,3 +340,63 @@ def closed_port_url() -> str:
 
 def today() -> str:
     return dt.date.today().isoformat()
+
+
+# -- Sentinel-1 acquisition geometry, simulated independently ---------------------------------------
+S1_A_KM, S1_INCL_DEG, S1_PERIOD_S, EARTH_OMEGA = 7064.94, 98.18, 12 * 86400.0 / 175, 7.2921159e-5
+
+
+def _sub_satellite(u: float, t: float) -> tuple[float, float]:
+    """(lon, lat) under a circular orbit at argument of latitude u (rad), time t (s) after the
+    node crossing at longitude 0: inertial position rotated by the Earth's turn (no J2)."""
+    i = math.radians(S1_INCL_DEG)
+    x, y, z = math.cos(u), math.sin(u) * math.cos(i), math.sin(u) * math.sin(i)
+    lon = math.degrees(math.atan2(y, x) - EARTH_OMEGA * t)
+    lat = math.degrees(math.asin(z))  # geocentric latitude; close enough for a direction
+    return (lon + 180.0) % 360.0 - 180.0, lat
+
+
+def simulate_iw_swath(lat: float, orbit_state: str, near_deg: float = 30.8, far_deg: float = 46.0,
+                      half_length_s: float = 12.0):
+    """An IW footprint by propagating the orbit, not from a heading formula.
+
+    Returns (footprint GeoJSON, track point (lon, lat) at the middle, heading (deg) there,
+    ground_range(θ) km, incidence(g) deg) — the last two on a sphere of the local radius with
+    the satellite at 7064.94 km from the centre (the same physics the estimator assumes, so the
+    test isolates the side choice and the swath geometry)."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    n = 2 * math.pi / S1_PERIOD_S
+    u0 = math.asin(math.sin(math.radians(lat)) / math.sin(math.radians(S1_INCL_DEG)))
+    if orbit_state == "descending":
+        u0 = math.pi - u0
+    t0 = u0 / n
+
+    def at(dt):
+        return _sub_satellite(n * (t0 + dt), t0 + dt)
+
+    A, B = 6378.137, 6356.752314245
+    c, s = math.cos(math.radians(lat)), math.sin(math.radians(lat))
+    R = math.sqrt(((A * A * c) ** 2 + (B * B * s) ** 2) / ((A * c) ** 2 + (B * s) ** 2))
+
+    def ground_range(theta):
+        t = math.radians(theta)
+        return R * (t - math.asin(R * math.sin(t) / S1_A_KM))
+
+    def incidence(g):
+        phi = g / R
+        return math.degrees(phi + math.atan2(R * math.sin(phi), S1_A_KM - R * math.cos(phi)))
+
+    corners = []
+    for dt, g in ((-half_length_s, ground_range(near_deg)), (half_length_s, ground_range(near_deg)),
+                  (half_length_s, ground_range(far_deg)), (-half_length_s, ground_range(far_deg))):
+        lon0, lat0 = at(dt)
+        lon1, lat1 = at(dt + 0.5)
+        heading = geod.inv(lon0, lat0, lon1, lat1)[0]
+        lon2, lat2, _ = geod.fwd(lon0, lat0, heading + 90.0, g * 1000.0)  # the satellite looks right
+        corners.append([lon2, lat2])
+    corners.append(corners[0])
+    mid = at(0.0)
+    heading = geod.inv(*mid, *at(0.5))[0]
+    return ({"type": "Polygon", "coordinates": [corners]}, mid, heading, ground_range, incidence)

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from sarviz.sources.aef_mosaic import (  # noqa: F401  (re-exported)
-    AEF_FIRST_YEAR, AEF_MOSAIC_URL, AEF_NODATA, AEF_SERVICE, AlphaEarthMosaic, _cancel_store_tasks, _PixelLookup,
+    _LOCAL_ZARR_READ, AEF_FIRST_YEAR, AEF_MOSAIC_URL, AEF_NODATA, AEF_SERVICE, AlphaEarthMosaic, _cancel_store_tasks,
+    _PixelLookup,
     dequantize, dequantize_arithmetic, gather_dequantize,
 )
 from sarviz.sources.base import (  # noqa: F401

@@ -14,6 +14,7 @@ from rasterio.crs import CRS
 IW_NEAR_DEG, IW_FAR_DEG = 29.1, 46.0
 IW_MID_DEG = 37.5  # what the γ⁰ → σ⁰ conversion uses when the swath geometry is unknown
 IW_GRD_SWATH_KM = 250.0
+IW_GRD_NEAR_DEG = 30.7  # a GRD product's near edge (approximate; only locates the swath's middle)
 #: accepted footprint widths; outside them the footprint is not a whole IW swath (a clipped
 #: data footprint, another mode) and the angle is not estimated
 IW_SWATH_LIMITS_KM = (150.0, 300.0)
@@ -70,15 +71,50 @@ def ground_track_azimuth(lat_deg: float, orbit_state: str) -> float:
     return float(np.degrees(np.arctan2(east, north)))
 
 
-def _heading_in_grid(lon: float, lat: float, azimuth_deg: float, crs: CRS) -> np.ndarray:
-    """Unit vector, in ``crs`` map coordinates, of the direction ``azimuth_deg`` at (lon, lat)."""
+def _along_track_in_grid(lon: float, lat: float, orbit_state: str, crs: CRS,
+                         offset_km: float) -> np.ndarray:
+    """Unit vector, in ``crs`` map coordinates, of the along-track direction at a point that
+    lies ``offset_km`` to the right of the ground track (e.g. the middle of the swath).
+
+    The heading must be taken at the *nadir* point, ~470 km away, not at the point itself:
+    above ~75° the two latitudes give very different headings. The nadir N is found by fixed-
+    point iteration (C = N moved right by ``offset_km`` at N's track heading); the along-track
+    direction at C is then C₋→C₊ for nadir points 20 km before and after N, each moved right.
+    """
     from pyproj import Geod
 
-    lon2, lat2, _ = Geod(ellps="WGS84").fwd(lon, lat, azimuth_deg, 1000.0)
+    geod = Geod(ellps="WGS84")
+    n_lon, n_lat = lon, lat
+    for _ in range(8):
+        az = ground_track_azimuth(n_lat, orbit_state)
+        c_lon, c_lat, _ = geod.fwd(n_lon, n_lat, az + 90.0, offset_km * 1000.0)
+        d_lon = (lon - c_lon + 180.0) % 360.0 - 180.0
+        n_lon, n_lat = n_lon + d_lon, float(np.clip(n_lat + (lat - c_lat), -89.9, 89.9))
+        if abs(d_lon) * np.cos(np.radians(lat)) < 1e-5 and abs(lat - c_lat) < 1e-5:
+            break
+    az = ground_track_azimuth(n_lat, orbit_state)
+    ends = []
+    for step_km in (-20.0, 20.0):
+        e_lon, e_lat, back = geod.fwd(n_lon, n_lat, az, step_km * 1000.0)
+        ends.append(geod.fwd(e_lon, e_lat, ground_track_azimuth(e_lat, orbit_state) + 90.0, offset_km * 1000.0)[:2])
     to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    (x1, x2), (y1, y2) = to_grid.transform([lon, lon2], [lat, lat2])
+    (x1, x2), (y1, y2) = to_grid.transform([ends[0][0], ends[1][0]], [ends[0][1], ends[1][1]])
     v = np.array([x2 - x1, y2 - y1], dtype=np.float64)
     return v / max(float(np.hypot(*v)), 1e-12)
+
+
+def _unwrap_antimeridian(geom):
+    """A footprint that crosses ±180° (a ring jumping from 179° to −179°, or a GeoJSON
+    MultiPolygon split at the antimeridian) as one shape with longitudes beyond 180°."""
+    import shapely
+    from shapely.ops import unary_union
+
+    lons = shapely.get_coordinates(geom)[:, 0]
+    if lons.size == 0 or lons.max() - lons.min() <= 180.0:
+        return geom
+    shifted = shapely.transform(geom, lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360.0, xy[:, 0]),
+                                                                 xy[:, 1]]))
+    return unary_union([shifted]) if shifted.geom_type.startswith("Multi") else shifted
 
 
 def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transform: Affine,
@@ -86,8 +122,8 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
     """Per-pixel incidence angle of an IW GRD acquisition from its swath footprint and pass.
 
     1. The along-track side of the footprint (its minimum rotated rectangle) is the side most
-       parallel to Sentinel-1's ground track at the footprint's latitude
-       (:func:`ground_track_azimuth`) — right at any latitude, unlike "the side closer to
+       parallel to Sentinel-1's ground track (:func:`ground_track_azimuth`, taken at the nadir
+       point of the footprint's middle) — right at any latitude, unlike "the side closer to
        north–south", which fails above ~75°.
     2. Sentinel-1 looks right: far range is on the right of the heading.
     3. The far edge is at 46.0° (the IW far edge); the measured footprint width W (~250 km)
@@ -105,7 +141,7 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
     if orbit_state not in ("ascending", "descending"):
         return None
     try:
-        geom = shape(footprint)
+        geom = _unwrap_antimeridian(shape(footprint))
         centre = geom.centroid
         lon0, lat0 = float(centre.x), float(centre.y)
         to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
@@ -114,7 +150,11 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
         corners = np.asarray(rect.exterior.coords)[:4]
     except Exception:
         return None
-    heading = _heading_in_grid(lon0, lat0, ground_track_azimuth(lat0, orbit_state), crs)
+    radius = earth_radius_km(lat0)
+    altitude = S1_SEMI_MAJOR_KM - radius
+    swath_middle_km = (_ground_range_at_incidence(IW_GRD_NEAR_DEG, altitude, radius)
+                       + _ground_range_at_incidence(IW_FAR_DEG, altitude, radius)) / 2
+    heading = _along_track_in_grid(lon0, lat0, orbit_state, crs, swath_middle_km)
     right = np.array([heading[1], -heading[0]])  # the heading turned 90° clockwise
     edges = [corners[(i + 1) % 4] - corners[i] for i in range(2)]
     lengths = [max(float(np.hypot(*e)), 1e-9) for e in edges]
@@ -128,8 +168,6 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
     width_km = (far - near) / 1000.0
     if not IW_SWATH_LIMITS_KM[0] <= width_km <= IW_SWATH_LIMITS_KM[1]:
         return None
-    radius = earth_radius_km(lat0)
-    altitude = S1_SEMI_MAJOR_KM - radius
     g_far = _ground_range_at_incidence(IW_FAR_DEG, altitude, radius)
     g_near = g_far - width_km
     cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
@@ -140,7 +178,7 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
         details.update({
             "swath_width_km": round(width_km, 2),
             "near_edge_deg": round(float(_incidence_at_ground_range(g_near, altitude, radius)), 3),
-            "far_edge_deg": IW_FAR_DEG, "ground_track_azimuth_deg": round(ground_track_azimuth(lat0, orbit_state), 2),
+            "far_edge_deg": IW_FAR_DEG, "along_track_grid_vector": [round(float(v), 4) for v in heading],
             "earth_radius_km": round(radius, 2), "altitude_km": round(altitude, 2),
         })
     return _incidence_at_ground_range(g_near + pos_km, altitude, radius).astype(np.float32)
