@@ -490,3 +490,14 @@ def test_reference_settings_preset_and_provenance(registry):
     assert result.provenance["settings_preset_changed"] == ["steps"]
     result = gen.generate(scene, GenerationRequest(seed=1, device="cpu", dtype="float32"))
     assert result.provenance["settings_preset"] == "fast" and "settings_preset_changed" not in result.provenance
+
+
+def test_cli_reference_settings(registry, scene_dir, tmp_path, capsys):
+    folder, (lat, lon) = scene_dir
+    base = ["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--model", "tiny-sar",
+            "--out", str(tmp_path / "ref.tif"), "--reference-settings"]
+    assert cli_main(base + ["--steps", "2"]) == 0, capsys.readouterr().err
+    prov = json.loads(capsys.readouterr().out)
+    assert prov["dtype"] == "float32" and prov["steps"] == 2
+    assert prov["settings_preset"] == "custom" and prov["settings_preset_changed"] == ["steps"]
+    assert prov["calibration"]["db_range"]["VH"] == [-32.0, -5.0] and prov["calibration_source"] == "default"

@@ -244,3 +244,18 @@ def test_scene_provenance_says_single_or_composite_and_the_cache_keeps_them_apar
     assert composite_chain.get_scene(LAT, LON, size_px=64, year=2018).scene.provenance["s1_mode"] == "composite"
     with pytest.raises(SourceError, match="single.*composite"):
         chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018, s1_mode="median")
+
+
+def test_cli_s1_mode(world, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SARVIZ_SOURCES", "local,public")
+    args = ["fetch", "--size", "64", "--year", "2018", "--to", str(tmp_path / "store"), "--source", "public",
+            "--aef-url", world["aef"], "--stac-url", world["stac"], "--lat", str(LAT), "--lon", str(LON), "--json"]
+    assert main(args + ["--s1-mode", "composite"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["request"]["s1_mode"] == "composite"
+    assert record["layers"]["vv_db"]["detail"]["s1_composite"]["n"] == 2
+    assert main(args + ["--date", "2018-03-05"]) == 0  # the default: one acquisition, nearest to --date
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["layers"]["vv_db"]["detail"]["s1_date"] == "2018-03-01"
+    assert main(args + ["--s1-mode", "single", "--composite", "median"]) == 2
+    assert "contradicts" in capsys.readouterr().err

@@ -480,3 +480,43 @@ def test_mosaic_laid_out_like_the_published_store(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     with pytest.raises(NoDataHere, match="2018, 2020, 2021, not 2019"):
         mosaic.read_patch(2019, crs, patch_t, 32, 32)
+
+
+def test_single_acquisition_mosaics_the_slices_of_one_pass(tmp_path):
+    """A patch on a slice boundary: both slices of the pass (same track, 25 s apart) are
+    mosaicked into one acquisition; another pass of the same day is not mixed in."""
+    crs, transform = FetchRequest.make(LAT, LON, 64, 2018).grid
+    north = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=1, grid=(crs, transform))[0]
+    south = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=2, grid=(crs, transform))[0]
+    other = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=3, grid=(crs, transform),
+                          orbit_state="ascending", relative_orbit=15)[0]
+    south["id"] = south["id"].replace("_0", "_1")
+    south["properties"]["datetime"] = "2018-06-10T05:50:25Z"
+    other["id"] = other["id"].replace("_0", "_asc")
+    other["properties"]["datetime"] = "2018-06-10T23:00:00Z"  # same day, further from 12:00 UTC
+    halves = {north["id"]: slice(32, 64), south["id"]: slice(0, 32)}  # rows each slice does NOT cover
+    for item in (north, south):
+        for pol in ("vv", "vh"):
+            href = item["assets"][pol]["href"]
+            with rasterio.open(href) as src:
+                data, profile = src.read(), src.profile
+            data[:, halves[item["id"]], :] = -32768.0
+            new = href.replace(".tif", f"_{item['id'][-1]}.tif")
+            with rasterio.open(new, "w", **profile) as dst:
+                dst.write(data)
+            item["assets"][pol]["href"] = new
+    files = write_items(tmp_path, [north, south, other])
+    request = FetchRequest.make(LAT, LON, 64, 2018, target_date="2018-06-10")  # no pass filter
+    with stac_api(files) as url:
+        result = PublicSource(aef_url=str(tmp_path / "none.zarr"), stac_url=url, timeout=5).fetch(request, ["s1"])
+    assert not result.failures, result.failures
+    report = result.reports["vv_db"]
+    assert sorted(report.detail["items"]) == sorted([north["id"], south["id"]])
+    assert report.detail["s1_mode"] == "single" and report.detail["s1_date"] == "2018-06-10"
+    assert "2 slices" in report.product
+    vv = result.layers["vv_db"]
+    assert np.isfinite(vv[3:]).all()  # both halves filled (rows 0–2 are the fixture's nodata strip)
+    with rasterio.open(north["assets"]["vv"]["href"]) as src:
+        top = 10 * np.log10(src.read(1)[10, 10])
+    assert vv[10, 10] == pytest.approx(top + 10 * np.log10(np.cos(np.radians(result.layers["angle_deg"][10, 10]))),
+                                       abs=1e-3)
