@@ -256,6 +256,12 @@ def test_nearest_acquisition_sorts_by_time_distance(connected):
     assert any(f == "Collection.limit" and _const(a["key"]) == "sarviz_days" for f, a in fns)  # sort by |Δt|
     assert "reduce.median" not in names
     assert any(f == "Date" and a["value"]["constantValue"] == "2023-07-14" for f, a in fns)
+    # the nearest image is chosen over the point; its pass's slices are gathered over the whole patch
+    polygons = [a for f, a in fns if f == "GeometryConstructors.Polygon"]
+    assert polygons and all(f != "reduce.median" for f, _ in fns)
+    ring = [v["constantValue"] for v in polygons[0]["coordinates"]["arrayValue"]["values"][0]["arrayValue"]["values"]]
+    assert ring == req.patch_geojson["coordinates"][0]
+    assert "ImageCollection.mosaic" in names and "Date.advance" in names
 
 
 def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):

@@ -483,8 +483,8 @@ def test_mosaic_laid_out_like_the_published_store(tmp_path):
 
 
 def test_single_acquisition_mosaics_the_slices_of_one_pass(tmp_path):
-    """A patch on a slice boundary: both slices of the pass (same track, 25 s apart) are
-    mosaicked into one acquisition; another pass of the same day is not mixed in."""
+    """A patch on a slice boundary: both slices of the pass (same track, 25 s apart; one of them
+    not over the point) are mosaicked into one acquisition; another pass of the day is not mixed in."""
     crs, transform = FetchRequest.make(LAT, LON, 64, 2018).grid
     north = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=1, grid=(crs, transform))[0]
     south = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=2, grid=(crs, transform))[0]
@@ -492,6 +492,11 @@ def test_single_acquisition_mosaics_the_slices_of_one_pass(tmp_path):
                           orbit_state="ascending", relative_orbit=15)[0]
     south["id"] = south["id"].replace("_0", "_1")
     south["properties"]["datetime"] = "2018-06-10T05:50:25Z"
+    # the southern slice ends ~110 m south of the point: it touches the patch, not the point
+    from shapely.geometry import box, mapping, shape
+
+    south["geometry"] = mapping(shape(south["geometry"]).intersection(box(-180, -90, 180, LAT - 0.001)))
+    south["bbox"] = list(shape(south["geometry"]).bounds)
     other["id"] = other["id"].replace("_0", "_asc")
     other["properties"]["datetime"] = "2018-06-10T23:00:00Z"  # same day, further from 12:00 UTC
     halves = {north["id"]: slice(32, 64), south["id"]: slice(0, 32)}  # rows each slice does NOT cover

@@ -220,6 +220,21 @@ class FetchRequest:
         west, _, east, _ = footprint_wgs84(crs, transform, self.size_px, self.size_px)
         return west > east
 
+    @property
+    def patch_geojson(self) -> dict[str, Any]:
+        """The patch's lon/lat bounding box as GeoJSON (split in two across the antimeridian)."""
+        from sarviz.scene import footprint_wgs84
+
+        crs, transform = self.grid
+        west, south, east, north = footprint_wgs84(crs, transform, self.size_px, self.size_px)
+
+        def ring(w: float, e: float) -> list:
+            return [[[w, south], [e, south], [e, north], [w, north], [w, south]]]
+
+        if west <= east:
+            return {"type": "Polygon", "coordinates": ring(west, east)}
+        return {"type": "MultiPolygon", "coordinates": [ring(west, 180.0), ring(-180.0, east)]}
+
     def describe(self) -> str:
         return f"({self.lat:.5f}, {self.lon:.5f}), {self.size_px}×{self.size_px} px, {self.year}"
 

@@ -145,7 +145,10 @@ def s1_image(request: FetchRequest, region):
         col = col.map(lambda img: img.set("sarviz_days", ee.Number(img.date().difference(target, "day")).abs()))
         nearest = ee.Image(col.sort("sarviz_days").first())
         when = nearest.date()
-        same_pass = (col.filter(ee.Filter.eq("sarviz_track", nearest.get("sarviz_track")))
+        # the pass's slices over the whole patch (one may not contain the point)
+        slices = s1_collection(request, patch_region(request)).map(
+            lambda img: img.set("sarviz_track", _track_of(img)))
+        same_pass = (slices.filter(ee.Filter.eq("sarviz_track", nearest.get("sarviz_track")))
                      .filterDate(when.advance(-SINGLE_PASS_MINUTES, "minute"), when.advance(SINGLE_PASS_MINUTES, "minute")))
         found = same_pass.mosaic().addBands(_track_bands(nearest.get("sarviz_track"), 1, when.millis(), when.millis()))
         empty = (ee.Image.constant([0, 0, 0]).rename(S1_BANDS).updateMask(0)
@@ -188,6 +191,12 @@ def pixel_grid(request: FetchRequest) -> dict[str, Any]:
 def region_of(request: FetchRequest):
     ee = _ee()
     return ee.Geometry.Point([request.lon, request.lat])
+
+
+def patch_region(request: FetchRequest):
+    """The patch's lon/lat bounding box (planar, split across the antimeridian)."""
+    ee = _ee()
+    return ee.Geometry(request.patch_geojson, None, False)
 
 
 def pixel_requests(request: FetchRequest, group: str) -> list[dict[str, Any]]:

@@ -57,6 +57,18 @@ SINGLE_PASS_MINUTES = 10
 MAX_SINGLE_TRIES = 8
 
 
+def _covers(item, lon: float, lat: float) -> bool:
+    """Does the item's footprint contain the point (any item without a footprint is kept)."""
+    from shapely.geometry import Point, shape
+
+    if not item.geometry:
+        return True
+    try:
+        return shape(item.geometry).intersects(Point(lon, lat))
+    except Exception:
+        return True
+
+
 def _track_key(item) -> tuple:
     return (item.properties.get("sat:orbit_state"), item.properties.get("sat:relative_orbit"))
 
@@ -111,12 +123,14 @@ class PlanetaryComputerSentinel:
                 raise classify_error(exc, f"{PC_SERVICE} STAC API ({self.stac_url})", layer) from exc
         return self._client
 
-    def search(self, collection: str, request: FetchRequest, layer: str, query: dict | None = None) -> list:
+    def search(self, collection: str, request: FetchRequest, layer: str, query: dict | None = None,
+               geometry: dict | None = None) -> list:
+        """Items of ``collection`` over the point (or ``geometry``) in the request's date window."""
         client = self.client(layer)
         try:
             found = client.search(
                 collections=[collection],
-                intersects={"type": "Point", "coordinates": [request.lon, request.lat]},
+                intersects=geometry or {"type": "Point", "coordinates": [request.lon, request.lat]},
                 datetime=f"{request.start.isoformat()}/{request.end.isoformat()}",
                 query=query or None, max_items=200, limit=100,
             )
@@ -154,9 +168,14 @@ class PlanetaryComputerSentinel:
         if request.s1_pass:
             query["sat:orbit_state"] = {"eq": request.s1_pass}
         progress(0.0, f"searching {self.s1_collection} on the Planetary Computer")
-        items = [it for it in self.search(self.s1_collection, request, layer, query)
-                 if {"VV", "VH"} <= set(it.properties.get("sar:polarizations", []))
-                 and "vv" in it.assets and "vh" in it.assets]
+        # over the whole patch: a single acquisition needs every slice of its pass that touches the
+        # patch, also one that does not contain the point; acquisitions are chosen among the items
+        # over the point
+        patch_items = [it for it in self.search(self.s1_collection, request, layer, query,
+                                                geometry=request.patch_geojson)
+                       if {"VV", "VH"} <= set(it.properties.get("sar:polarizations", []))
+                       and "vv" in it.assets and "vh" in it.assets]
+        items = [it for it in patch_items if _covers(it, request.lon, request.lat)]
         if not items:
             when = f"{request.start} … {request.end}"
             pass_ = f" {request.s1_pass}" if request.s1_pass else ""
@@ -167,7 +186,8 @@ class PlanetaryComputerSentinel:
         crs, transform = request.grid
         size = request.size_px
         if request.s1_mode == "single":
-            vv_lin, vh_lin, used, tried = self._read_single(items, target, request, progress, layer)
+            vv_lin, vh_lin, used, tried = self._read_single(items, target, request, progress, layer,
+                                                            slices=patch_items)
         else:
             vv_lin, vh_lin, used, tried = self._read_composite(items, target, request, progress, layer)
         if not used:
@@ -246,22 +266,25 @@ class PlanetaryComputerSentinel:
         return vv, vh
 
     def _read_single(self, items: list, target: _dt.datetime, request: FetchRequest, progress: FetchProgress,
-                     layer: str) -> tuple[np.ndarray | None, np.ndarray | None, list, int]:
-        """One acquisition: the pass nearest to ``target`` with valid pixels here.
+                     layer: str, slices: list | None = None) -> tuple[np.ndarray | None, np.ndarray | None, list, int]:
+        """One acquisition: the pass nearest to ``target`` (among ``items``, over the point) with
+        valid pixels here.
 
         A pass is the items of one orbit direction and relative orbit within
         ``SINGLE_PASS_MINUTES`` of each other — consecutive slices of one datatake, which a
-        patch may straddle; they are mosaicked (first valid pixel), never averaged.
+        patch may straddle; its slices come from ``slices`` (items over the whole patch) and are
+        mosaicked (first valid pixel, the slice over the point first), never averaged.
         """
         ordered = sorted(items, key=lambda it: abs(_item_datetime(it) - target))
+        pool = sorted(slices or items, key=lambda it: abs(_item_datetime(it) - target))
         tried, seen = 0, set()
         for k, nearest in enumerate(ordered):
             if nearest.id in seen:
                 continue
             track = _track_key(nearest)
             t0 = _item_datetime(nearest)
-            same_pass = [it for it in ordered if _track_key(it) == track
-                         and abs(_item_datetime(it) - t0) <= _dt.timedelta(minutes=SINGLE_PASS_MINUTES)]
+            same_pass = [nearest] + [it for it in pool if it.id != nearest.id and _track_key(it) == track
+                                     and abs(_item_datetime(it) - t0) <= _dt.timedelta(minutes=SINGLE_PASS_MINUTES)]
             seen.update(it.id for it in same_pass)
             vv = vh = None
             used = []
