@@ -525,3 +525,19 @@ def test_single_acquisition_mosaics_the_slices_of_one_pass(tmp_path):
         top = 10 * np.log10(src.read(1)[10, 10])
     assert vv[10, 10] == pytest.approx(top + 10 * np.log10(np.cos(np.radians(result.layers["angle_deg"][10, 10]))),
                                        abs=1e-3)
+
+
+def test_spatial_transform_orders_and_registration(tmp_path):
+    """The published [res, 0, xmin, 0, −res, ymax]; a GDAL-order list; node registration."""
+    import zarr
+
+    from _sources_fixtures import build_published_aef_zarr
+
+    path, transform = build_published_aef_zarr(tmp_path / "aef.zarr", 7.98, 47.02, 64, 64, years=(2020,))
+    assert AlphaEarthMosaic(str(path)).transform == transform
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs["spatial:transform"] = list(transform.to_gdal())
+    assert AlphaEarthMosaic(str(path)).transform == transform
+    group.attrs["spatial:transform"] = list(transform * Affine.translation(0.5, 0.5))[:6]
+    group.attrs["spatial:registration"] = "node"
+    assert AlphaEarthMosaic(str(path)).transform.almost_equals(transform)

@@ -388,11 +388,26 @@ class AlphaEarthMosaic:
 
     @property
     def transform(self) -> Affine:
-        """``spatial:transform`` = [res, 0, xmin, 0, −res, ymax]: GDAL order, which is also
-        ``Affine(a, b, c, d, e, f)``'s order (x = a·col + b·row + c, y = d·col + e·row + f)."""
+        """The mosaic's affine (pixel corners), from ``spatial:transform``.
+
+        The published store writes ``[res, 0, xmin, 0, −res, ymax]``: rasterio/``Affine``
+        order (x = a·col + b·row + c, y = d·col + e·row + f), *not* GDAL's geotransform order
+        ``[xmin, res, 0, ymax, 0, −res]``. A north-up list in GDAL order (zeros at 2 and 4
+        rather than 1 and 3) is recognised too. ``spatial:registration: "node"`` (the
+        transform locates pixel centres) is shifted by half a pixel.
+        """
         self._open()
-        t = self.attrs.get("spatial:transform") or self.attrs["transform"]
-        return Affine(*[float(v) for v in t[:6]])
+        t = [float(v) for v in (self.attrs.get("spatial:transform") or self.attrs["transform"])[:6]]
+        if len(t) != 6:
+            raise SourceError(f"AlphaEarth embedding: spatial:transform in {self.url} needs 6 numbers, got {t}",
+                              service=AEF_SERVICE, layer="embedding")
+        if t[1] == 0 and t[3] == 0 or not (t[2] == 0 and t[4] == 0):
+            affine = Affine(*t)
+        else:
+            affine = Affine.from_gdal(*t)
+        if self.attrs.get("spatial:registration") == "node":
+            affine = affine * Affine.translation(-0.5, -0.5)
+        return affine
 
     @property
     def crs(self) -> CRS:
