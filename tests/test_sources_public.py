@@ -541,3 +541,17 @@ def test_spatial_transform_orders_and_registration(tmp_path):
     group.attrs["spatial:transform"] = list(transform * Affine.translation(0.5, 0.5))[:6]
     group.attrs["spatial:registration"] = "node"
     assert AlphaEarthMosaic(str(path)).transform.almost_equals(transform)
+
+
+def test_a_store_that_does_not_say_its_years_is_refused(tmp_path):
+    import shutil
+
+    import zarr
+
+    from _sources_fixtures import build_published_aef_zarr
+
+    path, _ = build_published_aef_zarr(tmp_path / "aef.zarr", 7.98, 47.02, 16, 16, years=(2020,))
+    shutil.rmtree(path / "time")  # no /time, no years/start_year attribute: no guessing 2017
+    assert "time" not in zarr.open_group(str(path), mode="r")
+    with pytest.raises(SourceError, match="does not say which years"):
+        AlphaEarthMosaic(str(path)).year_index(2020)

@@ -4,7 +4,7 @@ The published store (written by geospatial-jeff/aef-mosaic, ``src/io/zarr_writer
 a Zarr v3 group whose attributes follow the GeoZarr conventions:
 
 * ``proj:code`` — the CRS (``EPSG:4326``);
-* ``spatial:transform`` — ``[res, 0, xmin, 0, −res, ymax]`` (a GDAL-order affine, pixel
+* ``spatial:transform`` — ``[res, 0, xmin, 0, −res, ymax]`` (rasterio/``Affine`` order, not GDAL's; pixel
   registration), with ``spatial:dimensions`` ``["y", "x"]`` and ``spatial:shape``;
 * ``geoemb:quantization`` — int8 "signed_square": ``(q / 127.5)² · sign(q)``, nodata −128.
 
@@ -431,7 +431,11 @@ class AlphaEarthMosaic:
                                   f"attribute but 'embeddings' has {array.shape[0]} along its year axis",
                                   service=AEF_SERVICE, layer="embedding")
             return years
-        start = int(self.attrs.get("start_year", AEF_FIRST_YEAR))
+        if "start_year" not in self.attrs:
+            # guessing a 2017 start would silently read the wrong year of a store that began later
+            raise SourceError(f"AlphaEarth embedding: {self.url} does not say which years it holds (no /time "
+                              f"array, no 'years' or 'start_year' attribute)", service=AEF_SERVICE, layer="embedding")
+        start = int(self.attrs["start_year"])
         return list(range(start, start + array.shape[0]))
 
     def year_index(self, year: int) -> int:
