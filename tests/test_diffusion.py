@@ -380,6 +380,7 @@ def test_ui_reference_settings_button_fills_the_form_and_the_result_records_the_
     assert at.number_input(key="gen_steps").value == 50 and at.selectbox(key="gen_dtype").value == "float32"
     assert at.number_input(key="gen_guidance").value == 2.5 and at.number_input(key="gen_cn_scale").value == 1.1
     assert any("reference" in c.value for c in at.caption)
+    assert not any("Session State" in w.value for w in at.warning)  # no value/state clash
     at.number_input(key="gen_steps").set_value(2)  # keep the test fast: the result says "custom"
     at.button(key="FormSubmitter:gen_form-Generate").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -388,6 +389,7 @@ def test_ui_reference_settings_button_fills_the_form_and_the_result_records_the_
     assert prov["dtype"] == "float32"
     at.button(key="gen_preset_fast").click().run()
     assert at.number_input(key="gen_steps").value == 2 and at.selectbox(key="gen_dtype").value == "auto"
+    assert not at.exception and not any("Session State" in w.value for w in at.warning)
 
 
 def test_ui_panel_shows_errors_instead_of_raising(registry):

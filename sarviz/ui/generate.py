@@ -86,24 +86,33 @@ PRECISIONS = ["auto", "float32", "bfloat16", "float16"]
 
 
 def _initial(state_key: str, value):
-    """``value=`` for a widget unless a preset already put its value in the session state
+    """``value=`` for a widget unless the reference preset set its value in the session state
     (passing both makes Streamlit warn)."""
-    return {} if state_key in st.session_state else {"value": value}
+    return {} if state_key in st.session_state.get("_preset_keys", ()) else {"value": value}
 
 
 def _apply_preset(key: str, sampler: dict, preset: str) -> None:
-    """Fill the form with a preset's values (a button callback: runs before the widgets)."""
+    """A preset button's callback (runs before the widgets are drawn).
+
+    "reference" fills the form with the published inference settings; "fast" forgets them, so
+    the widgets start again from the card's defaults.
+    """
     from sarviz.generators.diffusion import REFERENCE_PRESET, REFERENCE_SAMPLER
 
+    names = [f"{key}_{n}" for n in ("steps", "guidance", "cn_scale", "dtype")]
+    marked = set(st.session_state.get("_preset_keys", ()))
     if preset == "reference":
-        values = {"steps": int(sampler.get("reference_steps") or REFERENCE_PRESET["steps"]),
-                  "guidance": float(REFERENCE_SAMPLER["guidance"]),
-                  "cn_scale": float(REFERENCE_SAMPLER["controlnet_scale"]), "dtype": REFERENCE_PRESET["dtype"]}
+        values = [int(sampler.get("reference_steps") or REFERENCE_PRESET["steps"]),
+                  float(REFERENCE_SAMPLER["guidance"]), float(REFERENCE_SAMPLER["controlnet_scale"]),
+                  REFERENCE_PRESET["dtype"]]
+        for name, value in zip(names, values):
+            st.session_state[name] = value
+        marked.update(names)
     else:
-        values = {"steps": int(sampler.get("steps", 25)), "guidance": float(sampler.get("guidance", 2.5)),
-                  "cn_scale": float(sampler.get("controlnet_scale", 1.1)), "dtype": "auto"}
-    for name, value in values.items():
-        st.session_state[f"{key}_{name}"] = value
+        for name in names:
+            st.session_state.pop(name, None)
+        marked.difference_update(names)
+    st.session_state["_preset_keys"] = marked
     st.session_state[f"{key}_preset"] = preset
 
 
