@@ -135,3 +135,20 @@ def calibration_from_card(data: Mapping[str, Any] | None) -> Calibration:
     if legacy:
         return Calibration.from_dict({"db_range": legacy, "note": "from the card's output.db_range"})
     return DEFAULT_CALIBRATION
+
+
+def calibration_from_provenance(provenance: Mapping[str, Any] | None) -> tuple[Calibration, str]:
+    """(calibration, where it came from) for a generated result's provenance.
+
+    ``where`` is ``"model"`` (the provenance carries the model's ``calibration``),
+    ``"model (legacy db_range)"`` (only the older ``db_range`` field), or ``"default"``.
+    A malformed calibration raises ValueError: a result must not be scored or shown on a guess.
+    """
+    prov = provenance or {}
+    if isinstance(prov.get("calibration"), Calibration):
+        return prov["calibration"], "model"
+    if prov.get("calibration"):
+        return calibration_from_card({"calibration": prov["calibration"]}), "model"
+    if isinstance(prov.get("db_range"), Mapping) and prov["db_range"]:
+        return calibration_from_card({"output": {"db_range": prov["db_range"]}}), "model (legacy db_range)"
+    return DEFAULT_CALIBRATION, "default"

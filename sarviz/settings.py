@@ -38,6 +38,9 @@ class Settings:
     public_aef_url: str = ""
     #: the STAC API for Sentinel-1/-2 of the public source ("" = the Planetary Computer)
     public_stac_url: str = ""
+    #: real Sentinel-1 fetched for a click: "single" acquisition (nearest date, one orbit, its own
+    #: angle — what speckle-sensitive comparisons need) or "composite" (median of one track)
+    s1_mode: str = "single"
 
     @classmethod
     def load(cls, config_file: Path | None = None) -> "Settings":

@@ -4,6 +4,10 @@
   −128 fill/nodata, sharded + zstd like the published store, attributes
   ``spatial:transform``, ``proj:code``, ``start_year``; global EPSG:4326 grid at 1e-4°,
   with data written only in small blocks around chosen points (the rest is fill);
+* a regional mosaic laid out exactly like the published store
+  (:func:`build_published_aef_zarr`, after geospatial-jeff/aef-mosaic ``src/io/zarr_writer.rs``):
+  GeoZarr group attributes only (``proj:code``, ``spatial:*``, ``geoemb:*``), the years only
+  in the ``/time`` int32 coordinate array, plus ``/x``, ``/y``, ``/band``;
 * Sentinel-1 RTC and Sentinel-2 L2A COGs and STAC item JSON pointing at them;
 * a minimal STAC API (landing page + ``/search``) over HTTP on localhost, so that
   pystac-client runs its real request path.
@@ -83,6 +87,62 @@ def build_aef_zarr(path: Path, blocks: list[tuple[float, float, int, int]], year
     return path
 
 
+PUBLISHED_AEF_RES = 0.0000898  # the published mosaic's resolution (about 10 m at the equator)
+
+
+def build_published_aef_zarr(path: Path, west: float, north: float, width: int, height: int,
+                             years=(2018, 2020, 2021), res: float = PUBLISHED_AEF_RES,
+                             shard: int = 512, chunk: int = 256) -> tuple[Path, Affine]:
+    """A mosaic written the way aef-mosaic's ``ZarrWriter`` writes the published one.
+
+    Group attributes (no ``years``/``start_year``): ``proj:code``, ``spatial:dimensions``,
+    ``spatial:transform`` = [res, 0, xmin, 0, −res, ymax], ``spatial:transform_type``,
+    ``spatial:bbox``, ``spatial:shape``, ``spatial:registration``, ``geoemb:*``,
+    ``zarr_conventions``. Arrays: ``embeddings`` (time, band, y, x) int8 fill −128, sharded
+    (inner chunks ``chunk``), zstd; ``x``/``y`` float64 cell centres, ``time`` int32 years,
+    ``band`` strings A00…A63. Every pixel holds :func:`aef_codes` of (year index, row, col).
+    """
+    import warnings
+
+    import zarr
+    from zarr.codecs import BytesCodec, ShardingCodec, ZstdCodec
+
+    warnings.filterwarnings("ignore", message=".*sharding_indexed.*")
+    transform = Affine(res, 0.0, west, 0.0, -res, north)
+    bounds = [west, north - height * res, west + width * res, north]
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.attrs.update({
+        "proj:code": "EPSG:4326", "spatial:dimensions": ["y", "x"],
+        "spatial:transform": [res, 0.0, bounds[0], 0.0, -res, bounds[3]], "spatial:transform_type": "affine",
+        "spatial:bbox": bounds, "spatial:shape": [height, width], "spatial:registration": "pixel",
+        "geoemb:type": "pixel", "geoemb:dimensions": 64,
+        "geoemb:model": "https://developers.google.com/earth-engine/datasets/catalog/GOOGLE_SATELLITE_EMBEDDING_V1_ANNUAL",
+        "geoemb:source_data": "https://source.coop/tge-labs/aef/v1/annual/", "geoemb:data_type": "int8",
+        "geoemb:gsd": res,
+        "geoemb:quantization": {"method": "signed_square", "original_dtype": "float32", "quantized_dtype": "int8",
+                                "formula": "(x / 127.5) ** 2 * sign(x)", "valid_range": [-127, 127], "nodata": -128},
+        "zarr_conventions": [{"name": "proj:"}, {"name": "spatial:"}, {"name": "geoemb:"}],
+    })
+    array = group.create_array(
+        "embeddings", shape=(len(years), 64, height, width), dtype="int8", fill_value=-128,
+        chunks=(1, 64, shard, shard),
+        serializer=ShardingCodec(chunk_shape=(1, 64, chunk, chunk), codecs=[BytesCodec(), ZstdCodec(level=3)]),
+        dimension_names=("time", "band", "y", "x"),
+    )
+    rr, cc = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    for yi in range(len(years)):
+        array[yi] = aef_codes(yi, rr.ravel(), cc.ravel()).reshape(64, height, width)
+    for name, values, dtype in (("x", bounds[0] + (np.arange(width) + 0.5) * res, "float64"),
+                                ("y", bounds[3] - (np.arange(height) + 0.5) * res, "float64"),
+                                ("time", np.asarray(years), "int32")):
+        coord = group.create_array(name, shape=values.shape, dtype=dtype, chunks=values.shape, fill_value=0,
+                                   dimension_names=(name,))
+        coord[...] = values.astype(dtype)
+    band = group.create_array("band", shape=(64,), dtype=str, chunks=(64,), dimension_names=("band",))
+    band[...] = np.array([f"A{i:02d}" for i in range(64)])
+    return path, transform
+
+
 def write_cog(path: Path, data: np.ndarray, crs, transform: Affine, nodata=None) -> Path:
     data = data if data.ndim == 3 else data[None]
     profile = dict(driver="COG", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype.name,
@@ -113,17 +173,23 @@ def _swath_footprint(lat: float, lon: float, orbit_state: str, width_km: float =
 
 
 def make_s1_items(folder: Path, lat: float, lon: float, dates: list[str], orbit_state="descending",
-                  relative_orbit=110, size_px=128, seed=0) -> list[dict]:
-    """RTC-like items: VV/VH γ⁰ (linear float32, nodata −32768) COGs on a UTM 10 m grid shifted 5 m."""
+                  relative_orbit=110, size_px=128, seed=0, looks: float = 4.0, mean_power: float = 0.05,
+                  grid=None) -> list[dict]:
+    """RTC-like items: VV/VH γ⁰ (linear float32, nodata −32768) COGs on a UTM 10 m grid shifted 5 m
+    (or on ``grid`` = (crs, transform)): gamma speckle of ``looks`` looks around ``mean_power``."""
     from sarviz.scene import utm_crs_for
 
     rng = np.random.default_rng(seed)
-    crs = utm_crs_for(lat, lon)
-    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-    transform = Affine(10.0, 0, math.floor(x / 10) * 10 - size_px * 5 + 5, 0, -10.0, math.floor(y / 10) * 10 + size_px * 5 + 5)
+    if grid is not None:
+        crs, transform = grid
+    else:
+        crs = utm_crs_for(lat, lon)
+        x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+        transform = Affine(10.0, 0, math.floor(x / 10) * 10 - size_px * 5 + 5, 0, -10.0,
+                           math.floor(y / 10) * 10 + size_px * 5 + 5)
     items = []
     for i, date in enumerate(dates):
-        vv = rng.gamma(4.0, 0.05 / 4.0, (size_px, size_px)).astype(np.float32)
+        vv = rng.gamma(looks, mean_power / looks, (size_px, size_px)).astype(np.float32)
         vh = (vv * rng.uniform(0.1, 0.3, vv.shape)).astype(np.float32)
         vv[:3, :] = -32768.0  # a nodata strip
         vh[:3, :] = -32768.0
@@ -274,3 +340,63 @@ def closed_port_url() -> str:
 
 def today() -> str:
     return dt.date.today().isoformat()
+
+
+# -- Sentinel-1 acquisition geometry, simulated independently ---------------------------------------
+S1_A_KM, S1_INCL_DEG, S1_PERIOD_S, EARTH_OMEGA = 7064.94, 98.18, 12 * 86400.0 / 175, 7.2921159e-5
+
+
+def _sub_satellite(u: float, t: float) -> tuple[float, float]:
+    """(lon, lat) under a circular orbit at argument of latitude u (rad), time t (s) after the
+    node crossing at longitude 0: inertial position rotated by the Earth's turn (no J2)."""
+    i = math.radians(S1_INCL_DEG)
+    x, y, z = math.cos(u), math.sin(u) * math.cos(i), math.sin(u) * math.sin(i)
+    lon = math.degrees(math.atan2(y, x) - EARTH_OMEGA * t)
+    lat = math.degrees(math.asin(z))  # geocentric latitude; close enough for a direction
+    return (lon + 180.0) % 360.0 - 180.0, lat
+
+
+def simulate_iw_swath(lat: float, orbit_state: str, near_deg: float = 30.8, far_deg: float = 46.0,
+                      half_length_s: float = 12.0):
+    """An IW footprint by propagating the orbit, not from a heading formula.
+
+    Returns (footprint GeoJSON, track point (lon, lat) at the middle, heading (deg) there,
+    ground_range(θ) km, incidence(g) deg) — the last two on a sphere of the local radius with
+    the satellite at 7064.94 km from the centre (the same physics the estimator assumes, so the
+    test isolates the side choice and the swath geometry)."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    n = 2 * math.pi / S1_PERIOD_S
+    u0 = math.asin(math.sin(math.radians(lat)) / math.sin(math.radians(S1_INCL_DEG)))
+    if orbit_state == "descending":
+        u0 = math.pi - u0
+    t0 = u0 / n
+
+    def at(dt):
+        return _sub_satellite(n * (t0 + dt), t0 + dt)
+
+    A, B = 6378.137, 6356.752314245
+    c, s = math.cos(math.radians(lat)), math.sin(math.radians(lat))
+    R = math.sqrt(((A * A * c) ** 2 + (B * B * s) ** 2) / ((A * c) ** 2 + (B * s) ** 2))
+
+    def ground_range(theta):
+        t = math.radians(theta)
+        return R * (t - math.asin(R * math.sin(t) / S1_A_KM))
+
+    def incidence(g):
+        phi = g / R
+        return math.degrees(phi + math.atan2(R * math.sin(phi), S1_A_KM - R * math.cos(phi)))
+
+    corners = []
+    for dt, g in ((-half_length_s, ground_range(near_deg)), (half_length_s, ground_range(near_deg)),
+                  (half_length_s, ground_range(far_deg)), (-half_length_s, ground_range(far_deg))):
+        lon0, lat0 = at(dt)
+        lon1, lat1 = at(dt + 0.5)
+        heading = geod.inv(lon0, lat0, lon1, lat1)[0]
+        lon2, lat2, _ = geod.fwd(lon0, lat0, heading + 90.0, g * 1000.0)  # the satellite looks right
+        corners.append([lon2, lat2])
+    corners.append(corners[0])
+    mid = at(0.0)
+    heading = geod.inv(*mid, *at(0.5))[0]
+    return ({"type": "Polygon", "coordinates": [corners]}, mid, heading, ground_range, incidence)

@@ -126,3 +126,86 @@ def test_reference_card_declares_the_reference_preprocessing():
     spec = ConditionSpec.from_dict(card["preprocessing"])
     assert spec == ConditionSpec()  # the defaults are the reference (../shared/README.md)
     assert spec.channels == 65 and spec.size == 512
+
+
+def _reference_condition(raw: np.ndarray) -> np.ndarray:
+    """HuiYanEarth-SAR ``inference_sar_gray.py`` ``load_and_preprocess_condition`` on a
+    (65, H, W) [angle, A00..A63] array, transcribed (NaN → 0 first, as the reference does)."""
+    import torch
+    import torch.nn.functional as F
+
+    cond = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    cond[0] = np.clip((cond[0] - 35.0) / 15.0, -1.0, 1.0)
+    emb = cond[1:]
+    mean, std = np.mean(emb), np.std(emb)
+    emb = np.zeros_like(emb) if std < 1e-4 else (emb - mean) / std
+    cond[1:] = np.clip(emb, -3.0, 3.0)
+    t = torch.from_numpy(cond).unsqueeze(0).float()
+    down = F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False)
+    return F.interpolate(down, size=(512, 512), mode="bicubic", align_corners=False)[0].numpy()
+
+
+def _scene_263(nan_mask=None):
+    from affine import Affine
+
+    from sarviz.scene import Scene
+
+    rng = np.random.default_rng(3)
+    # pixel-scale detail (resampling grids matter) around a non-zero block mean (as real embeddings have)
+    emb = (0.5 + rng.normal(size=(64, 263, 263))).astype(np.float32)
+    angle = np.tile(np.linspace(30.5, 45.5, 263, dtype=np.float32), (263, 1))
+    if nan_mask is not None:
+        emb[:, nan_mask] = np.nan
+        angle[nan_mask] = np.nan
+    return Scene(crs="EPSG:32630", transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), width=263,
+                 height=263, embedding=emb, angle_deg=angle, scene_id="odd-263", provenance={"source": "test"})
+
+
+def test_odd_size_patch_matches_the_reference_condition():
+    """263² patch: the reference resizes with scale_factor=0.5, not size=131 (different grid)."""
+    import torch
+    import torch.nn.functional as F
+
+    scene = _scene_263()
+    raw = np.concatenate([scene.angle_deg[None], scene.embedding])
+    reference = _reference_condition(raw)
+    ours = build_condition(scene, ConditionSpec()).array
+    assert ours.shape == reference.shape == (65, 512, 512)
+    np.testing.assert_allclose(ours, reference, atol=2e-4)
+    # what size=floor(h/2) gives instead — the old behaviour, measurably different
+    t = torch.from_numpy(_reference_condition_inputs(raw))[None]
+    old = F.interpolate(F.interpolate(t, size=(131, 131), mode="bilinear", align_corners=False), size=(512, 512),
+                        mode="bicubic", align_corners=False)[0].numpy()
+    assert np.abs(old - reference).max() > 0.5
+
+
+def _reference_condition_inputs(raw: np.ndarray) -> np.ndarray:
+    cond = raw.astype(np.float32).copy()
+    cond[0] = np.clip((cond[0] - 35.0) / 15.0, -1.0, 1.0)
+    emb = cond[1:]
+    cond[1:] = np.clip((emb - emb.mean()) / emb.std(), -3.0, 3.0)
+    return cond
+
+
+def test_missing_embedding_differs_from_the_reference_only_where_documented():
+    """NaN handling is ours (z-score over valid values, fill with the block mean), not the
+    reference's NaN → 0 before normalising: away from the gap the two agree closely, at the gap
+    ours is the block mean (0) where the reference has its biased (0 − mean)/std."""
+    mask = np.zeros((263, 263), bool)
+    mask[100:140, 100:140] = True  # a 40² hole (2.3 %)
+    scene = _scene_263(mask)
+    raw = np.concatenate([scene.angle_deg[None], scene.embedding])
+    reference = _reference_condition(raw)
+    ours = build_condition(scene, ConditionSpec())
+    assert any("missing" in n for n in ours.notes)
+    far = np.ones((512, 512), bool)
+    far[150:320, 150:320] = False  # away from the (resampled) hole
+    # values of 0 at the gap shift the reference's block mean/std only slightly for a 2 % hole
+    assert np.abs(ours.array[1:, far] - reference[1:, far]).max() < 0.05
+    centre = ours.array[1:, 230:240, 230:240]
+    np.testing.assert_allclose(centre, 0.0, atol=1e-5)  # block mean after the z-score
+    # the reference's NaN → 0 is z = (0 − 0.5)/1 ≈ −0.5 there: a fake "embedding" value
+    assert reference[1:, 230:240, 230:240].mean() < -0.3
+    # a missing angle: ours the layer's mean (38°), the reference 0° → clipped to −1 (20°)
+    assert np.allclose(reference[0, 230:240, 230:240], -1.0, atol=1e-3)
+    assert ours.array[0, 230:240, 230:240] == pytest.approx((38.0 - 35.0) / 15.0, abs=0.02)

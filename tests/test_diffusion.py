@@ -372,6 +372,27 @@ def test_ui_panel_generates_and_keeps_the_result(registry):
     assert any("weights are missing" in w.value for w in at.warning)
 
 
+def test_ui_reference_settings_button_fills_the_form_and_the_result_records_the_preset(registry):
+    at = _app().run()
+    at.selectbox(key="gen_model").set_value("tiny-sar").run()
+    assert at.number_input(key="gen_steps").value == 2  # the card's fast default
+    at.button(key="gen_preset_reference").click().run()
+    assert not at.exception
+    assert at.number_input(key="gen_steps").value == 50 and at.selectbox(key="gen_dtype").value == "float32"
+    assert at.number_input(key="gen_guidance").value == 2.5 and at.number_input(key="gen_cn_scale").value == 1.1
+    assert any("reference" in c.value for c in at.caption)
+    assert not any("Session State" in w.value for w in at.warning)  # no value/state clash
+    at.number_input(key="gen_steps").set_value(2)  # keep the test fast: the result says "custom"
+    at.button(key="FormSubmitter:gen_form-Generate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    prov = at.session_state["gen_result"][1].provenance
+    assert prov["settings_preset"] == "custom" and prov["settings_preset_changed"] == ["steps"]
+    assert prov["dtype"] == "float32"
+    at.button(key="gen_preset_fast").click().run()
+    assert at.number_input(key="gen_steps").value == 2 and at.selectbox(key="gen_dtype").value == "auto"
+    assert not at.exception and not any("Session State" in w.value for w in at.warning)
+
+
 def test_ui_panel_shows_errors_instead_of_raising(registry):
     at = _app(embedding=False).run()
     assert any("no AlphaEarth embedding" in w.value for w in at.warning)
@@ -397,3 +418,89 @@ def test_off_scale_scene_is_flagged(registry):
     """The tiny card makes 64 px images; a 24×40 px scene is stretched, and provenance says so."""
     result = registry.generator("tiny-sar").generate(tiny_scene(), FP32)
     assert any(n.startswith("scale:") for n in result.provenance["notes"])
+
+
+# -- calibration and the reference preset ---------------------------------------------------------
+def test_output_mapping_uses_the_checkpoints_calibration_over_the_cards(ckpt, tmp_path, monkeypatch):
+    """sarviz_train.json beside a checkpoint (FORMATS.md B) overrides the card's calibration; the
+    decoded image is mapped through it, the provenance and the exports carry it."""
+    from sarviz.calibration import Calibration
+
+    trained = tmp_path / "run" / "checkpoint-1"
+    shutil.copytree(ckpt.controlnet, trained)
+    own = Calibration(ranges={"VV": (-20.0, -5.0), "VH": (-30.0, -10.0)}, note="test run")
+    (trained / "sarviz_train.json").write_text(json.dumps({
+        "format": "sarviz-geo-run/1", "step": 1, "calibration": own.to_dict(),
+        "preprocessing": {"size": IMAGE_SIZE}, "base": str(ckpt.base), "recipe": {}}))
+    cards = tmp_path / "cards"
+    card_cal = {"db_range": {"VV": [-25.0, 0.0], "VH": [-32.0, -5.0]}, "shared": False, "note": "card"}
+    write_card(cards, ckpt, model_id="tiny-card-cal", calibration=card_cal)
+    write_card(cards, ckpt, model_id="tiny-trained", calibration=card_cal, weights={"controlnet": str(trained)})
+    monkeypatch.setenv("SARVIZ_MODELS", str(cards))
+    registry = ModelRegistry()
+    scene = tiny_scene(height=IMAGE_SIZE, width=IMAGE_SIZE)  # the model's size: no resampling
+    a = registry.generator("tiny-card-cal").generate(scene, FP32)
+    b = registry.generator("tiny-trained").generate(scene, FP32)
+    assert a.provenance["calibration_source"] == "model card"
+    assert b.provenance["calibration_source"] == "checkpoint sarviz_train.json"
+    assert b.provenance["calibration"]["db_range"] == {"VV": [-20.0, -5.0], "VH": [-30.0, -10.0]}
+    assert b.calibration == Calibration.from_dict(own.to_dict())
+    # same weights and seed: the same decoded image through two linear maps
+    np.testing.assert_allclose((a.vv_db + 25.0) / 25.0, (b.vv_db + 20.0) / 15.0, atol=1e-4)
+    np.testing.assert_allclose((a.vh_db + 32.0) / 27.0, (b.vh_db + 30.0) / 20.0, atol=1e-4)
+    assert b.vv_db.min() >= -20.0 and b.vv_db.max() <= -5.0 + 1e-4
+    # exports use the result's calibration: the PNG stretch maps -20…-5 dB to 0…255
+    from io import BytesIO
+
+    from PIL import Image
+
+    png = np.asarray(Image.open(BytesIO(b.png_bytes())))
+    expected = np.round(np.clip((b.vv_db + 20.0) / 15.0, 0, 1) * 255)
+    assert np.abs(png[..., 0].astype(int) - expected).max() <= 1
+    out = b.to_geotiff(tmp_path / "b.tif")
+    with rasterio.open(out) as src:
+        assert json.loads(src.tags(1)["calibration_db_range"]) == [-20.0, -5.0]
+        assert json.loads(src.tags()["CALIBRATION"])["db_range"]["VH"] == [-30.0, -10.0]
+    assert GenerationResult.from_geotiff(out).calibration == b.calibration
+
+
+def test_bundled_card_states_the_reference_calibration_ambiguity():
+    card = json.loads((REPO_MODELS_DIR / "huiyanearth-sar.json").read_text())
+    assert "db_range" not in card["output"]  # one calibration: in the calibration section only
+    cal = card["calibration"]
+    assert cal["shared"] is False and "sar_min" in cal["note"] and "undefined" in cal["reference_ambiguity"]
+    text = (REPO_MODELS_DIR / "huiyanearth-sar.md").read_text()
+    assert "sar_min" in text and "one range" in text.lower()
+    import sarviz.generators.diffusion as diffusion
+
+    assert "db_range" not in diffusion.REFERENCE_OUTPUT
+
+
+def test_reference_settings_preset_and_provenance(registry):
+    gen = registry.generator("tiny-sar")
+    fast = gen.settings(GenerationRequest())
+    assert fast["preset"] == "fast" and fast["steps"] == 2 and fast["dtype"] is None
+    ref = gen.settings(GenerationRequest(preset="reference"))
+    assert ref["preset"] == "reference" and ref["steps"] == 50 and ref["dtype"] == "float32"
+    assert (ref["scheduler"], ref["guidance"], ref["controlnet_scale"]) == ("dpmsolver++-sde-karras", 2.5, 1.1)
+    custom = gen.settings(GenerationRequest(preset="reference", steps=3))
+    assert custom["preset"] == "custom" and custom["preset_changed"] == ["steps"]
+    with pytest.raises(GenerationError, match="preset"):
+        gen.settings(GenerationRequest(preset="slow"))
+    scene = tiny_scene()
+    result = gen.generate(scene, GenerationRequest(seed=1, device="cpu", preset="reference", steps=2))
+    assert result.provenance["settings_preset"] == "custom" and result.provenance["dtype"] == "float32"
+    assert result.provenance["settings_preset_changed"] == ["steps"]
+    result = gen.generate(scene, GenerationRequest(seed=1, device="cpu", dtype="float32"))
+    assert result.provenance["settings_preset"] == "fast" and "settings_preset_changed" not in result.provenance
+
+
+def test_cli_reference_settings(registry, scene_dir, tmp_path, capsys):
+    folder, (lat, lon) = scene_dir
+    base = ["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--model", "tiny-sar",
+            "--out", str(tmp_path / "ref.tif"), "--reference-settings"]
+    assert cli_main(base + ["--steps", "2"]) == 0, capsys.readouterr().err
+    prov = json.loads(capsys.readouterr().out)
+    assert prov["dtype"] == "float32" and prov["steps"] == 2
+    assert prov["settings_preset"] == "custom" and prov["settings_preset_changed"] == ["steps"]
+    assert prov["calibration"]["db_range"]["VH"] == [-32.0, -5.0] and prov["calibration_source"] == "default"

@@ -375,3 +375,32 @@ def test_loro_on_real_points_runs_per_region():
         assert (fold.mae < 4.0).all()  # dB; the weakest region (amazon VH) is ~3.5 dB
     by_region = {f.region: f for f in folds}
     assert by_region["iowa_ag"].r2[0] > 0.6 and by_region["california_coast"].r2[1] > 0.75
+
+
+def test_vh_has_its_own_angle_law_from_the_card(fitted, tmp_path):
+    """VV follows cos² (Lambert), VH cos¹ (volume scattering) — the shipped card's laws."""
+    import json as _json
+
+    from sarviz.generators.emulator import EmulatorGenerator
+    from sarviz.registry import REPO_MODELS_DIR, ModelCard
+
+    card_data = _json.loads((REPO_MODELS_DIR / "emulator.json").read_text())
+    assert card_data["angle"]["cos_power"] == 2.0 and card_data["angle"]["cos_power_vh"] == 1.0
+    card_data["weights"] = str(fitted)
+    card = ModelCard(id="emulator-test", name="t", kind="emulator", path=tmp_path / "card.json", data=card_data)
+    gen = EmulatorGenerator(card)
+    assert gen.model.cos_powers == {"VV": 2.0, "VH": 1.0}
+    steep = gen.mean_sigma0_db(_scene(16), GenerationRequest(angle_deg=30.0))
+    shallow = gen.mean_sigma0_db(_scene(16), GenerationRequest(angle_deg=46.0))
+    ratio = np.log10(np.cos(np.radians(30.0)) / np.cos(np.radians(46.0)))
+    np.testing.assert_allclose(steep[0] - shallow[0], 20.0 * ratio, atol=1e-4)  # VV: −1.9 dB across the swath
+    np.testing.assert_allclose(steep[1] - shallow[1], 10.0 * ratio, atol=1e-4)  # VH: half of it
+    result = gen.generate(_scene(16), GenerationRequest(seed=0, angle_deg=40.0))
+    assert result.provenance["cos_power"] == 2.0 and result.provenance["cos_power_vh"] == 1.0
+    assert result.provenance["calibration"]["db_range"]["VV"] == [-25.0, 0.0]
+    # a stored model without a VH law keeps one law for both (the old behaviour)
+    model = RadiometricModel.load(fitted)
+    assert model.cos_powers == {"VV": 2.0, "VH": 2.0}
+    model.cos_power_vh = 1.0
+    model.save(tmp_path / "vh.safetensors")
+    assert RadiometricModel.load(tmp_path / "vh.safetensors").cos_powers == {"VV": 2.0, "VH": 1.0}

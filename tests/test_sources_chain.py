@@ -216,3 +216,46 @@ def test_cli_ee_with_a_missing_key_file_names_the_file(tmp_path, capsys, monkeyp
                  "--to", str(tmp_path / "store")]) != 0
     err = capsys.readouterr().err
     assert re.search(r"key file /nope\.json \(SARVIZ_EE_KEY_FILE[^)]*\) does not exist", err) and "network" not in err
+
+
+def test_scene_provenance_says_single_or_composite_and_the_cache_keeps_them_apart(world, tmp_path):
+    """The default scene holds one acquisition; a composite is an option recorded in the scene,
+    cached under its own name, and never served for a single-acquisition request (or reverse)."""
+    single = chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018)
+    prov = single.scene.provenance
+    assert prov["s1_mode"] == "single" and prov["s1_date"] == "2018-05-01"  # nearest to the window's middle
+    assert prov["orbit"] == "descending" and prov["relative_orbit"] == 110 and "s1_composite" not in prov
+    assert read_scene(single.cached_path).provenance["s1_mode"] == "single"
+    composite = chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018, s1_mode="composite")
+    assert composite.served_by["vv_db"] == "public"  # not the cached single acquisition
+    assert composite.served_by["embedding"] == "local"
+    cprov = composite.scene.provenance
+    assert cprov["s1_mode"] == "composite" and "s1_date" not in cprov
+    assert cprov["s1_composite"] == {"kind": "median", "n": 2, "dates": ["2018-03-01", "2018-05-01"]}
+    assert composite.cached_path != single.cached_path and composite.cached_path.name.endswith("_composite.tif")
+    # both are now served locally, each by its own kind, with the record carried over
+    again = chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018, s1_mode="composite")
+    assert again.from_cache and again.scene.provenance["s1_composite"]["n"] == 2
+    again = chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018)
+    assert again.from_cache and again.scene.provenance["s1_mode"] == "single"
+    np.testing.assert_array_equal(again.scene.vv_db, single.scene.vv_db)
+    # the chain's default comes from the settings (s1_mode)
+    composite_chain = SourceChain(chain_for(world, tmp_path).sources, cache_folder=tmp_path, s1_mode="composite")
+    assert composite_chain.get_scene(LAT, LON, size_px=64, year=2018).scene.provenance["s1_mode"] == "composite"
+    with pytest.raises(SourceError, match="single.*composite"):
+        chain_for(world, tmp_path).get_scene(LAT, LON, size_px=64, year=2018, s1_mode="median")
+
+
+def test_cli_s1_mode(world, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SARVIZ_SOURCES", "local,public")
+    args = ["fetch", "--size", "64", "--year", "2018", "--to", str(tmp_path / "store"), "--source", "public",
+            "--aef-url", world["aef"], "--stac-url", world["stac"], "--lat", str(LAT), "--lon", str(LON), "--json"]
+    assert main(args + ["--s1-mode", "composite"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["request"]["s1_mode"] == "composite"
+    assert record["layers"]["vv_db"]["detail"]["s1_composite"]["n"] == 2
+    assert main(args + ["--date", "2018-03-05"]) == 0  # the default: one acquisition, nearest to --date
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["layers"]["vv_db"]["detail"]["s1_date"] == "2018-03-01"
+    assert main(args + ["--s1-mode", "single", "--composite", "median"]) == 2
+    assert "contradicts" in capsys.readouterr().err

@@ -67,6 +67,15 @@ class FakeEarthEngineHttp:
         return [json.loads(c["body"]) for c in self.calls if ":computePixels" in c["uri"]]
 
 
+def track(orbit, pass_code, first, count=1, last=None):
+    """The constant track bands of a recorded S1 answer: relative orbit, pass, count, first/last day."""
+    import datetime as dt
+
+    day = (lambda d: float((dt.date.fromisoformat(d) - dt.date(1970, 1, 1)).days)) if first else (lambda d: 0.0)
+    return {"sarviz_relative_orbit": float(orbit), "sarviz_pass": float(pass_code), "sarviz_count": float(count),
+            "sarviz_first_day": day(first), "sarviz_last_day": day(last or first)}
+
+
 def error(code, status, message):
     return code, json.dumps({"error": {"code": code, "message": message, "status": status}}).encode()
 
@@ -142,10 +151,15 @@ def test_expressions_collections_filters_bands_and_grid(connected):
                    "sarviz_track": None}  # the track is computed server-side (see the next test)
     contains = {a["rightValue"]["constantValue"] for f, a in fns if f == "Filter.listContains"}
     assert contains == {"VH", "VV"}
-    assert "reduce.median" in [f for f, _ in fns]
+    # the default is one acquisition: no median anywhere; the pass's slices are mosaicked
+    assert "reduce.median" not in [f for f, _ in fns] and "ImageCollection.mosaic" in [f for f, _ in fns]
     selects = [_const(a["bandSelectors"]) for f, a in fns if f == "Image.select"]
     assert ["VV", "VH", "angle"] in selects
-    assert pixel_requests(REQUEST, "s1")[0]["bandIds"] == ["VV", "VH", "angle", "sarviz_relative_orbit", "sarviz_pass"]
+    assert pixel_requests(REQUEST, "s1")[0]["bandIds"] == ["VV", "VH", "angle", "sarviz_relative_orbit", "sarviz_pass",
+                                                           "sarviz_count", "sarviz_first_day", "sarviz_last_day"]
+    composite = FetchRequest.make(48.1, 11.5, 32, 2023, s1_pass="descending", s1_mode="composite")
+    fns = _functions(_inline(json.loads(pixel_requests(composite, "s1")[0]["expression"].serialize())), [])
+    assert "reduce.median" in [f for f, _ in fns]
 
     s2 = _inline(json.loads(pixel_requests(REQUEST, "s2")[0]["expression"].serialize()))
     fns = _functions(s2, [])
@@ -197,7 +211,7 @@ def _track_tag(body):
 @pytest.mark.parametrize("s1_pass", [None, "ascending"])
 def test_median_uses_only_the_most_frequent_relative_orbit(connected, s1_pass):
     """Without the restriction the median would mix passes and relative orbits (and their angles)."""
-    req = FetchRequest.make(48.1, 11.5, 32, 2023, s1_pass=s1_pass)
+    req = FetchRequest.make(48.1, 11.5, 32, 2023, s1_pass=s1_pass, s1_mode="composite")
     tree = _tree(_inline(json.loads(pixel_requests(req, "s1")[0]["expression"].serialize())))
     # toFloat → unmask → select(bands) wraps the composite; find the median and the track bands
     image = tree["Image.select"]["input"]["Image.unmask"]["input"]["Image.toFloat"]["value"]["Image.addBands"]
@@ -221,9 +235,10 @@ def test_median_uses_only_the_most_frequent_relative_orbit(connected, s1_pass):
     # the collection under the tags carries the request's filters (pass only when asked for)
     base = json.dumps(tagged["collection"])
     assert ('"orbitProperties_pass", "rightValue": "ASCENDING"' in base) == (s1_pass == "ascending")
-    # the track goes back as two constant bands: relative orbit and pass code
+    # the track goes back as constant bands: relative orbit, pass code, count, first and last day
     bands = image["srcImg"]["Image.rename"]
-    assert bands["names"] == ["sarviz_relative_orbit", "sarviz_pass"]
+    assert bands["names"] == ["sarviz_relative_orbit", "sarviz_pass", "sarviz_count", "sarviz_first_day",
+                              "sarviz_last_day"]
     parts = bands["input"]["Image.toFloat"]["value"]["Image.constant"]["value"]
     orbit = parts[0]["Number.parse"]["input"]["String"]["input"]["List.get"]
     split = orbit["list"]["String.split"]
@@ -241,6 +256,12 @@ def test_nearest_acquisition_sorts_by_time_distance(connected):
     assert any(f == "Collection.limit" and _const(a["key"]) == "sarviz_days" for f, a in fns)  # sort by |Δt|
     assert "reduce.median" not in names
     assert any(f == "Date" and a["value"]["constantValue"] == "2023-07-14" for f, a in fns)
+    # the nearest image is chosen over the point; its pass's slices are gathered over the whole patch
+    polygons = [a for f, a in fns if f == "GeometryConstructors.Polygon"]
+    assert polygons and all(f != "reduce.median" for f, _ in fns)
+    ring = [v["constantValue"] for v in polygons[0]["coordinates"]["arrayValue"]["values"][0]["arrayValue"]["values"]]
+    assert ring == req.patch_geojson["coordinates"][0]
+    assert "ImageCollection.mosaic" in names and "Date.advance" in names
 
 
 def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
@@ -248,7 +269,7 @@ def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
     http.answers = [(200, npy([f"A{i:02d}" for i in range(k, k + 16)], value=lambda i, k=k: (k + i) / 100))
                     for k in (0, 16, 32, 48)]
     http.answers += [(200, npy(["VV", "VH", "angle"], fill_rows=4, value=lambda i: (-12.0, -19.0, 38.0)[i],
-                               constant={"sarviz_relative_orbit": 95.0, "sarviz_pass": 2.0}))]
+                               constant=track(95, 2, "2023-06-30")))]
     http.answers += [(200, npy(["B2", "B3", "B4", "B8"], value=lambda i: 0.05 * (i + 1)))]
     result = source.fetch(REQUEST, ["embedding", "s1", "s2"])
     assert not result.failures
@@ -263,6 +284,11 @@ def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
     report = result.reports["vv_db"]
     assert report.product.startswith("COPERNICUS/S1_GRD") and "descending relative orbit 95" in report.product
     assert report.detail["relative_orbit"] == 95 and report.detail["orbit_state"] == "descending"
+    # one acquisition by default: its date (from the constant day band), direction and track
+    assert {k: report.detail[k] for k in ("s1_mode", "s1_date", "orbit", "relative_orbit")} == {
+        "s1_mode": "single", "s1_date": "2023-06-30", "orbit": "descending", "relative_orbit": 95}
+    assert "s1_composite" not in report.detail and report.dates == "2023-06-30"
+    assert "single acquisition 2023-06-30" in report.product
     assert "relative orbit 95" in result.reports["angle_deg"].product
     assert "sarviz_relative_orbit" not in result.layers and not any("mixes" in w for w in result.warnings)
 
@@ -270,7 +296,7 @@ def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
 def test_all_masked_answer_is_no_data_for_that_layer(connected):
     source, http = connected
     http.answers = [(200, npy(["VV", "VH", "angle"], fill_rows=32,
-                              constant={"sarviz_relative_orbit": 0.0, "sarviz_pass": 0.0}))]
+                              constant=track(0, 0, None, count=0)))]
     result = source.fetch(REQUEST, ["s1"])
     msg = str(result.failures["s1"])
     assert "Sentinel-1" in msg and "Earth Engine" in msg and "descending" in msg
@@ -325,10 +351,15 @@ def test_expired_credentials_give_an_honest_message():
 def test_median_without_a_pass_reports_the_track_the_server_chose(connected):
     source, http = connected
     http.answers = [(200, npy(["VV", "VH", "angle"], value=lambda i: (-11.0, -18.0, 41.0)[i],
-                              constant={"sarviz_relative_orbit": 117.0, "sarviz_pass": 1.0}))]
-    result = source.fetch(FetchRequest.make(48.1, 11.5, 32, 2023), ["s1"])
+                              constant=track(117, 1, "2023-01-04", count=27, last="2023-12-29")))]
+    result = source.fetch(FetchRequest.make(48.1, 11.5, 32, 2023, s1_mode="composite"), ["s1"])
     assert "ascending relative orbit 117" in result.reports["vv_db"].product
     assert result.reports["vh_db"].detail["track_choice"].startswith("the relative orbit with the most")
+    detail = result.reports["vv_db"].detail
+    assert detail["s1_mode"] == "composite" and "s1_date" not in detail
+    assert detail["s1_composite"] == {"kind": "median", "n": 27, "dates": ["2023-01-04", "2023-12-29"],
+                                      "dates_are": "first and last"}
+    assert any("median of 27" in w and "speckle" in w for w in result.warnings)
     assert not any("both orbit passes" in w for w in result.warnings)
 
 

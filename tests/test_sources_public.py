@@ -126,49 +126,65 @@ def test_antimeridian_patch_reads_both_sides(fixtures):
         np.testing.assert_allclose(got[:, 10, 5], np.sign(codes) * (codes / 127.5) ** 2, rtol=1e-6)
 
 
-def test_sentinel_from_stac_and_cogs(fixtures):
-    request = FetchRequest.make(LAT, LON, 64, 2018, s1_pass="descending")
+def _warp(href, crs, transform, size=64):
+    with rasterio.open(href) as src:
+        dst = np.full((size, size), np.nan, np.float32)
+        reproject(src.read(1), dst, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
+                  dst_crs=crs, resampling=Resampling.bilinear, src_nodata=src.nodata, dst_nodata=np.nan)
+    return dst
+
+
+def _expected_centre_angle(km_beyond_near_edge=60.0, swath_km=250.0, lat=LAT):
+    """θ at the fixture's point, independently: the far edge at 46.0°, the near edge ``swath_km``
+    closer to nadir; ground range ↔ incidence on a sphere of the local WGS84 radius R with the
+    satellite at a = 7064.94 km from the centre: g(θ) = R·(θ − asin(R·sin θ / a))."""
+    A, B = 6378.137, 6356.752314245
+    c, s_ = np.cos(np.radians(lat)), np.sin(np.radians(lat))
+    R = np.sqrt(((A * A * c) ** 2 + (B * B * s_) ** 2) / ((A * c) ** 2 + (B * s_) ** 2))
+    a = 7064.94
+
+    def ground_range(theta_deg):
+        t = np.radians(theta_deg)
+        return R * (t - np.arcsin(R * np.sin(t) / a))
+
+    g = ground_range(46.0) - swath_km + km_beyond_near_edge
+    phi = g / R
+    return np.degrees(phi + np.arctan2(R * np.sin(phi), a - R * np.cos(phi)))
+
+
+def test_sentinel_composite_from_stac_and_cogs(fixtures):
+    request = FetchRequest.make(LAT, LON, 64, 2018, s1_pass="descending", s1_mode="composite")
     crs, transform = request.grid
     with stac_api(fixtures["items"]) as url:
         result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=5).fetch(request, ["s1", "s2"])
     assert not result.failures, result.failures
     # independent: warp each VV COG with GDAL (bilinear, linear power), median, dB
     s1 = [it for it in fixtures["raw"] if it["collection"] == "sentinel-1-rtc"]
-    stack = []
-    for it in s1:
-        with rasterio.open(it["assets"]["vv"]["href"]) as src:
-            dst = np.full((64, 64), np.nan, np.float32)
-            reproject(src.read(1), dst, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
-                      dst_crs=crs, resampling=Resampling.bilinear, src_nodata=src.nodata, dst_nodata=np.nan)
-            stack.append(dst)
+    stack = [_warp(it["assets"]["vv"]["href"], crs, transform) for it in s1]
     gamma0_db = 10 * np.log10(np.nanmedian(np.stack(stack), axis=0))
     angle = result.layers["angle_deg"]
-    assert 29.0 < np.nanmin(angle) and np.nanmax(angle) < 46.0
+    assert 30.0 < np.nanmin(angle) and np.nanmax(angle) < 46.0
     assert angle[:, -1].mean() < angle[:, 0].mean()  # descending: far range (larger angle) is west
     # the RTC γ⁰ is stored as σ⁰ = γ⁰·cos θ (dB: + 10·log10 cos θ), θ the angle layer
     np.testing.assert_allclose(result.layers["vv_db"], gamma0_db + 10 * np.log10(np.cos(np.radians(angle))), atol=1e-3)
-    # ... and θ at the patch centre computed independently: the fixture's swath puts the point 60 km
-    # beyond the near edge of a 250 km swath; ground range ↔ incidence on a sphere (R = 6371 km,
-    # h = 693 km) in closed form: g(θ) = R·(θ − asin(R·sin θ / (R + h)))
-    R, H = 6371.0, 693.0
-
-    def ground_range(theta_deg):
-        t = np.radians(theta_deg)
-        return R * (t - np.arcsin(R * np.sin(t) / (R + H)))
-
-    g = ground_range(29.1) + 60.0 / 250.0 * (ground_range(46.0) - ground_range(29.1))
-    phi = g / R
-    theta_centre = np.degrees(phi + np.arctan2(R * np.sin(phi), R + H - R * np.cos(phi)))
-    assert angle[32, 32] == pytest.approx(theta_centre, abs=0.3)
+    # ... and θ at the patch centre computed independently (the fixture's swath: 250 km wide, the
+    # point 60 km beyond its near edge)
+    theta_centre = _expected_centre_angle()
+    assert angle[32, 32] == pytest.approx(theta_centre, abs=0.2)
     sigma0_centre = gamma0_db[32, 32] + 10 * np.log10(np.cos(np.radians(theta_centre)))
     assert result.layers["vv_db"][32, 32] == pytest.approx(sigma0_centre, abs=0.02)
     assert sigma0_centre < gamma0_db[32, 32] - 0.5  # the conversion is not a no-op (≈ −0.9 dB here)
     report = result.reports["vv_db"]
     assert "relative orbit 110" in report.product and "2018-03-01" in report.dates and "σ⁰" in report.product
+    assert "median of 3" in report.product
+    assert report.detail["s1_mode"] == "composite" and report.detail["s1_composite"] == {
+        "kind": "median", "n": 3, "dates": ["2018-03-01", "2018-05-01", "2018-07-01"]}
+    assert report.detail["orbit"] == "descending" and report.detail["relative_orbit"] == 110
     assert report.detail["original_convention"].startswith("gamma0 RTC")
     assert "flat-terrain" in report.detail["conversion"] and report.detail["backscatter"].startswith("sigma0")
     assert any("γ⁰" in w and "σ⁰" in w for w in result.warnings)
     assert any("estimated" in w for w in result.warnings)
+    assert any("median of 3" in w and "speckle" in w for w in result.warnings)
     # Sentinel-2: (DN − 1000) / 10000, SCL cloud rows masked, median of the two dates
     s2 = [it for it in fixtures["raw"] if it["collection"] == "sentinel-2-l2a"]
     b04 = []
@@ -183,6 +199,27 @@ def test_sentinel_from_stac_and_cogs(fixtures):
     clear = np.isfinite(optical[2])
     assert 0.5 < clear.mean() < 1.0  # part of the patch is under the cloud band
     np.testing.assert_allclose(optical[2][clear], np.nanmedian(np.stack(b04), axis=0)[clear], atol=1e-5)
+
+
+def test_sentinel_single_acquisition_is_the_default(fixtures):
+    """One acquisition, the one nearest to the target date: no median, its own date and track."""
+    request = FetchRequest.make(LAT, LON, 64, 2018, target_date="2018-04-20")
+    assert request.s1_mode == "single"
+    crs, transform = request.grid
+    with stac_api(fixtures["items"]) as url:
+        result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=5).fetch(request, ["s1"])
+    assert not result.failures, result.failures
+    nearest = [it for it in fixtures["raw"] if it["collection"] == "sentinel-1-rtc"
+               and it["properties"]["datetime"].startswith("2018-05-01")][0]
+    gamma0_db = 10 * np.log10(_warp(nearest["assets"]["vv"]["href"], crs, transform))
+    angle = result.layers["angle_deg"]
+    np.testing.assert_allclose(result.layers["vv_db"], gamma0_db + 10 * np.log10(np.cos(np.radians(angle))), atol=1e-3)
+    report = result.reports["vv_db"]
+    assert report.detail["items"] == [nearest["id"]] and report.dates == "2018-05-01"
+    assert {k: report.detail[k] for k in ("s1_mode", "s1_date", "orbit", "relative_orbit")} == {
+        "s1_mode": "single", "s1_date": "2018-05-01", "orbit": "descending", "relative_orbit": 110}
+    assert "s1_composite" not in report.detail and "single acquisition 2018-05-01" in report.product
+    assert not any("median" in w for w in result.warnings)
 
 
 def test_gamma0_to_sigma0_known_values():
@@ -414,3 +451,107 @@ def test_error_classification_ignores_ports_and_urls():
     assert type(classify_error(url, "STAC", "S1")) is SourceUnavailable
     assert type(classify_error(RuntimeError("HTTP 403 Forbidden"), "STAC", "S1")) is SourceAuthError
     assert type(classify_error(RuntimeError("status 429: Too Many Requests"), "STAC", "S1")) is SourceQuotaError
+
+
+def test_mosaic_laid_out_like_the_published_store(tmp_path):
+    """GeoZarr attributes only, years only in /time (2018, 2020, 2021 — not a 2017 start)."""
+    from _sources_fixtures import build_published_aef_zarr
+
+    west, north = 7.98, 47.02
+    path, transform = build_published_aef_zarr(tmp_path / "aef.zarr", west, north, 450, 450)
+    mosaic = AlphaEarthMosaic(str(path))
+    assert mosaic.years == [2018, 2020, 2021]
+    assert "years" not in mosaic.attrs and "start_year" not in mosaic.attrs
+    assert mosaic.crs.to_epsg() == 4326 and mosaic.transform == transform
+    request = FetchRequest.make(LAT, LON, 32, 2020)
+    crs, patch_t = request.grid
+    got = mosaic.read_patch(2020, crs, patch_t, 32, 32)
+    rows, cols = mosaic.source_pixels_exact(crs, patch_t, 32, 32)
+    # independent: the cell under each pixel centre, from pyproj and the published transform
+    from pyproj import Transformer
+
+    xs, ys = patch_t * (np.meshgrid(np.arange(32) + 0.5, np.arange(32) + 0.5))
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    c, r = ~transform * (lon, lat)
+    np.testing.assert_array_equal(rows, np.floor(r).astype(int))
+    np.testing.assert_array_equal(cols, np.floor(c).astype(int))
+    codes = aef_codes(1, rows.ravel(), cols.ravel()).astype(np.float64)  # 2020 is index 1 of /time
+    expected = (np.sign(codes) * (codes / 127.5) ** 2).reshape(64, 32, 32)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    with pytest.raises(NoDataHere, match="2018, 2020, 2021, not 2019"):
+        mosaic.read_patch(2019, crs, patch_t, 32, 32)
+
+
+def test_single_acquisition_mosaics_the_slices_of_one_pass(tmp_path):
+    """A patch on a slice boundary: both slices of the pass (same track, 25 s apart; one of them
+    not over the point) are mosaicked into one acquisition; another pass of the day is not mixed in."""
+    crs, transform = FetchRequest.make(LAT, LON, 64, 2018).grid
+    north = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=1, grid=(crs, transform))[0]
+    south = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=2, grid=(crs, transform))[0]
+    other = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=3, grid=(crs, transform),
+                          orbit_state="ascending", relative_orbit=15)[0]
+    south["id"] = south["id"].replace("_0", "_1")
+    south["properties"]["datetime"] = "2018-06-10T05:50:25Z"
+    # the southern slice ends ~110 m south of the point: it touches the patch, not the point
+    from shapely.geometry import box, mapping, shape
+
+    south["geometry"] = mapping(shape(south["geometry"]).intersection(box(-180, -90, 180, LAT - 0.001)))
+    south["bbox"] = list(shape(south["geometry"]).bounds)
+    other["id"] = other["id"].replace("_0", "_asc")
+    other["properties"]["datetime"] = "2018-06-10T23:00:00Z"  # same day, further from 12:00 UTC
+    halves = {north["id"]: slice(32, 64), south["id"]: slice(0, 32)}  # rows each slice does NOT cover
+    for item in (north, south):
+        for pol in ("vv", "vh"):
+            href = item["assets"][pol]["href"]
+            with rasterio.open(href) as src:
+                data, profile = src.read(), src.profile
+            data[:, halves[item["id"]], :] = -32768.0
+            new = href.replace(".tif", f"_{item['id'][-1]}.tif")
+            with rasterio.open(new, "w", **profile) as dst:
+                dst.write(data)
+            item["assets"][pol]["href"] = new
+    files = write_items(tmp_path, [north, south, other])
+    request = FetchRequest.make(LAT, LON, 64, 2018, target_date="2018-06-10")  # no pass filter
+    with stac_api(files) as url:
+        result = PublicSource(aef_url=str(tmp_path / "none.zarr"), stac_url=url, timeout=5).fetch(request, ["s1"])
+    assert not result.failures, result.failures
+    report = result.reports["vv_db"]
+    assert sorted(report.detail["items"]) == sorted([north["id"], south["id"]])
+    assert report.detail["s1_mode"] == "single" and report.detail["s1_date"] == "2018-06-10"
+    assert "2 slices" in report.product
+    vv = result.layers["vv_db"]
+    assert np.isfinite(vv[3:]).all()  # both halves filled (rows 0–2 are the fixture's nodata strip)
+    with rasterio.open(north["assets"]["vv"]["href"]) as src:
+        top = 10 * np.log10(src.read(1)[10, 10])
+    assert vv[10, 10] == pytest.approx(top + 10 * np.log10(np.cos(np.radians(result.layers["angle_deg"][10, 10]))),
+                                       abs=1e-3)
+
+
+def test_spatial_transform_orders_and_registration(tmp_path):
+    """The published [res, 0, xmin, 0, −res, ymax]; a GDAL-order list; node registration."""
+    import zarr
+
+    from _sources_fixtures import build_published_aef_zarr
+
+    path, transform = build_published_aef_zarr(tmp_path / "aef.zarr", 7.98, 47.02, 64, 64, years=(2020,))
+    assert AlphaEarthMosaic(str(path)).transform == transform
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs["spatial:transform"] = list(transform.to_gdal())
+    assert AlphaEarthMosaic(str(path)).transform == transform
+    group.attrs["spatial:transform"] = list(transform * Affine.translation(0.5, 0.5))[:6]
+    group.attrs["spatial:registration"] = "node"
+    assert AlphaEarthMosaic(str(path)).transform.almost_equals(transform)
+
+
+def test_a_store_that_does_not_say_its_years_is_refused(tmp_path):
+    import shutil
+
+    import zarr
+
+    from _sources_fixtures import build_published_aef_zarr
+
+    path, _ = build_published_aef_zarr(tmp_path / "aef.zarr", 7.98, 47.02, 16, 16, years=(2020,))
+    shutil.rmtree(path / "time")  # no /time, no years/start_year attribute: no guessing 2017
+    assert "time" not in zarr.open_group(str(path), mode="r")
+    with pytest.raises(SourceError, match="does not say which years"):
+        AlphaEarthMosaic(str(path)).year_index(2020)

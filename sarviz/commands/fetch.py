@@ -33,11 +33,15 @@ def register(subparsers) -> None:
     p.add_argument("--year", type=int, default=None, help="year of the embedding and of the Sentinel window (2017–2025)")
     p.add_argument("--size", type=int, default=512, help="patch size in pixels at 10 m (default 512)")
     p.add_argument("--pass", dest="s1_pass", choices=("ascending", "descending"), help="Sentinel-1 orbit pass")
-    p.add_argument("--composite", choices=("median", "nearest"), default="median",
-                   help="Sentinel-1: median over the window, or the acquisition nearest to --date")
+    p.add_argument("--s1-mode", choices=("single", "composite"), default=None,
+                   help="Sentinel-1: one acquisition nearest to --date (default, settings s1_mode) or a median "
+                        "composite of one track over the window (smoother: speckle metrics then measure compositing)")
+    p.add_argument("--composite", choices=("median", "nearest"), default=None,
+                   help="older spelling of --s1-mode: median = composite, nearest = single")
     p.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
     p.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
-    p.add_argument("--date", dest="target_date", help="target date for --composite nearest")
+    p.add_argument("--date", dest="target_date",
+                   help="target date of the single Sentinel-1 acquisition (default: the middle of the window)")
     p.add_argument("--max-cloud", type=float, default=40.0, help="Sentinel-2 scene cloud cover limit, %% (default 40)")
     p.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
     p.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
@@ -125,6 +129,7 @@ def run(args) -> int:
         try:
             result = chain.get_scene(pt["lat"], pt["lon"], size_px=args.size, year=pt["year"] or args.year,
                                      progress=progress, s1_pass=args.s1_pass, s1_composite=args.composite,
+                                     s1_mode=args.s1_mode,
                                      start=args.start, end=args.end, target_date=args.target_date,
                                      s2_max_cloud=args.max_cloud)
         except SourceError as exc:

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow loading .bin pickle weights (they can run code: only for files you trust)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same image)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model card's)")
+    p.add_argument("--reference-settings", action="store_true",
+                   help="the published inference settings (50 steps, float32) instead of the card's fast defaults; "
+                        "explicit --steps/--dtype still win (the result then records preset 'custom')")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     p.add_argument("--controlnet-scale", type=float, default=None, help="ControlNet conditioning scale")
     p.add_argument("--angle", type=float, default=None,
@@ -107,7 +110,8 @@ def run_generate(args: argparse.Namespace) -> int:
     device = args.device or (None if settings.device == "auto" else settings.device)
     request = GenerationRequest(seed=args.seed, steps=args.steps, guidance=args.guidance,
                                 controlnet_scale=args.controlnet_scale, angle_deg=args.angle,
-                                device=device, dtype=args.dtype)
+                                device=device, dtype=args.dtype,
+                                preset="reference" if args.reference_settings else None)
     last = [0.0]
 
     def progress(step: int, total: int, message: str) -> None:

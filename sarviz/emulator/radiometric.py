@@ -22,6 +22,16 @@ is −0.12 dB per degree, inside the −0.1 … −0.2 dB/° range reported for 
 land in the incidence-angle normalisation literature (e.g. Mladenova et al. 2013, IEEE
 TGRS 51(3)).
 
+VH gets its own law (``cos_power_vh``; the shipped card sets n = 1), justified rather than
+fitted — no sample in ``../shared`` carries angle-resolved VH (the training points are
+all-pass composites; the SSL4EO pair is two dates three months apart over growing crops).
+Cross-polarised backscatter over land is dominated by volume scattering, and the volume
+term of the water-cloud model (Attema & Ulaby 1978, Radio Science 13(2)) of an optically
+thick canopy is σ⁰ ∝ cos θ·(1 − exp(−2τ/cos θ)) → cos θ: n = 1, i.e. −0.06 dB/° at 37.5°,
+half VV's slope (across the IW swath, 30°→46°: −1.0 dB for VH vs −1.9 dB for VV). Over bare
+soil VH falls about as fast as VV, so there n = 1 understates the slope; the card can set
+``cos_power_vh`` (a stored model without it uses the VV law, as before).
+
 Files: one ``.safetensors`` file (tensors ``weight`` (F, 2), ``intercept`` (2,),
 ``feature_mean`` (F,)) with the model's JSON metadata in the safetensors header under
 the key ``"sarviz"``; no pickle anywhere.
@@ -158,6 +168,13 @@ class RadiometricModel:
     reference_angle_deg: float = REFERENCE_ANGLE_DEG
     cos_power: float = COS_POWER
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the VH law's power; None = the same law as VV (``cos_power``). See the module docstring.
+    cos_power_vh: float | None = None
+
+    @property
+    def cos_powers(self) -> dict[str, float]:
+        """The cos^n power of each polarisation's angle law."""
+        return {"VV": self.cos_power, "VH": self.cos_power if self.cos_power_vh is None else self.cos_power_vh}
 
     # -- fitting ---------------------------------------------------------------------------
     @classmethod
@@ -188,19 +205,19 @@ class RadiometricModel:
         out[~np.isfinite(embedding).all(1)] = np.nan  # explicit: never let a missing pixel become a value
         return out
 
-    def angle_correction_db(self, angle_deg: np.ndarray | float) -> np.ndarray:
-        """dB to add to the reference-angle σ⁰ for incidence angle θ (cos^n law)."""
+    def angle_correction_db(self, angle_deg: np.ndarray | float, pol: str = "VV") -> np.ndarray:
+        """dB to add to the reference-angle σ⁰ of ``pol`` for incidence angle θ (its cos^n law)."""
         angle = np.asarray(angle_deg, dtype=np.float64)
         check_angles(angle)
         ref = math.cos(math.radians(self.reference_angle_deg))
-        return 10.0 * self.cos_power * np.log10(np.cos(np.radians(angle)) / ref)
+        return 10.0 * self.cos_powers[pol] * np.log10(np.cos(np.radians(angle)) / ref)
 
     def predict_db(self, embedding: np.ndarray, angle_deg: np.ndarray | float | None = None) -> np.ndarray:
         """(N, 64) [+ angle (N,) or scalar] → (N, 2) VV/VH dB (the 2024-median-like σ⁰)."""
         out = self.predict_reference_db(embedding)
         if angle_deg is not None:
-            corr = self.angle_correction_db(angle_deg)
-            out += corr[..., None] if np.ndim(corr) else corr
+            for k, pol in enumerate(TARGETS):
+                out[:, k] += self.angle_correction_db(angle_deg, pol)
         return out
 
     def predict_image_db(self, embedding: np.ndarray, angle_deg: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +253,8 @@ class RadiometricModel:
         # the product; tests pin this), and must be NaN in the output — never a value.
         out[:, ~np.isfinite(out).all(0)] = np.nan
         out = out.reshape(2, h, w)
-        out += self.angle_correction_db(angle_deg).astype(np.float32)
+        for k, pol in enumerate(TARGETS):
+            out[k] += self.angle_correction_db(angle_deg, pol).astype(np.float32)
         return out[0], out[1]
 
     # -- files -----------------------------------------------------------------------------
@@ -253,6 +271,8 @@ class RadiometricModel:
             "targets": list(TARGETS), "units": "dB", "embedding_bands": f"A00..A{EMBEDDING_DIM - 1:02d}",
             "reference_angle_deg": self.reference_angle_deg, "cos_power": self.cos_power, **self.metadata,
         }
+        if self.cos_power_vh is not None:
+            meta["cos_power_vh"] = self.cos_power_vh
         tensors = {"weight": self.weight.astype(np.float64), "intercept": self.intercept.astype(np.float64),
                    "feature_mean": self.feature_mean.astype(np.float64)}
         with atomic_path(path) as tmp:
@@ -286,9 +306,12 @@ class RadiometricModel:
         if tensors["weight"].shape != (n_feat, 2) or tensors["feature_mean"].shape != (n_feat,):
             raise EmulatorError(f"{path}: tensor shapes {tensors['weight'].shape} do not fit feature map {fmap!r}")
         extra = {k: v for k, v in meta.items() if k not in {"format", "feature_map", "ridge_lambda", "targets", "units",
-                                                         "embedding_bands", "reference_angle_deg", "cos_power"}}
+                                                         "embedding_bands", "reference_angle_deg", "cos_power",
+                                                         "cos_power_vh"}}
+        vh = meta.get("cos_power_vh")
         return cls(fmap, tensors["weight"], tensors["intercept"], tensors["feature_mean"], float(meta["ridge_lambda"]),
-                   float(meta["reference_angle_deg"]), float(meta["cos_power"]), metadata=extra)
+                   float(meta["reference_angle_deg"]), float(meta["cos_power"]), metadata=extra,
+                   cos_power_vh=None if vh is None else float(vh))
 
 
 def check_angles(angle: np.ndarray) -> None:

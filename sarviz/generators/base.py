@@ -26,6 +26,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from sarviz.atomic import atomic_path
+from sarviz.calibration import Calibration
 from sarviz.errors import GenerationCancelled, GenerationError, WeightsMissing  # noqa: F401 - re-exported
 from sarviz.scene import Scene
 
@@ -49,6 +50,9 @@ class GenerationRequest:
     device: str | None = None  # "cpu", "cuda", "mps"; None → best available
     dtype: str | None = None  # "float32", "bfloat16", "float16"; None → best for device
     scheduler: str | None = None
+    #: "fast" (None: the card's defaults, e.g. 25 steps in the device's best dtype) or
+    #: "reference" (the published inference: 50 steps, float32); explicit fields still win
+    preset: str | None = None
 
 
 @dataclass
@@ -85,6 +89,11 @@ class GenerationResult:
         return Scene(vv_db=self.vv_db, vh_db=self.vh_db, scene_id=self.provenance.get("scene_id", "generated"),
                      provenance={"source": "generated", **self.provenance}, **base)
 
+    @property
+    def calibration(self) -> Calibration:
+        """The calibration the result was made with (provenance ``calibration``), else the default."""
+        return calibration_of(self.provenance)
+
     def geotiff_bytes(self) -> bytes:
         """GeoTIFF: bands "VV", "VH" (float32 dB), the scene's CRS/transform, provenance in tags."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -102,24 +111,26 @@ class GenerationResult:
             dst.write(np.stack([self.vv_db, self.vh_db]))
             dst.descriptions = ("VV", "VH")
             dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-            dst.update_tags(1, polarisation="VV", units="dB")
-            dst.update_tags(2, polarisation="VH", units="dB")
+            calibration = self.calibration
+            for band, pol in ((1, "VV"), (2, "VH")):
+                lo, hi = calibration.range(pol)
+                # the model's range: values at its ends are clipped, not measured (and the display stretch)
+                dst.update_tags(band, polarisation=pol, units="dB", calibration_db_range=json.dumps([lo, hi]))
+            dst.update_tags(CALIBRATION=json.dumps(calibration.to_dict(), sort_keys=True))
         return path
 
     def png_bytes(self, vv_range: tuple[float, float] | None = None,
                   vh_range: tuple[float, float] | None = None) -> bytes:
         """8-bit PNG in the model output convention: R = VV, G = VH, B = VV.
 
-        The dB ranges default to the model's own (``provenance["db_range"]``, as a diffusion
-        card declares them), else to the fixed display stretch.
+        The dB ranges default to the result's calibration (:meth:`calibration`: the model's
+        own, recorded in the provenance), so a grey level means the dB the model meant.
         """
         from PIL import Image
 
-        from sarviz.viz.images import DB_RANGES
-
-        declared = self.provenance.get("db_range") or {}
-        vv_range = tuple(vv_range or declared.get("VV") or DB_RANGES["VV"])
-        vh_range = tuple(vh_range or declared.get("VH") or DB_RANGES["VH"])
+        calibration = self.calibration
+        vv_range = tuple(vv_range or calibration.range("VV"))
+        vh_range = tuple(vh_range or calibration.range("VH"))
 
         def scale(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
             return (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
@@ -139,6 +150,16 @@ class GenerationResult:
             vh = src.read(names.index("VH") + 1, out_dtype="float32")
             prov = json.loads(src.tags().get("PROVENANCE", "{}"))
             return cls(vv, vh, src.crs, src.transform, prov)
+
+
+def calibration_of(provenance: dict[str, Any] | None) -> Calibration:
+    """The calibration a result's provenance records (default when absent; a malformed one is an error)."""
+    from sarviz.calibration import calibration_from_provenance
+
+    try:
+        return calibration_from_provenance(provenance)[0]
+    except ValueError as exc:
+        raise GenerationError(f"the result's provenance has a malformed calibration: {exc}") from None
 
 
 def base_provenance(model_id: str, scene: Scene, request: GenerationRequest, **extra: Any) -> dict[str, Any]:

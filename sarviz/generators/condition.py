@@ -7,7 +7,13 @@ HuiYanEarth-SAR reference (``../shared/README.md``):
 * band order ``[angle, A00 … A63]`` (65 channels);
 * angle → (θ − 35) / 15, clipped to ±1;
 * embedding → one z-score over the whole 64 × H × W block, clipped to ±3;
-* the stack is downsampled ×0.5 (bilinear), then resized to 512 × 512 (bicubic).
+* the stack is downsampled ×0.5 (bilinear, ``F.interpolate(scale_factor=0.5)`` as the
+  reference does — its sampling grid on odd sizes too), then resized to 512 × 512 (bicubic).
+
+Missing values differ from the reference on purpose: it sets NaN to 0 before normalising
+(a missing angle becomes 20°, missing embedding values bias the block mean/std); here the
+z-score is over valid values, the gaps are filled afterwards (block mean, angle mean) and
+the generators set those output pixels missing.
 
 A scene without an angle layer gets a user-set angle (default 37.5°, mid-swath) broadcast
 over the patch, and the condition records that it did. A scene without an embedding is
@@ -136,14 +142,19 @@ def check_angle(angle_deg: Any) -> float:
     return value
 
 
-def _resize(stack: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    # torch's interpolate is the resize the reference training code used (PyTorch data
-    # pipeline); align_corners=False is its default for bilinear/bicubic.
+def _resize(stack: np.ndarray, size: tuple[int, int] | None, mode: str, scale_factor: float | None = None) -> np.ndarray:
+    # torch's interpolate is the resize the reference code uses; align_corners=False is its
+    # default for bilinear/bicubic. With ``scale_factor`` (and no recompute) torch samples at
+    # x_src = (x + 0.5) / scale − 0.5 and sizes the output floor(h·scale) — the reference's
+    # grid; ``size=floor(h·scale)`` would rescale by h/floor(h·scale) instead, a different
+    # grid on odd sizes.
     import torch
     import torch.nn.functional as F
 
     t = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None]
     kwargs = {} if mode in ("nearest", "area") else {"align_corners": False}
+    if scale_factor is not None:
+        return F.interpolate(t, scale_factor=float(scale_factor), mode=mode, **kwargs)[0].numpy()
     return F.interpolate(t, size=size, mode=mode, **kwargs)[0].numpy()
 
 
@@ -210,9 +221,11 @@ def build_condition(scene: Scene, spec: ConditionSpec | None = None, angle_deg: 
             channels.append(emb[EMBEDDING_BANDS.index(band)][None])
     stack = np.concatenate(channels).astype(np.float32)
     if spec.pre_scale is not None and spec.pre_scale != 1.0:
-        h = max(1, int(math.floor(stack.shape[1] * spec.pre_scale)))
-        w = max(1, int(math.floor(stack.shape[2] * spec.pre_scale)))
-        stack = _resize(stack, (h, w), spec.pre_scale_mode)
+        if min(stack.shape[1:]) * spec.pre_scale < 1:
+            raise ConditionError(f"the scene ({stack.shape[2]}×{stack.shape[1]} px) is too small for the "
+                                 f"×{spec.pre_scale:g} pre-scale of the model's preprocessing")
+        # F.interpolate(scale_factor=…) exactly as the reference (inference_sar_gray.py) does
+        stack = _resize(stack, None, spec.pre_scale_mode, scale_factor=spec.pre_scale)
     stack = _resize(stack, (spec.size, spec.size), spec.resize_mode)
     return Condition(array=np.ascontiguousarray(stack, dtype=np.float32), angle_source=angle_source,
                      angle_deg=angle_mean, embedding_nan_fraction=nan_fraction, spec=spec, notes=notes)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.calibration import Calibration, calibration_from_card
 from sarviz.generators import runtime
 from sarviz.generators.base import (
     GenerationError,
@@ -65,14 +66,17 @@ REFERENCE_SAMPLER: dict[str, Any] = {
     "guidance": 2.5,
     "controlnet_scale": 1.1,
 }
-#: decoded image channel → polarisation, and the dB range the training target was scaled
-#: from ([lo, hi] dB → [-1, 1]). The seed paper gives no range; these cover Sentinel-1 IW
-#: land/water backscatter (VV about -25…0 dB, VH about -32…-5 dB) and are what a card
-#: without its own range uses.
+#: decoded image channel → polarisation. The dB range the training target was scaled from
+#: is the model's *calibration* (:mod:`sarviz.calibration`: the card's ``calibration``
+#: section, overridden by a trained checkpoint's ``sarviz_train.json``), never a copy here.
 REFERENCE_OUTPUT: dict[str, Any] = {
     "channels": {"VV": "R", "VH": "G"},
-    "db_range": {"VV": [-25.0, 0.0], "VH": [-32.0, -5.0]},
 }
+#: the published inference settings (HuiYanEarth-SAR ``inference_sar_gray.py``: 50 steps,
+#: float32) as a preset beside the card's fast defaults (25 steps, the device's best dtype)
+REFERENCE_PRESET: dict[str, Any] = {"steps": 50, "dtype": "float32"}
+#: what a trainer writes beside a checkpoint (FORMATS.md B): its calibration and preprocessing
+TRAIN_METADATA = "sarviz_train.json"
 SCHEDULERS = {
     # name → (diffusers class name, extra config)
     "dpmsolver++-sde-karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
@@ -487,6 +491,38 @@ def _load_text_encoder(base: str, use_safetensors: bool | None):
                               f"unless pickle files are allowed): {exc}") from None
 
 
+# -- calibration and training metadata -------------------------------------------------------------
+def read_train_metadata(controlnet: Path) -> dict[str, Any]:
+    """``sarviz_train.json`` beside a checkpoint sarviz trained ({} when there is none)."""
+    path = Path(controlnet) / TRAIN_METADATA
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"{path} cannot be read as JSON ({exc}); it records the checkpoint's calibration — "
+                              "restore it from the training run") from None
+    if not isinstance(data, dict):
+        raise GenerationError(f"{path} is not a JSON object")
+    return data
+
+
+def model_calibration(card: ModelCard, trained: dict[str, Any] | None = None) -> tuple[Calibration, str]:
+    """The calibration a diffusion model's output mapping uses, and where it came from.
+
+    A checkpoint's own ``sarviz_train.json`` (written by sarviz's trainer) wins over the card;
+    then the card's ``calibration`` (or legacy ``output.db_range``); then the default.
+    """
+    try:
+        if trained and trained.get("calibration"):
+            return Calibration.from_dict(trained["calibration"]), f"checkpoint {TRAIN_METADATA}"
+        data = card.data or {}
+        source = "model card" if data.get("calibration") or (data.get("output") or {}).get("db_range") else "default"
+        return calibration_from_card(data), source
+    except ValueError as exc:
+        raise GenerationError(f"model card {card.path}: invalid calibration ({exc})") from None
+
+
 # -- the generator ---------------------------------------------------------------------------------
 def _card_section(card: ModelCard, name: str, default: dict[str, Any]) -> dict[str, Any]:
     value = card.get(name, default)
@@ -515,20 +551,32 @@ class DiffusionGenerator(Generator):
             controlnet=controlnet, base=card.resolve(weights["base"]), unet_lora=lora_path,
             vae=card.resolve(weights.get("vae")), allow_pickle=bool(weights.get("allow_pickle", False)))
         self.sampler = {**REFERENCE_SAMPLER, **_card_section(card, "sampler", {})}
-        self.spec = ConditionSpec.from_dict(_card_section(card, "preprocessing", {}))
+        trained = read_train_metadata(Path(controlnet))
+        preprocessing = _card_section(card, "preprocessing", {})
+        self.preprocessing_source = "model card"
+        if isinstance(trained.get("preprocessing"), dict):
+            preprocessing, self.preprocessing_source = trained["preprocessing"], f"checkpoint {TRAIN_METADATA}"
+        try:
+            self.spec = ConditionSpec.from_dict(preprocessing)
+        except GenerationError as exc:
+            raise GenerationError(f"model card {card.path} ({self.preprocessing_source}): {exc}") from None
         output = {**REFERENCE_OUTPUT, **_card_section(card, "output", {})}
         try:
             self.channels = {pol: _CHANNEL_INDEX[str(output["channels"][pol]).upper()] for pol in ("VV", "VH")}
-            self.db_range = {pol: (float(output["db_range"][pol][0]), float(output["db_range"][pol][1]))
-                             for pol in ("VV", "VH")}
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise GenerationError(f"model card {card.path}: output needs channels VV/VH in R/G/B and "
-                                  f"db_range VV/VH as [lo, hi] ({exc})") from None
-        if any(hi <= lo for lo, hi in self.db_range.values()):
-            raise GenerationError(f"model card {card.path}: every db_range must be [lo, hi] with lo < hi")
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise GenerationError(f"model card {card.path}: output needs channels VV/VH in R/G/B ({exc})") from None
+        self.calibration, self.calibration_source = model_calibration(card, trained)
+        if set(self.calibration.polarisations) < {"VV", "VH"}:
+            raise GenerationError(f"model card {card.path}: the calibration ({self.calibration_source}) needs VV "
+                                  f"and VH ranges, has {list(self.calibration.polarisations)}")
         if self.sampler["scheduler"] not in SCHEDULERS:
             raise GenerationError(f"model card {card.path}: unknown scheduler {self.sampler['scheduler']!r}")
         self.how_to_get = card.get("how_to_get", "")
+
+    @property
+    def db_range(self) -> dict[str, tuple[float, float]]:
+        """The model's dB range per polarisation (from its calibration)."""
+        return {pol: self.calibration.range(pol) for pol in ("VV", "VH")}
 
     # -- readiness --------------------------------------------------------------------------
     def weights_problem(self) -> str | None:
@@ -554,16 +602,37 @@ class DiffusionGenerator(Generator):
 
     # -- generation -------------------------------------------------------------------------
     def settings(self, request: GenerationRequest) -> dict[str, Any]:
+        """The sampler settings that will run, and which preset they are (``preset``).
+
+        ``request.preset``: None/"fast" = the card's defaults; "reference" = the published
+        inference (``REFERENCE_PRESET``: 50 steps — the card's ``reference_steps`` — in
+        float32). Explicit request fields win over either; the recorded preset is then "custom".
+        """
+        preset = (request.preset or "fast").lower()
+        if preset not in ("fast", "reference"):
+            raise GenerationError(f"unknown settings preset {request.preset!r}; use 'fast' or 'reference'")
+        defaults = dict(self.sampler)
+        dtype = request.dtype
+        if preset == "reference":
+            defaults.update({k: v for k, v in REFERENCE_SAMPLER.items() if k not in ("prompt", "negative_prompt")})
+            defaults["steps"] = int(self.sampler.get("reference_steps") or REFERENCE_PRESET["steps"])
+            dtype = request.dtype or REFERENCE_PRESET["dtype"]
         s = {
-            "prompt": request.prompt if request.prompt is not None else self.sampler["prompt"],
+            "prompt": request.prompt if request.prompt is not None else defaults["prompt"],
             "negative_prompt": request.negative_prompt if request.negative_prompt is not None
-            else self.sampler["negative_prompt"],
-            "scheduler": request.scheduler or self.sampler["scheduler"],
-            "steps": int(request.steps if request.steps is not None else self.sampler["steps"]),
-            "guidance": float(request.guidance if request.guidance is not None else self.sampler["guidance"]),
+            else defaults["negative_prompt"],
+            "scheduler": request.scheduler or defaults["scheduler"],
+            "steps": int(request.steps if request.steps is not None else defaults["steps"]),
+            "guidance": float(request.guidance if request.guidance is not None else defaults["guidance"]),
             "controlnet_scale": float(request.controlnet_scale if request.controlnet_scale is not None
-                                      else self.sampler["controlnet_scale"]),
+                                      else defaults["controlnet_scale"]),
+            "dtype": dtype,
         }
+        changed = [k for k in ("scheduler", "steps", "guidance", "controlnet_scale") if s[k] != defaults[k]]
+        if preset == "reference" and dtype != REFERENCE_PRESET["dtype"]:
+            changed.append("dtype")
+        s["preset"] = preset if not changed else "custom"
+        s["preset_changed"] = changed
         if s["scheduler"] not in SCHEDULERS:
             raise GenerationError(f"unknown scheduler {s['scheduler']!r}; use one of {', '.join(SCHEDULERS)}")
         if not 1 <= s["steps"] <= 1000:
@@ -583,7 +652,7 @@ class DiffusionGenerator(Generator):
                  cancel: threading.Event | None = None) -> GenerationResult:
         settings = self.settings(request)
         device = runtime.choose_device(request.device)
-        dtype = runtime.choose_dtype(device, request.dtype)
+        dtype = runtime.choose_dtype(device, settings["dtype"])
         cond = self.condition(scene, request)  # cheap refusals (no embedding, bad angle) first
         self.check_weights()
         runtime.check_cancel(cancel)
@@ -622,6 +691,9 @@ class DiffusionGenerator(Generator):
             prompt=settings["prompt"], negative_prompt=settings["negative_prompt"], device=device, dtype=dtype,
             image_size=self.spec.size, output_mapping={"channels": {k: "RGB"[v] for k, v in self.channels.items()},
                                                        "db_range": {k: list(v) for k, v in self.db_range.items()}},
+            calibration=self.calibration.to_dict(), calibration_source=self.calibration_source,
+            preprocessing_source=self.preprocessing_source, settings_preset=settings["preset"],
+            **({"settings_preset_changed": settings["preset_changed"]} if settings["preset_changed"] else {}),
             controlnet_conditioning_channels=cn_channels, lora=loaded.info["unet_lora"] is not None,
             seconds=round(elapsed, 2), **cond.provenance(),
         )
@@ -681,8 +753,7 @@ class DiffusionGenerator(Generator):
 
         out = []
         for pol in ("VV", "VH"):
-            lo, hi = self.db_range[pol]
-            db = lo + (image[self.channels[pol]] + 1.0) / 2.0 * (hi - lo)
+            db = self.calibration.from_signed(image[self.channels[pol]], pol).astype(np.float64)
             if db.shape != shape:
                 power = torch.from_numpy(10.0 ** (db / 10.0))[None, None].float()
                 down = shape[0] < db.shape[0] or shape[1] < db.shape[1]

@@ -20,6 +20,7 @@ import time
 import numpy as np
 from scipy import special
 
+from sarviz.calibration import calibration_from_card
 from sarviz.emulator.radiometric import EmulatorError, RadiometricModel, file_sha256
 from sarviz.emulator.speckle import SpeckleModel
 from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, GenerationError, GenerationRequest,
@@ -62,12 +63,15 @@ class EmulatorGenerator(Generator):
         try:
             self.model.reference_angle_deg = float(angle.get("reference_deg", self.model.reference_angle_deg))
             self.model.cos_power = float(angle.get("cos_power", self.model.cos_power))
+            if angle.get("cos_power_vh") is not None:
+                self.model.cos_power_vh = float(angle["cos_power_vh"])
         except (TypeError, ValueError, AttributeError):
             raise GenerationError(f"model card {card.path}: 'angle' needs numeric reference_deg and cos_power, "
                                   f"got {angle!r}") from None
-        if not (20.0 <= self.model.reference_angle_deg <= 50.0 and 0.0 <= self.model.cos_power <= 6.0):
+        if not (20.0 <= self.model.reference_angle_deg <= 50.0
+                and all(0.0 <= p <= 6.0 for p in self.model.cos_powers.values())):
             raise GenerationError(f"model card {card.path}: angle law reference_deg "
-                                  f"{self.model.reference_angle_deg} (20–50°) or cos_power {self.model.cos_power} "
+                                  f"{self.model.reference_angle_deg} (20–50°) or cos powers {self.model.cos_powers} "
                                   "(0–6) out of range")
 
     def describe(self) -> str:
@@ -143,7 +147,8 @@ class EmulatorGenerator(Generator):
             speckle={"enl": self.speckle.enl, "lag1_corr_x": self.speckle.lag1_corr_x,
                      "lag1_corr_y": self.speckle.lag1_corr_y, "pol_corr": self.speckle.pol_corr},
             median_to_mean_db=round(offset, 4), reference_angle_deg=self.model.reference_angle_deg,
-            cos_power=self.model.cos_power, nan_pixels=int(np.isnan(out_vv).sum()), **angle_info,
+            cos_power=self.model.cos_power, cos_power_vh=self.model.cos_powers["VH"], calibration=calibration_from_card(self.card.data).to_dict(),
+            nan_pixels=int(np.isnan(out_vv).sum()), **angle_info,
             seconds=round(time.perf_counter() - started, 3),
         )
         return GenerationResult(out_vv, out_vh, scene.crs, scene.transform, provenance)

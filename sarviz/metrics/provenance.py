@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sarviz.calibration import DEFAULT_CALIBRATION, Calibration, calibration_from_card
+from sarviz.calibration import Calibration, calibration_from_provenance
 
 #: metrics whose value depends on the speckle of the real image (composites change them)
 SPECKLE_SENSITIVE: tuple[str, ...] = ("kl", "enl", "glcm", "ssim")
@@ -26,20 +26,8 @@ SINGLE, COMPOSITE, UNKNOWN = "single", "composite", "unknown"
 
 
 def calibration_of(provenance: Mapping[str, Any] | None) -> tuple[Calibration, str]:
-    """(calibration, where it came from) for a generated result's provenance.
-
-    ``where`` is ``"model"`` (the provenance carries the model card's ``calibration``),
-    ``"model (legacy db_range)"`` (only the older ``db_range`` field), or ``"default"``.
-    A malformed calibration raises ValueError (a result must not be scored on a guess).
-    """
-    prov = provenance or {}
-    if isinstance(prov.get("calibration"), Calibration):
-        return prov["calibration"], "model"
-    if prov.get("calibration"):
-        return calibration_from_card({"calibration": prov["calibration"]}), "model"
-    if isinstance(prov.get("db_range"), Mapping) and prov["db_range"]:
-        return calibration_from_card({"output": {"db_range": prov["db_range"]}}), "model (legacy db_range)"
-    return DEFAULT_CALIBRATION, "default"
+    """(calibration, where it came from): :func:`sarviz.calibration.calibration_from_provenance`."""
+    return calibration_from_provenance(provenance)
 
 
 def _composite_n(value: Any) -> int | None:

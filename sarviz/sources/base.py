@@ -32,6 +32,41 @@ LAST_YEAR = 2025
 DEFAULT_YEAR = 2024  # latest complete year of every product
 S1_PASSES = ("ascending", "descending")
 S1_COMPOSITES = ("median", "nearest")
+#: what real Sentinel-1 a fetch returns: one acquisition (the default) or a temporal composite.
+#: A median of N acquisitions has N times the looks of one (ENL ≈ 20 for 6 instead of 4.4) and
+#: a dB bias, so every speckle-sensitive comparison (KL, ENL, GLCM, SSIM) against a composite
+#: measures compositing, not fidelity (issue 12). ``s1_composite`` is the older spelling:
+#: "nearest" = single, "median" = composite.
+S1_MODES = ("single", "composite")
+DEFAULT_S1_MODE = "single"
+_MODE_OF_COMPOSITE = {"nearest": "single", "median": "composite"}
+_COMPOSITE_OF_MODE = {v: k for k, v in _MODE_OF_COMPOSITE.items()}
+#: the scene-provenance keys that say which Sentinel-1 the scene holds (read by the metrics and
+#: the UI to flag speckle-sensitive numbers): s1_mode, and s1_date (single) or s1_composite
+#: ({"kind", "n", "dates"}), plus the orbit direction and relative orbit of the track
+S1_PROVENANCE_KEYS = ("s1_mode", "s1_date", "s1_composite", "orbit", "relative_orbit")
+
+
+def s1_provenance(mode: str, dates: Sequence[str], orbit: str | None, relative_orbit: int | None,
+                  kind: str = "median", dates_complete: bool = True) -> dict[str, Any]:
+    """The :data:`S1_PROVENANCE_KEYS` record of one fetched Sentinel-1 layer pair.
+
+    ``dates``: the acquisition date(s) used (ISO); for a composite, every date when
+    ``dates_complete`` (else the first and last, and the record says so).
+    """
+    dates = sorted(dict.fromkeys(str(d) for d in dates))
+    out: dict[str, Any] = {"s1_mode": mode, "orbit": orbit or None,
+                           "relative_orbit": None if relative_orbit is None else int(relative_orbit)}
+    if mode == "single":
+        out["s1_date"] = dates[0] if dates else None
+    else:
+        composite: dict[str, Any] = {"kind": kind, "n": None, "dates": dates}
+        if dates_complete:
+            composite["n"] = len(dates)
+        else:
+            composite["dates_are"] = "first and last"
+        out["s1_composite"] = composite
+    return out
 
 #: layer groups a source fetches together (one request / one product each)
 LAYER_GROUPS: dict[str, tuple[str, ...]] = {
@@ -107,15 +142,16 @@ class FetchRequest:
     start: _dt.date = _dt.date(DEFAULT_YEAR, 1, 1)  # Sentinel date window, inclusive
     end: _dt.date = _dt.date(DEFAULT_YEAR, 12, 31)
     s1_pass: str | None = None  # "ascending" / "descending" / None = whichever has data
-    s1_composite: str = "median"  # "median" over the window, or the "nearest" acquisition
-    target_date: _dt.date | None = None  # for "nearest"; default the middle of the window
+    s1_composite: str = "nearest"  # "nearest" acquisition (s1_mode single) or "median" (composite)
+    target_date: _dt.date | None = None  # for a single acquisition; default the middle of the window
     s2_max_cloud: float = 40.0  # scene cloud cover (%) above which S2 scenes are skipped
     res_m: float = 10.0
+    s1_mode: str = DEFAULT_S1_MODE  # "single" acquisition or "composite" (median of one track)
 
     @classmethod
     def make(cls, lat: Any, lon: Any, size_px: Any = 512, year: Any = None, start: Any = None, end: Any = None,
-             s1_pass: str | None = None, s1_composite: str = "median", target_date: Any = None,
-             s2_max_cloud: float = 40.0) -> "FetchRequest":
+             s1_pass: str | None = None, s1_composite: str | None = None, target_date: Any = None,
+             s2_max_cloud: float = 40.0, s1_mode: str | None = None) -> "FetchRequest":
         lat_f, lon_f = validate_latlon(lat, lon)
         if isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) or not 16 <= int(size_px) <= 2048:
             raise SourceError(f"patch size must be a whole number of pixels in [16, 2048], got {size_px!r}")
@@ -142,8 +178,18 @@ class FetchRequest:
             s1_pass = str(s1_pass).strip().lower() or None
         if s1_pass is not None and s1_pass not in S1_PASSES:
             raise SourceError(f"orbit pass must be 'ascending' or 'descending', got {s1_pass!r}")
-        if s1_composite not in S1_COMPOSITES:
+        if s1_composite is not None and s1_composite not in S1_COMPOSITES:
             raise SourceError(f"Sentinel-1 composite must be 'median' or 'nearest', got {s1_composite!r}")
+        if s1_mode is not None:
+            s1_mode = str(s1_mode).strip().lower()
+            if s1_mode not in S1_MODES:
+                raise SourceError(f"Sentinel-1 mode must be 'single' (one acquisition) or 'composite' (median of "
+                                  f"one track), got {s1_mode!r}")
+            if s1_composite is not None and _MODE_OF_COMPOSITE[s1_composite] != s1_mode:
+                raise SourceError(f"Sentinel-1 mode {s1_mode!r} contradicts composite {s1_composite!r}")
+        else:
+            s1_mode = _MODE_OF_COMPOSITE[s1_composite] if s1_composite else DEFAULT_S1_MODE
+        s1_composite = _COMPOSITE_OF_MODE[s1_mode]
         target = _parse_date(target_date, "target date") if target_date is not None else None
         try:
             cloud = float(s2_max_cloud)
@@ -152,7 +198,8 @@ class FetchRequest:
         if not 0.0 <= cloud <= 100.0:
             raise SourceError(f"maximum cloud cover must be within 0–100 %, got {cloud}")
         return cls(lat=lat_f, lon=lon_f, size_px=int(size_px), year=year_i, start=start_d, end=end_d,
-                   s1_pass=s1_pass, s1_composite=s1_composite, target_date=target, s2_max_cloud=cloud)
+                   s1_pass=s1_pass, s1_composite=s1_composite, target_date=target, s2_max_cloud=cloud,
+                   s1_mode=s1_mode)
 
     @property
     def grid(self) -> tuple[CRS, Affine]:
@@ -173,6 +220,21 @@ class FetchRequest:
         west, _, east, _ = footprint_wgs84(crs, transform, self.size_px, self.size_px)
         return west > east
 
+    @property
+    def patch_geojson(self) -> dict[str, Any]:
+        """The patch's lon/lat bounding box as GeoJSON (split in two across the antimeridian)."""
+        from sarviz.scene import footprint_wgs84
+
+        crs, transform = self.grid
+        west, south, east, north = footprint_wgs84(crs, transform, self.size_px, self.size_px)
+
+        def ring(w: float, e: float) -> list:
+            return [[[w, south], [e, south], [e, north], [w, north], [w, south]]]
+
+        if west <= east:
+            return {"type": "Polygon", "coordinates": ring(west, east)}
+        return {"type": "MultiPolygon", "coordinates": [ring(west, 180.0), ring(-180.0, east)]}
+
     def describe(self) -> str:
         return f"({self.lat:.5f}, {self.lon:.5f}), {self.size_px}×{self.size_px} px, {self.year}"
 
@@ -180,7 +242,7 @@ class FetchRequest:
         return {
             "lat": self.lat, "lon": self.lon, "size_px": self.size_px, "year": self.year,
             "start": self.start.isoformat(), "end": self.end.isoformat(), "s1_pass": self.s1_pass,
-            "s1_composite": self.s1_composite,
+            "s1_composite": self.s1_composite, "s1_mode": self.s1_mode,
             "target_date": self.target_date.isoformat() if self.target_date else None,
             "s2_max_cloud": self.s2_max_cloud, "res_m": self.res_m,
         }
@@ -267,7 +329,7 @@ def scale_progress(progress: FetchProgress | None, lo: float, hi: float) -> Fetc
 
 
 __all__ = [
-    "DEFAULT_YEAR", "FIRST_YEAR", "LAST_YEAR", "LAYERS", "LAYER_GROUPS", "FetchProgress", "FetchRequest",
+    "DEFAULT_S1_MODE", "DEFAULT_YEAR", "FIRST_YEAR", "S1_MODES", "S1_PROVENANCE_KEYS", "s1_provenance", "LAST_YEAR", "LAYERS", "LAYER_GROUPS", "FetchProgress", "FetchRequest",
     "LayerReport", "NoDataHere", "Source", "SourceAuthError", "SourceError", "SourceNotConfigured",
     "SourceQuotaError", "SourceResult", "SourceTimeout", "SourceUnavailable", "layer_label", "scale_progress",
 ]
@@ -282,3 +344,30 @@ def error_mentions(text: str, *keys: str) -> bool:
     """
     low = re.sub(r"[a-z][a-z0-9+.-]*://\S+|\b[\w.-]+:\d+\b", " ", text.lower())
     return any(re.search(rf"\b{re.escape(k)}\b", low) if k.isdigit() else k in low for k in keys)
+
+
+def classify_error(exc: BaseException, service: str, layer: str) -> SourceError:
+    """Turn an exception from a network library into a SourceError naming layer and service."""
+    if isinstance(exc, SourceError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    what = f"{layer} from {service}"
+
+    def has(*keys: str) -> bool:
+        return error_mentions(text, *keys)
+
+    if has("timed out", "timeout", "time out"):
+        return SourceTimeout(f"{what}: the service did not answer in time ({exc}); try again later or raise "
+                             f"SARVIZ_NETWORK_TIMEOUT", service=service, layer=layer)
+    if has("429", "too many requests", "rate limit", "quota", "slowdown", "throttl"):
+        return SourceQuotaError(f"{what}: the service refused because of its rate limit or quota ({exc}); "
+                                f"wait a minute and try again", service=service, layer=layer)
+    if has("401", "403", "unauthorized", "forbidden", "accessdenied", "access denied", "signature", "expired"):
+        return SourceAuthError(f"{what}: access was refused ({exc}); the signed URL or token may have expired — "
+                               f"try again", service=service, layer=layer)
+    if has("resolve", "name or service", "nodename", "connection refused", "connect", "network is unreachable",
+           "unreachable", "no route", "connection", "ssl", "curl error"):
+        return SourceUnavailable(f"{what}: the service cannot be reached — is the network down? ({exc})",
+                                 service=service, layer=layer)
+    return SourceError(f"{what} failed: {text}", service=service, layer=layer)
+

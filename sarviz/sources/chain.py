@@ -20,6 +20,8 @@ from sarviz.sources.base import (
     FetchProgress,
     FetchRequest,
     LayerReport,
+    DEFAULT_S1_MODE,
+    S1_PROVENANCE_KEYS,
     NoDataHere,
     Source,
     SourceError,
@@ -101,15 +103,26 @@ def no_data_message(request: FetchRequest, reasons: dict[str, list[str]]) -> str
 
 def cache_name(request: FetchRequest) -> str:
     pass_ = f"_{request.s1_pass[:3]}" if request.s1_pass else ""
-    return f"fetch_{request.lat:+.5f}_{request.lon:+.5f}_{request.year}_{request.size_px}px{pass_}"
+    mode = "_composite" if request.s1_mode == "composite" else ""  # single and composite never overwrite each other
+    return f"fetch_{request.lat:+.5f}_{request.lon:+.5f}_{request.year}_{request.size_px}px{pass_}{mode}"
+
+
+def s1_record(reports: dict[str, LayerReport]) -> dict[str, Any]:
+    """The Sentinel-1 keys (:data:`~sarviz.sources.base.S1_PROVENANCE_KEYS`) of the source that
+    served VV/VH, for the top level of the scene provenance; empty when there is no S1."""
+    report = reports.get("vv_db") or reports.get("vh_db")
+    if report is None:
+        return {}
+    return {k: report.detail[k] for k in S1_PROVENANCE_KEYS if k in report.detail}
 
 
 class SourceChain:
     """Sources tried in order for the layers still missing; fetched scenes are cached."""
 
     def __init__(self, sources: Sequence[Source], cache_folder: str | Path | None = None,
-                 skipped: dict[str, str] | None = None) -> None:
+                 skipped: dict[str, str] | None = None, s1_mode: str = DEFAULT_S1_MODE) -> None:
         self.sources = list(sources)
+        self.s1_mode = s1_mode  # what get_scene fetches unless told otherwise (settings `s1_mode`)
         self.cache_folder = Path(cache_folder) if cache_folder is not None else None
         self.skipped = dict(skipped or {})  # source name → why it is not in the chain
 
@@ -149,16 +162,19 @@ class SourceChain:
                 mirrors = {k: v for k, v in (("aef_url", settings.public_aef_url),
                                              ("stac_url", settings.public_stac_url)) if v}
                 sources.append(PublicSource(timeout=settings.network_timeout, **{**mirrors, **public_options}))
-        return cls(sources, cache_folder=settings.scenes, skipped=skipped)
+        return cls(sources, cache_folder=settings.scenes, skipped=skipped,
+                   s1_mode=getattr(settings, "s1_mode", DEFAULT_S1_MODE) or DEFAULT_S1_MODE)
 
     def get_scene(self, lat: float, lon: float, size_px: int = 512, year: int | None = None,
                   progress: FetchProgress | None = None, **options: Any) -> FetchResult:
         """The scene at a point: every layer any source has, with a report; cached locally.
 
         ``options`` are the other :meth:`FetchRequest.make` arguments (``start``, ``end``,
-        ``s1_pass``, ``s1_composite``, ``target_date``, ``s2_max_cloud``). Raises
-        :class:`NoDataHere` (with every source's reason) when no source has any layer.
+        ``s1_pass``, ``s1_mode`` (default: the chain's), ``target_date``, ``s2_max_cloud``).
+        Raises :class:`NoDataHere` (with every source's reason) when no source has any layer.
         """
+        if options.get("s1_mode") is None and options.get("s1_composite") is None:
+            options["s1_mode"] = self.s1_mode
         request = FetchRequest.make(lat, lon, size_px=size_px, year=year, **options)
         started = time.perf_counter()
         report = scale_progress(progress, 0.0, 0.95)
@@ -224,6 +240,7 @@ class SourceChain:
                 "request": request.to_json(), "sources_tried": tried,
                 "layers": {layer: r.to_json() for layer, r in reports.items()},
                 "missing": missing, "warnings": warnings,
+                **s1_record(reports),
             },
         )
         # a layer that came back all-NaN is dropped by Scene; keep the report honest

@@ -37,6 +37,7 @@ from sarviz.sources.base import (
     SourceResult,
     SourceTimeout,
     SourceUnavailable,
+    s1_provenance,
     scale_progress,
 )
 
@@ -83,11 +84,15 @@ def s1_collection(request: FetchRequest, region):
     return col.select(S1_BANDS)
 
 
-# Two constant bands sent back with VV/VH/angle: which relative orbit and pass the server chose.
-# They ride in the same computePixels answer, so the choice costs no extra round-trip.
-S1_TRACK_BANDS = ["sarviz_relative_orbit", "sarviz_pass"]
+# Constant bands sent back with VV/VH/angle: which relative orbit and pass the server chose, how
+# many acquisitions went in and their first/last day (days since 1970, exact in float32). They
+# ride in the same computePixels answer, so the choice costs no extra round-trip.
+S1_TRACK_BANDS = ["sarviz_relative_orbit", "sarviz_pass", "sarviz_count", "sarviz_first_day", "sarviz_last_day"]
 S1_PASS_CODES = {"ASCENDING": 1, "DESCENDING": 2}
 _NO_TRACK = "none/0"
+_DAY_MS = 86_400_000
+#: acquisitions of one track this close in time are slices of one pass (mosaicked, not averaged)
+SINGLE_PASS_MINUTES = 10
 
 
 def _track_of(img):
@@ -110,31 +115,49 @@ def most_frequent_track(col):
     return ee.String(keys.get(counts.indexOf(counts.reduce(ee.Reducer.max()))))
 
 
-def _track_bands(track):
+def _track_bands(track, count, first_ms, last_ms):
     ee = _ee()
     parts = ee.String(track).split("/")
     orbit = ee.Number.parse(parts.get(1))
     pass_code = ee.Number(ee.Dictionary({**S1_PASS_CODES, "none": 0}).get(parts.get(0)))
-    return ee.Image.constant([orbit, pass_code]).toFloat().rename(S1_TRACK_BANDS)
+    first_day = ee.Number(first_ms).divide(_DAY_MS).floor()
+    last_day = ee.Number(last_ms).divide(_DAY_MS).floor()
+    return ee.Image.constant([orbit, pass_code, count, first_day, last_day]).toFloat().rename(S1_TRACK_BANDS)
 
 
 def s1_image(request: FetchRequest, region):
-    """Median of one relative orbit over the window, or the nearest acquisition; + the track bands.
+    """One acquisition (default) or a median of one relative orbit; + the track bands.
 
-    The median is restricted to the track (pass + relative orbit) with the most acquisitions
-    over the point: mixing tracks would mix viewing geometries, and the median ``angle``
-    would then belong to none of them. The median is taken in dB (it commutes with the dB
-    transform).
+    * single: the acquisition nearest to the target date; every slice of that pass (same
+      track, within ``SINGLE_PASS_MINUTES``) is mosaicked, so a patch on a slice boundary
+      is whole. Its own ``angle`` band comes with it.
+    * composite: the median over the window of the track (pass + relative orbit) with the most
+      acquisitions over the point: mixing tracks would mix viewing geometries, and the
+      median ``angle`` would then belong to none of them. The median is taken in dB (it
+      commutes with the dB transform).
+
+    An empty collection gives a fully masked image (→ "no data here"), not a server error.
     """
     ee = _ee()
     col = s1_collection(request, region).map(lambda img: img.set("sarviz_track", _track_of(img)))
-    if request.s1_composite == "nearest":
+    if request.s1_mode == "single":
         target = ee.Date(request.nearest_date.isoformat())
         col = col.map(lambda img: img.set("sarviz_days", ee.Number(img.date().difference(target, "day")).abs()))
-        image = ee.Image(col.sort("sarviz_days").first())
-        return image.addBands(_track_bands(image.get("sarviz_track")))
+        nearest = ee.Image(col.sort("sarviz_days").first())
+        when = nearest.date()
+        # the pass's slices over the whole patch (one may not contain the point)
+        slices = s1_collection(request, patch_region(request)).map(
+            lambda img: img.set("sarviz_track", _track_of(img)))
+        same_pass = (slices.filter(ee.Filter.eq("sarviz_track", nearest.get("sarviz_track")))
+                     .filterDate(when.advance(-SINGLE_PASS_MINUTES, "minute"), when.advance(SINGLE_PASS_MINUTES, "minute")))
+        found = same_pass.mosaic().addBands(_track_bands(nearest.get("sarviz_track"), 1, when.millis(), when.millis()))
+        empty = (ee.Image.constant([0, 0, 0]).rename(S1_BANDS).updateMask(0)
+                 .addBands(_track_bands(_NO_TRACK, 0, 0, 0)))
+        return ee.Image(ee.Algorithms.If(col.size().gt(0), found, empty))
     track = most_frequent_track(col)
-    return col.filter(ee.Filter.eq("sarviz_track", track)).median().addBands(_track_bands(track))
+    chosen = col.filter(ee.Filter.eq("sarviz_track", track))
+    return chosen.median().addBands(_track_bands(track, chosen.size(), chosen.aggregate_min("system:time_start"),
+                                                 chosen.aggregate_max("system:time_start")))
 
 
 def _mask_s2_clouds(img):
@@ -168,6 +191,12 @@ def pixel_grid(request: FetchRequest) -> dict[str, Any]:
 def region_of(request: FetchRequest):
     ee = _ee()
     return ee.Geometry.Point([request.lon, request.lat])
+
+
+def patch_region(request: FetchRequest):
+    """The patch's lon/lat bounding box (planar, split across the antimeridian)."""
+    ee = _ee()
+    return ee.Geometry(request.patch_geojson, None, False)
 
 
 def pixel_requests(request: FetchRequest, group: str) -> list[dict[str, Any]]:
@@ -232,16 +261,19 @@ def validate_key_file(key_file: str) -> Path:
     return path
 
 
-def _read_track(track_bands: np.ndarray) -> tuple[str, int] | None:
-    """(orbit pass, relative orbit) from the two constant track bands; None if unreadable."""
+def _read_track(track_bands: np.ndarray) -> dict[str, Any] | None:
+    """Pass, relative orbit, count and first/last date from the constant track bands; None if unreadable."""
     values = [track_bands[i][np.isfinite(track_bands[i])] for i in range(len(S1_TRACK_BANDS))]
     if any(v.size == 0 for v in values):
         return None
-    orbit, code = (int(round(float(np.median(v)))) for v in values)
+    orbit, code, count, first, last = (int(round(float(np.median(v)))) for v in values)
     pass_ = {c: p.lower() for p, c in S1_PASS_CODES.items()}.get(code)
     if pass_ is None or orbit <= 0:
         return None
-    return pass_, orbit
+    epoch = _dt.date(1970, 1, 1)
+    return {"pass": pass_, "orbit": orbit, "count": count,
+            "first": (epoch + _dt.timedelta(days=first)).isoformat() if count else None,
+            "last": (epoch + _dt.timedelta(days=last)).isoformat() if count else None}
 
 
 def _credentials(key_file: str):
@@ -397,19 +429,35 @@ class EarthEngineSource:
                                                        str(request.year), {"collection": EMBEDDING_COLLECTION}))
             result.dates["embedding"] = str(request.year)
         elif group == "s1":
-            how = "nearest acquisition" if request.s1_composite == "nearest" else "median"
-            orbit_state, rel_orbit = track if track else (request.s1_pass, None)
+            orbit_state, rel_orbit = (track["pass"], track["orbit"]) if track else (request.s1_pass, None)
             where = f"{orbit_state or 'unknown pass'} relative orbit {rel_orbit if rel_orbit is not None else '?'}"
+            if request.s1_mode == "single":
+                date = track["first"] if track else None
+                how = f"single acquisition {date or '(date unknown)'}"
+                record = s1_provenance("single", [date] if date else [], orbit_state, rel_orbit)
+                when = date or window
+            else:
+                dates = [d for d in ((track or {}).get("first"), (track or {}).get("last")) if d]
+                how = f"median of {track['count']} acquisitions" if track else "median"
+                record = s1_provenance("composite", dates, orbit_state, rel_orbit, kind="median",
+                                       dates_complete=False)
+                record["s1_composite"]["n"] = track["count"] if track else None
+                when = f"{dates[0]} … {dates[-1]}" if len(dates) == 2 else window
+                result.warnings.append(f"Sentinel-1: {how} — about that many times the looks of one acquisition, "
+                                       "so speckle statistics (KL, ENL, GLCM, SSIM) compare with a composite")
             product = f"{S1_COLLECTION} IW σ⁰, {how}, {where}"
             detail = {"collection": S1_COLLECTION, "composite": request.s1_composite, "pass": request.s1_pass,
-                      "orbit_state": orbit_state, "relative_orbit": rel_orbit, "backscatter": "sigma0 (ellipsoid), dB"}
-            if request.s1_composite == "median":
+                      "orbit_state": orbit_state, "relative_orbit": rel_orbit, "backscatter": "sigma0 (ellipsoid), dB",
+                      "window": window, **record}
+            if request.s1_mode == "composite":
                 detail["track_choice"] = "the relative orbit with the most acquisitions over the point in the window"
-            result.add("vv_db", bands[0], LayerReport("vv_db", "earthengine", product, window, detail))
-            result.add("vh_db", bands[1], LayerReport("vh_db", "earthengine", product, window, detail))
+            else:
+                detail["target_date"] = request.nearest_date.isoformat()
+            result.add("vv_db", bands[0], LayerReport("vv_db", "earthengine", product, when, detail))
+            result.add("vh_db", bands[1], LayerReport("vh_db", "earthengine", product, when, detail))
             result.add("angle_deg", bands[2], LayerReport("angle_deg", "earthengine",
-                                                          f"{S1_COLLECTION} angle band, {where}", window, detail))
-            result.dates["s1"] = window
+                                                          f"{S1_COLLECTION} angle band, {where}", when, detail))
+            result.dates["s1"] = when
         else:
             result.add("optical", bands, LayerReport("optical", "earthengine",
                                                      f"{S2_COLLECTION}, SCL cloud mask, median", window,

@@ -26,6 +26,7 @@ from sarviz.sources.base import (
     FetchProgress,
     FetchRequest,
     LayerReport,
+    S1_PROVENANCE_KEYS,
     NoDataHere,
     SourceResult,
 )
@@ -87,6 +88,17 @@ class LocalSource:
             return read_scene(entry.path, window=window)
         return read_scene(entry.path).reproject(crs, transform, size, size)
 
+    @staticmethod
+    def stored_s1_mode(scene: Scene) -> str | None:
+        """"single"/"composite" for a stored scene's Sentinel-1, None when it is not recorded
+        (imported samples). Older fetched scenes say it as ``composite`` median/nearest."""
+        prov = scene.provenance or {}
+        mode = prov.get("s1_mode")
+        if mode in ("single", "composite"):
+            return mode
+        detail = (prov.get("layers", {}).get("vv_db") or {}).get("detail") or {}
+        return detail.get("s1_mode") or {"median": "composite", "nearest": "single"}.get(detail.get("composite"))
+
     def fetch(self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None) -> SourceResult:
         started = time.perf_counter()
         result = SourceResult(source=self.name)
@@ -97,11 +109,15 @@ class LocalSource:
                 progress(0.5, f"reading {entry.path.name} from the local store")
             scene = self.read_patch(entry, request)
             pass_ = entry.dates.get("s1_pass")
+            stored_mode = self.stored_s1_mode(scene)
+            s1_keys = {k: scene.provenance[k] for k in S1_PROVENANCE_KEYS if k in (scene.provenance or {})}
             for layer in wanted:
                 if layer in result.layers:
                     continue
                 if _GROUP_OF[layer] == "s1" and request.s1_pass and pass_ and pass_ != request.s1_pass:
                     continue
+                if _GROUP_OF[layer] == "s1" and stored_mode and stored_mode != request.s1_mode:
+                    continue  # a composite never stands in for a single acquisition, nor the reverse
                 arr = getattr(scene, layer)
                 if arr is None:
                     continue
@@ -110,8 +126,11 @@ class LocalSource:
                 if origin:
                     product += f" (fetched from {origin.get('source')}: {origin.get('product')})"
                 group = _GROUP_OF[layer]
+                detail = {"path": str(entry.path)}
+                if group == "s1":
+                    detail.update(s1_keys or ({"s1_mode": stored_mode} if stored_mode else {}))
                 result.add(layer, arr, LayerReport(layer, "local", product, str(origin.get("dates") or
-                                                   entry.dates.get(group, "")), {"path": str(entry.path)}))
+                                                   entry.dates.get(group, "")), detail))
                 if group in entry.dates:
                     result.dates[group] = entry.dates[group]
         for group in groups:

@@ -82,6 +82,40 @@ def latest_result(scene: Scene, key: str = "gen") -> GenerationResult | None:
     return None
 
 
+PRECISIONS = ["auto", "float32", "bfloat16", "float16"]
+
+
+def _initial(state_key: str, value):
+    """``value=`` for a widget unless the reference preset set its value in the session state
+    (passing both makes Streamlit warn)."""
+    return {} if state_key in st.session_state.get("_preset_keys", ()) else {"value": value}
+
+
+def _apply_preset(key: str, sampler: dict, preset: str) -> None:
+    """A preset button's callback (runs before the widgets are drawn).
+
+    "reference" fills the form with the published inference settings; "fast" forgets them, so
+    the widgets start again from the card's defaults.
+    """
+    from sarviz.generators.diffusion import REFERENCE_PRESET, REFERENCE_SAMPLER
+
+    names = [f"{key}_{n}" for n in ("steps", "guidance", "cn_scale", "dtype")]
+    marked = set(st.session_state.get("_preset_keys", ()))
+    if preset == "reference":
+        values = [int(sampler.get("reference_steps") or REFERENCE_PRESET["steps"]),
+                  float(REFERENCE_SAMPLER["guidance"]), float(REFERENCE_SAMPLER["controlnet_scale"]),
+                  REFERENCE_PRESET["dtype"]]
+        for name, value in zip(names, values):
+            st.session_state[name] = value
+        marked.update(names)
+    else:
+        for name in names:
+            st.session_state.pop(name, None)
+        marked.difference_update(names)
+    st.session_state["_preset_keys"] = marked
+    st.session_state[f"{key}_preset"] = preset
+
+
 def render_generate_panel(scene: Scene, key: str = "gen") -> GenerationResult | None:
     """The Generate panel for ``scene``; returns the latest result for it, or None."""
     try:
@@ -130,6 +164,15 @@ def _render(scene: Scene, key: str) -> None:
                    "(it would produce noise). Fetch the embedding or use the emulator.")
 
     devices = ["auto"] + runtime.available_devices()
+    if is_diffusion:
+        p1, p2 = st.columns(2)
+        p1.button("Reference settings", key=f"{key}_preset_reference", on_click=_apply_preset,
+                  args=(key, sampler, "reference"),
+                  help="the published HuiYanEarth-SAR inference: 50 steps in float32 (about twice as slow)")
+        p2.button("Fast defaults", key=f"{key}_preset_fast", on_click=_apply_preset, args=(key, sampler, "fast"),
+                  help="the model card's defaults: fewer steps, the device's fastest precision")
+        st.caption(f"Settings: **{st.session_state.get(f'{key}_preset', 'fast')}** preset "
+                   "(the result records which ran; a changed value makes it 'custom')")
     with st.form(key=f"{key}_form"):
         c1, c2 = st.columns(2)
         seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=f"{key}_seed")
@@ -144,17 +187,17 @@ def _render(scene: Scene, key: str) -> None:
         steps = guidance = cn_scale = None
         if is_diffusion:
             c3, c4, c5 = st.columns(3)
-            steps = c3.number_input("Steps", min_value=1, max_value=200, value=int(sampler.get("steps", 25)), step=1,
-                                    key=f"{key}_steps",
-                                    help=f"reference: {sampler.get('reference_steps', 50)} steps")
-            guidance = c4.number_input("Guidance", min_value=0.0, max_value=30.0,
-                                       value=float(sampler.get("guidance", 2.5)), step=0.1, key=f"{key}_guidance")
-            cn_scale = c5.number_input("ControlNet scale", min_value=0.0, max_value=5.0,
-                                       value=float(sampler.get("controlnet_scale", 1.1)), step=0.05,
-                                       key=f"{key}_cn_scale")
+            steps = c3.number_input("Steps", min_value=1, max_value=200, step=1, key=f"{key}_steps",
+                                    help=f"reference: {sampler.get('reference_steps', 50)} steps",
+                                    **_initial(f"{key}_steps", int(sampler.get("steps", 25))))
+            guidance = c4.number_input("Guidance", min_value=0.0, max_value=30.0, step=0.1, key=f"{key}_guidance",
+                                       **_initial(f"{key}_guidance", float(sampler.get("guidance", 2.5))))
+            cn_scale = c5.number_input("ControlNet scale", min_value=0.0, max_value=5.0, step=0.05,
+                                       key=f"{key}_cn_scale",
+                                       **_initial(f"{key}_cn_scale", float(sampler.get("controlnet_scale", 1.1))))
             c6, c7 = st.columns(2)
             device = c6.selectbox("Device", devices, key=f"{key}_device")
-            dtype = c7.selectbox("Precision", ["auto", "float32", "bfloat16", "float16"], key=f"{key}_dtype",
+            dtype = c7.selectbox("Precision", PRECISIONS, key=f"{key}_dtype",
                                  help="auto: bfloat16 on AMX CPUs and modern GPUs, float16 on older GPUs, "
                                       "else float32")
         else:
@@ -169,7 +212,8 @@ def _render(scene: Scene, key: str) -> None:
     cancel.clear()
     request = GenerationRequest(
         seed=int(seed), steps=None if steps is None else int(steps), guidance=guidance, controlnet_scale=cn_scale,
-        angle_deg=angle, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype)
+        angle_deg=angle, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype,
+        preset=st.session_state.get(f"{key}_preset") if is_diffusion else None)
     bar = st.progress(0.0, text="starting…")
 
     def progress(step: int, total: int, message: str) -> None:
