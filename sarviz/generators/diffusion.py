@@ -433,11 +433,6 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
                             "beta_schedule": "scaled_linear", "steps_offset": 1, "clip_sample": False,
                             "set_alpha_to_one": False}
     step(5, f"model on {device} ({dtype})")
-    if kind == "cuda":
-        # channels_last is the fast layout for cuDNN convolutions in half precision; SDPA
-        # (flash / memory-efficient attention) is diffusers' default attention processor.
-        unet.to(memory_format=torch.channels_last)
-        controlnet.to(memory_format=torch.channels_last)
     pipe = StableDiffusionControlNetPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, controlnet=controlnet,
         scheduler=make_scheduler("dpmsolver++-sde-karras", scheduler_config), safety_checker=None,
@@ -451,13 +446,17 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
             pipe.vae.enable_tiling()
     elif kind == "mps":
         pipe.enable_attention_slicing()  # diffusers' advice for MPS with < 64 GB unified memory
+    # channels_last (cuDNN's fast layout; measured no gain on CPUs here) and torch.compile, per
+    # runtime.speed_plan: the numbers behind the defaults are in benchmarks/RESULTS_cpu_speed.md
+    plan = runtime.speed_plan(device)
     if compile_unet:
-        pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead", fullgraph=False)
+        plan["compile"] = True
+    speed = runtime.apply_speed_plan(pipe, device, plan)
     step(6, "hashing the weights")
     hashes = {name: runtime.file_sha256(p) for name, p in paths.files_to_hash().items()}
     step(7, f"model loaded in {time.perf_counter() - t0:.0f} s")
     info = {"controlnet": cn_info, "unet_lora": lora_info, "weights_sha256": hashes,
-            "base": paths.base, "vae": paths.vae or f"{paths.base} (vae)"}
+            "base": paths.base, "vae": paths.vae or f"{paths.base} (vae)", "speed": speed}
     return LoadedPipeline(pipe=pipe, device=device, dtype=dtype, info=info, scheduler_config=scheduler_config)
 
 
@@ -652,7 +651,8 @@ class DiffusionGenerator(Generator):
                  cancel: threading.Event | None = None) -> GenerationResult:
         settings = self.settings(request)
         device = runtime.choose_device(request.device)
-        dtype = runtime.choose_dtype(device, settings["dtype"])
+        dtype_decision = runtime.dtype_decision(device, settings["dtype"])  # measured once per machine
+        dtype = dtype_decision.dtype
         cond = self.condition(scene, request)  # cheap refusals (no embedding, bad angle) first
         self.check_weights()
         runtime.check_cancel(cancel)
@@ -671,6 +671,10 @@ class DiffusionGenerator(Generator):
                     f"preprocessing makes {cond.array.shape[0]} (bands {list(self.spec.bands)}); fix the card's "
                     "preprocessing or use the matching weights")
             with loaded.lock:  # a pipeline object is not re-entrant (scheduler state)
+                if loaded.info["speed"]["compile"] and not loaded.info.get("compiled"):
+                    runtime.report(progress, 0, settings["steps"], "compiling the model (first image only; the "
+                                   "compiled kernels are cached for later runs)")
+                    loaded.info["compiled"] = True
                 t0 = time.perf_counter()
                 latents = self._denoise(loaded, cond, settings, int(request.seed), progress, cancel)
                 runtime.report(progress, settings["steps"], settings["steps"], "decoding the image")
@@ -689,6 +693,7 @@ class DiffusionGenerator(Generator):
             base=loaded.info["base"], vae=loaded.info["vae"], scheduler=settings["scheduler"],
             steps=settings["steps"], guidance=settings["guidance"], controlnet_scale=settings["controlnet_scale"],
             prompt=settings["prompt"], negative_prompt=settings["negative_prompt"], device=device, dtype=dtype,
+            dtype_choice=dtype_decision.summary(), speed_options=loaded.info["speed"],
             image_size=self.spec.size, output_mapping={"channels": {k: "RGB"[v] for k, v in self.channels.items()},
                                                        "db_range": {k: list(v) for k, v in self.db_range.items()}},
             calibration=self.calibration.to_dict(), calibration_source=self.calibration_source,
