@@ -359,6 +359,37 @@ def _check_complete(src: rasterio.DatasetReader, path: Any) -> None:
         raise SceneError(f"{path}: the file is truncated (its pixel data ends early); copy or import it again")
 
 
+#: the most pixel data (decoded, float32) sarviz reads from one file in one go; a file whose
+#: header claims more is refused before reading (a 2 MB sparse GeoTIFF can claim 200000² px)
+MAX_READ_BYTES = int(float(os.environ.get("SARVIZ_MAX_READ_MB", "2048")) * 2**20)
+
+
+def check_claimed_size(src: Any, path: Any, bands: int | None = None, window: Window | None = None) -> None:
+    """Refuse to read a raster whose header claims more pixels than sarviz reads at once.
+
+    ``src`` is an open rasterio dataset; ``bands`` how many bands will be read (default all);
+    ``window`` the part that will be read. Raises :class:`SceneError` naming the file and the
+    claimed size, so a folder scan can skip the file and go on.
+    """
+    h = int(window.height) if window is not None else int(src.height)
+    w = int(window.width) if window is not None else int(src.width)
+    n = int(bands if bands is not None else src.count)
+    need = h * w * max(n, 1) * 4
+    if need > MAX_READ_BYTES:
+        raise SceneError(f"{Path(str(path)).name}: its header claims {src.width}×{src.height} pixels × {n} band(s) "
+                         f"({need / 2**30:.1f} GiB to read), more than sarviz reads from one file "
+                         f"({MAX_READ_BYTES / 2**30:.1f} GiB, SARVIZ_MAX_READ_MB); skipped")
+
+
+def check_file_size(path: str | os.PathLike, bands: int | None = None) -> None:
+    """:func:`check_claimed_size` for a file path (opens only the header)."""
+    try:
+        with rasterio.open(path) as src:
+            check_claimed_size(src, path, bands)
+    except RasterioIOError as exc:
+        raise SceneError(f"{Path(str(path)).name}: not a readable GeoTIFF ({exc})") from None
+
+
 def read_scene_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The header of a scene file without reading pixels: grid, band names, tags, layers."""
     try:
@@ -393,6 +424,7 @@ def read_scene(path: str | os.PathLike, window: Window | None = None, layers: tu
                 layers = _tag_layers(tags, path)
             wanted = [b for layer in (layers if layers is not None else LAYERS) for b in _LAYER_BANDS[layer]]
             picked = [i for i, name in enumerate(names) if name in wanted]
+            check_claimed_size(src, path, len(picked), window)
             data = (src.read([i + 1 for i in picked], window=window, out_dtype="float32") if picked else
                     np.empty((0, int(window.height) if window else src.height,
                               int(window.width) if window else src.width), np.float32))

@@ -121,8 +121,11 @@ def run_generate(args: argparse.Namespace) -> int:
     result = generator.generate(scene, request, progress=progress)
     result.to_geotiff(out)
     if args.png:
-        Path(args.png).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.png).write_bytes(result.png_bytes())
+        from sarviz.atomic import atomic_path
+
+        png = result.png_bytes()
+        with atomic_path(args.png, suffix=".png.part") as tmp:  # a failed write keeps an existing file
+            tmp.write_bytes(png)
     print(f"[{generator.model_id}] wrote {out}", file=sys.stderr)
     print(json.dumps(result.provenance, sort_keys=True, default=str))
     return 0

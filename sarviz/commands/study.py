@@ -91,13 +91,20 @@ def _export(args: argparse.Namespace) -> int:
 
     owner = OwnerAPI(_db(args))
     report = study_report(owner, args.code)
+    from sarviz.atomic import atomic_path
+
     out = Path(args.out)
+    # Everything is rendered in memory first, then each file is written beside its target and
+    # renamed over it: a full disk or a read-only folder leaves every existing file as it was.
+    files = {"answers.csv": answers_csv(owner.answer_rows(args.code, include_excluded=True)).encode("utf-8"),
+             "summary.csv": report.summary_csv().encode("utf-8"),
+             "report.json": report.to_json().encode("utf-8"),
+             "fig7.png": fig7_png(report)}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "answers.csv").write_text(answers_csv(owner.answer_rows(args.code)), encoding="utf-8")
-    (out / "summary.csv").write_text(report.summary_csv(), encoding="utf-8")
-    (out / "report.json").write_text(report.to_json(), encoding="utf-8")
-    (out / "fig7.png").write_bytes(fig7_png(report))
-    print(f"wrote answers.csv, summary.csv, report.json and fig7.png to {out}")
+    for name, data in files.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(data)
+    print(f"wrote {', '.join(files)} to {out}")
     return 0
 
 

@@ -390,9 +390,13 @@ def inspect_page() -> None:
         if gen_up is not None:
             gen_src, gen_name = gen_up.getvalue(), gen_up.name
     else:
-        folder = Path(st.text_input("Folder", value=str(Settings.load().scenes), key="inspect-folder")).expanduser()
-        if not folder.is_dir():
-            st.warning(f"{folder} is not a folder.")
+        from sarviz.access import AccessDenied, resolve_user_path
+
+        typed = st.text_input("Folder", value=str(Settings.load().scenes), key="inspect-folder")
+        try:
+            folder = resolve_user_path(typed)  # only folders inside the configured roots
+        except AccessDenied as exc:
+            st.warning(str(exc))
             return
         files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
         if not files:
