@@ -125,9 +125,15 @@ def _list(args: argparse.Namespace) -> int:
 def _unlock(args: argparse.Namespace) -> int:
     from sarviz.study.auth import unlock
 
-    cleared = unlock(_db(args), args.client)
+    from sarviz.study.auth import UNLOCK_CODE_VALID, new_unlock_code
+
+    db = _db(args)
+    cleared = unlock(db, args.client)
     who = f"client {args.client!r}" if args.client else "every client"
     print(f"owner logins unlocked for {who} ({cleared} recent failed attempt(s) no longer count)")
+    code = new_unlock_code(db)
+    print(f"one-time unlock code: {code}  (enter it with the password on the login form; valid "
+          f"{int(UNLOCK_CODE_VALID.total_seconds() // 60)} min, once; it passes every login limit)")
     return 0
 
 

@@ -304,6 +304,9 @@ def render_png_bytes(data: bytes, design: StudyDesign, name: str = "image") -> R
 
 def render_bytes(data: bytes, name: str, design: StudyDesign) -> RenderedImage:
     """Render an uploaded file (GeoTIFF or PNG, chosen by content, not by name)."""
+    from sarviz.access import safe_upload_name
+
+    name = safe_upload_name(name)  # a browser-sent name: no folders, NUL or control characters
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return render_png_bytes(data, design, name=name)
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
