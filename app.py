@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from sarviz.access import AccessDenied, require_page, resolve_user_path
-from sarviz.scene import SceneError, validate_latlon
+from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
 from sarviz.ui.fetch import fetched_scene, render_fetch
@@ -104,7 +104,7 @@ if go:
 clicked = clicked_point(map_state)
 if clicked is not None and clicked != st.session_state.get("last_click"):
     st.session_state.last_click = clicked
-    point = clicked
+    point = (clicked[0], wrap_longitude(clicked[1]))  # a click on a repeated world copy
 if point is not None:
     try:
         st.session_state.point = validate_latlon(*point)

@@ -246,7 +246,13 @@ def footprint_wgs84(crs: CRS, transform: Affine, width: int, height: int) -> tup
 
 
 def validate_latlon(lat: Any, lon: Any) -> tuple[float, float]:
-    """Parse and check a coordinate pair; longitudes are wrapped into [-180, 180)."""
+    """Parse and check a coordinate pair: latitude in −90…90, longitude in −180…180.
+
+    A longitude outside −180…180 is refused, not silently wrapped (373.8 would quietly become
+    13.8, somewhere else than the user typed); the message shows the wrapped value in case it
+    was meant. Map clicks on a repeated world copy are wrapped where they happen, with
+    :func:`wrap_longitude`.
+    """
     try:
         lat_f, lon_f = float(lat), float(lon)
     except (TypeError, ValueError):
@@ -255,10 +261,16 @@ def validate_latlon(lat: Any, lon: Any) -> tuple[float, float]:
         raise SceneError(f"coordinates must be finite numbers, got lat={lat!r}, lon={lon!r}")
     if not -90.0 <= lat_f <= 90.0:
         raise SceneError(f"latitude {lat_f} is outside [-90, 90]")
-    if not -540.0 <= lon_f <= 540.0:
-        raise SceneError(f"longitude {lon_f} is outside [-180, 180]")
-    lon_f = ((lon_f + 180.0) % 360.0) - 180.0 if not -180.0 <= lon_f <= 180.0 else lon_f
+    if not -180.0 <= lon_f <= 180.0:
+        raise SceneError(f"longitude {lon_f:g} is outside [-180, 180] (the same meridian is {wrap_longitude(lon_f):g}; "
+                         "give that if you meant it)")
     return lat_f, lon_f
+
+
+def wrap_longitude(lon: float) -> float:
+    """A longitude brought into [-180, 180) (for map clicks on a repeated world copy)."""
+    lon = float(lon)
+    return lon if -180.0 <= lon <= 180.0 else ((lon + 180.0) % 360.0) - 180.0
 
 
 def utm_crs_for(lat: float, lon: float) -> CRS:

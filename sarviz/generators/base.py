@@ -119,7 +119,7 @@ class GenerationResult:
 
     def png_bytes(self, vv_range: tuple[float, float] | None = None,
                   vh_range: tuple[float, float] | None = None) -> bytes:
-        """8-bit PNG in the model output convention: R = VV, G = VH, B = VV.
+        """8-bit PNG in the model output convention: R = VV, G = VH, B = VV (+ alpha 0 = missing).
 
         The dB ranges default to the model's own (``provenance["db_range"]``, as a diffusion
         card declares them), else to the fixed display stretch.
@@ -136,8 +136,14 @@ class GenerationResult:
             return (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
 
         vv, vh = scale(self.vv_db, *vv_range), scale(self.vh_db, *vh_range)
+        planes = [vv, vh, vv]
+        missing = ~(np.isfinite(self.vv_db) & np.isfinite(self.vh_db))
+        if missing.any():
+            # Missing pixels are transparent, not black: whoever reads the PNG (a study pool, a
+            # viewer) can tell "no data" from "dark", as the GeoTIFF's NaN does.
+            planes.append(np.where(missing, 0, 255).astype(np.uint8))
         buf = io.BytesIO()
-        Image.fromarray(np.dstack([vv, vh, vv])).save(buf, format="PNG")
+        Image.fromarray(np.dstack(planes)).save(buf, format="PNG")
         return buf.getvalue()
 
     @classmethod

@@ -436,6 +436,9 @@ class OwnerAPI:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc), duplicate=True))
                 except PoolError as exc:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc)))
+                except (OSError, ValueError, MemoryError) as exc:  # one bad file never ends the import
+                    outcomes.append(AddOutcome(entry.path.name, problem=f"{entry.path.name}: cannot be read "
+                                                                          f"({type(exc).__name__}: {exc})"))
             if progress:
                 progress(i, len(entries), f"pooled {i}/{len(entries)}: {entry.path.name}")
         return ImportReport(outcomes)
