@@ -396,6 +396,10 @@ class OwnerAPI:
         return self.add_rendered(code, rendered, labels, Path(path).name)
 
     def add_bytes(self, code: str, data: bytes, name: str, labels: ItemLabels) -> int:
+        """Pool uploaded bytes; ``name`` (sent by a browser) is kept only as a plain base name."""
+        from sarviz.access import safe_upload_name
+
+        name = safe_upload_name(name)
         rendered = pool_mod.render_bytes(data, name, self.design(code))
         return self.add_rendered(code, rendered, labels, name)
 
