@@ -323,7 +323,25 @@ def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
         staging.descriptions = SCENE_BANDS
         staging.update_tags(**tags)
         rio_shutil.copy(staging, tmp, **cog)
+        verify_written_tiff(tmp, path)  # before the rename: a short write must not replace a good file
     return path
+
+
+def verify_written_tiff(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Check a GeoTIFF just written to ``tmp`` is complete; raise OSError naming ``target`` if not.
+
+    GDAL reports some write failures (a full disk while flushing the last blocks or the
+    directory) only as log messages, leaving a short file; renaming that over ``target`` would
+    replace a good file with a broken one.
+    """
+    import errno
+
+    try:
+        with rasterio.open(tmp) as src:
+            _check_complete(src, tmp)
+            src.read(src.count, window=Window(src.width - 1, src.height - 1, 1, 1))
+    except (SceneError, rasterio.errors.RasterioError):
+        raise OSError(errno.EIO, "the file came out incomplete (disk full or write error)", str(target)) from None
 
 
 def _band_names(src: rasterio.DatasetReader) -> tuple[str, ...]:

@@ -64,7 +64,11 @@ def _fit(args: argparse.Namespace) -> int:
           f"{', '.join(methods)}", file=sys.stderr)
     comparison = validation.compare_methods(table, methods, progress=_progress)
     model = validation.fit_best(table, comparison)
-    path = model.save(args.out)
+    try:  # atomic: a failed write keeps an existing weights file
+        path = model.save(args.out)
+    except Exception as exc:  # OSError, or safetensors' own error on a full disk
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+        raise ValueError(f"cannot write {args.out}: {cause}; an existing file there is unchanged") from None
     print(validation.format_report(comparison, shipped=model.feature_map))
     from sarviz.emulator.radiometric import file_sha256
 

@@ -85,6 +85,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from sarviz.study.db import StudyError
     from sarviz.study.analysis import answers_csv, study_report
     from sarviz.study.plots import fig7_png
     from sarviz.study.service import OwnerAPI
@@ -100,10 +101,20 @@ def _export(args: argparse.Namespace) -> int:
              "summary.csv": report.summary_csv().encode("utf-8"),
              "report.json": report.to_json().encode("utf-8"),
              "fig7.png": fig7_png(report)}
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"cannot make the folder {out}: {exc.strerror or exc}") from None
+    written = []
     for name, data in files.items():
-        with atomic_path(out / name) as tmp:
-            tmp.write_bytes(data)
+        try:
+            with atomic_path(out / name) as tmp:
+                tmp.write_bytes(data)
+        except OSError as exc:
+            done = f"; written before it: {', '.join(written)}" if written else ""
+            raise StudyError(f"cannot write {out / name}: {exc.strerror or exc}; the existing file there is "
+                             f"unchanged{done}") from None
+        written.append(name)
     print(f"wrote {', '.join(files)} to {out}")
     return 0
 

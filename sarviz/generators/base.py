@@ -104,17 +104,21 @@ class GenerationResult:
             return path.read_bytes()
 
     def to_geotiff(self, path: str | os.PathLike) -> Path:
+        from sarviz.scene import verify_written_tiff
+
         path = Path(path)
-        with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
-            tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
-            crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
-            tiled=self.width >= 256 and self.height >= 256,
-        ) as dst:
-            dst.write(np.stack([self.vv_db, self.vh_db]))
-            dst.descriptions = ("VV", "VH")
-            dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-            dst.update_tags(1, polarisation="VV", units="dB")
-            dst.update_tags(2, polarisation="VH", units="dB")
+        with atomic_path(path, suffix=".tif.part") as tmp:
+            with rasterio.open(
+                tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
+                crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
+                tiled=self.width >= 256 and self.height >= 256,
+            ) as dst:
+                dst.write(np.stack([self.vv_db, self.vh_db]))
+                dst.descriptions = ("VV", "VH")
+                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
+                dst.update_tags(1, polarisation="VV", units="dB")
+                dst.update_tags(2, polarisation="VH", units="dB")
+            verify_written_tiff(tmp, path)  # GDAL may leave a short file on a full disk without raising
         return path
 
     def png_bytes(self, vv_range: tuple[float, float] | None = None,
