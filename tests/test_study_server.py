@@ -301,3 +301,65 @@ def test_study_mode_gates_every_page_but_the_quiz(sqlite_url, tmp_path, monkeypa
     quiz.button[0].click().run()
     assert any(b.label == "Start the study" for b in quiz.button)
     db.dispose()
+
+
+# -- against the real server: streamlit run on loopback, Debian Chromium ----------------------
+def _failed_logins(db: StudyDatabase) -> int:
+    from sqlalchemy import func, select
+
+    from sarviz.study.models import OwnerLogin
+
+    with db.read() as s:
+        return s.scalar(select(func.count(OwnerLogin.id)).where(OwnerLogin.ok.is_(False)))
+
+
+def _login(page, password: str, expect: str, db: StudyDatabase | None = None) -> None:
+    """Submit the owner login form once and wait for its outcome (the attempt recorded, if a db is given)."""
+    from _study_fixtures import wait_until
+
+    before = _failed_logins(db) if db is not None else None
+    page.get_by_label("Study owner password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    if db is not None:
+        assert wait_until(lambda: _failed_logins(db) > before, timeout=30)
+    page.get_by_text(expect).first.wait_for(timeout=30_000)
+
+
+@pytest.mark.browser
+def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_path):
+    """Study mode against `streamlit run app.py`: Inspect asks for the owner login (server side)
+    while the quiz stays open; rotating a forged X-Forwarded-For no longer gives fresh guesses;
+    the owner (another address) still gets in."""
+    from _browser import chromium_page, run_streamlit
+
+    db = StudyDatabase(sqlite_url)
+    make_study(OwnerAPI(db), "served", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
+    pool_names = [r["original_name"] for r in OwnerAPI(db).items("served")]
+    (tmp_path / "scenes").mkdir()
+    env = {"SARVIZ_MODE": "study", "SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_STUDY_OWNER_PASSWORD": PASSWORD,
+           "SARVIZ_SCENES": str(tmp_path / "scenes"), "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
+           "SARVIZ_HOME": str(tmp_path / "home")}
+    with run_streamlit("app.py", env=env) as base, chromium_page() as page:
+        browser = page.context.browser
+        # the quiz is open to participants
+        page.goto(f"{base}/Quiz?study=served")
+        page.get_by_role("button", name="Start the study").wait_for()
+        # an attacker rotating forged X-Forwarded-For headers
+        for n in range(2):
+            ctx = browser.new_context(extra_http_headers={"X-Forwarded-For": f"203.0.113.{n + 10}"})
+            attacker = ctx.new_page()
+            attacker.set_default_timeout(60_000)
+            attacker.goto(f"{base}/Inspect")
+            attacker.get_by_label("Study owner password").wait_for()
+            html = attacker.content()
+            assert "Inspect a generated SAR image" not in html and not any(nm in html for nm in pool_names)
+            if n == 0:
+                for _ in range(5):
+                    _login(attacker, "guess", "Wrong password", db)
+            # the second "address" is the same bucket: no fresh guesses
+            _login(attacker, "guess", "from this address" if n else "browser session")
+            ctx.close()
+        # the owner, from their own address, is not locked out
+        page.goto(f"{base}/Inspect")
+        _login(page, PASSWORD, "Inspect a generated SAR image")
+    db.dispose()
