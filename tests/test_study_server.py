@@ -362,4 +362,49 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
         # the owner, from their own address, is not locked out
         page.goto(f"{base}/Inspect")
         _login(page, PASSWORD, "Inspect a generated SAR image")
+        # the participant link the owner is given is a full URL
+        page.goto(f"{base}/Study_admin")
+        _login(page, PASSWORD, "Human-evaluation studies")
+        page.get_by_label("Code (used in the participant link)").fill("linked")
+        page.get_by_label("Title").fill("Linked")
+        page.get_by_role("button", name="Create study").click()
+        page.get_by_text(f"{base}/Quiz?study=linked").wait_for()
+    db.dispose()
+
+
+def test_admin_import_refreshes_at_once_form_clears_and_links_are_full(sqlite_url, tmp_path, monkeypatch):
+    """Issue 11's study-admin items, and the folder import limited to the configured roots."""
+    monkeypatch.setenv("SARVIZ_STUDY_DB", sqlite_url)
+    monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", PASSWORD)
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SARVIZ_POOL_DIR", str(tmp_path / "pool"))
+    build_pool_folder(tmp_path / "pool" / "batch1")
+    build_pool_folder(tmp_path / "elsewhere", start_seed=50)
+    db = StudyDatabase(sqlite_url)
+    OwnerAPI(db).create_study("adm", "Admin")
+    at = AppTest.from_file(str(ROOT / "pages" / "4_Study_admin.py"), default_timeout=60)
+    at.run()
+    at.text_input[0].input(PASSWORD)
+    at.button[0].click().run()
+    assert "pool is empty" in " ".join(w.value for w in at.warning)
+    folder_box = next(t for t in at.text_input if t.label == "Folder")
+    folder_box.input(str(tmp_path / "elsewhere"))
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert any(e.value.startswith("Refused") for e in at.error)
+    next(t for t in at.text_input if t.label == "Folder").input(str(tmp_path / "pool" / "batch1"))
+    next(sb for sb in at.selectbox if sb.label == "Default source").set_value("ours")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Added 16 image(s)") for s in at.success), [s.value for s in at.success]
+    # the status and table above the forms are already up to date (no reload, no new login)
+    assert not any("pool is empty" in w.value for w in at.warning)
+    table = next(d.value for d in at.dataframe if "original_name" in d.value.columns)
+    assert len(table) == 16 and "sessions" in table.columns
+    # a created study empties the form; its participant link is a full URL, not "Quiz?study=…"
+    next(t for t in at.text_input if t.label.startswith("Code")).input("second-study")
+    next(t for t in at.text_input if t.label == "Title").input("Second")
+    next(b for b in at.button if b.label == "Create study").click().run()
+    flash = next(s.value for s in at.success if "Created second-study" in s.value)
+    assert "/Quiz?study=second-study" in flash and not flash.split("link: ")[1].startswith("Quiz")
+    assert next(t for t in at.text_input if t.label.startswith("Code")).value == ""
     db.dispose()
