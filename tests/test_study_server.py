@@ -114,8 +114,13 @@ def test_per_client_limit_invitations_and_exclusion(sqlite_url, tmp_path, capsys
     out = tmp_path / "export"
     assert main(["study", "export", "limited", "--out", str(out), "--db", sqlite_url]) == 0
     assert len((out / "answers.csv").read_text().splitlines()) == 13
-    owner.set_excluded("limited", pid, excluded=False)
+    assert main(["study", "exclude", "limited", str(pid), "--undo", "--db", sqlite_url]) == 0
+    assert "0 excluded in all" in capsys.readouterr().out
     assert study_report(owner, "limited").n_answers == 12
+    assert main(["study", "invite", "invited", "-n", "3", "--base-url", "https://study.example", "--db", sqlite_url]) == 0
+    links = capsys.readouterr().out.split()
+    assert len(links) == 3 and all(u.startswith("https://study.example/Quiz?study=invited&invite=") for u in links)
+    api.start("invited", "L1", True, invite=links[0].split("invite=")[1])
     db.dispose()
 
 

@@ -5,7 +5,9 @@
     sarviz study report [CODE] [--json]         (every study, or one; JSON keyed by study code)
     sarviz study export CODE --out DIR          (answers.csv, summary.csv, fig7.png)
     sarviz study list
-    sarviz study unlock [--client ID]           (lift the owner-login slow-down after an attack)
+    sarviz study invite CODE [-n 10] [--base-url URL]   (one-use participant links)
+    sarviz study exclude CODE SESSION… [--reason R] [--undo]  (keep junk sessions out of the analysis)
+    sarviz study unlock [--client ID]           (lift login limits; prints a one-time unlock code)
     sarviz study hash-password                  (reads the password from stdin / a prompt)
 
 Every sub-command takes ``--db URL`` (default: ``Settings.study_db``, env ``SARVIZ_STUDY_DB``):
@@ -148,6 +150,32 @@ def _unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invite(args: argparse.Namespace) -> int:
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(_db(args))
+    tokens = owner.create_invites(args.code, args.n)
+    base = (args.base_url or "<app URL>").rstrip("/")
+    for t in tokens:
+        print(f"{base}/Quiz?study={args.code}&invite={t}")
+    print(f"{len(tokens)} one-use invitation(s) for {args.code}"
+          + ("" if owner.design(args.code).invite_only else " (the study also takes participants without one)"),
+          file=sys.stderr)
+    return 0
+
+
+def _exclude(args: argparse.Namespace) -> int:
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(_db(args))
+    for session in args.sessions:
+        owner.set_excluded(args.code, session, excluded=not args.undo, reason=args.reason)
+    n = sum(1 for r in owner.participant_rows(args.code) if r["excluded"])
+    print(f"{args.code}: {'included' if args.undo else 'excluded'} {len(args.sessions)} session(s); {n} excluded "
+          "in all (kept in the raw export, left out of the analysis)")
+    return 0
+
+
 def _hash_password(args: argparse.Namespace) -> int:
     from sarviz.study.auth import hash_password
 
@@ -202,6 +230,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = with_db(sub.add_parser("list", help="list studies"))
     p.set_defaults(func=_list)
+
+    p = with_db(sub.add_parser("invite", help="make one-use participant links"))
+    p.add_argument("code")
+    p.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    p.add_argument("--base-url", default="", help="the app's public URL, to print whole links")
+    p.set_defaults(func=_invite)
+
+    p = with_db(sub.add_parser("exclude", help="exclude sessions from the analysis (kept in the raw export)"))
+    p.add_argument("code")
+    p.add_argument("sessions", nargs="+", type=int, help="session numbers (participant ids, as in the export)")
+    p.add_argument("--reason", default="")
+    p.add_argument("--undo", action="store_true", help="include the sessions again")
+    p.set_defaults(func=_exclude)
 
     p = with_db(sub.add_parser(
         "unlock", help="lift the owner-login limits (after an attack slowed logins down for everyone)",
