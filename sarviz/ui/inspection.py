@@ -412,8 +412,13 @@ def inspect_page() -> None:
         st.info("Choose the generated GeoTIFF to inspect.")
         return
     try:
+        from sarviz.scene import SceneError, check_file_size
+
+        for src in (real_src, gen_src):
+            if isinstance(src, str):
+                check_file_size(src)  # a header claiming 200000² px is refused before reading
         scene, result = load_pair(real_src, gen_src, real_name, gen_name)
-    except (MetricError, ValueError) as exc:
+    except (MetricError, ValueError, SceneError) as exc:
         st.error(str(exc))
         return
     render_inspection(scene, result, key="inspect-page")
