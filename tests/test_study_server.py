@@ -413,3 +413,34 @@ def test_admin_import_refreshes_at_once_form_clears_and_links_are_full(sqlite_ur
     assert "/Quiz?study=second-study" in flash and not flash.split("link: ")[1].startswith("Quiz")
     assert next(t for t in at.text_input if t.label.startswith("Code")).value == ""
     db.dispose()
+
+
+def test_forged_widget_state_gets_a_one_line_refusal(sqlite_url, tmp_path):
+    """A participant's own websocket client sends a radio index past the options (the browser UI
+    never would): the server answers with one line, no traceback, no server path."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    from _browser import run_streamlit
+    from _ws_client import forged_run
+
+    db = StudyDatabase(sqlite_url)
+    make_study(OwnerAPI(db), "forged", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
+    env = {"SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_HOME": str(tmp_path / "home"), "SARVIZ_MODE": "study"}
+
+    def forge(widgets: dict) -> list:
+        level = next(w for label, w in widgets.items() if "experience" in label)
+        consent = next(w for label, w in widgets.items() if "agree" in label.lower())
+        start = next(w for label, w in widgets.items() if label == "Start the study")
+        return [WidgetState(id=level.id, int_value=99), WidgetState(id=consent.id, bool_value=True),
+                WidgetState(id=start.id, trigger_value=True)]
+
+    with run_streamlit("app.py", env=env) as base:
+        first, forged = forged_run(base, "Quiz", "study=forged", forge)
+    assert "radio" in first.kinds()
+    assert "exception" not in forged.kinds()
+    alerts = [el.alert.body for el in forged.elements if el.WhichOneof("type") == "alert"]
+    assert len(alerts) == 1 and alerts[0].startswith("Sorry, the request was refused"), alerts
+    text = "\n".join(forged.texts())
+    assert "Traceback" not in text and str(ROOT) not in text and ".py" not in text
+    assert not OwnerAPI(db).participant_rows("forged")  # nothing was stored
+    db.dispose()
