@@ -139,7 +139,15 @@ def client_key(peer: str | None, headers: Mapping[str, str] | Iterable[tuple[str
     # If the peer equals a forwarded entry, uvicorn rewrote it: the real peer was a host uvicorn
     # trusts (loopback unless FORWARDED_ALLOW_IPS says otherwise) — a proxy only if we were told so.
     rewritten = peer in chain
-    peer_is_proxy = _in("127.0.0.1", nets) or _in("::1", nets) if rewritten else _in(peer, nets)
+    if rewritten:
+        # uvicorn rewrote the peer, so the real peer was one of the hosts uvicorn trusts; it is a
+        # proxy of ours only if every such host is among the owner's configured proxies.
+        uvicorn_trusts = [h.strip() for h in os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1").split(",")
+                          if h.strip()]
+        peer_is_proxy = bool(uvicorn_trusts) and "*" not in uvicorn_trusts and all(
+            _in(h, nets) or (h == "localhost" and _in("127.0.0.1", nets)) for h in uvicorn_trusts)
+    else:
+        peer_is_proxy = _in(peer, nets)
     if not peer_is_proxy:
         return UNTRUSTED_FORWARD if rewritten else f"ip:{peer}"
     for addr in reversed(chain):
