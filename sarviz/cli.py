@@ -61,11 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    """An error as one line; an OS error (full disk, read-only folder) names the path and the cause."""
+    """An error for the terminal; an OS error (full disk, read-only folder) names the path and the cause."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
         return f"{exc.filename}: {exc.strerror}; an existing file there is unchanged"
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
+    return str(exc).strip() or type(exc).__name__  # (a few errors are a short structured block)
 
 
 if __name__ == "__main__":
