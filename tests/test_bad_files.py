@@ -111,6 +111,8 @@ def test_huge_claim_is_skipped_by_every_reader(scene_folder, tmp_path, sqlite_ur
 
 
 # -- full disks and impossible paths -------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_full_disk_keeps_existing_files_and_says_one_line(scene_folder, tmp_path, postgres_url):
     # (the study database is PostgreSQL here: a SQLite database's own files would hit the limit first)
     folder, (lat, lon) = scene_folder

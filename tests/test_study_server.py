@@ -331,6 +331,7 @@ def _login(page, password: str, expect: str, db: StudyDatabase | None = None) ->
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_path):
     """Study mode against `streamlit run app.py`: Inspect asks for the owner login (server side)
     while the quiz stays open; rotating a forged X-Forwarded-For no longer gives fresh guesses;
