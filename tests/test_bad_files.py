@@ -225,3 +225,22 @@ def test_model_card_never_prints_an_environment_variable(tmp_path, monkeypatch, 
     main(["models"])  # the model list shows each card's problem
     shown = capsys.readouterr()
     assert "leaky" in shown.out + shown.err and secret not in shown.out + shown.err
+
+
+def test_leftover_temporary_files_are_cleaned_quietly(scene_folder):
+    """A killed write leaves ``.NAME.xxxx.tif.part`` beside its target: never read as a scene, never
+    a warning, and removed once old enough to be certainly dead."""
+    import time
+
+    from sarviz.store import STALE_PART_SECONDS, SceneStore
+
+    folder, _ = scene_folder
+    old, fresh = folder / ".good.tif.k1ll3d.tif.part", folder / ".other.tif.runn1ng.tif.part"
+    old.write_bytes(b"half a tiff")
+    fresh.write_bytes(b"being written")
+    past = time.time() - STALE_PART_SECONDS - 60
+    os.utime(old, (past, past))
+    store = SceneStore(folder)
+    assert not old.exists() and fresh.exists()
+    assert [e.scene_id for e in store] == ["good"]
+    assert not any(".part" in p for p in store.problems)
