@@ -300,6 +300,12 @@ def admin_page() -> None:
         return
     if flash := st.session_state.pop("study_flash", None):
         st.success(flash)
+    from sarviz.access import UNTRUSTED_FORWARD
+
+    if _client_id() == UNTRUSTED_FORWARD:
+        st.warning("This app is reached through a proxy that is not configured (SARVIZ_TRUSTED_PROXIES), so "
+                   "every participant looks like the same client: per-participant session limits and login "
+                   "limits cannot tell people apart. Set SARVIZ_TRUSTED_PROXIES to the proxy's address.", icon="⚠️")
     studies = owner.studies()
     tab_studies, tab_pool, tab_results = st.tabs(["Studies", "Image pool", "Results"])
     with tab_studies:
