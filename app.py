@@ -8,7 +8,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
-from sarviz.scene import SceneError, validate_latlon
+from sarviz.access import AccessDenied, require_page, resolve_user_path
+from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
 from sarviz.ui.fetch import fetched_scene, render_fetch
@@ -20,6 +21,7 @@ from sarviz.ui.study import add_to_pool_button
 
 st.set_page_config(page_title="sarviz · map", page_icon="🛰️", layout="wide")
 settings = Settings.load()
+require_page("map", settings)  # study mode: the owner's login first (server side)
 
 
 @st.cache_resource(show_spinner=False)
@@ -69,9 +71,9 @@ with st.sidebar:
 
 store: SceneStore | None = None
 try:
-    store = open_store(folder)
+    store = open_store(str(resolve_user_path(folder, settings, must_exist=False)))  # only folders inside the configured roots
     store.refresh_if_changed()  # new or changed files since the last run (a stat a file)
-except SceneError as exc:
+except (SceneError, AccessDenied) as exc:
     st.error(str(exc))
 if store is not None:
     with st.sidebar:
@@ -102,7 +104,7 @@ if go:
 clicked = clicked_point(map_state)
 if clicked is not None and clicked != st.session_state.get("last_click"):
     st.session_state.last_click = clicked
-    point = clicked
+    point = (clicked[0], wrap_longitude(clicked[1]))  # a click on a repeated world copy
 if point is not None:
     try:
         st.session_state.point = validate_latlon(*point)

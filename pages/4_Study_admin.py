@@ -2,7 +2,8 @@
 
 import streamlit as st
 
+from sarviz.access import guarded
 from sarviz.ui.study import admin_page
 
 st.set_page_config(page_title="Study admin", layout="wide")
-admin_page()
+guarded(admin_page)  # an unexpected error: one line, never a traceback

@@ -57,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sarviz: interrupted", file=sys.stderr)
         return 130
-    except user_errors + tuple(extra) as exc:
+    except user_errors + tuple(extra) + (OSError,) as exc:
         if os.environ.get("SARVIZ_DEBUG"):
             raise
-        print(f"sarviz {args.command}: error: {exc}", file=sys.stderr)
-        return getattr(exc, "code", 2)
+        print(f"sarviz {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return getattr(exc, "code", 2) if isinstance(getattr(exc, "code", 2), int) else 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error for the terminal; an OS error (full disk, read-only folder) names the path and the cause."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}; an existing file there is unchanged"
+    return str(exc).strip() or type(exc).__name__  # (a few errors are a short structured block)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject
 
-from sarviz.scene import Scene, SceneError
+from sarviz.scene import Scene, SceneError, check_claimed_size
 from sarviz.store import SceneStore
 
 COPERNICUS = "contains modified Copernicus Sentinel data (free and open)"
@@ -59,6 +59,7 @@ class Candidate:
 # -- helpers ---------------------------------------------------------------------------------
 def _read_band(path: Path) -> tuple[np.ndarray, dict]:
     with rasterio.open(path) as src:
+        check_claimed_size(src, path, 1)
         arr = src.read(1, out_dtype="float32")
         nodata = src.nodata
         prof = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
@@ -111,6 +112,7 @@ def _sen1floods11(root: Path) -> Iterator[Candidate]:
                 if src.count < 2:
                     raise SceneError(f"{s1}: expected 2 bands (VV, VH), found {src.count}")
                 idx = [names.index(p) + 1 if p in names else i + 1 for i, p in enumerate(("VV", "VH"))]
+                check_claimed_size(src, s1, 2)
                 vv, vh = src.read(idx, out_dtype="float32")
                 grid = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
             optical = None
@@ -119,6 +121,7 @@ def _sen1floods11(root: Path) -> Iterator[Candidate]:
                     names = [d or "" for d in src.descriptions]
                     if not all(b in names for b in ("B2", "B3", "B4", "B8")):
                         raise SceneError(f"{s2}: band descriptions {names} lack B2, B3, B4, B8")
+                    check_claimed_size(src, s2, 4)
                     bands = src.read([names.index(b) + 1 for b in ("B2", "B3", "B4", "B8")], out_dtype="float32")
                     s2grid = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
                 bands[bands <= 0] = np.nan

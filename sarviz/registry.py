@@ -16,13 +16,16 @@ Common card fields::
     }
 
 Relative paths inside a card resolve against the card's folder; ``~`` and ``$VARS`` are
-expanded.
+expanded *only into a path that exists* (and never from variables that hold secrets), so a
+card can never make sarviz print an environment variable: a missing path is reported as the
+card wrote it (``${MODELS}/controlnet``), and ``how_to_get`` and every message stay raw text.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -31,6 +34,21 @@ from sarviz.errors import GenerationError
 
 if TYPE_CHECKING:  # the generator base imports rasterio; listing cards needs none of it
     from sarviz.generators.base import Generator
+
+#: environment variables never expanded into card paths (their values must not reach any message)
+_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PASSWD", "PRIVATE")
+_VAR = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def expand_card_path(value: str) -> str:
+    """``~`` and ``$VAR``/``${VAR}`` expanded, except variables whose names mark secrets."""
+    def one(m: re.Match) -> str:
+        name = m.group(1).strip("{}")
+        if any(w in name.upper() for w in _SECRET_WORDS):
+            return m.group(0)
+        return os.environ.get(name, m.group(0))
+
+    return os.path.expanduser(_VAR.sub(one, value))
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -70,7 +88,15 @@ class ModelCard:
         """
         if value is None:
             return None
-        expanded = os.path.expanduser(os.path.expandvars(value))
+        value = str(value)
+        expanded = expand_card_path(value)
+        if expanded != os.path.expanduser(value):
+            # Variables were expanded: keep the result only if it names something that exists,
+            # else give the card's own text back, so a message about the missing path can never
+            # show a variable's value (a card naming ${SOME_PASSWORD} printed the password).
+            target = Path(expanded) if Path(expanded).is_absolute() else self.folder / expanded
+            if not target.exists():
+                expanded = os.path.expanduser(value)
         p = Path(expanded)
         if p.is_absolute():
             return str(p)

@@ -243,7 +243,13 @@ def footprint_wgs84(crs: CRS, transform: Affine, width: int, height: int) -> tup
 
 
 def validate_latlon(lat: Any, lon: Any) -> tuple[float, float]:
-    """Parse and check a coordinate pair; longitudes are wrapped into [-180, 180)."""
+    """Parse and check a coordinate pair: latitude in −90…90, longitude in −180…180.
+
+    A longitude outside −180…180 is refused, not silently wrapped (373.8 would quietly become
+    13.8, somewhere else than the user typed); the message shows the wrapped value in case it
+    was meant. Map clicks on a repeated world copy are wrapped where they happen, with
+    :func:`wrap_longitude`.
+    """
     try:
         lat_f, lon_f = float(lat), float(lon)
     except (TypeError, ValueError):
@@ -252,10 +258,16 @@ def validate_latlon(lat: Any, lon: Any) -> tuple[float, float]:
         raise SceneError(f"coordinates must be finite numbers, got lat={lat!r}, lon={lon!r}")
     if not -90.0 <= lat_f <= 90.0:
         raise SceneError(f"latitude {lat_f} is outside [-90, 90]")
-    if not -540.0 <= lon_f <= 540.0:
-        raise SceneError(f"longitude {lon_f} is outside [-180, 180]")
-    lon_f = ((lon_f + 180.0) % 360.0) - 180.0 if not -180.0 <= lon_f <= 180.0 else lon_f
+    if not -180.0 <= lon_f <= 180.0:
+        raise SceneError(f"longitude {lon_f:g} is outside [-180, 180] (the same meridian is {wrap_longitude(lon_f):g}; "
+                         "give that if you meant it)")
     return lat_f, lon_f
+
+
+def wrap_longitude(lon: float) -> float:
+    """A longitude brought into [-180, 180) (for map clicks on a repeated world copy)."""
+    lon = float(lon)
+    return lon if -180.0 <= lon <= 180.0 else ((lon + 180.0) % 360.0) - 180.0
 
 
 def utm_crs_for(lat: float, lon: float) -> CRS:
@@ -308,7 +320,25 @@ def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
         staging.descriptions = SCENE_BANDS
         staging.update_tags(**tags)
         rio_shutil.copy(staging, tmp, **cog)
+        verify_written_tiff(tmp, path)  # before the rename: a short write must not replace a good file
     return path
+
+
+def verify_written_tiff(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Check a GeoTIFF just written to ``tmp`` is complete; raise OSError naming ``target`` if not.
+
+    GDAL reports some write failures (a full disk while flushing the last blocks or the
+    directory) only as log messages, leaving a short file; renaming that over ``target`` would
+    replace a good file with a broken one.
+    """
+    import errno
+
+    try:
+        with rasterio.open(tmp) as src:
+            _check_complete(src, tmp)
+            src.read(src.count, window=Window(src.width - 1, src.height - 1, 1, 1))
+    except (SceneError, rasterio.errors.RasterioError):
+        raise OSError(errno.EIO, "the file came out incomplete (disk full or write error)", str(target)) from None
 
 
 def _band_names(src: rasterio.DatasetReader) -> tuple[str, ...]:
@@ -356,6 +386,37 @@ def _check_complete(src: rasterio.DatasetReader, path: Any) -> None:
         raise SceneError(f"{path}: the file is truncated (its pixel data ends early); copy or import it again")
 
 
+#: the most pixel data (decoded, float32) sarviz reads from one file in one go; a file whose
+#: header claims more is refused before reading (a 2 MB sparse GeoTIFF can claim 200000² px)
+MAX_READ_BYTES = int(float(os.environ.get("SARVIZ_MAX_READ_MB", "2048")) * 2**20)
+
+
+def check_claimed_size(src: Any, path: Any, bands: int | None = None, window: Window | None = None) -> None:
+    """Refuse to read a raster whose header claims more pixels than sarviz reads at once.
+
+    ``src`` is an open rasterio dataset; ``bands`` how many bands will be read (default all);
+    ``window`` the part that will be read. Raises :class:`SceneError` naming the file and the
+    claimed size, so a folder scan can skip the file and go on.
+    """
+    h = int(window.height) if window is not None else int(src.height)
+    w = int(window.width) if window is not None else int(src.width)
+    n = int(bands if bands is not None else src.count)
+    need = h * w * max(n, 1) * 4
+    if need > MAX_READ_BYTES:
+        raise SceneError(f"{Path(str(path)).name}: its header claims {src.width}×{src.height} pixels × {n} band(s) "
+                         f"({need / 2**30:.1f} GiB to read), more than sarviz reads from one file "
+                         f"({MAX_READ_BYTES / 2**30:.1f} GiB, SARVIZ_MAX_READ_MB); skipped")
+
+
+def check_file_size(path: str | os.PathLike, bands: int | None = None) -> None:
+    """:func:`check_claimed_size` for a file path (opens only the header)."""
+    try:
+        with rasterio.open(path) as src:
+            check_claimed_size(src, path, bands)
+    except RasterioIOError as exc:
+        raise SceneError(f"{Path(str(path)).name}: not a readable GeoTIFF ({exc})") from None
+
+
 def read_scene_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The header of a scene file without reading pixels: grid, band names, tags, layers."""
     try:
@@ -390,6 +451,7 @@ def read_scene(path: str | os.PathLike, window: Window | None = None, layers: tu
                 layers = _tag_layers(tags, path)
             wanted = [b for layer in (layers if layers is not None else LAYERS) for b in _LAYER_BANDS[layer]]
             picked = [i for i, name in enumerate(names) if name in wanted]
+            check_claimed_size(src, path, len(picked), window)
             data = (src.read([i + 1 for i in picked], window=window, out_dtype="float32") if picked else
                     np.empty((0, int(window.height) if window else src.height,
                               int(window.width) if window else src.width), np.float32))

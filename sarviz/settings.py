@@ -15,6 +15,20 @@ from pathlib import Path
 from typing import Any
 
 HOME = Path(os.environ.get("SARVIZ_HOME", Path.home() / ".sarviz"))
+MODES = ("workbench", "study")
+
+
+def _as_list(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return tuple(str(s).strip() for s in items if str(s).strip())
+
+
+def expand_sqlite_home(url: str) -> str:
+    """``sqlite:///~/x.sqlite`` → the same URL with ``~`` expanded (the README's default as a URL)."""
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if url.startswith(prefix + "~"):
+            return prefix + os.path.expanduser(url[len(prefix):])
+    return url
 
 
 @dataclass
@@ -41,6 +55,19 @@ class Settings:
     #: real Sentinel-1 fetched for a click: "single" acquisition (nearest date, one orbit, its own
     #: angle — what speckle-sensitive comparisons need) or "composite" (median of one track)
     s1_mode: str = "single"
+    #: "workbench" (the default: one user on their own machine) or "study" (a server that
+    #: strangers reach: every page but the quiz asks for the study owner's login)
+    mode: str = "workbench"
+    #: where an owner's server-side study imports are read from (Study admin "Import a folder")
+    pool_dir: Path = field(default_factory=lambda: HOME / "pool")
+    #: where the app may keep uploaded files
+    upload_dir: Path = field(default_factory=lambda: HOME / "uploads")
+    #: further folders a browser may open (scene folders, GeoTIFFs to inspect), comma-separated;
+    #: the scene folder, the pool folder and the upload folder are always allowed
+    roots: tuple[Path, ...] = ()
+    #: addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For header is believed;
+    #: empty = believe no forwarded header (clients are told apart by their own address)
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, config_file: Path | None = None) -> "Settings":
@@ -58,14 +85,30 @@ class Settings:
             if f.name not in values:
                 continue
             raw = values[f.name]
-            if f.name == "scenes":
+            if f.name in ("scenes", "pool_dir", "upload_dir"):
                 raw = Path(os.path.expanduser(str(raw)))
-            elif f.name == "sources":
-                raw = tuple(s.strip() for s in (raw.split(",") if isinstance(raw, str) else raw) if s.strip())
+            elif f.name in ("sources", "trusted_proxies"):
+                raw = _as_list(raw)
+            elif f.name == "roots":
+                raw = tuple(Path(os.path.expanduser(r)) for r in _as_list(raw))
+            elif f.name == "mode":
+                raw = str(raw).strip().lower()
+                if raw not in MODES:
+                    raise ValueError(f"SARVIZ_MODE must be one of {', '.join(MODES)}, got {raw!r}")
+            elif f.name == "study_db":
+                raw = expand_sqlite_home(str(raw))
             elif f.name == "network_timeout":
                 raw = float(raw)
             setattr(out, f.name, raw)
         return out
+
+    @property
+    def study_mode(self) -> bool:
+        return self.mode == "study"
+
+    def read_roots(self) -> tuple[Path, ...]:
+        """Folders a browser may open: the scene folder, pool, uploads and ``roots``."""
+        return (self.scenes, self.pool_dir, self.upload_dir, *self.roots)
 
 
 def secret(name: str, default: str = "") -> str:

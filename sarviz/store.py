@@ -85,6 +85,28 @@ class _Snapshot:
     state: tuple | None
 
 
+#: temporary files of :func:`sarviz.atomic.atomic_path` older than this are leftovers of killed runs
+STALE_PART_SECONDS = 6 * 3600
+
+
+def remove_stale_parts(folder: Path) -> int:
+    """Quietly delete leftover ``.NAME.*.part`` files of killed writes (never read as scenes)."""
+    import time
+
+    removed = 0
+    try:
+        for p in folder.glob(".*.part"):
+            try:
+                if time.time() - p.stat().st_mtime > STALE_PART_SECONDS:
+                    p.unlink()
+                    removed += 1
+            except OSError:
+                continue  # read-only folder, or another process just finished it: leave it
+    except OSError:
+        pass
+    return removed
+
+
 class SceneStore:
     """A folder of scene files. ``lookup(lat, lon, size_px)`` returns the patch at a point."""
 
@@ -133,6 +155,7 @@ class SceneStore:
 
     def refresh(self) -> None:
         with self._lock:
+            remove_stale_parts(self.folder)
             state = self._folder_state()
             cached = self._load_index()
             entries, problems, fresh = [], [], {}

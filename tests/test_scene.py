@@ -109,9 +109,16 @@ def test_validate_latlon_errors(lat, lon, msg):
         validate_latlon(lat, lon)
 
 
-def test_validate_latlon_wraps_longitude():
-    assert validate_latlon("10", "190") == (10.0, -170.0)
+def test_validate_latlon_refuses_longitudes_outside_the_range():
+    # issue 10: 373.8 was silently wrapped to 13.8; now refused, naming the wrapped value
+    with pytest.raises(SceneError, match=r"longitude 373.8 is outside \[-180, 180\].*13.8"):
+        validate_latlon("10", "373.8")
+    with pytest.raises(SceneError, match="-170"):
+        validate_latlon("10", "190")
     assert validate_latlon(-90, 180) == (-90.0, 180.0)
+    from sarviz.scene import wrap_longitude
+
+    assert wrap_longitude(190) == -170.0 and wrap_longitude(373.8) == pytest.approx(13.8)
 
 
 def test_patch_grid_utm_and_poles():

@@ -201,7 +201,7 @@ def test_participant_cannot_reach_labels_or_results(study_env):
         assert "Wrong password" in at.error[0].value
     at.text_input[0].input(PASSWORD)
     at.button[0].click().run()
-    assert at.error and "too many wrong passwords" in at.error[0].value, [at.exception, [m.value for m in at.markdown]]
+    assert at.error and "too many wrong passwords" in at.error[0].value.lower(), [at.exception, [m.value for m in at.markdown]]
     assert not at.dataframe
 
 

@@ -64,7 +64,11 @@ def _fit(args: argparse.Namespace) -> int:
           f"{', '.join(methods)}", file=sys.stderr)
     comparison = validation.compare_methods(table, methods, progress=_progress)
     model = validation.fit_best(table, comparison)
-    path = model.save(args.out)
+    try:  # atomic: a failed write keeps an existing weights file
+        path = model.save(args.out)
+    except Exception as exc:  # OSError, or safetensors' own error on a full disk
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+        raise ValueError(f"cannot write {args.out}: {cause}; an existing file there is unchanged") from None
     print(validation.format_report(comparison, shipped=model.feature_map))
     from sarviz.emulator.radiometric import file_sha256
 
@@ -87,7 +91,10 @@ def _validate(args: argparse.Namespace) -> int:
     print(validation.format_report(comparison, shipped=best))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({m: [r.as_dict() for r in res] for m, res in comparison.items()}, indent=2))
+        from sarviz.atomic import atomic_path
+
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps({m: [r.as_dict() for r in res] for m, res in comparison.items()}, indent=2))
     return 0
 
 
@@ -188,6 +195,54 @@ def write_csv_atomically(frame, path: Path) -> None:
                             ) from None
 
 
+def check_csv_shape(path: Path) -> None:
+    """Refuse a CSV whose rows do not have exactly as many values as its header has columns.
+
+    pandas silently takes surplus leading values of such rows as an index, which shifts every
+    embedding column by one; a value too few would silently become missing.
+    """
+    import csv
+
+    from sarviz.emulator.radiometric import EmulatorError
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise EmulatorError(f"{path}: the file is empty (expected a header row with A00..A63)")
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise EmulatorError(f"{path}: line {reader.line_num} has {len(row)} values but the header has "
+                                        f"{len(header)} columns; fix the row (nothing was written)")
+    except UnicodeDecodeError as exc:
+        raise EmulatorError(f"{path}: not a readable CSV ({exc.reason})") from None
+
+
+#: embedding values at or above this magnitude are data errors, not embeddings (int8 copies reach 127)
+MAX_EMBEDDING_ABS = 1e4
+
+
+def check_embedding_values(emb, where: str) -> None:  # noqa: ANN001
+    """Refuse infinite or absurdly large embedding values.
+
+    Empty cells stay "missing" (NaN) on purpose; ``inf`` or ``1e308`` are errors in the data,
+    not missing values, and must not be reported as missing. AlphaEarth vectors are unit length
+    (components in −1…1); scaled copies (int8-quantised, up to 127) still pass with the
+    non-unit warning, but nothing near :data:`MAX_EMBEDDING_ABS` is an embedding.
+    """
+    import numpy as np
+
+    from sarviz.emulator.radiometric import EMBEDDING_BANDS, EmulatorError
+
+    bad = ~np.isnan(emb) & ~(np.abs(np.nan_to_num(emb, nan=0.0, posinf=np.inf, neginf=np.inf)) < MAX_EMBEDDING_ABS)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise EmulatorError(f"{where}: column {EMBEDDING_BANDS[col]} row {row + 1} is {emb[row, col]!r}, not a "
+                            f"possible AlphaEarth value (unit-vector components lie in −1…1; even quantised copies "
+                            f"stay far below {MAX_EMBEDDING_ABS:g}); {int(bad.any(axis=1).sum())} row(s) affected")
+
+
 def _emulate_points(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
@@ -202,12 +257,15 @@ def _emulate_points(args: argparse.Namespace) -> int:
                          "an emulator card")
     if not args.csv.is_file():
         raise FileNotFoundError(f"input CSV {args.csv} not found")
+    check_csv_shape(args.csv)
     try:
-        frame = pd.read_csv(args.csv)
+        # index_col=False: never take surplus leading values as an index (that shifts A00…)
+        frame = pd.read_csv(args.csv, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise EmulatorError(f"{args.csv}: not a readable CSV ({exc})") from None
     where = str(args.csv)
     emb = embedding_matrix(frame, where)
+    check_embedding_values(emb, where)
     angle, angle_source = read_angles(frame, where, model.reference_angle_deg)
     warn_if_not_unit_norm(emb, where)
     pred = model.predict_db(emb, angle)

@@ -106,6 +106,8 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.allow_pickle and args.model:
         raise CliError("--allow-pickle goes with --controlnet; for a card set \"allow_pickle\": true in its weights")
     store = SceneStore(args.scenes or settings.scenes)
+    for problem in store.problems:  # a bad file is skipped with its reason; the rest of the folder works
+        print(f"skipped {problem}", file=sys.stderr)
     scene = store.lookup(args.lat, args.lon, size_px=args.size, grid=args.grid)
     device = args.device or (None if settings.device == "auto" else settings.device)
     request = GenerationRequest(seed=args.seed, steps=args.steps, guidance=args.guidance,
@@ -123,13 +125,39 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"[{generator.model_id}] scene {scene.scene_id} ({scene.width}x{scene.height}, {scene.crs})",
           file=sys.stderr)
     result = generator.generate(scene, request, progress=progress)
-    result.to_geotiff(out)
+    writes = [(out, result.to_geotiff)]
     if args.png:
-        Path(args.png).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.png).write_bytes(result.png_bytes())
+        png = result.png_bytes()
+        writes.append((Path(args.png), lambda p: _write_bytes_atomically(p, png)))
+    for path, write in writes:
+        try:  # atomic: a full disk or a read-only folder keeps an existing file as it was
+            write(path)
+        except (OSError, rasterio_errors()) as exc:
+            raise CliError(f"cannot write {path}: {_cause(exc)}; an existing file there is unchanged") from None
     print(f"[{generator.model_id}] wrote {out}", file=sys.stderr)
     print(json.dumps(result.provenance, sort_keys=True, default=str))
     return 0
+
+
+def _write_bytes_atomically(path, data: bytes) -> None:  # noqa: ANN001
+    from sarviz.atomic import atomic_path
+
+    with atomic_path(path, suffix=".part") as tmp:
+        tmp.write_bytes(data)
+
+
+def rasterio_errors() -> type[Exception]:
+    from rasterio.errors import RasterioError
+
+    return RasterioError
+
+
+def _cause(exc: BaseException) -> str:
+    """The cause of a failed write in a few words (no temporary file names)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = " ".join(str(exc).split())
+    return text.split(": ")[-1] if ": " in text else (text or type(exc).__name__)
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -26,10 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sarviz.metrics.report import compare_files
+    from sarviz.scene import check_file_size
 
+    for path in (args.real, args.generated):
+        check_file_size(path)  # a header claiming 200000² px is refused before any pixel is read
     report = compare_files(args.real, args.generated)
     if args.csv:
-        report.to_csv(args.csv)
+        from sarviz.atomic import atomic_path
+
+        with atomic_path(args.csv) as tmp:  # a failed write keeps an existing file
+            tmp.write_text(report.csv(per_angle=True), encoding="utf-8")
     if args.json:
         print(report.to_json())
         return 0

@@ -5,7 +5,9 @@
     sarviz study report [CODE] [--json]         (every study, or one; JSON keyed by study code)
     sarviz study export CODE --out DIR          (answers.csv, summary.csv, fig7.png)
     sarviz study list
-    sarviz study unlock [--client ID]           (lift the owner-login slow-down after an attack)
+    sarviz study invite CODE [-n 10] [--base-url URL]   (one-use participant links)
+    sarviz study exclude CODE SESSION… [--reason R] [--undo]  (keep junk sessions out of the analysis)
+    sarviz study unlock [--client ID]           (lift login limits; prints a one-time unlock code)
     sarviz study hash-password                  (reads the password from stdin / a prompt)
 
 Every sub-command takes ``--db URL`` (default: ``Settings.study_db``, env ``SARVIZ_STUDY_DB``):
@@ -85,19 +87,37 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from sarviz.study.db import StudyError
     from sarviz.study.analysis import answers_csv, study_report
     from sarviz.study.plots import fig7_png
     from sarviz.study.service import OwnerAPI
 
     owner = OwnerAPI(_db(args))
     report = study_report(owner, args.code)
+    from sarviz.atomic import atomic_path
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "answers.csv").write_text(answers_csv(owner.answer_rows(args.code)), encoding="utf-8")
-    (out / "summary.csv").write_text(report.summary_csv(), encoding="utf-8")
-    (out / "report.json").write_text(report.to_json(), encoding="utf-8")
-    (out / "fig7.png").write_bytes(fig7_png(report))
-    print(f"wrote answers.csv, summary.csv, report.json and fig7.png to {out}")
+    # Everything is rendered in memory first, then each file is written beside its target and
+    # renamed over it: a full disk or a read-only folder leaves every existing file as it was.
+    files = {"answers.csv": answers_csv(owner.answer_rows(args.code, include_excluded=True)).encode("utf-8"),
+             "summary.csv": report.summary_csv().encode("utf-8"),
+             "report.json": report.to_json().encode("utf-8"),
+             "fig7.png": fig7_png(report)}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"cannot make the folder {out}: {exc.strerror or exc}") from None
+    written = []
+    for name, data in files.items():
+        try:
+            with atomic_path(out / name) as tmp:
+                tmp.write_bytes(data)
+        except OSError as exc:
+            done = f"; written before it: {', '.join(written)}" if written else ""
+            raise StudyError(f"cannot write {out / name}: {exc.strerror or exc}; the existing file there is "
+                             f"unchanged{done}") from None
+        written.append(name)
+    print(f"wrote {', '.join(files)} to {out}")
     return 0
 
 
@@ -118,9 +138,41 @@ def _list(args: argparse.Namespace) -> int:
 def _unlock(args: argparse.Namespace) -> int:
     from sarviz.study.auth import unlock
 
-    cleared = unlock(_db(args), args.client)
+    from sarviz.study.auth import UNLOCK_CODE_VALID, new_unlock_code
+
+    db = _db(args)
+    cleared = unlock(db, args.client)
     who = f"client {args.client!r}" if args.client else "every client"
     print(f"owner logins unlocked for {who} ({cleared} recent failed attempt(s) no longer count)")
+    code = new_unlock_code(db)
+    print(f"one-time unlock code: {code}  (enter it with the password on the login form; valid "
+          f"{int(UNLOCK_CODE_VALID.total_seconds() // 60)} min, once; it passes every login limit)")
+    return 0
+
+
+def _invite(args: argparse.Namespace) -> int:
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(_db(args))
+    tokens = owner.create_invites(args.code, args.n)
+    base = (args.base_url or "<app URL>").rstrip("/")
+    for t in tokens:
+        print(f"{base}/Quiz?study={args.code}&invite={t}")
+    print(f"{len(tokens)} one-use invitation(s) for {args.code}"
+          + ("" if owner.design(args.code).invite_only else " (the study also takes participants without one)"),
+          file=sys.stderr)
+    return 0
+
+
+def _exclude(args: argparse.Namespace) -> int:
+    from sarviz.study.service import OwnerAPI
+
+    owner = OwnerAPI(_db(args))
+    for session in args.sessions:
+        owner.set_excluded(args.code, session, excluded=not args.undo, reason=args.reason)
+    n = sum(1 for r in owner.participant_rows(args.code) if r["excluded"])
+    print(f"{args.code}: {'included' if args.undo else 'excluded'} {len(args.sessions)} session(s); {n} excluded "
+          "in all (kept in the raw export, left out of the analysis)")
     return 0
 
 
@@ -172,6 +224,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = with_db(sub.add_parser("list", help="list studies"))
     p.set_defaults(func=_list)
+
+    p = with_db(sub.add_parser("invite", help="make one-use participant links"))
+    p.add_argument("code")
+    p.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    p.add_argument("--base-url", default="", help="the app's public URL, to print whole links")
+    p.set_defaults(func=_invite)
+
+    p = with_db(sub.add_parser("exclude", help="exclude sessions from the analysis (kept in the raw export)"))
+    p.add_argument("code")
+    p.add_argument("sessions", nargs="+", type=int, help="session numbers (participant ids, as in the export)")
+    p.add_argument("--reason", default="")
+    p.add_argument("--undo", action="store_true", help="include the sessions again")
+    p.set_defaults(func=_exclude)
 
     p = with_db(sub.add_parser(
         "unlock", help="lift the owner-login limits (after an attack slowed logins down for everyone)",

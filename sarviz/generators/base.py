@@ -102,26 +102,30 @@ class GenerationResult:
             return path.read_bytes()
 
     def to_geotiff(self, path: str | os.PathLike) -> Path:
+        from sarviz.scene import verify_written_tiff
+
         path = Path(path)
-        with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
-            tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
-            crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
-            tiled=self.width >= 256 and self.height >= 256,
-        ) as dst:
-            dst.write(np.stack([self.vv_db, self.vh_db]))
-            dst.descriptions = ("VV", "VH")
-            dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-            calibration = self.calibration
-            for band, pol in ((1, "VV"), (2, "VH")):
-                lo, hi = calibration.range(pol)
-                # the model's range: values at its ends are clipped, not measured (and the display stretch)
-                dst.update_tags(band, polarisation=pol, units="dB", calibration_db_range=json.dumps([lo, hi]))
-            dst.update_tags(CALIBRATION=json.dumps(calibration.to_dict(), sort_keys=True))
+        with atomic_path(path, suffix=".tif.part") as tmp:
+            with rasterio.open(
+                tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
+                crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
+                tiled=self.width >= 256 and self.height >= 256,
+            ) as dst:
+                dst.write(np.stack([self.vv_db, self.vh_db]))
+                dst.descriptions = ("VV", "VH")
+                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
+                calibration = self.calibration
+                for band, pol in ((1, "VV"), (2, "VH")):
+                    lo, hi = calibration.range(pol)
+                    # the model's range: values at its ends are clipped, not measured (and the display stretch)
+                    dst.update_tags(band, polarisation=pol, units="dB", calibration_db_range=json.dumps([lo, hi]))
+                dst.update_tags(CALIBRATION=json.dumps(calibration.to_dict(), sort_keys=True))
+            verify_written_tiff(tmp, path)  # GDAL may leave a short file on a full disk without raising
         return path
 
     def png_bytes(self, vv_range: tuple[float, float] | None = None,
                   vh_range: tuple[float, float] | None = None) -> bytes:
-        """8-bit PNG in the model output convention: R = VV, G = VH, B = VV.
+        """8-bit PNG in the model output convention: R = VV, G = VH, B = VV (+ alpha 0 = missing).
 
         The dB ranges default to the result's calibration (:meth:`calibration`: the model's
         own, recorded in the provenance), so a grey level means the dB the model meant.
@@ -136,8 +140,14 @@ class GenerationResult:
             return (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
 
         vv, vh = scale(self.vv_db, *vv_range), scale(self.vh_db, *vh_range)
+        planes = [vv, vh, vv]
+        missing = ~(np.isfinite(self.vv_db) & np.isfinite(self.vh_db))
+        if missing.any():
+            # Missing pixels are transparent, not black: whoever reads the PNG (a study pool, a
+            # viewer) can tell "no data" from "dark", as the GeoTIFF's NaN does.
+            planes.append(np.where(missing, 0, 255).astype(np.uint8))
         buf = io.BytesIO()
-        Image.fromarray(np.dstack([vv, vh, vv])).save(buf, format="PNG")
+        Image.fromarray(np.dstack(planes)).save(buf, format="PNG")
         return buf.getvalue()
 
     @classmethod

@@ -544,7 +544,11 @@ class DiffusionGenerator(Generator):
         lora = weights.get("unet_lora", "unet_lora")
         lora_path = None
         if lora:  # relative LoRA paths are inside the ControlNet folder (the published layout)
-            expanded = os.path.expanduser(os.path.expandvars(lora))
+            from sarviz.registry import expand_card_path  # never expands secret-named variables
+
+            expanded = expand_card_path(lora)
+            if expanded != os.path.expanduser(lora) and not Path(expanded).exists():
+                expanded = lora  # a message about a missing path shows the card's own text
             lora_path = expanded if os.path.isabs(expanded) else str(Path(controlnet) / expanded)
         self.paths = CheckpointPaths(
             controlnet=controlnet, base=card.resolve(weights["base"]), unet_lora=lora_path,

@@ -28,7 +28,7 @@ from sarviz.study.models import SOURCE_LABELS, SOURCES
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 SCORES = ("realism", "detail", "geographic", "quality", "confidence")
-ANSWER_COLUMNS = ("participant_id", "level", "position", "item_id", "source", "model_id", "scene_class", "lat",
+ANSWER_COLUMNS = ("participant_id", "excluded", "level", "position", "item_id", "source", "model_id", "scene_class", "lat",
                   "lon", "original_name", "judged_real", "misjudged", "realism", "detail", "geographic",
                   "quality", "confidence", "seconds", "answered_at")
 
@@ -124,10 +124,15 @@ class Report:
         cols = ["table", "level", "source", "scene_class", "metric", "n", "k", "value", "ci_low", "ci_high", "sd"]
         return _csv(self.summary_rows(), cols)
 
+    def _excluded_text(self) -> str:
+        n = self.participants.get("excluded", 0)
+        return f" ({n} excluded session(s) left out; they stay in the raw export)" if n else ""
+
     def text(self) -> str:
         """A plain-text summary for the terminal."""
         lines = [f"Study {self.study_code}: {self.study_title}",
-                 f"participants: {self.participants['started']} started, {self.participants['finished']} finished; "
+                 f"participants: {self.participants['started']} started, {self.participants['finished']} finished"
+                 f"{self._excluded_text()}; "
                  f"answers: {self.n_answers}", "", "Misjudgment rate (Wilson 95% CI)"]
         lines.append(f"  {'level':<6} {'source':<9} {'n':>5} {'k':>5}  {'rate':>6}  95% CI")
         for r in self.misjudgment:
@@ -200,12 +205,15 @@ def build_report(code: str, title: str, rows: list[dict[str, Any]], participants
                  levels: Sequence[str]) -> Report:
     df = answers_frame(rows)
     levels_seen = list(levels) + sorted(set(df["level"]) - set(levels)) if not df.empty else list(levels)
+    excluded = sum(1 for p in participants if p.get("excluded"))
+    participants = [p for p in participants if not p.get("excluded")]  # excluded: raw export only
     started = len(participants)
     finished = sum(1 for p in participants if p.get("finished_at") is not None)
     per_level = {lvl: {"started": sum(1 for p in participants if p["level"] == lvl),
                        "finished": sum(1 for p in participants if p["level"] == lvl and p.get("finished_at"))}
                  for lvl in levels_seen}
-    report = Report(code, title, {"started": started, "finished": finished, "by_level": per_level},
+    report = Report(code, title, {"started": started, "finished": finished, "excluded": excluded,
+                                  "by_level": per_level},
                     n_answers=int(len(df)))
     sources_present = [s for s in SOURCES if not df.empty and (df["source"] == s).any()]
     groups = [(lvl, df[df["level"] == lvl]) for lvl in levels_seen] + [("all", df)]

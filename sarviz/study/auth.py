@@ -12,16 +12,21 @@ write transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a transaction-scoped a
 because ``SELECT … FOR UPDATE`` cannot lock rows that do not exist yet), so parallel guesses
 cannot all slip through between "count" and "insert".
 
-* **Per client** (browser address): after ``MAX_FAILURES`` failed attempts within ``WINDOW``
-  the client must wait out the window. A successful login resets its count.
+* **Per browser session** (Streamlit's session id, made by the server): after ``MAX_FAILURES``
+  failed attempts within ``WINDOW`` that session may not try again.
+* **Per client** (the address from :func:`sarviz.access.client_key`: the TCP peer, or the
+  forwarded address only behind a configured proxy — a client cannot choose it): after
+  ``MAX_FAILURES`` failed attempts within ``WINDOW`` the address must wait out the window.
 * **Everyone** (guessing from many addresses): after ``GLOBAL_SLOWDOWN_AFTER`` failures within
-  ``WINDOW``, attempts are slowed down, not locked out: each needs a pause after the latest
-  failure that doubles with every further failure, up to ``GLOBAL_MAX_DELAY`` (60 s). Clients
-  that logged in successfully within ``TRUSTED_FOR`` (the owner's usual addresses) are not
-  slowed down, so an attacker cannot lock the owner out.
-* ``sarviz study unlock`` (CLI, i.e. whoever can open the database) makes earlier failures
-  stop counting for everyone; ``--client ID`` does it for one client and also exempts that
-  client from the global slow-down, as if it had logged in.
+  ``WINDOW``, attempts are slowed down: each needs a pause after the latest failure that
+  doubles with every further failure, up to ``GLOBAL_MAX_DELAY`` (60 s). Addresses the owner
+  logged in from within ``TRUSTED_FOR`` are not slowed down (shared addresses — loopback, the
+  bucket of untrusted forwarded requests — never count as the owner's).
+* **The owner's way in, always:** ``sarviz study unlock`` (CLI, i.e. whoever can open the
+  database) prints a one-time unlock code, valid for ``UNLOCK_CODE_VALID``. A login with the
+  right password and a valid code passes every limit above, whatever an attacker did; the
+  code is used up by that login. The command also makes earlier failures stop counting
+  (for everyone, or with ``--client ID`` for one address).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ WINDOW = _dt.timedelta(minutes=15)
 GLOBAL_SLOWDOWN_AFTER = 20
 GLOBAL_MAX_DELAY = _dt.timedelta(seconds=60)
 TRUSTED_FOR = _dt.timedelta(days=30)
+UNLOCK_CODE_VALID = _dt.timedelta(hours=1)
+#: ``client`` of rows recording an unlock code (``note`` = its hash) and its use
+CODE_ISSUED, CODE_USED = "unlock-code", "unlock-code-used"
+#: client keys shared by many people: a success from them does not make them trusted
+_SHARED_CLIENTS = ("local", "unknown", "ip:127.0.0.1", "ip:::1", "forwarded-untrusted")
 #: ``client`` of an unlock for everyone; ``note`` of every unlock row
 ALL_CLIENTS = "*"
 UNLOCK_NOTE = "unlock"
@@ -135,15 +145,56 @@ def _failures(s: Session, since: _dt.datetime, client: str | None) -> tuple[int,
     return int(n or 0), last
 
 
-def check_allowed(s: Session, client: str, now: _dt.datetime) -> None:
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(("sarviz-unlock:" + "".join((code or "").split()).upper()).encode()).hexdigest()
+
+
+def _code_valid(s: Session, code: str, now: _dt.datetime) -> bool:
+    h = _code_hash(code)
+    issued = s.scalar(select(func.max(OwnerLogin.at)).where(OwnerLogin.client == CODE_ISSUED, OwnerLogin.note == h))
+    if issued is None or issued < now - UNLOCK_CODE_VALID:
+        return False
+    return s.scalar(select(OwnerLogin.id).where(OwnerLogin.client == CODE_USED, OwnerLogin.note == h)) is None
+
+
+def new_unlock_code(db: StudyDatabase) -> str:
+    """A one-time code that lets the owner log in past every limit (see the module docstring)."""
+    alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+    raw = "".join(secrets.choice(alphabet) for _ in range(12))
+    code = f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+    def work(s: Session) -> None:
+        _lock_limiter(s)
+        # ok=True: an issued code is not a failed attempt (failures count towards the slow-down)
+        s.add(OwnerLogin(client=CODE_ISSUED, ok=True, note=_code_hash(code)))
+
+    db.write(work)
+    return code
+
+
+def _session_failures(s: Session, since: _dt.datetime, session: str) -> tuple[int, _dt.datetime | None]:
+    n, last = s.execute(select(func.count(OwnerLogin.id), func.max(OwnerLogin.at)).where(
+        OwnerLogin.ok.is_(False), OwnerLogin.at >= since, OwnerLogin.note == f"session:{session}")).one()
+    return int(n or 0), last
+
+
+def check_allowed(s: Session, client: str, now: _dt.datetime, session: str | None = None) -> None:
     """Raise :class:`LoginLocked` when ``client`` may not try a password now (inside the limiter's transaction)."""
     window_start = now - WINDOW
+    if session:
+        n, last = _session_failures(s, window_start, session)
+        if n >= MAX_FAILURES:
+            raise LoginLocked(f"too many wrong passwords in this browser session; try again in "
+                              f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code "
+                              "from `sarviz study unlock`")
     # A success (or an unlock) of this client, or an unlock for everyone, restarts its count.
     reset = _last_ok(s, (client, ALL_CLIENTS))
     n, last = _failures(s, max(window_start, reset) if reset else window_start, client)
     if n >= MAX_FAILURES:
-        raise LoginLocked(f"too many wrong passwords; try again in {_wait_text((last + WINDOW - now).total_seconds())}")
-    trusted = _last_ok(s, (client,))
+        raise LoginLocked(f"too many wrong passwords from this address; try again in "
+                          f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code from "
+                          "`sarviz study unlock`")
+    trusted = _last_ok(s, (client,)) if client not in _SHARED_CLIENTS else None
     if trusted is not None and trusted >= now - TRUSTED_FOR:
         return  # the owner's own address: never slowed down by other people's guessing
     reset_all = _last_ok(s, (ALL_CLIENTS,), (UNLOCK_NOTE,))
@@ -153,7 +204,7 @@ def check_allowed(s: Session, client: str, now: _dt.datetime) -> None:
         raise LoginLocked(
             f"owner logins are slowed down after {total} failed attempts in the last "
             f"{int(WINDOW.total_seconds() // 60)} min; try again in {_wait_text((last_any + delay - now).total_seconds())} "
-            "(the study owner can lift this with `sarviz study unlock`)")
+            "(the study owner gets past this with a one-time code from `sarviz study unlock`)")
 
 
 def unlock(db: StudyDatabase, client: str | None = None) -> int:
@@ -174,28 +225,47 @@ class OwnerAuth:
         self.db = db
         self._hash = password_hash or configured_hash()
 
-    def check_allowed(self, client: str) -> None:
+    def check_allowed(self, client: str, session: str | None = None) -> None:
         """Raise :class:`LoginLocked` if ``client`` would be refused now (a read-only preview)."""
         with self.db.read() as s:
-            check_allowed(s, (client or "unknown")[:200], utcnow())
+            check_allowed(s, (client or "unknown")[:200], utcnow(), session)
 
-    def login(self, password: str, client: str) -> bool:
+    def login(self, password: str, client: str, session: str | None = None, unlock_code: str | None = None) -> bool:
         """True when the password is right; records the attempt; raises :class:`LoginLocked`.
 
         The password is checked before the transaction (scrypt is slow and must not hold the
         database lock), but its result only counts if the limiter admits the attempt: the
         count and the insert are one transaction, so at most ``MAX_FAILURES`` guesses per
-        client are ever evaluated in a window, however many arrive at once.
+        client are ever evaluated in a window, however many arrive at once. A valid one-time
+        ``unlock_code`` admits the attempt past every limit; a right password uses it up.
         """
         client = (client or "unknown")[:200]
-        if client == ALL_CLIENTS:
+        if client in (ALL_CLIENTS, CODE_ISSUED, CODE_USED):
             client = "unknown"
+        session = (session or "")[:150] or None
         ok = verify_password(password or "", self._hash)
+        code = (unlock_code or "").strip()
 
         def attempt(s: Session) -> bool:
             _lock_limiter(s)
-            check_allowed(s, client, utcnow())
-            s.add(OwnerLogin(client=client, ok=ok, note=""))
+            now = utcnow()
+            if code:
+                if not _code_valid(s, code, now):  # (recorded as a failure below, after the rollback)
+                    raise LoginLocked("that unlock code is not valid (wrong, used or older than "
+                                      f"{int(UNLOCK_CODE_VALID.total_seconds() // 3600)} h); get a new one with "
+                                      "`sarviz study unlock`")
+                if ok:
+                    s.add(OwnerLogin(client=CODE_USED, ok=True, note=_code_hash(code)))
+            else:
+                check_allowed(s, client, now, session)
+            s.add(OwnerLogin(client=client, ok=ok, note=f"session:{session}" if session else ""))
             return ok
 
-        return self.db.write(attempt)
+        try:
+            return self.db.write(attempt)
+        except LoginLocked as exc:
+            if code:  # the failed attempt with a bad code is recorded before refusing
+                def record(s: Session) -> None:
+                    s.add(OwnerLogin(client=client, ok=False, note=f"session:{session}" if session else "bad-code"))
+                self.db.write(record)
+            raise exc

@@ -72,6 +72,9 @@ def normalise_url(url: str | Path) -> URL:
     except ArgumentError:
         raise StudyDatabaseError(f"{raw!r} is not a database URL (expected e.g. sqlite:///study.sqlite "
                                  "or postgresql://user@host/db)") from None
+    if parsed.get_backend_name() == "sqlite" and (parsed.database or "").startswith("~"):
+        # sqlite:///~/.sarviz/study.sqlite (the README's default written as a URL): the home folder
+        parsed = parsed.set(database=str(Path(parsed.database).expanduser()))
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):

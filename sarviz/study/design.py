@@ -59,6 +59,11 @@ class StudyDesign:
     #: every image is shown at this size (px, square) so that size reveals nothing
     display_px: int = 512
     balance_classes: bool = True
+    #: at most this many sessions per client (browser address; 0 = no limit) — keeps one person's
+    #: throw-away sessions from flooding the results and the exposure counts
+    max_sessions_per_client: int = 0
+    #: participants need a one-use invite token (``sarviz study invite``) to start a session
+    invite_only: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -85,6 +90,10 @@ class StudyDesign:
             if not lo < hi:
                 raise DesignError(f"{name}: the low end {lo} must be below the high end {hi}")
             setattr(self, name, (float(lo), float(hi)))
+        if not isinstance(self.max_sessions_per_client, int) or self.max_sessions_per_client < 0:
+            raise DesignError(f"sessions per client must be a whole number ≥ 0 (0 = no limit), "
+                              f"got {self.max_sessions_per_client!r}")
+        self.invite_only = bool(self.invite_only)
         if not 64 <= int(self.display_px) <= 2048:
             raise DesignError(f"display size must be 64–2048 px, got {self.display_px}")
 
@@ -155,34 +164,81 @@ def check_pool(pool: Sequence[PoolEntry], design: StudyDesign) -> None:
             f"{ratio_text(design.ratio)}: add " + "; ".join(missing))
 
 
-def draw_session(pool: Sequence[PoolEntry], design: StudyDesign, rng: random.Random) -> list[int]:
-    """Draw one participant's images: the design's count per source, balanced across scene
-    classes where the pool allows, in a random order. Returns item ids in display order.
+def balanced_pool(pool: Sequence[PoolEntry], design: StudyDesign) -> tuple[list[PoolEntry], dict[str, int]]:
+    """The part of the pool that sessions draw from, sized to the design's ratio.
 
-    Balancing: within each source the classes are visited round-robin in a random order
-    and one random unused image is taken from each, so a session shows as many different
-    classes as the pool has before repeating one.
+    Blinding: with every session taking ``per_session[s]`` images of source ``s``, an image of
+    ``s`` is shown on average ``sessions × per_session[s] / pool_size[s]`` times. That is the
+    same for every source only when pool sizes are in the design's ratio; otherwise how often an
+    image appears tells its source (in a 1 : 1 : 2 study with equal pools, "ours" images would be
+    shown twice as often). So each source uses ``k × ratio[s]`` of its images, with ``k`` as large
+    as the smallest source allows; the rest (the most recently added) are held back. Returns the
+    active entries and ``{source: held back}``.
+    """
+    by_source: dict[str, list[PoolEntry]] = defaultdict(list)
+    for e in sorted(pool, key=lambda e: e.item_id):
+        by_source[e.source].append(e)
+    shares = {s: n for s, n in design.ratio.items() if n}
+    k = min((len(by_source.get(s, [])) // n for s, n in shares.items()), default=0)
+    active: list[PoolEntry] = []
+    held: dict[str, int] = {}
+    for source, entries in by_source.items():
+        keep = k * shares.get(source, 0)
+        active.extend(entries[:keep])
+        if len(entries) > keep:
+            held[source] = len(entries) - keep
+    return active, held
+
+
+def held_back_message(held: dict[str, int], pool: Sequence[PoolEntry], design: StudyDesign) -> str | None:
+    """For the owner: which images are held back to keep exposure blind, and what would free them."""
+    if not held:
+        return None
+    have = Counter(e.source for e in pool)
+    shares = {s: n for s, n in design.ratio.items() if n}
+    k_full = max((-(-have.get(s, 0) // n) for s, n in shares.items()), default=0)
+    add = [f"{k_full * n - have.get(s, 0)} {SOURCE_LABELS[s]}" for s, n in shares.items()
+           if k_full * n > have.get(s, 0)]
+    kept = ", ".join(f"{n} {SOURCE_LABELS.get(s, s)}" for s, n in held.items())
+    return (f"{kept} image(s) are held back and not shown: pool sizes must follow the ratio "
+            f"{ratio_text(design.ratio)} so that every image is shown equally often whatever its source "
+            f"(otherwise how often an image appears reveals its source)."
+            + (f" To use them all, add {', '.join(add)} image(s)." if add else ""))
+
+
+def draw_session(pool: Sequence[PoolEntry], design: StudyDesign, rng: random.Random,
+                 exposure: dict[int, int] | None = None) -> list[int]:
+    """Draw one participant's images: the design's count per source, least-shown first,
+    balanced across scene classes where the pool allows, in a random order. Returns item ids
+    in display order.
+
+    Exposure balance: only :func:`balanced_pool` is drawn from, and within each source the
+    images shown least often so far (``exposure``: item id → sessions it was drawn for) are
+    taken first, random among equals; so every image's exposure stays within one of every other
+    image's, whatever its source, and exposure counts carry no label information.
+    Class balance: among the least-shown images, a class not yet in this session is preferred.
     """
     check_pool(pool, design)
-    by_source: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for e in pool:
-        by_source[e.source][e.scene_class].append(e.item_id)
+    active, _ = balanced_pool(pool, design)
+    exposure = exposure or {}
+    by_source: dict[str, list[PoolEntry]] = defaultdict(list)
+    for e in active:
+        by_source[e.source].append(e)
     chosen: list[int] = []
     for source, count in design.per_session().items():
-        classes = {c: rng.sample(ids, len(ids)) for c, ids in by_source[source].items()}
-        if not design.balance_classes:
-            flat = [i for ids in classes.values() for i in ids]
-            chosen.extend(rng.sample(flat, count))
-            continue
-        picked: list[int] = []
+        left = list(by_source[source])
+        rng.shuffle(left)  # random among equals
+        picked: list[PoolEntry] = []
         while len(picked) < count:
-            order = [c for c in classes if classes[c]]
-            rng.shuffle(order)
-            # Prefer classes with more left so repeated draws spread over the whole pool.
-            for c in order:
-                if len(picked) == count:
-                    break
-                picked.append(classes[c].pop())
-        chosen.extend(picked)
+            low = min(exposure.get(e.item_id, 0) for e in left)
+            candidates = [e for e in left if exposure.get(e.item_id, 0) == low]
+            if design.balance_classes:
+                seen = Counter(p.scene_class for p in picked)
+                fewest = min(seen.get(e.scene_class, 0) for e in candidates)
+                candidates = [e for e in candidates if seen.get(e.scene_class, 0) == fewest]
+            pick = candidates[0]
+            left.remove(pick)
+            picked.append(pick)
+        chosen.extend(p.item_id for p in picked)
     rng.shuffle(chosen)
     return chosen

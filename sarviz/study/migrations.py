@@ -113,9 +113,34 @@ def _v2_owner_login_and_open_flag(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v3_exclusion_clients_invites(conn: Connection) -> None:
+    # Keeping junk out of results: sessions can be excluded (kept, not analysed), are tied to a
+    # hashed client key (per-client session limit) and optionally to a one-use invite token.
+    for ddl in ("ALTER TABLE participant ADD COLUMN excluded BOOLEAN NOT NULL DEFAULT FALSE",
+                "ALTER TABLE participant ADD COLUMN excluded_reason TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE participant ADD COLUMN client_hash VARCHAR(64) NOT NULL DEFAULT ''"):
+        conn.execute(text(ddl))
+    md = MetaData()
+    # stubs of the referenced tables (already there) so that the foreign keys resolve
+    Table("study", md, Column("id", Integer, primary_key=True))
+    Table("participant", md, Column("id", Integer, primary_key=True))
+    invite = Table(
+        "invite", md,
+        Column("id", Integer, primary_key=True),
+        Column("study_id", Integer, ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("token", String(64), nullable=False, unique=True),
+        Column("created_at", DateTime, nullable=False),
+        Column("participant_id", Integer, ForeignKey("participant.id", ondelete="SET NULL"), nullable=True,
+               unique=True),
+    )
+    invite.create(conn)
+    conn.execute(text("CREATE INDEX ix_participant_client_hash ON participant (study_id, client_hash)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "studies, pooled items, participants, assignments, answers", _v1_core_tables),
     Migration(2, "study open/closed flag; owner login attempts", _v2_owner_login_and_open_flag),
+    Migration(3, "excluded sessions, client keys, invite tokens", _v3_exclusion_clients_invites),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

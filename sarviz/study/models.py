@@ -9,6 +9,7 @@ Tables
 * ``assignment``   – the images drawn for a participant, in order, each under an opaque
   per-assignment id (so an id never repeats across participants and reveals nothing)
 * ``answer``       – one answer per assignment (unique), committed as soon as it is given
+* ``invite``       – one-use invitation tokens (optional per study)
 * ``owner_login``  – login attempts of study owners (for rate limiting across processes)
 
 The schema is created and upgraded by :mod:`sarviz.study.migrations`, never by
@@ -84,6 +85,11 @@ class Participant(Base):
     consent: Mapped[bool] = mapped_column(Boolean, nullable=False)
     started_at: Mapped[_dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     finished_at: Mapped[_dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    #: excluded by the owner: kept in the raw export, left out of the analysis
+    excluded: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    excluded_reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    #: a salted hash of the client key (never the address itself), for the per-client session limit
+    client_hash: Mapped[str] = mapped_column(String(64), nullable=False, default="")
 
     assignments: Mapped[list["Assignment"]] = relationship(
         back_populates="participant", order_by="Assignment.position")
@@ -120,6 +126,19 @@ class Answer(Base):
     answered_at: Mapped[_dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
     assignment: Mapped[Assignment] = relationship(back_populates="answer")
+
+
+class Invite(Base):
+    """A one-use invitation to a study (``…/Quiz?study=CODE&invite=TOKEN``)."""
+
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participant.id", ondelete="SET NULL"), nullable=True, unique=True)
 
 
 class OwnerLogin(Base):

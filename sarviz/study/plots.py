@@ -51,7 +51,8 @@ def fig7(report: Report) -> Figure:
     axes[0].set_ylim(0, 100)
     axes[1].set_ylim(0, 5)
     axes[2].set_ylim(0, 5)
-    axes[0].legend(loc="upper right", fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:  # no answers yet (e.g. every session excluded): no legend
+        axes[0].legend(loc="upper right", fontsize=8)
     return fig
 
 

@@ -192,7 +192,13 @@ def _read_tiff_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None, Any]:
     from rasterio.errors import RasterioError
 
     def band(p: Path, want: str | None) -> tuple[np.ndarray | None, Any, dict]:
+        from sarviz.scene import SceneError, check_claimed_size
+
         with rasterio.open(p) as src:
+            try:
+                check_claimed_size(src, p, 1)  # before any pixel is read: a header can claim 200000² px
+            except SceneError as exc:
+                raise CorruptImage(str(exc)) from None
             names = [(d or "").upper() for d in src.descriptions]
             meta = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height,
                     "tags": src.tags()}
@@ -257,6 +263,15 @@ def render_file(path: str | Path, design: StudyDesign) -> RenderedImage:
         if not -60.0 <= med <= 30.0:
             raise CorruptImage(f"{path.name}: VV values (median {med:.3g}) do not look like backscatter in dB; "
                                "convert linear power with 10·log10 first")
+        # Linear power (all ≥ 0, median ≪ 1) passes the range test above but would be drawn
+        # as flat grey; the metrics' own check tells it apart (one rule for metrics and pools).
+        from sarviz.metrics.report import MetricError, check_looks_like_db
+
+        for pol, arr in (("VV", vv), ("VH", vh)):
+            try:
+                check_looks_like_db(arr, f"{path.name} {pol}")
+            except MetricError as exc:
+                raise CorruptImage(str(exc)) from None
         prov = {}
         try:
             prov = json.loads(meta["tags"].get("PROVENANCE", "{}"))
@@ -304,6 +319,9 @@ def render_png_bytes(data: bytes, design: StudyDesign, name: str = "image") -> R
 
 def render_bytes(data: bytes, name: str, design: StudyDesign) -> RenderedImage:
     """Render an uploaded file (GeoTIFF or PNG, chosen by content, not by name)."""
+    from sarviz.access import safe_upload_name
+
+    name = safe_upload_name(name)  # a browser-sent name: no folders, NUL or control characters
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return render_png_bytes(data, design, name=name)
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):

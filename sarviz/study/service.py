@@ -27,8 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sarviz.study.db import StudyDatabase, StudyError
-from sarviz.study.design import PoolEntry, StudyDesign, check_pool, draw_session
-from sarviz.study.models import Answer, Assignment, Item, Participant, Study, utcnow
+from sarviz.study.design import (
+    PoolEntry, StudyDesign, balanced_pool, check_pool, draw_session, held_back_message,
+)
+from sarviz.study.models import Answer, Assignment, Invite, Item, Participant, Study, utcnow
 from sarviz.study import pool as pool_mod
 from sarviz.study.pool import DuplicateImage, ItemLabels, PoolError, RenderedImage
 
@@ -45,6 +47,17 @@ class AnswerRejected(StudyError):
 
 class AlreadyAnswered(AnswerRejected):
     """The image already has an answer; the first one stands."""
+
+
+class SessionRefused(StudyError):
+    """A new session may not start (invite missing or used, per-client limit reached)."""
+
+
+def client_hash(study_code: str, client: str) -> str:
+    """What is stored about a participant's client: a keyed hash, never the address itself."""
+    import hashlib
+
+    return hashlib.sha256(f"sarviz-study:{study_code}:{client}".encode()).hexdigest()[:40]
 
 
 # -- participant side ---------------------------------------------------------------------
@@ -123,8 +136,14 @@ class ParticipantAPI:
             return PublicStudy(study.code, study.title, dict(design.levels), design.consent_text,
                                design.images_per_session, bool(study.is_open))
 
-    def start(self, code: str, level: str, consent: bool) -> SessionView:
-        """Begin a session: draw this participant's images and store them (one transaction)."""
+    def start(self, code: str, level: str, consent: bool, *, client: str = "local",
+              invite: str | None = None) -> SessionView:
+        """Begin a session: draw this participant's images and store them (one transaction).
+
+        ``client`` is the key of the browser's address (:func:`sarviz.access.client_key`), used
+        only as a hash for the study's per-client session limit; ``invite`` a one-use token,
+        required when the study is invite-only.
+        """
         public = self.study(code)
         if not public.is_open:
             raise StudyError(f"the study {public.title!r} is closed and no longer takes new participants")
@@ -133,15 +152,42 @@ class ParticipantAPI:
         if consent is not True:
             raise StudyError("you can only take part after agreeing to the consent statement")
 
+        hashed = client_hash(public.code, client or "local")
+        token = (invite or "").strip()
+
         def work(s: Session) -> str:
             study = s.scalar(select(Study).where(Study.code == public.code))
             design = StudyDesign.from_dict(study.design)
+            invite_row = None
+            if token:
+                invite_row = s.scalar(select(Invite).where(Invite.token == token, Invite.study_id == study.id)
+                                      .with_for_update())
+                if invite_row is None:
+                    raise SessionRefused("that invitation is not valid for this study; check the link you were given")
+                if invite_row.participant_id is not None:
+                    raise SessionRefused("that invitation was already used; each invitation starts one session "
+                                         "(continue yours with your resume code)")
+            elif design.invite_only:
+                raise SessionRefused("this study is by invitation only: please use the personal link you were given")
+            if design.max_sessions_per_client and client != "local":
+                n = s.scalar(select(func.count(Participant.id)).where(Participant.study_id == study.id,
+                                                                     Participant.client_hash == hashed))
+                if n >= design.max_sessions_per_client:
+                    raise SessionRefused(
+                        f"this study allows {design.max_sessions_per_client} session(s) per participant and one "
+                        "was already started from here; continue it with your resume code")
             pool = [PoolEntry(i, src, cls) for i, src, cls in s.execute(
                 select(Item.id, Item.source, Item.scene_class).where(Item.study_id == study.id).order_by(Item.id))]
-            order = draw_session(pool, design, self._rng)
-            participant = Participant(study_id=study.id, resume_code=new_resume_code(), level=level, consent=True)
+            exposure = dict(s.execute(
+                select(Assignment.item_id, func.count(Assignment.id)).join(Item, Item.id == Assignment.item_id)
+                .where(Item.study_id == study.id).group_by(Assignment.item_id)).all())
+            order = draw_session(pool, design, self._rng, exposure)
+            participant = Participant(study_id=study.id, resume_code=new_resume_code(), level=level, consent=True,
+                                      client_hash=hashed)
             s.add(participant)
             s.flush()
+            if invite_row is not None:
+                invite_row.participant_id = participant.id
             for pos, item_id in enumerate(order, 1):
                 s.add(Assignment(participant_id=participant.id, item_id=item_id, position=pos,
                                  public_id=secrets.token_urlsafe(18)))
@@ -350,6 +396,10 @@ class OwnerAPI:
         return self.add_rendered(code, rendered, labels, Path(path).name)
 
     def add_bytes(self, code: str, data: bytes, name: str, labels: ItemLabels) -> int:
+        """Pool uploaded bytes; ``name`` (sent by a browser) is kept only as a plain base name."""
+        from sarviz.access import safe_upload_name
+
+        name = safe_upload_name(name)
         rendered = pool_mod.render_bytes(data, name, self.design(code))
         return self.add_rendered(code, rendered, labels, name)
 
@@ -390,6 +440,9 @@ class OwnerAPI:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc), duplicate=True))
                 except PoolError as exc:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc)))
+                except (OSError, ValueError, MemoryError) as exc:  # one bad file never ends the import
+                    outcomes.append(AddOutcome(entry.path.name, problem=f"{entry.path.name}: cannot be read "
+                                                                          f"({type(exc).__name__}: {exc})"))
             if progress:
                 progress(i, len(entries), f"pooled {i}/{len(entries)}: {entry.path.name}")
         return ImportReport(outcomes)
@@ -436,22 +489,84 @@ class OwnerAPI:
         return "ready"
 
     def pool_warnings(self, code: str) -> list[str]:
-        """Owner-only blinding warnings about the pool (e.g. native sizes that differ by source)."""
+        """Owner-only blinding warnings about the pool: images held back so that pool sizes
+        follow the ratio (equal exposure whatever the source), native sizes that differ by source."""
         study = self.study(code)
+        design = StudyDesign.from_dict(study.design)
         with self.db.read() as s:
-            rows = s.execute(select(Item.source, Item.provenance).where(Item.study_id == study.id)).all()
+            rows = s.execute(select(Item.id, Item.source, Item.scene_class, Item.provenance)
+                             .where(Item.study_id == study.id)).all()
+        pool = [PoolEntry(i, src, c) for i, src, c, _ in rows]
+        warnings = []
+        try:
+            check_pool(pool, design)
+        except StudyError:
+            pass  # pool_status says what is missing
+        else:
+            msg = held_back_message(balanced_pool(pool, design)[1], pool, design)
+            if msg:
+                warnings.append(msg)
         sides = []
-        for source, prov in rows:
+        for _, source, _, prov in rows:
             h, w = (prov or {}).get("native_height"), (prov or {}).get("native_width")
             sides.append((source, min(int(h), int(w)) if h and w else None))
-        return pool_mod.native_size_warnings(sides)
+        return warnings + pool_mod.native_size_warnings(sides)
+
+    def exposure(self, code: str) -> list[dict[str, Any]]:
+        """How many sessions each pooled image was drawn for (owner only: it is joined with the source)."""
+        study = self.study(code)
+        with self.db.read() as s:
+            rows = s.execute(
+                select(Item.id, Item.source, func.count(Assignment.id))
+                .outerjoin(Assignment, Assignment.item_id == Item.id)
+                .where(Item.study_id == study.id).group_by(Item.id, Item.source).order_by(Item.id)).all()
+        return [{"item_id": i, "source": src, "sessions": int(n)} for i, src, n in rows]
+
+    # sessions
+    def set_excluded(self, code: str, participant_id: int, excluded: bool = True, reason: str = "") -> None:
+        """Mark a session as excluded (kept in the raw export, left out of the analysis) or include it again."""
+        study = self.study(code)
+
+        def work(s: Session) -> None:
+            p = s.get(Participant, int(participant_id))
+            if p is None or p.study_id != study.id:
+                raise NotFound(f"no session {participant_id} in {code!r}")
+            p.excluded = bool(excluded)
+            p.excluded_reason = (reason or "").strip()[:500] if excluded else ""
+
+        self.db.write(work)
+
+    def create_invites(self, code: str, n: int) -> list[str]:
+        """``n`` new one-use invitation tokens for the study."""
+        if not 1 <= int(n) <= 10_000:
+            raise StudyError(f"make 1 to 10000 invitations at a time, not {n}")
+        study = self.study(code)
+        tokens = [secrets.token_urlsafe(12) for _ in range(int(n))]
+
+        def work(s: Session) -> None:
+            for t in tokens:
+                s.add(Invite(study_id=study.id, token=t))
+
+        self.db.write(work)
+        return tokens
+
+    def invites(self, code: str) -> list[dict[str, Any]]:
+        study = self.study(code)
+        with self.db.read() as s:
+            rows = s.execute(select(Invite.token, Invite.created_at, Invite.participant_id)
+                             .where(Invite.study_id == study.id).order_by(Invite.id)).all()
+        return [dict(r._mapping) for r in rows]
 
     # answers
-    def answer_rows(self, code: str) -> list[dict[str, Any]]:
-        """Every stored answer joined with the hidden labels (one row per answer)."""
+    def answer_rows(self, code: str, include_excluded: bool = False) -> list[dict[str, Any]]:
+        """Stored answers joined with the hidden labels (one row per answer).
+
+        Answers of excluded sessions are left out unless ``include_excluded`` (the raw export).
+        """
         study = self.study(code)
         with self.db.read() as s:
             q = (select(Participant.id.label("participant_id"), Participant.level, Participant.started_at,
+                        Participant.excluded,
                         Participant.finished_at, Assignment.position, Assignment.public_id,
                         Item.id.label("item_id"), Item.source, Item.model_id, Item.scene_class, Item.lat, Item.lon,
                         Item.original_name, Answer.judged_real, Answer.realism, Answer.detail, Answer.geographic,
@@ -461,12 +576,15 @@ class OwnerAPI:
                  .join(Answer, Answer.assignment_id == Assignment.id)
                  .where(Participant.study_id == study.id)
                  .order_by(Participant.id, Assignment.position))
+            if not include_excluded:
+                q = q.where(Participant.excluded.is_(False))
             return [dict(r._mapping) for r in s.execute(q)]
 
     def participant_rows(self, code: str) -> list[dict[str, Any]]:
         study = self.study(code)
         with self.db.read() as s:
             q = (select(Participant.id, Participant.level, Participant.started_at, Participant.finished_at,
+                        Participant.excluded, Participant.excluded_reason,
                         func.count(Answer.id).label("answered"))
                  .join(Assignment, Assignment.participant_id == Participant.id)
                  .outerjoin(Answer, Answer.assignment_id == Assignment.id)

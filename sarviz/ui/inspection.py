@@ -416,9 +416,13 @@ def inspect_page() -> None:
         if gen_up is not None:
             gen_src, gen_name = gen_up.getvalue(), gen_up.name
     else:
-        folder = Path(st.text_input("Folder", value=str(Settings.load().scenes), key="inspect-folder")).expanduser()
-        if not folder.is_dir():
-            st.warning(f"{folder} is not a folder.")
+        from sarviz.access import AccessDenied, resolve_user_path
+
+        typed = st.text_input("Folder", value=str(Settings.load().scenes), key="inspect-folder")
+        try:
+            folder = resolve_user_path(typed)  # only folders inside the configured roots
+        except AccessDenied as exc:
+            st.warning(str(exc))
             return
         files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
         if not files:
@@ -434,8 +438,13 @@ def inspect_page() -> None:
         st.info("Choose the generated GeoTIFF to inspect.")
         return
     try:
+        from sarviz.scene import SceneError, check_file_size
+
+        for src in (real_src, gen_src):
+            if isinstance(src, str):
+                check_file_size(src)  # a header claiming 200000² px is refused before reading
         scene, result = load_pair(real_src, gen_src, real_name, gen_name)
-    except (MetricError, ValueError) as exc:
+    except (MetricError, ValueError, SceneError) as exc:
         st.error(str(exc))
         return
     render_inspection(scene, result, key="inspect-page")

@@ -102,7 +102,7 @@ def quiz_page() -> None:
         try:
             view = api.resume(resume)
         except StudyError as exc:
-            st.error(str(exc))
+            st.error(_say(exc))
             st.session_state.pop("quiz_resume", None)
             if st.button("Start over"):
                 st.query_params.clear()
@@ -116,24 +116,13 @@ def quiz_page() -> None:
 
     code = (params.get("study") or "").strip()
     if not code:
-        st.title("SAR image study")
-        with st.form("quiz_enter"):
-            code_in = st.text_input("Study code (from your invitation link)")
-            resume_in = st.text_input("…or a resume code to continue a session")
-            if st.form_submit_button("Continue"):
-                if resume_in.strip():
-                    st.session_state["quiz_resume"] = resume_in.strip()
-                elif code_in.strip():
-                    params["study"] = code_in.strip().lower()
-                else:
-                    st.error("Please enter the study code from your invitation, or your resume code.")
-                    return
-                st.rerun()
+        _quiz_entry_form(params)
         return
     try:
         study = api.study(code)
     except StudyError as exc:
-        st.error(str(exc))
+        # not a dead end: say what is wrong and let the participant type the code again
+        _quiz_entry_form(params, problem=_say(exc), typed=code)
         return
     st.title(study.title)
     st.write(f"You will see **{study.images_per_session} SAR images**, one at a time. For each, say whether "
@@ -150,13 +139,38 @@ def quiz_page() -> None:
         go = st.form_submit_button("Start the study", type="primary")
     if go:
         try:
-            view = api.start(study.code, level or "", bool(consent))
+            view = api.start(study.code, level or "", bool(consent), client=_client_id(),
+                             invite=params.get("invite"))
         except StudyError as exc:
-            st.error(str(exc))
+            st.error(_say(exc))
             return
         st.session_state["quiz_resume"] = view.resume_code
         params["resume"] = view.resume_code
         st.rerun()
+
+
+def _quiz_entry_form(params, problem: str | None = None, typed: str = "") -> None:  # noqa: ANN001
+    st.title("SAR image study")
+    if problem:
+        st.error(problem)
+    with st.form("quiz_enter"):
+        code_in = st.text_input("Study code (from your invitation link)", value=typed[:64])
+        resume_in = st.text_input("…or a resume code to continue a session")
+        if st.form_submit_button("Continue"):
+            if resume_in.strip():
+                st.session_state["quiz_resume"] = resume_in.strip()
+            elif code_in.strip():
+                params["study"] = code_in.strip().lower()
+            else:
+                st.error("Please enter the study code from your invitation, or your resume code.")
+                return
+            st.rerun()
+
+
+def _say(message: object) -> str:
+    """A library message as a sentence for the page (library messages start in lower case)."""
+    text = str(message).strip()
+    return text[:1].upper() + text[1:]
 
 
 def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noqa: ANN001, N803
@@ -172,7 +186,7 @@ def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noq
     try:
         png = api.image(view.resume_code, pid)
     except StudyError as exc:
-        st.error(str(exc))
+        st.error(_say(exc))
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -211,19 +225,17 @@ def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noq
                 pass  # e.g. a double click: the first answer stands; move on
             except StudyError as exc:
                 # Nothing was stored; the choices stay on screen so the participant can retry.
-                st.error(str(exc))
+                st.error(_say(exc))
                 return
             st.rerun()
 
 
 # -- owner side ---------------------------------------------------------------------------
 def _client_id() -> str:
-    try:
-        ip = st.context.ip_address
-    except Exception:  # older runtimes / AppTest have no client address
-        ip = None
-    # Only a real address string identifies a client (test harnesses may hand back stand-ins).
-    return f"ip:{ip}" if isinstance(ip, str) and ip else "local"
+    # The address a client cannot choose (forwarded headers only from configured proxies).
+    from sarviz.access import current_client
+
+    return current_client()
 
 
 def owner_logged_in() -> bool:
@@ -239,20 +251,25 @@ def owner_login_form(key: str = "owner_login") -> bool:
     try:
         hashed = st.session_state.get("_owner_hash") or configured_hash()
     except OwnerNotConfigured as exc:
-        st.error(str(exc))
+        st.error(_say(exc))
         return False
     st.session_state["_owner_hash"] = hashed
+    from sarviz.access import browser_session_id
+
     with st.form(key):
         pw = st.text_input("Study owner password", type="password")
+        code = st.text_input("One-time unlock code (optional)", help="Locked out by someone else's guessing? "
+                             "`sarviz study unlock` on the server prints a code that gets you past every limit.")
         submitted = st.form_submit_button("Log in")
     if submitted:
         try:
-            ok = OwnerAuth(_login_database(), hashed).login(pw, _client_id())
+            ok = OwnerAuth(_login_database(), hashed).login(pw, _client_id(), session=browser_session_id(),
+                                                           unlock_code=code)
         except LoginLocked as exc:
-            st.error(str(exc))
+            st.error(_say(exc))
             return False
         except StudyError as exc:
-            st.error(str(exc))
+            st.error(_say(exc))
             return False
         if ok:
             st.session_state["study_owner"] = True
@@ -275,7 +292,7 @@ def admin_page() -> None:
         owner = OwnerAPI(open_database())
     except StudyDatabaseMissing as exc:
         # The one place in the app that may make a new study database: the owner's first study.
-        st.warning(f"{exc}. Creating a study below makes a new database at that location.")
+        st.warning(f"{_say(exc)}. Creating a study below makes a new database at that location.")
         _new_study_form(lambda: OwnerAPI(StudyDatabase(study_db_url(), create=True)), first=True)
         return
     except StudyError as exc:
@@ -283,6 +300,12 @@ def admin_page() -> None:
         return
     if flash := st.session_state.pop("study_flash", None):
         st.success(flash)
+    from sarviz.access import UNTRUSTED_FORWARD
+
+    if _client_id() == UNTRUSTED_FORWARD:
+        st.warning("This app is reached through a proxy that is not configured (SARVIZ_TRUSTED_PROXIES), so "
+                   "every participant looks like the same client: per-participant session limits and login "
+                   "limits cannot tell people apart. Set SARVIZ_TRUSTED_PROXIES to the proxy's address.", icon="⚠️")
     studies = owner.studies()
     tab_studies, tab_pool, tab_results = st.tabs(["Studies", "Image pool", "Results"])
     with tab_studies:
@@ -302,10 +325,28 @@ def admin_page() -> None:
         _results_tab(owner, code)
 
 
+def participant_link(code: str) -> str:
+    """The full participant URL of a study, as this browser reaches the app."""
+    from urllib.parse import urlsplit
+
+    from streamlit import config
+
+    base = ""
+    try:
+        parts = urlsplit(st.context.url or "")
+        if parts.scheme and parts.netloc:
+            base = f"{parts.scheme}://{parts.netloc}"
+    except Exception:  # no browser (AppTest): the path alone
+        base = ""
+    prefix = (config.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{base}/{prefix + '/' if prefix else ''}Quiz?study={code}"
+
+
 def _studies_tab(owner, studies) -> None:  # noqa: ANN001
     if studies:
         st.dataframe([{"code": s.code, "title": s.title, "open": s.is_open, "pool": owner.pool_status(s.code),
-                       "participant link": f"Quiz?study={s.code}"} for s in studies], hide_index=True)
+                       "participant link": participant_link(s.code)} for s in studies], hide_index=True,
+                     column_config={"participant link": st.column_config.LinkColumn()})
         for s in studies:
             label = "Close" if s.is_open else "Reopen"
             if st.button(f"{label} {s.code}", key=f"toggle_{s.code}"):
@@ -317,7 +358,10 @@ def _studies_tab(owner, studies) -> None:  # noqa: ANN001
 def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
     from sarviz.study.design import RENDER_MODES, StudyDesign, parse_ratio
 
-    with st.form("create_study"):
+    # A new key after each created study gives an empty form (clear_on_submit would also clear
+    # the values after a refused attempt, which the owner then has to type again).
+    n = st.session_state.get("create_study_n", 0)
+    with st.form(f"create_study_{n}"):
         st.subheader("New study")
         code = st.text_input("Code (used in the participant link)", placeholder="sar-realism-2026")
         title = st.text_input("Title")
@@ -326,31 +370,32 @@ def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
         ratio = c2.text_input("Ratio real : other : ours", "1:1:2")
         render = c3.selectbox("Display", RENDER_MODES, format_func={
             "vv_gray": "VV, grey (fixed −25…5 dB)", "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
+        c4, c5 = st.columns(2)
+        per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 0)
+        invite_only = c5.checkbox("Invitation only (one-use links from “Invitations”)")
         if st.form_submit_button("Create study", type="primary"):
             try:
-                design = StudyDesign(images_per_session=int(images), ratio=parse_ratio(ratio), render=render)
+                design = StudyDesign(images_per_session=int(images), ratio=parse_ratio(ratio), render=render,
+                                     max_sessions_per_client=int(per_client), invite_only=bool(invite_only))
                 owner = get_owner()
                 owner.create_study(code, title, design)
-                if first:
-                    owner.db.dispose()  # the page reopens it as the app's (now existing) database
-                    st.session_state["study_flash"] = f"Created the study database and the study {code.strip().lower()}."
-                    st.rerun()
-                st.success(f"Created {code}. Participant link: …/Quiz?study={code.strip().lower()}")
             except StudyError as exc:
-                st.error(str(exc))
+                st.error(_say(exc))
+                return
+            if first:
+                owner.db.dispose()  # the page reopens it as the app's (now existing) database
+            made = code.strip().lower()
+            st.session_state["study_flash"] = (
+                ("Created the study database and the study " if first else "Created ")
+                + f"{made}. Participant link: {participant_link(made)}")
+            st.session_state["create_study_n"] = n + 1
+            st.rerun()
 
 
 def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
-    from sarviz.study.pool import ItemLabels
-
-    status = owner.pool_status(code)
-    (st.success if status == "ready" else st.warning)("Pool ready for participants" if status == "ready" else status)
-    for warning in owner.pool_warnings(code):  # owner-only blinding checks (native sizes by source)
-        st.warning(warning, icon="⚠️")
-    items = owner.items(code)
-    if items:
-        st.dataframe([{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon", "original_name")}
-                      for r in items], hide_index=True)
+    # The status and the table are drawn into this container *after* the forms below ran, so
+    # an upload or a folder import shows in them at once (no reload, no new login).
+    summary = st.container()
     with st.form("upload_pool", clear_on_submit=True):
         st.subheader("Upload images")
         files = st.file_uploader("GeoTIFF (VV/VH dB) or PNG", type=["tif", "tiff", "png"], accept_multiple_files=True)
@@ -360,29 +405,69 @@ def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
         scene_class = c3.text_input("Scene class", placeholder="urban, forest, …")
         if st.form_submit_button("Add to pool"):
             _add_uploads(owner, code, files or [], dict(source=source, model_id=model_id, scene_class=scene_class))
+    _import_form(owner, code)
+    _invites_section(owner, code)
+    with summary:
+        status = owner.pool_status(code)
+        (st.success if status == "ready" else st.warning)(
+            "Pool ready for participants" if status == "ready" else _say(status))
+        for warning in owner.pool_warnings(code):  # owner-only blinding checks
+            st.warning(warning, icon="⚠️")
+        items = owner.items(code)
+        if items:
+            shown = {r["item_id"]: r["sessions"] for r in owner.exposure(code)}
+            st.dataframe([{**{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon",
+                                                  "original_name")}, "sessions": shown.get(r["id"], 0)}
+                          for r in items], hide_index=True, key="pool_table")
+
+
+def _import_form(owner, code: str) -> None:  # noqa: ANN001
+    from sarviz.access import AccessDenied, resolve_user_path
+    from sarviz.settings import Settings
+
+    settings = Settings.load()
     with st.form("import_folder"):
         st.subheader("Import a folder on the server")
-        folder = st.text_input("Folder", help="labels.csv in the folder (file, source, model_id, scene_class, lat, "
-                                              "lon) overrides the defaults below")
+        folder = st.text_input("Folder", value=str(settings.pool_dir),
+                               help="A folder inside the pool folder (SARVIZ_POOL_DIR) or another configured "
+                                    "root. labels.csv in the folder (file, source, model_id, scene_class, lat, "
+                                    "lon) overrides the defaults below")
         c1, c2, c3 = st.columns(3)
         source = c1.selectbox("Default source", ["", "real", "other", "ours"])
         model_id = c2.text_input("Default model id")
         scene_class = c3.text_input("Default scene class")
         if st.form_submit_button("Import"):
-            bar = st.progress(0.0, text="importing…")
+            bar = st.progress(0.0, text="Importing…")
             try:
-                report = owner.import_folder(code, folder.strip(), {k: v for k, v in dict(
+                where = resolve_user_path(folder, settings)  # only folders inside the configured roots
+                report = owner.import_folder(code, where, {k: v for k, v in dict(
                     source=source, model_id=model_id, scene_class=scene_class).items() if v},
-                    progress=lambda i, n, m: bar.progress(i / n, text=m))
-            except StudyError as exc:
-                st.error(str(exc))
+                    progress=lambda i, n, m: bar.progress(i / n, text=_say(m)))
+            except (StudyError, AccessDenied) as exc:
+                st.error(_say(exc))
             else:
-                st.success(report.summary())
+                st.success(_say(report.summary()))
                 for o in report.duplicates + report.failed:
                     st.warning(o.problem)
 
 
+def _invites_section(owner, code: str) -> None:  # noqa: ANN001
+    with st.expander("Invitations (one-use participant links)"):
+        invites = owner.invites(code)
+        used = sum(1 for i in invites if i["participant_id"] is not None)
+        st.caption(f"{len(invites)} invitation(s), {used} used. "
+                   + ("This study takes invited participants only." if owner.design(code).invite_only else
+                      "This study also takes participants without an invitation."))
+        n = st.number_input("How many new invitations", 1, 1000, 10, key=f"invite_n_{code}")
+        if st.button("Make invitations", key=f"invite_go_{code}"):
+            tokens = owner.create_invites(code, int(n))
+            links = "\n".join(f"{participant_link(code)}&invite={t}" for t in tokens)
+            st.success(f"Made {len(tokens)} invitation(s); send each person one link.")
+            st.code(links, language=None)
+
+
 def _add_uploads(owner, code: str, files, labels: dict) -> None:  # noqa: ANN001
+    from sarviz.access import safe_upload_name
     from sarviz.study.pool import DuplicateImage, ItemLabels
 
     if not files:
@@ -391,12 +476,12 @@ def _add_uploads(owner, code: str, files, labels: dict) -> None:  # noqa: ANN001
     added = 0
     for f in files:
         try:
-            owner.add_bytes(code, f.getvalue(), f.name, ItemLabels(**labels))
+            owner.add_bytes(code, f.getvalue(), safe_upload_name(f.name), ItemLabels(**labels))
             added += 1
         except DuplicateImage as exc:
-            st.warning(str(exc))
+            st.warning(_say(exc))
         except StudyError as exc:
-            st.error(str(exc))
+            st.error(_say(exc))
     if added:
         st.success(f"Added {added} image(s) to {code}.")
 
@@ -407,34 +492,72 @@ def _results_tab(owner, code: str) -> None:  # noqa: ANN001
     from sarviz.study.analysis import answers_csv, study_report
     from sarviz.study.plots import fig7_png
 
+    _sessions_section(owner, code)
     report = study_report(owner, code)
     p = report.participants
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("Participants started", p["started"])
     c2.metric("Finished", p["finished"])
     c3.metric("Answers", report.n_answers)
+    c4.metric("Excluded sessions", p.get("excluded", 0), help="Left out of every number here; kept in the raw "
+                                                              "answers export (column 'excluded').")
     if not report.n_answers:
         st.info("No answers yet.")
         return
-    st.image(fig7_png(report), caption="Misjudgment rate with Wilson 95% CI, quality and confidence (as Fig. 7 of "
-                                       "HuiYanEarth-SAR)")
-    st.subheader("Misjudgment rate")
-    mis = pd.DataFrame([r for r in report.misjudgment if r["n"]])
-    st.dataframe(mis.assign(rate=(mis["rate"] * 100).round(1), ci_low=(mis["ci_low"] * 100).round(1),
-                            ci_high=(mis["ci_high"] * 100).round(1)), hide_index=True, key="res_misjudgment")
+    st.image(fig7_png(report), caption="Misjudgment rate (%) with Wilson 95% CI, quality and confidence (as Fig. 7 "
+                                       "of HuiYanEarth-SAR)")
+    pct = {"rate": "misjudged (%)", "ci_low": "95% CI low (%)", "ci_high": "95% CI high (%)"}
+    st.subheader("Misjudgment rate (%)")
+    st.dataframe(_as_percent(pd.DataFrame([r for r in report.misjudgment if r["n"]]), pct), hide_index=True,
+                 key="res_misjudgment", column_config=_percent_columns(pct))
     st.subheader("Scores (1–5)")
     sc = pd.DataFrame([r for r in report.scores if r["n"]])
     st.dataframe(sc.pivot_table(index=["level", "source"], columns="metric", values="mean", sort=False).round(2),
                  key="res_scores")
-    st.subheader("By scene class")
-    st.dataframe(pd.DataFrame(report.by_class).round(3), hide_index=True, key="res_classes")
+    st.subheader("By scene class (%)")
+    st.dataframe(_as_percent(pd.DataFrame(report.by_class), pct).round(2), hide_index=True, key="res_classes",
+                 column_config=_percent_columns(pct))
     st.subheader("Inter-rater agreement (Krippendorff's α)")
     st.dataframe(pd.DataFrame([{"answer": k, "alpha": None if v is None else round(v, 3)}
                                for k, v in report.agreement.items()]), hide_index=True, key="res_alpha")
     c1, c2, c3 = st.columns(3)
-    c1.download_button("Raw answers (CSV)", answers_csv(owner.answer_rows(code)), f"{code}_answers.csv", "text/csv")
+    c1.download_button("Raw answers (CSV)", answers_csv(owner.answer_rows(code, include_excluded=True)),
+                       f"{code}_answers.csv", "text/csv")
     c2.download_button("Summary (CSV)", report.summary_csv(), f"{code}_summary.csv", "text/csv")
     c3.download_button("Report (JSON)", report.to_json(), f"{code}_report.json", "application/json")
+
+
+def _as_percent(frame, columns: dict[str, str]):  # noqa: ANN001, ANN202
+    """Rates (fractions) as percentages, the unit in the shown column title: one unit on the page."""
+    for col in columns:
+        if col in frame.columns:
+            frame[col] = (frame[col].astype(float) * 100).round(1)
+    return frame
+
+
+def _percent_columns(columns: dict[str, str]) -> dict:
+    return {c: st.column_config.NumberColumn(label, format="%.1f") for c, label in columns.items()}
+
+
+def _sessions_section(owner, code: str) -> None:  # noqa: ANN001
+    rows = owner.participant_rows(code)
+    if not rows:
+        return
+    with st.expander(f"Sessions ({len(rows)}; exclude junk sessions from the analysis)"):
+        st.dataframe([{"session": r["id"], "level": r["level"], "started": r["started_at"],
+                       "finished": r["finished_at"], "answered": r["answered"], "excluded": r["excluded"],
+                       "reason": r["excluded_reason"]} for r in rows], hide_index=True, key="res_sessions")
+        with st.form("exclude_sessions"):
+            ids = [r["id"] for r in rows]
+            picked = st.multiselect("Sessions", ids, key="exclude_ids")
+            reason = st.text_input("Reason (for your records)", key="exclude_reason")
+            c1, c2 = st.columns(2)
+            exclude = c1.form_submit_button("Exclude")
+            include = c2.form_submit_button("Include again")
+        if exclude or include:
+            for pid in picked:
+                owner.set_excluded(code, int(pid), excluded=bool(exclude), reason=reason)
+            st.rerun()
 
 
 def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
@@ -456,7 +579,7 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
         try:
             owner = OwnerAPI(open_database())
         except StudyError as exc:  # the map page stays usable without a study database
-            st.info(f"{exc}")
+            st.info(_say(exc))
             return
         codes = [s.code for s in owner.studies()]
         if not codes:
@@ -469,6 +592,6 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
             try:
                 item_id = owner.add_result(code, result, scene, ItemLabels(source=source, scene_class=scene_class))
             except StudyError as exc:
-                st.error(str(exc))
+                st.error(_say(exc))
             else:
                 st.success(f"Added as image {item_id} to {code}. {owner.pool_status(code).replace('ready', 'Pool ready.')}")
