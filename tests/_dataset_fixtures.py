@@ -8,6 +8,7 @@ VV/VH (dB) plus gamma speckle (ENL 4.4) as the backscatter. The embedding is the
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def need_points() -> Path:
     return POINTS
 
 
+@functools.lru_cache(maxsize=1)
 def load_points_frame():
     import pandas as pd
 
@@ -41,17 +43,15 @@ def synthetic_scene(lat: float, lon: float, size: int = 128, classes=(4, 1), see
     """A UTM 10 m scene: left half class ``classes[0]``, right half ``classes[1]`` (DW indices)."""
     frame = load_points_frame()
     rng = np.random.default_rng(seed)
-    emb = np.empty((64, size, size), np.float32)
-    vv = np.empty((size, size), np.float32)
-    vh = np.empty((size, size), np.float32)
-    for r in range(0, size, BLOCK):
-        for c in range(0, size, BLOCK):
-            cls = classes[0] if c < size // 2 else classes[1]
-            pool = frame[frame["dw_label"] == cls]
-            row = pool.iloc[int(rng.integers(len(pool)))]
-            emb[:, r:r + BLOCK, c:c + BLOCK] = row[list(EMBEDDING_BANDS)].to_numpy(np.float32)[:, None, None]
-            vv[r:r + BLOCK, c:c + BLOCK] = row["S1_VV"]
-            vh[r:r + BLOCK, c:c + BLOCK] = row["S1_VH"]
+    nb = size // BLOCK
+    cls_of_block = np.where(np.arange(nb) * BLOCK < size // 2, classes[0], classes[1])[None, :].repeat(nb, 0)
+    values = np.empty((66, nb, nb), np.float32)  # A00..A63, S1_VV, S1_VH per block
+    for cls in set(classes):
+        pool = frame[frame["dw_label"] == cls][list(EMBEDDING_BANDS) + ["S1_VV", "S1_VH"]].to_numpy(np.float32)
+        where = cls_of_block == cls
+        values[:, where] = pool[rng.integers(len(pool), size=int(where.sum()))].T
+    full = values.repeat(BLOCK, 1).repeat(BLOCK, 2)
+    emb, vv, vh = full[:64], full[64].copy(), full[65].copy()
     speckle = rng.gamma(4.4, 1 / 4.4, (2, size, size)).astype(np.float32)
     vv = vv + 10 * np.log10(speckle[0])
     vh = vh + 10 * np.log10(speckle[1])

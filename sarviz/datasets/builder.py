@@ -316,9 +316,9 @@ def build_from_scenes(scenes: str | os.PathLike, out: str | os.PathLike, options
     resumed = 0
     for entry in store:
         needed = [name for name, layer in (("Sentinel-1 VV/VH", "vv_db"), ("Sentinel-1 VV/VH", "vh_db"),
-                                          ("an embedding", "embedding")) if layer not in entry.layers]
+                                          ("embedding", "embedding")) if layer not in entry.layers]
         if needed:
-            skipped.append((entry.scene_id, f"no {' or '.join(dict.fromkeys(needed))}"))
+            skipped.append((entry.scene_id, f"no {' and no '.join(dict.fromkeys(needed))} layer"))
             continue
         if "angle_deg" not in entry.layers and options.assume_angle is None:
             skipped.append((entry.scene_id, "no incidence angle (and --no-assumed-angle)"))

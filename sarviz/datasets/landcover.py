@@ -35,7 +35,8 @@ from sarviz.emulator.radiometric import DW_CLASS_NAMES
 from sarviz.scene import Scene
 
 METHODS = ("auto", "provenance", "embedding-knn", "optical", "none")
-MAX_PIXELS = 4096
+MAX_PIXELS = 4096  # pixels sampled for the optical rules (cheap)
+KNN_PIXELS = 256  # pixels sampled for the kNN: class shares to about ±3 %, at ~20 ms a patch
 KNN_K = 5
 # Optical rule thresholds (reflectance factor). NDWI > 0.1: open water (McFeeters 1996 uses
 # > 0; a margin avoids wet soil); NDVI bands after the usual vegetation-density reading.
@@ -92,11 +93,11 @@ def default_points_folder() -> Path | None:
     return None
 
 
-def _sample_pixels(valid: np.ndarray) -> np.ndarray:
-    """Flat indices of at most MAX_PIXELS valid pixels on a regular grid (deterministic)."""
+def _sample_pixels(valid: np.ndarray, limit: int = MAX_PIXELS) -> np.ndarray:
+    """Flat indices of at most ``limit`` valid pixels, evenly spread (deterministic)."""
     idx = np.flatnonzero(valid.ravel())
-    if idx.size > MAX_PIXELS:
-        idx = idx[np.linspace(0, idx.size - 1, MAX_PIXELS).astype(int)]
+    if idx.size > limit:
+        idx = idx[np.linspace(0, idx.size - 1, limit).astype(int)]
     return idx
 
 
@@ -113,7 +114,7 @@ def from_embedding(embedding: np.ndarray, points: LabelledPoints, k: int = KNN_K
                    ) -> LandCover:
     """kNN (cosine) of the patch's embedding pixels against the labelled points."""
     valid = np.isfinite(embedding).all(0)
-    idx = _sample_pixels(valid)
+    idx = _sample_pixels(valid, KNN_PIXELS)
     if idx.size == 0:
         return UNKNOWN
     pixels = embedding.reshape(embedding.shape[0], -1)[:, idx].T.astype(np.float32)
@@ -122,8 +123,9 @@ def from_embedding(embedding: np.ndarray, points: LabelledPoints, k: int = KNN_K
     k = min(k, sim.shape[1])
     nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
     votes = points.labels[nearest]  # (n, k)
-    counts = np.apply_along_axis(np.bincount, 1, votes, minlength=len(DW_CLASS_NAMES))
-    return _fractions(np.argmax(counts, axis=1), method)
+    counts = np.zeros((votes.shape[0], len(DW_CLASS_NAMES)), dtype=int)
+    np.add.at(counts, (np.arange(votes.shape[0])[:, None], votes), 1)
+    return _fractions(np.argmax(counts, axis=1), method)  # ties: the lower class index
 
 
 def classify_optical(optical: np.ndarray) -> np.ndarray:
