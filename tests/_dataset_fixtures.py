@@ -75,3 +75,21 @@ def write_synthetic_folder(folder: Path, **kw) -> Path:
     write_scene(synthetic_scene(-3.1, -60.0, scene_id="amazon_b", classes=(1, 0), seed=2,
                                 date="2024-01-20T10:00:00", orbit="ascending", **kw), folder / "amazon_b.tif")
     return folder
+
+
+def add_test_proxy(scene: Scene) -> Scene:
+    """A test-only proxy embedding: each pixel's optical-rule class → one real AlphaEarth vector of that
+    class (the first labelled point of the class). Labelled as a proxy in the provenance."""
+    from sarviz.datasets.landcover import classify_optical
+
+    frame = load_points_frame()
+    classes = classify_optical(scene.optical)
+    emb = np.full((64,) + scene.shape, np.nan, np.float32)
+    for cls in np.unique(classes[classes >= 0]):
+        pool = frame[frame["dw_label"] == cls]
+        if len(pool):
+            emb[:, classes == cls] = pool.iloc[0][list(EMBEDDING_BANDS)].to_numpy(np.float32)[:, None]
+    scene.embedding = emb
+    scene.provenance = {**scene.provenance,
+                        "embedding_source": "proxy:test fixture (optical rule class → a real AlphaEarth vector)"}
+    return scene

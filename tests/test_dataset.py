@@ -254,3 +254,65 @@ def test_emulator_fit_from_dataset_and_card_is_listed(built, tmp_path, monkeypat
 
     gen = ModelRegistry().generator("emulator-test-region")
     assert gen.kind == "emulator" and gen.model.feature_map == model.feature_map
+
+
+def _assert_no_cross_split_overlap(out):
+    from shapely.geometry import box
+
+    ds = open_dataset(out)
+    recs = {r["id"]: json.loads((out / ".build" / "records" / f"{r['id']}.json").read_text()) for r in ds.rows}
+    for i, a in enumerate(ds.rows):
+        for b in ds.rows[i + 1:]:
+            if a["split"] != b["split"]:
+                ga, gb = box(*recs[a["id"]]["footprint"]), box(*recs[b["id"]]["footprint"])
+                assert ga.intersection(gb).area <= 0.01 * min(ga.area, gb.area), (a["id"], b["id"])
+    return ds
+
+
+def test_build_from_the_sample_scenes(tmp_path, capsys):
+    """The real Sentinel-1 samples of ../shared (Sen1Floods11, BigEarthNet, SSL4EO-S12)."""
+    from _dataset_fixtures import SHARED, add_test_proxy
+    from sarviz.importers import import_scenes
+    from sarviz.store import SceneStore
+
+    if not (SHARED / "samples").is_dir():
+        pytest.skip(f"{SHARED / 'samples'} is absent (../shared holds the real Sentinel samples)")
+    need_points()
+    scenes = tmp_path / "scenes"
+    assert not import_scenes(SHARED / "samples", scenes).problems
+    # keep the test fast: every dataset, not every chip (Spain, one SSL4EO date, two BigEarthNet patches)
+    names = sorted(p.name for p in scenes.glob("*.tif"))
+    for name in [n for n in names if n.startswith("bigearthnet")][2:] + [n for n in names if n.startswith("ssl4eo")][1:]:
+        (scenes / name).unlink()
+    store = SceneStore(scenes)
+    args = ["--size", "128", "--allow-smaller", "--split-block-km", "1", "--max-missing", "0.05"]
+    if not any("embedding" in e.layers for e in store):
+        # without an embedding a scene cannot be a training patch: every sample is skipped, and said so
+        assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(tmp_path / "none"), *args]) == 1
+        text = capsys.readouterr().out
+        assert "no patches were written" in text and "skipped 4 scene(s)" in text and "no embedding layer" in text
+        for entry in store:  # a labelled test proxy (real AlphaEarth vectors chosen by the optical layer)
+            write_scene(add_test_proxy(read_scene(entry.path)), entry.path)
+    out = tmp_path / "out"
+    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out), *args]) == 0
+    ds = _assert_no_cross_split_overlap(out)
+    assert ds.info["embedding_source"].startswith("proxy")
+    assert ds.info["counts"]["angle_assumed"] == len(ds.rows)  # no sample carries an incidence angle
+    by_dataset = {}
+    for r in ds.rows:
+        by_dataset.setdefault(r["source_scene"].split("_")[0], []).append(r)
+    assert set(by_dataset) == {"sen1floods11", "bigearthnet", "ssl4eo"}
+    assert all((r["width"], r["height"]) == ("120", "120") for r in by_dataset["bigearthnet"])
+    spain = by_dataset["sen1floods11"][0]
+    assert spain["orbit"] == "descending" and spain["relative_orbit"] == "110"
+    patch = read_scene(out / spain["file"])
+    prov = json.loads(spain["provenance"])
+    col, row, w, h = prov["window"]
+    source = read_scene(store.entry(spain["source_scene"]).path, window=Window(col, row, w, h))
+    np.testing.assert_array_equal(patch.vv_db, source.vv_db)  # the real Sentinel-1, unchanged
+    np.testing.assert_array_equal(patch.vh_db, source.vh_db)
+    assert main(["dataset", "caption", str(out)]) == 0
+    texts = "\n".join((out / "captioned" / s / "metadata.jsonl").read_text()
+                      for s in ("train", "validation", "test") if (out / "captioned" / s).is_dir())
+    assert "Spain" in texts and "Pakistan" in texts or "India" in texts
+    assert "incidence angle" not in texts  # assumed angles are not captioned

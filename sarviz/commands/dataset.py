@@ -135,7 +135,7 @@ def _build(args: argparse.Namespace) -> int:
         report = builder.build_from_points(points, args.to, options, args.year or DEFAULT_YEAR,
                                            _chain_factory(args), fetch_options, progress=_progress)
     print(report.summary())
-    return 1 if report.failures else 0
+    return 1 if report.failures or report.empty else 0
 
 
 def _caption(args: argparse.Namespace) -> int:

@@ -97,9 +97,22 @@ class BuildReport:
 
     def summary(self) -> str:
         c = self.counts
+        if not any(c[s] for s in SPLITS):
+            return "\n".join([f"{self.out}: no patches were written"] + self._details())
         dropped = ", ".join(f"{k} {v}" for k, v in c["dropped"].items() if v) or "none"
         lines = [f"{self.out}: train {c['train']}, val {c['val']}, test {c['test']} patches "
                  f"({self.written_now} new, {self.resumed} from an earlier run); dropped: {dropped}"]
+        return "\n".join(lines + self._details())
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.counts[s] for s in SPLITS)
+
+    def _details(self) -> list[str]:
+        lines = []
+        dropped = {k: v for k, v in self.counts["dropped"].items() if v}
+        if self.empty and dropped:
+            lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
         if self.skipped_scenes:
             lines.append(f"skipped {len(self.skipped_scenes)} scene(s): " +
                          "; ".join(f"{s} ({why})" for s, why in self.skipped_scenes[:5]) +
@@ -107,7 +120,7 @@ class BuildReport:
         if self.failures:
             lines.append(f"{len(self.failures)} item(s) failed (listed in {self.out / FAILURES_FILE}; run the same "
                          "command again to retry them)")
-        return "\n".join(lines)
+        return lines
 
 
 # -- what a scene says about itself ---------------------------------------------------------------
@@ -150,6 +163,8 @@ def orbit_of(scene: Scene) -> tuple[str, str]:
     orbit = prov.get("orbit_pass") or detail.get("orbit_state") or scene.dates.get("s1_pass") or \
         (prov.get("request") or {}).get("s1_pass") or ""
     rel = prov.get("relative_orbit") or detail.get("relative_orbit") or ""
+    if isinstance(rel, float) and rel.is_integer():  # GeoJSON/EE metadata give 110.0
+        rel = int(rel)
     return str(orbit).lower(), str(rel)
 
 
