@@ -313,3 +313,37 @@ def test_build_from_the_sample_scenes(tmp_path, capsys):
                       for s in ("train", "validation", "test") if (out / "captioned" / s).is_dir())
     assert "Spain" in texts and "Pakistan" in texts or "India" in texts
     assert "incidence angle" not in texts  # assumed angles are not captioned
+
+
+def test_landcover_methods():
+    """Optical rules on known spectra; CORINE labels restrict the embedding vote; provenance wins."""
+    from _dataset_fixtures import load_points_frame
+    from sarviz.datasets import landcover as lc
+    from sarviz.scene import EMBEDDING_BANDS
+
+    spectra = {  # B2, B3, B4, B8 reflectance
+        "water": (0.06, 0.07, 0.05, 0.02), "trees": (0.02, 0.05, 0.02, 0.40), "grass": (0.04, 0.07, 0.05, 0.18),
+        "bare": (0.20, 0.25, 0.32, 0.36), "snow_and_ice": (0.80, 0.80, 0.78, 0.70),
+    }
+    optical = np.stack([np.array(v, np.float32) for v in spectra.values()], axis=1)[:, :, None]  # (4, 5, 1)
+    classes = lc.classify_optical(optical)[:, 0]
+    assert [lc.DW_CLASS_NAMES[c] for c in classes] == list(spectra)
+    assert lc.classes_from_labels(["Non-irrigated arable land", "Pastures", "Coniferous forest", "Water bodies",
+                                   "Green urban areas", "Discontinuous urban fabric", "Peatbogs"]) == {
+        lc.DW_CLASS_NAMES.index(n) for n in ("crops", "grass", "trees", "water", "built", "flooded_vegetation")}
+    frame = load_points_frame()
+    points = lc.LabelledPoints(frame[list(EMBEDDING_BANDS)].to_numpy(), frame["dw_label"].to_numpy(), "shared")
+    crops = frame[frame["dw_label"] == 4][list(EMBEDDING_BANDS)].to_numpy(np.float32)[:64]
+    emb = crops.T.reshape(64, 8, 8)
+    assert lc.from_embedding(emb, points).label == "crops"
+    only_grass = lc.from_embedding(emb, points, allowed={lc.DW_CLASS_NAMES.index("grass")})
+    assert only_grass.fractions == {"grass": 1.0}
+    from sarviz.scene import Scene
+
+    patch = Scene(crs="EPSG:32615", transform=__import__("affine").Affine(10, 0, 0, 0, -10, 0), width=8, height=8,
+                  embedding=emb, provenance={"landcover_fractions": {"water": 3, "built": 1}})
+    got = lc.landcover_of(patch, "auto", points, "alphaearth")
+    assert got.method == "provenance" and got.fractions == {"water": 0.75, "built": 0.25}
+    patch.provenance = {"labels": ["Pastures"]}
+    assert lc.landcover_of(patch, "auto", points, "alphaearth").method == "embedding-knn within the scene's labels"
+    assert lc.landcover_of(patch, "none", points, "alphaearth").label == ""

@@ -133,8 +133,9 @@ def embedding_source_of(provenance: dict[str, Any], tags: dict[str, str] | None 
     AlphaEarth and the basis says so.
     """
     value = provenance.get("embedding_source") if isinstance(provenance, dict) else None
-    if value is None and tags:
-        value = tags.get("EMBEDDING_SOURCE")
+    if value is None and tags:  # EMBEDDING_SOURCE, or another tool's tag naming the embedding
+        value = tags.get("EMBEDDING_SOURCE") or next(
+            (v for k, v in sorted(tags.items()) if "EMBEDDING" in k.upper() and "proxy" in str(v).lower()), None)
     if value is not None:
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         if "proxy" in text.lower():

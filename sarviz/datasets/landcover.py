@@ -7,7 +7,7 @@ read off the very backscatter a model learns to produce. Three sources, in the o
 ``provenance``
     The scene says it (``provenance["landcover_fractions"]``: Dynamic World class →
     fraction, e.g. written by an exporter that sampled Dynamic World).
-``embedding-knn``
+``embedding-knn`` (within the scene's labels when it has them)
     Each of up to :data:`MAX_PIXELS` pixels of the patch's embedding takes the majority
     label of its ``k`` nearest (cosine) labelled AlphaEarth points (real 2024 embeddings
     with their Dynamic World label; /work/shared/samples/alphaearth_s1_points or
@@ -15,7 +15,10 @@ read off the very backscatter a model learns to produce. Three sources, in the o
     Limitation: the shipped points cover three regions (Amazon forest, California coast,
     Iowa farmland), so classes elsewhere are those of the most similar of these places.
     When the patch's embedding is itself a proxy made from land cover, the result only
-    echoes that land cover; the method string then says ``(proxy embedding)``.
+    echoes that land cover; the method string then says ``(proxy embedding)``. A scene with
+    dataset labels (BigEarthNet's CORINE classes in ``provenance["labels"]``) restricts the
+    vote to the Dynamic World classes those labels map to (:data:`CORINE_TO_DW`): the labels
+    say *which* classes are there, the embedding *where*.
 ``optical``
     A documented rule classifier on the scene's own Sentinel-2 B2/B3/B4/B8 (NDWI, NDVI,
     brightness). It cannot tell crops from grass (both "grass") nor built-up from bare
@@ -48,6 +51,38 @@ BRIGHT_SNOW = 0.35  # mean visible reflectance of snow/ice (and, alas, cloud)
 BRIGHT_BUILT = (0.08, 0.30)
 
 
+#: CORINE Land Cover names (BigEarthNet labels) → Dynamic World class, by the first matching
+#: keyword (order matters: "green urban" is grass, "water" before the rest).
+CORINE_TO_DW: tuple[tuple[str, str], ...] = (
+    ("water", "water"), ("lagoon", "water"), ("estuar", "water"), ("sea and ocean", "water"),
+    ("green urban", "grass"), ("sport and leisure", "grass"), ("pasture", "grass"), ("grassland", "grass"),
+    ("marsh", "flooded_vegetation"), ("peatbog", "flooded_vegetation"), ("intertidal", "flooded_vegetation"),
+    ("salines", "flooded_vegetation"), ("wetland", "flooded_vegetation"),
+    ("urban", "built"), ("industrial", "built"), ("road", "built"), ("port", "built"), ("airport", "built"),
+    ("construction", "built"), ("dump", "built"), ("mineral extraction", "built"),
+    ("agro-forestry", "trees"), ("forest", "trees"),
+    ("arable", "crops"), ("rice", "crops"), ("vineyard", "crops"), ("fruit", "crops"), ("olive", "crops"),
+    ("annual crops", "crops"), ("cultivation", "crops"), ("agricultur", "crops"),
+    ("moor", "shrub_and_scrub"), ("heath", "shrub_and_scrub"), ("sclerophyllous", "shrub_and_scrub"),
+    ("woodland", "shrub_and_scrub"), ("shrub", "shrub_and_scrub"),
+    ("glacier", "snow_and_ice"), ("snow", "snow_and_ice"),
+    ("beach", "bare"), ("dune", "bare"), ("sand", "bare"), ("bare rock", "bare"), ("sparsely vegetated", "bare"),
+    ("burnt", "bare"),
+)
+
+
+def classes_from_labels(labels: Any) -> set[int]:
+    """Dynamic World class indices named by dataset labels (CORINE names); empty when none map."""
+    out: set[int] = set()
+    for label in labels if isinstance(labels, (list, tuple)) else []:
+        text = str(label).lower()
+        for key, dw in CORINE_TO_DW:
+            if key in text:
+                out.add(DW_CLASS_NAMES.index(dw))
+                break
+    return out
+
+
 @dataclass
 class LandCover:
     label: str  # Dynamic World class name, or "" when unknown
@@ -69,6 +104,11 @@ class LabelledPoints:
         self.embedding = (embedding / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         self.labels = labels.astype(int)
         self.source = source
+
+    def subset(self, classes: set[int]) -> "LabelledPoints":
+        """The points of some classes only (all of them when none of those classes has a point)."""
+        keep = np.isin(self.labels, sorted(classes))
+        return LabelledPoints(self.embedding[keep], self.labels[keep], self.source) if keep.any() else self
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "LabelledPoints":
@@ -110,9 +150,11 @@ def _fractions(labels: np.ndarray, method: str) -> LandCover:
     return LandCover(DW_CLASS_NAMES[int(np.argmax(counts))], fractions, method)
 
 
-def from_embedding(embedding: np.ndarray, points: LabelledPoints, k: int = KNN_K, method: str = "embedding-knn"
-                   ) -> LandCover:
-    """kNN (cosine) of the patch's embedding pixels against the labelled points."""
+def from_embedding(embedding: np.ndarray, points: LabelledPoints, k: int = KNN_K, method: str = "embedding-knn",
+                   allowed: set[int] | None = None) -> LandCover:
+    """kNN (cosine) of the patch's embedding pixels against the labelled points (of ``allowed`` classes)."""
+    if allowed:
+        points = points.subset(allowed)
     valid = np.isfinite(embedding).all(0)
     idx = _sample_pixels(valid, KNN_PIXELS)
     if idx.size == 0:
@@ -186,8 +228,10 @@ def landcover_of(patch: Scene, method: str, points: LabelledPoints | None, embed
         elif m == "embedding-knn":
             if patch.embedding is None or points is None:
                 continue
-            label = "embedding-knn" + (" (proxy embedding)" if embedding_source.startswith("proxy") else "")
-            lc = from_embedding(patch.embedding, points, method=label)
+            allowed = classes_from_labels((patch.provenance or {}).get("labels"))
+            label = ("embedding-knn" + (" within the scene's labels" if allowed else "")
+                     + (" (proxy embedding)" if embedding_source.startswith("proxy") else ""))
+            lc = from_embedding(patch.embedding, points, method=label, allowed=allowed or None)
         else:
             if patch.optical is None:
                 continue
