@@ -287,11 +287,12 @@ def patch_grid(lat: float, lon: float, size_px: int = 512, res_m: float = 10.0) 
 
 # -- file format ----------------------------------------------------------------------------
 def write_scene(scene: Scene, path: str | os.PathLike, bands: tuple[str, ...] = SCENE_BANDS,
-                extra_tags: dict[str, str] | None = None) -> Path:
+                extra_tags: dict[str, str] | None = None, zstd_level: int | None = None) -> Path:
     """Write a scene file (71-band float32 COG) atomically: temp file, then rename.
 
     ``bands`` picks a subset in a given order (e.g. :data:`TRAINING_PATCH_BANDS` for the
-    67-band training patch layout); ``extra_tags`` are added to the GeoTIFF tags.
+    67-band training patch layout); ``extra_tags`` are added to the GeoTIFF tags;
+    ``zstd_level`` sets the compression level (GDAL's default, 9, when None).
     """
     path = Path(path)
     unknown = [b for b in bands if b not in SCENE_BANDS]
@@ -320,6 +321,8 @@ def write_scene(scene: Scene, path: str | os.PathLike, bands: tuple[str, ...] = 
     # then costs 2 bands, not 71). ZSTD decodes about twice as fast as DEFLATE here.
     cog = dict(driver="GTiff", tiled=True, blockxsize=block, blockysize=block, interleave="band",
                compress="ZSTD", predictor=3, BIGTIFF="IF_SAFER", COPY_SRC_OVERVIEWS="YES")
+    if zstd_level is not None:
+        cog["ZSTD_LEVEL"] = int(zstd_level)
     with atomic_path(path, suffix=".tif.part") as tmp, MemoryFile() as mem, mem.open(**profile) as staging:
         staging.write(data)
         staging.descriptions = tuple(bands)
