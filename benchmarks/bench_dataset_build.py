@@ -52,7 +52,9 @@ from sarviz.cli import main
 t = time.perf_counter()
 code = main(sys.argv[1:])
 u = resource.getrusage(resource.RUSAGE_SELF)
-print("RESULT", time.perf_counter() - t, u.ru_maxrss / 1024, code, u.ru_utime + u.ru_stime)
+# VmHWM, not ru_maxrss: ru_maxrss keeps the forked parent's RSS across exec on Linux
+hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM"))
+print("RESULT", time.perf_counter() - t, hwm / 1024, code, u.ru_utime + u.ru_stime)
 """
 
 
