@@ -235,7 +235,9 @@ def _process_patch(ctx: _Context, item_id: str, patch: Scene, source_scene: str,
     lat, lon = patch.center_latlon
     orbit, rel = orbit_of(patch)
     s1_mode = s1_mode_of(patch.provenance)
-    date = str(patch.dates.get("s1", "") or "")[:10]
+    date = str(patch.dates.get("s1", "") or "")
+    if s1_mode == "single":  # one acquisition: its day; a composite keeps its date range
+        date = date[:10]
     provenance = {
         "scene_source": (patch.provenance or {}).get("source", ""), "dataset": (patch.provenance or {}).get("dataset"),
         "crs": patch.crs.to_string(), "angle": angle_note, "embedding_basis": emb_basis, "s1_mode": s1_mode,
