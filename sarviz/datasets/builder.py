@@ -54,9 +54,6 @@ MAX_POINTS = 200_000  # a region grid larger than this is almost certainly a uni
 # zstd level 1 instead of GDAL's 9: a 512² patch is written in ~0.4 s of CPU instead of ~1.8 s,
 # a few % larger, decoded (what training does, many times) as fast (benchmarks/RESULTS_datasets.md)
 PATCH_ZSTD_LEVEL = 1
-# GDAL's block cache defaults to 5 % of RAM per process; patches are read and written once,
-# so a small cache keeps a build's memory flat without slowing it
-GDAL_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -282,14 +279,12 @@ def scene_windows(width: int, height: int, size: int, stride: int, allow_smaller
 def _run_items(items: list[tuple[str, Callable[[], dict[str, Any] | None]]], workers: int,
                progress: Progress | None) -> tuple[list[dict], list[tuple[str, str]]]:
     """Run item jobs on a thread pool (I/O-bound: COG reads/writes and HTTP release the GIL)."""
-    import rasterio
-
     records: list[dict] = []
     failures: list[tuple[str, str]] = []
     total = len(items)
     if not items:
         return records, failures
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(job): item_id for item_id, job in items}
         for n, fut in enumerate(as_completed(futures), 1):
             item_id = futures[fut]
