@@ -39,7 +39,7 @@ def test_points_build_reports_failures_and_resumes(world, tmp_path, monkeypatch,
     out = tmp_path / "out"
     args = ["dataset", "build", "--points", str(points), "--year", "2018", "--to", str(out), "--size", "32",
             "--source", "public", "--aef-url", world["aef"], "--stac-url", world["stac"], "--max-missing", "0.2",
-            "--val-fraction", "0", "--test-fraction", "0"]
+            "--val-fraction", "0", "--test-fraction", "0", "--date", "2018-05-02"]
     assert main(args) == 1  # two points failed: the exit code says so
     captured = capsys.readouterr()
     assert "[" in captured.err and "alps_a: ok" in captured.err and "south: FAILED" in captured.err
@@ -56,7 +56,7 @@ def test_points_build_reports_failures_and_resumes(world, tmp_path, monkeypatch,
     prov = json.loads(row["provenance"])
     assert prov["s1_mode"] == "single" and prov["fetch"]["s1_composite"] == "nearest"
     assert ds.info["embedding_source"] == "alphaearth" and ds.info["s1_mode"] == "single"
-    assert abs(float(row["lat"]) - LAT) < 0.01 and row["date"].startswith("2018-0")
+    assert abs(float(row["lat"]) - LAT) < 0.01 and row["date"] == "2018-05-01"  # nearest to --date
     # run again: finished points are skipped (no refetch), the failures are retried (and fail again)
     stamp = (out / row["file"]).stat().st_mtime_ns
     assert main(args) == 1

@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("--composite", choices=("nearest", "median"), default="nearest",
                        help="Sentinel-1: one acquisition (nearest to the window's middle; default) or the median")
     fetch.add_argument("--pass", dest="s1_pass", choices=("ascending", "descending"), help="Sentinel-1 orbit pass")
+    fetch.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
+    fetch.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
+    fetch.add_argument("--date", dest="target_date", help="target date for --composite nearest (default: the "
+                                                          "window's middle)")
     fetch.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
     fetch.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
     b.set_defaults(func=_build)
@@ -130,8 +134,9 @@ def _build(args: argparse.Namespace) -> int:
         points = (read_points(args.points) if args.points is not None
                   else builder.points_in_region(args.region, options.size, options.stride))
         fetch_options = {"s1_composite": args.composite}
-        if args.s1_pass:
-            fetch_options["s1_pass"] = args.s1_pass
+        for key in ("s1_pass", "start", "end", "target_date"):
+            if getattr(args, key):
+                fetch_options[key] = getattr(args, key)
         report = builder.build_from_points(points, args.to, options, args.year or DEFAULT_YEAR,
                                            _chain_factory(args), fetch_options, progress=_progress)
     print(report.summary())
