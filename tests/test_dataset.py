@@ -147,6 +147,7 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
     (["dataset", "build", "--scenes", "{tmp}", "--to", "{tmp}/o", "--val-fraction", "0.6", "--test-fraction", "0.5"],
      "no training data"),
     (["dataset", "caption", "{tmp}"], "not a sarviz dataset"),
+    (["dataset", "build", "--points", "{tmp}/none.csv", "--to", "{tmp}/o"], "does not exist"),
     (["emulator", "fit", "--dataset", "{tmp}", "--out", "{tmp}/e.safetensors"], "not a sarviz dataset"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, needle):

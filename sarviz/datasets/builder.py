@@ -290,8 +290,10 @@ def _run_items(items: list[tuple[str, Callable[[], dict[str, Any] | None]]], wor
             item_id = futures[fut]
             try:
                 record = fut.result()
-            except (SceneError, OSError, ValueError) as exc:  # one bad item: report it, go on
+            except (SceneError, OSError, ValueError, MemoryError) as exc:  # one bad item: report it, go on
                 reason = " ".join(str(exc).split()) or type(exc).__name__
+                if isinstance(exc, MemoryError):
+                    reason = f"out of memory ({reason}); lower --workers or --size"
                 failures.append((item_id, reason))
                 if progress:
                     progress(n, total, f"{item_id}: FAILED: {reason}")
@@ -305,6 +307,8 @@ def _run_items(items: list[tuple[str, Callable[[], dict[str, Any] | None]]], wor
 
 
 def _check_resume(out: Path, options: BuildOptions, mode: str) -> None:
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"--to {out} is a file; a dataset is a folder")
     path = out / OPTIONS_FILE
     now = options.record_options(mode)
     if path.is_file():
@@ -330,7 +334,11 @@ def build_from_scenes(scenes: str | os.PathLike, out: str | os.PathLike, options
 
     options.check()
     out = Path(out).expanduser()
-    store = SceneStore(scenes)
+    try:
+        store = SceneStore(scenes)
+    except MemoryError:  # the store scans the pixels of GeoTIFFs that lack sarviz's layer tags
+        raise DatasetError(f"indexing {scenes} ran out of memory: a GeoTIFF there without sarviz layer tags is too "
+                           "large to scan; keep only scene files in the folder") from None
     if not len(store):
         problems = f" ({len(store.problems)} unreadable: {store.problems[0]})" if store.problems else ""
         raise DatasetError(f"no scene files in {store.folder}{problems}; import or fetch scenes first")
