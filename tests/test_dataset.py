@@ -66,6 +66,16 @@ def test_patches_read_back_with_the_scene_reader(built):
     assert prov["landcover_method"] == "embedding-knn (proxy embedding)"
 
 
+def test_info_lists_splits_and_classes(built, capsys):
+    assert main(["dataset", "info", str(built / "out")]) == 0
+    text = capsys.readouterr().out
+    assert "sarviz-patches/1, 32 patches of 32 px" in text and "spatial-blocks, 0.5 km blocks" in text
+    assert "built" in text and "trees" in text
+    assert main(["dataset", "info", str(built / "out"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert sum(sum(v.values()) for v in data["class_counts"].values()) == 32
+
+
 def test_splits_never_share_ground(tmp_path):
     need_points()
     scenes = tmp_path / "scenes"

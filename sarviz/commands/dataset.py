@@ -3,6 +3,7 @@
     sarviz dataset build --scenes DIR --to OUT [--size 512] [--stride S] [--val-fraction F] ...
     sarviz dataset build --points CSV | --region GEOJSON --year Y --to OUT [--source public] ...
     sarviz dataset caption OUT [--token "<SAR>"] [--polarisation VV|VV+VH]
+    sarviz dataset info OUT [--json]
 
 A build is resumable: run the same command again and finished patches are skipped, failed
 ones retried.
@@ -66,6 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
     fetch.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
     b.set_defaults(func=_build)
+
+    i = ds_sub.add_parser("info", help="what a built dataset holds: splits, drops, land-cover classes per split")
+    i.add_argument("dataset", type=Path, help="dataset folder")
+    i.add_argument("--json", action="store_true", help="print dataset.json and the class counts as JSON")
+    i.set_defaults(func=_info)
 
     c = ds_sub.add_parser("caption", help="write the captioned 🤗 imagefolder (text-to-SAR) of a built dataset",
                           description="Template captions from land cover, place, polarisation, orbit, angle and "
@@ -148,4 +154,17 @@ def _caption(args: argparse.Namespace) -> int:
 
     report = write_captioned(args.dataset, token=args.token, polarisation=args.polarisation, progress=_progress)
     print(report)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import json
+
+    from sarviz.datasets.layout import open_dataset
+
+    ds = open_dataset(args.dataset)
+    if args.json:
+        print(json.dumps({**ds.info, "class_counts": ds.class_counts()}, sort_keys=True))
+    else:
+        print(ds.describe())
     return 0

@@ -87,6 +87,35 @@ class PatchDatasetFolder:
             raise DatasetError(f"unknown split {name!r}; a dataset has {', '.join(SPLITS)}")
         return [r for r in self.rows if r["split"] == name]
 
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """split → land-cover class → number of patches ("unknown" when not labelled)."""
+        out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+        for r in self.rows:
+            label = r.get("landcover") or "unknown"
+            out[r["split"]][label] = out[r["split"]].get(label, 0) + 1
+        return out
+
+    def describe(self) -> str:
+        """A few lines for a person: what the dataset is and how it is split."""
+        info, counts = self.info, self.info.get("counts", {})
+        dropped = ", ".join(f"{k} {v}" for k, v in (counts.get("dropped") or {}).items() if v) or "none"
+        split = info.get("split", {})
+        lines = [f"{self.root}: {info['format']}, {len(self.rows)} patches of {self.size} px, embedding "
+                 f"{info.get('embedding_source')}, Sentinel-1 {info.get('s1_mode')}",
+                 f"splits ({split.get('method')}, {split.get('block_km')} km blocks, seed {split.get('seed')}): "
+                 + ", ".join(f"{s} {counts.get(s, 0)}" for s in SPLITS) + f"; dropped: {dropped}"]
+        if counts.get("angle_assumed"):
+            lines.append(f"{counts['angle_assumed']} patches have an assumed incidence angle "
+                         f"({info.get('assumed_angle_deg')}°)")
+        classes = self.class_counts()
+        names = sorted({c for per in classes.values() for c in per})
+        if names:
+            width = max(len(n) for n in names)
+            lines.append(f"{'land cover':<{width}}  " + "  ".join(f"{s:>6}" for s in SPLITS))
+            for n in names:
+                lines.append(f"{n:<{width}}  " + "  ".join(f"{classes[s].get(n, 0):>6}" for s in SPLITS))
+        return "\n".join(lines)
+
     def patch_path(self, row: dict[str, str]) -> Path:
         path = (self.root / row["file"]).resolve()
         if self.root.resolve() not in path.parents:  # a manifest must not point outside its folder
