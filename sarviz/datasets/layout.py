@@ -110,7 +110,7 @@ class PatchDatasetFolder:
         classes = self.class_counts()
         names = sorted({c for per in classes.values() for c in per})
         if names:
-            width = max(len(n) for n in names)
+            width = max(len("land cover"), *(len(n) for n in names))
             lines.append(f"{'land cover':<{width}}  " + "  ".join(f"{s:>6}" for s in SPLITS))
             for n in names:
                 lines.append(f"{n:<{width}}  " + "  ".join(f"{classes[s].get(n, 0):>6}" for s in SPLITS))
