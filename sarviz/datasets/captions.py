@@ -16,8 +16,10 @@ pixels:
 * orbit pass and incidence angle when the source gave them (an *assumed* angle is not
   captioned).
 
-The seed paper's captions (SAR-specific templates from dataset labels) are not public;
-this template follows its description (token first, land cover and acquisition context).
+Deviation from seed 001: the paper captioned patches with a vision-language model
+(CogVLM2) run on co-registered optical images and took its evaluation classes from a
+keyword dictionary over those captions; here captions are deterministic templates over
+known metadata and the class is the Dynamic World class (docs/datasets.md).
 
 Layout (FORMATS A): ``OUT/captioned/{train,validation,test}/metadata.jsonl`` + 8-bit PNGs,
 ``caption_info.json``. PNG "L" = round(calibration.to_unit(VV)·255); "RGB" = VV, VH, VV.
