@@ -16,7 +16,7 @@ from sarviz.cli import main
 from sarviz.datasets.layout import MANIFEST_COLUMNS, open_dataset
 from sarviz.scene import TRAINING_PATCH_BANDS, read_scene, write_scene
 
-BUILD = ["--size", "32", "--split-block-km", "0.5", "--val-fraction", "0.25", "--test-fraction", "0.25"]
+BUILD = ["--size", "32", "--stride", "32", "--split-block-km", "0.5", "--val-fraction", "0.25", "--test-fraction", "0.25"]
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
     sar_only.embedding = None
     write_scene(sar_only, scenes / "no_emb.tif")
     out = tmp_path / "out"
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out), "--size", "32"]) == 0
+    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out), "--size", "32", "--stride", "32"]) == 0
     info = open_dataset(out).info
     assert info["counts"]["dropped"]["missing_pixels"] == 2  # the two top patches of "holes" (8 NaN rows of 32)
     assert info["counts"]["skipped_scenes"] == 2
@@ -140,7 +140,7 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
     assert "small (smaller than --size" in text and "no_emb (no embedding layer)" in text
     # --allow-smaller keeps the small scene as one patch; its missing angle is assumed and recorded
     out2 = tmp_path / "out2"
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out2), "--size", "32",
+    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out2), "--size", "32", "--stride", "32",
                  "--allow-smaller", "--max-missing", "0.3"]) == 0
     ds = open_dataset(out2)
     small_row = next(r for r in ds.rows if r["source_scene"] == "small")
@@ -292,7 +292,7 @@ def test_build_from_the_sample_scenes(tmp_path, capsys):
     for name in [n for n in names if n.startswith("bigearthnet")][2:] + [n for n in names if n.startswith("ssl4eo")][1:]:
         (scenes / name).unlink()
     store = SceneStore(scenes)
-    args = ["--size", "128", "--allow-smaller", "--split-block-km", "1", "--max-missing", "0.05"]
+    args = ["--size", "128", "--stride", "128", "--allow-smaller", "--split-block-km", "1", "--max-missing", "0.05"]
     if not any("embedding" in e.layers for e in store):
         # without an embedding a scene cannot be a training patch: every sample is skipped, and said so
         assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(tmp_path / "none"), *args]) == 1

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--region", type=Path, help="GeoJSON (Multi)Polygon: patches on a grid inside it are fetched")
     b.add_argument("--to", required=True, type=Path, help="dataset folder to write (and to resume)")
     b.add_argument("--size", type=int, default=512, help="patch size in pixels (default 512)")
-    b.add_argument("--stride", type=int, help="step between patches in pixels (default: --size, no overlap)")
+    b.add_argument("--stride", type=int, help="step between patches in pixels (default: --size / 2, the 50 %% "
+                                                "overlap of the HuiYanEarth-SAR reference; = --size for none)")
     b.add_argument("--allow-smaller", action="store_true",
                    help="keep a scene smaller than --size as one patch of its own size (default: skip it)")
     b.add_argument("--val-fraction", type=float, default=0.1, help="share of spatial blocks for validation (0.1)")
@@ -138,7 +139,7 @@ def _build(args: argparse.Namespace) -> int:
         from sarviz.sources.base import DEFAULT_YEAR
 
         points = (read_points(args.points) if args.points is not None
-                  else builder.points_in_region(args.region, options.size, options.stride))
+                  else builder.points_in_region(args.region, options.size, options.effective_stride))
         fetch_options = {"s1_composite": args.composite}
         for key in ("s1_pass", "start", "end", "target_date"):
             if getattr(args, key):

@@ -59,7 +59,7 @@ PATCH_ZSTD_LEVEL = 1
 @dataclass
 class BuildOptions:
     size: int = 512
-    stride: int | None = None  # default: size (no overlap)
+    stride: int | None = None  # default: size // 2 (50 % overlap, as the HuiYanEarth-SAR reference)
     split: SplitSpec = field(default_factory=SplitSpec)
     max_missing: float = 0.01  # fraction of pixels missing VV, VH or the embedding above which a patch is dropped
     allow_smaller: bool = False  # a scene smaller than size gives one patch of its own size
@@ -83,8 +83,13 @@ class BuildOptions:
         if self.landcover not in lc.METHODS:
             raise DatasetError(f"--landcover must be one of {', '.join(lc.METHODS)}, got {self.landcover!r}")
 
+    @property
+    def effective_stride(self) -> int:
+        """The stride used: ``stride`` or half the patch size (seed 000: 512 px at stride 256)."""
+        return self.stride or max(1, self.size // 2)
+
     def record_options(self, mode: str) -> dict[str, Any]:
-        return {"size": self.size, "stride": self.stride or self.size, "max_missing": self.max_missing,
+        return {"size": self.size, "stride": self.effective_stride, "max_missing": self.max_missing,
                 "allow_smaller": self.allow_smaller, "assume_angle": self.assume_angle, "landcover": self.landcover,
                 "mode": mode}
 
@@ -218,7 +223,7 @@ def _process_patch(ctx: _Context, item_id: str, patch: Scene, source_scene: str,
     emb_source, emb_basis = embedding_source_of(patch.provenance, tags)
     missing = _missing_fraction(patch)
     record: dict[str, Any] = {"id": item_id, "source_scene": source_scene, "missing_fraction": round(missing, 5)}
-    if missing > opts.max_missing:
+    if missing > opts.max_missing or missing >= 1.0:  # an empty patch never counts as a sample
         record.update(status="dropped", reason="missing_pixels")
         write_json_atomic(ctx.record_path(item_id), record)
         return record
@@ -344,7 +349,7 @@ def build_from_scenes(scenes: str | os.PathLike, out: str | os.PathLike, options
         raise DatasetError(f"no scene files in {store.folder}{problems}; import or fetch scenes first")
     _check_resume(out, options, "scenes")
     ctx = _Context(out, options)
-    stride = options.stride or options.size
+    stride = options.effective_stride
     skipped: list[tuple[str, str]] = [(Path(p.split(':')[0]).name, p) for p in store.problems]
     items: list[tuple[str, Callable]] = []
     resumed = 0
@@ -538,7 +543,7 @@ def finalise(out: Path, options: BuildOptions, failures: list[tuple[str, str]] |
     counts["angle_assumed"] = sum(bool(r.get("angle_assumed")) for r in rows)
     methods = sorted({r.get("landcover_method", "") for r in rows} - {""})
     info = {
-        "format": FORMAT, "size": options.size, "stride": options.stride or options.size,
+        "format": FORMAT, "size": options.size, "stride": options.effective_stride,
         "bands": list(TRAINING_PATCH_BANDS), "calibration": options.calibration.to_dict(),
         "embedding_source": _one_or_mixed(r["embedding_source"] for r in rows) or "alphaearth",
         "s1_mode": _one_or_mixed(r.get("s1_mode", "single") for r in rows) or "single",
