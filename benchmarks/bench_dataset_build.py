@@ -1,7 +1,7 @@
 """Throughput of `sarviz dataset build --scenes` (patches per second) and its peak memory.
 
 A synthetic 1536 × 1536 scene (random unit embedding, speckled VV/VH, angle ramp) is
-written once; then the builder cuts 512² patches (9 a run) into a fresh folder with
+written once; then the builder cuts 512² patches at stride 512 (9 a run) into a fresh folder with
 ``--workers 1`` and ``--workers 2``, each in its own subprocess (so the peak RSS is per
 configuration), several runs each; the median wall and CPU seconds per patch (CPU
 includes the process start-up) and the peak RSS are reported. Land cover is off (``--landcover none``) to time the I/O path; one more row
@@ -60,7 +60,7 @@ print("RESULT", time.perf_counter() - t, hwm / 1024, code, u.ru_utime + u.ru_sti
 
 def run(scenes: Path, out: Path, size: int, workers: int, landcover: str) -> tuple[float, float, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SARVIZ_HOME": str(out.parent / "home")}
-    args = ["dataset", "build", "--scenes", str(scenes), "--to", str(out), "--size", str(size),
+    args = ["dataset", "build", "--scenes", str(scenes), "--to", str(out), "--size", str(size), "--stride", str(size),
             "--workers", str(workers), "--landcover", landcover]
     proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, check=True)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
