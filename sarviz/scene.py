@@ -295,19 +295,34 @@ def patch_grid(lat: float, lon: float, size_px: int = 512, res_m: float = 10.0) 
 
 
 # -- file format ----------------------------------------------------------------------------
-def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
-    """Write a scene file (71-band float32 COG) atomically: temp file, then rename."""
+def write_scene(scene: Scene, path: str | os.PathLike, bands: tuple[str, ...] = SCENE_BANDS,
+                extra_tags: dict[str, str] | None = None, zstd_level: int | None = None) -> Path:
+    """Write a scene file (71-band float32 COG) atomically: temp file, then rename.
+
+    ``bands`` picks a subset in a given order (e.g. :data:`TRAINING_PATCH_BANDS` for the
+    67-band training patch layout); ``extra_tags`` are added to the GeoTIFF tags;
+    ``zstd_level`` sets the compression level (GDAL's default, 9, when None).
+    """
     path = Path(path)
-    bands = scene.to_bands()
+    unknown = [b for b in bands if b not in SCENE_BANDS]
+    if unknown:
+        raise SceneError(f"unknown band names {unknown}; a scene file holds {', '.join(SCENE_BANDS[:7])}, A00..A63")
+    all_bands = scene.to_bands()
+    if tuple(bands) == SCENE_BANDS:
+        data = all_bands
+    else:
+        data = all_bands[[SCENE_BANDS.index(b) for b in bands]]
+    layers = [name for name in scene.layers_present() if all(b in bands for b in _LAYER_BANDS[name])]
     tags = {
         "SARVIZ_FORMAT": FORMAT_VERSION,
         "SCENE_ID": scene.scene_id or path.stem,
         "DATES": json.dumps(scene.dates, sort_keys=True),
         "PROVENANCE": json.dumps(scene.provenance, sort_keys=True, default=str),
-        "LAYERS": json.dumps(scene.layers_present()),
+        "LAYERS": json.dumps(layers),
+        **(extra_tags or {}),
     }
     block = 256 if min(scene.width, scene.height) >= 256 else 128
-    profile = dict(driver="GTiff", width=scene.width, height=scene.height, count=len(SCENE_BANDS),
+    profile = dict(driver="GTiff", width=scene.width, height=scene.height, count=len(bands),
                    dtype="float32", crs=scene.crs, transform=scene.transform, nodata=np.nan)
     # A COG by the classic recipe (GDAL CreateCopy with COPY_SRC_OVERVIEWS=YES: tiled, IFDs
     # before the pixel data). GDAL 3.10's COG driver only writes pixel-interleaved multi-band
@@ -315,9 +330,11 @@ def write_scene(scene: Scene, path: str | os.PathLike) -> Path:
     # then costs 2 bands, not 71). ZSTD decodes about twice as fast as DEFLATE here.
     cog = dict(driver="GTiff", tiled=True, blockxsize=block, blockysize=block, interleave="band",
                compress="ZSTD", predictor=3, BIGTIFF="IF_SAFER", COPY_SRC_OVERVIEWS="YES")
+    if zstd_level is not None:
+        cog["ZSTD_LEVEL"] = int(zstd_level)
     with atomic_path(path, suffix=".tif.part") as tmp, MemoryFile() as mem, mem.open(**profile) as staging:
-        staging.write(bands)
-        staging.descriptions = SCENE_BANDS
+        staging.write(data)
+        staging.descriptions = tuple(bands)
         staging.update_tags(**tags)
         rio_shutil.copy(staging, tmp, **cog)
         verify_written_tiff(tmp, path)  # before the rename: a short write must not replace a good file

@@ -19,7 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit = emu_sub.add_parser("fit", help="fit the radiometric model on AlphaEarth/Sentinel-1 points and save it",
                              description="Compares linear and poly2 ridge (and a small MLP unless --no-mlp) "
                                          "leave-one-region-out, then refits the best ridge model on all points.")
-    fit.add_argument("--points", required=True, type=Path, help="folder of point CSVs (A00..A63, S1_VV, S1_VH, region)")
+    fit.add_argument("--points", type=Path, help="folder of point CSVs (A00..A63, S1_VV, S1_VH, region)")
+    fit.add_argument("--dataset", type=Path,
+                     help="a dataset folder from `sarviz dataset build`: fit on its train split (block means), "
+                          "choose the model on val, score on test")
+    fit.add_argument("--card-dir", type=Path, help="with --dataset: also write a model card here (list it with "
+                                                   "SARVIZ_MODELS=DIR sarviz models)")
+    fit.add_argument("--model-id", help="with --dataset: the card's model id (default emulator-<dataset name>)")
+    fit.add_argument("--block", type=int, default=8, help="with --dataset: cell size in pixels averaged into one "
+                                                          "sample (default 8; speckle reduction)")
+    fit.add_argument("--max-samples", type=int, default=200_000, help="with --dataset: subsample cap per split")
     fit.add_argument("--out", required=True, type=Path, help=f"weights file to write (.safetensors), e.g. {DEFAULT_WEIGHTS}")
     fit.add_argument("--method", choices=("auto", "linear", "poly2"), default="auto",
                      help="auto: the ridge method with the best held-out R² (default)")
@@ -56,6 +65,17 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".safetensors":
         raise ValueError(f"--out {args.out}: the weights file must end in .safetensors")
+    if (args.points is None) == (args.dataset is None):
+        raise ValueError("give either --points DIR (point CSVs) or --dataset DIR (a built dataset)")
+    if args.dataset is not None:
+        from sarviz.datasets.emulator_fit import fit_from_dataset
+
+        result = fit_from_dataset(args.dataset, args.out, card_dir=args.card_dir, model_id=args.model_id,
+                                  block=args.block, max_samples=args.max_samples, progress=_progress)
+        print(result.summary())
+        return 0
+    if args.card_dir is not None or args.model_id is not None:
+        raise ValueError("--card-dir and --model-id go with --dataset")
     table = load_points(args.points)
     methods = ("linear", "poly2") if args.method == "auto" else (args.method,)
     if not args.no_mlp:
