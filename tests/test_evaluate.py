@@ -100,3 +100,26 @@ def test_cli_writes_tables_report_and_json(small_batch, tmp_path, capsys):
     # not a batch folder: one line, no traceback
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not a sarviz batch folder" in capsys.readouterr().err
+
+
+def test_downstream_runs_both_arms_end_to_end_on_cpu(small_batch, tmp_path, capsys):
+    from sarviz.cli import main
+
+    out = tmp_path / "downstream"
+    assert main(["evaluate-downstream", str(small_batch), "--classes", "trees,built", "--input-size", "32",
+                 "--epochs", "1", "--runs", "2", "--batch-size", "8", "--device", "cpu", "--out", str(out),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    res = result["models"]["resnet18"]
+    for arm in ("real", "real+synthetic"):
+        assert res[arm]["n"] == 2 and all(0.0 <= v <= 1.0 for v in res[arm]["values"])
+        assert 0.0 <= res[arm]["ci_low"] <= res[arm]["mean"] <= res[arm]["ci_high"] <= 1.0
+    assert res["gain"]["values"] == pytest.approx([s - r for s, r in zip(res["real+synthetic"]["values"],
+                                                                         res["real"]["values"])])
+    assert result["items"] == 4 and result["recipe"]["synthetic_per_real"] == [1]
+    table = (out / "downstream.md").read_text()
+    assert "| resnet18 | real data |" in table and "| resnet18 | real + synthetic |" in table
+    assert len((out / "downstream.csv").read_text().splitlines()) == 1 + 4
+    # a class the batch does not have: one clear line
+    assert main(["evaluate-downstream", str(small_batch), "--classes", "trees,glacier"]) == 2
+    assert "too few: glacier (0)" in capsys.readouterr().err

@@ -124,8 +124,8 @@ def build_item(item_id: str, folder: Path, *, crs: Any, transform: Any, width: i
         proj.wkt2 = crs.to_wkt()
     proj.shape = [int(height), int(width)]
     proj.transform = [float(v) for v in list(transform)[:6]]
-    left, top = transform * (0, 0)
-    right, bottom = transform * (width, height)
+    left, top = transform @ (0, 0)
+    right, bottom = transform @ (width, height)
     proj.bbox = [min(left, right), min(bottom, top), max(left, right), max(bottom, top)]
     return item
 
