@@ -163,3 +163,16 @@ def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_p
     pids = {int(w.split("generate:")[1]) for w in (r["worker"] for r in summary.rows.values())}
     assert pids - {killed[0]}, pids
     assert len(BatchFolder(tmp_path / "run").done_ids()) == 20
+
+
+def test_evaluate_on_ray_gives_the_inline_numbers(first_run, ray_local):
+    from sarviz.batch.evaluate import evaluate_batch, evaluate_item, item_entries
+
+    out, _, _ = first_run
+    ev = evaluate_batch(out, by="class", engine="ray", workers=2)
+    assert len(ev.rows) == 40 and not any(r["error"] for r in ev.rows)  # 20 items × 2 seeds
+    assert ev.summary["all"]["kl_VV"]["n"] == 20  # the item is the unit: seeds are averaged first
+    entry = next(e for e in item_entries(BatchFolder(out)) if e["id"] == "amazon_forest_01")
+    inline = evaluate_item(entry)
+    on_ray = [r for r in ev.rows if r["id"] == "amazon_forest_01"]
+    assert sorted(on_ray, key=lambda r: r["seed"]) == inline
