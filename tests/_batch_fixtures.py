@@ -44,8 +44,11 @@ def _samples(folder: Path, stem: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def build_scene_folder(dest: Path, seed: int = 0) -> list[dict]:
-    """Write one scene a region into ``dest``; return the block centres as points (id, lat, lon, class)."""
+def build_scene_folder(dest: Path, seed: int = 0, grid: int = GRID) -> list[dict]:
+    """Write one scene a region into ``dest``; return the block centres as points (id, lat, lon, class).
+
+    Scenes are ``grid`` × ``grid`` blocks of 32 px (the block classes repeat beyond 4 × 4).
+    """
     from pyproj import Transformer
 
     from sarviz.scene import EMBEDDING_BANDS, Scene, write_scene
@@ -59,7 +62,7 @@ def build_scene_folder(dest: Path, seed: int = 0) -> list[dict]:
         lat0 = np.mean([float(r["latitude"]) for r in rows])
         lon0 = np.mean([float(r["longitude"]) for r in rows])
         x0, y0 = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(lon0, lat0)
-        size = BLOCK_PX * GRID
+        size = BLOCK_PX * grid
         transform = Affine(10.0, 0, round(x0 - size * 5), 0, -10.0, round(y0 + size * 5))
         emb = np.zeros((64, size, size), np.float32)
         vv = np.zeros((size, size), np.float32)
@@ -68,8 +71,9 @@ def build_scene_folder(dest: Path, seed: int = 0) -> list[dict]:
         for r in rows:
             by_class.setdefault(int(float(r["dw_label"])), []).append(r)
         to_wgs = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
-        for b, cls in enumerate(classes):
-            r0, c0 = (b // GRID) * BLOCK_PX, (b % GRID) * BLOCK_PX
+        for b in range(grid * grid):
+            cls = classes[b % len(classes)]
+            r0, c0 = (b // grid) * BLOCK_PX, (b % grid) * BLOCK_PX
             sample = by_class[cls][int(rng.integers(len(by_class[cls])))]
             vec = np.array([float(sample[name]) for name in EMBEDDING_BANDS], np.float32)
             emb[:, r0:r0 + BLOCK_PX, c0:c0 + BLOCK_PX] = vec[:, None, None]

@@ -49,6 +49,7 @@ class BatchSummary:
     done: int = 0
     failed: int = 0
     seconds: float = 0.0
+    startup_s: float = 0.0  # Ray start-up and actor creation (models loaded), within ``seconds``
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -195,7 +196,8 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
             pass  # nothing to make: no runtime to start
         elif engine == "ray":
             with ray_runtime(ray_address, workers, log_dir=folder.log_dir) as ray:
-                _schedule(ray, todo, config, str(folder.root), workers, fetch_workers, gpus_per_worker, finish)
+                _schedule(ray, todo, config, str(folder.root), workers, fetch_workers, gpus_per_worker, finish,
+                          lambda: setattr(summary, "startup_s", time.perf_counter() - started))
         else:
             raise ValueError(f"unknown engine {engine!r}; use 'ray' or 'inline'")
     finally:
@@ -213,10 +215,12 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
 
 
 def _schedule(ray: Any, todo: list[BatchPoint], config: BatchConfig, out: str, workers: int, fetch_workers: int,
-              gpus_per_worker: float, finish: Callable[[dict[str, Any], Any], None]) -> None:
+              gpus_per_worker: float, finish: Callable[[dict[str, Any], Any], None],
+              started: Callable[[], None] = lambda: None) -> None:
     from ray.exceptions import RayActorError, RayTaskError
 
     stages = _RayStages(ray, config, out, workers, fetch_workers, gpus_per_worker)
+    started()
     pending = deque(todo)
     fetching: dict[Any, BatchPoint] = {}
     ready: deque[dict[str, Any]] = deque()

@@ -195,8 +195,11 @@ class ItemGenerator:
             if (staging / "optical.tif").is_file():
                 assets["optical"] = {"file": "optical.tif", "title": "Sentinel-2 B2, B3, B4, B8 (reflectance)",
                                      "roles": ["data", "reference"], "bands": OPTICAL_BANDS}
-            assets["scene"] = {"file": "scene.tif", "title": "input scene (sarviz scene file, 71 bands)",
-                               "roles": ["source"]}
+            if self.config.keep_scene:
+                assets["scene"] = {"file": "scene.tif", "title": "input scene (sarviz scene file, 71 bands)",
+                                   "roles": ["source"]}
+            else:  # the hand-over file of the two stages; the item keeps real and optical only
+                (staging / "scene.tif").unlink()
             row.update(status="done", error="", stage="", generate_s=round(gen_s, 4),
                        finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                        item=f"items/{item_id}/{item_id}.json")

@@ -52,6 +52,7 @@ class BatchConfig:
     s1_mode: str = "single"  # "single" acquisition (where the source allows) or "composite"
     scenes: str | None = None  # scene folder (None: the settings' folder)
     sources: str = "local"  # "local": the scene folder only; "auto": the source chain (fetch + cache)
+    keep_scene: bool = True  # keep scene.tif (all input layers, 71 bands) in each item
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="generation workers (one model each; default 2)")
     p.add_argument("--fetch-workers", type=int, default=2, help="scene fetch workers (I/O; default 2)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs a generation worker (default 0)")
+    p.add_argument("--no-scene-copy", action="store_true",
+                   help="do not keep scene.tif (all 71 input bands, the bulk of an item) in the items; real and "
+                        "optical are kept")
     p.add_argument("--engine", choices=("ray", "inline"), default="ray",
                    help="ray (default) or inline: everything in this process, one item after the other")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     points = points_from_file(args.points) if args.points else points_from_region(args.region, args.spacing_km)
     config = BatchConfig(model=args.model, size=args.size, seeds=tuple(range(args.seeds)), year=args.year,
                          s1_mode=args.s1_mode, scenes=str(args.scenes.resolve()) if args.scenes else None,
-                         sources=args.sources)
+                         sources=args.sources, keep_scene=not args.no_scene_copy)
     source = {"points_file": str(args.points)} if args.points else {"region": str(args.region),
                                                                   "spacing_km": args.spacing_km}
     summary = run_batch(points, config, args.out, engine=args.engine, ray_address=args.ray_address,

@@ -149,9 +149,20 @@ def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
     from sarviz.generators.base import GenerationResult
     from sarviz.scene import read_scene
 
+    from sarviz.metrics.report import read_sar_file
+    from sarviz.scene import Scene
+
     base = folder.item_dir(item_id)
     seeds = sorted(int(p.stem.split("_s")[1]) for p in base.glob("generated_s*.tif"))
-    scene = read_scene(base / "scene.tif")
+    if (base / "scene.tif").is_file():
+        scene = read_scene(base / "scene.tif")
+    else:  # a batch made with --no-scene-copy: real and optical only
+        real = read_sar_file(str(base / "real.tif"), "real") if (base / "real.tif").is_file() else None
+        optical = read_scene(base / "optical.tif", layers=("optical",)) if (base / "optical.tif").is_file() else None
+        like = real or optical
+        scene = Scene(crs=like.crs, transform=like.transform, width=like.width, height=like.height,
+                      vv_db=real.vv_db if real else None, vh_db=real.vh_db if real else None,
+                      optical=optical.optical if optical else None)
     scene.scene_id = item_id
     result = GenerationResult.from_geotiff(base / f"generated_s{(seeds[0] if seed is None else seed):03d}.tif")
     return scene, result, seeds
