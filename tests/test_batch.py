@@ -176,3 +176,22 @@ def test_evaluate_on_ray_gives_the_inline_numbers(first_run, ray_local):
     inline = evaluate_item(entry)
     on_ray = [r for r in ev.rows if r["id"] == "amazon_forest_01"]
     assert sorted(on_ray, key=lambda r: r["seed"]) == inline
+
+
+def test_cli_runs_inline_and_reports_failures(inputs, tmp_path, capsys):
+    from sarviz.cli import main
+
+    rows = inputs["points"].read_text().splitlines()
+    small = tmp_path / "few.csv"
+    small.write_text("\n".join([rows[0], rows[1], rows[-1]]) + "\n")  # one good point and "nowhere"
+    out = tmp_path / "cli"
+    code = main(["batch", "--points", str(small), "--model", "emulator", "--scenes", str(inputs["scenes"]),
+                 "--size", str(SIZE), "--out", str(out), "--engine", "inline"])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 done, 1 failed" in err and "FAILED nowhere (fetch): no scene covers" in err
+    assert "batch: 2/2 (1 failed)" in err  # the progress line
+    assert (out / "catalog.json").is_file() and (out / "manifest.parquet").is_file()
+    assert main(["batch", "--region", str(small), "--model", "emulator", "--out", str(out)]) == 2
+    assert "--region needs --spacing-km" in capsys.readouterr().err
+    assert main(["batch", "--points", str(small), "--model", "nope", "--out", str(out)]) == 2
+    assert "unknown model id 'nope'" in capsys.readouterr().err

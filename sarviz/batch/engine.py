@@ -40,6 +40,7 @@ log = logging.getLogger("sarviz.batch")
 
 MAX_RESTARTS = 3
 MAX_TASK_RETRIES = 3
+STARTUP_TIMEOUT_S = 900  # actor start-up includes loading the model (minutes for diffusion on a slow disk)
 
 
 @dataclass
@@ -63,22 +64,40 @@ class BatchSummary:
 
 
 class Ticker:
-    """done/failed/total, throughput and ETA on one terminal line (tqdm), for the items of this run."""
+    """done/failed/total, throughput and ETA: a tqdm line on a terminal, a plain line every 10 s otherwise."""
 
     def __init__(self, total: int, already: int, enabled: bool = True) -> None:
-        from tqdm import tqdm
+        self.total, self.count, self.failed, self.already = total, already, 0, already
+        self.enabled = enabled
+        self.started = self.last = time.monotonic()
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=already, unit="item", file=sys.stderr, disable=not enabled,
-                        dynamic_ncols=True, mininterval=0.5, desc="batch")
-        self.failed = 0
+            self.bar = tqdm(total=total, initial=already, unit="item", file=sys.stderr, dynamic_ncols=True,
+                            mininterval=0.5, desc="batch")
 
     def update(self, row: dict[str, Any]) -> None:
         self.failed += row.get("status") == "failed"
-        self.bar.set_postfix_str(f"failed {self.failed}", refresh=False)
-        self.bar.update(1)
+        self.count += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"failed {self.failed}", refresh=False)
+            self.bar.update(1)
+        elif self.enabled and (time.monotonic() - self.last > 10 or self.count == self.total):
+            self.last = time.monotonic()
+            print(self.line(), file=sys.stderr, flush=True)
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        made = self.count - self.already
+        rate = made / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.count) / rate if rate > 0 else float("nan")
+        eta_s = "?" if eta != eta else time.strftime("%H:%M:%S", time.gmtime(eta))
+        return (f"batch: {self.count}/{self.total} ({self.failed} failed), {rate:.2f} items/s, ETA {eta_s}")
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 @contextlib.contextmanager
@@ -123,11 +142,22 @@ class _RayStages:
         fetch_cls = ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(SceneFetcher)
         self._gen_cls = ray.remote(num_cpus=1, num_gpus=gpus_per_worker or 0, max_restarts=MAX_RESTARTS,
                                    max_task_retries=MAX_TASK_RETRIES)(ItemGenerator)
+        have = ray.cluster_resources()
+        if have.get("CPU", 0) < workers:
+            raise ValueError(f"{workers} generation workers need {workers} CPUs; the Ray cluster has "
+                             f"{have.get('CPU', 0):g} — use fewer --workers")
+        if gpus_per_worker and have.get("GPU", 0) < gpus_per_worker:
+            raise ValueError(f"--gpus-per-worker {gpus_per_worker:g}, but the Ray cluster has "
+                             f"{have.get('GPU', 0):g} GPUs")
         self.fetchers = [fetch_cls.remote(config, out) for _ in range(max(1, fetch_workers))]
         self.generators = [self._gen_cls.remote(config, out) for _ in range(max(1, workers))]
         self.load = [0] * len(self.generators)
         # the process ids of the generation actors (models are loaded once in each)
-        self.worker_pids = ray.get([g.pid.remote() for g in self.generators])
+        try:  # waits for the models to load; a worker that cannot be placed must not hang the run
+            self.worker_pids = ray.get([g.pid.remote() for g in self.generators], timeout=STARTUP_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise ValueError(f"the generation workers did not start within {STARTUP_TIMEOUT_S} s "
+                             "(not enough free CPUs/GPUs in the Ray cluster?)") from None
 
     def replace_generator(self, index: int) -> None:
         self.generators[index] = self._gen_cls.remote(self.config, self.out)

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                                                                   "spacing_km": args.spacing_km}
     summary = run_batch(points, config, args.out, engine=args.engine, ray_address=args.ray_address,
                         workers=args.workers, fetch_workers=args.fetch_workers, gpus_per_worker=args.gpus_per_worker,
-                        progress=not args.quiet and sys.stderr.isatty(), info=source)
+                        progress=not args.quiet, info=source)
     print(f"sarviz batch: {summary.line()}; catalog {args.out / 'catalog.json'}, manifest {args.out / 'manifest.csv'}",
           file=sys.stderr)
     failed = [r for r in summary.rows.values() if r.get("status") == "failed"]
