@@ -247,10 +247,18 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
 def _schedule(ray: Any, todo: list[BatchPoint], config: BatchConfig, out: str, workers: int, fetch_workers: int,
               gpus_per_worker: float, finish: Callable[[dict[str, Any], Any], None],
               started: Callable[[], None] = lambda: None) -> None:
-    from ray.exceptions import RayActorError, RayTaskError
-
     stages = _RayStages(ray, config, out, workers, fetch_workers, gpus_per_worker)
     started()
+    try:
+        _drive(ray, stages, todo, finish)
+    finally:  # free the CPUs/GPUs (and models) now, not when the handles are garbage-collected
+        for actor in stages.fetchers + stages.generators:
+            ray.kill(actor)
+
+
+def _drive(ray: Any, stages: _RayStages, todo: list[BatchPoint], finish: Callable[[dict[str, Any], Any], None]) -> None:
+    from ray.exceptions import RayActorError, RayTaskError
+
     pending = deque(todo)
     fetching: dict[Any, BatchPoint] = {}
     ready: deque[dict[str, Any]] = deque()

@@ -84,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
                         progress=not args.quiet, info=source)
     print(f"sarviz batch: {summary.line()}; catalog {args.out / 'catalog.json'}, manifest {args.out / 'manifest.csv'}",
           file=sys.stderr)
+    composite = sum(r.get("s1_mode") == "composite" for r in summary.rows.values())
+    if composite and args.s1_mode == "single":
+        print(f"  note: {composite} real crops are median composites, not single acquisitions (their scenes hold "
+              "no single acquisition); `sarviz evaluate` flags them", file=sys.stderr)
     failed = [r for r in summary.rows.values() if r.get("status") == "failed"]
     for row in failed[:10]:
         print(f"  FAILED {row['id']} ({row.get('stage')}): {row.get('error')}", file=sys.stderr)
