@@ -61,6 +61,10 @@ def test_generated_equal_to_real_gives_the_known_answers(small_batch, tmp_path):
             assert r[f"mean_sim_{p}"] == pytest.approx(0.0, abs=1e-7)
             assert r[f"enl_real_{p}"] == pytest.approx(r[f"enl_gen_{p}"])
     assert all(v["VV"] == pytest.approx(0.0, abs=1e-9) for v in ev.pooled_kl.values())
+    from sarviz.batch.evaluate import item_entries, pooled_kl
+
+    entries = item_entries(BatchFolder(tmp_path / "same"))
+    assert pooled_kl(entries, "VH", max_values=3000) == pytest.approx(0.0, abs=1e-9)  # sampled: same positions
     assert ev.summary["all"]["ssim_VV"]["ci_low"] == pytest.approx(1.0, abs=1e-6)
     assert ev.composite_items == 6  # the fixture's real layers are median composites, and flagged
 
@@ -80,6 +84,12 @@ def test_distortion_moves_every_metric_the_expected_way(small_batch, tmp_path):
         assert mild[f"std_sim_{p}"]["mean"] < strong[f"std_sim_{p}"]["mean"]
         lo, hi = strong[f"kl_{p}"]["ci_low"], strong[f"kl_{p}"]["ci_high"]
         assert lo <= strong[f"kl_{p}"]["mean"] <= hi
+    # the memory-bounded pooled KL (a random equal share of each pair) stays near the exact one
+    from sarviz.batch.evaluate import item_entries, pooled_kl
+
+    entries = item_entries(BatchFolder(tmp_path / "strong"))
+    exact = pooled_kl(entries, "VV")
+    assert exact > 0 and pooled_kl(entries, "VV", max_values=12_000) == pytest.approx(exact, rel=0.15)
 
 
 def test_cli_writes_tables_report_and_json(small_batch, tmp_path, capsys):
