@@ -184,8 +184,13 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
     import sarviz
 
     folder = BatchFolder(out)
-    folder.start(config, points, {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                                  "sarviz": sarviz.__version__, "points": len(points), **(info or {})})
+    lock = _lock(folder)
+    try:
+        folder.start(config, points, {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                      "sarviz": sarviz.__version__, "points": len(points), **(info or {})})
+    except BaseException:
+        lock.close()
+        raise
     handler = _log_to(folder)
     done = folder.done_ids()
     summary = BatchSummary(total=len(points))
@@ -241,7 +246,22 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
         log.info("batch %s: %s", folder.root, summary.line())
         log.removeHandler(handler)
         handler.close()
+        lock.close()
     return summary
+
+
+def _lock(folder: BatchFolder):
+    """An exclusive lock on OUT/.lock for the run: two runs on one folder would clear each other's staging."""
+    import fcntl
+
+    folder.root.mkdir(parents=True, exist_ok=True)
+    fh = open(folder.root / ".lock", "a+")  # noqa: SIM115 — held for the whole run, closed by run_batch
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise ValueError(f"another sarviz batch is running on {folder.root}; wait for it or use another --out") from None
+    return fh
 
 
 def _schedule(ray: Any, todo: list[BatchPoint], config: BatchConfig, out: str, workers: int, fetch_workers: int,

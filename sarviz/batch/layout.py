@@ -13,6 +13,7 @@
                                   angle, AlphaEarth embedding) — what the generator was conditioned on
       items/<id>/generated_s000.tif   generated VV, VH (dB) for seed 0, COG, provenance in its tags
       .staging/<id>/              an item being made; renamed to items/<id>/ when complete
+      .lock                       held by the running batch (a second run on the folder is refused)
       logs/batch.log              the run log (per-item errors with their tracebacks)
 
 An item folder exists only when the item is complete: it is assembled in ``.staging`` and
