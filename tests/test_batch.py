@@ -48,7 +48,7 @@ def first_run(inputs, ray_local, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("batch") / "run"
     points = points_from_file(inputs["points"])
-    summary = run_batch(points, _config(inputs, seeds=(0, 1)), out, workers=2, progress=False)
+    summary = run_batch(points, _config(inputs, seeds=(0, 1)), out, workers=2, fetch_workers=1, progress=False)
     return out, points, summary
 
 
@@ -145,13 +145,13 @@ def test_rerun_skips_finished_and_retries_failed(first_run, inputs):
     # what a killed run leaves: a half-made item in the staging area
     (folder.staging("half_made")).mkdir(parents=True)
     (folder.staging("half_made") / "real.tif").write_bytes(b"partial")
-    summary = run_batch(points, _config(inputs, seeds=(0, 1)), out, workers=2, progress=False)
+    summary = run_batch(points, _config(inputs, seeds=(0, 1)), out, workers=2, fetch_workers=1, progress=False)
     assert (summary.skipped, summary.done, summary.failed) == (20, 0, 1)
     assert {i: folder.item_json(i).stat().st_mtime_ns for i in folder.done_ids()} == before
     assert not folder.staging("half_made").exists() and "half_made" not in folder.done_ids()
     assert len(folder.read_manifest()) == 21
     with pytest.raises(ValueError, match="other settings"):
-        run_batch(points, _config(inputs, seeds=(0,)), out, workers=2, progress=False)
+        run_batch(points, _config(inputs, seeds=(0,)), out, workers=2, fetch_workers=1, progress=False)
 
 
 def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_path):
@@ -165,7 +165,8 @@ def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_p
             killed.append(stages.worker_pids[0])
             os.kill(stages.worker_pids[0], signal.SIGKILL)
 
-    summary = run_batch(points, _config(inputs), tmp_path / "run", workers=2, progress=False, on_row=kill_once)
+    summary = run_batch(points, _config(inputs), tmp_path / "run", workers=2, fetch_workers=1, progress=False,
+                        on_row=kill_once)
     assert killed, "no item finished"
     assert (summary.done, summary.failed) == (20, 0)
     pids = {int(w.split("generate:")[1]) for w in (r["worker"] for r in summary.rows.values())}
@@ -203,3 +204,17 @@ def test_cli_runs_inline_and_reports_failures(inputs, tmp_path, capsys):
     assert "--region needs --spacing-km" in capsys.readouterr().err
     assert main(["batch", "--points", str(small), "--model", "nope", "--out", str(out)]) == 2
     assert "unknown model id 'nope'" in capsys.readouterr().err
+
+
+def test_a_second_run_on_a_busy_folder_is_refused(inputs, tmp_path):
+    import fcntl
+
+    from sarviz.batch.engine import run_batch
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with open(out / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running batch holds it
+        with pytest.raises(ValueError, match="another sarviz batch is running"):
+            run_batch(points_from_file(inputs["points"])[:1], _config(inputs), out, engine="inline", progress=False)
+    assert not (out / "batch.json").exists()
