@@ -218,3 +218,23 @@ def test_a_second_run_on_a_busy_folder_is_refused(inputs, tmp_path):
         with pytest.raises(ValueError, match="another sarviz batch is running"):
             run_batch(points_from_file(inputs["points"])[:1], _config(inputs), out, engine="inline", progress=False)
     assert not (out / "batch.json").exists()
+
+
+@pytest.mark.slow  # builds a tiny diffusers checkpoint (~20 s CPU)
+def test_any_geo_model_card_works_tiny_diffusion(inputs, tmp_path, monkeypatch):
+    """The batch is model-agnostic: a (tiny, random) SD 1.5 + 65-ch ControlNet + LoRA card, same code path."""
+    from _diffusion_fixtures import write_card, write_tiny_checkpoint
+
+    from sarviz.batch.engine import run_batch
+
+    ckpt = write_tiny_checkpoint(tmp_path / "ckpt")
+    write_card(tmp_path / "cards", ckpt, model_id="tiny-geo")
+    monkeypatch.setenv("SARVIZ_MODELS", str(tmp_path / "cards"))
+    points = [p for p in points_from_file(inputs["points"]) if p.id in ("amazon_forest_01", "iowa_ag_03")]
+    config = BatchConfig(model="tiny-geo", size=SIZE, scenes=str(inputs["scenes"]))
+    summary = run_batch(points, config, tmp_path / "run", engine="inline", progress=False)
+    assert (summary.done, summary.failed) == (2, 0), summary.rows
+    with rasterio.open(BatchFolder(tmp_path / "run").item_dir("iowa_ag_03") / "generated_s000.tif") as src:
+        prov = json.loads(src.tags()["PROVENANCE"])
+        assert prov["model_id"] == "tiny-geo" and src.shape == (SIZE, SIZE)
+        assert np.isfinite(src.read()).all()

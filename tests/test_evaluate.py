@@ -112,6 +112,7 @@ def test_cli_writes_tables_report_and_json(small_batch, tmp_path, capsys):
     assert "not a sarviz batch folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains 4 ResNet18s (tiny input, 1 epoch)
 def test_downstream_runs_both_arms_end_to_end_on_cpu(small_batch, tmp_path, capsys):
     from sarviz.cli import main
 
