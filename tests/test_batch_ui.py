@@ -74,3 +74,18 @@ def test_batch_page_refuses_a_folder_outside_the_roots(batch_root, monkeypatch, 
     assert not at.exception
     errors = [e.value for e in at.error]
     assert errors and "outside the folders" in errors[0] and str(batch_root) not in errors[0]
+
+
+def test_items_without_scene_copy_still_open(batch_root, tmp_path):
+    from sarviz.batch.engine import run_batch
+    from sarviz.batch.layout import BatchFolder
+    from sarviz.ui.batch import load_item
+
+    points = [p for p in points_from_file(batch_root / "points.csv") if p.id == "iowa_ag_00"]
+    config = BatchConfig(model="emulator", size=48, scenes=str(batch_root / "scenes"), keep_scene=False)
+    assert run_batch(points, config, tmp_path / "lean", engine="inline", progress=False).done == 1
+    folder = BatchFolder(tmp_path / "lean")
+    assert not (folder.item_dir("iowa_ag_00") / "scene.tif").exists()
+    scene, result, seeds = load_item(folder, "iowa_ag_00")
+    assert seeds == [0] and scene.vv_db is not None and scene.optical is not None and scene.embedding is None
+    assert result.vv_db.shape == scene.vv_db.shape

@@ -144,6 +144,10 @@ def nearest_item(rows: list[dict[str, Any]], lat: float, lon: float) -> str | No
     return best
 
 
+def item_seeds(folder: BatchFolder, item_id: str) -> list[int]:
+    return sorted(int(p.stem.split("_s")[1]) for p in folder.item_dir(item_id).glob("generated_s*.tif"))
+
+
 def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
     """(scene with optical/real S1/embedding, generated result of ``seed`` (first if None), seeds)."""
     from sarviz.generators.base import GenerationResult
@@ -153,7 +157,7 @@ def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
     from sarviz.scene import Scene
 
     base = folder.item_dir(item_id)
-    seeds = sorted(int(p.stem.split("_s")[1]) for p in base.glob("generated_s*.tif"))
+    seeds = item_seeds(folder, item_id)
     if (base / "scene.tif").is_file():
         scene = read_scene(base / "scene.tif")
     else:  # a batch made with --no-scene-copy: real and optical only
@@ -230,7 +234,7 @@ def batch_page() -> None:
         st.session_state["batch-item"] = done_ids[0]
     item_id = st.selectbox("Item (or click on the map)", done_ids, key="batch-item")
     record = next(r for r in rows if r["id"] == item_id)
-    scene, _, seeds = load_item(folder, item_id)
+    seeds = item_seeds(folder, item_id)
     seed = st.radio("Seed", seeds, horizontal=True, key="batch-seed") if len(seeds) > 1 else seeds[0]
     scene, result, _ = load_item(folder, item_id, seed)
     mode = record.get("s1_mode") or "unknown"
