@@ -183,7 +183,7 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
     """
     import sarviz
 
-    folder = BatchFolder(out)
+    folder = BatchFolder(Path(out).resolve())  # absolute: Ray workers do not share this process's cwd
     lock = _lock(folder)
     try:
         folder.start(config, points, {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
