@@ -1,0 +1,429 @@
+"""Evaluate a batch folder: the papers' fidelity tables, per item and aggregated (docs/batch.md).
+
+Per item and seed, :func:`sarviz.metrics.report.compare` gives every metric of the real crop
+(``real.tif``) against the generated image (``generated_sNNN.tif``): KL (seed 001),
+Mean/Std similarity, SSIM, FSIM (seed 000, Table I), ENL and GLCM features of both images.
+Items are evaluated in parallel on Ray (one task an item, a bounded number in flight).
+
+Aggregates (over all items, and by class or region): mean, standard deviation and a
+bootstrap 95 % confidence interval of the mean (percentile bootstrap, 2,000 resamples,
+fixed seed). Two paper layouts:
+
+* Table I of seed 000: Mean/Std similarity (↓), FSIM (↑), SSIM (↑), per polarisation.
+* Seed 001's per-class KL: KL(real ‖ generated) between the amplitude distributions of *all*
+  real and *all* generated images of a class, flattened together ("pooled"), next to the
+  mean of the per-image KLs.
+
+Real crops that are median composites (scene provenance ``s1_mode``) are flagged: their
+speckle is averaged away, so KL and ENL against a single-look generator are not like for like.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sarviz.batch.layout import BatchFolder
+
+POLS = ("VV", "VH")
+#: metric column → (label, better: "lower" | "higher" | "") ; per polarisation suffix _VV/_VH
+METRICS: dict[str, tuple[str, str]] = {
+    "kl": ("KL(real ‖ generated), nats", "lower"),
+    "mean_sim": ("Mean similarity |Δμ|", "lower"),
+    "std_sim": ("Std similarity |Δσ|", "lower"),
+    "ssim": ("SSIM", "higher"),
+    "fsim": ("FSIM", "higher"),
+    "enl_real": ("ENL real", ""),
+    "enl_gen": ("ENL generated", ""),
+}
+GLCM_FEATURES = ("contrast", "homogeneity", "correlation", "entropy")
+for _f in GLCM_FEATURES:
+    METRICS[f"glcm_{_f}_real"] = (f"GLCM {_f} real (mean of distances and angles)", "")
+    METRICS[f"glcm_{_f}_gen"] = (f"GLCM {_f} generated (mean of distances and angles)", "")
+BOOTSTRAP_RESAMPLES = 2000
+POOL_WIDTH = 64  # pooled images are laid out as rows of this many pixels (NaN-padded)
+POOL_MAX_VALUES = 16_000_000  # pixels a side in a pooled KL (a class of 150 items × 4 seeds at 512² is 157 M)
+
+
+def metric_columns() -> list[str]:
+    return [f"{m}_{p}" for m in METRICS for p in POLS]
+
+
+# -- one item ------------------------------------------------------------------------------------
+def _read_vv_vh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    from sarviz.metrics.report import read_sar_file
+
+    scene = read_sar_file(str(path), path.name)
+    return scene.vv_db, scene.vh_db
+
+
+def item_entries(folder: BatchFolder) -> list[dict[str, Any]]:
+    """The finished items: id, class, region, s1_mode, scene_id, model, real file, generated files by seed."""
+    out = []
+    for item_id in sorted(folder.done_ids()):
+        data = json.loads(folder.item_json(item_id).read_text(encoding="utf-8"))
+        props, assets = data["properties"], data["assets"]
+        base = folder.item_dir(item_id)
+        gens = {int(k.split("_s")[1]): str(base / a["href"]) for k, a in assets.items() if k.startswith("generated_s")}
+        out.append({"id": item_id, "class": props.get("sarviz:class") or "", "region": props.get("sarviz:region") or "",
+                    "s1_mode": props.get("sarviz:s1_mode") or "unknown", "scene_id": props.get("sarviz:scene_id", ""),
+                    "model": props.get("sarviz:model", ""),
+                    "real": str(base / assets["real"]["href"]) if "real" in assets else None, "generated": gens})
+    return out
+
+
+def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows (one a seed) of every metric for one item; a failed comparison gives a row with ``error``."""
+    from sarviz.metrics.report import compare
+    from sarviz.metrics.sar import MetricError, torch_single_thread
+
+    meta = {k: entry[k] for k in ("id", "class", "region", "s1_mode", "scene_id", "model")}
+    if not entry.get("real"):
+        return [{**meta, "seed": s, "error": "no real Sentinel-1 crop in this item"} for s in sorted(entry["generated"])]
+    rows = []
+    real_vv, real_vh = _read_vv_vh(Path(entry["real"]))
+    for seed, path in sorted(entry["generated"].items()):
+        row: dict[str, Any] = {**meta, "seed": seed, "error": ""}
+        try:
+            gen_vv, gen_vh = _read_vv_vh(Path(path))
+            with torch_single_thread():  # one task a CPU: no oversubscription inside a worker
+                report = compare(real_vv, real_vh, gen_vv, gen_vh).to_dict()
+        except (MetricError, ValueError, OSError) as exc:
+            row["error"] = str(exc).splitlines()[0][:300]
+            rows.append(row)
+            continue
+        for p in POLS:
+            row[f"kl_{p}"] = report["kl"][p]
+            ms = report["mean_std_similarity"][p] or {}
+            row[f"mean_sim_{p}"], row[f"std_sim_{p}"] = ms.get("mean"), ms.get("std")
+            row[f"ssim_{p}"], row[f"fsim_{p}"] = report["ssim"][p], report["fsim"][p]
+            row[f"enl_real_{p}"], row[f"enl_gen_{p}"] = report["enl"][p]["real"], report["enl"][p]["generated"]
+            for feat in GLCM_FEATURES:
+                cells = [c for d in report["glcm"][p][feat].values() for c in d.values()]
+                for side, key in (("real", "real"), ("gen", "generated")):
+                    vals = [c[key] for c in cells if c[key] is not None]
+                    row[f"glcm_{feat}_{side}_{p}"] = float(np.mean(vals)) if vals else None
+        rows.append(row)
+    return rows
+
+
+def pooled_kl(entries: list[dict[str, Any]], pol: str, max_values: int = POOL_MAX_VALUES) -> float | None:
+    """Seed 001's per-class KL: all real vs all generated images of the entries, flattened together.
+
+    Every generated image is paired with its item's real crop (pixels valid in both), so real and
+    generated sides have equal weight. Memory stays bounded: beyond ``max_values`` pixels a side,
+    each pair contributes an equal share of its pixels, the same random positions on both sides
+    (fixed seed); 16 M values fill the 100 histogram bins far beyond the precision that matters.
+    """
+    from sarviz.metrics.sar import MetricError, kl_divergence
+
+    usable = [e for e in entries if e.get("real") and e["generated"]]
+    if not usable:
+        return None
+    idx = POLS.index(pol)
+    rng = np.random.default_rng(0)
+    cap = max(1, max_values // sum(len(e["generated"]) for e in usable))
+    reals, gens = [], []
+    for e in usable:
+        real = _read_vv_vh(Path(e["real"]))[idx]
+        for path in e["generated"].values():
+            gen = _read_vv_vh(Path(path))[idx]
+            both = np.flatnonzero(np.isfinite(real) & np.isfinite(gen))
+            if both.size > cap:
+                both = np.sort(rng.choice(both, cap, replace=False))
+            reals.append(real.ravel()[both])
+            gens.append(gen.ravel()[both])
+
+    def lay_out(parts: list[np.ndarray]) -> np.ndarray:
+        """The pooled values as a (rows, POOL_WIDTH) image, NaN-padded: the KL function takes images."""
+        flat = np.concatenate(parts).astype(np.float32)
+        pad = (-flat.size) % POOL_WIDTH
+        return np.concatenate([flat, np.full(pad, np.nan, np.float32)]).reshape(-1, POOL_WIDTH)
+
+    try:
+        return kl_divergence(lay_out(reals), lay_out(gens)).kl
+    except MetricError:
+        return None
+
+
+# -- aggregation -----------------------------------------------------------------------------------
+def summarise(values: list[float], seed: int = 0) -> dict[str, Any]:
+    """n, mean, std (ddof 1) and the percentile-bootstrap 95 % CI of the mean (NaN when n < 2)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    out = {"n": int(v.size), "mean": float(v.mean()) if v.size else None,
+           "std": float(v.std(ddof=1)) if v.size > 1 else None, "ci_low": None, "ci_high": None}
+    if v.size > 1:
+        if np.ptp(v) == 0:
+            out["ci_low"] = out["ci_high"] = float(v[0])
+        else:
+            res = stats.bootstrap((v,), np.mean, confidence_level=0.95, n_resamples=BOOTSTRAP_RESAMPLES,
+                                  method="percentile", rng=np.random.default_rng(seed))
+            out["ci_low"], out["ci_high"] = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return out
+
+
+def per_item_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row an item: each metric averaged over the item's seeds (the item is the statistical unit)."""
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if not r.get("error"):
+            by_item.setdefault(r["id"], []).append(r)
+    out = []
+    for item_id, rs in by_item.items():
+        row = {k: rs[0].get(k) for k in ("id", "class", "region", "s1_mode", "scene_id", "model")}
+        for c in metric_columns():
+            vals = [r[c] for r in rs if r.get(c) is not None and math.isfinite(r[c])]
+            row[c] = float(np.mean(vals)) if vals else None
+        row["seeds"] = len(rs)
+        out.append(row)
+    return out
+
+
+def aggregate(rows: list[dict[str, Any]], by: str | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """group → metric column → summary over items (seeds averaged first: several seeds of one place are
+    not independent samples). Group "all" always; ``by`` = "class" or "region" adds one a value."""
+    items = per_item_means(rows)
+    groups: dict[str, list[dict[str, Any]]] = {"all": items}
+    if by:
+        for r in items:
+            groups.setdefault(f"{by}={r.get(by) or '(none)'}", []).append(r)
+    return {g: {c: summarise([r.get(c) for r in rs]) for c in metric_columns()} for g, rs in groups.items()}
+
+
+# -- the run ---------------------------------------------------------------------------------------
+@dataclass
+class Evaluation:
+    rows: list[dict[str, Any]]
+    summary: dict[str, dict[str, dict[str, Any]]]
+    pooled_kl: dict[str, dict[str, Any]]  # class → {"VV": kl, "VH": kl, "n_items": n}
+    by: str | None
+    composite_items: int
+    items: int
+    model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "sarviz-batch-evaluation/1", "model": self.model, "items": self.items,
+                "evaluated_rows": sum(not r.get("error") for r in self.rows),
+                "failed_rows": [{"id": r["id"], "seed": r["seed"], "error": r["error"]} for r in self.rows
+                                if r.get("error")],
+                "composite_real_items": self.composite_items, "by": self.by, "summary": self.summary,
+                "table1": table1(self), "kl_by_class": self.pooled_kl,
+                "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "method": "percentile", "confidence": 0.95,
+                              "unit": "item (metrics averaged over its seeds)"},
+                "definitions": "docs/metrics.md, docs/batch.md"}
+
+
+def _parallel_map(fn: Callable[[Any], Any], args: list[Any], engine: str, workers: int, ray_address: str | None,
+                  progress: Callable[[int, int], None] | None = None) -> list[Any]:
+    """fn over args, on Ray (bounded: 2 tasks a worker in flight) or inline; results in order."""
+    results: list[Any] = [None] * len(args)
+    if engine == "inline" or not args:
+        for i, a in enumerate(args):
+            results[i] = fn(a)
+            if progress:
+                progress(i + 1, len(args))
+        return results
+    from sarviz.batch.engine import ray_runtime
+
+    with ray_runtime(ray_address, workers) as ray:
+        remote = ray.remote(num_cpus=1, max_retries=2)(fn)
+        window = 2 * max(1, workers)
+        pending: dict[Any, int] = {}
+        nxt = done = 0
+        while nxt < len(args) or pending:
+            while nxt < len(args) and len(pending) < window:
+                pending[remote.remote(args[nxt])] = nxt
+                nxt += 1
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                results[pending.pop(ref)] = ray.get(ref)
+                done += 1
+                if progress:
+                    progress(done, len(args))
+    return results
+
+
+def _pooled_task(task: tuple[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    cls, entries = task
+    return cls, {"VV": pooled_kl(entries, "VV"), "VH": pooled_kl(entries, "VH"), "n_items": len(entries)}
+
+
+def evaluate_batch(root: str | os.PathLike, by: str | None = None, engine: str = "ray", workers: int = 2,
+                   ray_address: str | None = None, progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Evaluate every finished item of a batch folder (see the module docstring)."""
+    if by not in (None, "class", "region"):
+        raise ValueError(f"--by must be class or region, got {by!r}")
+    folder = BatchFolder(root)
+    folder.read_settings()  # a clear error when this is not a batch folder
+    entries = item_entries(folder)
+    if not entries:
+        raise ValueError(f"{root}: no finished item to evaluate; run `sarviz batch` first")
+    by_class: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_class.setdefault(e["class"] or "(none)", []).append(e)
+    tasks: list[Any] = [("item", e) for e in entries] + [("pool", (c, es)) for c, es in sorted(by_class.items())]
+    results = _parallel_map(_task, tasks, engine, workers, ray_address, progress)
+    rows = [r for kind, res in results if kind == "item" for r in res]
+    pooled = dict(res for kind, res in results if kind == "pool")
+    composite = sum(e["s1_mode"] == "composite" for e in entries)
+    return Evaluation(rows, aggregate(rows, by), pooled, by, composite, len(entries),
+                      entries[0]["model"] if entries else "")
+
+
+def _task(task: tuple[str, Any]) -> tuple[str, Any]:
+    kind, arg = task
+    if kind == "item":
+        return kind, evaluate_item(arg)
+    return kind, _pooled_task(arg)
+
+
+# -- paper layouts and report ------------------------------------------------------------------------
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _ci(s: dict[str, Any], digits: int = 4) -> str:
+    if s["mean"] is None:
+        return "–"
+    if s["ci_low"] is None:
+        return f"{_fmt(s['mean'], digits)} (n={s['n']})"
+    return f"{_fmt(s['mean'], digits)} [{_fmt(s['ci_low'], digits)}, {_fmt(s['ci_high'], digits)}]"
+
+
+def table1(ev: Evaluation) -> list[dict[str, Any]]:
+    """Seed 000 Table I layout: group, polarisation, Mean/Std similarity (↓), FSIM (↑), SSIM (↑) with CIs."""
+    out = []
+    for group, summ in ev.summary.items():
+        for p in POLS:
+            m, s = summ[f"mean_sim_{p}"], summ[f"std_sim_{p}"]
+            out.append({"group": group, "polarisation": p, "n": m["n"],
+                        "mean_std_similarity": f"{_fmt(m['mean'])}/{_fmt(s['mean'])}",
+                        "mean_similarity": m, "std_similarity": s,
+                        "fsim": summ[f"fsim_{p}"], "ssim": summ[f"ssim_{p}"]})
+    return out
+
+
+def _figures(ev: Evaluation, out: Path) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sarviz.atomic import atomic_path
+
+    made = []
+    ok = [r for r in ev.rows if not r.get("error")]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    for ax, metric in zip(axes, ("kl", "mean_sim", "ssim", "fsim")):
+        data = [[r[f"{metric}_{p}"] for r in ok if r.get(f"{metric}_{p}") is not None] for p in POLS]
+        ax.boxplot(data, tick_labels=list(POLS))
+        ax.set_title(f"{METRICS[metric][0]} ({METRICS[metric][1]} is better)", fontsize=9)
+    fig.suptitle(f"per-item metrics, {len(ok)} image pairs")
+    fig.tight_layout()
+    with atomic_path(out / "metrics_boxplot.png", suffix=".png.part") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    made.append(("Per-item metrics", "metrics_boxplot.png"))
+    if ev.pooled_kl:
+        classes = sorted(ev.pooled_kl)
+        fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(classes)), 3.4))
+        x = np.arange(len(classes))
+        for k, p in enumerate(POLS):
+            vals = [ev.pooled_kl[c][p] if ev.pooled_kl[c][p] is not None else np.nan for c in classes]
+            ax.bar(x + (k - 0.5) * 0.38, vals, width=0.38, label=p)
+        ax.set_xticks(x, classes, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("KL(real ‖ generated), nats")
+        ax.set_title("Per-class KL of pooled amplitude distributions (seed 001 protocol)", fontsize=9)
+        ax.legend()
+        fig.tight_layout()
+        with atomic_path(out / "kl_by_class.png", suffix=".png.part") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+        plt.close(fig)
+        made.append(("Per-class KL", "kl_by_class.png"))
+    return made
+
+
+def markdown_report(ev: Evaluation, figures: list[tuple[str, str]]) -> str:
+    lines = [f"# Batch evaluation — model `{ev.model}`", "",
+             f"{ev.items} items, {sum(not r.get('error') for r in ev.rows)} real/generated pairs evaluated "
+             f"({sum(bool(r.get('error')) for r in ev.rows)} failed). Metric definitions: docs/metrics.md; "
+             "aggregation: docs/batch.md. n counts items (seeds averaged per item); brackets: bootstrap 95 % CI "
+             "of the mean over items.", ""]
+    if ev.composite_items:
+        lines += [f"**Note:** {ev.composite_items} of {ev.items} real crops are *median composites*, not single "
+                  "acquisitions: their speckle is averaged away, so KL and ENL against a single-look generator are "
+                  "not like for like (seed 000 and 001 compare single acquisitions).", ""]
+    lines += ["## Table I layout (seed 000)", "",
+              "| group | pol | n | Mean/Std similarity ↓ | FSIM ↑ | SSIM ↑ |", "|---|---|---|---|---|---|"]
+    for r in table1(ev):
+        lines.append(f"| {r['group']} | {r['polarisation']} | {r['n']} | {r['mean_std_similarity']} | "
+                     f"{_ci(r['fsim'])} | {_ci(r['ssim'])} |")
+    lines += ["", "## Per-class KL (seed 001 protocol)", "",
+              "Pooled: all real vs all generated images of the class, flattened together (the paper's protocol); "
+              "per-image: mean of the items' KLs.", "",
+              "| class | items | pooled KL VV | pooled KL VH | per-image KL VV | per-image KL VH |",
+              "|---|---|---|---|---|---|"]
+    per_class = aggregate(ev.rows, "class")
+    for cls, res in sorted(ev.pooled_kl.items()):
+        summ = per_class.get(f"class={cls}")
+        lines.append(f"| {cls} | {res['n_items']} | {_fmt(res['VV'])} | {_fmt(res['VH'])} | "
+                     f"{_ci(summ['kl_VV']) if summ else '–'} | {_ci(summ['kl_VH']) if summ else '–'} |")
+    lines += ["", "## All metrics", "", "| group | metric | VV | VH |", "|---|---|---|---|"]
+    for group, summ in ev.summary.items():
+        for m, (label, better) in METRICS.items():
+            arrow = {"lower": " ↓", "higher": " ↑"}.get(better, "")
+            lines.append(f"| {group} | {label}{arrow} | {_ci(summ[f'{m}_VV'])} | {_ci(summ[f'{m}_VH'])} |")
+    for title, name in figures:
+        lines += ["", f"## {title}", "", f"![{title}]({name})"]
+    failed = [r for r in ev.rows if r.get("error")]
+    if failed:
+        lines += ["", "## Pairs that could not be evaluated", ""]
+        lines += [f"- {r['id']} seed {r['seed']}: {r['error']}" for r in failed[:50]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(ev: Evaluation, out: str | os.PathLike) -> dict[str, Path]:
+    """per_item.csv, summary.csv, table1.csv, kl_by_class.csv, evaluation.json, report.md + figures."""
+    import pandas as pd
+
+    from sarviz.atomic import atomic_path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+
+    def put(name: str, text: str) -> None:
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        files[name] = out / name
+
+    cols = ["id", "seed", "class", "region", "s1_mode", "scene_id", "model", "error"] + metric_columns()
+    put("per_item.csv", pd.DataFrame(ev.rows, columns=cols).to_csv(index=False))
+    summary_rows = [{"group": g, "metric": c, **s} for g, summ in ev.summary.items() for c, s in summ.items()]
+    put("summary.csv", pd.DataFrame(summary_rows).to_csv(index=False))
+    t1 = [{"group": r["group"], "polarisation": r["polarisation"], "n": r["n"],
+           "mean_similarity": r["mean_similarity"]["mean"], "std_similarity": r["std_similarity"]["mean"],
+           "fsim": r["fsim"]["mean"], "fsim_ci_low": r["fsim"]["ci_low"], "fsim_ci_high": r["fsim"]["ci_high"],
+           "ssim": r["ssim"]["mean"], "ssim_ci_low": r["ssim"]["ci_low"], "ssim_ci_high": r["ssim"]["ci_high"]}
+          for r in table1(ev)]
+    put("table1.csv", pd.DataFrame(t1).to_csv(index=False))
+    put("kl_by_class.csv", pd.DataFrame([{"class": c, **v} for c, v in sorted(ev.pooled_kl.items())]).to_csv(index=False))
+    put("evaluation.json", json.dumps(ev.to_dict(), indent=1, allow_nan=False, default=_json_default))
+    figures = _figures(ev, out)
+    files.update({name: out / name for _, name in figures})
+    put("report.md", markdown_report(ev, figures))
+    return files
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return str(x)
