@@ -165,3 +165,74 @@ def tiny_text_model(root: Path, kind: str = "sd15", unet: str = "lora", polarisa
     base = (write_sdxl_base if kind == "sdxl" else write_sd15_base)(root / f"base-{kind}")
     run = write_run(root / f"run-{kind}-{unet}", base, kind=kind, unet=unet, polarisation=polarisation)
     return TinyTextModel(base=base, run=run, kind=kind)
+
+
+# -- a tiny captioned dataset (FORMATS A, captioned/) ------------------------------------------------
+LABEL_DB = {"water": (-19.0, 0.0), "trees": (-8.0, 0.3), "built": (-6.0, 0.9)}  # mean dB, texture strength
+
+
+def speckle_db(rng, size: int, mean_db: float, texture: float, looks: int = 4):
+    """Multi-look speckle (Gamma intensity) on a log-normal texture: dB image."""
+    import numpy as np
+
+    tex = np.exp(texture * rng.normal(size=(size // 8, size // 8)))
+    tex = np.kron(tex, np.ones((8, 8)))[:size, :size] if texture else 1.0
+    intensity = 10 ** (mean_db / 10) * tex * rng.gamma(looks, 1.0 / looks, size=(size, size))
+    return (10 * np.log10(intensity)).astype("float32")
+
+
+def write_captioned(root, n_per_label: int = 4, size: int = 128, seed: int = 0, polarisation: str = "VV",
+                    splits=("train", "test")):
+    """A captioned dataset of speckle images per label, 8-bit PNG with the default calibration."""
+    import numpy as np
+    from PIL import Image
+
+    root = Path(root)
+    cal = DEFAULT_CALIBRATION
+    rng = np.random.default_rng(seed)
+    mode = "L" if polarisation == "VV" else "RGB"
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / "caption_info.json").write_text(json.dumps({"format": "sarviz-captioned/1", "token": TOKEN,
+                                                        "polarisation": polarisation, "calibration": cal.to_dict(),
+                                                        "image_mode": mode}))
+    for split in splits:
+        rows = []
+        for label, (mean_db, texture) in LABEL_DB.items():
+            for i in range(n_per_label):
+                vv = speckle_db(rng, size, mean_db, texture)
+                u = lambda a, p: (cal.to_unit(a, p) * 255).round().astype(np.uint8)  # noqa: E731
+                if mode == "L":
+                    img = Image.fromarray(u(vv, "VV"))
+                else:
+                    vh = speckle_db(rng, size, mean_db - 7, texture)
+                    img = Image.fromarray(np.dstack([u(vv, "VV"), u(vh, "VH"), u(vv, "VV")]))
+                ident = f"{split}-{label}-{i}"
+                (root / split).mkdir(exist_ok=True)
+                img.save(root / split / f"{ident}.png")
+                rows.append({"file_name": f"{ident}.png", "text": f"{TOKEN} a SAR image of {label} number {i}",
+                             "id": ident, "label": label, "lat": 40.0 + i, "lon": -3.0})
+        (root / split / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return root
+
+
+def write_tiny_clip(folder, seed: int = 0):
+    """A tiny random CLIPModel + CLIPProcessor (real CLIP tokenizer when ../shared is there) in a folder."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tok, _ = write_tokenizer(folder.parent / f"_{folder.name}_tok")
+    tok.model_max_length = 77
+    text = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tok),
+                max_position_embeddings=77, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id)
+    vision = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32,
+                  patch_size=8)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                 crop_size={"height": 32, "width": 32}),
+                              tokenizer=tok)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    processor.save_pretrained(str(folder))
+    return folder
