@@ -113,3 +113,22 @@ def test_prompt_page_in_a_real_browser(page_env):
         page.get_by_text("ENL (VV)").wait_for()
         assert page.get_by_role("button", name="GeoTIFF (dB, no georeference)").is_visible()
         screenshot(page, "prompt_page")
+
+
+def test_describe_this_place_on_the_map_page_fills_the_prompt(page_env, tmp_path, monkeypatch):
+    from conftest import make_scene
+
+    from sarviz.scene import write_scene
+
+    scene = make_scene(size=(64, 64), scene_id="described")
+    write_scene(scene, tmp_path / "scenes" / "described.tif")
+    lat, lon = scene.center_latlon
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.query_params["lat"], at.query_params["lon"] = str(lat), str(lon)
+    at.run()
+    assert not at.exception, at.exception
+    at.button(key="describe_place").click().run()
+    assert not at.exception, at.exception
+    # the prompt page ran with the caption of the clicked scene in its prompt box
+    assert at.text_area(key="prompt_text").value == caption_for_scene(scene)
+    assert at.text_area(key="prompt_text").value.startswith("<SAR> a SAR image of ")
