@@ -166,7 +166,9 @@ def prompt_page() -> None:
     st.selectbox("Example prompts", ["(choose a scene class)"] + list(EXAMPLE_PROMPTS), key=f"{KEY}_example",
                  on_change=_use_example)
     card = by_id[model_id]
-    sampler = card.get("sampler", {}) or {}
+    from sarviz.generators.text import DEFAULT_SAMPLER
+
+    sampler = {**DEFAULT_SAMPLER, **(card.get("sampler", {}) or {})}
     with st.form(f"{KEY}_form"):
         prompt = st.text_area("Prompt", key=f"{KEY}_text", height=90,
                               placeholder="a SAR image of a port with ships in the water")
