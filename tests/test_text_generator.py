@@ -22,6 +22,11 @@ def sd15(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def sd15_loaded(sd15):
+    return load_text_pipeline(TextModelPaths(str(sd15.run)))
+
+
+@pytest.fixture(scope="module")
 def sdxl(tmp_path_factory):
     return tiny_text_model(tmp_path_factory.mktemp("sdxl"), kind="sdxl", unet="full", polarisation="VV+VH")
 
@@ -40,7 +45,7 @@ def test_loader_puts_token_in_tokenizers_with_the_learned_vector(which, request)
     from safetensors.torch import load_file
 
     model = request.getfixturevalue(which)
-    loaded = load_text_pipeline(TextModelPaths(str(model.run)))
+    loaded = request.getfixturevalue("sd15_loaded") if which == "sd15" else load_text_pipeline(TextModelPaths(str(model.run)))
     saved = load_file(str(model.run / "learned_embeds.safetensors"))
     vectors = [saved[TOKEN]] if which == "sd15" else [saved["clip_l"][0], saved["clip_g"][0]]
     encoders = [loaded.pipe.text_encoder] + ([loaded.pipe.text_encoder_2] if which == "sdxl" else [])
@@ -54,37 +59,33 @@ def test_loader_puts_token_in_tokenizers_with_the_learned_vector(which, request)
     assert loaded.info["base_kind"] == which
 
 
-def test_the_embedding_is_used(sd15, tmp_path):
+def test_the_embedding_is_used(sd15, sd15_loaded, tmp_path):
     run2 = tmp_path / "run2"
     shutil.copytree(sd15.run, run2)
     write_embeds(run2, "sd15", seed=99, scale=3.0)  # only the token vector differs
-    a = _image(load_text_pipeline(TextModelPaths(str(sd15.run))), f"{TOKEN} a city")
-    b = _image(load_text_pipeline(TextModelPaths(str(run2))), f"{TOKEN} a city")
+    other = load_text_pipeline(TextModelPaths(str(run2)))
+    a, b = _image(sd15_loaded, f"{TOKEN} a city"), _image(other, f"{TOKEN} a city")
     assert np.abs(a - b).mean() > 1e-3
     # …and a prompt without the token does not depend on it
-    c = _image(load_text_pipeline(TextModelPaths(str(sd15.run))), "a city")
-    d = _image(load_text_pipeline(TextModelPaths(str(run2))), "a city")
-    np.testing.assert_allclose(c, d, atol=1e-6)
+    np.testing.assert_allclose(_image(sd15_loaded, "a city"), _image(other, "a city"), atol=1e-6)
 
 
 @pytest.mark.parametrize("which", ["sd15", "sdxl"])
 def test_lora_merged_equals_unmerged(which, request):
     model = request.getfixturevalue(which)
-    merged = load_text_pipeline(TextModelPaths(str(model.run)), merge_lora=True)
+    merged = request.getfixturevalue("sd15_loaded") if which == "sd15" else load_text_pipeline(TextModelPaths(str(model.run)))
     unmerged = load_text_pipeline(TextModelPaths(str(model.run)), merge_lora=False)
     assert type(unmerged.pipe.text_encoder).__name__ == "PeftModel"
     assert type(merged.pipe.text_encoder).__name__ == "CLIPTextModel"
     a, b = _image(merged, f"{TOKEN} a beach"), _image(unmerged, f"{TOKEN} a beach")
     np.testing.assert_allclose(a, b, atol=2e-4)
-    # the LoRAs do something: the base alone gives another image
-    from sarviz.generators.text import base_kind  # noqa: F401  (import check)
 
 
-def test_text_encoder_lora_changes_the_output(sd15, tmp_path):
+def test_text_encoder_lora_changes_the_output(sd15, sd15_loaded, tmp_path):
     run2 = tmp_path / "no-te-lora"
     shutil.copytree(sd15.run, run2)
     shutil.rmtree(run2 / "text_encoder_lora")
-    a = _image(load_text_pipeline(TextModelPaths(str(sd15.run))), f"{TOKEN} a port")
+    a = _image(sd15_loaded, f"{TOKEN} a port")
     b = _image(load_text_pipeline(TextModelPaths(str(run2))), f"{TOKEN} a port")
     assert np.abs(a - b).mean() > 1e-4
 

@@ -5,11 +5,16 @@ A SAR-CLIP model is a transformers ``CLIPModel`` fine-tuned on SAR–caption pai
 they were in training: σ⁰ dB → the dataset calibration's [0, 1] → 8-bit RGB (grey VV
 replicated, or R = VV, G = VH, B = VV), then CLIP's own resize and normalisation.
 
-Rank (eq. 5–6): for each batch of N image–caption pairs, S = cosine(image_i, caption_j); the
+Rank (eq. 5–6): in a batch of N image–caption pairs, S = cosine(image_i, caption_j); the
 row softmax turns S into match probabilities (a monotone map, so it does not change the
-order); the rank of image i is 1 + the number of captions scored above its own. Reported:
-mean, median and variance of the ranks. The last, incomplete batch is left out (a batch of
-fewer than N would make ranks easier), and the report says how many pairs were ranked.
+order); the rank of image i is 1 + the number of captions of the batch scored above its own.
+Reported: mean, median and variance of the ranks.
+
+Batches: the pairs are put in a seeded random order, and image i is ranked in the batch of
+the N pairs that starts at it (cyclically). Every image is ranked once, against N − 1
+captions drawn from the whole evaluation set (as random batches of it are), and the
+per-label rows are the ranks of that label's images — so a label with 30 images does not
+lose 14 of them to an incomplete batch. Fewer than N pairs in all: no rank (null).
 """
 
 from __future__ import annotations
@@ -31,20 +36,27 @@ class ClipMissing(ValueError):
     """No usable SAR-CLIP model; the message says what is missing."""
 
 
-def caption_ranks(image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int = RANK_BATCH) -> np.ndarray:
-    """Rank (1 = best) of each image's own caption among the ``batch`` captions of its batch."""
+def caption_ranks(image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int = RANK_BATCH,
+                  seed: int = 0) -> np.ndarray:
+    """Rank (1 = best) of each image's own caption in a batch of ``batch`` pairs (input order; empty if too few)."""
     img = _unit_rows(image_embeds)
     txt = _unit_rows(text_embeds)
     if img.shape != txt.shape:
         raise ValueError(f"image and text embeddings differ in shape: {img.shape} vs {txt.shape}")
-    ranks = []
-    for start in range(0, len(img) - batch + 1, batch):
-        s = img[start:start + batch] @ txt[start:start + batch].T
-        probs = np.exp(s - s.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        own = np.diag(probs)[:, None]
-        ranks.extend((1 + (probs > own + 1e-12).sum(axis=1)).tolist())
-    return np.asarray(ranks, dtype=np.int64)
+    m = len(img)
+    if m < batch:
+        return np.zeros(0, dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(m)
+    position = np.empty(m, dtype=np.int64)
+    position[order] = np.arange(m)
+    ranks = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        members = order[(position[i] + np.arange(batch)) % m]  # members[0] == i
+        s = img[i] @ txt[members].T
+        probs = np.exp(s - s.max())
+        probs /= probs.sum()
+        ranks[i] = 1 + int((probs[1:] > probs[0] + 1e-12).sum())
+    return ranks
 
 
 def rank_summary(ranks: np.ndarray) -> dict[str, Any]:
@@ -111,11 +123,18 @@ class SarClip:
             out.append(feats.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0))
 
-    def scores(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> dict[str, Any]:
-        """Rank summary and mean cosine of image i with caption i."""
+    def scores(self, images: Sequence[np.ndarray], texts: Sequence[str],
+               groups: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Rank summary and mean cosine of image i with caption i: for all pairs ("all") and per group."""
         img, txt = self.embed_images(images), self.embed_texts(texts)
-        return {**rank_summary(caption_ranks(img, txt)), "cosine_mean": round(mean_cosine(img, txt), 4),
-                "pairs": len(texts)}
+        ranks = caption_ranks(img, txt)
+        groups = list(groups) if groups is not None else ["all"] * len(texts)
+        out = {}
+        for name in list(dict.fromkeys(groups)) + (["all"] if "all" not in groups else []):
+            sel = np.array([name == "all" or g == name for g in groups])
+            out[name] = {**rank_summary(ranks[sel] if len(ranks) else ranks),
+                         "cosine_mean": round(mean_cosine(img[sel], txt[sel]), 4), "pairs": int(sel.sum())}
+        return out
 
 
 def load_sarclip(folder: str | Path | None, device: str = "cpu") -> SarClip:

@@ -92,7 +92,7 @@ def homogeneous_patches(db: np.ndarray, size: int = PATCH_PX) -> np.ndarray:
 
 def glcm_amplitude_features(patch_db: np.ndarray, levels: int = GLCM_LEVELS) -> dict[str, np.ndarray]:
     """Haralick features of one patch's normalised amplitude (feature → (distances, angles))."""
-    values, threshold = sar.normalised_amplitude(patch_db)
+    threshold = sar.normalised_amplitude(patch_db)[1]
     unit = np.clip(sar.db_to_amplitude(patch_db) / threshold, 0.0, 1.0)
     return sar.glcm_features_from_levels(sar.quantise_unit(unit, levels), levels)
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 import sarviz
 from sarviz.atomic import atomic_path
@@ -84,14 +83,14 @@ def _write(path: Path, data: bytes | str) -> Path:
 def clip_scores(model: "clip_mod.SarClip", dataset: CaptionedSet, items_by_label: dict[str, list],
                 generated_by_label: dict[str, list], real_by_label: dict[str, list]) -> list[dict[str, Any]]:
     """Rank and cosine rows: per label and pooled, for generated images and (baseline) real ones."""
-    rows = []
     labels = list(items_by_label)
-    groups = [(k, [k]) for k in labels] + ([(ALL, labels)] if len(labels) > 1 else [])
-    for name, members in groups:
-        texts = [it.text for k in members for it in items_by_label[k]]
-        for which, source in (("generated", generated_by_label), ("real", real_by_label)):
-            images = [clip_mod.sar_rgb(b, dataset.calibration) for k in members for b in source[k]]
-            rows.append({"label": name, "images": which, **model.scores(images, texts)})
+    texts = [it.text for k in labels for it in items_by_label[k]]
+    groups = [k for k in labels for _ in items_by_label[k]]
+    rows = []
+    for which, source in (("generated", generated_by_label), ("real", real_by_label)):
+        images = [clip_mod.sar_rgb(b, dataset.calibration) for k in labels for b in source[k]]
+        for name, score in model.scores(images, texts, groups).items():
+            rows.append({"label": ALL if name == "all" else name, "images": which, **score})
     return rows
 
 

@@ -197,10 +197,7 @@ def load_token_embedding(pipe, path: Path, token: str, kind: str) -> dict[str, A
 def load_text_pipeline(paths: TextModelPaths, device: str = "cpu", dtype: str = "float32",
                        progress: ProgressCallback | None = None, merge_lora: bool = True) -> LoadedTextPipeline:
     """The base pipeline with the run's UNet, token, text-encoder LoRA(s) and VAE."""
-    import diffusers
-    import torch
-
-    from sarviz.generators.diffusion import _cast_hooks, _quiet_loading, apply_unet_lora, make_scheduler
+    import diffusers.utils.logging as dlog
 
     problems = paths.problems()
     if problems:
@@ -218,13 +215,28 @@ def load_text_pipeline(paths: TextModelPaths, device: str = "cpu", dtype: str = 
     def step(i: int, msg: str) -> None:
         runtime.report(progress, i, total, msg)
 
+    tdtype = runtime.torch_dtype(dtype)
+    bars = dlog.is_progress_bar_enabled()
+    dlog.disable_progress_bar()  # "Loading pipeline components…" bars: progress goes to `progress`
+    try:
+        return _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind, token, t0)
+    finally:
+        if bars:
+            dlog.enable_progress_bar()
+
+
+def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind, token, t0) -> LoadedTextPipeline:
+    import diffusers
+    import torch
+
+    from sarviz.generators.diffusion import _cast_hooks, _quiet_loading, apply_unet_lora, make_scheduler
+
     def load(fn, *args, what: str, **kw):
         try:
             return fn(*args, **kw)
         except (OSError, ValueError) as exc:
             raise GenerationError(f"cannot load the {what} ({exc})") from None
 
-    tdtype = runtime.torch_dtype(dtype)
     extra: dict[str, Any] = {}
     info: dict[str, Any] = {"base": base, "base_kind": kind, "unet": meta.get("unet", "lora")}
     with _quiet_loading():

@@ -230,8 +230,6 @@ def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> N
 def _render_results(results: list) -> None:
     import streamlit as st
 
-    from sarviz.viz import images
-
     first = results[0].provenance
     st.header("Result")
     st.caption(f"{first.get('model_id')} · “{first.get('prompt')}”"
