@@ -6,8 +6,11 @@ import json
 
 import pytest
 from _text_fixtures import tiny_text_model, write_captioned, write_tiny_clip
+from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 
 from sarviz.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

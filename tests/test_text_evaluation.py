@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _text_fixtures import LABEL_DB, speckle_db, write_captioned, write_tiny_clip
+from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 from scipy.ndimage import uniform_filter
 
 from sarviz.evaluation import clip as clip_mod
 from sarviz.evaluation.captioned import DatasetError, open_captioned, read_db
 from sarviz.evaluation.text import (ALL, evaluate_sets, glcm_of_set, homogeneous_patches, pooled_amplitude_histogram,
                                     pooled_kl, summarise_label)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

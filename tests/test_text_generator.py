@@ -9,11 +9,14 @@ import threading
 import numpy as np
 import pytest
 from _text_fixtures import TOKEN, tiny_text_model, write_embeds, write_text_card
+from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, WeightsMissing
 from sarviz.generators.text import (TextGenerator, TextRequest, TextResult, load_text_pipeline, numbered_paths,
                                     run_card, TextModelPaths)
 from sarviz.registry import ModelRegistry
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +183,14 @@ def test_result_files_have_no_georeference(sd15, tmp_path):
 
     assert Image.open(paths[1]).mode == "L"
     assert [p.name for p in numbered_paths(tmp_path / "x.tif", 3)] == ["x_0.tif", "x_1.tif", "x_2.tif"]
+
+
+def test_bfloat16_runs_the_unet_in_half_precision(sd15):
+    """The CPU bf16 path (chosen automatically on AMX CPUs) — exercised here by asking for it."""
+    gen = TextGenerator(run_card(sd15.run))
+    req = dict(seed=1, prompt="a field", steps=2)
+    fp32 = gen.generate_text(TextRequest(**req, dtype="float32"))[0]
+    bf16 = gen.generate_text(TextRequest(**req, dtype="bfloat16"))[0]
+    assert bf16.provenance["dtype"] == "bfloat16" and np.isfinite(bf16.vv_db).all()
+    corr = np.corrcoef(fp32.vv_db.ravel(), bf16.vv_db.ravel())[0, 1]
+    assert corr > 0.9, corr  # the same image up to bf16 rounding

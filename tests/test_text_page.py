@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 from _text_fixtures import tiny_text_model, write_captioned, write_text_card
+from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 from streamlit.testing.v1 import AppTest
 
 from sarviz.captions import build_caption, caption_for_scene, describe_landcover, fractions_from_optical
 from sarviz.ui.prompt import EXAMPLE_PROMPTS, MAP_PROMPT_KEY
 
 PAGE = "../pages/1_Prompt.py"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +104,7 @@ def test_caption_builder():
 def test_prompt_page_in_a_real_browser(page_env):
     from _browser import chromium_page, run_streamlit, screenshot
 
-    env = {"SARVIZ_MODELS": str(page_env / "cards")}
+    env = {"SARVIZ_MODELS": str(page_env / "cards"), "OMP_NUM_THREADS": "1"}  # tiny model: one thread
     with run_streamlit("app.py", env=env, page="Prompt") as url, chromium_page() as page:
         page.goto(url)
         box = page.get_by_label("Prompt", exact=True)

@@ -281,6 +281,12 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
                 tok.model_max_length = limit
         vae_dtype = tdtype if dtype == "bfloat16" else torch.float32  # float16 overflows SD VAEs
         pipe.vae.to(device=device, dtype=vae_dtype).eval().requires_grad_(False)
+        if vae_dtype != torch.float32:
+            # the pipelines call vae.decode() with float32 latents (SD 1.5 does not cast them):
+            # cast at the decoder's own entry, return float32
+            for part in (pipe.vae.post_quant_conv, pipe.vae.decoder):
+                if part is not None:
+                    _cast_hooks(part, vae_dtype)
     pipe.set_progress_bar_config(disable=True)
     scheduler_config = dict(pipe.scheduler.config)
     pipe.scheduler = make_scheduler(DEFAULT_SAMPLER["scheduler"], scheduler_config)
