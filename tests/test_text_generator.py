@@ -157,13 +157,12 @@ def test_card_registry_and_missing_weights(sd15, tmp_path, monkeypatch):
     gen = registry.generator("tiny-text")
     assert isinstance(gen, TextGenerator) and gen.weights_problem() is None
     # the repository's example card points at ~/.sarviz/weights: short message, details on demand
-    example = registry.generator("text-to-sar")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     example = TextGenerator(registry.card("text-to-sar"))
     short = example.weights_problem(details=False)
     assert short and len(short) < 100 and "missing" in short
     assert "sarviz train text" in example.weights_problem()
-    with pytest.raises(WeightsMissing):
+    with pytest.raises(WeightsMissing, match="weights are missing .*run folder .* `sarviz models` says how"):
         example.generate_text(TextRequest(prompt="a field"))
 
 

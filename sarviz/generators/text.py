@@ -492,9 +492,11 @@ class TextGenerator(Generator):
         return f"{short} — " + "; ".join(problems) + f".{how}"
 
     def check_weights(self) -> None:
-        problem = self.weights_problem()
-        if problem:
-            raise WeightsMissing(problem)
+        """Raise the short message with what is missing; `sarviz models` / the page's details say how to get it."""
+        problems = self.paths.problems()
+        if problems:
+            raise WeightsMissing(f"{self.weights_problem(details=False)} ({'; '.join(problems)}); "
+                                 "`sarviz models` says how to get them")
 
     def metadata(self) -> dict[str, Any]:
         return self.paths.meta()
@@ -543,8 +545,8 @@ class TextGenerator(Generator):
     def generate_text(self, request: GenerationRequest, progress: ProgressCallback | None = None,
                       cancel: threading.Event | None = None) -> list[TextResult]:
         """One image per seed (``seed``, ``seed + 1``, … for ``num_images``), each with provenance."""
-        settings = self.settings(request)
         self.check_weights()
+        settings = self.settings(request)
         meta = self.metadata()
         calibration = calibration_from_card(meta)
         device = runtime.choose_device(request.device)
