@@ -28,6 +28,7 @@ def page_env(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("SARVIZ_MODELS", str(tiny_model / "cards"))
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
     monkeypatch.setenv("SARVIZ_SCENES", str(tmp_path / "scenes"))
+    monkeypatch.setenv("SARVIZ_DATASETS", str(tmp_path / "datasets"))
     return tiny_model
 
 
@@ -50,9 +51,9 @@ def test_prompt_page_generates_and_shows_panels(page_env, tmp_path):
     text = " ".join(str(t.value) for t in at.table)
     assert "ENL (VV)" in text
     # compare with a dataset class: the pooled-amplitude KL appears
-    data = write_captioned(tmp_path / "captioned", n_per_label=2, size=64, splits=("test",))
+    write_captioned(tmp_path / "datasets" / "demo" / "captioned", n_per_label=2, size=64, splits=("test",))
     at.radio(key="prompt_inspect_ref").set_value("a dataset class").run()
-    at.text_input(key="prompt_inspect_dataset").input(str(data)).run()
+    assert at.selectbox(key="prompt_inspect_dataset").value.name == "captioned"  # found under SARVIZ_DATASETS
     at.selectbox(key="prompt_inspect_label").set_value("trees").run()
     assert not at.exception, at.exception
     text = " ".join(str(t.value) for t in at.table)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,27 @@ def reference_from_dataset(folder: str | Path, label: str, limit: int = 30) -> l
         if items:
             return [data.read_db(i)["VV"] for i in items]
     raise ValueError(f"no {label!r} patches in {folder}")
+
+
+def datasets_root() -> Path:
+    """Where the page looks for captioned datasets: SARVIZ_DATASETS, else SARVIZ_HOME/datasets.
+
+    The browser picks among the datasets found here; it never names a path itself (a page
+    strangers may reach must not read folders outside configured roots).
+    """
+    from sarviz.settings import HOME
+
+    return Path(os.environ.get("SARVIZ_DATASETS") or Path(os.environ.get("SARVIZ_HOME") or HOME) / "datasets")
+
+
+def find_captioned(root: Path, max_depth: int = 3) -> list[Path]:
+    """Captioned dataset folders (with caption_info.json) under ``root``, at most ``max_depth`` levels down."""
+    if not root.is_dir():
+        return []
+    found = []
+    for depth in range(max_depth + 1):
+        found += [p.parent for p in root.glob("/".join(["*"] * depth + ["caption_info.json"]))]
+    return sorted(set(found))
 
 
 def dataset_labels(folder: str | Path) -> list[str]:
@@ -269,17 +291,20 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
             name = st.selectbox("Scene", names, key=f"{key}_scene")
             return reference_from_scene(store.read(name)), f"real S1 {name}"
         if how == "a dataset class":
-            folder = st.text_input("Captioned dataset folder", key=f"{key}_dataset",
-                                   placeholder="DATASET/captioned (written by `sarviz dataset caption`)")
-            if not folder or not Path(folder).expanduser().is_dir():
-                st.info("Give the folder of a captioned dataset (`sarviz dataset caption`).")
+            root = datasets_root()
+            folders = find_captioned(root)
+            if not folders:
+                st.info(f"No captioned dataset under the datasets folder (SARVIZ_DATASETS, now `{root.name}`); "
+                        "build one with `sarviz dataset build` and `sarviz dataset caption`.")
                 return None, ""
-            labels = dataset_labels(Path(folder).expanduser())
+            folder = st.selectbox("Captioned dataset", folders, key=f"{key}_dataset",
+                                  format_func=lambda p: str(p.relative_to(root)) if p != root else p.name)
+            labels = dataset_labels(folder)
             if not labels:
                 st.info("That dataset has no labelled patches.")
                 return None, ""
             label = st.selectbox("Class", labels, key=f"{key}_label")
-            return reference_from_dataset(Path(folder).expanduser(), label), f"real {label}"
+            return reference_from_dataset(folder, label), f"real {label}"
     except (ValueError, OSError) as exc:
         st.error(f"Cannot use that reference: {exc}")
     return None, ""
