@@ -115,7 +115,11 @@ def test_prompt_page_in_a_real_browser(page_env):
         page.get_by_role("tab", name="Distributions").click()
         page.get_by_role("tab", name="Metrics & downloads").click()
         page.get_by_text("ENL (VV)").wait_for()
-        assert page.get_by_role("button", name="GeoTIFF (dB, no georeference)").is_visible()
+        download = page.get_by_role("button", name="GeoTIFF (dB, no georeference)")
+        download.wait_for(state="visible")  # (is_visible alone does not wait for the rerun to settle)
+        assert download.is_visible()
+        page.get_by_role("tab", name="Image").click()
+        page.locator("[data-testid='stImage'] img").first.wait_for(state="visible")
         screenshot(page, "prompt_page")
 
 
