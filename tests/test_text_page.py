@@ -140,3 +140,23 @@ def test_describe_this_place_on_the_map_page_fills_the_prompt(page_env, tmp_path
     # the prompt page ran with the caption of the clicked scene in its prompt box
     assert at.text_area(key="prompt_text").value == caption_for_scene(scene)
     assert at.text_area(key="prompt_text").value.startswith("<SAR> a SAR image of ")
+
+
+def test_a_text_result_goes_into_a_study_pool(page_env, tmp_path):
+    """What the page's *Add to study pool* calls: the study service takes a result without georeference."""
+    from sqlalchemy import text
+
+    from sarviz.generators.text import TextGenerator, TextRequest, run_card
+    from sarviz.study.db import StudyDatabase
+    from sarviz.study.pool import ItemLabels
+    from sarviz.study.service import OwnerAPI
+
+    run = next(page_env.glob("run-*"))
+    result = TextGenerator(run_card(run)).generate_text(TextRequest(prompt="a port", steps=1))[0]
+    db_url = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    owner = OwnerAPI(StudyDatabase(db_url))
+    owner.create_study("pilot", "Pilot study")
+    item = owner.add_result("pilot", result, None, ItemLabels(source="ours", scene_class="port"))
+    assert item
+    with StudyDatabase(db_url).read() as s:
+        assert s.execute(text("select count(*) from item")).scalar_one() == 1
