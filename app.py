@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from sarviz.access import AccessDenied, require_page, resolve_user_path
+from sarviz.captions import caption_for_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
@@ -16,6 +17,7 @@ from sarviz.ui.fetch import fetched_scene, render_fetch
 from sarviz.ui.generate import render_generate_panel
 from sarviz.ui.inspection import render_inspection
 from sarviz.ui.map import build_map, clicked_point
+from sarviz.ui.prompt import MAP_PROMPT_KEY
 from sarviz.ui.scene_view import render_scene
 from sarviz.ui.study import add_to_pool_button
 
@@ -145,6 +147,9 @@ if scene is None:
     st.stop()
 
 st.header("Generate")
+if st.button("Describe this place", key="describe_place", help="Open the Prompt page with a caption of this place"):
+    st.session_state[MAP_PROMPT_KEY] = caption_for_scene(scene)  # land cover + place name → a text-to-SAR prompt
+    st.switch_page("pages/1_Prompt.py")
 result = render_generate_panel(scene, key="gen")
 if result is not None:
     st.header("Inspect")

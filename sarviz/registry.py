@@ -58,6 +58,7 @@ _FACTORIES: dict[str, Callable[["ModelCard"], Generator]] = {}
 _KIND_MODULES = {
     "controlnet-lora": "sarviz.generators.diffusion",
     "emulator": "sarviz.generators.emulator",
+    "text-to-sar": "sarviz.generators.text",
 }
 
 

@@ -1,0 +1,8 @@
+"""Prompt: type a prompt → text-to-SAR → the image with histogram, GLCM, metrics and downloads."""
+
+import streamlit as st
+
+from sarviz.ui.prompt import prompt_page
+
+st.set_page_config(page_title="sarviz · prompt", page_icon="🛰️", layout="wide")
+prompt_page()

@@ -1,0 +1,1 @@
+"""Trainers (SAR-CLIP here; the diffusion trainers live beside it)."""
