@@ -62,6 +62,11 @@ class Settings:
     pool_dir: Path = field(default_factory=lambda: HOME / "pool")
     #: where the app may keep uploaded files
     upload_dir: Path = field(default_factory=lambda: HOME / "uploads")
+    #: batch run folders the Batch page opens (`sarviz batch --out` anywhere under it)
+    batches: Path = field(default_factory=lambda: HOME / "batches")
+    #: built and captioned datasets (`sarviz dataset build --to` under it) the Prompt page and
+    #: training pages list
+    datasets: Path = field(default_factory=lambda: HOME / "datasets")
     #: further folders a browser may open (scene folders, GeoTIFFs to inspect), comma-separated;
     #: the scene folder, the pool folder and the upload folder are always allowed
     roots: tuple[Path, ...] = ()
@@ -85,7 +90,7 @@ class Settings:
             if f.name not in values:
                 continue
             raw = values[f.name]
-            if f.name in ("scenes", "pool_dir", "upload_dir"):
+            if f.name in ("scenes", "pool_dir", "upload_dir", "batches", "datasets"):
                 raw = Path(os.path.expanduser(str(raw)))
             elif f.name in ("sources", "trusted_proxies"):
                 raw = _as_list(raw)
@@ -107,8 +112,8 @@ class Settings:
         return self.mode == "study"
 
     def read_roots(self) -> tuple[Path, ...]:
-        """Folders a browser may open: the scene folder, pool, uploads and ``roots``."""
-        return (self.scenes, self.pool_dir, self.upload_dir, *self.roots)
+        """Folders a browser may open: the scene folder, pool, uploads, batches, datasets and ``roots``."""
+        return (self.scenes, self.pool_dir, self.upload_dir, self.batches, self.datasets, *self.roots)
 
 
 def secret(name: str, default: str = "") -> str:

@@ -44,7 +44,7 @@ def test_only_batch_folders_under_the_roots_open(batch_root, tmp_path):
 
 
 def test_batch_page_lists_opens_and_inspects_an_item(batch_root, monkeypatch):
-    monkeypatch.setenv("SARVIZ_BATCH_ROOTS", str(batch_root / "batches"))
+    monkeypatch.setenv("SARVIZ_BATCHES", str(batch_root / "batches"))
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -67,7 +67,7 @@ def test_batch_page_lists_opens_and_inspects_an_item(batch_root, monkeypatch):
 
 
 def test_batch_page_refuses_a_folder_outside_the_roots(batch_root, monkeypatch, tmp_path):
-    monkeypatch.setenv("SARVIZ_BATCH_ROOTS", str(batch_root / "batches"))
+    monkeypatch.setenv("SARVIZ_BATCHES", str(batch_root / "batches"))
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.run()
     at.text_input(key="batch-path").input(str(batch_root / "scenes")).run()

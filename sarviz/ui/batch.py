@@ -23,13 +23,11 @@ class BatchAccessError(ValueError):
 
 
 def batch_roots() -> list[Path]:
-    """Where the app may open batch folders: the scene folder and ``$SARVIZ_HOME/batches``."""
-    from sarviz.settings import HOME, Settings
+    """Where the app may open batch folders: the app's allowed roots (:func:`sarviz.access.allowed_roots`:
+    the scene folder, ``SARVIZ_BATCHES`` — default ``$SARVIZ_HOME/batches`` — and ``SARVIZ_ROOTS``)."""
+    from sarviz.access import allowed_roots
 
-    roots = [Settings.load().scenes, HOME / "batches"]
-    extra = os.environ.get("SARVIZ_BATCH_ROOTS", "")
-    roots += [Path(p) for p in extra.split(os.pathsep) if p]
-    return [Path(os.path.expanduser(str(r))).resolve() for r in roots]
+    return list(allowed_roots())
 
 
 def check_batch_path(path: str | os.PathLike, roots: list[Path] | None = None) -> Path:
@@ -37,14 +35,20 @@ def check_batch_path(path: str | os.PathLike, roots: list[Path] | None = None) -
 
     The message never names server paths beyond what the user typed.
     """
-    roots = batch_roots() if roots is None else roots
-    try:
-        resolved = Path(os.path.expanduser(str(path))).resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise BatchAccessError("no such folder") from None
-    if not any(resolved == r or r in resolved.parents for r in roots):
-        raise BatchAccessError("this folder is outside the folders the app may open "
-                               "(the scene folder, SARVIZ_HOME/batches, SARVIZ_BATCH_ROOTS)")
+    if roots is None:  # the app's one access policy (sarviz.access): roots, symlinks, control characters
+        from sarviz.access import AccessDenied, resolve_user_path
+
+        try:
+            resolved = resolve_user_path(str(path), kind="folder")
+        except AccessDenied as exc:
+            raise BatchAccessError(str(exc)) from None
+    else:
+        try:
+            resolved = Path(os.path.expanduser(str(path))).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise BatchAccessError("no such folder") from None
+        if not any(resolved == r or r in resolved.parents for r in roots):
+            raise BatchAccessError("this folder is outside the folders the app may open")
     if not (resolved / "batch.json").is_file():
         raise BatchAccessError("this folder is not a sarviz batch folder (no batch.json)")
     return resolved

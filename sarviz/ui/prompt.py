@@ -96,9 +96,9 @@ def datasets_root() -> Path:
     The browser picks among the datasets found here; it never names a path itself (a page
     strangers may reach must not read folders outside configured roots).
     """
-    from sarviz.settings import HOME
+    from sarviz.settings import Settings
 
-    return Path(os.environ.get("SARVIZ_DATASETS") or Path(os.environ.get("SARVIZ_HOME") or HOME) / "datasets")
+    return Settings.load().datasets
 
 
 def find_captioned(root: Path, max_depth: int = 3) -> list[Path]:
