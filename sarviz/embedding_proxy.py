@@ -91,6 +91,14 @@ def embedding_label(scene: Scene) -> str | None:
     return "AlphaEarth embedding"
 
 
+def result_note(provenance: dict) -> str | None:
+    """The label that a result made from a proxy embedding carries wherever it is shown (None otherwise)."""
+    if not is_proxy(provenance):
+        return None
+    return ("Made from a PROXY embedding, not AlphaEarth for this place (real AlphaEarth vectors of other places "
+            "chosen by the scene's optical land cover). Read its comparison with the real image with that in mind.")
+
+
 def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
     """The folder of AlphaEarth sample points: ``SARVIZ_PROXY_POINTS``, else beside ``near``
     (an import source), else ``../shared/samples/alphaearth_s1_points`` beside the checkout."""

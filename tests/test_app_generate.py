@@ -58,9 +58,11 @@ def test_generate_refuses_scene_without_embedding(tmp_path, monkeypatch):
     assert not at.exception
     assert any("no AlphaEarth embedding" in m.value for m in at.markdown)
     assert any("No remote scene source is enabled" in i.value for i in at.info)
-    next(b for b in at.button if b.label == "Generate").click().run()
-    assert not at.exception
-    assert any("embedding" in e.value for e in at.error), [e.value for e in at.error]
+    # Generate is off before any click, with the reason and the ways out beside it
+    gen = next(b for b in at.button if b.label == "Generate")
+    assert gen.disabled
+    why = " ".join(w.value for w in at.warning)
+    assert "Generate is off" in why and "Fetch this place" in why and "add-proxy-embedding" in why
 
 
 def test_add_result_to_study_pool_from_the_map(embedded_store, tmp_path, monkeypatch):

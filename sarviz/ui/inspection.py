@@ -23,6 +23,7 @@ import numpy as np
 
 from sarviz.metrics.report import (MetricError, MetricsReport, check_same_grid, inspect_results, read_sar_file,
                                    scene_sar_as_result)
+from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
 
@@ -49,11 +50,26 @@ def enlarge(rgb: np.ndarray, size: int = 512) -> np.ndarray:
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
 
 
+# In false colour magenta is a valid colour (high VV, low VH, so high VV − VH). Cyan is not:
+# R = 0 needs VV ≤ the VV floor and G = 255 needs VH ≥ the VH ceiling, so VV − VH is below the
+# floor of its own range and B = 0. No valid pixel is ever cyan, so cyan marks missing pixels.
+FALSE_COLOUR_MISSING_RGB = (0, 255, 255)
+
+
+def render_sar(vv_db: np.ndarray, vh_db: np.ndarray, mode: str) -> np.ndarray:
+    """:func:`sarviz.viz.images.render_sar`, with missing pixels in a colour no valid pixel takes."""
+    rgb = images.render_sar(vv_db, vh_db, mode)
+    if mode == "false-colour":
+        rgb[~(np.isfinite(vv_db) & np.isfinite(vh_db))] = FALSE_COLOUR_MISSING_RGB
+    return rgb
+
+
 def stretch_caption(mode: str) -> str:
     if mode == "false-colour":
         vv, vh, d = images.DB_RANGES["VV"], images.DB_RANGES["VH"], images.DB_RANGES["VV-VH"]
         return (f"false colour: R = VV [{vv[0]:g}, {vv[1]:g}] dB, G = VH [{vh[0]:g}, {vh[1]:g}] dB, "
-                f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; magenta = missing")
+                f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; cyan = missing (no valid pixel can be cyan: it would need "
+                f"VV ≤ {vv[0]:g} dB with VH ≥ {vh[1]:g} dB)")
     lo, hi = images.DB_RANGES[mode]
     return f"{mode} σ⁰, fixed stretch [{lo:g}, {hi:g}] dB (same in every panel); magenta = missing"
 
@@ -156,7 +172,7 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
 
     layers = []
     for obj in (real, generated):
-        rgb = images.render_sar(obj.vv_db, obj.vh_db, mode)
+        rgb = render_sar(obj.vv_db, obj.vh_db, mode)
         rgba, bounds = _web_mercator_rgba(rgb, obj.crs, obj.transform)
         layers.append((rgba, bounds))
     (_, bounds), _ = layers
@@ -226,6 +242,9 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     elif result is None:
         st.info("Nothing generated yet — showing the scene's optical and real Sentinel-1 image.")
 
+    note = None if result is None else result_note(result.provenance)
+    if note:
+        st.warning(note, icon="⚠️")
     fp = fingerprint(scene.vv_db if real_available else None, scene.vh_db if real_available else None,
                      None if result is None else result.vv_db, None if result is None else result.vh_db)
     report: MetricsReport | None = None
@@ -280,6 +299,9 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
         if scene.embedding is None:
             st.info("This scene has no AlphaEarth embedding layer.")
         else:
+            if is_proxy(scene):
+                st.warning("This is a PROXY embedding, not AlphaEarth for this place: "
+                           + scene.provenance.get("embedding_source", ""), icon="⚠️")
             st.image(figures["embedding"], width="stretch")
     with tabs[5]:
         _metrics_and_downloads(scene, result, report, real_available, figures, side_png, key)
@@ -300,10 +322,12 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
     crop = (slice(r0, r1), slice(c0, c1_))
 
     optical = enlarge(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
-    real = (enlarge(images.render_sar(scene.vv_db[crop], scene.vh_db[crop], mode)) if real_available else None)
-    gen = (enlarge(images.render_sar(result.vv_db[crop], result.vh_db[crop], mode)) if result is not None else None)
+    real = (enlarge(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode)) if real_available else None)
+    gen = (enlarge(render_sar(result.vv_db[crop], result.vh_db[crop], mode)) if result is not None else None)
     cols = st.columns(3)
-    labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1", "Generated")
+    labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1",
+              "Generated (from a PROXY embedding)" if result is not None and is_proxy(result.provenance)
+              else "Generated")
     missing = ("no optical layer in this scene", "no real Sentinel-1 for this scene", "nothing generated yet")
     for col, rgb, label, note in zip(cols, (optical, real, gen), labels, missing):
         with col:
@@ -329,9 +353,16 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
 
     if report is not None:
         per_angle = st.toggle("GLCM per angle", value=False, key=f"{key}-per-angle")
-        st.dataframe(report.table(per_angle=per_angle), hide_index=True, width="stretch")
-        st.caption("Definitions of every metric: docs/metrics.md. Lower is better for KL and Mean/Std similarity; "
-                   "higher for SSIM and FSIM; 'generated − real' compares single-image statistics.")
+        pair, single = split_metrics_table(report.table(per_angle=per_angle), real_available)
+        if pair is not None:
+            st.markdown("**Pair metrics** (generated against real)")
+            st.dataframe(pair, hide_index=True, width="stretch", height=_table_height(len(pair)))
+            st.caption("Lower is better for KL and Mean/Std similarity; higher for SSIM and FSIM.")
+        st.markdown("**Per-image statistics**" + (" (real, generated and their difference)" if real_available
+                                                   else " (generated image)"))
+        st.dataframe(single, hide_index=True, width="stretch", height=_table_height(len(single)))
+        with st.expander("Metric definitions (docs/metrics.md)"):
+            st.markdown(metrics_doc())
     stem = (scene.scene_id or "scene").replace("/", "_")
     cols = st.columns(4)
     downloads: list[tuple[str, bytes, str, str]] = []
@@ -349,6 +380,36 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
         downloads.append(("Real S1 GeoTIFF", _real_result(scene).geotiff_bytes(), f"{stem}_real_s1.tif", "image/tiff"))
     for i, (label, data, name, mime) in enumerate(downloads):
         cols[i % 4].download_button(label, data, file_name=name, mime=mime, key=f"{key}-dl-{i}")
+
+
+def split_metrics_table(table: Any, real_available: bool) -> tuple[Any | None, Any]:
+    """The report table as (pair metrics, per-image statistics): no column is empty by design.
+
+    Pair rows (KL, Mean/Std similarity, SSIM, FSIM) have only a comparison value; single-image
+    rows have real, generated and their difference. Without a real image the pair table is
+    None and the per-image table keeps the generated column only.
+    """
+    is_pair = table["generated"].isna() & table["real"].isna()
+    pair = table.loc[is_pair, ["metric", "polarisation", "comparison"]].rename(columns={"comparison": "value"})
+    single = table.loc[~is_pair, ["metric", "polarisation", "real", "generated", "generated − real"]]
+    if not real_available:
+        single = single[["metric", "polarisation", "generated"]]
+    pair = pair[pair["value"].notna()] if real_available else None
+    return (pair if pair is not None and len(pair) else None), single.reset_index(drop=True)
+
+
+def _table_height(rows: int) -> int:
+    # every row visible up to 30 rows (35 px a row + header), then the table scrolls
+    return 38 + 35 * min(max(rows, 1), 30)
+
+
+def metrics_doc() -> str:
+    """docs/metrics.md, shown in the app (a path in a caption cannot be clicked)."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return "The metric definitions (docs/metrics.md) are not in this installation."
 
 
 # -- the Inspect page --------------------------------------------------------------------------------
@@ -398,19 +459,26 @@ def inspect_page() -> None:
         if not files:
             st.warning(f"No GeoTIFF in {folder}.")
             return
-        none = "(none — generated only)"
-        real_pick = st.selectbox("Real Sentinel-1", [none] + files, key="inspect-pick-real")
-        gen_pick = st.selectbox("Generated", files, index=min(1, len(files) - 1), key="inspect-pick-gen")
-        if real_pick != none:
+        # both start empty: a guessed pair (the first two files) is usually two unrelated scenes
+        c1, c2 = st.columns(2)
+        real_pick = c1.selectbox("Real Sentinel-1 (or a sarviz scene file)", files, index=None,
+                                 placeholder="none — inspect the generated image alone", key="inspect-pick-real")
+        gen_pick = c2.selectbox("Generated", files, index=None, placeholder="choose the generated GeoTIFF",
+                                key="inspect-pick-gen")
+        if real_pick is not None:
             real_src, real_name = str(folder / real_pick), real_pick
-        gen_src, gen_name = str(folder / gen_pick), gen_pick
+        if gen_pick is not None:
+            gen_src, gen_name = str(folder / gen_pick), gen_pick
     if gen_src is None:
-        st.info("Choose the generated GeoTIFF to inspect.")
+        st.info("Choose the generated GeoTIFF to inspect (and the real Sentinel-1 or scene file to compare with).")
         return
     try:
         scene, result = load_pair(real_src, gen_src, real_name, gen_name)
     except (MetricError, ValueError) as exc:
         st.error(str(exc))
         return
+    if "model_id" not in result.provenance:
+        st.warning(f"{gen_name} does not look like a generated image (its provenance names no model): if it is a "
+                   "scene file, its VV/VH are the real Sentinel-1. Pick it as the real image instead.")
     render_inspection(scene, result, key="inspect-page")
 
