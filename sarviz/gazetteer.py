@@ -120,15 +120,13 @@ def parse_location(text: str) -> tuple[float, float] | None:
 
 
 def search(name: str, limit: int = 10) -> list[Place]:
-    """Places matching ``name``, best first: coordinates, exact names (largest town first),
-    countries, then names that start with the text."""
+    """Places matching ``name``, best first: coordinates, a country of that name, exact town
+    names (largest first), then names that start with the text. "Murcia, Spain" narrows to a
+    country. Coordinates out of range raise :class:`~sarviz.scene.SceneError`."""
     text = (name or "").strip()
     if not text:
         return []
-    try:
-        coords = parse_location(text)
-    except SceneError:
-        coords = None
+    coords = parse_location(text)  # raises SceneError for coordinates out of range
     if coords is not None:
         return [Place(text, "", coords[0], coords[1], 0, "coordinates")]
     idx = _index()
