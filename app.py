@@ -137,8 +137,8 @@ def map_page() -> None:
 # The pages, named here: the sidebar says "Map" (a pages/ folder alone would call this page
 # "app", after the file). URLs stay /Inspect, /Quiz and /Study_admin.
 st.navigation([
-    st.Page(map_page, title="Map", icon="🗺️", default=True),
-    st.Page("pages/2_Inspect.py", title="Inspect", icon="🔍", url_path="Inspect"),
-    st.Page("pages/3_Quiz.py", title="Quiz", icon="📝", url_path="Quiz"),
-    st.Page("pages/4_Study_admin.py", title="Study admin", icon="🔐", url_path="Study_admin"),
+    st.Page(map_page, title="Map", icon=":material/map:", default=True),
+    st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/compare:", url_path="Inspect"),
+    st.Page("pages/3_Quiz.py", title="Quiz", icon=":material/quiz:", url_path="Quiz"),
+    st.Page("pages/4_Study_admin.py", title="Study admin", icon=":material/admin_panel_settings:", url_path="Study_admin"),
 ]).run()

@@ -110,9 +110,25 @@ def _route(route) -> None:
         route.fulfill(status=200, body=b"", content_type=ctype)
 
 
+def _route_offline(route, blocked: list[str]) -> None:
+    """A machine without the internet: loopback answers, everything else fails at once."""
+    url = route.request.url
+    if url.startswith(("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:",
+                       "blob:", "about:")):
+        route.continue_()
+    else:
+        blocked.append(url)
+        route.abort("internetdisconnected")
+
+
 @contextlib.contextmanager
-def chromium_page(width: int = 1400, height: int = 1000) -> Iterator["object"]:
-    """A Playwright page in Debian Chromium with outside requests answered locally."""
+def chromium_page(width: int = 1400, height: int = 1000, offline: bool = False,
+                  blocked: list[str] | None = None) -> Iterator["object"]:
+    """A Playwright page in Debian Chromium with outside requests answered locally.
+
+    ``offline``: no outside request is answered at all (CDNs and tiles fail, as on a machine
+    without the internet); their URLs are appended to ``blocked``.
+    """
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -120,7 +136,8 @@ def chromium_page(width: int = 1400, height: int = 1000) -> Iterator["object"]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             context = browser.new_context(viewport={"width": width, "height": height})
-            context.route("**/*", _route)
+            sink = blocked if blocked is not None else []
+            context.route("**/*", (lambda route: _route_offline(route, sink)) if offline else _route)
             page = context.new_page()
             page.set_default_timeout(60_000)
             yield page

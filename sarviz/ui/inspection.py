@@ -194,6 +194,9 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
     swipe.left_label, swipe.right_label = "real Sentinel-1", "generated"
     fmap.add_child(swipe)
     folium.LayerControl(collapsed=False).add_to(fmap)
+    from sarviz.ui.webassets import localize
+
+    localize(fmap)  # Leaflet from the app's own copy: the swipe map works offline
     return fmap.get_root().render()
 
 

@@ -118,10 +118,13 @@ def scene_list(store: SceneStore, places: dict[str, str]) -> None:
     table = [{"scene": r["id"], "place": places.get(r["id"], ""), "dates": _dates(r["dates"]),
               "layers": " ".join(short.get(x, x) for x in r["layers"]),
               "embedding": {"proxy": "PROXY", "AlphaEarth": "AlphaEarth"}.get(r["embedding"], "none")} for r in rows]
-    st.caption(f"{len(rows)} scenes in `{store.folder}` — click a row to go there")
+    st.caption(f"{len(rows)} scenes in `{store.folder}` — click a row to go there (scroll sideways for "
+               "dates, layers and embedding)")
     event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
                          key="scene_table", height=38 + 35 * min(len(table), 12),
-                         column_config={"scene": st.column_config.TextColumn(width="medium")})
+                         column_order=("place", "dates", "embedding", "layers", "scene"),
+                         column_config={"place": st.column_config.TextColumn(width="medium"),
+                                        "scene": st.column_config.TextColumn(width="large")})
     picked = event.selection.rows if event is not None else []
     if picked and st.session_state.get("scene_table_last") != picked[0]:
         st.session_state.scene_table_last = picked[0]
