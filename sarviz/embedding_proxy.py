@@ -14,12 +14,12 @@ builds an *honest proxy*:
 2. **Spatial coherence.** The optical image is cut into SLIC superpixels (scikit-image),
    about 12×12 px each, so that a field or a water body gets one land-cover estimate —
    AlphaEarth fields are smooth at that scale.
-3. **Real AlphaEarth vectors.** For each superpixel the real 2024 AlphaEarth vector of
-   ``alphaearth_s1_points`` whose Dynamic World probability profile is nearest to the
-   superpixel's estimated profile is chosen (one of the 5 nearest, by a seeded draw so that
-   neighbouring segments of one class are not identical). Every pixel thus holds a real,
-   unit-length AlphaEarth vector of a place with that land cover — from Amazonas, coastal
-   California or Iowa, not from this place.
+3. **Real AlphaEarth vectors.** All vectors come from one region of ``alphaearth_s1_points``
+   (Amazonas, coastal California or Iowa): the one nearest to the scene in absolute
+   latitude, a rough stand-in for climate and season. Each superpixel takes the real 2024
+   vector of the point whose Dynamic World probability profile is nearest to its own (ties
+   broken by a draw seeded with the scene id). Every pixel thus holds a real, unit-length
+   AlphaEarth vector of a place with that land cover — not of this place.
 
 The scene's real Sentinel-1 is never read here: the proxy must not leak the answer into a
 comparison of generated and real SAR. A scene without optical gets no proxy. A scene that
@@ -44,7 +44,7 @@ import numpy as np
 from sarviz.scene import EMBEDDING_BANDS, Scene, SceneError
 
 #: version of the recipe below; bump it when the output for a scene would change
-PROXY_VERSION = "1"
+PROXY_VERSION = "2"
 PROXY_PREFIX = "proxy"
 POINTS_ENV = "SARVIZ_PROXY_POINTS"
 POINTS_DIRNAME = "alphaearth_s1_points"
@@ -69,7 +69,7 @@ _PROTOTYPES = np.array([
 ], dtype=np.float32)
 _FEATURE_SCALE = np.array([0.15, 0.15, 0.05, 0.12], dtype=np.float32)
 SEGMENT_PX = 12  # superpixel side, pixels (~120 m at 10 m)
-TOP_K = 5  # draw among this many nearest points, seeded by scene id and segment
+TOP_K = 5  # equally near points among which a seeded draw decides
 
 
 class ProxyUnavailable(SceneError):
@@ -116,8 +116,8 @@ def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
 
 
 @lru_cache(maxsize=4)
-def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """(embeddings (N, 64), Dynamic World probabilities (N, 9), file names) of the point table."""
+def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray]:
+    """(embeddings (N, 64), Dynamic World probabilities (N, 9), file names, region and latitude of each point)."""
     import pandas as pd
 
     files = sorted(Path(points_dir).glob("*.csv"))
@@ -129,12 +129,15 @@ def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ..
         missing = [c for c in (*EMBEDDING_BANDS, *DW_CLASSES) if c not in df.columns]
         if missing:
             raise ProxyUnavailable(f"{f.name}: not an AlphaEarth point table (missing {', '.join(missing[:3])}…)")
-        frames.append(df[[*EMBEDDING_BANDS, *DW_CLASSES]].dropna())
+        part = df[[*EMBEDDING_BANDS, *DW_CLASSES]].dropna().copy()
+        part["_region"] = df["region"].astype(str) if "region" in df.columns else f.stem
+        part["_lat"] = df["latitude"].astype(float) if "latitude" in df.columns else np.nan
+        frames.append(part)
     table = pd.concat(frames, ignore_index=True)
     emb = table[list(EMBEDDING_BANDS)].to_numpy(np.float32)
-    probs = table[list(DW_CLASSES)].to_numpy(np.float32)
+    probs = table[list(DW_CLASSES)].to_numpy(np.float32, copy=True)
     probs /= np.clip(probs.sum(axis=1, keepdims=True), 1e-6, None)
-    return emb, probs, tuple(f.name for f in files)
+    return emb, probs, tuple(f.name for f in files), table["_region"].to_numpy(), table["_lat"].to_numpy()
 
 
 def land_cover_probabilities(optical: np.ndarray) -> np.ndarray:
@@ -189,12 +192,16 @@ def _segments(optical: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, seed: int = 0,
-                          top_of_atmosphere: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+                          top_of_atmosphere: bool = False, latitude: float | None = None
+                          ) -> tuple[np.ndarray, dict[str, Any]]:
     """The (64, H, W) proxy field for an optical layer, and a record of how it was made.
 
     ``top_of_atmosphere``: the optical layer is L1C (TOA); haze is removed first.
+    ``latitude``: the scene's; the vectors come from the sample region nearest in absolute
+    latitude (a rough stand-in for climate and season). Without it, from the region whose
+    land-cover profiles fit the scene best.
     """
-    emb_table, prob_table, files = _load_points(str(Path(points_dir).resolve()))
+    emb_table, prob_table, files, regions, point_lat = _load_points(str(Path(points_dir).resolve()))
     optical = np.asarray(optical, np.float32)
     if top_of_atmosphere:
         optical = dark_object_subtraction(optical)
@@ -209,12 +216,29 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     counts = np.bincount(flat[inside], minlength=n_seg).astype(np.float32)
     seg_probs = np.stack([np.bincount(flat[inside], weights=probs[c].ravel()[inside], minlength=n_seg)
                           for c in range(len(DW_CLASSES))], axis=1) / np.clip(counts[:, None], 1, None)
-    # nearest points in Dynamic World probability space; a seeded draw among the TOP_K nearest
-    d2 = ((seg_probs[:, None, :] - prob_table[None, :, :]) ** 2).sum(axis=-1)  # (segments, points)
-    k = min(TOP_K, len(prob_table))
-    nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    # Distances in Dynamic World probability space, segments × points. All vectors come from one
+    # region: vectors of one region share its climate and season, so neighbouring segments of
+    # one class stay alike (mixing Amazonas and Iowa vectors patch by patch gave a salt-and-
+    # pepper field). The region is the one nearest in |latitude| (Spain and Punjab → coastal
+    # California, central Europe → Iowa, the tropics → Amazonas); the profile fit decides only
+    # when the latitude is unknown (it favours the region with the most varied profiles).
+    d2 = ((seg_probs[:, None, :] - prob_table[None, :, :]) ** 2).sum(axis=-1)
+    weights = counts / max(counts.sum(), 1)
+    fit = {r: float((d2[:, regions == r].min(axis=1) * weights).sum()) for r in np.unique(regions)}
+    region_lat = {r: float(np.nanmean(np.abs(point_lat[regions == r]))) for r in fit}
+    if latitude is not None and all(np.isfinite(v) for v in region_lat.values()):
+        region = min(region_lat, key=lambda r: abs(region_lat[r] - abs(latitude)))
+    else:
+        region = min(fit, key=fit.get)
+    in_region = np.flatnonzero(regions == region)
+    d2 = d2[:, in_region]
+    # the nearest point, with a seeded draw among the TOP_K nearest only where they are equally near
+    k = min(TOP_K, len(in_region))
+    nearest = np.argsort(d2, axis=1)[:, :k]
+    near_d = np.take_along_axis(d2, nearest, axis=1)
     rng = np.random.default_rng(seed)
-    chosen = nearest[np.arange(n_seg), rng.integers(0, k, n_seg)]
+    ties = (near_d <= near_d[:, :1] + 1e-4).sum(axis=1)
+    chosen = in_region[nearest[np.arange(n_seg), rng.integers(0, ties)]]
     seg_emb = emb_table[chosen]  # (segments, 64), real AlphaEarth vectors
     out = np.full((len(EMBEDDING_BANDS),) + valid.shape, np.nan, np.float32)
     out[:, valid] = seg_emb[labels[valid]].T
@@ -227,7 +251,9 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
         "points_count": int(len(prob_table)),
         "segments": n_seg,
         "segment_px": SEGMENT_PX,
-        "top_k": k,
+        "region": str(region),
+        "region_choice": "nearest |latitude|" if latitude is not None else "best land-cover fit",
+        "distinct_vectors": int(len(np.unique(chosen))),
         "seed": int(seed),
         "haze_correction": "dark-object subtraction (L1C input)" if top_of_atmosphere else None,
         "land_cover_share": {c: round(float(s), 4) for c, s in zip(DW_CLASSES, share) if s > 0},
@@ -262,6 +288,7 @@ def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = Non
                                f"folder or set {POINTS_ENV}")
     seed = zlib.crc32((scene.scene_id or "scene").encode())
     toa = str(scene.provenance.get("optical_level") or "").upper().startswith("L1C")
-    field, record = build_proxy_embedding(scene.optical, folder, seed=seed, top_of_atmosphere=toa)
+    field, record = build_proxy_embedding(scene.optical, folder, seed=seed, top_of_atmosphere=toa,
+                                          latitude=scene.center_latlon[0])
     provenance = {**scene.provenance, "embedding_source": proxy_source_text(record), "embedding_proxy": record}
     return replace(scene, embedding=field, provenance=provenance)
