@@ -44,3 +44,16 @@ def test_generate_blocker_says_why_and_the_way_out():
     assert "no AlphaEarth embedding" in text and "Fetch this place" in text and "add-proxy-embedding" in text
     assert "no proxy can be made" in embedding_blocker(make_scene(size=(8, 8), layers=("vv_db",)))
     assert embedding_blocker(make_scene(size=(8, 8))) is None
+
+
+def test_missing_weights_message_is_short_with_details_on_demand(capsys):
+    """`sarviz models`: one short line for a model without weights; `--details` has the paths and how-to."""
+    from sarviz.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    problem = next(line for line in out.splitlines() if "weights are missing" in line)
+    assert len(problem) < 160 and "ControlNet folder" in problem
+    assert "`sarviz models --details`" in out
+    assert main(["models", "--details"]) == 0
+    assert "How to get them" in capsys.readouterr().out

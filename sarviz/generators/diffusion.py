@@ -555,6 +555,7 @@ class DiffusionGenerator(Generator):
             err = WeightsMissing(f"{self.weights_summary()}; `sarviz models --details` says where to put them "
                                  f"(SARVIZ_DEBUG=1 for the full error)")
             err.details = problem
+            err.add_note(problem)  # shown with the traceback under SARVIZ_DEBUG=1
             raise err
 
     # -- loading ----------------------------------------------------------------------------
