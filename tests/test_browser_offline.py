@@ -75,3 +75,28 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
             screenshot(page, f"offline-{tab.split()[0].lower()}")
     # the page asked the outside world for nothing it needed: only map tiles were refused
     assert all("tile.openstreetmap.org" in u for u in blocked), sorted(set(blocked))[:5]
+
+
+def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
+    """A click on the sidebar's Spain row goes there; "Type a place" finds Lahore offline."""
+    require_browser()
+    if webassets.install():
+        pytest.skip("local web assets missing; ./dev fetches them with npm")
+    env = {"SARVIZ_SCENES": str(sample_scenes), "SARVIZ_HOME": str(tmp_path), "SARVIZ_SOURCES": "local"}
+    with run_streamlit("app.py", env=env) as url, chromium_page(offline=True) as page:
+        page.goto(url)
+        page.get_by_text("Click a place on the map").wait_for()
+        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        grid = page.locator("[data-testid='stSidebar'] [data-testid='stDataFrame']")
+        grid.wait_for()
+        box = grid.bounding_box()
+        # rows sorted by id: six BigEarthNet patches, then the Spain chip (7th row); 35 px rows
+        page.mouse.click(box["x"] + 14, box["y"] + 35 + 6 * 35 + 17)
+        main = page.locator("[data-testid='stMain']")
+        main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
+            timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.get_by_label("Type a place").fill("Lahore")
+        page.get_by_role("button", name="Go").click()
+        main.get_by_text("31.55800°, 74.35071°").wait_for(timeout=90_000)
+        screenshot(page, "offline-type-a-place")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import folium
+import pytest
 from conftest import make_scene
 
 from sarviz.ui import webassets
@@ -52,7 +53,10 @@ def test_missing_weights_message_is_short_with_details_on_demand(capsys):
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    problem = next(line for line in out.splitlines() if "weights are missing" in line)
+    problems = [line for line in out.splitlines() if "weights are missing" in line]
+    if not problems:
+        pytest.skip("every model's weights are on this machine")
+    problem = problems[0]
     assert len(problem) < 160 and "ControlNet folder" in problem
     assert "`sarviz models --details`" in out
     assert main(["models", "--details"]) == 0
