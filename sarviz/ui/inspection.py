@@ -346,8 +346,11 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
         st.caption(f"zoom {zoom}×: rows {r0}–{r1}, columns {c0}–{c1_} of {scene.height}×{scene.width} px")
     fp = fingerprint(scene.optical, scene.vv_db, None if result is None else result.vv_db,
                      None if result is None else result.vh_db)
-    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}", lambda: panels.figure_png(
-        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode))))
+    proxy = result is not None and is_proxy(result.provenance)
+    titles = ("optical (S2 true colour)", "real Sentinel-1",
+              "generated (from a PROXY embedding)" if proxy else "generated")  # the downloaded PNG says so too
+    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}-{proxy}", lambda: panels.figure_png(
+        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode), titles=titles)))
 
 
 def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsReport | None, real_available: bool,
