@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +73,7 @@ def cpu_seconds(proc) -> float:
 
 def bench(checkout: Path, args_extra: list[str], env: dict, loads: int) -> tuple[float, list[float], list[float]]:
     import psutil
-    from _browser import chromium_page
+    from _browser import chromium_page, stop_server, wait_healthy
 
     port = free_port()
     streamlit = Path(sys.executable).parent / "streamlit"
@@ -84,13 +83,7 @@ def bench(checkout: Path, args_extra: list[str], env: dict, loads: int) -> tuple
     ps = psutil.Process(proc.pid)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
+        wait_healthy(base, proc, 300.0, log.name)
         cpu, wall = [], []
         with chromium_page(offline=True) as page:
             for _ in range(loads):
@@ -105,12 +98,7 @@ def bench(checkout: Path, args_extra: list[str], env: dict, loads: int) -> tuple
                 cpu.append(cpu_seconds(ps) - c0)
         return cpu[0], cpu[1:], wall
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc, log)
 
 
 def main() -> int:

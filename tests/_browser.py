@@ -68,27 +68,37 @@ def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not become healthy in {timeout} s; see {log.name}")
-            time.sleep(0.3)
+        wait_healthy(base, proc, timeout, log.name)
         yield base + (f"/{page}" if page else "")
     finally:
-        proc.terminate()
+        stop_server(proc, log)
+
+
+def wait_healthy(base: str, proc: subprocess.Popen, timeout: float, log_name: str) -> None:
+    """Wait until the Streamlit server at ``base`` answers its health check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_name}")
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"streamlit did not become healthy in {timeout} s; see {log_name}")
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen, log) -> None:
+    """Stop a server this process started (terminate, then kill after 10 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 def _route(route) -> None:
