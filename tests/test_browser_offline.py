@@ -65,6 +65,7 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
         panels.nth(2).wait_for()
         assert page.evaluate("""() => [...document.querySelectorAll("[data-testid='stTabs'] [data-testid='stImage'] img")]
                                  .slice(0, 3).every(i => i.complete && i.naturalWidth > 100)""")
+        panels.nth(0).scroll_into_view_if_needed()
         screenshot(page, "offline-side-by-side")
         for tab in ("Distributions", "Texture (GLCM)"):
             page.get_by_role("tab", name=tab).click()
@@ -72,6 +73,7 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
             panel.wait_for()
             page.wait_for_function("""() => [...document.querySelectorAll("[role='tabpanel'] [data-testid='stImage'] img")]
                                         .filter(i => i.offsetParent !== null).every(i => i.complete && i.naturalWidth > 300)""")
+            panel.scroll_into_view_if_needed()
             screenshot(page, f"offline-{tab.split()[0].lower()}")
     # the page asked the outside world for nothing it needed: only map tiles were refused
     assert all("tile.openstreetmap.org" in u for u in blocked), sorted(set(blocked))[:5]
