@@ -41,10 +41,12 @@ class ImportReport:
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already in the store
     problems: list[str] = field(default_factory=list)  # could not be imported, with the reason
+    proxied: list[str] = field(default_factory=list)  # given a proxy embedding (not AlphaEarth)
+    notes: list[str] = field(default_factory=list)  # imported, but something the user should know
 
     def summary(self) -> str:
-        return (f"{len(self.written)} scenes written, {len(self.skipped)} already present, "
-                f"{len(self.problems)} problems")
+        return (f"{len(self.written)} scenes written ({len(self.proxied)} with a PROXY embedding, not AlphaEarth), "
+                f"{len(self.skipped)} already present, {len(self.problems)} problems")
 
 
 @dataclass
@@ -264,8 +266,18 @@ def find_candidates(src: str | Path) -> list[Candidate]:
 
 
 def import_scenes(src: str | Path, to: str | Path, overwrite: bool = False,
-                  progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
-    """Import every recognised scene below ``src`` into the scene folder ``to``."""
+                  progress: Callable[[int, int, str], None] | None = None, proxy_embedding: bool = True,
+                  points_dir: str | Path | None = None) -> ImportReport:
+    """Import every recognised scene below ``src`` into the scene folder ``to``.
+
+    ``proxy_embedding``: give scenes without an AlphaEarth embedding a proxy one
+    (:mod:`sarviz.embedding_proxy`, marked as a proxy) from the AlphaEarth sample points in
+    ``points_dir`` (default: ``SARVIZ_PROXY_POINTS``, else ``alphaearth_s1_points`` below
+    ``src``, else ``../shared/samples`` beside the checkout). Where no proxy can be made the
+    scene is still imported, and the report says why.
+    """
+    from sarviz.embedding_proxy import ProxyUnavailable, add_proxy_embedding, default_points_dir
+
     candidates = find_candidates(src)
     if not candidates:
         raise SceneError(
@@ -273,22 +285,90 @@ def import_scenes(src: str | Path, to: str | Path, overwrite: bool = False,
             f"*_labels_metadata.json with *_VV.tif, SSL4EO-S12 s1/<location>/<product>/VV.tif)"
         )
     store = SceneStore(to, create=True)
-    existing = {e.scene_id for e in store}
+    existing = {e.scene_id: e for e in store}
     report = ImportReport()
+    upgrade: list = []
+    if proxy_embedding:
+        points_dir = Path(points_dir).expanduser() if points_dir is not None else default_points_dir(near=src)
+        if points_dir is None:
+            report.notes.append("no proxy embeddings: the AlphaEarth sample points (alphaearth_s1_points) were "
+                                "not found; set SARVIZ_PROXY_POINTS or pass --points")
     for i, cand in enumerate(candidates):
         if progress:
             progress(i, len(candidates), cand.scene_id)
         if cand.scene_id in existing and not overwrite:
             report.skipped.append(cand.scene_id)
+            if proxy_embedding and points_dir is not None and "embedding" not in existing[cand.scene_id].layers:
+                upgrade.append(existing[cand.scene_id])  # imported earlier without an embedding
             continue
         try:
             scene = cand.build()
+            if proxy_embedding and points_dir is not None and scene.embedding is None:
+                try:
+                    scene = add_proxy_embedding(scene, points_dir)
+                    report.proxied.append(cand.scene_id)
+                except ProxyUnavailable as exc:
+                    report.notes.append(f"{cand.scene_id}: no proxy embedding ({exc})")
             from sarviz.scene import write_scene
 
             report.written.append(write_scene(scene, store.folder / f"{cand.scene_id}.tif"))
         except (SceneError, OSError, ValueError, KeyError, rasterio.errors.RasterioError) as exc:
             report.problems.append(f"{cand.dataset} {cand.scene_id}: {exc}")
+    if upgrade:  # a re-run of the import brings older imports up to date
+        done = ImportReport()
+        _upgrade_entries(upgrade, points_dir, False, done)
+        report.skipped = [sid for sid in report.skipped if sid not in done.proxied]
+        report.written += done.written
+        report.proxied += done.proxied
+        report.notes += done.notes
+        report.problems += done.problems
     if progress:
         progress(len(candidates), len(candidates), "done")
+    store.refresh()
+    return report
+
+
+
+def _upgrade_entries(entries: list, points: Path, force: bool, report: ImportReport,
+                     progress: Callable[[int, int, str], None] | None = None) -> None:
+    """Rewrite the scene files of ``entries`` with a proxy embedding where they have none."""
+    from sarviz.embedding_proxy import ProxyUnavailable, add_proxy_embedding, is_proxy
+    from sarviz.scene import read_scene, write_scene
+
+    for i, entry in enumerate(entries):
+        if progress:
+            progress(i, len(entries), entry.scene_id)
+        try:
+            scene = read_scene(entry.path)
+            if scene.embedding is not None and not (force and is_proxy(scene)):
+                report.skipped.append(entry.scene_id)
+                continue
+            report.written.append(write_scene(add_proxy_embedding(scene, points, force=force), entry.path))
+            report.proxied.append(entry.scene_id)
+        except ProxyUnavailable as exc:
+            report.notes.append(f"{entry.scene_id}: no proxy embedding ({exc})")
+        except (SceneError, OSError, ValueError, rasterio.errors.RasterioError) as exc:
+            report.problems.append(f"{entry.scene_id}: {exc}")
+    if progress:
+        progress(len(entries), len(entries), "done")
+
+
+def add_proxy_embeddings(folder: str | Path, points_dir: str | Path | None = None, force: bool = False,
+                         progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
+    """Give every scene file in ``folder`` that lacks an embedding a proxy one, in place.
+
+    Scenes with a real AlphaEarth embedding are never touched; scenes that already hold a
+    proxy are skipped unless ``force`` (e.g. after the recipe changed). Files are rewritten
+    atomically.
+    """
+    from sarviz.embedding_proxy import default_points_dir
+
+    store = SceneStore(folder)
+    points = Path(points_dir).expanduser() if points_dir is not None else default_points_dir()
+    if points is None:
+        raise SceneError("the AlphaEarth sample points (alphaearth_s1_points) were not found; "
+                         "set SARVIZ_PROXY_POINTS or pass --points")
+    report = ImportReport()
+    _upgrade_entries(list(store), points, force, report, progress)
     store.refresh()
     return report

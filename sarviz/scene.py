@@ -321,6 +321,9 @@ def write_scene(scene: Scene, path: str | os.PathLike, bands: tuple[str, ...] = 
         "LAYERS": json.dumps(layers),
         **(extra_tags or {}),
     }
+    if scene.embedding is not None:
+        # says at a glance (gdalinfo) whether A00..A63 are AlphaEarth for this place or a proxy
+        tags["EMBEDDING_SOURCE"] = str(scene.provenance.get("embedding_source") or "AlphaEarth")
     block = 256 if min(scene.width, scene.height) >= 256 else 128
     profile = dict(driver="GTiff", width=scene.width, height=scene.height, count=len(bands),
                    dtype="float32", crs=scene.crs, transform=scene.transform, nodata=np.nan)

@@ -245,12 +245,15 @@ class SceneStore:
     def read(self, scene_id: str) -> Scene:
         return read_scene(self.entry(scene_id).path)
 
-    def lookup(self, lat: float, lon: float, size_px: int = 512, grid: str = "native") -> Scene:
+    def lookup(self, lat: float, lon: float, size_px: int = 512, grid: str = "native",
+               scene_id: str | None = None) -> Scene:
         """The ``size_px`` × ``size_px`` patch centred on the point.
 
         ``grid="native"`` crops the scene on its own grid (the window is shifted to stay
         inside the scene, and is the whole scene when the scene is smaller);
         ``grid="utm"`` reprojects onto the standard patch grid (local UTM, 10 m).
+        ``scene_id`` picks one of the scenes covering the point (e.g. one acquisition date
+        where a footprint has several); by default the best of :meth:`find`.
         """
         lat, lon = validate_latlon(lat, lon)
         if not isinstance(size_px, (int, np.integer)) or not 16 <= size_px <= 4096:
@@ -258,6 +261,10 @@ class SceneStore:
         hits = self.find(lat, lon)
         if not hits:
             raise NoSceneHere(self.describe_miss(lat, lon))
+        if scene_id is not None:
+            hits = [e for e in hits if e.scene_id == scene_id]
+            if not hits:
+                raise NoSceneHere(f"scene {scene_id!r} does not cover ({lat:.4f}, {lon:.4f})")
         failures = []
         for entry in hits:  # a file that broke since it was indexed: say so, try the next scene
             try:

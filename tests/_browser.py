@@ -68,27 +68,37 @@ def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not become healthy in {timeout} s; see {log.name}")
-            time.sleep(0.3)
+        wait_healthy(base, proc, timeout, log.name)
         yield base + (f"/{page}" if page else "")
     finally:
-        proc.terminate()
+        stop_server(proc, log)
+
+
+def wait_healthy(base: str, proc: subprocess.Popen, timeout: float, log_name: str) -> None:
+    """Wait until the Streamlit server at ``base`` answers its health check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_name}")
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"streamlit did not become healthy in {timeout} s; see {log_name}")
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen, log) -> None:
+    """Stop a server this process started (terminate, then kill after 10 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 def _route(route) -> None:
@@ -110,9 +120,25 @@ def _route(route) -> None:
         route.fulfill(status=200, body=b"", content_type=ctype)
 
 
+def _route_offline(route, blocked: list[str]) -> None:
+    """A machine without the internet: loopback answers, everything else fails at once."""
+    url = route.request.url
+    if url.startswith(("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:",
+                       "blob:", "about:")):
+        route.continue_()
+    else:
+        blocked.append(url)
+        route.abort("internetdisconnected")
+
+
 @contextlib.contextmanager
-def chromium_page(width: int = 1400, height: int = 1000) -> Iterator["object"]:
-    """A Playwright page in Debian Chromium with outside requests answered locally."""
+def chromium_page(width: int = 1400, height: int = 1000, offline: bool = False,
+                  blocked: list[str] | None = None) -> Iterator["object"]:
+    """A Playwright page in Debian Chromium with outside requests answered locally.
+
+    ``offline``: no outside request is answered at all (CDNs and tiles fail, as on a machine
+    without the internet); their URLs are appended to ``blocked``.
+    """
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -120,7 +146,8 @@ def chromium_page(width: int = 1400, height: int = 1000) -> Iterator["object"]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             context = browser.new_context(viewport={"width": width, "height": height})
-            context.route("**/*", _route)
+            sink = blocked if blocked is not None else []
+            context.route("**/*", (lambda route: _route_offline(route, sink)) if offline else _route)
             page = context.new_page()
             page.set_default_timeout(60_000)
             yield page

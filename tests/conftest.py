@@ -17,7 +17,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("SARVIZ_DTYPE_MEASURE", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# SARVIZ_SHARED: another place for ../shared (a worktree checked out away from it)
+SHARED = Path(os.environ.get("SARVIZ_SHARED") or ROOT.parent / "shared")
 SAMPLES = SHARED / "samples"
 SPAIN_LATLON = (38.1058, -0.7589)  # centre of the Sen1Floods11 Spain_7370579 chip
 

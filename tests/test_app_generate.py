@@ -58,9 +58,11 @@ def test_generate_refuses_scene_without_embedding(tmp_path, monkeypatch):
     assert not at.exception
     assert any("no AlphaEarth embedding" in m.value for m in at.markdown)
     assert any("No remote scene source is enabled" in i.value for i in at.info)
-    next(b for b in at.button if b.label == "Generate").click().run()
-    assert not at.exception
-    assert any("embedding" in e.value for e in at.error), [e.value for e in at.error]
+    # Generate is off before any click, with the reason and the ways out beside it
+    gen = next(b for b in at.button if b.label == "Generate")
+    assert gen.disabled
+    why = " ".join(w.value for w in at.warning)
+    assert "Generate is off" in why and "Fetch this place" in why and "add-proxy-embedding" in why
 
 
 def test_add_result_to_study_pool_from_the_map(embedded_store, tmp_path, monkeypatch):
@@ -96,3 +98,25 @@ def test_add_result_to_study_pool_from_the_map(embedded_store, tmp_path, monkeyp
     with StudyDatabase(db_url).read() as s:
         rows = s.execute(text("select count(*) from item")).scalar_one()
     assert rows == 1
+
+
+def test_result_from_a_proxy_embedding_is_labelled_everywhere(samples_dir, tmp_path, monkeypatch):
+    from sarviz.embedding_proxy import add_proxy_embedding
+
+    folder = tmp_path / "scenes"
+    scene = add_proxy_embedding(make_scene(size=(64, 64), scene_id="proxied", layers=("optical", "vv_db", "vh_db")),
+                                samples_dir / "alphaearth_s1_points")
+    write_scene(scene, folder / "proxied.tif")
+    monkeypatch.setenv("SARVIZ_SCENES", str(folder))
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
+    lat, lon = scene.center_latlon
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.query_params["lat"] = str(lat)
+    at.query_params["lon"] = str(lon)
+    at.run()
+    assert any("Proxy embedding" in i.value for i in at.info)  # before generating
+    assert any("PROXY embedding" in c.value for c in at.caption)  # in the scene view
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert not at.exception and not at.error
+    assert any("Made from a PROXY embedding" in w.value for w in at.warning)  # on the result and inspection
+    assert any("**Generated (from a PROXY embedding)**" in m.value for m in at.markdown)

@@ -41,24 +41,61 @@ def test_click_elsewhere_says_what_is_available(sample_scenes, monkeypatch):
     assert "no scene covers (0.0000, 0.0000)" in msg and "9 scenes available" in msg and "km away" in msg
 
 
-def test_coordinate_form_bad_input(sample_scenes, monkeypatch):
+def _search(at: AppTest, text: str) -> AppTest:
+    at.text_input(key="place_text").input(text)
+    return next(b for b in at.button if b.label == "Go").click().run()
+
+
+def test_type_a_place_takes_coordinates_and_names(sample_scenes, monkeypatch):
     monkeypatch.setenv("SARVIZ_SCENES", str(sample_scenes))
     at = run_app(sample_scenes)
     assert "Click a place" in at.info[0].value
-    lat_box, lon_box = at.text_input[0], at.text_input[1]
-    lat_box.input("95")
-    lon_box.input("10")
-    at.button[0].click().run()
+    _search(at, "95, 10")
     assert "latitude 95.0 is outside [-90, 90]" in at.error[0].value
-    at.text_input[0].input("north")
-    at.button[0].click().run()
-    assert "coordinates must be numbers" in at.error[0].value
-    # a good point after bad ones works, and is kept in the URL
-    at.text_input[0].input(str(SPAIN_LATLON[0]))
-    at.text_input[1].input(str(SPAIN_LATLON[1]))
-    at.button[0].click().run()
+    _search(at, "xqzxqzxq")
+    assert "No place called 'xqzxqzxq'" in at.error[0].value
+    # coordinates after bad input work, and are kept in the URL
+    _search(at, f"{SPAIN_LATLON[0]}, {SPAIN_LATLON[1]}")
     assert not at.error and len(images(at)) == 5
     assert str(at.query_params["lat"]).startswith("38.1058")
+    # a place name from the offline gazetteer goes there (Lahore: 100 km from the Punjab scene)
+    _search(at, "Lahore")
+    assert not at.exception and not at.error
+    assert at.session_state["point"] == pytest.approx((31.558, 74.35071), abs=1e-3)
+    assert "no scene covers (31.5580, 74.3507)" in at.warning[0].value
+
+
+def test_sidebar_scene_list_and_acquisition_choice(sample_scenes, monkeypatch):
+    """The sidebar lists every scene (place, dates, layers, embedding); Punjab offers both dates."""
+    monkeypatch.setenv("SARVIZ_SCENES", str(sample_scenes))
+    at = run_app(sample_scenes)
+    table = at.sidebar.dataframe[0].value
+    assert len(table) == 9 and {"scene", "place", "dates", "layers", "embedding"} <= set(table.columns)
+    spain = table[table.scene == "sen1floods11_Spain_7370579"].iloc[0]
+    assert "Spain" in spain.place and "S1 2019-09-17" in spain.dates and spain.embedding == "PROXY"
+    # a point inside the Punjab footprint: two acquisitions, the user picks the date
+    punjab = table[table.scene.str.startswith("ssl4eo_")]
+    assert len(punjab) == 2
+    at = run_app(sample_scenes, 30.46418, 73.30563)
+    radio = next(r for r in at.radio if "acquisitions cover this point" in r.label)
+    assert len(radio.options) == 2
+    assert radio.value in at.markdown[0].value  # the scene shown is the one chosen
+    other = next(sid for sid in punjab.scene if sid != radio.value)
+    radio.set_value(other).run()
+    assert not at.exception
+    assert other in at.markdown[0].value
+
+
+def test_map_loads_nothing_from_cdns_when_local_copies_exist(sample_scenes):
+    from sarviz.store import SceneStore
+    from sarviz.ui import webassets
+    from sarviz.ui.map import build_map, map_links
+
+    if webassets.install():
+        pytest.skip(f"web assets not in {webassets.CACHE_DIR} (./dev fetches them with npm)")
+    links = map_links(build_map(list(SceneStore(sample_scenes))))
+    assert links and all(u.startswith("/app/static/vendor/") for u in links), links
+    assert any(u.endswith("leaflet.js") for u in links) and any("topojson" in u for u in links)
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty"])

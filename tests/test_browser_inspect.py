@@ -113,16 +113,20 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
 
     folder, real_name, gen_name, (west, south, east, north), pixel_deg = inspect_folder
     env = {"SARVIZ_SCENES": str(folder), "SARVIZ_HOME": str(tmp_path)}
-    with run_streamlit("pages/2_Inspect.py", env=env) as url, chromium_page(1400, 1100) as page:
+    # the whole app (its static folder serves Leaflet to the swipe map), opened on the Inspect page
+    with run_streamlit("app.py", env=env, page="Inspect") as url, chromium_page(1400, 1100) as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
         page.get_by_text("Inspect a generated SAR image").wait_for()
         _settle(page, "() => document.querySelectorAll(\"[data-testid='stSelectbox']\").length === 2")
-        # pick the real image (the default is "generated only"); the generated one is the 2nd file
+        # the page starts empty: pick the real image, then the generated one
         page.get_by_role("combobox", name="Real Sentinel-1").click()
         page.get_by_role("option", name=real_name).click()
         assert page.get_by_role("combobox", name="Real Sentinel-1").input_value() == real_name
+        _settle(page)
+        page.get_by_role("combobox", name="Generated").click()
+        page.get_by_role("option", name=gen_name).click()
         assert page.get_by_role("combobox", name="Generated").input_value() == gen_name
         # the pair is loaded once the swipe map (only drawn with real + generated) exists
         _settle(page, "() => !!document.querySelector(\"iframe[data-testid='stIFrame']\") && "

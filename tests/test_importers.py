@@ -39,7 +39,9 @@ def test_sen1floods11_values_match_source(sample_scenes, samples_dir):
     assert scene.provenance["orbit_pass"] == "DESCENDING" and scene.provenance["relative_orbit"] == 110
     lat, lon = scene.center_latlon
     assert abs(lat - SPAIN_LATLON[0]) < 1e-3 and abs(lon - SPAIN_LATLON[1]) < 1e-3
-    assert scene.angle_deg is None and scene.embedding is None  # the chip has neither
+    assert scene.angle_deg is None  # the chip has no angle band
+    # nor AlphaEarth: the import gives it a proxy embedding, marked as one
+    assert scene.embedding is not None and scene.provenance["embedding_source"].startswith("proxy")
 
 
 def test_bigearthnet_pairs_through_corresponding_s2_patch(sample_scenes, samples_dir):

@@ -64,9 +64,14 @@ def test_render_inspection_with_real_s1(files):
     assert len(at.tabs) == 6
     for label in ("Optical (Sentinel-2 true colour)", "Real Sentinel-1", "Generated"):
         assert f"**{label}**" in _all_text(at)
-    table = at.dataframe[0].value
-    kl = table[(table.metric.str.startswith("KL")) & (table.polarisation == "VV")]["comparison"].iloc[0]
+    # two tables: pair metrics (one value column) and per-image statistics, no empty cells
+    pair, single = at.dataframe[0].value, at.dataframe[1].value
+    assert list(pair.columns) == ["metric", "polarisation", "value"]
+    assert list(single.columns) == ["metric", "polarisation", "real", "generated", "generated − real"]
+    assert pair.notna().all().all() and single.notna().all().all()
+    kl = pair[(pair.metric.str.startswith("KL")) & (pair.polarisation == "VV")]["value"].iloc[0]
     assert kl > 0
+    assert any(e.label == "Metric definitions (docs/metrics.md)" for e in at.expander)
     downloads = at.get("download_button")
     labels = {d.proto.label for d in downloads}
     assert {"Metrics CSV", "Metrics JSON", "Generated GeoTIFF", "Real S1 GeoTIFF", "Histogram panel PNG",
@@ -87,9 +92,8 @@ def test_render_inspection_generated_only_says_so(files):
     text = _all_text(at)
     assert "No real Sentinel-1 image for this scene — showing the generated image only" in text
     assert "no real Sentinel-1 for this scene" in text
-    table = at.dataframe[0].value
-    assert table["comparison"].isna().all()  # no pair metric without a real image
-    assert table["generated"].notna().any()
+    (table,) = [d.value for d in at.dataframe]  # no pair-metric table without a real image
+    assert list(table.columns) == ["metric", "polarisation", "generated"] and table["generated"].notna().all()
     labels = {d.proto.label for d in at.get("download_button")}
     assert "Generated GeoTIFF" in labels and "Real S1 GeoTIFF" not in labels
 
@@ -105,11 +109,15 @@ def test_inspect_page_picks_two_geotiffs(files, monkeypatch):
     at = AppTest.from_file(str(PAGE))
     at.run(timeout=120)
     assert not at.exception, [e.value for e in at.exception]
+    # the page starts empty (no guessed pair), in the wide layout
+    assert at.selectbox(key="inspect-pick-real").value is None and at.selectbox(key="inspect-pick-gen").value is None
+    assert any("Choose the generated GeoTIFF" in i.value for i in at.info)
     at.selectbox(key="inspect-pick-real").set_value("a_scene.tif").run(timeout=120)
+    at.selectbox(key="inspect-pick-gen").set_value("b_generated.tif").run(timeout=120)
     assert not at.exception
-    assert at.selectbox(key="inspect-pick-gen").value == "b_generated.tif"
     table = at.dataframe[0].value
-    assert table[table.metric == "SSIM"]["comparison"].between(0, 1).all()
+    assert table[table.metric == "SSIM"]["value"].between(0, 1).all()
+    assert not at.warning  # a generated file is not taken for a scene file
 
 
 def test_inspect_page_refuses_wrong_files_clearly(files, tmp_path, monkeypatch):
@@ -119,8 +127,22 @@ def test_inspect_page_refuses_wrong_files_clearly(files, tmp_path, monkeypatch):
     at = AppTest.from_file(str(PAGE))
     at.run(timeout=120)
     at.selectbox(key="inspect-pick-real").set_value("x.tif").run(timeout=120)
+    at.selectbox(key="inspect-pick-gen").set_value("y.tif").run(timeout=120)
     assert not at.exception
     assert any("not a readable GeoTIFF" in e.value for e in at.error)
+
+
+def test_false_colour_missing_colour_is_never_a_valid_pixel():
+    """Cyan marks missing pixels in false colour: no (VV, VH) pair renders as cyan; magenta does occur."""
+    from sarviz.ui.inspection import FALSE_COLOUR_MISSING_RGB, render_sar, stretch_caption
+
+    vv, vh = np.meshgrid(np.arange(-60, 30, 0.05, dtype=np.float32), np.arange(-60, 30, 0.05, dtype=np.float32))
+    rgb = render_sar(vv, vh, "false-colour").reshape(-1, 3)
+    assert not (rgb == FALSE_COLOUR_MISSING_RGB).all(axis=1).any()
+    assert (rgb == (255, 0, 255)).all(axis=1).any()  # why magenta could not mark missing pixels
+    vv[0, 0] = np.nan
+    assert tuple(render_sar(vv, vh, "false-colour")[0, 0]) == FALSE_COLOUR_MISSING_RGB
+    assert "cyan = missing" in stretch_caption("false-colour") and "magenta" not in stretch_caption("false-colour")
 
 
 def test_zoom_window_stays_inside():

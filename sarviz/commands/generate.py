@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="list model cards and whether their weights are present")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
+    p.add_argument("--details", action="store_true",
+                   help="for models that cannot run: every missing file and how to get the weights")
     p.set_defaults(func=run_models)
 
 
@@ -169,8 +171,10 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"problem: {problem}", file=sys.stderr)
     if not registry.cards:
         raise CliError(f"no model cards in {', '.join(str(f) for f in registry.folders)}")
+    hidden = False
     for card in registry.cards.values():
         problem = card_problem(card)
+        short = _summary(card) if problem else None
         if args.json:
             print(json.dumps({"id": card.id, "name": card.name, "kind": card.kind, "card": str(card.path),
                               "ready": problem is None, "problem": problem, "licence": card.get("licence")}))
@@ -178,5 +182,19 @@ def run_models(args: argparse.Namespace) -> int:
             state = "ready" if problem is None else "weights missing"
             print(f"{card.id:<20} {card.kind:<16} {state:<16} {card.name}")
             if problem:
-                print(f"    {problem}")
+                print(f"    {problem if args.details or not short else short}")
+                hidden = hidden or bool(short and not args.details)
+    if hidden:
+        print("(`sarviz models --details` lists the missing files and how to get the weights)")
     return 0
+
+
+def _summary(card) -> str | None:
+    """The one-line form of a card's problem, where its generator offers one."""
+    from sarviz.registry import build_generator
+
+    try:
+        summary = getattr(build_generator(card), "weights_summary", None)
+        return summary() if callable(summary) else None
+    except Exception:  # the long problem is shown instead
+        return None

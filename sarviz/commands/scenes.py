@@ -16,12 +16,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("src", help="folder holding one or more datasets (searched recursively)")
     p.add_argument("--to", default=None, help="scene folder to write (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
     p.add_argument("--overwrite", action="store_true", help="re-import scenes that are already present")
+    p.add_argument("--no-proxy-embedding", dest="proxy_embedding", action="store_false",
+                   help="do not give scenes without AlphaEarth a PROXY embedding (then they cannot be generated from)")
+    p.add_argument("--points", default=None,
+                   help="AlphaEarth sample points for the proxy (default: SARVIZ_PROXY_POINTS, else "
+                        "alphaearth_s1_points below SRC, else ../shared/samples)")
     p.set_defaults(func=run_import)
 
-    p = sub.add_parser("scenes", help="list the scenes in a scene folder")
-    p.add_argument("dir", nargs="?", default=None, help="scene folder (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
+    p = sub.add_parser("scenes", help="list the scenes in a scene folder, or add proxy embeddings to them",
+                       description="`sarviz scenes [DIR]` lists the scenes; `sarviz scenes add-proxy-embedding [DIR]` "
+                                   "gives every scene without an embedding a PROXY one (real AlphaEarth vectors of "
+                                   "other places chosen by the scene's optical land cover; never replaces a real one).")
+    p.add_argument("words", nargs="*", metavar="[add-proxy-embedding] [DIR]",
+                   help="scene folder (default: SARVIZ_SCENES or ~/.sarviz/scenes), optionally after the action")
     p.add_argument("--json", action="store_true", help="one JSON object per scene")
-    p.set_defaults(func=run_list)
+    p.add_argument("--points", default=None, help="AlphaEarth sample points for add-proxy-embedding")
+    p.add_argument("--force", action="store_true", help="add-proxy-embedding: remake existing proxies too")
+    p.set_defaults(func=run_scenes)
+
+
+ACTIONS = ("add-proxy-embedding",)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -38,35 +52,60 @@ def run_import(args: argparse.Namespace) -> int:
         bar.set_postfix_str(name[:40])
         bar.refresh()
 
-    report = import_scenes(args.src, to, overwrite=args.overwrite, progress=progress)
+    report = import_scenes(args.src, to, overwrite=args.overwrite, progress=progress,
+                           proxy_embedding=args.proxy_embedding, points_dir=args.points)
     bar.close()
-    for path in report.written:
-        print(f"wrote {path}")
-    for sid in report.skipped:
-        print(f"skipped {sid} (already present; --overwrite to replace)")
-    for problem in report.problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    print(report.summary())
+    _print_report(report, skipped_hint="already present; --overwrite to replace")
     return 1 if report.problems else 0
 
 
-def run_list(args: argparse.Namespace) -> int:
+def _print_report(report, skipped_hint: str) -> None:
+    proxied = set(report.proxied)
+    for path in report.written:
+        print(f"wrote {path}" + (" (PROXY embedding, not AlphaEarth)" if path.stem in proxied else ""))
+    for sid in report.skipped:
+        print(f"skipped {sid} ({skipped_hint})")
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(report.summary())
+
+
+def run_scenes(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    action = words.pop(0) if words and words[0] in ACTIONS else None
+    if len(words) > 1:
+        raise CliError(f"too many arguments: {' '.join(args.words)}; usage: sarviz scenes [add-proxy-embedding] [DIR]")
+    folder = words[0] if words else Settings.load().scenes
+    if action == "add-proxy-embedding":
+        from sarviz.importers import add_proxy_embeddings
+
+        report = add_proxy_embeddings(folder, points_dir=args.points, force=args.force)
+        _print_report(report, skipped_hint="has an embedding already" + ("" if args.force else "; --force remakes proxies"))
+        return 1 if report.problems else 0
+    return run_list(folder, as_json=args.json)
+
+
+def run_list(folder, as_json: bool = False) -> int:
+    from sarviz.scene_summary import scene_summaries
     from sarviz.store import SceneStore
 
-    store = SceneStore(args.dir or Settings.load().scenes)
+    store = SceneStore(folder)
     for problem in store.problems:
         print(f"problem: {problem}", file=sys.stderr)
     if not len(store):
         raise CliError(f"no scenes in {store.folder}; import some with `sarviz import SRC --to {store.folder}`")
-    if args.json:
-        for e in store:
-            lat, lon = e.center_latlon
-            print(json.dumps({"id": e.scene_id, "lat": round(lat, 6), "lon": round(lon, 6), "width": e.width,
-                              "height": e.height, "crs": e.crs, "layers": list(e.layers), "dates": e.dates}))
+    rows = scene_summaries(store)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r))
         return 0
-    print(f"{'id':<70} {'lat':>10} {'lon':>11} {'size':>9}  layers")
-    for e in store:
-        lat, lon = e.center_latlon
-        print(f"{e.scene_id:<70} {lat:>10.5f} {lon:>11.5f} {e.width:>4}x{e.height:<4}  {','.join(e.layers)}")
+    # column widths from the data, so that long ids never push the other columns out of line
+    width = max(len("id"), *(len(r["id"]) for r in rows))
+    print(f"{'id':<{width}}  {'lat':>9} {'lon':>10} {'size':>9}  {'embedding':<10} layers")
+    for r in rows:
+        print(f"{r['id']:<{width}}  {r['lat']:>9.5f} {r['lon']:>10.5f} {r['width']:>4}x{r['height']:<4}  "
+              f"{r['embedding'] or '-':<10} {','.join(r['layers'])}")
     print(f"{len(store)} scenes in {store.folder}")
     return 0

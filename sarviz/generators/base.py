@@ -114,6 +114,8 @@ class GenerationResult:
                 dst.write(np.stack([self.vv_db, self.vh_db]))
                 dst.descriptions = ("VV", "VH")
                 dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
+                if self.provenance.get("embedding_source"):
+                    dst.update_tags(EMBEDDING_SOURCE=str(self.provenance["embedding_source"]))
                 calibration = self.calibration
                 for band, pol in ((1, "VV"), (2, "VH")):
                     lo, hi = calibration.range(pol)
@@ -178,6 +180,9 @@ def base_provenance(model_id: str, scene: Scene, request: GenerationRequest, **e
         "model_id": model_id,
         "scene_id": scene.scene_id,
         "scene_source": scene.provenance.get("source"),
+        # a result made from a proxy embedding must say so wherever it goes (UI, GeoTIFF tags)
+        "embedding_source": (scene.provenance.get("embedding_source") or "AlphaEarth") if scene.embedding is not None
+        else None,
         "seed": request.seed,
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,

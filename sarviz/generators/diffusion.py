@@ -30,6 +30,7 @@ import copy
 import json
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -590,10 +591,23 @@ class DiffusionGenerator(Generator):
         return (f"model {self.card.id!r} ({self.card.path}) cannot run: its weights are missing — "
                 + "; ".join(problems) + f".{how}")
 
+    def weights_summary(self) -> str | None:
+        """One short line: which parts are missing (``weights_problem()`` has paths and the how-to)."""
+        problems = self.paths.problems()
+        if not problems:
+            return None
+        # each problem starts with the part's name ("ControlNet folder /x …", "VAE: …"): keep the name
+        parts = [re.split(r"[:/(]", p, maxsplit=1)[0].strip() for p in problems]
+        return f"model {self.card.id!r} cannot run: its weights are missing ({', '.join(dict.fromkeys(parts))})"
+
     def check_weights(self) -> None:
         problem = self.weights_problem()
         if problem:
-            raise WeightsMissing(problem)
+            err = WeightsMissing(f"{self.weights_summary()}; `sarviz models --details` says where to put them "
+                                 f"(SARVIZ_DEBUG=1 for the full error)")
+            err.details = problem
+            err.add_note(problem)  # shown with the traceback under SARVIZ_DEBUG=1
+            raise err
 
     # -- loading ----------------------------------------------------------------------------
     def cache_key(self) -> tuple:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from sarviz.scene import Scene, SceneError
@@ -22,10 +24,28 @@ def fetched_scene(lat: float, lon: float, size_px: int) -> Scene | None:
     return None
 
 
-def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reason: str) -> Scene | None:
+_LOCAL_MISS = re.compile(r"local: no scene[^;\n]*?covers[^;\n]*")
+
+
+def report_lines(lines: list[str], on_screen: Scene | None) -> list[str]:
+    """The fetch report, said right about the local scene that is on screen.
+
+    The chain's local source asks for the whole standard patch (local UTM, 10 m); a sample
+    chip smaller than it or on another grid does not "cover" that patch although it is the
+    scene on screen. Say what is true: the scene is here, the fetch was for what it lacks.
+    """
+    if on_screen is None:
+        return lines
+    what = f"local: the scene on screen ({on_screen.scene_id}) has no such layer for this patch"
+    return [_LOCAL_MISS.sub(what, line) for line in lines]
+
+
+def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reason: str,
+                 on_screen: Scene | None = None) -> Scene | None:
     """A button that fetches the patch at (lat, lon) through the source chain, with progress.
 
-    ``reason`` says why fetching would help (no local scene, or a missing layer).
+    ``reason`` says why fetching would help (no local scene, or a missing layer);
+    ``on_screen`` is the local scene shown for this point, if any.
     Returns the fetched scene (also kept in the session), or None.
     """
     try:
@@ -47,12 +67,14 @@ def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reaso
         except SceneError as exc:  # SourceError and subclasses: the message names layer and service
             bar.empty()
             st.error("Fetching failed: no source could deliver this place.")
-            st.code(str(exc), language=None, wrap_lines=True)  # one line a layer and service
+            # one line a layer and service
+            st.code("\n".join(report_lines(str(exc).splitlines(), on_screen)), language=None, wrap_lines=True)
             return fetched_scene(lat, lon, size_px)
         bar.empty()
         st.session_state.fetched = ((round(lat, 6), round(lon, 6), size_px), result.scene)
         st.session_state.fetch_report = result.summary_lines()
     if st.session_state.get("fetch_report") and fetched_scene(lat, lon, size_px) is not None:
         with st.expander("Fetch report", expanded=True):
-            st.code("\n".join(st.session_state.fetch_report), language=None, wrap_lines=True)
+            st.code("\n".join(report_lines(st.session_state.fetch_report, on_screen)), language=None,
+                    wrap_lines=True)
     return fetched_scene(lat, lon, size_px)

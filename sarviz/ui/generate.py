@@ -21,6 +21,7 @@ import streamlit as st
 
 from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, GenerationError, GenerationRequest,
                                     GenerationResult, Generator)
+from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.scene import Scene, SceneError
 
 log = logging.getLogger(__name__)
@@ -42,22 +43,28 @@ def _card_mtime(card) -> int:
         return 0
 
 
-def _model_table() -> tuple[list, dict[str, str | None]]:
-    """The registry's cards and, for each, None (ready) or why it cannot run."""
+def _model_table() -> tuple[list, dict[str, str | None], dict[str, str]]:
+    """The registry's cards; for each, None (ready) or a short line on why it cannot run; and
+    the full details (missing files, how to get the weights) where there are more."""
     from sarviz.registry import ModelRegistry
 
     registry = ModelRegistry()
     problems: dict[str, str | None] = {}
+    details: dict[str, str] = {}
     for card in registry.cards.values():
         try:
             gen = _cached_generator(card.id, str(card.path), _card_mtime(card))
             check = getattr(gen, "weights_problem", None)
             problems[card.id] = check() if callable(check) else None
+            summary = getattr(gen, "weights_summary", None)
+            if problems[card.id] and callable(summary) and summary():
+                details[card.id] = problems[card.id]
+                problems[card.id] = summary()
         except GenerationError as exc:
             problems[card.id] = str(exc)
         except Exception as exc:  # an implementation that cannot even be imported
             problems[card.id] = f"model {card.id}: cannot be loaded ({type(exc).__name__}: {exc})"
-    return list(registry.cards.values()), problems
+    return list(registry.cards.values()), problems, details
 
 
 def default_model(cards: list, problems: dict[str, str | None]) -> str | None:
@@ -135,7 +142,7 @@ def render_generate_panel(scene: Scene, key: str = "gen") -> GenerationResult | 
 def _render(scene: Scene, key: str) -> None:
     from sarviz.generators import runtime
 
-    cards, problems = _model_table()
+    cards, problems, details = _model_table()
     if not cards:
         st.error("No model cards found: add a card to models/ or a folder listed in SARVIZ_MODELS.")
         return
@@ -152,16 +159,23 @@ def _render(scene: Scene, key: str) -> None:
     problem = problems[model_id]
     if problem:
         st.warning(problem)
+        if model_id in details:
+            with st.expander("What is missing and how to get it"):
+                st.markdown(details[model_id])
     missing = [c.id for c in cards if problems[c.id] and c.id != model_id]
     if missing:
         with st.expander(f"{len(missing)} other model(s) cannot run here"):
             for mid in missing:
-                st.markdown(f"**{mid}**: {problems[mid]}")
+                st.markdown(f"**{mid}**: {details.get(mid, problems[mid])}")
     is_diffusion = card.kind == DIFFUSION_KIND
     sampler = card.get("sampler", {}) if is_diffusion else {}
-    if is_diffusion and scene.embedding is None:
-        st.warning("This scene has no AlphaEarth embedding layer; the diffusion model cannot condition on it "
-                   "(it would produce noise). Fetch the embedding or use the emulator.")
+    no_embedding = embedding_blocker(scene)
+    if no_embedding:
+        st.warning(no_embedding)
+    elif is_proxy(scene):
+        st.info("**Proxy embedding** — this scene has no AlphaEarth embedding; the generators will condition on "
+                "a proxy made of real AlphaEarth vectors of other places chosen by this scene's optical land "
+                "cover. The result is labelled as made from a proxy.", icon="⚠️")
 
     devices = ["auto"] + runtime.available_devices()
     if is_diffusion:
@@ -202,7 +216,9 @@ def _render(scene: Scene, key: str) -> None:
                                       "else float32")
         else:
             device, dtype = "auto", "auto"
-        submitted = st.form_submit_button("Generate", type="primary", disabled=problem is not None)
+        submitted = st.form_submit_button("Generate", type="primary",
+                                          disabled=problem is not None or no_embedding is not None,
+                                          help=no_embedding or problem)
 
     cancel = st.session_state.setdefault(f"{key}_cancel", threading.Event())
     st.button("Cancel", key=f"{key}_cancel_button", on_click=cancel.set,
@@ -240,8 +256,23 @@ def _render(scene: Scene, key: str) -> None:
     st.session_state[f"{key}_result"] = (scene_fingerprint(scene), result)
 
 
+def embedding_blocker(scene: Scene) -> str | None:
+    """Why no generator can run on this scene (it has no embedding at all) and the way out, or None."""
+    if scene.embedding is not None:
+        return None
+    how = ("it has a Sentinel-2 optical layer, so `sarviz scenes add-proxy-embedding DIR` (or re-running "
+           "`sarviz import`) can give it a proxy embedding" if scene.optical is not None else
+           "it has no optical layer either, so no proxy can be made for it")
+    return (f"Generate is off: scene {scene.scene_id or '(unnamed)'} has no AlphaEarth embedding (nor a proxy), and "
+            f"every generator conditions on the 64-D embedding. Way out: *Fetch this place* above (needs the internet: "
+            f"Earth Engine or the public AlphaEarth mosaic), or import it with an embedding; {how}.")
+
+
 def _render_result(result: GenerationResult, key: str) -> None:
     prov = result.provenance
+    note = result_note(prov)
+    if note:
+        st.warning(note, icon="⚠️")
     st.caption(f"{prov.get('model_id')} · seed {prov.get('seed')}"
                + (f" · {prov.get('steps')} steps · {prov.get('device')}/{prov.get('dtype')}" if "steps" in prov else "")
                + (f" · {prov.get('seconds')} s" if "seconds" in prov else ""))

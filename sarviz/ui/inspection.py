@@ -23,6 +23,7 @@ import numpy as np
 
 from sarviz.metrics.report import (MetricError, MetricsReport, check_same_grid, inspect_results, read_sar_file,
                                    scene_sar_as_result)
+from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
 
@@ -49,12 +50,27 @@ def enlarge(rgb: np.ndarray, size: int = 512) -> np.ndarray:
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
 
 
+# In false colour magenta is a valid colour (high VV, low VH, so high VV − VH). Cyan is not:
+# R = 0 needs VV ≤ the VV floor and G = 255 needs VH ≥ the VH ceiling, so VV − VH is below the
+# floor of its own range and B = 0. No valid pixel is ever cyan, so cyan marks missing pixels.
+FALSE_COLOUR_MISSING_RGB = (0, 255, 255)
+
+
+def render_sar(vv_db: np.ndarray, vh_db: np.ndarray, mode: str, calibration: Any = None) -> np.ndarray:
+    """:func:`sarviz.viz.images.render_sar`, with missing pixels in a colour no valid pixel takes."""
+    rgb = images.render_sar(vv_db, vh_db, mode, calibration)
+    if mode == "false-colour":
+        rgb[~(np.isfinite(vv_db) & np.isfinite(vh_db))] = FALSE_COLOUR_MISSING_RGB
+    return rgb
+
+
 def stretch_caption(mode: str, calibration: Any = None) -> str:
     """The caption of a display mode's fixed stretch (the calibration's dB ranges)."""
     if mode == "false-colour":
         vv, vh, d = (images.display_range(p, calibration) for p in ("VV", "VH", "VV-VH"))
         return (f"false colour: R = VV [{vv[0]:g}, {vv[1]:g}] dB, G = VH [{vh[0]:g}, {vh[1]:g}] dB, "
-                f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; magenta = missing")
+                f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; cyan = missing (no valid pixel can be cyan: it would need "
+                f"VV ≤ {vv[0]:g} dB with VH ≥ {vh[1]:g} dB)")
     lo, hi = images.display_range(mode, calibration)
     return f"{mode} σ⁰, fixed stretch [{lo:g}, {hi:g}] dB (same in every panel); magenta = missing"
 
@@ -157,7 +173,7 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
 
     layers = []
     for obj in (real, generated):
-        rgb = images.render_sar(obj.vv_db, obj.vh_db, mode, calibration)
+        rgb = render_sar(obj.vv_db, obj.vh_db, mode, calibration)
         rgba, bounds = _web_mercator_rgba(rgb, obj.crs, obj.transform)
         layers.append((rgba, bounds))
     (_, bounds), _ = layers
@@ -179,6 +195,9 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
     swipe.left_label, swipe.right_label = "real Sentinel-1", "generated"
     fmap.add_child(swipe)
     folium.LayerControl(collapsed=False).add_to(fmap)
+    from sarviz.ui.webassets import localize
+
+    localize(fmap)  # Leaflet from the app's own copy: the swipe map works offline
     return fmap.get_root().render()
 
 
@@ -227,6 +246,9 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     elif result is None:
         st.info("Nothing generated yet — showing the scene's optical and real Sentinel-1 image.")
 
+    note = None if result is None else result_note(result.provenance)
+    if note:
+        st.warning(note, icon="⚠️")
     fp = fingerprint(scene.vv_db if real_available else None, scene.vh_db if real_available else None,
                      None if result is None else result.vv_db, None if result is None else result.vh_db)
     report: MetricsReport | None = None
@@ -285,6 +307,9 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
         if scene.embedding is None:
             st.info("This scene has no AlphaEarth embedding layer.")
         else:
+            if is_proxy(scene):
+                st.warning("This is a PROXY embedding, not AlphaEarth for this place: "
+                           + scene.provenance.get("embedding_source", ""), icon="⚠️")
             st.image(figures["embedding"], width="stretch")
     with tabs[5]:
         _metrics_and_downloads(scene, result, report, real_available, figures, side_png, key)
@@ -306,12 +331,13 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
     crop = (slice(r0, r1), slice(c0, c1_))
 
     optical = enlarge(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
-    real = (enlarge(images.render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration))
-            if real_available else None)
-    gen = (enlarge(images.render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration))
+    real = (enlarge(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration)) if real_available else None)
+    gen = (enlarge(render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration))
            if result is not None else None)
     cols = st.columns(3)
-    labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1", "Generated")
+    labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1",
+              "Generated (from a PROXY embedding)" if result is not None and is_proxy(result.provenance)
+              else "Generated")
     missing = ("no optical layer in this scene", "no real Sentinel-1 for this scene", "nothing generated yet")
     for col, rgb, label, note in zip(cols, (optical, real, gen), labels, missing):
         with col:
@@ -327,9 +353,12 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
         st.caption(f"zoom {zoom}×: rows {r0}–{r1}, columns {c0}–{c1_} of {scene.height}×{scene.width} px")
     fp = fingerprint(scene.optical, scene.vv_db, None if result is None else result.vv_db,
                      None if result is None else result.vh_db)
+    proxy = result is not None and is_proxy(result.provenance)
+    titles = ("optical (S2 true colour)", "real Sentinel-1",
+              "generated (from a PROXY embedding)" if proxy else "generated")  # the downloaded PNG says so too
     cal_key = sorted(calibration.ranges.items()) if calibration is not None else "default"
-    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}-{cal_key}", lambda: panels.figure_png(
-        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode, calibration))))
+    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}-{cal_key}-{proxy}", lambda: panels.figure_png(
+        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode, calibration), titles=titles)))
 
 
 def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsReport | None, real_available: bool,
@@ -338,12 +367,20 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
 
     if report is not None:
         per_angle = st.toggle("GLCM per angle", value=False, key=f"{key}-per-angle")
-        st.dataframe(report.table(per_angle=per_angle), hide_index=True, width="stretch")
-        st.caption("Definitions of every metric: docs/metrics.md; the 'protocol' column says which protocol or "
-                   "variant each number is (Mean/Std similarity is our reading of seed 000: no formula in the paper). "
-                   "Lower is better for KL and Mean/Std similarity; higher for SSIM and FSIM; 'generated − real' "
-                   f"compares single-image statistics. Calibration: {report.calibration_source} "
+        pair, single = split_metrics_table(report.table(per_angle=per_angle), real_available)
+        if pair is not None:
+            st.markdown("**Pair metrics** (generated against real)")
+            st.dataframe(pair, hide_index=True, width="stretch", height=_table_height(len(pair)))
+            st.caption("Lower is better for KL and Mean/Std similarity; higher for SSIM and FSIM. The 'protocol' "
+                       "column says which protocol or variant each number is (Mean/Std similarity is our reading "
+                       "of seed 000: no formula in the paper).")
+        st.markdown("**Per-image statistics**" + (" (real, generated and their difference)" if real_available
+                                                   else " (generated image)"))
+        st.dataframe(single, hide_index=True, width="stretch", height=_table_height(len(single)))
+        st.caption(f"Calibration: {report.calibration_source} "
                    + ", ".join(f"{p} [{lo:g}, {hi:g}] dB" for p, (lo, hi) in report.calibration.ranges.items()) + ".")
+        with st.expander("Metric definitions (docs/metrics.md)"):
+            st.markdown(metrics_doc())
         if st.toggle("Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False,
                      key=f"{key}-seed001"):
             from sarviz.metrics.protocols import seed001_pair_table
@@ -375,6 +412,42 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
         downloads.append(("Real S1 GeoTIFF", _real_result(scene).geotiff_bytes(), f"{stem}_real_s1.tif", "image/tiff"))
     for i, (label, data, name, mime) in enumerate(downloads):
         cols[i % 4].download_button(label, data, file_name=name, mime=mime, key=f"{key}-dl-{i}")
+
+
+def split_metrics_table(table: Any, real_available: bool) -> tuple[Any | None, Any]:
+    """The report table as (pair metrics, per-image statistics): no column is empty by design.
+
+    Pair rows (KL, Mean/Std similarity, SSIM, FSIM) have only a comparison value; single-image
+    rows have real, generated and their difference. Without a real image the pair table is
+    None and the per-image table keeps the generated column only.
+    """
+    is_pair = table["generated"].isna() & table["real"].isna()
+    # which protocol/variant each number is, and the composite caveat, where the report has them
+    notes = [c for c in ("protocol", "caveat") if c in table.columns]
+
+    def keep(frame):  # drop a note column that is empty for every row of this table
+        return frame[[c for c in frame.columns if c not in notes or frame[c].fillna("").astype(str).str.strip().any()]]
+
+    pair = table.loc[is_pair, ["metric", "polarisation", "comparison", *notes]].rename(columns={"comparison": "value"})
+    single = table.loc[~is_pair, ["metric", "polarisation", "real", "generated", "generated − real", *notes]]
+    if not real_available:
+        single = single[["metric", "polarisation", "generated", *notes]]
+    pair = keep(pair[pair["value"].notna()]) if real_available else None
+    return (pair if pair is not None and len(pair) else None), keep(single).reset_index(drop=True)
+
+
+def _table_height(rows: int) -> int:
+    # every row visible up to 30 rows (35 px a row + header), then the table scrolls
+    return 38 + 35 * min(max(rows, 1), 30)
+
+
+def metrics_doc() -> str:
+    """docs/metrics.md, shown in the app (a path in a caption cannot be clicked)."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return "The metric definitions (docs/metrics.md) are not in this installation."
 
 
 # -- the Inspect page --------------------------------------------------------------------------------
@@ -428,14 +501,18 @@ def inspect_page() -> None:
         if not files:
             st.warning(f"No GeoTIFF in {folder}.")
             return
-        none = "(none — generated only)"
-        real_pick = st.selectbox("Real Sentinel-1", [none] + files, key="inspect-pick-real")
-        gen_pick = st.selectbox("Generated", files, index=min(1, len(files) - 1), key="inspect-pick-gen")
-        if real_pick != none:
+        # both start empty: a guessed pair (the first two files) is usually two unrelated scenes
+        c1, c2 = st.columns(2)
+        real_pick = c1.selectbox("Real Sentinel-1 (or a sarviz scene file)", files, index=None,
+                                 placeholder="none — inspect the generated image alone", key="inspect-pick-real")
+        gen_pick = c2.selectbox("Generated", files, index=None, placeholder="choose the generated GeoTIFF",
+                                key="inspect-pick-gen")
+        if real_pick is not None:
             real_src, real_name = str(folder / real_pick), real_pick
-        gen_src, gen_name = str(folder / gen_pick), gen_pick
+        if gen_pick is not None:
+            gen_src, gen_name = str(folder / gen_pick), gen_pick
     if gen_src is None:
-        st.info("Choose the generated GeoTIFF to inspect.")
+        st.info("Choose the generated GeoTIFF to inspect (and the real Sentinel-1 or scene file to compare with).")
         return
     try:
         from sarviz.scene import SceneError, check_file_size
@@ -447,5 +524,8 @@ def inspect_page() -> None:
     except (MetricError, ValueError, SceneError) as exc:
         st.error(str(exc))
         return
+    if "model_id" not in result.provenance:
+        st.warning(f"{gen_name} does not look like a generated image (its provenance names no model): if it is a "
+                   "scene file, its VV/VH are the real Sentinel-1. Pick it as the real image instead.")
     render_inspection(scene, result, key="inspect-page")
 

@@ -1,8 +1,14 @@
 """The world map of the map page: scene footprints on a leafmap (folium) map.
 
 Only the click matters: ``st_folium`` is asked for ``last_clicked`` alone, so panning and
-zooming do not rerun the page, and the map object is cached so that reruns do not rebuild
-it (no flicker).
+zooming do not rerun the page. The map HTML stays the same from run to run (no flicker):
+the clicked-point marker goes in a separate feature group and the view moves through
+``st_folium``'s ``center``/``zoom``, neither of which remounts the map.
+
+Offline: Leaflet & co. come from local copies (:mod:`sarviz.ui.webassets`), and a Natural
+Earth base layer (land, coastlines, country borders) sits *under* the online tiles. Where
+the tiles load they cover it; where they cannot (no internet) it shows through, so the map
+is never a grey canvas.
 """
 
 from __future__ import annotations
@@ -10,14 +16,57 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import folium
+from branca.element import MacroElement, Template
+from folium.elements import JSCSSMixin
 
 from sarviz.scene import LAYER_LABELS
 from sarviz.store import SceneEntry
+from sarviz.ui import webassets
 
 FOOTPRINT_STYLE = {"color": "#ff7800", "weight": 2, "fillOpacity": 0.15}
+SELECTED_COLOUR = "#d7191c"
+# colours of the offline base map (OpenStreetMap-like: water, land, borders)
+OFFLINE_STYLE = {"water": "#aad3df", "land": "#f2efe9", "coast": "#6b8fa3", "border": "#9e8aa8"}
+
+_OFFLINE_JS = """
+{% macro script(this, kwargs) %}
+(function() {
+  // The offline base map: Natural Earth 1:50m land and borders (world-atlas), drawn in a
+  // pane under the tile pane. Online tiles are opaque and hide it; offline it shows.
+  var map = {{ this._parent.get_name() }};
+  var pane = map.createPane('sarviz-offline-base');
+  pane.style.zIndex = 150;
+  pane.style.pointerEvents = 'none';
+  map.getContainer().style.background = {{ this.style.water|tojson }};
+  fetch({{ this.url|tojson }}).then(function(r) { return r.json(); }).then(function(topo) {
+    if (typeof topojson === 'undefined') { return; }
+    var style = {{ this.style|tojson }};
+    L.geoJSON(topojson.feature(topo, topo.objects.land), {pane: 'sarviz-offline-base', interactive: false,
+      style: {stroke: true, color: style.coast, weight: 1, fillColor: style.land, fillOpacity: 1}}).addTo(map);
+    L.geoJSON(topojson.mesh(topo, topo.objects.countries, function(a, b) { return a !== b; }),
+      {pane: 'sarviz-offline-base', interactive: false,
+       style: {color: style.border, weight: 1, dashArray: '4 3', fill: false}}).addTo(map);
+    map.getContainer().setAttribute('data-sarviz-offline-base', 'drawn');
+  }).catch(function(e) { console.warn('sarviz offline base map:', e); });
+})();
+{% endmacro %}
+"""
 
 
-def footprints_geojson(entries: Iterable[SceneEntry]) -> dict[str, Any]:
+class OfflineBaseLayer(JSCSSMixin, MacroElement):
+    """Natural Earth land + borders served by the app itself, under the tiles."""
+
+    _template = Template(_OFFLINE_JS)
+
+    def __init__(self, url: str, topojson_js: str) -> None:
+        super().__init__()
+        self._name = "OfflineBaseLayer"
+        self.url = url
+        self.style = OFFLINE_STYLE
+        self.default_js = [("topojson-client", topojson_js)]
+
+
+def footprints_geojson(entries: Iterable[SceneEntry], places: dict[str, str] | None = None) -> dict[str, Any]:
     """Scene footprints as a GeoJSON FeatureCollection (split at the antimeridian)."""
     features = []
     for e in entries:
@@ -27,6 +76,7 @@ def footprints_geojson(entries: Iterable[SceneEntry]) -> dict[str, Any]:
                 "geometry": geom.__geo_interface__,
                 "properties": {
                     "scene_id": e.scene_id,
+                    "place": (places or {}).get(e.scene_id, ""),
                     "size": f"{e.width}×{e.height} px",
                     "layers": ", ".join(LAYER_LABELS[layer].split(" (")[0] for layer in e.layers),
                     "dates": ", ".join(f"{k}: {v[:10]}" for k, v in sorted(e.dates.items())),
@@ -36,11 +86,13 @@ def footprints_geojson(entries: Iterable[SceneEntry]) -> dict[str, Any]:
 
 
 def build_map(entries: list[SceneEntry], center: tuple[float, float] = (20.0, 0.0), zoom: int = 2,
-              tiles: str | None = "OpenStreetMap") -> folium.Map:
+              tiles: str | None = "OpenStreetMap", places: dict[str, str] | None = None,
+              offline_base: bool = True) -> folium.Map:
     """A leafmap (folium backend) map with scene footprints and centre markers.
 
     Small scenes (a BigEarthNet patch is 1.2 km across) vanish at world zoom, so each scene
-    also gets a fixed-size circle marker at its centre.
+    also gets a fixed-size circle marker at its centre. With the local web assets installed
+    the map loads nothing from CDNs and carries the offline base layer.
     """
     import leafmap.foliumap as leafmap
 
@@ -50,15 +102,31 @@ def build_map(entries: list[SceneEntry], center: tuple[float, float] = (20.0, 0.
                     tiles=tiles)
     if entries:
         folium.GeoJson(
-            footprints_geojson(entries), name="scenes", style_function=lambda _f: FOOTPRINT_STYLE,
-            tooltip=folium.GeoJsonTooltip(fields=["scene_id", "size", "layers", "dates"],
-                                          aliases=["scene", "size", "layers", "dates"]),
+            footprints_geojson(entries, places), name="scenes", style_function=lambda _f: FOOTPRINT_STYLE,
+            tooltip=folium.GeoJsonTooltip(fields=["scene_id", "place", "size", "layers", "dates"],
+                                          aliases=["scene", "place", "size", "layers", "dates"]),
         ).add_to(m)
         for e in entries:
             lat, lon = e.center_latlon
             folium.CircleMarker([lat, lon], radius=5, color="#ff7800", fill=True, fill_opacity=0.9,
                                 tooltip=e.scene_id).add_to(m)
+    basemap = webassets.local_url(*webassets.BASEMAP_FILE)
+    topo_js = webassets.local_url(*webassets.TOPOJSON_JS)
+    if offline_base and basemap and topo_js:
+        m.add_child(OfflineBaseLayer(basemap, topo_js))
+    webassets.localize(m)
     return m
+
+
+def selection_layer(point: tuple[float, float] | None) -> folium.FeatureGroup | None:
+    """The clicked point as a marker, in a group that ``st_folium`` adds without a remount."""
+    if point is None:
+        return None
+    group = folium.FeatureGroup(name="selected point")
+    lat, lon = point
+    folium.CircleMarker([lat, lon], radius=9, color="#ffffff", weight=3, fill=True, fill_color=SELECTED_COLOUR,
+                        fill_opacity=1.0, tooltip=f"selected: {lat:.5f}°, {lon:.5f}°").add_to(group)
+    return group
 
 
 def clicked_point(state: dict[str, Any] | None) -> tuple[float, float] | None:
@@ -70,3 +138,18 @@ def clicked_point(state: dict[str, Any] | None) -> tuple[float, float] | None:
         if point and point.get("lat") is not None and point.get("lng") is not None:
             return float(point["lat"]), float(point["lng"])
     return None
+
+
+def map_links(fmap: folium.Map) -> list[str]:
+    """Every JS/CSS URL the map will load (what ``st_folium`` collects), for checks and tests."""
+    links: list[str] = []
+
+    def walk(el: Any) -> None:
+        for attr in ("default_js", "default_css"):
+            links.extend(url for _, url in getattr(el, attr, []) or [])
+        for child in getattr(el, "_children", {}).values():
+            walk(child)
+
+    walk(fmap)
+    return list(dict.fromkeys(links))
+

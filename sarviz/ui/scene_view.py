@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from sarviz.embedding_proxy import embedding_label, is_proxy
 from sarviz.scene import LAYER_LABELS, Scene
 from sarviz.viz.images import OPTICAL_RANGE, colourbar_png, render_sar, render_true_colour, sar_stretch
 
@@ -62,6 +63,11 @@ def render_scene(scene: Scene) -> None:
                 st.image(_colourbar(pol), width="stretch")
             else:
                 st.info(f"This scene has no Sentinel-1 {pol} layer.")
+    label = embedding_label(scene)
+    if label and is_proxy(scene):
+        st.caption("⚠️ " + label)
+    elif label:
+        st.caption("Embedding: AlphaEarth (64-D) for this place.")
     missing = scene.layers_missing()
     if missing:
         st.caption("Not in this scene: " + "; ".join(LAYER_LABELS[m] for m in missing) + ".")

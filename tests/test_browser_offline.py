@@ -1,0 +1,104 @@
+"""The first minute of the product on a machine without the internet, in a real browser.
+
+Open the app → the map draws (local Leaflet, offline Natural Earth base map) → click the
+Spain sample → Generate with the emulator → the side-by-side, histogram and GLCM panels show
+a generated image, labelled as made from a proxy embedding. Every request that leaves the
+machine fails at once (CDNs, tiles), as it would offline.
+"""
+
+from __future__ import annotations
+
+import pytest
+from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from conftest import SPAIN_LATLON
+
+from sarviz.ui import webassets
+
+pytestmark = pytest.mark.browser
+
+RUN_IDLE_JS = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  return !!app && app.dataset.testScriptState === 'notRunning' && !document.querySelector("[data-stale='true']");
+}"""
+
+
+def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
+    require_browser()
+    missing = webassets.install()
+    if missing:
+        pytest.skip(f"local web assets missing ({', '.join(missing)}); ./dev fetches them with npm")
+    env = {"SARVIZ_SCENES": str(sample_scenes), "SARVIZ_HOME": str(tmp_path), "SARVIZ_SOURCES": "local"}
+    blocked: list[str] = []
+    with run_streamlit("app.py", env=env) as url, chromium_page(offline=True, blocked=blocked) as page:
+        lat, lon = SPAIN_LATLON
+        page.goto(f"{url}/?view={lat},{lon},13")
+        page.get_by_text("Click a place on the map").wait_for()
+        # the main page is called Map in the sidebar, not "app"
+        nav = page.locator("[data-testid='stSidebarNav']")
+        assert nav.get_by_text("Map", exact=True).count() == 1 and nav.get_by_text("app", exact=True).count() == 0
+        frame_el = page.locator("iframe[title*='streamlit_folium']").first
+        frame_el.wait_for()
+        frame = frame_el.content_frame
+        frame.locator(".leaflet-container").wait_for()  # Leaflet loaded without any CDN
+        frame.locator(".leaflet-container[data-sarviz-offline-base='drawn']").wait_for()  # Natural Earth drawn
+        assert frame.locator(".leaflet-sarviz-offline-base-pane path").count() >= 2  # land + borders
+        frame.locator("path.leaflet-interactive").filter(visible=True).first.wait_for()  # the footprint
+        screenshot(page, "offline-map")
+        box = frame.locator(".leaflet-container").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30)
+        main = page.locator("[data-testid='stMain']")
+        main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
+            timeout=90_000)
+        main.get_by_text("Proxy embedding", exact=False).first.wait_for()
+        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        # the clicked point is marked on the map (a second, red circle)
+        frame.locator("path[fill='#d7191c']").first.wait_for()
+        generate = page.get_by_role("button", name="Generate")
+        assert generate.is_enabled()
+        generate.click()
+        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=120_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        page.get_by_text("Made from a PROXY embedding").first.wait_for()
+        # side by side: optical | real | generated, all three drawn
+        inspect = page.locator("[data-testid='stTabs']").first
+        panels = inspect.locator("[data-testid='stImage'] img")
+        panels.nth(2).wait_for()
+        assert page.evaluate("""() => [...document.querySelectorAll("[data-testid='stTabs'] [data-testid='stImage'] img")]
+                                 .slice(0, 3).every(i => i.complete && i.naturalWidth > 100)""")
+        panels.nth(0).scroll_into_view_if_needed()
+        screenshot(page, "offline-side-by-side")
+        for tab in ("Distributions", "Texture (GLCM)"):
+            page.get_by_role("tab", name=tab).click()
+            panel = page.locator("[role='tabpanel']:visible [data-testid='stImage'] img").first
+            panel.wait_for()
+            page.wait_for_function("""() => [...document.querySelectorAll("[role='tabpanel'] [data-testid='stImage'] img")]
+                                        .filter(i => i.offsetParent !== null).every(i => i.complete && i.naturalWidth > 300)""")
+            panel.scroll_into_view_if_needed()
+            screenshot(page, f"offline-{tab.split()[0].lower()}")
+    # the page asked the outside world for nothing it needed: only map tiles were refused
+    assert all("tile.openstreetmap.org" in u for u in blocked), sorted(set(blocked))[:5]
+
+
+def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
+    """A click on the sidebar's Spain row goes there; "Type a place" finds Lahore offline."""
+    require_browser()
+    if webassets.install():
+        pytest.skip("local web assets missing; ./dev fetches them with npm")
+    env = {"SARVIZ_SCENES": str(sample_scenes), "SARVIZ_HOME": str(tmp_path), "SARVIZ_SOURCES": "local"}
+    with run_streamlit("app.py", env=env) as url, chromium_page(offline=True) as page:
+        page.goto(url)
+        page.get_by_text("Click a place on the map").wait_for()
+        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        grid = page.locator("[data-testid='stSidebar'] [data-testid='stDataFrame']")
+        grid.wait_for()
+        box = grid.bounding_box()
+        # rows sorted by id: six BigEarthNet patches, then the Spain chip (7th row); 35 px rows
+        page.mouse.click(box["x"] + 14, box["y"] + 35 + 6 * 35 + 17)
+        main = page.locator("[data-testid='stMain']")
+        main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
+            timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.get_by_label("Type a place").fill("Lahore")
+        page.get_by_role("button", name="Go").click()
+        main.get_by_text("31.55800°, 74.35071°").wait_for(timeout=90_000)
+        screenshot(page, "offline-type-a-place")
