@@ -66,8 +66,10 @@ def test_render_inspection_with_real_s1(files):
         assert f"**{label}**" in _all_text(at)
     # two tables: pair metrics (one value column) and per-image statistics, no empty cells
     pair, single = at.dataframe[0].value, at.dataframe[1].value
-    assert list(pair.columns) == ["metric", "polarisation", "value"]
-    assert list(single.columns) == ["metric", "polarisation", "real", "generated", "generated − real"]
+    # (plus the protocol/variant of each number, and the composite caveat only where one applies)
+    assert list(pair.columns) == ["metric", "polarisation", "value", "protocol"]
+    assert list(single.columns)[:5] == ["metric", "polarisation", "real", "generated", "generated − real"]
+    assert "caveat" not in pair.columns  # the test's real image is not a composite
     assert pair.notna().all().all() and single.notna().all().all()
     kl = pair[(pair.metric.str.startswith("KL")) & (pair.polarisation == "VV")]["value"].iloc[0]
     assert kl > 0
@@ -93,7 +95,7 @@ def test_render_inspection_generated_only_says_so(files):
     assert "No real Sentinel-1 image for this scene — showing the generated image only" in text
     assert "no real Sentinel-1 for this scene" in text
     (table,) = [d.value for d in at.dataframe]  # no pair-metric table without a real image
-    assert list(table.columns) == ["metric", "polarisation", "generated"] and table["generated"].notna().all()
+    assert list(table.columns)[:3] == ["metric", "polarisation", "generated"] and table["generated"].notna().all()
     labels = {d.proto.label for d in at.get("download_button")}
     assert "Generated GeoTIFF" in labels and "Real S1 GeoTIFF" not in labels
 

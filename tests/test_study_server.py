@@ -276,7 +276,13 @@ def test_study_mode_gates_every_page_but_the_quiz(sqlite_url, tmp_path, monkeypa
     (tmp_path / "scenes").mkdir()
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "gated", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
-    for page in ("app.py", "pages/2_Inspect.py"):
+    # the app's entry point: participants get the quiz (the other pages do not exist for them)
+    entry = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    entry.run()
+    assert not entry.exception
+    assert [t.label for t in entry.text_input][0].startswith("Study code")
+    assert not any("synthetic SAR workbench" in t.value for t in entry.title)
+    for page in ("pages/2_Inspect.py", "pages/1_Prompt.py", "pages/6_Batch.py"):  # opened directly: gated
         at = AppTest.from_file(str(ROOT / page), default_timeout=60)
         at.run()
         assert not at.exception
