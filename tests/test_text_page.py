@@ -142,7 +142,7 @@ def test_describe_this_place_on_the_map_page_fills_the_prompt(page_env, tmp_path
     assert not at.exception, at.exception
     # the prompt page ran with the caption of the clicked scene in its prompt box
     assert at.text_area(key="prompt_text").value == caption_for_scene(scene)
-    assert at.text_area(key="prompt_text").value.startswith("<SAR> a SAR image of ")
+    assert at.text_area(key="prompt_text").value.startswith("<SAR> Sentinel-1 SAR image, VV polarisation, ")
 
 
 def test_a_text_result_goes_into_a_study_pool(page_env, tmp_path):
