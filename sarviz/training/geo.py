@@ -182,6 +182,7 @@ class GeoTrainer:
             raise TrainError(f"--resolution {c.resolution}: the latents ({latent} px) must divide by {unet_factor} "
                              f"for this UNet; use a multiple of {self.vae_scale * unet_factor}")
         n_cond = int(math.log2(self.vae_scale)) + 1
+        torch.manual_seed(common.seed_for(c.seed, -1))  # the new weights (condition embedding, LoRA A)
         if self.resume is not None:
             controlnet = ControlNetModel.from_pretrained(str(self.resume))
         else:

@@ -246,6 +246,7 @@ class TextTrainer:
         self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.resolution = c.resolution or int(unet.config.sample_size) * self.vae_scale
         common.check_resolution(self.resolution)
+        torch.manual_seed(common.seed_for(c.seed, -1))  # the new weights (LoRA A matrices)
         # -- the learned token, in every tokenizer / encoder -------------------------------------
         self.token_ids = []
         learned = _load_embeds(source, self.kind, c.token) if source is not None else None
