@@ -248,3 +248,38 @@ def test_interrupted_run_keeps_the_last_good_checkpoint(env, tmp_path):
     last = found[-1]
     train_geo(_config(env, out, resume_from="latest", max_steps=200, stop_after_steps=1, checkpoint_every=1))
     assert (out / f"checkpoint-{last + 1}").is_dir() and not list(out.glob(".tmp-*"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_under_accelerate_launch(env, tmp_path):
+    """DDP on the CPU (gloo): per-process data shards, one checkpoint written by the main process."""
+    launcher = Path(sys.executable).with_name("accelerate")
+    if not launcher.is_file():
+        pytest.skip("the accelerate launcher is not installed beside this Python")
+    out = tmp_path / "ddp"
+    # accelerate 1.15's `launch --cpu --num_processes 2` starts ONE process unless mpirun is
+    # installed; `--multi_gpu` with ACCELERATE_USE_CPU=true runs torch.distributed (gloo) on CPUs
+    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
+           "-m", "sarviz.training.geo", "--data", str(env["data"]), "--base", str(env["base"]), "--out", str(out),
+           "--resolution", str(RES), "--batch-size", "1", "--max-steps", "2", "--checkpoint-every", "2",
+           "--validate-every", "0", "--validation-count", "0", "--no-gradient-checkpointing"]
+    envvars = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    proc = subprocess.run(cmd, env=envvars, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = runs.read_run(out)
+    assert run.status == "finished" and run.meta["num_processes"] == 2 and run.checkpoints == [2]
+    meta = json.loads((out / "checkpoint-2" / "sarviz_train.json").read_text())
+    assert meta["recipe"]["num_processes"] == 2
+    # the main process alone wrote the checkpoint: one RNG file, no leftovers
+    assert [p.name for p in (out / "checkpoint-2" / "accelerate_state").glob("random_states_*")] == [
+        "random_states_0.pkl"]
+    assert not list(out.glob(".tmp-*"))
+    assert [r["step"] for r in runs.loss_table(out)] == [1, 2]

@@ -165,10 +165,17 @@ def make_accelerator(out: Path, mixed_precision: str, grad_accum: int, log_with_
         except ImportError:  # the CSV logs still work
             log_with = None
     try:
-        return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
-                           project_config=config, log_with=log_with)
+        acc = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
+                          project_config=config, log_with=log_with)
     except ValueError as exc:  # e.g. fp16 mixed precision without a GPU
         raise TrainError(f"--mixed-precision {mixed_precision}: {str(exc).splitlines()[0]}") from None
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and acc.num_processes == 1:
+        # `accelerate launch --multi_gpu` on a machine without GPUs starts N processes that each
+        # believe they are alone: N copies of the same run racing on the same folder
+        raise TrainError(f"launched as {world} processes but accelerate sees one (no GPU here?); for several "
+                         "CPU processes set ACCELERATE_USE_CPU=true (docs/training.md)")
+    return acc
 
 
 def weight_dtype(accelerator):
