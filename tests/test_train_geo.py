@@ -283,3 +283,18 @@ def test_two_processes_under_accelerate_launch(env, tmp_path):
         "random_states_0.pkl"]
     assert not list(out.glob(".tmp-*"))
     assert [r["step"] for r in runs.loss_table(out)] == [1, 2]
+
+
+def test_training_runs_page_shows_the_run(trained, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SARVIZ_RUNS", str(trained["out"].parent))
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Training_runs.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="training-run").value == "run"
+    overview = at.dataframe[0].value
+    assert list(overview["status"]) == ["finished"] and list(overview["step"]) == [30]
+    assert any("step 30, loss" in c.value for c in at.caption)
+    summary = at.dataframe[1].value
+    assert set(summary["pol"]) == {"VV", "VH"} and list(summary["patches"]) == [1, 1]
+    assert at.select_slider(key="training-val-step").value == 30  # the step whose PNG strips are shown

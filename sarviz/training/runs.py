@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,17 @@ from sarviz.training.common import LOSS_LOG, RUN_FILE, list_checkpoints
 from sarviz.training.validation import VALIDATION_CSV, VALIDATION_DIR
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def runs_root() -> Path:
+    """The folder the app lists runs from: ``SARVIZ_RUNS``, else ``$SARVIZ_HOME/runs``.
+
+    The app never takes a run path from its user (no input reaches the file system outside
+    configured roots); train with ``--out $SARVIZ_RUNS/NAME`` to see a run there.
+    """
+    from sarviz.settings import HOME
+
+    return Path(os.environ.get("SARVIZ_RUNS") or HOME / "runs").expanduser()
 
 
 @dataclass

@@ -464,6 +464,12 @@ class TextTrainer:
         return self.train()
 
     # -- saving (FORMATS C) --------------------------------------------------------------------------------
+    @property
+    def saves_vae(self) -> bool:
+        """A refined VAE is part of the model: this stage's, or the one a resumed/refined run had."""
+        source = self.resume or self.init
+        return self.config.stage == "vae-decoder" or (source is not None and (source / "vae").is_dir())
+
     def model_meta(self, step: int) -> dict[str, Any]:
         c = self.config
         meta = {
@@ -483,7 +489,7 @@ class TextTrainer:
                 "seed": c.seed, "dataset": str(self.data.folder.resolve()),
             },
         }
-        if c.stage == "vae-decoder" or (self.resume or self.init or Path("/nonexistent")).joinpath("vae").is_dir():
+        if self.saves_vae:
             meta["vae"] = "vae"
         if c.stage == "vae-decoder":
             meta["recipe"].update({"stage": "vae-decoder", "lr_vae": c.lr_vae, "kl_weight": c.kl_weight,
@@ -511,9 +517,7 @@ class TextTrainer:
             else:
                 embeds[("clip_l", "clip_g")[i]] = vec[None].contiguous()
         save_file(embeds, str(folder / EMBEDS_FILE))
-        if self.config.stage == "vae-decoder":
-            self.vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
-        elif (self.resume or self.init or Path("/nonexistent")).joinpath("vae").is_dir():
+        if self.saves_vae:
             self.vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
         common.write_json(folder / MODEL_FILE, self.model_meta(step))
 
