@@ -63,7 +63,7 @@ def _eval_loss(trainer: GeoTrainer) -> float:
     with torch.no_grad():
         for seed in range(4):
             torch.manual_seed(1000 + seed)
-            values.append(float(trainer._loss(batch)))
+            values.append(float(trainer.micro_loss(batch)))
     trainer.controlnet.train()
     trainer.unet.train()
     return float(np.mean(values))

@@ -263,6 +263,38 @@ def publish_checkpoint(tmp: Path, out: Path, step: int, total_limit: int | None 
     return final
 
 
+def publish_final(tmp: Path, out: Path, marker: str = "sarviz_text_model.json") -> None:
+    """Move a final model's parts from ``tmp`` into ``out``; the ``marker`` metadata file last,
+    so a loader that sees it sees a complete model."""
+    meta = tmp / marker
+    (out / marker).unlink(missing_ok=True)
+    for item in sorted(tmp.iterdir()):
+        if item == meta:
+            continue
+        dest = out / item.name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        elif dest.exists():
+            dest.unlink()
+        os.replace(item, dest)
+    if meta.exists():
+        os.replace(meta, out / marker)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json(path: Path, what: str, expected_format: str | None = None) -> dict[str, Any]:
+    """A JSON object from ``path``, with one-line errors naming ``what`` it should be."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrainError(f"{path} is not a readable {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise TrainError(f"{path} is not a {what} (not a JSON object)")
+    if expected_format is not None and data.get("format") != expected_format:
+        raise TrainError(f"{path} has format {data.get('format')!r}, expected {expected_format!r}")
+    return data
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str))

@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sarviz.training import common
 from sarviz.training.common import TrainError
+from sarviz.training.loop import TrainLoop
 
 RUN_FORMAT = "sarviz-geo-run/1"
 TRAIN_META = "sarviz_train.json"
@@ -118,8 +118,10 @@ def config_from_args(args: argparse.Namespace) -> GeoTrainConfig:
 
 
 # -- the trainer ------------------------------------------------------------------------------------------
-class GeoTrainer:
+class GeoTrainer(TrainLoop):
     """``GeoTrainer(config).run()``; :meth:`setup` and :meth:`train` separately for finer control."""
+
+    name = "geo"
 
     def __init__(self, config: GeoTrainConfig) -> None:
         from sarviz.calibration import Calibration
@@ -140,7 +142,7 @@ class GeoTrainer:
             raise TrainError(str(exc)) from None
         if not self.info.split("train"):
             raise TrainError(f"dataset {c.data} has no 'train' patches")
-        self.accelerator = None
+        self.work, self.max_steps = c.out, c.max_steps
 
     # -- setup ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -154,15 +156,9 @@ class GeoTrainer:
         from sarviz.training.data import PatchDataset, collate
 
         c = self.config
-        c.out.mkdir(parents=True, exist_ok=True)
-        acc = self.accelerator = common.make_accelerator(c.out, c.mixed_precision, c.grad_accum)
-        if acc.is_main_process:
-            common.clean_stale_temp(c.out)
-        self.resume = common.resolve_resume(c.out, c.resume_from)
-        self.start_step = 0
-        if self.resume is not None:
-            meta = _read_meta(self.resume)
-            self.start_step = int(meta["step"])
+        self.start_accelerator(lambda ckpt: common.read_json(ckpt / TRAIN_META, "sarviz geo checkpoint",
+                                                             RUN_FORMAT)["step"])
+        acc = self.accelerator
         wdtype = common.weight_dtype(acc)
         base = str(self.base)
         try:
@@ -227,17 +223,18 @@ class GeoTrainer:
                                                   acc.process_index, c.seed, start_step=self.start_step)
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
                                                   collate_fn=collate, num_workers=c.num_workers)
-        self.log = common.RunLog(c.out, "geo", common.config_dict(c))
-        self.log.load_losses(self.start_step if self.resume is not None else None)
-        if acc.is_main_process:
-            acc.init_trackers("sarviz-geo")
-            self.log.write(resumed_from=str(self.resume) if self.resume else None, start_step=self.start_step,
-                           num_processes=acc.num_processes, device=str(acc.device),
-                           steps_per_epoch=self.sampler.steps_per_epoch, calibration=self.calibration.to_dict(),
-                           preprocessing=self.spec.to_dict())
+        self.start_log("geo", calibration=self.calibration.to_dict(), preprocessing=self.spec.to_dict())
 
-    # -- one micro-batch --------------------------------------------------------------------------
-    def _loss(self, batch):
+    # -- the loop's parts -----------------------------------------------------------------------------
+    def trained_modules(self) -> list:
+        return [self.controlnet, self.unet]
+
+    def describe(self) -> str:
+        c = self.config
+        return (f"batch {c.batch_size} × {c.resolution}² px, mixed precision {c.mixed_precision}, "
+                f"gradient checkpointing {'on' if c.gradient_checkpointing else 'off'}")
+
+    def micro_loss(self, batch):
         import torch
 
         acc = self.accelerator
@@ -259,112 +256,17 @@ class GeoTrainer:
         return common.diffusion_loss(pred, latents, noise, timesteps, self.noise_scheduler,
                                      self.config.snr_gamma or None)
 
-    # -- the loop ---------------------------------------------------------------------------------
-    def train(self) -> Path | None:
-        import torch
+    def on_step_end(self, step: int) -> None:
+        c = self.config
+        if (c.validate_every and step % c.validate_every == 0) or step == c.max_steps:
+            self.validate(step)
 
-        if self.accelerator is None:
-            self.setup()
-        c, acc = self.config, self.accelerator
-        step = self.start_step
-        last_ckpt = self.resume
-        session_end = c.max_steps if not c.stop_after_steps else min(c.max_steps, step + c.stop_after_steps)
-        batches = iter(self.loader)
-        t0 = time.perf_counter()
-        what = (f"batch {c.batch_size} × {c.resolution}² px, mixed precision {c.mixed_precision}, "
-                f"gradient checkpointing {'on' if c.gradient_checkpointing else 'off'}")
-        try:
-            while step < session_end:
-                losses = []
-                for micro in range(c.grad_accum):
-                    batch = next(batches)
-                    # every random number of this micro-batch (noise, t, VAE sample, LoRA dropout)
-                    torch.manual_seed(common.seed_for(c.seed, step, micro, acc.process_index))
-                    with acc.accumulate(self.controlnet, self.unet):
-                        try:
-                            loss = self._loss(batch)
-                            acc.backward(loss)
-                        except (RuntimeError, MemoryError) as exc:
-                            if common.is_oom(exc) or isinstance(exc, MemoryError):
-                                raise TrainError(common.oom_message(step - self.start_step, what)) from None
-                            raise
-                        if acc.sync_gradients and c.max_grad_norm:
-                            params = [p for m in (self.controlnet, self.unet) for p in m.parameters()
-                                      if p.requires_grad]
-                            acc.clip_grad_norm_(params, c.max_grad_norm)
-                        self.optimizer.step()
-                        self.lr_scheduler.step()
-                        self.optimizer.zero_grad(set_to_none=True)
-                    losses.append(loss.detach())
-                step += 1
-                loss_value = float(acc.gather(torch.stack(losses).mean()[None]).mean())
-                if not math.isfinite(loss_value):
-                    raise TrainError(f"the loss became {loss_value} at step {step}; lower --lr or use "
-                                     "--mixed-precision bf16 instead of fp16")
-                lr = self.lr_scheduler.get_last_lr()[0]
-                if acc.is_main_process:
-                    rate = (time.perf_counter() - t0) / (step - self.start_step)
-                    self.log.add_loss({"step": step, "epoch": self.sampler.position(step - 1)[0], "loss": loss_value,
-                                       "lr": lr, "seconds_per_step": round(rate, 4),
-                                       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-                    acc.log({"train/loss": loss_value, "train/lr": lr}, step=step)
-                    if step % c.log_every == 0 or step == session_end:
-                        self.log.flush_losses()
-                        print(f"[train geo] {common.progress_line(step, c.max_steps, loss_value, t0, self.start_step)}",
-                              file=sys.stderr, flush=True)
-                if (c.validate_every and step % c.validate_every == 0) or step == c.max_steps:
-                    self.validate(step)
-                if step % c.checkpoint_every == 0 or step == session_end:
-                    last_ckpt = self.save_checkpoint(step)
-        except KeyboardInterrupt:
-            if acc.is_main_process:
-                self.log.status = "interrupted"
-                self.log.flush_losses()
-                self.log.write(step=step, last_checkpoint=str(last_ckpt) if last_ckpt else None)
-            raise
-        except TrainError as exc:
-            if acc.is_main_process:
-                self.log.status = "failed"
-                self.log.write(step=step, error=str(exc))
-            raise
-        if acc.is_main_process:
-            self.log.status = "finished" if step >= c.max_steps else "stopped"
-            self.log.flush_losses()
-            self.log.write(step=step, last_checkpoint=str(last_ckpt) if last_ckpt else None)
-        acc.end_training()
-        return last_ckpt
-
-    def run(self) -> Path | None:
-        self.setup()
-        return self.train()
-
-    # -- checkpoints ---------------------------------------------------------------------------------
-    def save_checkpoint(self, step: int) -> Path:
-        """FORMATS B: written into a temp folder, renamed to checkpoint-N when complete."""
-        from accelerate.utils import DistributedType
-
-        c, acc = self.config, self.accelerator
-        acc.wait_for_everyone()
-        tmp = common.temp_checkpoint_dir(c.out, step)
-        final = c.out / f"checkpoint-{step}"
-        sharded = acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
-        if acc.is_main_process:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            acc.unwrap_model(self.controlnet).save_pretrained(str(tmp), safe_serialization=True)
-            acc.unwrap_model(self.unet).save_pretrained(str(tmp / "unet_lora"), safe_serialization=True)
-            common.write_json(tmp / TRAIN_META, self.train_meta(step))
-        acc.wait_for_everyone()
-        if acc.is_main_process or sharded:
-            common.save_accelerate_state(acc, tmp / "accelerate_state")
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            common.publish_checkpoint(tmp, c.out, step, c.checkpoints_total_limit)
-            print(f"[train geo] saved {final}", file=sys.stderr, flush=True)
-        acc.wait_for_everyone()
-        return final
+    # -- checkpoints (FORMATS B) ------------------------------------------------------------------------
+    def write_components(self, folder: Path, step: int) -> None:
+        acc = self.accelerator
+        acc.unwrap_model(self.controlnet).save_pretrained(str(folder), safe_serialization=True)
+        acc.unwrap_model(self.unet).save_pretrained(str(folder / "unet_lora"), safe_serialization=True)
+        common.write_json(folder / TRAIN_META, self.train_meta(step))
 
     def train_meta(self, step: int) -> dict[str, Any]:
         c = self.config
@@ -399,19 +301,6 @@ class GeoTrainer:
         if acc.is_main_process and self.config.validation_count > 0 and self.info.split("val"):
             validate_geo(self, step)
         acc.wait_for_everyone()
-
-
-def _read_meta(checkpoint: Path) -> dict[str, Any]:
-    import json
-
-    path = checkpoint / TRAIN_META
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainError(f"{checkpoint} is not a sarviz geo checkpoint ({path.name}: {exc})") from None
-    if meta.get("format") != RUN_FORMAT or "step" not in meta:
-        raise TrainError(f"{path} is not a {RUN_FORMAT} file")
-    return meta
 
 
 def train_geo(config: GeoTrainConfig) -> Path | None:

@@ -27,17 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sarviz.training import common
 from sarviz.training.common import TrainError
+from sarviz.training.loop import TrainLoop
 
 MODEL_FORMAT = "sarviz-text-sar/1"
 MODEL_FILE = "sarviz_text_model.json"
@@ -173,7 +170,9 @@ def amplitude_kl(real, generated, eps: float = 1e-6):
     return (p * (p / q).log()).sum(dim=1).mean()
 
 
-class TextTrainer:
+class TextTrainer(TrainLoop):
+    name = "text"
+
     def __init__(self, config: TextTrainConfig) -> None:
         from sarviz.training.data import open_captioned
 
@@ -215,12 +214,8 @@ class TextTrainer:
         from sarviz.training.data import CaptionDataset, collate
 
         c = self.config
-        self.work.mkdir(parents=True, exist_ok=True)
-        acc = self.accelerator = common.make_accelerator(self.work, c.mixed_precision, c.grad_accum)
-        if acc.is_main_process:
-            common.clean_stale_temp(self.work)
-        self.resume = common.resolve_resume(self.work, c.resume_from)
-        self.start_step = int(_read_model_meta(self.resume)["step"]) if self.resume is not None else 0
+        self.start_accelerator(lambda ckpt: _read_model_meta(ckpt)["step"])
+        acc = self.accelerator
         source = self.resume or self.init  # where trained weights come from (None: the base)
         base = str(c.base)
         wdtype = common.weight_dtype(acc)
@@ -312,19 +307,11 @@ class TextTrainer:
         prepared = acc.prepare(unet, *self.encoders, optimizer, lr_scheduler)
         self.unet, self.encoders = prepared[0], list(prepared[1:1 + n_enc])
         self.optimizer, self.lr_scheduler = prepared[-2], prepared[-1]
-        self.trained = [self.unet, *self.encoders] + ([self.vae] if c.stage == "vae-decoder" else [])
         if self.resume is not None:
             acc.load_state(str(self.resume / "accelerate_state"))
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
                                                   collate_fn=collate, num_workers=c.num_workers)
-        self.log = common.RunLog(self.work, f"text-{c.stage}", common.config_dict(c))
-        self.log.load_losses(self.start_step if self.resume is not None else None)
-        if acc.is_main_process:
-            acc.init_trackers("sarviz-text")
-            self.log.write(base_kind=self.kind, resolution=self.resolution, max_steps=self.max_steps,
-                           steps_per_epoch=self.sampler.steps_per_epoch, start_step=self.start_step,
-                           resumed_from=str(self.resume) if self.resume else None,
-                           num_processes=acc.num_processes, device=str(acc.device))
+        self.start_log(f"text-{c.stage}", base_kind=self.kind, resolution=self.resolution)
 
     # -- one micro-batch ---------------------------------------------------------------------------
     def encode_prompts(self, texts: list[str]):
@@ -345,7 +332,7 @@ class TextTrainer:
         time_ids = torch.tensor([[r, r, 0, 0, r, r]], device=device, dtype=pooled.dtype).repeat(len(texts), 1)
         return torch.cat(hidden, dim=-1), {"text_embeds": pooled, "time_ids": time_ids}
 
-    def _loss(self, batch):
+    def micro_loss(self, batch):
         import torch
 
         c, vae = self.config, self.vae
@@ -379,89 +366,36 @@ class TextTrainer:
                 keep[tid] = False
                 w[keep] = orig[keep]
 
-    # -- the loop ----------------------------------------------------------------------------------------
-    def train(self) -> Path | None:
-        import torch
+    # -- the loop's parts -----------------------------------------------------------------------------
+    def trained_modules(self) -> list:
+        return [self.unet, *self.encoders] + ([self.vae] if self.config.stage == "vae-decoder" else [])
 
+    def describe(self) -> str:
+        c = self.config
+        return f"batch {c.batch_size} × {self.resolution}² px, {self.kind}, UNet {c.unet}, {c.mixed_precision}"
+
+    def before_step(self) -> None:
+        acc = self.accelerator
+        if self.config.stage == "vae-decoder" and acc.num_processes > 1:
+            # the VAE is called through its encode/decode methods, not a DDP forward, so its
+            # decoder gradients are averaged here
+            for p in self.vae.decoder.parameters():
+                if p.grad is not None:
+                    p.grad = acc.reduce(p.grad, reduction="mean")
+
+    def after_step(self) -> None:
+        self._restore_other_embeddings()
+
+    def train(self) -> Path | None:
         if self.accelerator is None:
             self.setup()
-        c, acc = self.config, self.accelerator
+        acc = self.accelerator
         self.original_embeddings = [acc.unwrap_model(e).get_input_embeddings().weight.detach().clone()
                                     for e in self.encoders]
-        step, last = self.start_step, self.resume
-        session_end = self.max_steps if not c.stop_after_steps else min(self.max_steps, step + c.stop_after_steps)
-        batches = iter(self.loader)
-        t0 = time.perf_counter()
-        what = f"batch {c.batch_size} × {self.resolution}² px, {self.kind}, UNet {c.unet}, {c.mixed_precision}"
-        try:
-            while step < session_end:
-                losses = []
-                for micro in range(c.grad_accum):
-                    batch = next(batches)
-                    torch.manual_seed(common.seed_for(c.seed, step, micro, acc.process_index))
-                    with acc.accumulate(*self.trained[:1 + len(self.encoders)]):
-                        try:
-                            loss = self._loss(batch)
-                            acc.backward(loss)
-                        except (RuntimeError, MemoryError) as exc:
-                            if common.is_oom(exc) or isinstance(exc, MemoryError):
-                                raise TrainError(common.oom_message(step - self.start_step, what)) from None
-                            raise
-                        if acc.sync_gradients and c.stage == "vae-decoder" and acc.num_processes > 1:
-                            # the VAE is called through its encode/decode methods, not a DDP
-                            # forward, so its decoder gradients are averaged here
-                            for p in self.vae.decoder.parameters():
-                                if p.grad is not None:
-                                    p.grad = acc.reduce(p.grad, reduction="mean")
-                        if acc.sync_gradients and c.max_grad_norm:
-                            params = [p for m in self.trained for p in m.parameters() if p.requires_grad]
-                            acc.clip_grad_norm_(params, c.max_grad_norm)
-                        self.optimizer.step()
-                        self.lr_scheduler.step()
-                        self.optimizer.zero_grad(set_to_none=True)
-                        self._restore_other_embeddings()
-                    losses.append(loss.detach())
-                step += 1
-                value = float(acc.gather(torch.stack(losses).mean()[None]).mean())
-                if not math.isfinite(value):
-                    raise TrainError(f"the loss became {value} at step {step}; lower the learning rates or use "
-                                     "--mixed-precision bf16 instead of fp16")
-                if acc.is_main_process:
-                    rate = (time.perf_counter() - t0) / (step - self.start_step)
-                    lr = self.lr_scheduler.get_last_lr()[0]
-                    self.log.add_loss({"step": step, "epoch": self.sampler.position(step - 1)[0], "loss": value,
-                                       "lr": lr, "seconds_per_step": round(rate, 4),
-                                       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-                    acc.log({"train/loss": value, "train/lr": lr}, step=step)
-                    if step % c.log_every == 0 or step == session_end:
-                        self.log.flush_losses()
-                        print(f"[train text] {common.progress_line(step, self.max_steps, value, t0, self.start_step)}",
-                              file=sys.stderr, flush=True)
-                if step % c.checkpoint_every == 0 or step == session_end:
-                    last = self.save(step, final=False)
-            if step >= self.max_steps:
-                last = self.save(step, final=True)
-        except KeyboardInterrupt:
-            if acc.is_main_process:
-                self.log.status = "interrupted"
-                self.log.flush_losses()
-                self.log.write(step=step)
-            raise
-        except TrainError as exc:
-            if acc.is_main_process:
-                self.log.status = "failed"
-                self.log.write(step=step, error=str(exc))
-            raise
-        if acc.is_main_process:
-            self.log.status = "finished" if step >= self.max_steps else "stopped"
-            self.log.flush_losses()
-            self.log.write(step=step, last_checkpoint=str(last) if last else None)
-        acc.end_training()
-        return last
+        return super().train()
 
-    def run(self) -> Path | None:
-        self.setup()
-        return self.train()
+    def finish(self, step: int) -> Path | None:
+        return self.save_checkpoint(step, final_to=self.config.out)
 
     # -- saving (FORMATS C) --------------------------------------------------------------------------------
     @property
@@ -497,7 +431,7 @@ class TextTrainer:
                                    "refined_from": str(self.init)})
         return meta
 
-    def _write_components(self, folder: Path, step: int) -> None:
+    def write_components(self, folder: Path, step: int) -> None:
         from safetensors.torch import save_file
 
         acc = self.accelerator
@@ -521,52 +455,9 @@ class TextTrainer:
             self.vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
         common.write_json(folder / MODEL_FILE, self.model_meta(step))
 
-    def save(self, step: int, final: bool) -> Path:
-        from accelerate.utils import DistributedType
-
-        c, acc = self.config, self.accelerator
-        acc.wait_for_everyone()
-        tmp = common.temp_checkpoint_dir(self.work, step if not final else -1)
-        sharded = acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            self._write_components(tmp, step)
-        acc.wait_for_everyone()
-        if not final and (acc.is_main_process or sharded):
-            common.save_accelerate_state(acc, tmp / "accelerate_state")
-        acc.wait_for_everyone()
-        target = c.out if final else self.work / f"checkpoint-{step}"
-        if acc.is_main_process:
-            if final:
-                _publish_final(tmp, c.out)
-            else:
-                common.publish_checkpoint(tmp, self.work, step, c.checkpoints_total_limit)
-            print(f"[train text] saved {target}{' (final model)' if final else ''}", file=sys.stderr, flush=True)
-        acc.wait_for_everyone()
-        return target
-
 
 def _te_lora_dir(i: int) -> str:
     return "text_encoder_lora" if i == 0 else f"text_encoder_{i + 1}_lora"
-
-
-def _publish_final(tmp: Path, out: Path) -> None:
-    """Move the final model's parts into RUN/; the metadata file last, so a loader that sees
-    sarviz_text_model.json sees a complete model."""
-    meta = tmp / MODEL_FILE
-    (out / MODEL_FILE).unlink(missing_ok=True)
-    for item in sorted(tmp.iterdir()):
-        if item == meta:
-            continue
-        dest = out / item.name
-        if dest.is_dir():
-            shutil.rmtree(dest)
-        elif dest.exists():
-            dest.unlink()
-        os.replace(item, dest)
-    os.replace(meta, out / MODEL_FILE)
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _predicted_clean(scheduler, noisy, pred, timesteps):
@@ -578,14 +469,7 @@ def _predicted_clean(scheduler, noisy, pred, timesteps):
 
 
 def _read_model_meta(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / MODEL_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainError(f"{folder} is not a sarviz text-to-SAR run ({path.name}: {exc})") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise TrainError(f"{path} is not a {MODEL_FORMAT} file")
-    return meta
+    return common.read_json(Path(folder) / MODEL_FILE, "sarviz text-to-SAR run", MODEL_FORMAT)
 
 
 def _load_embeds(folder: Path, kind: str, token: str) -> list:
