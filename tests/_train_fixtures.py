@@ -20,9 +20,22 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _diffusion_fixtures import write_tiny_checkpoint, write_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one thread is faster (no OpenMP barrier waits).
+    Imported by the trainer test modules (autouse there); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _patch_arrays(rng: np.random.Generator, size: int) -> tuple[np.ndarray, ...]:

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _diffusion_fixtures import tiny_scene  # noqa: E402
-from _train_fixtures import write_patch_dataset, write_tiny_sd15  # noqa: E402
+from _train_fixtures import one_torch_thread, write_patch_dataset, write_tiny_sd15  # noqa: E402,F401
 
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
@@ -27,15 +27,6 @@ from sarviz.training.geo import GeoTrainConfig, GeoTrainer, train_geo  # noqa: E
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = 32  # tiny: 32 px images, 16 px latents
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # tiny models on a shared 2-core machine: one thread is faster (no OpenMP barrier waits)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

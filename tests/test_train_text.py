@@ -15,7 +15,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_fixtures import write_captioned, write_patch_dataset, write_tiny_sd15, write_tiny_sdxl  # noqa: E402
+from _train_fixtures import (one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15,  # noqa: E402,F401
+                             write_tiny_sdxl)
 
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
@@ -23,14 +24,6 @@ from sarviz.training.text import TextTrainConfig, train_text  # noqa: E402
 
 RES = 32
 TOKEN = "<SAR>"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
-from sarviz.training.common import TrainError, seed_for
+from sarviz.training.common import TrainError, read_json, seed_for
 
 PATCH_FORMAT = "sarviz-patches/1"
 CAPTIONED_FORMAT = "sarviz-captioned/1"
@@ -56,12 +56,7 @@ def open_patch_dataset(folder: str | Path) -> PatchDatasetInfo:
     if not meta_path.is_file() or not manifest.is_file():
         raise TrainError(f"--data {folder} is not a sarviz training dataset (no dataset.json/manifest.csv); "
                          "build one with `sarviz dataset build`")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainError(f"{meta_path} is not valid JSON ({exc})") from None
-    if meta.get("format") != PATCH_FORMAT:
-        raise TrainError(f"{meta_path} has format {meta.get('format')!r}, expected {PATCH_FORMAT!r}")
+    meta = read_json(meta_path, "dataset description", PATCH_FORMAT)
     with open(manifest, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"id", "file", "split"} <= set(rows[0]):
@@ -208,13 +203,7 @@ def open_captioned(folder: str | Path) -> CaptionedInfo:
     if not info_path.is_file():
         raise TrainError(f"--data {folder} is not a captioned dataset (no caption_info.json); "
                          "write one with `sarviz dataset caption`")
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainError(f"{info_path} is not valid JSON ({exc})") from None
-    if info.get("format") != CAPTIONED_FORMAT:
-        raise TrainError(f"{info_path} has format {info.get('format')!r}, expected {CAPTIONED_FORMAT!r}")
-    return CaptionedInfo(folder=folder, info=info)
+    return CaptionedInfo(folder=folder, info=read_json(info_path, "caption description", CAPTIONED_FORMAT))
 
 
 class CaptionDataset:

@@ -310,18 +310,9 @@ def train_geo(config: GeoTrainConfig) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m sarviz.training.geo`` / ``accelerate launch -m sarviz.training.geo``."""
-    parser = argparse.ArgumentParser(prog="python -m sarviz.training.geo", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        train_geo(config_from_args(args))
-    except TrainError as exc:
-        print(f"sarviz train geo: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("sarviz train geo: interrupted (the last complete checkpoint is kept)", file=sys.stderr)
-        return 130
-    return 0
+    from sarviz.training.loop import command_main
+
+    return command_main("geo", __doc__, add_arguments, config_from_args, train_geo, argv)
 
 
 if __name__ == "__main__":

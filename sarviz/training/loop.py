@@ -190,3 +190,22 @@ class TrainLoop:
             print(f"[train {self.name}] saved {target}", file=sys.stderr, flush=True)
         acc.wait_for_everyone()
         return target
+
+
+def command_main(name: str, doc: str, add_arguments, config_from_args, train, argv: list[str] | None = None) -> int:
+    """The ``python -m sarviz.training.<name>`` entry point (what ``accelerate launch -m`` runs):
+    the same options as ``sarviz train <name>``, one-line errors, exit codes 2 / 130."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m sarviz.training.{name}", description=doc.split("\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        train(config_from_args(args))
+    except TrainError as exc:
+        print(f"sarviz train {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sarviz train {name}: interrupted (the last complete checkpoint is kept)", file=sys.stderr)
+        return 130
+    return 0

@@ -502,17 +502,9 @@ def train_text(config: TextTrainConfig) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m sarviz.training.text`` / ``accelerate launch -m sarviz.training.text``."""
-    parser = argparse.ArgumentParser(prog="python -m sarviz.training.text", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    try:
-        train_text(config_from_args(parser.parse_args(argv)))
-    except TrainError as exc:
-        print(f"sarviz train text: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("sarviz train text: interrupted (the last complete checkpoint is kept)", file=sys.stderr)
-        return 130
-    return 0
+    from sarviz.training.loop import command_main
+
+    return command_main("text", __doc__, add_arguments, config_from_args, train_text, argv)
 
 
 if __name__ == "__main__":
