@@ -118,7 +118,7 @@ def test_validation_is_logged_and_listed(trained):
     assert list((trained["out"] / "logs").rglob("events.out.tfevents.*"))
 
 
-def test_checkpoint_loads_in_the_generator_and_makes_an_image(trained, env, tmp_path, capsys):
+def test_checkpoint_loads_in_the_generator_and_makes_an_image(trained, env, tmp_path, capsys, monkeypatch):
     from sarviz.store import SceneStore
 
     store = SceneStore(tmp_path / "scenes", create=True)
@@ -136,6 +136,20 @@ def test_checkpoint_loads_in_the_generator_and_makes_an_image(trained, env, tmp_
     with rasterio.open(out) as src:
         vv, names = src.read(1), src.descriptions
     assert names == ("VV", "VH") and np.isfinite(vv).all() and vv.std() > 0
+
+    # registered as a model card: its own preprocessing (32 px) and calibration, no --image-size
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    card = runs.geo_model_card(trained["last"], model_id="my-geo")
+    (cards / "my-geo.json").write_text(json.dumps(card))
+    monkeypatch.setenv("SARVIZ_MODELS", str(cards))
+    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(store.folder), "--model",
+                     "my-geo", "--steps", "2", "--dtype", "float32", "--out", str(tmp_path / "card.tif")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    prov2 = json.loads(captured.out)
+    assert prov2["model_id"] == "my-geo" and prov2["image_size"] == RES
+    assert prov2["weights_sha256"] == prov["weights_sha256"]
 
 
 def _weights(ckpt: Path) -> dict[str, torch.Tensor]:

@@ -123,3 +123,33 @@ def validation_images(run: str | Path | RunInfo) -> dict[int, list[Path]]:
             if m and d.is_dir():
                 out[int(m.group(1))] = sorted(d.glob("*.png"))
     return dict(sorted(out.items()))
+
+
+def geo_model_card(checkpoint: str | Path, model_id: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """A model card (kind ``controlnet-lora``) for a geo checkpoint, from its ``sarviz_train.json``.
+
+    Write it as JSON into a model folder (``SARVIZ_MODELS``) to see the checkpoint in the app
+    and in ``sarviz generate --model ID``. The card carries the run's preprocessing and
+    calibration (and the calibration's ranges as ``output.db_range``, which the generator reads).
+    """
+    from sarviz.calibration import Calibration
+    from sarviz.training.common import read_json
+    from sarviz.training.geo import RUN_FORMAT, TRAIN_META
+
+    checkpoint = Path(checkpoint).expanduser().resolve()
+    meta = read_json(checkpoint / TRAIN_META, "sarviz geo checkpoint", RUN_FORMAT)
+    cal = Calibration.from_dict(meta["calibration"])
+    run = checkpoint.parent.name
+    model_id = model_id or f"{run}-{checkpoint.name}"
+    return {
+        "id": model_id, "name": name or f"{run} ({checkpoint.name}, trained with sarviz)", "kind": "controlnet-lora",
+        "licence": "your own training run (the base model's licence applies)",
+        "weights": {"controlnet": str(checkpoint), "base": meta["base"], "vae": meta.get("vae"),
+                    "unet_lora": "unet_lora"},
+        "preprocessing": meta["preprocessing"],
+        "calibration": meta["calibration"],
+        "output": {"channels": {"VV": "R", "VH": "G"}, "db_range": {p: list(cal.range(p)) for p in ("VV", "VH")}},
+        "sampler": {"prompt": meta.get("prompt")} if meta.get("prompt") else {},
+        "training": {"run": str(checkpoint.parent), "step": meta["step"], "recipe": meta.get("recipe", {}),
+                     "embedding_source": meta.get("embedding_source")},
+    }
