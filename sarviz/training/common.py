@@ -169,6 +169,9 @@ def make_accelerator(out: Path, mixed_precision: str, grad_accum: int, log_with_
                           project_config=config, log_with=log_with)
     except ValueError as exc:  # e.g. fp16 mixed precision without a GPU
         raise TrainError(f"--mixed-precision {mixed_precision}: {str(exc).splitlines()[0]}") from None
+    if mixed_precision == "fp16" and acc.device.type == "cpu":
+        raise TrainError("--mixed-precision fp16 needs a GPU (half-precision matmuls are not supported on the "
+                         "CPU); use bf16 or no")
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world > 1 and acc.num_processes == 1:
         # `accelerate launch --multi_gpu` on a machine without GPUs starts N processes that each
