@@ -136,11 +136,12 @@ def test_unet_lora_then_vae_decoder_refinement(env, tmp_path):
     from diffusers import AutoencoderKL
 
     run = tmp_path / "lora"
-    _train(env, "sd15", run, unet="lora", unet_lora_rank=4, unet_lora_alpha=4, max_steps=2)
+    # bf16 mixed precision on the CPU too (frozen UNet kept float32 there, VAE float32 when refined)
+    _train(env, "sd15", run, unet="lora", unet_lora_rank=4, unet_lora_alpha=4, max_steps=2, mixed_precision="bf16")
     assert (run / "unet_lora" / "adapter_model.safetensors").is_file() and not (run / "unet").exists()
     assert json.loads((run / "sarviz_text_model.json").read_text())["unet"] == "lora"
     _train(env, "sd15", run, unet="lora", unet_lora_rank=4, unet_lora_alpha=4, stage="vae-decoder", max_steps=2,
-           lr_vae=1e-3)
+           lr_vae=1e-3, mixed_precision="bf16")
     meta = json.loads((run / "sarviz_text_model.json").read_text())
     assert meta["vae"] == "vae" and meta["recipe"]["stage"] == "vae-decoder" and meta["recipe"]["kl_weight"] == 0.1
     refined = AutoencoderKL.from_pretrained(str(run / "vae"))

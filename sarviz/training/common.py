@@ -195,6 +195,14 @@ def fix_tokenizer_length(tokenizer, text_encoder) -> None:
         tokenizer.model_max_length = limit
 
 
+def frozen_unet_dtype(accelerator):
+    """The frozen UNet's dtype: half precision on GPUs; float32 on the CPU, where autocast does not
+    cover group_norm and the prepared ControlNet's float32 residuals would meet bf16 norm weights."""
+    import torch
+
+    return torch.float32 if accelerator.device.type == "cpu" else weight_dtype(accelerator)
+
+
 def is_oom(exc: BaseException) -> bool:
     import torch
 

@@ -188,7 +188,7 @@ class GeoTrainer(TrainLoop):
         self.vae.requires_grad_(False).to(acc.device, dtype=torch.bfloat16 if wdtype == torch.bfloat16
                                            else torch.float32)
         self.text_encoder.requires_grad_(False).to(acc.device, dtype=wdtype)
-        unet.requires_grad_(False).to(acc.device, dtype=wdtype)
+        unet.requires_grad_(False).to(acc.device, dtype=common.frozen_unet_dtype(acc))
         if c.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
             controlnet.enable_gradient_checkpointing()

@@ -266,7 +266,7 @@ class TextTrainer(TrainLoop):
         if c.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
         if c.unet == "lora":
-            unet.to(dtype=wdtype)
+            unet.to(dtype=common.frozen_unet_dtype(acc))
             unet = get_peft_model(unet, LoraConfig(r=c.unet_lora_rank, lora_alpha=c.unet_lora_alpha,
                                                    target_modules=list(UNET_LORA_TARGETS), bias="none"))
             if source is not None:
@@ -282,7 +282,9 @@ class TextTrainer(TrainLoop):
                 _load_adapter(peft_enc, source / _te_lora_dir(i))
             peft_enc.get_input_embeddings().weight.requires_grad_(True)
             self.encoders.append(peft_enc)
-        self.vae.to(acc.device, dtype=torch.bfloat16 if wdtype == torch.bfloat16 else torch.float32)
+        # the refinement trains the decoder and decodes outside autocast: the whole VAE stays float32
+        half_vae = wdtype == torch.bfloat16 and c.stage != "vae-decoder"
+        self.vae.to(acc.device, dtype=torch.bfloat16 if half_vae else torch.float32)
         groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": c.lr_unet}]
         te_params, emb_params = [], []
         for enc in self.encoders:

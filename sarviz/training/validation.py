@@ -130,7 +130,8 @@ def validate_geo(trainer, step: int) -> list[dict[str, Any]]:
         for n, row in enumerate(trainer.info.split("val")[:c.validation_count]):
             scene = read_scene(trainer.info.folder / row["file"])
             cond = build_condition(scene, trainer.spec).array
-            image = generate_patch(pipe, trainer.vae, cond, c.resolution, c.validation_steps, c.seed + n, sampler)
+            with acc.autocast():  # the frozen parts may be in half precision, the trained ones in float32
+                image = generate_patch(pipe, trainer.vae, cond, c.resolution, c.validation_steps, c.seed + n, sampler)
             gen_vv = to_patch_grid(cal.from_signed(image[0], "VV"), scene.shape)
             gen_vh = to_patch_grid(cal.from_signed(image[1], "VH"), scene.shape)
             report = compare(scene.vv_db, scene.vh_db, gen_vv, gen_vh)
