@@ -164,6 +164,13 @@ def make_accelerator(out: Path, mixed_precision: str, grad_accum: int, log_with_
             log_with = "tensorboard"
         except ImportError:  # the CSV logs still work
             log_with = None
+    from accelerate.state import AcceleratorState, GradientState
+
+    # accelerate keeps its state in process-wide singletons: a second run in the same process (the
+    # app, a notebook, tests) with another precision would be refused. The process group
+    # (PartialState) is kept, so this is safe under `accelerate launch` too.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     try:
         acc = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
                           project_config=config, log_with=log_with)
