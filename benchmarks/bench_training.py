@@ -49,6 +49,21 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
+def _hwm_gib() -> float:
+    """The RSS high-water mark since the last :func:`_reset_hwm` (Linux VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / GIB
+    return float("nan")
+
+
+def _reset_hwm() -> None:
+    # "5" resets the peak RSS counter (Documentation/filesystems/proc.rst, clear_refs)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> dict:
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
@@ -82,7 +97,11 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
     trainable = [p for m in (controlnet, unet) for p in m.parameters() if p.requires_grad]
     n_train = sum(p.numel() for p in trainable)
     build_s = time.perf_counter() - t_build
+    import gc
+
+    gc.collect()
     rss_models = _rss_gib()
+    _reset_hwm()  # from here on the high-water mark is the training steps' (activations, gradients)
     ehs = te(torch.zeros(1, 77, dtype=torch.long))[0].to(half)
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast("cpu", enabled=False)
     times = []
@@ -108,6 +127,7 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
             times.append(time.perf_counter() - t0)
         print(f"  {precision} step {i}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     peak = _peak_gib()
+    step_peak = _hwm_gib()
     # AdamW on 1/8 of the trainable parameters, scaled ×8 (its state is not allocated in full)
     part = torch.nn.Parameter(torch.zeros(n_train // 8))
     part.grad = torch.randn_like(part)
@@ -126,7 +146,7 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
     }
     return {"precision": precision, "resolution": resolution, "checkpointing": checkpointing,
             "step_s": times, "median_step_s": statistics.median(times), "adamw_step_s": adam_s,
-            "peak_rss_gib": peak, "rss_models_gib": rss_models, "build_s": build_s, "trainable": n_train,
+            "peak_rss_gib": peak, "step_peak_rss_gib": step_peak, "rss_models_gib": rss_models, "build_s": build_s, "trainable": n_train,
             "params": counts, "torch_threads": torch.get_num_threads()}
 
 
@@ -173,7 +193,9 @@ def main() -> int:
     act = {}
     for r in results[1:]:
         # activation RSS at this resolution → 512², half-precision activations under autocast already
-        act[r["checkpointing"]] = max(0.0, r["peak_rss_gib"] - r["rss_models_gib"]) * scale
+        # above the models: activations + float32 gradients of the trainable weights (subtracted)
+        grads = r["trainable"] * 4 / GIB
+        act[r["checkpointing"]] = max(0.0, r["step_peak_rss_gib"] - r["rss_models_gib"] - grads) * scale
     plan = gpu_plan(results[0]["params"], act)
     write_results(Path(args.out), args, results, plan)
     print(Path(args.out).read_text())
@@ -205,14 +227,15 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
         "forward + Min-SNR loss + backward (measured, median of "
         f"{args.steps} after one warm-up) + AdamW step (measured on 1/8 of the trainable weights, ×8).",
         "",
-        "| precision | gradient checkpointing | forward+backward s (median) | AdamW s | peak RSS GiB (no AdamW state) "
-        "| + AdamW state GiB (computed) |",
-        "|---|---|---|---|---|---|",
+        "| precision | gradient checkpointing | forward+backward s (median) | AdamW s | RSS of the models GiB "
+        "| peak RSS in the steps GiB (no AdamW state) | + AdamW state GiB (computed) | process peak GiB (incl. build) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         adam_gib = r["trainable"] * 8 / GIB
         lines.append(f"| {r['precision']} | {'on' if r['checkpointing'] else 'off'} | {r['median_step_s']:.1f} | "
-                     f"{r['adamw_step_s']:.2f} | {r['peak_rss_gib']:.1f} | {r['peak_rss_gib'] + adam_gib:.1f} |")
+                     f"{r['adamw_step_s']:.2f} | {r['rss_models_gib']:.1f} | {r['step_peak_rss_gib']:.1f} | "
+                     f"{r['step_peak_rss_gib'] + adam_gib:.1f} | {r['peak_rss_gib']:.1f} |")
     fp32, bf16 = results[0]["median_step_s"], results[1]["median_step_s"]
     lines += [
         "",
@@ -225,7 +248,8 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
         "",
         "bf16 mixed precision (the recipe's setting): frozen UNet and text encoder in bf16, VAE in fp32; trainable "
         "ControlNet + LoRA with fp32 weights, fp32 gradients and two fp32 AdamW moments; activations per sample "
-        f"= the CPU-measured activation RSS at {args.resolution}² (bf16 autocast) × (512/{args.resolution})²; "
+        f"= the CPU-measured step high-water RSS above the models, minus the gradients, at {args.resolution}² "
+        f"(bf16 autocast) × (512/{args.resolution})²; "
         "+0.5 GiB CUDA context. Treat as a planning estimate (±30 %): CUDA kernels, SDPA attention and allocator "
         "fragmentation differ from the CPU.",
         "",
