@@ -222,10 +222,12 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
         "",
         f"## Seconds per training step on this CPU (batch 1, {args.resolution}² px)",
         "",
-        f"512² was not run: at {args.resolution}² one step already takes the time below on this loaded 2-core "
-        "machine, and 512² has 16× the pixels (≈ 16× the UNet work). Step = VAE encode + ControlNet + UNet "
-        "forward + Min-SNR loss + backward (measured, median of "
-        f"{args.steps} after one warm-up) + AdamW step (measured on 1/8 of the trainable weights, ×8).",
+        f"512² was not run: its activations (≈ (512/{args.resolution})² = {(512 // args.resolution) ** 2}× those "
+        f"measured here, see the plan below) would take the process past the ~10 GB allowed on this shared "
+        "machine, and a step would take minutes. Step = VAE encode + ControlNet + UNet forward + Min-SNR loss "
+        f"+ backward (measured, median of {args.steps} after one warm-up) + AdamW step (measured on 1/8 of the "
+        "trainable weights, ×8). bf16 here = the GPU setting (frozen UNet, VAE, text encoder in bf16 under "
+        "autocast); the trainer itself keeps the frozen UNet in fp32 when it runs on the CPU (docs/training.md).",
         "",
         "| precision | gradient checkpointing | forward+backward s (median) | AdamW s | RSS of the models GiB "
         "| peak RSS in the steps GiB (no AdamW state) | + AdamW state GiB (computed) | process peak GiB (incl. build) |",
