@@ -212,9 +212,10 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
         "",
         f"`python benchmarks/bench_training.py --resolution {args.resolution} --steps {args.steps}` — "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch threads {results[0]['torch_threads']}. **The machine was shared with "
-        "about nine other agents (load average well above the core count) while this ran: absolute seconds "
-        "are pessimistic; the fp32/bf16 ratio from one run stays valid.**",
+        f"{os.cpu_count()} cores, torch threads {results[0]['torch_threads']}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end. **The machine is shared with about nine other agents**: a first run "
+        "under a load average of ~15–20 gave 5–70× longer and erratic step times and was discarded; this run had "
+        "the machine nearly to itself. Ratios within one run are the numbers to trust.",
         "",
         f"Random weights, configs from ../shared/reference/huiyanearth-sar. Parameters: UNet {c['unet'] / 1e6:.0f} M "
         f"(frozen), UNet LoRA r32 {c['lora'] / 1e6:.1f} M (trained), ControlNet {c['controlnet'] / 1e6:.0f} M "
@@ -241,8 +242,9 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
     fp32, bf16 = results[0]["median_step_s"], results[1]["median_step_s"]
     lines += [
         "",
-        f"bf16 / fp32 step-time ratio: {bf16 / fp32:.2f} (CPU bf16 autocast; on GPUs with tensor cores the "
-        "ratio is far lower). Raw step times (s): "
+        f"bf16 / fp32 step-time ratio on this CPU: {bf16 / fp32:.2f} (a ratio above 1 means this CPU has no fast "
+        "bf16 matrix units and autocast only adds conversions; it says nothing about GPUs, where bf16 is the fast "
+        "path). Raw step times (s): "
         + "; ".join(f"{r['precision']}{'' if r['checkpointing'] else ' no-ckpt'} {[round(x, 1) for x in r['step_s']]}"
                     for r in results) + ".",
         "",
@@ -252,8 +254,10 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
         "ControlNet + LoRA with fp32 weights, fp32 gradients and two fp32 AdamW moments; activations per sample "
         f"= the CPU-measured step high-water RSS above the models, minus the gradients, at {args.resolution}² "
         f"(bf16 autocast) × (512/{args.resolution})²; "
-        "+0.5 GiB CUDA context. Treat as a planning estimate (±30 %): CUDA kernels, SDPA attention and allocator "
-        "fragmentation differ from the CPU.",
+        "+0.5 GiB CUDA context. A planning estimate, probably pessimistic for larger batches (CPU autocast keeps "
+        "float32 copies; CUDA kernels, SDPA attention and the allocator differ). The batch-1 row is consistent with "
+        "diffusers' ControlNet example, which documents fitting a 16 GB GPU at batch 1 with gradient "
+        "checkpointing and 8-bit Adam (a full fp32 AdamW state is 4.3 GiB here).",
         "",
         "| batch | checkpointing on: total GiB | activations GiB | checkpointing off: total GiB | activations GiB |",
         "|---|---|---|---|---|",
