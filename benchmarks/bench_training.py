@@ -37,10 +37,11 @@ REF = ROOT.parent / "shared" / "reference" / "huiyanearth-sar"
 GIB = 2 ** 30
 
 
-def _rss_gib() -> float:
+def _status_gib(key: str) -> float:
+    """A memory figure of /proc/self/status (VmRSS: now, VmHWM: high-water mark) in GiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024 / GIB
     return float("nan")
 
@@ -49,17 +50,9 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
-def _hwm_gib() -> float:
-    """The RSS high-water mark since the last :func:`_reset_hwm` (Linux VmHWM)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / GIB
-    return float("nan")
-
-
 def _reset_hwm() -> None:
-    # "5" resets the peak RSS counter (Documentation/filesystems/proc.rst, clear_refs)
+    """Restart the VmHWM high-water mark (Linux): "5" resets the peak RSS counter"""
+    # (Documentation/filesystems/proc.rst, clear_refs)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
 
@@ -100,7 +93,7 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
     import gc
 
     gc.collect()
-    rss_models = _rss_gib()
+    rss_models = _status_gib("VmRSS")
     _reset_hwm()  # from here on the high-water mark is the training steps' (activations, gradients)
     ehs = te(torch.zeros(1, 77, dtype=torch.long))[0].to(half)
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast("cpu", enabled=False)
@@ -127,7 +120,7 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
             times.append(time.perf_counter() - t0)
         print(f"  {precision} step {i}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     peak = _peak_gib()
-    step_peak = _hwm_gib()
+    step_peak = _status_gib("VmHWM")
     # AdamW on 1/8 of the trainable parameters, scaled ×8 (its state is not allocated in full)
     part = torch.nn.Parameter(torch.zeros(n_train // 8))
     part.grad = torch.randn_like(part)
