@@ -67,6 +67,8 @@ class Settings:
     #: built and captioned datasets (`sarviz dataset build --to` under it) the Prompt page and
     #: training pages list
     datasets: Path = field(default_factory=lambda: HOME / "datasets")
+    #: training runs (`sarviz train … --out` under it) the Training runs page lists
+    runs: Path = field(default_factory=lambda: HOME / "runs")
     #: further folders a browser may open (scene folders, GeoTIFFs to inspect), comma-separated;
     #: the scene folder, the pool folder and the upload folder are always allowed
     roots: tuple[Path, ...] = ()
@@ -90,7 +92,7 @@ class Settings:
             if f.name not in values:
                 continue
             raw = values[f.name]
-            if f.name in ("scenes", "pool_dir", "upload_dir", "batches", "datasets"):
+            if f.name in ("scenes", "pool_dir", "upload_dir", "batches", "datasets", "runs"):
                 raw = Path(os.path.expanduser(str(raw)))
             elif f.name in ("sources", "trusted_proxies"):
                 raw = _as_list(raw)
@@ -113,7 +115,8 @@ class Settings:
 
     def read_roots(self) -> tuple[Path, ...]:
         """Folders a browser may open: the scene folder, pool, uploads, batches, datasets and ``roots``."""
-        return (self.scenes, self.pool_dir, self.upload_dir, self.batches, self.datasets, *self.roots)
+        return (self.scenes, self.pool_dir, self.upload_dir, self.batches, self.datasets, self.runs,
+                *self.roots)
 
 
 def secret(name: str, default: str = "") -> str:

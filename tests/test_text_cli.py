@@ -1,4 +1,4 @@
-"""`sarviz generate-text`, `sarviz evaluate-text` and `sarviz train-sarclip` end to end on tiny models."""
+"""`sarviz generate-text`, `sarviz evaluate-text` and `sarviz train sarclip` end to end on tiny models."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_evaluate_text_and_sarclip(model, tmp_path, capsys):
     assert (report / "figures" / "hist_trees_VV.png").is_file() and (report / "generated" / "trees").is_dir()
 
     clip_out = tmp_path / "sarclip"
-    code, stdout, stderr = _run(capsys, "train-sarclip", "--data", str(data), "--base",
+    code, stdout, stderr = _run(capsys, "train", "sarclip", "--data", str(data), "--base",
                                 str(write_tiny_clip(tmp_path / "clip-base")), "--out", str(clip_out), "--epochs", "4",
                                 "--batch-size", "8", "--learning-rate", "1e-3")
     assert code == 0, stderr

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["test", "validation", "train"], help="which split (default test)")
     p.add_argument("--per-label", type=int, default=30, help="captions per label (default 30, as seed 001's 330/11)")
     p.add_argument("--sarclip", metavar="DIR", default=None,
-                   help="a SAR-CLIP model folder (`sarviz train-sarclip`); without it the alignment part is reported missing")
+                   help="a SAR-CLIP model folder (`sarviz train sarclip`); without it the alignment part is reported missing")
     p.add_argument("--seed", type=int, default=0, help="first seed (caption k uses seed + k)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the card's)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the card's)")

@@ -138,9 +138,9 @@ class SarClip:
 
 
 def load_sarclip(folder: str | Path | None, device: str = "cpu") -> SarClip:
-    """A SAR-CLIP folder (``sarviz train-sarclip`` output, or any CLIPModel + CLIPProcessor folder)."""
+    """A SAR-CLIP folder (``sarviz train sarclip`` output, or any CLIPModel + CLIPProcessor folder)."""
     if not folder:
-        raise ClipMissing("no SAR-CLIP model given (--sarclip DIR); train one with `sarviz train-sarclip`")
+        raise ClipMissing("no SAR-CLIP model given (--sarclip DIR); train one with `sarviz train sarclip`")
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise ClipMissing(f"{folder} has no config.json: not a CLIP model folder")

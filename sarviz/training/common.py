@@ -1,0 +1,412 @@
+"""What both trainers share: the accelerator, deterministic data order, the diffusion loss,
+atomic checkpoint folders, resume, run logs and the one-line errors.
+
+Determinism (why resume equals an uninterrupted run): nothing depends on RNG state that
+carries over from one step to the next. The data order of epoch ``e`` is a permutation
+seeded by ``(seed, e)``; the random numbers of optimizer step ``s``, micro-batch ``m``,
+process ``r`` (noise, timesteps, VAE sampling, LoRA dropout, augmentation) come from a
+generator seeded by ``(seed, s, m, r)``. So a run restarted from ``checkpoint-N`` replays
+steps ``N+1 …`` exactly as the uninterrupted run did, given the optimizer and LR-scheduler
+state that ``accelerate_state/`` restores.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from sarviz.atomic import atomic_path
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TMP_PREFIX = ".tmp-checkpoint-"
+RUN_FILE = "run.json"
+LOSS_LOG = "train_log.csv"
+LOSS_FIELDS = ("step", "epoch", "loss", "lr", "seconds_per_step", "time")
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+
+
+def resolve_mixed_precision(value: str) -> str:
+    """``auto`` → the precision inference uses on this machine (one choice for both, issue 16).
+
+    CUDA: bf16 where the GPU supports it, else fp16. CPU: bf16 only where the per-machine
+    measurement (:func:`sarviz.generators.runtime.dtype_decision`) found bf16 faster than
+    float32 (AMX or AVX512-BF16 CPUs), else no mixed precision. Other values pass through.
+    """
+    if value != "auto":
+        return value
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    from sarviz.generators.runtime import dtype_decision
+
+    return "bf16" if dtype_decision("cpu").dtype == "bfloat16" else "no"
+
+
+class TrainError(ValueError):
+    """A training problem a user can fix; the message is one line saying what and why."""
+
+
+# -- small checks ---------------------------------------------------------------------------------
+def check_resolution(resolution: int, factor: int = 8) -> int:
+    if not isinstance(resolution, int) or resolution < factor or resolution % factor:
+        raise TrainError(f"--resolution {resolution!r} must be a positive multiple of {factor} "
+                         "(the VAE downsamples by 8 and the UNet halves the latents again)")
+    return resolution
+
+
+def check_base(base: str | os.PathLike, needs: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer",
+                                                                   "scheduler")) -> Path:
+    """A local diffusers base folder with the components the trainer loads."""
+    base = Path(base).expanduser()
+    if not base.is_dir():
+        raise TrainError(f"base model folder {base} does not exist (give a local diffusers folder, e.g. a "
+                         "downloaded stable-diffusion-v1-5)")
+    missing = [c for c in needs if not (base / c).is_dir()]
+    if missing:
+        raise TrainError(f"base model {base} has no {', '.join(missing)} folder(s); a diffusers base needs "
+                         f"{', '.join(needs)} (model_index.json layout)")
+    for comp in ("unet", "vae"):
+        if comp in needs and not (base / comp / "config.json").is_file():
+            raise TrainError(f"base model {base}: {comp}/config.json is missing")
+    return base
+
+
+def seed_for(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across processes and Python runs, unlike hash())."""
+    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+# -- data order --------------------------------------------------------------------------------------
+class ShardedEpochSampler:
+    """Indices of this process's share of each global batch, epoch after epoch, from a position.
+
+    Written by hand (not accelerate's dataloader sharding) because the resume position must
+    be exact in optimizer steps: a global batch is ``batch_size × num_processes × grad_accum``
+    samples of one seeded permutation per epoch; process ``r`` takes its slice of each
+    micro-batch. Yields ``(index, epoch)`` so the dataset can seed its augmentation.
+    Incomplete last global batches are dropped (every step sees the same number of samples).
+    """
+
+    def __init__(self, n: int, batch_size: int, grad_accum: int, num_processes: int, rank: int, seed: int,
+                 start_step: int = 0) -> None:
+        self.n, self.batch_size, self.grad_accum = n, batch_size, grad_accum
+        self.world, self.rank, self.seed, self.start_step = num_processes, rank, seed, start_step
+        self.per_step = batch_size * num_processes * grad_accum
+        if n < self.per_step:
+            raise TrainError(f"the training split has {n} patches but one optimizer step needs {self.per_step} "
+                             f"(batch {batch_size} × {num_processes} processes × grad-accum {grad_accum}); lower "
+                             "--batch-size/--grad-accum or build a bigger dataset")
+        self.steps_per_epoch = n // self.per_step
+
+    def position(self, step: int) -> tuple[int, int]:
+        """(epoch, step within epoch) of global optimizer step ``step`` (0-based)."""
+        return divmod(step, self.steps_per_epoch)
+
+    def order(self, epoch: int) -> list[int]:
+        import torch
+
+        g = torch.Generator().manual_seed(seed_for(self.seed, epoch, 7919))
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, in_epoch = self.position(self.start_step)
+        while True:
+            order = self.order(epoch)
+            for s in range(in_epoch, self.steps_per_epoch):
+                block = order[s * self.per_step:(s + 1) * self.per_step]
+                for m in range(self.grad_accum):
+                    micro = block[m * self.batch_size * self.world:(m + 1) * self.batch_size * self.world]
+                    for i in micro[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]:
+                        yield i, epoch
+            epoch, in_epoch = epoch + 1, 0
+
+
+# -- the diffusion loss -------------------------------------------------------------------------------
+def diffusion_noise(latents, offset_noise: float, generator=None):
+    """Gaussian noise plus offset noise (one extra value per sample and channel, scaled by γ)."""
+    import torch
+
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    if offset_noise:
+        noise = noise + offset_noise * torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=generator,
+                                                   device=latents.device, dtype=latents.dtype)
+    return noise
+
+
+def diffusion_loss(model_pred, latents, noise, timesteps, scheduler, snr_gamma: float | None):
+    """MSE to the scheduler's target; Min-SNR-γ weighting (Hang et al. 2023) when ``snr_gamma``."""
+    import torch
+    import torch.nn.functional as F
+    from diffusers.training_utils import compute_snr
+
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        raise TrainError(f"the base scheduler's prediction_type {kind!r} is not supported (epsilon, v_prediction)")
+    if not snr_gamma:
+        return F.mse_loss(model_pred.float(), target.float(), reduction="mean")
+    snr = compute_snr(scheduler, timesteps)
+    weights = torch.stack([snr, snr_gamma * torch.ones_like(snr)], dim=1).min(dim=1)[0]
+    weights = weights / (snr + 1) if kind == "v_prediction" else weights / snr
+    loss = F.mse_loss(model_pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (loss * weights).mean()
+
+
+# -- accelerator ----------------------------------------------------------------------------------------
+def make_accelerator(out: Path, mixed_precision: str, grad_accum: int, log_with_tensorboard: bool = True):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    if mixed_precision not in MIXED_PRECISION:
+        raise TrainError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, got {mixed_precision!r}")
+    config = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
+    log_with = None
+    if log_with_tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+
+            log_with = "tensorboard"
+        except ImportError:  # the CSV logs still work
+            log_with = None
+    from accelerate.state import AcceleratorState, GradientState
+
+    # accelerate keeps its state in process-wide singletons: a second run in the same process (the
+    # app, a notebook, tests) with another precision would be refused. The process group
+    # (PartialState) is kept, so this is safe under `accelerate launch` too.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    try:
+        acc = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
+                          project_config=config, log_with=log_with)
+    except ValueError as exc:  # e.g. fp16 mixed precision without a GPU
+        raise TrainError(f"--mixed-precision {mixed_precision}: {str(exc).splitlines()[0]}") from None
+    if mixed_precision == "fp16" and acc.device.type == "cpu":
+        raise TrainError("--mixed-precision fp16 needs a GPU (half-precision matmuls are not supported on the "
+                         "CPU); use bf16 or no")
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and acc.num_processes == 1:
+        # `accelerate launch --multi_gpu` on a machine without GPUs starts N processes that each
+        # believe they are alone: N copies of the same run racing on the same folder
+        raise TrainError(f"launched as {world} processes but accelerate sees one (no GPU here?); for several "
+                         "CPU processes set ACCELERATE_USE_CPU=true (docs/training.md)")
+    return acc
+
+
+def weight_dtype(accelerator):
+    """The dtype for frozen models (VAE, text encoder): half precision under mixed precision."""
+    import torch
+
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+
+
+def fix_tokenizer_length(tokenizer, text_encoder) -> None:
+    """A tokenizer saved without CLIP's 77-token limit pads to 10^30: take it from the encoder."""
+    limit = int(text_encoder.config.max_position_embeddings)
+    if not tokenizer.model_max_length or tokenizer.model_max_length > limit:
+        tokenizer.model_max_length = limit
+
+
+def frozen_unet_dtype(accelerator):
+    """The frozen UNet's dtype: half precision on GPUs; float32 on the CPU, where autocast does not
+    cover group_norm and the prepared ControlNet's float32 residuals would meet bf16 norm weights."""
+    import torch
+
+    return torch.float32 if accelerator.device.type == "cpu" else weight_dtype(accelerator)
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def oom_message(step: int, what: str) -> str:
+    where = "on the first training step" if step == 0 else f"at step {step + 1}"
+    return (f"out of memory {where} ({what}): lower --batch-size (keep the effective batch with --grad-accum), "
+            "use --mixed-precision bf16/fp16, keep gradient checkpointing on, or lower --resolution")
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------------
+def list_checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """Complete ``checkpoint-N`` folders of a run, oldest first (temp folders are never listed)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = []
+    for p in out.iterdir():
+        m = CHECKPOINT_RE.match(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def resolve_resume(out: Path, resume_from: str | None) -> Path | None:
+    if not resume_from:
+        return None
+    if resume_from == "latest":
+        found = list_checkpoints(out)
+        return found[-1][1] if found else None  # nothing yet: start fresh (diffusers' behaviour)
+    path = Path(resume_from).expanduser()
+    if not path.is_dir():
+        raise TrainError(f"--resume-from {resume_from}: no such checkpoint folder")
+    if not (path / "accelerate_state").is_dir():
+        raise TrainError(f"--resume-from {path}: not a training checkpoint (no accelerate_state/ inside)")
+    return path
+
+
+def clean_stale_temp(out: Path) -> None:
+    """Remove checkpoint folders a killed run left half-written (they were never renamed)."""
+    for p in Path(out).glob(TMP_PREFIX + "*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def temp_checkpoint_dir(out: Path, step: int) -> Path:
+    # the same name on every process: DeepSpeed/FSDP save their shards from all of them
+    return Path(out) / f"{TMP_PREFIX}{step}"
+
+
+def publish_checkpoint(tmp: Path, out: Path, step: int, total_limit: int | None = None) -> Path:
+    """Rename a complete temp folder to ``checkpoint-N`` (an existing one is replaced only after)."""
+    final = Path(out) / f"checkpoint-{step}"
+    old = None
+    if final.exists():
+        old = final.with_name(f"{TMP_PREFIX}{step}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    if total_limit:
+        for _, p in list_checkpoints(out)[:-total_limit]:
+            shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def publish_final(tmp: Path, out: Path, marker: str = "sarviz_text_model.json") -> None:
+    """Move a final model's parts from ``tmp`` into ``out``; the ``marker`` metadata file last,
+    so a loader that sees it sees a complete model."""
+    meta = tmp / marker
+    (out / marker).unlink(missing_ok=True)
+    for item in sorted(tmp.iterdir()):
+        if item == meta:
+            continue
+        dest = out / item.name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        elif dest.exists():
+            dest.unlink()
+        os.replace(item, dest)
+    if meta.exists():
+        os.replace(meta, out / marker)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json(path: Path, what: str, expected_format: str | None = None) -> dict[str, Any]:
+    """A JSON object from ``path``, with one-line errors naming ``what`` it should be."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrainError(f"{path} is not a readable {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise TrainError(f"{path} is not a {what} (not a JSON object)")
+    if expected_format is not None and data.get("format") != expected_format:
+        raise TrainError(f"{path} has format {data.get('format')!r}, expected {expected_format!r}")
+    return data
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+
+
+def save_accelerate_state(accelerator, folder: Path) -> None:
+    """Optimizer, LR scheduler, RNG and scaler state; the model weights are saved by the trainer
+    in the published layout, so they are dropped here (the hook empties the weights list)."""
+    accelerator.save_state(str(folder))
+
+
+def drop_model_weights_hooks(accelerator) -> None:
+    """Register the save/load hooks that keep model weights out of accelerate_state/."""
+
+    def on_save(models, weights, output_dir):
+        weights.clear()
+
+    def on_load(models, input_dir):
+        models.clear()  # the trainer loaded the weights from the checkpoint's published files
+
+    accelerator.register_save_state_pre_hook(on_save)
+    accelerator.register_load_state_pre_hook(on_load)
+
+
+# -- run logs -----------------------------------------------------------------------------------------------
+@dataclass
+class RunLog:
+    """RUN/run.json (config and status) and RUN/train_log.csv (one row per logged step)."""
+
+    out: Path
+    kind: str
+    config: dict[str, Any]
+    status: str = "running"
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    info: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, **update: Any) -> None:
+        self.info.update(update)
+        write_json(self.out / RUN_FILE, {"kind": self.kind, "status": self.status, "started": self.started,
+                                         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                         "config": self.config, **self.info})
+
+    def load_losses(self, keep_until: int | None) -> None:
+        """Read an existing log (a resumed run), dropping rows after the checkpoint's step."""
+        path = self.out / LOSS_LOG
+        self.rows = []
+        if path.is_file() and keep_until is not None:
+            with open(path, newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) <= keep_until]
+
+    def add_loss(self, row: dict[str, Any]) -> None:
+        self.rows.append({k: row.get(k, "") for k in LOSS_FIELDS})
+
+    def flush_losses(self) -> None:
+        # rewritten whole and atomically (a few thousand short rows): a reader never sees half a file
+        with atomic_path(self.out / LOSS_LOG) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOSS_FIELDS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+
+
+def cosine_scheduler(optimizer, warmup: int, total: int, num_processes: int):
+    from diffusers.optimization import get_scheduler
+
+    # a prepared scheduler steps once per process per optimizer step (accelerate's convention)
+    return get_scheduler("cosine", optimizer=optimizer, num_warmup_steps=warmup * num_processes,
+                         num_training_steps=max(1, total) * num_processes)
+
+
+def progress_line(step: int, total: int, loss: float, t0: float, start_step: int) -> str:
+    done = step - start_step
+    rate = (time.perf_counter() - t0) / max(1, done)
+    eta = rate * (total - step)
+    return f"step {step}/{total}  loss {loss:.4f}  {rate:.2f} s/step  eta {math.ceil(eta)} s"
