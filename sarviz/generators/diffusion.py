@@ -669,6 +669,9 @@ class DiffusionGenerator(Generator):
                  cancel: threading.Event | None = None) -> GenerationResult:
         settings = self.settings(request)
         device = runtime.choose_device(request.device)
+        if settings["dtype"] in (None, "auto") and device not in runtime._DECISIONS:
+            runtime.report(progress, 0, settings["steps"], "choosing the fastest safe dtype for this machine "
+                           "(measured once, then cached)")
         dtype_decision = runtime.dtype_decision(device, settings["dtype"])  # measured once per machine
         dtype = dtype_decision.dtype
         cond = self.condition(scene, request)  # cheap refusals (no embedding, bad angle) first
