@@ -430,6 +430,8 @@ def check_claimed_size(src: Any, path: Any, bands: int | None = None, window: Wi
 
 def check_file_size(path: str | os.PathLike, bands: int | None = None) -> None:
     """:func:`check_claimed_size` for a file path (opens only the header)."""
+    if not Path(str(path)).exists():
+        raise SceneError(f"{path} does not exist")
     try:
         with rasterio.open(path) as src:
             check_claimed_size(src, path, bands)

@@ -327,6 +327,22 @@ def _context(calibration: Calibration | None, calibration_source: str | None,
             "real_s1": real_s1_acquisition(real_provenance)}
 
 
+def _import_metric_libraries() -> None:
+    """Import the metric libraries here, before the worker threads start.
+
+    scipy's submodules are loaded lazily; two threads importing ``scipy.ndimage`` for the
+    first time at once can fail inside the import system (``KeyError: 'scipy'``, seen on a
+    cold ``sarviz metrics``). Importing once in the calling thread makes the threads' imports
+    plain lookups.
+    """
+    import scipy.fft  # noqa: F401
+    import scipy.ndimage  # noqa: F401
+    import skimage.feature  # noqa: F401
+    import skimage.metrics  # noqa: F401
+
+    import sarviz.metrics.fsim  # noqa: F401
+
+
 def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
             progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None,
             calibration: Calibration | None = None, real_provenance: dict[str, Any] | None = None,
@@ -338,14 +354,15 @@ def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.n
     ``real_provenance``: the real image's provenance, read for whether it is a composite
     (the report then flags the speckle-sensitive metrics).
 
-    Each image is validated and mapped to [0, 1] once for all metrics. FSIM (torch, about
-    half of the work) runs in a worker thread while this thread computes the others
+    Each image is validated and mapped to [0, 1] once for all metrics. FSIM (about half of
+    the work) runs in a worker thread while this thread computes the others
     (numpy, scipy and scikit-image, which release the GIL too): on two free cores the
     report takes about the time of the slower half, on a busy core no longer than before.
     :func:`inspect_all` also draws the figures meanwhile.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    _import_metric_libraries()
     ctx = _context(calibration, calibration_source, real_provenance)
     inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh, ctx["calibration"])
     tick = _ticker(progress, 6 * len(inputs))
@@ -389,6 +406,8 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
     updated from other threads).
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    _import_metric_libraries()
 
     from sarviz.viz import panels
 
