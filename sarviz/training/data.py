@@ -15,7 +15,6 @@ Missing backscatter pixels (NaN) are filled with the patch's mean dB (the refere
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ import numpy as np
 from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
 from sarviz.training.common import TrainError, read_json, seed_for
 
-PATCH_FORMAT = "sarviz-patches/1"
 CAPTIONED_FORMAT = "sarviz-captioned/1"
 SPLITS = ("train", "val", "test")
 CAPTION_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
@@ -40,32 +38,25 @@ class PatchDatasetInfo:
 
     @property
     def calibration(self) -> Calibration:
-        cal = self.meta.get("calibration")
-        return Calibration.from_dict(cal) if cal else DEFAULT_CALIBRATION
+        return Calibration.from_dict(self.meta["calibration"])  # checked by the reader
 
     def split(self, name: str) -> list[dict[str, str]]:
         return sorted((r for r in self.rows if r.get("split") == name), key=lambda r: r["id"])
 
 
 def open_patch_dataset(folder: str | Path) -> PatchDatasetInfo:
-    """A dataset folder written by ``sarviz dataset build``, checked."""
-    folder = Path(folder).expanduser()
-    meta_path, manifest = folder / "dataset.json", folder / "manifest.csv"
-    if not folder.is_dir():
-        raise TrainError(f"--data {folder}: no such folder")
-    if not meta_path.is_file() or not manifest.is_file():
-        raise TrainError(f"--data {folder} is not a sarviz training dataset (no dataset.json/manifest.csv); "
-                         "build one with `sarviz dataset build`")
-    meta = read_json(meta_path, "dataset description", PATCH_FORMAT)
-    with open(manifest, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"id", "file", "split"} <= set(rows[0]):
-        raise TrainError(f"{manifest} has no patches (or lacks the id/file/split columns)")
-    for r in rows:
-        file = folder / r["file"]
-        if not file.resolve().is_relative_to(folder.resolve()):
-            raise TrainError(f"{manifest}: patch {r['id']} points outside the dataset folder")
-    return PatchDatasetInfo(folder=folder, meta=meta, rows=rows)
+    """A dataset folder written by ``sarviz dataset build``, checked by the dataset tools' own reader."""
+    from sarviz.datasets.layout import DatasetError, open_dataset
+
+    try:
+        ds = open_dataset(folder)
+        for row in ds.rows:
+            ds.patch_path(row)  # refuses a manifest row that points outside the folder
+    except DatasetError as exc:
+        raise TrainError(f"--data {folder} is not a sarviz training dataset: {exc}") from None
+    if not ds.rows:
+        raise TrainError(f"--data {folder}: the dataset has no patches")
+    return PatchDatasetInfo(folder=ds.root, meta=ds.info, rows=ds.rows)
 
 
 def _fill_nan(db: np.ndarray) -> np.ndarray:
