@@ -91,6 +91,8 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
         page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
         grid = page.locator("[data-testid='stSidebar'] [data-testid='stDataFrame']")
         grid.wait_for()
+        grid.scroll_into_view_if_needed()  # the sidebar's page list sits above it
+        page.wait_for_timeout(300)
         box = grid.bounding_box()
         # rows sorted by id: six BigEarthNet patches, then the Spain chip (7th row); 35 px rows
         page.mouse.click(box["x"] + 14, box["y"] + 35 + 6 * 35 + 17)
