@@ -357,10 +357,11 @@ def speed_plan(device: str) -> dict[str, Any]:
       only when ``SARVIZ_CHANNELS_LAST=on`` — measured no faster for the SD 1.5 UNet +
       ControlNet step with oneDNN here (benchmarks/RESULTS_cpu_speed.md).
     * ``compile`` (``torch.compile``, inductor) of the UNet, ControlNet and VAE decoder: off
-      unless ``SARVIZ_COMPILE=on``. Its one-time cost (minutes on a 2-core CPU, about a minute
-      on a GPU) does not pay back within one image of 25 steps on either; for batch runs of
-      many images it can (set it there). Compiled kernels are cached across runs in the
-      sarviz home folder (inductor's FX-graph cache), so only the first run pays in full.
+      unless ``SARVIZ_COMPILE=on``. Measured on a 2-core CPU: 1.25× per step for 176 s of
+      one-time compilation, against ~500 s for a 25-step image — it does not pay back within
+      one image (not measured on a GPU here). For batch runs of many images it can (set it
+      there). Compiled kernels are cached across runs in the sarviz home folder (inductor's
+      FX-graph cache), so later processes compile faster.
     """
     kind = device.split(":", 1)[0]
     cl = _switch("SARVIZ_CHANNELS_LAST", "auto")
