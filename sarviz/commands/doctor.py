@@ -43,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1, default=str))
         return 0
     cpu = out["cpu"]
-    feats = [k for k in ("amx_tile", "amx_fp16", "avx512_bf16", "mkldnn_bf16") if cpu.get(k)]
+    native = [k for k in ("amx_tile", "amx_fp16", "avx512_bf16") if cpu.get(k)]
+    bf16 = (", ".join(native) + " (native)") if native else (
+        "none native (oneDNN emulates bf16)" if cpu.get("mkldnn_bf16") else "none")
     print(f"torch {out['torch']}, {out['threads']} intra-op / {out['interop_threads']} inter-op threads")
-    print(f"CPU: {cpu['model']} — ISA {cpu['isa']}, bf16 features: {', '.join(feats) or 'none'}")
+    print(f"CPU: {cpu['model']} — ISA {cpu['isa']}, bf16 hardware: {bf16}")
     for device, d in out["devices"].items():
         print(f"\n{device}: diffusion dtype {d['dtype']} ({d['method']}) — {d['reason']}")
         for m in d["measurements"]:
