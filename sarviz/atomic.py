@@ -28,3 +28,48 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike, old: str | os.PathLike | None = None) -> Path:
+    """Rename the complete folder ``tmp`` to ``final``; an existing ``final`` survives any failure.
+
+    A folder cannot be renamed over a non-empty one, so the existing ``final`` is first moved
+    aside to ``old`` (default ``.NAME.old`` beside it), put back if the swap fails, and removed
+    only once the new folder is in place.
+    """
+    import shutil
+
+    tmp, final = Path(tmp), Path(final)
+    old = Path(old) if old is not None else final.with_name(f".{final.name}.old")
+    had = final.exists()
+    if had:
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if had:
+            os.replace(old, final)
+        raise
+    if had:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; when the block succeeds, swap it in (:func:`replace_dir`).
+
+    On any error the temporary folder is removed and an existing ``path`` stays as it was.
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

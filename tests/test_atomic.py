@@ -28,3 +28,21 @@ def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_dir_swaps_a_complete_folder_and_keeps_the_old_one_on_failure(tmp_path):
+    from sarviz.atomic import atomic_dir
+
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights.bin").write_text("v1")
+    assert (target / "weights.bin").read_text() == "v1"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "weights.bin").write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert (target / "weights.bin").read_text() == "v1"  # the old folder survives
+    with atomic_dir(target) as tmp:
+        (tmp / "weights.bin").write_text("v2")
+    assert (target / "weights.bin").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp or .old folder left

@@ -30,13 +30,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from sarviz.atomic import atomic_dir
 from sarviz.datasets.layout import SPLITS, DatasetError, json_cell, open_dataset, write_json_atomic
 from sarviz.scene import read_scene
 
@@ -136,11 +135,11 @@ def write_captioned(root: str | os.PathLike, token: str = "<SAR>", polarisation:
     ds = open_dataset(root)
     calibration = ds.calibration
     final = ds.root / CAPTIONED_DIR
-    staging = Path(tempfile.mkdtemp(prefix=".captioned.", dir=ds.root))
     counts = {s: 0 for s in SPLITS}
     left_out = 0
     image_mode = "L" if polarisation == "VV" else "RGB"
-    try:
+    # built beside captioned/ and swapped in when complete: an earlier one survives any failure
+    with atomic_dir(final) as staging:
         total = len(ds.rows)
         lines: dict[str, list[str]] = {s: [] for s in SPLITS}
         for n, row in enumerate(sorted(ds.rows, key=lambda r: r["id"]), 1):
@@ -174,16 +173,5 @@ def write_captioned(root: str | os.PathLike, token: str = "<SAR>", polarisation:
             "calibration": calibration.to_dict(), "image_mode": image_mode, "counts": counts,
             "left_out_missing": left_out, "source_dataset": "..", "template": "sarviz.datasets.captions v1",
         })
-        # swap in the finished folder; an earlier captioned/ survives any failure above
-        old = None
-        if final.exists():
-            old = final.with_name(f".captioned.old.{os.getpid()}")
-            final.rename(old)
-        staging.rename(final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return (f"{final}: train {counts['train']}, validation {counts['val']}, test {counts['test']} captioned "
             f"({image_mode}, token {token}); {left_out} left out (> {MAX_MISSING:.0%} missing pixels)")

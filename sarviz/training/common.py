@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from sarviz.atomic import atomic_path
+from sarviz.atomic import atomic_path, replace_dir
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TMP_PREFIX = ".tmp-checkpoint-"
@@ -285,14 +285,8 @@ def temp_checkpoint_dir(out: Path, step: int) -> Path:
 def publish_checkpoint(tmp: Path, out: Path, step: int, total_limit: int | None = None) -> Path:
     """Rename a complete temp folder to ``checkpoint-N`` (an existing one is replaced only after)."""
     final = Path(out) / f"checkpoint-{step}"
-    old = None
-    if final.exists():
-        old = final.with_name(f"{TMP_PREFIX}{step}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    # the replaced checkpoint is parked under the temp prefix, so a killed run's leftover is cleaned
+    replace_dir(tmp, final, old=final.with_name(f"{TMP_PREFIX}{step}-old"))
     if total_limit:
         for _, p in list_checkpoints(out)[:-total_limit]:
             shutil.rmtree(p, ignore_errors=True)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,18 +145,7 @@ def _eval_loss(model, processor, data: CaptionedSet, bs: int, accelerator) -> fl
 
 def _save_folder(out: Path, write: Callable[[Path], Any]) -> None:
     """Write a model folder beside ``out`` and swap it in when complete (the old one survives failures)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    from sarviz.atomic import atomic_dir
+
+    with atomic_dir(out) as tmp:
         write(tmp)
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
