@@ -85,29 +85,6 @@ def points_from_file(path: str | Path) -> list[BatchPoint]:
     return points
 
 
-def _polygons(data: dict) -> list[tuple[object, dict]]:
-    from shapely.geometry import shape
-
-    if data.get("type") == "FeatureCollection":
-        feats = data.get("features") or []
-    elif data.get("type") == "Feature":
-        feats = [data]
-    else:
-        feats = [{"type": "Feature", "geometry": data, "properties": {}}]
-    out = []
-    for i, feat in enumerate(feats, 1):
-        geom = (feat or {}).get("geometry") or {}
-        if geom.get("type") not in ("Polygon", "MultiPolygon"):
-            raise SceneError(f"region feature {i} is a {geom.get('type')!r}; a region is a Polygon or MultiPolygon")
-        poly = shape(geom)
-        if not poly.is_valid or poly.is_empty:
-            raise SceneError(f"region feature {i} is not a valid polygon")
-        out.append((poly, feat.get("properties") or {}))
-    if not out:
-        raise SceneError("the region file has no polygon")
-    return out
-
-
 def points_from_region(path: str | Path, spacing_km: float) -> list[BatchPoint]:
     """Grid points inside a region every ``spacing_km`` km (azimuthal equidistant grid on the region's centre)."""
     from pyproj import CRS, Transformer
@@ -117,14 +94,9 @@ def points_from_region(path: str | Path, spacing_km: float) -> list[BatchPoint]:
 
     if not (spacing_km > 0 and math.isfinite(spacing_km)):
         raise SceneError(f"--spacing-km must be a positive number, got {spacing_km}")
-    path = Path(path)
-    if not path.is_file():
-        raise SceneError(f"region file {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except ValueError as exc:
-        raise SceneError(f"{path}: not valid JSON ({exc})") from None
-    parts = _polygons(data)
+    from sarviz.regions import read_region
+
+    parts = read_region(path)
     union = unary_union([p for p, _ in parts])
     c = union.centroid
     aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={c.y} +lon_0={c.x} +datum=WGS84 +units=m +no_defs")

@@ -391,27 +391,17 @@ def points_in_region(geojson: str | os.PathLike, size: int, stride: int | None =
     """Patch centres on a regular grid (local UTM of the region, spacing stride·res) inside a
     GeoJSON (Multi)Polygon; each {lat, lon, id}."""
     from pyproj import Transformer
-    from shapely.geometry import shape
     from shapely.ops import transform as shp_transform, unary_union
 
+    from sarviz.errors import SceneError
+    from sarviz.regions import read_region
     from sarviz.scene import utm_crs_for
 
     path = Path(geojson)
-    if not path.is_file():
-        raise DatasetError(f"region file {path} does not exist")
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except ValueError as exc:
-        raise DatasetError(f"{path}: not valid GeoJSON ({exc})") from None
-    feats = data.get("features", [data]) if isinstance(data, dict) else []
-    geoms = []
-    for i, feat in enumerate(feats, 1):
-        geom = (feat or {}).get("geometry", feat if (feat or {}).get("type") in ("Polygon", "MultiPolygon") else None)
-        if not geom or geom.get("type") not in ("Polygon", "MultiPolygon"):
-            raise DatasetError(f"{path}: feature {i} is not a Polygon or MultiPolygon")
-        geoms.append(shape(geom))
-    if not geoms:
-        raise DatasetError(f"{path}: no polygon in the file")
+        geoms = [poly for poly, _ in read_region(path)]
+    except SceneError as exc:
+        raise DatasetError(str(exc)) from None
     region = unary_union(geoms)
     c = region.centroid
     crs = utm_crs_for(c.y, c.x)
