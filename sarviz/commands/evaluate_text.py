@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate_text(args: argparse.Namespace) -> int:
-    from sarviz.commands.generate_text import cli_progress, text_generator
+    from sarviz.commands import cli_progress
+    from sarviz.commands.generate_text import text_generator
     from sarviz.evaluation.captioned import open_captioned
     from sarviz.evaluation.text_report import evaluate_text_model
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from sarviz.cli import CliError
 from sarviz.settings import Settings
@@ -116,13 +115,9 @@ def run_generate(args: argparse.Namespace) -> int:
                                 controlnet_scale=args.controlnet_scale, angle_deg=args.angle,
                                 device=device, dtype=args.dtype,
                                 preset="reference" if args.reference_settings else None)
-    last = [0.0]
+    from sarviz.commands import cli_progress
 
-    def progress(step: int, total: int, message: str) -> None:
-        now = time.monotonic()
-        if step >= total or now - last[0] > 0.5:  # at most two lines a second
-            last[0] = now
-            print(f"[{generator.model_id}] {message}", file=sys.stderr, flush=True)
+    progress = cli_progress(generator.model_id)
 
     print(f"[{generator.model_id}] scene {scene.scene_id} ({scene.width}x{scene.height}, {scene.crs})",
           file=sys.stderr)

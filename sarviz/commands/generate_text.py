@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from sarviz.cli import CliError
 from sarviz.settings import Settings
@@ -58,18 +57,6 @@ def text_generator(model: str | None, weights: str | None, base: str | None):
     return TextGenerator(run_card(weights, base, template=registry.cards.get("text-to-sar")))
 
 
-def cli_progress(label: str):
-    last = [0.0]
-
-    def progress(step: int, total: int, message: str) -> None:
-        now = time.monotonic()
-        if step >= total or now - last[0] > 0.5:  # at most two lines a second
-            last[0] = now
-            print(f"[{label}] {message}", file=sys.stderr, flush=True)
-
-    return progress
-
-
 def run_generate_text(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -89,6 +76,8 @@ def run_generate_text(args: argparse.Namespace) -> int:
     request = TextRequest(seed=args.seed, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
                           negative_prompt=args.negative_prompt, device=device, dtype=args.dtype, width=args.width,
                           height=args.height, num_images=args.num_images)
+    from sarviz.commands import cli_progress
+
     results = generator.generate_text(request, progress=cli_progress(generator.model_id))
     paths = numbered_paths(out, len(results))
     for result, path in zip(results, paths):

@@ -75,7 +75,7 @@ def run_text(args: argparse.Namespace) -> int:
 def run_sarclip(args: argparse.Namespace) -> int:
     import json
 
-    from sarviz.commands.generate_text import cli_progress
+    from sarviz.commands import cli_progress
     from sarviz.training.sarclip import SarClipRecipe, train_sarclip
 
     recipe = SarClipRecipe(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

@@ -85,6 +85,16 @@ SCHEDULERS = {
     "ddim": ("DDIMScheduler", {}),
     "euler-ancestral": ("EulerAncestralDiscreteScheduler", {}),
 }
+
+
+def check_sampler(settings: dict[str, Any]) -> None:
+    """Refuse sampler settings no pipeline should run (scheduler, steps, guidance), in one line each."""
+    if settings["scheduler"] not in SCHEDULERS:
+        raise GenerationError(f"unknown scheduler {settings['scheduler']!r}; use one of {', '.join(SCHEDULERS)}")
+    if not 1 <= settings["steps"] <= 1000:
+        raise GenerationError(f"steps must be between 1 and 1000, got {settings['steps']}")
+    if not (math.isfinite(settings["guidance"]) and 0.0 <= settings["guidance"] <= 30.0):
+        raise GenerationError(f"guidance must be between 0 and 30, got {settings['guidance']}")
 SAFETENSORS_NAME = "diffusion_pytorch_model.safetensors"
 PICKLE_NAME = "diffusion_pytorch_model.bin"
 LORA_CONFIG = "adapter_config.json"
@@ -650,12 +660,7 @@ class DiffusionGenerator(Generator):
             changed.append("dtype")
         s["preset"] = preset if not changed else "custom"
         s["preset_changed"] = changed
-        if s["scheduler"] not in SCHEDULERS:
-            raise GenerationError(f"unknown scheduler {s['scheduler']!r}; use one of {', '.join(SCHEDULERS)}")
-        if not 1 <= s["steps"] <= 1000:
-            raise GenerationError(f"steps must be between 1 and 1000, got {s['steps']}")
-        if not (math.isfinite(s["guidance"]) and 0.0 <= s["guidance"] <= 30.0):
-            raise GenerationError(f"guidance must be between 0 and 30, got {s['guidance']}")
+        check_sampler(s)
         if not (math.isfinite(s["controlnet_scale"]) and 0.0 <= s["controlnet_scale"] <= 5.0):
             raise GenerationError(f"ControlNet scale must be between 0 and 5, got {s['controlnet_scale']}")
         if not isinstance(request.seed, (int, np.integer)) or not 0 <= int(request.seed) < 2**63:

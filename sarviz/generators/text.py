@@ -34,7 +34,6 @@ import copy
 import datetime as _dt
 import io
 import json
-import math
 import os
 import tempfile
 import threading
@@ -523,14 +522,9 @@ class TextGenerator(Generator):
             "height": int(getattr(request, "height", None) or self.sampler.get("height") or size),
             "num_images": int(getattr(request, "num_images", 1) or 1),
         }
-        from sarviz.generators.diffusion import SCHEDULERS
+        from sarviz.generators.diffusion import check_sampler
 
-        if s["scheduler"] not in SCHEDULERS:
-            raise GenerationError(f"unknown scheduler {s['scheduler']!r}; use one of {', '.join(SCHEDULERS)}")
-        if not 1 <= s["steps"] <= 1000:
-            raise GenerationError(f"steps must be between 1 and 1000, got {s['steps']}")
-        if not (math.isfinite(s["guidance"]) and 0.0 <= s["guidance"] <= 30.0):
-            raise GenerationError(f"guidance must be between 0 and 30, got {s['guidance']}")
+        check_sampler(s)
         if not 1 <= s["num_images"] <= MAX_IMAGES:
             raise GenerationError(f"the number of images must be between 1 and {MAX_IMAGES}, got {s['num_images']}")
         if not isinstance(request.seed, (int, np.integer)) or not 0 <= int(request.seed) < 2**63 - MAX_IMAGES:
