@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,7 +85,10 @@ def test_spectrum_loss_responds_to_blur():
     assert float(L.spectrum_loss(a, [a], 0.25)) == 0.0
     blurred = torch.as_tensor(gaussian_filter(img, 1.5))
     assert float(L.spectrum_loss(blurred, [a], 0.25)) > 0.01
-    assert L.high_frequency_ratio(gaussian_filter(img, 1.5), 0.25) < L.high_frequency_ratio(img, 0.25)
+    from sarviz.metrics.sensor_profile import high_frequency_ratio, high_pass_mask
+
+    assert high_frequency_ratio(gaussian_filter(img, 1.5), 0.25) < high_frequency_ratio(img, 0.25)
+    np.testing.assert_array_equal(high_pass_mask(SIZE, SIZE, 0.25), L.high_pass_mask(SIZE, SIZE, 0.25).numpy())
 
 
 def test_a_few_iterations_lower_the_loss_and_a_seed_repeats(extractor):
@@ -154,3 +159,23 @@ def test_bad_inputs_are_one_line(tmp_path, extractor, base):
                                    mid_block_type=None, cross_attention_dim=32)
     with pytest.raises(GenerationError, match="no self-attention layers"):
         choose_layers(no_attn, "ad-default")
+
+
+def test_cli_migrate_writes_one_geotiff_per_content(tmp_path, base, capsys, one_torch_thread):  # noqa: F811
+    from sarviz.cli import main
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "refs").mkdir()
+    write_geotiff(tmp_path / "content" / "a.tif", speckle_amplitude(SIZE, 8, 20))
+    write_png(tmp_path / "content" / "b.png", speckle_amplitude(SIZE, 8, 21))
+    write_png(tmp_path / "refs" / "r.png", speckle_amplitude(SIZE, 1, 22))
+    code = main(["migrate", "--content", str(tmp_path / "content"), "--style", str(tmp_path / "refs"), "--base", str(base),
+                 "--out", str(tmp_path / "out"), "--steps", "2", "--device", "cpu", "--dtype", "float32", "--json"])
+    assert code == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [Path(x["out"]).name for x in lines] == ["a.tif", "b.tif"]
+    assert MigratedImage.from_geotiff(tmp_path / "out" / "a.tif").crs is not None
+    (tmp_path / "empty").mkdir()
+    assert main(["migrate", "--content", str(tmp_path / "empty"), "--style", str(tmp_path / "refs"), "--base", str(base),
+                 "--out", str(tmp_path / "o2")]) == 2
+    assert "no image files" in capsys.readouterr().err

@@ -161,7 +161,11 @@ class MigratedImage:
         profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", compress="DEFLATE", predictor=3)
         if self.crs is not None:
             profile.update(crs=self.crs, transform=self.transform or Affine.identity())
-        with atomic_path(path, suffix=".tif.part") as tmp:
+        import warnings
+
+        with atomic_path(path, suffix=".tif.part") as tmp, warnings.catch_warnings():
+            # a content without georeference (PNG) gives a GeoTIFF without one, on purpose
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.write(self.amplitude.astype(np.float32)[None])
                 dst.descriptions = ("amplitude",)

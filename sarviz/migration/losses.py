@@ -14,7 +14,8 @@
   2-D FFT of the amplitude image and M_HF = 1 outside radius ``hf_radius`` × Nyquist
   (an annular high-pass, 0 at the centre). We compare magnitudes: the paper's complex
   difference would also match the *phase*, i.e. pull the content toward the style image's
-  own scene; magnitude carries the speckle/resolution signature.
+  own scene; magnitude carries the speckle/resolution signature. The same mask in numpy is
+  :func:`sarviz.metrics.sensor_profile.high_pass_mask` (the profile's HF energy ratio).
 
 Homogeneous patches (the paper's test is not given): :func:`homogeneous_patch_corners`
 uses sarviz's ENL window test (:func:`sarviz.metrics.sar.homogeneous_windows`: smoothed
@@ -105,12 +106,3 @@ def spectrum_loss(opt_amplitude: torch.Tensor, style_amplitudes: list[torch.Tens
     current = amplitude_spectrum(opt_amplitude) * mask
     losses = [F.l1_loss(current, (amplitude_spectrum(s) * mask).detach()) for s in style_amplitudes]
     return torch.stack(losses).mean()
-
-
-def high_frequency_ratio(amplitude: np.ndarray, radius: float) -> float:
-    """Share of the (mean-removed) amplitude spectrum's energy outside ``radius`` × Nyquist (sensor profile)."""
-    a = torch.as_tensor(np.asarray(amplitude, dtype=np.float64))
-    spec = amplitude_spectrum(a - a.mean()) ** 2
-    mask = high_pass_mask(a.shape[0], a.shape[1], radius).double()
-    total = float(spec.sum())
-    return float((spec * mask).sum()) / total if total > 0 else float("nan")
