@@ -54,6 +54,10 @@ def text_generator(model: str | None, weights: str | None, base: str | None):
             raise CliError(f"{model} is a {card.kind} model; generate-text needs a text-to-sar model "
                            f"(cards: {', '.join(c.id for c in registry.cards.values() if c.kind == KIND) or 'none'})")
         return build_generator(card)
+    from sarviz.generators.text_sd3 import SD3TextGenerator, run_is_sd3
+
+    if run_is_sd3(weights):  # seed 003 stage 1: an SD3/SD3.5 run (MM-DiT LoRA)
+        return SD3TextGenerator(run_card(weights, base, template=registry.cards.get("text-to-sar")))
     return TextGenerator(run_card(weights, base, template=registry.cards.get("text-to-sar")))
 
 

@@ -84,6 +84,11 @@ class TextTrainConfig:
     stop_after_steps: int | None = None
     log_every: int = 10
     num_workers: int = 0
+    # SD3 / SD3.5 bases only (seed 003 stage 1, sarviz.training.text_sd3); None → that recipe's defaults
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    lora_targets: str | None = None
+    lr_lora: float | None = None
 
     def __post_init__(self) -> None:
         self.data, self.base, self.out = Path(self.data), Path(self.base), Path(self.out)
@@ -128,6 +133,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after-steps", type=int, default=None)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0)
+    sd3 = p.add_argument_group("SD3 / SD3.5 base (seed 003 stage 1: LoRA on the MM-DiT attention)")
+    sd3.add_argument("--lora-rank", type=int, default=None, help="LoRA rank (default 32)")
+    sd3.add_argument("--lora-alpha", type=int, default=None, help="LoRA α (default 16)")
+    sd3.add_argument("--lora-targets", default=None, choices=("qkv", "diffusers", "diffusers+attn2"),
+                     help="qkv (default, the paper's), diffusers' SD3 set, or that set plus SD3.5's attn2")
+    sd3.add_argument("--lr-lora", type=float, default=None, help="LoRA learning rate (default 1e-4)")
 
 
 def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
@@ -501,6 +512,10 @@ def _load_adapter(peft_model, folder: Path) -> None:
 
 def train_text(config: TextTrainConfig) -> Path | None:
     """Train (or resume, or refine) a text-to-SAR run; returns the final model folder or last checkpoint."""
+    from sarviz.training import text_sd3
+
+    if text_sd3.is_sd3_base(config.base):  # seed 003 stage 1: an SD3/SD3.5 base → MM-DiT LoRA, rectified flow
+        return text_sd3.train_text_sd3(config)
     return TextTrainer(config).run()
 
 
