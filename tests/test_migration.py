@@ -179,3 +179,24 @@ def test_cli_migrate_writes_one_geotiff_per_content(tmp_path, base, capsys, one_
     assert main(["migrate", "--content", str(tmp_path / "empty"), "--style", str(tmp_path / "refs"), "--base", str(base),
                  "--out", str(tmp_path / "o2")]) == 2
     assert "no image files" in capsys.readouterr().err
+
+
+def test_background_job_crops_runs_and_cancels(base, tmp_path, one_torch_thread):  # noqa: F811
+    from sarviz.migration.job import MigrationJob, centre_crop
+
+    content = read_sar_image(write_geotiff(tmp_path / "c.tif", speckle_amplitude(SIZE + 16, 8, 30)))
+    cropped = centre_crop(content, SIZE, 16)
+    assert cropped.shape == (SIZE, SIZE) and cropped.transform.c == content.transform.c + 8 * 10
+    style = _sar(speckle_amplitude(SIZE + 16, 1, 31))
+    job = MigrationJob(str(base), content, [style], MigrationSettings(steps=2), size=SIZE, device="cpu",
+                       dtype="float32").start()
+    job.wait(600)
+    assert job.state["status"] == "done" and job.result.amplitude.shape == (SIZE, SIZE)
+    stopped = MigrationJob(str(base), content, [style], MigrationSettings(steps=50), size=SIZE, device="cpu",
+                           dtype="float32")
+    stopped.cancel.set()
+    stopped.start().wait(600)
+    assert stopped.state["status"] == "cancelled"
+    bad = MigrationJob(str(tmp_path), content, [style], size=SIZE).start()
+    bad.wait(60)
+    assert bad.state["status"] == "failed" and "not a diffusers U-Net base" in bad.state["error"]
