@@ -125,8 +125,28 @@ class FeatureExtractor:
         else:
             raise GenerationError(f"{base.name}: no text_encoder/ — the null-text embedding conditions the U-Net")
         self.scheduler = DDIMScheduler.from_pretrained(base / "scheduler")
+        self._finish()
+
+    def _finish(self) -> None:
         self.scaling = float(getattr(self.vae.config, "scaling_factor", 0.18215))
         self.multiple = 2 ** (len(self.vae.config.block_out_channels) - 1) * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @classmethod
+    def from_components(cls, unet, vae, null_embeds, scheduler, layers: str = "ad-default", device: str = "cpu",
+                        dtype: str = "float32", name: str = "in-memory") -> "FeatureExtractor":
+        """An extractor on models already in memory (benchmarks on random weights from configs)."""
+        from sarviz.generators.runtime import torch_dtype
+
+        self = cls.__new__(cls)
+        self.base, self.device, self.dtype_name, self.dtype_method = Path(name), device, dtype, "user"
+        self.torch_dtype = torch_dtype(dtype)
+        self.unet = unet.to(device, self.torch_dtype).eval().requires_grad_(False)
+        self.vae = vae.to(device, self.torch_dtype).eval().requires_grad_(False)
+        self.layers = choose_layers(self.unet, layers)
+        self.cache = install_cache(self.unet, self.layers)
+        self.null_embeds, self.scheduler = null_embeds.to(device, self.torch_dtype), scheduler
+        self._finish()
+        return self
 
     # -- images ↔ latents -----------------------------------------------------------------------
     def encode(self, amplitudes: np.ndarray):
