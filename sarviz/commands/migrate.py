@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from sarviz.migration.migrate import MigrationSettings
+    from sarviz.migration.settings import MigrationSettings
 
     d = MigrationSettings()
     p = sub.add_parser("migrate", help="migrate SAR images toward a target sensor (attention distillation, seed 003)",
