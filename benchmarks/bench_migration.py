@@ -57,7 +57,7 @@ def main(argv=None) -> int:
             if size > 256 and (layers, decode_every) != ("ad-default", 1):
                 continue  # 512²: the default only (the machine is shared)
             ex = FeatureExtractor.from_components(unet, vae, null, scheduler, layers, "cpu", args.dtype, "sd15-random")
-            amp = lambda looks: SarAmplitude(*normalise_amplitude(np.sqrt(rng.gamma(looks, 1 / looks, (size, size)))))  # noqa: E731
+            amp = lambda looks: SarAmplitude(*normalise_amplitude(np.sqrt(rng.gamma(looks, 1 / looks, (size, size)))))
             settings = MigrationSettings(steps=1, iters=args.iters, layers=layers, decode_every=decode_every)
             t0 = time.perf_counter()
             out = migrate_image(amp(8), [amp(1)], ex, settings)

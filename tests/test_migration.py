@@ -200,3 +200,23 @@ def test_background_job_crops_runs_and_cancels(base, tmp_path, one_torch_thread)
     bad = MigrationJob(str(tmp_path), content, [style], size=SIZE).start()
     bad.wait(60)
     assert bad.state["status"] == "failed" and "not a diffusers U-Net base" in bad.state["error"]
+
+
+def test_migrator_transform_is_an_image_transformer(base, tmp_path, one_torch_thread):  # noqa: F811
+    from affine import Affine
+
+    from sarviz.generators.base import GenerationResult
+    from sarviz.migration.migrate import AttentionDistillationMigrator, MigrationCard, TransformRequest
+
+    write_png(tmp_path / "ref.png", speckle_amplitude(SIZE, 1, 40))
+    vv = 20 * np.log10(speckle_amplitude(SIZE, 8, 41)) - 10
+    vh = 20 * np.log10(speckle_amplitude(SIZE, 8, 42)) - 17
+    source = GenerationResult(vv, vh, "EPSG:32630", Affine(10, 0, 500000, 0, -10, 4200000), {"model_id": "emulator"})
+    migrator = AttentionDistillationMigrator(MigrationCard(base=str(base), style_references=[str(tmp_path / "ref.png")]))
+    assert migrator.readiness() is None
+    request = TransformRequest(seed=1, steps=1, device="cpu", dtype="float32", options={"polarisations": ["VV"]})
+    out = migrator.transform(source, request)
+    assert out.crs == source.crs and out.transform == source.transform
+    assert not np.array_equal(out.vv_db, source.vv_db) and np.array_equal(out.vh_db, source.vh_db)
+    assert out.provenance["source_model_id"] == "emulator" and list(out.provenance["migration"]) == ["VV"]
+    assert "U-Net base" in AttentionDistillationMigrator(MigrationCard(str(tmp_path / "none"), ["x"])).readiness()

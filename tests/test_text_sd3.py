@@ -18,7 +18,12 @@ SIZE = 64  # px: 8 × 8 latents, 4 × 4 tokens of 2 × 2 patches
 
 def write_sd3_base(folder: Path, seed: int = 0) -> Path:
     """diffusers' tiny SD3 test sizes: 2 layers, head dim 8, 4 heads, joint dim 32, pooled 64, two tiny CLIPs, no T5."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
     from transformers import CLIPTextModelWithProjection
 
     torch.manual_seed(seed)

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,7 @@ def run_downstream_folders(folders: dict[str, str | os.PathLike], models: tuple[
     arms = {arm: need for arm, need in ARM_PARTS.items() if all(p in parts for p in need)}
     result: dict[str, Any] = {
         "format": "sarviz-downstream-folders/1", "classes": classes, "data_label": data_label or "real data",
-        "sizes": {k: int(len(v[1])) for k, v in parts.items()} | {"test": int(len(y_test))}, "device": device,
+        "sizes": {k: len(v[1]) for k, v in parts.items()} | {"test": len(y_test)}, "device": device,
         "recipe": {"seeds": seeds, "epochs": epochs, "input_size": input_size, "batch_size": batch_size, "lr": lr,
                    "optimizer": "AdamW (wd 0.05), cosine", "augmentation": "random h/v flips",
                    "weights": "random init (torchvision, no pretrained weights offline)",

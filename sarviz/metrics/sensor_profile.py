@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class SensorProfile:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SensorProfile":
+    def from_dict(cls, data: dict[str, Any]) -> SensorProfile:
         if data.get("format") != PROFILE_FORMAT:
             raise MetricError(f"not a sensor profile ({PROFILE_FORMAT}): format {data.get('format')!r}")
         return cls(**data)
@@ -85,7 +86,7 @@ class SensorProfile:
         return path
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> "SensorProfile":
+    def read(cls, path: str | os.PathLike) -> SensorProfile:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 

@@ -57,7 +57,7 @@ class AttentionCache:
         self.v.append(v)
         self.out.append(out)
 
-    def snapshot(self) -> "AttentionFeatures":
+    def snapshot(self) -> AttentionFeatures:
         return AttentionFeatures(list(self.layers), list(self.q), list(self.k), list(self.v), list(self.out))
 
 
@@ -142,7 +142,7 @@ def choose_layers(unet, spec: str | list[str]) -> list[str]:
                               "a U-Net with transformer blocks (an SD 1.5/SDXL-style base)")
     up = sorted({i for n in available if (i := _block_index(n, "up_blocks")) is not None})
     down = sorted({i for n in available if (i := _block_index(n, "down_blocks")) is not None})
-    in_block = lambda kind, idx: [n for n in available if _block_index(n, kind) == idx]  # noqa: E731
+    in_block = lambda kind, idx: [n for n in available if _block_index(n, kind) == idx]
     if spec == "ad-default":
         chosen = [n for i in up[-2:] for n in in_block("up_blocks", i)]
     elif spec == "shallow-deep":

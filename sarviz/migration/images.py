@@ -174,7 +174,7 @@ class MigratedImage:
         return path
 
     @classmethod
-    def from_geotiff(cls, path: str | os.PathLike) -> "MigratedImage":
+    def from_geotiff(cls, path: str | os.PathLike) -> MigratedImage:
         import rasterio
 
         with rasterio.open(path) as src:

@@ -52,7 +52,7 @@ class MigrationJob:
     result: MigrationOutcome | None = None
     thread: threading.Thread | None = None
 
-    def start(self) -> "MigrationJob":
+    def start(self) -> MigrationJob:
         self.thread = threading.Thread(target=self._run, name="sarviz-migration", daemon=True)
         self.thread.start()
         return self

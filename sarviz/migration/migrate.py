@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 
 from sarviz.errors import GenerationError
-from sarviz.generators.base import Generator, GenerationResult, ProgressCallback
+from sarviz.generators.base import GenerationResult, Generator, ProgressCallback
 from sarviz.generators.runtime import check_cancel, report
+from sarviz.migration import losses as L
 from sarviz.migration.attention import AttentionFeatures, choose_layers, install_cache
 from sarviz.migration.images import MigratedImage, SarAmplitude, normalise_amplitude
-from sarviz.migration import losses as L
-from sarviz.migration.settings import MigrationSettings  # noqa: F401 - re-exported
+from sarviz.migration.settings import MigrationSettings
 
 METHOD = "attention distillation (Zhou et al. CVPR 2025) + speckle/spectrum losses (seed 003)"
 
@@ -99,7 +99,7 @@ class FeatureExtractor:
 
     @classmethod
     def from_components(cls, unet, vae, null_embeds, scheduler, layers: str = "ad-default", device: str = "cpu",
-                        dtype: str = "float32", name: str = "in-memory") -> "FeatureExtractor":
+                        dtype: str = "float32", name: str = "in-memory") -> FeatureExtractor:
         """An extractor on models already in memory (benchmarks on random weights from configs)."""
         from sarviz.generators.runtime import torch_dtype
 
@@ -230,7 +230,7 @@ def migrate_image(content: SarAmplitude, styles: list[SarAmplitude], extractor: 
         "normalisation": "amplitude / (mu + 3 sigma) clipped to [0, 1] (seed 001), per image",
         "speckle_loss": "log-ENL of linear intensity on homogeneous patches (deviation from the paper's raw ENL)",
         "spectrum_loss": "L1 of orthonormal FFT magnitudes beyond hf_radius x Nyquist (paper: complex spectra)",
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     return MigrationOutcome(amplitude, history, provenance)
 
@@ -353,8 +353,8 @@ class AttentionDistillationMigrator(Generator):
             norm, threshold = normalise_amplitude(np.power(10.0, np.asarray(db, dtype=np.float64) / 20.0), pol)
             content = SarAmplitude(norm, threshold)
 
-            def sub_progress(step, total, message, _i=i):
-                report(progress, _i * total + step, len(pols) * total, f"{pol}: {message}")
+            def sub_progress(step, total, message, _i=i, _pol=pol):
+                report(progress, _i * total + step, len(pols) * total, f"{_pol}: {message}")
 
             result = migrate_image(content, styles, extractor, settings, request.seed, sub_progress, cancel)
             with np.errstate(divide="ignore"):

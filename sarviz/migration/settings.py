@@ -25,7 +25,7 @@ class MigrationSettings:
     decode_every: int = 1  # K: L_sp and L_f every K-th iteration
     decode_crop: int = 0  # latent px of the decoded crop (0 = whole latent)
 
-    def check(self) -> "MigrationSettings":
+    def check(self) -> MigrationSettings:
         if self.steps < 1 or self.iters < 1:
             raise GenerationError("steps and iters must be at least 1")
         if not (self.learning_rate > 0):

@@ -86,7 +86,7 @@ class SD3Settings:
     logit_std: float = SD3_DEFAULTS["logit_std"]
 
     @classmethod
-    def from_config(cls, config: Any) -> "SD3Settings":
+    def from_config(cls, config: Any) -> SD3Settings:
         s = cls(lora_rank=getattr(config, "lora_rank", None) or SD3_DEFAULTS["lora_rank"],
                 lora_alpha=getattr(config, "lora_alpha", None) or SD3_DEFAULTS["lora_alpha"],
                 lora_targets=getattr(config, "lora_targets", None) or "qkv",
@@ -122,7 +122,12 @@ class SD3TextTrainer(TrainLoop):
 
     def setup(self) -> None:
         import torch
-        from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+        from diffusers import (
+            AutoencoderKL,
+            FlowMatchEulerDiscreteScheduler,
+            SD3Transformer2DModel,
+            StableDiffusion3Pipeline,
+        )
         from diffusers.training_utils import cast_training_params
         from peft import LoraConfig, get_peft_model
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
