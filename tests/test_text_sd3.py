@@ -111,3 +111,22 @@ def test_resume_continues_from_the_checkpoint(trained):
     train_text(config)
     meta = json.loads((trained["run"] / "sarviz_text_model.json").read_text())
     assert meta["step"] == 2 and (trained["run"] / "checkpoint-2").is_dir()
+
+
+def test_train_text_cli_on_an_sd3_base_with_the_diffusers_target_set(trained, capsys):
+    from safetensors import safe_open
+
+    run = trained["root"] / "run-cli"
+    data = trained["root"] / "captioned"
+    assert main(["train", "text", "--data", str(data), "--base", str(trained["base"]), "--out", str(run),
+                 "--resolution", str(SIZE), "--batch-size", "1", "--grad-accum", "1", "--max-steps", "1",
+                 "--mixed-precision", "no", "--no-gradient-checkpointing", "--lora-rank", "2",
+                 "--lora-targets", "diffusers"]) == 0
+    meta = json.loads((run / "sarviz_text_model.json").read_text())
+    assert meta["recipe"]["lora"]["r"] == 2 and meta["recipe"]["lora"]["targets"] == "diffusers"
+    with safe_open(str(run / "transformer_lora" / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert any("add_q_proj" in k for k in keys) and any("to_add_out" in k for k in keys)
+    assert main(["train", "text", "--data", str(data), "--base", str(trained["base"]), "--out", str(run / "x"),
+                 "--stage", "vae-decoder"]) == 2
+    assert "one stage" in capsys.readouterr().err

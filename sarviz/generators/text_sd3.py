@@ -91,7 +91,7 @@ class SD3TextGenerator(TextGenerator):
         base = self.paths.resolved_base(meta)
         extra = {} if (Path(base) / "text_encoder_3").is_dir() else {"text_encoder_3": None, "tokenizer_3": None}
         try:
-            pipe = StableDiffusion3Pipeline.from_pretrained(base, torch_dtype=torch.float32, **extra)
+            pipe = StableDiffusion3Pipeline.from_pretrained(base, dtype=torch.float32, **extra)
         except (OSError, ValueError) as exc:
             raise GenerationError(f"cannot load the SD3 base pipeline from {base} ({str(exc).splitlines()[0]})") from None
         pipe.transformer, lora_info = apply_unet_lora(pipe.transformer, Path(self.paths.run) / LORA_DIR, merge=True)

@@ -73,7 +73,7 @@ class FeatureExtractor:
         self.dtype_name = decision.dtype
         self.dtype_method = decision.method
         self.torch_dtype = torch_dtype(self.dtype_name)
-        kw = dict(torch_dtype=self.torch_dtype)
+        kw = {"dtype": self.torch_dtype}
         self.unet = UNet2DConditionModel.from_pretrained(base / "unet", **kw).to(self.device).eval()
         self.vae = AutoencoderKL.from_pretrained(base / "vae", **kw).to(self.device).eval()
         for model in (self.unet, self.vae):
