@@ -34,8 +34,7 @@ log = logging.getLogger(__name__)
 UNTRUSTED_FORWARD = "forwarded-untrusted"
 
 
-class AccessDenied(ValueError):
-    """A request may not be served; the message says why, in one line, for a person."""
+from sarviz.errors import AccessDenied  # noqa: E402,F401  (re-export: it lives in sarviz.errors)
 
 
 # -- paths -----------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sarviz.errors import ConfigError
+
 HOME = Path(os.environ.get("SARVIZ_HOME", Path.home() / ".sarviz"))
 MODES = ("workbench", "study")
 
@@ -101,7 +103,7 @@ class Settings:
             elif f.name == "mode":
                 raw = str(raw).strip().lower()
                 if raw not in MODES:
-                    raise ValueError(f"SARVIZ_MODE must be one of {', '.join(MODES)}, got {raw!r}")
+                    raise ConfigError(f"SARVIZ_MODE must be one of {', '.join(MODES)}, got {raw!r}")
             elif f.name == "study_db":
                 raw = expand_sqlite_home(str(raw))
             elif f.name == "network_timeout":

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sarviz.errors import EvaluationError
 from sarviz.batch.layout import BatchFolder
 
 POLS = ("VV", "VH")
@@ -260,12 +261,12 @@ def evaluate_batch(root: str | os.PathLike, by: str | None = None, engine: str =
                    ray_address: str | None = None, progress: Callable[[int, int], None] | None = None) -> Evaluation:
     """Evaluate every finished item of a batch folder (see the module docstring)."""
     if by not in (None, "class", "region"):
-        raise ValueError(f"--by must be class or region, got {by!r}")
+        raise EvaluationError(f"--by must be class or region, got {by!r}")
     folder = BatchFolder(root)
     folder.read_settings()  # a clear error when this is not a batch folder
     entries = item_entries(folder)
     if not entries:
-        raise ValueError(f"{root}: no finished item to evaluate; run `sarviz batch` first")
+        raise EvaluationError(f"{root}: no finished item to evaluate; run `sarviz batch` first")
     by_class: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_class.setdefault(e["class"] or "(none)", []).append(e)

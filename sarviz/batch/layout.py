@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from sarviz.errors import FormatError
 from sarviz.atomic import atomic_path
 from sarviz.batch.points import BatchPoint
 
@@ -108,9 +109,9 @@ class BatchFolder:
         try:
             data = json.loads(self.settings_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{self.root} is not a sarviz batch folder (batch.json: {exc})") from None
+            raise FormatError(f"{self.root} is not a sarviz batch folder (batch.json: {exc})") from None
         if data.get("format") != FORMAT:
-            raise ValueError(f"{self.root}: batch.json has format {data.get('format')!r}, expected {FORMAT!r}")
+            raise FormatError(f"{self.root}: batch.json has format {data.get('format')!r}, expected {FORMAT!r}")
         return data
 
     def config(self) -> BatchConfig:
@@ -124,7 +125,7 @@ class BatchFolder:
             diff = [k for k in RUN_KEYS if old.get(k) != new.get(k)]
             if diff:
                 said = ", ".join(f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in diff)
-                raise ValueError(f"{self.root} holds a batch made with other settings: {said}; "
+                raise FormatError(f"{self.root} holds a batch made with other settings: {said}; "
                                  "use another --out for a different batch")
         self.root.mkdir(parents=True, exist_ok=True)
         self.items_dir.mkdir(exist_ok=True)

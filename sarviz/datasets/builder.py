@@ -42,6 +42,7 @@ from sarviz.datasets.layout import (
     write_json_atomic,
 )
 from sarviz.datasets.splits import SplitSpec, assign_splits
+from sarviz.errors import SarvizError
 from sarviz.generators.base import DEFAULT_ANGLE_DEG
 from sarviz.scene import TRAINING_PATCH_BANDS, Scene, SceneError, footprint_wgs84, read_scene, write_scene
 
@@ -295,7 +296,7 @@ def _run_items(items: list[tuple[str, Callable[[], dict[str, Any] | None]]], wor
             item_id = futures[fut]
             try:
                 record = fut.result()
-            except (SceneError, OSError, ValueError, MemoryError) as exc:  # one bad item: report it, go on
+            except (SarvizError, OSError, ValueError, MemoryError) as exc:  # one bad item: report it, go on
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 if isinstance(exc, MemoryError):
                     reason = f"out of memory ({reason}); lower --workers or --size"

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sarviz.constants import DEFAULT_ANGLE_DEG
 from sarviz.datasets.layout import DatasetError, PatchDatasetFolder, open_dataset, write_json_atomic
 from sarviz.emulator.radiometric import FEATURE_MAPS, RadiometricModel, file_sha256
 from sarviz.emulator.validation import LAMBDAS, r2_score
@@ -207,7 +208,7 @@ def write_card(card_dir: str | os.PathLike, weights: Path, model_id: str, ds: Pa
         "refit": f"sarviz emulator fit --dataset {ds.root} --out {weights} --card-dir {card_dir}",
         "validation": {"val": val, "test": test},
         "speckle": base.get("speckle", {"enl": DEFAULT_ENL}),
-        "angle": base.get("angle", {"reference_deg": 37.5, "cos_power": 2.0}),
+        "angle": base.get("angle", {"reference_deg": DEFAULT_ANGLE_DEG, "cos_power": 2.0}),
         "outputs": ["VV", "VH"],
         "units": "dB",
     }

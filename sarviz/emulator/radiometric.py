@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from sarviz.atomic import atomic_path
+from sarviz.constants import DEFAULT_ANGLE_DEG
 from sarviz.scene import EMBEDDING_BANDS, EMBEDDING_DIM
 
 FEATURE_MAPS = ("linear", "poly2")
@@ -58,15 +59,14 @@ TARGETS = ("VV", "VH")
 TARGET_COLUMNS = ("S1_VV", "S1_VH")
 DW_CLASS_NAMES = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub", "built", "bare",
                   "snow_and_ice")
-REFERENCE_ANGLE_DEG = 37.5  # assumed effective angle of the all-pass 2024 median composite (mid IW swath)
+REFERENCE_ANGLE_DEG = DEFAULT_ANGLE_DEG  # 37.5°: assumed effective angle of the all-pass 2024 median composite (mid IW swath)
 COS_POWER = 2.0  # Lambert's law
 ANGLE_RANGE_DEG = (10.0, 65.0)  # outside this the cos^n law is no longer a sensible C-band model
 FORMAT = "sarviz-emulator-radiometric/1"
 _CHUNK = 2048  # pixels per block in image prediction (64 × 2048 float32 = 512 KiB, cache-resident)
 
 
-class EmulatorError(ValueError):
-    """The emulator cannot use its input; the message says why, for a person."""
+from sarviz.errors import EmulatorError  # noqa: E402,F401  (re-export: it lives in sarviz.errors)
 
 
 # -- training points ------------------------------------------------------------------------
@@ -330,9 +330,4 @@ def _check_embedding(embedding: np.ndarray) -> np.ndarray:
     return embedding
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from sarviz.hashing import file_sha256  # noqa: E402,F401  (re-export: one implementation)

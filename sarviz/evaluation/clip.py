@@ -32,8 +32,7 @@ RANK_BATCH = 16
 INFO_FILE = "sarclip_info.json"
 
 
-class ClipMissing(ValueError):
-    """No usable SAR-CLIP model; the message says what is missing."""
+from sarviz.errors import ClipMissing  # noqa: E402,F401  (re-export: it lives in sarviz.errors)
 
 
 def caption_ranks(image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int = RANK_BATCH,

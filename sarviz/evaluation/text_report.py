@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 
 import sarviz
+
+from sarviz.errors import EvaluationError
 from sarviz.atomic import atomic_path
 from sarviz.evaluation import clip as clip_mod
 from sarviz.evaluation.captioned import CaptionedSet
@@ -103,7 +105,7 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
     out_dir = Path(out_dir)
     items_by_label = dataset.by_label(per_label)
     if not items_by_label:
-        raise ValueError(f"{dataset.root}/{dataset.split}: no labelled item to evaluate")
+        raise EvaluationError(f"{dataset.root}/{dataset.split}: no labelled item to evaluate")
     meta = generator.metadata()
     pol_model = meta.get("polarisation", "VV")
     total = sum(len(v) for v in items_by_label.values())

@@ -27,13 +27,13 @@ from rasterio.crs import CRS
 
 from sarviz.atomic import atomic_path
 from sarviz.calibration import Calibration
+from sarviz.constants import DEFAULT_ANGLE_DEG  # noqa: F401 - re-exported (generators import it from here)
 from sarviz.errors import GenerationCancelled, GenerationError, WeightsMissing  # noqa: F401 - re-exported
 from sarviz.scene import Scene
 
 #: progress(step, total, message) — called after each unit of work (denoising step, ...)
 ProgressCallback = Callable[[int, int, str], None]
 
-DEFAULT_ANGLE_DEG = 37.5  # mid-swath of Sentinel-1 IW (about 29°–46°)
 
 
 @dataclass

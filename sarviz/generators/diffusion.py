@@ -1,11 +1,8 @@
 """HuiYanEarth-compatible diffusion generator: SD 1.5 + 65-channel ControlNet + UNet LoRA.
 
-Checkpoint layout (the published HuiYanEarth-SAR release, or a user's own training run)::
-
-    <controlnet>/config.json                         # may say conditioning_channels: 3
-    <controlnet>/diffusion_pytorch_model.safetensors # 65-ch conv_in; keys may carry "module."
-    <controlnet>/unet_lora/adapter_config.json       # PEFT LoraConfig (r=32, alpha=16, ...)
-    <controlnet>/unet_lora/adapter_model.safetensors # PeftModel.save_pretrained layout
+Checkpoint layout (the published HuiYanEarth-SAR release, or a user's own training run):
+:mod:`sarviz.formats.controlnet` (ControlNet weights with a 65-ch conv_in, ``unet_lora/``
+PEFT folder, optional ``sarviz_train.json``),
 
 on a base Stable Diffusion 1.5 (a local diffusers folder or a Hugging Face id already in
 the local cache) with an optional VAE override (the reference uses sd-vae-ft-mse).
@@ -40,6 +37,12 @@ from typing import Any
 import numpy as np
 
 from sarviz.calibration import Calibration, calibration_from_card
+from sarviz.formats.controlnet import (  # noqa: F401 - re-exported (the checkpoint's files live there)
+    CARD_FILE, CONFIG_FILE, COND_CONV_KEY, LORA_CONFIG, LORA_PICKLE, LORA_SAFETENSORS, PICKLE_NAME, SAFETENSORS_NAME,
+    UNET_LORA_DIR, CheckpointPaths, ControlNetCheckpoint, find_weights, load_weights_file, read_train_metadata,
+    strip_prefix,
+)
+from sarviz.formats.controlnet import TRAIN_META as TRAIN_METADATA
 from sarviz.generators import runtime
 from sarviz.generators.base import (
     GenerationError,
@@ -76,8 +79,6 @@ REFERENCE_OUTPUT: dict[str, Any] = {
 #: the published inference settings (HuiYanEarth-SAR ``inference_sar_gray.py``: 50 steps,
 #: float32) as a preset beside the card's fast defaults (25 steps, the device's best dtype)
 REFERENCE_PRESET: dict[str, Any] = {"steps": 50, "dtype": "float32"}
-#: what a trainer writes beside a checkpoint (FORMATS.md B): its calibration and preprocessing
-TRAIN_METADATA = "sarviz_train.json"
 SCHEDULERS = {
     # name → (diffusers class name, extra config)
     "dpmsolver++-sde-karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
@@ -95,137 +96,7 @@ def check_sampler(settings: dict[str, Any]) -> None:
         raise GenerationError(f"steps must be between 1 and 1000, got {settings['steps']}")
     if not (math.isfinite(settings["guidance"]) and 0.0 <= settings["guidance"] <= 30.0):
         raise GenerationError(f"guidance must be between 0 and 30, got {settings['guidance']}")
-SAFETENSORS_NAME = "diffusion_pytorch_model.safetensors"
-PICKLE_NAME = "diffusion_pytorch_model.bin"
-LORA_CONFIG = "adapter_config.json"
-LORA_SAFETENSORS = "adapter_model.safetensors"
-LORA_PICKLE = "adapter_model.bin"
-COND_CONV_KEY = "controlnet_cond_embedding.conv_in.weight"
 _CHANNEL_INDEX = {"R": 0, "G": 1, "B": 2}
-
-
-# -- checkpoint files ----------------------------------------------------------------------------
-def load_weights_file(path: Path, allow_pickle: bool = False) -> dict[str, Any]:
-    """A state dict from a safetensors file, or (opt-in only) a pickle file."""
-    import torch
-
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:  # SafetensorError, OSError, truncated header, ...
-            raise GenerationError(
-                f"{path} is not a valid safetensors file ({exc}); the download is probably incomplete or "
-                "corrupt — download it again") from None
-    if not allow_pickle:
-        raise GenerationError(
-            f"{path} is a pickle file, which can run code when loaded; it is loaded only with an explicit "
-            "opt-in (card: \"allow_pickle\": true, CLI: --allow-pickle). Prefer converting it to safetensors.")
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise GenerationError(f"{path} cannot be read as a PyTorch weights file ({exc})") from None
-    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
-        data = data["state_dict"]
-    if not isinstance(data, dict):
-        raise GenerationError(f"{path} does not hold a state dict")
-    return data
-
-
-def strip_prefix(state: dict[str, Any], prefix: str = "module.") -> dict[str, Any]:
-    """Keys without (repeated) ``prefix`` — DistributedDataParallel saves ``module.<key>``."""
-    out = {}
-    for k, v in state.items():
-        while k.startswith(prefix):
-            k = k[len(prefix):]
-        out[k] = v
-    return out
-
-
-def find_weights(folder: Path, safetensors_name: str, pickle_name: str, allow_pickle: bool) -> Path | None:
-    st = folder / safetensors_name
-    if st.is_file():
-        return st
-    pk = folder / pickle_name
-    if pk.is_file() and allow_pickle:
-        return pk
-    return None
-
-
-@dataclass
-class CheckpointPaths:
-    """Where one diffusion model's weights are."""
-
-    controlnet: str
-    base: str
-    unet_lora: str | None = None
-    vae: str | None = None
-    allow_pickle: bool = False
-
-    def problems(self) -> list[str]:
-        """What is missing, one line each (empty when everything is present)."""
-        out: list[str] = []
-        cn = Path(self.controlnet)
-        if not cn.is_dir():
-            out.append(f"ControlNet folder {cn} does not exist")
-        else:
-            if not (cn / "config.json").is_file():
-                out.append(f"{cn / 'config.json'} is missing")
-            if find_weights(cn, SAFETENSORS_NAME, PICKLE_NAME, self.allow_pickle) is None:
-                if (cn / PICKLE_NAME).is_file():
-                    out.append(f"{cn} has only {PICKLE_NAME} (pickle); allow it explicitly or convert to safetensors")
-                else:
-                    out.append(f"{cn / SAFETENSORS_NAME} is missing")
-        if self.unet_lora and (cn.is_dir() or not Path(self.unet_lora).is_relative_to(cn)):
-            lora = Path(self.unet_lora)
-            if not (lora / LORA_CONFIG).is_file():
-                out.append(f"{lora / LORA_CONFIG} is missing")
-            if find_weights(lora, LORA_SAFETENSORS, LORA_PICKLE, self.allow_pickle) is None:
-                out.append(f"{lora / LORA_SAFETENSORS} is missing")
-        base_files = ["unet/config.json", "text_encoder/config.json", "tokenizer/tokenizer_config.json"]
-        if not self.vae:
-            base_files.append("vae/config.json")
-        out += _component_problems(self.base, base_files, "base Stable Diffusion 1.5")
-        if self.vae:
-            out += _component_problems(self.vae, ["config.json"], "VAE")
-        return out
-
-    def files_to_hash(self) -> dict[str, Path]:
-        out = {}
-        w = find_weights(Path(self.controlnet), SAFETENSORS_NAME, PICKLE_NAME, self.allow_pickle)
-        if w:
-            out["controlnet"] = w
-        if self.unet_lora:
-            w = find_weights(Path(self.unet_lora), LORA_SAFETENSORS, LORA_PICKLE, self.allow_pickle)
-            if w:
-                out["unet_lora"] = w
-        return out
-
-
-def _component_problems(ref: str, files: list[str], what: str) -> list[str]:
-    """One message when some diffusers component files are missing (local folder or cached hub repo)."""
-    p = Path(ref)
-    if p.exists():
-        missing = [f for f in files if not (p / f).is_file()]
-        return [f"{what}: {', '.join(str(p / f) for f in missing)} missing"] if missing else []
-    if ref.count("/") != 1 or ref.startswith("/"):
-        return [f"{what}: folder {ref} does not exist"]
-    from huggingface_hub import try_to_load_from_cache
-
-    def cached(filename: str) -> bool:
-        try:
-            return isinstance(try_to_load_from_cache(ref, filename), str)
-        except Exception:  # an invalid repo id
-            return False
-
-    missing = [f for f in files if not cached(f)]
-    if missing:
-        return [f"{what}: Hugging Face model {ref} is not in the local cache (missing {', '.join(missing)}); "
-                f"on a machine with internet run `hf download {ref}` (or set HF_HOME to a cache that has it), "
-                "or point the card at a local folder"]
-    return []
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -234,22 +105,14 @@ def load_controlnet(folder: str | Path, allow_pickle: bool = False):
     import torch
     from diffusers import ControlNetModel
 
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise WeightsMissing(f"ControlNet config {folder / 'config.json'} is missing")
-    weights = find_weights(folder, SAFETENSORS_NAME, PICKLE_NAME, allow_pickle)
-    if weights is None:
-        if (folder / PICKLE_NAME).is_file():
-            load_weights_file(folder / PICKLE_NAME, allow_pickle=False)  # raises the opt-in message
-        raise WeightsMissing(f"ControlNet weights {folder / SAFETENSORS_NAME} are missing")
-    state = strip_prefix(load_weights_file(weights, allow_pickle))
-    if COND_CONV_KEY not in state:
-        raise GenerationError(f"{weights} is not a ControlNet: it has no {COND_CONV_KEY!r} tensor")
+    checkpoint = ControlNetCheckpoint.load(folder, allow_pickle)
+    folder, weights = checkpoint.folder, checkpoint.weights_file()
+    state = checkpoint.state_dict()
     channels = int(state[COND_CONV_KEY].shape[1])
     try:
         config = dict(ControlNetModel.load_config(str(folder)))
     except Exception as exc:
-        raise GenerationError(f"{folder / 'config.json'} is not a valid ControlNet config ({exc})") from None
+        raise GenerationError(f"{folder / CONFIG_FILE} is not a valid ControlNet config ({exc})") from None
     declared = config.get("conditioning_channels")
     config["conditioning_channels"] = channels  # the published config.json says 3; the weights decide
     # Build on the meta device and adopt the loaded tensors (assign=True): random init of a
@@ -259,10 +122,10 @@ def load_controlnet(folder: str | Path, allow_pickle: bool = False):
     try:
         result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:  # shape mismatch between config and weights
-        raise GenerationError(f"{weights} does not match {folder / 'config.json'}: {str(exc)[:500]}") from None
+        raise GenerationError(f"{weights} does not match {folder / CONFIG_FILE}: {str(exc)[:500]}") from None
     if result.missing_keys or result.unexpected_keys:
         raise GenerationError(
-            f"{weights} does not match {folder / 'config.json'}: missing {result.missing_keys[:5]}"
+            f"{weights} does not match {folder / CONFIG_FILE}: missing {result.missing_keys[:5]}"
             f"{'…' if len(result.missing_keys) > 5 else ''}, unexpected {result.unexpected_keys[:5]}"
             f"{'…' if len(result.unexpected_keys) > 5 else ''}")
     leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
@@ -502,21 +365,6 @@ def _load_text_encoder(base: str, use_safetensors: bool | None):
 
 
 # -- calibration and training metadata -------------------------------------------------------------
-def read_train_metadata(controlnet: Path) -> dict[str, Any]:
-    """``sarviz_train.json`` beside a checkpoint sarviz trained ({} when there is none)."""
-    path = Path(controlnet) / TRAIN_METADATA
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GenerationError(f"{path} cannot be read as JSON ({exc}); it records the checkpoint's calibration — "
-                              "restore it from the training run") from None
-    if not isinstance(data, dict):
-        raise GenerationError(f"{path} is not a JSON object")
-    return data
-
-
 def model_calibration(card: ModelCard, trained: dict[str, Any] | None = None) -> tuple[Calibration, str]:
     """The calibration a diffusion model's output mapping uses, and where it came from.
 
@@ -552,7 +400,7 @@ class DiffusionGenerator(Generator):
         if not weights.get("controlnet") or not weights.get("base"):
             raise GenerationError(f"model card {card.path}: weights.controlnet and weights.base are required")
         controlnet = card.resolve(weights["controlnet"])
-        lora = weights.get("unet_lora", "unet_lora")
+        lora = weights.get("unet_lora", UNET_LORA_DIR)
         lora_path = None
         if lora:  # relative LoRA paths are inside the ControlNet folder (the published layout)
             from sarviz.registry import expand_card_path  # never expands secret-named variables
@@ -794,7 +642,7 @@ class DiffusionGenerator(Generator):
         return out[0], out[1]
 
 
-def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lora: str | None = "unet_lora",
+def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lora: str | None = UNET_LORA_DIR,
                     allow_pickle: bool = False, template: ModelCard | None = None) -> ModelCard:
     """An in-memory card for a checkpoint given on the command line (sampler etc. from ``template``)."""
     data = copy.deepcopy(template.data) if template is not None else {}
@@ -807,7 +655,7 @@ def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lor
                     "allow_pickle": allow_pickle},
     })
     data.pop("how_to_get", None)
-    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(controlnet_abs) / "card.json", data=data)
+    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(controlnet_abs) / CARD_FILE, data=data)
 
 
 register_kind(KIND, DiffusionGenerator)

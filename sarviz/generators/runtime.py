@@ -19,12 +19,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import hashlib
 import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, ProgressCallback
@@ -275,22 +273,8 @@ def _release_memory(device: str) -> None:
 MODELS = ModelCache()
 
 
-# -- weights hashing -------------------------------------------------------------------------
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 16 << 20) -> str:
-    """sha256 of a file, cached by (path, size, mtime) since weight files are GBs."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with p.open("rb") as fh:
-            for block in iter(lambda: fh.read(chunk), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+# -- weights hashing: one implementation in sarviz.hashing ------------------------------------
+from sarviz.hashing import file_sha256  # noqa: E402,F401  (re-export)
 
 
 # -- progress helpers ------------------------------------------------------------------------

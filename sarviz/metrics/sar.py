@@ -87,8 +87,7 @@ GLCM_ANGLES_DEG: tuple[int, ...] = (0, 45, 90, 135)
 GLCM_FEATURES: tuple[str, ...] = ("contrast", "homogeneity", "correlation", "entropy")
 
 
-class MetricError(ValueError):
-    """The images cannot be compared; the message says why, for a person."""
+from sarviz.errors import MetricError  # noqa: E402,F401  (re-export: it lives in sarviz.errors)
 
 
 # -- inputs ----------------------------------------------------------------------------------------

@@ -37,11 +37,6 @@ DEFAULT_CONSENT = (
     "confidence and time per image) are stored without my name and used for research. "
     "I can stop at any time."
 )
-QUALITY_ASPECTS: dict[str, str] = {
-    "realism": "Overall realism",
-    "detail": "Detail plausibility",
-    "geographic": "Geographic consistency",
-}
 RENDER_MODES = ("vv_gray", "vv_vh_rgb")
 
 

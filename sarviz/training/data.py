@@ -15,7 +15,6 @@ Missing backscatter pixels (NaN) are filled with the patch's mean dB (the refere
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,31 +22,21 @@ from typing import Any
 import numpy as np
 
 from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
-from sarviz.training.common import TrainError, read_json, seed_for
-
-CAPTIONED_FORMAT = "sarviz-captioned/1"
-SPLITS = ("train", "val", "test")
-CAPTION_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
-
-
-@dataclass
-class PatchDatasetInfo:
-    folder: Path
-    meta: dict[str, Any]
-    rows: list[dict[str, str]]
-
-    @property
-    def calibration(self) -> Calibration:
-        return Calibration.from_dict(self.meta["calibration"])  # checked by the reader
-
-    def split(self, name: str) -> list[dict[str, str]]:
-        return sorted((r for r in self.rows if r.get("split") == name), key=lambda r: r["id"])
+from sarviz.constants import SPLITS  # noqa: F401 - re-exported
+from sarviz.errors import DatasetError
+from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
+from sarviz.formats.captioned import CaptionedDataset, read_records
+from sarviz.formats.captioned import read_info as read_caption_info
+from sarviz.formats.patch_dataset import PatchDatasetFolder, open_dataset
+from sarviz.training.common import TrainError, seed_for
 
 
-def open_patch_dataset(folder: str | Path) -> PatchDatasetInfo:
+#: the training code's old name for the patch dataset artifact (one class: PatchDatasetFolder)
+PatchDatasetInfo = PatchDatasetFolder
+
+
+def open_patch_dataset(folder: str | Path) -> PatchDatasetFolder:
     """A dataset folder written by ``sarviz dataset build``, checked by the dataset tools' own reader."""
-    from sarviz.datasets.layout import DatasetError, open_dataset
-
     try:
         ds = open_dataset(folder)
         for row in ds.rows:
@@ -56,7 +45,7 @@ def open_patch_dataset(folder: str | Path) -> PatchDatasetInfo:
         raise TrainError(f"--data {folder} is not a sarviz training dataset: {exc}") from None
     if not ds.rows:
         raise TrainError(f"--data {folder}: the dataset has no patches")
-    return PatchDatasetInfo(folder=ds.root, meta=ds.info, rows=ds.rows)
+    return ds
 
 
 def _fill_nan(db: np.ndarray) -> np.ndarray:
@@ -152,6 +141,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 # -- captioned image folder (FORMATS A, captioned/) ---------------------------------------------------
 @dataclass
 class CaptionedInfo:
+    """A captioned dataset as the text trainer reads it (rows through :mod:`sarviz.formats.captioned`)."""
+
     folder: Path
     info: dict[str, Any]
 
@@ -161,40 +152,25 @@ class CaptionedInfo:
         return Calibration.from_dict(cal) if cal else DEFAULT_CALIBRATION
 
     def records(self, split: str) -> list[dict[str, Any]]:
-        sub = self.folder / CAPTION_SPLITS.get(split, split)
-        meta = sub / "metadata.jsonl"
-        if not meta.is_file():
-            return []
-        out = []
-        for n, line in enumerate(meta.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainError(f"{meta} line {n} is not JSON ({exc})") from None
-            if "file_name" not in rec or "text" not in rec:
-                raise TrainError(f"{meta} line {n} lacks file_name/text")
-            path = (sub / rec["file_name"]).resolve()
-            if not path.is_relative_to(sub.resolve()):
-                raise TrainError(f"{meta} line {n}: file_name points outside the folder")
-            rec["path"] = path
-            out.append(rec)
-        return out
+        try:
+            return read_records(self.folder, split)
+        except DatasetError as exc:
+            raise TrainError(str(exc)) from None
 
 
 def open_captioned(folder: str | Path) -> CaptionedInfo:
     """A captioned 🤗 imagefolder written by ``sarviz dataset caption`` (or the dataset folder holding it)."""
-    folder = Path(folder).expanduser()
-    if (folder / "captioned" / "caption_info.json").is_file():
-        folder = folder / "captioned"
-    info_path = folder / "caption_info.json"
+    folder = CaptionedDataset.find_root(folder)
     if not folder.is_dir():
         raise TrainError(f"--data {folder}: no such folder")
-    if not info_path.is_file():
-        raise TrainError(f"--data {folder} is not a captioned dataset (no caption_info.json); "
+    if not (folder / CAPTION_INFO_FILE).is_file():
+        raise TrainError(f"--data {folder} is not a captioned dataset (no {CAPTION_INFO_FILE}); "
                          "write one with `sarviz dataset caption`")
-    return CaptionedInfo(folder=folder, info=read_json(info_path, "caption description", CAPTIONED_FORMAT))
+    try:
+        info = read_caption_info(folder)
+    except DatasetError as exc:
+        raise TrainError(str(exc)) from None
+    return CaptionedInfo(folder=folder, info=info)
 
 
 class CaptionDataset:

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sarviz.formats.controlnet import RUN_FORMAT, TRAIN_META, ControlNetCheckpoint  # noqa: F401 - re-exported
+from sarviz.formats.training_run import ACCELERATE_STATE
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
 
-RUN_FORMAT = "sarviz-geo-run/1"
-TRAIN_META = "sarviz_train.json"
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2")
 DEFAULT_COND_EMBEDDING = (16, 32, 96, 256)  # ControlNet's default: downsamples the condition by 8
 
@@ -198,7 +198,7 @@ class GeoTrainer(TrainLoop):
                                       bias="none", target_modules=list(LORA_TARGETS))
         unet = get_peft_model(unet, self.lora_config)
         if self.resume is not None:
-            state = load_weights_file(self.resume / "unet_lora" / "adapter_model.safetensors")
+            state = load_weights_file(ControlNetCheckpoint.lora_weights_file(self.resume))
             result = set_peft_model_state_dict(unet, state)
             if result.unexpected_keys:
                 raise TrainError(f"{self.resume}/unet_lora does not fit this base UNet / --lora-rank")
@@ -213,7 +213,7 @@ class GeoTrainer(TrainLoop):
         self.controlnet, self.unet, self.optimizer, self.lr_scheduler = acc.prepare(
             controlnet, unet, optimizer, lr_scheduler)
         if self.resume is not None:
-            acc.load_state(str(self.resume / "accelerate_state"))
+            acc.load_state(str(self.resume / ACCELERATE_STATE))
         self.prompt = c.prompt or REFERENCE_SAMPLER["prompt"]
         with torch.no_grad():
             ids = self.tokenizer([self.prompt], padding="max_length", truncation=True, return_tensors="pt",
@@ -266,9 +266,8 @@ class GeoTrainer(TrainLoop):
     # -- checkpoints (FORMATS B) ------------------------------------------------------------------------
     def write_components(self, folder: Path, step: int) -> None:
         acc = self.accelerator
-        acc.unwrap_model(self.controlnet).save_pretrained(str(folder), safe_serialization=True)
-        acc.unwrap_model(self.unet).save_pretrained(str(folder / "unet_lora"), safe_serialization=True)
-        common.write_json(folder / TRAIN_META, self.train_meta(step))
+        ControlNetCheckpoint(folder, self.train_meta(step)).save(
+            controlnet=acc.unwrap_model(self.controlnet), unet_lora=acc.unwrap_model(self.unet))
 
     def train_meta(self, step: int) -> dict[str, Any]:
         c = self.config

@@ -26,6 +26,8 @@ from typing import Any, Callable
 import numpy as np
 
 import sarviz
+
+from sarviz.errors import DatasetError, TrainError
 from sarviz.evaluation.captioned import CaptionedSet, open_captioned
 from sarviz.evaluation.clip import INFO_FILE, sar_rgb
 
@@ -66,21 +68,21 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
     recipe = recipe or SarClipRecipe()
     base, out = Path(base), Path(out)
     if not (base / "config.json").is_file():
-        raise ValueError(f"{base} is not a CLIP model folder (no config.json); give a local CLIP, e.g. a copy of "
+        raise TrainError(f"{base} is not a CLIP model folder (no config.json); give a local CLIP, e.g. a copy of "
                          "openai/clip-vit-base-patch32")
     train = open_captioned(data, "train")
     try:
         val: CaptionedSet | None = open_captioned(data, "validation")
-    except ValueError:
+    except DatasetError:
         val = None
     if len(train.items) < 2:
-        raise ValueError(f"{data}: the train split has {len(train.items)} pair(s); contrastive training needs ≥ 2")
+        raise TrainError(f"{data}: the train split has {len(train.items)} pair(s); contrastive training needs ≥ 2")
     set_seed(recipe.seed)
     try:
         model = CLIPModel.from_pretrained(str(base), use_safetensors=True)
         processor = CLIPProcessor.from_pretrained(str(base))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load the CLIP model and processor from {base} ({exc})") from None
+        raise TrainError(f"cannot load the CLIP model and processor from {base} ({exc})") from None
     accelerator = Accelerator(cpu=(device or "cpu") == "cpu")
     images, texts = _pairs(train, recipe.max_items)
 

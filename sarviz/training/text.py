@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
@@ -202,7 +203,7 @@ class TextTrainer(TrainLoop):
                                  f"{MODEL_FILE}; train with --stage unet first or give --init-from RUN")
         # the refinement keeps its checkpoints and logs apart (its steps count from 0 again);
         # its final model replaces the run's top level
-        self.work = c.out if c.stage == "unet" else c.out / "refine"
+        self.work = c.out if c.stage == "unet" else c.out / REFINE_DIR
         self.accelerator = None
 
     # -- setup ---------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ class TextTrainer(TrainLoop):
         self.unet, self.encoders = prepared[0], list(prepared[1:1 + n_enc])
         self.optimizer, self.lr_scheduler = prepared[-2], prepared[-1]
         if self.resume is not None:
-            acc.load_state(str(self.resume / "accelerate_state"))
+            acc.load_state(str(self.resume / ACCELERATE_STATE))
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
                                                   collate_fn=collate, num_workers=c.num_workers)
         self.start_log(f"text-{c.stage}", base_kind=self.kind, resolution=self.resolution)

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sarviz.batch.layout import BatchFolder
+from sarviz.errors import AccessDenied, SarvizError
 
 STATUS_COLOURS = {"done": "#1a9850", "failed": "#d73027"}
 MAX_LISTED = 200
 
 
-class BatchAccessError(ValueError):
+class BatchAccessError(AccessDenied):
     """The folder may not be opened from the app (outside the allowed roots, or not a batch)."""
 
 
@@ -198,7 +199,7 @@ def batch_page() -> None:
     try:
         folder = BatchFolder(check_batch_path(typed, roots))
         settings = folder.read_settings()
-    except (BatchAccessError, ValueError) as exc:
+    except SarvizError as exc:  # BatchAccessError, or a folder that is not a valid batch
         st.error(f"Cannot open this batch: {exc}")
         return
     cfg = settings.get("config", {})

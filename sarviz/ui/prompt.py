@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import DatasetError, SarvizError, SceneError
+
 log = logging.getLogger(__name__)
 MAP_PROMPT_KEY = "prompt_from_map"
 KEY = "prompt"
@@ -71,7 +73,7 @@ def display_rgb(result: Any, mode: str = "VV") -> np.ndarray:
 
 def reference_from_scene(scene: Any) -> list[np.ndarray]:
     if scene.vv_db is None:
-        raise ValueError(f"scene {scene.scene_id} has no real Sentinel-1 VV layer")
+        raise SceneError(f"scene {scene.scene_id} has no real Sentinel-1 VV layer")
     return [scene.vv_db]
 
 
@@ -82,12 +84,12 @@ def reference_from_dataset(folder: str | Path, label: str, limit: int = 30) -> l
     for split in ("test", "validation", "train"):
         try:
             data = open_captioned(folder, split)
-        except ValueError:
+        except DatasetError:
             continue
         items = data.by_label(limit).get(label)
         if items:
             return [data.read_db(i)["VV"] for i in items]
-    raise ValueError(f"no {label!r} patches in {folder}")
+    raise SceneError(f"no {label!r} patches in {folder}")
 
 
 def datasets_root() -> Path:
@@ -118,7 +120,7 @@ def dataset_labels(folder: str | Path) -> list[str]:
     for split in ("test", "validation", "train"):
         try:
             labels |= set(open_captioned(folder, split).labels())
-        except ValueError:
+        except DatasetError:
             continue
     return sorted(labels)
 
@@ -217,7 +219,7 @@ def prompt_page() -> None:
 def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> None:
     import streamlit as st
 
-    from sarviz.generators.base import GenerationCancelled, GenerationError
+    from sarviz.generators.base import GenerationCancelled
     from sarviz.generators.text import TextRequest
     from sarviz.registry import build_generator
 
@@ -235,7 +237,7 @@ def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> N
         bar.empty()
         st.info("Generation cancelled.")
         return
-    except (GenerationError, ValueError) as exc:
+    except (SarvizError, ValueError) as exc:
         bar.empty()
         st.error(str(exc))
         return
@@ -305,7 +307,7 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
                 return None, ""
             label = st.selectbox("Class", labels, key=f"{key}_label")
             return reference_from_dataset(folder, label), f"real {label}"
-    except (ValueError, OSError) as exc:
+    except (SarvizError, ValueError, OSError) as exc:
         st.error(f"Cannot use that reference: {exc}")
     return None, ""
 
