@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sarviz.errors import EvaluationError
-from sarviz.batch.layout import BatchFolder
+from sarviz.formats.batch_folder import BatchFolder
 
 PAPER_CLASSES = ("desert", "forest", "glacier", "city", "mountain")
 CLASSIFIERS = ("resnet18", "resnet34", "vgg19", "vit_b_32")
@@ -209,8 +209,6 @@ def run_downstream(root: str | os.PathLike, classes: tuple[str, ...], models: tu
 
 
 def write_downstream(result: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
-    from sarviz.atomic import atomic_path
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -230,10 +228,8 @@ def write_downstream(result: dict[str, Any], out: str | os.PathLike) -> dict[str
         lines.append(f"| {name} | gain (points) | {pct(res['gain'])} | {res['gain']['n']} |")
         for arm in ARMS:
             csv_lines += [f"{name},{arm},{i},{v}" for i, v in enumerate(res[arm]["values"])]
-    files = {}
-    for name, text in (("downstream.json", json.dumps(result, indent=1)), ("downstream.md", "\n".join(lines) + "\n"),
-                       ("downstream.csv", "\n".join(csv_lines) + "\n")):
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        files[name] = out / name
-    return files
+    from sarviz.formats import evaluation_report as er
+
+    return er.EvaluationReport(out, "downstream", {
+        er.DOWNSTREAM_JSON: json.dumps(result, indent=1), er.DOWNSTREAM_MD: "\n".join(lines) + "\n",
+        er.DOWNSTREAM_CSV: "\n".join(csv_lines) + "\n"}).save()

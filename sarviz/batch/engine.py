@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 from sarviz.errors import BatchError
 from sarviz.batch.items import ItemGenerator, SceneFetcher
-from sarviz.batch.layout import BatchConfig, BatchFolder
+from sarviz.formats.batch_folder import BatchConfig, BatchFolder
 from sarviz.batch.points import BatchPoint
 
 log = logging.getLogger("sarviz.batch")
@@ -166,7 +166,7 @@ class _RayStages:
 
 
 def _log_to(folder: BatchFolder) -> logging.Handler:
-    handler = logging.FileHandler(folder.log_dir / "batch.log", encoding="utf-8")
+    handler = logging.FileHandler(folder.log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -240,7 +240,7 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
         ticker.close()
         summary.seconds = time.perf_counter() - started
         folder.write_manifest(summary.rows.values())
-        from sarviz.batch.stac import write_catalog
+        from sarviz.formats.stac_catalog import write_catalog
 
         write_catalog(folder.root, folder.item_files(), title=f"sarviz batch {folder.root.name}",
                       description=f"synthetic Sentinel-1 by model {config.model} with the real scene crops")
@@ -256,7 +256,7 @@ def _lock(folder: BatchFolder):
     import fcntl
 
     folder.root.mkdir(parents=True, exist_ok=True)
-    fh = open(folder.root / ".lock", "a+")  # noqa: SIM115 — held for the whole run, closed by run_batch
+    fh = open(folder.lock_file, "a+")  # noqa: SIM115 — held for the whole run, closed by run_batch
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -30,7 +30,8 @@ from typing import Any, Callable
 import numpy as np
 
 from sarviz.errors import EvaluationError
-from sarviz.batch.layout import BatchFolder
+from sarviz.formats import evaluation_report as er
+from sarviz.formats.batch_folder import BatchFolder
 
 POLS = ("VV", "VH")
 #: metric column → (label, better: "lower" | "higher" | "") ; per polarisation suffix _VV/_VH
@@ -329,10 +330,10 @@ def _figures(ev: Evaluation, out: Path) -> list[tuple[str, str]]:
         ax.set_title(f"{METRICS[metric][0]} ({METRICS[metric][1]} is better)", fontsize=9)
     fig.suptitle(f"per-item metrics, {len(ok)} image pairs")
     fig.tight_layout()
-    with atomic_path(out / "metrics_boxplot.png", suffix=".png.part") as tmp:
+    with atomic_path(out / er.METRICS_BOXPLOT_PNG, suffix=".png.part") as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    made.append(("Per-item metrics", "metrics_boxplot.png"))
+    made.append(("Per-item metrics", er.METRICS_BOXPLOT_PNG))
     if ev.pooled_kl:
         classes = sorted(ev.pooled_kl)
         fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(classes)), 3.4))
@@ -345,10 +346,10 @@ def _figures(ev: Evaluation, out: Path) -> list[tuple[str, str]]:
         ax.set_title("Per-class KL of pooled amplitude distributions (seed 001 protocol)", fontsize=9)
         ax.legend()
         fig.tight_layout()
-        with atomic_path(out / "kl_by_class.png", suffix=".png.part") as tmp:
+        with atomic_path(out / er.KL_BY_CLASS_PNG, suffix=".png.part") as tmp:
             fig.savefig(tmp, dpi=90, format="png")
         plt.close(fig)
-        made.append(("Per-class KL", "kl_by_class.png"))
+        made.append(("Per-class KL", er.KL_BY_CLASS_PNG))
     return made
 
 
@@ -407,20 +408,20 @@ def write_report(ev: Evaluation, out: str | os.PathLike) -> dict[str, Path]:
         files[name] = out / name
 
     cols = ["id", "seed", "class", "region", "s1_mode", "scene_id", "model", "error"] + metric_columns()
-    put("per_item.csv", pd.DataFrame(ev.rows, columns=cols).to_csv(index=False))
+    put(er.PER_ITEM_CSV, pd.DataFrame(ev.rows, columns=cols).to_csv(index=False))
     summary_rows = [{"group": g, "metric": c, **s} for g, summ in ev.summary.items() for c, s in summ.items()]
-    put("summary.csv", pd.DataFrame(summary_rows).to_csv(index=False))
+    put(er.SUMMARY_CSV, pd.DataFrame(summary_rows).to_csv(index=False))
     t1 = [{"group": r["group"], "polarisation": r["polarisation"], "n": r["n"],
            "mean_similarity": r["mean_similarity"]["mean"], "std_similarity": r["std_similarity"]["mean"],
            "fsim": r["fsim"]["mean"], "fsim_ci_low": r["fsim"]["ci_low"], "fsim_ci_high": r["fsim"]["ci_high"],
            "ssim": r["ssim"]["mean"], "ssim_ci_low": r["ssim"]["ci_low"], "ssim_ci_high": r["ssim"]["ci_high"]}
           for r in table1(ev)]
-    put("table1.csv", pd.DataFrame(t1).to_csv(index=False))
-    put("kl_by_class.csv", pd.DataFrame([{"class": c, **v} for c, v in sorted(ev.pooled_kl.items())]).to_csv(index=False))
-    put("evaluation.json", json.dumps(ev.to_dict(), indent=1, allow_nan=False, default=_json_default))
+    put(er.TABLE1_CSV, pd.DataFrame(t1).to_csv(index=False))
+    put(er.KL_BY_CLASS_CSV, pd.DataFrame([{"class": c, **v} for c, v in sorted(ev.pooled_kl.items())]).to_csv(index=False))
+    put(er.EVALUATION_JSON, json.dumps(ev.to_dict(), indent=1, allow_nan=False, default=_json_default))
     figures = _figures(ev, out)
     files.update({name: out / name for _, name in figures})
-    put("report.md", markdown_report(ev, figures))
+    put(er.REPORT_MD, markdown_report(ev, figures))
     return files
 
 

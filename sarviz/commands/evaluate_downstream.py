@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sarviz.batch.downstream import run_downstream, write_downstream
+    from sarviz.formats.evaluation_report import DOWNSTREAM_MD
     from sarviz.cli import CliError
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
@@ -54,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(files["downstream.md"].read_text(encoding="utf-8"))
+        print(files[DOWNSTREAM_MD].read_text(encoding="utf-8"))
     return 0

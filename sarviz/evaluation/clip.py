@@ -19,7 +19,6 @@ lose 14 of them to an incomplete batch. Fewer than N pairs in all: no rank (null
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,12 +26,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from sarviz.calibration import Calibration
+from sarviz.errors import ClipMissing  # noqa: F401 - re-exported (it lives in sarviz.errors)
+from sarviz.formats.sarclip import INFO_FILE, SarClipFolder  # noqa: F401 - re-exported
 
 RANK_BATCH = 16
-INFO_FILE = "sarclip_info.json"
-
-
-from sarviz.errors import ClipMissing  # noqa: E402,F401  (re-export: it lives in sarviz.errors)
 
 
 def caption_ranks(image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int = RANK_BATCH,
@@ -138,11 +135,7 @@ class SarClip:
 
 def load_sarclip(folder: str | Path | None, device: str = "cpu") -> SarClip:
     """A SAR-CLIP folder (``sarviz train sarclip`` output, or any CLIPModel + CLIPProcessor folder)."""
-    if not folder:
-        raise ClipMissing("no SAR-CLIP model given (--sarclip DIR); train one with `sarviz train sarclip`")
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ClipMissing(f"{folder} has no config.json: not a CLIP model folder")
+    folder = SarClipFolder.check(folder)
     from transformers import CLIPModel, CLIPProcessor
 
     try:
@@ -150,7 +143,4 @@ def load_sarclip(folder: str | Path | None, device: str = "cpu") -> SarClip:
         processor = CLIPProcessor.from_pretrained(str(folder))
     except (OSError, ValueError) as exc:
         raise ClipMissing(f"cannot load the SAR-CLIP model from {folder} ({exc})") from None
-    info = {}
-    if (folder / INFO_FILE).is_file():
-        info = json.loads((folder / INFO_FILE).read_text())
-    return SarClip(model, processor, folder, info, device)
+    return SarClip(model, processor, folder, SarClipFolder.load(folder).info, device)

@@ -158,9 +158,10 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
 
 def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
     from sarviz.evaluation import figures
+    from sarviz.formats import evaluation_report as er
 
     out_dir = Path(out_dir)
-    written = [_write(out_dir / "report.json", json.dumps(evaluation.to_dict(), indent=2, default=str))]
+    written = [_write(out_dir / er.TEXT_REPORT_JSON, json.dumps(evaluation.to_dict(), indent=2, default=str))]
     rows = [s.row() for s in evaluation.summaries]
     clip_by = {(r["label"], r["images"]): r for r in evaluation.clip_rows}
     for row in rows:
@@ -168,7 +169,7 @@ def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
             c = clip_by.get((row["label"], which)) or {}
             for k in ("rank_mean", "rank_median", "rank_variance", "cosine_mean"):
                 row[f"clip_{k}_{which}"] = c.get(k)
-    written.append(_write(out_dir / "per_label.csv", _csv(rows)))
+    written.append(_write(out_dir / er.PER_LABEL_CSV, _csv(rows)))
     glcm_rows = []
     for s in evaluation.summaries:
         for which, feats in (("real", s.glcm_real), ("generated", s.glcm_generated)):
@@ -179,12 +180,12 @@ def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
                     for a, v in zip(sar.GLCM_ANGLES_DEG, row):
                         glcm_rows.append({"label": s.label, "pol": s.pol, "images": which, "feature": name,
                                           "distance": d, "angle_deg": a, "value": round(float(v), 6)})
-    written.append(_write(out_dir / "glcm.csv", _csv(glcm_rows)))
+    written.append(_write(out_dir / er.GLCM_CSV, _csv(glcm_rows)))
     for s in evaluation.summaries:
         stem = f"{_safe(s.label)}_{s.pol}"
-        written.append(_write(out_dir / "figures" / f"hist_{stem}.png", figures.histogram_png(s)))
+        written.append(_write(out_dir / er.text_figure("hist", stem), figures.histogram_png(s)))
         if s.glcm_real is not None and s.glcm_generated is not None:
-            written.append(_write(out_dir / "figures" / f"glcm_{stem}.png", figures.glcm_png(s)))
+            written.append(_write(out_dir / er.text_figure("glcm", stem), figures.glcm_png(s)))
     evaluation.files += written
     return written
 

@@ -21,7 +21,7 @@ class ArtifactMissing(FormatError):
 
 def register_artifact(cls: A) -> A:
     """Class decorator: add an artifact class to :data:`ARTIFACTS` under its ``name``."""
-    name = getattr(cls, "name", None) or cls.__name__
+    name = getattr(cls, "artifact", None) or cls.__name__
     if name in ARTIFACTS and ARTIFACTS[name] is not cls:
         raise TypeError(f"artifact {name!r} is registered twice ({ARTIFACTS[name].__qualname__}, {cls.__qualname__})")
     ARTIFACTS[name] = cls
@@ -29,11 +29,11 @@ def register_artifact(cls: A) -> A:
 
 
 class Artifact:
-    """One on-disk object. Subclasses set ``name``, ``what`` (for messages), ``FORMAT`` (the
+    """One on-disk object. Subclasses set ``artifact`` (its registry name), ``what`` (for messages), ``FORMAT`` (the
     ``format`` string in its metadata, if it has one) and ``FILES`` (the file names it owns),
     and implement ``save`` / ``load``."""
 
-    name: ClassVar[str] = ""
+    artifact: ClassVar[str] = ""
     what: ClassVar[str] = "artifact"
     FORMAT: ClassVar[str | None] = None
     FILES: ClassVar[tuple[str, ...]] = ()

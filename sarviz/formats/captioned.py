@@ -149,7 +149,7 @@ class CaptionedDataset(Artifact):
     folder or a patch dataset folder holding ``captioned/``.
     """
 
-    name: ClassVar[str] = "captioned-dataset"
+    artifact: ClassVar[str] = "captioned-dataset"
     what: ClassVar[str] = "captioned dataset"
     FORMAT: ClassVar[str] = FORMAT
     FILES: ClassVar[tuple[str, ...]] = (INFO_FILE, METADATA_FILE)

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from sarviz.atomic import write_json
 from sarviz.errors import GenerationError, WeightsMissing
 from sarviz.formats.base import Artifact, register_artifact
+from sarviz.formats.model_card import CARD_FILE  # noqa: F401 - an in-memory card for a checkpoint claims this path
 
 #: the ``format`` of sarviz_train.json
 RUN_FORMAT = "sarviz-geo-run/1"
@@ -41,8 +42,6 @@ UNET_LORA_DIR = "unet_lora"
 LORA_CONFIG = "adapter_config.json"
 LORA_SAFETENSORS = "adapter_model.safetensors"
 LORA_PICKLE = "adapter_model.bin"
-#: an in-memory card for a checkpoint given on the command line claims this path
-CARD_FILE = "card.json"
 COND_CONV_KEY = "controlnet_cond_embedding.conv_in.weight"
 
 
@@ -195,7 +194,7 @@ class ControlNetCheckpoint(Artifact):
     and reads the metadata (one-line :class:`WeightsMissing` / :class:`GenerationError`).
     """
 
-    name: ClassVar[str] = "controlnet-checkpoint"
+    artifact: ClassVar[str] = "controlnet-checkpoint"
     what: ClassVar[str] = "ControlNet checkpoint"
     FORMAT: ClassVar[str] = RUN_FORMAT
     FILES: ClassVar[tuple[str, ...]] = (CONFIG_FILE, SAFETENSORS_NAME, PICKLE_NAME, UNET_LORA_DIR, LORA_CONFIG,

@@ -58,7 +58,7 @@ class PatchDatasetFolder(Artifact):
     each with :func:`sarviz.scene.write_scene`, under :data:`PATCH_DIR`).
     """
 
-    name: ClassVar[str] = "patch-dataset"
+    artifact: ClassVar[str] = "patch-dataset"
     what: ClassVar[str] = "sarviz patch dataset"
     FORMAT: ClassVar[str] = FORMAT
     FILES: ClassVar[tuple[str, ...]] = (INFO_FILE, MANIFEST_FILE, FAILURES_FILE, PATCH_DIR)

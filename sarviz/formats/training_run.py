@@ -119,7 +119,7 @@ def publish_final(tmp: Path, out: Path, marker: str | None = None) -> None:
 class TrainingRun(Artifact):
     """``run.json`` of a run folder: ``load`` reads and checks it, ``save`` writes it atomically."""
 
-    name: ClassVar[str] = "training-run"
+    artifact: ClassVar[str] = "training-run"
     what: ClassVar[str] = "sarviz training run"
     FILES: ClassVar[tuple[str, ...]] = (RUN_FILE, LOSS_LOG, VALIDATION_CSV, VALIDATION_DIR, ACCELERATE_STATE,
                                         REFINE_DIR)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import json
 import os
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -21,14 +19,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from sarviz.atomic import atomic_path
 from sarviz.calibration import Calibration
 from sarviz.constants import DEFAULT_ANGLE_DEG  # noqa: F401 - re-exported (generators import it from here)
 from sarviz.errors import GenerationCancelled, GenerationError, WeightsMissing  # noqa: F401 - re-exported
+from sarviz.formats.generated_image import GeneratedImage
 from sarviz.scene import Scene
 
 #: progress(step, total, message) — called after each unit of work (denoising step, ...)
@@ -96,34 +93,14 @@ class GenerationResult:
 
     def geotiff_bytes(self) -> bytes:
         """GeoTIFF: bands "VV", "VH" (float32 dB), the scene's CRS/transform, provenance in tags."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "generated.tif"
-            self.to_geotiff(path)
-            return path.read_bytes()
+        return self._image().to_bytes()
 
     def to_geotiff(self, path: str | os.PathLike) -> Path:
-        from sarviz.scene import verify_written_tiff
+        """Write the GeoTIFF (:class:`sarviz.formats.generated_image.GeneratedImage`), checked complete."""
+        return self._image().save(path)
 
-        path = Path(path)
-        with atomic_path(path, suffix=".tif.part") as tmp:
-            with rasterio.open(
-                tmp, "w", driver="GTiff", width=self.width, height=self.height, count=2, dtype="float32",
-                crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3,
-                tiled=self.width >= 256 and self.height >= 256,
-            ) as dst:
-                dst.write(np.stack([self.vv_db, self.vh_db]))
-                dst.descriptions = ("VV", "VH")
-                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-                if self.provenance.get("embedding_source"):
-                    dst.update_tags(EMBEDDING_SOURCE=str(self.provenance["embedding_source"]))
-                calibration = self.calibration
-                for band, pol in ((1, "VV"), (2, "VH")):
-                    lo, hi = calibration.range(pol)
-                    # the model's range: values at its ends are clipped, not measured (and the display stretch)
-                    dst.update_tags(band, polarisation=pol, units="dB", calibration_db_range=json.dumps([lo, hi]))
-                dst.update_tags(CALIBRATION=json.dumps(calibration.to_dict(), sort_keys=True))
-            verify_written_tiff(tmp, path)  # GDAL may leave a short file on a full disk without raising
-        return path
+    def _image(self) -> GeneratedImage:
+        return GeneratedImage(self.vv_db, self.vh_db, self.crs, self.transform, self.provenance)
 
     def png_bytes(self, vv_range: tuple[float, float] | None = None,
                   vh_range: tuple[float, float] | None = None) -> bytes:
@@ -154,14 +131,10 @@ class GenerationResult:
 
     @classmethod
     def from_geotiff(cls, path: str | os.PathLike) -> "GenerationResult":
-        with rasterio.open(path) as src:
-            names = [d or "" for d in src.descriptions]
-            if "VV" not in names or "VH" not in names:
-                raise GenerationError(f"{path}: needs bands named VV and VH, found {names}")
-            vv = src.read(names.index("VV") + 1, out_dtype="float32")
-            vh = src.read(names.index("VH") + 1, out_dtype="float32")
-            prov = json.loads(src.tags().get("PROVENANCE", "{}"))
-            return cls(vv, vh, src.crs, src.transform, prov)
+        image = GeneratedImage.load(path)
+        if image.vh_db is None or image.crs is None:
+            raise GenerationError(f"{path}: needs georeferenced bands named VV and VH")
+        return cls(image.vv_db, image.vh_db, image.crs, image.transform, image.provenance)
 
 
 def calibration_of(provenance: dict[str, Any] | None) -> Calibration:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, ProgressCallback
+from sarviz.hashing import file_sha256  # noqa: F401 - re-exported
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
@@ -274,7 +275,6 @@ MODELS = ModelCache()
 
 
 # -- weights hashing: one implementation in sarviz.hashing ------------------------------------
-from sarviz.hashing import file_sha256  # noqa: E402,F401  (re-export)
 
 
 # -- progress helpers ------------------------------------------------------------------------

@@ -35,10 +35,8 @@ import datetime as _dt
 import io
 import json
 import os
-import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,12 +48,14 @@ from sarviz.calibration import Calibration, calibration_from_card
 from sarviz.generators import runtime
 from sarviz.generators.base import (GenerationError, GenerationRequest, Generator, ProgressCallback,
                                     WeightsMissing)
+from sarviz.formats import text_run
+from sarviz.formats.generated_image import GeneratedImage
+from sarviz.formats.text_run import EMBEDS_FILE, TextRun  # noqa: F401 - re-exported
+from sarviz.formats.text_run import FORMAT as RUN_FORMAT  # noqa: F401 - re-exported
+from sarviz.formats.text_run import MODEL_FILE as RUN_METADATA
 from sarviz.registry import ModelCard, register_kind
 
 KIND = "text-to-sar"
-RUN_METADATA = "sarviz_text_model.json"
-RUN_FORMAT = "sarviz-text-sar/1"
-EMBEDS_FILE = "learned_embeds.safetensors"
 DEFAULT_TOKEN = "<SAR>"
 #: seed 001 gives no sampler settings; these are diffusers' usual text-to-image defaults
 DEFAULT_SAMPLER: dict[str, Any] = {
@@ -84,21 +84,8 @@ def base_kind(base: str | os.PathLike) -> str:
 
 
 def read_run(run: str | os.PathLike) -> dict[str, Any]:
-    """``sarviz_text_model.json`` of a run, checked."""
-    path = Path(run) / RUN_METADATA
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WeightsMissing(f"{path} is missing: {run} is not a text-to-SAR run (`sarviz train text` writes it)") from None
-    except (OSError, ValueError) as exc:
-        raise GenerationError(f"{path} is not readable JSON ({exc})") from None
-    if meta.get("format") != RUN_FORMAT:
-        raise GenerationError(f"{path}: format {meta.get('format')!r}, expected {RUN_FORMAT!r}")
-    if meta.get("unet", "lora") not in ("full", "lora"):
-        raise GenerationError(f"{path}: unet must be 'full' or 'lora', got {meta.get('unet')!r}")
-    if meta.get("polarisation", "VV") not in ("VV", "VV+VH"):
-        raise GenerationError(f"{path}: polarisation must be 'VV' or 'VV+VH', got {meta.get('polarisation')!r}")
-    return meta
+    """``sarviz_text_model.json`` of a run, checked (:func:`sarviz.formats.text_run.read_meta`)."""
+    return text_run.read_meta(run)
 
 
 @dataclass
@@ -125,28 +112,14 @@ class TextModelPaths:
             meta = self.meta()
         except GenerationError as exc:
             return [str(exc)]
-        out = []
-        unet = run / ("unet" if meta.get("unet") == "full" else "unet_lora")
-        if not unet.is_dir():
-            out.append(f"{unet} is missing")
-        if not (run / EMBEDS_FILE).is_file():
-            out.append(f"{run / EMBEDS_FILE} is missing")
+        out = TextRun(run, meta).missing_parts()
         base = self.resolved_base(meta)
-        if not (Path(base) / "model_index.json").is_file():
-            out.append(f"base model folder {base} (with model_index.json) is missing")
+        if not (Path(base) / text_run.BASE_INDEX).is_file():
+            out.append(f"base model folder {base} (with {text_run.BASE_INDEX}) is missing")
         return out
 
     def files_to_hash(self) -> dict[str, Path]:
-        run = Path(self.run)
-        candidates = {
-            "unet": run / "unet" / "diffusion_pytorch_model.safetensors",
-            "unet_lora": run / "unet_lora" / "adapter_model.safetensors",
-            "text_encoder_lora": run / "text_encoder_lora" / "adapter_model.safetensors",
-            "text_encoder_2_lora": run / "text_encoder_2_lora" / "adapter_model.safetensors",
-            "learned_embeds": run / EMBEDS_FILE,
-            "vae": run / "vae" / "diffusion_pytorch_model.safetensors",
-        }
-        return {k: p for k, p in candidates.items() if p.is_file()}
+        return TextRun(Path(self.run), {}).weight_files()
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -241,10 +214,10 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
     with _quiet_loading():
         step(0, "loading the UNet")
         if meta.get("unet") == "full":
-            extra["unet"] = load(diffusers.UNet2DConditionModel.from_pretrained, str(run / "unet"),
+            extra["unet"] = load(diffusers.UNet2DConditionModel.from_pretrained, str(run / text_run.UNET_DIR),
                                  torch_dtype=torch.float32, use_safetensors=True, what=f"UNet from {run / 'unet'}")
-        if (run / "vae").is_dir():
-            extra["vae"] = load(diffusers.AutoencoderKL.from_pretrained, str(run / "vae"), torch_dtype=torch.float32,
+        if (run / text_run.VAE_DIR).is_dir():
+            extra["vae"] = load(diffusers.AutoencoderKL.from_pretrained, str(run / text_run.VAE_DIR), torch_dtype=torch.float32,
                                 use_safetensors=True, what=f"refined VAE from {run / 'vae'}")
             info["vae"] = "refined (run)"
         step(1, "loading the base pipeline")
@@ -254,12 +227,12 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
                     what=f"{kind} base pipeline from {base}", **extra, **sd15_extra)
         if meta.get("unet") != "full":
             step(2, "applying the UNet LoRA")
-            pipe.unet, info["unet_lora"] = apply_unet_lora(pipe.unet, run / "unet_lora", merge=merge_lora)
+            pipe.unet, info["unet_lora"] = apply_unet_lora(pipe.unet, run / text_run.UNET_LORA_DIR, merge=merge_lora)
         step(3, "adding the learned token")
         info["token_embedding"] = load_token_embedding(pipe, run / EMBEDS_FILE, token, kind)
         step(4, "applying the text-encoder LoRA(s)")
-        for name in ("text_encoder", "text_encoder_2"):
-            folder = run / f"{name}_lora"
+        for i, name in enumerate(("text_encoder", "text_encoder_2")):
+            folder = run / text_run.te_lora_dir(i)
             if folder.is_dir() and getattr(pipe, name, None) is not None:
                 module, info[f"{name}_lora"] = apply_unet_lora(getattr(pipe, name), folder, merge=merge_lora)
                 setattr(pipe, name, module)
@@ -361,28 +334,11 @@ class TextResult:
         return {"VV": self.vv_db} if self.vh_db is None else {"VV": self.vv_db, "VH": self.vh_db}
 
     def to_geotiff(self, path: str | os.PathLike) -> Path:
-        """GeoTIFF without CRS/transform: bands VV [, VH] float32 dB, provenance in the tags."""
-        import rasterio
-        from rasterio.errors import NotGeoreferencedWarning
-
-        path = Path(path)
-        bands = self.bands
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
-                tmp, "w", driver="GTiff", width=self.width, height=self.height, count=len(bands), dtype="float32",
-                nodata=np.nan, compress="DEFLATE", predictor=3,
-            ) as dst:
-                dst.write(np.stack(list(bands.values())))
-                dst.descriptions = tuple(bands)
-                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-                for i, pol in enumerate(bands, start=1):
-                    dst.update_tags(i, polarisation=pol, units="dB")
-        return path
+        """GeoTIFF without CRS/transform: bands VV [, VH] float32 dB, provenance in the tags, checked complete."""
+        return GeneratedImage(self.vv_db, self.vh_db, None, None, self.provenance).save(path)
 
     def geotiff_bytes(self) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            return self.to_geotiff(Path(tmp) / "generated.tif").read_bytes()
+        return GeneratedImage(self.vv_db, self.vh_db, None, None, self.provenance).to_bytes()
 
     def png_bytes(self) -> bytes:
         """8-bit PNG with the model's calibration: grey VV, or R = VV, G = VH, B = VV."""
@@ -410,18 +366,8 @@ class TextResult:
 
     @classmethod
     def from_geotiff(cls, path: str | os.PathLike) -> "TextResult":
-        import rasterio
-        from rasterio.errors import NotGeoreferencedWarning
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                names = [d or "" for d in src.descriptions]
-                if "VV" not in names:
-                    raise GenerationError(f"{path}: needs a band named VV, found {names}")
-                vv = src.read(names.index("VV") + 1, out_dtype="float32")
-                vh = src.read(names.index("VH") + 1, out_dtype="float32") if "VH" in names else None
-                return cls(vv, vh, json.loads(src.tags().get("PROVENANCE", "{}")))
+        image = GeneratedImage.load(path)
+        return cls(image.vv_db, image.vh_db, image.provenance)
 
 
 def numbered_paths(out: str | os.PathLike, count: int) -> list[Path]:
@@ -625,7 +571,7 @@ def run_card(run: str | os.PathLike, base: str | None = None, template: ModelCar
     data.update({"id": f"run:{Path(run_abs).name}", "name": f"text-to-SAR run {Path(run_abs).name}", "kind": KIND,
                  "weights": {"run": run_abs, "base": base_abs}})
     data.pop("how_to_get", None)
-    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(run_abs) / "card.json", data=data)
+    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(run_abs) / text_run.CARD_FILE, data=data)
 
 
 register_kind(KIND, TextGenerator)

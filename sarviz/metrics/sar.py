@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sarviz.calibration import DEFAULT_CALIBRATION, POLARISATIONS, Calibration
+from sarviz.errors import MetricError  # noqa: F401 - re-exported
 
 # -- the fixed dB → [0, 1] mapping (shared with the model and the display stretch) -------------
 # SSIM, FSIM, Mean/Std similarity and GLCM map dB linearly onto [0, 1] (clipped) through a
@@ -85,9 +86,6 @@ GLCM_LEVELS = 32
 GLCM_DISTANCES: tuple[int, ...] = (1, 2, 4)
 GLCM_ANGLES_DEG: tuple[int, ...] = (0, 45, 90, 135)
 GLCM_FEATURES: tuple[str, ...] = ("contrast", "homogeneity", "correlation", "entropy")
-
-
-from sarviz.errors import MetricError  # noqa: E402,F401  (re-export: it lives in sarviz.errors)
 
 
 # -- inputs ----------------------------------------------------------------------------------------

@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
+from sarviz.formats.text_run import EMBEDS_FILE, MODEL_FILE, UNET_DIR, UNET_LORA_DIR, VAE_DIR, TextRun
+from sarviz.formats.text_run import FORMAT as MODEL_FORMAT
+from sarviz.formats.text_run import te_lora_dir as _te_lora_dir
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
 
-MODEL_FORMAT = "sarviz-text-sar/1"
-MODEL_FILE = "sarviz_text_model.json"
-EMBEDS_FILE = "learned_embeds.safetensors"
 TE_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 UNET_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 STAGES = ("unet", "vae-decoder")
@@ -228,12 +228,12 @@ class TextTrainer(TrainLoop):
             encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder")]
             if n_enc == 2:
                 encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"))
-            if source is not None and (source / "unet").is_dir():
-                unet = UNet2DConditionModel.from_pretrained(str(source / "unet"))
+            if source is not None and (source / UNET_DIR).is_dir():
+                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))
             else:
                 unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-            if source is not None and (source / "vae").is_dir():
-                self.vae = AutoencoderKL.from_pretrained(str(source / "vae"))
+            if source is not None and (source / VAE_DIR).is_dir():
+                self.vae = AutoencoderKL.from_pretrained(str(source / VAE_DIR))
             else:
                 self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
             self.noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
@@ -273,7 +273,7 @@ class TextTrainer(TrainLoop):
             unet = get_peft_model(unet, LoraConfig(r=c.unet_lora_rank, lora_alpha=c.unet_lora_alpha,
                                                    target_modules=list(UNET_LORA_TARGETS), bias="none"))
             if source is not None:
-                _load_adapter(unet, source / "unet_lora")
+                _load_adapter(unet, source / UNET_LORA_DIR)
             cast_training_params(unet, dtype=torch.float32)
         te_config = LoraConfig(r=c.te_lora_rank, lora_alpha=c.te_lora_alpha, target_modules=list(TE_LORA_TARGETS),
                                bias="none")
@@ -407,7 +407,7 @@ class TextTrainer(TrainLoop):
     def saves_vae(self) -> bool:
         """A refined VAE is part of the model: this stage's, or the one a resumed/refined run had."""
         source = self.resume or self.init
-        return self.config.stage == "vae-decoder" or (source is not None and (source / "vae").is_dir())
+        return self.config.stage == "vae-decoder" or (source is not None and (source / VAE_DIR).is_dir())
 
     def model_meta(self, step: int) -> dict[str, Any]:
         c = self.config
@@ -429,7 +429,7 @@ class TextTrainer(TrainLoop):
             },
         }
         if self.saves_vae:
-            meta["vae"] = "vae"
+            meta["vae"] = VAE_DIR
         if c.stage == "vae-decoder":
             meta["recipe"].update({"stage": "vae-decoder", "lr_vae": c.lr_vae, "kl_weight": c.kl_weight,
                                    "timesteps": f"[0, {c.refine_fraction:.0%} of the schedule)",
@@ -437,32 +437,19 @@ class TextTrainer(TrainLoop):
         return meta
 
     def write_components(self, folder: Path, step: int) -> None:
-        from safetensors.torch import save_file
-
         acc = self.accelerator
-        unet = acc.unwrap_model(self.unet)
-        if self.config.unet == "full":
-            unet.save_pretrained(str(folder / "unet"), safe_serialization=True)
-        else:
-            unet.save_pretrained(str(folder / "unet_lora"), safe_serialization=True)
         embeds: dict[str, Any] = {}
+        encoders = []
         for i, (enc, tid) in enumerate(zip(self.encoders, self.token_ids)):
             enc = acc.unwrap_model(enc)
-            # the token row is in learned_embeds; PEFT must not copy the whole resized table
-            enc.save_pretrained(str(folder / _te_lora_dir(i)), save_embedding_layers=False)
+            encoders.append(enc)
             vec = enc.get_input_embeddings().weight[tid].detach().float().cpu().contiguous()
             if self.kind == "sd15":
                 embeds[self.config.token] = vec
             else:
                 embeds[("clip_l", "clip_g")[i]] = vec[None].contiguous()
-        save_file(embeds, str(folder / EMBEDS_FILE))
-        if self.saves_vae:
-            self.vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
-        common.write_json(folder / MODEL_FILE, self.model_meta(step))
-
-
-def _te_lora_dir(i: int) -> str:
-    return "text_encoder_lora" if i == 0 else f"text_encoder_{i + 1}_lora"
+        TextRun(folder, self.model_meta(step)).save(unet=acc.unwrap_model(self.unet), text_encoders=encoders,
+                                                    embeds=embeds, vae=self.vae if self.saves_vae else None)
 
 
 def _predicted_clean(scheduler, noisy, pred, timesteps):
@@ -474,7 +461,13 @@ def _predicted_clean(scheduler, noisy, pred, timesteps):
 
 
 def _read_model_meta(folder: Path) -> dict[str, Any]:
-    return common.read_json(Path(folder) / MODEL_FILE, "sarviz text-to-SAR run", MODEL_FORMAT)
+    from sarviz.errors import GenerationError
+    from sarviz.formats.text_run import read_meta
+
+    try:
+        return read_meta(folder)
+    except GenerationError as exc:  # the run to resume or refine: a training error here
+        raise TrainError(str(exc)) from None
 
 
 def _load_embeds(folder: Path, kind: str, token: str) -> list:
@@ -492,7 +485,7 @@ def _load_adapter(peft_model, folder: Path) -> None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    path = folder / "adapter_model.safetensors"
+    path = TextRun.adapter_file(folder)
     if not path.is_file():
         raise TrainError(f"{path} is missing (the run to resume or refine is incomplete)")
     result = set_peft_model_state_dict(peft_model, load_file(str(path)))
