@@ -161,9 +161,9 @@ def _caption(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     import json
 
-    from sarviz.datasets.layout import open_dataset
+    from sarviz.formats.patch_dataset import PatchDatasetFolder
 
-    ds = open_dataset(args.dataset)
+    ds = PatchDatasetFolder.load(args.dataset)
     if args.json:
         print(json.dumps({**ds.info, "class_counts": ds.class_counts()}, sort_keys=True))
     else:

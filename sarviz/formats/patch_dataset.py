@@ -37,7 +37,10 @@ INFO_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
 FAILURES_FILE = "failures.csv"
 PATCH_DIR = "patches"
-RECORDS_DIR = Path(".build") / "records"
+BUILD_DIR = Path(".build")
+RECORDS_DIR = BUILD_DIR / "records"
+#: the build options a resumed build must repeat
+OPTIONS_FILE = BUILD_DIR / "options.json"
 #: the binding manifest columns (docs/datasets.md); width/height follow for patches smaller than ``size``
 MANIFEST_COLUMNS = ("id", "file", "split", "lon", "lat", "date", "orbit", "relative_orbit", "angle_mean",
                     "landcover", "landcover_fractions", "embedding_source", "source_scene", "provenance",
@@ -74,8 +77,7 @@ class PatchDatasetFolder(Artifact):
     def save(self, root: str | os.PathLike | None = None) -> Path:
         """Write dataset.json and manifest.csv (manifest first: the info file marks a dataset)."""
         root = Path(root) if root is not None else self.root
-        columns = list(MANIFEST_COLUMNS) + [c for c in (self.rows[0] if self.rows else {}) if c not in MANIFEST_COLUMNS]
-        write_csv_atomic(root / MANIFEST_FILE, columns, self.rows)
+        write_csv_atomic(root / MANIFEST_FILE, MANIFEST_COLUMNS, self.rows)  # other keys of a row are not kept
         write_json(root / INFO_FILE, {**self.info, "format": FORMAT})
         return root
 

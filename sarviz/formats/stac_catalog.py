@@ -189,7 +189,7 @@ class StacCatalog(Artifact):
             raise FormatError(f"{path} is missing: not a batch folder with a STAC catalog")
         try:
             catalog = pystac.Catalog.from_file(str(path), stac_io=AtomicStacIO())
-        except (OSError, ValueError, KeyError, pystac.STACError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, pystac.STACError, pystac.STACTypeError) as exc:
             raise FormatError(f"{path} is not a readable STAC catalog ({exc})") from None
         return cls(root, catalog)
 

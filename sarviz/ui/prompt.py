@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sarviz.errors import DatasetError, SarvizError, SceneError
+from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
 
 log = logging.getLogger(__name__)
 MAP_PROMPT_KEY = "prompt_from_map"
@@ -109,7 +110,7 @@ def find_captioned(root: Path, max_depth: int = 3) -> list[Path]:
         return []
     found = []
     for depth in range(max_depth + 1):
-        found += [p.parent for p in root.glob("/".join(["*"] * depth + ["caption_info.json"]))]
+        found += [p.parent for p in root.glob("/".join(["*"] * depth + [CAPTION_INFO_FILE]))]
     return sorted(set(found))
 
 
