@@ -72,7 +72,7 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def sar_rgb(bands_db: dict[str, np.ndarray], calibration: Calibration) -> np.ndarray:
-    """dB bands → (H, W, 3) uint8 in the captioned-dataset convention (FORMATS A)."""
+    """dB bands → (H, W, 3) uint8 in the captioned-dataset convention (sarviz.formats.captioned)."""
     vv = (calibration.to_unit(np.nan_to_num(bands_db["VV"], nan=-1e9), "VV") * 255).round().astype(np.uint8)
     if "VH" in bands_db and bands_db["VH"] is not None:
         vh = (calibration.to_unit(np.nan_to_num(bands_db["VH"], nan=-1e9), "VH") * 255).round().astype(np.uint8)

@@ -1,6 +1,6 @@
 """Text-to-SAR generator (seed paper 001, ONERA): a prompt → a synthetic SAR image.
 
-A trained run (``sarviz train text``, layout FORMATS C) on a Stable Diffusion 1.5 or SDXL
+A trained run (``sarviz train text``, layout sarviz.formats.text_run) on a Stable Diffusion 1.5 or SDXL
 base (diffusers folder; the pipeline class comes from its ``model_index.json``)::
 
     RUN/sarviz_text_model.json          base, base_kind, token, unet (full|lora), calibration,
@@ -384,7 +384,7 @@ def image_to_db(image: np.ndarray, calibration: Calibration, polarisation: str, 
 
     "L" models were trained on grey images replicated into RGB: VV is the mean of the three
     channels (it averages out the VAE's small per-channel differences). "RGB" models were
-    trained on R = VV, G = VH, B = VV (FORMATS A): VV is the mean of R and B, VH is G.
+    trained on R = VV, G = VH, B = VV (sarviz.formats.captioned): VV is the mean of R and B, VH is G.
     """
     image = np.asarray(image, dtype=np.float32)
     if image_mode == "RGB" or polarisation == "VV+VH":

@@ -1,4 +1,4 @@
-"""Training data for the trainers: the patch dataset (FORMATS A) and the captioned image folder.
+"""Training data for the trainers: the patch dataset (sarviz.formats.captioned) and the captioned image folder.
 
 A patch becomes what the seed-000 model learns from:
 
@@ -138,7 +138,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-# -- captioned image folder (FORMATS A, captioned/) ---------------------------------------------------
+# -- captioned image folder (sarviz.formats.captioned) ---------------------------------------------------
 @dataclass
 class CaptionedInfo:
     """A captioned dataset as the text trainer reads it (rows through :mod:`sarviz.formats.captioned`)."""

@@ -16,7 +16,7 @@ Recipe (paper 000 and the reference ``train_sar_regray.py``; deviations marked â
   every checkpoint).
 
 Run in-process (``sarviz train geo``) or under ``accelerate launch -m sarviz.training.geo``.
-Checkpoints follow FORMATS B (the published layout + ``sarviz_train.json`` + ``accelerate_state/``).
+Checkpoints follow sarviz.formats.controlnet (the published layout + ``sarviz_train.json`` + ``accelerate_state/``).
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ class GeoTrainer(TrainLoop):
         if (c.validate_every and step % c.validate_every == 0) or step == c.max_steps:
             self.validate(step)
 
-    # -- checkpoints (FORMATS B) ------------------------------------------------------------------------
+    # -- checkpoints (sarviz.formats.controlnet) ------------------------------------------------------------------------
     def write_components(self, folder: Path, step: int) -> None:
         acc = self.accelerator
         ControlNetCheckpoint(folder, self.train_meta(step)).save(

@@ -18,7 +18,7 @@ Recipe (paper 001, its best configuration "soleil-up-7"; deviations marked ‡):
   histograms of the target image and the image decoded from the predicted clean latent
   (λ_KL = 0.1 ‡: the paper gives no value; soft histograms make the term differentiable).
 
-Output (FORMATS C): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_state/``) with
+Output (sarviz.formats.text_run): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_state/``) with
 ``sarviz_text_model.json``, ``unet/`` or ``unet_lora/``, ``text_encoder_lora/``
 (``text_encoder_2_lora/``), ``learned_embeds.safetensors`` and, after the refinement, ``vae/``.
 """
@@ -402,7 +402,7 @@ class TextTrainer(TrainLoop):
     def finish(self, step: int) -> Path | None:
         return self.save_checkpoint(step, final_to=self.config.out)
 
-    # -- saving (FORMATS C) --------------------------------------------------------------------------------
+    # -- saving (sarviz.formats.text_run) --------------------------------------------------------------------------------
     @property
     def saves_vae(self) -> bool:
         """A refined VAE is part of the model: this stage's, or the one a resumed/refined run had."""
