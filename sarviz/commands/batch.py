@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     summary = run_batch(points, config, args.out, engine=args.engine, ray_address=args.ray_address,
                         workers=args.workers, fetch_workers=args.fetch_workers, gpus_per_worker=args.gpus_per_worker,
                         progress=not args.quiet, info=source)
-    print(f"sarviz batch: {summary.line()}; catalog {args.out / 'catalog.json'}, manifest {args.out / 'manifest.csv'}",
+    from sarviz.formats.batch_folder import MANIFEST_CSV
+    from sarviz.formats.stac_catalog import CATALOG_FILE
+
+    print(f"sarviz batch: {summary.line()}; catalog {args.out / CATALOG_FILE}, manifest {args.out / MANIFEST_CSV}",
           file=sys.stderr)
     composite = sum(r.get("s1_mode") == "composite" for r in summary.rows.values())
     if composite and args.s1_mode == "single":

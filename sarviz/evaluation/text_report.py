@@ -27,6 +27,7 @@ from typing import Any, Callable
 import sarviz
 
 from sarviz.errors import EvaluationError
+from sarviz.formats.evaluation_report import GENERATED_DIR
 from sarviz.atomic import atomic_path
 from sarviz.evaluation import clip as clip_mod
 from sarviz.evaluation.captioned import CaptionedSet
@@ -129,7 +130,7 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
                 request, cancel=cancel,
                 progress=None if progress is None else (lambda i, n, m: progress(done, total, f"{message} ({m})")))[0]
             result.provenance["evaluation"] = {"label": label, "caption_id": item.id, "test_split": str(dataset.root)}
-            files.append(result.to_geotiff(out_dir / "generated" / _safe(label) / f"{_safe(item.id)}.tif"))
+            files.append(result.to_geotiff(out_dir / GENERATED_DIR / _safe(label) / f"{_safe(item.id)}.tif"))
             gen.setdefault(label, []).append(result.vv_db)
             gen_bands.setdefault(label, []).append(result.bands)
             done += 1

@@ -46,6 +46,8 @@ STAGING_DIR = ".staging"
 LOG_DIR = "logs"
 LOG_FILE = "batch.log"
 LOCK_FILE = ".lock"
+#: where ``sarviz evaluate`` / ``evaluate-downstream`` write their report by default
+EVALUATION_DIR = "evaluation"
 #: the files of one item folder (the STAC Item is ``<id>.json``, the catalog sarviz.formats.stac_catalog)
 REAL_FILE = "real.tif"
 OPTICAL_FILE = "optical.tif"

@@ -13,7 +13,8 @@
     downstream classification (sarviz evaluate-downstream)
       downstream.json, downstream.md, downstream.csv
     text-to-SAR evaluation (sarviz evaluate-text)
-      report.json, per_label.csv, glcm.csv, figures/hist_<label>_<pol>.png, figures/glcm_<label>_<pol>.png
+      report.json, per_label.csv, glcm.csv, figures/hist_<label>_<pol>.png, figures/glcm_<label>_<pol>.png,
+      generated/<label>/<caption id>.tif
 
 A report is a set of files, each rendered in memory and written atomically (an existing
 file survives a failed write); ``load`` reads back whichever of a report kind's files exist.
@@ -51,6 +52,8 @@ TEXT_REPORT_JSON = "report.json"
 PER_LABEL_CSV = "per_label.csv"
 GLCM_CSV = "glcm.csv"
 FIGURES_DIR = "figures"
+#: the generated images of a text-to-SAR evaluation: generated/<label>/<caption id>.tif
+GENERATED_DIR = "generated"
 TEXT_FILES = (TEXT_REPORT_JSON, PER_LABEL_CSV, GLCM_CSV)
 
 #: report kind → (its files, the file that must exist for a folder to be that report)

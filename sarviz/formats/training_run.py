@@ -12,6 +12,7 @@
         accelerate_state/         optimizer, LR scheduler, RNG (no model weights)
       .tmp-checkpoint-N/          a checkpoint being written (renamed when complete)
       refine/                     a text run's refinement stage: a run folder of its own
+      logs/                       accelerate / TensorBoard logs
 
 A checkpoint is written into a temp folder and renamed when complete, so a listed
 checkpoint is always whole; a killed run's temp folders are removed on the next start.
@@ -39,6 +40,7 @@ VALIDATION_CSV = "validation.csv"
 VALIDATION_DIR = "validation"
 ACCELERATE_STATE = "accelerate_state"
 REFINE_DIR = "refine"
+LOGS_DIR = "logs"  # accelerate / TensorBoard logs
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TMP_PREFIX = ".tmp-checkpoint-"

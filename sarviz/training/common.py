@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from sarviz.atomic import write_json  # noqa: F401 - re-exported (one JSON writer)
 from sarviz.errors import TrainError  # noqa: F401 - re-exported (it lives in sarviz.errors)
 from sarviz.formats.training_run import (  # noqa: F401 - re-exported (the run folder's names live there)
-    ACCELERATE_STATE, CHECKPOINT_RE, LOSS_FIELDS, LOSS_LOG, RUN_FILE, TMP_PREFIX, RunLog, clean_stale_temp,
+    ACCELERATE_STATE, CHECKPOINT_RE, LOGS_DIR, LOSS_FIELDS, LOSS_LOG, RUN_FILE, TMP_PREFIX, RunLog, clean_stale_temp,
     list_checkpoints, publish_checkpoint, publish_final, temp_checkpoint_dir,
 )
 
@@ -168,7 +168,7 @@ def make_accelerator(out: Path, mixed_precision: str, grad_accum: int, log_with_
 
     if mixed_precision not in MIXED_PRECISION:
         raise TrainError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, got {mixed_precision!r}")
-    config = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
+    config = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / LOGS_DIR))
     log_with = None
     if log_with_tensorboard:
         try:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sarviz.formats.batch_folder import OPTICAL_FILE, REAL_FILE, SCENE_FILE, SETTINGS_FILE, BatchFolder
+from sarviz.formats.batch_folder import EVALUATION_DIR, OPTICAL_FILE, REAL_FILE, SCENE_FILE, SETTINGS_FILE, BatchFolder
 from sarviz.errors import AccessDenied, SarvizError
 from sarviz.formats import evaluation_report as er
 
@@ -253,7 +253,7 @@ def batch_page() -> None:
 def _evaluation(folder: BatchFolder) -> None:
     import streamlit as st
 
-    report = folder.root / "evaluation"
+    report = folder.root / EVALUATION_DIR
     if not (report / er.TABLE1_CSV).is_file():
         st.caption(f"No evaluation yet: `sarviz evaluate {folder.root.name}` writes the papers' tables.")
         return
