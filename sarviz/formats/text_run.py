@@ -113,7 +113,7 @@ class TextRun(Artifact):
             raise WeightsMissing(f"{folder}: {missing[0]}")
         return run
 
-    def save(self, folder: str | os.PathLike | None = None, *, unet: Any = None, text_encoders: list[Any] = (),
+    def save(self, folder: str | os.PathLike | None = None, *, unet: Any = None, text_encoders: list[Any] | tuple[()] = (),
              embeds: dict[str, Any] | None = None, vae: Any = None) -> Path:
         folder = Path(folder) if folder is not None else self.folder
         folder.mkdir(parents=True, exist_ok=True)

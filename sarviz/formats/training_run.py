@@ -99,7 +99,9 @@ def publish_final(tmp: Path, out: Path, marker: str | None = None) -> None:
     """Move a final model's parts from ``tmp`` into ``out``; the ``marker`` metadata file last,
     so a loader that sees it sees a complete model (default: the text run's metadata file)."""
     if marker is None:
-        from sarviz.formats.text_run import MODEL_FILE as marker
+        from sarviz.formats.text_run import MODEL_FILE
+
+        marker = MODEL_FILE
     meta = tmp / marker
     (out / marker).unlink(missing_ok=True)
     for item in sorted(tmp.iterdir()):
