@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sarviz.cli import CliError
+from sarviz.errors import CliError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -122,7 +122,7 @@ def _chain_factory(args: argparse.Namespace):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from sarviz.cli import CliError
+    from sarviz.errors import CliError
     from sarviz.datasets import builder
 
     given = [name for name in ("scenes", "points", "region") if getattr(args, name) is not None]

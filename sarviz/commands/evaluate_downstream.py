@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from sarviz.batch.downstream import run_downstream, write_downstream
     from sarviz.formats.batch_folder import EVALUATION_DIR
     from sarviz.formats.evaluation_report import DOWNSTREAM_MD
-    from sarviz.cli import CliError
+    from sarviz.errors import CliError
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from sarviz.calibration import DEFAULT_CALIBRATION
+from sarviz.constants import QUALITY_ASPECTS  # noqa: F401 - re-exported (one list, in sarviz.constants)
 from sarviz.study.db import StudyError
 from sarviz.study.models import SOURCE_LABELS, SOURCES
 
