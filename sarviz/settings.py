@@ -84,7 +84,10 @@ class Settings:
         config_file = config_file or Path(os.environ.get("SARVIZ_CONFIG", HOME / "sarviz.toml"))
         if config_file.is_file():
             with config_file.open("rb") as fh:
-                values.update(tomllib.load(fh))
+                try:
+                    values.update(tomllib.load(fh))
+                except tomllib.TOMLDecodeError as exc:
+                    raise ConfigError(f"{config_file} is not valid TOML ({exc})") from None
         for f in fields(cls):
             env = os.environ.get(f"SARVIZ_{f.name.upper()}")
             if env is not None:
@@ -107,7 +110,10 @@ class Settings:
             elif f.name == "study_db":
                 raw = expand_sqlite_home(str(raw))
             elif f.name == "network_timeout":
-                raw = float(raw)
+                try:
+                    raw = float(raw)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"SARVIZ_NETWORK_TIMEOUT must be a number of seconds, got {raw!r}") from None
             setattr(out, f.name, raw)
         return out
 

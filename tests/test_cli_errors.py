@@ -99,3 +99,16 @@ def test_sarviz_error_and_os_error_keep_their_one_line(monkeypatch, capsys, tmp_
     assert err.startswith("sarviz dataset: error: ") and "No such file or directory" in err
     monkeypatch.setattr(d, "_info", lambda args: (_ for _ in ()).throw(CliError("bad flag", code=3)))
     assert cli.main(["dataset", "info", "x"]) == 3
+
+
+def test_bad_settings_are_a_config_error(monkeypatch, tmp_path):
+    from sarviz.errors import ConfigError
+    from sarviz.settings import Settings
+
+    monkeypatch.setenv("SARVIZ_NETWORK_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="SARVIZ_NETWORK_TIMEOUT"):
+        Settings.load(tmp_path / "none.toml")
+    monkeypatch.delenv("SARVIZ_NETWORK_TIMEOUT")
+    (tmp_path / "bad.toml").write_text("scenes = [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        Settings.load(tmp_path / "bad.toml")
