@@ -103,8 +103,8 @@ def normalise_amplitude(values: np.ndarray, unit: str = "db", k_sigma: float = K
     valid = amp[finite] if not finite.all() else amp.ravel()
     if valid.size == 0:
         raise AmplitudeError("no valid pixel to normalise (all missing)")
-    _, threshold = normalise_amplitude_rows(valid, k_sigma)
-    threshold = float(threshold)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero threshold is refused just below
+        threshold = float(normalise_amplitude_rows(valid, k_sigma)[1])
     if not threshold > 0:
         raise AmplitudeError(f"the image's μ + {k_sigma:g}σ of amplitude is {threshold:g}; it cannot be normalised")
     out = np.clip(amp / threshold, 0.0, 1.0)
