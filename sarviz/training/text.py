@@ -138,18 +138,14 @@ def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
 
 
 def base_kind(base: Path) -> str:
-    """"sd15" or "sdxl" from the base's model_index.json."""
-    index = Path(base) / "model_index.json"
+    """"sd15" or "sdxl": :func:`sarviz.generators.base_model.base_kind` (the one rule), as a TrainError."""
+    from sarviz.errors import GenerationError
+    from sarviz.generators.base_model import base_kind as kind_of
+
     try:
-        data = json.loads(index.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainError(f"base model {base}: model_index.json is missing or invalid ({exc})") from None
-    name = str(data.get("_class_name", ""))
-    if "XL" in name or "text_encoder_2" in data:
-        return "sdxl"
-    if "StableDiffusion" in name:
-        return "sd15"
-    raise TrainError(f"base model {base} is a {name or 'unknown'} pipeline; use Stable Diffusion 1.5 or SDXL")
+        return kind_of(base, supported=("sd15", "sdxl"))
+    except GenerationError as exc:
+        raise TrainError(f"{exc}; sarviz train text fine-tunes Stable Diffusion 1.5 or SDXL") from None
 
 
 def soft_histogram(x, bins: int = KL_BINS, lo: float = -1.0, hi: float = 1.0):
