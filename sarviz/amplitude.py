@@ -22,8 +22,9 @@ statistics are always of the amplitude A = √intensity = 10^(dB/20).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class AmplitudeStats:
         return {**asdict(self), "formula": FORMULA}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AmplitudeStats":
+    def from_dict(cls, data: Mapping[str, Any]) -> AmplitudeStats:
         try:
             return cls(float(data["mean"]), float(data["std"]), float(data["threshold"]),
                        float(data["clipped_fraction"]), int(data["n_valid"]), float(data.get("k_sigma", K_SIGMA)))

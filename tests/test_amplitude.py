@@ -59,7 +59,7 @@ def test_the_row_form_is_the_same_formula_on_numpy_and_torch():
         np.testing.assert_allclose(rows[i], one)
         assert thresholds[i] == pytest.approx(stats.threshold)
     t = torch.tensor(amp, requires_grad=True)
-    t_rows, t_thr = normalise_amplitude_rows(t)
+    t_rows, _ = normalise_amplitude_rows(t)
     np.testing.assert_allclose(t_rows.detach().numpy(), rows, rtol=1e-12)
     t_rows.sum().backward()  # differentiable: a training loss can use it
     assert t.grad is not None and torch.isfinite(t.grad).all()

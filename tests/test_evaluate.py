@@ -102,7 +102,7 @@ def test_seed001_known_answer_through_evaluate(small_batch, tmp_path):
     normalised by its own μ+3σ, then pooled), not the 3.50 of pooling raw dB first."""
     from _seed001_toy import KNOWN_KL, toy_sets
 
-    from sarviz.batch.evaluate import evaluate_batch, write_report
+    from sarviz.batch.evaluate import evaluate_batch
     from sarviz.batch.items import write_cog
     from sarviz.cli import main
 

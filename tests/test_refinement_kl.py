@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sarviz.amplitude import normalise_amplitude  # noqa: E402
-from sarviz.training.common import TrainError  # noqa: E402
-from sarviz.training.text import amplitude_kl  # noqa: E402
+from sarviz.amplitude import normalise_amplitude
+from sarviz.training.common import TrainError
+from sarviz.training.text import amplitude_kl
 
 RANGES = [(-30.0, 5.0)] * 3  # one calibration range a channel (an "L" image: VV thrice)
 

@@ -30,7 +30,6 @@ Output (FORMATS C): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
