@@ -31,8 +31,10 @@ from sarviz.formats.evaluation_report import GENERATED_DIR
 from sarviz.atomic import atomic_path
 from sarviz.evaluation import clip as clip_mod
 from sarviz.evaluation.captioned import CaptionedSet
-from sarviz.evaluation.text import ALL, PATCH_PX, LabelSummary, evaluate_sets
+from sarviz.evaluation.text import ALL, LabelSummary, evaluate_sets
+from sarviz.amplitude import FORMULA as AMPLITUDE_FORMULA
 from sarviz.metrics import sar
+from sarviz.metrics.protocols import SEED001_GLCM_PROTOCOL, SEED001_KL_PROTOCOL
 
 Progress = Callable[[int, int, str], None]
 CLIP_MISSING = "SAR-CLIP alignment not computed: {why}"
@@ -50,12 +52,11 @@ class TextEvaluation:
         return {"format": "sarviz-text-evaluation/1", "settings": self.settings,
                 "labels": [s.to_dict() for s in self.summaries], "sarclip": {"status": self.clip_status,
                                                                               "rows": self.clip_rows},
-                "protocol": {"kl": "seed 001 eq. 1 and 4: per-image amplitude/(μ+3σ) clipped to [0, 1], saturated "
-                                   "pixels excluded, pooled per label, KL(real ‖ generated) in nats, "
-                                   f"{sar.KL_BINS} bins, ε = {sar.KL_EPSILON}",
-                             "glcm": f"Haralick features of amplitude/(μ+3σ) quantised to {sar.GLCM_LEVELS} levels on "
-                                     f"homogeneous {PATCH_PX}×{PATCH_PX} px patches; deviation: patches chosen by the "
-                                     "edge-score test of the ENL windows, not inside the largest SAM segment",
+                "protocol": {"kl": f"{SEED001_KL_PROTOCOL}; normalisation {AMPLITUDE_FORMULA}, per image before "
+                                   f"pooling; KL in nats, ε = {sar.KL_EPSILON} (sarviz.metrics.protocols)",
+                             "glcm": f"{SEED001_GLCM_PROTOCOL}; the whole image is normalised before the patches are "
+                                     "cut; deviation: patches chosen by an edge-score test "
+                                     "(sarviz.metrics.protocols.seed001_patches), not inside the largest SAM segment",
                              "rank": f"caption rank among N = {clip_mod.RANK_BATCH} (eq. 5–6)"}}
 
     def table_text(self) -> str:

@@ -53,6 +53,7 @@ from sarviz.formats.generated_image import GeneratedImage
 from sarviz.formats.text_run import EMBEDS_FILE, TextRun  # noqa: F401 - re-exported
 from sarviz.formats.text_run import FORMAT as RUN_FORMAT  # noqa: F401 - re-exported
 from sarviz.formats.text_run import MODEL_FILE as RUN_METADATA
+from sarviz.generators.base_model import base_kind  # the one base_kind (used here, importable from here)
 from sarviz.registry import ModelCard, register_kind
 
 KIND = "text-to-sar"
@@ -69,20 +70,6 @@ MAX_IMAGES = 16
 
 
 # -- the run folder --------------------------------------------------------------------------------
-def base_kind(base: str | os.PathLike) -> str:
-    """"sd15" or "sdxl" from the base folder's ``model_index.json``."""
-    index = Path(base) / "model_index.json"
-    try:
-        name = json.loads(index.read_text()).get("_class_name", "")
-    except (OSError, ValueError) as exc:
-        raise WeightsMissing(f"base model: {index} is missing or unreadable ({exc})") from None
-    if "XL" in name:
-        return "sdxl"
-    if name.startswith("StableDiffusion"):
-        return "sd15"
-    raise GenerationError(f"base model {base}: {name!r} is not a Stable Diffusion 1.5 or SDXL pipeline")
-
-
 def read_run(run: str | os.PathLike) -> dict[str, Any]:
     """``sarviz_text_model.json`` of a run, checked (:func:`sarviz.formats.text_run.read_meta`)."""
     return text_run.read_meta(run)

@@ -186,16 +186,19 @@ def db_to_unit(db: np.ndarray, pol: str, calibration: Calibration | None = None)
 
 # -- histograms ------------------------------------------------------------------------------------
 def normalised_amplitude(db: np.ndarray) -> tuple[np.ndarray, float]:
-    """Seed 001's normalisation: A / (μ_A + 3σ_A), clipped to [0, 1] — per image.
+    """Seed 001's normalisation A / (μ_A + 3σ_A), clipped to [0, 1], of one image
+    (:func:`sarviz.amplitude.normalise_amplitude`, the one implementation).
 
     Returns the valid normalised values (1-D) and the threshold μ_A + 3σ_A.
     """
-    amp = db_to_amplitude(db).ravel()
-    finite = np.isfinite(amp)
-    if not finite.all():
-        amp = amp[finite]
-    threshold = float(amp.mean() + 3.0 * amp.std())
-    return np.clip(amp / threshold, 0.0, 1.0), threshold
+    from sarviz.amplitude import AmplitudeError, normalise_amplitude
+
+    try:
+        unit, stats = normalise_amplitude(db)
+    except AmplitudeError as exc:
+        raise MetricError(str(exc)) from None
+    unit = unit.ravel()
+    return (unit if stats.n_valid == unit.size else unit[np.isfinite(unit)]), stats.threshold
 
 
 @dataclass

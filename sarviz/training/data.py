@@ -9,8 +9,8 @@ A patch becomes what the seed-000 model learns from:
   :class:`ConditionSpec`: the very code inference uses, so training and generation cannot
   disagree about the 65 channels.
 
-Missing backscatter pixels (NaN) are filled with the patch's mean dB (the reference filled
-0 dB, which after clipping is the brightest value); patches the builder kept have ≤ 1 % missing.
+The dataset is the one :class:`sarviz.datasets.torch.PatchDataset` (its docstring says how
+missing pixels are filled and why); :class:`GeoTrainingTransform` is the trainer's part.
 """
 
 from __future__ import annotations
@@ -31,6 +31,15 @@ from sarviz.formats.patch_dataset import PatchDatasetFolder, open_dataset
 from sarviz.training.common import TrainError, seed_for
 
 
+def __getattr__(name: str):
+    # the one PatchDataset lives in sarviz.datasets.torch; importable from here for older callers
+    if name == "PatchDataset":
+        from sarviz.datasets.torch import PatchDataset
+
+        return PatchDataset
+    raise AttributeError(name)
+
+
 #: the training code's old name for the patch dataset artifact (one class: PatchDatasetFolder)
 PatchDatasetInfo = PatchDatasetFolder
 
@@ -46,14 +55,6 @@ def open_patch_dataset(folder: str | Path) -> PatchDatasetFolder:
     if not ds.rows:
         raise TrainError(f"--data {folder}: the dataset has no patches")
     return ds
-
-
-def _fill_nan(db: np.ndarray) -> np.ndarray:
-    bad = ~np.isfinite(db)
-    if bad.any():
-        db = db.copy()
-        db[bad] = float(np.nanmean(db)) if (~bad).any() else -15.0
-    return db
 
 
 def _resize(t, size: int, mode: str = "bilinear"):
@@ -82,50 +83,56 @@ def augment(tensors: list, generator) -> list:
     return out
 
 
-class PatchDataset:
-    """One split of a patch dataset as (target, condition) tensors; indexed by ``(index, epoch)``."""
+class GeoTrainingTransform:
+    """The geo trainer's preprocessing of a :class:`~sarviz.datasets.torch.PatchDataset` sample:
+    target (VV, VH, VV) resized to the training resolution, the condition from the generator's
+    own :func:`~sarviz.generators.condition.build_condition` (the very code inference uses),
+    and flips/rotations seeded by (seed, epoch, index) so a run repeats."""
 
-    def __init__(self, info: PatchDatasetInfo, split: str, resolution: int, spec, calibration: Calibration,
-                 augment: bool = True, seed: int = 0, angle_deg: float | None = None) -> None:
+    def __init__(self, resolution: int, spec, augment: bool = True, seed: int = 0,
+                 angle_deg: float | None = None) -> None:
         from sarviz.generators.condition import ConditionSpec
 
-        self.info, self.rows = info, info.split(split)
-        if not self.rows:
-            raise TrainError(f"dataset {info.folder} has no {split!r} patches")
         self.resolution = resolution
         self.spec = ConditionSpec.from_dict(spec.to_dict(), size=resolution)
-        self.calibration, self.augment, self.seed, self.angle_deg = calibration, augment, seed, angle_deg
+        self.augment, self.seed, self.angle_deg = augment, seed, angle_deg
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def scene(self, i: int):
-        from sarviz.scene import SceneError, read_scene
-
-        row = self.rows[i]
-        try:
-            return read_scene(self.info.folder / row["file"])
-        except SceneError as exc:
-            raise TrainError(f"patch {row['id']}: {exc}") from None
-
-    def __getitem__(self, key) -> dict[str, Any]:
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         import torch
+        from affine import Affine
 
         from sarviz.generators.condition import build_condition
+        from sarviz.scene import Scene
 
-        i, epoch = key if isinstance(key, tuple) else (key, 0)
-        row = self.rows[i]
-        scene = self.scene(i)
-        if scene.vv_db is None or scene.vh_db is None:
-            raise TrainError(f"patch {row['id']} ({row['file']}) has no VV/VH backscatter")
-        cal = self.calibration
-        vv, vh = cal.to_signed(_fill_nan(scene.vv_db), "VV"), cal.to_signed(_fill_nan(scene.vh_db), "VH")
-        target = _resize(torch.from_numpy(np.stack([vv, vh, vv]).astype(np.float32)), self.resolution)
+        target = sample["target"]
+        h, w = target.shape[-2:]
+        # the condition inputs as read (NaN where missing): build_condition fills them as at inference
+        scene = Scene(crs=sample["crs"], transform=Affine.identity(), width=w, height=h,
+                      angle_deg=sample["angle"][0].numpy(), embedding=sample["embedding"].numpy(),
+                      scene_id=sample["id"])
+        target = _resize(torch.stack([target[0], target[1], target[0]]), self.resolution)
         cond = torch.from_numpy(build_condition(scene, self.spec, angle_deg=self.angle_deg).array)
         if self.augment:
-            g = torch.Generator().manual_seed(seed_for(self.seed, epoch, i, 104729))
+            g = torch.Generator().manual_seed(seed_for(self.seed, sample["epoch"], sample["index"], 104729))
             target, cond = augment([target, cond], g)
-        return {"pixel_values": target.contiguous(), "conditioning": cond.contiguous(), "id": row["id"]}
+        return {"pixel_values": target.contiguous(), "conditioning": cond.contiguous(), "id": sample["id"]}
+
+
+def geo_training_dataset(info: PatchDatasetInfo, split: str, resolution: int, spec, calibration: Calibration,
+                         augment: bool = True, seed: int = 0, angle_deg: float | None = None):
+    """The one :class:`~sarviz.datasets.torch.PatchDataset` with the geo trainer's transform,
+    indexed by ``(index, epoch)`` (the trainer's sampler) or by index."""
+    from sarviz.datasets.layout import DatasetError
+    from sarviz.datasets.torch import PatchDataset
+
+    try:
+        ds = PatchDataset(info.folder, split, calibration=calibration,
+                          transforms=GeoTrainingTransform(resolution, spec, augment, seed, angle_deg))
+    except DatasetError as exc:
+        raise TrainError(f"dataset {info.folder}: {exc}") from None
+    if not len(ds):
+        raise TrainError(f"dataset {info.folder} has no {split!r} patches")
+    return ds
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

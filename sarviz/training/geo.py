@@ -155,7 +155,7 @@ class GeoTrainer(TrainLoop):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from sarviz.generators.diffusion import REFERENCE_SAMPLER, load_weights_file
-        from sarviz.training.data import PatchDataset, collate
+        from sarviz.training.data import collate, geo_training_dataset
 
         c = self.config
         self.start_accelerator(lambda ckpt: common.read_json(ckpt / TRAIN_META, "sarviz geo checkpoint",
@@ -219,8 +219,8 @@ class GeoTrainer(TrainLoop):
             ids = self.tokenizer([self.prompt], padding="max_length", truncation=True, return_tensors="pt",
                                  max_length=self.text_encoder.config.max_position_embeddings).input_ids.to(acc.device)
             self.prompt_embeds = self.text_encoder(ids)[0].to(wdtype)
-        self.dataset = PatchDataset(self.info, "train", c.resolution, self.spec, self.calibration,
-                                    augment=c.augment, seed=c.seed)
+        self.dataset = geo_training_dataset(self.info, "train", c.resolution, self.spec, self.calibration,
+                                            augment=c.augment, seed=c.seed)
         self.sampler = common.ShardedEpochSampler(len(self.dataset), c.batch_size, c.grad_accum, acc.num_processes,
                                                   acc.process_index, c.seed, start_step=self.start_step)
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,

@@ -14,9 +14,13 @@ Recipe (paper 001, its best configuration "soleil-up-7"; deviations marked ‡):
   the time ids original size / crop (0, 0) / target size) as in diffusers' SDXL scripts;
 * ``--stage vae-decoder`` — the paper's refinement: the VAE decoder trained together with the
   UNet and the text-encoder LoRA for one epoch, timesteps restricted to the lowest 15 % of the
-  schedule, loss = diffusion loss + λ_KL · KL(P_real ‖ P_gen) between the amplitude
-  histograms of the target image and the image decoded from the predicted clean latent
-  (λ_KL = 0.1 ‡: the paper gives no value; soft histograms make the term differentiable).
+  schedule, loss = diffusion loss + λ_KL · KL(P_real ‖ P_gen) between the histograms of the
+  target image and the image decoded from the predicted clean latent (λ_KL = 0.1 ‡: the
+  paper gives no value; soft histograms make the term differentiable). ``--kl-space`` says
+  of what (recorded in the run's recipe): ``calibrated`` ‡ (default) — the [−1, 1] pixel values
+  the VAE sees (the calibrated dB mapping, *not* amplitude); ``amplitude`` — the paper's
+  amplitude A/(μ+3σ) of each image (:func:`sarviz.amplitude.normalise_amplitude_rows`, the one
+  implementation), saturated pixels left out, as in seed 001's KL metric.
 
 Output (sarviz.formats.text_run): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_state/``) with
 ``sarviz_text_model.json``, ``unet/`` or ``unet_lora/``, ``text_encoder_lora/``
@@ -26,7 +30,6 @@ Output (sarviz.formats.text_run): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +70,7 @@ class TextTrainConfig:
     lr_te: float = 4e-5
     lr_vae: float = 1e-5
     kl_weight: float = 0.1
+    kl_space: str = "calibrated"  # see KL_SPACES
     refine_fraction: float = 0.15
     max_steps: int | None = None
     epochs: int | None = None  # default 8 (the paper compares runs at epoch 8); 1 for the refinement
@@ -112,6 +116,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
     p.add_argument("--lr-vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
     p.add_argument("--kl-weight", type=float, default=d.kl_weight, help="λ_KL of the refinement (paper: unstated)")
+    p.add_argument("--kl-space", default=d.kl_space, choices=sorted(KL_SPACES),
+                   help="what the refinement's KL compares: 'calibrated' (default) the [−1, 1] pixels of the "
+                        "calibrated dB mapping; 'amplitude' seed 001's amplitude/(μ+3σ) per image")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: --epochs over the data)")
     p.add_argument("--epochs", type=int, default=None, help="default 8 (stage unet) or 1 (stage vae-decoder)")
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
@@ -139,38 +146,72 @@ def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
 
 
 def base_kind(base: Path) -> str:
-    """"sd15" or "sdxl" from the base's model_index.json."""
-    index = Path(base) / "model_index.json"
+    """"sd15" or "sdxl": :func:`sarviz.generators.base_model.base_kind` (the one rule), as a TrainError."""
+    from sarviz.errors import GenerationError
+    from sarviz.generators.base_model import base_kind as kind_of
+
     try:
-        data = json.loads(index.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainError(f"base model {base}: model_index.json is missing or invalid ({exc})") from None
-    name = str(data.get("_class_name", ""))
-    if "XL" in name or "text_encoder_2" in data:
-        return "sdxl"
-    if "StableDiffusion" in name:
-        return "sd15"
-    raise TrainError(f"base model {base} is a {name or 'unknown'} pipeline; use Stable Diffusion 1.5 or SDXL")
+        return kind_of(base, supported=("sd15", "sdxl"))
+    except GenerationError as exc:
+        raise TrainError(f"{exc}; sarviz train text fine-tunes Stable Diffusion 1.5 or SDXL") from None
 
 
-def soft_histogram(x, bins: int = KL_BINS, lo: float = -1.0, hi: float = 1.0):
-    """Per-sample differentiable histogram (Gaussian kernels at the bin centres), (B, bins), sums to 1."""
+#: what the refinement's KL compares (``--kl-space``), as recorded in the run's recipe
+KL_SPACES = {
+    "calibrated": "soft histograms (64 bins) of the [−1, 1] pixels of the calibrated dB mapping",
+    "amplitude": "soft histograms (64 bins) of seed 001's amplitude A/(μ+3σ) of each image and channel, clipped "
+                 "to [0, 1], saturated pixels left out (sarviz.amplitude)",
+}
+
+
+def soft_histogram(x, bins: int = KL_BINS, lo: float = -1.0, hi: float = 1.0, weights=None):
+    """Per-sample differentiable histogram (Gaussian kernels at the bin centres), (B, bins), sums to 1.
+    ``weights`` (same shape as ``x``) weigh each value (0 leaves it out)."""
     import torch
 
     centres = torch.linspace(lo, hi, bins, device=x.device, dtype=torch.float32)
     width = (hi - lo) / (bins - 1)
     v = x.float().flatten(1)[:, :, None]
     w = torch.exp(-0.5 * ((v - centres) / (0.5 * width)) ** 2)
+    if weights is not None:
+        w = w * weights.float().flatten(1)[:, :, None]
     h = w.sum(dim=1)
     return h / h.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def amplitude_kl(real, generated, eps: float = 1e-6):
-    """KL(P_real ‖ P_gen) of the two images' value histograms, mean over the batch."""
-    p = soft_histogram(real) + eps
-    q = soft_histogram(generated) + eps
+def amplitude_kl(real, generated, eps: float = 1e-6, space: str = "calibrated", db_ranges=None):
+    """KL(P_real ‖ P_gen) of the two images' histograms, mean over the batch.
+
+    ``space`` "calibrated": of the [−1, 1] pixel values. "amplitude": each (image, channel) is
+    mapped back to dB through ``db_ranges`` (one (lo, hi) a channel: the calibration), to
+    amplitude 10^(dB/20), normalised by its own μ+3σ and clipped to [0, 1]
+    (:func:`sarviz.amplitude.normalise_amplitude_rows`); pixels at 1 (saturated) are left out.
+    """
+    if space == "calibrated":
+        p, q = soft_histogram(real) + eps, soft_histogram(generated) + eps
+    elif space == "amplitude":
+        p, q = (_normalised_amplitude_histogram(x, db_ranges) + eps for x in (real, generated))
+    else:
+        raise TrainError(f"--kl-space must be one of {', '.join(sorted(KL_SPACES))}, got {space!r}")
     p, q = p / p.sum(1, keepdim=True), q / q.sum(1, keepdim=True)
     return (p * (p / q).log()).sum(dim=1).mean()
+
+
+def _normalised_amplitude_histogram(x, db_ranges):
+    import torch
+
+    from sarviz.amplitude import normalise_amplitude_rows
+
+    if db_ranges is None or len(db_ranges) != x.shape[1]:
+        raise TrainError("the amplitude KL needs one calibration range a channel")
+    lo = torch.tensor([r[0] for r in db_ranges], device=x.device, dtype=torch.float32)[None, :, None, None]
+    hi = torch.tensor([r[1] for r in db_ranges], device=x.device, dtype=torch.float32)[None, :, None, None]
+    db = lo + (x.float().clamp(-1, 1) + 1) / 2 * (hi - lo)
+    amplitude = torch.pow(10.0, db / 20.0).flatten(2)  # (B, C, H·W): one row an image and channel
+    unit, _ = normalise_amplitude_rows(amplitude)
+    keep = (unit < 1.0).float()  # the paper's KL leaves the saturated pixels out
+    hist = soft_histogram(unit.flatten(0, 1), lo=0.0, hi=1.0, weights=keep.flatten(0, 1))
+    return hist.view(x.shape[0], x.shape[1], -1).mean(1)
 
 
 class TextTrainer(TrainLoop):
@@ -192,6 +233,11 @@ class TextTrainer(TrainLoop):
         if self.kind == "sdxl":
             common.check_base(c.base, ("text_encoder_2", "tokenizer_2"))
         self.data = open_captioned(c.data)
+        if c.kl_space not in KL_SPACES:
+            raise TrainError(f"--kl-space must be one of {', '.join(sorted(KL_SPACES))}, got {c.kl_space!r}")
+        # the image channels' polarisations (CaptionDataset: "L" = VV thrice, "RGB" = VV, VH, VV)
+        pols = ("VV", "VH", "VV") if self.data.info.get("image_mode") == "RGB" else ("VV", "VV", "VV")
+        self.kl_db_ranges = [self.data.calibration.range(p) for p in pols]
         token = self.data.info.get("token")
         if token and token != c.token:
             raise TrainError(f"the captions start with {token!r} but --token is {c.token!r}; use --token {token!r}")
@@ -357,7 +403,7 @@ class TextTrainer(TrainLoop):
         if c.stage == "vae-decoder" and c.kl_weight:
             x0 = _predicted_clean(self.noise_scheduler, noisy, pred.float(), timesteps)
             decoded = vae.decode(x0 / vae.config.scaling_factor, return_dict=False)[0].clamp(-1, 1)
-            loss = loss + c.kl_weight * amplitude_kl(pixels, decoded)
+            loss = loss + c.kl_weight * amplitude_kl(pixels, decoded, space=c.kl_space, db_ranges=self.kl_db_ranges)
         return loss
 
     def _restore_other_embeddings(self) -> None:
@@ -432,6 +478,7 @@ class TextTrainer(TrainLoop):
             meta["vae"] = VAE_DIR
         if c.stage == "vae-decoder":
             meta["recipe"].update({"stage": "vae-decoder", "lr_vae": c.lr_vae, "kl_weight": c.kl_weight,
+                                   "kl_space": c.kl_space, "kl_histograms": KL_SPACES[c.kl_space],
                                    "timesteps": f"[0, {c.refine_fraction:.0%} of the schedule)",
                                    "refined_from": str(self.init)})
         return meta
