@@ -99,13 +99,15 @@ class Readiness:
 
     ``problem`` is one short line (the UI's model list, ``sarviz models``); ``action`` says
     what to do about it; ``details`` has everything (missing files with their paths, the
-    card's "how to get" text) for ``sarviz models --details`` and an expander.
+    card's "how to get" text) for ``sarviz models --details`` and an expander. ``missing``
+    (optional) lists what is missing, one item each, for the error a run raises.
     """
 
     ready: bool
     problem: str | None = None
     action: str | None = None
     details: str | None = None
+    missing: tuple[str, ...] = ()
 
     @classmethod
     def ok(cls) -> "Readiness":
@@ -118,7 +120,8 @@ class Readiness:
 
     def error(self) -> WeightsMissing:
         """The one-line error a run raises when the generator is not ready (details as a note)."""
-        err = WeightsMissing("; ".join(x for x in (self.problem, self.action) if x))
+        problem = f"{self.problem} ({'; '.join(self.missing)})" if self.missing else self.problem
+        err = WeightsMissing("; ".join(x for x in (problem, self.action) if x))
         err.details = self.details or self.problem
         if self.details:
             err.add_note(self.details)  # shown with the traceback under SARVIZ_DEBUG=1
