@@ -147,6 +147,7 @@ def run_generation(
             t0 = time.perf_counter()
             raw = work(ctx)
             record.seconds = time.perf_counter() - t0
+            ctx.check_cancel()  # cancelled during the last unit of work: no result
     results = finish(raw, record)
     common = {"model_id": generator.model_id, "model_kind": generator.kind, "interface": generator.interface,
               "seed": getattr(request, "seed", None),
