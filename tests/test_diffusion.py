@@ -17,7 +17,7 @@ import rasterio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card, write_tiny_checkpoint  # noqa: E402
+from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card  # noqa: E402
 
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.generators import runtime  # noqa: E402
@@ -42,8 +42,8 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def ckpt(tmp_path_factory):
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt"))
+def ckpt(tiny_ckpt):
+    return tiny_ckpt
 
 
 @pytest.fixture(scope="session")

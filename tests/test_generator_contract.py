@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _diffusion_fixtures import tiny_scene, write_card, write_tiny_checkpoint
+from _diffusion_fixtures import tiny_scene, write_card
 from _text_fixtures import tiny_text_model, write_text_card
 from generator_contract import GeneratorContract
 
@@ -39,10 +39,9 @@ class TestControlNetContract(GeneratorContract):
     interface = "map"
 
     @pytest.fixture(scope="class")
-    def generator(self, tmp_path_factory):
-        ckpt = write_tiny_checkpoint(tmp_path_factory.mktemp("contract_ckpt"))
+    def generator(self, tiny_ckpt, tmp_path_factory):
         folder = tmp_path_factory.mktemp("contract_cards")
-        write_card(folder, ckpt)
+        write_card(folder, tiny_ckpt)
         return ModelRegistry([folder]).generator("tiny-sar")
 
     @pytest.fixture(scope="class")
