@@ -35,8 +35,16 @@ import pytest
 import torch
 
 from sarviz.generators import runtime
-from sarviz.generators.base import (GenerationCancelled, GenerationRequest, GenerationResult, Generator,
-                                    ImageTransformer, MapGenerator, PromptGenerator, TransformRequest)
+from sarviz.generators.base import (
+    GenerationCancelled,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    ImageTransformer,
+    MapGenerator,
+    PromptGenerator,
+    TransformRequest,
+)
 from sarviz.generators.run import REQUIRED_PROVENANCE
 
 

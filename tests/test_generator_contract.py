@@ -18,7 +18,13 @@ from _text_fixtures import tiny_text_model, write_text_card
 from generator_contract import GeneratorContract
 
 from sarviz.emulator.speckle import SpeckleModel
-from sarviz.generators.base import GenerationError, GenerationResult, ImageTransformer, ProgressCallback, TransformRequest
+from sarviz.generators.base import (
+    GenerationError,
+    GenerationResult,
+    ImageTransformer,
+    ProgressCallback,
+    TransformRequest,
+)
 from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
 from sarviz.registry import REPO_MODELS_DIR, ModelCard, ModelRegistry
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from sarviz.generators.base import GenerationError, GenerationRequest, TransformRequest
-from sarviz.generators.sampling import DDPM, FLOW_MATCHING, SCHEDULERS, SamplerSettings, check_sampler
+from sarviz.generators.sampling import (
+    DDPM,
+    FLOW_MATCHING,
+    SCHEDULERS,
+    SamplerSettings,
+    check_sampler,
+)
 
 SD15_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
                  "beta_schedule": "scaled_linear", "steps_offset": 1, "clip_sample": False, "set_alpha_to_one": False}

@@ -99,7 +99,7 @@ class RunContext:
 
 
 def run_generation(
-    generator: "Generator",
+    generator: Generator,
     request: Any,
     *,
     total: int,

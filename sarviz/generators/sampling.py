@@ -73,7 +73,7 @@ class SamplerSettings:
 
     @classmethod
     def from_card(cls, section: Mapping[str, Any] | None, fallback: Mapping[str, Any], where: str = "model card"
-                  ) -> "SamplerSettings":
+                  ) -> SamplerSettings:
         """A card's ``sampler`` section over ``fallback`` (the kind's defaults), checked."""
         merged = {**fallback, **(section or {})}
         try:
@@ -88,7 +88,7 @@ class SamplerSettings:
             raise GenerationError(f"{where}: {exc}") from None
         return settings
 
-    def with_request(self, request: Any) -> "SamplerSettings":
+    def with_request(self, request: Any) -> SamplerSettings:
         """These defaults with the request's explicit ``scheduler``/``steps``/``guidance``/``shift``, checked.
 
         A request may not switch family (a flow-matching model cannot sample with DDIM).
