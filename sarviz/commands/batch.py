@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from sarviz.batch.engine import run_batch
     from sarviz.formats.batch_folder import BatchConfig
     from sarviz.batch.points import points_from_file, points_from_region
-    from sarviz.generators.runtime import card_problem
+    from sarviz.generators.runtime import card_readiness
     from sarviz.registry import ModelRegistry
 
     if args.region is not None and args.spacing_km is None:
@@ -68,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
     if card.kind == "text-to-sar":
         raise CliError(f"{args.model} is a text-to-SAR model: it is not conditioned on a place, so a batch over points "
                        "does not apply")
-    problem = card_problem(card)
-    if problem:
-        raise CliError(f"model {args.model}: {problem}")
+    readiness = card_readiness(card)
+    if not readiness.ready:
+        raise CliError(f"model {args.model}: {readiness.message}")
     if args.sources == "local" and args.scenes is not None and not args.scenes.is_dir():
         raise CliError(f"scene folder {args.scenes} does not exist")
     points = points_from_file(args.points) if args.points else points_from_region(args.region, args.spacing_km)

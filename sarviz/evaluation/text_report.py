@@ -127,7 +127,7 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
             request = TextRequest(seed=seed + index, prompt=item.text, steps=steps, guidance=guidance,
                                   width=w - w % 8, height=h - h % 8, device=device, dtype=dtype)
             message = f"{label}: image {len(gen.get(label, [])) + 1}/{len(items)}"
-            result = generator.generate_text(
+            result = generator.generate(
                 request, cancel=cancel,
                 progress=None if progress is None else (lambda i, n, m: progress(done, total, f"{message} ({m})")))[0]
             result.provenance["evaluation"] = {"label": label, "caption_id": item.id, "test_split": str(dataset.root)}

@@ -310,22 +310,27 @@ def report(progress: ProgressCallback | None, step: int, total: int, message: st
 
 
 # -- model readiness (for the UI and `sarviz models`) --------------------------------------------
-def card_problem(card: Any) -> str | None:
-    """None when the card's generator can run here, else an actionable message.
+def card_readiness(card: Any):
+    """The :class:`~sarviz.generators.base.Readiness` of a card's generator on this machine.
 
-    Generators that need weights expose ``weights_problem() -> str | None``; others
-    (the emulator) are always ready.
+    A card whose generator cannot even be built (a bad card, an implementation that cannot be
+    imported) is not ready, with that error as its problem.
     """
+    from sarviz.generators.base import Readiness
     from sarviz.registry import build_generator
 
     try:
         gen = build_generator(card)
     except GenerationError as exc:
-        return str(exc)
+        return Readiness(False, problem=str(exc))
     except ImportError as exc:
-        return f"model {card.id}: its implementation cannot be imported ({exc})"
-    check = getattr(gen, "weights_problem", None)
-    return check() if callable(check) else None
+        return Readiness(False, problem=f"model {card.id}: its implementation cannot be imported ({exc})")
+    return gen.readiness()
+
+
+def card_problem(card: Any) -> str | None:
+    """None when the card's generator can run here, else the full message (:func:`card_readiness`)."""
+    return card_readiness(card).message
 
 
 # -- speed options: compile and memory layout (numbers: benchmarks/RESULTS_cpu_speed.md) ------------

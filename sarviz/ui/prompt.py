@@ -56,8 +56,8 @@ def text_cards() -> tuple[list, dict[str, str | None], dict[str, str | None]]:
     details: dict[str, str | None] = {}
     for card in cards:
         try:
-            gen = build_generator(card)
-            short[card.id], details[card.id] = gen.weights_problem(details=False), gen.weights_problem()
+            state = build_generator(card).readiness()
+            short[card.id], details[card.id] = (None, None) if state.ready else (state.problem, state.message)
         except GenerationError as exc:
             short[card.id] = details[card.id] = str(exc)
     return cards, short, details
@@ -231,7 +231,7 @@ def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> N
         bar.progress(min(1.0, step / total) if total else 0.0, text=message)
 
     try:
-        results = build_generator(card).generate_text(
+        results = build_generator(card).generate(
             TextRequest(seed=seed, steps=steps, guidance=guidance, prompt=prompt, negative_prompt=negative,
                         num_images=count), progress=progress, cancel=cancel)
     except GenerationCancelled:
