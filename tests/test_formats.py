@@ -457,3 +457,17 @@ def test_generated_image_round_trip_and_errors(tmp_path, georeferenced):
     with pytest.raises(GenerationError) as exc:
         GeneratedImage.load(path)
     assert "g.tif" in one_line(exc)
+
+
+def test_formats_is_core_it_imports_no_higher_layer_and_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, sarviz.formats as f; f.artifact_classes(); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith(("
+            "'sarviz.generators', 'sarviz.training', 'sarviz.batch', 'sarviz.datasets', 'sarviz.evaluation', "
+            "'sarviz.study', 'sarviz.ui', 'sarviz.commands', 'sarviz.emulator', 'sarviz.metrics'))); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
