@@ -59,7 +59,7 @@ def _load_points(folder: str):
 
 
 def scene_row(scene: Any) -> dict[str, str]:
-    """The manifest row (FORMATS A columns) the dataset captioner reads, for a whole scene."""
+    """The manifest row (manifest columns, sarviz.formats.patch_dataset) the dataset captioner reads, for a whole scene."""
     from sarviz.datasets.builder import embedding_source_of
     from sarviz.datasets.landcover import landcover_of
 

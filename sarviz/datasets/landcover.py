@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import DatasetError
 from sarviz.emulator.radiometric import DW_CLASS_NAMES
 from sarviz.scene import Scene
 
@@ -117,7 +118,7 @@ class LabelledPoints:
         table = load_points(folder)
         known = (table.dw_label >= 0) & (table.dw_label < len(DW_CLASS_NAMES))
         if not known.any():
-            raise ValueError(f"{folder}: no points with a Dynamic World label (dw_label 0–8)")
+            raise DatasetError(f"{folder}: no points with a Dynamic World label (dw_label 0–8)")
         return cls(table.embedding[known], table.dw_label[known], str(folder))
 
 
@@ -218,7 +219,7 @@ def from_provenance(provenance: dict[str, Any]) -> LandCover:
 def landcover_of(patch: Scene, method: str, points: LabelledPoints | None, embedding_source: str) -> LandCover:
     """The land cover of a patch by ``method`` (see the module docstring); never from VV/VH."""
     if method not in METHODS:
-        raise ValueError(f"unknown land-cover method {method!r}; choose from {', '.join(METHODS)}")
+        raise DatasetError(f"unknown land-cover method {method!r}; choose from {', '.join(METHODS)}")
     if method == "none":
         return UNKNOWN
     order = ["provenance", "embedding-knn", "optical"] if method == "auto" else [method]
