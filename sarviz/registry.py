@@ -42,6 +42,8 @@ _KIND_MODULES = {
     "controlnet-lora": "sarviz.generators.diffusion",
     "emulator": "sarviz.generators.emulator",
     "text-to-sar": "sarviz.generators.text",
+    "text-to-sar-sd3": "sarviz.generators.text_sd3",
+    "ad-migration": "sarviz.migration.migrate",
 }
 
 

@@ -1,81 +1,74 @@
 """Text-to-SAR from an SD3 / SD3.5 run of ``sarviz train text`` (seed 003 stage 1).
 
-A run whose ``sarviz_text_model.json`` says ``base_kind: sd3`` holds a PEFT LoRA on the
-MM-DiT (``transformer_lora/``) and no learned token. :class:`SD3TextGenerator` is the text
-generator for it: the base's ``StableDiffusion3Pipeline`` (without T5 when the base has no
-``text_encoder_3``: ``text_encoder_3=None, tokenizer_3=None``, diffusers zero-fills it), the
-LoRA merged, the base's flow-matching Euler sampler (with its SD3 shift), and results as the
-SD 1.5/SDXL text generator writes them (:class:`sarviz.generators.text.TextResult`).
+A run whose metadata (:mod:`sarviz.formats.text_run`) says ``base_kind: sd3`` holds a PEFT
+LoRA on the MM-DiT (``transformer_lora/``) and no learned token. :class:`SD3TextGenerator`
+is the prompt generator for it — a :class:`~sarviz.generators.text.TextGenerator` (so a
+:class:`~sarviz.generators.base.PromptGenerator` running through
+:func:`~sarviz.generators.run.run_generation`: queue slot, cached load, lock, progress and
+cancel per denoising step, the common provenance) that loads differently: the base's
+``StableDiffusion3Pipeline`` (the base checked with the one
+:func:`~sarviz.generators.base_model.base_kind`, ``supported=("sd3",)``; without T5 when the
+base has no ``text_encoder_3``: ``text_encoder_3=None, tokenizer_3=None``, diffusers
+zero-fills it) with the LoRA merged, and samples with flow matching
+(:class:`~sarviz.generators.sampling.SamplerSettings`: ``flow-match-euler``, 28 steps,
+guidance 7 — diffusers' SD3 defaults; ``shift`` None → the base scheduler's own, 3.0 for
+SD3; a request may set ``shift`` or pick ``flow-match-heun``, not a DDPM-family scheduler).
 Prompts get the run's caption frame (``SAR image, …, <band>-band, …``) when they lack it.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from sarviz.errors import GenerationError, WeightsMissing
+from sarviz.errors import SarvizError
+from sarviz.formats import text_run
 from sarviz.generators import runtime
-from sarviz.generators.base import GenerationRequest, ProgressCallback
-from sarviz.generators.text import LoadedTextPipeline, TextGenerator, TextModelPaths
+from sarviz.generators.base import GenerationError, GenerationRequest, GenerationResult, ProgressCallback
+from sarviz.generators.base_model import base_kind
+from sarviz.generators.sampling import SamplerSettings
+from sarviz.generators.text import LoadedTextPipeline, TextGenerator
+from sarviz.registry import register_kind
 
-LORA_DIR = "transformer_lora"
-#: diffusers' StableDiffusion3Pipeline defaults (seed 003 gives no sampler settings)
-SD3_SAMPLER = {"scheduler": "flow-match-euler (the base's, with its shift)", "steps": 28, "guidance": 7.0}
+KIND = "text-to-sar-sd3"
+LORA_DIR = text_run.TRANSFORMER_LORA_DIR  # former name
+#: diffusers' StableDiffusion3Pipeline defaults (seed 003 gives no sampler settings); shift None → the base's
+SD3_SAMPLER: dict[str, Any] = {
+    "negative_prompt": "optical image, colour, cloud, blurry, cartoon, painting",
+    "scheduler": "flow-match-euler",
+    "steps": 28,
+    "guidance": 7.0,
+    "shift": None,
+}
 
 
 def run_is_sd3(run: str | Path) -> bool:
+    """Whether ``run`` is a text run on an SD3 base (its metadata's ``base_kind``)."""
     try:
-        return json.loads((Path(run) / "sarviz_text_model.json").read_text()).get("base_kind") == "sd3"
-    except (OSError, ValueError):
+        return text_run.read_meta(run).get("base_kind") == "sd3"
+    except SarvizError:
         return False
 
 
-class SD3ModelPaths(TextModelPaths):
-    def problems(self) -> list[str]:
-        run = Path(self.run)
-        if not run.is_dir():
-            return [f"run folder {run} does not exist"]
-        try:
-            meta = self.meta()
-        except GenerationError as exc:
-            return [str(exc)]
-        out = []
-        if not (run / LORA_DIR / "adapter_model.safetensors").is_file():
-            out.append(f"{run / LORA_DIR}/adapter_model.safetensors is missing")
-        base = Path(self.resolved_base(meta))
-        if not (base / "model_index.json").is_file():
-            out.append(f"base model folder {base} (with model_index.json) is missing")
-        return out
-
-    def files_to_hash(self) -> dict[str, Path]:
-        p = Path(self.run) / LORA_DIR / "adapter_model.safetensors"
-        return {"transformer_lora": p} if p.is_file() else {}
-
-
 class SD3TextGenerator(TextGenerator):
-    """The text generator of an SD3 run (same requests and results as :class:`TextGenerator`)."""
+    """The prompt generator of an SD3 run (same requests and results as :class:`TextGenerator`)."""
 
     kind = "text-to-SAR (SD3)"
 
     def __init__(self, card) -> None:
         super().__init__(card)
-        self.paths = SD3ModelPaths(run=self.paths.run, base=self.paths.base)
-        if not card.get("sampler"):
-            self.sampler.update(steps=SD3_SAMPLER["steps"], guidance=SD3_SAMPLER["guidance"])
-
-    def settings(self, request: GenerationRequest) -> dict[str, Any]:
-        s = super().settings(request)
-        s["scheduler"] = SD3_SAMPLER["scheduler"]
-        return s
+        sampler = card.get("sampler", {}) or {}
+        # a card's DDPM-family sampler (e.g. the seed-001 template's) means nothing to a flow model
+        if sampler.get("scheduler") and sampler["scheduler"] not in ("flow-match-euler", "flow-match-heun"):
+            sampler = {k: v for k, v in sampler.items() if k not in ("scheduler", "steps", "guidance", "shift")}
+        self.sampler = {**SD3_SAMPLER, **sampler}
+        self.sampler_defaults = SamplerSettings.from_card(self.sampler, SD3_SAMPLER, f"model card {card.path}")
+        self._used_shift: float | None = None
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedTextPipeline:
-        key = (("sd3", self.paths.run, self.paths.base), device, dtype)
+        key = (("sd3", self.card.id, self.paths.run, self.paths.base), device, dtype)
         return runtime.MODELS.get(key, lambda: self._load(device, dtype))
 
     def _load(self, device: str, dtype: str) -> LoadedTextPipeline:
@@ -84,19 +77,18 @@ class SD3TextGenerator(TextGenerator):
 
         from sarviz.generators.diffusion import apply_unet_lora
 
-        problems = self.paths.problems()
-        if problems:
-            raise WeightsMissing("; ".join(problems))
+        self.check_ready()
         meta = self.metadata()
         base = self.paths.resolved_base(meta)
+        base_kind(base, supported=("sd3",))  # the one rule; an SD 1.5/SDXL base is refused in one line
         extra = {} if (Path(base) / "text_encoder_3").is_dir() else {"text_encoder_3": None, "tokenizer_3": None}
         try:
             pipe = StableDiffusion3Pipeline.from_pretrained(base, dtype=torch.float32, **extra)
         except (OSError, ValueError) as exc:
             raise GenerationError(f"cannot load the SD3 base pipeline from {base} ({str(exc).splitlines()[0]})") from None
-        pipe.transformer, lora_info = apply_unet_lora(pipe.transformer, Path(self.paths.run) / LORA_DIR, merge=True)
-        tdtype = runtime.torch_dtype(dtype)
-        pipe.transformer.to(device=device, dtype=tdtype).eval().requires_grad_(False)
+        run = Path(self.paths.run)
+        pipe.transformer, lora_info = apply_unet_lora(pipe.transformer, run / text_run.denoiser_dir(meta), merge=True)
+        pipe.transformer.to(device=device, dtype=runtime.torch_dtype(dtype)).eval().requires_grad_(False)
         for name in ("text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
             module = getattr(pipe, name, None)
             if module is not None:
@@ -108,13 +100,25 @@ class SD3TextGenerator(TextGenerator):
         return LoadedTextPipeline(pipe=pipe, kind="sd3", token="", device=device, dtype=dtype,
                                   scheduler_config=dict(pipe.scheduler.config), info=info)
 
-    def generate_text(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                      cancel: threading.Event | None = None):
-        request.prompt = self.frame_prompt(request.prompt or "")
-        results = super().generate_text(request, progress, cancel)
+    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> list[GenerationResult]:
+        if not isinstance(request, GenerationRequest):
+            return super().generate(request, progress, cancel)  # refused there in one line
+        typed = request.prompt
+        self.check_ready()
+        framed = dataclasses.replace(request, prompt=self.frame_prompt(typed or ""))
+        results = super().generate(framed, progress, cancel)
         for r in results:
-            r.provenance["sampler"] = SD3_SAMPLER["scheduler"]
+            r.provenance["prompt_as_typed"] = typed
+            if r.provenance.get("shift") is None and self._used_shift is not None:
+                # shift None → the base scheduler's own: record the value it sampled with
+                r.provenance.update(shift=self._used_shift, shift_source="base scheduler config")
         return results
+
+    def _denoise(self, ctx, prompt, settings, seed, k):
+        image = super()._denoise(ctx, prompt, settings, seed, k)
+        self._used_shift = getattr(ctx.loaded.pipe.scheduler.config, "shift", None)  # under the model's lock
+        return image
 
     def frame_prompt(self, prompt: str) -> str:
         """The training captions' frame around a bare prompt ("B-52" → "SAR image, B-52, C-band, …")."""
@@ -125,25 +129,5 @@ class SD3TextGenerator(TextGenerator):
             return text
         return sd3_caption(text, self.metadata().get("imaging") or {})
 
-    def _denoise(self, loaded: LoadedTextPipeline, prompt: str, settings: dict[str, Any], seed: int, k: int,
-                 timer: runtime.StepTimer, total: int, progress: ProgressCallback | None,
-                 cancel: threading.Event | None) -> np.ndarray:
-        import torch
 
-        steps = settings["steps"]
-
-        def on_step(_pipe, i, _t, kwargs):
-            runtime.check_cancel(cancel)
-            done = k * steps + i + 1
-            runtime.report(progress, done, total, timer.message(done))
-            return kwargs
-
-        generator = torch.Generator("cpu").manual_seed(seed)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = loaded.pipe(prompt=prompt, negative_prompt=settings["negative_prompt"] or None,
-                              width=settings["width"], height=settings["height"], num_inference_steps=steps,
-                              guidance_scale=settings["guidance"], generator=generator, output_type="np",
-                              callback_on_step_end=on_step, return_dict=True)
-        del t0
-        return np.asarray(out.images[0], dtype=np.float32)
+register_kind(KIND, SD3TextGenerator)

@@ -24,18 +24,20 @@ Recipe (seed 003 §2.2; what the paper leaves open is ours and marked ‡):
 * text encoders frozen; a base without T5 (``text_encoder_3``) loads with
   ``text_encoder_3=None, tokenizer_3=None`` and diffusers zero-fills the T5 part.
 
-Output: the run folder of ``sarviz train text`` (``sarviz_text_model.json`` with
-``base_kind: sd3``, ``transformer_lora/`` as ``PeftModel.save_pretrained``), checkpoints
-with ``accelerate_state/`` for ``--resume-from``.
+Output: the run folder of ``sarviz train text`` written by :class:`sarviz.formats.text_run.TextRun`
+(metadata with ``base_kind: sd3``, the MM-DiT LoRA in the kind's denoiser folder
+``transformer_lora/`` as ``PeftModel.save_pretrained``, no learned token), checkpoints with
+``accelerate_state/`` for ``--resume-from``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sarviz.errors import SarvizError
+from sarviz.formats.text_run import TRANSFORMER_LORA_DIR, TextRun
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
@@ -48,18 +50,20 @@ LORA_TARGET_SETS: dict[str, tuple[str, ...]] = {
                         "attn.add_k_proj", "attn.add_v_proj", "attn.to_add_out", "attn2.to_q", "attn2.to_k",
                         "attn2.to_v", "attn2.to_out.0"),
 }
-LORA_DIR = "transformer_lora"
+LORA_DIR = TRANSFORMER_LORA_DIR  # former name (sarviz.formats.text_run owns the folder name)
 SD3_DEFAULTS = {"lora_rank": 32, "lora_alpha": 16, "lr": 1e-4, "logit_mean": 0.0, "logit_std": 1.0}
 S1_IMAGING = {"band": "C", "pixel_spacing_m": 10}
 
 
 def is_sd3_base(base: str | Path) -> bool:
-    """True when the base folder's ``model_index.json`` names a Stable Diffusion 3 pipeline."""
+    """True when the base folder is an SD3 / SD3.5 pipeline (the one ``base_kind`` rule); False otherwise,
+    including an unreadable base (the SD 1.5 / SDXL trainer then says what is wrong with it)."""
+    from sarviz.generators.base_model import KINDS, base_kind
+
     try:
-        name = json.loads((Path(base) / "model_index.json").read_text()).get("_class_name", "")
-    except (OSError, ValueError):
+        return base_kind(base, supported=KINDS) == "sd3"
+    except SarvizError:
         return False
-    return str(name).startswith("StableDiffusion3")
 
 
 def sd3_caption(text: str, imaging: dict[str, Any]) -> str:
@@ -135,7 +139,9 @@ class SD3TextTrainer(TrainLoop):
         from sarviz.training.data import CaptionDataset, collate
 
         c = self.config
-        self.start_accelerator(lambda ckpt: common.read_json(Path(ckpt) / "sarviz_text_model.json", "run")["step"])
+        from sarviz.training.text import _read_model_meta
+
+        self.start_accelerator(lambda ckpt: _read_model_meta(Path(ckpt))["step"])
         acc = self.accelerator
         base = str(c.base)
         has_t5 = (Path(base) / "text_encoder_3").is_dir()
@@ -243,7 +249,7 @@ class SD3TextTrainer(TrainLoop):
         c = self.config
         return {
             "format": MODEL_FORMAT, "base": str(Path(c.base).resolve()), "base_kind": "sd3", "token": "",
-            "transformer": "lora", "transformer_lora": LORA_DIR, "calibration": self.data.calibration.to_dict(),
+            "unet": "lora", "calibration": self.data.calibration.to_dict(),
             "polarisation": self.data.info.get("polarisation", "VV"), "image_mode": self.data.info.get("image_mode", "L"),
             "resolution": self.resolution, "step": step, "stage": "unet", "imaging": self.imaging,
             "caption_template": "SAR image, <caption>, <band>-band, <spacing> m pixel spacing, <pol> polarisation",
@@ -260,8 +266,7 @@ class SD3TextTrainer(TrainLoop):
         }
 
     def write_components(self, folder: Path, step: int) -> None:
-        self.accelerator.unwrap_model(self.transformer).save_pretrained(str(folder / LORA_DIR), safe_serialization=True)
-        common.write_json(folder / "sarviz_text_model.json", self.model_meta(step))
+        TextRun(folder, self.model_meta(step)).save(unet=self.accelerator.unwrap_model(self.transformer))
 
 
 def train_text_sd3(config: Any) -> Path | None:
