@@ -15,7 +15,8 @@ from _text_fixtures import SIZE, one_torch_thread, write_sd15_base  # noqa: F401
 from sarviz.errors import GenerationError
 from sarviz.migration import losses as L
 from sarviz.migration.attention import choose_layers, self_attention_layers
-from sarviz.migration.images import MigratedImage, SarAmplitude, normalise_amplitude, read_sar_image
+from sarviz.generators.base import GenerationResult
+from sarviz.migration.images import SarAmplitude, normalise_amplitude, read_sar_image
 from sarviz.migration.migrate import FeatureExtractor, MigrationSettings, migrate_image, migrated_image
 
 
@@ -124,8 +125,11 @@ def test_geotiff_keeps_georeference_and_provenance(tmp_path, extractor):
     content, style = read_sar_image(src), read_sar_image(style_path)
     out = migrate_image(content, [style], extractor, MigrationSettings(steps=2))
     written = migrated_image(content, out).to_geotiff(tmp_path / "out.tif")
-    back = MigratedImage.from_geotiff(written)
+    back = GenerationResult.from_geotiff(written)  # the one generated-image artifact
     assert back.crs == content.crs and back.transform == content.transform
+    # VV dB on the content's scale: amplitude / the content's μ+3σ is the migrated image again
+    lit = out.amplitude > 0
+    np.testing.assert_allclose(10 ** (back.vv_db[lit] / 20) / content.threshold, out.amplitude[lit], rtol=1e-5)
     assert back.provenance["style_references"][0]["sha256"] == style.sha256
     assert back.provenance["layers"] == extractor.layers and len(back.provenance["losses"]) == 2
     assert back.provenance["settings"]["w_cnt"] == 0.25
@@ -174,7 +178,9 @@ def test_cli_migrate_writes_one_geotiff_per_content(tmp_path, base, capsys, one_
     assert code == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [Path(x["out"]).name for x in lines] == ["a.tif", "b.tif"]
-    assert MigratedImage.from_geotiff(tmp_path / "out" / "a.tif").crs is not None
+    assert all(x["interface"] == "transform" and x["dtype"] == "float32" for x in lines)  # the run sequence's record
+    assert GenerationResult.from_geotiff(tmp_path / "out" / "a.tif").crs is not None
+    assert GenerationResult.from_geotiff(tmp_path / "out" / "b.tif").crs is None
     (tmp_path / "empty").mkdir()
     assert main(["migrate", "--content", str(tmp_path / "empty"), "--style", str(tmp_path / "refs"), "--base", str(base),
                  "--out", str(tmp_path / "o2")]) == 2
@@ -191,7 +197,8 @@ def test_background_job_crops_runs_and_cancels(base, tmp_path, one_torch_thread)
     job = MigrationJob(str(base), content, [style], MigrationSettings(steps=2), size=SIZE, device="cpu",
                        dtype="float32").start()
     job.wait(600)
-    assert job.state["status"] == "done" and job.result.amplitude.shape == (SIZE, SIZE)
+    assert job.state["status"] == "done" and job.amplitude.shape == (SIZE, SIZE)
+    assert job.result.transform == cropped.transform and len(job.losses) == 2
     stopped = MigrationJob(str(base), content, [style], MigrationSettings(steps=50), size=SIZE, device="cpu",
                            dtype="float32")
     stopped.cancel.set()
@@ -199,24 +206,28 @@ def test_background_job_crops_runs_and_cancels(base, tmp_path, one_torch_thread)
     assert stopped.state["status"] == "cancelled"
     bad = MigrationJob(str(tmp_path), content, [style], size=SIZE).start()
     bad.wait(60)
-    assert bad.state["status"] == "failed" and "not a diffusers U-Net base" in bad.state["error"]
+    assert bad.state["status"] == "failed" and "model_index.json is missing" in bad.state["error"]
 
 
 def test_migrator_transform_is_an_image_transformer(base, tmp_path, one_torch_thread):  # noqa: F811
     from affine import Affine
 
-    from sarviz.generators.base import GenerationResult
-    from sarviz.migration.migrate import AttentionDistillationMigrator, MigrationCard, TransformRequest
+    from sarviz.generators.base import ImageTransformer, TransformRequest
+    from sarviz.migration.migrate import AttentionDistillationMigrator, migration_card
 
     write_png(tmp_path / "ref.png", speckle_amplitude(SIZE, 1, 40))
     vv = 20 * np.log10(speckle_amplitude(SIZE, 8, 41)) - 10
     vh = 20 * np.log10(speckle_amplitude(SIZE, 8, 42)) - 17
     source = GenerationResult(vv, vh, "EPSG:32630", Affine(10, 0, 500000, 0, -10, 4200000), {"model_id": "emulator"})
-    migrator = AttentionDistillationMigrator(MigrationCard(base=str(base), style_references=[str(tmp_path / "ref.png")]))
-    assert migrator.readiness() is None
+    migrator = AttentionDistillationMigrator(migration_card(base, [str(tmp_path / "ref.png")]))
+    assert isinstance(migrator, ImageTransformer) and migrator.readiness().ready
     request = TransformRequest(seed=1, steps=1, device="cpu", dtype="float32", options={"polarisations": ["VV"]})
     out = migrator.transform(source, request)
     assert out.crs == source.crs and out.transform == source.transform
     assert not np.array_equal(out.vv_db, source.vv_db) and np.array_equal(out.vh_db, source.vh_db)
     assert out.provenance["source_model_id"] == "emulator" and list(out.provenance["migration"]) == ["VV"]
-    assert "U-Net base" in AttentionDistillationMigrator(MigrationCard(str(tmp_path / "none"), ["x"])).readiness()
+    assert out.provenance["interface"] == "transform" and out.provenance["settings"]["steps"] == 1
+    with pytest.raises(GenerationError, match="unknown migration option"):
+        migrator.transform(source, TransformRequest(options={"w_typo": 1}))
+    missing = AttentionDistillationMigrator(migration_card(tmp_path / "none", [str(tmp_path / "x.png")])).readiness()
+    assert not missing.ready and "model_index.json" in missing.details and "x.png" in missing.details

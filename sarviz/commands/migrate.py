@@ -4,8 +4,10 @@
 
 Each content image (a file or every image of a folder) is optimised toward the style
 references (the target sensor's real images, same size as the content) on the user's
-SD 1.5-style U-Net base, and written as OUT_DIR/<name>.tif (normalised amplitude, the
-content's georeference, provenance with the losses per iteration). Method and defaults:
+SD 1.5-style U-Net base through the migrator's run sequence (the image transformer
+``AttentionDistillationMigrator``), and written as OUT_DIR/<name>.tif — a generated image
+(VV dB on the content's own amplitude scale, the content's georeference, provenance with the
+losses per iteration). Method and defaults:
 docs/cross-sensor.md.
 """
 
@@ -53,9 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from sarviz.commands import cli_progress
+    from sarviz.generators.base import TransformRequest
     from sarviz.migration.images import list_images, read_sar_image
-    from sarviz.migration.migrate import FeatureExtractor, MigrationSettings, migrate_image, migrated_image
+    from sarviz.migration.migrate import (
+        AttentionDistillationMigrator,
+        MigrationSettings,
+        migration_card,
+        source_from_content,
+    )
 
     settings = MigrationSettings(steps=args.steps, iters=args.iters, learning_rate=args.learning_rate,
                                  layers=args.layers, w_cnt=args.w_cnt, w_sp=args.w_sp, w_f=args.w_f,
@@ -63,18 +73,21 @@ def run(args: argparse.Namespace) -> int:
                                  decode_every=args.decode_every, decode_crop=args.decode_crop).check()
     contents = list_images(args.content, "content")
     styles = [read_sar_image(p, "style reference") for p in list_images(args.style, "style references")]
-    extractor = FeatureExtractor(args.base, settings.layers, args.device, args.dtype)
+    migrator = AttentionDistillationMigrator(migration_card(args.base, settings={"layers": settings.layers}))
     args.out.mkdir(parents=True, exist_ok=True)
     for path in contents:
         content = read_sar_image(path, "content")
-        outcome = migrate_image(content, styles, extractor, settings, args.seed, cli_progress(path.name))
-        written = migrated_image(content, outcome).to_geotiff(args.out / (path.stem + ".tif"))
-        last = outcome.losses[-1]
+        request = TransformRequest(seed=args.seed, device=args.device, dtype=args.dtype,
+                                   options={**asdict(settings), "references": styles})
+        result = migrator.transform(source_from_content(content), request, cli_progress(path.name))
+        written = result.to_geotiff(args.out / path.with_suffix(".tif").name)
+        run = result.provenance["migration"]["VV"]
+        first, last = run["losses"][0], run["losses"][-1]
         if args.json:
-            print(json.dumps({k: v for k, v in outcome.provenance.items() if k != "losses"} | {"out": str(written),
-                                                                                             "final_losses": last},
-                             sort_keys=True, default=str))
+            summary = {k: v for k, v in result.provenance.items() if k != "migration"}
+            summary["migration"] = {k: v for k, v in run.items() if k != "losses"}
+            print(json.dumps(summary | {"out": str(written), "final_losses": last}, sort_keys=True, default=str))
         else:
-            print(f"[migrate] {path.name} → {written} (loss {outcome.losses[0]['total']:.4g} → {last['total']:.4g}, "
-                  f"{outcome.provenance['seconds']:.1f} s, {extractor.dtype_name})", file=sys.stderr)
+            print(f"[migrate] {path.name} → {written} (loss {first['total']:.4g} → {last['total']:.4g}, "
+                  f"{result.provenance['seconds']:.1f} s, {result.provenance['dtype']})", file=sys.stderr)
     return 0

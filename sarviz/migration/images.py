@@ -4,27 +4,29 @@ Inputs (content and style references): a GeoTIFF (first band, or the band named 
 when the band is named for a polarisation or tagged ``units=dB``, else linear amplitude) or
 an 8-bit/16-bit grey image (PNG, JPEG, TIFF without georeference; pixel value = amplitude).
 Every image is put on seed 001's scale, amplitude / (μ + 3σ) clipped to [0, 1] (the
-normalisation core-protocols owns; :func:`sarviz.metrics.sar.normalised_amplitude`), and the
+normalisation :mod:`sarviz.amplitude` owns), and the
 threshold μ + 3σ is kept so dB can be restored. A colour image (channels differ) or a flat
 image is refused: it is not a SAR amplitude.
 
-Output (:class:`MigratedImage`): a GeoTIFF with one float32 band ``amplitude`` (normalised,
-[0, 1]), the content's CRS/transform when it had one, and the provenance JSON in the
-``PROVENANCE`` tag (losses per iteration, weights, layers, style SHA-256s, dtype).
+Output: the one generated-image artifact (:class:`sarviz.formats.generated_image.GeneratedImage`,
+via :class:`~sarviz.generators.base.GenerationResult`): VV in dB on the content's own
+amplitude scale (its μ + 3σ restored), the content's CRS/transform when it had one, and the
+provenance (losses per iteration, weights, layers, style SHA-256s, dtype).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sarviz.amplitude import AmplitudeError
+from sarviz.amplitude import normalise_amplitude as _seed001_normalise
 from sarviz.errors import GenerationError
+from sarviz.hashing import file_sha256  # noqa: F401 - re-exported (the one hashing helper)
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 POLARISATION_BANDS = ("VV", "HH", "VH", "HV")
@@ -52,7 +54,8 @@ class SarAmplitude:
 
 
 def normalise_amplitude(amplitude: np.ndarray, what: str = "image") -> tuple[np.ndarray, float]:
-    """A / (μ + 3σ) clipped to [0, 1] and the threshold; refuses flat or non-finite images."""
+    """A / (μ + 3σ) clipped to [0, 1] (:func:`sarviz.amplitude.normalise_amplitude`) and the threshold;
+    missing pixels → 0; refuses negative, flat or non-finite images in one line."""
     amp = np.asarray(amplitude, dtype=np.float64)
     finite = np.isfinite(amp)
     if not finite.any():
@@ -62,16 +65,11 @@ def normalise_amplitude(amplitude: np.ndarray, what: str = "image") -> tuple[np.
                               "named VV/VH/HH/HV)")
     if float(np.nanstd(amp)) == 0.0:
         raise GenerationError(f"{what}: the image is flat (one value); it is not a SAR amplitude image")
-    threshold = float(np.nanmean(amp) + 3.0 * np.nanstd(amp))
-    return np.clip(np.nan_to_num(amp / threshold, nan=0.0), 0.0, 1.0).astype(np.float32), threshold
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    try:
+        unit, stats = _seed001_normalise(amp, unit="amplitude")
+    except AmplitudeError as exc:
+        raise GenerationError(f"{what}: {exc}") from None
+    return np.nan_to_num(unit, nan=0.0).astype(np.float32), float(stats.threshold)
 
 
 def read_sar_image(path: str | os.PathLike, what: str = "image") -> SarAmplitude:
@@ -139,46 +137,3 @@ def list_images(folder_or_files: list[str | os.PathLike] | str | os.PathLike, wh
     if not paths:
         raise GenerationError(f"{what}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
     return paths
-
-
-@dataclass
-class MigratedImage:
-    """The on-disk result of one migration: normalised amplitude + georeference + provenance (GeoTIFF)."""
-
-    amplitude: np.ndarray
-    crs: Any = None
-    transform: Any = None
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def to_geotiff(self, path: str | os.PathLike) -> Path:
-        import rasterio
-        from affine import Affine
-
-        from sarviz.atomic import atomic_path
-
-        path = Path(path)
-        h, w = self.amplitude.shape
-        profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", compress="DEFLATE", predictor=3)
-        if self.crs is not None:
-            profile.update(crs=self.crs, transform=self.transform or Affine.identity())
-        import warnings
-
-        with atomic_path(path, suffix=".tif.part") as tmp, warnings.catch_warnings():
-            # a content without georeference (PNG) gives a GeoTIFF without one, on purpose
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(self.amplitude.astype(np.float32)[None])
-                dst.descriptions = ("amplitude",)
-                dst.update_tags(1, units="amplitude / (mu + 3 sigma), clipped to [0, 1]")
-                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-        return path
-
-    @classmethod
-    def from_geotiff(cls, path: str | os.PathLike) -> MigratedImage:
-        import rasterio
-
-        with rasterio.open(path) as src:
-            if [d or "" for d in src.descriptions] != ["amplitude"]:
-                raise GenerationError(f"{Path(path).name}: not a sarviz migrated image (one band named amplitude)")
-            return cls(src.read(1), src.crs, src.transform if src.crs is not None else None,
-                       json.loads(src.tags().get("PROVENANCE", "{}")))

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from affine import Affine
 
-from sarviz.errors import GenerationCancelled, GenerationError
+from sarviz.errors import GenerationCancelled, GenerationError, SarvizError
 from sarviz.migration.images import SarAmplitude
-from sarviz.migration.migrate import FeatureExtractor, MigrationOutcome, MigrationSettings, migrate_image
+from sarviz.migration.settings import MigrationSettings
 
 CPU_SETTINGS = MigrationSettings(steps=20, decode_every=2)
 CPU_SIZE = 256
+#: SD 1.5's size factor (VAE ×8, U-Net ×8): a crop's sides are multiples of it
+SD15_MULTIPLE = 64
 
 
-def centre_crop(image: SarAmplitude, size: int, multiple: int) -> SarAmplitude:
+def centre_crop(image: SarAmplitude, size: int, multiple: int = SD15_MULTIPLE) -> SarAmplitude:
     """The centred ``size``×``size`` crop (sides rounded down to ``multiple``), georeference shifted to match."""
     h, w = image.shape
     side = min(size, h, w) // multiple * multiple
@@ -36,7 +38,11 @@ def centre_crop(image: SarAmplitude, size: int, multiple: int) -> SarAmplitude:
 
 @dataclass
 class MigrationJob:
-    """One migration running in a thread; read ``state`` from any thread."""
+    """One migration running in a thread (through the migrator's run sequence); read ``state`` from any thread.
+
+    ``result`` is the migrator's :class:`~sarviz.generators.base.GenerationResult` (VV dB on the
+    content's scale); :attr:`amplitude` and :attr:`losses` are what the page shows.
+    """
 
     base: str
     content: SarAmplitude
@@ -46,10 +52,11 @@ class MigrationJob:
     seed: int = 0
     device: str | None = None
     dtype: str | None = None
+    multiple: int = SD15_MULTIPLE
     state: dict[str, Any] = field(default_factory=lambda: {"status": "queued", "step": 0, "total": 0,
                                                            "message": "waiting", "error": None})
     cancel: threading.Event = field(default_factory=threading.Event)
-    result: MigrationOutcome | None = None
+    result: Any = None
     thread: threading.Thread | None = None
 
     def start(self) -> MigrationJob:
@@ -58,27 +65,25 @@ class MigrationJob:
         return self
 
     def _progress(self, step: int, total: int, message: str) -> None:
-        self.state.update(step=step, total=total, message=message)
+        self.state.update(status="running", step=step, total=total, message=message)
 
     def _run(self) -> None:
-        from sarviz.generators import runtime
+        from sarviz.generators.base import TransformRequest
+        from sarviz.migration.migrate import AttentionDistillationMigrator, migration_card, source_from_content
 
         t0 = time.perf_counter()
         try:
             self.state.update(status="loading", message="loading the U-Net base")
-            extractor = FeatureExtractor(self.base, self.settings.layers, self.device, self.dtype)
-            content = centre_crop(self.content, self.size, extractor.multiple)
-            styles = [centre_crop(s, self.size, extractor.multiple) for s in self.styles]
-            self.content = content
-            self.styles = styles
-            with runtime.QUEUE.slot(extractor.device, cancel=self.cancel):
-                self.state.update(status="running")
-                self.result = migrate_image(content, styles, extractor, self.settings, self.seed, self._progress,
-                                            self.cancel)
+            self.content = centre_crop(self.content, self.size, self.multiple)
+            self.styles = [centre_crop(s, self.size, self.multiple) for s in self.styles]
+            migrator = AttentionDistillationMigrator(migration_card(self.base))
+            request = TransformRequest(seed=self.seed, device=self.device, dtype=self.dtype,
+                                       options={**asdict(self.settings), "references": self.styles})
+            self.result = migrator.transform(source_from_content(self.content), request, self._progress, self.cancel)
             self.state.update(status="done", message=f"done in {time.perf_counter() - t0:.0f} s")
         except GenerationCancelled:
             self.state.update(status="cancelled", message="cancelled")
-        except (GenerationError, ValueError, OSError) as exc:
+        except (SarvizError, OSError) as exc:
             self.state.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     def wait(self, timeout: float | None = None) -> None:
@@ -88,6 +93,22 @@ class MigrationJob:
     @property
     def done(self) -> bool:
         return self.state["status"] in ("done", "failed", "cancelled")
+
+    @property
+    def run_provenance(self) -> dict[str, Any]:
+        """The VV migration's own record (losses, layers, settings) inside the result's provenance."""
+        return self.result.provenance["migration"]["VV"]
+
+    @property
+    def amplitude(self) -> np.ndarray:
+        """The migrated image on seed 001's A/(μ+3σ) scale (as the content is shown)."""
+        from sarviz.migration.migrate import content_from_db
+
+        return content_from_db(self.result.vv_db, "migrated").amplitude
+
+    @property
+    def losses(self) -> list[dict[str, float]]:
+        return self.run_provenance["losses"]
 
 
 def amplitude_png(amplitude: np.ndarray) -> bytes:

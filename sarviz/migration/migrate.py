@@ -28,19 +28,20 @@ from __future__ import annotations
 import datetime as _dt
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sarviz.errors import GenerationError
-from sarviz.generators.base import GenerationResult, Generator, ProgressCallback
+from sarviz.errors import GenerationError, SarvizError
+from sarviz.generators.base import GenerationResult, ImageTransformer, ProgressCallback, Readiness, TransformRequest
 from sarviz.generators.runtime import check_cancel, report
 from sarviz.migration import losses as L
 from sarviz.migration.attention import AttentionFeatures, choose_layers, install_cache
-from sarviz.migration.images import MigratedImage, SarAmplitude, normalise_amplitude
+from sarviz.migration.images import SarAmplitude, normalise_amplitude
 from sarviz.migration.settings import MigrationSettings
+from sarviz.registry import register_kind
 
 METHOD = "attention distillation (Zhou et al. CVPR 2025) + speckle/spectrum losses (seed 003)"
 
@@ -63,10 +64,14 @@ class FeatureExtractor:
 
         from sarviz.generators.runtime import choose_device, dtype_decision, torch_dtype
 
+        from sarviz.generators.base_model import base_kind
+
         base = Path(base)
-        if not (base / "model_index.json").is_file() or not (base / "unet" / "config.json").is_file():
-            raise GenerationError(f"{base.name}: not a diffusers U-Net base (model_index.json and unet/ needed); "
-                                  "migration needs a pre-trained SD 1.5-style base you provide")
+        try:
+            base_kind(base, supported=("sd15",))  # the one rule (an SD 1.5-style UNet pipeline)
+        except SarvizError as exc:
+            raise GenerationError(f"{base.name}: not a diffusers SD 1.5-style U-Net base ({str(exc).splitlines()[0]}); "
+                                  "migration needs a pre-trained base you provide") from None
         self.base = base
         self.device = choose_device(device)
         decision = dtype_decision(self.device, dtype)
@@ -92,6 +97,13 @@ class FeatureExtractor:
             raise GenerationError(f"{base.name}: no text_encoder/ — the null-text embedding conditions the U-Net")
         self.scheduler = DDIMScheduler.from_pretrained(base / "scheduler")
         self._finish()
+
+    def use_layers(self, layers: str) -> None:
+        """Cache the attention of ``layers`` from now on (cheap: swaps attention processors)."""
+        chosen = choose_layers(self.unet, layers)
+        if chosen != self.layers:
+            self.layers = chosen
+            self.cache = install_cache(self.unet, chosen)
 
     def _finish(self) -> None:
         self.scaling = float(getattr(self.vae.config, "scaling_factor", 0.18215))
@@ -271,100 +283,210 @@ def _image_losses(extractor, latent, style_amp, content_corners, style_corners, 
     return l_sp, l_f
 
 
-# -- the image transformer (core interface; rebased onto core-interfaces' ImageTransformer later) ----
-@dataclass
-class TransformRequest:
-    """Minimal local stand-in for core-interfaces' TransformRequest (same field names)."""
-
-    seed: int = 0
-    steps: int | None = None
-    strength: float | None = None  # unused by migration (the whole schedule runs)
-    guidance: float | None = None  # unused (null-text conditioning, as AD)
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    device: str | None = None
-    dtype: str | None = None
-    sampler: Any = None
-    options: dict[str, Any] = field(default_factory=dict)
+# -- the image transformer (core interface) ---------------------------------------------------------
+KIND = "ad-migration"
+#: request.options keys besides MigrationSettings' fields
+EXTRA_OPTIONS = ("polarisations", "references")
 
 
 @dataclass
-class MigrationCard:
-    """What the Generator base needs from a model card: the user's U-Net base and the style references."""
+class LoadedMigration:
+    """The cached feature extractor of one base on one device/dtype; ``lock`` held while it works."""
 
-    base: str
-    style_references: list[str]
-    id: str = "ad-migration"
-    name: str = "Attention-distillation migration (seed 003)"
+    extractor: FeatureExtractor
+    info: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class AttentionDistillationMigrator(Generator):
-    """SAR → target-sensor SAR by attention distillation: an image transformer."""
+def migration_settings(request: TransformRequest, defaults: MigrationSettings | None = None) -> MigrationSettings:
+    """The run's :class:`MigrationSettings`: ``defaults`` (the card's), the request's ``options``
+    (any MigrationSettings field), then ``request.steps`` (DDIM timesteps); checked."""
+    options = {k: v for k, v in dict(request.options or {}).items() if k not in EXTRA_OPTIONS}
+    known = set(MigrationSettings.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise GenerationError(f"unknown migration option(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(known | set(EXTRA_OPTIONS)))}")
+    try:
+        settings = replace(defaults or MigrationSettings(), **options)
+        if request.steps is not None:
+            settings = replace(settings, steps=int(request.steps))
+    except (TypeError, ValueError) as exc:
+        raise GenerationError(f"bad migration option ({exc})") from None
+    return settings.check()
 
-    kind = "migration"
 
-    def __init__(self, card: MigrationCard) -> None:
+def content_from_db(db: np.ndarray, what: str) -> SarAmplitude:
+    """A dB band (NaN = missing) as the content of one migration (seed 001's A/(μ+3σ) via sarviz.amplitude)."""
+    norm, threshold = normalise_amplitude(np.power(10.0, np.asarray(db, dtype=np.float64) / 20.0), what)
+    return SarAmplitude(norm, threshold)
+
+
+def source_from_content(content: SarAmplitude, provenance: dict[str, Any] | None = None) -> GenerationResult:
+    """A content image read from a file as the transformer's source: its dB (on its own amplitude
+    scale) as VV, its georeference when it has one."""
+    prov = {"source": "file", "content": {"file": content.path.name if content.path else None,
+                                          "sha256": content.sha256}, **(provenance or {})}
+    return GenerationResult(content.db(), None, content.crs, content.transform if content.crs is not None else None,
+                            prov)
+
+
+class AttentionDistillationMigrator(ImageTransformer):
+    """SAR → target-sensor SAR by attention distillation (seed 003 stage 2): an image transformer.
+
+    Card (kind ``ad-migration``)::
+
+        {"id": "...", "kind": "ad-migration", "weights": {"base": "SD15_BASE"},
+         "style_references": ["FOLDER_OR_FILE", ...], "settings": {MigrationSettings fields}}
+
+    ``transform(source, request)`` migrates each polarisation of ``source`` (``options
+    ["polarisations"]``, default every band present) as its own optimisation, through
+    :func:`~sarviz.generators.run.run_generation` (one step = one DDIM timestep of one band).
+    ``request.options`` may hold any :class:`MigrationSettings` field and ``references``
+    (paths, or :class:`SarAmplitude` s already read, overriding the card's); ``request.steps`` sets the timesteps; ``strength``,
+    ``guidance`` and ``prompt`` do not apply (null-text conditioning, the whole schedule runs).
+    A source without georeference is accepted (seed 003's chips have none); the result keeps
+    the source's grid and georeference, whatever it is.
+    """
+
+    kind = "attention-distillation migration"
+
+    def __init__(self, card: Any) -> None:
         super().__init__(card)
-        self._extractor: FeatureExtractor | None = None
-        self._key: tuple | None = None
+        weights = card.get("weights", {}) or {}
+        if not isinstance(weights, dict) or not weights.get("base"):
+            raise GenerationError(f"model card {card.path}: weights.base (an SD 1.5-style diffusers base) is required")
+        self.base = card.resolve(weights["base"])
+        refs = card.get("style_references", []) or []
+        if isinstance(refs, str):
+            refs = [refs]
+        self.style_references = [card.resolve(r) for r in refs]
+        try:
+            self.settings_defaults = replace(MigrationSettings(), **(card.get("settings", {}) or {})).check()
+        except TypeError as exc:
+            raise GenerationError(f"model card {card.path}: bad settings ({exc})") from None
 
-    def readiness(self) -> str | None:
-        """None when it can run, else what is missing."""
-        base = Path(self.card.base)
-        if not (base / "model_index.json").is_file():
-            return f"the U-Net base {base.name} is missing; migration needs a pre-trained SD 1.5-style base you provide"
-        if not self.card.style_references:
-            return "no style references of the target sensor"
-        return None
+    def readiness(self) -> Readiness:
+        from sarviz.generators.base_model import base_kind
 
-    def generate(self, scene, request, progress=None, cancel=None) -> GenerationResult:
-        raise GenerationError("migration transforms an existing SAR image; call transform(source, request)")
+        problems = []
+        base = Path(self.base)
+        try:
+            base_kind(base, supported=("sd15",))
+            if not (base / "unet").is_dir() or not (base / "text_encoder").is_dir():
+                problems.append(f"{base.name}: unet/ and text_encoder/ are needed")
+        except SarvizError as exc:
+            problems.append(str(exc).splitlines()[0])
+        missing_refs = [Path(r).name for r in self.style_references if not Path(r).exists()]
+        if missing_refs:
+            problems.append(f"style references missing: {', '.join(missing_refs)}")
+        if not problems:
+            return Readiness.ok()
+        short = f"{self.card.id!r} cannot run: its U-Net base or style references are missing"
+        return Readiness(False, problem=short, action="give a pre-trained SD 1.5-style base you provide (no weights "
+                         "ship) and the target sensor's reference images",
+                         details=f"{short} — " + "; ".join(problems), missing=tuple(problems))
 
-    def _extractor_for(self, request: TransformRequest, layers: str) -> FeatureExtractor:
-        key = (request.device, request.dtype, layers)
-        if self._extractor is None or self._key != key:
-            self._extractor = FeatureExtractor(self.card.base, layers, request.device, request.dtype)
-            self._key = key
-        return self._extractor
+    def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedMigration:
+        from sarviz.generators import runtime
+
+        key = ((KIND, self.base), device, dtype)
+        return runtime.MODELS.get(key, lambda: LoadedMigration(
+            FeatureExtractor(self.base, self.settings_defaults.layers, device, dtype),
+            info={"base": Path(self.base).name}))
+
+    def references(self, request: TransformRequest) -> list[SarAmplitude]:
+        from sarviz.migration.images import list_images, read_sar_image
+
+        refs = request.options.get("references") or self.style_references
+        if not refs:
+            raise GenerationError("migration needs at least one style reference of the target sensor")
+        if isinstance(refs, (list, tuple)) and all(isinstance(r, SarAmplitude) for r in refs):
+            return list(refs)  # already read (the Sensor page's job crops them first)
+        return [read_sar_image(p, "style reference") for p in list_images(refs, "style references")]
 
     def transform(self, source: GenerationResult, request: TransformRequest, progress: ProgressCallback | None = None,
                   cancel: threading.Event | None = None) -> GenerationResult:
-        """Migrate the VV and VH dB images of ``source`` (each its own optimisation) toward the references."""
-        from sarviz.migration.images import list_images, read_sar_image
+        """Migrate each polarisation of ``source`` toward the references (see the class doc)."""
+        from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
 
-        problem = self.readiness()
-        if problem:
-            raise GenerationError(problem)
-        options = dict(request.options)
-        known = set(MigrationSettings.__dataclass_fields__)
-        unknown = set(options) - known - {"polarisations"}
-        if unknown:
-            raise GenerationError(f"unknown migration options {sorted(unknown)}")
-        pols = options.pop("polarisations", ("VV", "VH"))
-        settings = MigrationSettings(**options)
-        if request.steps is not None:
-            settings.steps = int(request.steps)
-        extractor = self._extractor_for(request, settings.layers)
-        styles = [read_sar_image(p, "style reference") for p in list_images(self.card.style_references, "style references")]
-        out = {"VV": source.vv_db, "VH": source.vh_db}
-        runs = {}
-        for i, pol in enumerate(pols):
-            db = out[pol]
-            norm, threshold = normalise_amplitude(np.power(10.0, np.asarray(db, dtype=np.float64) / 20.0), pol)
-            content = SarAmplitude(norm, threshold)
+        if not isinstance(source, GenerationResult):
+            raise GenerationError("migration transforms a SAR image (a GenerationResult), not a scene or a prompt")
+        seed = check_seed(request.seed)
+        settings = migration_settings(request, self.settings_defaults)
+        bands = source.bands
+        pols = list(request.options.get("polarisations") or bands)
+        absent = [p for p in pols if p not in bands]
+        if absent:
+            raise GenerationError(f"the source has no {', '.join(absent)} band (it has {', '.join(bands)})")
+        self.check_ready()
+        styles = self.references(request)
+        contents = {pol: content_from_db(bands[pol], f"source {pol}") for pol in pols}
+        steps = settings.steps
 
-            def sub_progress(step, total, message, _i=i, _pol=pol):
-                report(progress, _i * total + step, len(pols) * total, f"{_pol}: {message}")
+        def work(ctx: RunContext) -> dict[str, MigrationOutcome]:
+            extractor: FeatureExtractor = ctx.loaded.extractor
+            extractor.use_layers(settings.layers)
+            outcomes = {}
+            for i, pol in enumerate(pols):
+                def sub_progress(step: int, _total: int, message: str, _i: int = i, _pol: str = pol) -> None:
+                    ctx.step(_i * steps + step, f"{_pol}: {message}")
 
-            result = migrate_image(content, styles, extractor, settings, request.seed, sub_progress, cancel)
-            with np.errstate(divide="ignore"):
-                out[pol] = np.where(result.amplitude > 0, 20.0 * np.log10(result.amplitude * threshold), np.nan)
-            runs[pol] = result.provenance
-        provenance = {**source.provenance, "model_id": self.model_id, "source_model_id": source.provenance.get("model_id"),
-                      "migration": runs}
-        return GenerationResult(out["VV"], out["VH"], source.crs, source.transform, provenance)
+                outcomes[pol] = migrate_image(contents[pol], styles, extractor, settings, seed, sub_progress, ctx.cancel)
+            return outcomes
+
+        def finish(outcomes: dict[str, MigrationOutcome], record: RunRecord) -> list[GenerationResult]:
+            out = dict(bands)
+            runs = {}
+            for pol, outcome in outcomes.items():
+                out[pol] = denormalised_db(outcome.amplitude, contents[pol].threshold)
+                runs[pol] = {k: v for k, v in outcome.provenance.items()
+                             if k not in ("device", "dtype", "dtype_method", "seed", "timestamp")}
+            provenance = {k: v for k, v in source.provenance.items() if k in ("calibration", "scene_id", "source")}
+            provenance.update({
+                "model_id": self.model_id, "model_name": self.card.name, "model_kind": KIND, "seed": seed,
+                "method": METHOD, "base": Path(self.base).name, "source_model_id": source.provenance.get("model_id"),
+                "source_provenance": {k: v for k, v in source.provenance.items() if k != "migration"},
+                "polarisations_migrated": pols, "settings": asdict(settings), "migration": runs,
+                "units": "dB on the source's own amplitude scale (its μ+3σ restored after migration)",
+            })
+            return [GenerationResult(out["VV"], out.get("VH"), source.crs, source.transform, provenance)]
+
+        return run_generation(self, request, total=len(pols) * steps, work=work, finish=finish, progress=progress,
+                              cancel=cancel, dtype=request.dtype)[0]
 
 
-def migrated_image(content: SarAmplitude, outcome: MigrationOutcome) -> MigratedImage:
-    """The on-disk artifact of a migration: the content's georeference, the run's provenance."""
-    return MigratedImage(outcome.amplitude, content.crs, content.transform, outcome.provenance)
+def denormalised_db(amplitude: np.ndarray, threshold: float) -> np.ndarray:
+    """dB of a migrated normalised amplitude times the content's μ+3σ (NaN where it is 0)."""
+    with np.errstate(divide="ignore"):
+        return np.where(amplitude > 0, 20.0 * np.log10(amplitude * threshold), np.nan).astype(np.float32)
+
+
+def migration_card(base: str | Path, style_references: list[str] | None = None, settings: dict[str, Any] | None = None,
+                   card_id: str = "ad-migration") -> Any:
+    """An in-memory card for a base given on the command line or the Sensor page."""
+    from sarviz.registry import ModelCard
+
+    base_abs = str(Path(base).expanduser().resolve())
+    data = {"id": card_id, "name": "Attention-distillation migration (seed 003)", "kind": KIND,
+            "weights": {"base": base_abs},
+            "style_references": [str(Path(r).expanduser().resolve()) for r in (style_references or [])],
+            "settings": settings or {}}
+    from sarviz.formats.model_card import CARD_FILE
+
+    # an in-memory card claims a card path beside the base (never written), as text.run_card does
+    return ModelCard(id=card_id, name=data["name"], kind=KIND, path=Path(base_abs) / CARD_FILE, data=data)
+
+
+def MigrationCard(base: str, style_references: list[str], **_: Any) -> Any:  # noqa: N802 - former class name
+    """The former local card (kept importable): :func:`migration_card`."""
+    return migration_card(base, style_references)
+
+
+def migrated_image(content: SarAmplitude, outcome: MigrationOutcome) -> GenerationResult:
+    """A migration's result as the one generated-image artifact: VV dB on the content's scale, its georeference."""
+    return GenerationResult(denormalised_db(outcome.amplitude, content.threshold), None, content.crs,
+                            content.transform if content.crs is not None else None, outcome.provenance)
+
+
+register_kind(KIND, AttentionDistillationMigrator)

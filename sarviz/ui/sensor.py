@@ -10,7 +10,6 @@ amplitude histograms and the loss curve, and offers the migrated GeoTIFF for dow
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -94,17 +93,19 @@ def _results(job) -> None:
 
     from sarviz.metrics.sensor_profile import profile_distance, sensor_profile
     from sarviz.migration.job import amplitude_png
-    from sarviz.migration.migrate import migrated_image
+    from sarviz.errors import MetricError
+    from sarviz.formats.generated_image import GENERATED_FILE
 
     out = job.result
+    after_amp, losses, run = job.amplitude, job.losses, job.run_provenance
     cols = st.columns(3)
     cols[0].image(amplitude_png(job.content.amplitude), caption="before (content)")
-    cols[1].image(amplitude_png(out.amplitude), caption="after (migrated)")
+    cols[1].image(amplitude_png(after_amp), caption="after (migrated)")
     cols[2].image(amplitude_png(job.styles[0].amplitude), caption="reference (target sensor)")
     try:
         ref = sensor_profile("references", [_db(s.amplitude) for s in job.styles])
         before = sensor_profile("content (before)", [_db(job.content.amplitude)])
-        after = sensor_profile("migrated (after)", [_db(out.amplitude)])
+        after = sensor_profile("migrated (after)", [_db(after_amp)])
         rows = []
         for p in (ref, before, after):
             d = profile_distance(ref, p)
@@ -116,12 +117,11 @@ def _results(job) -> None:
         edges = np.linspace(0, 1, len(ref.histogram) + 1)
         st.line_chart(pd.DataFrame({p.name: p.histogram for p in (ref, before, after)},
                                    index=(edges[:-1] + edges[1:]) / 2), x_label="A/(μ+3σ)", y_label="share")
-    except ValueError as exc:  # MetricError: image too small for ENL/GLCM windows
+    except MetricError as exc:  # image too small for ENL/GLCM windows
         st.warning(f"Sensor profile unavailable: {exc}")
-    st.line_chart(pd.DataFrame(out.losses).set_index(np.arange(len(out.losses)))[
-        [k for k in ("total", "L_AD", "L_cnt", "L_sp", "L_f") if k in out.losses[0]]], x_label="iteration")
-    with tempfile.TemporaryDirectory() as tmp:
-        data = migrated_image(job.content, out).to_geotiff(Path(tmp) / "migrated.tif").read_bytes()
-    st.download_button("Download the migrated GeoTIFF", data, file_name="migrated.tif", mime="image/tiff")
+    st.line_chart(pd.DataFrame(losses).set_index(np.arange(len(losses)))[
+        [k for k in ("total", "L_AD", "L_cnt", "L_sp", "L_f") if k in losses[0]]], x_label="iteration")
+    st.download_button("Download the migrated GeoTIFF", out.geotiff_bytes(), file_name=GENERATED_FILE,
+                       mime="image/tiff")
     st.caption(f"{out.provenance['seconds']:.0f} s on {out.provenance['device']} ({out.provenance['dtype']}); "
-               f"layers {', '.join(out.provenance['layers'])}.")
+               f"layers {', '.join(run['layers'])}.")
