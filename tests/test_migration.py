@@ -13,11 +13,16 @@ from _migration_fixtures import speckle_amplitude, write_geotiff, write_png
 from _text_fixtures import SIZE, one_torch_thread, write_sd15_base  # noqa: F401 - fixture
 
 from sarviz.errors import GenerationError
+from sarviz.generators.base import GenerationResult
 from sarviz.migration import losses as L
 from sarviz.migration.attention import choose_layers, self_attention_layers
-from sarviz.generators.base import GenerationResult
 from sarviz.migration.images import SarAmplitude, normalise_amplitude, read_sar_image
-from sarviz.migration.migrate import FeatureExtractor, MigrationSettings, migrate_image, migrated_image
+from sarviz.migration.migrate import (
+    FeatureExtractor,
+    MigrationSettings,
+    migrate_image,
+    migrated_image,
+)
 
 
 @pytest.fixture(scope="module")

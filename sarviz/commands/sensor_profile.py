@@ -29,22 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _profile(name: str, folder: str | Path, hf_radius: float):
-    import numpy as np
-
     from sarviz.metrics.sensor_profile import sensor_profile
     from sarviz.migration.images import list_images, read_sar_image
 
-    images = []
-    for path in list_images(folder, name):
-        amp = read_sar_image(path, name).amplitude.astype(np.float64)
-        with np.errstate(divide="ignore"):
-            images.append(np.where(amp > 0, 20.0 * np.log10(amp), np.nan))
+    images = [read_sar_image(path, name).db() for path in list_images(folder, name)]
     return sensor_profile(name, images, hf_radius)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sarviz.atomic import atomic_path
     from sarviz.cli import CliError
+    from sarviz.formats.sensor_profile import SensorComparison
     from sarviz.metrics.sensor_profile import distance_table, profile_distance
 
     if not 0 < args.hf_radius < 1:
@@ -57,13 +51,11 @@ def run(args: argparse.Namespace) -> int:
         sets.append((name, folder))
     reference = _profile(args.dir.name or "reference", args.dir, args.hf_radius)
     others = [_profile(name, folder, args.hf_radius) for name, folder in sets]
-    result = {"reference": reference.to_dict(), "sets": [p.to_dict() for p in others],
-              "distances": {p.name: profile_distance(reference, p) for p in others}}
+    comparison = SensorComparison(reference, others, {p.name: profile_distance(reference, p) for p in others})
     if args.out:
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(result, indent=2, sort_keys=True), encoding="utf-8")
+        comparison.save(args.out)
     if args.json:
-        print(json.dumps(result, sort_keys=True))
+        print(json.dumps(comparison.to_dict(), sort_keys=True))
     else:
         print(distance_table(reference, others))
     return 0

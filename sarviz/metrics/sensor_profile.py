@@ -13,26 +13,22 @@ For a set of single-polarisation images (dB; amplitude images as 20·log10 A):
 
 :func:`profile_distance` turns two profiles into one row of distances to the reference:
 |Δ log ENL|, |Δ HF ratio|, histogram KL and the mean relative GLCM difference — so "closer
-to the target sensor after migration" is a table. :class:`SensorProfile` reads and writes
-the profile JSON (the one class for that artifact).
+to the target sensor after migration" is a table. The profile JSON is the artifact
+:class:`sarviz.formats.sensor_profile.SensorProfile` (re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from sarviz.formats.sensor_profile import FORMAT as PROFILE_FORMAT  # noqa: F401 - re-exported
+from sarviz.formats.sensor_profile import SensorProfile
 from sarviz.metrics import sar
 from sarviz.metrics.sar import MetricError
 
-PROFILE_FORMAT = "sarviz-sensor-profile/1"
 HF_RADIUS = 0.25  # fraction of Nyquist; the migration's default high-pass radius
 
 
@@ -50,44 +46,6 @@ def high_frequency_ratio(amplitude: np.ndarray, radius: float = HF_RADIUS) -> fl
     power = np.abs(np.fft.fftshift(np.fft.fft2(a - a.mean()))) ** 2
     total = float(power.sum())
     return float((power * high_pass_mask(*a.shape, radius)).sum() / total) if total > 0 else float("nan")
-
-
-@dataclass
-class SensorProfile:
-    """Statistics of one image set (see module doc)."""
-
-    name: str
-    n_images: int
-    enl_median: float
-    enl_per_image: list[float]
-    hf_ratio_median: float
-    hf_radius: float
-    histogram: list[float]  # pooled normalised-amplitude histogram (probabilities)
-    saturated_fraction: float
-    glcm: dict[str, float]  # feature → mean over distances, angles, images
-    notes: list[str] = field(default_factory=list)
-    format: str = PROFILE_FORMAT
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SensorProfile:
-        if data.get("format") != PROFILE_FORMAT:
-            raise MetricError(f"not a sensor profile ({PROFILE_FORMAT}): format {data.get('format')!r}")
-        return cls(**data)
-
-    def write(self, path: str | os.PathLike) -> Path:
-        from sarviz.atomic import atomic_path
-
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-        return path
-
-    @classmethod
-    def read(cls, path: str | os.PathLike) -> SensorProfile:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def sensor_profile(name: str, images_db: Iterable[np.ndarray], hf_radius: float = HF_RADIUS) -> SensorProfile:
