@@ -7,41 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from _diffusion_fixtures import write_tokenizer
-from _text_fixtures import _text_config, one_torch_thread, write_captioned  # noqa: F401 - fixture
+from _sd3_fixtures import SIZE, write_sd3_base
+from _text_fixtures import one_torch_thread, write_captioned  # noqa: F401 - fixture
 
 from sarviz.cli import main
 from sarviz.training.text import TextTrainConfig
-
-SIZE = 64  # px: 8 × 8 latents, 4 × 4 tokens of 2 × 2 patches
-
-
-def write_sd3_base(folder: Path, seed: int = 0) -> Path:
-    """diffusers' tiny SD3 test sizes: 2 layers, head dim 8, 4 heads, joint dim 32, pooled 64, two tiny CLIPs, no T5."""
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        SD3Transformer2DModel,
-        StableDiffusion3Pipeline,
-    )
-    from transformers import CLIPTextModelWithProjection
-
-    torch.manual_seed(seed)
-    tok, _ = write_tokenizer(folder / "_tok")
-    tok.model_max_length = 77
-    transformer = SD3Transformer2DModel(sample_size=SIZE // 8, patch_size=2, in_channels=4, num_layers=2,
-                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
-                                        joint_attention_dim=32, pooled_projection_dim=64, out_channels=4)
-    vae = AutoencoderKL(block_out_channels=[16, 16, 16, 16], in_channels=3, out_channels=3, norm_num_groups=8,
-                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                        latent_channels=4, sample_size=SIZE, shift_factor=0.0609, scaling_factor=1.5035,
-                        use_quant_conv=False, use_post_quant_conv=False)
-    pipe = StableDiffusion3Pipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                                    vae=vae, text_encoder=CLIPTextModelWithProjection(_text_config(tok)), tokenizer=tok,
-                                    text_encoder_2=CLIPTextModelWithProjection(_text_config(tok)), tokenizer_2=tok,
-                                    text_encoder_3=None, tokenizer_3=None)
-    pipe.save_pretrained(str(folder), safe_serialization=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +67,9 @@ def test_generate_text_from_the_run(trained, capsys):
                  "--device", "cpu", "--dtype", "float32", "--out", str(out)]) == 0
     prov = json.loads(capsys.readouterr().out)
     assert prov["base_kind"] == "sd3" and prov["prompt"].startswith("SAR image, trees, C-band")
+    # flow matching with the base scheduler's own shift (none asked for), recorded as a value
+    assert prov["scheduler"] == "flow-match-euler" and prov["shift"] == 3.0 and prov["interface"] == "prompt"
+    assert prov["prompt_as_typed"] == "trees"
     from sarviz.generators.text import TextResult
 
     assert TextResult.from_geotiff(out).vv_db.shape == (SIZE, SIZE)

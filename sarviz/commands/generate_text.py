@@ -59,7 +59,7 @@ def text_generator(model: str | None, weights: str | None, base: str | None):
     if run_is_sd3(weights):  # seed 003 stage 1: an SD3/SD3.5 run (MM-DiT LoRA)
         import dataclasses
 
-        card = run_card(weights, base, template=registry.cards.get("text-to-sar"))
+        card = run_card(weights, base)  # the seed-001 card's DDPM sampler is not for a flow model
         return SD3TextGenerator(dataclasses.replace(card, kind=SD3_KIND, data={**card.data, "kind": SD3_KIND}))
     return TextGenerator(run_card(weights, base, template=registry.cards.get("text-to-sar")))
 

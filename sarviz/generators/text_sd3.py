@@ -28,7 +28,7 @@ from sarviz.formats import text_run
 from sarviz.generators import runtime
 from sarviz.generators.base import GenerationError, GenerationRequest, GenerationResult, ProgressCallback
 from sarviz.generators.base_model import base_kind
-from sarviz.generators.sampling import SamplerSettings
+from sarviz.generators.sampling import FLOW_MATCHING
 from sarviz.generators.text import LoadedTextPipeline, TextGenerator
 from sarviz.registry import register_kind
 
@@ -57,14 +57,13 @@ class SD3TextGenerator(TextGenerator):
 
     kind = "text-to-SAR (SD3)"
 
+    default_sampler = SD3_SAMPLER
+
     def __init__(self, card) -> None:
         super().__init__(card)
-        sampler = card.get("sampler", {}) or {}
-        # a card's DDPM-family sampler (e.g. the seed-001 template's) means nothing to a flow model
-        if sampler.get("scheduler") and sampler["scheduler"] not in ("flow-match-euler", "flow-match-heun"):
-            sampler = {k: v for k, v in sampler.items() if k not in ("scheduler", "steps", "guidance", "shift")}
-        self.sampler = {**SD3_SAMPLER, **sampler}
-        self.sampler_defaults = SamplerSettings.from_card(self.sampler, SD3_SAMPLER, f"model card {card.path}")
+        if self.sampler_defaults.family != FLOW_MATCHING:
+            raise GenerationError(f"model card {card.path}: an SD3 model samples with flow matching "
+                                  f"(flow-match-euler or flow-match-heun), not {self.sampler_defaults.scheduler!r}")
         self._used_shift: float | None = None
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedTextPipeline:
