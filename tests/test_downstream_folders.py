@@ -69,7 +69,9 @@ def test_cli_folder_mode_runs_the_arms_with_resnet50(tmp_path, capsys):
     assert list(arms) == ["target real", "+ old raw", "+ migrated"]
     assert len(arms["+ migrated"]["mcnemar_per_seed"]) == 3 and arms["target real"]["f1"]["n"] == 3
     assert result["data_label"].startswith("synthetic")
-    md = (tmp_path / "evaluation" / "downstream_folders.md").read_text()
+    from sarviz.formats.evaluation_report import DOWNSTREAM_FOLDERS_MD, EvaluationReport
+
+    md = EvaluationReport.load(tmp_path / "evaluation", "downstream-folders").files[DOWNSTREAM_FOLDERS_MD]
     assert "different data" in md and "85.71" in md
     assert main(["evaluate-downstream", "--target", str(tmp_path / "target"), "--test", str(tmp_path / "test"),
                  "--runs", "2"]) == 2

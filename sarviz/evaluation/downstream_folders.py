@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import EvaluationError
+
 ARM_PARTS: dict[str, tuple[str, ...]] = {
     "target real": ("target",),
     "+ old raw": ("target", "old"),
@@ -95,12 +97,12 @@ def load_image_folder(folder: str | os.PathLike, classes: list[str] | None, inpu
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{what} folder {folder} does not exist")
+        raise EvaluationError(f"{what} folder {folder} does not exist")
     found = sorted(p.name for p in folder.iterdir() if p.is_dir())
     classes = list(classes) if classes is not None else found
     unknown = sorted(set(found) - set(classes))
     if unknown:
-        raise ValueError(f"{what} folder {folder.name} has classes {unknown} that the target folder lacks")
+        raise EvaluationError(f"{what} folder {folder.name} has classes {unknown} that the target folder lacks")
     images, labels = [], []
     for k, name in enumerate(classes):
         sub = folder / name
@@ -112,7 +114,7 @@ def load_image_folder(folder: str | os.PathLike, classes: list[str] | None, inpu
             images.append(np.repeat((amp.clamp(0, 1).numpy() * 255).round().astype(np.uint8)[None], 3, axis=0))
             labels.append(k)
     if not images:
-        raise ValueError(f"{what} folder {folder.name} holds no images in class sub-folders")
+        raise EvaluationError(f"{what} folder {folder.name} holds no images in class sub-folders")
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
@@ -125,9 +127,9 @@ def run_downstream_folders(folders: dict[str, str | os.PathLike], models: tuple[
     from sarviz.generators.runtime import choose_device
 
     if "target" not in folders or "test" not in folders:
-        raise ValueError("folder mode needs the target sensor's real training folder and the fixed test folder")
+        raise EvaluationError("folder mode needs the target sensor's real training folder and the fixed test folder")
     if seeds < 3:
-        raise ValueError("give at least 3 seeds (intervals need them)")
+        raise EvaluationError("give at least 3 seeds (intervals need them)")
     device = choose_device(device)
     x_t, y_t, classes = load_image_folder(folders["target"], None, input_size, "target")
     parts = {"target": (x_t, y_t)}
@@ -208,14 +210,9 @@ def downstream_table(result: dict[str, Any]) -> str:
 
 
 def write_downstream_folders(result: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
-    from sarviz.atomic import atomic_path
+    """The report folder (:class:`sarviz.formats.evaluation_report.EvaluationReport`, kind ``downstream-folders``)."""
+    from sarviz.formats.evaluation_report import DOWNSTREAM_FOLDERS_JSON, DOWNSTREAM_FOLDERS_MD, EvaluationReport
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, text in (("downstream_folders.json", json.dumps(result, indent=1, default=str)),
-                       ("downstream_folders.md", downstream_table(result))):
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        files[name] = out / name
-    return files
+    files = {DOWNSTREAM_FOLDERS_JSON: json.dumps(result, indent=1, default=str),
+             DOWNSTREAM_FOLDERS_MD: downstream_table(result)}
+    return EvaluationReport(Path(out), "downstream-folders", files).save()

@@ -7,7 +7,8 @@ For a set of single-polarisation images (dB; amplitude images as 20·log10 A):
 * **high-frequency energy ratio** — share of the mean-removed amplitude spectrum's energy
   beyond ``hf_radius`` × Nyquist (the band the migration's spectrum loss acts on); median.
 * **amplitude histogram** — seed 001's A/(μ+3σ) histogram (100 bins, saturated pixels
-  excluded), pooled over the set; a set is compared with the reference by KL(ref ‖ set).
+  excluded and counted apart), pooled over the set
+  (:func:`sarviz.metrics.protocols.pooled_amplitude_histogram`); a set is compared with the reference by KL(ref ‖ set).
 * **GLCM** — seed 001's GLCM on normalised amplitude in homogeneous 64×64 patches
   (:func:`sarviz.metrics.protocols.seed001_glcm`), mean over distances, angles and images.
 
@@ -53,26 +54,22 @@ def sensor_profile(name: str, images_db: Iterable[np.ndarray], hf_radius: float 
     images = [sar.check_image(db, f"{name} image") for db in images_db]
     if not images:
         raise MetricError(f"{name}: no images to profile")
-    from sarviz.metrics.protocols import seed001_glcm
+    from sarviz.metrics.protocols import pooled_amplitude_histogram, seed001_glcm
 
     enls, hfs, glcms, notes = [], [], [], []
-    counts = np.zeros(sar.KL_BINS)
-    saturated = []
     for db in images:
         enls.append(sar.enl_checked(db).enl)
         hfs.append(high_frequency_ratio(sar.db_to_amplitude(db), hf_radius))
-        p, sat, _ = sar.amplitude_histogram(db)
-        counts += p * np.isfinite(db).sum() * (1 - sat)
-        saturated.append(sat)
         try:
             g = seed001_glcm(db)
             glcms.append({f: float(np.nanmean(v)) for f, v in g.features.items()})
         except MetricError as exc:
             notes.append(f"GLCM skipped for one image: {exc}")
+    histogram = pooled_amplitude_histogram(images, what=f"{name} image")  # seed 001's, pooled over the set
     glcm = {f: float(np.mean([g[f] for g in glcms])) for f in sar.GLCM_FEATURES} if glcms else {}
     return SensorProfile(name=name, n_images=len(images), enl_median=float(np.median(enls)), enl_per_image=enls,
                          hf_ratio_median=float(np.median(hfs)), hf_radius=hf_radius,
-                         histogram=(counts / counts.sum()).tolist(), saturated_fraction=float(np.mean(saturated)),
+                         histogram=histogram.probabilities.tolist(), saturated_fraction=histogram.saturated_fraction,
                          glcm=glcm, notes=notes)
 
 

@@ -86,13 +86,14 @@ def speckle_loss(opt_amplitude: torch.Tensor, opt_corners: torch.Tensor, style_a
 
 
 def high_pass_mask(height: int, width: int, radius: float, device=None) -> torch.Tensor:
-    """M_HF for an ``fftshift``-ed spectrum: 1 where the radial frequency exceeds ``radius`` × Nyquist, else 0."""
+    """M_HF for an ``fftshift``-ed spectrum: 1 where the radial frequency exceeds ``radius`` × Nyquist, else 0
+    (:func:`sarviz.metrics.sensor_profile.high_pass_mask`, the profile's one definition, as a tensor)."""
+    from sarviz.errors import GenerationError
+    from sarviz.metrics.sensor_profile import high_pass_mask as profile_mask
+
     if not 0.0 < radius < 1.0:
-        raise ValueError(f"the high-pass radius is a fraction of the Nyquist frequency in (0, 1), got {radius}")
-    fy = torch.fft.fftshift(torch.fft.fftfreq(height, device=device)) * 2.0  # ±1 = Nyquist
-    fx = torch.fft.fftshift(torch.fft.fftfreq(width, device=device)) * 2.0
-    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
-    return (r > radius).float()
+        raise GenerationError(f"the high-pass radius is a fraction of the Nyquist frequency in (0, 1), got {radius}")
+    return torch.as_tensor(profile_mask(height, width, radius), dtype=torch.float32, device=device)
 
 
 def amplitude_spectrum(amplitude: torch.Tensor) -> torch.Tensor:
