@@ -41,35 +41,18 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.optical_landcover import DW_CLASSES, classify, dark_object_subtraction
 from sarviz.scene import EMBEDDING_BANDS, Scene, SceneError
 
 #: version of the recipe below; bump it when the output for a scene would change
-PROXY_VERSION = "2"
+PROXY_VERSION = "3"
 PROXY_PREFIX = "proxy"
 POINTS_ENV = "SARVIZ_PROXY_POINTS"
 POINTS_DIRNAME = "alphaearth_s1_points"
-#: Dynamic World class order (GOOGLE/DYNAMICWORLD/V1 label values 0..8)
-DW_CLASSES: tuple[str, ...] = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub",
-                               "built", "bare", "snow_and_ice")
-# Spectral prototypes per class: (NDVI, NDWI, visible brightness, red–blue slope). Typical
-# values for Sentinel-2 reflectance (water: NDWI > 0 and dark; dense forest: NDVI ≈ 0.8 and
-# dark in the visible; bare soil: bright and reddish; built: grey, moderately bright; snow:
-# very bright and neutral). Crops and grass are not separable from one date; the matching
-# step below picks points whose own Dynamic World profile mixes them the same way.
-_PROTOTYPES = np.array([
-    [-0.25, 0.35, 0.05, -0.25],  # water
-    [0.80, -0.68, 0.04, -0.05],  # trees
-    [0.55, -0.52, 0.07, 0.05],   # grass
-    [0.35, -0.25, 0.05, -0.10],  # flooded vegetation
-    [0.62, -0.58, 0.07, 0.00],   # crops
-    [0.30, -0.35, 0.10, 0.20],   # shrub & scrub
-    [0.10, -0.15, 0.14, 0.05],   # built
-    [0.08, -0.15, 0.22, 0.28],   # bare
-    [0.00, 0.05, 0.60, -0.05],   # snow & ice
-], dtype=np.float32)
-_FEATURE_SCALE = np.array([0.15, 0.15, 0.05, 0.12], dtype=np.float32)
-SEGMENT_PX = 12  # superpixel side, pixels (~120 m at 10 m)
-TOP_K = 5  # equally near points among which a seeded draw decides
+SEGMENT_PX = 12  # superpixel side, pixels (~120 m at 10 m): the object scale
+BLEND_SIGMA_PX = 3.0  # Gaussian blend across object boundaries (σ, pixels)
+PROFILE_SCALE = 0.5  # squared Dynamic World profile distance that weighs like a full rank step
+CLASS_MISMATCH = 4.0  # cost of a point whose main class differs from the segment's
 
 
 class ProxyUnavailable(SceneError):
@@ -116,8 +99,10 @@ def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
 
 
 @lru_cache(maxsize=4)
-def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray]:
-    """(embeddings (N, 64), Dynamic World probabilities (N, 9), file names, region and latitude of each point)."""
+def _load_points(points_dir: str
+                 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings (N, 64), Dynamic World probabilities (N, 9), file names, region and latitude of each
+    point, and the points' own 2024 median Sentinel-1 (N, 2: VV, VH dB; NaN when a table lacks it))."""
     import pandas as pd
 
     files = sorted(Path(points_dir).glob("*.csv"))
@@ -132,48 +117,25 @@ def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ..
         part = df[[*EMBEDDING_BANDS, *DW_CLASSES]].dropna().copy()
         part["_region"] = df["region"].astype(str) if "region" in df.columns else f.stem
         part["_lat"] = df["latitude"].astype(float) if "latitude" in df.columns else np.nan
+        for col in ("S1_VV", "S1_VH"):
+            part[col] = df[col].astype(float) if col in df.columns else np.nan
         frames.append(part)
     table = pd.concat(frames, ignore_index=True)
     emb = table[list(EMBEDDING_BANDS)].to_numpy(np.float32)
     probs = table[list(DW_CLASSES)].to_numpy(np.float32, copy=True)
     probs /= np.clip(probs.sum(axis=1, keepdims=True), 1e-6, None)
-    return emb, probs, tuple(f.name for f in files), table["_region"].to_numpy(), table["_lat"].to_numpy()
+    s1 = table[["S1_VV", "S1_VH"]].to_numpy(np.float64)
+    s1 = np.where(np.isfinite(s1), s1, np.nanmedian(s1, axis=0) if np.isfinite(s1).any() else 0.0)
+    return emb, probs, tuple(f.name for f in files), table["_region"].to_numpy(), table["_lat"].to_numpy(), s1
 
 
-def land_cover_probabilities(optical: np.ndarray) -> np.ndarray:
-    """(9, H, W) soft Dynamic World class probabilities from B2, B3, B4, B8 reflectance.
+def land_cover_probabilities(optical: np.ndarray, top_of_atmosphere: bool = False) -> np.ndarray:
+    """(9, H, W) Dynamic World class probabilities from B2, B3, B4, B8 reflectance (NaN where missing).
 
-    NaN where the optical layer is missing.
+    The rules of :mod:`sarviz.optical_landcover` (built-up by texture, irrigated and fallow
+    crops by landscape, water, trees, grass, bare, snow), folded into Dynamic World classes.
     """
-    b2, b3, b4, b8 = (np.asarray(optical[i], np.float32) for i in range(4))
-    eps = np.float32(1e-6)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        feats = np.stack([
-            (b8 - b4) / (b8 + b4 + eps),          # NDVI
-            (b3 - b8) / (b3 + b8 + eps),          # NDWI (McFeeters)
-            (b2 + b3 + b4) / 3.0,                 # visible brightness
-            (b4 - b2) / (b4 + b2 + eps),          # red–blue slope (soil/rock vs water/snow)
-        ], axis=-1)
-    z = (feats[..., None, :] - _PROTOTYPES) / _FEATURE_SCALE  # (H, W, 9, 4)
-    logits = -0.5 * np.sum(z * z, axis=-1)
-    with np.errstate(invalid="ignore"):
-        logits = logits - np.max(logits, axis=-1, keepdims=True)  # NaN pixels stay NaN
-    p = np.exp(logits)
-    p /= np.sum(p, axis=-1, keepdims=True)
-    return np.moveaxis(p, -1, 0).astype(np.float32)
-
-
-def dark_object_subtraction(optical: np.ndarray, floor: float = 0.01) -> np.ndarray:
-    """Top-of-atmosphere → roughly surface reflectance by dark-object subtraction (Chavez 1988).
-
-    Each band's 1st percentile is taken as haze and moved down to ``floor`` (a dark object
-    still reflects about 1 %). Used for L1C optical only; the prototypes are surface values.
-    """
-    out = np.array(optical, np.float32, copy=True)
-    for i in range(out.shape[0]):
-        dark = np.nanpercentile(out[i], 1.0) if np.isfinite(out[i]).any() else 0.0
-        out[i] = out[i] - max(float(dark) - floor, 0.0)
-    return out
+    return classify(optical, top_of_atmosphere=top_of_atmosphere).dynamic_world_probabilities()
 
 
 def _segments(optical: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -191,6 +153,45 @@ def _segments(optical: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _segment_means(values: np.ndarray, flat_labels: np.ndarray, inside: np.ndarray, n_seg: int,
+                   counts: np.ndarray) -> np.ndarray:
+    return np.bincount(flat_labels[inside], weights=values.ravel()[inside], minlength=n_seg) / np.clip(counts, 1, None)
+
+
+def _quantiles(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Rank of each value within its group, scaled to 0..1 (0.5 for a group of one)."""
+    out = np.full(values.shape, 0.5, np.float32)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        if idx.size > 1:
+            order = np.argsort(np.argsort(values[idx], kind="stable"), kind="stable")
+            out[idx] = order / (idx.size - 1)
+    return out
+
+
+def blend_field(field: np.ndarray, valid: np.ndarray, sigma: float = BLEND_SIGMA_PX) -> np.ndarray:
+    """The (64, H, W) field smoothed across object boundaries and put back on the unit sphere.
+
+    A normalised Gaussian convolution over the valid pixels (σ = ``sigma`` px, cut at 2σ):
+    at a boundary between two objects the vector turns smoothly from one to the other
+    instead of stepping; in an object's core (≥ 2σ from its edge) the real vector is kept.
+    """
+    from scipy import ndimage
+
+    w = valid.astype(np.float32)
+    norm = ndimage.gaussian_filter(w, sigma, truncate=2.0)
+    out = np.empty_like(field)
+    for i in range(field.shape[0]):
+        out[i] = ndimage.gaussian_filter(np.where(valid, field[i], 0.0), sigma, truncate=2.0) / np.maximum(norm, 1e-6)
+    length = np.sqrt((out**2).sum(axis=0))
+    out /= np.maximum(length, 1e-6)
+    # a pixel whose neighbourhood holds one vector keeps it exactly (no rounding drift)
+    same = np.isclose(out, field, atol=1e-5).all(axis=0)
+    out[:, same] = field[:, same]
+    out[:, ~valid] = np.nan
+    return out
+
+
 def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, seed: int = 0,
                           top_of_atmosphere: bool = False, latitude: float | None = None
                           ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -201,27 +202,29 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     latitude (a rough stand-in for climate and season). Without it, from the region whose
     land-cover profiles fit the scene best.
     """
-    emb_table, prob_table, files, regions, point_lat = _load_points(str(Path(points_dir).resolve()))
+    emb_table, prob_table, files, regions, point_lat, point_s1 = _load_points(str(Path(points_dir).resolve()))
     optical = np.asarray(optical, np.float32)
     if top_of_atmosphere:
         optical = dark_object_subtraction(optical)
     valid = np.isfinite(optical).all(axis=0)
     if not valid.any():
         raise ProxyUnavailable("the optical layer has no valid pixel")
-    probs = land_cover_probabilities(optical)
+    cover = classify(optical)
+    probs = cover.dynamic_world_probabilities()
     labels = _segments(optical, valid)
     n_seg = int(labels.max()) + 1
     flat = labels.ravel()
     inside = flat >= 0
     counts = np.bincount(flat[inside], minlength=n_seg).astype(np.float32)
-    seg_probs = np.stack([np.bincount(flat[inside], weights=probs[c].ravel()[inside], minlength=n_seg)
-                          for c in range(len(DW_CLASSES))], axis=1) / np.clip(counts[:, None], 1, None)
+    seg_probs = np.stack([_segment_means(probs[c], flat, inside, n_seg, counts) for c in range(len(DW_CLASSES))],
+                         axis=1)
+    seg_texture = _segment_means(cover.features.texture, flat, inside, n_seg, counts)
+    seg_ndvi = _segment_means(cover.features.ndvi, flat, inside, n_seg, counts)
     # Distances in Dynamic World probability space, segments × points. All vectors come from one
     # region: vectors of one region share its climate and season, so neighbouring segments of
-    # one class stay alike (mixing Amazonas and Iowa vectors patch by patch gave a salt-and-
-    # pepper field). The region is the one nearest in |latitude| (Spain and Punjab → coastal
-    # California, central Europe → Iowa, the tropics → Amazonas); the profile fit decides only
-    # when the latitude is unknown (it favours the region with the most varied profiles).
+    # one class stay alike. The region is the one nearest in |latitude| (Spain and Punjab →
+    # coastal California, central Europe → Iowa, the tropics → Amazonas); the profile fit
+    # decides only when the latitude is unknown.
     d2 = ((seg_probs[:, None, :] - prob_table[None, :, :]) ** 2).sum(axis=-1)
     weights = counts / max(counts.sum(), 1)
     fit = {r: float((d2[:, regions == r].min(axis=1) * weights).sum()) for r in np.unique(regions)}
@@ -232,31 +235,43 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
         region = min(fit, key=fit.get)
     in_region = np.flatnonzero(regions == region)
     d2 = d2[:, in_region]
-    # the nearest point, with a seeded draw among the TOP_K nearest only where they are equally near
-    k = min(TOP_K, len(in_region))
-    nearest = np.argsort(d2, axis=1)[:, :k]
-    near_d = np.take_along_axis(d2, nearest, axis=1)
+    # Class AND what else the optical says. Within its class, a segment's rank in texture (the
+    # structure that raises VV: buildings, rough surfaces) and in NDVI (the vegetation volume
+    # that raises cross-pol VH) picks the point at the same rank in its own Sentinel-1 (VV, VH)
+    # among the points of that class — a monotone physical reading, no parameter fitted to a
+    # scene. The points' Sentinel-1 is of their own places; this scene's is never read.
+    seg_class = seg_probs.argmax(axis=1)
+    pt_class = prob_table[in_region].argmax(axis=1)
+    q_seg = np.stack([_quantiles(seg_texture, seg_class), _quantiles(seg_ndvi, seg_class)], axis=1)
+    q_pt = np.stack([_quantiles(point_s1[in_region, 0], pt_class), _quantiles(point_s1[in_region, 1], pt_class)],
+                    axis=1)
+    cost = d2 / PROFILE_SCALE + ((q_seg[:, None, :] - q_pt[None, :, :]) ** 2).sum(axis=-1)
+    cost = cost + np.where(seg_class[:, None] == pt_class[None, :], 0.0, CLASS_MISMATCH)
     rng = np.random.default_rng(seed)
-    ties = (near_d <= near_d[:, :1] + 1e-4).sum(axis=1)
-    chosen = in_region[nearest[np.arange(n_seg), rng.integers(0, ties)]]
+    cost = cost + rng.uniform(0.0, 1e-6, cost.shape)  # exact ties broken by a draw seeded with the scene id
+    chosen = in_region[np.argmin(cost, axis=1)]
     seg_emb = emb_table[chosen]  # (segments, 64), real AlphaEarth vectors
     out = np.full((len(EMBEDDING_BANDS),) + valid.shape, np.nan, np.float32)
     out[:, valid] = seg_emb[labels[valid]].T
-    seg_class = seg_probs.argmax(axis=1)
-    share = np.bincount(seg_class, weights=counts, minlength=len(DW_CLASSES)) / max(counts.sum(), 1)
+    out = blend_field(out, valid)
+    share = cover.fractions()
     record = {
-        "method": "slic-superpixels+spectral-land-cover+nearest-dynamic-world-profile",
+        "method": "optical-land-cover+texture/ndvi-rank+real-alphaearth-vectors+object-scale-blend",
         "version": PROXY_VERSION,
+        "land_cover_method": cover.method + (", haze removed (L1C)" if top_of_atmosphere else ""),
+        "land_cover_confidence": round(cover.mean_confidence(), 3),
         "points": list(files),
         "points_count": int(len(prob_table)),
         "segments": n_seg,
         "segment_px": SEGMENT_PX,
+        "blend_sigma_px": BLEND_SIGMA_PX,
         "region": str(region),
         "region_choice": "nearest |latitude|" if latitude is not None else "best land-cover fit",
         "distinct_vectors": int(len(np.unique(chosen))),
         "seed": int(seed),
         "haze_correction": "dark-object subtraction (L1C input)" if top_of_atmosphere else None,
-        "land_cover_share": {c: round(float(s), 4) for c, s in zip(DW_CLASSES, share) if s > 0},
+        "land_cover_classes": share,
+        "land_cover_share": cover.dynamic_world_fractions(),
         "valid_fraction": round(float(valid.mean()), 4),
     }
     return out, record
