@@ -5,21 +5,22 @@ Sentinel-1 but no AlphaEarth patch, and none can be downloaded offline. Every ge
 conditions on the 64-D embedding, so without one nothing can be generated. This module
 builds an *honest proxy*:
 
-1. **Land cover from the scene's own optical layer.** Each pixel's Sentinel-2 B2/B3/B4/B8
-   gives four spectral features (NDVI, McFeeters NDWI, visible brightness, a red–blue
-   slope); a soft nearest-prototype rule turns them into probabilities over the nine
-   Dynamic World classes (water, trees, grass, flooded vegetation, crops, shrub & scrub,
-   built, bare, snow & ice). The prototypes are textbook spectral signatures (see
-   ``docs/embedding_proxy.md``); they are a coarse classifier, not Dynamic World.
-2. **Spatial coherence.** The optical image is cut into SLIC superpixels (scikit-image),
-   about 12×12 px each, so that a field or a water body gets one land-cover estimate —
-   AlphaEarth fields are smooth at that scale.
-3. **Real AlphaEarth vectors.** All vectors come from one region of ``alphaearth_s1_points``
-   (Amazonas, coastal California or Iowa): the one nearest to the scene in absolute
-   latitude, a rough stand-in for climate and season. Each superpixel takes the real 2024
-   vector of the point whose Dynamic World probability profile is nearest to its own (ties
-   broken by a draw seeded with the scene id). Every pixel thus holds a real, unit-length
-   AlphaEarth vector of a place with that land cover — not of this place.
+1. **Land cover from the scene's own optical layer** (:mod:`sarviz.optical_landcover`):
+   rules on Sentinel-2 B2/B3/B4/B8 — water, built-up (unvegetated and textured), trees,
+   irrigated and fallow crops (by the landscape around), grass, shrub, bare soil, snow —
+   as soft probabilities, folded into the nine Dynamic World classes.
+2. **Objects.** The optical image is cut into SLIC superpixels (scikit-image), about
+   12×12 px each: a field or a block of houses gets one land-cover estimate.
+3. **Real AlphaEarth vectors chosen by class and by what else the optical says.** All
+   vectors come from one region of ``alphaearth_s1_points`` (Amazonas, coastal California or
+   Iowa), the one nearest in absolute latitude. Each object takes the real 2024 vector of a
+   point of its class whose Dynamic World profile is near its own and whose *rank* within the
+   class, in the point's own Sentinel-1 VV and VH, matches the object's rank within its class
+   in texture (structure raises VV) and NDVI (vegetation volume raises VH) — a monotone
+   physical reading with no parameter fitted to any scene.
+4. **No superpixel edges.** The field is blended across object boundaries by a normalised
+   Gaussian (σ 3 px, cut at 2σ) and put back on the unit sphere: an object's core keeps
+   its real vector; at a boundary the vector turns smoothly instead of stepping.
 
 The scene's real Sentinel-1 is never read here: the proxy must not leak the answer into a
 comparison of generated and real SAR. A scene without optical gets no proxy. A scene that
@@ -183,10 +184,11 @@ def blend_field(field: np.ndarray, valid: np.ndarray, sigma: float = BLEND_SIGMA
     out = np.empty_like(field)
     for i in range(field.shape[0]):
         out[i] = ndimage.gaussian_filter(np.where(valid, field[i], 0.0), sigma, truncate=2.0) / np.maximum(norm, 1e-6)
-    length = np.sqrt((out**2).sum(axis=0))
-    out /= np.maximum(length, 1e-6)
     # a pixel whose neighbourhood holds one vector keeps it exactly (no rounding drift)
     same = np.isclose(out, field, atol=1e-5).all(axis=0)
+    # a blend of unit vectors is shorter than each: back to the length of the real vectors (≈ 1)
+    length = np.sqrt((out**2).sum(axis=0))
+    out /= np.maximum(length, 1e-6)
     out[:, same] = field[:, same]
     out[:, ~valid] = np.nan
     return out
@@ -280,9 +282,9 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
 def proxy_source_text(record: dict[str, Any]) -> str:
     """The ``embedding_source`` value: says 'proxy' first, then how it was made."""
     return (f"{PROXY_PREFIX}: real AlphaEarth 2024 vectors from {POINTS_DIRNAME} (other places), one per "
-            f"superpixel of this scene's Sentinel-2 optical, chosen by spectral land cover "
-            f"(Dynamic World classes); not AlphaEarth for this place; never from its Sentinel-1 "
-            f"(recipe v{record.get('version', PROXY_VERSION)})")
+            f"object of this scene's Sentinel-2 optical, chosen by its land cover and, within the class, its "
+            f"texture and NDVI, blended across object boundaries; not AlphaEarth for this place; never from its "
+            f"Sentinel-1 (recipe v{record.get('version', PROXY_VERSION)})")
 
 
 def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = None, force: bool = False) -> Scene:
@@ -305,5 +307,13 @@ def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = Non
     toa = str(scene.provenance.get("optical_level") or "").upper().startswith("L1C")
     field, record = build_proxy_embedding(scene.optical, folder, seed=seed, top_of_atmosphere=toa,
                                           latitude=scene.center_latlon[0])
+    # The vectors do not depend on the angle (the points' Sentinel-1 are annual medians at their
+    # own angles); the generator applies the scene's angle when it has one. Say which it will be.
+    if scene.angle_deg is not None and np.isfinite(scene.angle_deg).any():
+        record["incidence_angle"] = (f"from the scene's angle layer ({float(np.nanmin(scene.angle_deg)):.1f}–"
+                                     f"{float(np.nanmax(scene.angle_deg)):.1f}°)")
+    else:
+        record["incidence_angle"] = ("unknown: the scene carries no incidence angle; generators use their default "
+                                     "(mid-swath) or the angle the user sets")
     provenance = {**scene.provenance, "embedding_source": proxy_source_text(record), "embedding_proxy": record}
     return replace(scene, embedding=field, provenance=provenance)
