@@ -112,7 +112,7 @@ def landcover_section(scenes, samples: Path) -> dict:
     out: dict = {"water": [], "corine": []}
     for s in scenes:
         toa = str(s.provenance.get("optical_level") or "").upper().startswith("L1C")
-        variants = {"rules (B2,B3,B4,B8)": classify_optical(s.optical)}
+        variants = {"classify_optical (as the dataset tools call it; no haze removal)": classify_optical(s.optical)}
         if classify is not None:
             swir = swir_of(s, samples)
             variants["rules v3 (4 bands)"] = classify(s.optical, top_of_atmosphere=toa).dynamic_world_labels()

@@ -8,13 +8,15 @@ format does not), which add MNDWI for water, NDBI for built-up and NDSI for snow
 
 Classes (:data:`CLASSES`), each mapped to a Dynamic World class (:data:`TO_DYNAMIC_WORLD`):
 
-* ``water`` — MNDWI > 0.1 (Xu 2006) with SWIR, else McFeeters NDWI > 0.05; either way dark
-  (NIR < 0.12, visible < 0.2: snow and cloud also have a high NDWI, but are bright).
+* ``water`` — MNDWI > 0.1 (Xu 2006) with SWIR, else McFeeters NDWI > 0.05, or a near-black
+  NIR (< 0.07) without vegetation (shallow, turbid or vegetated flood water often has NDWI < 0);
+  either way dark (NIR < 0.12, visible < 0.2: snow and cloud also have a high NDWI, but are bright).
 * ``snow_and_ice`` — bright (visible > 0.3), unvegetated, and NDSI > 0.4 with SWIR (Hall 1995).
 * ``built`` — unvegetated (NDVI < 0.3), not soil-red (red–blue slope < 0.4: concrete is grey,
   clay roofs are less red than bare soil) and *textured*: the coefficient of variation of
   visible brightness in 5×5 px, averaged over 11×11 px, exceeds 0.2 (streets, roofs and
-  shadows alternate at 10 m; a field or bare plain is smooth); NDBI > 0 with SWIR.
+  shadows alternate at 10 m; a field or bare plain is smooth); NDBI > 0 with SWIR; not in a
+  snowy landscape (≥ 20 % snow within 31×31 px: there the texture is snow between tree shadows).
 * ``trees`` — NDVI > 0.7 and dark in the visible (< 0.05): a closed canopy absorbs.
 * ``irrigated_crops`` / ``grass`` — green vegetation (NDVI > 0.45, or 0.3–0.45 with parcel
   structure). One date cannot tell crops from grass spectrally; the landscape can: green
@@ -55,8 +57,8 @@ RULES_VERSION = "3"
 METHOD = f"Sentinel-2 spectral and texture rules v{RULES_VERSION}"
 
 # thresholds (surface reflectance factor); widths are the soft ramps around them
-NDWI_WATER, MNDWI_WATER, NIR_WATER = 0.05, 0.1, 0.12
-VIS_SNOW, NDSI_SNOW = 0.30, 0.4
+NDWI_WATER, MNDWI_WATER, NIR_WATER, NIR_BLACK = 0.05, 0.1, 0.12, 0.07
+VIS_SNOW, NDSI_SNOW, SNOW_CONTEXT = 0.30, 0.4, 0.2
 NDVI_BARE, NDVI_SPARSE, NDVI_GREEN, NDVI_TREES = 0.12, 0.30, 0.45, 0.70
 VIS_CANOPY = 0.05
 TEXTURE_BUILT = 0.13
@@ -222,10 +224,10 @@ def classify(optical: np.ndarray, swir: np.ndarray | None = None, top_of_atmosph
         swir = dark_object_subtraction(swir) if swir is not None else None
     f = optical_features(optical, swir)
     dark = _ramp(-f.visible, -VIS_WATER, 0.02) * _ramp(-f.nir, -NIR_WATER, 0.015)
-    if f.mndwi is not None:
-        water = _ramp(f.mndwi, MNDWI_WATER, 0.04) * dark
-    else:
-        water = _ramp(f.ndwi, NDWI_WATER, 0.04) * dark
+    index = _ramp(f.mndwi, MNDWI_WATER, 0.04) if f.mndwi is not None else _ramp(f.ndwi, NDWI_WATER, 0.04)
+    # shallow, turbid or vegetated flood water often has NDWI < 0 but a NIR nearly as dark as open water
+    black_nir = _ramp(-f.nir, -NIR_BLACK, 0.01) * _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)
+    water = (1.0 - (1.0 - index) * (1.0 - black_nir)) * dark
     unveg = _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)  # NDVI below 0.3
     snow = _ramp(f.visible, VIS_SNOW, 0.03) * unveg
     if f.ndsi is not None:
@@ -233,6 +235,8 @@ def classify(optical: np.ndarray, swir: np.ndarray | None = None, top_of_atmosph
     built = unveg * _ramp(f.texture, TEXTURE_BUILT, 0.03) * _ramp(-f.slope, -SLOPE_ROOF, 0.04)
     if f.ndbi is not None:
         built = built * _ramp(f.ndbi, 0.0, 0.04)
+    if min(f.valid.shape) >= CONTEXT_MIN_PX:  # in a snowy landscape, texture is snow between tree shadows
+        built = built * (1.0 - _ramp(_local_mean(snow, CONTEXT_PX), SNOW_CONTEXT, 0.05))
     green = _ramp(f.ndvi, NDVI_GREEN, 0.03)
     trees = _ramp(f.ndvi, NDVI_TREES, 0.03) * _ramp(-f.visible, -VIS_CANOPY, 0.008)
     parcels = _ramp(f.parcel, PARCEL_NDVI_STD, 0.02)
