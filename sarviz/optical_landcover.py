@@ -9,7 +9,8 @@ format does not), which add MNDWI for water, NDBI for built-up and NDSI for snow
 Classes (:data:`CLASSES`), each mapped to a Dynamic World class (:data:`TO_DYNAMIC_WORLD`):
 
 * ``water`` — MNDWI > 0.1 (Xu 2006) with SWIR, else McFeeters NDWI > 0.05, or a near-black
-  NIR (< 0.07) without vegetation (shallow, turbid or vegetated flood water often has NDWI < 0);
+  NIR (< 0.07) without vegetation or texture (shallow, turbid or vegetated flood water often
+  has NDWI < 0; a shadow between buildings is as dark, but textured);
   either way dark (NIR < 0.12, visible < 0.2: snow and cloud also have a high NDWI, but are bright).
 * ``snow_and_ice`` — bright (visible > 0.3), unvegetated, and NDSI > 0.4 with SWIR (Hall 1995).
 * ``built`` — unvegetated (NDVI < 0.3), not soil-red (red–blue slope < 0.4: concrete is grey,
@@ -226,7 +227,9 @@ def classify(optical: np.ndarray, swir: np.ndarray | None = None, top_of_atmosph
     dark = _ramp(-f.visible, -VIS_WATER, 0.02) * _ramp(-f.nir, -NIR_WATER, 0.015)
     index = _ramp(f.mndwi, MNDWI_WATER, 0.04) if f.mndwi is not None else _ramp(f.ndwi, NDWI_WATER, 0.04)
     # shallow, turbid or vegetated flood water often has NDWI < 0 but a NIR nearly as dark as open water
-    black_nir = _ramp(-f.nir, -NIR_BLACK, 0.01) * _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)
+    # (water is smooth: dark NIR in a textured area is a shadow between buildings)
+    black_nir = (_ramp(-f.nir, -NIR_BLACK, 0.01) * _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)
+                 * (1.0 - _ramp(f.texture, TEXTURE_BUILT, 0.03)))
     water = (1.0 - (1.0 - index) * (1.0 - black_nir)) * dark
     unveg = _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)  # NDVI below 0.3
     snow = _ramp(f.visible, VIS_SNOW, 0.03) * unveg
