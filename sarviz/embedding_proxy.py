@@ -54,6 +54,7 @@ SEGMENT_PX = 12  # superpixel side, pixels (~120 m at 10 m): the object scale
 BLEND_SIGMA_PX = 3.0  # Gaussian blend across object boundaries (σ, pixels)
 PROFILE_SCALE = 0.5  # squared Dynamic World profile distance that weighs like a full rank step
 CLASS_MISMATCH = 4.0  # cost of a point whose main class differs from the segment's
+LEVELS_FILE = "proxy_levels.json"  # level offsets fitted leave-one-dataset-out (see level_offsets)
 
 
 class ProxyUnavailable(SceneError):
@@ -194,8 +195,48 @@ def blend_field(field: np.ndarray, valid: np.ndarray, sigma: float = BLEND_SIGMA
     return out
 
 
+def _shift_ranks(q: np.ndarray, seg_class: np.ndarray, values: np.ndarray, pt_class: np.ndarray,
+                 offset_db: float) -> np.ndarray:
+    """Ranks moved by ``offset_db``: the rank, within the class's points, of (value at rank q) + offset."""
+    if offset_db == 0.0:
+        return q
+    out = q.copy()
+    for c in np.unique(seg_class):
+        v = np.sort(values[pt_class == c])
+        if v.size < 2:
+            continue
+        idx = seg_class == c
+        target = np.quantile(v, q[idx]) + offset_db
+        out[idx] = np.clip(np.interp(target, v, np.linspace(0.0, 1.0, v.size)), 0.0, 1.0)
+    return out
+
+
+def level_offsets(dataset: str | None = None, path: str | os.PathLike | None = None) -> tuple[tuple[float, float], str]:
+    """(VV, VH) level offsets in dB for a scene of ``dataset`` and where they come from.
+
+    The offsets (``proxy_levels.json``, written by ``benchmarks/bench_proxy_skill.py
+    --fit-levels``) move the choice of points up or down within each class, from the annual
+    median levels of the points' regions towards the level of single-date scenes. For a scene
+    of a bundled dataset the offsets fitted *without* that dataset are used, so a sample's own
+    Sentinel-1 never reaches its proxy; any other scene uses those fitted on all of them.
+    """
+    import json
+
+    file = Path(path) if path is not None else Path(__file__).with_name(LEVELS_FILE)
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return (0.0, 0.0), "none (no level file)"
+    key = f"without:{dataset}" if dataset and f"without:{dataset}" in data.get("offsets", {}) else "all"
+    entry = data.get("offsets", {}).get(key)
+    if not entry:
+        return (0.0, 0.0), "none"
+    return (float(entry["VV"]), float(entry["VH"])), f"{key} ({', '.join(entry.get('fitted_on', []))})"
+
+
 def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, seed: int = 0,
-                          top_of_atmosphere: bool = False, latitude: float | None = None
+                          top_of_atmosphere: bool = False, latitude: float | None = None,
+                          level_offset_db: tuple[float, float] = (0.0, 0.0), diagnostics: dict | None = None
                           ) -> tuple[np.ndarray, dict[str, Any]]:
     """The (64, H, W) proxy field for an optical layer, and a record of how it was made.
 
@@ -203,6 +244,9 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     ``latitude``: the scene's; the vectors come from the sample region nearest in absolute
     latitude (a rough stand-in for climate and season). Without it, from the region whose
     land-cover profiles fit the scene best.
+    ``level_offset_db``: (VV, VH) dB by which to move the choice within each class (see
+    :func:`level_offsets`). ``diagnostics``: a dict that receives the (2, H, W) own Sentinel-1
+    (dB) of the chosen points, unblended (used to fit the offsets on other scenes).
     """
     emb_table, prob_table, files, regions, point_lat, point_s1 = _load_points(str(Path(points_dir).resolve()))
     optical = np.asarray(optical, np.float32)
@@ -244,7 +288,10 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     # scene. The points' Sentinel-1 is of their own places; this scene's is never read.
     seg_class = seg_probs.argmax(axis=1)
     pt_class = prob_table[in_region].argmax(axis=1)
-    q_seg = np.stack([_quantiles(seg_texture, seg_class), _quantiles(seg_ndvi, seg_class)], axis=1)
+    q_seg = np.stack([_shift_ranks(_quantiles(seg_texture, seg_class), seg_class, point_s1[in_region, 0], pt_class,
+                                   level_offset_db[0]),
+                      _shift_ranks(_quantiles(seg_ndvi, seg_class), seg_class, point_s1[in_region, 1], pt_class,
+                                   level_offset_db[1])], axis=1)
     q_pt = np.stack([_quantiles(point_s1[in_region, 0], pt_class), _quantiles(point_s1[in_region, 1], pt_class)],
                     axis=1)
     cost = d2 / PROFILE_SCALE + ((q_seg[:, None, :] - q_pt[None, :, :]) ** 2).sum(axis=-1)
@@ -256,6 +303,10 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     out = np.full((len(EMBEDDING_BANDS),) + valid.shape, np.nan, np.float32)
     out[:, valid] = seg_emb[labels[valid]].T
     out = blend_field(out, valid)
+    if diagnostics is not None:
+        s1 = np.full((2,) + valid.shape, np.nan, np.float32)
+        s1[:, valid] = point_s1[chosen][labels[valid]].T
+        diagnostics["point_s1_db"] = s1
     share = cover.fractions()
     record = {
         "method": "optical-land-cover+texture/ndvi-rank+real-alphaearth-vectors+object-scale-blend",
@@ -275,6 +326,7 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
         "land_cover_classes": share,
         "land_cover_share": cover.dynamic_world_fractions(),
         "valid_fraction": round(float(valid.mean()), 4),
+        "level_offset_db": [round(float(v), 3) for v in level_offset_db],
     }
     return out, record
 
@@ -305,8 +357,11 @@ def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = Non
                                f"folder or set {POINTS_ENV}")
     seed = zlib.crc32((scene.scene_id or "scene").encode())
     toa = str(scene.provenance.get("optical_level") or "").upper().startswith("L1C")
+    dataset = str(scene.provenance.get("source") or "").removeprefix("import:").split("-")[0] or None
+    offsets, offsets_from = level_offsets(dataset)
     field, record = build_proxy_embedding(scene.optical, folder, seed=seed, top_of_atmosphere=toa,
-                                          latitude=scene.center_latlon[0])
+                                          latitude=scene.center_latlon[0], level_offset_db=offsets)
+    record["level_offsets_from"] = offsets_from
     # The vectors do not depend on the angle (the points' Sentinel-1 are annual medians at their
     # own angles); the generator applies the scene's angle when it has one. Say which it will be.
     if scene.angle_deg is not None and np.isfinite(scene.angle_deg).any():
