@@ -187,3 +187,30 @@ def test_proxy_picks_brighter_vv_points_for_textured_built_up(points_dir):
     np.testing.assert_allclose(_quantiles(tex, cls), [0.0, 2 / 3, 1 / 3, 1.0])
     # one object alone in its class sits at the median rank
     assert _quantiles(np.array([0.4, 0.2]), np.array([1, 6]))[0] == 0.5
+
+
+def test_level_offsets_are_leave_one_dataset_out(tmp_path):
+    """A bundled sample's proxy never uses offsets fitted on its own dataset's Sentinel-1."""
+    from sarviz.embedding_proxy import level_offsets
+
+    for dataset in ("sen1floods11", "bigearthnet", "ssl4eo"):
+        (vv, vh), source = level_offsets(dataset)
+        assert source.startswith(f"without:{dataset}") and dataset not in source.split("(", 1)[1]
+        assert -6.0 < vv < 6.0 and -6.0 < vh < 6.0
+    assert level_offsets("elsewhere")[1].startswith("all")
+    assert level_offsets(None, path=tmp_path / "missing.json") == ((0.0, 0.0), "none (no level file)")
+    # the offsets move the choice: a positive VV offset picks points with a higher own VV
+    from sarviz.embedding_proxy import _shift_ranks
+
+    values = np.array([-14.0, -12.0, -10.0, -8.0])
+    q = np.array([0.0, 0.5])
+    shifted = _shift_ranks(q, np.array([4, 4]), values, np.array([4, 4, 4, 4]), 2.0)
+    assert (shifted > q).all() and shifted.max() <= 1.0
+    np.testing.assert_array_equal(_shift_ranks(q, np.array([4, 4]), values, np.array([4, 4, 4, 4]), 0.0), q)
+
+
+def test_imported_sample_proxy_records_its_offsets(sample_scenes):
+    scene = read_scene(sample_scenes / "bigearthnet_S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48.tif")
+    record = scene.provenance["embedding_proxy"]
+    assert record["level_offsets_from"].startswith("without:bigearthnet")
+    assert record["incidence_angle"].startswith("unknown")
