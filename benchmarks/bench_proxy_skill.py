@@ -257,7 +257,10 @@ def fit_levels(scenes, samples: Path, points: Path) -> dict:
         offsets[f"without:{held}"] = {"VV": float(np.mean([v[0] for v in rest])),
                                       "VH": float(np.mean([v[1] for v in rest])),
                                       "fitted_on": sorted(d for d in per_dataset if d != held)}
-    return {"about": "Level offsets (dB) of the proxy embedding's point choice (sarviz.embedding_proxy."
+    from sarviz.embedding_proxy import PROXY_VERSION
+
+    return {"proxy_version": PROXY_VERSION,
+            "about": "Level offsets (dB) of the proxy embedding's point choice (sarviz.embedding_proxy."
                      "level_offsets): mean gap between real single-date Sentinel-1 8x8-block levels of the bundled "
                      "samples (flood water masked) and the own 2024 median S1 (+0.33 dB median-to-mean) of the "
                      "points the unshifted proxy chose; 'without:D' is fitted on the other datasets only and is "

@@ -227,6 +227,8 @@ def level_offsets(dataset: str | None = None, path: str | os.PathLike | None = N
         data = json.loads(file.read_text())
     except (OSError, ValueError):
         return (0.0, 0.0), "none (no level file)"
+    if str(data.get("proxy_version")) != PROXY_VERSION:  # fitted for another recipe: its levels do not apply
+        return (0.0, 0.0), f"none (level file fitted for recipe v{data.get('proxy_version')})"
     key = f"without:{dataset}" if dataset and f"without:{dataset}" in data.get("offsets", {}) else "all"
     entry = data.get("offsets", {}).get(key)
     if not entry:

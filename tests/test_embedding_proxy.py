@@ -199,6 +199,9 @@ def test_level_offsets_are_leave_one_dataset_out(tmp_path):
         assert -6.0 < vv < 6.0 and -6.0 < vh < 6.0
     assert level_offsets("elsewhere")[1].startswith("all")
     assert level_offsets(None, path=tmp_path / "missing.json") == ((0.0, 0.0), "none (no level file)")
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps({"proxy_version": "2", "offsets": {"all": {"VV": 3.0, "VH": 3.0}}}))
+    assert level_offsets(None, path=stale)[0] == (0.0, 0.0)  # fitted for another recipe: not used
     # the offsets move the choice: a positive VV offset picks points with a higher own VV
     from sarviz.embedding_proxy import _shift_ranks
 
