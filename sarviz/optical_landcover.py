@@ -1,8 +1,9 @@
 """Land cover from one Sentinel-2 image, in classes a SAR scientist reads backscatter by.
 
-Rules, not a learned model: every threshold below is a textbook value for surface
-reflectance (sources in ``docs/embedding_proxy.md``), fixed before the proxy benchmark was
-run and never fitted to the bundled samples. Inputs: B2, B3, B4, B8 (what a sarviz scene
+Rules, not a learned model: thresholds are textbook values for surface reflectance
+(McFeeters 1996, Xu 2006, Hall 1995 and the usual NDVI bands), none fitted to any sample's
+SAR; four rule details were set while inspecting the *optical* class maps of two bundled
+samples (``docs/embedding_proxy.md`` says which). Inputs: B2, B3, B4, B8 (what a sarviz scene
 stores) and, where the caller has them, SWIR B11/B12 (the sample files carry them; the scene
 format does not), which add MNDWI for water, NDBI for built-up and NDSI for snow.
 
@@ -15,12 +16,11 @@ Classes (:data:`CLASSES`), each mapped to a Dynamic World class (:data:`TO_DYNAM
 * ``snow_and_ice`` — bright (visible > 0.3), unvegetated, and NDSI > 0.4 with SWIR (Hall 1995).
 * ``built`` — unvegetated (NDVI < 0.3), not soil-red (red–blue slope < 0.4: concrete is grey,
   clay roofs are less red than bare soil) and *textured*: the coefficient of variation of
-  visible brightness in 5×5 px, averaged over 11×11 px, exceeds 0.2 (streets, roofs and
+  visible brightness in 5×5 px, averaged over 11×11 px, exceeds 0.13 (streets, roofs and
   shadows alternate at 10 m; a field or bare plain is smooth); NDBI > 0 with SWIR; not in a
   snowy landscape (≥ 20 % snow within 31×31 px: there the texture is snow between tree shadows).
 * ``trees`` — NDVI > 0.7 and dark in the visible (< 0.05): a closed canopy absorbs.
-* ``irrigated_crops`` / ``grass`` — green vegetation (NDVI > 0.45, or 0.3–0.45 with parcel
-  structure). One date cannot tell crops from grass spectrally; the landscape can: green
+* ``irrigated_crops`` / ``grass`` — green vegetation (NDVI > 0.45). One date cannot tell crops from grass spectrally; the landscape can: green
   vegetation in a *dry landscape* (≥ 30 % of the 31×31 px around, or of the whole image, is
   unvegetated, NDVI < 0.3) is irrigated cropland; in a green landscape it is grass (pasture,
   meadow). Sparse vegetation (NDVI 0.3–0.45) in a dry landscape counts as cropland too
