@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import SarvizError
+
 DEFAULT_TOKEN = "<SAR>"
 
 
@@ -46,14 +48,14 @@ class SceneDescription:
 
 
 def _labelled_points():
-    from sarviz.datasets.landcover import LabelledPoints, default_points_folder
+    from sarviz.datasets.landcover import default_points_folder
 
     folder = default_points_folder()
     if folder is None:
         return None
     try:
         return _load_points(str(folder))
-    except (OSError, ValueError):
+    except (OSError, ValueError, SarvizError):  # unreadable or unlabelled points: no kNN land cover
         return None
 
 
