@@ -22,6 +22,7 @@ from sarviz.ui.map import build_map, clicked_point, selection_layer
 from sarviz.ui.prompt import MAP_PROMPT_KEY
 from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place_search, scene_list,
                                   scene_places)
+from sarviz.ui.navigation import nearest_scene_button
 from sarviz.ui.scene_view import render_scene
 from sarviz.ui.study import add_to_pool_button, owner_logged_in
 
@@ -113,6 +114,7 @@ def map_page() -> None:
             scene = store.lookup(lat, lon, size_px, scene_id=scene_id)
         except NoSceneHere as exc:
             st.warning(str(exc))
+            nearest_scene_button(store, lat, lon, places)
         except SceneError as exc:
             st.error(f"Could not read the scene here: {exc}")
     fetched = fetched_scene(lat, lon, size_px)
