@@ -312,6 +312,16 @@ def search(name: str, limit: int = 10) -> list[Place]:
     return out[:limit]
 
 
+SCENE_REACH_KM = {"town": 10.0, "region": 150.0, "country": 150.0, "coordinates": 0.0}
+
+
+def scene_reach_km(place: Place | None) -> float:
+    """How far a scene may lie from a named place's point and still be "at" that place: a
+    town's point is its centre (a town and its fields span ~10 km); a region's or a country's
+    is a population-weighted centre, far from most of its area."""
+    return SCENE_REACH_KM.get(place.kind, 0.0) if place is not None else 0.0
+
+
 DOMINANT = 20  # a name's places in one country outnumber every other country's 20:1 → it means that one
 
 

@@ -15,8 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "generate", help="generate a synthetic Sentinel-1 VV/VH GeoTIFF for a point",
         description="Look up the scene at LAT/LON, run a generator on it and write a GeoTIFF (bands VV, VH in dB "
                     "on the scene's grid, provenance in the tags). The provenance is printed as one JSON object.")
-    p.add_argument("--lat", required=True, help="latitude in degrees")
-    p.add_argument("--lon", required=True, help="longitude in degrees")
+    p.add_argument("--lat", help="latitude in degrees")
+    p.add_argument("--lon", help="longitude in degrees")
+    p.add_argument("--place", help="a town, region or country from the offline gazetteer instead of --lat/--lon "
+                                   "(prints what it resolved to; a name several countries share must be qualified: "
+                                   "\"Punjab, Pakistan\")")
     p.add_argument("--scenes", default=None, help="scene folder (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model card id (see `sarviz models`)")
@@ -54,6 +57,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--details", action="store_true",
                    help="for models that cannot run: every missing file and how to get the weights")
     p.set_defaults(func=run_models)
+
+
+def _where(args: argparse.Namespace) -> tuple:
+    """(lat, lon, the Place or None): --lat/--lon, or --place through the offline gazetteer (exclusive)."""
+    if args.place is not None:
+        if args.lat is not None or args.lon is not None:
+            raise CliError("give either --place or --lat/--lon, not both")
+        from sarviz.commands.fetch import resolve_place
+
+        place = resolve_place(args.place)
+        return place.lat, place.lon, place
+    if args.lat is None or args.lon is None:
+        raise CliError("give the point: --lat and --lon, or --place NAME")
+    return args.lat, args.lon, None
+
+
+def _lookup_near(store, lat, lon, place, args):
+    """The scene at the point; for a named place no scene covers, the nearest scene within the
+    place's reach (:func:`sarviz.gazetteer.scene_reach_km`: a town ~10 km, a region 150 km), said so."""
+    from sarviz.store import NoSceneHere
+
+    try:
+        return store.lookup(lat, lon, size_px=args.size, grid=args.grid)
+    except NoSceneHere:
+        from sarviz.gazetteer import scene_reach_km
+
+        near = store.nearest(lat, lon, k=1) if place is not None else []
+        if not near or near[0][1] > scene_reach_km(place):
+            raise
+        entry, km = near[0]
+        print(f"--place: no scene covers {lat:.5f}, {lon:.5f}; using the nearest scene {entry.scene_id}, "
+              f"{km:.1f} km away", file=sys.stderr)
+        clat, clon = entry.center_latlon
+        return store.lookup(clat, clon, size_px=args.size, grid=args.grid, scene_id=entry.scene_id)
 
 
 def _generator(args: argparse.Namespace):
@@ -103,13 +140,14 @@ def run_generate(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise CliError(f"--out must be a .tif file, got {out}")
     settings = Settings.load()
+    lat, lon, place = _where(args)  # before loading a model: a bad place fails fast
     generator = _generator(args)
     if args.allow_pickle and args.model:
         raise CliError("--allow-pickle goes with --controlnet; for a card set \"allow_pickle\": true in its weights")
     store = SceneStore(args.scenes or settings.scenes)
     for problem in store.problems:  # a bad file is skipped with its reason; the rest of the folder works
         print(f"skipped {problem}", file=sys.stderr)
-    scene = store.lookup(args.lat, args.lon, size_px=args.size, grid=args.grid)
+    scene = _lookup_near(store, lat, lon, place, args)
     device = args.device or (None if settings.device == "auto" else settings.device)
     request = GenerationRequest(seed=args.seed, steps=args.steps, guidance=args.guidance,
                                 controlnet_scale=args.controlnet_scale, angle_deg=args.angle,
