@@ -131,7 +131,9 @@ def build_batch_map(folder: BatchFolder, rows: list[dict[str, Any]], tiles: str 
     if points:
         lats, lons = [p[0] for p in points], [p[1] for p in points]
         m.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]])
-    return m
+    from sarviz.ui.map import served_locally
+
+    return served_locally(m)  # the map page's local Leaflet and offline base map, not the CDNs
 
 
 def nearest_item(rows: list[dict[str, Any]], lat: float, lon: float) -> str | None:
@@ -184,7 +186,7 @@ def batch_page() -> None:
 
     st.title("Batch runs")
     st.caption("Batch folders written by `sarviz batch` (layout: docs/batch.md). The app opens batch folders in the "
-               "scene folder, in SARVIZ_HOME/batches and in SARVIZ_BATCH_ROOTS.")
+               "scene folder, in SARVIZ_HOME/batches and in SARVIZ_BATCHES.")
     roots = batch_roots()
     known = find_batches(roots)
     labels = {str(p): p for p in known}

@@ -110,6 +110,12 @@ def build_map(entries: list[SceneEntry], center: tuple[float, float] = (20.0, 0.
             lat, lon = e.center_latlon
             folium.CircleMarker([lat, lon], radius=5, color="#ff7800", fill=True, fill_opacity=0.9,
                                 tooltip=e.scene_id).add_to(m)
+    return served_locally(m, offline_base)
+
+
+def served_locally(m: folium.Map, offline_base: bool = True) -> folium.Map:
+    """Every map of the app goes through here: Leaflet & co. from the app's own copies
+    (``/app/static/vendor``) and the offline Natural Earth base layer under the tiles."""
     basemap = webassets.local_url(*webassets.BASEMAP_FILE)
     topo_js = webassets.local_url(*webassets.TOPOJSON_JS)
     if offline_base and basemap and topo_js:
