@@ -341,7 +341,14 @@ def _context(calibration: Calibration | None, calibration_source: str | None,
     return {"calibration": calibration or DEFAULT_CALIBRATION,
             "calibration_source": calibration_source or ("given" if calibration is not None else "default"),
             "real_s1": real_s1_acquisition(real_provenance),
-            "embedding_source": str((generated_provenance or {}).get("embedding_source") or "")}
+            "embedding_source": _generated_embedding_source(generated_provenance)}
+
+
+def _generated_embedding_source(provenance: dict[str, Any] | None) -> str:
+    """The embedding a *generated* image was made from (its provenance names a model); a scene
+    file compared as the "generated" side carries its own embedding_source, which made no SAR."""
+    prov = provenance or {}
+    return str(prov.get("embedding_source") or "") if prov.get("model_id") or prov.get("generator") else ""
 
 
 def _import_metric_libraries() -> None:

@@ -259,7 +259,15 @@ def _evaluation(folder: BatchFolder) -> None:
         return
     import pandas as pd
 
+    import json
+
+    try:
+        proxy_note = json.loads((report / "evaluation.json").read_text(encoding="utf-8")).get("proxy_note")
+    except (OSError, ValueError, AttributeError):
+        proxy_note = None
     with st.expander("Evaluation (sarviz evaluate)", expanded=False):
+        if proxy_note:
+            st.warning(f"PROXY: {proxy_note}; every number below measures the generator on a stand-in input.")
         st.markdown("**Table I layout (seed 000)**")
         st.dataframe(pd.read_csv(report / "table1.csv"), hide_index=True, width="stretch")
         if (report / "kl_by_class.csv").is_file():
