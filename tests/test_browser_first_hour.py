@@ -89,7 +89,7 @@ def test_offline_batch_page_map_draws_from_local_leaflet(batch_root, tmp_path):
         frame = frame_el.content_frame
         frame.locator(".leaflet-container").wait_for()  # Leaflet loaded from /app/static/vendor, no CDN
         frame.locator(".leaflet-container[data-sarviz-offline-base='drawn']").wait_for()  # Natural Earth drawn
-        frame.locator("path.leaflet-interactive").first.wait_for()  # the items
+        frame.locator("path.leaflet-interactive").filter(visible=True).first.wait_for()  # the items
         assert frame_el.bounding_box()["height"] > 300  # not the 0 px frame of a map that never loaded
         screenshot(page, "first-hour-batch-map")
     assert all("tile.openstreetmap.org" in u for u in blocked), sorted(set(blocked))[:5]
