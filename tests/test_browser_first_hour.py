@@ -53,8 +53,23 @@ def test_offline_murcia_one_click_to_the_spain_scene_and_punjab_candidates(sampl
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
             timeout=90_000)
         page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        # the scene's own optical image lies on the map where the user works (offline: no tiles)
+        frame = page.locator("iframe[title*='streamlit_folium']").first.content_frame
+        overlay = frame.locator("img.sarviz-scene-overlay")
+        overlay.wait_for()
+        assert overlay.evaluate("i => i.complete && i.naturalWidth > 100 && i.getBoundingClientRect().width > 50")
+        assert float(overlay.evaluate("i => getComputedStyle(i).opacity")) == pytest.approx(0.85, abs=0.01)
         page.get_by_role("button", name="Generate").click()
         page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=120_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        optical_src = overlay.get_attribute("src")
+        page.locator("[data-testid='stRadio']").filter(has_text="Map overlay").get_by_text("generated", exact=True).click()
+        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        frame.locator("img.sarviz-scene-overlay").first.wait_for()
+        page.wait_for_function("""(old) => {
+          const f = document.querySelector("iframe[title*='streamlit_folium']");
+          const i = f && f.contentDocument.querySelector('img.sarviz-scene-overlay');
+          return i && i.src !== old && i.complete && i.naturalWidth > 100; }""", arg=optical_src, timeout=60_000)
         screenshot(page, "first-hour-murcia-generated")
     assert all("tile.openstreetmap.org" in u for u in blocked), sorted(set(blocked))[:5]
 

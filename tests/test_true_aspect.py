@@ -32,3 +32,27 @@ def test_true_aspect_keeps_square_pixels_and_every_value():
     assert tall.shape == (8, 6, 3) and (tall[::2] == rgb).all()  # nearest neighbour: rows repeated
     wide = true_aspect(rgb, (10.0, 5.0))
     assert wide.shape == (4, 12, 3) and set(np.unique(wide)) == set(np.unique(rgb))
+
+
+def test_scene_overlay_for_the_map_sits_on_the_scene_footprint(sample_scenes):
+    """The map's overlay of a scene (item 3): a PNG at most OVERLAY_MAX_PX a side, at the scene's bounds."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from sarviz.store import SceneStore
+    from sarviz.ui.map import OVERLAY_MAX_PX, overlay_image, selection_layer
+    from sarviz.viz.images import render_true_colour
+
+    scene = SceneStore(sample_scenes).lookup(*SPAIN_LATLON, size_px=512)
+    url, bounds = overlay_image(render_true_colour(scene.optical), scene.crs, scene.transform)
+    png = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert png.mode == "RGBA" and max(png.size) <= OVERLAY_MAX_PX + 2
+    west, south, east, north = scene.bounds_wgs84
+    (s, w), (n, e) = bounds
+    assert (s, w, n, e) == pytest.approx((south, west, north, east), abs=2e-4)
+    group = selection_layer(SPAIN_LATLON, (url, bounds, 0.5, "optical"))
+    html = group._children  # the overlay under the marker, with the opacity asked for
+    overlay = next(c for c in html.values() if type(c).__name__ == "ImageOverlay")
+    assert overlay.options["opacity"] == 0.5

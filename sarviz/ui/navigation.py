@@ -192,3 +192,62 @@ def acquisition_choice(store: SceneStore, lat: float, lon: float) -> str | None:
                       format_func=labels.__getitem__, key=f"acq_{round(lat, 5)}_{round(lon, 5)}")
     st.session_state.acquisition = choice
     return choice
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _scene_overlay(path: str, mtime: float, layer: str) -> tuple[str, list[list[float]]] | None:
+    """(data URL, bounds) of one layer of a whole scene file, for the map (cached per file version)."""
+    from sarviz.scene import read_scene
+    from sarviz.ui.map import overlay_image
+    from sarviz.viz.images import render_sar, render_true_colour
+
+    scene = read_scene(path)
+    if layer == "optical":
+        rgb = render_true_colour(scene.optical) if scene.optical is not None else None
+    else:
+        rgb = render_sar(scene.vv_db, None, "VV") if scene.vv_db is not None else None
+    return None if rgb is None else overlay_image(rgb, scene.crs, scene.transform)
+
+
+def scene_overlay(store: SceneStore | None, point: tuple[float, float] | None, result_key: str = "gen"):
+    """The map overlay of the scene under the selected point: its optical image (default), its
+    real VV or the last generated image, georeferenced, with an opacity — so the place shows on
+    the map where the user works, offline too. Returns (url, bounds, opacity, name) or None."""
+    from sarviz.ui.map import OVERLAY_LAYERS, overlay_image
+    from sarviz.viz.images import render_sar
+
+    if store is None or point is None:
+        return None
+    hits = store.find(*point)
+    if not hits:
+        return None
+    c1, c2 = st.columns([3, 2])
+    layer = c1.radio("Map overlay (the scene here)", OVERLAY_LAYERS, horizontal=True, key="overlay_layer")
+    opacity = c2.slider("Overlay opacity", 0.0, 1.0, 0.85, 0.05, key="overlay_opacity")
+    if layer == "none":
+        return None
+    wanted = st.session_state.get("acquisition")
+    entry = next((e for e in hits if e.scene_id == wanted), hits[0])
+    if layer == "generated":
+        stored = st.session_state.get(f"{result_key}_result")
+        if not stored or stored[0][0] != entry.scene_id:
+            c1.caption("Nothing generated for this scene yet: the overlay shows once you press *Generate*.")
+            return None
+        result = stored[1]
+        mark = (entry.scene_id, result.provenance.get("timestamp"), result.provenance.get("seed"))
+        cached = st.session_state.get("overlay_generated")
+        if not cached or cached[0] != mark:
+            cached = (mark, overlay_image(render_sar(result.vv_db, None, "VV"), result.crs, result.transform))
+            st.session_state.overlay_generated = cached
+        url, bounds = cached[1]
+    else:
+        try:
+            made = _scene_overlay(str(entry.path), entry.path.stat().st_mtime, layer)
+        except (OSError, SceneError) as exc:
+            c1.caption(f"No overlay: {exc}")
+            return None
+        if made is None:
+            c1.caption(f"This scene has no {layer} layer.")
+            return None
+        url, bounds = made
+    return url, bounds, opacity, f"{layer} · {entry.scene_id}"
