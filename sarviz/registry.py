@@ -50,6 +50,22 @@ def expand_card_path(value: str) -> str:
 
     return os.path.expanduser(_VAR.sub(one, value))
 
+
+def sarviz_home() -> Path:
+    """SARVIZ_HOME (read now, not at import), else ~/.sarviz."""
+    return Path(os.environ.get("SARVIZ_HOME") or Path.home() / ".sarviz").expanduser()
+
+
+def _in_sarviz_home(value: str) -> str:
+    """``~/.sarviz/…`` in a card means the sarviz home: SARVIZ_HOME when set (where training
+    runs and weights go), so a card and a run made under another home find each other."""
+    if value == "~/.sarviz":
+        return str(sarviz_home())
+    if value.startswith("~/.sarviz/"):
+        return str(sarviz_home() / value[len("~/.sarviz/"):])
+    return value
+
+
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 # kind -> factory(card) -> Generator. Implementations register themselves on import.
@@ -89,7 +105,7 @@ class ModelCard:
         """
         if value is None:
             return None
-        value = str(value)
+        value = _in_sarviz_home(str(value))
         expanded = expand_card_path(value)
         if expanded != os.path.expanduser(value):
             # Variables were expanded: keep the result only if it names something that exists,
@@ -153,9 +169,15 @@ def build_generator(card: ModelCard) -> Generator:
     return factory(card)
 
 
+def home_models_dir() -> Path:
+    """``SARVIZ_HOME/models``: where ``sarviz models add`` registers trained runs."""
+    return sarviz_home() / "models"
+
+
 def default_model_dirs() -> list[Path]:
-    """The repository's ``models/`` plus ``SARVIZ_MODELS`` (os.pathsep-separated)."""
-    dirs = [REPO_MODELS_DIR]
+    """The repository's ``models/``, ``SARVIZ_HOME/models`` (runs registered with ``sarviz models
+    add``) and ``SARVIZ_MODELS`` (os.pathsep-separated)."""
+    dirs = [REPO_MODELS_DIR, home_models_dir()]
     extra = os.environ.get("SARVIZ_MODELS", "")
     dirs += [Path(p) for p in extra.split(os.pathsep) if p]
     return dirs

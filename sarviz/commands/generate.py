@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from sarviz.cli import CliError
 from sarviz.settings import Settings
@@ -52,7 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", default=None, help="also write a PNG preview (R=VV, G=VH) here")
     p.set_defaults(func=run_generate)
 
-    p = sub.add_parser("models", help="list model cards and whether their weights are present")
+    p = sub.add_parser("models", help="list model cards and whether their weights are present; "
+                                      "`models add RUN/checkpoint-N` registers a trained run",
+                       description="`sarviz models` lists the model cards; `sarviz models add RUN/checkpoint-N "
+                                   "[--id ID]` writes a card for a checkpoint trained with `sarviz train geo` into "
+                                   "SARVIZ_HOME/models, so it appears in `sarviz models`, `--model ID` and the app.")
+    p.add_argument("action", nargs="?", choices=("list", "add"), default="list", help="list (default) or add")
+    p.add_argument("checkpoint", nargs="?", help="with add: a checkpoint folder of a sarviz training run")
+    p.add_argument("--id", dest="model_id", help="with add: the model id (default RUN-checkpoint-N)")
+    p.add_argument("--force", action="store_true", help="with add: replace a card of the same id")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
     p.add_argument("--details", action="store_true",
                    help="for models that cannot run: every missing file and how to get the weights")
@@ -195,9 +204,46 @@ def _cause(exc: BaseException) -> str:
     return text.split(": ")[-1] if ": " in text else (text or type(exc).__name__)
 
 
+def run_models_add(args: argparse.Namespace) -> int:
+    """Register a trained checkpoint as a model card in SARVIZ_HOME/models (atomically)."""
+    from sarviz.atomic import atomic_path
+    from sarviz.registry import ModelRegistry, home_models_dir
+    from sarviz.training.runs import geo_model_card
+
+    if not args.checkpoint:
+        raise CliError("models add needs a checkpoint folder: sarviz models add RUN/checkpoint-N")
+    ckpt = Path(args.checkpoint).expanduser()
+    if not ckpt.is_dir():
+        raise CliError(f"{args.checkpoint}: not a folder (give a checkpoint of `sarviz train geo`, RUN/checkpoint-N)")
+    try:
+        card = geo_model_card(ckpt, model_id=args.model_id)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"{args.checkpoint}: not a sarviz geo checkpoint ({exc})") from None
+    model_id = str(card["id"])
+    if not model_id or not all(c.isalnum() or c in "-_." for c in model_id) or model_id.startswith("."):
+        raise CliError(f"model id {model_id!r}: use letters, digits, '-', '_' and '.'")
+    existing = ModelRegistry().cards.get(model_id)
+    target = home_models_dir() / f"{model_id}.json"
+    if existing is not None and (existing.path.resolve() != target.resolve() or not args.force):
+        raise CliError(f"a model {model_id!r} exists ({existing.path}); choose another --id"
+                       + ("" if existing.path.resolve() != target.resolve() else " or replace it with --force"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    ModelRegistry().card(model_id)  # reads back: the card is valid where the app looks
+    print(f"registered {model_id}: {target} (controlnet {card['weights']['controlnet']}); it appears in "
+          f"`sarviz models`, `sarviz generate --model {model_id}` and the app's model pickers")
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
     from sarviz.generators.runtime import card_problem
     from sarviz.registry import ModelRegistry
+
+    if args.action == "add":
+        return run_models_add(args)
+    if args.checkpoint:
+        raise CliError(f"unexpected {args.checkpoint!r}: did you mean `sarviz models add {args.checkpoint}`?")
 
     registry = ModelRegistry()
     for problem in registry.problems:
