@@ -130,8 +130,14 @@ class PatchDataset:
         if scene.vv_db is None or scene.vh_db is None:
             raise TrainError(f"patch {row['id']} ({row['file']}) has no VV/VH backscatter")
         cal = self.calibration
-        vv, vh = cal.to_signed(_fill_nan(scene.vv_db), "VV"), cal.to_signed(_fill_nan(scene.vh_db), "VH")
-        target = _resize(torch.from_numpy(np.stack([vv, vh, vv]).astype(np.float32)), self.resolution)
+        from sarviz.training.validation import to_patch_grid
+
+        # resampled to the training resolution in linear power, as the generator resamples its
+        # output (averaging dB, i.e. logarithms, biases speckled targets low), then mapped
+        size = (self.resolution, self.resolution)
+        vv_db, vh_db = (to_patch_grid(_fill_nan(db), size) for db in (scene.vv_db, scene.vh_db))
+        vv, vh = cal.to_signed(vv_db, "VV"), cal.to_signed(vh_db, "VH")
+        target = torch.from_numpy(np.stack([vv, vh, vv]).astype(np.float32))
         cond = torch.from_numpy(build_condition(scene, self.spec, angle_deg=self.angle_deg).array)
         if self.augment:
             g = torch.Generator().manual_seed(seed_for(self.seed, epoch, i, 104729))
