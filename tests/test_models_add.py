@@ -84,3 +84,27 @@ def test_geo_training_targets_are_resampled_in_linear_power(tmp_path):
         want = 10 * np.log10(np.mean(10 ** (db / 10)))
         assert 10 * np.log10(np.mean(10 ** (target_db / 10))) == pytest.approx(want, abs=0.3)
         assert np.mean(db) < want - 0.8  # what averaging dB would have given: clearly lower
+
+
+def test_downstream_maps_generated_images_with_the_calibration_in_their_provenance(tmp_path):
+    """evaluate-downstream (item 15): a generated file's own calibration, not the default."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from sarviz.batch.downstream import _read_generated, _to_image
+    from sarviz.calibration import DEFAULT_CALIBRATION
+
+    path = tmp_path / "gen.tif"
+    vv = np.full((16, 16), -10.0, np.float32)
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=2, dtype="float32", crs="EPSG:32630",
+                       transform=Affine(10, 0, 500000, 0, -10, 4200000)) as dst:
+        dst.write(np.stack([vv, vv - 10]))
+        dst.descriptions = ("VV", "VH")
+        dst.update_tags(PROVENANCE=json.dumps({"model_id": "m", "calibration": {
+            "db_range": {"VV": [-20.0, 0.0], "VH": [-30.0, -10.0]}, "shared": False}}))
+    gvv, gvh, cal = _read_generated(path)
+    assert cal.range("VV") == (-20.0, 0.0)
+    img = _to_image(gvv, gvh, 16, cal)
+    assert int(img[0, 0, 0]) == 128 and int(img[1, 0, 0]) == 128  # -10 dB is mid-range of [-20, 0], [-30, -10]
+    assert int(_to_image(gvv, gvh, 16)[0, 0, 0]) == round(255 * DEFAULT_CALIBRATION.to_unit(np.float32(-10.0), "VV"))
