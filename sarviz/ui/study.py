@@ -369,7 +369,7 @@ def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
         images = c1.number_input("Images per session", 1, 200, 12)
         ratio = c2.text_input("Ratio real : other : ours", "1:1:2")
         render = c3.selectbox("Display", RENDER_MODES, format_func={
-            "vv_gray": "VV, grey (fixed −25…5 dB)", "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
+            "vv_gray": _vv_grey_label(), "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
         c4, c5 = st.columns(2)
         per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 0)
         invite_only = c5.checkbox("Invitation only (one-use links from “Invitations”)")
@@ -595,3 +595,11 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
                 st.error(_say(exc))
             else:
                 st.success(f"Added as image {item_id} to {code}. {owner.pool_status(code).replace('ready', 'Pool ready.')}")
+
+
+def _vv_grey_label() -> str:
+    """The grey display's label with the range it really renders (the design's default VV range)."""
+    from sarviz.study.design import StudyDesign
+
+    lo, hi = StudyDesign().vv_range_db
+    return f"VV, grey (fixed {lo:g}…{hi:g} dB)".replace("-", "−")
