@@ -34,3 +34,13 @@ def test_batch_page_names_the_setting_that_exists(tmp_path, monkeypatch):
     at.run()
     text = " ".join(c.value for c in at.caption)
     assert "SARVIZ_BATCHES" in text and "SARVIZ_BATCH_ROOTS" not in text
+
+
+def test_a_junk_upload_error_shows_no_server_path():
+    import pytest
+
+    from sarviz.metrics.report import MetricError, read_sar_file
+
+    with pytest.raises(MetricError) as err:
+        read_sar_file(b"this is not a GeoTIFF at all" * 10, "upload junk.tif")
+    assert "/vsimem" not in str(err.value) and "upload junk.tif: not a readable GeoTIFF" in str(err.value)

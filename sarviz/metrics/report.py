@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -588,7 +589,9 @@ def read_sar_file(source: Any, what: str = "file", sar_only: bool = False):
             with rasterio.open(source) as src:
                 scene = from_dataset(src)
     except RasterioIOError as exc:
-        raise MetricError(f"{what}: not a readable GeoTIFF ({exc})") from None
+        # GDAL names an upload by its in-memory path (/vsimem/…): a server detail, not the user's file
+        why = re.sub(r"/vsimem/[^\s'\",)]+", "the uploaded file", str(exc))
+        raise MetricError(f"{what}: not a readable GeoTIFF ({why})") from None
     for pol, arr in (("VV", scene.vv_db), ("VH", scene.vh_db)):
         check_looks_like_db(arr, f"{what} {pol}")
     return scene
