@@ -115,6 +115,9 @@ def test_batch_page_evaluation_names_the_proxy(proxy_batch, monkeypatch):
     at.selectbox(key="batch-pick").select(str(proxy_batch.resolve())).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("PROXY: 4 of 4 items were generated from a PROXY embedding" in w.value for w in at.warning)
+    # the item's own size and pixel size (item 10: not just the batch's requested size)
+    assert any("32×32 px, pixels 10.0 m" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any(m.label == "seeds × requested size" for m in at.metric)
 
 
 def test_study_outputs_name_proxy_made_images(sqlite_url, tmp_path, capsys):

@@ -211,7 +211,9 @@ def batch_page() -> None:
     c[0].metric("items done", done)
     c[1].metric("failed", failed)
     c[2].metric("model", cfg.get("model", "?"))
-    c[3].metric("seeds × size", f"{len(cfg.get('seeds', []))} × {cfg.get('size', '?')} px")
+    c[3].metric("seeds × requested size", f"{len(cfg.get('seeds', []))} × {cfg.get('size', '?')} px",
+                help="the patch size asked for; an item is smaller where its scene is (each item's own size is "
+                     "given above its images)")
     state = st_folium(build_batch_map(folder, rows), height=420, use_container_width=True,
                       returned_objects=["last_clicked", "last_object_clicked"], key="batch-map")
     from sarviz.ui.map import clicked_point
@@ -244,7 +246,8 @@ def batch_page() -> None:
     seed = st.radio("Seed", seeds, horizontal=True, key="batch-seed") if len(seeds) > 1 else seeds[0]
     scene, result, _ = load_item(folder, item_id, seed)
     mode = record.get("s1_mode") or "unknown"
-    st.caption(f"{item_id} · class {record.get('class') or '–'} · scene {record.get('scene_id')} · real Sentinel-1: "
+    st.caption(f"{item_id} · {scene.width}×{scene.height} px, {scene.pixel_size_text()} · class "
+               f"{record.get('class') or '–'} · scene {record.get('scene_id')} · real Sentinel-1: "
                f"{mode}" + (" (a median composite, not one acquisition: speckle statistics are not comparable)"
                             if mode == "composite" else ""))
     render_inspection(scene, result, key=f"batch-{item_id}-{seed}")
