@@ -14,9 +14,10 @@ Recipe (paper 001, its best configuration "soleil-up-7"; deviations marked ‡):
   the time ids original size / crop (0, 0) / target size) as in diffusers' SDXL scripts;
 * ``--stage vae-decoder`` — the paper's refinement: the VAE decoder trained together with the
   UNet and the text-encoder LoRA for one epoch, timesteps restricted to the lowest 15 % of the
-  schedule, loss = diffusion loss + λ_KL · KL(P_real ‖ P_gen) between the amplitude
-  histograms of the target image and the image decoded from the predicted clean latent
-  (λ_KL = 0.1 ‡: the paper gives no value; soft histograms make the term differentiable).
+  schedule, loss = diffusion loss + λ_KL · KL(P_real ‖ P_gen) between the histograms of the
+  target image and the image decoded from the predicted clean latent (λ_KL = 0.1 ‡: the paper
+  gives no value; soft histograms make the term differentiable). ‡ The histograms are of the
+  calibrated dB grey values in [−1, 1], not seed 001's A/(μ+3σ)-normalised amplitude.
 
 Output (FORMATS C): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_state/``) with
 ``sarviz_text_model.json``, ``unet/`` or ``unet_lora/``, ``text_encoder_lora/``
@@ -165,7 +166,8 @@ def soft_histogram(x, bins: int = KL_BINS, lo: float = -1.0, hi: float = 1.0):
 
 
 def amplitude_kl(real, generated, eps: float = 1e-6):
-    """KL(P_real ‖ P_gen) of the two images' value histograms, mean over the batch."""
+    """KL(P_real ‖ P_gen) of the two images' value histograms (calibrated dB grey values in [−1, 1],
+    not seed 001's A/(μ+3σ) amplitude), mean over the batch."""
     p = soft_histogram(real) + eps
     q = soft_histogram(generated) + eps
     p, q = p / p.sum(1, keepdim=True), q / q.sum(1, keepdim=True)
