@@ -41,7 +41,8 @@ def test_offline_murcia_one_click_to_the_spain_scene_and_punjab_candidates(sampl
         radio.wait_for(timeout=90_000)
         options = radio.locator("label").all_inner_texts()
         names = [o for o in options if o.startswith("Punjab, ")]
-        assert names[0].startswith("Punjab, Pakistan — region") and names[1].startswith("Punjab, India — region"), options
+        assert names[0].startswith("Punjab, Pakistan — region"), options
+        assert names[1].startswith("Punjab, India — region"), options
         screenshot(page, "first-hour-punjab")
         page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
         page.get_by_label("Type a place").fill("Murcia")
@@ -63,7 +64,8 @@ def test_offline_murcia_one_click_to_the_spain_scene_and_punjab_candidates(sampl
         page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=120_000)
         page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
         optical_src = overlay.get_attribute("src")
-        page.locator("[data-testid='stRadio']").filter(has_text="Map overlay").get_by_text("generated", exact=True).click()
+        overlay_choice = page.locator("[data-testid='stRadio']").filter(has_text="Map overlay")
+        overlay_choice.get_by_text("generated", exact=True).click()
         page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
         frame.locator("img.sarviz-scene-overlay").first.wait_for()
         page.wait_for_function("""(old) => {

@@ -118,8 +118,8 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             gen_vv, gen_vh = _read_vv_vh(Path(path))
             with torch_single_thread():  # one task a CPU: no oversubscription inside a worker
-                report = compare(real_vv, real_vh, gen_vv, gen_vh, generated_provenance={
-                    "model_id": entry.get("model", ""), "embedding_source": entry.get("embedding_source", "")}).to_dict()
+                made_from = {"model_id": entry.get("model", ""), "embedding_source": entry.get("embedding_source", "")}
+                report = compare(real_vv, real_vh, gen_vv, gen_vh, generated_provenance=made_from).to_dict()
         except (MetricError, ValueError, OSError) as exc:
             row["error"] = str(exc).splitlines()[0][:300]
             rows.append(row)

@@ -361,7 +361,9 @@ def native_size_warnings(items: Iterable[tuple[str, int | None]],
             continue
         ref = float(np.median(others))
         # smaller and larger ones apart: one median over both would name a size none of them has
-        for off in ([x for x in sides if x < ref and ref / x > ratio], [x for x in sides if x > ref and x / ref > ratio]):
+        smaller = [x for x in sides if x < ref and ref / x > ratio]
+        larger = [x for x in sides if x > ref and x / ref > ratio]
+        for off in (smaller, larger):
             if not off:
                 continue
             typical = int(np.median(off))

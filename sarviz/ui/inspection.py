@@ -335,7 +335,8 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
     def shown(rgb):
         return images.true_aspect(enlarge(rgb), xy)
 
-    optical = shown(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
+    optical = (shown(images.render_true_colour(scene.optical[:, crop[0], crop[1]]))
+               if scene.optical is not None else None)
     real = (shown(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration)) if real_available else None)
     gen = (shown(render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration))
            if result is not None else None)
