@@ -120,7 +120,7 @@ def test_batch_page_evaluation_names_the_proxy(proxy_batch, monkeypatch):
     assert any(m.label == "seeds × requested size" for m in at.metric)
 
 
-def test_study_outputs_name_proxy_made_images(sqlite_url, tmp_path, capsys):
+def test_study_outputs_name_proxy_made_images(sqlite_url, tmp_path, capsys, monkeypatch):
     import rasterio
 
     from _study_fixtures import build_pool_folder
@@ -155,3 +155,15 @@ def test_study_outputs_name_proxy_made_images(sqlite_url, tmp_path, capsys):
     assert json.loads((out_dir / "report.json").read_text())["proxy"]["proxy_items"] == 6
     assert "proxy" in (out_dir / "answers.csv").read_text()
     db.dispose()
+    # the owner's results page (Study admin) says it too
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SARVIZ_STUDY_DB", sqlite_url)
+    monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", "correct horse battery staple")
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "4_Study_admin.py"), default_timeout=60)
+    at.run()
+    at.text_input[0].input("correct horse battery staple")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert any(w.value.startswith("PROXY: 6 of 9 generated images") for w in at.warning), [w.value for w in at.warning]

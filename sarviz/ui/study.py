@@ -501,6 +501,8 @@ def _results_tab(owner, code: str) -> None:  # noqa: ANN001
     c3.metric("Answers", report.n_answers)
     c4.metric("Excluded sessions", p.get("excluded", 0), help="Left out of every number here; kept in the raw "
                                                               "answers export (column 'excluded').")
+    if report.proxy.get("note"):
+        st.warning(f"PROXY: {report.proxy['note']}. The raw answers export marks each image (column 'embedding').")
     if not report.n_answers:
         st.info("No answers yet.")
         return
