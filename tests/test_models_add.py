@@ -1,5 +1,6 @@
-"""A trained run becomes a model (`sarviz models add`), cards resolve ~/.sarviz against
-SARVIZ_HOME, and generation decodes with the VAE the checkpoint was trained with (issue 22)."""
+"""Cards resolve ~/.sarviz against SARVIZ_HOME, generation decodes with the VAE the checkpoint
+was trained with, training targets are resampled in power, downstream uses each file's
+calibration (issue 22; `sarviz models add` is tested on the trained run in test_train_geo.py)."""
 
 from __future__ import annotations
 
@@ -10,37 +11,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from _train_fixtures import one_torch_thread, write_patch_dataset, write_tiny_sd15  # noqa: E402,F401
-
-from sarviz.cli import main  # noqa: E402
-
-
-def test_models_add_registers_a_trained_checkpoint_in_sarviz_home(tmp_path, monkeypatch, capsys):
-    from sarviz.registry import ModelRegistry
-    from sarviz.training.geo import GeoTrainConfig, train_geo
-
-    home = tmp_path / "home"
-    monkeypatch.setenv("SARVIZ_HOME", str(home))
-    base = write_tiny_sd15(tmp_path / "base")
-    run = home / "runs" / "geo-tiny"
-    train_geo(GeoTrainConfig(data=write_patch_dataset(tmp_path / "ds"), base=base, out=run, resolution=32,
-                             batch_size=2, max_steps=2, checkpoint_every=2, validate_every=0, validation_count=0,
-                             gradient_checkpointing=False, vae=str(Path(base) / "vae")))
-    ckpt = run / "checkpoint-2"
-    assert json.loads((ckpt / "sarviz_train.json").read_text())["vae"] == str(Path(base) / "vae")
-    assert main(["models", "add", str(ckpt)]) == 0
-    out = capsys.readouterr().out
-    assert "registered geo-tiny-checkpoint-2" in out and str(home / "models") in out
-    card = ModelRegistry().card("geo-tiny-checkpoint-2")  # found where the app's pickers look
-    assert card.path == home / "models" / "geo-tiny-checkpoint-2.json"
-    assert main(["models", "--json"]) == 0
-    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    mine = next(m for m in listed if m["id"] == "geo-tiny-checkpoint-2")
-    assert mine["ready"] is True, mine["problem"]
-    assert main(["models", "add", str(ckpt)]) == 2  # the same id again: refused, not overwritten
-    assert "exists" in capsys.readouterr().err
-    assert main(["models", "add", str(tmp_path)]) == 2
-    assert "not a sarviz geo checkpoint" in capsys.readouterr().err
+from _train_fixtures import write_patch_dataset  # noqa: E402
 
 
 def test_generation_reads_the_training_vae_and_cards_resolve_against_sarviz_home(tmp_path, monkeypatch):
