@@ -44,3 +44,10 @@ def test_a_junk_upload_error_shows_no_server_path():
     with pytest.raises(MetricError) as err:
         read_sar_file(b"this is not a GeoTIFF at all" * 10, "upload junk.tif")
     assert "/vsimem" not in str(err.value) and "upload junk.tif: not a readable GeoTIFF" in str(err.value)
+
+
+def test_study_admin_messages_keep_file_names_as_spelled():
+    from sarviz.ui.study import _say
+
+    assert _say("img_001.tif: only GeoTIFF and PNG") == "img_001.tif: only GeoTIFF and PNG"
+    assert _say("pool lacks 2 real images") == "Pool lacks 2 real images"

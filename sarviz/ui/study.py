@@ -170,6 +170,9 @@ def _quiz_entry_form(params, problem: str | None = None, typed: str = "") -> Non
 def _say(message: object) -> str:
     """A library message as a sentence for the page (library messages start in lower case)."""
     text = str(message).strip()
+    first = text.split(maxsplit=1)[0] if text else ""
+    if any(c in first for c in "._/\\:0123456789"):  # a file or path name leads: keep it as it is spelled
+        return text
     return text[:1].upper() + text[1:]
 
 
@@ -416,8 +419,11 @@ def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
         items = owner.items(code)
         if items:
             shown = {r["item_id"]: r["sessions"] for r in owner.exposure(code)}
+            from sarviz.study.analysis import embedding_kind
+
             st.dataframe([{**{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon",
-                                                  "original_name")}, "sessions": shown.get(r["id"], 0)}
+                                                  "original_name")}, "sessions": shown.get(r["id"], 0),
+                           "embedding": embedding_kind(r.get("provenance"))}  # 'proxy' marks a proxy's image
                           for r in items], hide_index=True, key="pool_table")
 
 
