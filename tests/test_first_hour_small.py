@@ -51,3 +51,14 @@ def test_study_admin_messages_keep_file_names_as_spelled():
 
     assert _say("img_001.tif: only GeoTIFF and PNG") == "img_001.tif: only GeoTIFF and PNG"
     assert _say("pool lacks 2 real images") == "Pool lacks 2 real images"
+
+
+def test_imported_samples_say_their_sentinel1_is_one_acquisition(sample_scenes):
+    """The samples' S1 are single GRD acquisitions (the Batch page said 'unknown' for them)."""
+    from sarviz.metrics.provenance import real_s1_acquisition
+    from sarviz.scene import read_scene
+    from sarviz.store import SceneStore
+
+    for entry in SceneStore(sample_scenes):
+        prov = read_scene(entry.path).provenance
+        assert real_s1_acquisition(prov)["mode"] == "single", entry.scene_id
