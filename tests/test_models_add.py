@@ -5,7 +5,6 @@ calibration (issue 22; `sarviz models add` is tested on the trained run in test_
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

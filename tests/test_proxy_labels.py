@@ -128,7 +128,8 @@ def test_study_outputs_name_proxy_made_images(sqlite_url, tmp_path, capsys, monk
     from sarviz.study.analysis import answers_csv, study_report
 
     folder = build_pool_folder(tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
-    ours = [r["file"] for r in csv.DictReader(io.StringIO((folder / "labels.csv").read_text())) if r["source"] == "ours"]
+    labels = csv.DictReader(io.StringIO((folder / "labels.csv").read_text()))
+    ours = [r["file"] for r in labels if r["source"] == "ours"]
     for name in ours:  # generated from a proxy: the provenance a sarviz GeoTIFF carries says so
         with rasterio.open(folder / name, "r+") as dst:
             dst.update_tags(PROVENANCE=json.dumps({"model_id": "emulator", "embedding_source": PROXY_SOURCE}))
