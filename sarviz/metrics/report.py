@@ -219,7 +219,7 @@ class MetricsReport:
 
         flagged = set(self.flags()["flagged_metrics"])
         caveat = "⚠ real S1 is a composite" if flagged else ""
-        proxy = "⚠ generated from a PROXY embedding" if self.proxy_note else ""  # every row: every number is
+        proxy = "⚠ PROXY embedding" if self.proxy_note else ""  # on every row: every number is a proxy's
 
         def row(metric, pol, real, gen, diff, value, key):
             notes = [c for c in (caveat if key in flagged else "", proxy) if c]
