@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from sarviz.access import AccessDenied, require_page, resolve_user_path
-from sarviz.captions import caption_for_scene
+from sarviz.captions import describe_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
@@ -19,9 +19,10 @@ from sarviz.ui.fetch import fetched_scene, render_fetch
 from sarviz.ui.generate import render_generate_panel
 from sarviz.ui.inspection import render_inspection
 from sarviz.ui.map import build_map, clicked_point, selection_layer
-from sarviz.ui.prompt import MAP_PROMPT_KEY
+from sarviz.ui.prompt import MAP_PROMPT_KEY, MAP_PROMPT_NOTE_KEY
 from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place_search, scene_list,
                                   scene_places)
+from sarviz.ui.navigation import nearest_scene_button, scene_overlay
 from sarviz.ui.scene_view import render_scene
 from sarviz.ui.study import add_to_pool_button, owner_logged_in
 
@@ -86,6 +87,7 @@ def map_page() -> None:
     # a click on the map reruns the page with the click already in the session: take it
     # before drawing, so that the marker and the panels below follow it in this same run
     take_click(clicked_point(st.session_state.get("worldmap")))
+    overlay = scene_overlay(store, st.session_state.get("point"))
     # Built afresh on every run on purpose, always from the *first* view: streamlit-folium
     # identifies the map by a hash of its HTML, and a changed map remounts (flicker, lost
     # click). Moves go through center/zoom and the marker through feature_group_to_add.
@@ -93,7 +95,7 @@ def map_page() -> None:
                      places=places)
     map_state = st_folium(fmap, key="worldmap", height=480, use_container_width=True,
                           returned_objects=["last_clicked", "last_object_clicked"], center=view[0], zoom=view[1],
-                          feature_group_to_add=selection_layer(st.session_state.get("point")))
+                          feature_group_to_add=selection_layer(st.session_state.get("point"), overlay))
 
     if take_click(clicked_point(map_state)):
         st.rerun()  # a click the session did not have yet: draw its marker
@@ -113,6 +115,7 @@ def map_page() -> None:
             scene = store.lookup(lat, lon, size_px, scene_id=scene_id)
         except NoSceneHere as exc:
             st.warning(str(exc))
+            nearest_scene_button(store, lat, lon, places)
         except SceneError as exc:
             st.error(f"Could not read the scene here: {exc}")
     fetched = fetched_scene(lat, lon, size_px)
@@ -134,7 +137,9 @@ def map_page() -> None:
     st.header("Generate")
     if st.button("Describe this place", key="describe_place",
                  help="Open the Prompt page with a caption of this place (land cover and place name)"):
-        st.session_state[MAP_PROMPT_KEY] = caption_for_scene(scene)  # the dataset captioner's words
+        described = describe_scene(scene)
+        st.session_state[MAP_PROMPT_KEY] = described.caption  # the dataset captioner's words
+        st.session_state[MAP_PROMPT_NOTE_KEY] = described.landcover_note  # its land-cover source and confidence
         st.switch_page("pages/1_Prompt.py")
     result = render_generate_panel(scene, key="gen")
     if result is not None:

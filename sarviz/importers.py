@@ -142,6 +142,7 @@ def _sen1floods11(root: Path) -> Iterator[Candidate]:
                     "source": "import:sen1floods11", "dataset": "Sen1Floods11 (Bonafilia et al., 2020)",
                     "chip": chip, "files": [s1.name, s2.name if s2.exists() else None],
                     "optical_level": "L1C (TOA reflectance)", "s1_product": "S1 GRD, VV/VH dB (GEE)",
+                    "s1_mode": "single",  # each chip is cut from one GRD acquisition (its date above)
                     "licence": f"Sen1Floods11 hand labels and chips; {COPERNICUS}", **meta,
                 },
             )
@@ -184,6 +185,7 @@ def _bigearthnet(root: Path) -> Iterator[Candidate]:
                     "source": "import:bigearthnet", "dataset": "BigEarthNet-S1/S2 (Sumbul et al.)",
                     "s1_patch": name, "s2_patch": s2_name if s2_dir is not None else None,
                     "s1_product": meta.get("scene_source"), "s2_product": s2_meta.get("tile_source"),
+                    "s1_mode": "single",  # a patch of one GRD scene (named in s1_product; its date in the id)
                     "labels": meta.get("labels", []), "optical_level": "L2A (surface reflectance)",
                     "licence": f"BigEarthNet CDLA-Permissive-1.0; {COPERNICUS}",
                 },
@@ -240,6 +242,7 @@ def _ssl4eo(root: Path) -> Iterator[Candidate]:
                 provenance={
                     "source": "import:ssl4eo-s12", "dataset": "SSL4EO-S12 (Wang et al., 2023)", "location": location,
                     "s1_product": meta.get("system:index", product_dir.name), "s2_product": s2_name,
+                    "s1_mode": "single",  # one GRD product a season (s1_product)
                     "orbit_pass": meta.get("orbitProperties_pass"),
                     "relative_orbit": meta.get("relativeOrbitNumber_start"),
                     "optical_level": level, "licence": f"SSL4EO-S12 CC-BY-4.0; {COPERNICUS}",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 
 from sarviz.errors import FormatError, GenerationError
 from sarviz.formats.model_card import ModelCard, expand_card_path  # noqa: F401 - re-exported
+from sarviz.settings import sarviz_home
 
 if TYPE_CHECKING:  # the generator base imports rasterio; listing cards needs none of it
     from sarviz.generators.base import Generator
@@ -96,9 +97,15 @@ def build_generator(card: ModelCard) -> Generator:
     return factory(card)
 
 
+def home_models_dir() -> Path:
+    """``SARVIZ_HOME/models``: where ``sarviz models add`` registers trained runs."""
+    return sarviz_home() / "models"
+
+
 def default_model_dirs() -> list[Path]:
-    """The repository's ``models/`` plus ``SARVIZ_MODELS`` (os.pathsep-separated)."""
-    dirs = [REPO_MODELS_DIR]
+    """The repository's ``models/``, ``SARVIZ_HOME/models`` (runs registered with ``sarviz models
+    add``) and ``SARVIZ_MODELS`` (os.pathsep-separated)."""
+    dirs = [REPO_MODELS_DIR, home_models_dir()]
     extra = os.environ.get("SARVIZ_MODELS", "")
     dirs += [Path(p) for p in extra.split(os.pathsep) if p]
     return dirs

@@ -123,6 +123,22 @@ class Scene:
         return (float(lat[0]), float(lon[0]))
 
     @property
+    def pixel_size_xy_m(self) -> tuple[float, float]:
+        """Ground pixel size (east–west, north–south) in metres; they differ on a geographic grid
+        away from the equator (the EPSG:4326 Spain chip: 7.9 × 10.0 m)."""
+        rx, ry = abs(self.transform.a), abs(self.transform.e)
+        if self.crs.is_geographic:
+            lat, _ = self.center_latlon
+            return rx * 111_320.0 * math.cos(math.radians(lat)), ry * 110_574.0
+        unit = self.crs.linear_units_factor[1]
+        return rx * unit, ry * unit
+
+    def pixel_size_text(self) -> str:
+        """'pixels 7.9 m (E–W) × 10.0 m (N–S)', or 'pixels 10.0 m' when square."""
+        x, y = self.pixel_size_xy_m
+        return f"pixels {x:.1f} m" if abs(x - y) <= 0.02 * max(x, y) else f"pixels {x:.1f} m (E–W) × {y:.1f} m (N–S)"
+
+    @property
     def pixel_size_m(self) -> float:
         """Approximate ground pixel size in metres (mean of x and y; geographic CRSs at the centre)."""
         rx, ry = abs(self.transform.a), abs(self.transform.e)

@@ -17,6 +17,13 @@ from typing import Any
 from sarviz.errors import ConfigError
 
 HOME = Path(os.environ.get("SARVIZ_HOME", Path.home() / ".sarviz"))
+
+
+def sarviz_home() -> Path:
+    """SARVIZ_HOME read now (not at import: tests and ``sarviz models add`` change it), else ~/.sarviz."""
+    return Path(os.environ.get("SARVIZ_HOME") or Path.home() / ".sarviz").expanduser()
+
+
 MODES = ("workbench", "study")
 
 

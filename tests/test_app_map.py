@@ -118,3 +118,29 @@ def test_bad_url_coordinates_are_ignored_with_a_warning(sample_scenes, monkeypat
     at = run_app(sample_scenes, "abc", "1e9")
     assert not at.exception
     assert "not valid coordinates" in at.warning[0].value
+
+
+def test_a_place_near_a_scene_goes_there_in_one_click_and_names_are_shown(sample_scenes, monkeypatch):
+    """The README's route: `Murcia` → the match named → one click → the Spain scene; `Punjab`
+    lists Pakistan's province first, then India's; a failed search clears the old place."""
+    monkeypatch.setenv("SARVIZ_SCENES", str(sample_scenes))
+    at = _search(run_app(sample_scenes), "Murcia")
+    assert not at.exception and not at.error
+    pick = next(r for r in at.radio if "Places matching 'Murcia'" in r.label)
+    assert pick.options[0].startswith("Murcia, Spain — town")  # AppTest gives the labels shown
+    assert "no scene covers" in at.warning[0].value
+    jump = next(b for b in at.button if b.label.startswith("Go to the nearest scene"))
+    assert "km away" in jump.label
+    at = jump.click().run()
+    assert not at.exception and not at.error
+    assert "sen1floods11_Spain_7370579" in at.markdown[0].value and len(images(at)) == 5
+    at = _search(at, "Punjab")
+    pick = next(r for r in at.radio if "Places matching 'Punjab'" in r.label)
+    names = list(pick.options)
+    assert names[0].startswith("Punjab, Pakistan — region") and names[1].startswith("Punjab, India — region")
+    at = _search(at, "xqzxqzxq")  # a failed search: the old places and point go
+    assert "No place called 'xqzxqzxq'" in at.error[0].value
+    assert not [r for r in at.radio if "Places matching" in r.label] and "point" not in at.session_state
+    at = _search(at, "Murica")  # a typo: the closest spelling, said so
+    assert "No place is named 'Murica'" in at.warning[0].value
+    assert at.session_state["point"] == pytest.approx((37.98704, -1.13004), abs=1e-3)

@@ -114,7 +114,9 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
     folder, real_name, gen_name, (west, south, east, north), pixel_deg = inspect_folder
     env = {"SARVIZ_SCENES": str(folder), "SARVIZ_HOME": str(tmp_path)}
     # the whole app (its static folder serves Leaflet to the swipe map), opened on the Inspect page
-    with run_streamlit("app.py", env=env, page="Inspect") as url, chromium_page(1400, 1100) as page:
+    blocked: list[str] = []  # offline: every outside request refused (the swipe map uses the app's Leaflet)
+    with run_streamlit("app.py", env=env, page="Inspect") as url, \
+            chromium_page(1400, 1100, offline=True, blocked=blocked) as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
@@ -225,3 +227,4 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
         shot = screenshot(page, "inspect-swipe-map")
         assert shot.stat().st_size > 10_000
         assert not errors, errors
+    assert not blocked, sorted(set(blocked))[:5]  # nothing outside was needed, nothing asked for

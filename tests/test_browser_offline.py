@@ -80,7 +80,8 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
 
 
 def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
-    """A click on the sidebar's Spain row goes there; "Type a place" finds Lahore offline."""
+    """A click on the sidebar's Spain row goes there; "Type a place" offline: Punjab's candidates,
+    then the README's route `Murcia` → one click → the Spain scene (drawn on the map) → Generate."""
     require_browser()
     if webassets.install():
         pytest.skip("local web assets missing; ./dev fetches them with npm")
@@ -100,7 +101,41 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
             timeout=90_000)
         page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
-        page.get_by_label("Type a place").fill("Lahore")
-        page.get_by_role("button", name="Go").click()
-        main.get_by_text("31.55800°, 74.35071°").wait_for(timeout=90_000)
-        screenshot(page, "offline-type-a-place")
+        # Type a place (issue 22): `Punjab` lists Pakistan's province first, then India's, names shown
+        page.get_by_label("Type a place").fill("Punjab")
+        page.get_by_role("button", name="Go", exact=True).click()
+        radio = main.locator("[data-testid='stRadio']").filter(has_text="Places matching 'Punjab'")
+        radio.wait_for(timeout=90_000)
+        names = [o for o in radio.locator("label").all_inner_texts() if o.startswith("Punjab, ")]
+        assert names[0].startswith("Punjab, Pakistan — region"), names
+        assert names[1].startswith("Punjab, India — region"), names
+        screenshot(page, "offline-type-a-place-punjab")
+        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        # the README's route: `Murcia` → one click to the nearest scene → the Spain sample → Generate
+        page.get_by_label("Type a place").fill("Murcia")
+        page.get_by_role("button", name="Go", exact=True).click()
+        main.get_by_text("Murcia, Spain — town", exact=False).first.wait_for(timeout=90_000)
+        jump = page.get_by_role("button", name="Go to the nearest scene")
+        jump.wait_for(timeout=90_000)
+        jump.click()  # the one click
+        main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
+            timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        # the scene's own optical image lies on the map where the user works (offline: no tiles)
+        frame = page.locator("iframe[title*='streamlit_folium']").first.content_frame
+        overlay = frame.locator("img.sarviz-scene-overlay")
+        overlay.wait_for()
+        assert overlay.evaluate("i => i.complete && i.naturalWidth > 100 && i.getBoundingClientRect().width > 50")
+        assert float(overlay.evaluate("i => getComputedStyle(i).opacity")) == pytest.approx(0.85, abs=0.01)
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=120_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        optical_src = overlay.get_attribute("src")
+        overlay_choice = page.locator("[data-testid='stRadio']").filter(has_text="Map overlay")
+        overlay_choice.get_by_text("generated", exact=True).click()
+        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        page.wait_for_function("""(old) => {
+          const f = document.querySelector("iframe[title*='streamlit_folium']");
+          const i = f && f.contentDocument.querySelector('img.sarviz-scene-overlay');
+          return i && i.src !== old && i.complete && i.naturalWidth > 100; }""", arg=optical_src, timeout=60_000)
+        screenshot(page, "offline-murcia-generated")

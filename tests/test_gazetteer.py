@@ -35,3 +35,35 @@ def test_nearest_place():
     place, km = nearest_place(31.55, 74.35)
     assert place.name == "Lahore" and km < 5
     assert "Spain" in describe_location(38.1058, -0.7589)
+
+
+def test_regions_are_first_class_and_ambiguous_names_list_every_country():
+    from sarviz.gazetteer import AmbiguousPlace, resolve
+
+    punjab = search("Punjab")
+    assert [(p.name, p.country, p.kind) for p in punjab[:2]] == [("Punjab", "Pakistan", "region"),
+                                                                  ("Punjab", "India", "region")]
+    # positions from the member towns: Pakistani Punjab's centre lies between Lahore and Faisalabad
+    assert 30.5 < punjab[0].lat < 32.5 and 72.0 < punjab[0].lon < 74.5
+    assert "region" in punjab[0].description and "Pakistan" in punjab[0].description
+    assert search("Bavaria")[0].kind == "region" and search("Bavaria")[0].country == "Germany"
+    assert search("Iowa")[0].kind == "region"
+    with pytest.raises(AmbiguousPlace) as err:  # the CLI does not guess between two countries
+        resolve("Punjab")
+    assert "Punjab, Pakistan" in str(err.value) and "Punjab, India" in str(err.value)
+    place, _ = resolve("Punjab, Pakistan")
+    assert (place.country, place.kind) == ("Pakistan", "region")
+    place, others = resolve("Almoradí")  # the town the sidebar names for the Spain scene
+    assert (place.name, place.country, others) == ("Almoradí", "Spain", [])
+    place, others = resolve("Murcia")  # Spain's Murcia outnumbers the Philippines' 20:1
+    assert (place.country, place.kind) == ("Spain", "town") and any(p.country == "Philippines" for p in others)
+
+
+def test_typos_find_the_closest_spelling_before_other_continents():
+    from sarviz.gazetteer import AmbiguousPlace, resolve
+
+    best = search("Murica")[0]
+    assert (best.name, best.country, best.match) == ("Murcia", "Spain", "spelling")
+    with pytest.raises(AmbiguousPlace, match="No place is named exactly 'Murica'"):
+        resolve("Murica")  # the CLI lists the spellings instead of guessing
+    assert search("Bavarai")[0].name == "Bavaria"

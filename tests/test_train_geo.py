@@ -160,6 +160,27 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def test_models_add_registers_the_run_in_sarviz_home(trained, tmp_path, monkeypatch, capsys):
+    """`sarviz models add RUN/checkpoint-N`: the run appears where the app's pickers look."""
+    from sarviz.registry import ModelRegistry
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SARVIZ_HOME", str(home))
+    ckpt = trained["last"]
+    model_id = f"{ckpt.parent.name}-{ckpt.name}"
+    assert cli_main(["models", "add", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert f"registered {model_id}" in out and str(home / "models") in out
+    assert ModelRegistry().card(model_id).path == home / "models" / f"{model_id}.json"
+    assert cli_main(["models", "--json"]) == 0
+    listed = {m["id"]: m for m in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert listed[model_id]["ready"] is True, listed[model_id]["problem"]
+    assert cli_main(["models", "add", str(ckpt)]) == 2  # the same id again: refused, not overwritten
+    assert "exists" in capsys.readouterr().err
+    assert cli_main(["models", "add", str(tmp_path)]) == 2
+    assert "not a sarviz geo checkpoint" in capsys.readouterr().err
+
+
 def test_resume_equals_an_uninterrupted_run(env, tmp_path):
     # gradient checkpointing and grad accumulation on: the recipe's path
     kw = dict(max_steps=4, checkpoint_every=2, grad_accum=2, batch_size=1, gradient_checkpointing=True)

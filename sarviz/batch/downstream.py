@@ -44,17 +44,27 @@ class Patches:
     synthetic: list[np.ndarray] = field(default_factory=list)  # per item: (K, 3, S, S) uint8
 
 
-def _to_image(vv: np.ndarray, vh: np.ndarray, size: int) -> np.ndarray:
+def _to_image(vv: np.ndarray, vh: np.ndarray, size: int, calibration: Any = None) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
     from sarviz.calibration import DEFAULT_CALIBRATION
 
-    vv_u = np.nan_to_num(DEFAULT_CALIBRATION.to_unit(vv, "VV"), nan=0.0)
-    vh_u = np.nan_to_num(DEFAULT_CALIBRATION.to_unit(vh, "VH"), nan=0.0)
+    cal = calibration or DEFAULT_CALIBRATION
+    vv_u = np.nan_to_num(cal.to_unit(vv, "VV"), nan=0.0)
+    vh_u = np.nan_to_num(cal.to_unit(vh, "VH"), nan=0.0)
     t = torch.from_numpy(np.stack([vv_u, vh_u, vv_u]).astype(np.float32))[None]
     t = F.interpolate(t, size=(size, size), mode="area" if t.shape[-1] >= size else "bilinear")
     return np.round(t[0].clamp(0, 1).numpy() * 255).astype(np.uint8)
+
+
+def _read_generated(path: Path) -> tuple[np.ndarray, np.ndarray, Any]:
+    """VV, VH (dB) and the calibration recorded in a generated GeoTIFF's provenance."""
+    from sarviz.calibration import calibration_from_provenance
+    from sarviz.metrics.report import read_sar_file
+
+    scene = read_sar_file(str(path), path.name, sar_only=True)
+    return scene.vv_db, scene.vh_db, calibration_from_provenance(scene.provenance)[0]
 
 
 def load_patches(root: str | os.PathLike, classes: tuple[str, ...], input_size: int,
@@ -75,10 +85,14 @@ def load_patches(root: str | os.PathLike, classes: tuple[str, ...], input_size: 
     for e in entries:
         ids.append(e["id"])
         labels.append(classes.index(e["class"]))
-        real.append(_to_image(*_read_vv_vh(Path(e["real"])), input_size))
         seeds = sorted(e["generated"])[: synthetic_factor or None]
-        synth.append(np.stack([_to_image(*_read_vv_vh(Path(e["generated"][s])), input_size) for s in seeds])
-                     if seeds else np.zeros((0, 3, input_size, input_size), np.uint8))
+        generated = [_read_generated(Path(e["generated"][s])) for s in seeds]
+        # the model's calibration, from each generated file's provenance; the real patch of the
+        # item is mapped with the same one, so both arms see images on one scale
+        cal = generated[0][2] if generated else None
+        real.append(_to_image(*_read_vv_vh(Path(e["real"])), input_size, cal))
+        synth.append(np.stack([_to_image(vv, vh, input_size, c) for vv, vh, c in generated])
+                     if generated else np.zeros((0, 3, input_size, input_size), np.uint8))
     return Patches(tuple(classes), ids, np.asarray(labels), np.stack(real), synth)
 
 

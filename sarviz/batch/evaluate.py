@@ -75,8 +75,32 @@ def item_entries(folder: BatchFolder) -> list[dict[str, Any]]:
         out.append({"id": item_id, "class": props.get("sarviz:class") or "", "region": props.get("sarviz:region") or "",
                     "s1_mode": props.get("sarviz:s1_mode") or "unknown", "scene_id": props.get("sarviz:scene_id", ""),
                     "model": props.get("sarviz:model", ""),
+                    "embedding_source": str((props.get("sarviz:scene_provenance") or {}).get("embedding_source") or ""),
                     "real": str(base / assets["real"]["href"]) if "real" in assets else None, "generated": gens})
     return out
+
+
+def _embedding_kind(source: str) -> str:
+    """'proxy', 'alphaearth' or '' (unknown) for an item's embedding source."""
+    from sarviz.embedding_proxy import is_proxy
+
+    if not source:
+        return ""
+    return "proxy" if is_proxy({"embedding_source": source}) else "alphaearth"
+
+
+def proxy_items(rows: list[dict[str, Any]]) -> int:
+    """How many items were generated from a PROXY embedding (labelled in every output)."""
+    return len({r["id"] for r in rows if r.get("embedding") == "proxy"})
+
+
+def md_cell(value: Any) -> str:
+    """A markdown table cell: pipes escaped (``|Δμ|`` would split the row), newlines flattened."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def md_row(*cells: Any) -> str:
+    return "| " + " | ".join(md_cell(c) for c in cells) + " |"
 
 
 def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,6 +109,7 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     from sarviz.metrics.sar import MetricError, torch_single_thread
 
     meta = {k: entry[k] for k in ("id", "class", "region", "s1_mode", "scene_id", "model")}
+    meta["embedding"] = _embedding_kind(entry.get("embedding_source", ""))
     if not entry.get("real"):
         return [{**meta, "seed": s, "error": "no real Sentinel-1 crop in this item"} for s in sorted(entry["generated"])]
     rows = []
@@ -94,7 +119,8 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             gen_vv, gen_vh = _read_vv_vh(Path(path))
             with torch_single_thread():  # one task a CPU: no oversubscription inside a worker
-                report = compare(real_vv, real_vh, gen_vv, gen_vh).to_dict()
+                made_from = {"model_id": entry.get("model", ""), "embedding_source": entry.get("embedding_source", "")}
+                report = compare(real_vv, real_vh, gen_vv, gen_vh, generated_provenance=made_from).to_dict()
         except (MetricError, ValueError, OSError) as exc:
             row["error"] = str(exc).splitlines()[0][:300]
             rows.append(row)
@@ -199,6 +225,9 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "sarviz-batch-evaluation/1", "model": self.model, "items": self.items,
+                "proxy_embedding_items": proxy_items(self.rows),
+                "proxy_note": (f"{proxy_items(self.rows)} of {self.items} items were generated from a PROXY "
+                               "embedding (not AlphaEarth for the place)") if proxy_items(self.rows) else None,
                 "evaluated_rows": sum(not r.get("error") for r in self.rows),
                 "failed_rows": [{"id": r["id"], "seed": r["seed"], "error": r["error"]} for r in self.rows
                                 if r.get("error")],
@@ -362,31 +391,36 @@ def markdown_report(ev: Evaluation, figures: list[tuple[str, str]]) -> str:
              f"({sum(bool(r.get('error')) for r in ev.rows)} failed). Metric definitions: docs/metrics.md; "
              "aggregation: docs/batch.md. n counts items (seeds averaged per item); brackets: bootstrap 95 % CI "
              "of the mean over items.", ""]
+    n_proxy = proxy_items(ev.rows)
+    if n_proxy:
+        lines += [f"**PROXY:** {n_proxy} of {ev.items} items were generated from a PROXY embedding (real AlphaEarth "
+                  "vectors of other places chosen by the optical land cover), not AlphaEarth for the place: every "
+                  "number below measures the generator on a stand-in input (per_item.csv, column `embedding`).", ""]
     if ev.composite_items:
         lines += [f"**Note:** {ev.composite_items} of {ev.items} real crops are *median composites*, not single "
                   "acquisitions: their speckle is averaged away, so KL and ENL against a single-look generator are "
                   "not like for like (seed 000 and 001 compare single acquisitions).", ""]
     lines += ["## Table I layout (seed 000)", "",
-              "| group | pol | n | Mean/Std similarity ↓ | FSIM ↑ | SSIM ↑ |", "|---|---|---|---|---|---|"]
+              md_row("group", "pol", "n", "Mean/Std similarity ↓", "FSIM ↑", "SSIM ↑"), md_row(*["---"] * 6)]
     for r in table1(ev):
-        lines.append(f"| {r['group']} | {r['polarisation']} | {r['n']} | {r['mean_std_similarity']} | "
-                     f"{_ci(r['fsim'])} | {_ci(r['ssim'])} |")
+        lines.append(md_row(r["group"], r["polarisation"], r["n"], r["mean_std_similarity"], _ci(r["fsim"]),
+                            _ci(r["ssim"])))
     lines += ["", "## Per-class KL (seed 001 protocol)", "",
               "Pooled: all real vs all generated images of the class, each image normalised by its own μ+3σ, "
               "then the histograms pooled (seed 001 eq. 1 and 4; sarviz.metrics.protocols); "
               "per-image: mean of the items' KLs.", "",
-              "| class | items | pooled KL VV | pooled KL VH | per-image KL VV | per-image KL VH |",
-              "|---|---|---|---|---|---|"]
+              md_row("class", "items", "pooled KL VV", "pooled KL VH", "per-image KL VV", "per-image KL VH"),
+              md_row(*["---"] * 6)]
     per_class = aggregate(ev.rows, "class")
     for cls, res in sorted(ev.pooled_kl.items()):
         summ = per_class.get(f"class={cls}")
-        lines.append(f"| {cls} | {res['n_items']} | {_fmt(res['VV'])} | {_fmt(res['VH'])} | "
-                     f"{_ci(summ['kl_VV']) if summ else '–'} | {_ci(summ['kl_VH']) if summ else '–'} |")
-    lines += ["", "## All metrics", "", "| group | metric | VV | VH |", "|---|---|---|---|"]
+        lines.append(md_row(cls, res["n_items"], _fmt(res["VV"]), _fmt(res["VH"]),
+                            _ci(summ["kl_VV"]) if summ else "–", _ci(summ["kl_VH"]) if summ else "–"))
+    lines += ["", "## All metrics", "", md_row("group", "metric", "VV", "VH"), md_row(*["---"] * 4)]
     for group, summ in ev.summary.items():
         for m, (label, better) in METRICS.items():
             arrow = {"lower": " ↓", "higher": " ↑"}.get(better, "")
-            lines.append(f"| {group} | {label}{arrow} | {_ci(summ[f'{m}_VV'])} | {_ci(summ[f'{m}_VH'])} |")
+            lines.append(md_row(group, f"{label}{arrow}", _ci(summ[f"{m}_VV"]), _ci(summ[f"{m}_VH"])))
     for title, name in figures:
         lines += ["", f"## {title}", "", f"![{title}]({name})"]
     failed = [r for r in ev.rows if r.get("error")]
@@ -411,7 +445,7 @@ def write_report(ev: Evaluation, out: str | os.PathLike) -> dict[str, Path]:
             tmp.write_text(text, encoding="utf-8")
         files[name] = out / name
 
-    cols = ["id", "seed", "class", "region", "s1_mode", "scene_id", "model", "error"] + metric_columns()
+    cols = ["id", "seed", "class", "region", "s1_mode", "scene_id", "model", "embedding", "error"] + metric_columns()
     put(er.PER_ITEM_CSV, pd.DataFrame(ev.rows, columns=cols).to_csv(index=False))
     summary_rows = [{"group": g, "metric": c, **s} for g, summ in ev.summary.items() for c, s in summ.items()]
     put(er.SUMMARY_CSV, pd.DataFrame(summary_rows).to_csv(index=False))

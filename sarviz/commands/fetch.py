@@ -1,6 +1,7 @@
 """``sarviz fetch``: fetch scenes for points into a scene folder (single point or bulk file).
 
     sarviz fetch --lat 47.37 --lon 8.54 [--source ee|public] [--year 2024] [--size 512] --to DIR
+    sarviz fetch --place "Zürich" --to DIR
     sarviz fetch --points points.csv|points.geojson [--source ...] --to DIR
 
 The folder is also the first source: points already fetched are served from it, so a
@@ -26,7 +27,10 @@ def register(subparsers) -> None:
     where = p.add_argument_group("where")
     where.add_argument("--lat", type=float, help="latitude of the patch centre (degrees)")
     where.add_argument("--lon", type=float, help="longitude of the patch centre (degrees)")
-    where.add_argument("--points", type=Path, help="CSV (lat/lon columns, optional year, id) or GeoJSON of points")
+    where.add_argument("--place", help="a town, region or country from the offline gazetteer instead of --lat/--lon "
+                                       "(a name several countries share must be qualified: \"Punjab, Pakistan\")")
+    where.add_argument("--points", type=Path,
+                       help="CSV (lat/lon or place columns, optional year, id) or GeoJSON of points")
     p.add_argument("--to", type=Path, required=True, help="scene folder to write into (and to reuse)")
     p.add_argument("--source", choices=("ee", "public", "auto"), default="auto",
                    help="where to fetch from; auto = the settings' order (default)")
@@ -49,8 +53,30 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def place_point(name: str, where: str = "--place") -> tuple[float, float]:
+    """(lat, lon) of a place name; see :func:`resolve_place`."""
+    place = resolve_place(name, where)
+    return place.lat, place.lon
+
+
+def resolve_place(name: str, where: str = "--place"):
+    """The :class:`~sarviz.gazetteer.Place` a name means, through the one gazetteer
+    (:func:`sarviz.gazetteer.resolve`), telling the user on stderr what it was resolved to
+    (and which others share the name)."""
+    from sarviz.gazetteer import resolve
+
+    try:
+        place, others = resolve(name)
+    except SceneError as exc:
+        raise SceneError(f"{where}: {exc}") from None
+    also = f" (also so named: {'; '.join(p.description for p in others[:3])})" if others else ""
+    print(f"{where} {name!r} → {place.description} at {place.lat:.5f}, {place.lon:.5f}{also}", file=sys.stderr)
+    return place
+
+
 def read_points(path: Path) -> list[dict]:
-    """Points from a CSV (lat/lon columns) or a GeoJSON of Point features; each {lat, lon, year?, id?}."""
+    """Points from a CSV (lat/lon columns, or a ``place`` column resolved through the offline
+    gazetteer where a row has no lat/lon) or a GeoJSON of Point features; each {lat, lon, year?, id?}."""
     if not path.is_file():
         raise SceneError(f"points file {path} does not exist")
     text = path.read_text(encoding="utf-8-sig")
@@ -75,11 +101,15 @@ def read_points(path: Path) -> list[dict]:
         cols = {c.lower().strip(): c for c in rows[0].keys() if c}
         lat_c = next((cols[c] for c in _LAT if c in cols), None)
         lon_c = next((cols[c] for c in _LON if c in cols), None)
-        if not lat_c or not lon_c:
-            raise SceneError(f"{path}: needs lat and lon columns (found {list(rows[0].keys())})")
+        place_c = cols.get("place")
+        if not (lat_c and lon_c) and not place_c:
+            raise SceneError(f"{path}: needs lat and lon columns or a place column (found {list(rows[0].keys())})")
         for i, row in enumerate(rows, 2):
             year = row.get(cols.get("year", ""), "") if "year" in cols else ""
-            points.append({"lat": row[lat_c], "lon": row[lon_c], "year": year or None,
+            lat, lon = (row.get(lat_c) or "", row.get(lon_c) or "") if lat_c and lon_c else ("", "")
+            if not str(lat).strip() and not str(lon).strip() and place_c and (row.get(place_c) or "").strip():
+                lat, lon = place_point(row[place_c].strip(), where=f"{path.name} line {i}: place")
+            points.append({"lat": lat, "lon": lon, "year": year or None,
                            "id": row.get(cols.get("id", ""), "") or f"line {i}"})
     if not points:
         raise SceneError(f"{path}: no points in the file")
@@ -106,10 +136,15 @@ def run(args) -> int:
     from sarviz.sources.base import SourceError
 
     single = args.lat is not None or args.lon is not None
+    if getattr(args, "place", None):
+        if single or args.points:
+            raise SceneError("give one of --place, --lat/--lon or --points")
+        args.lat, args.lon = place_point(args.place)
+        single = True
     if single and args.points:
         raise SceneError("give either --lat/--lon or --points, not both")
     if not single and not args.points:
-        raise SceneError("give a point (--lat and --lon) or a points file (--points)")
+        raise SceneError("give a point (--place, or --lat and --lon) or a points file (--points)")
     if single and (args.lat is None or args.lon is None):
         raise SceneError("--lat and --lon go together")
     points = [{"lat": args.lat, "lon": args.lon, "year": None, "id": "point"}] if single else read_points(args.points)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from sarviz.errors import CliError
 from sarviz.settings import Settings
@@ -15,8 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "generate", help="generate a synthetic Sentinel-1 VV/VH GeoTIFF for a point",
         description="Look up the scene at LAT/LON, run a generator on it and write a GeoTIFF (bands VV, VH in dB "
                     "on the scene's grid, provenance in the tags). The provenance is printed as one JSON object.")
-    p.add_argument("--lat", required=True, help="latitude in degrees")
-    p.add_argument("--lon", required=True, help="longitude in degrees")
+    p.add_argument("--lat", help="latitude in degrees")
+    p.add_argument("--lon", help="longitude in degrees")
+    p.add_argument("--place", help="a town, region or country from the offline gazetteer instead of --lat/--lon "
+                                   "(prints what it resolved to; a name several countries share must be qualified: "
+                                   "\"Punjab, Pakistan\")")
     p.add_argument("--scenes", default=None, help="scene folder (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model card id (see `sarviz models`)")
@@ -49,11 +53,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", default=None, help="also write a PNG preview (R=VV, G=VH) here")
     p.set_defaults(func=run_generate)
 
-    p = sub.add_parser("models", help="list model cards and whether their weights are present")
+    p = sub.add_parser("models", help="list model cards and whether their weights are present; "
+                                      "`models add RUN/checkpoint-N` registers a trained run",
+                       description="`sarviz models` lists the model cards; `sarviz models add RUN/checkpoint-N "
+                                   "[--id ID]` writes a card for a checkpoint trained with `sarviz train geo` into "
+                                   "SARVIZ_HOME/models, so it appears in `sarviz models`, `--model ID` and the app.")
+    p.add_argument("action", nargs="?", choices=("list", "add"), default="list", help="list (default) or add")
+    p.add_argument("checkpoint", nargs="?", help="with add: a checkpoint folder of a sarviz training run")
+    p.add_argument("--id", dest="model_id", help="with add: the model id (default RUN-checkpoint-N)")
+    p.add_argument("--force", action="store_true", help="with add: replace a card of the same id")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
     p.add_argument("--details", action="store_true",
                    help="for models that cannot run: every missing file and how to get the weights")
     p.set_defaults(func=run_models)
+
+
+def _where(args: argparse.Namespace) -> tuple:
+    """(lat, lon, the Place or None): --lat/--lon, or --place through the offline gazetteer (exclusive)."""
+    if args.place is not None:
+        if args.lat is not None or args.lon is not None:
+            raise CliError("give either --place or --lat/--lon, not both")
+        from sarviz.commands.fetch import resolve_place
+
+        place = resolve_place(args.place)
+        return place.lat, place.lon, place
+    if args.lat is None or args.lon is None:
+        raise CliError("give the point: --lat and --lon, or --place NAME")
+    return args.lat, args.lon, None
+
+
+def _lookup_near(store, lat, lon, place, args):
+    """The scene at the point; for a named place no scene covers, the nearest scene within the
+    place's reach (:func:`sarviz.gazetteer.scene_reach_km`: a town ~10 km, a region 150 km), said so."""
+    from sarviz.store import NoSceneHere
+
+    try:
+        return store.lookup(lat, lon, size_px=args.size, grid=args.grid)
+    except NoSceneHere:
+        from sarviz.gazetteer import scene_reach_km
+
+        near = store.nearest(lat, lon, k=1) if place is not None else []
+        if not near or near[0][1] > scene_reach_km(place):
+            raise
+        entry, km = near[0]
+        print(f"--place: no scene covers {lat:.5f}, {lon:.5f}; using the nearest scene {entry.scene_id}, "
+              f"{km:.1f} km away", file=sys.stderr)
+        clat, clon = entry.center_latlon
+        return store.lookup(clat, clon, size_px=args.size, grid=args.grid, scene_id=entry.scene_id)
 
 
 def _generator(args: argparse.Namespace):
@@ -103,13 +149,14 @@ def run_generate(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise CliError(f"--out must be a .tif file, got {out}")
     settings = Settings.load()
+    lat, lon, place = _where(args)  # before loading a model: a bad place fails fast
     generator = _generator(args)
     if args.allow_pickle and args.model:
         raise CliError("--allow-pickle goes with --controlnet; for a card set \"allow_pickle\": true in its weights")
     store = SceneStore(args.scenes or settings.scenes)
     for problem in store.problems:  # a bad file is skipped with its reason; the rest of the folder works
         print(f"skipped {problem}", file=sys.stderr)
-    scene = store.lookup(args.lat, args.lon, size_px=args.size, grid=args.grid)
+    scene = _lookup_near(store, lat, lon, place, args)
     device = args.device or (None if settings.device == "auto" else settings.device)
     request = GenerationRequest(seed=args.seed, steps=args.steps, guidance=args.guidance,
                                 controlnet_scale=args.controlnet_scale, angle_deg=args.angle,
@@ -157,9 +204,46 @@ def _cause(exc: BaseException) -> str:
     return text.split(": ")[-1] if ": " in text else (text or type(exc).__name__)
 
 
+def run_models_add(args: argparse.Namespace) -> int:
+    """Register a trained checkpoint as a model card in SARVIZ_HOME/models (atomically)."""
+    from sarviz.atomic import atomic_path
+    from sarviz.registry import ModelRegistry, home_models_dir
+    from sarviz.training.runs import geo_model_card
+
+    if not args.checkpoint:
+        raise CliError("models add needs a checkpoint folder: sarviz models add RUN/checkpoint-N")
+    ckpt = Path(args.checkpoint).expanduser()
+    if not ckpt.is_dir():
+        raise CliError(f"{args.checkpoint}: not a folder (give a checkpoint of `sarviz train geo`, RUN/checkpoint-N)")
+    try:
+        card = geo_model_card(ckpt, model_id=args.model_id)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"{args.checkpoint}: not a sarviz geo checkpoint ({exc})") from None
+    model_id = str(card["id"])
+    if not model_id or not all(c.isalnum() or c in "-_." for c in model_id) or model_id.startswith("."):
+        raise CliError(f"model id {model_id!r}: use letters, digits, '-', '_' and '.'")
+    existing = ModelRegistry().cards.get(model_id)
+    target = home_models_dir() / f"{model_id}.json"
+    if existing is not None and (existing.path.resolve() != target.resolve() or not args.force):
+        raise CliError(f"a model {model_id!r} exists ({existing.path}); choose another --id"
+                       + ("" if existing.path.resolve() != target.resolve() else " or replace it with --force"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    ModelRegistry().card(model_id)  # reads back: the card is valid where the app looks
+    print(f"registered {model_id}: {target} (controlnet {card['weights']['controlnet']}); it appears in "
+          f"`sarviz models`, `sarviz generate --model {model_id}` and the app's model pickers")
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
     from sarviz.generators.runtime import card_readiness
     from sarviz.registry import ModelRegistry
+
+    if args.action == "add":
+        return run_models_add(args)
+    if args.checkpoint:
+        raise CliError(f"unexpected {args.checkpoint!r}: did you mean `sarviz models add {args.checkpoint}`?")
 
     registry = ModelRegistry()
     for problem in registry.problems:

@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd  # only the table needs it (about 0.4 s to import)
 
     table = report.table(per_angle=args.per_angle)
+    table = table.loc[:, [c for c in table.columns if table[c].replace("", None).notna().any()]]  # no empty columns
     with pd.option_context("display.max_rows", None, "display.width", 160, "display.float_format", "{:.4f}".format):
         print(table.fillna("").to_string(index=False))
+    if report.proxy_note:
+        print(f"\nPROXY: {report.proxy_note}")
     print("\ndefinitions: docs/metrics.md; lower is better for KL and Mean/Std similarity, higher for SSIM/FSIM",
           file=sys.stderr)
     return 0

@@ -4,6 +4,7 @@ one dict a sample, ``transforms`` passed in).
     ds = PatchDataset("OUT", split="train")            # calibration from dataset.json
     sample = ds[0]                                     # or ds[(index, epoch)] (a sampler's key)
     sample["target"]     # (2, H, W) float32 VV, VH → calibration.to_signed, in [−1, 1]
+    sample["target_db"]  # (2, H, W) float32 VV, VH in dB (holes filled as in "target"), unclipped
     sample["mask"]       # (H, W) bool, True where VV, VH, angle and embedding are all valid
     sample["angle"]      # (1, H, W) float32 incidence angle, degrees, NaN where missing
     sample["embedding"]  # (64, H, W) float32 AlphaEarth embedding (A00..A63), raw, NaN where missing
@@ -92,10 +93,11 @@ class PatchDataset(Dataset):
         angle = patch.angle_deg if patch.angle_deg is not None else np.full((h, w), np.nan, np.float32)
         emb = patch.embedding if patch.embedding is not None else np.full((EMBEDDING_BANDS, h, w), np.nan, np.float32)
         mask = np.isfinite(vv) & np.isfinite(vh) & np.isfinite(angle) & np.isfinite(emb).all(0)
-        target = np.stack([self.calibration.to_signed(fill_missing_with_mean(vv), "VV"),
-                           self.calibration.to_signed(fill_missing_with_mean(vh), "VH")])
+        db = np.stack([fill_missing_with_mean(vv), fill_missing_with_mean(vh)]).astype(np.float32, copy=False)
+        target = np.stack([self.calibration.to_signed(db[0], "VV"), self.calibration.to_signed(db[1], "VH")])
         sample = {
             "target": torch.from_numpy(target.astype(np.float32, copy=False)),
+            "target_db": torch.from_numpy(db),
             "mask": torch.from_numpy(mask),
             "angle": torch.from_numpy(np.ascontiguousarray(angle, dtype=np.float32)[None]),
             "embedding": torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)),

@@ -43,6 +43,18 @@ def expand_card_path(value: str) -> str:
 
 
 @register_artifact
+def _in_sarviz_home(value: str) -> str:
+    """``~/.sarviz/…`` in a card means the sarviz home: SARVIZ_HOME when set (where training
+    runs and weights go), so a card and a run made under another home find each other."""
+    from sarviz.settings import sarviz_home
+
+    if value == "~/.sarviz":
+        return str(sarviz_home())
+    if value.startswith("~/.sarviz/"):
+        return str(sarviz_home() / value[len("~/.sarviz/"):])
+    return value
+
+
 @dataclass
 class ModelCard(Artifact):
     """A model card: ``load(path)`` reads and checks one, ``save(path)`` writes it atomically."""
@@ -94,7 +106,7 @@ class ModelCard(Artifact):
         """
         if value is None:
             return None
-        value = str(value)
+        value = _in_sarviz_home(str(value))
         expanded = expand_card_path(value)
         if expanded != os.path.expanduser(value):
             # Variables were expanded: keep the result only if it names something that exists,

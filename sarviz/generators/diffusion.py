@@ -400,11 +400,15 @@ class DiffusionGenerator(MapGenerator):
             if expanded != os.path.expanduser(lora) and not Path(expanded).exists():
                 expanded = lora  # a message about a missing path shows the card's own text
             lora_path = expanded if os.path.isabs(expanded) else str(Path(controlnet) / expanded)
+        trained = read_train_metadata(Path(controlnet))
+        # the VAE the checkpoint was trained with (sarviz train geo --vae) decodes its latents;
+        # like the calibration and preprocessing, the checkpoint's own record wins over the card
+        vae = trained.get("vae") or weights.get("vae")
+        self.vae_source = f"checkpoint {TRAIN_METADATA}" if trained.get("vae") else "model card"
         self.paths = CheckpointPaths(
             controlnet=controlnet, base=card.resolve(weights["base"]), unet_lora=lora_path,
-            vae=card.resolve(weights.get("vae")), allow_pickle=bool(weights.get("allow_pickle", False)))
+            vae=card.resolve(vae), allow_pickle=bool(weights.get("allow_pickle", False)))
         self.sampler = {**REFERENCE_SAMPLER, **_card_section(card, "sampler", {})}
-        trained = read_train_metadata(Path(controlnet))
         preprocessing = _card_section(card, "preprocessing", {})
         self.preprocessing_source = "model card"
         if isinstance(trained.get("preprocessing"), dict):

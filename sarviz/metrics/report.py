@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -106,6 +107,16 @@ class MetricsReport:
     calibration_source: str = "default"  # "model", "model (legacy db_range)", "default" or "given"
     #: how the real S1 was made (:func:`sarviz.metrics.provenance.real_s1_acquisition`)
     real_s1: dict[str, Any] = field(default_factory=lambda: real_s1_acquisition(None))
+    #: the generated image's ``embedding_source`` (provenance): a PROXY one labels every output
+    embedding_source: str = ""
+
+    @property
+    def proxy_note(self) -> str | None:
+        """The PROXY label (:func:`sarviz.embedding_proxy.result_note`) when the generated image was
+        made from a proxy embedding, else None."""
+        from sarviz.embedding_proxy import result_note
+
+        return result_note({"embedding_source": self.embedding_source})
 
     @property
     def real_is_composite(self) -> bool:
@@ -120,7 +131,8 @@ class MetricsReport:
         """Per-metric caveats: which metrics the real image's compositing makes unreliable."""
         flagged = list(SPECKLE_SENSITIVE) if self.real_is_composite else []
         return {"real_s1": dict(self.real_s1), "speckle_sensitive_metrics": list(SPECKLE_SENSITIVE),
-                "flagged_metrics": flagged, "note": self.composite_note}
+                "flagged_metrics": flagged, "note": self.composite_note,
+                "proxy_embedding": self.proxy_note is not None, "proxy_note": self.proxy_note}
 
     @property
     def real_available(self) -> bool:
@@ -167,6 +179,8 @@ class MetricsReport:
             },
             "db_stats": {p: {"real": _db_stats(m.real_db), "generated": _db_stats(m.gen_db)} for p, m in pols.items()},
             "real_available": self.real_available,
+            "embedding_source": self.embedding_source or None,
+            "proxy_embedding": self.proxy_note is not None,
             "grid": self.grid,
             "flags": self.flags(),
             "protocols": dict(PROTOCOLS),
@@ -205,11 +219,13 @@ class MetricsReport:
 
         flagged = set(self.flags()["flagged_metrics"])
         caveat = "⚠ real S1 is a composite" if flagged else ""
+        proxy = "⚠ PROXY embedding" if self.proxy_note else ""  # on every row: every number is a proxy's
 
         def row(metric, pol, real, gen, diff, value, key):
+            notes = [c for c in (caveat if key in flagged else "", proxy) if c]
             rows.append({"metric": metric, "polarisation": pol, "real": real, "generated": gen,
                          "generated − real": diff, "comparison": value, "protocol": TABLE_PROTOCOLS.get(key, ""),
-                         "caveat": caveat if key in flagged else ""})
+                         "caveat": "; ".join(notes)})
 
         def single(metric: str, pol: str, real: float | None, gen: float, key: str = "") -> None:
             diff = None if real is None or not np.isfinite(real) or not np.isfinite(gen) else gen - real
@@ -320,11 +336,20 @@ def _ticker(progress: ProgressCallback | None, steps: int):
     return tick
 
 def _context(calibration: Calibration | None, calibration_source: str | None,
-             real_provenance: dict[str, Any] | None) -> dict[str, Any]:
+             real_provenance: dict[str, Any] | None,
+             generated_provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report fields that come from provenance rather than from the pixels."""
     return {"calibration": calibration or DEFAULT_CALIBRATION,
             "calibration_source": calibration_source or ("given" if calibration is not None else "default"),
-            "real_s1": real_s1_acquisition(real_provenance)}
+            "real_s1": real_s1_acquisition(real_provenance),
+            "embedding_source": _generated_embedding_source(generated_provenance)}
+
+
+def _generated_embedding_source(provenance: dict[str, Any] | None) -> str:
+    """The embedding a *generated* image was made from (its provenance names a model); a scene
+    file compared as the "generated" side carries its own embedding_source, which made no SAR."""
+    prov = provenance or {}
+    return str(prov.get("embedding_source") or "") if prov.get("model_id") or prov.get("generator") else ""
 
 
 def _import_metric_libraries() -> None:
@@ -346,13 +371,16 @@ def _import_metric_libraries() -> None:
 def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
             progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None,
             calibration: Calibration | None = None, real_provenance: dict[str, Any] | None = None,
-            calibration_source: str | None = None) -> MetricsReport:
+            calibration_source: str | None = None,
+            generated_provenance: dict[str, Any] | None = None) -> MetricsReport:
     """All metrics for VV and VH (dB arrays on one grid). ``real_*`` None → generated-only.
 
     ``calibration``: the dB → [0, 1] mapping of SSIM, FSIM, Mean/Std and GLCM (the
     generating model's; default :data:`~sarviz.calibration.DEFAULT_CALIBRATION`).
     ``real_provenance``: the real image's provenance, read for whether it is a composite
-    (the report then flags the speckle-sensitive metrics).
+    (the report then flags the speckle-sensitive metrics). ``generated_provenance``: the
+    generated image's, read for whether it was made from a PROXY embedding (every row and
+    the JSON then say so).
 
     Each image is validated and mapped to [0, 1] once for all metrics. FSIM (about half of
     the work) runs in a worker thread while this thread computes the others
@@ -363,7 +391,7 @@ def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.n
     from concurrent.futures import ThreadPoolExecutor
 
     _import_metric_libraries()
-    ctx = _context(calibration, calibration_source, real_provenance)
+    ctx = _context(calibration, calibration_source, real_provenance, generated_provenance)
     inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh, ctx["calibration"])
     tick = _ticker(progress, 6 * len(inputs))
 
@@ -387,7 +415,8 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
                 embedding: np.ndarray | None = None, progress: ProgressCallback | None = None,
                 grid: dict[str, Any] | None = None, calibration: Calibration | None = None,
                 real_provenance: dict[str, Any] | None = None,
-                calibration_source: str | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
+                calibration_source: str | None = None,
+                generated_provenance: dict[str, Any] | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
     """:func:`compare` and the three inspection figures as PNG bytes, in one call.
 
     Returns the report (the same numbers as :func:`compare`) and ``{"histograms": …,
@@ -411,7 +440,7 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
 
     from sarviz.viz import panels
 
-    ctx = _context(calibration, calibration_source, real_provenance)
+    ctx = _context(calibration, calibration_source, real_provenance, generated_provenance)
     inputs, pairs, gens = _validated(real_vv, real_vh, gen_vv, gen_vh, ctx["calibration"])
     tick = _ticker(progress, 5 * len(inputs) + 1 + len(PANELS))
 
@@ -480,7 +509,8 @@ def _real_sar_and_grid(real: Any | None, generated: Any,
     else:
         cal, where = calibration_of(getattr(generated, "provenance", None))
     context = {"calibration": cal, "calibration_source": where,
-               "real_provenance": getattr(real, "provenance", None) if real_vv is not None else None}
+               "real_provenance": getattr(real, "provenance", None) if real_vv is not None else None,
+               "generated_provenance": getattr(generated, "provenance", None)}
     return real_vv, real_vh, grid, context
 
 
@@ -559,7 +589,9 @@ def read_sar_file(source: Any, what: str = "file", sar_only: bool = False):
             with rasterio.open(source) as src:
                 scene = from_dataset(src)
     except RasterioIOError as exc:
-        raise MetricError(f"{what}: not a readable GeoTIFF ({exc})") from None
+        # GDAL names an upload by its in-memory path (/vsimem/…): a server detail, not the user's file
+        why = re.sub(r"/vsimem/[^\s'\",)]+", "the uploaded file", str(exc))
+        raise MetricError(f"{what}: not a readable GeoTIFF ({why})") from None
     for pol, arr in (("VV", scene.vv_db), ("VH", scene.vh_db)):
         check_looks_like_db(arr, f"{what} {pol}")
     return scene

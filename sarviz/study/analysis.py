@@ -29,7 +29,7 @@ from sarviz.study.models import SOURCE_LABELS, SOURCES
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 SCORES = ("realism", "detail", "geographic", "quality", "confidence")
 ANSWER_COLUMNS = ("participant_id", "excluded", "level", "position", "item_id", "source", "model_id", "scene_class", "lat",
-                  "lon", "original_name", "judged_real", "misjudged", "realism", "detail", "geographic",
+                  "lon", "original_name", "embedding", "judged_real", "misjudged", "realism", "detail", "geographic",
                   "quality", "confidence", "seconds", "answered_at")
 
 
@@ -85,6 +85,8 @@ class Report:
     by_class: list[dict[str, Any]] = field(default_factory=list)
     agreement: dict[str, float | None] = field(default_factory=dict)
     n_answers: int = 0
+    #: which generated images of the pool came from a PROXY embedding (:func:`proxy_summary`)
+    proxy: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +94,7 @@ class Report:
             "participants": self.participants, "answers": self.n_answers,
             "misjudgment": self.misjudgment, "scores": self.scores, "by_class": self.by_class,
             "agreement": self.agreement,
+            "proxy": self.proxy or proxy_summary([]),
         }
 
     def to_json(self) -> str:
@@ -114,6 +117,10 @@ class Report:
                          "ci_low": r["ci_low"], "ci_high": r["ci_high"]})
             rows.append({"table": "by_class", "level": "all", "source": r["source"], "scene_class": r["scene_class"],
                          "metric": "quality", "n": r["n"], "k": "", "value": r["quality"], "ci_low": "", "ci_high": ""})
+        if (self.proxy or {}).get("proxy_items"):
+            rows.append({"table": "proxy", "level": "all", "source": "generated", "scene_class": "all",
+                         "metric": "proxy_embedding_items", "n": self.proxy["generated_items"],
+                         "k": self.proxy["proxy_items"], "value": self.proxy["note"], "ci_low": "", "ci_high": ""})
         for name, a in self.agreement.items():
             rows.append({"table": "agreement", "level": "all", "source": "all", "scene_class": "all",
                          "metric": f"krippendorff_alpha_{name}", "n": self.n_answers, "k": "", "value": a,
@@ -130,7 +137,10 @@ class Report:
 
     def text(self) -> str:
         """A plain-text summary for the terminal."""
-        lines = [f"Study {self.study_code}: {self.study_title}",
+        lines = [f"Study {self.study_code}: {self.study_title}"]
+        if (self.proxy or {}).get("note"):
+            lines.append(f"PROXY: {self.proxy['note']}")
+        lines += [
                  f"participants: {self.participants['started']} started, {self.participants['finished']} finished"
                  f"{self._excluded_text()}; "
                  f"answers: {self.n_answers}", "", "Misjudgment rate (Wilson 95% CI)"]
@@ -254,12 +264,34 @@ def build_report(code: str, title: str, rows: list[dict[str, Any]], participants
     return report
 
 
+def embedding_kind(provenance: dict[str, Any] | None) -> str:
+    """'proxy', 'alphaearth' or '' (not recorded / a real image) for a pooled image's provenance."""
+    from sarviz.embedding_proxy import is_proxy
+
+    prov = provenance or {}
+    source = prov.get("embedding_source") or (prov.get("scene_provenance") or {}).get("embedding_source")
+    if not source:
+        return ""
+    return "proxy" if is_proxy({"embedding_source": source}) else "alphaearth"
+
+
+def proxy_summary(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How many generated images of a pool were made from a PROXY embedding, with the study-level note."""
+    generated = [i for i in items if i.get("source") != "real"]
+    proxy = sum(embedding_kind(i.get("provenance")) == "proxy" for i in generated)
+    note = (f"{proxy} of {len(generated)} generated images were made from a PROXY embedding (not AlphaEarth for "
+            "their place); their judgements measure the generator on a stand-in input") if proxy else None
+    return {"proxy_items": proxy, "generated_items": len(generated), "note": note}
+
+
 def study_report(owner: Any, code: str) -> Report:
     study = owner.study(code)
     from sarviz.study.design import StudyDesign
 
     levels = list(StudyDesign.from_dict(study.design).levels)
-    return build_report(study.code, study.title, owner.answer_rows(code), owner.participant_rows(code), levels)
+    report = build_report(study.code, study.title, owner.answer_rows(code), owner.participant_rows(code), levels)
+    report.proxy = proxy_summary(owner.items(code))
+    return report
 
 
 def reports_json(reports: Sequence[Report]) -> str:

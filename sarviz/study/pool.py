@@ -360,17 +360,21 @@ def native_size_warnings(items: Iterable[tuple[str, int | None]],
         if not others:
             continue
         ref = float(np.median(others))
-        off = [x for x in sides if max(x, ref) / min(x, ref) > ratio]
-        if not off:
-            continue
-        typical = int(np.median(off))
-        factor = max(typical, ref) / min(typical, ref)
-        look = "softer (upscaled more)" if typical < ref else "crisper (downscaled more)"
-        warnings.append(
-            f"{len(off)} of {len(sides)} {source} image(s) are natively about {typical} px, while the other sources' "
-            f"are about {ref:.0f} px ({factor:.1f}× different): resampled to the display size they look {look}, "
-            "which can reveal their source to participants. Pool images of similar native size (crop or resample "
-            "them to match) to keep the study blind.")
+        # smaller and larger ones apart: one median over both would name a size none of them has
+        smaller = [x for x in sides if x < ref and ref / x > ratio]
+        larger = [x for x in sides if x > ref and x / ref > ratio]
+        for off in (smaller, larger):
+            if not off:
+                continue
+            typical = int(np.median(off))
+            span = f" ({min(off)}–{max(off)} px)" if min(off) != max(off) else ""
+            factor = max(typical, ref) / min(typical, ref)
+            look = "softer (upscaled more)" if typical < ref else "crisper (downscaled more)"
+            warnings.append(
+                f"{len(off)} of {len(sides)} {source} image(s) are natively about {typical} px{span}, while the other "
+                f"sources' are about {ref:.0f} px ({factor:.1f}× different): resampled to the display size they look "
+                f"{look}, which can reveal their source to participants. Pool images of similar native size (crop or "
+                "resample them to match) to keep the study blind.")
     return warnings
 
 

@@ -510,7 +510,10 @@ class OwnerAPI:
         for _, source, _, prov in rows:
             h, w = (prov or {}).get("native_height"), (prov or {}).get("native_width")
             sides.append((source, min(int(h), int(w)) if h and w else None))
-        return warnings + pool_mod.native_size_warnings(sides)
+        from sarviz.study.analysis import proxy_summary
+
+        proxy = proxy_summary([{"source": src, "provenance": prov} for _, src, _, prov in rows])["note"]
+        return warnings + pool_mod.native_size_warnings(sides) + ([f"PROXY: {proxy}."] if proxy else [])
 
     def exposure(self, code: str) -> list[dict[str, Any]]:
         """How many sessions each pooled image was drawn for (owner only: it is joined with the source)."""
@@ -570,7 +573,7 @@ class OwnerAPI:
                         Participant.finished_at, Assignment.position, Assignment.public_id,
                         Item.id.label("item_id"), Item.source, Item.model_id, Item.scene_class, Item.lat, Item.lon,
                         Item.original_name, Answer.judged_real, Answer.realism, Answer.detail, Answer.geographic,
-                        Answer.confidence, Answer.seconds, Answer.answered_at)
+                        Item.provenance, Answer.confidence, Answer.seconds, Answer.answered_at)
                  .join(Assignment, Assignment.participant_id == Participant.id)
                  .join(Item, Item.id == Assignment.item_id)
                  .join(Answer, Answer.assignment_id == Assignment.id)
@@ -578,7 +581,12 @@ class OwnerAPI:
                  .order_by(Participant.id, Assignment.position))
             if not include_excluded:
                 q = q.where(Participant.excluded.is_(False))
-            return [dict(r._mapping) for r in s.execute(q)]
+            from sarviz.study.analysis import embedding_kind
+
+            rows = [dict(r._mapping) for r in s.execute(q)]
+        for row in rows:  # the PROXY label of each answer's image, not its whole provenance
+            row["embedding"] = embedding_kind(row.pop("provenance", None))
+        return rows
 
     def participant_rows(self, code: str) -> list[dict[str, Any]]:
         study = self.study(code)

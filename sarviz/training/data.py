@@ -85,15 +85,16 @@ def augment(tensors: list, generator) -> list:
 
 class GeoTrainingTransform:
     """The geo trainer's preprocessing of a :class:`~sarviz.datasets.torch.PatchDataset` sample:
-    target (VV, VH, VV) resized to the training resolution, the condition from the generator's
-    own :func:`~sarviz.generators.condition.build_condition` (the very code inference uses),
+    target (VV, VH, VV) resampled in linear power to the training resolution, then calibrated;
+    the condition from the generator's own :func:`~sarviz.generators.condition.build_condition`
+    (the very code inference uses),
     and flips/rotations seeded by (seed, epoch, index) so a run repeats."""
 
-    def __init__(self, resolution: int, spec, augment: bool = True, seed: int = 0,
+    def __init__(self, resolution: int, spec, calibration: Calibration, augment: bool = True, seed: int = 0,
                  angle_deg: float | None = None) -> None:
         from sarviz.generators.condition import ConditionSpec
 
-        self.resolution = resolution
+        self.resolution, self.calibration = resolution, calibration
         self.spec = ConditionSpec.from_dict(spec.to_dict(), size=resolution)
         self.augment, self.seed, self.angle_deg = augment, seed, angle_deg
 
@@ -104,13 +105,19 @@ class GeoTrainingTransform:
         from sarviz.generators.condition import build_condition
         from sarviz.scene import Scene
 
-        target = sample["target"]
-        h, w = target.shape[-2:]
+        from sarviz.training.validation import to_patch_grid
+
+        db = sample["target_db"].numpy()
+        h, w = db.shape[-2:]
         # the condition inputs as read (NaN where missing): build_condition fills them as at inference
         scene = Scene(crs=sample["crs"], transform=Affine.identity(), width=w, height=h,
                       angle_deg=sample["angle"][0].numpy(), embedding=sample["embedding"].numpy(),
                       scene_id=sample["id"])
-        target = _resize(torch.stack([target[0], target[1], target[0]]), self.resolution)
+        # resampled to the training resolution in linear power, as the generator resamples its
+        # output (averaging dB, i.e. logarithms, biases speckled targets low), then calibrated
+        size = (self.resolution, self.resolution)
+        vv, vh = (self.calibration.to_signed(to_patch_grid(band, size), pol) for band, pol in zip(db, ("VV", "VH")))
+        target = torch.from_numpy(np.stack([vv, vh, vv]).astype(np.float32))
         cond = torch.from_numpy(build_condition(scene, self.spec, angle_deg=self.angle_deg).array)
         if self.augment:
             g = torch.Generator().manual_seed(seed_for(self.seed, sample["epoch"], sample["index"], 104729))
@@ -127,7 +134,7 @@ def geo_training_dataset(info: PatchDatasetInfo, split: str, resolution: int, sp
 
     try:
         ds = PatchDataset(info.folder, split, calibration=calibration,
-                          transforms=GeoTrainingTransform(resolution, spec, augment, seed, angle_deg))
+                          transforms=GeoTrainingTransform(resolution, spec, calibration, augment, seed, angle_deg))
     except DatasetError as exc:
         raise TrainError(f"dataset {info.folder}: {exc}") from None
     if not len(ds):

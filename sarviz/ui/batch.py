@@ -133,7 +133,9 @@ def build_batch_map(folder: BatchFolder, rows: list[dict[str, Any]], tiles: str 
     if points:
         lats, lons = [p[0] for p in points], [p[1] for p in points]
         m.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]])
-    return m
+    from sarviz.ui.map import served_locally
+
+    return served_locally(m)  # the map page's local Leaflet and offline base map, not the CDNs
 
 
 def nearest_item(rows: list[dict[str, Any]], lat: float, lon: float) -> str | None:
@@ -186,7 +188,7 @@ def batch_page() -> None:
 
     st.title("Batch runs")
     st.caption("Batch folders written by `sarviz batch` (layout: docs/batch.md). The app opens batch folders in the "
-               "scene folder, in SARVIZ_HOME/batches and in SARVIZ_BATCH_ROOTS.")
+               "scene folder, in SARVIZ_HOME/batches and in SARVIZ_BATCHES.")
     roots = batch_roots()
     known = find_batches(roots)
     labels = {str(p): p for p in known}
@@ -211,7 +213,9 @@ def batch_page() -> None:
     c[0].metric("items done", done)
     c[1].metric("failed", failed)
     c[2].metric("model", cfg.get("model", "?"))
-    c[3].metric("seeds × size", f"{len(cfg.get('seeds', []))} × {cfg.get('size', '?')} px")
+    c[3].metric("seeds × requested size", f"{len(cfg.get('seeds', []))} × {cfg.get('size', '?')} px",
+                help="the patch size asked for; an item is smaller where its scene is (each item's own size is "
+                     "given above its images)")
     state = st_folium(build_batch_map(folder, rows), height=420, use_container_width=True,
                       returned_objects=["last_clicked", "last_object_clicked"], key="batch-map")
     from sarviz.ui.map import clicked_point
@@ -244,7 +248,8 @@ def batch_page() -> None:
     seed = st.radio("Seed", seeds, horizontal=True, key="batch-seed") if len(seeds) > 1 else seeds[0]
     scene, result, _ = load_item(folder, item_id, seed)
     mode = record.get("s1_mode") or "unknown"
-    st.caption(f"{item_id} · class {record.get('class') or '–'} · scene {record.get('scene_id')} · real Sentinel-1: "
+    st.caption(f"{item_id} · {scene.width}×{scene.height} px, {scene.pixel_size_text()} · class "
+               f"{record.get('class') or '–'} · scene {record.get('scene_id')} · real Sentinel-1: "
                f"{mode}" + (" (a median composite, not one acquisition: speckle statistics are not comparable)"
                             if mode == "composite" else ""))
     render_inspection(scene, result, key=f"batch-{item_id}-{seed}")
@@ -259,7 +264,15 @@ def _evaluation(folder: BatchFolder) -> None:
         return
     import pandas as pd
 
+    import json
+
+    try:
+        proxy_note = json.loads((report / "evaluation.json").read_text(encoding="utf-8")).get("proxy_note")
+    except (OSError, ValueError, AttributeError):
+        proxy_note = None
     with st.expander("Evaluation (sarviz evaluate)", expanded=False):
+        if proxy_note:
+            st.warning(f"PROXY: {proxy_note}; every number below measures the generator on a stand-in input.")
         st.markdown("**Table I layout (seed 000)**")
         st.dataframe(pd.read_csv(report / er.TABLE1_CSV), hide_index=True, width="stretch")
         if (report / er.KL_BY_CLASS_CSV).is_file():

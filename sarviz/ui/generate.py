@@ -267,9 +267,9 @@ def embedding_blocker(scene: Scene) -> str | None:
 
 def _render_result(result: GenerationResult, key: str) -> None:
     prov = result.provenance
-    note = result_note(prov)
-    if note:
-        st.warning(note, icon="⚠️")
+    if result_note(prov):  # the full note stands once, with the comparison below (not twice a screen apart)
+        st.caption("⚠️ Made from a PROXY embedding, not AlphaEarth for this place — see the note with the "
+                   "comparison below.")
     st.caption(f"{prov.get('model_id')} · seed {prov.get('seed')}"
                + (f" · {prov.get('steps')} steps · {prov.get('device')}/{prov.get('dtype')}" if "steps" in prov else "")
                + (f" · {prov.get('seconds')} s" if "seconds" in prov else ""))

@@ -330,9 +330,15 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
     r0, r1, c0, c1_ = zoom_window(scene.height, scene.width, zoom, cx, cy)
     crop = (slice(r0, r1), slice(c0, c1_))
 
-    optical = enlarge(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
-    real = (enlarge(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration)) if real_available else None)
-    gen = (enlarge(render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration))
+    xy = scene.pixel_size_xy_m  # drawn with the ground's aspect, as the footprint and swipe map
+
+    def shown(rgb):
+        return images.true_aspect(enlarge(rgb), xy)
+
+    optical = (shown(images.render_true_colour(scene.optical[:, crop[0], crop[1]]))
+               if scene.optical is not None else None)
+    real = (shown(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration)) if real_available else None)
+    gen = (shown(render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration))
            if result is not None else None)
     cols = st.columns(3)
     labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1",
@@ -348,7 +354,8 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
                 st.image(rgb, width="stretch")
     if mode != "false-colour":
         st.image(images.colourbar_png(images.sar_stretch(mode, calibration)))
-    st.caption(stretch_caption(mode, calibration))
+    st.caption(stretch_caption(mode, calibration) + f" · {scene.width}×{scene.height} px, {scene.pixel_size_text()}, "
+               "drawn with the ground's aspect")
     if zoom > 1:
         st.caption(f"zoom {zoom}×: rows {r0}–{r1}, columns {c0}–{c1_} of {scene.height}×{scene.width} px")
     fp = fingerprint(scene.optical, scene.vv_db, None if result is None else result.vv_db,

@@ -110,6 +110,12 @@ def build_map(entries: list[SceneEntry], center: tuple[float, float] = (20.0, 0.
             lat, lon = e.center_latlon
             folium.CircleMarker([lat, lon], radius=5, color="#ff7800", fill=True, fill_opacity=0.9,
                                 tooltip=e.scene_id).add_to(m)
+    return served_locally(m, offline_base)
+
+
+def served_locally(m: folium.Map, offline_base: bool = True) -> folium.Map:
+    """Every map of the app goes through here: Leaflet & co. from the app's own copies
+    (``/app/static/vendor``) and the offline Natural Earth base layer under the tiles."""
     basemap = webassets.local_url(*webassets.BASEMAP_FILE)
     topo_js = webassets.local_url(*webassets.TOPOJSON_JS)
     if offline_base and basemap and topo_js:
@@ -118,11 +124,42 @@ def build_map(entries: list[SceneEntry], center: tuple[float, float] = (20.0, 0.
     return m
 
 
-def selection_layer(point: tuple[float, float] | None) -> folium.FeatureGroup | None:
-    """The clicked point as a marker, in a group that ``st_folium`` adds without a remount."""
-    if point is None:
+OVERLAY_LAYERS: tuple[str, ...] = ("optical", "real VV", "generated", "none")
+OVERLAY_MAX_PX = 384  # the overlay travels with every rerun of the page: a screen's worth of pixels
+
+
+def overlay_image(rgb, crs: Any, transform: Any) -> tuple[str, list[list[float]]]:
+    """A display image as a georeferenced overlay: (PNG data URL, [[S, W], [N, E]]), warped to Web
+    Mercator (Leaflet stretches an overlay linearly between its corners) and at most
+    :data:`OVERLAY_MAX_PX` on a side (nearest neighbour: speckle stays speckle)."""
+    import base64
+
+    import numpy as np
+    from affine import Affine
+
+    from sarviz.ui.inspection import _web_mercator_rgba
+    from sarviz.viz.images import png_bytes
+
+    step = max(1, int(np.ceil(max(rgb.shape[:2]) / OVERLAY_MAX_PX)))
+    small = rgb[::step, ::step]
+    tf = transform * Affine.scale(rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0])
+    rgba, bounds = _web_mercator_rgba(np.ascontiguousarray(small), crs, tf)
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgba)).decode("ascii"), bounds
+
+
+def selection_layer(point: tuple[float, float] | None,
+                    overlay: tuple[str, list[list[float]], float, str] | None = None) -> folium.FeatureGroup | None:
+    """The clicked point as a marker, in a group that ``st_folium`` adds without a remount;
+    ``overlay`` = (image URL, bounds, opacity, name) draws a scene layer under the marker."""
+    if point is None and overlay is None:
         return None
     group = folium.FeatureGroup(name="selected point")
+    if overlay is not None:
+        url, bounds, opacity, name = overlay
+        folium.raster_layers.ImageOverlay(url, bounds=bounds, opacity=opacity, name=name, interactive=False,
+                                          zindex=1, className="sarviz-scene-overlay").add_to(group)
+    if point is None:
+        return group
     lat, lon = point
     folium.CircleMarker([lat, lon], radius=9, color="#ffffff", weight=3, fill=True, fill_color=SELECTED_COLOUR,
                         fill_opacity=1.0, tooltip=f"selected: {lat:.5f}°, {lon:.5f}°").add_to(group)

@@ -53,38 +53,79 @@ def initial_view() -> tuple[tuple[tuple[float, float], int], tuple[tuple[float, 
 
 
 def place_search() -> None:
-    """ "Type a place": a town or country (offline GeoNames gazetteer) or coordinates → go there."""
+    """ "Type a place": a town, region or country (offline GeoNames gazetteer) or coordinates →
+    go there. The match is named (name, country, kind); a name several places share, or a
+    typo's closest spellings, are listed to choose from; a failed search clears the old one."""
     from sarviz.gazetteer import search
 
     with st.form("goto", border=False):
         c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
-        text = c1.text_input("Type a place", placeholder="a town or country (Murcia, Punjab…) or coordinates "
+        text = c1.text_input("Type a place", placeholder="a town, region or country (Murcia, Punjab…) or coordinates "
                                                           "(38.1058, -0.7589)", key="place_text")
         go = c2.form_submit_button("Go")
     if go and text.strip():
         try:
-            hits = search(text)
+            hits = search(text, limit=6)
         except SceneError as exc:  # coordinates out of range
+            _forget_search()
             st.error(f"Cannot go there: {exc}")
             return
         if not hits:
-            st.error(f"No place called {text.strip()!r} in the offline gazetteer (GeoNames towns of 5,000+ people "
-                     "and countries); try a larger town nearby or coordinates like 38.1, -0.76.")
+            _forget_search()
+            st.error(f"No place called {text.strip()!r} in the offline gazetteer (GeoNames towns of 5,000+ people, "
+                     "regions and countries), nor a close spelling; try a larger town nearby or coordinates "
+                     "like 38.1, -0.76.")
             return
         st.session_state.place_hits = hits
+        st.session_state.place_query = text.strip()
         st.session_state.place_pick = 0
-        best = hits[0]
-        go_to(best.lat, best.lon, zoom=5 if best.kind == "country" else PLACE_ZOOM)
+        _go_to_place(hits[0])
     hits = st.session_state.get("place_hits") or []
+    if not hits:
+        return
+    query = st.session_state.get("place_query", "")
+    if hits[0].match == "spelling":
+        st.warning(f"No place is named {query!r}; going to the closest spelling. Other spellings below.")
     if len(hits) > 1:
-        labels = [h.label + (f" (pop. {h.population:,})" if h.kind == "town" and h.population else "") for h in hits]
-        st.selectbox("Other places with that name", range(len(hits)), format_func=labels.__getitem__,
-                     key="place_pick", on_change=_go_to_pick)
+        st.radio(f"Places matching {query!r} (best first)", range(len(hits)), key="place_pick",
+                 format_func=lambda i: hits[i].description, on_change=_go_to_pick)
+    else:
+        st.text(f"Found: {hits[0].description}")
+
+
+def _forget_search() -> None:
+    """A failed search: the previous place, its candidates and its point leave the screen."""
+    for key in ("place_hits", "place_query", "point"):
+        st.session_state.pop(key, None)
+    for key in ("lat", "lon"):
+        if key in st.query_params:
+            del st.query_params[key]
+
+
+def _go_to_place(place) -> None:
+    go_to(place.lat, place.lon, zoom={"country": 5, "region": 7}.get(place.kind, PLACE_ZOOM))
 
 
 def _go_to_pick() -> None:
-    hit = st.session_state.place_hits[st.session_state.place_pick]
-    go_to(hit.lat, hit.lon, zoom=5 if hit.kind == "country" else PLACE_ZOOM)
+    _go_to_place(st.session_state.place_hits[st.session_state.place_pick])
+
+
+NEAR_SCENE_KM = 150.0  # "near" for the one-click jump: a region's centre can lie ~100 km from a scene in it
+
+
+def nearest_scene_button(store: SceneStore, lat: float, lon: float, places: dict[str, str]) -> None:
+    """Where no scene covers the point but one lies within :data:`NEAR_SCENE_KM`, one click goes there."""
+    near = store.nearest(lat, lon, k=1)
+    if not near or near[0][1] > NEAR_SCENE_KM:
+        return
+    entry, km = near[0]
+    where = places.get(entry.scene_id, "")
+    label = f"Go to the nearest scene ({km:,.0f} km away{': ' + where if where else ''})"
+    if st.button(label, key="nearest_scene", type="primary", help=entry.scene_id):
+        clat, clon = entry.center_latlon
+        go_to(clat, clon, zoom=SCENE_ZOOM)
+        st.session_state.acquisition = entry.scene_id
+        st.rerun()
 
 
 @st.cache_data(show_spinner="naming the scene places…", max_entries=8)
@@ -151,3 +192,62 @@ def acquisition_choice(store: SceneStore, lat: float, lon: float) -> str | None:
                       format_func=labels.__getitem__, key=f"acq_{round(lat, 5)}_{round(lon, 5)}")
     st.session_state.acquisition = choice
     return choice
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _scene_overlay(path: str, mtime: float, layer: str) -> tuple[str, list[list[float]]] | None:
+    """(data URL, bounds) of one layer of a whole scene file, for the map (cached per file version)."""
+    from sarviz.scene import read_scene
+    from sarviz.ui.map import overlay_image
+    from sarviz.viz.images import render_sar, render_true_colour
+
+    scene = read_scene(path)
+    if layer == "optical":
+        rgb = render_true_colour(scene.optical) if scene.optical is not None else None
+    else:
+        rgb = render_sar(scene.vv_db, None, "VV") if scene.vv_db is not None else None
+    return None if rgb is None else overlay_image(rgb, scene.crs, scene.transform)
+
+
+def scene_overlay(store: SceneStore | None, point: tuple[float, float] | None, result_key: str = "gen"):
+    """The map overlay of the scene under the selected point: its optical image (default), its
+    real VV or the last generated image, georeferenced, with an opacity — so the place shows on
+    the map where the user works, offline too. Returns (url, bounds, opacity, name) or None."""
+    from sarviz.ui.map import OVERLAY_LAYERS, overlay_image
+    from sarviz.viz.images import render_sar
+
+    if store is None or point is None:
+        return None
+    hits = store.find(*point)
+    if not hits:
+        return None
+    c1, c2 = st.columns([3, 2])
+    layer = c1.radio("Map overlay (the scene here)", OVERLAY_LAYERS, horizontal=True, key="overlay_layer")
+    opacity = c2.slider("Overlay opacity", 0.0, 1.0, 0.85, 0.05, key="overlay_opacity")
+    if layer == "none":
+        return None
+    wanted = st.session_state.get("acquisition")
+    entry = next((e for e in hits if e.scene_id == wanted), hits[0])
+    if layer == "generated":
+        stored = st.session_state.get(f"{result_key}_result")
+        if not stored or stored[0][0] != entry.scene_id:
+            c1.caption("Nothing generated for this scene yet: the overlay shows once you press *Generate*.")
+            return None
+        result = stored[1]
+        mark = (entry.scene_id, result.provenance.get("timestamp"), result.provenance.get("seed"))
+        cached = st.session_state.get("overlay_generated")
+        if not cached or cached[0] != mark:
+            cached = (mark, overlay_image(render_sar(result.vv_db, None, "VV"), result.crs, result.transform))
+            st.session_state.overlay_generated = cached
+        url, bounds = cached[1]
+    else:
+        try:
+            made = _scene_overlay(str(entry.path), entry.path.stat().st_mtime, layer)
+        except (OSError, SceneError) as exc:
+            c1.caption(f"No overlay: {exc}")
+            return None
+        if made is None:
+            c1.caption(f"This scene has no {layer} layer.")
+            return None
+        url, bounds = made
+    return url, bounds, opacity, f"{layer} · {entry.scene_id}"

@@ -27,6 +27,7 @@ from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
 
 log = logging.getLogger(__name__)
 MAP_PROMPT_KEY = "prompt_from_map"
+MAP_PROMPT_NOTE_KEY = "prompt_from_map_note"  # where the caption's land cover came from, and how sure
 KEY = "prompt"
 #: example prompts per scene class (seed 001's categories, Sentinel-1-scale wording)
 EXAMPLE_PROMPTS: dict[str, str] = {
@@ -153,9 +154,10 @@ def image_metrics(result: Any, summary: Any | None) -> dict[str, Any]:
 # -- Streamlit -------------------------------------------------------------------------------------
 def _take_map_prompt(st) -> None:
     prompt = st.session_state.pop(MAP_PROMPT_KEY, None)
+    note = st.session_state.pop(MAP_PROMPT_NOTE_KEY, None)
     if prompt:
         st.session_state[f"{KEY}_text"] = prompt
-        st.session_state[f"{KEY}_from_map"] = True
+        st.session_state[f"{KEY}_from_map"] = note or True
 
 
 def _use_example() -> None:
@@ -186,8 +188,10 @@ def prompt_page() -> None:
         st.warning(short[model_id])
         with st.expander("Details: what is missing and how to get it"):
             st.markdown(details[model_id])
-    if st.session_state.get(f"{KEY}_from_map"):
-        st.info("Prompt filled from the map page (land cover and nearest place); edit it freely.")
+    from_map = st.session_state.get(f"{KEY}_from_map")
+    if from_map:
+        st.info("Prompt filled from the map page (land cover and nearest place); edit it freely."
+                + (f" {from_map}" if isinstance(from_map, str) else ""))
     st.selectbox("Example prompts", ["(choose a scene class)"] + list(EXAMPLE_PROMPTS), key=f"{KEY}_example",
                  on_change=_use_example)
     card = by_id[model_id]

@@ -10,7 +10,7 @@ import streamlit as st
 
 from sarviz.embedding_proxy import embedding_label, is_proxy
 from sarviz.scene import LAYER_LABELS, Scene
-from sarviz.viz.images import OPTICAL_RANGE, colourbar_png, render_sar, render_true_colour, sar_stretch
+from sarviz.viz.images import OPTICAL_RANGE, colourbar_png, render_sar, render_true_colour, sar_stretch, true_aspect
 
 
 @dataclass
@@ -23,10 +23,12 @@ class SceneImages:
 
 
 def scene_images(scene: Scene) -> SceneImages:
+    """The layers drawn with the ground's aspect (:func:`sarviz.viz.images.true_aspect`)."""
+    xy = scene.pixel_size_xy_m
     return SceneImages(
-        optical=render_true_colour(scene.optical) if scene.optical is not None else None,
-        vv=render_sar(scene.vv_db, None, "VV") if scene.vv_db is not None else None,
-        vh=render_sar(None, scene.vh_db, "VH") if scene.vh_db is not None else None,
+        optical=true_aspect(render_true_colour(scene.optical), xy) if scene.optical is not None else None,
+        vv=true_aspect(render_sar(scene.vv_db, None, "VV"), xy) if scene.vv_db is not None else None,
+        vh=true_aspect(render_sar(None, scene.vh_db, "VH"), xy) if scene.vh_db is not None else None,
     )
 
 
@@ -35,11 +37,17 @@ def _colourbar(pol: str) -> bytes:
     return colourbar_png(sar_stretch(pol))
 
 
+def _when(value: str) -> str:
+    """'2019-09-17' for a date without a time of day (not '2019-09-17T00:00:00'), else to the second."""
+    value = str(value)
+    return value[:10] if value[10:19] in ("", "T00:00:00", " 00:00:00") else value[:19]
+
+
 def describe_scene(scene: Scene) -> str:
     lat, lon = scene.center_latlon
-    dates = ", ".join(f"{k.upper()} {v[:19]}" for k, v in sorted(scene.dates.items())) or "unknown dates"
-    return (f"**{scene.scene_id}** · centre {lat:.5f}°, {lon:.5f}° · {scene.width}×{scene.height} px "
-            f"at ~{scene.pixel_size_m:.0f} m · {scene.crs.to_string()} · {dates}")
+    dates = ", ".join(f"{k.upper()} {_when(v)}" for k, v in sorted(scene.dates.items())) or "unknown dates"
+    return (f"**{scene.scene_id}** · centre {lat:.5f}°, {lon:.5f}° · {scene.width}×{scene.height} px, "
+            f"{scene.pixel_size_text()} · {scene.crs.to_string()} · {dates}")
 
 
 def render_scene(scene: Scene) -> None:

@@ -167,6 +167,9 @@ def _quiz_entry_form(params, problem: str | None = None, typed: str = "") -> Non
 def _say(message: object) -> str:
     """A library message as a sentence for the page (library messages start in lower case)."""
     text = str(message).strip()
+    first = text.split(maxsplit=1)[0] if text else ""
+    if any(c in first for c in "._/\\:0123456789"):  # a file or path name leads: keep it as it is spelled
+        return text
     return text[:1].upper() + text[1:]
 
 
@@ -366,7 +369,7 @@ def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
         images = c1.number_input("Images per session", 1, 200, 12)
         ratio = c2.text_input("Ratio real : other : ours", "1:1:2")
         render = c3.selectbox("Display", RENDER_MODES, format_func={
-            "vv_gray": "VV, grey (fixed −25…5 dB)", "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
+            "vv_gray": _vv_grey_label(), "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
         c4, c5 = st.columns(2)
         per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 0)
         invite_only = c5.checkbox("Invitation only (one-use links from “Invitations”)")
@@ -413,8 +416,11 @@ def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
         items = owner.items(code)
         if items:
             shown = {r["item_id"]: r["sessions"] for r in owner.exposure(code)}
+            from sarviz.study.analysis import embedding_kind
+
             st.dataframe([{**{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon",
-                                                  "original_name")}, "sessions": shown.get(r["id"], 0)}
+                                                  "original_name")}, "sessions": shown.get(r["id"], 0),
+                           "embedding": embedding_kind(r.get("provenance"))}  # 'proxy' marks a proxy's image
                           for r in items], hide_index=True, key="pool_table")
 
 
@@ -498,6 +504,8 @@ def _results_tab(owner, code: str) -> None:  # noqa: ANN001
     c3.metric("Answers", report.n_answers)
     c4.metric("Excluded sessions", p.get("excluded", 0), help="Left out of every number here; kept in the raw "
                                                               "answers export (column 'excluded').")
+    if report.proxy.get("note"):
+        st.warning(f"PROXY: {report.proxy['note']}. The raw answers export marks each image (column 'embedding').")
     if not report.n_answers:
         st.info("No answers yet.")
         return
@@ -592,3 +600,11 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
                 st.error(_say(exc))
             else:
                 st.success(f"Added as image {item_id} to {code}. {owner.pool_status(code).replace('ready', 'Pool ready.')}")
+
+
+def _vv_grey_label() -> str:
+    """The grey display's label with the range it really renders (the design's default VV range)."""
+    from sarviz.study.design import StudyDesign
+
+    lo, hi = StudyDesign().vv_range_db
+    return f"VV, grey (fixed {lo:g}…{hi:g} dB)".replace("-", "−")

@@ -124,3 +124,20 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def true_aspect(rgb: np.ndarray, pixel_xy_m: tuple[float, float], tolerance: float = 0.02) -> np.ndarray:
+    """The display image resampled (nearest neighbour: speckle stays sharp) so that it has the
+    ground's aspect: rows stretched by north–south / east–west pixel size. A 512 × 512 chip of
+    7.9 × 10 m pixels becomes 512 wide × 648 tall, as its footprint on the map."""
+    px, py = (float(v) for v in pixel_xy_m)
+    if not (px > 0 and py > 0) or abs(py / px - 1.0) <= tolerance:
+        return rgb
+    h, w = rgb.shape[:2]
+    if py > px:
+        new_h, new_w = max(1, round(h * py / px)), w
+    else:
+        new_h, new_w = h, max(1, round(w * px / py))
+    rows = np.minimum((np.arange(new_h) * h / new_h).astype(int), h - 1)
+    cols = np.minimum((np.arange(new_w) * w / new_w).astype(int), w - 1)
+    return rgb[rows][:, cols]
