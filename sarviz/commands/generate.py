@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from sarviz.errors import CliError
+from sarviz.errors import CliError, SarvizError
 from sarviz.settings import Settings
 
 
@@ -217,7 +217,7 @@ def run_models_add(args: argparse.Namespace) -> int:
         raise CliError(f"{args.checkpoint}: not a folder (give a checkpoint of `sarviz train geo`, RUN/checkpoint-N)")
     try:
         card = geo_model_card(ckpt, model_id=args.model_id)
-    except (OSError, ValueError, KeyError) as exc:
+    except (SarvizError, OSError, ValueError, KeyError) as exc:
         raise CliError(f"{args.checkpoint}: not a sarviz geo checkpoint ({exc})") from None
     model_id = str(card["id"])
     if not model_id or not all(c.isalnum() or c in "-_." for c in model_id) or model_id.startswith("."):

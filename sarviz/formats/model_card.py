@@ -42,7 +42,6 @@ def expand_card_path(value: str) -> str:
     return os.path.expanduser(_VAR.sub(one, value))
 
 
-@register_artifact
 def _in_sarviz_home(value: str) -> str:
     """``~/.sarviz/…`` in a card means the sarviz home: SARVIZ_HOME when set (where training
     runs and weights go), so a card and a run made under another home find each other."""
@@ -55,6 +54,7 @@ def _in_sarviz_home(value: str) -> str:
     return value
 
 
+@register_artifact
 @dataclass
 class ModelCard(Artifact):
     """A model card: ``load(path)`` reads and checks one, ``save(path)`` writes it atomically."""
