@@ -186,6 +186,26 @@ def browser_session_id() -> str:
         return "none"
 
 
+#: Streamlit session ids in which the study owner has logged in (the upload guard's list)
+_OWNER_SESSIONS: set[str] = set()
+
+
+def mark_owner_session(logged_in: bool = True) -> None:
+    """Record (or forget) that the study owner logged in in this browser session."""
+    sid = browser_session_id()
+    if sid == "none":
+        return
+    if logged_in:
+        _OWNER_SESSIONS.add(sid)
+    else:
+        _OWNER_SESSIONS.discard(sid)
+
+
+def is_owner_session(session_id: str) -> bool:
+    """True if the study owner logged in in the browser session ``session_id`` (server side)."""
+    return session_id in _OWNER_SESSIONS
+
+
 # -- pages ----------------------------------------------------------------------------------
 def require_page(page: str, settings: "Settings | None" = None) -> None:
     """Gate a page: in study mode, show the owner login and stop the script until logged in."""

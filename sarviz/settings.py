@@ -75,6 +75,9 @@ class Settings:
     #: addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For header is believed;
     #: empty = believe no forwarded header (clients are told apart by their own address)
     trusted_proxies: tuple[str, ...] = ()
+    #: megabytes of uploaded files one browser session may hold on the server (all files together;
+    #: Streamlit's ``server.maxUploadSize`` caps each file); in study mode only the owner uploads
+    upload_session_mb: float = 256.0
 
     @classmethod
     def load(cls, config_file: Path | None = None) -> "Settings":
@@ -104,7 +107,7 @@ class Settings:
                     raise ValueError(f"SARVIZ_MODE must be one of {', '.join(MODES)}, got {raw!r}")
             elif f.name == "study_db":
                 raw = expand_sqlite_home(str(raw))
-            elif f.name == "network_timeout":
+            elif f.name in ("network_timeout", "upload_session_mb"):
                 raw = float(raw)
             setattr(out, f.name, raw)
         return out

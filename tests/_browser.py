@@ -40,6 +40,10 @@ _OTHER_LOCAL = {
 }
 
 
+#: base URL → pid of the servers run_streamlit started (a test may read the server's memory)
+SERVER_PIDS: dict[str, int] = {}
+
+
 def require_browser() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (./dev test installs it with apt)")
@@ -69,8 +73,10 @@ def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc, timeout, log.name)
+        SERVER_PIDS[base] = proc.pid
         yield base + (f"/{page}" if page else "")
     finally:
+        SERVER_PIDS.pop(base, None)
         stop_server(proc, log)
 
 

@@ -351,7 +351,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
     env = {"SARVIZ_MODE": "study", "SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_STUDY_OWNER_PASSWORD": PASSWORD,
            "SARVIZ_SCENES": str(tmp_path / "scenes"), "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
            "SARVIZ_HOME": str(tmp_path / "home")}
-    with run_streamlit("app.py", env=env) as base, chromium_page() as page:
+    with run_streamlit("serve.py", env=env) as base, chromium_page() as page:
         browser = page.context.browser
         # the quiz is open to participants
         page.goto(f"{base}/Quiz?study=served")
@@ -374,6 +374,12 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
         # the owner, from their own address, is not locked out
         page.goto(f"{base}/Inspect")
         _login(page, PASSWORD, "Inspect a generated SAR image")
+        # the logged-in owner may upload (the upload guard lets only the owner's session through)
+        tif = write_sar_tif(tmp_path / "owner_upload.tif", seed=3)
+        page.get_by_text("Upload", exact=True).click()
+        page.locator("input[type=file]").first.set_input_files(str(tif))
+        page.get_by_text("owner_upload.tif").first.wait_for()
+        assert "status code" not in page.content()
         # the participant link the owner is given is a full URL
         page.goto(f"{base}/Study_admin")
         _login(page, PASSWORD, "Human-evaluation studies")

@@ -273,6 +273,9 @@ def owner_login_form(key: str = "owner_login") -> bool:
             return False
         if ok:
             st.session_state["study_owner"] = True
+            from sarviz.access import mark_owner_session
+
+            mark_owner_session()  # this session may now upload (sarviz.ui.upload_guard)
             st.rerun()
         st.error("Wrong password.")
     return False
@@ -287,6 +290,9 @@ def admin_page() -> None:
 
     if st.sidebar.button("Log out"):
         st.session_state.pop("study_owner", None)
+        from sarviz.access import mark_owner_session
+
+        mark_owner_session(False)
         st.rerun()
     try:
         owner = OwnerAPI(open_database())

@@ -1,0 +1,50 @@
+"""Issue 21: an attacker's pass on the study server and the CLIs; each test repeats an attack.
+
+The real-server tests start ``streamlit run serve.py`` on loopback (127.0.0.1) only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from _study_fixtures import make_study, sqlite_url  # noqa: F401
+from sarviz.study import OwnerAPI, StudyDatabase
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- item 1: memory exhaustion through Streamlit's upload endpoint ----------------------------
+@pytest.mark.slow
+def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_url, tmp_path):
+    """A participant session (no upload widget anywhere) PUTs 8 × 50 MB to
+    /_stcore/upload_file/<its session>/<any id>: before the guard every PUT was stored (204)
+    and the server grew by ~400 MB; now every PUT is refused before its body is read and the
+    server's memory stays put. In workbench mode a session may upload, but only up to
+    SARVIZ_UPLOAD_SESSION_MB in all."""
+    from _browser import SERVER_PIDS, run_streamlit
+    from _upload_attack import rss_mb, upload_flood
+
+    db = StudyDatabase(sqlite_url)
+    make_study(OwnerAPI(db), "flood", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
+    config = tmp_path / "sarviz.toml"  # read on every request: the same server changes mode below
+    config.write_text('mode = "study"\nupload_session_mb = 100\n')
+    env = {"SARVIZ_CONFIG": str(config), "SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_HOME": str(tmp_path / "home"),
+           "SARVIZ_POOL_DIR": str(tmp_path / "pool")}
+    with run_streamlit("serve.py", env=env) as base:
+        pid = SERVER_PIDS[base]
+        upload_flood(base, query="study=flood", n=0)  # one ordinary page load first
+        before = rss_mb(pid)
+        during: list[float] = []
+        statuses = upload_flood(base, query="study=flood", n=8, size=50 * 2**20,
+                                during=lambda: during.append(rss_mb(pid)))
+        assert statuses == [403] * 8
+        assert during[0] - before < 100, (before, during)  # unguarded: +400 MB (8 × 50 MB kept)
+        # workbench mode: uploads allowed, 100 MB per session in all (each file ≤ maxUploadSize)
+        config.write_text('mode = "workbench"\nupload_session_mb = 100\n')
+        statuses = upload_flood(base, page="", n=4, size=40 * 2**20)
+        assert statuses == [204, 204, 413, 413]
+        # the per-file cap of .streamlit/config.toml (64 MB) still holds
+        assert upload_flood(base, page="", n=1, size=65 * 2**20) == [413]
+    db.dispose()
