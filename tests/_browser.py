@@ -59,15 +59,18 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
-                  timeout: float = 90.0) -> Iterator[str]:
-    """Start ``streamlit run script`` on a free loopback port; yield its base URL."""
+                  timeout: float = 90.0, address: str | None = "127.0.0.1") -> Iterator[str]:
+    """Start ``streamlit run script`` on a free loopback port; yield its base URL.
+
+    ``address=None``: no ``--server.address`` flag, i.e. the address the app's config chooses.
+    """
     port = _free_port()
     streamlit = shutil.which("streamlit", path=str(Path(sys.executable).parent)) or "streamlit"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / f"streamlit-{port}.log", "w")
     proc = subprocess.Popen(
-        [streamlit, "run", str(ROOT / script), "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        [streamlit, "run", str(ROOT / script), "--server.port", str(port),
+         *(["--server.address", address] if address else []), "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -78,6 +81,22 @@ def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
     finally:
         SERVER_PIDS.pop(base, None)
         stop_server(proc, log)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (IPv4 and IPv6, as /proc/net shows them) listening on ``port``."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
+                out.add(addr)
+    return out
 
 
 def wait_healthy(base: str, proc: subprocess.Popen, timeout: float, log_name: str) -> None:

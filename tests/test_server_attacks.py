@@ -15,7 +15,7 @@ from sarviz.study import OwnerAPI, StudyDatabase
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# -- item 1: memory exhaustion through Streamlit's upload endpoint ----------------------------
+# -- item 1: memory exhaustion (and item 4: bound to every interface) through Streamlit's upload endpoint ----------------------------
 @pytest.mark.slow
 def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_url, tmp_path):
     """A participant session (no upload widget anywhere) PUTs 8 × 50 MB to
@@ -23,7 +23,7 @@ def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_
     and the server grew by ~400 MB; now every PUT is refused before its body is read and the
     server's memory stays put. In workbench mode a session may upload, but only up to
     SARVIZ_UPLOAD_SESSION_MB in all."""
-    from _browser import SERVER_PIDS, run_streamlit
+    from _browser import SERVER_PIDS, listening_addresses, run_streamlit
     from _upload_attack import rss_mb, upload_flood
 
     db = StudyDatabase(sqlite_url)
@@ -32,7 +32,9 @@ def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_
     config.write_text('mode = "study"\nupload_session_mb = 100\n')
     env = {"SARVIZ_CONFIG": str(config), "SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_HOME": str(tmp_path / "home"),
            "SARVIZ_POOL_DIR": str(tmp_path / "pool")}
-    with run_streamlit("serve.py", env=env) as base:
+    with run_streamlit("serve.py", env=env, address=None) as base:
+        # item 4: without --server.address the server listens on loopback only, not on every interface
+        assert listening_addresses(int(base.rsplit(":", 1)[1])) == {"0100007F"}  # 127.0.0.1, nothing else
         pid = SERVER_PIDS[base]
         upload_flood(base, query="study=flood", n=0)  # one ordinary page load first
         before = rss_mb(pid)
