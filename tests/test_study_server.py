@@ -203,10 +203,25 @@ def test_attacker_cannot_lock_the_owner_out(sqlite_url, capsys):
             pass
     with pytest.raises(LoginLocked, match="unlock code is not valid"):
         auth.login(PASSWORD, "ip:127.0.0.1", session="owner", unlock_code="AAAA-BBBB-CCCC")
-    assert auth.login("wrong", "ip:127.0.0.1", session="owner", unlock_code=code) is False  # typo: code kept
     assert auth.login(PASSWORD, "ip:127.0.0.1", session="owner", unlock_code=code) is True
     with pytest.raises(LoginLocked, match="not valid"):  # used up
         auth.login(PASSWORD, "ip:127.0.0.1", session="owner2", unlock_code=code)
+    # issue 21 item 7: with a valid code, a locked address got 8 wrong passwords checked and kept
+    # the code. Now a wrong password burns the code: one guess per code, then the limits again.
+    assert main(["study", "unlock", "--db", sqlite_url]) == 0
+    code = capsys.readouterr().out.split("one-time unlock code: ")[1].split()[0]
+    for i in range(5):
+        auth.login("guess", "ip:192.0.2.9", session=f"lock-{i}")
+    checked, refused = 0, 0
+    for i in range(8):
+        try:
+            assert auth.login(f"guess{i}", "ip:192.0.2.9", session="lock-0", unlock_code=code) is False
+            checked += 1
+        except LoginLocked:
+            refused += 1
+    assert (checked, refused) == (1, 7)
+    with pytest.raises(LoginLocked, match="not valid"):  # the right password too: the code is gone
+        auth.login(PASSWORD, "ip:192.0.2.9", session="lock-0", unlock_code=code)
     db.dispose()
 
 

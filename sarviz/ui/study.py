@@ -277,7 +277,8 @@ def owner_login_form(key: str = "owner_login") -> bool:
 
             mark_owner_session()  # this session may now upload (sarviz.ui.upload_guard)
             st.rerun()
-        st.error("Wrong password.")
+        st.error("Wrong password." + (" The unlock code is used up; get a new one with `sarviz study unlock`."
+                                      if code.strip() else ""))
     return False
 
 
