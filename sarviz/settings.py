@@ -90,6 +90,9 @@ class Settings:
             env = os.environ.get(f"SARVIZ_{f.name.upper()}")
             if env is not None:
                 values[f.name] = env
+        # An empty value means unset (the default), never "": an empty folder setting would
+        # otherwise become Path("") = the working directory, and with it an allowed root.
+        values = {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
         out = cls()
         for f in fields(cls):
             if f.name not in values:

@@ -50,3 +50,28 @@ def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_
         # the per-file cap of .streamlit/config.toml (64 MB) still holds
         assert upload_flood(base, page="", n=1, size=65 * 2**20) == [413]
     db.dispose()
+
+
+# -- item 9: an empty folder setting made the working directory a root ------------------------
+def test_empty_folder_settings_mean_unset(tmp_path, monkeypatch):
+    """`SARVIZ_RUNS=` (and every other empty setting) used to become Path("") = ".", so the
+    server's working directory was an allowed root. Empty now means unset."""
+    from sarviz.access import AccessDenied, allowed_roots, resolve_user_path
+    from sarviz.settings import Settings
+
+    work = tmp_path / "server-cwd"
+    (work / "secret").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
+    for name in ("SCENES", "POOL_DIR", "UPLOAD_DIR", "BATCHES", "DATASETS", "RUNS", "ROOTS", "MODE",
+                 "TRUSTED_PROXIES", "STUDY_DB"):
+        monkeypatch.setenv(f"SARVIZ_{name}", "")
+    settings = Settings.load()
+    defaults = Settings()
+    assert settings.runs == defaults.runs and settings.scenes == defaults.scenes and settings.roots == ()
+    assert settings.mode == "workbench" and settings.study_db == defaults.study_db
+    assert Path.cwd().resolve() not in allowed_roots(settings)
+    with pytest.raises(AccessDenied, match="outside"):
+        resolve_user_path(str(work / "secret"), settings)
+    monkeypatch.setenv("SARVIZ_RUNS", "   ")
+    assert Settings.load().runs == defaults.runs
