@@ -148,17 +148,18 @@ def map_page() -> None:
 QUIZ = st.Page("pages/3_Quiz.py", title="Quiz", icon=":material/quiz:", url_path="Quiz")
 ADMIN = st.Page("pages/4_Study_admin.py", title="Study admin", icon=":material/admin_panel_settings:",
                 url_path="Study_admin")
-if Settings.load().study_mode and not owner_logged_in():
-    # A study server: participants get the quiz and the owner's login, nothing else exists for
-    # them (every other page also gates itself on the server, in case this list changes)
-    st.navigation([QUIZ, ADMIN], position="hidden").run()
-else:
-    st.navigation([
-        st.Page(map_page, title="Map", icon=":material/map:", default=True),
-        st.Page("pages/1_Prompt.py", title="Prompt", icon=":material/edit_note:", url_path="Prompt"),
-        st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/compare:", url_path="Inspect"),
-        st.Page("pages/6_Batch.py", title="Batch", icon=":material/grid_view:", url_path="Batch"),
-        st.Page("pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:",
-                url_path="Training_runs"),
-        QUIZ, ADMIN,
-    ]).run()
+PAGES = [
+    st.Page(map_page, title="Map", icon=":material/map:", default=True),
+    st.Page("pages/1_Prompt.py", title="Prompt", icon=":material/edit_note:", url_path="Prompt"),
+    st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/compare:", url_path="Inspect"),
+    st.Page("pages/6_Batch.py", title="Batch", icon=":material/grid_view:", url_path="Batch"),
+    st.Page("pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:",
+            url_path="Training_runs"),
+    QUIZ, ADMIN,
+]
+# Every page exists in every mode, so that /Quiz?study=CODE opens the quiz (a list with the quiz
+# first made it the default page, served at "/", and /Quiz "not found") and /Inspect, /Batch …
+# show the owner login. A study server hides the menu from participants; every page but the
+# quiz gates itself on the server (sarviz.access.require_page), whatever this list says.
+hidden = Settings.load().study_mode and not owner_logged_in()
+st.navigation(PAGES, position="hidden" if hidden else "sidebar").run()

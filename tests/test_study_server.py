@@ -371,6 +371,13 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
         # the quiz is open to participants
         page.goto(f"{base}/Quiz?study=served")
         page.get_by_role("button", name="Start the study").wait_for()
+        # issue 21 item 5: the link the admin prints opens the quiz itself, no "Page not found"
+        # dialog and no rewritten URL; the owner's pages show the owner login
+        assert "Page not found" not in page.content() and page.url.endswith("/Quiz?study=served")
+        for owner_page in ("Batch", "Prompt", "Training_runs"):
+            page.goto(f"{base}/{owner_page}")
+            page.get_by_label("Study owner password").wait_for()
+            assert "Page not found" not in page.content() and page.url.endswith(f"/{owner_page}")
         # an attacker rotating forged X-Forwarded-For headers
         for n in range(2):
             ctx = browser.new_context(extra_http_headers={"X-Forwarded-For": f"203.0.113.{n + 10}"})
