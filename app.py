@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
-from sarviz.access import AccessDenied, require_page, resolve_user_path
+from sarviz.access import AccessDenied, guarded, require_page, resolve_user_path
 from sarviz.captions import caption_for_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
@@ -23,7 +23,7 @@ from sarviz.ui.prompt import MAP_PROMPT_KEY
 from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place_search, scene_list,
                                   scene_places)
 from sarviz.ui.scene_view import render_scene
-from sarviz.ui.study import add_to_pool_button, owner_logged_in
+from sarviz.ui.study import add_to_pool_button, owner_logged_in, quiz_page
 
 st.set_page_config(page_title="sarviz · map", page_icon="🛰️", layout="wide")
 
@@ -148,18 +148,27 @@ def map_page() -> None:
 QUIZ = st.Page("pages/3_Quiz.py", title="Quiz", icon=":material/quiz:", url_path="Quiz")
 ADMIN = st.Page("pages/4_Study_admin.py", title="Study admin", icon=":material/admin_panel_settings:",
                 url_path="Study_admin")
-PAGES = [
-    st.Page(map_page, title="Map", icon=":material/map:", default=True),
+
+def study_home() -> None:
+    """A study server's front page for participants: the quiz's entry form (the map is the owner's)."""
+    st.set_page_config(page_title="SAR image study", layout="wide", initial_sidebar_state="collapsed")
+    guarded(quiz_page)
+
+
+OWNER_PAGES = [
     st.Page("pages/1_Prompt.py", title="Prompt", icon=":material/edit_note:", url_path="Prompt"),
     st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/compare:", url_path="Inspect"),
     st.Page("pages/6_Batch.py", title="Batch", icon=":material/grid_view:", url_path="Batch"),
     st.Page("pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:",
             url_path="Training_runs"),
-    QUIZ, ADMIN,
 ]
-# Every page exists in every mode, so that /Quiz?study=CODE opens the quiz (a list with the quiz
-# first made it the default page, served at "/", and /Quiz "not found") and /Inspect, /Batch …
-# show the owner login. A study server hides the menu from participants; every page but the
-# quiz gates itself on the server (sarviz.access.require_page), whatever this list says.
-hidden = Settings.load().study_mode and not owner_logged_in()
-st.navigation(PAGES, position="hidden" if hidden else "sidebar").run()
+# Every page exists in every mode, so /Quiz?study=CODE opens the quiz (a list with the quiz first
+# made it the default page, served at "/", so /Quiz was "not found") and /Inspect, /Batch … show
+# the owner login. A study server's participants get the quiz at "/" and no menu; every page but
+# the quiz gates itself on the server (sarviz.access.require_page), whatever this list says.
+if Settings.load().study_mode and not owner_logged_in():
+    home = st.Page(study_home, title="Study", icon=":material/quiz:", default=True)
+    st.navigation([home, *OWNER_PAGES, QUIZ, ADMIN], position="hidden").run()
+else:
+    home = st.Page(map_page, title="Map", icon=":material/map:", default=True)
+    st.navigation([home, *OWNER_PAGES, QUIZ, ADMIN]).run()

@@ -75,3 +75,58 @@ def test_empty_folder_settings_mean_unset(tmp_path, monkeypatch):
         resolve_user_path(str(work / "secret"), settings)
     monkeypatch.setenv("SARVIZ_RUNS", "   ")
     assert Settings.load().runs == defaults.runs
+
+
+# -- item 6: server paths shown to participants ------------------------------------------------
+def _page_texts(at) -> str:  # noqa: ANN001
+    parts = []
+    for kind in ("error", "warning", "info", "success", "markdown", "caption", "title", "header", "exception"):
+        parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
+    parts += [f"{t.label} {t.value}" for t in at.text_input]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("which", ["missing-sqlite", "postgres-unreachable"])
+def test_participants_never_see_the_database_location(which, tmp_path, monkeypatch, caplog):
+    """A missing or misconfigured study database showed its path (PostgreSQL: user, host, port)
+    to anonymous participants. They now read "not available"; the log has the details."""
+    from streamlit.testing.v1 import AppTest
+
+    from sarviz.ui.study import NOT_AVAILABLE
+
+    secret_bits = {"missing-sqlite": [str(tmp_path), "hidden-study.sqlite"],
+                   "postgres-unreachable": ["eviluser", "127.0.0.1", ":9/"]}[which]
+    url = {"missing-sqlite": f"sqlite:///{tmp_path / 'nowhere' / 'hidden-study.sqlite'}",
+           "postgres-unreachable": "postgresql+psycopg://eviluser@127.0.0.1:9/studydb"}[which]
+    monkeypatch.setenv("SARVIZ_STUDY_DB", url)
+    monkeypatch.setenv("SARVIZ_MODE", "study")
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", "pw")
+    for query in ({"study": "any"}, {"resume": "ABCD-EFGH"}, {}):
+        at = AppTest.from_file(str(ROOT / "pages" / "3_Quiz.py"), default_timeout=60)
+        for k, v in query.items():
+            at.query_params[k] = v
+        at.run()
+        text = _page_texts(at)
+        assert NOT_AVAILABLE in text
+        assert not any(bit in text for bit in secret_bits), text
+    # the owner's login form (before login, i.e. anyone) says no more
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Inspect.py"), default_timeout=60)
+    at.run()
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    text = _page_texts(at)
+    assert not any(bit in text for bit in secret_bits), text
+
+
+def test_workbench_quiz_page_keeps_the_menu(tmp_path, monkeypatch):
+    """In the workbench the Quiz page hid the sidebar (a dead end); only study mode hides it."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SARVIZ_STUDY_DB", f"sqlite:///{tmp_path / 'none.sqlite'}")
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
+    for mode, hidden in (("workbench", False), ("study", True)):
+        monkeypatch.setenv("SARVIZ_MODE", mode)
+        at = AppTest.from_file(str(ROOT / "pages" / "3_Quiz.py"), default_timeout=60)
+        at.run()
+        assert any("stSidebar" in m.value for m in at.markdown) is hidden

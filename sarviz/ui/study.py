@@ -16,9 +16,13 @@ import base64
 import time
 from typing import Any
 
+import logging
+
 import streamlit as st
 
 from sarviz.study.db import StudyDatabase, StudyError
+
+log = logging.getLogger(__name__)
 
 _HIDE_NAV_CSS = """
 <style>
@@ -52,13 +56,32 @@ def open_database() -> StudyDatabase:
 
 
 def database() -> StudyDatabase:
-    """The app's study database (migrated on first use); stops the page with a clear error."""
+    """The app's study database for the quiz; stops the page with "not available" if it cannot open.
+
+    Participants are strangers: the reason (a file path; for PostgreSQL user, host and port)
+    goes to the server log and the Study admin page, never to the quiz.
+    """
     try:
         return open_database()
     except StudyError as exc:
-        st.error(f"The study database is not available: {exc}")
+        st.error(_for_participant(exc))
         st.stop()
         raise  # unreachable: st.stop() ends the script run
+
+
+#: what a participant is told when the study database fails (the details are in the log)
+NOT_AVAILABLE = "This study is not available right now. Please try again later, or tell the person who invited you."
+
+
+def _for_participant(exc: Exception) -> str:
+    """A library error as a participant may read it: database problems (which name server paths,
+    users and hosts) become :data:`NOT_AVAILABLE`; the details go to the server log."""
+    from sarviz.study.db import StudyDatabaseError
+
+    if isinstance(exc, StudyDatabaseError):
+        log.error("study database not available to a participant: %s", exc)
+        return NOT_AVAILABLE
+    return _say(exc)
 
 
 @st.cache_resource(show_spinner=False)
@@ -92,7 +115,10 @@ def _image_html(png: bytes, zoom: float) -> str:
 
 def quiz_page() -> None:
     """The whole participant flow: choose study → level + consent → 12 images → thanks."""
-    st.markdown(_HIDE_NAV_CSS, unsafe_allow_html=True)
+    from sarviz.settings import Settings
+
+    if Settings.load().study_mode:  # a participant sees only the quiz; the workbench keeps its menu
+        st.markdown(_HIDE_NAV_CSS, unsafe_allow_html=True)
     from sarviz.study.service import AlreadyAnswered, NotFound, ParticipantAPI, QuizAnswer
 
     api = ParticipantAPI(database())
@@ -102,7 +128,7 @@ def quiz_page() -> None:
         try:
             view = api.resume(resume)
         except StudyError as exc:
-            st.error(_say(exc))
+            st.error(_for_participant(exc))
             st.session_state.pop("quiz_resume", None)
             if st.button("Start over"):
                 st.query_params.clear()
@@ -122,7 +148,7 @@ def quiz_page() -> None:
         study = api.study(code)
     except StudyError as exc:
         # not a dead end: say what is wrong and let the participant type the code again
-        _quiz_entry_form(params, problem=_say(exc), typed=code)
+        _quiz_entry_form(params, problem=_for_participant(exc), typed=code)
         return
     st.title(study.title)
     st.write(f"You will see **{study.images_per_session} SAR images**, one at a time. For each, say whether "
@@ -142,7 +168,7 @@ def quiz_page() -> None:
             view = api.start(study.code, level or "", bool(consent), client=_client_id(),
                              invite=params.get("invite"))
         except StudyError as exc:
-            st.error(_say(exc))
+            st.error(_for_participant(exc))
             return
         st.session_state["quiz_resume"] = view.resume_code
         params["resume"] = view.resume_code
@@ -186,7 +212,7 @@ def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noq
     try:
         png = api.image(view.resume_code, pid)
     except StudyError as exc:
-        st.error(_say(exc))
+        st.error(_for_participant(exc))
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -225,7 +251,7 @@ def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noq
                 pass  # e.g. a double click: the first answer stands; move on
             except StudyError as exc:
                 # Nothing was stored; the choices stay on screen so the participant can retry.
-                st.error(_say(exc))
+                st.error(_for_participant(exc))
                 return
             st.rerun()
 
@@ -268,8 +294,8 @@ def owner_login_form(key: str = "owner_login") -> bool:
         except LoginLocked as exc:
             st.error(_say(exc))
             return False
-        except StudyError as exc:
-            st.error(_say(exc))
+        except StudyError as exc:  # not logged in yet: no database paths or hosts for strangers
+            st.error(_for_participant(exc))
             return False
         if ok:
             st.session_state["study_owner"] = True
