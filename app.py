@@ -24,6 +24,7 @@ from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place
                                   scene_places)
 from sarviz.ui.scene_view import render_scene
 from sarviz.ui.study import add_to_pool_button, owner_logged_in, quiz_page
+from sarviz.ui.text import plain
 
 st.set_page_config(page_title="sarviz · map", page_icon="🛰️", layout="wide")
 
@@ -47,7 +48,7 @@ def take_click(clicked: tuple[float, float] | None) -> bool:
     try:
         go_to(*validate_latlon(clicked[0], wrap_longitude(clicked[1])), zoom=None)  # a repeated world copy
     except SceneError as exc:
-        st.error(f"Cannot use that click: {exc}")
+        st.error(f"Cannot use that click: {plain(exc)}")
         return False
     return True
 
@@ -69,17 +70,17 @@ def map_page() -> None:
         store = open_store(str(resolve_user_path(folder, settings, must_exist=False)))
         store.refresh_if_changed()  # new or changed files since the last run (a stat a file)
     except (SceneError, AccessDenied) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))  # quotes the typed folder
     places: dict[str, str] = {}
     if store is not None:
         places = scene_places(store)
         with st.sidebar:
             scene_list(store, places)
             for problem in store.problems:
-                st.warning(f"Skipped a file: {problem}")
+                st.warning(f"Skipped a file: {plain(problem)}")
         if not len(store):
-            st.info(f"The scene folder `{store.folder}` is empty. Import scenes with "
-                    f"`sarviz import ../shared/samples --to {store.folder}`.")
+            st.info(f"The scene folder {plain(store.folder)} is empty. Import scenes with "
+                    f"sarviz import ../shared/samples \\-\\-to {plain(store.folder)}")
 
     place_search()
     first_view, view = initial_view()
@@ -112,9 +113,9 @@ def map_page() -> None:
             scene_id = acquisition_choice(store, lat, lon)
             scene = store.lookup(lat, lon, size_px, scene_id=scene_id)
         except NoSceneHere as exc:
-            st.warning(str(exc))
+            st.warning(plain(exc))
         except SceneError as exc:
-            st.error(f"Could not read the scene here: {exc}")
+            st.error(f"Could not read the scene here: {plain(exc)}")
     fetched = fetched_scene(lat, lon, size_px)
     if fetched is not None:
         scene = fetched

@@ -15,7 +15,7 @@ from sarviz.study import OwnerAPI, StudyDatabase
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# -- item 1: memory exhaustion (and item 4: bound to every interface) through Streamlit's upload endpoint ----------------------------
+# -- items 1 and 4: memory exhaustion through the upload endpoint; bound to every interface --
 @pytest.mark.slow
 def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_url, tmp_path):
     """A participant session (no upload widget anywhere) PUTs 8 × 50 MB to
@@ -78,7 +78,7 @@ def test_empty_folder_settings_mean_unset(tmp_path, monkeypatch):
 
 
 # -- item 6: server paths shown to participants ------------------------------------------------
-def _page_texts(at) -> str:  # noqa: ANN001
+def _page_texts(at) -> str:
     parts = []
     for kind in ("error", "warning", "info", "success", "markdown", "caption", "title", "header", "exception"):
         parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
@@ -130,3 +130,117 @@ def test_workbench_quiz_page_keeps_the_menu(tmp_path, monkeypatch):
         at = AppTest.from_file(str(ROOT / "pages" / "3_Quiz.py"), default_timeout=60)
         at.run()
         assert any("stSidebar" in m.value for m in at.markdown) is hidden
+
+
+# -- item 2: markdown injection ----------------------------------------------------------------
+#: each carries the marker "zqx", so the messages quoting it can be found
+PAYLOADS = [
+    "zqx ![](http://127.0.0.1:9/p.png) [**Session expired – click here**](http://127.0.0.1:9/phish)",
+    "zqx :red[ALERT] :material/warning: :smile: $e^{i\\pi}$ :blue-background[x]",
+    "zqx <img src=http://127.0.0.1:9/q.png> <a href='http://127.0.0.1:9/'>x</a>",
+    "zqx http://127.0.0.1:9/auto www.example.org _em_ ~~gone~~",
+    "zqx\n# heading\n> quote `code`",
+]
+
+
+def _markdown_elements(at) -> list[str]:
+    out = []
+    for kind in ("error", "warning", "info", "success", "markdown", "caption", "toast", "title", "header",
+                 "subheader"):
+        out += [str(e.value) for e in getattr(at, kind)]
+    return out
+
+
+def assert_shown_as_plain_text(at, where: str) -> int:
+    """Every markdown-rendered message quoting a payload renders no link, image, HTML, emphasis,
+    block, maths or Streamlit directive from it. Returns how many such messages there were."""
+    import re
+
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    n = 0
+    for value in _markdown_elements(at):
+        if "zqx" not in value.lower():
+            continue
+        n += 1
+        html = md.render(value)
+        for tag in ("<a ", "<img", "<strong", "<em>", "<h1", "<blockquote", "<code", "<del", "<s>"):
+            assert tag not in html, (where, tag, value)
+        # Streamlit's own syntax is matched on the text after parsing: a colon right before a name
+        assert not re.search(r":(red|blue-background|material/|smile)", value), (where, value)
+        assert not re.search(r"(?<!\\)\$", value), (where, value)  # maths needs an unescaped $
+        assert not re.search(r"(?i)(https?:/|www\.)", value), (where, value)  # GitHub's bare-URL links
+    return n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("payload", [" ".join(p for p in PAYLOADS if "\n" not in p),
+                                     *(p for p in PAYLOADS if "\n" in p)], ids=["one-line", "multi-line"])
+def test_user_text_in_messages_is_never_markdown(payload, sqlite_url, tmp_path, monkeypatch):
+    """The attacker's quiz link echoed a phishing link and a tracking pixel into the error box.
+    Every message site that quotes user input is fed each payload: quiz code, resume code,
+    invite token, typed folders (map, Inspect, study import) and the place search."""
+    from streamlit.testing.v1 import AppTest
+
+    from _study_fixtures import build_pool_folder
+
+    db = StudyDatabase(sqlite_url)
+    make_study(OwnerAPI(db), "mdx", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
+    build_pool_folder(tmp_path / "pool" / "batch1")
+    for name, value in {"SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_HOME": str(tmp_path / "home"),
+                        "SARVIZ_STUDY_OWNER_PASSWORD": "pw", "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
+                        "SARVIZ_SCENES": str(tmp_path / "scenes"), "SARVIZ_BATCHES": str(tmp_path / "batches")
+                        }.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "scenes").mkdir()
+    seen: dict[str, int] = {}
+    quiz = str(ROOT / "pages" / "3_Quiz.py")
+    for params in ({"study": payload}, {"resume": payload}):
+        at = AppTest.from_file(quiz, default_timeout=60)
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.run()
+        assert not at.exception
+        seen[f"quiz {params}"] = assert_shown_as_plain_text(at, f"quiz {params}")
+    # an invite token on a real study: the refusal quotes nothing as markdown
+    at = AppTest.from_file(quiz, default_timeout=60)
+    at.query_params["study"] = "mdx"
+    at.query_params["invite"] = payload
+    at.run()
+    at.radio[0].set_value(at.radio[0].options[0])
+    at.checkbox[0].check()
+    next(b for b in at.button if b.label == "Start the study").click().run()
+    assert not at.exception
+    seen["invite"] = assert_shown_as_plain_text(at, "invite")
+    # typed folders: Inspect, the study import
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Inspect.py"), default_timeout=60)
+    at.run()
+    next(t for t in at.text_input if t.label == "Folder").input(payload).run()
+    assert not at.exception
+    seen["inspect folder"] = assert_shown_as_plain_text(at, "inspect folder")
+    at = AppTest.from_file(str(ROOT / "pages" / "4_Study_admin.py"), default_timeout=60)
+    at.run()
+    at.text_input[0].input("pw")
+    at.button[0].click().run()
+    next(t for t in at.text_input if t.label == "Folder").input(payload)
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert not at.exception
+    seen["study import"] = assert_shown_as_plain_text(at, "study import")
+    # the map page: the scene folder box and "Type a place"
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    next(t for t in at.text_input if t.label == "Type a place").input(payload)
+    next(b for b in at.button if b.label == "Go").click().run()
+    assert not at.exception
+    seen["place search"] = assert_shown_as_plain_text(at, "place search")
+    next(t for t in at.sidebar.text_input if t.label == "Scene folder").input(payload).run()
+    assert not at.exception
+    seen["scene folder"] = assert_shown_as_plain_text(at, "scene folder")
+    # the payload was really quoted at these sites (as plain text); a path with a line break is
+    # refused without being quoted ("control characters")
+    must = ["quiz {'study': %r}" % payload, "place search"]
+    if "\n" not in payload:
+        must += ["inspect folder", "study import", "scene folder"]
+    assert all(seen[k] for k in must), {k[:20]: v for k, v in seen.items()}
+    db.dispose()

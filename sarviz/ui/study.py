@@ -21,6 +21,7 @@ import logging
 import streamlit as st
 
 from sarviz.study.db import StudyDatabase, StudyError
+from sarviz.ui.text import plain
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,10 @@ def _quiz_entry_form(params, problem: str | None = None, typed: str = "") -> Non
 
 
 def _say(message: object) -> str:
-    """A library message as a sentence for the page (library messages start in lower case)."""
+    """A library message as a sentence for the page (library messages start in lower case),
+    as plain text: it may quote what someone typed (sarviz.ui.text.plain)."""
     text = str(message).strip()
-    return text[:1].upper() + text[1:]
+    return plain(text[:1].upper() + text[1:])
 
 
 def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noqa: ANN001, N803
@@ -325,11 +327,11 @@ def admin_page() -> None:
         owner = OwnerAPI(open_database())
     except StudyDatabaseMissing as exc:
         # The one place in the app that may make a new study database: the owner's first study.
-        st.warning(f"{_say(exc)}. Creating a study below makes a new database at that location.")
+        st.warning(f"{_say(exc)}\\. Creating a study below makes a new database at that location.")
         _new_study_form(lambda: OwnerAPI(StudyDatabase(study_db_url(), create=True)), first=True)
         return
     except StudyError as exc:
-        st.error(f"The study database is not available: {exc}")
+        st.error(f"The study database is not available: {plain(exc)}")
         return
     if flash := st.session_state.pop("study_flash", None):
         st.success(flash)
@@ -481,7 +483,7 @@ def _import_form(owner, code: str) -> None:  # noqa: ANN001
             else:
                 st.success(_say(report.summary()))
                 for o in report.duplicates + report.failed:
-                    st.warning(o.problem)
+                    st.warning(plain(o.problem))  # names an imported file
 
 
 def _invites_section(owner, code: str) -> None:  # noqa: ANN001
@@ -601,7 +603,7 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
         try:
             configured_hash()
         except OwnerNotConfigured as exc:  # not an error on the map page: studies are optional
-            st.caption(f"Adding results to a human-evaluation study needs a study owner: {exc}")
+            st.caption(f"Adding results to a human-evaluation study needs a study owner: {plain(exc)}")
             return
     with st.popover("Add to study pool", width="content"):
         if not owner_login_form(f"{key}_login"):

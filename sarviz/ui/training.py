@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from sarviz.ui.text import plain
+
 
 def _validation_summary(table: list[dict]) -> list[dict]:
     """Mean of each metric over the val patches, per step and polarisation."""
@@ -27,7 +29,7 @@ def runs_page() -> None:
 
     st.title("Training runs")
     root = runs.runs_root()
-    st.caption(f"Runs of `sarviz train geo|text --out {root}/NAME` (the folder is set by SARVIZ_RUNS). "
+    st.caption(f"Runs of sarviz train geo\\|text \\-\\-out {plain(root)}/NAME (the folder is set by SARVIZ_RUNS). "
                "See docs/training.md.")
     found = runs.list_runs(root)
     if not found:
