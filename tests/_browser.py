@@ -23,6 +23,8 @@ from typing import Iterator
 
 import pytest
 
+from _waits import patience, patience_ms
+
 ROOT = Path(__file__).resolve().parents[1]
 WEB_ASSETS = ROOT / ".cache" / "webassets"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -59,7 +61,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
-                  timeout: float = 90.0, address: str | None = "127.0.0.1") -> Iterator[str]:
+                  timeout: float | None = None, address: str | None = "127.0.0.1") -> Iterator[str]:
     """Start ``streamlit run script`` on a free loopback port; yield its base URL.
 
     ``address=None``: no ``--server.address`` flag, i.e. the address the app's config chooses.
@@ -75,7 +77,7 @@ def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, proc, timeout, log.name)
+        wait_healthy(base, proc, timeout or patience(90), log.name)
         SERVER_PIDS[base] = proc.pid
         yield base + (f"/{page}" if page else "")
     finally:
@@ -120,7 +122,7 @@ def stop_server(proc: subprocess.Popen, log) -> None:
     """Stop a server this process started (terminate, then kill after 10 s) and close its log."""
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=patience(10))
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
@@ -174,7 +176,7 @@ def chromium_page(width: int = 1400, height: int = 1000, offline: bool = False,
             sink = blocked if blocked is not None else []
             context.route("**/*", (lambda route: _route_offline(route, sink)) if offline else _route)
             page = context.new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(patience_ms(60))  # scales with the machine's load
             yield page
         finally:
             browser.close()

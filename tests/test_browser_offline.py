@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from _waits import patience_ms
 from conftest import SPAIN_LATLON
 
 from sarviz.ui import webassets
@@ -20,6 +21,18 @@ RUN_IDLE_JS = """() => {
   const app = document.querySelector("[data-testid='stApp']");
   return !!app && app.dataset.testScriptState === 'notRunning' && !document.querySelector("[data-stale='true']");
 }"""
+
+
+def _settled_box(page, locator):  # noqa: ANN001, ANN202
+    """The element's box once it stopped moving (two frames apart), not after a fixed pause."""
+    box = None
+    for _ in range(200):
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        now = locator.bounding_box()
+        if now is not None and now == box:
+            return now
+        box = now
+    return box
 
 
 def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
@@ -48,16 +61,16 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
         page.mouse.click(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30)
         main = page.locator("[data-testid='stMain']")
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=90_000)
+            timeout=patience_ms(90))
         main.get_by_text("Proxy embedding", exact=False).first.wait_for()
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # the clicked point is marked on the map (a second, red circle)
         frame.locator("path[fill='#d7191c']").first.wait_for()
         generate = page.get_by_role("button", name="Generate")
         assert generate.is_enabled()
         generate.click()
-        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=120_000)
-        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=patience_ms(120))
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(120))
         page.get_by_text("Made from a PROXY embedding").first.wait_for()
         # side by side: optical | real | generated, all three drawn
         inspect = page.locator("[data-testid='stTabs']").first
@@ -88,19 +101,18 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
     with run_streamlit("app.py", env=env) as url, chromium_page(offline=True) as page:
         page.goto(url)
         page.get_by_text("Click a place on the map").wait_for()
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         grid = page.locator("[data-testid='stSidebar'] [data-testid='stDataFrame']")
         grid.wait_for()
         grid.scroll_into_view_if_needed()  # the sidebar's page list sits above it
-        page.wait_for_timeout(300)
-        box = grid.bounding_box()
+        box = _settled_box(page, grid)
         # rows sorted by id: six BigEarthNet patches, then the Spain chip (7th row); 35 px rows
         page.mouse.click(box["x"] + 14, box["y"] + 35 + 6 * 35 + 17)
         main = page.locator("[data-testid='stMain']")
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=90_000)
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+            timeout=patience_ms(90))
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         page.get_by_label("Type a place").fill("Lahore")
         page.get_by_role("button", name="Go").click()
-        main.get_by_text("31.55800°, 74.35071°").wait_for(timeout=90_000)
+        main.get_by_text("31.55800°, 74.35071°").wait_for(timeout=patience_ms(90))
         screenshot(page, "offline-type-a-place")

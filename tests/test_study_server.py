@@ -342,13 +342,15 @@ def _failed_logins(db: StudyDatabase) -> int:
 def _login(page, password: str, expect: str, db: StudyDatabase | None = None) -> None:
     """Submit the owner login form once and wait for its outcome (the attempt recorded, if a db is given)."""
     from _study_fixtures import wait_until
+    from _waits import patience, patience_ms
 
     before = _failed_logins(db) if db is not None else None
     page.get_by_label("Study owner password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    # scrypt and a script rerun: seconds on a quiet machine, far longer beside a CPU hog
     if db is not None:
-        assert wait_until(lambda: _failed_logins(db) > before, timeout=30)
-    page.get_by_text(expect).first.wait_for(timeout=30_000)
+        assert wait_until(lambda: _failed_logins(db) > before, timeout=patience(60))
+    page.get_by_text(expect).first.wait_for(timeout=patience_ms(60))
 
 
 @pytest.mark.browser
@@ -358,6 +360,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
     while the quiz stays open; rotating a forged X-Forwarded-For no longer gives fresh guesses;
     the owner (another address) still gets in."""
     from _browser import chromium_page, run_streamlit
+    from _waits import patience_ms
 
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "served", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
@@ -382,7 +385,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
         for n in range(2):
             ctx = browser.new_context(extra_http_headers={"X-Forwarded-For": f"203.0.113.{n + 10}"})
             attacker = ctx.new_page()
-            attacker.set_default_timeout(60_000)
+            attacker.set_default_timeout(patience_ms(60))
             attacker.goto(f"{base}/Inspect")
             attacker.get_by_label("Study owner password").wait_for()
             html = attacker.content()
