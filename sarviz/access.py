@@ -87,6 +87,17 @@ def resolve_user_path(text: str | os.PathLike, settings: "Settings | None" = Non
     return real
 
 
+def inside_roots(path: str | os.PathLike, settings: "Settings | None" = None, *, kind: str = "folder") -> Path | None:
+    """The real path of a path the app *listed* (a file or run folder found in a root), or None
+    when it leads outside the roots (e.g. a symlink out of one): listed paths get the same check
+    as typed ones, so a link inside a root never shows or serves what lies outside it."""
+    try:
+        return resolve_user_path(os.fspath(path), settings, kind=kind)
+    except AccessDenied:
+        log.warning("not listed: %s leads outside the allowed folders", path)
+        return None
+
+
 def safe_upload_name(name: str, default: str = "upload") -> str:
     """A browser-supplied file name reduced to a plain base name (no folders, NUL or control bytes)."""
     base = Path(str(name or "").replace("\\", "/")).name

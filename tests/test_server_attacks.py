@@ -244,3 +244,38 @@ def test_user_text_in_messages_is_never_markdown(payload, sqlite_url, tmp_path, 
         must += ["inspect folder", "study import", "scene folder"]
     assert all(seen[k] for k in must), {k[:20]: v for k, v in seen.items()}
     db.dispose()
+
+
+# -- item 8: symlinks out of a root ---------------------------------------------------------
+def test_symlinks_out_of_a_root_are_not_listed_or_read(tmp_path, monkeypatch):
+    """A run folder symlinked outside SARVIZ_RUNS was listed and shown by Training runs, and a
+    .tif symlink in the scene folder was offered and read by Inspect. Listed paths now take the
+    same access check as typed ones."""
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    from _study_fixtures import write_sar_tif
+
+    outside = tmp_path / "outside"
+    (outside / "secret-run").mkdir(parents=True)
+    runs_root, scenes = tmp_path / "runs", tmp_path / "scenes"
+    (runs_root / "own-run").mkdir(parents=True)
+    scenes.mkdir()
+    for run in (runs_root / "own-run", outside / "secret-run"):
+        (run / "run.json").write_text(json.dumps({"kind": "geo", "status": "finished", "step": 1,
+                                                   "updated": "2026-01-01"}))
+    (runs_root / "linked-run").symlink_to(outside / "secret-run", target_is_directory=True)
+    write_sar_tif(scenes / "own.tif", seed=1)
+    write_sar_tif(outside / "secret.tif", seed=2)
+    (scenes / "linked.tif").symlink_to(outside / "secret.tif")
+    for name, value in {"SARVIZ_RUNS": runs_root, "SARVIZ_SCENES": scenes, "SARVIZ_HOME": tmp_path / "home"}.items():
+        monkeypatch.setenv(name, str(value))
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Training_runs.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="training-run").options == ["own-run"]
+    assert list(at.dataframe[0].value["run"]) == ["own-run"]
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Inspect.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="inspect-pick-gen").options == ["own.tif"]
+    assert at.selectbox(key="inspect-pick-real").options == ["own.tif"]

@@ -498,7 +498,11 @@ def inspect_page() -> None:
         except AccessDenied as exc:
             st.warning(plain(exc))
             return
-        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        # listed files get the typed folder's check too: a .tif symlinked out of a root is not offered
+        from sarviz.access import inside_roots
+
+        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff")
+                       and inside_roots(p, kind="file") is not None)
         if not files:
             st.warning(f"No GeoTIFF in {plain(folder)}.")
             return
@@ -508,10 +512,14 @@ def inspect_page() -> None:
                                  placeholder="none — inspect the generated image alone", key="inspect-pick-real")
         gen_pick = c2.selectbox("Generated", files, index=None, placeholder="choose the generated GeoTIFF",
                                 key="inspect-pick-gen")
-        if real_pick is not None:
-            real_src, real_name = str(folder / real_pick), real_pick
-        if gen_pick is not None:
-            gen_src, gen_name = str(folder / gen_pick), gen_pick
+        try:  # a picked name is checked again when it is read (the folder may have changed since)
+            if real_pick is not None:
+                real_src, real_name = str(resolve_user_path(folder / real_pick, kind="file")), real_pick
+            if gen_pick is not None:
+                gen_src, gen_name = str(resolve_user_path(folder / gen_pick, kind="file")), gen_pick
+        except AccessDenied as exc:
+            st.warning(plain(exc))
+            return
     if gen_src is None:
         st.info("Choose the generated GeoTIFF to inspect (and the real Sentinel-1 or scene file to compare with).")
         return

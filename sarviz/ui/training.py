@@ -31,7 +31,10 @@ def runs_page() -> None:
     root = runs.runs_root()
     st.caption(f"Runs of sarviz train geo\\|text \\-\\-out {plain(root)}/NAME (the folder is set by SARVIZ_RUNS). "
                "See docs/training.md.")
-    found = runs.list_runs(root)
+    from sarviz.access import inside_roots
+
+    # a run folder symlinked to somewhere outside the allowed folders is not listed (sarviz.access)
+    found = [r for r in runs.list_runs(root) if inside_roots(r.path) is not None]
     if not found:
         st.info("No training runs yet. Train one with `sarviz train geo --data DATASET --base SD15_DIR "
                 f"--out {root}/my-run`.")
@@ -72,6 +75,6 @@ def runs_page() -> None:
         if images:
             step = st.select_slider("Validation step", options=list(images), value=list(images)[-1],
                                     key="training-val-step")
-            for png in images[step]:
-                st.image(str(png), caption=f"{png.stem}: real VV | generated VV | real VH | generated VH",
+            for png in (p for p in images[step] if inside_roots(p, kind="file") is not None):
+                st.image(str(png), caption=f"{plain(png.stem)}: real VV | generated VV | real VH | generated VH",
                          use_container_width=True)
