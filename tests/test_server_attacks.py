@@ -279,3 +279,59 @@ def test_symlinks_out_of_a_root_are_not_listed_or_read(tmp_path, monkeypatch):
     assert not at.exception
     assert at.selectbox(key="inspect-pick-gen").options == ["own.tif"]
     assert at.selectbox(key="inspect-pick-real").options == ["own.tif"]
+
+
+# -- item 3: unlimited junk sessions ----------------------------------------------------------
+def test_junk_sessions_from_one_address_are_refused_counted_and_shown(sqlite_url, tmp_path, monkeypatch, capsys):
+    """300 of 300 sessions started from one address. Now an open-link study made with the CLI's
+    defaults takes one session per address, open-link starts are rate-limited per address even
+    without that limit, invitations from one shared address still work, and the owner sees the
+    refused starts."""
+    from streamlit.testing.v1 import AppTest
+
+    from _study_fixtures import build_pool_folder
+    from sarviz.cli import main
+    from sarviz.study.service import START_RATE_MAX, ParticipantAPI, SessionRefused
+
+    build_pool_folder(tmp_path / "pool")
+    for code, extra in (("open-link", []), ("no-limit", ["--max-sessions-per-client", "0"]),
+                        ("invited", ["--invite-only"])):
+        assert main(["study", "create", code, "--db", sqlite_url, *extra]) == 0
+        assert main(["study", "add-images", code, str(tmp_path / "pool"), "--db", sqlite_url]) == 0
+    capsys.readouterr()
+    db = StudyDatabase(sqlite_url)
+    owner, api = OwnerAPI(db), ParticipantAPI(db)
+    assert owner.design("open-link").max_sessions_per_client == 1
+    assert owner.design("invited").max_sessions_per_client == 0 and owner.design("invited").invite_only
+    attacker = "ip:203.0.113.66"
+
+    def flood(code: str, n: int, **kw) -> tuple[int, list[str]]:
+        started, reasons = 0, []
+        for _ in range(n):
+            try:
+                api.start(code, "L1", True, client=attacker, **kw)
+                started += 1
+            except SessionRefused as exc:
+                reasons.append(exc.reason)
+        return started, reasons
+
+    assert flood("open-link", 30) == (1, ["per-client limit"] * 29)
+    assert api.start("open-link", "L1", True, client="ip:198.51.100.1")  # someone else still gets in
+    started, reasons = flood("no-limit", 30)
+    assert started == START_RATE_MAX and set(reasons) == {"start rate"}
+    # invitees behind one NAT address: every invitation starts its session
+    tokens = owner.create_invites("invited", 12)
+    assert sum(1 for t in tokens if api.start("invited", "L1", True, client=attacker, invite=t)) == 12
+    assert flood("invited", 3) == (0, ["no invite"] * 3)
+    refused = {r["reason"]: r["refused"] for r in owner.refused_starts("open-link")}
+    assert refused == {"per-client limit": 29}
+    # the admin page shows them
+    monkeypatch.setenv("SARVIZ_STUDY_DB", sqlite_url)
+    monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", "pw")
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(str(ROOT / "pages" / "4_Study_admin.py"), default_timeout=60).run()
+    at.text_input[0].input("pw")
+    at.button[0].click().run()
+    next(sb for sb in at.selectbox if sb.label == "Study" and sb.key == "results_study").set_value("open-link").run()
+    assert any("29 session start(s) were refused" in w.value for w in at.warning), [w.value for w in at.warning]
+    db.dispose()

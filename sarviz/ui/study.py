@@ -406,7 +406,9 @@ def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
         render = c3.selectbox("Display", RENDER_MODES, format_func={
             "vv_gray": "VV, grey (fixed −25…5 dB)", "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
         c4, c5 = st.columns(2)
-        per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 0)
+        per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 1,
+                                     help="1 keeps one person from starting throw-away sessions. Invitation-only "
+                                          "studies may use 0: invitees can share one address (a lab's NAT).")
         invite_only = c5.checkbox("Invitation only (one-use links from “Invitations”)")
         if st.form_submit_button("Create study", type="primary"):
             try:
@@ -575,6 +577,11 @@ def _percent_columns(columns: dict[str, str]) -> dict:
 
 
 def _sessions_section(owner, code: str) -> None:  # noqa: ANN001
+    refused = owner.refused_starts(code)
+    if refused:
+        st.warning(f"{sum(r['refused'] for r in refused)} session start(s) were refused (junk-session limits: "
+                   "sessions per address, start rate, invitations); they are not in the results.")
+        st.dataframe(refused, hide_index=True, key="res_refused")
     rows = owner.participant_rows(code)
     if not rows:
         return
