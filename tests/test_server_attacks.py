@@ -335,3 +335,60 @@ def test_junk_sessions_from_one_address_are_refused_counted_and_shown(sqlite_url
     next(sb for sb in at.selectbox if sb.label == "Study" and sb.key == "results_study").set_value("open-link").run()
     assert any("29 session start(s) were refused" in w.value for w in at.warning), [w.value for w in at.warning]
     db.dispose()
+
+
+# -- item 14: training loads pickle weights without opt-in ------------------------------------
+def _pickle_only(folder: Path) -> None:
+    """Re-save a diffusers/transformers component's weights as a pickle (.bin) only."""
+    import torch
+    from safetensors.torch import load_file
+
+    for st in folder.glob("*.safetensors"):
+        torch.save(load_file(st), st.with_suffix(".bin"))
+        st.unlink()
+
+
+def test_training_refuses_pickle_only_bases_before_making_a_run_folder(tmp_path, capsys):
+    """`train geo` on a base whose weights are only .bin pickles loaded them and left an empty
+    run folder behind an UnpicklingError traceback. Now: the generators' rule, one line, no run
+    folder (train geo, train text, train sarclip); --allow-pickle is the opt-in."""
+    import shutil
+
+    from _train_fixtures import write_captioned, write_patch_dataset, write_tiny_sd15
+    from sarviz.cli import main
+    from sarviz.training.common import TrainError, check_base
+
+    data = write_patch_dataset(tmp_path / "ds")
+    base = write_tiny_sd15(tmp_path / "base")
+    pickled = tmp_path / "pickled-base"
+    shutil.copytree(base, pickled)
+    _pickle_only(pickled / "unet")
+    captioned = write_captioned(data)
+    capsys.readouterr()  # the fixtures' own progress output
+    for kind, extra in (("geo", ["--data", str(data)]), ("text", ["--data", str(captioned)])):
+        run = tmp_path / f"run-{kind}"
+        code = main(["train", kind, *extra, "--base", str(pickled), "--out", str(run), "--max-steps", "1"])
+        err = capsys.readouterr().err
+        assert code != 0 and "only pickle weights (diffusion_pytorch_model.bin)" in err and "--allow-pickle" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not run.exists()
+    with pytest.raises(TrainError):
+        check_base(pickled)
+    assert check_base(pickled, allow_pickle=True) == pickled  # the opt-in passes the check
+    # SAR-CLIP: a CLIP folder with only pytorch_model.bin
+    from transformers import CLIPConfig, CLIPModel
+
+    clip = tmp_path / "clip"
+    CLIPModel(CLIPConfig(text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                      "num_attention_heads": 2, "vocab_size": 100},
+                         vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                        "num_attention_heads": 2, "image_size": 32, "patch_size": 16},
+                         projection_dim=8)).save_pretrained(clip)
+    _pickle_only(clip)
+    (clip / "model.bin").rename(clip / "pytorch_model.bin")  # transformers' pickle name
+    capsys.readouterr()
+    run = tmp_path / "run-sarclip"
+    code = main(["train", "sarclip", "--data", str(captioned), "--base", str(clip), "--out", str(run)])
+    err = capsys.readouterr().err
+    assert code != 0 and "only pickle weights (pytorch_model.bin)" in err and "Traceback" not in err, err
+    assert not run.exists()
