@@ -107,6 +107,26 @@ class ModelCard:
         return expanded
 
 
+#: the types a card's fields must have (fields not listed are each generator's business)
+CARD_FIELD_TYPES: dict[str, tuple[type, ...]] = {"id": (str,), "kind": (str,), "name": (str,),
+                                                 "weights": (dict, str), "licence": (str,), "description": (str,)}
+
+
+def card_type_problem(data: Any) -> str | None:
+    """What is wrong with a card's JSON as a card (types, required fields), or None."""
+    if not isinstance(data, dict):
+        return f"the file holds a JSON {type(data).__name__}, not an object"
+    for key in ("id", "kind"):
+        if key not in data:
+            return f"no {key!r} field"
+    for key, types in CARD_FIELD_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            return f"{key!r} must be {' or '.join(t.__name__ for t in types)}, not {type(data[key]).__name__}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", data["id"]):
+        return f"'id' {data['id'][:40]!r} must be letters, digits, '.', '_' or '-' (at most 100)"
+    return None
+
+
 class ModelRegistry:
     """All model cards found in one or more folders (later folders override earlier ids)."""
 
@@ -114,16 +134,30 @@ class ModelRegistry:
         self.folders = [Path(f) for f in (folders or default_model_dirs())]
         self.cards: dict[str, ModelCard] = {}
         self.problems: list[str] = []
+        shipped: set[str] = set()
         for folder in self.folders:
             if not folder.is_dir():
                 continue
+            is_shipped = folder.resolve() == REPO_MODELS_DIR.resolve()
             for path in sorted(folder.glob("*.json")):
                 try:
                     data = json.loads(path.read_text())
-                    card = ModelCard(id=data["id"], name=data.get("name", data["id"]), kind=data["kind"], path=path, data=data)
-                except (OSError, ValueError, KeyError, TypeError) as exc:
+                except (OSError, ValueError) as exc:
                     self.problems.append(f"{path}: not a valid model card ({exc})")
                     continue
+                wrong = card_type_problem(data)
+                if wrong:
+                    self.problems.append(f"{path}: not a valid model card ({wrong}); ignored")
+                    continue
+                if not is_shipped and data["id"] in shipped:
+                    # a user card named like a shipped one silently replaced it (and broke the default)
+                    self.problems.append(f"{path}: id {data['id']!r} is the id of a card shipped with sarviz; "
+                                         "ignored — give your card another id")
+                    continue
+                card = ModelCard(id=data["id"], name=data.get("name", data["id"]), kind=data["kind"], path=path,
+                                 data=data)
+                if is_shipped:
+                    shipped.add(card.id)
                 self.cards[card.id] = card
 
     def ids(self) -> list[str]:

@@ -392,3 +392,37 @@ def test_training_refuses_pickle_only_bases_before_making_a_run_folder(tmp_path,
     err = capsys.readouterr().err
     assert code != 0 and "only pickle weights (pytorch_model.bin)" in err and "Traceback" not in err, err
     assert not run.exists()
+
+
+# -- item 15: model cards ---------------------------------------------------------------------
+def test_bad_and_colliding_model_cards_become_problem_lines(tmp_path, monkeypatch, capsys):
+    """A card with `"kind": ["x"]` gave a TypeError traceback in `sarviz models`; a user card with
+    `"id": "emulator"` silently replaced the shipped emulator and broke the default. Now both
+    are `problem:` lines and the shipped emulator stays."""
+    import json
+
+    from sarviz.cli import main
+    from sarviz.registry import REPO_MODELS_DIR, ModelRegistry
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    bad = {"wrong-kind.json": {"id": "x", "kind": ["x"]}, "wrong-id.json": {"id": 7, "kind": "emulator"},
+           "a-list.json": [1, 2], "weights.json": {"id": "w", "kind": "emulator", "weights": ["a", "list"]},
+           "odd-id.json": {"id": "../../etc", "kind": "emulator"},
+           "emulator-clash.json": {"id": "emulator", "kind": "emulator", "name": "not the real one"}}
+    for name, data in bad.items():
+        (cards / name).write_text(json.dumps(data))
+    (cards / "fine.json").write_text(json.dumps({"id": "my-model", "kind": "emulator", "name": "mine"}))
+    monkeypatch.setenv("SARVIZ_MODELS", str(cards))
+    registry = ModelRegistry()
+    assert registry.card("emulator").path == REPO_MODELS_DIR / "emulator.json"  # the shipped one stays
+    assert "my-model" in registry.cards
+    assert len(registry.problems) == len(bad)
+    code = main(["models"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err
+    problems = [line for line in err.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == len(bad), err
+    assert any("'kind' must be str, not list" in p for p in problems)
+    assert any("is the id of a card shipped with sarviz" in p for p in problems)
+    assert "my-model" in out and "not the real one" not in out
