@@ -426,3 +426,53 @@ def test_bad_and_colliding_model_cards_become_problem_lines(tmp_path, monkeypatc
     assert any("'kind' must be str, not list" in p for p in problems)
     assert any("is the id of a card shipped with sarviz" in p for p in problems)
     assert "my-model" in out and "not the real one" not in out
+
+
+# -- item 16: full disk during a batch -------------------------------------------------------
+def _mount_small_tmpfs(where: Path, size: str) -> bool:
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        return False
+    where.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_full_disk_during_a_batch_says_disk_full_at_the_folder(tmp_path, capsys):
+    """A full disk during a batch was reported as "TIFFRewriteDirectory: Error fetching directory
+    count". On a size-capped tmpfs (needs root to mount it, as in CI): the items that cannot be
+    written say "disk full at <folder>" at their stage, and the run's files stay consistent."""
+    import os
+    import subprocess
+
+    from _batch_fixtures import build_scene_folder, write_points_csv
+    from sarviz.batch.layout import BatchFolder
+    from sarviz.cli import main
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-capped tmpfs needs root (CI runs as root)")
+    pts = build_scene_folder(tmp_path / "scenes")[:3]
+    points = write_points_csv(tmp_path / "points.csv", pts)
+    disk = tmp_path / "small-disk"
+    if not _mount_small_tmpfs(disk, "640k"):
+        pytest.skip("this machine does not allow mounting a tmpfs (no CAP_SYS_ADMIN)")
+    try:
+        out = disk / "run"
+        code = main(["batch", "--points", str(points), "--model", "emulator", "--scenes", str(tmp_path / "scenes"),
+                     "--size", "64", "--out", str(out), "--engine", "inline"])
+        err = capsys.readouterr().err
+        assert code != 0
+        assert f"disk full at {disk}" in err or f"disk full at {out}" in err, err
+        assert "TIFFRewriteDirectory" not in err and "Traceback" not in err, err
+        folder = BatchFolder(out)
+        rows = folder.read_manifest()
+        failed = [r for r in rows if r["status"] == "failed"]
+        assert failed and all("disk full at" in r["error"] for r in failed), rows
+        assert {r["stage"] for r in failed} <= {"fetch", "generate"}
+        assert not list(out.rglob("*.part"))  # no half-written file left
+        for item in folder.done_ids():  # what is there is whole
+            assert folder.item_json(item).is_file()
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
