@@ -476,3 +476,82 @@ def test_a_full_disk_during_a_batch_says_disk_full_at_the_folder(tmp_path, capsy
             assert folder.item_json(item).is_file()
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+# -- items 10–12: malformed GeoJSON, ragged points CSV, whole-world regions -----------------------
+SQUARE = [[[10.0, 45.0], [10.1, 45.0], [10.1, 45.1], [10.0, 45.1], [10.0, 45.0]]]
+
+
+def _fc(*geoms) -> dict:  # noqa: ANN002
+    return {"type": "FeatureCollection",
+            "features": [g if not isinstance(g, dict) or g.get("type") == "Feature" or "coordinates" not in g
+                         else {"type": "Feature", "geometry": g, "properties": {}} for g in geoms]}
+
+
+BAD_REGIONS = {
+    # file text → what the one-line message must say
+    "not-an-object": (_fc({"type": "Polygon", "coordinates": SQUARE}, 7), "region feature 2 is a JSON int"),
+    "no-coordinates": (_fc({"type": "Feature", "geometry": {"type": "Polygon"}}),
+                       "region feature 1: a polygon needs a list of rings"),
+    "nan": ('{"type": "Polygon", "coordinates": [[[10, 45], [NaN, 45], [10.1, 45.1], [10, 45]]]}',
+            "not a finite number"),
+    "off-the-globe": (_fc({"type": "Polygon", "coordinates": [[[10, 45], [200, 45], [200, 46], [10, 45]]]}),
+                      "off the globe"),
+    "string-position": (_fc({"type": "Polygon", "coordinates": [[["10", 45], [10, 46], [11, 46], [10, 45]]]}),
+                        "a position must be [longitude, latitude]"),
+    "deep": ("[" * 100_000 + "]" * 100_000, "nested more than"),
+    "whole-world": (_fc({"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90],
+                                                             [-180, -90]]]}), "spans 360° of longitude"),
+    "antimeridian": (_fc({"type": "Polygon", "coordinates": [[[179, 10], [-179, 10], [-179, 11], [179, 11],
+                                                              [179, 10]]]}), "crosses the antimeridian"),
+    "pole": (_fc({"type": "Polygon", "coordinates": [[[0, 80], [10, 80], [10, 89], [0, 89], [0, 80]]]}),
+             "beyond 85° latitude"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REGIONS))
+def test_malformed_or_ungriddable_regions_give_one_line(case, tmp_path, capsys):
+    """Malformed GeoJSON gave tracebacks (GEOSException, CRSError, RecursionError) in `batch` and
+    `dataset build`; a whole-world region made a nonsense grid. Both commands now refuse in one
+    line that names the feature and what is wrong."""
+    import json
+
+    from sarviz.cli import main
+
+    content, expect = BAD_REGIONS[case]
+    path = tmp_path / "region.geojson"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    for argv in (["batch", "--region", str(path), "--spacing-km", "5", "--model", "emulator",
+                  "--out", str(tmp_path / "b"), "--engine", "inline"],
+                 ["dataset", "build", "--region", str(path), "--to", str(tmp_path / "d")]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code != 0 and expect in err and "Traceback" not in err, (argv[0], err[-800:])
+        assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, err[-800:]
+
+
+BAD_POINTS = {
+    "ragged.csv": ("id,lat,lon\na,45.0,10.0\nb,45.1,10.1,extra\n", "line 3 has 4 field(s) but the header has 3"),
+    "short.csv": ("id,lat,lon\na,45.0\n", "line 2 has 2 field(s)"),
+    "feature.geojson": ('{"type": "FeatureCollection", "features": [1]}', "feature 1 is a JSON int"),
+    "nan.geojson": ('{"type": "Feature", "geometry": {"type": "Point", "coordinates": [NaN, 1]}}',
+                    "not a finite number"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_POINTS))
+def test_malformed_points_files_give_one_line_naming_the_line(name, tmp_path, capsys):
+    """A ragged points CSV gave `AttributeError: 'list' object has no attribute 'strip'` in `batch`
+    and was silently accepted by `dataset build`. One strict reader for every command."""
+    from sarviz.cli import main
+
+    content, expect = BAD_POINTS[name]
+    path = tmp_path / name
+    path.write_text(content)
+    for argv in (["batch", "--points", str(path), "--model", "emulator", "--out", str(tmp_path / "b"),
+                  "--engine", "inline"],
+                 ["dataset", "build", "--points", str(path), "--to", str(tmp_path / "d")],
+                 ["fetch", "--points", str(path), "--to", str(tmp_path / "f")]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code != 0 and expect in err and "Traceback" not in err, (argv[0], err[-800:])
