@@ -555,3 +555,34 @@ def test_malformed_points_files_give_one_line_naming_the_line(name, tmp_path, ca
         code = main(argv)
         err = capsys.readouterr().err
         assert code != 0 and expect in err and "Traceback" not in err, (argv[0], err[-800:])
+
+
+# -- item 13: one corrupt COG in `sarviz evaluate` --------------------------------------------
+@pytest.mark.parametrize("broken", ["real", "generated"])
+def test_one_corrupt_cog_is_a_per_item_failure_in_evaluate(broken, tmp_path, capsys):
+    """One corrupt COG aborted `sarviz evaluate` with a multi-line Ray traceback (server paths,
+    colour codes) and nothing written. Now that item's rows record the underlying message, the
+    rest is evaluated and the report lists the failure."""
+    from _batch_fixtures import build_scene_folder, write_points_csv
+    from sarviz.batch.layout import BatchFolder
+    from sarviz.cli import main
+
+    pts = build_scene_folder(tmp_path / "scenes")[:3]
+    out = tmp_path / "run"
+    assert main(["batch", "--points", str(write_points_csv(tmp_path / "p.csv", pts)), "--model", "emulator",
+                 "--scenes", str(tmp_path / "scenes"), "--size", "32", "--out", str(out), "--engine", "inline"]) == 0
+    folder = BatchFolder(out)
+    victim = sorted(folder.done_ids())[0]
+    target = next(folder.item_dir(victim).glob("real.tif" if broken == "real" else "generated_s*.tif"))
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) * 2 // 3])  # the header intact, pixel blocks cut off: a corrupt COG
+    capsys.readouterr()
+    code = main(["evaluate", str(out), "--engine", "inline"])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err and "\x1b[" not in err, err[-1500:]
+    assert "could not be evaluated" in err
+    report = (out / "evaluation" / "report.md").read_text()
+    assert victim in report
+    rows = [r for r in __import__("csv").DictReader((out / "evaluation" / "metrics.csv").open())] \
+        if (out / "evaluation" / "metrics.csv").is_file() else []
+    assert not rows or any(r["id"] != victim and not r["error"] for r in rows)
