@@ -69,7 +69,7 @@ def place_search() -> None:
             st.error(f"Cannot go there: {plain(exc)}")
             return
         if not hits:
-            st.error(f"No place called “{plain(text.strip())}” in the offline gazetteer (GeoNames towns of 5,000+ people "
+            st.error(f"No place called '{plain(text.strip())}' in the offline gazetteer (GeoNames towns of 5,000+ people "
                      "and countries); try a larger town nearby or coordinates like 38.1, -0.76.")
             return
         st.session_state.place_hits = hits

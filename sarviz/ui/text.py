@@ -46,3 +46,12 @@ def plain(text: object, limit: int = 500) -> str:
     out = _WWW.sub(r"\1\\.", raw.translate(_ESCAPE))
     return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if not m.group(2)[0].isdigit()
                            else m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], out)
+
+
+_UNESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(markdown_text: str) -> str:
+    """What a reader sees of a :func:`plain`-escaped message (its escapes and zero-width spaces
+    removed): for tests and logs that compare a message with the text it quotes."""
+    return _UNESCAPE.sub(r"\1", str(markdown_text)).replace("\u200b", "")
