@@ -94,6 +94,8 @@ class TextTrainConfig:
     lora_alpha: int | None = None
     lora_targets: str | None = None
     lr_lora: float | None = None
+    #: load pickle (.bin) weights of the base too (default: safetensors only, as the generators)
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         self.data, self.base, self.out = Path(self.data), Path(self.base), Path(self.out)
@@ -105,6 +107,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="CAPTIONED", help="captioned folder from `sarviz dataset caption`")
     p.add_argument("--base", required=True, metavar="BASE_DIR", help="local SD 1.5 or SDXL diffusers folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)")
     p.add_argument("--resolution", type=int, default=None, help="training size (default: the base's native size)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
@@ -240,9 +244,10 @@ class TextTrainer(TrainLoop):
             common.check_resolution(c.resolution)
         if not c.token or any(ch.isspace() for ch in c.token):
             raise TrainError(f"--token {c.token!r} must be one word without spaces")
-        self.kind = base_kind(common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler")))
+        self.kind = base_kind(common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+                                                allow_pickle=c.allow_pickle))
         if self.kind == "sdxl":
-            common.check_base(c.base, ("text_encoder_2", "tokenizer_2"))
+            common.check_base(c.base, ("text_encoder_2", "tokenizer_2"), allow_pickle=c.allow_pickle)
         self.data = open_captioned(c.data)
         if c.kl_space not in KL_SPACES:
             raise TrainError(f"--kl-space must be one of {', '.join(sorted(KL_SPACES))}, got {c.kl_space!r}")
@@ -280,19 +285,20 @@ class TextTrainer(TrainLoop):
         base = str(c.base)
         wdtype = common.weight_dtype(acc)
         n_enc = 2 if self.kind == "sdxl" else 1
+        st = {} if c.allow_pickle else {"use_safetensors": True}  # the generators' rule (common.check_weights)
         try:
             self.tokenizers = [CLIPTokenizer.from_pretrained(base, subfolder=s) for s in ("tokenizer", "tokenizer_2")[:n_enc]]
-            encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder")]
+            encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **st)]
             if n_enc == 2:
-                encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"))
+                encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", **st))
             if source is not None and (source / UNET_DIR).is_dir():
-                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))
+                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))  # our own run: safetensors
             else:
-                unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+                unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **st)
             if source is not None and (source / VAE_DIR).is_dir():
                 self.vae = AutoencoderKL.from_pretrained(str(source / VAE_DIR))
             else:
-                self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
+                self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **st)
             self.noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
         except (OSError, ValueError) as exc:
             raise TrainError(f"cannot load the base model from {base}: {str(exc).splitlines()[0]}") from None
