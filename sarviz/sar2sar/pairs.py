@@ -215,7 +215,10 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
         for pol, db in img.bands.items():
             deg = degrade(db, options.factor, options.looks, rng, options.noise_floor_db)
             stats = amplitude_stats(deg.coarse_db)
-            calibration_pairs.append((deg.coarse_db, fill_missing(db)))
+            # the gate's calibration: a perfect render's degradation differs from its input by speckle
+            # (an independent realisation at the coarser product's looks), not by nothing
+            respeckled = deg.coarse_db + 10 * np.log10(rng.gamma(options.looks, 1 / options.looks, deg.coarse_db.shape))
+            calibration_pairs.append((respeckled.astype(np.float32), fill_missing(db)))
             enl_after = _enl(deg.coarse_db)
             for r in range(0, h - n + 1, n):
                 for c in range(0, w - n + 1, n):
