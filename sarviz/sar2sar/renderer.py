@@ -106,6 +106,9 @@ def load_components(base: str | Path, text_weights: str | Path | None = None, de
     else:
         from sarviz.generators.diffusion import _quiet_loading
 
+        import diffusers.utils.logging as dlog
+
+        dlog.disable_progress_bar()  # "Loading pipeline components…" bars are not our progress
         extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "sd15" else {}
         try:
             with _quiet_loading():

@@ -83,7 +83,7 @@ def scaled_transform(transform: Affine, shape: tuple[int, int], out_shape: tuple
     """The georeference of the resampled grid: same upper-left corner and bounds, pixels n/n_out as big."""
     sy = shape[0] / out_shape[0]
     sx = shape[1] / out_shape[1]
-    return transform * Affine.scale(sx, sy)
+    return transform @ Affine.scale(sx, sy)
 
 
 # -- the kernel ------------------------------------------------------------------------------------
