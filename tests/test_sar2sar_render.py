@@ -154,3 +154,15 @@ def test_bad_inputs_one_line_nothing_written(trained, tmp_path, capsys):
         assert not out.exists() and not list(tmp_path.glob("*.part"))
     with pytest.raises(Sar2SarError):
         Sar2SarRenderer(broken_run)
+
+
+def test_evaluate_render_reports_metrics_with_intervals(trained):
+    from sarviz.sar2sar.evaluation import evaluate_render
+
+    report = evaluate_render(trained["root"] / "pairs", trained["run"], split="train", max_items=2, steps=2)
+    assert report["n"] == 2 and len(report["items"]) == 2
+    for key in ("consistency_db", "enl_ratio", "spectrum_slope_diff", "kl"):
+        s = report["summary"][key]
+        assert s["n"] >= 1 and np.isfinite(s["mean"]), key
+    assert report["summary"]["consistency_db"]["ci_low"] <= report["summary"]["consistency_db"]["mean"]
+    assert "no land-cover label" in report["per_land_cover_class"]

@@ -137,3 +137,28 @@ def seed_spread_map(renders_db: Sequence[np.ndarray], looks: int = 1) -> np.ndar
 
         stack = 10 * np.log10(np.stack([uniform_filter(10 ** (s / 10), looks, mode="nearest") for s in stack]))
     return stack.std(axis=0).astype(np.float32)
+
+
+def radial_power_spectrum(db: np.ndarray, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Radially averaged power spectrum of intensity (mean removed, Hann-windowed): (frequency in
+    cycles/pixel, power), log-spaced bins from 1/min(shape) to 0.5."""
+    x = 10.0 ** (np.asarray(db, dtype=np.float64) / 10.0)
+    x = np.where(np.isfinite(x), x, np.nanmean(x))
+    x = x - x.mean()
+    win = np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
+    p = np.abs(np.fft.fft2(x * win)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(x.shape[0]), np.fft.fftfreq(x.shape[1]), indexing="ij")
+    r = np.hypot(fy, fx).ravel()
+    edges = np.geomspace(1.0 / min(x.shape), 0.5, bins + 1)
+    idx = np.digitize(r, edges) - 1
+    ok = (idx >= 0) & (idx < bins)
+    power = np.bincount(idx[ok], weights=p.ravel()[ok], minlength=bins) / np.maximum(np.bincount(idx[ok], minlength=bins), 1)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    return centres, power
+
+
+def spectrum_slope(db: np.ndarray) -> float:
+    """Log-log slope of the radially averaged power spectrum (white speckle ≈ 0; smoother images more negative)."""
+    f, p = radial_power_spectrum(db)
+    ok = p > 0
+    return float(np.polyfit(np.log(f[ok]), np.log(p[ok]), 1)[0])
