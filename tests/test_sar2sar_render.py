@@ -166,3 +166,27 @@ def test_evaluate_render_reports_metrics_with_intervals(trained):
         assert s["n"] >= 1 and np.isfinite(s["mean"]), key
     assert report["summary"]["consistency_db"]["ci_low"] <= report["summary"]["consistency_db"]["mean"]
     assert "no land-cover label" in report["per_land_cover_class"]
+
+
+def test_render_page_renders_a_scene_with_its_score(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    runs, scenes = tmp_path / "runs", tmp_path / "scenes"
+    shutil.copytree(trained["run"], runs / "tiny", ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
+    scenes.mkdir()
+    write_sar(scenes / "spain_s1.tif", {"VV": s1_like_db((32, 32), 3), "VH": s1_like_db((32, 32), 4) - 7},
+              Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0))
+    for name, value in (("HOME", tmp_path), ("RUNS", runs), ("SCENES", scenes)):
+        monkeypatch.setenv(f"SARVIZ_{name}", str(value))
+    at = AppTest.from_file("../pages/7_Render.py", default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    at.number_input(key="render_steps").set_value(2)
+    at.button(key="render_go").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    table = at.dataframe[0].value
+    assert list(table["polarisation"]) == ["VV", "VH"] and table["score (dB)"].notna().all()
+    assert any("Extrapolation" in w.value for w in at.warning)
+    assert at.slider(key="swipe_VV").value == 0.5
