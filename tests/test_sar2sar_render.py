@@ -190,3 +190,28 @@ def test_render_page_renders_a_scene_with_its_score(trained, tmp_path, monkeypat
     assert list(table["polarisation"]) == ["VV", "VH"] and table["score (dB)"].notna().all()
     assert any("Extrapolation" in w.value for w in at.warning)
     assert at.slider(key="swipe_VV").value == 0.5
+
+
+def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):
+    """The SDXL path (two text encoders, text-time added conditions in ControlNet and UNet)."""
+    from _text_fixtures import write_sdxl_base
+
+    from sarviz.sar2sar.training import collate
+
+    base = write_sdxl_base(tmp_path / "sdxl")
+    config = Sar2SarTrainConfig(data=trained["root"] / "pairs", base=base, out=tmp_path / "run", max_steps=4,
+                                batch_size=2, lr=1e-3, checkpoint_every=4, validation_count=0,
+                                mixed_precision="no", gradient_checkpointing=False, noise_offset=0.0)
+    trainer = Sar2SarTrainer(config)
+    trainer.setup()
+    batch = collate([trainer.dataset[i] for i in range(2)])
+    before = _fixed_loss(trainer, batch)
+    trainer.train()
+    assert _fixed_loss(trainer, batch) < before
+    assert Sar2SarRun.open(tmp_path / "run").meta["base_kind"] == "sdxl"
+    t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
+    src = write_sar(tmp_path / "in.tif", {"VV": s1_like_db((32, 32), 7)}, t)
+    result = render_file(src, tmp_path / "run", tmp_path / "out.tif",
+                         TransformRequest(steps=2, options={"factor": 2, "tile": 64}))
+    assert result.output.bands["VV"].shape == (64, 64) and np.isfinite(result.output.bands["VV"]).all()
+    assert result.output.provenance["weights"]["base_kind"] == "sdxl"
