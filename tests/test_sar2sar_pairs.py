@@ -136,3 +136,25 @@ def test_bad_inputs_one_line(tmp_path):
         SarGeoTiff.read(tmp_path / "lin.tif")
     with pytest.raises(Exception, match="factor"):
         PairsOptions(factor=0.5)
+
+
+def test_dataset_pairs_cli_real_coregistered_pairs(tmp_path, capsys):
+    from sarviz.cli import main as cli_main
+    from sarviz.sar2sar.resample import resample_db
+
+    fine_dir, coarse_dir = tmp_path / "fine", tmp_path / "coarse"
+    fine_dir.mkdir()
+    coarse_dir.mkdir()
+    fine = s1_like_db((128, 128), 4)
+    write_sar(fine_dir / "airborne.tif", {"VV": fine}, Affine(5.0, 0, 500000.0, 0, -5.0, 4200000.0))
+    write_sar(coarse_dir / "x_band.tif", {"HH": resample_db(fine, (64, 64))}, Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0))
+    code = cli_main(["dataset", "pairs", "--images", str(fine_dir), "--coarse-images", str(coarse_dir), "--pol-map",
+                     "HH:VV", "--out", str(tmp_path / "pairs"), "--size", "64", "--val-fraction", "0",
+                     "--test-fraction", "0"])
+    assert code == 0, capsys.readouterr().err
+    ds = PairsDataset.open(tmp_path / "pairs")
+    assert ds.info["mode"] == "real co-registered pairs" and ds.info["real_pairs"][0]["factor"] == 2.0
+    assert ds.info["real_pairs"][0]["pols"] == {"HH": "VV"} and len(ds.rows("train")) == 4
+    assert cli_main(["dataset", "pairs", "--images", str(fine_dir), "--coarse-images", str(coarse_dir),
+                     "--pol-map", "XX:VV", "--out", str(tmp_path / "p2")]) != 0
+    assert "--pol-map" in capsys.readouterr().err and not (tmp_path / "p2").exists()

@@ -28,6 +28,11 @@ def add_pairs_parser(ds_sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", type=Path, help="folder of SAR GeoTIFFs (σ⁰ dB bands VV/VH/HH/HV), searched recursively")
     src.add_argument("--scenes", type=Path, help="a sarviz scene folder (its scene files' VV/VH)")
+    p.add_argument("--coarse-images", type=Path, default=None,
+                   help="real co-registered pairs: folder of coarser SAR GeoTIFFs over the same ground as --images "
+                        "(aligned on the finer grid); without it the condition is made by the degradation model")
+    p.add_argument("--pol-map", default=None, metavar="COARSE:FINE,…",
+                   help="pair polarisations of different sensors explicitly, e.g. HH:VV (default: same names)")
     p.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
     p.add_argument("--size", type=int, default=d.size, help="target chip size in px")
     p.add_argument("--factor", type=float, default=d.factor, help="condition spacing / target spacing")
@@ -110,7 +115,10 @@ def _pairs(args: argparse.Namespace) -> int:
         options = PairsOptions(size=args.size, factor=args.factor, looks=args.looks, noise_floor_db=args.noise_floor_db,
                                token=args.token, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                                block_km=args.split_block_km, seed=args.seed)
-        info = build_pairs(args.images, args.out, options, cli_progress("dataset pairs"))
+        from sarviz.sar2sar.pairs import parse_pol_map
+
+        info = build_pairs(args.images, args.out, options, cli_progress("dataset pairs"), args.coarse_images,
+                           parse_pol_map(args.pol_map))
     except _errors() as exc:
         raise CliError(str(exc)) from None
     print(json.dumps({"out": str(args.out), "counts": info["counts"], "skipped": len(info["skipped"]),

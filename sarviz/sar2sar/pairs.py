@@ -41,7 +41,7 @@ import numpy as np
 from sarviz.sar2sar.artifacts import PairsDataset, Sar2SarError, SarGeoTiff
 from sarviz.sar2sar.consistency import calibrate_threshold
 from sarviz.sar2sar.resample import (amplitude_stats, check_factor, normalise_amplitude, output_shape,
-                                     resample_intensity)
+                                     resample_db, resample_intensity)
 
 S1_GRD_ENL = 4.4  # Sentinel-1 IW GRDH, ESA product definition (~4.4 looks)
 
@@ -180,9 +180,39 @@ def _read_group(group: list[Path]) -> SarGeoTiff:
     return first
 
 
+def _coarse_match(img: SarGeoTiff, coarse: list[SarGeoTiff]) -> SarGeoTiff | None:
+    """The coarser image covering most of ``img``'s bounds (None when none overlaps)."""
+    from rasterio.warp import transform_bounds
+
+    best, best_area = None, 0.0
+    l0, b0, r0, t0 = img.bounds
+    for c in coarse:
+        l1, b1, r1, t1 = transform_bounds(c.crs, img.crs, *c.bounds) if c.crs != img.crs else c.bounds
+        area = max(0.0, min(r0, r1) - max(l0, l1)) * max(0.0, min(t0, t1) - max(b0, b1))
+        if area > best_area:
+            best, best_area = c, area
+    return best
+
+
+def parse_pol_map(text: str | None) -> dict[str, str] | None:
+    """``"HH:VV,HV:VH"`` → {"HH": "VV", "HV": "VH"} (coarse polarisation : fine polarisation)."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        a, _, b = part.strip().upper().partition(":")
+        if a not in ("VV", "VH", "HH", "HV") or b not in ("VV", "VH", "HH", "HV"):
+            raise Sar2SarError(f"--pol-map {text!r}: use COARSE:FINE pairs of VV/VH/HH/HV, e.g. HH:VV")
+        out[a] = b
+    return out
+
+
 def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: PairsOptions,
-                progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
-    """Write a pairs dataset from every SAR GeoTIFF under ``images`` (degradation mode)."""
+                progress: Callable[[int, int, str], None] | None = None,
+                coarse_images: str | os.PathLike | None = None, pol_map: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write a pairs dataset from every SAR GeoTIFF under ``images``: degradation mode, or, with
+    ``coarse_images``, real co-registered pairs (each fine image with the coarser image covering it,
+    aligned by :func:`align_pair`; the factor is then the two images' spacing ratio)."""
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
@@ -202,6 +232,14 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
     calibration_pairs = []
     spacings = set()
     n = options.size
+    coarse: list[SarGeoTiff] = []
+    if coarse_images is not None:
+        cpaths, cskipped = find_sar_images(coarse_images)
+        skipped += cskipped
+        coarse = [_read_group(g) for g in _group_single_pol(cpaths)]
+        if not coarse:
+            raise Sar2SarError(f"no SAR GeoTIFF under {coarse_images}")
+    real_pairs: list[dict[str, Any]] = []
     groups = _group_single_pol(paths)
     staged: list[tuple[dict[str, Any], np.ndarray, np.ndarray]] = []
     for gi, group in enumerate(groups):
@@ -212,8 +250,24 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
             continue
         spacings.add(round(abs(img.transform.a), 9))
         scene_id = "_".join(group[0].parent.name.split()[:1] + [group[0].stem])[:60]
+        aligned = None
+        if coarse:
+            match = _coarse_match(img, coarse)
+            if match is None:
+                skipped.append(f"{group[0].name}: no coarser image covers it")
+                continue
+            aligned, how = align_pair(img, match, pol_map)
+            factor = abs(match.transform.a) / abs(img.transform.a) if match.crs == img.crs else options.factor
+            real_pairs.append({"fine": str(group[0]), "coarse": match.path, "factor": factor, **how})
         for pol, db in img.bands.items():
-            deg = degrade(db, options.factor, options.looks, rng, options.noise_floor_db)
+            if aligned is not None:
+                if pol not in aligned:
+                    continue
+                cond = aligned[pol]
+                coarse_db = resample_db(cond, output_shape(cond.shape, 1.0 / max(1.0, real_pairs[-1]["factor"])))
+                deg = Degraded(coarse_db, cond, None, None)
+            else:
+                deg = degrade(db, options.factor, options.looks, rng, options.noise_floor_db)
             stats = amplitude_stats(deg.coarse_db)
             # the gate's calibration: a perfect render's degradation differs from its input by speckle
             # (an independent realisation at the coarser product's looks), not by nothing
@@ -261,7 +315,8 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
             PairsDataset.write_split(tmp, split, r)
         enls = [s[0]["condition_enl"] for s in staged if s[0]["condition_enl"]]
         info = {
-            "mode": "degradation", "options": asdict(options), "splits": spec.to_json(),
+            "mode": "real co-registered pairs" if coarse else "degradation", "real_pairs": real_pairs,
+            "options": asdict(options), "splits": spec.to_json(),
             "counts": {k: len(v) for k, v in rows.items()}, "dropped_by_buffer": int(sum(not k for k in keep)),
             "skipped": skipped[:50], "source_spacing": sorted(spacings),
             "target_spacing": "the source spacing", "condition_spacing": f"source spacing × {options.factor:g}",
