@@ -190,6 +190,8 @@ def test_render_page_renders_a_scene_with_its_score(trained, tmp_path, monkeypat
     assert list(table["polarisation"]) == ["VV", "VH"] and table["score (dB)"].notna().all()
     assert any("Extrapolation" in w.value for w in at.warning)
     assert at.slider(key="swipe_VV").value == 0.5
+    shown = json.dumps([j.value for j in at.json])
+    assert str(tmp_path) not in shown and str(trained["root"]) not in shown and "spain_s1.tif" in shown
 
 
 def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):

@@ -22,6 +22,17 @@ def _safe_message(exc: BaseException) -> str:
     return re.sub(r"(/[^\s:'\"]+)+", lambda m: Path(m.group(0)).name, text)
 
 
+def strip_paths(obj):
+    """A provenance without server paths (each absolute path reduced to its last part) for the browser."""
+    if isinstance(obj, dict):
+        return {k: strip_paths(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [strip_paths(v) for v in obj]
+    if isinstance(obj, str):
+        return re.sub(r"(/[^\s:'\"]+)+", lambda m: Path(m.group(0)).name, obj)
+    return obj
+
+
 def sar2sar_runs(root: Path) -> list[Path]:
     from sarviz.sar2sar.artifacts import RUN_FILE
 
@@ -110,7 +121,7 @@ def render_page() -> None:
     result = st.session_state.get(RENDER_KEY)
     if result is None:
         return
-    prov = result.output.provenance
+    prov = strip_paths(result.output.provenance)
     if prov["extrapolation"].startswith("yes"):
         st.warning(f"Extrapolation — {_safe_message(prov['extrapolation'])}; the training pairs taught: "
                    f"{prov['training_pairs'].get('teaches')}")
@@ -152,8 +163,10 @@ def render_page() -> None:
         st.caption("Radially averaged power spectrum of intensity (log10)")
     import tempfile
 
+    from dataclasses import replace
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = result.output.write(Path(tmp) / "render.tif")
+        path = replace(result.output, provenance=prov).write(Path(tmp) / "render.tif")
         st.download_button("Download the rendering (COG, σ⁰ dB, provenance)", path.read_bytes(),
                            file_name="render.tif", mime="image/tiff", key="render_download")
     with st.expander("Provenance"):
