@@ -217,3 +217,31 @@ def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):
                          TransformRequest(steps=2, options={"factor": 2, "tile": 64}))
     assert result.output.bands["VV"].shape == (64, 64) and np.isfinite(result.output.bands["VV"]).all()
     assert result.output.provenance["weights"]["base_kind"] == "sdxl"
+
+
+@pytest.mark.browser
+def test_render_page_in_a_real_browser(trained, tmp_path):
+    import shutil
+
+    from _browser import chromium_page, require_browser, run_streamlit, screenshot
+
+    require_browser()
+    runs, scenes = tmp_path / "runs", tmp_path / "scenes"
+    shutil.copytree(trained["run"], runs / "tiny", ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
+    scenes.mkdir()
+    write_sar(scenes / "spain_s1.tif", {"VV": s1_like_db((32, 32), 3), "VH": s1_like_db((32, 32), 4) - 7},
+              Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0))
+    env = {"SARVIZ_HOME": str(tmp_path), "SARVIZ_RUNS": str(runs), "SARVIZ_SCENES": str(scenes), "OMP_NUM_THREADS": "1"}
+    with run_streamlit("app.py", env=env, page="Render") as url, chromium_page() as page:
+        page.goto(url)
+        steps = page.get_by_label("Steps", exact=True)
+        steps.fill("2")
+        steps.press("Enter")
+        page.get_by_role("button", name="Render").click()
+        page.get_by_text("Consistency with the input").wait_for(timeout=120_000)
+        page.get_by_text("Swipe VV: input (left) ↔ rendering (right)").wait_for()
+        download = page.get_by_role("button", name="Download the rendering (COG, σ⁰ dB, provenance)")
+        download.wait_for(state="visible")
+        assert download.is_visible()
+        page.locator("[data-testid='stImage'] img").first.wait_for(state="visible")
+        screenshot(page, "render_page")
