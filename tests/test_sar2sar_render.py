@@ -184,6 +184,7 @@ def test_render_page_renders_a_scene_with_its_score(trained, tmp_path, monkeypat
     at.run()
     assert not at.exception, at.exception
     at.number_input(key="render_steps").set_value(2)
+    at.number_input(key="render_seeds").set_value(2)  # the per-pixel spread band and its image
     at.button(key="render_go").click().run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     table = at.dataframe[0].value

@@ -161,6 +161,10 @@ def render_page() -> None:
         st.line_chart({"log10 frequency (cycles/px)": np.log10(f), "input": np.log10(p_in + 1e-30),
                        "rendering": np.log10(p_out + 1e-30)}, x="log10 frequency (cycles/px)", y=["input", "rendering"])
         st.caption("Radially averaged power spectrum of intensity (log10)")
+        spread = result.output.bands.get(f"{pol}_seed_spread_db")
+        if spread is not None:
+            st.image(to_png(spread, 0.0, max(1e-3, float(np.nanpercentile(spread, 99)))),
+                     caption=f"{pol}: per-pixel spread over the seeds (dB, black = 0)", use_container_width=True)
     import tempfile
 
     from dataclasses import replace
@@ -169,5 +173,12 @@ def render_page() -> None:
         path = replace(result.output, provenance=prov).write(Path(tmp) / "render.tif")
         st.download_button("Download the rendering (COG, σ⁰ dB, provenance)", path.read_bytes(),
                            file_name="render.tif", mime="image/tiff", key="render_download")
+    bands = result.output.bands
+    if "VV" in bands and "VH" in bands:
+        from sarviz.generators.base import GenerationResult
+        from sarviz.ui.study import add_to_pool_button
+
+        add_to_pool_button(GenerationResult(bands["VV"], bands["VH"], result.output.crs, result.output.transform,
+                                            {**prov, "model_id": "sar2sar"}), None, key="render_pool")
     with st.expander("Provenance"):
         st.json(prov)
