@@ -246,3 +246,14 @@ def test_render_page_in_a_real_browser(trained, tmp_path):
         assert download.is_visible()
         page.locator("[data-testid='stImage'] img").first.wait_for(state="visible")
         screenshot(page, "render_page")
+
+
+def test_compile_decision_amortises_and_is_recorded():
+    from sarviz.sar2sar.renderer import compile_decision
+
+    assert not compile_decision("auto", 1, 20, full_size=True)["compile"]  # 20 tile·steps: compile does not pay
+    assert compile_decision("auto", 25, 20, full_size=True)["compile"]
+    assert not compile_decision("auto", 25, 20, full_size=False)["compile"]
+    assert compile_decision("on", 1, 1, full_size=False)["compile"]
+    with pytest.raises(Sar2SarError):
+        compile_decision("sometimes", 1, 1, True)

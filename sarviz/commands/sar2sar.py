@@ -79,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--tail", choices=("keep", "mask"), default="keep",
                    help="pixels above μ+3σ: restore them from the input (keep) or write a mask band")
+    r.add_argument("--compile", choices=("auto", "on", "off"), default=None,
+                   help="torch.compile the UNet/ControlNet/VAE decoder (default SARVIZ_COMPILE or off; auto: when "
+                        "the tile·steps amortise the measured compile time)")
     r.add_argument("--device", default=None)
     r.add_argument("--out", required=True, type=Path, help="output COG")
     r.set_defaults(func=_render)
@@ -146,7 +149,7 @@ def _render(args: argparse.Namespace) -> int:
     from sarviz.sar2sar.renderer import TransformRequest, render_file
 
     options = {k: getattr(args, k) for k in ("factor", "pixel_size", "controlnet_scale", "tile", "overlap", "seeds",
-                                            "tail") if getattr(args, k) is not None}
+                                            "tail", "compile") if getattr(args, k) is not None}
     request = TransformRequest(seed=args.seed, steps=args.steps, strength=args.strength, guidance=args.guidance,
                                prompt=args.prompt, negative_prompt=args.negative_prompt, device=args.device,
                                options=options)

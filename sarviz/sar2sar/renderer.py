@@ -182,6 +182,32 @@ def plan_tiles(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -
     return TilePlan(tile, overlap, canvas, (starts[0], starts[1]), lt)  # type: ignore[arg-type]
 
 
+#: torch.compile break-even, from benchmarks/RESULTS_cpu_speed.md (full-size SD 1.5 UNet + ControlNet on a
+#: 2-core CPU, float32): 176 s of compilation, ~20 s per step, 1.25× faster compiled → ~4 s saved per
+#: tile·step → pays back after ~44 tile·steps. Not measured for tiny models or together with bf16.
+COMPILE_SECONDS, STEP_SECONDS, COMPILE_SPEEDUP = 176.0, 20.0, 1.25
+
+
+def compile_decision(mode: str, tiles: int, steps: int, full_size: bool) -> dict[str, Any]:
+    """Whether to ``torch.compile`` the UNet/ControlNet/VAE decoder for a render, and why (for provenance)."""
+    import os
+
+    mode = (mode or os.environ.get("SARVIZ_COMPILE", "off")).lower()
+    if mode not in ("on", "off", "auto"):
+        raise Sar2SarError(f"compile must be on, off or auto, got {mode!r}")
+    work = tiles * steps
+    saved = work * STEP_SECONDS * (1 - 1 / COMPILE_SPEEDUP)
+    if mode == "auto":
+        on = full_size and saved > COMPILE_SECONDS
+        why = (f"auto: {work} tile·steps × ~{STEP_SECONDS * (1 - 1 / COMPILE_SPEEDUP):.0f} s saved each "
+               f"{'>' if saved > COMPILE_SECONDS else '≤'} {COMPILE_SECONDS:.0f} s compile (RESULTS_cpu_speed.md, "
+               "full-size SD 1.5, 2-core CPU)" if full_size else "auto: off for a small model (numbers are for "
+               "full-size SD 1.5)")
+    else:
+        on, why = mode == "on", f"{mode} (requested)"
+    return {"compile": on, "why": why, "tile_steps": work, "measured_with_bf16": False}
+
+
 def _model_multiple(comp: Components) -> int:
     vae_scale = 2 ** (len(comp.vae.config.block_out_channels) - 1)
     unet_factor = 2 ** (len(comp.unet.config.block_out_channels) - 1)
@@ -362,6 +388,16 @@ class Sar2SarRenderer(Generator):
         shape = img.shape
         out_shape = output_shape(shape, factor)
         plan = plan_tiles(out_shape, tile, overlap, multiple)
+        full_size = int(comp.unet.config.block_out_channels[0]) >= 320
+        n_steps = max(1, int(round(steps * strength)))
+        speed = compile_decision(o.get("compile"), plan.count * seeds * len(img.bands), n_steps, full_size)
+        if speed["compile"] and not getattr(cn, "_sarviz_compiled", False):
+            import torch
+
+            comp.unet, cn = torch.compile(comp.unet), torch.compile(cn)
+            comp.vae.decoder = torch.compile(comp.vae.decoder)
+            cn._sarviz_compiled = True
+            self._loaded = (comp, cn)
         prompt = request.prompt or (DEFAULTS["prompt"] if comp.token or "<SAR>" in str(self.run.meta.get("token", ""))
                                     else "SAR image")
         t0 = time.perf_counter()
@@ -395,14 +431,14 @@ class Sar2SarRenderer(Generator):
             cons[pol]["amplitude_stats"] = stats.to_dict()
         transform = scaled_transform(img.transform, shape, out_shape)
         prov = self._provenance(img, factor, out_shape, transform, steps, strength, guidance, cn_scale, tail, seeds,
-                                request, plan, prompt, cons, device, time.perf_counter() - t0, comp)
+                                request, plan, prompt, cons, device, time.perf_counter() - t0, comp, speed)
         all_bands = dict(bands)
         for pol, s in spread_bands.items():
             all_bands[f"{pol}_seed_spread_db"] = s
         return RenderResult(RenderOutput(all_bands, img.crs, transform, prov, masks), cons, inputs, ups, dis)
 
     def _provenance(self, img, factor, out_shape, transform, steps, strength, guidance, cn_scale, tail, seeds, request,
-                    plan, prompt, cons, device, seconds, comp) -> dict[str, Any]:
+                    plan, prompt, cons, device, seconds, comp, speed) -> dict[str, Any]:
         meta = self.run.meta
         in_spacing = abs(img.transform.a)
         out_spacing = abs(transform.a)
@@ -430,7 +466,7 @@ class Sar2SarRenderer(Generator):
                               f"{finest}" if extrapolating and finest is not None else
                               ("unknown: the run records no training spacing" if finest is None else "no")),
             "consistency": cons, "device": device, "dtype": "float32",
-            "speed": {"seconds": round(seconds, 2), "torch_compile": "off (not measured for renders on this machine)"},
+            "speed": {"seconds": round(seconds, 2), "torch_compile": speed},
         }
 
 
