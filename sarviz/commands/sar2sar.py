@@ -18,9 +18,12 @@ from sarviz.cli import CliError
 
 
 def add_pairs_parser(ds_sub: argparse._SubParsersAction) -> None:
-    from sarviz.sar2sar.pairs import PairsOptions
+    from sarviz.sar2sar.options import PairsOptions
 
-    d = PairsOptions()
+    from types import SimpleNamespace
+
+    # the defaults, without constructing (validation imports rasterio; the CLI parser must stay light)
+    d = SimpleNamespace(**{k: f.default for k, f in PairsOptions.__dataclass_fields__.items()})
     p = ds_sub.add_parser("pairs", help="SAR→SAR training pairs (finer target, degraded coarser condition)",
                           description="Cut chips from SAR GeoTIFFs, degrade each scene to a coarser spacing "
                                       "(band-limit to 1/F, re-speckle to --looks, resample back) and write a 🤗 "
