@@ -257,3 +257,17 @@ def test_compile_decision_amortises_and_is_recorded():
     assert compile_decision("on", 1, 1, full_size=False)["compile"]
     with pytest.raises(Sar2SarError):
         compile_decision("sometimes", 1, 1, True)
+
+
+def test_render_page_is_gated_in_study_mode(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SARVIZ_MODE", "study")
+    monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", "correct horse battery staple")
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
+    monkeypatch.setenv("SARVIZ_STUDY_DB", f"sqlite:///{tmp_path / 'study.db'}")
+    at = AppTest.from_file("../pages/7_Render.py", default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert [t.label for t in at.text_input][:1] == ["Study owner password"]
+    assert not any(b.key == "render_go" for b in at.button)
