@@ -14,16 +14,21 @@ import rasterio
 from affine import Affine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: E402,F401
-from test_sar2sar_pairs import s1_like_db, write_sar  # noqa: E402
+from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401
+from test_sar2sar_pairs import s1_like_db, write_sar
 
-from sarviz.cli import main as cli_main  # noqa: E402
-from sarviz.generators.base import GenerationResult  # noqa: E402
-from sarviz.sar2sar.artifacts import RenderOutput, Sar2SarError, Sar2SarRun  # noqa: E402
-from sarviz.sar2sar.pairs import PairsOptions, build_pairs  # noqa: E402
-from sarviz.sar2sar.renderer import Sar2SarRenderer, TransformRequest, plan_tiles, render_file  # noqa: E402
-from sarviz.sar2sar.resample import scaled_transform  # noqa: E402
-from sarviz.sar2sar.training import Sar2SarTrainConfig, Sar2SarTrainer  # noqa: E402
+from sarviz.cli import main as cli_main
+from sarviz.generators.base import GenerationResult
+from sarviz.sar2sar.artifacts import RenderOutput, Sar2SarError, Sar2SarRun
+from sarviz.sar2sar.pairs import PairsOptions, build_pairs
+from sarviz.sar2sar.renderer import (
+    Sar2SarRenderer,
+    TransformRequest,
+    plan_tiles,
+    render_file,
+)
+from sarviz.sar2sar.resample import scaled_transform
+from sarviz.sar2sar.training import Sar2SarTrainConfig, Sar2SarTrainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -110,7 +115,7 @@ def test_multi_tile_render_no_seam_exact_georeference_complete_provenance(traine
         for c in plan.starts[1]:
             cover[r * 8:(r + th) * 8, c * 8:(c + tw) * 8] += 1
     intensity = 10 ** (out.bands["VV"] / 10)
-    enl = lambda m: intensity[m].mean() ** 2 / intensity[m].var()  # noqa: E731
+    enl = lambda m: intensity[m].mean() ** 2 / intensity[m].var()
     many, few = cover >= 3, cover <= 2
     assert many.sum() > 1000 and few.sum() > 1000
     assert 0.75 < enl(many) / enl(few) < 1.33

@@ -18,9 +18,9 @@ from sarviz.cli import CliError
 
 
 def add_pairs_parser(ds_sub: argparse._SubParsersAction) -> None:
-    from sarviz.sar2sar.options import PairsOptions
-
     from types import SimpleNamespace
+
+    from sarviz.sar2sar.options import PairsOptions
 
     # the defaults, without constructing (validation imports rasterio; the CLI parser must stay light)
     d = SimpleNamespace(**{k: f.default for k, f in PairsOptions.__dataclass_fields__.items()})

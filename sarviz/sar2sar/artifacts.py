@@ -50,7 +50,7 @@ class SarGeoTiff:
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     @classmethod
-    def read(cls, path: str | os.PathLike, window=None) -> "SarGeoTiff":
+    def read(cls, path: str | os.PathLike, window=None) -> SarGeoTiff:
         path = Path(path)
         try:
             src = rasterio.open(path)
@@ -99,7 +99,7 @@ class PairsDataset:
     info: dict[str, Any]
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> "PairsDataset":
+    def open(cls, folder: str | os.PathLike) -> PairsDataset:
         folder = Path(folder)
         try:
             info = json.loads((folder / PAIRS_FILE).read_text())
@@ -150,7 +150,7 @@ class Sar2SarRun:
     meta: dict[str, Any]
 
     @classmethod
-    def open(cls, run: str | os.PathLike, checkpoint: int | None = None) -> "Sar2SarRun":
+    def open(cls, run: str | os.PathLike, checkpoint: int | None = None) -> Sar2SarRun:
         folder = Path(run)
         if checkpoint is not None:
             folder = folder / f"checkpoint-{int(checkpoint)}"
@@ -204,7 +204,7 @@ class RenderOutput:
         return path
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> "RenderOutput":
+    def read(cls, path: str | os.PathLike) -> RenderOutput:
         with rasterio.open(path) as src:
             names = list(src.descriptions)
             arrays = src.read(out_dtype="float32")

@@ -19,8 +19,9 @@ grid; :func:`seed_spread_map` the per-pixel spread (dB) over K seeds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -34,8 +34,18 @@ def evaluate_render(pairs: str | Path, run: str | Path, split: str = "test", max
     from sarviz.metrics import sar
     from sarviz.sar2sar.artifacts import PairsDataset, Sar2SarError
     from sarviz.sar2sar.consistency import consistency, spectrum_slope
-    from sarviz.sar2sar.renderer import DEFAULTS, Sar2SarRenderer, _model_multiple, denoise_canvas, plan_tiles
-    from sarviz.sar2sar.resample import AmplitudeStats, denormalise_amplitude, resample_db
+    from sarviz.sar2sar.renderer import (
+        DEFAULTS,
+        Sar2SarRenderer,
+        _model_multiple,
+        denoise_canvas,
+        plan_tiles,
+    )
+    from sarviz.sar2sar.resample import (
+        AmplitudeStats,
+        denormalise_amplitude,
+        resample_db,
+    )
     from sarviz.sar2sar.training import PairsTorchDataset
 
     ds = PairsDataset.open(pairs)
@@ -61,7 +71,7 @@ def evaluate_render(pairs: str | Path, run: str | Path, split: str = "test", max
                                   1.0, plan, i, device)
         stats = AmplitudeStats.from_dict(row["amplitude_stats"])
         gen, real = denormalise_amplitude(unit, stats), denormalise_amplitude(target, stats)
-        coarse = resample_db(denormalise_amplitude(cond, stats), tuple(max(1, int(round(n / factor))) for n in unit.shape))
+        coarse = resample_db(denormalise_amplitude(cond, stats), tuple(max(1, round(n / factor)) for n in unit.shape))
         m: dict[str, float] = {"consistency_db": consistency(coarse, gen, block=max(2, min(8, coarse.shape[0] // 4))).score_db}
         try:
             m["enl_ratio"] = sar.enl(gen, window=8).enl / sar.enl(real, window=8).enl

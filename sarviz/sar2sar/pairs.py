@@ -30,20 +30,24 @@ co-polarised with co-polarised, never silently.
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sarviz.sar2sar.artifacts import PairsDataset, Sar2SarError, SarGeoTiff
 from sarviz.sar2sar.consistency import calibrate_threshold
-from sarviz.sar2sar.resample import (amplitude_stats, check_factor, normalise_amplitude, output_shape,
-                                     resample_db, resample_intensity)
-
-from sarviz.sar2sar.options import S1_GRD_ENL, PairsOptions  # noqa: E402,F401  (re-exported)
+from sarviz.sar2sar.options import S1_GRD_ENL, PairsOptions  # noqa: F401  (re-exported)
+from sarviz.sar2sar.resample import (
+    amplitude_stats,
+    normalise_amplitude,
+    output_shape,
+    resample_db,
+    resample_intensity,
+)
 
 
 @dataclass
@@ -207,7 +211,6 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
     if not paths:
         raise Sar2SarError(f"no SAR GeoTIFF under {images} (skipped {len(skipped)} other files)")
     rng = np.random.default_rng(options.seed)
-    chips: list[dict[str, Any]] = []
     calibration_pairs = []
     spacings = set()
     n = options.size
@@ -299,8 +302,8 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
             "counts": {k: len(v) for k, v in rows.items()}, "dropped_by_buffer": int(sum(not k for k in keep)),
             "skipped": skipped[:50], "source_spacing": sorted(spacings),
             "target_spacing": "the source spacing", "condition_spacing": f"source spacing × {options.factor:g}",
-            "degradation": ["band-limit to 1/F and decimate (Fourier)", f"re-speckle to {options.looks:g} looks "
-                            "(unit-mean Gamma, 1/L' = 1/L - 1/ENL_measured)",
+            "degradation": ["band-limit to 1/F and decimate (Fourier)", (f"re-speckle to {options.looks:g} looks "
+                                                                        "(unit-mean Gamma, 1/L' = 1/L - 1/ENL_measured)"),
                             f"noise floor {options.noise_floor_db} dB" if options.noise_floor_db is not None
                             else "no noise floor added", "resample back to the target grid (Fourier)"],
             "condition_enl_median": float(np.median(enls)) if enls else None,

@@ -36,10 +36,17 @@ import numpy as np
 
 from sarviz.generators.base import GenerationResult, Generator, ProgressCallback
 from sarviz.sar2sar.artifacts import RenderOutput, Sar2SarError, Sar2SarRun, SarGeoTiff
-from sarviz.sar2sar.consistency import consistency, seed_spread_map
+from sarviz.sar2sar.consistency import consistency, disagreement_map, seed_spread_map
 from sarviz.sar2sar.pairs import fill_missing
-from sarviz.sar2sar.resample import (AmplitudeStats, check_factor, denormalise_amplitude, factor_for_pixel_size,
-                                     normalise_amplitude, output_shape, resample_db, scaled_transform)
+from sarviz.sar2sar.resample import (
+    check_factor,
+    denormalise_amplitude,
+    factor_for_pixel_size,
+    normalise_amplitude,
+    output_shape,
+    resample_db,
+    scaled_transform,
+)
 
 DEFAULTS: dict[str, Any] = {"steps": 20, "strength": 0.6, "controlnet_scale": 1.0, "guidance": 1.0,
                             "scheduler": "DDIMScheduler", "tile": 512, "overlap": 128, "tail": "keep",
@@ -76,11 +83,12 @@ class Components:
 
 
 def base_kind(base: str | Path) -> str:
+    from sarviz.errors import GenerationError, WeightsMissing
     from sarviz.generators.text import base_kind as _kind
 
     try:
         return _kind(base)
-    except Exception as exc:  # WeightsMissing / GenerationError: one line
+    except (WeightsMissing, GenerationError) as exc:  # one line
         raise Sar2SarError(str(exc).splitlines()[0]) from None
 
 
@@ -95,18 +103,19 @@ def load_components(base: str | Path, text_weights: str | Path | None = None, de
     kind = base_kind(base)
     token, info = None, {"base": str(base.resolve()), "base_kind": kind}
     if text_weights:
+        from sarviz.errors import GenerationError, WeightsMissing
         from sarviz.generators.text import TextModelPaths, load_text_pipeline
 
         try:
             loaded = load_text_pipeline(TextModelPaths(str(text_weights), str(base)), device=device)
-        except Exception as exc:
+        except (WeightsMissing, GenerationError, OSError, ValueError) as exc:
             raise Sar2SarError(f"--text-weights {text_weights}: {str(exc).splitlines()[0]}") from None
         pipe, token = loaded.pipe, loaded.token
         info.update(text_weights=str(Path(text_weights).resolve()), text_weights_sha256=loaded.info.get("weights_sha256"))
     else:
-        from sarviz.generators.diffusion import _quiet_loading
-
         import diffusers.utils.logging as dlog
+
+        from sarviz.generators.diffusion import _quiet_loading
 
         dlog.disable_progress_bar()  # "Loading pipeline components…" bars are not our progress
         extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "sd15" else {}
@@ -253,7 +262,7 @@ def denoise_canvas(comp: Components, controlnet, cond_unit: np.ndarray, init_uni
         lat = lat / cnt
         scheduler = getattr(diffusers, DEFAULTS["scheduler"]).from_config(comp.scheduler_config)
         scheduler.set_timesteps(steps)
-        start = min(steps, max(1, int(round(steps * strength))))
+        start = min(steps, max(1, round(steps * strength)))
         timesteps = scheduler.timesteps[steps - start:]
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(lat.shape, generator=g)
@@ -389,7 +398,7 @@ class Sar2SarRenderer(Generator):
         out_shape = output_shape(shape, factor)
         plan = plan_tiles(out_shape, tile, overlap, multiple)
         full_size = int(comp.unet.config.block_out_channels[0]) >= 320
-        n_steps = max(1, int(round(steps * strength)))
+        n_steps = max(1, round(steps * strength))
         speed = compile_decision(o.get("compile"), plan.count * seeds * len(img.bands), n_steps, full_size)
         if speed["compile"] and not getattr(cn, "_sarviz_compiled", False):
             import torch
@@ -405,7 +414,7 @@ class Sar2SarRenderer(Generator):
         calibration = self.run.meta.get("consistency_calibration") or {}
         for pol, db in img.bands.items():
             db = fill_missing(db)
-            norm_in, stats, _ = normalise_amplitude(db)  # the scene's stats, once
+            _, stats, _ = normalise_amplitude(db)  # the scene's stats, once
             up = resample_db(db, out_shape)
             cond, _, clipped = normalise_amplitude(up, stats)
             renders = []
@@ -421,12 +430,10 @@ class Sar2SarRenderer(Generator):
             if tail == "mask":
                 masks[pol] = clipped
             if seeds > 1:
-                spread_bands[pol] = seed_spread_map(renders, looks=max(2, int(round(factor))))
+                spread_bands[pol] = seed_spread_map(renders, looks=max(2, round(factor)))
             gate = consistency(db, renders[0], calibration.get("threshold_db"), calibration.get("source"))
             cons[pol] = gate.to_dict()
             inputs[pol], ups[pol] = db, up
-            from sarviz.sar2sar.consistency import disagreement_map
-
             dis[pol] = disagreement_map(gate, db.shape)
             cons[pol]["amplitude_stats"] = stats.to_dict()
         transform = scaled_transform(img.transform, shape, out_shape)

@@ -55,7 +55,7 @@ class ResampleError(ValueError):
 def output_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
     """Pixels per axis at ``factor`` (input spacing / output spacing)."""
     check_factor(factor, allow_below_one=True)
-    out = tuple(max(1, int(round(n * factor))) for n in shape)
+    out = tuple(max(1, round(n * factor)) for n in shape)
     return out  # type: ignore[return-value]
 
 
@@ -188,7 +188,7 @@ def resample_intensity(intensity: np.ndarray, out_shape: tuple[int, int], ring_f
     out = fft_resample(x, out_shape)
     if ring_floor > 0 and tuple(out_shape) != x.shape:
         out = np.maximum(out, ring_floor * _neighbour_min(x, out_shape))
-    return np.maximum(out, 0.0)  # down-sampling has no neighbour floor; the ideal low-pass still must not go < 0
+    return np.maximum(out, 0.0)  # (a no-op after the floor; kept for ring_floor=0)
 
 
 def resample_db(db: np.ndarray, out_shape: tuple[int, int], ring_floor: float = RING_FLOOR,
@@ -242,7 +242,7 @@ class AmplitudeStats:
                 "A = 10^(σ⁰dB/20), statistics once per scene (seed 001 eq. 1)"}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AmplitudeStats":
+    def from_dict(cls, d: dict[str, Any]) -> AmplitudeStats:
         return cls(float(d["mean"]), float(d["std"]), float(d["clipped_fraction"]), int(d["n_pixels"]))
 
 

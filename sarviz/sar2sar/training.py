@@ -287,8 +287,12 @@ class Sar2SarTrainer(TrainLoop):
 
         from sarviz.metrics import sar
         from sarviz.sar2sar.consistency import consistency
-        from sarviz.sar2sar.renderer import denoise_canvas, plan_tiles, _model_multiple
-        from sarviz.sar2sar.resample import AmplitudeStats, denormalise_amplitude, resample_db
+        from sarviz.sar2sar.renderer import _model_multiple, denoise_canvas, plan_tiles
+        from sarviz.sar2sar.resample import (
+            AmplitudeStats,
+            denormalise_amplitude,
+            resample_db,
+        )
 
         c, acc = self.config, self.accelerator
         rows = self.pairs.rows("val")[: c.validation_count] or self.pairs.rows("train")[: c.validation_count]
@@ -309,7 +313,7 @@ class Sar2SarTrainer(TrainLoop):
             stats = AmplitudeStats.from_dict(row["amplitude_stats"])
             gen_db, tgt_db = denormalise_amplitude(unit, stats), denormalise_amplitude(target, stats)
             f = float(self.pairs.info["options"]["factor"])
-            coarse = resample_db(denormalise_amplitude(cond, stats), tuple(max(1, int(round(n / f))) for n in unit.shape))
+            coarse = resample_db(denormalise_amplitude(cond, stats), tuple(max(1, round(n / f)) for n in unit.shape))
             score = consistency(coarse, gen_db, block=max(2, min(8, coarse.shape[0] // 4))).score_db
             try:
                 enl_ratio = sar.enl(gen_db, window=8).enl / sar.enl(tgt_db, window=8).enl

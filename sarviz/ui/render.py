@@ -114,7 +114,7 @@ def render_page() -> None:
             req = TransformRequest(steps=int(steps), strength=float(strength),
                                    options={"factor": float(factor), "seeds": int(seeds)})
             result = renderer.render(img, req, progress=lambda i, n, m: bar.progress(min(1.0, i / max(n, 1)), m))
-        except Exception as exc:  # one line, no paths, no traceback
+        except Exception as exc:  # noqa: BLE001 — a page shows every failure as one line, no paths, no traceback
             st.error(f"Render failed: {_safe_message(exc)}")
             return
         st.session_state[RENDER_KEY] = result
@@ -166,7 +166,6 @@ def render_page() -> None:
             st.image(to_png(spread, 0.0, max(1e-3, float(np.nanpercentile(spread, 99)))),
                      caption=f"{pol}: per-pixel spread over the seeds (dB, black = 0)", use_container_width=True)
     import tempfile
-
     from dataclasses import replace
 
     with tempfile.TemporaryDirectory() as tmp:
