@@ -276,3 +276,24 @@ def test_render_page_is_gated_in_study_mode(tmp_path, monkeypatch):
     assert not at.exception
     assert [t.label for t in at.text_input][:1] == ["Study owner password"]
     assert not any(b.key == "render_go" for b in at.button)
+
+
+def test_clipped_tail_masked_or_kept(trained, tmp_path):
+    from sarviz.sar2sar.artifacts import SarGeoTiff
+
+    rng = np.random.default_rng(5)
+    db = (10 * np.log10(rng.gamma(4.4, 1 / 4.4, (32, 32))) - 12).astype(np.float32)
+    db[10, 10] = 15.0  # a bright scatterer far above μ+3σ
+    img = SarGeoTiff({"VV": db}, rasterio.crs.CRS.from_epsg(32630), Affine(10.0, 0, 0, 0, -10.0, 0), "bright.tif")
+    renderer = Sar2SarRenderer(trained["run"])
+    masked = renderer.render(img, TransformRequest(steps=2, options={"factor": 2, "tile": 64, "tail": "mask"}))
+    assert masked.output.masks["VV"][20:22, 20:22].all() and masked.output.masks["VV"].mean() < 0.05
+    masked.output.write(tmp_path / "m.tif")
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        assert ds.descriptions == ("VV", "VV_clipped")
+    kept = renderer.render(img, TransformRequest(steps=2, options={"factor": 2, "tile": 64, "tail": "keep"}))
+    # the tail is not flattened at μ+3σ: where the up-sampled input is above it, its σ⁰ is kept
+    clipped = masked.output.masks["VV"]
+    assert np.allclose(kept.output.bands["VV"][clipped], kept.upsampled_db["VV"][clipped])
+    threshold_db = 20 * np.log10(kept.consistency["VV"]["amplitude_stats"]["threshold"])
+    assert kept.output.bands["VV"][20:22, 20:22].max() > threshold_db + 3  # the bright scatterer survives

@@ -13,8 +13,9 @@
    tile (the canvas itself is 4 latent channels at 1/8 of the pixels);
 4. decode the canvas tile by tile, each output pixel from the tile whose centre is nearest
    (no pixel averaging: it would raise ENL in the overlaps);
-5. σ⁰ dB through the inverse normalisation; the clipped tail (> μ+3σ) restored from the
-   up-sampled input (``tail="keep"``) or flagged in a mask band (``tail="mask"``);
+5. σ⁰ dB through the inverse normalisation; the clipped tail (> μ+3σ, which the model's [0, 1]
+   range cannot carry) taken from the up-sampled input (``tail="keep"``) or flagged in a mask band
+   (``tail="mask"``);
 6. the consistency gate (:mod:`sarviz.sar2sar.consistency`) against the input, threshold from
    the run's training pairs; with K seeds a per-pixel spread band.
 
@@ -423,8 +424,8 @@ class Sar2SarRenderer(Generator):
                                       guidance, cn_scale, plan, request.seed + k, device, progress, cancel)
                 unit = unit[:out_shape[0], :out_shape[1]]
                 out_db = denormalise_amplitude(unit, stats)
-                if tail == "keep":  # the model saturates at 1 where the input was above μ+3σ: take the input there
-                    out_db = np.where(clipped & (unit >= 0.98), up, out_db).astype(np.float32)
+                if tail == "keep":  # above μ+3σ the model's [0, 1] range cannot carry the input: keep the input's tail
+                    out_db = np.where(clipped, np.maximum(up, out_db), out_db).astype(np.float32)
                 renders.append(out_db)
             bands[pol] = renders[0]
             if tail == "mask":
