@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def one(workdir: Path, size: int, tile: int, steps: int) -> dict:
-    import numpy as np
     import torch
     from affine import Affine
 
