@@ -119,6 +119,8 @@ def test_dataset_pairs_writes_imagefolder_with_spatial_splits(tmp_path):
     assert all(len(s) == 1 for s in grounds.values())  # no ground in two splits
     assert len({s for v in grounds.values() for s in v}) >= 2
     assert ds.info["consistency_calibration"]["n_pairs"] == 6
+    match = ds.info["condition_vs_source"]
+    assert len(match) == 6 and all(m["condition_enl"] and np.isfinite(m["source_spectrum_slope"]) for m in match)
     assert "extrapolation" in ds.info["teaches"]
     json.dumps(ds.info)
 

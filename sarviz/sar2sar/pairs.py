@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from sarviz.sar2sar.artifacts import PairsDataset, Sar2SarError, SarGeoTiff
-from sarviz.sar2sar.consistency import calibrate_threshold
+from sarviz.sar2sar.consistency import calibrate_threshold, spectrum_slope
 from sarviz.sar2sar.options import S1_GRD_ENL, PairsOptions  # noqa: F401  (re-exported)
 from sarviz.sar2sar.resample import (
     amplitude_stats,
@@ -222,6 +222,7 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
         if not coarse:
             raise Sar2SarError(f"no SAR GeoTIFF under {coarse_images}")
     real_pairs: list[dict[str, Any]] = []
+    match_rows: list[dict[str, Any]] = []
     groups = _group_single_pol(paths)
     staged: list[tuple[dict[str, Any], np.ndarray, np.ndarray]] = []
     for gi, group in enumerate(groups):
@@ -256,6 +257,11 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
             respeckled = deg.coarse_db + 10 * np.log10(rng.gamma(options.looks, 1 / options.looks, deg.coarse_db.shape))
             calibration_pairs.append((respeckled.astype(np.float32), fill_missing(db)))
             enl_after = _enl(deg.coarse_db)
+            # does the condition look like the coarser product? ENL and spectrum slope beside the source's
+            match_rows.append({"scene": group[0].name if len(group) == 1 else group[0].parent.name, "pol": pol, "source_enl": _enl(fill_missing(db)),
+                               "condition_enl": enl_after, "target_looks": options.looks,
+                               "source_spectrum_slope": spectrum_slope(fill_missing(db)),
+                               "condition_spectrum_slope_coarse_grid": spectrum_slope(deg.coarse_db)})
             for r in range(0, h - n + 1, n):
                 for c in range(0, w - n + 1, n):
                     target = db[r:r + n, c:c + n]
@@ -307,6 +313,7 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
                             f"noise floor {options.noise_floor_db} dB" if options.noise_floor_db is not None
                             else "no noise floor added", "resample back to the target grid (Fourier)"],
             "condition_enl_median": float(np.median(enls)) if enls else None,
+            "condition_vs_source": match_rows,
             "normalisation": "A/(μ+3σ) clipped to [0, 1], μ and σ of the coarse scene per polarisation, on both images",
             "consistency_calibration": calibration,
             "teaches": f"{options.factor:g}× finer spacing from the source's own spacing "
