@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from sarviz.access import AccessDenied, require_page, resolve_user_path
-from sarviz.captions import caption_for_scene
+from sarviz.captions import describe_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
@@ -19,7 +19,7 @@ from sarviz.ui.fetch import fetched_scene, render_fetch
 from sarviz.ui.generate import render_generate_panel
 from sarviz.ui.inspection import render_inspection
 from sarviz.ui.map import build_map, clicked_point, selection_layer
-from sarviz.ui.prompt import MAP_PROMPT_KEY
+from sarviz.ui.prompt import MAP_PROMPT_KEY, MAP_PROMPT_NOTE_KEY
 from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place_search, scene_list,
                                   scene_places)
 from sarviz.ui.scene_view import render_scene
@@ -134,7 +134,9 @@ def map_page() -> None:
     st.header("Generate")
     if st.button("Describe this place", key="describe_place",
                  help="Open the Prompt page with a caption of this place (land cover and place name)"):
-        st.session_state[MAP_PROMPT_KEY] = caption_for_scene(scene)  # the dataset captioner's words
+        described = describe_scene(scene)
+        st.session_state[MAP_PROMPT_KEY] = described.caption  # the dataset captioner's words
+        st.session_state[MAP_PROMPT_NOTE_KEY] = described.landcover_note  # its land-cover source and confidence
         st.switch_page("pages/1_Prompt.py")
     result = render_generate_panel(scene, key="gen")
     if result is not None:

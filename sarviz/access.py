@@ -24,6 +24,7 @@ import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from sarviz.errors import AccessDenied  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # pragma: no cover
     from sarviz.settings import Settings
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 
 #: the key of forwarded requests whose forwarding we do not believe (see :func:`client_key`)
 UNTRUSTED_FORWARD = "forwarded-untrusted"
-
-
-class AccessDenied(ValueError):
-    """A request may not be served; the message says why, in one line, for a person."""
 
 
 # -- paths -----------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from sarviz.errors import CalibrationError
+
 POLARISATIONS: tuple[str, ...] = ("VV", "VH")
 
 #: The display-only range of the VV − VH ratio channel of the false-colour composite (dB).
@@ -55,10 +57,10 @@ class Calibration:
         for pol, pair in self.ranges.items():
             lo, hi = (float(pair[0]), float(pair[1]))
             if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-                raise ValueError(f"calibration range for {pol} must be [lo, hi] dB with lo < hi, got {list(pair)}")
+                raise CalibrationError(f"calibration range for {pol} must be [lo, hi] dB with lo < hi, got {list(pair)}")
             clean[str(pol).upper()] = (lo, hi)
         if self.shared and len(set(clean.values())) > 1:
-            raise ValueError("a shared calibration needs the same range for every polarisation")
+            raise CalibrationError("a shared calibration needs the same range for every polarisation")
         object.__setattr__(self, "ranges", clean)
 
     # -- lookup ------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ class Calibration:
         try:
             return self.ranges[pol.upper()]
         except KeyError:
-            raise ValueError(f"no calibration for polarisation {pol!r} (have {', '.join(self.ranges)})") from None
+            raise CalibrationError(f"no calibration for polarisation {pol!r} (have {', '.join(self.ranges)})") from None
 
     # -- mappings (NaN stays NaN) --------------------------------------------------------------
     def to_unit(self, db: np.ndarray, pol: str) -> np.ndarray:
@@ -104,12 +106,12 @@ class Calibration:
         try:
             ranges = data["db_range"]
             if not isinstance(ranges, Mapping):
-                raise TypeError("db_range must map polarisation to [lo, hi]")
+                raise CalibrationError("db_range must map polarisation to [lo, hi]")
             extra = {k: v for k, v in data.items() if k not in ("db_range", "shared", "note")}
             return cls(ranges={p: tuple(v) for p, v in ranges.items()}, shared=bool(data.get("shared", False)),
                        note=str(data.get("note", "")), extra=extra)
         except (KeyError, TypeError, IndexError) as exc:
-            raise ValueError(f"not a calibration ({exc}): expected {{'db_range': {{'VV': [lo, hi], ...}}}}") from None
+            raise CalibrationError(f"not a calibration ({exc}): expected {{'db_range': {{'VV': [lo, hi], ...}}}}") from None
 
 
 #: The default calibration (see the module docstring for why these numbers).

@@ -1,8 +1,10 @@
 """The ``sarviz`` command: a thin layer over the library.
 
 Sub-commands live in :mod:`sarviz.commands` (one module each, discovered here). Errors a
-user can fix are printed as one clear line on stderr with a non-zero exit code, never as
-a traceback; ``SARVIZ_DEBUG=1`` shows the traceback too.
+user can fix (:class:`sarviz.errors.SarvizError`, ``OSError``) are printed as one clear line
+on stderr with a non-zero exit code, never as a traceback; any other exception is a bug and
+prints one "internal error, please report" line (exit 70). ``SARVIZ_DEBUG=1`` shows the
+traceback in both cases.
 """
 
 from __future__ import annotations
@@ -15,14 +17,9 @@ import sys
 
 import sarviz
 import sarviz.commands
+from sarviz.errors import CliError, SarvizError  # noqa: F401  (CliError re-exported: commands import it from here)
 
-
-class CliError(Exception):
-    """An error for the user: printed without a traceback, exit code ``code``."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
+INTERNAL_ERROR = "internal error, please report it (set SARVIZ_DEBUG=1 for details)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,14 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    # Errors the library raises for users carry their message; anything else is a bug.
-    # (sarviz.errors imports nothing, so recognising them costs no rasterio/torch/SQLAlchemy.)
-    from sarviz.errors import GenerationError, SceneError, StudyError
-
-    user_errors: tuple[type[BaseException], ...] = (CliError, SceneError, GenerationError, StudyError,
-                                                     FileNotFoundError, PermissionError, NotADirectoryError,
-                                                     ValueError)
-    extra = getattr(sarviz.commands, "USER_ERRORS", ())
+    # sarviz.errors imports nothing, so recognising user errors costs no rasterio/torch/SQLAlchemy.
+    # Only SarvizError (said for a person) and OSError (full disk, missing file) are user errors;
+    # anything else is a bug: its traceback under SARVIZ_DEBUG, otherwise one line without paths.
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` & co.: not an error
@@ -57,11 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sarviz: interrupted", file=sys.stderr)
         return 130
-    except user_errors + tuple(extra) + (OSError,) as exc:
+    except (SarvizError, OSError) as exc:
         if os.environ.get("SARVIZ_DEBUG"):
             raise
         print(f"sarviz {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return getattr(exc, "code", 2) if isinstance(getattr(exc, "code", 2), int) else 2
+        code = getattr(exc, "code", 2)
+        return code if isinstance(code, int) and not isinstance(code, bool) and code != 0 else 2
+    except Exception as exc:
+        if os.environ.get("SARVIZ_DEBUG"):
+            raise
+        print(f"sarviz {args.command}: {INTERNAL_ERROR} [{type(exc).__name__}]", file=sys.stderr)
+        return 70  # EX_SOFTWARE
 
 
 def _one_line(exc: BaseException) -> str:

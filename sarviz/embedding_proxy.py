@@ -5,21 +5,22 @@ Sentinel-1 but no AlphaEarth patch, and none can be downloaded offline. Every ge
 conditions on the 64-D embedding, so without one nothing can be generated. This module
 builds an *honest proxy*:
 
-1. **Land cover from the scene's own optical layer.** Each pixel's Sentinel-2 B2/B3/B4/B8
-   gives four spectral features (NDVI, McFeeters NDWI, visible brightness, a red–blue
-   slope); a soft nearest-prototype rule turns them into probabilities over the nine
-   Dynamic World classes (water, trees, grass, flooded vegetation, crops, shrub & scrub,
-   built, bare, snow & ice). The prototypes are textbook spectral signatures (see
-   ``docs/embedding_proxy.md``); they are a coarse classifier, not Dynamic World.
-2. **Spatial coherence.** The optical image is cut into SLIC superpixels (scikit-image),
-   about 12×12 px each, so that a field or a water body gets one land-cover estimate —
-   AlphaEarth fields are smooth at that scale.
-3. **Real AlphaEarth vectors.** All vectors come from one region of ``alphaearth_s1_points``
-   (Amazonas, coastal California or Iowa): the one nearest to the scene in absolute
-   latitude, a rough stand-in for climate and season. Each superpixel takes the real 2024
-   vector of the point whose Dynamic World probability profile is nearest to its own (ties
-   broken by a draw seeded with the scene id). Every pixel thus holds a real, unit-length
-   AlphaEarth vector of a place with that land cover — not of this place.
+1. **Land cover from the scene's own optical layer** (:mod:`sarviz.optical_landcover`):
+   rules on Sentinel-2 B2/B3/B4/B8 — water, built-up (unvegetated and textured), trees,
+   irrigated and fallow crops (by the landscape around), grass, shrub, bare soil, snow —
+   as soft probabilities, folded into the nine Dynamic World classes.
+2. **Objects.** The optical image is cut into SLIC superpixels (scikit-image), about
+   12×12 px each: a field or a block of houses gets one land-cover estimate.
+3. **Real AlphaEarth vectors chosen by class and by what else the optical says.** All
+   vectors come from one region of ``alphaearth_s1_points`` (Amazonas, coastal California or
+   Iowa), the one nearest in absolute latitude. Each object takes the real 2024 vector of a
+   point of its class whose Dynamic World profile is near its own and whose *rank* within the
+   class, in the point's own Sentinel-1 VV and VH, matches the object's rank within its class
+   in texture (structure raises VV) and NDVI (vegetation volume raises VH) — a monotone
+   physical reading with no parameter fitted to any scene.
+4. **No superpixel edges.** The field is blended across object boundaries by a normalised
+   Gaussian (σ 3 px, cut at 2σ) and put back on the unit sphere: an object's core keeps
+   its real vector; at a boundary the vector turns smoothly instead of stepping.
 
 The scene's real Sentinel-1 is never read here: the proxy must not leak the answer into a
 comparison of generated and real SAR. A scene without optical gets no proxy. A scene that
@@ -41,35 +42,19 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.optical_landcover import DW_CLASSES, classify, dark_object_subtraction
 from sarviz.scene import EMBEDDING_BANDS, Scene, SceneError
 
 #: version of the recipe below; bump it when the output for a scene would change
-PROXY_VERSION = "2"
+PROXY_VERSION = "3"
 PROXY_PREFIX = "proxy"
 POINTS_ENV = "SARVIZ_PROXY_POINTS"
 POINTS_DIRNAME = "alphaearth_s1_points"
-#: Dynamic World class order (GOOGLE/DYNAMICWORLD/V1 label values 0..8)
-DW_CLASSES: tuple[str, ...] = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub",
-                               "built", "bare", "snow_and_ice")
-# Spectral prototypes per class: (NDVI, NDWI, visible brightness, red–blue slope). Typical
-# values for Sentinel-2 reflectance (water: NDWI > 0 and dark; dense forest: NDVI ≈ 0.8 and
-# dark in the visible; bare soil: bright and reddish; built: grey, moderately bright; snow:
-# very bright and neutral). Crops and grass are not separable from one date; the matching
-# step below picks points whose own Dynamic World profile mixes them the same way.
-_PROTOTYPES = np.array([
-    [-0.25, 0.35, 0.05, -0.25],  # water
-    [0.80, -0.68, 0.04, -0.05],  # trees
-    [0.55, -0.52, 0.07, 0.05],   # grass
-    [0.35, -0.25, 0.05, -0.10],  # flooded vegetation
-    [0.62, -0.58, 0.07, 0.00],   # crops
-    [0.30, -0.35, 0.10, 0.20],   # shrub & scrub
-    [0.10, -0.15, 0.14, 0.05],   # built
-    [0.08, -0.15, 0.22, 0.28],   # bare
-    [0.00, 0.05, 0.60, -0.05],   # snow & ice
-], dtype=np.float32)
-_FEATURE_SCALE = np.array([0.15, 0.15, 0.05, 0.12], dtype=np.float32)
-SEGMENT_PX = 12  # superpixel side, pixels (~120 m at 10 m)
-TOP_K = 5  # equally near points among which a seeded draw decides
+SEGMENT_PX = 12  # superpixel side, pixels (~120 m at 10 m): the object scale
+BLEND_SIGMA_PX = 3.0  # Gaussian blend across object boundaries (σ, pixels)
+PROFILE_SCALE = 0.5  # squared Dynamic World profile distance that weighs like a full rank step
+CLASS_MISMATCH = 4.0  # cost of a point whose main class differs from the segment's
+LEVELS_FILE = "proxy_levels.json"  # level offsets fitted leave-one-dataset-out (see level_offsets)
 
 
 class ProxyUnavailable(SceneError):
@@ -116,8 +101,10 @@ def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
 
 
 @lru_cache(maxsize=4)
-def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray]:
-    """(embeddings (N, 64), Dynamic World probabilities (N, 9), file names, region and latitude of each point)."""
+def _load_points(points_dir: str
+                 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings (N, 64), Dynamic World probabilities (N, 9), file names, region and latitude of each
+    point, and the points' own 2024 median Sentinel-1 (N, 2: VV, VH dB; NaN when a table lacks it))."""
     import pandas as pd
 
     files = sorted(Path(points_dir).glob("*.csv"))
@@ -132,48 +119,25 @@ def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ..
         part = df[[*EMBEDDING_BANDS, *DW_CLASSES]].dropna().copy()
         part["_region"] = df["region"].astype(str) if "region" in df.columns else f.stem
         part["_lat"] = df["latitude"].astype(float) if "latitude" in df.columns else np.nan
+        for col in ("S1_VV", "S1_VH"):
+            part[col] = df[col].astype(float) if col in df.columns else np.nan
         frames.append(part)
     table = pd.concat(frames, ignore_index=True)
     emb = table[list(EMBEDDING_BANDS)].to_numpy(np.float32)
     probs = table[list(DW_CLASSES)].to_numpy(np.float32, copy=True)
     probs /= np.clip(probs.sum(axis=1, keepdims=True), 1e-6, None)
-    return emb, probs, tuple(f.name for f in files), table["_region"].to_numpy(), table["_lat"].to_numpy()
+    s1 = table[["S1_VV", "S1_VH"]].to_numpy(np.float64)
+    s1 = np.where(np.isfinite(s1), s1, np.nanmedian(s1, axis=0) if np.isfinite(s1).any() else 0.0)
+    return emb, probs, tuple(f.name for f in files), table["_region"].to_numpy(), table["_lat"].to_numpy(), s1
 
 
-def land_cover_probabilities(optical: np.ndarray) -> np.ndarray:
-    """(9, H, W) soft Dynamic World class probabilities from B2, B3, B4, B8 reflectance.
+def land_cover_probabilities(optical: np.ndarray, top_of_atmosphere: bool = False) -> np.ndarray:
+    """(9, H, W) Dynamic World class probabilities from B2, B3, B4, B8 reflectance (NaN where missing).
 
-    NaN where the optical layer is missing.
+    The rules of :mod:`sarviz.optical_landcover` (built-up by texture, irrigated and fallow
+    crops by landscape, water, trees, grass, bare, snow), folded into Dynamic World classes.
     """
-    b2, b3, b4, b8 = (np.asarray(optical[i], np.float32) for i in range(4))
-    eps = np.float32(1e-6)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        feats = np.stack([
-            (b8 - b4) / (b8 + b4 + eps),          # NDVI
-            (b3 - b8) / (b3 + b8 + eps),          # NDWI (McFeeters)
-            (b2 + b3 + b4) / 3.0,                 # visible brightness
-            (b4 - b2) / (b4 + b2 + eps),          # red–blue slope (soil/rock vs water/snow)
-        ], axis=-1)
-    z = (feats[..., None, :] - _PROTOTYPES) / _FEATURE_SCALE  # (H, W, 9, 4)
-    logits = -0.5 * np.sum(z * z, axis=-1)
-    with np.errstate(invalid="ignore"):
-        logits = logits - np.max(logits, axis=-1, keepdims=True)  # NaN pixels stay NaN
-    p = np.exp(logits)
-    p /= np.sum(p, axis=-1, keepdims=True)
-    return np.moveaxis(p, -1, 0).astype(np.float32)
-
-
-def dark_object_subtraction(optical: np.ndarray, floor: float = 0.01) -> np.ndarray:
-    """Top-of-atmosphere → roughly surface reflectance by dark-object subtraction (Chavez 1988).
-
-    Each band's 1st percentile is taken as haze and moved down to ``floor`` (a dark object
-    still reflects about 1 %). Used for L1C optical only; the prototypes are surface values.
-    """
-    out = np.array(optical, np.float32, copy=True)
-    for i in range(out.shape[0]):
-        dark = np.nanpercentile(out[i], 1.0) if np.isfinite(out[i]).any() else 0.0
-        out[i] = out[i] - max(float(dark) - floor, 0.0)
-    return out
+    return classify(optical, top_of_atmosphere=top_of_atmosphere).dynamic_world_probabilities()
 
 
 def _segments(optical: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -191,8 +155,90 @@ def _segments(optical: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _segment_means(values: np.ndarray, flat_labels: np.ndarray, inside: np.ndarray, n_seg: int,
+                   counts: np.ndarray) -> np.ndarray:
+    return np.bincount(flat_labels[inside], weights=values.ravel()[inside], minlength=n_seg) / np.clip(counts, 1, None)
+
+
+def _quantiles(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Rank of each value within its group, scaled to 0..1 (0.5 for a group of one)."""
+    out = np.full(values.shape, 0.5, np.float32)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        if idx.size > 1:
+            order = np.argsort(np.argsort(values[idx], kind="stable"), kind="stable")
+            out[idx] = order / (idx.size - 1)
+    return out
+
+
+def blend_field(field: np.ndarray, valid: np.ndarray, sigma: float = BLEND_SIGMA_PX) -> np.ndarray:
+    """The (64, H, W) field smoothed across object boundaries and put back on the unit sphere.
+
+    A normalised Gaussian convolution over the valid pixels (σ = ``sigma`` px, cut at 2σ):
+    at a boundary between two objects the vector turns smoothly from one to the other
+    instead of stepping; in an object's core (≥ 2σ from its edge) the real vector is kept.
+    """
+    from scipy import ndimage
+
+    w = valid.astype(np.float32)
+    norm = ndimage.gaussian_filter(w, sigma, truncate=2.0)
+    out = np.empty_like(field)
+    for i in range(field.shape[0]):
+        out[i] = ndimage.gaussian_filter(np.where(valid, field[i], 0.0), sigma, truncate=2.0) / np.maximum(norm, 1e-6)
+    # a pixel whose neighbourhood holds one vector keeps it exactly (no rounding drift)
+    same = np.isclose(out, field, atol=1e-5).all(axis=0)
+    # a blend of unit vectors is shorter than each: back to the length of the real vectors (≈ 1)
+    length = np.sqrt((out**2).sum(axis=0))
+    out /= np.maximum(length, 1e-6)
+    out[:, same] = field[:, same]
+    out[:, ~valid] = np.nan
+    return out
+
+
+def _shift_ranks(q: np.ndarray, seg_class: np.ndarray, values: np.ndarray, pt_class: np.ndarray,
+                 offset_db: float) -> np.ndarray:
+    """Ranks moved by ``offset_db``: the rank, within the class's points, of (value at rank q) + offset."""
+    if offset_db == 0.0:
+        return q
+    out = q.copy()
+    for c in np.unique(seg_class):
+        v = np.sort(values[pt_class == c])
+        if v.size < 2:
+            continue
+        idx = seg_class == c
+        target = np.quantile(v, q[idx]) + offset_db
+        out[idx] = np.clip(np.interp(target, v, np.linspace(0.0, 1.0, v.size)), 0.0, 1.0)
+    return out
+
+
+def level_offsets(dataset: str | None = None, path: str | os.PathLike | None = None) -> tuple[tuple[float, float], str]:
+    """(VV, VH) level offsets in dB for a scene of ``dataset`` and where they come from.
+
+    The offsets (``proxy_levels.json``, written by ``benchmarks/bench_proxy_skill.py
+    --fit-levels``) move the choice of points up or down within each class, from the annual
+    median levels of the points' regions towards the level of single-date scenes. For a scene
+    of a bundled dataset the offsets fitted *without* that dataset are used, so a sample's own
+    Sentinel-1 never reaches its proxy; any other scene uses those fitted on all of them.
+    """
+    import json
+
+    file = Path(path) if path is not None else Path(__file__).with_name(LEVELS_FILE)
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return (0.0, 0.0), "none (no level file)"
+    if str(data.get("proxy_version")) != PROXY_VERSION:  # fitted for another recipe: its levels do not apply
+        return (0.0, 0.0), f"none (level file fitted for recipe v{data.get('proxy_version')})"
+    key = f"without:{dataset}" if dataset and f"without:{dataset}" in data.get("offsets", {}) else "all"
+    entry = data.get("offsets", {}).get(key)
+    if not entry:
+        return (0.0, 0.0), "none"
+    return (float(entry["VV"]), float(entry["VH"])), f"{key} ({', '.join(entry.get('fitted_on', []))})"
+
+
 def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, seed: int = 0,
-                          top_of_atmosphere: bool = False, latitude: float | None = None
+                          top_of_atmosphere: bool = False, latitude: float | None = None,
+                          level_offset_db: tuple[float, float] = (0.0, 0.0), diagnostics: dict | None = None
                           ) -> tuple[np.ndarray, dict[str, Any]]:
     """The (64, H, W) proxy field for an optical layer, and a record of how it was made.
 
@@ -200,28 +246,33 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     ``latitude``: the scene's; the vectors come from the sample region nearest in absolute
     latitude (a rough stand-in for climate and season). Without it, from the region whose
     land-cover profiles fit the scene best.
+    ``level_offset_db``: (VV, VH) dB by which to move the choice within each class (see
+    :func:`level_offsets`). ``diagnostics``: a dict that receives the (2, H, W) own Sentinel-1
+    (dB) of the chosen points, unblended (used to fit the offsets on other scenes).
     """
-    emb_table, prob_table, files, regions, point_lat = _load_points(str(Path(points_dir).resolve()))
+    emb_table, prob_table, files, regions, point_lat, point_s1 = _load_points(str(Path(points_dir).resolve()))
     optical = np.asarray(optical, np.float32)
     if top_of_atmosphere:
         optical = dark_object_subtraction(optical)
     valid = np.isfinite(optical).all(axis=0)
     if not valid.any():
         raise ProxyUnavailable("the optical layer has no valid pixel")
-    probs = land_cover_probabilities(optical)
+    cover = classify(optical)
+    probs = cover.dynamic_world_probabilities()
     labels = _segments(optical, valid)
     n_seg = int(labels.max()) + 1
     flat = labels.ravel()
     inside = flat >= 0
     counts = np.bincount(flat[inside], minlength=n_seg).astype(np.float32)
-    seg_probs = np.stack([np.bincount(flat[inside], weights=probs[c].ravel()[inside], minlength=n_seg)
-                          for c in range(len(DW_CLASSES))], axis=1) / np.clip(counts[:, None], 1, None)
+    seg_probs = np.stack([_segment_means(probs[c], flat, inside, n_seg, counts) for c in range(len(DW_CLASSES))],
+                         axis=1)
+    seg_texture = _segment_means(cover.features.texture, flat, inside, n_seg, counts)
+    seg_ndvi = _segment_means(cover.features.ndvi, flat, inside, n_seg, counts)
     # Distances in Dynamic World probability space, segments × points. All vectors come from one
     # region: vectors of one region share its climate and season, so neighbouring segments of
-    # one class stay alike (mixing Amazonas and Iowa vectors patch by patch gave a salt-and-
-    # pepper field). The region is the one nearest in |latitude| (Spain and Punjab → coastal
-    # California, central Europe → Iowa, the tropics → Amazonas); the profile fit decides only
-    # when the latitude is unknown (it favours the region with the most varied profiles).
+    # one class stay alike. The region is the one nearest in |latitude| (Spain and Punjab →
+    # coastal California, central Europe → Iowa, the tropics → Amazonas); the profile fit
+    # decides only when the latitude is unknown.
     d2 = ((seg_probs[:, None, :] - prob_table[None, :, :]) ** 2).sum(axis=-1)
     weights = counts / max(counts.sum(), 1)
     fit = {r: float((d2[:, regions == r].min(axis=1) * weights).sum()) for r in np.unique(regions)}
@@ -232,32 +283,52 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
         region = min(fit, key=fit.get)
     in_region = np.flatnonzero(regions == region)
     d2 = d2[:, in_region]
-    # the nearest point, with a seeded draw among the TOP_K nearest only where they are equally near
-    k = min(TOP_K, len(in_region))
-    nearest = np.argsort(d2, axis=1)[:, :k]
-    near_d = np.take_along_axis(d2, nearest, axis=1)
+    # Class AND what else the optical says. Within its class, a segment's rank in texture (the
+    # structure that raises VV: buildings, rough surfaces) and in NDVI (the vegetation volume
+    # that raises cross-pol VH) picks the point at the same rank in its own Sentinel-1 (VV, VH)
+    # among the points of that class — a monotone physical reading, no parameter fitted to a
+    # scene. The points' Sentinel-1 is of their own places; this scene's is never read.
+    seg_class = seg_probs.argmax(axis=1)
+    pt_class = prob_table[in_region].argmax(axis=1)
+    q_seg = np.stack([_shift_ranks(_quantiles(seg_texture, seg_class), seg_class, point_s1[in_region, 0], pt_class,
+                                   level_offset_db[0]),
+                      _shift_ranks(_quantiles(seg_ndvi, seg_class), seg_class, point_s1[in_region, 1], pt_class,
+                                   level_offset_db[1])], axis=1)
+    q_pt = np.stack([_quantiles(point_s1[in_region, 0], pt_class), _quantiles(point_s1[in_region, 1], pt_class)],
+                    axis=1)
+    cost = d2 / PROFILE_SCALE + ((q_seg[:, None, :] - q_pt[None, :, :]) ** 2).sum(axis=-1)
+    cost = cost + np.where(seg_class[:, None] == pt_class[None, :], 0.0, CLASS_MISMATCH)
     rng = np.random.default_rng(seed)
-    ties = (near_d <= near_d[:, :1] + 1e-4).sum(axis=1)
-    chosen = in_region[nearest[np.arange(n_seg), rng.integers(0, ties)]]
+    cost = cost + rng.uniform(0.0, 1e-6, cost.shape)  # exact ties broken by a draw seeded with the scene id
+    chosen = in_region[np.argmin(cost, axis=1)]
     seg_emb = emb_table[chosen]  # (segments, 64), real AlphaEarth vectors
     out = np.full((len(EMBEDDING_BANDS),) + valid.shape, np.nan, np.float32)
     out[:, valid] = seg_emb[labels[valid]].T
-    seg_class = seg_probs.argmax(axis=1)
-    share = np.bincount(seg_class, weights=counts, minlength=len(DW_CLASSES)) / max(counts.sum(), 1)
+    out = blend_field(out, valid)
+    if diagnostics is not None:
+        s1 = np.full((2,) + valid.shape, np.nan, np.float32)
+        s1[:, valid] = point_s1[chosen][labels[valid]].T
+        diagnostics["point_s1_db"] = s1
+    share = cover.fractions()
     record = {
-        "method": "slic-superpixels+spectral-land-cover+nearest-dynamic-world-profile",
+        "method": "optical-land-cover+texture/ndvi-rank+real-alphaearth-vectors+object-scale-blend",
         "version": PROXY_VERSION,
+        "land_cover_method": cover.method + (", haze removed (L1C)" if top_of_atmosphere else ""),
+        "land_cover_confidence": round(cover.mean_confidence(), 3),
         "points": list(files),
         "points_count": int(len(prob_table)),
         "segments": n_seg,
         "segment_px": SEGMENT_PX,
+        "blend_sigma_px": BLEND_SIGMA_PX,
         "region": str(region),
         "region_choice": "nearest |latitude|" if latitude is not None else "best land-cover fit",
         "distinct_vectors": int(len(np.unique(chosen))),
         "seed": int(seed),
         "haze_correction": "dark-object subtraction (L1C input)" if top_of_atmosphere else None,
-        "land_cover_share": {c: round(float(s), 4) for c, s in zip(DW_CLASSES, share) if s > 0},
+        "land_cover_classes": share,
+        "land_cover_share": cover.dynamic_world_fractions(),
         "valid_fraction": round(float(valid.mean()), 4),
+        "level_offset_db": [round(float(v), 3) for v in level_offset_db],
     }
     return out, record
 
@@ -265,9 +336,9 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
 def proxy_source_text(record: dict[str, Any]) -> str:
     """The ``embedding_source`` value: says 'proxy' first, then how it was made."""
     return (f"{PROXY_PREFIX}: real AlphaEarth 2024 vectors from {POINTS_DIRNAME} (other places), one per "
-            f"superpixel of this scene's Sentinel-2 optical, chosen by spectral land cover "
-            f"(Dynamic World classes); not AlphaEarth for this place; never from its Sentinel-1 "
-            f"(recipe v{record.get('version', PROXY_VERSION)})")
+            f"object of this scene's Sentinel-2 optical, chosen by its land cover and, within the class, its "
+            f"texture and NDVI, blended across object boundaries; not AlphaEarth for this place; never from its "
+            f"Sentinel-1 (recipe v{record.get('version', PROXY_VERSION)})")
 
 
 def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = None, force: bool = False) -> Scene:
@@ -288,7 +359,18 @@ def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = Non
                                f"folder or set {POINTS_ENV}")
     seed = zlib.crc32((scene.scene_id or "scene").encode())
     toa = str(scene.provenance.get("optical_level") or "").upper().startswith("L1C")
+    dataset = str(scene.provenance.get("source") or "").removeprefix("import:").split("-")[0] or None
+    offsets, offsets_from = level_offsets(dataset)
     field, record = build_proxy_embedding(scene.optical, folder, seed=seed, top_of_atmosphere=toa,
-                                          latitude=scene.center_latlon[0])
+                                          latitude=scene.center_latlon[0], level_offset_db=offsets)
+    record["level_offsets_from"] = offsets_from
+    # The vectors do not depend on the angle (the points' Sentinel-1 are annual medians at their
+    # own angles); the generator applies the scene's angle when it has one. Say which it will be.
+    if scene.angle_deg is not None and np.isfinite(scene.angle_deg).any():
+        record["incidence_angle"] = (f"from the scene's angle layer ({float(np.nanmin(scene.angle_deg)):.1f}–"
+                                     f"{float(np.nanmax(scene.angle_deg)):.1f}°)")
+    else:
+        record["incidence_angle"] = ("unknown: the scene carries no incidence angle; generators use their default "
+                                     "(mid-swath) or the angle the user sets")
     provenance = {**scene.provenance, "embedding_source": proxy_source_text(record), "embedding_proxy": record}
     return replace(scene, embedding=field, provenance=provenance)

@@ -23,32 +23,15 @@ card wrote it (``${MODELS}/controlnet``), and ``how_to_get`` and every message s
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
-from sarviz.errors import GenerationError
+from sarviz.errors import FormatError, GenerationError
+from sarviz.formats.model_card import ModelCard, expand_card_path  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # the generator base imports rasterio; listing cards needs none of it
     from sarviz.generators.base import Generator
-
-#: environment variables never expanded into card paths (their values must not reach any message)
-_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PASSWD", "PRIVATE")
-_VAR = re.compile(r"\$(\w+|\{[^}]*\})")
-
-
-def expand_card_path(value: str) -> str:
-    """``~`` and ``$VAR``/``${VAR}`` expanded, except variables whose names mark secrets."""
-    def one(m: re.Match) -> str:
-        name = m.group(1).strip("{}")
-        if any(w in name.upper() for w in _SECRET_WORDS):
-            return m.group(0)
-        return os.environ.get(name, m.group(0))
-
-    return os.path.expanduser(_VAR.sub(one, value))
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -66,47 +49,6 @@ def register_kind(kind: str, factory: Callable[["ModelCard"], Generator]) -> Non
     _FACTORIES[kind] = factory
 
 
-@dataclass
-class ModelCard:
-    id: str
-    name: str
-    kind: str
-    path: Path  # the card file
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def folder(self) -> Path:
-        return self.path.parent
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def resolve(self, value: str | None) -> str | None:
-        """A path from the card: env vars and ~ expanded, relative to the card's folder.
-
-        Strings that look like Hugging Face ids (``org/name`` that is not an existing
-        path) are returned unchanged.
-        """
-        if value is None:
-            return None
-        value = str(value)
-        expanded = expand_card_path(value)
-        if expanded != os.path.expanduser(value):
-            # Variables were expanded: keep the result only if it names something that exists,
-            # else give the card's own text back, so a message about the missing path can never
-            # show a variable's value (a card naming ${SOME_PASSWORD} printed the password).
-            target = Path(expanded) if Path(expanded).is_absolute() else self.folder / expanded
-            if not target.exists():
-                expanded = os.path.expanduser(value)
-        p = Path(expanded)
-        if p.is_absolute():
-            return str(p)
-        local = self.folder / p
-        if local.exists() or expanded.startswith("."):
-            return str(local)
-        return expanded
-
-
 class ModelRegistry:
     """All model cards found in one or more folders (later folders override earlier ids)."""
 
@@ -117,12 +59,11 @@ class ModelRegistry:
         for folder in self.folders:
             if not folder.is_dir():
                 continue
-            for path in sorted(folder.glob("*.json")):
+            for path in ModelCard.card_files(folder):
                 try:
-                    data = json.loads(path.read_text())
-                    card = ModelCard(id=data["id"], name=data.get("name", data["id"]), kind=data["kind"], path=path, data=data)
-                except (OSError, ValueError, KeyError, TypeError) as exc:
-                    self.problems.append(f"{path}: not a valid model card ({exc})")
+                    card = ModelCard.load(path)
+                except FormatError as exc:
+                    self.problems.append(str(exc))
                     continue
                 self.cards[card.id] = card
 

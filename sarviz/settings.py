@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sarviz.errors import ConfigError
+
 HOME = Path(os.environ.get("SARVIZ_HOME", Path.home() / ".sarviz"))
 MODES = ("workbench", "study")
 
@@ -82,7 +84,10 @@ class Settings:
         config_file = config_file or Path(os.environ.get("SARVIZ_CONFIG", HOME / "sarviz.toml"))
         if config_file.is_file():
             with config_file.open("rb") as fh:
-                values.update(tomllib.load(fh))
+                try:
+                    values.update(tomllib.load(fh))
+                except tomllib.TOMLDecodeError as exc:
+                    raise ConfigError(f"{config_file} is not valid TOML ({exc})") from None
         for f in fields(cls):
             env = os.environ.get(f"SARVIZ_{f.name.upper()}")
             if env is not None:
@@ -101,11 +106,14 @@ class Settings:
             elif f.name == "mode":
                 raw = str(raw).strip().lower()
                 if raw not in MODES:
-                    raise ValueError(f"SARVIZ_MODE must be one of {', '.join(MODES)}, got {raw!r}")
+                    raise ConfigError(f"SARVIZ_MODE must be one of {', '.join(MODES)}, got {raw!r}")
             elif f.name == "study_db":
                 raw = expand_sqlite_home(str(raw))
             elif f.name == "network_timeout":
-                raw = float(raw)
+                try:
+                    raw = float(raw)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"SARVIZ_NETWORK_TIMEOUT must be a number of seconds, got {raw!r}") from None
             setattr(out, f.name, raw)
         return out
 

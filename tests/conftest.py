@@ -24,6 +24,15 @@ SPAIN_LATLON = (38.1058, -0.7589)  # centre of the Sen1Floods11 Spain_7370579 ch
 
 
 @pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """The tiny random ControlNet + LoRA checkpoint (tests/_diffusion_fixtures.py), built once a session:
+    test_diffusion and the generator contract share it (building it costs ~15 s)."""
+    from _diffusion_fixtures import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt"))
+
+
+@pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared (sample Sentinel data and reference configs) is not beside the repo")

@@ -219,7 +219,7 @@ def test_model_card_never_prints_an_environment_variable(tmp_path, monkeypatch, 
     from sarviz.registry import ModelRegistry
 
     gen = ModelRegistry().generator("leaky")
-    problem = gen.weights_problem()
+    problem = gen.readiness().details
     assert problem and secret not in problem
     assert "${SARVIZ_STUDY_OWNER_PASSWORD}/controlnet" in problem and "$SOME_MODELS_DIR/sd15" in problem
     main(["models"])  # the model list shows each card's problem

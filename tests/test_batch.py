@@ -15,6 +15,7 @@ import pytest
 import rasterio
 
 from _batch_fixtures import build_scene_folder, write_points_csv
+from sarviz.errors import SarvizError
 from sarviz.batch.layout import MANIFEST_COLUMNS, BatchConfig, BatchFolder
 from sarviz.batch.points import points_from_file, points_from_region
 
@@ -150,7 +151,7 @@ def test_rerun_skips_finished_and_retries_failed(first_run, inputs):
     assert {i: folder.item_json(i).stat().st_mtime_ns for i in folder.done_ids()} == before
     assert not folder.staging("half_made").exists() and "half_made" not in folder.done_ids()
     assert len(folder.read_manifest()) == 21
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(SarvizError, match="other settings"):
         run_batch(points, _config(inputs, seeds=(0,)), out, workers=2, fetch_workers=1, progress=False)
 
 
@@ -215,7 +216,7 @@ def test_a_second_run_on_a_busy_folder_is_refused(inputs, tmp_path):
     out.mkdir()
     with open(out / ".lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running batch holds it
-        with pytest.raises(ValueError, match="another sarviz batch is running"):
+        with pytest.raises(SarvizError, match="another sarviz batch is running"):
             run_batch(points_from_file(inputs["points"])[:1], _config(inputs), out, engine="inline", progress=False)
     assert not (out / "batch.json").exists()
 

@@ -239,6 +239,40 @@ def test_torch_dataset(built):
     assert batch["embedding"].shape == (4, 64, 32, 32)
 
 
+def test_the_one_patch_dataset_fills_holes_with_the_patch_mean_and_orders_by_id(built, tmp_path):
+    """One PatchDataset (issue 19): missing target pixels → the band's patch mean dB (not mid-range
+    grey), mask False there; angle/embedding as read (NaN); rows sorted by id; transforms passed in."""
+    torch = pytest.importorskip("torch")
+    import shutil
+
+    from sarviz.datasets.torch import PatchDataset
+    from sarviz.scene import TRAINING_PATCH_BANDS, write_scene
+    from sarviz.training.data import PatchDataset as FromTraining
+
+    assert FromTraining is PatchDataset  # one class, importable from the old place
+    out = tmp_path / "holes"
+    shutil.copytree(built / "out", out)
+    ds = PatchDataset(out, "train")
+    assert [r["id"] for r in ds.rows] == sorted(r["id"] for r in manifest(out) if r["split"] == "train")
+    path = out / ds.rows[0]["file"]
+    patch = read_scene(path)
+    vv, angle = patch.vv_db.copy(), patch.angle_deg.copy()
+    vv[:4, :4] = np.nan
+    angle[-2:, -2:] = np.nan
+    patch.vv_db, patch.angle_deg = vv, angle
+    write_scene(patch, path, bands=TRAINING_PATCH_BANDS)
+    sample = ds[0]
+    fill = DEFAULT_CALIBRATION.to_signed(np.float32(np.nanmean(vv)), "VV")
+    np.testing.assert_allclose(sample["target"][0, :4, :4].numpy(), fill, rtol=1e-5)
+    assert not sample["mask"][:4, :4].any() and not sample["mask"][-2:, -2:].any() and sample["mask"][8:20, 8:20].all()
+    assert torch.isnan(sample["angle"][0, -2:, -2:]).all() and torch.isfinite(sample["target"]).all()
+    np.testing.assert_allclose(sample["target"][1].numpy(), DEFAULT_CALIBRATION.to_signed(patch.vh_db, "VH"))
+    seen = []
+    with_transform = PatchDataset(out, "train", transforms=lambda s: seen.append((s["index"], s["epoch"])) or s)
+    with_transform[(1, 3)]
+    assert seen == [(1, 3)]
+
+
 def test_emulator_fit_from_dataset_and_card_is_listed(built, tmp_path, monkeypatch, capsys):
     weights, cards = tmp_path / "w" / "regional.safetensors", tmp_path / "cards"
     assert main(["emulator", "fit", "--dataset", str(built / "out"), "--out", str(weights), "--card-dir", str(cards),

@@ -17,7 +17,7 @@ import rasterio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card, write_tiny_checkpoint  # noqa: E402
+from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card  # noqa: E402
 
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.generators import runtime  # noqa: E402
@@ -42,8 +42,8 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def ckpt(tmp_path_factory):
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt"))
+def ckpt(tiny_ckpt):
+    return tiny_ckpt
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +119,7 @@ def test_corrupt_safetensors_and_pickle_opt_in(ckpt, tmp_path):
 # -- generation ---------------------------------------------------------------------------------
 def test_generation_is_seeded_georeferenced_and_provenanced(registry, ckpt, tmp_path):
     gen = registry.generator("tiny-sar")
-    assert isinstance(gen, DiffusionGenerator) and gen.weights_problem() is None
+    assert isinstance(gen, DiffusionGenerator) and gen.readiness().ready
     scene = tiny_scene()
     steps: list[tuple[int, int, str]] = []
     a = gen.generate(scene, FP32, progress=lambda i, n, m: steps.append((i, n, m)))
@@ -177,7 +177,7 @@ def test_wrong_channel_count_missing_embedding_missing_weights(registry, ckpt):
     with pytest.raises(ConditionError, match="no AlphaEarth embedding"):
         registry.generator("tiny-sar").generate(tiny_scene(embedding=False), FP32)
     absent = registry.generator("tiny-absent")
-    problem = absent.weights_problem()
+    problem = absent.readiness().details
     assert "tiny-absent" in problem and str(ckpt.root / "nowhere") in problem and "ask the authors" in problem
     with pytest.raises(WeightsMissing, match="weights are missing"):
         absent.generate(tiny_scene(), FP32)
@@ -185,19 +185,6 @@ def test_wrong_channel_count_missing_embedding_missing_weights(registry, ckpt):
         registry.generator("nope")
     with pytest.raises(GenerationError, match="steps must be"):
         registry.generator("tiny-sar").generate(tiny_scene(), GenerationRequest(steps=0, dtype="float32"))
-
-
-def test_cancel_stops_after_a_step_and_frees_the_queue(registry):
-    gen = registry.generator("tiny-sar")
-    cancel = threading.Event()
-
-    def progress(i, n, m):
-        if m.startswith("step"):
-            cancel.set()
-
-    with pytest.raises(GenerationCancelled):
-        gen.generate(tiny_scene(), GenerationRequest(seed=1, steps=5, dtype="float32"), progress, cancel)
-    assert runtime.QUEUE.busy("cpu") == 0
 
 
 # -- runtime ------------------------------------------------------------------------------------
@@ -478,12 +465,12 @@ def test_bundled_card_states_the_reference_calibration_ambiguity():
 def test_reference_settings_preset_and_provenance(registry):
     gen = registry.generator("tiny-sar")
     fast = gen.settings(GenerationRequest())
-    assert fast["preset"] == "fast" and fast["steps"] == 2 and fast["dtype"] is None
+    assert fast.preset == "fast" and fast.sampler.steps == 2 and fast.dtype is None
     ref = gen.settings(GenerationRequest(preset="reference"))
-    assert ref["preset"] == "reference" and ref["steps"] == 50 and ref["dtype"] == "float32"
-    assert (ref["scheduler"], ref["guidance"], ref["controlnet_scale"]) == ("dpmsolver++-sde-karras", 2.5, 1.1)
+    assert ref.preset == "reference" and ref.sampler.steps == 50 and ref.dtype == "float32"
+    assert (ref.sampler.scheduler, ref.sampler.guidance, ref.controlnet_scale) == ("dpmsolver++-sde-karras", 2.5, 1.1)
     custom = gen.settings(GenerationRequest(preset="reference", steps=3))
-    assert custom["preset"] == "custom" and custom["preset_changed"] == ["steps"]
+    assert custom.preset == "custom" and custom.preset_changed == ("steps",)
     with pytest.raises(GenerationError, match="preset"):
         gen.settings(GenerationRequest(preset="slow"))
     scene = tiny_scene()

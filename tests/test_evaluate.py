@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_generated_equal_to_real_gives_the_known_answers(small_batch, tmp_path):
     from sarviz.batch.evaluate import item_entries, pooled_kl
 
     entries = item_entries(BatchFolder(tmp_path / "same"))
-    assert pooled_kl(entries, "VH", max_values=3000) == pytest.approx(0.0, abs=1e-9)  # sampled: same positions
+    assert pooled_kl(entries, "VH") == pytest.approx(0.0, abs=1e-9)
     assert ev.summary["all"]["ssim_VV"]["ci_low"] == pytest.approx(1.0, abs=1e-6)
     assert ev.composite_items == 6  # the fixture's real layers are median composites, and flagged
 
@@ -84,12 +85,55 @@ def test_distortion_moves_every_metric_the_expected_way(small_batch, tmp_path):
         assert mild[f"std_sim_{p}"]["mean"] < strong[f"std_sim_{p}"]["mean"]
         lo, hi = strong[f"kl_{p}"]["ci_low"], strong[f"kl_{p}"]["ci_high"]
         assert lo <= strong[f"kl_{p}"]["mean"] <= hi
-    # the memory-bounded pooled KL (a random equal share of each pair) stays near the exact one
-    from sarviz.batch.evaluate import item_entries, pooled_kl
+    # the pooled KL: every real crop once against every generated image, each normalised on its own
+    from sarviz.batch.evaluate import _read_vv_vh, item_entries, pooled_kl
+    from sarviz.metrics.protocols import seed001_kl
 
     entries = item_entries(BatchFolder(tmp_path / "strong"))
-    exact = pooled_kl(entries, "VV")
-    assert exact > 0 and pooled_kl(entries, "VV", max_values=12_000) == pytest.approx(exact, rel=0.15)
+    reals = [_read_vv_vh(Path(e["real"]))[0] for e in entries]
+    gens = [_read_vv_vh(Path(p))[0] for e in entries for p in e["generated"].values()]
+    pooled = pooled_kl(entries, "VV")
+    assert pooled > 0 and pooled == pytest.approx(seed001_kl(reals, gens).kl, rel=1e-12)
+
+
+def test_seed001_known_answer_through_evaluate(small_batch, tmp_path):
+    """Issue 19's toy case through `sarviz evaluate`: four real crops at −20/−15/−10/−5 dB against
+    four generated images at −12 dB with the same speckle → per-class KL 0.0049 (each image
+    normalised by its own μ+3σ, then pooled), not the 3.50 of pooling raw dB first."""
+    from _seed001_toy import KNOWN_KL, toy_sets
+
+    from sarviz.batch.evaluate import evaluate_batch
+    from sarviz.batch.items import write_cog
+    from sarviz.cli import main
+
+    dest = tmp_path / "toy"
+    shutil.copytree(small_batch, dest)
+    folder = BatchFolder(dest)
+    real, generated = toy_sets()
+    for k, item_id in enumerate(sorted(folder.done_ids())):
+        path = folder.item_json(item_id)
+        data = json.loads(path.read_text())
+        data["properties"]["sarviz:class"] = "toy" if k < 4 else "other"
+        path.write_text(json.dumps(data))
+        if k >= 4:
+            continue
+        with rasterio.open(folder.item_dir(item_id) / "real.tif") as r:
+            crs, transform = r.crs, r.transform
+        write_cog(folder.item_dir(item_id) / "real.tif", np.stack([real[k], real[k] - 6]), ("VV", "VH"), crs, transform)
+        write_cog(folder.item_dir(item_id) / "generated_s000.tif", np.stack([generated[k], generated[k] - 6]),
+                  ("VV", "VH"), crs, transform)
+    ev = evaluate_batch(dest, by="class", engine="inline")
+    toy = ev.pooled_kl["toy"]
+    assert toy["VV"] == pytest.approx(KNOWN_KL, abs=5e-5) and toy["VH"] == pytest.approx(KNOWN_KL, abs=5e-5)
+    assert toy["n_items"] == 4 and toy["n_real_images"] == 4 and toy["n_generated_images"] == 4
+    assert 0 < toy["saturated_real_VV"] < 0.05
+    out = tmp_path / "report"
+    assert main(["evaluate", str(dest), "--engine", "inline", "--by", "class", "--out", str(out)]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out / "kl_by_class.csv").set_index("class")
+    assert table.loc["toy", "VV"] == pytest.approx(KNOWN_KL, abs=5e-5)
+    assert "normalised by its own μ+3σ" in json.loads((out / "evaluation.json").read_text())["kl_by_class_protocol"]
 
 
 def test_cli_writes_tables_report_and_json(small_batch, tmp_path, capsys):

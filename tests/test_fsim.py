@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from sarviz.errors import MetricError
 from sarviz.metrics.fsim import fsim_grey
 
 
@@ -49,5 +50,5 @@ def test_port_matches_piq_on_real_sentinel1(samples_dir):
 
 
 def test_shape_mismatch_is_refused():
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(MetricError, match="same shape"):
         fsim_grey(np.zeros((8, 8)), np.zeros((8, 9)))

@@ -251,6 +251,21 @@ def test_seed001_glcm_on_amplitude_in_homogeneous_patches():
         protocols.seed001_patches(np.zeros((40, 80)))
 
 
+def test_seed001_known_answer_through_inspect():
+    """Issue 19's toy case through the function the Inspect page calls: 0.0049 (per-image μ+3σ, then
+    pooled); the old `evaluate` way (raw dB of all images pooled, one μ+3σ) gives 3.50."""
+    from _seed001_toy import KNOWN_KL, OLD_POOLED_RAW_KL, toy_sets
+
+    real, generated = toy_sets()
+    table = protocols.seed001_table(real, generated, "VV")
+    assert table.comparison.iloc[0] == pytest.approx(KNOWN_KL, abs=5e-5)
+    assert table.metric.iloc[1].startswith("saturated fraction") and 0 < table.real.iloc[1] < 0.05
+    by_category = protocols.seed001_kl_by_category([("c", r) for r in real], [("c", g) for g in generated])
+    assert by_category["c"].kl == pytest.approx(KNOWN_KL, abs=5e-5)
+    pooled_raw = sar.kl_divergence(np.concatenate(real).reshape(-1, 64), np.concatenate(generated).reshape(-1, 64)).kl
+    assert pooled_raw == pytest.approx(OLD_POOLED_RAW_KL, abs=0.01)  # what the guard is against
+
+
 # -- the Inspect UI ----------------------------------------------------------------------------------
 def _inspect_app(composite: bool) -> None:
     from _metrics_fixtures import GRID, result_from, speckled_scene_db

@@ -66,8 +66,8 @@ def test_kl_is_zero_for_the_real_set_and_grows_with_distortion(captioned):
 
 def test_glcm_on_homogeneous_patches(captioned):
     real = _real(captioned, "trees")
-    corners = homogeneous_patches(real[0])
-    assert len(corners) >= 1 and (corners % 64 == 0).all()
+    corners = homogeneous_patches(real[0])  # seed 001's one patch rule: 64 px, sliding kernel of 32 px
+    assert len(corners) >= 1 and (corners % 32 == 0).all()
     feats, n = glcm_of_set(real)
     again, _ = glcm_of_set(real)
     assert n >= 6 and set(feats) == {"contrast", "homogeneity", "correlation", "entropy"}
@@ -115,3 +115,20 @@ def test_tiny_clip_with_identical_image_and_text_embeddings_ranks_one(tmp_path, 
     assert 1 <= scores["rank_mean"] <= 16 and scores["ranked_pairs"] == 16 and -1 <= scores["cosine_mean"] <= 1
     with pytest.raises(clip_mod.ClipMissing):
         clip_mod.load_sarclip(None)
+
+
+def test_seed001_known_answer_through_evaluate_text():
+    """Issue 19's toy case through evaluate-text's protocol call (what evaluate_text_model runs on the
+    images it read and generated): 0.0049, the same as Inspect and `sarviz evaluate`."""
+    from _seed001_toy import KNOWN_KL, toy_sets
+
+    from sarviz.metrics.protocols import seed001_glcm_of_set, seed001_patches
+
+    real, generated = toy_sets()
+    (summary,) = evaluate_sets({"toy": real}, {"toy": generated})
+    assert summary.kl == pytest.approx(KNOWN_KL, abs=5e-5)
+    # the same patch rule and the same normalisation as the protocol module (no second copy)
+    assert summary.patches_real == sum(len(seed001_patches(db)) for db in real)
+    np.testing.assert_array_equal(summary.glcm_generated["entropy"], seed001_glcm_of_set(generated)["mean"]["entropy"])
+    norm = summary.to_dict()["normalisation"]["real"]
+    assert norm["n_images"] == 4 and 0 < norm["clipped_fraction_max"] < 0.05 and "μ_A + 3·σ_A" in norm["formula"]

@@ -11,8 +11,8 @@ import pytest
 from _text_fixtures import TOKEN, tiny_text_model, write_embeds, write_text_card
 from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 
-from sarviz.generators.base import GenerationCancelled, GenerationError, WeightsMissing
-from sarviz.generators.text import (TextGenerator, TextRequest, TextResult, load_text_pipeline, numbered_paths,
+from sarviz.generators.base import GenerationCancelled, GenerationError, GenerationResult, WeightsMissing
+from sarviz.generators.text import (TextGenerator, TextRequest, load_text_pipeline, numbered_paths,
                                     run_card, TextModelPaths)
 from sarviz.registry import ModelRegistry
 
@@ -155,13 +155,14 @@ def test_card_registry_and_missing_weights(sd15, tmp_path, monkeypatch):
     monkeypatch.setenv("SARVIZ_MODELS", str(cards))
     registry = ModelRegistry()
     gen = registry.generator("tiny-text")
-    assert isinstance(gen, TextGenerator) and gen.weights_problem() is None
+    assert isinstance(gen, TextGenerator) and gen.readiness().ready
     # the repository's example card points at ~/.sarviz/weights: short message, details on demand
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     example = TextGenerator(registry.card("text-to-sar"))
-    short = example.weights_problem(details=False)
-    assert short and len(short) < 100 and "missing" in short
-    assert "sarviz train text" in example.weights_problem()
+    state = example.readiness()
+    short = state.problem
+    assert not state.ready and short and len(short) < 100 and "missing" in short
+    assert "sarviz train text" in state.details
     with pytest.raises(WeightsMissing, match="weights are missing .*run folder .* `sarviz models` says how"):
         example.generate_text(TextRequest(prompt="a field"))
 
@@ -176,7 +177,7 @@ def test_result_files_have_no_georeference(sd15, tmp_path):
         assert src.crs is None and src.descriptions == ("VV",)
         prov = json.loads(src.tags()["PROVENANCE"])
     assert prov["prompt"] == f"{TOKEN} a port"
-    back = TextResult.from_geotiff(paths[0])
+    back = GenerationResult.from_geotiff(paths[0])
     np.testing.assert_array_equal(back.vv_db, res.vv_db)
     from PIL import Image
 

@@ -44,9 +44,9 @@ def _config(env, out, **kw) -> GeoTrainConfig:
 
 def _eval_loss(trainer: GeoTrainer) -> float:
     """The loss on every train patch at fixed noise/timesteps (no augmentation, eval mode)."""
-    from sarviz.training.data import PatchDataset, collate
+    from sarviz.training.data import collate, geo_training_dataset
 
-    ds = PatchDataset(trainer.info, "train", RES, trainer.spec, trainer.calibration, augment=False)
+    ds = geo_training_dataset(trainer.info, "train", RES, trainer.spec, trainer.calibration, augment=False)
     batch = collate([ds[i] for i in range(len(ds))])
     trainer.controlnet.eval()
     trainer.unet.eval()

@@ -141,9 +141,10 @@ def test_unet_lora_then_vae_decoder_refinement(env, tmp_path):
     assert (run / "unet_lora" / "adapter_model.safetensors").is_file() and not (run / "unet").exists()
     assert json.loads((run / "sarviz_text_model.json").read_text())["unet"] == "lora"
     _train(env, "sd15", run, unet="lora", unet_lora_rank=4, unet_lora_alpha=4, stage="vae-decoder", max_steps=2,
-           lr_vae=1e-3, mixed_precision="bf16")
+           lr_vae=1e-3, mixed_precision="bf16", kl_space="amplitude")  # seed 001's A/(μ+3σ) histograms
     meta = json.loads((run / "sarviz_text_model.json").read_text())
     assert meta["vae"] == "vae" and meta["recipe"]["stage"] == "vae-decoder" and meta["recipe"]["kl_weight"] == 0.1
+    assert meta["recipe"]["kl_space"] == "amplitude" and "A/(μ+3σ)" in meta["recipe"]["kl_histograms"]
     refined = AutoencoderKL.from_pretrained(str(run / "vae"))
     base = AutoencoderKL.from_pretrained(str(env["sd15"]), subfolder="vae")
     rs, bs = refined.state_dict(), base.state_dict()

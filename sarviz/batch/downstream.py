@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sarviz.batch.layout import BatchFolder
+from sarviz.errors import EvaluationError
+from sarviz.formats.batch_folder import BatchFolder
 
 PAPER_CLASSES = ("desert", "forest", "glacier", "city", "mountain")
 CLASSIFIERS = ("resnet18", "resnet34", "vgg19", "vit_b_32")
@@ -68,7 +69,7 @@ def load_patches(root: str | os.PathLike, classes: tuple[str, ...], input_size: 
     short = [f"{c} ({n})" for c, n in counts.items() if n < 2]
     if short:
         have = sorted({e["class"] for e in item_entries(folder)} - {""})
-        raise ValueError(f"every class needs at least 2 items with a real crop (train and test); too few: "
+        raise EvaluationError(f"every class needs at least 2 items with a real crop (train and test); too few: "
                          f"{', '.join(short)}; classes in this batch: {', '.join(have) or 'none'}")
     ids, labels, real, synth = [], [], [], []
     for e in entries:
@@ -101,12 +102,12 @@ def build_classifier(name: str, num_classes: int, input_size: int):
     if name.startswith("vit_"):
         patch = int(name.rsplit("_", 1)[1])
         if input_size % patch:
-            raise ValueError(f"{name} needs an input size that is a multiple of {patch}, got {input_size}")
+            raise EvaluationError(f"{name} needs an input size that is a multiple of {patch}, got {input_size}")
         kwargs["image_size"] = input_size
     try:
         return torchvision.models.get_model(name, **kwargs)
     except ValueError as exc:
-        raise ValueError(f"unknown classifier {name!r}: {exc}; e.g. {', '.join(CLASSIFIERS)}") from None
+        raise EvaluationError(f"unknown classifier {name!r}: {exc}; e.g. {', '.join(CLASSIFIERS)}") from None
 
 
 def train_and_test(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *, model_name: str,
@@ -170,12 +171,12 @@ def run_downstream(root: str | os.PathLike, classes: tuple[str, ...], models: tu
     from sarviz.generators.runtime import choose_device
 
     if len(classes) < 2:
-        raise ValueError("give at least two classes")
+        raise EvaluationError("give at least two classes")
     device = choose_device(device)
     patches = load_patches(root, classes, input_size, synthetic_factor)
     per_item_k = sorted({s.shape[0] for s in patches.synthetic})
     if per_item_k == [0]:
-        raise ValueError("the batch has no generated images for these items")
+        raise EvaluationError("the batch has no generated images for these items")
     results: dict[str, Any] = {"format": "sarviz-downstream/1", "classes": list(classes), "models": {},
                                "items": len(patches.ids), "device": device,
                                "recipe": {"runs": runs, "epochs": epochs, "input_size": input_size,
@@ -208,8 +209,6 @@ def run_downstream(root: str | os.PathLike, classes: tuple[str, ...], models: tu
 
 
 def write_downstream(result: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
-    from sarviz.atomic import atomic_path
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -229,10 +228,8 @@ def write_downstream(result: dict[str, Any], out: str | os.PathLike) -> dict[str
         lines.append(f"| {name} | gain (points) | {pct(res['gain'])} | {res['gain']['n']} |")
         for arm in ARMS:
             csv_lines += [f"{name},{arm},{i},{v}" for i, v in enumerate(res[arm]["values"])]
-    files = {}
-    for name, text in (("downstream.json", json.dumps(result, indent=1)), ("downstream.md", "\n".join(lines) + "\n"),
-                       ("downstream.csv", "\n".join(csv_lines) + "\n")):
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        files[name] = out / name
-    return files
+    from sarviz.formats import evaluation_report as er
+
+    return er.EvaluationReport(out, "downstream", {
+        er.DOWNSTREAM_JSON: json.dumps(result, indent=1), er.DOWNSTREAM_MD: "\n".join(lines) + "\n",
+        er.DOWNSTREAM_CSV: "\n".join(csv_lines) + "\n"}).save()

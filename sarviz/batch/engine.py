@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from sarviz.errors import BatchError
 from sarviz.batch.items import ItemGenerator, SceneFetcher
-from sarviz.batch.layout import BatchConfig, BatchFolder
+from sarviz.formats.batch_folder import BatchConfig, BatchFolder
 from sarviz.batch.points import BatchPoint
 
 log = logging.getLogger("sarviz.batch")
@@ -144,10 +145,10 @@ class _RayStages:
                                    max_task_retries=MAX_TASK_RETRIES)(ItemGenerator)
         have = ray.cluster_resources()
         if have.get("CPU", 0) < workers:
-            raise ValueError(f"{workers} generation workers need {workers} CPUs; the Ray cluster has "
+            raise BatchError(f"{workers} generation workers need {workers} CPUs; the Ray cluster has "
                              f"{have.get('CPU', 0):g} — use fewer --workers")
         if gpus_per_worker and have.get("GPU", 0) < gpus_per_worker:
-            raise ValueError(f"--gpus-per-worker {gpus_per_worker:g}, but the Ray cluster has "
+            raise BatchError(f"--gpus-per-worker {gpus_per_worker:g}, but the Ray cluster has "
                              f"{have.get('GPU', 0):g} GPUs")
         self.fetchers = [fetch_cls.remote(config, out) for _ in range(max(1, fetch_workers))]
         self.generators = [self._gen_cls.remote(config, out) for _ in range(max(1, workers))]
@@ -156,7 +157,7 @@ class _RayStages:
         try:  # waits for the models to load; a worker that cannot be placed must not hang the run
             self.worker_pids = ray.get([g.pid.remote() for g in self.generators], timeout=STARTUP_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
-            raise ValueError(f"the generation workers did not start within {STARTUP_TIMEOUT_S} s "
+            raise BatchError(f"the generation workers did not start within {STARTUP_TIMEOUT_S} s "
                              "(not enough free CPUs/GPUs in the Ray cluster?)") from None
 
     def replace_generator(self, index: int) -> None:
@@ -165,7 +166,7 @@ class _RayStages:
 
 
 def _log_to(folder: BatchFolder) -> logging.Handler:
-    handler = logging.FileHandler(folder.log_dir / "batch.log", encoding="utf-8")
+    handler = logging.FileHandler(folder.log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -234,12 +235,12 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
                 _schedule(ray, todo, config, str(folder.root), workers, fetch_workers, gpus_per_worker, finish,
                           lambda: setattr(summary, "startup_s", time.perf_counter() - started))
         else:
-            raise ValueError(f"unknown engine {engine!r}; use 'ray' or 'inline'")
+            raise BatchError(f"unknown engine {engine!r}; use 'ray' or 'inline'")
     finally:
         ticker.close()
         summary.seconds = time.perf_counter() - started
         folder.write_manifest(summary.rows.values())
-        from sarviz.batch.stac import write_catalog
+        from sarviz.formats.stac_catalog import write_catalog
 
         write_catalog(folder.root, folder.item_files(), title=f"sarviz batch {folder.root.name}",
                       description=f"synthetic Sentinel-1 by model {config.model} with the real scene crops")
@@ -255,12 +256,12 @@ def _lock(folder: BatchFolder):
     import fcntl
 
     folder.root.mkdir(parents=True, exist_ok=True)
-    fh = open(folder.root / ".lock", "a+")  # noqa: SIM115 — held for the whole run, closed by run_batch
+    fh = open(folder.lock_file, "a+")  # noqa: SIM115 — held for the whole run, closed by run_batch
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        raise ValueError(f"another sarviz batch is running on {folder.root}; wait for it or use another --out") from None
+        raise BatchError(f"another sarviz batch is running on {folder.root}; wait for it or use another --out") from None
     return fh
 
 

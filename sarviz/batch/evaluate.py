@@ -11,8 +11,9 @@ fixed seed). Two paper layouts:
 
 * Table I of seed 000: Mean/Std similarity (↓), FSIM (↑), SSIM (↑), per polarisation.
 * Seed 001's per-class KL: KL(real ‖ generated) between the amplitude distributions of *all*
-  real and *all* generated images of a class, flattened together ("pooled"), next to the
-  mean of the per-image KLs.
+  real and *all* generated images of a class — each image normalised by its own μ+3σ, then
+  the histograms pooled (:func:`sarviz.metrics.protocols.seed001_kl`, the implementation the
+  Inspect page and ``evaluate-text`` use too) — next to the mean of the per-image KLs.
 
 Real crops that are median composites (scene provenance ``s1_mode``) are flagged: their
 speckle is averaged away, so KL and ENL against a single-look generator are not like for like.
@@ -29,7 +30,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sarviz.batch.layout import BatchFolder
+from sarviz.errors import EvaluationError
+from sarviz.formats import evaluation_report as er
+from sarviz.formats.batch_folder import BatchFolder
 
 POLS = ("VV", "VH")
 #: metric column → (label, better: "lower" | "higher" | "") ; per polarisation suffix _VV/_VH
@@ -47,8 +50,6 @@ for _f in GLCM_FEATURES:
     METRICS[f"glcm_{_f}_real"] = (f"GLCM {_f} real (mean of distances and angles)", "")
     METRICS[f"glcm_{_f}_gen"] = (f"GLCM {_f} generated (mean of distances and angles)", "")
 BOOTSTRAP_RESAMPLES = 2000
-POOL_WIDTH = 64  # pooled images are laid out as rows of this many pixels (NaN-padded)
-POOL_MAX_VALUES = 16_000_000  # pixels a side in a pooled KL (a class of 150 items × 4 seeds at 512² is 157 M)
 
 
 def metric_columns() -> list[str]:
@@ -113,43 +114,30 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def pooled_kl(entries: list[dict[str, Any]], pol: str, max_values: int = POOL_MAX_VALUES) -> float | None:
-    """Seed 001's per-class KL: all real vs all generated images of the entries, flattened together.
-
-    Every generated image is paired with its item's real crop (pixels valid in both), so real and
-    generated sides have equal weight. Memory stays bounded: beyond ``max_values`` pixels a side,
-    each pair contributes an equal share of its pixels, the same random positions on both sides
-    (fixed seed); 16 M values fill the 100 histogram bins far beyond the precision that matters.
-    """
-    from sarviz.metrics.sar import MetricError, kl_divergence
+def pooled_kl_result(entries: list[dict[str, Any]], pol: str):
+    """Seed 001's per-class KL of the entries (:func:`sarviz.metrics.protocols.seed001_kl`, the one
+    implementation): every item's real crop (once) against every generated image of every seed,
+    each image normalised by its own μ+3σ, then the histograms pooled. Images are read one at a
+    time, so memory stays at one image whatever the class size. None when nothing is comparable."""
+    from sarviz.metrics.protocols import seed001_kl
+    from sarviz.metrics.sar import MetricError
 
     usable = [e for e in entries if e.get("real") and e["generated"]]
     if not usable:
         return None
     idx = POLS.index(pol)
-    rng = np.random.default_rng(0)
-    cap = max(1, max_values // sum(len(e["generated"]) for e in usable))
-    reals, gens = [], []
-    for e in usable:
-        real = _read_vv_vh(Path(e["real"]))[idx]
-        for path in e["generated"].values():
-            gen = _read_vv_vh(Path(path))[idx]
-            both = np.flatnonzero(np.isfinite(real) & np.isfinite(gen))
-            if both.size > cap:
-                both = np.sort(rng.choice(both, cap, replace=False))
-            reals.append(real.ravel()[both])
-            gens.append(gen.ravel()[both])
-
-    def lay_out(parts: list[np.ndarray]) -> np.ndarray:
-        """The pooled values as a (rows, POOL_WIDTH) image, NaN-padded: the KL function takes images."""
-        flat = np.concatenate(parts).astype(np.float32)
-        pad = (-flat.size) % POOL_WIDTH
-        return np.concatenate([flat, np.full(pad, np.nan, np.float32)]).reshape(-1, POOL_WIDTH)
-
+    reals = (_read_vv_vh(Path(e["real"]))[idx] for e in usable)
+    gens = (_read_vv_vh(Path(path))[idx] for e in usable for _, path in sorted(e["generated"].items()))
     try:
-        return kl_divergence(lay_out(reals), lay_out(gens)).kl
+        return seed001_kl(reals, gens, usable[0].get("class") or "")
     except MetricError:
         return None
+
+
+def pooled_kl(entries: list[dict[str, Any]], pol: str) -> float | None:
+    """The KL of :func:`pooled_kl_result` (nats), None when nothing is comparable."""
+    res = pooled_kl_result(entries, pol)
+    return None if res is None else res.kl
 
 
 # -- aggregation -----------------------------------------------------------------------------------
@@ -216,9 +204,16 @@ class Evaluation:
                                 if r.get("error")],
                 "composite_real_items": self.composite_items, "by": self.by, "summary": self.summary,
                 "table1": table1(self), "kl_by_class": self.pooled_kl,
+                "kl_by_class_protocol": _kl_protocol(),
                 "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "method": "percentile", "confidence": 0.95,
                               "unit": "item (metrics averaged over its seeds)"},
                 "definitions": "docs/metrics.md, docs/batch.md"}
+
+
+def _kl_protocol() -> str:
+    from sarviz.metrics.protocols import SEED001_KL_PROTOCOL
+
+    return SEED001_KL_PROTOCOL + "; each image normalised by its own μ+3σ before pooling (docs/metrics.md)"
 
 
 def _parallel_map(fn: Callable[[Any], Any], args: list[Any], engine: str, workers: int, ray_address: str | None,
@@ -253,19 +248,29 @@ def _parallel_map(fn: Callable[[Any], Any], args: list[Any], engine: str, worker
 
 def _pooled_task(task: tuple[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
     cls, entries = task
-    return cls, {"VV": pooled_kl(entries, "VV"), "VH": pooled_kl(entries, "VH"), "n_items": len(entries)}
+    row: dict[str, Any] = {}
+    for pol in POLS:
+        res = pooled_kl_result(entries, pol)
+        row[pol] = None if res is None else res.kl
+        # the normalisation's record (docs/metrics.md): how much of each side saturated at μ+3σ
+        row[f"saturated_real_{pol}"] = None if res is None else res.saturated_real
+        row[f"saturated_generated_{pol}"] = None if res is None else res.saturated_generated
+    row["n_items"] = len(entries)
+    row["n_real_images"] = sum(1 for e in entries if e.get("real") and e["generated"])
+    row["n_generated_images"] = sum(len(e["generated"]) for e in entries if e.get("real"))
+    return cls, row
 
 
 def evaluate_batch(root: str | os.PathLike, by: str | None = None, engine: str = "ray", workers: int = 2,
                    ray_address: str | None = None, progress: Callable[[int, int], None] | None = None) -> Evaluation:
     """Evaluate every finished item of a batch folder (see the module docstring)."""
     if by not in (None, "class", "region"):
-        raise ValueError(f"--by must be class or region, got {by!r}")
+        raise EvaluationError(f"--by must be class or region, got {by!r}")
     folder = BatchFolder(root)
     folder.read_settings()  # a clear error when this is not a batch folder
     entries = item_entries(folder)
     if not entries:
-        raise ValueError(f"{root}: no finished item to evaluate; run `sarviz batch` first")
+        raise EvaluationError(f"{root}: no finished item to evaluate; run `sarviz batch` first")
     by_class: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_class.setdefault(e["class"] or "(none)", []).append(e)
@@ -328,10 +333,10 @@ def _figures(ev: Evaluation, out: Path) -> list[tuple[str, str]]:
         ax.set_title(f"{METRICS[metric][0]} ({METRICS[metric][1]} is better)", fontsize=9)
     fig.suptitle(f"per-item metrics, {len(ok)} image pairs")
     fig.tight_layout()
-    with atomic_path(out / "metrics_boxplot.png", suffix=".png.part") as tmp:
+    with atomic_path(out / er.METRICS_BOXPLOT_PNG, suffix=".png.part") as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    made.append(("Per-item metrics", "metrics_boxplot.png"))
+    made.append(("Per-item metrics", er.METRICS_BOXPLOT_PNG))
     if ev.pooled_kl:
         classes = sorted(ev.pooled_kl)
         fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(classes)), 3.4))
@@ -344,10 +349,10 @@ def _figures(ev: Evaluation, out: Path) -> list[tuple[str, str]]:
         ax.set_title("Per-class KL of pooled amplitude distributions (seed 001 protocol)", fontsize=9)
         ax.legend()
         fig.tight_layout()
-        with atomic_path(out / "kl_by_class.png", suffix=".png.part") as tmp:
+        with atomic_path(out / er.KL_BY_CLASS_PNG, suffix=".png.part") as tmp:
             fig.savefig(tmp, dpi=90, format="png")
         plt.close(fig)
-        made.append(("Per-class KL", "kl_by_class.png"))
+        made.append(("Per-class KL", er.KL_BY_CLASS_PNG))
     return made
 
 
@@ -367,7 +372,8 @@ def markdown_report(ev: Evaluation, figures: list[tuple[str, str]]) -> str:
         lines.append(f"| {r['group']} | {r['polarisation']} | {r['n']} | {r['mean_std_similarity']} | "
                      f"{_ci(r['fsim'])} | {_ci(r['ssim'])} |")
     lines += ["", "## Per-class KL (seed 001 protocol)", "",
-              "Pooled: all real vs all generated images of the class, flattened together (the paper's protocol); "
+              "Pooled: all real vs all generated images of the class, each image normalised by its own μ+3σ, "
+              "then the histograms pooled (seed 001 eq. 1 and 4; sarviz.metrics.protocols); "
               "per-image: mean of the items' KLs.", "",
               "| class | items | pooled KL VV | pooled KL VH | per-image KL VV | per-image KL VH |",
               "|---|---|---|---|---|---|"]
@@ -406,20 +412,20 @@ def write_report(ev: Evaluation, out: str | os.PathLike) -> dict[str, Path]:
         files[name] = out / name
 
     cols = ["id", "seed", "class", "region", "s1_mode", "scene_id", "model", "error"] + metric_columns()
-    put("per_item.csv", pd.DataFrame(ev.rows, columns=cols).to_csv(index=False))
+    put(er.PER_ITEM_CSV, pd.DataFrame(ev.rows, columns=cols).to_csv(index=False))
     summary_rows = [{"group": g, "metric": c, **s} for g, summ in ev.summary.items() for c, s in summ.items()]
-    put("summary.csv", pd.DataFrame(summary_rows).to_csv(index=False))
+    put(er.SUMMARY_CSV, pd.DataFrame(summary_rows).to_csv(index=False))
     t1 = [{"group": r["group"], "polarisation": r["polarisation"], "n": r["n"],
            "mean_similarity": r["mean_similarity"]["mean"], "std_similarity": r["std_similarity"]["mean"],
            "fsim": r["fsim"]["mean"], "fsim_ci_low": r["fsim"]["ci_low"], "fsim_ci_high": r["fsim"]["ci_high"],
            "ssim": r["ssim"]["mean"], "ssim_ci_low": r["ssim"]["ci_low"], "ssim_ci_high": r["ssim"]["ci_high"]}
           for r in table1(ev)]
-    put("table1.csv", pd.DataFrame(t1).to_csv(index=False))
-    put("kl_by_class.csv", pd.DataFrame([{"class": c, **v} for c, v in sorted(ev.pooled_kl.items())]).to_csv(index=False))
-    put("evaluation.json", json.dumps(ev.to_dict(), indent=1, allow_nan=False, default=_json_default))
+    put(er.TABLE1_CSV, pd.DataFrame(t1).to_csv(index=False))
+    put(er.KL_BY_CLASS_CSV, pd.DataFrame([{"class": c, **v} for c, v in sorted(ev.pooled_kl.items())]).to_csv(index=False))
+    put(er.EVALUATION_JSON, json.dumps(ev.to_dict(), indent=1, allow_nan=False, default=_json_default))
     figures = _figures(ev, out)
     files.update({name: out / name for _, name in figures})
-    put("report.md", markdown_report(ev, figures))
+    put(er.REPORT_MD, markdown_report(ev, figures))
     return files
 
 

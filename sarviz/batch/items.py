@@ -29,7 +29,8 @@ from rasterio import shutil as rio_shutil
 from rasterio.io import MemoryFile
 
 from sarviz.atomic import atomic_path
-from sarviz.batch.layout import BatchConfig, BatchFolder
+from sarviz.formats.batch_folder import (OPTICAL_FILE, REAL_FILE, SCENE_FILE, BatchConfig, BatchFolder,
+                                         generated_name)
 from sarviz.batch.points import BatchPoint
 from sarviz.scene import OPTICAL_BANDS, SAR_BANDS, Scene, read_scene, write_scene
 
@@ -125,12 +126,12 @@ class SceneFetcher:
             staging.mkdir(parents=True)
             mode = s1_mode_of(scene)
             prov = json.dumps({**scene.provenance, "s1_mode": mode}, sort_keys=True, default=str)
-            write_scene(scene, staging / "scene.tif")
+            write_scene(scene, staging / SCENE_FILE)
             if scene.vv_db is not None and scene.vh_db is not None:
-                write_cog(staging / "real.tif", np.stack([scene.vv_db, scene.vh_db]), SAR_BANDS, scene.crs,
+                write_cog(staging / REAL_FILE, np.stack([scene.vv_db, scene.vh_db]), SAR_BANDS, scene.crs,
                           scene.transform, {"PROVENANCE": prov, "S1_MODE": mode, "DATES": json.dumps(scene.dates)})
             if scene.optical is not None:
-                write_cog(staging / "optical.tif", scene.optical, OPTICAL_BANDS, scene.crs, scene.transform,
+                write_cog(staging / OPTICAL_FILE, scene.optical, OPTICAL_BANDS, scene.crs, scene.transform,
                           {"PROVENANCE": prov, "DATES": json.dumps(scene.dates)})
             row.update(status="fetched", scene_id=scene.scene_id, s1_mode=mode, staging=str(staging))
         except Exception as exc:  # noqa: BLE001 — any failure of one point is recorded, the run goes on
@@ -171,13 +172,13 @@ class ItemGenerator:
         try:
             if self.load_error:
                 raise RuntimeError(self.load_error)
-            scene = read_scene(staging / "scene.tif")
+            scene = read_scene(staging / SCENE_FILE)
             provenance: dict[str, Any] = {}
             assets: dict[str, dict[str, Any]] = {}
             for seed in self.config.seeds:
                 result = self.generator.generate(scene, GenerationRequest(seed=int(seed)))
                 t1 = time.perf_counter()
-                name = f"generated_s{int(seed):03d}"
+                name = generated_name(seed)
                 prov = {**result.provenance, "batch_item": item_id, "scene_s1_mode": row.get("s1_mode")}
                 write_cog(staging / f"{name}.tif", np.stack([result.vv_db, result.vh_db]), SAR_BANDS, result.crs,
                           result.transform, {"PROVENANCE": json.dumps(prov, sort_keys=True, default=str)})
@@ -186,21 +187,21 @@ class ItemGenerator:
                 assets[name] = {"file": f"{name}.tif", "title": f"generated Sentinel-1 VV/VH (dB), seed {seed}",
                                 "roles": ["data", "synthetic"], "bands": SAR_BANDS}
             t2 = time.perf_counter()
-            if (staging / "real.tif").is_file():
-                assets["real"] = {"file": "real.tif", "title": f"real Sentinel-1 VV/VH (dB), {row.get('s1_mode')}",
+            if (staging / REAL_FILE).is_file():
+                assets["real"] = {"file": REAL_FILE, "title": f"real Sentinel-1 VV/VH (dB), {row.get('s1_mode')}",
                                   "roles": ["data", "reference"], "bands": SAR_BANDS}
-            if (staging / "optical.tif").is_file():
-                assets["optical"] = {"file": "optical.tif", "title": "Sentinel-2 B2, B3, B4, B8 (reflectance)",
+            if (staging / OPTICAL_FILE).is_file():
+                assets["optical"] = {"file": OPTICAL_FILE, "title": "Sentinel-2 B2, B3, B4, B8 (reflectance)",
                                      "roles": ["data", "reference"], "bands": OPTICAL_BANDS}
             if self.config.keep_scene:
-                assets["scene"] = {"file": "scene.tif", "title": "input scene (sarviz scene file, 71 bands)",
+                assets["scene"] = {"file": SCENE_FILE, "title": "input scene (sarviz scene file, 71 bands)",
                                    "roles": ["source"]}
             else:  # the hand-over file of the two stages; the item keeps real and optical only
-                (staging / "scene.tif").unlink()
+                (staging / SCENE_FILE).unlink()
             # generate_s: the whole stage but the writing (reading the staged scene, the model, the seeds)
             row.update(status="done", error="", stage="", generate_s=round(time.perf_counter() - started - write_s, 4),
                        finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                       item=f"items/{item_id}/{item_id}.json")
+                       item=self.folder.item_href(item_id))
             self._write_item(scene, row, provenance, assets, staging)
             write_s += time.perf_counter() - t2
             row["write_s"] = round(write_s, 4)
@@ -215,7 +216,7 @@ class ItemGenerator:
 
     def _write_item(self, scene: Scene, row: dict[str, Any], provenance: dict[str, Any],
                     assets: dict[str, dict[str, Any]], staging: Path) -> None:
-        from sarviz.batch.stac import build_item, write_item
+        from sarviz.formats.stac_catalog import build_item, write_item
 
         final = self.folder.item_dir(row["id"])
         record = {k: v for k, v in row.items() if k != "staging"}
@@ -228,7 +229,7 @@ class ItemGenerator:
                                       "s1_mode": row.get("s1_mode"), "scene_dates": scene.dates,
                                       "scene_provenance": scene.provenance, "provenance": provenance,
                                       "record": record})
-        write_item(item, staging / f"{row['id']}.json")
+        write_item(item, staging / BatchFolder.item_json_name(row["id"]))
 
     def _publish(self, staging: Path, item_id: str) -> None:
         """Rename the complete staging folder into items/ (one step: the item appears whole)."""

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sarviz.cli import CliError
+from sarviz.errors import CliError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,9 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sarviz.batch.engine import run_batch
-    from sarviz.batch.layout import BatchConfig
+    from sarviz.formats.batch_folder import BatchConfig
     from sarviz.batch.points import points_from_file, points_from_region
-    from sarviz.generators.runtime import card_problem
+    from sarviz.generators.runtime import card_readiness
     from sarviz.registry import ModelRegistry
 
     if args.region is not None and args.spacing_km is None:
@@ -68,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
     if card.kind == "text-to-sar":
         raise CliError(f"{args.model} is a text-to-SAR model: it is not conditioned on a place, so a batch over points "
                        "does not apply")
-    problem = card_problem(card)
-    if problem:
-        raise CliError(f"model {args.model}: {problem}")
+    readiness = card_readiness(card)
+    if not readiness.ready:
+        raise CliError(f"model {args.model}: {readiness.message}")
     if args.sources == "local" and args.scenes is not None and not args.scenes.is_dir():
         raise CliError(f"scene folder {args.scenes} does not exist")
     points = points_from_file(args.points) if args.points else points_from_region(args.region, args.spacing_km)
@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     summary = run_batch(points, config, args.out, engine=args.engine, ray_address=args.ray_address,
                         workers=args.workers, fetch_workers=args.fetch_workers, gpus_per_worker=args.gpus_per_worker,
                         progress=not args.quiet, info=source)
-    print(f"sarviz batch: {summary.line()}; catalog {args.out / 'catalog.json'}, manifest {args.out / 'manifest.csv'}",
+    from sarviz.formats.batch_folder import MANIFEST_CSV
+    from sarviz.formats.stac_catalog import CATALOG_FILE
+
+    print(f"sarviz batch: {summary.line()}; catalog {args.out / CATALOG_FILE}, manifest {args.out / MANIFEST_CSV}",
           file=sys.stderr)
     composite = sum(r.get("s1_mode") == "composite" for r in summary.rows.values())
     if composite and args.s1_mode == "single":

@@ -126,7 +126,7 @@ def _chain_factory(args: argparse.Namespace):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from sarviz.cli import CliError
+    from sarviz.errors import CliError
     from sarviz.datasets import builder
 
     given = [name for name in ("scenes", "points", "region") if getattr(args, name) is not None]
@@ -165,9 +165,9 @@ def _caption(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     import json
 
-    from sarviz.datasets.layout import open_dataset
+    from sarviz.formats.patch_dataset import PatchDatasetFolder
 
-    ds = open_dataset(args.dataset)
+    ds = PatchDatasetFolder.load(args.dataset)
     if args.json:
         print(json.dumps({**ds.info, "class_counts": ds.class_counts()}, sort_keys=True))
     else:

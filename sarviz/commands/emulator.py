@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from sarviz.errors import CliError
+
 DEFAULT_WEIGHTS = "models/emulator_radiometric.safetensors"
 
 
@@ -64,9 +66,9 @@ def _fit(args: argparse.Namespace) -> int:
     from sarviz.emulator.radiometric import load_points
 
     if args.out.suffix != ".safetensors":
-        raise ValueError(f"--out {args.out}: the weights file must end in .safetensors")
+        raise CliError(f"--out {args.out}: the weights file must end in .safetensors")
     if (args.points is None) == (args.dataset is None):
-        raise ValueError("give either --points DIR (point CSVs) or --dataset DIR (a built dataset)")
+        raise CliError("give either --points DIR (point CSVs) or --dataset DIR (a built dataset)")
     if args.dataset is not None:
         from sarviz.datasets.emulator_fit import fit_from_dataset
 
@@ -75,7 +77,7 @@ def _fit(args: argparse.Namespace) -> int:
         print(result.summary())
         return 0
     if args.card_dir is not None or args.model_id is not None:
-        raise ValueError("--card-dir and --model-id go with --dataset")
+        raise CliError("--card-dir and --model-id go with --dataset")
     table = load_points(args.points)
     methods = ("linear", "poly2") if args.method == "auto" else (args.method,)
     if not args.no_mlp:
@@ -88,7 +90,7 @@ def _fit(args: argparse.Namespace) -> int:
         path = model.save(args.out)
     except Exception as exc:  # OSError, or safetensors' own error on a full disk
         cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
-        raise ValueError(f"cannot write {args.out}: {cause}; an existing file there is unchanged") from None
+        raise CliError(f"cannot write {args.out}: {cause}; an existing file there is unchanged") from None
     print(validation.format_report(comparison, shipped=model.feature_map))
     from sarviz.emulator.radiometric import file_sha256
 
@@ -103,7 +105,7 @@ def _validate(args: argparse.Namespace) -> int:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     unknown = [m for m in methods if m not in validation.METHODS]
     if unknown or not methods:
-        raise ValueError(f"--methods {args.methods!r}: choose from {', '.join(validation.METHODS)}")
+        raise CliError(f"--methods {args.methods!r}: choose from {', '.join(validation.METHODS)}")
     table = load_points(args.points)
     comparison = validation.compare_methods(table, methods, progress=_progress)
     best = max((m for m in methods if m in validation.RIDGE_METHODS), default=methods[0],
@@ -273,7 +275,7 @@ def _emulate_points(args: argparse.Namespace) -> int:
     generator = ModelRegistry().generator(args.model)
     model = getattr(generator, "model", None)
     if getattr(generator, "kind", "") != "emulator" or model is None:
-        raise ValueError(f"model {args.model!r} is a {generator.kind or 'non-emulator'} model; emulate-points needs "
+        raise CliError(f"model {args.model!r} is a {generator.kind or 'non-emulator'} model; emulate-points needs "
                          "an emulator card")
     if not args.csv.is_file():
         raise FileNotFoundError(f"input CSV {args.csv} not found")

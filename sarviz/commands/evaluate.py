@@ -49,12 +49,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if ticker is not None:
             ticker.close()
-    out = args.out or args.dir / "evaluation"
+    from sarviz.formats.batch_folder import EVALUATION_DIR
+    from sarviz.formats.evaluation_report import REPORT_MD
+
+    out = args.out or args.dir / EVALUATION_DIR
     files = write_report(ev, out)
     if args.json:
         print(json.dumps(ev.to_dict(), allow_nan=False, default=str))
         return 0
-    print(f"{ev.items} items, model {ev.model}; report {files['report.md']}")
+    print(f"{ev.items} items, model {ev.model}; report {files[REPORT_MD]}")
     if ev.composite_items:
         print(f"note: {ev.composite_items} of {ev.items} real crops are median composites (not single acquisitions)")
     print(f"{'group':<28} {'pol':<4} {'n':>4}  {'Mean/Std sim ↓':<17} {'FSIM ↑':>8} {'SSIM ↑':>8} {'KL ↓':>8}")
@@ -65,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
               f"{fmt(r['fsim']['mean']):>8} {fmt(r['ssim']['mean']):>8} {fmt(kl):>8}")
     failed = [r for r in ev.rows if r.get("error")]
     if failed:
-        print(f"{len(failed)} pairs could not be evaluated (see {files['report.md']})", file=sys.stderr)
+        print(f"{len(failed)} pairs could not be evaluated (see {files[REPORT_MD]})", file=sys.stderr)
     return 0

@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sarviz.batch.downstream import run_downstream, write_downstream
-    from sarviz.cli import CliError
+    from sarviz.formats.batch_folder import EVALUATION_DIR
+    from sarviz.formats.evaluation_report import DOWNSTREAM_MD
+    from sarviz.errors import CliError
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
@@ -50,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_downstream(args.dir, classes, models, runs=args.runs, epochs=args.epochs, input_size=args.input_size,
                             batch_size=args.batch_size, lr=args.lr, synthetic_factor=args.synthetic_factor,
                             device=args.device, progress=say)
-    files = write_downstream(result, args.out or args.dir / "evaluation")
+    files = write_downstream(result, args.out or args.dir / EVALUATION_DIR)
     if args.json:
         print(json.dumps(result))
     else:
-        print(files["downstream.md"].read_text(encoding="utf-8"))
+        print(files[DOWNSTREAM_MD].read_text(encoding="utf-8"))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sarviz.cli import CliError
+from sarviz.errors import CliError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def run_evaluate_text(args: argparse.Namespace) -> int:
         raise CliError(f"--per-label must be at least 1, got {args.per_label}")
     dataset = open_captioned(args.test, args.split)
     generator = text_generator(args.model, args.weights, args.base)
-    generator.check_weights()
+    generator.check_ready()
     result = evaluate_text_model(generator, dataset, args.out, per_label=args.per_label, seed=args.seed,
                                  steps=args.steps, guidance=args.guidance, sarclip=args.sarclip, device=args.device,
                                  dtype=args.dtype, progress=cli_progress(f"evaluate {generator.model_id}"))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sarviz.cli import CliError
+from sarviz.errors import CliError
 from sarviz.settings import Settings
 
 
@@ -158,7 +158,7 @@ def _cause(exc: BaseException) -> str:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from sarviz.generators.runtime import card_problem
+    from sarviz.generators.runtime import card_readiness
     from sarviz.registry import ModelRegistry
 
     registry = ModelRegistry()
@@ -168,8 +168,9 @@ def run_models(args: argparse.Namespace) -> int:
         raise CliError(f"no model cards in {', '.join(str(f) for f in registry.folders)}")
     hidden = False
     for card in registry.cards.values():
-        problem = card_problem(card)
-        short = _summary(card) if problem else None
+        state = card_readiness(card)
+        problem = state.message
+        short = state.problem if problem and state.problem != problem else None
         if args.json:
             print(json.dumps({"id": card.id, "name": card.name, "kind": card.kind, "card": str(card.path),
                               "ready": problem is None, "problem": problem, "licence": card.get("licence")}))
@@ -182,14 +183,3 @@ def run_models(args: argparse.Namespace) -> int:
     if hidden:
         print("(`sarviz models --details` lists the missing files and how to get the weights)")
     return 0
-
-
-def _summary(card) -> str | None:
-    """The one-line form of a card's problem, where its generator offers one."""
-    from sarviz.registry import build_generator
-
-    try:
-        summary = getattr(build_generator(card), "weights_summary", None)
-        return summary() if callable(summary) else None
-    except Exception:  # the long problem is shown instead
-        return None

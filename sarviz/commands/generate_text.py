@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sarviz.cli import CliError
+from sarviz.errors import CliError
 from sarviz.settings import Settings
 
 
@@ -78,7 +78,7 @@ def run_generate_text(args: argparse.Namespace) -> int:
                           height=args.height, num_images=args.num_images)
     from sarviz.commands import cli_progress
 
-    results = generator.generate_text(request, progress=cli_progress(generator.model_id))
+    results = generator.generate(request, progress=cli_progress(generator.model_id))
     paths = numbered_paths(out, len(results))
     for result, path in zip(results, paths):
         result.write(path, png=not args.no_png)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sarviz.cli import CliError
+from sarviz.errors import CliError
 from sarviz.settings import Settings
 
 

@@ -87,37 +87,20 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sarviz.study.db import StudyError
     from sarviz.study.analysis import answers_csv, study_report
     from sarviz.study.plots import fig7_png
     from sarviz.study.service import OwnerAPI
 
     owner = OwnerAPI(_db(args))
     report = study_report(owner, args.code)
-    from sarviz.atomic import atomic_path
+    from sarviz.formats.study_export import StudyExport
 
     out = Path(args.out)
-    # Everything is rendered in memory first, then each file is written beside its target and
-    # renamed over it: a full disk or a read-only folder leaves every existing file as it was.
-    files = {"answers.csv": answers_csv(owner.answer_rows(args.code, include_excluded=True)).encode("utf-8"),
-             "summary.csv": report.summary_csv().encode("utf-8"),
-             "report.json": report.to_json().encode("utf-8"),
-             "fig7.png": fig7_png(report)}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(f"cannot make the folder {out}: {exc.strerror or exc}") from None
-    written = []
-    for name, data in files.items():
-        try:
-            with atomic_path(out / name) as tmp:
-                tmp.write_bytes(data)
-        except OSError as exc:
-            done = f"; written before it: {', '.join(written)}" if written else ""
-            raise StudyError(f"cannot write {out / name}: {exc.strerror or exc}; the existing file there is "
-                             f"unchanged{done}") from None
-        written.append(name)
-    print(f"wrote {', '.join(files)} to {out}")
+    # everything rendered in memory first; StudyExport writes each file atomically
+    export = StudyExport(out, answers_csv(owner.answer_rows(args.code, include_excluded=True)), report.summary_csv(),
+                         report.to_json(), fig7_png(report))
+    written = export.save()
+    print(f"wrote {', '.join(written)} to {out}")
     return 0
 
 

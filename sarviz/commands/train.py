@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sarviz.cli import CliError
+from sarviz.errors import CliError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

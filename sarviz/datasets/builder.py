@@ -28,26 +28,24 @@ from rasterio.windows import Window
 import sarviz
 from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
 from sarviz.datasets import landcover as lc
-from sarviz.datasets.layout import (
+from sarviz.atomic import write_csv_atomic
+from sarviz.atomic import write_json as write_json_atomic
+from sarviz.constants import DEFAULT_ANGLE_DEG, SPLITS
+from sarviz.datasets.splits import SplitSpec, assign_splits
+from sarviz.errors import DatasetError, SarvizError
+from sarviz.formats.patch_dataset import (
     FAILURES_FILE,
     FORMAT,
     INFO_FILE,
-    MANIFEST_COLUMNS,
-    MANIFEST_FILE,
+    OPTIONS_FILE,
     PATCH_DIR,
     RECORDS_DIR,
-    SPLITS,
-    DatasetError,
-    write_csv_atomic,
-    write_json_atomic,
+    PatchDatasetFolder,
 )
-from sarviz.datasets.splits import SplitSpec, assign_splits
-from sarviz.generators.base import DEFAULT_ANGLE_DEG
 from sarviz.scene import TRAINING_PATCH_BANDS, Scene, SceneError, footprint_wgs84, read_scene, write_scene
 
 #: progress(done, total, message)
 Progress = Callable[[int, int, str], None]
-OPTIONS_FILE = Path(".build") / "options.json"
 #: build options that change what a record holds: a resumed build must use the same ones
 RECORD_OPTIONS = ("size", "stride", "max_missing", "allow_smaller", "assume_angle", "landcover", "mode")
 MAX_POINTS = 200_000  # a region grid larger than this is almost certainly a unit mistake
@@ -295,7 +293,7 @@ def _run_items(items: list[tuple[str, Callable[[], dict[str, Any] | None]]], wor
             item_id = futures[fut]
             try:
                 record = fut.result()
-            except (SceneError, OSError, ValueError, MemoryError) as exc:  # one bad item: report it, go on
+            except (SarvizError, OSError, ValueError, MemoryError) as exc:  # one bad item: report it, go on
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 if isinstance(exc, MemoryError):
                     reason = f"out of memory ({reason}); lower --workers or --size"
@@ -523,7 +521,6 @@ def finalise(out: Path, options: BuildOptions, failures: list[tuple[str, str]] |
             continue
         rows.append({**r, "split": split, "block": block})
     rows.sort(key=lambda r: r["id"])
-    write_csv_atomic(out / MANIFEST_FILE, MANIFEST_COLUMNS, rows)
     failures = sorted(failures or [])
     write_csv_atomic(out / FAILURES_FILE, ("id", "reason"), [{"id": i, "reason": why} for i, why in failures])
     counts: dict[str, Any] = {s: sum(r["split"] == s for r in rows) for s in SPLITS}
@@ -546,5 +543,5 @@ def finalise(out: Path, options: BuildOptions, failures: list[tuple[str, str]] |
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "sarviz": sarviz.__version__,
     }
-    write_json_atomic(out / INFO_FILE, info)
+    PatchDatasetFolder(out, info, rows).save()  # manifest.csv, then dataset.json
     return BuildReport(out, counts, failures, list(skipped_scenes or []), written_now, resumed)

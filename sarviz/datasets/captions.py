@@ -21,27 +21,27 @@ Deviation from seed 001: the paper captioned patches with a vision-language mode
 keyword dictionary over those captions; here captions are deterministic templates over
 known metadata and the class is the Dynamic World class (docs/datasets.md).
 
-Layout (FORMATS A): ``OUT/captioned/{train,validation,test}/metadata.jsonl`` + 8-bit PNGs,
-``caption_info.json``. PNG "L" = round(calibration.to_unit(VV)·255); "RGB" = VV, VH, VV.
+Layout: :mod:`sarviz.formats.captioned` (``OUT/captioned/``, a 🤗 imagefolder of 8-bit PNGs).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from sarviz.atomic import atomic_dir
-from sarviz.datasets.layout import SPLITS, DatasetError, json_cell, open_dataset, write_json_atomic
+from sarviz.constants import CAPTION_SPLIT_FOLDERS as SPLIT_FOLDERS  # noqa: F401 - re-exported
+from sarviz.constants import SPLITS
+from sarviz.errors import DatasetError
+from sarviz.formats.captioned import CAPTIONED_DIR  # noqa: F401 - re-exported
+from sarviz.formats.captioned import FORMAT as CAPTION_FORMAT
+from sarviz.formats.captioned import CaptionedDataset
+from sarviz.formats.patch_dataset import json_cell, open_dataset
 from sarviz.scene import read_scene
 
-CAPTION_FORMAT = "sarviz-captioned/1"
-CAPTIONED_DIR = "captioned"
-SPLIT_FOLDERS = {"train": "train", "val": "validation", "test": "test"}  # 🤗 split names
 MAX_MISSING = 0.01  # patches with more missing pixels are left out of the captioned set
 CLASS_PHRASES = {
     "water": "water", "trees": "forest", "grass": "grassland", "flooded_vegetation": "flooded vegetation",
@@ -141,7 +141,7 @@ def write_captioned(root: str | os.PathLike, token: str = "<SAR>", polarisation:
     # built beside captioned/ and swapped in when complete: an earlier one survives any failure
     with atomic_dir(final) as staging:
         total = len(ds.rows)
-        lines: dict[str, list[str]] = {s: [] for s in SPLITS}
+        lines: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
         for n, row in enumerate(sorted(ds.rows, key=lambda r: r["id"]), 1):
             patch = read_scene(ds.patch_path(row), layers=("vv_db", "vh_db"))
             vv = patch.vv_db if patch.vv_db is not None else np.full(patch.shape, np.nan, np.float32)
@@ -151,27 +151,23 @@ def write_captioned(root: str | os.PathLike, token: str = "<SAR>", polarisation:
                 left_out += 1
                 continue
             pixels, mode = to_image(vv, vh, calibration, polarisation)
-            folder = staging / SPLIT_FOLDERS[row["split"]]
+            folder = CaptionedDataset.image_dir(staging, row["split"])
             folder.mkdir(exist_ok=True)
             file_name = f"{row['id']}.png"
             Image.fromarray(pixels, mode=mode).save(folder / file_name)
             entry = {"file_name": file_name, "text": caption_for(row, token, polarisation), "id": row["id"],
                      "label": row.get("landcover", ""), "lat": float(row["lat"]), "lon": float(row["lon"])}
-            lines[row["split"]].append(json.dumps(entry, ensure_ascii=False))
+            lines[row["split"]].append(entry)
             counts[row["split"]] += 1
             if progress and (n % 50 == 0 or n == total):
                 progress(n, total, f"captioned {sum(counts.values())} patches")
-        for split, entries in lines.items():
-            if entries:
-                (staging / SPLIT_FOLDERS[split] / "metadata.jsonl").write_text("\n".join(entries) + "\n",
-                                                                               encoding="utf-8")
         if not sum(counts.values()):
             raise DatasetError(f"{ds.root}: no patch could be captioned (all have more than "
                                f"{MAX_MISSING:.0%} missing pixels, or the manifest is empty)")
-        write_json_atomic(staging / "caption_info.json", {
+        CaptionedDataset(staging, {
             "format": CAPTION_FORMAT, "token": token, "polarisation": polarisation,
             "calibration": calibration.to_dict(), "image_mode": image_mode, "counts": counts,
             "left_out_missing": left_out, "source_dataset": "..", "template": "sarviz.datasets.captions v1",
-        })
+        }, {SPLIT_FOLDERS[split]: entries for split, entries in lines.items() if entries}).save()
     return (f"{final}: train {counts['train']}, validation {counts['val']}, test {counts['test']} captioned "
             f"({image_mode}, token {token}); {left_out} left out (> {MAX_MISSING:.0%} missing pixels)")

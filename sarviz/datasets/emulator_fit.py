@@ -20,7 +20,6 @@ fitted on *train*; the *test* split, untouched by any choice, gives the held-out
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sarviz.datasets.layout import DatasetError, PatchDatasetFolder, open_dataset, write_json_atomic
+from sarviz.constants import DEFAULT_ANGLE_DEG
+from sarviz.errors import DatasetError
+from sarviz.formats.patch_dataset import PatchDatasetFolder, open_dataset
+from sarviz.formats.model_card import CARD_SUFFIX, SHIPPED_EMULATOR_CARD, ModelCard
 from sarviz.emulator.radiometric import FEATURE_MAPS, RadiometricModel, file_sha256
 from sarviz.emulator.validation import LAMBDAS, r2_score
 from sarviz.scene import read_scene
@@ -186,9 +188,9 @@ def write_card(card_dir: str | os.PathLike, weights: Path, model_id: str, ds: Pa
     from sarviz.registry import REPO_MODELS_DIR
 
     base: dict[str, Any] = {}
-    shipped = REPO_MODELS_DIR / "emulator.json"
+    shipped = REPO_MODELS_DIR / SHIPPED_EMULATOR_CARD
     if shipped.is_file():
-        base = json.loads(shipped.read_text())
+        base = ModelCard.load(shipped).data
     card_dir = Path(card_dir)
     emb = ds.info.get("embedding_source", "")
     proxy = " — trained on PROXY embeddings (not AlphaEarth), results are proxy results" if emb.startswith(
@@ -207,8 +209,8 @@ def write_card(card_dir: str | os.PathLike, weights: Path, model_id: str, ds: Pa
         "refit": f"sarviz emulator fit --dataset {ds.root} --out {weights} --card-dir {card_dir}",
         "validation": {"val": val, "test": test},
         "speckle": base.get("speckle", {"enl": DEFAULT_ENL}),
-        "angle": base.get("angle", {"reference_deg": 37.5, "cos_power": 2.0}),
+        "angle": base.get("angle", {"reference_deg": DEFAULT_ANGLE_DEG, "cos_power": 2.0}),
         "outputs": ["VV", "VH"],
         "units": "dB",
     }
-    return write_json_atomic(card_dir / f"{_slug(model_id)}.json", card)
+    return ModelCard(model_id, card["name"], "emulator", card_dir / f"{_slug(model_id)}{CARD_SUFFIX}", card).save()

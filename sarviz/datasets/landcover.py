@@ -20,9 +20,12 @@ read off the very backscatter a model learns to produce. Three sources, in the o
     vote to the Dynamic World classes those labels map to (:data:`CORINE_TO_DW`): the labels
     say *which* classes are there, the embedding *where*.
 ``optical``
-    A documented rule classifier on the scene's own Sentinel-2 B2/B3/B4/B8 (NDWI, NDVI,
-    brightness). It cannot tell crops from grass (both "grass") nor built-up from bare
-    soil reliably without SWIR; it is the fallback, not the default.
+    The rules of :mod:`sarviz.optical_landcover` on the scene's own Sentinel-2 B2/B3/B4/B8:
+    water, trees, built-up (unvegetated and textured), irrigated and fallow crops (by the
+    landscape around), grass, shrub, bare soil, snow — with a confidence (mean probability
+    of the chosen class). It is the fallback for a scene with a real embedding, and *the*
+    source for a scene whose embedding is a proxy: the proxy was made from these rules, and
+    a kNN vote over its vectors would only echo them, blurred.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import DatasetError
 from sarviz.emulator.radiometric import DW_CLASS_NAMES
+from sarviz.optical_landcover import METHOD as OPTICAL_METHOD
+from sarviz.optical_landcover import PHRASES, classify, confidence_word
 from sarviz.scene import Scene
 
 METHODS = ("auto", "provenance", "embedding-knn", "optical", "none")
@@ -88,9 +94,29 @@ class LandCover:
     label: str  # Dynamic World class name, or "" when unknown
     fractions: dict[str, float]  # class → share of valid pixels (sums to 1), {} when unknown
     method: str  # how it was obtained ("" when unknown)
+    confidence: float | None = None  # mean probability of the chosen class (optical rules only)
+    detail: str = ""  # the finer classes, e.g. "irrigated cropland 47 %, fallow fields 19 %, …"
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "fractions": self.fractions, "method": self.method}
+        out: dict[str, Any] = {"label": self.label, "fractions": self.fractions, "method": self.method}
+        if self.confidence is not None:
+            out["confidence"] = round(float(self.confidence), 3)
+        return out
+
+    def source_words(self) -> str:
+        """Where the land cover came from and how sure it is, in words for a user."""
+        if not self.method:
+            return "land cover unknown"
+        words = {
+            "provenance": "land cover recorded with the scene (Dynamic World fractions)",
+            "optical-rules": f"land cover from this scene's Sentinel-2 optical image ({OPTICAL_METHOD}; never its SAR)",
+        }.get(self.method, f"land cover by {self.method}")
+        if self.method.startswith("embedding-knn"):
+            words = ("land cover by a vote of the scene's AlphaEarth embedding against labelled AlphaEarth points"
+                     + (" (a PROXY embedding)" if "proxy" in self.method else ""))
+        if self.confidence is not None:
+            words += f", confidence {self.confidence:.2f} ({confidence_word(self.confidence)})"
+        return words + (f"; {self.detail}" if self.detail else "")
 
 
 UNKNOWN = LandCover("", {}, "")
@@ -117,7 +143,7 @@ class LabelledPoints:
         table = load_points(folder)
         known = (table.dw_label >= 0) & (table.dw_label < len(DW_CLASS_NAMES))
         if not known.any():
-            raise ValueError(f"{folder}: no points with a Dynamic World label (dw_label 0–8)")
+            raise DatasetError(f"{folder}: no points with a Dynamic World label (dw_label 0–8)")
         return cls(table.embedding[known], table.dw_label[known], str(folder))
 
 
@@ -170,37 +196,25 @@ def from_embedding(embedding: np.ndarray, points: LabelledPoints, k: int = KNN_K
     return _fractions(np.argmax(counts, axis=1), method)  # ties: the lower class index
 
 
-def classify_optical(optical: np.ndarray) -> np.ndarray:
-    """(4, H, W) B2, B3, B4, B8 reflectance → (H, W) Dynamic World class index, −1 where unknown."""
-    b2, b3, b4, b8 = (optical[i].astype(np.float32) for i in range(4))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ndvi = (b8 - b4) / (b8 + b4)
-        ndwi = (b3 - b8) / (b3 + b8)
-    bright = (b2 + b3 + b4) / 3.0
-    cls = np.full(b2.shape, -1, dtype=int)
-    names = {n: i for i, n in enumerate(DW_CLASS_NAMES)}
-    low_veg = ndvi < NDVI_SHRUB
-    # order matters: later rules only fill what earlier ones left
-    rules = [
-        (ndwi > NDWI_WATER, "water"),
-        ((bright > BRIGHT_SNOW) & low_veg, "snow_and_ice"),
-        (ndvi >= NDVI_TREES, "trees"),
-        (ndvi >= NDVI_GRASS, "grass"),
-        (ndvi >= NDVI_SHRUB, "shrub_and_scrub"),
-        (low_veg & (bright >= BRIGHT_BUILT[0]) & (bright <= BRIGHT_BUILT[1]) & (b2 >= 0.8 * b4), "built"),
-        (low_veg, "bare"),
-    ]
-    for mask, name in rules:
-        fill = mask & (cls < 0)
-        cls[fill] = names[name]
-    cls[~np.isfinite(optical).all(0)] = -1
-    return cls
+def classify_optical(optical: np.ndarray, top_of_atmosphere: bool = False) -> np.ndarray:
+    """(4, H, W) B2, B3, B4, B8 reflectance → (H, W) Dynamic World class index, −1 where unknown.
+
+    The rules of :mod:`sarviz.optical_landcover`, folded into Dynamic World classes.
+    """
+    return classify(optical, top_of_atmosphere=top_of_atmosphere).dynamic_world_labels()
 
 
-def from_optical(optical: np.ndarray) -> LandCover:
-    cls = classify_optical(optical)
+def from_optical(optical: np.ndarray, top_of_atmosphere: bool = False) -> LandCover:
+    cover = classify(optical, top_of_atmosphere=top_of_atmosphere)
+    cls = cover.dynamic_world_labels()
     idx = _sample_pixels(cls >= 0)
-    return _fractions(cls.ravel()[idx], "optical-rules")
+    lc = _fractions(cls.ravel()[idx], "optical-rules")
+    if not lc.label:
+        return lc
+    fine = sorted(cover.fractions().items(), key=lambda kv: -kv[1])
+    lc.confidence = cover.mean_confidence()
+    lc.detail = ", ".join(f"{PHRASES[c]} {s:.0%}" for c, s in fine if s >= 0.03)
+    return lc
 
 
 def from_provenance(provenance: dict[str, Any]) -> LandCover:
@@ -218,10 +232,12 @@ def from_provenance(provenance: dict[str, Any]) -> LandCover:
 def landcover_of(patch: Scene, method: str, points: LabelledPoints | None, embedding_source: str) -> LandCover:
     """The land cover of a patch by ``method`` (see the module docstring); never from VV/VH."""
     if method not in METHODS:
-        raise ValueError(f"unknown land-cover method {method!r}; choose from {', '.join(METHODS)}")
+        raise DatasetError(f"unknown land-cover method {method!r}; choose from {', '.join(METHODS)}")
     if method == "none":
         return UNKNOWN
     order = ["provenance", "embedding-knn", "optical"] if method == "auto" else [method]
+    if method == "auto" and embedding_source.startswith("proxy") and patch.optical is not None:
+        order = ["provenance", "optical"]  # the proxy was made from the optical rules: ask them directly
     for m in order:
         if m == "provenance":
             lc = from_provenance(patch.provenance)
@@ -235,7 +251,8 @@ def landcover_of(patch: Scene, method: str, points: LabelledPoints | None, embed
         else:
             if patch.optical is None:
                 continue
-            lc = from_optical(patch.optical)
+            toa = str((patch.provenance or {}).get("optical_level") or "").upper().startswith("L1C")
+            lc = from_optical(patch.optical, top_of_atmosphere=toa)
         if lc.label:
             return lc
     return UNKNOWN

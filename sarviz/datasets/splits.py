@@ -21,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from sarviz.errors import DatasetError
+
 SPLIT_CRS = "EPSG:6933"  # EASE-Grid 2.0 global (cylindrical equal-area)
 PRIORITY = {"test": 0, "val": 1, "train": 2}
 #: patches overlapping by less than this fraction of the smaller one only touch (edge rounding)
@@ -38,11 +40,11 @@ class SplitSpec:
         for name in ("val_fraction", "test_fraction"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {v!r}")
+                raise DatasetError(f"--{name.replace('_', '-')} must be in [0, 1), got {v!r}")
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError(f"val + test fractions ({self.val_fraction} + {self.test_fraction}) leave no training data")
+            raise DatasetError(f"val + test fractions ({self.val_fraction} + {self.test_fraction}) leave no training data")
         if not (isinstance(self.block_km, (int, float)) and math.isfinite(self.block_km) and self.block_km > 0):
-            raise ValueError(f"--split-block-km must be a positive number of km, got {self.block_km!r}")
+            raise DatasetError(f"--split-block-km must be a positive number of km, got {self.block_km!r}")
 
     def to_json(self) -> dict:
         return {"method": "spatial-blocks", "block_km": self.block_km, "seed": self.seed, "crs": SPLIT_CRS,

@@ -40,7 +40,6 @@ the key ``"sarviz"``; no pickle anywhere.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -49,7 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.atomic import atomic_path
+from sarviz.constants import DEFAULT_ANGLE_DEG
+from sarviz.errors import EmulatorError  # noqa: F401 - re-exported
+from sarviz.formats.emulator_weights import FORMAT, EmulatorWeights  # noqa: F401 - FORMAT re-exported
+from sarviz.hashing import file_sha256  # noqa: F401 - re-exported
 from sarviz.scene import EMBEDDING_BANDS, EMBEDDING_DIM
 
 FEATURE_MAPS = ("linear", "poly2")
@@ -58,15 +60,10 @@ TARGETS = ("VV", "VH")
 TARGET_COLUMNS = ("S1_VV", "S1_VH")
 DW_CLASS_NAMES = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub", "built", "bare",
                   "snow_and_ice")
-REFERENCE_ANGLE_DEG = 37.5  # assumed effective angle of the all-pass 2024 median composite (mid IW swath)
+REFERENCE_ANGLE_DEG = DEFAULT_ANGLE_DEG  # 37.5°: assumed effective angle of the all-pass 2024 median composite (mid IW swath)
 COS_POWER = 2.0  # Lambert's law
 ANGLE_RANGE_DEG = (10.0, 65.0)  # outside this the cos^n law is no longer a sensible C-band model
-FORMAT = "sarviz-emulator-radiometric/1"
 _CHUNK = 2048  # pixels per block in image prediction (64 × 2048 float32 = 512 KiB, cache-resident)
-
-
-class EmulatorError(ValueError):
-    """The emulator cannot use its input; the message says why, for a person."""
 
 
 # -- training points ------------------------------------------------------------------------
@@ -257,17 +254,11 @@ class RadiometricModel:
             out[k] += self.angle_correction_db(angle_deg, pol).astype(np.float32)
         return out[0], out[1]
 
-    # -- files -----------------------------------------------------------------------------
+    # -- files (the file itself: sarviz.formats.emulator_weights) ----------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (.safetensors) atomically: tensors + JSON metadata in the header."""
-        from safetensors.numpy import save_file
-
-        path = Path(path)
-        if path.suffix != ".safetensors":
-            raise EmulatorError(f"{path}: the emulator weights file must end in .safetensors")
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
-            "format": FORMAT, "feature_map": self.feature_map, "ridge_lambda": self.ridge_lambda,
+            "feature_map": self.feature_map, "ridge_lambda": self.ridge_lambda,
             "targets": list(TARGETS), "units": "dB", "embedding_bands": f"A00..A{EMBEDDING_DIM - 1:02d}",
             "reference_angle_deg": self.reference_angle_deg, "cos_power": self.cos_power, **self.metadata,
         }
@@ -275,32 +266,12 @@ class RadiometricModel:
             meta["cos_power_vh"] = self.cos_power_vh
         tensors = {"weight": self.weight.astype(np.float64), "intercept": self.intercept.astype(np.float64),
                    "feature_mean": self.feature_mean.astype(np.float64)}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"sarviz": json.dumps(meta, sort_keys=True, default=str)})
-        return path
+        return EmulatorWeights(tensors, meta).save(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RadiometricModel":
-        from safetensors import SafetensorError, safe_open
-
-        path = Path(path)
-        if not path.is_file():
-            raise EmulatorError(f"emulator weights {path} not found")
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                header = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise EmulatorError(f"{path}: not a readable safetensors file ({exc})") from None
-        try:
-            meta = json.loads(header["sarviz"])
-        except (KeyError, ValueError):
-            raise EmulatorError(f"{path}: safetensors file without sarviz emulator metadata") from None
-        if meta.get("format") != FORMAT:
-            raise EmulatorError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
-        missing = {"weight", "intercept", "feature_mean"} - set(tensors)
-        if missing:
-            raise EmulatorError(f"{path}: missing tensors {sorted(missing)}")
+        stored = EmulatorWeights.load(path)
+        tensors, meta = stored.tensors, stored.meta
         fmap = meta["feature_map"]
         n_feat = features(np.zeros((1, EMBEDDING_DIM)), fmap).shape[1]
         if tensors["weight"].shape != (n_feat, 2) or tensors["feature_mean"].shape != (n_feat,):
@@ -330,9 +301,3 @@ def _check_embedding(embedding: np.ndarray) -> np.ndarray:
     return embedding
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -19,7 +19,6 @@ lose 14 of them to an incomplete batch. Fewer than N pairs in all: no rank (null
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,13 +26,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from sarviz.calibration import Calibration
+from sarviz.errors import ClipMissing  # noqa: F401 - re-exported (it lives in sarviz.errors)
+from sarviz.formats.sarclip import INFO_FILE, SarClipFolder  # noqa: F401 - re-exported
 
 RANK_BATCH = 16
-INFO_FILE = "sarclip_info.json"
-
-
-class ClipMissing(ValueError):
-    """No usable SAR-CLIP model; the message says what is missing."""
 
 
 def caption_ranks(image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int = RANK_BATCH,
@@ -76,7 +72,7 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def sar_rgb(bands_db: dict[str, np.ndarray], calibration: Calibration) -> np.ndarray:
-    """dB bands → (H, W, 3) uint8 in the captioned-dataset convention (FORMATS A)."""
+    """dB bands → (H, W, 3) uint8 in the captioned-dataset convention (sarviz.formats.captioned)."""
     vv = (calibration.to_unit(np.nan_to_num(bands_db["VV"], nan=-1e9), "VV") * 255).round().astype(np.uint8)
     if "VH" in bands_db and bands_db["VH"] is not None:
         vh = (calibration.to_unit(np.nan_to_num(bands_db["VH"], nan=-1e9), "VH") * 255).round().astype(np.uint8)
@@ -139,11 +135,7 @@ class SarClip:
 
 def load_sarclip(folder: str | Path | None, device: str = "cpu") -> SarClip:
     """A SAR-CLIP folder (``sarviz train sarclip`` output, or any CLIPModel + CLIPProcessor folder)."""
-    if not folder:
-        raise ClipMissing("no SAR-CLIP model given (--sarclip DIR); train one with `sarviz train sarclip`")
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ClipMissing(f"{folder} has no config.json: not a CLIP model folder")
+    folder = SarClipFolder.check(folder)
     from transformers import CLIPModel, CLIPProcessor
 
     try:
@@ -151,7 +143,4 @@ def load_sarclip(folder: str | Path | None, device: str = "cpu") -> SarClip:
         processor = CLIPProcessor.from_pretrained(str(folder))
     except (OSError, ValueError) as exc:
         raise ClipMissing(f"cannot load the SAR-CLIP model from {folder} ({exc})") from None
-    info = {}
-    if (folder / INFO_FILE).is_file():
-        info = json.loads((folder / INFO_FILE).read_text())
-    return SarClip(model, processor, folder, info, device)
+    return SarClip(model, processor, folder, SarClipFolder.load(folder).info, device)

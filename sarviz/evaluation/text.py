@@ -1,23 +1,11 @@
 """Seed 001's evaluation of a text-to-SAR model, per scene label (ONERA, §4.3–4.4, table 7, fig. 15).
 
-Protocol functions (small on purpose: the seed-001 functions of :mod:`sarviz.metrics` can
-replace them one for one):
-
-* :func:`pooled_amplitude_histogram` — every image's amplitude A = 10^(dB/20) normalised by
-  its own μ + 3σ and clipped to [0, 1] (:func:`sarviz.metrics.sar.normalised_amplitude`,
-  eq. 1); the saturated pixels (= 1) are excluded and counted; the remaining values of all
-  images of a label are pooled ("flatten each image") into one histogram on [0, 1).
-* :func:`pooled_kl` — KL(P_real ‖ Q_generated) of two pooled histograms (eq. 4), nats, with
-  the same ε smoothing as the per-pair metric (:data:`sarviz.metrics.sar.KL_EPSILON`).
-* :func:`homogeneous_patches` — 64 × 64 patches of homogeneous ground. Deviation: the paper
-  takes patches inside the largest SAM segment; we have no SAM model offline and use the
-  edge-score test of :func:`sarviz.metrics.sar.homogeneous_windows` (the ENL windows) on a
-  64 px grid instead — it also keeps only patches without edges or structure.
-* :func:`glcm_amplitude_features` — the Haralick features (contrast, homogeneity,
-  correlation, entropy at distances 1, 2, 4 and angles 0°, 45°, 90°, 135°) of a patch's
-  normalised amplitude quantised to 32 grey levels (:func:`sarviz.metrics.sar.glcm_features_from_levels`);
-  the paper computes GLCM on amplitude, so not on the dB display mapping the single-pair
-  report uses.
+The protocol itself — per-image A/(μ+3σ) normalisation, pooled amplitude histograms and
+their KL, GLCM of the normalised amplitude on homogeneous 64 px patches — is
+:mod:`sarviz.metrics.protocols` (the one implementation, shared with the Inspect page and
+``sarviz evaluate``); this module arranges it per label. Its names are re-exported here
+for older callers (:func:`pooled_amplitude_histogram`, :func:`pooled_kl`,
+:func:`homogeneous_patches` = :func:`sarviz.metrics.protocols.seed001_patches`).
 
 :func:`summarise_label` puts them together for one label; :func:`evaluate_sets` for all
 labels plus the pooled "all" row.
@@ -31,85 +19,25 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from sarviz.metrics import sar
+from sarviz.metrics.protocols import (SEED001_PATCH, PooledHistogram, pooled_amplitude_histogram, pooled_kl,
+                                      seed001_glcm_of_set, seed001_kl)
+from sarviz.metrics.protocols import seed001_patches as homogeneous_patches
 from sarviz.metrics.sar import MetricError
 
-PATCH_PX = 64
+__all__ = ["ALL", "PATCH_PX", "LabelSummary", "PooledHistogram", "evaluate_sets", "glcm_of_set",
+           "homogeneous_patches", "pooled_amplitude_histogram", "pooled_kl", "summarise_label"]
+
+PATCH_PX = SEED001_PATCH
 KL_BINS = sar.KL_BINS
 GLCM_LEVELS = sar.GLCM_LEVELS
 ALL = "all"
 
 
-# -- protocol functions --------------------------------------------------------------------------
-@dataclass
-class PooledHistogram:
-    probabilities: np.ndarray  # (bins,), sums to 1 over the unsaturated pixels
-    counts: np.ndarray
-    edges: np.ndarray
-    saturated_fraction: float  # of all valid pixels
-    n_images: int
-    n_pixels: int
-
-
-def pooled_amplitude_histogram(images_db: Iterable[np.ndarray], bins: int = KL_BINS) -> PooledHistogram:
-    """Seed 001's amplitude histogram of a set of images (per-image μ+3σ, saturated excluded, pooled)."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    counts = np.zeros(bins, dtype=np.int64)
-    saturated = total = n = 0
-    for db in images_db:
-        values, _ = sar.normalised_amplitude(np.asarray(db, dtype=np.float64))
-        sat = values >= 1.0
-        counts += np.histogram(values[~sat], bins=edges)[0]
-        saturated += int(sat.sum())
-        total += int(values.size)
-        n += 1
-    if n == 0 or counts.sum() == 0:
-        raise MetricError("no unsaturated pixel in the set; its amplitude histogram is empty")
-    return PooledHistogram(counts / counts.sum(), counts, edges, saturated / max(total, 1), n, total)
-
-
-def pooled_kl(real: PooledHistogram, generated: PooledHistogram, eps: float = sar.KL_EPSILON) -> float:
-    """KL(P_real ‖ Q_generated) in nats, ε added to every bin of both before renormalising."""
-    if real.probabilities.shape != generated.probabilities.shape:
-        raise MetricError("the two histograms have different bins")
-    p = (real.probabilities + eps) / (real.probabilities + eps).sum()
-    q = (generated.probabilities + eps) / (generated.probabilities + eps).sum()
-    return max(float(np.sum(p * np.log(p / q))), 0.0)
-
-
-def homogeneous_patches(db: np.ndarray, size: int = PATCH_PX) -> np.ndarray:
-    """Top-left corners (n, 2) of homogeneous ``size`` px patches; every complete patch when too few."""
-    arr = np.asarray(db, dtype=np.float64)
-    try:
-        return sar.homogeneous_windows(arr, window=size)
-    except MetricError:
-        # fewer than 4 complete patches: the edge test has nothing to compare against, so every
-        # complete, fully valid patch is used (small images only; the report says how many)
-        h, w = arr.shape
-        corners = [(r, c) for r in range(0, h - size + 1, size) for c in range(0, w - size + 1, size)
-                   if np.isfinite(arr[r:r + size, c:c + size]).all()]
-        return np.array(corners, dtype=np.int64).reshape(-1, 2)
-
-
-def glcm_amplitude_features(patch_db: np.ndarray, levels: int = GLCM_LEVELS) -> dict[str, np.ndarray]:
-    """Haralick features of one patch's normalised amplitude (feature → (distances, angles))."""
-    threshold = sar.normalised_amplitude(patch_db)[1]
-    unit = np.clip(sar.db_to_amplitude(patch_db) / threshold, 0.0, 1.0)
-    return sar.glcm_features_from_levels(sar.quantise_unit(unit, levels), levels)
-
-
-def glcm_of_set(images_db: Iterable[np.ndarray], size: int = PATCH_PX) -> tuple[dict[str, np.ndarray], int]:
-    """Mean GLCM features over the homogeneous patches of a set of images, and the patch count."""
-    sums: dict[str, np.ndarray] = {}
-    n = 0
-    for db in images_db:
-        for r, c in homogeneous_patches(db, size):
-            feats = glcm_amplitude_features(np.asarray(db)[r:r + size, c:c + size])
-            for k, v in feats.items():
-                sums[k] = sums.get(k, 0.0) + np.nan_to_num(v, nan=0.0)
-            n += 1
-    if n == 0:
-        raise MetricError(f"no complete {size}×{size} px patch in the set (images too small?)")
-    return {k: v / n for k, v in sums.items()}, n
+def glcm_of_set(images_db: Iterable[np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Mean GLCM features over the homogeneous patches of a set of images, and the patch count
+    (:func:`sarviz.metrics.protocols.seed001_glcm_of_set`)."""
+    res = seed001_glcm_of_set(images_db)
+    return res["mean"], res["n_patches"]
 
 
 # -- per-label summary -----------------------------------------------------------------------------
@@ -156,7 +84,9 @@ class LabelSummary:
         return {**self.row(), "glcm_real": glcm(self.glcm_real), "glcm_generated": glcm(self.glcm_generated),
                 "hist_edges": self.hist_real.edges.round(4).tolist(),
                 "hist_real": self.hist_real.probabilities.round(6).tolist(),
-                "hist_generated": self.hist_generated.probabilities.round(6).tolist(), "notes": self.notes}
+                "hist_generated": self.hist_generated.probabilities.round(6).tolist(),
+                "normalisation": {"real": self.hist_real.normalisation(),
+                                  "generated": self.hist_generated.normalisation()}, "notes": self.notes}
 
 
 def summarise_label(label: str, real_db: Sequence[np.ndarray], generated_db: Sequence[np.ndarray],
@@ -165,16 +95,19 @@ def summarise_label(label: str, real_db: Sequence[np.ndarray], generated_db: Seq
     if not real_db or not generated_db:
         raise MetricError(f"label {label!r}: needs real and generated images (have {len(real_db)} real, "
                           f"{len(generated_db)} generated)")
-    hr, hg = pooled_amplitude_histogram(real_db), pooled_amplitude_histogram(generated_db)
+    if patch_px != SEED001_PATCH:
+        raise MetricError(f"seed 001's GLCM patches are {SEED001_PATCH} px, not {patch_px}")
+    kl = seed001_kl(real_db, generated_db, label)
+    hr, hg = kl.hist_real, kl.hist_generated
     notes: list[str] = []
     glcm_r = glcm_g = None
     pr = pg = 0
     try:
-        glcm_r, pr = glcm_of_set(real_db, patch_px)
-        glcm_g, pg = glcm_of_set(generated_db, patch_px)
+        glcm_r, pr = glcm_of_set(real_db)
+        glcm_g, pg = glcm_of_set(generated_db)
     except MetricError as exc:
         notes.append(f"GLCM not computed: {exc}")
-    return LabelSummary(label, pol, len(real_db), len(generated_db), pooled_kl(hr, hg), hr.saturated_fraction,
+    return LabelSummary(label, pol, len(real_db), len(generated_db), kl.kl, hr.saturated_fraction,
                         hg.saturated_fraction, hr, hg, glcm_r, glcm_g, pr, pg, notes)
 
 

@@ -25,11 +25,16 @@ from typing import Any, Callable
 
 
 import sarviz
+
+from sarviz.errors import EvaluationError
+from sarviz.formats.evaluation_report import GENERATED_DIR
 from sarviz.atomic import atomic_path
 from sarviz.evaluation import clip as clip_mod
 from sarviz.evaluation.captioned import CaptionedSet
-from sarviz.evaluation.text import ALL, PATCH_PX, LabelSummary, evaluate_sets
+from sarviz.evaluation.text import ALL, LabelSummary, evaluate_sets
+from sarviz.amplitude import FORMULA as AMPLITUDE_FORMULA
 from sarviz.metrics import sar
+from sarviz.metrics.protocols import SEED001_GLCM_PROTOCOL, SEED001_KL_PROTOCOL
 
 Progress = Callable[[int, int, str], None]
 CLIP_MISSING = "SAR-CLIP alignment not computed: {why}"
@@ -47,12 +52,11 @@ class TextEvaluation:
         return {"format": "sarviz-text-evaluation/1", "settings": self.settings,
                 "labels": [s.to_dict() for s in self.summaries], "sarclip": {"status": self.clip_status,
                                                                               "rows": self.clip_rows},
-                "protocol": {"kl": "seed 001 eq. 1 and 4: per-image amplitude/(μ+3σ) clipped to [0, 1], saturated "
-                                   "pixels excluded, pooled per label, KL(real ‖ generated) in nats, "
-                                   f"{sar.KL_BINS} bins, ε = {sar.KL_EPSILON}",
-                             "glcm": f"Haralick features of amplitude/(μ+3σ) quantised to {sar.GLCM_LEVELS} levels on "
-                                     f"homogeneous {PATCH_PX}×{PATCH_PX} px patches; deviation: patches chosen by the "
-                                     "edge-score test of the ENL windows, not inside the largest SAM segment",
+                "protocol": {"kl": f"{SEED001_KL_PROTOCOL}; normalisation {AMPLITUDE_FORMULA}, per image before "
+                                   f"pooling; KL in nats, ε = {sar.KL_EPSILON} (sarviz.metrics.protocols)",
+                             "glcm": f"{SEED001_GLCM_PROTOCOL}; the whole image is normalised before the patches are "
+                                     "cut; deviation: patches chosen by an edge-score test "
+                                     "(sarviz.metrics.protocols.seed001_patches), not inside the largest SAM segment",
                              "rank": f"caption rank among N = {clip_mod.RANK_BATCH} (eq. 5–6)"}}
 
     def table_text(self) -> str:
@@ -103,7 +107,7 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
     out_dir = Path(out_dir)
     items_by_label = dataset.by_label(per_label)
     if not items_by_label:
-        raise ValueError(f"{dataset.root}/{dataset.split}: no labelled item to evaluate")
+        raise EvaluationError(f"{dataset.root}/{dataset.split}: no labelled item to evaluate")
     meta = generator.metadata()
     pol_model = meta.get("polarisation", "VV")
     total = sum(len(v) for v in items_by_label.values())
@@ -123,11 +127,11 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
             request = TextRequest(seed=seed + index, prompt=item.text, steps=steps, guidance=guidance,
                                   width=w - w % 8, height=h - h % 8, device=device, dtype=dtype)
             message = f"{label}: image {len(gen.get(label, [])) + 1}/{len(items)}"
-            result = generator.generate_text(
+            result = generator.generate(
                 request, cancel=cancel,
                 progress=None if progress is None else (lambda i, n, m: progress(done, total, f"{message} ({m})")))[0]
             result.provenance["evaluation"] = {"label": label, "caption_id": item.id, "test_split": str(dataset.root)}
-            files.append(result.to_geotiff(out_dir / "generated" / _safe(label) / f"{_safe(item.id)}.tif"))
+            files.append(result.to_geotiff(out_dir / GENERATED_DIR / _safe(label) / f"{_safe(item.id)}.tif"))
             gen.setdefault(label, []).append(result.vv_db)
             gen_bands.setdefault(label, []).append(result.bands)
             done += 1
@@ -156,9 +160,10 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
 
 def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
     from sarviz.evaluation import figures
+    from sarviz.formats import evaluation_report as er
 
     out_dir = Path(out_dir)
-    written = [_write(out_dir / "report.json", json.dumps(evaluation.to_dict(), indent=2, default=str))]
+    written = [_write(out_dir / er.TEXT_REPORT_JSON, json.dumps(evaluation.to_dict(), indent=2, default=str))]
     rows = [s.row() for s in evaluation.summaries]
     clip_by = {(r["label"], r["images"]): r for r in evaluation.clip_rows}
     for row in rows:
@@ -166,7 +171,7 @@ def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
             c = clip_by.get((row["label"], which)) or {}
             for k in ("rank_mean", "rank_median", "rank_variance", "cosine_mean"):
                 row[f"clip_{k}_{which}"] = c.get(k)
-    written.append(_write(out_dir / "per_label.csv", _csv(rows)))
+    written.append(_write(out_dir / er.PER_LABEL_CSV, _csv(rows)))
     glcm_rows = []
     for s in evaluation.summaries:
         for which, feats in (("real", s.glcm_real), ("generated", s.glcm_generated)):
@@ -177,12 +182,12 @@ def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
                     for a, v in zip(sar.GLCM_ANGLES_DEG, row):
                         glcm_rows.append({"label": s.label, "pol": s.pol, "images": which, "feature": name,
                                           "distance": d, "angle_deg": a, "value": round(float(v), 6)})
-    written.append(_write(out_dir / "glcm.csv", _csv(glcm_rows)))
+    written.append(_write(out_dir / er.GLCM_CSV, _csv(glcm_rows)))
     for s in evaluation.summaries:
         stem = f"{_safe(s.label)}_{s.pol}"
-        written.append(_write(out_dir / "figures" / f"hist_{stem}.png", figures.histogram_png(s)))
+        written.append(_write(out_dir / er.text_figure("hist", stem), figures.histogram_png(s)))
         if s.glcm_real is not None and s.glcm_generated is not None:
-            written.append(_write(out_dir / "figures" / f"glcm_{stem}.png", figures.glcm_png(s)))
+            written.append(_write(out_dir / er.text_figure("glcm", stem), figures.glcm_png(s)))
     evaluation.files += written
     return written
 

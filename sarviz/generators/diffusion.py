@@ -1,11 +1,8 @@
 """HuiYanEarth-compatible diffusion generator: SD 1.5 + 65-channel ControlNet + UNet LoRA.
 
-Checkpoint layout (the published HuiYanEarth-SAR release, or a user's own training run)::
-
-    <controlnet>/config.json                         # may say conditioning_channels: 3
-    <controlnet>/diffusion_pytorch_model.safetensors # 65-ch conv_in; keys may carry "module."
-    <controlnet>/unet_lora/adapter_config.json       # PEFT LoraConfig (r=32, alpha=16, ...)
-    <controlnet>/unet_lora/adapter_model.safetensors # PeftModel.save_pretrained layout
+Checkpoint layout (the published HuiYanEarth-SAR release, or a user's own training run):
+:mod:`sarviz.formats.controlnet` (ControlNet weights with a 65-ch conv_in, ``unet_lora/``
+PEFT folder, optional ``sarviz_train.json``),
 
 on a base Stable Diffusion 1.5 (a local diffusers folder or a Hugging Face id already in
 the local cache) with an optional VAE override (the reference uses sd-vae-ft-mse).
@@ -40,16 +37,25 @@ from typing import Any
 import numpy as np
 
 from sarviz.calibration import Calibration, calibration_from_card
+from sarviz.formats.controlnet import (  # noqa: F401 - re-exported (the checkpoint's files live there)
+    CARD_FILE, CONFIG_FILE, COND_CONV_KEY, LORA_CONFIG, LORA_PICKLE, LORA_SAFETENSORS, PICKLE_NAME, SAFETENSORS_NAME,
+    UNET_LORA_DIR, CheckpointPaths, ControlNetCheckpoint, find_weights, load_weights_file, read_train_metadata,
+    strip_prefix,
+)
+from sarviz.formats.controlnet import TRAIN_META as TRAIN_METADATA
 from sarviz.generators import runtime
 from sarviz.generators.base import (
     GenerationError,
     GenerationRequest,
     GenerationResult,
-    Generator,
+    MapGenerator,
     ProgressCallback,
+    Readiness,
     WeightsMissing,
     base_provenance,
 )
+from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
+from sarviz.generators.sampling import SCHEDULERS, SamplerSettings, check_sampler, make_scheduler  # noqa: F401 - re-exported
 from sarviz.generators.condition import Condition, ConditionSpec, build_condition
 from sarviz.registry import ModelCard, register_kind
 from sarviz.scene import Scene
@@ -76,156 +82,8 @@ REFERENCE_OUTPUT: dict[str, Any] = {
 #: the published inference settings (HuiYanEarth-SAR ``inference_sar_gray.py``: 50 steps,
 #: float32) as a preset beside the card's fast defaults (25 steps, the device's best dtype)
 REFERENCE_PRESET: dict[str, Any] = {"steps": 50, "dtype": "float32"}
-#: what a trainer writes beside a checkpoint (FORMATS.md B): its calibration and preprocessing
-TRAIN_METADATA = "sarviz_train.json"
-SCHEDULERS = {
-    # name → (diffusers class name, extra config)
-    "dpmsolver++-sde-karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
-    "dpmsolver++-2m-karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}),
-    "ddim": ("DDIMScheduler", {}),
-    "euler-ancestral": ("EulerAncestralDiscreteScheduler", {}),
-}
-
-
-def check_sampler(settings: dict[str, Any]) -> None:
-    """Refuse sampler settings no pipeline should run (scheduler, steps, guidance), in one line each."""
-    if settings["scheduler"] not in SCHEDULERS:
-        raise GenerationError(f"unknown scheduler {settings['scheduler']!r}; use one of {', '.join(SCHEDULERS)}")
-    if not 1 <= settings["steps"] <= 1000:
-        raise GenerationError(f"steps must be between 1 and 1000, got {settings['steps']}")
-    if not (math.isfinite(settings["guidance"]) and 0.0 <= settings["guidance"] <= 30.0):
-        raise GenerationError(f"guidance must be between 0 and 30, got {settings['guidance']}")
-SAFETENSORS_NAME = "diffusion_pytorch_model.safetensors"
-PICKLE_NAME = "diffusion_pytorch_model.bin"
-LORA_CONFIG = "adapter_config.json"
-LORA_SAFETENSORS = "adapter_model.safetensors"
-LORA_PICKLE = "adapter_model.bin"
-COND_CONV_KEY = "controlnet_cond_embedding.conv_in.weight"
+# the scheduler catalogue, the sampler check and make_scheduler live in sarviz.generators.sampling
 _CHANNEL_INDEX = {"R": 0, "G": 1, "B": 2}
-
-
-# -- checkpoint files ----------------------------------------------------------------------------
-def load_weights_file(path: Path, allow_pickle: bool = False) -> dict[str, Any]:
-    """A state dict from a safetensors file, or (opt-in only) a pickle file."""
-    import torch
-
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:  # SafetensorError, OSError, truncated header, ...
-            raise GenerationError(
-                f"{path} is not a valid safetensors file ({exc}); the download is probably incomplete or "
-                "corrupt — download it again") from None
-    if not allow_pickle:
-        raise GenerationError(
-            f"{path} is a pickle file, which can run code when loaded; it is loaded only with an explicit "
-            "opt-in (card: \"allow_pickle\": true, CLI: --allow-pickle). Prefer converting it to safetensors.")
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise GenerationError(f"{path} cannot be read as a PyTorch weights file ({exc})") from None
-    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
-        data = data["state_dict"]
-    if not isinstance(data, dict):
-        raise GenerationError(f"{path} does not hold a state dict")
-    return data
-
-
-def strip_prefix(state: dict[str, Any], prefix: str = "module.") -> dict[str, Any]:
-    """Keys without (repeated) ``prefix`` — DistributedDataParallel saves ``module.<key>``."""
-    out = {}
-    for k, v in state.items():
-        while k.startswith(prefix):
-            k = k[len(prefix):]
-        out[k] = v
-    return out
-
-
-def find_weights(folder: Path, safetensors_name: str, pickle_name: str, allow_pickle: bool) -> Path | None:
-    st = folder / safetensors_name
-    if st.is_file():
-        return st
-    pk = folder / pickle_name
-    if pk.is_file() and allow_pickle:
-        return pk
-    return None
-
-
-@dataclass
-class CheckpointPaths:
-    """Where one diffusion model's weights are."""
-
-    controlnet: str
-    base: str
-    unet_lora: str | None = None
-    vae: str | None = None
-    allow_pickle: bool = False
-
-    def problems(self) -> list[str]:
-        """What is missing, one line each (empty when everything is present)."""
-        out: list[str] = []
-        cn = Path(self.controlnet)
-        if not cn.is_dir():
-            out.append(f"ControlNet folder {cn} does not exist")
-        else:
-            if not (cn / "config.json").is_file():
-                out.append(f"{cn / 'config.json'} is missing")
-            if find_weights(cn, SAFETENSORS_NAME, PICKLE_NAME, self.allow_pickle) is None:
-                if (cn / PICKLE_NAME).is_file():
-                    out.append(f"{cn} has only {PICKLE_NAME} (pickle); allow it explicitly or convert to safetensors")
-                else:
-                    out.append(f"{cn / SAFETENSORS_NAME} is missing")
-        if self.unet_lora and (cn.is_dir() or not Path(self.unet_lora).is_relative_to(cn)):
-            lora = Path(self.unet_lora)
-            if not (lora / LORA_CONFIG).is_file():
-                out.append(f"{lora / LORA_CONFIG} is missing")
-            if find_weights(lora, LORA_SAFETENSORS, LORA_PICKLE, self.allow_pickle) is None:
-                out.append(f"{lora / LORA_SAFETENSORS} is missing")
-        base_files = ["unet/config.json", "text_encoder/config.json", "tokenizer/tokenizer_config.json"]
-        if not self.vae:
-            base_files.append("vae/config.json")
-        out += _component_problems(self.base, base_files, "base Stable Diffusion 1.5")
-        if self.vae:
-            out += _component_problems(self.vae, ["config.json"], "VAE")
-        return out
-
-    def files_to_hash(self) -> dict[str, Path]:
-        out = {}
-        w = find_weights(Path(self.controlnet), SAFETENSORS_NAME, PICKLE_NAME, self.allow_pickle)
-        if w:
-            out["controlnet"] = w
-        if self.unet_lora:
-            w = find_weights(Path(self.unet_lora), LORA_SAFETENSORS, LORA_PICKLE, self.allow_pickle)
-            if w:
-                out["unet_lora"] = w
-        return out
-
-
-def _component_problems(ref: str, files: list[str], what: str) -> list[str]:
-    """One message when some diffusers component files are missing (local folder or cached hub repo)."""
-    p = Path(ref)
-    if p.exists():
-        missing = [f for f in files if not (p / f).is_file()]
-        return [f"{what}: {', '.join(str(p / f) for f in missing)} missing"] if missing else []
-    if ref.count("/") != 1 or ref.startswith("/"):
-        return [f"{what}: folder {ref} does not exist"]
-    from huggingface_hub import try_to_load_from_cache
-
-    def cached(filename: str) -> bool:
-        try:
-            return isinstance(try_to_load_from_cache(ref, filename), str)
-        except Exception:  # an invalid repo id
-            return False
-
-    missing = [f for f in files if not cached(f)]
-    if missing:
-        return [f"{what}: Hugging Face model {ref} is not in the local cache (missing {', '.join(missing)}); "
-                f"on a machine with internet run `hf download {ref}` (or set HF_HOME to a cache that has it), "
-                "or point the card at a local folder"]
-    return []
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -234,22 +92,14 @@ def load_controlnet(folder: str | Path, allow_pickle: bool = False):
     import torch
     from diffusers import ControlNetModel
 
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise WeightsMissing(f"ControlNet config {folder / 'config.json'} is missing")
-    weights = find_weights(folder, SAFETENSORS_NAME, PICKLE_NAME, allow_pickle)
-    if weights is None:
-        if (folder / PICKLE_NAME).is_file():
-            load_weights_file(folder / PICKLE_NAME, allow_pickle=False)  # raises the opt-in message
-        raise WeightsMissing(f"ControlNet weights {folder / SAFETENSORS_NAME} are missing")
-    state = strip_prefix(load_weights_file(weights, allow_pickle))
-    if COND_CONV_KEY not in state:
-        raise GenerationError(f"{weights} is not a ControlNet: it has no {COND_CONV_KEY!r} tensor")
+    checkpoint = ControlNetCheckpoint.load(folder, allow_pickle)
+    folder, weights = checkpoint.folder, checkpoint.weights_file()
+    state = checkpoint.state_dict()
     channels = int(state[COND_CONV_KEY].shape[1])
     try:
         config = dict(ControlNetModel.load_config(str(folder)))
     except Exception as exc:
-        raise GenerationError(f"{folder / 'config.json'} is not a valid ControlNet config ({exc})") from None
+        raise GenerationError(f"{folder / CONFIG_FILE} is not a valid ControlNet config ({exc})") from None
     declared = config.get("conditioning_channels")
     config["conditioning_channels"] = channels  # the published config.json says 3; the weights decide
     # Build on the meta device and adopt the loaded tensors (assign=True): random init of a
@@ -259,10 +109,10 @@ def load_controlnet(folder: str | Path, allow_pickle: bool = False):
     try:
         result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:  # shape mismatch between config and weights
-        raise GenerationError(f"{weights} does not match {folder / 'config.json'}: {str(exc)[:500]}") from None
+        raise GenerationError(f"{weights} does not match {folder / CONFIG_FILE}: {str(exc)[:500]}") from None
     if result.missing_keys or result.unexpected_keys:
         raise GenerationError(
-            f"{weights} does not match {folder / 'config.json'}: missing {result.missing_keys[:5]}"
+            f"{weights} does not match {folder / CONFIG_FILE}: missing {result.missing_keys[:5]}"
             f"{'…' if len(result.missing_keys) > 5 else ''}, unexpected {result.unexpected_keys[:5]}"
             f"{'…' if len(result.unexpected_keys) > 5 else ''}")
     leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
@@ -351,16 +201,6 @@ def _cast_hooks(module, dtype) -> None:
 
     module.register_forward_pre_hook(pre, with_kwargs=True)
     module.register_forward_hook(post, with_kwargs=True)
-
-
-def make_scheduler(name: str, config: dict[str, Any]):
-    import diffusers
-
-    try:
-        cls_name, extra = SCHEDULERS[name]
-    except KeyError:
-        raise GenerationError(f"unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}") from None
-    return getattr(diffusers, cls_name).from_config(config, **extra)
 
 
 @dataclass
@@ -502,21 +342,6 @@ def _load_text_encoder(base: str, use_safetensors: bool | None):
 
 
 # -- calibration and training metadata -------------------------------------------------------------
-def read_train_metadata(controlnet: Path) -> dict[str, Any]:
-    """``sarviz_train.json`` beside a checkpoint sarviz trained ({} when there is none)."""
-    path = Path(controlnet) / TRAIN_METADATA
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GenerationError(f"{path} cannot be read as JSON ({exc}); it records the checkpoint's calibration — "
-                              "restore it from the training run") from None
-    if not isinstance(data, dict):
-        raise GenerationError(f"{path} is not a JSON object")
-    return data
-
-
 def model_calibration(card: ModelCard, trained: dict[str, Any] | None = None) -> tuple[Calibration, str]:
     """The calibration a diffusion model's output mapping uses, and where it came from.
 
@@ -541,7 +366,21 @@ def _card_section(card: ModelCard, name: str, default: dict[str, Any]) -> dict[s
     return value
 
 
-class DiffusionGenerator(Generator):
+@dataclass(frozen=True)
+class GeoSettings:
+    """What one geo generation runs with: the sampler, the prompts, the ControlNet scale, the dtype asked
+    for, and which preset that is (``custom`` when explicit fields changed it: ``preset_changed``)."""
+
+    sampler: SamplerSettings
+    prompt: str
+    negative_prompt: str
+    controlnet_scale: float
+    dtype: str | None
+    preset: str
+    preset_changed: tuple[str, ...] = ()
+
+
+class DiffusionGenerator(MapGenerator):
     """A model card of kind ``controlnet-lora`` as a :class:`Generator`."""
 
     kind = "diffusion"
@@ -552,7 +391,7 @@ class DiffusionGenerator(Generator):
         if not weights.get("controlnet") or not weights.get("base"):
             raise GenerationError(f"model card {card.path}: weights.controlnet and weights.base are required")
         controlnet = card.resolve(weights["controlnet"])
-        lora = weights.get("unet_lora", "unet_lora")
+        lora = weights.get("unet_lora", UNET_LORA_DIR)
         lora_path = None
         if lora:  # relative LoRA paths are inside the ControlNet folder (the published layout)
             from sarviz.registry import expand_card_path  # never expands secret-named variables
@@ -583,8 +422,7 @@ class DiffusionGenerator(Generator):
         if set(self.calibration.polarisations) < {"VV", "VH"}:
             raise GenerationError(f"model card {card.path}: the calibration ({self.calibration_source}) needs VV "
                                   f"and VH ranges, has {list(self.calibration.polarisations)}")
-        if self.sampler["scheduler"] not in SCHEDULERS:
-            raise GenerationError(f"model card {card.path}: unknown scheduler {self.sampler['scheduler']!r}")
+        self.sampler_defaults = SamplerSettings.from_card(self.sampler, REFERENCE_SAMPLER, f"model card {card.path}")
         self.how_to_get = card.get("how_to_get", "")
 
     @property
@@ -593,31 +431,19 @@ class DiffusionGenerator(Generator):
         return {pol: self.calibration.range(pol) for pol in ("VV", "VH")}
 
     # -- readiness --------------------------------------------------------------------------
-    def weights_problem(self) -> str | None:
+    def readiness(self) -> Readiness:
         problems = self.paths.problems()
         if not problems:
-            return None
+            return Readiness.ok()
         how = f" How to get them: {self.how_to_get}" if self.how_to_get else ""
-        return (f"model {self.card.id!r} ({self.card.path}) cannot run: its weights are missing — "
-                + "; ".join(problems) + f".{how}")
-
-    def weights_summary(self) -> str | None:
-        """One short line: which parts are missing (``weights_problem()`` has paths and the how-to)."""
-        problems = self.paths.problems()
-        if not problems:
-            return None
+        details = (f"model {self.card.id!r} ({self.card.path}) cannot run: its weights are missing — "
+                   + "; ".join(problems) + f".{how}")
         # each problem starts with the part's name ("ControlNet folder /x …", "VAE: …"): keep the name
         parts = [re.split(r"[:/(]", p, maxsplit=1)[0].strip() for p in problems]
-        return f"model {self.card.id!r} cannot run: its weights are missing ({', '.join(dict.fromkeys(parts))})"
-
-    def check_weights(self) -> None:
-        problem = self.weights_problem()
-        if problem:
-            err = WeightsMissing(f"{self.weights_summary()}; `sarviz models --details` says where to put them "
-                                 f"(SARVIZ_DEBUG=1 for the full error)")
-            err.details = problem
-            err.add_note(problem)  # shown with the traceback under SARVIZ_DEBUG=1
-            raise err
+        return Readiness(False, problem=f"model {self.card.id!r} cannot run: its weights are missing "
+                                        f"({', '.join(dict.fromkeys(parts))})",
+                         action="`sarviz models --details` says where to put them (SARVIZ_DEBUG=1 for the full error)",
+                         details=details)
 
     # -- loading ----------------------------------------------------------------------------
     def cache_key(self) -> tuple:
@@ -628,8 +454,8 @@ class DiffusionGenerator(Generator):
         return runtime.MODELS.get(key, lambda: load_pipeline(self.paths, device, dtype, progress))
 
     # -- generation -------------------------------------------------------------------------
-    def settings(self, request: GenerationRequest) -> dict[str, Any]:
-        """The sampler settings that will run, and which preset they are (``preset``).
+    def settings(self, request: GenerationRequest) -> GeoSettings:
+        """The settings that will run, and which preset they are (``preset``).
 
         ``request.preset``: None/"fast" = the card's defaults; "reference" = the published
         inference (``REFERENCE_PRESET``: 50 steps — the card's ``reference_steps`` — in
@@ -639,33 +465,35 @@ class DiffusionGenerator(Generator):
         if preset not in ("fast", "reference"):
             raise GenerationError(f"unknown settings preset {request.preset!r}; use 'fast' or 'reference'")
         defaults = dict(self.sampler)
+        sampler_defaults = self.sampler_defaults
         dtype = request.dtype
         if preset == "reference":
             defaults.update({k: v for k, v in REFERENCE_SAMPLER.items() if k not in ("prompt", "negative_prompt")})
-            defaults["steps"] = int(self.sampler.get("reference_steps") or REFERENCE_PRESET["steps"])
+            sampler_defaults = SamplerSettings(
+                scheduler=REFERENCE_SAMPLER["scheduler"], guidance=float(REFERENCE_SAMPLER["guidance"]),
+                steps=int(self.sampler.get("reference_steps") or REFERENCE_PRESET["steps"]))
             dtype = request.dtype or REFERENCE_PRESET["dtype"]
-        s = {
-            "prompt": request.prompt if request.prompt is not None else defaults["prompt"],
-            "negative_prompt": request.negative_prompt if request.negative_prompt is not None
-            else defaults["negative_prompt"],
-            "scheduler": request.scheduler or defaults["scheduler"],
-            "steps": int(request.steps if request.steps is not None else defaults["steps"]),
-            "guidance": float(request.guidance if request.guidance is not None else defaults["guidance"]),
-            "controlnet_scale": float(request.controlnet_scale if request.controlnet_scale is not None
-                                      else defaults["controlnet_scale"]),
-            "dtype": dtype,
-        }
-        changed = [k for k in ("scheduler", "steps", "guidance", "controlnet_scale") if s[k] != defaults[k]]
+        sampler = sampler_defaults.with_request(request)
+        try:
+            scale = float(request.controlnet_scale if request.controlnet_scale is not None
+                          else defaults["controlnet_scale"])
+        except (TypeError, ValueError):
+            raise GenerationError(f"ControlNet scale must be a number, got {request.controlnet_scale!r}") from None
+        changed = [k for k in ("scheduler", "steps", "guidance") if getattr(sampler, k) != getattr(sampler_defaults, k)]
+        if scale != float(defaults["controlnet_scale"]):
+            changed.append("controlnet_scale")
         if preset == "reference" and dtype != REFERENCE_PRESET["dtype"]:
             changed.append("dtype")
-        s["preset"] = preset if not changed else "custom"
-        s["preset_changed"] = changed
-        check_sampler(s)
-        if not (math.isfinite(s["controlnet_scale"]) and 0.0 <= s["controlnet_scale"] <= 5.0):
-            raise GenerationError(f"ControlNet scale must be between 0 and 5, got {s['controlnet_scale']}")
-        if not isinstance(request.seed, (int, np.integer)) or not 0 <= int(request.seed) < 2**63:
-            raise GenerationError(f"seed must be a whole number in [0, 2^63), got {request.seed!r}")
-        return s
+        if not (math.isfinite(scale) and 0.0 <= scale <= 5.0):
+            raise GenerationError(f"ControlNet scale must be between 0 and 5, got {scale}")
+        check_seed(request.seed)
+        return GeoSettings(
+            sampler=sampler,
+            prompt=request.prompt if request.prompt is not None else defaults["prompt"],
+            negative_prompt=request.negative_prompt if request.negative_prompt is not None
+            else defaults["negative_prompt"],
+            controlnet_scale=scale, dtype=dtype, preset=preset if not changed else "custom",
+            preset_changed=tuple(changed))
 
     def condition(self, scene: Scene, request: GenerationRequest) -> Condition:
         return build_condition(scene, self.spec, angle_deg=request.angle_deg)
@@ -673,97 +501,77 @@ class DiffusionGenerator(Generator):
     def generate(self, scene: Scene, request: GenerationRequest, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
         settings = self.settings(request)
-        device = runtime.choose_device(request.device)
-        if settings["dtype"] in (None, "auto") and device not in runtime._DECISIONS:
-            runtime.report(progress, 0, settings["steps"], "choosing the fastest safe dtype for this machine "
-                           "(measured once, then cached)")
-        dtype_decision = runtime.dtype_decision(device, settings["dtype"])  # measured once per machine
-        dtype = dtype_decision.dtype
         cond = self.condition(scene, request)  # cheap refusals (no embedding, bad angle) first
-        self.check_weights()
-        runtime.check_cancel(cancel)
+        steps = settings.sampler.steps
 
-        def waiting(pos: int) -> None:
-            runtime.report(progress, 0, settings["steps"], f"waiting for the {device} ({pos} ahead in the queue)")
-
-        with runtime.QUEUE.slot(device, cancel=cancel, on_wait=waiting):
-            runtime.check_cancel(cancel)
-            loaded = self.load(device, dtype, progress=lambda i, n, m: runtime.report(
-                progress, 0, settings["steps"], f"loading model: {m}"))
+        def work(ctx: RunContext):
+            loaded: LoadedPipeline = ctx.loaded
             cn_channels = loaded.info["controlnet"]["conditioning_channels"]
             if cn_channels != cond.array.shape[0]:
                 raise GenerationError(
                     f"model {self.card.id!r}: its ControlNet takes {cn_channels} condition channels but the card's "
                     f"preprocessing makes {cond.array.shape[0]} (bands {list(self.spec.bands)}); fix the card's "
                     "preprocessing or use the matching weights")
-            with loaded.lock:  # a pipeline object is not re-entrant (scheduler state)
-                if loaded.info["speed"]["compile"] and not loaded.info.get("compiled"):
-                    runtime.report(progress, 0, settings["steps"], "compiling the model (first image only; the "
-                                   "compiled kernels are cached for later runs)")
-                    loaded.info["compiled"] = True
-                t0 = time.perf_counter()
-                latents = self._denoise(loaded, cond, settings, int(request.seed), progress, cancel)
-                runtime.report(progress, settings["steps"], settings["steps"], "decoding the image")
-                image = self._decode(loaded, latents)
-                elapsed = time.perf_counter() - t0
-        vv, vh = self._to_db(image, scene.shape)
-        if scene.embedding is not None:
-            # where the embedding was missing the model saw a filled-in condition: those output
-            # pixels are not the model's answer for this place, so they stay missing (as in the emulator)
-            hole = ~np.isfinite(scene.embedding).all(axis=0)
-            vv[hole] = np.nan
-            vh[hole] = np.nan
-        prov = base_provenance(
-            self.model_id, scene, request,
-            model_name=self.card.name, model_kind=KIND, weights_sha256=loaded.info["weights_sha256"],
-            base=loaded.info["base"], vae=loaded.info["vae"], scheduler=settings["scheduler"],
-            steps=settings["steps"], guidance=settings["guidance"], controlnet_scale=settings["controlnet_scale"],
-            prompt=settings["prompt"], negative_prompt=settings["negative_prompt"], device=device, dtype=dtype,
-            dtype_choice=dtype_decision.summary(), speed_options=loaded.info["speed"],
-            image_size=self.spec.size, output_mapping={"channels": {k: "RGB"[v] for k, v in self.channels.items()},
-                                                       "db_range": {k: list(v) for k, v in self.db_range.items()}},
-            calibration=self.calibration.to_dict(), calibration_source=self.calibration_source,
-            preprocessing_source=self.preprocessing_source, settings_preset=settings["preset"],
-            **({"settings_preset_changed": settings["preset_changed"]} if settings["preset_changed"] else {}),
-            controlnet_conditioning_channels=cn_channels, lora=loaded.info["unet_lora"] is not None,
-            seconds=round(elapsed, 2), **cond.provenance(),
-        )
-        notes = list(cond.notes)
-        pixel_m, size = scene.pixel_size_m, self.spec.size
-        if abs(pixel_m - 10.0) > 2.5 or max(scene.shape) < 0.75 * size:
-            # the model learnt textures of 512×512 patches at 10 m; a stretched condition moves them
-            notes.append(f"scale: the scene is {scene.width}×{scene.height} px at ~{pixel_m:.0f} m, but the model "
-                         f"makes {size}×{size} px at 10 m; the generated texture is resampled "
-                         f"({size / max(scene.shape):.1f}× in size) — use a {size} px patch on the 10 m grid "
-                         "(`--grid utm --size 512`) for true-scale texture")
-        if notes:
-            prov["notes"] = notes
-        return GenerationResult(vv_db=vv, vh_db=vh, crs=scene.crs, transform=scene.transform, provenance=prov)
+            latents = self._denoise(ctx, cond, settings, int(request.seed))
+            ctx.report(steps, "decoding the image")
+            return self._decode(loaded, latents), loaded.info
 
-    def _denoise(self, loaded: LoadedPipeline, cond: Condition, settings: dict[str, Any], seed: int,
-                 progress: ProgressCallback | None, cancel: threading.Event | None):
+        def finish(raw, record: RunRecord) -> list[GenerationResult]:
+            image, info = raw
+            vv, vh = self._to_db(image, scene.shape)
+            if scene.embedding is not None:
+                # where the embedding was missing the model saw a filled-in condition: those output
+                # pixels are not the model's answer for this place, so they stay missing (as in the emulator)
+                hole = ~np.isfinite(scene.embedding).all(axis=0)
+                vv[hole] = np.nan
+                vh[hole] = np.nan
+            prov = base_provenance(
+                self.model_id, scene, request,
+                model_name=self.card.name, model_kind=KIND, weights_sha256=info["weights_sha256"],
+                base=info["base"], vae=info["vae"], **settings.sampler.provenance(),
+                controlnet_scale=settings.controlnet_scale,
+                prompt=settings.prompt, negative_prompt=settings.negative_prompt,
+                image_size=self.spec.size,
+                output_mapping={"channels": {k: "RGB"[v] for k, v in self.channels.items()},
+                                "db_range": {k: list(v) for k, v in self.db_range.items()}},
+                calibration=self.calibration.to_dict(), calibration_source=self.calibration_source,
+                preprocessing_source=self.preprocessing_source, settings_preset=settings.preset,
+                **({"settings_preset_changed": list(settings.preset_changed)} if settings.preset_changed else {}),
+                controlnet_conditioning_channels=info["controlnet"]["conditioning_channels"],
+                lora=info["unet_lora"] is not None, **cond.provenance(),
+            )
+            notes = list(cond.notes)
+            pixel_m, size = scene.pixel_size_m, self.spec.size
+            if abs(pixel_m - 10.0) > 2.5 or max(scene.shape) < 0.75 * size:
+                # the model learnt textures of 512×512 patches at 10 m; a stretched condition moves them
+                notes.append(f"scale: the scene is {scene.width}×{scene.height} px at ~{pixel_m:.0f} m, but the "
+                             f"model makes {size}×{size} px at 10 m; the generated texture is resampled "
+                             f"({size / max(scene.shape):.1f}× in size) — use a {size} px patch on the 10 m grid "
+                             "(`--grid utm --size 512`) for true-scale texture")
+            if notes:
+                prov["notes"] = notes
+            return [GenerationResult(vv_db=vv, vh_db=vh, crs=scene.crs, transform=scene.transform, provenance=prov)]
+
+        return run_generation(self, request, total=steps, work=work, finish=finish, progress=progress,
+                              cancel=cancel, dtype=settings.dtype)[0]
+
+    def _denoise(self, ctx: RunContext, cond: Condition, settings: GeoSettings, seed: int):
         import torch
 
+        loaded: LoadedPipeline = ctx.loaded
         pipe = loaded.pipe
-        pipe.scheduler = make_scheduler(settings["scheduler"], loaded.scheduler_config)
-        total = settings["steps"]
-        timer = runtime.StepTimer(total)
-
-        def on_step(_pipe, i, _t, kwargs):
-            runtime.check_cancel(cancel)
-            runtime.report(progress, i + 1, total, timer.message(i + 1))
-            return kwargs
-
+        pipe.scheduler = settings.sampler.make_scheduler(loaded.scheduler_config)
         # a CPU generator makes the same seed give the same noise on every device
         generator = torch.Generator("cpu").manual_seed(seed)
         control = torch.from_numpy(cond.array)[None]
         size = self.spec.size
         with torch.inference_mode():
             out = pipe(
-                prompt=settings["prompt"], negative_prompt=settings["negative_prompt"], image=control,
-                height=size, width=size, num_inference_steps=total, guidance_scale=settings["guidance"],
-                controlnet_conditioning_scale=settings["controlnet_scale"], generator=generator,
-                output_type="latent", callback_on_step_end=on_step, return_dict=True,
+                prompt=settings.prompt, negative_prompt=settings.negative_prompt, image=control,
+                height=size, width=size, num_inference_steps=settings.sampler.steps,
+                guidance_scale=settings.sampler.guidance, controlnet_conditioning_scale=settings.controlnet_scale,
+                generator=generator, output_type="latent", callback_on_step_end=ctx.diffusers_callback(),
+                return_dict=True,
             )
         return out.images
 
@@ -794,7 +602,7 @@ class DiffusionGenerator(Generator):
         return out[0], out[1]
 
 
-def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lora: str | None = "unet_lora",
+def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lora: str | None = UNET_LORA_DIR,
                     allow_pickle: bool = False, template: ModelCard | None = None) -> ModelCard:
     """An in-memory card for a checkpoint given on the command line (sampler etc. from ``template``)."""
     data = copy.deepcopy(template.data) if template is not None else {}
@@ -807,7 +615,7 @@ def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lor
                     "allow_pickle": allow_pickle},
     })
     data.pop("how_to_get", None)
-    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(controlnet_abs) / "card.json", data=data)
+    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(controlnet_abs) / CARD_FILE, data=data)
 
 
 register_kind(KIND, DiffusionGenerator)

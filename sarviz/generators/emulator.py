@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 
 import numpy as np
 from scipy import special
@@ -23,8 +22,9 @@ from scipy import special
 from sarviz.calibration import calibration_from_card
 from sarviz.emulator.radiometric import EmulatorError, RadiometricModel, file_sha256
 from sarviz.emulator.speckle import SpeckleModel
-from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, GenerationError, GenerationRequest,
-                                    GenerationResult, Generator, ProgressCallback, WeightsMissing, base_provenance)
+from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationError, GenerationRequest, GenerationResult,
+                                    MapGenerator, ProgressCallback, WeightsMissing, base_provenance)
+from sarviz.generators.run import RunContext, RunRecord, run_generation
 from sarviz.registry import register_kind
 from sarviz.scene import EMBEDDING_DIM, Scene
 
@@ -34,8 +34,9 @@ def median_to_mean_db(enl: float) -> float:
     return -10.0 * math.log10(float(special.gammaincinv(enl, 0.5)) / enl)
 
 
-class EmulatorGenerator(Generator):
+class EmulatorGenerator(MapGenerator):
     kind = "emulator"
+    uses_device = False  # numpy on the CPU in well under a second: it never queues behind a diffusion run
 
     def __init__(self, card) -> None:
         super().__init__(card)
@@ -115,43 +116,42 @@ class EmulatorGenerator(Generator):
 
     def generate(self, scene: Scene, request: GenerationRequest, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
-        total = 3
-        started = time.perf_counter()
-
-        def step(i: int, message: str) -> None:
-            if cancel is not None and cancel.is_set():
-                raise GenerationCancelled("emulation cancelled")
-            if progress:
-                progress(i, total, message)
-
         try:
             seed = int(request.seed)
         except (TypeError, ValueError):
             raise GenerationError(f"seed must be an integer, got {request.seed!r}") from None
         if seed < 0:
             raise GenerationError(f"seed must be ≥ 0, got {seed}")
-        step(0, "predicting σ⁰ from the embedding")
-        vv, vh, angle_info = self.mean_sigma0_db(scene, request)
-        step(1, "sampling Sentinel-1 speckle")
-        speckle = self.speckle.sample(vv.shape, np.random.default_rng(seed))
-        step(2, "applying speckle")
-        offset = median_to_mean_db(self.speckle.enl)
-        # σ⁰ mean (linear) × unit-mean speckle, back to dB; NaN pixels stay NaN through every step
-        out_vv = (10.0 * np.log10(speckle[0]) + (vv + offset)).astype(np.float32)
-        out_vh = (10.0 * np.log10(speckle[1]) + (vh + offset)).astype(np.float32)
-        step(3, "done")
-        provenance = base_provenance(
-            self.model_id, scene, request, generator="emulator", model_kind=self.kind,
-            weights=str(self.card.get("weights")), weights_sha256=self.weights_sha256,
-            feature_map=self.model.feature_map, enl=self.speckle.enl,
-            speckle={"enl": self.speckle.enl, "lag1_corr_x": self.speckle.lag1_corr_x,
-                     "lag1_corr_y": self.speckle.lag1_corr_y, "pol_corr": self.speckle.pol_corr},
-            median_to_mean_db=round(offset, 4), reference_angle_deg=self.model.reference_angle_deg,
-            cos_power=self.model.cos_power, cos_power_vh=self.model.cos_powers["VH"], calibration=calibration_from_card(self.card.data).to_dict(),
-            nan_pixels=int(np.isnan(out_vv).sum()), **angle_info,
-            seconds=round(time.perf_counter() - started, 3),
-        )
-        return GenerationResult(out_vv, out_vh, scene.crs, scene.transform, provenance)
+
+        def work(ctx: RunContext):
+            ctx.step(0, "predicting σ⁰ from the embedding")
+            vv, vh, angle_info = self.mean_sigma0_db(scene, request)
+            ctx.step(1, "sampling Sentinel-1 speckle")
+            speckle = self.speckle.sample(vv.shape, np.random.default_rng(seed))
+            ctx.step(2, "applying speckle")
+            return vv, vh, speckle, angle_info
+
+        def finish(raw, record: RunRecord) -> list[GenerationResult]:
+            vv, vh, speckle, angle_info = raw
+            offset = median_to_mean_db(self.speckle.enl)
+            # σ⁰ mean (linear) × unit-mean speckle, back to dB; NaN pixels stay NaN through every step
+            out_vv = (10.0 * np.log10(speckle[0]) + (vv + offset)).astype(np.float32)
+            out_vh = (10.0 * np.log10(speckle[1]) + (vh + offset)).astype(np.float32)
+            provenance = base_provenance(
+                self.model_id, scene, request, generator="emulator", model_kind=self.kind,
+                weights=str(self.card.get("weights")), weights_sha256=self.weights_sha256,
+                feature_map=self.model.feature_map, enl=self.speckle.enl,
+                speckle={"enl": self.speckle.enl, "lag1_corr_x": self.speckle.lag1_corr_x,
+                         "lag1_corr_y": self.speckle.lag1_corr_y, "pol_corr": self.speckle.pol_corr},
+                median_to_mean_db=round(offset, 4), reference_angle_deg=self.model.reference_angle_deg,
+                cos_power=self.model.cos_power, cos_power_vh=self.model.cos_powers["VH"],
+                calibration=calibration_from_card(self.card.data).to_dict(),
+                nan_pixels=int(np.isnan(out_vv).sum()), **angle_info, seconds=round(record.seconds, 3),
+            )
+            return [GenerationResult(out_vv, out_vh, scene.crs, scene.transform, provenance)]
+
+        return run_generation(self, request, total=3, work=work, finish=finish, progress=progress,
+                              cancel=cancel)[0]
 
 
 register_kind("emulator", EmulatorGenerator)

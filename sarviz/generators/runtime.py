@@ -19,15 +19,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import hashlib
 import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, ProgressCallback
+from sarviz.hashing import file_sha256  # noqa: F401 - re-exported
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
@@ -275,22 +274,7 @@ def _release_memory(device: str) -> None:
 MODELS = ModelCache()
 
 
-# -- weights hashing -------------------------------------------------------------------------
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 16 << 20) -> str:
-    """sha256 of a file, cached by (path, size, mtime) since weight files are GBs."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with p.open("rb") as fh:
-            for block in iter(lambda: fh.read(chunk), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+# -- weights hashing: one implementation in sarviz.hashing ------------------------------------
 
 
 # -- progress helpers ------------------------------------------------------------------------
@@ -326,22 +310,27 @@ def report(progress: ProgressCallback | None, step: int, total: int, message: st
 
 
 # -- model readiness (for the UI and `sarviz models`) --------------------------------------------
-def card_problem(card: Any) -> str | None:
-    """None when the card's generator can run here, else an actionable message.
+def card_readiness(card: Any):
+    """The :class:`~sarviz.generators.base.Readiness` of a card's generator on this machine.
 
-    Generators that need weights expose ``weights_problem() -> str | None``; others
-    (the emulator) are always ready.
+    A card whose generator cannot even be built (a bad card, an implementation that cannot be
+    imported) is not ready, with that error as its problem.
     """
+    from sarviz.generators.base import Readiness
     from sarviz.registry import build_generator
 
     try:
         gen = build_generator(card)
     except GenerationError as exc:
-        return str(exc)
+        return Readiness(False, problem=str(exc))
     except ImportError as exc:
-        return f"model {card.id}: its implementation cannot be imported ({exc})"
-    check = getattr(gen, "weights_problem", None)
-    return check() if callable(check) else None
+        return Readiness(False, problem=f"model {card.id}: its implementation cannot be imported ({exc})")
+    return gen.readiness()
+
+
+def card_problem(card: Any) -> str | None:
+    """None when the card's generator can run here, else the full message (:func:`card_readiness`)."""
+    return card_readiness(card).message
 
 
 # -- speed options: compile and memory layout (numbers: benchmarks/RESULTS_cpu_speed.md) ------------

@@ -1,6 +1,6 @@
 """Text-to-SAR generator (seed paper 001, ONERA): a prompt → a synthetic SAR image.
 
-A trained run (``sarviz train text``, layout FORMATS C) on a Stable Diffusion 1.5 or SDXL
+A trained run (``sarviz train text``, layout sarviz.formats.text_run) on a Stable Diffusion 1.5 or SDXL
 base (diffusers folder; the pipeline class comes from its ``model_index.json``)::
 
     RUN/sarviz_text_model.json          base, base_kind, token, unet (full|lora), calibration,
@@ -21,7 +21,8 @@ was trained on captions that start with it — and the provenance says so.
 Output: the decoded image ([0, 1]) → dB with the run's calibration (``calibration_from_card``
 on ``sarviz_text_model.json``): an "L" model gives VV (the mean of the three decoded channels,
 which the training replicated), an "RGB" model gives R = VV, G = VH. There is no scene and so
-no georeference: :class:`TextResult` writes a GeoTIFF without CRS and a PNG.
+no georeference: the :class:`~sarviz.generators.base.GenerationResult` s have no CRS and write
+a GeoTIFF without one, and a PNG.
 
 Precision follows the geo generator (:mod:`sarviz.generators.diffusion`): UNet in the dtype
 that :func:`runtime.choose_dtype` picks (bfloat16 on AMX CPUs), latents/scheduler in float32,
@@ -31,31 +32,29 @@ text encoders in float32, the VAE in bfloat16 only when the model runs bfloat16.
 from __future__ import annotations
 
 import copy
-import datetime as _dt
-import io
-import json
 import os
-import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sarviz.atomic import atomic_path
 from sarviz.calibration import Calibration, calibration_from_card
 from sarviz.generators import runtime
-from sarviz.generators.base import (GenerationError, GenerationRequest, Generator, ProgressCallback,
-                                    WeightsMissing)
+from sarviz.generators.base import (GenerationError, GenerationRequest, GenerationResult, ProgressCallback,
+                                    PromptGenerator, Readiness, WeightsMissing)
+from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
+from sarviz.generators.sampling import SamplerSettings
+from sarviz.formats import text_run
+from sarviz.formats.text_run import EMBEDS_FILE, TextRun  # noqa: F401 - re-exported
+from sarviz.formats.text_run import FORMAT as RUN_FORMAT  # noqa: F401 - re-exported
+from sarviz.formats.text_run import MODEL_FILE as RUN_METADATA
+from sarviz.generators.base_model import base_kind  # the one base_kind (used here, importable from here)
 from sarviz.registry import ModelCard, register_kind
 
 KIND = "text-to-sar"
-RUN_METADATA = "sarviz_text_model.json"
-RUN_FORMAT = "sarviz-text-sar/1"
-EMBEDS_FILE = "learned_embeds.safetensors"
 DEFAULT_TOKEN = "<SAR>"
 #: seed 001 gives no sampler settings; these are diffusers' usual text-to-image defaults
 DEFAULT_SAMPLER: dict[str, Any] = {
@@ -69,36 +68,9 @@ MAX_IMAGES = 16
 
 
 # -- the run folder --------------------------------------------------------------------------------
-def base_kind(base: str | os.PathLike) -> str:
-    """"sd15" or "sdxl" from the base folder's ``model_index.json``."""
-    index = Path(base) / "model_index.json"
-    try:
-        name = json.loads(index.read_text()).get("_class_name", "")
-    except (OSError, ValueError) as exc:
-        raise WeightsMissing(f"base model: {index} is missing or unreadable ({exc})") from None
-    if "XL" in name:
-        return "sdxl"
-    if name.startswith("StableDiffusion"):
-        return "sd15"
-    raise GenerationError(f"base model {base}: {name!r} is not a Stable Diffusion 1.5 or SDXL pipeline")
-
-
 def read_run(run: str | os.PathLike) -> dict[str, Any]:
-    """``sarviz_text_model.json`` of a run, checked."""
-    path = Path(run) / RUN_METADATA
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WeightsMissing(f"{path} is missing: {run} is not a text-to-SAR run (`sarviz train text` writes it)") from None
-    except (OSError, ValueError) as exc:
-        raise GenerationError(f"{path} is not readable JSON ({exc})") from None
-    if meta.get("format") != RUN_FORMAT:
-        raise GenerationError(f"{path}: format {meta.get('format')!r}, expected {RUN_FORMAT!r}")
-    if meta.get("unet", "lora") not in ("full", "lora"):
-        raise GenerationError(f"{path}: unet must be 'full' or 'lora', got {meta.get('unet')!r}")
-    if meta.get("polarisation", "VV") not in ("VV", "VV+VH"):
-        raise GenerationError(f"{path}: polarisation must be 'VV' or 'VV+VH', got {meta.get('polarisation')!r}")
-    return meta
+    """``sarviz_text_model.json`` of a run, checked (:func:`sarviz.formats.text_run.read_meta`)."""
+    return text_run.read_meta(run)
 
 
 @dataclass
@@ -125,28 +97,14 @@ class TextModelPaths:
             meta = self.meta()
         except GenerationError as exc:
             return [str(exc)]
-        out = []
-        unet = run / ("unet" if meta.get("unet") == "full" else "unet_lora")
-        if not unet.is_dir():
-            out.append(f"{unet} is missing")
-        if not (run / EMBEDS_FILE).is_file():
-            out.append(f"{run / EMBEDS_FILE} is missing")
+        out = TextRun(run, meta).missing_parts()
         base = self.resolved_base(meta)
-        if not (Path(base) / "model_index.json").is_file():
-            out.append(f"base model folder {base} (with model_index.json) is missing")
+        if not (Path(base) / text_run.BASE_INDEX).is_file():
+            out.append(f"base model folder {base} (with {text_run.BASE_INDEX}) is missing")
         return out
 
     def files_to_hash(self) -> dict[str, Path]:
-        run = Path(self.run)
-        candidates = {
-            "unet": run / "unet" / "diffusion_pytorch_model.safetensors",
-            "unet_lora": run / "unet_lora" / "adapter_model.safetensors",
-            "text_encoder_lora": run / "text_encoder_lora" / "adapter_model.safetensors",
-            "text_encoder_2_lora": run / "text_encoder_2_lora" / "adapter_model.safetensors",
-            "learned_embeds": run / EMBEDS_FILE,
-            "vae": run / "vae" / "diffusion_pytorch_model.safetensors",
-        }
-        return {k: p for k, p in candidates.items() if p.is_file()}
+        return TextRun(Path(self.run), {}).weight_files()
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -228,7 +186,8 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
     import diffusers
     import torch
 
-    from sarviz.generators.diffusion import _cast_hooks, _quiet_loading, apply_unet_lora, make_scheduler
+    from sarviz.generators.diffusion import _cast_hooks, _quiet_loading, apply_unet_lora
+    from sarviz.generators.sampling import make_scheduler
 
     def load(fn, *args, what: str, **kw):
         try:
@@ -241,10 +200,10 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
     with _quiet_loading():
         step(0, "loading the UNet")
         if meta.get("unet") == "full":
-            extra["unet"] = load(diffusers.UNet2DConditionModel.from_pretrained, str(run / "unet"),
+            extra["unet"] = load(diffusers.UNet2DConditionModel.from_pretrained, str(run / text_run.UNET_DIR),
                                  torch_dtype=torch.float32, use_safetensors=True, what=f"UNet from {run / 'unet'}")
-        if (run / "vae").is_dir():
-            extra["vae"] = load(diffusers.AutoencoderKL.from_pretrained, str(run / "vae"), torch_dtype=torch.float32,
+        if (run / text_run.VAE_DIR).is_dir():
+            extra["vae"] = load(diffusers.AutoencoderKL.from_pretrained, str(run / text_run.VAE_DIR), torch_dtype=torch.float32,
                                 use_safetensors=True, what=f"refined VAE from {run / 'vae'}")
             info["vae"] = "refined (run)"
         step(1, "loading the base pipeline")
@@ -254,12 +213,12 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
                     what=f"{kind} base pipeline from {base}", **extra, **sd15_extra)
         if meta.get("unet") != "full":
             step(2, "applying the UNet LoRA")
-            pipe.unet, info["unet_lora"] = apply_unet_lora(pipe.unet, run / "unet_lora", merge=merge_lora)
+            pipe.unet, info["unet_lora"] = apply_unet_lora(pipe.unet, run / text_run.UNET_LORA_DIR, merge=merge_lora)
         step(3, "adding the learned token")
         info["token_embedding"] = load_token_embedding(pipe, run / EMBEDS_FILE, token, kind)
         step(4, "applying the text-encoder LoRA(s)")
-        for name in ("text_encoder", "text_encoder_2"):
-            folder = run / f"{name}_lora"
+        for i, name in enumerate(("text_encoder", "text_encoder_2")):
+            folder = run / text_run.te_lora_dir(i)
             if folder.is_dir() and getattr(pipe, name, None) is not None:
                 module, info[f"{name}_lora"] = apply_unet_lora(getattr(pipe, name), folder, merge=merge_lora)
                 setattr(pipe, name, module)
@@ -329,99 +288,8 @@ def check_size(width: int, height: int) -> None:
 
 
 # -- the result ------------------------------------------------------------------------------------
-@dataclass
-class TextResult:
-    """A generated SAR image without georeference: VV (and VH) in dB, with provenance."""
-
-    vv_db: np.ndarray
-    vh_db: np.ndarray | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
-    crs: Any = None  # no georeference (the study pool and inspection read these attributes)
-    transform: Any = None
-
-    def __post_init__(self) -> None:
-        self.vv_db = np.asarray(self.vv_db, dtype=np.float32)
-        if self.vv_db.ndim != 2:
-            raise GenerationError(f"VV must be a 2-D grid, got {self.vv_db.shape}")
-        if self.vh_db is not None:
-            self.vh_db = np.asarray(self.vh_db, dtype=np.float32)
-            if self.vh_db.shape != self.vv_db.shape:
-                raise GenerationError(f"VV {self.vv_db.shape} and VH {self.vh_db.shape} differ in size")
-
-    @property
-    def height(self) -> int:
-        return int(self.vv_db.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.vv_db.shape[1])
-
-    @property
-    def bands(self) -> dict[str, np.ndarray]:
-        return {"VV": self.vv_db} if self.vh_db is None else {"VV": self.vv_db, "VH": self.vh_db}
-
-    def to_geotiff(self, path: str | os.PathLike) -> Path:
-        """GeoTIFF without CRS/transform: bands VV [, VH] float32 dB, provenance in the tags."""
-        import rasterio
-        from rasterio.errors import NotGeoreferencedWarning
-
-        path = Path(path)
-        bands = self.bands
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
-                tmp, "w", driver="GTiff", width=self.width, height=self.height, count=len(bands), dtype="float32",
-                nodata=np.nan, compress="DEFLATE", predictor=3,
-            ) as dst:
-                dst.write(np.stack(list(bands.values())))
-                dst.descriptions = tuple(bands)
-                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str))
-                for i, pol in enumerate(bands, start=1):
-                    dst.update_tags(i, polarisation=pol, units="dB")
-        return path
-
-    def geotiff_bytes(self) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            return self.to_geotiff(Path(tmp) / "generated.tif").read_bytes()
-
-    def png_bytes(self) -> bytes:
-        """8-bit PNG with the model's calibration: grey VV, or R = VV, G = VH, B = VV."""
-        from PIL import Image
-
-        cal = Calibration.from_dict(self.provenance["calibration"]) if self.provenance.get("calibration") else None
-        from sarviz.calibration import DEFAULT_CALIBRATION
-
-        cal = cal or DEFAULT_CALIBRATION
-        chans = [(cal.to_unit(np.nan_to_num(a, nan=-1e9), pol) * 255).round().astype(np.uint8)
-                 for pol, a in self.bands.items()]
-        img = chans[0] if len(chans) == 1 else np.dstack([chans[0], chans[1], chans[0]])
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG")
-        return buf.getvalue()
-
-    def write(self, tif: str | os.PathLike, png: bool = True) -> list[Path]:
-        out = [self.to_geotiff(tif)]
-        if png:
-            p = Path(tif).with_suffix(".png")
-            with atomic_path(p, suffix=".png.part") as tmp:
-                Path(tmp).write_bytes(self.png_bytes())
-            out.append(p)
-        return out
-
-    @classmethod
-    def from_geotiff(cls, path: str | os.PathLike) -> "TextResult":
-        import rasterio
-        from rasterio.errors import NotGeoreferencedWarning
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                names = [d or "" for d in src.descriptions]
-                if "VV" not in names:
-                    raise GenerationError(f"{path}: needs a band named VV, found {names}")
-                vv = src.read(names.index("VV") + 1, out_dtype="float32")
-                vh = src.read(names.index("VH") + 1, out_dtype="float32") if "VH" in names else None
-                return cls(vv, vh, json.loads(src.tags().get("PROVENANCE", "{}")))
+#: the former result type of prompt generation: now the one GenerationResult (no georeference)
+TextResult = GenerationResult
 
 
 def numbered_paths(out: str | os.PathLike, count: int) -> list[Path]:
@@ -438,7 +306,7 @@ def image_to_db(image: np.ndarray, calibration: Calibration, polarisation: str, 
 
     "L" models were trained on grey images replicated into RGB: VV is the mean of the three
     channels (it averages out the VAE's small per-channel differences). "RGB" models were
-    trained on R = VV, G = VH, B = VV (FORMATS A): VV is the mean of R and B, VH is G.
+    trained on R = VV, G = VH, B = VV (sarviz.formats.captioned): VV is the mean of R and B, VH is G.
     """
     image = np.asarray(image, dtype=np.float32)
     if image_mode == "RGB" or polarisation == "VV+VH":
@@ -458,7 +326,18 @@ class TextRequest(GenerationRequest):
     num_images: int = 1
 
 
-class TextGenerator(Generator):
+@dataclass(frozen=True)
+class TextSettings:
+    """What one prompt generation runs with."""
+
+    sampler: SamplerSettings
+    negative_prompt: str
+    width: int
+    height: int
+    num_images: int
+
+
+class TextGenerator(PromptGenerator):
     """A model card of kind ``text-to-sar`` as a generator of images from prompts."""
 
     kind = "text-to-SAR"
@@ -473,29 +352,18 @@ class TextGenerator(Generator):
         if not isinstance(sampler, dict):
             raise GenerationError(f"model card {card.path}: 'sampler' must be an object")
         self.sampler = {**DEFAULT_SAMPLER, **sampler}
-        from sarviz.generators.diffusion import SCHEDULERS
-
-        if self.sampler["scheduler"] not in SCHEDULERS:
-            raise GenerationError(f"model card {card.path}: unknown scheduler {self.sampler['scheduler']!r}")
+        self.sampler_defaults = SamplerSettings.from_card(self.sampler, DEFAULT_SAMPLER, f"model card {card.path}")
         self.how_to_get = card.get("how_to_get", "")
 
     # -- readiness --------------------------------------------------------------------------
-    def weights_problem(self, details: bool = True) -> str | None:
+    def readiness(self) -> Readiness:
         problems = self.paths.problems()
         if not problems:
-            return None
+            return Readiness.ok()
         short = f"model {self.card.id!r} cannot run: its weights are missing"
-        if not details:
-            return short
         how = f" How to get them: {self.how_to_get}" if self.how_to_get else ""
-        return f"{short} — " + "; ".join(problems) + f".{how}"
-
-    def check_weights(self) -> None:
-        """Raise the short message with what is missing; `sarviz models` / the page's details say how to get it."""
-        problems = self.paths.problems()
-        if problems:
-            raise WeightsMissing(f"{self.weights_problem(details=False)} ({'; '.join(problems)}); "
-                                 "`sarviz models` says how to get them")
+        return Readiness(False, problem=short, action="`sarviz models` says how to get them",
+                         details=f"{short} — " + "; ".join(problems) + f".{how}", missing=tuple(problems))
 
     def metadata(self) -> dict[str, Any]:
         return self.paths.meta()
@@ -509,111 +377,89 @@ class TextGenerator(Generator):
         return runtime.MODELS.get(key, lambda: load_text_pipeline(self.paths, device, dtype, progress))
 
     # -- generation -------------------------------------------------------------------------
-    def settings(self, request: GenerationRequest) -> dict[str, Any]:
+    def settings(self, request: GenerationRequest) -> TextSettings:
         meta = self.metadata()
         size = int(meta.get("resolution") or (1024 if meta.get("base_kind") == "sdxl" else 512))
-        s = {
-            "negative_prompt": request.negative_prompt if request.negative_prompt is not None
+        s = TextSettings(
+            sampler=self.sampler_defaults.with_request(request),
+            negative_prompt=request.negative_prompt if request.negative_prompt is not None
             else self.sampler["negative_prompt"],
-            "scheduler": request.scheduler or self.sampler["scheduler"],
-            "steps": int(request.steps if request.steps is not None else self.sampler["steps"]),
-            "guidance": float(request.guidance if request.guidance is not None else self.sampler["guidance"]),
-            "width": int(getattr(request, "width", None) or self.sampler.get("width") or size),
-            "height": int(getattr(request, "height", None) or self.sampler.get("height") or size),
-            "num_images": int(getattr(request, "num_images", 1) or 1),
-        }
-        from sarviz.generators.diffusion import check_sampler
-
-        check_sampler(s)
-        if not 1 <= s["num_images"] <= MAX_IMAGES:
-            raise GenerationError(f"the number of images must be between 1 and {MAX_IMAGES}, got {s['num_images']}")
-        if not isinstance(request.seed, (int, np.integer)) or not 0 <= int(request.seed) < 2**63 - MAX_IMAGES:
-            raise GenerationError(f"seed must be a whole number in [0, 2^63), got {request.seed!r}")
-        check_size(s["width"], s["height"])
+            width=int(getattr(request, "width", None) or self.sampler.get("width") or size),
+            height=int(getattr(request, "height", None) or self.sampler.get("height") or size),
+            num_images=int(getattr(request, "num_images", 1) or 1),
+        )
+        if not 1 <= s.num_images <= MAX_IMAGES:
+            raise GenerationError(f"the number of images must be between 1 and {MAX_IMAGES}, got {s.num_images}")
+        check_seed(request.seed, room=MAX_IMAGES)
+        check_size(s.width, s.height)
         return s
 
-    def generate(self, scene, request, progress=None, cancel=None):  # the scene-based interface
-        raise GenerationError(f"model {self.card.id!r} is a text-to-SAR model: it makes images from a prompt "
-                              "(the Prompt page, `sarviz generate-text`), not from a map scene")
-
-    def generate_text(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                      cancel: threading.Event | None = None) -> list[TextResult]:
+    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> list[GenerationResult]:
         """One image per seed (``seed``, ``seed + 1``, … for ``num_images``), each with provenance."""
-        self.check_weights()
+        if not isinstance(request, GenerationRequest):  # called as a map generator, with a scene
+            raise GenerationError(f"model {self.card.id!r} is a text-to-SAR model: it makes images from a prompt "
+                                  "(the Prompt page, `sarviz generate-text`), not from a map scene")
+        self.check_ready()  # before reading the run's metadata: a missing run says how to get it
         settings = self.settings(request)
         meta = self.metadata()
         calibration = calibration_from_card(meta)
-        device = runtime.choose_device(request.device)
-        dtype = runtime.choose_dtype(device, request.dtype)
-        runtime.check_cancel(cancel)
-        n, steps = settings["num_images"], settings["steps"]
-        total = n * steps
+        n, steps = settings.num_images, settings.sampler.steps
 
-        def waiting(pos: int) -> None:
-            runtime.report(progress, 0, total, f"waiting for the {device} ({pos} ahead in the queue)")
-
-        results = []
-        with runtime.QUEUE.slot(device, cancel=cancel, on_wait=waiting):
-            runtime.check_cancel(cancel)
-            loaded = self.load(device, dtype, progress=lambda i, k, m: runtime.report(progress, 0, total,
-                                                                                      f"loading model: {m}"))
+        def work(ctx: RunContext):
+            loaded: LoadedTextPipeline = ctx.loaded
             prompt, prepended = prepare_prompt(request.prompt, loaded.token)
             check_prompt_length(loaded.tokenizers, prompt)
-            if settings["negative_prompt"]:
-                check_prompt_length(loaded.tokenizers, settings["negative_prompt"], "negative prompt")
-            timer = runtime.StepTimer(total)
-            with loaded.lock:  # a pipeline is not re-entrant (scheduler state)
-                for k in range(n):
-                    seed = int(request.seed) + k
-                    t0 = time.perf_counter()
-                    image = self._denoise(loaded, prompt, settings, seed, k, timer, total, progress, cancel)
-                    elapsed = time.perf_counter() - t0
-                    vv, vh = image_to_db(image, calibration, meta.get("polarisation", "VV"),
-                                         meta.get("image_mode", "L"))
-                    prov = {
-                        "model_id": self.model_id, "model_name": self.card.name, "model_kind": KIND,
-                        "source": "generated", "scene_id": f"prompt-seed{seed}",
-                        "prompt": prompt, "prompt_as_typed": request.prompt, "token": loaded.token,
-                        "token_prepended": prepended, "negative_prompt": settings["negative_prompt"],
-                        "seed": seed, "steps": steps, "guidance": settings["guidance"],
-                        "scheduler": settings["scheduler"], "width": settings["width"], "height": settings["height"],
-                        "base": loaded.info["base"], "base_kind": loaded.kind, "unet": loaded.info["unet"],
-                        "vae": loaded.info["vae"], "weights_sha256": loaded.info["weights_sha256"],
-                        "run": self.paths.run, "polarisation": meta.get("polarisation", "VV"),
-                        "image_mode": meta.get("image_mode", "L"), "calibration": calibration.to_dict(),
-                        "db_range": {p: list(r) for p, r in calibration.ranges.items()},
-                        "georeferenced": False, "device": device, "dtype": dtype, "seconds": round(elapsed, 2),
-                        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    }
-                    if n > 1:
-                        prov["batch"] = {"index": k, "size": n, "first_seed": int(request.seed)}
-                    results.append(TextResult(vv, vh, prov))
-        runtime.report(progress, total, total, "done")
-        return results
+            if settings.negative_prompt:
+                check_prompt_length(loaded.tokenizers, settings.negative_prompt, "negative prompt")
+            images = []
+            for k in range(n):
+                t0 = time.perf_counter()
+                image = self._denoise(ctx, prompt, settings, int(request.seed) + k, k)
+                images.append((image, time.perf_counter() - t0))
+            return images, prompt, prepended, loaded
 
-    def _denoise(self, loaded: LoadedTextPipeline, prompt: str, settings: dict[str, Any], seed: int, k: int,
-                 timer: runtime.StepTimer, total: int, progress: ProgressCallback | None,
-                 cancel: threading.Event | None) -> np.ndarray:
+        def finish(raw, record: RunRecord) -> list[GenerationResult]:
+            images, prompt, prepended, loaded = raw
+            results = []
+            for k, (image, elapsed) in enumerate(images):
+                seed = int(request.seed) + k
+                vv, vh = image_to_db(image, calibration, meta.get("polarisation", "VV"), meta.get("image_mode", "L"))
+                prov = {
+                    "model_id": self.model_id, "model_name": self.card.name, "model_kind": KIND,
+                    "source": "generated", "scene_id": f"prompt-seed{seed}",
+                    "prompt": prompt, "prompt_as_typed": request.prompt, "token": loaded.token,
+                    "token_prepended": prepended, "negative_prompt": settings.negative_prompt,
+                    "seed": seed, **settings.sampler.provenance(), "width": settings.width,
+                    "height": settings.height,
+                    "base": loaded.info["base"], "base_kind": loaded.kind, "unet": loaded.info["unet"],
+                    "vae": loaded.info["vae"], "weights_sha256": loaded.info["weights_sha256"],
+                    "run": self.paths.run, "polarisation": meta.get("polarisation", "VV"),
+                    "image_mode": meta.get("image_mode", "L"), "calibration": calibration.to_dict(),
+                    "db_range": {p: list(r) for p, r in calibration.ranges.items()},
+                    "georeferenced": False, "seconds": round(elapsed, 2),
+                }
+                if n > 1:
+                    prov["batch"] = {"index": k, "size": n, "first_seed": int(request.seed)}
+                results.append(GenerationResult(vv, vh, provenance=prov))
+            return results
+
+        return run_generation(self, request, total=n * steps, work=work, finish=finish, progress=progress,
+                              cancel=cancel, dtype=request.dtype)
+
+    def _denoise(self, ctx: RunContext, prompt: str, settings: TextSettings, seed: int, k: int) -> np.ndarray:
         import torch
 
-        from sarviz.generators.diffusion import make_scheduler
-
+        loaded: LoadedTextPipeline = ctx.loaded
         pipe = loaded.pipe
-        pipe.scheduler = make_scheduler(settings["scheduler"], loaded.scheduler_config)
-        steps = settings["steps"]
-
-        def on_step(_pipe, i, _t, kwargs):
-            runtime.check_cancel(cancel)
-            done = k * steps + i + 1
-            runtime.report(progress, done, total, timer.message(done))
-            return kwargs
-
+        pipe.scheduler = settings.sampler.make_scheduler(loaded.scheduler_config)
+        steps = settings.sampler.steps
         generator = torch.Generator("cpu").manual_seed(seed)  # same seed, same noise on every device
         with torch.inference_mode():
-            out = pipe(prompt=prompt, negative_prompt=settings["negative_prompt"] or None,
-                       width=settings["width"], height=settings["height"], num_inference_steps=steps,
-                       guidance_scale=settings["guidance"], generator=generator, output_type="np",
-                       callback_on_step_end=on_step, return_dict=True)
+            out = pipe(prompt=prompt, negative_prompt=settings.negative_prompt or None,
+                       width=settings.width, height=settings.height, num_inference_steps=steps,
+                       guidance_scale=settings.sampler.guidance, generator=generator, output_type="np",
+                       callback_on_step_end=ctx.diffusers_callback(offset=k * steps), return_dict=True)
         return np.asarray(out.images[0], dtype=np.float32)
 
 
@@ -625,7 +471,7 @@ def run_card(run: str | os.PathLike, base: str | None = None, template: ModelCar
     data.update({"id": f"run:{Path(run_abs).name}", "name": f"text-to-SAR run {Path(run_abs).name}", "kind": KIND,
                  "weights": {"run": run_abs, "base": base_abs}})
     data.pop("how_to_get", None)
-    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(run_abs) / "card.json", data=data)
+    return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(run_abs) / text_run.CARD_FILE, data=data)
 
 
 register_kind(KIND, TextGenerator)

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from scipy import fft as sfft
 
+from sarviz.errors import MetricError
+
 T1, T2 = 0.85, 160.0  # stability constants of the PC and GM similarity maps (data range 255)
 SCHARR_X = np.array([[-3.0, 0.0, 3.0], [-10.0, 0.0, 10.0], [-3.0, 0.0, 3.0]]) / 16.0
 
@@ -134,7 +136,7 @@ def fsim_grey(x: np.ndarray, y: np.ndarray, data_range: float = 1.0) -> np.ndarr
     if single:
         x, y = x[None], y[None]
     if x.shape != y.shape or x.ndim != 3:
-        raise ValueError(f"FSIM needs two images of the same shape, got {x.shape} and {y.shape}")
+        raise MetricError(f"FSIM needs two images of the same shape, got {x.shape} and {y.shape}")
     x = x / float(data_range) * 255.0
     y = y / float(data_range) * 255.0
     kernel = max(1, round(min(x.shape[-2:]) / 256))

@@ -22,18 +22,28 @@ per image (the paper normalised each source scene before cutting it into patches
 paper gives neither the grey levels, distances nor angles of its GLCM, so sarviz's
 (32 levels; d = 1, 2, 4 px; 0°, 45°, 90°, 135°, exact lags) are used.
 
-Library API (used by the text-evaluation and batch-evaluation tools):
-:func:`seed001_kl_by_category`, :func:`seed001_glcm`, :func:`seed001_glcm_by_category`,
-:func:`seed001_pair`.
+This module is the ONE implementation of the protocol. Its callers: the Inspect page
+(:func:`seed001_pair_table`), ``sarviz evaluate`` (per-class KL, :func:`seed001_kl`) and
+``sarviz evaluate-text`` (:func:`seed001_kl`, :func:`seed001_glcm_of_set`). The amplitude
+normalisation itself is :func:`sarviz.amplitude.normalise_amplitude`, applied to each whole
+image before anything else (histograms pooled, patches cut) happens.
+
+Library API: :func:`pooled_amplitude_histogram`, :func:`pooled_kl`, :func:`seed001_kl`,
+:func:`seed001_kl_by_category`, :func:`seed001_patches`, :func:`seed001_glcm`,
+:func:`seed001_glcm_of_set`, :func:`seed001_glcm_by_category`, :func:`seed001_table`,
+:func:`seed001_pair`, :func:`seed001_pair_table`.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from sarviz.amplitude import FORMULA as AMPLITUDE_FORMULA
+from sarviz.amplitude import AmplitudeError, AmplitudeStats, normalise_amplitude
 from sarviz.metrics import sar
 from sarviz.metrics.sar import MetricError
 
@@ -52,6 +62,65 @@ SEED001_PATCH_FACTOR = 1.5
 
 # -- KL per category ------------------------------------------------------------------------------
 @dataclass
+class PooledHistogram:
+    """Seed 001's amplitude histogram of a set of images: each image normalised by its own
+    μ+3σ (:func:`sarviz.amplitude.normalise_amplitude`), saturated pixels excluded and
+    counted, the rest of every image pooled into one histogram on [0, 1)."""
+
+    probabilities: np.ndarray  # (bins,), sums to 1 over the unsaturated pixels
+    counts: np.ndarray
+    edges: np.ndarray
+    saturated_fraction: float  # of all valid pixels
+    n_images: int
+    n_pixels: int  # valid pixels
+    stats: list[AmplitudeStats] = field(default_factory=list, repr=False)  # one an image
+
+    def normalisation(self) -> dict[str, Any]:
+        """For provenance: the formula and the range of the images' statistics."""
+        thresholds = [s.threshold for s in self.stats]
+        clipped = [s.clipped_fraction for s in self.stats]
+        return {"formula": AMPLITUDE_FORMULA, "where": "per image, before pooling", "n_images": self.n_images,
+                "threshold_min": min(thresholds), "threshold_max": max(thresholds),
+                "clipped_fraction_min": min(clipped), "clipped_fraction_max": max(clipped),
+                "clipped_fraction_pooled": self.saturated_fraction}
+
+
+def pooled_amplitude_histogram(images_db: Iterable[np.ndarray], bins: int = sar.KL_BINS,
+                               what: str = "image") -> PooledHistogram:
+    """:class:`PooledHistogram` of dB images (any sizes; read one at a time, so an iterator
+    of images read from disk keeps memory at one image)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    counts = np.zeros(bins, dtype=np.int64)
+    saturated = valid = 0
+    stats: list[AmplitudeStats] = []
+    for i, db in enumerate(images_db):
+        arr = sar.check_image(db, f"{what} {i}")
+        try:
+            unit, st = normalise_amplitude(arr)  # per image, as each source scene in the paper
+        except AmplitudeError as exc:
+            raise MetricError(f"{what} {i}: {exc}") from None
+        values = unit[np.isfinite(unit)]
+        sat = values >= 1.0
+        counts += np.histogram(values[~sat], bins=edges)[0]
+        saturated += int(sat.sum())
+        valid += int(values.size)
+        stats.append(st)
+    if not stats:
+        raise MetricError(f"no {what}: seed 001's amplitude histogram needs at least one image")
+    if counts.sum() == 0:
+        raise MetricError("every pixel is saturated after the μ+3σ normalisation; the histogram is empty")
+    return PooledHistogram(counts / counts.sum(), counts, edges, saturated / max(valid, 1), len(stats), valid, stats)
+
+
+def pooled_kl(real: PooledHistogram, generated: PooledHistogram, eps: float = sar.KL_EPSILON) -> float:
+    """KL(P_real ‖ Q_generated) in nats of two pooled histograms (seed 001 eq. 4), ε smoothing
+    as the per-pair KL (:func:`sarviz.metrics.sar.kl_of_histograms`)."""
+    if real.counts.shape != generated.counts.shape:
+        raise MetricError("the two histograms have different bins")
+    return sar.kl_of_histograms(real.counts.astype(np.float64), generated.counts.astype(np.float64), eps)
+
+
+@dataclass
 class CategoryKL:
     """Seed 001's KL of one scene category."""
 
@@ -65,26 +134,29 @@ class CategoryKL:
     p_real: np.ndarray  # pooled histograms (probabilities, saturated pixels excluded)
     q_generated: np.ndarray
     protocol: str = SEED001_KL_PROTOCOL
+    hist_real: PooledHistogram | None = field(default=None, repr=False)
+    hist_generated: PooledHistogram | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kl": self.kl, "n_real": self.n_real, "n_generated": self.n_generated,
-                "saturated_real": self.saturated_real, "saturated_generated": self.saturated_generated,
-                "protocol": self.protocol}
+        out = {"kl": self.kl, "n_real": self.n_real, "n_generated": self.n_generated,
+               "saturated_real": self.saturated_real, "saturated_generated": self.saturated_generated,
+               "protocol": self.protocol}
+        if self.hist_real is not None and self.hist_generated is not None:
+            out["normalisation"] = {"real": self.hist_real.normalisation(),
+                                    "generated": self.hist_generated.normalisation()}
+        return out
 
 
-def _pooled_counts(images: list[np.ndarray], bins: int) -> tuple[np.ndarray, float, np.ndarray]:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    counts = np.zeros(bins, dtype=np.float64)
-    saturated = valid = 0
-    for db in images:
-        values, _ = sar.normalised_amplitude(db)  # per image, as each source scene in the paper
-        sat = values >= 1.0
-        counts += np.histogram(values[~sat], bins=edges)[0]
-        saturated += int(sat.sum())
-        valid += values.size
-    if counts.sum() == 0:
-        raise MetricError("every pixel is saturated after the μ+3σ normalisation; the histogram is empty")
-    return counts, saturated / max(valid, 1), edges
+def seed001_kl(real_db: Iterable[np.ndarray], generated_db: Iterable[np.ndarray], category: str = "",
+               bins: int = sar.KL_BINS, eps: float = sar.KL_EPSILON) -> CategoryKL:
+    """Seed 001's KL of one category: every real against every generated dB image (iterables,
+    streamed; images need not be paired or of one size). THE implementation: Inspect,
+    ``sarviz evaluate`` and ``sarviz evaluate-text`` all end here."""
+    hr = pooled_amplitude_histogram(real_db, bins, "real image")
+    hg = pooled_amplitude_histogram(generated_db, bins, "generated image")
+    return CategoryKL(category, pooled_kl(hr, hg, eps), hr.n_images, hg.n_images, hr.saturated_fraction,
+                      hg.saturated_fraction, hr.edges, hr.probabilities, hg.probabilities,
+                      hist_real=hr, hist_generated=hg)
 
 
 def _by_category(items: Iterable[tuple[str, np.ndarray]], what: str) -> dict[str, list[np.ndarray]]:
@@ -103,8 +175,8 @@ def seed001_kl_by_category(real: Iterable[tuple[str, np.ndarray]], generated: It
     """Seed 001's KL per scene category: ``real`` and ``generated`` are (category, dB image) pairs.
 
     Images need not be paired or of one size. Every category present on both sides gets
-    a :class:`CategoryKL`; a category with only real or only generated images is refused
-    (the paper generated 30 images for each label of its test set).
+    a :class:`CategoryKL` (:func:`seed001_kl`); a category with only real or only generated
+    images is refused (the paper generated 30 images for each label of its test set).
     """
     real_by, gen_by = _by_category(real, "real"), _by_category(generated, "generated")
     only = sorted(set(real_by) ^ set(gen_by))
@@ -113,13 +185,8 @@ def seed001_kl_by_category(real: Iterable[tuple[str, np.ndarray]], generated: It
                           "category")
     if not real_by:
         raise MetricError("no images: seed 001's KL needs real and generated images per category")
-    out = {}
-    for category in sorted(real_by):
-        p, sat_r, edges = _pooled_counts(real_by[category], bins)
-        q, sat_g, _ = _pooled_counts(gen_by[category], bins)
-        out[category] = CategoryKL(category, sar.kl_of_histograms(p, q, eps), len(real_by[category]),
-                                   len(gen_by[category]), sat_r, sat_g, edges, p / p.sum(), q / q.sum())
-    return out
+    return {category: seed001_kl(real_by[category], gen_by[category], category, bins, eps)
+            for category in sorted(real_by)}
 
 
 # -- GLCM on amplitude in homogeneous patches -------------------------------------------------------
@@ -136,10 +203,13 @@ class Seed001GLCM:
 
 
 def normalised_amplitude_image(db: np.ndarray) -> np.ndarray:
-    """Seed 001's A / (μ_A + 3σ_A) clipped to [0, 1] as an image (NaN where missing)."""
-    amp = sar.db_to_amplitude(db)
-    _, threshold = sar.normalised_amplitude(db)
-    return np.clip(amp / threshold, 0.0, 1.0)
+    """Seed 001's A / (μ_A + 3σ_A) clipped to [0, 1] as an image (NaN where missing): the whole
+    image is normalised first, then cut into patches (the paper normalised each scene before
+    cropping), never one patch by its own statistics."""
+    try:
+        return normalise_amplitude(db)[0]
+    except AmplitudeError as exc:
+        raise MetricError(str(exc)) from None
 
 
 def seed001_patches(db: np.ndarray, size: int = SEED001_PATCH, stride: int = SEED001_PATCH_STRIDE,
@@ -178,25 +248,36 @@ def seed001_glcm(db: np.ndarray, levels: int = sar.GLCM_LEVELS, size: int = SEED
     return Seed001GLCM(mean, std, corners, size, per_patch=per_patch)
 
 
-def _glcm_summary(results: list[Seed001GLCM]) -> dict[str, Any]:
-    patches = [p for r in results for p in r.per_patch]
-    return {"n_images": len(results), "n_patches": len(patches),
-            "mean": {f: np.nanmean([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES},
-            "std": {f: np.nanstd([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES}}
+def seed001_glcm_of_set(images_db: Iterable[np.ndarray], levels: int = sar.GLCM_LEVELS) -> dict[str, Any]:
+    """Seed 001's GLCM of a set of dB images: mean and std of every feature over all the
+    homogeneous patches of all images (arrays of shape (distances, angles); NaN features,
+    e.g. the correlation of a one-level patch, are left out of the mean), with image and
+    patch counts. Images are taken one at a time (an iterator keeps memory at one image)."""
+    patches: list[dict[str, np.ndarray]] = []
+    n_images = 0
+    for db in images_db:
+        patches.extend(seed001_glcm(db, levels).per_patch)
+        n_images += 1
+    if not patches:
+        raise MetricError("no image: seed 001's GLCM needs at least one image")
+    with warnings.catch_warnings():  # a feature NaN in every patch stays NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {"n_images": n_images, "n_patches": len(patches),
+                "mean": {f: np.nanmean([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES},
+                "std": {f: np.nanstd([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES}}
 
 
 def seed001_glcm_by_category(real: Iterable[tuple[str, np.ndarray]], generated: Iterable[tuple[str, np.ndarray]],
                              levels: int = sar.GLCM_LEVELS) -> dict[str, dict[str, Any]]:
-    """Seed 001's GLCM comparison per category: for ``"real"`` and ``"generated"`` the mean and
-    std of every feature over all patches of all images of the category (arrays of shape
-    (distances, angles)), with image and patch counts, and ``"protocol"``."""
+    """Seed 001's GLCM comparison per category: for ``"real"`` and ``"generated"`` the
+    :func:`seed001_glcm_of_set` of the category's images, and ``"protocol"``."""
     real_by, gen_by = _by_category(real, "real"), _by_category(generated, "generated")
     out: dict[str, dict[str, Any]] = {}
     for category in sorted(set(real_by) | set(gen_by)):
         entry: dict[str, Any] = {"protocol": SEED001_GLCM_PROTOCOL}
         for side, by in (("real", real_by), ("generated", gen_by)):
             images = by.get(category, [])
-            entry[side] = _glcm_summary([seed001_glcm(db, levels) for db in images]) if images else None
+            entry[side] = seed001_glcm_of_set(images, levels) if images else None
         out[category] = entry
     return out
 
@@ -210,26 +291,37 @@ def seed001_pair(real_db: np.ndarray | None, gen_db: np.ndarray, levels: int = s
     """
     kl = None
     if real_db is not None:
-        kl = seed001_kl_by_category([("pair", real_db)], [("pair", gen_db)])["pair"].kl
+        kl = seed001_kl([real_db], [gen_db], "pair").kl
     return {"protocol": {"kl": SEED001_KL_PROTOCOL, "glcm": SEED001_GLCM_PROTOCOL}, "kl": kl,
             "glcm": {"real": seed001_glcm(real_db, levels) if real_db is not None else None,
                      "generated": seed001_glcm(gen_db, levels)}}
 
 
-def seed001_pair_table(real_db: np.ndarray | None, gen_db: np.ndarray, pol: str):
-    """:func:`seed001_pair` as a table (one row per feature and distance, mean of the 4 angles),
-    with the protocol in every row — the UI's "seed-001 protocol" view."""
+def seed001_table(real_db: Sequence[np.ndarray] | None, generated_db: Sequence[np.ndarray], pol: str):
+    """The seed-001 protocol of a real and a generated set as a table (KL of the pooled
+    histograms, then one row per GLCM feature and distance, mean of the 4 angles), with the
+    protocol in every row — what the Inspect page shows (for its one pair, one image a side)."""
     import pandas as pd
 
-    res = seed001_pair(real_db, gen_db)
+    kl = seed001_kl(real_db, generated_db, "inspect") if real_db else None
+    real = seed001_glcm_of_set(real_db) if real_db else None
+    gen = seed001_glcm_of_set(generated_db)
     rows = [{"metric": "KL(real ‖ generated), nats", "polarisation": pol, "real": None, "generated": None,
-             "comparison": res["kl"], "protocol": SEED001_KL_PROTOCOL}]
-    real, gen = res["glcm"]["real"], res["glcm"]["generated"]
+             "comparison": kl.kl if kl else None, "protocol": SEED001_KL_PROTOCOL}]
+    if kl is not None:
+        rows.append({"metric": "saturated fraction (≥ μ+3σ, excluded from the KL)", "polarisation": pol,
+                     "real": kl.saturated_real, "generated": kl.saturated_generated, "comparison": None,
+                     "protocol": f"seed 001 eq. 1: {AMPLITUDE_FORMULA}"})
     for feat in sar.GLCM_FEATURES:
         for i, d in enumerate(sar.GLCM_DISTANCES):
             rows.append({"metric": f"GLCM {feat} d={d} (mean of 4 angles)", "polarisation": pol,
-                         "real": float(np.nanmean(real.features[feat][i])) if real is not None else None,
-                         "generated": float(np.nanmean(gen.features[feat][i])), "comparison": None,
-                         "protocol": f"{SEED001_GLCM_PROTOCOL}; patches real {len(real.patches) if real else 0}, "
-                                     f"generated {len(gen.patches)}"})
+                         "real": float(np.nanmean(real["mean"][feat][i])) if real is not None else None,
+                         "generated": float(np.nanmean(gen["mean"][feat][i])), "comparison": None,
+                         "protocol": f"{SEED001_GLCM_PROTOCOL}; patches real {real['n_patches'] if real else 0}, "
+                                     f"generated {gen['n_patches']}"})
     return pd.DataFrame(rows)
+
+
+def seed001_pair_table(real_db: np.ndarray | None, gen_db: np.ndarray, pol: str):
+    """:func:`seed001_table` of one pair (the Inspect page's "seed-001 protocol" view)."""
+    return seed001_table([real_db] if real_db is not None else None, [gen_db], pol)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sarviz.calibration import DEFAULT_CALIBRATION, POLARISATIONS, Calibration
+from sarviz.errors import MetricError  # noqa: F401 - re-exported
 
 # -- the fixed dB → [0, 1] mapping (shared with the model and the display stretch) -------------
 # SSIM, FSIM, Mean/Std similarity and GLCM map dB linearly onto [0, 1] (clipped) through a
@@ -85,10 +86,6 @@ GLCM_LEVELS = 32
 GLCM_DISTANCES: tuple[int, ...] = (1, 2, 4)
 GLCM_ANGLES_DEG: tuple[int, ...] = (0, 45, 90, 135)
 GLCM_FEATURES: tuple[str, ...] = ("contrast", "homogeneity", "correlation", "entropy")
-
-
-class MetricError(ValueError):
-    """The images cannot be compared; the message says why, for a person."""
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -189,16 +186,19 @@ def db_to_unit(db: np.ndarray, pol: str, calibration: Calibration | None = None)
 
 # -- histograms ------------------------------------------------------------------------------------
 def normalised_amplitude(db: np.ndarray) -> tuple[np.ndarray, float]:
-    """Seed 001's normalisation: A / (μ_A + 3σ_A), clipped to [0, 1] — per image.
+    """Seed 001's normalisation A / (μ_A + 3σ_A), clipped to [0, 1], of one image
+    (:func:`sarviz.amplitude.normalise_amplitude`, the one implementation).
 
     Returns the valid normalised values (1-D) and the threshold μ_A + 3σ_A.
     """
-    amp = db_to_amplitude(db).ravel()
-    finite = np.isfinite(amp)
-    if not finite.all():
-        amp = amp[finite]
-    threshold = float(amp.mean() + 3.0 * amp.std())
-    return np.clip(amp / threshold, 0.0, 1.0), threshold
+    from sarviz.amplitude import AmplitudeError, normalise_amplitude
+
+    try:
+        unit, stats = normalise_amplitude(db)
+    except AmplitudeError as exc:
+        raise MetricError(str(exc)) from None
+    unit = unit.ravel()
+    return (unit if stats.n_valid == unit.size else unit[np.isfinite(unit)]), stats.threshold
 
 
 @dataclass

@@ -7,12 +7,14 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 
+from sarviz.constants import DEFAULT_ANGLE_DEG
+
 
 # Sentinel-1 IW: the beam spans 29.1°–46.0° incidence (ESA product specification); a GRD
 # product's footprint is about 250 km wide (252 km measured on the SSL4EO footprints), which on
 # the orbit's geometry is ~30.7°–46.0°: the product starts a little beyond the beam's near edge.
 IW_NEAR_DEG, IW_FAR_DEG = 29.1, 46.0
-IW_MID_DEG = 37.5  # what the γ⁰ → σ⁰ conversion uses when the swath geometry is unknown
+IW_MID_DEG = DEFAULT_ANGLE_DEG  # 37.5°, what the γ⁰ → σ⁰ conversion uses when the swath geometry is unknown
 IW_GRD_SWATH_KM = 250.0
 IW_GRD_NEAR_DEG = 30.7  # a GRD product's near edge (approximate; only locates the swath's middle)
 #: accepted footprint widths; outside them the footprint is not a whole IW swath (a clipped

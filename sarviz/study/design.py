@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from sarviz.calibration import DEFAULT_CALIBRATION
+from sarviz.constants import QUALITY_ASPECTS  # noqa: F401 - re-exported (one list, in sarviz.constants)
 from sarviz.study.db import StudyError
 from sarviz.study.models import SOURCE_LABELS, SOURCES
 
@@ -37,11 +38,6 @@ DEFAULT_CONSENT = (
     "confidence and time per image) are stored without my name and used for research. "
     "I can stop at any time."
 )
-QUALITY_ASPECTS: dict[str, str] = {
-    "realism": "Overall realism",
-    "detail": "Detail plausibility",
-    "geographic": "Geographic consistency",
-}
 RENDER_MODES = ("vv_gray", "vv_vh_rgb")
 
 

@@ -22,8 +22,10 @@ from sqlalchemy import (
     SmallInteger, String, Table, Text, UniqueConstraint, inspect, text,
 )
 
+from sarviz.errors import StudyError
 
-class SchemaTooNew(Exception):
+
+class SchemaTooNew(StudyError):
     """The database was migrated by a newer sarviz."""
 
 

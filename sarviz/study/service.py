@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sarviz.constants import QUALITY_ASPECTS
 from sarviz.study.db import StudyDatabase, StudyError
 from sarviz.study.design import (
     PoolEntry, StudyDesign, balanced_pool, check_pool, draw_session, held_back_message,
@@ -74,8 +75,7 @@ class QuizAnswer:
         missing = []
         if self.judged_real is None:
             missing.append("whether the image is real SAR or model-generated")
-        names = {"realism": "overall realism", "detail": "detail plausibility",
-                 "geographic": "geographic consistency", "confidence": "your confidence"}
+        names = {**{k: label.lower() for k, label in QUALITY_ASPECTS.items()}, "confidence": "your confidence"}
         for f, label in names.items():
             v = getattr(self, f)
             if v is None:

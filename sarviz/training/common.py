@@ -12,25 +12,22 @@ state that ``accelerate_state/`` restores.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
 import os
-import re
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
-from sarviz.atomic import atomic_path, replace_dir
+from sarviz.atomic import write_json  # noqa: F401 - re-exported (one JSON writer)
+from sarviz.errors import TrainError  # noqa: F401 - re-exported (it lives in sarviz.errors)
+from sarviz.formats.training_run import (  # noqa: F401 - re-exported (the run folder's names live there)
+    ACCELERATE_STATE, CHECKPOINT_RE, LOGS_DIR, LOSS_FIELDS, LOSS_LOG, RUN_FILE, TMP_PREFIX, RunLog, clean_stale_temp,
+    list_checkpoints, publish_checkpoint, publish_final, temp_checkpoint_dir,
+)
 
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-TMP_PREFIX = ".tmp-checkpoint-"
-RUN_FILE = "run.json"
-LOSS_LOG = "train_log.csv"
-LOSS_FIELDS = ("step", "epoch", "loss", "lr", "seconds_per_step", "time")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 
@@ -52,8 +49,6 @@ def resolve_mixed_precision(value: str) -> str:
     return "bf16" if dtype_decision("cpu").dtype == "bfloat16" else "no"
 
 
-class TrainError(ValueError):
-    """A training problem a user can fix; the message is one line saying what and why."""
 
 
 # -- small checks ---------------------------------------------------------------------------------
@@ -173,7 +168,7 @@ def make_accelerator(out: Path, mixed_precision: str, grad_accum: int, log_with_
 
     if mixed_precision not in MIXED_PRECISION:
         raise TrainError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, got {mixed_precision!r}")
-    config = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
+    config = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / LOGS_DIR))
     log_with = None
     if log_with_tensorboard:
         try:
@@ -244,19 +239,6 @@ def oom_message(step: int, what: str) -> str:
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------------
-def list_checkpoints(out: Path) -> list[tuple[int, Path]]:
-    """Complete ``checkpoint-N`` folders of a run, oldest first (temp folders are never listed)."""
-    out = Path(out)
-    if not out.is_dir():
-        return []
-    found = []
-    for p in out.iterdir():
-        m = CHECKPOINT_RE.match(p.name)
-        if m and p.is_dir():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
 def resolve_resume(out: Path, resume_from: str | None) -> Path | None:
     if not resume_from:
         return None
@@ -266,50 +248,9 @@ def resolve_resume(out: Path, resume_from: str | None) -> Path | None:
     path = Path(resume_from).expanduser()
     if not path.is_dir():
         raise TrainError(f"--resume-from {resume_from}: no such checkpoint folder")
-    if not (path / "accelerate_state").is_dir():
-        raise TrainError(f"--resume-from {path}: not a training checkpoint (no accelerate_state/ inside)")
+    if not (path / ACCELERATE_STATE).is_dir():
+        raise TrainError(f"--resume-from {path}: not a training checkpoint (no {ACCELERATE_STATE}/ inside)")
     return path
-
-
-def clean_stale_temp(out: Path) -> None:
-    """Remove checkpoint folders a killed run left half-written (they were never renamed)."""
-    for p in Path(out).glob(TMP_PREFIX + "*"):
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def temp_checkpoint_dir(out: Path, step: int) -> Path:
-    # the same name on every process: DeepSpeed/FSDP save their shards from all of them
-    return Path(out) / f"{TMP_PREFIX}{step}"
-
-
-def publish_checkpoint(tmp: Path, out: Path, step: int, total_limit: int | None = None) -> Path:
-    """Rename a complete temp folder to ``checkpoint-N`` (an existing one is replaced only after)."""
-    final = Path(out) / f"checkpoint-{step}"
-    # the replaced checkpoint is parked under the temp prefix, so a killed run's leftover is cleaned
-    replace_dir(tmp, final, old=final.with_name(f"{TMP_PREFIX}{step}-old"))
-    if total_limit:
-        for _, p in list_checkpoints(out)[:-total_limit]:
-            shutil.rmtree(p, ignore_errors=True)
-    return final
-
-
-def publish_final(tmp: Path, out: Path, marker: str = "sarviz_text_model.json") -> None:
-    """Move a final model's parts from ``tmp`` into ``out``; the ``marker`` metadata file last,
-    so a loader that sees it sees a complete model."""
-    meta = tmp / marker
-    (out / marker).unlink(missing_ok=True)
-    for item in sorted(tmp.iterdir()):
-        if item == meta:
-            continue
-        dest = out / item.name
-        if dest.is_dir():
-            shutil.rmtree(dest)
-        elif dest.exists():
-            dest.unlink()
-        os.replace(item, dest)
-    if meta.exists():
-        os.replace(meta, out / marker)
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_json(path: Path, what: str, expected_format: str | None = None) -> dict[str, Any]:
@@ -325,9 +266,6 @@ def read_json(path: Path, what: str, expected_format: str | None = None) -> dict
     return data
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str))
 
 
 def save_accelerate_state(accelerator, folder: Path) -> None:
@@ -347,44 +285,6 @@ def drop_model_weights_hooks(accelerator) -> None:
 
     accelerator.register_save_state_pre_hook(on_save)
     accelerator.register_load_state_pre_hook(on_load)
-
-
-# -- run logs -----------------------------------------------------------------------------------------------
-@dataclass
-class RunLog:
-    """RUN/run.json (config and status) and RUN/train_log.csv (one row per logged step)."""
-
-    out: Path
-    kind: str
-    config: dict[str, Any]
-    status: str = "running"
-    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    info: dict[str, Any] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def write(self, **update: Any) -> None:
-        self.info.update(update)
-        write_json(self.out / RUN_FILE, {"kind": self.kind, "status": self.status, "started": self.started,
-                                         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                         "config": self.config, **self.info})
-
-    def load_losses(self, keep_until: int | None) -> None:
-        """Read an existing log (a resumed run), dropping rows after the checkpoint's step."""
-        path = self.out / LOSS_LOG
-        self.rows = []
-        if path.is_file() and keep_until is not None:
-            with open(path, newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) <= keep_until]
-
-    def add_loss(self, row: dict[str, Any]) -> None:
-        self.rows.append({k: row.get(k, "") for k in LOSS_FIELDS})
-
-    def flush_losses(self) -> None:
-        # rewritten whole and atomically (a few thousand short rows): a reader never sees half a file
-        with atomic_path(self.out / LOSS_LOG) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOSS_FIELDS)
-            writer.writeheader()
-            writer.writerows(self.rows)
 
 
 def config_dict(config: Any) -> dict[str, Any]:

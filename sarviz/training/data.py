@@ -1,4 +1,4 @@
-"""Training data for the trainers: the patch dataset (FORMATS A) and the captioned image folder.
+"""Training data for the trainers: the patch dataset (sarviz.formats.captioned) and the captioned image folder.
 
 A patch becomes what the seed-000 model learns from:
 
@@ -9,13 +9,12 @@ A patch becomes what the seed-000 model learns from:
   :class:`ConditionSpec`: the very code inference uses, so training and generation cannot
   disagree about the 65 channels.
 
-Missing backscatter pixels (NaN) are filled with the patch's mean dB (the reference filled
-0 dB, which after clipping is the brightest value); patches the builder kept have ≤ 1 % missing.
+The dataset is the one :class:`sarviz.datasets.torch.PatchDataset` (its docstring says how
+missing pixels are filled and why); :class:`GeoTrainingTransform` is the trainer's part.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,31 +22,30 @@ from typing import Any
 import numpy as np
 
 from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
-from sarviz.training.common import TrainError, read_json, seed_for
-
-CAPTIONED_FORMAT = "sarviz-captioned/1"
-SPLITS = ("train", "val", "test")
-CAPTION_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
-
-
-@dataclass
-class PatchDatasetInfo:
-    folder: Path
-    meta: dict[str, Any]
-    rows: list[dict[str, str]]
-
-    @property
-    def calibration(self) -> Calibration:
-        return Calibration.from_dict(self.meta["calibration"])  # checked by the reader
-
-    def split(self, name: str) -> list[dict[str, str]]:
-        return sorted((r for r in self.rows if r.get("split") == name), key=lambda r: r["id"])
+from sarviz.constants import SPLITS  # noqa: F401 - re-exported
+from sarviz.errors import DatasetError
+from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
+from sarviz.formats.captioned import CaptionedDataset, read_records
+from sarviz.formats.captioned import read_info as read_caption_info
+from sarviz.formats.patch_dataset import PatchDatasetFolder, open_dataset
+from sarviz.training.common import TrainError, seed_for
 
 
-def open_patch_dataset(folder: str | Path) -> PatchDatasetInfo:
+def __getattr__(name: str):
+    # the one PatchDataset lives in sarviz.datasets.torch; importable from here for older callers
+    if name == "PatchDataset":
+        from sarviz.datasets.torch import PatchDataset
+
+        return PatchDataset
+    raise AttributeError(name)
+
+
+#: the training code's old name for the patch dataset artifact (one class: PatchDatasetFolder)
+PatchDatasetInfo = PatchDatasetFolder
+
+
+def open_patch_dataset(folder: str | Path) -> PatchDatasetFolder:
     """A dataset folder written by ``sarviz dataset build``, checked by the dataset tools' own reader."""
-    from sarviz.datasets.layout import DatasetError, open_dataset
-
     try:
         ds = open_dataset(folder)
         for row in ds.rows:
@@ -56,15 +54,7 @@ def open_patch_dataset(folder: str | Path) -> PatchDatasetInfo:
         raise TrainError(f"--data {folder} is not a sarviz training dataset: {exc}") from None
     if not ds.rows:
         raise TrainError(f"--data {folder}: the dataset has no patches")
-    return PatchDatasetInfo(folder=ds.root, meta=ds.info, rows=ds.rows)
-
-
-def _fill_nan(db: np.ndarray) -> np.ndarray:
-    bad = ~np.isfinite(db)
-    if bad.any():
-        db = db.copy()
-        db[bad] = float(np.nanmean(db)) if (~bad).any() else -15.0
-    return db
+    return ds
 
 
 def _resize(t, size: int, mode: str = "bilinear"):
@@ -93,50 +83,56 @@ def augment(tensors: list, generator) -> list:
     return out
 
 
-class PatchDataset:
-    """One split of a patch dataset as (target, condition) tensors; indexed by ``(index, epoch)``."""
+class GeoTrainingTransform:
+    """The geo trainer's preprocessing of a :class:`~sarviz.datasets.torch.PatchDataset` sample:
+    target (VV, VH, VV) resized to the training resolution, the condition from the generator's
+    own :func:`~sarviz.generators.condition.build_condition` (the very code inference uses),
+    and flips/rotations seeded by (seed, epoch, index) so a run repeats."""
 
-    def __init__(self, info: PatchDatasetInfo, split: str, resolution: int, spec, calibration: Calibration,
-                 augment: bool = True, seed: int = 0, angle_deg: float | None = None) -> None:
+    def __init__(self, resolution: int, spec, augment: bool = True, seed: int = 0,
+                 angle_deg: float | None = None) -> None:
         from sarviz.generators.condition import ConditionSpec
 
-        self.info, self.rows = info, info.split(split)
-        if not self.rows:
-            raise TrainError(f"dataset {info.folder} has no {split!r} patches")
         self.resolution = resolution
         self.spec = ConditionSpec.from_dict(spec.to_dict(), size=resolution)
-        self.calibration, self.augment, self.seed, self.angle_deg = calibration, augment, seed, angle_deg
+        self.augment, self.seed, self.angle_deg = augment, seed, angle_deg
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def scene(self, i: int):
-        from sarviz.scene import SceneError, read_scene
-
-        row = self.rows[i]
-        try:
-            return read_scene(self.info.folder / row["file"])
-        except SceneError as exc:
-            raise TrainError(f"patch {row['id']}: {exc}") from None
-
-    def __getitem__(self, key) -> dict[str, Any]:
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         import torch
+        from affine import Affine
 
         from sarviz.generators.condition import build_condition
+        from sarviz.scene import Scene
 
-        i, epoch = key if isinstance(key, tuple) else (key, 0)
-        row = self.rows[i]
-        scene = self.scene(i)
-        if scene.vv_db is None or scene.vh_db is None:
-            raise TrainError(f"patch {row['id']} ({row['file']}) has no VV/VH backscatter")
-        cal = self.calibration
-        vv, vh = cal.to_signed(_fill_nan(scene.vv_db), "VV"), cal.to_signed(_fill_nan(scene.vh_db), "VH")
-        target = _resize(torch.from_numpy(np.stack([vv, vh, vv]).astype(np.float32)), self.resolution)
+        target = sample["target"]
+        h, w = target.shape[-2:]
+        # the condition inputs as read (NaN where missing): build_condition fills them as at inference
+        scene = Scene(crs=sample["crs"], transform=Affine.identity(), width=w, height=h,
+                      angle_deg=sample["angle"][0].numpy(), embedding=sample["embedding"].numpy(),
+                      scene_id=sample["id"])
+        target = _resize(torch.stack([target[0], target[1], target[0]]), self.resolution)
         cond = torch.from_numpy(build_condition(scene, self.spec, angle_deg=self.angle_deg).array)
         if self.augment:
-            g = torch.Generator().manual_seed(seed_for(self.seed, epoch, i, 104729))
+            g = torch.Generator().manual_seed(seed_for(self.seed, sample["epoch"], sample["index"], 104729))
             target, cond = augment([target, cond], g)
-        return {"pixel_values": target.contiguous(), "conditioning": cond.contiguous(), "id": row["id"]}
+        return {"pixel_values": target.contiguous(), "conditioning": cond.contiguous(), "id": sample["id"]}
+
+
+def geo_training_dataset(info: PatchDatasetInfo, split: str, resolution: int, spec, calibration: Calibration,
+                         augment: bool = True, seed: int = 0, angle_deg: float | None = None):
+    """The one :class:`~sarviz.datasets.torch.PatchDataset` with the geo trainer's transform,
+    indexed by ``(index, epoch)`` (the trainer's sampler) or by index."""
+    from sarviz.datasets.layout import DatasetError
+    from sarviz.datasets.torch import PatchDataset
+
+    try:
+        ds = PatchDataset(info.folder, split, calibration=calibration,
+                          transforms=GeoTrainingTransform(resolution, spec, augment, seed, angle_deg))
+    except DatasetError as exc:
+        raise TrainError(f"dataset {info.folder}: {exc}") from None
+    if not len(ds):
+        raise TrainError(f"dataset {info.folder} has no {split!r} patches")
+    return ds
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -149,9 +145,11 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-# -- captioned image folder (FORMATS A, captioned/) ---------------------------------------------------
+# -- captioned image folder (sarviz.formats.captioned) ---------------------------------------------------
 @dataclass
 class CaptionedInfo:
+    """A captioned dataset as the text trainer reads it (rows through :mod:`sarviz.formats.captioned`)."""
+
     folder: Path
     info: dict[str, Any]
 
@@ -161,40 +159,25 @@ class CaptionedInfo:
         return Calibration.from_dict(cal) if cal else DEFAULT_CALIBRATION
 
     def records(self, split: str) -> list[dict[str, Any]]:
-        sub = self.folder / CAPTION_SPLITS.get(split, split)
-        meta = sub / "metadata.jsonl"
-        if not meta.is_file():
-            return []
-        out = []
-        for n, line in enumerate(meta.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainError(f"{meta} line {n} is not JSON ({exc})") from None
-            if "file_name" not in rec or "text" not in rec:
-                raise TrainError(f"{meta} line {n} lacks file_name/text")
-            path = (sub / rec["file_name"]).resolve()
-            if not path.is_relative_to(sub.resolve()):
-                raise TrainError(f"{meta} line {n}: file_name points outside the folder")
-            rec["path"] = path
-            out.append(rec)
-        return out
+        try:
+            return read_records(self.folder, split)
+        except DatasetError as exc:
+            raise TrainError(str(exc)) from None
 
 
 def open_captioned(folder: str | Path) -> CaptionedInfo:
     """A captioned 🤗 imagefolder written by ``sarviz dataset caption`` (or the dataset folder holding it)."""
-    folder = Path(folder).expanduser()
-    if (folder / "captioned" / "caption_info.json").is_file():
-        folder = folder / "captioned"
-    info_path = folder / "caption_info.json"
+    folder = CaptionedDataset.find_root(folder)
     if not folder.is_dir():
         raise TrainError(f"--data {folder}: no such folder")
-    if not info_path.is_file():
-        raise TrainError(f"--data {folder} is not a captioned dataset (no caption_info.json); "
+    if not (folder / CAPTION_INFO_FILE).is_file():
+        raise TrainError(f"--data {folder} is not a captioned dataset (no {CAPTION_INFO_FILE}); "
                          "write one with `sarviz dataset caption`")
-    return CaptionedInfo(folder=folder, info=read_json(info_path, "caption description", CAPTIONED_FORMAT))
+    try:
+        info = read_caption_info(folder)
+    except DatasetError as exc:
+        raise TrainError(str(exc)) from None
+    return CaptionedInfo(folder=folder, info=info)
 
 
 class CaptionDataset:

@@ -16,7 +16,7 @@ Recipe (paper 000 and the reference ``train_sar_regray.py``; deviations marked â
   every checkpoint).
 
 Run in-process (``sarviz train geo``) or under ``accelerate launch -m sarviz.training.geo``.
-Checkpoints follow FORMATS B (the published layout + ``sarviz_train.json`` + ``accelerate_state/``).
+Checkpoints follow sarviz.formats.controlnet (the published layout + ``sarviz_train.json`` + ``accelerate_state/``).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sarviz.formats.controlnet import RUN_FORMAT, TRAIN_META, ControlNetCheckpoint  # noqa: F401 - re-exported
+from sarviz.formats.training_run import ACCELERATE_STATE
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
 
-RUN_FORMAT = "sarviz-geo-run/1"
-TRAIN_META = "sarviz_train.json"
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2")
 DEFAULT_COND_EMBEDDING = (16, 32, 96, 256)  # ControlNet's default: downsamples the condition by 8
 
@@ -155,7 +155,7 @@ class GeoTrainer(TrainLoop):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from sarviz.generators.diffusion import REFERENCE_SAMPLER, load_weights_file
-        from sarviz.training.data import PatchDataset, collate
+        from sarviz.training.data import collate, geo_training_dataset
 
         c = self.config
         self.start_accelerator(lambda ckpt: common.read_json(ckpt / TRAIN_META, "sarviz geo checkpoint",
@@ -198,7 +198,7 @@ class GeoTrainer(TrainLoop):
                                       bias="none", target_modules=list(LORA_TARGETS))
         unet = get_peft_model(unet, self.lora_config)
         if self.resume is not None:
-            state = load_weights_file(self.resume / "unet_lora" / "adapter_model.safetensors")
+            state = load_weights_file(ControlNetCheckpoint.lora_weights_file(self.resume))
             result = set_peft_model_state_dict(unet, state)
             if result.unexpected_keys:
                 raise TrainError(f"{self.resume}/unet_lora does not fit this base UNet / --lora-rank")
@@ -213,14 +213,14 @@ class GeoTrainer(TrainLoop):
         self.controlnet, self.unet, self.optimizer, self.lr_scheduler = acc.prepare(
             controlnet, unet, optimizer, lr_scheduler)
         if self.resume is not None:
-            acc.load_state(str(self.resume / "accelerate_state"))
+            acc.load_state(str(self.resume / ACCELERATE_STATE))
         self.prompt = c.prompt or REFERENCE_SAMPLER["prompt"]
         with torch.no_grad():
             ids = self.tokenizer([self.prompt], padding="max_length", truncation=True, return_tensors="pt",
                                  max_length=self.text_encoder.config.max_position_embeddings).input_ids.to(acc.device)
             self.prompt_embeds = self.text_encoder(ids)[0].to(wdtype)
-        self.dataset = PatchDataset(self.info, "train", c.resolution, self.spec, self.calibration,
-                                    augment=c.augment, seed=c.seed)
+        self.dataset = geo_training_dataset(self.info, "train", c.resolution, self.spec, self.calibration,
+                                            augment=c.augment, seed=c.seed)
         self.sampler = common.ShardedEpochSampler(len(self.dataset), c.batch_size, c.grad_accum, acc.num_processes,
                                                   acc.process_index, c.seed, start_step=self.start_step)
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
@@ -263,12 +263,11 @@ class GeoTrainer(TrainLoop):
         if (c.validate_every and step % c.validate_every == 0) or step == c.max_steps:
             self.validate(step)
 
-    # -- checkpoints (FORMATS B) ------------------------------------------------------------------------
+    # -- checkpoints (sarviz.formats.controlnet) ------------------------------------------------------------------------
     def write_components(self, folder: Path, step: int) -> None:
         acc = self.accelerator
-        acc.unwrap_model(self.controlnet).save_pretrained(str(folder), safe_serialization=True)
-        acc.unwrap_model(self.unet).save_pretrained(str(folder / "unet_lora"), safe_serialization=True)
-        common.write_json(folder / TRAIN_META, self.train_meta(step))
+        ControlNetCheckpoint(folder, self.train_meta(step)).save(
+            controlnet=acc.unwrap_model(self.controlnet), unet_lora=acc.unwrap_model(self.unet))
 
     def train_meta(self, step: int) -> dict[str, Any]:
         c = self.config

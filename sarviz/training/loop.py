@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sarviz.formats.training_run import ACCELERATE_STATE, checkpoint_dir
 from sarviz.training import common
 from sarviz.training.common import TrainError
 
@@ -180,9 +181,9 @@ class TrainLoop:
             self.write_components(tmp, step)
         acc.wait_for_everyone()
         if final_to is None and (acc.is_main_process or sharded):
-            common.save_accelerate_state(acc, tmp / "accelerate_state")
+            common.save_accelerate_state(acc, tmp / ACCELERATE_STATE)
         acc.wait_for_everyone()
-        target = final_to if final_to is not None else self.work / f"checkpoint-{step}"
+        target = final_to if final_to is not None else checkpoint_dir(self.work, step)
         if acc.is_main_process:
             if final_to is not None:
                 common.publish_final(tmp, final_to)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarviz.training.common import LOSS_LOG, RUN_FILE, list_checkpoints
-from sarviz.training.validation import VALIDATION_CSV, VALIDATION_DIR
+from sarviz.formats.training_run import (LOSS_LOG, REFINE_DIR, RUN_FILE, STEP_DIR_RE, VALIDATION_CSV, VALIDATION_DIR,
+                                         list_checkpoints)
 
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+_STEP_DIR = STEP_DIR_RE
 
 
 def runs_root() -> Path:
@@ -70,7 +69,7 @@ def list_runs(folder: str | Path) -> list[RunInfo]:
         return []
     runs = []
     for p in sorted(folder.iterdir()):
-        for candidate in (p, p / "refine"):
+        for candidate in (p, p / REFINE_DIR):
             if candidate.is_dir():
                 info = read_run(candidate)
                 if info is not None:

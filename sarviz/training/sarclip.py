@@ -17,7 +17,6 @@ into place when complete.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,13 @@ from typing import Any, Callable
 import numpy as np
 
 import sarviz
+
+from sarviz.errors import DatasetError, TrainError
 from sarviz.evaluation.captioned import CaptionedSet, open_captioned
-from sarviz.evaluation.clip import INFO_FILE, sar_rgb
+from sarviz.evaluation.clip import sar_rgb
+from sarviz.formats.sarclip import FORMAT as SARCLIP_FORMAT
+from sarviz.formats.sarclip import CONFIG_FILE as SARCLIP_CONFIG
+from sarviz.formats.sarclip import SarClipFolder
 
 Progress = Callable[[int, int, str], None]
 
@@ -65,22 +69,22 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
 
     recipe = recipe or SarClipRecipe()
     base, out = Path(base), Path(out)
-    if not (base / "config.json").is_file():
-        raise ValueError(f"{base} is not a CLIP model folder (no config.json); give a local CLIP, e.g. a copy of "
+    if not SarClipFolder.is_clip_folder(base):
+        raise TrainError(f"{base} is not a CLIP model folder (no {SARCLIP_CONFIG}); give a local CLIP, e.g. a copy of "
                          "openai/clip-vit-base-patch32")
     train = open_captioned(data, "train")
     try:
         val: CaptionedSet | None = open_captioned(data, "validation")
-    except ValueError:
+    except DatasetError:
         val = None
     if len(train.items) < 2:
-        raise ValueError(f"{data}: the train split has {len(train.items)} pair(s); contrastive training needs ≥ 2")
+        raise TrainError(f"{data}: the train split has {len(train.items)} pair(s); contrastive training needs ≥ 2")
     set_seed(recipe.seed)
     try:
         model = CLIPModel.from_pretrained(str(base), use_safetensors=True)
         processor = CLIPProcessor.from_pretrained(str(base))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load the CLIP model and processor from {base} ({exc})") from None
+        raise TrainError(f"cannot load the CLIP model and processor from {base} ({exc})") from None
     accelerator = Accelerator(cpu=(device or "cpu") == "cpu")
     images, texts = _pairs(train, recipe.max_items)
 
@@ -116,14 +120,12 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
         if val is not None and len(val.items) >= 2:
             result.val_losses.append(_eval_loss(model, processor, val, bs, accelerator))
     unwrapped = accelerator.unwrap_model(model)
-    info = {"format": "sarviz-sarclip/1", "base": str(base), "data": str(data), "recipe": recipe.__dict__,
+    info = {"format": SARCLIP_FORMAT, "base": str(base), "data": str(data), "recipe": recipe.__dict__,
             "train_pairs": len(images), "train_losses": result.train_losses, "val_losses": result.val_losses,
             "token": train.token, "polarisation": train.polarisation, "image_mode": train.image_mode,
             "calibration": train.calibration.to_dict(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "sarviz": sarviz.__version__}
-    _save_folder(out, lambda tmp: (unwrapped.save_pretrained(str(tmp), safe_serialization=True),
-                                   processor.save_pretrained(str(tmp)),
-                                   (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))))
+    SarClipFolder(Path(out), info).save(model=unwrapped, processor=processor)
     result.info = info
     return result
 
@@ -141,11 +143,3 @@ def _eval_loss(model, processor, data: CaptionedSet, bs: int, accelerator) -> fl
             enc = {k: v.to(accelerator.device) for k, v in enc.items()}
             losses.append(float(model(**enc, return_loss=True).loss))
     return float(np.mean(losses))
-
-
-def _save_folder(out: Path, write: Callable[[Path], Any]) -> None:
-    """Write a model folder beside ``out`` and swap it in when complete (the old one survives failures)."""
-    from sarviz.atomic import atomic_dir
-
-    with atomic_dir(out) as tmp:
-        write(tmp)

@@ -14,11 +14,15 @@ Recipe (paper 001, its best configuration "soleil-up-7"; deviations marked ‡):
   the time ids original size / crop (0, 0) / target size) as in diffusers' SDXL scripts;
 * ``--stage vae-decoder`` — the paper's refinement: the VAE decoder trained together with the
   UNet and the text-encoder LoRA for one epoch, timesteps restricted to the lowest 15 % of the
-  schedule, loss = diffusion loss + λ_KL · KL(P_real ‖ P_gen) between the amplitude
-  histograms of the target image and the image decoded from the predicted clean latent
-  (λ_KL = 0.1 ‡: the paper gives no value; soft histograms make the term differentiable).
+  schedule, loss = diffusion loss + λ_KL · KL(P_real ‖ P_gen) between the histograms of the
+  target image and the image decoded from the predicted clean latent (λ_KL = 0.1 ‡: the
+  paper gives no value; soft histograms make the term differentiable). ``--kl-space`` says
+  of what (recorded in the run's recipe): ``calibrated`` ‡ (default) — the [−1, 1] pixel values
+  the VAE sees (the calibrated dB mapping, *not* amplitude); ``amplitude`` — the paper's
+  amplitude A/(μ+3σ) of each image (:func:`sarviz.amplitude.normalise_amplitude_rows`, the one
+  implementation), saturated pixels left out, as in seed 001's KL metric.
 
-Output (FORMATS C): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_state/``) with
+Output (sarviz.formats.text_run): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_state/``) with
 ``sarviz_text_model.json``, ``unet/`` or ``unet_lora/``, ``text_encoder_lora/``
 (``text_encoder_2_lora/``), ``learned_embeds.safetensors`` and, after the refinement, ``vae/``.
 """
@@ -26,19 +30,19 @@ Output (FORMATS C): ``RUN/`` (final) and ``RUN/checkpoint-N/`` (+ ``accelerate_s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
+from sarviz.formats.text_run import EMBEDS_FILE, MODEL_FILE, UNET_DIR, UNET_LORA_DIR, VAE_DIR, TextRun
+from sarviz.formats.text_run import FORMAT as MODEL_FORMAT
+from sarviz.formats.text_run import te_lora_dir as _te_lora_dir
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
 
-MODEL_FORMAT = "sarviz-text-sar/1"
-MODEL_FILE = "sarviz_text_model.json"
-EMBEDS_FILE = "learned_embeds.safetensors"
 TE_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 UNET_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 STAGES = ("unet", "vae-decoder")
@@ -66,6 +70,7 @@ class TextTrainConfig:
     lr_te: float = 4e-5
     lr_vae: float = 1e-5
     kl_weight: float = 0.1
+    kl_space: str = "calibrated"  # see KL_SPACES
     refine_fraction: float = 0.15
     max_steps: int | None = None
     epochs: int | None = None  # default 8 (the paper compares runs at epoch 8); 1 for the refinement
@@ -111,6 +116,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
     p.add_argument("--lr-vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
     p.add_argument("--kl-weight", type=float, default=d.kl_weight, help="λ_KL of the refinement (paper: unstated)")
+    p.add_argument("--kl-space", default=d.kl_space, choices=sorted(KL_SPACES),
+                   help="what the refinement's KL compares: 'calibrated' (default) the [−1, 1] pixels of the "
+                        "calibrated dB mapping; 'amplitude' seed 001's amplitude/(μ+3σ) per image")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: --epochs over the data)")
     p.add_argument("--epochs", type=int, default=None, help="default 8 (stage unet) or 1 (stage vae-decoder)")
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
@@ -138,38 +146,72 @@ def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
 
 
 def base_kind(base: Path) -> str:
-    """"sd15" or "sdxl" from the base's model_index.json."""
-    index = Path(base) / "model_index.json"
+    """"sd15" or "sdxl": :func:`sarviz.generators.base_model.base_kind` (the one rule), as a TrainError."""
+    from sarviz.errors import GenerationError
+    from sarviz.generators.base_model import base_kind as kind_of
+
     try:
-        data = json.loads(index.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainError(f"base model {base}: model_index.json is missing or invalid ({exc})") from None
-    name = str(data.get("_class_name", ""))
-    if "XL" in name or "text_encoder_2" in data:
-        return "sdxl"
-    if "StableDiffusion" in name:
-        return "sd15"
-    raise TrainError(f"base model {base} is a {name or 'unknown'} pipeline; use Stable Diffusion 1.5 or SDXL")
+        return kind_of(base, supported=("sd15", "sdxl"))
+    except GenerationError as exc:
+        raise TrainError(f"{exc}; sarviz train text fine-tunes Stable Diffusion 1.5 or SDXL") from None
 
 
-def soft_histogram(x, bins: int = KL_BINS, lo: float = -1.0, hi: float = 1.0):
-    """Per-sample differentiable histogram (Gaussian kernels at the bin centres), (B, bins), sums to 1."""
+#: what the refinement's KL compares (``--kl-space``), as recorded in the run's recipe
+KL_SPACES = {
+    "calibrated": "soft histograms (64 bins) of the [−1, 1] pixels of the calibrated dB mapping",
+    "amplitude": "soft histograms (64 bins) of seed 001's amplitude A/(μ+3σ) of each image and channel, clipped "
+                 "to [0, 1], saturated pixels left out (sarviz.amplitude)",
+}
+
+
+def soft_histogram(x, bins: int = KL_BINS, lo: float = -1.0, hi: float = 1.0, weights=None):
+    """Per-sample differentiable histogram (Gaussian kernels at the bin centres), (B, bins), sums to 1.
+    ``weights`` (same shape as ``x``) weigh each value (0 leaves it out)."""
     import torch
 
     centres = torch.linspace(lo, hi, bins, device=x.device, dtype=torch.float32)
     width = (hi - lo) / (bins - 1)
     v = x.float().flatten(1)[:, :, None]
     w = torch.exp(-0.5 * ((v - centres) / (0.5 * width)) ** 2)
+    if weights is not None:
+        w = w * weights.float().flatten(1)[:, :, None]
     h = w.sum(dim=1)
     return h / h.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def amplitude_kl(real, generated, eps: float = 1e-6):
-    """KL(P_real ‖ P_gen) of the two images' value histograms, mean over the batch."""
-    p = soft_histogram(real) + eps
-    q = soft_histogram(generated) + eps
+def amplitude_kl(real, generated, eps: float = 1e-6, space: str = "calibrated", db_ranges=None):
+    """KL(P_real ‖ P_gen) of the two images' histograms, mean over the batch.
+
+    ``space`` "calibrated": of the [−1, 1] pixel values. "amplitude": each (image, channel) is
+    mapped back to dB through ``db_ranges`` (one (lo, hi) a channel: the calibration), to
+    amplitude 10^(dB/20), normalised by its own μ+3σ and clipped to [0, 1]
+    (:func:`sarviz.amplitude.normalise_amplitude_rows`); pixels at 1 (saturated) are left out.
+    """
+    if space == "calibrated":
+        p, q = soft_histogram(real) + eps, soft_histogram(generated) + eps
+    elif space == "amplitude":
+        p, q = (_normalised_amplitude_histogram(x, db_ranges) + eps for x in (real, generated))
+    else:
+        raise TrainError(f"--kl-space must be one of {', '.join(sorted(KL_SPACES))}, got {space!r}")
     p, q = p / p.sum(1, keepdim=True), q / q.sum(1, keepdim=True)
     return (p * (p / q).log()).sum(dim=1).mean()
+
+
+def _normalised_amplitude_histogram(x, db_ranges):
+    import torch
+
+    from sarviz.amplitude import normalise_amplitude_rows
+
+    if db_ranges is None or len(db_ranges) != x.shape[1]:
+        raise TrainError("the amplitude KL needs one calibration range a channel")
+    lo = torch.tensor([r[0] for r in db_ranges], device=x.device, dtype=torch.float32)[None, :, None, None]
+    hi = torch.tensor([r[1] for r in db_ranges], device=x.device, dtype=torch.float32)[None, :, None, None]
+    db = lo + (x.float().clamp(-1, 1) + 1) / 2 * (hi - lo)
+    amplitude = torch.pow(10.0, db / 20.0).flatten(2)  # (B, C, H·W): one row an image and channel
+    unit, _ = normalise_amplitude_rows(amplitude)
+    keep = (unit < 1.0).float()  # the paper's KL leaves the saturated pixels out
+    hist = soft_histogram(unit.flatten(0, 1), lo=0.0, hi=1.0, weights=keep.flatten(0, 1))
+    return hist.view(x.shape[0], x.shape[1], -1).mean(1)
 
 
 class TextTrainer(TrainLoop):
@@ -191,6 +233,11 @@ class TextTrainer(TrainLoop):
         if self.kind == "sdxl":
             common.check_base(c.base, ("text_encoder_2", "tokenizer_2"))
         self.data = open_captioned(c.data)
+        if c.kl_space not in KL_SPACES:
+            raise TrainError(f"--kl-space must be one of {', '.join(sorted(KL_SPACES))}, got {c.kl_space!r}")
+        # the image channels' polarisations (CaptionDataset: "L" = VV thrice, "RGB" = VV, VH, VV)
+        pols = ("VV", "VH", "VV") if self.data.info.get("image_mode") == "RGB" else ("VV", "VV", "VV")
+        self.kl_db_ranges = [self.data.calibration.range(p) for p in pols]
         token = self.data.info.get("token")
         if token and token != c.token:
             raise TrainError(f"the captions start with {token!r} but --token is {c.token!r}; use --token {token!r}")
@@ -202,7 +249,7 @@ class TextTrainer(TrainLoop):
                                  f"{MODEL_FILE}; train with --stage unet first or give --init-from RUN")
         # the refinement keeps its checkpoints and logs apart (its steps count from 0 again);
         # its final model replaces the run's top level
-        self.work = c.out if c.stage == "unet" else c.out / "refine"
+        self.work = c.out if c.stage == "unet" else c.out / REFINE_DIR
         self.accelerator = None
 
     # -- setup ---------------------------------------------------------------------------------
@@ -227,12 +274,12 @@ class TextTrainer(TrainLoop):
             encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder")]
             if n_enc == 2:
                 encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"))
-            if source is not None and (source / "unet").is_dir():
-                unet = UNet2DConditionModel.from_pretrained(str(source / "unet"))
+            if source is not None and (source / UNET_DIR).is_dir():
+                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))
             else:
                 unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-            if source is not None and (source / "vae").is_dir():
-                self.vae = AutoencoderKL.from_pretrained(str(source / "vae"))
+            if source is not None and (source / VAE_DIR).is_dir():
+                self.vae = AutoencoderKL.from_pretrained(str(source / VAE_DIR))
             else:
                 self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
             self.noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
@@ -272,7 +319,7 @@ class TextTrainer(TrainLoop):
             unet = get_peft_model(unet, LoraConfig(r=c.unet_lora_rank, lora_alpha=c.unet_lora_alpha,
                                                    target_modules=list(UNET_LORA_TARGETS), bias="none"))
             if source is not None:
-                _load_adapter(unet, source / "unet_lora")
+                _load_adapter(unet, source / UNET_LORA_DIR)
             cast_training_params(unet, dtype=torch.float32)
         te_config = LoraConfig(r=c.te_lora_rank, lora_alpha=c.te_lora_alpha, target_modules=list(TE_LORA_TARGETS),
                                bias="none")
@@ -312,7 +359,7 @@ class TextTrainer(TrainLoop):
         self.unet, self.encoders = prepared[0], list(prepared[1:1 + n_enc])
         self.optimizer, self.lr_scheduler = prepared[-2], prepared[-1]
         if self.resume is not None:
-            acc.load_state(str(self.resume / "accelerate_state"))
+            acc.load_state(str(self.resume / ACCELERATE_STATE))
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
                                                   collate_fn=collate, num_workers=c.num_workers)
         self.start_log(f"text-{c.stage}", base_kind=self.kind, resolution=self.resolution)
@@ -356,7 +403,7 @@ class TextTrainer(TrainLoop):
         if c.stage == "vae-decoder" and c.kl_weight:
             x0 = _predicted_clean(self.noise_scheduler, noisy, pred.float(), timesteps)
             decoded = vae.decode(x0 / vae.config.scaling_factor, return_dict=False)[0].clamp(-1, 1)
-            loss = loss + c.kl_weight * amplitude_kl(pixels, decoded)
+            loss = loss + c.kl_weight * amplitude_kl(pixels, decoded, space=c.kl_space, db_ranges=self.kl_db_ranges)
         return loss
 
     def _restore_other_embeddings(self) -> None:
@@ -401,12 +448,12 @@ class TextTrainer(TrainLoop):
     def finish(self, step: int) -> Path | None:
         return self.save_checkpoint(step, final_to=self.config.out)
 
-    # -- saving (FORMATS C) --------------------------------------------------------------------------------
+    # -- saving (sarviz.formats.text_run) --------------------------------------------------------------------------------
     @property
     def saves_vae(self) -> bool:
         """A refined VAE is part of the model: this stage's, or the one a resumed/refined run had."""
         source = self.resume or self.init
-        return self.config.stage == "vae-decoder" or (source is not None and (source / "vae").is_dir())
+        return self.config.stage == "vae-decoder" or (source is not None and (source / VAE_DIR).is_dir())
 
     def model_meta(self, step: int) -> dict[str, Any]:
         c = self.config
@@ -428,40 +475,28 @@ class TextTrainer(TrainLoop):
             },
         }
         if self.saves_vae:
-            meta["vae"] = "vae"
+            meta["vae"] = VAE_DIR
         if c.stage == "vae-decoder":
             meta["recipe"].update({"stage": "vae-decoder", "lr_vae": c.lr_vae, "kl_weight": c.kl_weight,
+                                   "kl_space": c.kl_space, "kl_histograms": KL_SPACES[c.kl_space],
                                    "timesteps": f"[0, {c.refine_fraction:.0%} of the schedule)",
                                    "refined_from": str(self.init)})
         return meta
 
     def write_components(self, folder: Path, step: int) -> None:
-        from safetensors.torch import save_file
-
         acc = self.accelerator
-        unet = acc.unwrap_model(self.unet)
-        if self.config.unet == "full":
-            unet.save_pretrained(str(folder / "unet"), safe_serialization=True)
-        else:
-            unet.save_pretrained(str(folder / "unet_lora"), safe_serialization=True)
         embeds: dict[str, Any] = {}
+        encoders = []
         for i, (enc, tid) in enumerate(zip(self.encoders, self.token_ids)):
             enc = acc.unwrap_model(enc)
-            # the token row is in learned_embeds; PEFT must not copy the whole resized table
-            enc.save_pretrained(str(folder / _te_lora_dir(i)), save_embedding_layers=False)
+            encoders.append(enc)
             vec = enc.get_input_embeddings().weight[tid].detach().float().cpu().contiguous()
             if self.kind == "sd15":
                 embeds[self.config.token] = vec
             else:
                 embeds[("clip_l", "clip_g")[i]] = vec[None].contiguous()
-        save_file(embeds, str(folder / EMBEDS_FILE))
-        if self.saves_vae:
-            self.vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
-        common.write_json(folder / MODEL_FILE, self.model_meta(step))
-
-
-def _te_lora_dir(i: int) -> str:
-    return "text_encoder_lora" if i == 0 else f"text_encoder_{i + 1}_lora"
+        TextRun(folder, self.model_meta(step)).save(unet=acc.unwrap_model(self.unet), text_encoders=encoders,
+                                                    embeds=embeds, vae=self.vae if self.saves_vae else None)
 
 
 def _predicted_clean(scheduler, noisy, pred, timesteps):
@@ -473,7 +508,13 @@ def _predicted_clean(scheduler, noisy, pred, timesteps):
 
 
 def _read_model_meta(folder: Path) -> dict[str, Any]:
-    return common.read_json(Path(folder) / MODEL_FILE, "sarviz text-to-SAR run", MODEL_FORMAT)
+    from sarviz.errors import GenerationError
+    from sarviz.formats.text_run import read_meta
+
+    try:
+        return read_meta(folder)
+    except GenerationError as exc:  # the run to resume or refine: a training error here
+        raise TrainError(str(exc)) from None
 
 
 def _load_embeds(folder: Path, kind: str, token: str) -> list:
@@ -491,7 +532,7 @@ def _load_adapter(peft_model, folder: Path) -> None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    path = folder / "adapter_model.safetensors"
+    path = TextRun.adapter_file(folder)
     if not path.is_file():
         raise TrainError(f"{path} is missing (the run to resume or refine is incomplete)")
     result = set_peft_model_state_dict(peft_model, load_file(str(path)))

@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from sarviz.atomic import atomic_path
+from sarviz.formats.training_run import VALIDATION_CSV, VALIDATION_DIR, validation_step_dir  # noqa: F401 - re-exported
 
-VALIDATION_CSV = "validation.csv"
-VALIDATION_DIR = "validation"
 FIELDS = ("step", "id", "pol", "ssim", "fsim", "kl", "mean_similarity", "std_similarity", "enl_real",
           "enl_generated", "real_mean_db", "generated_mean_db", "sampler_steps", "resolution")
 
@@ -121,7 +120,7 @@ def validate_geo(trainer, step: int) -> list[dict[str, Any]]:
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     sampler = {**REFERENCE_SAMPLER, "prompt": trainer.prompt}
-    folder = c.out / VALIDATION_DIR / f"step-{step}"
+    folder = validation_step_dir(c.out, step)
     rows: list[dict[str, Any]] = []
     images = []
     controlnet.eval()

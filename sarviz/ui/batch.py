@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sarviz.batch.layout import BatchFolder
+from sarviz.formats.batch_folder import EVALUATION_DIR, OPTICAL_FILE, REAL_FILE, SCENE_FILE, SETTINGS_FILE, BatchFolder
+from sarviz.errors import AccessDenied, SarvizError
+from sarviz.formats import evaluation_report as er
 
 STATUS_COLOURS = {"done": "#1a9850", "failed": "#d73027"}
 MAX_LISTED = 200
 
 
-class BatchAccessError(ValueError):
+class BatchAccessError(AccessDenied):
     """The folder may not be opened from the app (outside the allowed roots, or not a batch)."""
 
 
@@ -49,8 +51,8 @@ def check_batch_path(path: str | os.PathLike, roots: list[Path] | None = None) -
             raise BatchAccessError("no such folder") from None
         if not any(resolved == r or r in resolved.parents for r in roots):
             raise BatchAccessError("this folder is outside the folders the app may open")
-    if not (resolved / "batch.json").is_file():
-        raise BatchAccessError("this folder is not a sarviz batch folder (no batch.json)")
+    if not BatchFolder.is_batch_folder(resolved):
+        raise BatchAccessError(f"this folder is not a sarviz batch folder (no {SETTINGS_FILE})")
     return resolved
 
 
@@ -63,7 +65,7 @@ def find_batches(roots: list[Path] | None = None, depth: int = 3) -> list[Path]:
         for dirpath, dirnames, filenames in os.walk(root):
             here = Path(dirpath)
             level = len(here.relative_to(root).parts)
-            if "batch.json" in filenames:
+            if SETTINGS_FILE in filenames:
                 found.append(here)
                 dirnames[:] = []
             elif level >= depth:
@@ -149,7 +151,7 @@ def nearest_item(rows: list[dict[str, Any]], lat: float, lon: float) -> str | No
 
 
 def item_seeds(folder: BatchFolder, item_id: str) -> list[int]:
-    return sorted(int(p.stem.split("_s")[1]) for p in folder.item_dir(item_id).glob("generated_s*.tif"))
+    return list(folder.generated_files(item_id))
 
 
 def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
@@ -162,17 +164,17 @@ def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
 
     base = folder.item_dir(item_id)
     seeds = item_seeds(folder, item_id)
-    if (base / "scene.tif").is_file():
-        scene = read_scene(base / "scene.tif")
+    if (base / SCENE_FILE).is_file():
+        scene = read_scene(base / SCENE_FILE)
     else:  # a batch made with --no-scene-copy: real and optical only
-        real = read_sar_file(str(base / "real.tif"), "real") if (base / "real.tif").is_file() else None
-        optical = read_scene(base / "optical.tif", layers=("optical",)) if (base / "optical.tif").is_file() else None
+        real = read_sar_file(str(base / REAL_FILE), "real") if (base / REAL_FILE).is_file() else None
+        optical = read_scene(base / OPTICAL_FILE, layers=("optical",)) if (base / OPTICAL_FILE).is_file() else None
         like = real or optical
         scene = Scene(crs=like.crs, transform=like.transform, width=like.width, height=like.height,
                       vv_db=real.vv_db if real else None, vh_db=real.vh_db if real else None,
                       optical=optical.optical if optical else None)
     scene.scene_id = item_id
-    result = GenerationResult.from_geotiff(base / f"generated_s{(seeds[0] if seed is None else seed):03d}.tif")
+    result = GenerationResult.from_geotiff(folder.generated_files(item_id)[seeds[0] if seed is None else seed])
     return scene, result, seeds
 
 
@@ -198,7 +200,7 @@ def batch_page() -> None:
     try:
         folder = BatchFolder(check_batch_path(typed, roots))
         settings = folder.read_settings()
-    except (BatchAccessError, ValueError) as exc:
+    except SarvizError as exc:  # BatchAccessError, or a folder that is not a valid batch
         st.error(f"Cannot open this batch: {exc}")
         return
     cfg = settings.get("config", {})
@@ -251,20 +253,20 @@ def batch_page() -> None:
 def _evaluation(folder: BatchFolder) -> None:
     import streamlit as st
 
-    report = folder.root / "evaluation"
-    if not (report / "table1.csv").is_file():
+    report = folder.root / EVALUATION_DIR
+    if not (report / er.TABLE1_CSV).is_file():
         st.caption(f"No evaluation yet: `sarviz evaluate {folder.root.name}` writes the papers' tables.")
         return
     import pandas as pd
 
     with st.expander("Evaluation (sarviz evaluate)", expanded=False):
         st.markdown("**Table I layout (seed 000)**")
-        st.dataframe(pd.read_csv(report / "table1.csv"), hide_index=True, width="stretch")
-        if (report / "kl_by_class.csv").is_file():
+        st.dataframe(pd.read_csv(report / er.TABLE1_CSV), hide_index=True, width="stretch")
+        if (report / er.KL_BY_CLASS_CSV).is_file():
             st.markdown("**Per-class KL (seed 001 protocol)**")
-            st.dataframe(pd.read_csv(report / "kl_by_class.csv"), hide_index=True, width="stretch")
-        for name in ("metrics_boxplot.png", "kl_by_class.png"):
+            st.dataframe(pd.read_csv(report / er.KL_BY_CLASS_CSV), hide_index=True, width="stretch")
+        for name in (er.METRICS_BOXPLOT_PNG, er.KL_BY_CLASS_PNG):
             if (report / name).is_file():
                 st.image(str(report / name))
-        if (report / "downstream.md").is_file():
-            st.markdown((report / "downstream.md").read_text(encoding="utf-8"))
+        if (report / er.DOWNSTREAM_MD).is_file():
+            st.markdown((report / er.DOWNSTREAM_MD).read_text(encoding="utf-8"))

@@ -53,13 +53,10 @@ def _model_table() -> tuple[list, dict[str, str | None], dict[str, str]]:
     details: dict[str, str] = {}
     for card in registry.cards.values():
         try:
-            gen = _cached_generator(card.id, str(card.path), _card_mtime(card))
-            check = getattr(gen, "weights_problem", None)
-            problems[card.id] = check() if callable(check) else None
-            summary = getattr(gen, "weights_summary", None)
-            if problems[card.id] and callable(summary) and summary():
-                details[card.id] = problems[card.id]
-                problems[card.id] = summary()
+            state = _cached_generator(card.id, str(card.path), _card_mtime(card)).readiness()
+            problems[card.id] = None if state.ready else state.problem
+            if not state.ready and state.details and state.details != state.problem:
+                details[card.id] = state.details
         except GenerationError as exc:
             problems[card.id] = str(exc)
         except Exception as exc:  # an implementation that cannot even be imported

@@ -383,14 +383,15 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
             st.markdown(metrics_doc())
         if st.toggle("Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False,
                      key=f"{key}-seed001"):
-            from sarviz.metrics.protocols import seed001_pair_table
+            from sarviz.metrics.protocols import seed001_table
 
             import pandas as pd
 
             fp = fingerprint(*(m.real_db for m in report.polarisations.values()),
                              *(m.gen_db for m in report.polarisations.values()))
             seed001 = _cached(key, fp, "seed001", lambda: pd.concat(
-                [seed001_pair_table(m.real_db, m.gen_db, pol) for pol, m in report.polarisations.items()],
+                [seed001_table(None if m.real_db is None else [m.real_db], [m.gen_db], pol)
+                 for pol, m in report.polarisations.items()],
                 ignore_index=True))
             st.dataframe(seed001, hide_index=True, width="stretch")
             st.caption("Seed 001's protocol on this one pair: not comparable with the per-pair numbers above, nor "

@@ -22,8 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import DatasetError, SarvizError, SceneError
+from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
+
 log = logging.getLogger(__name__)
 MAP_PROMPT_KEY = "prompt_from_map"
+MAP_PROMPT_NOTE_KEY = "prompt_from_map_note"  # where the caption's land cover came from, and how sure
 KEY = "prompt"
 #: example prompts per scene class (seed 001's categories, Sentinel-1-scale wording)
 EXAMPLE_PROMPTS: dict[str, str] = {
@@ -53,8 +57,8 @@ def text_cards() -> tuple[list, dict[str, str | None], dict[str, str | None]]:
     details: dict[str, str | None] = {}
     for card in cards:
         try:
-            gen = build_generator(card)
-            short[card.id], details[card.id] = gen.weights_problem(details=False), gen.weights_problem()
+            state = build_generator(card).readiness()
+            short[card.id], details[card.id] = (None, None) if state.ready else (state.problem, state.message)
         except GenerationError as exc:
             short[card.id] = details[card.id] = str(exc)
     return cards, short, details
@@ -71,7 +75,7 @@ def display_rgb(result: Any, mode: str = "VV") -> np.ndarray:
 
 def reference_from_scene(scene: Any) -> list[np.ndarray]:
     if scene.vv_db is None:
-        raise ValueError(f"scene {scene.scene_id} has no real Sentinel-1 VV layer")
+        raise SceneError(f"scene {scene.scene_id} has no real Sentinel-1 VV layer")
     return [scene.vv_db]
 
 
@@ -82,12 +86,12 @@ def reference_from_dataset(folder: str | Path, label: str, limit: int = 30) -> l
     for split in ("test", "validation", "train"):
         try:
             data = open_captioned(folder, split)
-        except ValueError:
+        except DatasetError:
             continue
         items = data.by_label(limit).get(label)
         if items:
             return [data.read_db(i)["VV"] for i in items]
-    raise ValueError(f"no {label!r} patches in {folder}")
+    raise SceneError(f"no {label!r} patches in {folder}")
 
 
 def datasets_root() -> Path:
@@ -107,7 +111,7 @@ def find_captioned(root: Path, max_depth: int = 3) -> list[Path]:
         return []
     found = []
     for depth in range(max_depth + 1):
-        found += [p.parent for p in root.glob("/".join(["*"] * depth + ["caption_info.json"]))]
+        found += [p.parent for p in root.glob("/".join(["*"] * depth + [CAPTION_INFO_FILE]))]
     return sorted(set(found))
 
 
@@ -118,7 +122,7 @@ def dataset_labels(folder: str | Path) -> list[str]:
     for split in ("test", "validation", "train"):
         try:
             labels |= set(open_captioned(folder, split).labels())
-        except ValueError:
+        except DatasetError:
             continue
     return sorted(labels)
 
@@ -150,9 +154,10 @@ def image_metrics(result: Any, summary: Any | None) -> dict[str, Any]:
 # -- Streamlit -------------------------------------------------------------------------------------
 def _take_map_prompt(st) -> None:
     prompt = st.session_state.pop(MAP_PROMPT_KEY, None)
+    note = st.session_state.pop(MAP_PROMPT_NOTE_KEY, None)
     if prompt:
         st.session_state[f"{KEY}_text"] = prompt
-        st.session_state[f"{KEY}_from_map"] = True
+        st.session_state[f"{KEY}_from_map"] = note or True
 
 
 def _use_example() -> None:
@@ -183,8 +188,10 @@ def prompt_page() -> None:
         st.warning(short[model_id])
         with st.expander("Details: what is missing and how to get it"):
             st.markdown(details[model_id])
-    if st.session_state.get(f"{KEY}_from_map"):
-        st.info("Prompt filled from the map page (land cover and nearest place); edit it freely.")
+    from_map = st.session_state.get(f"{KEY}_from_map")
+    if from_map:
+        st.info("Prompt filled from the map page (land cover and nearest place); edit it freely."
+                + (f" {from_map}" if isinstance(from_map, str) else ""))
     st.selectbox("Example prompts", ["(choose a scene class)"] + list(EXAMPLE_PROMPTS), key=f"{KEY}_example",
                  on_change=_use_example)
     card = by_id[model_id]
@@ -217,7 +224,7 @@ def prompt_page() -> None:
 def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> None:
     import streamlit as st
 
-    from sarviz.generators.base import GenerationCancelled, GenerationError
+    from sarviz.generators.base import GenerationCancelled
     from sarviz.generators.text import TextRequest
     from sarviz.registry import build_generator
 
@@ -228,14 +235,14 @@ def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> N
         bar.progress(min(1.0, step / total) if total else 0.0, text=message)
 
     try:
-        results = build_generator(card).generate_text(
+        results = build_generator(card).generate(
             TextRequest(seed=seed, steps=steps, guidance=guidance, prompt=prompt, negative_prompt=negative,
                         num_images=count), progress=progress, cancel=cancel)
     except GenerationCancelled:
         bar.empty()
         st.info("Generation cancelled.")
         return
-    except (GenerationError, ValueError) as exc:
+    except (SarvizError, ValueError) as exc:
         bar.empty()
         st.error(str(exc))
         return
@@ -305,7 +312,7 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
                 return None, ""
             label = st.selectbox("Class", labels, key=f"{key}_label")
             return reference_from_dataset(folder, label), f"real {label}"
-    except (ValueError, OSError) as exc:
+    except (SarvizError, ValueError, OSError) as exc:
         st.error(f"Cannot use that reference: {exc}")
     return None, ""
 

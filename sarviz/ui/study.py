@@ -18,6 +18,7 @@ from typing import Any
 
 import streamlit as st
 
+from sarviz.constants import QUALITY_ASPECTS
 from sarviz.study.db import StudyDatabase, StudyError
 
 _HIDE_NAV_CSS = """
@@ -26,11 +27,7 @@ _HIDE_NAV_CSS = """
 [data-testid="stExpandSidebarButton"], [data-testid="stToolbar"], [data-testid="stMainMenu"] {display: none !important;}
 </style>
 """
-SCORE_QUESTIONS = (
-    ("realism", "Overall realism"),
-    ("detail", "Detail plausibility"),
-    ("geographic", "Geographic consistency"),
-)
+SCORE_QUESTIONS = tuple(QUALITY_ASPECTS.items())  # (key, label) per scored aspect
 ZOOMS = (1.0, 1.5, 2.0, 3.0, 4.0)
 
 

@@ -1,0 +1,131 @@
+"""Every generator through the same contract (tests/generator_contract.py).
+
+The emulator (the repository's own card and weights), the tiny ControlNet geo model and the
+tiny SD 1.5 and SDXL text-to-SAR models (the random models the other tests build), and a
+test-only image transformer that exercises the transform branch until the SAR→SAR renderer
+and the cross-sensor migration join with their own tiny models.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _diffusion_fixtures import tiny_scene, write_card
+from _text_fixtures import tiny_text_model, write_text_card
+from generator_contract import GeneratorContract
+
+from sarviz.emulator.speckle import SpeckleModel
+from sarviz.generators.base import (
+    GenerationError,
+    GenerationResult,
+    ImageTransformer,
+    ProgressCallback,
+    TransformRequest,
+)
+from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
+from sarviz.registry import REPO_MODELS_DIR, ModelCard, ModelRegistry
+
+
+class TestEmulatorContract(GeneratorContract):
+    interface = "map"
+
+    @pytest.fixture(scope="class")
+    def generator(self):
+        return ModelRegistry([REPO_MODELS_DIR]).generator("emulator")
+
+    @pytest.fixture(scope="class")
+    def scene(self):
+        return tiny_scene()
+
+
+class TestControlNetContract(GeneratorContract):
+    interface = "map"
+
+    @pytest.fixture(scope="class")
+    def generator(self, tiny_ckpt, tmp_path_factory):
+        folder = tmp_path_factory.mktemp("contract_cards")
+        write_card(folder, tiny_ckpt)
+        return ModelRegistry([folder]).generator("tiny-sar")
+
+    @pytest.fixture(scope="class")
+    def scene(self):
+        return tiny_scene()
+
+
+class _TextContract(GeneratorContract):
+    interface = "prompt"
+    base_kind = "sd15"
+
+    @pytest.fixture(scope="class")
+    def generator(self, tmp_path_factory):
+        model = tiny_text_model(tmp_path_factory.mktemp(f"contract_{self.base_kind}"), kind=self.base_kind)
+        folder = tmp_path_factory.mktemp(f"contract_text_cards_{self.base_kind}")
+        write_text_card(folder, model.run)
+        return ModelRegistry([folder]).generator("tiny-text")
+
+
+class TestSD15TextContract(_TextContract):
+    base_kind = "sd15"
+
+
+class TestSDXLTextContract(_TextContract):
+    base_kind = "sdxl"
+
+
+# -- a test-only image transformer ------------------------------------------------------------------
+class SpeckleResampler(ImageTransformer):
+    """Test-only: a new speckle draw over a georeferenced dB image (linear × unit-mean gamma speckle).
+
+    Not a product feature — it is here so the contract's transform branch and the run
+    sequence's ``uses_device = False`` path are checked before the real transformers land.
+    """
+
+    kind = "speckle-resampler (test)"
+    uses_device = False
+
+    def transform(self, source: GenerationResult, request: TransformRequest, progress: ProgressCallback | None = None,
+                  cancel: threading.Event | None = None) -> GenerationResult:
+        if not source.georeferenced or source.vh_db is None:
+            raise GenerationError("the speckle resampler needs a georeferenced VV/VH image")
+        seed = check_seed(request.seed)
+        speckle = SpeckleModel.from_card({"enl": float(request.options.get("enl", 4.4))})
+
+        def work(ctx: RunContext):
+            ctx.step(0, "drawing speckle")
+            field = speckle.sample(source.vv_db.shape, np.random.default_rng(seed))
+            ctx.step(1, "applying speckle")
+            return field
+
+        def finish(field, record: RunRecord) -> list[GenerationResult]:
+            vv = (source.vv_db + 10 * np.log10(field[0])).astype(np.float32)
+            vh = (source.vh_db + 10 * np.log10(field[1])).astype(np.float32)
+            prov = {"calibration": source.provenance.get("calibration"), "enl": speckle.enl,
+                    "source_model": source.provenance.get("model_id")}
+            return [GenerationResult(vv, vh, source.crs, source.transform, {k: v for k, v in prov.items()
+                                                                            if v is not None})]
+
+        return run_generation(self, request, total=2, work=work, finish=finish, progress=progress,
+                              cancel=cancel)[0]
+
+
+class TestImageTransformerContract(GeneratorContract):
+    interface = "transform"
+
+    @pytest.fixture(scope="class")
+    def generator(self):
+        card = ModelCard(id="speckle-resampler", name="test-only speckle resampler", kind="test",
+                         path=Path("/nonexistent/card.json"))
+        return SpeckleResampler(card)
+
+    @pytest.fixture(scope="class")
+    def source(self):
+        emulator = ModelRegistry([REPO_MODELS_DIR]).generator("emulator")
+        from sarviz.generators.base import GenerationRequest
+
+        return emulator.generate(tiny_scene(), GenerationRequest(seed=0))
+
+    def make_request(self, seed: int) -> TransformRequest:
+        return TransformRequest(seed=seed, device="cpu", dtype="float32", options={"enl": 4.4})
