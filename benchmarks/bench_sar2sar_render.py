@@ -31,13 +31,13 @@ def one(workdir: Path, size: int, tile: int, steps: int) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_sar2sar_pairs import s1_like_db, write_sar
 
-    from sarviz.sar2sar.artifacts import SarGeoTiff
-    from sarviz.sar2sar.renderer import Sar2SarRenderer, TransformRequest
+    from sarviz.formats.sar2sar import SarGeoTiff
+    from sarviz.generators.sar2sar import Sar2SarRenderer, TransformRequest
 
     src = write_sar(workdir / f"in{size}.tif", {"VV": s1_like_db((size, size))}, Affine(10.0, 0, 0, 0, -10.0, 0))
     t0 = time.perf_counter()
     renderer = Sar2SarRenderer(workdir / "run")
-    renderer.load()
+    renderer.load("cpu", "float32")
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = renderer.render(SarGeoTiff.read(src), TransformRequest(steps=steps, strength=1.0, options={
@@ -57,7 +57,7 @@ def setup(workdir: Path) -> None:
     from _text_fixtures import write_sd15_base
     from diffusers import ControlNetModel, UNet2DConditionModel
 
-    from sarviz.sar2sar.artifacts import Sar2SarRun
+    from sarviz.formats.sar2sar import Sar2SarRun
 
     base = write_sd15_base(workdir / "base")
     cn = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(str(base / "unet")),

@@ -42,6 +42,7 @@ _KIND_MODULES = {
     "controlnet-lora": "sarviz.generators.diffusion",
     "emulator": "sarviz.generators.emulator",
     "text-to-sar": "sarviz.generators.text",
+    "sar2sar": "sarviz.generators.sar2sar",
 }
 
 

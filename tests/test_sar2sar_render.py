@@ -19,16 +19,17 @@ from test_sar2sar_pairs import s1_like_db, write_sar
 
 from sarviz.cli import main as cli_main
 from sarviz.generators.base import GenerationResult
-from sarviz.sar2sar.artifacts import RenderOutput, Sar2SarError, Sar2SarRun
-from sarviz.sar2sar.pairs import PairsOptions, build_pairs
-from sarviz.sar2sar.renderer import (
+from sarviz.errors import GenerationError, WeightsMissing
+from sarviz.formats.sar2sar import RUN_FILE, RenderOutput, Sar2SarRun
+from sarviz.datasets.sar2sar_pairs import PairsOptions, build_pairs
+from sarviz.generators.sar2sar import (
     Sar2SarRenderer,
     TransformRequest,
     plan_tiles,
     render_file,
 )
 from sarviz.sar2sar.resample import scaled_transform
-from sarviz.sar2sar.training import Sar2SarTrainConfig, Sar2SarTrainer
+from sarviz.training.sar2sar import Sar2SarTrainConfig, Sar2SarTrainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -58,7 +59,7 @@ def trained(tmp_path_factory):
                                 mixed_precision="no", gradient_checkpointing=False, noise_offset=0.0)
     trainer = Sar2SarTrainer(config)
     trainer.setup()
-    from sarviz.sar2sar.training import collate
+    from sarviz.training.sar2sar import collate
 
     batch = collate([trainer.dataset[i] for i in range(2)])
     before = _fixed_loss(trainer, batch)
@@ -81,7 +82,7 @@ def test_training_lowers_the_loss_and_writes_a_resumable_run(trained):
     # resume: one more step from the last checkpoint
     from dataclasses import replace
 
-    from sarviz.sar2sar.training import train_sar2sar
+    from sarviz.training.sar2sar import train_sar2sar
 
     train_sar2sar(replace(trained["config"], max_steps=7, resume_from="latest", validation_count=0))
     meta = json.loads((trained["run"] / "run.json").read_text())
@@ -141,7 +142,7 @@ def test_bad_inputs_one_line_nothing_written(trained, tmp_path, capsys):
     import shutil
 
     shutil.copytree(trained["run"] / "controlnet", broken_run / "controlnet")
-    meta = json.loads((trained["run"] / "sarviz_sar2sar_model.json").read_text())
+    meta = json.loads((trained["run"] / RUN_FILE).read_text())
     Sar2SarRun.write_meta(broken_run, {**{k: v for k, v in meta.items() if k != "format"}, "base": str(tmp_path / "gone")})
     cases = [
         (["--input", str(optical), "--weights", str(trained["run"]), "--factor", "2"], "not a SAR GeoTIFF"),
@@ -157,12 +158,14 @@ def test_bad_inputs_one_line_nothing_written(trained, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code != 0 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert not out.exists() and not list(tmp_path.glob("*.part"))
-    with pytest.raises(Sar2SarError):
-        Sar2SarRenderer(broken_run)
+    state = Sar2SarRenderer(broken_run).readiness()
+    assert not state.ready and "base model" in state.details
+    with pytest.raises(WeightsMissing):
+        Sar2SarRenderer(broken_run).check_ready()
 
 
 def test_evaluate_render_reports_metrics_with_intervals(trained):
-    from sarviz.sar2sar.evaluation import evaluate_render
+    from sarviz.evaluation.sar2sar import evaluate_render
 
     report = evaluate_render(trained["root"] / "pairs", trained["run"], split="train", max_items=2, steps=2)
     assert report["n"] == 2 and len(report["items"]) == 2
@@ -204,7 +207,7 @@ def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):
     """The SDXL path (two text encoders, text-time added conditions in ControlNet and UNet)."""
     from _text_fixtures import write_sdxl_base
 
-    from sarviz.sar2sar.training import collate
+    from sarviz.training.sar2sar import collate
 
     base = write_sdxl_base(tmp_path / "sdxl")
     config = Sar2SarTrainConfig(data=trained["root"] / "pairs", base=base, out=tmp_path / "run", max_steps=4,
@@ -254,13 +257,13 @@ def test_render_page_in_a_real_browser(trained, tmp_path):
 
 
 def test_compile_decision_amortises_and_is_recorded():
-    from sarviz.sar2sar.renderer import compile_decision
+    from sarviz.generators.sar2sar import compile_decision
 
     assert not compile_decision("auto", 1, 20, full_size=True)["compile"]  # 20 tile·steps: compile does not pay
     assert compile_decision("auto", 25, 20, full_size=True)["compile"]
     assert not compile_decision("auto", 25, 20, full_size=False)["compile"]
     assert compile_decision("on", 1, 1, full_size=False)["compile"]
-    with pytest.raises(Sar2SarError):
+    with pytest.raises(GenerationError):
         compile_decision("sometimes", 1, 1, True)
 
 
@@ -279,7 +282,7 @@ def test_render_page_is_gated_in_study_mode(tmp_path, monkeypatch):
 
 
 def test_clipped_tail_masked_or_kept(trained, tmp_path):
-    from sarviz.sar2sar.artifacts import SarGeoTiff
+    from sarviz.formats.sar2sar import SarGeoTiff
 
     rng = np.random.default_rng(5)
     db = (10 * np.log10(rng.gamma(4.4, 1 / 4.4, (32, 32))) - 12).astype(np.float32)

@@ -282,7 +282,8 @@ def test_study_mode_gates_every_page_but_the_quiz(sqlite_url, tmp_path, monkeypa
     assert not entry.exception
     assert [t.label for t in entry.text_input][0].startswith("Study code")
     assert not any("synthetic SAR workbench" in t.value for t in entry.title)
-    for page in ("pages/2_Inspect.py", "pages/1_Prompt.py", "pages/6_Batch.py", "pages/5_Training_runs.py"):  # opened directly: gated
+    for page in ("pages/2_Inspect.py", "pages/1_Prompt.py", "pages/6_Batch.py", "pages/5_Training_runs.py",
+                 "pages/7_Render.py"):  # opened directly: gated
         at = AppTest.from_file(str(ROOT / page), default_timeout=60)
         at.run()
         assert not at.exception

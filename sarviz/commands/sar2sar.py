@@ -50,7 +50,7 @@ def add_pairs_parser(ds_sub: argparse._SubParsersAction) -> None:
 
 
 def add_train_parser(kinds: argparse._SubParsersAction) -> None:
-    from sarviz.sar2sar import training
+    from sarviz.training import sar2sar as training
 
     s = kinds.add_parser("sar2sar", help="SAR→SAR ControlNet on SD 1.5 or SDXL (seed 002)",
                          description=training.__doc__.split("\n\n")[0])
@@ -104,16 +104,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _errors():
-    from sarviz.sar2sar.artifacts import Sar2SarError
-    from sarviz.sar2sar.consistency import ConsistencyError
-    from sarviz.sar2sar.resample import ResampleError
+    # every SAR→SAR error is a SarvizError (formats: Sar2SarError; renderer: GenerationError/WeightsMissing;
+    # resampling/gate: MetricError; evaluation: EvaluationError)
+    from sarviz.errors import SarvizError
 
-    return (Sar2SarError, ResampleError, ConsistencyError)
+    return (SarvizError,)
 
 
 def _pairs(args: argparse.Namespace) -> int:
     from sarviz.commands import cli_progress
-    from sarviz.sar2sar.pairs import PairsOptions, build_pairs
+    from sarviz.datasets.sar2sar_pairs import PairsOptions, build_pairs
 
     try:
         if args.scenes is not None:
@@ -121,7 +121,7 @@ def _pairs(args: argparse.Namespace) -> int:
         options = PairsOptions(size=args.size, factor=args.factor, looks=args.looks, noise_floor_db=args.noise_floor_db,
                                token=args.token, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                                block_km=args.split_block_km, seed=args.seed)
-        from sarviz.sar2sar.pairs import parse_pol_map
+        from sarviz.datasets.sar2sar_pairs import parse_pol_map
 
         info = build_pairs(args.images, args.out, options, cli_progress("dataset pairs"), args.coarse_images,
                            parse_pol_map(args.pol_map))
@@ -135,7 +135,7 @@ def _pairs(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from sarviz.sar2sar import training
+    from sarviz.training import sar2sar as training
     from sarviz.training.common import TrainError
 
     try:
@@ -149,7 +149,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     from sarviz.commands import cli_progress
-    from sarviz.sar2sar.renderer import TransformRequest, render_file
+    from sarviz.generators.sar2sar import TransformRequest, render_file
 
     options = {k: getattr(args, k) for k in ("factor", "pixel_size", "controlnet_scale", "tile", "overlap", "seeds",
                                             "tail", "compile") if getattr(args, k) is not None}
@@ -170,7 +170,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from sarviz.sar2sar.evaluation import evaluate_render
+    from sarviz.evaluation.sar2sar import evaluate_render
 
     try:
         report = evaluate_render(args.pairs, args.weights, args.split, args.max_items, args.steps, args.strength)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import MetricError
 from sarviz.sar2sar.resample import resample_intensity
 
 #: block size (input pixels) of the multi-looked comparison; 8 × 8 × ENL ≈ 4.4 looks → ~0.26 dB speckle per block
@@ -35,7 +36,7 @@ CALIBRATION_MARGIN = 1.5
 UNCALIBRATED_THRESHOLD_DB = 1.5
 
 
-class ConsistencyError(ValueError):
+class ConsistencyError(MetricError):
     pass
 
 

@@ -22,7 +22,7 @@ class PairsOptions:
     max_missing: float = 0.01
 
     def __post_init__(self) -> None:
-        from sarviz.sar2sar.artifacts import Sar2SarError
+        from sarviz.formats.sar2sar import Sar2SarError
         from sarviz.sar2sar.resample import check_factor
 
         check_factor(self.factor)

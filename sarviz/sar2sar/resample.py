@@ -1,4 +1,4 @@
-"""Spectral resampling between pixel spacings, and the A/(μ+3σ) normalisation of a scene (no torch).
+"""Spectral resampling between pixel spacings (no torch; metrics level: numpy, affine and sarviz.errors only).
 
 Seed 001 §3/§6 (the same authors as seed 002) resample SAR "in the frequency domain": the
 spectrum is zero-padded (finer spacing) or truncated (coarser spacing). Here:
@@ -22,22 +22,22 @@ spectrum is zero-padded (finer spacing) or truncated (coarser spacing). Here:
   out here because pixel-is-area grids need a sub-pixel shift (output centres at
   (j+½)/F − ½ input pixels) that scipy's corner-aligned samples do not offer.
 
-:func:`normalise_amplitude` is the one A/(μ+3σ) normalisation of this package (core-protocols
-will provide the project-wide one; swap it in here). Statistics are computed **once per
-scene** and kept in :class:`AmplitudeStats`, so tiles share one scale and
-:func:`denormalise_amplitude` returns σ⁰. The clipped tail (> μ+3σ) is reported (fraction
-and mask), never silently lost: the renderer restores it from the input (``tail="keep"``) or
-writes the mask (``tail="mask"``).
+The A/(μ+3σ) normalisation is :mod:`sarviz.amplitude` (the one implementation): statistics once
+per scene (``normalise_amplitude(tile, stats=scene_stats)``), the clipped tail as a mask
+(:func:`sarviz.amplitude.clipped_mask`) that the renderer restores from the input
+(``tail="keep"``) or writes out (``tail="mask"``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from affine import Affine
+
+from sarviz.errors import MetricError
 
 #: an output sample of detected data is never below this fraction of its smallest input neighbour
 RING_FLOOR = 0.5
@@ -47,8 +47,14 @@ MIN_PAD = 16
 MAX_FACTOR = 16.0
 
 
-class ResampleError(ValueError):
+class ResampleError(MetricError):
     """A bad factor, spacing or array."""
+
+
+def fill_missing(db: np.ndarray) -> np.ndarray:
+    """Missing (NaN/inf) pixels set to the image's median dB: the Fourier kernel needs a complete grid."""
+    valid = np.isfinite(db)
+    return db if valid.all() else np.where(valid, db, np.nanmedian(db)).astype(np.float32)
 
 
 # -- factors and grids -----------------------------------------------------------------------------
@@ -221,54 +227,3 @@ def resample_scene_db(db: np.ndarray, transform: Affine, factor: float, ring_flo
     out = resample_db(db, out_shape, ring_floor)
     return ResampledGrid(out, scaled_transform(transform, shape, out_shape), f,  # type: ignore[arg-type]
                          (out_shape[0] / shape[0], out_shape[1] / shape[1]))
-
-
-# -- the A/(μ+3σ) normalisation (one function pair; core-protocols will own it) ------------------------
-@dataclass(frozen=True)
-class AmplitudeStats:
-    """Seed 001 eq. 1 statistics of one scene's amplitude A = 10^(dB/20): threshold μ + 3σ."""
-
-    mean: float
-    std: float
-    clipped_fraction: float  # pixels above μ+3σ (set to 1 by the clip)
-    n_pixels: int
-
-    @property
-    def threshold(self) -> float:
-        return self.mean + 3.0 * self.std
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "threshold": self.threshold, "definition": "A/(μ_A+3σ_A) clipped to [0, 1], "
-                "A = 10^(σ⁰dB/20), statistics once per scene (seed 001 eq. 1)"}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AmplitudeStats:
-        return cls(float(d["mean"]), float(d["std"]), float(d["clipped_fraction"]), int(d["n_pixels"]))
-
-
-def amplitude_stats(db: np.ndarray) -> AmplitudeStats:
-    amp = 10.0 ** (np.asarray(db, dtype=np.float64) / 20.0)
-    amp = amp[np.isfinite(amp)]
-    if amp.size < 2:
-        raise ResampleError("the image has fewer than two valid pixels; no amplitude statistics")
-    mean, std = float(amp.mean()), float(amp.std())
-    if not mean + 3 * std > 0:
-        raise ResampleError("the image's amplitude is all zero")
-    return AmplitudeStats(mean, std, float((amp > mean + 3 * std).mean()), int(amp.size))
-
-
-def normalise_amplitude(db: np.ndarray, stats: AmplitudeStats | None = None) -> tuple[np.ndarray, AmplitudeStats, np.ndarray]:
-    """(A/(μ+3σ) clipped to [0, 1] as float32, the scene's stats, the mask of clipped pixels).
-
-    Pass ``stats`` to normalise a tile with its scene's statistics (never per tile).
-    """
-    stats = stats or amplitude_stats(db)
-    norm = 10.0 ** (np.asarray(db, dtype=np.float64) / 20.0) / stats.threshold
-    clipped = norm > 1.0
-    return np.clip(norm, 0.0, 1.0).astype(np.float32), stats, clipped
-
-
-def denormalise_amplitude(norm: np.ndarray, stats: AmplitudeStats, floor_db: float = -60.0) -> np.ndarray:
-    """σ⁰ dB from a normalised amplitude (inverse of :func:`normalise_amplitude` below the clip)."""
-    amp = np.asarray(norm, dtype=np.float64) * stats.threshold
-    return (20.0 * np.log10(np.maximum(amp, 10.0 ** (floor_db / 20.0)))).astype(np.float32)

@@ -34,7 +34,7 @@ def strip_paths(obj):
 
 
 def sar2sar_runs(root: Path) -> list[Path]:
-    from sarviz.sar2sar.artifacts import RUN_FILE
+    from sarviz.formats.sar2sar import RUN_FILE
 
     if not root.is_dir():
         return []
@@ -104,8 +104,8 @@ def render_page() -> None:
     steps = c3.number_input("Steps", 1, 100, 20, key="render_steps")
     seeds = c4.number_input("Seeds (≥ 2: spread map)", 1, 4, 1, key="render_seeds")
     if st.button("Render", type="primary", key="render_go"):
-        from sarviz.sar2sar.artifacts import SarGeoTiff
-        from sarviz.sar2sar.renderer import Sar2SarRenderer, TransformRequest
+        from sarviz.formats.sar2sar import SarGeoTiff
+        from sarviz.generators.sar2sar import Sar2SarRenderer, TransformRequest
 
         bar = st.progress(0.0)
         try:
@@ -131,6 +131,7 @@ def render_page() -> None:
     st.subheader("Consistency with the input")
     st.dataframe(rows, hide_index=True, use_container_width=True)
     from sarviz.metrics import sar
+    from sarviz.metrics.protocols import seed001_kl
     from sarviz.sar2sar.consistency import radial_power_spectrum
 
     for pol, out_db in ((p, b) for p, b in result.output.bands.items() if p in result.input_db):
@@ -151,11 +152,11 @@ def render_page() -> None:
                 e = None
             metrics.append({"image": name, "ENL": e, "mean σ⁰ (dB)": round(float(10 * np.log10(np.nanmean(10 ** (db / 10)))), 2)})
         try:
-            kl = sar.kl_divergence(up, out_db).kl
+            kl = seed001_kl([up], [out_db], pol).kl
         except sar.MetricError:
             kl = None
         st.dataframe(metrics, hide_index=True)
-        st.caption(f"KL(input ‖ rendering) of the A/(μ+3σ) histograms: {kl if kl is None else round(kl, 4)} nats")
+        st.caption(f"KL(input ‖ rendering), seed 001 protocol (A/(μ+3σ) histograms, saturated pixels excluded): {kl if kl is None else round(kl, 4)} nats")
         f, p_in = radial_power_spectrum(up)
         _, p_out = radial_power_spectrum(out_db)
         st.line_chart({"log10 frequency (cycles/px)": np.log10(f), "input": np.log10(p_in + 1e-30),
@@ -165,13 +166,13 @@ def render_page() -> None:
         if spread is not None:
             st.image(to_png(spread, 0.0, max(1e-3, float(np.nanpercentile(spread, 99)))),
                      caption=f"{pol}: per-pixel spread over the seeds (dB, black = 0)", use_container_width=True)
-    import tempfile
     from dataclasses import replace
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = replace(result.output, provenance=prov).write(Path(tmp) / "render.tif")
-        st.download_button("Download the rendering (COG, σ⁰ dB, provenance)", path.read_bytes(),
-                           file_name="render.tif", mime="image/tiff", key="render_download")
+    from sarviz.formats.sar2sar import RENDER_FILE
+
+    st.download_button("Download the rendering (COG, σ⁰ dB, provenance)",
+                       replace(result.output, provenance=prov).to_bytes(),
+                       file_name=RENDER_FILE, mime="image/tiff", key="render_download")
     bands = result.output.bands
     if "VV" in bands and "VH" in bands:
         from sarviz.generators.base import GenerationResult

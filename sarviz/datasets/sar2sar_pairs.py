@@ -38,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.sar2sar.artifacts import PairsDataset, Sar2SarError, SarGeoTiff
+from sarviz.amplitude import AmplitudeError, normalise_amplitude
+from sarviz.formats.sar2sar import PairsDataset, Sar2SarError, SarGeoTiff
 from sarviz.sar2sar.consistency import calibrate_threshold, spectrum_slope
 from sarviz.sar2sar.options import S1_GRD_ENL, PairsOptions  # noqa: F401  (re-exported)
 from sarviz.sar2sar.resample import (
-    amplitude_stats,
-    normalise_amplitude,
+    fill_missing,
     output_shape,
     resample_db,
     resample_intensity,
@@ -66,11 +66,6 @@ def _enl(db: np.ndarray) -> float | None:
         return sar.enl(db, window=window).enl
     except sar.MetricError:
         return None
-
-
-def fill_missing(db: np.ndarray) -> np.ndarray:
-    valid = np.isfinite(db)
-    return db if valid.all() else np.where(valid, db, np.nanmedian(db)).astype(np.float32)
 
 
 def degrade(fine_db: np.ndarray, factor: float, looks: float, rng: np.random.Generator,
@@ -251,7 +246,11 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
                 deg = Degraded(coarse_db, cond, None, None)
             else:
                 deg = degrade(db, options.factor, options.looks, rng, options.noise_floor_db)
-            stats = amplitude_stats(deg.coarse_db)
+            try:  # μ and σ of the coarse scene (what a render has), once per scene and polarisation
+                stats = normalise_amplitude(deg.coarse_db)[1]
+            except AmplitudeError as exc:
+                skipped.append(f"{group[0].name} {pol}: {exc}")
+                continue
             # the gate's calibration: a perfect render's degradation differs from its input by speckle
             # (an independent realisation at the coarser product's looks), not by nothing
             respeckled = deg.coarse_db + 10 * np.log10(rng.gamma(options.looks, 1 / options.looks, deg.coarse_db.shape))
@@ -276,8 +275,8 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
                            "source_enl_after_decimation": deg.enl_before, "added_looks": deg.added_looks,
                            "text": f"{options.token} SAR image, {pol} polarisation, "
                                    f"{abs(img.transform.a):.3g} CRS-unit spacing"}
-                    staged.append((row, normalise_amplitude(fill_missing(target), stats)[0],
-                                   normalise_amplitude(deg.condition_db[r:r + n, c:c + n], stats)[0]))
+                    staged.append((row, normalise_amplitude(fill_missing(target), stats=stats)[0],
+                                   normalise_amplitude(deg.condition_db[r:r + n, c:c + n], stats=stats)[0]))
         if progress:
             progress(gi + 1, len(groups), f"degraded {gi + 1}/{len(groups)} images")
     if not staged:
@@ -294,8 +293,7 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
         for (row, target, cond), split, k, block in zip(staged, splits, keep, blocks):
             if not k:
                 continue
-            row = {**row, "split": split, "block": list(block), "file_name": f"image/{row['id']}.png",
-                   "conditioning_image": f"conditioning/{row['id']}.png"}
+            row = {**row, "split": split, "block": list(block), **PairsDataset.chip_paths(row["id"])}
             PairsDataset.write_png(tmp / split / row["file_name"], target)
             PairsDataset.write_png(tmp / split / row["conditioning_image"], cond)
             rows[split].append(row)

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import SarvizError
+from sarviz.formats.training_run import VALIDATION_CSV
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
-
-VALIDATION_CSV = "validation.csv"
 
 
 @dataclass
@@ -152,15 +152,15 @@ class Sar2SarTrainer(TrainLoop):
     name = "sar2sar"
 
     def __init__(self, config: Sar2SarTrainConfig) -> None:
-        from sarviz.sar2sar.artifacts import PairsDataset, Sar2SarError
-        from sarviz.sar2sar.renderer import base_kind
+        from sarviz.formats.sar2sar import PairsDataset
+        from sarviz.generators.sar2sar import base_kind
 
         c = self.config = config
         try:
             self.pairs = PairsDataset.open(c.data)
             common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
             self.kind = base_kind(c.base)
-        except Sar2SarError as exc:
+        except SarvizError as exc:  # a missing/foreign pairs dataset or base model: one line
             raise TrainError(str(exc)) from None
         if not self.pairs.rows("train"):
             raise TrainError(f"pairs dataset {c.data} has no 'train' pairs")
@@ -175,15 +175,15 @@ class Sar2SarTrainer(TrainLoop):
         import torch
         from diffusers import ControlNetModel, DDPMScheduler
 
-        from sarviz.sar2sar.artifacts import RUN_FILE, Sar2SarError
-        from sarviz.sar2sar.renderer import _model_multiple, load_components
+        from sarviz.formats.sar2sar import Sar2SarRun
+        from sarviz.generators.sar2sar import _model_multiple, load_components
 
         c = self.config
-        self.start_accelerator(lambda ckpt: common.read_json(ckpt / RUN_FILE, "sarviz sar2sar checkpoint")["step"])
+        self.start_accelerator(Sar2SarRun.read_step)
         acc = self.accelerator
         try:
             comp = self.comp = load_components(c.base, c.text_weights, "cpu")
-        except Sar2SarError as exc:
+        except SarvizError as exc:
             raise TrainError(str(exc)) from None
         multiple = _model_multiple(comp)
         if self.resolution % multiple:
@@ -191,7 +191,7 @@ class Sar2SarTrainer(TrainLoop):
         self.noise_scheduler = DDPMScheduler.from_config(comp.scheduler_config)
         torch.manual_seed(common.seed_for(c.seed, -1))
         if self.resume is not None:
-            controlnet = ControlNetModel.from_pretrained(str(self.resume / "controlnet"))
+            controlnet = ControlNetModel.from_pretrained(str(Sar2SarRun.controlnet_dir_of(self.resume)))
         else:
             n_cond = len(comp.vae.config.block_out_channels)
             controlnet = ControlNetModel.from_unet(comp.unet, conditioning_embedding_out_channels=(16, 32, 96, 256)[:n_cond])
@@ -227,7 +227,7 @@ class Sar2SarTrainer(TrainLoop):
     def micro_loss(self, batch):
         import torch
 
-        from sarviz.sar2sar.renderer import encode_prompt
+        from sarviz.generators.sar2sar import encode_prompt
 
         c, comp, acc = self.config, self.comp, self.accelerator
         pixels = batch["pixel_values"].to(acc.device)
@@ -275,9 +275,9 @@ class Sar2SarTrainer(TrainLoop):
         }
 
     def write_components(self, folder: Path, step: int) -> None:
-        from sarviz.sar2sar.artifacts import Sar2SarRun
+        from sarviz.formats.sar2sar import Sar2SarRun
 
-        self.accelerator.unwrap_model(self.controlnet).save_pretrained(str(folder / "controlnet"),
+        self.accelerator.unwrap_model(self.controlnet).save_pretrained(str(Sar2SarRun.controlnet_dir_of(folder)),
                                                                        safe_serialization=True)
         Sar2SarRun.write_meta(folder, self.model_meta(step))
 
@@ -287,12 +287,10 @@ class Sar2SarTrainer(TrainLoop):
 
         from sarviz.metrics import sar
         from sarviz.sar2sar.consistency import consistency
-        from sarviz.sar2sar.renderer import _model_multiple, denoise_canvas, plan_tiles
-        from sarviz.sar2sar.resample import (
-            AmplitudeStats,
-            denormalise_amplitude,
-            resample_db,
-        )
+        from sarviz.generators.sar2sar import _model_multiple, denoise_canvas, plan_tiles
+        from sarviz.amplitude import AmplitudeStats, denormalise_amplitude
+        from sarviz.generators.sar2sar import FLOOR_DB
+        from sarviz.sar2sar.resample import resample_db
 
         c, acc = self.config, self.accelerator
         rows = self.pairs.rows("val")[: c.validation_count] or self.pairs.rows("train")[: c.validation_count]
@@ -311,9 +309,9 @@ class Sar2SarTrainer(TrainLoop):
                 unit = denoise_canvas(self.comp, cn, cond, cond, row.get("text", ""), "", c.validation_steps, 0.6, 1.0,
                                       1.0, plan, c.seed, str(acc.device))
             stats = AmplitudeStats.from_dict(row["amplitude_stats"])
-            gen_db, tgt_db = denormalise_amplitude(unit, stats), denormalise_amplitude(target, stats)
+            gen_db, tgt_db = (denormalise_amplitude(a, stats, floor_db=FLOOR_DB) for a in (unit, target))
             f = float(self.pairs.info["options"]["factor"])
-            coarse = resample_db(denormalise_amplitude(cond, stats), tuple(max(1, round(n / f)) for n in unit.shape))
+            coarse = resample_db(denormalise_amplitude(cond, stats, floor_db=FLOOR_DB), tuple(max(1, round(n / f)) for n in unit.shape))
             score = consistency(coarse, gen_db, block=max(2, min(8, coarse.shape[0] // 4))).score_db
             try:
                 enl_ratio = sar.enl(gen_db, window=8).enl / sar.enl(tgt_db, window=8).enl
