@@ -155,7 +155,12 @@ class TestSar2SarRendererContract(GeneratorContract):
                                        conditioning_embedding_out_channels=(16, 32, 96, 256))
         Sar2SarRun(root / "run", {"step": 0, "base": str(base), "base_kind": "sd15", "resolution": 64,
                                   "pairs": {}, "consistency_calibration": None}).save(controlnet=cn)
-        return Sar2SarRenderer(root / "run")
+        # built the way every generator is: a model card of kind "sar2sar" (run relative to the card)
+        ModelCard(id="tiny-sar2sar", name="tiny SAR→SAR", kind="sar2sar", path=root / "tiny-sar2sar.json",
+                  data={"run": "run"}).save()
+        renderer = ModelRegistry([root]).generator("tiny-sar2sar")
+        assert isinstance(renderer, Sar2SarRenderer) and renderer.run.folder == root / "run"
+        return renderer
 
     @pytest.fixture(scope="class")
     def source(self):

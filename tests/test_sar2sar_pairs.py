@@ -9,9 +9,9 @@ import pytest
 import rasterio
 from affine import Affine
 
-from sarviz.sar2sar import consistency as C
-from sarviz.formats.sar2sar import PairsDataset, Sar2SarError, SarGeoTiff
 from sarviz.datasets.sar2sar_pairs import PairsOptions, align_pair, build_pairs, degrade
+from sarviz.formats.sar2sar import PairsDataset, Sar2SarError, SarGeoTiff
+from sarviz.sar2sar import consistency as C
 
 
 def s1_like_db(shape, seed=0, looks=4.4):

@@ -18,10 +18,10 @@ from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401
 from test_sar2sar_pairs import s1_like_db, write_sar
 
 from sarviz.cli import main as cli_main
-from sarviz.generators.base import GenerationResult
+from sarviz.datasets.sar2sar_pairs import PairsOptions, build_pairs
 from sarviz.errors import GenerationError, WeightsMissing
 from sarviz.formats.sar2sar import RUN_FILE, RenderOutput, Sar2SarRun
-from sarviz.datasets.sar2sar_pairs import PairsOptions, build_pairs
+from sarviz.generators.base import GenerationResult
 from sarviz.generators.sar2sar import (
     Sar2SarRenderer,
     TransformRequest,

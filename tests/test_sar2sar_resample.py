@@ -81,7 +81,12 @@ def test_point_target_no_negative_amplitude_no_wrap_around():
 
 def test_normalisation_once_per_scene_round_trip_and_tail():
     # the renderer's use of the one A/(μ+3σ) (sarviz.amplitude): scene statistics, tiles, tail mask
-    from sarviz.amplitude import AmplitudeStats, clipped_mask, denormalise_amplitude, normalise_amplitude
+    from sarviz.amplitude import (
+        AmplitudeStats,
+        clipped_mask,
+        denormalise_amplitude,
+        normalise_amplitude,
+    )
 
     rng = np.random.default_rng(0)
     db = (10 * np.log10(rng.gamma(4.0, 0.25, (64, 64))) - 12).astype(np.float32)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from sarviz.atomic import atomic_path
-from sarviz.errors import FormatError
+from sarviz.errors import DatasetError
 from sarviz.formats.base import Artifact, register_artifact
 from sarviz.formats.controlnet import CONFIG_FILE, SAFETENSORS_NAME
 from sarviz.formats.training_run import checkpoint_dir
@@ -41,8 +41,9 @@ POLS = ("VV", "VH", "HH", "HV")
 DB_RANGE = (-80.0, 45.0)
 
 
-class Sar2SarError(FormatError):
-    """A SAR→SAR artifact (input GeoTIFF, pairs dataset, run, render) is missing or not what it should be (one line)."""
+class Sar2SarError(DatasetError):
+    """A SAR→SAR input or artifact (input GeoTIFF, pairs dataset and its options, run, render) is missing or not
+    what it should be (one line). A ``DatasetError`` (so a ``FormatError``): the readers' family."""
 
 
 @register_artifact
@@ -312,13 +313,12 @@ class RenderOutput(Artifact):
         names = list(self.bands) + [f"{p}{CLIPPED_SUFFIX}" for p in self.masks]
         data = [self.bands[p].astype(np.float32) for p in self.bands] + [m.astype(np.float32) for m in self.masks.values()]
         h, w = data[0].shape
-        with atomic_path(path, suffix=".tif.part") as tmp:
-            with rasterio.open(tmp, "w", driver="COG", width=w, height=h, count=len(data), dtype="float32",
-                               crs=self.crs, transform=self.transform, nodata=np.nan, compress="DEFLATE",
-                               predictor=3, blocksize=256) as dst:
-                dst.write(np.stack(data))
-                dst.descriptions = tuple(names)
-                dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str), units="dB")
+        with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
+                tmp, "w", driver="COG", width=w, height=h, count=len(data), dtype="float32", crs=self.crs,
+                transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3, blocksize=256) as dst:
+            dst.write(np.stack(data))
+            dst.descriptions = tuple(names)
+            dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str), units="dB")
         return path
 
     save = write

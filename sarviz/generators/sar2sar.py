@@ -42,6 +42,7 @@ from sarviz.amplitude import (
     normalise_amplitude,
 )
 from sarviz.errors import GenerationError, SarvizError, WeightsMissing
+from sarviz.formats.controlnet import CONFIG_FILE
 from sarviz.formats.sar2sar import (
     RUN_FILE,
     RenderOutput,
@@ -232,7 +233,7 @@ def base_multiple(base: str | Path) -> int:
     """The pixel multiple a base's UNet and VAE need, from their diffusers config (no loading: the run
     sequence needs the step total before the model is loaded)."""
     try:
-        blocks = [json.loads((Path(base) / part / "config.json").read_text(encoding="utf-8"))["block_out_channels"]
+        blocks = [json.loads((Path(base) / part / CONFIG_FILE).read_text(encoding="utf-8"))["block_out_channels"]
                   for part in ("vae", "unet")]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WeightsMissing(f"base model {base}: unreadable vae/unet config ({exc})") from None

@@ -285,11 +285,15 @@ class Sar2SarTrainer(TrainLoop):
         """Render up to ``validation_count`` val pairs in one tile; consistency and ENL ratio vs the target."""
         import torch
 
+        from sarviz.amplitude import AmplitudeStats, denormalise_amplitude
+        from sarviz.generators.sar2sar import (
+            FLOOR_DB,
+            _model_multiple,
+            denoise_canvas,
+            plan_tiles,
+        )
         from sarviz.metrics import sar
         from sarviz.sar2sar.consistency import consistency
-        from sarviz.generators.sar2sar import _model_multiple, denoise_canvas, plan_tiles
-        from sarviz.amplitude import AmplitudeStats, denormalise_amplitude
-        from sarviz.generators.sar2sar import FLOOR_DB
         from sarviz.sar2sar.resample import resample_db
 
         c, acc = self.config, self.accelerator
