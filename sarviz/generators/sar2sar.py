@@ -453,7 +453,7 @@ class Sar2SarRenderer(ImageTransformer):
         return ("sar2sar", str(self.run.folder.resolve()), str(self.base.resolve()),
                 str(self.run.meta.get("text_weights")), self.run.weights_sha256())
 
-    def load(self, device: str, dtype: str = "float32", progress: ProgressCallback | None = None) -> LoadedRenderer:
+    def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedRenderer:
         """The base parts and the ControlNet on ``device`` (float32: renders were measured only in float32)."""
         from sarviz.generators import runtime
 

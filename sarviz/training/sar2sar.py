@@ -19,7 +19,6 @@ Recipe (seed 002 names only "spatial conditioning"/ControlNet on SDXL; every cho
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from sarviz.errors import SarvizError
-from sarviz.formats.training_run import VALIDATION_CSV
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
+from sarviz.training.validation import write_validation_rows
 
 
 @dataclass
@@ -146,6 +145,9 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {"pixel_values": torch.stack([i["pixel_values"] for i in items]),
             "conditioning": torch.stack([i["conditioning"] for i in items]), "text": [i["text"] for i in items]}
+
+
+VALIDATION_FIELDS = ("step", "id", "pol", "consistency_db", "enl_ratio")
 
 
 class Sar2SarTrainer(TrainLoop):
@@ -324,13 +326,8 @@ class Sar2SarTrainer(TrainLoop):
             out_rows.append({"step": step, "id": row["id"], "pol": row["pol"], "consistency_db": round(score, 4),
                              "enl_ratio": round(enl_ratio, 4)})
         cn.train()
-        path = c.out / VALIDATION_CSV
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(out_rows[0]))
-            if new:
-                w.writeheader()
-            w.writerows(out_rows)
+        # RUN/validation.csv, rewritten atomically; a resumed run replaces the rows from this step on
+        write_validation_rows(c.out, step, out_rows, VALIDATION_FIELDS)
 
 
 def train_sar2sar(config: Sar2SarTrainConfig) -> Path | None:
