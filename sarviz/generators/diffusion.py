@@ -299,7 +299,7 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
         pipe.enable_attention_slicing()  # diffusers' advice for MPS with < 64 GB unified memory
     # channels_last (cuDNN's fast layout; measured no gain on CPUs here) and torch.compile, per
     # runtime.speed_plan: the numbers behind the defaults are in benchmarks/RESULTS_cpu_speed.md
-    plan = runtime.speed_plan(device)
+    plan = runtime.speed_plan(device, dtype)
     if compile_unet:
         plan["compile"] = True
     speed = runtime.apply_speed_plan(pipe, device, plan)
