@@ -95,7 +95,11 @@ def step(unet, controlnet, x, dtype, memory_format=None, roundtrip=False, autoca
 
 def set_attention(models, kind: str) -> None:
     """diffusers' attention processors: fused SDPA (default), classic, or sliced."""
-    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, SlicedAttnProcessor
+    from diffusers.models.attention_processor import (
+        AttnProcessor,
+        AttnProcessor2_0,
+        SlicedAttnProcessor,
+    )
 
     for m in models:
         proc = {"sdpa": AttnProcessor2_0, "classic": AttnProcessor}.get(kind)

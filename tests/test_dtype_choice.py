@@ -14,7 +14,23 @@ import pytest
 
 from sarviz.generators import dtype_choice, runtime
 from sarviz.generators.base import GenerationError
-from sarviz.generators.dtype_choice import Measurement, OptionMeasurement, decide, decide_options, measured_choice
+from sarviz.generators.dtype_choice import (
+    Measurement,
+    OptionMeasurement,
+    decide,
+    decide_options,
+    measured_choice,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_real_option_measurement(monkeypatch):
+    """The speed options are timed on the real block only where a test injects nothing: never here."""
+    def fake(device, dtype):
+        return [OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 2.0),
+                OptionMeasurement("channels_last=on", 1.0)]
+
+    monkeypatch.setattr(dtype_choice, "measure_options", fake)
 
 
 def timings(fp32: float, bf16: float, drift: float = 0.004):
@@ -99,7 +115,7 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     env = {"SARVIZ_DTYPE_CACHE": str(cache), "SARVIZ_DTYPE_MEASURE": "1", "PATH": "/usr/bin:/bin"}
     import os
 
-    env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "SARVIZ_HOME")})
+    env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "SARVIZ_HOME", "OMP_NUM_THREADS")})  # same threads: same cache key
     out = subprocess.run([sys.executable, "-m", "sarviz.cli", "doctor", "--device", "cpu"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
