@@ -178,14 +178,11 @@ def apply_unet_lora(unet, folder: str | Path, allow_pickle: bool = False, merge:
     return peft_model, info
 
 
-def _cast_hooks(module, dtype, outputs_to_float32: bool = True) -> None:
+def _cast_hooks(module, dtype) -> None:
     """Run ``module`` in ``dtype`` while its callers keep float32 tensors.
 
     Inputs (tensors, tuples/lists of tensors, in args and kwargs) are cast to ``dtype``;
-    outputs back to float32 — so the latents and the scheduler stay float32. The ControlNet's
-    outputs only feed the UNet (same dtype), so they stay in ``dtype``
-    (``outputs_to_float32=False``): a bf16→fp32→bf16 round trip of its 13 residuals per step
-    is lossless but not free (benchmarks/RESULTS_cpu_speed.md, "bf16-roundtrip").
+    outputs back to float32 — so the latents and the scheduler stay float32.
     """
     import torch
 
@@ -203,8 +200,7 @@ def _cast_hooks(module, dtype, outputs_to_float32: bool = True) -> None:
         return cast(output, torch.float32)
 
     module.register_forward_pre_hook(pre, with_kwargs=True)
-    if outputs_to_float32:
-        module.register_forward_hook(post, with_kwargs=True)
+    module.register_forward_hook(post, with_kwargs=True)
 
 
 @dataclass
@@ -243,18 +239,18 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
     tdtype = runtime.torch_dtype(dtype)
     kind = device.split(":", 1)[0]
 
-    def place(model, model_dtype, outputs_to_float32: bool = True) -> None:
+    def place(model, model_dtype) -> None:
         # Each big model goes to its device/dtype right after loading (the LoRA merged in
         # float32 first), so that at most one float32 copy is in memory at a time.
         model.to(device=device, dtype=model_dtype)
         model.eval().requires_grad_(False)
         if model_dtype != torch.float32:
-            _cast_hooks(model, model_dtype, outputs_to_float32)
+            _cast_hooks(model, model_dtype)
 
     with _quiet_loading():
         step(0, "loading the ControlNet")
         controlnet, cn_info = load_controlnet(paths.controlnet, paths.allow_pickle)
-        place(controlnet, tdtype, outputs_to_float32=False)  # its residuals go to the UNet only
+        place(controlnet, tdtype)
         step(1, "loading the base UNet")
         unet = hub(UNet2DConditionModel.from_pretrained, paths.base, subfolder="unet", torch_dtype=torch.float32)
         lora_info = None
