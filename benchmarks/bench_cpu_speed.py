@@ -5,19 +5,33 @@ One process holds the full-size UNet and ControlNet (random weights, built from
 UNet with its residuals, batch 2 (classifier-free guidance), 64×64 latents (512² images),
 77 text tokens — in every variant, interleaved, so the ratios hold on a busy machine:
 
-  fp32            float32, NCHW, torch's default threads (the baseline)
+  fp32            float32, NCHW, torch's default threads, PyTorch's fused CPU SDPA (the baseline)
+  fp32-classic    attention as baddbmm + softmax + bmm (diffusers' AttnProcessor)
+  fp32-sliced     diffusers' SlicedAttnProcessor (one head-batch slice at a time: cache fit)
   fp32-cl         float32, channels_last memory format
+  fp32-prepacked  convolution/linear weights pre-packed once for oneDNN (torch.utils.mkldnn)
   fp32-1thread    float32 with one intra-op thread (is the second core used well?)
   bf16            bfloat16 weights and activations
-  fp32-compiled   torch.compile (inductor) of the UNet and ControlNet; the first call's
-                  extra time is the compile cost (inductor's FX-graph cache makes a second
-                  process cheaper — see --cache-dir)
+  bf16-cl         bfloat16 with channels_last
+  bf16-classic    bfloat16 with the classic attention
+  bf16-sliced     bfloat16 with the sliced attention
+  bf16-roundtrip  bfloat16, ControlNet residuals cast to float32 and back before the UNet (what
+                  per-model cast hooks do; the cast pair is lossless, so only its time differs)
+  bf16-autocast   float32 weights under torch.autocast("cpu", bfloat16)
+  bf16-prepacked  bfloat16 weights pre-packed for oneDNN
+  fp32-compiled[-MODE][-freezing]   torch.compile (inductor) of the UNet and ControlNet, in
+                  each --compile-modes mode; "-freezing" sets inductor's freezing (constant
+                  weights folded and pre-packed for oneDNN). The first call's extra time is the
+                  compile cost (inductor's FX-graph cache makes a second process cheaper —
+                  --cache-dir, default SARVIZ_HOME/inductor-cache as sarviz uses)
   vae / vae-compiled   the VAE decoder for one 512² image, eager vs compiled
 
-For each: median s/step, the speed-up over fp32 and the noise-prediction drift (relative L2
+Pick variants with --variants (names above; default: all eager ones). For each: median s/step, the speed-up over fp32 and the noise-prediction drift (relative L2
 against fp32 at equal inputs). Results: benchmarks/RESULTS_cpu_speed.md.
 
-    python benchmarks/bench_cpu_speed.py [--rounds 3] [--no-compile] [--cache-dir DIR]
+    python benchmarks/bench_cpu_speed.py [--rounds 3] [--variants fp32 bf16 ...] [--no-compile]
+                                         [--compile-modes default max-autotune] [--freezing]
+                                         [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -59,47 +73,98 @@ def build():
     return unet, controlnet, vae, inputs
 
 
-def step(unet, controlnet, x, dtype, memory_format=None):
+def step(unet, controlnet, x, dtype, memory_format=None, roundtrip=False, autocast=False):
+    import contextlib
+
     import torch
 
     lat = x["latents"].to(dtype)
     cond = x["cond"].to(dtype)
     if memory_format is not None:
         lat, cond = lat.contiguous(memory_format=memory_format), cond.contiguous(memory_format=memory_format)
-    with torch.inference_mode():
+    ac = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    with torch.inference_mode(), ac:
         down, mid = controlnet(lat, x["t"], encoder_hidden_states=x["text"].to(dtype), controlnet_cond=cond,
                                conditioning_scale=1.1, return_dict=False)
+        if roundtrip:
+            down = [d.float().to(dtype) for d in down]
+            mid = mid.float().to(dtype)
         return unet(lat, x["t"], encoder_hidden_states=x["text"].to(dtype), down_block_additional_residuals=down,
                     mid_block_additional_residual=mid, return_dict=False)[0].float()
+
+
+def set_attention(models, kind: str) -> None:
+    """diffusers' attention processors: fused SDPA (default), classic, or sliced."""
+    from diffusers.models.attention_processor import (
+        AttnProcessor,
+        AttnProcessor2_0,
+        SlicedAttnProcessor,
+    )
+
+    for m in models:
+        proc = {"sdpa": AttnProcessor2_0, "classic": AttnProcessor}.get(kind)
+        m.set_attn_processor(proc() if proc else SlicedAttnProcessor(slice_size=int(kind.split(":")[1])))
+
+
+EAGER = ["fp32", "fp32-classic", "fp32-sliced", "fp32-cl", "fp32-prepacked", "fp32-1thread",
+         "bf16", "bf16-cl", "bf16-classic", "bf16-sliced", "bf16-roundtrip", "bf16-autocast", "bf16-prepacked"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", default=EAGER, help="eager variants to time (fp32 is always timed)")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--compile-modes", nargs="+", default=["default"],
+                    help="torch.compile modes to time (default, reduce-overhead, max-autotune, ...)")
+    ap.add_argument("--compile-dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="the weights' dtype in the compiled variants")
+    ap.add_argument("--freezing", action="store_true", help="also time each mode with inductor freezing")
     ap.add_argument("--no-vae", action="store_true")
-    ap.add_argument("--cache-dir", help="TORCHINDUCTOR_CACHE_DIR (default: inductor's own)")
+    ap.add_argument("--cache-dir", help="TORCHINDUCTOR_CACHE_DIR (default: SARVIZ_HOME/inductor-cache)")
     args = ap.parse_args()
-    if args.cache_dir:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = args.cache_dir
+    from sarviz.settings import HOME
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = args.cache_dir or str(HOME / "inductor-cache")
     import copy
 
     import torch
 
+    from sarviz.generators import dtype_choice, runtime
+
     threads = torch.get_num_threads()
     unet, controlnet, vae, x = build()
-    unet_bf, cn_bf = copy.deepcopy(unet).to(torch.bfloat16), copy.deepcopy(controlnet).to(torch.bfloat16)
+    wanted = ["fp32"] + [v for v in args.variants if v != "fp32"]
     cl = torch.channels_last
+    need_bf = any(v.startswith("bf16") and v != "bf16-autocast" for v in wanted) or (
+        not args.no_compile and args.compile_dtype == "bfloat16")
+    unet_bf, cn_bf = (copy.deepcopy(unet).to(torch.bfloat16), copy.deepcopy(controlnet).to(torch.bfloat16)) \
+        if need_bf else (None, None)
+    prepacked = {}
+    if "fp32-prepacked" in wanted or "bf16-prepacked" in wanted:
+        from torch.utils import mkldnn as mkldnn_utils
 
-    def run_fp32():
-        return step(unet, controlnet, x, torch.float32)
+        for name, dt in (("fp32-prepacked", torch.float32), ("bf16-prepacked", torch.bfloat16)):
+            if name in wanted:
+                # from the float32 models (a bf16 module's linear layers fail oneDNN's inner product)
+                prepacked[name] = (mkldnn_utils.to_mkldnn(copy.deepcopy(unet), dt),
+                                   mkldnn_utils.to_mkldnn(copy.deepcopy(controlnet), dt))
 
-    def run_cl():
-        unet.to(memory_format=cl), controlnet.to(memory_format=cl)
+    def with_attention(models, kind, fn):
+        set_attention(models, kind)
         try:
-            return step(unet, controlnet, x, torch.float32, cl)
+            return fn()
         finally:
-            unet.to(memory_format=torch.contiguous_format), controlnet.to(memory_format=torch.contiguous_format)
+            set_attention(models, "sdpa")
+
+    def with_cl(models, fn):
+        for m in models:
+            m.to(memory_format=cl)
+        try:
+            return fn()
+        finally:
+            for m in models:
+                m.to(memory_format=torch.contiguous_format)
 
     def run_1thread():
         torch.set_num_threads(1)
@@ -108,14 +173,46 @@ def main() -> None:
         finally:
             torch.set_num_threads(threads)
 
-    def run_bf16():
-        return step(unet_bf, cn_bf, x, torch.bfloat16)
-
-    variants = {"fp32": run_fp32, "fp32-cl": run_cl, "fp32-1thread": run_1thread, "bf16": run_bf16}
+    fp, bf = (unet, controlnet), (unet_bf, cn_bf)
+    catalogue = {
+        "fp32": lambda: step(unet, controlnet, x, torch.float32),
+        "fp32-classic": lambda: with_attention(fp, "classic", lambda: step(*fp, x, torch.float32)),
+        "fp32-sliced": lambda: with_attention(fp, "sliced:2", lambda: step(*fp, x, torch.float32)),
+        "fp32-cl": lambda: with_cl(fp, lambda: step(*fp, x, torch.float32, cl)),
+        "fp32-prepacked": lambda: step(*prepacked["fp32-prepacked"], x, torch.float32),
+        "fp32-1thread": run_1thread,
+        "bf16": lambda: step(*bf, x, torch.bfloat16),
+        "bf16-cl": lambda: with_cl(bf, lambda: step(*bf, x, torch.bfloat16, cl)),
+        "bf16-classic": lambda: with_attention(bf, "classic", lambda: step(*bf, x, torch.bfloat16)),
+        "bf16-sliced": lambda: with_attention(bf, "sliced:2", lambda: step(*bf, x, torch.bfloat16)),
+        "bf16-roundtrip": lambda: step(*bf, x, torch.bfloat16, roundtrip=True),
+        "bf16-autocast": lambda: step(unet, controlnet, x, torch.float32, autocast=True),
+        "bf16-prepacked": lambda: step(*prepacked["bf16-prepacked"], x, torch.float32),
+    }
+    variants = {name: catalogue[name] for name in wanted}
     compile_cost = {}
     if not args.no_compile:
-        unet_c, cn_c = torch.compile(unet), torch.compile(controlnet)
-        variants["fp32-compiled"] = lambda: step(unet_c, cn_c, x, torch.float32)
+        import torch._inductor.config as inductor_config
+
+        for mode in args.compile_modes:
+            for freezing in ([False, True] if args.freezing else [False]):
+                prefix = "fp32" if args.compile_dtype == "float32" else "bf16"
+                name = f"{prefix}-compiled" + ("" if mode == "default" else f"-{mode}") + ("-freezing" if freezing else "")
+                kw = {} if mode == "default" else {"mode": mode}
+                # each compiled variant wraps its own module objects: dynamo guards on the module,
+                # so a second torch.compile of the same objects would reuse the first variant's graph
+                src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
+                cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
+                u, c = src if not compile_cost.setdefault("_first", False) else (
+                    copy.deepcopy(src[0]), copy.deepcopy(src[1]))
+                compile_cost["_first"] = True
+                unet_c, cn_c = torch.compile(u, **kw), torch.compile(c, **kw)
+
+                def run_compiled(u=unet_c, c=cn_c, fz=freezing, dt=cdt):
+                    with inductor_config.patch(freezing=fz):
+                        return step(u, c, x, dt)
+
+                variants[name] = run_compiled
     times = {v: [] for v in variants}
     outputs = {}
     first = {}
@@ -129,20 +226,25 @@ def main() -> None:
                 outputs[name] = out
             else:
                 times[name].append(dt)
-            print(f"round {r} {name}: {dt:.2f} s", file=sys.stderr, flush=True)
-    if "fp32-compiled" in first:
-        compile_cost["unet+controlnet"] = first["fp32-compiled"] - statistics.median(times["fp32-compiled"])
+            print(f"round {r} {name}: {dt:.2f} s (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+    compile_cost.pop("_first", None)
+    for name in variants:
+        if "compiled" in name:
+            compile_cost[name] = first[name] - statistics.median(times[name])
     ref = outputs["fp32"]
     base = statistics.median(times["fp32"])
-    print(f"\nthreads {threads}, load average {os.getloadavg()[0]:.1f}, rounds {args.rounds}\n")
+    cap = runtime.cpu_capability()
+    native = [k for k in ("amx_tile", "avx512_bf16") if cap.get(k)] or ["no native bf16"]
+    print(f"\nmachine: {dtype_choice._cpu_model()} ({cap['isa']}, {', '.join(native)}), torch {torch.__version__}, "
+          f"threads {threads}, load average {os.getloadavg()[0]:.1f} (1 min) at the end, rounds {args.rounds}\n")
     print("| variant | s/step median | runs | speed-up vs fp32 | drift (rel. L2) |")
     print("|---|---|---|---|---|")
     for name in variants:
         med = statistics.median(times[name])
         drift = float((outputs[name] - ref).norm() / ref.norm())
         print(f"| {name} | {med:.2f} | {[round(t, 2) for t in times[name]]} | {base / med:.2f}× | {drift:.2%} |")
-    if compile_cost:
-        print(f"\ncompile cost (first call − steady step), UNet+ControlNet: {compile_cost['unet+controlnet']:.0f} s")
+    for name, cost in compile_cost.items():
+        print(f"\ncompile cost of {name} (first call − steady step), UNet+ControlNet: {cost:.0f} s")
     if not args.no_vae:
         dec = {"vae": vae.decode}
         if not args.no_compile:

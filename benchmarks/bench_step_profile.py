@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -49,6 +48,9 @@ CLASSES: list[tuple[str, tuple[str, ...]]] = [
 
 
 def op_class(name: str) -> str:
+    # the cast kernel itself runs as the ``copy_`` under ``_to_copy``; in a profile a ``copy_``
+    # is counted as layout/copy (the profiler does not record dtypes without record_shapes),
+    # so this class holds the casts' dispatch overhead and layout/copy holds their copies
     if name in ("aten::to", "aten::_to_copy", "aten::type_as"):
         return "dtype cast"
     for cls, fragments in CLASSES:
@@ -137,7 +139,11 @@ def main() -> None:
         x["latents"] = F.interpolate(x["latents"], size=(args.latent, args.latent))
         x["cond"] = F.interpolate(x["cond"], size=(args.latent * 8, args.latent * 8))
     models = {"float32": (unet, controlnet)}
-    out = [f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    from sarviz.generators import dtype_choice, runtime
+
+    cap = runtime.cpu_capability()
+    native = [k for k in ("amx_tile", "avx512_bf16") if cap.get(k)] or ["no native bf16"]
+    out = [f"machine: {dtype_choice._cpu_model()} ({cap['isa']}, {', '.join(native)}), torch {torch.__version__}, "
            f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, latents "
            f"{args.latent}×{args.latent}", ""]
     for name in args.dtypes:

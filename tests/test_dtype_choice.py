@@ -14,7 +14,23 @@ import pytest
 
 from sarviz.generators import dtype_choice, runtime
 from sarviz.generators.base import GenerationError
-from sarviz.generators.dtype_choice import Measurement, decide, measured_choice
+from sarviz.generators.dtype_choice import (
+    Measurement,
+    OptionMeasurement,
+    decide,
+    decide_options,
+    measured_choice,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_real_option_measurement(monkeypatch):
+    """The speed options are timed on the real block only where a test injects nothing: never here."""
+    def fake(device, dtype):
+        return [OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 2.0),
+                OptionMeasurement("channels_last=on", 1.0)]
+
+    monkeypatch.setattr(dtype_choice, "measure_options", fake)
 
 
 def timings(fp32: float, bf16: float, drift: float = 0.004):
@@ -99,7 +115,7 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     env = {"SARVIZ_DTYPE_CACHE": str(cache), "SARVIZ_DTYPE_MEASURE": "1", "PATH": "/usr/bin:/bin"}
     import os
 
-    env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "SARVIZ_HOME")})
+    env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "SARVIZ_HOME", "OMP_NUM_THREADS")})  # same threads: same cache key
     out = subprocess.run([sys.executable, "-m", "sarviz.cli", "doctor", "--device", "cpu"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -114,7 +130,8 @@ def test_speed_plan_defaults_and_switches(monkeypatch):
     assert runtime.speed_plan("cuda:0")["channels_last"] is True
     monkeypatch.setenv("SARVIZ_COMPILE", "on")
     monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "1")
-    assert runtime.speed_plan("cpu") | {"why": ""} == {"channels_last": True, "compile": True, "why": ""}
+    assert runtime.speed_plan("cpu") | {"why": ""} == {"attention": "sdpa", "channels_last": True, "compile": True,
+                                                       "why": ""}
     assert runtime.speed_plan("mps")["compile"] is False  # inductor does not target MPS
 
 
@@ -135,10 +152,100 @@ def test_apply_speed_plan_wraps_the_denoisers(monkeypatch, tmp_path):
     pipe = Pipe()
     pipe.unet, pipe.vae, pipe.controlnet = unet, vae, None
     applied = runtime.apply_speed_plan(pipe, "cpu", {"channels_last": True, "compile": True})
-    assert applied == {"channels_last": True, "compile": ["unet", "vae.decoder"]}
+    assert applied == {"channels_last": True, "compile": ["unet", "vae.decoder"], "attention": "sdpa"}
     assert isinstance(pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
     assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     import os
 
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"].endswith("inductor-cache")
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+
+
+# -- speed options (issue 26): measured on the block in the chosen dtype, injected here ----------
+def options(base: float, classic: float, cl: float, classic_drift: float = 0.001):
+    calls = []
+
+    def measure_opts(device, dtype):
+        calls.append((device, dtype))
+        return [OptionMeasurement("baseline", base), OptionMeasurement("attention=classic", classic, drift=classic_drift),
+                OptionMeasurement("channels_last=on", cl)]
+
+    return measure_opts, calls
+
+
+def test_decide_options_keeps_only_clear_wins_within_the_drift_limit():
+    # SDPA 4.7× faster than classic (the full-size profile here), channels_last 10 % faster
+    opts, reason = decide_options([OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 4.7),
+                                   OptionMeasurement("channels_last=on", 0.9)])
+    assert opts == {"attention": "sdpa", "channels_last": True} and "channels_last=on 1.11× kept" in reason
+    # a 3 % gain is inside the timing noise of a shared machine: not kept
+    opts, _ = decide_options([OptionMeasurement("baseline", 1.0), OptionMeasurement("channels_last=on", 0.97)])
+    assert opts["channels_last"] is False
+    # faster but drifting beyond 2 %: not kept
+    opts, reason = decide_options([OptionMeasurement("baseline", 1.0),
+                                   OptionMeasurement("attention=classic", 0.5, drift=0.03)])
+    assert opts["attention"] == "sdpa" and "drift" in reason
+    opts, _ = decide_options([OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 0.8)])
+    assert opts["attention"] == "classic"
+    # an option that fails to run, or a baseline that could not be timed: defaults
+    opts, reason = decide_options([OptionMeasurement("baseline", 1.0),
+                                   OptionMeasurement("channels_last=on", float("inf"), error="RuntimeError: x")])
+    assert opts == dtype_choice.DEFAULT_OPTIONS and "unavailable" in reason
+    assert decide_options([OptionMeasurement("baseline", float("inf"), error="x")])[0] == dtype_choice.DEFAULT_OPTIONS
+
+
+def test_options_are_measured_in_the_chosen_dtype_and_cached(tmp_path):
+    cache = tmp_path / "dtype-choice.json"
+    measure_opts, calls = options(1.0, 3.0, 0.8)
+    first = measured_choice("cpu", path=cache, measure=timings(9.59, 5.69)[0], measure_opts=measure_opts)
+    assert first.dtype == "bfloat16" and calls == [("cpu", "bfloat16")]
+    assert first.speed_options == {"attention": "sdpa", "channels_last": True}
+    again = measured_choice("cpu", path=cache, measure=timings(9.59, 5.69)[0], measure_opts=measure_opts)
+    assert again.method == "cached" and again.speed_options == first.speed_options and len(calls) == 1
+    assert again.option_measurements[2].seconds == 0.8
+
+    def broken(device, dtype):
+        raise RuntimeError("no diffusers")
+
+    fallback = measured_choice("cpu", path=cache, refresh=True, measure=timings(1.0, 2.0)[0], measure_opts=broken)
+    assert fallback.dtype == "float32" and fallback.speed_options == dtype_choice.DEFAULT_OPTIONS
+
+
+def test_speed_plan_uses_the_options_measured_for_that_dtype_only(monkeypatch, tmp_path):
+    for name in ("SARVIZ_CHANNELS_LAST", "SARVIZ_ATTENTION", "SARVIZ_COMPILE", "SARVIZ_DTYPE_MEASURE"):
+        monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "dtype-choice.json"
+    monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(cache))
+    monkeypatch.setattr(runtime, "_DECISIONS", {})
+    measured_choice("cpu", path=cache, measure=timings(9.59, 5.69)[0], measure_opts=options(1.0, 0.8, 0.9)[0])
+    plan = runtime.speed_plan("cpu", "bfloat16")  # read from the cache, not measured again
+    assert (plan["attention"], plan["channels_last"], plan["compile"]) == ("classic", True, False)
+    assert plan["why"].startswith("measured for bfloat16")
+    other = runtime.speed_plan("cpu", "float32")  # a --dtype the options were not measured for
+    assert (other["attention"], other["channels_last"]) == ("sdpa", False) and other["why"].startswith("defaults")
+    monkeypatch.setenv("SARVIZ_ATTENTION", "sdpa")
+    monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "off")
+    plan = runtime.speed_plan("cpu", "bfloat16")
+    assert (plan["attention"], plan["channels_last"]) == ("sdpa", False) and "overridden" in plan["why"]
+    injected = runtime.speed_plan("cpu", measured={"attention": "classic"})
+    assert injected["attention"] == "sdpa"  # the user's switch still wins over a measurement
+
+
+def test_apply_speed_plan_sets_the_measured_attention_backend():
+    from diffusers import UNet2DConditionModel
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, cross_attention_dim=8,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), norm_num_groups=4,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=2)
+
+    class Pipe:
+        pass
+
+    pipe = Pipe()
+    pipe.unet, pipe.controlnet, pipe.vae = unet, None, None
+    assert all(isinstance(p, AttnProcessor2_0) for p in unet.attn_processors.values())
+    applied = runtime.apply_speed_plan(pipe, "cpu", {"attention": "classic", "channels_last": False, "compile": False,
+                                                      "why": "measured (injected)"})
+    assert applied["attention"] == "classic" and applied["why"] == "measured (injected)"
+    assert all(isinstance(p, AttnProcessor) for p in unet.attn_processors.values())

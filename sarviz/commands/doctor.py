@@ -56,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"  {m['dtype']:9s} {m['seconds'] * 1000:8.1f} ms per UNet block (median of {len(m['runs'])}), "
                       f"drift {m['drift']:.2%}")
+        if d.get("speed_options"):
+            opts = ", ".join(f"{k}={v}" for k, v in d["speed_options"].items())
+            print(f"  speed options for {d['dtype']}: {opts} — {d.get('options_reason', '')}")
+            for m in d.get("option_measurements", []):
+                if not m["error"]:
+                    print(f"    {m['option']:18s} {m['seconds'] * 1000:8.1f} ms per UNet block, drift {m['drift']:.2%}")
         if d["measured_at"]:
             print(f"  measured {d['measured_at']}; cached in {out['cache']}")
     print("\n--dtype on generate overrides the choice; `sarviz doctor --measure` measures again.")

@@ -299,12 +299,12 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
         pipe.enable_attention_slicing()  # diffusers' advice for MPS with < 64 GB unified memory
     # channels_last (cuDNN's fast layout; measured no gain on CPUs here) and torch.compile, per
     # runtime.speed_plan: the numbers behind the defaults are in benchmarks/RESULTS_cpu_speed.md
-    plan = runtime.speed_plan(device)
+    plan = runtime.speed_plan(device, dtype)
     if compile_unet:
         plan["compile"] = True
     speed = runtime.apply_speed_plan(pipe, device, plan)
     step(6, "hashing the weights")
-    hashes = {name: runtime.file_sha256(p) for name, p in paths.files_to_hash().items()}
+    hashes = {name: runtime.file_sha256(p, persistent=True) for name, p in paths.files_to_hash().items()}
     step(7, f"model loaded in {time.perf_counter() - t0:.0f} s")
     info = {"controlnet": cn_info, "unet_lora": lora_info, "weights_sha256": hashes,
             "base": paths.base, "vae": paths.vae or f"{paths.base} (vae)", "speed": speed}

@@ -15,6 +15,16 @@ latents, batch 2 for classifier-free guidance, 77 CLIP tokens): ResNet convoluti
 norm, self- and cross-attention — the op mix that dominates a denoising step. The
 ControlNet's blocks are the same ops. Timings interleave the dtypes (ratios within one
 run stay valid on a busy machine) and take medians.
+
+The same block then measures the **speed options** in the chosen dtype (issue 26): the
+attention backend (PyTorch's fused CPU/GPU ``scaled_dot_product_attention``, diffusers'
+default, against the classic ``baddbmm + softmax + bmm``) and the channels-last memory
+format. An option is kept only when it is at least :data:`MIN_OPTION_GAIN` faster than the
+baseline with an output within :data:`MAX_DRIFT` of it; each option is judged on its own
+(combinations are not measured). The chosen options are cached with the dtype
+(``DtypeDecision.speed_options``) and applied by :func:`sarviz.generators.runtime.speed_plan`.
+Options whose cost cannot be measured on one block (``torch.compile``: minutes of one-time
+compilation) stay switches; their numbers are in ``benchmarks/RESULTS_cpu_speed.md``.
 """
 
 from __future__ import annotations
@@ -34,12 +44,21 @@ from typing import Any, Callable
 MAX_DRIFT = 0.02
 #: a lower precision must be at least this much faster to be worth its drift
 MIN_SPEEDUP = 1.10
-#: cache format version (bump when the block or the rule changes)
-CACHE_VERSION = 1
+#: a speed option must make the block at least this much faster to be used (timing noise on a
+#: shared machine is a few %; a smaller gain is not worth a code path that differs from the default)
+MIN_OPTION_GAIN = 1.05
+#: cache format version (bump when the block or the rule changes); 2: speed options measured too
+CACHE_VERSION = 2
 CACHE_NAME = "dtype-choice.json"
 
 #: (dtype, device kind) → candidates to measure, float32 first (the reference)
 CANDIDATES = {"cpu": ("float32", "bfloat16"), "cuda": ("float32", "bfloat16", "float16")}
+
+#: the speed options' defaults (what a pipeline gets when nothing was measured)
+DEFAULT_OPTIONS: dict[str, Any] = {"attention": "sdpa", "channels_last": False}
+#: option variants measured against the baseline (DEFAULT_OPTIONS): name → options changed
+OPTION_VARIANTS: dict[str, dict[str, Any]] = {"attention=classic": {"attention": "classic"},
+                                              "channels_last=on": {"channels_last": True}}
 
 
 @dataclass
@@ -52,6 +71,15 @@ class Measurement:
 
 
 @dataclass
+class OptionMeasurement:
+    option: str  # "baseline" or a key of OPTION_VARIANTS
+    seconds: float  # median forward time of the block in the chosen dtype
+    runs: list[float] = field(default_factory=list)
+    drift: float = 0.0  # relative L2 of the output vs the baseline's (same dtype)
+    error: str = ""
+
+
+@dataclass
 class DtypeDecision:
     device: str
     dtype: str
@@ -60,6 +88,10 @@ class DtypeDecision:
     measurements: list[Measurement] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
     measured_at: str = ""
+    #: the speed options measured for ``dtype`` on this machine (empty: not measured → defaults)
+    speed_options: dict[str, Any] = field(default_factory=dict)
+    options_reason: str = ""
+    option_measurements: list[OptionMeasurement] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,8 +99,11 @@ class DtypeDecision:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DtypeDecision":
         meas = [Measurement(**m) for m in data.get("measurements", [])]
+        opts = [OptionMeasurement(**m) for m in data.get("option_measurements", [])]
         return cls(device=data["device"], dtype=data["dtype"], method=data["method"], reason=data["reason"],
-                   measurements=meas, machine=dict(data.get("machine", {})), measured_at=data.get("measured_at", ""))
+                   measurements=meas, machine=dict(data.get("machine", {})), measured_at=data.get("measured_at", ""),
+                   speed_options=dict(data.get("speed_options", {})), options_reason=data.get("options_reason", ""),
+                   option_measurements=opts)
 
     def summary(self) -> str:
         """One line for provenance and the UI, e.g. ``float32 (measured: bfloat16 2.4× slower)``."""
@@ -106,6 +141,23 @@ def machine_key(device: str) -> dict[str, Any]:
         key["features"] = sorted(k for k in ("amx_tile", "amx_fp16", "avx512_bf16", "mkldnn_bf16") if cap.get(k))
         key["threads"] = torch.get_num_threads()
     return key
+
+
+def known_options(device: str, dtype: str) -> tuple[dict[str, Any], str]:
+    """The speed options measured for ``dtype`` on ``device`` — from this process's decision or
+    the cache, never measured here — and where they came from; defaults when none match."""
+    from sarviz.generators import runtime
+
+    decision = runtime._DECISIONS.get(device)
+    if decision is None:
+        try:
+            entry = _read_cache(cache_path()).get("entries", {}).get(_key_id(machine_key(device)))
+            decision = DtypeDecision.from_dict(entry) if entry else None
+        except (KeyError, TypeError, ValueError):
+            decision = None
+    if decision is not None and decision.dtype == dtype and decision.speed_options:
+        return {**DEFAULT_OPTIONS, **decision.speed_options}, f"measured for {dtype} ({decision.options_reason})"
+    return dict(DEFAULT_OPTIONS), f"defaults (no measurement for {dtype} on this machine)"
 
 
 def _key_id(key: dict[str, Any]) -> str:
@@ -214,6 +266,92 @@ def decide(measurements: list[Measurement], max_drift: float = MAX_DRIFT,
     return best, "; ".join(notes)
 
 
+def _set_block_options(block, options: dict[str, Any]):
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    for module in block.modules():
+        if hasattr(module, "set_processor") and hasattr(module, "processor"):
+            module.set_processor(AttnProcessor() if options.get("attention") == "classic" else AttnProcessor2_0())
+    block.to(memory_format=torch.channels_last if options.get("channels_last") else torch.contiguous_format)
+
+
+def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMeasurement]:
+    """Median block time and drift (vs the baseline, same dtype) of each speed option in ``dtype``."""
+    import torch
+
+    from sarviz.generators.runtime import torch_dtype
+
+    kind = device.split(":", 1)[0]
+    dt = torch_dtype(dtype)
+    block, x, temb, ctx = _block_and_inputs(device)
+    block = block.to(dt)
+    x, temb, ctx = x.to(dt), temb.to(dt), ctx.to(dt)
+    variants = {"baseline": {}, **OPTION_VARIANTS}
+    runs: dict[str, list[float]] = {v: [] for v in variants}
+    outs: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    with torch.inference_mode():
+        for rep in range(repeats + 1):  # interleaved; round 0 warms up
+            for name, changed in variants.items():
+                if name in errors:
+                    continue
+                options = {**DEFAULT_OPTIONS, **changed}
+                try:
+                    _set_block_options(block, options)
+                    xi = x.contiguous(memory_format=torch.channels_last) if options["channels_last"] else x
+                    if kind == "cuda":
+                        torch.cuda.synchronize(device)
+                    t0 = time.perf_counter()
+                    out = block(xi, temb, encoder_hidden_states=ctx)[0]
+                    if kind == "cuda":
+                        torch.cuda.synchronize(device)
+                    elapsed = time.perf_counter() - t0
+                except (RuntimeError, TypeError, NotImplementedError) as exc:
+                    errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                    continue
+                if rep == 0:
+                    outs[name] = out.float().cpu()
+                else:
+                    runs[name].append(elapsed)
+    ref = outs.get("baseline")
+    result = []
+    for name in variants:
+        if name in errors:
+            result.append(OptionMeasurement(name, float("inf"), [], float("nan"), errors[name]))
+            continue
+        drift = 0.0 if ref is None or name == "baseline" else float((outs[name] - ref).norm() / ref.norm())
+        result.append(OptionMeasurement(name, statistics.median(runs[name]), [round(r, 4) for r in runs[name]], drift))
+    return result
+
+
+def decide_options(measurements: list[OptionMeasurement], max_drift: float = MAX_DRIFT,
+                   min_gain: float = MIN_OPTION_GAIN) -> tuple[dict[str, Any], str]:
+    """(options, reason): each variant kept only when ≥ ``min_gain`` faster within ``max_drift``."""
+    options = dict(DEFAULT_OPTIONS)
+    by = {m.option: m for m in measurements}
+    base = by.get("baseline")
+    if base is None or base.error or not (0 < base.seconds < float("inf")):
+        return options, "baseline could not be timed: defaults"
+    notes = []
+    for name, changed in OPTION_VARIANTS.items():
+        m = by.get(name)
+        if m is None:
+            continue
+        if m.error:
+            notes.append(f"{name} unavailable")
+            continue
+        gain = base.seconds / m.seconds
+        if m.drift > max_drift:
+            notes.append(f"{name} {gain:.2f}× but drift {m.drift:.1%}")
+        elif gain < min_gain:
+            notes.append(f"{name} {gain:.2f}× (not kept)")
+        else:
+            options.update(changed)
+            notes.append(f"{name} {gain:.2f}× kept")
+    return options, "; ".join(notes) or "defaults"
+
+
 # -- cache -----------------------------------------------------------------------------------------
 def cache_path() -> Path:
     from sarviz.settings import HOME
@@ -245,11 +383,13 @@ def _write_cache(path: Path, key_id: str, decision: DtypeDecision) -> None:
 
 def measured_choice(device: str, *, path: Path | None = None, refresh: bool = False,
                     measure: Callable[[str], list[Measurement]] | None = None,
-                    rule: Callable[[str], str] | None = None) -> DtypeDecision:
-    """The cached or freshly measured dtype decision for ``device``.
+                    rule: Callable[[str], str] | None = None,
+                    measure_opts: Callable[[str, str], list[OptionMeasurement]] | None = None) -> DtypeDecision:
+    """The cached or freshly measured dtype (and speed options) decision for ``device``.
 
-    ``measure`` (default :func:`measure_block`) and ``rule`` (the rule of thumb used when
-    measuring is impossible) can be injected — tests give timings, not hardware.
+    ``measure`` (default :func:`measure_block`), ``measure_opts`` (default
+    :func:`measure_options`) and ``rule`` (the rule of thumb used when measuring is
+    impossible) can be injected — tests give timings, not hardware.
     """
     from sarviz.generators import runtime
 
@@ -277,6 +417,13 @@ def measured_choice(device: str, *, path: Path | None = None, refresh: bool = Fa
     decision = DtypeDecision(device=device.split(":", 1)[0], dtype=dtype, method=method, reason=reason,
                              measurements=measurements, machine=key,
                              measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    if method == "measured":
+        try:
+            decision.option_measurements = (measure_opts or measure_options)(device, dtype)
+            decision.speed_options, decision.options_reason = decide_options(decision.option_measurements)
+        except Exception as exc:  # noqa: BLE001 - the options are an optimisation: defaults on any failure
+            decision.speed_options = dict(DEFAULT_OPTIONS)
+            decision.options_reason = f"could not measure ({type(exc).__name__}): defaults"
     if method == "measured":
         _write_cache(path, key_id, decision)
     return decision

@@ -339,26 +339,43 @@ def _switch(name: str, default: str) -> str:
     return {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)
 
 
-def speed_plan(device: str) -> dict[str, Any]:
-    """Which speed options a diffusion pipeline on ``device`` gets, and why.
+def speed_plan(device: str, dtype: str | None = None, measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Which speed options a diffusion pipeline on ``device`` in ``dtype`` gets, and why.
 
-    * ``channels_last``: on for CUDA (cuDNN's fast layout in half precision); on the CPU
-      only when ``SARVIZ_CHANNELS_LAST=on`` — measured no faster for the SD 1.5 UNet +
-      ControlNet step with oneDNN here (benchmarks/RESULTS_cpu_speed.md).
+    * ``attention`` (``sdpa``: PyTorch's fused scaled-dot-product kernels, diffusers' default;
+      ``classic``: baddbmm + softmax + bmm) and ``channels_last``: as measured for this dtype
+      on this machine (:func:`sarviz.generators.dtype_choice.known_options`, from
+      ``sarviz doctor``'s cached measurement; ``measured`` injects it). Without a measurement:
+      SDPA, and channels_last on CUDA only (cuDNN's fast layout in half precision; measured no
+      faster with oneDNN, benchmarks/RESULTS_cpu_speed.md). ``SARVIZ_ATTENTION=sdpa|classic``
+      and ``SARVIZ_CHANNELS_LAST=on|off`` override.
     * ``compile`` (``torch.compile``, inductor) of the UNet, ControlNet and VAE decoder: off
-      unless ``SARVIZ_COMPILE=on``. Measured on a 2-core CPU: 1.25× per step for 176 s of
-      one-time compilation, against ~500 s for a 25-step image — it does not pay back within
-      one image (not measured on a GPU here). For batch runs of many images it can (set it
-      there). Compiled kernels are cached across runs in the sarviz home folder (inductor's
-      FX-graph cache), so later processes compile faster.
+      unless ``SARVIZ_COMPILE=on`` — minutes of one-time compilation that one image does not
+      pay back on a CPU (benchmarks/RESULTS_cpu_speed.md); for batch runs of many images it can.
+      Compiled kernels are cached across runs in the sarviz home folder (inductor's FX-graph
+      cache, ``TORCHINDUCTOR_CACHE_DIR``), so later processes compile in seconds.
     """
     kind = device.split(":", 1)[0]
+    if measured is not None:
+        options, source = {"attention": "sdpa", "channels_last": False, **measured}, "measured (injected)"
+    elif dtype is not None and kind in ("cpu", "cuda") and os.environ.get(
+            "SARVIZ_DTYPE_MEASURE", "1").strip().lower() not in ("0", "no", "false", "off"):
+        from sarviz.generators.dtype_choice import known_options
+
+        options, source = known_options(device, dtype)
+        if source.startswith("defaults"):
+            options["channels_last"] = kind == "cuda"
+    else:
+        options, source = {"attention": "sdpa", "channels_last": kind == "cuda"}, "defaults"
     cl = _switch("SARVIZ_CHANNELS_LAST", "auto")
+    attention = _switch("SARVIZ_ATTENTION", "auto")
     compile_ = _switch("SARVIZ_COMPILE", "off")
+    overrides = [name for name, v in (("SARVIZ_CHANNELS_LAST", cl), ("SARVIZ_ATTENTION", attention)) if v != "auto"]
     return {
-        "channels_last": cl == "on" or (cl == "auto" and kind == "cuda"),
+        "attention": attention if attention in ("sdpa", "classic") else options["attention"],
+        "channels_last": cl == "on" or (cl == "auto" and bool(options["channels_last"])),
         "compile": compile_ == "on" and kind in ("cpu", "cuda"),
-        "why": "SARVIZ_COMPILE / SARVIZ_CHANNELS_LAST (defaults from benchmarks/RESULTS_cpu_speed.md)",
+        "why": source + (f"; overridden by {', '.join(overrides)}" if overrides else ""),
     }
 
 
@@ -373,6 +390,15 @@ def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None)
     plan = plan or speed_plan(device)
     applied: dict[str, Any] = {"channels_last": False, "compile": []}
     modules = {name: getattr(pipe, name, None) for name in ("unet", "controlnet")}
+    if plan.get("attention", "sdpa") != "sdpa":
+        from diffusers.models.attention_processor import AttnProcessor
+
+        for module in modules.values():
+            if module is not None:
+                module.set_attn_processor(AttnProcessor())
+    applied["attention"] = plan.get("attention", "sdpa")
+    if plan.get("why"):
+        applied["why"] = plan["why"]
     if plan["channels_last"]:
         for module in modules.values():
             if module is not None:
