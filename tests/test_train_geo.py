@@ -161,7 +161,7 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def test_models_add_registers_the_run_in_sarviz_home(trained, tmp_path, monkeypatch, capsys):
-    """`sarviz models add RUN/checkpoint-N`: the run appears where the app's pickers look."""
+    """`sarviz models add RUN [--checkpoint N]`: the run appears where the app's pickers look."""
     from sarviz.registry import ModelRegistry
 
     home = tmp_path / "home"

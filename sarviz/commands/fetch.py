@@ -1,8 +1,8 @@
 """``sarviz fetch``: fetch scenes for points into a scene folder (single point or bulk file).
 
-    sarviz fetch --lat 47.37 --lon 8.54 [--source ee|public] [--year 2024] [--size 512] --to DIR
-    sarviz fetch --place "Zürich" --to DIR
-    sarviz fetch --points points.csv|points.geojson [--source ...] --to DIR
+    sarviz fetch --lat 47.37 --lon 8.54 [--source ee|public] [--year 2024] [--size 512] --out DIR
+    sarviz fetch --place "Zürich" --out DIR
+    sarviz fetch --points points.csv|points.geojson [--source ...] --out DIR
 
 The folder is also the first source: points already fetched are served from it, so a
 bulk run that was interrupted can simply be run again.
@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.errors import SceneError
 
 _LAT = ("lat", "latitude", "y")
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
                                        "(a name several countries share must be qualified: \"Punjab, Pakistan\")")
     where.add_argument("--points", type=Path,
                        help="CSV (lat/lon or place columns, optional year, id) or GeoJSON of points")
-    p.add_argument("--to", type=Path, required=True, help="scene folder to write into (and to reuse)")
+    p.add_argument("--out", type=Path, required=True, help="scene folder to write into (and to reuse)")
     p.add_argument("--source", choices=("ee", "public", "auto"), default="auto",
                    help="where to fetch from; auto = the settings' order (default)")
     p.add_argument("--year", type=int, default=None, help="year of the embedding and of the Sentinel window (2017–2025)")
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
     p.add_argument("--json", action="store_true", help="print one JSON report a point instead of text")
     p.set_defaults(func=run)
+    deprecated_alias(p, "--to", "--out")
 
 
 def place_point(name: str, where: str = "--place") -> tuple[float, float]:
@@ -121,7 +123,7 @@ def build_chain(args):
     from sarviz.sources.chain import SourceChain
 
     settings = Settings.load()
-    settings.scenes = args.to
+    settings.scenes = args.out
     order = {"auto": settings.sources, "ee": ("local", "ee"), "public": ("local", "public")}[args.source]
     if args.source == "ee" and not settings.ee_project:
         from sarviz.settings import secret
@@ -148,7 +150,7 @@ def run(args) -> int:
     if single and (args.lat is None or args.lon is None):
         raise SceneError("--lat and --lon go together")
     points = [{"lat": args.lat, "lon": args.lon, "year": None, "id": "point"}] if single else read_points(args.points)
-    args.to.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     chain = build_chain(args)
     failed = 0
     for n, pt in enumerate(points, 1):
@@ -186,5 +188,5 @@ def run(args) -> int:
                 print(label)
             print("\n".join(("  " if label else "") + line for line in result.summary_lines()))
     if len(points) > 1 and not args.json:
-        print(f"{len(points) - failed} of {len(points)} points fetched into {args.to}")
+        print(f"{len(points) - failed} of {len(points)} points fetched into {args.out}")
     return 1 if failed else 0

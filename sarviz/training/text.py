@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
 from sarviz.formats.text_run import EMBEDS_FILE, MODEL_FILE, UNET_DIR, UNET_LORA_DIR, VAE_DIR, TextRun
 from sarviz.formats.text_run import FORMAT as MODEL_FORMAT
@@ -104,17 +105,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
     p.add_argument("--unet", choices=("full", "lora"), default=d.unet, help="full fine-tuning (paper's best) or LoRA")
-    p.add_argument("--unet-lora-rank", type=int, default=d.unet_lora_rank)
-    p.add_argument("--unet-lora-alpha", type=int, default=d.unet_lora_alpha)
+    p.add_argument("--lora-rank", dest="unet_lora_rank", type=int, default=d.unet_lora_rank)
+    p.add_argument("--lora-alpha", dest="unet_lora_alpha", type=int, default=d.unet_lora_alpha)
     p.add_argument("--te-lora-rank", type=int, default=d.te_lora_rank)
     p.add_argument("--te-lora-alpha", type=int, default=d.te_lora_alpha)
     p.add_argument("--token", default=d.token, help="the learned token every caption starts with")
     p.add_argument("--initializer", default=d.initializer, help="word whose embedding starts the token's")
     p.add_argument("--noise-offset", type=float, default=d.noise_offset)
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (0 = off, the paper's loss)")
-    p.add_argument("--lr-unet", type=float, default=d.lr_unet)
-    p.add_argument("--lr-te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
-    p.add_argument("--lr-vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
+    p.add_argument("--learning-rate", dest="lr_unet", type=float, default=d.lr_unet)
+    p.add_argument("--te-learning-rate", dest="lr_te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
+    p.add_argument("--vae-learning-rate", dest="lr_vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
     p.add_argument("--kl-weight", type=float, default=d.kl_weight, help="λ_KL of the refinement (paper: unstated)")
     p.add_argument("--kl-space", default=d.kl_space, choices=sorted(KL_SPACES),
                    help="what the refinement's KL compares: 'calibrated' (default) the [−1, 1] pixels of the "
@@ -124,7 +125,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
     p.add_argument("--mixed-precision", default=d.mixed_precision, choices=common.MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
-    p.add_argument("--random-flip", action="store_true", help="random horizontal flips (mirrors the look geometry)")
+    p.add_argument("--augment", dest="random_flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="random horizontal flips (default off: a flip mirrors the look geometry)")
     p.add_argument("--resume-from", default=None, metavar="PATH|latest")
     p.add_argument("--stage", choices=STAGES, default="unet",
                    help="unet: the main fine-tuning; vae-decoder: the refinement of a finished run")
@@ -136,6 +138,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after-steps", type=int, default=None)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0)
+    for old, new in (("--unet-lora-rank", "--lora-rank"), ("--unet-lora-alpha", "--lora-alpha"),
+                     ("--lr-unet", "--learning-rate"), ("--lr-te", "--te-learning-rate"),
+                     ("--lr-vae", "--vae-learning-rate"), ("--random-flip", "--augment")):
+        deprecated_alias(p, old, new)
 
 
 def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
