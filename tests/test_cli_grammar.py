@@ -43,6 +43,7 @@ GRAMMAR = {
     "--model-id": (VALUE, None, "the id a new model card gets"),
     "--data": (VALUE, None, "an input dataset folder"),
     "--source": (VALUE, None, "where scenes come from"),
+    "--s1-mode": (VALUE, None, "Sentinel-1: single acquisition or composite"),
     "--lat": (VALUE, None, "latitude in degrees"),
     "--lon": (VALUE, None, "longitude in degrees"),
     "--place": (VALUE, None, "a gazetteer place name"),
@@ -59,6 +60,7 @@ RETIRED = [
     (r"--random-flip|--flip|--no-flip", "--augment/--no-augment"),
     (r"--cond(itioning)?-scale|--controlnet-conditioning-scale", "--controlnet-scale"),
     (r"--sources", "--source"),
+    (r"--composite", "--s1-mode single|composite"),
     (r"--run|--run-dir", "--weights RUN"),
 ]
 

@@ -60,12 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("--year", type=int, default=None, help="year of the embedding and the Sentinel-1 window")
     fetch.add_argument("--source", choices=("auto", "ee", "public"), default="auto",
                        help="auto: the settings' order (Earth Engine if configured, then the public mosaics)")
-    fetch.add_argument("--composite", choices=("nearest", "median"), default="nearest",
-                       help="Sentinel-1: one acquisition (nearest to the window's middle; default) or the median")
+    fetch.add_argument("--s1-mode", choices=("single", "composite"), default=None,
+                       help="Sentinel-1: one acquisition (nearest to --date; default) or a median composite")
+    # the old spelling of --s1-mode (median = composite, nearest = single): hidden, with a notice
+    fetch.add_argument("--composite", choices=("nearest", "median"), default=None, help=argparse.SUPPRESS)
     fetch.add_argument("--pass", dest="s1_pass", choices=("ascending", "descending"), help="Sentinel-1 orbit pass")
     fetch.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
     fetch.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
-    fetch.add_argument("--date", dest="target_date", help="target date for --composite nearest (default: the "
+    fetch.add_argument("--date", dest="target_date", help="target date of the single acquisition (default: the "
                                                           "window's middle)")
     fetch.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
     fetch.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
@@ -143,7 +145,10 @@ def _build(args: argparse.Namespace) -> int:
 
         points = (read_points(args.points) if args.points is not None
                   else builder.points_in_region(args.region, options.size, options.effective_stride))
-        fetch_options = {"s1_composite": args.composite}
+        if args.composite:
+            print("sarviz dataset build: --composite is deprecated, use --s1-mode single|composite", file=sys.stderr)
+        composite = {"single": "nearest", "composite": "median"}.get(args.s1_mode) or args.composite or "nearest"
+        fetch_options = {"s1_composite": composite}
         for key in ("s1_pass", "start", "end", "target_date"):
             if getattr(args, key):
                 fetch_options[key] = getattr(args, key)

@@ -10,6 +10,7 @@ bulk run that was interrupted can simply be run again.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -41,8 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--s1-mode", choices=("single", "composite"), default=None,
                    help="Sentinel-1: one acquisition nearest to --date (default, settings s1_mode) or a median "
                         "composite of one track over the window (smoother: speckle metrics then measure compositing)")
-    p.add_argument("--composite", choices=("median", "nearest"), default=None,
-                   help="older spelling of --s1-mode: median = composite, nearest = single")
+    # the old spelling of --s1-mode (median = composite, nearest = single): hidden, with a notice
+    p.add_argument("--composite", choices=("median", "nearest"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
     p.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
     p.add_argument("--date", dest="target_date",
@@ -151,6 +152,8 @@ def run(args) -> int:
         raise SceneError("--lat and --lon go together")
     points = [{"lat": args.lat, "lon": args.lon, "year": None, "id": "point"}] if single else read_points(args.points)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.composite:
+        print("sarviz fetch: --composite is deprecated, use --s1-mode single|composite", file=sys.stderr)
     chain = build_chain(args)
     failed = 0
     for n, pt in enumerate(points, 1):
