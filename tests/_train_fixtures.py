@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import write_tiny_checkpoint, write_tokenizer  # noqa: E402
+from _diffusion_fixtures import write_tiny_checkpoint, write_tokenizer
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from sarviz.errors import CliError, SarvizError
+from sarviz.errors import CliError
 from sarviz.settings import Settings
 
 
@@ -113,7 +112,7 @@ def _generator(args: argparse.Namespace):
     elif args.checkpoint is not None:
         raise CliError("--checkpoint goes with --weights RUN")
     if not args.base:
-        raise CliError("--controlnet/--weights needs --base (a Stable Diffusion 1.5 folder or Hugging Face id)")
+        raise CliError(f"{'--weights' if args.weights else '--controlnet'} needs --base (a Stable Diffusion 1.5 folder or Hugging Face id)")
     from sarviz.generators.diffusion import checkpoint_card
 
     template = registry.cards.get("huiyanearth-sar")  # sampler/preprocessing/output defaults
