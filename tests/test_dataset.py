@@ -310,6 +310,7 @@ def _assert_no_cross_split_overlap(out):
     return ds
 
 
+@pytest.mark.slow  # ~43 s: every sample scene cut into patches on a busy 2-core machine
 def test_build_from_the_sample_scenes(tmp_path, capsys):
     """The real Sentinel-1 samples of ../shared (Sen1Floods11, BigEarthNet, SSL4EO-S12)."""
     from _dataset_fixtures import SHARED, add_test_proxy

@@ -68,6 +68,7 @@ def test_generate_text_errors_are_one_line(model, tmp_path, capsys, extra, messa
     assert len(stderr.strip().splitlines()[-1]) < 300
 
 
+@pytest.mark.slow  # ~23 s: SAR-CLIP fine-tuning and a text evaluation on a busy 2-core machine
 def test_evaluate_text_and_sarclip(model, tmp_path, capsys):
     data = write_captioned(tmp_path / "captioned", n_per_label=6, size=64, splits=("train", "validation", "test"))
     report = tmp_path / "report"
