@@ -84,6 +84,17 @@ def resolve_user_path(text: str | os.PathLike, settings: "Settings | None" = Non
     return real
 
 
+def inside_roots(path: str | os.PathLike, settings: "Settings | None" = None, *, kind: str = "folder") -> Path | None:
+    """The real path of a path the app *listed* (a file or run folder found in a root), or None
+    when it leads outside the roots (e.g. a symlink out of one): listed paths get the same check
+    as typed ones, so a link inside a root never shows or serves what lies outside it."""
+    try:
+        return resolve_user_path(os.fspath(path), settings, kind=kind)
+    except AccessDenied:
+        log.warning("not listed: %s leads outside the allowed folders", path)
+        return None
+
+
 def safe_upload_name(name: str, default: str = "upload") -> str:
     """A browser-supplied file name reduced to a plain base name (no folders, NUL or control bytes)."""
     base = Path(str(name or "").replace("\\", "/")).name
@@ -181,6 +192,26 @@ def browser_session_id() -> str:
         return str(ctx.session_id) if ctx is not None else "none"
     except Exception:
         return "none"
+
+
+#: Streamlit session ids in which the study owner has logged in (the upload guard's list)
+_OWNER_SESSIONS: set[str] = set()
+
+
+def mark_owner_session(logged_in: bool = True) -> None:
+    """Record (or forget) that the study owner logged in in this browser session."""
+    sid = browser_session_id()
+    if sid == "none":
+        return
+    if logged_in:
+        _OWNER_SESSIONS.add(sid)
+    else:
+        _OWNER_SESSIONS.discard(sid)
+
+
+def is_owner_session(session_id: str) -> bool:
+    """True if the study owner logged in in the browser session ``session_id`` (server side)."""
+    return session_id in _OWNER_SESSIONS
 
 
 # -- pages ----------------------------------------------------------------------------------

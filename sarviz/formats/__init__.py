@@ -33,6 +33,8 @@ MODULES = (
     "sarviz.formats.evaluation_report",
     "sarviz.formats.study_export",
     "sarviz.formats.generated_image",
+    "sarviz.formats.sensor_profile",
+    "sarviz.formats.sar2sar",
 )
 
 

@@ -90,6 +90,13 @@ class TextTrainConfig:
     stop_after_steps: int | None = None
     log_every: int = 10
     num_workers: int = 0
+    # SD3 / SD3.5 bases only (seed 003 stage 1, sarviz.training.text_sd3); None → that recipe's defaults
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    lora_targets: str | None = None
+    lr_lora: float | None = None
+    #: load pickle (.bin) weights of the base too (default: safetensors only, as the generators)
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         self.data, self.base, self.out = Path(self.data), Path(self.base), Path(self.out)
@@ -101,19 +108,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="CAPTIONED", help="captioned folder from `sarviz dataset caption`")
     p.add_argument("--base", required=True, metavar="BASE_DIR", help="local SD 1.5 or SDXL diffusers folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)")
     p.add_argument("--resolution", type=int, default=None, help="training size (default: the base's native size)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
     p.add_argument("--unet", choices=("full", "lora"), default=d.unet, help="full fine-tuning (paper's best) or LoRA")
-    p.add_argument("--lora-rank", dest="unet_lora_rank", type=int, default=d.unet_lora_rank)
-    p.add_argument("--lora-alpha", dest="unet_lora_alpha", type=int, default=d.unet_lora_alpha)
+    # one denoiser LoRA knob: the UNet LoRA (--unet lora) or the SD3 MM-DiT LoRA, each with its own default
+    p.add_argument("--lora-rank", type=int, default=None,
+                   help=f"LoRA rank of the denoiser (UNet: default {d.unet_lora_rank}; SD3: default 32)")
+    p.add_argument("--lora-alpha", type=int, default=None,
+                   help=f"LoRA α of the denoiser (UNet: default {d.unet_lora_alpha}; SD3: default 16)")
     p.add_argument("--te-lora-rank", type=int, default=d.te_lora_rank)
     p.add_argument("--te-lora-alpha", type=int, default=d.te_lora_alpha)
     p.add_argument("--token", default=d.token, help="the learned token every caption starts with")
     p.add_argument("--initializer", default=d.initializer, help="word whose embedding starts the token's")
     p.add_argument("--noise-offset", type=float, default=d.noise_offset)
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (0 = off, the paper's loss)")
-    p.add_argument("--learning-rate", dest="lr_unet", type=float, default=d.lr_unet)
+    p.add_argument("--learning-rate", dest="lr_unet", type=float, default=None,
+                   help=f"learning rate of the denoiser (UNet: default {d.lr_unet}; SD3 LoRA: default 1e-4)")
     p.add_argument("--te-learning-rate", dest="lr_te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
     p.add_argument("--vae-learning-rate", dest="lr_vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
     p.add_argument("--kl-weight", type=float, default=d.kl_weight, help="λ_KL of the refinement (paper: unstated)")
@@ -138,15 +151,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after-steps", type=int, default=None)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0)
+    sd3 = p.add_argument_group("SD3 / SD3.5 base (seed 003 stage 1: LoRA on the MM-DiT attention)")
+    sd3.add_argument("--lora-targets", default=None, choices=("qkv", "diffusers", "diffusers+attn2"),
+                     help="qkv (default, the paper's), diffusers' SD3 set, or that set plus SD3.5's attn2")
     for old, new in (("--unet-lora-rank", "--lora-rank"), ("--unet-lora-alpha", "--lora-alpha"),
                      ("--lr-unet", "--learning-rate"), ("--lr-te", "--te-learning-rate"),
-                     ("--lr-vae", "--vae-learning-rate"), ("--random-flip", "--augment")):
+                     ("--lr-vae", "--vae-learning-rate"), ("--random-flip", "--augment"),
+                     ("--lr-lora", "--learning-rate")):
         deprecated_alias(p, old, new)
 
 
 def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
     keys = TextTrainConfig.__dataclass_fields__
-    config = TextTrainConfig(**{k: v for k, v in vars(args).items() if k in keys})
+    values = {k: v for k, v in vars(args).items() if k in keys}
+    # --lora-rank/--lora-alpha/--learning-rate name the denoiser's knobs for both kinds of run: the UNet
+    # fields (unet_lora_*, lr_unet) and the SD3 LoRA fields (lora_*, lr_lora); unset, each keeps its default
+    for shared, unet_field in (("lora_rank", "unet_lora_rank"), ("lora_alpha", "unet_lora_alpha")):
+        if values.get(shared) is not None:
+            values[unet_field] = values[shared]
+    if values.get("lr_unet") is None:
+        values.pop("lr_unet", None)
+    elif "lr_lora" in keys:
+        values["lr_lora"] = values["lr_unet"]
+    config = TextTrainConfig(**values)
     config.mixed_precision = common.resolve_mixed_precision(config.mixed_precision)  # the run records the choice
     return config
 
@@ -235,9 +262,10 @@ class TextTrainer(TrainLoop):
             common.check_resolution(c.resolution)
         if not c.token or any(ch.isspace() for ch in c.token):
             raise TrainError(f"--token {c.token!r} must be one word without spaces")
-        self.kind = base_kind(common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler")))
+        self.kind = base_kind(common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+                                                allow_pickle=c.allow_pickle))
         if self.kind == "sdxl":
-            common.check_base(c.base, ("text_encoder_2", "tokenizer_2"))
+            common.check_base(c.base, ("text_encoder_2", "tokenizer_2"), allow_pickle=c.allow_pickle)
         self.data = open_captioned(c.data)
         if c.kl_space not in KL_SPACES:
             raise TrainError(f"--kl-space must be one of {', '.join(sorted(KL_SPACES))}, got {c.kl_space!r}")
@@ -275,19 +303,20 @@ class TextTrainer(TrainLoop):
         base = str(c.base)
         wdtype = common.weight_dtype(acc)
         n_enc = 2 if self.kind == "sdxl" else 1
+        st = {} if c.allow_pickle else {"use_safetensors": True}  # the generators' rule (common.check_weights)
         try:
             self.tokenizers = [CLIPTokenizer.from_pretrained(base, subfolder=s) for s in ("tokenizer", "tokenizer_2")[:n_enc]]
-            encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder")]
+            encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **st)]
             if n_enc == 2:
-                encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"))
+                encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", **st))
             if source is not None and (source / UNET_DIR).is_dir():
-                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))
+                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))  # our own run: safetensors
             else:
-                unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+                unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **st)
             if source is not None and (source / VAE_DIR).is_dir():
                 self.vae = AutoencoderKL.from_pretrained(str(source / VAE_DIR))
             else:
-                self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
+                self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **st)
             self.noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
         except (OSError, ValueError) as exc:
             raise TrainError(f"cannot load the base model from {base}: {str(exc).splitlines()[0]}") from None
@@ -548,6 +577,10 @@ def _load_adapter(peft_model, folder: Path) -> None:
 
 def train_text(config: TextTrainConfig) -> Path | None:
     """Train (or resume, or refine) a text-to-SAR run; returns the final model folder or last checkpoint."""
+    from sarviz.training import text_sd3
+
+    if text_sd3.is_sd3_base(config.base):  # seed 003 stage 1: an SD3/SD3.5 base → MM-DiT LoRA, rectified flow
+        return text_sd3.train_text_sd3(config)
     return TextTrainer(config).run()
 
 
