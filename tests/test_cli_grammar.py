@@ -155,7 +155,7 @@ def _parse(argv):
     ("--lr-te", "--te-learning-rate", ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}", "1e-3"],
      "lr_te", 1e-3),
     ("--unet-lora-rank", "--lora-rank", ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}", "4"],
-     "unet_lora_rank", 4),
+     "lora_rank", 4),
     ("--random-flip", "--augment", ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}"],
      "random_flip", True),
     ("--sources", "--source", ["batch", "--points", "p.csv", "--model", "m", "--out", "b", "{flag}", "auto"],
