@@ -38,7 +38,7 @@ def open_store(folder: str) -> SceneStore:
 def scene_folder_box(settings: Settings) -> str:
     """The sidebar's scene-folder box (one place for its rules)."""
     return st.text_input("Scene folder", value=str(settings.scenes),
-                         help="A folder of sarviz scene files (SARVIZ_SCENES). Fill it with `sarviz import SRC --to DIR`.")
+                         help="A folder of sarviz scene files (SARVIZ_SCENES). Fill it with `sarviz import SRC --out DIR`.")
 
 
 def take_click(clicked: tuple[float, float] | None) -> bool:
@@ -81,7 +81,7 @@ def map_page() -> None:
                 st.warning(f"Skipped a file: {plain(problem)}")
         if not len(store):
             st.info(f"The scene folder {plain(store.folder)} is empty. Import scenes with "
-                    f"sarviz import ../shared/samples \\-\\-to {plain(store.folder)}")
+                    f"sarviz import ../shared/samples \\-\\-out {plain(store.folder)}")
 
     place_search()
     first_view, view = initial_view()

@@ -73,7 +73,7 @@ class Settings:
     upload_dir: Path = field(default_factory=lambda: HOME / "uploads")
     #: batch run folders the Batch page opens (`sarviz batch --out` anywhere under it)
     batches: Path = field(default_factory=lambda: HOME / "batches")
-    #: built and captioned datasets (`sarviz dataset build --to` under it) the Prompt page and
+    #: built and captioned datasets (`sarviz dataset build --out` under it) the Prompt page and
     #: training pages list
     datasets: Path = field(default_factory=lambda: HOME / "datasets")
     #: training runs (`sarviz train … --out` under it) the Training runs page lists

@@ -117,7 +117,7 @@ class SceneStore:
         if not self.folder.exists():
             raise SceneError(
                 f"scene folder {self.folder} does not exist; import scenes with "
-                f"`sarviz import SRC --to {self.folder}` or set SARVIZ_SCENES"
+                f"`sarviz import SRC --out {self.folder}` or set SARVIZ_SCENES"
             )
         if not self.folder.is_dir():
             raise SceneError(f"scene folder {self.folder} is not a folder")
@@ -294,7 +294,7 @@ class SceneStore:
     def describe_miss(self, lat: float, lon: float) -> str:
         if not self.entries:
             return (f"no scene covers ({lat:.4f}, {lon:.4f}): the scene folder {self.folder} is empty; "
-                    f"import scenes with `sarviz import SRC --to {self.folder}`")
+                    f"import scenes with `sarviz import SRC --out {self.folder}`")
         near = ", ".join(f"{e.scene_id} at ({e.center_latlon[0]:.3f}, {e.center_latlon[1]:.3f}), {d:,.0f} km away"
                          for e, d in self.nearest(lat, lon))
         return f"no scene covers ({lat:.4f}, {lon:.4f}); {len(self.entries)} scenes available, nearest: {near}"

@@ -9,7 +9,9 @@ Layout written (same as the HuiYanEarth-SAR release, see ../shared/README.md)::
     <root>/controlnet/checkpoint-1/unet_lora/adapter_model.safetensors
 
 Model sizes follow diffusers' own ``get_dummy_components`` for the ControlNet pipeline
-tests (block_out_channels (32, 64), cross_attention_dim 32, a tiny CLIP text encoder).
+tests (block_out_channels (4, 8) with norm_num_groups=1, cross_attention_dim 32, a tiny CLIP
+text encoder): no test here measures pixel statistics of this random model, only what the
+loaders and the pipeline do with it.
 The tokenizer is the real CLIP tokenizer from ../shared/reference when it is there, else a
 byte-level CLIP tokenizer built offline.
 """
@@ -25,6 +27,14 @@ import numpy as np
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "reference" / "huiyanearth-sar"
 IMAGE_SIZE = 64  # tiny generation: 64 × 64 image, 32 × 32 latents
+TINY_CHANNELS = (4, 8)  # diffusers' ControlNet pipeline tests (with norm_num_groups=1)
+LEARNING_CHANNELS = (32, 64)  # a base a test trains and expects to learn (overfit) in a few steps
+
+
+def _groups(channels) -> int:
+    return 1 if min(channels) < 32 else 32  # diffusers' default 32 groups, as before, for the larger size
+
+
 # the published adapter_config.json: r=32, alpha=16, dropout 0.05, these target modules
 LORA_SETTINGS = dict(r=32, lora_alpha=16, lora_dropout=0.05, bias="none", init_lora_weights=True,
                      target_modules=["to_q", "to_v", "to_out.0", "conv1", "conv2", "to_k"])
@@ -82,7 +92,10 @@ def write_tokenizer(folder: Path):
     return tok, source
 
 
-def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int = 0) -> TinyCheckpoint:
+def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int = 0,
+                          channels: tuple[int, int] = TINY_CHANNELS) -> TinyCheckpoint:
+    """``channels``: the UNet/VAE/ControlNet block_out_channels; (32, 64) where a test trains the base and
+    needs it to learn (diffusers' older dummy size), the (4, 8) default everywhere else."""
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, PNDMScheduler, UNet2DConditionModel
     from peft import LoraConfig, get_peft_model
@@ -94,12 +107,13 @@ def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int
     torch.manual_seed(seed)
     tok, tok_source = write_tokenizer(base / "tokenizer")
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=IMAGE_SIZE // 2, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32)
+        block_out_channels=channels, layers_per_block=2, sample_size=IMAGE_SIZE // 2, in_channels=4,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=_groups(channels))
     vae = AutoencoderKL(
-        block_out_channels=[32, 64], in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4)
+        block_out_channels=list(channels), in_channels=3, out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4,
+        norm_num_groups=_groups(channels))
     text_encoder = CLIPTextModel(CLIPTextConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         hidden_size=32, intermediate_size=37, layer_norm_eps=1e-5, num_attention_heads=4, num_hidden_layers=2,
@@ -118,9 +132,9 @@ def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int
     }, indent=2))
 
     controlnet = ControlNetModel(
-        block_out_channels=(32, 64), layers_per_block=2, in_channels=4,
+        block_out_channels=channels, layers_per_block=2, in_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
-        conditioning_embedding_out_channels=(16, 32), conditioning_channels=conditioning_channels)
+        conditioning_embedding_out_channels=(16, 32), conditioning_channels=conditioning_channels, norm_num_groups=_groups(channels))
     with torch.no_grad():  # ControlNet zero-convs start at 0: give them weights so the condition matters
         for p in controlnet.parameters():
             if not p.any():

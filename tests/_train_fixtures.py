@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import write_tiny_checkpoint, write_tokenizer  # noqa: E402
+from _diffusion_fixtures import LEARNING_CHANNELS, TINY_CHANNELS, write_tiny_checkpoint, write_tokenizer  # noqa: F401
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -139,9 +137,10 @@ def fix_model_max_length(folder: Path, length: int = 77) -> None:
     path.write_text(json.dumps(cfg, indent=2))
 
 
-def write_tiny_sd15(root: Path) -> Path:
-    """The tiny SD 1.5 base folder (diffusers layout) of ``_diffusion_fixtures``."""
-    base = write_tiny_checkpoint(Path(root)).base
+def write_tiny_sd15(root: Path, channels: tuple[int, int] = LEARNING_CHANNELS) -> Path:
+    """The tiny SD 1.5 base folder (diffusers layout) of ``_diffusion_fixtures``; by default the size a
+    trainer test can overfit, ``channels=TINY_CHANNELS`` where a test does not measure learning."""
+    base = write_tiny_checkpoint(Path(root), channels=channels).base
     fix_model_max_length(base / "tokenizer")
     return base
 

@@ -22,6 +22,10 @@ SHARED = Path(os.environ.get("SARVIZ_SHARED") or ROOT.parent / "shared")
 SAMPLES = SHARED / "samples"
 SPAIN_LATLON = (38.1058, -0.7589)  # centre of the Sen1Floods11 Spain_7370579 chip
 
+# fixtures every test may ask for by name, without importing them: the study databases (sqlite_url,
+# postgres_url, postgres_base_url). Helper functions stay plain imports from tests/_*.py.
+pytest_plugins = ["_study_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory):

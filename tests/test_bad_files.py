@@ -23,7 +23,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from _study_fixtures import build_pool_folder, postgres_base_url, postgres_url, sqlite_url  # noqa: F401
+from _study_fixtures import build_pool_folder
 from conftest import make_scene
 from sarviz.cli import main
 
@@ -122,7 +122,7 @@ def test_full_disk_keeps_existing_files_and_says_one_line(scene_folder, tmp_path
     out.write_bytes(b"OLD TIFF")
     png.write_bytes(b"OLD PNG")
     proc = _cli(["generate", "--lat", f"{lat}", "--lon", f"{lon}", "--scenes", str(folder), "--model", "emulator",
-                 "--size", "64", "--out", str(out), "--png", str(png)], env, fsize=4096)
+                 "--size", "64", "--out", str(out)], env, fsize=4096)
     line = _one_line_error(proc)
     assert "cannot write" in line and "unchanged" in line
     assert "File too large" in line or "incomplete (disk full" in line  # GDAL may only log its failure
@@ -189,18 +189,18 @@ def test_emulate_points_refuses_surplus_values_and_infinite_embeddings(tmp_path,
     unit = [f"{v:.6f}" for v in np.full(64, 1 / 8.0)]
     good = _points_csv(tmp_path / "good.csv", [unit])
     out = tmp_path / "out.csv"
-    assert main(["emulate-points", "--csv", str(good), "--out", str(out)]) == 0
+    assert main(["emulate-points", "--points", str(good), "--out", str(out)]) == 0
     capsys.readouterr()
     shifted = _points_csv(tmp_path / "shifted.csv", [unit, ["0.5"] + unit])  # 65 values, 64 columns
     out.write_text("previous")
-    assert main(["emulate-points", "--csv", str(shifted), "--out", str(out)]) == 2
+    assert main(["emulate-points", "--points", str(shifted), "--out", str(out)]) == 2
     assert "line 3 has 65 values but the header has 64 columns" in capsys.readouterr().err
     assert out.read_text() == "previous"
     for bad in ("inf", "1e308", "-inf"):
         row = list(unit)
         row[5] = bad
         path = _points_csv(tmp_path / f"{bad}.csv", [unit, row])
-        assert main(["emulate-points", "--csv", str(path), "--out", str(out)]) == 2
+        assert main(["emulate-points", "--points", str(path), "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert "column A05 row 2" in err and "not a possible AlphaEarth value" in err and "missing" not in err
 

@@ -257,7 +257,6 @@ def test_a_second_run_on_a_busy_folder_is_refused(inputs, tmp_path):
     assert not (out / "batch.json").exists()
 
 
-@pytest.mark.slow  # builds a tiny diffusers checkpoint (~20 s CPU)
 def test_any_geo_model_card_works_tiny_diffusion(inputs, tmp_path, monkeypatch):
     """The batch is model-agnostic: a (tiny, random) SD 1.5 + 65-ch ControlNet + LoRA card, same code path."""
     from _diffusion_fixtures import write_card, write_tiny_checkpoint

@@ -32,7 +32,7 @@ def test_generate_place_refuses_ambiguous_names_and_both_kinds_of_point(sample_s
 
 
 def test_fetch_place_is_exclusive_with_lat_lon(tmp_path, capsys):
-    assert cli.main(["fetch", "--place", "Almoradí", "--lat", "1", "--lon", "2", "--to", str(tmp_path / "s")]) == 2
+    assert cli.main(["fetch", "--place", "Almoradí", "--lat", "1", "--lon", "2", "--out", str(tmp_path / "s")]) == 2
     assert "one of --place, --lat/--lon or --points" in capsys.readouterr().err
 
 

@@ -24,7 +24,7 @@ def built(tmp_path_factory):
     need_points()
     root = tmp_path_factory.mktemp("ds")
     scenes = write_synthetic_folder(root / "scenes")
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(root / "out"), *BUILD]) == 0
+    assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(root / "out"), *BUILD]) == 0
     return root
 
 
@@ -84,7 +84,7 @@ def test_splits_never_share_ground(tmp_path):
     out = tmp_path / "out"
     args = ["--size", "32", "--stride", "16", "--split-block-km", "0.4", "--val-fraction", "0.3",
             "--test-fraction", "0.3"]
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out), *args, "--split-seed", "2"]) == 0
+    assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(out), *args, "--split-seed", "2"]) == 0
     ds = _assert_no_cross_split_overlap(out)
     assert {r["split"] for r in ds.rows} == {"train", "val", "test"}
     assert ds.info["counts"]["dropped"]["split_buffer"] > 0  # overlapping strides straddle block edges
@@ -98,7 +98,7 @@ def test_splits_never_share_ground(tmp_path):
     # re-split with another seed: no pixels rewritten, the manifest changes
     before = {r["id"]: r["split"] for r in ds.rows}
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "patches").iterdir()}
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out), *args, "--split-seed", "7"]) == 0
+    assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(out), *args, "--split-seed", "7"]) == 0
     after = {r["id"]: r["split"] for r in open_dataset(out).rows}
     assert after != before
     assert {p.name: p.stat().st_mtime_ns for p in (out / "patches").iterdir()} == mtimes
@@ -109,14 +109,14 @@ def test_resume_skips_finished_patches_and_redoes_lost_ones(built, capsys):
     shutil.copytree(built / "out", out)
     (out / "patches" / "amazon_b_r0_c0.tif").unlink()  # a lost patch (its record stays) is redone
     stamp = (out / "patches" / "iowa_a_r0_c0.tif").stat().st_mtime_ns
-    assert main(["dataset", "build", "--scenes", str(built / "scenes"), "--to", str(out), *BUILD]) == 0
+    assert main(["dataset", "build", "--scenes", str(built / "scenes"), "--out", str(out), *BUILD]) == 0
     text = capsys.readouterr()
     assert "(1 new, 31 from an earlier run)" in text.out
     assert (out / "patches" / "amazon_b_r0_c0.tif").exists()
     assert (out / "patches" / "iowa_a_r0_c0.tif").stat().st_mtime_ns == stamp
     assert manifest(out) == manifest(built / "out")
     # other patch options on the same folder: refused in one line
-    assert main(["dataset", "build", "--scenes", str(built / "scenes"), "--to", str(out), "--size", "64"]) == 2
+    assert main(["dataset", "build", "--scenes", str(built / "scenes"), "--out", str(out), "--size", "64"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "size 32 → 64" in err
 
@@ -132,7 +132,7 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
     sar_only.embedding = None
     write_scene(sar_only, scenes / "no_emb.tif")
     out = tmp_path / "out"
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out), "--size", "32", "--stride", "32"]) == 0
+    assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(out), "--size", "32", "--stride", "32"]) == 0
     info = open_dataset(out).info
     assert info["counts"]["dropped"]["missing_pixels"] == 2  # the two top patches of "holes" (8 NaN rows of 32)
     assert info["counts"]["skipped_scenes"] == 2
@@ -140,7 +140,7 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
     assert "small (smaller than --size" in text and "no_emb (no embedding layer)" in text
     # --allow-smaller keeps the small scene as one patch; its missing angle is assumed and recorded
     out2 = tmp_path / "out2"
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out2), "--size", "32", "--stride", "32",
+    assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(out2), "--size", "32", "--stride", "32",
                  "--allow-smaller", "--max-missing", "0.3"]) == 0
     ds = open_dataset(out2)
     small_row = next(r for r in ds.rows if r["source_scene"] == "small")
@@ -151,13 +151,13 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["dataset", "build", "--scenes", "{tmp}/nope", "--to", "{tmp}/o"], "does not exist"),
-    (["dataset", "build", "--to", "{tmp}/o"], "exactly one of"),
-    (["dataset", "build", "--scenes", "{tmp}", "--to", "{tmp}/o", "--size", "8"], "--size"),
-    (["dataset", "build", "--scenes", "{tmp}", "--to", "{tmp}/o", "--val-fraction", "0.6", "--test-fraction", "0.5"],
+    (["dataset", "build", "--scenes", "{tmp}/nope", "--out", "{tmp}/o"], "does not exist"),
+    (["dataset", "build", "--out", "{tmp}/o"], "exactly one of"),
+    (["dataset", "build", "--scenes", "{tmp}", "--out", "{tmp}/o", "--size", "8"], "--size"),
+    (["dataset", "build", "--scenes", "{tmp}", "--out", "{tmp}/o", "--val-fraction", "0.6", "--test-fraction", "0.5"],
      "no training data"),
     (["dataset", "caption", "{tmp}"], "not a sarviz dataset"),
-    (["dataset", "build", "--points", "{tmp}/none.csv", "--to", "{tmp}/o"], "does not exist"),
+    (["dataset", "build", "--points", "{tmp}/none.csv", "--out", "{tmp}/o"], "does not exist"),
     (["emulator", "fit", "--dataset", "{tmp}", "--out", "{tmp}/e.safetensors"], "not a sarviz dataset"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, needle):
@@ -310,6 +310,7 @@ def _assert_no_cross_split_overlap(out):
     return ds
 
 
+@pytest.mark.slow  # ~43 s: every sample scene cut into patches on a busy 2-core machine
 def test_build_from_the_sample_scenes(tmp_path, capsys):
     """The real Sentinel-1 samples of ../shared (Sen1Floods11, BigEarthNet, SSL4EO-S12)."""
     from _dataset_fixtures import SHARED, add_test_proxy
@@ -329,13 +330,13 @@ def test_build_from_the_sample_scenes(tmp_path, capsys):
     args = ["--size", "128", "--stride", "128", "--allow-smaller", "--split-block-km", "1", "--max-missing", "0.05"]
     if not any("embedding" in e.layers for e in store):
         # without an embedding a scene cannot be a training patch: every sample is skipped, and said so
-        assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(tmp_path / "none"), *args]) == 1
+        assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(tmp_path / "none"), *args]) == 1
         text = capsys.readouterr().out
         assert "no patches were written" in text and "skipped 4 scene(s)" in text and "no embedding layer" in text
         for entry in store:  # a labelled test proxy (real AlphaEarth vectors chosen by the optical layer)
             write_scene(add_test_proxy(read_scene(entry.path)), entry.path)
     out = tmp_path / "out"
-    assert main(["dataset", "build", "--scenes", str(scenes), "--to", str(out), *args, "--split-seed", "2"]) == 0
+    assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(out), *args, "--split-seed", "2"]) == 0
     ds = _assert_no_cross_split_overlap(out)
     assert ds.info["embedding_source"].startswith("proxy")
     assert ds.info["counts"]["angle_assumed"] == len(ds.rows)  # no sample carries an incidence angle

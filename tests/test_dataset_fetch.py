@@ -37,7 +37,7 @@ def test_points_build_reports_failures_and_resumes(world, tmp_path, monkeypatch,
     points.write_text(f"id,lat,lon\nalps_a,{LAT},{LON}\nalps_b,{LAT + 0.0004},{LON - 0.0005}\n"
                       f"south,{LAT2},{LON2}\nbad,abc,0\n")
     out = tmp_path / "out"
-    args = ["dataset", "build", "--points", str(points), "--year", "2018", "--to", str(out), "--size", "32",
+    args = ["dataset", "build", "--points", str(points), "--year", "2018", "--out", str(out), "--size", "32",
             "--source", "public", "--aef-url", world["aef"], "--stac-url", world["stac"], "--max-missing", "0.2",
             "--val-fraction", "0", "--test-fraction", "0", "--date", "2018-05-02"]
     assert main(args) == 1  # two points failed: the exit code says so
@@ -79,4 +79,4 @@ def test_region_grid_is_inside_the_polygon(tmp_path):
     assert len(coarse) < len(pts)
     bad = tmp_path / "bad.geojson"
     bad.write_text(json.dumps({"type": "Point", "coordinates": [8, 47]}))
-    assert main(["dataset", "build", "--region", str(bad), "--to", str(tmp_path / "o")]) == 2
+    assert main(["dataset", "build", "--region", str(bad), "--out", str(tmp_path / "o")]) == 2

@@ -5,19 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card  # noqa: E402
+from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card
 
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.generators import runtime  # noqa: E402
@@ -320,8 +317,6 @@ def test_cli_generate_with_the_emulator_card(scene_dir, tmp_path, capsys):
 
 # -- UI -----------------------------------------------------------------------------------------
 APP = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {tests!r})
     import streamlit as st
     from _diffusion_fixtures import tiny_scene
     from sarviz.ui.generate import render_generate_panel
@@ -334,7 +329,7 @@ APP = textwrap.dedent("""
 def _app(embedding: bool = True):
     from streamlit.testing.v1 import AppTest
 
-    return AppTest.from_string(APP.format(tests=str(Path(__file__).resolve().parent), embedding=embedding),
+    return AppTest.from_string(APP.format(embedding=embedding),
                                default_timeout=120)
 
 

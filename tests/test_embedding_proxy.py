@@ -90,7 +90,7 @@ def test_generated_result_carries_the_proxy_label(sample_scenes, tmp_path):
 def test_import_flag_and_upgrade_in_place(samples_dir, points_dir, tmp_path, capsys):
     out = tmp_path / "scenes"
     src = samples_dir / "bigearthnet"
-    assert main(["import", str(src), "--to", str(out), "--no-proxy-embedding"]) == 0
+    assert main(["import", str(src), "--out", str(out), "--no-proxy-embedding"]) == 0
     assert all("embedding" not in e.layers for e in SceneStore(out))
     # `sarviz scenes add-proxy-embedding DIR` upgrades the folder in place
     assert main(["scenes", "add-proxy-embedding", str(out), "--points", str(points_dir)]) == 0

@@ -268,9 +268,12 @@ def test_cli_fit_and_validate(points_dir, tmp_path, capsys):
     assert set(model.metadata["loro"]) == {"linear", "poly2"}
     assert model.metadata["training_points"] == 720
     assert cli.main(["emulator", "validate", "--points", str(points_dir), "--methods", "linear",
-                     "--json", str(tmp_path / "v.json")]) == 0
+                     "--json-out", str(tmp_path / "v.json")]) == 0
     folds = json.loads((tmp_path / "v.json").read_text())["linear"]
     assert {f["region"] for f in folds} == {"north", "middle", "south"}
+    capsys.readouterr()
+    assert cli.main(["emulator", "validate", "--points", str(points_dir), "--methods", "linear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((tmp_path / "v.json").read_text())  # --json: stdout
     assert cli.main(["emulator", "validate", "--points", str(points_dir), "--methods", "forest"]) == 2
     assert "choose from" in capsys.readouterr().err
 
@@ -283,7 +286,7 @@ def test_cli_emulate_points(tmp_path, capsys):
     frame.loc[1, "A10"] = None
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     frame.to_csv(src, index=False)
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 0
     out = pd.read_csv(dst)
     assert list(out.columns) == list(frame.columns) + ["pred_VV_db", "pred_VH_db", "angle_source"]
     assert out["name"].tolist() == ["a", "b", "c", "d"]
@@ -296,7 +299,7 @@ def test_cli_emulate_points(tmp_path, capsys):
     np.testing.assert_allclose(out.loc[0, "pred_VV_db"], model.predict_db(emb[:1], 30.0)[0, 0], atol=1e-6)
     np.testing.assert_allclose(out.loc[2, "pred_VH_db"], model.predict_db(emb[2:3])[0, 1], atol=1e-6)
     frame.drop(columns=["A05"]).to_csv(src, index=False)
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 2
     assert "A05" in capsys.readouterr().err
 
 
@@ -313,18 +316,18 @@ def test_cli_emulate_points_refuses_bad_angles_naming_the_row(tmp_path, capsys):
     angles = [35.0] * 20
     angles[6] = 80.0  # data row 7, line 8 of the file
     src = _points_csv(tmp_path / "in.csv", angles=angles)
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 2
     err = capsys.readouterr().err
     assert "row 7 (line 8)" in err and "80" in err and "10–65°" in err
     assert not dst.exists()
     angles[6], angles[11] = 35.0, "steep"
     _points_csv(src, angles=angles)
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 2
     assert "row 12 (line 13)" in capsys.readouterr().err
     # a NaN cell written as text "NaN" takes the reference angle, and says so
     angles[11] = "NaN"
     _points_csv(src, angles=angles)
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 0
     out = pd.read_csv(dst)
     assert out.loc[11, "angle_source"] == "default_37.5deg" and (out.drop(index=11)["angle_source"] == "input").all()
     model = ModelRegistry([REPO_MODELS_DIR]).generator("emulator").model
@@ -343,22 +346,22 @@ def test_cli_emulate_points_writes_atomically(tmp_path, monkeypatch, capsys):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", failing_to_csv)
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 2
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert dst.read_text() == "previous results\n"  # the old output is untouched, not half-overwritten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]  # no temp file left behind
     monkeypatch.undo()
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 0
     assert len(pd.read_csv(dst)) == 20
 
 
 def test_cli_emulate_points_warns_about_non_unit_embeddings(tmp_path, capsys):
     dst = tmp_path / "out.csv"
     src = _points_csv(tmp_path / "unit.csv")
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 0
     assert "unit" not in capsys.readouterr().err
     src = _points_csv(tmp_path / "scaled.csv", scale=127.0)  # e.g. int8-quantised values
-    assert cli.main(["emulate-points", "--csv", str(src), "--out", str(dst)]) == 0
+    assert cli.main(["emulate-points", "--points", str(src), "--out", str(dst)]) == 0
     err = capsys.readouterr().err
     assert "20 of 20 embeddings" in err and "not unit-length" in err and "median norm 127" in err
 

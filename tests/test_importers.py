@@ -67,9 +67,9 @@ def test_ssl4eo_pairs_nearest_s2_date(sample_scenes):
 
 def test_cli_import_and_list(samples_dir, tmp_path, capsys):
     out = tmp_path / "scenes"
-    assert main(["import", str(samples_dir / "bigearthnet"), "--to", str(out)]) == 0
+    assert main(["import", str(samples_dir / "bigearthnet"), "--out", str(out)]) == 0
     assert "6 scenes written" in capsys.readouterr().out
-    assert main(["import", str(samples_dir / "bigearthnet"), "--to", str(out)]) == 0  # again: skips, loses nothing
+    assert main(["import", str(samples_dir / "bigearthnet"), "--out", str(out)]) == 0  # again: skips, loses nothing
     assert "6 already present" in capsys.readouterr().out
     assert main(["scenes", str(out), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -77,8 +77,8 @@ def test_cli_import_and_list(samples_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["import", "/nonexistent/x", "--to", "{tmp}/s"], "does not exist"),
-    (["import", "{tmp}", "--to", "{tmp}/s"], "no recognised dataset"),
+    (["import", "/nonexistent/x", "--out", "{tmp}/s"], "does not exist"),
+    (["import", "{tmp}", "--out", "{tmp}/s"], "no recognised dataset"),
     (["scenes", "{tmp}/missing"], "does not exist"),
     (["scenes", "{tmp}"], "no scenes"),
 ])

@@ -295,7 +295,7 @@ def test_cli_json_contract(capsys):
 def test_cli_table_and_csv(tmp_path, capsys):
     path = str(need(SEN1FLOODS11_S1))
     out_csv = tmp_path / "m.csv"
-    assert main(["metrics", path, path, "--csv", str(out_csv)]) == 0
+    assert main(["metrics", path, path, "--out", str(out_csv)]) == 0
     text = capsys.readouterr().out
     assert "KL(real ‖ generated)" in text and "GLCM entropy" in text
     assert len(pd.read_csv(out_csv)) == len(compare_files(path, path).table(per_angle=True))

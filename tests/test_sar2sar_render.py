@@ -5,15 +5,12 @@ bad inputs fail in one line with nothing written (seed 002)."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401
 from test_sar2sar_pairs import s1_like_db, write_sar
 

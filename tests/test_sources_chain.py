@@ -134,7 +134,7 @@ def test_bad_input_is_explained(tmp_path, lat, lon, year, size, match):
 def test_cli_single_and_bulk(world, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SARVIZ_SOURCES", "local,public")
     out = tmp_path / "store"
-    args = ["fetch", "--size", "64", "--year", "2018", "--to", str(out), "--source", "public",
+    args = ["fetch", "--size", "64", "--year", "2018", "--out", str(out), "--source", "public",
             "--aef-url", world["aef"], "--stac-url", world["stac"]]
     assert main(args + ["--lat", str(LAT), "--lon", str(LON)]) == 0
     text = capsys.readouterr().out
@@ -151,7 +151,7 @@ def test_cli_single_and_bulk(world, tmp_path, capsys, monkeypatch):
     assert main(args + ["--points", str(geo), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["id"] == "g1" and "vv_db" in record["missing"]
-    assert main(["fetch", "--lat", "1", "--to", str(out)]) == 2
+    assert main(["fetch", "--lat", "1", "--out", str(out)]) == 2
     assert "--lat and --lon go together" in capsys.readouterr().err
 
 
@@ -175,7 +175,7 @@ def test_cli_offline_public_fetch_fails_cleanly_and_readably(tmp_path):
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "sarviz.cli", "fetch", "--lat", str(LAT), "--lon", str(LON), "--size", "64",
-         "--year", "2018", "--source", "public", "--to", str(tmp_path / "store"), "--stac-url", dead],
+         "--year", "2018", "--source", "public", "--out", str(tmp_path / "store"), "--stac-url", dead],
         env=env, capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     elapsed = time.perf_counter() - t0
     assert proc.returncode != 0
@@ -214,7 +214,7 @@ def test_cli_ee_with_a_missing_key_file_names_the_file(tmp_path, capsys, monkeyp
     monkeypatch.setenv("SARVIZ_EE_PROJECT", "sarviz-test")
     monkeypatch.setenv("SARVIZ_EE_KEY_FILE", "/nope.json")
     assert main(["fetch", "--lat", str(LAT), "--lon", str(LON), "--size", "64", "--year", "2018", "--source", "ee",
-                 "--to", str(tmp_path / "store")]) != 0
+                 "--out", str(tmp_path / "store")]) != 0
     err = capsys.readouterr().err
     assert re.search(r"key file /nope\.json \(SARVIZ_EE_KEY_FILE[^)]*\) does not exist", err) and "network" not in err
 
@@ -249,7 +249,7 @@ def test_scene_provenance_says_single_or_composite_and_the_cache_keeps_them_apar
 
 def test_cli_s1_mode(world, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SARVIZ_SOURCES", "local,public")
-    args = ["fetch", "--size", "64", "--year", "2018", "--to", str(tmp_path / "store"), "--source", "public",
+    args = ["fetch", "--size", "64", "--year", "2018", "--out", str(tmp_path / "store"), "--source", "public",
             "--aef-url", world["aef"], "--stac-url", world["stac"], "--lat", str(LAT), "--lon", str(LON), "--json"]
     assert main(args + ["--s1-mode", "composite"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

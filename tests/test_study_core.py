@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _study_fixtures import CLASSES, SHARED, build_pool_folder, make_study, sqlite_url, write_png, write_sar_tif  # noqa: F401
+from _study_fixtures import CLASSES, SHARED, build_pool_folder, make_study, write_png, write_sar_tif
 from sarviz.study import (
     AlreadyAnswered, AnswerRejected, CorruptImage, DuplicateImage, ItemLabels, NotFound, OwnerAPI, ParticipantAPI,
     PoolTooSmall, QuizAnswer, StudyDatabase, StudyDesign, StudyError,

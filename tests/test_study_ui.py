@@ -14,7 +14,7 @@ from scipy.stats import norm
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from _study_fixtures import make_study, sqlite_url  # noqa: F401
+from _study_fixtures import make_study
 from sarviz.study import OwnerAPI, StudyDatabase
 from sarviz.study.models import Answer, Assignment, Item, Participant
 from _waits import patience_ms

@@ -68,10 +68,11 @@ def test_generate_text_errors_are_one_line(model, tmp_path, capsys, extra, messa
     assert len(stderr.strip().splitlines()[-1]) < 300
 
 
+@pytest.mark.slow  # ~23 s: SAR-CLIP fine-tuning and a text evaluation on a busy 2-core machine
 def test_evaluate_text_and_sarclip(model, tmp_path, capsys):
     data = write_captioned(tmp_path / "captioned", n_per_label=6, size=64, splits=("train", "validation", "test"))
     report = tmp_path / "report"
-    code, stdout, stderr = _run(capsys, "evaluate-text", "--weights", str(model.run), "--test", str(data),
+    code, stdout, stderr = _run(capsys, "evaluate-text", "--weights", str(model.run), "--data", str(data),
                                 "--per-label", "1", "--steps", "1", "--out", str(report))
     assert code == 0, stderr
     assert "SAR-CLIP alignment not computed" in stdout and "missing" in stdout
@@ -91,7 +92,7 @@ def test_evaluate_text_and_sarclip(model, tmp_path, capsys):
     assert losses["train_losses"][-1] < losses["train_losses"][0] and len(losses["val_losses"]) == 4
     assert (clip_out / "sarclip_info.json").is_file()
 
-    code, stdout, stderr = _run(capsys, "evaluate-text", "--weights", str(model.run), "--test", str(data),
+    code, stdout, stderr = _run(capsys, "evaluate-text", "--weights", str(model.run), "--data", str(data),
                                 "--per-label", "6", "--steps", "1", "--sarclip", str(clip_out), "--json",
                                 "--out", str(tmp_path / "report2"))
     assert code == 0, stderr

@@ -16,9 +16,9 @@ import pytest
 import rasterio
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import tiny_scene  # noqa: E402
-from _train_fixtures import one_torch_thread, write_patch_dataset, write_tiny_sd15  # noqa: E402,F401
+from _diffusion_fixtures import tiny_scene
+from _diffusion_fixtures import TINY_CHANNELS
+from _train_fixtures import one_torch_thread, write_patch_dataset, write_tiny_sd15  # noqa: F401
 
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
@@ -32,7 +32,10 @@ RES = 32  # tiny: 32 px images, 16 px latents
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("geo")
-    return {"data": write_patch_dataset(root / "ds"), "base": write_tiny_sd15(root / "base"), "root": root}
+    # base: learning is measured (test_tiny_geo_model_overfits); fast_base: diffusers' (4, 8) dummy size
+    # for the tests of resuming, killing and launching, which compare runs but not how well they learn
+    return {"data": write_patch_dataset(root / "ds"), "base": write_tiny_sd15(root / "base"),
+            "fast_base": write_tiny_sd15(root / "fast_base", channels=TINY_CHANNELS), "root": root}
 
 
 def _config(env, out, **kw) -> GeoTrainConfig:
@@ -161,7 +164,7 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def test_models_add_registers_the_run_in_sarviz_home(trained, tmp_path, monkeypatch, capsys):
-    """`sarviz models add RUN/checkpoint-N`: the run appears where the app's pickers look."""
+    """`sarviz models add RUN [--checkpoint N]`: the run appears where the app's pickers look."""
     from sarviz.registry import ModelRegistry
 
     home = tmp_path / "home"
@@ -183,7 +186,8 @@ def test_models_add_registers_the_run_in_sarviz_home(trained, tmp_path, monkeypa
 
 def test_resume_equals_an_uninterrupted_run(env, tmp_path):
     # gradient checkpointing and grad accumulation on: the recipe's path
-    kw = dict(max_steps=4, checkpoint_every=2, grad_accum=2, batch_size=1, gradient_checkpointing=True)
+    kw = dict(max_steps=4, checkpoint_every=2, grad_accum=2, batch_size=1, gradient_checkpointing=True,
+              base=env["fast_base"])
     train_geo(_config(env, tmp_path / "straight", **kw))
     train_geo(_config(env, tmp_path / "split", stop_after_steps=2, **kw))
     assert runs.read_run(tmp_path / "split").status == "stopped"
@@ -241,10 +245,11 @@ def test_out_of_memory_on_the_first_step(env, tmp_path):
     assert not list((tmp_path / "oom").glob("checkpoint-*"))
 
 
+@pytest.mark.slow  # ~20 s (47 s before the (4, 8) base): a killed and a resumed run, busy 2-core machine
 def test_interrupted_run_keeps_the_last_good_checkpoint(env, tmp_path):
     """A real kill -9 while training: every checkpoint-N left is complete; resume continues."""
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "sarviz.training.geo", "--data", str(env["data"]), "--base", str(env["base"]),
+    cmd = [sys.executable, "-m", "sarviz.training.geo", "--data", str(env["data"]), "--base", str(env["fast_base"]),
            "--out", str(out), "--resolution", str(RES), "--batch-size", "2", "--max-steps", "200",
            "--checkpoint-every", "1", "--validate-every", "0", "--no-gradient-checkpointing"]
     envvars = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -272,7 +277,8 @@ def test_interrupted_run_keeps_the_last_good_checkpoint(env, tmp_path):
         assert (ckpt / "unet_lora" / "adapter_model.safetensors").is_file()
         assert (ckpt / "accelerate_state" / "optimizer.bin").is_file()
     last = found[-1]
-    train_geo(_config(env, out, resume_from="latest", max_steps=200, stop_after_steps=1, checkpoint_every=1))
+    train_geo(_config(env, out, resume_from="latest", max_steps=200, stop_after_steps=1, checkpoint_every=1,
+                      base=env["fast_base"]))
     assert (out / f"checkpoint-{last + 1}").is_dir() and not list(out.glob(".tmp-*"))
 
 
@@ -284,6 +290,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # ~32 s: accelerate launch, two processes on a busy 2-core machine
 def test_two_processes_under_accelerate_launch(env, tmp_path):
     """DDP on the CPU (gloo): per-process data shards, one checkpoint written by the main process."""
     launcher = Path(sys.executable).with_name("accelerate")
@@ -294,7 +301,7 @@ def test_two_processes_under_accelerate_launch(env, tmp_path):
     # installed; `--multi_gpu` with ACCELERATE_USE_CPU=true runs torch.distributed (gloo) on CPUs
     cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
-           "-m", "sarviz.training.geo", "--data", str(env["data"]), "--base", str(env["base"]), "--out", str(out),
+           "-m", "sarviz.training.geo", "--data", str(env["data"]), "--base", str(env["fast_base"]), "--out", str(out),
            "--resolution", str(RES), "--batch-size", "1", "--max-steps", "2", "--checkpoint-every", "2",
            "--validate-every", "0", "--validation-count", "0", "--no-gradient-checkpointing"]
     envvars = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}

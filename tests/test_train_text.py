@@ -7,15 +7,13 @@ text-to-SAR generator loads it — and must generate an image with the learned t
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_fixtures import (one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15,  # noqa: E402,F401
+from _train_fixtures import (one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15,  # noqa: F401
                              write_tiny_sdxl)
 
 from sarviz.cli import main as cli_main  # noqa: E402

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.errors import CliError
 
 
@@ -27,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model card id (see `sarviz models`)")
     p.add_argument("--out", type=Path, required=True, help="batch folder to write (and to continue)")
     p.add_argument("--scenes", type=Path, default=None, help="scene folder (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
-    p.add_argument("--sources", choices=("local", "auto", "ee", "public"), default="local",
+    p.add_argument("--source", dest="sources", choices=("local", "auto", "ee", "public"), default="local",
                    help="local: scenes in the folder only (default); auto/ee/public: fetch missing scenes "
                         "through the source chain and cache them in the scene folder")
-    p.add_argument("--year", type=int, default=None, help="year of the scenes fetched (with --sources other than local)")
+    p.add_argument("--year", type=int, default=None, help="year of the scenes fetched (with --source other than local)")
     p.add_argument("--seeds", type=int, default=1, help="images a point, seeds 0..N-1 (default 1)")
     p.add_argument("--size", type=int, default=512, help="patch size in pixels (default 512)")
     p.add_argument("--s1-mode", choices=("single", "composite"), default="single",
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ray (default) or inline: everything in this process, one item after the other")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+    deprecated_alias(p, "--sources", "--source")
 
 
 def run(args: argparse.Namespace) -> int:

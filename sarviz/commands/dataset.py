@@ -1,7 +1,7 @@
 """``sarviz dataset build|caption``: training sets for the generators (docs/datasets.md).
 
-    sarviz dataset build --scenes DIR --to OUT [--size 512] [--stride S] [--val-fraction F] ...
-    sarviz dataset build --points CSV | --region GEOJSON --year Y --to OUT [--source public] ...
+    sarviz dataset build --scenes DIR --out OUT [--size 512] [--stride S] [--val-fraction F] ...
+    sarviz dataset build --points CSV | --region GEOJSON --year Y --out OUT [--source public] ...
     sarviz dataset caption OUT [--token "<SAR>"] [--polarisation VV|VV+VH]
     sarviz dataset info OUT [--json]
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from sarviz.cli_args import deprecated_alias
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--scenes", type=Path, help="scene folder (scene files with VV/VH and an embedding)")
     src.add_argument("--points", type=Path, help="CSV (lat, lon[, id, year]) or GeoJSON of points to fetch")
     src.add_argument("--region", type=Path, help="GeoJSON (Multi)Polygon: patches on a grid inside it are fetched")
-    b.add_argument("--to", required=True, type=Path, help="dataset folder to write (and to resume)")
+    b.add_argument("--out", required=True, type=Path, help="dataset folder to write (and to resume)")
     b.add_argument("--size", type=int, default=512, help="patch size in pixels (default 512)")
     b.add_argument("--stride", type=int, help="step between patches in pixels (default: --size / 2, the 50 %% "
                                                 "overlap of the HuiYanEarth-SAR reference; = --size for none)")
@@ -58,16 +60,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("--year", type=int, default=None, help="year of the embedding and the Sentinel-1 window")
     fetch.add_argument("--source", choices=("auto", "ee", "public"), default="auto",
                        help="auto: the settings' order (Earth Engine if configured, then the public mosaics)")
-    fetch.add_argument("--composite", choices=("nearest", "median"), default="nearest",
-                       help="Sentinel-1: one acquisition (nearest to the window's middle; default) or the median")
+    fetch.add_argument("--s1-mode", choices=("single", "composite"), default=None,
+                       help="Sentinel-1: one acquisition (nearest to --date; default) or a median composite")
+    # the old spelling of --s1-mode (median = composite, nearest = single): hidden, with a notice
+    fetch.add_argument("--composite", choices=("nearest", "median"), default=None, help=argparse.SUPPRESS)
     fetch.add_argument("--pass", dest="s1_pass", choices=("ascending", "descending"), help="Sentinel-1 orbit pass")
     fetch.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
     fetch.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
-    fetch.add_argument("--date", dest="target_date", help="target date for --composite nearest (default: the "
+    fetch.add_argument("--date", dest="target_date", help="target date of the single acquisition (default: the "
                                                           "window's middle)")
     fetch.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
     fetch.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
     b.set_defaults(func=_build)
+    deprecated_alias(b, "--to", "--out")
 
     i = ds_sub.add_parser("info", help="what a built dataset holds: splits, drops, land-cover classes per split")
     i.add_argument("dataset", type=Path, help="dataset folder")
@@ -137,18 +142,21 @@ def _build(args: argparse.Namespace) -> int:
     if args.scenes is not None:
         if args.year is not None or args.source != "auto":
             print("note: --year/--source apply to --points/--region; ignored with --scenes", file=sys.stderr)
-        report = builder.build_from_scenes(args.scenes, args.to, options, progress=_progress)
+        report = builder.build_from_scenes(args.scenes, args.out, options, progress=_progress)
     else:
         from sarviz.commands.fetch import read_points
         from sarviz.sources.base import DEFAULT_YEAR
 
         points = (read_points(args.points) if args.points is not None
                   else builder.points_in_region(args.region, options.size, options.effective_stride))
-        fetch_options = {"s1_composite": args.composite}
+        if args.composite:
+            print("sarviz dataset build: --composite is deprecated, use --s1-mode single|composite", file=sys.stderr)
+        composite = {"single": "nearest", "composite": "median"}.get(args.s1_mode) or args.composite or "nearest"
+        fetch_options = {"s1_composite": composite}
         for key in ("s1_pass", "start", "end", "target_date"):
             if getattr(args, key):
                 fetch_options[key] = getattr(args, key)
-        report = builder.build_from_points(points, args.to, options, args.year or DEFAULT_YEAR,
+        report = builder.build_from_points(points, args.out, options, args.year or DEFAULT_YEAR,
                                            _chain_factory(args), fetch_options, progress=_progress)
     print(report.summary())
     return 1 if report.failures or report.empty else 0

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.errors import CliError
 
 DEFAULT_WEIGHTS = "models/emulator_radiometric.safetensors"
@@ -40,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     val = emu_sub.add_parser("validate", help="leave-one-region-out R²/MAE per region and per land-cover class")
     val.add_argument("--points", required=True, type=Path, help="folder of point CSVs")
     val.add_argument("--methods", default="linear,poly2,mlp", help="comma-separated: linear, poly2, mlp")
-    val.add_argument("--json", type=Path, help="also write the per-region results as JSON here")
+    val.add_argument("--json-out", type=Path, help="also write the per-region results as JSON here")
+    # --json PATH was the old spelling of --json-out: still accepted (with a notice); bare --json is JSON on stdout
+    val.add_argument("--json", nargs="?", const=True, default=False, metavar="",
+                     help="print the per-region results as JSON on stdout instead of the table")
     val.set_defaults(func=_validate)
 
     pts = sub.add_parser("emulate-points", help="predict VV/VH dB for rows of AlphaEarth embeddings (CSV in, CSV out)",
@@ -51,10 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "reference angle was used. Angles outside 10–65° are refused naming the rows; "
                                      "embeddings far from unit length (AlphaEarth vectors are unit vectors) are "
                                      "warned about on stderr. The output is written atomically (temp file + rename).")
-    pts.add_argument("--csv", required=True, type=Path, help="input CSV")
+    pts.add_argument("--points", dest="csv", required=True, type=Path, help="input CSV")
     pts.add_argument("--out", required=True, type=Path, help="output CSV")
     pts.add_argument("--model", default="emulator", help="model id of an emulator card (default: emulator)")
     pts.set_defaults(func=_emulate_points)
+    deprecated_alias(pts, "--csv", "--points")
 
 
 def _progress(step: int, total: int, message: str) -> None:
@@ -110,13 +115,21 @@ def _validate(args: argparse.Namespace) -> int:
     comparison = validation.compare_methods(table, methods, progress=_progress)
     best = max((m for m in methods if m in validation.RIDGE_METHODS), default=methods[0],
                key=lambda m: validation.mean_r2(comparison[m]))
-    print(validation.format_report(comparison, shipped=best))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
+    results = {m: [r.as_dict() for r in res] for m, res in comparison.items()}
+    json_out = args.json_out
+    if args.json not in (True, False):  # the old `--json PATH`
+        print(f"sarviz emulator validate: --json PATH is deprecated, use --json-out {args.json}", file=sys.stderr)
+        json_out = json_out or Path(args.json)
+    if args.json is True:
+        print(json.dumps(results, indent=2))
+    else:
+        print(validation.format_report(comparison, shipped=best))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         from sarviz.atomic import atomic_path
 
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps({m: [r.as_dict() for r in res] for m, res in comparison.items()}, indent=2))
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(results, indent=2))
     return 0
 
 

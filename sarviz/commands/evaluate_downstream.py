@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from sarviz.cli_args import deprecated_alias
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate-downstream", help="scene classification trained on real vs real + synthetic (Table III)",
@@ -36,13 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     p.add_argument("--input-size", type=int, default=224, help="classifier input size in pixels (default 224)")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--learning-rate", dest="lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     p.add_argument("--synthetic-factor", type=int, default=None,
                    help="generated images used a real training patch (default: all seeds of the batch)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default DIR/evaluation)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
+    deprecated_alias(p, "--lr", "--learning-rate")
 
 
 def run(args: argparse.Namespace) -> int:

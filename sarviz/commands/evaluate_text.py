@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.errors import CliError
 
 
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--model", help="model card id of a text-to-sar model")
     which.add_argument("--weights", metavar="RUN_DIR", help="a `sarviz train text` output folder")
     p.add_argument("--base", metavar="BASE_DIR", help="base diffusers folder (with --weights; default: the run's)")
-    p.add_argument("--test", required=True, metavar="CAPTIONED_DIR", help="a captioned dataset (`sarviz dataset caption`)")
+    p.add_argument("--data", dest="test", required=True, metavar="CAPTIONED_DIR", help="a captioned dataset (`sarviz dataset caption`)")
     p.add_argument("--split", default="test", choices=["test", "validation", "train"], help="which split (default test)")
     p.add_argument("--per-label", type=int, default=30, help="captions per label (default 30, as seed 001's 330/11)")
     p.add_argument("--sarclip", metavar="DIR", default=None,
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.set_defaults(func=run_evaluate_text)
+    deprecated_alias(p, "--test", "--data")
 
 
 def run_evaluate_text(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """``sarviz fetch``: fetch scenes for points into a scene folder (single point or bulk file).
 
-    sarviz fetch --lat 47.37 --lon 8.54 [--source ee|public] [--year 2024] [--size 512] --to DIR
-    sarviz fetch --place "Zürich" --to DIR
-    sarviz fetch --points points.csv|points.geojson [--source ...] --to DIR
+    sarviz fetch --lat 47.37 --lon 8.54 [--source ee|public] [--year 2024] [--size 512] --out DIR
+    sarviz fetch --place "Zürich" --out DIR
+    sarviz fetch --points points.csv|points.geojson [--source ...] --out DIR
 
 The folder is also the first source: points already fetched are served from it, so a
 bulk run that was interrupted can simply be run again.
@@ -10,10 +10,12 @@ bulk run that was interrupted can simply be run again.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.errors import SceneError
 
 from sarviz.regions import _LAT, _LON  # noqa: F401 - the column names live with the one points reader
@@ -29,7 +31,7 @@ def register(subparsers) -> None:
                                        "(a name several countries share must be qualified: \"Punjab, Pakistan\")")
     where.add_argument("--points", type=Path,
                        help="CSV (lat/lon or place columns, optional year, id) or GeoJSON of points")
-    p.add_argument("--to", type=Path, required=True, help="scene folder to write into (and to reuse)")
+    p.add_argument("--out", type=Path, required=True, help="scene folder to write into (and to reuse)")
     p.add_argument("--source", choices=("ee", "public", "auto"), default="auto",
                    help="where to fetch from; auto = the settings' order (default)")
     p.add_argument("--year", type=int, default=None, help="year of the embedding and of the Sentinel window (2017–2025)")
@@ -38,8 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--s1-mode", choices=("single", "composite"), default=None,
                    help="Sentinel-1: one acquisition nearest to --date (default, settings s1_mode) or a median "
                         "composite of one track over the window (smoother: speckle metrics then measure compositing)")
-    p.add_argument("--composite", choices=("median", "nearest"), default=None,
-                   help="older spelling of --s1-mode: median = composite, nearest = single")
+    # the old spelling of --s1-mode (median = composite, nearest = single): hidden, with a notice
+    p.add_argument("--composite", choices=("median", "nearest"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
     p.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
     p.add_argument("--date", dest="target_date",
@@ -49,6 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
     p.add_argument("--json", action="store_true", help="print one JSON report a point instead of text")
     p.set_defaults(func=run)
+    deprecated_alias(p, "--to", "--out")
 
 
 def place_point(name: str, where: str = "--place") -> tuple[float, float]:
@@ -80,7 +83,7 @@ def build_chain(args):
     from sarviz.sources.chain import SourceChain
 
     settings = Settings.load()
-    settings.scenes = args.to
+    settings.scenes = args.out
     order = {"auto": settings.sources, "ee": ("local", "ee"), "public": ("local", "public")}[args.source]
     if args.source == "ee" and not settings.ee_project:
         from sarviz.settings import secret
@@ -107,7 +110,9 @@ def run(args) -> int:
     if single and (args.lat is None or args.lon is None):
         raise SceneError("--lat and --lon go together")
     points = [{"lat": args.lat, "lon": args.lon, "year": None, "id": "point"}] if single else read_points(args.points)
-    args.to.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.composite:
+        print("sarviz fetch: --composite is deprecated, use --s1-mode single|composite", file=sys.stderr)
     chain = build_chain(args)
     failed = 0
     for n, pt in enumerate(points, 1):
@@ -145,5 +150,5 @@ def run(args) -> int:
                 print(label)
             print("\n".join(("  " if label else "") + line for line in result.summary_lines()))
     if len(points) > 1 and not args.json:
-        print(f"{len(points) - failed} of {len(points)} points fetched into {args.to}")
+        print(f"{len(points) - failed} of {len(points)} points fetched into {args.out}")
     return 1 if failed else 0

@@ -1,13 +1,12 @@
-"""`sarviz generate` (a synthetic Sentinel-1 GeoTIFF for a point) and `sarviz models`."""
+"""`sarviz generate`: a synthetic Sentinel-1 GeoTIFF for a point (`sarviz models` lives in models.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from sarviz.errors import CliError, SarvizError
+from sarviz.errors import CliError
 from sarviz.settings import Settings
 
 
@@ -25,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model card id (see `sarviz models`)")
     which.add_argument("--controlnet", metavar="DIR", help="a ControlNet checkpoint folder (published layout)")
+    which.add_argument("--weights", metavar="RUN", help="a run folder of `sarviz train geo` (with --base; its latest "
+                                                        "checkpoint unless --checkpoint N)")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="N", help="with --weights: checkpoint-N of the run")
     p.add_argument("--base", metavar="DIR", help="base Stable Diffusion 1.5 folder or Hugging Face id (with --controlnet)")
     p.add_argument("--vae", metavar="DIR", help="VAE folder or Hugging Face id overriding the base VAE (with --controlnet)")
     p.add_argument("--lora", metavar="DIR", default="unet_lora",
@@ -50,22 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", default="native", choices=["native", "utm"],
                    help="native: crop the scene on its own grid; utm: resample to the 10 m local UTM patch grid")
     p.add_argument("--out", required=True, help="output GeoTIFF path")
-    p.add_argument("--png", default=None, help="also write a PNG preview (R=VV, G=VH) here")
+    p.add_argument("--no-png", action="store_true", help="write only the GeoTIFF (default: also OUT.png, R=VV, G=VH)")
+    # the old opt-in `--png PATH` (a preview at another path): hidden, with a notice
+    p.add_argument("--png", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run_generate)
-
-    p = sub.add_parser("models", help="list model cards and whether their weights are present; "
-                                      "`models add RUN/checkpoint-N` registers a trained run",
-                       description="`sarviz models` lists the model cards; `sarviz models add RUN/checkpoint-N "
-                                   "[--id ID]` writes a card for a checkpoint trained with `sarviz train geo` into "
-                                   "SARVIZ_HOME/models, so it appears in `sarviz models`, `--model ID` and the app.")
-    p.add_argument("action", nargs="?", choices=("list", "add"), default="list", help="list (default) or add")
-    p.add_argument("checkpoint", nargs="?", help="with add: a checkpoint folder of a sarviz training run")
-    p.add_argument("--id", dest="model_id", help="with add: the model id (default RUN-checkpoint-N)")
-    p.add_argument("--force", action="store_true", help="with add: replace a card of the same id")
-    p.add_argument("--json", action="store_true", help="one JSON object per model")
-    p.add_argument("--details", action="store_true",
-                   help="for models that cannot run: every missing file and how to get the weights")
-    p.set_defaults(func=run_models)
 
 
 def _where(args: argparse.Namespace) -> tuple:
@@ -115,8 +105,14 @@ def _generator(args: argparse.Namespace):
                 raise CliError(f"--image-size applies to diffusion models; {card.id} is a {card.kind} model")
             card = _with_image_size(card, args.image_size)
         return build_generator(card)
+    if args.weights:
+        from sarviz.commands.models import run_checkpoint
+
+        args.controlnet = str(run_checkpoint(args.weights, args.checkpoint))
+    elif args.checkpoint is not None:
+        raise CliError("--checkpoint goes with --weights RUN")
     if not args.base:
-        raise CliError("--controlnet needs --base (a Stable Diffusion 1.5 folder or Hugging Face id)")
+        raise CliError(f"{'--weights' if args.weights else '--controlnet'} needs --base (a Stable Diffusion 1.5 folder or Hugging Face id)")
     from sarviz.generators.diffusion import checkpoint_card
 
     template = registry.cards.get("huiyanearth-sar")  # sampler/preprocessing/output defaults
@@ -171,8 +167,10 @@ def run_generate(args: argparse.Namespace) -> int:
     result = generator.generate(scene, request, progress=progress)
     writes = [(out, result.to_geotiff)]
     if args.png:
+        print("sarviz generate: --png PATH is deprecated: OUT.png is written unless --no-png", file=sys.stderr)
+    if args.png or not args.no_png:
         png = result.png_bytes()
-        writes.append((Path(args.png), lambda p: _write_bytes_atomically(p, png)))
+        writes.append((Path(args.png) if args.png else out.with_suffix(".png"), lambda p: _write_bytes_atomically(p, png)))
     for path, write in writes:
         try:  # atomic: a full disk or a read-only folder keeps an existing file as it was
             write(path)
@@ -204,66 +202,4 @@ def _cause(exc: BaseException) -> str:
     return text.split(": ")[-1] if ": " in text else (text or type(exc).__name__)
 
 
-def run_models_add(args: argparse.Namespace) -> int:
-    """Register a trained checkpoint as a model card in SARVIZ_HOME/models (atomically)."""
-    from sarviz.atomic import atomic_path
-    from sarviz.registry import ModelRegistry, home_models_dir
-    from sarviz.training.runs import geo_model_card
-
-    if not args.checkpoint:
-        raise CliError("models add needs a checkpoint folder: sarviz models add RUN/checkpoint-N")
-    ckpt = Path(args.checkpoint).expanduser()
-    if not ckpt.is_dir():
-        raise CliError(f"{args.checkpoint}: not a folder (give a checkpoint of `sarviz train geo`, RUN/checkpoint-N)")
-    try:
-        card = geo_model_card(ckpt, model_id=args.model_id)
-    except (SarvizError, OSError, ValueError, KeyError) as exc:
-        raise CliError(f"{args.checkpoint}: not a sarviz geo checkpoint ({exc})") from None
-    model_id = str(card["id"])
-    if not model_id or not all(c.isalnum() or c in "-_." for c in model_id) or model_id.startswith("."):
-        raise CliError(f"model id {model_id!r}: use letters, digits, '-', '_' and '.'")
-    existing = ModelRegistry().cards.get(model_id)
-    target = home_models_dir() / f"{model_id}.json"
-    if existing is not None and (existing.path.resolve() != target.resolve() or not args.force):
-        raise CliError(f"a model {model_id!r} exists ({existing.path}); choose another --id"
-                       + ("" if existing.path.resolve() != target.resolve() else " or replace it with --force"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(card, indent=2), encoding="utf-8")
-    ModelRegistry().card(model_id)  # reads back: the card is valid where the app looks
-    print(f"registered {model_id}: {target} (controlnet {card['weights']['controlnet']}); it appears in "
-          f"`sarviz models`, `sarviz generate --model {model_id}` and the app's model pickers")
-    return 0
-
-
-def run_models(args: argparse.Namespace) -> int:
-    from sarviz.generators.runtime import card_readiness
-    from sarviz.registry import ModelRegistry
-
-    if args.action == "add":
-        return run_models_add(args)
-    if args.checkpoint:
-        raise CliError(f"unexpected {args.checkpoint!r}: did you mean `sarviz models add {args.checkpoint}`?")
-
-    registry = ModelRegistry()
-    for problem in registry.problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    if not registry.cards:
-        raise CliError(f"no model cards in {', '.join(str(f) for f in registry.folders)}")
-    hidden = False
-    for card in registry.cards.values():
-        state = card_readiness(card)
-        problem = state.message
-        short = state.problem if problem and state.problem != problem else None
-        if args.json:
-            print(json.dumps({"id": card.id, "name": card.name, "kind": card.kind, "card": str(card.path),
-                              "ready": problem is None, "problem": problem, "licence": card.get("licence")}))
-        else:
-            state = "ready" if problem is None else "weights missing"
-            print(f"{card.id:<20} {card.kind:<16} {state:<16} {card.name}")
-            if problem:
-                print(f"    {problem if args.details or not short else short}")
-                hidden = hidden or bool(short and not args.details)
-    if hidden:
-        print("(`sarviz models --details` lists the missing files and how to get the weights)")
-    return 0
+from sarviz.commands.models import run_models, run_models_add  # noqa: E402,F401  (their old home)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sarviz.cli_args import deprecated_alias
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("generated", help="GeoTIFF of the generated image (bands VV, VH in dB)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--per-angle", action="store_true", help="table: GLCM per angle instead of the mean of 4")
-    parser.add_argument("--csv", metavar="PATH", help="also write the metrics table (per angle) as CSV to PATH")
+    parser.add_argument("--out", dest="csv", metavar="PATH", help="also write the metrics table (per angle) as CSV to PATH")
     parser.set_defaults(func=run)
+    deprecated_alias(parser, "--csv", "--out")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from sarviz.cli import CliError
+from sarviz.cli_args import deprecated_alias
 
 
 def add_pairs_parser(ds_sub: argparse._SubParsersAction) -> None:
@@ -99,8 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--max-items", type=int, default=20)
     e.add_argument("--steps", type=int, default=None)
     e.add_argument("--strength", type=float, default=None)
-    e.add_argument("--json", type=Path, default=None, help="also write the report here")
+    e.add_argument("--json-out", type=Path, default=None, help="also write the report here")
     e.set_defaults(func=_evaluate)
+    deprecated_alias(e, "--json", "--json-out")  # the report is always JSON on stdout
 
 
 def _errors():
@@ -177,10 +179,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     except _errors() as exc:
         raise CliError(str(exc)) from None
     text = json.dumps(report, indent=2, default=str)
-    if args.json:
+    if args.json_out:
         from sarviz.atomic import atomic_path
 
-        with atomic_path(args.json) as tmp:
+        with atomic_path(args.json_out) as tmp:
             Path(tmp).write_text(text)
     print(text)
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.errors import CliError
 from sarviz.settings import Settings
 
@@ -14,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import Sen1Floods11 / BigEarthNet / SSL4EO-S12 data as scene files",
                        description="Recognise datasets below SRC and write one scene file per S1 acquisition to DIR.")
     p.add_argument("src", help="folder holding one or more datasets (searched recursively)")
-    p.add_argument("--to", default=None, help="scene folder to write (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
+    p.add_argument("--out", default=None, help="scene folder to write (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
     p.add_argument("--overwrite", action="store_true", help="re-import scenes that are already present")
     p.add_argument("--no-proxy-embedding", dest="proxy_embedding", action="store_false",
                    help="do not give scenes without AlphaEarth a PROXY embedding (then they cannot be generated from)")
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="AlphaEarth sample points for the proxy (default: SARVIZ_PROXY_POINTS, else "
                         "alphaearth_s1_points below SRC, else ../shared/samples)")
     p.set_defaults(func=run_import)
+    deprecated_alias(p, "--to", "--out")
 
     p = sub.add_parser("scenes", help="list the scenes in a scene folder, or add proxy embeddings to them",
                        description="`sarviz scenes [DIR]` lists the scenes; `sarviz scenes add-proxy-embedding [DIR]` "
@@ -43,7 +45,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     from sarviz.importers import import_scenes
 
-    to = args.to or Settings.load().scenes
+    to = args.out or Settings.load().scenes
     bar = tqdm(total=None, unit="scene", file=sys.stderr, disable=not sys.stderr.isatty())
 
     def progress(i: int, n: int, name: str) -> None:
@@ -95,7 +97,7 @@ def run_list(folder, as_json: bool = False) -> int:
     for problem in store.problems:
         print(f"problem: {problem}", file=sys.stderr)
     if not len(store):
-        raise CliError(f"no scenes in {store.folder}; import some with `sarviz import SRC --to {store.folder}`")
+        raise CliError(f"no scenes in {store.folder}; import some with `sarviz import SRC --out {store.folder}`")
     rows = scene_summaries(store)
     if as_json:
         for r in rows:

@@ -311,7 +311,7 @@ def _run_items(items: list[tuple[str, Callable[[], dict[str, Any] | None]]], wor
 
 def _check_resume(out: Path, options: BuildOptions, mode: str) -> None:
     if out.exists() and not out.is_dir():
-        raise DatasetError(f"--to {out} is a file; a dataset is a folder")
+        raise DatasetError(f"--out {out} is a file; a dataset is a folder")
     path = out / OPTIONS_FILE
     now = options.record_options(mode)
     if path.is_file():
@@ -322,10 +322,10 @@ def _check_resume(out: Path, options: BuildOptions, mode: str) -> None:
         changed = {k: (before.get(k), now[k]) for k in RECORD_OPTIONS if k in before and before.get(k) != now[k]}
         if changed:
             what = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in changed.items())
-            raise DatasetError(f"{out} was built with other patch options ({what}); use a new --to folder "
+            raise DatasetError(f"{out} was built with other patch options ({what}); use a new --out folder "
                                "(split options may change freely)")
     elif out.exists() and any(out.iterdir()) and not (out / INFO_FILE).exists():
-        raise DatasetError(f"{out} exists and is not a sarviz dataset; choose an empty or new --to folder")
+        raise DatasetError(f"{out} exists and is not a sarviz dataset; choose an empty or new --out folder")
     write_json_atomic(path, now)
 
 

@@ -152,13 +152,13 @@ def open_dataset(root: str | os.PathLike) -> PatchDatasetFolder:
     """Open a dataset folder written by ``sarviz dataset build``; one-line errors otherwise."""
     root = Path(root).expanduser()
     if not root.exists():
-        raise DatasetError(f"dataset folder {root} does not exist; build one with `sarviz dataset build ... --to {root}`")
+        raise DatasetError(f"dataset folder {root} does not exist; build one with `sarviz dataset build ... --out {root}`")
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder; a dataset is a folder with {INFO_FILE} and {MANIFEST_FILE}")
     info_path = root / INFO_FILE
     if not info_path.is_file():
         raise DatasetError(f"{root} is not a sarviz dataset (no {INFO_FILE}); build one with "
-                           f"`sarviz dataset build ... --to {root}`")
+                           f"`sarviz dataset build ... --out {root}`")
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

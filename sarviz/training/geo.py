@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sarviz.formats.controlnet import RUN_FORMAT, TRAIN_META, ControlNetCheckpoint  # noqa: F401 - re-exported
+from sarviz.cli_args import deprecated_alias
 from sarviz.formats.training_run import ACCELERATE_STATE
 from sarviz.training import common
 from sarviz.training.common import TrainError
@@ -93,16 +94,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=d.resolution, help="training size in pixels, a multiple of 8")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="patches per process per micro-batch")
     p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-batches per optimizer step")
-    p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (cosine schedule)")
+    p.add_argument("--learning-rate", dest="lr", type=float, default=d.lr, help="AdamW learning rate (cosine schedule)")
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
     p.add_argument("--lora-rank", type=int, default=d.lora_rank)
     p.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
-    p.add_argument("--offset-noise", type=float, default=d.offset_noise, help="offset-noise γ (paper: 0.2)")
+    p.add_argument("--noise-offset", dest="offset_noise", type=float, default=d.offset_noise, help="offset-noise γ (paper: 0.2)")
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (paper: 5; 0 = plain MSE)")
     p.add_argument("--mixed-precision", default=d.mixed_precision, choices=common.MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false",
                    help="faster, but needs much more memory")
-    p.add_argument("--no-augment", dest="augment", action="store_false", help="no random flips / 90° rotations")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random flips / 90° rotations (default on)")
     p.add_argument("--resume-from", default=None, metavar="PATH|latest", help="a checkpoint folder or 'latest'")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--checkpoints-total-limit", type=int, default=None, help="keep only the newest K checkpoints")
@@ -114,6 +116,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop (with a checkpoint) after this many steps in this session: for time-limited jobs")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes")
+    for old, new in (("--lr", "--learning-rate"), ("--offset-noise", "--noise-offset")):
+        deprecated_alias(p, old, new)
 
 
 def config_from_args(args: argparse.Namespace) -> GeoTrainConfig:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.errors import SarvizError
 from sarviz.training import common
 from sarviz.training.common import TrainError
@@ -79,7 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=None, help="training size (default: the pairs' chip size)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
-    p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate of the ControlNet (cosine schedule)")
+    p.add_argument("--learning-rate", dest="lr", type=float, default=d.lr,
+                   help="AdamW learning rate of the ControlNet (cosine schedule)")
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
     p.add_argument("--noise-offset", type=float, default=d.noise_offset)
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (0 = plain MSE)")
@@ -87,7 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="default 8")
     p.add_argument("--mixed-precision", default=d.mixed_precision, choices=common.MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
-    p.add_argument("--random-flip", action="store_true", help="random horizontal flips (mirrors the look geometry)")
+    p.add_argument("--augment", dest="random_flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="random horizontal flips (default off: a flip mirrors the look geometry)")
     p.add_argument("--resume-from", default=None, metavar="PATH|latest")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--checkpoints-total-limit", type=int, default=d.checkpoints_total_limit)
@@ -98,6 +101,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after-steps", type=int, default=None)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0)
+    for old, new in (("--lr", "--learning-rate"), ("--random-flip", "--augment")):
+        deprecated_alias(p, old, new)
 
 
 def config_from_args(args: argparse.Namespace) -> Sar2SarTrainConfig:

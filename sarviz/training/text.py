@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sarviz.cli_args import deprecated_alias
 from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
 from sarviz.formats.text_run import EMBEDS_FILE, MODEL_FILE, UNET_DIR, UNET_LORA_DIR, VAE_DIR, TextRun
 from sarviz.formats.text_run import FORMAT as MODEL_FORMAT
@@ -113,17 +114,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
     p.add_argument("--unet", choices=("full", "lora"), default=d.unet, help="full fine-tuning (paper's best) or LoRA")
-    p.add_argument("--unet-lora-rank", type=int, default=d.unet_lora_rank)
-    p.add_argument("--unet-lora-alpha", type=int, default=d.unet_lora_alpha)
+    # one denoiser LoRA knob: the UNet LoRA (--unet lora) or the SD3 MM-DiT LoRA, each with its own default
+    p.add_argument("--lora-rank", type=int, default=None,
+                   help=f"LoRA rank of the denoiser (UNet: default {d.unet_lora_rank}; SD3: default 32)")
+    p.add_argument("--lora-alpha", type=int, default=None,
+                   help=f"LoRA α of the denoiser (UNet: default {d.unet_lora_alpha}; SD3: default 16)")
     p.add_argument("--te-lora-rank", type=int, default=d.te_lora_rank)
     p.add_argument("--te-lora-alpha", type=int, default=d.te_lora_alpha)
     p.add_argument("--token", default=d.token, help="the learned token every caption starts with")
     p.add_argument("--initializer", default=d.initializer, help="word whose embedding starts the token's")
     p.add_argument("--noise-offset", type=float, default=d.noise_offset)
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (0 = off, the paper's loss)")
-    p.add_argument("--lr-unet", type=float, default=d.lr_unet)
-    p.add_argument("--lr-te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
-    p.add_argument("--lr-vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
+    p.add_argument("--learning-rate", dest="lr_unet", type=float, default=None,
+                   help=f"learning rate of the denoiser (UNet: default {d.lr_unet}; SD3 LoRA: default 1e-4)")
+    p.add_argument("--te-learning-rate", dest="lr_te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
+    p.add_argument("--vae-learning-rate", dest="lr_vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
     p.add_argument("--kl-weight", type=float, default=d.kl_weight, help="λ_KL of the refinement (paper: unstated)")
     p.add_argument("--kl-space", default=d.kl_space, choices=sorted(KL_SPACES),
                    help="what the refinement's KL compares: 'calibrated' (default) the [−1, 1] pixels of the "
@@ -133,7 +138,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
     p.add_argument("--mixed-precision", default=d.mixed_precision, choices=common.MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
-    p.add_argument("--random-flip", action="store_true", help="random horizontal flips (mirrors the look geometry)")
+    p.add_argument("--augment", dest="random_flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="random horizontal flips (default off: a flip mirrors the look geometry)")
     p.add_argument("--resume-from", default=None, metavar="PATH|latest")
     p.add_argument("--stage", choices=STAGES, default="unet",
                    help="unet: the main fine-tuning; vae-decoder: the refinement of a finished run")
@@ -146,16 +152,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0)
     sd3 = p.add_argument_group("SD3 / SD3.5 base (seed 003 stage 1: LoRA on the MM-DiT attention)")
-    sd3.add_argument("--lora-rank", type=int, default=None, help="LoRA rank (default 32)")
-    sd3.add_argument("--lora-alpha", type=int, default=None, help="LoRA α (default 16)")
     sd3.add_argument("--lora-targets", default=None, choices=("qkv", "diffusers", "diffusers+attn2"),
                      help="qkv (default, the paper's), diffusers' SD3 set, or that set plus SD3.5's attn2")
-    sd3.add_argument("--lr-lora", type=float, default=None, help="LoRA learning rate (default 1e-4)")
+    for old, new in (("--unet-lora-rank", "--lora-rank"), ("--unet-lora-alpha", "--lora-alpha"),
+                     ("--lr-unet", "--learning-rate"), ("--lr-te", "--te-learning-rate"),
+                     ("--lr-vae", "--vae-learning-rate"), ("--random-flip", "--augment"),
+                     ("--lr-lora", "--learning-rate")):
+        deprecated_alias(p, old, new)
 
 
 def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
     keys = TextTrainConfig.__dataclass_fields__
-    config = TextTrainConfig(**{k: v for k, v in vars(args).items() if k in keys})
+    values = {k: v for k, v in vars(args).items() if k in keys}
+    # --lora-rank/--lora-alpha/--learning-rate name the denoiser's knobs for both kinds of run: the UNet
+    # fields (unet_lora_*, lr_unet) and the SD3 LoRA fields (lora_*, lr_lora); unset, each keeps its default
+    for shared, unet_field in (("lora_rank", "unet_lora_rank"), ("lora_alpha", "unet_lora_alpha")):
+        if values.get(shared) is not None:
+            values[unet_field] = values[shared]
+    if values.get("lr_unet") is None:
+        values.pop("lr_unet", None)
+    elif "lr_lora" in keys:
+        values["lr_lora"] = values["lr_unet"]
+    config = TextTrainConfig(**values)
     config.mixed_precision = common.resolve_mixed_precision(config.mixed_precision)  # the run records the choice
     return config
 
