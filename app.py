@@ -10,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
-from sarviz.access import AccessDenied, require_page, resolve_user_path
+from sarviz.access import AccessDenied, resolve_user_path
+from sarviz.ui.gate import require_page
 from sarviz.captions import describe_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings

@@ -23,7 +23,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from _study_fixtures import build_pool_folder, postgres_base_url, postgres_url, sqlite_url  # noqa: F401
+from _study_fixtures import build_pool_folder
 from conftest import make_scene
 from sarviz.cli import main
 

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 HEAVY = ("torch", "torchvision", "piq", "diffusers", "transformers", "streamlit", "ray", "sqlalchemy", "rasterio",
          "pandas", "matplotlib")

@@ -410,7 +410,7 @@ def _report_arrays_equal(a, b) -> None:
 
 
 def test_inspect_all_gives_the_numbers_and_figures_of_the_sequential_path():
-    from sarviz.metrics.report import PANELS, inspect_all
+    from sarviz.viz.inspect import PANELS, inspect_all
     from sarviz.viz import panels
 
     vv, vh = speckled_scene_db(shape=(80, 72), seed=3)
@@ -433,7 +433,7 @@ def test_inspect_all_refuses_bad_input_like_compare_and_reports_progress_from_th
 
     import torch
 
-    from sarviz.metrics.report import inspect_all
+    from sarviz.viz.inspect import inspect_all
 
     vv, vh = speckled_scene_db(shape=(64, 64))
     with pytest.raises(MetricError, match="differ in size"):
@@ -455,7 +455,7 @@ def test_inspect_all_refuses_bad_input_like_compare_and_reports_progress_from_th
 
 
 def test_inspect_results_checks_grids_like_compare_results():
-    from sarviz.metrics.report import inspect_results
+    from sarviz.viz.inspect import inspect_results
 
     vv, vh = speckled_scene_db(shape=(64, 64))
     real = result_from(vv, vh)

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from _study_fixtures import sqlite_url  # noqa: F401
 
 from sarviz.cli import main
 

@@ -6,18 +6,17 @@ import json
 import math
 import random
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from _study_fixtures import CLASSES, SHARED, build_pool_folder, make_study, sqlite_url, write_png, write_sar_tif  # noqa: F401
+from _study_fixtures import CLASSES, SHARED, build_pool_folder, make_study, write_png, write_sar_tif
 from sarviz.study import (
     AlreadyAnswered, AnswerRejected, CorruptImage, DuplicateImage, ItemLabels, NotFound, OwnerAPI, ParticipantAPI,
     PoolTooSmall, QuizAnswer, StudyDatabase, StudyDesign, StudyError,
 )
-from sarviz.study.analysis import answers_csv, build_report, krippendorff_alpha, study_report, wilson_interval
+from sarviz.study.analysis import answers_csv, krippendorff_alpha, study_report, wilson_interval
 from sarviz.study.design import DesignError, PoolEntry, draw_session, parse_ratio
 from sarviz.study.pool import png_chunks, render_file
 

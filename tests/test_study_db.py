@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from _study_fixtures import make_study, postgres_base_url, postgres_url, sqlite_url  # noqa: F401
+from _study_fixtures import make_study
 from sarviz.study import OwnerAPI, ParticipantAPI, QuizAnswer, StudyDatabase, StudyDatabaseError
 from sarviz.study import migrations
 from sarviz.study.models import Answer, Assignment, Base, Participant

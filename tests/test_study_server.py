@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from _study_fixtures import build_pool_folder, make_study, sqlite_url, write_sar_tif  # noqa: F401
+from _study_fixtures import build_pool_folder, make_study, write_sar_tif
 from sarviz.access import UNTRUSTED_FORWARD, AccessDenied, client_key, resolve_user_path, safe_upload_name
 from sarviz.cli import main
 from sarviz.settings import Settings

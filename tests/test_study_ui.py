@@ -14,7 +14,7 @@ from scipy.stats import norm
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from _study_fixtures import make_study, sqlite_url  # noqa: F401
+from _study_fixtures import make_study
 from sarviz.study import OwnerAPI, StudyDatabase
 from sarviz.study.models import Answer, Assignment, Item, Participant
 
@@ -179,7 +179,6 @@ def test_quiz_sessions_and_results_page(study_env):
 
 
 def test_participant_cannot_reach_labels_or_results(study_env):
-    db = study_env
     # the quiz page with made-up parameters shows no labels or results
     at = AppTest.from_file(QUIZ, default_timeout=30)
     at.query_params.update({"study": "ui-study", "item": "1", "page": "results", "admin": "1"})

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sarviz.errors import CliError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_WEIGHTS = "models/emulator_radiometric.safetensors"
 

@@ -218,7 +218,7 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
     """The full SD 1.5 + ControlNet (+ LoRA) pipeline on ``device`` in ``dtype``."""
     import torch
     from diffusers import AutoencoderKL, StableDiffusionControlNetPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTokenizer
 
     problems = paths.problems()
     if problems:

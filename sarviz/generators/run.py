@@ -117,7 +117,7 @@ def run_generation(
     """
     if generator.uses_device:
         device = runtime.choose_device(getattr(request, "device", None))
-        if dtype in (None, "auto") and device not in runtime._DECISIONS:
+        if dtype in (None, "auto") and not runtime.dtype_decided(device):
             runtime.report(progress, 0, total, "choosing the fastest safe dtype for this machine "
                            "(measured once, then cached)")
         decision = runtime.dtype_decision(device, dtype)  # measured once per machine

@@ -13,7 +13,6 @@ import os
 import time
 from typing import Sequence
 
-import numpy as np
 from rasterio.crs import CRS
 from rasterio.windows import Window
 from shapely.geometry import box

@@ -14,7 +14,6 @@ two tabs never duplicate or overwrite anything.
 
 from __future__ import annotations
 
-import datetime as _dt
 import random
 import re
 import secrets

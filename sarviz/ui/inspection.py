@@ -21,11 +21,21 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.metrics.report import (MetricError, MetricsReport, check_same_grid, inspect_results, read_sar_file,
-                                   scene_sar_as_result)
+from sarviz.generators.base import GenerationResult
+from sarviz.metrics.report import MetricError, MetricsReport, check_same_grid, read_sar_file
+from sarviz.viz.inspect import inspect_results
 from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
+
+
+def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):
+    """The VV/VH of a scene as a :class:`GenerationResult` (for GeoTIFF export and comparison)."""
+    if scene.vv_db is None or scene.vh_db is None:
+        raise MetricError(f"{scene.scene_id or 'the image'}: VV or VH is missing everywhere (no valid pixel)")
+    return GenerationResult(scene.vv_db, scene.vh_db, scene.crs, scene.transform,
+                            provenance if provenance is not None else dict(scene.provenance))
+
 
 DISPLAY_MODES: tuple[str, ...] = ("VV", "VH", "false-colour")
 ZOOM_LEVELS: tuple[int, ...] = (1, 2, 4, 8)
