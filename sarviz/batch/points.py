@@ -63,7 +63,7 @@ def _extra_columns(path: Path) -> list[dict[str, str]]:
 
 def points_from_file(path: str | Path) -> list[BatchPoint]:
     """The points of a CSV/GeoJSON points file; ids made folder-safe and unique."""
-    from sarviz.commands.fetch import read_points  # the one reader of points files
+    from sarviz.regions import read_points  # the one reader of points files
 
     path = Path(path)
     raw = read_points(path)

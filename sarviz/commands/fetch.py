@@ -10,15 +10,12 @@ bulk run that was interrupted can simply be run again.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
 
 from sarviz.errors import SceneError
 
-_LAT = ("lat", "latitude", "y")
-_LON = ("lon", "lng", "long", "longitude", "x")
 
 
 def register(subparsers) -> None:
@@ -75,45 +72,10 @@ def resolve_place(name: str, where: str = "--place"):
 
 
 def read_points(path: Path) -> list[dict]:
-    """Points from a CSV (lat/lon columns, or a ``place`` column resolved through the offline
-    gazetteer where a row has no lat/lon) or a GeoJSON of Point features; each {lat, lon, year?, id?}."""
-    if not path.is_file():
-        raise SceneError(f"points file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
-    points: list[dict] = []
-    if path.suffix.lower() in (".geojson", ".json"):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise SceneError(f"{path}: not valid JSON ({exc})") from None
-        features = data.get("features", [data]) if isinstance(data, dict) else []
-        for i, feat in enumerate(features, 1):
-            geom = (feat or {}).get("geometry") or {}
-            if geom.get("type") != "Point":
-                raise SceneError(f"{path}: feature {i} is a {geom.get('type')!r}, only Point features are supported")
-            lon, lat = geom["coordinates"][:2]
-            props = feat.get("properties") or {}
-            points.append({"lat": lat, "lon": lon, "year": props.get("year"), "id": props.get("id", f"#{i}")})
-    else:
-        rows = list(csv.DictReader(text.splitlines()))
-        if not rows:
-            raise SceneError(f"{path}: no rows; expected a header with lat and lon columns")
-        cols = {c.lower().strip(): c for c in rows[0].keys() if c}
-        lat_c = next((cols[c] for c in _LAT if c in cols), None)
-        lon_c = next((cols[c] for c in _LON if c in cols), None)
-        place_c = cols.get("place")
-        if not (lat_c and lon_c) and not place_c:
-            raise SceneError(f"{path}: needs lat and lon columns or a place column (found {list(rows[0].keys())})")
-        for i, row in enumerate(rows, 2):
-            year = row.get(cols.get("year", ""), "") if "year" in cols else ""
-            lat, lon = (row.get(lat_c) or "", row.get(lon_c) or "") if lat_c and lon_c else ("", "")
-            if not str(lat).strip() and not str(lon).strip() and place_c and (row.get(place_c) or "").strip():
-                lat, lon = place_point(row[place_c].strip(), where=f"{path.name} line {i}: place")
-            points.append({"lat": lat, "lon": lon, "year": year or None,
-                           "id": row.get(cols.get("id", ""), "") or f"line {i}"})
-    if not points:
-        raise SceneError(f"{path}: no points in the file")
-    return points
+    """:func:`sarviz.regions.read_points`, telling the user on stderr what each place column resolved to."""
+    from sarviz.regions import read_points as read_points_file
+
+    return read_points_file(path, place_point=place_point)
 
 
 def build_chain(args):
