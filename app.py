@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from sarviz.access import AccessDenied, resolve_user_path
-from sarviz.ui.gate import require_page
+from sarviz.ui.gate import guarded, require_page
 from sarviz.captions import describe_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
@@ -25,7 +25,8 @@ from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place
                                   scene_places)
 from sarviz.ui.navigation import nearest_scene_button, scene_overlay
 from sarviz.ui.scene_view import render_scene
-from sarviz.ui.study import add_to_pool_button, owner_logged_in
+from sarviz.ui.study import add_to_pool_button, owner_logged_in, quiz_page
+from sarviz.ui.text import plain
 
 st.set_page_config(page_title="sarviz · map", page_icon="🛰️", layout="wide")
 
@@ -49,7 +50,7 @@ def take_click(clicked: tuple[float, float] | None) -> bool:
     try:
         go_to(*validate_latlon(clicked[0], wrap_longitude(clicked[1])), zoom=None)  # a repeated world copy
     except SceneError as exc:
-        st.error(f"Cannot use that click: {exc}")
+        st.error(f"Cannot use that click: {plain(exc)}")
         return False
     return True
 
@@ -71,17 +72,17 @@ def map_page() -> None:
         store = open_store(str(resolve_user_path(folder, settings, must_exist=False)))
         store.refresh_if_changed()  # new or changed files since the last run (a stat a file)
     except (SceneError, AccessDenied) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))  # quotes the typed folder
     places: dict[str, str] = {}
     if store is not None:
         places = scene_places(store)
         with st.sidebar:
             scene_list(store, places)
             for problem in store.problems:
-                st.warning(f"Skipped a file: {problem}")
+                st.warning(f"Skipped a file: {plain(problem)}")
         if not len(store):
-            st.info(f"The scene folder `{store.folder}` is empty. Import scenes with "
-                    f"`sarviz import ../shared/samples --to {store.folder}`.")
+            st.info(f"The scene folder {plain(store.folder)} is empty. Import scenes with "
+                    f"sarviz import ../shared/samples \\-\\-to {plain(store.folder)}")
 
     place_search()
     first_view, view = initial_view()
@@ -115,10 +116,10 @@ def map_page() -> None:
             scene_id = acquisition_choice(store, lat, lon)
             scene = store.lookup(lat, lon, size_px, scene_id=scene_id)
         except NoSceneHere as exc:
-            st.warning(str(exc))
+            st.warning(plain(exc))
             nearest_scene_button(store, lat, lon, places)
         except SceneError as exc:
-            st.error(f"Could not read the scene here: {exc}")
+            st.error(f"Could not read the scene here: {plain(exc)}")
     fetched = fetched_scene(lat, lon, size_px)
     if fetched is not None:
         scene = fetched
@@ -154,17 +155,28 @@ def map_page() -> None:
 QUIZ = st.Page("pages/3_Quiz.py", title="Quiz", icon=":material/quiz:", url_path="Quiz")
 ADMIN = st.Page("pages/4_Study_admin.py", title="Study admin", icon=":material/admin_panel_settings:",
                 url_path="Study_admin")
+
+def study_home() -> None:
+    """A study server's front page for participants: the quiz's entry form (the map is the owner's)."""
+    st.set_page_config(page_title="SAR image study", layout="wide", initial_sidebar_state="collapsed")
+    guarded(quiz_page)
+
+
+OWNER_PAGES = [
+    st.Page("pages/1_Prompt.py", title="Prompt", icon=":material/edit_note:", url_path="Prompt"),
+    st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/compare:", url_path="Inspect"),
+    st.Page("pages/6_Batch.py", title="Batch", icon=":material/grid_view:", url_path="Batch"),
+    st.Page("pages/7_Sensor.py", title="Sensor", icon=":material/satellite_alt:", url_path="Sensor"),
+    st.Page("pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:",
+            url_path="Training_runs"),
+]
+# Every page exists in every mode, so /Quiz?study=CODE opens the quiz (a list with the quiz first
+# made it the default page, served at "/", so /Quiz was "not found") and /Inspect, /Batch … show
+# the owner login. A study server's participants get the quiz at "/" and no menu; every page but
+# the quiz gates itself on the server (sarviz.ui.gate.require_page), whatever this list says.
 if Settings.load().study_mode and not owner_logged_in():
-    # A study server: participants get the quiz and the owner's login, nothing else exists for
-    # them (every other page also gates itself on the server, in case this list changes)
-    st.navigation([QUIZ, ADMIN], position="hidden").run()
+    home = st.Page(study_home, title="Study", icon=":material/quiz:", default=True)
+    st.navigation([home, *OWNER_PAGES, QUIZ, ADMIN], position="hidden").run()
 else:
-    st.navigation([
-        st.Page(map_page, title="Map", icon=":material/map:", default=True),
-        st.Page("pages/1_Prompt.py", title="Prompt", icon=":material/edit_note:", url_path="Prompt"),
-        st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/compare:", url_path="Inspect"),
-        st.Page("pages/6_Batch.py", title="Batch", icon=":material/grid_view:", url_path="Batch"),
-        st.Page("pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:",
-                url_path="Training_runs"),
-        QUIZ, ADMIN,
-    ]).run()
+    home = st.Page(map_page, title="Map", icon=":material/map:", default=True)
+    st.navigation([home, *OWNER_PAGES, QUIZ, ADMIN]).run()

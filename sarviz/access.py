@@ -2,7 +2,7 @@
 
 sarviz's pages run on a server. In a study (``SARVIZ_MODE=study``) strangers reach it, so:
 
-* :func:`require_page` — the one-line gate at the top of every page but the quiz: in study
+* :func:`sarviz.ui.gate.require_page` — the one-line gate at the top of every page but the quiz: in study
   mode it shows the study owner's login and stops the page (server side: nothing below the
   call runs) until the owner has logged in in this browser session. In the default
   workbench mode it lets everyone in.
@@ -13,7 +13,7 @@ sarviz's pages run on a server. In a study (``SARVIZ_MODE=study``) strangers rea
 * :func:`client_key` — the address that owner-login limits are keyed on: the TCP peer, or,
   only when that peer is a configured proxy (``SARVIZ_TRUSTED_PROXIES``), the right-most
   forwarded address that is not a proxy. A forged ``X-Forwarded-For`` never chooses the key.
-* :func:`guarded` — runs a page body so that an unexpected error (e.g. a forged widget state)
+* :func:`sarviz.ui.gate.guarded` — runs a page body so that an unexpected error (e.g. a forged widget state)
   shows one line, never a traceback or a server path; the details go to the server log.
 """
 
@@ -82,6 +82,17 @@ def resolve_user_path(text: str | os.PathLike, settings: "Settings | None" = Non
         if kind == "file" and not real.is_file():
             raise AccessDenied(f"{raw} is not a file.")
     return real
+
+
+def inside_roots(path: str | os.PathLike, settings: "Settings | None" = None, *, kind: str = "folder") -> Path | None:
+    """The real path of a path the app *listed* (a file or run folder found in a root), or None
+    when it leads outside the roots (e.g. a symlink out of one): listed paths get the same check
+    as typed ones, so a link inside a root never shows or serves what lies outside it."""
+    try:
+        return resolve_user_path(os.fspath(path), settings, kind=kind)
+    except AccessDenied:
+        log.warning("not listed: %s leads outside the allowed folders", path)
+        return None
 
 
 def safe_upload_name(name: str, default: str = "upload") -> str:
@@ -181,3 +192,23 @@ def browser_session_id() -> str:
         return str(ctx.session_id) if ctx is not None else "none"
     except Exception:
         return "none"
+
+
+#: Streamlit session ids in which the study owner has logged in (the upload guard's list)
+_OWNER_SESSIONS: set[str] = set()
+
+
+def mark_owner_session(logged_in: bool = True) -> None:
+    """Record (or forget) that the study owner logged in in this browser session."""
+    sid = browser_session_id()
+    if sid == "none":
+        return
+    if logged_in:
+        _OWNER_SESSIONS.add(sid)
+    else:
+        _OWNER_SESSIONS.discard(sid)
+
+
+def is_owner_session(session_id: str) -> bool:
+    """True if the study owner logged in in the browser session ``session_id`` (server side)."""
+    return session_id in _OWNER_SESSIONS

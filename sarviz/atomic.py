@@ -6,7 +6,9 @@ import contextlib
 import csv
 import io
 import json
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -28,9 +30,34 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path
         yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        # checked before the partial file goes (its removal frees the space again)
+        full = disk_full_error(path.parent) if isinstance(exc, Exception) else None
         Path(tmp).unlink(missing_ok=True)
+        if full is not None and not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+                                     and "disk full at" in str(exc)):
+            raise full from exc
         raise
+
+
+#: after a failed write, a folder with less free space than this is reported as full
+DISK_FULL_BELOW = 8 * 2**20
+
+
+def disk_full_error(folder: str | os.PathLike) -> OSError | None:
+    """An ``OSError(ENOSPC, "disk full at FOLDER …")`` if ``folder``'s file system is (nearly) full.
+
+    GDAL and libtiff rarely pass ENOSPC on: a full disk surfaces as "TIFFRewriteDirectory:
+    Error fetching directory count" or a short file. After any failed write, the free space
+    says what really happened.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free >= DISK_FULL_BELOW:
+        return None
+    return OSError(errno.ENOSPC, f"disk full at {folder} ({free // 1024} KiB free)")
 
 
 def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike, old: str | os.PathLike | None = None) -> Path:

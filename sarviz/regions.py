@@ -1,4 +1,7 @@
-"""Region files: the (Multi)Polygons of a GeoJSON file, checked, for commands that grid a region.
+"""Region and points files: the strict readers of every command (one each, issue 21 items 10–12).
+
+:func:`read_region` — the (Multi)Polygons of a GeoJSON file, checked, for commands that grid a region.
+:func:`read_points` — the points of a CSV or GeoJSON points file (``fetch``, ``batch``, ``dataset build``).
 
 `sarviz batch --region` and `sarviz dataset build --region` both lay points inside a region
 (each on its own grid: km spacing around the region's centre for batches, the patch stride on
@@ -9,107 +12,210 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
-from typing import Callable
 
 from sarviz.errors import SceneError
 
+
+#: deepest JSON nesting a region or points file may have (a Polygon needs 4 levels, a
+#: FeatureCollection of MultiPolygons 7): deeper files are refused before anything recurses
+MAX_NESTING = 32
+#: a grid on one azimuthal projection cannot represent regions beyond these (issue 21, item 12)
+MAX_LON_SPAN, MAX_ABS_LAT = 170.0, 85.0
 _LAT = ("lat", "latitude", "y")
 _LON = ("lon", "lng", "long", "longitude", "x")
+
+
+def _load_json(path: Path, what: str) -> object:
+    if not path.is_file():
+        raise SceneError(f"{what} {path} does not exist")
+    text = path.read_text(encoding="utf-8-sig")
+    depth = level = 0
+    in_string = escaped = False
+    for ch in text:  # nesting checked before json.loads (a 100k-deep file is a RecursionError there)
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            level += 1
+            depth = max(depth, level)
+            if depth > MAX_NESTING:
+                raise SceneError(f"{path}: JSON nested more than {MAX_NESTING} levels deep; not a {what}")
+        elif ch in "]}":
+            level -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise SceneError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:200]})") from None
+
+
+def _features(data: object, path: Path, what: str) -> list[object]:
+    if not isinstance(data, dict):
+        raise SceneError(f"{path}: not a GeoJSON object (a JSON {type(data).__name__})")
+    if data.get("type") == "FeatureCollection":
+        feats = data.get("features")
+        if not isinstance(feats, list):
+            raise SceneError(f"{path}: the FeatureCollection has no list of features")
+        return feats
+    if data.get("type") == "Feature":
+        return [data]
+    return [{"type": "Feature", "geometry": data, "properties": {}}]
+
+
+def _position(pos: object, where: str) -> tuple[float, float]:
+    """A [lon, lat(, z)] position, checked: numbers, finite, on the globe."""
+    if not isinstance(pos, list) or not 2 <= len(pos) <= 3 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos):
+        raise SceneError(f"{where}: a position must be [longitude, latitude], got {json.dumps(pos)[:80]}")
+    lon, lat = float(pos[0]), float(pos[1])
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise SceneError(f"{where}: a position is not a finite number ({json.dumps(pos)[:80]})")
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise SceneError(f"{where}: position {lon}, {lat} is off the globe (longitude −180…180, latitude −90…90)")
+    return lon, lat
+
+
+def _rings(coords: object, where: str) -> list[list[tuple[float, float]]]:
+    if not isinstance(coords, list) or not coords:
+        raise SceneError(f"{where}: a polygon needs a list of rings")
+    rings = []
+    for r, ring in enumerate(coords, 1):
+        if not isinstance(ring, list) or len(ring) < 4:
+            raise SceneError(f"{where}: ring {r} needs at least 4 positions (the first repeated last)")
+        rings.append([_position(p, f"{where}, ring {r}") for p in ring])
+    return rings
+
+
+def _check_griddable(rings: list[list[tuple[float, float]]], where: str) -> None:
+    """Refuse what one grid projection cannot represent: crossing the antimeridian, too wide, a pole."""
+    lons = [p[0] for ring in rings for p in ring]
+    if min(lons) <= -180.0 and max(lons) >= 180.0:
+        raise SceneError(f"{where} spans 360° of longitude (the whole globe); a region grid covers at most "
+                         f"{MAX_LON_SPAN:.0f}° — give the area you want as smaller regions")
+    for ring in rings:
+        if any(abs(b[0] - a[0]) > 180.0 for a, b in zip(ring, ring[1:])):
+            raise SceneError(f"{where} crosses the antimeridian (±180° longitude); split it into one polygon "
+                             "on each side")
+    lons = [p[0] for ring in rings for p in ring]
+    lats = [p[1] for ring in rings for p in ring]
+    if max(lons) - min(lons) > MAX_LON_SPAN:
+        raise SceneError(f"{where} spans {max(lons) - min(lons):.0f}° of longitude; a region grid covers at most "
+                         f"{MAX_LON_SPAN:.0f}° — split it into smaller regions")
+    if max(abs(v) for v in lats) > MAX_ABS_LAT:
+        raise SceneError(f"{where} reaches beyond {MAX_ABS_LAT:.0f}° latitude (towards a pole), where a region "
+                         "grid is not defined; Sentinel-1/-2 coverage ends there too")
 
 
 def read_region(path: str | Path) -> list[tuple[object, dict]]:
     """[(shapely polygon, feature properties)] of a GeoJSON FeatureCollection, Feature or bare geometry.
 
-    Every feature must be a valid, non-empty Polygon or MultiPolygon; otherwise a one-line
-    :class:`~sarviz.errors.SceneError` names the file and the feature.
+    A strict reader: every feature is an object whose geometry is a Polygon or MultiPolygon of
+    finite [longitude, latitude] positions on the globe, checked before shapely or pyproj see
+    it, and a region a grid can represent (no antimeridian crossing, at most 170° wide, not
+    beyond 85° latitude). Otherwise a one-line :class:`~sarviz.errors.SceneError` names the
+    file, the feature number and what is wrong.
     """
     from shapely.geometry import shape
 
     path = Path(path)
-    if not path.is_file():
-        raise SceneError(f"region file {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except ValueError as exc:
-        raise SceneError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SceneError(f"{path}: not a GeoJSON object")
-    if data.get("type") == "FeatureCollection":
-        feats = data.get("features") or []
-    elif data.get("type") == "Feature":
-        feats = [data]
-    else:
-        feats = [{"type": "Feature", "geometry": data, "properties": {}}]
+    feats = _features(_load_json(path, "region file"), path, "region file")
     out = []
     for i, feat in enumerate(feats, 1):
-        geom = (feat or {}).get("geometry") or {}
-        if geom.get("type") not in ("Polygon", "MultiPolygon"):
-            raise SceneError(f"{path}: region feature {i} is a {geom.get('type')!r}; a region is a Polygon or "
-                             "MultiPolygon")
+        where = f"{path}: region feature {i}"
+        if not isinstance(feat, dict):
+            raise SceneError(f"{where} is a JSON {type(feat).__name__}, not a GeoJSON Feature object")
+        geom = feat.get("geometry")
+        if not isinstance(geom, dict):
+            raise SceneError(f"{where} has no geometry object")
+        kind = geom.get("type")
+        if kind not in ("Polygon", "MultiPolygon"):
+            raise SceneError(f"{where} is a {kind!r}; a region is a Polygon or MultiPolygon")
+        coords = geom.get("coordinates")
+        if kind == "Polygon":
+            rings = _rings(coords, where)
+        else:
+            if not isinstance(coords, list) or not coords:
+                raise SceneError(f"{where}: a MultiPolygon needs a list of polygons")
+            rings = [r for k, poly in enumerate(coords, 1) for r in _rings(poly, f"{where}, polygon {k}")]
+        _check_griddable(rings, where)
+        props = feat.get("properties")
+        if props is not None and not isinstance(props, dict):
+            raise SceneError(f"{where}: properties must be an object")
         poly = shape(geom)
         if not poly.is_valid or poly.is_empty:
-            raise SceneError(f"{path}: region feature {i} is not a valid polygon")
-        out.append((poly, feat.get("properties") or {}))
+            raise SceneError(f"{where} is not a valid polygon (it crosses itself or has no area)")
+        out.append((poly, props or {}))
     if not out:
         raise SceneError(f"{path}: the region file has no polygon")
     return out
 
 
-# -- points files ---------------------------------------------------------------------------------
-def _gazetteer_point(name: str, where: str = "place") -> tuple[float, float]:
-    from sarviz.gazetteer import resolve
-
-    try:
-        place, _others = resolve(name)
-    except SceneError as exc:
-        raise SceneError(f"{where}: {exc}") from None
-    return place.lat, place.lon
-
-
-def read_points(path: str | Path, place_point: Callable[..., tuple[float, float]] | None = None) -> list[dict]:
+def read_points(path: str | Path) -> list[dict]:
     """Points from a CSV (lat/lon columns, or a ``place`` column resolved through the offline
-    gazetteer where a row has no lat/lon) or a GeoJSON of Point features; each {lat, lon, year?, id?}.
+    gazetteer where a row has no lat/lon) or a GeoJSON of Point features; each {lat, lon, year?, id?, place?}.
 
-    ``place_point(name, where=…)`` turns a place name into (lat, lon); the default is the offline
-    gazetteer's :func:`sarviz.gazetteer.resolve` (the CLI passes one that also says what it chose)."""
+    The one strict points reader of every command (``fetch``, ``batch``, ``dataset build``): a
+    CSV row with more or fewer fields than the header, a Point that is not an object or whose
+    coordinates are not finite numbers on the globe is refused in one line naming the file and
+    the line or feature number.
+    """
     path = Path(path)
-    if place_point is None:
-        place_point = _gazetteer_point
     if not path.is_file():
         raise SceneError(f"points file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
     points: list[dict] = []
     if path.suffix.lower() in (".geojson", ".json"):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise SceneError(f"{path}: not valid JSON ({exc})") from None
-        features = data.get("features", [data]) if isinstance(data, dict) else []
-        for i, feat in enumerate(features, 1):
-            geom = (feat or {}).get("geometry") or {}
-            if geom.get("type") != "Point":
-                raise SceneError(f"{path}: feature {i} is a {geom.get('type')!r}, only Point features are supported")
-            lon, lat = geom["coordinates"][:2]
-            props = feat.get("properties") or {}
+        feats = _features(_load_json(path, "points file"), path, "points file")
+        for i, feat in enumerate(feats, 1):
+            where = f"{path}: feature {i}"
+            if not isinstance(feat, dict):
+                raise SceneError(f"{where} is a JSON {type(feat).__name__}, not a GeoJSON Feature object")
+            geom = feat.get("geometry")
+            if not isinstance(geom, dict) or geom.get("type") != "Point":
+                kind = geom.get("type") if isinstance(geom, dict) else None
+                raise SceneError(f"{where} is a {kind!r}, only Point features are supported")
+            lon, lat = _position(geom.get("coordinates"), where)
+            props = feat.get("properties")
+            if props is not None and not isinstance(props, dict):
+                raise SceneError(f"{where}: properties must be an object")
+            props = props or {}
             points.append({"lat": lat, "lon": lon, "year": props.get("year"), "id": props.get("id", f"#{i}")})
     else:
-        rows = list(csv.DictReader(text.splitlines()))
-        if not rows:
+        text = path.read_text(encoding="utf-8-sig")
+        rows = list(csv.reader(text.splitlines()))
+        while rows and not any(c.strip() for c in rows[-1]):
+            rows.pop()  # trailing blank lines
+        if len(rows) < 2:
             raise SceneError(f"{path}: no rows; expected a header with lat and lon columns")
-        cols = {c.lower().strip(): c for c in rows[0].keys() if c}
+        header = [c.strip() for c in rows[0]]
+        cols = {c.lower(): k for k, c in enumerate(header) if c}
         lat_c = next((cols[c] for c in _LAT if c in cols), None)
         lon_c = next((cols[c] for c in _LON if c in cols), None)
         place_c = cols.get("place")
-        if not (lat_c and lon_c) and not place_c:
-            raise SceneError(f"{path}: needs lat and lon columns or a place column (found {list(rows[0].keys())})")
-        for i, row in enumerate(rows, 2):
-            year = row.get(cols.get("year", ""), "") if "year" in cols else ""
-            lat, lon = (row.get(lat_c) or "", row.get(lon_c) or "") if lat_c and lon_c else ("", "")
-            if not str(lat).strip() and not str(lon).strip() and place_c and (row.get(place_c) or "").strip():
-                lat, lon = place_point(row[place_c].strip(), where=f"{path.name} line {i}: place")
-            points.append({"lat": lat, "lon": lon, "year": year or None,
-                           "id": row.get(cols.get("id", ""), "") or f"line {i}"})
+        if (lat_c is None or lon_c is None) and place_c is None:
+            raise SceneError(f"{path}: needs lat and lon columns or a place column (found {header})")
+        for line, row in enumerate(rows[1:], 2):
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise SceneError(f"{path}: line {line} has {len(row)} field(s) but the header has {len(header)}")
+            year = row[cols["year"]].strip() if "year" in cols else ""
+            point = {"lat": row[lat_c].strip() if lat_c is not None else "",
+                     "lon": row[lon_c].strip() if lon_c is not None else "", "year": year or None,
+                     "id": (row[cols["id"]].strip() if "id" in cols else "") or f"line {line}"}
+            name = row[place_c].strip() if place_c is not None else ""
+            if name and not point["lat"] and not point["lon"]:
+                # a row without coordinates names a place: the one gazetteer resolves it (an
+                # ambiguous name or a typo is refused with the candidates, naming the line)
+                from sarviz.gazetteer import resolve
+
+                try:
+                    place, _others = resolve(name)
+                except SceneError as exc:
+                    raise SceneError(f"{path}: line {line}: place {exc}") from None
+                point.update(lat=place.lat, lon=place.lon, place=place.description)
+            points.append(point)
     if not points:
         raise SceneError(f"{path}: no points in the file")
     return points

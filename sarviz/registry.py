@@ -43,6 +43,8 @@ _KIND_MODULES = {
     "controlnet-lora": "sarviz.generators.diffusion",
     "emulator": "sarviz.generators.emulator",
     "text-to-sar": "sarviz.generators.text",
+    "text-to-sar-sd3": "sarviz.generators.text_sd3",
+    "ad-migration": "sarviz.migration.migrate",
 }
 
 
@@ -57,15 +59,24 @@ class ModelRegistry:
         self.folders = [Path(f) for f in (folders or default_model_dirs())]
         self.cards: dict[str, ModelCard] = {}
         self.problems: list[str] = []
+        shipped: set[str] = set()
         for folder in self.folders:
             if not folder.is_dir():
                 continue
+            is_shipped = folder.resolve() == REPO_MODELS_DIR.resolve()
             for path in ModelCard.card_files(folder):
                 try:
-                    card = ModelCard.load(path)
+                    card = ModelCard.load(path)  # checks the card's field types (one line a problem)
                 except FormatError as exc:
-                    self.problems.append(str(exc))
+                    self.problems.append(f"{exc}; ignored")
                     continue
+                if not is_shipped and card.id in shipped:
+                    # a user card named like a shipped one silently replaced it (and broke the default)
+                    self.problems.append(f"{path}: id {card.id!r} is the id of a card shipped with sarviz; "
+                                         "ignored — give your card another id")
+                    continue
+                if is_shipped:
+                    shipped.add(card.id)
                 self.cards[card.id] = card
 
     def ids(self) -> list[str]:

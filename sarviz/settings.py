@@ -84,6 +84,9 @@ class Settings:
     #: addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For header is believed;
     #: empty = believe no forwarded header (clients are told apart by their own address)
     trusted_proxies: tuple[str, ...] = ()
+    #: megabytes of uploaded files one browser session may hold on the server (all files together;
+    #: Streamlit's ``server.maxUploadSize`` caps each file); in study mode only the owner uploads
+    upload_session_mb: float = 256.0
 
     @classmethod
     def load(cls, config_file: Path | None = None) -> "Settings":
@@ -99,6 +102,9 @@ class Settings:
             env = os.environ.get(f"SARVIZ_{f.name.upper()}")
             if env is not None:
                 values[f.name] = env
+        # An empty value means unset (the default), never "": an empty folder setting would
+        # otherwise become Path("") = the working directory, and with it an allowed root.
+        values = {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
         out = cls()
         for f in fields(cls):
             if f.name not in values:
@@ -116,11 +122,11 @@ class Settings:
                     raise ConfigError(f"SARVIZ_MODE must be one of {', '.join(MODES)}, got {raw!r}")
             elif f.name == "study_db":
                 raw = expand_sqlite_home(str(raw))
-            elif f.name == "network_timeout":
+            elif f.name in ("network_timeout", "upload_session_mb"):
                 try:
                     raw = float(raw)
                 except (TypeError, ValueError):
-                    raise ConfigError(f"SARVIZ_NETWORK_TIMEOUT must be a number of seconds, got {raw!r}") from None
+                    raise ConfigError(f"SARVIZ_{f.name.upper()} must be a number, got {raw!r}") from None
             setattr(out, f.name, raw)
         return out
 

@@ -23,6 +23,8 @@ from typing import Iterator
 
 import pytest
 
+from _waits import patience, patience_ms
+
 ROOT = Path(__file__).resolve().parents[1]
 WEB_ASSETS = ROOT / ".cache" / "webassets"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,6 +42,10 @@ _OTHER_LOCAL = {
 }
 
 
+#: base URL → pid of the servers run_streamlit started (a test may read the server's memory)
+SERVER_PIDS: dict[str, int] = {}
+
+
 def require_browser() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (./dev test installs it with apt)")
@@ -55,23 +61,44 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
-                  timeout: float = 90.0) -> Iterator[str]:
-    """Start ``streamlit run script`` on a free loopback port; yield its base URL."""
+                  timeout: float | None = None, address: str | None = "127.0.0.1") -> Iterator[str]:
+    """Start ``streamlit run script`` on a free loopback port; yield its base URL.
+
+    ``address=None``: no ``--server.address`` flag, i.e. the address the app's config chooses.
+    """
     port = _free_port()
     streamlit = shutil.which("streamlit", path=str(Path(sys.executable).parent)) or "streamlit"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / f"streamlit-{port}.log", "w")
     proc = subprocess.Popen(
-        [streamlit, "run", str(ROOT / script), "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        [streamlit, "run", str(ROOT / script), "--server.port", str(port),
+         *(["--server.address", address] if address else []), "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, proc, timeout, log.name)
+        wait_healthy(base, proc, timeout or patience(90), log.name)
+        SERVER_PIDS[base] = proc.pid
         yield base + (f"/{page}" if page else "")
     finally:
+        SERVER_PIDS.pop(base, None)
         stop_server(proc, log)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (IPv4 and IPv6, as /proc/net shows them) listening on ``port``."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
+                out.add(addr)
+    return out
 
 
 def wait_healthy(base: str, proc: subprocess.Popen, timeout: float, log_name: str) -> None:
@@ -95,7 +122,7 @@ def stop_server(proc: subprocess.Popen, log) -> None:
     """Stop a server this process started (terminate, then kill after 10 s) and close its log."""
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=patience(10))
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
@@ -149,7 +176,7 @@ def chromium_page(width: int = 1400, height: int = 1000, offline: bool = False,
             sink = blocked if blocked is not None else []
             context.route("**/*", (lambda route: _route_offline(route, sink)) if offline else _route)
             page = context.new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(patience_ms(60))  # scales with the machine's load
             yield page
         finally:
             browser.close()

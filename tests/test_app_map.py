@@ -51,7 +51,9 @@ def test_type_a_place_takes_coordinates_and_names(sample_scenes, monkeypatch):
     at = run_app(sample_scenes)
     assert "Click a place" in at.info[0].value
     _search(at, "95, 10")
-    assert "latitude 95.0 is outside [-90, 90]" in at.error[0].value
+    from sarviz.ui.text import shown  # messages quote user input as escaped plain text (issue 21)
+
+    assert "latitude 95.0 is outside [-90, 90]" in shown(at.error[0].value)
     _search(at, "xqzxqzxq")
     assert "No place called 'xqzxqzxq'" in at.error[0].value
     # coordinates after bad input work, and are kept in the URL

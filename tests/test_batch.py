@@ -174,6 +174,42 @@ def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_p
     assert len(BatchFolder(tmp_path / "run").done_ids()) == 20
 
 
+def test_a_retried_item_checks_what_is_already_in_place(inputs, tmp_path):
+    """The race behind the flaky kill test (issue 21): Ray retried an item whose first attempt
+    had already published it (or had handed over scene.tif and not yet renamed), found no
+    staged scene and recorded a finished item as failed. Both states, made on purpose here:
+    a retried task now reports the published item as done and redoes a half-made one from the
+    fetch stage."""
+    from sarviz.batch.items import ItemGenerator, SceneFetcher
+
+    config = _config(inputs)
+    folder = BatchFolder(tmp_path / "run")
+    points = [p for p in points_from_file(inputs["points"]) if p.id != "nowhere"][:2]
+    folder.start(config, points, {})
+    fetcher, generator = SceneFetcher(config, str(folder.root)), ItemGenerator(config, str(folder.root))
+    # 1. the first attempt published the item, then its actor died before answering
+    row = fetcher.fetch(points[0])
+    first = generator.generate(row)
+    assert first["status"] == "done"
+    published = folder.item_json(points[0].id).read_bytes()
+    retried = generator.generate(row)
+    assert retried["status"] == "done" and retried["item"] == first["item"], retried
+    assert folder.item_json(points[0].id).read_bytes() == published  # kept, not redone or lost
+    # 2. the first attempt died after handing over scene.tif, before the rename
+    row = fetcher.fetch(points[1])
+    (folder.staging(points[1].id) / "scene.tif").unlink()
+    retried = generator.generate(row)
+    assert retried["status"] == "done", retried
+    assert folder.done_ids() == {points[0].id, points[1].id}
+    # the whole staging folder gone too (a cleared .staging): fetched again as well
+    import shutil
+
+    shutil.rmtree(folder.item_dir(points[1].id))
+    shutil.rmtree(folder.staging_dir)
+    folder.staging_dir.mkdir()
+    assert generator.generate(row)["status"] == "done" and folder.item_json(points[1].id).is_file()
+
+
 def test_evaluate_on_ray_gives_the_inline_numbers(first_run, ray_local):
     from sarviz.batch.evaluate import evaluate_batch, evaluate_item, item_entries
 

@@ -9,6 +9,7 @@ from _batch_fixtures import build_scene_folder, write_points_csv
 from _browser import chromium_page, require_browser, run_streamlit, screenshot
 
 from sarviz.ui import webassets
+from _waits import patience_ms
 
 pytestmark = pytest.mark.browser
 
@@ -47,11 +48,11 @@ def test_offline_batch_page_map_draws_from_local_leaflet(batch_root, tmp_path):
     batch = str((batch_root / "batches" / "b1").resolve())
     with run_streamlit("app.py", env=env, page="Batch") as url, chromium_page(offline=True, blocked=blocked) as page:
         page.goto(url)
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         page.locator("[data-testid='stSelectbox']").first.click()
         page.get_by_role("option", name=batch).click()
         frame_el = page.locator("iframe[title*='streamlit_folium']").first
-        frame_el.wait_for(timeout=90_000)
+        frame_el.wait_for(timeout=patience_ms(90))
         frame = frame_el.content_frame
         frame.locator(".leaflet-container").wait_for()  # Leaflet loaded from /app/static/vendor, no CDN
         frame.locator(".leaflet-container[data-sarviz-offline-base='drawn']").wait_for()  # Natural Earth drawn

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from _waits import patience_ms
 
 pytestmark = pytest.mark.browser
 
@@ -100,7 +101,7 @@ def inspect_folder(tmp_path_factory) -> tuple[Path, str, str, tuple[float, float
 
 def _settle(page, predicate_js: str = "() => true", arg=None) -> None:
     """Wait until Streamlit is idle and ``predicate_js`` holds (the change we wait for arrived)."""
-    page.wait_for_function(f"(arg) => ({IDLE_JS})() && ({predicate_js})(arg)", arg=arg, timeout=60_000)
+    page.wait_for_function(f"(arg) => ({IDLE_JS})() && ({predicate_js})(arg)", arg=arg, timeout=patience_ms(60))
 
 
 def _panel_srcs(page) -> list:
@@ -179,7 +180,7 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
         try:
             frame.wait_for_function("() => { const s = (" + SWIPE_STATE_JS + ")(); return s.overlays.length === 2 && "
                                     "s.overlays.every(o => o.loaded && o.rect[2] > 100 && o.rect[3] > 100) && "
-                                    "s.overlays[1].clip.startsWith('inset('); }", timeout=15_000)
+                                    "s.overlays[1].clip.startsWith('inset('); }", timeout=patience_ms(15))
         except PlaywrightTimeout:
             pytest.fail(f"the swipe map's overlays are not drawn at a visible size: {frame.evaluate(SWIPE_STATE_JS)}")
         state = frame.evaluate(SWIPE_STATE_JS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from _waits import patience_ms
 from conftest import SPAIN_LATLON
 
 pytestmark = pytest.mark.browser
@@ -25,7 +26,7 @@ def test_click_spain_scene_shows_s1(sample_scenes, tmp_path):
         box = frame.locator(".leaflet-container").bounding_box()
         # click a little off the centre marker, inside the 4.6 km footprint
         page.mouse.click(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30)
-        page.get_by_text("sen1floods11_Spain_7370579").first.wait_for(timeout=60_000)
+        page.get_by_text("sen1floods11_Spain_7370579").first.wait_for(timeout=patience_ms(60))
         page.get_by_text("Sentinel-1 VV").first.wait_for()
         imgs = page.locator("[data-testid='stImage'] img")
         imgs.nth(4).wait_for()

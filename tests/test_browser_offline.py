@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from _waits import patience_ms
 from conftest import SPAIN_LATLON
 
 from sarviz.ui import webassets
@@ -20,6 +21,18 @@ RUN_IDLE_JS = """() => {
   const app = document.querySelector("[data-testid='stApp']");
   return !!app && app.dataset.testScriptState === 'notRunning' && !document.querySelector("[data-stale='true']");
 }"""
+
+
+def _settled_box(page, locator):  # noqa: ANN001, ANN202
+    """The element's box once it stopped moving (two frames apart), not after a fixed pause."""
+    box = None
+    for _ in range(200):
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        now = locator.bounding_box()
+        if now is not None and now == box:
+            return now
+        box = now
+    return box
 
 
 def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
@@ -48,16 +61,16 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
         page.mouse.click(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30)
         main = page.locator("[data-testid='stMain']")
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=90_000)
+            timeout=patience_ms(90))
         main.get_by_text("Proxy embedding", exact=False).first.wait_for()
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # the clicked point is marked on the map (a second, red circle)
         frame.locator("path[fill='#d7191c']").first.wait_for()
         generate = page.get_by_role("button", name="Generate")
         assert generate.is_enabled()
         generate.click()
-        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=120_000)
-        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=patience_ms(120))
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(120))
         page.get_by_text("Made from a PROXY embedding").first.wait_for()
         # side by side: optical | real | generated, all three drawn
         inspect = page.locator("[data-testid='stTabs']").first
@@ -89,53 +102,52 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
     with run_streamlit("app.py", env=env) as url, chromium_page(offline=True) as page:
         page.goto(url)
         page.get_by_text("Click a place on the map").wait_for()
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         grid = page.locator("[data-testid='stSidebar'] [data-testid='stDataFrame']")
         grid.wait_for()
         grid.scroll_into_view_if_needed()  # the sidebar's page list sits above it
-        page.wait_for_timeout(300)
-        box = grid.bounding_box()
+        box = _settled_box(page, grid)
         # rows sorted by id: six BigEarthNet patches, then the Spain chip (7th row); 35 px rows
         page.mouse.click(box["x"] + 14, box["y"] + 35 + 6 * 35 + 17)
         main = page.locator("[data-testid='stMain']")
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=90_000)
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+            timeout=patience_ms(90))
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # Type a place (issue 22): `Punjab` lists Pakistan's province first, then India's, names shown
         page.get_by_label("Type a place").fill("Punjab")
         page.get_by_role("button", name="Go", exact=True).click()
         radio = main.locator("[data-testid='stRadio']").filter(has_text="Places matching 'Punjab'")
-        radio.wait_for(timeout=90_000)
+        radio.wait_for(timeout=patience_ms(90))
         names = [o for o in radio.locator("label").all_inner_texts() if o.startswith("Punjab, ")]
         assert names[0].startswith("Punjab, Pakistan — region"), names
         assert names[1].startswith("Punjab, India — region"), names
         screenshot(page, "offline-type-a-place-punjab")
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # the README's route: `Murcia` → one click to the nearest scene → the Spain sample → Generate
         page.get_by_label("Type a place").fill("Murcia")
         page.get_by_role("button", name="Go", exact=True).click()
-        main.get_by_text("Murcia, Spain — town", exact=False).first.wait_for(timeout=90_000)
+        main.get_by_text("Murcia, Spain — town", exact=False).first.wait_for(timeout=patience_ms(90))
         jump = page.get_by_role("button", name="Go to the nearest scene")
-        jump.wait_for(timeout=90_000)
+        jump.wait_for(timeout=patience_ms(90))
         jump.click()  # the one click
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=90_000)
-        page.wait_for_function(RUN_IDLE_JS, timeout=90_000)
+            timeout=patience_ms(90))
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # the scene's own optical image lies on the map where the user works (offline: no tiles)
         frame = page.locator("iframe[title*='streamlit_folium']").first.content_frame
         overlay = frame.locator("img.sarviz-scene-overlay")
-        overlay.wait_for()
+        overlay.wait_for(timeout=patience_ms(90))
         assert overlay.evaluate("i => i.complete && i.naturalWidth > 100 && i.getBoundingClientRect().width > 50")
         assert float(overlay.evaluate("i => getComputedStyle(i).opacity")) == pytest.approx(0.85, abs=0.01)
         page.get_by_role("button", name="Generate").click()
-        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=120_000)
-        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=patience_ms(120))
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(120))
         optical_src = overlay.get_attribute("src")
         overlay_choice = page.locator("[data-testid='stRadio']").filter(has_text="Map overlay")
         overlay_choice.get_by_text("generated", exact=True).click()
-        page.wait_for_function(RUN_IDLE_JS, timeout=120_000)
+        page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(120))
         page.wait_for_function("""(old) => {
           const f = document.querySelector("iframe[title*='streamlit_folium']");
           const i = f && f.contentDocument.querySelector('img.sarviz-scene-overlay');
-          return i && i.src !== old && i.complete && i.naturalWidth > 100; }""", arg=optical_src, timeout=60_000)
+          return i && i.src !== old && i.complete && i.naturalWidth > 100; }""", arg=optical_src, timeout=patience_ms(60))
         screenshot(page, "offline-murcia-generated")

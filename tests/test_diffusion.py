@@ -203,11 +203,13 @@ def test_queue_runs_one_generation_per_device_in_order():
                 running[0] -= 1
 
     threads = [threading.Thread(target=job, args=(n,)) for n in range(4)]
+    with queue.slot("cpu"):  # hold the slot: the jobs queue up in the order they start
+        for n, t in enumerate(threads):
+            t.start()
+            while queue.busy("cpu") < n + 2:  # this one is in the queue (not a fixed pause)
+                time.sleep(0.005)
     for t in threads:
-        t.start()
-        time.sleep(0.01)
-    for t in threads:
-        t.join(5)
+        t.join()
     assert peak[0] == 1 and order == [0, 1, 2, 3]
 
     cancel, positions = threading.Event(), []
@@ -218,9 +220,10 @@ def test_queue_runs_one_generation_per_device_in_order():
                     pass
         t = threading.Thread(target=waiter)
         t.start()
-        time.sleep(0.05)
+        while not positions:  # it is waiting in the queue and was told its place
+            time.sleep(0.005)
         cancel.set()
-        t.join(5)
+        t.join()
     assert positions and positions[0] == 1 and queue.busy("cpu") == 0
 
 

@@ -33,7 +33,8 @@ def test_every_artifact_is_registered_with_its_files():
     classes = artifact_classes()
     assert set(classes) == {"scene-file", "patch-dataset", "captioned-dataset", "training-run",
                             "controlnet-checkpoint", "text-run", "sarclip", "emulator-weights", "model-card",
-                            "batch-folder", "stac-catalog", "evaluation-report", "study-export", "generated-image"}
+                            "batch-folder", "stac-catalog", "evaluation-report", "study-export", "generated-image",
+                            "sensor-profile", "sensor-comparison"}
     for name, cls in classes.items():
         assert callable(getattr(cls, "load")) and callable(getattr(cls, "save")), name
 
@@ -471,3 +472,27 @@ def test_formats_is_core_it_imports_no_higher_layer_and_no_torch():
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- sensor profile (seed 003) -----------------------------------------------------------------------
+def test_sensor_profile_and_comparison_round_trip_and_errors(tmp_path):
+    from sarviz.formats.sensor_profile import COMPARISON_FILE, SensorComparison, SensorProfile
+
+    def profile(name: str, enl: float) -> SensorProfile:
+        return SensorProfile(name=name, n_images=2, enl_median=enl, enl_per_image=[enl, enl], hf_ratio_median=0.4,
+                             hf_radius=0.25, histogram=[0.25, 0.75], saturated_fraction=0.02,
+                             glcm={"contrast": 1.5}, notes=["a note"])
+
+    ref, other = profile("ref", 4.0), profile("content", 1.0)
+    assert SensorProfile.load(ref.save(tmp_path / "ref.json")) == ref
+    comparison = SensorComparison(ref, [other], {"content": {"abs_delta_log_enl": 1.386}})
+    path = comparison.save(tmp_path)  # a folder: its file name comes from the artifact
+    assert path.name == COMPARISON_FILE and SensorComparison.load(tmp_path) == comparison
+    (tmp_path / "bad.json").write_text('{"format": "something-else"}')
+    with pytest.raises(FormatError, match="bad.json"):
+        SensorProfile.load(tmp_path / "bad.json")
+    (tmp_path / "short.json").write_text('{"format": "sarviz-sensor-profile/1", "name": "x"}')
+    with pytest.raises(FormatError, match="lacks"):
+        SensorProfile.load(tmp_path / "short.json")
+    with pytest.raises(FormatError, match="missing"):
+        SensorComparison.load(tmp_path / "none.json")

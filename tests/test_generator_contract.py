@@ -1,9 +1,10 @@
 """Every generator through the same contract (tests/generator_contract.py).
 
 The emulator (the repository's own card and weights), the tiny ControlNet geo model and the
-tiny SD 1.5 and SDXL text-to-SAR models (the random models the other tests build), and a
-test-only image transformer that exercises the transform branch until the SAR→SAR renderer
-and the cross-sensor migration join with their own tiny models.
+tiny SD 1.5 and SDXL text-to-SAR models (the random models the other tests build), the
+seed-003 SD3 text-to-SAR generator (a tiny SD3 base with a random MM-DiT LoRA) and
+attention-distillation migrator (the tiny SD 1.5 base), and a test-only image transformer
+that exercises the ``uses_device = False`` transform branch.
 """
 
 from __future__ import annotations
@@ -129,3 +130,64 @@ class TestImageTransformerContract(GeneratorContract):
 
     def make_request(self, seed: int) -> TransformRequest:
         return TransformRequest(seed=seed, device="cpu", dtype="float32", options={"enl": 4.4})
+
+
+# -- seed 003: the SD3 text generator and the attention-distillation migrator -----------------------
+class TestSD3TextContract(GeneratorContract):
+    interface = "prompt"
+
+    @pytest.fixture(scope="class")
+    def generator(self, tmp_path_factory):
+        import json
+
+        from _sd3_fixtures import write_sd3_base, write_sd3_run
+
+        root = tmp_path_factory.mktemp("contract_sd3")
+        run = write_sd3_run(root / "run", write_sd3_base(root / "base"))
+        cards = root / "cards"
+        cards.mkdir()
+        (cards / "tiny-sd3.json").write_text(json.dumps({
+            "id": "tiny-sd3", "name": "Tiny random SD3 text-to-SAR", "kind": "text-to-sar-sd3",
+            "weights": {"run": str(run)}, "sampler": {"steps": 2, "guidance": 3.0, "shift": 2.0}}))
+        return ModelRegistry([cards]).generator("tiny-sd3")
+
+    def test_samples_with_flow_matching_and_its_shift(self, runs):
+        prov = runs["first"][0].provenance
+        assert prov["scheduler"] == "flow-match-euler" and prov["shift"] == 2.0 and prov["base_kind"] == "sd3"
+        assert prov["prompt"].startswith("SAR image, a port with ships, C-band")
+
+
+class TestMigrationContract(GeneratorContract):
+    interface = "transform"
+
+    @pytest.fixture(scope="class")
+    def generator(self, tmp_path_factory):
+        from _migration_fixtures import speckle_amplitude, write_png
+        from _text_fixtures import write_sd15_base
+
+        from sarviz.migration.migrate import KIND
+
+        root = tmp_path_factory.mktemp("contract_migration")
+        base = write_sd15_base(root / "sd15")
+        ref = write_png(root / "ref.png", speckle_amplitude(64, 1, 7))
+        card = ModelCard(id="tiny-ad-migration", name="Tiny AD migration", kind=KIND, path=root / "card.json",
+                         data={"weights": {"base": str(base)}, "style_references": [str(ref)],
+                               "settings": {"steps": 3, "decode_crop": 4}})
+        from sarviz.registry import build_generator
+
+        return build_generator(card)
+
+    @pytest.fixture(scope="class")
+    def source(self):
+        from _migration_fixtures import speckle_amplitude
+        from affine import Affine
+
+        from sarviz.calibration import DEFAULT_CALIBRATION
+
+        vv = 20 * np.log10(speckle_amplitude(64, 8, 41)) - 10
+        vh = 20 * np.log10(speckle_amplitude(64, 8, 42)) - 17
+        return GenerationResult(vv, vh, "EPSG:32630", Affine(10, 0, 500000, 0, -10, 4200000),
+                                {"model_id": "emulator", "calibration": DEFAULT_CALIBRATION.to_dict()})
+
+    def make_request(self, seed: int) -> TransformRequest:
+        return TransformRequest(seed=seed, device="cpu", dtype="float32", options={"polarisations": ["VV"]})

@@ -13,6 +13,7 @@ from _sources_fixtures import (
     AEF_SHAPE_YX, AEF_TRANSFORM, aef_codes, build_aef_zarr, closed_port_url, make_s1_items, make_s2_items,
     stac_api, write_items,
 )
+from _waits import patience
 from sarviz.sources.base import FetchRequest, NoDataHere, SourceError, SourceTimeout, SourceUnavailable
 from sarviz.sources.public import AlphaEarthMosaic, PublicSource, dequantize, gamma0_to_sigma0_db
 
@@ -238,17 +239,16 @@ def test_no_s1_at_the_point_names_layer_and_service(fixtures):
 
 
 def test_network_down_and_timeout_fail_fast(fixtures, tmp_path):
-    t0 = time.perf_counter()
+    # no timed assertion (the suite runs on busy machines): the failure *kinds* show that nothing
+    # waited: a refused connection is "network", and a 0.5 s timeout against a server that answers
+    # after 3 s is a SourceTimeout (had the client waited, it would have had an answer)
     result = PublicSource(aef_url=str(tmp_path / "missing.zarr"), stac_url=closed_port_url(), timeout=2).fetch(
         FetchRequest.make(LAT, LON, 64, 2018), ["embedding", "s1"])
-    assert time.perf_counter() - t0 < 5
     assert isinstance(result.failures["s1"], SourceUnavailable) and "network" in str(result.failures["s1"])
     assert isinstance(result.failures["embedding"], SourceUnavailable)
     with stac_api(fixtures["items"], delay_s=3.0) as url:
-        t0 = time.perf_counter()
         result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=0.5).fetch(
             FetchRequest.make(LAT, LON, 64, 2018), ["s2"])
-        assert time.perf_counter() - t0 < 3
     assert isinstance(result.failures["s2"], SourceTimeout) and "Sentinel-2" in str(result.failures["s2"])
 
 
@@ -259,7 +259,7 @@ def test_unreachable_s3_mosaic_fails_fast():
                                                                             "retries": {"max_attempts": 1}}})
     with pytest.raises(SourceError, match="AlphaEarth embedding"):
         mosaic.read_patch(2018, *FetchRequest.make(LAT, LON, 64, 2018).grid, 64, 64)
-    assert time.perf_counter() - t0 < 10
+    assert time.perf_counter() - t0 < patience(10)
 
 
 # -- fast paths of the embedding read: each equals the straightforward computation ---------------
@@ -434,7 +434,7 @@ def test_settling_cancels_only_the_failed_stores_reads():
     mine, theirs = asyncio.run_coroutine_threadsafe(start(), loop).result(5)
     t0 = time.perf_counter()
     _cancel_store_tasks(failed, timeout=2)
-    assert time.perf_counter() - t0 < 2
+    assert time.perf_counter() - t0 < patience(2)
     assert mine.cancelled()
     assert not theirs.done()
     loop.call_soon_threadsafe(theirs.cancel)

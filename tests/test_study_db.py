@@ -62,14 +62,14 @@ def test_migrations_are_versioned_idempotent_and_match_models(sqlite_url):
     assert migrations.migrate(db.engine, target=1) == [1]
     assert db.schema_version() == 1
     assert "owner_login" not in inspect(db.engine).get_table_names()
-    assert db.migrate() == [2, 3] and db.migrate() == []
+    assert db.migrate() == [2, 3, 4] and db.migrate() == []
     insp = inspect(db.engine)
     for table in Base.metadata.sorted_tables:  # every model column exists in the migrated schema
         have = {c["name"] for c in insp.get_columns(table.name)}
         assert {c.name for c in table.columns} == have, table.name
     with db.engine.connect() as conn:
         rows = conn.execute(text("SELECT version, description FROM schema_version ORDER BY version")).all()
-    assert [r[0] for r in rows] == [1, 2, 3]
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
     db.dispose()
 
 

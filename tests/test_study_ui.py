@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from _study_fixtures import make_study
 from sarviz.study import OwnerAPI, StudyDatabase
 from sarviz.study.models import Answer, Assignment, Item, Participant
+from _waits import patience_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIZ = str(ROOT / "pages" / "3_Quiz.py")
@@ -223,27 +224,32 @@ def test_no_owner_password_configured(study_env, monkeypatch):
     monkeypatch.delenv("SARVIZ_STUDY_OWNER_PASSWORD")
     at = AppTest.from_file(ADMIN, default_timeout=30)
     at.run()
-    assert "SARVIZ_STUDY_OWNER_PASSWORD" in at.error[0].value and not at.text_input
+    from sarviz.ui.text import shown  # messages are escaped plain text (issue 21)
+
+    assert "SARVIZ_STUDY_OWNER_PASSWORD" in shown(at.error[0].value) and not at.text_input
 
 
 def test_missing_database_is_reported_not_created(tmp_path, monkeypatch):
-    """A mistyped SARVIZ_STUDY_DB: the quiz says which database does not exist and creates
-    nothing; the owner's first "Create study" is what makes a new database."""
+    """A mistyped SARVIZ_STUDY_DB: the quiz says the study is not available and creates
+    nothing; the admin page names the missing database; the owner's first "Create study" is what makes a new database."""
     missing = tmp_path / "studyy.sqlite"
     monkeypatch.setenv("SARVIZ_STUDY_DB", f"sqlite:///{missing}")
     monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", PASSWORD)
     at = AppTest.from_file(QUIZ, default_timeout=30)
     at.query_params["study"] = "ui-study"
     at.run()
-    assert at.error and f"{missing} does not exist" in at.error[0].value
-    assert not missing.exists()
+    # issue 21 item 6: participants are told "not available", never the path (it is in the log)
+    assert at.error and at.error[0].value.startswith("This study is not available")
+    assert str(missing) not in at.error[0].value and not missing.exists()
     # the owner page: login still works (and is still rate-limited) without a database …
     at = AppTest.from_file(ADMIN, default_timeout=30)
     at.run()
     at.text_input[0].input(PASSWORD)
     at.button[0].click().run()
     assert not at.exception, at.exception
-    assert any(f"{missing} does not exist" in w.value for w in at.warning), [w.value for w in at.warning]
+    from sarviz.ui.text import shown
+
+    assert any(f"{missing} does not exist" in shown(w.value) for w in at.warning), [w.value for w in at.warning]
     assert not missing.exists() and not at.tabs
     # … and creating the first study creates the database there
     next(t for t in at.text_input if "Code" in t.label).input("first-study")
@@ -284,11 +290,11 @@ def _judge(page, real: bool) -> None:
     for _ in range(4):
         page.get_by_role("button", name=re.compile("Real SAR" if real else "Generated")).click()
         try:
-            confirm.wait_for(timeout=10_000)
+            confirm.wait_for(timeout=patience_ms(10))
             return
         except PlaywrightTimeout:
             continue
-    confirm.wait_for(timeout=10_000)
+    confirm.wait_for(timeout=patience_ms(10))
 
 
 def _next(page, position: int) -> None:
@@ -300,13 +306,13 @@ def _next(page, position: int) -> None:
     for _ in range(4):
         page.get_by_role("button", name=re.compile("Next image|Finish")).click()
         try:
-            after.wait_for(timeout=10_000)
+            after.wait_for(timeout=patience_ms(10))
             return
         except PlaywrightTimeout:
             for group in ("Overall realism", "Detail plausibility", "Geographic consistency", "Confidence"):
                 radio = page.locator('[data-testid="stRadio"]').filter(has_text=group)
                 radio.locator("label").filter(has_text=str(1 + (position % 5))).first.click()
-    after.wait_for(timeout=10_000)
+    after.wait_for(timeout=patience_ms(10))
 
 
 @pytest.mark.browser

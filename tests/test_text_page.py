@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from sarviz.captions import caption_for_scene, describe_scene
 from sarviz.ui.prompt import EXAMPLE_PROMPTS, MAP_PROMPT_KEY
+from _waits import patience_ms
 
 PAGE = "../pages/1_Prompt.py"
 
@@ -114,7 +115,7 @@ def test_prompt_page_in_a_real_browser(page_env):
         box = page.get_by_label("Prompt", exact=True)
         box.fill("a SAR image of a forest with a river")
         page.get_by_role("button", name="Generate").click()
-        page.get_by_text("Result", exact=True).wait_for(timeout=120_000)
+        page.get_by_text("Result", exact=True).wait_for(timeout=patience_ms(120))
         page.get_by_role("tab", name="Distributions").click()
         page.get_by_role("tab", name="Metrics & downloads").click()
         page.get_by_text("ENL (VV)").wait_for()

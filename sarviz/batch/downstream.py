@@ -128,6 +128,15 @@ def train_and_test(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                    num_classes: int, input_size: int, epochs: int, batch_size: int, lr: float, seed: int,
                    device: str) -> float:
     """Train a fresh classifier (seeded) and return its accuracy on the test set."""
+    pred = train_and_predict(x_train, y_train, x_test, model_name=model_name, num_classes=num_classes,
+                             input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    return int((pred == y_test).sum()) / max(1, len(x_test))
+
+
+def train_and_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, model_name: str,
+                      num_classes: int, input_size: int, epochs: int, batch_size: int, lr: float, seed: int,
+                      device: str) -> np.ndarray:
+    """Train a fresh classifier (seeded) and return its predicted class for every test image."""
     import torch
 
     torch.manual_seed(seed)
@@ -155,13 +164,12 @@ def train_and_test(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
             opt.step()
             sched.step()
     model.eval()
-    correct = 0
+    preds = []
     with torch.no_grad():
         for start in range(0, len(x_test), batch_size):
             xb = (torch.from_numpy(x_test[start:start + batch_size]).float() / 255.0 - 0.5) / 0.25
-            pred = model(xb.to(device)).argmax(1).cpu().numpy()
-            correct += int((pred == y_test[start:start + batch_size]).sum())
-    return correct / max(1, len(x_test))
+            preds.append(model(xb.to(device)).argmax(1).cpu().numpy())
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
 def t_interval(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:

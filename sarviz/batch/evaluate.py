@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -101,6 +102,13 @@ def md_cell(value: Any) -> str:
 
 def md_row(*cells: Any) -> str:
     return "| " + " | ".join(md_cell(c) for c in cells) + " |"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _failure_text(exc: BaseException) -> str:
+    """The underlying message of a failure in one line: no traceback, no colour codes."""
+    text = _ANSI.sub("", str(exc)).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,7 +121,11 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     if not entry.get("real"):
         return [{**meta, "seed": s, "error": "no real Sentinel-1 crop in this item"} for s in sorted(entry["generated"])]
     rows = []
-    real_vv, real_vh = _read_vv_vh(Path(entry["real"]))
+    try:
+        real_vv, real_vh = _read_vv_vh(Path(entry["real"]))
+    except Exception as exc:  # noqa: BLE001 — one unreadable file fails its item, not the run (issue 21)
+        why = f"real Sentinel-1 crop {Path(entry['real']).name} cannot be read: {_failure_text(exc)}"
+        return [{**meta, "seed": s, "error": why} for s in sorted(entry["generated"])]
     for seed, path in sorted(entry["generated"].items()):
         row: dict[str, Any] = {**meta, "seed": seed, "error": ""}
         try:
@@ -122,7 +134,11 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
                 made_from = {"model_id": entry.get("model", ""), "embedding_source": entry.get("embedding_source", "")}
                 report = compare(real_vv, real_vh, gen_vv, gen_vh, generated_provenance=made_from).to_dict()
         except (MetricError, ValueError, OSError) as exc:
-            row["error"] = str(exc).splitlines()[0][:300]
+            row["error"] = _failure_text(exc)
+            rows.append(row)
+            continue
+        except Exception as exc:  # noqa: BLE001 — e.g. a corrupt COG's decoder error: this row only
+            row["error"] = f"{Path(path).name}: {_failure_text(exc)}"
             rows.append(row)
             continue
         for p in POLS:
@@ -277,6 +293,14 @@ def _parallel_map(fn: Callable[[Any], Any], args: list[Any], engine: str, worker
 
 def _pooled_task(task: tuple[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
     cls, entries = task
+    try:
+        return cls, _pooled_row(entries)
+    except Exception:  # noqa: BLE001 — an unreadable file: pool the images that can be read
+        readable = [e for e in (_readable_part(e) for e in entries) if e is not None]
+        return cls, {**_pooled_row(readable), "unreadable_items": len(entries) - len(readable)}
+
+
+def _pooled_row(entries: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for pol in POLS:
         res = pooled_kl_result(entries, pol)
@@ -287,7 +311,22 @@ def _pooled_task(task: tuple[str, list[dict[str, Any]]]) -> tuple[str, dict[str,
     row["n_items"] = len(entries)
     row["n_real_images"] = sum(1 for e in entries if e.get("real") and e["generated"])
     row["n_generated_images"] = sum(len(e["generated"]) for e in entries if e.get("real"))
-    return cls, row
+    return row
+
+
+def _readable_part(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry with only the files that can be read (None without a readable real crop)."""
+    def ok(path: str) -> bool:
+        try:
+            _read_vv_vh(Path(path))
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    if not entry.get("real") or not ok(entry["real"]):
+        return None
+    gens = {s: p for s, p in entry["generated"].items() if ok(p)}
+    return {**entry, "generated": gens} if gens else None
 
 
 def evaluate_batch(root: str | os.PathLike, by: str | None = None, engine: str = "ray", workers: int = 2,

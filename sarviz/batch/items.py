@@ -150,6 +150,7 @@ class ItemGenerator:
         self.folder = BatchFolder(out)
         self.load_error: str | None = None
         self.generator = None
+        self._refetcher: SceneFetcher | None = None  # a retried item whose staged scene is gone
         try:
             from sarviz.registry import ModelRegistry
 
@@ -169,6 +170,15 @@ class ItemGenerator:
         staging = self.folder.staging(item_id)
         started = time.perf_counter()
         write_s = 0.0
+        try:
+            earlier = self._earlier_attempt(row, staging)
+            if earlier is not None:
+                return earlier
+        except Exception as exc:  # noqa: BLE001 — recorded in the manifest; the run goes on
+            log.warning("item %s: re-fetch of a retried item failed: %s", item_id, traceback.format_exc())
+            row.update(status="failed", stage="fetch", error=_error_text(exc), item="", finished="")
+            row.pop("staging", None)
+            return row
         try:
             if self.load_error:
                 raise RuntimeError(self.load_error)
@@ -213,6 +223,36 @@ class ItemGenerator:
                        generate_s=round(time.perf_counter() - started, 4))
         row.pop("staging", None)
         return row
+
+    def _earlier_attempt(self, row: dict[str, Any], staging: Path) -> dict[str, Any] | None:
+        """What an earlier attempt of this item left, when Ray retries it on a new actor.
+
+        The actor may die after publishing the item or half-way (after handing over ``scene.tif``,
+        before the rename), and the retried task then finds no staged scene. A published item is
+        whole (the rename is one step): it is done, with its stored record. Anything else is
+        done again from the fetch stage. Returns the finished row, or None to generate now.
+        """
+        item_id = row["id"]
+        if self.folder.item_json(item_id).is_file():
+            done = {**row, **self.folder.item_record(item_id), "worker": row.get("worker", "")}
+            done.update(status="done", error="", stage="")
+            done.pop("staging", None)
+            log.info("item %s: a retried task found it already published", item_id)
+            return done
+        if (staging / "scene.tif").is_file():
+            return None
+        log.info("item %s: a retried task found no staged scene; fetching it again", item_id)
+        if self._refetcher is None:
+            self._refetcher = SceneFetcher(self.config, str(self.folder.root))
+        point = BatchPoint(id=item_id, lat=float(row["lat"]), lon=float(row["lon"]),
+                           year=int(row["year"]) if row.get("year") not in (None, "") else None,
+                           cls=row.get("class") or "", region=row.get("region") or "")
+        fetched = self._refetcher.fetch(point)
+        if fetched["status"] != "fetched":
+            fetched.pop("staging", None)
+            return {**row, **fetched, "worker": row.get("worker", "")}
+        row.update({k: v for k, v in fetched.items() if k not in ("worker", "staging")})
+        return None
 
     def _write_item(self, scene: Scene, row: dict[str, Any], provenance: dict[str, Any],
                     assets: dict[str, dict[str, Any]], staging: Path) -> None:

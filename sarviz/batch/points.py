@@ -1,6 +1,6 @@
 """The points of a batch: from a points file (as ``sarviz fetch --points`` reads it) or a region grid.
 
-A points file is read by :func:`sarviz.commands.fetch.read_points` (CSV with lat/lon columns,
+A points file is read by :func:`sarviz.regions.read_points` (CSV with lat/lon columns,
 optional ``id`` and ``year``; or a GeoJSON of Point features). The batch also keeps two
 optional columns/properties: ``class`` (also ``label``, ``landcover``) — the scene class used by
 ``sarviz evaluate --by class`` and ``sarviz evaluate-downstream`` — and ``region``.
@@ -63,7 +63,7 @@ def _extra_columns(path: Path) -> list[dict[str, str]]:
 
 def points_from_file(path: str | Path) -> list[BatchPoint]:
     """The points of a CSV/GeoJSON points file; ids made folder-safe and unique."""
-    from sarviz.regions import read_points  # the one reader of points files
+    from sarviz.regions import read_points  # the one strict reader of points files
 
     path = Path(path)
     raw = read_points(path)

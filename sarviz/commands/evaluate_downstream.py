@@ -19,10 +19,19 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate-downstream", help="scene classification trained on real vs real + synthetic (Table III)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("dir", type=Path, help="batch folder (written by `sarviz batch`)")
-    p.add_argument("--classes", required=True, help="comma-separated class names (the batch's class column)")
+    p.add_argument("dir", type=Path, nargs="?", default=None, help="batch folder (written by `sarviz batch`)")
+    p.add_argument("--classes", default=None, help="comma-separated class names (the batch's class column)")
+    folders = p.add_argument_group("folder mode (seed 003: a new sensor's classifier; DIR/<class>/<image> folders)")
+    folders.add_argument("--target", type=Path, help="the new sensor's real training images")
+    folders.add_argument("--old", type=Path, help="the old sensor's raw images (arm + old raw)")
+    folders.add_argument("--migrated", type=Path, help="old-sensor images after `sarviz migrate` (arm + migrated)")
+    folders.add_argument("--generated", type=Path, help="generated + migrated images (arm + migrated + generated)")
+    folders.add_argument("--test", type=Path, help="fixed held-out test images of the new sensor (never trained on)")
+    folders.add_argument("--data-label", default="",
+                         help="say what the data is, e.g. 'synthetic stand-in: Sentinel-1 degraded and re-speckled'")
     p.add_argument("--models", default="resnet18",
-                   help="comma-separated torchvision classifiers: resnet18 (default), resnet34, vgg19, vit_b_32, …")
+                   help="comma-separated torchvision classifiers (random init, no pretrained weights offline): "
+                        "resnet18 (default), resnet34, resnet50 (seed 003), vgg19, vit_b_32, …")
     p.add_argument("--runs", type=int, default=3, help="runs (split + initialisation seeds) a model (default 3)")
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     p.add_argument("--input-size", type=int, default=224, help="classifier input size in pixels (default 224)")
@@ -42,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from sarviz.formats.evaluation_report import DOWNSTREAM_MD
     from sarviz.errors import CliError
 
+    if args.target is not None or args.test is not None:
+        return run_folders(args)
+    if args.dir is None or not args.classes:
+        raise CliError("give a batch folder and --classes, or folder mode: --target DIR --test DIR [--old/--migrated/--generated]")
+
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if args.runs < 1 or args.epochs < 1 or args.input_size < 16:
@@ -57,4 +71,25 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(files[DOWNSTREAM_MD].read_text(encoding="utf-8"))
+    return 0
+
+
+def run_folders(args: argparse.Namespace) -> int:
+    """Folder mode (seed 003): arms target real / + old raw / + migrated / + migrated + generated."""
+    from sarviz.errors import CliError
+    from sarviz.evaluation.downstream_folders import downstream_table, run_downstream_folders, write_downstream_folders
+
+    if args.target is None or args.test is None:
+        raise CliError("folder mode needs --target DIR and --test DIR")
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if args.runs < 3 or args.epochs < 1 or args.input_size < 16:
+        raise CliError("folder mode needs --runs (seeds) ≥ 3, --epochs ≥ 1, --input-size ≥ 16")
+    say = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    folders = {"target": args.target, "test": args.test, "old": args.old, "migrated": args.migrated,
+               "generated": args.generated}
+    result = run_downstream_folders(folders, models, seeds=args.runs, epochs=args.epochs, input_size=args.input_size,
+                                    batch_size=args.batch_size, lr=args.lr, device=args.device,
+                                    data_label=args.data_label, progress=say)
+    write_downstream_folders(result, args.out or args.target.parent / "evaluation")
+    print(json.dumps(result, default=str) if args.json else downstream_table(result))
     return 0

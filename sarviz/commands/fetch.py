@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sarviz.errors import SceneError
 
+from sarviz.regions import _LAT, _LON  # noqa: F401 - the column names live with the one points reader
 
 
 def register(subparsers) -> None:
@@ -71,11 +72,7 @@ def resolve_place(name: str, where: str = "--place"):
     return place
 
 
-def read_points(path: Path) -> list[dict]:
-    """:func:`sarviz.regions.read_points`, telling the user on stderr what each place column resolved to."""
-    from sarviz.regions import read_points as read_points_file
-
-    return read_points_file(path, place_point=place_point)
+from sarviz.regions import read_points  # noqa: E402,F401 - the one strict points reader, re-exported here
 
 
 def build_chain(args):

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def text_generator(model: str | None, weights: str | None, base: str | None):
     """The TextGenerator for --model ID or --weights RUN_DIR [--base BASE_DIR] (shared by the text commands)."""
     from sarviz.generators.text import KIND, TextGenerator, run_card
+    from sarviz.generators.text_sd3 import KIND as SD3_KIND
+    from sarviz.generators.text_sd3 import SD3TextGenerator, run_is_sd3
     from sarviz.registry import ModelRegistry, build_generator
 
     registry = ModelRegistry()
@@ -50,10 +52,15 @@ def text_generator(model: str | None, weights: str | None, base: str | None):
         if base:
             raise CliError("--base goes with --weights; a model card names its own run and base")
         card = registry.card(model)
-        if card.kind != KIND:
+        if card.kind not in (KIND, SD3_KIND):
             raise CliError(f"{model} is a {card.kind} model; generate-text needs a text-to-sar model "
                            f"(cards: {', '.join(c.id for c in registry.cards.values() if c.kind == KIND) or 'none'})")
         return build_generator(card)
+    if run_is_sd3(weights):  # seed 003 stage 1: an SD3/SD3.5 run (MM-DiT LoRA)
+        import dataclasses
+
+        card = run_card(weights, base)  # the seed-001 card's DDPM sampler is not for a flow model
+        return SD3TextGenerator(dataclasses.replace(card, kind=SD3_KIND, data={**card.data, "kind": SD3_KIND}))
     return TextGenerator(run_card(weights, base, template=registry.cards.get("text-to-sar")))
 
 

@@ -40,8 +40,12 @@ def _create(args: argparse.Namespace) -> int:
     from sarviz.study.design import StudyDesign, parse_ratio
     from sarviz.study.service import OwnerAPI
 
+    per_client = args.max_sessions_per_client
+    if per_client is None:  # the admin form's default: 1 for open links, no limit for invitations
+        per_client = 0 if args.invite_only else 1
     design = StudyDesign(images_per_session=args.images, ratio=parse_ratio(args.ratio), render=args.render,
-                         display_px=args.display_px)
+                         display_px=args.display_px, max_sessions_per_client=per_client,
+                         invite_only=args.invite_only)
     study = OwnerAPI(_db(args, create=True)).create_study(args.code, args.title or args.code, design)
     print(f"created study {study.code!r}: {design.images_per_session} images a session, "
           f"{', '.join(f'{n} {s}' for s, n in design.per_session().items())}")
@@ -183,6 +187,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", default="1:1:2", help="real:other:ours (default 1:1:2)")
     p.add_argument("--render", default="vv_gray", choices=("vv_gray", "vv_vh_rgb"))
     p.add_argument("--display-px", type=int, default=512)
+    p.add_argument("--max-sessions-per-client", type=int, default=None, metavar="N",
+                   help="sessions one participant address may start (0 = no limit; default 1, or 0 with "
+                        "--invite-only: invitees may share an address)")
+    p.add_argument("--invite-only", action="store_true",
+                   help="participants need a one-use link from `sarviz study invite`")
     p.set_defaults(func=_create)
 
     p = with_db(sub.add_parser("add-images", help="add a folder of GeoTIFF/PNG images to a study's pool"))

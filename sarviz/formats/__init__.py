@@ -33,6 +33,7 @@ MODULES = (
     "sarviz.formats.evaluation_report",
     "sarviz.formats.study_export",
     "sarviz.formats.generated_image",
+    "sarviz.formats.sensor_profile",
 )
 
 

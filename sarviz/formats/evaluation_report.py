@@ -12,6 +12,8 @@
       metrics_boxplot.png, kl_by_class.png
     downstream classification (sarviz evaluate-downstream)
       downstream.json, downstream.md, downstream.csv
+    downstream classification, folder mode (seed 003)
+      downstream_folders.json, downstream_folders.md
     text-to-SAR evaluation (sarviz evaluate-text)
       report.json, per_label.csv, glcm.csv, figures/hist_<label>_<pol>.png, figures/glcm_<label>_<pol>.png,
       generated/<label>/<caption id>.tif
@@ -47,6 +49,10 @@ DOWNSTREAM_JSON = "downstream.json"
 DOWNSTREAM_MD = "downstream.md"
 DOWNSTREAM_CSV = "downstream.csv"
 DOWNSTREAM_FILES = (DOWNSTREAM_JSON, DOWNSTREAM_MD, DOWNSTREAM_CSV)
+# downstream classification, folder mode (seed 003: sarviz evaluate-downstream --target/--test)
+DOWNSTREAM_FOLDERS_JSON = "downstream_folders.json"
+DOWNSTREAM_FOLDERS_MD = "downstream_folders.md"
+DOWNSTREAM_FOLDERS_FILES = (DOWNSTREAM_FOLDERS_JSON, DOWNSTREAM_FOLDERS_MD)
 # text-to-SAR evaluation
 TEXT_REPORT_JSON = "report.json"
 PER_LABEL_CSV = "per_label.csv"
@@ -58,7 +64,8 @@ TEXT_FILES = (TEXT_REPORT_JSON, PER_LABEL_CSV, GLCM_CSV)
 
 #: report kind → (its files, the file that must exist for a folder to be that report)
 KINDS = {"batch": (BATCH_FILES, EVALUATION_JSON), "downstream": (DOWNSTREAM_FILES, DOWNSTREAM_JSON),
-         "text": (TEXT_FILES, TEXT_REPORT_JSON)}
+         "text": (TEXT_FILES, TEXT_REPORT_JSON),
+         "downstream-folders": (DOWNSTREAM_FOLDERS_FILES, DOWNSTREAM_FOLDERS_JSON)}
 
 
 def text_figure(kind: str, label_stem: str) -> str:
@@ -84,7 +91,7 @@ class EvaluationReport(Artifact):
 
     artifact: ClassVar[str] = "evaluation-report"
     what: ClassVar[str] = "evaluation report"
-    FILES: ClassVar[tuple[str, ...]] = BATCH_FILES + DOWNSTREAM_FILES + TEXT_FILES
+    FILES: ClassVar[tuple[str, ...]] = BATCH_FILES + DOWNSTREAM_FILES + TEXT_FILES + DOWNSTREAM_FOLDERS_FILES
 
     folder: Path
     kind: str

@@ -42,6 +42,26 @@ def expand_card_path(value: str) -> str:
     return os.path.expanduser(_VAR.sub(one, value))
 
 
+#: the types a card's fields must have (fields not listed are each generator's business)
+CARD_FIELD_TYPES: dict[str, tuple[type, ...]] = {"id": (str,), "kind": (str,), "name": (str,),
+                                                 "weights": (dict, str), "licence": (str,), "description": (str,)}
+
+
+def card_type_problem(data: Any) -> str | None:
+    """What is wrong with a card's JSON as a card (types, required fields), or None."""
+    if not isinstance(data, dict):
+        return f"the file holds a JSON {type(data).__name__}, not an object"
+    for key in ("id", "kind"):
+        if key not in data:
+            return f"no {key!r} field"
+    for key, types in CARD_FIELD_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            return f"{key!r} must be {' or '.join(t.__name__ for t in types)}, not {type(data[key]).__name__}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", data["id"]):
+        return f"'id' {data['id'][:40]!r} must be letters, digits, '.', '_' or '-' (at most 100)"
+    return None
+
+
 def _in_sarviz_home(value: str) -> str:
     """``~/.sarviz/…`` in a card means the sarviz home: SARVIZ_HOME when set (where training
     runs and weights go), so a card and a run made under another home find each other."""
@@ -74,6 +94,12 @@ class ModelCard(Artifact):
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"{path}: not a valid model card ({exc})") from None
+        wrong = card_type_problem(data)
+        if wrong:
+            raise FormatError(f"{path}: not a valid model card ({wrong})")
+        try:
             return cls(id=str(data["id"]), name=str(data.get("name", data["id"])), kind=str(data["kind"]), path=path,
                        data=data)
         except (OSError, ValueError, KeyError, TypeError) as exc:

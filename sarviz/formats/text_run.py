@@ -14,9 +14,11 @@
 
 The denoiser's folder and the number of text encoders depend on the base kind
 (:data:`DENOISER_DIR`, :data:`TEXT_ENCODERS`): SD 1.5 and SDXL have a UNet and one or two
-CLIP encoders. SD3 fits the same layout with ``transformer/`` / ``transformer_lora/`` and a
-third encoder (``text_encoder_3_lora/``): add ``"sd3"`` to both tables and to
-``BASE_KINDS`` — the reader and writer then handle it without another file name.
+CLIP encoders; SD3 / SD3.5 (seed 003 stage 1, ``sarviz.training.text_sd3``) has an MM-DiT
+(``transformer/`` or ``transformer_lora/``), up to three encoders (``text_encoder_3_lora/``)
+and no learned token (:data:`EMBED_KEYS` has no entry for it, so no
+``learned_embeds.safetensors``). ``unet`` in the metadata names the denoiser's mode
+(``full``/``lora``) for every kind.
 """
 
 from __future__ import annotations
@@ -41,15 +43,22 @@ DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 #: a diffusers base folder is recognised by this file (its ``_class_name`` names the pipeline)
 BASE_INDEX = "model_index.json"
-BASE_KINDS = ("sd15", "sdxl")
+BASE_KINDS = ("sd15", "sdxl", "sd3")
 #: base kind → denoiser folder stem (full: ``<stem>/``, LoRA: ``<stem>_lora/``)
-DENOISER_DIR = {"sd15": "unet", "sdxl": "unet"}
+DENOISER_DIR = {"sd15": "unet", "sdxl": "unet", "sd3": "transformer"}
 #: base kind → number of text encoders carrying a LoRA
-TEXT_ENCODERS = {"sd15": 1, "sdxl": 2}
-#: base kind → keys of the learned token in learned_embeds.safetensors (None: the token itself)
+TEXT_ENCODERS = {"sd15": 1, "sdxl": 2, "sd3": 3}
+#: base kind → keys of the learned token in learned_embeds.safetensors (None: the token itself);
+#: a kind not listed (sd3) trains no token and has no such file
 EMBED_KEYS: dict[str, tuple[str, ...] | None] = {"sd15": None, "sdxl": ("clip_l", "clip_g")}
 UNET_DIR = "unet"
 UNET_LORA_DIR = "unet_lora"
+TRANSFORMER_LORA_DIR = "transformer_lora"
+
+
+def learns_token(meta: dict[str, Any]) -> bool:
+    """Whether a run of this base kind carries a learned token (``learned_embeds.safetensors``)."""
+    return str(meta.get("base_kind", "sd15")) in EMBED_KEYS
 
 
 def te_lora_dir(i: int) -> str:
@@ -96,8 +105,8 @@ class TextRun(Artifact):
     artifact: ClassVar[str] = "text-run"
     what: ClassVar[str] = "text-to-SAR run"
     FORMAT: ClassVar[str] = FORMAT
-    FILES: ClassVar[tuple[str, ...]] = (MODEL_FILE, EMBEDS_FILE, UNET_DIR, UNET_LORA_DIR, VAE_DIR, te_lora_dir(0),
-                                        te_lora_dir(1))
+    FILES: ClassVar[tuple[str, ...]] = (MODEL_FILE, EMBEDS_FILE, UNET_DIR, UNET_LORA_DIR, TRANSFORMER_LORA_DIR,
+                                        VAE_DIR, te_lora_dir(0), te_lora_dir(1), te_lora_dir(2))
 
     folder: Path
     meta: dict[str, Any]
@@ -136,14 +145,15 @@ class TextRun(Artifact):
         denoiser = self.folder / denoiser_dir(self.meta)
         if not denoiser.is_dir():
             out.append(f"{denoiser} is missing")
-        if not (self.folder / EMBEDS_FILE).is_file():
+        if learns_token(self.meta) and not (self.folder / EMBEDS_FILE).is_file():
             out.append(f"{self.folder / EMBEDS_FILE} is missing")
         return out
 
     def weight_files(self) -> dict[str, Path]:
         """The weight files present, by component (what provenance hashes)."""
         run = self.folder
-        candidates = {UNET_DIR: run / UNET_DIR / DIFFUSERS_WEIGHTS, UNET_LORA_DIR: run / UNET_LORA_DIR / ADAPTER_WEIGHTS}
+        candidates = {UNET_DIR: run / UNET_DIR / DIFFUSERS_WEIGHTS, UNET_LORA_DIR: run / UNET_LORA_DIR / ADAPTER_WEIGHTS,
+                      TRANSFORMER_LORA_DIR: run / TRANSFORMER_LORA_DIR / ADAPTER_WEIGHTS}
         for i in range(max(TEXT_ENCODERS.values())):
             candidates[te_lora_dir(i)] = run / te_lora_dir(i) / ADAPTER_WEIGHTS
         candidates["learned_embeds"] = run / EMBEDS_FILE

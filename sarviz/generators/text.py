@@ -341,6 +341,8 @@ class TextGenerator(PromptGenerator):
     """A model card of kind ``text-to-sar`` as a generator of images from prompts."""
 
     kind = "text-to-SAR"
+    #: the sampler a card's ``sampler`` section overrides (a subclass for another model family sets its own)
+    default_sampler: dict[str, Any] = DEFAULT_SAMPLER
 
     def __init__(self, card: ModelCard) -> None:
         super().__init__(card)
@@ -351,8 +353,8 @@ class TextGenerator(PromptGenerator):
         sampler = card.get("sampler", {})
         if not isinstance(sampler, dict):
             raise GenerationError(f"model card {card.path}: 'sampler' must be an object")
-        self.sampler = {**DEFAULT_SAMPLER, **sampler}
-        self.sampler_defaults = SamplerSettings.from_card(self.sampler, DEFAULT_SAMPLER, f"model card {card.path}")
+        self.sampler = {**self.default_sampler, **sampler}
+        self.sampler_defaults = SamplerSettings.from_card(self.sampler, self.default_sampler, f"model card {card.path}")
         self.how_to_get = card.get("how_to_get", "")
 
     # -- readiness --------------------------------------------------------------------------

@@ -25,7 +25,7 @@ cannot all slip through between "count" and "insert".
 * **The owner's way in, always:** ``sarviz study unlock`` (CLI, i.e. whoever can open the
   database) prints a one-time unlock code, valid for ``UNLOCK_CODE_VALID``. A login with the
   right password and a valid code passes every limit above, whatever an attacker did; the
-  code is used up by that login. The command also makes earlier failures stop counting
+  code is used up by that attempt, whether the password was right or not. The command also makes earlier failures stop counting
   (for everyone, or with ``--client ID`` for one address).
 """
 
@@ -237,7 +237,8 @@ class OwnerAuth:
         database lock), but its result only counts if the limiter admits the attempt: the
         count and the insert are one transaction, so at most ``MAX_FAILURES`` guesses per
         client are ever evaluated in a window, however many arrive at once. A valid one-time
-        ``unlock_code`` admits the attempt past every limit; a right password uses it up.
+        ``unlock_code`` admits one attempt past every limit and is used up by it, right password
+        or wrong (else a locked attacker holding a code would get unlimited guesses).
         """
         client = (client or "unknown")[:200]
         if client in (ALL_CLIENTS, CODE_ISSUED, CODE_USED):
@@ -254,8 +255,7 @@ class OwnerAuth:
                     raise LoginLocked("that unlock code is not valid (wrong, used or older than "
                                       f"{int(UNLOCK_CODE_VALID.total_seconds() // 3600)} h); get a new one with "
                                       "`sarviz study unlock`")
-                if ok:
-                    s.add(OwnerLogin(client=CODE_USED, ok=True, note=_code_hash(code)))
+                s.add(OwnerLogin(client=CODE_USED, ok=True, note=_code_hash(code)))  # one attempt per code
             else:
                 check_allowed(s, client, now, session)
             s.add(OwnerLogin(client=client, ok=ok, note=f"session:{session}" if session else ""))

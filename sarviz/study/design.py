@@ -56,8 +56,9 @@ class StudyDesign:
     display_px: int = 512
     balance_classes: bool = True
     #: at most this many sessions per client (browser address; 0 = no limit) — keeps one person's
-    #: throw-away sessions from flooding the results and the exposure counts
-    max_sessions_per_client: int = 0
+    #: throw-away sessions from flooding the results and the exposure counts. Open-link studies
+    #: default to 1; invite-only studies may set 0 (invitees can share a lab's NAT address).
+    max_sessions_per_client: int = 1
     #: participants need a one-use invite token (``sarviz study invite``) to start a session
     invite_only: bool = False
 

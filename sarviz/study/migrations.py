@@ -139,10 +139,25 @@ def _v3_exclusion_clients_invites(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_participant_client_hash ON participant (study_id, client_hash)"))
 
 
+def _v4_refused_starts(conn: Connection) -> None:
+    # Refused session starts (per-address limit, start rate, invitations) shown to the owner.
+    md = MetaData()
+    Table("study", md, Column("id", Integer, primary_key=True))
+    Table(
+        "refused_start", md,
+        Column("id", Integer, primary_key=True),
+        Column("study_id", Integer, ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("client_hash", String(64), nullable=False),
+        Column("reason", String(32), nullable=False),
+        Column("at", DateTime, nullable=False, index=True),
+    ).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "studies, pooled items, participants, assignments, answers", _v1_core_tables),
     Migration(2, "study open/closed flag; owner login attempts", _v2_owner_login_and_open_flag),
     Migration(3, "excluded sessions, client keys, invite tokens", _v3_exclusion_clients_invites),
+    Migration(4, "refused session starts", _v4_refused_starts),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

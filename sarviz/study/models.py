@@ -141,6 +141,18 @@ class Invite(Base):
         ForeignKey("participant.id", ondelete="SET NULL"), nullable=True, unique=True)
 
 
+class RefusedStart(Base):
+    """A session start the study refused (junk-session limits), for the owner's admin page."""
+
+    __tablename__ = "refused_start"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True)
+    client_hash: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    at: Mapped[_dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
+
+
 class OwnerLogin(Base):
     __tablename__ = "owner_login"
 

@@ -14,6 +14,7 @@ two tabs never duplicate or overwrite anything.
 
 from __future__ import annotations
 
+import datetime as _dt
 import random
 import re
 import secrets
@@ -30,7 +31,7 @@ from sarviz.study.db import StudyDatabase, StudyError
 from sarviz.study.design import (
     PoolEntry, StudyDesign, balanced_pool, check_pool, draw_session, held_back_message,
 )
-from sarviz.study.models import Answer, Assignment, Invite, Item, Participant, Study, utcnow
+from sarviz.study.models import Answer, Assignment, Invite, Item, Participant, RefusedStart, Study, utcnow
 from sarviz.study import pool as pool_mod
 from sarviz.study.pool import DuplicateImage, ItemLabels, PoolError, RenderedImage
 
@@ -49,8 +50,18 @@ class AlreadyAnswered(AnswerRejected):
     """The image already has an answer; the first one stands."""
 
 
+#: open-link session starts from one address in one study: at most START_RATE_MAX per START_RATE_WINDOW
+START_RATE_MAX = 5
+START_RATE_WINDOW = _dt.timedelta(minutes=10)
+
+
 class SessionRefused(StudyError):
     """A new session may not start (invite missing or used, per-client limit reached)."""
+
+    def __init__(self, message: str, reason: str = "refused") -> None:
+        super().__init__(message)
+        #: a short key for the owner's count of refused starts ("per-client", "rate", "invite", …)
+        self.reason = reason
 
 
 def client_hash(study_code: str, client: str) -> str:
@@ -162,19 +173,30 @@ class ParticipantAPI:
                 invite_row = s.scalar(select(Invite).where(Invite.token == token, Invite.study_id == study.id)
                                       .with_for_update())
                 if invite_row is None:
-                    raise SessionRefused("that invitation is not valid for this study; check the link you were given")
+                    raise SessionRefused("that invitation is not valid for this study; check the link you were given",
+                                         "invalid invite")
                 if invite_row.participant_id is not None:
                     raise SessionRefused("that invitation was already used; each invitation starts one session "
-                                         "(continue yours with your resume code)")
+                                         "(continue yours with your resume code)", "used invite")
             elif design.invite_only:
-                raise SessionRefused("this study is by invitation only: please use the personal link you were given")
+                raise SessionRefused("this study is by invitation only: please use the personal link you were given",
+                                     "no invite")
             if design.max_sessions_per_client and client != "local":
                 n = s.scalar(select(func.count(Participant.id)).where(Participant.study_id == study.id,
                                                                      Participant.client_hash == hashed))
                 if n >= design.max_sessions_per_client:
                     raise SessionRefused(
                         f"this study allows {design.max_sessions_per_client} session(s) per participant and one "
-                        "was already started from here; continue it with your resume code")
+                        "was already started from here; continue it with your resume code", "per-client limit")
+            if not token and client != "local":
+                # open-link starts from one address are rate-limited whatever the per-client limit
+                recent = s.scalar(select(func.count(Participant.id)).where(
+                    Participant.study_id == study.id, Participant.client_hash == hashed,
+                    Participant.started_at >= utcnow() - START_RATE_WINDOW))
+                if recent >= START_RATE_MAX:
+                    raise SessionRefused(
+                        f"too many sessions were started from this address in the last "
+                        f"{int(START_RATE_WINDOW.total_seconds() // 60)} minutes; please try again later", "start rate")
             pool = [PoolEntry(i, src, cls) for i, src, cls in s.execute(
                 select(Item.id, Item.source, Item.scene_class).where(Item.study_id == study.id).order_by(Item.id))]
             exposure = dict(s.execute(
@@ -192,8 +214,23 @@ class ParticipantAPI:
                                  public_id=secrets.token_urlsafe(18)))
             return participant.resume_code
 
-        resume = self.db.write(work)
+        try:
+            resume = self.db.write(work)
+        except SessionRefused as exc:
+            self._record_refusal(public.code, hashed, exc.reason)
+            raise
         return self.resume(resume)
+
+    def _record_refusal(self, code: str, hashed: str, reason: str) -> None:
+        def work(s: Session) -> None:
+            study_id = s.scalar(select(Study.id).where(Study.code == code))
+            if study_id is not None:
+                s.add(RefusedStart(study_id=study_id, client_hash=hashed, reason=reason[:32]))
+
+        try:
+            self.db.write(work)
+        except StudyError:  # the count is for the owner's information; the refusal stands anyway
+            pass
 
     def resume(self, resume_code: str) -> SessionView:
         resume_code = normalise_resume_code(resume_code)
@@ -586,6 +623,17 @@ class OwnerAPI:
         for row in rows:  # the PROXY label of each answer's image, not its whole provenance
             row["embedding"] = embedding_kind(row.pop("provenance", None))
         return rows
+
+    def refused_starts(self, code: str) -> list[dict[str, Any]]:
+        """Refused session starts by reason: how many, from how many addresses, the latest."""
+        study = self.study(code)
+        with self.db.read() as s:
+            q = (select(RefusedStart.reason, func.count(RefusedStart.id).label("refused"),
+                        func.count(func.distinct(RefusedStart.client_hash)).label("addresses"),
+                        func.max(RefusedStart.at).label("latest"))
+                 .where(RefusedStart.study_id == study.id).group_by(RefusedStart.reason)
+                 .order_by(RefusedStart.reason))
+            return [dict(r._mapping) for r in s.execute(q)]
 
     def participant_rows(self, code: str) -> list[dict[str, Any]]:
         study = self.study(code)

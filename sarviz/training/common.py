@@ -59,9 +59,31 @@ def check_resolution(resolution: int, factor: int = 8) -> int:
     return resolution
 
 
+#: file endings of pickle weights (torch.load runs code from them) and of safetensors weights
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+
+
+def check_weights(folder: str | os.PathLike, allow_pickle: bool = False, what: str = "") -> None:
+    """The generators' rule for training bases too: safetensors only, pickle weights (``.bin``,
+    ``.pt`` …) only with ``allow_pickle`` (``--allow-pickle``) — a pickle can run code when loaded.
+    Raises :class:`TrainError` (one line) before anything is loaded or any run folder is made."""
+    folder = Path(folder)
+    if allow_pickle or not folder.is_dir():
+        return
+    files = [p for p in folder.iterdir() if p.is_file()]
+    if any(p.name.endswith(".safetensors") for p in files):
+        return
+    pickles = sorted(p.name for p in files if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise TrainError(f"{what or folder}: only pickle weights ({', '.join(pickles[:3])}); training loads "
+                         "safetensors only unless you opt in with --allow-pickle (a pickle file can run code when "
+                         "loaded). Prefer converting them to safetensors.")
+
+
 def check_base(base: str | os.PathLike, needs: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer",
-                                                                   "scheduler")) -> Path:
-    """A local diffusers base folder with the components the trainer loads."""
+                                                                   "scheduler"), allow_pickle: bool = False) -> Path:
+    """A local diffusers base folder with the components the trainer loads (weights: see :func:`check_weights`)."""
     base = Path(base).expanduser()
     if not base.is_dir():
         raise TrainError(f"base model folder {base} does not exist (give a local diffusers folder, e.g. a "
@@ -73,6 +95,9 @@ def check_base(base: str | os.PathLike, needs: tuple[str, ...] = ("unet", "vae",
     for comp in ("unet", "vae"):
         if comp in needs and not (base / comp / "config.json").is_file():
             raise TrainError(f"base model {base}: {comp}/config.json is missing")
+    for comp in WEIGHT_COMPONENTS:
+        if comp in needs:
+            check_weights(base / comp, allow_pickle, f"base model {base}, {comp}")
     return base
 
 
@@ -304,3 +329,15 @@ def progress_line(step: int, total: int, loss: float, t0: float, start_step: int
     rate = (time.perf_counter() - t0) / max(1, done)
     eta = rate * (total - step)
     return f"step {step}/{total}  loss {loss:.4f}  {rate:.2f} s/step  eta {math.ceil(eta)} s"
+
+
+def read_text_model_meta(folder: Path) -> dict[str, Any]:
+    """A text-to-SAR model folder's meta (:mod:`sarviz.formats.text_run`); an unreadable one is a training error
+    (the run to resume or refine). Shared by the SD 1.5/SDXL and the SD3 text trainers."""
+    from sarviz.errors import GenerationError
+    from sarviz.formats.text_run import read_meta
+
+    try:
+        return read_meta(folder)
+    except GenerationError as exc:
+        raise TrainError(str(exc)) from None

@@ -67,6 +67,8 @@ class GeoTrainConfig:
     validation_steps: int = 20
     seed: int = 0
     vae: str | None = None
+    #: load pickle (.bin) weights of the base too (default: safetensors only, as the generators)
+    allow_pickle: bool = False
     prompt: str | None = None
     stop_after_steps: int | None = None
     log_every: int = 10
@@ -85,6 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, metavar="SD15_DIR", help="local Stable Diffusion 1.5 diffusers folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, logs, validation)")
     p.add_argument("--vae", default=None, help="VAE folder overriding the base's (the reference used sd-vae-ft-mse)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"optimizer steps (default {d.max_steps})")
     p.add_argument("--resolution", type=int, default=d.resolution, help="training size in pixels, a multiple of 8")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="patches per process per micro-batch")
@@ -135,7 +139,9 @@ class GeoTrainer(TrainLoop):
         for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "lora_rank"):
             if getattr(c, name) < 1:
                 raise TrainError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(c, name)}")
-        self.base = common.check_base(c.base)
+        self.base = common.check_base(c.base, allow_pickle=c.allow_pickle)
+        if c.vae:
+            common.check_weights(c.vae, c.allow_pickle, f"--vae {c.vae}")
         self.info = open_patch_dataset(c.data)
         self.calibration = Calibration.from_dict(c.calibration) if c.calibration else self.info.calibration
         try:
@@ -163,12 +169,13 @@ class GeoTrainer(TrainLoop):
         acc = self.accelerator
         wdtype = common.weight_dtype(acc)
         base = str(self.base)
+        st = {} if c.allow_pickle else {"use_safetensors": True}  # the generators' rule (common.check_weights)
         try:
             self.tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
-            self.text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
-            self.vae = (AutoencoderKL.from_pretrained(c.vae) if c.vae else
-                        AutoencoderKL.from_pretrained(base, subfolder="vae"))
-            unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+            self.text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **st)
+            self.vae = (AutoencoderKL.from_pretrained(c.vae, **st) if c.vae else
+                        AutoencoderKL.from_pretrained(base, subfolder="vae", **st))
+            unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **st)
             self.noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
         except (OSError, ValueError) as exc:
             raise TrainError(f"cannot load the base model from {base}: {str(exc).splitlines()[0]}") from None

@@ -72,6 +72,12 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
     if not SarClipFolder.is_clip_folder(base):
         raise TrainError(f"{base} is not a CLIP model folder (no {SARCLIP_CONFIG}); give a local CLIP, e.g. a copy of "
                          "openai/clip-vit-base-patch32")
+    from sarviz.training.common import check_weights
+
+    try:  # the generators' rule: safetensors only (SAR-CLIP has no --allow-pickle)
+        check_weights(base, False, f"CLIP model {base}")
+    except TrainError as exc:
+        raise ValueError(str(exc).replace(" unless you opt in with --allow-pickle", "")) from None
     train = open_captioned(data, "train")
     try:
         val: CaptionedSet | None = open_captioned(data, "validation")

@@ -89,6 +89,13 @@ class TextTrainConfig:
     stop_after_steps: int | None = None
     log_every: int = 10
     num_workers: int = 0
+    # SD3 / SD3.5 bases only (seed 003 stage 1, sarviz.training.text_sd3); None → that recipe's defaults
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    lora_targets: str | None = None
+    lr_lora: float | None = None
+    #: load pickle (.bin) weights of the base too (default: safetensors only, as the generators)
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         self.data, self.base, self.out = Path(self.data), Path(self.base), Path(self.out)
@@ -100,6 +107,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="CAPTIONED", help="captioned folder from `sarviz dataset caption`")
     p.add_argument("--base", required=True, metavar="BASE_DIR", help="local SD 1.5 or SDXL diffusers folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)")
     p.add_argument("--resolution", type=int, default=None, help="training size (default: the base's native size)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
@@ -136,6 +145,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after-steps", type=int, default=None)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0)
+    sd3 = p.add_argument_group("SD3 / SD3.5 base (seed 003 stage 1: LoRA on the MM-DiT attention)")
+    sd3.add_argument("--lora-rank", type=int, default=None, help="LoRA rank (default 32)")
+    sd3.add_argument("--lora-alpha", type=int, default=None, help="LoRA α (default 16)")
+    sd3.add_argument("--lora-targets", default=None, choices=("qkv", "diffusers", "diffusers+attn2"),
+                     help="qkv (default, the paper's), diffusers' SD3 set, or that set plus SD3.5's attn2")
+    sd3.add_argument("--lr-lora", type=float, default=None, help="LoRA learning rate (default 1e-4)")
 
 
 def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
@@ -229,9 +244,10 @@ class TextTrainer(TrainLoop):
             common.check_resolution(c.resolution)
         if not c.token or any(ch.isspace() for ch in c.token):
             raise TrainError(f"--token {c.token!r} must be one word without spaces")
-        self.kind = base_kind(common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler")))
+        self.kind = base_kind(common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+                                                allow_pickle=c.allow_pickle))
         if self.kind == "sdxl":
-            common.check_base(c.base, ("text_encoder_2", "tokenizer_2"))
+            common.check_base(c.base, ("text_encoder_2", "tokenizer_2"), allow_pickle=c.allow_pickle)
         self.data = open_captioned(c.data)
         if c.kl_space not in KL_SPACES:
             raise TrainError(f"--kl-space must be one of {', '.join(sorted(KL_SPACES))}, got {c.kl_space!r}")
@@ -269,19 +285,20 @@ class TextTrainer(TrainLoop):
         base = str(c.base)
         wdtype = common.weight_dtype(acc)
         n_enc = 2 if self.kind == "sdxl" else 1
+        st = {} if c.allow_pickle else {"use_safetensors": True}  # the generators' rule (common.check_weights)
         try:
             self.tokenizers = [CLIPTokenizer.from_pretrained(base, subfolder=s) for s in ("tokenizer", "tokenizer_2")[:n_enc]]
-            encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder")]
+            encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **st)]
             if n_enc == 2:
-                encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"))
+                encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", **st))
             if source is not None and (source / UNET_DIR).is_dir():
-                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))
+                unet = UNet2DConditionModel.from_pretrained(str(source / UNET_DIR))  # our own run: safetensors
             else:
-                unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+                unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **st)
             if source is not None and (source / VAE_DIR).is_dir():
                 self.vae = AutoencoderKL.from_pretrained(str(source / VAE_DIR))
             else:
-                self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
+                self.vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **st)
             self.noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
         except (OSError, ValueError) as exc:
             raise TrainError(f"cannot load the base model from {base}: {str(exc).splitlines()[0]}") from None
@@ -508,13 +525,9 @@ def _predicted_clean(scheduler, noisy, pred, timesteps):
 
 
 def _read_model_meta(folder: Path) -> dict[str, Any]:
-    from sarviz.errors import GenerationError
-    from sarviz.formats.text_run import read_meta
+    from sarviz.training.common import read_text_model_meta
 
-    try:
-        return read_meta(folder)
-    except GenerationError as exc:  # the run to resume or refine: a training error here
-        raise TrainError(str(exc)) from None
+    return read_text_model_meta(folder)
 
 
 def _load_embeds(folder: Path, kind: str, token: str) -> list:
@@ -542,6 +555,10 @@ def _load_adapter(peft_model, folder: Path) -> None:
 
 def train_text(config: TextTrainConfig) -> Path | None:
     """Train (or resume, or refine) a text-to-SAR run; returns the final model folder or last checkpoint."""
+    from sarviz.training import text_sd3
+
+    if text_sd3.is_sd3_base(config.base):  # seed 003 stage 1: an SD3/SD3.5 base → MM-DiT LoRA, rectified flow
+        return text_sd3.train_text_sd3(config)
     return TextTrainer(config).run()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sarviz.formats.batch_folder import EVALUATION_DIR, OPTICAL_FILE, REAL_FILE, SCENE_FILE, SETTINGS_FILE, BatchFolder
 from sarviz.errors import AccessDenied, SarvizError
 from sarviz.formats import evaluation_report as er
+from sarviz.ui.text import plain
 
 STATUS_COLOURS = {"done": "#1a9850", "failed": "#d73027"}
 MAX_LISTED = 200
@@ -203,7 +204,7 @@ def batch_page() -> None:
         folder = BatchFolder(check_batch_path(typed, roots))
         settings = folder.read_settings()
     except SarvizError as exc:  # BatchAccessError, or a folder that is not a valid batch
-        st.error(f"Cannot open this batch: {exc}")
+        st.error(f"Cannot open this batch: {plain(exc)}")
         return
     cfg = settings.get("config", {})
     rows = manifest_rows(folder)
@@ -248,8 +249,8 @@ def batch_page() -> None:
     seed = st.radio("Seed", seeds, horizontal=True, key="batch-seed") if len(seeds) > 1 else seeds[0]
     scene, result, _ = load_item(folder, item_id, seed)
     mode = record.get("s1_mode") or "unknown"
-    st.caption(f"{item_id} · {scene.width}×{scene.height} px, {scene.pixel_size_text()} · class "
-               f"{record.get('class') or '–'} · scene {record.get('scene_id')} · real Sentinel-1: "
+    st.caption(f"{plain(item_id)} · {scene.width}×{scene.height} px, {scene.pixel_size_text()} · class "
+               f"{plain(record.get('class') or '–')} · scene {plain(record.get('scene_id'))} · real Sentinel-1: "
                f"{mode}" + (" (a median composite, not one acquisition: speckle statistics are not comparable)"
                             if mode == "composite" else ""))
     render_inspection(scene, result, key=f"batch-{item_id}-{seed}")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from sarviz.scene import Scene, SceneError
 from sarviz.settings import Settings
+from sarviz.ui.text import plain
 
 
 def _chain(settings: Settings):
@@ -51,7 +52,7 @@ def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reaso
     try:
         chain = _chain(settings)
     except SceneError as exc:
-        st.error(f"The scene sources are misconfigured: {exc}")
+        st.error(f"The scene sources are misconfigured: {plain(exc)}")
         return None
     remote = [s.name for s in chain.sources if s.name != "local"]
     skipped = "; ".join(f"{name}: {why}" for name, why in chain.skipped.items())

@@ -23,6 +23,7 @@ from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, Gene
                                     GenerationResult, Generator)
 from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.scene import Scene, SceneError
+from sarviz.ui.text import plain
 
 log = logging.getLogger(__name__)
 DIFFUSION_KIND = "controlnet-lora"
@@ -126,13 +127,13 @@ def render_generate_panel(scene: Scene, key: str = "gen") -> GenerationResult | 
         _render(scene, key)
     except Exception as exc:  # the panel must never break the page
         log.exception("generate panel failed")
-        st.error(f"Generation panel error: {exc}")
+        st.error(f"Generation panel error: {plain(exc)}")
     result = latest_result(scene, key)
     if result is not None:
         try:
             _render_result(result, key)
         except Exception as exc:
-            st.error(f"Cannot show the result: {exc}")
+            st.error(f"Cannot show the result: {plain(exc)}")
     return result
 
 
@@ -241,12 +242,12 @@ def _render(scene: Scene, key: str) -> None:
         return
     except (GenerationError, SceneError, ValueError) as exc:
         bar.empty()
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     except Exception as exc:  # a bug or an out-of-memory: say so, keep the page alive
         log.exception("generation failed")
         bar.empty()
-        st.error(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).")
+        st.error(f"Generation failed unexpectedly ({type(exc).__name__}: {plain(exc)}).")
         return
     seconds = result.provenance.get("seconds")
     bar.progress(1.0, text="done" + (f" in {seconds} s" if seconds is not None else ""))
@@ -270,7 +271,7 @@ def _render_result(result: GenerationResult, key: str) -> None:
     if result_note(prov):  # the full note stands once, with the comparison below (not twice a screen apart)
         st.caption("⚠️ Made from a PROXY embedding, not AlphaEarth for this place — see the note with the "
                    "comparison below.")
-    st.caption(f"{prov.get('model_id')} · seed {prov.get('seed')}"
+    st.caption(f"{plain(prov.get('model_id'))} · seed {prov.get('seed')}"
                + (f" · {prov.get('steps')} steps · {prov.get('device')}/{prov.get('dtype')}" if "steps" in prov else "")
                + (f" · {prov.get('seconds')} s" if "seconds" in prov else ""))
     for note in prov.get("notes", []):

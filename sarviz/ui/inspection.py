@@ -27,6 +27,7 @@ from sarviz.viz.inspect import inspect_results
 from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
+from sarviz.ui.text import plain
 
 
 def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):
@@ -249,7 +250,7 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
         try:
             check_same_grid(scene, result)
         except MetricError as exc:
-            st.error(f"The generated image cannot be compared with this scene's Sentinel-1: {exc}")
+            st.error(f"The generated image cannot be compared with this scene's Sentinel-1: {plain(exc)}")
             real_available = False
     if result is not None and not real_available:
         st.info(NO_REAL_MESSAGE)
@@ -277,7 +278,7 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
         try:
             report, panel_pngs = _cached(key, fp + emb_fp, "inspection", build_inspection)
         except (MetricError, ValueError) as exc:  # ValueError: a malformed calibration in the provenance
-            st.error(f"Metrics cannot be computed: {exc}")
+            st.error(f"Metrics cannot be computed: {plain(exc)}")
     if report is not None and report.composite_note:
         st.warning(report.composite_note)
 
@@ -513,11 +514,15 @@ def inspect_page() -> None:
         try:
             folder = resolve_user_path(typed)  # only folders inside the configured roots
         except AccessDenied as exc:
-            st.warning(str(exc))
+            st.warning(plain(exc))
             return
-        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        # listed files get the typed folder's check too: a .tif symlinked out of a root is not offered
+        from sarviz.access import inside_roots
+
+        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff")
+                       and inside_roots(p, kind="file") is not None)
         if not files:
-            st.warning(f"No GeoTIFF in {folder}.")
+            st.warning(f"No GeoTIFF in {plain(folder)}.")
             return
         # both start empty: a guessed pair (the first two files) is usually two unrelated scenes
         c1, c2 = st.columns(2)
@@ -525,10 +530,14 @@ def inspect_page() -> None:
                                  placeholder="none — inspect the generated image alone", key="inspect-pick-real")
         gen_pick = c2.selectbox("Generated", files, index=None, placeholder="choose the generated GeoTIFF",
                                 key="inspect-pick-gen")
-        if real_pick is not None:
-            real_src, real_name = str(folder / real_pick), real_pick
-        if gen_pick is not None:
-            gen_src, gen_name = str(folder / gen_pick), gen_pick
+        try:  # a picked name is checked again when it is read (the folder may have changed since)
+            if real_pick is not None:
+                real_src, real_name = str(resolve_user_path(folder / real_pick, kind="file")), real_pick
+            if gen_pick is not None:
+                gen_src, gen_name = str(resolve_user_path(folder / gen_pick, kind="file")), gen_pick
+        except AccessDenied as exc:
+            st.warning(plain(exc))
+            return
     if gen_src is None:
         st.info("Choose the generated GeoTIFF to inspect (and the real Sentinel-1 or scene file to compare with).")
         return
@@ -540,10 +549,10 @@ def inspect_page() -> None:
                 check_file_size(src)  # a header claiming 200000² px is refused before reading
         scene, result = load_pair(real_src, gen_src, real_name, gen_name)
     except (MetricError, ValueError, SceneError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))  # quotes the uploaded file's name
         return
     if "model_id" not in result.provenance:
-        st.warning(f"{gen_name} does not look like a generated image (its provenance names no model): if it is a "
+        st.warning(f"{plain(gen_name)} does not look like a generated image (its provenance names no model): if it is a "
                    "scene file, its VV/VH are the real Sentinel-1. Pick it as the real image instead.")
     render_inspection(scene, result, key="inspect-page")
 

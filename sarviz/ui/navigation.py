@@ -12,6 +12,7 @@ import streamlit as st
 
 from sarviz.scene import SceneError, validate_latlon
 from sarviz.store import SceneStore
+from sarviz.ui.text import plain
 
 SCENE_ZOOM = 13  # a 5 km scene fills the map
 PLACE_ZOOM = 11
@@ -46,7 +47,7 @@ def initial_view() -> tuple[tuple[tuple[float, float], int], tuple[tuple[float, 
                 lat_s, lon_s, zoom_s = (params["view"].split(",") + ["11"])[:3]
                 view = (validate_latlon(lat_s, lon_s), int(zoom_s))
         except (SceneError, ValueError):
-            st.warning(f"Ignoring the location in the URL ({dict(params)}): not valid coordinates.")
+            st.warning(f"Ignoring the location in the URL ({plain(dict(params))}): not valid coordinates.")
         st.session_state.first_view = (view[0], max(1, min(view[1], 18)))
         st.session_state.setdefault("view", st.session_state.first_view)
     return st.session_state.first_view, st.session_state.view
@@ -68,13 +69,13 @@ def place_search() -> None:
             hits = search(text, limit=6)
         except SceneError as exc:  # coordinates out of range
             _forget_search()
-            st.error(f"Cannot go there: {exc}")
+            st.error(f"Cannot go there: {plain(exc)}")
             return
         if not hits:
             _forget_search()
-            st.error(f"No place called {text.strip()!r} in the offline gazetteer (GeoNames towns of 5,000+ people, "
-                     "regions and countries), nor a close spelling; try a larger town nearby or coordinates "
-                     "like 38.1, -0.76.")
+            st.error(f"No place called '{plain(text.strip())}' in the offline gazetteer (GeoNames towns of 5,000+ "
+                     "people, regions and countries), nor a close spelling; try a larger town nearby or "
+                     "coordinates like 38.1, -0.76.")
             return
         st.session_state.place_hits = hits
         st.session_state.place_query = text.strip()
@@ -85,9 +86,9 @@ def place_search() -> None:
         return
     query = st.session_state.get("place_query", "")
     if hits[0].match == "spelling":
-        st.warning(f"No place is named {query!r}; going to the closest spelling. Other spellings below.")
+        st.warning(f"No place is named '{plain(query)}'; going to the closest spelling. Other spellings below.")
     if len(hits) > 1:
-        st.radio(f"Places matching {query!r} (best first)", range(len(hits)), key="place_pick",
+        st.radio(f"Places matching '{plain(query)}' (best first)", range(len(hits)), key="place_pick",
                  format_func=lambda i: hits[i].description, on_change=_go_to_pick)
     else:
         st.text(f"Found: {hits[0].description}")
@@ -159,7 +160,7 @@ def scene_list(store: SceneStore, places: dict[str, str]) -> None:
     table = [{"scene": r["id"], "place": places.get(r["id"], ""), "dates": _dates(r["dates"]),
               "layers": " ".join(short.get(x, x) for x in r["layers"]),
               "embedding": {"proxy": "PROXY", "AlphaEarth": "AlphaEarth"}.get(r["embedding"], "none")} for r in rows]
-    st.caption(f"{len(rows)} scenes in `{store.folder}` — click a row to go there (scroll sideways for "
+    st.caption(f"{len(rows)} scenes in {plain(store.folder)} — click a row to go there (scroll sideways for "
                "dates, layers and embedding)")
     event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
                          key="scene_table", height=38 + 35 * min(len(table), 12),

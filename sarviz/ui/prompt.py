@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sarviz.ui.text import plain
 
 from sarviz.errors import DatasetError, SarvizError, SceneError
 from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
@@ -243,7 +244,7 @@ def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> N
         return
     except (SarvizError, ValueError) as exc:
         bar.empty()
-        st.error(str(exc))
+        st.error(plain(exc))  # may quote the prompt
         return
     except Exception as exc:  # a bug or out-of-memory: say so, keep the page alive
         log.exception("text generation failed")
@@ -260,7 +261,7 @@ def _render_results(results: list) -> None:
 
     first = results[0].provenance
     st.header("Result")
-    st.caption(f"{first.get('model_id')} · “{first.get('prompt')}”"
+    st.caption(f"{plain(first.get('model_id'))} · “{plain(first.get('prompt'))}”"
                + (" (token prepended)" if first.get("token_prepended") else "")
                + f" · {first.get('steps')} steps · guidance {first.get('guidance')} · {first.get('device')}/"
                f"{first.get('dtype')}")
@@ -292,7 +293,7 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
             store = SceneStore(settings.scenes)
             names = [e.scene_id for e in store if "vv_db" in e.layers]
             if not names:
-                st.info(f"No scene with a real Sentinel-1 layer in {store.folder}.")
+                st.info(f"No scene with a real Sentinel-1 layer in {plain(store.folder)}.")
                 return None, ""
             name = st.selectbox("Scene", names, key=f"{key}_scene")
             return reference_from_scene(store.read(name)), f"real S1 {name}"
@@ -300,7 +301,7 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
             root = datasets_root()
             folders = find_captioned(root)
             if not folders:
-                st.info(f"No captioned dataset under the datasets folder (SARVIZ_DATASETS, now `{root.name}`); "
+                st.info(f"No captioned dataset under the datasets folder (SARVIZ_DATASETS, now {plain(root.name)}); "
                         "build one with `sarviz dataset build` and `sarviz dataset caption`.")
                 return None, ""
             folder = st.selectbox("Captioned dataset", folders, key=f"{key}_dataset",
@@ -312,7 +313,7 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
             label = st.selectbox("Class", labels, key=f"{key}_label")
             return reference_from_dataset(folder, label), f"real {label}"
     except (SarvizError, ValueError, OSError) as exc:
-        st.error(f"Cannot use that reference: {exc}")
+        st.error(f"Cannot use that reference: {plain(exc)}")
     return None, ""
 
 
@@ -332,7 +333,7 @@ def _inspect(result: Any) -> None:
         pngs, summary = comparison_pngs([result.vv_db], reference, ref_label or "reference",
                                         title=f"seed {result.provenance.get('seed')}")
     except MetricError as exc:
-        st.warning(f"Distribution panels unavailable: {exc}")
+        st.warning(f"Distribution panels unavailable: {plain(exc)}")
     tabs = st.tabs(["Image", "Distributions", "Texture (GLCM)", "Metrics & downloads"])
     with tabs[0]:
         modes = ["VV"] + (["VH", "false-colour"] if result.vh_db is not None else [])

@@ -16,10 +16,15 @@ import base64
 import time
 from typing import Any
 
+import logging
+
 import streamlit as st
 
 from sarviz.constants import QUALITY_ASPECTS
 from sarviz.study.db import StudyDatabase, StudyError
+from sarviz.ui.text import plain
+
+log = logging.getLogger(__name__)
 
 _HIDE_NAV_CSS = """
 <style>
@@ -49,13 +54,32 @@ def open_database() -> StudyDatabase:
 
 
 def database() -> StudyDatabase:
-    """The app's study database (migrated on first use); stops the page with a clear error."""
+    """The app's study database for the quiz; stops the page with "not available" if it cannot open.
+
+    Participants are strangers: the reason (a file path; for PostgreSQL user, host and port)
+    goes to the server log and the Study admin page, never to the quiz.
+    """
     try:
         return open_database()
     except StudyError as exc:
-        st.error(f"The study database is not available: {exc}")
+        st.error(_for_participant(exc))
         st.stop()
         raise  # unreachable: st.stop() ends the script run
+
+
+#: what a participant is told when the study database fails (the details are in the log)
+NOT_AVAILABLE = "This study is not available right now. Please try again later, or tell the person who invited you."
+
+
+def _for_participant(exc: Exception) -> str:
+    """A library error as a participant may read it: database problems (which name server paths,
+    users and hosts) become :data:`NOT_AVAILABLE`; the details go to the server log."""
+    from sarviz.study.db import StudyDatabaseError
+
+    if isinstance(exc, StudyDatabaseError):
+        log.error("study database not available to a participant: %s", exc)
+        return NOT_AVAILABLE
+    return _say(exc)
 
 
 @st.cache_resource(show_spinner=False)
@@ -89,7 +113,10 @@ def _image_html(png: bytes, zoom: float) -> str:
 
 def quiz_page() -> None:
     """The whole participant flow: choose study → level + consent → 12 images → thanks."""
-    st.markdown(_HIDE_NAV_CSS, unsafe_allow_html=True)
+    from sarviz.settings import Settings
+
+    if Settings.load().study_mode:  # a participant sees only the quiz; the workbench keeps its menu
+        st.markdown(_HIDE_NAV_CSS, unsafe_allow_html=True)
     from sarviz.study.service import AlreadyAnswered, NotFound, ParticipantAPI, QuizAnswer
 
     api = ParticipantAPI(database())
@@ -99,7 +126,7 @@ def quiz_page() -> None:
         try:
             view = api.resume(resume)
         except StudyError as exc:
-            st.error(_say(exc))
+            st.error(_for_participant(exc))
             st.session_state.pop("quiz_resume", None)
             if st.button("Start over"):
                 st.query_params.clear()
@@ -119,7 +146,7 @@ def quiz_page() -> None:
         study = api.study(code)
     except StudyError as exc:
         # not a dead end: say what is wrong and let the participant type the code again
-        _quiz_entry_form(params, problem=_say(exc), typed=code)
+        _quiz_entry_form(params, problem=_for_participant(exc), typed=code)
         return
     st.title(study.title)
     st.write(f"You will see **{study.images_per_session} SAR images**, one at a time. For each, say whether "
@@ -139,7 +166,7 @@ def quiz_page() -> None:
             view = api.start(study.code, level or "", bool(consent), client=_client_id(),
                              invite=params.get("invite"))
         except StudyError as exc:
-            st.error(_say(exc))
+            st.error(_for_participant(exc))
             return
         st.session_state["quiz_resume"] = view.resume_code
         params["resume"] = view.resume_code
@@ -165,12 +192,13 @@ def _quiz_entry_form(params, problem: str | None = None, typed: str = "") -> Non
 
 
 def _say(message: object) -> str:
-    """A library message as a sentence for the page (library messages start in lower case)."""
+    """A library message as a sentence for the page (library messages start in lower case),
+    as plain text: it may quote what someone typed (sarviz.ui.text.plain)."""
     text = str(message).strip()
     first = text.split(maxsplit=1)[0] if text else ""
     if any(c in first for c in "._/\\:0123456789"):  # a file or path name leads: keep it as it is spelled
-        return text
-    return text[:1].upper() + text[1:]
+        return plain(text)
+    return plain(text[:1].upper() + text[1:])
 
 
 def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noqa: ANN001, N803
@@ -186,7 +214,7 @@ def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noq
     try:
         png = api.image(view.resume_code, pid)
     except StudyError as exc:
-        st.error(_say(exc))
+        st.error(_for_participant(exc))
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -225,7 +253,7 @@ def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noq
                 pass  # e.g. a double click: the first answer stands; move on
             except StudyError as exc:
                 # Nothing was stored; the choices stay on screen so the participant can retry.
-                st.error(_say(exc))
+                st.error(_for_participant(exc))
                 return
             st.rerun()
 
@@ -268,13 +296,17 @@ def owner_login_form(key: str = "owner_login") -> bool:
         except LoginLocked as exc:
             st.error(_say(exc))
             return False
-        except StudyError as exc:
-            st.error(_say(exc))
+        except StudyError as exc:  # not logged in yet: no database paths or hosts for strangers
+            st.error(_for_participant(exc))
             return False
         if ok:
             st.session_state["study_owner"] = True
+            from sarviz.access import mark_owner_session
+
+            mark_owner_session()  # this session may now upload (sarviz.ui.upload_guard)
             st.rerun()
-        st.error("Wrong password.")
+        st.error("Wrong password." + (" The unlock code is used up; get a new one with `sarviz study unlock`."
+                                      if code.strip() else ""))
     return False
 
 
@@ -287,16 +319,19 @@ def admin_page() -> None:
 
     if st.sidebar.button("Log out"):
         st.session_state.pop("study_owner", None)
+        from sarviz.access import mark_owner_session
+
+        mark_owner_session(False)
         st.rerun()
     try:
         owner = OwnerAPI(open_database())
     except StudyDatabaseMissing as exc:
         # The one place in the app that may make a new study database: the owner's first study.
-        st.warning(f"{_say(exc)}. Creating a study below makes a new database at that location.")
+        st.warning(f"{_say(exc)}\\. Creating a study below makes a new database at that location.")
         _new_study_form(lambda: OwnerAPI(StudyDatabase(study_db_url(), create=True)), first=True)
         return
     except StudyError as exc:
-        st.error(f"The study database is not available: {exc}")
+        st.error(f"The study database is not available: {plain(exc)}")
         return
     if flash := st.session_state.pop("study_flash", None):
         st.success(flash)
@@ -371,7 +406,9 @@ def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
         render = c3.selectbox("Display", RENDER_MODES, format_func={
             "vv_gray": _vv_grey_label(), "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
         c4, c5 = st.columns(2)
-        per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 0)
+        per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 1,
+                                     help="1 keeps one person from starting throw-away sessions. Invitation-only "
+                                          "studies may use 0: invitees can share one address (a lab's NAT).")
         invite_only = c5.checkbox("Invitation only (one-use links from “Invitations”)")
         if st.form_submit_button("Create study", type="primary"):
             try:
@@ -451,7 +488,7 @@ def _import_form(owner, code: str) -> None:  # noqa: ANN001
             else:
                 st.success(_say(report.summary()))
                 for o in report.duplicates + report.failed:
-                    st.warning(o.problem)
+                    st.warning(plain(o.problem))  # names an imported file
 
 
 def _invites_section(owner, code: str) -> None:  # noqa: ANN001
@@ -545,6 +582,11 @@ def _percent_columns(columns: dict[str, str]) -> dict:
 
 
 def _sessions_section(owner, code: str) -> None:  # noqa: ANN001
+    refused = owner.refused_starts(code)
+    if refused:
+        st.warning(f"{sum(r['refused'] for r in refused)} session start(s) were refused (junk-session limits: "
+                   "sessions per address, start rate, invitations); they are not in the results.")
+        st.dataframe(refused, hide_index=True, key="res_refused")
     rows = owner.participant_rows(code)
     if not rows:
         return
@@ -573,7 +615,7 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
         try:
             configured_hash()
         except OwnerNotConfigured as exc:  # not an error on the map page: studies are optional
-            st.caption(f"Adding results to a human-evaluation study needs a study owner: {exc}")
+            st.caption(f"Adding results to a human-evaluation study needs a study owner: {plain(exc)}")
             return
     with st.popover("Add to study pool", width="content"):
         if not owner_login_form(f"{key}_login"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from sarviz.ui.text import plain
+
 
 def _validation_summary(table: list[dict]) -> list[dict]:
     """Mean of each metric over the val patches, per step and polarisation."""
@@ -27,9 +29,12 @@ def runs_page() -> None:
 
     st.title("Training runs")
     root = runs.runs_root()
-    st.caption(f"Runs of `sarviz train geo|text --out {root}/NAME` (the folder is set by SARVIZ_RUNS). "
+    st.caption(f"Runs of sarviz train geo\\|text \\-\\-out {plain(root)}/NAME (the folder is set by SARVIZ_RUNS). "
                "See docs/training.md.")
-    found = runs.list_runs(root)
+    from sarviz.access import inside_roots
+
+    # a run folder symlinked to somewhere outside the allowed folders is not listed (sarviz.access)
+    found = [r for r in runs.list_runs(root) if inside_roots(r.path) is not None]
     if not found:
         st.info("No training runs yet. Train one with `sarviz train geo --data DATASET --base SD15_DIR "
                 f"--out {root}/my-run`.")
@@ -70,6 +75,6 @@ def runs_page() -> None:
         if images:
             step = st.select_slider("Validation step", options=list(images), value=list(images)[-1],
                                     key="training-val-step")
-            for png in images[step]:
-                st.image(str(png), caption=f"{png.stem}: real VV | generated VV | real VH | generated VH",
+            for png in (p for p in images[step] if inside_roots(p, kind="file") is not None):
+                st.image(str(png), caption=f"{plain(png.stem)}: real VV | generated VV | real VH | generated VH",
                          use_container_width=True)
