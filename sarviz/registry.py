@@ -34,7 +34,9 @@ from sarviz.settings import sarviz_home
 if TYPE_CHECKING:  # the generator base imports rasterio; listing cards needs none of it
     from sarviz.generators.base import Generator
 
-REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: the shipped model cards: sarviz/models (in a checkout a symlink to the repository's models/; in an installed
+#: wheel a copy, package data)
+REPO_MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 # kind -> factory(card) -> Generator. Implementations register themselves on import.
 _FACTORIES: dict[str, Callable[["ModelCard"], Generator]] = {}
