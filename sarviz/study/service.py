@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sarviz.errors import FormatError, MetricError, SceneError
 from sarviz.constants import QUALITY_ASPECTS
 from sarviz.study.db import StudyDatabase, StudyError
 from sarviz.study.design import (
@@ -476,7 +477,7 @@ class OwnerAPI:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc), duplicate=True))
                 except PoolError as exc:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc)))
-                except (OSError, ValueError, MemoryError) as exc:  # one bad file never ends the import
+                except (SceneError, FormatError, MetricError, OSError, ValueError, MemoryError) as exc:  # one bad file never ends the import
                     outcomes.append(AddOutcome(entry.path.name, problem=f"{entry.path.name}: cannot be read "
                                                                           f"({type(exc).__name__}: {exc})"))
             if progress:

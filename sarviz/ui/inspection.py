@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import SarvizError
 from sarviz.generators.base import GenerationResult
 from sarviz.metrics.report import MetricError, MetricsReport, check_same_grid, read_sar_file
 from sarviz.viz.inspect import inspect_results
@@ -277,7 +278,7 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
 
         try:
             report, panel_pngs = _cached(key, fp + emb_fp, "inspection", build_inspection)
-        except (MetricError, ValueError) as exc:  # ValueError: a malformed calibration in the provenance
+        except (SarvizError, ValueError) as exc:  # MetricError, CalibrationError (a malformed provenance), …
             st.error(f"Metrics cannot be computed: {plain(exc)}")
     if report is not None and report.composite_note:
         st.warning(report.composite_note)
@@ -542,13 +543,13 @@ def inspect_page() -> None:
         st.info("Choose the generated GeoTIFF to inspect (and the real Sentinel-1 or scene file to compare with).")
         return
     try:
-        from sarviz.scene import SceneError, check_file_size
+        from sarviz.scene import check_file_size
 
         for src in (real_src, gen_src):
             if isinstance(src, str):
                 check_file_size(src)  # a header claiming 200000² px is refused before reading
         scene, result = load_pair(real_src, gen_src, real_name, gen_name)
-    except (MetricError, ValueError, SceneError) as exc:
+    except (SarvizError, ValueError) as exc:  # SceneError, MetricError, the GeoTIFF reader's GenerationError
         st.error(plain(exc))  # quotes the uploaded file's name
         return
     if "model_id" not in result.provenance:
