@@ -1,4 +1,4 @@
-"""Issue 12, sources/geometry half: the audit's cases, measured before and after the fixes.
+"""Sources/geometry: the audit's cases, measured before and after the fixes.
 
     python benchmarks/bench_geometry.py [--runs 5] [--out benchmarks/RESULTS_geometry.md]
 
@@ -238,7 +238,7 @@ def mosaic_layout(runs: int) -> list[str]:
 
 # -- 4. angle before/after --------------------------------------------------------------------------
 def _old_estimate(footprint, orbit_state, crs, transform, width, height):
-    """The estimator before issue 12 (git history), for the comparison."""
+    """The earlier estimator (git history), for the comparison."""
     from pyproj import Transformer
     from shapely.geometry import shape
     from shapely.ops import transform as shp_transform
@@ -335,7 +335,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS_geometry.md")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    lines = ["# Geometry and inputs (issue 12, sources/geometry half)", "",
+    lines = ["# Geometry and inputs (sources/geometry half)", "",
              f"`python benchmarks/bench_geometry.py --runs {args.runs}` — {time.strftime('%Y-%m-%d')}, "
              f"shared 2-core machine under load (load average {os.getloadavg()[0]:.1f}); times indicative.", ""]
     for part in (lambda: composite_vs_single(args.runs), odd_size_condition, lambda: mosaic_layout(args.runs),

@@ -1,4 +1,4 @@
-"""Issue 21, item 1: what a participant can do to the upload endpoint without a browser.
+"""What a participant can do to the upload endpoint without a browser.
 
 Opens the app's websocket (a live browser session whose id the server tells its client),
 forges a matching XSRF cookie/header pair, and PUTs files to

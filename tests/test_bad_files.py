@@ -1,4 +1,4 @@
-"""Issue 10: bad files and full disks — a clear line, nothing lost.
+"""Bad files and full disks — a clear line, nothing lost.
 
 * A 0.5 MB GeoTIFF whose header claims 200000×200000 pixels is skipped with its name and
   reason by every reader (metrics, scenes, generate, study add-images, the map page) while

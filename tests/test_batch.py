@@ -175,7 +175,7 @@ def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_p
 
 
 def test_a_retried_item_checks_what_is_already_in_place(inputs, tmp_path):
-    """The race behind the flaky kill test (issue 21): Ray retried an item whose first attempt
+    """The race behind the flaky kill test: Ray retried an item whose first attempt
     had already published it (or had handed over scene.tif and not yet renamed), found no
     staged scene and recorded a finished item as failed. Both states, made on purpose here:
     a retried task now reports the published item as done and redoes a half-made one from the

@@ -240,7 +240,7 @@ def test_torch_dataset(built):
 
 
 def test_the_one_patch_dataset_fills_holes_with_the_patch_mean_and_orders_by_id(built, tmp_path):
-    """One PatchDataset (issue 19): missing target pixels → the band's patch mean dB (not mid-range
+    """One PatchDataset: missing target pixels → the band's patch mean dB (not mid-range
     grey), mask False there; angle/embedding as read (NaN); rows sorted by id; transforms passed in."""
     torch = pytest.importorskip("torch")
     import shutil

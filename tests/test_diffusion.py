@@ -306,7 +306,6 @@ def test_cli_models_lists_readiness(registry, capsys):
     assert "huiyanearth-sar" in rows
 
 
-@pytest.mark.skipif(not (REPO_MODELS_DIR / "emulator.json").exists(), reason="models/emulator.json not present yet")
 def test_cli_generate_with_the_emulator_card(scene_dir, tmp_path, capsys):
     folder, (lat, lon) = scene_dir
     out = tmp_path / "emu.tif"
@@ -411,7 +410,7 @@ def test_off_scale_scene_is_flagged(registry):
 
 # -- calibration and the reference preset ---------------------------------------------------------
 def test_output_mapping_uses_the_checkpoints_calibration_over_the_cards(ckpt, tmp_path, monkeypatch):
-    """sarviz_train.json beside a checkpoint (FORMATS.md B) overrides the card's calibration; the
+    """sarviz_train.json beside a checkpoint (the training run's metadata) overrides the card's calibration; the
     decoded image is mapped through it, the provenance and the exports carry it."""
     from sarviz.calibration import Calibration
 

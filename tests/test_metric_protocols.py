@@ -1,4 +1,4 @@
-"""Issue 12, metrics half: one calibration, composite flags, robust ENL, exact GLCM lags,
+"""One calibration, composite flags, robust ENL, exact GLCM lags,
 SSIM variants and the seed-001 protocol."""
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def test_seed001_glcm_on_amplitude_in_homogeneous_patches():
 
 
 def test_seed001_known_answer_through_inspect():
-    """Issue 19's toy case through the function the Inspect page calls: 0.0049 (per-image μ+3σ, then
+    """The seed-001 toy case through the function the Inspect page calls: 0.0049 (per-image μ+3σ, then
     pooled); the old `evaluate` way (raw dB of all images pooled, one μ+3σ) gives 3.50."""
     from _seed001_toy import KNOWN_KL, OLD_POOLED_RAW_KL, toy_sets
 

@@ -1,5 +1,5 @@
 """A result made from a PROXY embedding is labelled as one in every output that shows it
-(issue 22 item 6), and `sarviz evaluate`'s report.md tables keep their columns (item 7)."""
+, and `sarviz evaluate`'s report.md tables keep their columns (item 7)."""
 
 from __future__ import annotations
 

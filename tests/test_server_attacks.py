@@ -1,4 +1,4 @@
-"""Issue 21: an attacker's pass on the study server and the CLIs; each test repeats an attack.
+"""An attacker's pass on the study server and the CLIs; each test repeats an attack.
 
 The real-server tests start ``streamlit run serve.py`` on loopback (127.0.0.1) only.
 """

@@ -1,4 +1,4 @@
-"""Issue 10: a study server strangers can use — the reviewer's attacks, each now failing safely.
+"""A study server strangers can use — the reviewer's attacks, each now failing safely.
 
 Blinding (exposure counts), junk sessions (per-client limit, invitations, exclusion), owner
 login keyed on what a client cannot choose, server paths limited to configured roots, study
@@ -206,7 +206,7 @@ def test_attacker_cannot_lock_the_owner_out(sqlite_url, capsys):
     assert auth.login(PASSWORD, "ip:127.0.0.1", session="owner", unlock_code=code) is True
     with pytest.raises(LoginLocked, match="not valid"):  # used up
         auth.login(PASSWORD, "ip:127.0.0.1", session="owner2", unlock_code=code)
-    # issue 21 item 7: with a valid code, a locked address got 8 wrong passwords checked and kept
+    # with a valid code, a locked address got 8 wrong passwords checked and kept
     # the code. Now a wrong password burns the code: one guess per code, then the limits again.
     assert main(["study", "unlock", "--db", sqlite_url]) == 0
     code = capsys.readouterr().out.split("one-time unlock code: ")[1].split()[0]
@@ -374,7 +374,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
         # the quiz is open to participants
         page.goto(f"{base}/Quiz?study=served")
         page.get_by_role("button", name="Start the study").wait_for()
-        # issue 21 item 5: the link the admin prints opens the quiz itself, no "Page not found"
+        # the link the admin prints opens the quiz itself, no "Page not found"
         # dialog and no rewritten URL; the owner's pages show the owner login
         assert "Page not found" not in page.content() and page.url.endswith("/Quiz?study=served")
         for owner_page in ("Batch", "Prompt", "Training_runs"):
@@ -416,7 +416,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
 
 
 def test_admin_import_refreshes_at_once_form_clears_and_links_are_full(sqlite_url, tmp_path, monkeypatch):
-    """Issue 11's study-admin items, and the folder import limited to the configured roots."""
+    """The study-admin items, and the folder import limited to the configured roots."""
     monkeypatch.setenv("SARVIZ_STUDY_DB", sqlite_url)
     monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", PASSWORD)
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))

@@ -224,7 +224,7 @@ def test_no_owner_password_configured(study_env, monkeypatch):
     monkeypatch.delenv("SARVIZ_STUDY_OWNER_PASSWORD")
     at = AppTest.from_file(ADMIN, default_timeout=30)
     at.run()
-    from sarviz.ui.text import shown  # messages are escaped plain text (issue 21)
+    from sarviz.ui.text import shown  # messages are escaped plain text
 
     assert "SARVIZ_STUDY_OWNER_PASSWORD" in shown(at.error[0].value) and not at.text_input
 
@@ -238,7 +238,7 @@ def test_missing_database_is_reported_not_created(tmp_path, monkeypatch):
     at = AppTest.from_file(QUIZ, default_timeout=30)
     at.query_params["study"] = "ui-study"
     at.run()
-    # issue 21 item 6: participants are told "not available", never the path (it is in the log)
+    # participants are told "not available", never the path (it is in the log)
     assert at.error and at.error[0].value.startswith("This study is not available")
     assert str(missing) not in at.error[0].value and not missing.exists()
     # the owner page: login still works (and is still rate-limited) without a database …

@@ -118,7 +118,7 @@ def test_tiny_clip_with_identical_image_and_text_embeddings_ranks_one(tmp_path, 
 
 
 def test_seed001_known_answer_through_evaluate_text():
-    """Issue 19's toy case through evaluate-text's protocol call (what evaluate_text_model runs on the
+    """The seed-001 toy case through evaluate-text's protocol call (what evaluate_text_model runs on the
     images it read and generated): 0.0049, the same as Inspect and `sarviz evaluate`."""
     from _seed001_toy import KNOWN_KL, toy_sets
 

@@ -144,7 +144,7 @@ def test_describe_this_place_on_the_map_page_fills_the_prompt(page_env, tmp_path
     # the prompt page ran with the caption of the clicked scene in its prompt box
     assert at.text_area(key="prompt_text").value == caption_for_scene(scene)
     assert at.text_area(key="prompt_text").value.startswith("<SAR> Sentinel-1 SAR image, VV polarisation, ")
-    # and says where its land cover came from (issue 22 item 5)
+    # and says where its land cover came from
     note = describe_scene(scene).landcover_note
     assert note and any(note in i.value for i in at.info), [i.value for i in at.info]
 

@@ -1,4 +1,4 @@
-"""Panels are drawn with the ground's aspect and both pixel sizes are stated (issue 22 item 9)."""
+"""Panels are drawn with the ground's aspect and both pixel sizes are stated."""
 
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     try:
         real_vv, real_vh = _read_vv_vh(Path(entry["real"]))
-    except Exception as exc:  # noqa: BLE001 — one unreadable file fails its item, not the run (issue 21)
+    except Exception as exc:  # noqa: BLE001 — one unreadable file fails its item, not the run
         why = f"real Sentinel-1 crop {Path(entry['real']).name} cannot be read: {_failure_text(exc)}"
         return [{**meta, "seed": s, "error": why} for s in sorted(entry["generated"])]
     for seed, path in sorted(entry["generated"].items()):

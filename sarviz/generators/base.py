@@ -170,17 +170,6 @@ class GenerationResult:
         """The polarisations present: {"VV": …} or {"VV": …, "VH": …}."""
         return {"VV": self.vv_db} if self.vh_db is None else {"VV": self.vv_db, "VH": self.vh_db}
 
-    def as_scene(self, like: Scene | None = None) -> Scene:
-        """The result as a scene (SAR layers only, or layered onto ``like``'s other layers)."""
-        if not self.georeferenced:
-            raise GenerationError("this result has no georeference (a prompt result): it cannot be a scene")
-        base = dict(crs=self.crs, transform=self.transform, width=self.width, height=self.height)
-        if like is not None:
-            base.update(optical=like.optical, angle_deg=like.angle_deg, embedding=like.embedding,
-                        dates=dict(like.dates))
-        return Scene(vv_db=self.vv_db, vh_db=self.vh_db, scene_id=self.provenance.get("scene_id", "generated"),
-                     provenance={"source": "generated", **self.provenance}, **base)
-
     @property
     def calibration(self) -> Calibration:
         """The calibration the result was made with (provenance ``calibration``), else the default."""

@@ -499,20 +499,6 @@ class OwnerAPI:
                 raise NotFound(f"no pooled image {item_id}")
             return png
 
-    def remove_item(self, code: str, item_id: int) -> None:
-        study = self.study(code)
-
-        def work(s: Session) -> None:
-            item = s.get(Item, int(item_id))
-            if item is None or item.study_id != study.id:
-                raise NotFound(f"no pooled image {item_id} in {code!r}")
-            if s.scalar(select(func.count(Assignment.id)).where(Assignment.item_id == item.id)):
-                raise StudyError(f"image {item_id} has already been shown to participants and stays in the pool "
-                                 "so that their answers keep their labels")
-            s.delete(item)
-
-        self.db.write(work)
-
     def pool_status(self, code: str) -> str:
         """"ready" or the message saying what the pool lacks."""
         study = self.study(code)
@@ -647,5 +633,3 @@ class OwnerAPI:
                  .where(Participant.study_id == study.id)
                  .group_by(Participant.id).order_by(Participant.id))
             return [dict(r._mapping) for r in s.execute(q)]
-
-

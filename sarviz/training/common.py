@@ -32,7 +32,7 @@ MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 
 def resolve_mixed_precision(value: str) -> str:
-    """``auto`` → the precision inference uses on this machine (one choice for both, issue 16).
+    """``auto`` → the precision inference uses on this machine (one choice for both).
 
     CUDA: bf16 where the GPU supports it, else fp16. CPU: bf16 only where the per-machine
     measurement (:func:`sarviz.generators.runtime.dtype_decision`) found bf16 faster than

@@ -77,7 +77,7 @@ class TextTrainConfig:
     lr_warmup_steps: int = 0
     adam_weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
-    mixed_precision: str = "auto"  # the inference dtype choice of this machine (issue 16)
+    mixed_precision: str = "auto"  # the inference dtype choice of this machine
     gradient_checkpointing: bool = True
     random_flip: bool = False
     resume_from: str | None = None
