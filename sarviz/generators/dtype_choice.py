@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import platform
 import statistics
 import time
@@ -216,9 +215,9 @@ def decide(measurements: list[Measurement], max_drift: float = MAX_DRIFT,
 
 # -- cache -----------------------------------------------------------------------------------------
 def cache_path() -> Path:
-    from sarviz.settings import HOME
+    from sarviz.settings import HOME, env
 
-    return Path(os.environ.get("SARVIZ_DTYPE_CACHE", HOME / CACHE_NAME))
+    return Path(env("SARVIZ_DTYPE_CACHE") or HOME / CACHE_NAME)
 
 
 def _read_cache(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Hashable, Iterator
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, ProgressCallback
 from sarviz.hashing import file_sha256  # noqa: F401 - re-exported
+from sarviz.settings import env_switch
 
 # device and dtype facts live in the leaf module sarviz.generators.device (dtype_choice uses them too)
 from sarviz.generators.device import (  # noqa: E402,F401 - re-exported
@@ -56,7 +57,7 @@ def dtype_decision(device: str, requested: str | None = None):
     kind = device.split(":", 1)[0]
     if req != "auto":
         return DtypeDecision(device=kind, dtype=_normalise_dtype(device, req), method="user", reason="--dtype")
-    if kind == "mps" or os.environ.get("SARVIZ_DTYPE_MEASURE", "1").strip().lower() in ("0", "no", "false", "off"):
+    if kind == "mps" or env_switch("SARVIZ_DTYPE_MEASURE", "1") == "off":
         why = "MPS: half precision unreliable" if kind == "mps" else "measuring switched off (SARVIZ_DTYPE_MEASURE=0)"
         return DtypeDecision(device=kind, dtype=rule_of_thumb_dtype(device), method="rule", reason=why)
     with _DECISIONS_LOCK:  # one measurement per device per process, even with concurrent sessions
@@ -255,8 +256,7 @@ def card_problem(card: Any) -> str | None:
 
 # -- speed options: compile and memory layout (numbers: benchmarks/RESULTS_cpu_speed.md) ------------
 def _switch(name: str, default: str) -> str:
-    value = os.environ.get(name, default).strip().lower()
-    return {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)
+    return env_switch(name, default)
 
 
 def speed_plan(device: str) -> dict[str, Any]:

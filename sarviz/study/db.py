@@ -96,11 +96,9 @@ def sqlite_file(url: URL) -> Path | None:
 
 def _own_folder(folder: Path) -> bool:
     """sarviz's home folder (the default database's folder) may be created without asking."""
-    import os
+    from sarviz.settings import HOME, sarviz_home
 
-    from sarviz.settings import HOME
-
-    homes = {Path(HOME), Path(os.environ.get("SARVIZ_HOME", HOME))}  # as imported, and as set now
+    homes = {Path(HOME), sarviz_home()}  # as imported, and as set now
     try:
         return any(folder.resolve() == h.expanduser().resolve() for h in homes)
     except OSError:
