@@ -11,19 +11,26 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from sarviz.access import AccessDenied, resolve_user_path
-from sarviz.ui.gate import guarded, require_page
 from sarviz.captions import describe_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
 from sarviz.ui.fetch import fetched_scene, render_fetch
+from sarviz.ui.gate import guarded, require_page
 from sarviz.ui.generate import render_generate_panel
 from sarviz.ui.inspection import render_inspection
 from sarviz.ui.map import build_map, clicked_point, selection_layer
+from sarviz.ui.navigation import (
+    acquisition_choice,
+    go_to,
+    initial_view,
+    nearest_scene_button,
+    place_search,
+    scene_list,
+    scene_overlay,
+    scene_places,
+)
 from sarviz.ui.prompt import MAP_PROMPT_KEY, MAP_PROMPT_NOTE_KEY
-from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place_search, scene_list,
-                                  scene_places)
-from sarviz.ui.navigation import nearest_scene_button, scene_overlay
 from sarviz.ui.scene_view import render_scene
 from sarviz.ui.study import add_to_pool_button, owner_logged_in, quiz_page
 from sarviz.ui.text import plain

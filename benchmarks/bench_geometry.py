@@ -43,15 +43,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 warnings.filterwarnings("ignore")
 
-from _sources_fixtures import (  # noqa: E402
-    build_published_aef_zarr, make_s1_items, simulate_iw_swath, stac_api, write_items,
-)
-
 from sarviz.scene import patch_grid  # noqa: E402
 from sarviz.sources.base import FetchRequest  # noqa: E402
 from sarviz.sources.public import AlphaEarthMosaic, PublicSource  # noqa: E402
 from sarviz.sources.s1_geometry import (  # noqa: E402
-    _ground_range_at_incidence, _incidence_at_ground_range, estimate_incidence_angle,
+    _ground_range_at_incidence,
+    _incidence_at_ground_range,
+    estimate_incidence_angle,
+)
+
+from _sources_fixtures import (  # noqa: E402
+    build_published_aef_zarr,
+    make_s1_items,
+    simulate_iw_swath,
+    stac_api,
+    write_items,
 )
 
 ENL = 4.4

@@ -57,8 +57,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from sarviz.metrics.report import compare
-    from sarviz.viz.inspect import inspect_all
     from sarviz.viz import panels
+    from sarviz.viz.inspect import inspect_all
 
     vv, vh, gv, gh, emb, source = inputs()
     names = ("metrics (VV+VH)", "histogram panel", "GLCM panel", "embedding panel")

@@ -24,6 +24,7 @@ import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
+
 from sarviz.errors import AccessDenied  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from sarviz.errors import SceneError
 
-
 #: deepest JSON nesting a region or points file may have (a Polygon needs 4 levels, a
 #: FeatureCollection of MultiPolygons 7): deeper files are refused before anything recurses
 MAX_NESTING = 32

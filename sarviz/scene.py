@@ -31,8 +31,8 @@ import numpy as np
 import rasterio
 import rasterio.errors
 from affine import Affine
-from rasterio.crs import CRS
 from rasterio import shutil as rio_shutil
+from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.warp import Resampling, reproject

@@ -8,8 +8,8 @@ forges a matching XSRF cookie/header pair, and PUTs files to
 from __future__ import annotations
 
 import asyncio
-import os
 import http.client
+import os
 import urllib.parse
 import uuid
 

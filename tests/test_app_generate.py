@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_scene
 from streamlit.testing.v1 import AppTest
 
+from conftest import make_scene
 from sarviz.scene import write_scene
 
 

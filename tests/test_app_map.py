@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SPAIN_LATLON
 from streamlit.testing.v1 import AppTest
+
+from conftest import SPAIN_LATLON
 
 
 def run_app(scenes, lat=None, lon=None) -> AppTest:

@@ -23,9 +23,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from _study_fixtures import build_pool_folder
 from conftest import make_scene
 from sarviz.cli import main
+
+from _study_fixtures import build_pool_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

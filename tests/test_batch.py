@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from _batch_fixtures import build_scene_folder, write_points_csv
-from sarviz.errors import SarvizError
 from sarviz.batch.layout import MANIFEST_COLUMNS, BatchConfig, BatchFolder
 from sarviz.batch.points import points_from_file, points_from_region
+from sarviz.errors import SarvizError
+
+from _batch_fixtures import build_scene_folder, write_points_csv
 
 SIZE = 32
 
@@ -259,9 +260,9 @@ def test_a_second_run_on_a_busy_folder_is_refused(inputs, tmp_path):
 @pytest.mark.slow  # builds a tiny diffusers checkpoint (~20 s CPU)
 def test_any_geo_model_card_works_tiny_diffusion(inputs, tmp_path, monkeypatch):
     """The batch is model-agnostic: a (tiny, random) SD 1.5 + 65-ch ControlNet + LoRA card, same code path."""
-    from _diffusion_fixtures import write_card, write_tiny_checkpoint
-
     from sarviz.batch.engine import run_batch
+
+    from _diffusion_fixtures import write_card, write_tiny_checkpoint
 
     ckpt = write_tiny_checkpoint(tmp_path / "ckpt")
     write_card(tmp_path / "cards", ckpt, model_id="tiny-geo")

@@ -9,11 +9,12 @@ machine fails at once (CDNs, tiles), as it would offline.
 from __future__ import annotations
 
 import pytest
-from _browser import chromium_page, require_browser, run_streamlit, screenshot
+
 from _waits import patience_ms
 from conftest import SPAIN_LATLON
-
 from sarviz.ui import webassets
+
+from _browser import chromium_page, require_browser, run_streamlit, screenshot
 
 pytestmark = pytest.mark.browser
 

@@ -11,10 +11,10 @@ import pytest
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import tiny_scene  # noqa: E402
-
 from sarviz.generators.base import DEFAULT_ANGLE_DEG, GenerationError  # noqa: E402
 from sarviz.generators.condition import ConditionError, ConditionSpec, build_condition, check_angle  # noqa: E402
+
+from _diffusion_fixtures import tiny_scene  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,16 +17,20 @@ import rasterio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card  # noqa: E402
-
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.generators import runtime  # noqa: E402
-from sarviz.generators.base import (GenerationCancelled, GenerationError, GenerationRequest,  # noqa: E402
-                                    GenerationResult, WeightsMissing)
+from sarviz.generators.base import (  # noqa: E402
+    GenerationCancelled,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    WeightsMissing,
+)
 from sarviz.generators.condition import ConditionError  # noqa: E402
-from sarviz.generators.diffusion import (DiffusionGenerator, apply_unet_lora, load_controlnet,  # noqa: E402
-                                         load_weights_file)
+from sarviz.generators.diffusion import DiffusionGenerator, apply_unet_lora, load_controlnet, load_weights_file  # noqa: E402
 from sarviz.registry import REPO_MODELS_DIR, ModelRegistry  # noqa: E402
+
+from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card  # noqa: E402
 
 FP32 = GenerationRequest(seed=7, dtype="float32", device="cpu")
 

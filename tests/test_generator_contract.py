@@ -14,9 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _diffusion_fixtures import tiny_scene, write_card
-from _text_fixtures import tiny_text_model, write_text_card
-from generator_contract import GeneratorContract
 
 from sarviz.emulator.speckle import SpeckleModel
 from sarviz.generators.base import (
@@ -28,6 +25,10 @@ from sarviz.generators.base import (
 )
 from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
 from sarviz.registry import REPO_MODELS_DIR, ModelCard, ModelRegistry
+
+from _diffusion_fixtures import tiny_scene, write_card
+from _text_fixtures import tiny_text_model, write_text_card
+from generator_contract import GeneratorContract
 
 
 class TestEmulatorContract(GeneratorContract):
@@ -163,9 +164,9 @@ class TestMigrationContract(GeneratorContract):
     @pytest.fixture(scope="class")
     def generator(self, tmp_path_factory):
         from _migration_fixtures import speckle_amplitude, write_png
-        from _text_fixtures import write_sd15_base
-
         from sarviz.migration.migrate import KIND
+
+        from _text_fixtures import write_sd15_base
 
         root = tmp_path_factory.mktemp("contract_migration")
         base = write_sd15_base(root / "sd15")
@@ -179,9 +180,9 @@ class TestMigrationContract(GeneratorContract):
 
     @pytest.fixture(scope="class")
     def source(self):
-        from _migration_fixtures import speckle_amplitude
         from affine import Affine
 
+        from _migration_fixtures import speckle_amplitude
         from sarviz.calibration import DEFAULT_CALIBRATION
 
         vv = 20 * np.log10(speckle_amplitude(64, 8, 41)) - 10

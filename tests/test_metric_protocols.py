@@ -14,6 +14,7 @@ from sarviz.metrics.provenance import calibration_of, real_s1_acquisition
 from sarviz.metrics.report import compare, compare_results
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
+
 from _metrics_fixtures import GRID, result_from, speckled_scene_db
 
 WIDE = {"db_range": {"VV": [-30.0, 5.0], "VH": [-35.0, -5.0]}, "shared": False}
@@ -268,9 +269,10 @@ def test_seed001_known_answer_through_inspect():
 
 # -- the Inspect UI ----------------------------------------------------------------------------------
 def _inspect_app(composite: bool) -> None:
-    from _metrics_fixtures import GRID, result_from, speckled_scene_db
     from sarviz.scene import Scene
     from sarviz.ui.inspection import render_inspection
+
+    from _metrics_fixtures import GRID, result_from, speckled_scene_db
 
     vv, vh = speckled_scene_db((64, 64), seed=0)
     gv, gh = speckled_scene_db((64, 64), seed=4, looks=2.0)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import make_scene
 
+from conftest import make_scene
 from sarviz.scene import (
     SCENE_BANDS,
     TRAINING_PATCH_BANDS,

@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from _study_fixtures import build_pool_folder, make_study, write_sar_tif
 from sarviz.access import UNTRUSTED_FORWARD, AccessDenied, client_key, resolve_user_path, safe_upload_name
 from sarviz.cli import main
 from sarviz.settings import Settings
@@ -26,6 +25,8 @@ from sarviz.study.auth import LoginLocked, OwnerAuth, hash_password
 from sarviz.study.design import PoolEntry, StudyDesign, balanced_pool, draw_session
 from sarviz.study.pool import MISSING_GREY, PoolError, render_file, render_png_bytes
 from sarviz.study.service import ParticipantAPI, QuizAnswer, SessionRefused
+
+from _study_fixtures import build_pool_folder, make_study, write_sar_tif
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -341,8 +342,9 @@ def _failed_logins(db: StudyDatabase) -> int:
 
 def _login(page, password: str, expect: str, db: StudyDatabase | None = None) -> None:
     """Submit the owner login form once and wait for its outcome (the attempt recorded, if a db is given)."""
-    from _study_fixtures import wait_until
     from _waits import patience, patience_ms
+
+    from _study_fixtures import wait_until
 
     before = _failed_logins(db) if db is not None else None
     page.get_by_label("Study owner password").fill(password)
@@ -359,8 +361,9 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
     """Study mode against `streamlit run app.py`: Inspect asks for the owner login (server side)
     while the quiz stays open; rotating a forged X-Forwarded-For no longer gives fresh guesses;
     the owner (another address) still gets in."""
-    from _browser import chromium_page, run_streamlit
     from _waits import patience_ms
+
+    from _browser import chromium_page, run_streamlit
 
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "served", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)

@@ -14,10 +14,11 @@ from scipy.stats import norm
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from _study_fixtures import make_study
+from _waits import patience_ms
 from sarviz.study import OwnerAPI, StudyDatabase
 from sarviz.study.models import Answer, Assignment, Item, Participant
-from _waits import patience_ms
+
+from _study_fixtures import make_study
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIZ = str(ROOT / "pages" / "3_Quiz.py")
@@ -264,8 +265,9 @@ def test_missing_database_is_reported_not_created(tmp_path, monkeypatch):
 
 
 def test_pool_tab_warns_owner_about_native_sizes(study_env, tmp_path):
-    from _study_fixtures import write_sar_tif
     from sarviz.study.pool import ItemLabels
+
+    from _study_fixtures import write_sar_tif
 
     owner = OwnerAPI(study_env)
     for i in range(3):  # large generated images next to the fixture's 32 px chips

@@ -15,12 +15,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_fixtures import (one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15,  # noqa: E402,F401
-                             write_tiny_sdxl)
-
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
 from sarviz.training.text import TextTrainConfig, train_text  # noqa: E402
+
+from _train_fixtures import one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15, write_tiny_sdxl  # noqa: E402,F401
 
 RES = 32
 TOKEN = "<SAR>"

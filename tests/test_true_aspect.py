@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SPAIN_LATLON
 
+from conftest import SPAIN_LATLON
 from sarviz.viz.images import true_aspect
 
 

@@ -47,9 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sarviz.batch.downstream import run_downstream, write_downstream
+    from sarviz.errors import CliError
     from sarviz.formats.batch_folder import EVALUATION_DIR
     from sarviz.formats.evaluation_report import DOWNSTREAM_MD
-    from sarviz.errors import CliError
 
     if args.target is not None or args.test is not None:
         return run_folders(args)

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from sarviz.errors import SceneError
-
 from sarviz.regions import _LAT, _LON  # noqa: F401 - the column names live with the one points reader
 
 

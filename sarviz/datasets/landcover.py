@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.errors import DatasetError
 from sarviz.emulator.radiometric import DW_CLASS_NAMES
+from sarviz.errors import DatasetError
 from sarviz.optical_landcover import METHOD as OPTICAL_METHOD
 from sarviz.optical_landcover import PHRASES, classify, confidence_word
 from sarviz.scene import Scene

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, ProgressCallback
-from sarviz.hashing import file_sha256  # noqa: F401 - re-exported
-from sarviz.settings import env_switch
 
 # device and dtype facts live in the leaf module sarviz.generators.device (dtype_choice uses them too)
 from sarviz.generators.device import (  # noqa: E402,F401 - re-exported
@@ -39,6 +37,8 @@ from sarviz.generators.device import (  # noqa: E402,F401 - re-exported
     rule_of_thumb_dtype,
     torch_dtype,
 )
+from sarviz.hashing import file_sha256  # noqa: F401 - re-exported
+from sarviz.settings import env_switch
 
 _DECISIONS: dict[str, Any] = {}
 _DECISIONS_LOCK = threading.Lock()

@@ -22,10 +22,10 @@ from sarviz.scene import LAYERS, Scene, footprint_wgs84, read_scene, read_scene_
 from sarviz.sources.base import (
     GROUP_LABELS,
     LAYER_GROUPS,
+    S1_PROVENANCE_KEYS,
     FetchProgress,
     FetchRequest,
     LayerReport,
-    S1_PROVENANCE_KEYS,
     NoDataHere,
     SourceResult,
 )

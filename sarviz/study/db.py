@@ -28,13 +28,12 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from sarviz.errors import StudyError  # noqa: F401 - re-exported: sarviz.study.db.StudyError
-
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sarviz.errors import StudyError  # noqa: F401 - re-exported: sarviz.study.db.StudyError
 from sarviz.study import migrations
 
 log = logging.getLogger(__name__)

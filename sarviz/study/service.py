@@ -26,14 +26,19 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sarviz.errors import FormatError, MetricError, SceneError
 from sarviz.constants import QUALITY_ASPECTS
+from sarviz.errors import FormatError, MetricError, SceneError
+from sarviz.study import pool as pool_mod
 from sarviz.study.db import StudyDatabase, StudyError
 from sarviz.study.design import (
-    PoolEntry, StudyDesign, balanced_pool, check_pool, draw_session, held_back_message,
+    PoolEntry,
+    StudyDesign,
+    balanced_pool,
+    check_pool,
+    draw_session,
+    held_back_message,
 )
 from sarviz.study.models import Answer, Assignment, Invite, Item, Participant, RefusedStart, Study, utcnow
-from sarviz.study import pool as pool_mod
 from sarviz.study.pool import DuplicateImage, ItemLabels, PoolError, RenderedImage
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")

@@ -24,8 +24,19 @@ from typing import Any, Iterator
 from sarviz.atomic import write_json  # noqa: F401 - re-exported (one JSON writer)
 from sarviz.errors import TrainError  # noqa: F401 - re-exported (it lives in sarviz.errors)
 from sarviz.formats.training_run import (  # noqa: F401 - re-exported (the run folder's names live there)
-    ACCELERATE_STATE, CHECKPOINT_RE, LOGS_DIR, LOSS_FIELDS, LOSS_LOG, RUN_FILE, TMP_PREFIX, RunLog, clean_stale_temp,
-    list_checkpoints, publish_checkpoint, publish_final, temp_checkpoint_dir,
+    ACCELERATE_STATE,
+    CHECKPOINT_RE,
+    LOGS_DIR,
+    LOSS_FIELDS,
+    LOSS_LOG,
+    RUN_FILE,
+    TMP_PREFIX,
+    RunLog,
+    clean_stale_temp,
+    list_checkpoints,
+    publish_checkpoint,
+    publish_final,
+    temp_checkpoint_dir,
 )
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")

@@ -25,12 +25,11 @@ from typing import Any, Callable
 import numpy as np
 
 import sarviz
-
 from sarviz.errors import DatasetError, TrainError
 from sarviz.evaluation.captioned import CaptionedSet, open_captioned
 from sarviz.evaluation.clip import sar_rgb
-from sarviz.formats.sarclip import FORMAT as SARCLIP_FORMAT
 from sarviz.formats.sarclip import CONFIG_FILE as SARCLIP_CONFIG
+from sarviz.formats.sarclip import FORMAT as SARCLIP_FORMAT
 from sarviz.formats.sarclip import SarClipFolder
 
 Progress = Callable[[int, int, str], None]

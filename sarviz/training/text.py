@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
 from sarviz.formats.text_run import EMBEDS_FILE, MODEL_FILE, UNET_DIR, UNET_LORA_DIR, VAE_DIR, TextRun
 from sarviz.formats.text_run import FORMAT as MODEL_FORMAT
 from sarviz.formats.text_run import te_lora_dir as _te_lora_dir
+from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop

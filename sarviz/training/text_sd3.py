@@ -38,10 +38,10 @@ from typing import Any
 
 from sarviz.errors import SarvizError
 from sarviz.formats.text_run import TRANSFORMER_LORA_DIR, TextRun
+from sarviz.generators.text_sd3 import sd3_caption  # noqa: F401 - the captions' frame, shared with generation
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
-from sarviz.generators.text_sd3 import sd3_caption  # noqa: F401 - the captions' frame, shared with generation
 
 LORA_TARGET_SETS: dict[str, tuple[str, ...]] = {
     "qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),

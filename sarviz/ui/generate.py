@@ -19,10 +19,16 @@ import threading
 import numpy as np
 import streamlit as st
 
-from sarviz.errors import SarvizError
-from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, GenerationError, GenerationRequest,
-                                    GenerationResult, Generator)
 from sarviz.embedding_proxy import is_proxy, result_note
+from sarviz.errors import SarvizError
+from sarviz.generators.base import (
+    DEFAULT_ANGLE_DEG,
+    GenerationCancelled,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+)
 from sarviz.scene import Scene
 from sarviz.ui.text import plain
 

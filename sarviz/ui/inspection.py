@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.errors import SarvizError
 from sarviz.generators.base import GenerationResult
 from sarviz.metrics.report import MetricError, MetricsReport, check_same_grid, read_sar_file
-from sarviz.viz.inspect import inspect_results
-from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.scene import Scene
-from sarviz.viz import images, panels
 from sarviz.ui.text import plain
+from sarviz.viz import images, panels
+from sarviz.viz.inspect import inspect_results
 
 
 def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):
@@ -402,9 +402,9 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
             st.markdown(metrics_doc())
         if st.toggle("Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False,
                      key=f"{key}-seed001"):
-            from sarviz.metrics.protocols import seed001_table
-
             import pandas as pd
+
+            from sarviz.metrics.protocols import seed001_table
 
             fp = fingerprint(*(m.real_db for m in report.polarisations.values()),
                              *(m.gen_db for m in report.polarisations.values()))
