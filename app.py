@@ -173,6 +173,7 @@ OWNER_PAGES = [
     st.Page("pages/1_Prompt.py", title="Prompt", icon=":material/edit_note:", url_path="Prompt"),
     st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/compare:", url_path="Inspect"),
     st.Page("pages/6_Batch.py", title="Batch", icon=":material/grid_view:", url_path="Batch"),
+    st.Page("pages/7_Render.py", title="Render", icon=":material/hd:", url_path="Render"),
     st.Page("pages/7_Sensor.py", title="Sensor", icon=":material/satellite_alt:", url_path="Sensor"),
     st.Page("pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:",
             url_path="Training_runs"),

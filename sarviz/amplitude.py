@@ -94,14 +94,23 @@ def normalise_amplitude_rows(amplitude, k_sigma: float = K_SIGMA):
     return (amplitude / threshold[..., None]).clip(0.0, 1.0), threshold
 
 
-def normalise_amplitude(values: np.ndarray, unit: str = "db", k_sigma: float = K_SIGMA) -> tuple[np.ndarray, AmplitudeStats]:
+def normalise_amplitude(values: np.ndarray, unit: str = "db", k_sigma: float = K_SIGMA,
+                        stats: AmplitudeStats | None = None) -> tuple[np.ndarray, AmplitudeStats]:
     """Seed 001's normalisation of one image: (A / (μ_A + k·σ_A) clipped to [0, 1], statistics).
 
     ``values`` is σ⁰ in ``unit`` (any shape; NaN or ±inf = missing, kept NaN in the result).
     μ and σ are of the image's valid amplitudes; raises :class:`AmplitudeError` when there is
     no valid pixel or the threshold is not positive.
+
+    ``stats``: normalise with a whole scene's statistics instead of this array's (a tile or an
+    up-sampled copy of the scene: one scale for all of them, so they invert to the same σ⁰);
+    those statistics are returned unchanged (``k_sigma`` is then theirs).
     """
     amp = to_amplitude(values, unit)
+    if stats is not None:
+        with np.errstate(invalid="ignore"):
+            out = np.clip(amp / stats.threshold, 0.0, 1.0)
+        return out, stats
     finite = np.isfinite(amp)
     valid = amp[finite] if not finite.all() else amp.ravel()
     if valid.size == 0:
@@ -119,13 +128,27 @@ def normalise_amplitude(values: np.ndarray, unit: str = "db", k_sigma: float = K
     return out, stats
 
 
-def denormalise_amplitude(normalised: np.ndarray, stats: AmplitudeStats, unit: str = "db") -> np.ndarray:
+def clipped_mask(values: np.ndarray, stats: AmplitudeStats, unit: str = "db") -> np.ndarray:
+    """Where ``values`` saturate under ``stats`` (A ≥ μ + kσ, normalised to exactly 1): the clipped tail.
+
+    The same pixels :attr:`AmplitudeStats.clipped_fraction` counts; their σ⁰ is lost by the
+    clip, so a caller that must keep it (the SAR→SAR renderer's ``tail``) needs the mask.
+    """
+    with np.errstate(invalid="ignore"):
+        return to_amplitude(values, unit) >= stats.threshold
+
+
+def denormalise_amplitude(normalised: np.ndarray, stats: AmplitudeStats, unit: str = "db",
+                          floor_db: float | None = None) -> np.ndarray:
     """The inverse of :func:`normalise_amplitude`: σ⁰ in ``unit`` (default dB) from [0, 1] values.
 
     Exact for unsaturated pixels; a pixel at 1 comes back as the threshold μ + kσ, a lower
-    bound of its true value (the clip lost the rest). 0 gives −inf dB; NaN stays NaN.
+    bound of its true value (the clip lost the rest). 0 gives −inf dB (or ``floor_db`` when
+    given: a rendered image's black pixel is "below the floor", not −inf); NaN stays NaN.
     """
     amp = np.asarray(normalised, dtype=np.float64) * stats.threshold
+    if floor_db is not None:
+        amp = np.fmax(amp, 10.0 ** (floor_db / 20.0))
     if unit == "amplitude":
         return amp
     if unit == "intensity":

@@ -47,6 +47,7 @@ _KIND_MODULES = {
     "text-to-sar": "sarviz.generators.text",
     "text-to-sar-sd3": "sarviz.generators.text_sd3",
     "ad-migration": "sarviz.migration.migrate",
+    "sar2sar": "sarviz.generators.sar2sar",
 }
 
 

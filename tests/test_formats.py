@@ -43,7 +43,8 @@ def test_every_artifact_is_registered_with_its_files():
     assert set(classes) == {"scene-file", "patch-dataset", "captioned-dataset", "training-run",
                             "controlnet-checkpoint", "text-run", "sarclip", "emulator-weights", "model-card",
                             "batch-folder", "stac-catalog", "evaluation-report", "study-export", "generated-image",
-                            "sensor-profile", "sensor-comparison"}
+                            "sensor-profile", "sensor-comparison",
+                            "sar-geotiff", "sar2sar-pairs", "sar2sar-run", "render-output"}
     for name, cls in classes.items():
         assert callable(getattr(cls, "load")) and callable(getattr(cls, "save")), name
 
@@ -473,6 +474,70 @@ def test_generated_image_round_trip_and_errors(tmp_path, georeferenced):
     with pytest.raises(GenerationError) as exc:
         GeneratedImage.load(path)
     assert "g.tif" in one_line(exc)
+
+
+def test_sar2sar_artifacts_round_trip_and_errors(tmp_path):
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from sarviz.formats.sar2sar import (
+        PAIRS_FILE,
+        RUN_FILE,
+        PairsDataset,
+        RenderOutput,
+        Sar2SarError,
+        Sar2SarRun,
+        SarGeoTiff,
+    )
+
+    rng = np.random.default_rng(0)
+    db = (10 * np.log10(rng.gamma(4.4, 1 / 4.4, (20, 24))) - 12).astype(np.float32)
+    crs, t = CRS.from_epsg(32630), Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
+    # SAR GeoTIFF: bands by polarisation, georeference kept; not-SAR and not-georeferenced refused in one line
+    img = SarGeoTiff({"VV": db, "VH": db - 7}, crs, t, tags={"source": "test"})
+    back = SarGeoTiff.load(img.save(tmp_path / "in.tif"))
+    assert list(back.bands) == ["VV", "VH"] and back.crs == crs and back.transform == t
+    np.testing.assert_array_equal(back.bands["VH"], db - 7)
+    with pytest.raises(Sar2SarError) as exc:
+        SarGeoTiff.load(SarGeoTiff({"VV": db + 200}, crs, t).save(tmp_path / "bright.tif"))
+    assert "not σ⁰ in dB" in one_line(exc)
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    with pytest.raises(Sar2SarError) as exc:
+        SarGeoTiff.load(tmp_path / "bad.tif")
+    assert "bad.tif" in one_line(exc)
+    # render output: bands, masks, provenance round-trip; a failed write leaves the old file
+    out = RenderOutput({"VV": db, "VV_seed_spread_db": np.abs(db) / 10}, crs, t, {"seed": 3}, {"VV": db > -8})
+    path = out.save(tmp_path / "render.tif")
+    again = RenderOutput.load(path)
+    assert list(again.bands) == ["VV", "VV_seed_spread_db"] and again.provenance == {"seed": 3}
+    np.testing.assert_array_equal(again.masks["VV"], db > -8)
+    good = path.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017 - rasterio refuses a band of another shape
+        RenderOutput({"VV": db, "VH": db[:5]}, crs, t, {}).save(path)
+    assert path.read_bytes() == good and not no_leftovers(tmp_path)
+    # pairs dataset and run: metadata with its format; missing or foreign ones refused in one line
+    PairsDataset.write_split(tmp_path / "pairs", "train", [{"id": "a", **PairsDataset.chip_paths("a")}])
+    PairsDataset.write_info(tmp_path / "pairs", {"options": {"size": 8}})
+    pairs = PairsDataset.load(tmp_path / "pairs")
+    assert pairs.rows("train")[0]["conditioning_image"] == "conditioning/a.png" and pairs.rows("val") == []
+    (tmp_path / "pairs" / PAIRS_FILE).write_text(json.dumps({"format": "other/1"}))
+    with pytest.raises(Sar2SarError) as exc:
+        PairsDataset.load(tmp_path / "pairs")
+    assert PAIRS_FILE in one_line(exc)
+    with pytest.raises(Sar2SarError) as exc:
+        Sar2SarRun.load(tmp_path)
+    assert "not a sar2sar model" in one_line(exc)
+    from diffusers import ControlNetModel
+
+    cn = ControlNetModel(block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                         layers_per_block=1, cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4,
+                         conditioning_embedding_out_channels=(4, 8))
+    run = Sar2SarRun(tmp_path / "run", {"step": 2, "base": "b"}).save(controlnet=cn)
+    loaded = Sar2SarRun.load(run)
+    assert loaded.meta["step"] == 2 and Sar2SarRun.read_step(run) == 2 and len(loaded.weights_sha256()) == 64
+    (run / RUN_FILE).write_text("{")
+    with pytest.raises(Sar2SarError):
+        Sar2SarRun.load(run)
 
 
 def test_formats_is_core_it_imports_no_higher_layer_and_no_torch():

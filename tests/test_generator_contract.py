@@ -3,8 +3,9 @@
 The emulator (the repository's own card and weights), the tiny ControlNet geo model and the
 tiny SD 1.5 and SDXL text-to-SAR models (the random models the other tests build), the
 seed-003 SD3 text-to-SAR generator (a tiny SD3 base with a random MM-DiT LoRA) and
-attention-distillation migrator (the tiny SD 1.5 base), and a test-only image transformer
-that exercises the ``uses_device = False`` transform branch.
+attention-distillation migrator (the tiny SD 1.5 base), the seed-002 SAR→SAR renderer on a
+tiny ControlNet, and a test-only image transformer that exercises the ``uses_device = False``
+transform branch.
 """
 
 from __future__ import annotations
@@ -192,3 +193,47 @@ class TestMigrationContract(GeneratorContract):
 
     def make_request(self, seed: int) -> TransformRequest:
         return TransformRequest(seed=seed, device="cpu", dtype="float32", options={"polarisations": ["VV"]})
+
+
+# -- the SAR→SAR renderer (seed 002) ------------------------------------------------------------------
+class TestSar2SarRendererContract(GeneratorContract):
+    """The renderer on the tiny random SD 1.5 base with a ControlNet made from its UNet (untrained: the
+    contract checks the interface, not the rendering). Factor 1 keeps the source's grid, which the
+    contract's GeoTIFF check expects; the finer grids are tested in tests/test_sar2sar_render.py."""
+
+    interface = "transform"
+
+    @pytest.fixture(scope="class")
+    def generator(self, tmp_path_factory):
+        import torch
+        from diffusers import ControlNetModel, UNet2DConditionModel
+
+        from sarviz.formats.sar2sar import Sar2SarRun
+        from sarviz.generators.sar2sar import Sar2SarRenderer
+
+        from _text_fixtures import write_sd15_base
+
+        root = tmp_path_factory.mktemp("contract_sar2sar")
+        base = write_sd15_base(root / "base")
+        torch.manual_seed(0)
+        cn = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(str(base / "unet")),
+                                       conditioning_embedding_out_channels=(16, 32, 96, 256))
+        Sar2SarRun(root / "run", {"step": 0, "base": str(base), "base_kind": "sd15", "resolution": 64,
+                                  "pairs": {}, "consistency_calibration": None}).save(controlnet=cn)
+        # built the way every generator is: a model card of kind "sar2sar" (run relative to the card)
+        ModelCard(id="tiny-sar2sar", name="tiny SAR→SAR", kind="sar2sar", path=root / "tiny-sar2sar.json",
+                  data={"run": "run"}).save()
+        renderer = ModelRegistry([root]).generator("tiny-sar2sar")
+        assert isinstance(renderer, Sar2SarRenderer) and renderer.run.folder == root / "run"
+        return renderer
+
+    @pytest.fixture(scope="class")
+    def source(self):
+        from sarviz.generators.base import GenerationRequest
+
+        emulator = ModelRegistry([REPO_MODELS_DIR]).generator("emulator")
+        return emulator.generate(tiny_scene(), GenerationRequest(seed=0))
+
+    def make_request(self, seed: int) -> TransformRequest:
+        return TransformRequest(seed=seed, steps=2, strength=1.0, device="cpu", dtype="float32",
+                                options={"factor": 1.0, "tile": 64})

@@ -83,6 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="VV: grey PNGs; VV+VH: RGB = VV, VH, VV (default VV)")
     c.set_defaults(func=_caption)
 
+    from sarviz.commands.sar2sar import add_pairs_parser  # SAR→SAR pairs (seed 002)
+
+    add_pairs_parser(ds_sub)
+
 
 def _progress(done: int, total: int, message: str) -> None:
     print(f"[{done}/{total}] {message}", file=sys.stderr, flush=True)

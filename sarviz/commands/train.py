@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-items", type=int, default=None, help="use only the first N train pairs")
     c.add_argument("--device", default="cpu", help="cpu or cuda (multi-GPU: run under `accelerate launch`)")
     c.set_defaults(func=run_sarclip)
+    from sarviz.commands.sar2sar import add_train_parser  # SAR→SAR ControlNet (seed 002)
+
+    add_train_parser(kinds)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 

@@ -34,6 +34,7 @@ MODULES = (
     "sarviz.formats.study_export",
     "sarviz.formats.generated_image",
     "sarviz.formats.sensor_profile",
+    "sarviz.formats.sar2sar",
 )
 
 

@@ -12,7 +12,6 @@ state that ``accelerate_state/`` restores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,7 @@ from sarviz.formats.training_run import (  # noqa: F401 - re-exported (the run f
     publish_final,
     temp_checkpoint_dir,
 )
+from sarviz.hashing import seed_for  # noqa: F401 - re-exported (it lives in sarviz.hashing)
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
@@ -110,12 +110,6 @@ def check_base(base: str | os.PathLike, needs: tuple[str, ...] = ("unet", "vae",
         if comp in needs:
             check_weights(base / comp, allow_pickle, f"base model {base}, {comp}")
     return base
-
-
-def seed_for(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across processes and Python runs, unlike hash())."""
-    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 # -- data order --------------------------------------------------------------------------------------

@@ -69,17 +69,21 @@ def _rows_from_report(step: int, pid: str, report, sampler_steps: int, resolutio
     return rows
 
 
-def write_validation_rows(out: Path, step: int, rows: list[dict[str, Any]]) -> None:
-    """Replace this step's rows in RUN/validation.csv (and any rows after it: a resumed run)."""
+def write_validation_rows(out: Path, step: int, rows: list[dict[str, Any]], fields: tuple[str, ...] | None = None
+                          ) -> None:
+    """Replace this step's rows in RUN/validation.csv (and any rows after it: a resumed run).
+
+    ``fields``: the columns (default: the geo trainer's ``FIELDS``; the SAR→SAR trainer has its own)."""
+    fields = fields or FIELDS
     path = Path(out) / VALIDATION_CSV
     old: list[dict[str, Any]] = []
     if path.is_file():
         with open(path, newline="") as f:
             old = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) < step]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(old + [{k: ("" if r.get(k) is None else r.get(k)) for k in FIELDS} for r in rows])
+        writer.writerows(old + [{k: ("" if r.get(k) is None else r.get(k)) for k in fields} for r in rows])
 
 
 def generate_patch(pipe, vae, cond: np.ndarray, resolution: int, steps: int, seed: int, sampler: dict[str, Any]):
