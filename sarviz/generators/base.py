@@ -179,7 +179,7 @@ class GenerationResult:
         """GeoTIFF: bands "VV", "VH" (float32 dB), the scene's CRS/transform, provenance in tags."""
         return self._image().to_bytes()
 
-    def to_geotiff(self, path: str | os.PathLike) -> Path:
+    def to_geotiff(self, path: str | os.PathLike[str]) -> Path:
         """Write the GeoTIFF (:class:`sarviz.formats.generated_image.GeneratedImage`), checked complete."""
         return self._image().save(path)
 
@@ -197,12 +197,13 @@ class GenerationResult:
         from PIL import Image
 
         calibration = self.calibration
-        vv_range = tuple(vv_range or calibration.range("VV"))
+        vv_lo, vv_hi = vv_range or calibration.range("VV")
 
         def scale(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
-            return (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+            out: np.ndarray = (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+            return out
 
-        vv = scale(self.vv_db, *vv_range)
+        vv = scale(self.vv_db, vv_lo, vv_hi)
         missing = ~np.isfinite(self.vv_db)
         if self.vh_db is None:
             planes = [vv]
@@ -220,7 +221,7 @@ class GenerationResult:
         Image.fromarray(planes[0] if len(planes) == 1 else np.dstack(planes)).save(buf, format="PNG")
         return buf.getvalue()
 
-    def write(self, tif: str | os.PathLike, png: bool = True) -> list[Path]:
+    def write(self, tif: str | os.PathLike[str], png: bool = True) -> list[Path]:
         """The GeoTIFF at ``tif`` and (``png``) a PNG beside it with the same stem."""
         out = [self.to_geotiff(tif)]
         if png:
@@ -231,7 +232,7 @@ class GenerationResult:
         return out
 
     @classmethod
-    def from_geotiff(cls, path: str | os.PathLike) -> "GenerationResult":
+    def from_geotiff(cls, path: str | os.PathLike[str]) -> "GenerationResult":
         image = GeneratedImage.load(path)
         return cls(image.vv_db, image.vh_db, image.crs, image.transform, image.provenance)
 
@@ -281,7 +282,7 @@ class Generator(ABC):
 
     @property
     def model_id(self) -> str:
-        return self.card.id
+        return str(self.card.id)
 
     def describe(self) -> str:
         return f"{self.card.name} ({self.kind})"

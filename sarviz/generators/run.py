@@ -89,9 +89,9 @@ class RunContext:
         self.check_cancel()
         self.report(done, message or self.timer.message(done))
 
-    def diffusers_callback(self, offset: int = 0) -> Callable:
+    def diffusers_callback(self, offset: int = 0) -> Callable[..., dict[str, Any]]:
         """A ``callback_on_step_end`` for diffusers pipelines: step ``offset + i + 1`` per denoising step."""
-        def on_step(_pipe, i, _t, kwargs):
+        def on_step(_pipe: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             self.step(offset + i + 1)
             return kwargs
 
