@@ -185,7 +185,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("SARVIZ_DTYPE_CACHE", "$SARVIZ_HOME/dtype-choice.json", "the file the measured dtype choice is "
            "cached in"),
     EnvVar("SARVIZ_COMPILE", "off", "on: torch.compile the UNet (faster steady state, slow first call; "
-           "benchmarks/RESULTS_cpu_speed.md)"),
+           "benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer also takes auto (compile when it pays back)"),
     EnvVar("SARVIZ_CHANNELS_LAST", "auto", "on/off: channels-last memory layout (auto: on for CUDA, off for CPU)"),
     EnvVar("SARVIZ_PROXY_POINTS", "../shared/samples/alphaearth_s1_points", "the AlphaEarth sample points the "
            "PROXY embedding is built from"),
