@@ -192,6 +192,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("SARVIZ_SHARED", "../shared beside the checkout", "the shared sample-data folder (tests, land cover "
            "reference data)"),
     EnvVar("SARVIZ_ADDRESS", "127.0.0.1", "the address `./dev app` listens on (read by ./dev, not Python)"),
+    EnvVar("SARVIZ_VENV", ".venv in the checkout", "the virtualenv ./dev creates and uses (read by ./dev)"),
+    EnvVar("SARVIZ_LINT_FORMAT", "1", "0: `./dev lint` skips `ruff format --check` (read by ./dev)"),
 )
 
 #: secrets: SARVIZ_<NAME> in the environment, else ``name`` in Streamlit's secrets.toml (:func:`secret`)
