@@ -10,19 +10,27 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
-from sarviz.access import AccessDenied, guarded, require_page, resolve_user_path
+from sarviz.access import AccessDenied, resolve_user_path
 from sarviz.captions import describe_scene
 from sarviz.scene import SceneError, validate_latlon, wrap_longitude
 from sarviz.settings import Settings
 from sarviz.store import NoSceneHere, SceneStore
 from sarviz.ui.fetch import fetched_scene, render_fetch
+from sarviz.ui.gate import guarded, require_page
 from sarviz.ui.generate import render_generate_panel
 from sarviz.ui.inspection import render_inspection
 from sarviz.ui.map import build_map, clicked_point, selection_layer
+from sarviz.ui.navigation import (
+    acquisition_choice,
+    go_to,
+    initial_view,
+    nearest_scene_button,
+    place_search,
+    scene_list,
+    scene_overlay,
+    scene_places,
+)
 from sarviz.ui.prompt import MAP_PROMPT_KEY, MAP_PROMPT_NOTE_KEY
-from sarviz.ui.navigation import (acquisition_choice, go_to, initial_view, place_search, scene_list,
-                                  scene_places)
-from sarviz.ui.navigation import nearest_scene_button, scene_overlay
 from sarviz.ui.scene_view import render_scene
 from sarviz.ui.study import add_to_pool_button, owner_logged_in, quiz_page
 from sarviz.ui.text import plain
@@ -173,7 +181,7 @@ OWNER_PAGES = [
 # Every page exists in every mode, so /Quiz?study=CODE opens the quiz (a list with the quiz first
 # made it the default page, served at "/", so /Quiz was "not found") and /Inspect, /Batch … show
 # the owner login. A study server's participants get the quiz at "/" and no menu; every page but
-# the quiz gates itself on the server (sarviz.access.require_page), whatever this list says.
+# the quiz gates itself on the server (sarviz.ui.gate.require_page), whatever this list says.
 if Settings.load().study_mode and not owner_logged_in():
     home = st.Page(study_home, title="Study", icon=":material/quiz:", default=True)
     st.navigation([home, *OWNER_PAGES, QUIZ, ADMIN], position="hidden").run()

@@ -48,11 +48,11 @@ def main() -> None:
     os.environ.setdefault("SARVIZ_SHARED", args.shared)
     os.environ.setdefault("SARVIZ_HOME", tempfile.mkdtemp(prefix="sarviz-bench-home-"))
 
-    from _batch_fixtures import build_scene_folder
-
     from sarviz.batch.engine import run_batch
     from sarviz.batch.layout import BatchConfig, BatchFolder
     from sarviz.batch.points import BatchPoint
+
+    from _batch_fixtures import build_scene_folder
 
     work = Path(tempfile.mkdtemp(prefix="sarviz-bench-batch-"))
     try:

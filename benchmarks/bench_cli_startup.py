@@ -26,7 +26,6 @@ def make_inputs(folder: Path) -> dict[str, list[str]]:
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT))
     from conftest import make_scene
-
     from sarviz.scene import write_scene
 
     scenes = folder / "scenes"

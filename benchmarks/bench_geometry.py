@@ -1,4 +1,4 @@
-"""Issue 12, sources/geometry half: the audit's cases, measured before and after the fixes.
+"""Sources/geometry: the audit's cases, measured before and after the fixes.
 
     python benchmarks/bench_geometry.py [--runs 5] [--out benchmarks/RESULTS_geometry.md]
 
@@ -43,15 +43,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 warnings.filterwarnings("ignore")
 
-from _sources_fixtures import (  # noqa: E402
-    build_published_aef_zarr, make_s1_items, simulate_iw_swath, stac_api, write_items,
-)
-
 from sarviz.scene import patch_grid  # noqa: E402
 from sarviz.sources.base import FetchRequest  # noqa: E402
 from sarviz.sources.public import AlphaEarthMosaic, PublicSource  # noqa: E402
 from sarviz.sources.s1_geometry import (  # noqa: E402
-    _ground_range_at_incidence, _incidence_at_ground_range, estimate_incidence_angle,
+    _ground_range_at_incidence,
+    _incidence_at_ground_range,
+    estimate_incidence_angle,
+)
+
+from _sources_fixtures import (  # noqa: E402
+    build_published_aef_zarr,
+    make_s1_items,
+    simulate_iw_swath,
+    stac_api,
+    write_items,
 )
 
 ENL = 4.4
@@ -238,7 +244,7 @@ def mosaic_layout(runs: int) -> list[str]:
 
 # -- 4. angle before/after --------------------------------------------------------------------------
 def _old_estimate(footprint, orbit_state, crs, transform, width, height):
-    """The estimator before issue 12 (git history), for the comparison."""
+    """The earlier estimator (git history), for the comparison."""
     from pyproj import Transformer
     from shapely.geometry import shape
     from shapely.ops import transform as shp_transform
@@ -335,7 +341,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS_geometry.md")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    lines = ["# Geometry and inputs (issue 12, sources/geometry half)", "",
+    lines = ["# Geometry and inputs (sources/geometry half)", "",
              f"`python benchmarks/bench_geometry.py --runs {args.runs}` — {time.strftime('%Y-%m-%d')}, "
              f"shared 2-core machine under load (load average {os.getloadavg()[0]:.1f}); times indicative.", ""]
     for part in (lambda: composite_vs_single(args.runs), odd_size_condition, lambda: mosaic_layout(args.runs),

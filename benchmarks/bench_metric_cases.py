@@ -1,4 +1,4 @@
-"""The audit's metric cases (issue 12), with numbers: python benchmarks/bench_metric_cases.py [--quick]
+"""The audit's metric cases, with numbers: python benchmarks/bench_metric_cases.py [--quick]
 
 1. composite vs single: a *perfect* generator (the true σ⁰, single-acquisition speckle)
    scored against one acquisition and against medians of 6 and 30 acquisitions;

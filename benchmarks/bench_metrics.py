@@ -5,7 +5,7 @@ Two ways are timed, alternating run by run so that load from other users hits bo
 
 * ``sequential``: :func:`~sarviz.metrics.report.compare`, then each panel drawn in full
   with ``figure_png(…_panel(report))`` (the path before ``inspect_all``), per stage;
-* ``inspect_all``: :func:`~sarviz.metrics.report.inspect_all` — the same numbers and
+* ``inspect_all``: :func:`~sarviz.viz.inspect.inspect_all` — the same numbers and
   pictures (tests/test_metrics.py, tests/test_panels.py check), what the UI should call.
 
 Real image: the Sen1Floods11 chip in ../shared (a synthetic speckled scene if it is
@@ -56,8 +56,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
 
-    from sarviz.metrics.report import compare, inspect_all
+    from sarviz.metrics.report import compare
     from sarviz.viz import panels
+    from sarviz.viz.inspect import inspect_all
 
     vv, vh, gv, gh, emb, source = inputs()
     names = ("metrics (VV+VH)", "histogram panel", "GLCM panel", "embedding panel")

@@ -73,6 +73,7 @@ def cpu_seconds(proc) -> float:
 
 def bench(checkout: Path, args_extra: list[str], env: dict, loads: int) -> tuple[float, list[float], list[float]]:
     import psutil
+
     from _browser import chromium_page, stop_server, wait_healthy
 
     port = free_port()

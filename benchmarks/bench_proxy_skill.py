@@ -1,4 +1,4 @@
-"""Skill of the PROXY embedding (issue 23): emulator output from the proxy vs the scene's own real S1.
+"""Skill of the PROXY embedding: emulator output from the proxy vs the scene's own real S1.
 
 This measures the proxy (real AlphaEarth vectors of other places chosen from the scene's
 optical image), not AlphaEarth: a real embedding of the place would be a different input.
@@ -112,7 +112,7 @@ def landcover_section(scenes, samples: Path) -> dict:
     from sarviz.datasets.landcover import DW_CLASS_NAMES, classes_from_labels, classify_optical
     try:
         from sarviz.optical_landcover import classify
-    except ImportError:  # main before issue 23
+    except ImportError:  # an older main without it
         classify = None
     out: dict = {"water": [], "corine": []}
     for s in scenes:

@@ -25,12 +25,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _sources_fixtures import build_aef_zarr  # noqa: E402
-
 from sarviz.sources.base import FetchRequest  # noqa: E402
 from sarviz.sources.public import (  # noqa: E402
-    _LOCAL_ZARR_READ, AlphaEarthMosaic, dequantize_arithmetic, gather_dequantize,
+    _LOCAL_ZARR_READ,
+    AlphaEarthMosaic,
+    dequantize_arithmetic,
+    gather_dequantize,
 )
+
+from _sources_fixtures import build_aef_zarr  # noqa: E402
 
 LAT, LON, YEAR = 47.0, 8.0, 2018
 

@@ -29,10 +29,9 @@ def one(workdir: Path, size: int, tile: int, steps: int) -> dict:
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_sar2sar_pairs import s1_like_db, write_sar
-
     from sarviz.formats.sar2sar import SarGeoTiff
     from sarviz.generators.sar2sar import Sar2SarRenderer, TransformRequest
+    from test_sar2sar_pairs import s1_like_db, write_sar
 
     src = write_sar(workdir / f"in{size}.tif", {"VV": s1_like_db((size, size))}, Affine(10.0, 0, 0, 0, -10.0, 0))
     t0 = time.perf_counter()
@@ -54,10 +53,11 @@ def one(workdir: Path, size: int, tile: int, steps: int) -> dict:
 def setup(workdir: Path) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     import torch
-    from _text_fixtures import write_sd15_base
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     from sarviz.formats.sar2sar import Sar2SarRun
+
+    from _text_fixtures import write_sd15_base
 
     base = write_sd15_base(workdir / "base")
     cn = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(str(base / "unet")),

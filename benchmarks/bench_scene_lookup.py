@@ -34,7 +34,6 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=9)
     args = ap.parse_args()
     from conftest import make_scene
-
     from sarviz.importers import import_scenes
     from sarviz.scene import write_scene
     from sarviz.store import SceneStore

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from sarviz.access import guarded
+from sarviz.ui.gate import guarded
 from sarviz.ui.study import quiz_page
 
 st.set_page_config(page_title="SAR image study", layout="wide", initial_sidebar_state="collapsed")

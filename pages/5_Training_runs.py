@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from sarviz.access import require_page
+from sarviz.ui.gate import require_page
 from sarviz.ui.training import runs_page
 
 st.set_page_config(page_title="sarviz · training runs", page_icon="🛰️", layout="wide")

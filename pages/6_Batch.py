@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from sarviz.access import require_page
 from sarviz.ui.batch import batch_page
+from sarviz.ui.gate import require_page
 
 st.set_page_config(page_title="sarviz · batch", page_icon="🛰️", layout="wide")
 require_page("Batch")  # study mode: the owner's login first (server side)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from sarviz.access import require_page
+from sarviz.ui.gate import require_page
 from sarviz.ui.render import render_page
 
 st.set_page_config(page_title="sarviz · render", page_icon="🛰️", layout="wide")

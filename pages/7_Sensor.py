@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from sarviz.access import require_page
+from sarviz.ui.gate import require_page
 from sarviz.ui.sensor import sensor_page
 
 st.set_page_config(page_title="sarviz · sensor", page_icon="🛰️", layout="wide")

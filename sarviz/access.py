@@ -2,7 +2,7 @@
 
 sarviz's pages run on a server. In a study (``SARVIZ_MODE=study``) strangers reach it, so:
 
-* :func:`require_page` — the one-line gate at the top of every page but the quiz: in study
+* :func:`sarviz.ui.gate.require_page` — the one-line gate at the top of every page but the quiz: in study
   mode it shows the study owner's login and stops the page (server side: nothing below the
   call runs) until the owner has logged in in this browser session. In the default
   workbench mode it lets everyone in.
@@ -13,7 +13,7 @@ sarviz's pages run on a server. In a study (``SARVIZ_MODE=study``) strangers rea
 * :func:`client_key` — the address that owner-login limits are keyed on: the TCP peer, or,
   only when that peer is a configured proxy (``SARVIZ_TRUSTED_PROXIES``), the right-most
   forwarded address that is not a proxy. A forged ``X-Forwarded-For`` never chooses the key.
-* :func:`guarded` — runs a page body so that an unexpected error (e.g. a forged widget state)
+* :func:`sarviz.ui.gate.guarded` — runs a page body so that an unexpected error (e.g. a forged widget state)
   shows one line, never a traceback or a server path; the details go to the server log.
 """
 
@@ -23,7 +23,8 @@ import ipaddress
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
+
 from sarviz.errors import AccessDenied  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -212,39 +213,3 @@ def mark_owner_session(logged_in: bool = True) -> None:
 def is_owner_session(session_id: str) -> bool:
     """True if the study owner logged in in the browser session ``session_id`` (server side)."""
     return session_id in _OWNER_SESSIONS
-
-
-# -- pages ----------------------------------------------------------------------------------
-def require_page(page: str, settings: "Settings | None" = None) -> None:
-    """Gate a page: in study mode, show the owner login and stop the script until logged in."""
-    from sarviz.settings import Settings
-
-    settings = settings or Settings.load()
-    if not settings.study_mode:
-        return
-    import streamlit as st
-
-    from sarviz.ui.study import owner_logged_in, owner_login_form
-
-    if owner_logged_in():
-        return
-    st.title("Study server")
-    st.info(f"This server is running a study. The {page} page is for the study owner; participants use "
-            "the link they were given.")
-    if not owner_login_form(f"gate_login_{page}"):
-        st.stop()
-
-
-def guarded(body: Callable[[], Any]) -> Any:
-    """Run a page body; an unexpected error shows one line (no traceback, no paths) and is logged."""
-    import streamlit as st
-    from streamlit.errors import StreamlitAPIException
-
-    try:
-        return body()
-    except Exception as exc:  # st.stop()/st.rerun() raise BaseExceptions and pass through
-        log.exception("page error")
-        what = "the request was refused" if isinstance(exc, (StreamlitAPIException, ValueError, KeyError,
-                                                               IndexError, TypeError)) else "something went wrong"
-        st.error(f"Sorry, {what} ({type(exc).__name__}); nothing was changed. Reload the page to continue.")
-        return None

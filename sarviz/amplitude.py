@@ -28,13 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.errors import SarvizError
+
 #: the "3" of μ + 3σ (seed 001 eq. 1)
 K_SIGMA = 3.0
 UNITS = ("db", "intensity", "amplitude")
 FORMULA = "A / (μ_A + 3·σ_A) clipped to [0, 1], μ and σ of this image's valid amplitudes (seed 001 eq. 1)"
 
 
-class AmplitudeError(ValueError):
+class AmplitudeError(SarvizError):
     """An image cannot be normalised (no valid pixel, zero amplitude); the message says why."""
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
-import errno
 import os
 import shutil
 import tempfile

@@ -106,7 +106,7 @@ def describe_scene(scene: Any, token: str = DEFAULT_TOKEN, polarisation: str = "
     row = scene_row(scene, lc)
     try:
         place = nearest_place(float(row["lat"]), float(row["lon"])).phrase()
-    except (ImportError, ValueError):  # no gazetteer installed, or a scene without a usable grid
+    except (ImportError, ValueError, SarvizError):  # no gazetteer installed, or a scene without a usable grid
         place = ""
     fractions = json.loads(row["landcover_fractions"]) if row["landcover_fractions"] else {}
     return SceneDescription(fractions=fractions, landcover_source=row["landcover_method"] or "none",

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
 
 import sarviz
 import sarviz.commands
 from sarviz.errors import CliError, SarvizError  # noqa: F401  (CliError re-exported: commands import it from here)
+from sarviz.settings import env
 
 INTERNAL_ERROR = "internal error, please report it (set SARVIZ_DEBUG=1 for details)"
 
@@ -50,13 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         print("sarviz: interrupted", file=sys.stderr)
         return 130
     except (SarvizError, OSError) as exc:
-        if os.environ.get("SARVIZ_DEBUG"):
+        if env("SARVIZ_DEBUG"):
             raise
         print(f"sarviz {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         code = getattr(exc, "code", 2)
         return code if isinstance(code, int) and not isinstance(code, bool) and code != 0 else 2
     except Exception as exc:
-        if os.environ.get("SARVIZ_DEBUG"):
+        if env("SARVIZ_DEBUG"):
             raise
         print(f"sarviz {args.command}: {INTERNAL_ERROR} [{type(exc).__name__}]", file=sys.stderr)
         return 70  # EX_SOFTWARE

@@ -88,8 +88,10 @@ def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
     """The folder of AlphaEarth sample points: ``SARVIZ_PROXY_POINTS``, else beside ``near``
     (an import source), else ``../shared/samples/alphaearth_s1_points`` beside the checkout."""
     candidates = []
-    if os.environ.get(POINTS_ENV):
-        candidates.append(Path(os.environ[POINTS_ENV]).expanduser())
+    from sarviz.settings import env
+
+    if env(POINTS_ENV):
+        candidates.append(Path(env(POINTS_ENV) or "").expanduser())
     if near is not None:
         near = Path(near).expanduser()
         candidates += [near / POINTS_DIRNAME, near / "samples" / POINTS_DIRNAME]

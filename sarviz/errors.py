@@ -61,6 +61,9 @@ class GenerationCancelled(GenerationError):
 class WeightsMissing(GenerationError):
     """A model card points at weights that are not on this machine."""
 
+    #: the long form (paths, how to get the weights), for ``--details`` and the app's expander
+    details: str | None = None
+
 
 class TrainError(SarvizError):
     """A training problem a user can fix; the message is one line saying what and why."""

@@ -71,3 +71,9 @@ def file_sha256(path: str | os.PathLike, chunk: int = 16 << 20, persistent: bool
         if persistent:
             _persistent_put(disk_key, _HASHES[key])
     return _HASHES[key]
+
+
+def seed_for(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across processes and Python runs, unlike hash())."""
+    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)

@@ -28,6 +28,7 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject
 
+from sarviz.errors import SarvizError
 from sarviz.scene import Scene, SceneError, check_claimed_size
 from sarviz.store import SceneStore
 
@@ -315,7 +316,7 @@ def import_scenes(src: str | Path, to: str | Path, overwrite: bool = False,
             from sarviz.scene import write_scene
 
             report.written.append(write_scene(scene, store.folder / f"{cand.scene_id}.tif"))
-        except (SceneError, OSError, ValueError, KeyError, rasterio.errors.RasterioError) as exc:
+        except (SarvizError, OSError, ValueError, KeyError, rasterio.errors.RasterioError) as exc:
             report.problems.append(f"{cand.dataset} {cand.scene_id}: {exc}")
     if upgrade:  # a re-run of the import brings older imports up to date
         done = ImportReport()
@@ -350,7 +351,7 @@ def _upgrade_entries(entries: list, points: Path, force: bool, report: ImportRep
             report.proxied.append(entry.scene_id)
         except ProxyUnavailable as exc:
             report.notes.append(f"{entry.scene_id}: no proxy embedding ({exc})")
-        except (SceneError, OSError, ValueError, rasterio.errors.RasterioError) as exc:
+        except (SarvizError, OSError, ValueError, rasterio.errors.RasterioError) as exc:
             report.problems.append(f"{entry.scene_id}: {exc}")
     if progress:
         progress(len(entries), len(entries), "done")

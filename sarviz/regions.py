@@ -1,4 +1,4 @@
-"""Region and points files: the strict readers of every command (one each, issue 21 items 10–12).
+"""Region and points files: the strict readers of every command (one each).
 
 :func:`read_region` — the (Multi)Polygons of a GeoJSON file, checked, for commands that grid a region.
 :func:`read_points` — the points of a CSV or GeoJSON points file (``fetch``, ``batch``, ``dataset build``).
@@ -17,11 +17,10 @@ from pathlib import Path
 
 from sarviz.errors import SceneError
 
-
 #: deepest JSON nesting a region or points file may have (a Polygon needs 4 levels, a
 #: FeatureCollection of MultiPolygons 7): deeper files are refused before anything recurses
 MAX_NESTING = 32
-#: a grid on one azimuthal projection cannot represent regions beyond these (issue 21, item 12)
+#: a grid on one azimuthal projection cannot represent regions beyond these
 MAX_LON_SPAN, MAX_ABS_LAT = 170.0, 85.0
 _LAT = ("lat", "latitude", "y")
 _LON = ("lon", "lng", "long", "longitude", "x")
@@ -65,7 +64,7 @@ def _features(data: object, path: Path, what: str) -> list[object]:
 
 
 def _position(pos: object, where: str) -> tuple[float, float]:
-    """A [lon, lat(, z)] position, checked: numbers, finite, on the globe."""
+    """A [lon, lat(z)] position, checked: numbers, finite, on the globe."""
     if not isinstance(pos, list) or not 2 <= len(pos) <= 3 or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos):
         raise SceneError(f"{where}: a position must be [longitude, latitude], got {json.dumps(pos)[:80]}")

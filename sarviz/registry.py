@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Callable
 
 from sarviz.errors import FormatError, GenerationError
 from sarviz.formats.model_card import ModelCard, expand_card_path  # noqa: F401 - re-exported
-from sarviz.settings import sarviz_home
+from sarviz.settings import env, sarviz_home
 
 if TYPE_CHECKING:  # the generator base imports rasterio; listing cards needs none of it
     from sarviz.generators.base import Generator
 
-REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: the shipped model cards: sarviz/models (in a checkout a symlink to the repository's models/; in an installed
+#: wheel a copy, package data)
+REPO_MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 # kind -> factory(card) -> Generator. Implementations register themselves on import.
 _FACTORIES: dict[str, Callable[["ModelCard"], Generator]] = {}
@@ -116,6 +118,6 @@ def default_model_dirs() -> list[Path]:
     """The repository's ``models/``, ``SARVIZ_HOME/models`` (runs registered with ``sarviz models
     add``) and ``SARVIZ_MODELS`` (os.pathsep-separated)."""
     dirs = [REPO_MODELS_DIR, home_models_dir()]
-    extra = os.environ.get("SARVIZ_MODELS", "")
+    extra = env("SARVIZ_MODELS", "") or ""
     dirs += [Path(p) for p in extra.split(os.pathsep) if p]
     return dirs

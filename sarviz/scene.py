@@ -31,8 +31,8 @@ import numpy as np
 import rasterio
 import rasterio.errors
 from affine import Affine
-from rasterio.crs import CRS
 from rasterio import shutil as rio_shutil
+from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.warp import Resampling, reproject
@@ -40,6 +40,7 @@ from rasterio.windows import Window
 
 from sarviz.atomic import atomic_path
 from sarviz.errors import SceneError  # noqa: F401 - re-exported: sarviz.scene.SceneError
+from sarviz.settings import max_read_bytes
 
 OPTICAL_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B8")
 SAR_BANDS: tuple[str, ...] = ("VV", "VH")
@@ -424,7 +425,7 @@ def _check_complete(src: rasterio.DatasetReader, path: Any) -> None:
 
 #: the most pixel data (decoded, float32) sarviz reads from one file in one go; a file whose
 #: header claims more is refused before reading (a 2 MB sparse GeoTIFF can claim 200000² px)
-MAX_READ_BYTES = int(float(os.environ.get("SARVIZ_MAX_READ_MB", "2048")) * 2**20)
+MAX_READ_BYTES = max_read_bytes()
 
 
 def check_claimed_size(src: Any, path: Any, bands: int | None = None, window: Window | None = None) -> None:

@@ -1,5 +1,10 @@
 """Settings: environment variables over ``sarviz.toml`` over defaults.
 
+This module is the one place sarviz reads ``SARVIZ_*`` environment variables: the
+:class:`Settings` fields, the process switches in :data:`ENVIRONMENT` (read with :func:`env`)
+and the secrets (:func:`secret`). ``docs/settings.md`` is generated from them:
+``python -m sarviz.settings --markdown > docs/settings.md``.
+
 Every setting has an environment variable (``SARVIZ_<NAME>``), so the app, the CLI and
 CI can be configured the same way. Secrets (Earth Engine keys, the study owner password)
 can also come from Streamlit's ``.streamlit/secrets.toml`` through
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +156,139 @@ def secret(name: str, default: str = "") -> str:
         return str(st.secrets.get(name, default))
     except Exception:  # no Streamlit runtime or no secrets file: not an error
         return default
+
+
+# -- process switches: SARVIZ_* variables that are not Settings fields ------------------------------------
+@dataclass(frozen=True)
+class EnvVar:
+    """One ``SARVIZ_*`` variable read outside :class:`Settings` (a switch of the process, not a folder/URL)."""
+
+    name: str
+    default: str
+    doc: str
+    #: "call": read each time it is needed; "import": read once when its module is imported
+    when: str = "call"
+
+
+ENVIRONMENT: tuple[EnvVar, ...] = (
+    EnvVar("SARVIZ_HOME", "~/.sarviz", "sarviz's home folder: the default scene, pool, upload, batch, dataset and run "
+           "folders, the study database, registered model cards (models/), caches", "import (defaults) and call"),
+    EnvVar("SARVIZ_CONFIG", "$SARVIZ_HOME/sarviz.toml", "the settings file (TOML; keys are the setting names "
+           "in lower case)"),
+    EnvVar("SARVIZ_MODELS", "", "extra folders of model cards, separated by the OS path separator (after the "
+           "shipped sarviz/models and $SARVIZ_HOME/models)"),
+    EnvVar("SARVIZ_DEBUG", "", "any value: the CLI prints the full traceback of an unexpected error"),
+    EnvVar("SARVIZ_MAX_READ_MB", "2048", "the most decoded pixel data (MB) sarviz reads from one file; a file "
+           "whose header claims more is refused before reading", "import"),
+    EnvVar("SARVIZ_DTYPE_MEASURE", "1", "0/off: pick the diffusion dtype by the rule of thumb instead of timing a "
+           "UNet block on this machine"),
+    EnvVar("SARVIZ_DTYPE_CACHE", "$SARVIZ_HOME/dtype-choice.json", "the file the measured dtype choice is "
+           "cached in"),
+    EnvVar("SARVIZ_COMPILE", "off", "on: torch.compile the UNet (faster steady state, slow first call; "
+           "benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer also takes auto (compile when it pays back)"),
+    EnvVar("SARVIZ_CHANNELS_LAST", "auto", "on/off: channels-last memory layout (auto: on for CUDA, off for CPU)"),
+    EnvVar("SARVIZ_PROXY_POINTS", "../shared/samples/alphaearth_s1_points", "the AlphaEarth sample points the "
+           "PROXY embedding is built from"),
+    EnvVar("SARVIZ_SHARED", "../shared beside the checkout", "the shared sample-data folder (tests, land cover "
+           "reference data)"),
+    EnvVar("SARVIZ_ADDRESS", "127.0.0.1", "the address `./dev app` listens on (read by ./dev, not Python)"),
+    EnvVar("SARVIZ_VENV", ".venv in the checkout", "the virtualenv ./dev creates and uses (read by ./dev)"),
+    EnvVar("SARVIZ_LINT_FORMAT", "1", "0: `./dev lint` skips `ruff format --check` (read by ./dev)"),
+)
+
+#: secrets: SARVIZ_<NAME> in the environment, else ``name`` in Streamlit's secrets.toml (:func:`secret`)
+SECRETS: dict[str, str] = {
+    "ee_project": "Earth Engine Cloud project id (also a setting)",
+    "ee_key_file": "Earth Engine service-account key file (also a setting)",
+    "study_owner_password": "the study owner's password hash (`sarviz study hash-password`)",
+}
+
+_SWITCH_WORDS = {"1": "on", "true": "on", "yes": "on", "on": "on", "0": "off", "false": "off", "no": "off",
+                 "off": "off"}
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The value of a documented ``SARVIZ_*`` process variable now (``default`` when unset or empty)."""
+    if name not in {v.name for v in ENVIRONMENT}:
+        raise KeyError(f"{name} is not a documented sarviz variable (add it to sarviz.settings.ENVIRONMENT)")
+    value = os.environ.get(name)
+    return value if value is not None and value.strip() else default
+
+
+def env_switch(name: str, default: str) -> str:
+    """A switch variable as "on", "off" or its own lower-cased word (e.g. "auto")."""
+    value = (env(name, default) or default).strip().lower()
+    return _SWITCH_WORDS.get(value, value)
+
+
+def max_read_bytes() -> int:
+    """``SARVIZ_MAX_READ_MB`` in bytes (the per-file read cap)."""
+    raw = env("SARVIZ_MAX_READ_MB", "2048") or "2048"
+    try:
+        return int(float(raw) * 2**20)
+    except ValueError:
+        raise ConfigError(f"SARVIZ_MAX_READ_MB must be a number of megabytes, got {raw!r}") from None
+
+
+def _field_docs() -> dict[str, str]:
+    """The ``#:`` comment above each :class:`Settings` field, from this module's source."""
+    import inspect
+
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
+        elif ":" in text and not text.startswith(("#", "@", "def ", "class ", '"')) and pending is not None:
+            name = text.split(":", 1)[0].strip()
+            if name.isidentifier() and pending:
+                docs[name] = " ".join(pending)
+            pending = []
+        elif not text.startswith("#"):
+            pending = []
+    return docs
+
+
+def _default_text(f: Any) -> str:
+    value = f.default_factory() if f.default_factory is not MISSING else f.default
+    if isinstance(value, tuple):
+        value = ",".join(str(v) for v in value)
+    text = str(value)
+    home = str(HOME)
+    return text.replace(home, "$SARVIZ_HOME") if home else text
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: every SARVIZ_* variable, generated from this module (do not edit the file by hand)."""
+    docs = _field_docs()
+    lines = ["# Settings", "",
+             "<!-- generated by `python -m sarviz.settings --markdown > docs/settings.md`; do not edit -->", "",
+             "Every setting is an environment variable `SARVIZ_<NAME>`; the settings below can also be keys "
+             "(lower case) of the settings file `$SARVIZ_HOME/sarviz.toml` (`SARVIZ_CONFIG`). The environment "
+             "wins over the file, the file over the default. An empty value means the default.", "",
+             "## Settings (`sarviz.settings.Settings`)", "",
+             "| variable | meaning | default |", "|---|---|---|"]
+    for f in fields(Settings):
+        lines.append(f"| `SARVIZ_{f.name.upper()}` | {docs.get(f.name, '')} | `{_default_text(f) or '(empty)'}` |")
+    lines += ["", "## Process switches (`sarviz.settings.ENVIRONMENT`)", "",
+              "Not in the settings file: they change how this process runs.", "",
+              "| variable | meaning | default | read |", "|---|---|---|---|"]
+    for v in ENVIRONMENT:
+        lines.append(f"| `{v.name}` | {v.doc} | `{v.default or '(empty)'}` | {v.when} |")
+    lines += ["", "## Secrets (`sarviz.settings.secret`)", "",
+              "`SARVIZ_<NAME>` in the environment, else `<name>` in Streamlit's `.streamlit/secrets.toml`; "
+              "never written to settings files.", "",
+              "| variable | secrets.toml key | meaning |", "|---|---|---|"]
+    for name, doc in SECRETS.items():
+        lines.append(f"| `SARVIZ_{name.upper()}` | `{name}` | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        print("usage: python -m sarviz.settings --markdown  (prints docs/settings.md)", file=sys.stderr)
+        raise SystemExit(2)
+    sys.stdout.write(settings_markdown())

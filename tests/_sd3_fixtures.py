@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from _diffusion_fixtures import write_tokenizer
-from _text_fixtures import _text_config
 
 from sarviz.calibration import DEFAULT_CALIBRATION
+
+from _diffusion_fixtures import write_tokenizer
+from _text_fixtures import _text_config
 
 SIZE = 64  # px: 8 × 8 latents, 4 × 4 tokens of 2 × 2 patches
 

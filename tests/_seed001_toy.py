@@ -1,4 +1,4 @@
-"""The toy case of issue 19, built by code: four real crops at −20/−15/−10/−5 dB against four
+"""The seed-001 toy case, built by code: four real crops at −20/−15/−10/−5 dB against four
 generated images at −12 dB, all with the same (correct) speckle — Gamma intensity of 4.4 looks,
 64×64 px, seed 0. Each image normalised by its own μ+3σ looks alike, so seed 001's pooled KL is
 small (0.0049, sampling noise only); pooling raw dB and normalising once gave 3.50."""

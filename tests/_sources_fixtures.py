@@ -389,10 +389,10 @@ def simulate_iw_swath(lat: float, orbit_state: str, near_deg: float = 30.8, far_
         return math.degrees(phi + math.atan2(R * math.sin(phi), S1_A_KM - R * math.cos(phi)))
 
     corners = []
-    for dt, g in ((-half_length_s, ground_range(near_deg)), (half_length_s, ground_range(near_deg)),
+    for dt_s, g in ((-half_length_s, ground_range(near_deg)), (half_length_s, ground_range(near_deg)),
                   (half_length_s, ground_range(far_deg)), (-half_length_s, ground_range(far_deg))):
-        lon0, lat0 = at(dt)
-        lon1, lat1 = at(dt + 0.5)
+        lon0, lat0 = at(dt_s)
+        lon1, lat1 = at(dt_s + 0.5)
         heading = geod.inv(lon0, lat0, lon1, lat1)[0]
         lon2, lat2, _ = geod.fwd(lon0, lat0, heading + 90.0, g * 1000.0)  # the satellite looks right
         corners.append([lon2, lat2])

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _diffusion_fixtures import write_tokenizer
 
 from sarviz.calibration import DEFAULT_CALIBRATION
+
+from _diffusion_fixtures import write_tokenizer
 
 TOKEN = "<SAR>"
 SIZE = 64  # px: 8 × 8 latents

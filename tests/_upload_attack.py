@@ -1,4 +1,4 @@
-"""Issue 21, item 1: what a participant can do to the upload endpoint without a browser.
+"""What a participant can do to the upload endpoint without a browser.
 
 Opens the app's websocket (a live browser session whose id the server tells its client),
 forges a matching XSRF cookie/header pair, and PUTs files to
@@ -8,8 +8,8 @@ forges a matching XSRF cookie/header pair, and PUTs files to
 from __future__ import annotations
 
 import asyncio
-import os
 import http.client
+import os
 import urllib.parse
 import uuid
 

@@ -1,4 +1,4 @@
-"""Wait budgets that grow with how busy the machine is (issue 21: a suite that holds on a busy machine).
+"""Wait budgets that grow with how busy the machine is (a suite that holds on a busy machine).
 
 CI runs beside other work; a 2-core machine at load 6 runs a browser and a server three times
 slower than a quiet one. A wait given as a fixed number of seconds that is generous on a quiet

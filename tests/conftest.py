@@ -16,6 +16,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # is exercised by tests/test_dtype_choice.py with injected timings, not on every generate.
 os.environ.setdefault("SARVIZ_DTYPE_MEASURE", "0")
 
+# the study fixtures (sqlite_url, postgres_url, …) for every test module, without re-importing them by name
+pytest_plugins = ["_study_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 # SARVIZ_SHARED: another place for ../shared (a worktree checked out away from it)
 SHARED = Path(os.environ.get("SARVIZ_SHARED") or ROOT.parent / "shared")

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sarviz.amplitude import (AmplitudeError, AmplitudeStats, denormalise_amplitude, normalise_amplitude,
-                              normalise_amplitude_rows, to_amplitude)
+from sarviz.amplitude import (
+    AmplitudeError,
+    AmplitudeStats,
+    denormalise_amplitude,
+    normalise_amplitude,
+    normalise_amplitude_rows,
+    to_amplitude,
+)
 
 
 def test_rayleigh_amplitude_clips_at_the_known_fraction_and_inverts_to_db():

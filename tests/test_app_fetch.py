@@ -7,10 +7,11 @@ a local STAC API) → scene cached in the store → Generate (emulator) → insp
 from __future__ import annotations
 
 import pytest
-from _sources_fixtures import build_aef_zarr, make_s1_items, make_s2_items, stac_api, write_items
 from streamlit.testing.v1 import AppTest
 
 from sarviz.store import SceneStore
+
+from _sources_fixtures import build_aef_zarr, make_s1_items, make_s2_items, stac_api, write_items
 
 LAT, LON = 47.0, 8.0
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_scene
 from streamlit.testing.v1 import AppTest
 
+from conftest import make_scene
 from sarviz.scene import write_scene
 
 
@@ -118,7 +118,7 @@ def test_result_from_a_proxy_embedding_is_labelled_everywhere(samples_dir, tmp_p
     assert any("PROXY embedding" in c.value for c in at.caption)  # in the scene view
     next(b for b in at.button if b.label == "Generate").click().run()
     assert not at.exception and not at.error
-    # the full note once, with the comparison; the result itself carries a one-line label (issue 22: not
+    # the full note once, with the comparison; the result itself carries a one-line label (not
     # the same yellow box twice a screen apart)
     assert sum("Made from a PROXY embedding" in w.value for w in at.warning) == 1
     assert any("Made from a PROXY embedding" in c.value for c in at.caption)

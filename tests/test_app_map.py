@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SPAIN_LATLON
 from streamlit.testing.v1 import AppTest
+
+from conftest import SPAIN_LATLON
 
 
 def run_app(scenes, lat=None, lon=None) -> AppTest:
@@ -51,7 +52,7 @@ def test_type_a_place_takes_coordinates_and_names(sample_scenes, monkeypatch):
     at = run_app(sample_scenes)
     assert "Click a place" in at.info[0].value
     _search(at, "95, 10")
-    from sarviz.ui.text import shown  # messages quote user input as escaped plain text (issue 21)
+    from sarviz.ui.text import shown  # messages quote user input as escaped plain text
 
     assert "latitude 95.0 is outside [-90, 90]" in shown(at.error[0].value)
     _search(at, "xqzxqzxq")

@@ -1,4 +1,4 @@
-"""Issue 10: bad files and full disks — a clear line, nothing lost.
+"""Bad files and full disks — a clear line, nothing lost.
 
 * A 0.5 MB GeoTIFF whose header claims 200000×200000 pixels is skipped with its name and
   reason by every reader (metrics, scenes, generate, study add-images, the map page) while
@@ -23,9 +23,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from _study_fixtures import build_pool_folder
 from conftest import make_scene
 from sarviz.cli import main
+
+from _study_fixtures import build_pool_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""One base_kind: which Stable Diffusion family a diffusers base folder is (issue 19)."""
+"""One base_kind: which Stable Diffusion family a diffusers base folder is."""
 
 from __future__ import annotations
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
-from _batch_fixtures import build_scene_folder, write_points_csv
-from sarviz.errors import SarvizError
 from sarviz.batch.layout import MANIFEST_COLUMNS, BatchConfig, BatchFolder
 from sarviz.batch.points import points_from_file, points_from_region
+from sarviz.errors import SarvizError
+
+from _batch_fixtures import build_scene_folder, write_points_csv
 
 SIZE = 32
 
@@ -176,7 +176,7 @@ def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_p
 
 
 def test_a_retried_item_checks_what_is_already_in_place(inputs, tmp_path):
-    """The race behind the flaky kill test (issue 21): Ray retried an item whose first attempt
+    """The race behind the flaky kill test: Ray retried an item whose first attempt
     had already published it (or had handed over scene.tif and not yet renamed), found no
     staged scene and recorded a finished item as failed. Both states, made on purpose here:
     a retried task now reports the published item as done and redoes a half-made one from the
@@ -259,9 +259,9 @@ def test_a_second_run_on_a_busy_folder_is_refused(inputs, tmp_path):
 
 def test_any_geo_model_card_works_tiny_diffusion(inputs, tmp_path, monkeypatch):
     """The batch is model-agnostic: a (tiny, random) SD 1.5 + 65-ch ControlNet + LoRA card, same code path."""
-    from _diffusion_fixtures import write_card, write_tiny_checkpoint
-
     from sarviz.batch.engine import run_batch
+
+    from _diffusion_fixtures import write_card, write_tiny_checkpoint
 
     ckpt = write_tiny_checkpoint(tmp_path / "ckpt")
     write_card(tmp_path / "cards", ckpt, model_id="tiny-geo")

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from _batch_fixtures import build_scene_folder, write_points_csv
 from sarviz.batch.layout import BatchConfig
 from sarviz.batch.points import points_from_file
 from sarviz.ui.batch import BatchAccessError, check_batch_path, find_batches
+
+from _batch_fixtures import build_scene_folder, write_points_csv
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "6_Batch.py"
 

@@ -5,11 +5,12 @@ Generate, `Punjab`'s candidates — is in test_browser_offline.py, on the map pa
 from __future__ import annotations
 
 import pytest
+
+from _waits import patience_ms
+from sarviz.ui import webassets
+
 from _batch_fixtures import build_scene_folder, write_points_csv
 from _browser import chromium_page, require_browser, run_streamlit, screenshot
-
-from sarviz.ui import webassets
-from _waits import patience_ms
 
 pytestmark = pytest.mark.browser
 

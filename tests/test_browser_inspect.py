@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _browser import chromium_page, require_browser, run_streamlit, screenshot
+
 from _waits import patience_ms
+
+from _browser import chromium_page, require_browser, run_streamlit, screenshot
 
 pytestmark = pytest.mark.browser
 

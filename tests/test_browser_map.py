@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from _browser import chromium_page, require_browser, run_streamlit, screenshot
+
 from _waits import patience_ms
 from conftest import SPAIN_LATLON
+
+from _browser import chromium_page, require_browser, run_streamlit, screenshot
 
 pytestmark = pytest.mark.browser
 

@@ -9,11 +9,12 @@ machine fails at once (CDNs, tiles), as it would offline.
 from __future__ import annotations
 
 import pytest
-from _browser import chromium_page, require_browser, run_streamlit, screenshot
+
 from _waits import patience_ms
 from conftest import SPAIN_LATLON
-
 from sarviz.ui import webassets
+
+from _browser import chromium_page, require_browser, run_streamlit, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -113,7 +114,7 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
             timeout=patience_ms(90))
         page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
-        # Type a place (issue 22): `Punjab` lists Pakistan's province first, then India's, names shown
+        # Type a place: `Punjab` lists Pakistan's province first, then India's, names shown
         page.get_by_label("Type a place").fill("Punjab")
         page.get_by_role("button", name="Go", exact=True).click()
         radio = main.locator("[data-testid='stRadio']").filter(has_text="Places matching 'Punjab'")

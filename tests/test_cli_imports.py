@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 HEAVY = ("torch", "torchvision", "piq", "diffusers", "transformers", "streamlit", "ray", "sqlalchemy", "rasterio",
          "pandas", "matplotlib")
 
@@ -41,8 +39,8 @@ def test_help_imports_nothing_heavy(tmp_path):
 
 
 def test_scenes_and_models_do_not_import_torch(tmp_path):
-    from sarviz.scene import write_scene
     from conftest import make_scene
+    from sarviz.scene import write_scene
 
     folder = tmp_path / "scenes"
     write_scene(make_scene(), folder / "tiny.tif")
@@ -51,8 +49,8 @@ def test_scenes_and_models_do_not_import_torch(tmp_path):
 
 
 def test_metrics_does_not_import_torch(tmp_path):
-    from sarviz.scene import write_scene
     from conftest import make_scene
+    from sarviz.scene import write_scene
 
     write_scene(make_scene(size=(96, 96)), tmp_path / "real.tif")
     write_scene(make_scene(size=(96, 96), seed=3, scene_id="gen"), tmp_path / "gen.tif")

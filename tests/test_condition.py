@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from _diffusion_fixtures import tiny_scene
-
 from sarviz.generators.base import DEFAULT_ANGLE_DEG, GenerationError  # noqa: E402
 from sarviz.generators.condition import ConditionError, ConditionSpec, build_condition, check_angle  # noqa: E402
+
+from _diffusion_fixtures import tiny_scene
 
 REPO = Path(__file__).resolve().parents[1]
 

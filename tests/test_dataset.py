@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
-from _dataset_fixtures import need_points, synthetic_scene, write_synthetic_folder
 from sarviz.calibration import DEFAULT_CALIBRATION
 from sarviz.cli import main
 from sarviz.datasets.layout import MANIFEST_COLUMNS, open_dataset
 from sarviz.scene import TRAINING_PATCH_BANDS, read_scene, write_scene
+
+from _dataset_fixtures import need_points, synthetic_scene, write_synthetic_folder
 
 BUILD = ["--size", "32", "--stride", "32", "--split-block-km", "0.5", "--val-fraction", "0.25", "--test-fraction", "0.25"]
 
@@ -240,7 +241,7 @@ def test_torch_dataset(built):
 
 
 def test_the_one_patch_dataset_fills_holes_with_the_patch_mean_and_orders_by_id(built, tmp_path):
-    """One PatchDataset (issue 19): missing target pixels → the band's patch mean dB (not mid-range
+    """One PatchDataset: missing target pixels → the band's patch mean dB (not mid-range
     grey), mask False there; angle/embedding as read (NaN); rows sorted by id; transforms passed in."""
     torch = pytest.importorskip("torch")
     import shutil
@@ -313,9 +314,10 @@ def _assert_no_cross_split_overlap(out):
 @pytest.mark.slow  # ~43 s: every sample scene cut into patches on a busy 2-core machine
 def test_build_from_the_sample_scenes(tmp_path, capsys):
     """The real Sentinel-1 samples of ../shared (Sen1Floods11, BigEarthNet, SSL4EO-S12)."""
-    from _dataset_fixtures import SHARED, add_test_proxy
     from sarviz.importers import import_scenes
     from sarviz.store import SceneStore
+
+    from _dataset_fixtures import SHARED, add_test_proxy
 
     if not (SHARED / "samples").is_dir():
         pytest.skip(f"{SHARED / 'samples'} is absent (../shared holds the real Sentinel samples)")
@@ -362,9 +364,10 @@ def test_build_from_the_sample_scenes(tmp_path, capsys):
 
 def test_landcover_methods():
     """Optical rules on known spectra; CORINE labels restrict the embedding vote; provenance wins."""
-    from _dataset_fixtures import load_points_frame
     from sarviz.datasets import landcover as lc
     from sarviz.scene import EMBEDDING_BANDS
+
+    from _dataset_fixtures import load_points_frame
 
     spectra = {  # B2, B3, B4, B8 reflectance
         "water": (0.06, 0.07, 0.05, 0.02), "trees": (0.02, 0.05, 0.02, 0.40), "grass": (0.04, 0.07, 0.05, 0.18),

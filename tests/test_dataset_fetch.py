@@ -8,12 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from _dataset_fixtures import need_points
-from _sources_fixtures import build_aef_zarr, make_s1_items, make_s2_items, stac_api, write_items
 from sarviz.cli import main
 from sarviz.datasets.builder import points_in_region
 from sarviz.datasets.layout import open_dataset
 from sarviz.scene import read_scene
+
+from _dataset_fixtures import need_points
+from _sources_fixtures import build_aef_zarr, make_s1_items, make_s2_items, stac_api, write_items
 
 LAT, LON = 47.0, 8.0
 LAT2, LON2 = 46.0, 9.0  # embedding only: no Sentinel-1 there

@@ -14,16 +14,20 @@ import pytest
 import rasterio
 import torch
 
-from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card
-
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.generators import runtime  # noqa: E402
-from sarviz.generators.base import (GenerationCancelled, GenerationError, GenerationRequest,  # noqa: E402
-                                    GenerationResult, WeightsMissing)
+from sarviz.generators.base import (  # noqa: E402
+    GenerationCancelled,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    WeightsMissing,
+)
 from sarviz.generators.condition import ConditionError  # noqa: E402
-from sarviz.generators.diffusion import (DiffusionGenerator, apply_unet_lora, load_controlnet,  # noqa: E402
-                                         load_weights_file)
+from sarviz.generators.diffusion import DiffusionGenerator, apply_unet_lora, load_controlnet, load_weights_file  # noqa: E402
 from sarviz.registry import REPO_MODELS_DIR, ModelRegistry  # noqa: E402
+
+from _diffusion_fixtures import IMAGE_SIZE, tiny_scene, write_card
 
 FP32 = GenerationRequest(seed=7, dtype="float32", device="cpu")
 
@@ -303,7 +307,6 @@ def test_cli_models_lists_readiness(registry, capsys):
     assert "huiyanearth-sar" in rows
 
 
-@pytest.mark.skipif(not (REPO_MODELS_DIR / "emulator.json").exists(), reason="models/emulator.json not present yet")
 def test_cli_generate_with_the_emulator_card(scene_dir, tmp_path, capsys):
     folder, (lat, lon) = scene_dir
     out = tmp_path / "emu.tif"
@@ -406,7 +409,7 @@ def test_off_scale_scene_is_flagged(registry):
 
 # -- calibration and the reference preset ---------------------------------------------------------
 def test_output_mapping_uses_the_checkpoints_calibration_over_the_cards(ckpt, tmp_path, monkeypatch):
-    """sarviz_train.json beside a checkpoint (FORMATS.md B) overrides the card's calibration; the
+    """sarviz_train.json beside a checkpoint (the training run's metadata) overrides the card's calibration; the
     decoded image is mapped through it, the provenance and the exports carry it."""
     from sarviz.calibration import Calibration
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from _migration_fixtures import speckle_amplitude, write_png
 
+from _migration_fixtures import speckle_amplitude, write_png
 from sarviz.cli import main
 from sarviz.evaluation.downstream_folders import confusion_matrix, macro_scores, mcnemar_exact
 

@@ -7,11 +7,17 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from conftest import make_scene
 
+from conftest import make_scene
 from sarviz.cli import main
-from sarviz.embedding_proxy import (DW_CLASSES, ProxyUnavailable, _load_points, add_proxy_embedding, is_proxy,
-                                    land_cover_probabilities)
+from sarviz.embedding_proxy import (
+    DW_CLASSES,
+    ProxyUnavailable,
+    _load_points,
+    add_proxy_embedding,
+    is_proxy,
+    land_cover_probabilities,
+)
 from sarviz.importers import import_scenes
 from sarviz.scene import read_scene, write_scene
 from sarviz.store import SceneStore

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from _batch_fixtures import build_scene_folder, write_points_csv
 from sarviz.batch.layout import BatchConfig, BatchFolder
 from sarviz.batch.points import points_from_file
+
+from _batch_fixtures import build_scene_folder, write_points_csv
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +98,14 @@ def test_distortion_moves_every_metric_the_expected_way(small_batch, tmp_path):
 
 
 def test_seed001_known_answer_through_evaluate(small_batch, tmp_path):
-    """Issue 19's toy case through `sarviz evaluate`: four real crops at −20/−15/−10/−5 dB against
+    """The seed-001 toy case through `sarviz evaluate`: four real crops at −20/−15/−10/−5 dB against
     four generated images at −12 dB with the same speckle → per-class KL 0.0049 (each image
     normalised by its own μ+3σ, then pooled), not the 3.50 of pooling raw dB first."""
-    from _seed001_toy import KNOWN_KL, toy_sets
-
     from sarviz.batch.evaluate import evaluate_batch
     from sarviz.batch.items import write_cog
     from sarviz.cli import main
+
+    from _seed001_toy import KNOWN_KL, toy_sets
 
     dest = tmp_path / "toy"
     shutil.copytree(small_batch, dest)

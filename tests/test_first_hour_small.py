@@ -1,4 +1,4 @@
-"""Smaller confusions of the first hour (issue 22 item 10), each checked where it was said wrong."""
+"""Smaller confusions of the first hour, each checked where it was said wrong."""
 
 from __future__ import annotations
 

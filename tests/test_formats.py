@@ -9,11 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_scene
 
+from conftest import make_scene
 from sarviz.calibration import DEFAULT_CALIBRATION
-from sarviz.errors import (ClipMissing, DatasetError, EmulatorError, FormatError, GenerationError, SarvizError,
-                           SceneError, StudyError, WeightsMissing)
+from sarviz.errors import (
+    ClipMissing,
+    DatasetError,
+    EmulatorError,
+    FormatError,
+    GenerationError,
+    SarvizError,
+    SceneError,
+    StudyError,
+    WeightsMissing,
+)
 from sarviz.formats import artifact_classes
 
 
@@ -192,8 +201,14 @@ def test_controlnet_checkpoint_round_trip_and_published_layout(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from sarviz.formats.controlnet import (COND_CONV_KEY, PICKLE_NAME, RUN_FORMAT, SAFETENSORS_NAME, TRAIN_META,
-                                           ControlNetCheckpoint)
+    from sarviz.formats.controlnet import (
+        COND_CONV_KEY,
+        PICKLE_NAME,
+        RUN_FORMAT,
+        SAFETENSORS_NAME,
+        TRAIN_META,
+        ControlNetCheckpoint,
+    )
     from sarviz.generators.diffusion import load_controlnet
 
     model = _tiny_controlnet()

@@ -15,9 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _diffusion_fixtures import tiny_scene, write_card
-from _text_fixtures import tiny_text_model, write_text_card
-from generator_contract import GeneratorContract
 
 from sarviz.emulator.speckle import SpeckleModel
 from sarviz.generators.base import (
@@ -29,6 +26,10 @@ from sarviz.generators.base import (
 )
 from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
 from sarviz.registry import REPO_MODELS_DIR, ModelCard, ModelRegistry
+
+from _diffusion_fixtures import tiny_scene, write_card
+from _text_fixtures import tiny_text_model, write_text_card
+from generator_contract import GeneratorContract
 
 
 class TestEmulatorContract(GeneratorContract):
@@ -164,9 +165,9 @@ class TestMigrationContract(GeneratorContract):
     @pytest.fixture(scope="class")
     def generator(self, tmp_path_factory):
         from _migration_fixtures import speckle_amplitude, write_png
-        from _text_fixtures import write_sd15_base
-
         from sarviz.migration.migrate import KIND
+
+        from _text_fixtures import write_sd15_base
 
         root = tmp_path_factory.mktemp("contract_migration")
         base = write_sd15_base(root / "sd15")
@@ -180,9 +181,9 @@ class TestMigrationContract(GeneratorContract):
 
     @pytest.fixture(scope="class")
     def source(self):
-        from _migration_fixtures import speckle_amplitude
         from affine import Affine
 
+        from _migration_fixtures import speckle_amplitude
         from sarviz.calibration import DEFAULT_CALIBRATION
 
         vv = 20 * np.log10(speckle_amplitude(64, 8, 41)) - 10
@@ -205,11 +206,12 @@ class TestSar2SarRendererContract(GeneratorContract):
     @pytest.fixture(scope="class")
     def generator(self, tmp_path_factory):
         import torch
-        from _text_fixtures import write_sd15_base
         from diffusers import ControlNetModel, UNet2DConditionModel
 
         from sarviz.formats.sar2sar import Sar2SarRun
         from sarviz.generators.sar2sar import Sar2SarRenderer
+
+        from _text_fixtures import write_sd15_base
 
         root = tmp_path_factory.mktemp("contract_sar2sar")
         base = write_sd15_base(root / "base")

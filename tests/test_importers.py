@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from conftest import SPAIN_LATLON
 
+from conftest import SPAIN_LATLON
 from sarviz.cli import main
 from sarviz.scene import read_scene
 from sarviz.store import SceneStore

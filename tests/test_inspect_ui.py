@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from _metrics_fixtures import GRID, result_from, speckled_scene_db
 from sarviz.scene import Scene, write_scene
 from sarviz.ui.inspection import swipe_map_html, zoom_window
+
+from _metrics_fixtures import GRID, result_from, speckled_scene_db
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "2_Inspect.py"
 

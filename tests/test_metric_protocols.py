@@ -1,4 +1,4 @@
-"""Issue 12, metrics half: one calibration, composite flags, robust ENL, exact GLCM lags,
+"""One calibration, composite flags, robust ENL, exact GLCM lags,
 SSIM variants and the seed-001 protocol."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sarviz.metrics.provenance import calibration_of, real_s1_acquisition
 from sarviz.metrics.report import compare, compare_results
 from sarviz.scene import Scene
 from sarviz.viz import images, panels
+
 from _metrics_fixtures import GRID, result_from, speckled_scene_db
 
 WIDE = {"db_range": {"VV": [-30.0, 5.0], "VH": [-35.0, -5.0]}, "shared": False}
@@ -252,7 +253,7 @@ def test_seed001_glcm_on_amplitude_in_homogeneous_patches():
 
 
 def test_seed001_known_answer_through_inspect():
-    """Issue 19's toy case through the function the Inspect page calls: 0.0049 (per-image μ+3σ, then
+    """The seed-001 toy case through the function the Inspect page calls: 0.0049 (per-image μ+3σ, then
     pooled); the old `evaluate` way (raw dB of all images pooled, one μ+3σ) gives 3.50."""
     from _seed001_toy import KNOWN_KL, OLD_POOLED_RAW_KL, toy_sets
 
@@ -268,9 +269,10 @@ def test_seed001_known_answer_through_inspect():
 
 # -- the Inspect UI ----------------------------------------------------------------------------------
 def _inspect_app(composite: bool) -> None:
-    from _metrics_fixtures import GRID, result_from, speckled_scene_db
     from sarviz.scene import Scene
     from sarviz.ui.inspection import render_inspection
+
+    from _metrics_fixtures import GRID, result_from, speckled_scene_db
 
     vv, vh = speckled_scene_db((64, 64), seed=0)
     gv, gh = speckled_scene_db((64, 64), seed=4, looks=2.0)

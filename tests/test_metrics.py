@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from affine import Affine
 
-from _metrics_fixtures import GRID, SEN1FLOODS11_S1, bigearthnet_pair_tif, need, result_from, speckled_scene_db
 from sarviz.cli import main
 from sarviz.metrics import sar
 from sarviz.metrics.report import MetricError, compare, compare_files, compare_results, read_sar_file
 from sarviz.scene import Scene
+
+from _metrics_fixtures import GRID, SEN1FLOODS11_S1, bigearthnet_pair_tif, need, result_from, speckled_scene_db
 
 
 def _db_for_level(level: int, pol: str = "VV", levels: int = sar.GLCM_LEVELS) -> float:
@@ -410,8 +411,8 @@ def _report_arrays_equal(a, b) -> None:
 
 
 def test_inspect_all_gives_the_numbers_and_figures_of_the_sequential_path():
-    from sarviz.metrics.report import PANELS, inspect_all
     from sarviz.viz import panels
+    from sarviz.viz.inspect import PANELS, inspect_all
 
     vv, vh = speckled_scene_db(shape=(80, 72), seed=3)
     gv, gh = speckled_scene_db(shape=(80, 72), seed=4, looks=2.0, offset_db=1.5)
@@ -433,7 +434,7 @@ def test_inspect_all_refuses_bad_input_like_compare_and_reports_progress_from_th
 
     import torch
 
-    from sarviz.metrics.report import inspect_all
+    from sarviz.viz.inspect import inspect_all
 
     vv, vh = speckled_scene_db(shape=(64, 64))
     with pytest.raises(MetricError, match="differ in size"):
@@ -455,7 +456,7 @@ def test_inspect_all_refuses_bad_input_like_compare_and_reports_progress_from_th
 
 
 def test_inspect_results_checks_grids_like_compare_results():
-    from sarviz.metrics.report import inspect_results
+    from sarviz.viz.inspect import inspect_results
 
     vv, vh = speckled_scene_db(shape=(64, 64))
     real = result_from(vv, vh)

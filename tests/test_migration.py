@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _migration_fixtures import speckle_amplitude, write_geotiff, write_png
-from _text_fixtures import SIZE, one_torch_thread, write_sd15_base  # noqa: F401 - fixture
 
+from _migration_fixtures import speckle_amplitude, write_geotiff, write_png
 from sarviz.errors import GenerationError
 from sarviz.generators.base import GenerationResult
 from sarviz.migration import losses as L
@@ -23,6 +22,8 @@ from sarviz.migration.migrate import (
     migrate_image,
     migrated_image,
 )
+
+from _text_fixtures import SIZE, one_torch_thread, write_sd15_base  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Cards resolve ~/.sarviz against SARVIZ_HOME, generation decodes with the VAE the checkpoint
 was trained with, training targets are resampled in power, downstream uses each file's
-calibration (issue 22; `sarviz models add` is tested on the trained run in test_train_geo.py)."""
+calibration (; `sarviz models add` is tested on the trained run in test_train_geo.py)."""
 
 from __future__ import annotations
 

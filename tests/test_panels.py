@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _metrics_fixtures import speckled_scene_db
 from sarviz.metrics import sar
 from sarviz.metrics.report import compare
 from sarviz.viz import panels
+
+from _metrics_fixtures import speckled_scene_db
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """A result made from a PROXY embedding is labelled as one in every output that shows it
-(issue 22 item 6), and `sarviz evaluate`'s report.md tables keep their columns (item 7)."""
+, and `sarviz evaluate`'s report.md tables keep their columns (item 7)."""
 
 from __future__ import annotations
 
@@ -56,11 +56,12 @@ def test_metrics_table_json_and_cli_name_the_proxy(spain_pair, capsys):
 @pytest.fixture(scope="module")
 def proxy_batch(tmp_path_factory):
     """A small emulator batch over scenes whose embeddings are marked as PROXY ones, evaluated."""
-    from _batch_fixtures import build_scene_folder, write_points_csv
     from sarviz.batch.engine import run_batch
     from sarviz.batch.layout import BatchConfig
     from sarviz.batch.points import points_from_file
     from sarviz.scene import read_scene, write_scene
+
+    from _batch_fixtures import build_scene_folder, write_points_csv
 
     root = tmp_path_factory.mktemp("proxy-batch")
     pts = build_scene_folder(root / "scenes")
@@ -122,9 +123,10 @@ def test_batch_page_evaluation_names_the_proxy(proxy_batch, monkeypatch):
 def test_study_outputs_name_proxy_made_images(sqlite_url, tmp_path, capsys, monkeypatch):
     import rasterio
 
-    from _study_fixtures import build_pool_folder
     from sarviz.study import OwnerAPI, ParticipantAPI, QuizAnswer, StudyDatabase
     from sarviz.study.analysis import answers_csv, study_report
+
+    from _study_fixtures import build_pool_folder
 
     folder = build_pool_folder(tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
     labels = csv.DictReader(io.StringIO((folder / "labels.csv").read_text()))

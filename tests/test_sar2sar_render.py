@@ -11,9 +11,6 @@ import pytest
 import rasterio
 from affine import Affine
 
-from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401
-from test_sar2sar_pairs import s1_like_db, write_sar
-
 from sarviz.cli import main as cli_main
 from sarviz.datasets.sar2sar_pairs import PairsOptions, build_pairs
 from sarviz.errors import GenerationError, WeightsMissing
@@ -27,6 +24,9 @@ from sarviz.generators.sar2sar import (
 )
 from sarviz.sar2sar.resample import scaled_transform
 from sarviz.training.sar2sar import Sar2SarTrainConfig, Sar2SarTrainer
+from test_sar2sar_pairs import s1_like_db, write_sar
+
+from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -202,9 +202,9 @@ def test_render_page_renders_a_scene_with_its_score(trained, tmp_path, monkeypat
 
 def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):
     """The SDXL path (two text encoders, text-time added conditions in ControlNet and UNet)."""
-    from _text_fixtures import write_sdxl_base
-
     from sarviz.training.sar2sar import collate
+
+    from _text_fixtures import write_sdxl_base
 
     base = write_sdxl_base(tmp_path / "sdxl")
     config = Sar2SarTrainConfig(data=trained["root"] / "pairs", base=base, out=tmp_path / "run", max_steps=4,

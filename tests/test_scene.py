@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import make_scene
 
+from conftest import make_scene
 from sarviz.scene import (
     SCENE_BANDS,
     TRAINING_PATCH_BANDS,
@@ -110,7 +110,7 @@ def test_validate_latlon_errors(lat, lon, msg):
 
 
 def test_validate_latlon_refuses_longitudes_outside_the_range():
-    # issue 10: 373.8 was silently wrapped to 13.8; now refused, naming the wrapped value
+    # 373.8 was silently wrapped to 13.8; now refused, naming the wrapped value
     with pytest.raises(SceneError, match=r"longitude 373.8 is outside \[-180, 180\].*13.8"):
         validate_latlon("10", "373.8")
     with pytest.raises(SceneError, match="-170"):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from _migration_fixtures import speckle_amplitude, write_png
-from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401  (fixture)
 from streamlit.testing.v1 import AppTest
+
+from _migration_fixtures import speckle_amplitude, write_png
+
+from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401  (fixture)
 
 PAGE = "../pages/7_Sensor.py"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from _migration_fixtures import speckle_amplitude, write_png
 
+from _migration_fixtures import speckle_amplitude, write_png
 from sarviz.cli import main
 from sarviz.metrics.sensor_profile import SensorProfile, profile_distance, sensor_profile
 

@@ -1,4 +1,4 @@
-"""Issue 21: an attacker's pass on the study server and the CLIs; each test repeats an attack.
+"""An attacker's pass on the study server and the CLIs; each test repeats an attack.
 
 The real-server tests start ``streamlit run serve.py`` on loopback (127.0.0.1) only.
 """
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from _study_fixtures import make_study, sqlite_url  # noqa: F401
 from sarviz.study import OwnerAPI, StudyDatabase
+
+from _study_fixtures import make_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,8 +24,9 @@ def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_
     and the server grew by ~400 MB; now every PUT is refused before its body is read and the
     server's memory stays put. In workbench mode a session may upload, but only up to
     SARVIZ_UPLOAD_SESSION_MB in all."""
-    from _browser import SERVER_PIDS, listening_addresses, run_streamlit
     from _upload_attack import rss_mb, upload_flood
+
+    from _browser import SERVER_PIDS, listening_addresses, run_streamlit
 
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "flood", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
@@ -289,9 +291,10 @@ def test_junk_sessions_from_one_address_are_refused_counted_and_shown(sqlite_url
     refused starts."""
     from streamlit.testing.v1 import AppTest
 
-    from _study_fixtures import build_pool_folder
     from sarviz.cli import main
     from sarviz.study.service import START_RATE_MAX, ParticipantAPI, SessionRefused
+
+    from _study_fixtures import build_pool_folder
 
     build_pool_folder(tmp_path / "pool")
     for code, extra in (("open-link", []), ("no-limit", ["--max-sessions-per-client", "0"]),
@@ -354,9 +357,10 @@ def test_training_refuses_pickle_only_bases_before_making_a_run_folder(tmp_path,
     folder (train geo, train text, train sarclip); --allow-pickle is the opt-in."""
     import shutil
 
-    from _train_fixtures import write_captioned, write_patch_dataset, write_tiny_sd15
     from sarviz.cli import main
     from sarviz.training.common import TrainError, check_base
+
+    from _train_fixtures import write_captioned, write_patch_dataset, write_tiny_sd15
 
     data = write_patch_dataset(tmp_path / "ds")
     base = write_tiny_sd15(tmp_path / "base")
@@ -447,9 +451,10 @@ def test_a_full_disk_during_a_batch_says_disk_full_at_the_folder(tmp_path, capsy
     import os
     import subprocess
 
-    from _batch_fixtures import build_scene_folder, write_points_csv
     from sarviz.batch.layout import BatchFolder
     from sarviz.cli import main
+
+    from _batch_fixtures import build_scene_folder, write_points_csv
 
     if os.geteuid() != 0:
         pytest.skip("mounting a size-capped tmpfs needs root (CI runs as root)")
@@ -563,9 +568,10 @@ def test_one_corrupt_cog_is_a_per_item_failure_in_evaluate(broken, tmp_path, cap
     """One corrupt COG aborted `sarviz evaluate` with a multi-line Ray traceback (server paths,
     colour codes) and nothing written. Now that item's rows record the underlying message, the
     rest is evaluated and the report lists the failure."""
-    from _batch_fixtures import build_scene_folder, write_points_csv
     from sarviz.batch.layout import BatchFolder
     from sarviz.cli import main
+
+    from _batch_fixtures import build_scene_folder, write_points_csv
 
     pts = build_scene_folder(tmp_path / "scenes")[:3]
     out = tmp_path / "run"

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-from _sources_fixtures import build_aef_zarr, closed_port_url, make_s1_items, make_s2_items, stac_api, write_items
 from _waits import patience
 from sarviz.cli import main
 from sarviz.scene import read_scene
@@ -19,6 +18,8 @@ from sarviz.sources.chain import SourceChain
 from sarviz.sources.earthengine import EarthEngineSource
 from sarviz.sources.local import LocalSource
 from sarviz.sources.public import PublicSource
+
+from _sources_fixtures import build_aef_zarr, closed_port_url, make_s1_items, make_s2_items, stac_api, write_items
 
 LAT, LON = 47.0, 8.0
 LAT2, LON2 = 46.0, 9.0  # embedding only: no Sentinel items there

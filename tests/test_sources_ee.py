@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from pathlib import Path
 
 import httplib2
 import numpy as np
 import pytest
+
 from _waits import patience
 
 ee = pytest.importorskip("ee")
 
 from sarviz.sources.base import (  # noqa: E402
-    FetchRequest, SourceAuthError, SourceNotConfigured, SourceQuotaError, SourceUnavailable,
+    FetchRequest,
+    SourceAuthError,
+    SourceNotConfigured,
+    SourceQuotaError,
+    SourceUnavailable,
 )
 from sarviz.sources.earthengine import FILL, EarthEngineSource, pixel_requests, validate_key_file  # noqa: E402
 

@@ -12,9 +12,10 @@ import pytest
 from pyproj import Geod
 from rasterio.crs import CRS
 
-from _sources_fixtures import simulate_iw_swath
 from sarviz.scene import patch_grid
 from sarviz.sources.s1_geometry import estimate_incidence_angle, ground_track_azimuth
+
+from _sources_fixtures import simulate_iw_swath
 
 SSL4EO = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "ssl4eo" / "s1"
 

@@ -9,13 +9,21 @@ import pytest
 import rasterio
 from rasterio.warp import Resampling, reproject
 
-from _sources_fixtures import (
-    AEF_SHAPE_YX, AEF_TRANSFORM, aef_codes, build_aef_zarr, closed_port_url, make_s1_items, make_s2_items,
-    stac_api, write_items,
-)
 from _waits import patience
 from sarviz.sources.base import FetchRequest, NoDataHere, SourceError, SourceTimeout, SourceUnavailable
 from sarviz.sources.public import AlphaEarthMosaic, PublicSource, dequantize, gamma0_to_sigma0_db
+
+from _sources_fixtures import (
+    AEF_SHAPE_YX,
+    AEF_TRANSFORM,
+    aef_codes,
+    build_aef_zarr,
+    closed_port_url,
+    make_s1_items,
+    make_s2_items,
+    stac_api,
+    write_items,
+)
 
 LAT, LON = 47.0, 8.0
 

@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_scene
 
+from conftest import make_scene
 from sarviz.scene import SceneError, write_scene
 from sarviz.store import NoSceneHere, SceneStore
 

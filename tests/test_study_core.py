@@ -6,20 +6,31 @@ import json
 import math
 import random
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from _study_fixtures import CLASSES, SHARED, build_pool_folder, make_study, write_png, write_sar_tif
 from sarviz.study import (
-    AlreadyAnswered, AnswerRejected, CorruptImage, DuplicateImage, ItemLabels, NotFound, OwnerAPI, ParticipantAPI,
-    PoolTooSmall, QuizAnswer, StudyDatabase, StudyDesign, StudyError,
+    AlreadyAnswered,
+    AnswerRejected,
+    CorruptImage,
+    DuplicateImage,
+    ItemLabels,
+    NotFound,
+    OwnerAPI,
+    ParticipantAPI,
+    PoolTooSmall,
+    QuizAnswer,
+    StudyDatabase,
+    StudyDesign,
+    StudyError,
 )
-from sarviz.study.analysis import answers_csv, build_report, krippendorff_alpha, study_report, wilson_interval
+from sarviz.study.analysis import answers_csv, krippendorff_alpha, study_report, wilson_interval
 from sarviz.study.design import DesignError, PoolEntry, draw_session, parse_ratio
 from sarviz.study.pool import png_chunks, render_file
+
+from _study_fixtures import CLASSES, SHARED, build_pool_folder, make_study, write_png, write_sar_tif
 
 
 @pytest.fixture
@@ -199,6 +210,7 @@ def test_session_resume_skip_and_double_submit(db, tmp_path):
         quiz.submit(view.resume_code, view.current_public_id, QuizAnswer(True, 3, 6, 3, 3))
     # skipping ahead is refused: find a later image id of this participant from the database
     from sqlalchemy import select
+
     from sarviz.study.models import Assignment, Participant
 
     with db.read() as s:
@@ -232,6 +244,7 @@ def test_participant_cannot_reach_labels_or_other_sessions(db, tmp_path):
         assert word not in text
     # participant ids do not repeat across sessions: 24 distinct opaque ids, none numeric
     from sqlalchemy import select
+
     from sarviz.study.models import Assignment
 
     with db.read() as s:
@@ -281,6 +294,7 @@ def test_report_numbers_match_independent_computation(db, tmp_path):
     make_study(owner, "sess-3", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)  # everyone sees every image
     with db.read() as s:
         from sqlalchemy import select
+
         from sarviz.study.models import Item
 
         source_of = {row.id: row.source for row in s.execute(select(Item.id, Item.source))}

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from _study_fixtures import make_study
-from sarviz.study import OwnerAPI, ParticipantAPI, QuizAnswer, StudyDatabase, StudyDatabaseError
-from sarviz.study import migrations
+from sarviz.study import OwnerAPI, ParticipantAPI, QuizAnswer, StudyDatabase, StudyDatabaseError, migrations
 from sarviz.study.models import Answer, Assignment, Base, Participant
+
+from _study_fixtures import make_study
 
 
 def _answer_for(participant_no: int, position: int) -> QuizAnswer:
@@ -208,8 +206,9 @@ def _read_only_scenario(tmp_path, lock, unlock):  # pragma: no cover - used by t
 
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_create_add_report_export(sqlite_url, tmp_path, capsys):
-    from _study_fixtures import build_pool_folder
     from sarviz.cli import main
+
+    from _study_fixtures import build_pool_folder
 
     folder = build_pool_folder(tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
     assert main(["study", "create", "cli-study", "--title", "CLI", "--db", sqlite_url]) == 0
@@ -357,7 +356,12 @@ def test_parallel_guesses_cannot_exceed_the_client_limit(backend, request, tmp_p
 def test_global_limit_slows_attackers_but_never_locks_the_owner_out(sqlite_url, capsys):
     from sarviz.cli import main
     from sarviz.study.auth import (
-        GLOBAL_MAX_DELAY, GLOBAL_SLOWDOWN_AFTER, LoginLocked, OwnerAuth, global_delay, hash_password,
+        GLOBAL_MAX_DELAY,
+        GLOBAL_SLOWDOWN_AFTER,
+        LoginLocked,
+        OwnerAuth,
+        global_delay,
+        hash_password,
     )
     from sarviz.study.models import OwnerLogin
 

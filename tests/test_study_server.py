@@ -1,4 +1,4 @@
-"""Issue 10: a study server strangers can use — the reviewer's attacks, each now failing safely.
+"""A study server strangers can use — the reviewer's attacks, each now failing safely.
 
 Blinding (exposure counts), junk sessions (per-client limit, invitations, exclusion), owner
 login keyed on what a client cannot choose, server paths limited to configured roots, study
@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from _study_fixtures import build_pool_folder, make_study, write_sar_tif
 from sarviz.access import UNTRUSTED_FORWARD, AccessDenied, client_key, resolve_user_path, safe_upload_name
 from sarviz.cli import main
 from sarviz.settings import Settings
@@ -26,6 +25,8 @@ from sarviz.study.auth import LoginLocked, OwnerAuth, hash_password
 from sarviz.study.design import PoolEntry, StudyDesign, balanced_pool, draw_session
 from sarviz.study.pool import MISSING_GREY, PoolError, render_file, render_png_bytes
 from sarviz.study.service import ParticipantAPI, QuizAnswer, SessionRefused
+
+from _study_fixtures import build_pool_folder, make_study, write_sar_tif
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -206,7 +207,7 @@ def test_attacker_cannot_lock_the_owner_out(sqlite_url, capsys):
     assert auth.login(PASSWORD, "ip:127.0.0.1", session="owner", unlock_code=code) is True
     with pytest.raises(LoginLocked, match="not valid"):  # used up
         auth.login(PASSWORD, "ip:127.0.0.1", session="owner2", unlock_code=code)
-    # issue 21 item 7: with a valid code, a locked address got 8 wrong passwords checked and kept
+    # with a valid code, a locked address got 8 wrong passwords checked and kept
     # the code. Now a wrong password burns the code: one guess per code, then the limits again.
     assert main(["study", "unlock", "--db", sqlite_url]) == 0
     code = capsys.readouterr().out.split("one-time unlock code: ")[1].split()[0]
@@ -344,8 +345,9 @@ def _failed_logins(db: StudyDatabase) -> int:
 
 def _login(page, password: str, expect: str, db: StudyDatabase | None = None) -> None:
     """Submit the owner login form once and wait for its outcome (the attempt recorded, if a db is given)."""
-    from _study_fixtures import wait_until
     from _waits import patience, patience_ms
+
+    from _study_fixtures import wait_until
 
     before = _failed_logins(db) if db is not None else None
     page.get_by_label("Study owner password").fill(password)
@@ -362,8 +364,9 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
     """Study mode against `streamlit run app.py`: Inspect asks for the owner login (server side)
     while the quiz stays open; rotating a forged X-Forwarded-For no longer gives fresh guesses;
     the owner (another address) still gets in."""
-    from _browser import chromium_page, run_streamlit
     from _waits import patience_ms
+
+    from _browser import chromium_page, run_streamlit
 
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "served", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
@@ -377,7 +380,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
         # the quiz is open to participants
         page.goto(f"{base}/Quiz?study=served")
         page.get_by_role("button", name="Start the study").wait_for()
-        # issue 21 item 5: the link the admin prints opens the quiz itself, no "Page not found"
+        # the link the admin prints opens the quiz itself, no "Page not found"
         # dialog and no rewritten URL; the owner's pages show the owner login
         assert "Page not found" not in page.content() and page.url.endswith("/Quiz?study=served")
         for owner_page in ("Batch", "Prompt", "Training_runs"):
@@ -419,7 +422,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
 
 
 def test_admin_import_refreshes_at_once_form_clears_and_links_are_full(sqlite_url, tmp_path, monkeypatch):
-    """Issue 11's study-admin items, and the folder import limited to the configured roots."""
+    """The study-admin items, and the folder import limited to the configured roots."""
     monkeypatch.setenv("SARVIZ_STUDY_DB", sqlite_url)
     monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", PASSWORD)
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))

@@ -14,10 +14,11 @@ from scipy.stats import norm
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from _study_fixtures import make_study
+from _waits import patience_ms
 from sarviz.study import OwnerAPI, StudyDatabase
 from sarviz.study.models import Answer, Assignment, Item, Participant
-from _waits import patience_ms
+
+from _study_fixtures import make_study
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIZ = str(ROOT / "pages" / "3_Quiz.py")
@@ -180,7 +181,6 @@ def test_quiz_sessions_and_results_page(study_env):
 
 
 def test_participant_cannot_reach_labels_or_results(study_env):
-    db = study_env
     # the quiz page with made-up parameters shows no labels or results
     at = AppTest.from_file(QUIZ, default_timeout=30)
     at.query_params.update({"study": "ui-study", "item": "1", "page": "results", "admin": "1"})
@@ -225,7 +225,7 @@ def test_no_owner_password_configured(study_env, monkeypatch):
     monkeypatch.delenv("SARVIZ_STUDY_OWNER_PASSWORD")
     at = AppTest.from_file(ADMIN, default_timeout=30)
     at.run()
-    from sarviz.ui.text import shown  # messages are escaped plain text (issue 21)
+    from sarviz.ui.text import shown  # messages are escaped plain text
 
     assert "SARVIZ_STUDY_OWNER_PASSWORD" in shown(at.error[0].value) and not at.text_input
 
@@ -239,7 +239,7 @@ def test_missing_database_is_reported_not_created(tmp_path, monkeypatch):
     at = AppTest.from_file(QUIZ, default_timeout=30)
     at.query_params["study"] = "ui-study"
     at.run()
-    # issue 21 item 6: participants are told "not available", never the path (it is in the log)
+    # participants are told "not available", never the path (it is in the log)
     assert at.error and at.error[0].value.startswith("This study is not available")
     assert str(missing) not in at.error[0].value and not missing.exists()
     # the owner page: login still works (and is still rate-limited) without a database …
@@ -265,8 +265,9 @@ def test_missing_database_is_reported_not_created(tmp_path, monkeypatch):
 
 
 def test_pool_tab_warns_owner_about_native_sizes(study_env, tmp_path):
-    from _study_fixtures import write_sar_tif
     from sarviz.study.pool import ItemLabels
+
+    from _study_fixtures import write_sar_tif
 
     owner = OwnerAPI(study_env)
     for i in range(3):  # large generated images next to the fixture's 32 px chips

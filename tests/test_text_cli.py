@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from _text_fixtures import tiny_text_model, write_captioned, write_tiny_clip
-from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 
 from sarviz.cli import main
+
+from _text_fixtures import (
+    one_torch_thread,  # noqa: F401  (fixture)
+    tiny_text_model,
+    write_captioned,
+    write_tiny_clip,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _text_fixtures import LABEL_DB, speckle_db, write_captioned, write_tiny_clip
-from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 from scipy.ndimage import uniform_filter
 
 from sarviz.evaluation import clip as clip_mod
 from sarviz.evaluation.captioned import DatasetError, open_captioned, read_db
-from sarviz.evaluation.text import (ALL, evaluate_sets, glcm_of_set, homogeneous_patches, pooled_amplitude_histogram,
-                                    pooled_kl, summarise_label)
+from sarviz.evaluation.text import (
+    ALL,
+    evaluate_sets,
+    glcm_of_set,
+    homogeneous_patches,
+    pooled_amplitude_histogram,
+    pooled_kl,
+    summarise_label,
+)
+
+from _text_fixtures import (
+    LABEL_DB,
+    one_torch_thread,  # noqa: F401  (fixture)
+    speckle_db,
+    write_captioned,
+    write_tiny_clip,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -118,11 +131,11 @@ def test_tiny_clip_with_identical_image_and_text_embeddings_ranks_one(tmp_path, 
 
 
 def test_seed001_known_answer_through_evaluate_text():
-    """Issue 19's toy case through evaluate-text's protocol call (what evaluate_text_model runs on the
+    """The seed-001 toy case through evaluate-text's protocol call (what evaluate_text_model runs on the
     images it read and generated): 0.0049, the same as Inspect and `sarviz evaluate`."""
-    from _seed001_toy import KNOWN_KL, toy_sets
-
     from sarviz.metrics.protocols import seed001_glcm_of_set, seed001_patches
+
+    from _seed001_toy import KNOWN_KL, toy_sets
 
     real, generated = toy_sets()
     (summary,) = evaluate_sets({"toy": real}, {"toy": generated})

@@ -8,13 +8,25 @@ import threading
 
 import numpy as np
 import pytest
-from _text_fixtures import TOKEN, tiny_text_model, write_embeds, write_text_card
-from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, GenerationResult, WeightsMissing
-from sarviz.generators.text import (TextGenerator, TextRequest, load_text_pipeline, numbered_paths,
-                                    run_card, TextModelPaths)
+from sarviz.generators.text import (
+    TextGenerator,
+    TextModelPaths,
+    TextRequest,
+    load_text_pipeline,
+    numbered_paths,
+    run_card,
+)
 from sarviz.registry import ModelRegistry
+
+from _text_fixtures import (
+    TOKEN,
+    one_torch_thread,  # noqa: F401  (fixture)
+    tiny_text_model,
+    write_embeds,
+    write_text_card,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

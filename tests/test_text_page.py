@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from _text_fixtures import tiny_text_model, write_captioned, write_text_card
-from _text_fixtures import one_torch_thread  # noqa: F401  (fixture)
 from streamlit.testing.v1 import AppTest
 
+from _waits import patience_ms
 from sarviz.captions import caption_for_scene, describe_scene
 from sarviz.ui.prompt import EXAMPLE_PROMPTS, MAP_PROMPT_KEY
-from _waits import patience_ms
+
+from _text_fixtures import (
+    one_torch_thread,  # noqa: F401  (fixture)
+    tiny_text_model,
+    write_captioned,
+    write_text_card,
+)
 
 PAGE = "../pages/1_Prompt.py"
 
@@ -88,6 +93,7 @@ def test_missing_weights_short_message_with_details(tmp_path, monkeypatch):
 
 def test_caption_builder_speaks_the_dataset_captioners_words():
     import numpy as np
+
     from conftest import make_scene
 
     scene = make_scene(crs="EPSG:32630", origin=(664_000.0, 4_218_000.0))  # near Murcia
@@ -129,7 +135,6 @@ def test_prompt_page_in_a_real_browser(page_env):
 
 def test_describe_this_place_on_the_map_page_fills_the_prompt(page_env, tmp_path, monkeypatch):
     from conftest import make_scene
-
     from sarviz.scene import write_scene
 
     scene = make_scene(size=(64, 64), scene_id="described")
@@ -144,7 +149,7 @@ def test_describe_this_place_on_the_map_page_fills_the_prompt(page_env, tmp_path
     # the prompt page ran with the caption of the clicked scene in its prompt box
     assert at.text_area(key="prompt_text").value == caption_for_scene(scene)
     assert at.text_area(key="prompt_text").value.startswith("<SAR> Sentinel-1 SAR image, VV polarisation, ")
-    # and says where its land cover came from (issue 22 item 5)
+    # and says where its land cover came from
     note = describe_scene(scene).landcover_note
     assert note and any(note in i.value for i in at.info), [i.value for i in at.info]
 

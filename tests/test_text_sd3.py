@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
-from _sd3_fixtures import SIZE, write_sd3_base
-from _text_fixtures import one_torch_thread, write_captioned  # noqa: F401 - fixture
 
+from _sd3_fixtures import SIZE, write_sd3_base
 from sarviz.cli import main
 from sarviz.training.text import TextTrainConfig
+
+from _text_fixtures import one_torch_thread, write_captioned  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")

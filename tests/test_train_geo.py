@@ -16,14 +16,13 @@ import pytest
 import rasterio
 import torch
 
-from _diffusion_fixtures import tiny_scene
-from _diffusion_fixtures import TINY_CHANNELS
-from _train_fixtures import one_torch_thread, write_patch_dataset, write_tiny_sd15  # noqa: F401
-
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
 from sarviz.training.common import TrainError  # noqa: E402
 from sarviz.training.geo import GeoTrainConfig, GeoTrainer, train_geo  # noqa: E402
+
+from _diffusion_fixtures import TINY_CHANNELS, tiny_scene
+from _train_fixtures import one_torch_thread, write_patch_dataset, write_tiny_sd15  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = 32  # tiny: 32 px images, 16 px latents

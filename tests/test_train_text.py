@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from _train_fixtures import (one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15,  # noqa: F401
-                             write_tiny_sdxl)
-
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
 from sarviz.training.text import TextTrainConfig, train_text  # noqa: E402
+
+from _train_fixtures import one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15, write_tiny_sdxl  # noqa: F401
 
 RES = 32
 TOKEN = "<SAR>"

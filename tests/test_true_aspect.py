@@ -1,11 +1,11 @@
-"""Panels are drawn with the ground's aspect and both pixel sizes are stated (issue 22 item 9)."""
+"""Panels are drawn with the ground's aspect and both pixel sizes are stated."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SPAIN_LATLON
 
+from conftest import SPAIN_LATLON
 from sarviz.viz.images import true_aspect
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import folium
 import pytest
-from conftest import make_scene
 
+from conftest import make_scene
 from sarviz.ui import webassets
 from sarviz.ui.fetch import report_lines
 from sarviz.ui.generate import embedding_blocker

@@ -30,7 +30,6 @@ import numpy as np
 from sarviz.errors import EvaluationError
 from sarviz.formats.batch_folder import BatchFolder
 
-PAPER_CLASSES = ("desert", "forest", "glacier", "city", "mountain")
 CLASSIFIERS = ("resnet18", "resnet34", "vgg19", "vit_b_32")
 ARMS = ("real", "real+synthetic")
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sarviz.errors import BatchError
 from sarviz.batch.items import ItemGenerator, SceneFetcher
-from sarviz.formats.batch_folder import BatchConfig, BatchFolder
 from sarviz.batch.points import BatchPoint
+from sarviz.errors import BatchError
+from sarviz.formats.batch_folder import BatchConfig, BatchFolder
 
 log = logging.getLogger("sarviz.batch")
 

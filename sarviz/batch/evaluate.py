@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sarviz.errors import EvaluationError
+from sarviz.errors import EvaluationError, SarvizError
 from sarviz.formats import evaluation_report as er
 from sarviz.formats.batch_folder import BatchFolder
 
@@ -114,7 +114,7 @@ def _failure_text(exc: BaseException) -> str:
 def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows (one a seed) of every metric for one item; a failed comparison gives a row with ``error``."""
     from sarviz.metrics.report import compare
-    from sarviz.metrics.sar import MetricError, torch_single_thread
+    from sarviz.metrics.sar import torch_single_thread
 
     meta = {k: entry[k] for k in ("id", "class", "region", "s1_mode", "scene_id", "model")}
     meta["embedding"] = _embedding_kind(entry.get("embedding_source", ""))
@@ -123,7 +123,7 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     try:
         real_vv, real_vh = _read_vv_vh(Path(entry["real"]))
-    except Exception as exc:  # noqa: BLE001 — one unreadable file fails its item, not the run (issue 21)
+    except Exception as exc:  # noqa: BLE001 — one unreadable file fails its item, not the run
         why = f"real Sentinel-1 crop {Path(entry['real']).name} cannot be read: {_failure_text(exc)}"
         return [{**meta, "seed": s, "error": why} for s in sorted(entry["generated"])]
     for seed, path in sorted(entry["generated"].items()):
@@ -133,7 +133,7 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
             with torch_single_thread():  # one task a CPU: no oversubscription inside a worker
                 made_from = {"model_id": entry.get("model", ""), "embedding_source": entry.get("embedding_source", "")}
                 report = compare(real_vv, real_vh, gen_vv, gen_vh, generated_provenance=made_from).to_dict()
-        except (MetricError, ValueError, OSError) as exc:
+        except (SarvizError, ValueError, OSError) as exc:  # a reader's SceneError/GenerationError too
             row["error"] = _failure_text(exc)
             rows.append(row)
             continue

@@ -29,9 +29,8 @@ from rasterio import shutil as rio_shutil
 from rasterio.io import MemoryFile
 
 from sarviz.atomic import atomic_path
-from sarviz.formats.batch_folder import (OPTICAL_FILE, REAL_FILE, SCENE_FILE, BatchConfig, BatchFolder,
-                                         generated_name)
 from sarviz.batch.points import BatchPoint
+from sarviz.formats.batch_folder import OPTICAL_FILE, REAL_FILE, SCENE_FILE, BatchConfig, BatchFolder, generated_name
 from sarviz.scene import OPTICAL_BANDS, SAR_BANDS, Scene, read_scene, write_scene
 
 log = logging.getLogger("sarviz.batch")

@@ -53,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sarviz.batch.engine import run_batch
-    from sarviz.formats.batch_folder import BatchConfig
     from sarviz.batch.points import points_from_file, points_from_region
+    from sarviz.formats.batch_folder import BatchConfig
     from sarviz.generators.runtime import card_readiness
     from sarviz.registry import ModelRegistry
 

@@ -131,8 +131,8 @@ def _chain_factory(args: argparse.Namespace):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from sarviz.errors import CliError
     from sarviz.datasets import builder
+    from sarviz.errors import CliError
 
     given = [name for name in ("scenes", "points", "region") if getattr(args, name) is not None]
     if len(given) != 1:

@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sarviz.cli_args import deprecated_alias
 from sarviz.errors import CliError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_WEIGHTS = "models/emulator_radiometric.safetensors"
 

@@ -50,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sarviz.batch.downstream import run_downstream, write_downstream
+    from sarviz.errors import CliError
     from sarviz.formats.batch_folder import EVALUATION_DIR
     from sarviz.formats.evaluation_report import DOWNSTREAM_MD
-    from sarviz.errors import CliError
 
     if args.target is not None or args.test is not None:
         return run_folders(args)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_folders(args: argparse.Namespace) -> int:
     """Folder mode (seed 003): arms target real / + old raw / + migrated / + migrated + generated."""
-    from sarviz.cli import CliError
+    from sarviz.errors import CliError
     from sarviz.evaluation.downstream_folders import downstream_table, run_downstream_folders, write_downstream_folders
 
     if args.target is None or args.test is None:

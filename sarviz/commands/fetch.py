@@ -17,7 +17,6 @@ from pathlib import Path
 
 from sarviz.cli_args import deprecated_alias
 from sarviz.errors import SceneError
-
 from sarviz.regions import _LAT, _LON  # noqa: F401 - the column names live with the one points reader
 
 

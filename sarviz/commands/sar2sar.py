@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from sarviz.cli import CliError
 from sarviz.cli_args import deprecated_alias
+from sarviz.errors import CliError
 
 
 def add_pairs_parser(ds_sub: argparse._SubParsersAction) -> None:

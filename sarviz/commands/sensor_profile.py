@@ -37,7 +37,7 @@ def _profile(name: str, folder: str | Path, hf_radius: float):
 
 
 def run(args: argparse.Namespace) -> int:
-    from sarviz.cli import CliError
+    from sarviz.errors import CliError
     from sarviz.formats.sensor_profile import SensorComparison
     from sarviz.metrics.sensor_profile import distance_table, profile_distance
 

@@ -123,9 +123,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _unlock(args: argparse.Namespace) -> int:
-    from sarviz.study.auth import unlock
-
-    from sarviz.study.auth import UNLOCK_CODE_VALID, new_unlock_code
+    from sarviz.study.auth import UNLOCK_CODE_VALID, new_unlock_code, unlock
 
     db = _db(args)
     cleared = unlock(db, args.client)

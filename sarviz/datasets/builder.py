@@ -26,11 +26,11 @@ import numpy as np
 from rasterio.windows import Window
 
 import sarviz
-from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
-from sarviz.datasets import landcover as lc
 from sarviz.atomic import write_csv_atomic
 from sarviz.atomic import write_json as write_json_atomic
+from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
 from sarviz.constants import DEFAULT_ANGLE_DEG, SPLITS
+from sarviz.datasets import landcover as lc
 from sarviz.datasets.splits import SplitSpec, assign_splits
 from sarviz.errors import DatasetError, SarvizError
 from sarviz.formats.patch_dataset import (
@@ -389,7 +389,8 @@ def points_in_region(geojson: str | os.PathLike, size: int, stride: int | None =
     """Patch centres on a regular grid (local UTM of the region, spacing stride·res) inside a
     GeoJSON (Multi)Polygon; each {lat, lon, id}."""
     from pyproj import Transformer
-    from shapely.ops import transform as shp_transform, unary_union
+    from shapely.ops import transform as shp_transform
+    from shapely.ops import unary_union
 
     from sarviz.errors import SceneError
     from sarviz.regions import read_region

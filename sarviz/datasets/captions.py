@@ -36,9 +36,11 @@ from sarviz.atomic import atomic_dir
 from sarviz.constants import CAPTION_SPLIT_FOLDERS as SPLIT_FOLDERS  # noqa: F401 - re-exported
 from sarviz.constants import SPLITS
 from sarviz.errors import DatasetError
-from sarviz.formats.captioned import CAPTIONED_DIR  # noqa: F401 - re-exported
+from sarviz.formats.captioned import (
+    CAPTIONED_DIR,  # noqa: F401 - re-exported
+    CaptionedDataset,
+)
 from sarviz.formats.captioned import FORMAT as CAPTION_FORMAT
-from sarviz.formats.captioned import CaptionedDataset
 from sarviz.formats.patch_dataset import json_cell, open_dataset
 from sarviz.scene import read_scene
 

@@ -28,11 +28,11 @@ from typing import Any, Callable
 import numpy as np
 
 from sarviz.constants import DEFAULT_ANGLE_DEG
-from sarviz.errors import DatasetError
-from sarviz.formats.patch_dataset import PatchDatasetFolder, open_dataset
-from sarviz.formats.model_card import CARD_SUFFIX, SHIPPED_EMULATOR_CARD, ModelCard
 from sarviz.emulator.radiometric import FEATURE_MAPS, RadiometricModel, file_sha256
 from sarviz.emulator.validation import LAMBDAS, r2_score
+from sarviz.errors import DatasetError
+from sarviz.formats.model_card import CARD_SUFFIX, SHIPPED_EMULATOR_CARD, ModelCard
+from sarviz.formats.patch_dataset import PatchDatasetFolder, open_dataset
 from sarviz.scene import read_scene
 
 DEFAULT_BLOCK = 8

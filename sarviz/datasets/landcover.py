@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.errors import DatasetError
 from sarviz.emulator.radiometric import DW_CLASS_NAMES
+from sarviz.errors import DatasetError
 from sarviz.optical_landcover import METHOD as OPTICAL_METHOD
 from sarviz.optical_landcover import PHRASES, classify, confidence_word
 from sarviz.scene import Scene
@@ -150,8 +150,11 @@ class LabelledPoints:
 def default_points_folder() -> Path | None:
     """The labelled points shipped in ../shared (None when absent)."""
     roots = [Path(__file__).resolve().parents[2].parent / "shared"]
-    if os.environ.get("SARVIZ_SHARED"):  # ../shared lives elsewhere (e.g. a git worktree checkout)
-        roots.insert(0, Path(os.environ["SARVIZ_SHARED"]).expanduser())
+    from sarviz.settings import env
+
+    shared = env("SARVIZ_SHARED")
+    if shared:  # ../shared lives elsewhere (e.g. a git worktree checkout)
+        roots.insert(0, Path(shared).expanduser())
     for root in roots:
         candidate = root / "samples" / "alphaearth_s1_points"
         if candidate.is_dir():

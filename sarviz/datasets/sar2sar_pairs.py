@@ -40,6 +40,7 @@ import numpy as np
 
 from sarviz.amplitude import AmplitudeError, normalise_amplitude
 from sarviz.formats.sar2sar import PairsDataset, Sar2SarError, SarGeoTiff
+from sarviz.hashing import seed_for
 from sarviz.sar2sar.consistency import calibrate_threshold, spectrum_slope
 from sarviz.sar2sar.options import S1_GRD_ENL, PairsOptions  # noqa: F401  (re-exported)
 from sarviz.sar2sar.resample import (
@@ -320,3 +321,36 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
         }
         PairsDataset.write_info(tmp, info)
     return info
+
+
+class PairsTorchDataset:
+    """(target, condition, caption) of one split, as the trainer wants them."""
+
+    def __init__(self, ds, split: str, resolution: int, flip: bool, seed: int) -> None:
+        self.ds, self.split, self.resolution, self.flip, self.seed = ds, split, resolution, flip, seed
+        self.rows = ds.rows(split)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _load(self, rel: str):
+        import torch
+        from PIL import Image
+
+        with Image.open(self.ds.folder / self.split / rel) as im:
+            im = im.convert("L")
+            if im.size != (self.resolution, self.resolution):
+                im = im.resize((self.resolution, self.resolution), Image.BICUBIC)
+            a = np.asarray(im, dtype=np.float32) / 255.0
+        return torch.from_numpy(a)[None].repeat(3, 1, 1)
+
+    def __getitem__(self, key) -> dict[str, Any]:
+        import torch
+
+        i, epoch = key if isinstance(key, tuple) else (key, 0)  # ShardedEpochSampler yields (index, epoch)
+        row = self.rows[i]
+        target, cond = self._load(row["file_name"]), self._load(row["conditioning_image"])
+        g = torch.Generator().manual_seed(seed_for(self.seed, epoch, i, 104729))
+        if self.flip and torch.rand((), generator=g) < 0.5:
+            target, cond = target.flip(-1), cond.flip(-1)
+        return {"pixel_values": target * 2 - 1, "conditioning": cond, "text": row.get("text", "")}

@@ -2,5 +2,10 @@
 
 from sarviz.errors import DatasetError  # noqa: F401
 from sarviz.formats.captioned import (  # noqa: F401
-    FORMAT, SPLITS, CaptionedItem, CaptionedSet, open_captioned, read_db,
+    FORMAT,
+    SPLITS,
+    CaptionedItem,
+    CaptionedSet,
+    open_captioned,
+    read_db,
 )

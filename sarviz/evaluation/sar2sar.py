@@ -33,6 +33,7 @@ def evaluate_render(pairs: str | Path, run: str | Path, split: str = "test", max
     import torch
 
     from sarviz.amplitude import AmplitudeStats, denormalise_amplitude
+    from sarviz.datasets.sar2sar_pairs import PairsTorchDataset
     from sarviz.errors import EvaluationError
     from sarviz.formats.sar2sar import PairsDataset
     from sarviz.generators.sar2sar import (
@@ -46,7 +47,6 @@ def evaluate_render(pairs: str | Path, run: str | Path, split: str = "test", max
     from sarviz.metrics import protocols, sar
     from sarviz.sar2sar.consistency import consistency, spectrum_slope
     from sarviz.sar2sar.resample import resample_db
-    from sarviz.training.sar2sar import PairsTorchDataset
 
     ds = PairsDataset.open(pairs)
     rows = ds.rows(split)[:max_items]

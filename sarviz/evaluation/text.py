@@ -19,8 +19,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from sarviz.metrics import sar
-from sarviz.metrics.protocols import (SEED001_PATCH, PooledHistogram, pooled_amplitude_histogram, pooled_kl,
-                                      seed001_glcm_of_set, seed001_kl)
+from sarviz.metrics.protocols import (
+    SEED001_PATCH,
+    PooledHistogram,
+    pooled_amplitude_histogram,
+    pooled_kl,
+    seed001_glcm_of_set,
+    seed001_kl,
+)
 from sarviz.metrics.protocols import seed001_patches as homogeneous_patches
 from sarviz.metrics.sar import MetricError
 

@@ -23,16 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-
 import sarviz
-
-from sarviz.errors import EvaluationError
-from sarviz.formats.evaluation_report import GENERATED_DIR
+from sarviz.amplitude import FORMULA as AMPLITUDE_FORMULA
 from sarviz.atomic import atomic_path
+from sarviz.errors import EvaluationError
 from sarviz.evaluation import clip as clip_mod
 from sarviz.evaluation.captioned import CaptionedSet
 from sarviz.evaluation.text import ALL, LabelSummary, evaluate_sets
-from sarviz.amplitude import FORMULA as AMPLITUDE_FORMULA
+from sarviz.formats.evaluation_report import GENERATED_DIR
 from sarviz.metrics import sar
 from sarviz.metrics.protocols import SEED001_GLCM_PROTOCOL, SEED001_KL_PROTOCOL
 

@@ -57,5 +57,5 @@ def read_json_object(path: Path, what: str, expected_format: str | None = None,
     return data
 
 
-def fspath(path: str | os.PathLike) -> Path:
+def fspath(path: str | os.PathLike[str]) -> Path:
     return Path(path).expanduser()

@@ -116,11 +116,11 @@ class BatchFolder(Artifact):
     FILES = (SETTINGS_FILE, POINTS_FILE, MANIFEST_CSV, MANIFEST_PARQUET, ITEMS_DIR, STAGING_DIR, LOG_DIR, LOCK_FILE,
              REAL_FILE, OPTICAL_FILE, SCENE_FILE)
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
     @classmethod
-    def load(cls, root: str | os.PathLike) -> "BatchFolder":
+    def load(cls, root: str | os.PathLike[str]) -> "BatchFolder":
         folder = cls(root)
         if not folder.root.is_dir():
             raise FormatError(f"{folder.root}: no such folder")
@@ -129,12 +129,12 @@ class BatchFolder(Artifact):
         folder.read_settings()
         return folder
 
-    def save(self, config: "BatchConfig", points: list, info: dict[str, Any]) -> Path:
+    def save(self, config: "BatchConfig", points: list[Any], info: dict[str, Any]) -> Path:
         self.start(config, points, info)
         return self.root
 
     @staticmethod
-    def is_batch_folder(path: str | os.PathLike) -> bool:
+    def is_batch_folder(path: str | os.PathLike[str]) -> bool:
         return (Path(path) / SETTINGS_FILE).is_file()
 
     # -- paths ----------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class BatchFolder(Artifact):
     def config(self) -> BatchConfig:
         return BatchConfig.from_dict(self.read_settings()["config"])
 
-    def start(self, config: BatchConfig, points: list, info: dict[str, Any]) -> None:
+    def start(self, config: BatchConfig, points: list[Any], info: dict[str, Any]) -> None:
         """Create or continue the folder: same settings required; clear leftovers of a killed run."""
         if self.exists():
             old = self.read_settings()["config"]
@@ -283,7 +283,7 @@ def _cell(value: Any, column: str) -> Any:
     return None if value is None else str(value)
 
 
-def write_points_csv(path: Path, points: list) -> None:
+def write_points_csv(path: Path, points: list[Any]) -> None:
     """The points of a run (``BatchPoint``s: id, lat, lon, year, cls, region) as CSV, atomically."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

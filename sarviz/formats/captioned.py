@@ -160,7 +160,7 @@ class CaptionedDataset(Artifact):
     entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @staticmethod
-    def find_root(root: str | os.PathLike) -> Path:
+    def find_root(root: str | os.PathLike[str]) -> Path:
         """The captioned folder itself: ``root`` or ``root/captioned``."""
         root = Path(root).expanduser()
         if not (root / INFO_FILE).is_file() and (root / CAPTIONED_DIR / INFO_FILE).is_file():
@@ -168,7 +168,7 @@ class CaptionedDataset(Artifact):
         return root
 
     @classmethod
-    def load(cls, root: str | os.PathLike) -> "CaptionedDataset":
+    def load(cls, root: str | os.PathLike[str]) -> "CaptionedDataset":
         root = cls.find_root(root)
         if not root.is_dir():
             raise DatasetError(f"{root}: no such folder")
@@ -180,7 +180,7 @@ class CaptionedDataset(Artifact):
                 entries[split] = [{k: v for k, v in r.items() if k != "path"} for r in rows]
         return cls(root, info, entries)
 
-    def save(self, root: str | os.PathLike | None = None) -> Path:
+    def save(self, root: str | os.PathLike[str] | None = None) -> Path:
         root = Path(root) if root is not None else self.root
         for split, rows in self.entries.items():
             if rows:
@@ -192,7 +192,7 @@ class CaptionedDataset(Artifact):
         return root
 
     @staticmethod
-    def image_dir(root: str | os.PathLike, split: str) -> Path:
+    def image_dir(root: str | os.PathLike[str], split: str) -> Path:
         return Path(root) / split_folder(split)
 
     @property
@@ -206,7 +206,7 @@ class CaptionedDataset(Artifact):
         return open_captioned(self.root, split)
 
 
-def open_captioned(root: str | os.PathLike, split: str = "test") -> CaptionedSet:
+def open_captioned(root: str | os.PathLike[str], split: str = "test") -> CaptionedSet:
     """One split of the captioned dataset in ``root`` (exactly that folder), checked."""
     root = Path(root)
     info = read_info(root)

@@ -205,7 +205,7 @@ class ControlNetCheckpoint(Artifact):
     allow_pickle: bool = False
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, allow_pickle: bool = False) -> "ControlNetCheckpoint":
+    def load(cls, folder: str | os.PathLike[str], allow_pickle: bool = False) -> "ControlNetCheckpoint":
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise WeightsMissing(f"ControlNet folder {folder} does not exist")
@@ -220,7 +220,7 @@ class ControlNetCheckpoint(Artifact):
             raise GenerationError(f"{folder / TRAIN_META} has format {meta.get('format')!r}, expected {RUN_FORMAT!r}")
         return cls(folder, meta, allow_pickle)
 
-    def save(self, folder: str | os.PathLike | None = None, *, controlnet: Any = None, unet_lora: Any = None) -> Path:
+    def save(self, folder: str | os.PathLike[str] | None = None, *, controlnet: Any = None, unet_lora: Any = None) -> Path:
         """Write ``controlnet`` / ``unet_lora`` (models with ``save_pretrained``) and ``meta``.
 
         The metadata goes last: a reader that sees ``sarviz_train.json`` sees a whole checkpoint.
@@ -236,11 +236,11 @@ class ControlNetCheckpoint(Artifact):
         return folder
 
     @staticmethod
-    def lora_dir(folder: str | os.PathLike) -> Path:
+    def lora_dir(folder: str | os.PathLike[str]) -> Path:
         return Path(folder) / UNET_LORA_DIR
 
     @staticmethod
-    def lora_weights_file(folder: str | os.PathLike) -> Path:
+    def lora_weights_file(folder: str | os.PathLike[str]) -> Path:
         """The UNet LoRA's safetensors file of a checkpoint (what a resumed training run reloads)."""
         return Path(folder) / UNET_LORA_DIR / LORA_SAFETENSORS
 

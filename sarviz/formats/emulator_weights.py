@@ -45,13 +45,13 @@ class EmulatorWeights(Artifact):
     meta: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
-    def check_path(path: str | os.PathLike) -> Path:
+    def check_path(path: str | os.PathLike[str]) -> Path:
         path = Path(path)
         if path.suffix != SUFFIX:
             raise EmulatorError(f"{path}: the emulator weights file must end in {SUFFIX}")
         return path
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path`` atomically (an existing file survives any failure)."""
         from safetensors.numpy import save_file
 
@@ -67,7 +67,7 @@ class EmulatorWeights(Artifact):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "EmulatorWeights":
+    def load(cls, path: str | os.PathLike[str]) -> "EmulatorWeights":
         from safetensors import SafetensorError, safe_open
 
         path = Path(path)

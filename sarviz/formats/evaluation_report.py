@@ -97,7 +97,7 @@ class EvaluationReport(Artifact):
     kind: str
     files: dict[str, bytes | str] = field(default_factory=dict)
 
-    def save(self, folder: str | os.PathLike | None = None) -> dict[str, Path]:
+    def save(self, folder: str | os.PathLike[str] | None = None) -> dict[str, Path]:
         """Write every file (the kind's main file last: a reader that sees it sees a whole report)."""
         folder = Path(folder) if folder is not None else self.folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ class EvaluationReport(Artifact):
         return {name: write_file(folder / name, self.files[name]) for name in order}
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, kind: str = "batch") -> "EvaluationReport":
+    def load(cls, folder: str | os.PathLike[str], kind: str = "batch") -> "EvaluationReport":
         folder = Path(folder)
         if kind not in KINDS:
             raise FormatError(f"unknown report kind {kind!r}; one of {', '.join(KINDS)}")

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sarviz.atomic import atomic_path
+from sarviz.calibration import Calibration
 from sarviz.errors import GenerationError
 from sarviz.formats.base import Artifact, register_artifact
 
@@ -31,7 +32,7 @@ from sarviz.formats.base import Artifact, register_artifact
 GENERATED_FILE = "generated.tif"
 
 
-def _calibration(provenance: dict[str, Any]):
+def _calibration(provenance: dict[str, Any]) -> Calibration:
     from sarviz.calibration import calibration_from_provenance
 
     try:
@@ -59,7 +60,7 @@ class GeneratedImage(Artifact):
     def bands(self) -> dict[str, np.ndarray]:
         return {"VV": self.vv_db} if self.vh_db is None else {"VV": self.vv_db, "VH": self.vh_db}
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
@@ -95,7 +96,7 @@ class GeneratedImage(Artifact):
             return self.save(Path(tmp) / GENERATED_FILE).read_bytes()
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GeneratedImage":
+    def load(cls, path: str | os.PathLike[str]) -> "GeneratedImage":
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 

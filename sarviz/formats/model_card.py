@@ -33,11 +33,11 @@ _VAR = re.compile(r"\$(\w+|\{[^}]*\})")
 
 def expand_card_path(value: str) -> str:
     """``~`` and ``$VAR``/``${VAR}`` expanded, except variables whose names mark secrets."""
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         name = m.group(1).strip("{}")
         if any(w in name.upper() for w in _SECRET_WORDS):
-            return m.group(0)
-        return os.environ.get(name, m.group(0))
+            return str(m.group(0))
+        return os.environ.get(name, str(m.group(0)))
 
     return os.path.expanduser(_VAR.sub(one, value))
 
@@ -90,7 +90,7 @@ class ModelCard(Artifact):
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ModelCard":
+    def load(cls, path: str | os.PathLike[str]) -> "ModelCard":
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -105,7 +105,7 @@ class ModelCard(Artifact):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise FormatError(f"{path}: not a valid model card ({exc})") from None
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         path = Path(path) if path is not None else self.path
         if path.suffix != CARD_SUFFIX:
             raise FormatError(f"{path}: a model card file must end in {CARD_SUFFIX}")
@@ -113,7 +113,7 @@ class ModelCard(Artifact):
         return path
 
     @staticmethod
-    def card_files(folder: str | os.PathLike) -> list[Path]:
+    def card_files(folder: str | os.PathLike[str]) -> list[Path]:
         """The card files of a model folder (every ``*.json`` in it), sorted."""
         return sorted(Path(folder).glob(f"*{CARD_SUFFIX}"))
 

@@ -71,10 +71,10 @@ class PatchDatasetFolder(Artifact):
     rows: list[dict[str, str]]
 
     @classmethod
-    def load(cls, root: str | os.PathLike) -> "PatchDatasetFolder":
+    def load(cls, root: str | os.PathLike[str]) -> "PatchDatasetFolder":
         return open_dataset(root)
 
-    def save(self, root: str | os.PathLike | None = None) -> Path:
+    def save(self, root: str | os.PathLike[str] | None = None) -> Path:
         """Write dataset.json and manifest.csv (manifest first: the info file marks a dataset)."""
         root = Path(root) if root is not None else self.root
         write_csv_atomic(root / MANIFEST_FILE, MANIFEST_COLUMNS, self.rows)  # other keys of a row are not kept
@@ -148,7 +148,7 @@ class PatchDatasetFolder(Artifact):
         return path
 
 
-def open_dataset(root: str | os.PathLike) -> PatchDatasetFolder:
+def open_dataset(root: str | os.PathLike[str]) -> PatchDatasetFolder:
     """Open a dataset folder written by ``sarviz dataset build``; one-line errors otherwise."""
     root = Path(root).expanduser()
     if not root.exists():

@@ -71,7 +71,7 @@ class SarGeoTiff(Artifact):
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     @classmethod
-    def read(cls, path: str | os.PathLike, window=None) -> SarGeoTiff:
+    def read(cls, path: str | os.PathLike[str], window: Any = None) -> SarGeoTiff:
         import rasterio
         from affine import Affine
 
@@ -109,7 +109,7 @@ class SarGeoTiff(Artifact):
 
     load = read
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """A float32 GeoTIFF with one band per polarisation (described VV/VH/…), NaN = missing; atomic."""
         import rasterio
 
@@ -156,7 +156,7 @@ class PairsDataset(Artifact):
                 "conditioning_image": f"{PAIRS_CONDITIONING_DIR}/{chip_id}.png"}
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> PairsDataset:
+    def open(cls, folder: str | os.PathLike[str]) -> PairsDataset:
         folder = Path(folder)
         try:
             info = json.loads((folder / PAIRS_FILE).read_text())
@@ -169,7 +169,7 @@ class PairsDataset(Artifact):
 
     load = open
 
-    def save(self, folder: str | os.PathLike | None = None) -> Path:
+    def save(self, folder: str | os.PathLike[str] | None = None) -> Path:
         """Write ``pairs.json`` (the marker of a complete dataset: ``build_pairs`` writes it last, after the splits)."""
         folder = Path(folder or self.folder)
         self.write_info(folder, {k: v for k, v in self.info.items() if k != "format"})
@@ -226,11 +226,11 @@ class Sar2SarRun(Artifact):
         return self.folder / CONTROLNET_DIR
 
     @staticmethod
-    def controlnet_dir_of(folder: str | os.PathLike) -> Path:
+    def controlnet_dir_of(folder: str | os.PathLike[str]) -> Path:
         return Path(folder) / CONTROLNET_DIR
 
     @staticmethod
-    def read_step(folder: str | os.PathLike) -> int:
+    def read_step(folder: str | os.PathLike[str]) -> int:
         """The training step a run or checkpoint folder records (resume)."""
         from sarviz.formats.base import read_json_object
 
@@ -241,7 +241,7 @@ class Sar2SarRun(Artifact):
             raise Sar2SarError(f"{Path(folder) / RUN_FILE} records no training step") from None
 
     @classmethod
-    def open(cls, run: str | os.PathLike, checkpoint: int | None = None) -> Sar2SarRun:
+    def open(cls, run: str | os.PathLike[str], checkpoint: int | None = None) -> Sar2SarRun:
         folder = Path(run)
         if checkpoint is not None:
             folder = checkpoint_dir(folder, int(checkpoint))
@@ -257,10 +257,10 @@ class Sar2SarRun(Artifact):
         return cls(folder, meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Sar2SarRun:
+    def load(cls, path: str | os.PathLike[str]) -> Sar2SarRun:
         return cls.open(path)
 
-    def save(self, folder: str | os.PathLike | None = None, controlnet: Any = None) -> Path:
+    def save(self, folder: str | os.PathLike[str] | None = None, controlnet: Any = None) -> Path:
         """Write ``controlnet`` (a diffusers ControlNetModel, safetensors) when given, then the meta (last: it marks
         the folder complete)."""
         folder = Path(folder or self.folder)
@@ -306,7 +306,7 @@ class RenderOutput(Artifact):
     provenance: dict[str, Any]
     masks: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def write(self, path: str | os.PathLike) -> Path:
+    def write(self, path: str | os.PathLike[str]) -> Path:
         import rasterio
 
         path = Path(path)
@@ -331,7 +331,7 @@ class RenderOutput(Artifact):
             return self.write(Path(tmp) / RENDER_FILE).read_bytes()
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> RenderOutput:
+    def read(cls, path: str | os.PathLike[str]) -> RenderOutput:
         import rasterio
 
         try:

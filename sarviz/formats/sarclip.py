@@ -48,7 +48,7 @@ class SarClipFolder(Artifact):
     info: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
-    def check(folder: str | os.PathLike | None) -> Path:
+    def check(folder: str | os.PathLike[str] | None) -> Path:
         """The folder, if it is a CLIP model folder; one-line :class:`ClipMissing` otherwise."""
         if not folder:
             raise ClipMissing("no SAR-CLIP model given (--sarclip DIR); train one with `sarviz train sarclip`")
@@ -58,7 +58,7 @@ class SarClipFolder(Artifact):
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "SarClipFolder":
+    def load(cls, folder: str | os.PathLike[str]) -> "SarClipFolder":
         folder = cls.check(folder)
         info: dict[str, Any] = {}
         if (folder / INFO_FILE).is_file():
@@ -70,7 +70,7 @@ class SarClipFolder(Artifact):
                 raise ClipMissing(f"{folder / INFO_FILE}: not a {FORMAT} description")
         return cls(folder, info)
 
-    def save(self, folder: str | os.PathLike | None = None, *, model: Any = None, processor: Any = None) -> Path:
+    def save(self, folder: str | os.PathLike[str] | None = None, *, model: Any = None, processor: Any = None) -> Path:
         folder = Path(folder) if folder is not None else self.folder
         with atomic_dir(folder) as tmp:
             if model is not None:
@@ -82,5 +82,5 @@ class SarClipFolder(Artifact):
         return folder
 
     @staticmethod
-    def is_clip_folder(folder: str | os.PathLike) -> bool:
+    def is_clip_folder(folder: str | os.PathLike[str]) -> bool:
         return (Path(folder) / CONFIG_FILE).is_file()

@@ -34,14 +34,14 @@ class SceneFile(Artifact):
 
     scene: Scene
 
-    def save(self, path: str | os.PathLike, bands: tuple[str, ...] = SCENE_BANDS) -> Path:
+    def save(self, path: str | os.PathLike[str], bands: tuple[str, ...] = SCENE_BANDS) -> Path:
         """Write atomically (temp file checked complete, then renamed); one-line SceneError otherwise."""
         return write_scene(self.scene, path, bands=bands)
 
-    def save_patch(self, path: str | os.PathLike) -> Path:
+    def save_patch(self, path: str | os.PathLike[str]) -> Path:
         """The 67-band training patch layout (no optical bands)."""
         return write_scene(self.scene, path, bands=TRAINING_PATCH_BANDS)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, layers: tuple[str, ...] | None = None) -> "SceneFile":
+    def load(cls, path: str | os.PathLike[str], layers: tuple[str, ...] | None = None) -> "SceneFile":
         return cls(read_scene(path, layers=layers))

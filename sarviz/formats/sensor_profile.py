@@ -68,20 +68,20 @@ class SensorProfile(Artifact):
             raise FormatError(f"{where}: sensor profile lacks {', '.join(missing)}")
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         return write_json(Path(path), self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> SensorProfile:
+    def load(cls, path: str | os.PathLike[str]) -> SensorProfile:
         path = Path(path)
         return cls.from_dict(read_json_object(path, cls.what, FORMAT), str(path))
 
     # former names (this session's branch)
-    def write(self, path: str | os.PathLike) -> Path:
+    def write(self, path: str | os.PathLike[str]) -> Path:
         return self.save(path)
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> SensorProfile:
+    def read(cls, path: str | os.PathLike[str]) -> SensorProfile:
         return cls.load(path)
 
 
@@ -103,12 +103,12 @@ class SensorComparison(Artifact):
         return {"format": COMPARISON_FORMAT, "reference": self.reference.to_dict(),
                 "sets": [p.to_dict() for p in self.sets], "distances": self.distances}
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
         return write_json(path / COMPARISON_FILE if path.is_dir() else path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> SensorComparison:
+    def load(cls, path: str | os.PathLike[str]) -> SensorComparison:
         path = Path(path)
         path = path / COMPARISON_FILE if path.is_dir() else path
         data = read_json_object(path, cls.what, COMPARISON_FORMAT)

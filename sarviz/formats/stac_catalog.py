@@ -74,7 +74,7 @@ def use_offline_validation() -> OfflineValidator:
     return validator
 
 
-def validate_catalog(path: str | os.PathLike) -> int:
+def validate_catalog(path: str | os.PathLike[str]) -> int:
     """Validate a catalog and every item below it, offline; returns the number of objects validated."""
     use_offline_validation()
     catalog = pystac.Catalog.from_file(str(path), stac_io=AtomicStacIO())
@@ -174,7 +174,7 @@ class StacCatalog(Artifact):
     what = "STAC catalog"
     FILES = (CATALOG_FILE,)
 
-    def __init__(self, root: str | os.PathLike, catalog: "pystac.Catalog | None" = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], catalog: "pystac.Catalog | None" = None) -> None:
         self.root = Path(root)
         self.catalog = catalog
 
@@ -183,7 +183,7 @@ class StacCatalog(Artifact):
         return self.root / CATALOG_FILE
 
     @classmethod
-    def load(cls, root: str | os.PathLike) -> "StacCatalog":
+    def load(cls, root: str | os.PathLike[str]) -> "StacCatalog":
         path = Path(root) / CATALOG_FILE
         if not path.is_file():
             raise FormatError(f"{path} is missing: not a batch folder with a STAC catalog")

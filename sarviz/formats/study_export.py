@@ -46,7 +46,7 @@ class StudyExport(Artifact):
         return {ANSWERS_CSV: self.answers_csv.encode("utf-8"), SUMMARY_CSV: self.summary_csv.encode("utf-8"),
                 REPORT_JSON: self.report_json.encode("utf-8"), FIGURE_PNG: self.figure_png}
 
-    def save(self, folder: str | os.PathLike | None = None) -> list[str]:
+    def save(self, folder: str | os.PathLike[str] | None = None) -> list[str]:
         """Write the four files; one-line :class:`StudyError` naming what was written before a failure."""
         out = Path(folder) if folder is not None else self.folder
         try:
@@ -65,7 +65,7 @@ class StudyExport(Artifact):
         return list(self.written)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "StudyExport":
+    def load(cls, folder: str | os.PathLike[str]) -> "StudyExport":
         folder = Path(folder)
         missing = [n for n in cls.FILES if not (folder / n).is_file()]
         if missing:

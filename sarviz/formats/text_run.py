@@ -71,7 +71,7 @@ def denoiser_dir(meta: dict[str, Any]) -> str:
     return stem if meta.get("unet") == "full" else f"{stem}_lora"
 
 
-def read_meta(run: str | os.PathLike) -> dict[str, Any]:
+def read_meta(run: str | os.PathLike[str]) -> dict[str, Any]:
     """``sarviz_text_model.json`` of a run, checked (one-line WeightsMissing / GenerationError)."""
     path = Path(run) / MODEL_FILE
     try:
@@ -112,7 +112,7 @@ class TextRun(Artifact):
     meta: dict[str, Any]
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "TextRun":
+    def load(cls, folder: str | os.PathLike[str]) -> "TextRun":
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise WeightsMissing(f"run folder {folder} does not exist")
@@ -122,7 +122,7 @@ class TextRun(Artifact):
             raise WeightsMissing(f"{folder}: {missing[0]}")
         return run
 
-    def save(self, folder: str | os.PathLike | None = None, *, unet: Any = None, text_encoders: list[Any] | tuple[()] = (),
+    def save(self, folder: str | os.PathLike[str] | None = None, *, unet: Any = None, text_encoders: list[Any] | tuple[()] = (),
              embeds: dict[str, Any] | None = None, vae: Any = None) -> Path:
         folder = Path(folder) if folder is not None else self.folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -161,5 +161,5 @@ class TextRun(Artifact):
         return {k: p for k, p in candidates.items() if p.is_file()}
 
     @staticmethod
-    def adapter_file(component_dir: str | os.PathLike) -> Path:
+    def adapter_file(component_dir: str | os.PathLike[str]) -> Path:
         return Path(component_dir) / ADAPTER_WEIGHTS

@@ -51,16 +51,16 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def checkpoint_dir(out: str | os.PathLike, step: int) -> Path:
+def checkpoint_dir(out: str | os.PathLike[str], step: int) -> Path:
     """``out/checkpoint-N``."""
     return Path(out) / f"{CHECKPOINT_PREFIX}{step}"
 
 
-def validation_step_dir(out: str | os.PathLike, step: int) -> Path:
+def validation_step_dir(out: str | os.PathLike[str], step: int) -> Path:
     return Path(out) / VALIDATION_DIR / f"step-{step}"
 
 
-def list_checkpoints(out: str | os.PathLike) -> list[tuple[int, Path]]:
+def list_checkpoints(out: str | os.PathLike[str]) -> list[tuple[int, Path]]:
     """Complete ``checkpoint-N`` folders of a run, oldest first (temp folders are never listed)."""
     out = Path(out)
     if not out.is_dir():
@@ -73,13 +73,13 @@ def list_checkpoints(out: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def clean_stale_temp(out: str | os.PathLike) -> None:
+def clean_stale_temp(out: str | os.PathLike[str]) -> None:
     """Remove checkpoint folders a killed run left half-written (they were never renamed)."""
     for p in Path(out).glob(TMP_PREFIX + "*"):
         shutil.rmtree(p, ignore_errors=True)
 
 
-def temp_checkpoint_dir(out: str | os.PathLike, step: int) -> Path:
+def temp_checkpoint_dir(out: str | os.PathLike[str], step: int) -> Path:
     # the same name on every process: DeepSpeed/FSDP save their shards from all of them
     return Path(out) / f"{TMP_PREFIX}{step}"
 
@@ -132,14 +132,14 @@ class TrainingRun(Artifact):
     meta: dict[str, Any]
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TrainingRun":
+    def load(cls, path: str | os.PathLike[str]) -> "TrainingRun":
         path = Path(path)
         meta = read_json_object(path / RUN_FILE, cls.what)
         if not isinstance(meta.get("kind"), str) or not isinstance(meta.get("status"), str):
             raise FormatError(f"{path / RUN_FILE} is not a {cls.what} (no kind/status)")
         return cls(path, meta)
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         path = Path(path) if path is not None else self.path
         write_json(path / RUN_FILE, self.meta)
         return path

@@ -170,17 +170,6 @@ class GenerationResult:
         """The polarisations present: {"VV": …} or {"VV": …, "VH": …}."""
         return {"VV": self.vv_db} if self.vh_db is None else {"VV": self.vv_db, "VH": self.vh_db}
 
-    def as_scene(self, like: Scene | None = None) -> Scene:
-        """The result as a scene (SAR layers only, or layered onto ``like``'s other layers)."""
-        if not self.georeferenced:
-            raise GenerationError("this result has no georeference (a prompt result): it cannot be a scene")
-        base = dict(crs=self.crs, transform=self.transform, width=self.width, height=self.height)
-        if like is not None:
-            base.update(optical=like.optical, angle_deg=like.angle_deg, embedding=like.embedding,
-                        dates=dict(like.dates))
-        return Scene(vv_db=self.vv_db, vh_db=self.vh_db, scene_id=self.provenance.get("scene_id", "generated"),
-                     provenance={"source": "generated", **self.provenance}, **base)
-
     @property
     def calibration(self) -> Calibration:
         """The calibration the result was made with (provenance ``calibration``), else the default."""
@@ -190,7 +179,7 @@ class GenerationResult:
         """GeoTIFF: bands "VV", "VH" (float32 dB), the scene's CRS/transform, provenance in tags."""
         return self._image().to_bytes()
 
-    def to_geotiff(self, path: str | os.PathLike) -> Path:
+    def to_geotiff(self, path: str | os.PathLike[str]) -> Path:
         """Write the GeoTIFF (:class:`sarviz.formats.generated_image.GeneratedImage`), checked complete."""
         return self._image().save(path)
 
@@ -208,12 +197,13 @@ class GenerationResult:
         from PIL import Image
 
         calibration = self.calibration
-        vv_range = tuple(vv_range or calibration.range("VV"))
+        vv_lo, vv_hi = vv_range or calibration.range("VV")
 
         def scale(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
-            return (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+            out: np.ndarray = (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+            return out
 
-        vv = scale(self.vv_db, *vv_range)
+        vv = scale(self.vv_db, vv_lo, vv_hi)
         missing = ~np.isfinite(self.vv_db)
         if self.vh_db is None:
             planes = [vv]
@@ -231,7 +221,7 @@ class GenerationResult:
         Image.fromarray(planes[0] if len(planes) == 1 else np.dstack(planes)).save(buf, format="PNG")
         return buf.getvalue()
 
-    def write(self, tif: str | os.PathLike, png: bool = True) -> list[Path]:
+    def write(self, tif: str | os.PathLike[str], png: bool = True) -> list[Path]:
         """The GeoTIFF at ``tif`` and (``png``) a PNG beside it with the same stem."""
         out = [self.to_geotiff(tif)]
         if png:
@@ -242,7 +232,7 @@ class GenerationResult:
         return out
 
     @classmethod
-    def from_geotiff(cls, path: str | os.PathLike) -> "GenerationResult":
+    def from_geotiff(cls, path: str | os.PathLike[str]) -> "GenerationResult":
         image = GeneratedImage.load(path)
         return cls(image.vv_db, image.vh_db, image.crs, image.transform, image.provenance)
 
@@ -292,7 +282,7 @@ class Generator(ABC):
 
     @property
     def model_id(self) -> str:
-        return self.card.id
+        return str(self.card.id)
 
     def describe(self) -> str:
         return f"{self.card.name} ({self.kind})"

@@ -38,8 +38,20 @@ import numpy as np
 
 from sarviz.calibration import Calibration, calibration_from_card
 from sarviz.formats.controlnet import (  # noqa: F401 - re-exported (the checkpoint's files live there)
-    CARD_FILE, CONFIG_FILE, COND_CONV_KEY, LORA_CONFIG, LORA_PICKLE, LORA_SAFETENSORS, PICKLE_NAME, SAFETENSORS_NAME,
-    UNET_LORA_DIR, CheckpointPaths, ControlNetCheckpoint, find_weights, load_weights_file, read_train_metadata,
+    CARD_FILE,
+    COND_CONV_KEY,
+    CONFIG_FILE,
+    LORA_CONFIG,
+    LORA_PICKLE,
+    LORA_SAFETENSORS,
+    PICKLE_NAME,
+    SAFETENSORS_NAME,
+    UNET_LORA_DIR,
+    CheckpointPaths,
+    ControlNetCheckpoint,
+    find_weights,
+    load_weights_file,
+    read_train_metadata,
     strip_prefix,
 )
 from sarviz.formats.controlnet import TRAIN_META as TRAIN_METADATA
@@ -54,9 +66,9 @@ from sarviz.generators.base import (
     WeightsMissing,
     base_provenance,
 )
+from sarviz.generators.condition import Condition, ConditionSpec, build_condition
 from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
 from sarviz.generators.sampling import SCHEDULERS, SamplerSettings, check_sampler, make_scheduler  # noqa: F401 - re-exported
-from sarviz.generators.condition import Condition, ConditionSpec, build_condition
 from sarviz.registry import ModelCard, register_kind
 from sarviz.scene import Scene
 
@@ -218,7 +230,7 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
     """The full SD 1.5 + ControlNet (+ LoRA) pipeline on ``device`` in ``dtype``."""
     import torch
     from diffusers import AutoencoderKL, StableDiffusionControlNetPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTokenizer
 
     problems = paths.problems()
     if problems:

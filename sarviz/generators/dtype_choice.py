@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import platform
 import statistics
 import time
@@ -125,7 +124,7 @@ def machine_key(device: str) -> dict[str, Any]:
     """What the decision depends on: CPU/GPU model, ISA features, torch version, threads."""
     import torch
 
-    from sarviz.generators import runtime
+    from sarviz.generators import device as device_facts
 
     kind = device.split(":", 1)[0]
     key: dict[str, Any] = {"torch": torch.__version__, "device": kind, "platform": platform.machine(),
@@ -135,7 +134,7 @@ def machine_key(device: str) -> dict[str, Any]:
         key["gpu"] = torch.cuda.get_device_name(index)
         key["capability"] = list(torch.cuda.get_device_capability(index))
     else:
-        cap = runtime.cpu_capability()
+        cap = device_facts.cpu_capability()
         key["cpu"] = _cpu_model()
         key["isa"] = cap["isa"]
         key["features"] = sorted(k for k in ("amx_tile", "amx_fp16", "avx512_bf16", "mkldnn_bf16") if cap.get(k))
@@ -189,7 +188,7 @@ def measure_block(device: str, dtypes: tuple[str, ...] | None = None, repeats: i
     """
     import torch
 
-    from sarviz.generators.runtime import torch_dtype
+    from sarviz.generators.device import torch_dtype
 
     kind = device.split(":", 1)[0]
     dtypes = dtypes or CANDIDATES.get(kind, ("float32",))
@@ -354,9 +353,9 @@ def decide_options(measurements: list[OptionMeasurement], max_drift: float = MAX
 
 # -- cache -----------------------------------------------------------------------------------------
 def cache_path() -> Path:
-    from sarviz.settings import HOME
+    from sarviz.settings import HOME, env
 
-    return Path(os.environ.get("SARVIZ_DTYPE_CACHE", HOME / CACHE_NAME))
+    return Path(env("SARVIZ_DTYPE_CACHE") or HOME / CACHE_NAME)
 
 
 def _read_cache(path: Path) -> dict[str, Any]:
@@ -391,7 +390,7 @@ def measured_choice(device: str, *, path: Path | None = None, refresh: bool = Fa
     :func:`measure_options`) and ``rule`` (the rule of thumb used when measuring is
     impossible) can be injected — tests give timings, not hardware.
     """
-    from sarviz.generators import runtime
+    from sarviz.generators import device as device_facts
 
     path = path or cache_path()
     key = machine_key(device)
@@ -406,7 +405,7 @@ def measured_choice(device: str, *, path: Path | None = None, refresh: bool = Fa
             except (KeyError, TypeError):
                 pass
     measure = measure or measure_block
-    rule = rule or runtime.rule_of_thumb_dtype
+    rule = rule or device_facts.rule_of_thumb_dtype
     try:
         measurements = measure(device)
         dtype, reason = decide(measurements)

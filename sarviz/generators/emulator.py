@@ -22,8 +22,16 @@ from scipy import special
 from sarviz.calibration import calibration_from_card
 from sarviz.emulator.radiometric import EmulatorError, RadiometricModel, file_sha256
 from sarviz.emulator.speckle import SpeckleModel
-from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationError, GenerationRequest, GenerationResult,
-                                    MapGenerator, ProgressCallback, WeightsMissing, base_provenance)
+from sarviz.generators.base import (
+    DEFAULT_ANGLE_DEG,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    MapGenerator,
+    ProgressCallback,
+    WeightsMissing,
+    base_provenance,
+)
 from sarviz.generators.run import RunContext, RunRecord, run_generation
 from sarviz.registry import register_kind
 from sarviz.scene import EMBEDDING_DIM, Scene

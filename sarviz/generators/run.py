@@ -89,9 +89,9 @@ class RunContext:
         self.check_cancel()
         self.report(done, message or self.timer.message(done))
 
-    def diffusers_callback(self, offset: int = 0) -> Callable:
+    def diffusers_callback(self, offset: int = 0) -> Callable[..., dict[str, Any]]:
         """A ``callback_on_step_end`` for diffusers pipelines: step ``offset + i + 1`` per denoising step."""
-        def on_step(_pipe, i, _t, kwargs):
+        def on_step(_pipe: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             self.step(offset + i + 1)
             return kwargs
 
@@ -117,7 +117,7 @@ def run_generation(
     """
     if generator.uses_device:
         device = runtime.choose_device(getattr(request, "device", None))
-        if dtype in (None, "auto") and device not in runtime._DECISIONS:
+        if dtype in (None, "auto") and not runtime.dtype_decided(device):
             runtime.report(progress, 0, total, "choosing the fastest safe dtype for this machine "
                            "(measured once, then cached)")
         decision = runtime.dtype_decision(device, dtype)  # measured once per machine

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import os
 import threading
 import time
@@ -26,98 +25,20 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator
 
 from sarviz.generators.base import GenerationCancelled, GenerationError, ProgressCallback
+
+# device and dtype facts live in the leaf module sarviz.generators.device (dtype_choice uses them too)
+from sarviz.generators.device import (  # noqa: E402,F401 - re-exported
+    DEVICES,
+    DTYPES,
+    _normalise_dtype,
+    available_devices,
+    choose_device,
+    cpu_capability,
+    rule_of_thumb_dtype,
+    torch_dtype,
+)
 from sarviz.hashing import file_sha256  # noqa: F401 - re-exported
-
-DTYPES = ("float32", "bfloat16", "float16")
-DEVICES = ("cpu", "cuda", "mps")
-
-
-# -- device / dtype --------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def cpu_capability() -> dict[str, Any]:
-    """What this CPU can do for inference (from torch's own runtime checks)."""
-    import torch
-
-    info: dict[str, Any] = {"isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
-    # torch.cpu._is_amx_tile_supported() asks the CPU (CPUID) and the kernel (XFEATURE
-    # permission); /proc/cpuinfo flags alone do not say whether the OS enabled AMX.
-    probes = {"amx_tile": "_is_amx_tile_supported", "amx_fp16": "_is_amx_fp16_supported",
-              "avx512_bf16": "_is_avx512_bf16_supported"}
-    for name, fn in probes.items():
-        try:
-            info[name] = bool(getattr(torch.cpu, fn)())
-        except Exception:  # older/newer torch without the private probe: assume absent
-            info[name] = False
-    try:
-        info["mkldnn_bf16"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:
-        info["mkldnn_bf16"] = False
-    info["fast_bf16"] = info["amx_tile"] and info["mkldnn_bf16"]
-    return info
-
-
-def available_devices() -> list[str]:
-    import torch
-
-    out = []
-    if torch.cuda.is_available():
-        out.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        out.append("mps")
-    out.append("cpu")
-    return out
-
-
-def choose_device(requested: str | None = None) -> str:
-    """``requested`` ("auto"/None, "cpu", "cuda", "cuda:1", "mps") checked against this machine."""
-    req = (requested or "auto").strip().lower()
-    have = available_devices()
-    if req == "auto":
-        return have[0]
-    kind = req.split(":", 1)[0]
-    if kind not in DEVICES:
-        raise GenerationError(f"unknown device {requested!r}; use auto, {', '.join(DEVICES)}")
-    if kind not in have:
-        raise GenerationError(f"device {requested!r} is not available on this machine (available: {', '.join(have)})")
-    if kind == "cuda" and ":" in req:
-        import torch
-
-        try:
-            index = int(req.split(":", 1)[1])
-        except ValueError:
-            raise GenerationError(f"device {requested!r}: the CUDA index must be a number") from None
-        if not 0 <= index < torch.cuda.device_count():
-            raise GenerationError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return req
-
-
-def _normalise_dtype(device: str, requested: str) -> str:
-    aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
-    req = aliases.get(requested, requested)
-    if req not in DTYPES:
-        raise GenerationError(f"unknown dtype {requested!r}; use auto, {', '.join(DTYPES)}")
-    if device.split(":", 1)[0] == "cpu" and req == "float16":
-        raise GenerationError("float16 is not supported for generation on the CPU; use bfloat16 or float32")
-    return req
-
-
-def rule_of_thumb_dtype(device: str) -> str:
-    """The dtype a rule picks when measuring is impossible (or switched off).
-
-    CUDA: bfloat16 where supported (Ampere+), else float16. MPS: float32. CPU: bfloat16 when
-    it has native bf16 arithmetic (AMX tiles, or AVX512-BF16 as on AMD EPYC Zen 4), else
-    float32 — without either, oneDNN emulates bf16 and it is 2–3× slower.
-    """
-    kind = device.split(":", 1)[0]
-    if kind == "cuda":
-        import torch
-
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if kind == "mps":
-        return "float32"
-    cap = cpu_capability()
-    return "bfloat16" if cap["mkldnn_bf16"] and (cap["amx_tile"] or cap["avx512_bf16"]) else "float32"
-
+from sarviz.settings import env_switch
 
 _DECISIONS: dict[str, Any] = {}
 _DECISIONS_LOCK = threading.Lock()
@@ -136,7 +57,7 @@ def dtype_decision(device: str, requested: str | None = None):
     kind = device.split(":", 1)[0]
     if req != "auto":
         return DtypeDecision(device=kind, dtype=_normalise_dtype(device, req), method="user", reason="--dtype")
-    if kind == "mps" or os.environ.get("SARVIZ_DTYPE_MEASURE", "1").strip().lower() in ("0", "no", "false", "off"):
+    if kind == "mps" or env_switch("SARVIZ_DTYPE_MEASURE", "1") == "off":
         why = "MPS: half precision unreliable" if kind == "mps" else "measuring switched off (SARVIZ_DTYPE_MEASURE=0)"
         return DtypeDecision(device=kind, dtype=rule_of_thumb_dtype(device), method="rule", reason=why)
     with _DECISIONS_LOCK:  # one measurement per device per process, even with concurrent sessions
@@ -145,15 +66,15 @@ def dtype_decision(device: str, requested: str | None = None):
         return _DECISIONS[device]
 
 
+def dtype_decided(device: str) -> bool:
+    """Whether this process has already chosen (measured or read) the dtype for ``device``."""
+    with _DECISIONS_LOCK:
+        return device in _DECISIONS
+
+
 def choose_dtype(device: str, requested: str | None = None) -> str:
     """The dtype name for ``device``: the request (checked) or the fastest safe one measured here."""
     return dtype_decision(device, requested).dtype
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 # -- queue -----------------------------------------------------------------------------------
@@ -335,8 +256,7 @@ def card_problem(card: Any) -> str | None:
 
 # -- speed options: compile and memory layout (numbers: benchmarks/RESULTS_cpu_speed.md) ------------
 def _switch(name: str, default: str) -> str:
-    value = os.environ.get(name, default).strip().lower()
-    return {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)
+    return env_switch(name, default)
 
 
 def speed_plan(device: str, dtype: str | None = None, measured: dict[str, Any] | None = None) -> dict[str, Any]:

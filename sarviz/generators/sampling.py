@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from sarviz.errors import GenerationError
 
@@ -93,7 +93,7 @@ class SamplerSettings:
 
         A request may not switch family (a flow-matching model cannot sample with DDIM).
         """
-        def pick(name: str, cast):
+        def pick(name: str, cast: Callable[[Any], Any]) -> Any:
             value = getattr(request, name, None)
             if value is None:
                 return getattr(self, name)
@@ -107,7 +107,7 @@ class SamplerSettings:
         check_sampler(out, family=self.family)
         return out
 
-    def make_scheduler(self, config: Mapping[str, Any]):
+    def make_scheduler(self, config: Mapping[str, Any]) -> Any:
         """The diffusers scheduler, from the model's scheduler config (and ``shift`` when set)."""
         return make_scheduler(self.scheduler, config, shift=self.shift)
 
@@ -133,6 +133,8 @@ def check_sampler(settings: SamplerSettings | Mapping[str, Any], family: str | N
         usable = [n for n, s in SCHEDULERS.items() if s.family == family]
         raise GenerationError(f"scheduler {name!r} is a {spec.family} scheduler but this model is sampled with "
                               f"{family} schedulers; use one of {', '.join(usable)}")
+    if steps is None or guidance is None:
+        raise GenerationError("the sampler settings need steps and guidance")
     if not 1 <= steps <= MAX_STEPS:
         raise GenerationError(f"steps must be between 1 and {MAX_STEPS}, got {steps}")
     if not (math.isfinite(guidance) and 0.0 <= guidance <= MAX_GUIDANCE):
@@ -144,7 +146,7 @@ def check_sampler(settings: SamplerSettings | Mapping[str, Any], family: str | N
             raise GenerationError(f"shift must be above 0 and at most {MAX_SHIFT:g}, got {shift}")
 
 
-def make_scheduler(name: str, config: Mapping[str, Any], shift: float | None = None):
+def make_scheduler(name: str, config: Mapping[str, Any], shift: float | None = None) -> Any:
     """A diffusers scheduler by sarviz name, from a model's scheduler config."""
     import diffusers
 

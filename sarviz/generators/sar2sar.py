@@ -203,9 +203,9 @@ COMPILE_SECONDS, STEP_SECONDS, COMPILE_SPEEDUP = 176.0, 20.0, 1.25
 
 def compile_decision(mode: str, tiles: int, steps: int, full_size: bool) -> dict[str, Any]:
     """Whether to ``torch.compile`` the UNet/ControlNet/VAE decoder for a render, and why (for provenance)."""
-    import os
+    from sarviz.settings import env_switch
 
-    mode = (mode or os.environ.get("SARVIZ_COMPILE", "off")).lower()
+    mode = (mode or env_switch("SARVIZ_COMPILE", "off")).lower()
     if mode not in ("on", "off", "auto"):
         raise GenerationError(f"compile must be on, off or auto, got {mode!r}")
     work = tiles * steps

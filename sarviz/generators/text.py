@@ -42,16 +42,23 @@ from typing import Any
 import numpy as np
 
 from sarviz.calibration import Calibration, calibration_from_card
-from sarviz.generators import runtime
-from sarviz.generators.base import (GenerationError, GenerationRequest, GenerationResult, ProgressCallback,
-                                    PromptGenerator, Readiness, WeightsMissing)
-from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
-from sarviz.generators.sampling import SamplerSettings
 from sarviz.formats import text_run
 from sarviz.formats.text_run import EMBEDS_FILE, TextRun  # noqa: F401 - re-exported
 from sarviz.formats.text_run import FORMAT as RUN_FORMAT  # noqa: F401 - re-exported
 from sarviz.formats.text_run import MODEL_FILE as RUN_METADATA
+from sarviz.generators import runtime
+from sarviz.generators.base import (
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+    PromptGenerator,
+    Readiness,
+    WeightsMissing,
+)
 from sarviz.generators.base_model import base_kind  # the one base_kind (used here, importable from here)
+from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
+from sarviz.generators.sampling import SamplerSettings
 from sarviz.registry import ModelCard, register_kind
 
 KIND = "text-to-sar"

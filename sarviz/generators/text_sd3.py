@@ -44,6 +44,20 @@ SD3_SAMPLER: dict[str, Any] = {
 }
 
 
+def sd3_caption(text: str, imaging: dict[str, Any]) -> str:
+    """``SAR image, <caption>, <band>-band, <spacing> m pixel spacing, <pol> polarisation``."""
+    parts = ["SAR image", " ".join(text.replace("<SAR>", "").split())]
+    if imaging.get("band"):
+        parts.append(f"{imaging['band']}-band")
+    if imaging.get("pixel_spacing_m"):
+        parts.append(f"{imaging['pixel_spacing_m']:g} m pixel spacing")
+    if imaging.get("polarisation"):
+        parts.append(f"{imaging['polarisation']} polarisation")
+    if imaging.get("incidence_deg") and "incidence" not in text:
+        parts.append(f"incidence angle {float(imaging['incidence_deg']):.0f}°")
+    return ", ".join(p for p in parts if p)
+
+
 def run_is_sd3(run: str | Path) -> bool:
     """Whether ``run`` is a text run on an SD3 base (its metadata's ``base_kind``)."""
     try:
@@ -121,8 +135,6 @@ class SD3TextGenerator(TextGenerator):
 
     def frame_prompt(self, prompt: str) -> str:
         """The training captions' frame around a bare prompt ("B-52" → "SAR image, B-52, C-band, …")."""
-        from sarviz.training.text_sd3 import sd3_caption
-
         text = " ".join(prompt.split())
         if not text or text.lower().startswith("sar image"):
             return text

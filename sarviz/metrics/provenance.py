@@ -45,7 +45,7 @@ def real_s1_acquisition(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
 
     1. ``s1_mode`` (``"single"`` / ``"composite"``) and ``s1_composite`` — a dict
        ``{"kind": "median", "n": 6}`` or a string (``"median"``, ``"nearest"``) — at the top
-       level of the provenance (the scene layout from issue 12 on);
+       level of the provenance (the layered scene layout);
     2. the ``vv_db`` layer report (``layers.vv_db.detail.composite``, and the number of
        ``items`` it lists), as the sources wrote it before;
     3. else unknown (e.g. a GeoTIFF uploaded without provenance).

@@ -62,9 +62,8 @@ class FeatureExtractor:
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
 
-        from sarviz.generators.runtime import choose_device, dtype_decision, torch_dtype
-
         from sarviz.generators.base_model import base_kind
+        from sarviz.generators.runtime import choose_device, dtype_decision, torch_dtype
 
         base = Path(base)
         try:

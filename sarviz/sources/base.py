@@ -35,7 +35,7 @@ S1_COMPOSITES = ("median", "nearest")
 #: what real Sentinel-1 a fetch returns: one acquisition (the default) or a temporal composite.
 #: A median of N acquisitions has N times the looks of one (ENL ≈ 20 for 6 instead of 4.4) and
 #: a dB bias, so every speckle-sensitive comparison (KL, ENL, GLCM, SSIM) against a composite
-#: measures compositing, not fidelity (issue 12). ``s1_composite`` is the older spelling:
+#: measures compositing, not fidelity. ``s1_composite`` is the older spelling:
 #: "nearest" = single, "median" = composite.
 S1_MODES = ("single", "composite")
 DEFAULT_S1_MODE = "single"

@@ -16,12 +16,12 @@ from typing import Any, Sequence
 
 from sarviz.scene import LAYERS, Scene, SceneError
 from sarviz.sources.base import (
+    DEFAULT_S1_MODE,
     LAYER_GROUPS,
+    S1_PROVENANCE_KEYS,
     FetchProgress,
     FetchRequest,
     LayerReport,
-    DEFAULT_S1_MODE,
-    S1_PROVENANCE_KEYS,
     NoDataHere,
     Source,
     SourceError,

@@ -25,7 +25,6 @@ import numpy as np
 
 from sarviz.scene import EMBEDDING_BANDS as SCENE_EMBEDDING_BANDS
 from sarviz.sources.base import (
-    error_mentions,
     FetchProgress,
     FetchRequest,
     LayerReport,
@@ -37,6 +36,7 @@ from sarviz.sources.base import (
     SourceResult,
     SourceTimeout,
     SourceUnavailable,
+    error_mentions,
     s1_provenance,
     scale_progress,
 )

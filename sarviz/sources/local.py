@@ -13,7 +13,6 @@ import os
 import time
 from typing import Sequence
 
-import numpy as np
 from rasterio.crs import CRS
 from rasterio.windows import Window
 from shapely.geometry import box
@@ -23,10 +22,10 @@ from sarviz.scene import LAYERS, Scene, footprint_wgs84, read_scene, read_scene_
 from sarviz.sources.base import (
     GROUP_LABELS,
     LAYER_GROUPS,
+    S1_PROVENANCE_KEYS,
     FetchProgress,
     FetchRequest,
     LayerReport,
-    S1_PROVENANCE_KEYS,
     NoDataHere,
     SourceResult,
 )

@@ -14,12 +14,27 @@ from typing import Any, Sequence
 import numpy as np
 
 from sarviz.sources.aef_mosaic import (  # noqa: F401  (re-exported)
-    _LOCAL_ZARR_READ, AEF_FIRST_YEAR, AEF_MOSAIC_URL, AEF_NODATA, AEF_SERVICE, AlphaEarthMosaic, _cancel_store_tasks,
+    _LOCAL_ZARR_READ,
+    AEF_FIRST_YEAR,
+    AEF_MOSAIC_URL,
+    AEF_NODATA,
+    AEF_SERVICE,
+    AlphaEarthMosaic,
+    _cancel_store_tasks,
     _PixelLookup,
-    dequantize, dequantize_arithmetic, gather_dequantize,
+    dequantize,
+    dequantize_arithmetic,
+    gather_dequantize,
 )
 from sarviz.sources.base import (  # noqa: F401
-    FetchProgress, FetchRequest, LayerReport, NoDataHere, SourceError, SourceResult, classify_error, scale_progress,
+    FetchProgress,
+    FetchRequest,
+    LayerReport,
+    NoDataHere,
+    SourceError,
+    SourceResult,
+    classify_error,
+    scale_progress,
 )
 from sarviz.sources.planetary import PC_SERVICE, PC_STAC_URL, PlanetaryComputerSentinel  # noqa: F401
 from sarviz.sources.s1_geometry import estimate_incidence_angle, gamma0_to_sigma0_db  # noqa: F401

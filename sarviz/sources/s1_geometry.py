@@ -9,7 +9,6 @@ from rasterio.crs import CRS
 
 from sarviz.constants import DEFAULT_ANGLE_DEG
 
-
 # Sentinel-1 IW: the beam spans 29.1°–46.0° incidence (ESA product specification); a GRD
 # product's footprint is about 250 km wide (252 km measured on the SSL4EO footprints), which on
 # the orbit's geometry is ~30.7°–46.0°: the product starts a little beyond the beam's near edge.

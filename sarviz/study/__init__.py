@@ -12,7 +12,13 @@ from sarviz.study.db import StudyDatabase, StudyDatabaseError, StudyError
 from sarviz.study.design import DesignError, PoolTooSmall, StudyDesign
 from sarviz.study.pool import CorruptImage, DuplicateImage, ItemLabels, PoolError
 from sarviz.study.service import (
-    AlreadyAnswered, AnswerRejected, NotFound, OwnerAPI, ParticipantAPI, QuizAnswer, SessionView,
+    AlreadyAnswered,
+    AnswerRejected,
+    NotFound,
+    OwnerAPI,
+    ParticipantAPI,
+    QuizAnswer,
+    SessionView,
 )
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from sarviz.study.models import SOURCE_LABELS, SOURCES
+from sarviz.study.models import SOURCES
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 SCORES = ("realism", "detail", "geographic", "quality", "confidence")
@@ -297,7 +297,3 @@ def study_report(owner: Any, code: str) -> Report:
 def reports_json(reports: Sequence[Report]) -> str:
     """Several studies' reports as one JSON object keyed by study code (``sarviz study report --json``)."""
     return json.dumps({r.study_code: _clean(r.to_dict()) for r in reports}, indent=2, ensure_ascii=False)
-
-
-def source_label(source: str) -> str:
-    return SOURCE_LABELS.get(source, source)

@@ -28,13 +28,12 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from sarviz.errors import StudyError  # noqa: F401 - re-exported: sarviz.study.db.StudyError
-
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sarviz.errors import StudyError  # noqa: F401 - re-exported: sarviz.study.db.StudyError
 from sarviz.study import migrations
 
 log = logging.getLogger(__name__)
@@ -96,11 +95,9 @@ def sqlite_file(url: URL) -> Path | None:
 
 def _own_folder(folder: Path) -> bool:
     """sarviz's home folder (the default database's folder) may be created without asking."""
-    import os
+    from sarviz.settings import HOME, sarviz_home
 
-    from sarviz.settings import HOME
-
-    homes = {Path(HOME), Path(os.environ.get("SARVIZ_HOME", HOME))}  # as imported, and as set now
+    homes = {Path(HOME), sarviz_home()}  # as imported, and as set now
     try:
         return any(folder.resolve() == h.expanduser().resolve() for h in homes)
     except OSError:

@@ -18,8 +18,23 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import (
-    JSON, Boolean, Column, Connection, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData,
-    SmallInteger, String, Table, Text, UniqueConstraint, inspect, text,
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    text,
 )
 
 from sarviz.errors import StudyError

@@ -35,7 +35,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -430,10 +430,3 @@ def scan_folder(folder: str | Path, defaults: dict[str, Any] | None = None) -> l
     if not entries:
         raise PoolError(f"{folder}: no GeoTIFF (.tif) or PNG images found")
     return entries
-
-
-def iter_progress(items: Iterable, total: int, progress: Callable[[int, int, str], None] | None, what: str):
-    for i, item in enumerate(items, 1):
-        yield item
-        if progress:
-            progress(i, total, f"{what} {i}/{total}")

@@ -27,12 +27,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sarviz.constants import QUALITY_ASPECTS
+from sarviz.errors import FormatError, MetricError, SceneError
+from sarviz.study import pool as pool_mod
 from sarviz.study.db import StudyDatabase, StudyError
 from sarviz.study.design import (
-    PoolEntry, StudyDesign, balanced_pool, check_pool, draw_session, held_back_message,
+    PoolEntry,
+    StudyDesign,
+    balanced_pool,
+    check_pool,
+    draw_session,
+    held_back_message,
 )
 from sarviz.study.models import Answer, Assignment, Invite, Item, Participant, RefusedStart, Study, utcnow
-from sarviz.study import pool as pool_mod
 from sarviz.study.pool import DuplicateImage, ItemLabels, PoolError, RenderedImage
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
@@ -476,7 +482,7 @@ class OwnerAPI:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc), duplicate=True))
                 except PoolError as exc:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc)))
-                except (OSError, ValueError, MemoryError) as exc:  # one bad file never ends the import
+                except (SceneError, FormatError, MetricError, OSError, ValueError, MemoryError) as exc:  # one bad file never ends the import
                     outcomes.append(AddOutcome(entry.path.name, problem=f"{entry.path.name}: cannot be read "
                                                                           f"({type(exc).__name__}: {exc})"))
             if progress:
@@ -497,20 +503,6 @@ class OwnerAPI:
             if png is None:
                 raise NotFound(f"no pooled image {item_id}")
             return png
-
-    def remove_item(self, code: str, item_id: int) -> None:
-        study = self.study(code)
-
-        def work(s: Session) -> None:
-            item = s.get(Item, int(item_id))
-            if item is None or item.study_id != study.id:
-                raise NotFound(f"no pooled image {item_id} in {code!r}")
-            if s.scalar(select(func.count(Assignment.id)).where(Assignment.item_id == item.id)):
-                raise StudyError(f"image {item_id} has already been shown to participants and stays in the pool "
-                                 "so that their answers keep their labels")
-            s.delete(item)
-
-        self.db.write(work)
 
     def pool_status(self, code: str) -> str:
         """"ready" or the message saying what the pool lacks."""
@@ -646,5 +638,3 @@ class OwnerAPI:
                  .where(Participant.study_id == study.id)
                  .group_by(Participant.id).order_by(Participant.id))
             return [dict(r._mapping) for r in s.execute(q)]
-
-

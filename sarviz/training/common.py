@@ -12,7 +12,6 @@ state that ``accelerate_state/`` restores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -24,15 +23,27 @@ from typing import Any, Iterator
 from sarviz.atomic import write_json  # noqa: F401 - re-exported (one JSON writer)
 from sarviz.errors import TrainError  # noqa: F401 - re-exported (it lives in sarviz.errors)
 from sarviz.formats.training_run import (  # noqa: F401 - re-exported (the run folder's names live there)
-    ACCELERATE_STATE, CHECKPOINT_RE, LOGS_DIR, LOSS_FIELDS, LOSS_LOG, RUN_FILE, TMP_PREFIX, RunLog, clean_stale_temp,
-    list_checkpoints, publish_checkpoint, publish_final, temp_checkpoint_dir,
+    ACCELERATE_STATE,
+    CHECKPOINT_RE,
+    LOGS_DIR,
+    LOSS_FIELDS,
+    LOSS_LOG,
+    RUN_FILE,
+    TMP_PREFIX,
+    RunLog,
+    clean_stale_temp,
+    list_checkpoints,
+    publish_checkpoint,
+    publish_final,
+    temp_checkpoint_dir,
 )
+from sarviz.hashing import seed_for  # noqa: F401 - re-exported (it lives in sarviz.hashing)
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 
 def resolve_mixed_precision(value: str) -> str:
-    """``auto`` → the precision inference uses on this machine (one choice for both, issue 16).
+    """``auto`` → the precision inference uses on this machine (one choice for both).
 
     CUDA: bf16 where the GPU supports it, else fp16. CPU: bf16 only where the per-machine
     measurement (:func:`sarviz.generators.runtime.dtype_decision`) found bf16 faster than
@@ -99,12 +110,6 @@ def check_base(base: str | os.PathLike, needs: tuple[str, ...] = ("unet", "vae",
         if comp in needs:
             check_weights(base / comp, allow_pickle, f"base model {base}, {comp}")
     return base
-
-
-def seed_for(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across processes and Python runs, unlike hash())."""
-    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 # -- data order --------------------------------------------------------------------------------------
@@ -329,3 +334,15 @@ def progress_line(step: int, total: int, loss: float, t0: float, start_step: int
     rate = (time.perf_counter() - t0) / max(1, done)
     eta = rate * (total - step)
     return f"step {step}/{total}  loss {loss:.4f}  {rate:.2f} s/step  eta {math.ceil(eta)} s"
+
+
+def read_text_model_meta(folder: Path) -> dict[str, Any]:
+    """A text-to-SAR model folder's meta (:mod:`sarviz.formats.text_run`); an unreadable one is a training error
+    (the run to resume or refine). Shared by the SD 1.5/SDXL and the SD3 text trainers."""
+    from sarviz.errors import GenerationError
+    from sarviz.formats.text_run import read_meta
+
+    try:
+        return read_meta(folder)
+    except GenerationError as exc:
+        raise TrainError(str(exc)) from None

@@ -104,7 +104,6 @@ class GeoTrainingTransform:
 
         from sarviz.generators.condition import build_condition
         from sarviz.scene import Scene
-
         from sarviz.training.validation import to_patch_grid
 
         db = sample["target_db"].numpy()

@@ -57,7 +57,7 @@ class GeoTrainConfig:
     lora_dropout: float = 0.05
     offset_noise: float = 0.2
     snr_gamma: float = 5.0
-    mixed_precision: str = "auto"  # the inference dtype choice of this machine (issue 16)
+    mixed_precision: str = "auto"  # the inference dtype choice of this machine
     gradient_checkpointing: bool = True
     augment: bool = True
     resume_from: str | None = None

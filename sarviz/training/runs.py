@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarviz.formats.training_run import (LOSS_LOG, REFINE_DIR, RUN_FILE, STEP_DIR_RE, VALIDATION_CSV, VALIDATION_DIR,
-                                         list_checkpoints)
+from sarviz.formats.training_run import (
+    LOSS_LOG,
+    REFINE_DIR,
+    RUN_FILE,
+    STEP_DIR_RE,
+    VALIDATION_CSV,
+    VALIDATION_DIR,
+    list_checkpoints,
+)
 
 _STEP_DIR = STEP_DIR_RE
 

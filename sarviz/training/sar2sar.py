@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sarviz.cli_args import deprecated_alias
+from sarviz.datasets.sar2sar_pairs import PairsTorchDataset  # noqa: F401 - re-exported (it lives there)
 from sarviz.errors import SarvizError
 from sarviz.training import common
 from sarviz.training.common import TrainError
@@ -110,39 +109,6 @@ def config_from_args(args: argparse.Namespace) -> Sar2SarTrainConfig:
     config = Sar2SarTrainConfig(**{k: v for k, v in vars(args).items() if k in keys})
     config.mixed_precision = common.resolve_mixed_precision(config.mixed_precision)
     return config
-
-
-class PairsTorchDataset:
-    """(target, condition, caption) of one split, as the trainer wants them."""
-
-    def __init__(self, ds, split: str, resolution: int, flip: bool, seed: int) -> None:
-        self.ds, self.split, self.resolution, self.flip, self.seed = ds, split, resolution, flip, seed
-        self.rows = ds.rows(split)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def _load(self, rel: str):
-        import torch
-        from PIL import Image
-
-        with Image.open(self.ds.folder / self.split / rel) as im:
-            im = im.convert("L")
-            if im.size != (self.resolution, self.resolution):
-                im = im.resize((self.resolution, self.resolution), Image.BICUBIC)
-            a = np.asarray(im, dtype=np.float32) / 255.0
-        return torch.from_numpy(a)[None].repeat(3, 1, 1)
-
-    def __getitem__(self, key) -> dict[str, Any]:
-        import torch
-
-        i, epoch = key if isinstance(key, tuple) else (key, 0)  # ShardedEpochSampler yields (index, epoch)
-        row = self.rows[i]
-        target, cond = self._load(row["file_name"]), self._load(row["conditioning_image"])
-        g = torch.Generator().manual_seed(common.seed_for(self.seed, epoch, i, 104729))
-        if self.flip and torch.rand((), generator=g) < 0.5:
-            target, cond = target.flip(-1), cond.flip(-1)
-        return {"pixel_values": target * 2 - 1, "conditioning": cond, "text": row.get("text", "")}
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -25,12 +25,11 @@ from typing import Any, Callable
 import numpy as np
 
 import sarviz
-
 from sarviz.errors import DatasetError, TrainError
 from sarviz.evaluation.captioned import CaptionedSet, open_captioned
 from sarviz.evaluation.clip import sar_rgb
-from sarviz.formats.sarclip import FORMAT as SARCLIP_FORMAT
 from sarviz.formats.sarclip import CONFIG_FILE as SARCLIP_CONFIG
+from sarviz.formats.sarclip import FORMAT as SARCLIP_FORMAT
 from sarviz.formats.sarclip import SarClipFolder
 
 Progress = Callable[[int, int, str], None]
@@ -72,7 +71,7 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
     if not SarClipFolder.is_clip_folder(base):
         raise TrainError(f"{base} is not a CLIP model folder (no {SARCLIP_CONFIG}); give a local CLIP, e.g. a copy of "
                          "openai/clip-vit-base-patch32")
-    from sarviz.training.common import TrainError, check_weights
+    from sarviz.training.common import check_weights
 
     try:  # the generators' rule: safetensors only (SAR-CLIP has no --allow-pickle)
         check_weights(base, False, f"CLIP model {base}")

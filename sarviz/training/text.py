@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from sarviz.cli_args import deprecated_alias
-from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
 from sarviz.formats.text_run import EMBEDS_FILE, MODEL_FILE, UNET_DIR, UNET_LORA_DIR, VAE_DIR, TextRun
 from sarviz.formats.text_run import FORMAT as MODEL_FORMAT
 from sarviz.formats.text_run import te_lora_dir as _te_lora_dir
+from sarviz.formats.training_run import ACCELERATE_STATE, REFINE_DIR
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
@@ -78,7 +78,7 @@ class TextTrainConfig:
     lr_warmup_steps: int = 0
     adam_weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
-    mixed_precision: str = "auto"  # the inference dtype choice of this machine (issue 16)
+    mixed_precision: str = "auto"  # the inference dtype choice of this machine
     gradient_checkpointing: bool = True
     random_flip: bool = False
     resume_from: str | None = None
@@ -543,13 +543,9 @@ def _predicted_clean(scheduler, noisy, pred, timesteps):
 
 
 def _read_model_meta(folder: Path) -> dict[str, Any]:
-    from sarviz.errors import GenerationError
-    from sarviz.formats.text_run import read_meta
+    from sarviz.training.common import read_text_model_meta
 
-    try:
-        return read_meta(folder)
-    except GenerationError as exc:  # the run to resume or refine: a training error here
-        raise TrainError(str(exc)) from None
+    return read_text_model_meta(folder)
 
 
 def _load_embeds(folder: Path, kind: str, token: str) -> list:

@@ -38,6 +38,7 @@ from typing import Any
 
 from sarviz.errors import SarvizError
 from sarviz.formats.text_run import TRANSFORMER_LORA_DIR, TextRun
+from sarviz.generators.text_sd3 import sd3_caption  # noqa: F401 - the captions' frame, shared with generation
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
@@ -64,20 +65,6 @@ def is_sd3_base(base: str | Path) -> bool:
         return base_kind(base, supported=KINDS) == "sd3"
     except SarvizError:
         return False
-
-
-def sd3_caption(text: str, imaging: dict[str, Any]) -> str:
-    """``SAR image, <caption>, <band>-band, <spacing> m pixel spacing, <pol> polarisation``."""
-    parts = ["SAR image", " ".join(text.replace("<SAR>", "").split())]
-    if imaging.get("band"):
-        parts.append(f"{imaging['band']}-band")
-    if imaging.get("pixel_spacing_m"):
-        parts.append(f"{imaging['pixel_spacing_m']:g} m pixel spacing")
-    if imaging.get("polarisation"):
-        parts.append(f"{imaging['polarisation']} polarisation")
-    if imaging.get("incidence_deg") and "incidence" not in text:
-        parts.append(f"incidence angle {float(imaging['incidence_deg']):.0f}°")
-    return ", ".join(p for p in parts if p)
 
 
 @dataclass
@@ -139,9 +126,9 @@ class SD3TextTrainer(TrainLoop):
         from sarviz.training.data import CaptionDataset, collate
 
         c = self.config
-        from sarviz.training.text import _read_model_meta
+        from sarviz.training.common import read_text_model_meta
 
-        self.start_accelerator(lambda ckpt: _read_model_meta(Path(ckpt))["step"])
+        self.start_accelerator(lambda ckpt: read_text_model_meta(Path(ckpt))["step"])
         acc = self.accelerator
         base = str(c.base)
         has_t5 = (Path(base) / "text_encoder_3").is_dir()
@@ -244,7 +231,7 @@ class SD3TextTrainer(TrainLoop):
         return self.save_checkpoint(step, final_to=self.config.out)
 
     def model_meta(self, step: int) -> dict[str, Any]:
-        from sarviz.training.text import MODEL_FORMAT
+        from sarviz.formats.text_run import FORMAT as MODEL_FORMAT
 
         c = self.config
         return {

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sarviz.formats.batch_folder import EVALUATION_DIR, OPTICAL_FILE, REAL_FILE, SCENE_FILE, SETTINGS_FILE, BatchFolder
 from sarviz.errors import AccessDenied, SarvizError
 from sarviz.formats import evaluation_report as er
+from sarviz.formats.batch_folder import EVALUATION_DIR, OPTICAL_FILE, REAL_FILE, SCENE_FILE, SETTINGS_FILE, BatchFolder
 from sarviz.ui.text import plain
 
 STATUS_COLOURS = {"done": "#1a9850", "failed": "#d73027"}
@@ -160,10 +160,8 @@ def item_seeds(folder: BatchFolder, item_id: str) -> list[int]:
 def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
     """(scene with optical/real S1/embedding, generated result of ``seed`` (first if None), seeds)."""
     from sarviz.generators.base import GenerationResult
-    from sarviz.scene import read_scene
-
     from sarviz.metrics.report import read_sar_file
-    from sarviz.scene import Scene
+    from sarviz.scene import Scene, read_scene
 
     base = folder.item_dir(item_id)
     seeds = item_seeds(folder, item_id)
@@ -263,9 +261,9 @@ def _evaluation(folder: BatchFolder) -> None:
     if not (report / er.TABLE1_CSV).is_file():
         st.caption(f"No evaluation yet: `sarviz evaluate {folder.root.name}` writes the papers' tables.")
         return
-    import pandas as pd
-
     import json
+
+    import pandas as pd
 
     try:
         proxy_note = json.loads((report / "evaluation.json").read_text(encoding="utf-8")).get("proxy_note")

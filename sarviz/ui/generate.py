@@ -19,10 +19,17 @@ import threading
 import numpy as np
 import streamlit as st
 
-from sarviz.generators.base import (DEFAULT_ANGLE_DEG, GenerationCancelled, GenerationError, GenerationRequest,
-                                    GenerationResult, Generator)
 from sarviz.embedding_proxy import is_proxy, result_note
-from sarviz.scene import Scene, SceneError
+from sarviz.errors import SarvizError
+from sarviz.generators.base import (
+    DEFAULT_ANGLE_DEG,
+    GenerationCancelled,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+)
+from sarviz.scene import Scene
 from sarviz.ui.text import plain
 
 log = logging.getLogger(__name__)
@@ -240,7 +247,7 @@ def _render(scene: Scene, key: str) -> None:
         bar.empty()
         st.info("Generation cancelled.")
         return
-    except (GenerationError, SceneError, ValueError) as exc:
+    except (SarvizError, ValueError) as exc:  # GenerationError, SceneError, EmulatorError, FormatError, …
         bar.empty()
         st.error(plain(exc))
         return

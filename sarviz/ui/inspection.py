@@ -21,12 +21,23 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.metrics.report import (MetricError, MetricsReport, check_same_grid, inspect_results, read_sar_file,
-                                   scene_sar_as_result)
 from sarviz.embedding_proxy import is_proxy, result_note
+from sarviz.errors import SarvizError
+from sarviz.generators.base import GenerationResult
+from sarviz.metrics.report import MetricError, MetricsReport, check_same_grid, read_sar_file
 from sarviz.scene import Scene
-from sarviz.viz import images, panels
 from sarviz.ui.text import plain
+from sarviz.viz import images, panels
+from sarviz.viz.inspect import inspect_results
+
+
+def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):
+    """The VV/VH of a scene as a :class:`GenerationResult` (for GeoTIFF export and comparison)."""
+    if scene.vv_db is None or scene.vh_db is None:
+        raise MetricError(f"{scene.scene_id or 'the image'}: VV or VH is missing everywhere (no valid pixel)")
+    return GenerationResult(scene.vv_db, scene.vh_db, scene.crs, scene.transform,
+                            provenance if provenance is not None else dict(scene.provenance))
+
 
 DISPLAY_MODES: tuple[str, ...] = ("VV", "VH", "false-colour")
 ZOOM_LEVELS: tuple[int, ...] = (1, 2, 4, 8)
@@ -267,7 +278,7 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
 
         try:
             report, panel_pngs = _cached(key, fp + emb_fp, "inspection", build_inspection)
-        except (MetricError, ValueError) as exc:  # ValueError: a malformed calibration in the provenance
+        except (SarvizError, ValueError) as exc:  # MetricError, CalibrationError (a malformed provenance), …
             st.error(f"Metrics cannot be computed: {plain(exc)}")
     if report is not None and report.composite_note:
         st.warning(report.composite_note)
@@ -391,9 +402,9 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
             st.markdown(metrics_doc())
         if st.toggle("Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False,
                      key=f"{key}-seed001"):
-            from sarviz.metrics.protocols import seed001_table
-
             import pandas as pd
+
+            from sarviz.metrics.protocols import seed001_table
 
             fp = fingerprint(*(m.real_db for m in report.polarisations.values()),
                              *(m.gen_db for m in report.polarisations.values()))
@@ -532,13 +543,13 @@ def inspect_page() -> None:
         st.info("Choose the generated GeoTIFF to inspect (and the real Sentinel-1 or scene file to compare with).")
         return
     try:
-        from sarviz.scene import SceneError, check_file_size
+        from sarviz.scene import check_file_size
 
         for src in (real_src, gen_src):
             if isinstance(src, str):
                 check_file_size(src)  # a header claiming 200000² px is refused before reading
         scene, result = load_pair(real_src, gen_src, real_name, gen_name)
-    except (MetricError, ValueError, SceneError) as exc:
+    except (SarvizError, ValueError) as exc:  # SceneError, MetricError, the GeoTIFF reader's GenerationError
         st.error(plain(exc))  # quotes the uploaded file's name
         return
     if "model_id" not in result.provenance:

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sarviz.ui.text import plain
 
 from sarviz.errors import DatasetError, SarvizError, SceneError
 from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
+from sarviz.ui.text import plain
 
 log = logging.getLogger(__name__)
 MAP_PROMPT_KEY = "prompt_from_map"

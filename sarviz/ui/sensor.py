@@ -91,10 +91,10 @@ def _job_view(job) -> None:
 def _results(job) -> None:
     import pandas as pd
 
-    from sarviz.metrics.sensor_profile import profile_distance, sensor_profile
-    from sarviz.migration.job import amplitude_png
     from sarviz.errors import MetricError
     from sarviz.formats.generated_image import GENERATED_FILE
+    from sarviz.metrics.sensor_profile import profile_distance, sensor_profile
+    from sarviz.migration.job import amplitude_png
 
     out = job.result
     after_amp, losses, run = job.amplitude, job.losses, job.run_provenance

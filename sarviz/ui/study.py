@@ -13,10 +13,9 @@ in it, participants pick theirs by the link ``…/Quiz?study=<code>``.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from typing import Any
-
-import logging
 
 import streamlit as st
 

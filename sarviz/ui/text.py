@@ -4,7 +4,7 @@
 including Streamlit's own syntax (``:red[…]``, ``:material/…:``, emoji shortcodes, ``$…$``
 maths) and GitHub's bare-URL links. A study code typed into a link as
 ``x ![](http://…/p.png) [**Session expired – click here**](http://…/phish)`` was shown as a
-tracking pixel and a phishing link on the study's own domain (issue 21, item 2).
+tracking pixel and a phishing link on the study's own domain.
 
 :func:`plain` is the one escaper: every message part that carries user input (quiz codes,
 invite tokens, uploaded names, typed paths, prompts, place names — and library messages, which

@@ -4,7 +4,7 @@ Streamlit 1.67's ``PUT /_stcore/upload_file/<session>/<file id>`` checks only th
 cookie match, that the session is live and ``server.maxUploadSize`` per file: any browser
 session — a study participant's too, whose pages have no upload widget — may upload any
 number of files, and they stay in the server's memory until the session is dropped. A few
-sockets were enough to take the server's memory from 520 to 920 MB (issue 21, item 1).
+sockets were enough to take the server's memory from 520 to 920 MB.
 
 :class:`UploadGuard` answers before Streamlit reads a byte of the body:
 

@@ -175,7 +175,7 @@ def _recycle(fig: Figure, layout: _Layout) -> None:
 def encode_png(rgb: np.ndarray, compress_level: int = 1) -> bytes:
     """PNG bytes of (H, W, 3) uint8 pixels (Pillow, zlib level 1 as in :func:`figure_png`).
 
-    Pillow encodes without the GIL, so :func:`sarviz.metrics.report.inspect_all` encodes
+    Pillow encodes without the GIL, so :func:`sarviz.viz.inspect.inspect_all` encodes
     one panel in a worker thread while it draws the next.
     """
     from PIL import Image
