@@ -42,7 +42,8 @@ def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str) -> Non
     # argparse looks option strings up in this table; help lists action.option_strings only
     parser._option_string_actions[old] = action
     action.__class__ = _deprecating(type(action))
-    getattr(action, _ALIASES, None) or setattr(action, _ALIASES, {})
+    if getattr(action, _ALIASES, None) is None:
+        setattr(action, _ALIASES, {})
     getattr(action, _ALIASES)[old] = new
 
 

@@ -325,6 +325,12 @@ def scene_reach_km(place: Place | None) -> float:
 DOMINANT = 20  # a name's places in one country outnumber every other country's 20:1 → it means that one
 
 
+def resolution_text(where: str, name: str, place: Place, others: list[Place]) -> str:
+    """What a name was resolved to, for the user to check: ``WHERE 'NAME' → Place, Country — kind at lat, lon``."""
+    also = f" (also so named: {'; '.join(p.description for p in others[:3])})" if others else ""
+    return f"{where} {name!r} → {place.description} at {place.lat:.5f}, {place.lon:.5f}{also}"
+
+
 def resolve(name: str) -> tuple[Place, list[Place]]:
     """The one place ``name`` means, for the command line, and the other places of that name
     it was preferred to. Coordinates, or a name whose exact matches lie in one country — or

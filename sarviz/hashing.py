@@ -10,9 +10,9 @@ _HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def _persistent_cache_path() -> Path:
-    from sarviz.settings import HOME
+    from sarviz.settings import HOME, env
 
-    return Path(os.environ.get("SARVIZ_HASH_CACHE", HOME / "sha256-cache.json"))
+    return Path(env("SARVIZ_HASH_CACHE") or HOME / "sha256-cache.json")
 
 
 def _persistent_get(key: str) -> str | None:

@@ -14,6 +14,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 from sarviz.errors import SceneError
 
@@ -151,14 +152,15 @@ def read_region(path: str | Path) -> list[tuple[object, dict]]:
     return out
 
 
-def read_points(path: str | Path) -> list[dict]:
+def read_points(path: str | Path, report: Callable[[str], None] | None = None) -> list[dict]:
     """Points from a CSV (lat/lon columns, or a ``place`` column resolved through the offline
     gazetteer where a row has no lat/lon) or a GeoJSON of Point features; each {lat, lon, year?, id?, place?}.
 
     The one strict points reader of every command (``fetch``, ``batch``, ``dataset build``): a
     CSV row with more or fewer fields than the header, a Point that is not an object or whose
     coordinates are not finite numbers on the globe is refused in one line naming the file and
-    the line or feature number.
+    the line or feature number. ``report`` is told what each ``place`` was resolved to (the
+    command line prints it, so the user can check the name meant what they thought).
     """
     path = Path(path)
     if not path.is_file():
@@ -207,13 +209,15 @@ def read_points(path: str | Path) -> list[dict]:
             if name and not point["lat"] and not point["lon"]:
                 # a row without coordinates names a place: the one gazetteer resolves it (an
                 # ambiguous name or a typo is refused with the candidates, naming the line)
-                from sarviz.gazetteer import resolve
+                from sarviz.gazetteer import resolution_text, resolve
 
                 try:
-                    place, _others = resolve(name)
+                    place, others = resolve(name)
                 except SceneError as exc:
-                    raise SceneError(f"{path}: line {line}: place {exc}") from None
+                    raise SceneError(f"{path}: line {line}: place: {exc}") from None
                 point.update(lat=place.lat, lon=place.lon, place=place.description)
+                if report is not None:
+                    report(resolution_text(f"{path.name} line {line}: place", name, place, others))
             points.append(point)
     if not points:
         raise SceneError(f"{path}: no points in the file")

@@ -187,6 +187,10 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("SARVIZ_COMPILE", "off", "on: torch.compile the UNet (faster steady state, slow first call; "
            "benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer also takes auto (compile when it pays back)"),
     EnvVar("SARVIZ_CHANNELS_LAST", "auto", "on/off: channels-last memory layout (auto: on for CUDA, off for CPU)"),
+    EnvVar("SARVIZ_ATTENTION", "auto", "sdpa/classic: the diffusion attention backend (auto: what `sarviz doctor` "
+           "measured, else PyTorch's fused scaled-dot-product kernels)"),
+    EnvVar("SARVIZ_HASH_CACHE", "SARVIZ_HOME/sha256-cache.json", "the cross-process cache of weight-file SHA-256 "
+           "hashes (keyed by path, size and modification time)"),
     EnvVar("SARVIZ_PROXY_POINTS", "../shared/samples/alphaearth_s1_points", "the AlphaEarth sample points the "
            "PROXY embedding is built from"),
     EnvVar("SARVIZ_SHARED", "../shared beside the checkout", "the shared sample-data folder (tests, land cover "

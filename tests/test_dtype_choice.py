@@ -161,7 +161,7 @@ def test_apply_speed_plan_wraps_the_denoisers(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
 
 
-# -- speed options (issue 26): measured on the block in the chosen dtype, injected here ----------
+# -- speed options: measured on the block in the chosen dtype, injected here ----------
 def options(base: float, classic: float, cl: float, classic_drift: float = 0.001):
     calls = []
 

@@ -1,4 +1,4 @@
-"""The cross-process sha256 cache of weight files (time to first image, issue 26)."""
+"""The cross-process sha256 cache of weight files (time to first image)."""
 
 from __future__ import annotations
 

@@ -63,18 +63,24 @@ def resolve_place(name: str, where: str = "--place"):
     """The :class:`~sarviz.gazetteer.Place` a name means, through the one gazetteer
     (:func:`sarviz.gazetteer.resolve`), telling the user on stderr what it was resolved to
     (and which others share the name)."""
-    from sarviz.gazetteer import resolve
+    from sarviz.gazetteer import resolution_text, resolve
 
     try:
         place, others = resolve(name)
     except SceneError as exc:
         raise SceneError(f"{where}: {exc}") from None
-    also = f" (also so named: {'; '.join(p.description for p in others[:3])})" if others else ""
-    print(f"{where} {name!r} → {place.description} at {place.lat:.5f}, {place.lon:.5f}{also}", file=sys.stderr)
+    print(resolution_text(where, name, place, others), file=sys.stderr)
     return place
 
 
-from sarviz.regions import read_points  # noqa: E402,F401 - the one strict points reader, re-exported here
+def read_points(path: str | Path) -> list[dict]:
+    """The one strict points reader (:func:`sarviz.regions.read_points`), saying on stderr what
+    each ``place`` row was resolved to."""
+    from sarviz.regions import read_points as read_points_file
+
+    return read_points_file(path, report=lambda text: print(text, file=sys.stderr))
+
+
 
 
 def build_chain(args):

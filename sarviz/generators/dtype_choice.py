@@ -16,7 +16,7 @@ norm, self- and cross-attention — the op mix that dominates a denoising step. 
 ControlNet's blocks are the same ops. Timings interleave the dtypes (ratios within one
 run stay valid on a busy machine) and take medians.
 
-The same block then measures the **speed options** in the chosen dtype (issue 26): the
+The same block then measures the **speed options** in the chosen dtype: the
 attention backend (PyTorch's fused CPU/GPU ``scaled_dot_product_attention``, diffusers'
 default, against the classic ``baddbmm + softmax + bmm``) and the channels-last memory
 format. An option is kept only when it is at least :data:`MIN_OPTION_GAIN` faster than the
@@ -142,12 +142,10 @@ def machine_key(device: str) -> dict[str, Any]:
     return key
 
 
-def known_options(device: str, dtype: str) -> tuple[dict[str, Any], str]:
-    """The speed options measured for ``dtype`` on ``device`` — from this process's decision or
-    the cache, never measured here — and where they came from; defaults when none match."""
-    from sarviz.generators import runtime
-
-    decision = runtime._DECISIONS.get(device)
+def known_options(device: str, dtype: str, decision: "DtypeDecision | None" = None) -> tuple[dict[str, Any], str]:
+    """The speed options measured for ``dtype`` on ``device`` — from this process's ``decision``
+    (the runtime passes its own) or the cache, never measured here — and where they came from;
+    defaults when none match."""
     if decision is None:
         try:
             entry = _read_cache(cache_path()).get("entries", {}).get(_key_id(machine_key(device)))
@@ -279,7 +277,7 @@ def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMea
     """Median block time and drift (vs the baseline, same dtype) of each speed option in ``dtype``."""
     import torch
 
-    from sarviz.generators.runtime import torch_dtype
+    from sarviz.generators.device import torch_dtype
 
     kind = device.split(":", 1)[0]
     dt = torch_dtype(dtype)

@@ -278,11 +278,10 @@ def speed_plan(device: str, dtype: str | None = None, measured: dict[str, Any] |
     kind = device.split(":", 1)[0]
     if measured is not None:
         options, source = {"attention": "sdpa", "channels_last": False, **measured}, "measured (injected)"
-    elif dtype is not None and kind in ("cpu", "cuda") and os.environ.get(
-            "SARVIZ_DTYPE_MEASURE", "1").strip().lower() not in ("0", "no", "false", "off"):
+    elif dtype is not None and kind in ("cpu", "cuda") and env_switch("SARVIZ_DTYPE_MEASURE", "1") != "off":
         from sarviz.generators.dtype_choice import known_options
 
-        options, source = known_options(device, dtype)
+        options, source = known_options(device, dtype, _DECISIONS.get(device))
         if source.startswith("defaults"):
             options["channels_last"] = kind == "cuda"
     else:

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarviz.formats.controlnet import RUN_FORMAT, TRAIN_META, ControlNetCheckpoint  # noqa: F401 - re-exported
 from sarviz.cli_args import deprecated_alias
+from sarviz.formats.controlnet import RUN_FORMAT, TRAIN_META, ControlNetCheckpoint  # noqa: F401 - re-exported
 from sarviz.formats.training_run import ACCELERATE_STATE
 from sarviz.training import common
 from sarviz.training.common import TrainError

@@ -76,7 +76,7 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
     try:  # the generators' rule: safetensors only (SAR-CLIP has no --allow-pickle)
         check_weights(base, False, f"CLIP model {base}")
     except TrainError as exc:
-        raise ValueError(str(exc).replace(" unless you opt in with --allow-pickle", "")) from None
+        raise TrainError(str(exc).replace(" unless you opt in with --allow-pickle", "")) from None
     train = open_captioned(data, "train")
     try:
         val: CaptionedSet | None = open_captioned(data, "validation")
