@@ -45,8 +45,11 @@ def open_store(folder: str) -> SceneStore:
 
 def scene_folder_box(settings: Settings) -> str:
     """The sidebar's scene-folder box (one place for its rules)."""
-    return st.text_input("Scene folder", value=str(settings.scenes),
-                         help="A folder of sarviz scene files (SARVIZ_SCENES). Fill it with `sarviz import SRC --out DIR`.")
+    return st.text_input(
+        "Scene folder",
+        value=str(settings.scenes),
+        help="A folder of sarviz scene files (SARVIZ_SCENES). Fill it with `sarviz import SRC --out DIR`.",
+    )
 
 
 def take_click(clicked: tuple[float, float] | None) -> bool:
@@ -88,8 +91,10 @@ def map_page() -> None:
             for problem in store.problems:
                 st.warning(f"Skipped a file: {plain(problem)}")
         if not len(store):
-            st.info(f"The scene folder {plain(store.folder)} is empty. Import scenes with "
-                    f"sarviz import ../shared/samples \\-\\-out {plain(store.folder)}")
+            st.info(
+                f"The scene folder {plain(store.folder)} is empty. Import scenes with "
+                f"sarviz import ../shared/samples \\-\\-out {plain(store.folder)}"
+            )
 
     place_search()
     first_view, view = initial_view()
@@ -100,19 +105,27 @@ def map_page() -> None:
     # Built afresh on every run on purpose, always from the *first* view: streamlit-folium
     # identifies the map by a hash of its HTML, and a changed map remounts (flicker, lost
     # click). Moves go through center/zoom and the marker through feature_group_to_add.
-    fmap = build_map(list(store) if store is not None else [], center=first_view[0], zoom=first_view[1],
-                     places=places)
-    map_state = st_folium(fmap, key="worldmap", height=480, use_container_width=True,
-                          returned_objects=["last_clicked", "last_object_clicked"], center=view[0], zoom=view[1],
-                          feature_group_to_add=selection_layer(st.session_state.get("point"), overlay))
+    fmap = build_map(list(store) if store is not None else [], center=first_view[0], zoom=first_view[1], places=places)
+    map_state = st_folium(
+        fmap,
+        key="worldmap",
+        height=480,
+        use_container_width=True,
+        returned_objects=["last_clicked", "last_object_clicked"],
+        center=view[0],
+        zoom=view[1],
+        feature_group_to_add=selection_layer(st.session_state.get("point"), overlay),
+    )
 
     if take_click(clicked_point(map_state)):
         st.rerun()  # a click the session did not have yet: draw its marker
 
     point = st.session_state.get("point")
     if point is None:
-        st.info("Click a place on the map (orange footprints have data), pick a scene in the sidebar, "
-                "or type a place or coordinates above.")
+        st.info(
+            "Click a place on the map (orange footprints have data), pick a scene in the sidebar, "
+            "or type a place or coordinates above."
+        )
         st.stop()
 
     lat, lon = point
@@ -134,8 +147,11 @@ def map_page() -> None:
         render_scene(scene)
     if scene is None or scene.embedding is None:
         with st.container(border=True):
-            why = ("No local scene here." if scene is None else
-                   "This scene has no AlphaEarth embedding, which every generator needs.")
+            why = (
+                "No local scene here."
+                if scene is None
+                else "This scene has no AlphaEarth embedding, which every generator needs."
+            )
             new_scene = render_fetch(lat, lon, size_px, settings, why, on_screen=scene)
         if new_scene is not None and new_scene is not scene:
             scene = new_scene
@@ -144,8 +160,11 @@ def map_page() -> None:
         st.stop()
 
     st.header("Generate")
-    if st.button("Describe this place", key="describe_place",
-                 help="Open the Prompt page with a caption of this place (land cover and place name)"):
+    if st.button(
+        "Describe this place",
+        key="describe_place",
+        help="Open the Prompt page with a caption of this place (land cover and place name)",
+    ):
         described = describe_scene(scene)
         st.session_state[MAP_PROMPT_KEY] = described.caption  # the dataset captioner's words
         st.session_state[MAP_PROMPT_NOTE_KEY] = described.landcover_note  # its land-cover source and confidence
@@ -160,8 +179,10 @@ def map_page() -> None:
 # The pages, named here: the sidebar says "Map" (a pages/ folder alone would call this page
 # "app", after the file). URLs stay /Inspect, /Quiz and /Study_admin.
 QUIZ = st.Page("pages/3_Quiz.py", title="Quiz", icon=":material/quiz:", url_path="Quiz")
-ADMIN = st.Page("pages/4_Study_admin.py", title="Study admin", icon=":material/admin_panel_settings:",
-                url_path="Study_admin")
+ADMIN = st.Page(
+    "pages/4_Study_admin.py", title="Study admin", icon=":material/admin_panel_settings:", url_path="Study_admin"
+)
+
 
 def study_home() -> None:
     """A study server's front page for participants: the quiz's entry form (the map is the owner's)."""
@@ -175,8 +196,9 @@ OWNER_PAGES = [
     st.Page("pages/6_Batch.py", title="Batch", icon=":material/grid_view:", url_path="Batch"),
     st.Page("pages/7_Render.py", title="Render", icon=":material/hd:", url_path="Render"),
     st.Page("pages/7_Sensor.py", title="Sensor", icon=":material/satellite_alt:", url_path="Sensor"),
-    st.Page("pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:",
-            url_path="Training_runs"),
+    st.Page(
+        "pages/5_Training_runs.py", title="Training runs", icon=":material/model_training:", url_path="Training_runs"
+    ),
 ]
 # Every page exists in every mode, so /Quiz?study=CODE opens the quiz (a list with the quiz first
 # made it the default page, served at "/", so /Quiz was "not found") and /Inspect, /Batch … show

@@ -58,13 +58,16 @@ def main() -> None:
     try:
         pts = build_scene_folder(work / "scenes", grid=16)
         half = args.points // 2
-        chosen = [p for p in pts if p["region"] == "amazon_forest"][:half] + \
-                 [p for p in pts if p["region"] == "iowa_ag"][:args.points - half]
+        chosen = [p for p in pts if p["region"] == "amazon_forest"][:half] + [
+            p for p in pts if p["region"] == "iowa_ag"
+        ][: args.points - half]
         points = [BatchPoint(p["id"], p["lat"], p["lon"], None, p["class"], p["region"]) for p in chosen]
         config = BatchConfig(model="emulator", size=args.size, scenes=str(work / "scenes"))
-        arms = {"sequential": dict(engine="inline"),
-                "ray, 1 worker": dict(engine="ray", workers=1, fetch_workers=1),
-                "ray, 2 workers": dict(engine="ray", workers=2, fetch_workers=2)}
+        arms = {
+            "sequential": dict(engine="inline"),
+            "ray, 1 worker": dict(engine="ray", workers=1, fetch_workers=1),
+            "ray, 2 workers": dict(engine="ray", workers=2, fetch_workers=2),
+        }
         results: dict[str, list[dict]] = {name: [] for name in arms}
         for rep in range(args.repeats):
             for name, kw in arms.items():
@@ -75,35 +78,57 @@ def main() -> None:
                 rows = [r for r in summary.rows.values() if r.get("status") == "done"]
                 assert summary.done == len(points), summary.line()
                 stage = {k: sum(float(r.get(k) or 0) for r in rows) for k in ("fetch_s", "generate_s", "write_s")}
-                results[name].append({"wall": wall, "startup": summary.startup_s, **stage,
-                                      "disk": _disk(BatchFolder(out).items_dir) / len(rows)})
-                print(f"[{rep + 1}/{args.repeats}] {name}: {wall:.1f} s (start-up {summary.startup_s:.1f} s), "
-                      f"stages fetch {stage['fetch_s']:.1f} s, generate {stage['generate_s']:.1f} s, "
-                      f"write {stage['write_s']:.1f} s", file=sys.stderr, flush=True)
+                results[name].append(
+                    {
+                        "wall": wall,
+                        "startup": summary.startup_s,
+                        **stage,
+                        "disk": _disk(BatchFolder(out).items_dir) / len(rows),
+                    }
+                )
+                print(
+                    f"[{rep + 1}/{args.repeats}] {name}: {wall:.1f} s (start-up {summary.startup_s:.1f} s), "
+                    f"stages fetch {stage['fetch_s']:.1f} s, generate {stage['generate_s']:.1f} s, "
+                    f"write {stage['write_s']:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 shutil.rmtree(out)
         med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
         n = len(points)
         seq = med["sequential"]["wall"]
-        print(f"\n{n} points, {args.size} px, emulator, {args.repeats} repeats (medians); "
-              f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
-        print("| arm | wall s | start-up s | items/s (incl. start-up) | items/s (excl. start-up) | "
-              "fetch s | generate s | write s | MB/item |")
+        print(
+            f"\n{n} points, {args.size} px, emulator, {args.repeats} repeats (medians); "
+            f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
+        )
+        print(
+            "| arm | wall s | start-up s | items/s (incl. start-up) | items/s (excl. start-up) | "
+            "fetch s | generate s | write s | MB/item |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for name, m in med.items():
             run = m["wall"] - m["startup"]
-            print(f"| {name} | {m['wall']:.1f} | {m['startup']:.1f} | {n / m['wall']:.2f} | {n / run:.2f} | "
-                  f"{m['fetch_s']:.1f} | {m['generate_s']:.1f} | {m['write_s']:.1f} | {m['disk'] / 1e6:.2f} |")
+            print(
+                f"| {name} | {m['wall']:.1f} | {m['startup']:.1f} | {n / m['wall']:.2f} | {n / run:.2f} | "
+                f"{m['fetch_s']:.1f} | {m['generate_s']:.1f} | {m['write_s']:.1f} | {m['disk'] / 1e6:.2f} |"
+            )
         print()
         for name, slots in (("ray, 1 worker", 1), ("ray, 2 workers", 2)):
             m = med[name]
             ideal = max(m["fetch_s"] / slots, (m["generate_s"] + m["write_s"]) / slots)
-            print(f"{name}: ideal (busiest stage) {ideal:.1f} s, Ray overhead per item "
-                  f"{1000 * (m['wall'] - m['startup'] - ideal) / n:.0f} ms")
+            print(
+                f"{name}: ideal (busiest stage) {ideal:.1f} s, Ray overhead per item "
+                f"{1000 * (m['wall'] - m['startup'] - ideal) / n:.0f} ms"
+            )
         r2 = med["ray, 2 workers"]
-        print(f"speed-up, 2 workers vs sequential: {seq / r2['wall']:.2f}× incl. start-up, "
-              f"{seq / (r2['wall'] - r2['startup']):.2f}× excl. start-up")
+        print(
+            f"speed-up, 2 workers vs sequential: {seq / r2['wall']:.2f}× incl. start-up, "
+            f"{seq / (r2['wall'] - r2['startup']):.2f}× excl. start-up"
+        )
         per_item = {k: med["sequential"][k] / n for k in ("fetch_s", "generate_s", "write_s")}
-        print("sequential time an item by stage: " + ", ".join(f"{k[:-2]} {1000 * v:.0f} ms" for k, v in per_item.items()))
+        print(
+            "sequential time an item by stage: " + ", ".join(f"{k[:-2]} {1000 * v:.0f} ms" for k, v in per_item.items())
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

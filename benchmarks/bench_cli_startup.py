@@ -31,8 +31,11 @@ def make_inputs(folder: Path) -> dict[str, list[str]]:
     scenes = folder / "scenes"
     write_scene(make_scene(size=(512, 512)), scenes / "real.tif")
     write_scene(make_scene(size=(512, 512), seed=1, scene_id="gen"), folder / "gen.tif")
-    return {"--help": ["--help"], "scenes": ["scenes", str(scenes)],
-            "metrics (512², all metrics)": ["metrics", str(scenes / "real.tif"), str(folder / "gen.tif"), "--json"]}
+    return {
+        "--help": ["--help"],
+        "scenes": ["scenes", str(scenes)],
+        "metrics (512², all metrics)": ["metrics", str(scenes / "real.tif"), str(folder / "gen.tif"), "--json"],
+    }
 
 
 def time_once(tree: Path, args: list[str], home: str) -> float:

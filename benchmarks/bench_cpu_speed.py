@@ -55,7 +55,9 @@ def build():
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(REFERENCE / "unet"))).eval()
-    cn_cfg = dict(ControlNetModel.load_config(str(REFERENCE / "controlnet_alphaearth_sar_lora_regray" / "checkpoint-7500")))
+    cn_cfg = dict(
+        ControlNetModel.load_config(str(REFERENCE / "controlnet_alphaearth_sar_lora_regray" / "checkpoint-7500"))
+    )
     controlnet = ControlNetModel.from_config({**cn_cfg, "conditioning_channels": 65}).eval()
     with torch.no_grad():
         for p in controlnet.parameters():
@@ -84,13 +86,25 @@ def step(unet, controlnet, x, dtype, memory_format=None, roundtrip=False, autoca
         lat, cond = lat.contiguous(memory_format=memory_format), cond.contiguous(memory_format=memory_format)
     ac = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with torch.inference_mode(), ac:
-        down, mid = controlnet(lat, x["t"], encoder_hidden_states=x["text"].to(dtype), controlnet_cond=cond,
-                               conditioning_scale=1.1, return_dict=False)
+        down, mid = controlnet(
+            lat,
+            x["t"],
+            encoder_hidden_states=x["text"].to(dtype),
+            controlnet_cond=cond,
+            conditioning_scale=1.1,
+            return_dict=False,
+        )
         if roundtrip:
             down = [d.float().to(dtype) for d in down]
             mid = mid.float().to(dtype)
-        return unet(lat, x["t"], encoder_hidden_states=x["text"].to(dtype), down_block_additional_residuals=down,
-                    mid_block_additional_residual=mid, return_dict=False)[0].float()
+        return unet(
+            lat,
+            x["t"],
+            encoder_hidden_states=x["text"].to(dtype),
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0].float()
 
 
 def set_attention(models, kind: str) -> None:
@@ -106,8 +120,21 @@ def set_attention(models, kind: str) -> None:
         m.set_attn_processor(proc() if proc else SlicedAttnProcessor(slice_size=int(kind.split(":")[1])))
 
 
-EAGER = ["fp32", "fp32-classic", "fp32-sliced", "fp32-cl", "fp32-prepacked", "fp32-1thread",
-         "bf16", "bf16-cl", "bf16-classic", "bf16-sliced", "bf16-roundtrip", "bf16-autocast", "bf16-prepacked"]
+EAGER = [
+    "fp32",
+    "fp32-classic",
+    "fp32-sliced",
+    "fp32-cl",
+    "fp32-prepacked",
+    "fp32-1thread",
+    "bf16",
+    "bf16-cl",
+    "bf16-classic",
+    "bf16-sliced",
+    "bf16-roundtrip",
+    "bf16-autocast",
+    "bf16-prepacked",
+]
 
 
 def main() -> None:
@@ -115,10 +142,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variants", nargs="+", default=EAGER, help="eager variants to time (fp32 is always timed)")
     ap.add_argument("--no-compile", action="store_true")
-    ap.add_argument("--compile-modes", nargs="+", default=["default"],
-                    help="torch.compile modes to time (default, reduce-overhead, max-autotune, ...)")
-    ap.add_argument("--compile-dtype", default="float32", choices=["float32", "bfloat16"],
-                    help="the weights' dtype in the compiled variants")
+    ap.add_argument(
+        "--compile-modes",
+        nargs="+",
+        default=["default"],
+        help="torch.compile modes to time (default, reduce-overhead, max-autotune, ...)",
+    )
+    ap.add_argument(
+        "--compile-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="the weights' dtype in the compiled variants",
+    )
     ap.add_argument("--freezing", action="store_true", help="also time each mode with inductor freezing")
     ap.add_argument("--no-vae", action="store_true")
     ap.add_argument("--cache-dir", help="TORCHINDUCTOR_CACHE_DIR (default: SARVIZ_HOME/inductor-cache)")
@@ -137,9 +172,13 @@ def main() -> None:
     wanted = ["fp32"] + [v for v in args.variants if v != "fp32"]
     cl = torch.channels_last
     need_bf = any(v.startswith("bf16") and v != "bf16-autocast" for v in wanted) or (
-        not args.no_compile and args.compile_dtype == "bfloat16")
-    unet_bf, cn_bf = (copy.deepcopy(unet).to(torch.bfloat16), copy.deepcopy(controlnet).to(torch.bfloat16)) \
-        if need_bf else (None, None)
+        not args.no_compile and args.compile_dtype == "bfloat16"
+    )
+    unet_bf, cn_bf = (
+        (copy.deepcopy(unet).to(torch.bfloat16), copy.deepcopy(controlnet).to(torch.bfloat16))
+        if need_bf
+        else (None, None)
+    )
     prepacked = {}
     if "fp32-prepacked" in wanted or "bf16-prepacked" in wanted:
         from torch.utils import mkldnn as mkldnn_utils
@@ -147,8 +186,10 @@ def main() -> None:
         for name, dt in (("fp32-prepacked", torch.float32), ("bf16-prepacked", torch.bfloat16)):
             if name in wanted:
                 # from the float32 models (a bf16 module's linear layers fail oneDNN's inner product)
-                prepacked[name] = (mkldnn_utils.to_mkldnn(copy.deepcopy(unet), dt),
-                                   mkldnn_utils.to_mkldnn(copy.deepcopy(controlnet), dt))
+                prepacked[name] = (
+                    mkldnn_utils.to_mkldnn(copy.deepcopy(unet), dt),
+                    mkldnn_utils.to_mkldnn(copy.deepcopy(controlnet), dt),
+                )
 
     def with_attention(models, kind, fn):
         set_attention(models, kind)
@@ -195,16 +236,21 @@ def main() -> None:
         import torch._inductor.config as inductor_config
 
         for mode in args.compile_modes:
-            for freezing in ([False, True] if args.freezing else [False]):
+            for freezing in [False, True] if args.freezing else [False]:
                 prefix = "fp32" if args.compile_dtype == "float32" else "bf16"
-                name = f"{prefix}-compiled" + ("" if mode == "default" else f"-{mode}") + ("-freezing" if freezing else "")
+                name = (
+                    f"{prefix}-compiled" + ("" if mode == "default" else f"-{mode}") + ("-freezing" if freezing else "")
+                )
                 kw = {} if mode == "default" else {"mode": mode}
                 # each compiled variant wraps its own module objects: dynamo guards on the module,
                 # so a second torch.compile of the same objects would reuse the first variant's graph
                 src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
                 cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
-                u, c = src if not compile_cost.setdefault("_first", False) else (
-                    copy.deepcopy(src[0]), copy.deepcopy(src[1]))
+                u, c = (
+                    src
+                    if not compile_cost.setdefault("_first", False)
+                    else (copy.deepcopy(src[0]), copy.deepcopy(src[1]))
+                )
                 compile_cost["_first"] = True
                 unet_c, cn_c = torch.compile(u, **kw), torch.compile(c, **kw)
 
@@ -235,8 +281,10 @@ def main() -> None:
     base = statistics.median(times["fp32"])
     cap = runtime.cpu_capability()
     native = [k for k in ("amx_tile", "avx512_bf16") if cap.get(k)] or ["no native bf16"]
-    print(f"\nmachine: {dtype_choice._cpu_model()} ({cap['isa']}, {', '.join(native)}), torch {torch.__version__}, "
-          f"threads {threads}, load average {os.getloadavg()[0]:.1f} (1 min) at the end, rounds {args.rounds}\n")
+    print(
+        f"\nmachine: {dtype_choice._cpu_model()} ({cap['isa']}, {', '.join(native)}), torch {torch.__version__}, "
+        f"threads {threads}, load average {os.getloadavg()[0]:.1f} (1 min) at the end, rounds {args.rounds}\n"
+    )
     print("| variant | s/step median | runs | speed-up vs fp32 | drift (rel. L2) |")
     print("|---|---|---|---|---|")
     for name in variants:

@@ -39,10 +39,21 @@ def make_scene(path: Path, size: int) -> None:
     vv = (-10 + 10 * np.log10(rng.gamma(4.4, 1 / 4.4, (size, size)))).astype(np.float32)
     vh = vv - 7
     angle = np.tile(np.linspace(30, 45, size, dtype=np.float32), (size, 1))
-    write_scene(Scene(crs="EPSG:32632", transform=Affine(10, 0, 400_000, 0, -10, 5_200_000), width=size,
-                      height=size, vv_db=vv, vh_db=vh, angle_deg=angle, embedding=emb, scene_id="bench",
-                      provenance={"source": "benchmark", "embedding_source": "proxy:random (benchmark)"}),
-                path / "bench.tif")
+    write_scene(
+        Scene(
+            crs="EPSG:32632",
+            transform=Affine(10, 0, 400_000, 0, -10, 5_200_000),
+            width=size,
+            height=size,
+            vv_db=vv,
+            vh_db=vh,
+            angle_deg=angle,
+            embedding=emb,
+            scene_id="bench",
+            provenance={"source": "benchmark", "embedding_source": "proxy:random (benchmark)"},
+        ),
+        path / "bench.tif",
+    )
 
 
 CHILD = """
@@ -59,8 +70,22 @@ print("RESULT", time.perf_counter() - t, hwm / 1024, code, u.ru_utime + u.ru_sti
 
 def run(scenes: Path, out: Path, size: int, workers: int, landcover: str) -> tuple[float, float, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SARVIZ_HOME": str(out.parent / "home")}
-    args = ["dataset", "build", "--scenes", str(scenes), "--to", str(out), "--size", str(size), "--stride", str(size),
-            "--workers", str(workers), "--landcover", landcover]
+    args = [
+        "dataset",
+        "build",
+        "--scenes",
+        str(scenes),
+        "--to",
+        str(out),
+        "--size",
+        str(size),
+        "--stride",
+        str(size),
+        "--workers",
+        str(workers),
+        "--landcover",
+        landcover,
+    ]
     proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, check=True)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
     _, seconds, rss_mb, code, cpu = line.split()
@@ -87,10 +112,17 @@ def main() -> None:
             times.append(s)
             rss.append(m)
             cpus.append(c)
-        rows.append({"workers": workers, "landcover": landcover, "patches": n,
-                     "median_s": round(statistics.median(times), 2),
-                     "s_per_patch": round(statistics.median(times) / n, 3),
-                     "cpu_s_per_patch": round(statistics.median(cpus) / n, 3), "peak_rss_mb": round(max(rss))})
+        rows.append(
+            {
+                "workers": workers,
+                "landcover": landcover,
+                "patches": n,
+                "median_s": round(statistics.median(times), 2),
+                "s_per_patch": round(statistics.median(times) / n, 3),
+                "cpu_s_per_patch": round(statistics.median(cpus) / n, 3),
+                "peak_rss_mb": round(max(rss)),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     print(f"load average at the end: {os.getloadavg()}", flush=True)
 

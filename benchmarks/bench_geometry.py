@@ -81,8 +81,17 @@ def composite_vs_single(runs: int) -> list[str]:
     for seed in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            items = make_s1_items(folder, LAT, LON, dates, size_px=size, seed=seed, looks=ENL, mean_power=mean_power,
-                                  grid=(crs, transform))  # on the patch grid: the warp is an identity
+            items = make_s1_items(
+                folder,
+                LAT,
+                LON,
+                dates,
+                size_px=size,
+                seed=seed,
+                looks=ENL,
+                mean_power=mean_power,
+                grid=(crs, transform),
+            )  # on the patch grid: the warp is an identity
             files = write_items(folder, items)
             with stac_api(files) as url:
                 source = PublicSource(aef_url=str(folder / "none.zarr"), stac_url=url, timeout=10)
@@ -102,12 +111,14 @@ def composite_vs_single(runs: int) -> list[str]:
         valid = np.isfinite(cases["single"]) & np.isfinite(cases["median6"])
         for name, db in cases.items():
             lin = 10 ** (db / 10)
-            rows[name].append({
-                "enl": enl(lin[valid]),
-                "bias_db": float(np.mean(10 * np.log10(lin[valid].mean() / (10 ** (truth_db[valid] / 10)).mean()))),
-                "median_db_offset": float(np.median(db[valid] - truth_db[valid])),
-                "kl": kl_divergence(np.where(valid, db, np.nan), np.where(valid, perfect, np.nan)).kl,
-            })
+            rows[name].append(
+                {
+                    "enl": enl(lin[valid]),
+                    "bias_db": float(np.mean(10 * np.log10(lin[valid].mean() / (10 ** (truth_db[valid] / 10)).mean()))),
+                    "median_db_offset": float(np.median(db[valid] - truth_db[valid])),
+                    "kl": kl_divergence(np.where(valid, db, np.nan), np.where(valid, perfect, np.nan)).kl,
+                }
+            )
         rec = {m: {k: got[m][2].get(k) for k in ("s1_mode", "s1_date", "s1_composite")} for m in got}
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in rows.items()}
     spread = {name: {k: (min(r[k] for r in rs), max(r[k] for r in rs)) for k in rs[0]} for name, rs in rows.items()}
@@ -115,7 +126,7 @@ def composite_vs_single(runs: int) -> list[str]:
         "## 1. Composite vs single: what the source returns",
         "",
         f"Homogeneous field, γ⁰ = −13.0 dB, gamma speckle L = {ENL}, {size}² px, 6 acquisitions of one track "
-        f"through `PublicSource` (local STAC API + COGs); median of {runs} seeds. \"Perfect generator\" = the right "
+        f'through `PublicSource` (local STAC API + COGs); median of {runs} seeds. "Perfect generator" = the right '
         "σ⁰ with single-acquisition speckle. KL = `sarviz.metrics.sar.kl_divergence` (per pair, our protocol). "
         "The 30-acquisition median (Earth Engine's whole-year median of one track) is a numpy simulation.",
         "",
@@ -123,14 +134,23 @@ def composite_vs_single(runs: int) -> list[str]:
         "| KL range over seeds |",
         "|---|---|---|---|---|---|",
     ]
-    labels = {"single": "single acquisition (**new default**)", "median6": "median of 6 (old PC default, now "
-              "`--s1-mode composite`)", "median30": "median of 30 (old EE default, simulated)"}
+    labels = {
+        "single": "single acquisition (**new default**)",
+        "median6": "median of 6 (old PC default, now `--s1-mode composite`)",
+        "median30": "median of 30 (old EE default, simulated)",
+    }
     for name in ("single", "median6", "median30"):
         m = med[name]
-        out.append(f"| {labels[name]} | {m['enl']:.2f} | {m['bias_db']:+.3f} | {m['median_db_offset']:+.3f} | "
-                   f"{m['kl']:.4f} | {spread[name]['kl'][0]:.4f}–{spread[name]['kl'][1]:.4f} |")
-    out += ["", f"Scene provenance recorded: single → `{json.dumps(rec['single'])}`; composite → "
-                f"`{json.dumps(rec['composite'])}`.", ""]
+        out.append(
+            f"| {labels[name]} | {m['enl']:.2f} | {m['bias_db']:+.3f} | {m['median_db_offset']:+.3f} | "
+            f"{m['kl']:.4f} | {spread[name]['kl'][0]:.4f}–{spread[name]['kl'][1]:.4f} |"
+        )
+    out += [
+        "",
+        f"Scene provenance recorded: single → `{json.dumps(rec['single'])}`; composite → "
+        f"`{json.dumps(rec['composite'])}`.",
+        "",
+    ]
     return out
 
 
@@ -143,29 +163,49 @@ def odd_size_condition() -> list[str]:
     from sarviz.generators.condition import ConditionSpec, build_condition
     from sarviz.scene import Scene
 
-    out = ["## 2. Odd-size condition vs the reference", "",
-           "Condition of a patch through `build_condition` vs `inference_sar_gray.py`'s "
-           "`load_and_preprocess_condition` (transcribed: ×0.5 with `F.interpolate(scale_factor=0.5)`, then bicubic "
-           "to 512²). Embedding: a smooth field plus pixel-scale variation (as real 10 m embeddings have), angle "
-           "ramp 30.5–45.5°. Max / mean |difference| in z-units over the 65 × 512² condition.", "",
-           "| patch | old builder (`size=floor(h/2)`) vs reference | new builder (`scale_factor=0.5`) vs reference |",
-           "|---|---|---|"]
+    out = [
+        "## 2. Odd-size condition vs the reference",
+        "",
+        "Condition of a patch through `build_condition` vs `inference_sar_gray.py`'s "
+        "`load_and_preprocess_condition` (transcribed: ×0.5 with `F.interpolate(scale_factor=0.5)`, then bicubic "
+        "to 512²). Embedding: a smooth field plus pixel-scale variation (as real 10 m embeddings have), angle "
+        "ramp 30.5–45.5°. Max / mean |difference| in z-units over the 65 × 512² condition.",
+        "",
+        "| patch | old builder (`size=floor(h/2)`) vs reference | new builder (`scale_factor=0.5`) vs reference |",
+        "|---|---|---|",
+    ]
     for n in (263, 511, 512):
         rng = np.random.default_rng(n)
         coarse = rng.normal(size=(64, 8, 8))
         smooth = np.kron(coarse, np.ones((n // 8 + 1, n // 8 + 1)))[:, :n, :n]
         emb = (smooth + 0.5 * rng.normal(size=(64, n, n))).astype(np.float32)
         angle = np.tile(np.linspace(30.5, 45.5, n, dtype=np.float32), (n, 1))
-        scene = Scene(crs="EPSG:32630", transform=Affine(10.0, 0, 5e5, 0, -10.0, 4.2e6), width=n, height=n,
-                      embedding=emb, angle_deg=angle, scene_id=f"odd-{n}", provenance={})
+        scene = Scene(
+            crs="EPSG:32630",
+            transform=Affine(10.0, 0, 5e5, 0, -10.0, 4.2e6),
+            width=n,
+            height=n,
+            embedding=emb,
+            angle_deg=angle,
+            scene_id=f"odd-{n}",
+            provenance={},
+        )
         cond = np.concatenate([angle[None], emb]).astype(np.float32)
         cond[0] = np.clip((cond[0] - 35.0) / 15.0, -1, 1)
         cond[1:] = np.clip((cond[1:] - cond[1:].mean()) / cond[1:].std(), -3, 3)
         t = torch.from_numpy(cond)[None]
-        reference = F.interpolate(F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False),
-                                  size=(512, 512), mode="bicubic", align_corners=False)[0].numpy()
-        old = F.interpolate(F.interpolate(t, size=(n // 2, n // 2), mode="bilinear", align_corners=False),
-                            size=(512, 512), mode="bicubic", align_corners=False)[0].numpy()
+        reference = F.interpolate(
+            F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False),
+            size=(512, 512),
+            mode="bicubic",
+            align_corners=False,
+        )[0].numpy()
+        old = F.interpolate(
+            F.interpolate(t, size=(n // 2, n // 2), mode="bilinear", align_corners=False),
+            size=(512, 512),
+            mode="bicubic",
+            align_corners=False,
+        )[0].numpy()
         new = build_condition(scene, ConditionSpec()).array
         d_old, d_new = np.abs(old - reference), np.abs(new - reference)
         out.append(f"| {n}² | {d_old.max():.3f} / {d_old.mean():.4f} | {d_new.max():.2e} / {d_new.mean():.2e} |")
@@ -190,24 +230,30 @@ def mosaic_layout(runs: int) -> list[str]:
             emb = mosaic.read_patch(2020, crs, t, 512, 512)
             times.append(time.perf_counter() - t0)
         attrs = sorted(mosaic.attrs)
-    out += [f"A local store written like aef-mosaic's `ZarrWriter` (group attributes {', '.join(f'`{a}`' for a in attrs if ':' in a and not a.startswith('zarr'))}; "
-            "arrays `embeddings` (time, band, y, x) sharded + zstd, `/time`, `/band`, `/x`, `/y`; **no** `years` or "
-            f"`start_year` attribute) with years 2018, 2020, 2021: read years **{years}** from `/time`, CRS "
-            f"{mosaic.crs.to_string()} from `proj:code`, transform {list(mosaic.transform)[:6]} from "
-            f"`spatial:transform`; a 512² patch of 2020 (index 1) opened and read in "
-            f"{1000 * statistics.median(times):.0f} ms (median of {runs}, cold open each run), "
-            f"{np.isfinite(emb).mean():.1%} valid.", ""]
+    out += [
+        f"A local store written like aef-mosaic's `ZarrWriter` (group attributes {', '.join(f'`{a}`' for a in attrs if ':' in a and not a.startswith('zarr'))}; "
+        "arrays `embeddings` (time, band, y, x) sharded + zstd, `/time`, `/band`, `/x`, `/y`; **no** `years` or "
+        f"`start_year` attribute) with years 2018, 2020, 2021: read years **{years}** from `/time`, CRS "
+        f"{mosaic.crs.to_string()} from `proj:code`, transform {list(mosaic.transform)[:6]} from "
+        f"`spatial:transform`; a 512² patch of 2020 (index 1) opened and read in "
+        f"{1000 * statistics.median(times):.0f} ms (median of {runs}, cold open each run), "
+        f"{np.isfinite(emb).mean():.1%} valid.",
+        "",
+    ]
     # jitter: native UTM 10 m pixel → mosaic cell (NN, the publisher's step) → patch pixel (NN, ours)
-    out += ["Position jitter. The mosaic is itself a nearest-neighbour reprojection of the native UTM 10 m "
-            "AlphaEarth tiles onto a 0.0000898° grid; our patch (local UTM, 10 m, centred on the click) takes the "
-            "mosaic cell under each pixel centre — a second nearest-neighbour step. Measured with pyproj: for each "
-            "patch pixel, the native pixel it finally shows (two steps) vs the native pixel under its centre (what "
-            "one resampling from the native tiles would give). 512² patches; native grid = the UTM zone's 10 m "
-            "grid aligned to multiples of 10 m (as sarviz's patch grid is; the second block shifts the patch by "
-            "3 m in x and y to show a misaligned grid).", "",
-            "| latitude | patch grid | pixels showing another native pixel | two-step displacement, mean / max (m) "
-            "| one-step displacement, mean / max (m) |",
-            "|---|---|---|---|---|"]
+    out += [
+        "Position jitter. The mosaic is itself a nearest-neighbour reprojection of the native UTM 10 m "
+        "AlphaEarth tiles onto a 0.0000898° grid; our patch (local UTM, 10 m, centred on the click) takes the "
+        "mosaic cell under each pixel centre — a second nearest-neighbour step. Measured with pyproj: for each "
+        "patch pixel, the native pixel it finally shows (two steps) vs the native pixel under its centre (what "
+        "one resampling from the native tiles would give). 512² patches; native grid = the UTM zone's 10 m "
+        "grid aligned to multiples of 10 m (as sarviz's patch grid is; the second block shifts the patch by "
+        "3 m in x and y to show a misaligned grid).",
+        "",
+        "| latitude | patch grid | pixels showing another native pixel | two-step displacement, mean / max (m) "
+        "| one-step displacement, mean / max (m) |",
+        "|---|---|---|---|---|",
+    ]
     res = 0.0000898
     shares = []
     for shift in (0.0, 3.0):
@@ -229,16 +275,22 @@ def mosaic_layout(runs: int) -> list[str]:
             d2 = np.hypot((native_two[0] + 0.5) * 10 - xs, (native_two[1] + 0.5) * 10 - ys)
             d1 = np.hypot((native_one[0] + 0.5) * 10 - xs, (native_one[1] + 0.5) * 10 - ys)
             shares.append((shift, differs.mean()))
-            out.append(f"| {lat:g}° | {'aligned' if shift == 0 else 'shifted 3 m, 3 m'} | {differs.mean():.1%} | "
-                       f"{d2.mean():.2f} / {d2.max():.2f} | {d1.mean():.2f} / {d1.max():.2f} |")
+            out.append(
+                f"| {lat:g}° | {'aligned' if shift == 0 else 'shifted 3 m, 3 m'} | {differs.mean():.1%} | "
+                f"{d2.mean():.2f} / {d2.max():.2f} | {d1.mean():.2f} / {d1.max():.2f} |"
+            )
     aligned = max(v for sh, v in shares if sh == 0)
     shifted = max(v for sh, v in shares if sh != 0)
-    out += ["", f"On sarviz's aligned patch grid the second nearest-neighbour step changes at most {aligned:.1%} of "
-            f"the pixels (the mosaic's cells, ~10 m × ≤10 m, are centred within 5 m of the native pixel centres), so "
-            f"resampling the mosaic once more is harmless there; on a grid offset by 3 m up to "
-            f"{shifted:.0%} of the pixels show a neighbouring native pixel. sarviz keeps nearest neighbour (every "
-            "value a real embedding, never an average); the native grids are not recoverable from the mosaic, and "
-            "Earth Engine's embedding (the `ee` source) is resampled only once.", ""]
+    out += [
+        "",
+        f"On sarviz's aligned patch grid the second nearest-neighbour step changes at most {aligned:.1%} of "
+        f"the pixels (the mosaic's cells, ~10 m × ≤10 m, are centred within 5 m of the native pixel centres), so "
+        f"resampling the mosaic once more is harmless there; on a grid offset by 3 m up to "
+        f"{shifted:.0%} of the pixels show a neighbouring native pixel. sarviz keeps nearest neighbour (every "
+        "value a real embedding, never an average); the native grids are not recoverable from the mosaic, and "
+        "Earth Engine's embedding (the `ee` source) is resampled only once.",
+        "",
+    ]
     return out
 
 
@@ -272,20 +324,35 @@ def angle_bias() -> list[str]:
     from pyproj import Geod
 
     geod = Geod(ellps="WGS84")
-    out = ["## 4. Incidence angle from the footprint: before / after", "",
-           "Footprints from a propagated circular orbit (a = 7064.94 km, i = 98.18°, 175 orbits / 12 days, Earth "
-           "turning underneath; `tests/_sources_fixtures.simulate_iw_swath`), 340 km long, edges at 30.8° and 46.0° "
-           "(≈ 252 km, as the SSL4EO footprints). Truth at a point g km from the track: θ(g) on a sphere of the "
-           "local radius. Bias = estimate − truth (°) 10 km inside the near edge, mid-swath, 10 km inside the far "
-           "edge. *Caveat:* the truth uses the same spherical geometry as the new estimator, so the \"after\" rows "
-           "test the side choice, the width and the anchoring, not the Earth model; the real-data check is the "
-           "SSL4EO table below.", "",
-           "| latitude, pass | before: near / mid / far | after: near / mid / far |", "|---|---|---|"]
-    for lat, pass_ in ((0.5, "ascending"), (30, "descending"), (47, "ascending"), (60, "descending"),
-                       (70, "ascending"), (75, "descending"), (78, "ascending"), (80, "descending"),
-                       (81.5, "ascending"), (-70, "ascending"), (-78, "descending"), (-80, "ascending")):
-        footprint, (lon0, lat0), heading, ground_range, incidence = simulate_iw_swath(lat, pass_,
-                                                                                      half_length_s=25.0)
+    out = [
+        "## 4. Incidence angle from the footprint: before / after",
+        "",
+        "Footprints from a propagated circular orbit (a = 7064.94 km, i = 98.18°, 175 orbits / 12 days, Earth "
+        "turning underneath; `tests/_sources_fixtures.simulate_iw_swath`), 340 km long, edges at 30.8° and 46.0° "
+        "(≈ 252 km, as the SSL4EO footprints). Truth at a point g km from the track: θ(g) on a sphere of the "
+        "local radius. Bias = estimate − truth (°) 10 km inside the near edge, mid-swath, 10 km inside the far "
+        'edge. *Caveat:* the truth uses the same spherical geometry as the new estimator, so the "after" rows '
+        "test the side choice, the width and the anchoring, not the Earth model; the real-data check is the "
+        "SSL4EO table below.",
+        "",
+        "| latitude, pass | before: near / mid / far | after: near / mid / far |",
+        "|---|---|---|",
+    ]
+    for lat, pass_ in (
+        (0.5, "ascending"),
+        (30, "descending"),
+        (47, "ascending"),
+        (60, "descending"),
+        (70, "ascending"),
+        (75, "descending"),
+        (78, "ascending"),
+        (80, "descending"),
+        (81.5, "ascending"),
+        (-70, "ascending"),
+        (-78, "descending"),
+        (-80, "ascending"),
+    ):
+        footprint, (lon0, lat0), heading, ground_range, incidence = simulate_iw_swath(lat, pass_, half_length_s=25.0)
         g0, g1 = ground_range(30.8), ground_range(46.0)
         cells = {"before": [], "after": []}
         for g in (g0 + 10, (g0 + g1) / 2, g1 - 10):
@@ -297,11 +364,16 @@ def angle_bias() -> list[str]:
             cells["before"].append(f"{old - truth:+.2f}")
             cells["after"].append("n/a" if new is None else f"{new[4, 4] - truth:+.2f}")
         out.append(f"| {lat:g}°, {pass_} | {' / '.join(cells['before'])} | {' / '.join(cells['after'])} |")
-    out += ["", "Real footprints (`../shared/samples/ssl4eo/s1/*/metadata.json`, Earth Engine `COPERNICUS/S1_GRD`): "
-            "edge angles each estimator assigns, and the angle between the estimated range direction and the "
-            "product's own angle tie-point grid's column (range) axis.", "",
-            "| product | pass | footprint width km | before: near / far edge ° | after: near / far edge ° | "
-            "range direction vs product grid, before / after |", "|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "Real footprints (`../shared/samples/ssl4eo/s1/*/metadata.json`, Earth Engine `COPERNICUS/S1_GRD`): "
+        "edge angles each estimator assigns, and the angle between the estimated range direction and the "
+        "product's own angle tie-point grid's column (range) axis.",
+        "",
+        "| product | pass | footprint width km | before: near / far edge ° | after: near / far edge ° | "
+        "range direction vs product grid, before / after |",
+        "|---|---|---|---|---|---|",
+    ]
     ssl = Path(ROOT).parent / "shared" / "samples" / "ssl4eo" / "s1"
     for path in sorted(glob.glob(str(ssl / "*" / "*" / "metadata.json"))):
         meta = json.loads(Path(path).read_text())
@@ -322,16 +394,22 @@ def angle_bias() -> list[str]:
             gx, gy, _ = np.linalg.lstsq(X, angle.ravel().astype(float), rcond=None)[0]
             return math.degrees(math.acos(np.clip((np.array([gx, gy]) / math.hypot(gx, gy)) @ axis, -1, 1)))
 
-        out.append(f"| {meta['system:index'][:32]}… | {pass_} | {details['swath_width_km']:.1f} | 29.10 / 46.00 | "
-                   f"{details['near_edge_deg']:.2f} / {details['far_edge_deg']:.2f} | "
-                   f"{direction(old):.1f}° / {direction(new):.1f}° |")
-    out += ["", "Before: 29.1°–46.0° (the IW *beam* limits, 274 km apart on the orbit's geometry) was stretched over "
-            "a ~252 km GRD footprint, so the near range read 0.8–1.7° too low; and above ~75° the along-track side "
-            "was chosen as \"closer to north–south\", which mirrors near and far range once the track runs more "
-            "east–west in the local grid (the ±7° rows above; where it happens depends on the footprint's length "
-            "and the UTM grid convergence). After: the far edge is 46.0°, the "
-            "measured width sets the near edge (≈ 30.7° on real footprints, as in the GRD angle bands), and the "
-            "along-track side and far-range side come from the orbit's heading at the nadir point.", ""]
+        out.append(
+            f"| {meta['system:index'][:32]}… | {pass_} | {details['swath_width_km']:.1f} | 29.10 / 46.00 | "
+            f"{details['near_edge_deg']:.2f} / {details['far_edge_deg']:.2f} | "
+            f"{direction(old):.1f}° / {direction(new):.1f}° |"
+        )
+    out += [
+        "",
+        "Before: 29.1°–46.0° (the IW *beam* limits, 274 km apart on the orbit's geometry) was stretched over "
+        "a ~252 km GRD footprint, so the near range read 0.8–1.7° too low; and above ~75° the along-track side "
+        'was chosen as "closer to north–south", which mirrors near and far range once the track runs more '
+        "east–west in the local grid (the ±7° rows above; where it happens depends on the footprint's length "
+        "and the UTM grid convergence). After: the far edge is 46.0°, the "
+        "measured width sets the near edge (≈ 30.7° on real footprints, as in the GRD angle bands), and the "
+        "along-track side and far-range side come from the orbit's heading at the nadir point.",
+        "",
+    ]
     return out
 
 
@@ -341,11 +419,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS_geometry.md")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    lines = ["# Geometry and inputs (sources/geometry half)", "",
-             f"`python benchmarks/bench_geometry.py --runs {args.runs}` — {time.strftime('%Y-%m-%d')}, "
-             f"shared 2-core machine under load (load average {os.getloadavg()[0]:.1f}); times indicative.", ""]
-    for part in (lambda: composite_vs_single(args.runs), odd_size_condition, lambda: mosaic_layout(args.runs),
-                 angle_bias):
+    lines = [
+        "# Geometry and inputs (sources/geometry half)",
+        "",
+        f"`python benchmarks/bench_geometry.py --runs {args.runs}` — {time.strftime('%Y-%m-%d')}, "
+        f"shared 2-core machine under load (load average {os.getloadavg()[0]:.1f}); times indicative.",
+        "",
+    ]
+    for part in (
+        lambda: composite_vs_single(args.runs),
+        odd_size_condition,
+        lambda: mosaic_layout(args.runs),
+        angle_bias,
+    ):
         lines += part()
         print("\n".join(lines[-6:]), flush=True)
     lines.append(f"Total benchmark time {time.perf_counter() - t0:.0f} s.")

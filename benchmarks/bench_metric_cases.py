@@ -54,13 +54,25 @@ def composite_case(seeds: list[int]) -> str:
         for name, n in (("single acquisition", 1), ("median of 6", 6), ("median of 30", 30)):
             stack = np.stack([truth * speckle(rng, truth.shape) for _ in range(n)])
             real = 10 * np.log10(np.median(stack, axis=0))
-            rep = compare(real, real - 7.0, gen, gen - 7.0,
-                          real_provenance={"s1_mode": "single" if n == 1 else "composite",
-                                           "s1_composite": {"kind": "median", "n": n}})
+            rep = compare(
+                real,
+                real - 7.0,
+                gen,
+                gen - 7.0,
+                real_provenance={
+                    "s1_mode": "single" if n == 1 else "composite",
+                    "s1_composite": {"kind": "median", "n": n},
+                },
+            )
             m = rep["VV"]
             s001 = protocols.seed001_pair(real, gen)
-            row = rows.setdefault(name, {k: [] for k in ("kl", "enl_r", "enl_g", "c_r", "c_g", "s_r", "s_g", "ssim",
-                                                         "ssim_ds", "bias", "flag")})
+            row = rows.setdefault(
+                name,
+                {
+                    k: []
+                    for k in ("kl", "enl_r", "enl_g", "c_r", "c_g", "s_r", "s_g", "ssim", "ssim_ds", "bias", "flag")
+                },
+            )
             row["kl"].append(m.kl.kl)
             row["enl_r"].append(m.enl_real.enl)
             row["enl_g"].append(m.enl_generated.enl)
@@ -73,14 +85,19 @@ def composite_case(seeds: list[int]) -> str:
             # radiometric bias of the real image: mean intensity vs the true σ⁰ (a median is biased low)
             row["bias"].append(float(10 * np.log10(np.mean(10 ** (real / 10)) / np.mean(truth))))
             row["flag"].append(",".join(rep.flags()["flagged_metrics"]) or "—")
-    out = ["| real image | KL (per pair) | ENL real / gen | GLCM contrast d=1, dB stretch, real / gen | "
-           "GLCM contrast d=1, seed-001 amplitude patches, real / gen | SSIM full / downsampled | "
-           "real mean intensity / true σ⁰ (dB) | flagged in JSON |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| real image | KL (per pair) | ENL real / gen | GLCM contrast d=1, dB stretch, real / gen | "
+        "GLCM contrast d=1, seed-001 amplitude patches, real / gen | SSIM full / downsampled | "
+        "real mean intensity / true σ⁰ (dB) | flagged in JSON |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         med = {k: float(np.median(v)) for k, v in r.items() if k != "flag"}
-        out.append(f"| {name} | {med['kl']:.4f} | {med['enl_r']:.2f} / {med['enl_g']:.2f} | "
-                   f"{med['c_r']:.2f} / {med['c_g']:.2f} | {med['s_r']:.2f} / {med['s_g']:.2f} | "
-                   f"{med['ssim']:.3f} / {med['ssim_ds']:.3f} | {med['bias']:+.2f} | {r['flag'][0]} |")
+        out.append(
+            f"| {name} | {med['kl']:.4f} | {med['enl_r']:.2f} / {med['enl_g']:.2f} | "
+            f"{med['c_r']:.2f} / {med['c_g']:.2f} | {med['s_r']:.2f} / {med['s_g']:.2f} | "
+            f"{med['ssim']:.3f} / {med['ssim_ds']:.3f} | {med['bias']:+.2f} | {r['flag'][0]} |"
+        )
     return "\n".join(out)
 
 
@@ -95,8 +112,13 @@ def _with_targets(intensity: np.ndarray, rng: np.random.Generator, case: str) ->
     return out
 
 
-ENL_CASES = (("clean", 16), ("points 0.1 % (+10 dB)", 16), ("lines every 64 px (+10 dB)", 16), ("clean", 8),
-             ("points 0.1 % (+10 dB)", 8))
+ENL_CASES = (
+    ("clean", 16),
+    ("points 0.1 % (+10 dB)", 16),
+    ("lines every 64 px (+10 dB)", 16),
+    ("clean", 8),
+    ("points 0.1 % (+10 dB)", 8),
+)
 
 
 def _enl(db: np.ndarray, window: int, legacy: bool) -> float:
@@ -109,8 +131,10 @@ def _enl(db: np.ndarray, window: int, legacy: bool) -> float:
 
 
 def enl_case(seeds: list[int]) -> str:
-    out = ["| speckle | L | case | window | previous selection (error) | current selection (error) |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| speckle | L | case | window | previous selection (error) | current selection (error) |",
+        "|---|---|---|---|---|---|",
+    ]
     for correlated, looks_list in ((False, (1.0, L_S1, 10.0)), (True, (L_S1,))):
         for looks in looks_list:
             for case, window in ENL_CASES:
@@ -122,8 +146,9 @@ def enl_case(seeds: list[int]) -> str:
                     old.append(_enl(db, window, True) / looks - 1)
                     new.append(_enl(db, window, False) / looks - 1)
                 kind = "S1-like correlated (emulator)" if correlated else "gamma, uncorrelated"
-                out.append(f"| {kind} | {looks:g} | {case} | {window} px | {np.median(old):+.1%} | "
-                           f"{np.median(new):+.1%} |")
+                out.append(
+                    f"| {kind} | {looks:g} | {case} | {window} px | {np.median(old):+.1%} | {np.median(new):+.1%} |"
+                )
     return "\n".join(out)
 
 
@@ -137,8 +162,9 @@ def _sample_chips() -> list[tuple[str, np.ndarray, np.ndarray]]:
             chips.append(("Sen1Floods11 Spain 512²", src.read(1).astype(np.float32), src.read(2).astype(np.float32)))
     for folder in sorted((SHARED / "samples" / "bigearthnet" / "BigEarthNet-S1-Example").glob("S1*")):
         with rasterio.open(next(folder.glob("*_VV.tif"))) as a, rasterio.open(next(folder.glob("*_VH.tif"))) as b:
-            chips.append((f"BigEarthNet {folder.name[-5:]} 120²", a.read(1).astype(np.float32),
-                          b.read(1).astype(np.float32)))
+            chips.append(
+                (f"BigEarthNet {folder.name[-5:]} 120²", a.read(1).astype(np.float32), b.read(1).astype(np.float32))
+            )
     for folder in sorted((SHARED / "samples" / "ssl4eo" / "s1" / "0000200").glob("S1*")):
         with rasterio.open(folder / "VV.tif") as a, rasterio.open(folder / "VH.tif") as b:
             vv, vh = a.read(1).astype(np.float32), b.read(1).astype(np.float32)
@@ -150,8 +176,10 @@ def enl_real_chips() -> str:
     chips = _sample_chips()
     if not chips:
         return f"(no sample chips: {SHARED / 'samples'} is absent)"
-    out = ["| chip | pol | previous ENL | current ENL | windows used | windows rejected as targets |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| chip | pol | previous ENL | current ENL | windows used | windows rejected as targets |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, vv, vh in chips:
         for pol, db in (("VV", vv), ("VH", vh)):
             try:
@@ -175,18 +203,29 @@ def glcm_lag_case() -> str:
     else:
         name, vv = "emulated field", 10 * np.log10(10 ** (true_sigma0_db(rng) / 10) * speckle(rng, (SIZE, SIZE)))
     levels = sar.quantise(vv, "VV")
-    rounded = graycomatrix(levels, list(sar.GLCM_DISTANCES), np.deg2rad(sar.GLCM_ANGLES_DEG), levels=sar.GLCM_LEVELS + 1,
-                           symmetric=True, normed=False)[1:, 1:].astype(float)
+    rounded = graycomatrix(
+        levels,
+        list(sar.GLCM_DISTANCES),
+        np.deg2rad(sar.GLCM_ANGLES_DEG),
+        levels=sar.GLCM_LEVELS + 1,
+        symmetric=True,
+        normed=False,
+    )[1:, 1:].astype(float)
     rounded = graycoprops(rounded / rounded.sum(axis=(0, 1), keepdims=True), "contrast")
     exact = sar.glcm_features_from_levels(levels, sar.GLCM_LEVELS)["contrast"]
-    out = [f"{name}, VV, contrast (32 levels on the calibrated dB stretch):", "",
-           "| angle | d | scikit-image offset (row, col; rows down) | contrast (rounded) | exact lag | contrast (exact) |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        f"{name}, VV, contrast (32 levels on the calibrated dB stretch):",
+        "",
+        "| angle | d | scikit-image offset (row, col; rows down) | contrast (rounded) | exact lag | contrast (exact) |",
+        "|---|---|---|---|---|---|",
+    ]
     for j, a in enumerate(sar.GLCM_ANGLES_DEG):
         for i, d in enumerate(sar.GLCM_DISTANCES):
             t = np.deg2rad(a)
             off = (int(round(np.sin(t) * d)), int(round(np.cos(t) * d)))
-            out.append(f"| {a}° | {d} | {off} | {rounded[i, j]:.3f} | {sar.glcm_lag_vector(d, a)} | {exact[i, j]:.3f} |")
+            out.append(
+                f"| {a}° | {d} | {off} | {rounded[i, j]:.3f} | {sar.glcm_lag_vector(d, a)} | {exact[i, j]:.3f} |"
+            )
     return "\n".join(out)
 
 
@@ -202,8 +241,10 @@ def ssim_case() -> str:
         for pol, db in (("VV", vv), ("VH", vh)):
             gen = db + 10 * np.log10(rng.gamma(looks, 1 / looks, db.shape))
             pair = sar.prepare_pair(db, gen, pol)
-            out.append(f"| {name}: {label} | {pol} | {sar.ssim_prepared(pair):.3f} | "
-                       f"{sar.ssim_prepared(pair, 'downsampled'):.3f} |")
+            out.append(
+                f"| {name}: {label} | {pol} | {sar.ssim_prepared(pair):.3f} | "
+                f"{sar.ssim_prepared(pair, 'downsampled'):.3f} |"
+            )
     return "\n".join(out)
 
 

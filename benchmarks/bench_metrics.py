@@ -90,15 +90,21 @@ def main() -> None:
         wall["inspect_all: total"].append(time.perf_counter() - start[0])
         cpu["inspect_all: total"].append(time.process_time() - start[1])
 
-    print(f"input: {source}, {vv.shape[0]}×{vv.shape[1]} px, {args.runs} runs each, alternating; "
-          f"load average {load_before:.2f} → {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print("wall time (ms) and process CPU time (ms, all threads: above wall = two cores used, "
-          "well below = waiting for a busy machine)")
+    print(
+        f"input: {source}, {vv.shape[0]}×{vv.shape[1]} px, {args.runs} runs each, alternating; "
+        f"load average {load_before:.2f} → {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        "wall time (ms) and process CPU time (ms, all threads: above wall = two cores used, "
+        "well below = waiting for a busy machine)"
+    )
     print(f"{'stage':<36} {'median':>8} {'min':>8} {'max':>8} {'cpu med':>8}")
     for name, times in wall.items():
         ms = [1000 * t for t in times]
-        print(f"{name:<36} {statistics.median(ms):8.1f} {min(ms):8.1f} {max(ms):8.1f} "
-              f"{1000 * statistics.median(cpu[name]):8.1f}")
+        print(
+            f"{name:<36} {statistics.median(ms):8.1f} {min(ms):8.1f} {max(ms):8.1f} "
+            f"{1000 * statistics.median(cpu[name]):8.1f}"
+        )
     total = statistics.median(wall["inspect_all: total"])
     print(f"target: inspect_all total < 500 ms → {'met' if total < 0.5 else 'NOT met'} ({1000 * total:.0f} ms)")
 

@@ -62,12 +62,20 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             out = migrate_image(amp(8), [amp(1)], ex, settings)
             total = time.perf_counter() - t0
-            rows.append({"size": size, "layers": layers, "n_layers": len(ex.layers),
-                         "image_losses": decode_every == 1, "iters": args.iters,
-                         "s_per_iteration": round(out.provenance["seconds"] / args.iters, 2),
-                         "s_total_incl_encode": round(total, 2),
-                         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
-                         "dtype": args.dtype, "threads": args.threads})
+            rows.append(
+                {
+                    "size": size,
+                    "layers": layers,
+                    "n_layers": len(ex.layers),
+                    "image_losses": decode_every == 1,
+                    "iters": args.iters,
+                    "s_per_iteration": round(out.provenance["seconds"] / args.iters, 2),
+                    "s_total_incl_encode": round(total, 2),
+                    "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+                    "dtype": args.dtype,
+                    "threads": args.threads,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return 0
 

@@ -79,8 +79,13 @@ def bench(checkout: Path, args_extra: list[str], env: dict, loads: int) -> tuple
     port = free_port()
     streamlit = Path(sys.executable).parent / "streamlit"
     log = open(checkout / f"streamlit-{port}.log", "w")
-    proc = subprocess.Popen([str(streamlit), "run", "app.py", "--server.port", str(port), "--server.address",
-                             "127.0.0.1", *args_extra], cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(streamlit), "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1", *args_extra],
+        cwd=checkout,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     ps = psutil.Process(proc.pid)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -123,14 +128,22 @@ def main() -> int:
         checkout.mkdir()
         make_checkout(checkout, args.venv_dirs)
         n_dirs = sum(1 for _ in (checkout / ".venv").rglob("*"))
-        env = {**os.environ, "SARVIZ_SCENES": str(scenes), "SARVIZ_HOME": str(tmp / "home"),
-               "PYTHONPATH": str(ROOT), "SARVIZ_SOURCES": "local"}
+        env = {
+            **os.environ,
+            "SARVIZ_SCENES": str(scenes),
+            "SARVIZ_HOME": str(tmp / "home"),
+            "PYTHONPATH": str(ROOT),
+            "SARVIZ_SOURCES": "local",
+        }
         rows = []
         for name, extra in SETTINGS.items():
             first, rest, wall = bench(checkout, extra, env, args.loads)
             rows.append((name, first, statistics.median(rest) if rest else float("nan"), statistics.median(wall)))
-            print(f"{name}: first load {first:.2f} CPU-s, then median {rows[-1][2]:.2f} CPU-s per load, "
-                  f"median wall {rows[-1][3]:.2f} s", flush=True)
+            print(
+                f"{name}: first load {first:.2f} CPU-s, then median {rows[-1][2]:.2f} CPU-s per load, "
+                f"median wall {rows[-1][3]:.2f} s",
+                flush=True,
+            )
     load = os.getloadavg()
     lines = [
         "# Main-page load cost (CPU seconds of the Streamlit server per page load)",
@@ -154,8 +167,11 @@ def main() -> int:
     lines += [f"| {n} | {f:.2f} | {m:.2f} | {w:.2f} |" for n, f, m, w in rows]
     base = rows[0][2]
     if base > 0:
-        lines += ["", f"The default watcher costs {rows[1][2] / base:.1f}× the project setting per page load; "
-                      f"polling {rows[2][2] / base:.1f}×."]
+        lines += [
+            "",
+            f"The default watcher costs {rows[1][2] / base:.1f}× the project setting per page load; "
+            f"polling {rows[2][2] / base:.1f}×.",
+        ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0

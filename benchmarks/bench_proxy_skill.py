@@ -65,8 +65,17 @@ def _resample_to(path: Path, scene, band: int = 1) -> np.ndarray:
     with rasterio.open(path) as src:
         arr = src.read(band, out_dtype="float32")
         out = np.full(scene.shape, np.nan, np.float32)
-        reproject(arr, out, src_transform=src.transform, src_crs=src.crs, dst_transform=scene.transform,
-                  dst_crs=scene.crs, resampling=Resampling.bilinear, src_nodata=src.nodata, dst_nodata=np.nan)
+        reproject(
+            arr,
+            out,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            dst_transform=scene.transform,
+            dst_crs=scene.crs,
+            resampling=Resampling.bilinear,
+            src_nodata=src.nodata,
+            dst_nodata=np.nan,
+        )
     return out
 
 
@@ -110,6 +119,7 @@ def water_label_of(scene, samples: Path) -> np.ndarray | None:
 # -- land cover vs shipped labels ------------------------------------------------------------------
 def landcover_section(scenes, samples: Path) -> dict:
     from sarviz.datasets.landcover import DW_CLASS_NAMES, classes_from_labels, classify_optical
+
     try:
         from sarviz.optical_landcover import classify
     except ImportError:  # an older main without it
@@ -129,21 +139,31 @@ def landcover_section(scenes, samples: Path) -> dict:
                 ok = (lab >= 0) & (cls >= 0)
                 truth, pred = lab[ok] == 1, cls[ok] == DW_CLASS_NAMES.index("water")
                 tp, fp, fn = (truth & pred).sum(), (~truth & pred).sum(), (truth & ~pred).sum()
-                out["water"].append({"scene": s.scene_id, "rules": name, "precision": tp / max(tp + fp, 1),
-                                     "recall": tp / max(tp + fn, 1), "iou": tp / max(tp + fp + fn, 1),
-                                     "accuracy": float((truth == pred).mean())})
+                out["water"].append(
+                    {
+                        "scene": s.scene_id,
+                        "rules": name,
+                        "precision": tp / max(tp + fp, 1),
+                        "recall": tp / max(tp + fn, 1),
+                        "iou": tp / max(tp + fp + fn, 1),
+                        "accuracy": float((truth == pred).mean()),
+                    }
+                )
         allowed = classes_from_labels(s.provenance.get("labels"))
         if allowed:
             for name, cls in variants.items():
                 v = cls[cls >= 0]
                 shares = np.bincount(v, minlength=len(DW_CLASS_NAMES)) / max(v.size, 1)
-                out["corine"].append({
-                    "scene": s.scene_id, "rules": name,
-                    "labels": sorted(DW_CLASS_NAMES[i] for i in allowed),
-                    "in_label_set": float(shares[sorted(allowed)].sum()),
-                    "label_classes_found": float(np.mean([shares[i] >= 0.05 for i in allowed])),
-                    "predicted": {DW_CLASS_NAMES[i]: round(float(x), 3) for i, x in enumerate(shares) if x >= 0.01},
-                })
+                out["corine"].append(
+                    {
+                        "scene": s.scene_id,
+                        "rules": name,
+                        "labels": sorted(DW_CLASS_NAMES[i] for i in allowed),
+                        "in_label_set": float(shares[sorted(allowed)].sum()),
+                        "label_classes_found": float(np.mean([shares[i] >= 0.05 for i in allowed])),
+                        "predicted": {DW_CLASS_NAMES[i]: round(float(x), 3) for i, x in enumerate(shares) if x >= 0.01},
+                    }
+                )
     return out
 
 
@@ -192,8 +212,12 @@ def skill_section(scenes, samples: Path, points: Path) -> dict:
         lab = water_label_of(s, samples)
         if lab is not None:
             mask &= lab == 0  # flood and permanent water (1) and no data (−1) out
-        rec = {"scene": s.scene_id, "dataset": s.scene_id.split("_")[0],
-               "proxy": proxy.provenance.get("embedding_proxy", {}), "angle": res.provenance.get("angle_source")}
+        rec = {
+            "scene": s.scene_id,
+            "dataset": s.scene_id.split("_")[0],
+            "proxy": proxy.provenance.get("embedding_proxy", {}),
+            "angle": res.provenance.get("angle_source"),
+        }
         for pol, g_db, r_db in (("VV", res.vv_db, s.vv_db), ("VH", res.vh_db, s.vh_db)):
             m = mask & np.isfinite(g_db) & np.isfinite(r_db)
             gb = 10 * np.log10(block_means(10 ** (g_db / 10), m))
@@ -213,8 +237,10 @@ def skill_section(scenes, samples: Path, points: Path) -> dict:
         pooled[gname] = {}
         for pol in ("VV", "VH"):
             ps = [parts[pol][i] for i in ids]
-            pooled[gname][pol] = {**stats(np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps])),
-                                  **bootstrap(ps, rng)}
+            pooled[gname][pol] = {
+                **stats(np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps])),
+                **bootstrap(ps, rng),
+            }
     return {"per_scene": per_scene, "pooled": pooled}
 
 
@@ -232,8 +258,7 @@ def fit_levels(scenes, samples: Path, points: Path) -> dict:
     for s in scenes:
         toa = str(s.provenance.get("optical_level") or "").upper().startswith("L1C")
         diag: dict = {}
-        build_proxy_embedding(s.optical, points, top_of_atmosphere=toa, latitude=s.center_latlon[0],
-                              diagnostics=diag)
+        build_proxy_embedding(s.optical, points, top_of_atmosphere=toa, latitude=s.center_latlon[0], diagnostics=diag)
         mask = np.ones(s.shape, bool)
         lab = water_label_of(s, samples)
         if lab is not None:
@@ -247,26 +272,35 @@ def fit_levels(scenes, samples: Path, points: Path) -> dict:
             ok = np.isfinite(rb) & np.isfinite(pb)
             row.append((rb[ok] - pb[ok]))
         gaps.setdefault(s.scene_id.split("_")[0], []).append(row)
-    per_dataset = {d: [float(np.mean(np.concatenate([r[k] for r in rows]))) for k in (0, 1)]
-                   for d, rows in gaps.items()}
-    offsets = {"all": {"VV": float(np.mean([v[0] for v in per_dataset.values()])),
-                       "VH": float(np.mean([v[1] for v in per_dataset.values()])),
-                       "fitted_on": sorted(per_dataset)}}
+    per_dataset = {
+        d: [float(np.mean(np.concatenate([r[k] for r in rows]))) for k in (0, 1)] for d, rows in gaps.items()
+    }
+    offsets = {
+        "all": {
+            "VV": float(np.mean([v[0] for v in per_dataset.values()])),
+            "VH": float(np.mean([v[1] for v in per_dataset.values()])),
+            "fitted_on": sorted(per_dataset),
+        }
+    }
     for held in per_dataset:
         rest = [v for d, v in per_dataset.items() if d != held]
-        offsets[f"without:{held}"] = {"VV": float(np.mean([v[0] for v in rest])),
-                                      "VH": float(np.mean([v[1] for v in rest])),
-                                      "fitted_on": sorted(d for d in per_dataset if d != held)}
+        offsets[f"without:{held}"] = {
+            "VV": float(np.mean([v[0] for v in rest])),
+            "VH": float(np.mean([v[1] for v in rest])),
+            "fitted_on": sorted(d for d in per_dataset if d != held),
+        }
     from sarviz.embedding_proxy import PROXY_VERSION
 
-    return {"proxy_version": PROXY_VERSION,
-            "about": "Level offsets (dB) of the proxy embedding's point choice (sarviz.embedding_proxy."
-                     "level_offsets): mean gap between real single-date Sentinel-1 8x8-block levels of the bundled "
-                     "samples (flood water masked) and the own 2024 median S1 (+0.33 dB median-to-mean) of the "
-                     "points the unshifted proxy chose; 'without:D' is fitted on the other datasets only and is "
-                     "used for scenes of D. Written by benchmarks/bench_proxy_skill.py --fit-levels.",
-            "per_dataset_gap_db": {d: {"VV": round(v[0], 3), "VH": round(v[1], 3)} for d, v in per_dataset.items()},
-            "offsets": {k: {**v, "VV": round(v["VV"], 3), "VH": round(v["VH"], 3)} for k, v in offsets.items()}}
+    return {
+        "proxy_version": PROXY_VERSION,
+        "about": "Level offsets (dB) of the proxy embedding's point choice (sarviz.embedding_proxy."
+        "level_offsets): mean gap between real single-date Sentinel-1 8x8-block levels of the bundled "
+        "samples (flood water masked) and the own 2024 median S1 (+0.33 dB median-to-mean) of the "
+        "points the unshifted proxy chose; 'without:D' is fitted on the other datasets only and is "
+        "used for scenes of D. Written by benchmarks/bench_proxy_skill.py --fit-levels.",
+        "per_dataset_gap_db": {d: {"VV": round(v[0], 3), "VH": round(v[1], 3)} for d, v in per_dataset.items()},
+        "offsets": {k: {**v, "VV": round(v["VV"], 3), "VH": round(v["VH"], 3)} for k, v in offsets.items()},
+    }
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -276,45 +310,72 @@ def _ci(v: dict, key: str, ci: str, fmt: str = "{:+.2f}") -> str:
 
 
 def report(lc: dict, skill: dict) -> str:
-    lines = ["## 0. Optical land cover vs the labels the samples ship\n",
-             "Sen1Floods11 hand-labelled water (pixels with a label; flood and permanent water = 1):\n",
-             "| scene | rules | precision | recall | IoU | accuracy |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## 0. Optical land cover vs the labels the samples ship\n",
+        "Sen1Floods11 hand-labelled water (pixels with a label; flood and permanent water = 1):\n",
+        "| scene | rules | precision | recall | IoU | accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
     for w in lc["water"]:
-        lines.append(f"| {w['scene']} | {w['rules']} | {w['precision']:.3f} | {w['recall']:.3f} | {w['iou']:.3f} | "
-                     f"{w['accuracy']:.3f} |")
-    lines += ["", "BigEarthNet CORINE labels (patch-level; mapped to Dynamic World classes): share of pixels whose "
-              "class is one the labels name, and share of the named classes found on ≥ 5 % of the pixels:\n",
-              "| patch | rules | CORINE → DW | in label set | label classes found | predicted (≥ 1 %) |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {w['scene']} | {w['rules']} | {w['precision']:.3f} | {w['recall']:.3f} | {w['iou']:.3f} | "
+            f"{w['accuracy']:.3f} |"
+        )
+    lines += [
+        "",
+        "BigEarthNet CORINE labels (patch-level; mapped to Dynamic World classes): share of pixels whose "
+        "class is one the labels name, and share of the named classes found on ≥ 5 % of the pixels:\n",
+        "| patch | rules | CORINE → DW | in label set | label classes found | predicted (≥ 1 %) |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in lc["corine"]:
-        lines.append(f"| {c['scene'][-12:]} | {c['rules']} | {', '.join(c['labels'])} | {c['in_label_set']:.2f} | "
-                     f"{c['label_classes_found']:.2f} | {json.dumps(c['predicted'])} |")
+        lines.append(
+            f"| {c['scene'][-12:]} | {c['rules']} | {', '.join(c['labels'])} | {c['in_label_set']:.2f} | "
+            f"{c['label_classes_found']:.2f} | {json.dumps(c['predicted'])} |"
+        )
     for rules in sorted({c["rules"] for c in lc["corine"]}):
         sub = [c for c in lc["corine"] if c["rules"] == rules]
-        lines.append(f"| **mean** | {rules} | | {np.mean([c['in_label_set'] for c in sub]):.2f} | "
-                     f"{np.mean([c['label_classes_found'] for c in sub]):.2f} | |")
-    lines += ["", "## 1. Proxy skill: emulator from the PROXY vs the real Sentinel-1 (8×8-px block means, dB)\n",
-              "| group | pol | blocks | r [95 %] | R² [95 %] | bias dB [95 %] |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| **mean** | {rules} | | {np.mean([c['in_label_set'] for c in sub]):.2f} | "
+            f"{np.mean([c['label_classes_found'] for c in sub]):.2f} | |"
+        )
+    lines += [
+        "",
+        "## 1. Proxy skill: emulator from the PROXY vs the real Sentinel-1 (8×8-px block means, dB)\n",
+        "| group | pol | blocks | r [95 %] | R² [95 %] | bias dB [95 %] |",
+        "|---|---|---|---|---|---|",
+    ]
     for g, v in skill["pooled"].items():
         for pol in ("VV", "VH"):
             x = v[pol]
-            lines.append(f"| {g} | {pol} | {x['blocks']} | {_ci(x, 'r', 'r_ci')} | {_ci(x, 'r2', 'r2_ci')} | "
-                         f"{_ci(x, 'bias_db', 'bias_ci')} |")
-    lines += ["", "| scene | VV r [95 %] | VV bias dB | VH r [95 %] | VH bias dB | proxy region |",
-              "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {g} | {pol} | {x['blocks']} | {_ci(x, 'r', 'r_ci')} | {_ci(x, 'r2', 'r2_ci')} | "
+                f"{_ci(x, 'bias_db', 'bias_ci')} |"
+            )
+    lines += [
+        "",
+        "| scene | VV r [95 %] | VV bias dB | VH r [95 %] | VH bias dB | proxy region |",
+        "|---|---|---|---|---|---|",
+    ]
     for rec in skill["per_scene"]:
-        lines.append(f"| {rec['scene'][:44]} | {_ci(rec['VV'], 'r', 'r_ci')} | {rec['VV']['bias_db']:+.2f} | "
-                     f"{_ci(rec['VH'], 'r', 'r_ci')} | {rec['VH']['bias_db']:+.2f} | {rec['proxy'].get('region')} |")
+        lines.append(
+            f"| {rec['scene'][:44]} | {_ci(rec['VV'], 'r', 'r_ci')} | {rec['VV']['bias_db']:+.2f} | "
+            f"{_ci(rec['VH'], 'r', 'r_ci')} | {rec['VH']['bias_db']:+.2f} | {rec['proxy'].get('region')} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=Path, default=Path(os.environ.get("SARVIZ_SHARED", REPO.parent / "shared"))
-                    / "samples")
+    ap.add_argument(
+        "--samples", type=Path, default=Path(os.environ.get("SARVIZ_SHARED", REPO.parent / "shared")) / "samples"
+    )
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--fit-levels", action="store_true",
-                    help="fit the proxy's level offsets leave-one-dataset-out and write sarviz/proxy_levels.json")
+    ap.add_argument(
+        "--fit-levels",
+        action="store_true",
+        help="fit the proxy's level offsets leave-one-dataset-out and write sarviz/proxy_levels.json",
+    )
     args = ap.parse_args(argv)
     samples = args.samples.resolve()
     scenes = [c.build() for c in find_candidates(samples)]

@@ -74,9 +74,13 @@ def main() -> int:
             rows_ms.append((name, t, lo, cpu))
             return value
 
-        exact = row("pixel lookup: pyproj on every pixel (reference)",
-                    lambda: mosaic.source_pixels_exact(crs, transform, 512, 512))
-        fast = row("pixel lookup: lattice + bilinear + edge fix-up", lambda: mosaic.source_pixels(crs, transform, 512, 512))
+        exact = row(
+            "pixel lookup: pyproj on every pixel (reference)",
+            lambda: mosaic.source_pixels_exact(crs, transform, 512, 512),
+        )
+        fast = row(
+            "pixel lookup: lattice + bilinear + edge fix-up", lambda: mosaic.source_pixels(crs, transform, 512, 512)
+        )
         assert all(np.array_equal(a, b) for a, b in zip(exact, fast)), "fast pixel lookup differs from pyproj"
         window = row("Zarr window read, zarr defaults", lambda: np.asarray(array[yi, :, r0:r1, c0:c1]))
         with zarr.config.set(_LOCAL_ZARR_READ):
@@ -85,16 +89,20 @@ def main() -> int:
         rows_ms[-2] = (f"{name} ({window.shape[1]}×{window.shape[2]}×64 int8)", *times)
         index = ((rows - r0) * (c1 - c0) + (cols - c0)).ravel()
         codes2d = window.reshape(64, -1)
-        before = row("gather int8 + arithmetic dequantisation (before)",
-                     lambda: dequantize_arithmetic(np.take(codes2d, index, axis=1)))
+        before = row(
+            "gather int8 + arithmetic dequantisation (before)",
+            lambda: dequantize_arithmetic(np.take(codes2d, index, axis=1)),
+        )
         after = row("fused gather + table dequantisation", lambda: gather_dequantize(codes2d, index))
         assert np.array_equal(before, after, equal_nan=True), "fused gather+dequantise differs"
         emb = row("whole read_patch", lambda: mosaic.read_patch(YEAR, crs, transform, 512, 512))
         assert emb.shape == (64, 512, 512) and np.isfinite(emb).mean() > 0.95
         assert np.array_equal(emb.reshape(64, -1), before, equal_nan=True)
     load_after = os.getloadavg()[0]
-    print(f"\nAlphaEarth mosaic → 512×512 patch, {args.runs} runs (target whole < 150 ms); "
-          f"load average {load_before:.2f} → {load_after:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"\nAlphaEarth mosaic → 512×512 patch, {args.runs} runs (target whole < 150 ms); "
+        f"load average {load_before:.2f} → {load_after:.2f} on {os.cpu_count()} CPUs"
+    )
     print(f"{'step':<66}{'median ms':>10}{'min ms':>9}{'CPU ms':>9}")
     for name, t, lo, cpu in rows_ms:
         print(f"{name:<66}{t:>10.1f}{lo:>9.1f}{cpu:>9.1f}")

@@ -39,15 +39,23 @@ def one(workdir: Path, size: int, tile: int, steps: int) -> dict:
     renderer.load("cpu", "float32")
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = renderer.render(SarGeoTiff.read(src), TransformRequest(steps=steps, strength=1.0, options={
-        "factor": 2, "tile": tile, "overlap": tile // 4}))
+    res = renderer.render(
+        SarGeoTiff.read(src),
+        TransformRequest(steps=steps, strength=1.0, options={"factor": 2, "tile": tile, "overlap": tile // 4}),
+    )
     res.output.write(workdir / f"out{size}.tif")
     seconds = time.perf_counter() - t0
     plan = res.output.provenance["tile_plan"]
-    return {"input_px": size, "output_px": 2 * size, "tiles": plan["tiles"], "load_s": round(load, 2),
-            "seconds": round(seconds, 2), "s_per_tile_step": round(seconds / plan["tiles"] / steps, 3),
-            "s_per_mpx": round(seconds / ((2 * size) ** 2 / 1e6), 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "input_px": size,
+        "output_px": 2 * size,
+        "tiles": plan["tiles"],
+        "load_s": round(load, 2),
+        "seconds": round(seconds, 2),
+        "s_per_tile_step": round(seconds / plan["tiles"] / steps, 3),
+        "s_per_mpx": round(seconds / ((2 * size) ** 2 / 1e6), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def setup(workdir: Path) -> None:
@@ -60,12 +68,22 @@ def setup(workdir: Path) -> None:
     from _text_fixtures import write_sd15_base
 
     base = write_sd15_base(workdir / "base")
-    cn = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(str(base / "unet")),
-                                   conditioning_embedding_out_channels=(16, 32, 96, 256))
+    cn = ControlNetModel.from_unet(
+        UNet2DConditionModel.from_pretrained(str(base / "unet")), conditioning_embedding_out_channels=(16, 32, 96, 256)
+    )
     torch.manual_seed(0)
     cn.save_pretrained(str(workdir / "run" / "controlnet"))
-    Sar2SarRun.write_meta(workdir / "run", {"step": 0, "base": str(base), "base_kind": "sd15", "resolution": 64,
-                                            "pairs": {}, "consistency_calibration": None})
+    Sar2SarRun.write_meta(
+        workdir / "run",
+        {
+            "step": 0,
+            "base": str(base),
+            "base_kind": "sd15",
+            "resolution": 64,
+            "pairs": {},
+            "consistency_calibration": None,
+        },
+    )
 
 
 def main() -> int:
@@ -83,16 +101,35 @@ def main() -> int:
         setup(Path(tmp))
         rows = []
         for size in map(int, args.sizes.split(",")):
-            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--workdir", tmp, "--tile",
-                                  str(args.tile), "--steps", str(args.steps)], capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    str(size),
+                    "--workdir",
+                    tmp,
+                    "--tile",
+                    str(args.tile),
+                    "--steps",
+                    str(args.steps),
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                check=True,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-    print("| input px | output px | tiles | load s | render s | s / tile·step | s / Mpx | peak RSS (MB) |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print(
+        "| input px | output px | tiles | load s | render s | s / tile·step | s / Mpx | peak RSS (MB) |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r['input_px']}² | {r['output_px']}² | {r['tiles']} | {r['load_s']} | {r['seconds']} | "
-              f"{r['s_per_tile_step']} | {r['s_per_mpx']} | {r['peak_rss_mb']} |")
+        print(
+            f"| {r['input_px']}² | {r['output_px']}² | {r['tiles']} | {r['load_s']} | {r['seconds']} | "
+            f"{r['s_per_tile_step']} | {r['s_per_mpx']} | {r['peak_rss_mb']} |"
+        )
     return 0
 
 

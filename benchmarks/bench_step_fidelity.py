@@ -67,19 +67,30 @@ def main() -> int:
     n = args.size
     # a smooth random AlphaEarth-like embedding (64 channels, 160 m blocks): the same scene for all runs
     emb = np.kron(rng.normal(size=(64, n // 16, n // 16)).astype(np.float32), np.ones((16, 16), np.float32))
-    scene = Scene(crs="EPSG:32630", transform=Affine(10, 0, 500000, 0, -10, 4200000), width=n, height=n,
-                  embedding=emb, scene_id="fidelity")
+    scene = Scene(
+        crs="EPSG:32630",
+        transform=Affine(10, 0, 500000, 0, -10, 4200000),
+        width=n,
+        height=n,
+        embedding=emb,
+        scene_id="fidelity",
+    )
 
     def image(scheduler: str, steps: int):
         t0 = time.perf_counter()
-        res = gen.generate(scene, GenerationRequest(seed=args.seed, steps=steps, scheduler=scheduler,
-                                                    dtype=args.dtype, device=args.device))
+        res = gen.generate(
+            scene,
+            GenerationRequest(seed=args.seed, steps=steps, scheduler=scheduler, dtype=args.dtype, device=args.device),
+        )
         return res, time.perf_counter() - t0
 
     ref, ref_s = image(*REFERENCE)
-    rows = [f"reference: {REFERENCE[0]} × {REFERENCE[1]} steps, seed {args.seed}, {n}², {args.dtype}, {ref_s:.0f} s",
-            "", "| scheduler | steps | s/image | VV RMSE dB | VV mean Δ dB | VV KL vs ref | VH RMSE dB |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        f"reference: {REFERENCE[0]} × {REFERENCE[1]} steps, seed {args.seed}, {n}², {args.dtype}, {ref_s:.0f} s",
+        "",
+        "| scheduler | steps | s/image | VV RMSE dB | VV mean Δ dB | VV KL vs ref | VH RMSE dB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     print("\n".join(rows), flush=True)
     for scheduler in args.schedulers:
         for steps in args.steps:
@@ -88,9 +99,15 @@ def main() -> int:
             res, secs = image(scheduler, steps)
             d = res.vv_db - ref.vv_db
             kl = seed001_pair(ref.vv_db, res.vv_db)["kl"]
-            vh = "–" if res.vh_db is None or ref.vh_db is None else f"{float(np.sqrt(np.mean((res.vh_db - ref.vh_db) ** 2))):.2f}"
-            rows.append(f"| {scheduler} | {steps} | {secs:.0f} | {float(np.sqrt(np.mean(d ** 2))):.2f} | "
-                        f"{float(d.mean()):+.2f} | {kl:.4f} | {vh} |")
+            vh = (
+                "–"
+                if res.vh_db is None or ref.vh_db is None
+                else f"{float(np.sqrt(np.mean((res.vh_db - ref.vh_db) ** 2))):.2f}"
+            )
+            rows.append(
+                f"| {scheduler} | {steps} | {secs:.0f} | {float(np.sqrt(np.mean(d**2))):.2f} | "
+                f"{float(d.mean()):+.2f} | {kl:.4f} | {vh} |"
+            )
             print(rows[-1], flush=True)
     if args.out:
         Path(args.out).write_text("\n".join(rows) + "\n")

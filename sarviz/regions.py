@@ -66,8 +66,11 @@ def _features(data: object, path: Path, what: str) -> list[object]:
 
 def _position(pos: object, where: str) -> tuple[float, float]:
     """A [lon, lat(z)] position, checked: numbers, finite, on the globe."""
-    if not isinstance(pos, list) or not 2 <= len(pos) <= 3 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos):
+    if (
+        not isinstance(pos, list)
+        or not 2 <= len(pos) <= 3
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)
+    ):
         raise SceneError(f"{where}: a position must be [longitude, latitude], got {json.dumps(pos)[:80]}")
     lon, lat = float(pos[0]), float(pos[1])
     if not (math.isfinite(lon) and math.isfinite(lat)):
@@ -92,20 +95,27 @@ def _check_griddable(rings: list[list[tuple[float, float]]], where: str) -> None
     """Refuse what one grid projection cannot represent: crossing the antimeridian, too wide, a pole."""
     lons = [p[0] for ring in rings for p in ring]
     if min(lons) <= -180.0 and max(lons) >= 180.0:
-        raise SceneError(f"{where} spans 360° of longitude (the whole globe); a region grid covers at most "
-                         f"{MAX_LON_SPAN:.0f}° — give the area you want as smaller regions")
+        raise SceneError(
+            f"{where} spans 360° of longitude (the whole globe); a region grid covers at most "
+            f"{MAX_LON_SPAN:.0f}° — give the area you want as smaller regions"
+        )
     for ring in rings:
         if any(abs(b[0] - a[0]) > 180.0 for a, b in zip(ring, ring[1:])):
-            raise SceneError(f"{where} crosses the antimeridian (±180° longitude); split it into one polygon "
-                             "on each side")
+            raise SceneError(
+                f"{where} crosses the antimeridian (±180° longitude); split it into one polygon on each side"
+            )
     lons = [p[0] for ring in rings for p in ring]
     lats = [p[1] for ring in rings for p in ring]
     if max(lons) - min(lons) > MAX_LON_SPAN:
-        raise SceneError(f"{where} spans {max(lons) - min(lons):.0f}° of longitude; a region grid covers at most "
-                         f"{MAX_LON_SPAN:.0f}° — split it into smaller regions")
+        raise SceneError(
+            f"{where} spans {max(lons) - min(lons):.0f}° of longitude; a region grid covers at most "
+            f"{MAX_LON_SPAN:.0f}° — split it into smaller regions"
+        )
     if max(abs(v) for v in lats) > MAX_ABS_LAT:
-        raise SceneError(f"{where} reaches beyond {MAX_ABS_LAT:.0f}° latitude (towards a pole), where a region "
-                         "grid is not defined; Sentinel-1/-2 coverage ends there too")
+        raise SceneError(
+            f"{where} reaches beyond {MAX_ABS_LAT:.0f}° latitude (towards a pole), where a region "
+            "grid is not defined; Sentinel-1/-2 coverage ends there too"
+        )
 
 
 def read_region(path: str | Path) -> list[tuple[object, dict]]:
@@ -202,9 +212,12 @@ def read_points(path: str | Path, report: Callable[[str], None] | None = None) -
             if len(row) != len(header):
                 raise SceneError(f"{path}: line {line} has {len(row)} field(s) but the header has {len(header)}")
             year = row[cols["year"]].strip() if "year" in cols else ""
-            point = {"lat": row[lat_c].strip() if lat_c is not None else "",
-                     "lon": row[lon_c].strip() if lon_c is not None else "", "year": year or None,
-                     "id": (row[cols["id"]].strip() if "id" in cols else "") or f"line {line}"}
+            point = {
+                "lat": row[lat_c].strip() if lat_c is not None else "",
+                "lon": row[lon_c].strip() if lon_c is not None else "",
+                "year": year or None,
+                "id": (row[cols["id"]].strip() if "id" in cols else "") or f"line {line}",
+            }
             name = row[place_c].strip() if place_c is not None else ""
             if name and not point["lat"] and not point["lon"]:
                 # a row without coordinates names a place: the one gazetteer resolves it (an

@@ -75,8 +75,10 @@ class ModelRegistry:
                     continue
                 if not is_shipped and card.id in shipped:
                     # a user card named like a shipped one silently replaced it (and broke the default)
-                    self.problems.append(f"{path}: id {card.id!r} is the id of a card shipped with sarviz; "
-                                         "ignored — give your card another id")
+                    self.problems.append(
+                        f"{path}: id {card.id!r} is the id of a card shipped with sarviz; "
+                        "ignored — give your card another id"
+                    )
                     continue
                 if is_shipped:
                     shipped.add(card.id)

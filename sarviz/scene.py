@@ -212,8 +212,15 @@ class Scene:
             src = arr if arr.ndim == 3 else arr[None]
             dst = np.full((src.shape[0], height, width), np.nan, dtype=np.float32)
             reproject(
-                src, dst, src_transform=self.transform, src_crs=self.crs, dst_transform=transform,
-                dst_crs=crs, resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan,
+                src,
+                dst,
+                src_transform=self.transform,
+                src_crs=self.crs,
+                dst_transform=transform,
+                dst_crs=crs,
+                resampling=Resampling.bilinear,
+                src_nodata=np.nan,
+                dst_nodata=np.nan,
             )
             return dst if arr.ndim == 3 else dst[0]
 
@@ -276,8 +283,10 @@ def validate_latlon(lat: Any, lon: Any) -> tuple[float, float]:
     if not -90.0 <= lat_f <= 90.0:
         raise SceneError(f"latitude {lat_f} is outside [-90, 90]")
     if not -180.0 <= lon_f <= 180.0:
-        raise SceneError(f"longitude {lon_f:g} is outside [-180, 180] (the same meridian is {wrap_longitude(lon_f):g}; "
-                         "give that if you meant it)")
+        raise SceneError(
+            f"longitude {lon_f:g} is outside [-180, 180] (the same meridian is {wrap_longitude(lon_f):g}; "
+            "give that if you meant it)"
+        )
     return lat_f, lon_f
 
 
@@ -312,8 +321,13 @@ def patch_grid(lat: float, lon: float, size_px: int = 512, res_m: float = 10.0) 
 
 
 # -- file format ----------------------------------------------------------------------------
-def write_scene(scene: Scene, path: str | os.PathLike, bands: tuple[str, ...] = SCENE_BANDS,
-                extra_tags: dict[str, str] | None = None, zstd_level: int | None = None) -> Path:
+def write_scene(
+    scene: Scene,
+    path: str | os.PathLike,
+    bands: tuple[str, ...] = SCENE_BANDS,
+    extra_tags: dict[str, str] | None = None,
+    zstd_level: int | None = None,
+) -> Path:
     """Write a scene file (71-band float32 COG) atomically: temp file, then rename.
 
     ``bands`` picks a subset in a given order (e.g. :data:`TRAINING_PATCH_BANDS` for the
@@ -342,14 +356,31 @@ def write_scene(scene: Scene, path: str | os.PathLike, bands: tuple[str, ...] = 
         # says at a glance (gdalinfo) whether A00..A63 are AlphaEarth for this place or a proxy
         tags["EMBEDDING_SOURCE"] = str(scene.provenance.get("embedding_source") or "AlphaEarth")
     block = 256 if min(scene.width, scene.height) >= 256 else 128
-    profile = dict(driver="GTiff", width=scene.width, height=scene.height, count=len(bands),
-                   dtype="float32", crs=scene.crs, transform=scene.transform, nodata=np.nan)
+    profile = dict(
+        driver="GTiff",
+        width=scene.width,
+        height=scene.height,
+        count=len(bands),
+        dtype="float32",
+        crs=scene.crs,
+        transform=scene.transform,
+        nodata=np.nan,
+    )
     # A COG by the classic recipe (GDAL CreateCopy with COPY_SRC_OVERVIEWS=YES: tiled, IFDs
     # before the pixel data). GDAL 3.10's COG driver only writes pixel-interleaved multi-band
     # files; band interleave lets a reader decode only the layers it needs (a SAR-only scene
     # then costs 2 bands, not 71). ZSTD decodes about twice as fast as DEFLATE here.
-    cog = dict(driver="GTiff", tiled=True, blockxsize=block, blockysize=block, interleave="band",
-               compress="ZSTD", predictor=3, BIGTIFF="IF_SAFER", COPY_SRC_OVERVIEWS="YES")
+    cog = dict(
+        driver="GTiff",
+        tiled=True,
+        blockxsize=block,
+        blockysize=block,
+        interleave="band",
+        compress="ZSTD",
+        predictor=3,
+        BIGTIFF="IF_SAFER",
+        COPY_SRC_OVERVIEWS="YES",
+    )
     if zstd_level is not None:
         cog["ZSTD_LEVEL"] = int(zstd_level)
     with atomic_path(path, suffix=".tif.part") as tmp, MemoryFile() as mem, mem.open(**profile) as staging:
@@ -397,8 +428,9 @@ def _json_tag(tags: dict, name: str, default: Any, path: Any) -> Any:
     try:
         return json.loads(tags[name]) if name in tags else default
     except ValueError:
-        raise SceneError(f"{path}: its {name} tag is not valid JSON; the file was not written by sarviz "
-                         f"or was edited by hand") from None
+        raise SceneError(
+            f"{path}: its {name} tag is not valid JSON; the file was not written by sarviz or was edited by hand"
+        ) from None
 
 
 def _tag_layers(tags: dict, path: Any) -> tuple[str, ...] | None:
@@ -440,9 +472,11 @@ def check_claimed_size(src: Any, path: Any, bands: int | None = None, window: Wi
     n = int(bands if bands is not None else src.count)
     need = h * w * max(n, 1) * 4
     if need > MAX_READ_BYTES:
-        raise SceneError(f"{Path(str(path)).name}: its header claims {src.width}×{src.height} pixels × {n} band(s) "
-                         f"({need / 2**30:.1f} GiB to read), more than sarviz reads from one file "
-                         f"({MAX_READ_BYTES / 2**30:.1f} GiB, SARVIZ_MAX_READ_MB); skipped")
+        raise SceneError(
+            f"{Path(str(path)).name}: its header claims {src.width}×{src.height} pixels × {n} band(s) "
+            f"({need / 2**30:.1f} GiB to read), more than sarviz reads from one file "
+            f"({MAX_READ_BYTES / 2**30:.1f} GiB, SARVIZ_MAX_READ_MB); skipped"
+        )
 
 
 def check_file_size(path: str | os.PathLike, bands: int | None = None) -> None:
@@ -466,8 +500,13 @@ def read_scene_meta(path: str | os.PathLike) -> dict[str, Any]:
                 raise SceneError(f"{path}: the file has no CRS; a scene must be georeferenced")
             _check_complete(src, path)
             return {
-                "crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height,
-                "bands": names, "tags": tags, "layers": _tag_layers(tags, path),
+                "crs": src.crs,
+                "transform": src.transform,
+                "width": src.width,
+                "height": src.height,
+                "bands": names,
+                "tags": tags,
+                "layers": _tag_layers(tags, path),
                 "dates": _json_tag(tags, "DATES", {}, path),
             }
     except RasterioIOError as exc:
@@ -491,9 +530,14 @@ def read_scene(path: str | os.PathLike, window: Window | None = None, layers: tu
             wanted = [b for layer in (layers if layers is not None else LAYERS) for b in _LAYER_BANDS[layer]]
             picked = [i for i, name in enumerate(names) if name in wanted]
             check_claimed_size(src, path, len(picked), window)
-            data = (src.read([i + 1 for i in picked], window=window, out_dtype="float32") if picked else
-                    np.empty((0, int(window.height) if window else src.height,
-                              int(window.width) if window else src.width), np.float32))
+            data = (
+                src.read([i + 1 for i in picked], window=window, out_dtype="float32")
+                if picked
+                else np.empty(
+                    (0, int(window.height) if window else src.height, int(window.width) if window else src.width),
+                    np.float32,
+                )
+            )
             transform = src.window_transform(window) if window is not None else src.transform
             crs = src.crs
     except RasterioIOError as exc:
@@ -501,7 +545,10 @@ def read_scene(path: str | os.PathLike, window: Window | None = None, layers: tu
     except rasterio.errors.RasterioError as exc:  # a tile fails to decode: a damaged file
         raise SceneError(f"{path}: the file is truncated or corrupt; its pixels cannot be read ({exc})") from None
     return Scene.from_bands(
-        data, tuple(names[i] for i in picked), crs=crs, transform=transform,
+        data,
+        tuple(names[i] for i in picked),
+        crs=crs,
+        transform=transform,
         scene_id=tags.get("SCENE_ID", Path(path).stem),
         dates=_json_tag(tags, "DATES", {}, path),
         provenance=_json_tag(tags, "PROVENANCE", {}, path) or {"source": "file", "path": str(path)},

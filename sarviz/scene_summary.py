@@ -43,8 +43,17 @@ def scene_summaries(store: SceneStore, places: bool = False) -> list[dict[str, A
     rows = []
     for e in sorted(store, key=lambda e: e.scene_id):
         lat, lon = e.center_latlon
-        row = {"id": e.scene_id, "lat": round(lat, 6), "lon": round(lon, 6), "width": e.width, "height": e.height,
-               "crs": e.crs, "layers": list(e.layers), "dates": e.dates, "embedding": embedding_kind(e)}
+        row = {
+            "id": e.scene_id,
+            "lat": round(lat, 6),
+            "lon": round(lon, 6),
+            "width": e.width,
+            "height": e.height,
+            "crs": e.crs,
+            "layers": list(e.layers),
+            "dates": e.dates,
+            "embedding": embedding_kind(e),
+        }
         if places:
             from sarviz.gazetteer import describe_location
 

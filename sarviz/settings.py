@@ -41,7 +41,7 @@ def expand_sqlite_home(url: str) -> str:
     """``sqlite:///~/x.sqlite`` → the same URL with ``~`` expanded (the README's default as a URL)."""
     for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
         if url.startswith(prefix + "~"):
-            return prefix + os.path.expanduser(url[len(prefix):])
+            return prefix + os.path.expanduser(url[len(prefix) :])
     return url
 
 
@@ -141,8 +141,7 @@ class Settings:
 
     def read_roots(self) -> tuple[Path, ...]:
         """Folders a browser may open: the scene folder, pool, uploads, batches, datasets and ``roots``."""
-        return (self.scenes, self.pool_dir, self.upload_dir, self.batches, self.datasets, self.runs,
-                *self.roots)
+        return (self.scenes, self.pool_dir, self.upload_dir, self.batches, self.datasets, self.runs, *self.roots)
 
 
 def secret(name: str, default: str = "") -> str:
@@ -171,30 +170,66 @@ class EnvVar:
 
 
 ENVIRONMENT: tuple[EnvVar, ...] = (
-    EnvVar("SARVIZ_HOME", "~/.sarviz", "sarviz's home folder: the default scene, pool, upload, batch, dataset and run "
-           "folders, the study database, registered model cards (models/), caches", "import (defaults) and call"),
-    EnvVar("SARVIZ_CONFIG", "$SARVIZ_HOME/sarviz.toml", "the settings file (TOML; keys are the setting names "
-           "in lower case)"),
-    EnvVar("SARVIZ_MODELS", "", "extra folders of model cards, separated by the OS path separator (after the "
-           "shipped sarviz/models and $SARVIZ_HOME/models)"),
+    EnvVar(
+        "SARVIZ_HOME",
+        "~/.sarviz",
+        "sarviz's home folder: the default scene, pool, upload, batch, dataset and run "
+        "folders, the study database, registered model cards (models/), caches",
+        "import (defaults) and call",
+    ),
+    EnvVar(
+        "SARVIZ_CONFIG",
+        "$SARVIZ_HOME/sarviz.toml",
+        "the settings file (TOML; keys are the setting names in lower case)",
+    ),
+    EnvVar(
+        "SARVIZ_MODELS",
+        "",
+        "extra folders of model cards, separated by the OS path separator (after the "
+        "shipped sarviz/models and $SARVIZ_HOME/models)",
+    ),
     EnvVar("SARVIZ_DEBUG", "", "any value: the CLI prints the full traceback of an unexpected error"),
-    EnvVar("SARVIZ_MAX_READ_MB", "2048", "the most decoded pixel data (MB) sarviz reads from one file; a file "
-           "whose header claims more is refused before reading", "import"),
-    EnvVar("SARVIZ_DTYPE_MEASURE", "1", "0/off: pick the diffusion dtype by the rule of thumb instead of timing a "
-           "UNet block on this machine"),
-    EnvVar("SARVIZ_DTYPE_CACHE", "$SARVIZ_HOME/dtype-choice.json", "the file the measured dtype choice is "
-           "cached in"),
-    EnvVar("SARVIZ_COMPILE", "off", "on: torch.compile the UNet (faster steady state, slow first call; "
-           "benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer also takes auto (compile when it pays back)"),
+    EnvVar(
+        "SARVIZ_MAX_READ_MB",
+        "2048",
+        "the most decoded pixel data (MB) sarviz reads from one file; a file "
+        "whose header claims more is refused before reading",
+        "import",
+    ),
+    EnvVar(
+        "SARVIZ_DTYPE_MEASURE",
+        "1",
+        "0/off: pick the diffusion dtype by the rule of thumb instead of timing a UNet block on this machine",
+    ),
+    EnvVar("SARVIZ_DTYPE_CACHE", "$SARVIZ_HOME/dtype-choice.json", "the file the measured dtype choice is cached in"),
+    EnvVar(
+        "SARVIZ_COMPILE",
+        "off",
+        "on: torch.compile the UNet (faster steady state, slow first call; "
+        "benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer also takes auto (compile when it pays back)",
+    ),
     EnvVar("SARVIZ_CHANNELS_LAST", "auto", "on/off: channels-last memory layout (auto: on for CUDA, off for CPU)"),
-    EnvVar("SARVIZ_ATTENTION", "auto", "sdpa/classic: the diffusion attention backend (auto: what `sarviz doctor` "
-           "measured, else PyTorch's fused scaled-dot-product kernels)"),
-    EnvVar("SARVIZ_HASH_CACHE", "SARVIZ_HOME/sha256-cache.json", "the cross-process cache of weight-file SHA-256 "
-           "hashes (keyed by path, size and modification time)"),
-    EnvVar("SARVIZ_PROXY_POINTS", "../shared/samples/alphaearth_s1_points", "the AlphaEarth sample points the "
-           "PROXY embedding is built from"),
-    EnvVar("SARVIZ_SHARED", "../shared beside the checkout", "the shared sample-data folder (tests, land cover "
-           "reference data)"),
+    EnvVar(
+        "SARVIZ_ATTENTION",
+        "auto",
+        "sdpa/classic: the diffusion attention backend (auto: what `sarviz doctor` "
+        "measured, else PyTorch's fused scaled-dot-product kernels)",
+    ),
+    EnvVar(
+        "SARVIZ_HASH_CACHE",
+        "SARVIZ_HOME/sha256-cache.json",
+        "the cross-process cache of weight-file SHA-256 hashes (keyed by path, size and modification time)",
+    ),
+    EnvVar(
+        "SARVIZ_PROXY_POINTS",
+        "../shared/samples/alphaearth_s1_points",
+        "the AlphaEarth sample points the PROXY embedding is built from",
+    ),
+    EnvVar(
+        "SARVIZ_SHARED",
+        "../shared beside the checkout",
+        "the shared sample-data folder (tests, land cover reference data)",
+    ),
     EnvVar("SARVIZ_ADDRESS", "127.0.0.1", "the address `./dev app` listens on (read by ./dev, not Python)"),
     EnvVar("SARVIZ_VENV", ".venv in the checkout", "the virtualenv ./dev creates and uses (read by ./dev)"),
     EnvVar("SARVIZ_LINT_FORMAT", "1", "0: `./dev lint` skips `ruff format --check` (read by ./dev)"),
@@ -207,8 +242,16 @@ SECRETS: dict[str, str] = {
     "study_owner_password": "the study owner's password hash (`sarviz study hash-password`)",
 }
 
-_SWITCH_WORDS = {"1": "on", "true": "on", "yes": "on", "on": "on", "0": "off", "false": "off", "no": "off",
-                 "off": "off"}
+_SWITCH_WORDS = {
+    "1": "on",
+    "true": "on",
+    "yes": "on",
+    "on": "on",
+    "0": "off",
+    "false": "off",
+    "no": "off",
+    "off": "off",
+}
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -266,24 +309,43 @@ def _default_text(f: Any) -> str:
 def settings_markdown() -> str:
     """docs/settings.md: every SARVIZ_* variable, generated from this module (do not edit the file by hand)."""
     docs = _field_docs()
-    lines = ["# Settings", "",
-             "<!-- generated by `python -m sarviz.settings --markdown > docs/settings.md`; do not edit -->", "",
-             "Every setting is an environment variable `SARVIZ_<NAME>`; the settings below can also be keys "
-             "(lower case) of the settings file `$SARVIZ_HOME/sarviz.toml` (`SARVIZ_CONFIG`). The environment "
-             "wins over the file, the file over the default. An empty value means the default.", "",
-             "## Settings (`sarviz.settings.Settings`)", "",
-             "| variable | meaning | default |", "|---|---|---|"]
+    lines = [
+        "# Settings",
+        "",
+        "<!-- generated by `python -m sarviz.settings --markdown > docs/settings.md`; do not edit -->",
+        "",
+        "Every setting is an environment variable `SARVIZ_<NAME>`; the settings below can also be keys "
+        "(lower case) of the settings file `$SARVIZ_HOME/sarviz.toml` (`SARVIZ_CONFIG`). The environment "
+        "wins over the file, the file over the default. An empty value means the default.",
+        "",
+        "## Settings (`sarviz.settings.Settings`)",
+        "",
+        "| variable | meaning | default |",
+        "|---|---|---|",
+    ]
     for f in fields(Settings):
         lines.append(f"| `SARVIZ_{f.name.upper()}` | {docs.get(f.name, '')} | `{_default_text(f) or '(empty)'}` |")
-    lines += ["", "## Process switches (`sarviz.settings.ENVIRONMENT`)", "",
-              "Not in the settings file: they change how this process runs.", "",
-              "| variable | meaning | default | read |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Process switches (`sarviz.settings.ENVIRONMENT`)",
+        "",
+        "Not in the settings file: they change how this process runs.",
+        "",
+        "| variable | meaning | default | read |",
+        "|---|---|---|---|",
+    ]
     for v in ENVIRONMENT:
         lines.append(f"| `{v.name}` | {v.doc} | `{v.default or '(empty)'}` | {v.when} |")
-    lines += ["", "## Secrets (`sarviz.settings.secret`)", "",
-              "`SARVIZ_<NAME>` in the environment, else `<name>` in Streamlit's `.streamlit/secrets.toml`; "
-              "never written to settings files.", "",
-              "| variable | secrets.toml key | meaning |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Secrets (`sarviz.settings.secret`)",
+        "",
+        "`SARVIZ_<NAME>` in the environment, else `<name>` in Streamlit's `.streamlit/secrets.toml`; "
+        "never written to settings files.",
+        "",
+        "| variable | secrets.toml key | meaning |",
+        "|---|---|---|",
+    ]
     for name, doc in SECRETS.items():
         lines.append(f"| `SARVIZ_{name.upper()}` | `{name}` | {doc} |")
     return "\n".join(lines) + "\n"

@@ -178,8 +178,9 @@ class SceneStore:
                 for g in entry.boxes():
                     geoms.append(g)
                     owner.append(i)
-            self._snapshot = _Snapshot(tuple(entries), tuple(problems), STRtree(geoms) if geoms else None,
-                                       tuple(owner), state)
+            self._snapshot = _Snapshot(
+                tuple(entries), tuple(problems), STRtree(geoms) if geoms else None, tuple(owner), state
+            )
 
     def _index_file(self, path: Path) -> dict:
         meta = read_scene_meta(path)
@@ -189,9 +190,15 @@ class SceneStore:
             layers = tuple(read_scene(path).layers_present())
         return {
             "scene_id": meta["tags"].get("SCENE_ID", path.stem),
-            "west": west, "south": south, "east": east, "north": north,
-            "width": meta["width"], "height": meta["height"], "crs": meta["crs"].to_string(),
-            "layers": list(layers), "dates": meta["dates"],
+            "west": west,
+            "south": south,
+            "east": east,
+            "north": north,
+            "width": meta["width"],
+            "height": meta["height"],
+            "crs": meta["crs"].to_string(),
+            "layers": list(layers),
+            "dates": meta["dates"],
         }
 
     def _load_index(self) -> dict:
@@ -245,8 +252,9 @@ class SceneStore:
     def read(self, scene_id: str) -> Scene:
         return read_scene(self.entry(scene_id).path)
 
-    def lookup(self, lat: float, lon: float, size_px: int = 512, grid: str = "native",
-               scene_id: str | None = None) -> Scene:
+    def lookup(
+        self, lat: float, lon: float, size_px: int = 512, grid: str = "native", scene_id: str | None = None
+    ) -> Scene:
         """The ``size_px`` × ``size_px`` patch centred on the point.
 
         ``grid="native"`` crops the scene on its own grid (the window is shifted to stay
@@ -293,10 +301,14 @@ class SceneStore:
 
     def describe_miss(self, lat: float, lon: float) -> str:
         if not self.entries:
-            return (f"no scene covers ({lat:.4f}, {lon:.4f}): the scene folder {self.folder} is empty; "
-                    f"import scenes with `sarviz import SRC --out {self.folder}`")
-        near = ", ".join(f"{e.scene_id} at ({e.center_latlon[0]:.3f}, {e.center_latlon[1]:.3f}), {d:,.0f} km away"
-                         for e, d in self.nearest(lat, lon))
+            return (
+                f"no scene covers ({lat:.4f}, {lon:.4f}): the scene folder {self.folder} is empty; "
+                f"import scenes with `sarviz import SRC --out {self.folder}`"
+            )
+        near = ", ".join(
+            f"{e.scene_id} at ({e.center_latlon[0]:.3f}, {e.center_latlon[1]:.3f}), {d:,.0f} km away"
+            for e, d in self.nearest(lat, lon)
+        )
         return f"no scene covers ({lat:.4f}, {lon:.4f}); {len(self.entries)} scenes available, nearest: {near}"
 
     def add(self, scene: Scene, name: str | None = None, overwrite: bool = False) -> Path:

@@ -18,8 +18,17 @@ import pytest
 from affine import Affine
 
 ROOT = Path(__file__).resolve().parents[1]
-DW_CLASSES = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub", "built", "bare",
-              "snow_and_ice")
+DW_CLASSES = (
+    "water",
+    "trees",
+    "grass",
+    "flooded_vegetation",
+    "crops",
+    "shrub_and_scrub",
+    "built",
+    "bare",
+    "snow_and_ice",
+)
 BLOCK_PX = 32
 GRID = 4
 #: (region file stem, UTM EPSG, block classes in row-major order)
@@ -34,7 +43,9 @@ def alphaearth_points_dir() -> Path:
     shared = Path(os.environ.get("SARVIZ_SHARED", ROOT.parent / "shared"))
     folder = shared / "samples" / "alphaearth_s1_points"
     if not folder.is_dir():
-        pytest.skip(f"{folder} (real AlphaEarth sample vectors) is not available; set SARVIZ_SHARED to the shared folder")
+        pytest.skip(
+            f"{folder} (real AlphaEarth sample vectors) is not available; set SARVIZ_SHARED to the shared folder"
+        )
     return folder
 
 
@@ -76,21 +87,40 @@ def build_scene_folder(dest: Path, seed: int = 0, grid: int = GRID) -> list[dict
             r0, c0 = (b // grid) * BLOCK_PX, (b % grid) * BLOCK_PX
             sample = by_class[cls][int(rng.integers(len(by_class[cls])))]
             vec = np.array([float(sample[name]) for name in EMBEDDING_BANDS], np.float32)
-            emb[:, r0:r0 + BLOCK_PX, c0:c0 + BLOCK_PX] = vec[:, None, None]
+            emb[:, r0 : r0 + BLOCK_PX, c0 : c0 + BLOCK_PX] = vec[:, None, None]
             for arr, key in ((vv, "S1_VV"), (vh, "S1_VH")):
                 sigma0 = 10 ** (float(sample[key]) / 10)
                 speckle = rng.gamma(4.4, 1 / 4.4, (BLOCK_PX, BLOCK_PX))
-                arr[r0:r0 + BLOCK_PX, c0:c0 + BLOCK_PX] = 10 * np.log10(sigma0 * speckle)
+                arr[r0 : r0 + BLOCK_PX, c0 : c0 + BLOCK_PX] = 10 * np.log10(sigma0 * speckle)
             x, y = transform @ (c0 + BLOCK_PX / 2, r0 + BLOCK_PX / 2)
             lon, lat = to_wgs.transform(x, y)
-            points.append({"id": f"{stem}_{b:02d}", "lat": round(lat, 7), "lon": round(lon, 7),
-                           "class": DW_CLASSES[cls], "region": stem})
-        scene = Scene(crs=f"EPSG:{epsg}", transform=transform, width=size, height=size,
-                      optical=rng.uniform(0.02, 0.3, (4, size, size)).astype(np.float32), vv_db=vv, vh_db=vh,
-                      angle_deg=np.tile(np.linspace(31, 44, size, dtype=np.float32), (size, 1)), embedding=emb,
-                      scene_id=f"test_{stem}", dates={"s1": "2024-07-01T00:00:00", "year": "2024"},
-                      provenance={"source": "test fixture", "s1_mode": "composite",
-                                  "note": "embedding: real AlphaEarth vectors; S1: real 2024 median + synthetic speckle"})
+            points.append(
+                {
+                    "id": f"{stem}_{b:02d}",
+                    "lat": round(lat, 7),
+                    "lon": round(lon, 7),
+                    "class": DW_CLASSES[cls],
+                    "region": stem,
+                }
+            )
+        scene = Scene(
+            crs=f"EPSG:{epsg}",
+            transform=transform,
+            width=size,
+            height=size,
+            optical=rng.uniform(0.02, 0.3, (4, size, size)).astype(np.float32),
+            vv_db=vv,
+            vh_db=vh,
+            angle_deg=np.tile(np.linspace(31, 44, size, dtype=np.float32), (size, 1)),
+            embedding=emb,
+            scene_id=f"test_{stem}",
+            dates={"s1": "2024-07-01T00:00:00", "year": "2024"},
+            provenance={
+                "source": "test fixture",
+                "s1_mode": "composite",
+                "note": "embedding: real AlphaEarth vectors; S1: real 2024 median + synthetic speckle",
+            },
+        )
         write_scene(scene, dest / f"test_{stem}.tif")
     return points
 

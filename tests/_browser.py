@@ -29,8 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 WEB_ASSETS = ROOT / ".cache" / "webassets"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # a 1×1 transparent PNG, answered for map tiles
 BLANK_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -60,8 +68,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
-                  timeout: float | None = None, address: str | None = "127.0.0.1") -> Iterator[str]:
+def run_streamlit(
+    script: str,
+    env: dict | None = None,
+    page: str | None = None,
+    timeout: float | None = None,
+    address: str | None = "127.0.0.1",
+) -> Iterator[str]:
     """Start ``streamlit run script`` on a free loopback port; yield its base URL.
 
     ``address=None``: no ``--server.address`` flag, i.e. the address the app's config chooses.
@@ -71,9 +84,24 @@ def run_streamlit(script: str, env: dict | None = None, page: str | None = None,
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / f"streamlit-{port}.log", "w")
     proc = subprocess.Popen(
-        [streamlit, "run", str(ROOT / script), "--server.port", str(port),
-         *(["--server.address", address] if address else []), "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            streamlit,
+            "run",
+            str(ROOT / script),
+            "--server.port",
+            str(port),
+            *(["--server.address", address] if address else []),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -150,8 +178,9 @@ def _route(route) -> None:
 def _route_offline(route, blocked: list[str]) -> None:
     """A machine without the internet: loopback answers, everything else fails at once."""
     url = route.request.url
-    if url.startswith(("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:",
-                       "blob:", "about:")):
+    if url.startswith(
+        ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:", "blob:", "about:")
+    ):
         route.continue_()
     else:
         blocked.append(url)
@@ -159,8 +188,9 @@ def _route_offline(route, blocked: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def chromium_page(width: int = 1400, height: int = 1000, offline: bool = False,
-                  blocked: list[str] | None = None) -> Iterator["object"]:
+def chromium_page(
+    width: int = 1400, height: int = 1000, offline: bool = False, blocked: list[str] | None = None
+) -> Iterator["object"]:
     """A Playwright page in Debian Chromium with outside requests answered locally.
 
     ``offline``: no outside request is answered at all (CDNs and tiles fail, as on a machine

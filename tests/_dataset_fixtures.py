@@ -37,9 +37,18 @@ def load_points_frame():
     return pd.concat([pd.read_csv(p) for p in sorted(need_points().glob("*.csv"))], ignore_index=True)
 
 
-def synthetic_scene(lat: float, lon: float, size: int = 128, classes=(4, 1), seed: int = 0,
-                    with_angle: bool = True, scene_id: str = "synthetic", date: str = "2024-07-15T05:50:00",
-                    orbit: str = "descending", nan_rows: int = 0) -> Scene:
+def synthetic_scene(
+    lat: float,
+    lon: float,
+    size: int = 128,
+    classes=(4, 1),
+    seed: int = 0,
+    with_angle: bool = True,
+    scene_id: str = "synthetic",
+    date: str = "2024-07-15T05:50:00",
+    orbit: str = "descending",
+    nan_rows: int = 0,
+) -> Scene:
     """A UTM 10 m scene: left half class ``classes[0]``, right half ``classes[1]`` (DW indices)."""
     frame = load_points_frame()
     rng = np.random.default_rng(seed)
@@ -63,17 +72,42 @@ def synthetic_scene(lat: float, lon: float, size: int = 128, classes=(4, 1), see
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
     transform = Affine(10.0, 0, round(x / 10) * 10 - size * 5, 0, -10.0, round(y / 10) * 10 + size * 5)
     angle = np.tile(np.linspace(31.0, 44.0, size, dtype=np.float32), (size, 1)) if with_angle else None
-    return Scene(crs=crs, transform=transform, width=size, height=size, vv_db=vv, vh_db=vh, angle_deg=angle,
-                 embedding=emb, scene_id=scene_id, dates={"s1": date},
-                 provenance={"source": "test:synthetic", "orbit_pass": orbit, "relative_orbit": 110,
-                             "embedding_source": "proxy:real AlphaEarth points (test fixture, not of this place)"})
+    return Scene(
+        crs=crs,
+        transform=transform,
+        width=size,
+        height=size,
+        vv_db=vv,
+        vh_db=vh,
+        angle_deg=angle,
+        embedding=emb,
+        scene_id=scene_id,
+        dates={"s1": date},
+        provenance={
+            "source": "test:synthetic",
+            "orbit_pass": orbit,
+            "relative_orbit": 110,
+            "embedding_source": "proxy:real AlphaEarth points (test fixture, not of this place)",
+        },
+    )
 
 
 def write_synthetic_folder(folder: Path, **kw) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_scene(synthetic_scene(41.9, -93.6, scene_id="iowa_a", classes=(4, 6), seed=1, **kw), folder / "iowa_a.tif")
-    write_scene(synthetic_scene(-3.1, -60.0, scene_id="amazon_b", classes=(1, 0), seed=2,
-                                date="2024-01-20T10:00:00", orbit="ascending", **kw), folder / "amazon_b.tif")
+    write_scene(
+        synthetic_scene(
+            -3.1,
+            -60.0,
+            scene_id="amazon_b",
+            classes=(1, 0),
+            seed=2,
+            date="2024-01-20T10:00:00",
+            orbit="ascending",
+            **kw,
+        ),
+        folder / "amazon_b.tif",
+    )
     return folder
 
 
@@ -90,6 +124,8 @@ def add_test_proxy(scene: Scene) -> Scene:
         if len(pool):
             emb[:, classes == cls] = pool.iloc[0][list(EMBEDDING_BANDS)].to_numpy(np.float32)[:, None]
     scene.embedding = emb
-    scene.provenance = {**scene.provenance,
-                        "embedding_source": "proxy:test fixture (optical rule class → a real AlphaEarth vector)"}
+    scene.provenance = {
+        **scene.provenance,
+        "embedding_source": "proxy:test fixture (optical rule class → a real AlphaEarth vector)",
+    }
     return scene

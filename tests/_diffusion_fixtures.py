@@ -36,8 +36,14 @@ def _groups(channels) -> int:
 
 
 # the published adapter_config.json: r=32, alpha=16, dropout 0.05, these target modules
-LORA_SETTINGS = dict(r=32, lora_alpha=16, lora_dropout=0.05, bias="none", init_lora_weights=True,
-                     target_modules=["to_q", "to_v", "to_out.0", "conv1", "conv2", "to_k"])
+LORA_SETTINGS = dict(
+    r=32,
+    lora_alpha=16,
+    lora_dropout=0.05,
+    bias="none",
+    init_lora_weights=True,
+    target_modules=["to_q", "to_v", "to_out.0", "conv1", "conv2", "to_k"],
+)
 
 
 @dataclass
@@ -85,15 +91,17 @@ def write_tokenizer(folder: Path):
         (src / "merges.txt").write_text("#version: 0.2\n")
         # model_max_length as CLIP's (77): without it the tokenizer's "no limit" sentinel overflows
         # the Rust truncation settings when a pipeline pads to max_length
-        tok = CLIPTokenizer(str(src / "vocab.json"), str(src / "merges.txt"), pad_token="<|endoftext|>",
-                            model_max_length=77)
+        tok = CLIPTokenizer(
+            str(src / "vocab.json"), str(src / "merges.txt"), pad_token="<|endoftext|>", model_max_length=77
+        )
         source = "tiny byte-level CLIP tokenizer"
     tok.save_pretrained(str(folder))
     return tok, source
 
 
-def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int = 0,
-                          channels: tuple[int, int] = TINY_CHANNELS) -> TinyCheckpoint:
+def write_tiny_checkpoint(
+    root: Path, conditioning_channels: int = 65, seed: int = 0, channels: tuple[int, int] = TINY_CHANNELS
+) -> TinyCheckpoint:
     """``channels``: the UNet/VAE/ControlNet block_out_channels; (32, 64) where a test trains the base and
     needs it to learn (diffusers' older dummy size), the (4, 8) default everywhere else."""
     import torch
@@ -107,34 +115,79 @@ def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int
     torch.manual_seed(seed)
     tok, tok_source = write_tokenizer(base / "tokenizer")
     unet = UNet2DConditionModel(
-        block_out_channels=channels, layers_per_block=2, sample_size=IMAGE_SIZE // 2, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=_groups(channels))
+        block_out_channels=channels,
+        layers_per_block=2,
+        sample_size=IMAGE_SIZE // 2,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=_groups(channels),
+    )
     vae = AutoencoderKL(
-        block_out_channels=list(channels), in_channels=3, out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4,
-        norm_num_groups=_groups(channels))
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        hidden_size=32, intermediate_size=37, layer_norm_eps=1e-5, num_attention_heads=4, num_hidden_layers=2,
-        vocab_size=len(tok), max_position_embeddings=77, projection_dim=32))
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
+        block_out_channels=list(channels),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=_groups(channels),
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-5,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(tok),
+            max_position_embeddings=77,
+            projection_dim=32,
+        )
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        skip_prk_steps=True,
+        steps_offset=1,
+        set_alpha_to_one=False,
+    )
     unet.save_pretrained(base / "unet")
     vae.save_pretrained(base / "vae")
     text_encoder.save_pretrained(base / "text_encoder")
     scheduler.save_pretrained(base / "scheduler")
-    (base / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
-        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "PNDMScheduler"], "safety_checker": [None, None], "feature_extractor": [None, None],
-    }, indent=2))
+    (base / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "_diffusers_version": "0.42.1",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "scheduler": ["diffusers", "PNDMScheduler"],
+                "safety_checker": [None, None],
+                "feature_extractor": [None, None],
+            },
+            indent=2,
+        )
+    )
 
     controlnet = ControlNetModel(
-        block_out_channels=channels, layers_per_block=2, in_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
-        conditioning_embedding_out_channels=(16, 32), conditioning_channels=conditioning_channels, norm_num_groups=_groups(channels))
+        block_out_channels=channels,
+        layers_per_block=2,
+        in_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        cross_attention_dim=32,
+        conditioning_embedding_out_channels=(16, 32),
+        conditioning_channels=conditioning_channels,
+        norm_num_groups=_groups(channels),
+    )
     with torch.no_grad():  # ControlNet zero-convs start at 0: give them weights so the condition matters
         for p in controlnet.parameters():
             if not p.any():
@@ -145,8 +198,10 @@ def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int
     config["conditioning_channels"] = 3  # what the published training script wrote
     config["_name_or_path"] = "lllyasviel/sd-controlnet-canny"
     (cn_dir / "config.json").write_text(json.dumps(config, indent=2))
-    save_file({f"module.{k}": v.contiguous() for k, v in controlnet.state_dict().items()},
-              str(cn_dir / "diffusion_pytorch_model.safetensors"))
+    save_file(
+        {f"module.{k}": v.contiguous() for k, v in controlnet.state_dict().items()},
+        str(cn_dir / "diffusion_pytorch_model.safetensors"),
+    )
 
     peft_unet = get_peft_model(unet, LoraConfig(**LORA_SETTINGS))
     with torch.no_grad():  # PEFT starts lora_B at 0 (a no-op LoRA): make it a trained-looking one
@@ -155,16 +210,25 @@ def write_tiny_checkpoint(root: Path, conditioning_channels: int = 65, seed: int
                 p.normal_(0.0, 0.05)
     peft_unet.save_pretrained(str(cn_dir / "unet_lora"))
     lora_tensors = load_file(str(cn_dir / "unet_lora" / "adapter_model.safetensors"))
-    return TinyCheckpoint(root=root, base=base, controlnet=cn_dir, lora=cn_dir / "unet_lora",
-                          lora_tensors=lora_tensors, conditioning_channels=conditioning_channels,
-                          tokenizer_source=tok_source)
+    return TinyCheckpoint(
+        root=root,
+        base=base,
+        controlnet=cn_dir,
+        lora=cn_dir / "unet_lora",
+        lora_tensors=lora_tensors,
+        conditioning_channels=conditioning_channels,
+        tokenizer_source=tok_source,
+    )
 
 
 def write_card(folder: Path, ckpt: TinyCheckpoint, model_id: str = "tiny-sar", steps: int = 2, **extra) -> Path:
     """A model card for ``ckpt`` (absolute paths, 64-px preprocessing, 2 steps)."""
     folder.mkdir(parents=True, exist_ok=True)
     card = {
-        "id": model_id, "name": f"Tiny random {model_id}", "kind": "controlnet-lora", "licence": "test only",
+        "id": model_id,
+        "name": f"Tiny random {model_id}",
+        "kind": "controlnet-lora",
+        "licence": "test only",
         "weights": {"controlnet": str(ckpt.controlnet), "base": str(ckpt.base), "unet_lora": "unet_lora"},
         "how_to_get": "run tests/_diffusion_fixtures.write_tiny_checkpoint",
         "sampler": {"steps": steps},
@@ -194,6 +258,13 @@ def tiny_scene(height: int = 24, width: int = 40, angle: bool = False, embedding
         emb = np.kron(coarse, np.ones((height // 4 + 1, width // 5 + 1), np.float32))[:, :height, :width]
         emb /= np.linalg.norm(emb, axis=0, keepdims=True)
     ang = np.tile(np.linspace(31.0, 44.0, width, dtype=np.float32), (height, 1)) if angle else None
-    return Scene(crs="EPSG:32630", transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0),
-                 width=width, height=height, embedding=emb, angle_deg=ang, scene_id=f"tiny-{seed}",
-                 provenance={"source": "test"})
+    return Scene(
+        crs="EPSG:32630",
+        transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0),
+        width=width,
+        height=height,
+        embedding=emb,
+        angle_deg=ang,
+        scene_id=f"tiny-{seed}",
+        provenance={"source": "test"},
+    )

@@ -25,7 +25,9 @@ def need(path: Path) -> Path:
     return path
 
 
-def speckled_scene_db(shape=(96, 96), looks: float = 4.0, seed: int = 0, offset_db: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def speckled_scene_db(
+    shape=(96, 96), looks: float = 4.0, seed: int = 0, offset_db: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """VV/VH dB images: fields of different backscatter with L-look gamma speckle."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[: shape[0], : shape[1]]

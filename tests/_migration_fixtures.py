@@ -15,7 +15,7 @@ def speckle_amplitude(size: int, looks: float, seed: int, pattern: bool = True) 
     speckle = SpeckleModel(enl=looks, lag1_corr_x=0.0, lag1_corr_y=0.0, pol_corr=0.0).sample((size, size), rng)[0]
     sigma0 = np.ones((size, size))
     if pattern:
-        sigma0[size // 4: size // 2, size // 4: 3 * size // 4] = 6.0  # a bright "target"
+        sigma0[size // 4 : size // 2, size // 4 : 3 * size // 4] = 6.0  # a bright "target"
     return np.sqrt(sigma0 * speckle).astype(np.float32)
 
 
@@ -31,7 +31,16 @@ def write_geotiff(path: Path, amplitude: np.ndarray, crs: str = "EPSG:32630") ->
     import rasterio
     from affine import Affine
 
-    with rasterio.open(path, "w", driver="GTiff", width=amplitude.shape[1], height=amplitude.shape[0], count=1,
-                       dtype="float32", crs=crs, transform=Affine(10, 0, 500000, 0, -10, 4200000)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=amplitude.shape[1],
+        height=amplitude.shape[0],
+        count=1,
+        dtype="float32",
+        crs=crs,
+        transform=Affine(10, 0, 500000, 0, -10, 4200000),
+    ) as dst:
         dst.write(amplitude.astype(np.float32)[None])
     return path

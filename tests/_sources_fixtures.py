@@ -41,8 +41,9 @@ def aef_codes(year_index: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     return v.astype(np.int8)
 
 
-def build_aef_zarr(path: Path, blocks: list[tuple[float, float, int, int]], years=(2017, 2018, 2019),
-                   nodata_every: int = 97) -> Path:
+def build_aef_zarr(
+    path: Path, blocks: list[tuple[float, float, int, int]], years=(2017, 2018, 2019), nodata_every: int = 97
+) -> Path:
     """Write the mosaic; ``blocks`` = (lat, lon, half_rows, half_cols) regions with data.
 
     Every ``nodata_every``-th pixel (by position) is −128 so that nodata handling is tested.
@@ -56,12 +57,20 @@ def build_aef_zarr(path: Path, blocks: list[tuple[float, float, int, int]], year
     warnings.filterwarnings("ignore", message=".*sharding_indexed.*")  # the published store is sharded too
 
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    group.attrs.update({
-        "spatial:transform": list(AEF_TRANSFORM)[:6], "proj:code": "EPSG:4326", "start_year": years[0],
-        "years": list(years), "embedding_dimensions": [f"A{i:02d}" for i in range(64)],
-    })
+    group.attrs.update(
+        {
+            "spatial:transform": list(AEF_TRANSFORM)[:6],
+            "proj:code": "EPSG:4326",
+            "start_year": years[0],
+            "years": list(years),
+            "embedding_dimensions": [f"A{i:02d}" for i in range(64)],
+        }
+    )
     array = group.create_array(
-        "embeddings", shape=(len(years), 64) + AEF_SHAPE_YX, dtype="int8", fill_value=-128,
+        "embeddings",
+        shape=(len(years), 64) + AEF_SHAPE_YX,
+        dtype="int8",
+        fill_value=-128,
         chunks=(1, 64, AEF_CHUNK * 2, AEF_CHUNK * 2),
         serializer=ShardingCodec(chunk_shape=(1, 64, AEF_CHUNK, AEF_CHUNK), codecs=[BytesCodec(), ZstdCodec(level=1)]),
         dimension_names=("time", "embedding", "y", "x"),
@@ -90,9 +99,17 @@ def build_aef_zarr(path: Path, blocks: list[tuple[float, float, int, int]], year
 PUBLISHED_AEF_RES = 0.0000898  # the published mosaic's resolution (about 10 m at the equator)
 
 
-def build_published_aef_zarr(path: Path, west: float, north: float, width: int, height: int,
-                             years=(2018, 2020, 2021), res: float = PUBLISHED_AEF_RES,
-                             shard: int = 512, chunk: int = 256) -> tuple[Path, Affine]:
+def build_published_aef_zarr(
+    path: Path,
+    west: float,
+    north: float,
+    width: int,
+    height: int,
+    years=(2018, 2020, 2021),
+    res: float = PUBLISHED_AEF_RES,
+    shard: int = 512,
+    chunk: int = 256,
+) -> tuple[Path, Affine]:
     """A mosaic written the way aef-mosaic's ``ZarrWriter`` writes the published one.
 
     Group attributes (no ``years``/``start_year``): ``proj:code``, ``spatial:dimensions``,
@@ -111,20 +128,37 @@ def build_published_aef_zarr(path: Path, west: float, north: float, width: int, 
     transform = Affine(res, 0.0, west, 0.0, -res, north)
     bounds = [west, north - height * res, west + width * res, north]
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    group.attrs.update({
-        "proj:code": "EPSG:4326", "spatial:dimensions": ["y", "x"],
-        "spatial:transform": [res, 0.0, bounds[0], 0.0, -res, bounds[3]], "spatial:transform_type": "affine",
-        "spatial:bbox": bounds, "spatial:shape": [height, width], "spatial:registration": "pixel",
-        "geoemb:type": "pixel", "geoemb:dimensions": 64,
-        "geoemb:model": "https://developers.google.com/earth-engine/datasets/catalog/GOOGLE_SATELLITE_EMBEDDING_V1_ANNUAL",
-        "geoemb:source_data": "https://source.coop/tge-labs/aef/v1/annual/", "geoemb:data_type": "int8",
-        "geoemb:gsd": res,
-        "geoemb:quantization": {"method": "signed_square", "original_dtype": "float32", "quantized_dtype": "int8",
-                                "formula": "(x / 127.5) ** 2 * sign(x)", "valid_range": [-127, 127], "nodata": -128},
-        "zarr_conventions": [{"name": "proj:"}, {"name": "spatial:"}, {"name": "geoemb:"}],
-    })
+    group.attrs.update(
+        {
+            "proj:code": "EPSG:4326",
+            "spatial:dimensions": ["y", "x"],
+            "spatial:transform": [res, 0.0, bounds[0], 0.0, -res, bounds[3]],
+            "spatial:transform_type": "affine",
+            "spatial:bbox": bounds,
+            "spatial:shape": [height, width],
+            "spatial:registration": "pixel",
+            "geoemb:type": "pixel",
+            "geoemb:dimensions": 64,
+            "geoemb:model": "https://developers.google.com/earth-engine/datasets/catalog/GOOGLE_SATELLITE_EMBEDDING_V1_ANNUAL",
+            "geoemb:source_data": "https://source.coop/tge-labs/aef/v1/annual/",
+            "geoemb:data_type": "int8",
+            "geoemb:gsd": res,
+            "geoemb:quantization": {
+                "method": "signed_square",
+                "original_dtype": "float32",
+                "quantized_dtype": "int8",
+                "formula": "(x / 127.5) ** 2 * sign(x)",
+                "valid_range": [-127, 127],
+                "nodata": -128,
+            },
+            "zarr_conventions": [{"name": "proj:"}, {"name": "spatial:"}, {"name": "geoemb:"}],
+        }
+    )
     array = group.create_array(
-        "embeddings", shape=(len(years), 64, height, width), dtype="int8", fill_value=-128,
+        "embeddings",
+        shape=(len(years), 64, height, width),
+        dtype="int8",
+        fill_value=-128,
         chunks=(1, 64, shard, shard),
         serializer=ShardingCodec(chunk_shape=(1, 64, chunk, chunk), codecs=[BytesCodec(), ZstdCodec(level=3)]),
         dimension_names=("time", "band", "y", "x"),
@@ -132,11 +166,14 @@ def build_published_aef_zarr(path: Path, west: float, north: float, width: int, 
     rr, cc = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     for yi in range(len(years)):
         array[yi] = aef_codes(yi, rr.ravel(), cc.ravel()).reshape(64, height, width)
-    for name, values, dtype in (("x", bounds[0] + (np.arange(width) + 0.5) * res, "float64"),
-                                ("y", bounds[3] - (np.arange(height) + 0.5) * res, "float64"),
-                                ("time", np.asarray(years), "int32")):
-        coord = group.create_array(name, shape=values.shape, dtype=dtype, chunks=values.shape, fill_value=0,
-                                   dimension_names=(name,))
+    for name, values, dtype in (
+        ("x", bounds[0] + (np.arange(width) + 0.5) * res, "float64"),
+        ("y", bounds[3] - (np.arange(height) + 0.5) * res, "float64"),
+        ("time", np.asarray(years), "int32"),
+    ):
+        coord = group.create_array(
+            name, shape=values.shape, dtype=dtype, chunks=values.shape, fill_value=0, dimension_names=(name,)
+        )
         coord[...] = values.astype(dtype)
     band = group.create_array("band", shape=(64,), dtype=str, chunks=(64,), dimension_names=("band",))
     band[...] = np.array([f"A{i:02d}" for i in range(64)])
@@ -145,15 +182,31 @@ def build_published_aef_zarr(path: Path, west: float, north: float, width: int, 
 
 def write_cog(path: Path, data: np.ndarray, crs, transform: Affine, nodata=None) -> Path:
     data = data if data.ndim == 3 else data[None]
-    profile = dict(driver="COG", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype.name,
-                   crs=crs, transform=transform, nodata=nodata, compress="DEFLATE", blocksize=256)
+    profile = dict(
+        driver="COG",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype.name,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        compress="DEFLATE",
+        blocksize=256,
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return path
 
 
-def _swath_footprint(lat: float, lon: float, orbit_state: str, width_km: float = 250.0, length_km: float = 170.0,
-                     near_offset_km: float = 60.0) -> dict:
+def _swath_footprint(
+    lat: float,
+    lon: float,
+    orbit_state: str,
+    width_km: float = 250.0,
+    length_km: float = 170.0,
+    near_offset_km: float = 60.0,
+) -> dict:
     """A swath-like footprint (rotated rectangle, heading −12°/192°) whose near edge is
     ``near_offset_km`` from the point; far range east on ascending, west on descending."""
     heading = math.radians(-12.0 if orbit_state == "ascending" else 192.0)
@@ -172,9 +225,19 @@ def _swath_footprint(lat: float, lon: float, orbit_state: str, width_km: float =
     return {"type": "Polygon", "coordinates": [[list(map(float, p)) for p in pts]]}
 
 
-def make_s1_items(folder: Path, lat: float, lon: float, dates: list[str], orbit_state="descending",
-                  relative_orbit=110, size_px=128, seed=0, looks: float = 4.0, mean_power: float = 0.05,
-                  grid=None) -> list[dict]:
+def make_s1_items(
+    folder: Path,
+    lat: float,
+    lon: float,
+    dates: list[str],
+    orbit_state="descending",
+    relative_orbit=110,
+    size_px=128,
+    seed=0,
+    looks: float = 4.0,
+    mean_power: float = 0.05,
+    grid=None,
+) -> list[dict]:
     """RTC-like items: VV/VH γ⁰ (linear float32, nodata −32768) COGs on a UTM 10 m grid shifted 5 m
     (or on ``grid`` = (crs, transform)): gamma speckle of ``looks`` looks around ``mean_power``."""
     from sarviz.scene import utm_crs_for
@@ -185,8 +248,9 @@ def make_s1_items(folder: Path, lat: float, lon: float, dates: list[str], orbit_
     else:
         crs = utm_crs_for(lat, lon)
         x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-        transform = Affine(10.0, 0, math.floor(x / 10) * 10 - size_px * 5 + 5, 0, -10.0,
-                           math.floor(y / 10) * 10 + size_px * 5 + 5)
+        transform = Affine(
+            10.0, 0, math.floor(x / 10) * 10 - size_px * 5 + 5, 0, -10.0, math.floor(y / 10) * 10 + size_px * 5 + 5
+        )
     items = []
     for i, date in enumerate(dates):
         vv = rng.gamma(looks, mean_power / looks, (size_px, size_px)).astype(np.float32)
@@ -197,24 +261,46 @@ def make_s1_items(folder: Path, lat: float, lon: float, dates: list[str], orbit_
         assets = {}
         for pol, arr in (("vv", vv), ("vh", vh)):
             p = write_cog(folder / f"{item_id}_{pol}.tif", arr, crs, transform, nodata=-32768.0)
-            assets[pol] = {"href": str(p), "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                           "roles": ["data"]}
-        items.append({
-            "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": "sentinel-1-rtc",
-            "geometry": _swath_footprint(lat, lon, orbit_state), "bbox": None,
-            "properties": {"datetime": f"{date}T05:50:00Z", "platform": "SENTINEL-1A", "sar:instrument_mode": "IW",
-                           "sar:polarizations": ["VV", "VH"], "sat:orbit_state": orbit_state,
-                           "sat:relative_orbit": relative_orbit, "constellation": "Sentinel-1"},
-            "assets": assets, "links": [],
-        })
+            assets[pol] = {
+                "href": str(p),
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data"],
+            }
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": item_id,
+                "collection": "sentinel-1-rtc",
+                "geometry": _swath_footprint(lat, lon, orbit_state),
+                "bbox": None,
+                "properties": {
+                    "datetime": f"{date}T05:50:00Z",
+                    "platform": "SENTINEL-1A",
+                    "sar:instrument_mode": "IW",
+                    "sar:polarizations": ["VV", "VH"],
+                    "sat:orbit_state": orbit_state,
+                    "sat:relative_orbit": relative_orbit,
+                    "constellation": "Sentinel-1",
+                },
+                "assets": assets,
+                "links": [],
+            }
+        )
     for it in items:
         ring = np.asarray(it["geometry"]["coordinates"][0])
-        it["bbox"] = [float(ring[:, 0].min()), float(ring[:, 1].min()), float(ring[:, 0].max()), float(ring[:, 1].max())]
+        it["bbox"] = [
+            float(ring[:, 0].min()),
+            float(ring[:, 1].min()),
+            float(ring[:, 0].max()),
+            float(ring[:, 1].max()),
+        ]
     return items
 
 
-def make_s2_items(folder: Path, lat: float, lon: float, dates: list[str], cloud=(5.0, 10.0, 20.0), size_px=128,
-                  seed=1) -> list[dict]:
+def make_s2_items(
+    folder: Path, lat: float, lon: float, dates: list[str], cloud=(5.0, 10.0, 20.0), size_px=128, seed=1
+) -> list[dict]:
     """L2A-like items: B02/B03/B04/B08 uint16 10 m and SCL uint8 20 m COGs, baseline 05.10."""
     from sarviz.scene import utm_crs_for
 
@@ -230,21 +316,37 @@ def make_s2_items(folder: Path, lat: float, lon: float, dates: list[str], cloud=
         assets = {}
         for b in ("B02", "B03", "B04", "B08"):
             arr = rng.integers(1100, 4000, (size_px, size_px)).astype(np.uint16)
-            assets[b] = {"href": str(write_cog(folder / f"{item_id}_{b}.tif", arr, crs, t10, nodata=0)), "roles": ["data"]}
+            assets[b] = {
+                "href": str(write_cog(folder / f"{item_id}_{b}.tif", arr, crs, t10, nodata=0)),
+                "roles": ["data"],
+            }
         scl = np.full((size_px // 2, size_px // 2), 4, np.uint8)
         scl[size_px // 8 : size_px // 8 + size_px // 16, :] = 9  # a cloud band across the upper patch
-        assets["SCL"] = {"href": str(write_cog(folder / f"{item_id}_SCL.tif", scl, crs, t20, nodata=0)), "roles": ["data"]}
+        assets["SCL"] = {
+            "href": str(write_cog(folder / f"{item_id}_SCL.tif", scl, crs, t20, nodata=0)),
+            "roles": ["data"],
+        }
         ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
         w, s = ll.transform(left - 50_000, top - 60_000)
         e, n = ll.transform(left + 60_000, top + 50_000)
-        items.append({
-            "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": "sentinel-2-l2a",
-            "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
-            "bbox": [w, s, e, n],
-            "properties": {"datetime": f"{date}T10:36:29Z", "platform": "Sentinel-2B", "eo:cloud_cover": cloud[i % len(cloud)],
-                           "s2:processing_baseline": "05.10"},
-            "assets": assets, "links": [],
-        })
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": item_id,
+                "collection": "sentinel-2-l2a",
+                "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+                "bbox": [w, s, e, n],
+                "properties": {
+                    "datetime": f"{date}T10:36:29Z",
+                    "platform": "Sentinel-2B",
+                    "eo:cloud_cover": cloud[i % len(cloud)],
+                    "s2:processing_baseline": "05.10",
+                },
+                "assets": assets,
+                "links": [],
+            }
+        )
     return items
 
 
@@ -304,13 +406,24 @@ def stac_api(item_files: list[Path], delay_s: float = 0.0):
 
         def do_GET(self):
             root = f"http://127.0.0.1:{self.server.server_port}"
-            self._send({
-                "type": "Catalog", "id": "test-stac", "description": "local STAC API", "stac_version": "1.0.0",
-                "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-                               "https://api.stacspec.org/v1.0.0/item-search#query"],
-                "links": [{"rel": "self", "href": root + "/"}, {"rel": "root", "href": root + "/"},
-                          {"rel": "search", "href": root + "/search", "method": "POST", "type": "application/geo+json"}],
-            })
+            self._send(
+                {
+                    "type": "Catalog",
+                    "id": "test-stac",
+                    "description": "local STAC API",
+                    "stac_version": "1.0.0",
+                    "conformsTo": [
+                        "https://api.stacspec.org/v1.0.0/core",
+                        "https://api.stacspec.org/v1.0.0/item-search",
+                        "https://api.stacspec.org/v1.0.0/item-search#query",
+                    ],
+                    "links": [
+                        {"rel": "self", "href": root + "/"},
+                        {"rel": "root", "href": root + "/"},
+                        {"rel": "search", "href": root + "/search", "method": "POST", "type": "application/geo+json"},
+                    ],
+                }
+            )
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -356,8 +469,9 @@ def _sub_satellite(u: float, t: float) -> tuple[float, float]:
     return (lon + 180.0) % 360.0 - 180.0, lat
 
 
-def simulate_iw_swath(lat: float, orbit_state: str, near_deg: float = 30.8, far_deg: float = 46.0,
-                      half_length_s: float = 12.0):
+def simulate_iw_swath(
+    lat: float, orbit_state: str, near_deg: float = 30.8, far_deg: float = 46.0, half_length_s: float = 12.0
+):
     """An IW footprint by propagating the orbit, not from a heading formula.
 
     Returns (footprint GeoJSON, track point (lon, lat) at the middle, heading (deg) there,
@@ -389,8 +503,12 @@ def simulate_iw_swath(lat: float, orbit_state: str, near_deg: float = 30.8, far_
         return math.degrees(phi + math.atan2(R * math.sin(phi), S1_A_KM - R * math.cos(phi)))
 
     corners = []
-    for dt_s, g in ((-half_length_s, ground_range(near_deg)), (half_length_s, ground_range(near_deg)),
-                  (half_length_s, ground_range(far_deg)), (-half_length_s, ground_range(far_deg))):
+    for dt_s, g in (
+        (-half_length_s, ground_range(near_deg)),
+        (half_length_s, ground_range(near_deg)),
+        (half_length_s, ground_range(far_deg)),
+        (-half_length_s, ground_range(far_deg)),
+    ):
         lon0, lat0 = at(dt_s)
         lon1, lat1 = at(dt_s + 0.5)
         heading = geod.inv(lon0, lat0, lon1, lat1)[0]

@@ -32,8 +32,17 @@ def write_sar_tif(path: Path, seed: int, size: int = 32, crs: str = "EPSG:32633"
     rng = np.random.default_rng(seed)
     vv = (-12 + offset_db + 3 * rng.standard_normal((size, size))).astype(np.float32)
     vh = (vv - 7 + rng.standard_normal((size, size))).astype(np.float32)
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=2, dtype="float32", crs=crs,
-                       transform=Affine(10, 0, 500_000 + 1000 * seed, 0, -10, 5_300_000)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=2,
+        dtype="float32",
+        crs=crs,
+        transform=Affine(10, 0, 500_000 + 1000 * seed, 0, -10, 5_300_000),
+    ) as dst:
         dst.write(np.stack([vv, vh]))
         dst.descriptions = ("VV", "VH")
         dst.update_tags(PROVENANCE=f'{{"model_id": "secret-model-{seed}"}}', SECRET_LABEL="real-or-not")
@@ -125,12 +134,32 @@ def postgres_server() -> Iterator[str]:
     log = base / "server.log"
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     try:
-        subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                                 "-E", "UTF8", "--no-sync"], check=True, capture_output=True, env=env)
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-                                 f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                                 f"-c max_connections=200", "start"],
-                       check=True, capture_output=True, env=env)
+        subprocess.run(
+            prefix
+            + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        subprocess.run(
+            prefix
+            + [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or b"").decode(errors="replace")[-2000:]
         server_log = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -139,8 +168,9 @@ def postgres_server() -> Iterator[str]:
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, env=env)
+        subprocess.run(
+            prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True, env=env
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

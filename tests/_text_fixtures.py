@@ -45,26 +45,49 @@ class TinyTextModel:
 def _scheduler():
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                         set_alpha_to_one=False, steps_offset=1)
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
 
 
 def _text_config(tok, hidden: int = 32):
     from transformers import CLIPTextConfig
 
-    return CLIPTextConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                          hidden_size=hidden, intermediate_size=37, layer_norm_eps=1e-5, num_attention_heads=4,
-                          num_hidden_layers=2, vocab_size=len(tok), max_position_embeddings=77, projection_dim=32,
-                          hidden_act="gelu")
+    return CLIPTextConfig(
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        hidden_size=hidden,
+        intermediate_size=37,
+        layer_norm_eps=1e-5,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(tok),
+        max_position_embeddings=77,
+        projection_dim=32,
+        hidden_act="gelu",
+    )
 
 
 def _vae():
     from diffusers import AutoencoderKL
 
     # four levels: the real ×8 downsampling (64 px images → 8 × 8 latents, as 512 → 64), kept tiny
-    return AutoencoderKL(block_out_channels=[16, 16, 16, 16], in_channels=3, out_channels=3, norm_num_groups=8,
-                         down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                         latent_channels=4, sample_size=SIZE)
+    return AutoencoderKL(
+        block_out_channels=[16, 16, 16, 16],
+        in_channels=3,
+        out_channels=3,
+        norm_num_groups=8,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        latent_channels=4,
+        sample_size=SIZE,
+    )
 
 
 def write_sd15_base(folder: Path, seed: int = 0) -> Path:
@@ -75,12 +98,26 @@ def write_sd15_base(folder: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tok, _ = write_tokenizer(folder / "_tok")
     tok.model_max_length = 77  # the byte-level fallback tokenizer has no limit; CLIP's is 77
-    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=SIZE // 8,
-                                in_channels=4, out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
-    pipe = StableDiffusionPipeline(vae=_vae(), text_encoder=CLIPTextModel(_text_config(tok)), tokenizer=tok, unet=unet,
-                                   scheduler=_scheduler(), safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=_vae(),
+        text_encoder=CLIPTextModel(_text_config(tok)),
+        tokenizer=tok,
+        unet=unet,
+        scheduler=_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
 
@@ -93,15 +130,31 @@ def write_sdxl_base(folder: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tok, _ = write_tokenizer(folder / "_tok")
     tok.model_max_length = 77  # the byte-level fallback tokenizer has no limit; CLIP's is 77
-    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=SIZE // 8, in_channels=4,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
-                                use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
-                                transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
-                                cross_attention_dim=64)
-    pipe = StableDiffusionXLPipeline(vae=_vae(), text_encoder=CLIPTextModel(_text_config(tok)),
-                                     text_encoder_2=CLIPTextModelWithProjection(_text_config(tok)), tokenizer=tok,
-                                     tokenizer_2=tok, unet=unet, scheduler=_scheduler())
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=_vae(),
+        text_encoder=CLIPTextModel(_text_config(tok)),
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(tok)),
+        tokenizer=tok,
+        tokenizer_2=tok,
+        unet=unet,
+        scheduler=_scheduler(),
+    )
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
 
@@ -136,8 +189,9 @@ def write_embeds(run: Path, kind: str, seed: int = 0, scale: float = 1.0) -> Pat
     return path
 
 
-def write_run(run: Path, base: Path, kind: str = "sd15", unet: str = "lora", polarisation: str = "VV",
-              seed: int = 0) -> Path:
+def write_run(
+    run: Path, base: Path, kind: str = "sd15", unet: str = "lora", polarisation: str = "VV", seed: int = 0
+) -> Path:
     """A `sarviz train text` output folder on ``base``."""
     import torch
     from diffusers import UNet2DConditionModel
@@ -155,21 +209,40 @@ def write_run(run: Path, base: Path, kind: str = "sd15", unet: str = "lora", pol
         _lora_on(base_unet, UNET_LORA, run / "unet_lora", seed + 2)
     _lora_on(CLIPTextModel.from_pretrained(str(base / "text_encoder")), TE_LORA, run / "text_encoder_lora", seed + 3)
     if kind == "sdxl":
-        _lora_on(CLIPTextModelWithProjection.from_pretrained(str(base / "text_encoder_2")), TE_LORA,
-                 run / "text_encoder_2_lora", seed + 4)
+        _lora_on(
+            CLIPTextModelWithProjection.from_pretrained(str(base / "text_encoder_2")),
+            TE_LORA,
+            run / "text_encoder_2_lora",
+            seed + 4,
+        )
     write_embeds(run, kind, seed + 5)
-    meta = {"format": "sarviz-text-sar/1", "base": str(base), "base_kind": kind, "token": TOKEN, "unet": unet,
-            "calibration": DEFAULT_CALIBRATION.to_dict(), "polarisation": polarisation,
-            "image_mode": "L" if polarisation == "VV" else "RGB", "resolution": SIZE,
-            "recipe": {"note": "tiny random test model"}, "step": 1}
+    meta = {
+        "format": "sarviz-text-sar/1",
+        "base": str(base),
+        "base_kind": kind,
+        "token": TOKEN,
+        "unet": unet,
+        "calibration": DEFAULT_CALIBRATION.to_dict(),
+        "polarisation": polarisation,
+        "image_mode": "L" if polarisation == "VV" else "RGB",
+        "resolution": SIZE,
+        "recipe": {"note": "tiny random test model"},
+        "step": 1,
+    }
     (run / "sarviz_text_model.json").write_text(json.dumps(meta, indent=2))
     return run
 
 
 def write_text_card(folder: Path, run: Path, model_id: str = "tiny-text", steps: int = 2) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    card = {"id": model_id, "name": f"Tiny random {model_id}", "kind": "text-to-sar", "licence": "test only",
-            "weights": {"run": str(run)}, "sampler": {"steps": steps, "guidance": 3.0}}
+    card = {
+        "id": model_id,
+        "name": f"Tiny random {model_id}",
+        "kind": "text-to-sar",
+        "licence": "test only",
+        "weights": {"run": str(run)},
+        "sampler": {"steps": steps, "guidance": 3.0},
+    }
     path = folder / f"{model_id}.json"
     path.write_text(json.dumps(card, indent=2))
     return path
@@ -195,8 +268,9 @@ def speckle_db(rng, size: int, mean_db: float, texture: float, looks: int = 4):
     return (10 * np.log10(intensity)).astype("float32")
 
 
-def write_captioned(root, n_per_label: int = 4, size: int = 128, seed: int = 0, polarisation: str = "VV",
-                    splits=("train", "test")):
+def write_captioned(
+    root, n_per_label: int = 4, size: int = 128, seed: int = 0, polarisation: str = "VV", splits=("train", "test")
+):
     """A captioned dataset of speckle images per label, 8-bit PNG with the default calibration."""
     import numpy as np
     from PIL import Image
@@ -206,9 +280,17 @@ def write_captioned(root, n_per_label: int = 4, size: int = 128, seed: int = 0, 
     rng = np.random.default_rng(seed)
     mode = "L" if polarisation == "VV" else "RGB"
     (root).mkdir(parents=True, exist_ok=True)
-    (root / "caption_info.json").write_text(json.dumps({"format": "sarviz-captioned/1", "token": TOKEN,
-                                                        "polarisation": polarisation, "calibration": cal.to_dict(),
-                                                        "image_mode": mode}))
+    (root / "caption_info.json").write_text(
+        json.dumps(
+            {
+                "format": "sarviz-captioned/1",
+                "token": TOKEN,
+                "polarisation": polarisation,
+                "calibration": cal.to_dict(),
+                "image_mode": mode,
+            }
+        )
+    )
     for split in splits:
         rows = []
         for label, (mean_db, texture) in LABEL_DB.items():
@@ -223,8 +305,16 @@ def write_captioned(root, n_per_label: int = 4, size: int = 128, seed: int = 0, 
                 ident = f"{split}-{label}-{i}"
                 (root / split).mkdir(exist_ok=True)
                 img.save(root / split / f"{ident}.png")
-                rows.append({"file_name": f"{ident}.png", "text": f"{TOKEN} a SAR image of {label} number {i}",
-                             "id": ident, "label": label, "lat": 40.0 + i, "lon": -3.0})
+                rows.append(
+                    {
+                        "file_name": f"{ident}.png",
+                        "text": f"{TOKEN} a SAR image of {label} number {i}",
+                        "id": ident,
+                        "label": label,
+                        "lat": 40.0 + i,
+                        "lon": -3.0,
+                    }
+                )
         (root / split / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return root
 
@@ -238,15 +328,25 @@ def write_tiny_clip(folder, seed: int = 0):
     torch.manual_seed(seed)
     tok, _ = write_tokenizer(folder.parent / f"_{folder.name}_tok")
     tok.model_max_length = 77
-    text = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tok),
-                max_position_embeddings=77, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id)
-    vision = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32,
-                  patch_size=8)
+    text = dict(
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(tok),
+        max_position_embeddings=77,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    vision = dict(
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32, patch_size=8
+    )
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                                 crop_size={"height": 32, "width": 32}),
-                              tokenizer=tok)
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tok,
+    )
     model.save_pretrained(str(folder), safe_serialization=True)
     processor.save_pretrained(str(folder))
     return folder

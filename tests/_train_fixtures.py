@@ -48,8 +48,15 @@ def _patch_arrays(rng: np.random.Generator, size: int) -> tuple[np.ndarray, ...]
     return vv.astype(np.float32), vh.astype(np.float32), angle, emb
 
 
-def write_patch_dataset(root: Path, n_train: int = 6, n_val: int = 2, n_test: int = 1, size: int = 32,
-                        seed: int = 0, embedding_source: str = "proxy:test-random") -> Path:
+def write_patch_dataset(
+    root: Path,
+    n_train: int = 6,
+    n_val: int = 2,
+    n_test: int = 1,
+    size: int = 32,
+    seed: int = 0,
+    embedding_source: str = "proxy:test-random",
+) -> Path:
     import rasterio
     from affine import Affine
 
@@ -67,28 +74,64 @@ def write_patch_dataset(root: Path, n_train: int = 6, n_val: int = 2, n_test: in
         data = np.concatenate([vv[None], vh[None], angle[None], emb]).astype(np.float32)
         x0, y0 = 500000.0 + 10 * size * 3 * i, 4200000.0
         path = root / "patches" / f"{pid}.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=data.shape[0],
-                           dtype="float32", crs="EPSG:32630", transform=Affine(10.0, 0, x0, 0, -10.0, y0),
-                           nodata=float("nan"), tiled=True, blockxsize=16, blockysize=16) as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=size,
+            height=size,
+            count=data.shape[0],
+            dtype="float32",
+            crs="EPSG:32630",
+            transform=Affine(10.0, 0, x0, 0, -10.0, y0),
+            nodata=float("nan"),
+            tiled=True,
+            blockxsize=16,
+            blockysize=16,
+        ) as dst:
             dst.write(data)
             for b, name in enumerate(TRAINING_PATCH_BANDS, 1):
                 dst.set_band_description(b, name)
             dst.update_tags(SCENE_ID=pid)
-        rows.append({"id": pid, "file": f"patches/{pid}.tif", "split": split, "lon": -3.0 + 0.01 * i, "lat": 37.9,
-                     "date": "2024-06-01", "orbit": "descending", "relative_orbit": 110,
-                     "angle_mean": float(angle.mean()), "landcover": "crops",
-                     "landcover_fractions": json.dumps({"crops": 1.0}), "embedding_source": embedding_source,
-                     "source_scene": "synthetic", "provenance": json.dumps({"source": "test fixture"})})
+        rows.append(
+            {
+                "id": pid,
+                "file": f"patches/{pid}.tif",
+                "split": split,
+                "lon": -3.0 + 0.01 * i,
+                "lat": 37.9,
+                "date": "2024-06-01",
+                "orbit": "descending",
+                "relative_orbit": 110,
+                "angle_mean": float(angle.mean()),
+                "landcover": "crops",
+                "landcover_fractions": json.dumps({"crops": 1.0}),
+                "embedding_source": embedding_source,
+                "source_scene": "synthetic",
+                "provenance": json.dumps({"source": "test fixture"}),
+            }
+        )
     with open(root / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (root / "dataset.json").write_text(json.dumps({
-        "format": "sarviz-patches/1", "size": size, "bands": list(TRAINING_PATCH_BANDS),
-        "calibration": DEFAULT_CALIBRATION.to_dict(), "embedding_source": embedding_source, "s1_mode": "single",
-        "counts": {"train": n_train, "val": n_val, "test": n_test, "dropped": {}},
-        "split": {"method": "spatial-blocks", "block_km": 1, "seed": seed}, "created": "2026-01-01T00:00:00Z",
-        "sarviz": "test"}, indent=2))
+    (root / "dataset.json").write_text(
+        json.dumps(
+            {
+                "format": "sarviz-patches/1",
+                "size": size,
+                "bands": list(TRAINING_PATCH_BANDS),
+                "calibration": DEFAULT_CALIBRATION.to_dict(),
+                "embedding_source": embedding_source,
+                "s1_mode": "single",
+                "counts": {"train": n_train, "val": n_val, "test": n_test, "dropped": {}},
+                "split": {"method": "spatial-blocks", "block_km": 1, "seed": seed},
+                "created": "2026-01-01T00:00:00Z",
+                "sarviz": "test",
+            },
+            indent=2,
+        )
+    )
     return root
 
 
@@ -117,14 +160,31 @@ def write_captioned(dataset: Path, image_mode: str = "L", token: str = "<SAR>") 
         (out / split).mkdir(parents=True, exist_ok=True)
         img.save(out / split / f"{r['id']}.png")
         text = f"{token} Sentinel-1 VV image of {words[n % len(words)]}, descending orbit"
-        lines.setdefault(split, []).append(json.dumps({"file_name": f"{r['id']}.png", "text": text, "id": r["id"],
-                                                       "label": "crops", "lat": float(r["lat"]),
-                                                       "lon": float(r["lon"])}))
+        lines.setdefault(split, []).append(
+            json.dumps(
+                {
+                    "file_name": f"{r['id']}.png",
+                    "text": text,
+                    "id": r["id"],
+                    "label": "crops",
+                    "lat": float(r["lat"]),
+                    "lon": float(r["lon"]),
+                }
+            )
+        )
     for split, ls in lines.items():
         (out / split / "metadata.jsonl").write_text("\n".join(ls) + "\n")
-    (out / "caption_info.json").write_text(json.dumps({
-        "format": "sarviz-captioned/1", "token": token, "polarisation": "VV" if image_mode == "L" else "VV+VH",
-        "calibration": DEFAULT_CALIBRATION.to_dict(), "image_mode": image_mode}))
+    (out / "caption_info.json").write_text(
+        json.dumps(
+            {
+                "format": "sarviz-captioned/1",
+                "token": token,
+                "polarisation": "VV" if image_mode == "L" else "VV+VH",
+                "calibration": DEFAULT_CALIBRATION.to_dict(),
+                "image_mode": image_mode,
+            }
+        )
+    )
     return out
 
 
@@ -157,29 +217,68 @@ def write_tiny_sdxl(root: Path, seed: int = 0) -> Path:
     fix_model_max_length(base / "tokenizer")
     fix_model_max_length(base / "tokenizer_2")
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
-        cross_attention_dim=64)
-    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-                        latent_channels=4, sample_size=32)
-    cfg = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-               hidden_size=32, intermediate_size=37, layer_norm_eps=1e-5, num_attention_heads=4, num_hidden_layers=2,
-               vocab_size=len(tok), max_position_embeddings=77, hidden_act="gelu", projection_dim=32)
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        sample_size=32,
+    )
+    cfg = dict(
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-5,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(tok),
+        max_position_embeddings=77,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
     CLIPTextModel(CLIPTextConfig(**cfg)).save_pretrained(base / "text_encoder")
     CLIPTextModelWithProjection(CLIPTextConfig(**cfg)).save_pretrained(base / "text_encoder_2")
     unet.save_pretrained(base / "unet")
     vae.save_pretrained(base / "vae")
-    EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear",
-                           timestep_spacing="leading").save_pretrained(base / "scheduler")
-    (base / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionXLPipeline", "_diffusers_version": "0.42.1",
-        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-        "text_encoder": ["transformers", "CLIPTextModel"], "text_encoder_2": ["transformers",
-                                                                              "CLIPTextModelWithProjection"],
-        "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "EulerDiscreteScheduler"], "force_zeros_for_empty_prompt": True,
-        "image_encoder": [None, None], "feature_extractor": [None, None]}, indent=2))
+    EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear", timestep_spacing="leading"
+    ).save_pretrained(base / "scheduler")
+    (base / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionXLPipeline",
+                "_diffusers_version": "0.42.1",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "tokenizer_2": ["transformers", "CLIPTokenizer"],
+                "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+                "force_zeros_for_empty_prompt": True,
+                "image_encoder": [None, None],
+                "feature_extractor": [None, None],
+            },
+            indent=2,
+        )
+    )
     return base

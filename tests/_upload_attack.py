@@ -36,21 +36,27 @@ def put_upload(base: str, session_id: str, size: int, file_id: str | None = None
     """
     token = generate_xsrf_token_string()
     boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
     body = head + os.urandom(size) + f"\r\n--{boundary}--\r\n".encode()
     parts = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
     try:
         conn.putrequest("PUT", f"/_stcore/upload_file/{session_id}/{file_id or uuid.uuid4().hex}")
-        for k, v in {"Content-Type": f"multipart/form-data; boundary={boundary}", "X-Xsrftoken": token,
-                     "Cookie": f"_streamlit_xsrf={token}", "Content-Length": str(len(body))}.items():
+        for k, v in {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "X-Xsrftoken": token,
+            "Cookie": f"_streamlit_xsrf={token}",
+            "Content-Length": str(len(body)),
+        }.items():
             conn.putheader(k, v)
         conn.endheaders()
         try:
             view = memoryview(body)
             for at in range(0, len(body), 1 << 20):
-                conn.sock.sendall(view[at:at + (1 << 20)])
+                conn.sock.sendall(view[at : at + (1 << 20)])
         except OSError:  # the server answered early and closed: read what it said
             pass
         try:
@@ -84,8 +90,9 @@ async def _flood(base: str, page: str, query: str, n: int, size: int, out: list[
         return session_id
 
 
-def upload_flood(base: str, page: str = "Quiz", query: str = "", n: int = 8, size: int = 50 * 2**20,
-                 during=None) -> list[int]:  # noqa: ANN001
+def upload_flood(
+    base: str, page: str = "Quiz", query: str = "", n: int = 8, size: int = 50 * 2**20, during=None
+) -> list[int]:  # noqa: ANN001
     """Open a session on ``page`` and PUT ``n`` files of ``size`` bytes into it; their HTTP statuses.
     ``during()`` (if given) is called while the session is still open (e.g. to read memory)."""
     statuses: list[int] = []

@@ -44,6 +44,7 @@ class Run:
 
 async def _session(url: str, query: str, page: str, forge, timeout: float) -> tuple[Run, Run]:  # noqa: ANN001
     async with websockets.connect(url, subprotocols=["streamlit"], max_size=2**26, open_timeout=timeout) as ws:
+
         async def rerun(widget_states: list[WidgetState]) -> Run:
             msg = BackMsg()
             msg.rerun_script.query_string = query

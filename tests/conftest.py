@@ -64,8 +64,15 @@ def sample_scenes(samples_dir: Path, tmp_path_factory) -> Path:
     return folder
 
 
-def make_scene(crs="EPSG:32633", origin=(400_000.0, 5_340_000.0), res=10.0, size=(64, 64), seed=0,
-               layers=("optical", "vv_db", "vh_db", "angle_deg", "embedding"), scene_id="tiny"):
+def make_scene(
+    crs="EPSG:32633",
+    origin=(400_000.0, 5_340_000.0),
+    res=10.0,
+    size=(64, 64),
+    seed=0,
+    layers=("optical", "vv_db", "vh_db", "angle_deg", "embedding"),
+    scene_id="tiny",
+):
     """A small scene with random but plausible layers (tests build their data by code)."""
     from sarviz.scene import Scene
 
@@ -78,9 +85,16 @@ def make_scene(crs="EPSG:32633", origin=(400_000.0, 5_340_000.0), res=10.0, size
         "angle_deg": np.tile(np.linspace(30, 45, w), (h, 1)),
         "embedding": (lambda e: e / np.linalg.norm(e, axis=0, keepdims=True))(rng.normal(0, 1, (64, h, w))),
     }
-    return Scene(crs=crs, transform=Affine(res, 0, origin[0], 0, -res, origin[1]), width=w, height=h,
-                 scene_id=scene_id, dates={"s1": "2024-06-01T05:00:00"}, provenance={"source": "test"},
-                 **{k: v for k, v in data.items() if k in layers})
+    return Scene(
+        crs=crs,
+        transform=Affine(res, 0, origin[0], 0, -res, origin[1]),
+        width=w,
+        height=h,
+        scene_id=scene_id,
+        dates={"s1": "2024-06-01T05:00:00"},
+        provenance={"source": "test"},
+        **{k: v for k, v in data.items() if k in layers},
+    )
 
 
 @pytest.fixture

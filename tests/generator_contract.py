@@ -71,12 +71,14 @@ class GeneratorContract:
         """The request every check uses (tiny, float32 on the CPU so the results are exact)."""
         if self.interface == "transform":
             return TransformRequest(seed=seed, device="cpu", dtype="float32")
-        return GenerationRequest(seed=seed, device="cpu", dtype="float32", prompt="a port with ships"
-                                 if self.interface == "prompt" else None)
+        return GenerationRequest(
+            seed=seed, device="cpu", dtype="float32", prompt="a port with ships" if self.interface == "prompt" else None
+        )
 
     # -- one way to call every kind -------------------------------------------------------------
-    def call(self, generator: Generator, scene, source, seed: int, progress=None, cancel=None
-             ) -> list[GenerationResult]:
+    def call(
+        self, generator: Generator, scene, source, seed: int, progress=None, cancel=None
+    ) -> list[GenerationResult]:
         request = self.make_request(seed)
         if isinstance(generator, MapGenerator):
             return [generator.generate(scene, request, progress, cancel)]

@@ -23,7 +23,7 @@ def test_rayleigh_amplitude_clips_at_the_known_fraction_and_inverts_to_db():
     db[:3, :3] = np.nan  # missing pixels stay missing and are left out of μ, σ
     unit, stats = normalise_amplitude(db)
     k = np.sqrt(np.pi / 2) + 3 * np.sqrt(2 - np.pi / 2)
-    assert stats.clipped_fraction == pytest.approx(np.exp(-k ** 2 / 2), rel=0.05)
+    assert stats.clipped_fraction == pytest.approx(np.exp(-(k**2) / 2), rel=0.05)
     assert stats.n_valid == 512 * 512 - 9 and np.isnan(unit[:3, :3]).all()
     valid = unit[np.isfinite(unit)]
     assert valid.min() >= 0 and valid.max() == 1.0

@@ -21,8 +21,9 @@ def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("world")
     build_aef_zarr(d / "aef.zarr", [(LAT, LON, 60, 90)], years=(2022, 2023, 2024))
     (d / "cogs").mkdir()
-    items = (make_s1_items(d / "cogs", LAT, LON, ["2024-03-01", "2024-05-01"])
-             + make_s2_items(d / "cogs", LAT, LON, ["2024-06-01"]))
+    items = make_s1_items(d / "cogs", LAT, LON, ["2024-03-01", "2024-05-01"]) + make_s2_items(
+        d / "cogs", LAT, LON, ["2024-06-01"]
+    )
     with stac_api(write_items(d / "cogs", items)) as url:
         yield {"aef": str(d / "aef.zarr"), "stac": url}
 

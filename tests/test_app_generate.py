@@ -104,8 +104,10 @@ def test_result_from_a_proxy_embedding_is_labelled_everywhere(samples_dir, tmp_p
     from sarviz.embedding_proxy import add_proxy_embedding
 
     folder = tmp_path / "scenes"
-    scene = add_proxy_embedding(make_scene(size=(64, 64), scene_id="proxied", layers=("optical", "vv_db", "vh_db")),
-                                samples_dir / "alphaearth_s1_points")
+    scene = add_proxy_embedding(
+        make_scene(size=(64, 64), scene_id="proxied", layers=("optical", "vv_db", "vh_db")),
+        samples_dir / "alphaearth_s1_points",
+    )
     write_scene(scene, folder / "proxied.tif")
     monkeypatch.setenv("SARVIZ_SCENES", str(folder))
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))

@@ -33,9 +33,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def write_huge_claim(path: Path) -> Path:
     """A small sparse GeoTIFF whose header claims 200000 × 200000 pixels × 2 bands."""
-    with rasterio.open(path, "w", driver="GTiff", width=200_000, height=200_000, count=2, dtype="float32",
-                       crs="EPSG:32633", transform=Affine(10, 0, 500_000, 0, -10, 5_300_000), tiled=True,
-                       blockxsize=1024, blockysize=1024, sparse_ok=True, compress="deflate", BIGTIFF="YES") as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=200_000,
+        height=200_000,
+        count=2,
+        dtype="float32",
+        crs="EPSG:32633",
+        transform=Affine(10, 0, 500_000, 0, -10, 5_300_000),
+        tiled=True,
+        blockxsize=1024,
+        blockysize=1024,
+        sparse_ok=True,
+        compress="deflate",
+        BIGTIFF="YES",
+    ) as dst:
         dst.descriptions = ("VV", "VH")
     assert path.stat().st_size < 2_000_000
     return path
@@ -60,8 +74,10 @@ def _cli(args: list[str], env: dict | None = None, fsize: int | None = None) -> 
     """Run ``sarviz ARGS`` in a real process (optionally with a file-size limit = a full disk)."""
     prelude = ""
     if fsize is not None:
-        prelude = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-                   f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, {fsize})); ")
+        prelude = (
+            "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, {fsize})); "
+        )
     code = prelude + f"import sys; from sarviz.cli import main; sys.exit(main({args!r}))"
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
@@ -89,15 +105,32 @@ def test_huge_claim_is_skipped_by_every_reader(scene_folder, tmp_path, sqlite_ur
     assert "good" in out.out and "huge.tif" in out.err and "200000×200000" in out.err
     # generate on the same folder (the store index skips it; the good scene is generated)
     gen = tmp_path / "gen.tif"
-    assert main(["generate", "--lat", f"{lat}", "--lon", f"{lon}", "--scenes", str(folder), "--model", "emulator",
-                 "--size", "64", "--out", str(gen)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--lat",
+                f"{lat}",
+                "--lon",
+                f"{lon}",
+                "--scenes",
+                str(folder),
+                "--model",
+                "emulator",
+                "--size",
+                "64",
+                "--out",
+                str(gen),
+            ]
+        )
+        == 0
+    )
     assert "skipped huge.tif" in capsys.readouterr().err and gen.is_file()
     # study add-images: the rest of the folder is pooled
     pool = build_pool_folder(tmp_path / "pool", n_real=2, n_other=2, n_ours=4)
     write_huge_claim(pool / "huge.tif")
     assert main(["study", "create", "bad-files", "--db", sqlite_url]) == 0
-    assert main(["study", "add-images", "bad-files", str(pool), "--source", "ours", "--db", sqlite_url,
-                 "--quiet"]) == 1
+    assert main(["study", "add-images", "bad-files", str(pool), "--source", "ours", "--db", sqlite_url, "--quiet"]) == 1
     out = capsys.readouterr()
     assert "added 8 image(s)" in out.out and "huge.tif: its header claims" in out.err
     # the map page: a warning naming the file, no memory error
@@ -122,8 +155,25 @@ def test_full_disk_keeps_existing_files_and_says_one_line(scene_folder, tmp_path
     out.parent.mkdir()
     out.write_bytes(b"OLD TIFF")
     png.write_bytes(b"OLD PNG")
-    proc = _cli(["generate", "--lat", f"{lat}", "--lon", f"{lon}", "--scenes", str(folder), "--model", "emulator",
-                 "--size", "64", "--out", str(out)], env, fsize=4096)
+    proc = _cli(
+        [
+            "generate",
+            "--lat",
+            f"{lat}",
+            "--lon",
+            f"{lon}",
+            "--scenes",
+            str(folder),
+            "--model",
+            "emulator",
+            "--size",
+            "64",
+            "--out",
+            str(out),
+        ],
+        env,
+        fsize=4096,
+    )
     line = _one_line_error(proc)
     assert "cannot write" in line and "unchanged" in line
     assert "File too large" in line or "incomplete (disk full" in line  # GDAL may only log its failure
@@ -173,8 +223,10 @@ def test_emulator_fit_on_a_full_disk(tmp_path, shared_dir):
         pytest.skip("../shared/samples/alphaearth_s1_points is absent")
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"OLD WEIGHTS")
-    proc = _cli(["emulator", "fit", "--points", str(points), "--out", str(weights), "--no-mlp",
-                 "--method", "linear"], fsize=2048)
+    proc = _cli(
+        ["emulator", "fit", "--points", str(points), "--out", str(weights), "--no-mlp", "--method", "linear"],
+        fsize=2048,
+    )
     assert f"cannot write {weights}" in _one_line_error(proc)
     assert weights.read_bytes() == b"OLD WEIGHTS"
 

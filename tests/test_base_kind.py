@@ -10,11 +10,22 @@ from sarviz.errors import GenerationError, WeightsMissing
 from sarviz.generators.base_model import base_kind
 from sarviz.training.common import TrainError
 
-SD15 = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-        "text_encoder": ["transformers", "CLIPTextModel"], "vae": ["diffusers", "AutoencoderKL"]}
-SDXL = {**SD15, "_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}
-SD3 = {"_class_name": "StableDiffusion3Pipeline", "transformer": ["diffusers", "SD3Transformer2DModel"],
-       "text_encoder_3": ["transformers", "T5EncoderModel"]}
+SD15 = {
+    "_class_name": "StableDiffusionPipeline",
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+SDXL = {
+    **SD15,
+    "_class_name": "StableDiffusionXLPipeline",
+    "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+}
+SD3 = {
+    "_class_name": "StableDiffusion3Pipeline",
+    "transformer": ["diffusers", "SD3Transformer2DModel"],
+    "text_encoder_3": ["transformers", "T5EncoderModel"],
+}
 
 
 def _base(tmp_path, index, name="base"):
@@ -24,18 +35,21 @@ def _base(tmp_path, index, name="base"):
     return folder
 
 
-@pytest.mark.parametrize("index, kind", [
-    (SD15, "sd15"),
-    ({**SD15, "_class_name": "StableDiffusionImg2ImgPipeline"}, "sd15"),
-    (SDXL, "sdxl"),
-    ({**SDXL, "_class_name": "StableDiffusionXLImg2ImgPipeline"}, "sdxl"),
-    ({**SDXL, "_class_name": "DiffusionPipeline"}, "sdxl"),  # SDXL by its components (second text encoder)
-    ({**SD15, "_class_name": "StableDiffusionPipeline", "text_encoder_2": ["transformers", "X"]}, "sdxl"),
-    (SD3, "sd3"),
-    ({**SD3, "_class_name": "StableDiffusion3Img2ImgPipeline"}, "sd3"),
-    ({"_class_name": "KandinskyV22Pipeline", "unet": ["diffusers", "UNet2DConditionModel"]}, None),
-    ({"_class_name": "PixArtAlphaPipeline", "transformer": ["diffusers", "PixArtTransformer2DModel"]}, None),
-])
+@pytest.mark.parametrize(
+    "index, kind",
+    [
+        (SD15, "sd15"),
+        ({**SD15, "_class_name": "StableDiffusionImg2ImgPipeline"}, "sd15"),
+        (SDXL, "sdxl"),
+        ({**SDXL, "_class_name": "StableDiffusionXLImg2ImgPipeline"}, "sdxl"),
+        ({**SDXL, "_class_name": "DiffusionPipeline"}, "sdxl"),  # SDXL by its components (second text encoder)
+        ({**SD15, "_class_name": "StableDiffusionPipeline", "text_encoder_2": ["transformers", "X"]}, "sdxl"),
+        (SD3, "sd3"),
+        ({**SD3, "_class_name": "StableDiffusion3Img2ImgPipeline"}, "sd3"),
+        ({"_class_name": "KandinskyV22Pipeline", "unet": ["diffusers", "UNet2DConditionModel"]}, None),
+        ({"_class_name": "PixArtAlphaPipeline", "transformer": ["diffusers", "PixArtTransformer2DModel"]}, None),
+    ],
+)
 def test_base_kind_from_model_index(tmp_path, index, kind):
     base = _base(tmp_path, index)
     if kind is None:

@@ -63,15 +63,21 @@ def test_points_file_keeps_class_and_region(inputs):
 def test_region_grid_spacing(tmp_path):
     from pyproj import Geod
 
-    square = {"type": "Feature", "properties": {"class": "crops", "name": "iowa"},
-              "geometry": {"type": "Polygon", "coordinates": [[[-95.5, 42.0], [-95.38, 42.0], [-95.38, 42.09],
-                                                                [-95.5, 42.09], [-95.5, 42.0]]]}}
+    square = {
+        "type": "Feature",
+        "properties": {"class": "crops", "name": "iowa"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[-95.5, 42.0], [-95.38, 42.0], [-95.38, 42.09], [-95.5, 42.09], [-95.5, 42.0]]],
+        },
+    }
     path = tmp_path / "region.geojson"
     path.write_text(json.dumps(square))
     points = points_from_region(path, spacing_km=2.0)
     # about 9.9 km × 10 km: 5 × 5 points at 2 km
     assert 20 <= len(points) <= 30
     assert {p.cls for p in points} == {"crops"} and {p.region for p in points} == {"iowa"}
+
     def rc(item_id: str) -> tuple[int, int]:
         r, c = item_id[1:].split("_")
         return (-int(r[1:]) if r.startswith("m") else int(r)), (-int(c[1:]) if c.startswith("m") else int(c))
@@ -97,8 +103,14 @@ def test_batch_writes_every_item_catalog_and_manifest(first_run):
     assert folder.done_ids() == {p.id for p in points if p.id != "nowhere"}
     for item_id in folder.done_ids():
         d = folder.item_dir(item_id)
-        assert {f.name for f in d.iterdir()} == {f"{item_id}.json", "real.tif", "optical.tif", "scene.tif",
-                                                 "generated_s000.tif", "generated_s001.tif"}
+        assert {f.name for f in d.iterdir()} == {
+            f"{item_id}.json",
+            "real.tif",
+            "optical.tif",
+            "scene.tif",
+            "generated_s000.tif",
+            "generated_s001.tif",
+        }
     # COGs with CRS, provenance per seed
     with rasterio.open(folder.item_dir("iowa_ag_04") / "generated_s001.tif") as src:
         assert src.crs.to_epsg() == 32615 and src.descriptions == ("VV", "VH")
@@ -166,8 +178,9 @@ def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_p
             killed.append(stages.worker_pids[0])
             os.kill(stages.worker_pids[0], signal.SIGKILL)
 
-    summary = run_batch(points, _config(inputs), tmp_path / "run", workers=2, fetch_workers=1, progress=False,
-                        on_row=kill_once)
+    summary = run_batch(
+        points, _config(inputs), tmp_path / "run", workers=2, fetch_workers=1, progress=False, on_row=kill_once
+    )
     assert killed, "no item finished"
     assert (summary.done, summary.failed) == (20, 0)
     pids = {int(w.split("generate:")[1]) for w in (r["worker"] for r in summary.rows.values())}
@@ -231,8 +244,23 @@ def test_cli_runs_inline_and_reports_failures(inputs, tmp_path, capsys):
     small = tmp_path / "few.csv"
     small.write_text("\n".join([rows[0], rows[1], rows[-1]]) + "\n")  # one good point and "nowhere"
     out = tmp_path / "cli"
-    code = main(["batch", "--points", str(small), "--model", "emulator", "--scenes", str(inputs["scenes"]),
-                 "--size", str(SIZE), "--out", str(out), "--engine", "inline"])
+    code = main(
+        [
+            "batch",
+            "--points",
+            str(small),
+            "--model",
+            "emulator",
+            "--scenes",
+            str(inputs["scenes"]),
+            "--size",
+            str(SIZE),
+            "--out",
+            str(out),
+            "--engine",
+            "inline",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "1 done, 1 failed" in err and "FAILED nowhere (fetch): no scene covers" in err
     assert "batch: 2/2 (1 failed)" in err  # the progress line

@@ -25,8 +25,13 @@ def batch_root(tmp_path_factory):
     chosen = [p for p in pts if p["id"].endswith(("_00", "_05"))]
     chosen.append({"id": "nowhere", "lat": 0.0, "lon": 0.0, "class": "", "region": ""})
     points = points_from_file(write_points_csv(root / "points.csv", chosen))
-    summary = run_batch(points, BatchConfig(model="emulator", size=48, seeds=(0, 1), scenes=str(root / "scenes")),
-                        root / "batches" / "b1", engine="inline", progress=False)
+    summary = run_batch(
+        points,
+        BatchConfig(model="emulator", size=48, seeds=(0, 1), scenes=str(root / "scenes")),
+        root / "batches" / "b1",
+        engine="inline",
+        progress=False,
+    )
     assert (summary.done, summary.failed) == (4, 1)
     return root
 
@@ -58,8 +63,12 @@ def test_batch_page_lists_opens_and_inspects_an_item(batch_root, monkeypatch):
     text = "\n".join(str(m.value) for m in at.markdown) + "\n".join(str(c.value) for c in at.caption)
     assert "nowhere" in text and "no scene covers" in text  # the failed point, with its reason
     assert "median composite" in text  # the real crops of the fixture are composites, and the page says so
-    assert at.selectbox(key="batch-item").options == ["amazon_forest_00", "amazon_forest_05", "iowa_ag_00",
-                                                      "iowa_ag_05"]
+    assert at.selectbox(key="batch-item").options == [
+        "amazon_forest_00",
+        "amazon_forest_05",
+        "iowa_ag_00",
+        "iowa_ag_05",
+    ]
     at.selectbox(key="batch-item").select("iowa_ag_05").run()
     at.radio(key="batch-seed").set_value(1).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -37,8 +37,13 @@ def batch_root(tmp_path_factory):
     pts = build_scene_folder(root / "scenes")
     chosen = [p for p in pts if p["id"].endswith("_00")]
     points = points_from_file(write_points_csv(root / "points.csv", chosen))
-    run_batch(points, BatchConfig(model="emulator", size=32, seeds=(0,), scenes=str(root / "scenes")),
-              root / "batches" / "b1", engine="inline", progress=False)
+    run_batch(
+        points,
+        BatchConfig(model="emulator", size=32, seeds=(0,), scenes=str(root / "scenes")),
+        root / "batches" / "b1",
+        engine="inline",
+        progress=False,
+    )
     return root
 
 

@@ -66,7 +66,7 @@ def _clip_left(state: dict) -> float:
     clip = state["overlays"][1]["clip"]
     assert clip.startswith("inset("), clip
     # the browser shortens inset(0 0 0 0px) to inset(0px): the CSS 1–4 value shorthand
-    values = [float(v.removesuffix("px")) for v in clip[len("inset("):-1].split()]
+    values = [float(v.removesuffix("px")) for v in clip[len("inset(") : -1].split()]
     return values[{1: 0, 2: 1, 3: 1, 4: 3}[len(values)]]
 
 
@@ -89,14 +89,18 @@ def inspect_folder(tmp_path_factory) -> tuple[Path, str, str, tuple[float, float
     assert scene.vv_db is not None and scene.optical is not None
     rng = np.random.default_rng(7)
     # visibly different from the real image (brighter VV, darker VH, extra speckle), same grid
-    GenerationResult(scene.vv_db + 3.0 + rng.normal(0, 1.5, scene.vv_db.shape),
-                     scene.vh_db - 3.0 + rng.normal(0, 1.5, scene.vh_db.shape),
-                     scene.crs, scene.transform, {"generator": "browser-test perturbation"}
-                     ).to_geotiff(folder / "zz_generated.tif")
+    GenerationResult(
+        scene.vv_db + 3.0 + rng.normal(0, 1.5, scene.vv_db.shape),
+        scene.vh_db - 3.0 + rng.normal(0, 1.5, scene.vh_db.shape),
+        scene.crs,
+        scene.transform,
+        {"generator": "browser-test perturbation"},
+    ).to_geotiff(folder / "zz_generated.tif")
     left, top = scene.transform @ (0, 0)
     right, bottom = scene.transform @ (scene.width, scene.height)
-    wgs84 = transform_bounds(scene.crs, "EPSG:4326", min(left, right), min(top, bottom), max(left, right),
-                             max(top, bottom))  # west, south, east, north
+    wgs84 = transform_bounds(
+        scene.crs, "EPSG:4326", min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+    )  # west, south, east, north
     pixel_deg = max((wgs84[2] - wgs84[0]) / scene.width, (wgs84[3] - wgs84[1]) / scene.height)
     return folder, real_path.name, "zz_generated.tif", wgs84, pixel_deg
 
@@ -118,8 +122,10 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
     env = {"SARVIZ_SCENES": str(folder), "SARVIZ_HOME": str(tmp_path)}
     # the whole app (its static folder serves Leaflet to the swipe map), opened on the Inspect page
     blocked: list[str] = []  # offline: every outside request refused (the swipe map uses the app's Leaflet)
-    with run_streamlit("app.py", env=env, page="Inspect") as url, \
-            chromium_page(1400, 1100, offline=True, blocked=blocked) as page:
+    with (
+        run_streamlit("app.py", env=env, page="Inspect") as url,
+        chromium_page(1400, 1100, offline=True, blocked=blocked) as page,
+    ):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
@@ -134,8 +140,11 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
         page.get_by_role("option", name=gen_name).click()
         assert page.get_by_role("combobox", name="Generated").input_value() == gen_name
         # the pair is loaded once the swipe map (only drawn with real + generated) exists
-        _settle(page, "() => !!document.querySelector(\"iframe[data-testid='stIFrame']\") && "
-                      "(" + PANEL_SRCS_JS + ")().filter(p => p[1] > 0).length === 3")
+        _settle(
+            page,
+            "() => !!document.querySelector(\"iframe[data-testid='stIFrame']\") && "
+            "(" + PANEL_SRCS_JS + ")().filter(p => p[1] > 0).length === 3",
+        )
 
         # -- side by side: optical | real | generated, same size; the switch and zoom act on all --
         vv = _panel_srcs(page)
@@ -143,8 +152,10 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
         assert len({(w, h) for _, w, h in vv}) == 1, f"panels are not the same size: {vv}"
         tab_panel = page.get_by_role("tabpanel").filter(visible=True)
         # both SAR panels have new pictures (the optical one does not depend on the polarisation)
-        changed_js = "(old) => { const now = (" + PANEL_SRCS_JS + ")(); " \
-                     "return now.length === 3 && now.every(p => p[1] > 0) && now[1][0] !== old[1] && now[2][0] !== old[2]; }"
+        changed_js = (
+            "(old) => { const now = (" + PANEL_SRCS_JS + ")(); "
+            "return now.length === 3 && now.every(p => p[1] > 0) && now[1][0] !== old[1] && now[2][0] !== old[2]; }"
+        )
         seen = {"VV": vv}
         for mode in ("VH", "false-colour"):
             tab_panel.get_by_text(mode, exact=True).click()
@@ -162,8 +173,12 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
         thumb = tab_panel.get_by_role("slider").first
         thumb.focus()
         thumb.press("ArrowRight")
-        _settle(page, "(old) => { const now = (" + PANEL_SRCS_JS + ")(); "
-                      "return now.length === 3 && now.every((p, i) => p[1] > 0 && p[0] !== old[i]); }", before_zoom)
+        _settle(
+            page,
+            "(old) => { const now = (" + PANEL_SRCS_JS + ")(); "
+            "return now.length === 3 && now.every((p, i) => p[1] > 0 && p[0] !== old[i]); }",
+            before_zoom,
+        )
         zoomed = _panel_srcs(page)
         assert all(z[0] != b for z, b in zip(zoomed, before_zoom))
         assert len({(w, h) for _, w, h in zoomed}) == 1
@@ -180,9 +195,12 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
         frame.wait_for_selector(".leaflet-container")
         # both overlays loaded and drawn with a real size (a 0×0 hidden iframe once left them at zoom 0)
         try:
-            frame.wait_for_function("() => { const s = (" + SWIPE_STATE_JS + ")(); return s.overlays.length === 2 && "
-                                    "s.overlays.every(o => o.loaded && o.rect[2] > 100 && o.rect[3] > 100) && "
-                                    "s.overlays[1].clip.startsWith('inset('); }", timeout=patience_ms(15))
+            frame.wait_for_function(
+                "() => { const s = (" + SWIPE_STATE_JS + ")(); return s.overlays.length === 2 && "
+                "s.overlays.every(o => o.loaded && o.rect[2] > 100 && o.rect[3] > 100) && "
+                "s.overlays[1].clip.startsWith('inset('); }",
+                timeout=patience_ms(15),
+            )
         except PlaywrightTimeout:
             pytest.fail(f"the swipe map's overlays are not drawn at a visible size: {frame.evaluate(SWIPE_STATE_JS)}")
         state = frame.evaluate(SWIPE_STATE_JS)
@@ -212,8 +230,9 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
             page.mouse.down()
             page.mouse.move(rng_box["x"] + rng_box["width"] * target / 100, y, steps=8)
             page.mouse.up()
-            frame.wait_for_function("(v) => Number(document.querySelector('.sarviz-swipe input').value) !== v",
-                                    arg=state["range"])
+            frame.wait_for_function(
+                "(v) => Number(document.querySelector('.sarviz-swipe input').value) !== v", arg=state["range"]
+            )
             previous_clip = _clip_left(state)
             state = frame.evaluate(SWIPE_STATE_JS)
             assert abs(state["range"] - target) <= 5, (target, state["range"])

@@ -34,7 +34,9 @@ def test_click_spain_scene_shows_s1(sample_scenes, tmp_path):
         imgs.nth(4).wait_for()
         assert imgs.count() == 5
         # the real S1 image has loaded, not only its element
-        assert page.evaluate("() => [...document.querySelectorAll(\"[data-testid='stImage'] img\")]"
-                             ".every(i => i.complete && i.naturalWidth > 100)")
+        assert page.evaluate(
+            "() => [...document.querySelectorAll(\"[data-testid='stImage'] img\")]"
+            ".every(i => i.complete && i.naturalWidth > 100)"
+        )
         shot = screenshot(page, "map-click-spain")
         assert shot.stat().st_size > 10_000

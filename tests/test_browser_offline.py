@@ -62,7 +62,8 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
         page.mouse.click(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30)
         main = page.locator("[data-testid='stMain']")
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=patience_ms(90))
+            timeout=patience_ms(90)
+        )
         main.get_by_text("Proxy embedding", exact=False).first.wait_for()
         page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # the clicked point is marked on the map (a second, red circle)
@@ -112,7 +113,8 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
         page.mouse.click(box["x"] + 14, box["y"] + 35 + 6 * 35 + 17)
         main = page.locator("[data-testid='stMain']")
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=patience_ms(90))
+            timeout=patience_ms(90)
+        )
         page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # Type a place: `Punjab` lists Pakistan's province first, then India's, names shown
         page.get_by_label("Type a place").fill("Punjab")
@@ -132,7 +134,8 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
         jump.wait_for(timeout=patience_ms(90))
         jump.click()  # the one click
         main.locator("[data-testid='stMarkdownContainer']").get_by_text("sen1floods11_Spain_7370579").first.wait_for(
-            timeout=patience_ms(90))
+            timeout=patience_ms(90)
+        )
         page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))
         # the scene's own optical image lies on the map where the user works (offline: no tiles)
         frame = page.locator("iframe[title*='streamlit_folium']").first.content_frame
@@ -147,8 +150,12 @@ def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
         overlay_choice = page.locator("[data-testid='stRadio']").filter(has_text="Map overlay")
         overlay_choice.get_by_text("generated", exact=True).click()
         page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(120))
-        page.wait_for_function("""(old) => {
+        page.wait_for_function(
+            """(old) => {
           const f = document.querySelector("iframe[title*='streamlit_folium']");
           const i = f && f.contentDocument.querySelector('img.sarviz-scene-overlay');
-          return i && i.src !== old && i.complete && i.naturalWidth > 100; }""", arg=optical_src, timeout=patience_ms(60))
+          return i && i.src !== old && i.complete && i.naturalWidth > 100; }""",
+            arg=optical_src,
+            timeout=patience_ms(60),
+        )
         screenshot(page, "offline-murcia-generated")

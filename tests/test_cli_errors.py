@@ -53,11 +53,13 @@ def test_user_error_is_one_line_through_the_real_entry_point(tmp_path):
     assert "Traceback" in debug.stderr and "DatasetError" in debug.stderr
 
 
-BUG = ("import sys, sarviz.commands.dataset as d\n"
-       "def boom(args): raise KeyError('/srv/secret/server/path')\n"
-       "d._info = boom  # a command with a bug: the entry point must not pass it off as a user error\n"
-       "from sarviz.cli import main\n"
-       "sys.exit(main(sys.argv[1:]))\n")
+BUG = (
+    "import sys, sarviz.commands.dataset as d\n"
+    "def boom(args): raise KeyError('/srv/secret/server/path')\n"
+    "d._info = boom  # a command with a bug: the entry point must not pass it off as a user error\n"
+    "from sarviz.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 
 
 def test_internal_error_is_reported_as_one_line_without_paths():

@@ -88,8 +88,16 @@ def _is_switch(action: argparse.Action) -> bool:
 
 def test_the_walk_reaches_every_command():
     names = {name for name, _ in PARSERS}
-    for command in ("sarviz fetch", "sarviz generate", "sarviz train geo", "sarviz train text", "sarviz models",
-                    "sarviz models add", "sarviz emulator validate", "sarviz dataset build"):
+    for command in (
+        "sarviz fetch",
+        "sarviz generate",
+        "sarviz train geo",
+        "sarviz train text",
+        "sarviz models",
+        "sarviz models add",
+        "sarviz emulator validate",
+        "sarviz dataset build",
+    ):
         assert command in names
 
 
@@ -103,8 +111,11 @@ def test_parser_follows_the_grammar(name, parser):
             for pattern, rule in RETIRED:
                 if re.fullmatch(pattern, flag) and action.help is not argparse.SUPPRESS:
                     problems.append(f"{flag} is a retired spelling ({rule}); keep it only as a deprecated alias")
-            public = flag[len("--no-"):] if isinstance(action, argparse.BooleanOptionalAction) and \
-                flag.startswith("--no-") else flag
+            public = (
+                flag[len("--no-") :]
+                if isinstance(action, argparse.BooleanOptionalAction) and flag.startswith("--no-")
+                else flag
+            )
             rule = GRAMMAR.get("--" + public.lstrip("-")) if public.startswith("--") else None
             if rule is None or action.help is argparse.SUPPRESS:
                 continue
@@ -117,8 +128,12 @@ def test_parser_follows_the_grammar(name, parser):
                 problems.append(f"{flag} must take a value ({meaning})")
             if value_type is not None and action.type not in (value_type, None):
                 problems.append(f"{flag} must parse as {value_type.__name__}, not {action.type}")
-            if value_type is not None and action.type is None and action.default is not None \
-                    and not isinstance(action.default, value_type):
+            if (
+                value_type is not None
+                and action.type is None
+                and action.default is not None
+                and not isinstance(action.default, value_type)
+            ):
                 problems.append(f"{flag} must parse as {value_type.__name__}")
         for old, new in deprecated_aliases(action).items():
             if new not in action.option_strings:
@@ -144,24 +159,57 @@ def _parse(argv):
     return build_parser().parse_args(argv)
 
 
-@pytest.mark.parametrize("old,new,argv,dest,value", [
-    ("--to", "--out", ["fetch", "--lat", "1", "--lon", "2", "{flag}", "scenes"], "out", "scenes"),
-    ("--to", "--out", ["dataset", "build", "--scenes", "s", "{flag}", "ds"], "out", "ds"),
-    ("--to", "--out", ["import", "src", "{flag}", "scenes"], "out", "scenes"),
-    ("--lr", "--learning-rate", ["train", "geo", "--data", "d", "--base", "b", "--out", "o", "{flag}", "2e-4"],
-     "lr", 2e-4),
-    ("--offset-noise", "--noise-offset", ["train", "geo", "--data", "d", "--base", "b", "--out", "o", "{flag}", "0.1"],
-     "offset_noise", 0.1),
-    ("--lr-te", "--te-learning-rate", ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}", "1e-3"],
-     "lr_te", 1e-3),
-    ("--unet-lora-rank", "--lora-rank", ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}", "4"],
-     "lora_rank", 4),
-    ("--random-flip", "--augment", ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}"],
-     "random_flip", True),
-    ("--sources", "--source", ["batch", "--points", "p.csv", "--model", "m", "--out", "b", "{flag}", "auto"],
-     "sources", "auto"),
-    ("--id", "--model-id", ["models", "add", "RUN", "{flag}", "mine"], "model_id", "mine"),
-])
+@pytest.mark.parametrize(
+    "old,new,argv,dest,value",
+    [
+        ("--to", "--out", ["fetch", "--lat", "1", "--lon", "2", "{flag}", "scenes"], "out", "scenes"),
+        ("--to", "--out", ["dataset", "build", "--scenes", "s", "{flag}", "ds"], "out", "ds"),
+        ("--to", "--out", ["import", "src", "{flag}", "scenes"], "out", "scenes"),
+        (
+            "--lr",
+            "--learning-rate",
+            ["train", "geo", "--data", "d", "--base", "b", "--out", "o", "{flag}", "2e-4"],
+            "lr",
+            2e-4,
+        ),
+        (
+            "--offset-noise",
+            "--noise-offset",
+            ["train", "geo", "--data", "d", "--base", "b", "--out", "o", "{flag}", "0.1"],
+            "offset_noise",
+            0.1,
+        ),
+        (
+            "--lr-te",
+            "--te-learning-rate",
+            ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}", "1e-3"],
+            "lr_te",
+            1e-3,
+        ),
+        (
+            "--unet-lora-rank",
+            "--lora-rank",
+            ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}", "4"],
+            "lora_rank",
+            4,
+        ),
+        (
+            "--random-flip",
+            "--augment",
+            ["train", "text", "--data", "d", "--base", "b", "--out", "o", "{flag}"],
+            "random_flip",
+            True,
+        ),
+        (
+            "--sources",
+            "--source",
+            ["batch", "--points", "p.csv", "--model", "m", "--out", "b", "{flag}", "auto"],
+            "sources",
+            "auto",
+        ),
+        ("--id", "--model-id", ["models", "add", "RUN", "{flag}", "mine"], "model_id", "mine"),
+    ],
+)
 def test_old_spellings_still_work_with_a_notice(old, new, argv, dest, value, capsys):
     with_old = _parse([old if a == "{flag}" else a for a in argv])
     notice = capsys.readouterr().err

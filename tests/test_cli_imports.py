@@ -10,8 +10,19 @@ import os
 import subprocess
 import sys
 
-HEAVY = ("torch", "torchvision", "piq", "diffusers", "transformers", "streamlit", "ray", "sqlalchemy", "rasterio",
-         "pandas", "matplotlib")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "piq",
+    "diffusers",
+    "transformers",
+    "streamlit",
+    "ray",
+    "sqlalchemy",
+    "rasterio",
+    "pandas",
+    "matplotlib",
+)
 
 
 def imported_by(args: list[str], tmp_path) -> set[str]:

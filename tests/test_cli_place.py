@@ -11,8 +11,24 @@ from sarviz.commands.fetch import read_points
 
 def test_generate_place_almoradi_runs_on_the_samples_and_says_where(sample_scenes, tmp_path, capsys):
     out = tmp_path / "almoradi.tif"
-    assert cli.main(["generate", "--place", "Almoradí", "--model", "emulator", "--scenes", str(sample_scenes),
-                     "--size", "64", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "--place",
+                "Almoradí",
+                "--model",
+                "emulator",
+                "--scenes",
+                str(sample_scenes),
+                "--size",
+                "64",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "--place 'Almoradí' → Almoradí, Spain — town" in err
     # the town's centre lies 2.9 km off the Spain chip: the nearest scene is used, and said so
@@ -38,8 +54,9 @@ def test_fetch_place_is_exclusive_with_lat_lon(tmp_path, capsys):
 
 def test_points_file_place_column(tmp_path, capsys):
     path = tmp_path / "points.csv"
-    path.write_text("id,place,lat,lon\nspain,Almoradí,,\npk,\"Punjab, Pakistan\",,\ncoords,,38.1,-0.76\n",
-                    encoding="utf-8")
+    path.write_text(
+        'id,place,lat,lon\nspain,Almoradí,,\npk,"Punjab, Pakistan",,\ncoords,,38.1,-0.76\n', encoding="utf-8"
+    )
     points = read_points(path)
     assert [p["id"] for p in points] == ["spain", "pk", "coords"]
     assert points[0]["lat"] == pytest.approx(38.10879, abs=1e-3) and points[2]["lat"] == "38.1"

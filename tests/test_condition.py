@@ -155,8 +155,16 @@ def _scene_263(nan_mask=None):
     if nan_mask is not None:
         emb[:, nan_mask] = np.nan
         angle[nan_mask] = np.nan
-    return Scene(crs="EPSG:32630", transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), width=263,
-                 height=263, embedding=emb, angle_deg=angle, scene_id="odd-263", provenance={"source": "test"})
+    return Scene(
+        crs="EPSG:32630",
+        transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0),
+        width=263,
+        height=263,
+        embedding=emb,
+        angle_deg=angle,
+        scene_id="odd-263",
+        provenance={"source": "test"},
+    )
 
 
 def test_odd_size_patch_matches_the_reference_condition():
@@ -172,8 +180,12 @@ def test_odd_size_patch_matches_the_reference_condition():
     np.testing.assert_allclose(ours, reference, atol=2e-4)
     # what size=floor(h/2) gives instead — the old behaviour, measurably different
     t = torch.from_numpy(_reference_condition_inputs(raw))[None]
-    old = F.interpolate(F.interpolate(t, size=(131, 131), mode="bilinear", align_corners=False), size=(512, 512),
-                        mode="bicubic", align_corners=False)[0].numpy()
+    old = F.interpolate(
+        F.interpolate(t, size=(131, 131), mode="bilinear", align_corners=False),
+        size=(512, 512),
+        mode="bicubic",
+        align_corners=False,
+    )[0].numpy()
     assert np.abs(old - reference).max() > 0.5
 
 

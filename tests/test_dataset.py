@@ -17,7 +17,18 @@ from sarviz.scene import TRAINING_PATCH_BANDS, read_scene, write_scene
 
 from _dataset_fixtures import need_points, synthetic_scene, write_synthetic_folder
 
-BUILD = ["--size", "32", "--stride", "32", "--split-block-km", "0.5", "--val-fraction", "0.25", "--test-fraction", "0.25"]
+BUILD = [
+    "--size",
+    "32",
+    "--stride",
+    "32",
+    "--split-block-km",
+    "0.5",
+    "--val-fraction",
+    "0.25",
+    "--test-fraction",
+    "0.25",
+]
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +94,18 @@ def test_splits_never_share_ground(tmp_path):
     scenes.mkdir()
     write_scene(synthetic_scene(41.9, -93.6, size=112, scene_id="iowa"), scenes / "iowa.tif")
     out = tmp_path / "out"
-    args = ["--size", "32", "--stride", "16", "--split-block-km", "0.4", "--val-fraction", "0.3",
-            "--test-fraction", "0.3"]
+    args = [
+        "--size",
+        "32",
+        "--stride",
+        "16",
+        "--split-block-km",
+        "0.4",
+        "--val-fraction",
+        "0.3",
+        "--test-fraction",
+        "0.3",
+    ]
     assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(out), *args, "--split-seed", "2"]) == 0
     ds = _assert_no_cross_split_overlap(out)
     assert {r["split"] for r in ds.rows} == {"train", "val", "test"}
@@ -141,8 +162,26 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
     assert "small (smaller than --size" in text and "no_emb (no embedding layer)" in text
     # --allow-smaller keeps the small scene as one patch; its missing angle is assumed and recorded
     out2 = tmp_path / "out2"
-    assert main(["dataset", "build", "--scenes", str(scenes), "--out", str(out2), "--size", "32", "--stride", "32",
-                 "--allow-smaller", "--max-missing", "0.3"]) == 0
+    assert (
+        main(
+            [
+                "dataset",
+                "build",
+                "--scenes",
+                str(scenes),
+                "--out",
+                str(out2),
+                "--size",
+                "32",
+                "--stride",
+                "32",
+                "--allow-smaller",
+                "--max-missing",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     ds = open_dataset(out2)
     small_row = next(r for r in ds.rows if r["source_scene"] == "small")
     assert (small_row["width"], small_row["height"]) == ("24", "24")
@@ -151,16 +190,32 @@ def test_missing_pixels_small_scenes_and_scenes_without_embedding(tmp_path, caps
     assert ds.info["counts"]["dropped"]["missing_pixels"] == 0  # 25 % NaN rows allowed now
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["dataset", "build", "--scenes", "{tmp}/nope", "--out", "{tmp}/o"], "does not exist"),
-    (["dataset", "build", "--out", "{tmp}/o"], "exactly one of"),
-    (["dataset", "build", "--scenes", "{tmp}", "--out", "{tmp}/o", "--size", "8"], "--size"),
-    (["dataset", "build", "--scenes", "{tmp}", "--out", "{tmp}/o", "--val-fraction", "0.6", "--test-fraction", "0.5"],
-     "no training data"),
-    (["dataset", "caption", "{tmp}"], "not a sarviz dataset"),
-    (["dataset", "build", "--points", "{tmp}/none.csv", "--out", "{tmp}/o"], "does not exist"),
-    (["emulator", "fit", "--dataset", "{tmp}", "--out", "{tmp}/e.safetensors"], "not a sarviz dataset"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["dataset", "build", "--scenes", "{tmp}/nope", "--out", "{tmp}/o"], "does not exist"),
+        (["dataset", "build", "--out", "{tmp}/o"], "exactly one of"),
+        (["dataset", "build", "--scenes", "{tmp}", "--out", "{tmp}/o", "--size", "8"], "--size"),
+        (
+            [
+                "dataset",
+                "build",
+                "--scenes",
+                "{tmp}",
+                "--out",
+                "{tmp}/o",
+                "--val-fraction",
+                "0.6",
+                "--test-fraction",
+                "0.5",
+            ],
+            "no training data",
+        ),
+        (["dataset", "caption", "{tmp}"], "not a sarviz dataset"),
+        (["dataset", "build", "--points", "{tmp}/none.csv", "--out", "{tmp}/o"], "does not exist"),
+        (["emulator", "fit", "--dataset", "{tmp}", "--out", "{tmp}/e.safetensors"], "not a sarviz dataset"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, capsys, argv, needle):
     code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err.strip()
@@ -170,7 +225,7 @@ def test_bad_input_is_one_line(tmp_path, capsys, argv, needle):
 def test_captions_are_deterministic_and_the_imagefolder_loads(built, tmp_path):
     out = built / "out"
     assert main(["dataset", "caption", str(out), "--token", "<SAR>"]) == 0
-    first = {p.name: p.read_bytes() for p in (out / "captioned").rglob("*")if p.is_file()}
+    first = {p.name: p.read_bytes() for p in (out / "captioned").rglob("*") if p.is_file()}
     assert main(["dataset", "caption", str(out)]) == 0
     second = {p.name: p.read_bytes() for p in (out / "captioned").rglob("*") if p.is_file()}
     info = json.loads(second.pop("caption_info.json"))
@@ -196,7 +251,8 @@ def test_captions_are_deterministic_and_the_imagefolder_loads(built, tmp_path):
     loaded = datasets.load_dataset("imagefolder", data_dir=str(out / "captioned"), cache_dir=str(tmp_path / "hf"))
     counts = open_dataset(out).info["counts"]
     assert {k: v.num_rows for k, v in loaded.items()} == {
-        k: n for k, n in (("train", counts["train"]), ("validation", counts["val"]), ("test", counts["test"])) if n}
+        k: n for k, n in (("train", counts["train"]), ("validation", counts["val"]), ("test", counts["test"])) if n
+    }
     sample = loaded["train"][0]
     assert sample["image"].mode == "L" and sample["image"].size == (32, 32) and sample["text"].startswith("<SAR>")
     # VV+VH: RGB = VV, VH, VV
@@ -212,8 +268,10 @@ def test_caption_phrases():
 
     assert landcover_phrase({"crops": 0.8, "built": 0.15, "water": 0.05}) == "mostly cropland with some built-up area"
     assert landcover_phrase({"trees": 0.95, "water": 0.05}) == "almost entirely forest"
-    assert landcover_phrase({"crops": 0.4, "grass": 0.35, "built": 0.25}) == \
-        "a mix of cropland, grassland and built-up area"
+    assert (
+        landcover_phrase({"crops": 0.4, "grass": 0.35, "built": 0.25})
+        == "a mix of cropland, grassland and built-up area"
+    )
     assert landcover_phrase({}) == ""
     assert season_phrase("2024-07-15", 47.0) == "summer" and season_phrase("2024-07-15", -35.0) == "winter"
     assert season_phrase("2024-07-15", 5.0) == "acquired in July" and season_phrase("2024-07-15", 47, True) == ""
@@ -276,8 +334,25 @@ def test_the_one_patch_dataset_fills_holes_with_the_patch_mean_and_orders_by_id(
 
 def test_emulator_fit_from_dataset_and_card_is_listed(built, tmp_path, monkeypatch, capsys):
     weights, cards = tmp_path / "w" / "regional.safetensors", tmp_path / "cards"
-    assert main(["emulator", "fit", "--dataset", str(built / "out"), "--out", str(weights), "--card-dir", str(cards),
-                 "--model-id", "emulator-test-region", "--block", "4"]) == 0
+    assert (
+        main(
+            [
+                "emulator",
+                "fit",
+                "--dataset",
+                str(built / "out"),
+                "--out",
+                str(weights),
+                "--card-dir",
+                str(cards),
+                "--model-id",
+                "emulator-test-region",
+                "--block",
+                "4",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "val (used to choose" in text and "test (held out)" in text
     card = json.loads((cards / "emulator-test-region.json").read_text())
@@ -304,7 +379,7 @@ def _assert_no_cross_split_overlap(out):
     ds = open_dataset(out)
     recs = {r["id"]: json.loads((out / ".build" / "records" / f"{r['id']}.json").read_text()) for r in ds.rows}
     for i, a in enumerate(ds.rows):
-        for b in ds.rows[i + 1:]:
+        for b in ds.rows[i + 1 :]:
             if a["split"] != b["split"]:
                 ga, gb = box(*recs[a["id"]]["footprint"]), box(*recs[b["id"]]["footprint"])
                 assert ga.intersection(gb).area <= 0.01 * min(ga.area, gb.area), (a["id"], b["id"])
@@ -326,7 +401,9 @@ def test_build_from_the_sample_scenes(tmp_path, capsys):
     assert not import_scenes(SHARED / "samples", scenes).problems
     # keep the test fast: every dataset, not every chip (Spain, one SSL4EO date, two BigEarthNet patches)
     names = sorted(p.name for p in scenes.glob("*.tif"))
-    for name in [n for n in names if n.startswith("bigearthnet")][2:] + [n for n in names if n.startswith("ssl4eo")][1:]:
+    for name in [n for n in names if n.startswith("bigearthnet")][2:] + [n for n in names if n.startswith("ssl4eo")][
+        1:
+    ]:
         (scenes / name).unlink()
     store = SceneStore(scenes)
     args = ["--size", "128", "--stride", "128", "--allow-smaller", "--split-block-km", "1", "--max-missing", "0.05"]
@@ -356,8 +433,11 @@ def test_build_from_the_sample_scenes(tmp_path, capsys):
     np.testing.assert_array_equal(patch.vv_db, source.vv_db)  # the real Sentinel-1, unchanged
     np.testing.assert_array_equal(patch.vh_db, source.vh_db)
     assert main(["dataset", "caption", str(out)]) == 0
-    texts = "\n".join((out / "captioned" / s / "metadata.jsonl").read_text()
-                      for s in ("train", "validation", "test") if (out / "captioned" / s).is_dir())
+    texts = "\n".join(
+        (out / "captioned" / s / "metadata.jsonl").read_text()
+        for s in ("train", "validation", "test")
+        if (out / "captioned" / s).is_dir()
+    )
     assert "Spain" in texts and "Pakistan" in texts or "India" in texts
     assert "incidence angle" not in texts  # assumed angles are not captioned
 
@@ -370,15 +450,26 @@ def test_landcover_methods():
     from _dataset_fixtures import load_points_frame
 
     spectra = {  # B2, B3, B4, B8 reflectance
-        "water": (0.06, 0.07, 0.05, 0.02), "trees": (0.02, 0.05, 0.02, 0.40), "grass": (0.04, 0.07, 0.05, 0.18),
-        "bare": (0.20, 0.25, 0.32, 0.36), "snow_and_ice": (0.80, 0.80, 0.78, 0.70),
+        "water": (0.06, 0.07, 0.05, 0.02),
+        "trees": (0.02, 0.05, 0.02, 0.40),
+        "grass": (0.04, 0.07, 0.05, 0.18),
+        "bare": (0.20, 0.25, 0.32, 0.36),
+        "snow_and_ice": (0.80, 0.80, 0.78, 0.70),
     }
     optical = np.stack([np.array(v, np.float32) for v in spectra.values()], axis=1)[:, :, None]  # (4, 5, 1)
     classes = lc.classify_optical(optical)[:, 0]
     assert [lc.DW_CLASS_NAMES[c] for c in classes] == list(spectra)
-    assert lc.classes_from_labels(["Non-irrigated arable land", "Pastures", "Coniferous forest", "Water bodies",
-                                   "Green urban areas", "Discontinuous urban fabric", "Peatbogs"]) == {
-        lc.DW_CLASS_NAMES.index(n) for n in ("crops", "grass", "trees", "water", "built", "flooded_vegetation")}
+    assert lc.classes_from_labels(
+        [
+            "Non-irrigated arable land",
+            "Pastures",
+            "Coniferous forest",
+            "Water bodies",
+            "Green urban areas",
+            "Discontinuous urban fabric",
+            "Peatbogs",
+        ]
+    ) == {lc.DW_CLASS_NAMES.index(n) for n in ("crops", "grass", "trees", "water", "built", "flooded_vegetation")}
     frame = load_points_frame()
     points = lc.LabelledPoints(frame[list(EMBEDDING_BANDS)].to_numpy(), frame["dw_label"].to_numpy(), "shared")
     crops = frame[frame["dw_label"] == 4][list(EMBEDDING_BANDS)].to_numpy(np.float32)[:64]
@@ -388,8 +479,14 @@ def test_landcover_methods():
     assert only_grass.fractions == {"grass": 1.0}
     from sarviz.scene import Scene
 
-    patch = Scene(crs="EPSG:32615", transform=__import__("affine").Affine(10, 0, 0, 0, -10, 0), width=8, height=8,
-                  embedding=emb, provenance={"landcover_fractions": {"water": 3, "built": 1}})
+    patch = Scene(
+        crs="EPSG:32615",
+        transform=__import__("affine").Affine(10, 0, 0, 0, -10, 0),
+        width=8,
+        height=8,
+        embedding=emb,
+        provenance={"landcover_fractions": {"water": 3, "built": 1}},
+    )
     got = lc.landcover_of(patch, "auto", points, "alphaearth")
     assert got.method == "provenance" and got.fractions == {"water": 0.75, "built": 0.25}
     patch.provenance = {"labels": ["Pastures"]}

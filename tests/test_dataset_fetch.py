@@ -25,8 +25,9 @@ def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("world")
     build_aef_zarr(d / "aef.zarr", [(LAT, LON, 60, 90), (LAT2, LON2, 60, 90)])
     (d / "cogs").mkdir()
-    items = (make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01"])
-             + make_s2_items(d / "cogs", LAT, LON, ["2018-06-01"]))
+    items = make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01"]) + make_s2_items(
+        d / "cogs", LAT, LON, ["2018-06-01"]
+    )
     with stac_api(write_items(d / "cogs", items)) as url:
         yield {"aef": str(d / "aef.zarr"), "stac": url}
 
@@ -35,12 +36,36 @@ def test_points_build_reports_failures_and_resumes(world, tmp_path, monkeypatch,
     need_points()
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
     points = tmp_path / "points.csv"
-    points.write_text(f"id,lat,lon\nalps_a,{LAT},{LON}\nalps_b,{LAT + 0.0004},{LON - 0.0005}\n"
-                      f"south,{LAT2},{LON2}\nbad,abc,0\n")
+    points.write_text(
+        f"id,lat,lon\nalps_a,{LAT},{LON}\nalps_b,{LAT + 0.0004},{LON - 0.0005}\nsouth,{LAT2},{LON2}\nbad,abc,0\n"
+    )
     out = tmp_path / "out"
-    args = ["dataset", "build", "--points", str(points), "--year", "2018", "--out", str(out), "--size", "32",
-            "--source", "public", "--aef-url", world["aef"], "--stac-url", world["stac"], "--max-missing", "0.2",
-            "--val-fraction", "0", "--test-fraction", "0", "--date", "2018-05-02"]
+    args = [
+        "dataset",
+        "build",
+        "--points",
+        str(points),
+        "--year",
+        "2018",
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--source",
+        "public",
+        "--aef-url",
+        world["aef"],
+        "--stac-url",
+        world["stac"],
+        "--max-missing",
+        "0.2",
+        "--val-fraction",
+        "0",
+        "--test-fraction",
+        "0",
+        "--date",
+        "2018-05-02",
+    ]
     assert main(args) == 1  # two points failed: the exit code says so
     captured = capsys.readouterr()
     assert "[" in captured.err and "alps_a: ok" in captured.err and "south: FAILED" in captured.err
@@ -71,8 +96,9 @@ def test_region_grid_is_inside_the_polygon(tmp_path):
 
     poly = {"type": "Polygon", "coordinates": [[[8.0, 47.0], [8.05, 47.0], [8.05, 47.03], [8.0, 47.03], [8.0, 47.0]]]}
     region = tmp_path / "region.geojson"
-    region.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": poly, "properties": {}}]}))
+    region.write_text(
+        json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": poly, "properties": {}}]})
+    )
     pts = points_in_region(region, size=64)  # 640 m spacing over ~3.8 × 3.3 km
     assert 20 <= len(pts) <= 36
     assert all(shape(poly).contains(Point(p["lon"], p["lat"])) for p in pts)

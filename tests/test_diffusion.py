@@ -52,8 +52,13 @@ def cards(ckpt, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cards")
     write_card(folder, ckpt)
     write_card(folder, ckpt, model_id="tiny-64ch", preprocessing={"bands": ["embedding"]})
-    write_card(folder, ckpt, model_id="tiny-absent", weights={"controlnet": str(ckpt.root / "nowhere")},
-               how_to_get="ask the authors")
+    write_card(
+        folder,
+        ckpt,
+        model_id="tiny-absent",
+        weights={"controlnet": str(ckpt.root / "nowhere")},
+        how_to_get="ask the authors",
+    )
     return folder
 
 
@@ -73,7 +78,7 @@ def test_controlnet_takes_its_channel_count_from_the_weights(ckpt):
     assert model.controlnet_cond_embedding.conv_in.in_channels == 65
     state = model.state_dict()
     for key, tensor in written.items():
-        assert torch.equal(state[key[len("module."):]], tensor)
+        assert torch.equal(state[key[len("module.") :]], tensor)
 
 
 def test_lora_tensors_load_exactly_and_change_the_unet(ckpt):
@@ -85,7 +90,7 @@ def test_lora_tensors_load_exactly_and_change_the_unet(ckpt):
 
     peft_unet, info = apply_unet_lora(fresh(), ckpt.lora, merge=False)
     loaded = get_peft_model_state_dict(peft_unet)
-    written = {k[len("base_model.model."):]: v for k, v in ckpt.lora_tensors.items()}
+    written = {k[len("base_model.model.") :]: v for k, v in ckpt.lora_tensors.items()}
     assert info["lora_tensors"] == len(written) > 0
     assert set(loaded) == {f"base_model.model.{k}" for k in written} or set(loaded) == set(written)
     for key, tensor in loaded.items():
@@ -109,8 +114,9 @@ def test_corrupt_safetensors_and_pickle_opt_in(ckpt, tmp_path):
     with pytest.raises(GenerationError, match="not a valid safetensors file.*download it again"):
         load_controlnet(bad)
     blob.unlink()
-    torch.save(load_weights_file(ckpt.controlnet / "diffusion_pytorch_model.safetensors"),
-               bad / "diffusion_pytorch_model.bin")
+    torch.save(
+        load_weights_file(ckpt.controlnet / "diffusion_pytorch_model.safetensors"), bad / "diffusion_pytorch_model.bin"
+    )
     with pytest.raises(GenerationError, match="pickle file.*explicit opt-in"):
         load_controlnet(bad)
     model, info = load_controlnet(bad, allow_pickle=True)
@@ -138,11 +144,23 @@ def test_generation_is_seeded_georeferenced_and_provenanced(registry, ckpt, tmp_
     prov = a.provenance
     cn_file = ckpt.controlnet / "diffusion_pytorch_model.safetensors"
     assert prov["weights_sha256"]["controlnet"] == hashlib.sha256(cn_file.read_bytes()).hexdigest()
-    assert prov["weights_sha256"]["unet_lora"] == hashlib.sha256(
-        (ckpt.lora / "adapter_model.safetensors").read_bytes()).hexdigest()
-    for key, value in {"model_id": "tiny-sar", "seed": 7, "scheduler": "dpmsolver++-sde-karras", "steps": 2,
-                       "guidance": 2.5, "controlnet_scale": 1.1, "angle_source": "user", "angle_deg": 37.5,
-                       "device": "cpu", "dtype": "float32", "controlnet_conditioning_channels": 65}.items():
+    assert (
+        prov["weights_sha256"]["unet_lora"]
+        == hashlib.sha256((ckpt.lora / "adapter_model.safetensors").read_bytes()).hexdigest()
+    )
+    for key, value in {
+        "model_id": "tiny-sar",
+        "seed": 7,
+        "scheduler": "dpmsolver++-sde-karras",
+        "steps": 2,
+        "guidance": 2.5,
+        "controlnet_scale": 1.1,
+        "angle_source": "user",
+        "angle_deg": 37.5,
+        "device": "cpu",
+        "dtype": "float32",
+        "controlnet_conditioning_channels": 65,
+    }.items():
         assert prov[key] == value, key
     assert "timestamp" in prov and "condition_source" in prov
 
@@ -215,10 +233,12 @@ def test_queue_runs_one_generation_per_device_in_order():
 
     cancel, positions = threading.Event(), []
     with queue.slot("cpu"):
+
         def waiter():
             with pytest.raises(GenerationCancelled, match="waiting in the queue"):
                 with queue.slot("cpu", cancel=cancel, on_wait=positions.append, poll_s=0.01):
                     pass
+
         t = threading.Thread(target=waiter)
         t.start()
         while not positions:  # it is waiting in the queue and was told its place
@@ -259,8 +279,27 @@ def scene_dir(tmp_path):
 def test_cli_generate_with_a_card_and_with_a_checkpoint(registry, ckpt, scene_dir, tmp_path, capsys):
     folder, (lat, lon) = scene_dir
     out = tmp_path / "out" / "syn.tif"
-    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--model",
-                     "tiny-sar", "--seed", "3", "--dtype", "float32", "--angle", "33", "--out", str(out)])
+    code = cli_main(
+        [
+            "generate",
+            "--lat",
+            str(lat),
+            "--lon",
+            str(lon),
+            "--scenes",
+            str(folder),
+            "--model",
+            "tiny-sar",
+            "--seed",
+            "3",
+            "--dtype",
+            "float32",
+            "--angle",
+            "33",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     prov = json.loads(captured.out)
@@ -270,9 +309,33 @@ def test_cli_generate_with_a_card_and_with_a_checkpoint(registry, ckpt, scene_di
         assert src.descriptions == ("VV", "VH") and src.width == 32
 
     out2 = tmp_path / "ckpt.tif"
-    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--controlnet",
-                     str(ckpt.controlnet), "--base", str(ckpt.base), "--steps", "2", "--seed", "3", "--image-size", "64",
-                     "--dtype", "float32", "--angle", "33", "--out", str(out2)])
+    code = cli_main(
+        [
+            "generate",
+            "--lat",
+            str(lat),
+            "--lon",
+            str(lon),
+            "--scenes",
+            str(folder),
+            "--controlnet",
+            str(ckpt.controlnet),
+            "--base",
+            str(ckpt.base),
+            "--steps",
+            "2",
+            "--seed",
+            "3",
+            "--image-size",
+            "64",
+            "--dtype",
+            "float32",
+            "--angle",
+            "33",
+            "--out",
+            str(out2),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     prov2 = json.loads(captured.out)
@@ -294,8 +357,24 @@ def test_cli_errors_are_one_line(registry, scene_dir, tmp_path, capsys):
     assert "weights are missing" in err and "Traceback" not in err
     assert cli_main(base + ["--controlnet", str(tmp_path)]) == 2
     assert "--controlnet needs --base" in capsys.readouterr().err
-    assert cli_main(["generate", "--lat", "95", "--lon", "0", "--scenes", str(folder), "--model", "tiny-sar",
-                     "--out", str(tmp_path / "y.tif")]) == 2
+    assert (
+        cli_main(
+            [
+                "generate",
+                "--lat",
+                "95",
+                "--lon",
+                "0",
+                "--scenes",
+                str(folder),
+                "--model",
+                "tiny-sar",
+                "--out",
+                str(tmp_path / "y.tif"),
+            ]
+        )
+        == 2
+    )
     assert "latitude" in capsys.readouterr().err
 
 
@@ -310,8 +389,23 @@ def test_cli_models_lists_readiness(registry, capsys):
 def test_cli_generate_with_the_emulator_card(scene_dir, tmp_path, capsys):
     folder, (lat, lon) = scene_dir
     out = tmp_path / "emu.tif"
-    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--model",
-                     "emulator", "--seed", "1", "--out", str(out)])
+    code = cli_main(
+        [
+            "generate",
+            "--lat",
+            str(lat),
+            "--lon",
+            str(lon),
+            "--scenes",
+            str(folder),
+            "--model",
+            "emulator",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert json.loads(captured.out)["model_id"] == "emulator"
@@ -332,8 +426,7 @@ APP = textwrap.dedent("""
 def _app(embedding: bool = True):
     from streamlit.testing.v1 import AppTest
 
-    return AppTest.from_string(APP.format(embedding=embedding),
-                               default_timeout=120)
+    return AppTest.from_string(APP.format(embedding=embedding), default_timeout=120)
 
 
 def test_ui_panel_generates_and_keeps_the_result(registry):
@@ -416,9 +509,18 @@ def test_output_mapping_uses_the_checkpoints_calibration_over_the_cards(ckpt, tm
     trained = tmp_path / "run" / "checkpoint-1"
     shutil.copytree(ckpt.controlnet, trained)
     own = Calibration(ranges={"VV": (-20.0, -5.0), "VH": (-30.0, -10.0)}, note="test run")
-    (trained / "sarviz_train.json").write_text(json.dumps({
-        "format": "sarviz-geo-run/1", "step": 1, "calibration": own.to_dict(),
-        "preprocessing": {"size": IMAGE_SIZE}, "base": str(ckpt.base), "recipe": {}}))
+    (trained / "sarviz_train.json").write_text(
+        json.dumps(
+            {
+                "format": "sarviz-geo-run/1",
+                "step": 1,
+                "calibration": own.to_dict(),
+                "preprocessing": {"size": IMAGE_SIZE},
+                "base": str(ckpt.base),
+                "recipe": {},
+            }
+        )
+    )
     cards = tmp_path / "cards"
     card_cal = {"db_range": {"VV": [-25.0, 0.0], "VH": [-32.0, -5.0]}, "shared": False, "note": "card"}
     write_card(cards, ckpt, model_id="tiny-card-cal", calibration=card_cal)
@@ -484,8 +586,20 @@ def test_reference_settings_preset_and_provenance(registry):
 
 def test_cli_reference_settings(registry, scene_dir, tmp_path, capsys):
     folder, (lat, lon) = scene_dir
-    base = ["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(folder), "--model", "tiny-sar",
-            "--out", str(tmp_path / "ref.tif"), "--reference-settings"]
+    base = [
+        "generate",
+        "--lat",
+        str(lat),
+        "--lon",
+        str(lon),
+        "--scenes",
+        str(folder),
+        "--model",
+        "tiny-sar",
+        "--out",
+        str(tmp_path / "ref.tif"),
+        "--reference-settings",
+    ]
     assert cli_main(base + ["--steps", "2"]) == 0, capsys.readouterr().err
     prov = json.loads(capsys.readouterr().out)
     assert prov["dtype"] == "float32" and prov["steps"] == 2

@@ -15,9 +15,7 @@ from sarviz.evaluation.downstream_folders import confusion_matrix, macro_scores,
 def test_macro_scores_against_a_hand_computed_toy_matrix():
     # scikit-learn is not installed here; reference values worked out by hand:
     # rows = true class, columns = predicted
-    cm = np.array([[5, 1, 0],
-                   [2, 3, 1],
-                   [0, 0, 0]])  # class 2 never occurs and is never predicted
+    cm = np.array([[5, 1, 0], [2, 3, 1], [0, 0, 0]])  # class 2 never occurs and is never predicted
     s = macro_scores(cm)
     # precision: 5/7, 3/4, 0 (never predicted: 0, sklearn zero_division=0); recall: 5/6, 3/6, 0 (absent)
     p = (5 / 7 + 3 / 4 + 0) / 3
@@ -39,7 +37,7 @@ def test_mcnemar_and_interval_on_known_cases():
     arm = np.array([True] * 10 + [True] * 6 + [False] * 4)  # 6 discordant, all for the arm
     m = mcnemar_exact(base, arm)
     assert (m["only_baseline_correct"], m["only_arm_correct"]) == (0, 6)
-    assert m["p_value"] == pytest.approx(2 * 0.5 ** 6)
+    assert m["p_value"] == pytest.approx(2 * 0.5**6)
     assert mcnemar_exact(base, base)["p_value"] == 1.0
     t = t_interval([0.5, 0.6, 0.7])  # mean 0.6, sd 0.1, t(0.975, 2) = 4.303
     assert t["mean"] == pytest.approx(0.6)
@@ -50,8 +48,10 @@ def _folder(root, name, looks, n, seed):
     for c, mean in (("dark", 1.0), ("bright", 3.0)):
         (root / name / c).mkdir(parents=True)
         for i in range(n):
-            write_png(root / name / c / f"{i}.png", speckle_amplitude(32, looks, seed + i + (50 if c == "bright" else 0),
-                                                                     pattern=c == "bright") * mean)
+            write_png(
+                root / name / c / f"{i}.png",
+                speckle_amplitude(32, looks, seed + i + (50 if c == "bright" else 0), pattern=c == "bright") * mean,
+            )
 
 
 def test_cli_folder_mode_runs_the_arms_with_resnet50(tmp_path, capsys):
@@ -59,10 +59,34 @@ def test_cli_folder_mode_runs_the_arms_with_resnet50(tmp_path, capsys):
     _folder(tmp_path, "old", 1, 2, 100)
     _folder(tmp_path, "migrated", 4, 2, 200)
     _folder(tmp_path, "test", 4, 2, 300)
-    code = main(["evaluate-downstream", "--target", str(tmp_path / "target"), "--old", str(tmp_path / "old"),
-                 "--migrated", str(tmp_path / "migrated"), "--test", str(tmp_path / "test"), "--models", "resnet50",
-                 "--runs", "3", "--epochs", "1", "--input-size", "32", "--batch-size", "8", "--device", "cpu",
-                 "--data-label", "synthetic stand-in (emulator speckle)", "--json"])
+    code = main(
+        [
+            "evaluate-downstream",
+            "--target",
+            str(tmp_path / "target"),
+            "--old",
+            str(tmp_path / "old"),
+            "--migrated",
+            str(tmp_path / "migrated"),
+            "--test",
+            str(tmp_path / "test"),
+            "--models",
+            "resnet50",
+            "--runs",
+            "3",
+            "--epochs",
+            "1",
+            "--input-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--data-label",
+            "synthetic stand-in (emulator speckle)",
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     arms = result["models"]["resnet50"]
@@ -73,6 +97,18 @@ def test_cli_folder_mode_runs_the_arms_with_resnet50(tmp_path, capsys):
 
     md = EvaluationReport.load(tmp_path / "evaluation", "downstream-folders").files[DOWNSTREAM_FOLDERS_MD]
     assert "different data" in md and "85.71" in md
-    assert main(["evaluate-downstream", "--target", str(tmp_path / "target"), "--test", str(tmp_path / "test"),
-                 "--runs", "2"]) == 2
+    assert (
+        main(
+            [
+                "evaluate-downstream",
+                "--target",
+                str(tmp_path / "target"),
+                "--test",
+                str(tmp_path / "test"),
+                "--runs",
+                "2",
+            ]
+        )
+        == 2
+    )
     assert "≥ 3" in capsys.readouterr().err

@@ -26,9 +26,13 @@ from sarviz.generators.dtype_choice import (
 @pytest.fixture(autouse=True)
 def no_real_option_measurement(monkeypatch):
     """The speed options are timed on the real block only where a test injects nothing: never here."""
+
     def fake(device, dtype):
-        return [OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 2.0),
-                OptionMeasurement("channels_last=on", 1.0)]
+        return [
+            OptionMeasurement("baseline", 1.0),
+            OptionMeasurement("attention=classic", 2.0),
+            OptionMeasurement("channels_last=on", 1.0),
+        ]
 
     monkeypatch.setattr(dtype_choice, "measure_options", fake)
 
@@ -52,7 +56,11 @@ def test_decide_picks_the_fastest_dtype_within_the_drift_limit():
     dtype, reason = decide([Measurement("float32", 1.0), Measurement("bfloat16", 0.95, drift=0.001)])
     assert dtype == "float32" and "only 1.05×" in reason  # not worth its drift
     # CUDA: fp16 fastest but bf16 within limits → the fastest acceptable one
-    ms = [Measurement("float32", 3.0), Measurement("bfloat16", 1.1, drift=0.01), Measurement("float16", 1.0, drift=0.03)]
+    ms = [
+        Measurement("float32", 3.0),
+        Measurement("bfloat16", 1.1, drift=0.01),
+        Measurement("float16", 1.0, drift=0.03),
+    ]
     assert decide(ms)[0] == "bfloat16"
     ms = [Measurement("float32", 3.0), Measurement("bfloat16", float("inf"), error="RuntimeError: no")]
     assert decide(ms)[0] == "float32"
@@ -115,9 +123,16 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     env = {"SARVIZ_DTYPE_CACHE": str(cache), "SARVIZ_DTYPE_MEASURE": "1", "PATH": "/usr/bin:/bin"}
     import os
 
-    env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "SARVIZ_HOME", "OMP_NUM_THREADS")})  # same threads: same cache key
-    out = subprocess.run([sys.executable, "-m", "sarviz.cli", "doctor", "--device", "cpu"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    env.update(
+        {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "SARVIZ_HOME", "OMP_NUM_THREADS")}
+    )  # same threads: same cache key
+    out = subprocess.run(
+        [sys.executable, "-m", "sarviz.cli", "doctor", "--device", "cpu"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "diffusion dtype bfloat16 (cached)" in out.stdout and "2.00× faster" in out.stdout
     assert "500.0 ms per UNet block" in out.stdout
@@ -130,8 +145,12 @@ def test_speed_plan_defaults_and_switches(monkeypatch):
     assert runtime.speed_plan("cuda:0")["channels_last"] is True
     monkeypatch.setenv("SARVIZ_COMPILE", "on")
     monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "1")
-    assert runtime.speed_plan("cpu") | {"why": ""} == {"attention": "sdpa", "channels_last": True, "compile": True,
-                                                       "why": ""}
+    assert runtime.speed_plan("cpu") | {"why": ""} == {
+        "attention": "sdpa",
+        "channels_last": True,
+        "compile": True,
+        "why": "",
+    }
     assert runtime.speed_plan("mps")["compile"] is False  # inductor does not target MPS
 
 
@@ -141,9 +160,16 @@ def test_apply_speed_plan_wraps_the_denoisers(monkeypatch, tmp_path):
 
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, cross_attention_dim=8,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), norm_num_groups=4,
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=2)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        cross_attention_dim=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        norm_num_groups=4,
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=2,
+    )
     vae = AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=4)
 
     class Pipe:  # the attributes a diffusers pipeline has
@@ -167,29 +193,42 @@ def options(base: float, classic: float, cl: float, classic_drift: float = 0.001
 
     def measure_opts(device, dtype):
         calls.append((device, dtype))
-        return [OptionMeasurement("baseline", base), OptionMeasurement("attention=classic", classic, drift=classic_drift),
-                OptionMeasurement("channels_last=on", cl)]
+        return [
+            OptionMeasurement("baseline", base),
+            OptionMeasurement("attention=classic", classic, drift=classic_drift),
+            OptionMeasurement("channels_last=on", cl),
+        ]
 
     return measure_opts, calls
 
 
 def test_decide_options_keeps_only_clear_wins_within_the_drift_limit():
     # SDPA 4.7× faster than classic (the full-size profile here), channels_last 10 % faster
-    opts, reason = decide_options([OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 4.7),
-                                   OptionMeasurement("channels_last=on", 0.9)])
+    opts, reason = decide_options(
+        [
+            OptionMeasurement("baseline", 1.0),
+            OptionMeasurement("attention=classic", 4.7),
+            OptionMeasurement("channels_last=on", 0.9),
+        ]
+    )
     assert opts == {"attention": "sdpa", "channels_last": True} and "channels_last=on 1.11× kept" in reason
     # a 3 % gain is inside the timing noise of a shared machine: not kept
     opts, _ = decide_options([OptionMeasurement("baseline", 1.0), OptionMeasurement("channels_last=on", 0.97)])
     assert opts["channels_last"] is False
     # faster but drifting beyond 2 %: not kept
-    opts, reason = decide_options([OptionMeasurement("baseline", 1.0),
-                                   OptionMeasurement("attention=classic", 0.5, drift=0.03)])
+    opts, reason = decide_options(
+        [OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 0.5, drift=0.03)]
+    )
     assert opts["attention"] == "sdpa" and "drift" in reason
     opts, _ = decide_options([OptionMeasurement("baseline", 1.0), OptionMeasurement("attention=classic", 0.8)])
     assert opts["attention"] == "classic"
     # an option that fails to run, or a baseline that could not be timed: defaults
-    opts, reason = decide_options([OptionMeasurement("baseline", 1.0),
-                                   OptionMeasurement("channels_last=on", float("inf"), error="RuntimeError: x")])
+    opts, reason = decide_options(
+        [
+            OptionMeasurement("baseline", 1.0),
+            OptionMeasurement("channels_last=on", float("inf"), error="RuntimeError: x"),
+        ]
+    )
     assert opts == dtype_choice.DEFAULT_OPTIONS and "unavailable" in reason
     assert decide_options([OptionMeasurement("baseline", float("inf"), error="x")])[0] == dtype_choice.DEFAULT_OPTIONS
 
@@ -235,9 +274,16 @@ def test_apply_speed_plan_sets_the_measured_attention_backend():
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, cross_attention_dim=8,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), norm_num_groups=4,
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=2)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        cross_attention_dim=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        norm_num_groups=4,
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=2,
+    )
 
     class Pipe:
         pass
@@ -245,7 +291,8 @@ def test_apply_speed_plan_sets_the_measured_attention_backend():
     pipe = Pipe()
     pipe.unet, pipe.controlnet, pipe.vae = unet, None, None
     assert all(isinstance(p, AttnProcessor2_0) for p in unet.attn_processors.values())
-    applied = runtime.apply_speed_plan(pipe, "cpu", {"attention": "classic", "channels_last": False, "compile": False,
-                                                      "why": "measured (injected)"})
+    applied = runtime.apply_speed_plan(
+        pipe, "cpu", {"attention": "classic", "channels_last": False, "compile": False, "why": "measured (injected)"}
+    )
     assert applied["attention"] == "classic" and applied["why"] == "measured (injected)"
     assert all(isinstance(p, AttnProcessor) for p in unet.attn_processors.values())

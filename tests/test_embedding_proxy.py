@@ -73,8 +73,9 @@ def test_real_embedding_is_never_replaced(points_dir):
 
 def test_land_cover_from_spectra_folds_into_dynamic_world():
     # water (dark, green > NIR), dense forest (NIR ≫ red), bright bare soil
-    optical = np.array([[[0.04, 0.03, 0.12]], [[0.05, 0.05, 0.16]], [[0.03, 0.02, 0.24]], [[0.01, 0.40, 0.30]]],
-                       np.float32)
+    optical = np.array(
+        [[[0.04, 0.03, 0.12]], [[0.05, 0.05, 0.16]], [[0.03, 0.02, 0.24]], [[0.01, 0.40, 0.30]]], np.float32
+    )
     probs = land_cover_probabilities(optical)
     assert [DW_CLASSES[i] for i in probs[:, 0].argmax(axis=0)] == ["water", "trees", "bare"]
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-5)
@@ -124,13 +125,16 @@ def test_scene_file_with_proxy_roundtrips(tmp_path, points_dir):
     assert is_proxy(back) and back.provenance["embedding_proxy"]["points_count"] == 2160
 
 
-def test_readme_generate_example_runs_on_the_imported_samples(sample_scenes, samples_dir, tmp_path, monkeypatch,
-                                                               capsys):
+def test_readme_generate_example_runs_on_the_imported_samples(
+    sample_scenes, samples_dir, tmp_path, monkeypatch, capsys
+):
     """README: `sarviz generate --lat 38.1 --lon -0.76 --model emulator --seed 1 --out out.tif`, then metrics."""
     monkeypatch.setenv("SARVIZ_SCENES", str(sample_scenes))
     monkeypatch.chdir(tmp_path)
-    assert main(["generate", "--lat", "38.1", "--lon", "-0.76", "--model", "emulator", "--seed", "1",
-                 "--out", "out.tif"]) == 0
+    assert (
+        main(["generate", "--lat", "38.1", "--lon", "-0.76", "--model", "emulator", "--seed", "1", "--out", "out.tif"])
+        == 0
+    )
     prov = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert prov["scene_id"] == "sen1floods11_Spain_7370579" and prov["embedding_source"].startswith("proxy")
     real = samples_dir / "sen1floods11" / "Spain_7370579_S1Hand.tif"

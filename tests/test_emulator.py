@@ -69,8 +69,16 @@ def _scene(size: int = 48, seed: int = 0, angle: bool = False) -> Scene:
     rng = np.random.default_rng(seed)
     emb = _unit_embeddings(rng, size * size).T.reshape(64, size, size).astype(np.float32)
     ang = np.tile(np.linspace(30.0, 45.0, size, dtype=np.float32), (size, 1)) if angle else None
-    return Scene(crs=crs, transform=transform, width=size, height=size, embedding=emb, angle_deg=ang,
-                 scene_id="test-patch", provenance={"source": "test"})
+    return Scene(
+        crs=crs,
+        transform=transform,
+        width=size,
+        height=size,
+        embedding=emb,
+        angle_deg=ang,
+        scene_id="test-patch",
+        provenance={"source": "test"},
+    )
 
 
 # -- radiometric model -----------------------------------------------------------------------------
@@ -234,8 +242,9 @@ def test_angle_source_scene_then_request(registry):
     vv_mean, _, _ = gen.mean_sigma0_db(with_angle, GenerationRequest())
     # the near-range (30°) column is brighter than far range (45°) by the cos² law, per pixel
     flat_vv, _, _ = gen.mean_sigma0_db(_scene(32), GenerationRequest(angle_deg=37.5))
-    np.testing.assert_allclose((vv_mean - flat_vv)[1:, 0], 20 * np.log10(np.cos(np.radians(30)) /
-                                                                         np.cos(np.radians(37.5))), atol=1e-3)
+    np.testing.assert_allclose(
+        (vv_mean - flat_vv)[1:, 0], 20 * np.log10(np.cos(np.radians(30)) / np.cos(np.radians(37.5))), atol=1e-3
+    )
     res = gen.generate(_scene(16), GenerationRequest(angle_deg=33.0))
     assert res.provenance["angle_source"] == "request" and res.provenance["angle_deg"] == 33.0
     with pytest.raises(GenerationError, match="outside"):
@@ -267,8 +276,21 @@ def test_cli_fit_and_validate(points_dir, tmp_path, capsys):
     model = RadiometricModel.load(out)
     assert set(model.metadata["loro"]) == {"linear", "poly2"}
     assert model.metadata["training_points"] == 720
-    assert cli.main(["emulator", "validate", "--points", str(points_dir), "--methods", "linear",
-                     "--json-out", str(tmp_path / "v.json")]) == 0
+    assert (
+        cli.main(
+            [
+                "emulator",
+                "validate",
+                "--points",
+                str(points_dir),
+                "--methods",
+                "linear",
+                "--json-out",
+                str(tmp_path / "v.json"),
+            ]
+        )
+        == 0
+    )
     folds = json.loads((tmp_path / "v.json").read_text())["linear"]
     assert {f["region"] for f in folds} == {"north", "middle", "south"}
     capsys.readouterr()

@@ -25,8 +25,13 @@ def small_batch(tmp_path_factory):
     pts = build_scene_folder(root / "scenes")
     chosen = [p for p in pts if p["id"].endswith(("_00", "_02", "_07"))]
     points = points_from_file(write_points_csv(root / "points.csv", chosen))
-    summary = run_batch(points, BatchConfig(model="emulator", size=64, scenes=str(root / "scenes")), root / "batch",
-                        engine="inline", progress=False)
+    summary = run_batch(
+        points,
+        BatchConfig(model="emulator", size=64, scenes=str(root / "scenes")),
+        root / "batch",
+        engine="inline",
+        progress=False,
+    )
     assert summary.done == 6
     return root / "batch"
 
@@ -78,7 +83,9 @@ def test_distortion_moves_every_metric_the_expected_way(small_batch, tmp_path):
         return lambda a, rng: a + rng.normal(0, sigma, a.shape).astype(np.float32)
 
     mild = evaluate_batch(_with_generated(small_batch, tmp_path / "mild", noisy(1.0)), engine="inline").summary["all"]
-    strong = evaluate_batch(_with_generated(small_batch, tmp_path / "strong", noisy(4.0)), engine="inline").summary["all"]
+    strong = evaluate_batch(_with_generated(small_batch, tmp_path / "strong", noisy(4.0)), engine="inline").summary[
+        "all"
+    ]
     for p in ("VV", "VH"):
         assert 0 < mild[f"kl_{p}"]["mean"] < strong[f"kl_{p}"]["mean"]
         assert 1 > mild[f"ssim_{p}"]["mean"] > strong[f"ssim_{p}"]["mean"]
@@ -121,8 +128,13 @@ def test_seed001_known_answer_through_evaluate(small_batch, tmp_path):
         with rasterio.open(folder.item_dir(item_id) / "real.tif") as r:
             crs, transform = r.crs, r.transform
         write_cog(folder.item_dir(item_id) / "real.tif", np.stack([real[k], real[k] - 6]), ("VV", "VH"), crs, transform)
-        write_cog(folder.item_dir(item_id) / "generated_s000.tif", np.stack([generated[k], generated[k] - 6]),
-                  ("VV", "VH"), crs, transform)
+        write_cog(
+            folder.item_dir(item_id) / "generated_s000.tif",
+            np.stack([generated[k], generated[k] - 6]),
+            ("VV", "VH"),
+            crs,
+            transform,
+        )
     ev = evaluate_batch(dest, by="class", engine="inline")
     toy = ev.pooled_kl["toy"]
     assert toy["VV"] == pytest.approx(KNOWN_KL, abs=5e-5) and toy["VH"] == pytest.approx(KNOWN_KL, abs=5e-5)
@@ -141,14 +153,24 @@ def test_cli_writes_tables_report_and_json(small_batch, tmp_path, capsys):
     from sarviz.cli import main
 
     out = tmp_path / "report"
-    assert main(["evaluate", str(small_batch), "--engine", "inline", "--by", "region", "--out", str(out), "--json"]) == 0
+    assert (
+        main(["evaluate", str(small_batch), "--engine", "inline", "--by", "region", "--out", str(out), "--json"]) == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["items"] == 6 and data["composite_real_items"] == 6
     assert set(data["summary"]) == {"all", "region=amazon_forest", "region=iowa_ag"}
     assert {r["polarisation"] for r in data["table1"]} == {"VV", "VH"}
     assert set(data["kl_by_class"]) == {"trees", "water", "crops", "built", "grass", "bare"} & set(data["kl_by_class"])
-    for name in ("per_item.csv", "summary.csv", "table1.csv", "kl_by_class.csv", "evaluation.json", "report.md",
-                 "metrics_boxplot.png", "kl_by_class.png"):
+    for name in (
+        "per_item.csv",
+        "summary.csv",
+        "table1.csv",
+        "kl_by_class.csv",
+        "evaluation.json",
+        "report.md",
+        "metrics_boxplot.png",
+        "kl_by_class.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "Table I layout" in report and "median composites" in report and "kl_by_class.png" in report
@@ -162,16 +184,38 @@ def test_downstream_runs_both_arms_end_to_end_on_cpu(small_batch, tmp_path, caps
     from sarviz.cli import main
 
     out = tmp_path / "downstream"
-    assert main(["evaluate-downstream", str(small_batch), "--classes", "trees,built", "--input-size", "32",
-                 "--epochs", "1", "--runs", "2", "--batch-size", "8", "--device", "cpu", "--out", str(out),
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate-downstream",
+                str(small_batch),
+                "--classes",
+                "trees,built",
+                "--input-size",
+                "32",
+                "--epochs",
+                "1",
+                "--runs",
+                "2",
+                "--batch-size",
+                "8",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     res = result["models"]["resnet18"]
     for arm in ("real", "real+synthetic"):
         assert res[arm]["n"] == 2 and all(0.0 <= v <= 1.0 for v in res[arm]["values"])
         assert 0.0 <= res[arm]["ci_low"] <= res[arm]["mean"] <= res[arm]["ci_high"] <= 1.0
-    assert res["gain"]["values"] == pytest.approx([s - r for s, r in zip(res["real+synthetic"]["values"],
-                                                                         res["real"]["values"])])
+    assert res["gain"]["values"] == pytest.approx(
+        [s - r for s, r in zip(res["real+synthetic"]["values"], res["real"]["values"])]
+    )
     assert result["items"] == 4 and result["recipe"]["synthetic_per_real"] == [1]
     table = (out / "downstream.md").read_text()
     assert "| resnet18 | real data |" in table and "| resnet18 | real + synthetic |" in table

@@ -40,11 +40,28 @@ def no_leftovers(folder: Path) -> list[str]:
 
 def test_every_artifact_is_registered_with_its_files():
     classes = artifact_classes()
-    assert set(classes) == {"scene-file", "patch-dataset", "captioned-dataset", "training-run",
-                            "controlnet-checkpoint", "text-run", "sarclip", "emulator-weights", "model-card",
-                            "batch-folder", "stac-catalog", "evaluation-report", "study-export", "generated-image",
-                            "sensor-profile", "sensor-comparison",
-                            "sar-geotiff", "sar2sar-pairs", "sar2sar-run", "render-output"}
+    assert set(classes) == {
+        "scene-file",
+        "patch-dataset",
+        "captioned-dataset",
+        "training-run",
+        "controlnet-checkpoint",
+        "text-run",
+        "sarclip",
+        "emulator-weights",
+        "model-card",
+        "batch-folder",
+        "stac-catalog",
+        "evaluation-report",
+        "study-export",
+        "generated-image",
+        "sensor-profile",
+        "sensor-comparison",
+        "sar-geotiff",
+        "sar2sar-pairs",
+        "sar2sar-run",
+        "render-output",
+    }
     for name, cls in classes.items():
         assert callable(getattr(cls, "load")) and callable(getattr(cls, "save")), name
 
@@ -78,12 +95,34 @@ def _patch_dataset(root: Path):
     from sarviz.formats.patch_dataset import FORMAT, PatchDatasetFolder
     from sarviz.scene import TRAINING_PATCH_BANDS
 
-    rows = [{"id": f"p{i}", "file": f"patches/p{i}.tif", "split": s, "lon": "1.0", "lat": "2.0", "date": "2024-06-01",
-             "orbit": "", "relative_orbit": "", "angle_mean": "37.5", "landcover": "water",
-             "landcover_fractions": "", "embedding_source": "alphaearth", "source_scene": "x", "provenance": "",
-             "width": "", "height": ""} for i, s in enumerate(["train", "val", "test", "train"])]
-    info = {"format": FORMAT, "size": 16, "bands": list(TRAINING_PATCH_BANDS),
-            "calibration": DEFAULT_CALIBRATION.to_dict(), "counts": {"train": 2, "val": 1, "test": 1}}
+    rows = [
+        {
+            "id": f"p{i}",
+            "file": f"patches/p{i}.tif",
+            "split": s,
+            "lon": "1.0",
+            "lat": "2.0",
+            "date": "2024-06-01",
+            "orbit": "",
+            "relative_orbit": "",
+            "angle_mean": "37.5",
+            "landcover": "water",
+            "landcover_fractions": "",
+            "embedding_source": "alphaearth",
+            "source_scene": "x",
+            "provenance": "",
+            "width": "",
+            "height": "",
+        }
+        for i, s in enumerate(["train", "val", "test", "train"])
+    ]
+    info = {
+        "format": FORMAT,
+        "size": 16,
+        "bands": list(TRAINING_PATCH_BANDS),
+        "calibration": DEFAULT_CALIBRATION.to_dict(),
+        "counts": {"train": 2, "val": 1, "test": 1},
+    }
     return PatchDatasetFolder(root, info, rows)
 
 
@@ -127,15 +166,23 @@ def test_captioned_dataset_round_trip_and_errors(tmp_path):
     from sarviz.formats.captioned import FORMAT, INFO_FILE, METADATA_FILE, CaptionedDataset, open_captioned
 
     root = tmp_path / "ds" / "captioned"
-    info = {"format": FORMAT, "token": "<SAR>", "polarisation": "VV", "image_mode": "L",
-            "calibration": DEFAULT_CALIBRATION.to_dict(), "counts": {"train": 1, "val": 0, "test": 1}}
-    entries = {"train": [{"file_name": "a.png", "text": "<SAR> water", "id": "a", "label": "water", "lat": 1.0,
-                          "lon": 2.0}],
-               "test": [{"file_name": "b.png", "text": "<SAR> trees", "id": "b", "label": "trees", "lat": 3.0,
-                         "lon": 4.0}]}
+    info = {
+        "format": FORMAT,
+        "token": "<SAR>",
+        "polarisation": "VV",
+        "image_mode": "L",
+        "calibration": DEFAULT_CALIBRATION.to_dict(),
+        "counts": {"train": 1, "val": 0, "test": 1},
+    }
+    entries = {
+        "train": [{"file_name": "a.png", "text": "<SAR> water", "id": "a", "label": "water", "lat": 1.0, "lon": 2.0}],
+        "test": [{"file_name": "b.png", "text": "<SAR> trees", "id": "b", "label": "trees", "lat": 3.0, "lon": 4.0}],
+    }
     CaptionedDataset(root, info, entries).save()
     for split, rows in entries.items():
-        Image.fromarray(np.full((8, 8), 128, np.uint8)).save(CaptionedDataset.image_dir(root, split) / rows[0]["file_name"])
+        Image.fromarray(np.full((8, 8), 128, np.uint8)).save(
+            CaptionedDataset.image_dir(root, split) / rows[0]["file_name"]
+        )
     back = CaptionedDataset.load(tmp_path / "ds")  # the patch dataset folder holding captioned/
     assert back.root == root and back.info == info and back.entries == entries
     test = open_captioned(root, "test")
@@ -191,10 +238,17 @@ def _tiny_controlnet(channels: int = 65):
     from diffusers import ControlNetModel
 
     torch.manual_seed(0)
-    return ControlNetModel(block_out_channels=(8, 16), layers_per_block=1, in_channels=4, norm_num_groups=4,
-                           down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=8,
-                           attention_head_dim=2, conditioning_embedding_out_channels=(4, 8),
-                           conditioning_channels=channels)
+    return ControlNetModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        in_channels=4,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        cross_attention_dim=8,
+        attention_head_dim=2,
+        conditioning_embedding_out_channels=(4, 8),
+        conditioning_channels=channels,
+    )
 
 
 def test_controlnet_checkpoint_round_trip_and_published_layout(tmp_path):
@@ -263,12 +317,26 @@ def test_text_run_round_trip_and_errors(tmp_path):
     from sarviz.formats.text_run import EMBEDS_FILE, FORMAT, MODEL_FILE, UNET_DIR, TextRun
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, norm_num_groups=4,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=8,
-                                attention_head_dim=2)
-    meta = {"base": "/somewhere/sd15", "base_kind": "sd15", "token": "<SAR>", "unet": "full",
-            "calibration": DEFAULT_CALIBRATION.to_dict(), "polarisation": "VV", "image_mode": "L", "step": 5}
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=8,
+        attention_head_dim=2,
+    )
+    meta = {
+        "base": "/somewhere/sd15",
+        "base_kind": "sd15",
+        "token": "<SAR>",
+        "unet": "full",
+        "calibration": DEFAULT_CALIBRATION.to_dict(),
+        "polarisation": "VV",
+        "image_mode": "L",
+        "step": 5,
+    }
     embeds = {"<SAR>": torch.arange(8, dtype=torch.float32)}
     TextRun(tmp_path / "run", meta).save(unet=unet, embeds=embeds)
     back = TextRun.load(tmp_path / "run")
@@ -294,11 +362,25 @@ def test_sarclip_folder_round_trip_and_errors(tmp_path):
 
     from sarviz.formats.sarclip import FORMAT, INFO_FILE, SarClipFolder
 
-    config = CLIPConfig(text_config={"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2,
-                                     "num_hidden_layers": 1, "vocab_size": 50, "max_position_embeddings": 16},
-                        vision_config={"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2,
-                                       "num_hidden_layers": 1, "image_size": 16, "patch_size": 8},
-                        projection_dim=8)
+    config = CLIPConfig(
+        text_config={
+            "hidden_size": 8,
+            "intermediate_size": 16,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 1,
+            "vocab_size": 50,
+            "max_position_embeddings": 16,
+        },
+        vision_config={
+            "hidden_size": 8,
+            "intermediate_size": 16,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 1,
+            "image_size": 16,
+            "patch_size": 8,
+        },
+        projection_dim=8,
+    )
     info = {"base": "clip", "train_losses": [1.0, 0.5], "calibration": DEFAULT_CALIBRATION.to_dict()}
     SarClipFolder(tmp_path / "clip", info).save(model=CLIPModel(config))
     back = SarClipFolder.load(tmp_path / "clip")
@@ -331,8 +413,11 @@ def test_emulator_weights_round_trip_and_errors(tmp_path):
     from sarviz.formats.emulator_weights import FORMAT, EmulatorWeights
 
     rng = np.random.default_rng(0)
-    tensors = {"weight": rng.normal(size=(64, 2)), "intercept": np.array([-10.0, -17.0]),
-               "feature_mean": rng.normal(size=64)}
+    tensors = {
+        "weight": rng.normal(size=(64, 2)),
+        "intercept": np.array([-10.0, -17.0]),
+        "feature_mean": rng.normal(size=64),
+    }
     meta = {"feature_map": "linear", "ridge_lambda": 1.0, "reference_angle_deg": 37.5, "cos_power": 2.0}
     path = EmulatorWeights(tensors, meta).save(tmp_path / "em.safetensors")
     back = EmulatorWeights.load(path)
@@ -384,7 +469,10 @@ def test_batch_folder_round_trip_and_errors(tmp_path):
     back = BatchFolder.load(tmp_path / "b")
     assert back.config() == config and back.read_settings()["format"] == FORMAT
     assert (tmp_path / "b" / POINTS_FILE).read_text().splitlines()[1:] == ["a,1.0,2.0,2024,water,r1", "b,3.0,4.0,,,"]
-    rows = [{"id": "b", "lat": 3.0, "lon": 4.0, "status": "done"}, {"id": "a", "lat": 1.0, "lon": 2.0, "status": "failed"}]
+    rows = [
+        {"id": "b", "lat": 3.0, "lon": 4.0, "status": "done"},
+        {"id": "a", "lat": 1.0, "lon": 2.0, "status": "failed"},
+    ]
     back.write_manifest(rows)
     assert [r["id"] for r in back.read_manifest()] == ["a", "b"]
     with pytest.raises(BatchError) as exc:
@@ -405,8 +493,18 @@ def test_stac_catalog_round_trip_and_errors(tmp_path):
     scene = make_scene(size=(8, 8))
     item_dir = tmp_path / "items" / "a"
     item_dir.mkdir(parents=True)
-    item = build_item("a", item_dir, crs=scene.crs, transform=scene.transform, width=8, height=8,
-                      bbox_wgs84=scene.bounds_wgs84, dates=scene.dates, assets={}, properties={"model": "m"})
+    item = build_item(
+        "a",
+        item_dir,
+        crs=scene.crs,
+        transform=scene.transform,
+        width=8,
+        height=8,
+        bbox_wgs84=scene.bounds_wgs84,
+        dates=scene.dates,
+        assets={},
+        properties={"model": "m"},
+    )
     write_item(item, item_dir / "a.json")
     StacCatalog(tmp_path).save([item_dir / "a.json"], "t", "d")
     back = StacCatalog.load(tmp_path)
@@ -439,7 +537,11 @@ def test_study_export_round_trip_and_errors(tmp_path):
     assert export.save() == ["answers.csv", "summary.csv", "report.json", "fig7.png"]
     back = StudyExport.load(tmp_path / "e")
     assert (back.answers_csv, back.summary_csv, back.report_json, back.figure_png) == (
-        export.answers_csv, export.summary_csv, export.report_json, export.figure_png)
+        export.answers_csv,
+        export.summary_csv,
+        export.report_json,
+        export.figure_png,
+    )
     (tmp_path / "e" / ANSWERS_CSV).unlink()
     with pytest.raises(FormatError) as exc:
         StudyExport.load(tmp_path / "e")
@@ -457,8 +559,13 @@ def test_generated_image_round_trip_and_errors(tmp_path, georeferenced):
 
     scene = make_scene(size=(12, 10))
     prov = {"model_id": "m", "seed": 3, "calibration": DEFAULT_CALIBRATION.to_dict()}
-    image = GeneratedImage(scene.vv_db.astype("float32"), scene.vh_db.astype("float32"),
-                           scene.crs if georeferenced else None, scene.transform if georeferenced else None, prov)
+    image = GeneratedImage(
+        scene.vv_db.astype("float32"),
+        scene.vh_db.astype("float32"),
+        scene.crs if georeferenced else None,
+        scene.transform if georeferenced else None,
+        prov,
+    )
     path = image.save(tmp_path / "g.tif")
     back = GeneratedImage.load(path)
     np.testing.assert_array_equal(back.vv_db, image.vv_db)
@@ -529,9 +636,15 @@ def test_sar2sar_artifacts_round_trip_and_errors(tmp_path):
     assert "not a sar2sar model" in one_line(exc)
     from diffusers import ControlNetModel
 
-    cn = ControlNetModel(block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                         layers_per_block=1, cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4,
-                         conditioning_embedding_out_channels=(4, 8))
+    cn = ControlNetModel(
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=8,
+        attention_head_dim=2,
+        norm_num_groups=4,
+        conditioning_embedding_out_channels=(4, 8),
+    )
     run = Sar2SarRun(tmp_path / "run", {"step": 2, "base": "b"}).save(controlnet=cn)
     loaded = Sar2SarRun.load(run)
     assert loaded.meta["step"] == 2 and Sar2SarRun.read_step(run) == 2 and len(loaded.weights_sha256()) == 64
@@ -544,12 +657,19 @@ def test_formats_is_core_it_imports_no_higher_layer_and_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, sarviz.formats as f; f.artifact_classes(); "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith(("
-            "'sarviz.generators', 'sarviz.training', 'sarviz.batch', 'sarviz.datasets', 'sarviz.evaluation', "
-            "'sarviz.study', 'sarviz.ui', 'sarviz.commands', 'sarviz.emulator', 'sarviz.metrics'))); print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, sarviz.formats as f; f.artifact_classes(); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith(("
+        "'sarviz.generators', 'sarviz.training', 'sarviz.batch', 'sarviz.datasets', 'sarviz.evaluation', "
+        "'sarviz.study', 'sarviz.ui', 'sarviz.commands', 'sarviz.emulator', 'sarviz.metrics'))); print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -559,9 +679,18 @@ def test_sensor_profile_and_comparison_round_trip_and_errors(tmp_path):
     from sarviz.formats.sensor_profile import COMPARISON_FILE, SensorComparison, SensorProfile
 
     def profile(name: str, enl: float) -> SensorProfile:
-        return SensorProfile(name=name, n_images=2, enl_median=enl, enl_per_image=[enl, enl], hf_ratio_median=0.4,
-                             hf_radius=0.25, histogram=[0.25, 0.75], saturated_fraction=0.02,
-                             glcm={"contrast": 1.5}, notes=["a note"])
+        return SensorProfile(
+            name=name,
+            n_images=2,
+            enl_median=enl,
+            enl_per_image=[enl, enl],
+            hf_ratio_median=0.4,
+            hf_radius=0.25,
+            histogram=[0.25, 0.75],
+            saturated_fraction=0.02,
+            glcm={"contrast": 1.5},
+            notes=["a note"],
+        )
 
     ref, other = profile("ref", 4.0), profile("content", 1.0)
     assert SensorProfile.load(ref.save(tmp_path / "ref.json")) == ref

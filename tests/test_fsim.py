@@ -21,8 +21,13 @@ def _piq(x, y):
     piq = pytest.importorskip("piq")
     import torch
 
-    return piq.fsim(torch.from_numpy(np.ascontiguousarray(x))[:, None], torch.from_numpy(np.ascontiguousarray(y))[:, None],
-                    data_range=1.0, chromatic=False, reduction="none").numpy()
+    return piq.fsim(
+        torch.from_numpy(np.ascontiguousarray(x))[:, None],
+        torch.from_numpy(np.ascontiguousarray(y))[:, None],
+        data_range=1.0,
+        chromatic=False,
+        reduction="none",
+    ).numpy()
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (263, 301), (120, 120), (64, 48)])

@@ -41,8 +41,10 @@ def test_regions_are_first_class_and_ambiguous_names_list_every_country():
     from sarviz.gazetteer import AmbiguousPlace, resolve
 
     punjab = search("Punjab")
-    assert [(p.name, p.country, p.kind) for p in punjab[:2]] == [("Punjab", "Pakistan", "region"),
-                                                                  ("Punjab", "India", "region")]
+    assert [(p.name, p.country, p.kind) for p in punjab[:2]] == [
+        ("Punjab", "Pakistan", "region"),
+        ("Punjab", "India", "region"),
+    ]
     # positions from the member towns: Pakistani Punjab's centre lies between Lahore and Faisalabad
     assert 30.5 < punjab[0].lat < 32.5 and 72.0 < punjab[0].lon < 74.5
     assert "region" in punjab[0].description and "Pakistan" in punjab[0].description

@@ -89,8 +89,13 @@ class SpeckleResampler(ImageTransformer):
     kind = "speckle-resampler (test)"
     uses_device = False
 
-    def transform(self, source: GenerationResult, request: TransformRequest, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None) -> GenerationResult:
+    def transform(
+        self,
+        source: GenerationResult,
+        request: TransformRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
         if not source.georeferenced or source.vh_db is None:
             raise GenerationError("the speckle resampler needs a georeferenced VV/VH image")
         seed = check_seed(request.seed)
@@ -105,13 +110,16 @@ class SpeckleResampler(ImageTransformer):
         def finish(field, record: RunRecord) -> list[GenerationResult]:
             vv = (source.vv_db + 10 * np.log10(field[0])).astype(np.float32)
             vh = (source.vh_db + 10 * np.log10(field[1])).astype(np.float32)
-            prov = {"calibration": source.provenance.get("calibration"), "enl": speckle.enl,
-                    "source_model": source.provenance.get("model_id")}
-            return [GenerationResult(vv, vh, source.crs, source.transform, {k: v for k, v in prov.items()
-                                                                            if v is not None})]
+            prov = {
+                "calibration": source.provenance.get("calibration"),
+                "enl": speckle.enl,
+                "source_model": source.provenance.get("model_id"),
+            }
+            return [
+                GenerationResult(vv, vh, source.crs, source.transform, {k: v for k, v in prov.items() if v is not None})
+            ]
 
-        return run_generation(self, request, total=2, work=work, finish=finish, progress=progress,
-                              cancel=cancel)[0]
+        return run_generation(self, request, total=2, work=work, finish=finish, progress=progress, cancel=cancel)[0]
 
 
 class TestImageTransformerContract(GeneratorContract):
@@ -119,8 +127,9 @@ class TestImageTransformerContract(GeneratorContract):
 
     @pytest.fixture(scope="class")
     def generator(self):
-        card = ModelCard(id="speckle-resampler", name="test-only speckle resampler", kind="test",
-                         path=Path("/nonexistent/card.json"))
+        card = ModelCard(
+            id="speckle-resampler", name="test-only speckle resampler", kind="test", path=Path("/nonexistent/card.json")
+        )
         return SpeckleResampler(card)
 
     @pytest.fixture(scope="class")
@@ -148,9 +157,17 @@ class TestSD3TextContract(GeneratorContract):
         run = write_sd3_run(root / "run", write_sd3_base(root / "base"))
         cards = root / "cards"
         cards.mkdir()
-        (cards / "tiny-sd3.json").write_text(json.dumps({
-            "id": "tiny-sd3", "name": "Tiny random SD3 text-to-SAR", "kind": "text-to-sar-sd3",
-            "weights": {"run": str(run)}, "sampler": {"steps": 2, "guidance": 3.0, "shift": 2.0}}))
+        (cards / "tiny-sd3.json").write_text(
+            json.dumps(
+                {
+                    "id": "tiny-sd3",
+                    "name": "Tiny random SD3 text-to-SAR",
+                    "kind": "text-to-sar-sd3",
+                    "weights": {"run": str(run)},
+                    "sampler": {"steps": 2, "guidance": 3.0, "shift": 2.0},
+                }
+            )
+        )
         return ModelRegistry([cards]).generator("tiny-sd3")
 
     def test_samples_with_flow_matching_and_its_shift(self, runs):
@@ -172,9 +189,17 @@ class TestMigrationContract(GeneratorContract):
         root = tmp_path_factory.mktemp("contract_migration")
         base = write_sd15_base(root / "sd15")
         ref = write_png(root / "ref.png", speckle_amplitude(64, 1, 7))
-        card = ModelCard(id="tiny-ad-migration", name="Tiny AD migration", kind=KIND, path=root / "card.json",
-                         data={"weights": {"base": str(base)}, "style_references": [str(ref)],
-                               "settings": {"steps": 3, "decode_crop": 4}})
+        card = ModelCard(
+            id="tiny-ad-migration",
+            name="Tiny AD migration",
+            kind=KIND,
+            path=root / "card.json",
+            data={
+                "weights": {"base": str(base)},
+                "style_references": [str(ref)],
+                "settings": {"steps": 3, "decode_crop": 4},
+            },
+        )
         from sarviz.registry import build_generator
 
         return build_generator(card)
@@ -188,8 +213,13 @@ class TestMigrationContract(GeneratorContract):
 
         vv = 20 * np.log10(speckle_amplitude(64, 8, 41)) - 10
         vh = 20 * np.log10(speckle_amplitude(64, 8, 42)) - 17
-        return GenerationResult(vv, vh, "EPSG:32630", Affine(10, 0, 500000, 0, -10, 4200000),
-                                {"model_id": "emulator", "calibration": DEFAULT_CALIBRATION.to_dict()})
+        return GenerationResult(
+            vv,
+            vh,
+            "EPSG:32630",
+            Affine(10, 0, 500000, 0, -10, 4200000),
+            {"model_id": "emulator", "calibration": DEFAULT_CALIBRATION.to_dict()},
+        )
 
     def make_request(self, seed: int) -> TransformRequest:
         return TransformRequest(seed=seed, device="cpu", dtype="float32", options={"polarisations": ["VV"]})
@@ -216,13 +246,25 @@ class TestSar2SarRendererContract(GeneratorContract):
         root = tmp_path_factory.mktemp("contract_sar2sar")
         base = write_sd15_base(root / "base")
         torch.manual_seed(0)
-        cn = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(str(base / "unet")),
-                                       conditioning_embedding_out_channels=(16, 32, 96, 256))
-        Sar2SarRun(root / "run", {"step": 0, "base": str(base), "base_kind": "sd15", "resolution": 64,
-                                  "pairs": {}, "consistency_calibration": None}).save(controlnet=cn)
+        cn = ControlNetModel.from_unet(
+            UNet2DConditionModel.from_pretrained(str(base / "unet")),
+            conditioning_embedding_out_channels=(16, 32, 96, 256),
+        )
+        Sar2SarRun(
+            root / "run",
+            {
+                "step": 0,
+                "base": str(base),
+                "base_kind": "sd15",
+                "resolution": 64,
+                "pairs": {},
+                "consistency_calibration": None,
+            },
+        ).save(controlnet=cn)
         # built the way every generator is: a model card of kind "sar2sar" (run relative to the card)
-        ModelCard(id="tiny-sar2sar", name="tiny SAR→SAR", kind="sar2sar", path=root / "tiny-sar2sar.json",
-                  data={"run": "run"}).save()
+        ModelCard(
+            id="tiny-sar2sar", name="tiny SAR→SAR", kind="sar2sar", path=root / "tiny-sar2sar.json", data={"run": "run"}
+        ).save()
         renderer = ModelRegistry([root]).generator("tiny-sar2sar")
         assert isinstance(renderer, Sar2SarRenderer) and renderer.run.folder == root / "run"
         return renderer
@@ -235,5 +277,6 @@ class TestSar2SarRendererContract(GeneratorContract):
         return emulator.generate(tiny_scene(), GenerationRequest(seed=0))
 
     def make_request(self, seed: int) -> TransformRequest:
-        return TransformRequest(seed=seed, steps=2, strength=1.0, device="cpu", dtype="float32",
-                                options={"factor": 1.0, "tile": 64})
+        return TransformRequest(
+            seed=seed, steps=2, strength=1.0, device="cpu", dtype="float32", options={"factor": 1.0, "tile": 64}
+        )

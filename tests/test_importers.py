@@ -56,8 +56,12 @@ def test_bigearthnet_pairs_through_corresponding_s2_patch(sample_scenes, samples
 
 
 def test_ssl4eo_pairs_nearest_s2_date(sample_scenes):
-    june = read_scene(sample_scenes / "ssl4eo_0000200_S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457.tif")
-    sept = read_scene(sample_scenes / "ssl4eo_0000200_S1A_IW_GRDH_1SDV_20200903T131212_20200903T131237_034195_03F8F5_AC1C.tif")
+    june = read_scene(
+        sample_scenes / "ssl4eo_0000200_S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457.tif"
+    )
+    sept = read_scene(
+        sample_scenes / "ssl4eo_0000200_S1A_IW_GRDH_1SDV_20200903T131212_20200903T131237_034195_03F8F5_AC1C.tif"
+    )
     assert june.dates["s2"].startswith("2020-06-04") and sept.dates["s2"].startswith("2020-08-13")
     assert june.provenance["optical_level"].startswith("L2A")  # from the s2a (L2A) folder
     assert june.provenance["orbit_pass"] == "DESCENDING" and sept.provenance["orbit_pass"] == "ASCENDING"
@@ -76,12 +80,15 @@ def test_cli_import_and_list(samples_dir, tmp_path, capsys):
     assert len(rows) == 6 and all(set(r["layers"]) >= {"optical", "vv_db", "vh_db"} for r in rows)
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["import", "/nonexistent/x", "--out", "{tmp}/s"], "does not exist"),
-    (["import", "{tmp}", "--out", "{tmp}/s"], "no recognised dataset"),
-    (["scenes", "{tmp}/missing"], "does not exist"),
-    (["scenes", "{tmp}"], "no scenes"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["import", "/nonexistent/x", "--out", "{tmp}/s"], "does not exist"),
+        (["import", "{tmp}", "--out", "{tmp}/s"], "no recognised dataset"),
+        (["scenes", "{tmp}/missing"], "does not exist"),
+        (["scenes", "{tmp}"], "no scenes"),
+    ],
+)
 def test_cli_errors_are_clear(args, msg, tmp_path, capsys):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(args) == 2

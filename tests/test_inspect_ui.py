@@ -25,9 +25,17 @@ def files(tmp_path_factory):
     vv, vh = speckled_scene_db((64, 64), seed=0)
     gv, gh = speckled_scene_db((64, 64), seed=4, looks=2.0)
     rng = np.random.default_rng(0)
-    scene = Scene(crs="EPSG:32633", transform=GRID, width=64, height=64, vv_db=vv, vh_db=vh,
-                  optical=rng.uniform(0, 0.3, (4, 64, 64)), embedding=rng.normal(0, 0.1, (64, 64, 64)),
-                  scene_id="test-scene")
+    scene = Scene(
+        crs="EPSG:32633",
+        transform=GRID,
+        width=64,
+        height=64,
+        vv_db=vv,
+        vh_db=vh,
+        optical=rng.uniform(0, 0.3, (4, 64, 64)),
+        embedding=rng.normal(0, 0.1, (64, 64, 64)),
+        scene_id="test-scene",
+    )
     write_scene(scene, folder / "a_scene.tif")
     result_from(gv, gh).to_geotiff(folder / "b_generated.tif")
     return folder
@@ -40,15 +48,23 @@ def _app(scene_path: str, gen_path: str | None, with_real: bool) -> None:
 
     scene = read_scene(scene_path)
     if not with_real:
-        scene = Scene(crs=scene.crs, transform=scene.transform, width=scene.width, height=scene.height,
-                      optical=scene.optical, embedding=scene.embedding, scene_id=scene.scene_id)
+        scene = Scene(
+            crs=scene.crs,
+            transform=scene.transform,
+            width=scene.width,
+            height=scene.height,
+            optical=scene.optical,
+            embedding=scene.embedding,
+            scene_id=scene.scene_id,
+        )
     result = GenerationResult.from_geotiff(gen_path) if gen_path else None
     render_inspection(scene, result, key="t")
 
 
 def _run(files: Path, with_real: bool, generated: bool = True) -> AppTest:
-    at = AppTest.from_function(_app, args=(str(files / "a_scene.tif"),
-                                           str(files / "b_generated.tif") if generated else None, with_real))
+    at = AppTest.from_function(
+        _app, args=(str(files / "a_scene.tif"), str(files / "b_generated.tif") if generated else None, with_real)
+    )
     at.run(timeout=120)
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -77,8 +93,16 @@ def test_render_inspection_with_real_s1(files):
     assert any(e.label == "Metric definitions (docs/metrics.md)" for e in at.expander)
     downloads = at.get("download_button")
     labels = {d.proto.label for d in downloads}
-    assert {"Metrics CSV", "Metrics JSON", "Generated GeoTIFF", "Real S1 GeoTIFF", "Histogram panel PNG",
-            "GLCM panel PNG", "Embedding panel PNG", "Side-by-side PNG"} <= labels
+    assert {
+        "Metrics CSV",
+        "Metrics JSON",
+        "Generated GeoTIFF",
+        "Real S1 GeoTIFF",
+        "Histogram panel PNG",
+        "GLCM panel PNG",
+        "Embedding panel PNG",
+        "Side-by-side PNG",
+    } <= labels
     # the swipe map is an HTML component with the two georeferenced overlays
     assert any("sarviz-swipe" in str(el.proto) for el in at.get("iframe"))
 

@@ -41,8 +41,9 @@ def test_metrics_and_display_use_the_models_calibration_and_the_report_records_i
     assert model["VV"].mean_diff == pytest.approx(abs(unit(gv).mean() - unit(vv).mean()), abs=1e-6)
     assert model["VV"].mean_diff != pytest.approx(default["VV"].mean_diff, abs=1e-4)  # the range matters
     # GLCM levels come from the same mapping
-    np.testing.assert_allclose(model["VH"].glcm_generated["contrast"],
-                               sar.glcm_features(gh, "VH", calibration=cal)["contrast"])
+    np.testing.assert_allclose(
+        model["VH"].glcm_generated["contrast"], sar.glcm_features(gh, "VH", calibration=cal)["contrast"]
+    )
     # the display stretch is the calibration: no second copy of a range
     assert images.display_range("VV") == DEFAULT_CALIBRATION.range("VV")
     assert images.display_range("VH", cal) == (-35.0, -5.0)
@@ -62,19 +63,33 @@ def test_a_malformed_calibration_in_provenance_is_refused_clearly():
 
 
 # -- composite flags ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("prov, mode, n", [
-    ({"s1_mode": "composite", "s1_composite": {"kind": "median", "n": 6}}, "composite", 6),
-    ({"s1_mode": "single", "s1_composite": {"kind": "nearest", "n": 1}}, "single", 1),
-    ({"s1_mode": "composite", "s1_composite": {"kind": "median", "n": None, "dates": ["2024-05-01", "2024-06-30"],
-                                               "dates_are": "first and last"}}, "composite", None),
-    ({"s1_mode": "single", "s1_date": "2024-05-01", "orbit": "DESCENDING"}, "single", None),
-    ({"s1_composite": "median"}, "composite", None),
-    ({"s1_composite": {"kind": "median", "n": 1}}, "single", 1),
-    ({"layers": {"vv_db": {"detail": {"composite": "median", "items": ["a", "b", "c"]}}}}, "composite", 3),
-    ({"layers": {"vv_db": {"detail": {"composite": "nearest", "items": ["a"]}}}}, "single", 1),
-    ({"source": "file"}, "unknown", None),
-    (None, "unknown", None),
-])
+@pytest.mark.parametrize(
+    "prov, mode, n",
+    [
+        ({"s1_mode": "composite", "s1_composite": {"kind": "median", "n": 6}}, "composite", 6),
+        ({"s1_mode": "single", "s1_composite": {"kind": "nearest", "n": 1}}, "single", 1),
+        (
+            {
+                "s1_mode": "composite",
+                "s1_composite": {
+                    "kind": "median",
+                    "n": None,
+                    "dates": ["2024-05-01", "2024-06-30"],
+                    "dates_are": "first and last",
+                },
+            },
+            "composite",
+            None,
+        ),
+        ({"s1_mode": "single", "s1_date": "2024-05-01", "orbit": "DESCENDING"}, "single", None),
+        ({"s1_composite": "median"}, "composite", None),
+        ({"s1_composite": {"kind": "median", "n": 1}}, "single", 1),
+        ({"layers": {"vv_db": {"detail": {"composite": "median", "items": ["a", "b", "c"]}}}}, "composite", 3),
+        ({"layers": {"vv_db": {"detail": {"composite": "nearest", "items": ["a"]}}}}, "single", 1),
+        ({"source": "file"}, "unknown", None),
+        (None, "unknown", None),
+    ],
+)
 def test_real_s1_acquisition_is_read_defensively(prov, mode, n):
     got = real_s1_acquisition(prov)
     assert got["mode"] == mode and got["n"] == n
@@ -149,7 +164,7 @@ def _brute_glcm(img: np.ndarray, lag: tuple[int, int], levels: int) -> np.ndarra
     dr, dc = lag
     h, w = img.shape
     r0, r1, c0, c1 = max(0, -dr), h - max(0, dr), max(0, -dc), w - max(0, dc)
-    a, b = img[r0:r1, c0:c1].ravel(), img[r0 + dr:r1 + dr, c0 + dc:c1 + dc].ravel()
+    a, b = img[r0:r1, c0:c1].ravel(), img[r0 + dr : r1 + dr, c0 + dc : c1 + dc].ravel()
     counts = np.zeros((levels + 1, levels + 1))
     np.add.at(counts, (a, b), 1)
     counts = (counts + counts.T)[1:, 1:]
@@ -168,8 +183,8 @@ def test_glcm_uses_the_exact_lag_vector_of_every_distance_and_angle():
             lags.add(lag)
             assert max(abs(lag[0]), abs(lag[1])) == d
             glcm = _brute_glcm(img, lag, 8)
-            assert feats["contrast"][i, j] == pytest.approx((glcm * k ** 2).sum(), rel=1e-12), (d, a)
-            assert feats["homogeneity"][i, j] == pytest.approx((glcm / (1 + k ** 2)).sum(), rel=1e-12)
+            assert feats["contrast"][i, j] == pytest.approx((glcm * k**2).sum(), rel=1e-12), (d, a)
+            assert feats["homogeneity"][i, j] == pytest.approx((glcm / (1 + k**2)).sum(), rel=1e-12)
     assert len(lags) == len(sar.GLCM_DISTANCES) * len(sar.GLCM_ANGLES_DEG)  # every lag is distinct
     assert sar.glcm_lag_vector(1, 45) == (-1, 1) and sar.glcm_lag_vector(2, 135) == (-2, -2)
 
@@ -186,9 +201,11 @@ def test_ssim_variants_match_piq_and_are_named_in_the_report():
     pair = sar.prepare_pair(real, gen, "VV")
     t = lambda u: torch.from_numpy(u)[None, None]  # noqa: E731
     assert sar.ssim_prepared(pair, "downsampled") == pytest.approx(
-        piq.ssim(t(pair.gen_unit), t(pair.real_unit), data_range=1.0).item(), abs=1e-4)
+        piq.ssim(t(pair.gen_unit), t(pair.real_unit), data_range=1.0).item(), abs=1e-4
+    )
     assert sar.ssim_prepared(pair) == pytest.approx(
-        piq.ssim(t(pair.gen_unit), t(pair.real_unit), data_range=1.0, downsample=False).item(), abs=1e-4)
+        piq.ssim(t(pair.gen_unit), t(pair.real_unit), data_range=1.0, downsample=False).item(), abs=1e-4
+    )
     assert sar.ssim_downsample_factor(512, 512) == 2
     with pytest.raises(sar.MetricError, match="unknown SSIM variant"):
         sar.ssim_prepared(pair, "fast")
@@ -200,18 +217,23 @@ def test_ssim_variants_match_piq_and_are_named_in_the_report():
     assert "full resolution" in d["protocols"]["ssim"] and "piq" in d["protocols"]["ssim_downsampled"]
     assert "our reading of seed 000" in d["protocols"]["mean_std_similarity"]
     table = report.table()
-    assert set(table[table.metric == "SSIM"].protocol) == {"full resolution (scikit-image)",
-                                                           "downsampled ÷round(min(H,W)/256) (Wang ref. / piq default)"}
-    assert (table[table.metric.str.startswith(("Mean similarity", "Std similarity"))].protocol
-            == "our reading of seed 000 (no formula in the paper)").all()
+    assert set(table[table.metric == "SSIM"].protocol) == {
+        "full resolution (scikit-image)",
+        "downsampled ÷round(min(H,W)/256) (Wang ref. / piq default)",
+    }
+    assert (
+        table[table.metric.str.startswith(("Mean similarity", "Std similarity"))].protocol
+        == "our reading of seed 000 (no formula in the paper)"
+    ).all()
 
 
 # -- seed-001 protocol --------------------------------------------------------------------------------
 def test_seed001_kl_pools_every_image_of_a_category():
     rng = np.random.default_rng(6)
     imgs = [(-10 + 10 * np.log10(rng.gamma(L, 1 / L, (64, 64)))).astype(np.float32) for L in (1, 1, 4, 4)]
-    res = protocols.seed001_kl_by_category([("field", imgs[0]), ("field", imgs[1]), ("city", imgs[2])],
-                                           [("field", imgs[2]), ("city", imgs[3])])
+    res = protocols.seed001_kl_by_category(
+        [("field", imgs[0]), ("field", imgs[1]), ("city", imgs[2])], [("field", imgs[2]), ("city", imgs[3])]
+    )
     assert set(res) == {"city", "field"} and res["field"].n_real == 2 and res["field"].n_generated == 1
     # by hand: each image normalised by its own μ+3σ, then the histograms pooled
     edges = np.linspace(0, 1, sar.KL_BINS + 1)
@@ -226,7 +248,8 @@ def test_seed001_kl_pools_every_image_of_a_category():
     assert "pooled over all images of a scene category" in res["field"].to_dict()["protocol"]
     # one image per side: the per-pair KL of the report
     assert protocols.seed001_kl_by_category([("x", imgs[0])], [("x", imgs[2])])["x"].kl == pytest.approx(
-        sar.kl_divergence(imgs[0], imgs[2]).kl, rel=1e-9)
+        sar.kl_divergence(imgs[0], imgs[2]).kl, rel=1e-9
+    )
     with pytest.raises(sar.MetricError, match="only real or only generated"):
         protocols.seed001_kl_by_category([("forest", imgs[0])], [("city", imgs[1])])
 
@@ -240,7 +263,7 @@ def test_seed001_glcm_on_amplitude_in_homogeneous_patches():
         assert c + 64 <= 96 or c >= 96
     unit = protocols.normalised_amplitude_image(db)
     r, c = res.patches[0]
-    first = sar.glcm_features_unit(unit[r:r + 64, c:c + 64])
+    first = sar.glcm_features_unit(unit[r : r + 64, c : c + 64])
     np.testing.assert_allclose(res.per_patch[0]["entropy"], first["entropy"])
     np.testing.assert_allclose(res.features["contrast"], np.mean([p["contrast"] for p in res.per_patch], axis=0))
     by_cat = protocols.seed001_glcm_by_category([("field", db)], [("field", db)])
@@ -277,8 +300,9 @@ def _inspect_app(composite: bool) -> None:
     vv, vh = speckled_scene_db((64, 64), seed=0)
     gv, gh = speckled_scene_db((64, 64), seed=4, looks=2.0)
     prov = {"s1_mode": "composite", "s1_composite": {"kind": "median", "n": 6}} if composite else {"s1_mode": "single"}
-    scene = Scene(crs="EPSG:32633", transform=GRID, width=64, height=64, vv_db=vv, vh_db=vh, provenance=prov,
-                  scene_id="t")
+    scene = Scene(
+        crs="EPSG:32633", transform=GRID, width=64, height=64, vv_db=vv, vh_db=vh, provenance=prov, scene_id="t"
+    )
     render_inspection(scene, result_from(gv, gh), key="p")
 
 

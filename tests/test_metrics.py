@@ -109,7 +109,6 @@ def test_homogeneous_windows_avoid_edges():
     assert not np.isin(corners[:, 1], [48, 64]).any()
 
 
-
 def _emulator_speckle_db(looks: float, seed: int, shape=(512, 512)) -> np.ndarray:
     """Sentinel-1-like speckle (gamma marginal, lag-1 correlation 0.64 / 0.62) in dB, mean 0 dB."""
     from sarviz.emulator.speckle import SpeckleModel
@@ -144,6 +143,7 @@ def test_enl_of_a_scene_with_edges_and_stripes_is_that_of_its_homogeneous_speckl
     intensity = 10 ** (db / 10)
     blocks = intensity.reshape(32, 16, 32, 16).swapaxes(1, 2).reshape(1024, -1)
     assert 1 / np.mean(blocks.var(axis=1, ddof=1) / blocks.mean(axis=1) ** 2) < 0.9 * 4.4  # ≈ 3.7
+
 
 # -- GLCM ------------------------------------------------------------------------------------------
 def test_glcm_checkerboard_worked_by_hand():
@@ -379,18 +379,38 @@ def test_linear_power_or_dn_files_are_refused_as_not_db(tmp_path):
     from sarviz.metrics.report import MetricError, read_sar_file
 
     rng = np.random.default_rng(0)
-    for name, data, msg in (("linear", rng.gamma(4.4, 0.1 / 4.4, (2, 64, 64)), "linear power"),
-                            ("dn", rng.uniform(50, 400, (2, 64, 64)), "does not look like backscatter in dB")):
+    for name, data, msg in (
+        ("linear", rng.gamma(4.4, 0.1 / 4.4, (2, 64, 64)), "linear power"),
+        ("dn", rng.uniform(50, 400, (2, 64, 64)), "does not look like backscatter in dB"),
+    ):
         path = tmp_path / f"{name}.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=2, dtype="float32",
-                           crs="EPSG:32633", transform=Affine(10, 0, 4e5, 0, -10, 5e6)) as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=64,
+            height=64,
+            count=2,
+            dtype="float32",
+            crs="EPSG:32633",
+            transform=Affine(10, 0, 4e5, 0, -10, 5e6),
+        ) as dst:
             dst.write(data.astype("float32"))
             dst.descriptions = ("VV", "VH")
         with pytest.raises(MetricError, match=msg):
             read_sar_file(path, name)
     db = tmp_path / "db.tif"
-    with rasterio.open(db, "w", driver="GTiff", width=64, height=64, count=2, dtype="float32",
-                       crs="EPSG:32633", transform=Affine(10, 0, 4e5, 0, -10, 5e6)) as dst:
+    with rasterio.open(
+        db,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=2,
+        dtype="float32",
+        crs="EPSG:32633",
+        transform=Affine(10, 0, 4e5, 0, -10, 5e6),
+    ) as dst:
         dst.write(10 * np.log10(rng.gamma(4.4, 0.1 / 4.4, (2, 64, 64))).astype("float32"))
         dst.descriptions = ("VV", "VH")
     assert read_sar_file(db, "db").vv_db.shape == (64, 64)
@@ -445,8 +465,9 @@ def test_inspect_all_refuses_bad_input_like_compare_and_reports_progress_from_th
         inspect_all(vv, None, vv, vh)
     seen: list[tuple[int, int, str, str]] = []
     threads = torch.get_num_threads()
-    inspect_all(vv, vh, vv + 0.5, vh - 0.5,
-                progress=lambda i, n, msg: seen.append((i, n, msg, threading.current_thread().name)))
+    inspect_all(
+        vv, vh, vv + 0.5, vh - 0.5, progress=lambda i, n, msg: seen.append((i, n, msg, threading.current_thread().name))
+    )
     total = seen[0][1]
     assert [s for s, *_ in seen] == list(range(1, total + 1)) and {n for _, n, _, _ in seen} == {total}
     assert {name for *_, name in seen} == {threading.current_thread().name}

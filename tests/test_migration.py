@@ -43,7 +43,9 @@ def _sar(amplitude, name="x"):
 
 def test_processor_caches_exactly_the_chosen_layers(extractor):
     all_self = self_attention_layers(extractor.unet)
-    assert extractor.layers == [n for n in all_self if n.startswith("up_blocks.0.")]  # the tiny U-Net's last decoder block with attention
+    assert extractor.layers == [
+        n for n in all_self if n.startswith("up_blocks.0.")
+    ]  # the tiny U-Net's last decoder block with attention
     latent = extractor.encode(_sar(speckle_amplitude(SIZE, 4, 0)).amplitude[None])
     feats = extractor.features(latent, torch.tensor(500))
     assert feats.layers == extractor.layers
@@ -69,7 +71,9 @@ def test_ad_loss_zero_for_own_style_and_content_loss_zero_at_init(extractor):
         feats = extractor.features(latent, torch.tensor(300))
         assert float(L.ad_loss(feats, feats)) == pytest.approx(0.0, abs=1e-6)
         assert float(L.content_loss(feats, feats)) == 0.0
-        other = extractor.features(extractor.encode(_sar(speckle_amplitude(SIZE, 1, 2)).amplitude[None]), torch.tensor(300))
+        other = extractor.features(
+            extractor.encode(_sar(speckle_amplitude(SIZE, 1, 2)).amplitude[None]), torch.tensor(300)
+        )
         assert float(L.ad_loss(feats, other)) > 1e-4
 
 
@@ -164,9 +168,15 @@ def test_bad_inputs_are_one_line(tmp_path, extractor, base):
         list_images(tmp_path / "empty", "content")
     from diffusers import UNet2DConditionModel
 
-    no_attn = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8,
-                                   down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-                                   mid_block_type=None, cross_attention_dim=32)
+    no_attn = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=8,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        mid_block_type=None,
+        cross_attention_dim=32,
+    )
     with pytest.raises(GenerationError, match="no self-attention layers"):
         choose_layers(no_attn, "ad-default")
 
@@ -179,8 +189,26 @@ def test_cli_migrate_writes_one_geotiff_per_content(tmp_path, base, capsys, one_
     write_geotiff(tmp_path / "content" / "a.tif", speckle_amplitude(SIZE, 8, 20))
     write_png(tmp_path / "content" / "b.png", speckle_amplitude(SIZE, 8, 21))
     write_png(tmp_path / "refs" / "r.png", speckle_amplitude(SIZE, 1, 22))
-    code = main(["migrate", "--content", str(tmp_path / "content"), "--style", str(tmp_path / "refs"), "--base", str(base),
-                 "--out", str(tmp_path / "out"), "--steps", "2", "--device", "cpu", "--dtype", "float32", "--json"])
+    code = main(
+        [
+            "migrate",
+            "--content",
+            str(tmp_path / "content"),
+            "--style",
+            str(tmp_path / "refs"),
+            "--base",
+            str(base),
+            "--out",
+            str(tmp_path / "out"),
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--json",
+        ]
+    )
     assert code == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [Path(x["out"]).name for x in lines] == ["a.tif", "b.tif"]
@@ -188,8 +216,22 @@ def test_cli_migrate_writes_one_geotiff_per_content(tmp_path, base, capsys, one_
     assert GenerationResult.from_geotiff(tmp_path / "out" / "a.tif").crs is not None
     assert GenerationResult.from_geotiff(tmp_path / "out" / "b.tif").crs is None
     (tmp_path / "empty").mkdir()
-    assert main(["migrate", "--content", str(tmp_path / "empty"), "--style", str(tmp_path / "refs"), "--base", str(base),
-                 "--out", str(tmp_path / "o2")]) == 2
+    assert (
+        main(
+            [
+                "migrate",
+                "--content",
+                str(tmp_path / "empty"),
+                "--style",
+                str(tmp_path / "refs"),
+                "--base",
+                str(base),
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 2
+    )
     assert "no image files" in capsys.readouterr().err
 
 
@@ -200,13 +242,15 @@ def test_background_job_crops_runs_and_cancels(base, tmp_path, one_torch_thread)
     cropped = centre_crop(content, SIZE, 16)
     assert cropped.shape == (SIZE, SIZE) and cropped.transform.c == content.transform.c + 8 * 10
     style = _sar(speckle_amplitude(SIZE + 16, 1, 31))
-    job = MigrationJob(str(base), content, [style], MigrationSettings(steps=2), size=SIZE, device="cpu",
-                       dtype="float32").start()
+    job = MigrationJob(
+        str(base), content, [style], MigrationSettings(steps=2), size=SIZE, device="cpu", dtype="float32"
+    ).start()
     job.wait(600)
     assert job.state["status"] == "done" and job.amplitude.shape == (SIZE, SIZE)
     assert job.result.transform == cropped.transform and len(job.losses) == 2
-    stopped = MigrationJob(str(base), content, [style], MigrationSettings(steps=50), size=SIZE, device="cpu",
-                           dtype="float32")
+    stopped = MigrationJob(
+        str(base), content, [style], MigrationSettings(steps=50), size=SIZE, device="cpu", dtype="float32"
+    )
     stopped.cancel.set()
     stopped.start().wait(600)
     assert stopped.state["status"] == "cancelled"

@@ -67,12 +67,27 @@ def test_downstream_maps_generated_images_with_the_calibration_in_their_provenan
 
     path = tmp_path / "gen.tif"
     vv = np.full((16, 16), -10.0, np.float32)
-    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=2, dtype="float32", crs="EPSG:32630",
-                       transform=Affine(10, 0, 500000, 0, -10, 4200000)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=16,
+        height=16,
+        count=2,
+        dtype="float32",
+        crs="EPSG:32630",
+        transform=Affine(10, 0, 500000, 0, -10, 4200000),
+    ) as dst:
         dst.write(np.stack([vv, vv - 10]))
         dst.descriptions = ("VV", "VH")
-        dst.update_tags(PROVENANCE=json.dumps({"model_id": "m", "calibration": {
-            "db_range": {"VV": [-20.0, 0.0], "VH": [-30.0, -10.0]}, "shared": False}}))
+        dst.update_tags(
+            PROVENANCE=json.dumps(
+                {
+                    "model_id": "m",
+                    "calibration": {"db_range": {"VV": [-20.0, 0.0], "VH": [-30.0, -10.0]}, "shared": False},
+                }
+            )
+        )
     gvv, gvh, cal = _read_generated(path)
     assert cal.range("VV") == (-20.0, 0.0)
     img = _to_image(gvv, gvh, 16, cal)

@@ -21,7 +21,7 @@ def _image(*halves: tuple[float, ...], size: int = 64) -> np.ndarray:
     img = np.empty((4, size, size), np.float32)
     for i, spectrum in enumerate(halves):
         w = size // len(halves)
-        img[:, :, i * w:(i + 1) * w] = np.array(spectrum, np.float32)[:, None, None]
+        img[:, :, i * w : (i + 1) * w] = np.array(spectrum, np.float32)[:, None, None]
     return img
 
 

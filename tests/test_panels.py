@@ -162,12 +162,14 @@ def test_fast_pngs_are_the_pictures_of_the_panels(reports):
     full, gen_only = reports
     emb = np.random.default_rng(4).normal(size=(16, 40, 40)).astype(np.float32)
     # (fast PNG, panel, argument, another argument drawn in between)
-    cases = [(panels.histogram_png, panels.histogram_panel, full, gen_only),
-             (panels.histogram_png, panels.histogram_panel, gen_only, full),
-             (panels.glcm_png, panels.glcm_panel, full, gen_only),
-             (panels.glcm_png, panels.glcm_panel, gen_only, full),
-             (panels.embedding_png, panels.embedding_panel, emb, emb[:, :32]),
-             (panels.embedding_png, panels.embedding_panel, None, emb)]
+    cases = [
+        (panels.histogram_png, panels.histogram_panel, full, gen_only),
+        (panels.histogram_png, panels.histogram_panel, gen_only, full),
+        (panels.glcm_png, panels.glcm_panel, full, gen_only),
+        (panels.glcm_png, panels.glcm_panel, gen_only, full),
+        (panels.embedding_png, panels.embedding_panel, emb, emb[:, :32]),
+        (panels.embedding_png, panels.embedding_panel, None, emb),
+    ]
     for fast, panel, arg, other in cases:
         first = fast(arg)
         assert _png_size(first) == _png_size(panels.figure_png(panel(arg)))

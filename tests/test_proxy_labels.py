@@ -19,8 +19,26 @@ PROXY_SOURCE = "proxy: real AlphaEarth 2024 vectors from alphaearth_s1_points (o
 def spain_pair(sample_scenes, tmp_path_factory):
     """The Spain sample scene (PROXY embedding) and the emulator's image generated from it."""
     out = tmp_path_factory.mktemp("proxy-metrics") / "generated.tif"
-    assert main(["generate", "--lat", "38.1058", "--lon", "-0.7589", "--model", "emulator", "--scenes",
-                 str(sample_scenes), "--size", "64", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--lat",
+                "38.1058",
+                "--lon",
+                "-0.7589",
+                "--model",
+                "emulator",
+                "--scenes",
+                str(sample_scenes),
+                "--size",
+                "64",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     from sarviz.store import SceneStore
 
     store = SceneStore(sample_scenes)
@@ -71,8 +89,13 @@ def proxy_batch(tmp_path_factory):
         write_scene(scene, path)
     chosen = [p for p in pts if p["id"].endswith(("_00", "_05"))]
     points = points_from_file(write_points_csv(root / "points.csv", chosen))
-    run_batch(points, BatchConfig(model="emulator", size=32, seeds=(0,), scenes=str(root / "scenes")),
-              root / "batches" / "b1", engine="inline", progress=False)
+    run_batch(
+        points,
+        BatchConfig(model="emulator", size=32, seeds=(0,), scenes=str(root / "scenes")),
+        root / "batches" / "b1",
+        engine="inline",
+        progress=False,
+    )
     assert main(["evaluate", str(root / "batches" / "b1"), "--engine", "inline"]) == 0
     return root / "batches" / "b1"
 

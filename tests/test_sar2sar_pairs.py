@@ -30,8 +30,18 @@ def s1_like_db(shape, seed=0, looks=4.4):
 
 def write_sar(path, db_bands, transform, crs="EPSG:32630"):
     names = list(db_bands)
-    with rasterio.open(path, "w", driver="GTiff", width=db_bands[names[0]].shape[1], height=db_bands[names[0]].shape[0],
-                       count=len(names), dtype="float32", crs=crs, transform=transform, nodata=np.nan) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=db_bands[names[0]].shape[1],
+        height=db_bands[names[0]].shape[0],
+        count=len(names),
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+        nodata=np.nan,
+    ) as dst:
         dst.write(np.stack([db_bands[n] for n in names]))
         dst.descriptions = tuple(names)
     return path
@@ -105,8 +115,11 @@ def test_dataset_pairs_writes_imagefolder_with_spatial_splits(tmp_path):
         t = Affine(10.0, 0, 500000.0 + 3000 * i, 0, -10.0, 4200000.0)
         write_sar(src / f"scene{i}.tif", {"VV": s1_like_db((128, 128), i), "VH": s1_like_db((128, 128), i + 10) - 7}, t)
     (src / "optical.tif").write_bytes(b"not a tiff")
-    info = build_pairs(src, tmp_path / "pairs", PairsOptions(size=64, factor=2.0, block_km=1.0, val_fraction=0.3,
-                                                               test_fraction=0.3, seed=1))
+    info = build_pairs(
+        src,
+        tmp_path / "pairs",
+        PairsOptions(size=64, factor=2.0, block_km=1.0, val_fraction=0.3, test_fraction=0.3, seed=1),
+    )
     ds = PairsDataset.open(tmp_path / "pairs")
     assert info["skipped"] and sum(info["counts"].values()) + info["dropped_by_buffer"] == 3 * 2 * 4
     grounds = {}
@@ -149,14 +162,48 @@ def test_dataset_pairs_cli_real_coregistered_pairs(tmp_path, capsys):
     coarse_dir.mkdir()
     fine = s1_like_db((128, 128), 4)
     write_sar(fine_dir / "airborne.tif", {"VV": fine}, Affine(5.0, 0, 500000.0, 0, -5.0, 4200000.0))
-    write_sar(coarse_dir / "x_band.tif", {"HH": resample_db(fine, (64, 64))}, Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0))
-    code = cli_main(["dataset", "pairs", "--images", str(fine_dir), "--coarse-images", str(coarse_dir), "--pol-map",
-                     "HH:VV", "--out", str(tmp_path / "pairs"), "--size", "64", "--val-fraction", "0",
-                     "--test-fraction", "0"])
+    write_sar(
+        coarse_dir / "x_band.tif", {"HH": resample_db(fine, (64, 64))}, Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
+    )
+    code = cli_main(
+        [
+            "dataset",
+            "pairs",
+            "--images",
+            str(fine_dir),
+            "--coarse-images",
+            str(coarse_dir),
+            "--pol-map",
+            "HH:VV",
+            "--out",
+            str(tmp_path / "pairs"),
+            "--size",
+            "64",
+            "--val-fraction",
+            "0",
+            "--test-fraction",
+            "0",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     ds = PairsDataset.open(tmp_path / "pairs")
     assert ds.info["mode"] == "real co-registered pairs" and ds.info["real_pairs"][0]["factor"] == 2.0
     assert ds.info["real_pairs"][0]["pols"] == {"HH": "VV"} and len(ds.rows("train")) == 4
-    assert cli_main(["dataset", "pairs", "--images", str(fine_dir), "--coarse-images", str(coarse_dir),
-                     "--pol-map", "XX:VV", "--out", str(tmp_path / "p2")]) != 0
+    assert (
+        cli_main(
+            [
+                "dataset",
+                "pairs",
+                "--images",
+                str(fine_dir),
+                "--coarse-images",
+                str(coarse_dir),
+                "--pol-map",
+                "XX:VV",
+                "--out",
+                str(tmp_path / "p2"),
+            ]
+        )
+        != 0
+    )
     assert "--pol-map" in capsys.readouterr().err and not (tmp_path / "p2").exists()

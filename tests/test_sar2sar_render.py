@@ -51,9 +51,20 @@ def trained(tmp_path_factory):
         t = Affine(10.0, 0, 500000.0 + 3000 * i, 0, -10.0, 4200000.0)
         write_sar(src / f"scene{i}.tif", {"VV": s1_like_db((128, 128), i)}, t)
     build_pairs(src, root / "pairs", PairsOptions(size=64, factor=2.0, val_fraction=0.0, test_fraction=0.0))
-    config = Sar2SarTrainConfig(data=root / "pairs", base=base, out=root / "run", max_steps=6, batch_size=2,
-                                lr=1e-3, checkpoint_every=3, validation_count=1, validation_steps=2,
-                                mixed_precision="no", gradient_checkpointing=False, noise_offset=0.0)
+    config = Sar2SarTrainConfig(
+        data=root / "pairs",
+        base=base,
+        out=root / "run",
+        max_steps=6,
+        batch_size=2,
+        lr=1e-3,
+        checkpoint_every=3,
+        validation_count=1,
+        validation_steps=2,
+        mixed_precision="no",
+        gradient_checkpointing=False,
+        noise_offset=0.0,
+    )
     trainer = Sar2SarTrainer(config)
     trainer.setup()
     from sarviz.training.sar2sar import collate
@@ -100,8 +111,21 @@ def test_multi_tile_render_no_seam_exact_georeference_complete_provenance(traine
         assert ds.transform == scaled_transform(t, (96, 96), (192, 192))
         assert ds.bounds == rasterio.coords.BoundingBox(500000.0, 4200000.0 - 960, 500960.0, 4200000.0)
     prov = out.provenance
-    for key in ("input", "factor_requested", "factor_effective", "sampler", "seeds", "tile_plan", "weights",
-                "training_pairs", "extrapolation", "consistency", "normalisation", "tail", "speed"):
+    for key in (
+        "input",
+        "factor_requested",
+        "factor_effective",
+        "sampler",
+        "seeds",
+        "tile_plan",
+        "weights",
+        "training_pairs",
+        "extrapolation",
+        "consistency",
+        "normalisation",
+        "tail",
+        "speed",
+    ):
         assert prov.get(key) not in (None, "", []), key
     assert prov["weights"]["controlnet_sha256"] and prov["tile_plan"]["tiles"] > 4
     assert set(result.consistency) == {"VV", "VH"} and np.isfinite(result.consistency["VV"]["score_db"])
@@ -111,7 +135,7 @@ def test_multi_tile_render_no_seam_exact_georeference_complete_provenance(traine
     th, tw = plan.latent_tile
     for r in plan.starts[0]:
         for c in plan.starts[1]:
-            cover[r * 8:(r + th) * 8, c * 8:(c + tw) * 8] += 1
+            cover[r * 8 : (r + th) * 8, c * 8 : (c + tw) * 8] += 1
     intensity = 10 ** (out.bands["VV"] / 10)
     enl = lambda m: intensity[m].mean() ** 2 / intensity[m].var()
     many, few = cover >= 3, cover <= 2
@@ -140,7 +164,9 @@ def test_bad_inputs_one_line_nothing_written(trained, tmp_path, capsys):
 
     shutil.copytree(trained["run"] / "controlnet", broken_run / "controlnet")
     meta = json.loads((trained["run"] / RUN_FILE).read_text())
-    Sar2SarRun.write_meta(broken_run, {**{k: v for k, v in meta.items() if k != "format"}, "base": str(tmp_path / "gone")})
+    Sar2SarRun.write_meta(
+        broken_run, {**{k: v for k, v in meta.items() if k != "format"}, "base": str(tmp_path / "gone")}
+    )
     cases = [
         (["--input", str(optical), "--weights", str(trained["run"]), "--factor", "2"], "not a SAR GeoTIFF"),
         (["--input", str(good), "--weights", str(trained["run"]), "--factor", "0.5"], "factor"),
@@ -181,8 +207,11 @@ def test_render_page_renders_a_scene_with_its_score(trained, tmp_path, monkeypat
     runs, scenes = tmp_path / "runs", tmp_path / "scenes"
     shutil.copytree(trained["run"], runs / "tiny", ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
     scenes.mkdir()
-    write_sar(scenes / "spain_s1.tif", {"VV": s1_like_db((32, 32), 3), "VH": s1_like_db((32, 32), 4) - 7},
-              Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0))
+    write_sar(
+        scenes / "spain_s1.tif",
+        {"VV": s1_like_db((32, 32), 3), "VH": s1_like_db((32, 32), 4) - 7},
+        Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0),
+    )
     for name, value in (("HOME", tmp_path), ("RUNS", runs), ("SCENES", scenes)):
         monkeypatch.setenv(f"SARVIZ_{name}", str(value))
     at = AppTest.from_file("../pages/7_Render.py", default_timeout=180)
@@ -207,9 +236,19 @@ def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):
     from _text_fixtures import write_sdxl_base
 
     base = write_sdxl_base(tmp_path / "sdxl")
-    config = Sar2SarTrainConfig(data=trained["root"] / "pairs", base=base, out=tmp_path / "run", max_steps=4,
-                                batch_size=2, lr=1e-3, checkpoint_every=4, validation_count=0,
-                                mixed_precision="no", gradient_checkpointing=False, noise_offset=0.0)
+    config = Sar2SarTrainConfig(
+        data=trained["root"] / "pairs",
+        base=base,
+        out=tmp_path / "run",
+        max_steps=4,
+        batch_size=2,
+        lr=1e-3,
+        checkpoint_every=4,
+        validation_count=0,
+        mixed_precision="no",
+        gradient_checkpointing=False,
+        noise_offset=0.0,
+    )
     trainer = Sar2SarTrainer(config)
     trainer.setup()
     batch = collate([trainer.dataset[i] for i in range(2)])
@@ -219,8 +258,9 @@ def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):
     assert Sar2SarRun.open(tmp_path / "run").meta["base_kind"] == "sdxl"
     t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
     src = write_sar(tmp_path / "in.tif", {"VV": s1_like_db((32, 32), 7)}, t)
-    result = render_file(src, tmp_path / "run", tmp_path / "out.tif",
-                         TransformRequest(steps=2, options={"factor": 2, "tile": 64}))
+    result = render_file(
+        src, tmp_path / "run", tmp_path / "out.tif", TransformRequest(steps=2, options={"factor": 2, "tile": 64})
+    )
     assert result.output.bands["VV"].shape == (64, 64) and np.isfinite(result.output.bands["VV"]).all()
     assert result.output.provenance["weights"]["base_kind"] == "sdxl"
 
@@ -235,8 +275,11 @@ def test_render_page_in_a_real_browser(trained, tmp_path):
     runs, scenes = tmp_path / "runs", tmp_path / "scenes"
     shutil.copytree(trained["run"], runs / "tiny", ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
     scenes.mkdir()
-    write_sar(scenes / "spain_s1.tif", {"VV": s1_like_db((32, 32), 3), "VH": s1_like_db((32, 32), 4) - 7},
-              Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0))
+    write_sar(
+        scenes / "spain_s1.tif",
+        {"VV": s1_like_db((32, 32), 3), "VH": s1_like_db((32, 32), 4) - 7},
+        Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0),
+    )
     env = {"SARVIZ_HOME": str(tmp_path), "SARVIZ_RUNS": str(runs), "SARVIZ_SCENES": str(scenes), "OMP_NUM_THREADS": "1"}
     with run_streamlit("app.py", env=env, page="Render") as url, chromium_page() as page:
         page.goto(url)

@@ -53,7 +53,7 @@ def test_sinusoid_preserved_on_pixel_centres():
 def test_parseval_and_up_then_down_round_trip():
     x = half_band_field((96, 96))
     up = R.fft_resample(x, (192, 192))
-    assert abs((up ** 2).mean() / (x ** 2).mean() - 1) < 0.02  # mean power (Parseval) kept
+    assert abs((up**2).mean() / (x**2).mean() - 1) < 0.02  # mean power (Parseval) kept
     back = R.fft_resample(up, (96, 96))
     assert np.sqrt(((back - x) ** 2)[8:-8, 8:-8].mean()) < 0.01 * x.std()
     z = x + 1j * half_band_field((96, 96), seed=1)  # complex (SLC) resampled as complex

@@ -61,8 +61,17 @@ def test_reads_huiyanearth_training_patch(tmp_path):
     rng = np.random.default_rng(1)
     data = rng.normal(size=(67, 32, 32)).astype("float32")
     path = tmp_path / "patch.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=67, dtype="float32",
-                       crs="EPSG:32650", transform=Affine(10, 0, 5e5, 0, -10, 3e6)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=32,
+        height=32,
+        count=67,
+        dtype="float32",
+        crs="EPSG:32650",
+        transform=Affine(10, 0, 5e5, 0, -10, 3e6),
+    ) as dst:
         dst.write(data)
     scene = read_scene(path)
     np.testing.assert_array_equal(scene.vv_db, data[0])
@@ -81,8 +90,17 @@ def test_bad_files(tmp_path):
     with pytest.raises(SceneError):
         read_scene(truncated)
     path = tmp_path / "three.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=3, dtype="float32",
-                       crs="EPSG:4326", transform=Affine(1e-4, 0, 0, 0, -1e-4, 0)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=8,
+        height=8,
+        count=3,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=Affine(1e-4, 0, 0, 0, -1e-4, 0),
+    ) as dst:
         dst.write(np.zeros((3, 8, 8), "float32"))
     with pytest.raises(SceneError, match="3 bands"):
         read_scene(path)
@@ -90,8 +108,7 @@ def test_bad_files(tmp_path):
 
 def test_layer_shape_is_checked():
     with pytest.raises(SceneError, match="embedding"):
-        Scene(crs="EPSG:4326", transform=Affine(1, 0, 0, 0, -1, 0), width=8, height=8,
-              embedding=np.zeros((63, 8, 8)))
+        Scene(crs="EPSG:4326", transform=Affine(1, 0, 0, 0, -1, 0), width=8, height=8, embedding=np.zeros((63, 8, 8)))
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
@@ -102,8 +119,16 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("lat, lon, msg", [(95, 0, "latitude"), ("abc", 0, "numbers"), (0, float("nan"), "finite"),
-                                           (None, 1, "numbers"), (0, 999, "longitude")])
+@pytest.mark.parametrize(
+    "lat, lon, msg",
+    [
+        (95, 0, "latitude"),
+        ("abc", 0, "numbers"),
+        (0, float("nan"), "finite"),
+        (None, 1, "numbers"),
+        (0, 999, "longitude"),
+    ],
+)
 def test_validate_latlon_errors(lat, lon, msg):
     with pytest.raises(SceneError, match=msg):
         validate_latlon(lat, lon)

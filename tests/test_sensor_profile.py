@@ -32,7 +32,9 @@ def test_cli_table_and_json(tmp_path, capsys):
         (tmp_path / name).mkdir()
         for s in range(2):
             write_png(tmp_path / name / f"{s}.png", speckle_amplitude(64, looks, s + looks * 100))
-    assert main(["sensor-profile", str(tmp_path / "ref"), "--compare", f"content={tmp_path / 'content'}", "--json"]) == 0
+    assert (
+        main(["sensor-profile", str(tmp_path / "ref"), "--compare", f"content={tmp_path / 'content'}", "--json"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["distances"]["content"]["abs_delta_log_enl"] > 0.5
     assert main(["sensor-profile", str(tmp_path / "ref"), "--compare", "content"]) == 2

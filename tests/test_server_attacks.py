@@ -32,8 +32,12 @@ def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_
     make_study(OwnerAPI(db), "flood", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
     config = tmp_path / "sarviz.toml"  # read on every request: the same server changes mode below
     config.write_text('mode = "study"\nupload_session_mb = 100\n')
-    env = {"SARVIZ_CONFIG": str(config), "SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_HOME": str(tmp_path / "home"),
-           "SARVIZ_POOL_DIR": str(tmp_path / "pool")}
+    env = {
+        "SARVIZ_CONFIG": str(config),
+        "SARVIZ_STUDY_DB": sqlite_url,
+        "SARVIZ_HOME": str(tmp_path / "home"),
+        "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
+    }
     with run_streamlit("serve.py", env=env, address=None) as base:
         # item 4: without --server.address the server listens on loopback only, not on every interface
         assert listening_addresses(int(base.rsplit(":", 1)[1])) == {"0100007F"}  # 127.0.0.1, nothing else
@@ -41,8 +45,9 @@ def test_upload_flood_is_refused_for_participants_and_capped_per_session(sqlite_
         upload_flood(base, query="study=flood", n=0)  # one ordinary page load first
         before = rss_mb(pid)
         during: list[float] = []
-        statuses = upload_flood(base, query="study=flood", n=8, size=50 * 2**20,
-                                during=lambda: during.append(rss_mb(pid)))
+        statuses = upload_flood(
+            base, query="study=flood", n=8, size=50 * 2**20, during=lambda: during.append(rss_mb(pid))
+        )
         assert statuses == [403] * 8
         assert during[0] - before < 100, (before, during)  # unguarded: +400 MB (8 × 50 MB kept)
         # workbench mode: uploads allowed, 100 MB per session in all (each file ≤ maxUploadSize)
@@ -65,8 +70,18 @@ def test_empty_folder_settings_mean_unset(tmp_path, monkeypatch):
     (work / "secret").mkdir(parents=True)
     monkeypatch.chdir(work)
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
-    for name in ("SCENES", "POOL_DIR", "UPLOAD_DIR", "BATCHES", "DATASETS", "RUNS", "ROOTS", "MODE",
-                 "TRUSTED_PROXIES", "STUDY_DB"):
+    for name in (
+        "SCENES",
+        "POOL_DIR",
+        "UPLOAD_DIR",
+        "BATCHES",
+        "DATASETS",
+        "RUNS",
+        "ROOTS",
+        "MODE",
+        "TRUSTED_PROXIES",
+        "STUDY_DB",
+    ):
         monkeypatch.setenv(f"SARVIZ_{name}", "")
     settings = Settings.load()
     defaults = Settings()
@@ -96,10 +111,14 @@ def test_participants_never_see_the_database_location(which, tmp_path, monkeypat
 
     from sarviz.ui.study import NOT_AVAILABLE
 
-    secret_bits = {"missing-sqlite": [str(tmp_path), "hidden-study.sqlite"],
-                   "postgres-unreachable": ["eviluser", "127.0.0.1", ":9/"]}[which]
-    url = {"missing-sqlite": f"sqlite:///{tmp_path / 'nowhere' / 'hidden-study.sqlite'}",
-           "postgres-unreachable": "postgresql+psycopg://eviluser@127.0.0.1:9/studydb"}[which]
+    secret_bits = {
+        "missing-sqlite": [str(tmp_path), "hidden-study.sqlite"],
+        "postgres-unreachable": ["eviluser", "127.0.0.1", ":9/"],
+    }[which]
+    url = {
+        "missing-sqlite": f"sqlite:///{tmp_path / 'nowhere' / 'hidden-study.sqlite'}",
+        "postgres-unreachable": "postgresql+psycopg://eviluser@127.0.0.1:9/studydb",
+    }[which]
     monkeypatch.setenv("SARVIZ_STUDY_DB", url)
     monkeypatch.setenv("SARVIZ_MODE", "study")
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path / "home"))
@@ -147,8 +166,7 @@ PAYLOADS = [
 
 def _markdown_elements(at) -> list[str]:
     out = []
-    for kind in ("error", "warning", "info", "success", "markdown", "caption", "toast", "title", "header",
-                 "subheader"):
+    for kind in ("error", "warning", "info", "success", "markdown", "caption", "toast", "title", "header", "subheader"):
         out += [str(e.value) for e in getattr(at, kind)]
     return out
 
@@ -177,8 +195,11 @@ def assert_shown_as_plain_text(at, where: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("payload", [" ".join(p for p in PAYLOADS if "\n" not in p),
-                                     *(p for p in PAYLOADS if "\n" in p)], ids=["one-line", "multi-line"])
+@pytest.mark.parametrize(
+    "payload",
+    [" ".join(p for p in PAYLOADS if "\n" not in p), *(p for p in PAYLOADS if "\n" in p)],
+    ids=["one-line", "multi-line"],
+)
 def test_user_text_in_messages_is_never_markdown(payload, sqlite_url, tmp_path, monkeypatch):
     """The attacker's quiz link echoed a phishing link and a tracking pixel into the error box.
     Every message site that quotes user input is fed each payload: quiz code, resume code,
@@ -190,10 +211,14 @@ def test_user_text_in_messages_is_never_markdown(payload, sqlite_url, tmp_path, 
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "mdx", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
     build_pool_folder(tmp_path / "pool" / "batch1")
-    for name, value in {"SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_HOME": str(tmp_path / "home"),
-                        "SARVIZ_STUDY_OWNER_PASSWORD": "pw", "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
-                        "SARVIZ_SCENES": str(tmp_path / "scenes"), "SARVIZ_BATCHES": str(tmp_path / "batches")
-                        }.items():
+    for name, value in {
+        "SARVIZ_STUDY_DB": sqlite_url,
+        "SARVIZ_HOME": str(tmp_path / "home"),
+        "SARVIZ_STUDY_OWNER_PASSWORD": "pw",
+        "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
+        "SARVIZ_SCENES": str(tmp_path / "scenes"),
+        "SARVIZ_BATCHES": str(tmp_path / "batches"),
+    }.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "scenes").mkdir()
     seen: dict[str, int] = {}
@@ -265,8 +290,9 @@ def test_symlinks_out_of_a_root_are_not_listed_or_read(tmp_path, monkeypatch):
     (runs_root / "own-run").mkdir(parents=True)
     scenes.mkdir()
     for run in (runs_root / "own-run", outside / "secret-run"):
-        (run / "run.json").write_text(json.dumps({"kind": "geo", "status": "finished", "step": 1,
-                                                   "updated": "2026-01-01"}))
+        (run / "run.json").write_text(
+            json.dumps({"kind": "geo", "status": "finished", "step": 1, "updated": "2026-01-01"})
+        )
     (runs_root / "linked-run").symlink_to(outside / "secret-run", target_is_directory=True)
     write_sar_tif(scenes / "own.tif", seed=1)
     write_sar_tif(outside / "secret.tif", seed=2)
@@ -297,8 +323,11 @@ def test_junk_sessions_from_one_address_are_refused_counted_and_shown(sqlite_url
     from _study_fixtures import build_pool_folder
 
     build_pool_folder(tmp_path / "pool")
-    for code, extra in (("open-link", []), ("no-limit", ["--max-sessions-per-client", "0"]),
-                        ("invited", ["--invite-only"])):
+    for code, extra in (
+        ("open-link", []),
+        ("no-limit", ["--max-sessions-per-client", "0"]),
+        ("invited", ["--invite-only"]),
+    ):
         assert main(["study", "create", code, "--db", sqlite_url, *extra]) == 0
         assert main(["study", "add-images", code, str(tmp_path / "pool"), "--db", sqlite_url]) == 0
     capsys.readouterr()
@@ -383,11 +412,26 @@ def test_training_refuses_pickle_only_bases_before_making_a_run_folder(tmp_path,
     from transformers import CLIPConfig, CLIPModel
 
     clip = tmp_path / "clip"
-    CLIPModel(CLIPConfig(text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                                      "num_attention_heads": 2, "vocab_size": 100},
-                         vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                                        "num_attention_heads": 2, "image_size": 32, "patch_size": 16},
-                         projection_dim=8)).save_pretrained(clip)
+    CLIPModel(
+        CLIPConfig(
+            text_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "vocab_size": 100,
+            },
+            vision_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 32,
+                "patch_size": 16,
+            },
+            projection_dim=8,
+        )
+    ).save_pretrained(clip)
     _pickle_only(clip)
     (clip / "model.bin").rename(clip / "pytorch_model.bin")  # transformers' pickle name
     capsys.readouterr()
@@ -410,10 +454,14 @@ def test_bad_and_colliding_model_cards_become_problem_lines(tmp_path, monkeypatc
 
     cards = tmp_path / "cards"
     cards.mkdir()
-    bad = {"wrong-kind.json": {"id": "x", "kind": ["x"]}, "wrong-id.json": {"id": 7, "kind": "emulator"},
-           "a-list.json": [1, 2], "weights.json": {"id": "w", "kind": "emulator", "weights": ["a", "list"]},
-           "odd-id.json": {"id": "../../etc", "kind": "emulator"},
-           "emulator-clash.json": {"id": "emulator", "kind": "emulator", "name": "not the real one"}}
+    bad = {
+        "wrong-kind.json": {"id": "x", "kind": ["x"]},
+        "wrong-id.json": {"id": 7, "kind": "emulator"},
+        "a-list.json": [1, 2],
+        "weights.json": {"id": "w", "kind": "emulator", "weights": ["a", "list"]},
+        "odd-id.json": {"id": "../../etc", "kind": "emulator"},
+        "emulator-clash.json": {"id": "emulator", "kind": "emulator", "name": "not the real one"},
+    }
     for name, data in bad.items():
         (cards / name).write_text(json.dumps(data))
     (cards / "fine.json").write_text(json.dumps({"id": "my-model", "kind": "emulator", "name": "mine"}))
@@ -440,8 +488,12 @@ def _mount_small_tmpfs(where: Path, size: str) -> bool:
     if os.geteuid() != 0:
         return False
     where.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_a_full_disk_during_a_batch_says_disk_full_at_the_folder(tmp_path, capsys):
@@ -465,8 +517,23 @@ def test_a_full_disk_during_a_batch_says_disk_full_at_the_folder(tmp_path, capsy
         pytest.skip("this machine does not allow mounting a tmpfs (no CAP_SYS_ADMIN)")
     try:
         out = disk / "run"
-        code = main(["batch", "--points", str(points), "--model", "emulator", "--scenes", str(tmp_path / "scenes"),
-                     "--size", "64", "--out", str(out), "--engine", "inline"])
+        code = main(
+            [
+                "batch",
+                "--points",
+                str(points),
+                "--model",
+                "emulator",
+                "--scenes",
+                str(tmp_path / "scenes"),
+                "--size",
+                "64",
+                "--out",
+                str(out),
+                "--engine",
+                "inline",
+            ]
+        )
         err = capsys.readouterr().err
         assert code != 0
         assert f"disk full at {disk}" in err or f"disk full at {out}" in err, err
@@ -488,29 +555,49 @@ SQUARE = [[[10.0, 45.0], [10.1, 45.0], [10.1, 45.1], [10.0, 45.1], [10.0, 45.0]]
 
 
 def _fc(*geoms) -> dict:  # noqa: ANN002
-    return {"type": "FeatureCollection",
-            "features": [g if not isinstance(g, dict) or g.get("type") == "Feature" or "coordinates" not in g
-                         else {"type": "Feature", "geometry": g, "properties": {}} for g in geoms]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            g
+            if not isinstance(g, dict) or g.get("type") == "Feature" or "coordinates" not in g
+            else {"type": "Feature", "geometry": g, "properties": {}}
+            for g in geoms
+        ],
+    }
 
 
 BAD_REGIONS = {
     # file text → what the one-line message must say
     "not-an-object": (_fc({"type": "Polygon", "coordinates": SQUARE}, 7), "region feature 2 is a JSON int"),
-    "no-coordinates": (_fc({"type": "Feature", "geometry": {"type": "Polygon"}}),
-                       "region feature 1: a polygon needs a list of rings"),
-    "nan": ('{"type": "Polygon", "coordinates": [[[10, 45], [NaN, 45], [10.1, 45.1], [10, 45]]]}',
-            "not a finite number"),
-    "off-the-globe": (_fc({"type": "Polygon", "coordinates": [[[10, 45], [200, 45], [200, 46], [10, 45]]]}),
-                      "off the globe"),
-    "string-position": (_fc({"type": "Polygon", "coordinates": [[["10", 45], [10, 46], [11, 46], [10, 45]]]}),
-                        "a position must be [longitude, latitude]"),
+    "no-coordinates": (
+        _fc({"type": "Feature", "geometry": {"type": "Polygon"}}),
+        "region feature 1: a polygon needs a list of rings",
+    ),
+    "nan": (
+        '{"type": "Polygon", "coordinates": [[[10, 45], [NaN, 45], [10.1, 45.1], [10, 45]]]}',
+        "not a finite number",
+    ),
+    "off-the-globe": (
+        _fc({"type": "Polygon", "coordinates": [[[10, 45], [200, 45], [200, 46], [10, 45]]]}),
+        "off the globe",
+    ),
+    "string-position": (
+        _fc({"type": "Polygon", "coordinates": [[["10", 45], [10, 46], [11, 46], [10, 45]]]}),
+        "a position must be [longitude, latitude]",
+    ),
     "deep": ("[" * 100_000 + "]" * 100_000, "nested more than"),
-    "whole-world": (_fc({"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90],
-                                                             [-180, -90]]]}), "spans 360° of longitude"),
-    "antimeridian": (_fc({"type": "Polygon", "coordinates": [[[179, 10], [-179, 10], [-179, 11], [179, 11],
-                                                              [179, 10]]]}), "crosses the antimeridian"),
-    "pole": (_fc({"type": "Polygon", "coordinates": [[[0, 80], [10, 80], [10, 89], [0, 89], [0, 80]]]}),
-             "beyond 85° latitude"),
+    "whole-world": (
+        _fc({"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]}),
+        "spans 360° of longitude",
+    ),
+    "antimeridian": (
+        _fc({"type": "Polygon", "coordinates": [[[179, 10], [-179, 10], [-179, 11], [179, 11], [179, 10]]]}),
+        "crosses the antimeridian",
+    ),
+    "pole": (
+        _fc({"type": "Polygon", "coordinates": [[[0, 80], [10, 80], [10, 89], [0, 89], [0, 80]]]}),
+        "beyond 85° latitude",
+    ),
 }
 
 
@@ -526,9 +613,22 @@ def test_malformed_or_ungriddable_regions_give_one_line(case, tmp_path, capsys):
     content, expect = BAD_REGIONS[case]
     path = tmp_path / "region.geojson"
     path.write_text(content if isinstance(content, str) else json.dumps(content))
-    for argv in (["batch", "--region", str(path), "--spacing-km", "5", "--model", "emulator",
-                  "--out", str(tmp_path / "b"), "--engine", "inline"],
-                 ["dataset", "build", "--region", str(path), "--to", str(tmp_path / "d")]):
+    for argv in (
+        [
+            "batch",
+            "--region",
+            str(path),
+            "--spacing-km",
+            "5",
+            "--model",
+            "emulator",
+            "--out",
+            str(tmp_path / "b"),
+            "--engine",
+            "inline",
+        ],
+        ["dataset", "build", "--region", str(path), "--to", str(tmp_path / "d")],
+    ):
         code = main(argv)
         err = capsys.readouterr().err
         assert code != 0 and expect in err and "Traceback" not in err, (argv[0], err[-800:])
@@ -539,8 +639,10 @@ BAD_POINTS = {
     "ragged.csv": ("id,lat,lon\na,45.0,10.0\nb,45.1,10.1,extra\n", "line 3 has 4 field(s) but the header has 3"),
     "short.csv": ("id,lat,lon\na,45.0\n", "line 2 has 2 field(s)"),
     "feature.geojson": ('{"type": "FeatureCollection", "features": [1]}', "feature 1 is a JSON int"),
-    "nan.geojson": ('{"type": "Feature", "geometry": {"type": "Point", "coordinates": [NaN, 1]}}',
-                    "not a finite number"),
+    "nan.geojson": (
+        '{"type": "Feature", "geometry": {"type": "Point", "coordinates": [NaN, 1]}}',
+        "not a finite number",
+    ),
 }
 
 
@@ -553,10 +655,11 @@ def test_malformed_points_files_give_one_line_naming_the_line(name, tmp_path, ca
     content, expect = BAD_POINTS[name]
     path = tmp_path / name
     path.write_text(content)
-    for argv in (["batch", "--points", str(path), "--model", "emulator", "--out", str(tmp_path / "b"),
-                  "--engine", "inline"],
-                 ["dataset", "build", "--points", str(path), "--to", str(tmp_path / "d")],
-                 ["fetch", "--points", str(path), "--to", str(tmp_path / "f")]):
+    for argv in (
+        ["batch", "--points", str(path), "--model", "emulator", "--out", str(tmp_path / "b"), "--engine", "inline"],
+        ["dataset", "build", "--points", str(path), "--to", str(tmp_path / "d")],
+        ["fetch", "--points", str(path), "--to", str(tmp_path / "f")],
+    ):
         code = main(argv)
         err = capsys.readouterr().err
         assert code != 0 and expect in err and "Traceback" not in err, (argv[0], err[-800:])
@@ -575,8 +678,26 @@ def test_one_corrupt_cog_is_a_per_item_failure_in_evaluate(broken, tmp_path, cap
 
     pts = build_scene_folder(tmp_path / "scenes")[:3]
     out = tmp_path / "run"
-    assert main(["batch", "--points", str(write_points_csv(tmp_path / "p.csv", pts)), "--model", "emulator",
-                 "--scenes", str(tmp_path / "scenes"), "--size", "32", "--out", str(out), "--engine", "inline"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                "--points",
+                str(write_points_csv(tmp_path / "p.csv", pts)),
+                "--model",
+                "emulator",
+                "--scenes",
+                str(tmp_path / "scenes"),
+                "--size",
+                "32",
+                "--out",
+                str(out),
+                "--engine",
+                "inline",
+            ]
+        )
+        == 0
+    )
     folder = BatchFolder(out)
     victim = sorted(folder.done_ids())[0]
     target = next(folder.item_dir(victim).glob("real.tif" if broken == "real" else "generated_s*.tif"))
@@ -589,6 +710,9 @@ def test_one_corrupt_cog_is_a_per_item_failure_in_evaluate(broken, tmp_path, cap
     assert "could not be evaluated" in err
     report = (out / "evaluation" / "report.md").read_text()
     assert victim in report
-    rows = [r for r in __import__("csv").DictReader((out / "evaluation" / "metrics.csv").open())] \
-        if (out / "evaluation" / "metrics.csv").is_file() else []
+    rows = (
+        [r for r in __import__("csv").DictReader((out / "evaluation" / "metrics.csv").open())]
+        if (out / "evaluation" / "metrics.csv").is_file()
+        else []
+    )
     assert not rows or any(r["id"] != victim and not r["error"] for r in rows)

@@ -16,15 +16,26 @@ def test_settings_doc_is_current(monkeypatch):
     monkeypatch.delenv("SARVIZ_HOME", raising=False)
     text = settings_markdown()
     assert (ROOT / "docs" / "settings.md").read_text(encoding="utf-8") == text, (
-        "docs/settings.md is stale: python -m sarviz.settings --markdown > docs/settings.md")
+        "docs/settings.md is stale: python -m sarviz.settings --markdown > docs/settings.md"
+    )
     from dataclasses import fields
 
     for f in fields(Settings):
         assert f"`SARVIZ_{f.name.upper()}`" in text
     for v in ENVIRONMENT:
         assert f"`{v.name}`" in text
-    for name in ("SARVIZ_MAX_READ_MB", "SARVIZ_DTYPE_MEASURE", "SARVIZ_COMPILE", "SARVIZ_CHANNELS_LAST",
-                 "SARVIZ_DEBUG", "SARVIZ_MODELS", "SARVIZ_HOME", "SARVIZ_DEVICE", "SARVIZ_CONFIG", "SARVIZ_ADDRESS"):
+    for name in (
+        "SARVIZ_MAX_READ_MB",
+        "SARVIZ_DTYPE_MEASURE",
+        "SARVIZ_COMPILE",
+        "SARVIZ_CHANNELS_LAST",
+        "SARVIZ_DEBUG",
+        "SARVIZ_MODELS",
+        "SARVIZ_HOME",
+        "SARVIZ_DEVICE",
+        "SARVIZ_CONFIG",
+        "SARVIZ_ADDRESS",
+    ):
         assert f"`{name}`" in text, name
 
 

@@ -30,16 +30,19 @@ def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("chain")
     build_aef_zarr(d / "aef.zarr", [(LAT, LON, 60, 90), (LAT2, LON2, 60, 90)])
     (d / "cogs").mkdir()
-    items = (make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01"])
-             + make_s2_items(d / "cogs", LAT, LON, ["2018-06-01"]))
+    items = make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01"]) + make_s2_items(
+        d / "cogs", LAT, LON, ["2018-06-01"]
+    )
     files = write_items(d / "cogs", items)
     with stac_api(files) as url:
         yield {"aef": str(d / "aef.zarr"), "stac": url}
 
 
 def chain_for(world, folder):
-    return SourceChain([LocalSource(folder), PublicSource(aef_url=world["aef"], stac_url=world["stac"], timeout=5)],
-                       cache_folder=folder)
+    return SourceChain(
+        [LocalSource(folder), PublicSource(aef_url=world["aef"], stac_url=world["stac"], timeout=5)],
+        cache_folder=folder,
+    )
 
 
 def test_fetch_caches_and_second_visit_is_local(world, tmp_path):
@@ -101,8 +104,10 @@ def test_dead_earth_engine_is_skipped_with_a_warning(world, tmp_path):
             raise ConnectionRefusedError("connection refused")
 
     ee_source = EarthEngineSource("sarviz-test", http_transport=DeadHttp(), credentials=None)
-    chain = SourceChain([LocalSource(tmp_path), ee_source,
-                         PublicSource(aef_url=world["aef"], stac_url=world["stac"], timeout=5)], cache_folder=tmp_path)
+    chain = SourceChain(
+        [LocalSource(tmp_path), ee_source, PublicSource(aef_url=world["aef"], stac_url=world["stac"], timeout=5)],
+        cache_folder=tmp_path,
+    )
     t0 = time.perf_counter()
     result = chain.get_scene(LAT, LON, size_px=64, year=2018)
     assert time.perf_counter() - t0 < patience(10)
@@ -122,10 +127,15 @@ def test_from_settings(tmp_path, monkeypatch):
         SourceChain.from_settings(settings)
 
 
-@pytest.mark.parametrize("lat,lon,year,size,match", [
-    (95, 0, 2018, 64, "latitude"), (0, 0, 2030, 64, "2017–2025"), (0, 0, 2018, 7, "patch size"),
-    ("north", 0, 2018, 64, "numbers"),
-])
+@pytest.mark.parametrize(
+    "lat,lon,year,size,match",
+    [
+        (95, 0, 2018, 64, "latitude"),
+        (0, 0, 2030, 64, "2017–2025"),
+        (0, 0, 2018, 7, "patch size"),
+        ("north", 0, 2018, 64, "numbers"),
+    ],
+)
 def test_bad_input_is_explained(tmp_path, lat, lon, year, size, match):
     chain = SourceChain([LocalSource(tmp_path)], cache_folder=tmp_path)
     with pytest.raises(Exception, match=match):
@@ -135,8 +145,21 @@ def test_bad_input_is_explained(tmp_path, lat, lon, year, size, match):
 def test_cli_single_and_bulk(world, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SARVIZ_SOURCES", "local,public")
     out = tmp_path / "store"
-    args = ["fetch", "--size", "64", "--year", "2018", "--out", str(out), "--source", "public",
-            "--aef-url", world["aef"], "--stac-url", world["stac"]]
+    args = [
+        "fetch",
+        "--size",
+        "64",
+        "--year",
+        "2018",
+        "--out",
+        str(out),
+        "--source",
+        "public",
+        "--aef-url",
+        world["aef"],
+        "--stac-url",
+        world["stac"],
+    ]
     assert main(args + ["--lat", str(LAT), "--lon", str(LON)]) == 0
     text = capsys.readouterr().out
     assert "Sentinel-1 VV (dB): public" in text and "cached as" in text
@@ -147,8 +170,20 @@ def test_cli_single_and_bulk(world, tmp_path, capsys, monkeypatch):
     assert "alps" in text and "local — scene file" in text  # served from the first run's cache
     assert "ocean FAILED" in text and "bad FAILED" in text and "2 of 4 points fetched" in text
     geo = tmp_path / "points.geojson"
-    geo.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [LON2, LAT2]}, "properties": {"id": "g1"}}]}))
+    geo.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [LON2, LAT2]},
+                        "properties": {"id": "g1"},
+                    }
+                ],
+            }
+        )
+    )
     assert main(args + ["--points", str(geo), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["id"] == "g1" and "vv_db" in record["missing"]
@@ -170,14 +205,43 @@ def test_cli_offline_public_fetch_fails_cleanly_and_readably(tmp_path):
     from pathlib import Path
 
     dead = closed_port_url()
-    env = {**os.environ, "AWS_ENDPOINT_URL_S3": dead, "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path),
-           "SARVIZ_HOME": str(tmp_path / ".sarviz"), "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_S3": dead,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HOME": str(tmp_path),
+        "SARVIZ_HOME": str(tmp_path / ".sarviz"),
+        "PYTHONWARNINGS": "ignore",
+    }
     env.pop("AWS_PROFILE", None)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "sarviz.cli", "fetch", "--lat", str(LAT), "--lon", str(LON), "--size", "64",
-         "--year", "2018", "--source", "public", "--out", str(tmp_path / "store"), "--stac-url", dead],
-        env=env, capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+        [
+            sys.executable,
+            "-m",
+            "sarviz.cli",
+            "fetch",
+            "--lat",
+            str(LAT),
+            "--lon",
+            str(LON),
+            "--size",
+            "64",
+            "--year",
+            "2018",
+            "--source",
+            "public",
+            "--out",
+            str(tmp_path / "store"),
+            "--stac-url",
+            dead,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     elapsed = time.perf_counter() - t0
     assert proc.returncode != 0
     assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -186,9 +250,12 @@ def test_cli_offline_public_fetch_fails_cleanly_and_readably(tmp_path):
     assert f"127.0.0.1:{_port_of(dead)}" in err and "zarr.json" in err  # the mosaic really went to S3
     lines = err.splitlines()
     start = next(i for i, line in enumerate(lines) if "no source has any layer" in line)
-    block = lines[start + 1:]
+    block = lines[start + 1 :]
     assert [line.strip() for line in block if not line.startswith("    ")] == [
-        "AlphaEarth embedding (64-D):", "Sentinel-1 VV/VH:", "Sentinel-2 optical:"]
+        "AlphaEarth embedding (64-D):",
+        "Sentinel-1 VV/VH:",
+        "Sentinel-2 optical:",
+    ]
     reasons = [line.strip() for line in block if line.startswith("    - ")]
     assert len(reasons) == 6  # local + public for each of the three layers
     assert sum(r.startswith("- public:") and "network" in r for r in reasons) == 3
@@ -214,8 +281,26 @@ def test_cli_ee_with_a_missing_key_file_names_the_file(tmp_path, capsys, monkeyp
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setenv("SARVIZ_EE_PROJECT", "sarviz-test")
     monkeypatch.setenv("SARVIZ_EE_KEY_FILE", "/nope.json")
-    assert main(["fetch", "--lat", str(LAT), "--lon", str(LON), "--size", "64", "--year", "2018", "--source", "ee",
-                 "--out", str(tmp_path / "store")]) != 0
+    assert (
+        main(
+            [
+                "fetch",
+                "--lat",
+                str(LAT),
+                "--lon",
+                str(LON),
+                "--size",
+                "64",
+                "--year",
+                "2018",
+                "--source",
+                "ee",
+                "--out",
+                str(tmp_path / "store"),
+            ]
+        )
+        != 0
+    )
     err = capsys.readouterr().err
     assert re.search(r"key file /nope\.json \(SARVIZ_EE_KEY_FILE[^)]*\) does not exist", err) and "network" not in err
 
@@ -250,8 +335,26 @@ def test_scene_provenance_says_single_or_composite_and_the_cache_keeps_them_apar
 
 def test_cli_s1_mode(world, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SARVIZ_SOURCES", "local,public")
-    args = ["fetch", "--size", "64", "--year", "2018", "--out", str(tmp_path / "store"), "--source", "public",
-            "--aef-url", world["aef"], "--stac-url", world["stac"], "--lat", str(LAT), "--lon", str(LON), "--json"]
+    args = [
+        "fetch",
+        "--size",
+        "64",
+        "--year",
+        "2018",
+        "--out",
+        str(tmp_path / "store"),
+        "--source",
+        "public",
+        "--aef-url",
+        world["aef"],
+        "--stac-url",
+        world["stac"],
+        "--lat",
+        str(LAT),
+        "--lon",
+        str(LON),
+        "--json",
+    ]
     assert main(args + ["--s1-mode", "composite"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["request"]["s1_mode"] == "composite"

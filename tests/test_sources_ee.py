@@ -55,12 +55,15 @@ class FakeEarthEngineHttp:
     def request(self, uri, method="GET", body=None, headers=None, redirections=5, connection_type=None):
         self.calls.append({"uri": uri, "method": method, "body": body})
         if "$discovery" in uri:
-            return httplib2.Response({"status": "200"}), (EE_TESTDATA / "cloud_api_discovery_document.json").read_bytes()
+            return httplib2.Response({"status": "200"}), (
+                EE_TESTDATA / "cloud_api_discovery_document.json"
+            ).read_bytes()
         if "/algorithms" in uri:
             return httplib2.Response({"status": "200"}), (EE_TESTDATA / "algorithms.json").read_bytes()
         if "oauth2" in uri or "token" in uri:
             return httplib2.Response({"status": "400"}), json.dumps(
-                {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}).encode()
+                {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+            ).encode()
         if ":computePixels" in uri:
             status, payload = self.answers.pop(0) if self.answers else (200, None)
             if payload is None:
@@ -77,8 +80,13 @@ def track(orbit, pass_code, first, count=1, last=None):
     import datetime as dt
 
     day = (lambda d: float((dt.date.fromisoformat(d) - dt.date(1970, 1, 1)).days)) if first else (lambda d: 0.0)
-    return {"sarviz_relative_orbit": float(orbit), "sarviz_pass": float(pass_code), "sarviz_count": float(count),
-            "sarviz_first_day": day(first), "sarviz_last_day": day(last or first)}
+    return {
+        "sarviz_relative_orbit": float(orbit),
+        "sarviz_pass": float(pass_code),
+        "sarviz_count": float(count),
+        "sarviz_first_day": day(first),
+        "sarviz_last_day": day(last or first),
+    }
 
 
 def error(code, status, message):
@@ -88,8 +96,9 @@ def error(code, status, message):
 @pytest.fixture
 def connected():
     http = FakeEarthEngineHttp()
-    source = EarthEngineSource("sarviz-test", http_transport=http, credentials=None, backoff_s=0.5,
-                               sleep=lambda s: sleeps.append(s))
+    source = EarthEngineSource(
+        "sarviz-test", http_transport=http, credentials=None, backoff_s=0.5, sleep=lambda s: sleeps.append(s)
+    )
     sleeps: list[float] = []
     source.sleeps = sleeps
     source.connect()
@@ -150,18 +159,31 @@ def test_expressions_collections_filters_bands_and_grid(connected):
     fns = _functions(s1, [])
     # (the inlined tree repeats shared sub-expressions, hence sets)
     assert {a["id"]["constantValue"] for f, a in fns if f == "ImageCollection.load"} == {"COPERNICUS/S1_GRD"}
-    eqs = {a["leftField"]["constantValue"]: a["rightValue"].get("constantValue") for f, a in fns
-           if f == "Filter.equals"}
-    assert eqs == {"instrumentMode": "IW", "resolution_meters": 10, "orbitProperties_pass": "DESCENDING",
-                   "sarviz_track": None}  # the track is computed server-side (see the next test)
+    eqs = {
+        a["leftField"]["constantValue"]: a["rightValue"].get("constantValue") for f, a in fns if f == "Filter.equals"
+    }
+    assert eqs == {
+        "instrumentMode": "IW",
+        "resolution_meters": 10,
+        "orbitProperties_pass": "DESCENDING",
+        "sarviz_track": None,
+    }  # the track is computed server-side (see the next test)
     contains = {a["rightValue"]["constantValue"] for f, a in fns if f == "Filter.listContains"}
     assert contains == {"VH", "VV"}
     # the default is one acquisition: no median anywhere; the pass's slices are mosaicked
     assert "reduce.median" not in [f for f, _ in fns] and "ImageCollection.mosaic" in [f for f, _ in fns]
     selects = [_const(a["bandSelectors"]) for f, a in fns if f == "Image.select"]
     assert ["VV", "VH", "angle"] in selects
-    assert pixel_requests(REQUEST, "s1")[0]["bandIds"] == ["VV", "VH", "angle", "sarviz_relative_orbit", "sarviz_pass",
-                                                           "sarviz_count", "sarviz_first_day", "sarviz_last_day"]
+    assert pixel_requests(REQUEST, "s1")[0]["bandIds"] == [
+        "VV",
+        "VH",
+        "angle",
+        "sarviz_relative_orbit",
+        "sarviz_pass",
+        "sarviz_count",
+        "sarviz_first_day",
+        "sarviz_last_day",
+    ]
     composite = FetchRequest.make(48.1, 11.5, 32, 2023, s1_pass="descending", s1_mode="composite")
     fns = _functions(_inline(json.loads(pixel_requests(composite, "s1")[0]["expression"].serialize())), [])
     assert "reduce.median" in [f for f, _ in fns]
@@ -207,7 +229,9 @@ def _track_tag(body):
     setter = body["Element.set"]
     assert setter["key"] == "sarviz_track"
     cat = setter["value"]["String.cat"]
-    assert cat["string1"]["String.cat"]["string1"]["String"]["input"]["Element.get"]["property"] == "orbitProperties_pass"
+    assert (
+        cat["string1"]["String.cat"]["string1"]["String"]["input"]["Element.get"]["property"] == "orbitProperties_pass"
+    )
     assert cat["string1"]["String.cat"]["string2"] == "/"
     fmt = cat["string2"]["Number.format"]
     assert fmt["number"]["Element.get"]["property"] == "relativeOrbitNumber_start" and fmt["pattern"] == "%d"
@@ -242,8 +266,13 @@ def test_median_uses_only_the_most_frequent_relative_orbit(connected, s1_pass):
     assert ('"orbitProperties_pass", "rightValue": "ASCENDING"' in base) == (s1_pass == "ascending")
     # the track goes back as constant bands: relative orbit, pass code, count, first and last day
     bands = image["srcImg"]["Image.rename"]
-    assert bands["names"] == ["sarviz_relative_orbit", "sarviz_pass", "sarviz_count", "sarviz_first_day",
-                              "sarviz_last_day"]
+    assert bands["names"] == [
+        "sarviz_relative_orbit",
+        "sarviz_pass",
+        "sarviz_count",
+        "sarviz_first_day",
+        "sarviz_last_day",
+    ]
     parts = bands["input"]["Image.toFloat"]["value"]["Image.constant"]["value"]
     orbit = parts[0]["Number.parse"]["input"]["String"]["input"]["List.get"]
     split = orbit["list"]["String.split"]
@@ -271,10 +300,20 @@ def test_nearest_acquisition_sorts_by_time_distance(connected):
 
 def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
     source, http = connected
-    http.answers = [(200, npy([f"A{i:02d}" for i in range(k, k + 16)], value=lambda i, k=k: (k + i) / 100))
-                    for k in (0, 16, 32, 48)]
-    http.answers += [(200, npy(["VV", "VH", "angle"], fill_rows=4, value=lambda i: (-12.0, -19.0, 38.0)[i],
-                               constant=track(95, 2, "2023-06-30")))]
+    http.answers = [
+        (200, npy([f"A{i:02d}" for i in range(k, k + 16)], value=lambda i, k=k: (k + i) / 100)) for k in (0, 16, 32, 48)
+    ]
+    http.answers += [
+        (
+            200,
+            npy(
+                ["VV", "VH", "angle"],
+                fill_rows=4,
+                value=lambda i: (-12.0, -19.0, 38.0)[i],
+                constant=track(95, 2, "2023-06-30"),
+            ),
+        )
+    ]
     http.answers += [(200, npy(["B2", "B3", "B4", "B8"], value=lambda i: 0.05 * (i + 1)))]
     result = source.fetch(REQUEST, ["embedding", "s1", "s2"])
     assert not result.failures
@@ -291,7 +330,11 @@ def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
     assert report.detail["relative_orbit"] == 95 and report.detail["orbit_state"] == "descending"
     # one acquisition by default: its date (from the constant day band), direction and track
     assert {k: report.detail[k] for k in ("s1_mode", "s1_date", "orbit", "relative_orbit")} == {
-        "s1_mode": "single", "s1_date": "2023-06-30", "orbit": "descending", "relative_orbit": 95}
+        "s1_mode": "single",
+        "s1_date": "2023-06-30",
+        "orbit": "descending",
+        "relative_orbit": 95,
+    }
     assert "s1_composite" not in report.detail and report.dates == "2023-06-30"
     assert "single acquisition 2023-06-30" in report.product
     assert "relative orbit 95" in result.reports["angle_deg"].product
@@ -300,8 +343,7 @@ def test_recorded_pixels_parse_to_layers_with_nan_for_masked(connected):
 
 def test_all_masked_answer_is_no_data_for_that_layer(connected):
     source, http = connected
-    http.answers = [(200, npy(["VV", "VH", "angle"], fill_rows=32,
-                              constant=track(0, 0, None, count=0)))]
+    http.answers = [(200, npy(["VV", "VH", "angle"], fill_rows=32, constant=track(0, 0, None, count=0)))]
     result = source.fetch(REQUEST, ["s1"])
     msg = str(result.failures["s1"])
     assert "Sentinel-1" in msg and "Earth Engine" in msg and "descending" in msg
@@ -343,8 +385,13 @@ def test_not_configured_and_no_credentials_fail_fast(tmp_path, monkeypatch):
 def test_expired_credentials_give_an_honest_message():
     import google.oauth2.credentials
 
-    creds = google.oauth2.credentials.Credentials(token=None, refresh_token="old", client_id="id", client_secret="s",
-                                                  token_uri="https://oauth2.googleapis.com/token")
+    creds = google.oauth2.credentials.Credentials(
+        token=None,
+        refresh_token="old",
+        client_id="id",
+        client_secret="s",
+        token_uri="https://oauth2.googleapis.com/token",
+    )
     source = EarthEngineSource("sarviz-test", http_transport=FakeEarthEngineHttp(), credentials=creds)
     t0 = time.perf_counter()
     with pytest.raises(SourceAuthError, match="expired or were revoked"):
@@ -355,15 +402,27 @@ def test_expired_credentials_give_an_honest_message():
 
 def test_median_without_a_pass_reports_the_track_the_server_chose(connected):
     source, http = connected
-    http.answers = [(200, npy(["VV", "VH", "angle"], value=lambda i: (-11.0, -18.0, 41.0)[i],
-                              constant=track(117, 1, "2023-01-04", count=27, last="2023-12-29")))]
+    http.answers = [
+        (
+            200,
+            npy(
+                ["VV", "VH", "angle"],
+                value=lambda i: (-11.0, -18.0, 41.0)[i],
+                constant=track(117, 1, "2023-01-04", count=27, last="2023-12-29"),
+            ),
+        )
+    ]
     result = source.fetch(FetchRequest.make(48.1, 11.5, 32, 2023, s1_mode="composite"), ["s1"])
     assert "ascending relative orbit 117" in result.reports["vv_db"].product
     assert result.reports["vh_db"].detail["track_choice"].startswith("the relative orbit with the most")
     detail = result.reports["vv_db"].detail
     assert detail["s1_mode"] == "composite" and "s1_date" not in detail
-    assert detail["s1_composite"] == {"kind": "median", "n": 27, "dates": ["2023-01-04", "2023-12-29"],
-                                      "dates_are": "first and last"}
+    assert detail["s1_composite"] == {
+        "kind": "median",
+        "n": 27,
+        "dates": ["2023-01-04", "2023-12-29"],
+        "dates_are": "first and last",
+    }
     assert any("median of 27" in w and "speckle" in w for w in result.warnings)
     assert not any("both orbit passes" in w for w in result.warnings)
 
@@ -377,10 +436,15 @@ def _fail_if_network_is_touched(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", no_network)
 
 
-@pytest.mark.parametrize("case, match", [
-    ("missing", "does not exist"), ("folder", "is not a file"), ("not-json", "is not JSON"),
-    ("no-private-key", "no private_key"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing", "does not exist"),
+        ("folder", "is not a file"),
+        ("not-json", "is not JSON"),
+        ("no-private-key", "no private_key"),
+    ],
+)
 def test_key_file_is_checked_before_the_network(tmp_path, monkeypatch, case, match):
     _fail_if_network_is_touched(monkeypatch)
     path = {"missing": tmp_path / "nope.json", "folder": tmp_path}.get(case, tmp_path / "key.json")
@@ -398,6 +462,13 @@ def test_key_file_is_checked_before_the_network(tmp_path, monkeypatch, case, mat
 
 def test_a_valid_key_file_passes_the_local_check(tmp_path):
     key = tmp_path / "key.json"
-    key.write_text(json.dumps({"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com",
-                               "private_key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}))
+    key.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "a@b.iam.gserviceaccount.com",
+                "private_key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n",
+            }
+        )
+    )
     assert validate_key_file(str(key)) == key

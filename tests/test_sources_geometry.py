@@ -69,8 +69,17 @@ def test_ssl4eo_footprints_near_far_edges_and_range_direction():
         assert abs(grad @ azimuth_axis) < 0.3
 
 
-@pytest.mark.parametrize("lat, pass_", [(47.0, "ascending"), (47.0, "descending"), (78.0, "ascending"),
-                                        (79.5, "descending"), (-79.0, "ascending"), (80.5, "ascending")])
+@pytest.mark.parametrize(
+    "lat, pass_",
+    [
+        (47.0, "ascending"),
+        (47.0, "descending"),
+        (78.0, "ascending"),
+        (79.5, "descending"),
+        (-79.0, "ascending"),
+        (80.5, "ascending"),
+    ],
+)
 def test_simulated_passes_give_the_true_angle_at_any_latitude(lat, pass_):
     """Footprints from a propagated orbit (not the heading formula); a point 60 km beyond the near
     edge must get θ(g_near + 60 km). Above ~75° the track runs more east–west than north–south,
@@ -98,15 +107,18 @@ def test_footprints_across_the_antimeridian_ring_or_split_multipolygon():
     import shapely
     from shapely.geometry import box, mapping, shape
 
-    footprint, (lon0, lat0), heading, ground_range, incidence = simulate_iw_swath(60.0, "descending",
-                                                                                  half_length_s=25.0)
+    footprint, (lon0, lat0), heading, ground_range, incidence = simulate_iw_swath(
+        60.0, "descending", half_length_s=25.0
+    )
     lons = [p[0] for p in footprint["coordinates"][0]]
     assert max(lons) - min(lons) > 180  # this pass crosses the antimeridian
-    unwrapped = shapely.transform(shape(footprint), lambda xy: np.column_stack(
-        [np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]), xy[:, 1]]))
+    unwrapped = shapely.transform(
+        shape(footprint), lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]), xy[:, 1]])
+    )
     east = unwrapped.intersection(box(180, -90, 540, 90))
-    split = mapping(shapely.MultiPolygon([unwrapped.intersection(box(-180, -90, 180, 90)),
-                                          shapely.affinity.translate(east, -360)]))
+    split = mapping(
+        shapely.MultiPolygon([unwrapped.intersection(box(-180, -90, 180, 90)), shapely.affinity.translate(east, -360)])
+    )
     g = ground_range(30.8) + 100.0
     lon, plat, _ = Geod(ellps="WGS84").fwd(lon0, lat0, heading + 90.0, g * 1000.0)
     crs, transform = patch_grid(plat, lon, 8, 10.0)

@@ -33,8 +33,9 @@ def fixtures(tmp_path_factory):
     d = tmp_path_factory.mktemp("public")
     build_aef_zarr(d / "aef.zarr", [(LAT, LON, 60, 90), (65.0, 180.0, 40, 260)])
     (d / "cogs").mkdir()
-    items = (make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01", "2018-07-01"])
-             + make_s2_items(d / "cogs", LAT, LON, ["2018-06-01", "2018-07-01"]))
+    items = make_s1_items(d / "cogs", LAT, LON, ["2018-03-01", "2018-05-01", "2018-07-01"]) + make_s2_items(
+        d / "cogs", LAT, LON, ["2018-06-01", "2018-07-01"]
+    )
     return {"dir": d, "aef": d / "aef.zarr", "items": write_items(d / "cogs", items), "raw": items}
 
 
@@ -58,8 +59,17 @@ def _expected_embedding(year_index: int, request: FetchRequest) -> np.ndarray:
     src = values.reshape(64, 120, 180).astype(np.float32)
     crs, transform = request.grid
     dst = np.full((64, request.size_px, request.size_px), np.nan, np.float32)
-    reproject(src, dst, src_transform=AEF_TRANSFORM * AEF_TRANSFORM.translation(c0, r0), src_crs="EPSG:4326",
-              dst_transform=transform, dst_crs=crs, resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+    reproject(
+        src,
+        dst,
+        src_transform=AEF_TRANSFORM * AEF_TRANSFORM.translation(c0, r0),
+        src_crs="EPSG:4326",
+        dst_transform=transform,
+        dst_crs=crs,
+        resampling=Resampling.nearest,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+    )
     return dst
 
 
@@ -138,8 +148,17 @@ def test_antimeridian_patch_reads_both_sides(fixtures):
 def _warp(href, crs, transform, size=64):
     with rasterio.open(href) as src:
         dst = np.full((size, size), np.nan, np.float32)
-        reproject(src.read(1), dst, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
-                  dst_crs=crs, resampling=Resampling.bilinear, src_nodata=src.nodata, dst_nodata=np.nan)
+        reproject(
+            src.read(1),
+            dst,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            dst_transform=transform,
+            dst_crs=crs,
+            resampling=Resampling.bilinear,
+            src_nodata=src.nodata,
+            dst_nodata=np.nan,
+        )
     return dst
 
 
@@ -187,7 +206,10 @@ def test_sentinel_composite_from_stac_and_cogs(fixtures):
     assert "relative orbit 110" in report.product and "2018-03-01" in report.dates and "σ⁰" in report.product
     assert "median of 3" in report.product
     assert report.detail["s1_mode"] == "composite" and report.detail["s1_composite"] == {
-        "kind": "median", "n": 3, "dates": ["2018-03-01", "2018-05-01", "2018-07-01"]}
+        "kind": "median",
+        "n": 3,
+        "dates": ["2018-03-01", "2018-05-01", "2018-07-01"],
+    }
     assert report.detail["orbit"] == "descending" and report.detail["relative_orbit"] == 110
     assert report.detail["original_convention"].startswith("gamma0 RTC")
     assert "flat-terrain" in report.detail["conversion"] and report.detail["backscatter"].startswith("sigma0")
@@ -200,9 +222,17 @@ def test_sentinel_composite_from_stac_and_cogs(fixtures):
     for it in s2:
         with rasterio.open(it["assets"]["B04"]["href"]) as src:
             dst = np.full((64, 64), np.nan, np.float32)
-            reproject(src.read(1).astype(np.float32), dst, src_transform=src.transform, src_crs=src.crs,
-                      dst_transform=transform, dst_crs=crs, resampling=Resampling.bilinear, src_nodata=0,
-                      dst_nodata=np.nan)
+            reproject(
+                src.read(1).astype(np.float32),
+                dst,
+                src_transform=src.transform,
+                src_crs=src.crs,
+                dst_transform=transform,
+                dst_crs=crs,
+                resampling=Resampling.bilinear,
+                src_nodata=0,
+                dst_nodata=np.nan,
+            )
             b04.append((dst - 1000) / 10000)
     optical = result.layers["optical"]
     clear = np.isfinite(optical[2])
@@ -218,15 +248,22 @@ def test_sentinel_single_acquisition_is_the_default(fixtures):
     with stac_api(fixtures["items"]) as url:
         result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=5).fetch(request, ["s1"])
     assert not result.failures, result.failures
-    nearest = [it for it in fixtures["raw"] if it["collection"] == "sentinel-1-rtc"
-               and it["properties"]["datetime"].startswith("2018-05-01")][0]
+    nearest = [
+        it
+        for it in fixtures["raw"]
+        if it["collection"] == "sentinel-1-rtc" and it["properties"]["datetime"].startswith("2018-05-01")
+    ][0]
     gamma0_db = 10 * np.log10(_warp(nearest["assets"]["vv"]["href"], crs, transform))
     angle = result.layers["angle_deg"]
     np.testing.assert_allclose(result.layers["vv_db"], gamma0_db + 10 * np.log10(np.cos(np.radians(angle))), atol=1e-3)
     report = result.reports["vv_db"]
     assert report.detail["items"] == [nearest["id"]] and report.dates == "2018-05-01"
     assert {k: report.detail[k] for k in ("s1_mode", "s1_date", "orbit", "relative_orbit")} == {
-        "s1_mode": "single", "s1_date": "2018-05-01", "orbit": "descending", "relative_orbit": 110}
+        "s1_mode": "single",
+        "s1_date": "2018-05-01",
+        "orbit": "descending",
+        "relative_orbit": 110,
+    }
     assert "s1_composite" not in report.detail and "single acquisition 2018-05-01" in report.product
     assert not any("median" in w for w in result.warnings)
 
@@ -241,7 +278,8 @@ def test_gamma0_to_sigma0_known_values():
 def test_no_s1_at_the_point_names_layer_and_service(fixtures):
     with stac_api(fixtures["items"]) as url:
         result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=5).fetch(
-            FetchRequest.make(LAT, LON, 64, 2018, s1_pass="ascending"), ["s1"])
+            FetchRequest.make(LAT, LON, 64, 2018, s1_pass="ascending"), ["s1"]
+        )
     msg = str(result.failures["s1"])
     assert "Sentinel-1" in msg and "Planetary Computer" in msg and "ascending" in msg
 
@@ -251,20 +289,28 @@ def test_network_down_and_timeout_fail_fast(fixtures, tmp_path):
     # waited: a refused connection is "network", and a 0.5 s timeout against a server that answers
     # after 3 s is a SourceTimeout (had the client waited, it would have had an answer)
     result = PublicSource(aef_url=str(tmp_path / "missing.zarr"), stac_url=closed_port_url(), timeout=2).fetch(
-        FetchRequest.make(LAT, LON, 64, 2018), ["embedding", "s1"])
+        FetchRequest.make(LAT, LON, 64, 2018), ["embedding", "s1"]
+    )
     assert isinstance(result.failures["s1"], SourceUnavailable) and "network" in str(result.failures["s1"])
     assert isinstance(result.failures["embedding"], SourceUnavailable)
     with stac_api(fixtures["items"], delay_s=3.0) as url:
         result = PublicSource(aef_url=str(fixtures["aef"]), stac_url=url, timeout=0.5).fetch(
-            FetchRequest.make(LAT, LON, 64, 2018), ["s2"])
+            FetchRequest.make(LAT, LON, 64, 2018), ["s2"]
+        )
     assert isinstance(result.failures["s2"], SourceTimeout) and "Sentinel-2" in str(result.failures["s2"])
 
 
 def test_unreachable_s3_mosaic_fails_fast():
     t0 = time.perf_counter()
-    mosaic = AlphaEarthMosaic("s3://no-bucket/aef-mosaic/", timeout=1, storage_options={
-        "anon": True, "endpoint_url": closed_port_url(), "config_kwargs": {"connect_timeout": 1, "read_timeout": 1,
-                                                                            "retries": {"max_attempts": 1}}})
+    mosaic = AlphaEarthMosaic(
+        "s3://no-bucket/aef-mosaic/",
+        timeout=1,
+        storage_options={
+            "anon": True,
+            "endpoint_url": closed_port_url(),
+            "config_kwargs": {"connect_timeout": 1, "read_timeout": 1, "retries": {"max_attempts": 1}},
+        },
+    )
     with pytest.raises(SourceError, match="AlphaEarth embedding"):
         mosaic.read_patch(2018, *FetchRequest.make(LAT, LON, 64, 2018).grid, 64, 64)
     assert time.perf_counter() - t0 < patience(10)
@@ -315,13 +361,16 @@ def _cells_by_pyproj(mosaic_crs, mosaic_transform, shape_yx, crs, transform, siz
     return np.where(inside, row, -1).astype(np.int64), np.where(inside, col, -1).astype(np.int64)
 
 
-@pytest.mark.parametrize("lat, lon, size", [
-    (47.0, 8.0, 512),       # mid-latitude, the benchmark patch
-    (0.001, 0.001, 128),    # equator and prime meridian
-    (70.0, 20.0, 256),
-    (80.0, 179.999, 128),   # antimeridian: longitudes wrap inside the patch
-    (-83.9, -60.0, 128),    # strong distortion: the lattice is refined
-])
+@pytest.mark.parametrize(
+    "lat, lon, size",
+    [
+        (47.0, 8.0, 512),  # mid-latitude, the benchmark patch
+        (0.001, 0.001, 128),  # equator and prime meridian
+        (70.0, 20.0, 256),
+        (80.0, 179.999, 128),  # antimeridian: longitudes wrap inside the patch
+        (-83.9, -60.0, 128),  # strong distortion: the lattice is refined
+    ],
+)
 def test_fast_pixel_lookup_equals_the_exact_transform(fixtures, lat, lon, size):
     mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
     crs, transform = FetchRequest.make(lat, lon, size, 2018).grid
@@ -359,7 +408,9 @@ def _straightforward_read(path, year_index, mosaic_crs, mosaic_transform, shape_
     valid = rows >= 0
     out = np.full((64, size, size), np.nan, np.float32)
     r, c = rows[valid], cols[valid]
-    window = zarr.open_group(str(path), mode="r")["embeddings"][year_index, :, r.min():r.max() + 1, c.min():c.max() + 1]
+    window = zarr.open_group(str(path), mode="r")["embeddings"][
+        year_index, :, r.min() : r.max() + 1, c.min() : c.max() + 1
+    ]
     out[:, valid] = dequantize_arithmetic(window[:, r - r.min(), c - c.min()])
     return out
 
@@ -385,8 +436,7 @@ def test_read_patch_on_a_projected_regional_mosaic_with_the_patch_partly_outside
     codes = rng.integers(-128, 128, (2, 64) + shape_yx, dtype=np.int8)
     group = zarr.open_group(str(tmp_path / "regional.zarr"), mode="w", zarr_format=3)
     group.attrs.update({"spatial:transform": list(mosaic_t)[:6], "proj:code": mosaic_crs, "start_year": 2020})
-    array = group.create_array("embeddings", shape=codes.shape, dtype="int8", fill_value=-128,
-                               chunks=(1, 64, 32, 32))
+    array = group.create_array("embeddings", shape=codes.shape, dtype="int8", fill_value=-128, chunks=(1, 64, 32, 32))
     array[...] = codes
     crs, transform = FetchRequest.make(LAT, LON, 128, 2021).grid
     got = AlphaEarthMosaic(str(tmp_path / "regional.zarr")).read_patch(2021, crs, transform, 128, 128)
@@ -404,8 +454,10 @@ def test_local_reads_restore_the_zarr_config_even_from_threads(fixtures):
     crs, transform = FetchRequest.make(LAT, LON, 64, 2018).grid
     mosaic = AlphaEarthMosaic(str(fixtures["aef"]))
     results: list[np.ndarray] = []
-    threads = [threading.Thread(target=lambda: results.append(mosaic.read_patch(2018, crs, transform, 64, 64)))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(mosaic.read_patch(2018, crs, transform, 64, 64)))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -496,8 +548,17 @@ def test_single_acquisition_mosaics_the_slices_of_one_pass(tmp_path):
     crs, transform = FetchRequest.make(LAT, LON, 64, 2018).grid
     north = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=1, grid=(crs, transform))[0]
     south = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=2, grid=(crs, transform))[0]
-    other = make_s1_items(tmp_path, LAT, LON, ["2018-06-10"], size_px=64, seed=3, grid=(crs, transform),
-                          orbit_state="ascending", relative_orbit=15)[0]
+    other = make_s1_items(
+        tmp_path,
+        LAT,
+        LON,
+        ["2018-06-10"],
+        size_px=64,
+        seed=3,
+        grid=(crs, transform),
+        orbit_state="ascending",
+        relative_orbit=15,
+    )[0]
     south["id"] = south["id"].replace("_0", "_1")
     south["properties"]["datetime"] = "2018-06-10T05:50:25Z"
     # the southern slice ends ~110 m south of the point: it touches the patch, not the point
@@ -531,8 +592,9 @@ def test_single_acquisition_mosaics_the_slices_of_one_pass(tmp_path):
     assert np.isfinite(vv[3:]).all()  # both halves filled (rows 0–2 are the fixture's nodata strip)
     with rasterio.open(north["assets"]["vv"]["href"]) as src:
         top = 10 * np.log10(src.read(1)[10, 10])
-    assert vv[10, 10] == pytest.approx(top + 10 * np.log10(np.cos(np.radians(result.layers["angle_deg"][10, 10]))),
-                                       abs=1e-3)
+    assert vv[10, 10] == pytest.approx(
+        top + 10 * np.log10(np.cos(np.radians(result.layers["angle_deg"][10, 10]))), abs=1e-3
+    )
 
 
 def test_spatial_transform_orders_and_registration(tmp_path):

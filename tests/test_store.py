@@ -19,8 +19,12 @@ def _store_template(tmp_path_factory):
     # a 1000×800 px scene at 10 m in UTM 33N, and one crossing the antimeridian in UTM 60N
     write_scene(make_scene(size=(800, 1000), scene_id="austria", layers=("vv_db", "vh_db")), tmp_path / "austria.tif")
     # UTM 60N: 180° at 65°N lies at x ≈ 641,428 m, y ≈ 7,211,811 m; the scene spans 634–650 km easting
-    write_scene(make_scene(crs="EPSG:32660", origin=(634_000.0, 7_214_000.0), size=(300, 1600), scene_id="chukotka",
-                           layers=("vv_db",)), tmp_path / "chukotka.tif")
+    write_scene(
+        make_scene(
+            crs="EPSG:32660", origin=(634_000.0, 7_214_000.0), size=(300, 1600), scene_id="chukotka", layers=("vv_db",)
+        ),
+        tmp_path / "chukotka.tif",
+    )
     return tmp_path
 
 
@@ -41,7 +45,7 @@ def test_lookup_centres_the_patch(store_dir):
     # the patch is the window of the full scene around the point
     col, row = ~full.transform @ (patch.transform.c, patch.transform.f)
     r, c = int(round(row)), int(round(col))
-    np.testing.assert_array_equal(patch.vv_db, full.vv_db[r:r + 128, c:c + 128])
+    np.testing.assert_array_equal(patch.vv_db, full.vv_db[r : r + 128, c : c + 128])
     assert abs(r - (400 - 64)) <= 1 and abs(c - (500 - 64)) <= 1
 
 

@@ -49,13 +49,16 @@ def test_default_design_follows_seed_000():
     assert parse_ratio("1:1:2") == {"real": 1, "other": 1, "ours": 2}
 
 
-@pytest.mark.parametrize("kw, words", [
-    (dict(images_per_session=10), "multiple of 4"),
-    (dict(ratio={"real": 1, "fake": 1}), "unknown image source"),
-    (dict(ratio={"real": 0, "other": 0, "ours": 0}), "at least one above zero"),
-    (dict(render="jet"), "render mode"),
-    (dict(vv_range_db=(5, -25)), "must be below"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(images_per_session=10), "multiple of 4"),
+        (dict(ratio={"real": 1, "fake": 1}), "unknown image source"),
+        (dict(ratio={"real": 0, "other": 0, "ours": 0}), "at least one above zero"),
+        (dict(render="jet"), "render mode"),
+        (dict(vv_range_db=(5, -25)), "must be below"),
+    ],
+)
 def test_bad_designs_are_explained(kw, words):
     with pytest.raises(DesignError, match=words):
         StudyDesign(**kw)
@@ -86,8 +89,9 @@ def test_empty_and_too_small_pools_say_what_is_missing():
     design = StudyDesign()
     with pytest.raises(PoolTooSmall, match="pool is empty"):
         draw_session([], design, random.Random(0))
-    pool = [PoolEntry(1, "real", ""), PoolEntry(2, "real", ""), PoolEntry(3, "real", "")] + \
-           [PoolEntry(10 + i, "ours", "") for i in range(4)]
+    pool = [PoolEntry(1, "real", ""), PoolEntry(2, "real", ""), PoolEntry(3, "real", "")] + [
+        PoolEntry(10 + i, "ours", "") for i in range(4)
+    ]
     with pytest.raises(PoolTooSmall) as err:
         draw_session(pool, design, random.Random(0))
     msg = str(err.value)
@@ -159,7 +163,9 @@ def test_folder_import_reports_each_file(db, tmp_path):
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     (folder / "unlabelled.tif").write_bytes(write_sar_tif(tmp_path / "x.tif", 99).read_bytes())
     write_sar_tif(folder / "zz_again.tif", 1)  # same pixels as img_001.tif
-    (folder / "labels.csv").write_text((folder / "labels.csv").read_text() + "zz_again.tif,ours,m,urban\ncorrupt.png,other,,\n")
+    (folder / "labels.csv").write_text(
+        (folder / "labels.csv").read_text() + "zz_again.tif,ours,m,urban\ncorrupt.png,other,,\n"
+    )
     steps = []
     report = owner.import_folder("folder", folder, progress=lambda i, n, m: steps.append((i, n)))
     assert len(report.added) == 5
@@ -214,8 +220,11 @@ def test_session_resume_skip_and_double_submit(db, tmp_path):
     from sarviz.study.models import Assignment, Participant
 
     with db.read() as s:
-        later = s.scalars(select(Assignment.public_id).join(Participant).where(
-            Participant.resume_code == view.resume_code, Assignment.position == 5)).one()
+        later = s.scalars(
+            select(Assignment.public_id)
+            .join(Participant)
+            .where(Participant.resume_code == view.resume_code, Assignment.position == 5)
+        ).one()
     with pytest.raises(AnswerRejected, match="answer image 2 first"):
         quiz.submit(view.resume_code, later, ans)
     # "reload": resume by code (any spelling) gives the same place; nothing lost or duplicated
@@ -253,10 +262,16 @@ def test_participant_cannot_reach_labels_or_other_sessions(db, tmp_path):
 
 
 # -- analysis --------------------------------------------------------------------------------
-@pytest.mark.parametrize("k, n, lo, hi", [
-    # Newcombe (1998), Stat. Med. 17:857, Table II, method 3 (Wilson score)
-    (81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718),
-])
+@pytest.mark.parametrize(
+    "k, n, lo, hi",
+    [
+        # Newcombe (1998), Stat. Med. 17:857, Table II, method 3 (Wilson score)
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
 def test_wilson_interval_known_values(k, n, lo, hi):
     got = wilson_interval(k, n)
     assert got == pytest.approx((lo, hi), abs=6e-5)
@@ -278,8 +293,12 @@ def test_krippendorff_alpha_known_values():
         [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
         [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
     ]
-    rows = [{"participant_id": p, "item_id": u, "realism": v}
-            for p, vals in enumerate(data) for u, v in enumerate(vals) if v is not None]
+    rows = [
+        {"participant_id": p, "item_id": u, "realism": v}
+        for p, vals in enumerate(data)
+        for u, v in enumerate(vals)
+        if v is not None
+    ]
     import pandas as pd
 
     frame = pd.DataFrame(rows)
@@ -308,17 +327,32 @@ def test_report_numbers_match_independent_computation(db, tmp_path):
                 from sarviz.study.models import Assignment
 
                 item_id = s.scalar(select(Assignment.item_id).where(Assignment.public_id == view.current_public_id))
-            ans = QuizAnswer(rng.random() < 0.5, rng.randint(1, 5), rng.randint(1, 5), rng.randint(1, 5),
-                             rng.randint(1, 5))
+            ans = QuizAnswer(
+                rng.random() < 0.5, rng.randint(1, 5), rng.randint(1, 5), rng.randint(1, 5), rng.randint(1, 5)
+            )
             view = quiz.submit(view.resume_code, view.current_public_id, ans)
-            expected.append(dict(level=level, source=source_of[item_id], judged=ans.judged_real,
-                                 quality=(ans.realism + ans.detail + ans.geographic) / 3, conf=ans.confidence))
+            expected.append(
+                dict(
+                    level=level,
+                    source=source_of[item_id],
+                    judged=ans.judged_real,
+                    quality=(ans.realism + ans.detail + ans.geographic) / 3,
+                    conf=ans.confidence,
+                )
+            )
     report = study_report(owner, "sess-3")
     assert report.n_answers == 72 and report.participants["finished"] == 6
     for row in report.misjudgment:
-        sel = [e for e in expected if row["level"] in ("all", e["level"]) and (
-            row["source"] == "all" or e["source"] == row["source"]
-            or (row["source"] == "generated" and e["source"] != "real"))]
+        sel = [
+            e
+            for e in expected
+            if row["level"] in ("all", e["level"])
+            and (
+                row["source"] == "all"
+                or e["source"] == row["source"]
+                or (row["source"] == "generated" and e["source"] != "real")
+            )
+        ]
         k = sum((not e["judged"]) if e["source"] == "real" else e["judged"] for e in sel)
         assert (row["n"], row["k"]) == (len(sel), k)
         if sel:
@@ -326,8 +360,11 @@ def test_report_numbers_match_independent_computation(db, tmp_path):
     for row in report.scores:
         if row["metric"] not in ("quality", "confidence") or row["source"] not in ("real", "other", "ours"):
             continue
-        sel = [e["quality" if row["metric"] == "quality" else "conf"] for e in expected
-               if row["level"] in ("all", e["level"]) and e["source"] == row["source"]]
+        sel = [
+            e["quality" if row["metric"] == "quality" else "conf"]
+            for e in expected
+            if row["level"] in ("all", e["level"]) and e["source"] == row["source"]
+        ]
         assert row["mean"] == pytest.approx(np.mean(sel)) and row["n"] == len(sel)
     assert report.agreement["realism"] is not None  # 6 raters share all 12 images
     csv_text = answers_csv(owner.answer_rows("sess-3"))
@@ -354,8 +391,8 @@ def test_corrupt_uploads_are_named_not_shown_as_object_reprs(db, tmp_path):
     owner = OwnerAPI(db)
     owner.create_study("names", "Names")
     cases = {
-        "holiday_scan.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,           # PNG signature, garbage body
-        "chip_0042.tif": b"II*\x00" + b"\x00garbage" * 10,                 # TIFF magic, garbage body
+        "holiday_scan.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,  # PNG signature, garbage body
+        "chip_0042.tif": b"II*\x00" + b"\x00garbage" * 10,  # TIFF magic, garbage body
     }
     for name, data in cases.items():
         with pytest.raises(CorruptImage) as err:
@@ -388,8 +425,17 @@ def test_missing_pixels_look_the_same_for_every_source(tmp_path):
     vv[:, :32] = np.nan  # left half missing
     from_array = _display(render_arrays(vv, vv - 7, design))
     path = tmp_path / "real_with_nodata.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=2, dtype="float32", crs="EPSG:32633",
-                       transform=Affine(10, 0, 500_000, 0, -10, 5_300_000)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=2,
+        dtype="float32",
+        crs="EPSG:32633",
+        transform=Affine(10, 0, 500_000, 0, -10, 5_300_000),
+    ) as dst:
         dst.write(np.stack([vv, vv - 7]))
         dst.descriptions = ("VV", "VH")
     from_tif = _display(render_file(path, design))

@@ -18,9 +18,14 @@ from _study_fixtures import make_study
 
 
 def _answer_for(participant_no: int, position: int) -> QuizAnswer:
-    return QuizAnswer(judged_real=(participant_no + position) % 2 == 0, realism=1 + position % 5,
-                      detail=1 + participant_no % 5, geographic=1 + (position * 3) % 5,
-                      confidence=1 + (participant_no + position) % 5, seconds=1.5)
+    return QuizAnswer(
+        judged_real=(participant_no + position) % 2 == 0,
+        realism=1 + position % 5,
+        detail=1 + participant_no % 5,
+        geographic=1 + (position * 3) % 5,
+        confidence=1 + (participant_no + position) % 5,
+        seconds=1.5,
+    )
 
 
 def _run_participants(db: StudyDatabase, code: str, n: int) -> list[str]:
@@ -44,13 +49,22 @@ def _check_all_stored(db: StudyDatabase, codes: list[str]) -> None:
     with db.read() as s:
         for p_no, code in enumerate(codes):
             p = s.scalar(select(Participant).where(Participant.resume_code == code))
-            rows = s.execute(select(Assignment.position, Answer).join(Answer, Answer.assignment_id == Assignment.id)
-                             .where(Assignment.participant_id == p.id).order_by(Assignment.position)).all()
+            rows = s.execute(
+                select(Assignment.position, Answer)
+                .join(Answer, Answer.assignment_id == Assignment.id)
+                .where(Assignment.participant_id == p.id)
+                .order_by(Assignment.position)
+            ).all()
             assert [r[0] for r in rows] == list(range(1, 13))
             for pos, a in rows:
                 want = _answer_for(p_no, pos)
                 assert (a.judged_real, a.realism, a.detail, a.geographic, a.confidence) == (
-                    want.judged_real, want.realism, want.detail, want.geographic, want.confidence)
+                    want.judged_real,
+                    want.realism,
+                    want.detail,
+                    want.geographic,
+                    want.confidence,
+                )
             assert p.finished_at is not None
         assert s.scalar(select(func.count(Answer.id))) == 12 * len(codes)
 
@@ -275,8 +289,14 @@ def test_mistyped_database_urls_are_refused_not_created(tmp_path, monkeypatch, c
     assert not (tmp_path / "notaurl").exists()
     # read-only commands need an existing database and name the path
     missing = tmp_path / "typo.sqlite"
-    for argv in (["list"], ["report"], ["report", "x", "--json"], ["export", "x", "--out", str(tmp_path / "o")],
-                 ["add-images", "x", str(tmp_path)], ["unlock"]):
+    for argv in (
+        ["list"],
+        ["report"],
+        ["report", "x", "--json"],
+        ["export", "x", "--out", str(tmp_path / "o")],
+        ["add-images", "x", str(tmp_path)],
+        ["unlock"],
+    ):
         assert main(["study", *argv, "--db", f"sqlite:///{missing}"]) == 2, argv
         err = capsys.readouterr().err
         assert f"the study database {missing} does not exist" in err, (argv, err)
@@ -390,6 +410,7 @@ def test_global_limit_slows_attackers_but_never_locks_the_owner_out(sqlite_url, 
         def work(s) -> None:  # noqa: ANN001
             for row in s.scalars(select(OwnerLogin)):
                 row.at -= __import__("datetime").timedelta(seconds=seconds)
+
         db.write(work)
 
     age(global_delay(10_000).total_seconds() + 1)

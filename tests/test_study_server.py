@@ -64,8 +64,11 @@ def test_twenty_throwaway_sessions_do_not_reveal_ours_by_exposure(sqlite_url, tm
 
 def test_least_exposed_first_keeps_exposure_within_one():
     design = StudyDesign(images_per_session=4, ratio={"real": 1, "other": 1, "ours": 2})
-    pool = ([PoolEntry(i, "real", "urban" if i % 2 else "forest") for i in range(5)]
-            + [PoolEntry(10 + i, "other", "") for i in range(5)] + [PoolEntry(20 + i, "ours", "") for i in range(10)])
+    pool = (
+        [PoolEntry(i, "real", "urban" if i % 2 else "forest") for i in range(5)]
+        + [PoolEntry(10 + i, "other", "") for i in range(5)]
+        + [PoolEntry(20 + i, "ours", "") for i in range(10)]
+    )
     active, held = balanced_pool(pool, design)
     assert len(active) == 20 and held == {}
     exposure: Counter = Counter()
@@ -118,7 +121,9 @@ def test_per_client_limit_invitations_and_exclusion(sqlite_url, tmp_path, capsys
     assert main(["study", "exclude", "limited", str(pid), "--undo", "--db", sqlite_url]) == 0
     assert "0 excluded in all" in capsys.readouterr().out
     assert study_report(owner, "limited").n_answers == 12
-    assert main(["study", "invite", "invited", "-n", "3", "--base-url", "https://study.example", "--db", sqlite_url]) == 0
+    assert (
+        main(["study", "invite", "invited", "-n", "3", "--base-url", "https://study.example", "--db", sqlite_url]) == 0
+    )
     links = capsys.readouterr().out.split()
     assert len(links) == 3 and all(u.startswith("https://study.example/Quiz?study=invited&invite=") for u in links)
     api.start("invited", "L1", True, invite=links[0].split("invite=")[1])
@@ -151,8 +156,17 @@ def test_linear_power_geotiff_and_nul_names_are_refused_or_cleaned(sqlite_url, t
 
     lin = tmp_path / "linear_power.tif"
     rng = np.random.default_rng(0)
-    with rasterio.open(lin, "w", driver="GTiff", width=32, height=32, count=2, dtype="float32", crs="EPSG:32633",
-                       transform=Affine(10, 0, 500000, 0, -10, 5300000)) as dst:
+    with rasterio.open(
+        lin,
+        "w",
+        driver="GTiff",
+        width=32,
+        height=32,
+        count=2,
+        dtype="float32",
+        crs="EPSG:32633",
+        transform=Affine(10, 0, 500000, 0, -10, 5300000),
+    ) as dst:
         dst.write(rng.gamma(1.0, 0.05, (2, 32, 32)).astype(np.float32))  # σ⁰ in linear power
         dst.descriptions = ("VV", "VH")
     with pytest.raises(PoolError, match="linear power"):
@@ -238,8 +252,14 @@ def test_paths_typed_in_a_browser_stay_inside_the_roots(tmp_path, monkeypatch):
     monkeypatch.delenv("SARVIZ_ROOTS", raising=False)
     s = Settings.load()
     assert resolve_user_path(str(pool / "batch"), s) == (pool / "batch").resolve()
-    for bad in (str(outside), "/etc", str(scenes / ".." / "owner-secret"), str(scenes / "escape"), "~",
-                str(scenes) + "\x00x"):
+    for bad in (
+        str(outside),
+        "/etc",
+        str(scenes / ".." / "owner-secret"),
+        str(scenes / "escape"),
+        "~",
+        str(scenes) + "\x00x",
+    ):
         with pytest.raises(AccessDenied, match="Refused"):
             resolve_user_path(bad, s)
     monkeypatch.setenv("SARVIZ_ROOTS", str(outside))
@@ -257,8 +277,9 @@ def test_study_db_url_with_tilde_is_expanded(tmp_path, monkeypatch):
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("error", "warning", "info", "title", "markdown", "success")
-                     for e in getattr(at, kind))
+    return "\n".join(
+        str(e.value) for kind in ("error", "warning", "info", "title", "markdown", "success") for e in getattr(at, kind)
+    )
 
 
 def test_inspect_and_map_folder_boxes_refuse_folders_outside_the_roots(tmp_path, monkeypatch):
@@ -298,8 +319,13 @@ def test_study_mode_gates_every_page_but_the_quiz(sqlite_url, tmp_path, monkeypa
     assert not entry.exception
     assert [t.label for t in entry.text_input][0].startswith("Study code")
     assert not any("synthetic SAR workbench" in t.value for t in entry.title)
-    pages = ("pages/2_Inspect.py", "pages/1_Prompt.py", "pages/6_Batch.py", "pages/5_Training_runs.py",
-             "pages/7_Render.py")
+    pages = (
+        "pages/2_Inspect.py",
+        "pages/1_Prompt.py",
+        "pages/6_Batch.py",
+        "pages/5_Training_runs.py",
+        "pages/7_Render.py",
+    )
     for k, page in enumerate(pages):  # opened directly: gated
         at = AppTest.from_file(str(ROOT / page), default_timeout=60)
         at.run()
@@ -372,9 +398,14 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
     make_study(OwnerAPI(db), "served", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
     pool_names = [r["original_name"] for r in OwnerAPI(db).items("served")]
     (tmp_path / "scenes").mkdir()
-    env = {"SARVIZ_MODE": "study", "SARVIZ_STUDY_DB": sqlite_url, "SARVIZ_STUDY_OWNER_PASSWORD": PASSWORD,
-           "SARVIZ_SCENES": str(tmp_path / "scenes"), "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
-           "SARVIZ_HOME": str(tmp_path / "home")}
+    env = {
+        "SARVIZ_MODE": "study",
+        "SARVIZ_STUDY_DB": sqlite_url,
+        "SARVIZ_STUDY_OWNER_PASSWORD": PASSWORD,
+        "SARVIZ_SCENES": str(tmp_path / "scenes"),
+        "SARVIZ_POOL_DIR": str(tmp_path / "pool"),
+        "SARVIZ_HOME": str(tmp_path / "home"),
+    }
     with run_streamlit("serve.py", env=env) as base, chromium_page() as page:
         browser = page.context.browser
         # the quiz is open to participants
@@ -475,8 +506,11 @@ def test_forged_widget_state_gets_a_one_line_refusal(sqlite_url, tmp_path):
         level = next(w for label, w in widgets.items() if "experience" in label)
         consent = next(w for label, w in widgets.items() if "agree" in label.lower())
         start = next(w for label, w in widgets.items() if label == "Start the study")
-        return [WidgetState(id=level.id, int_value=99), WidgetState(id=consent.id, bool_value=True),
-                WidgetState(id=start.id, trigger_value=True)]
+        return [
+            WidgetState(id=level.id, int_value=99),
+            WidgetState(id=consent.id, bool_value=True),
+            WidgetState(id=start.id, trigger_value=True),
+        ]
 
     with run_streamlit("app.py", env=env) as base:
         first, forged = forged_run(base, "Quiz", "study=forged", forge)

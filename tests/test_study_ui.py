@@ -39,23 +39,32 @@ def study_env(sqlite_url, tmp_path, monkeypatch):
 
 def _labels_of(db: StudyDatabase, public_id: str) -> dict:
     with db.read() as s:
-        item = s.scalar(select(Item).join(Assignment, Assignment.item_id == Item.id)
-                        .where(Assignment.public_id == public_id))
-        return {"source": item.source, "model_id": item.model_id, "scene_class": item.scene_class,
-                "name": item.original_name}
+        item = s.scalar(
+            select(Item).join(Assignment, Assignment.item_id == Item.id).where(Assignment.public_id == public_id)
+        )
+        return {
+            "source": item.source,
+            "model_id": item.model_id,
+            "scene_class": item.scene_class,
+            "name": item.original_name,
+        }
 
 
 def _answer(participant: int, position: int, source: str) -> dict:
     """A known, deterministic answer pattern (depends on the hidden source, like a real rater)."""
-    return {"real": (participant + position + (source == "ours")) % 3 != 0,
-            "realism": 1 + (participant + position) % 5, "detail": 1 + (2 * position) % 5,
-            "geographic": 1 + (participant * 3 + position) % 5, "confidence": 1 + (position + 4 * participant) % 5}
+    return {
+        "real": (participant + position + (source == "ours")) % 3 != 0,
+        "realism": 1 + (participant + position) % 5,
+        "detail": 1 + (2 * position) % 5,
+        "geographic": 1 + (participant * 3 + position) % 5,
+        "confidence": 1 + (position + 4 * participant) % 5,
+    }
 
 
 def _current_pid(at: AppTest) -> str:
     keys = [r.key for r in at.radio if r.key and r.key.startswith("quiz_realism_")]
     assert len(keys) == 1
-    return keys[0][len("quiz_realism_"):]
+    return keys[0][len("quiz_realism_") :]
 
 
 def _all_text(at: AppTest) -> str:
@@ -97,8 +106,15 @@ def _run_participant(db, p_no: int, level: str, reload_after: int | None, expect
         pid = _current_pid(at)
         labels = _labels_of(db, pid)
         # double blind: nothing on the page names the source, model, class or file
-        for secret in (labels["name"], labels["model_id"], "ours", "other generators", "our model",
-                       labels["scene_class"], "secret-model"):
+        for secret in (
+            labels["name"],
+            labels["model_id"],
+            "ours",
+            "other generators",
+            "our model",
+            labels["scene_class"],
+            "secret-model",
+        ):
             if secret:
                 assert secret not in text, secret
         html = at.html[0].value
@@ -137,16 +153,23 @@ def test_quiz_sessions_and_results_page(study_env):
         _run_participant(db, p_no, level, reload_after, expected)
     # every stored row, exactly once, equals what the simulated participants clicked
     with db.read() as s:
-        rows = s.execute(select(Participant.resume_code, Participant.level, Assignment.position, Answer)
-                         .join(Assignment, Assignment.participant_id == Participant.id)
-                         .join(Answer, Answer.assignment_id == Assignment.id)).all()
+        rows = s.execute(
+            select(Participant.resume_code, Participant.level, Assignment.position, Answer)
+            .join(Assignment, Assignment.participant_id == Participant.id)
+            .join(Answer, Answer.assignment_id == Assignment.id)
+        ).all()
     assert len(rows) == len(expected) == 36
     stored = {(r[0], r[2]): (r[1], r[3]) for r in rows}
     for e in expected:
         level, a = stored[(e["resume"], e["position"])]
         assert level == e["level"]
         assert (a.judged_real, a.realism, a.detail, a.geographic, a.confidence) == (
-            e["real"], e["realism"], e["detail"], e["geographic"], e["confidence"])
+            e["real"],
+            e["realism"],
+            e["detail"],
+            e["geographic"],
+            e["confidence"],
+        )
         assert a.seconds is not None and a.seconds >= 0
 
     # the owner's results page shows the same numbers, computed here independently
@@ -158,9 +181,16 @@ def test_quiz_sessions_and_results_page(study_env):
     assert not at.exception, at.exception
     mis = next(d.value for d in at.dataframe if "ci_low" in d.value.columns)
     for _, row in mis.iterrows():
-        sel = [e for e in expected if row["level"] in ("all", e["level"]) and (
-            row["source"] == "all" or e["source"] == row["source"]
-            or (row["source"] == "generated" and e["source"] != "real"))]
+        sel = [
+            e
+            for e in expected
+            if row["level"] in ("all", e["level"])
+            and (
+                row["source"] == "all"
+                or e["source"] == row["source"]
+                or (row["source"] == "generated" and e["source"] != "real")
+            )
+        ]
         k = sum((not e["real"]) if e["source"] == "real" else e["real"] for e in sel)
         lo, hi = _wilson_independent(k, len(sel))
         assert (row["n"], row["k"]) == (len(sel), k)
@@ -202,7 +232,10 @@ def test_participant_cannot_reach_labels_or_results(study_env):
         assert "Wrong password" in at.error[0].value
     at.text_input[0].input(PASSWORD)
     at.button[0].click().run()
-    assert at.error and "too many wrong passwords" in at.error[0].value.lower(), [at.exception, [m.value for m in at.markdown]]
+    assert at.error and "too many wrong passwords" in at.error[0].value.lower(), [
+        at.exception,
+        [m.value for m in at.markdown],
+    ]
     assert not at.dataframe
 
 

@@ -36,8 +36,20 @@ def _run(capsys, *argv):
 
 def test_generate_text_writes_geotiff_png_and_prints_provenance(model, tmp_path, capsys):
     out = tmp_path / "port.tif"
-    code, stdout, stderr = _run(capsys, "generate-text", "--prompt", "a port with ships", "--weights", str(model.run),
-                                "--steps", "2", "--seed", "7", "--out", str(out))
+    code, stdout, stderr = _run(
+        capsys,
+        "generate-text",
+        "--prompt",
+        "a port with ships",
+        "--weights",
+        str(model.run),
+        "--steps",
+        "2",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+    )
     assert code == 0, stderr
     prov = json.loads(stdout)
     assert prov["seed"] == 7 and prov["prompt"] == "<SAR> a port with ships" and prov["token_prepended"] is True
@@ -48,9 +60,24 @@ def test_generate_text_writes_geotiff_png_and_prints_provenance(model, tmp_path,
 
 def test_generate_text_batch_names_files_by_index(model, tmp_path, capsys):
     out = tmp_path / "batch.tif"
-    code, stdout, stderr = _run(capsys, "generate-text", "--prompt", "a forest", "--weights", str(model.run),
-                                "--base", str(model.base), "--steps", "1", "--num-images", "2", "--seed", "3",
-                                "--out", str(out))
+    code, stdout, stderr = _run(
+        capsys,
+        "generate-text",
+        "--prompt",
+        "a forest",
+        "--weights",
+        str(model.run),
+        "--base",
+        str(model.base),
+        "--steps",
+        "1",
+        "--num-images",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    )
     assert code == 0, stderr
     lines = [json.loads(line) for line in stdout.splitlines()]
     assert [p["seed"] for p in lines] == [3, 4]
@@ -58,12 +85,15 @@ def test_generate_text_batch_names_files_by_index(model, tmp_path, capsys):
     assert "batch_0.tif … batch_1.tif" in stderr and "seeds 3 … 4" in stderr
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--prompt", "   "], "prompt is empty"),
-    (["--prompt", "a field", "--width", "100", "--height", "64"], "not divisible by 8"),
-    (["--prompt", "speckle " * 120], "would be cut"),
-    (["--prompt", "a field", "--model", "emulator"], "needs a text-to-sar model"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--prompt", "   "], "prompt is empty"),
+        (["--prompt", "a field", "--width", "100", "--height", "64"], "not divisible by 8"),
+        (["--prompt", "speckle " * 120], "would be cut"),
+        (["--prompt", "a field", "--model", "emulator"], "needs a text-to-sar model"),
+    ],
+)
 def test_generate_text_errors_are_one_line(model, tmp_path, capsys, extra, message):
     argv = ["generate-text", "--steps", "1", "--out", str(tmp_path / "x.tif")] + extra
     if "--model" not in extra:
@@ -77,8 +107,20 @@ def test_generate_text_errors_are_one_line(model, tmp_path, capsys, extra, messa
 def test_evaluate_text_and_sarclip(model, tmp_path, capsys):
     data = write_captioned(tmp_path / "captioned", n_per_label=6, size=64, splits=("train", "validation", "test"))
     report = tmp_path / "report"
-    code, stdout, stderr = _run(capsys, "evaluate-text", "--weights", str(model.run), "--data", str(data),
-                                "--per-label", "1", "--steps", "1", "--out", str(report))
+    code, stdout, stderr = _run(
+        capsys,
+        "evaluate-text",
+        "--weights",
+        str(model.run),
+        "--data",
+        str(data),
+        "--per-label",
+        "1",
+        "--steps",
+        "1",
+        "--out",
+        str(report),
+    )
     assert code == 0, stderr
     assert "SAR-CLIP alignment not computed" in stdout and "missing" in stdout
     doc = json.loads((report / "report.json").read_text())
@@ -89,17 +131,45 @@ def test_evaluate_text_and_sarclip(model, tmp_path, capsys):
     assert (report / "figures" / "hist_trees_VV.png").is_file() and (report / "generated" / "trees").is_dir()
 
     clip_out = tmp_path / "sarclip"
-    code, stdout, stderr = _run(capsys, "train", "sarclip", "--data", str(data), "--base",
-                                str(write_tiny_clip(tmp_path / "clip-base")), "--out", str(clip_out), "--epochs", "4",
-                                "--batch-size", "8", "--learning-rate", "1e-3")
+    code, stdout, stderr = _run(
+        capsys,
+        "train",
+        "sarclip",
+        "--data",
+        str(data),
+        "--base",
+        str(write_tiny_clip(tmp_path / "clip-base")),
+        "--out",
+        str(clip_out),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "8",
+        "--learning-rate",
+        "1e-3",
+    )
     assert code == 0, stderr
     losses = json.loads(stdout)
     assert losses["train_losses"][-1] < losses["train_losses"][0] and len(losses["val_losses"]) == 4
     assert (clip_out / "sarclip_info.json").is_file()
 
-    code, stdout, stderr = _run(capsys, "evaluate-text", "--weights", str(model.run), "--data", str(data),
-                                "--per-label", "6", "--steps", "1", "--sarclip", str(clip_out), "--json",
-                                "--out", str(tmp_path / "report2"))
+    code, stdout, stderr = _run(
+        capsys,
+        "evaluate-text",
+        "--weights",
+        str(model.run),
+        "--data",
+        str(data),
+        "--per-label",
+        "6",
+        "--steps",
+        "1",
+        "--sarclip",
+        str(clip_out),
+        "--json",
+        "--out",
+        str(tmp_path / "report2"),
+    )
     assert code == 0, stderr
     doc = json.loads(stdout)
     rows = {(r["label"], r["images"]): r for r in doc["sarclip"]["rows"]}

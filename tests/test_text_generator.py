@@ -50,8 +50,15 @@ def _image(loaded, prompt: str, seed: int = 3) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
-        out = loaded.pipe(prompt=prompt, num_inference_steps=2, guidance_scale=3.0, width=64, height=64,
-                          generator=torch.Generator("cpu").manual_seed(seed), output_type="np")
+        out = loaded.pipe(
+            prompt=prompt,
+            num_inference_steps=2,
+            guidance_scale=3.0,
+            width=64,
+            height=64,
+            generator=torch.Generator("cpu").manual_seed(seed),
+            output_type="np",
+        )
     return out.images[0]
 
 
@@ -60,7 +67,11 @@ def test_loader_puts_token_in_tokenizers_with_the_learned_vector(which, request)
     from safetensors.torch import load_file
 
     model = request.getfixturevalue(which)
-    loaded = request.getfixturevalue("sd15_loaded") if which == "sd15" else load_text_pipeline(TextModelPaths(str(model.run)))
+    loaded = (
+        request.getfixturevalue("sd15_loaded")
+        if which == "sd15"
+        else load_text_pipeline(TextModelPaths(str(model.run)))
+    )
     saved = load_file(str(model.run / "learned_embeds.safetensors"))
     vectors = [saved[TOKEN]] if which == "sd15" else [saved["clip_l"][0], saved["clip_g"][0]]
     encoders = [loaded.pipe.text_encoder] + ([loaded.pipe.text_encoder_2] if which == "sdxl" else [])
@@ -88,7 +99,11 @@ def test_the_embedding_is_used(sd15, sd15_loaded, tmp_path):
 @pytest.mark.parametrize("which", ["sd15", "sdxl"])
 def test_lora_merged_equals_unmerged(which, request):
     model = request.getfixturevalue(which)
-    merged = request.getfixturevalue("sd15_loaded") if which == "sd15" else load_text_pipeline(TextModelPaths(str(model.run)))
+    merged = (
+        request.getfixturevalue("sd15_loaded")
+        if which == "sd15"
+        else load_text_pipeline(TextModelPaths(str(model.run)))
+    )
     unmerged = load_text_pipeline(TextModelPaths(str(model.run)), merge_lora=False)
     assert type(unmerged.pipe.text_encoder).__name__ == "PeftModel"
     assert type(merged.pipe.text_encoder).__name__ == "CLIPTextModel"
@@ -124,8 +139,7 @@ def test_seeded_generation_is_deterministic_and_calibrated(which, request):
     assert (first[0].vh_db is not None) == (which == "sdxl")  # VV+VH run → VH too
     assert set(prov["weights_sha256"]) >= {"learned_embeds", "text_encoder_lora"}
     assert ("unet" if which == "sdxl" else "unet_lora") in prov["weights_sha256"]
-    with_token = gen.generate_text(TextRequest(seed=5, prompt=f"{TOKEN} a forest with a river", steps=2,
-                                               guidance=3.0))
+    with_token = gen.generate_text(TextRequest(seed=5, prompt=f"{TOKEN} a forest with a river", steps=2, guidance=3.0))
     assert with_token[0].provenance["token_prepended"] is False
     np.testing.assert_array_equal(with_token[0].vv_db, first[0].vv_db)
 

@@ -21,17 +21,36 @@ def trained(tmp_path_factory, one_torch_thread):  # noqa: F811
     root = tmp_path_factory.mktemp("sd3")
     base = write_sd3_base(root / "sd3")
     data = write_captioned(root / "captioned", n_per_label=1, size=SIZE, splits=("train",))
-    config = TextTrainConfig(data=data, base=base, out=root / "run", resolution=SIZE, batch_size=1, grad_accum=1,
-                             max_steps=1, checkpoint_every=1, lr_lora=1e-2, mixed_precision="no",
-                             gradient_checkpointing=False, lora_rank=4, lora_alpha=4)
+    config = TextTrainConfig(
+        data=data,
+        base=base,
+        out=root / "run",
+        resolution=SIZE,
+        batch_size=1,
+        grad_accum=1,
+        max_steps=1,
+        checkpoint_every=1,
+        lr_lora=1e-2,
+        mixed_precision="no",
+        gradient_checkpointing=False,
+        lora_rank=4,
+        lora_alpha=4,
+    )
     trainer = SD3TextTrainer(config)
     trainer.setup()
     model = trainer.accelerator.unwrap_model(trainer.transformer)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer.train()
     after = dict(model.named_parameters())
-    return {"root": root, "base": base, "run": root / "run", "before": before, "after": after, "model": model,
-            "trainer": trainer}
+    return {
+        "root": root,
+        "base": base,
+        "run": root / "run",
+        "before": before,
+        "after": after,
+        "model": model,
+        "trainer": trainer,
+    }
 
 
 def test_one_lora_step_changes_only_lora_parameters(trained):
@@ -63,8 +82,26 @@ def test_save_then_load_gives_identical_outputs(trained):
 
 def test_generate_text_from_the_run(trained, capsys):
     out = trained["root"] / "gen.tif"
-    assert main(["generate-text", "--weights", str(trained["run"]), "--prompt", "trees", "--steps", "2",
-                 "--device", "cpu", "--dtype", "float32", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "generate-text",
+                "--weights",
+                str(trained["run"]),
+                "--prompt",
+                "trees",
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     prov = json.loads(capsys.readouterr().out)
     assert prov["base_kind"] == "sd3" and prov["prompt"].startswith("SAR image, trees, C-band")
     # flow matching with the base scheduler's own shift (none asked for), recorded as a value
@@ -79,8 +116,9 @@ def test_resume_continues_from_the_checkpoint(trained):
     from sarviz.training.text import train_text
 
     c = trained["trainer"].config
-    config = TextTrainConfig(**{**{k: getattr(c, k) for k in TextTrainConfig.__dataclass_fields__}, "max_steps": 2,
-                                "resume_from": "latest"})
+    config = TextTrainConfig(
+        **{**{k: getattr(c, k) for k in TextTrainConfig.__dataclass_fields__}, "max_steps": 2, "resume_from": "latest"}
+    )
     train_text(config)
     meta = json.loads((trained["run"] / "sarviz_text_model.json").read_text())
     assert meta["step"] == 2 and (trained["run"] / "checkpoint-2").is_dir()
@@ -91,15 +129,56 @@ def test_train_text_cli_on_an_sd3_base_with_the_diffusers_target_set(trained, ca
 
     run = trained["root"] / "run-cli"
     data = trained["root"] / "captioned"
-    assert main(["train", "text", "--data", str(data), "--base", str(trained["base"]), "--out", str(run),
-                 "--resolution", str(SIZE), "--batch-size", "1", "--grad-accum", "1", "--max-steps", "1",
-                 "--mixed-precision", "no", "--no-gradient-checkpointing", "--lora-rank", "2",
-                 "--lora-targets", "diffusers"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "text",
+                "--data",
+                str(data),
+                "--base",
+                str(trained["base"]),
+                "--out",
+                str(run),
+                "--resolution",
+                str(SIZE),
+                "--batch-size",
+                "1",
+                "--grad-accum",
+                "1",
+                "--max-steps",
+                "1",
+                "--mixed-precision",
+                "no",
+                "--no-gradient-checkpointing",
+                "--lora-rank",
+                "2",
+                "--lora-targets",
+                "diffusers",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((run / "sarviz_text_model.json").read_text())
     assert meta["recipe"]["lora"]["r"] == 2 and meta["recipe"]["lora"]["targets"] == "diffusers"
     with safe_open(str(run / "transformer_lora" / "adapter_model.safetensors"), "pt") as f:
         keys = list(f.keys())
     assert any("add_q_proj" in k for k in keys) and any("to_add_out" in k for k in keys)
-    assert main(["train", "text", "--data", str(data), "--base", str(trained["base"]), "--out", str(run / "x"),
-                 "--stage", "vae-decoder"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "text",
+                "--data",
+                str(data),
+                "--base",
+                str(trained["base"]),
+                "--out",
+                str(run / "x"),
+                "--stage",
+                "vae-decoder",
+            ]
+        )
+        == 2
+    )
     assert "one stage" in capsys.readouterr().err

@@ -33,13 +33,28 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("geo")
     # base: learning is measured (test_tiny_geo_model_overfits); fast_base: diffusers' (4, 8) dummy size
     # for the tests of resuming, killing and launching, which compare runs but not how well they learn
-    return {"data": write_patch_dataset(root / "ds"), "base": write_tiny_sd15(root / "base"),
-            "fast_base": write_tiny_sd15(root / "fast_base", channels=TINY_CHANNELS), "root": root}
+    return {
+        "data": write_patch_dataset(root / "ds"),
+        "base": write_tiny_sd15(root / "base"),
+        "fast_base": write_tiny_sd15(root / "fast_base", channels=TINY_CHANNELS),
+        "root": root,
+    }
 
 
 def _config(env, out, **kw) -> GeoTrainConfig:
-    args = dict(data=env["data"], base=env["base"], out=out, resolution=RES, batch_size=2, max_steps=4,
-                checkpoint_every=2, validate_every=0, validation_count=0, lr=1e-3, gradient_checkpointing=False)
+    args = dict(
+        data=env["data"],
+        base=env["base"],
+        out=out,
+        resolution=RES,
+        batch_size=2,
+        max_steps=4,
+        checkpoint_every=2,
+        validate_every=0,
+        validation_count=0,
+        lr=1e-3,
+        gradient_checkpointing=False,
+    )
     args.update(kw)
     return GeoTrainConfig(**args)
 
@@ -67,8 +82,11 @@ def trained(env):
     """One run that overfits the 6 training patches (validated at the end on one val patch)."""
     out = env["root"] / "run"
     # lr 1e-2 suits a 1 M-parameter model (the recipe's 2e-5 is for SD 1.5)
-    trainer = GeoTrainer(_config(env, out, max_steps=30, checkpoint_every=15, lr=1e-2, validation_count=1,
-                                 validation_steps=2, log_every=15))
+    trainer = GeoTrainer(
+        _config(
+            env, out, max_steps=30, checkpoint_every=15, lr=1e-2, validation_count=1, validation_steps=2, log_every=15
+        )
+    )
     trainer.setup()
     before = _eval_loss(trainer)
     last = trainer.train()
@@ -128,9 +146,29 @@ def test_checkpoint_loads_in_the_generator_and_makes_an_image(trained, env, tmp_
     store.add(scene)
     lat, lon = scene.center_latlon
     out = tmp_path / "syn.tif"
-    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(store.folder),
-                     "--controlnet", str(trained["last"]), "--base", str(env["base"]),
-                     "--steps", "2", "--image-size", str(RES), "--dtype", "float32", "--out", str(out)])
+    code = cli_main(
+        [
+            "generate",
+            "--lat",
+            str(lat),
+            "--lon",
+            str(lon),
+            "--scenes",
+            str(store.folder),
+            "--controlnet",
+            str(trained["last"]),
+            "--base",
+            str(env["base"]),
+            "--steps",
+            "2",
+            "--image-size",
+            str(RES),
+            "--dtype",
+            "float32",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     prov = json.loads(captured.out)
@@ -145,8 +183,25 @@ def test_checkpoint_loads_in_the_generator_and_makes_an_image(trained, env, tmp_
     card = runs.geo_model_card(trained["last"], model_id="my-geo")
     (cards / "my-geo.json").write_text(json.dumps(card))
     monkeypatch.setenv("SARVIZ_MODELS", str(cards))
-    code = cli_main(["generate", "--lat", str(lat), "--lon", str(lon), "--scenes", str(store.folder), "--model",
-                     "my-geo", "--steps", "2", "--dtype", "float32", "--out", str(tmp_path / "card.tif")])
+    code = cli_main(
+        [
+            "generate",
+            "--lat",
+            str(lat),
+            "--lon",
+            str(lon),
+            "--scenes",
+            str(store.folder),
+            "--model",
+            "my-geo",
+            "--steps",
+            "2",
+            "--dtype",
+            "float32",
+            "--out",
+            str(tmp_path / "card.tif"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     prov2 = json.loads(captured.out)
@@ -185,8 +240,9 @@ def test_models_add_registers_the_run_in_sarviz_home(trained, tmp_path, monkeypa
 
 def test_resume_equals_an_uninterrupted_run(env, tmp_path):
     # gradient checkpointing and grad accumulation on: the recipe's path
-    kw = dict(max_steps=4, checkpoint_every=2, grad_accum=2, batch_size=1, gradient_checkpointing=True,
-              base=env["fast_base"])
+    kw = dict(
+        max_steps=4, checkpoint_every=2, grad_accum=2, batch_size=1, gradient_checkpointing=True, base=env["fast_base"]
+    )
     train_geo(_config(env, tmp_path / "straight", **kw))
     train_geo(_config(env, tmp_path / "split", stop_after_steps=2, **kw))
     assert runs.read_run(tmp_path / "split").status == "stopped"
@@ -198,15 +254,15 @@ def test_resume_equals_an_uninterrupted_run(env, tmp_path):
     assert runs.read_run(tmp_path / "split").status == "finished"
     log = runs.loss_table(tmp_path / "split")
     assert [r["step"] for r in log] == [1, 2, 3, 4]
-    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in runs.loss_table(tmp_path / "straight")],
-                                                     abs=0)
+    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in runs.loss_table(tmp_path / "straight")], abs=0)
 
 
 # -- bad input: one clear line each ---------------------------------------------------------------------
 def test_not_a_dataset(env, tmp_path, capsys):
     (tmp_path / "junk").mkdir()
-    code = cli_main(["train", "geo", "--data", str(tmp_path / "junk"), "--base", str(env["base"]), "--out",
-                     str(tmp_path / "r")])
+    code = cli_main(
+        ["train", "geo", "--data", str(tmp_path / "junk"), "--base", str(env["base"]), "--out", str(tmp_path / "r")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "not a sarviz training dataset" in err
 
@@ -221,8 +277,20 @@ def test_base_without_unet(env, tmp_path, capsys):
 
 
 def test_resolution_not_divisible_by_8(env, tmp_path, capsys):
-    code = cli_main(["train", "geo", "--data", str(env["data"]), "--base", str(env["base"]), "--out",
-                     str(tmp_path / "r"), "--resolution", "100"])
+    code = cli_main(
+        [
+            "train",
+            "geo",
+            "--data",
+            str(env["data"]),
+            "--base",
+            str(env["base"]),
+            "--out",
+            str(tmp_path / "r"),
+            "--resolution",
+            "100",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "multiple of 8" in err
 
@@ -248,9 +316,28 @@ def test_out_of_memory_on_the_first_step(env, tmp_path):
 def test_interrupted_run_keeps_the_last_good_checkpoint(env, tmp_path):
     """A real kill -9 while training: every checkpoint-N left is complete; resume continues."""
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "sarviz.training.geo", "--data", str(env["data"]), "--base", str(env["fast_base"]),
-           "--out", str(out), "--resolution", str(RES), "--batch-size", "2", "--max-steps", "200",
-           "--checkpoint-every", "1", "--validate-every", "0", "--no-gradient-checkpointing"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sarviz.training.geo",
+        "--data",
+        str(env["data"]),
+        "--base",
+        str(env["fast_base"]),
+        "--out",
+        str(out),
+        "--resolution",
+        str(RES),
+        "--batch-size",
+        "2",
+        "--max-steps",
+        "200",
+        "--checkpoint-every",
+        "1",
+        "--validate-every",
+        "0",
+        "--no-gradient-checkpointing",
+    ]
     envvars = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -276,8 +363,11 @@ def test_interrupted_run_keeps_the_last_good_checkpoint(env, tmp_path):
         assert (ckpt / "unet_lora" / "adapter_model.safetensors").is_file()
         assert (ckpt / "accelerate_state" / "optimizer.bin").is_file()
     last = found[-1]
-    train_geo(_config(env, out, resume_from="latest", max_steps=200, stop_after_steps=1, checkpoint_every=1,
-                      base=env["fast_base"]))
+    train_geo(
+        _config(
+            env, out, resume_from="latest", max_steps=200, stop_after_steps=1, checkpoint_every=1, base=env["fast_base"]
+        )
+    )
     assert (out / f"checkpoint-{last + 1}").is_dir() and not list(out.glob(".tmp-*"))
 
 
@@ -298,11 +388,44 @@ def test_two_processes_under_accelerate_launch(env, tmp_path):
     out = tmp_path / "ddp"
     # accelerate 1.15's `launch --cpu --num_processes 2` starts ONE process unless mpirun is
     # installed; `--multi_gpu` with ACCELERATE_USE_CPU=true runs torch.distributed (gloo) on CPUs
-    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
-           "-m", "sarviz.training.geo", "--data", str(env["data"]), "--base", str(env["fast_base"]), "--out", str(out),
-           "--resolution", str(RES), "--batch-size", "1", "--max-steps", "2", "--checkpoint-every", "2",
-           "--validate-every", "0", "--validation-count", "0", "--no-gradient-checkpointing"]
+    cmd = [
+        str(launcher),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "sarviz.training.geo",
+        "--data",
+        str(env["data"]),
+        "--base",
+        str(env["fast_base"]),
+        "--out",
+        str(out),
+        "--resolution",
+        str(RES),
+        "--batch-size",
+        "1",
+        "--max-steps",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--validate-every",
+        "0",
+        "--validation-count",
+        "0",
+        "--no-gradient-checkpointing",
+    ]
     envvars = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
     proc = subprocess.run(cmd, env=envvars, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -312,7 +435,8 @@ def test_two_processes_under_accelerate_launch(env, tmp_path):
     assert meta["recipe"]["num_processes"] == 2
     # the main process alone wrote the checkpoint: one RNG file, no leftovers
     assert [p.name for p in (out / "checkpoint-2" / "accelerate_state").glob("random_states_*")] == [
-        "random_states_0.pkl"]
+        "random_states_0.pkl"
+    ]
     assert not list(out.glob(".tmp-*"))
     assert [r["step"] for r in runs.loss_table(out)] == [1, 2]
 

@@ -27,13 +27,27 @@ TOKEN = "<SAR>"
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("text")
     data = write_patch_dataset(root / "ds", n_train=4, n_val=1, n_test=0)
-    return {"captioned": write_captioned(data), "sd15": write_tiny_sd15(root / "b15"), "sdxl": write_tiny_sdxl(root),
-            "root": root}
+    return {
+        "captioned": write_captioned(data),
+        "sd15": write_tiny_sd15(root / "b15"),
+        "sdxl": write_tiny_sdxl(root),
+        "root": root,
+    }
 
 
 def _train(env, kind, out, **kw):
-    args = dict(data=env["captioned"], base=env[kind], out=out, resolution=RES, batch_size=2, grad_accum=1,
-                max_steps=3, checkpoint_every=2, lr_te=1e-2, lr_unet=1e-3)
+    args = dict(
+        data=env["captioned"],
+        base=env[kind],
+        out=out,
+        resolution=RES,
+        batch_size=2,
+        grad_accum=1,
+        max_steps=3,
+        checkpoint_every=2,
+        lr_te=1e-2,
+        lr_unet=1e-3,
+    )
     args.update(kw)
     return train_text(TextTrainConfig(**args))
 
@@ -54,7 +68,10 @@ def _check_common(run: Path, kind: str, n_enc: int) -> dict:
     assert meta["format"] == "sarviz-text-sar/1" and meta["base_kind"] == kind and meta["token"] == TOKEN
     assert meta["unet"] == "full" and meta["step"] == 3 and meta["resolution"] == RES
     assert meta["recipe"]["noise_offset"] == 0.035 and meta["recipe"]["te_lora"] == {
-        "r": 8, "alpha": 4, "target_modules": ["q_proj", "k_proj", "v_proj", "out_proj"]}
+        "r": 8,
+        "alpha": 4,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    }
     assert (run / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     for d in ["text_encoder_lora", "text_encoder_2_lora"][:n_enc]:
         cfg = json.loads((run / d / "adapter_config.json").read_text())
@@ -84,8 +101,11 @@ def test_sd15_text_model_trains_and_loads_back_with_diffusers(env, tmp_path):
     assert not torch.allclose(embeds[TOKEN], initial)  # the token's embedding was learned
 
     pipe = StableDiffusionPipeline.from_pretrained(
-        str(env["sd15"]), unet=UNet2DConditionModel.from_pretrained(str(run / "unet")), safety_checker=None,
-        requires_safety_checker=False)
+        str(env["sd15"]),
+        unet=UNet2DConditionModel.from_pretrained(str(run / "unet")),
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
     pipe.tokenizer.model_max_length = 77
     from safetensors.torch import load_file
 
@@ -94,8 +114,14 @@ def test_sd15_text_model_trains_and_loads_back_with_diffusers(env, tmp_path):
     tid = pipe.tokenizer.convert_tokens_to_ids(TOKEN)
     torch.testing.assert_close(pipe.text_encoder.get_input_embeddings().weight[tid], embeds[TOKEN])
     pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, str(run / "text_encoder_lora")).merge_and_unload()
-    image = pipe(f"{TOKEN} farmland", num_inference_steps=2, height=RES, width=RES,
-                 generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+    image = pipe(
+        f"{TOKEN} farmland",
+        num_inference_steps=2,
+        height=RES,
+        width=RES,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images[0]
     _image_ok(image)
     assert runs.read_run(run).status == "finished" and [r["step"] for r in runs.loss_table(run)] == [1, 2, 3]
 
@@ -110,22 +136,33 @@ def test_sdxl_text_model_trains_both_encoders_and_loads_back(env, tmp_path):
     _train(env, "sdxl", run)
     embeds = _check_common(run, "sdxl", 2)
     assert set(embeds) == {"clip_l", "clip_g"} and embeds["clip_l"].shape == (1, 32)
-    for key, sub, enc_sub, cls in (("clip_l", "tokenizer", "text_encoder", CLIPTextModel),
-                                   ("clip_g", "tokenizer_2", "text_encoder_2", CLIPTextModelWithProjection)):
+    for key, sub, enc_sub, cls in (
+        ("clip_l", "tokenizer", "text_encoder", CLIPTextModel),
+        ("clip_g", "tokenizer_2", "text_encoder_2", CLIPTextModelWithProjection),
+    ):
         assert not torch.allclose(embeds[key][0], _initial_token_embedding(env["sdxl"], sub, enc_sub, cls))
 
-    pipe = StableDiffusionXLPipeline.from_pretrained(str(env["sdxl"]),
-                                                     unet=UNet2DConditionModel.from_pretrained(str(run / "unet")))
+    pipe = StableDiffusionXLPipeline.from_pretrained(
+        str(env["sdxl"]), unet=UNet2DConditionModel.from_pretrained(str(run / "unet"))
+    )
     state = load_file(str(run / "learned_embeds.safetensors"))
     pipe.load_textual_inversion(state["clip_l"], token=TOKEN, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
-    pipe.load_textual_inversion(state["clip_g"], token=TOKEN, text_encoder=pipe.text_encoder_2,
-                                tokenizer=pipe.tokenizer_2)
+    pipe.load_textual_inversion(
+        state["clip_g"], token=TOKEN, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+    )
     assert TOKEN in pipe.tokenizer.get_vocab() and TOKEN in pipe.tokenizer_2.get_vocab()
     pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, str(run / "text_encoder_lora")).merge_and_unload()
-    pipe.text_encoder_2 = PeftModel.from_pretrained(pipe.text_encoder_2,
-                                                    str(run / "text_encoder_2_lora")).merge_and_unload()
-    image = pipe(f"{TOKEN} farmland", num_inference_steps=2, height=RES, width=RES,
-                 generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+    pipe.text_encoder_2 = PeftModel.from_pretrained(
+        pipe.text_encoder_2, str(run / "text_encoder_2_lora")
+    ).merge_and_unload()
+    image = pipe(
+        f"{TOKEN} farmland",
+        num_inference_steps=2,
+        height=RES,
+        width=RES,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images[0]
     _image_ok(image)
 
 
@@ -137,8 +174,19 @@ def test_unet_lora_then_vae_decoder_refinement(env, tmp_path):
     _train(env, "sd15", run, unet="lora", unet_lora_rank=4, unet_lora_alpha=4, max_steps=2, mixed_precision="bf16")
     assert (run / "unet_lora" / "adapter_model.safetensors").is_file() and not (run / "unet").exists()
     assert json.loads((run / "sarviz_text_model.json").read_text())["unet"] == "lora"
-    _train(env, "sd15", run, unet="lora", unet_lora_rank=4, unet_lora_alpha=4, stage="vae-decoder", max_steps=2,
-           lr_vae=1e-3, mixed_precision="bf16", kl_space="amplitude")  # seed 001's A/(μ+3σ) histograms
+    _train(
+        env,
+        "sd15",
+        run,
+        unet="lora",
+        unet_lora_rank=4,
+        unet_lora_alpha=4,
+        stage="vae-decoder",
+        max_steps=2,
+        lr_vae=1e-3,
+        mixed_precision="bf16",
+        kl_space="amplitude",
+    )  # seed 001's A/(μ+3σ) histograms
     meta = json.loads((run / "sarviz_text_model.json").read_text())
     assert meta["vae"] == "vae" and meta["recipe"]["stage"] == "vae-decoder" and meta["recipe"]["kl_weight"] == 0.1
     assert meta["recipe"]["kl_space"] == "amplitude" and "A/(μ+3σ)" in meta["recipe"]["kl_histograms"]
@@ -151,13 +199,39 @@ def test_unet_lora_then_vae_decoder_refinement(env, tmp_path):
 
 
 def test_text_bad_input_is_one_line(env, tmp_path, capsys):
-    code = cli_main(["train", "text", "--data", str(tmp_path), "--base", str(env["sd15"]), "--out", str(tmp_path / "r")])
+    code = cli_main(
+        ["train", "text", "--data", str(tmp_path), "--base", str(env["sd15"]), "--out", str(tmp_path / "r")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "not a captioned dataset" in err
-    code = cli_main(["train", "text", "--data", str(env["captioned"]), "--base", str(env["sd15"]), "--out",
-                     str(tmp_path / "r"), "--token", "<OTHER>"])
+    code = cli_main(
+        [
+            "train",
+            "text",
+            "--data",
+            str(env["captioned"]),
+            "--base",
+            str(env["sd15"]),
+            "--out",
+            str(tmp_path / "r"),
+            "--token",
+            "<OTHER>",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--token '<SAR>'" in err
-    code = cli_main(["train", "text", "--data", str(env["captioned"]), "--base", str(env["sd15"]), "--out",
-                     str(tmp_path / "r"), "--resolution", "30"])
+    code = cli_main(
+        [
+            "train",
+            "text",
+            "--data",
+            str(env["captioned"]),
+            "--base",
+            str(env["sd15"]),
+            "--out",
+            str(tmp_path / "r"),
+            "--resolution",
+            "30",
+        ]
+    )
     assert code == 2 and "multiple of 8" in capsys.readouterr().err

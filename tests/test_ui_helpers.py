@@ -12,8 +12,12 @@ from sarviz.ui.generate import embedding_blocker
 
 
 def test_fetch_report_does_not_deny_the_scene_on_screen():
-    lines = ["Scene for 38.1, -0.76 in 3 s", "MISSING AlphaEarth embedding:",
-             "  - local: no scene in /x covers this patch", "  - public: connection refused"]
+    lines = [
+        "Scene for 38.1, -0.76 in 3 s",
+        "MISSING AlphaEarth embedding:",
+        "  - local: no scene in /x covers this patch",
+        "  - public: connection refused",
+    ]
     scene = make_scene(size=(8, 8), scene_id="sen1floods11_Spain_7370579", layers=("optical",))
     out = report_lines(lines, scene)
     assert not any("no scene" in line for line in out)

@@ -66,8 +66,9 @@ def _read_generated(path: Path) -> tuple[np.ndarray, np.ndarray, Any]:
     return scene.vv_db, scene.vh_db, calibration_from_provenance(scene.provenance)[0]
 
 
-def load_patches(root: str | os.PathLike, classes: tuple[str, ...], input_size: int,
-                 synthetic_factor: int | None = None) -> Patches:
+def load_patches(
+    root: str | os.PathLike, classes: tuple[str, ...], input_size: int, synthetic_factor: int | None = None
+) -> Patches:
     """The real and generated images of the finished items whose class is in ``classes``."""
     from sarviz.batch.evaluate import _read_vv_vh, item_entries
 
@@ -78,8 +79,10 @@ def load_patches(root: str | os.PathLike, classes: tuple[str, ...], input_size: 
     short = [f"{c} ({n})" for c, n in counts.items() if n < 2]
     if short:
         have = sorted({e["class"] for e in item_entries(folder)} - {""})
-        raise EvaluationError(f"every class needs at least 2 items with a real crop (train and test); too few: "
-                         f"{', '.join(short)}; classes in this batch: {', '.join(have) or 'none'}")
+        raise EvaluationError(
+            f"every class needs at least 2 items with a real crop (train and test); too few: "
+            f"{', '.join(short)}; classes in this batch: {', '.join(have) or 'none'}"
+        )
     ids, labels, real, synth = [], [], [], []
     for e in entries:
         ids.append(e["id"])
@@ -90,8 +93,11 @@ def load_patches(root: str | os.PathLike, classes: tuple[str, ...], input_size: 
         # item is mapped with the same one, so both arms see images on one scale
         cal = generated[0][2] if generated else None
         real.append(_to_image(*_read_vv_vh(Path(e["real"])), input_size, cal))
-        synth.append(np.stack([_to_image(vv, vh, input_size, c) for vv, vh, c in generated])
-                     if generated else np.zeros((0, 3, input_size, input_size), np.uint8))
+        synth.append(
+            np.stack([_to_image(vv, vh, input_size, c) for vv, vh, c in generated])
+            if generated
+            else np.zeros((0, 3, input_size, input_size), np.uint8)
+        )
     return Patches(tuple(classes), ids, np.asarray(labels), np.stack(real), synth)
 
 
@@ -123,18 +129,52 @@ def build_classifier(name: str, num_classes: int, input_size: int):
         raise EvaluationError(f"unknown classifier {name!r}: {exc}; e.g. {', '.join(CLASSIFIERS)}") from None
 
 
-def train_and_test(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *, model_name: str,
-                   num_classes: int, input_size: int, epochs: int, batch_size: int, lr: float, seed: int,
-                   device: str) -> float:
+def train_and_test(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    model_name: str,
+    num_classes: int,
+    input_size: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+) -> float:
     """Train a fresh classifier (seeded) and return its accuracy on the test set."""
-    pred = train_and_predict(x_train, y_train, x_test, model_name=model_name, num_classes=num_classes,
-                             input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    pred = train_and_predict(
+        x_train,
+        y_train,
+        x_test,
+        model_name=model_name,
+        num_classes=num_classes,
+        input_size=input_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+    )
     return int((pred == y_test).sum()) / max(1, len(x_test))
 
 
-def train_and_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, model_name: str,
-                      num_classes: int, input_size: int, epochs: int, batch_size: int, lr: float, seed: int,
-                      device: str) -> np.ndarray:
+def train_and_predict(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    model_name: str,
+    num_classes: int,
+    input_size: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+) -> np.ndarray:
     """Train a fresh classifier (seeded) and return its predicted class for every test image."""
     import torch
 
@@ -149,7 +189,7 @@ def train_and_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     for _ in range(epochs):
         order = torch.randperm(len(xt), generator=gen)
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             xb = xt[idx].float().div_(255.0)
             flips = torch.rand(2, generator=gen)
             if flips[0] < 0.5:
@@ -166,7 +206,7 @@ def train_and_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     preds = []
     with torch.no_grad():
         for start in range(0, len(x_test), batch_size):
-            xb = (torch.from_numpy(x_test[start:start + batch_size]).float() / 255.0 - 0.5) / 0.25
+            xb = (torch.from_numpy(x_test[start : start + batch_size]).float() / 255.0 - 0.5) / 0.25
             preds.append(model(xb.to(device)).argmax(1).cpu().numpy())
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
@@ -176,18 +216,34 @@ def t_interval(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) ->
     from scipy import stats
 
     v = np.asarray(values, dtype=np.float64)
-    out = {"n": int(v.size), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else None,
-           "ci_low": None, "ci_high": None, "values": [float(x) for x in v]}
+    out = {
+        "n": int(v.size),
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if v.size > 1 else None,
+        "ci_low": None,
+        "ci_high": None,
+        "values": [float(x) for x in v],
+    }
     if v.size > 1:
         half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
         out["ci_low"], out["ci_high"] = max(bounds[0], out["mean"] - half), min(bounds[1], out["mean"] + half)
     return out
 
 
-def run_downstream(root: str | os.PathLike, classes: tuple[str, ...], models: tuple[str, ...] = ("resnet18",),
-                   runs: int = 3, epochs: int = 30, input_size: int = 224, batch_size: int = 32, lr: float = 1e-3,
-                   test_fraction: float = 0.25, synthetic_factor: int | None = None, device: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_downstream(
+    root: str | os.PathLike,
+    classes: tuple[str, ...],
+    models: tuple[str, ...] = ("resnet18",),
+    runs: int = 3,
+    epochs: int = 30,
+    input_size: int = 224,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    test_fraction: float = 0.25,
+    synthetic_factor: int | None = None,
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Both arms for each model over ``runs`` seeds; returns the JSON-able result."""
     from sarviz.generators.runtime import choose_device
 
@@ -198,13 +254,26 @@ def run_downstream(root: str | os.PathLike, classes: tuple[str, ...], models: tu
     per_item_k = sorted({s.shape[0] for s in patches.synthetic})
     if per_item_k == [0]:
         raise EvaluationError("the batch has no generated images for these items")
-    results: dict[str, Any] = {"format": "sarviz-downstream/1", "classes": list(classes), "models": {},
-                               "items": len(patches.ids), "device": device,
-                               "recipe": {"runs": runs, "epochs": epochs, "input_size": input_size,
-                                          "batch_size": batch_size, "lr": lr, "optimizer": "AdamW (wd 0.05), cosine",
-                                          "augmentation": "random h/v flips", "weights": "random init (no pretraining)",
-                                          "test_fraction": test_fraction, "synthetic_per_real": per_item_k,
-                                          "split": "stratified by class, a new split a run; paired arms"}}
+    results: dict[str, Any] = {
+        "format": "sarviz-downstream/1",
+        "classes": list(classes),
+        "models": {},
+        "items": len(patches.ids),
+        "device": device,
+        "recipe": {
+            "runs": runs,
+            "epochs": epochs,
+            "input_size": input_size,
+            "batch_size": batch_size,
+            "lr": lr,
+            "optimizer": "AdamW (wd 0.05), cosine",
+            "augmentation": "random h/v flips",
+            "weights": "random init (no pretraining)",
+            "test_fraction": test_fraction,
+            "synthetic_per_real": per_item_k,
+            "split": "stratified by class, a new split a run; paired arms",
+        },
+    }
     for name in models:
         acc: dict[str, list[float]] = {arm: [] for arm in ARMS}
         for run in range(runs):
@@ -212,20 +281,35 @@ def run_downstream(root: str | os.PathLike, classes: tuple[str, ...], models: tu
             synth = [patches.synthetic[i] for i in train]
             x_syn = np.concatenate(synth) if synth else np.zeros((0,) + patches.real.shape[1:], np.uint8)
             y_syn = np.concatenate([np.full(s.shape[0], patches.labels[i]) for i, s in zip(train, synth)])
-            arms = {"real": (patches.real[train], patches.labels[train]),
-                    "real+synthetic": (np.concatenate([patches.real[train], x_syn]),
-                                       np.concatenate([patches.labels[train], y_syn]))}
+            arms = {
+                "real": (patches.real[train], patches.labels[train]),
+                "real+synthetic": (
+                    np.concatenate([patches.real[train], x_syn]),
+                    np.concatenate([patches.labels[train], y_syn]),
+                ),
+            }
             for arm, (x, y) in arms.items():
-                a = train_and_test(x, y, patches.real[test], patches.labels[test], model_name=name,
-                                   num_classes=len(classes), input_size=input_size, epochs=epochs,
-                                   batch_size=batch_size, lr=lr, seed=run, device=device)
+                a = train_and_test(
+                    x,
+                    y,
+                    patches.real[test],
+                    patches.labels[test],
+                    model_name=name,
+                    num_classes=len(classes),
+                    input_size=input_size,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    seed=run,
+                    device=device,
+                )
                 acc[arm].append(a)
                 if progress:
-                    progress(f"{name} run {run + 1}/{runs} {arm}: accuracy {a:.3f} "
-                             f"({len(x)} train, {len(test)} test)")
+                    progress(f"{name} run {run + 1}/{runs} {arm}: accuracy {a:.3f} ({len(x)} train, {len(test)} test)")
         results["models"][name] = {arm: t_interval(v) for arm, v in acc.items()}
-        results["models"][name]["gain"] = t_interval([s - r for s, r in zip(acc["real+synthetic"], acc["real"])],
-                                                     bounds=(-1.0, 1.0))
+        results["models"][name]["gain"] = t_interval(
+            [s - r for s, r in zip(acc["real+synthetic"], acc["real"])], bounds=(-1.0, 1.0)
+        )
     return results
 
 
@@ -234,14 +318,20 @@ def write_downstream(result: dict[str, Any], out: str | os.PathLike) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
 
     def pct(s: dict[str, Any]) -> str:
-        ci = (f" [{100 * s['ci_low']:.1f}, {100 * s['ci_high']:.1f}]" if s.get("ci_low") is not None else "")
+        ci = f" [{100 * s['ci_low']:.1f}, {100 * s['ci_high']:.1f}]" if s.get("ci_low") is not None else ""
         return f"{100 * s['mean']:.1f}{ci}"
 
-    lines = ["# Downstream scene classification (seed 000, Table III layout)", "",
-             f"Classes: {', '.join(result['classes'])}; {result['items']} items; device {result['device']}. "
-             f"Recipe: {json.dumps(result['recipe'])}.", "",
-             "Accuracy (%) on held-out real patches, mean over runs [95 % t-interval]; gain = paired difference.", "",
-             "| classifier | training data | accuracy | runs |", "|---|---|---|---|"]
+    lines = [
+        "# Downstream scene classification (seed 000, Table III layout)",
+        "",
+        f"Classes: {', '.join(result['classes'])}; {result['items']} items; device {result['device']}. "
+        f"Recipe: {json.dumps(result['recipe'])}.",
+        "",
+        "Accuracy (%) on held-out real patches, mean over runs [95 % t-interval]; gain = paired difference.",
+        "",
+        "| classifier | training data | accuracy | runs |",
+        "|---|---|---|---|",
+    ]
     csv_lines = ["model,arm,run,accuracy"]
     for name, res in result["models"].items():
         lines.append(f"| {name} | real data | {pct(res['real'])} | {res['real']['n']} |")
@@ -251,6 +341,12 @@ def write_downstream(result: dict[str, Any], out: str | os.PathLike) -> dict[str
             csv_lines += [f"{name},{arm},{i},{v}" for i, v in enumerate(res[arm]["values"])]
     from sarviz.formats import evaluation_report as er
 
-    return er.EvaluationReport(out, "downstream", {
-        er.DOWNSTREAM_JSON: json.dumps(result, indent=1), er.DOWNSTREAM_MD: "\n".join(lines) + "\n",
-        er.DOWNSTREAM_CSV: "\n".join(csv_lines) + "\n"}).save()
+    return er.EvaluationReport(
+        out,
+        "downstream",
+        {
+            er.DOWNSTREAM_JSON: json.dumps(result, indent=1),
+            er.DOWNSTREAM_MD: "\n".join(lines) + "\n",
+            er.DOWNSTREAM_CSV: "\n".join(csv_lines) + "\n",
+        },
+    ).save()

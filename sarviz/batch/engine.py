@@ -60,8 +60,10 @@ class BatchSummary:
 
     def line(self) -> str:
         rate = self.finished / self.seconds if self.seconds > 0 else 0.0
-        return (f"{self.done} done, {self.failed} failed, {self.skipped} already done, of {self.total} "
-                f"in {self.seconds:.1f} s ({rate:.2f} items/s)")
+        return (
+            f"{self.done} done, {self.failed} failed, {self.skipped} already done, of {self.total} "
+            f"in {self.seconds:.1f} s ({rate:.2f} items/s)"
+        )
 
 
 class Ticker:
@@ -75,8 +77,15 @@ class Ticker:
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=already, unit="item", file=sys.stderr, dynamic_ncols=True,
-                            mininterval=0.5, desc="batch")
+            self.bar = tqdm(
+                total=total,
+                initial=already,
+                unit="item",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.5,
+                desc="batch",
+            )
 
     def update(self, row: dict[str, Any]) -> None:
         self.failed += row.get("status") == "failed"
@@ -94,7 +103,7 @@ class Ticker:
         rate = made / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.count) / rate if rate > 0 else float("nan")
         eta_s = "?" if eta != eta else time.strftime("%H:%M:%S", time.gmtime(eta))
-        return (f"batch: {self.count}/{self.total} ({self.failed} failed), {rate:.2f} items/s, ETA {eta_s}")
+        return f"batch: {self.count}/{self.total} ({self.failed} failed), {rate:.2f} items/s, ETA {eta_s}"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -102,8 +111,9 @@ class Ticker:
 
 
 @contextlib.contextmanager
-def ray_runtime(address: str | None = None, workers: int = 2, gpus: float | None = None,
-                log_dir: Path | None = None) -> Iterator[Any]:
+def ray_runtime(
+    address: str | None = None, workers: int = 2, gpus: float | None = None, log_dir: Path | None = None
+) -> Iterator[Any]:
     """Ray, started here (and shut down after) unless one is running already in this process."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from batch runs
     import ray
@@ -135,21 +145,26 @@ def ray_runtime(address: str | None = None, workers: int = 2, gpus: float | None
 class _RayStages:
     """The actors of both stages and the bounded scheduling between them."""
 
-    def __init__(self, ray: Any, config: BatchConfig, out: str, workers: int, fetch_workers: int,
-                 gpus_per_worker: float) -> None:
+    def __init__(
+        self, ray: Any, config: BatchConfig, out: str, workers: int, fetch_workers: int, gpus_per_worker: float
+    ) -> None:
         self.ray = ray
         self.config, self.out = config, out
         self.gpus = gpus_per_worker
         fetch_cls = ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(SceneFetcher)
-        self._gen_cls = ray.remote(num_cpus=1, num_gpus=gpus_per_worker or 0, max_restarts=MAX_RESTARTS,
-                                   max_task_retries=MAX_TASK_RETRIES)(ItemGenerator)
+        self._gen_cls = ray.remote(
+            num_cpus=1, num_gpus=gpus_per_worker or 0, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES
+        )(ItemGenerator)
         have = ray.cluster_resources()
         if have.get("CPU", 0) < workers:
-            raise BatchError(f"{workers} generation workers need {workers} CPUs; the Ray cluster has "
-                             f"{have.get('CPU', 0):g} — use fewer --workers")
+            raise BatchError(
+                f"{workers} generation workers need {workers} CPUs; the Ray cluster has "
+                f"{have.get('CPU', 0):g} — use fewer --workers"
+            )
         if gpus_per_worker and have.get("GPU", 0) < gpus_per_worker:
-            raise BatchError(f"--gpus-per-worker {gpus_per_worker:g}, but the Ray cluster has "
-                             f"{have.get('GPU', 0):g} GPUs")
+            raise BatchError(
+                f"--gpus-per-worker {gpus_per_worker:g}, but the Ray cluster has {have.get('GPU', 0):g} GPUs"
+            )
         self.fetchers = [fetch_cls.remote(config, out) for _ in range(max(1, fetch_workers))]
         self.generators = [self._gen_cls.remote(config, out) for _ in range(max(1, workers))]
         self.load = [0] * len(self.generators)
@@ -157,8 +172,10 @@ class _RayStages:
         try:  # waits for the models to load; a worker that cannot be placed must not hang the run
             self.worker_pids = ray.get([g.pid.remote() for g in self.generators], timeout=STARTUP_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
-            raise BatchError(f"the generation workers did not start within {STARTUP_TIMEOUT_S} s "
-                             "(not enough free CPUs/GPUs in the Ray cluster?)") from None
+            raise BatchError(
+                f"the generation workers did not start within {STARTUP_TIMEOUT_S} s "
+                "(not enough free CPUs/GPUs in the Ray cluster?)"
+            ) from None
 
     def replace_generator(self, index: int) -> None:
         self.generators[index] = self._gen_cls.remote(self.config, self.out)
@@ -173,10 +190,21 @@ def _log_to(folder: BatchFolder) -> logging.Handler:
     return handler
 
 
-def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathLike, *, engine: str = "ray",
-              ray_address: str | None = None, workers: int = 2, fetch_workers: int = 2, gpus_per_worker: float = 0.0,
-              progress: bool = True, on_row: Callable[[dict[str, Any], Any], None] | None = None,
-              manifest_every_s: float = 5.0, info: dict[str, Any] | None = None) -> BatchSummary:
+def run_batch(
+    points: list[BatchPoint],
+    config: BatchConfig,
+    out: str | os.PathLike,
+    *,
+    engine: str = "ray",
+    ray_address: str | None = None,
+    workers: int = 2,
+    fetch_workers: int = 2,
+    gpus_per_worker: float = 0.0,
+    progress: bool = True,
+    on_row: Callable[[dict[str, Any], Any], None] | None = None,
+    manifest_every_s: float = 5.0,
+    info: dict[str, Any] | None = None,
+) -> BatchSummary:
     """Make every item of ``points`` not finished yet in ``out``; write manifest and catalog.
 
     ``on_row(row, stages)`` is called in this process after each finished item (``stages``
@@ -187,8 +215,16 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
     folder = BatchFolder(Path(out).resolve())  # absolute: Ray workers do not share this process's cwd
     lock = _lock(folder)
     try:
-        folder.start(config, points, {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                                      "sarviz": sarviz.__version__, "points": len(points), **(info or {})})
+        folder.start(
+            config,
+            points,
+            {
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "sarviz": sarviz.__version__,
+                "points": len(points),
+                **(info or {}),
+            },
+        )
     except BaseException:
         lock.close()
         raise
@@ -200,8 +236,14 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
             summary.rows[point.id] = folder.item_record(point.id)
             summary.skipped += 1
     todo = [p for p in points if p.id not in done]
-    log.info("batch %s: %d points, %d already done, %d to make (engine %s)", folder.root, len(points),
-             summary.skipped, len(todo), engine)
+    log.info(
+        "batch %s: %d points, %d already done, %d to make (engine %s)",
+        folder.root,
+        len(points),
+        summary.skipped,
+        len(todo),
+        engine,
+    )
     ticker = Ticker(len(points), summary.skipped, enabled=progress)
     started = time.perf_counter()
     last_flush = [time.monotonic()]
@@ -232,8 +274,17 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
             pass  # nothing to make: no runtime to start
         elif engine == "ray":
             with ray_runtime(ray_address, workers, log_dir=folder.log_dir) as ray:
-                _schedule(ray, todo, config, str(folder.root), workers, fetch_workers, gpus_per_worker, finish,
-                          lambda: setattr(summary, "startup_s", time.perf_counter() - started))
+                _schedule(
+                    ray,
+                    todo,
+                    config,
+                    str(folder.root),
+                    workers,
+                    fetch_workers,
+                    gpus_per_worker,
+                    finish,
+                    lambda: setattr(summary, "startup_s", time.perf_counter() - started),
+                )
         else:
             raise BatchError(f"unknown engine {engine!r}; use 'ray' or 'inline'")
     finally:
@@ -242,8 +293,12 @@ def run_batch(points: list[BatchPoint], config: BatchConfig, out: str | os.PathL
         folder.write_manifest(summary.rows.values())
         from sarviz.formats.stac_catalog import write_catalog
 
-        write_catalog(folder.root, folder.item_files(), title=f"sarviz batch {folder.root.name}",
-                      description=f"synthetic Sentinel-1 by model {config.model} with the real scene crops")
+        write_catalog(
+            folder.root,
+            folder.item_files(),
+            title=f"sarviz batch {folder.root.name}",
+            description=f"synthetic Sentinel-1 by model {config.model} with the real scene crops",
+        )
         log.info("batch %s: %s", folder.root, summary.line())
         log.removeHandler(handler)
         handler.close()
@@ -261,13 +316,23 @@ def _lock(folder: BatchFolder):
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        raise BatchError(f"another sarviz batch is running on {folder.root}; wait for it or use another --out") from None
+        raise BatchError(
+            f"another sarviz batch is running on {folder.root}; wait for it or use another --out"
+        ) from None
     return fh
 
 
-def _schedule(ray: Any, todo: list[BatchPoint], config: BatchConfig, out: str, workers: int, fetch_workers: int,
-              gpus_per_worker: float, finish: Callable[[dict[str, Any], Any], None],
-              started: Callable[[], None] = lambda: None) -> None:
+def _schedule(
+    ray: Any,
+    todo: list[BatchPoint],
+    config: BatchConfig,
+    out: str,
+    workers: int,
+    fetch_workers: int,
+    gpus_per_worker: float,
+    finish: Callable[[dict[str, Any], Any], None],
+    started: Callable[[], None] = lambda: None,
+) -> None:
     stages = _RayStages(ray, config, out, workers, fetch_workers, gpus_per_worker)
     started()
     try:
@@ -308,9 +373,16 @@ def _drive(ray: Any, stages: _RayStages, todo: list[BatchPoint], finish: Callabl
                 try:
                     row = ray.get(ref)
                 except (RayActorError, RayTaskError) as exc:
-                    row = {"id": point.id, "lat": point.lat, "lon": point.lon, "class": point.cls,
-                           "region": point.region, "status": "failed", "stage": "fetch",
-                           "error": f"fetch worker failed: {str(exc).splitlines()[0][:300]}"}
+                    row = {
+                        "id": point.id,
+                        "lat": point.lat,
+                        "lon": point.lon,
+                        "class": point.cls,
+                        "region": point.region,
+                        "status": "failed",
+                        "stage": "fetch",
+                        "error": f"fetch worker failed: {str(exc).splitlines()[0][:300]}",
+                    }
                 if row["status"] == "fetched":
                     ready.append(row)
                 else:
@@ -321,9 +393,13 @@ def _drive(ray: Any, stages: _RayStages, todo: list[BatchPoint], finish: Callabl
                 try:
                     result = ray.get(ref)
                 except (RayActorError, RayTaskError) as exc:
-                    result = {**row, "status": "failed", "stage": "generate",
-                              "error": f"generation worker died after {MAX_TASK_RETRIES} retries: "
-                                       f"{str(exc).splitlines()[0][:300]}"}
+                    result = {
+                        **row,
+                        "status": "failed",
+                        "stage": "generate",
+                        "error": f"generation worker died after {MAX_TASK_RETRIES} retries: "
+                        f"{str(exc).splitlines()[0][:300]}",
+                    }
                     if isinstance(exc, RayActorError):
                         stages.replace_generator(idx)
                 finish(result, stages)

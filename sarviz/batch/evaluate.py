@@ -73,11 +73,19 @@ def item_entries(folder: BatchFolder) -> list[dict[str, Any]]:
         props, assets = data["properties"], data["assets"]
         base = folder.item_dir(item_id)
         gens = {int(k.split("_s")[1]): str(base / a["href"]) for k, a in assets.items() if k.startswith("generated_s")}
-        out.append({"id": item_id, "class": props.get("sarviz:class") or "", "region": props.get("sarviz:region") or "",
-                    "s1_mode": props.get("sarviz:s1_mode") or "unknown", "scene_id": props.get("sarviz:scene_id", ""),
-                    "model": props.get("sarviz:model", ""),
-                    "embedding_source": str((props.get("sarviz:scene_provenance") or {}).get("embedding_source") or ""),
-                    "real": str(base / assets["real"]["href"]) if "real" in assets else None, "generated": gens})
+        out.append(
+            {
+                "id": item_id,
+                "class": props.get("sarviz:class") or "",
+                "region": props.get("sarviz:region") or "",
+                "s1_mode": props.get("sarviz:s1_mode") or "unknown",
+                "scene_id": props.get("sarviz:scene_id", ""),
+                "model": props.get("sarviz:model", ""),
+                "embedding_source": str((props.get("sarviz:scene_provenance") or {}).get("embedding_source") or ""),
+                "real": str(base / assets["real"]["href"]) if "real" in assets else None,
+                "generated": gens,
+            }
+        )
     return out
 
 
@@ -102,6 +110,8 @@ def md_cell(value: Any) -> str:
 
 def md_row(*cells: Any) -> str:
     return "| " + " | ".join(md_cell(c) for c in cells) + " |"
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -119,7 +129,9 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     meta = {k: entry[k] for k in ("id", "class", "region", "s1_mode", "scene_id", "model")}
     meta["embedding"] = _embedding_kind(entry.get("embedding_source", ""))
     if not entry.get("real"):
-        return [{**meta, "seed": s, "error": "no real Sentinel-1 crop in this item"} for s in sorted(entry["generated"])]
+        return [
+            {**meta, "seed": s, "error": "no real Sentinel-1 crop in this item"} for s in sorted(entry["generated"])
+        ]
     rows = []
     try:
         real_vv, real_vh = _read_vv_vh(Path(entry["real"]))
@@ -188,14 +200,25 @@ def summarise(values: list[float], seed: int = 0) -> dict[str, Any]:
     from scipy import stats
 
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
-    out = {"n": int(v.size), "mean": float(v.mean()) if v.size else None,
-           "std": float(v.std(ddof=1)) if v.size > 1 else None, "ci_low": None, "ci_high": None}
+    out = {
+        "n": int(v.size),
+        "mean": float(v.mean()) if v.size else None,
+        "std": float(v.std(ddof=1)) if v.size > 1 else None,
+        "ci_low": None,
+        "ci_high": None,
+    }
     if v.size > 1:
         if np.ptp(v) == 0:
             out["ci_low"] = out["ci_high"] = float(v[0])
         else:
-            res = stats.bootstrap((v,), np.mean, confidence_level=0.95, n_resamples=BOOTSTRAP_RESAMPLES,
-                                  method="percentile", rng=np.random.default_rng(seed))
+            res = stats.bootstrap(
+                (v,),
+                np.mean,
+                confidence_level=0.95,
+                n_resamples=BOOTSTRAP_RESAMPLES,
+                method="percentile",
+                rng=np.random.default_rng(seed),
+            )
             out["ci_low"], out["ci_high"] = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return out
 
@@ -240,19 +263,35 @@ class Evaluation:
     model: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "sarviz-batch-evaluation/1", "model": self.model, "items": self.items,
-                "proxy_embedding_items": proxy_items(self.rows),
-                "proxy_note": (f"{proxy_items(self.rows)} of {self.items} items were generated from a PROXY "
-                               "embedding (not AlphaEarth for the place)") if proxy_items(self.rows) else None,
-                "evaluated_rows": sum(not r.get("error") for r in self.rows),
-                "failed_rows": [{"id": r["id"], "seed": r["seed"], "error": r["error"]} for r in self.rows
-                                if r.get("error")],
-                "composite_real_items": self.composite_items, "by": self.by, "summary": self.summary,
-                "table1": table1(self), "kl_by_class": self.pooled_kl,
-                "kl_by_class_protocol": _kl_protocol(),
-                "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "method": "percentile", "confidence": 0.95,
-                              "unit": "item (metrics averaged over its seeds)"},
-                "definitions": "docs/metrics.md, docs/batch.md"}
+        return {
+            "format": "sarviz-batch-evaluation/1",
+            "model": self.model,
+            "items": self.items,
+            "proxy_embedding_items": proxy_items(self.rows),
+            "proxy_note": (
+                f"{proxy_items(self.rows)} of {self.items} items were generated from a PROXY "
+                "embedding (not AlphaEarth for the place)"
+            )
+            if proxy_items(self.rows)
+            else None,
+            "evaluated_rows": sum(not r.get("error") for r in self.rows),
+            "failed_rows": [
+                {"id": r["id"], "seed": r["seed"], "error": r["error"]} for r in self.rows if r.get("error")
+            ],
+            "composite_real_items": self.composite_items,
+            "by": self.by,
+            "summary": self.summary,
+            "table1": table1(self),
+            "kl_by_class": self.pooled_kl,
+            "kl_by_class_protocol": _kl_protocol(),
+            "bootstrap": {
+                "resamples": BOOTSTRAP_RESAMPLES,
+                "method": "percentile",
+                "confidence": 0.95,
+                "unit": "item (metrics averaged over its seeds)",
+            },
+            "definitions": "docs/metrics.md, docs/batch.md",
+        }
 
 
 def _kl_protocol() -> str:
@@ -261,8 +300,14 @@ def _kl_protocol() -> str:
     return SEED001_KL_PROTOCOL + "; each image normalised by its own μ+3σ before pooling (docs/metrics.md)"
 
 
-def _parallel_map(fn: Callable[[Any], Any], args: list[Any], engine: str, workers: int, ray_address: str | None,
-                  progress: Callable[[int, int], None] | None = None) -> list[Any]:
+def _parallel_map(
+    fn: Callable[[Any], Any],
+    args: list[Any],
+    engine: str,
+    workers: int,
+    ray_address: str | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
     """fn over args, on Ray (bounded: 2 tasks a worker in flight) or inline; results in order."""
     results: list[Any] = [None] * len(args)
     if engine == "inline" or not args:
@@ -316,6 +361,7 @@ def _pooled_row(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _readable_part(entry: dict[str, Any]) -> dict[str, Any] | None:
     """The entry with only the files that can be read (None without a readable real crop)."""
+
     def ok(path: str) -> bool:
         try:
             _read_vv_vh(Path(path))
@@ -329,8 +375,14 @@ def _readable_part(entry: dict[str, Any]) -> dict[str, Any] | None:
     return {**entry, "generated": gens} if gens else None
 
 
-def evaluate_batch(root: str | os.PathLike, by: str | None = None, engine: str = "ray", workers: int = 2,
-                   ray_address: str | None = None, progress: Callable[[int, int], None] | None = None) -> Evaluation:
+def evaluate_batch(
+    root: str | os.PathLike,
+    by: str | None = None,
+    engine: str = "ray",
+    workers: int = 2,
+    ray_address: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
     """Evaluate every finished item of a batch folder (see the module docstring)."""
     if by not in (None, "class", "region"):
         raise EvaluationError(f"--by must be class or region, got {by!r}")
@@ -347,8 +399,9 @@ def evaluate_batch(root: str | os.PathLike, by: str | None = None, engine: str =
     rows = [r for kind, res in results if kind == "item" for r in res]
     pooled = dict(res for kind, res in results if kind == "pool")
     composite = sum(e["s1_mode"] == "composite" for e in entries)
-    return Evaluation(rows, aggregate(rows, by), pooled, by, composite, len(entries),
-                      entries[0]["model"] if entries else "")
+    return Evaluation(
+        rows, aggregate(rows, by), pooled, by, composite, len(entries), entries[0]["model"] if entries else ""
+    )
 
 
 def _task(task: tuple[str, Any]) -> tuple[str, Any]:
@@ -377,10 +430,18 @@ def table1(ev: Evaluation) -> list[dict[str, Any]]:
     for group, summ in ev.summary.items():
         for p in POLS:
             m, s = summ[f"mean_sim_{p}"], summ[f"std_sim_{p}"]
-            out.append({"group": group, "polarisation": p, "n": m["n"],
-                        "mean_std_similarity": f"{_fmt(m['mean'])}/{_fmt(s['mean'])}",
-                        "mean_similarity": m, "std_similarity": s,
-                        "fsim": summ[f"fsim_{p}"], "ssim": summ[f"ssim_{p}"]})
+            out.append(
+                {
+                    "group": group,
+                    "polarisation": p,
+                    "n": m["n"],
+                    "mean_std_similarity": f"{_fmt(m['mean'])}/{_fmt(s['mean'])}",
+                    "mean_similarity": m,
+                    "std_similarity": s,
+                    "fsim": summ[f"fsim_{p}"],
+                    "ssim": summ[f"ssim_{p}"],
+                }
+            )
     return out
 
 
@@ -425,36 +486,64 @@ def _figures(ev: Evaluation, out: Path) -> list[tuple[str, str]]:
 
 
 def markdown_report(ev: Evaluation, figures: list[tuple[str, str]]) -> str:
-    lines = [f"# Batch evaluation — model `{ev.model}`", "",
-             f"{ev.items} items, {sum(not r.get('error') for r in ev.rows)} real/generated pairs evaluated "
-             f"({sum(bool(r.get('error')) for r in ev.rows)} failed). Metric definitions: docs/metrics.md; "
-             "aggregation: docs/batch.md. n counts items (seeds averaged per item); brackets: bootstrap 95 % CI "
-             "of the mean over items.", ""]
+    lines = [
+        f"# Batch evaluation — model `{ev.model}`",
+        "",
+        f"{ev.items} items, {sum(not r.get('error') for r in ev.rows)} real/generated pairs evaluated "
+        f"({sum(bool(r.get('error')) for r in ev.rows)} failed). Metric definitions: docs/metrics.md; "
+        "aggregation: docs/batch.md. n counts items (seeds averaged per item); brackets: bootstrap 95 % CI "
+        "of the mean over items.",
+        "",
+    ]
     n_proxy = proxy_items(ev.rows)
     if n_proxy:
-        lines += [f"**PROXY:** {n_proxy} of {ev.items} items were generated from a PROXY embedding (real AlphaEarth "
-                  "vectors of other places chosen by the optical land cover), not AlphaEarth for the place: every "
-                  "number below measures the generator on a stand-in input (per_item.csv, column `embedding`).", ""]
+        lines += [
+            f"**PROXY:** {n_proxy} of {ev.items} items were generated from a PROXY embedding (real AlphaEarth "
+            "vectors of other places chosen by the optical land cover), not AlphaEarth for the place: every "
+            "number below measures the generator on a stand-in input (per_item.csv, column `embedding`).",
+            "",
+        ]
     if ev.composite_items:
-        lines += [f"**Note:** {ev.composite_items} of {ev.items} real crops are *median composites*, not single "
-                  "acquisitions: their speckle is averaged away, so KL and ENL against a single-look generator are "
-                  "not like for like (seed 000 and 001 compare single acquisitions).", ""]
-    lines += ["## Table I layout (seed 000)", "",
-              md_row("group", "pol", "n", "Mean/Std similarity ↓", "FSIM ↑", "SSIM ↑"), md_row(*["---"] * 6)]
+        lines += [
+            f"**Note:** {ev.composite_items} of {ev.items} real crops are *median composites*, not single "
+            "acquisitions: their speckle is averaged away, so KL and ENL against a single-look generator are "
+            "not like for like (seed 000 and 001 compare single acquisitions).",
+            "",
+        ]
+    lines += [
+        "## Table I layout (seed 000)",
+        "",
+        md_row("group", "pol", "n", "Mean/Std similarity ↓", "FSIM ↑", "SSIM ↑"),
+        md_row(*["---"] * 6),
+    ]
     for r in table1(ev):
-        lines.append(md_row(r["group"], r["polarisation"], r["n"], r["mean_std_similarity"], _ci(r["fsim"]),
-                            _ci(r["ssim"])))
-    lines += ["", "## Per-class KL (seed 001 protocol)", "",
-              "Pooled: all real vs all generated images of the class, each image normalised by its own μ+3σ, "
-              "then the histograms pooled (seed 001 eq. 1 and 4; sarviz.metrics.protocols); "
-              "per-image: mean of the items' KLs.", "",
-              md_row("class", "items", "pooled KL VV", "pooled KL VH", "per-image KL VV", "per-image KL VH"),
-              md_row(*["---"] * 6)]
+        lines.append(
+            md_row(r["group"], r["polarisation"], r["n"], r["mean_std_similarity"], _ci(r["fsim"]), _ci(r["ssim"]))
+        )
+    lines += [
+        "",
+        "## Per-class KL (seed 001 protocol)",
+        "",
+        "Pooled: all real vs all generated images of the class, each image normalised by its own μ+3σ, "
+        "then the histograms pooled (seed 001 eq. 1 and 4; sarviz.metrics.protocols); "
+        "per-image: mean of the items' KLs.",
+        "",
+        md_row("class", "items", "pooled KL VV", "pooled KL VH", "per-image KL VV", "per-image KL VH"),
+        md_row(*["---"] * 6),
+    ]
     per_class = aggregate(ev.rows, "class")
     for cls, res in sorted(ev.pooled_kl.items()):
         summ = per_class.get(f"class={cls}")
-        lines.append(md_row(cls, res["n_items"], _fmt(res["VV"]), _fmt(res["VH"]),
-                            _ci(summ["kl_VV"]) if summ else "–", _ci(summ["kl_VH"]) if summ else "–"))
+        lines.append(
+            md_row(
+                cls,
+                res["n_items"],
+                _fmt(res["VV"]),
+                _fmt(res["VH"]),
+                _ci(summ["kl_VV"]) if summ else "–",
+                _ci(summ["kl_VH"]) if summ else "–",
+            )
+        )
     lines += ["", "## All metrics", "", md_row("group", "metric", "VV", "VH"), md_row(*["---"] * 4)]
     for group, summ in ev.summary.items():
         for m, (label, better) in METRICS.items():
@@ -488,13 +577,27 @@ def write_report(ev: Evaluation, out: str | os.PathLike) -> dict[str, Path]:
     put(er.PER_ITEM_CSV, pd.DataFrame(ev.rows, columns=cols).to_csv(index=False))
     summary_rows = [{"group": g, "metric": c, **s} for g, summ in ev.summary.items() for c, s in summ.items()]
     put(er.SUMMARY_CSV, pd.DataFrame(summary_rows).to_csv(index=False))
-    t1 = [{"group": r["group"], "polarisation": r["polarisation"], "n": r["n"],
-           "mean_similarity": r["mean_similarity"]["mean"], "std_similarity": r["std_similarity"]["mean"],
-           "fsim": r["fsim"]["mean"], "fsim_ci_low": r["fsim"]["ci_low"], "fsim_ci_high": r["fsim"]["ci_high"],
-           "ssim": r["ssim"]["mean"], "ssim_ci_low": r["ssim"]["ci_low"], "ssim_ci_high": r["ssim"]["ci_high"]}
-          for r in table1(ev)]
+    t1 = [
+        {
+            "group": r["group"],
+            "polarisation": r["polarisation"],
+            "n": r["n"],
+            "mean_similarity": r["mean_similarity"]["mean"],
+            "std_similarity": r["std_similarity"]["mean"],
+            "fsim": r["fsim"]["mean"],
+            "fsim_ci_low": r["fsim"]["ci_low"],
+            "fsim_ci_high": r["fsim"]["ci_high"],
+            "ssim": r["ssim"]["mean"],
+            "ssim_ci_low": r["ssim"]["ci_low"],
+            "ssim_ci_high": r["ssim"]["ci_high"],
+        }
+        for r in table1(ev)
+    ]
     put(er.TABLE1_CSV, pd.DataFrame(t1).to_csv(index=False))
-    put(er.KL_BY_CLASS_CSV, pd.DataFrame([{"class": c, **v} for c, v in sorted(ev.pooled_kl.items())]).to_csv(index=False))
+    put(
+        er.KL_BY_CLASS_CSV,
+        pd.DataFrame([{"class": c, **v} for c, v in sorted(ev.pooled_kl.items())]).to_csv(index=False),
+    )
     put(er.EVALUATION_JSON, json.dumps(ev.to_dict(), indent=1, allow_nan=False, default=_json_default))
     figures = _figures(ev, out)
     files.update({name: out / name for _, name in figures})

@@ -36,25 +36,40 @@ from sarviz.scene import OPTICAL_BANDS, SAR_BANDS, Scene, read_scene, write_scen
 log = logging.getLogger("sarviz.batch")
 
 
-def write_cog(path: Path, bands: np.ndarray, names: tuple[str, ...], crs: Any, transform: Any,
-              tags: dict[str, str] | None = None) -> Path:
+def write_cog(
+    path: Path, bands: np.ndarray, names: tuple[str, ...], crs: Any, transform: Any, tags: dict[str, str] | None = None
+) -> Path:
     """A float32 cloud-optimised GeoTIFF (GDAL's COG driver), written atomically."""
     bands = np.asarray(bands, dtype=np.float32)
     count, height, width = bands.shape
-    profile = dict(driver="GTiff", width=width, height=height, count=count, dtype="float32", crs=crs,
-                   transform=transform, nodata=np.nan)
+    profile = dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=count,
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+        nodata=np.nan,
+    )
     with atomic_path(path, suffix=".tif.part") as tmp, MemoryFile() as mem, mem.open(**profile) as staging:
         staging.write(bands)
         staging.descriptions = names
         if tags:
             staging.update_tags(**tags)
-        rio_shutil.copy(staging, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
-                        BLOCKSIZE=256 if min(width, height) >= 256 else 128)
+        rio_shutil.copy(
+            staging,
+            tmp,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            PREDICTOR="YES",
+            BLOCKSIZE=256 if min(width, height) >= 256 else 128,
+        )
     return path
 
 
 def s1_mode_of(scene: Scene) -> str:
-    """"single" (one acquisition), "composite" (several), or "unknown", from the scene's provenance.
+    """ "single" (one acquisition), "composite" (several), or "unknown", from the scene's provenance.
 
     Sources record it as ``s1_mode`` or, per layer, as the Sentinel-1 ``composite`` method
     ("nearest" = one acquisition, "median" = a composite).
@@ -110,13 +125,25 @@ class SceneFetcher:
             settings.scenes = Path(scenes)
             order = settings.sources if cfg.sources == "auto" else ("local", cfg.sources)
             self._chain = SourceChain.from_settings(settings, order=order)
-        result = self._chain.get_scene(point.lat, point.lon, size_px=cfg.size, year=point.year or cfg.year,
-                                       s1_composite="nearest" if cfg.s1_mode == "single" else "median")
+        result = self._chain.get_scene(
+            point.lat,
+            point.lon,
+            size_px=cfg.size,
+            year=point.year or cfg.year,
+            s1_composite="nearest" if cfg.s1_mode == "single" else "median",
+        )
         return result.scene
 
     def fetch(self, point: BatchPoint) -> dict[str, Any]:
-        row = {"id": point.id, "lat": point.lat, "lon": point.lon, "class": point.cls, "region": point.region,
-               "seeds": ",".join(str(s) for s in self.config.seeds), "worker": f"fetch:{os.getpid()}"}
+        row = {
+            "id": point.id,
+            "lat": point.lat,
+            "lon": point.lon,
+            "class": point.cls,
+            "region": point.region,
+            "seeds": ",".join(str(s) for s in self.config.seeds),
+            "worker": f"fetch:{os.getpid()}",
+        }
         started = time.perf_counter()
         staging = self.folder.staging(point.id)
         try:
@@ -127,11 +154,23 @@ class SceneFetcher:
             prov = json.dumps({**scene.provenance, "s1_mode": mode}, sort_keys=True, default=str)
             write_scene(scene, staging / SCENE_FILE)
             if scene.vv_db is not None and scene.vh_db is not None:
-                write_cog(staging / REAL_FILE, np.stack([scene.vv_db, scene.vh_db]), SAR_BANDS, scene.crs,
-                          scene.transform, {"PROVENANCE": prov, "S1_MODE": mode, "DATES": json.dumps(scene.dates)})
+                write_cog(
+                    staging / REAL_FILE,
+                    np.stack([scene.vv_db, scene.vh_db]),
+                    SAR_BANDS,
+                    scene.crs,
+                    scene.transform,
+                    {"PROVENANCE": prov, "S1_MODE": mode, "DATES": json.dumps(scene.dates)},
+                )
             if scene.optical is not None:
-                write_cog(staging / OPTICAL_FILE, scene.optical, OPTICAL_BANDS, scene.crs, scene.transform,
-                          {"PROVENANCE": prov, "DATES": json.dumps(scene.dates)})
+                write_cog(
+                    staging / OPTICAL_FILE,
+                    scene.optical,
+                    OPTICAL_BANDS,
+                    scene.crs,
+                    scene.transform,
+                    {"PROVENANCE": prov, "DATES": json.dumps(scene.dates)},
+                )
             row.update(status="fetched", scene_id=scene.scene_id, s1_mode=mode, staging=str(staging))
         except Exception as exc:  # noqa: BLE001 — any failure of one point is recorded, the run goes on
             shutil.rmtree(staging, ignore_errors=True)
@@ -189,28 +228,54 @@ class ItemGenerator:
                 t1 = time.perf_counter()
                 name = generated_name(seed)
                 prov = {**result.provenance, "batch_item": item_id, "scene_s1_mode": row.get("s1_mode")}
-                write_cog(staging / f"{name}.tif", np.stack([result.vv_db, result.vh_db]), SAR_BANDS, result.crs,
-                          result.transform, {"PROVENANCE": json.dumps(prov, sort_keys=True, default=str)})
+                write_cog(
+                    staging / f"{name}.tif",
+                    np.stack([result.vv_db, result.vh_db]),
+                    SAR_BANDS,
+                    result.crs,
+                    result.transform,
+                    {"PROVENANCE": json.dumps(prov, sort_keys=True, default=str)},
+                )
                 write_s += time.perf_counter() - t1
                 provenance[str(seed)] = prov
-                assets[name] = {"file": f"{name}.tif", "title": f"generated Sentinel-1 VV/VH (dB), seed {seed}",
-                                "roles": ["data", "synthetic"], "bands": SAR_BANDS}
+                assets[name] = {
+                    "file": f"{name}.tif",
+                    "title": f"generated Sentinel-1 VV/VH (dB), seed {seed}",
+                    "roles": ["data", "synthetic"],
+                    "bands": SAR_BANDS,
+                }
             t2 = time.perf_counter()
             if (staging / REAL_FILE).is_file():
-                assets["real"] = {"file": REAL_FILE, "title": f"real Sentinel-1 VV/VH (dB), {row.get('s1_mode')}",
-                                  "roles": ["data", "reference"], "bands": SAR_BANDS}
+                assets["real"] = {
+                    "file": REAL_FILE,
+                    "title": f"real Sentinel-1 VV/VH (dB), {row.get('s1_mode')}",
+                    "roles": ["data", "reference"],
+                    "bands": SAR_BANDS,
+                }
             if (staging / OPTICAL_FILE).is_file():
-                assets["optical"] = {"file": OPTICAL_FILE, "title": "Sentinel-2 B2, B3, B4, B8 (reflectance)",
-                                     "roles": ["data", "reference"], "bands": OPTICAL_BANDS}
+                assets["optical"] = {
+                    "file": OPTICAL_FILE,
+                    "title": "Sentinel-2 B2, B3, B4, B8 (reflectance)",
+                    "roles": ["data", "reference"],
+                    "bands": OPTICAL_BANDS,
+                }
             if self.config.keep_scene:
-                assets["scene"] = {"file": SCENE_FILE, "title": "input scene (sarviz scene file, 71 bands)",
-                                   "roles": ["source"]}
+                assets["scene"] = {
+                    "file": SCENE_FILE,
+                    "title": "input scene (sarviz scene file, 71 bands)",
+                    "roles": ["source"],
+                }
             else:  # the hand-over file of the two stages; the item keeps real and optical only
                 (staging / SCENE_FILE).unlink()
             # generate_s: the whole stage but the writing (reading the staged scene, the model, the seeds)
-            row.update(status="done", error="", stage="", generate_s=round(time.perf_counter() - started - write_s, 4),
-                       finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                       item=self.folder.item_href(item_id))
+            row.update(
+                status="done",
+                error="",
+                stage="",
+                generate_s=round(time.perf_counter() - started - write_s, 4),
+                finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                item=self.folder.item_href(item_id),
+            )
             self._write_item(scene, row, provenance, assets, staging)
             write_s += time.perf_counter() - t2
             row["write_s"] = round(write_s, 4)
@@ -218,8 +283,14 @@ class ItemGenerator:
         except Exception as exc:  # noqa: BLE001 — recorded in the manifest; the run goes on
             shutil.rmtree(staging, ignore_errors=True)
             log.warning("item %s: generation failed: %s", item_id, traceback.format_exc())
-            row.update(status="failed", stage="generate", error=_error_text(exc), item="", finished="",
-                       generate_s=round(time.perf_counter() - started, 4))
+            row.update(
+                status="failed",
+                stage="generate",
+                error=_error_text(exc),
+                item="",
+                finished="",
+                generate_s=round(time.perf_counter() - started, 4),
+            )
         row.pop("staging", None)
         return row
 
@@ -243,9 +314,14 @@ class ItemGenerator:
         log.info("item %s: a retried task found no staged scene; fetching it again", item_id)
         if self._refetcher is None:
             self._refetcher = SceneFetcher(self.config, str(self.folder.root))
-        point = BatchPoint(id=item_id, lat=float(row["lat"]), lon=float(row["lon"]),
-                           year=int(row["year"]) if row.get("year") not in (None, "") else None,
-                           cls=row.get("class") or "", region=row.get("region") or "")
+        point = BatchPoint(
+            id=item_id,
+            lat=float(row["lat"]),
+            lon=float(row["lon"]),
+            year=int(row["year"]) if row.get("year") not in (None, "") else None,
+            cls=row.get("class") or "",
+            region=row.get("region") or "",
+        )
         fetched = self._refetcher.fetch(point)
         if fetched["status"] != "fetched":
             fetched.pop("staging", None)
@@ -253,21 +329,43 @@ class ItemGenerator:
         row.update({k: v for k, v in fetched.items() if k not in ("worker", "staging")})
         return None
 
-    def _write_item(self, scene: Scene, row: dict[str, Any], provenance: dict[str, Any],
-                    assets: dict[str, dict[str, Any]], staging: Path) -> None:
+    def _write_item(
+        self,
+        scene: Scene,
+        row: dict[str, Any],
+        provenance: dict[str, Any],
+        assets: dict[str, dict[str, Any]],
+        staging: Path,
+    ) -> None:
         from sarviz.formats.stac_catalog import build_item, write_item
 
         final = self.folder.item_dir(row["id"])
         record = {k: v for k, v in row.items() if k != "staging"}
         record["write_s"] = None  # known only after this write; the manifest has it
-        item = build_item(row["id"], final, crs=scene.crs, transform=scene.transform, width=scene.width,
-                          height=scene.height, bbox_wgs84=scene.bounds_wgs84, dates=scene.dates, assets=assets,
-                          properties={"model": self.config.model, "seeds": list(self.config.seeds),
-                                      "point": [row["lon"], row["lat"]], "class": row.get("class", ""),
-                                      "region": row.get("region", ""), "scene_id": scene.scene_id,
-                                      "s1_mode": row.get("s1_mode"), "scene_dates": scene.dates,
-                                      "scene_provenance": scene.provenance, "provenance": provenance,
-                                      "record": record})
+        item = build_item(
+            row["id"],
+            final,
+            crs=scene.crs,
+            transform=scene.transform,
+            width=scene.width,
+            height=scene.height,
+            bbox_wgs84=scene.bounds_wgs84,
+            dates=scene.dates,
+            assets=assets,
+            properties={
+                "model": self.config.model,
+                "seeds": list(self.config.seeds),
+                "point": [row["lon"], row["lat"]],
+                "class": row.get("class", ""),
+                "region": row.get("region", ""),
+                "scene_id": scene.scene_id,
+                "s1_mode": row.get("s1_mode"),
+                "scene_dates": scene.dates,
+                "scene_provenance": scene.provenance,
+                "provenance": provenance,
+                "record": record,
+            },
+        )
         write_item(item, staging / BatchFolder.item_json_name(row["id"]))
 
     def _publish(self, staging: Path, item_id: str) -> None:

@@ -50,10 +50,14 @@ def _extra_columns(path: Path) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     if path.suffix.lower() in (".geojson", ".json"):
         data = json.loads(text)
-        for feat in (data.get("features", [data]) if isinstance(data, dict) else []):
+        for feat in data.get("features", [data]) if isinstance(data, dict) else []:
             props = (feat or {}).get("properties") or {}
-            out.append({"class": str(next((props[k] for k in _CLASS_KEYS if props.get(k)), "")),
-                        "region": str(props.get("region") or "")})
+            out.append(
+                {
+                    "class": str(next((props[k] for k in _CLASS_KEYS if props.get(k)), "")),
+                    "region": str(props.get("region") or ""),
+                }
+            )
         return out
     for row in csv.DictReader(text.splitlines()):
         low = {(k or "").lower().strip(): (v or "").strip() for k, v in row.items()}
@@ -109,8 +113,10 @@ def points_from_region(path: str | Path, spacing_km: float) -> list[BatchPoint]:
     c0, c1 = math.ceil(minx / step), math.floor(maxx / step)
     r0, r1 = math.ceil(miny / step), math.floor(maxy / step)
     if (c1 - c0 + 1) * (r1 - r0 + 1) > _MAX_GRID_POINTS:
-        raise SceneError(f"the region at {spacing_km} km spacing spans more than {_MAX_GRID_POINTS:,} grid cells; "
-                         "use a larger --spacing-km")
+        raise SceneError(
+            f"the region at {spacing_km} km spacing spans more than {_MAX_GRID_POINTS:,} grid cells; "
+            "use a larger --spacing-km"
+        )
     import numpy as np
 
     cols, rows = np.meshgrid(np.arange(c0, c1 + 1), np.arange(r0, r1 + 1))
@@ -125,8 +131,18 @@ def points_from_region(path: str | Path, spacing_km: float) -> list[BatchPoint]:
         lons, lats = inv.transform(xs[inside], ys[inside])
         for col, row, lat, lon in zip(cols.ravel()[inside], rows.ravel()[inside], lats, lons):
             lat, lon = validate_latlon(float(lat), float(lon))
-            points.append(BatchPoint(f"g{'m' if row < 0 else ''}{abs(row):04d}_{'m' if col < 0 else ''}{abs(col):04d}",
-                                     round(lat, 6), round(lon, 6), None, cls, region))
+            points.append(
+                BatchPoint(
+                    f"g{'m' if row < 0 else ''}{abs(row):04d}_{'m' if col < 0 else ''}{abs(col):04d}",
+                    round(lat, 6),
+                    round(lon, 6),
+                    None,
+                    cls,
+                    region,
+                )
+            )
     if not points:
-        raise SceneError(f"no grid point at {spacing_km} km spacing falls inside the region; use a smaller --spacing-km")
+        raise SceneError(
+            f"no grid point at {spacing_km} km spacing falls inside the region; use a smaller --spacing-km"
+        )
     return sorted(points, key=lambda p: p.id)

@@ -19,56 +19,89 @@ from sarviz.cli_args import deprecated_alias
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    ds = sub.add_parser("dataset", help="build training datasets (patches, splits, captions)",
-                        description=__doc__.split("\n\n")[0])
+    ds = sub.add_parser(
+        "dataset", help="build training datasets (patches, splits, captions)", description=__doc__.split("\n\n")[0]
+    )
     ds_sub = ds.add_subparsers(dest="dataset_command", metavar="ACTION")
     ds.set_defaults(func=lambda args: (ds.print_help(), 2)[1])
 
-    b = ds_sub.add_parser("build", help="cut or fetch 67-band training patches with spatial-block splits",
-                          description="Cut training patches (VV, VH, angle, A00..A63) from a scene folder, or fetch "
-                                      "them for points / a region through the sources; resumable.")
+    b = ds_sub.add_parser(
+        "build",
+        help="cut or fetch 67-band training patches with spatial-block splits",
+        description="Cut training patches (VV, VH, angle, A00..A63) from a scene folder, or fetch "
+        "them for points / a region through the sources; resumable.",
+    )
     src = b.add_argument_group("where the patches come from (one of)")
     src.add_argument("--scenes", type=Path, help="scene folder (scene files with VV/VH and an embedding)")
     src.add_argument("--points", type=Path, help="CSV (lat, lon[, id, year]) or GeoJSON of points to fetch")
     src.add_argument("--region", type=Path, help="GeoJSON (Multi)Polygon: patches on a grid inside it are fetched")
     b.add_argument("--out", required=True, type=Path, help="dataset folder to write (and to resume)")
     b.add_argument("--size", type=int, default=512, help="patch size in pixels (default 512)")
-    b.add_argument("--stride", type=int, help="step between patches in pixels (default: --size / 2, the 50 %% "
-                                                "overlap of the HuiYanEarth-SAR reference; = --size for none)")
-    b.add_argument("--allow-smaller", action="store_true",
-                   help="keep a scene smaller than --size as one patch of its own size (default: skip it)")
+    b.add_argument(
+        "--stride",
+        type=int,
+        help="step between patches in pixels (default: --size / 2, the 50 %% "
+        "overlap of the HuiYanEarth-SAR reference; = --size for none)",
+    )
+    b.add_argument(
+        "--allow-smaller",
+        action="store_true",
+        help="keep a scene smaller than --size as one patch of its own size (default: skip it)",
+    )
     b.add_argument("--val-fraction", type=float, default=0.1, help="share of spatial blocks for validation (0.1)")
     b.add_argument("--test-fraction", type=float, default=0.1, help="share of spatial blocks for test (0.1)")
     b.add_argument("--split-block-km", type=float, default=10.0, help="spatial block size in km (default 10)")
     b.add_argument("--split-seed", type=int, default=0, help="seed of the block → split hash (default 0)")
-    b.add_argument("--max-missing", type=float, default=0.01,
-                   help="drop patches with more than this fraction of pixels missing VV, VH or the embedding (0.01)")
+    b.add_argument(
+        "--max-missing",
+        type=float,
+        default=0.01,
+        help="drop patches with more than this fraction of pixels missing VV, VH or the embedding (0.01)",
+    )
     angle = b.add_mutually_exclusive_group()
-    angle.add_argument("--assume-angle", type=float, default=None,
-                       help="incidence angle (deg) for scenes without one (default 37.5, mid-swath; recorded as "
-                            "assumed in the manifest)")
+    angle.add_argument(
+        "--assume-angle",
+        type=float,
+        default=None,
+        help="incidence angle (deg) for scenes without one (default 37.5, mid-swath; recorded as "
+        "assumed in the manifest)",
+    )
     angle.add_argument("--no-assumed-angle", action="store_true", help="skip scenes without an incidence angle")
-    b.add_argument("--landcover", default="auto",
-                   choices=("auto", "provenance", "embedding-knn", "optical", "none"),
-                   help="how land cover is labelled (never from the SAR; default auto: scene provenance, else "
-                        "embedding kNN to labelled AlphaEarth points, else the optical rules)")
-    b.add_argument("--landcover-points", type=Path,
-                   help="folder of labelled AlphaEarth point CSVs for the kNN (default ../shared/samples/"
-                        "alphaearth_s1_points)")
+    b.add_argument(
+        "--landcover",
+        default="auto",
+        choices=("auto", "provenance", "embedding-knn", "optical", "none"),
+        help="how land cover is labelled (never from the SAR; default auto: scene provenance, else "
+        "embedding kNN to labelled AlphaEarth points, else the optical rules)",
+    )
+    b.add_argument(
+        "--landcover-points",
+        type=Path,
+        help="folder of labelled AlphaEarth point CSVs for the kNN (default ../shared/samples/alphaearth_s1_points)",
+    )
     b.add_argument("--workers", type=int, default=2, help="parallel reads/fetches (threads; default 2)")
     fetch = b.add_argument_group("fetching (--points / --region)")
     fetch.add_argument("--year", type=int, default=None, help="year of the embedding and the Sentinel-1 window")
-    fetch.add_argument("--source", choices=("auto", "ee", "public"), default="auto",
-                       help="auto: the settings' order (Earth Engine if configured, then the public mosaics)")
-    fetch.add_argument("--s1-mode", choices=("single", "composite"), default=None,
-                       help="Sentinel-1: one acquisition (nearest to --date; default) or a median composite")
+    fetch.add_argument(
+        "--source",
+        choices=("auto", "ee", "public"),
+        default="auto",
+        help="auto: the settings' order (Earth Engine if configured, then the public mosaics)",
+    )
+    fetch.add_argument(
+        "--s1-mode",
+        choices=("single", "composite"),
+        default=None,
+        help="Sentinel-1: one acquisition (nearest to --date; default) or a median composite",
+    )
     # the old spelling of --s1-mode (median = composite, nearest = single): hidden, with a notice
     fetch.add_argument("--composite", choices=("nearest", "median"), default=None, help=argparse.SUPPRESS)
     fetch.add_argument("--pass", dest="s1_pass", choices=("ascending", "descending"), help="Sentinel-1 orbit pass")
     fetch.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
     fetch.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
-    fetch.add_argument("--date", dest="target_date", help="target date of the single acquisition (default: the "
-                                                          "window's middle)")
+    fetch.add_argument(
+        "--date", dest="target_date", help="target date of the single acquisition (default: the window's middle)"
+    )
     fetch.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
     fetch.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
     b.set_defaults(func=_build)
@@ -79,13 +112,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--json", action="store_true", help="print dataset.json and the class counts as JSON")
     i.set_defaults(func=_info)
 
-    c = ds_sub.add_parser("caption", help="write the captioned 🤗 imagefolder (text-to-SAR) of a built dataset",
-                          description="Template captions from land cover, place, polarisation, orbit, angle and "
-                                      "season; 8-bit PNGs through the dataset's calibration.")
+    c = ds_sub.add_parser(
+        "caption",
+        help="write the captioned 🤗 imagefolder (text-to-SAR) of a built dataset",
+        description="Template captions from land cover, place, polarisation, orbit, angle and "
+        "season; 8-bit PNGs through the dataset's calibration.",
+    )
     c.add_argument("dataset", type=Path, help="dataset folder (from `sarviz dataset build`)")
     c.add_argument("--token", default="<SAR>", help='the learned token that leads every caption (default "<SAR>")')
-    c.add_argument("--polarisation", choices=("VV", "VV+VH"), default="VV",
-                   help="VV: grey PNGs; VV+VH: RGB = VV, VH, VV (default VV)")
+    c.add_argument(
+        "--polarisation",
+        choices=("VV", "VV+VH"),
+        default="VV",
+        help="VV: grey PNGs; VV+VH: RGB = VV, VH, VV (default VV)",
+    )
     c.set_defaults(func=_caption)
 
     from sarviz.commands.sar2sar import add_pairs_parser  # SAR→SAR pairs (seed 002)
@@ -104,9 +144,17 @@ def _options(args: argparse.Namespace):
 
     split = SplitSpec(args.val_fraction, args.test_fraction, args.split_block_km, args.split_seed)
     assume = None if args.no_assumed_angle else (DEFAULT_ANGLE_DEG if args.assume_angle is None else args.assume_angle)
-    return BuildOptions(size=args.size, stride=args.stride, split=split, max_missing=args.max_missing,
-                        allow_smaller=args.allow_smaller, assume_angle=assume, landcover=args.landcover,
-                        landcover_points=args.landcover_points, workers=args.workers)
+    return BuildOptions(
+        size=args.size,
+        stride=args.stride,
+        split=split,
+        max_missing=args.max_missing,
+        allow_smaller=args.allow_smaller,
+        assume_angle=assume,
+        landcover=args.landcover,
+        landcover_points=args.landcover_points,
+        workers=args.workers,
+    )
 
 
 def _chain_factory(args: argparse.Namespace):
@@ -136,8 +184,10 @@ def _build(args: argparse.Namespace) -> int:
 
     given = [name for name in ("scenes", "points", "region") if getattr(args, name) is not None]
     if len(given) != 1:
-        raise CliError("give exactly one of --scenes DIR, --points FILE or --region GEOJSON"
-                       + (f" (got {', '.join('--' + g for g in given)})" if given else ""))
+        raise CliError(
+            "give exactly one of --scenes DIR, --points FILE or --region GEOJSON"
+            + (f" (got {', '.join('--' + g for g in given)})" if given else "")
+        )
     options = _options(args)
     if args.scenes is not None:
         if args.year is not None or args.source != "auto":
@@ -147,8 +197,11 @@ def _build(args: argparse.Namespace) -> int:
         from sarviz.commands.fetch import read_points
         from sarviz.sources.base import DEFAULT_YEAR
 
-        points = (read_points(args.points) if args.points is not None
-                  else builder.points_in_region(args.region, options.size, options.effective_stride))
+        points = (
+            read_points(args.points)
+            if args.points is not None
+            else builder.points_in_region(args.region, options.size, options.effective_stride)
+        )
         if args.composite:
             print("sarviz dataset build: --composite is deprecated, use --s1-mode single|composite", file=sys.stderr)
         composite = {"single": "nearest", "composite": "median"}.get(args.s1_mode) or args.composite or "nearest"
@@ -156,8 +209,15 @@ def _build(args: argparse.Namespace) -> int:
         for key in ("s1_pass", "start", "end", "target_date"):
             if getattr(args, key):
                 fetch_options[key] = getattr(args, key)
-        report = builder.build_from_points(points, args.out, options, args.year or DEFAULT_YEAR,
-                                           _chain_factory(args), fetch_options, progress=_progress)
+        report = builder.build_from_points(
+            points,
+            args.out,
+            options,
+            args.year or DEFAULT_YEAR,
+            _chain_factory(args),
+            fetch_options,
+            progress=_progress,
+        )
     print(report.summary())
     return 1 if report.failures or report.empty else 0
 

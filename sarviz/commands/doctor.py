@@ -13,9 +13,11 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "doctor", help="devices, CPU features and the measured dtype choice for diffusion",
+        "doctor",
+        help="devices, CPU features and the measured dtype choice for diffusion",
         description="Show the compute devices, CPU features and, per device, the dtype sarviz chose for diffusion "
-                    "(measured once per machine and torch version, cached in the sarviz home folder).")
+        "(measured once per machine and torch version, cached in the sarviz home folder).",
+    )
     parser.add_argument("--device", default="auto", help="only this device (auto, cpu, cuda, cuda:1, mps)")
     parser.add_argument("--measure", action="store_true", help="measure again instead of using the cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -29,9 +31,12 @@ def run(args: argparse.Namespace) -> int:
 
     devices = runtime.available_devices() if args.device == "auto" else [runtime.choose_device(args.device)]
     out = {
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
         "cpu": {**runtime.cpu_capability(), "model": dtype_choice._cpu_model()},
-        "cache": str(dtype_choice.cache_path()), "devices": {},
+        "cache": str(dtype_choice.cache_path()),
+        "devices": {},
     }
     for device in devices:
         if args.measure and device.split(":", 1)[0] != "mps":
@@ -44,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cpu = out["cpu"]
     native = [k for k in ("amx_tile", "amx_fp16", "avx512_bf16") if cpu.get(k)]
-    bf16 = (", ".join(native) + " (native)") if native else (
-        "none native (oneDNN emulates bf16)" if cpu.get("mkldnn_bf16") else "none")
+    bf16 = (
+        (", ".join(native) + " (native)")
+        if native
+        else ("none native (oneDNN emulates bf16)" if cpu.get("mkldnn_bf16") else "none")
+    )
     print(f"torch {out['torch']}, {out['threads']} intra-op / {out['interop_threads']} inter-op threads")
     print(f"CPU: {cpu['model']} — ISA {cpu['isa']}, bf16 hardware: {bf16}")
     for device, d in out["devices"].items():
@@ -54,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
             if m["error"]:
                 print(f"  {m['dtype']:9s} unavailable: {m['error']}")
             else:
-                print(f"  {m['dtype']:9s} {m['seconds'] * 1000:8.1f} ms per UNet block (median of {len(m['runs'])}), "
-                      f"drift {m['drift']:.2%}")
+                print(
+                    f"  {m['dtype']:9s} {m['seconds'] * 1000:8.1f} ms per UNet block (median of {len(m['runs'])}), "
+                    f"drift {m['drift']:.2%}"
+                )
         if d.get("speed_options"):
             opts = ", ".join(f"{k}={v}" for k, v in d["speed_options"].items())
             print(f"  speed options for {d['dtype']}: {opts} — {d.get('options_reason', '')}")

@@ -18,27 +18,49 @@ DEFAULT_WEIGHTS = "models/emulator_radiometric.safetensors"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    emu = sub.add_parser("emulator", help="fit and validate the CPU SAR emulator's radiometric model",
-                         description="Fit the embedding → σ⁰ VV/VH model and validate it leave-one-region-out.")
+    emu = sub.add_parser(
+        "emulator",
+        help="fit and validate the CPU SAR emulator's radiometric model",
+        description="Fit the embedding → σ⁰ VV/VH model and validate it leave-one-region-out.",
+    )
     emu_sub = emu.add_subparsers(dest="emulator_command", metavar="ACTION")
     emu.set_defaults(func=lambda args: (emu.print_help(), 2)[1])
 
-    fit = emu_sub.add_parser("fit", help="fit the radiometric model on AlphaEarth/Sentinel-1 points and save it",
-                             description="Compares linear and poly2 ridge (and a small MLP unless --no-mlp) "
-                                         "leave-one-region-out, then refits the best ridge model on all points.")
+    fit = emu_sub.add_parser(
+        "fit",
+        help="fit the radiometric model on AlphaEarth/Sentinel-1 points and save it",
+        description="Compares linear and poly2 ridge (and a small MLP unless --no-mlp) "
+        "leave-one-region-out, then refits the best ridge model on all points.",
+    )
     fit.add_argument("--points", type=Path, help="folder of point CSVs (A00..A63, S1_VV, S1_VH, region)")
-    fit.add_argument("--dataset", type=Path,
-                     help="a dataset folder from `sarviz dataset build`: fit on its train split (block means), "
-                          "choose the model on val, score on test")
-    fit.add_argument("--card-dir", type=Path, help="with --dataset: also write a model card here (list it with "
-                                                   "SARVIZ_MODELS=DIR sarviz models)")
+    fit.add_argument(
+        "--dataset",
+        type=Path,
+        help="a dataset folder from `sarviz dataset build`: fit on its train split (block means), "
+        "choose the model on val, score on test",
+    )
+    fit.add_argument(
+        "--card-dir",
+        type=Path,
+        help="with --dataset: also write a model card here (list it with SARVIZ_MODELS=DIR sarviz models)",
+    )
     fit.add_argument("--model-id", help="with --dataset: the card's model id (default emulator-<dataset name>)")
-    fit.add_argument("--block", type=int, default=8, help="with --dataset: cell size in pixels averaged into one "
-                                                          "sample (default 8; speckle reduction)")
+    fit.add_argument(
+        "--block",
+        type=int,
+        default=8,
+        help="with --dataset: cell size in pixels averaged into one sample (default 8; speckle reduction)",
+    )
     fit.add_argument("--max-samples", type=int, default=200_000, help="with --dataset: subsample cap per split")
-    fit.add_argument("--out", required=True, type=Path, help=f"weights file to write (.safetensors), e.g. {DEFAULT_WEIGHTS}")
-    fit.add_argument("--method", choices=("auto", "linear", "poly2"), default="auto",
-                     help="auto: the ridge method with the best held-out R² (default)")
+    fit.add_argument(
+        "--out", required=True, type=Path, help=f"weights file to write (.safetensors), e.g. {DEFAULT_WEIGHTS}"
+    )
+    fit.add_argument(
+        "--method",
+        choices=("auto", "linear", "poly2"),
+        default="auto",
+        help="auto: the ridge method with the best held-out R² (default)",
+    )
     fit.add_argument("--no-mlp", action="store_true", help="skip the MLP comparison (faster)")
     fit.set_defaults(func=_fit)
 
@@ -47,18 +69,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--methods", default="linear,poly2,mlp", help="comma-separated: linear, poly2, mlp")
     val.add_argument("--json-out", type=Path, help="also write the per-region results as JSON here")
     # --json PATH was the old spelling of --json-out: still accepted (with a notice); bare --json is JSON on stdout
-    val.add_argument("--json", nargs="?", const=True, default=False, metavar="",
-                     help="print the per-region results as JSON on stdout instead of the table")
+    val.add_argument(
+        "--json",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="",
+        help="print the per-region results as JSON on stdout instead of the table",
+    )
     val.set_defaults(func=_validate)
 
-    pts = sub.add_parser("emulate-points", help="predict VV/VH dB for rows of AlphaEarth embeddings (CSV in, CSV out)",
-                         description="Reads A00..A63 (and 'angle' in degrees if present) and writes the same rows "
-                                     "plus pred_VV_db and pred_VH_db (speckle-free σ⁰, 2024-median-like) and "
-                                     "angle_source: 'input' when the row's angle was used, 'default_<θref>deg' "
-                                     "(default_37.5deg for the shipped model) when the row has no angle (blank/NaN cell or no angle column) and the model's "
-                                     "reference angle was used. Angles outside 10–65° are refused naming the rows; "
-                                     "embeddings far from unit length (AlphaEarth vectors are unit vectors) are "
-                                     "warned about on stderr. The output is written atomically (temp file + rename).")
+    pts = sub.add_parser(
+        "emulate-points",
+        help="predict VV/VH dB for rows of AlphaEarth embeddings (CSV in, CSV out)",
+        description="Reads A00..A63 (and 'angle' in degrees if present) and writes the same rows "
+        "plus pred_VV_db and pred_VH_db (speckle-free σ⁰, 2024-median-like) and "
+        "angle_source: 'input' when the row's angle was used, 'default_<θref>deg' "
+        "(default_37.5deg for the shipped model) when the row has no angle (blank/NaN cell or no angle column) and the model's "
+        "reference angle was used. Angles outside 10–65° are refused naming the rows; "
+        "embeddings far from unit length (AlphaEarth vectors are unit vectors) are "
+        "warned about on stderr. The output is written atomically (temp file + rename).",
+    )
     pts.add_argument("--points", dest="csv", required=True, type=Path, help="input CSV")
     pts.add_argument("--out", required=True, type=Path, help="output CSV")
     pts.add_argument("--model", default="emulator", help="model id of an emulator card (default: emulator)")
@@ -81,8 +112,15 @@ def _fit(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         from sarviz.datasets.emulator_fit import fit_from_dataset
 
-        result = fit_from_dataset(args.dataset, args.out, card_dir=args.card_dir, model_id=args.model_id,
-                                  block=args.block, max_samples=args.max_samples, progress=_progress)
+        result = fit_from_dataset(
+            args.dataset,
+            args.out,
+            card_dir=args.card_dir,
+            model_id=args.model_id,
+            block=args.block,
+            max_samples=args.max_samples,
+            progress=_progress,
+        )
         print(result.summary())
         return 0
     if args.card_dir is not None or args.model_id is not None:
@@ -91,8 +129,11 @@ def _fit(args: argparse.Namespace) -> int:
     methods = ("linear", "poly2") if args.method == "auto" else (args.method,)
     if not args.no_mlp:
         methods += ("mlp",)
-    print(f"{len(table)} points from {len(set(table.region.tolist()))} regions; leave-one-region-out over "
-          f"{', '.join(methods)}", file=sys.stderr)
+    print(
+        f"{len(table)} points from {len(set(table.region.tolist()))} regions; leave-one-region-out over "
+        f"{', '.join(methods)}",
+        file=sys.stderr,
+    )
     comparison = validation.compare_methods(table, methods, progress=_progress)
     model = validation.fit_best(table, comparison)
     try:  # atomic: a failed write keeps an existing weights file
@@ -117,8 +158,11 @@ def _validate(args: argparse.Namespace) -> int:
         raise CliError(f"--methods {args.methods!r}: choose from {', '.join(validation.METHODS)}")
     table = load_points(args.points)
     comparison = validation.compare_methods(table, methods, progress=_progress)
-    best = max((m for m in methods if m in validation.RIDGE_METHODS), default=methods[0],
-               key=lambda m: validation.mean_r2(comparison[m]))
+    best = max(
+        (m for m in methods if m in validation.RIDGE_METHODS),
+        default=methods[0],
+        key=lambda m: validation.mean_r2(comparison[m]),
+    )
     results = {m: [r.as_dict() for r in res] for m, res in comparison.items()}
     json_out = args.json_out
     if args.json not in (True, False):  # the old `--json PATH`
@@ -170,22 +214,28 @@ def read_angles(frame, where: str, reference_deg: float):
     not_numbers = np.flatnonzero(np.isnan(angle) & given)
     if not_numbers.size:
         first = frame["angle"].iloc[not_numbers[0]]
-        raise EmulatorError(f"{where}: column 'angle' must hold incidence angles in degrees; {_rows_text(not_numbers)} "
-                            f"{'is' if not_numbers.size == 1 else 'are'} not a number (e.g. {first!r})")
+        raise EmulatorError(
+            f"{where}: column 'angle' must hold incidence angles in degrees; {_rows_text(not_numbers)} "
+            f"{'is' if not_numbers.size == 1 else 'are'} not a number (e.g. {first!r})"
+        )
     infinite = np.flatnonzero(np.isinf(angle))
     lo, hi = ANGLE_RANGE_DEG
     outside = np.flatnonzero(np.isfinite(angle) & ((angle < lo) | (angle > hi)))
     bad = np.union1d(infinite, outside)
     if bad.size:
-        raise EmulatorError(f"{where}: incidence angle {angle[bad[0]]:g}° in {_rows_text(bad)} is outside "
-                            f"{lo:.0f}–{hi:.0f}°, where the emulator's cos^n angle law applies (Sentinel-1 IW "
-                            "spans about 29–46°); fix or blank those cells (blank = the reference angle)")
+        raise EmulatorError(
+            f"{where}: incidence angle {angle[bad[0]]:g}° in {_rows_text(bad)} is outside "
+            f"{lo:.0f}–{hi:.0f}°, where the emulator's cos^n angle law applies (Sentinel-1 IW "
+            "spans about 29–46°); fix or blank those cells (blank = the reference angle)"
+        )
     missing = np.isnan(angle)
     source = np.where(missing, default_label, "input").astype(object)
     if missing.any():
-        print(f"note: {where}: {int(missing.sum())} row(s) have no angle ({_rows_text(np.flatnonzero(missing))}); "
-              f"predicted at the reference angle {reference_deg:g}° and marked '{default_label}' in angle_source",
-              file=sys.stderr)
+        print(
+            f"note: {where}: {int(missing.sum())} row(s) have no angle ({_rows_text(np.flatnonzero(missing))}); "
+            f"predicted at the reference angle {reference_deg:g}° and marked '{default_label}' in angle_source",
+            file=sys.stderr,
+        )
     return np.where(missing, reference_deg, angle), source
 
 
@@ -206,10 +256,12 @@ def warn_if_not_unit_norm(emb, where: str) -> str | None:
     if off.mean() <= NORM_WARN_FRACTION:
         return None
     rows = np.flatnonzero(complete)[off]
-    message = (f"warning: {where}: {int(off.sum())} of {int(complete.sum())} embeddings ({100 * off.mean():.1f}%) "
-               f"are not unit-length (median norm {float(np.median(norms)):.3g}; e.g. {_rows_text(rows, 3)}). "
-               "AlphaEarth embeddings are unit vectors: check for scaled, quantised (int8) or mislabelled columns — "
-               "predictions for these rows are extrapolations")
+    message = (
+        f"warning: {where}: {int(off.sum())} of {int(complete.sum())} embeddings ({100 * off.mean():.1f}%) "
+        f"are not unit-length (median norm {float(np.median(norms)):.3g}; e.g. {_rows_text(rows, 3)}). "
+        "AlphaEarth embeddings are unit vectors: check for scaled, quantised (int8) or mislabelled columns — "
+        "predictions for these rows are extrapolations"
+    )
     print(message, file=sys.stderr)
     return message
 
@@ -229,9 +281,10 @@ def write_csv_atomically(frame, path: Path) -> None:
     except OSError as exc:
         from sarviz.emulator.radiometric import EmulatorError
 
-        raise EmulatorError(f"cannot write {path}: {exc.strerror or exc}; nothing was written "
-                            f"({'the previous file is unchanged' if path.exists() else 'no partial file left'})"
-                            ) from None
+        raise EmulatorError(
+            f"cannot write {path}: {exc.strerror or exc}; nothing was written "
+            f"({'the previous file is unchanged' if path.exists() else 'no partial file left'})"
+        ) from None
 
 
 def check_csv_shape(path: Path) -> None:
@@ -252,8 +305,10 @@ def check_csv_shape(path: Path) -> None:
                 raise EmulatorError(f"{path}: the file is empty (expected a header row with A00..A63)")
             for row in reader:
                 if row and len(row) != len(header):
-                    raise EmulatorError(f"{path}: line {reader.line_num} has {len(row)} values but the header has "
-                                        f"{len(header)} columns; fix the row (nothing was written)")
+                    raise EmulatorError(
+                        f"{path}: line {reader.line_num} has {len(row)} values but the header has "
+                        f"{len(header)} columns; fix the row (nothing was written)"
+                    )
     except UnicodeDecodeError as exc:
         raise EmulatorError(f"{path}: not a readable CSV ({exc.reason})") from None
 
@@ -277,9 +332,11 @@ def check_embedding_values(emb, where: str) -> None:  # noqa: ANN001
     bad = ~np.isnan(emb) & ~(np.abs(np.nan_to_num(emb, nan=0.0, posinf=np.inf, neginf=np.inf)) < MAX_EMBEDDING_ABS)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise EmulatorError(f"{where}: column {EMBEDDING_BANDS[col]} row {row + 1} is {emb[row, col]!r}, not a "
-                            f"possible AlphaEarth value (unit-vector components lie in −1…1; even quantised copies "
-                            f"stay far below {MAX_EMBEDDING_ABS:g}); {int(bad.any(axis=1).sum())} row(s) affected")
+        raise EmulatorError(
+            f"{where}: column {EMBEDDING_BANDS[col]} row {row + 1} is {emb[row, col]!r}, not a "
+            f"possible AlphaEarth value (unit-vector components lie in −1…1; even quantised copies "
+            f"stay far below {MAX_EMBEDDING_ABS:g}); {int(bad.any(axis=1).sum())} row(s) affected"
+        )
 
 
 def _emulate_points(args: argparse.Namespace) -> int:
@@ -292,8 +349,9 @@ def _emulate_points(args: argparse.Namespace) -> int:
     generator = ModelRegistry().generator(args.model)
     model = getattr(generator, "model", None)
     if getattr(generator, "kind", "") != "emulator" or model is None:
-        raise CliError(f"model {args.model!r} is a {generator.kind or 'non-emulator'} model; emulate-points needs "
-                         "an emulator card")
+        raise CliError(
+            f"model {args.model!r} is a {generator.kind or 'non-emulator'} model; emulate-points needs an emulator card"
+        )
     if not args.csv.is_file():
         raise FileNotFoundError(f"input CSV {args.csv} not found")
     check_csv_shape(args.csv)
@@ -314,6 +372,9 @@ def _emulate_points(args: argparse.Namespace) -> int:
     out["angle_source"] = angle_source
     write_csv_atomically(out, args.out)
     n_nan = int(np.isnan(pred[:, 0]).sum())
-    print(f"wrote {len(out)} rows to {args.out}" + (f" ({n_nan} rows with missing embedding values → empty "
-                                                      "predictions)" if n_nan else ""), file=sys.stderr)
+    print(
+        f"wrote {len(out)} rows to {args.out}"
+        + (f" ({n_nan} rows with missing embedding values → empty predictions)" if n_nan else ""),
+        file=sys.stderr,
+    )
     return 0

@@ -15,8 +15,11 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="fidelity metrics of a batch folder: Table I layout, per-class KL, report",
-                       description=__doc__.split("\n\n")[0])
+    p = sub.add_parser(
+        "evaluate",
+        help="fidelity metrics of a batch folder: Table I layout, per-class KL, report",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("dir", type=Path, help="batch folder (written by `sarviz batch`)")
     p.add_argument("--by", choices=("class", "region"), default=None, help="also aggregate by class or by region")
     p.add_argument("--out", type=Path, default=None, help="report folder (default DIR/evaluation)")
@@ -44,8 +47,14 @@ def run(args: argparse.Namespace) -> int:
             ticker.update(done - ticker.n)
 
     try:
-        ev = evaluate_batch(args.dir, by=args.by, engine=args.engine, workers=args.workers,
-                            ray_address=args.ray_address, progress=progress)
+        ev = evaluate_batch(
+            args.dir,
+            by=args.by,
+            engine=args.engine,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            progress=progress,
+        )
     finally:
         if ticker is not None:
             ticker.close()
@@ -64,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     for r in table1(ev):
         kl = ev.summary[r["group"]][f"kl_{r['polarisation']}"]["mean"]
         fmt = lambda x: "–" if x is None else f"{x:.4f}"  # noqa: E731
-        print(f"{r['group'][:28]:<28} {r['polarisation']:<4} {r['n']:>4}  {r['mean_std_similarity']:<17} "
-              f"{fmt(r['fsim']['mean']):>8} {fmt(r['ssim']['mean']):>8} {fmt(kl):>8}")
+        print(
+            f"{r['group'][:28]:<28} {r['polarisation']:<4} {r['n']:>4}  {r['mean_std_similarity']:<17} "
+            f"{fmt(r['fsim']['mean']):>8} {fmt(r['ssim']['mean']):>8} {fmt(kl):>8}"
+        )
     failed = [r for r in ev.rows if r.get("error")]
     if failed:
         print(f"{len(failed)} pairs could not be evaluated (see {files[REPORT_MD]})", file=sys.stderr)

@@ -12,21 +12,35 @@ from sarviz.errors import CliError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "evaluate-text", help="evaluate a text-to-SAR model per scene label (KL, GLCM, SAR-CLIP) on a captioned test split",
+        "evaluate-text",
+        help="evaluate a text-to-SAR model per scene label (KL, GLCM, SAR-CLIP) on a captioned test split",
         description="For each label of the captioned test split, generate from the test captions and compare with "
-                    "the real test images of that label: KL of the pooled amplitude histograms (seed 001: "
-                    "amplitude/(μ+3σ), saturated pixels excluded), GLCM features on homogeneous 64×64 patches, and "
-                    "— with --sarclip — caption rank among 16 and image–prompt cosine, real images as the baseline. "
-                    "Writes report.json, per_label.csv, glcm.csv, figures/ and generated/ to --out.")
+        "the real test images of that label: KL of the pooled amplitude histograms (seed 001: "
+        "amplitude/(μ+3σ), saturated pixels excluded), GLCM features on homogeneous 64×64 patches, and "
+        "— with --sarclip — caption rank among 16 and image–prompt cosine, real images as the baseline. "
+        "Writes report.json, per_label.csv, glcm.csv, figures/ and generated/ to --out.",
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model card id of a text-to-sar model")
     which.add_argument("--weights", metavar="RUN_DIR", help="a `sarviz train text` output folder")
     p.add_argument("--base", metavar="BASE_DIR", help="base diffusers folder (with --weights; default: the run's)")
-    p.add_argument("--data", dest="test", required=True, metavar="CAPTIONED_DIR", help="a captioned dataset (`sarviz dataset caption`)")
-    p.add_argument("--split", default="test", choices=["test", "validation", "train"], help="which split (default test)")
+    p.add_argument(
+        "--data",
+        dest="test",
+        required=True,
+        metavar="CAPTIONED_DIR",
+        help="a captioned dataset (`sarviz dataset caption`)",
+    )
+    p.add_argument(
+        "--split", default="test", choices=["test", "validation", "train"], help="which split (default test)"
+    )
     p.add_argument("--per-label", type=int, default=30, help="captions per label (default 30, as seed 001's 330/11)")
-    p.add_argument("--sarclip", metavar="DIR", default=None,
-                   help="a SAR-CLIP model folder (`sarviz train sarclip`); without it the alignment part is reported missing")
+    p.add_argument(
+        "--sarclip",
+        metavar="DIR",
+        default=None,
+        help="a SAR-CLIP model folder (`sarviz train sarclip`); without it the alignment part is reported missing",
+    )
     p.add_argument("--seed", type=int, default=0, help="first seed (caption k uses seed + k)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the card's)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the card's)")
@@ -49,9 +63,19 @@ def run_evaluate_text(args: argparse.Namespace) -> int:
     dataset = open_captioned(args.test, args.split)
     generator = text_generator(args.model, args.weights, args.base)
     generator.check_ready()
-    result = evaluate_text_model(generator, dataset, args.out, per_label=args.per_label, seed=args.seed,
-                                 steps=args.steps, guidance=args.guidance, sarclip=args.sarclip, device=args.device,
-                                 dtype=args.dtype, progress=cli_progress(f"evaluate {generator.model_id}"))
+    result = evaluate_text_model(
+        generator,
+        dataset,
+        args.out,
+        per_label=args.per_label,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        sarclip=args.sarclip,
+        device=args.device,
+        dtype=args.dtype,
+        progress=cli_progress(f"evaluate {generator.model_id}"),
+    )
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
     else:

@@ -21,30 +21,50 @@ from sarviz.regions import _LAT, _LON  # noqa: F401 - the column names live with
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fetch", help="fetch scenes (embedding, Sentinel-1, Sentinel-2) for points",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "fetch",
+        help="fetch scenes (embedding, Sentinel-1, Sentinel-2) for points",
+        description=__doc__.split("\n\n")[0],
+    )
     where = p.add_argument_group("where")
     where.add_argument("--lat", type=float, help="latitude of the patch centre (degrees)")
     where.add_argument("--lon", type=float, help="longitude of the patch centre (degrees)")
-    where.add_argument("--place", help="a town, region or country from the offline gazetteer instead of --lat/--lon "
-                                       "(a name several countries share must be qualified: \"Punjab, Pakistan\")")
-    where.add_argument("--points", type=Path,
-                       help="CSV (lat/lon or place columns, optional year, id) or GeoJSON of points")
+    where.add_argument(
+        "--place",
+        help="a town, region or country from the offline gazetteer instead of --lat/--lon "
+        '(a name several countries share must be qualified: "Punjab, Pakistan")',
+    )
+    where.add_argument(
+        "--points", type=Path, help="CSV (lat/lon or place columns, optional year, id) or GeoJSON of points"
+    )
     p.add_argument("--out", type=Path, required=True, help="scene folder to write into (and to reuse)")
-    p.add_argument("--source", choices=("ee", "public", "auto"), default="auto",
-                   help="where to fetch from; auto = the settings' order (default)")
-    p.add_argument("--year", type=int, default=None, help="year of the embedding and of the Sentinel window (2017–2025)")
+    p.add_argument(
+        "--source",
+        choices=("ee", "public", "auto"),
+        default="auto",
+        help="where to fetch from; auto = the settings' order (default)",
+    )
+    p.add_argument(
+        "--year", type=int, default=None, help="year of the embedding and of the Sentinel window (2017–2025)"
+    )
     p.add_argument("--size", type=int, default=512, help="patch size in pixels at 10 m (default 512)")
     p.add_argument("--pass", dest="s1_pass", choices=("ascending", "descending"), help="Sentinel-1 orbit pass")
-    p.add_argument("--s1-mode", choices=("single", "composite"), default=None,
-                   help="Sentinel-1: one acquisition nearest to --date (default, settings s1_mode) or a median "
-                        "composite of one track over the window (smoother: speckle metrics then measure compositing)")
+    p.add_argument(
+        "--s1-mode",
+        choices=("single", "composite"),
+        default=None,
+        help="Sentinel-1: one acquisition nearest to --date (default, settings s1_mode) or a median "
+        "composite of one track over the window (smoother: speckle metrics then measure compositing)",
+    )
     # the old spelling of --s1-mode (median = composite, nearest = single): hidden, with a notice
     p.add_argument("--composite", choices=("median", "nearest"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--start", help="start of the Sentinel date window (default: 1 January of the year)")
     p.add_argument("--end", help="end of the Sentinel date window (default: 31 December of the year)")
-    p.add_argument("--date", dest="target_date",
-                   help="target date of the single Sentinel-1 acquisition (default: the middle of the window)")
+    p.add_argument(
+        "--date",
+        dest="target_date",
+        help="target date of the single Sentinel-1 acquisition (default: the middle of the window)",
+    )
     p.add_argument("--max-cloud", type=float, default=40.0, help="Sentinel-2 scene cloud cover limit, %% (default 40)")
     p.add_argument("--aef-url", help="AlphaEarth Zarr mosaic URL or path (default: Source Cooperative)")
     p.add_argument("--stac-url", help="STAC API URL for Sentinel-1/2 (default: Planetary Computer)")
@@ -79,8 +99,6 @@ def read_points(path: str | Path) -> list[dict]:
     from sarviz.regions import read_points as read_points_file
 
     return read_points_file(path, report=lambda text: print(text, file=sys.stderr))
-
-
 
 
 def build_chain(args):
@@ -131,11 +149,20 @@ def run(args) -> int:
                 print(f"  {fraction:4.0%} {message}", file=sys.stderr)
 
         try:
-            result = chain.get_scene(pt["lat"], pt["lon"], size_px=args.size, year=pt["year"] or args.year,
-                                     progress=progress, s1_pass=args.s1_pass, s1_composite=args.composite,
-                                     s1_mode=args.s1_mode,
-                                     start=args.start, end=args.end, target_date=args.target_date,
-                                     s2_max_cloud=args.max_cloud)
+            result = chain.get_scene(
+                pt["lat"],
+                pt["lon"],
+                size_px=args.size,
+                year=pt["year"] or args.year,
+                progress=progress,
+                s1_pass=args.s1_pass,
+                s1_composite=args.composite,
+                s1_mode=args.s1_mode,
+                start=args.start,
+                end=args.end,
+                target_date=args.target_date,
+                s2_max_cloud=args.max_cloud,
+            )
         except SourceError as exc:
             if single:
                 raise

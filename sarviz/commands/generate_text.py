@@ -12,29 +12,50 @@ from sarviz.settings import Settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "generate-text", help="generate a synthetic SAR image from a text prompt",
+        "generate-text",
+        help="generate a synthetic SAR image from a text prompt",
         description="Run a text-to-SAR model (a card of kind text-to-sar, or a `sarviz train text` run folder) on a "
-                    "prompt and write a GeoTIFF without georeference (band VV, and VH for two-polarisation models, "
-                    "in dB; provenance in the tags) plus a PNG beside it. The provenance is printed as JSON: one "
-                    "object, or one line per image with --num-images.")
-    p.add_argument("--prompt", required=True, help="what to generate, e.g. \"a port with ships and a breakwater\"; "
-                                                   "the model's token (<SAR>) is prepended when missing")
+        "prompt and write a GeoTIFF without georeference (band VV, and VH for two-polarisation models, "
+        "in dB; provenance in the tags) plus a PNG beside it. The provenance is printed as JSON: one "
+        "object, or one line per image with --num-images.",
+    )
+    p.add_argument(
+        "--prompt",
+        required=True,
+        help='what to generate, e.g. "a port with ships and a breakwater"; '
+        "the model's token (<SAR>) is prepended when missing",
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model card id (see `sarviz models`)")
     which.add_argument("--weights", metavar="RUN_DIR", help="a `sarviz train text` output folder")
-    p.add_argument("--base", metavar="BASE_DIR",
-                   help="base SD 1.5 / SDXL diffusers folder (with --weights; default: the one the run names)")
+    p.add_argument(
+        "--base",
+        metavar="BASE_DIR",
+        help="base SD 1.5 / SDXL diffusers folder (with --weights; default: the one the run names)",
+    )
     p.add_argument("--negative-prompt", default=None, help="what to avoid (default: the model card's)")
     p.add_argument("--seed", type=int, default=0, help="random seed; image k of --num-images uses seed + k")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the card's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the card's)")
     p.add_argument("--width", type=int, default=None, help="pixels, a multiple of 8 (default: the training resolution)")
-    p.add_argument("--height", type=int, default=None, help="pixels, a multiple of 8 (default: the training resolution)")
-    p.add_argument("--num-images", type=int, default=1,
-                   help="K images with seeds seed … seed+K−1, written as OUT_0.tif … OUT_{K-1}.tif")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: SARVIZ_DEVICE or the best available)")
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                   help="weights precision (default: the fastest safe one for the device)")
+    p.add_argument(
+        "--height", type=int, default=None, help="pixels, a multiple of 8 (default: the training resolution)"
+    )
+    p.add_argument(
+        "--num-images",
+        type=int,
+        default=1,
+        help="K images with seeds seed … seed+K−1, written as OUT_0.tif … OUT_{K-1}.tif",
+    )
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:N or mps (default: SARVIZ_DEVICE or the best available)"
+    )
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="weights precision (default: the fastest safe one for the device)",
+    )
     p.add_argument("--no-png", action="store_true", help="write only the GeoTIFF(s)")
     p.add_argument("--out", required=True, help="output GeoTIFF path (.tif)")
     p.set_defaults(func=run_generate_text)
@@ -53,8 +74,10 @@ def text_generator(model: str | None, weights: str | None, base: str | None):
             raise CliError("--base goes with --weights; a model card names its own run and base")
         card = registry.card(model)
         if card.kind not in (KIND, SD3_KIND):
-            raise CliError(f"{model} is a {card.kind} model; generate-text needs a text-to-sar model "
-                           f"(cards: {', '.join(c.id for c in registry.cards.values() if c.kind == KIND) or 'none'})")
+            raise CliError(
+                f"{model} is a {card.kind} model; generate-text needs a text-to-sar model "
+                f"(cards: {', '.join(c.id for c in registry.cards.values() if c.kind == KIND) or 'none'})"
+            )
         return build_generator(card)
     if run_is_sd3(weights):  # seed 003 stage 1: an SD3/SD3.5 run (MM-DiT LoRA)
         import dataclasses
@@ -80,9 +103,18 @@ def run_generate_text(args: argparse.Namespace) -> int:
     settings = Settings.load()
     generator = text_generator(args.model, args.weights, args.base)
     device = args.device or (None if settings.device == "auto" else settings.device)
-    request = TextRequest(seed=args.seed, steps=args.steps, guidance=args.guidance, prompt=args.prompt,
-                          negative_prompt=args.negative_prompt, device=device, dtype=args.dtype, width=args.width,
-                          height=args.height, num_images=args.num_images)
+    request = TextRequest(
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        device=device,
+        dtype=args.dtype,
+        width=args.width,
+        height=args.height,
+        num_images=args.num_images,
+    )
     from sarviz.commands import cli_progress
 
     results = generator.generate(request, progress=cli_progress(generator.model_id))
@@ -92,8 +124,11 @@ def run_generate_text(args: argparse.Namespace) -> int:
     if len(paths) == 1:
         print(f"[{generator.model_id}] wrote {paths[0]}", file=sys.stderr)
     else:
-        print(f"[{generator.model_id}] wrote {len(paths)} images {paths[0].name} … {paths[-1].name} in {out.parent} "
-              f"(seeds {args.seed} … {args.seed + len(paths) - 1})", file=sys.stderr)
+        print(
+            f"[{generator.model_id}] wrote {len(paths)} images {paths[0].name} … {paths[-1].name} in {out.parent} "
+            f"(seeds {args.seed} … {args.seed + len(paths) - 1})",
+            file=sys.stderr,
+        )
     for result in results:
         print(json.dumps(result.provenance, sort_keys=True, default=str))
     return 0

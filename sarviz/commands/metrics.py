@@ -14,15 +14,18 @@ from sarviz.cli_args import deprecated_alias
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "metrics", help="compare a generated SAR GeoTIFF with the real one (KL, SSIM, FSIM, ENL, GLCM, ...)",
+        "metrics",
+        help="compare a generated SAR GeoTIFF with the real one (KL, SSIM, FSIM, ENL, GLCM, ...)",
         description="Compare a generated Sentinel-1 GeoTIFF with the real one on the same grid. Both files need "
-                    "bands named VV and VH in dB. Metric definitions: docs/metrics.md.",
+        "bands named VV and VH in dB. Metric definitions: docs/metrics.md.",
     )
     parser.add_argument("real", help="GeoTIFF of the real Sentinel-1 image (bands VV, VH in dB) or a sarviz scene file")
     parser.add_argument("generated", help="GeoTIFF of the generated image (bands VV, VH in dB)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--per-angle", action="store_true", help="table: GLCM per angle instead of the mean of 4")
-    parser.add_argument("--out", dest="csv", metavar="PATH", help="also write the metrics table (per angle) as CSV to PATH")
+    parser.add_argument(
+        "--out", dest="csv", metavar="PATH", help="also write the metrics table (per angle) as CSV to PATH"
+    )
     parser.set_defaults(func=run)
     deprecated_alias(parser, "--csv", "--out")
 
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(table.fillna("").to_string(index=False))
     if report.proxy_note:
         print(f"\nPROXY: {report.proxy_note}")
-    print("\ndefinitions: docs/metrics.md; lower is better for KL and Mean/Std similarity, higher for SSIM/FSIM",
-          file=sys.stderr)
+    print(
+        "\ndefinitions: docs/metrics.md; lower is better for KL and Mean/Std similarity, higher for SSIM/FSIM",
+        file=sys.stderr,
+    )
     return 0

@@ -23,34 +23,66 @@ def register(sub: argparse._SubParsersAction) -> None:
     from sarviz.migration.settings import MigrationSettings
 
     d = MigrationSettings()
-    p = sub.add_parser("migrate", help="migrate SAR images toward a target sensor (attention distillation, seed 003)",
-                       description=__doc__.split("\n\n")[0] + " The U-Net base must come from you (no weights ship).")
+    p = sub.add_parser(
+        "migrate",
+        help="migrate SAR images toward a target sensor (attention distillation, seed 003)",
+        description=__doc__.split("\n\n")[0] + " The U-Net base must come from you (no weights ship).",
+    )
     p.add_argument("--content", required=True, nargs="+", help="content image(s) or folder(s)")
-    p.add_argument("--style", required=True, nargs="+", help="style reference image(s) or folder(s) of the target sensor")
-    p.add_argument("--base", required=True, help="a diffusers SD 1.5-style base folder (model_index.json, unet/, vae/, "
-                                                 "text_encoder/, tokenizer/, scheduler/)")
+    p.add_argument(
+        "--style", required=True, nargs="+", help="style reference image(s) or folder(s) of the target sensor"
+    )
+    p.add_argument(
+        "--base",
+        required=True,
+        help="a diffusers SD 1.5-style base folder (model_index.json, unet/, vae/, "
+        "text_encoder/, tokenizer/, scheduler/)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--steps", type=int, default=d.steps, help=f"DDIM timesteps (default {d.steps}, the AD code's)")
     p.add_argument("--iters", type=int, default=d.iters, help=f"Adam iterations a timestep (default {d.iters})")
     p.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam lr (default {d.learning_rate})")
-    p.add_argument("--layers", default=d.layers,
-                   help="ad-default, shallow-deep, or comma-separated self-attention module names/globs")
+    p.add_argument(
+        "--layers",
+        default=d.layers,
+        help="ad-default, shallow-deep, or comma-separated self-attention module names/globs",
+    )
     p.add_argument("--w-cnt", type=float, default=d.w_cnt, help=f"content-loss weight (default {d.w_cnt})")
     p.add_argument("--w-sp", type=float, default=d.w_sp, help=f"speckle-loss weight (default {d.w_sp})")
     p.add_argument("--w-f", type=float, default=d.w_f, help=f"spectrum-loss weight (default {d.w_f})")
-    p.add_argument("--hf-radius", type=float, default=d.hf_radius,
-                   help=f"high-pass mask radius, fraction of Nyquist (default {d.hf_radius})")
-    p.add_argument("--patches", type=int, default=d.patches, help=f"M homogeneous patches for L_sp (default {d.patches})")
+    p.add_argument(
+        "--hf-radius",
+        type=float,
+        default=d.hf_radius,
+        help=f"high-pass mask radius, fraction of Nyquist (default {d.hf_radius})",
+    )
+    p.add_argument(
+        "--patches", type=int, default=d.patches, help=f"M homogeneous patches for L_sp (default {d.patches})"
+    )
     p.add_argument("--patch-size", type=int, default=d.patch_size, help=f"N px (default {d.patch_size})")
-    p.add_argument("--decode-every", type=int, default=d.decode_every,
-                   help="apply L_sp and L_f (VAE decode with gradients) every K-th iteration (default 1)")
-    p.add_argument("--decode-crop", type=int, default=d.decode_crop,
-                   help="decode a random crop of this many latent px instead of the whole latent (default 0 = whole)")
+    p.add_argument(
+        "--decode-every",
+        type=int,
+        default=d.decode_every,
+        help="apply L_sp and L_f (VAE decode with gradients) every K-th iteration (default 1)",
+    )
+    p.add_argument(
+        "--decode-crop",
+        type=int,
+        default=d.decode_crop,
+        help="decode a random crop of this many latent px instead of the whole latent (default 0 = whole)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                   help="weights precision (default: the one measured fastest and safe here)")
-    p.add_argument("--json", action="store_true", help="print one JSON line a migrated image (provenance without losses)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="weights precision (default: the one measured fastest and safe here)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON line a migrated image (provenance without losses)"
+    )
     p.set_defaults(func=run)
 
 
@@ -67,18 +99,29 @@ def run(args: argparse.Namespace) -> int:
         source_from_content,
     )
 
-    settings = MigrationSettings(steps=args.steps, iters=args.iters, learning_rate=args.learning_rate,
-                                 layers=args.layers, w_cnt=args.w_cnt, w_sp=args.w_sp, w_f=args.w_f,
-                                 hf_radius=args.hf_radius, patches=args.patches, patch_size=args.patch_size,
-                                 decode_every=args.decode_every, decode_crop=args.decode_crop).check()
+    settings = MigrationSettings(
+        steps=args.steps,
+        iters=args.iters,
+        learning_rate=args.learning_rate,
+        layers=args.layers,
+        w_cnt=args.w_cnt,
+        w_sp=args.w_sp,
+        w_f=args.w_f,
+        hf_radius=args.hf_radius,
+        patches=args.patches,
+        patch_size=args.patch_size,
+        decode_every=args.decode_every,
+        decode_crop=args.decode_crop,
+    ).check()
     contents = list_images(args.content, "content")
     styles = [read_sar_image(p, "style reference") for p in list_images(args.style, "style references")]
     migrator = AttentionDistillationMigrator(migration_card(args.base, settings={"layers": settings.layers}))
     args.out.mkdir(parents=True, exist_ok=True)
     for path in contents:
         content = read_sar_image(path, "content")
-        request = TransformRequest(seed=args.seed, device=args.device, dtype=args.dtype,
-                                   options={**asdict(settings), "references": styles})
+        request = TransformRequest(
+            seed=args.seed, device=args.device, dtype=args.dtype, options={**asdict(settings), "references": styles}
+        )
         result = migrator.transform(source_from_content(content), request, cli_progress(path.name))
         written = result.to_geotiff(args.out / path.with_suffix(".tif").name)
         run = result.provenance["migration"]["VV"]
@@ -88,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
             summary["migration"] = {k: v for k, v in run.items() if k != "losses"}
             print(json.dumps(summary | {"out": str(written), "final_losses": last}, sort_keys=True, default=str))
         else:
-            print(f"[migrate] {path.name} → {written} (loss {first['total']:.4g} → {last['total']:.4g}, "
-                  f"{result.provenance['seconds']:.1f} s, {result.provenance['dtype']})", file=sys.stderr)
+            print(
+                f"[migrate] {path.name} → {written} (loss {first['total']:.4g} → {last['total']:.4g}, "
+                f"{result.provenance['seconds']:.1f} s, {result.provenance['dtype']})",
+                file=sys.stderr,
+            )
     return 0

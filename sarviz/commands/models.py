@@ -12,12 +12,14 @@ from sarviz.errors import CliError, SarvizError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list model cards and whether their weights are present; "
-                                      "`models add RUN` registers a trained run",
-                       description="`sarviz models` (or `models list`) lists the model cards; `sarviz models add RUN "
-                                   "[--checkpoint N] [--model-id ID]` writes a card for a run of `sarviz train geo` "
-                                   "(its latest checkpoint unless --checkpoint N) into SARVIZ_HOME/models, so it "
-                                   "appears in `sarviz models`, `--model ID` and the app.")
+    p = sub.add_parser(
+        "models",
+        help="list model cards and whether their weights are present; `models add RUN` registers a trained run",
+        description="`sarviz models` (or `models list`) lists the model cards; `sarviz models add RUN "
+        "[--checkpoint N] [--model-id ID]` writes a card for a run of `sarviz train geo` "
+        "(its latest checkpoint unless --checkpoint N) into SARVIZ_HOME/models, so it "
+        "appears in `sarviz models`, `--model ID` and the app.",
+    )
     _list_options(p, argparse.SUPPRESS)  # `sarviz models --json` lists, as before the group existed
     p.set_defaults(func=run_models, json=False, details=False)
     actions = p.add_subparsers(dest="models_action", metavar="ACTION")
@@ -26,8 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=run_models)
     add = actions.add_parser("add", help="register a run of `sarviz train geo` as a model card")
     add.add_argument("checkpoint", metavar="RUN", help="a run folder (or one of its checkpoint-N folders)")
-    add.add_argument("--checkpoint", dest="step", type=int, default=None, metavar="N",
-                     help="which checkpoint (default: the run's latest)")
+    add.add_argument(
+        "--checkpoint",
+        dest="step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="which checkpoint (default: the run's latest)",
+    )
     add.add_argument("--model-id", dest="model_id", help="the model id (default RUN-checkpoint-N)")
     add.add_argument("--force", action="store_true", help="replace a card of the same id")
     add.set_defaults(func=run_models_add)
@@ -37,8 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _list_options(p: argparse.ArgumentParser, default) -> None:  # noqa: ANN001
     # SUPPRESS: a sub-parser's default must not overwrite `sarviz models --json` given before `list`
     p.add_argument("--json", action="store_true", default=default, help="one JSON object per model")
-    p.add_argument("--details", action="store_true", default=default,
-                   help="for models that cannot run: every missing file and how to get the weights")
+    p.add_argument(
+        "--details",
+        action="store_true",
+        default=default,
+        help="for models that cannot run: every missing file and how to get the weights",
+    )
 
 
 def run_checkpoint(run: str, step: int | None = None) -> Path:
@@ -80,14 +92,18 @@ def run_models_add(args: argparse.Namespace) -> int:
     existing = ModelRegistry().cards.get(model_id)
     target = home_models_dir() / f"{model_id}.json"
     if existing is not None and (existing.path.resolve() != target.resolve() or not args.force):
-        raise CliError(f"a model {model_id!r} exists ({existing.path}); choose another --model-id"
-                       + ("" if existing.path.resolve() != target.resolve() else " or replace it with --force"))
+        raise CliError(
+            f"a model {model_id!r} exists ({existing.path}); choose another --model-id"
+            + ("" if existing.path.resolve() != target.resolve() else " or replace it with --force")
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(card, indent=2), encoding="utf-8")
     ModelRegistry().card(model_id)  # reads back: the card is valid where the app looks
-    print(f"registered {model_id}: {target} (controlnet {card['weights']['controlnet']}); it appears in "
-          f"`sarviz models`, `sarviz generate --model {model_id}` and the app's model pickers")
+    print(
+        f"registered {model_id}: {target} (controlnet {card['weights']['controlnet']}); it appears in "
+        f"`sarviz models`, `sarviz generate --model {model_id}` and the app's model pickers"
+    )
     return 0
 
 
@@ -106,8 +122,19 @@ def run_models(args: argparse.Namespace) -> int:
         problem = state.message
         short = state.problem if problem and state.problem != problem else None
         if args.json:
-            print(json.dumps({"id": card.id, "name": card.name, "kind": card.kind, "card": str(card.path),
-                              "ready": problem is None, "problem": problem, "licence": card.get("licence")}))
+            print(
+                json.dumps(
+                    {
+                        "id": card.id,
+                        "name": card.name,
+                        "kind": card.kind,
+                        "card": str(card.path),
+                        "ready": problem is None,
+                        "problem": problem,
+                        "licence": card.get("licence"),
+                    }
+                )
+            )
         else:
             state = "ready" if problem is None else "weights missing"
             print(f"{card.id:<20} {card.kind:<16} {state:<16} {card.name}")

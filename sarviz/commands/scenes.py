@@ -12,25 +12,42 @@ from sarviz.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import Sen1Floods11 / BigEarthNet / SSL4EO-S12 data as scene files",
-                       description="Recognise datasets below SRC and write one scene file per S1 acquisition to DIR.")
+    p = sub.add_parser(
+        "import",
+        help="import Sen1Floods11 / BigEarthNet / SSL4EO-S12 data as scene files",
+        description="Recognise datasets below SRC and write one scene file per S1 acquisition to DIR.",
+    )
     p.add_argument("src", help="folder holding one or more datasets (searched recursively)")
     p.add_argument("--out", default=None, help="scene folder to write (default: SARVIZ_SCENES or ~/.sarviz/scenes)")
     p.add_argument("--overwrite", action="store_true", help="re-import scenes that are already present")
-    p.add_argument("--no-proxy-embedding", dest="proxy_embedding", action="store_false",
-                   help="do not give scenes without AlphaEarth a PROXY embedding (then they cannot be generated from)")
-    p.add_argument("--points", default=None,
-                   help="AlphaEarth sample points for the proxy (default: SARVIZ_PROXY_POINTS, else "
-                        "alphaearth_s1_points below SRC, else ../shared/samples)")
+    p.add_argument(
+        "--no-proxy-embedding",
+        dest="proxy_embedding",
+        action="store_false",
+        help="do not give scenes without AlphaEarth a PROXY embedding (then they cannot be generated from)",
+    )
+    p.add_argument(
+        "--points",
+        default=None,
+        help="AlphaEarth sample points for the proxy (default: SARVIZ_PROXY_POINTS, else "
+        "alphaearth_s1_points below SRC, else ../shared/samples)",
+    )
     p.set_defaults(func=run_import)
     deprecated_alias(p, "--to", "--out")
 
-    p = sub.add_parser("scenes", help="list the scenes in a scene folder, or add proxy embeddings to them",
-                       description="`sarviz scenes [DIR]` lists the scenes; `sarviz scenes add-proxy-embedding [DIR]` "
-                                   "gives every scene without an embedding a PROXY one (real AlphaEarth vectors of "
-                                   "other places chosen by the scene's optical land cover; never replaces a real one).")
-    p.add_argument("words", nargs="*", metavar="[add-proxy-embedding] [DIR]",
-                   help="scene folder (default: SARVIZ_SCENES or ~/.sarviz/scenes), optionally after the action")
+    p = sub.add_parser(
+        "scenes",
+        help="list the scenes in a scene folder, or add proxy embeddings to them",
+        description="`sarviz scenes [DIR]` lists the scenes; `sarviz scenes add-proxy-embedding [DIR]` "
+        "gives every scene without an embedding a PROXY one (real AlphaEarth vectors of "
+        "other places chosen by the scene's optical land cover; never replaces a real one).",
+    )
+    p.add_argument(
+        "words",
+        nargs="*",
+        metavar="[add-proxy-embedding] [DIR]",
+        help="scene folder (default: SARVIZ_SCENES or ~/.sarviz/scenes), optionally after the action",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per scene")
     p.add_argument("--points", default=None, help="AlphaEarth sample points for add-proxy-embedding")
     p.add_argument("--force", action="store_true", help="add-proxy-embedding: remake existing proxies too")
@@ -54,8 +71,14 @@ def run_import(args: argparse.Namespace) -> int:
         bar.set_postfix_str(name[:40])
         bar.refresh()
 
-    report = import_scenes(args.src, to, overwrite=args.overwrite, progress=progress,
-                           proxy_embedding=args.proxy_embedding, points_dir=args.points)
+    report = import_scenes(
+        args.src,
+        to,
+        overwrite=args.overwrite,
+        progress=progress,
+        proxy_embedding=args.proxy_embedding,
+        points_dir=args.points,
+    )
     bar.close()
     _print_report(report, skipped_hint="already present; --overwrite to replace")
     return 1 if report.problems else 0
@@ -84,7 +107,9 @@ def run_scenes(args: argparse.Namespace) -> int:
         from sarviz.importers import add_proxy_embeddings
 
         report = add_proxy_embeddings(folder, points_dir=args.points, force=args.force)
-        _print_report(report, skipped_hint="has an embedding already" + ("" if args.force else "; --force remakes proxies"))
+        _print_report(
+            report, skipped_hint="has an embedding already" + ("" if args.force else "; --force remakes proxies")
+        )
         return 1 if report.problems else 0
     return run_list(folder, as_json=args.json)
 
@@ -107,7 +132,9 @@ def run_list(folder, as_json: bool = False) -> int:
     width = max(len("id"), *(len(r["id"]) for r in rows))
     print(f"{'id':<{width}}  {'lat':>9} {'lon':>10} {'size':>9}  {'embedding':<10} layers")
     for r in rows:
-        print(f"{r['id']:<{width}}  {r['lat']:>9.5f} {r['lon']:>10.5f} {r['width']:>4}x{r['height']:<4}  "
-              f"{r['embedding'] or '-':<10} {','.join(r['layers'])}")
+        print(
+            f"{r['id']:<{width}}  {r['lat']:>9.5f} {r['lon']:>10.5f} {r['width']:>4}x{r['height']:<4}  "
+            f"{r['embedding'] or '-':<10} {','.join(r['layers'])}"
+        )
     print(f"{len(store)} scenes in {store.folder}")
     return 0

@@ -17,11 +17,19 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sensor-profile", help="profile a set of SAR images and its distance to a reference sensor",
-                       description=__doc__.split("\n\n")[0])
+    p = sub.add_parser(
+        "sensor-profile",
+        help="profile a set of SAR images and its distance to a reference sensor",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("dir", type=Path, help="reference images (folder of the target sensor)")
-    p.add_argument("--compare", action="append", default=[], metavar="NAME=DIR",
-                   help="another set to profile and compare with the reference (repeatable)")
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another set to profile and compare with the reference (repeatable)",
+    )
     p.add_argument("--hf-radius", type=float, default=0.25, help="high-pass radius, fraction of Nyquist (default 0.25)")
     p.add_argument("--out", type=Path, default=None, help="also write the profiles and distances as JSON here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")

@@ -43,12 +43,19 @@ def _create(args: argparse.Namespace) -> int:
     per_client = args.max_sessions_per_client
     if per_client is None:  # the admin form's default: 1 for open links, no limit for invitations
         per_client = 0 if args.invite_only else 1
-    design = StudyDesign(images_per_session=args.images, ratio=parse_ratio(args.ratio), render=args.render,
-                         display_px=args.display_px, max_sessions_per_client=per_client,
-                         invite_only=args.invite_only)
+    design = StudyDesign(
+        images_per_session=args.images,
+        ratio=parse_ratio(args.ratio),
+        render=args.render,
+        display_px=args.display_px,
+        max_sessions_per_client=per_client,
+        invite_only=args.invite_only,
+    )
     study = OwnerAPI(_db(args, create=True)).create_study(args.code, args.title or args.code, design)
-    print(f"created study {study.code!r}: {design.images_per_session} images a session, "
-          f"{', '.join(f'{n} {s}' for s, n in design.per_session().items())}")
+    print(
+        f"created study {study.code!r}: {design.images_per_session} images a session, "
+        f"{', '.join(f'{n} {s}' for s, n in design.per_session().items())}"
+    )
     print(f"participant link: <app URL>/Quiz?study={study.code}")
     return 0
 
@@ -57,8 +64,11 @@ def _add_images(args: argparse.Namespace) -> int:
     from sarviz.study.service import OwnerAPI
 
     owner = OwnerAPI(_db(args))
-    defaults = {k: v for k, v in {"source": args.source, "model_id": args.model_id,
-                                  "scene_class": args.scene_class}.items() if v}
+    defaults = {
+        k: v
+        for k, v in {"source": args.source, "model_id": args.model_id, "scene_class": args.scene_class}.items()
+        if v
+    }
     report = owner.import_folder(args.code, args.folder, defaults, progress=None if args.quiet else _progress)
     for o in report.duplicates + report.failed:
         print(f"  skipped {o.problem}", file=sys.stderr)
@@ -101,8 +111,13 @@ def _export(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     # everything rendered in memory first; StudyExport writes each file atomically
-    export = StudyExport(out, answers_csv(owner.answer_rows(args.code, include_excluded=True)), report.summary_csv(),
-                         report.to_json(), fig7_png(report))
+    export = StudyExport(
+        out,
+        answers_csv(owner.answer_rows(args.code, include_excluded=True)),
+        report.summary_csv(),
+        report.to_json(),
+        fig7_png(report),
+    )
     written = export.save()
     print(f"wrote {', '.join(written)} to {out}")
     return 0
@@ -117,8 +132,10 @@ def _list(args: argparse.Namespace) -> int:
         print("no studies yet; create one with `sarviz study create CODE --title ...`")
     for s in studies:
         n = len(owner.participant_rows(s.code))
-        print(f"{s.code:<24} {'open' if s.is_open else 'closed':<7} {len(owner.items(s.code)):>4} images "
-              f"{n:>4} participants  {s.title}")
+        print(
+            f"{s.code:<24} {'open' if s.is_open else 'closed':<7} {len(owner.items(s.code)):>4} images "
+            f"{n:>4} participants  {s.title}"
+        )
     return 0
 
 
@@ -130,8 +147,10 @@ def _unlock(args: argparse.Namespace) -> int:
     who = f"client {args.client!r}" if args.client else "every client"
     print(f"owner logins unlocked for {who} ({cleared} recent failed attempt(s) no longer count)")
     code = new_unlock_code(db)
-    print(f"one-time unlock code: {code}  (enter it with the password on the login form; valid "
-          f"{int(UNLOCK_CODE_VALID.total_seconds() // 60)} min, once; it passes every login limit)")
+    print(
+        f"one-time unlock code: {code}  (enter it with the password on the login form; valid "
+        f"{int(UNLOCK_CODE_VALID.total_seconds() // 60)} min, once; it passes every login limit)"
+    )
     return 0
 
 
@@ -143,9 +162,11 @@ def _invite(args: argparse.Namespace) -> int:
     base = (args.base_url or "<app URL>").rstrip("/")
     for t in tokens:
         print(f"{base}/Quiz?study={args.code}&invite={t}")
-    print(f"{len(tokens)} one-use invitation(s) for {args.code}"
-          + ("" if owner.design(args.code).invite_only else " (the study also takes participants without one)"),
-          file=sys.stderr)
+    print(
+        f"{len(tokens)} one-use invitation(s) for {args.code}"
+        + ("" if owner.design(args.code).invite_only else " (the study also takes participants without one)"),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -156,8 +177,10 @@ def _exclude(args: argparse.Namespace) -> int:
     for session in args.sessions:
         owner.set_excluded(args.code, session, excluded=not args.undo, reason=args.reason)
     n = sum(1 for r in owner.participant_rows(args.code) if r["excluded"])
-    print(f"{args.code}: {'included' if args.undo else 'excluded'} {len(args.sessions)} session(s); {n} excluded "
-          "in all (kept in the raw export, left out of the analysis)")
+    print(
+        f"{args.code}: {'included' if args.undo else 'excluded'} {len(args.sessions)} session(s); {n} excluded "
+        "in all (kept in the raw export, left out of the analysis)"
+    )
     return 0
 
 
@@ -170,8 +193,12 @@ def _hash_password(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    study = subparsers.add_parser("study", help="human-evaluation studies (real vs generated quizzes)",
-                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    study = subparsers.add_parser(
+        "study",
+        help="human-evaluation studies (real vs generated quizzes)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = study.add_subparsers(dest="study_command", metavar="ACTION", required=True)
 
     def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -185,11 +212,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", default="1:1:2", help="real:other:ours (default 1:1:2)")
     p.add_argument("--render", default="vv_gray", choices=("vv_gray", "vv_vh_rgb"))
     p.add_argument("--display-px", type=int, default=512)
-    p.add_argument("--max-sessions-per-client", type=int, default=None, metavar="N",
-                   help="sessions one participant address may start (0 = no limit; default 1, or 0 with "
-                        "--invite-only: invitees may share an address)")
-    p.add_argument("--invite-only", action="store_true",
-                   help="participants need a one-use link from `sarviz study invite`")
+    p.add_argument(
+        "--max-sessions-per-client",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sessions one participant address may start (0 = no limit; default 1, or 0 with "
+        "--invite-only: invitees may share an address)",
+    )
+    p.add_argument(
+        "--invite-only", action="store_true", help="participants need a one-use link from `sarviz study invite`"
+    )
     p.set_defaults(func=_create)
 
     p = with_db(sub.add_parser("add-images", help="add a folder of GeoTIFF/PNG images to a study's pool"))
@@ -202,8 +235,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_add_images)
 
     p = with_db(sub.add_parser("report", help="print the summary of one study, or of every study"))
-    p.add_argument("code", nargs="?", default=None,
-                   help="study code (default: every study; --json then gives an object keyed by study code)")
+    p.add_argument(
+        "code",
+        nargs="?",
+        default=None,
+        help="study code (default: every study; --json then gives an object keyed by study code)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
     p.set_defaults(func=_report)
 
@@ -228,10 +265,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--undo", action="store_true", help="include the sessions again")
     p.set_defaults(func=_exclude)
 
-    p = with_db(sub.add_parser(
-        "unlock", help="lift the owner-login limits (after an attack slowed logins down for everyone)",
-        description="Failed owner logins before now stop counting: the per-client lock-out and the global "
-                    "slow-down are lifted. Whoever can open the database can do this, like every CLI command."))
+    p = with_db(
+        sub.add_parser(
+            "unlock",
+            help="lift the owner-login limits (after an attack slowed logins down for everyone)",
+            description="Failed owner logins before now stop counting: the per-client lock-out and the global "
+            "slow-down are lifted. Whoever can open the database can do this, like every CLI command.",
+        )
+    )
     p.add_argument("--client", default=None, help="only this client (as recorded, e.g. ip:203.0.113.7)")
     p.set_defaults(func=_unlock)
 

@@ -87,9 +87,15 @@ class BuildOptions:
         return self.stride or max(1, self.size // 2)
 
     def record_options(self, mode: str) -> dict[str, Any]:
-        return {"size": self.size, "stride": self.effective_stride, "max_missing": self.max_missing,
-                "allow_smaller": self.allow_smaller, "assume_angle": self.assume_angle, "landcover": self.landcover,
-                "mode": mode}
+        return {
+            "size": self.size,
+            "stride": self.effective_stride,
+            "max_missing": self.max_missing,
+            "allow_smaller": self.allow_smaller,
+            "assume_angle": self.assume_angle,
+            "landcover": self.landcover,
+            "mode": mode,
+        }
 
 
 @dataclass
@@ -106,8 +112,10 @@ class BuildReport:
         if not any(c[s] for s in SPLITS):
             return "\n".join([f"{self.out}: no patches were written"] + self._details())
         dropped = ", ".join(f"{k} {v}" for k, v in c["dropped"].items() if v) or "none"
-        lines = [f"{self.out}: train {c['train']}, val {c['val']}, test {c['test']} patches "
-                 f"({self.written_now} new, {self.resumed} from an earlier run); dropped: {dropped}"]
+        lines = [
+            f"{self.out}: train {c['train']}, val {c['val']}, test {c['test']} patches "
+            f"({self.written_now} new, {self.resumed} from an earlier run); dropped: {dropped}"
+        ]
         return "\n".join(lines + self._details())
 
     @property
@@ -120,12 +128,16 @@ class BuildReport:
         if self.empty and dropped:
             lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
         if self.skipped_scenes:
-            lines.append(f"skipped {len(self.skipped_scenes)} scene(s): " +
-                         "; ".join(f"{s} ({why})" for s, why in self.skipped_scenes[:5]) +
-                         (" …" if len(self.skipped_scenes) > 5 else ""))
+            lines.append(
+                f"skipped {len(self.skipped_scenes)} scene(s): "
+                + "; ".join(f"{s} ({why})" for s, why in self.skipped_scenes[:5])
+                + (" …" if len(self.skipped_scenes) > 5 else "")
+            )
         if self.failures:
-            lines.append(f"{len(self.failures)} item(s) failed (listed in {self.out / FAILURES_FILE}; run the same "
-                         "command again to retry them)")
+            lines.append(
+                f"{len(self.failures)} item(s) failed (listed in {self.out / FAILURES_FILE}; run the same "
+                "command again to retry them)"
+            )
         return lines
 
 
@@ -141,7 +153,8 @@ def embedding_source_of(provenance: dict[str, Any], tags: dict[str, str] | None 
     value = provenance.get("embedding_source") if isinstance(provenance, dict) else None
     if value is None and tags:  # EMBEDDING_SOURCE, or another tool's tag naming the embedding
         value = tags.get("EMBEDDING_SOURCE") or next(
-            (v for k, v in sorted(tags.items()) if "EMBEDDING" in k.upper() and "proxy" in str(v).lower()), None)
+            (v for k, v in sorted(tags.items()) if "EMBEDDING" in k.upper() and "proxy" in str(v).lower()), None
+        )
     if value is not None:
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         if "proxy" in text.lower():
@@ -154,7 +167,7 @@ def embedding_source_of(provenance: dict[str, Any], tags: dict[str, str] | None 
 
 
 def s1_mode_of(provenance: dict[str, Any]) -> str:
-    """"composite" for a multi-acquisition S1 composite (median), else "single"."""
+    """ "composite" for a multi-acquisition S1 composite (median), else "single"."""
     prov = provenance or {}
     request = prov.get("request") or {}
     layer = (prov.get("layers") or {}).get("vv_db") or {}
@@ -167,8 +180,13 @@ def s1_mode_of(provenance: dict[str, Any]) -> str:
 def orbit_of(scene: Scene) -> tuple[str, str]:
     prov = scene.provenance or {}
     detail = ((prov.get("layers") or {}).get("vv_db") or {}).get("detail") or {}
-    orbit = prov.get("orbit_pass") or detail.get("orbit_state") or scene.dates.get("s1_pass") or \
-        (prov.get("request") or {}).get("s1_pass") or ""
+    orbit = (
+        prov.get("orbit_pass")
+        or detail.get("orbit_state")
+        or scene.dates.get("s1_pass")
+        or (prov.get("request") or {}).get("s1_pass")
+        or ""
+    )
     rel = prov.get("relative_orbit") or detail.get("relative_orbit") or ""
     if isinstance(rel, float) and rel.is_integer():  # GeoJSON/EE metadata give 110.0
         rel = int(rel)
@@ -192,8 +210,10 @@ class _Context:
             if folder is not None:
                 self.points = lc.LabelledPoints.load(folder)
             elif options.landcover == "embedding-knn":
-                raise DatasetError("--landcover embedding-knn needs labelled AlphaEarth points: pass "
-                                   "--landcover-points DIR (CSV files with A00..A63 and dw_label)")
+                raise DatasetError(
+                    "--landcover embedding-knn needs labelled AlphaEarth points: pass "
+                    "--landcover-points DIR (CSV files with A00..A63 and dw_label)"
+                )
 
     def record_path(self, item_id: str) -> Path:
         return self.out / RECORDS_DIR / f"{item_id}.json"
@@ -214,8 +234,14 @@ def _missing_fraction(patch: Scene) -> float:
     return float(bad.mean())
 
 
-def _process_patch(ctx: _Context, item_id: str, patch: Scene, source_scene: str, extra: dict[str, Any],
-                   tags: dict[str, str] | None = None) -> dict[str, Any]:
+def _process_patch(
+    ctx: _Context,
+    item_id: str,
+    patch: Scene,
+    source_scene: str,
+    extra: dict[str, Any],
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Check, label and write one patch; returns its record (also written to disk)."""
     opts = ctx.options
     emb_source, emb_basis = embedding_source_of(patch.provenance, tags)
@@ -239,23 +265,46 @@ def _process_patch(ctx: _Context, item_id: str, patch: Scene, source_scene: str,
     if s1_mode == "single":  # one acquisition: its day; a composite keeps its date range
         date = date[:10]
     provenance = {
-        "scene_source": (patch.provenance or {}).get("source", ""), "dataset": (patch.provenance or {}).get("dataset"),
-        "crs": patch.crs.to_string(), "angle": angle_note, "embedding_basis": emb_basis, "s1_mode": s1_mode,
-        "landcover_method": land.method, "missing_fraction": round(missing, 5), **extra,
+        "scene_source": (patch.provenance or {}).get("source", ""),
+        "dataset": (patch.provenance or {}).get("dataset"),
+        "crs": patch.crs.to_string(),
+        "angle": angle_note,
+        "embedding_basis": emb_basis,
+        "s1_mode": s1_mode,
+        "landcover_method": land.method,
+        "missing_fraction": round(missing, 5),
+        **extra,
     }
     file = f"{PATCH_DIR}/{item_id}.tif"
     patch.scene_id = item_id
     patch.provenance = {**(patch.provenance or {}), "dataset_patch": provenance}
-    write_scene(patch, ctx.out / file, bands=TRAINING_PATCH_BANDS, zstd_level=PATCH_ZSTD_LEVEL,
-                extra_tags={"EMBEDDING_SOURCE": emb_source, "SARVIZ_PATCH_FORMAT": FORMAT})
+    write_scene(
+        patch,
+        ctx.out / file,
+        bands=TRAINING_PATCH_BANDS,
+        zstd_level=PATCH_ZSTD_LEVEL,
+        extra_tags={"EMBEDDING_SOURCE": emb_source, "SARVIZ_PATCH_FORMAT": FORMAT},
+    )
     angle_mean = float(np.nanmean(patch.angle_deg))
     record.update(
-        status="written", file=file, lon=round(lon, 6), lat=round(lat, 6), date=date, orbit=orbit,
-        relative_orbit=rel, angle_mean=round(angle_mean, 3), landcover=land.label,
+        status="written",
+        file=file,
+        lon=round(lon, 6),
+        lat=round(lat, 6),
+        date=date,
+        orbit=orbit,
+        relative_orbit=rel,
+        angle_mean=round(angle_mean, 3),
+        landcover=land.label,
         landcover_fractions=json.dumps(land.fractions, sort_keys=True) if land.fractions else "",
-        embedding_source=emb_source, provenance=json.dumps(provenance, sort_keys=True, default=str),
-        width=patch.width, height=patch.height, footprint=[west, south, east, north], s1_mode=s1_mode,
-        angle_assumed=angle_note != "scene", landcover_method=land.method,
+        embedding_source=emb_source,
+        provenance=json.dumps(provenance, sort_keys=True, default=str),
+        width=patch.width,
+        height=patch.height,
+        footprint=[west, south, east, north],
+        s1_mode=s1_mode,
+        angle_assumed=angle_note != "scene",
+        landcover_method=land.method,
     )
     write_json_atomic(ctx.record_path(item_id), record)
     return record
@@ -279,8 +328,9 @@ def scene_windows(width: int, height: int, size: int, stride: int, allow_smaller
     return [Window(c, r, size, size) for r in starts(height) for c in starts(width)]
 
 
-def _run_items(items: list[tuple[str, Callable[[], dict[str, Any] | None]]], workers: int,
-               progress: Progress | None) -> tuple[list[dict], list[tuple[str, str]]]:
+def _run_items(
+    items: list[tuple[str, Callable[[], dict[str, Any] | None]]], workers: int, progress: Progress | None
+) -> tuple[list[dict], list[tuple[str, str]]]:
     """Run item jobs on a thread pool (I/O-bound: COG reads/writes and HTTP release the GIL)."""
     records: list[dict] = []
     failures: list[tuple[str, str]] = []
@@ -322,16 +372,19 @@ def _check_resume(out: Path, options: BuildOptions, mode: str) -> None:
         changed = {k: (before.get(k), now[k]) for k in RECORD_OPTIONS if k in before and before.get(k) != now[k]}
         if changed:
             what = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in changed.items())
-            raise DatasetError(f"{out} was built with other patch options ({what}); use a new --out folder "
-                               "(split options may change freely)")
+            raise DatasetError(
+                f"{out} was built with other patch options ({what}); use a new --out folder "
+                "(split options may change freely)"
+            )
     elif out.exists() and any(out.iterdir()) and not (out / INFO_FILE).exists():
         raise DatasetError(f"{out} exists and is not a sarviz dataset; choose an empty or new --out folder")
     write_json_atomic(path, now)
 
 
 # -- mode 1: a scene folder ----------------------------------------------------------------------------
-def build_from_scenes(scenes: str | os.PathLike, out: str | os.PathLike, options: BuildOptions,
-                      progress: Progress | None = None) -> BuildReport:
+def build_from_scenes(
+    scenes: str | os.PathLike, out: str | os.PathLike, options: BuildOptions, progress: Progress | None = None
+) -> BuildReport:
     from sarviz.scene import read_scene_meta
     from sarviz.store import SceneStore
 
@@ -340,20 +393,29 @@ def build_from_scenes(scenes: str | os.PathLike, out: str | os.PathLike, options
     try:
         store = SceneStore(scenes)
     except MemoryError:  # the store scans the pixels of GeoTIFFs that lack sarviz's layer tags
-        raise DatasetError(f"indexing {scenes} ran out of memory: a GeoTIFF there without sarviz layer tags is too "
-                           "large to scan; keep only scene files in the folder") from None
+        raise DatasetError(
+            f"indexing {scenes} ran out of memory: a GeoTIFF there without sarviz layer tags is too "
+            "large to scan; keep only scene files in the folder"
+        ) from None
     if not len(store):
         problems = f" ({len(store.problems)} unreadable: {store.problems[0]})" if store.problems else ""
         raise DatasetError(f"no scene files in {store.folder}{problems}; import or fetch scenes first")
     _check_resume(out, options, "scenes")
     ctx = _Context(out, options)
     stride = options.effective_stride
-    skipped: list[tuple[str, str]] = [(Path(p.split(':')[0]).name, p) for p in store.problems]
+    skipped: list[tuple[str, str]] = [(Path(p.split(":")[0]).name, p) for p in store.problems]
     items: list[tuple[str, Callable]] = []
     resumed = 0
     for entry in store:
-        needed = [name for name, layer in (("Sentinel-1 VV/VH", "vv_db"), ("Sentinel-1 VV/VH", "vh_db"),
-                                          ("embedding", "embedding")) if layer not in entry.layers]
+        needed = [
+            name
+            for name, layer in (
+                ("Sentinel-1 VV/VH", "vv_db"),
+                ("Sentinel-1 VV/VH", "vh_db"),
+                ("embedding", "embedding"),
+            )
+            if layer not in entry.layers
+        ]
         if needed:
             skipped.append((entry.scene_id, f"no {' and no '.join(dict.fromkeys(needed))} layer"))
             continue
@@ -373,19 +435,31 @@ def build_from_scenes(scenes: str | os.PathLike, out: str | os.PathLike, options
 
             def job(entry=entry, win=win, item_id=item_id, tags=tags) -> dict[str, Any]:
                 patch = read_scene(entry.path, window=win)
-                return _process_patch(ctx, item_id, patch, entry.scene_id,
-                                      {"window": [int(win.col_off), int(win.row_off), int(win.width),
-                                                  int(win.height)]}, tags)
+                return _process_patch(
+                    ctx,
+                    item_id,
+                    patch,
+                    entry.scene_id,
+                    {"window": [int(win.col_off), int(win.row_off), int(win.width), int(win.height)]},
+                    tags,
+                )
 
             items.append((item_id, job))
     records, failures = _run_items(items, options.workers, progress)
-    return finalise(out, options, failures=failures, skipped_scenes=skipped, written_now=sum(
-        r["status"] == "written" for r in records), resumed=resumed)
+    return finalise(
+        out,
+        options,
+        failures=failures,
+        skipped_scenes=skipped,
+        written_now=sum(r["status"] == "written" for r in records),
+        resumed=resumed,
+    )
 
 
 # -- mode 2: points / a region through the sources -------------------------------------------------
-def points_in_region(geojson: str | os.PathLike, size: int, stride: int | None = None, res_m: float = 10.0
-                     ) -> list[dict[str, Any]]:
+def points_in_region(
+    geojson: str | os.PathLike, size: int, stride: int | None = None, res_m: float = 10.0
+) -> list[dict[str, Any]]:
     """Patch centres on a regular grid (local UTM of the region, spacing stride·res) inside a
     GeoJSON (Multi)Polygon; each {lat, lon, id}."""
     from pyproj import Transformer
@@ -411,8 +485,10 @@ def points_in_region(geojson: str | os.PathLike, size: int, stride: int | None =
     minx, miny, maxx, maxy = local.bounds
     n = math.ceil((maxx - minx) / step + 1) * math.ceil((maxy - miny) / step + 1)
     if n > MAX_POINTS:
-        raise DatasetError(f"{path}: the region needs about {n:,} patches of {size} px (more than {MAX_POINTS:,}); "
-                           "split it or raise --stride")
+        raise DatasetError(
+            f"{path}: the region needs about {n:,} patches of {size} px (more than {MAX_POINTS:,}); "
+            "split it or raise --stride"
+        )
     from shapely import contains_xy
 
     xs = np.arange(minx + step / 2, maxx + step / 2, step)
@@ -423,9 +499,15 @@ def points_in_region(geojson: str | os.PathLike, size: int, stride: int | None =
     return [{"lat": float(la), "lon": float(lo), "id": None, "year": None} for la, lo in zip(lats, lons)]
 
 
-def build_from_points(points: list[dict[str, Any]], out: str | os.PathLike, options: BuildOptions, year: int,
-                      chain_factory: Callable[[], Any], fetch_options: dict[str, Any] | None = None,
-                      progress: Progress | None = None) -> BuildReport:
+def build_from_points(
+    points: list[dict[str, Any]],
+    out: str | os.PathLike,
+    options: BuildOptions,
+    year: int,
+    chain_factory: Callable[[], Any],
+    fetch_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
     """Fetch one patch per point through a source chain (one chain per worker thread)."""
     from sarviz.scene import validate_latlon
     from sarviz.sources.base import SourceTimeout, SourceUnavailable
@@ -449,8 +531,11 @@ def build_from_points(points: list[dict[str, Any]], out: str | os.PathLike, opti
         except SceneError as exc:
             failures.append((str(pt.get("id") or f"{pt['lat']},{pt['lon']}"), str(exc)))
             continue
-        item_id = _safe_id(str(pt["id"]) if pt.get("id") and not str(pt["id"]).startswith(("line ", "#"))
-                           else f"pt_{lat:+.5f}_{lon:+.5f}_{y}")
+        item_id = _safe_id(
+            str(pt["id"])
+            if pt.get("id") and not str(pt["id"]).startswith(("line ", "#"))
+            else f"pt_{lat:+.5f}_{lon:+.5f}_{y}"
+        )
         if item_id in seen:
             failures.append((item_id, "duplicate point id"))
             continue
@@ -470,21 +555,38 @@ def build_from_points(points: list[dict[str, Any]], out: str | os.PathLike, opti
                     if attempt:
                         raise
             scene = result.scene
-            lacking = [name for name, layer in (("Sentinel-1 VV", "vv_db"), ("Sentinel-1 VH", "vh_db"),
-                                                ("AlphaEarth embedding", "embedding")) if getattr(scene, layer) is None]
+            lacking = [
+                name
+                for name, layer in (
+                    ("Sentinel-1 VV", "vv_db"),
+                    ("Sentinel-1 VH", "vh_db"),
+                    ("AlphaEarth embedding", "embedding"),
+                )
+                if getattr(scene, layer) is None
+            ]
             if lacking:
-                why = "; ".join(f"{layer}: {result.missing.get(layer, '')}" for layer in
-                                ("vv_db", "vh_db", "embedding") if layer in result.missing)
+                why = "; ".join(
+                    f"{layer}: {result.missing.get(layer, '')}"
+                    for layer in ("vv_db", "vh_db", "embedding")
+                    if layer in result.missing
+                )
                 raise SceneError(f"no {', '.join(lacking)} here ({why})")
             if scene.angle_deg is None and options.assume_angle is None:
                 raise SceneError("the source gave no incidence angle (and --no-assumed-angle)")
-            return _process_patch(ctx, item_id, scene, scene.scene_id,
-                                  {"point": [lon, lat], "year": y, "fetch": fetch_options})
+            return _process_patch(
+                ctx, item_id, scene, scene.scene_id, {"point": [lon, lat], "year": y, "fetch": fetch_options}
+            )
 
         items.append((item_id, job))
     records, run_failures = _run_items(items, options.workers, progress)
-    return finalise(out, options, failures=failures + run_failures, skipped_scenes=[], written_now=sum(
-        r["status"] == "written" for r in records), resumed=resumed)
+    return finalise(
+        out,
+        options,
+        failures=failures + run_failures,
+        skipped_scenes=[],
+        written_now=sum(r["status"] == "written" for r in records),
+        resumed=resumed,
+    )
 
 
 # -- the manifest, the splits, dataset.json ---------------------------------------------------------
@@ -503,9 +605,14 @@ def _one_or_mixed(values: Iterable[str]) -> str:
     return distinct[0] if len(distinct) == 1 else ("mixed" if distinct else "")
 
 
-def finalise(out: Path, options: BuildOptions, failures: list[tuple[str, str]] | None = None,
-             skipped_scenes: list[tuple[str, str]] | None = None, written_now: int = 0,
-             resumed: int = 0) -> BuildReport:
+def finalise(
+    out: Path,
+    options: BuildOptions,
+    failures: list[tuple[str, str]] | None = None,
+    skipped_scenes: list[tuple[str, str]] | None = None,
+    written_now: int = 0,
+    resumed: int = 0,
+) -> BuildReport:
     """Rebuild manifest.csv, failures.csv and dataset.json from the records."""
     records = _load_records(out)
     written = [r for r in records if r["status"] == "written" and (out / r["file"]).is_file()]
@@ -513,8 +620,9 @@ def finalise(out: Path, options: BuildOptions, failures: list[tuple[str, str]] |
     for r in records:
         if r["status"] == "dropped":
             dropped[r["reason"]] = dropped.get(r["reason"], 0) + 1
-    splits, keep, blocks = assign_splits([(r["lon"], r["lat"]) for r in written], [r["footprint"] for r in written],
-                                         options.split)
+    splits, keep, blocks = assign_splits(
+        [(r["lon"], r["lat"]) for r in written], [r["footprint"] for r in written], options.split
+    )
     rows = []
     for r, split, kept, block in zip(written, splits, keep, blocks):
         if not kept:
@@ -531,14 +639,21 @@ def finalise(out: Path, options: BuildOptions, failures: list[tuple[str, str]] |
     counts["angle_assumed"] = sum(bool(r.get("angle_assumed")) for r in rows)
     methods = sorted({r.get("landcover_method", "") for r in rows} - {""})
     info = {
-        "format": FORMAT, "size": options.size, "stride": options.effective_stride,
-        "bands": list(TRAINING_PATCH_BANDS), "calibration": options.calibration.to_dict(),
+        "format": FORMAT,
+        "size": options.size,
+        "stride": options.effective_stride,
+        "bands": list(TRAINING_PATCH_BANDS),
+        "calibration": options.calibration.to_dict(),
         "embedding_source": _one_or_mixed(r["embedding_source"] for r in rows) or "alphaearth",
         "s1_mode": _one_or_mixed(r.get("s1_mode", "single") for r in rows) or "single",
-        "counts": counts, "split": options.split.to_json(),
-        "landcover": {"requested": options.landcover, "methods": methods,
-                      "classes": "Dynamic World (water, trees, grass, flooded_vegetation, crops, shrub_and_scrub, "
-                                 "built, bare, snow_and_ice)"},
+        "counts": counts,
+        "split": options.split.to_json(),
+        "landcover": {
+            "requested": options.landcover,
+            "methods": methods,
+            "classes": "Dynamic World (water, trees, grass, flooded_vegetation, crops, shrub_and_scrub, "
+            "built, bare, snow_and_ice)",
+        },
         "max_missing": options.max_missing,
         "assumed_angle_deg": options.assume_angle,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -46,18 +46,36 @@ from sarviz.scene import read_scene
 
 MAX_MISSING = 0.01  # patches with more missing pixels are left out of the captioned set
 CLASS_PHRASES = {
-    "water": "water", "trees": "forest", "grass": "grassland", "flooded_vegetation": "flooded vegetation",
-    "crops": "cropland", "shrub_and_scrub": "shrubland", "built": "built-up area", "bare": "bare ground",
+    "water": "water",
+    "trees": "forest",
+    "grass": "grassland",
+    "flooded_vegetation": "flooded vegetation",
+    "crops": "cropland",
+    "shrub_and_scrub": "shrubland",
+    "built": "built-up area",
+    "bare": "bare ground",
     "snow_and_ice": "snow and ice",
 }
 TROPIC_LAT = 23.44
-_SEASONS_NORTH = {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring", 6: "summer",
-                  7: "summer", 8: "summer", 9: "autumn", 10: "autumn", 11: "autumn"}
+_SEASONS_NORTH = {
+    12: "winter",
+    1: "winter",
+    2: "winter",
+    3: "spring",
+    4: "spring",
+    5: "spring",
+    6: "summer",
+    7: "summer",
+    8: "summer",
+    9: "autumn",
+    10: "autumn",
+    11: "autumn",
+}
 _FLIP = {"winter": "summer", "summer": "winter", "spring": "autumn", "autumn": "spring"}
 
 
 def landcover_phrase(fractions: dict[str, float] | None) -> str:
-    """"mostly cropland with some built-up area" from class fractions ("" when unknown)."""
+    """ "mostly cropland with some built-up area" from class fractions ("" when unknown)."""
     if not fractions:
         return ""
     ranked = sorted(((float(v), k) for k, v in fractions.items() if k in CLASS_PHRASES), key=lambda t: (-t[0], t[1]))
@@ -101,10 +119,13 @@ def caption_for(row: dict[str, str], token: str = "<SAR>", polarisation: str = "
 
         place = nearest_place(lat, lon).phrase()
     prov = json_cell(row.get("provenance", "")) or {}
-    parts = [f"{token} Sentinel-1 SAR image",
-             "VV polarisation" if polarisation == "VV" else "VV and VH polarisations",
-             landcover_phrase(json_cell(row.get("landcover_fractions", ""))), place,
-             season_phrase(row.get("date", ""), lat, composite=prov.get("s1_mode") == "composite")]
+    parts = [
+        f"{token} Sentinel-1 SAR image",
+        "VV polarisation" if polarisation == "VV" else "VV and VH polarisations",
+        landcover_phrase(json_cell(row.get("landcover_fractions", ""))),
+        place,
+        season_phrase(row.get("date", ""), lat, composite=prov.get("s1_mode") == "composite"),
+    ]
     if row.get("orbit") in ("ascending", "descending"):
         parts.append(f"{row['orbit']} pass")
     if row.get("angle_mean") and str(prov.get("angle", "scene")) == "scene":
@@ -114,6 +135,7 @@ def caption_for(row: dict[str, str], token: str = "<SAR>", polarisation: str = "
 
 def to_image(vv: np.ndarray, vh: np.ndarray | None, calibration, polarisation: str) -> tuple[np.ndarray, str]:
     """8-bit image through the calibration: "L" = VV, "RGB" = VV, VH, VV; NaN → 0."""
+
     def u8(db: np.ndarray, pol: str) -> np.ndarray:
         unit = calibration.to_unit(db, pol)
         return np.where(np.isfinite(unit), np.rint(unit * 255.0), 0).astype(np.uint8)
@@ -124,8 +146,12 @@ def to_image(vv: np.ndarray, vh: np.ndarray | None, calibration, polarisation: s
     return np.stack([r, u8(vh, "VH"), r], axis=-1), "RGB"
 
 
-def write_captioned(root: str | os.PathLike, token: str = "<SAR>", polarisation: str = "VV",
-                    progress: Callable[[int, int, str], None] | None = None) -> str:
+def write_captioned(
+    root: str | os.PathLike,
+    token: str = "<SAR>",
+    polarisation: str = "VV",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> str:
     """Write ``root/captioned`` (replacing an earlier one only when the new one is complete)."""
     from PIL import Image
 
@@ -157,19 +183,39 @@ def write_captioned(root: str | os.PathLike, token: str = "<SAR>", polarisation:
             folder.mkdir(exist_ok=True)
             file_name = f"{row['id']}.png"
             Image.fromarray(pixels, mode=mode).save(folder / file_name)
-            entry = {"file_name": file_name, "text": caption_for(row, token, polarisation), "id": row["id"],
-                     "label": row.get("landcover", ""), "lat": float(row["lat"]), "lon": float(row["lon"])}
+            entry = {
+                "file_name": file_name,
+                "text": caption_for(row, token, polarisation),
+                "id": row["id"],
+                "label": row.get("landcover", ""),
+                "lat": float(row["lat"]),
+                "lon": float(row["lon"]),
+            }
             lines[row["split"]].append(entry)
             counts[row["split"]] += 1
             if progress and (n % 50 == 0 or n == total):
                 progress(n, total, f"captioned {sum(counts.values())} patches")
         if not sum(counts.values()):
-            raise DatasetError(f"{ds.root}: no patch could be captioned (all have more than "
-                               f"{MAX_MISSING:.0%} missing pixels, or the manifest is empty)")
-        CaptionedDataset(staging, {
-            "format": CAPTION_FORMAT, "token": token, "polarisation": polarisation,
-            "calibration": calibration.to_dict(), "image_mode": image_mode, "counts": counts,
-            "left_out_missing": left_out, "source_dataset": "..", "template": "sarviz.datasets.captions v1",
-        }, {SPLIT_FOLDERS[split]: entries for split, entries in lines.items() if entries}).save()
-    return (f"{final}: train {counts['train']}, validation {counts['val']}, test {counts['test']} captioned "
-            f"({image_mode}, token {token}); {left_out} left out (> {MAX_MISSING:.0%} missing pixels)")
+            raise DatasetError(
+                f"{ds.root}: no patch could be captioned (all have more than "
+                f"{MAX_MISSING:.0%} missing pixels, or the manifest is empty)"
+            )
+        CaptionedDataset(
+            staging,
+            {
+                "format": CAPTION_FORMAT,
+                "token": token,
+                "polarisation": polarisation,
+                "calibration": calibration.to_dict(),
+                "image_mode": image_mode,
+                "counts": counts,
+                "left_out_missing": left_out,
+                "source_dataset": "..",
+                "template": "sarviz.datasets.captions v1",
+            },
+            {SPLIT_FOLDERS[split]: entries for split, entries in lines.items() if entries},
+        ).save()
+    return (
+        f"{final}: train {counts['train']}, validation {counts['val']}, test {counts['test']} captioned "
+        f"({image_mode}, token {token}); {left_out} left out (> {MAX_MISSING:.0%} missing pixels)"
+    )

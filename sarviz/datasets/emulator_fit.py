@@ -58,7 +58,9 @@ def _cells(arr: np.ndarray, block: int) -> np.ndarray:
     return np.moveaxis(a, -3, -2).reshape(*lead, hb, wb, block * block)
 
 
-def patch_samples(path: Path, block: int, offset_db: float, reference: RadiometricModel) -> tuple[np.ndarray, np.ndarray]:
+def patch_samples(
+    path: Path, block: int, offset_db: float, reference: RadiometricModel
+) -> tuple[np.ndarray, np.ndarray]:
     patch = read_scene(path, layers=("vv_db", "vh_db", "angle_deg", "embedding"))
     if patch.vv_db is None or patch.vh_db is None or patch.embedding is None or patch.angle_deg is None:
         return np.empty((0, 64)), np.empty((0, 2))
@@ -77,8 +79,14 @@ def patch_samples(path: Path, block: int, offset_db: float, reference: Radiometr
     return e, target
 
 
-def collect(ds: PatchDatasetFolder, split: str, block: int, max_samples: int, seed: int = 0,
-            progress: Callable[[int, int, str], None] | None = None) -> Samples:
+def collect(
+    ds: PatchDatasetFolder,
+    split: str,
+    block: int,
+    max_samples: int,
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Samples:
     from sarviz.generators.emulator import median_to_mean_db
 
     rows = ds.split(split)
@@ -107,9 +115,15 @@ def _scores(model: RadiometricModel, samples: Samples) -> dict[str, float]:
     r2 = r2_score(samples.target_db, pred)
     mae = np.abs(pred - samples.target_db).mean(0)
     bias = (pred - samples.target_db).mean(0)
-    return {"n": len(samples), "r2_VV": round(float(r2[0]), 4), "r2_VH": round(float(r2[1]), 4),
-            "mae_VV_db": round(float(mae[0]), 3), "mae_VH_db": round(float(mae[1]), 3),
-            "bias_VV_db": round(float(bias[0]), 3), "bias_VH_db": round(float(bias[1]), 3)}
+    return {
+        "n": len(samples),
+        "r2_VV": round(float(r2[0]), 4),
+        "r2_VH": round(float(r2[1]), 4),
+        "mae_VV_db": round(float(mae[0]), 3),
+        "mae_VH_db": round(float(mae[1]), 3),
+        "bias_VV_db": round(float(bias[0]), 3),
+        "bias_VH_db": round(float(bias[1]), 3),
+    }
 
 
 @dataclass
@@ -123,21 +137,36 @@ class FitResult:
 
     def summary(self) -> str:
         def fmt(s: dict[str, float]) -> str:
-            return (f"R² VV {s['r2_VV']:.3f}, VH {s['r2_VH']:.3f}; MAE VV {s['mae_VV_db']:.2f} dB, "
-                    f"VH {s['mae_VH_db']:.2f} dB (n={s['n']})") if s else "no samples"
+            return (
+                (
+                    f"R² VV {s['r2_VV']:.3f}, VH {s['r2_VH']:.3f}; MAE VV {s['mae_VV_db']:.2f} dB, "
+                    f"VH {s['mae_VH_db']:.2f} dB (n={s['n']})"
+                )
+                if s
+                else "no samples"
+            )
 
-        lines = [f"fitted {self.model.feature_map} ridge, λ={self.model.ridge_lambda:g} on {self.train_samples} "
-                 f"train samples → {self.weights} (sha256 {file_sha256(self.weights)})",
-                 f"val (used to choose the feature map and λ): {fmt(self.val)}",
-                 f"test (held out): {fmt(self.test)}"]
+        lines = [
+            f"fitted {self.model.feature_map} ridge, λ={self.model.ridge_lambda:g} on {self.train_samples} "
+            f"train samples → {self.weights} (sha256 {file_sha256(self.weights)})",
+            f"val (used to choose the feature map and λ): {fmt(self.val)}",
+            f"test (held out): {fmt(self.test)}",
+        ]
         if self.card:
             lines.append(f"model card: {self.card} (add its folder to SARVIZ_MODELS to list it in `sarviz models`)")
         return "\n".join(lines)
 
 
-def fit_from_dataset(root: str | os.PathLike, out: str | os.PathLike, card_dir: str | os.PathLike | None = None,
-                     model_id: str | None = None, block: int = DEFAULT_BLOCK, max_samples: int = DEFAULT_MAX_SAMPLES,
-                     seed: int = 0, progress: Callable[[int, int, str], None] | None = None) -> FitResult:
+def fit_from_dataset(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    card_dir: str | os.PathLike | None = None,
+    model_id: str | None = None,
+    block: int = DEFAULT_BLOCK,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> FitResult:
     out = Path(out)
     if out.suffix != ".safetensors":
         raise DatasetError(f"--out {out}: the weights file must end in .safetensors")
@@ -146,8 +175,10 @@ def fit_from_dataset(root: str | os.PathLike, out: str | os.PathLike, card_dir: 
     ds = open_dataset(root)
     train = collect(ds, "train", block, max_samples, seed, progress)
     if len(train) < 2 * 64:
-        raise DatasetError(f"{ds.root}: only {len(train)} valid {block}×{block} cells in the train split; at least "
-                           f"{2 * 64} are needed (more or larger patches, or a smaller --block)")
+        raise DatasetError(
+            f"{ds.root}: only {len(train)} valid {block}×{block} cells in the train split; at least "
+            f"{2 * 64} are needed (more or larger patches, or a smaller --block)"
+        )
     val = collect(ds, "val", block, max_samples, seed, progress)
     test = collect(ds, "test", block, max_samples, seed, progress)
     choice = val if len(val) else train
@@ -159,22 +190,35 @@ def fit_from_dataset(root: str | os.PathLike, out: str | os.PathLike, card_dir: 
             if best is None or score > best[0]:
                 best = (score, fmap, lam)
     assert best is not None
-    digest = hashlib.sha256(np.ascontiguousarray(train.embedding, "<f8").tobytes()
-                            + np.ascontiguousarray(train.target_db, "<f8").tobytes()).hexdigest()
+    digest = hashlib.sha256(
+        np.ascontiguousarray(train.embedding, "<f8").tobytes() + np.ascontiguousarray(train.target_db, "<f8").tobytes()
+    ).hexdigest()
     model = RadiometricModel.fit(
-        train.embedding, train.target_db, best[1], best[2],
-        training_dataset=str(ds.root), training_samples=len(train), training_patches=train.patches,
-        training_sha256=digest, embedding_source=ds.info.get("embedding_source", ""),
-        sample_cells_px=block, s1_mode=ds.info.get("s1_mode", ""),
-        selection=("best val-split R² over linear/poly2 × λ" if len(val) else
-                   "no val split: best train R² (optimistic)"),
+        train.embedding,
+        train.target_db,
+        best[1],
+        best[2],
+        training_dataset=str(ds.root),
+        training_samples=len(train),
+        training_patches=train.patches,
+        training_sha256=digest,
+        embedding_source=ds.info.get("embedding_source", ""),
+        sample_cells_px=block,
+        s1_mode=ds.info.get("s1_mode", ""),
+        selection=(
+            "best val-split R² over linear/poly2 × λ" if len(val) else "no val split: best train R² (optimistic)"
+        ),
     )
     val_scores, test_scores = _scores(model, val), _scores(model, test)
-    model.metadata.update(val_scores={k: v for k, v in val_scores.items()},
-                          test_scores={k: v for k, v in test_scores.items()})
+    model.metadata.update(
+        val_scores={k: v for k, v in val_scores.items()}, test_scores={k: v for k, v in test_scores.items()}
+    )
     weights = model.save(out)
-    card_path = write_card(card_dir, weights, model_id or f"emulator-{_slug(ds.root.name)}", ds, val_scores,
-                           test_scores) if card_dir else None
+    card_path = (
+        write_card(card_dir, weights, model_id or f"emulator-{_slug(ds.root.name)}", ds, val_scores, test_scores)
+        if card_dir
+        else None
+    )
     return FitResult(model, weights, card_path, val_scores, test_scores, len(train))
 
 
@@ -182,8 +226,14 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c == "-" else "-" for c in text.lower()).strip("-") or "dataset"
 
 
-def write_card(card_dir: str | os.PathLike, weights: Path, model_id: str, ds: PatchDatasetFolder,
-               val: dict[str, float], test: dict[str, float]) -> Path:
+def write_card(
+    card_dir: str | os.PathLike,
+    weights: Path,
+    model_id: str,
+    ds: PatchDatasetFolder,
+    val: dict[str, float],
+    test: dict[str, float],
+) -> Path:
     """An emulator model card (the shipped card's speckle and angle law) pointing at the new weights."""
     from sarviz.registry import REPO_MODELS_DIR
 
@@ -193,14 +243,17 @@ def write_card(card_dir: str | os.PathLike, weights: Path, model_id: str, ds: Pa
         base = ModelCard.load(shipped).data
     card_dir = Path(card_dir)
     emb = ds.info.get("embedding_source", "")
-    proxy = " — trained on PROXY embeddings (not AlphaEarth), results are proxy results" if emb.startswith(
-        "proxy") or emb == "mixed" else ""
+    proxy = (
+        " — trained on PROXY embeddings (not AlphaEarth), results are proxy results"
+        if emb.startswith("proxy") or emb == "mixed"
+        else ""
+    )
     card = {
         "id": model_id,
         "name": f"sarviz CPU SAR emulator, refitted on dataset {ds.root.name}{proxy}",
         "kind": "emulator",
         "description": f"Regional refit of the CPU emulator's radiometric model on the train split of {ds.root} "
-                       f"(val/test scores below); speckle and angle law as the shipped emulator{proxy}.",
+        f"(val/test scores below); speckle and angle law as the shipped emulator{proxy}.",
         "weights": os.path.relpath(weights.resolve(), card_dir.resolve()),
         "sha256": file_sha256(weights),
         "licence": base.get("licence", ""),

@@ -60,19 +60,49 @@ BRIGHT_BUILT = (0.08, 0.30)
 #: CORINE Land Cover names (BigEarthNet labels) → Dynamic World class, by the first matching
 #: keyword (order matters: "green urban" is grass, "water" before the rest).
 CORINE_TO_DW: tuple[tuple[str, str], ...] = (
-    ("water", "water"), ("lagoon", "water"), ("estuar", "water"), ("sea and ocean", "water"),
-    ("green urban", "grass"), ("sport and leisure", "grass"), ("pasture", "grass"), ("grassland", "grass"),
-    ("marsh", "flooded_vegetation"), ("peatbog", "flooded_vegetation"), ("intertidal", "flooded_vegetation"),
-    ("salines", "flooded_vegetation"), ("wetland", "flooded_vegetation"),
-    ("urban", "built"), ("industrial", "built"), ("road", "built"), ("port", "built"), ("airport", "built"),
-    ("construction", "built"), ("dump", "built"), ("mineral extraction", "built"),
-    ("agro-forestry", "trees"), ("forest", "trees"),
-    ("arable", "crops"), ("rice", "crops"), ("vineyard", "crops"), ("fruit", "crops"), ("olive", "crops"),
-    ("annual crops", "crops"), ("cultivation", "crops"), ("agricultur", "crops"),
-    ("moor", "shrub_and_scrub"), ("heath", "shrub_and_scrub"), ("sclerophyllous", "shrub_and_scrub"),
-    ("woodland", "shrub_and_scrub"), ("shrub", "shrub_and_scrub"),
-    ("glacier", "snow_and_ice"), ("snow", "snow_and_ice"),
-    ("beach", "bare"), ("dune", "bare"), ("sand", "bare"), ("bare rock", "bare"), ("sparsely vegetated", "bare"),
+    ("water", "water"),
+    ("lagoon", "water"),
+    ("estuar", "water"),
+    ("sea and ocean", "water"),
+    ("green urban", "grass"),
+    ("sport and leisure", "grass"),
+    ("pasture", "grass"),
+    ("grassland", "grass"),
+    ("marsh", "flooded_vegetation"),
+    ("peatbog", "flooded_vegetation"),
+    ("intertidal", "flooded_vegetation"),
+    ("salines", "flooded_vegetation"),
+    ("wetland", "flooded_vegetation"),
+    ("urban", "built"),
+    ("industrial", "built"),
+    ("road", "built"),
+    ("port", "built"),
+    ("airport", "built"),
+    ("construction", "built"),
+    ("dump", "built"),
+    ("mineral extraction", "built"),
+    ("agro-forestry", "trees"),
+    ("forest", "trees"),
+    ("arable", "crops"),
+    ("rice", "crops"),
+    ("vineyard", "crops"),
+    ("fruit", "crops"),
+    ("olive", "crops"),
+    ("annual crops", "crops"),
+    ("cultivation", "crops"),
+    ("agricultur", "crops"),
+    ("moor", "shrub_and_scrub"),
+    ("heath", "shrub_and_scrub"),
+    ("sclerophyllous", "shrub_and_scrub"),
+    ("woodland", "shrub_and_scrub"),
+    ("shrub", "shrub_and_scrub"),
+    ("glacier", "snow_and_ice"),
+    ("snow", "snow_and_ice"),
+    ("beach", "bare"),
+    ("dune", "bare"),
+    ("sand", "bare"),
+    ("bare rock", "bare"),
+    ("sparsely vegetated", "bare"),
     ("burnt", "bare"),
 )
 
@@ -112,8 +142,9 @@ class LandCover:
             "optical-rules": f"land cover from this scene's Sentinel-2 optical image ({OPTICAL_METHOD}; never its SAR)",
         }.get(self.method, f"land cover by {self.method}")
         if self.method.startswith("embedding-knn"):
-            words = ("land cover by a vote of the scene's AlphaEarth embedding against labelled AlphaEarth points"
-                     + (" (a PROXY embedding)" if "proxy" in self.method else ""))
+            words = "land cover by a vote of the scene's AlphaEarth embedding against labelled AlphaEarth points" + (
+                " (a PROXY embedding)" if "proxy" in self.method else ""
+            )
         if self.confidence is not None:
             words += f", confidence {self.confidence:.2f} ({confidence_word(self.confidence)})"
         return words + (f"; {self.detail}" if self.detail else "")
@@ -179,8 +210,13 @@ def _fractions(labels: np.ndarray, method: str) -> LandCover:
     return LandCover(DW_CLASS_NAMES[int(np.argmax(counts))], fractions, method)
 
 
-def from_embedding(embedding: np.ndarray, points: LabelledPoints, k: int = KNN_K, method: str = "embedding-knn",
-                   allowed: set[int] | None = None) -> LandCover:
+def from_embedding(
+    embedding: np.ndarray,
+    points: LabelledPoints,
+    k: int = KNN_K,
+    method: str = "embedding-knn",
+    allowed: set[int] | None = None,
+) -> LandCover:
     """kNN (cosine) of the patch's embedding pixels against the labelled points (of ``allowed`` classes)."""
     if allowed:
         points = points.subset(allowed)
@@ -248,8 +284,11 @@ def landcover_of(patch: Scene, method: str, points: LabelledPoints | None, embed
             if patch.embedding is None or points is None:
                 continue
             allowed = classes_from_labels((patch.provenance or {}).get("labels"))
-            label = ("embedding-knn" + (" within the scene's labels" if allowed else "")
-                     + (" (proxy embedding)" if embedding_source.startswith("proxy") else ""))
+            label = (
+                "embedding-knn"
+                + (" within the scene's labels" if allowed else "")
+                + (" (proxy embedding)" if embedding_source.startswith("proxy") else "")
+            )
             lc = from_embedding(patch.embedding, points, method=label, allowed=allowed or None)
         else:
             if patch.optical is None:

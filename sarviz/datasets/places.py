@@ -25,7 +25,7 @@ class Place:
     bearing_deg: float  # from the town to the point
 
     def phrase(self) -> str:
-        """"near Murcia, Spain" / "40 km west of Murcia, Spain" / "in Spain" / ""."""
+        """ "near Murcia, Spain" / "40 km west of Murcia, Spain" / "in Spain" / ""."""
         where = f"{self.name}, {self.country}" if self.country else self.name
         if self.distance_km <= NEAR_KM:
             return f"near {where}"

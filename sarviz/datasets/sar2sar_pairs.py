@@ -69,8 +69,9 @@ def _enl(db: np.ndarray) -> float | None:
         return None
 
 
-def degrade(fine_db: np.ndarray, factor: float, looks: float, rng: np.random.Generator,
-            noise_floor_db: float | None = None) -> Degraded:
+def degrade(
+    fine_db: np.ndarray, factor: float, looks: float, rng: np.random.Generator, noise_floor_db: float | None = None
+) -> Degraded:
     """The degradation model (module doc): band-limit to 1/F, re-speckle to ``looks``, resample back."""
     fine = 10.0 ** (fill_missing(np.asarray(fine_db, dtype=np.float64)) / 10.0)
     coarse_shape = output_shape(fine.shape, 1.0 / factor)
@@ -88,8 +89,9 @@ def degrade(fine_db: np.ndarray, factor: float, looks: float, rng: np.random.Gen
     return Degraded(coarse_db, (10 * np.log10(np.maximum(cond, 1e-12))).astype(np.float32), enl_before, added)
 
 
-def align_pair(fine: SarGeoTiff, coarse: SarGeoTiff, pol_map: dict[str, str] | None = None
-               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def align_pair(
+    fine: SarGeoTiff, coarse: SarGeoTiff, pol_map: dict[str, str] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """A coarser SAR image on the finer one's grid: reprojection, then the residual shift removed.
 
     Returns ({fine pol: coarse σ⁰ dB on the fine grid}, {"shift_px": [dy, dx], "pols": {...}}).
@@ -106,12 +108,23 @@ def align_pair(fine: SarGeoTiff, coarse: SarGeoTiff, pol_map: dict[str, str] | N
             continue
         dst = np.full(fine.shape, np.nan, np.float32)
         lin = 10 ** (fill_missing(coarse.bands[cpol]) / 10)
-        reproject(lin, dst, src_transform=coarse.transform, src_crs=coarse.crs, dst_transform=fine.transform,
-                  dst_crs=fine.crs, resampling=Resampling.cubic, src_nodata=np.nan, dst_nodata=np.nan)
+        reproject(
+            lin,
+            dst,
+            src_transform=coarse.transform,
+            src_crs=coarse.crs,
+            dst_transform=fine.transform,
+            dst_crs=fine.crs,
+            resampling=Resampling.cubic,
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+        )
         ok = np.isfinite(dst)
         if ok.mean() < 0.5:
-            raise Sar2SarError(f"{Path(coarse.path).name} covers {ok.mean():.0%} of {Path(fine.path).name}; "
-                               "co-registered pairs must share their ground")
+            raise Sar2SarError(
+                f"{Path(coarse.path).name} covers {ok.mean():.0%} of {Path(fine.path).name}; "
+                "co-registered pairs must share their ground"
+            )
         ref = fill_missing(fine.bands[fpol])
         mov = np.where(ok, 10 * np.log10(np.maximum(dst, 1e-12)), np.nan)
         mov = fill_missing(mov)
@@ -186,9 +199,14 @@ def parse_pol_map(text: str | None) -> dict[str, str] | None:
     return out
 
 
-def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: PairsOptions,
-                progress: Callable[[int, int, str], None] | None = None,
-                coarse_images: str | os.PathLike | None = None, pol_map: dict[str, str] | None = None) -> dict[str, Any]:
+def build_pairs(
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    options: PairsOptions,
+    progress: Callable[[int, int, str], None] | None = None,
+    coarse_images: str | os.PathLike | None = None,
+    pol_map: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Write a pairs dataset from every SAR GeoTIFF under ``images``: degradation mode, or, with
     ``coarse_images``, real co-registered pairs (each fine image with the coarser image covering it,
     aligned by :func:`align_pair`; the factor is then the two images' spacing ratio)."""
@@ -258,26 +276,48 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
             calibration_pairs.append((respeckled.astype(np.float32), fill_missing(db)))
             enl_after = _enl(deg.coarse_db)
             # does the condition look like the coarser product? ENL and spectrum slope beside the source's
-            match_rows.append({"scene": group[0].name if len(group) == 1 else group[0].parent.name, "pol": pol, "source_enl": _enl(fill_missing(db)),
-                               "condition_enl": enl_after, "target_looks": options.looks,
-                               "source_spectrum_slope": spectrum_slope(fill_missing(db)),
-                               "condition_spectrum_slope_coarse_grid": spectrum_slope(deg.coarse_db)})
+            match_rows.append(
+                {
+                    "scene": group[0].name if len(group) == 1 else group[0].parent.name,
+                    "pol": pol,
+                    "source_enl": _enl(fill_missing(db)),
+                    "condition_enl": enl_after,
+                    "target_looks": options.looks,
+                    "source_spectrum_slope": spectrum_slope(fill_missing(db)),
+                    "condition_spectrum_slope_coarse_grid": spectrum_slope(deg.coarse_db),
+                }
+            )
             for r in range(0, h - n + 1, n):
                 for c in range(0, w - n + 1, n):
-                    target = db[r:r + n, c:c + n]
+                    target = db[r : r + n, c : c + n]
                     if np.mean(~np.isfinite(target)) > options.max_missing:
                         continue
                     ct = window_transform(Window(c, r, n, n), img.transform)
                     fp = footprint_wgs84(img.crs, ct, n, n)
                     cid = f"s{gi:03d}_{pol}_{r:05d}_{c:05d}"
-                    row = {"id": cid, "scene": scene_id, "source": str(group[0]), "pol": pol, "row": r, "col": c,
-                           "footprint_wgs84": list(fp), "centre": [(fp[0] + fp[2]) / 2, (fp[1] + fp[3]) / 2],
-                           "amplitude_stats": stats.to_dict(), "condition_enl": enl_after,
-                           "source_enl_after_decimation": deg.enl_before, "added_looks": deg.added_looks,
-                           "text": f"{options.token} SAR image, {pol} polarisation, "
-                                   f"{abs(img.transform.a):.3g} CRS-unit spacing"}
-                    staged.append((row, normalise_amplitude(fill_missing(target), stats=stats)[0],
-                                   normalise_amplitude(deg.condition_db[r:r + n, c:c + n], stats=stats)[0]))
+                    row = {
+                        "id": cid,
+                        "scene": scene_id,
+                        "source": str(group[0]),
+                        "pol": pol,
+                        "row": r,
+                        "col": c,
+                        "footprint_wgs84": list(fp),
+                        "centre": [(fp[0] + fp[2]) / 2, (fp[1] + fp[3]) / 2],
+                        "amplitude_stats": stats.to_dict(),
+                        "condition_enl": enl_after,
+                        "source_enl_after_decimation": deg.enl_before,
+                        "added_looks": deg.added_looks,
+                        "text": f"{options.token} SAR image, {pol} polarisation, "
+                        f"{abs(img.transform.a):.3g} CRS-unit spacing",
+                    }
+                    staged.append(
+                        (
+                            row,
+                            normalise_amplitude(fill_missing(target), stats=stats)[0],
+                            normalise_amplitude(deg.condition_db[r : r + n, c : c + n], stats=stats)[0],
+                        )
+                    )
         if progress:
             progress(gi + 1, len(groups), f"degraded {gi + 1}/{len(groups)} images")
     if not staged:
@@ -302,22 +342,31 @@ def build_pairs(images: str | os.PathLike, out: str | os.PathLike, options: Pair
             PairsDataset.write_split(tmp, split, r)
         enls = [s[0]["condition_enl"] for s in staged if s[0]["condition_enl"]]
         info = {
-            "mode": "real co-registered pairs" if coarse else "degradation", "real_pairs": real_pairs,
-            "options": asdict(options), "splits": spec.to_json(),
-            "counts": {k: len(v) for k, v in rows.items()}, "dropped_by_buffer": int(sum(not k for k in keep)),
-            "skipped": skipped[:50], "source_spacing": sorted(spacings),
-            "target_spacing": "the source spacing", "condition_spacing": f"source spacing × {options.factor:g}",
-            "degradation": ["band-limit to 1/F and decimate (Fourier)", (f"re-speckle to {options.looks:g} looks "
-                                                                        "(unit-mean Gamma, 1/L' = 1/L - 1/ENL_measured)"),
-                            f"noise floor {options.noise_floor_db} dB" if options.noise_floor_db is not None
-                            else "no noise floor added", "resample back to the target grid (Fourier)"],
+            "mode": "real co-registered pairs" if coarse else "degradation",
+            "real_pairs": real_pairs,
+            "options": asdict(options),
+            "splits": spec.to_json(),
+            "counts": {k: len(v) for k, v in rows.items()},
+            "dropped_by_buffer": int(sum(not k for k in keep)),
+            "skipped": skipped[:50],
+            "source_spacing": sorted(spacings),
+            "target_spacing": "the source spacing",
+            "condition_spacing": f"source spacing × {options.factor:g}",
+            "degradation": [
+                "band-limit to 1/F and decimate (Fourier)",
+                (f"re-speckle to {options.looks:g} looks (unit-mean Gamma, 1/L' = 1/L - 1/ENL_measured)"),
+                f"noise floor {options.noise_floor_db} dB"
+                if options.noise_floor_db is not None
+                else "no noise floor added",
+                "resample back to the target grid (Fourier)",
+            ],
             "condition_enl_median": float(np.median(enls)) if enls else None,
             "condition_vs_source": match_rows,
             "normalisation": "A/(μ+3σ) clipped to [0, 1], μ and σ of the coarse scene per polarisation, on both images",
             "consistency_calibration": calibration,
             "teaches": f"{options.factor:g}× finer spacing from the source's own spacing "
-                       f"({', '.join(f'{s:g}' for s in sorted(spacings))} CRS units): rendering finer than the "
-                       "source spacing, or from another sensor, is extrapolation",
+            f"({', '.join(f'{s:g}' for s in sorted(spacings))} CRS units): rendering finer than the "
+            "source spacing, or from another sensor, is extrapolation",
         }
         PairsDataset.write_info(tmp, info)
     return info

@@ -42,14 +42,22 @@ class SplitSpec:
             if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
                 raise DatasetError(f"--{name.replace('_', '-')} must be in [0, 1), got {v!r}")
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise DatasetError(f"val + test fractions ({self.val_fraction} + {self.test_fraction}) leave no training data")
+            raise DatasetError(
+                f"val + test fractions ({self.val_fraction} + {self.test_fraction}) leave no training data"
+            )
         if not (isinstance(self.block_km, (int, float)) and math.isfinite(self.block_km) and self.block_km > 0):
             raise DatasetError(f"--split-block-km must be a positive number of km, got {self.block_km!r}")
 
     def to_json(self) -> dict:
-        return {"method": "spatial-blocks", "block_km": self.block_km, "seed": self.seed, "crs": SPLIT_CRS,
-                "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
-                "buffer": "patches overlapping another split are dropped from train (then val)"}
+        return {
+            "method": "spatial-blocks",
+            "block_km": self.block_km,
+            "seed": self.seed,
+            "crs": SPLIT_CRS,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "buffer": "patches overlapping another split are dropped from train (then val)",
+        }
 
 
 def block_of(lon: float, lat: float, block_km: float) -> tuple[int, int]:
@@ -81,8 +89,9 @@ def split_of_block(block: tuple[int, int], spec: SplitSpec) -> str:
     return "train"
 
 
-def assign_splits(centres: Sequence[tuple[float, float]], footprints: Sequence[tuple[float, float, float, float]],
-                  spec: SplitSpec) -> tuple[list[str], list[bool], list[tuple[int, int]]]:
+def assign_splits(
+    centres: Sequence[tuple[float, float]], footprints: Sequence[tuple[float, float, float, float]], spec: SplitSpec
+) -> tuple[list[str], list[bool], list[tuple[int, int]]]:
     """Splits for patches with centres (lon, lat) and WGS84 footprints (west, south, east, north).
 
     Returns (split per patch, keep flag per patch — False when dropped by the buffer rule,

@@ -60,9 +60,13 @@ def fill_missing_with_mean(db: np.ndarray, default: float = -15.0) -> np.ndarray
 class PatchDataset(Dataset):
     """Patches of one split of a ``sarviz-patches/1`` folder (see the module docstring)."""
 
-    def __init__(self, root: str | os.PathLike | PatchDatasetFolder, split: str = "train",
-                 calibration: Calibration | None = None,
-                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike | PatchDatasetFolder,
+        split: str = "train",
+        calibration: Calibration | None = None,
+        transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         self.folder = root if isinstance(root, PatchDatasetFolder) else open_dataset(root)
         self.split = split
         self.rows = sorted(self.folder.split(split), key=lambda r: r["id"])
@@ -101,7 +105,10 @@ class PatchDataset(Dataset):
             "mask": torch.from_numpy(mask),
             "angle": torch.from_numpy(np.ascontiguousarray(angle, dtype=np.float32)[None]),
             "embedding": torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)),
-            "id": row["id"], "crs": patch.crs.to_string(), "bounds": tuple(patch.bounds),
-            "index": index, "epoch": epoch,
+            "id": row["id"],
+            "crs": patch.crs.to_string(),
+            "bounds": tuple(patch.bounds),
+            "index": index,
+            "epoch": epoch,
         }
         return self.transforms(sample) if self.transforms else sample

@@ -58,9 +58,20 @@ FEATURE_MAPS = ("linear", "poly2")
 TARGETS = ("VV", "VH")
 #: CSV columns of the training points
 TARGET_COLUMNS = ("S1_VV", "S1_VH")
-DW_CLASS_NAMES = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub", "built", "bare",
-                  "snow_and_ice")
-REFERENCE_ANGLE_DEG = DEFAULT_ANGLE_DEG  # 37.5°: assumed effective angle of the all-pass 2024 median composite (mid IW swath)
+DW_CLASS_NAMES = (
+    "water",
+    "trees",
+    "grass",
+    "flooded_vegetation",
+    "crops",
+    "shrub_and_scrub",
+    "built",
+    "bare",
+    "snow_and_ice",
+)
+REFERENCE_ANGLE_DEG = (
+    DEFAULT_ANGLE_DEG  # 37.5°: assumed effective angle of the all-pass 2024 median composite (mid IW swath)
+)
 COS_POWER = 2.0  # Lambert's law
 ANGLE_RANGE_DEG = (10.0, 65.0)  # outside this the cos^n law is no longer a sensible C-band model
 _CHUNK = 2048  # pixels per block in image prediction (64 × 2048 float32 = 512 KiB, cache-resident)
@@ -81,8 +92,9 @@ class PointTable:
         return int(self.embedding.shape[0])
 
     def subset(self, mask: np.ndarray) -> "PointTable":
-        return PointTable(self.embedding[mask], self.target_db[mask], self.region[mask], self.dw_label[mask],
-                          self.sources)
+        return PointTable(
+            self.embedding[mask], self.target_db[mask], self.region[mask], self.dw_label[mask], self.sources
+        )
 
     def digest(self) -> str:
         """sha256 of the numbers the model is fitted on (reproducibility record)."""
@@ -97,16 +109,19 @@ def embedding_matrix(frame: Any, where: str) -> np.ndarray:
     missing = [c for c in EMBEDDING_BANDS if c not in frame.columns]
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise EmulatorError(f"{where}: needs the {EMBEDDING_DIM} embedding columns A00..A63; missing {len(missing)} "
-                            f"({shown})")
+        raise EmulatorError(
+            f"{where}: needs the {EMBEDDING_DIM} embedding columns A00..A63; missing {len(missing)} ({shown})"
+        )
     import pandas as pd
 
     block = frame[list(EMBEDDING_BANDS)].apply(pd.to_numeric, errors="coerce")
     bad = block.isna() & frame[list(EMBEDDING_BANDS)].notna()
     if bad.to_numpy().any():
         row, col = np.argwhere(bad.to_numpy())[0]
-        raise EmulatorError(f"{where}: column {EMBEDDING_BANDS[col]} row {row + 1} is not a number "
-                            f"({frame[EMBEDDING_BANDS[col]].iloc[row]!r})")
+        raise EmulatorError(
+            f"{where}: column {EMBEDDING_BANDS[col]} row {row + 1} is not a number "
+            f"({frame[EMBEDDING_BANDS[col]].iloc[row]!r})"
+        )
     return block.to_numpy(dtype=np.float64)
 
 
@@ -117,8 +132,10 @@ def load_points(folder: str | os.PathLike) -> PointTable:
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise EmulatorError(f"points folder {folder} does not exist (expected a folder of CSV files with "
-                            f"A00..A63, S1_VV, S1_VH, region)")
+        raise EmulatorError(
+            f"points folder {folder} does not exist (expected a folder of CSV files with "
+            f"A00..A63, S1_VV, S1_VH, region)"
+        )
     files = sorted(folder.glob("*.csv"))
     if not files:
         raise EmulatorError(f"no *.csv files in {folder}")
@@ -133,13 +150,19 @@ def load_points(folder: str | os.PathLike) -> PointTable:
     emb = embedding_matrix(frame, str(folder))
     target = frame[list(TARGET_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     keep = np.isfinite(emb).all(1) & np.isfinite(target).all(1)
-    dw = (pd.to_numeric(frame["dw_label"], errors="coerce").fillna(-1).astype(int).to_numpy()
-          if "dw_label" in frame.columns else np.full(len(frame), -1))
-    table = PointTable(emb[keep], target[keep], frame["region"].astype(str).to_numpy()[keep], dw[keep],
-                       [p.name for p in files])
+    dw = (
+        pd.to_numeric(frame["dw_label"], errors="coerce").fillna(-1).astype(int).to_numpy()
+        if "dw_label" in frame.columns
+        else np.full(len(frame), -1)
+    )
+    table = PointTable(
+        emb[keep], target[keep], frame["region"].astype(str).to_numpy()[keep], dw[keep], [p.name for p in files]
+    )
     if len(table) < 2 * EMBEDDING_DIM:
-        raise EmulatorError(f"{folder}: only {len(table)} complete rows; at least {2 * EMBEDDING_DIM} are needed "
-                            "to fit the radiometric model")
+        raise EmulatorError(
+            f"{folder}: only {len(table)} complete rows; at least {2 * EMBEDDING_DIM} are needed "
+            "to fit the radiometric model"
+        )
     return table
 
 
@@ -175,14 +198,21 @@ class RadiometricModel:
 
     # -- fitting ---------------------------------------------------------------------------
     @classmethod
-    def fit(cls, embedding: np.ndarray, target_db: np.ndarray, feature_map: str = "poly2",
-            ridge_lambda: float = 0.3, **metadata: Any) -> "RadiometricModel":
+    def fit(
+        cls,
+        embedding: np.ndarray,
+        target_db: np.ndarray,
+        feature_map: str = "poly2",
+        ridge_lambda: float = 0.3,
+        **metadata: Any,
+    ) -> "RadiometricModel":
         """Closed-form ridge on centred features (the intercept is not penalised)."""
         embedding = _check_embedding(np.asarray(embedding, dtype=np.float64))
         target_db = np.asarray(target_db, dtype=np.float64)
         if target_db.shape != (embedding.shape[0], 2):
-            raise EmulatorError(f"targets must be (N, 2) VV/VH dB for N={embedding.shape[0]} points, "
-                                f"got {target_db.shape}")
+            raise EmulatorError(
+                f"targets must be (N, 2) VV/VH dB for N={embedding.shape[0]} points, got {target_db.shape}"
+            )
         if not np.isfinite(embedding).all() or not np.isfinite(target_db).all():
             raise EmulatorError("training points contain NaN/inf; drop incomplete rows first")
         if not ridge_lambda > 0:
@@ -225,22 +255,27 @@ class RadiometricModel:
         """
         embedding = np.asarray(embedding)
         if embedding.ndim != 3 or embedding.shape[0] != EMBEDDING_DIM:
-            raise EmulatorError(f"the embedding field must have {EMBEDDING_DIM} bands (A00..A63) shaped "
-                                f"(64, H, W); got shape {embedding.shape}")
+            raise EmulatorError(
+                f"the embedding field must have {EMBEDDING_DIM} bands (A00..A63) shaped "
+                f"(64, H, W); got shape {embedding.shape}"
+            )
         _, h, w = embedding.shape
         flat = embedding.reshape(EMBEDDING_DIM, h * w).astype(np.float32, copy=False)
         w_lin = np.ascontiguousarray(self.weight[:EMBEDDING_DIM].T, dtype=np.float32)  # (2, 64)
-        w_sq = (np.ascontiguousarray(self.weight[EMBEDDING_DIM:].T, dtype=np.float32)
-                if self.feature_map == "poly2" else None)
+        w_sq = (
+            np.ascontiguousarray(self.weight[EMBEDDING_DIM:].T, dtype=np.float32)
+            if self.feature_map == "poly2"
+            else None
+        )
         bias = (self.intercept - self.feature_mean @ self.weight).astype(np.float32)[:, None]
         out = np.empty((2, h * w), dtype=np.float32)
         squares = np.empty((EMBEDDING_DIM, _CHUNK), dtype=np.float32)
         # Cache-sized pixel chunks: one product over the whole (64, 262k) field is ~3x slower
         # on this CPU (memory-bound, and the squared copy would be another 67 MB).
         for start in range(0, h * w, _CHUNK):
-            block = flat[:, start:start + _CHUNK]
+            block = flat[:, start : start + _CHUNK]
             n = block.shape[1]
-            dst = out[:, start:start + n]
+            dst = out[:, start : start + n]
             np.matmul(w_lin, block, out=dst)
             if w_sq is not None:
                 np.multiply(block, block, out=squares[:, :n])
@@ -258,14 +293,22 @@ class RadiometricModel:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (.safetensors) atomically: tensors + JSON metadata in the header."""
         meta = {
-            "feature_map": self.feature_map, "ridge_lambda": self.ridge_lambda,
-            "targets": list(TARGETS), "units": "dB", "embedding_bands": f"A00..A{EMBEDDING_DIM - 1:02d}",
-            "reference_angle_deg": self.reference_angle_deg, "cos_power": self.cos_power, **self.metadata,
+            "feature_map": self.feature_map,
+            "ridge_lambda": self.ridge_lambda,
+            "targets": list(TARGETS),
+            "units": "dB",
+            "embedding_bands": f"A00..A{EMBEDDING_DIM - 1:02d}",
+            "reference_angle_deg": self.reference_angle_deg,
+            "cos_power": self.cos_power,
+            **self.metadata,
         }
         if self.cos_power_vh is not None:
             meta["cos_power_vh"] = self.cos_power_vh
-        tensors = {"weight": self.weight.astype(np.float64), "intercept": self.intercept.astype(np.float64),
-                   "feature_mean": self.feature_mean.astype(np.float64)}
+        tensors = {
+            "weight": self.weight.astype(np.float64),
+            "intercept": self.intercept.astype(np.float64),
+            "feature_mean": self.feature_mean.astype(np.float64),
+        }
         return EmulatorWeights(tensors, meta).save(path)
 
     @classmethod
@@ -276,28 +319,50 @@ class RadiometricModel:
         n_feat = features(np.zeros((1, EMBEDDING_DIM)), fmap).shape[1]
         if tensors["weight"].shape != (n_feat, 2) or tensors["feature_mean"].shape != (n_feat,):
             raise EmulatorError(f"{path}: tensor shapes {tensors['weight'].shape} do not fit feature map {fmap!r}")
-        extra = {k: v for k, v in meta.items() if k not in {"format", "feature_map", "ridge_lambda", "targets", "units",
-                                                         "embedding_bands", "reference_angle_deg", "cos_power",
-                                                         "cos_power_vh"}}
+        extra = {
+            k: v
+            for k, v in meta.items()
+            if k
+            not in {
+                "format",
+                "feature_map",
+                "ridge_lambda",
+                "targets",
+                "units",
+                "embedding_bands",
+                "reference_angle_deg",
+                "cos_power",
+                "cos_power_vh",
+            }
+        }
         vh = meta.get("cos_power_vh")
-        return cls(fmap, tensors["weight"], tensors["intercept"], tensors["feature_mean"], float(meta["ridge_lambda"]),
-                   float(meta["reference_angle_deg"]), float(meta["cos_power"]), metadata=extra,
-                   cos_power_vh=None if vh is None else float(vh))
+        return cls(
+            fmap,
+            tensors["weight"],
+            tensors["intercept"],
+            tensors["feature_mean"],
+            float(meta["ridge_lambda"]),
+            float(meta["reference_angle_deg"]),
+            float(meta["cos_power"]),
+            metadata=extra,
+            cos_power_vh=None if vh is None else float(vh),
+        )
 
 
 def check_angles(angle: np.ndarray) -> None:
     finite = angle[np.isfinite(angle)]
     lo, hi = ANGLE_RANGE_DEG
     if finite.size and (finite.min() < lo or finite.max() > hi):
-        raise EmulatorError(f"incidence angle {float(finite.min()):.1f}…{float(finite.max()):.1f}° is outside "
-                            f"{lo:.0f}–{hi:.0f}°, where the emulator's cos^n angle law applies "
-                            "(Sentinel-1 IW spans about 29–46°)")
+        raise EmulatorError(
+            f"incidence angle {float(finite.min()):.1f}…{float(finite.max()):.1f}° is outside "
+            f"{lo:.0f}–{hi:.0f}°, where the emulator's cos^n angle law applies "
+            "(Sentinel-1 IW spans about 29–46°)"
+        )
 
 
 def _check_embedding(embedding: np.ndarray) -> np.ndarray:
     if embedding.ndim != 2 or embedding.shape[1] != EMBEDDING_DIM:
-        raise EmulatorError(f"embeddings must have {EMBEDDING_DIM} values (A00..A63) per point; got shape "
-                            f"{embedding.shape}")
+        raise EmulatorError(
+            f"embeddings must have {EMBEDDING_DIM} values (A00..A63) per point; got shape {embedding.shape}"
+        )
     return embedding
-
-

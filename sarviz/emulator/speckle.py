@@ -96,7 +96,7 @@ class SpeckleModel:
             field = ndimage.correlate1d(field, kx, axis=2, mode="constant")
         if py:
             field = ndimage.correlate1d(field, ky, axis=1, mode="constant")
-        field = field[:, py:py + h, px:px + w]
+        field = field[:, py : py + h, px : px + w]
         rho = np.float32(self.gaussian_corr(self.pol_corr))
         # same spatial kernel on both, so the mix keeps each channel's spatial correlation
         vh = rho * field[0] + np.float32(math.sqrt(1.0 - float(rho) ** 2)) * field[1]
@@ -148,8 +148,9 @@ def intensity_corr_from_gaussian(enl: float, rho_g: float, nodes: int = 96) -> f
 def _gaussian_corr_for(enl: float, intensity_corr: float) -> float:
     if intensity_corr <= 0.0:
         return 0.0
-    return float(optimize.brentq(lambda r: intensity_corr_from_gaussian(enl, r) - intensity_corr, 0.0, 0.999,
-                                 xtol=1e-6))
+    return float(
+        optimize.brentq(lambda r: intensity_corr_from_gaussian(enl, r) - intensity_corr, 0.0, 0.999, xtol=1e-6)
+    )
 
 
 @lru_cache(maxsize=64)

@@ -32,8 +32,9 @@ from sarviz.formats.sarclip import INFO_FILE, SarClipFolder  # noqa: F401 - re-e
 RANK_BATCH = 16
 
 
-def caption_ranks(image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int = RANK_BATCH,
-                  seed: int = 0) -> np.ndarray:
+def caption_ranks(
+    image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int = RANK_BATCH, seed: int = 0
+) -> np.ndarray:
     """Rank (1 = best) of each image's own caption in a batch of ``batch`` pairs (input order; empty if too few)."""
     img = _unit_rows(image_embeds)
     txt = _unit_rows(text_embeds)
@@ -58,8 +59,12 @@ def caption_ranks(image_embeds: np.ndarray, text_embeds: np.ndarray, batch: int 
 def rank_summary(ranks: np.ndarray) -> dict[str, Any]:
     if len(ranks) == 0:
         return {"rank_mean": None, "rank_median": None, "rank_variance": None, "ranked_pairs": 0}
-    return {"rank_mean": round(float(np.mean(ranks)), 4), "rank_median": float(np.median(ranks)),
-            "rank_variance": round(float(np.var(ranks)), 4), "ranked_pairs": int(len(ranks))}
+    return {
+        "rank_mean": round(float(np.mean(ranks)), 4),
+        "rank_median": float(np.median(ranks)),
+        "rank_variance": round(float(np.var(ranks)), 4),
+        "ranked_pairs": int(len(ranks)),
+    }
 
 
 def mean_cosine(image_embeds: np.ndarray, text_embeds: np.ndarray) -> float:
@@ -101,7 +106,7 @@ class SarClip:
 
         out = []
         for i in range(0, len(images), batch):
-            inputs = self.processor(images=list(images[i:i + batch]), return_tensors="pt")
+            inputs = self.processor(images=list(images[i : i + batch]), return_tensors="pt")
             with torch.inference_mode():
                 feats = _features(self.model.get_image_features(pixel_values=inputs["pixel_values"].to(self.device)))
             out.append(feats.float().cpu().numpy())
@@ -112,15 +117,20 @@ class SarClip:
 
         out = []
         for i in range(0, len(texts), batch):
-            inputs = self.processor(text=list(texts[i:i + batch]), return_tensors="pt", padding=True, truncation=True)
+            inputs = self.processor(text=list(texts[i : i + batch]), return_tensors="pt", padding=True, truncation=True)
             with torch.inference_mode():
-                feats = _features(self.model.get_text_features(input_ids=inputs["input_ids"].to(self.device),
-                                                               attention_mask=inputs["attention_mask"].to(self.device)))
+                feats = _features(
+                    self.model.get_text_features(
+                        input_ids=inputs["input_ids"].to(self.device),
+                        attention_mask=inputs["attention_mask"].to(self.device),
+                    )
+                )
             out.append(feats.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0))
 
-    def scores(self, images: Sequence[np.ndarray], texts: Sequence[str],
-               groups: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    def scores(
+        self, images: Sequence[np.ndarray], texts: Sequence[str], groups: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Rank summary and mean cosine of image i with caption i: for all pairs ("all") and per group."""
         img, txt = self.embed_images(images), self.embed_texts(texts)
         ranks = caption_ranks(img, txt)
@@ -128,8 +138,11 @@ class SarClip:
         out = {}
         for name in list(dict.fromkeys(groups)) + (["all"] if "all" not in groups else []):
             sel = np.array([name == "all" or g == name for g in groups])
-            out[name] = {**rank_summary(ranks[sel] if len(ranks) else ranks),
-                         "cosine_mean": round(mean_cosine(img[sel], txt[sel]), 4), "pairs": int(sel.sum())}
+            out[name] = {
+                **rank_summary(ranks[sel] if len(ranks) else ranks),
+                "cosine_mean": round(mean_cosine(img[sel], txt[sel]), 4),
+                "pairs": int(sel.sum()),
+            }
         return out
 
 

@@ -44,14 +44,26 @@ ARM_PARTS: dict[str, tuple[str, ...]] = {
 BASELINE = "target real"
 PAPER_REFERENCE = {
     "source": "seed 003 (Wu et al., Trans. NUAA 42(4) 2025), TerraSAR-X → Fucheng-1, 7 aircraft classes, ResNet-50, "
-              "one run, 91 test images — different data",
-    "table_2": {"No generated data added": [57.142, 55.659, 57.143, 51.650], "StarGAN": [50.549, 37.165, 50.549, 41.328],
-                "CUT": [61.538, 59.865, 61.538, 56.110], "Pix2pix": [65.934, 71.705, 65.934, 63.770],
-                "CycleGAN": [69.231, 71.082, 69.231, 69.396], "Ours (paper)": [85.714, 86.199, 85.714, 85.549]},
-    "table_3": {"target real": [57.142, 55.659, 57.143, 51.650], "+ old raw": [48.351, 48.275, 48.352, 41.276],
-                "+ migrated": [73.626, 73.365, 73.626, 71.580], "+ migrated + generated": [85.714, 86.199, 85.714, 85.549]},
-    "table_4": {"only L_sp": [83.284, 83.371, 84.167, 81.728], "only L_f": [82.893, 81.644, 83.543, 80.469],
-                "both losses": [85.714, 86.199, 85.714, 85.549]},
+    "one run, 91 test images — different data",
+    "table_2": {
+        "No generated data added": [57.142, 55.659, 57.143, 51.650],
+        "StarGAN": [50.549, 37.165, 50.549, 41.328],
+        "CUT": [61.538, 59.865, 61.538, 56.110],
+        "Pix2pix": [65.934, 71.705, 65.934, 63.770],
+        "CycleGAN": [69.231, 71.082, 69.231, 69.396],
+        "Ours (paper)": [85.714, 86.199, 85.714, 85.549],
+    },
+    "table_3": {
+        "target real": [57.142, 55.659, 57.143, 51.650],
+        "+ old raw": [48.351, 48.275, 48.352, 41.276],
+        "+ migrated": [73.626, 73.365, 73.626, 71.580],
+        "+ migrated + generated": [85.714, 86.199, 85.714, 85.549],
+    },
+    "table_4": {
+        "only L_sp": [83.284, 83.371, 84.167, 81.728],
+        "only L_f": [82.893, 81.644, 83.543, 80.469],
+        "both losses": [85.714, 86.199, 85.714, 85.549],
+    },
     "columns": ["accuracy", "macro precision", "macro recall", "macro F1"],
 }
 
@@ -72,8 +84,12 @@ def macro_scores(cm: np.ndarray) -> dict[str, float]:
     recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"accuracy": float(tp.sum() / cm.sum()) if cm.sum() else float("nan"),
-            "precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())}
+    return {
+        "accuracy": float(tp.sum() / cm.sum()) if cm.sum() else float("nan"),
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
+    }
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:
@@ -87,8 +103,9 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any
     return {"only_baseline_correct": only_a, "only_arm_correct": only_b, "p_value": p}
 
 
-def load_image_folder(folder: str | os.PathLike, classes: list[str] | None, input_size: int,
-                      what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_image_folder(
+    folder: str | os.PathLike, classes: list[str] | None, input_size: int, what: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(uint8 images (N, 3, S, S), labels, classes) of ``folder/<class>/*``; classes sorted unless given."""
     import torch
     import torch.nn.functional as F
@@ -118,10 +135,18 @@ def load_image_folder(folder: str | os.PathLike, classes: list[str] | None, inpu
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
-def run_downstream_folders(folders: dict[str, str | os.PathLike], models: tuple[str, ...] = ("resnet50",),
-                           seeds: int = 3, epochs: int = 30, input_size: int = 224, batch_size: int = 32,
-                           lr: float = 1e-3, device: str | None = None, data_label: str = "",
-                           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_downstream_folders(
+    folders: dict[str, str | os.PathLike],
+    models: tuple[str, ...] = ("resnet50",),
+    seeds: int = 3,
+    epochs: int = 30,
+    input_size: int = 224,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    device: str | None = None,
+    data_label: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Every arm whose folders are given, for each model over ``seeds`` seeds; the JSON-able result."""
     from sarviz.batch.downstream import t_interval, train_and_predict
     from sarviz.generators.runtime import choose_device
@@ -139,24 +164,47 @@ def run_downstream_folders(folders: dict[str, str | os.PathLike], models: tuple[
     x_test, y_test, _ = load_image_folder(folders["test"], classes, input_size, "test")
     arms = {arm: need for arm, need in ARM_PARTS.items() if all(p in parts for p in need)}
     result: dict[str, Any] = {
-        "format": "sarviz-downstream-folders/1", "classes": classes, "data_label": data_label or "real data",
-        "sizes": {k: len(v[1]) for k, v in parts.items()} | {"test": len(y_test)}, "device": device,
-        "recipe": {"seeds": seeds, "epochs": epochs, "input_size": input_size, "batch_size": batch_size, "lr": lr,
-                   "optimizer": "AdamW (wd 0.05), cosine", "augmentation": "random h/v flips",
-                   "weights": "random init (torchvision, no pretrained weights offline)",
-                   "images": "A/(mu+3sigma) clipped to [0, 1], grey in 3 channels, bilinear resize"},
-        "models": {}, "paper_reference": PAPER_REFERENCE,
+        "format": "sarviz-downstream-folders/1",
+        "classes": classes,
+        "data_label": data_label or "real data",
+        "sizes": {k: len(v[1]) for k, v in parts.items()} | {"test": len(y_test)},
+        "device": device,
+        "recipe": {
+            "seeds": seeds,
+            "epochs": epochs,
+            "input_size": input_size,
+            "batch_size": batch_size,
+            "lr": lr,
+            "optimizer": "AdamW (wd 0.05), cosine",
+            "augmentation": "random h/v flips",
+            "weights": "random init (torchvision, no pretrained weights offline)",
+            "images": "A/(mu+3sigma) clipped to [0, 1], grey in 3 channels, bilinear resize",
+        },
+        "models": {},
+        "paper_reference": PAPER_REFERENCE,
     }
     for name in models:
-        per_arm: dict[str, dict[str, list]] = {arm: {"accuracy": [], "precision": [], "recall": [], "f1": [],
-                                                     "confusion": [], "correct": []} for arm in arms}
+        per_arm: dict[str, dict[str, list]] = {
+            arm: {"accuracy": [], "precision": [], "recall": [], "f1": [], "confusion": [], "correct": []}
+            for arm in arms
+        }
         for seed in range(seeds):
             for arm, need in arms.items():
                 x = np.concatenate([parts[p][0] for p in need])
                 y = np.concatenate([parts[p][1] for p in need])
-                pred = train_and_predict(x, y, x_test, model_name=name, num_classes=len(classes),
-                                         input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr,
-                                         seed=seed, device=device)
+                pred = train_and_predict(
+                    x,
+                    y,
+                    x_test,
+                    model_name=name,
+                    num_classes=len(classes),
+                    input_size=input_size,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    seed=seed,
+                    device=device,
+                )
                 cm = confusion_matrix(y_test, pred, len(classes))
                 scores = macro_scores(cm)
                 for k, v in scores.items():
@@ -164,16 +212,19 @@ def run_downstream_folders(folders: dict[str, str | os.PathLike], models: tuple[
                 per_arm[arm]["confusion"].append(cm.tolist())
                 per_arm[arm]["correct"].append(pred == y_test)
                 if progress:
-                    progress(f"{name} seed {seed + 1}/{seeds} {arm}: accuracy {scores['accuracy']:.3f}, "
-                             f"macro F1 {scores['f1']:.3f} ({len(y)} train, {len(y_test)} test)")
+                    progress(
+                        f"{name} seed {seed + 1}/{seeds} {arm}: accuracy {scores['accuracy']:.3f}, "
+                        f"macro F1 {scores['f1']:.3f} ({len(y)} train, {len(y_test)} test)"
+                    )
         out: dict[str, Any] = {}
         for arm, rec in per_arm.items():
             out[arm] = {k: t_interval(rec[k]) for k in ("accuracy", "precision", "recall", "f1")}
             out[arm]["confusion_matrices"] = rec["confusion"]
             if arm != BASELINE and BASELINE in per_arm:
                 base = per_arm[BASELINE]
-                out[arm]["gain_accuracy"] = t_interval([a - b for a, b in zip(rec["accuracy"], base["accuracy"])],
-                                                       bounds=(-1.0, 1.0))
+                out[arm]["gain_accuracy"] = t_interval(
+                    [a - b for a, b in zip(rec["accuracy"], base["accuracy"])], bounds=(-1.0, 1.0)
+                )
                 out[arm]["mcnemar_per_seed"] = [mcnemar_exact(b, a) for a, b in zip(rec["correct"], base["correct"])]
         result["models"][name] = out
     return result
@@ -187,25 +238,41 @@ def downstream_table(result: dict[str, Any]) -> str:
         return f"{100 * s['mean']:.1f}{ci}"
 
     label = result["data_label"]
-    lines = [f"# Downstream classification, folder mode (seed 003 layout) — data: {label}", "",
-             f"Classes: {', '.join(result['classes'])}; sizes {json.dumps(result['sizes'])}; device {result['device']}; "
-             f"recipe {json.dumps(result['recipe'])}.", "",
-             "Ours: % on the fixed held-out test folder, mean over seeds [95 % t-interval]; gain vs target real with "
-             "McNemar p per seed.", "",
-             "| classifier | training data | accuracy | macro P | macro R | macro F1 | gain (points) | McNemar p per seed |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Downstream classification, folder mode (seed 003 layout) — data: {label}",
+        "",
+        f"Classes: {', '.join(result['classes'])}; sizes {json.dumps(result['sizes'])}; device {result['device']}; "
+        f"recipe {json.dumps(result['recipe'])}.",
+        "",
+        "Ours: % on the fixed held-out test folder, mean over seeds [95 % t-interval]; gain vs target real with "
+        "McNemar p per seed.",
+        "",
+        "| classifier | training data | accuracy | macro P | macro R | macro F1 | gain (points) | McNemar p per seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, arms in result["models"].items():
         for arm, r in arms.items():
             gain = cell(r["gain_accuracy"]) if "gain_accuracy" in r else "—"
             ps = ", ".join(f"{m['p_value']:.3g}" for m in r.get("mcnemar_per_seed", [])) or "—"
-            lines.append(f"| {name} | {arm} | {cell(r['accuracy'])} | {cell(r['precision'])} | {cell(r['recall'])} | "
-                         f"{cell(r['f1'])} | {gain} | {ps} |")
+            lines.append(
+                f"| {name} | {arm} | {cell(r['accuracy'])} | {cell(r['precision'])} | {cell(r['recall'])} | "
+                f"{cell(r['f1'])} | {gain} | {ps} |"
+            )
     ref = result["paper_reference"]
-    lines += ["", f"Paper reference rows — **different data**: {ref['source']}.", "",
-              "| table | row | accuracy | macro P | macro R | macro F1 |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Paper reference rows — **different data**: {ref['source']}.",
+        "",
+        "| table | row | accuracy | macro P | macro R | macro F1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for table in ("table_2", "table_3", "table_4"):
         for row, values in ref[table].items():
-            lines.append(f"| {table.replace('_', ' ')} (different data) | {row} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+            lines.append(
+                f"| {table.replace('_', ' ')} (different data) | {row} | "
+                + " | ".join(f"{v:.2f}" for v in values)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -213,6 +280,8 @@ def write_downstream_folders(result: dict[str, Any], out: str | os.PathLike) -> 
     """The report folder (:class:`sarviz.formats.evaluation_report.EvaluationReport`, kind ``downstream-folders``)."""
     from sarviz.formats.evaluation_report import DOWNSTREAM_FOLDERS_JSON, DOWNSTREAM_FOLDERS_MD, EvaluationReport
 
-    files = {DOWNSTREAM_FOLDERS_JSON: json.dumps(result, indent=1, default=str),
-             DOWNSTREAM_FOLDERS_MD: downstream_table(result)}
+    files = {
+        DOWNSTREAM_FOLDERS_JSON: json.dumps(result, indent=1, default=str),
+        DOWNSTREAM_FOLDERS_MD: downstream_table(result),
+    }
     return EvaluationReport(Path(out), "downstream-folders", files).save()

@@ -28,8 +28,15 @@ def _interval(values: list[float]) -> dict[str, Any]:
     return out
 
 
-def evaluate_render(pairs: str | Path, run: str | Path, split: str = "test", max_items: int = 20,
-                    steps: int | None = None, strength: float | None = None, device: str = "cpu") -> dict[str, Any]:
+def evaluate_render(
+    pairs: str | Path,
+    run: str | Path,
+    split: str = "test",
+    max_items: int = 20,
+    steps: int | None = None,
+    strength: float | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
     import torch
 
     from sarviz.amplitude import AmplitudeStats, denormalise_amplitude
@@ -62,22 +69,48 @@ def evaluate_render(pairs: str | Path, run: str | Path, split: str = "test", max
     factor = float(ds.info["options"]["factor"])
     steps = int(steps or DEFAULTS["steps"])
     strength = float(DEFAULTS["strength"] if strength is None else strength)
-    metrics: dict[str, list[float]] = {k: [] for k in ("consistency_db", "enl_ratio", "spectrum_slope_diff", "kl",
-                                                       "glcm_contrast_rel_diff", "glcm_homogeneity_rel_diff")}
+    metrics: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "consistency_db",
+            "enl_ratio",
+            "spectrum_slope_diff",
+            "kl",
+            "glcm_contrast_rel_diff",
+            "glcm_homogeneity_rel_diff",
+        )
+    }
     items = []
     reals, gens = [], []
     for i, row in enumerate(rows):
         item = data[i]
         cond, target = item["conditioning"][0].numpy(), ((item["pixel_values"][0] + 1) / 2).numpy()
         with torch.no_grad():
-            unit = denoise_canvas(comp, cn, cond, cond, row.get("text") or DEFAULTS["prompt"], "", steps, strength, 1.0,
-                                  1.0, plan, i, device)
+            unit = denoise_canvas(
+                comp,
+                cn,
+                cond,
+                cond,
+                row.get("text") or DEFAULTS["prompt"],
+                "",
+                steps,
+                strength,
+                1.0,
+                1.0,
+                plan,
+                i,
+                device,
+            )
         stats = AmplitudeStats.from_dict(row["amplitude_stats"])
         gen, real = (denormalise_amplitude(a, stats, floor_db=FLOOR_DB) for a in (unit, target))
         reals.append(real)
         gens.append(gen)
-        coarse = resample_db(denormalise_amplitude(cond, stats, floor_db=FLOOR_DB), tuple(max(1, round(n / factor)) for n in unit.shape))
-        m: dict[str, float] = {"consistency_db": consistency(coarse, gen, block=max(2, min(8, coarse.shape[0] // 4))).score_db}
+        coarse = resample_db(
+            denormalise_amplitude(cond, stats, floor_db=FLOOR_DB), tuple(max(1, round(n / factor)) for n in unit.shape)
+        )
+        m: dict[str, float] = {
+            "consistency_db": consistency(coarse, gen, block=max(2, min(8, coarse.shape[0] // 4))).score_db
+        }
         try:
             m["enl_ratio"] = sar.enl(gen, window=8).enl / sar.enl(real, window=8).enl
         except sar.MetricError:
@@ -99,14 +132,21 @@ def evaluate_render(pairs: str | Path, run: str | Path, split: str = "test", max
             metrics[k].append(float(v))
         items.append({"id": row["id"], "pol": row["pol"], **{k: round(float(v), 5) for k, v in m.items()}})
     return {
-        "pairs": str(pairs), "run": str(run), "split": split, "n": len(items),
+        "pairs": str(pairs),
+        "run": str(run),
+        "split": split,
+        "n": len(items),
         "sampler": {"steps": steps, "strength": strength, "guidance": 1.0, "controlnet_scale": 1.0, "tiles": 1},
         "summary": {k: _interval(v) for k, v in metrics.items()},
         "kl_pooled": _pooled_kl(protocols, reals, gens),
         "per_land_cover_class": "not available: the pairs carry no land-cover label",
         "what_the_pairs_teach": ds.info.get("teaches"),
-        "protocol": {"targets": "the real finer chips", "kl": protocols.SEED001_KL_PROTOCOL,
-                     "glcm": protocols.SEED001_GLCM_PROTOCOL, "intervals": "95 % t over pairs"},
+        "protocol": {
+            "targets": "the real finer chips",
+            "kl": protocols.SEED001_KL_PROTOCOL,
+            "glcm": protocols.SEED001_GLCM_PROTOCOL,
+            "intervals": "95 % t over pairs",
+        },
         "items": items,
     }
 

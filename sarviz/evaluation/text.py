@@ -30,8 +30,18 @@ from sarviz.metrics.protocols import (
 from sarviz.metrics.protocols import seed001_patches as homogeneous_patches
 from sarviz.metrics.sar import MetricError
 
-__all__ = ["ALL", "PATCH_PX", "LabelSummary", "PooledHistogram", "evaluate_sets", "glcm_of_set",
-           "homogeneous_patches", "pooled_amplitude_histogram", "pooled_kl", "summarise_label"]
+__all__ = [
+    "ALL",
+    "PATCH_PX",
+    "LabelSummary",
+    "PooledHistogram",
+    "evaluate_sets",
+    "glcm_of_set",
+    "homogeneous_patches",
+    "pooled_amplitude_histogram",
+    "pooled_kl",
+    "summarise_label",
+]
 
 PATCH_PX = SEED001_PATCH
 KL_BINS = sar.KL_BINS
@@ -67,11 +77,17 @@ class LabelSummary:
 
     def row(self) -> dict[str, Any]:
         """One flat table row (CSV / the paper's per-category table)."""
-        out: dict[str, Any] = {"label": self.label, "pol": self.pol, "n_real": self.n_real,
-                               "n_generated": self.n_generated, "kl": round(self.kl, 5),
-                               "saturated_real": round(self.saturated_real, 4),
-                               "saturated_generated": round(self.saturated_generated, 4),
-                               "patches_real": self.patches_real, "patches_generated": self.patches_generated}
+        out: dict[str, Any] = {
+            "label": self.label,
+            "pol": self.pol,
+            "n_real": self.n_real,
+            "n_generated": self.n_generated,
+            "kl": round(self.kl, 5),
+            "saturated_real": round(self.saturated_real, 4),
+            "saturated_generated": round(self.saturated_generated, 4),
+            "patches_real": self.patches_real,
+            "patches_generated": self.patches_generated,
+        }
         for name in sar.GLCM_FEATURES:
             for which, feats in (("real", self.glcm_real), ("generated", self.glcm_generated)):
                 out[f"glcm_{name}_{which}"] = None if feats is None else round(float(np.mean(feats[name])), 5)
@@ -84,23 +100,39 @@ class LabelSummary:
         def glcm(feats):
             if feats is None:
                 return None
-            return {name: {str(d): {str(a): round(float(v), 6) for a, v in zip(sar.GLCM_ANGLES_DEG, row)}
-                           for d, row in zip(sar.GLCM_DISTANCES, feats[name])} for name in sar.GLCM_FEATURES}
+            return {
+                name: {
+                    str(d): {str(a): round(float(v), 6) for a, v in zip(sar.GLCM_ANGLES_DEG, row)}
+                    for d, row in zip(sar.GLCM_DISTANCES, feats[name])
+                }
+                for name in sar.GLCM_FEATURES
+            }
 
-        return {**self.row(), "glcm_real": glcm(self.glcm_real), "glcm_generated": glcm(self.glcm_generated),
-                "hist_edges": self.hist_real.edges.round(4).tolist(),
-                "hist_real": self.hist_real.probabilities.round(6).tolist(),
-                "hist_generated": self.hist_generated.probabilities.round(6).tolist(),
-                "normalisation": {"real": self.hist_real.normalisation(),
-                                  "generated": self.hist_generated.normalisation()}, "notes": self.notes}
+        return {
+            **self.row(),
+            "glcm_real": glcm(self.glcm_real),
+            "glcm_generated": glcm(self.glcm_generated),
+            "hist_edges": self.hist_real.edges.round(4).tolist(),
+            "hist_real": self.hist_real.probabilities.round(6).tolist(),
+            "hist_generated": self.hist_generated.probabilities.round(6).tolist(),
+            "normalisation": {"real": self.hist_real.normalisation(), "generated": self.hist_generated.normalisation()},
+            "notes": self.notes,
+        }
 
 
-def summarise_label(label: str, real_db: Sequence[np.ndarray], generated_db: Sequence[np.ndarray],
-                    pol: str = "VV", patch_px: int = PATCH_PX) -> LabelSummary:
+def summarise_label(
+    label: str,
+    real_db: Sequence[np.ndarray],
+    generated_db: Sequence[np.ndarray],
+    pol: str = "VV",
+    patch_px: int = PATCH_PX,
+) -> LabelSummary:
     """KL of the pooled amplitude histograms and GLCM on homogeneous patches, real vs generated."""
     if not real_db or not generated_db:
-        raise MetricError(f"label {label!r}: needs real and generated images (have {len(real_db)} real, "
-                          f"{len(generated_db)} generated)")
+        raise MetricError(
+            f"label {label!r}: needs real and generated images (have {len(real_db)} real, "
+            f"{len(generated_db)} generated)"
+        )
     if patch_px != SEED001_PATCH:
         raise MetricError(f"seed 001's GLCM patches are {SEED001_PATCH} px, not {patch_px}")
     kl = seed001_kl(real_db, generated_db, label)
@@ -113,18 +145,39 @@ def summarise_label(label: str, real_db: Sequence[np.ndarray], generated_db: Seq
         glcm_g, pg = glcm_of_set(generated_db)
     except MetricError as exc:
         notes.append(f"GLCM not computed: {exc}")
-    return LabelSummary(label, pol, len(real_db), len(generated_db), kl.kl, hr.saturated_fraction,
-                        hg.saturated_fraction, hr, hg, glcm_r, glcm_g, pr, pg, notes)
+    return LabelSummary(
+        label,
+        pol,
+        len(real_db),
+        len(generated_db),
+        kl.kl,
+        hr.saturated_fraction,
+        hg.saturated_fraction,
+        hr,
+        hg,
+        glcm_r,
+        glcm_g,
+        pr,
+        pg,
+        notes,
+    )
 
 
-def evaluate_sets(real: Mapping[str, Sequence[np.ndarray]], generated: Mapping[str, Sequence[np.ndarray]],
-                  pol: str = "VV", patch_px: int = PATCH_PX) -> list[LabelSummary]:
+def evaluate_sets(
+    real: Mapping[str, Sequence[np.ndarray]],
+    generated: Mapping[str, Sequence[np.ndarray]],
+    pol: str = "VV",
+    patch_px: int = PATCH_PX,
+) -> list[LabelSummary]:
     """One summary per label present in both, then the pooled "all" row."""
     labels = [k for k in real if k in generated and real[k] and generated[k]]
     if not labels:
         raise MetricError("no label has both real and generated images")
     rows = [summarise_label(k, real[k], generated[k], pol, patch_px) for k in labels]
     if len(labels) > 1:
-        rows.append(summarise_label(ALL, [a for k in labels for a in real[k]],
-                                    [a for k in labels for a in generated[k]], pol, patch_px))
+        rows.append(
+            summarise_label(
+                ALL, [a for k in labels for a in real[k]], [a for k in labels for a in generated[k]], pol, patch_px
+            )
+        )
     return rows

@@ -47,25 +47,40 @@ class TextEvaluation:
     files: list[Path] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "sarviz-text-evaluation/1", "settings": self.settings,
-                "labels": [s.to_dict() for s in self.summaries], "sarclip": {"status": self.clip_status,
-                                                                              "rows": self.clip_rows},
-                "protocol": {"kl": f"{SEED001_KL_PROTOCOL}; normalisation {AMPLITUDE_FORMULA}, per image before "
-                                   f"pooling; KL in nats, ε = {sar.KL_EPSILON} (sarviz.metrics.protocols)",
-                             "glcm": f"{SEED001_GLCM_PROTOCOL}; the whole image is normalised before the patches are "
-                                     "cut; deviation: patches chosen by an edge-score test "
-                                     "(sarviz.metrics.protocols.seed001_patches), not inside the largest SAM segment",
-                             "rank": f"caption rank among N = {clip_mod.RANK_BATCH} (eq. 5–6)"}}
+        return {
+            "format": "sarviz-text-evaluation/1",
+            "settings": self.settings,
+            "labels": [s.to_dict() for s in self.summaries],
+            "sarclip": {"status": self.clip_status, "rows": self.clip_rows},
+            "protocol": {
+                "kl": f"{SEED001_KL_PROTOCOL}; normalisation {AMPLITUDE_FORMULA}, per image before "
+                f"pooling; KL in nats, ε = {sar.KL_EPSILON} (sarviz.metrics.protocols)",
+                "glcm": f"{SEED001_GLCM_PROTOCOL}; the whole image is normalised before the patches are "
+                "cut; deviation: patches chosen by an edge-score test "
+                "(sarviz.metrics.protocols.seed001_patches), not inside the largest SAM segment",
+                "rank": f"caption rank among N = {clip_mod.RANK_BATCH} (eq. 5–6)",
+            },
+        }
 
     def table_text(self) -> str:
-        lines = [f"{'label':<20} {'n':>4} {'KL':>8} {'sat real':>9} {'sat gen':>8}   CLIP rank mean/median/var (gen | real)"]
+        lines = [
+            f"{'label':<20} {'n':>4} {'KL':>8} {'sat real':>9} {'sat gen':>8}   CLIP rank mean/median/var (gen | real)"
+        ]
         clip_by = {(r["label"], r["images"]): r for r in self.clip_rows}
         for s in self.summaries:
             g, r = clip_by.get((s.label, "generated")), clip_by.get((s.label, "real"))
-            cl = "missing" if not g else (f"{g['rank_mean']}/{g['rank_median']}/{g['rank_variance']} | "
-                                          f"{r['rank_mean']}/{r['rank_median']}/{r['rank_variance']}")
-            lines.append(f"{s.label:<20} {s.n_generated:>4} {s.kl:>8.4f} {s.saturated_real:>9.2%} "
-                         f"{s.saturated_generated:>8.2%}   {cl}")
+            cl = (
+                "missing"
+                if not g
+                else (
+                    f"{g['rank_mean']}/{g['rank_median']}/{g['rank_variance']} | "
+                    f"{r['rank_mean']}/{r['rank_median']}/{r['rank_variance']}"
+                )
+            )
+            lines.append(
+                f"{s.label:<20} {s.n_generated:>4} {s.kl:>8.4f} {s.saturated_real:>9.2%} "
+                f"{s.saturated_generated:>8.2%}   {cl}"
+            )
         if self.clip_status:
             lines.append(self.clip_status)
         return "\n".join(lines)
@@ -82,8 +97,13 @@ def _write(path: Path, data: bytes | str) -> Path:
     return path
 
 
-def clip_scores(model: "clip_mod.SarClip", dataset: CaptionedSet, items_by_label: dict[str, list],
-                generated_by_label: dict[str, list], real_by_label: dict[str, list]) -> list[dict[str, Any]]:
+def clip_scores(
+    model: "clip_mod.SarClip",
+    dataset: CaptionedSet,
+    items_by_label: dict[str, list],
+    generated_by_label: dict[str, list],
+    real_by_label: dict[str, list],
+) -> list[dict[str, Any]]:
     """Rank and cosine rows: per label and pooled, for generated images and (baseline) real ones."""
     labels = list(items_by_label)
     texts = [it.text for k in labels for it in items_by_label[k]]
@@ -96,10 +116,20 @@ def clip_scores(model: "clip_mod.SarClip", dataset: CaptionedSet, items_by_label
     return rows
 
 
-def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Path, per_label: int = 30,
-                        seed: int = 0, steps: int | None = None, guidance: float | None = None,
-                        sarclip: str | Path | None = None, device: str | None = None, dtype: str | None = None,
-                        progress: Progress | None = None, cancel: threading.Event | None = None) -> TextEvaluation:
+def evaluate_text_model(
+    generator: Any,
+    dataset: CaptionedSet,
+    out_dir: str | Path,
+    per_label: int = 30,
+    seed: int = 0,
+    steps: int | None = None,
+    guidance: float | None = None,
+    sarclip: str | Path | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> TextEvaluation:
     from sarviz.generators.text import TextRequest
 
     out_dir = Path(out_dir)
@@ -122,12 +152,22 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
             real.setdefault(label, []).append(bands["VV"])
             h, w = bands["VV"].shape
             index = done
-            request = TextRequest(seed=seed + index, prompt=item.text, steps=steps, guidance=guidance,
-                                  width=w - w % 8, height=h - h % 8, device=device, dtype=dtype)
+            request = TextRequest(
+                seed=seed + index,
+                prompt=item.text,
+                steps=steps,
+                guidance=guidance,
+                width=w - w % 8,
+                height=h - h % 8,
+                device=device,
+                dtype=dtype,
+            )
             message = f"{label}: image {len(gen.get(label, [])) + 1}/{len(items)}"
             result = generator.generate(
-                request, cancel=cancel,
-                progress=None if progress is None else (lambda i, n, m: progress(done, total, f"{message} ({m})")))[0]
+                request,
+                cancel=cancel,
+                progress=None if progress is None else (lambda i, n, m: progress(done, total, f"{message} ({m})")),
+            )[0]
             result.provenance["evaluation"] = {"label": label, "caption_id": item.id, "test_split": str(dataset.root)}
             files.append(result.to_geotiff(out_dir / GENERATED_DIR / _safe(label) / f"{_safe(item.id)}.tif"))
             gen.setdefault(label, []).append(result.vv_db)
@@ -140,11 +180,23 @@ def evaluate_text_model(generator: Any, dataset: CaptionedSet, out_dir: str | Pa
         vh_real = {k: [b["VH"] for b in v] for k, v in real_bands.items()}
         vh_gen = {k: [b["VH"] for b in v if "VH" in b] for k, v in gen_bands.items()}
         summaries += evaluate_sets(vh_real, vh_gen, pol="VH")
-    evaluation = TextEvaluation(summaries, files=files, settings={
-        "model_id": generator.model_id, "run": getattr(generator.paths, "run", None), "test": str(dataset.root),
-        "split": dataset.split, "per_label": per_label, "seed": seed, "steps": steps, "guidance": guidance,
-        "labels": {k: len(v) for k, v in items_by_label.items()},
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "sarviz": sarviz.__version__})
+    evaluation = TextEvaluation(
+        summaries,
+        files=files,
+        settings={
+            "model_id": generator.model_id,
+            "run": getattr(generator.paths, "run", None),
+            "test": str(dataset.root),
+            "split": dataset.split,
+            "per_label": per_label,
+            "seed": seed,
+            "steps": steps,
+            "guidance": guidance,
+            "labels": {k: len(v) for k, v in items_by_label.items()},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "sarviz": sarviz.__version__,
+        },
+    )
     try:
         model = clip_mod.load_sarclip(sarclip)
     except clip_mod.ClipMissing as exc:
@@ -178,8 +230,17 @@ def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
             for name in sar.GLCM_FEATURES:
                 for d, row in zip(sar.GLCM_DISTANCES, feats[name]):
                     for a, v in zip(sar.GLCM_ANGLES_DEG, row):
-                        glcm_rows.append({"label": s.label, "pol": s.pol, "images": which, "feature": name,
-                                          "distance": d, "angle_deg": a, "value": round(float(v), 6)})
+                        glcm_rows.append(
+                            {
+                                "label": s.label,
+                                "pol": s.pol,
+                                "images": which,
+                                "feature": name,
+                                "distance": d,
+                                "angle_deg": a,
+                                "value": round(float(v), 6),
+                            }
+                        )
     written.append(_write(out_dir / er.GLCM_CSV, _csv(glcm_rows)))
     for s in evaluation.summaries:
         stem = f"{_safe(s.label)}_{s.pol}"

@@ -39,13 +39,17 @@ class Artifact:
     FILES: ClassVar[tuple[str, ...]] = ()
 
 
-def read_json_object(path: Path, what: str, expected_format: str | None = None,
-                     error: type[FormatError] = FormatError) -> dict[str, Any]:
+def read_json_object(
+    path: Path, what: str, expected_format: str | None = None, error: type[FormatError] = FormatError
+) -> dict[str, Any]:
     """A JSON object from ``path``; one-line ``error`` naming ``what`` it should be."""
     path = Path(path)
     if not path.is_file():
-        raise ArtifactMissing(f"{path} is missing: not a {what}") if error is FormatError else error(
-            f"{path} is missing: not a {what}")
+        raise (
+            ArtifactMissing(f"{path} is missing: not a {what}")
+            if error is FormatError
+            else error(f"{path} is missing: not a {what}")
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -67,11 +67,31 @@ def generated_seed(name: str) -> int | None:
     if not stem.startswith(GENERATED_PREFIX):
         return None
     try:
-        return int(stem[len(GENERATED_PREFIX):])
+        return int(stem[len(GENERATED_PREFIX) :])
     except ValueError:
         return None
-MANIFEST_COLUMNS = ("id", "lat", "lon", "class", "region", "status", "error", "stage", "seeds", "scene_id",
-                    "s1_mode", "fetch_s", "generate_s", "write_s", "total_s", "worker", "finished", "item")
+
+
+MANIFEST_COLUMNS = (
+    "id",
+    "lat",
+    "lon",
+    "class",
+    "region",
+    "status",
+    "error",
+    "stage",
+    "seeds",
+    "scene_id",
+    "s1_mode",
+    "fetch_s",
+    "generate_s",
+    "write_s",
+    "total_s",
+    "worker",
+    "finished",
+    "item",
+)
 #: settings that must match for a re-run to continue a batch folder
 RUN_KEYS = ("model", "size", "seeds", "s1_mode", "year", "sources")
 
@@ -113,8 +133,19 @@ class BatchFolder(Artifact):
     artifact = "batch-folder"
     what = "sarviz batch folder"
     FORMAT = FORMAT
-    FILES = (SETTINGS_FILE, POINTS_FILE, MANIFEST_CSV, MANIFEST_PARQUET, ITEMS_DIR, STAGING_DIR, LOG_DIR, LOCK_FILE,
-             REAL_FILE, OPTICAL_FILE, SCENE_FILE)
+    FILES = (
+        SETTINGS_FILE,
+        POINTS_FILE,
+        MANIFEST_CSV,
+        MANIFEST_PARQUET,
+        ITEMS_DIR,
+        STAGING_DIR,
+        LOG_DIR,
+        LOCK_FILE,
+        REAL_FILE,
+        OPTICAL_FILE,
+        SCENE_FILE,
+    )
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -217,8 +248,10 @@ class BatchFolder(Artifact):
             diff = [k for k in RUN_KEYS if old.get(k) != new.get(k)]
             if diff:
                 said = ", ".join(f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in diff)
-                raise BatchError(f"{self.root} holds a batch made with other settings: {said}; "
-                                 "use another --out for a different batch")
+                raise BatchError(
+                    f"{self.root} holds a batch made with other settings: {said}; "
+                    "use another --out for a different batch"
+                )
         self.root.mkdir(parents=True, exist_ok=True)
         self.items_dir.mkdir(exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)

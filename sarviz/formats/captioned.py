@@ -104,8 +104,9 @@ def read_info(root: Path) -> dict[str, Any]:
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DatasetError(f"{info_path} is missing: {root} is not a captioned dataset "
-                           "(`sarviz dataset caption` writes one)") from None
+        raise DatasetError(
+            f"{info_path} is missing: {root} is not a captioned dataset (`sarviz dataset caption` writes one)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{info_path} is not readable JSON ({exc})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
@@ -185,8 +186,10 @@ class CaptionedDataset(Artifact):
         for split, rows in self.entries.items():
             if rows:
                 self.image_dir(root, split).mkdir(parents=True, exist_ok=True)
-                text = "\n".join(json.dumps({k: v for k, v in r.items() if k != "path"}, ensure_ascii=False)
-                                 for r in rows) + "\n"
+                text = (
+                    "\n".join(json.dumps({k: v for k, v in r.items() if k != "path"}, ensure_ascii=False) for r in rows)
+                    + "\n"
+                )
                 write_text_atomic(self.image_dir(root, split) / METADATA_FILE, text)
         write_json(root / INFO_FILE, {**self.info, "format": FORMAT})
         return root
@@ -215,13 +218,27 @@ def open_captioned(root: str | os.PathLike[str], split: str = "test") -> Caption
     meta = root / split / METADATA_FILE
     if not meta.is_file():
         raise DatasetError(f"{meta} is missing: the dataset has no {split} split")
-    items = [CaptionedItem(file=root / split / r["file_name"], text=str(r["text"]), label=str(r.get("label") or ""),
-                           id=str(r.get("id", Path(r["file_name"]).stem)), lat=r.get("lat"), lon=r.get("lon"))
-             for r in read_records(root, split)]
+    items = [
+        CaptionedItem(
+            file=root / split / r["file_name"],
+            text=str(r["text"]),
+            label=str(r.get("label") or ""),
+            id=str(r.get("id", Path(r["file_name"]).stem)),
+            lat=r.get("lat"),
+            lon=r.get("lon"),
+        )
+        for r in read_records(root, split)
+    ]
     try:
         calibration = Calibration.from_dict(info["calibration"])
     except (KeyError, ValueError) as exc:
         raise DatasetError(f"{root / INFO_FILE}: no usable calibration ({exc})") from None
-    return CaptionedSet(root=root, split=split, token=str(info.get("token", "<SAR>")),
-                        polarisation=str(info.get("polarisation", "VV")), image_mode=str(info.get("image_mode", "L")),
-                        calibration=calibration, items=items)
+    return CaptionedSet(
+        root=root,
+        split=split,
+        token=str(info.get("token", "<SAR>")),
+        polarisation=str(info.get("polarisation", "VV")),
+        image_mode=str(info.get("image_mode", "L")),
+        calibration=calibration,
+        items=items,
+    )

@@ -58,11 +58,13 @@ def load_weights_file(path: Path, allow_pickle: bool = False) -> dict[str, Any]:
         except Exception as exc:  # SafetensorError, OSError, truncated header, ...
             raise GenerationError(
                 f"{path} is not a valid safetensors file ({exc}); the download is probably incomplete or "
-                "corrupt — download it again") from None
+                "corrupt — download it again"
+            ) from None
     if not allow_pickle:
         raise GenerationError(
             f"{path} is a pickle file, which can run code when loaded; it is loaded only with an explicit "
-            "opt-in (card: \"allow_pickle\": true, CLI: --allow-pickle). Prefer converting it to safetensors.")
+            'opt-in (card: "allow_pickle": true, CLI: --allow-pickle). Prefer converting it to safetensors.'
+        )
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -79,7 +81,7 @@ def strip_prefix(state: dict[str, Any], prefix: str = "module.") -> dict[str, An
     out = {}
     for k, v in state.items():
         while k.startswith(prefix):
-            k = k[len(prefix):]
+            k = k[len(prefix) :]
         out[k] = v
     return out
 
@@ -162,9 +164,11 @@ def _component_problems(ref: str, files: list[str], what: str) -> list[str]:
 
     missing = [f for f in files if not cached(f)]
     if missing:
-        return [f"{what}: Hugging Face model {ref} is not in the local cache (missing {', '.join(missing)}); "
-                f"on a machine with internet run `hf download {ref}` (or set HF_HOME to a cache that has it), "
-                "or point the card at a local folder"]
+        return [
+            f"{what}: Hugging Face model {ref} is not in the local cache (missing {', '.join(missing)}); "
+            f"on a machine with internet run `hf download {ref}` (or set HF_HOME to a cache that has it), "
+            "or point the card at a local folder"
+        ]
     return []
 
 
@@ -176,8 +180,10 @@ def read_train_metadata(controlnet: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise GenerationError(f"{path} cannot be read as JSON ({exc}); it records the checkpoint's calibration — "
-                              "restore it from the training run") from None
+        raise GenerationError(
+            f"{path} cannot be read as JSON ({exc}); it records the checkpoint's calibration — "
+            "restore it from the training run"
+        ) from None
     if not isinstance(data, dict):
         raise GenerationError(f"{path} is not a JSON object")
     return data
@@ -197,8 +203,16 @@ class ControlNetCheckpoint(Artifact):
     artifact: ClassVar[str] = "controlnet-checkpoint"
     what: ClassVar[str] = "ControlNet checkpoint"
     FORMAT: ClassVar[str] = RUN_FORMAT
-    FILES: ClassVar[tuple[str, ...]] = (CONFIG_FILE, SAFETENSORS_NAME, PICKLE_NAME, UNET_LORA_DIR, LORA_CONFIG,
-                                        LORA_SAFETENSORS, LORA_PICKLE, TRAIN_META)
+    FILES: ClassVar[tuple[str, ...]] = (
+        CONFIG_FILE,
+        SAFETENSORS_NAME,
+        PICKLE_NAME,
+        UNET_LORA_DIR,
+        LORA_CONFIG,
+        LORA_SAFETENSORS,
+        LORA_PICKLE,
+        TRAIN_META,
+    )
 
     folder: Path
     meta: dict[str, Any]
@@ -220,7 +234,9 @@ class ControlNetCheckpoint(Artifact):
             raise GenerationError(f"{folder / TRAIN_META} has format {meta.get('format')!r}, expected {RUN_FORMAT!r}")
         return cls(folder, meta, allow_pickle)
 
-    def save(self, folder: str | os.PathLike[str] | None = None, *, controlnet: Any = None, unet_lora: Any = None) -> Path:
+    def save(
+        self, folder: str | os.PathLike[str] | None = None, *, controlnet: Any = None, unet_lora: Any = None
+    ) -> Path:
         """Write ``controlnet`` / ``unet_lora`` (models with ``save_pretrained``) and ``meta``.
 
         The metadata goes last: a reader that sees ``sarviz_train.json`` sees a whole checkpoint.

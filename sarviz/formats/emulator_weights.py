@@ -62,8 +62,11 @@ class EmulatorWeights(Artifact):
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**self.meta, "format": FORMAT}
         with atomic_path(path) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, str(tmp),
-                      metadata={HEADER_KEY: json.dumps(meta, sort_keys=True, default=str)})
+            save_file(
+                {k: np.ascontiguousarray(v) for k, v in self.tensors.items()},
+                str(tmp),
+                metadata={HEADER_KEY: json.dumps(meta, sort_keys=True, default=str)},
+            )
         return path
 
     @classmethod

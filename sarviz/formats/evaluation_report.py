@@ -42,8 +42,16 @@ KL_BY_CLASS_CSV = "kl_by_class.csv"
 REPORT_MD = "report.md"
 METRICS_BOXPLOT_PNG = "metrics_boxplot.png"
 KL_BY_CLASS_PNG = "kl_by_class.png"
-BATCH_FILES = (EVALUATION_JSON, PER_ITEM_CSV, SUMMARY_CSV, TABLE1_CSV, KL_BY_CLASS_CSV, REPORT_MD,
-               METRICS_BOXPLOT_PNG, KL_BY_CLASS_PNG)
+BATCH_FILES = (
+    EVALUATION_JSON,
+    PER_ITEM_CSV,
+    SUMMARY_CSV,
+    TABLE1_CSV,
+    KL_BY_CLASS_CSV,
+    REPORT_MD,
+    METRICS_BOXPLOT_PNG,
+    KL_BY_CLASS_PNG,
+)
 # downstream classification
 DOWNSTREAM_JSON = "downstream.json"
 DOWNSTREAM_MD = "downstream.md"
@@ -63,9 +71,12 @@ GENERATED_DIR = "generated"
 TEXT_FILES = (TEXT_REPORT_JSON, PER_LABEL_CSV, GLCM_CSV)
 
 #: report kind → (its files, the file that must exist for a folder to be that report)
-KINDS = {"batch": (BATCH_FILES, EVALUATION_JSON), "downstream": (DOWNSTREAM_FILES, DOWNSTREAM_JSON),
-         "text": (TEXT_FILES, TEXT_REPORT_JSON),
-         "downstream-folders": (DOWNSTREAM_FOLDERS_FILES, DOWNSTREAM_FOLDERS_JSON)}
+KINDS = {
+    "batch": (BATCH_FILES, EVALUATION_JSON),
+    "downstream": (DOWNSTREAM_FILES, DOWNSTREAM_JSON),
+    "text": (TEXT_FILES, TEXT_REPORT_JSON),
+    "downstream-folders": (DOWNSTREAM_FOLDERS_FILES, DOWNSTREAM_FOLDERS_JSON),
+}
 
 
 def text_figure(kind: str, label_stem: str) -> str:

@@ -75,8 +75,18 @@ class GeneratedImage(Artifact):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with atomic_path(path, suffix=".tif.part") as tmp:
                 with rasterio.open(
-                    tmp, "w", driver="GTiff", width=width, height=height, count=len(bands), dtype="float32",
-                    nodata=np.nan, compress="DEFLATE", predictor=3, tiled=width >= 256 and height >= 256, **geo,
+                    tmp,
+                    "w",
+                    driver="GTiff",
+                    width=width,
+                    height=height,
+                    count=len(bands),
+                    dtype="float32",
+                    nodata=np.nan,
+                    compress="DEFLATE",
+                    predictor=3,
+                    tiled=width >= 256 and height >= 256,
+                    **geo,
                 ) as dst:
                     dst.write(np.stack(list(bands.values())))
                     dst.descriptions = tuple(bands)

@@ -33,6 +33,7 @@ _VAR = re.compile(r"\$(\w+|\{[^}]*\})")
 
 def expand_card_path(value: str) -> str:
     """``~`` and ``$VAR``/``${VAR}`` expanded, except variables whose names mark secrets."""
+
     def one(m: re.Match[str]) -> str:
         name = m.group(1).strip("{}")
         if any(w in name.upper() for w in _SECRET_WORDS):
@@ -43,8 +44,14 @@ def expand_card_path(value: str) -> str:
 
 
 #: the types a card's fields must have (fields not listed are each generator's business)
-CARD_FIELD_TYPES: dict[str, tuple[type, ...]] = {"id": (str,), "kind": (str,), "name": (str,),
-                                                 "weights": (dict, str), "licence": (str,), "description": (str,)}
+CARD_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "kind": (str,),
+    "name": (str,),
+    "weights": (dict, str),
+    "licence": (str,),
+    "description": (str,),
+}
 
 
 def card_type_problem(data: Any) -> str | None:
@@ -70,7 +77,7 @@ def _in_sarviz_home(value: str) -> str:
     if value == "~/.sarviz":
         return str(sarviz_home())
     if value.startswith("~/.sarviz/"):
-        return str(sarviz_home() / value[len("~/.sarviz/"):])
+        return str(sarviz_home() / value[len("~/.sarviz/") :])
     return value
 
 
@@ -100,8 +107,9 @@ class ModelCard(Artifact):
         if wrong:
             raise FormatError(f"{path}: not a valid model card ({wrong})")
         try:
-            return cls(id=str(data["id"]), name=str(data.get("name", data["id"])), kind=str(data["kind"]), path=path,
-                       data=data)
+            return cls(
+                id=str(data["id"]), name=str(data.get("name", data["id"])), kind=str(data["kind"]), path=path, data=data
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise FormatError(f"{path}: not a valid model card ({exc})") from None
 

@@ -42,9 +42,24 @@ RECORDS_DIR = BUILD_DIR / "records"
 #: the build options a resumed build must repeat
 OPTIONS_FILE = BUILD_DIR / "options.json"
 #: the binding manifest columns (docs/datasets.md); width/height follow for patches smaller than ``size``
-MANIFEST_COLUMNS = ("id", "file", "split", "lon", "lat", "date", "orbit", "relative_orbit", "angle_mean",
-                    "landcover", "landcover_fractions", "embedding_source", "source_scene", "provenance",
-                    "width", "height")
+MANIFEST_COLUMNS = (
+    "id",
+    "file",
+    "split",
+    "lon",
+    "lat",
+    "date",
+    "orbit",
+    "relative_orbit",
+    "angle_mean",
+    "landcover",
+    "landcover_fractions",
+    "embedding_source",
+    "source_scene",
+    "provenance",
+    "width",
+    "height",
+)
 
 
 #: the old name of :func:`sarviz.atomic.write_json` (one JSON writer)
@@ -124,13 +139,17 @@ class PatchDatasetFolder(Artifact):
         info, counts = self.info, self.info.get("counts", {})
         dropped = ", ".join(f"{k} {v}" for k, v in (counts.get("dropped") or {}).items() if v) or "none"
         split = info.get("split", {})
-        lines = [f"{self.root}: {info['format']}, {len(self.rows)} patches of {self.size} px, embedding "
-                 f"{info.get('embedding_source')}, Sentinel-1 {info.get('s1_mode')}",
-                 f"splits ({split.get('method')}, {split.get('block_km')} km blocks, seed {split.get('seed')}): "
-                 + ", ".join(f"{s} {counts.get(s, 0)}" for s in SPLITS) + f"; dropped: {dropped}"]
+        lines = [
+            f"{self.root}: {info['format']}, {len(self.rows)} patches of {self.size} px, embedding "
+            f"{info.get('embedding_source')}, Sentinel-1 {info.get('s1_mode')}",
+            f"splits ({split.get('method')}, {split.get('block_km')} km blocks, seed {split.get('seed')}): "
+            + ", ".join(f"{s} {counts.get(s, 0)}" for s in SPLITS)
+            + f"; dropped: {dropped}",
+        ]
         if counts.get("angle_assumed"):
-            lines.append(f"{counts['angle_assumed']} patches have an assumed incidence angle "
-                         f"({info.get('assumed_angle_deg')}°)")
+            lines.append(
+                f"{counts['angle_assumed']} patches have an assumed incidence angle ({info.get('assumed_angle_deg')}°)"
+            )
         classes = self.class_counts()
         names = sorted({c for per in classes.values() for c in per})
         if names:
@@ -143,8 +162,9 @@ class PatchDatasetFolder(Artifact):
     def patch_path(self, row: dict[str, str]) -> Path:
         path = (self.root / row["file"]).resolve()
         if self.root.resolve() not in path.parents:  # a manifest must not point outside its folder
-            raise DatasetError(f"{self.root / MANIFEST_FILE}: patch {row['id']!r} points outside the dataset "
-                               f"({row['file']!r})")
+            raise DatasetError(
+                f"{self.root / MANIFEST_FILE}: patch {row['id']!r} points outside the dataset ({row['file']!r})"
+            )
         return path
 
 
@@ -152,13 +172,16 @@ def open_dataset(root: str | os.PathLike[str]) -> PatchDatasetFolder:
     """Open a dataset folder written by ``sarviz dataset build``; one-line errors otherwise."""
     root = Path(root).expanduser()
     if not root.exists():
-        raise DatasetError(f"dataset folder {root} does not exist; build one with `sarviz dataset build ... --out {root}`")
+        raise DatasetError(
+            f"dataset folder {root} does not exist; build one with `sarviz dataset build ... --out {root}`"
+        )
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder; a dataset is a folder with {INFO_FILE} and {MANIFEST_FILE}")
     info_path = root / INFO_FILE
     if not info_path.is_file():
-        raise DatasetError(f"{root} is not a sarviz dataset (no {INFO_FILE}); build one with "
-                           f"`sarviz dataset build ... --out {root}`")
+        raise DatasetError(
+            f"{root} is not a sarviz dataset (no {INFO_FILE}); build one with `sarviz dataset build ... --out {root}`"
+        )
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -174,8 +197,10 @@ def open_dataset(root: str | os.PathLike[str]) -> PatchDatasetFolder:
         raise DatasetError(f"{info_path}: no valid calibration ({exc})") from None
     manifest = root / MANIFEST_FILE
     if not manifest.is_file():
-        raise DatasetError(f"{root}: no {MANIFEST_FILE}; the build did not finish — run `sarviz dataset build` "
-                           "again with the same arguments to resume it")
+        raise DatasetError(
+            f"{root}: no {MANIFEST_FILE}; the build did not finish — run `sarviz dataset build` "
+            "again with the same arguments to resume it"
+        )
     with open(manifest, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in MANIFEST_COLUMNS[:14] if c not in (reader.fieldnames or [])]

@@ -88,8 +88,10 @@ class SarGeoTiff(Artifact):
             if not picked and src.count == 1 and path.stem.upper() in POLS:
                 picked = {path.stem.upper(): 1}
             if not picked:
-                raise Sar2SarError(f"{path.name}: not a SAR GeoTIFF (no band named VV, VH, HH or HV; band names "
-                                   f"{[d or '' for d in src.descriptions][:6]})")
+                raise Sar2SarError(
+                    f"{path.name}: not a SAR GeoTIFF (no band named VV, VH, HH or HV; band names "
+                    f"{[d or '' for d in src.descriptions][:6]})"
+                )
             if any(np.dtype(src.dtypes[i - 1]).kind != "f" for i in picked.values()):
                 raise Sar2SarError(f"{path.name}: SAR bands must be float σ⁰ in dB")
             bands = {p: src.read(i, window=window, out_dtype="float32") for p, i in picked.items()}
@@ -103,8 +105,10 @@ class SarGeoTiff(Artifact):
                 raise Sar2SarError(f"{path.name}: band {p} has fewer than 16 valid pixels")
             lo, hi = np.percentile(finite, [1, 99])
             if lo < DB_RANGE[0] or hi > DB_RANGE[1]:
-                raise Sar2SarError(f"{path.name}: band {p} spans {lo:.3g}..{hi:.3g}, not σ⁰ in dB "
-                                   f"(expected within {DB_RANGE[0]:g}..{DB_RANGE[1]:g} dB)")
+                raise Sar2SarError(
+                    f"{path.name}: band {p} spans {lo:.3g}..{hi:.3g}, not σ⁰ in dB "
+                    f"(expected within {DB_RANGE[0]:g}..{DB_RANGE[1]:g} dB)"
+                )
         return cls(bands, crs, transform, str(path), tags)
 
     load = read
@@ -115,9 +119,21 @@ class SarGeoTiff(Artifact):
 
         path = Path(path)
         data = np.stack([np.asarray(a, dtype=np.float32) for a in self.bands.values()])
-        with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
-                tmp, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=len(data),
-                dtype="float32", crs=self.crs, transform=self.transform, nodata=np.nan) as dst:
+        with (
+            atomic_path(path, suffix=".tif.part") as tmp,
+            rasterio.open(
+                tmp,
+                "w",
+                driver="GTiff",
+                width=data.shape[2],
+                height=data.shape[1],
+                count=len(data),
+                dtype="float32",
+                crs=self.crs,
+                transform=self.transform,
+                nodata=np.nan,
+            ) as dst,
+        ):
             dst.write(data)
             dst.descriptions = tuple(self.bands)
             dst.update_tags(units="dB", **self.tags)
@@ -152,8 +168,10 @@ class PairsDataset(Artifact):
     @staticmethod
     def chip_paths(chip_id: str) -> dict[str, str]:
         """The row fields naming a chip's two PNGs, relative to its split folder (imagefolder layout)."""
-        return {"file_name": f"{PAIRS_IMAGE_DIR}/{chip_id}.png",
-                "conditioning_image": f"{PAIRS_CONDITIONING_DIR}/{chip_id}.png"}
+        return {
+            "file_name": f"{PAIRS_IMAGE_DIR}/{chip_id}.png",
+            "conditioning_image": f"{PAIRS_CONDITIONING_DIR}/{chip_id}.png",
+        }
 
     @classmethod
     def open(cls, folder: str | os.PathLike[str]) -> PairsDataset:
@@ -161,8 +179,9 @@ class PairsDataset(Artifact):
         try:
             info = json.loads((folder / PAIRS_FILE).read_text())
         except (OSError, json.JSONDecodeError):
-            raise Sar2SarError(f"{folder}: not a pairs dataset (no readable {PAIRS_FILE}; build one with "
-                               "`sarviz dataset pairs`)") from None
+            raise Sar2SarError(
+                f"{folder}: not a pairs dataset (no readable {PAIRS_FILE}; build one with `sarviz dataset pairs`)"
+            ) from None
         if info.get("format") != PAIRS_FORMAT:
             raise Sar2SarError(f"{folder}/{PAIRS_FILE}: format {info.get('format')!r}, expected {PAIRS_FORMAT}")
         return cls(folder, info)
@@ -248,8 +267,9 @@ class Sar2SarRun(Artifact):
         try:
             meta = json.loads((folder / RUN_FILE).read_text())
         except (OSError, json.JSONDecodeError):
-            raise Sar2SarError(f"{folder}: not a sar2sar model (no readable {RUN_FILE}; train one with "
-                               "`sarviz train sar2sar`)") from None
+            raise Sar2SarError(
+                f"{folder}: not a sar2sar model (no readable {RUN_FILE}; train one with `sarviz train sar2sar`)"
+            ) from None
         if meta.get("format") != RUN_FORMAT:
             raise Sar2SarError(f"{folder}/{RUN_FILE}: format {meta.get('format')!r}, expected {RUN_FORMAT}")
         if not (folder / CONTROLNET_DIR / CONFIG_FILE).is_file():
@@ -311,11 +331,28 @@ class RenderOutput(Artifact):
 
         path = Path(path)
         names = list(self.bands) + [f"{p}{CLIPPED_SUFFIX}" for p in self.masks]
-        data = [self.bands[p].astype(np.float32) for p in self.bands] + [m.astype(np.float32) for m in self.masks.values()]
+        data = [self.bands[p].astype(np.float32) for p in self.bands] + [
+            m.astype(np.float32) for m in self.masks.values()
+        ]
         h, w = data[0].shape
-        with atomic_path(path, suffix=".tif.part") as tmp, rasterio.open(
-                tmp, "w", driver="COG", width=w, height=h, count=len(data), dtype="float32", crs=self.crs,
-                transform=self.transform, nodata=np.nan, compress="DEFLATE", predictor=3, blocksize=256) as dst:
+        with (
+            atomic_path(path, suffix=".tif.part") as tmp,
+            rasterio.open(
+                tmp,
+                "w",
+                driver="COG",
+                width=w,
+                height=h,
+                count=len(data),
+                dtype="float32",
+                crs=self.crs,
+                transform=self.transform,
+                nodata=np.nan,
+                compress="DEFLATE",
+                predictor=3,
+                blocksize=256,
+            ) as dst,
+        ):
             dst.write(np.stack(data))
             dst.descriptions = tuple(names)
             dst.update_tags(PROVENANCE=json.dumps(self.provenance, sort_keys=True, default=str), units="dB")
@@ -343,8 +380,9 @@ class RenderOutput(Artifact):
             arrays = src.read(out_dtype="float32")
             prov = json.loads(src.tags().get("PROVENANCE", "{}"))
             bands = {n: a for n, a in zip(names, arrays) if n and not n.endswith(CLIPPED_SUFFIX)}
-            masks = {n[:-len(CLIPPED_SUFFIX)]: a > 0.5 for n, a in zip(names, arrays)
-                     if n and n.endswith(CLIPPED_SUFFIX)}
+            masks = {
+                n[: -len(CLIPPED_SUFFIX)]: a > 0.5 for n, a in zip(names, arrays) if n and n.endswith(CLIPPED_SUFFIX)
+            }
             return cls(bands, src.crs, src.transform, prov, masks)
 
     load = read

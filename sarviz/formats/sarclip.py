@@ -77,8 +77,9 @@ class SarClipFolder(Artifact):
                 model.save_pretrained(str(tmp), safe_serialization=True)
             if processor is not None:
                 processor.save_pretrained(str(tmp))
-            (tmp / INFO_FILE).write_text(json.dumps({**self.info, "format": FORMAT}, indent=2, default=str),
-                                         encoding="utf-8")
+            (tmp / INFO_FILE).write_text(
+                json.dumps({**self.info, "format": FORMAT}, indent=2, default=str), encoding="utf-8"
+            )
         return folder
 
     @staticmethod

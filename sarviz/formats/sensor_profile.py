@@ -100,8 +100,12 @@ class SensorComparison(Artifact):
     distances: dict[str, dict[str, float]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": COMPARISON_FORMAT, "reference": self.reference.to_dict(),
-                "sets": [p.to_dict() for p in self.sets], "distances": self.distances}
+        return {
+            "format": COMPARISON_FORMAT,
+            "reference": self.reference.to_dict(),
+            "sets": [p.to_dict() for p in self.sets],
+            "distances": self.distances,
+        }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
@@ -113,7 +117,10 @@ class SensorComparison(Artifact):
         path = path / COMPARISON_FILE if path.is_dir() else path
         data = read_json_object(path, cls.what, COMPARISON_FORMAT)
         try:
-            return cls(SensorProfile.from_dict(data["reference"], str(path)),
-                       [SensorProfile.from_dict(p, str(path)) for p in data["sets"]], dict(data["distances"]))
+            return cls(
+                SensorProfile.from_dict(data["reference"], str(path)),
+                [SensorProfile.from_dict(p, str(path)) for p in data["sets"]],
+                dict(data["distances"]),
+            )
         except (KeyError, TypeError) as exc:
             raise FormatError(f"{path}: not a {cls.what} ({exc})") from None

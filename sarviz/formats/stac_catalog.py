@@ -61,7 +61,8 @@ class OfflineValidator(JsonSchemaSTACValidator):
         if schema_uri not in self.schema_cache:
             raise pystac.STACValidationError(
                 f"the JSON schema {schema_uri} is not bundled with sarviz, and validation does not go online; "
-                f"bundled: {', '.join(sorted(self.schema_cache))}")
+                f"bundled: {', '.join(sorted(self.schema_cache))}"
+            )
         return self.schema_cache[schema_uri]
 
 
@@ -96,9 +97,19 @@ def _datetime(dates: dict[str, Any], fallback: _dt.datetime) -> _dt.datetime:
     return fallback
 
 
-def build_item(item_id: str, folder: Path, *, crs: Any, transform: Any, width: int, height: int,
-               bbox_wgs84: tuple[float, float, float, float], dates: dict[str, Any], assets: dict[str, dict[str, Any]],
-               properties: dict[str, Any]) -> pystac.Item:
+def build_item(
+    item_id: str,
+    folder: Path,
+    *,
+    crs: Any,
+    transform: Any,
+    width: int,
+    height: int,
+    bbox_wgs84: tuple[float, float, float, float],
+    dates: dict[str, Any],
+    assets: dict[str, dict[str, Any]],
+    properties: dict[str, Any],
+) -> pystac.Item:
     """A STAC Item for a batch item in ``folder`` (its final place; asset files are named relative to it).
 
     ``assets``: key → {"file", "title", "roles", "bands"?}. ``properties`` are stored with the
@@ -109,15 +120,27 @@ def build_item(item_id: str, folder: Path, *, crs: Any, transform: Any, width: i
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     west, south, east, north = bbox_wgs84
     geometry = mapping(box(west, south, east, north))
-    item = pystac.Item(id=item_id, geometry=geometry, bbox=[west, south, east, north],
-                       datetime=_datetime(dates, now), properties={"created": now.isoformat()})
+    item = pystac.Item(
+        id=item_id,
+        geometry=geometry,
+        bbox=[west, south, east, north],
+        datetime=_datetime(dates, now),
+        properties={"created": now.isoformat()},
+    )
     item.properties.update({f"{PROPERTY_PREFIX}{k}": v for k, v in properties.items()})
     item.set_self_href(str(folder / f"{item_id}.json"))
     for key, spec in assets.items():
         extra = {"sarviz:bands": list(spec["bands"])} if spec.get("bands") else {}
-        item.add_asset(key, pystac.Asset(href=str(folder / spec["file"]), media_type=COG_MEDIA_TYPE,
-                                         title=spec.get("title"), roles=list(spec.get("roles", ["data"])),
-                                         extra_fields=extra))
+        item.add_asset(
+            key,
+            pystac.Asset(
+                href=str(folder / spec["file"]),
+                media_type=COG_MEDIA_TYPE,
+                title=spec.get("title"),
+                roles=list(spec.get("roles", ["data"])),
+                extra_fields=extra,
+            ),
+        )
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
     if epsg:
@@ -140,7 +163,8 @@ def write_item(item: pystac.Item, dest: Path) -> None:
     # the run's catalog sits two levels up (OUT/catalog.json, items in OUT/items/<id>/): linking it here
     # means writing the catalog never rewrites finished items
     data["links"] = [link for link in data.get("links", []) if link.get("rel") not in ("root", "parent")] + [
-        {"rel": rel, "href": f"../../{CATALOG_FILE}", "type": "application/json"} for rel in ("root", "parent")]
+        {"rel": rel, "href": f"../../{CATALOG_FILE}", "type": "application/json"} for rel in ("root", "parent")
+    ]
     text = json.dumps(data, indent=1, default=str)
     with atomic_path(dest, suffix=".json.part") as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -153,8 +177,11 @@ def write_catalog(root: Path, item_files: list[Path], title: str, description: s
     catalog.catalog_type = pystac.CatalogType.SELF_CONTAINED
     catalog.set_self_href(str(root / CATALOG_FILE))
     for path in sorted(item_files):
-        catalog.add_link(pystac.Link(pystac.RelType.ITEM, f"./items/{path.parent.name}/{path.name}",
-                                     media_type=pystac.MediaType.GEOJSON))
+        catalog.add_link(
+            pystac.Link(
+                pystac.RelType.ITEM, f"./items/{path.parent.name}/{path.name}", media_type=pystac.MediaType.GEOJSON
+            )
+        )
     # only the catalog is (re)written: the items already link to it (write_item), and a finished item's
     # files are never touched again
     catalog.save_object(include_self_link=False, stac_io=io)
@@ -197,5 +224,7 @@ class StacCatalog(Artifact):
         return write_catalog(self.root, item_files, title, description)
 
     def item_ids(self) -> list[str]:
-        return sorted(Path(link.href).parent.name for link in (self.catalog.get_links(pystac.RelType.ITEM)
-                                                              if self.catalog is not None else []))
+        return sorted(
+            Path(link.href).parent.name
+            for link in (self.catalog.get_links(pystac.RelType.ITEM) if self.catalog is not None else [])
+        )

@@ -43,8 +43,12 @@ class StudyExport(Artifact):
     written: list[str] = field(default_factory=list)
 
     def _files(self) -> dict[str, bytes]:
-        return {ANSWERS_CSV: self.answers_csv.encode("utf-8"), SUMMARY_CSV: self.summary_csv.encode("utf-8"),
-                REPORT_JSON: self.report_json.encode("utf-8"), FIGURE_PNG: self.figure_png}
+        return {
+            ANSWERS_CSV: self.answers_csv.encode("utf-8"),
+            SUMMARY_CSV: self.summary_csv.encode("utf-8"),
+            REPORT_JSON: self.report_json.encode("utf-8"),
+            FIGURE_PNG: self.figure_png,
+        }
 
     def save(self, folder: str | os.PathLike[str] | None = None) -> list[str]:
         """Write the four files; one-line :class:`StudyError` naming what was written before a failure."""
@@ -59,8 +63,9 @@ class StudyExport(Artifact):
                 write_file(out / name, data)
             except OSError as exc:
                 done = f"; written before it: {', '.join(self.written)}" if self.written else ""
-                raise StudyError(f"cannot write {out / name}: {exc.strerror or exc}; the existing file there is "
-                                 f"unchanged{done}") from None
+                raise StudyError(
+                    f"cannot write {out / name}: {exc.strerror or exc}; the existing file there is unchanged{done}"
+                ) from None
             self.written.append(name)
         return list(self.written)
 
@@ -70,6 +75,10 @@ class StudyExport(Artifact):
         missing = [n for n in cls.FILES if not (folder / n).is_file()]
         if missing:
             raise FormatError(f"{folder} is not a complete study export (missing {', '.join(missing)})")
-        return cls(folder, (folder / ANSWERS_CSV).read_text(encoding="utf-8"),
-                   (folder / SUMMARY_CSV).read_text(encoding="utf-8"), (folder / REPORT_JSON).read_text(encoding="utf-8"),
-                   (folder / FIGURE_PNG).read_bytes())
+        return cls(
+            folder,
+            (folder / ANSWERS_CSV).read_text(encoding="utf-8"),
+            (folder / SUMMARY_CSV).read_text(encoding="utf-8"),
+            (folder / REPORT_JSON).read_text(encoding="utf-8"),
+            (folder / FIGURE_PNG).read_bytes(),
+        )

@@ -77,7 +77,9 @@ def read_meta(run: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise WeightsMissing(f"{path} is missing: {run} is not a text-to-SAR run (`sarviz train text` writes it)") from None
+        raise WeightsMissing(
+            f"{path} is missing: {run} is not a text-to-SAR run (`sarviz train text` writes it)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise GenerationError(f"{path} is not readable JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -88,7 +90,9 @@ def read_meta(run: str | os.PathLike[str]) -> dict[str, Any]:
     if meta.get("polarisation", "VV") not in ("VV", "VV+VH"):
         raise GenerationError(f"{path}: polarisation must be 'VV' or 'VV+VH', got {meta.get('polarisation')!r}")
     if meta.get("base_kind", "sd15") not in BASE_KINDS:
-        raise GenerationError(f"{path}: base_kind must be one of {', '.join(BASE_KINDS)}, got {meta.get('base_kind')!r}")
+        raise GenerationError(
+            f"{path}: base_kind must be one of {', '.join(BASE_KINDS)}, got {meta.get('base_kind')!r}"
+        )
     return meta
 
 
@@ -105,8 +109,17 @@ class TextRun(Artifact):
     artifact: ClassVar[str] = "text-run"
     what: ClassVar[str] = "text-to-SAR run"
     FORMAT: ClassVar[str] = FORMAT
-    FILES: ClassVar[tuple[str, ...]] = (MODEL_FILE, EMBEDS_FILE, UNET_DIR, UNET_LORA_DIR, TRANSFORMER_LORA_DIR,
-                                        VAE_DIR, te_lora_dir(0), te_lora_dir(1), te_lora_dir(2))
+    FILES: ClassVar[tuple[str, ...]] = (
+        MODEL_FILE,
+        EMBEDS_FILE,
+        UNET_DIR,
+        UNET_LORA_DIR,
+        TRANSFORMER_LORA_DIR,
+        VAE_DIR,
+        te_lora_dir(0),
+        te_lora_dir(1),
+        te_lora_dir(2),
+    )
 
     folder: Path
     meta: dict[str, Any]
@@ -122,8 +135,15 @@ class TextRun(Artifact):
             raise WeightsMissing(f"{folder}: {missing[0]}")
         return run
 
-    def save(self, folder: str | os.PathLike[str] | None = None, *, unet: Any = None, text_encoders: list[Any] | tuple[()] = (),
-             embeds: dict[str, Any] | None = None, vae: Any = None) -> Path:
+    def save(
+        self,
+        folder: str | os.PathLike[str] | None = None,
+        *,
+        unet: Any = None,
+        text_encoders: list[Any] | tuple[()] = (),
+        embeds: dict[str, Any] | None = None,
+        vae: Any = None,
+    ) -> Path:
         folder = Path(folder) if folder is not None else self.folder
         folder.mkdir(parents=True, exist_ok=True)
         if unet is not None:
@@ -152,8 +172,11 @@ class TextRun(Artifact):
     def weight_files(self) -> dict[str, Path]:
         """The weight files present, by component (what provenance hashes)."""
         run = self.folder
-        candidates = {UNET_DIR: run / UNET_DIR / DIFFUSERS_WEIGHTS, UNET_LORA_DIR: run / UNET_LORA_DIR / ADAPTER_WEIGHTS,
-                      TRANSFORMER_LORA_DIR: run / TRANSFORMER_LORA_DIR / ADAPTER_WEIGHTS}
+        candidates = {
+            UNET_DIR: run / UNET_DIR / DIFFUSERS_WEIGHTS,
+            UNET_LORA_DIR: run / UNET_LORA_DIR / ADAPTER_WEIGHTS,
+            TRANSFORMER_LORA_DIR: run / TRANSFORMER_LORA_DIR / ADAPTER_WEIGHTS,
+        }
         for i in range(max(TEXT_ENCODERS.values())):
             candidates[te_lora_dir(i)] = run / te_lora_dir(i) / ADAPTER_WEIGHTS
         candidates["learned_embeds"] = run / EMBEDS_FILE

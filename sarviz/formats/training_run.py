@@ -125,8 +125,14 @@ class TrainingRun(Artifact):
 
     artifact: ClassVar[str] = "training-run"
     what: ClassVar[str] = "sarviz training run"
-    FILES: ClassVar[tuple[str, ...]] = (RUN_FILE, LOSS_LOG, VALIDATION_CSV, VALIDATION_DIR, ACCELERATE_STATE,
-                                        REFINE_DIR)
+    FILES: ClassVar[tuple[str, ...]] = (
+        RUN_FILE,
+        LOSS_LOG,
+        VALIDATION_CSV,
+        VALIDATION_DIR,
+        ACCELERATE_STATE,
+        REFINE_DIR,
+    )
 
     path: Path
     meta: dict[str, Any]
@@ -172,8 +178,17 @@ class RunLog:
 
     def write(self, **update: Any) -> None:
         self.info.update(update)
-        TrainingRun(Path(self.out), {"kind": self.kind, "status": self.status, "started": self.started,
-                                     "updated": _now(), "config": self.config, **self.info}).save()
+        TrainingRun(
+            Path(self.out),
+            {
+                "kind": self.kind,
+                "status": self.status,
+                "started": self.started,
+                "updated": _now(),
+                "config": self.config,
+                **self.info,
+            },
+        ).save()
 
     def load_losses(self, keep_until: int | None) -> None:
         """Read an existing log (a resumed run), dropping rows after the checkpoint's step."""

@@ -44,7 +44,6 @@ from sarviz.scene import Scene
 ProgressCallback = Callable[[int, int, str], None]
 
 
-
 @dataclass
 class GenerationRequest:
     """What the user asked a map or prompt generator for. ``None`` means: the model card's default."""
@@ -186,8 +185,9 @@ class GenerationResult:
     def _image(self) -> GeneratedImage:
         return GeneratedImage(self.vv_db, self.vh_db, self.crs, self.transform, self.provenance)
 
-    def png_bytes(self, vv_range: tuple[float, float] | None = None,
-                  vh_range: tuple[float, float] | None = None) -> bytes:
+    def png_bytes(
+        self, vv_range: tuple[float, float] | None = None, vh_range: tuple[float, float] | None = None
+    ) -> bytes:
         """8-bit PNG in the model output convention: R = VV, G = VH, B = VV (grey VV without VH;
         + alpha 0 = missing).
 
@@ -200,7 +200,9 @@ class GenerationResult:
         vv_lo, vv_hi = vv_range or calibration.range("VV")
 
         def scale(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
-            out: np.ndarray = (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+            out: np.ndarray = (
+                (np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+            )
             return out
 
         vv = scale(self.vv_db, vv_lo, vv_hi)
@@ -254,7 +256,8 @@ def base_provenance(model_id: str, scene: Scene, request: GenerationRequest, **e
         "scene_id": scene.scene_id,
         "scene_source": scene.provenance.get("source"),
         # a result made from a proxy embedding must say so wherever it goes (UI, GeoTIFF tags)
-        "embedding_source": (scene.provenance.get("embedding_source") or "AlphaEarth") if scene.embedding is not None
+        "embedding_source": (scene.provenance.get("embedding_source") or "AlphaEarth")
+        if scene.embedding is not None
         else None,
         "seed": request.seed,
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -340,8 +343,12 @@ class PromptGenerator(Generator):
     ) -> list[GenerationResult]:
         """Make the images ``request`` asks for (seeds ``seed``, ``seed + 1``, …), each with provenance."""
 
-    def generate_text(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                      cancel: threading.Event | None = None) -> list[GenerationResult]:
+    def generate_text(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GenerationResult]:
         """The former name of :meth:`generate` (kept for callers of this session's branches)."""
         return self.generate(request, progress, cancel)
 

@@ -30,7 +30,7 @@ MODEL_INDEX = "model_index.json"
 
 
 def base_kind(base: str | os.PathLike, supported: tuple[str, ...] = ("sd15", "sdxl")) -> str:
-    """"sd15", "sdxl" or "sd3" from ``base``/model_index.json; refused unless in ``supported``.
+    """ "sd15", "sdxl" or "sd3" from ``base``/model_index.json; refused unless in ``supported``.
 
     Raises :class:`WeightsMissing` when the file is missing or unreadable and
     :class:`GenerationError` when the pipeline is not a supported Stable Diffusion.
@@ -53,8 +53,9 @@ def base_kind(base: str | os.PathLike, supported: tuple[str, ...] = ("sd15", "sd
         elif name.startswith("StableDiffusion"):
             kind = "sd15"
     if kind is None:
-        raise GenerationError(f"base model {base}: {name or 'an unnamed'} pipeline is not Stable Diffusion "
-                              f"({', '.join(KINDS)})")
+        raise GenerationError(
+            f"base model {base}: {name or 'an unnamed'} pipeline is not Stable Diffusion ({', '.join(KINDS)})"
+        )
     if kind not in supported:
         raise GenerationError(f"base model {base} is {kind}; this needs {' or '.join(supported)}")
     return kind

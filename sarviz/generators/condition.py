@@ -120,8 +120,8 @@ class Condition:
 
     def provenance(self) -> dict[str, Any]:
         return {
-            "condition_source": "scene embedding + " + {"scene": "scene angle layer", "user": "user-set angle",
-                                                         "unused": "no angle"}[self.angle_source],
+            "condition_source": "scene embedding + "
+            + {"scene": "scene angle layer", "user": "user-set angle", "unused": "no angle"}[self.angle_source],
             "angle_source": self.angle_source,
             "angle_deg": None if self.angle_deg is None else round(float(self.angle_deg), 4),
             "embedding_nan_fraction": round(self.embedding_nan_fraction, 6),
@@ -138,11 +138,14 @@ def check_angle(angle_deg: Any) -> float:
     lo, hi = ANGLE_LIMITS_DEG
     if not math.isfinite(value) or not lo <= value <= hi:
         raise ConditionError(
-            f"incidence angle {angle_deg!r}° is outside [{lo:g}, {hi:g}]°; Sentinel-1 IW spans about 29°–46°")
+            f"incidence angle {angle_deg!r}° is outside [{lo:g}, {hi:g}]°; Sentinel-1 IW spans about 29°–46°"
+        )
     return value
 
 
-def _resize(stack: np.ndarray, size: tuple[int, int] | None, mode: str, scale_factor: float | None = None) -> np.ndarray:
+def _resize(
+    stack: np.ndarray, size: tuple[int, int] | None, mode: str, scale_factor: float | None = None
+) -> np.ndarray:
     # torch's interpolate is the resize the reference code uses; align_corners=False is its
     # default for bilinear/bicubic. With ``scale_factor`` (and no recompute) torch samples at
     # x_src = (x + 0.5) / scale − 0.5 and sizes the output floor(h·scale) — the reference's
@@ -158,8 +161,9 @@ def _resize(stack: np.ndarray, size: tuple[int, int] | None, mode: str, scale_fa
     return F.interpolate(t, size=size, mode=mode, **kwargs)[0].numpy()
 
 
-def build_condition(scene: Scene, spec: ConditionSpec | None = None, angle_deg: float | None = None,
-                    size: int | None = None) -> Condition:
+def build_condition(
+    scene: Scene, spec: ConditionSpec | None = None, angle_deg: float | None = None, size: int | None = None
+) -> Condition:
     """The model's condition for ``scene``: (spec.channels, size, size) float32.
 
     ``angle_deg`` is used only when the scene has no angle layer (default 37.5°).
@@ -171,14 +175,16 @@ def build_condition(scene: Scene, spec: ConditionSpec | None = None, angle_deg: 
         raise ConditionError(
             f"scene {scene.scene_id or '(unnamed)'} has no AlphaEarth embedding layer; the diffusion model "
             "generates noise without it (HuiYanEarth-SAR ablation). Fetch the embedding for this place "
-            "(Earth Engine source) or use the emulator model.")
+            "(Earth Engine source) or use the emulator model."
+        )
     notes: list[str] = []
     emb = scene.embedding.astype(np.float32, copy=True)
     nan = ~np.isfinite(emb)
     nan_fraction = float(nan.mean())
     if nan_fraction > 0.5:
-        raise ConditionError(f"scene {scene.scene_id}: {nan_fraction:.0%} of the embedding is missing (NaN); "
-                             "at most half may be missing")
+        raise ConditionError(
+            f"scene {scene.scene_id}: {nan_fraction:.0%} of the embedding is missing (NaN); at most half may be missing"
+        )
     if spec.embedding_norm == "zscore_block":
         mean, std = float(np.nanmean(emb)), float(np.nanstd(emb))
         emb = (emb - mean) / (std if std > 0 else 1.0)
@@ -191,8 +197,10 @@ def build_condition(scene: Scene, spec: ConditionSpec | None = None, angle_deg: 
     if nan_fraction:
         # after the z-score, 0 is the block mean: the least informative fill value
         emb[nan] = 0.0
-        notes.append(f"{nan_fraction:.2%} of the embedding was missing: filled with the block mean for the "
-                     "condition; those output pixels are set missing (NaN)")
+        notes.append(
+            f"{nan_fraction:.2%} of the embedding was missing: filled with the block mean for the "
+            "condition; those output pixels are set missing (NaN)"
+        )
 
     angle_source, angle_mean = "unused", None
     angle_map = None
@@ -222,10 +230,18 @@ def build_condition(scene: Scene, spec: ConditionSpec | None = None, angle_deg: 
     stack = np.concatenate(channels).astype(np.float32)
     if spec.pre_scale is not None and spec.pre_scale != 1.0:
         if min(stack.shape[1:]) * spec.pre_scale < 1:
-            raise ConditionError(f"the scene ({stack.shape[2]}×{stack.shape[1]} px) is too small for the "
-                                 f"×{spec.pre_scale:g} pre-scale of the model's preprocessing")
+            raise ConditionError(
+                f"the scene ({stack.shape[2]}×{stack.shape[1]} px) is too small for the "
+                f"×{spec.pre_scale:g} pre-scale of the model's preprocessing"
+            )
         # F.interpolate(scale_factor=…) exactly as the reference (inference_sar_gray.py) does
         stack = _resize(stack, None, spec.pre_scale_mode, scale_factor=spec.pre_scale)
     stack = _resize(stack, (spec.size, spec.size), spec.resize_mode)
-    return Condition(array=np.ascontiguousarray(stack, dtype=np.float32), angle_source=angle_source,
-                     angle_deg=angle_mean, embedding_nan_fraction=nan_fraction, spec=spec, notes=notes)
+    return Condition(
+        array=np.ascontiguousarray(stack, dtype=np.float32),
+        angle_source=angle_source,
+        angle_deg=angle_mean,
+        embedding_nan_fraction=nan_fraction,
+        spec=spec,
+        notes=notes,
+    )

@@ -24,8 +24,11 @@ def cpu_capability() -> dict[str, Any]:
     info: dict[str, Any] = {"isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
     # torch.cpu._is_amx_tile_supported() asks the CPU (CPUID) and the kernel (XFEATURE
     # permission); /proc/cpuinfo flags alone do not say whether the OS enabled AMX.
-    probes = {"amx_tile": "_is_amx_tile_supported", "amx_fp16": "_is_amx_fp16_supported",
-              "avx512_bf16": "_is_avx512_bf16_supported"}
+    probes = {
+        "amx_tile": "_is_amx_tile_supported",
+        "amx_fp16": "_is_amx_fp16_supported",
+        "avx512_bf16": "_is_avx512_bf16_supported",
+    }
     for name, fn in probes.items():
         try:
             info[name] = bool(getattr(torch.cpu, fn)())
@@ -100,7 +103,6 @@ def rule_of_thumb_dtype(device: str) -> str:
         return "float32"
     cap = cpu_capability()
     return "bfloat16" if cap["mkldnn_bf16"] and (cap["amx_tile"] or cap["avx512_bf16"]) else "float32"
-
 
 
 def torch_dtype(name: str):

@@ -77,9 +77,9 @@ KIND = "controlnet-lora"
 #: the HuiYanEarth-SAR reference inference settings (../shared/README.md)
 REFERENCE_SAMPLER: dict[str, Any] = {
     "prompt": "satellite sar image, Sentinel-1, radar map, top down view, raw data, grayscale, "
-              "grainy texture, speckle noise",
+    "grainy texture, speckle noise",
     "negative_prompt": "cloud, color, low resolution, pixelated, blocky, square artifacts, smooth, "
-                       "flat shading, blurring, painting, cartoon",
+    "flat shading, blurring, painting, cartoon",
     "scheduler": "dpmsolver++-sde-karras",
     "steps": 50,
     "guidance": 2.5,
@@ -126,14 +126,18 @@ def load_controlnet(folder: str | Path, allow_pickle: bool = False):
         raise GenerationError(
             f"{weights} does not match {folder / CONFIG_FILE}: missing {result.missing_keys[:5]}"
             f"{'…' if len(result.missing_keys) > 5 else ''}, unexpected {result.unexpected_keys[:5]}"
-            f"{'…' if len(result.unexpected_keys) > 5 else ''}")
+            f"{'…' if len(result.unexpected_keys) > 5 else ''}"
+        )
     leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
     if leftovers:
         raise GenerationError(f"{weights}: tensors {leftovers[:5]} were not initialised")
     model.register_to_config(conditioning_channels=channels)
     model.eval().requires_grad_(False)
-    return model, {"conditioning_channels": channels, "config_conditioning_channels": declared,
-                   "weights_file": str(weights)}
+    return model, {
+        "conditioning_channels": channels,
+        "config_conditioning_channels": declared,
+        "weights_file": str(weights),
+    }
 
 
 def normalise_lora_keys(state: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +151,7 @@ def normalise_lora_keys(state: dict[str, Any]) -> dict[str, Any]:
     for key, value in strip_prefix(state).items():
         key = key.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.")
         if key.startswith("unet."):
-            key = key[len("unet."):]
+            key = key[len("unet.") :]
         if not key.startswith("base_model.model."):
             key = "base_model.model." + key
         out[key] = value
@@ -181,10 +185,16 @@ def apply_unet_lora(unet, folder: str | Path, allow_pickle: bool = False, merge:
     if result.unexpected_keys or missing:
         raise GenerationError(
             f"{weights} does not fit this UNet / {folder / LORA_CONFIG}: unexpected {result.unexpected_keys[:5]}, "
-            f"missing {missing[:5]} ({len(result.unexpected_keys)} unexpected, {len(missing)} missing)")
+            f"missing {missing[:5]} ({len(result.unexpected_keys)} unexpected, {len(missing)} missing)"
+        )
     peft_model.eval()
-    info = {"lora_rank": config.r, "lora_alpha": config.lora_alpha, "lora_tensors": len(state),
-            "weights_file": str(weights), "merged": merge}
+    info = {
+        "lora_rank": config.r,
+        "lora_alpha": config.lora_alpha,
+        "lora_tensors": len(state),
+        "weights_file": str(weights),
+        "merged": merge,
+    }
     if merge:
         return peft_model.merge_and_unload(), info
     return peft_model, info
@@ -225,8 +235,13 @@ class LoadedPipeline:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "float32",
-                  progress: ProgressCallback | None = None, compile_unet: bool = False) -> LoadedPipeline:
+def load_pipeline(
+    paths: CheckpointPaths,
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: ProgressCallback | None = None,
+    compile_unet: bool = False,
+) -> LoadedPipeline:
     """The full SD 1.5 + ControlNet (+ LoRA) pipeline on ``device`` in ``dtype``."""
     import torch
     from diffusers import AutoencoderKL, StableDiffusionControlNetPipeline, UNet2DConditionModel
@@ -279,8 +294,11 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
         text_encoder = _load_text_encoder(paths.base, use_st)
         text_encoder.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
         step(4, "loading the VAE")
-        vae = hub(AutoencoderKL.from_pretrained, paths.vae) if paths.vae else hub(
-            AutoencoderKL.from_pretrained, paths.base, subfolder="vae")
+        vae = (
+            hub(AutoencoderKL.from_pretrained, paths.vae)
+            if paths.vae
+            else hub(AutoencoderKL.from_pretrained, paths.base, subfolder="vae")
+        )
         # The VAE decodes once per image, but at 512 px it costs as much as several UNet steps on
         # a CPU. bfloat16 (AMX CPUs, modern GPUs) keeps float32's range, and its rounding error is
         # far below the VAE's own reconstruction error (the benchmark reports the end-to-end dB
@@ -292,14 +310,26 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
     try:
         scheduler_config = dict(DDIMScheduler.load_config(paths.base, subfolder="scheduler"))
     except (OSError, ValueError):  # a base without a scheduler folder: SD 1.5's training schedule
-        scheduler_config = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-                            "beta_schedule": "scaled_linear", "steps_offset": 1, "clip_sample": False,
-                            "set_alpha_to_one": False}
+        scheduler_config = {
+            "num_train_timesteps": 1000,
+            "beta_start": 0.00085,
+            "beta_end": 0.012,
+            "beta_schedule": "scaled_linear",
+            "steps_offset": 1,
+            "clip_sample": False,
+            "set_alpha_to_one": False,
+        }
     step(5, f"model on {device} ({dtype})")
     pipe = StableDiffusionControlNetPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, controlnet=controlnet,
-        scheduler=make_scheduler("dpmsolver++-sde-karras", scheduler_config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        controlnet=controlnet,
+        scheduler=make_scheduler("dpmsolver++-sde-karras", scheduler_config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     if kind == "cuda":
@@ -318,8 +348,14 @@ def load_pipeline(paths: CheckpointPaths, device: str = "cpu", dtype: str = "flo
     step(6, "hashing the weights")
     hashes = {name: runtime.file_sha256(p, persistent=True) for name, p in paths.files_to_hash().items()}
     step(7, f"model loaded in {time.perf_counter() - t0:.0f} s")
-    info = {"controlnet": cn_info, "unet_lora": lora_info, "weights_sha256": hashes,
-            "base": paths.base, "vae": paths.vae or f"{paths.base} (vae)", "speed": speed}
+    info = {
+        "controlnet": cn_info,
+        "unet_lora": lora_info,
+        "weights_sha256": hashes,
+        "base": paths.base,
+        "vae": paths.vae or f"{paths.base} (vae)",
+        "speed": speed,
+    }
     return LoadedPipeline(pipe=pipe, device=device, dtype=dtype, info=info, scheduler_config=scheduler_config)
 
 
@@ -346,11 +382,13 @@ def _load_text_encoder(base: str, use_safetensors: bool | None):
     from transformers import CLIPTextModel
 
     try:
-        return CLIPTextModel.from_pretrained(base, subfolder="text_encoder", torch_dtype=torch.float32,
-                                             use_safetensors=use_safetensors)
+        return CLIPTextModel.from_pretrained(
+            base, subfolder="text_encoder", torch_dtype=torch.float32, use_safetensors=use_safetensors
+        )
     except (OSError, ValueError) as exc:
-        raise GenerationError(f"cannot load the text encoder from {base} (safetensors only "
-                              f"unless pickle files are allowed): {exc}") from None
+        raise GenerationError(
+            f"cannot load the text encoder from {base} (safetensors only unless pickle files are allowed): {exc}"
+        ) from None
 
 
 # -- calibration and training metadata -------------------------------------------------------------
@@ -418,8 +456,12 @@ class DiffusionGenerator(MapGenerator):
         vae = trained.get("vae") or weights.get("vae")
         self.vae_source = f"checkpoint {TRAIN_METADATA}" if trained.get("vae") else "model card"
         self.paths = CheckpointPaths(
-            controlnet=controlnet, base=card.resolve(weights["base"]), unet_lora=lora_path,
-            vae=card.resolve(vae), allow_pickle=bool(weights.get("allow_pickle", False)))
+            controlnet=controlnet,
+            base=card.resolve(weights["base"]),
+            unet_lora=lora_path,
+            vae=card.resolve(vae),
+            allow_pickle=bool(weights.get("allow_pickle", False)),
+        )
         self.sampler = {**REFERENCE_SAMPLER, **_card_section(card, "sampler", {})}
         preprocessing = _card_section(card, "preprocessing", {})
         self.preprocessing_source = "model card"
@@ -436,8 +478,10 @@ class DiffusionGenerator(MapGenerator):
             raise GenerationError(f"model card {card.path}: output needs channels VV/VH in R/G/B ({exc})") from None
         self.calibration, self.calibration_source = model_calibration(card, trained)
         if set(self.calibration.polarisations) < {"VV", "VH"}:
-            raise GenerationError(f"model card {card.path}: the calibration ({self.calibration_source}) needs VV "
-                                  f"and VH ranges, has {list(self.calibration.polarisations)}")
+            raise GenerationError(
+                f"model card {card.path}: the calibration ({self.calibration_source}) needs VV "
+                f"and VH ranges, has {list(self.calibration.polarisations)}"
+            )
         self.sampler_defaults = SamplerSettings.from_card(self.sampler, REFERENCE_SAMPLER, f"model card {card.path}")
         self.how_to_get = card.get("how_to_get", "")
 
@@ -452,14 +496,19 @@ class DiffusionGenerator(MapGenerator):
         if not problems:
             return Readiness.ok()
         how = f" How to get them: {self.how_to_get}" if self.how_to_get else ""
-        details = (f"model {self.card.id!r} ({self.card.path}) cannot run: its weights are missing — "
-                   + "; ".join(problems) + f".{how}")
+        details = (
+            f"model {self.card.id!r} ({self.card.path}) cannot run: its weights are missing — "
+            + "; ".join(problems)
+            + f".{how}"
+        )
         # each problem starts with the part's name ("ControlNet folder /x …", "VAE: …"): keep the name
         parts = [re.split(r"[:/(]", p, maxsplit=1)[0].strip() for p in problems]
-        return Readiness(False, problem=f"model {self.card.id!r} cannot run: its weights are missing "
-                                        f"({', '.join(dict.fromkeys(parts))})",
-                         action="`sarviz models --details` says where to put them (SARVIZ_DEBUG=1 for the full error)",
-                         details=details)
+        return Readiness(
+            False,
+            problem=f"model {self.card.id!r} cannot run: its weights are missing ({', '.join(dict.fromkeys(parts))})",
+            action="`sarviz models --details` says where to put them (SARVIZ_DEBUG=1 for the full error)",
+            details=details,
+        )
 
     # -- loading ----------------------------------------------------------------------------
     def cache_key(self) -> tuple:
@@ -486,13 +535,16 @@ class DiffusionGenerator(MapGenerator):
         if preset == "reference":
             defaults.update({k: v for k, v in REFERENCE_SAMPLER.items() if k not in ("prompt", "negative_prompt")})
             sampler_defaults = SamplerSettings(
-                scheduler=REFERENCE_SAMPLER["scheduler"], guidance=float(REFERENCE_SAMPLER["guidance"]),
-                steps=int(self.sampler.get("reference_steps") or REFERENCE_PRESET["steps"]))
+                scheduler=REFERENCE_SAMPLER["scheduler"],
+                guidance=float(REFERENCE_SAMPLER["guidance"]),
+                steps=int(self.sampler.get("reference_steps") or REFERENCE_PRESET["steps"]),
+            )
             dtype = request.dtype or REFERENCE_PRESET["dtype"]
         sampler = sampler_defaults.with_request(request)
         try:
-            scale = float(request.controlnet_scale if request.controlnet_scale is not None
-                          else defaults["controlnet_scale"])
+            scale = float(
+                request.controlnet_scale if request.controlnet_scale is not None else defaults["controlnet_scale"]
+            )
         except (TypeError, ValueError):
             raise GenerationError(f"ControlNet scale must be a number, got {request.controlnet_scale!r}") from None
         changed = [k for k in ("scheduler", "steps", "guidance") if getattr(sampler, k) != getattr(sampler_defaults, k)]
@@ -506,16 +558,25 @@ class DiffusionGenerator(MapGenerator):
         return GeoSettings(
             sampler=sampler,
             prompt=request.prompt if request.prompt is not None else defaults["prompt"],
-            negative_prompt=request.negative_prompt if request.negative_prompt is not None
+            negative_prompt=request.negative_prompt
+            if request.negative_prompt is not None
             else defaults["negative_prompt"],
-            controlnet_scale=scale, dtype=dtype, preset=preset if not changed else "custom",
-            preset_changed=tuple(changed))
+            controlnet_scale=scale,
+            dtype=dtype,
+            preset=preset if not changed else "custom",
+            preset_changed=tuple(changed),
+        )
 
     def condition(self, scene: Scene, request: GenerationRequest) -> Condition:
         return build_condition(scene, self.spec, angle_deg=request.angle_deg)
 
-    def generate(self, scene: Scene, request: GenerationRequest, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> GenerationResult:
+    def generate(
+        self,
+        scene: Scene,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
         settings = self.settings(request)
         cond = self.condition(scene, request)  # cheap refusals (no embedding, bad angle) first
         steps = settings.sampler.steps
@@ -527,7 +588,8 @@ class DiffusionGenerator(MapGenerator):
                 raise GenerationError(
                     f"model {self.card.id!r}: its ControlNet takes {cn_channels} condition channels but the card's "
                     f"preprocessing makes {cond.array.shape[0]} (bands {list(self.spec.bands)}); fix the card's "
-                    "preprocessing or use the matching weights")
+                    "preprocessing or use the matching weights"
+                )
             latents = self._denoise(ctx, cond, settings, int(request.seed))
             ctx.report(steps, "decoding the image")
             return self._decode(loaded, latents), loaded.info
@@ -542,34 +604,49 @@ class DiffusionGenerator(MapGenerator):
                 vv[hole] = np.nan
                 vh[hole] = np.nan
             prov = base_provenance(
-                self.model_id, scene, request,
-                model_name=self.card.name, model_kind=KIND, weights_sha256=info["weights_sha256"],
-                base=info["base"], vae=info["vae"], **settings.sampler.provenance(),
+                self.model_id,
+                scene,
+                request,
+                model_name=self.card.name,
+                model_kind=KIND,
+                weights_sha256=info["weights_sha256"],
+                base=info["base"],
+                vae=info["vae"],
+                **settings.sampler.provenance(),
                 controlnet_scale=settings.controlnet_scale,
-                prompt=settings.prompt, negative_prompt=settings.negative_prompt,
+                prompt=settings.prompt,
+                negative_prompt=settings.negative_prompt,
                 image_size=self.spec.size,
-                output_mapping={"channels": {k: "RGB"[v] for k, v in self.channels.items()},
-                                "db_range": {k: list(v) for k, v in self.db_range.items()}},
-                calibration=self.calibration.to_dict(), calibration_source=self.calibration_source,
-                preprocessing_source=self.preprocessing_source, settings_preset=settings.preset,
+                output_mapping={
+                    "channels": {k: "RGB"[v] for k, v in self.channels.items()},
+                    "db_range": {k: list(v) for k, v in self.db_range.items()},
+                },
+                calibration=self.calibration.to_dict(),
+                calibration_source=self.calibration_source,
+                preprocessing_source=self.preprocessing_source,
+                settings_preset=settings.preset,
                 **({"settings_preset_changed": list(settings.preset_changed)} if settings.preset_changed else {}),
                 controlnet_conditioning_channels=info["controlnet"]["conditioning_channels"],
-                lora=info["unet_lora"] is not None, **cond.provenance(),
+                lora=info["unet_lora"] is not None,
+                **cond.provenance(),
             )
             notes = list(cond.notes)
             pixel_m, size = scene.pixel_size_m, self.spec.size
             if abs(pixel_m - 10.0) > 2.5 or max(scene.shape) < 0.75 * size:
                 # the model learnt textures of 512×512 patches at 10 m; a stretched condition moves them
-                notes.append(f"scale: the scene is {scene.width}×{scene.height} px at ~{pixel_m:.0f} m, but the "
-                             f"model makes {size}×{size} px at 10 m; the generated texture is resampled "
-                             f"({size / max(scene.shape):.1f}× in size) — use a {size} px patch on the 10 m grid "
-                             "(`--grid utm --size 512`) for true-scale texture")
+                notes.append(
+                    f"scale: the scene is {scene.width}×{scene.height} px at ~{pixel_m:.0f} m, but the "
+                    f"model makes {size}×{size} px at 10 m; the generated texture is resampled "
+                    f"({size / max(scene.shape):.1f}× in size) — use a {size} px patch on the 10 m grid "
+                    "(`--grid utm --size 512`) for true-scale texture"
+                )
             if notes:
                 prov["notes"] = notes
             return [GenerationResult(vv_db=vv, vh_db=vh, crs=scene.crs, transform=scene.transform, provenance=prov)]
 
-        return run_generation(self, request, total=steps, work=work, finish=finish, progress=progress,
-                              cancel=cancel, dtype=settings.dtype)[0]
+        return run_generation(
+            self, request, total=steps, work=work, finish=finish, progress=progress, cancel=cancel, dtype=settings.dtype
+        )[0]
 
     def _denoise(self, ctx: RunContext, cond: Condition, settings: GeoSettings, seed: int):
         import torch
@@ -583,10 +660,17 @@ class DiffusionGenerator(MapGenerator):
         size = self.spec.size
         with torch.inference_mode():
             out = pipe(
-                prompt=settings.prompt, negative_prompt=settings.negative_prompt, image=control,
-                height=size, width=size, num_inference_steps=settings.sampler.steps,
-                guidance_scale=settings.sampler.guidance, controlnet_conditioning_scale=settings.controlnet_scale,
-                generator=generator, output_type="latent", callback_on_step_end=ctx.diffusers_callback(),
+                prompt=settings.prompt,
+                negative_prompt=settings.negative_prompt,
+                image=control,
+                height=size,
+                width=size,
+                num_inference_steps=settings.sampler.steps,
+                guidance_scale=settings.sampler.guidance,
+                controlnet_conditioning_scale=settings.controlnet_scale,
+                generator=generator,
+                output_type="latent",
+                callback_on_step_end=ctx.diffusers_callback(),
                 return_dict=True,
             )
         return out.images
@@ -618,18 +702,35 @@ class DiffusionGenerator(MapGenerator):
         return out[0], out[1]
 
 
-def checkpoint_card(controlnet: str, base: str, vae: str | None = None, unet_lora: str | None = UNET_LORA_DIR,
-                    allow_pickle: bool = False, template: ModelCard | None = None) -> ModelCard:
+def checkpoint_card(
+    controlnet: str,
+    base: str,
+    vae: str | None = None,
+    unet_lora: str | None = UNET_LORA_DIR,
+    allow_pickle: bool = False,
+    template: ModelCard | None = None,
+) -> ModelCard:
     """An in-memory card for a checkpoint given on the command line (sampler etc. from ``template``)."""
     data = copy.deepcopy(template.data) if template is not None else {}
     controlnet_abs = str(Path(controlnet).expanduser().resolve())
     base_ref = str(Path(base).expanduser().resolve()) if Path(base).expanduser().exists() else base
-    vae_ref = None if vae is None else (str(Path(vae).expanduser().resolve()) if Path(vae).expanduser().exists() else vae)
-    data.update({
-        "id": f"checkpoint:{Path(controlnet_abs).name}", "name": f"checkpoint {controlnet_abs}", "kind": KIND,
-        "weights": {"controlnet": controlnet_abs, "base": base_ref, "vae": vae_ref, "unet_lora": unet_lora,
-                    "allow_pickle": allow_pickle},
-    })
+    vae_ref = (
+        None if vae is None else (str(Path(vae).expanduser().resolve()) if Path(vae).expanduser().exists() else vae)
+    )
+    data.update(
+        {
+            "id": f"checkpoint:{Path(controlnet_abs).name}",
+            "name": f"checkpoint {controlnet_abs}",
+            "kind": KIND,
+            "weights": {
+                "controlnet": controlnet_abs,
+                "base": base_ref,
+                "vae": vae_ref,
+                "unet_lora": unet_lora,
+                "allow_pickle": allow_pickle,
+            },
+        }
+    )
     data.pop("how_to_get", None)
     return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(controlnet_abs) / CARD_FILE, data=data)
 

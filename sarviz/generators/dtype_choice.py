@@ -56,8 +56,10 @@ CANDIDATES = {"cpu": ("float32", "bfloat16"), "cuda": ("float32", "bfloat16", "f
 #: the speed options' defaults (what a pipeline gets when nothing was measured)
 DEFAULT_OPTIONS: dict[str, Any] = {"attention": "sdpa", "channels_last": False}
 #: option variants measured against the baseline (DEFAULT_OPTIONS): name → options changed
-OPTION_VARIANTS: dict[str, dict[str, Any]] = {"attention=classic": {"attention": "classic"},
-                                              "channels_last=on": {"channels_last": True}}
+OPTION_VARIANTS: dict[str, dict[str, Any]] = {
+    "attention=classic": {"attention": "classic"},
+    "channels_last=on": {"channels_last": True},
+}
 
 
 @dataclass
@@ -99,10 +101,18 @@ class DtypeDecision:
     def from_dict(cls, data: dict[str, Any]) -> "DtypeDecision":
         meas = [Measurement(**m) for m in data.get("measurements", [])]
         opts = [OptionMeasurement(**m) for m in data.get("option_measurements", [])]
-        return cls(device=data["device"], dtype=data["dtype"], method=data["method"], reason=data["reason"],
-                   measurements=meas, machine=dict(data.get("machine", {})), measured_at=data.get("measured_at", ""),
-                   speed_options=dict(data.get("speed_options", {})), options_reason=data.get("options_reason", ""),
-                   option_measurements=opts)
+        return cls(
+            device=data["device"],
+            dtype=data["dtype"],
+            method=data["method"],
+            reason=data["reason"],
+            measurements=meas,
+            machine=dict(data.get("machine", {})),
+            measured_at=data.get("measured_at", ""),
+            speed_options=dict(data.get("speed_options", {})),
+            options_reason=data.get("options_reason", ""),
+            option_measurements=opts,
+        )
 
     def summary(self) -> str:
         """One line for provenance and the UI, e.g. ``float32 (measured: bfloat16 2.4× slower)``."""
@@ -127,8 +137,12 @@ def machine_key(device: str) -> dict[str, Any]:
     from sarviz.generators import device as device_facts
 
     kind = device.split(":", 1)[0]
-    key: dict[str, Any] = {"torch": torch.__version__, "device": kind, "platform": platform.machine(),
-                           "version": CACHE_VERSION}
+    key: dict[str, Any] = {
+        "torch": torch.__version__,
+        "device": kind,
+        "platform": platform.machine(),
+        "version": CACHE_VERSION,
+    }
     if kind == "cuda":
         index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
         key["gpu"] = torch.cuda.get_device_name(index)
@@ -168,17 +182,25 @@ def _block_and_inputs(device: str, seed: int = 0):
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    block = CrossAttnDownBlock2D(in_channels=320, out_channels=320, temb_channels=1280, num_layers=1,
-                                 transformer_layers_per_block=1, num_attention_heads=8, cross_attention_dim=768,
-                                 add_downsample=False).eval()
+    block = CrossAttnDownBlock2D(
+        in_channels=320,
+        out_channels=320,
+        temb_channels=1280,
+        num_layers=1,
+        transformer_layers_per_block=1,
+        num_attention_heads=8,
+        cross_attention_dim=768,
+        add_downsample=False,
+    ).eval()
     x = torch.randn(2, 320, 64, 64, generator=gen)
     temb = torch.randn(2, 1280, generator=gen)
     ctx = torch.randn(2, 77, 768, generator=gen)
     return block.to(device), x.to(device), temb.to(device), ctx.to(device)
 
 
-def measure_block(device: str, dtypes: tuple[str, ...] | None = None, repeats: int = 3,
-                  clear_ratio: float = 1.5) -> list[Measurement]:
+def measure_block(
+    device: str, dtypes: tuple[str, ...] | None = None, repeats: int = 3, clear_ratio: float = 1.5
+) -> list[Measurement]:
     """Median forward time and float32 drift of the representative block for each dtype.
 
     Stops after the first timed round when every candidate is already clearly faster or
@@ -235,8 +257,9 @@ def measure_block(device: str, dtypes: tuple[str, ...] | None = None, repeats: i
     return result
 
 
-def decide(measurements: list[Measurement], max_drift: float = MAX_DRIFT,
-           min_speedup: float = MIN_SPEEDUP) -> tuple[str, str]:
+def decide(
+    measurements: list[Measurement], max_drift: float = MAX_DRIFT, min_speedup: float = MIN_SPEEDUP
+) -> tuple[str, str]:
     """(dtype, reason) from measurements: the fastest acceptable dtype, float32 otherwise."""
     by = {m.dtype: m for m in measurements}
     base = by.get("float32")
@@ -322,8 +345,9 @@ def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMea
     return result
 
 
-def decide_options(measurements: list[OptionMeasurement], max_drift: float = MAX_DRIFT,
-                   min_gain: float = MIN_OPTION_GAIN) -> tuple[dict[str, Any], str]:
+def decide_options(
+    measurements: list[OptionMeasurement], max_drift: float = MAX_DRIFT, min_gain: float = MIN_OPTION_GAIN
+) -> tuple[dict[str, Any], str]:
     """(options, reason): each variant kept only when ≥ ``min_gain`` faster within ``max_drift``."""
     options = dict(DEFAULT_OPTIONS)
     by = {m.option: m for m in measurements}
@@ -359,7 +383,11 @@ def cache_path() -> Path:
 def _read_cache(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("version") != CACHE_VERSION
+            or not isinstance(data.get("entries"), dict)
+        ):
             return {}
         return data
     except (OSError, ValueError):
@@ -378,10 +406,15 @@ def _write_cache(path: Path, key_id: str, decision: DtypeDecision) -> None:
         pass  # a read-only home only costs a re-measurement next time
 
 
-def measured_choice(device: str, *, path: Path | None = None, refresh: bool = False,
-                    measure: Callable[[str], list[Measurement]] | None = None,
-                    rule: Callable[[str], str] | None = None,
-                    measure_opts: Callable[[str, str], list[OptionMeasurement]] | None = None) -> DtypeDecision:
+def measured_choice(
+    device: str,
+    *,
+    path: Path | None = None,
+    refresh: bool = False,
+    measure: Callable[[str], list[Measurement]] | None = None,
+    rule: Callable[[str], str] | None = None,
+    measure_opts: Callable[[str, str], list[OptionMeasurement]] | None = None,
+) -> DtypeDecision:
     """The cached or freshly measured dtype (and speed options) decision for ``device``.
 
     ``measure`` (default :func:`measure_block`), ``measure_opts`` (default
@@ -411,9 +444,15 @@ def measured_choice(device: str, *, path: Path | None = None, refresh: bool = Fa
     except Exception as exc:  # noqa: BLE001 - any failure to measure falls back to the rule
         measurements, dtype, method = [], rule(device), "rule"
         reason = f"could not measure ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
-    decision = DtypeDecision(device=device.split(":", 1)[0], dtype=dtype, method=method, reason=reason,
-                             measurements=measurements, machine=key,
-                             measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    decision = DtypeDecision(
+        device=device.split(":", 1)[0],
+        dtype=dtype,
+        method=method,
+        reason=reason,
+        measurements=measurements,
+        machine=key,
+        measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
     if method == "measured":
         try:
             decision.option_measurements = (measure_opts or measure_options)(device, dtype)

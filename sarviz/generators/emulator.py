@@ -54,15 +54,18 @@ class EmulatorGenerator(MapGenerator):
         try:
             self.model = RadiometricModel.load(weights)
         except EmulatorError as exc:
-            raise WeightsMissing(f"emulator weights cannot be used: {exc}; refit them with "
-                                 "`sarviz emulator fit --points DIR --out models/emulator_radiometric.safetensors`"
-                                 ) from None
+            raise WeightsMissing(
+                f"emulator weights cannot be used: {exc}; refit them with "
+                "`sarviz emulator fit --points DIR --out models/emulator_radiometric.safetensors`"
+            ) from None
         self.weights_path = weights
         self.weights_sha256 = file_sha256(weights)
         expected = card.get("sha256")
         if expected and expected != self.weights_sha256:
-            raise WeightsMissing(f"{weights}: sha256 {self.weights_sha256[:12]}… does not match the model card "
-                                 f"({str(expected)[:12]}…); the weights file was changed or replaced")
+            raise WeightsMissing(
+                f"{weights}: sha256 {self.weights_sha256[:12]}… does not match the model card "
+                f"({str(expected)[:12]}…); the weights file was changed or replaced"
+            )
         try:
             self.speckle = SpeckleModel.from_card(card.get("speckle"))
         except EmulatorError as exc:
@@ -75,17 +78,24 @@ class EmulatorGenerator(MapGenerator):
             if angle.get("cos_power_vh") is not None:
                 self.model.cos_power_vh = float(angle["cos_power_vh"])
         except (TypeError, ValueError, AttributeError):
-            raise GenerationError(f"model card {card.path}: 'angle' needs numeric reference_deg and cos_power, "
-                                  f"got {angle!r}") from None
-        if not (20.0 <= self.model.reference_angle_deg <= 50.0
-                and all(0.0 <= p <= 6.0 for p in self.model.cos_powers.values())):
-            raise GenerationError(f"model card {card.path}: angle law reference_deg "
-                                  f"{self.model.reference_angle_deg} (20–50°) or cos powers {self.model.cos_powers} "
-                                  "(0–6) out of range")
+            raise GenerationError(
+                f"model card {card.path}: 'angle' needs numeric reference_deg and cos_power, got {angle!r}"
+            ) from None
+        if not (
+            20.0 <= self.model.reference_angle_deg <= 50.0
+            and all(0.0 <= p <= 6.0 for p in self.model.cos_powers.values())
+        ):
+            raise GenerationError(
+                f"model card {card.path}: angle law reference_deg "
+                f"{self.model.reference_angle_deg} (20–50°) or cos powers {self.model.cos_powers} "
+                "(0–6) out of range"
+            )
 
     def describe(self) -> str:
-        return (f"{self.card.name} — a fast CPU emulator (ridge model of σ⁰ from AlphaEarth embeddings + "
-                f"Sentinel-1 speckle, ENL {self.speckle.enl:g}), not a diffusion model")
+        return (
+            f"{self.card.name} — a fast CPU emulator (ridge model of σ⁰ from AlphaEarth embeddings + "
+            f"Sentinel-1 speckle, ENL {self.speckle.enl:g}), not a diffusion model"
+        )
 
     # -- the pieces ----------------------------------------------------------------------
     def _angle(self, scene: Scene, request: GenerationRequest) -> tuple[np.ndarray | float, dict]:
@@ -102,8 +112,11 @@ class EmulatorGenerator(MapGenerator):
         info = {"angle_source": "scene", "angle_deg_range": [float(np.nanmin(angle)), float(np.nanmax(angle))]}
         if gaps.any():
             angle = np.where(gaps, np.float32(fallback), angle)
-            info.update(angle_fallback_pixels=int(gaps.sum()), angle_fallback_deg=fallback,
-                        angle_fallback_source=fallback_source)
+            info.update(
+                angle_fallback_pixels=int(gaps.sum()),
+                angle_fallback_deg=fallback,
+                angle_fallback_source=fallback_source,
+            )
         return angle, info
 
     def mean_sigma0_db(self, scene: Scene, request: GenerationRequest) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -111,10 +124,13 @@ class EmulatorGenerator(MapGenerator):
         if scene.embedding is None:
             raise GenerationError(
                 f"scene {scene.scene_id or '(unnamed)'} has no AlphaEarth embedding layer; the emulator needs the "
-                f"{EMBEDDING_DIM}-band embedding field (A00..A63) — fetch or import it first")
+                f"{EMBEDDING_DIM}-band embedding field (A00..A63) — fetch or import it first"
+            )
         if scene.embedding.ndim != 3 or scene.embedding.shape[0] != EMBEDDING_DIM:
-            raise GenerationError(f"the embedding layer has shape {scene.embedding.shape}; the emulator needs "
-                                  f"{EMBEDDING_DIM} bands (A00..A63)")
+            raise GenerationError(
+                f"the embedding layer has shape {scene.embedding.shape}; the emulator needs "
+                f"{EMBEDDING_DIM} bands (A00..A63)"
+            )
         angle, info = self._angle(scene, request)
         try:
             vv, vh = self.model.predict_image_db(scene.embedding, angle)
@@ -122,8 +138,13 @@ class EmulatorGenerator(MapGenerator):
             raise GenerationError(str(exc)) from None
         return vv, vh, info
 
-    def generate(self, scene: Scene, request: GenerationRequest, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> GenerationResult:
+    def generate(
+        self,
+        scene: Scene,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
         try:
             seed = int(request.seed)
         except (TypeError, ValueError):
@@ -146,20 +167,33 @@ class EmulatorGenerator(MapGenerator):
             out_vv = (10.0 * np.log10(speckle[0]) + (vv + offset)).astype(np.float32)
             out_vh = (10.0 * np.log10(speckle[1]) + (vh + offset)).astype(np.float32)
             provenance = base_provenance(
-                self.model_id, scene, request, generator="emulator", model_kind=self.kind,
-                weights=str(self.card.get("weights")), weights_sha256=self.weights_sha256,
-                feature_map=self.model.feature_map, enl=self.speckle.enl,
-                speckle={"enl": self.speckle.enl, "lag1_corr_x": self.speckle.lag1_corr_x,
-                         "lag1_corr_y": self.speckle.lag1_corr_y, "pol_corr": self.speckle.pol_corr},
-                median_to_mean_db=round(offset, 4), reference_angle_deg=self.model.reference_angle_deg,
-                cos_power=self.model.cos_power, cos_power_vh=self.model.cos_powers["VH"],
+                self.model_id,
+                scene,
+                request,
+                generator="emulator",
+                model_kind=self.kind,
+                weights=str(self.card.get("weights")),
+                weights_sha256=self.weights_sha256,
+                feature_map=self.model.feature_map,
+                enl=self.speckle.enl,
+                speckle={
+                    "enl": self.speckle.enl,
+                    "lag1_corr_x": self.speckle.lag1_corr_x,
+                    "lag1_corr_y": self.speckle.lag1_corr_y,
+                    "pol_corr": self.speckle.pol_corr,
+                },
+                median_to_mean_db=round(offset, 4),
+                reference_angle_deg=self.model.reference_angle_deg,
+                cos_power=self.model.cos_power,
+                cos_power_vh=self.model.cos_powers["VH"],
                 calibration=calibration_from_card(self.card.data).to_dict(),
-                nan_pixels=int(np.isnan(out_vv).sum()), **angle_info, seconds=round(record.seconds, 3),
+                nan_pixels=int(np.isnan(out_vv).sum()),
+                **angle_info,
+                seconds=round(record.seconds, 3),
             )
             return [GenerationResult(out_vv, out_vh, scene.crs, scene.transform, provenance)]
 
-        return run_generation(self, request, total=3, work=work, finish=finish, progress=progress,
-                              cancel=cancel)[0]
+        return run_generation(self, request, total=3, work=work, finish=finish, progress=progress, cancel=cancel)[0]
 
 
 register_kind("emulator", EmulatorGenerator)

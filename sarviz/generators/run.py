@@ -37,8 +37,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: provenance keys every result of every generator carries (the contract test checks them)
-REQUIRED_PROVENANCE = ("model_id", "model_kind", "interface", "seed", "timestamp", "device", "dtype",
-                       "dtype_choice", "speed_options", "seconds")
+REQUIRED_PROVENANCE = (
+    "model_id",
+    "model_kind",
+    "interface",
+    "seed",
+    "timestamp",
+    "device",
+    "dtype",
+    "dtype_choice",
+    "speed_options",
+    "seconds",
+)
 #: what a generator that does not choose a dtype (the numpy emulator) records
 FIXED_FLOAT32 = "float32 (fixed: computed with numpy, no dtype choice)"
 
@@ -61,8 +71,13 @@ class RunRecord:
     seconds: float = 0.0
 
     def provenance(self) -> dict[str, Any]:
-        return {"device": self.device, "dtype": self.dtype, "dtype_choice": self.dtype_choice,
-                "speed_options": self.speed_options, "seconds": round(self.seconds, 2)}
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "dtype_choice": self.dtype_choice,
+            "speed_options": self.speed_options,
+            "seconds": round(self.seconds, 2),
+        }
 
 
 class RunContext:
@@ -72,8 +87,15 @@ class RunContext:
     :meth:`step` checks for cancellation and reports "step k/n, about s left".
     """
 
-    def __init__(self, device: str, dtype: str, loaded: Any, total: int,
-                 progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
+    def __init__(
+        self,
+        device: str,
+        dtype: str,
+        loaded: Any,
+        total: int,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> None:
         self.device, self.dtype, self.loaded, self.total = device, dtype, loaded, total
         self.progress, self.cancel = progress, cancel
         self.timer = runtime.StepTimer(total)
@@ -91,6 +113,7 @@ class RunContext:
 
     def diffusers_callback(self, offset: int = 0) -> Callable[..., dict[str, Any]]:
         """A ``callback_on_step_end`` for diffusers pipelines: step ``offset + i + 1`` per denoising step."""
+
         def on_step(_pipe: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             self.step(offset + i + 1)
             return kwargs
@@ -118,8 +141,9 @@ def run_generation(
     if generator.uses_device:
         device = runtime.choose_device(getattr(request, "device", None))
         if dtype in (None, "auto") and not runtime.dtype_decided(device):
-            runtime.report(progress, 0, total, "choosing the fastest safe dtype for this machine "
-                           "(measured once, then cached)")
+            runtime.report(
+                progress, 0, total, "choosing the fastest safe dtype for this machine (measured once, then cached)"
+            )
         decision = runtime.dtype_decision(device, dtype)  # measured once per machine
         record = RunRecord(device=device, dtype=decision.dtype, dtype_choice=decision.summary())
     else:
@@ -130,18 +154,29 @@ def run_generation(
     def waiting(pos: int) -> None:
         runtime.report(progress, 0, total, f"waiting for the {record.device} ({pos} ahead in the queue)")
 
-    slot = runtime.QUEUE.slot(record.device, cancel=cancel, on_wait=waiting) if generator.uses_device else contextlib.nullcontext()
+    slot = (
+        runtime.QUEUE.slot(record.device, cancel=cancel, on_wait=waiting)
+        if generator.uses_device
+        else contextlib.nullcontext()
+    )
     with slot:
         runtime.check_cancel(cancel)
-        loaded = generator.load(record.device, record.dtype, progress=lambda i, n, m: runtime.report(
-            progress, 0, total, f"loading model: {m}"))
+        loaded = generator.load(
+            record.device,
+            record.dtype,
+            progress=lambda i, n, m: runtime.report(progress, 0, total, f"loading model: {m}"),
+        )
         info = getattr(loaded, "info", None) or {}
         record.speed_options = dict(info.get("speed") or {})
         lock = getattr(loaded, "lock", None) or contextlib.nullcontext()
         with lock:  # a pipeline object is not re-entrant (scheduler state)
             if record.speed_options.get("compile") and not info.get("compiled"):
-                runtime.report(progress, 0, total, "compiling the model (first image only; the compiled kernels "
-                               "are cached for later runs)")
+                runtime.report(
+                    progress,
+                    0,
+                    total,
+                    "compiling the model (first image only; the compiled kernels are cached for later runs)",
+                )
                 info["compiled"] = True
             ctx = RunContext(record.device, record.dtype, loaded, total, progress, cancel)
             t0 = time.perf_counter()
@@ -149,12 +184,16 @@ def run_generation(
             record.seconds = time.perf_counter() - t0
             ctx.check_cancel()  # cancelled during the last unit of work: no result
     results = finish(raw, record)
-    common = {"model_id": generator.model_id, "model_kind": generator.kind, "interface": generator.interface,
-              "seed": getattr(request, "seed", None),
-              "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **record.provenance()}
+    common = {
+        "model_id": generator.model_id,
+        "model_kind": generator.kind,
+        "interface": generator.interface,
+        "seed": getattr(request, "seed", None),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **record.provenance(),
+    }
     for result in results:
         # the generator's own fields win (a batch's per-image seed and time, a model_kind it names itself)
         result.provenance = {**common, **result.provenance}
     runtime.report(progress, total, total, "done")
     return results
-

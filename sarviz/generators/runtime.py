@@ -97,8 +97,13 @@ class GenerationQueue:
             return self._running[device] + len(self._waiting[device])
 
     @contextlib.contextmanager
-    def slot(self, device: str, cancel: threading.Event | None = None,
-             on_wait: Callable[[int], None] | None = None, poll_s: float = 0.25) -> Iterator[None]:
+    def slot(
+        self,
+        device: str,
+        cancel: threading.Event | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        poll_s: float = 0.25,
+    ) -> Iterator[None]:
         """Hold ``device`` for one generation; waits in FIFO order, cancellable while waiting.
 
         ``on_wait(position)`` is called while waiting (position 1 = next).

@@ -37,11 +37,13 @@ class SchedulerSpec:
 
 #: name → scheduler (the names are what cards, requests, the CLI and provenance use)
 SCHEDULERS: dict[str, SchedulerSpec] = {
-    "dpmsolver++-sde-karras": SchedulerSpec("DPMSolverMultistepScheduler",
-                                            {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}, DDPM),
+    "dpmsolver++-sde-karras": SchedulerSpec(
+        "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}, DDPM
+    ),
     "dpmsolver++-sde": SchedulerSpec("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, DDPM),
-    "dpmsolver++-2m-karras": SchedulerSpec("DPMSolverMultistepScheduler",
-                                           {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}, DDPM),
+    "dpmsolver++-2m-karras": SchedulerSpec(
+        "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}, DDPM
+    ),
     "dpmsolver++-2m": SchedulerSpec("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}, DDPM),
     "ddim": SchedulerSpec("DDIMScheduler", {}, DDPM),
     "ddpm": SchedulerSpec("DDPMScheduler", {}, DDPM),
@@ -72,14 +74,18 @@ class SamplerSettings:
         return spec.family if spec else ""
 
     @classmethod
-    def from_card(cls, section: Mapping[str, Any] | None, fallback: Mapping[str, Any], where: str = "model card"
-                  ) -> SamplerSettings:
+    def from_card(
+        cls, section: Mapping[str, Any] | None, fallback: Mapping[str, Any], where: str = "model card"
+    ) -> SamplerSettings:
         """A card's ``sampler`` section over ``fallback`` (the kind's defaults), checked."""
         merged = {**fallback, **(section or {})}
         try:
-            settings = cls(scheduler=str(merged["scheduler"]), steps=int(merged["steps"]),
-                           guidance=float(merged["guidance"]),
-                           shift=None if merged.get("shift") is None else float(merged["shift"]))
+            settings = cls(
+                scheduler=str(merged["scheduler"]),
+                steps=int(merged["steps"]),
+                guidance=float(merged["guidance"]),
+                shift=None if merged.get("shift") is None else float(merged["shift"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise GenerationError(f"{where}: the sampler needs scheduler, steps and guidance ({exc})") from None
         try:
@@ -93,6 +99,7 @@ class SamplerSettings:
 
         A request may not switch family (a flow-matching model cannot sample with DDIM).
         """
+
         def pick(name: str, cast: Callable[[Any], Any]) -> Any:
             value = getattr(request, name, None)
             if value is None:
@@ -102,8 +109,13 @@ class SamplerSettings:
             except (TypeError, ValueError):
                 raise GenerationError(f"{name} must be a number, got {value!r}") from None
 
-        out = replace(self, scheduler=getattr(request, "scheduler", None) or self.scheduler,
-                      steps=pick("steps", int), guidance=pick("guidance", float), shift=pick("shift", float))
+        out = replace(
+            self,
+            scheduler=getattr(request, "scheduler", None) or self.scheduler,
+            steps=pick("steps", int),
+            guidance=pick("guidance", float),
+            shift=pick("shift", float),
+        )
         check_sampler(out, family=self.family)
         return out
 
@@ -131,8 +143,10 @@ def check_sampler(settings: SamplerSettings | Mapping[str, Any], family: str | N
     spec = SCHEDULERS[name]
     if family and spec.family != family:
         usable = [n for n, s in SCHEDULERS.items() if s.family == family]
-        raise GenerationError(f"scheduler {name!r} is a {spec.family} scheduler but this model is sampled with "
-                              f"{family} schedulers; use one of {', '.join(usable)}")
+        raise GenerationError(
+            f"scheduler {name!r} is a {spec.family} scheduler but this model is sampled with "
+            f"{family} schedulers; use one of {', '.join(usable)}"
+        )
     if steps is None or guidance is None:
         raise GenerationError("the sampler settings need steps and guidance")
     if not 1 <= steps <= MAX_STEPS:

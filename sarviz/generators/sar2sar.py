@@ -73,9 +73,17 @@ from sarviz.sar2sar.resample import (
 
 #: seed 002 names none of these; our choices (docs/sar2sar.md). The sampler part is a SamplerSettings.
 SAMPLER = SamplerSettings(scheduler="ddim", steps=20, guidance=1.0)
-DEFAULTS: dict[str, Any] = {"steps": SAMPLER.steps, "strength": 0.6, "controlnet_scale": 1.0,
-                            "guidance": SAMPLER.guidance, "scheduler": SAMPLER.scheduler, "tile": 512, "overlap": 128,
-                            "tail": "keep", "prompt": "<SAR> SAR image"}
+DEFAULTS: dict[str, Any] = {
+    "steps": SAMPLER.steps,
+    "strength": 0.6,
+    "controlnet_scale": 1.0,
+    "guidance": SAMPLER.guidance,
+    "scheduler": SAMPLER.scheduler,
+    "tile": 512,
+    "overlap": 128,
+    "tail": "keep",
+    "prompt": "<SAR> SAR image",
+}
 PIPELINES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
 #: a rendered black pixel (0 after the model's [0, 1]) is "below −60 dB", not −inf
 FLOOR_DB = -60.0
@@ -95,7 +103,7 @@ class Components:
 
 
 def base_kind(base: str | Path) -> str:
-    """"sd15" or "sdxl" (the core :func:`sarviz.generators.base_model.base_kind`; SD3 is refused)."""
+    """ "sd15" or "sdxl" (the core :func:`sarviz.generators.base_model.base_kind`; SD3 is refused)."""
     return _core_base_kind(base, supported=("sd15", "sdxl"))
 
 
@@ -115,7 +123,9 @@ def load_components(base: str | Path, text_weights: str | Path | None = None, de
         except (GenerationError, OSError, ValueError) as exc:
             raise WeightsMissing(f"--text-weights {text_weights}: {str(exc).splitlines()[0]}") from None
         pipe, token = loaded.pipe, loaded.token
-        info.update(text_weights=str(Path(text_weights).resolve()), text_weights_sha256=loaded.info.get("weights_sha256"))
+        info.update(
+            text_weights=str(Path(text_weights).resolve()), text_weights_sha256=loaded.info.get("weights_sha256")
+        )
     else:
         import diffusers.utils.logging as dlog
 
@@ -125,8 +135,9 @@ def load_components(base: str | Path, text_weights: str | Path | None = None, de
         extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "sd15" else {}
         try:
             with _quiet_loading():
-                pipe = getattr(diffusers, PIPELINES[kind]).from_pretrained(str(base), torch_dtype=torch.float32,
-                                                                           **extra)
+                pipe = getattr(diffusers, PIPELINES[kind]).from_pretrained(
+                    str(base), torch_dtype=torch.float32, **extra
+                )
         except (OSError, ValueError) as exc:
             raise WeightsMissing(f"cannot load the base model {base}: {str(exc).splitlines()[0]}") from None
     encoders = [e for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if e is not None]
@@ -142,8 +153,12 @@ def encode_prompt(comp: Components, texts: list[str], device, resolution: int):
     """(encoder hidden states, SDXL added conditions or None) — the same in training and rendering."""
     import torch
 
-    ids = [tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-               return_tensors="pt").input_ids.to(device) for tok in comp.tokenizers]
+    ids = [
+        tok(
+            texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(device)
+        for tok in comp.tokenizers
+    ]
     if comp.kind == "sd15":
         return comp.text_encoders[0](input_ids=ids[0])[0], None
     hidden, pooled = [], None
@@ -170,10 +185,15 @@ class TilePlan:
         return len(self.starts[0]) * len(self.starts[1])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tile_px": self.tile_px, "overlap_px": self.overlap_px, "canvas_px": list(self.canvas_px),
-                "tiles": self.count, "grid": [len(self.starts[0]), len(self.starts[1])],
-                "blending": "MultiDiffusion: noise predictions averaged in latent space at every step; decode: "
-                            "nearest tile centre per pixel"}
+        return {
+            "tile_px": self.tile_px,
+            "overlap_px": self.overlap_px,
+            "canvas_px": list(self.canvas_px),
+            "tiles": self.count,
+            "grid": [len(self.starts[0]), len(self.starts[1])],
+            "blending": "MultiDiffusion: noise predictions averaged in latent space at every step; decode: "
+            "nearest tile centre per pixel",
+        }
 
 
 def plan_tiles(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -> TilePlan:
@@ -212,10 +232,13 @@ def compile_decision(mode: str, tiles: int, steps: int, full_size: bool) -> dict
     saved = work * STEP_SECONDS * (1 - 1 / COMPILE_SPEEDUP)
     if mode == "auto":
         on = full_size and saved > COMPILE_SECONDS
-        why = (f"auto: {work} tile·steps × ~{STEP_SECONDS * (1 - 1 / COMPILE_SPEEDUP):.0f} s saved each "
-               f"{'>' if saved > COMPILE_SECONDS else '≤'} {COMPILE_SECONDS:.0f} s compile (RESULTS_cpu_speed.md, "
-               "full-size SD 1.5, 2-core CPU)" if full_size else "auto: off for a small model (numbers are for "
-               "full-size SD 1.5)")
+        why = (
+            f"auto: {work} tile·steps × ~{STEP_SECONDS * (1 - 1 / COMPILE_SPEEDUP):.0f} s saved each "
+            f"{'>' if saved > COMPILE_SECONDS else '≤'} {COMPILE_SECONDS:.0f} s compile (RESULTS_cpu_speed.md, "
+            "full-size SD 1.5, 2-core CPU)"
+            if full_size
+            else "auto: off for a small model (numbers are for full-size SD 1.5)"
+        )
     else:
         on, why = mode == "on", f"{mode} (requested)"
     return {"compile": on, "why": why, "tile_steps": work, "measured_with_bf16": False}
@@ -233,8 +256,10 @@ def base_multiple(base: str | Path) -> int:
     """The pixel multiple a base's UNet and VAE need, from their diffusers config (no loading: the run
     sequence needs the step total before the model is loaded)."""
     try:
-        blocks = [json.loads((Path(base) / part / CONFIG_FILE).read_text(encoding="utf-8"))["block_out_channels"]
-                  for part in ("vae", "unet")]
+        blocks = [
+            json.loads((Path(base) / part / CONFIG_FILE).read_text(encoding="utf-8"))["block_out_channels"]
+            for part in ("vae", "unet")
+        ]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WeightsMissing(f"base model {base}: unreadable vae/unet config ({exc})") from None
     return _multiple(*blocks)
@@ -244,10 +269,24 @@ def _pad_to(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.pad(a, ((0, shape[0] - a.shape[0]), (0, shape[1] - a.shape[1])), mode="symmetric")
 
 
-def denoise_canvas(comp: Components, controlnet, cond_unit: np.ndarray, init_unit: np.ndarray, prompt: str,
-                   negative_prompt: str, steps: int, strength: float, guidance: float, controlnet_scale: float,
-                   plan: TilePlan, seed: int, device: str = "cpu", progress: ProgressCallback | None = None,
-                   cancel: threading.Event | None = None, scheduler: str = SAMPLER.scheduler) -> np.ndarray:
+def denoise_canvas(
+    comp: Components,
+    controlnet,
+    cond_unit: np.ndarray,
+    init_unit: np.ndarray,
+    prompt: str,
+    negative_prompt: str,
+    steps: int,
+    strength: float,
+    guidance: float,
+    controlnet_scale: float,
+    plan: TilePlan,
+    seed: int,
+    device: str = "cpu",
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    scheduler: str = SAMPLER.scheduler,
+) -> np.ndarray:
     """The rendered normalised amplitude on the padded canvas (one grey plane)."""
     import torch
 
@@ -273,14 +312,14 @@ def denoise_canvas(comp: Components, controlnet, cond_unit: np.ndarray, init_uni
         lat = torch.zeros(1, 4, H // 8, W // 8)
         cnt = torch.zeros(1, 1, H // 8, W // 8)
         for r, c in windows:
-            px = init[:, :, r * 8:(r + th) * 8, c * 8:(c + tw) * 8].to(device)
-            lat[:, :, r:r + th, c:c + tw] += vae.encode(px).latent_dist.mean.cpu() * sf
-            cnt[:, :, r:r + th, c:c + tw] += 1
+            px = init[:, :, r * 8 : (r + th) * 8, c * 8 : (c + tw) * 8].to(device)
+            lat[:, :, r : r + th, c : c + tw] += vae.encode(px).latent_dist.mean.cpu() * sf
+            cnt[:, :, r : r + th, c : c + tw] += 1
         lat = lat / cnt
         scheduler = make_scheduler(scheduler, comp.scheduler_config)
         scheduler.set_timesteps(steps)
         start = min(steps, max(1, round(steps * strength)))
-        timesteps = scheduler.timesteps[steps - start:]
+        timesteps = scheduler.timesteps[steps - start :]
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(lat.shape, generator=g)
         latents = scheduler.add_noise(lat, noise, timesteps[:1])
@@ -290,31 +329,50 @@ def denoise_canvas(comp: Components, controlnet, cond_unit: np.ndarray, init_uni
             eps = torch.zeros_like(latents)
             for r, c in windows:
                 check_cancel(cancel)
-                x = latents[:, :, r:r + th, c:c + tw].to(device)
+                x = latents[:, :, r : r + th, c : c + tw].to(device)
                 x = scheduler.scale_model_input(x, t)
-                cx = cond[:, :, r * 8:(r + th) * 8, c * 8:(c + tw) * 8].to(device)
+                cx = cond[:, :, r * 8 : (r + th) * 8, c * 8 : (c + tw) * 8].to(device)
                 if use_cfg:
                     x, cx = torch.cat([x, x]), torch.cat([cx, cx])
                 kw = {"added_cond_kwargs": added} if added is not None else {}
-                down, mid = controlnet(x, t, encoder_hidden_states=ehs, controlnet_cond=cx,
-                                       conditioning_scale=controlnet_scale, return_dict=False, **kw)
-                pred = unet(x, t, encoder_hidden_states=ehs, down_block_additional_residuals=down,
-                            mid_block_additional_residual=mid, return_dict=False, **kw)[0]
+                down, mid = controlnet(
+                    x,
+                    t,
+                    encoder_hidden_states=ehs,
+                    controlnet_cond=cx,
+                    conditioning_scale=controlnet_scale,
+                    return_dict=False,
+                    **kw,
+                )
+                pred = unet(
+                    x,
+                    t,
+                    encoder_hidden_states=ehs,
+                    down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid,
+                    return_dict=False,
+                    **kw,
+                )[0]
                 if use_cfg:
                     un, co = pred.chunk(2)
                     pred = un + guidance * (co - un)
-                eps[:, :, r:r + th, c:c + tw] += pred.float().cpu()
+                eps[:, :, r : r + th, c : c + tw] += pred.float().cpu()
                 done += 1
-                report(progress, done, total, f"denoising: step {done // len(windows) + (done % len(windows) > 0)}"
-                                              f"/{len(timesteps)}, tile {(done - 1) % len(windows) + 1}/{len(windows)}")
+                report(
+                    progress,
+                    done,
+                    total,
+                    f"denoising: step {done // len(windows) + (done % len(windows) > 0)}"
+                    f"/{len(timesteps)}, tile {(done - 1) % len(windows) + 1}/{len(windows)}",
+                )
             latents = scheduler.step(eps / cnt, t, latents, return_dict=False)[0]
         # decode: each pixel from the tile whose centre is nearest (a hard cut inside the overlap)
         out = np.zeros((H, W), np.float32)
         best = np.full((H, W), np.inf, np.float32)
-        yy, xx = np.mgrid[0:th * 8, 0:tw * 8]
+        yy, xx = np.mgrid[0 : th * 8, 0 : tw * 8]
         for r, c in windows:
             check_cancel(cancel)
-            img = vae.decode(latents[:, :, r:r + th, c:c + tw].to(device) / sf, return_dict=False)[0]
+            img = vae.decode(latents[:, :, r : r + th, c : c + tw].to(device) / sf, return_dict=False)[0]
             grey = ((img.float().cpu().clamp(-1, 1) + 1) / 2).mean(dim=1)[0].numpy()
             d = np.maximum(np.abs(yy + 0.5 - th * 4), np.abs(xx + 0.5 - tw * 4)).astype(np.float32)
             sl = (slice(r * 8, (r + th) * 8), slice(c * 8, (c + tw) * 8))
@@ -358,11 +416,16 @@ class RenderSettings:
             except (TypeError, ValueError):
                 raise GenerationError(f"{name} must be a number, got {value!r}") from None
 
-        out = cls(factor=num("factor", float), pixel_size=num("pixel_size", float),
-                  controlnet_scale=num("controlnet_scale", float, DEFAULTS["controlnet_scale"]),
-                  tile=num("tile", int), overlap=num("overlap", int), seeds=num("seeds", int, 1),
-                  tail=str(options.get("tail") or DEFAULTS["tail"]),
-                  compile=None if options.get("compile") is None else str(options["compile"]))
+        out = cls(
+            factor=num("factor", float),
+            pixel_size=num("pixel_size", float),
+            controlnet_scale=num("controlnet_scale", float, DEFAULTS["controlnet_scale"]),
+            tile=num("tile", int),
+            overlap=num("overlap", int),
+            seeds=num("seeds", int, 1),
+            tail=str(options.get("tail") or DEFAULTS["tail"]),
+            compile=None if options.get("compile") is None else str(options["compile"]),
+        )
         if not (0.0 <= out.controlnet_scale <= 5.0 and 1 <= out.seeds <= 16):
             raise GenerationError("need 0 ≤ controlnet scale ≤ 5 and 1 ≤ seeds ≤ 16")
         if out.tail not in ("keep", "mask"):
@@ -402,15 +465,21 @@ class Sar2SarRenderer(ImageTransformer):
 
     kind = "sar2sar"
 
-    def __init__(self, run: str | Path, checkpoint: int | None = None, base: str | Path | None = None,
-                 card: Any = None) -> None:
+    def __init__(
+        self, run: str | Path, checkpoint: int | None = None, base: str | Path | None = None, card: Any = None
+    ) -> None:
         from sarviz.formats.model_card import ModelCard
 
         self.run_path, self.checkpoint, self._base = Path(run), checkpoint, base
         if card is None:
             name = self.run_path.name + (f"-checkpoint-{checkpoint}" if checkpoint is not None else "")
-            card = ModelCard(id=f"sar2sar:{name}", name=f"SAR→SAR ControlNet {name}", kind="sar2sar",
-                             path=self.run_path / RUN_FILE, data={"run": str(self.run_path)})
+            card = ModelCard(
+                id=f"sar2sar:{name}",
+                name=f"SAR→SAR ControlNet {name}",
+                kind="sar2sar",
+                path=self.run_path / RUN_FILE,
+                data={"run": str(self.run_path)},
+            )
         super().__init__(card)
         self._run: Sar2SarRun | None = None
 
@@ -418,8 +487,9 @@ class Sar2SarRenderer(ImageTransformer):
     def from_card(cls, card: Any) -> Sar2SarRenderer:
         run = card.get("run")
         if not run:
-            raise GenerationError(f"model card {card.path}: a sar2sar card needs \"run\" (a `sarviz train sar2sar` "
-                                  "folder)")
+            raise GenerationError(
+                f'model card {card.path}: a sar2sar card needs "run" (a `sarviz train sar2sar` folder)'
+            )
         run = Path(run) if Path(run).is_absolute() else Path(card.path).parent / run
         return cls(run, card.get("checkpoint"), card.get("base"), card=card)
 
@@ -437,21 +507,36 @@ class Sar2SarRenderer(ImageTransformer):
         try:
             run = self.run
         except Sar2SarError as exc:
-            return Readiness(False, "the SAR→SAR model is missing or incomplete",
-                             "train one with `sarviz train sar2sar`, or give its folder", str(exc), (str(exc),))
+            return Readiness(
+                False,
+                "the SAR→SAR model is missing or incomplete",
+                "train one with `sarviz train sar2sar`, or give its folder",
+                str(exc),
+                (str(exc),),
+            )
         missing = []
         if not run.weights_sha256():
             missing.append(f"{run.controlnet_dir}: no ControlNet weights (safetensors)")
         if not (self.base / MODEL_INDEX).is_file():
             missing.append(f"base model {self.base} ({MODEL_INDEX})")
         if missing:
-            return Readiness(False, "the SAR→SAR model's weights are missing", "give --base BASE or retrain",
-                             "; ".join(missing), tuple(missing))
+            return Readiness(
+                False,
+                "the SAR→SAR model's weights are missing",
+                "give --base BASE or retrain",
+                "; ".join(missing),
+                tuple(missing),
+            )
         return Readiness.ok()
 
     def cache_key(self) -> tuple:
-        return ("sar2sar", str(self.run.folder.resolve()), str(self.base.resolve()),
-                str(self.run.meta.get("text_weights")), self.run.weights_sha256())
+        return (
+            "sar2sar",
+            str(self.run.folder.resolve()),
+            str(self.base.resolve()),
+            str(self.run.meta.get("text_weights")),
+            self.run.weights_sha256(),
+        )
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedRenderer:
         """The base parts and the ControlNet on ``device`` (float32: renders were measured only in float32)."""
@@ -476,23 +561,40 @@ class Sar2SarRenderer(ImageTransformer):
         return LoadedRenderer(comp, cn)
 
     # -- the image-transformer interface ----------------------------------------------------------------
-    def transform(self, source: GenerationResult, request: TransformRequest, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None) -> GenerationResult:
+    def transform(
+        self,
+        source: GenerationResult,
+        request: TransformRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
         if not source.georeferenced:
             raise GenerationError("SAR→SAR rendering needs a georeferenced source (CRS and transform)")
-        img = SarGeoTiff(dict(source.bands), source.crs, source.transform,
-                         path=str(source.provenance.get("scene_id") or source.provenance.get("model_id") or "source"))
+        img = SarGeoTiff(
+            dict(source.bands),
+            source.crs,
+            source.transform,
+            path=str(source.provenance.get("scene_id") or source.provenance.get("model_id") or "source"),
+        )
         res = self.render(img, request, progress, cancel, source_provenance=source.provenance)
         return res.result
 
-    def render(self, img: SarGeoTiff, request: TransformRequest, progress: ProgressCallback | None = None,
-               cancel: threading.Event | None = None, source_provenance: dict[str, Any] | None = None) -> RenderResult:
+    def render(
+        self,
+        img: SarGeoTiff,
+        request: TransformRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        source_provenance: dict[str, Any] | None = None,
+    ) -> RenderResult:
         """Render ``img`` through the run sequence; the COG (``output``), gate and maps, and the result view."""
         from sarviz.generators.base import calibration_of
 
         settings = RenderSettings.from_options(request.options)
         if request.dtype not in (None, "auto", "float32"):
-            raise GenerationError(f"renders run in float32 (bf16/fp16 were not measured for renders), not {request.dtype}")
+            raise GenerationError(
+                f"renders run in float32 (bf16/fp16 were not measured for renders), not {request.dtype}"
+            )
         try:
             if settings.pixel_size is not None:
                 factor = factor_for_pixel_size(img.transform, settings.pixel_size)
@@ -509,8 +611,9 @@ class Sar2SarRenderer(ImageTransformer):
         self.check_ready()
         meta = self.run.meta
         tile = int(settings.tile or meta.get("resolution") or DEFAULTS["tile"])
-        overlap = settings.overlap if settings.overlap is not None else max(0, min(DEFAULTS["overlap"],
-                                                                                    tile // 4 // 8 * 8))
+        overlap = (
+            settings.overlap if settings.overlap is not None else max(0, min(DEFAULTS["overlap"], tile // 4 // 8 * 8))
+        )
         shape = img.shape
         out_shape = output_shape(shape, factor)
         plan = plan_tiles(out_shape, tile, overlap, base_multiple(self.base))
@@ -524,18 +627,28 @@ class Sar2SarRenderer(ImageTransformer):
             loaded: LoadedRenderer = ctx.loaded
             comp, cn = loaded.comp, loaded.controlnet
             full_size = int(comp.unet.config.block_out_channels[0]) >= 320
-            speed = compile_decision(settings.compile, plan.count * settings.seeds * len(img.bands), n_steps,
-                                     full_size)
+            speed = compile_decision(settings.compile, plan.count * settings.seeds * len(img.bands), n_steps, full_size)
             if speed["compile"] and not loaded.compiled:
                 import torch
 
                 comp.unet, loaded.controlnet = torch.compile(comp.unet), torch.compile(cn)
                 comp.vae.decoder = torch.compile(comp.vae.decoder)
                 cn, loaded.compiled = loaded.controlnet, True
-            prompt = request.prompt or (DEFAULTS["prompt"] if comp.token or "<SAR>" in str(meta.get("token", ""))
-                                        else "SAR image")
-            out: dict[str, Any] = {"bands": {}, "masks": {}, "cons": {}, "inputs": {}, "ups": {}, "dis": {},
-                                   "spread": {}, "prompt": prompt, "speed": speed, "comp": comp}
+            prompt = request.prompt or (
+                DEFAULTS["prompt"] if comp.token or "<SAR>" in str(meta.get("token", "")) else "SAR image"
+            )
+            out: dict[str, Any] = {
+                "bands": {},
+                "masks": {},
+                "cons": {},
+                "inputs": {},
+                "ups": {},
+                "dis": {},
+                "spread": {},
+                "prompt": prompt,
+                "speed": speed,
+                "comp": comp,
+            }
             done = 0
             for pol, db in img.bands.items():
                 db = fill_missing(db)
@@ -548,12 +661,26 @@ class Sar2SarRenderer(ImageTransformer):
                 clipped = clipped_mask(up, stats)
                 renders = []
                 for k in range(settings.seeds):
-                    unit = denoise_canvas(comp, cn, cond, cond, prompt, request.negative_prompt or "", sampler.steps,
-                                          strength, sampler.guidance, settings.controlnet_scale, plan, seed + k,
-                                          ctx.device, lambda i, n, m, off=done: ctx.step(off + i, m), ctx.cancel,
-                                          scheduler=sampler.scheduler)
+                    unit = denoise_canvas(
+                        comp,
+                        cn,
+                        cond,
+                        cond,
+                        prompt,
+                        request.negative_prompt or "",
+                        sampler.steps,
+                        strength,
+                        sampler.guidance,
+                        settings.controlnet_scale,
+                        plan,
+                        seed + k,
+                        ctx.device,
+                        lambda i, n, m, off=done: ctx.step(off + i, m),
+                        ctx.cancel,
+                        scheduler=sampler.scheduler,
+                    )
                     done += per_render
-                    unit = unit[:out_shape[0], :out_shape[1]]
+                    unit = unit[: out_shape[0], : out_shape[1]]
                     out_db = denormalise_amplitude(unit, stats, floor_db=FLOOR_DB).astype(np.float32)
                     if settings.tail == "keep":  # above μ+3σ the model's [0, 1] cannot carry the input: keep its tail
                         out_db = np.where(clipped, np.maximum(up, out_db), out_db).astype(np.float32)
@@ -573,8 +700,23 @@ class Sar2SarRenderer(ImageTransformer):
 
         def finish(raw: dict[str, Any], record: RunRecord) -> list[GenerationResult]:
             transform = scaled_transform(img.transform, shape, out_shape)
-            prov = self._provenance(img, factor, out_shape, transform, sampler, strength, settings, seed, request,
-                                    plan, raw["prompt"], raw["cons"], record.seconds, raw["comp"], raw["speed"])
+            prov = self._provenance(
+                img,
+                factor,
+                out_shape,
+                transform,
+                sampler,
+                strength,
+                settings,
+                seed,
+                request,
+                plan,
+                raw["prompt"],
+                raw["cons"],
+                record.seconds,
+                raw["comp"],
+                raw["speed"],
+            )
             prov["calibration"] = dB_calibration
             bands = dict(raw["bands"])
             for pol, spread in raw["spread"].items():
@@ -585,18 +727,41 @@ class Sar2SarRenderer(ImageTransformer):
             if "VV" not in raw["bands"]:
                 prov["bands_as_vv_vh"] = pols[:2]  # an HH/HV input: the result's two planes are these
             result = GenerationResult(vv, vh, img.crs, transform, prov)
-            holder["r"] = RenderResult(RenderOutput(bands, img.crs, transform, prov, raw["masks"]), raw["cons"],
-                                       raw["inputs"], raw["ups"], raw["dis"], result)
+            holder["r"] = RenderResult(
+                RenderOutput(bands, img.crs, transform, prov, raw["masks"]),
+                raw["cons"],
+                raw["inputs"],
+                raw["ups"],
+                raw["dis"],
+                result,
+            )
             return [result]
 
-        results = run_generation(self, request, total=total, work=work, finish=finish, progress=progress,
-                                 cancel=cancel, dtype="float32")
+        results = run_generation(
+            self, request, total=total, work=work, finish=finish, progress=progress, cancel=cancel, dtype="float32"
+        )
         rendered = holder["r"]
         rendered.output.provenance = rendered.result.provenance = results[0].provenance
         return rendered
 
-    def _provenance(self, img, factor, out_shape, transform, sampler, strength, settings, seed, request, plan, prompt,
-                    cons, seconds, comp, speed) -> dict[str, Any]:
+    def _provenance(
+        self,
+        img,
+        factor,
+        out_shape,
+        transform,
+        sampler,
+        strength,
+        settings,
+        seed,
+        request,
+        plan,
+        prompt,
+        cons,
+        seconds,
+        comp,
+        speed,
+    ) -> dict[str, Any]:
         meta = self.run.meta
         in_spacing = abs(img.transform.a)
         out_spacing = abs(transform.a)
@@ -605,32 +770,61 @@ class Sar2SarRenderer(ImageTransformer):
         finest = min(target_spacings) if target_spacings else None
         extrapolating = finest is None or out_spacing < 0.99 * finest
         return {
-            "kind": "sar2sar render (seed 002 pipeline, sarviz choices)", "input": img.path,
-            "input_spacing": in_spacing, "output_spacing": out_spacing, "crs_units": str(img.crs.linear_units or "degrees"),
-            "factor_requested": factor, "factor_effective": [out_shape[0] / img.shape[0], out_shape[1] / img.shape[1]],
-            "input_shape": list(img.shape), "output_shape": list(out_shape),
+            "kind": "sar2sar render (seed 002 pipeline, sarviz choices)",
+            "input": img.path,
+            "input_spacing": in_spacing,
+            "output_spacing": out_spacing,
+            "crs_units": str(img.crs.linear_units or "degrees"),
+            "factor_requested": factor,
+            "factor_effective": [out_shape[0] / img.shape[0], out_shape[1] / img.shape[1]],
+            "input_shape": list(img.shape),
+            "output_shape": list(out_shape),
             "resampling": "Fourier, pixel-centre aligned, mirror padding, anti-ringing floor 0.5 × 2×2 input minimum",
             "normalisation": "A/(μ+3σ) of the input scene (sarviz.amplitude), once per scene and polarisation; "
-                             "inverted to σ⁰ dB",
-            "tail": settings.tail, "sampler": {**sampler.provenance(), "strength": strength,
-                                               "controlnet_scale": settings.controlnet_scale, "prompt": prompt,
-                                               "negative_prompt": request.negative_prompt},
-            "seeds": [seed + k for k in range(settings.seeds)], "tile_plan": plan.to_dict(),
-            "weights": {"run": str(self.run.folder.resolve()), "step": meta.get("step"),
-                        "controlnet_sha256": self.run.weights_sha256(), "base": comp.info.get("base"),
-                        "base_kind": comp.kind, "text_weights": comp.info.get("text_weights")},
-            "training_pairs": {"teaches": trained.get("teaches"), "factor": trained.get("factor"),
-                               "target_spacing": target_spacings, "dataset": meta.get("dataset")},
-            "extrapolation": (f"yes: output spacing {out_spacing:.4g} is finer than the training targets' "
-                              f"{finest}" if extrapolating and finest is not None else
-                              ("unknown: the run records no training spacing" if finest is None else "no")),
-            "consistency": cons, "speed": {"seconds": round(seconds, 2), "torch_compile": speed},
+            "inverted to σ⁰ dB",
+            "tail": settings.tail,
+            "sampler": {
+                **sampler.provenance(),
+                "strength": strength,
+                "controlnet_scale": settings.controlnet_scale,
+                "prompt": prompt,
+                "negative_prompt": request.negative_prompt,
+            },
+            "seeds": [seed + k for k in range(settings.seeds)],
+            "tile_plan": plan.to_dict(),
+            "weights": {
+                "run": str(self.run.folder.resolve()),
+                "step": meta.get("step"),
+                "controlnet_sha256": self.run.weights_sha256(),
+                "base": comp.info.get("base"),
+                "base_kind": comp.kind,
+                "text_weights": comp.info.get("text_weights"),
+            },
+            "training_pairs": {
+                "teaches": trained.get("teaches"),
+                "factor": trained.get("factor"),
+                "target_spacing": target_spacings,
+                "dataset": meta.get("dataset"),
+            },
+            "extrapolation": (
+                f"yes: output spacing {out_spacing:.4g} is finer than the training targets' {finest}"
+                if extrapolating and finest is not None
+                else ("unknown: the run records no training spacing" if finest is None else "no")
+            ),
+            "consistency": cons,
+            "speed": {"seconds": round(seconds, 2), "torch_compile": speed},
         }
 
 
-def render_file(input_path: str | Path, run: str | Path, out: str | Path, request: TransformRequest,
-                checkpoint: int | None = None, base: str | Path | None = None,
-                progress: ProgressCallback | None = None) -> RenderResult:
+def render_file(
+    input_path: str | Path,
+    run: str | Path,
+    out: str | Path,
+    request: TransformRequest,
+    checkpoint: int | None = None,
+    base: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> RenderResult:
     """``sarviz render``: read, render, write the COG (atomically: nothing half-written on failure)."""
     img = SarGeoTiff.read(input_path)
     renderer = Sar2SarRenderer(run, checkpoint, base)

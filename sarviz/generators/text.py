@@ -143,10 +143,12 @@ def load_token_embedding(pipe, path: Path, token: str, kind: str) -> dict[str, A
         missing = [k for k in ("clip_l", "clip_g") if k not in state]
         if missing:
             raise GenerationError(f"{path}: an SDXL token embedding needs keys clip_l and clip_g (missing {missing})")
-        pipe.load_textual_inversion(state["clip_l"], token=token, text_encoder=pipe.text_encoder,
-                                    tokenizer=pipe.tokenizer)
-        pipe.load_textual_inversion(state["clip_g"], token=token, text_encoder=pipe.text_encoder_2,
-                                    tokenizer=pipe.tokenizer_2)
+        pipe.load_textual_inversion(
+            state["clip_l"], token=token, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer
+        )
+        pipe.load_textual_inversion(
+            state["clip_g"], token=token, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+        )
         dims = [int(state["clip_l"].shape[-1]), int(state["clip_g"].shape[-1])]
     else:
         if token not in state:
@@ -158,8 +160,13 @@ def load_token_embedding(pipe, path: Path, token: str, kind: str) -> dict[str, A
     return {"token": token, "dims": dims}
 
 
-def load_text_pipeline(paths: TextModelPaths, device: str = "cpu", dtype: str = "float32",
-                       progress: ProgressCallback | None = None, merge_lora: bool = True) -> LoadedTextPipeline:
+def load_text_pipeline(
+    paths: TextModelPaths,
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: ProgressCallback | None = None,
+    merge_lora: bool = True,
+) -> LoadedTextPipeline:
     """The base pipeline with the run's UNet, token, text-encoder LoRA(s) and VAE."""
     import diffusers.utils.logging as dlog
 
@@ -170,8 +177,9 @@ def load_text_pipeline(paths: TextModelPaths, device: str = "cpu", dtype: str = 
     base = paths.resolved_base(meta)
     kind = base_kind(base)
     if meta.get("base_kind") and meta["base_kind"] != kind:
-        raise GenerationError(f"{Path(paths.run) / RUN_METADATA} says base_kind {meta['base_kind']!r} but {base} "
-                              f"is a {kind} pipeline")
+        raise GenerationError(
+            f"{Path(paths.run) / RUN_METADATA} says base_kind {meta['base_kind']!r} but {base} is a {kind} pipeline"
+        )
     run = Path(paths.run)
     token = str(meta.get("token") or DEFAULT_TOKEN)
     total, t0 = 6, time.perf_counter()
@@ -207,17 +215,34 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
     with _quiet_loading():
         step(0, "loading the UNet")
         if meta.get("unet") == "full":
-            extra["unet"] = load(diffusers.UNet2DConditionModel.from_pretrained, str(run / text_run.UNET_DIR),
-                                 torch_dtype=torch.float32, use_safetensors=True, what=f"UNet from {run / 'unet'}")
+            extra["unet"] = load(
+                diffusers.UNet2DConditionModel.from_pretrained,
+                str(run / text_run.UNET_DIR),
+                torch_dtype=torch.float32,
+                use_safetensors=True,
+                what=f"UNet from {run / 'unet'}",
+            )
         if (run / text_run.VAE_DIR).is_dir():
-            extra["vae"] = load(diffusers.AutoencoderKL.from_pretrained, str(run / text_run.VAE_DIR), torch_dtype=torch.float32,
-                                use_safetensors=True, what=f"refined VAE from {run / 'vae'}")
+            extra["vae"] = load(
+                diffusers.AutoencoderKL.from_pretrained,
+                str(run / text_run.VAE_DIR),
+                torch_dtype=torch.float32,
+                use_safetensors=True,
+                what=f"refined VAE from {run / 'vae'}",
+            )
             info["vae"] = "refined (run)"
         step(1, "loading the base pipeline")
         cls = getattr(diffusers, PIPELINES[kind])
         sd15_extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "sd15" else {}
-        pipe = load(cls.from_pretrained, base, torch_dtype=torch.float32, use_safetensors=True,
-                    what=f"{kind} base pipeline from {base}", **extra, **sd15_extra)
+        pipe = load(
+            cls.from_pretrained,
+            base,
+            torch_dtype=torch.float32,
+            use_safetensors=True,
+            what=f"{kind} base pipeline from {base}",
+            **extra,
+            **sd15_extra,
+        )
         if meta.get("unet") != "full":
             step(2, "applying the UNet LoRA")
             pipe.unet, info["unet_lora"] = apply_unet_lora(pipe.unet, run / text_run.UNET_LORA_DIR, merge=merge_lora)
@@ -259,8 +284,9 @@ def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind,
     info["weights_sha256"] = {k: runtime.file_sha256(p) for k, p in paths.files_to_hash().items()}
     info.setdefault("vae", "base")
     step(6, f"model loaded in {time.perf_counter() - t0:.0f} s")
-    return LoadedTextPipeline(pipe=pipe, kind=kind, token=token, device=device, dtype=dtype,
-                              scheduler_config=scheduler_config, info=info)
+    return LoadedTextPipeline(
+        pipe=pipe, kind=kind, token=token, device=device, dtype=dtype, scheduler_config=scheduler_config, info=info
+    )
 
 
 # -- prompts ---------------------------------------------------------------------------------------
@@ -268,7 +294,7 @@ def prepare_prompt(prompt: str | None, token: str) -> tuple[str, bool]:
     """The prompt to encode and whether the token was prepended; refuses an empty prompt."""
     text = " ".join((prompt or "").split())
     if not text:
-        raise GenerationError("the prompt is empty; describe the scene, e.g. \"a SAR image of a port with ships\"")
+        raise GenerationError('the prompt is empty; describe the scene, e.g. "a SAR image of a port with ships"')
     if token and token not in text:
         return f"{token} {text}", True
     return text, False
@@ -281,8 +307,10 @@ def check_prompt_length(tokenizers: list, prompt: str, what: str = "prompt") -> 
         limit = int(tok.model_max_length)
         if len(ids) > limit:
             cut = len(ids) - limit
-            raise GenerationError(f"the {what} is {len(ids) - 2} tokens long but the text encoder takes "
-                                  f"{limit - 2}; {cut} token(s) at the end would be cut — shorten it")
+            raise GenerationError(
+                f"the {what} is {len(ids) - 2} tokens long but the text encoder takes "
+                f"{limit - 2}; {cut} token(s) at the end would be cut — shorten it"
+            )
 
 
 def check_size(width: int, height: int) -> None:
@@ -290,8 +318,9 @@ def check_size(width: int, height: int) -> None:
         if not isinstance(v, (int, np.integer)) or v < 64 or v > 4096:
             raise GenerationError(f"{name} must be a whole number of pixels between 64 and 4096, got {v!r}")
         if v % 8:
-            raise GenerationError(f"{name} {v} is not divisible by 8 (the VAE works on 8×8 blocks); "
-                                  f"use {v - v % 8} or {v - v % 8 + 8}")
+            raise GenerationError(
+                f"{name} {v} is not divisible by 8 (the VAE works on 8×8 blocks); use {v - v % 8} or {v - v % 8 + 8}"
+            )
 
 
 # -- the result ------------------------------------------------------------------------------------
@@ -307,8 +336,9 @@ def numbered_paths(out: str | os.PathLike, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
 
 
-def image_to_db(image: np.ndarray, calibration: Calibration, polarisation: str, image_mode: str
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def image_to_db(
+    image: np.ndarray, calibration: Calibration, polarisation: str, image_mode: str
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Decoded image (H, W, 3) in [0, 1] → VV (and VH) in dB with the run's calibration.
 
     "L" models were trained on grey images replicated into RGB: VV is the mean of the three
@@ -355,7 +385,9 @@ class TextGenerator(PromptGenerator):
         super().__init__(card)
         weights = card.get("weights", {})
         if not isinstance(weights, dict) or not weights.get("run"):
-            raise GenerationError(f"model card {card.path}: weights.run (a `sarviz train text` output folder) is required")
+            raise GenerationError(
+                f"model card {card.path}: weights.run (a `sarviz train text` output folder) is required"
+            )
         self.paths = TextModelPaths(run=card.resolve(weights["run"]), base=card.resolve(weights.get("base")))
         sampler = card.get("sampler", {})
         if not isinstance(sampler, dict):
@@ -371,8 +403,13 @@ class TextGenerator(PromptGenerator):
             return Readiness.ok()
         short = f"model {self.card.id!r} cannot run: its weights are missing"
         how = f" How to get them: {self.how_to_get}" if self.how_to_get else ""
-        return Readiness(False, problem=short, action="`sarviz models` says how to get them",
-                         details=f"{short} — " + "; ".join(problems) + f".{how}", missing=tuple(problems))
+        return Readiness(
+            False,
+            problem=short,
+            action="`sarviz models` says how to get them",
+            details=f"{short} — " + "; ".join(problems) + f".{how}",
+            missing=tuple(problems),
+        )
 
     def metadata(self) -> dict[str, Any]:
         return self.paths.meta()
@@ -391,7 +428,8 @@ class TextGenerator(PromptGenerator):
         size = int(meta.get("resolution") or (1024 if meta.get("base_kind") == "sdxl" else 512))
         s = TextSettings(
             sampler=self.sampler_defaults.with_request(request),
-            negative_prompt=request.negative_prompt if request.negative_prompt is not None
+            negative_prompt=request.negative_prompt
+            if request.negative_prompt is not None
             else self.sampler["negative_prompt"],
             width=int(getattr(request, "width", None) or self.sampler.get("width") or size),
             height=int(getattr(request, "height", None) or self.sampler.get("height") or size),
@@ -403,12 +441,18 @@ class TextGenerator(PromptGenerator):
         check_size(s.width, s.height)
         return s
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> list[GenerationResult]:
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GenerationResult]:
         """One image per seed (``seed``, ``seed + 1``, … for ``num_images``), each with provenance."""
         if not isinstance(request, GenerationRequest):  # called as a map generator, with a scene
-            raise GenerationError(f"model {self.card.id!r} is a text-to-SAR model: it makes images from a prompt "
-                                  "(the Prompt page, `sarviz generate-text`), not from a map scene")
+            raise GenerationError(
+                f"model {self.card.id!r} is a text-to-SAR model: it makes images from a prompt "
+                "(the Prompt page, `sarviz generate-text`), not from a map scene"
+            )
         self.check_ready()  # before reading the run's metadata: a missing run says how to get it
         settings = self.settings(request)
         meta = self.metadata()
@@ -435,26 +479,48 @@ class TextGenerator(PromptGenerator):
                 seed = int(request.seed) + k
                 vv, vh = image_to_db(image, calibration, meta.get("polarisation", "VV"), meta.get("image_mode", "L"))
                 prov = {
-                    "model_id": self.model_id, "model_name": self.card.name, "model_kind": KIND,
-                    "source": "generated", "scene_id": f"prompt-seed{seed}",
-                    "prompt": prompt, "prompt_as_typed": request.prompt, "token": loaded.token,
-                    "token_prepended": prepended, "negative_prompt": settings.negative_prompt,
-                    "seed": seed, **settings.sampler.provenance(), "width": settings.width,
+                    "model_id": self.model_id,
+                    "model_name": self.card.name,
+                    "model_kind": KIND,
+                    "source": "generated",
+                    "scene_id": f"prompt-seed{seed}",
+                    "prompt": prompt,
+                    "prompt_as_typed": request.prompt,
+                    "token": loaded.token,
+                    "token_prepended": prepended,
+                    "negative_prompt": settings.negative_prompt,
+                    "seed": seed,
+                    **settings.sampler.provenance(),
+                    "width": settings.width,
                     "height": settings.height,
-                    "base": loaded.info["base"], "base_kind": loaded.kind, "unet": loaded.info["unet"],
-                    "vae": loaded.info["vae"], "weights_sha256": loaded.info["weights_sha256"],
-                    "run": self.paths.run, "polarisation": meta.get("polarisation", "VV"),
-                    "image_mode": meta.get("image_mode", "L"), "calibration": calibration.to_dict(),
+                    "base": loaded.info["base"],
+                    "base_kind": loaded.kind,
+                    "unet": loaded.info["unet"],
+                    "vae": loaded.info["vae"],
+                    "weights_sha256": loaded.info["weights_sha256"],
+                    "run": self.paths.run,
+                    "polarisation": meta.get("polarisation", "VV"),
+                    "image_mode": meta.get("image_mode", "L"),
+                    "calibration": calibration.to_dict(),
                     "db_range": {p: list(r) for p, r in calibration.ranges.items()},
-                    "georeferenced": False, "seconds": round(elapsed, 2),
+                    "georeferenced": False,
+                    "seconds": round(elapsed, 2),
                 }
                 if n > 1:
                     prov["batch"] = {"index": k, "size": n, "first_seed": int(request.seed)}
                 results.append(GenerationResult(vv, vh, provenance=prov))
             return results
 
-        return run_generation(self, request, total=n * steps, work=work, finish=finish, progress=progress,
-                              cancel=cancel, dtype=request.dtype)
+        return run_generation(
+            self,
+            request,
+            total=n * steps,
+            work=work,
+            finish=finish,
+            progress=progress,
+            cancel=cancel,
+            dtype=request.dtype,
+        )
 
     def _denoise(self, ctx: RunContext, prompt: str, settings: TextSettings, seed: int, k: int) -> np.ndarray:
         import torch
@@ -465,10 +531,18 @@ class TextGenerator(PromptGenerator):
         steps = settings.sampler.steps
         generator = torch.Generator("cpu").manual_seed(seed)  # same seed, same noise on every device
         with torch.inference_mode():
-            out = pipe(prompt=prompt, negative_prompt=settings.negative_prompt or None,
-                       width=settings.width, height=settings.height, num_inference_steps=steps,
-                       guidance_scale=settings.sampler.guidance, generator=generator, output_type="np",
-                       callback_on_step_end=ctx.diffusers_callback(offset=k * steps), return_dict=True)
+            out = pipe(
+                prompt=prompt,
+                negative_prompt=settings.negative_prompt or None,
+                width=settings.width,
+                height=settings.height,
+                num_inference_steps=steps,
+                guidance_scale=settings.sampler.guidance,
+                generator=generator,
+                output_type="np",
+                callback_on_step_end=ctx.diffusers_callback(offset=k * steps),
+                return_dict=True,
+            )
         return np.asarray(out.images[0], dtype=np.float32)
 
 
@@ -477,8 +551,14 @@ def run_card(run: str | os.PathLike, base: str | None = None, template: ModelCar
     data = copy.deepcopy(template.data) if template is not None else {}
     run_abs = str(Path(run).expanduser().resolve())
     base_abs = str(Path(base).expanduser().resolve()) if base else None
-    data.update({"id": f"run:{Path(run_abs).name}", "name": f"text-to-SAR run {Path(run_abs).name}", "kind": KIND,
-                 "weights": {"run": run_abs, "base": base_abs}})
+    data.update(
+        {
+            "id": f"run:{Path(run_abs).name}",
+            "name": f"text-to-SAR run {Path(run_abs).name}",
+            "kind": KIND,
+            "weights": {"run": run_abs, "base": base_abs},
+        }
+    )
     data.pop("how_to_get", None)
     return ModelCard(id=data["id"], name=data["name"], kind=KIND, path=Path(run_abs) / text_run.CARD_FILE, data=data)
 

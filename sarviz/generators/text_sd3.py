@@ -76,8 +76,10 @@ class SD3TextGenerator(TextGenerator):
     def __init__(self, card) -> None:
         super().__init__(card)
         if self.sampler_defaults.family != FLOW_MATCHING:
-            raise GenerationError(f"model card {card.path}: an SD3 model samples with flow matching "
-                                  f"(flow-match-euler or flow-match-heun), not {self.sampler_defaults.scheduler!r}")
+            raise GenerationError(
+                f"model card {card.path}: an SD3 model samples with flow matching "
+                f"(flow-match-euler or flow-match-heun), not {self.sampler_defaults.scheduler!r}"
+            )
         self._used_shift: float | None = None
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedTextPipeline:
@@ -98,7 +100,9 @@ class SD3TextGenerator(TextGenerator):
         try:
             pipe = StableDiffusion3Pipeline.from_pretrained(base, dtype=torch.float32, **extra)
         except (OSError, ValueError) as exc:
-            raise GenerationError(f"cannot load the SD3 base pipeline from {base} ({str(exc).splitlines()[0]})") from None
+            raise GenerationError(
+                f"cannot load the SD3 base pipeline from {base} ({str(exc).splitlines()[0]})"
+            ) from None
         run = Path(self.paths.run)
         pipe.transformer, lora_info = apply_unet_lora(pipe.transformer, run / text_run.denoiser_dir(meta), merge=True)
         pipe.transformer.to(device=device, dtype=runtime.torch_dtype(dtype)).eval().requires_grad_(False)
@@ -107,14 +111,31 @@ class SD3TextGenerator(TextGenerator):
             if module is not None:
                 module.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
         pipe.set_progress_bar_config(disable=True)
-        info = {"base": base, "base_kind": "sd3", "unet": "transformer LoRA", "vae": "base",
-                "transformer_lora": lora_info, "t5": not extra,
-                "weights_sha256": {k: runtime.file_sha256(p) for k, p in self.paths.files_to_hash().items()}}
-        return LoadedTextPipeline(pipe=pipe, kind="sd3", token="", device=device, dtype=dtype,
-                                  scheduler_config=dict(pipe.scheduler.config), info=info)
+        info = {
+            "base": base,
+            "base_kind": "sd3",
+            "unet": "transformer LoRA",
+            "vae": "base",
+            "transformer_lora": lora_info,
+            "t5": not extra,
+            "weights_sha256": {k: runtime.file_sha256(p) for k, p in self.paths.files_to_hash().items()},
+        }
+        return LoadedTextPipeline(
+            pipe=pipe,
+            kind="sd3",
+            token="",
+            device=device,
+            dtype=dtype,
+            scheduler_config=dict(pipe.scheduler.config),
+            info=info,
+        )
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> list[GenerationResult]:
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GenerationResult]:
         if not isinstance(request, GenerationRequest):
             return super().generate(request, progress, cancel)  # refused there in one line
         typed = request.prompt

@@ -46,12 +46,20 @@ def _ifftshift(x: np.ndarray) -> np.ndarray:
     return np.roll(x, [-(s // 2) for s in x.shape], axis=tuple(range(x.ndim)))
 
 
-def log_gabor_filters(h: int, w: int, scales: int = 4, orientations: int = 4, min_length: int = 6,
-                      mult: int = 2, sigma_f: float = 0.55, delta_theta: float = 1.2) -> np.ndarray:
+def log_gabor_filters(
+    h: int,
+    w: int,
+    scales: int = 4,
+    orientations: int = 4,
+    min_length: int = 6,
+    mult: int = 2,
+    sigma_f: float = 0.55,
+    delta_theta: float = 1.2,
+) -> np.ndarray:
     """(orientations × scales, H, W) log-Gabor transfer functions (piq's ``_construct_filters``)."""
     theta_sigma = math.pi / (orientations * delta_theta)
     gx, gy = _meshgrid(h, w)
-    radius = np.sqrt(gx ** 2 + gy ** 2)
+    radius = np.sqrt(gx**2 + gy**2)
     theta = np.arctan2(-gy, gx)
     lp = _ifftshift(1.0 / (1.0 + (radius / 0.45) ** (2 * 15)))  # low-pass: cutoff 0.45, order 15
     radius = _ifftshift(radius)
@@ -60,8 +68,8 @@ def log_gabor_filters(h: int, w: int, scales: int = 4, orientations: int = 4, mi
     sin_t, cos_t = np.sin(theta), np.cos(theta)
     log_gabor = []
     for s in range(scales):
-        omega_0 = 1.0 / (min_length * mult ** s)
-        g = np.exp(-np.log(radius / omega_0) ** 2 / (2 * math.log(sigma_f) ** 2)) * lp
+        omega_0 = 1.0 / (min_length * mult**s)
+        g = np.exp(-(np.log(radius / omega_0) ** 2) / (2 * math.log(sigma_f) ** 2)) * lp
         g[0, 0] = 0.0
         log_gabor.append(g)
     spread = []
@@ -69,7 +77,7 @@ def log_gabor_filters(h: int, w: int, scales: int = 4, orientations: int = 4, mi
         angle = o * math.pi / orientations
         ds = sin_t * math.cos(angle) - cos_t * math.sin(angle)
         dc = cos_t * math.cos(angle) + sin_t * math.sin(angle)
-        spread.append(np.exp(-np.abs(np.arctan2(ds, dc)) ** 2 / (2 * theta_sigma ** 2)))
+        spread.append(np.exp(-(np.abs(np.arctan2(ds, dc)) ** 2) / (2 * theta_sigma**2)))
     # orientation-major, scale-minor: spread.repeat_interleave(scales) * log_gabor.repeat(orientations)
     return np.stack([spread[o] * log_gabor[s] for o in range(orientations) for s in range(scales)])
 
@@ -81,10 +89,10 @@ def _filter_bank(h: int, w: int, scales: int = 4, orientations: int = 4):
     filt = filters.reshape(orientations, scales, h, w)
     em_n = (filt[:, :1] ** 2).sum(axis=(-2, -1), keepdims=True)[None]
     filters_ifft = (sfft.ifft2(filters).real * math.sqrt(h * w)).reshape(1, orientations, scales, h, w)
-    sum_an2 = (filters_ifft ** 2).sum(axis=2, keepdims=True).sum(axis=(-1, -2), keepdims=True)
+    sum_an2 = (filters_ifft**2).sum(axis=2, keepdims=True).sum(axis=(-1, -2), keepdims=True)
     sum_ai_aj = np.zeros((1, orientations, 1, h, w))
     for s in range(scales - 1):
-        sum_ai_aj = sum_ai_aj + (filters_ifft[:, :, s: s + 1] * filters_ifft[:, :, s + 1:]).sum(axis=2, keepdims=True)
+        sum_ai_aj = sum_ai_aj + (filters_ifft[:, :, s : s + 1] * filters_ifft[:, :, s + 1 :]).sum(axis=2, keepdims=True)
     sum_ai_aj = sum_ai_aj.sum(axis=(-1, -2), keepdims=True)
     return filters, em_n, sum_an2, sum_ai_aj
 
@@ -99,16 +107,16 @@ def phase_congruency(x: np.ndarray, scales: int = 4, orientations: int = 4, k: f
     an = np.abs(eo)
     sum_e = even.sum(axis=2, keepdims=True)
     sum_o = odd.sum(axis=2, keepdims=True)
-    x_energy = np.sqrt(sum_e ** 2 + sum_o ** 2) + eps
+    x_energy = np.sqrt(sum_e**2 + sum_o**2) + eps
     mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
     energy = (even * mean_e + odd * mean_o - np.abs(even * mean_o - odd * mean_e)).sum(axis=2, keepdims=True)
     # noise from the smallest scale: torch.median returns the lower middle value, not the mean of two
     e2 = (an[:, :, :1] ** 2).reshape(n, orientations, 1, 1, h * w)
     lower_mid = (h * w - 1) // 2
-    median_e2n = np.partition(e2, lower_mid, axis=-1)[..., lower_mid: lower_mid + 1]
+    median_e2n = np.partition(e2, lower_mid, axis=-1)[..., lower_mid : lower_mid + 1]
     noise_power = (-median_e2n / math.log(0.5)) / em_n
     tau = np.sqrt((2 * noise_power * sum_an2 + 4 * noise_power * sum_ai_aj) / 2)
-    threshold = (tau * math.sqrt(math.pi / 2) + k * np.sqrt((2 - math.pi / 2) * tau ** 2)) / 1.7
+    threshold = (tau * math.sqrt(math.pi / 2) + k * np.sqrt((2 - math.pi / 2) * tau**2)) / 1.7
     energy = np.maximum(energy - threshold, 0.0)
     return (energy.sum(axis=(1, 2)) + eps) / (an.sum(axis=(1, 2)) + eps)
 
@@ -118,11 +126,11 @@ def _gradient_magnitude(x: np.ndarray) -> np.ndarray:
 
     gx = np.stack([correlate(img, SCHARR_X, mode="constant") for img in x])
     gy = np.stack([correlate(img, SCHARR_X.T, mode="constant") for img in x])
-    return np.sqrt(gx ** 2 + gy ** 2)
+    return np.sqrt(gx**2 + gy**2)
 
 
 def _similarity(a: np.ndarray, b: np.ndarray, c: float) -> np.ndarray:
-    return (2.0 * a * b + c) / (a ** 2 + b ** 2 + c)
+    return (2.0 * a * b + c) / (a**2 + b**2 + c)
 
 
 def fsim_grey(x: np.ndarray, y: np.ndarray, data_range: float = 1.0) -> np.ndarray:

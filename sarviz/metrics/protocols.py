@@ -47,10 +47,14 @@ from sarviz.amplitude import AmplitudeError, AmplitudeStats, normalise_amplitude
 from sarviz.metrics import sar
 from sarviz.metrics.sar import MetricError
 
-SEED001_KL_PROTOCOL = ("seed 001: KL(real ‖ generated) of amplitude / (μ+3σ) histograms (100 bins on [0, 1), "
-                       "saturated pixels excluded), pooled over all images of a scene category")
-SEED001_GLCM_PROTOCOL = ("seed 001: GLCM on amplitude / (μ+3σ) (clipped to [0, 1], 32 levels) in 64×64 "
-                         "homogeneous patches (homogeneity criterion instead of SAM), mean over patches")
+SEED001_KL_PROTOCOL = (
+    "seed 001: KL(real ‖ generated) of amplitude / (μ+3σ) histograms (100 bins on [0, 1), "
+    "saturated pixels excluded), pooled over all images of a scene category"
+)
+SEED001_GLCM_PROTOCOL = (
+    "seed 001: GLCM on amplitude / (μ+3σ) (clipped to [0, 1], 32 levels) in 64×64 "
+    "homogeneous patches (homogeneity criterion instead of SAM), mean over patches"
+)
 SEED001_PATCH = 64
 SEED001_PATCH_STRIDE = 32  # the paper's "sliding kernel" stride is not given; half a patch
 # A patch is homogeneous when its edge score (as for ENL: Sobel gradient of the dB image
@@ -79,14 +83,21 @@ class PooledHistogram:
         """For provenance: the formula and the range of the images' statistics."""
         thresholds = [s.threshold for s in self.stats]
         clipped = [s.clipped_fraction for s in self.stats]
-        return {"formula": AMPLITUDE_FORMULA, "where": "per image, before pooling", "n_images": self.n_images,
-                "threshold_min": min(thresholds), "threshold_max": max(thresholds),
-                "clipped_fraction_min": min(clipped), "clipped_fraction_max": max(clipped),
-                "clipped_fraction_pooled": self.saturated_fraction}
+        return {
+            "formula": AMPLITUDE_FORMULA,
+            "where": "per image, before pooling",
+            "n_images": self.n_images,
+            "threshold_min": min(thresholds),
+            "threshold_max": max(thresholds),
+            "clipped_fraction_min": min(clipped),
+            "clipped_fraction_max": max(clipped),
+            "clipped_fraction_pooled": self.saturated_fraction,
+        }
 
 
-def pooled_amplitude_histogram(images_db: Iterable[np.ndarray], bins: int = sar.KL_BINS,
-                               what: str = "image") -> PooledHistogram:
+def pooled_amplitude_histogram(
+    images_db: Iterable[np.ndarray], bins: int = sar.KL_BINS, what: str = "image"
+) -> PooledHistogram:
     """:class:`PooledHistogram` of dB images (any sizes; read one at a time, so an iterator
     of images read from disk keeps memory at one image)."""
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -138,25 +149,47 @@ class CategoryKL:
     hist_generated: PooledHistogram | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"kl": self.kl, "n_real": self.n_real, "n_generated": self.n_generated,
-               "saturated_real": self.saturated_real, "saturated_generated": self.saturated_generated,
-               "protocol": self.protocol}
+        out = {
+            "kl": self.kl,
+            "n_real": self.n_real,
+            "n_generated": self.n_generated,
+            "saturated_real": self.saturated_real,
+            "saturated_generated": self.saturated_generated,
+            "protocol": self.protocol,
+        }
         if self.hist_real is not None and self.hist_generated is not None:
-            out["normalisation"] = {"real": self.hist_real.normalisation(),
-                                    "generated": self.hist_generated.normalisation()}
+            out["normalisation"] = {
+                "real": self.hist_real.normalisation(),
+                "generated": self.hist_generated.normalisation(),
+            }
         return out
 
 
-def seed001_kl(real_db: Iterable[np.ndarray], generated_db: Iterable[np.ndarray], category: str = "",
-               bins: int = sar.KL_BINS, eps: float = sar.KL_EPSILON) -> CategoryKL:
+def seed001_kl(
+    real_db: Iterable[np.ndarray],
+    generated_db: Iterable[np.ndarray],
+    category: str = "",
+    bins: int = sar.KL_BINS,
+    eps: float = sar.KL_EPSILON,
+) -> CategoryKL:
     """Seed 001's KL of one category: every real against every generated dB image (iterables,
     streamed; images need not be paired or of one size). THE implementation: Inspect,
     ``sarviz evaluate`` and ``sarviz evaluate-text`` all end here."""
     hr = pooled_amplitude_histogram(real_db, bins, "real image")
     hg = pooled_amplitude_histogram(generated_db, bins, "generated image")
-    return CategoryKL(category, pooled_kl(hr, hg, eps), hr.n_images, hg.n_images, hr.saturated_fraction,
-                      hg.saturated_fraction, hr.edges, hr.probabilities, hg.probabilities,
-                      hist_real=hr, hist_generated=hg)
+    return CategoryKL(
+        category,
+        pooled_kl(hr, hg, eps),
+        hr.n_images,
+        hg.n_images,
+        hr.saturated_fraction,
+        hg.saturated_fraction,
+        hr.edges,
+        hr.probabilities,
+        hg.probabilities,
+        hist_real=hr,
+        hist_generated=hg,
+    )
 
 
 def _by_category(items: Iterable[tuple[str, np.ndarray]], what: str) -> dict[str, list[np.ndarray]]:
@@ -170,8 +203,12 @@ def _by_category(items: Iterable[tuple[str, np.ndarray]], what: str) -> dict[str
     return out
 
 
-def seed001_kl_by_category(real: Iterable[tuple[str, np.ndarray]], generated: Iterable[tuple[str, np.ndarray]],
-                           bins: int = sar.KL_BINS, eps: float = sar.KL_EPSILON) -> dict[str, CategoryKL]:
+def seed001_kl_by_category(
+    real: Iterable[tuple[str, np.ndarray]],
+    generated: Iterable[tuple[str, np.ndarray]],
+    bins: int = sar.KL_BINS,
+    eps: float = sar.KL_EPSILON,
+) -> dict[str, CategoryKL]:
     """Seed 001's KL per scene category: ``real`` and ``generated`` are (category, dB image) pairs.
 
     Images need not be paired or of one size. Every category present on both sides gets
@@ -181,12 +218,14 @@ def seed001_kl_by_category(real: Iterable[tuple[str, np.ndarray]], generated: It
     real_by, gen_by = _by_category(real, "real"), _by_category(generated, "generated")
     only = sorted(set(real_by) ^ set(gen_by))
     if only:
-        raise MetricError(f"categories {only} have only real or only generated images; seed 001 compares both per "
-                          "category")
+        raise MetricError(
+            f"categories {only} have only real or only generated images; seed 001 compares both per category"
+        )
     if not real_by:
         raise MetricError("no images: seed 001's KL needs real and generated images per category")
-    return {category: seed001_kl(real_by[category], gen_by[category], category, bins, eps)
-            for category in sorted(real_by)}
+    return {
+        category: seed001_kl(real_by[category], gen_by[category], category, bins, eps) for category in sorted(real_by)
+    }
 
 
 # -- GLCM on amplitude in homogeneous patches -------------------------------------------------------
@@ -212,8 +251,9 @@ def normalised_amplitude_image(db: np.ndarray) -> np.ndarray:
         raise MetricError(str(exc)) from None
 
 
-def seed001_patches(db: np.ndarray, size: int = SEED001_PATCH, stride: int = SEED001_PATCH_STRIDE,
-                    factor: float = SEED001_PATCH_FACTOR) -> np.ndarray:
+def seed001_patches(
+    db: np.ndarray, size: int = SEED001_PATCH, stride: int = SEED001_PATCH_STRIDE, factor: float = SEED001_PATCH_FACTOR
+) -> np.ndarray:
     """Top-left corners of the homogeneous ``size``×``size`` patches of a dB image.
 
     Patches on a ``stride`` grid, fully valid; edge score = 90th percentile of the Sobel
@@ -236,13 +276,14 @@ def seed001_patches(db: np.ndarray, size: int = SEED001_PATCH, stride: int = SEE
     return corners[scores <= factor * scores.min()]
 
 
-def seed001_glcm(db: np.ndarray, levels: int = sar.GLCM_LEVELS, size: int = SEED001_PATCH,
-                 stride: int = SEED001_PATCH_STRIDE) -> Seed001GLCM:
+def seed001_glcm(
+    db: np.ndarray, levels: int = sar.GLCM_LEVELS, size: int = SEED001_PATCH, stride: int = SEED001_PATCH_STRIDE
+) -> Seed001GLCM:
     """Seed 001's GLCM of one dB image: features on normalised amplitude in homogeneous patches."""
     arr = sar.check_image(db, "image")
     unit = normalised_amplitude_image(arr)
     corners = seed001_patches(arr, size, stride)
-    per_patch = [sar.glcm_features_unit(unit[r:r + size, c:c + size], levels) for r, c in corners]
+    per_patch = [sar.glcm_features_unit(unit[r : r + size, c : c + size], levels) for r, c in corners]
     mean = {f: np.nanmean([p[f] for p in per_patch], axis=0) for f in sar.GLCM_FEATURES}
     std = {f: np.nanstd([p[f] for p in per_patch], axis=0) for f in sar.GLCM_FEATURES}
     return Seed001GLCM(mean, std, corners, size, per_patch=per_patch)
@@ -262,13 +303,17 @@ def seed001_glcm_of_set(images_db: Iterable[np.ndarray], levels: int = sar.GLCM_
         raise MetricError("no image: seed 001's GLCM needs at least one image")
     with warnings.catch_warnings():  # a feature NaN in every patch stays NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
-        return {"n_images": n_images, "n_patches": len(patches),
-                "mean": {f: np.nanmean([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES},
-                "std": {f: np.nanstd([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES}}
+        return {
+            "n_images": n_images,
+            "n_patches": len(patches),
+            "mean": {f: np.nanmean([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES},
+            "std": {f: np.nanstd([p[f] for p in patches], axis=0) for f in sar.GLCM_FEATURES},
+        }
 
 
-def seed001_glcm_by_category(real: Iterable[tuple[str, np.ndarray]], generated: Iterable[tuple[str, np.ndarray]],
-                             levels: int = sar.GLCM_LEVELS) -> dict[str, dict[str, Any]]:
+def seed001_glcm_by_category(
+    real: Iterable[tuple[str, np.ndarray]], generated: Iterable[tuple[str, np.ndarray]], levels: int = sar.GLCM_LEVELS
+) -> dict[str, dict[str, Any]]:
     """Seed 001's GLCM comparison per category: for ``"real"`` and ``"generated"`` the
     :func:`seed001_glcm_of_set` of the category's images, and ``"protocol"``."""
     real_by, gen_by = _by_category(real, "real"), _by_category(generated, "generated")
@@ -292,9 +337,14 @@ def seed001_pair(real_db: np.ndarray | None, gen_db: np.ndarray, levels: int = s
     kl = None
     if real_db is not None:
         kl = seed001_kl([real_db], [gen_db], "pair").kl
-    return {"protocol": {"kl": SEED001_KL_PROTOCOL, "glcm": SEED001_GLCM_PROTOCOL}, "kl": kl,
-            "glcm": {"real": seed001_glcm(real_db, levels) if real_db is not None else None,
-                     "generated": seed001_glcm(gen_db, levels)}}
+    return {
+        "protocol": {"kl": SEED001_KL_PROTOCOL, "glcm": SEED001_GLCM_PROTOCOL},
+        "kl": kl,
+        "glcm": {
+            "real": seed001_glcm(real_db, levels) if real_db is not None else None,
+            "generated": seed001_glcm(gen_db, levels),
+        },
+    }
 
 
 def seed001_table(real_db: Sequence[np.ndarray] | None, generated_db: Sequence[np.ndarray], pol: str):
@@ -306,19 +356,40 @@ def seed001_table(real_db: Sequence[np.ndarray] | None, generated_db: Sequence[n
     kl = seed001_kl(real_db, generated_db, "inspect") if real_db else None
     real = seed001_glcm_of_set(real_db) if real_db else None
     gen = seed001_glcm_of_set(generated_db)
-    rows = [{"metric": "KL(real ‖ generated), nats", "polarisation": pol, "real": None, "generated": None,
-             "comparison": kl.kl if kl else None, "protocol": SEED001_KL_PROTOCOL}]
+    rows = [
+        {
+            "metric": "KL(real ‖ generated), nats",
+            "polarisation": pol,
+            "real": None,
+            "generated": None,
+            "comparison": kl.kl if kl else None,
+            "protocol": SEED001_KL_PROTOCOL,
+        }
+    ]
     if kl is not None:
-        rows.append({"metric": "saturated fraction (≥ μ+3σ, excluded from the KL)", "polarisation": pol,
-                     "real": kl.saturated_real, "generated": kl.saturated_generated, "comparison": None,
-                     "protocol": f"seed 001 eq. 1: {AMPLITUDE_FORMULA}"})
+        rows.append(
+            {
+                "metric": "saturated fraction (≥ μ+3σ, excluded from the KL)",
+                "polarisation": pol,
+                "real": kl.saturated_real,
+                "generated": kl.saturated_generated,
+                "comparison": None,
+                "protocol": f"seed 001 eq. 1: {AMPLITUDE_FORMULA}",
+            }
+        )
     for feat in sar.GLCM_FEATURES:
         for i, d in enumerate(sar.GLCM_DISTANCES):
-            rows.append({"metric": f"GLCM {feat} d={d} (mean of 4 angles)", "polarisation": pol,
-                         "real": float(np.nanmean(real["mean"][feat][i])) if real is not None else None,
-                         "generated": float(np.nanmean(gen["mean"][feat][i])), "comparison": None,
-                         "protocol": f"{SEED001_GLCM_PROTOCOL}; patches real {real['n_patches'] if real else 0}, "
-                                     f"generated {gen['n_patches']}"})
+            rows.append(
+                {
+                    "metric": f"GLCM {feat} d={d} (mean of 4 angles)",
+                    "polarisation": pol,
+                    "real": float(np.nanmean(real["mean"][feat][i])) if real is not None else None,
+                    "generated": float(np.nanmean(gen["mean"][feat][i])),
+                    "comparison": None,
+                    "protocol": f"{SEED001_GLCM_PROTOCOL}; patches real {real['n_patches'] if real else 0}, "
+                    f"generated {gen['n_patches']}",
+                }
+            )
     return pd.DataFrame(rows)
 
 

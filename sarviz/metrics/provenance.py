@@ -61,7 +61,7 @@ def real_s1_acquisition(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
     elif isinstance(comp, str) and comp:
         kind, read_from = comp, "s1_composite"
     if kind is None and not mode:
-        detail = (((prov.get("layers") or {}).get("vv_db") or {}).get("detail") or {})
+        detail = ((prov.get("layers") or {}).get("vv_db") or {}).get("detail") or {}
         if isinstance(detail, Mapping) and detail.get("composite"):
             kind, read_from = detail.get("composite"), "layers.vv_db.detail"
             items = detail.get("items")
@@ -88,6 +88,8 @@ def composite_note(acquisition: Mapping[str, Any] | None) -> str | None:
     kind = acquisition.get("kind") or "composite"
     n = acquisition.get("n")
     what = f"a {kind} of {n} acquisitions" if n else f"a temporal {kind}"
-    return (f"The real Sentinel-1 is {what}, not a single acquisition: its speckle is reduced (higher ENL, "
-            "smoother texture), so KL, ENL, GLCM and SSIM measure the compositing as much as the generator. "
-            "Compare with a single acquisition for speckle fidelity.")
+    return (
+        f"The real Sentinel-1 is {what}, not a single acquisition: its speckle is reduced (higher ENL, "
+        "smoother texture), so KL, ENL, GLCM and SSIM measure the compositing as much as the generator. "
+        "Compare with a single acquisition for speckle fidelity."
+    )

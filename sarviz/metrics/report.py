@@ -85,16 +85,16 @@ def _num(x: float | None) -> float | None:
 #: and docs/metrics.md). The seed-001 protocol is :mod:`sarviz.metrics.protocols`.
 PROTOCOLS: dict[str, str] = {
     "kl": "per pair (sarviz): seed 001's normalised-amplitude histogram KL on this one image pair; "
-          "seed 001's tables pool per scene category (sarviz.metrics.protocols.seed001_kl_by_category)",
+    "seed 001's tables pool per scene category (sarviz.metrics.protocols.seed001_kl_by_category)",
     "mean_std_similarity": "our reading of seed 000 (no formula in the paper): |Δ mean|, |Δ std| of the "
-                           "calibration's [0, 1] mapping",
+    "calibration's [0, 1] mapping",
     "ssim": "SSIM, " + sar.SSIM_VARIANTS["full"],
     "ssim_downsampled": "SSIM, " + sar.SSIM_VARIANTS["downsampled"],
     "fsim": "FSIM (piq, grey-level), downsampled by round(min(H, W)/256) as the reference code",
     "enl": "ENL of intensity on homogeneous 16 px windows (edge, variance and max/mean tests: point and "
-           "line targets rejected)",
+    "line targets rejected)",
     "glcm": "per pair (sarviz): whole image, calibration's dB stretch, 32 levels, exact lag vectors; seed 001 "
-            "uses amplitude in 64×64 homogeneous patches (sarviz.metrics.protocols.seed001_glcm)",
+    "uses amplitude in 64×64 homogeneous patches (sarviz.metrics.protocols.seed001_glcm)",
 }
 
 
@@ -130,9 +130,14 @@ class MetricsReport:
     def flags(self) -> dict[str, Any]:
         """Per-metric caveats: which metrics the real image's compositing makes unreliable."""
         flagged = list(SPECKLE_SENSITIVE) if self.real_is_composite else []
-        return {"real_s1": dict(self.real_s1), "speckle_sensitive_metrics": list(SPECKLE_SENSITIVE),
-                "flagged_metrics": flagged, "note": self.composite_note,
-                "proxy_embedding": self.proxy_note is not None, "proxy_note": self.proxy_note}
+        return {
+            "real_s1": dict(self.real_s1),
+            "speckle_sensitive_metrics": list(SPECKLE_SENSITIVE),
+            "flagged_metrics": flagged,
+            "note": self.composite_note,
+            "proxy_embedding": self.proxy_note is not None,
+            "proxy_note": self.proxy_note,
+        }
 
     @property
     def real_available(self) -> bool:
@@ -187,14 +192,20 @@ class MetricsReport:
             "calibration": {**self.calibration.to_dict(), "source": self.calibration_source},
             "settings": {
                 "unit_db_ranges": {p: list(r) for p, r in self.calibration.ranges.items()},
-                "kl_bins": sar.KL_BINS, "kl_epsilon": sar.KL_EPSILON,
-                "glcm_levels": sar.GLCM_LEVELS, "glcm_distances": list(sar.GLCM_DISTANCES),
-                "glcm_angles_deg": list(sar.GLCM_ANGLES_DEG), "enl_window_px": sar.ENL_WINDOW,
-                "enl_smooth_sigma_px": sar.ENL_SMOOTH_SIGMA, "enl_score_quantile": sar.ENL_SCORE_QUANTILE,
-                "enl_score_factor": sar.ENL_SCORE_FACTOR, "enl_target_k": sar.ENL_TARGET_K,
+                "kl_bins": sar.KL_BINS,
+                "kl_epsilon": sar.KL_EPSILON,
+                "glcm_levels": sar.GLCM_LEVELS,
+                "glcm_distances": list(sar.GLCM_DISTANCES),
+                "glcm_angles_deg": list(sar.GLCM_ANGLES_DEG),
+                "enl_window_px": sar.ENL_WINDOW,
+                "enl_smooth_sigma_px": sar.ENL_SMOOTH_SIGMA,
+                "enl_score_quantile": sar.ENL_SCORE_QUANTILE,
+                "enl_score_factor": sar.ENL_SCORE_FACTOR,
+                "enl_target_k": sar.ENL_TARGET_K,
                 "enl_target_rounds": sar.ENL_TARGET_ROUNDS,
-                "glcm_lags": {f"{d},{a}": list(sar.glcm_lag_vector(d, a))
-                              for d in sar.GLCM_DISTANCES for a in sar.GLCM_ANGLES_DEG},
+                "glcm_lags": {
+                    f"{d},{a}": list(sar.glcm_lag_vector(d, a)) for d in sar.GLCM_DISTANCES for a in sar.GLCM_ANGLES_DEG
+                },
                 "ssim_downsample_factor": sar.ssim_downsample_factor(*next(iter(pols.values())).gen_db.shape),
                 "definitions": "docs/metrics.md",
             },
@@ -223,9 +234,18 @@ class MetricsReport:
 
         def row(metric, pol, real, gen, diff, value, key):
             notes = [c for c in (caveat if key in flagged else "", proxy) if c]
-            rows.append({"metric": metric, "polarisation": pol, "real": real, "generated": gen,
-                         "generated − real": diff, "comparison": value, "protocol": TABLE_PROTOCOLS.get(key, ""),
-                         "caveat": "; ".join(notes)})
+            rows.append(
+                {
+                    "metric": metric,
+                    "polarisation": pol,
+                    "real": real,
+                    "generated": gen,
+                    "generated − real": diff,
+                    "comparison": value,
+                    "protocol": TABLE_PROTOCOLS.get(key, ""),
+                    "caveat": "; ".join(notes),
+                }
+            )
 
         def single(metric: str, pol: str, real: float | None, gen: float, key: str = "") -> None:
             diff = None if real is None or not np.isfinite(real) or not np.isfinite(gen) else gen - real
@@ -250,15 +270,35 @@ class MetricsReport:
                 for i, d in enumerate(sar.GLCM_DISTANCES):
                     if per_angle:
                         for j, a in enumerate(sar.GLCM_ANGLES_DEG):
-                            single(f"GLCM {feat} d={d} θ={a}°", pol,
-                                   float(m.glcm_real[feat][i, j]) if m.glcm_real else None,
-                                   float(m.glcm_generated[feat][i, j]), "glcm")
+                            single(
+                                f"GLCM {feat} d={d} θ={a}°",
+                                pol,
+                                float(m.glcm_real[feat][i, j]) if m.glcm_real else None,
+                                float(m.glcm_generated[feat][i, j]),
+                                "glcm",
+                            )
                     else:
                         real = float(np.nanmean(m.glcm_real[feat][i])) if m.glcm_real else None
-                        single(f"GLCM {feat} d={d} (mean of 4 angles)", pol, real,
-                               float(np.nanmean(m.glcm_generated[feat][i])), "glcm")
-        return pd.DataFrame(rows, columns=["metric", "polarisation", "real", "generated", "generated − real",
-                                           "comparison", "protocol", "caveat"])
+                        single(
+                            f"GLCM {feat} d={d} (mean of 4 angles)",
+                            pol,
+                            real,
+                            float(np.nanmean(m.glcm_generated[feat][i])),
+                            "glcm",
+                        )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "metric",
+                "polarisation",
+                "real",
+                "generated",
+                "generated − real",
+                "comparison",
+                "protocol",
+                "caveat",
+            ],
+        )
 
     def csv(self, per_angle: bool = True) -> str:
         buf = io.StringIO()
@@ -271,8 +311,13 @@ class MetricsReport:
 
 
 # -- entry points ------------------------------------------------------------------------------
-def _validated(real_vv, real_vh, gen_vv, gen_vh, calibration: Calibration = DEFAULT_CALIBRATION,
-               ) -> tuple[dict[str, Any], dict[str, sar.PreparedPair], dict[str, np.ndarray]]:
+def _validated(
+    real_vv,
+    real_vh,
+    gen_vv,
+    gen_vh,
+    calibration: Calibration = DEFAULT_CALIBRATION,
+) -> tuple[dict[str, Any], dict[str, sar.PreparedPair], dict[str, np.ndarray]]:
     """Validate every image before any work: a bad VH is reported before any work on VV."""
     if (real_vv is None) != (real_vh is None):
         raise MetricError("the real image needs both VV and VH (or neither, for a generated-only report)")
@@ -288,8 +333,13 @@ def _validated(real_vv, real_vh, gen_vv, gen_vh, calibration: Calibration = DEFA
     return inputs, pairs, gens
 
 
-def _metrics_but_fsim(pol: str, pair: sar.PreparedPair | None, gen: np.ndarray,
-                      tick: Callable[[str], None], calibration: Calibration = DEFAULT_CALIBRATION) -> PolarisationMetrics:
+def _metrics_but_fsim(
+    pol: str,
+    pair: sar.PreparedPair | None,
+    gen: np.ndarray,
+    tick: Callable[[str], None],
+    calibration: Calibration = DEFAULT_CALIBRATION,
+) -> PolarisationMetrics:
     """Every metric of one polarisation but FSIM (filled in by the caller); ``pair`` None → generated-only."""
     real = pair.real if pair is not None else None
     kl, sat_gen = _kl_of(pair, gen)
@@ -304,8 +354,9 @@ def _metrics_but_fsim(pol: str, pair: sar.PreparedPair | None, gen: np.ndarray,
     tick(f"{pol}: ENL")
     glcm_real, glcm_gen = _glcm_of(pair, gen, pol, calibration)
     tick(f"{pol}: GLCM")
-    return PolarisationMetrics(pol, real, gen, kl, mean_diff, std_diff, ssim_v, None, enl_real, enl_gen,
-                               glcm_real, glcm_gen, sat_gen, ssim_ds)
+    return PolarisationMetrics(
+        pol, real, gen, kl, mean_diff, std_diff, ssim_v, None, enl_real, enl_gen, glcm_real, glcm_gen, sat_gen, ssim_ds
+    )
 
 
 def _glcm_of(pair: sar.PreparedPair | None, gen: np.ndarray, pol: str, calibration: Calibration = DEFAULT_CALIBRATION):
@@ -322,7 +373,6 @@ def _kl_of(pair: sar.PreparedPair | None, gen: np.ndarray) -> tuple[sar.KLResult
     return None, float((sar.normalised_amplitude(gen)[0] >= 1.0).mean())
 
 
-
 def _ticker(progress: ProgressCallback | None, steps: int):
     """A callable that reports the next of ``steps`` units of work to ``progress``."""
     count = 0
@@ -335,14 +385,20 @@ def _ticker(progress: ProgressCallback | None, steps: int):
 
     return tick
 
-def _context(calibration: Calibration | None, calibration_source: str | None,
-             real_provenance: dict[str, Any] | None,
-             generated_provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+
+def _context(
+    calibration: Calibration | None,
+    calibration_source: str | None,
+    real_provenance: dict[str, Any] | None,
+    generated_provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The report fields that come from provenance rather than from the pixels."""
-    return {"calibration": calibration or DEFAULT_CALIBRATION,
-            "calibration_source": calibration_source or ("given" if calibration is not None else "default"),
-            "real_s1": real_s1_acquisition(real_provenance),
-            "embedding_source": _generated_embedding_source(generated_provenance)}
+    return {
+        "calibration": calibration or DEFAULT_CALIBRATION,
+        "calibration_source": calibration_source or ("given" if calibration is not None else "default"),
+        "real_s1": real_s1_acquisition(real_provenance),
+        "embedding_source": _generated_embedding_source(generated_provenance),
+    }
 
 
 def _generated_embedding_source(provenance: dict[str, Any] | None) -> str:
@@ -368,11 +424,18 @@ def _import_metric_libraries() -> None:
     import sarviz.metrics.fsim  # noqa: F401
 
 
-def compare(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
-            progress: ProgressCallback | None = None, grid: dict[str, Any] | None = None,
-            calibration: Calibration | None = None, real_provenance: dict[str, Any] | None = None,
-            calibration_source: str | None = None,
-            generated_provenance: dict[str, Any] | None = None) -> MetricsReport:
+def compare(
+    real_vv: np.ndarray | None,
+    real_vh: np.ndarray | None,
+    gen_vv: np.ndarray,
+    gen_vh: np.ndarray,
+    progress: ProgressCallback | None = None,
+    grid: dict[str, Any] | None = None,
+    calibration: Calibration | None = None,
+    real_provenance: dict[str, Any] | None = None,
+    calibration_source: str | None = None,
+    generated_provenance: dict[str, Any] | None = None,
+) -> MetricsReport:
     """All metrics for VV and VH (dB arrays on one grid). ``real_*`` None → generated-only.
 
     ``calibration``: the dB → [0, 1] mapping of SSIM, FSIM, Mean/Std and GLCM (the
@@ -416,39 +479,54 @@ def check_same_grid(real: Any, generated: Any, tolerance_px: float = 0.01) -> No
     r_crs, r_tf, r_w, r_h = _grid_of(real)
     g_crs, g_tf, g_w, g_h = _grid_of(generated)
     if (r_w, r_h) != (g_w, g_h):
-        raise MetricError(f"the images are on different grids: real {r_w}×{r_h} px, generated {g_w}×{g_h} px; "
-                          "reproject one onto the other first (e.g. gdalwarp -te … -ts …)")
+        raise MetricError(
+            f"the images are on different grids: real {r_w}×{r_h} px, generated {g_w}×{g_h} px; "
+            "reproject one onto the other first (e.g. gdalwarp -te … -ts …)"
+        )
     if r_crs != g_crs:
-        raise MetricError(f"the images are on different grids: real CRS {r_crs.to_string()}, generated "
-                          f"{g_crs.to_string()}; reproject one onto the other first")
+        raise MetricError(
+            f"the images are on different grids: real CRS {r_crs.to_string()}, generated "
+            f"{g_crs.to_string()}; reproject one onto the other first"
+        )
     res = max(abs(r_tf.a), abs(r_tf.e))
     if not r_tf.almost_equals(g_tf, precision=tolerance_px * res):
         ox, oy = g_tf.c - r_tf.c, g_tf.f - r_tf.f
-        raise MetricError(f"the images are on different grids: the generated pixels are offset by ({ox:g}, {oy:g}) "
-                          f"or sized {abs(g_tf.a):g} vs {abs(r_tf.a):g} CRS units; resample one onto the other first")
+        raise MetricError(
+            f"the images are on different grids: the generated pixels are offset by ({ox:g}, {oy:g}) "
+            f"or sized {abs(g_tf.a):g} vs {abs(r_tf.a):g} CRS units; resample one onto the other first"
+        )
 
 
-def _real_sar_and_grid(real: Any | None, generated: Any,
-                       calibration: Calibration | None = None) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+def _real_sar_and_grid(
+    real: Any | None, generated: Any, calibration: Calibration | None = None
+) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
     """Real VV/VH (or None), the grid, and the provenance-derived report context."""
     real_vv = real_vh = None
     if real is not None and getattr(real, "vv_db", None) is not None and getattr(real, "vh_db", None) is not None:
         check_same_grid(real, generated)
         real_vv, real_vh = real.vv_db, real.vh_db
-    grid = {"crs": generated.crs.to_string(), "transform": list(generated.transform)[:6],
-            "width": generated.width, "height": generated.height}
+    grid = {
+        "crs": generated.crs.to_string(),
+        "transform": list(generated.transform)[:6],
+        "width": generated.width,
+        "height": generated.height,
+    }
     if calibration is not None:
         cal, where = calibration, "given"
     else:
         cal, where = calibration_of(getattr(generated, "provenance", None))
-    context = {"calibration": cal, "calibration_source": where,
-               "real_provenance": getattr(real, "provenance", None) if real_vv is not None else None,
-               "generated_provenance": getattr(generated, "provenance", None)}
+    context = {
+        "calibration": cal,
+        "calibration_source": where,
+        "real_provenance": getattr(real, "provenance", None) if real_vv is not None else None,
+        "generated_provenance": getattr(generated, "provenance", None),
+    }
     return real_vv, real_vh, grid, context
 
 
-def compare_results(real: Any | None, generated: Any, progress: ProgressCallback | None = None,
-                    calibration: Calibration | None = None) -> MetricsReport:
+def compare_results(
+    real: Any | None, generated: Any, progress: ProgressCallback | None = None, calibration: Calibration | None = None
+) -> MetricsReport:
     """Compare a generated image with the real S1 of a scene (or a real GeoTIFF read as a result).
 
     ``real`` may be a :class:`~sarviz.scene.Scene` (its VV/VH are used; a scene without
@@ -480,19 +558,29 @@ def read_sar_file(source: Any, what: str = "file", sar_only: bool = False):
             raise MetricError(f"{what}: the GeoTIFF has no CRS; the images must be georeferenced to check their grids")
         names = [(d or "").strip() for d in src.descriptions]
         upper = [n.upper() for n in names]
-        if tuple(names) in (SCENE_BANDS, TRAINING_PATCH_BANDS) or src.count in (len(SCENE_BANDS), len(TRAINING_PATCH_BANDS)):
+        if tuple(names) in (SCENE_BANDS, TRAINING_PATCH_BANDS) or src.count in (
+            len(SCENE_BANDS),
+            len(TRAINING_PATCH_BANDS),
+        ):
             from sarviz.scene import _band_names  # the scene module's own band naming rule
 
             band_names = _band_names(src)
             picked = [i for i, n in enumerate(band_names) if not sar_only or n in ("VV", "VH")]
             bands = src.read([i + 1 for i in picked], out_dtype="float32")
             tags = src.tags()
-            return Scene.from_bands(bands, tuple(band_names[i] for i in picked), crs=src.crs, transform=src.transform,
-                                    scene_id=tags.get("SCENE_ID", what),
-                                    provenance=json.loads(tags.get("PROVENANCE", "{}")) or {"source": what})
+            return Scene.from_bands(
+                bands,
+                tuple(band_names[i] for i in picked),
+                crs=src.crs,
+                transform=src.transform,
+                scene_id=tags.get("SCENE_ID", what),
+                provenance=json.loads(tags.get("PROVENANCE", "{}")) or {"source": what},
+            )
         if "VV" not in upper or "VH" not in upper:
-            raise MetricError(f"{what}: needs bands named VV and VH (dB); its {src.count} band(s) are named "
-                              f"{[n or '(unnamed)' for n in names]}")
+            raise MetricError(
+                f"{what}: needs bands named VV and VH (dB); its {src.count} band(s) are named "
+                f"{[n or '(unnamed)' for n in names]}"
+            )
         # masked read: the file's nodata value (if any) becomes NaN, our "missing"
         vv, vh = (src.read(upper.index(b) + 1, out_dtype="float32", masked=True).filled(np.nan) for b in ("VV", "VH"))
         tags = src.tags()
@@ -500,8 +588,16 @@ def read_sar_file(source: Any, what: str = "file", sar_only: bool = False):
             prov = json.loads(tags.get("PROVENANCE", "{}"))
         except json.JSONDecodeError:
             prov = {}
-        return Scene(crs=src.crs, transform=src.transform, width=src.width, height=src.height, vv_db=vv, vh_db=vh,
-                     scene_id=what, provenance=prov or {"source": "file", "name": what})
+        return Scene(
+            crs=src.crs,
+            transform=src.transform,
+            width=src.width,
+            height=src.height,
+            vv_db=vv,
+            vh_db=vh,
+            scene_id=what,
+            provenance=prov or {"source": "file", "name": what},
+        )
 
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -535,11 +631,15 @@ def check_looks_like_db(arr: np.ndarray | None, what: str) -> None:
         return
     median = float(np.median(values))
     if median > 5.0:
-        raise MetricError(f"{what}: median {median:.3g} does not look like backscatter in dB (digital numbers or "
-                          "amplitude?); convert to σ⁰ in dB first")
+        raise MetricError(
+            f"{what}: median {median:.3g} does not look like backscatter in dB (digital numbers or "
+            "amplitude?); convert to σ⁰ in dB first"
+        )
     if (values >= 0).mean() > 0.99 and median < 1.5:
-        raise MetricError(f"{what}: all values are ≥ 0 with median {median:.3g}: this looks like linear power, "
-                          "not dB; convert with 10·log10(σ⁰) first")
+        raise MetricError(
+            f"{what}: all values are ≥ 0 with median {median:.3g}: this looks like linear power, "
+            "not dB; convert with 10·log10(σ⁰) first"
+        )
 
 
 def compare_files(real_path: Any, generated_path: Any, progress: ProgressCallback | None = None) -> MetricsReport:

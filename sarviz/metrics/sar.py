@@ -108,8 +108,10 @@ def check_image(db: np.ndarray, what: str = "image") -> np.ndarray:
         raise MetricError(f"{what}: only {valid.mean():.0%} of the pixels are valid; the metrics need at least half")
     vmin, vmax = np.nanmin(arr), np.nanmax(arr)
     if vmax - vmin < 1e-6:
-        raise MetricError(f"{what}: the image is constant ({vmin:.2f} dB everywhere); its statistics and "
-                          "texture are undefined — is the generator or the file broken?")
+        raise MetricError(
+            f"{what}: the image is constant ({vmin:.2f} dB everywhere); its statistics and "
+            "texture are undefined — is the generator or the file broken?"
+        )
     return arr
 
 
@@ -119,8 +121,10 @@ def check_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str = "") -> tuple[
     real = check_image(real_db, f"real {label}image")
     gen = check_image(gen_db, f"generated {label}image")
     if real.shape != gen.shape:
-        raise MetricError(f"{label}images differ in size: real {real.shape[0]}×{real.shape[1]} px, generated "
-                          f"{gen.shape[0]}×{gen.shape[1]} px; put both on the same grid first")
+        raise MetricError(
+            f"{label}images differ in size: real {real.shape[0]}×{real.shape[1]} px, generated "
+            f"{gen.shape[0]}×{gen.shape[1]} px; put both on the same grid first"
+        )
     both = np.isfinite(real) & np.isfinite(gen)
     if both.mean() < 0.5:
         raise MetricError(f"{label}images share only {both.mean():.0%} valid pixels; the metrics need at least half")
@@ -156,15 +160,17 @@ class PreparedPair:
         return arr.ravel() if self.all_valid else arr[self.both]
 
 
-def prepare_pair(real_db: np.ndarray, gen_db: np.ndarray, pol: str,
-                 calibration: Calibration | None = None) -> PreparedPair:
+def prepare_pair(
+    real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None
+) -> PreparedPair:
     """Validate a real/generated pair (:func:`check_pair`) and map both to [0, 1] once."""
     _check_pol(pol)
     cal = calibration or DEFAULT_CALIBRATION
     real, gen = check_pair(real_db, gen_db, pol)
     both = np.isfinite(real) & np.isfinite(gen)
-    return PreparedPair(pol, real, gen, both, bool(both.all()), db_to_unit(real, pol, cal), db_to_unit(gen, pol, cal),
-                        cal)
+    return PreparedPair(
+        pol, real, gen, both, bool(both.all()), db_to_unit(real, pol, cal), db_to_unit(gen, pol, cal), cal
+    )
 
 
 # -- unit conversions ------------------------------------------------------------------------------
@@ -264,8 +270,9 @@ def db_histogram_range(pol: str, calibration: Calibration | None = None) -> tupl
     return lo - 10.0, hi + 10.0
 
 
-def db_histogram(db: np.ndarray, pol: str, bins: int = 120,
-                 calibration: Calibration | None = None) -> tuple[np.ndarray, np.ndarray]:
+def db_histogram(
+    db: np.ndarray, pol: str, bins: int = 120, calibration: Calibration | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Density histogram in dB over the pol's calibrated range widened by 10 dB each side."""
     lo, hi = db_histogram_range(pol, calibration)
     edges = np.linspace(lo, hi, bins + 1)
@@ -275,8 +282,9 @@ def db_histogram(db: np.ndarray, pol: str, bins: int = 120,
 
 
 # -- radiometry ------------------------------------------------------------------------------------
-def mean_std_similarity(real_db: np.ndarray, gen_db: np.ndarray, pol: str,
-                        calibration: Calibration | None = None) -> tuple[float, float]:
+def mean_std_similarity(
+    real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None
+) -> tuple[float, float]:
     """Seed 000's Mean/Std similarity (lower is better): (|μ_g − μ_r|, |σ_g − σ_r|).
 
     Means and standard deviations are of the fixed dB → [0, 1] mapping over the pixels
@@ -293,8 +301,9 @@ def mean_std_similarity_prepared(pair: PreparedPair) -> tuple[float, float]:
 
 
 # -- structure -------------------------------------------------------------------------------------
-def ssim(real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None,
-         variant: str = "full") -> float:
+def ssim(
+    real_db: np.ndarray, gen_db: np.ndarray, pol: str, calibration: Calibration | None = None, variant: str = "full"
+) -> float:
     """SSIM (Wang et al. 2004: Gaussian window σ = 1.5, K1 = 0.01, K2 = 0.03) on the fixed mapping.
 
     Computed at full resolution with scikit-image's ``structural_similarity`` rather than
@@ -318,8 +327,12 @@ def _average_pool(unit: np.ndarray, factor: int) -> np.ndarray:
     """factor×factor block means (trailing rows/columns dropped, as torch's avg_pool2d);
     a block with a missing pixel is missing."""
     h, w = (unit.shape[0] // factor) * factor, (unit.shape[1] // factor) * factor
-    return unit[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3), dtype=np.float64
-                                                                              ).astype(np.float32)
+    return (
+        unit[:h, :w]
+        .reshape(h // factor, factor, w // factor, factor)
+        .mean(axis=(1, 3), dtype=np.float64)
+        .astype(np.float32)
+    )
 
 
 def ssim_prepared(pair: PreparedPair, variant: str = "full") -> float:
@@ -335,8 +348,10 @@ def ssim_prepared(pair: PreparedPair, variant: str = "full") -> float:
             both = np.isfinite(real_u) & np.isfinite(gen_u)
             all_valid = bool(both.all())
             if min(both.shape) <= SSIM_KERNEL:
-                raise MetricError(f"{pair.pol}: {both.shape[0]}×{both.shape[1]} px after downsampling is too small "
-                                  "for SSIM's 11×11 window")
+                raise MetricError(
+                    f"{pair.pol}: {both.shape[0]}×{both.shape[1]} px after downsampling is too small "
+                    "for SSIM's 11×11 window"
+                )
     return _ssim_unit(real_u, gen_u, both, all_valid, pair.pol)
 
 
@@ -348,8 +363,17 @@ def _ssim_unit(real_u: np.ndarray, gen_u: np.ndarray, both: np.ndarray, all_vali
     if not all_valid:
         real_u = np.where(both, real_u, np.float32(0.5))
         gen_u = np.where(both, gen_u, np.float32(0.5))
-    _, ssim_map = structural_similarity(real_u, gen_u, data_range=1.0, gaussian_weights=True, sigma=SSIM_SIGMA,
-                                        use_sample_covariance=False, K1=0.01, K2=0.03, full=True)
+    _, ssim_map = structural_similarity(
+        real_u,
+        gen_u,
+        data_range=1.0,
+        gaussian_weights=True,
+        sigma=SSIM_SIGMA,
+        use_sample_covariance=False,
+        K1=0.01,
+        K2=0.03,
+        full=True,
+    )
     # scikit-image averages the map without a border of half the window; do the same
     pad = (SSIM_KERNEL - 1) // 2
     usable = np.zeros_like(both)
@@ -508,14 +532,16 @@ def _select_windows(arr: np.ndarray, window: int = ENL_WINDOW, factor: float = E
     tile_valid = tiles(valid).all(axis=(2, 3))
     candidates = np.argwhere(tile_valid)
     if len(candidates) < ENL_MIN_WINDOWS:
-        raise MetricError(f"fewer than {ENL_MIN_WINDOWS} windows of {window} px are free of missing pixels; ENL is undefined")
+        raise MetricError(
+            f"fewer than {ENL_MIN_WINDOWS} windows of {window} px are free of missing pixels; ENL is undefined"
+        )
     score = tiles(grad).mean(axis=(2, 3))[tile_valid]
     edge_ok = score <= factor * np.quantile(score, ENL_SCORE_QUANTILE)
 
     # intensity statistics of every complete tile, at full resolution
     intensity = tiles(db_to_intensity(filled))[tile_valid].reshape(len(candidates), -1)
     mean = intensity.mean(axis=1)
-    cv2 = intensity.var(axis=1, ddof=1) / mean ** 2
+    cv2 = intensity.var(axis=1, ddof=1) / mean**2
     with np.errstate(divide="ignore"):
         log_cv2 = np.log(cv2)
         log_max_mean = np.log(intensity.max(axis=1) / mean)
@@ -523,8 +549,11 @@ def _select_windows(arr: np.ndarray, window: int = ENL_WINDOW, factor: float = E
     for _ in range(ENL_TARGET_ROUNDS):
         if keep.sum() < ENL_MIN_WINDOWS:
             break
-        keep = (edge_ok & (log_cv2 <= _robust_upper(log_cv2[keep], ENL_TARGET_K))
-                & (log_max_mean <= _robust_upper(log_max_mean[keep], ENL_TARGET_K)))
+        keep = (
+            edge_ok
+            & (log_cv2 <= _robust_upper(log_cv2[keep], ENL_TARGET_K))
+            & (log_max_mean <= _robust_upper(log_max_mean[keep], ENL_TARGET_K))
+        )
     rejected = int(edge_ok.sum() - keep.sum())
     chosen = np.flatnonzero(keep)
     if len(chosen) < ENL_MIN_WINDOWS:
@@ -583,8 +612,9 @@ def glcm_lag_vector(distance: int, angle_deg: float) -> tuple[int, int]:
     return int(-np.round(np.sin(theta) * scale)), int(np.round(np.cos(theta) * scale))
 
 
-def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLCM_DISTANCES,
-                              angles_deg=GLCM_ANGLES_DEG) -> dict[str, np.ndarray]:
+def glcm_features_from_levels(
+    levels_img: np.ndarray, levels: int, distances=GLCM_DISTANCES, angles_deg=GLCM_ANGLES_DEG
+) -> dict[str, np.ndarray]:
     """GLCM features of an image of grey levels 1..levels (0 = missing), via scikit-image.
 
     One co-occurrence matrix per exact lag vector (:func:`glcm_lag_vector`). The GLCM is
@@ -606,8 +636,9 @@ def glcm_features_from_levels(levels_img: np.ndarray, levels: int, distances=GLC
         lengths = [d / max(abs(np.cos(theta)), abs(np.sin(theta))) for d in distances]
         # scikit-image pairs (r, c) with (r + round(L·sin θ), c + round(L·cos θ)): rows grow
         # downwards, so its 45° points down-right; −θ gives the up-right lag of our convention
-        counts[:, :, :, j] = graycomatrix(img, lengths, [-theta], levels=levels + 1, symmetric=True,
-                                          normed=False)[1:, 1:, :, 0]
+        counts[:, :, :, j] = graycomatrix(img, lengths, [-theta], levels=levels + 1, symmetric=True, normed=False)[
+            1:, 1:, :, 0
+        ]
     return glcm_features_from_counts(counts)
 
 
@@ -634,8 +665,9 @@ def glcm_features_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
     return {name: values.reshape(trailing) for name, values in out.items()}
 
 
-def glcm_features(db: np.ndarray, pol: str, levels: int = GLCM_LEVELS,
-                  calibration: Calibration | None = None) -> dict[str, np.ndarray]:
+def glcm_features(
+    db: np.ndarray, pol: str, levels: int = GLCM_LEVELS, calibration: Calibration | None = None
+) -> dict[str, np.ndarray]:
     """GLCM features of a dB image (whole image, fixed mapping, ``levels`` grey levels)."""
     arr = check_image(db, f"{pol} image")
     return glcm_features_from_levels(quantise(arr, pol, levels, calibration), levels)

@@ -67,16 +67,27 @@ def sensor_profile(name: str, images_db: Iterable[np.ndarray], hf_radius: float 
             notes.append(f"GLCM skipped for one image: {exc}")
     histogram = pooled_amplitude_histogram(images, what=f"{name} image")  # seed 001's, pooled over the set
     glcm = {f: float(np.mean([g[f] for g in glcms])) for f in sar.GLCM_FEATURES} if glcms else {}
-    return SensorProfile(name=name, n_images=len(images), enl_median=float(np.median(enls)), enl_per_image=enls,
-                         hf_ratio_median=float(np.median(hfs)), hf_radius=hf_radius,
-                         histogram=histogram.probabilities.tolist(), saturated_fraction=histogram.saturated_fraction,
-                         glcm=glcm, notes=notes)
+    return SensorProfile(
+        name=name,
+        n_images=len(images),
+        enl_median=float(np.median(enls)),
+        enl_per_image=enls,
+        hf_ratio_median=float(np.median(hfs)),
+        hf_radius=hf_radius,
+        histogram=histogram.probabilities.tolist(),
+        saturated_fraction=histogram.saturated_fraction,
+        glcm=glcm,
+        notes=notes,
+    )
 
 
 def profile_distance(reference: SensorProfile, other: SensorProfile) -> dict[str, float]:
     """Distances of ``other`` to ``reference`` (lower = closer to the reference sensor)."""
-    glcm = [abs(other.glcm[f] - reference.glcm[f]) / max(abs(reference.glcm[f]), 1e-9)
-            for f in reference.glcm if f in other.glcm]
+    glcm = [
+        abs(other.glcm[f] - reference.glcm[f]) / max(abs(reference.glcm[f]), 1e-9)
+        for f in reference.glcm
+        if f in other.glcm
+    ]
     return {
         "abs_delta_log_enl": abs(math.log(other.enl_median) - math.log(reference.enl_median)),
         "abs_delta_hf_ratio": abs(other.hf_ratio_median - reference.hf_ratio_median),
@@ -87,13 +98,19 @@ def profile_distance(reference: SensorProfile, other: SensorProfile) -> dict[str
 
 def distance_table(reference: SensorProfile, others: list[SensorProfile]) -> str:
     """Markdown: one row per set with its profile and its distances to the reference."""
-    head = ("| set | images | ENL (median) | HF ratio | |Δ log ENL| | |Δ HF| | hist KL(ref‖set) | GLCM rel. Δ |\n"
-            "|---|---|---|---|---|---|---|---|")
-    rows = [f"| {reference.name} (reference) | {reference.n_images} | {reference.enl_median:.2f} | "
-            f"{reference.hf_ratio_median:.3f} | 0 | 0 | 0 | 0 |"]
+    head = (
+        "| set | images | ENL (median) | HF ratio | |Δ log ENL| | |Δ HF| | hist KL(ref‖set) | GLCM rel. Δ |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    rows = [
+        f"| {reference.name} (reference) | {reference.n_images} | {reference.enl_median:.2f} | "
+        f"{reference.hf_ratio_median:.3f} | 0 | 0 | 0 | 0 |"
+    ]
     for p in others:
         d = profile_distance(reference, p)
-        rows.append(f"| {p.name} | {p.n_images} | {p.enl_median:.2f} | {p.hf_ratio_median:.3f} | "
-                    f"{d['abs_delta_log_enl']:.3f} | {d['abs_delta_hf_ratio']:.3f} | {d['histogram_kl']:.4f} | "
-                    f"{d['glcm_mean_relative_delta']:.3f} |")
+        rows.append(
+            f"| {p.name} | {p.n_images} | {p.enl_median:.2f} | {p.hf_ratio_median:.3f} | "
+            f"{d['abs_delta_log_enl']:.3f} | {d['abs_delta_hf_ratio']:.3f} | {d['histogram_kl']:.4f} | "
+            f"{d['glcm_mean_relative_delta']:.3f} |"
+        )
     return "\n".join([head, *rows])

@@ -77,8 +77,9 @@ class CachingSelfAttnProcessor:
         self.name = name
         self.cache = cache
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 *args, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -86,8 +87,9 @@ class CachingSelfAttnProcessor:
         if input_ndim == 4:
             batch_size, channel, height, width = hidden_states.shape
             hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        batch_size, sequence_length, _ = (hidden_states.shape if encoder_hidden_states is None
-                                          else encoder_hidden_states.shape)
+        batch_size, sequence_length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        )
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
             attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
@@ -105,8 +107,9 @@ class CachingSelfAttnProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
-                                             is_causal=False)
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
+        )
         if self.cache.recording:
             self.cache.add(self.name, query, key, value, out)
         hidden_states = out.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
@@ -123,8 +126,9 @@ def self_attention_layers(unet) -> list[str]:
     """Module names of the U-Net's self-attention layers (diffusers ``Attention`` that is not cross-attention)."""
     from diffusers.models.attention_processor import Attention
 
-    return [name for name, module in unet.named_modules()
-            if isinstance(module, Attention) and not module.is_cross_attention]
+    return [
+        name for name, module in unet.named_modules() if isinstance(module, Attention) and not module.is_cross_attention
+    ]
 
 
 def _block_index(name: str, kind: str) -> int | None:
@@ -138,8 +142,10 @@ def choose_layers(unet, spec: str | list[str]) -> list[str]:
     """Self-attention layer names for a preset (:data:`LAYER_PRESETS`) or names/globs (see module doc)."""
     available = self_attention_layers(unet)
     if not available:
-        raise GenerationError("the feature extractor has no self-attention layers; attention distillation needs "
-                              "a U-Net with transformer blocks (an SD 1.5/SDXL-style base)")
+        raise GenerationError(
+            "the feature extractor has no self-attention layers; attention distillation needs "
+            "a U-Net with transformer blocks (an SD 1.5/SDXL-style base)"
+        )
     up = sorted({i for n in available if (i := _block_index(n, "up_blocks")) is not None})
     down = sorted({i for n in available if (i := _block_index(n, "down_blocks")) is not None})
     in_block = lambda kind, idx: [n for n in available if _block_index(n, kind) == idx]
@@ -160,8 +166,9 @@ def choose_layers(unet, spec: str | list[str]) -> list[str]:
         for pattern in patterns:
             hits = [n for n in available if n == pattern or fnmatch.fnmatchcase(n, pattern)]
             if not hits:
-                raise GenerationError(f"layer {pattern!r} matches no self-attention layer; available: "
-                                      f"{', '.join(available)}")
+                raise GenerationError(
+                    f"layer {pattern!r} matches no self-attention layer; available: {', '.join(available)}"
+                )
             chosen += [n for n in hits if n not in chosen]
     if not chosen:
         raise GenerationError(f"layer set {spec!r} selects no self-attention layer of this U-Net")

@@ -61,8 +61,9 @@ def normalise_amplitude(amplitude: np.ndarray, what: str = "image") -> tuple[np.
     if not finite.any():
         raise GenerationError(f"{what}: no finite pixel")
     if amp[finite].min() < 0:
-        raise GenerationError(f"{what}: negative amplitude; a SAR amplitude image is ≥ 0 (or give dB in a band "
-                              "named VV/VH/HH/HV)")
+        raise GenerationError(
+            f"{what}: negative amplitude; a SAR amplitude image is ≥ 0 (or give dB in a band named VV/VH/HH/HV)"
+        )
     if float(np.nanstd(amp)) == 0.0:
         raise GenerationError(f"{what}: the image is flat (one value); it is not a SAR amplitude image")
     try:
@@ -118,8 +119,10 @@ def read_sar_image(path: str | os.PathLike, what: str = "image") -> SarAmplitude
 
 def _check_grey(channels: np.ndarray, what: str, path: Path) -> None:
     if channels.shape[0] >= 3 and not (np.allclose(channels[0], channels[1]) and np.allclose(channels[0], channels[2])):
-        raise GenerationError(f"{what} {path.name}: a colour image, not a single-channel SAR amplitude "
-                              "(give a grey PNG or a GeoTIFF band)")
+        raise GenerationError(
+            f"{what} {path.name}: a colour image, not a single-channel SAR amplitude "
+            "(give a grey PNG or a GeoTIFF band)"
+        )
 
 
 def list_images(folder_or_files: list[str | os.PathLike] | str | os.PathLike, what: str) -> list[Path]:

@@ -33,7 +33,7 @@ def centre_crop(image: SarAmplitude, size: int, multiple: int = SD15_MULTIPLE) -
         raise GenerationError(f"image of {h}×{w} px is smaller than {multiple} px; the base cannot take it")
     r0, c0 = (h - side) // 2, (w - side) // 2
     transform = image.transform @ Affine.translation(c0, r0) if image.transform is not None else None
-    return replace(image, amplitude=image.amplitude[r0:r0 + side, c0:c0 + side], transform=transform)
+    return replace(image, amplitude=image.amplitude[r0 : r0 + side, c0 : c0 + side], transform=transform)
 
 
 @dataclass
@@ -53,8 +53,9 @@ class MigrationJob:
     device: str | None = None
     dtype: str | None = None
     multiple: int = SD15_MULTIPLE
-    state: dict[str, Any] = field(default_factory=lambda: {"status": "queued", "step": 0, "total": 0,
-                                                           "message": "waiting", "error": None})
+    state: dict[str, Any] = field(
+        default_factory=lambda: {"status": "queued", "step": 0, "total": 0, "message": "waiting", "error": None}
+    )
     cancel: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     thread: threading.Thread | None = None
@@ -77,8 +78,12 @@ class MigrationJob:
             self.content = centre_crop(self.content, self.size, self.multiple)
             self.styles = [centre_crop(s, self.size, self.multiple) for s in self.styles]
             migrator = AttentionDistillationMigrator(migration_card(self.base))
-            request = TransformRequest(seed=self.seed, device=self.device, dtype=self.dtype,
-                                       options={**asdict(self.settings), "references": self.styles})
+            request = TransformRequest(
+                seed=self.seed,
+                device=self.device,
+                dtype=self.dtype,
+                options={**asdict(self.settings), "references": self.styles},
+            )
             self.result = migrator.transform(source_from_content(self.content), request, self._progress, self.cancel)
             self.state.update(status="done", message=f"done in {time.perf_counter() - t0:.0f} s")
         except GenerationCancelled:

@@ -69,7 +69,7 @@ def patch_enl(intensity: torch.Tensor, corners: torch.Tensor, size: int) -> torc
     cols = (corners[:, 1, None] + offsets)[:, None, :]
     patches = intensity[rows, cols].reshape(len(corners), -1)
     mean = patches.mean(dim=1)
-    return mean ** 2 / patches.var(dim=1, unbiased=True).clamp_min(1e-12)
+    return mean**2 / patches.var(dim=1, unbiased=True).clamp_min(1e-12)
 
 
 def mean_log_enl(amplitude: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
@@ -77,8 +77,13 @@ def mean_log_enl(amplitude: torch.Tensor, corners: torch.Tensor, size: int) -> t
     return torch.log(patch_enl(intensity, corners, size).mean())
 
 
-def speckle_loss(opt_amplitude: torch.Tensor, opt_corners: torch.Tensor, style_amplitudes: list[torch.Tensor],
-                 style_corners: list[torch.Tensor], size: int) -> torch.Tensor:
+def speckle_loss(
+    opt_amplitude: torch.Tensor,
+    opt_corners: torch.Tensor,
+    style_amplitudes: list[torch.Tensor],
+    style_corners: list[torch.Tensor],
+    size: int,
+) -> torch.Tensor:
     """L_sp (eq. 20, log-ENL): mean ENL over the chosen patches of x_opt against that of each reference, averaged."""
     current = mean_log_enl(opt_amplitude, opt_corners, size)
     losses = [torch.abs(current - mean_log_enl(s, c, size).detach()) for s, c in zip(style_amplitudes, style_corners)]

@@ -56,8 +56,9 @@ class MigrationOutcome:
 class FeatureExtractor:
     """A user-given SD-style base (``model_index.json`` with unet, vae, text_encoder, tokenizer, scheduler)."""
 
-    def __init__(self, base: str | Path, layers: str = "ad-default", device: str | None = None,
-                 dtype: str | None = None) -> None:
+    def __init__(
+        self, base: str | Path, layers: str = "ad-default", device: str | None = None, dtype: str | None = None
+    ) -> None:
         import torch
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
@@ -69,8 +70,10 @@ class FeatureExtractor:
         try:
             base_kind(base, supported=("sd15",))  # the one rule (an SD 1.5-style UNet pipeline)
         except SarvizError as exc:
-            raise GenerationError(f"{base.name}: not a diffusers SD 1.5-style U-Net base ({str(exc).splitlines()[0]}); "
-                                  "migration needs a pre-trained base you provide") from None
+            raise GenerationError(
+                f"{base.name}: not a diffusers SD 1.5-style U-Net base ({str(exc).splitlines()[0]}); "
+                "migration needs a pre-trained base you provide"
+            ) from None
         self.base = base
         self.device = choose_device(device)
         decision = dtype_decision(self.device, dtype)
@@ -87,8 +90,9 @@ class FeatureExtractor:
         if (base / "text_encoder").is_dir():
             tokenizer = AutoTokenizer.from_pretrained(base / "tokenizer")
             text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder", **kw).to(self.device)
-            ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                            return_tensors="pt").input_ids.to(self.device)
+            ids = tokenizer(
+                [""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            ).input_ids.to(self.device)
             with torch.no_grad():
                 self.null_embeds = text_encoder(ids)[0]
             del text_encoder
@@ -106,11 +110,22 @@ class FeatureExtractor:
 
     def _finish(self) -> None:
         self.scaling = float(getattr(self.vae.config, "scaling_factor", 0.18215))
-        self.multiple = 2 ** (len(self.vae.config.block_out_channels) - 1) * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        self.multiple = 2 ** (len(self.vae.config.block_out_channels) - 1) * 2 ** (
+            len(self.unet.config.block_out_channels) - 1
+        )
 
     @classmethod
-    def from_components(cls, unet, vae, null_embeds, scheduler, layers: str = "ad-default", device: str = "cpu",
-                        dtype: str = "float32", name: str = "in-memory") -> FeatureExtractor:
+    def from_components(
+        cls,
+        unet,
+        vae,
+        null_embeds,
+        scheduler,
+        layers: str = "ad-default",
+        device: str = "cpu",
+        dtype: str = "float32",
+        name: str = "in-memory",
+    ) -> FeatureExtractor:
         """An extractor on models already in memory (benchmarks on random weights from configs)."""
         from sarviz.generators.runtime import torch_dtype
 
@@ -155,18 +170,28 @@ class FeatureExtractor:
 def check_images(content: SarAmplitude, styles: list[SarAmplitude], multiple: int) -> None:
     h, w = content.shape
     if h % multiple or w % multiple:
-        raise GenerationError(f"content {content.path.name if content.path else ''} is {h}×{w} px; migration needs "
-                              f"sides that are multiples of {multiple} px for this base (crop it)")
+        raise GenerationError(
+            f"content {content.path.name if content.path else ''} is {h}×{w} px; migration needs "
+            f"sides that are multiples of {multiple} px for this base (crop it)"
+        )
     for s in styles:
         if s.shape != content.shape:
             name = s.path.name if s.path else "style reference"
-            raise GenerationError(f"style reference {name} is {s.shape[0]}×{s.shape[1]} px but the content is "
-                                  f"{h}×{w} px; give references of the content's size")
+            raise GenerationError(
+                f"style reference {name} is {s.shape[0]}×{s.shape[1]} px but the content is "
+                f"{h}×{w} px; give references of the content's size"
+            )
 
 
-def migrate_image(content: SarAmplitude, styles: list[SarAmplitude], extractor: FeatureExtractor,
-                  settings: MigrationSettings | None = None, seed: int = 0, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None) -> MigrationOutcome:
+def migrate_image(
+    content: SarAmplitude,
+    styles: list[SarAmplitude],
+    extractor: FeatureExtractor,
+    settings: MigrationSettings | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> MigrationOutcome:
     """Migrate one content image toward the style references (see module doc)."""
     import torch
 
@@ -219,9 +244,13 @@ def migrate_image(content: SarAmplitude, styles: list[SarAmplitude], extractor: 
             history.append(row)
             iteration += 1
         elapsed = time.perf_counter() - started
-        report(progress, step + 1, len(timesteps),
-               f"migration step {step + 1}/{len(timesteps)}, loss {history[-1]['total']:.4g}, "
-               f"about {elapsed / (step + 1) * (len(timesteps) - step - 1):.0f} s left")
+        report(
+            progress,
+            step + 1,
+            len(timesteps),
+            f"migration step {step + 1}/{len(timesteps)}, loss {history[-1]['total']:.4g}, "
+            f"about {elapsed / (step + 1) * (len(timesteps) - step - 1):.0f} s left",
+        )
     with torch.no_grad():
         amplitude = extractor.decode(latent.detach())[0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
     provenance = {
@@ -233,8 +262,11 @@ def migrate_image(content: SarAmplitude, styles: list[SarAmplitude], extractor: 
         "dtype": extractor.dtype_name,
         "dtype_method": extractor.dtype_method,
         "seed": seed,
-        "content": {"file": content.path.name if content.path else None, "sha256": content.sha256,
-                    "threshold_mu_plus_3sigma": content.threshold},
+        "content": {
+            "file": content.path.name if content.path else None,
+            "sha256": content.sha256,
+            "threshold_mu_plus_3sigma": content.threshold,
+        },
         "style_references": [{"file": s.path.name if s.path else None, "sha256": s.sha256} for s in styles],
         "losses": history,
         "seconds": round(time.perf_counter() - started, 3),
@@ -255,18 +287,22 @@ def _image_losses(extractor, latent, style_amp, content_corners, style_corners, 
     lh, lw = latent.shape[-2:]
     if crop and crop < min(lh, lw):
         r0, c0 = int(rng.integers(0, lh - crop + 1)), int(rng.integers(0, lw - crop + 1))
-        decoded = extractor.decode(latent[:, :, r0:r0 + crop, c0:c0 + crop])[0]
+        decoded = extractor.decode(latent[:, :, r0 : r0 + crop, c0 : c0 + crop])[0]
         f = decoded.shape[-1] // crop  # VAE scale factor
         box = (r0 * f, c0 * f, crop * f, crop * f)
     else:
         decoded = extractor.decode(latent)[0]
         box = (0, 0, decoded.shape[0], decoded.shape[1])
     y0, x0, bh, bw = box
-    styles = [s[y0:y0 + bh, x0:x0 + bw] for s in style_amp]
+    styles = [s[y0 : y0 + bh, x0 : x0 + bw] for s in style_amp]
 
     def inside(corners: np.ndarray) -> np.ndarray:
-        ok = ((corners[:, 0] >= y0) & (corners[:, 0] + size <= y0 + bh) & (corners[:, 1] >= x0)
-              & (corners[:, 1] + size <= x0 + bw))
+        ok = (
+            (corners[:, 0] >= y0)
+            & (corners[:, 0] + size <= y0 + bh)
+            & (corners[:, 1] >= x0)
+            & (corners[:, 1] + size <= x0 + bw)
+        )
         return corners[ok] - np.array([y0, x0])
 
     def draw(corners: np.ndarray):
@@ -304,8 +340,9 @@ def migration_settings(request: TransformRequest, defaults: MigrationSettings | 
     known = set(MigrationSettings.__dataclass_fields__)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise GenerationError(f"unknown migration option(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(known | set(EXTRA_OPTIONS)))}")
+        raise GenerationError(
+            f"unknown migration option(s) {', '.join(unknown)}; known: {', '.join(sorted(known | set(EXTRA_OPTIONS)))}"
+        )
     try:
         settings = replace(defaults or MigrationSettings(), **options)
         if request.steps is not None:
@@ -324,10 +361,14 @@ def content_from_db(db: np.ndarray, what: str) -> SarAmplitude:
 def source_from_content(content: SarAmplitude, provenance: dict[str, Any] | None = None) -> GenerationResult:
     """A content image read from a file as the transformer's source: its dB (on its own amplitude
     scale) as VV, its georeference when it has one."""
-    prov = {"source": "file", "content": {"file": content.path.name if content.path else None,
-                                          "sha256": content.sha256}, **(provenance or {})}
-    return GenerationResult(content.db(), None, content.crs, content.transform if content.crs is not None else None,
-                            prov)
+    prov = {
+        "source": "file",
+        "content": {"file": content.path.name if content.path else None, "sha256": content.sha256},
+        **(provenance or {}),
+    }
+    return GenerationResult(
+        content.db(), None, content.crs, content.transform if content.crs is not None else None, prov
+    )
 
 
 class AttentionDistillationMigrator(ImageTransformer):
@@ -382,17 +423,26 @@ class AttentionDistillationMigrator(ImageTransformer):
         if not problems:
             return Readiness.ok()
         short = f"{self.card.id!r} cannot run: its U-Net base or style references are missing"
-        return Readiness(False, problem=short, action="give a pre-trained SD 1.5-style base you provide (no weights "
-                         "ship) and the target sensor's reference images",
-                         details=f"{short} — " + "; ".join(problems), missing=tuple(problems))
+        return Readiness(
+            False,
+            problem=short,
+            action="give a pre-trained SD 1.5-style base you provide (no weights "
+            "ship) and the target sensor's reference images",
+            details=f"{short} — " + "; ".join(problems),
+            missing=tuple(problems),
+        )
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedMigration:
         from sarviz.generators import runtime
 
         key = ((KIND, self.base), device, dtype)
-        return runtime.MODELS.get(key, lambda: LoadedMigration(
-            FeatureExtractor(self.base, self.settings_defaults.layers, device, dtype),
-            info={"base": Path(self.base).name}))
+        return runtime.MODELS.get(
+            key,
+            lambda: LoadedMigration(
+                FeatureExtractor(self.base, self.settings_defaults.layers, device, dtype),
+                info={"base": Path(self.base).name},
+            ),
+        )
 
     def references(self, request: TransformRequest) -> list[SarAmplitude]:
         from sarviz.migration.images import list_images, read_sar_image
@@ -404,8 +454,13 @@ class AttentionDistillationMigrator(ImageTransformer):
             return list(refs)  # already read (the Sensor page's job crops them first)
         return [read_sar_image(p, "style reference") for p in list_images(refs, "style references")]
 
-    def transform(self, source: GenerationResult, request: TransformRequest, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None) -> GenerationResult:
+    def transform(
+        self,
+        source: GenerationResult,
+        request: TransformRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
         """Migrate each polarisation of ``source`` toward the references (see the class doc)."""
         from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
 
@@ -428,10 +483,13 @@ class AttentionDistillationMigrator(ImageTransformer):
             extractor.use_layers(settings.layers)
             outcomes = {}
             for i, pol in enumerate(pols):
+
                 def sub_progress(step: int, _total: int, message: str, _i: int = i, _pol: str = pol) -> None:
                     ctx.step(_i * steps + step, f"{_pol}: {message}")
 
-                outcomes[pol] = migrate_image(contents[pol], styles, extractor, settings, seed, sub_progress, ctx.cancel)
+                outcomes[pol] = migrate_image(
+                    contents[pol], styles, extractor, settings, seed, sub_progress, ctx.cancel
+                )
             return outcomes
 
         def finish(outcomes: dict[str, MigrationOutcome], record: RunRecord) -> list[GenerationResult]:
@@ -439,20 +497,40 @@ class AttentionDistillationMigrator(ImageTransformer):
             runs = {}
             for pol, outcome in outcomes.items():
                 out[pol] = denormalised_db(outcome.amplitude, contents[pol].threshold)
-                runs[pol] = {k: v for k, v in outcome.provenance.items()
-                             if k not in ("device", "dtype", "dtype_method", "seed", "timestamp")}
+                runs[pol] = {
+                    k: v
+                    for k, v in outcome.provenance.items()
+                    if k not in ("device", "dtype", "dtype_method", "seed", "timestamp")
+                }
             provenance = {k: v for k, v in source.provenance.items() if k in ("calibration", "scene_id", "source")}
-            provenance.update({
-                "model_id": self.model_id, "model_name": self.card.name, "model_kind": KIND, "seed": seed,
-                "method": METHOD, "base": Path(self.base).name, "source_model_id": source.provenance.get("model_id"),
-                "source_provenance": {k: v for k, v in source.provenance.items() if k != "migration"},
-                "polarisations_migrated": pols, "settings": asdict(settings), "migration": runs,
-                "units": "dB on the source's own amplitude scale (its μ+3σ restored after migration)",
-            })
+            provenance.update(
+                {
+                    "model_id": self.model_id,
+                    "model_name": self.card.name,
+                    "model_kind": KIND,
+                    "seed": seed,
+                    "method": METHOD,
+                    "base": Path(self.base).name,
+                    "source_model_id": source.provenance.get("model_id"),
+                    "source_provenance": {k: v for k, v in source.provenance.items() if k != "migration"},
+                    "polarisations_migrated": pols,
+                    "settings": asdict(settings),
+                    "migration": runs,
+                    "units": "dB on the source's own amplitude scale (its μ+3σ restored after migration)",
+                }
+            )
             return [GenerationResult(out["VV"], out.get("VH"), source.crs, source.transform, provenance)]
 
-        return run_generation(self, request, total=len(pols) * steps, work=work, finish=finish, progress=progress,
-                              cancel=cancel, dtype=request.dtype)[0]
+        return run_generation(
+            self,
+            request,
+            total=len(pols) * steps,
+            work=work,
+            finish=finish,
+            progress=progress,
+            cancel=cancel,
+            dtype=request.dtype,
+        )[0]
 
 
 def denormalised_db(amplitude: np.ndarray, threshold: float) -> np.ndarray:
@@ -461,16 +539,24 @@ def denormalised_db(amplitude: np.ndarray, threshold: float) -> np.ndarray:
         return np.where(amplitude > 0, 20.0 * np.log10(amplitude * threshold), np.nan).astype(np.float32)
 
 
-def migration_card(base: str | Path, style_references: list[str] | None = None, settings: dict[str, Any] | None = None,
-                   card_id: str = "ad-migration") -> Any:
+def migration_card(
+    base: str | Path,
+    style_references: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
+    card_id: str = "ad-migration",
+) -> Any:
     """An in-memory card for a base given on the command line or the Sensor page."""
     from sarviz.registry import ModelCard
 
     base_abs = str(Path(base).expanduser().resolve())
-    data = {"id": card_id, "name": "Attention-distillation migration (seed 003)", "kind": KIND,
-            "weights": {"base": base_abs},
-            "style_references": [str(Path(r).expanduser().resolve()) for r in (style_references or [])],
-            "settings": settings or {}}
+    data = {
+        "id": card_id,
+        "name": "Attention-distillation migration (seed 003)",
+        "kind": KIND,
+        "weights": {"base": base_abs},
+        "style_references": [str(Path(r).expanduser().resolve()) for r in (style_references or [])],
+        "settings": settings or {},
+    }
     from sarviz.formats.model_card import CARD_FILE
 
     # an in-memory card claims a card path beside the base (never written), as text.run_card does
@@ -484,8 +570,13 @@ def MigrationCard(base: str, style_references: list[str], **_: Any) -> Any:  # n
 
 def migrated_image(content: SarAmplitude, outcome: MigrationOutcome) -> GenerationResult:
     """A migration's result as the one generated-image artifact: VV dB on the content's scale, its georeference."""
-    return GenerationResult(denormalised_db(outcome.amplitude, content.threshold), None, content.crs,
-                            content.transform if content.crs is not None else None, outcome.provenance)
+    return GenerationResult(
+        denormalised_db(outcome.amplitude, content.threshold),
+        None,
+        content.crs,
+        content.transform if content.crs is not None else None,
+        outcome.provenance,
+    )
 
 
 register_kind(KIND, AttentionDistillationMigrator)

@@ -55,7 +55,9 @@ class ConsistencyResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("log_ratio_db")
-        d["verdict"] = "consistent with the input" if self.passed else "inventing structure (beyond the calibrated threshold)"
+        d["verdict"] = (
+            "consistent with the input" if self.passed else "inventing structure (beyond the calibrated threshold)"
+        )
         return d
 
 
@@ -79,8 +81,13 @@ def degrade_to(output_db: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resample_intensity(intensity, shape)
 
 
-def consistency(input_db: np.ndarray, output_db: np.ndarray, threshold_db: float | None = None,
-                threshold_source: str | None = None, block: int = BLOCK) -> ConsistencyResult:
+def consistency(
+    input_db: np.ndarray,
+    output_db: np.ndarray,
+    threshold_db: float | None = None,
+    threshold_source: str | None = None,
+    block: int = BLOCK,
+) -> ConsistencyResult:
     """Compare a render with its input at the input's spacing (see the module doc)."""
     inp = np.asarray(input_db, dtype=np.float64)
     if inp.ndim != 2 or np.asarray(output_db).ndim != 2:
@@ -97,11 +104,20 @@ def consistency(input_db: np.ndarray, output_db: np.ndarray, threshold_db: float
         raise ConsistencyError("no block has valid pixels in both images")
     bias = float(np.median(finite))
     spread = float(1.4826 * np.median(np.abs(finite - bias)))
-    score = float(np.sqrt(np.mean(finite ** 2)))
+    score = float(np.sqrt(np.mean(finite**2)))
     if threshold_db is None:
         threshold_db, threshold_source = UNCALIBRATED_THRESHOLD_DB, "uncalibrated default (no calibration given)"
-    return ConsistencyResult(score, bias, spread, float(threshold_db), threshold_source or "given", block,
-                             int(finite.size), score <= threshold_db, ratio.astype(np.float32))
+    return ConsistencyResult(
+        score,
+        bias,
+        spread,
+        float(threshold_db),
+        threshold_source or "given",
+        block,
+        int(finite.size),
+        score <= threshold_db,
+        ratio.astype(np.float32),
+    )
 
 
 def calibrate_threshold(pairs: Sequence[tuple[np.ndarray, np.ndarray]], block: int = BLOCK) -> dict[str, Any]:
@@ -110,11 +126,17 @@ def calibrate_threshold(pairs: Sequence[tuple[np.ndarray, np.ndarray]], block: i
     if len(scores) < 1:
         raise ConsistencyError("calibration needs at least one degraded→original pair")
     q = float(np.quantile(scores, CALIBRATION_QUANTILE))
-    return {"threshold_db": CALIBRATION_MARGIN * q, "quantile": CALIBRATION_QUANTILE, "margin": CALIBRATION_MARGIN,
-            "n_pairs": len(scores), "median_score_db": float(np.median(scores)), "max_score_db": float(max(scores)),
-            "block_px": block,
-            "source": f"calibrated on {len(scores)} degraded→original pairs ({CALIBRATION_MARGIN} × "
-                      f"{CALIBRATION_QUANTILE:.0%} quantile of their scores)"}
+    return {
+        "threshold_db": CALIBRATION_MARGIN * q,
+        "quantile": CALIBRATION_QUANTILE,
+        "margin": CALIBRATION_MARGIN,
+        "n_pairs": len(scores),
+        "median_score_db": float(np.median(scores)),
+        "max_score_db": float(max(scores)),
+        "block_px": block,
+        "source": f"calibrated on {len(scores)} degraded→original pairs ({CALIBRATION_MARGIN} × "
+        f"{CALIBRATION_QUANTILE:.0%} quantile of their scores)",
+    }
 
 
 def disagreement_map(result: ConsistencyResult, shape: tuple[int, int]) -> np.ndarray:
@@ -154,7 +176,9 @@ def radial_power_spectrum(db: np.ndarray, bins: int = 24) -> tuple[np.ndarray, n
     edges = np.geomspace(1.0 / min(x.shape), 0.5, bins + 1)
     idx = np.digitize(r, edges) - 1
     ok = (idx >= 0) & (idx < bins)
-    power = np.bincount(idx[ok], weights=p.ravel()[ok], minlength=bins) / np.maximum(np.bincount(idx[ok], minlength=bins), 1)
+    power = np.bincount(idx[ok], weights=p.ravel()[ok], minlength=bins) / np.maximum(
+        np.bincount(idx[ok], minlength=bins), 1
+    )
     centres = np.sqrt(edges[:-1] * edges[1:])
     return centres, power
 

@@ -73,8 +73,11 @@ def check_factor(factor: float, allow_below_one: bool = False) -> float:
     lo = 1.0 / MAX_FACTOR if allow_below_one else 1.0
     if not math.isfinite(f) or f < lo or f > MAX_FACTOR:
         rng = f"[{lo:g}, {MAX_FACTOR:g}]"
-        raise ResampleError(f"factor {factor!r} is outside {rng} (factor = input spacing / output spacing"
-                            + ("" if allow_below_one else "; a render makes pixels finer, so it must be ≥ 1") + ")")
+        raise ResampleError(
+            f"factor {factor!r} is outside {rng} (factor = input spacing / output spacing"
+            + ("" if allow_below_one else "; a render makes pixels finer, so it must be ≥ 1")
+            + ")"
+        )
     return f
 
 
@@ -182,8 +185,10 @@ def _neighbour_min(intensity: np.ndarray, out_shape: tuple[int, int]) -> np.ndar
     r0 = np.clip(np.floor(rows).astype(int), 0, h - 1)
     c0 = np.clip(np.floor(cols).astype(int), 0, w - 1)
     r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
-    return np.minimum(np.minimum(intensity[np.ix_(r0, c0)], intensity[np.ix_(r0, c1)]),
-                      np.minimum(intensity[np.ix_(r1, c0)], intensity[np.ix_(r1, c1)]))
+    return np.minimum(
+        np.minimum(intensity[np.ix_(r0, c0)], intensity[np.ix_(r0, c1)]),
+        np.minimum(intensity[np.ix_(r1, c0)], intensity[np.ix_(r1, c1)]),
+    )
 
 
 def resample_intensity(intensity: np.ndarray, out_shape: tuple[int, int], ring_floor: float = RING_FLOOR) -> np.ndarray:
@@ -197,8 +202,9 @@ def resample_intensity(intensity: np.ndarray, out_shape: tuple[int, int], ring_f
     return np.maximum(out, 0.0)  # (a no-op after the floor; kept for ring_floor=0)
 
 
-def resample_db(db: np.ndarray, out_shape: tuple[int, int], ring_floor: float = RING_FLOOR,
-                floor_db: float = -60.0) -> np.ndarray:
+def resample_db(
+    db: np.ndarray, out_shape: tuple[int, int], ring_floor: float = RING_FLOOR, floor_db: float = -60.0
+) -> np.ndarray:
     """σ⁰ in dB resampled as intensity (keeps the mean backscatter), back to dB; NaN → refused."""
     intensity = 10.0 ** (np.asarray(db, dtype=np.float64) / 10.0)
     out = resample_intensity(intensity, out_shape, ring_floor)
@@ -213,17 +219,25 @@ class ResampledGrid:
     factor_effective: tuple[float, float]  # (rows, cols): n_out / n
 
     def provenance(self) -> dict[str, Any]:
-        return {"factor_requested": self.factor_requested,
-                "factor_effective": [round(f, 6) for f in self.factor_effective],
-                "method": "Fourier per axis (pixel-centre aligned), symmetric padding, intensity domain, "
-                          f"anti-ringing floor {RING_FLOOR} × 2×2 input minimum"}
+        return {
+            "factor_requested": self.factor_requested,
+            "factor_effective": [round(f, 6) for f in self.factor_effective],
+            "method": "Fourier per axis (pixel-centre aligned), symmetric padding, intensity domain, "
+            f"anti-ringing floor {RING_FLOOR} × 2×2 input minimum",
+        }
 
 
-def resample_scene_db(db: np.ndarray, transform: Affine, factor: float, ring_floor: float = RING_FLOOR) -> ResampledGrid:
+def resample_scene_db(
+    db: np.ndarray, transform: Affine, factor: float, ring_floor: float = RING_FLOOR
+) -> ResampledGrid:
     """A dB band and its georeference at ``factor`` (fractional allowed): exact bounds, new spacing."""
     f = check_factor(factor, allow_below_one=True)
     shape = tuple(db.shape)
     out_shape = output_shape(shape, f)  # type: ignore[arg-type]
     out = resample_db(db, out_shape, ring_floor)
-    return ResampledGrid(out, scaled_transform(transform, shape, out_shape), f,  # type: ignore[arg-type]
-                         (out_shape[0] / shape[0], out_shape[1] / shape[1]))
+    return ResampledGrid(
+        out,
+        scaled_transform(transform, shape, out_shape),
+        f,  # type: ignore[arg-type]
+        (out_shape[0] / shape[0], out_shape[1] / shape[1]),
+    )

@@ -170,10 +170,12 @@ class _PixelLookup:
     the lattice leaves the projection's domain, every pixel is transformed exactly.
     """
 
-    def __init__(self, dst_crs: CRS, src_crs: CRS, dst_transform: Affine, src_transform: Affine,
-                 width: int, height: int) -> None:
-        self.transformer = _cached_transformer(CRS.from_user_input(dst_crs).to_wkt(),
-                                               CRS.from_user_input(src_crs).to_wkt())
+    def __init__(
+        self, dst_crs: CRS, src_crs: CRS, dst_transform: Affine, src_transform: Affine, width: int, height: int
+    ) -> None:
+        self.transformer = _cached_transformer(
+            CRS.from_user_input(dst_crs).to_wkt(), CRS.from_user_input(src_crs).to_wkt()
+        )
         self.dst_t, self.src_t = dst_transform, src_transform
         self.inv_src = ~src_transform
         self.width, self.height = int(width), int(height)
@@ -301,8 +303,9 @@ def _near_integer(values: np.ndarray, margin: float) -> np.ndarray:
 class AlphaEarthMosaic:
     """The AlphaEarth annual embedding mosaic (Zarr v3), read a patch window at a time."""
 
-    def __init__(self, url: str = AEF_MOSAIC_URL, timeout: float = 20.0,
-                 storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str = AEF_MOSAIC_URL, timeout: float = 20.0, storage_options: dict[str, Any] | None = None
+    ) -> None:
         self.url = str(url)
         self.timeout = float(timeout)
         self.storage_options = storage_options
@@ -329,16 +332,22 @@ class AlphaEarthMosaic:
                         # explicit short timeouts and a single retry: a dead network must fail fast
                         opts.update(
                             client_kwargs={"region_name": "us-west-2"},
-                            config_kwargs={"connect_timeout": self.timeout, "read_timeout": self.timeout,
-                                           "retries": {"max_attempts": 2, "mode": "standard"}},
+                            config_kwargs={
+                                "connect_timeout": self.timeout,
+                                "read_timeout": self.timeout,
+                                "retries": {"max_attempts": 2, "mode": "standard"},
+                            },
                         )
                 store = zarr.storage.FsspecStore.from_url(self.url, storage_options=opts, read_only=True)
                 self._remote_store = store
             else:
-                path = self.url[len("file://"):] if self.url.startswith("file://") else self.url
+                path = self.url[len("file://") :] if self.url.startswith("file://") else self.url
                 if not os.path.isdir(path):
-                    raise SourceUnavailable(f"AlphaEarth embedding: the mosaic folder {path} does not exist",
-                                            service=AEF_SERVICE, layer="embedding")
+                    raise SourceUnavailable(
+                        f"AlphaEarth embedding: the mosaic folder {path} does not exist",
+                        service=AEF_SERVICE,
+                        layer="embedding",
+                    )
                 store = zarr.storage.LocalStore(path, read_only=True)
                 local = True
             # the mosaic is Zarr v3: saying so reads one metadata key (zarr.json) instead of four
@@ -346,8 +355,11 @@ class AlphaEarthMosaic:
             # left running when the first one fails. Local folders may be either format.
             group = zarr.open_group(store, mode="r", zarr_format=None if local else 3)
             if "embeddings" not in group:
-                raise SourceError(f"AlphaEarth embedding: {self.url} has no 'embeddings' array; is it the AEF mosaic?",
-                                  service=AEF_SERVICE, layer="embedding")
+                raise SourceError(
+                    f"AlphaEarth embedding: {self.url} has no 'embeddings' array; is it the AEF mosaic?",
+                    service=AEF_SERVICE,
+                    layer="embedding",
+                )
             array = group["embeddings"]
             attrs = {**dict(group.attrs), **dict(array.attrs)}
         except SourceError:
@@ -356,11 +368,17 @@ class AlphaEarthMosaic:
             self._settle_remote_reads()
             raise classify_error(exc, AEF_SERVICE, "AlphaEarth embedding") from exc
         if array.ndim != 4 or array.shape[1] != 64:
-            raise SourceError(f"AlphaEarth embedding: 'embeddings' in {self.url} has shape {array.shape}, "
-                              f"expected (year, 64, y, x)", service=AEF_SERVICE, layer="embedding")
+            raise SourceError(
+                f"AlphaEarth embedding: 'embeddings' in {self.url} has shape {array.shape}, expected (year, 64, y, x)",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
         if "spatial:transform" not in attrs and "transform" not in attrs:
-            raise SourceError(f"AlphaEarth embedding: {self.url} has no 'spatial:transform' attribute",
-                              service=AEF_SERVICE, layer="embedding")
+            raise SourceError(
+                f"AlphaEarth embedding: {self.url} has no 'spatial:transform' attribute",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
         self.attrs = attrs
         self._time = self._read_time_coordinate(group, array)
         self._local = local
@@ -377,13 +395,19 @@ class AlphaEarthMosaic:
         except Exception as exc:
             raise classify_error(exc, AEF_SERVICE, "AlphaEarth embedding") from exc
         if values.size != array.shape[0]:
-            raise SourceError(f"AlphaEarth embedding: {self.url} has {values.size} entries in /time but "
-                              f"'embeddings' has {array.shape[0]} along its year axis",
-                              service=AEF_SERVICE, layer="embedding")
+            raise SourceError(
+                f"AlphaEarth embedding: {self.url} has {values.size} entries in /time but "
+                f"'embeddings' has {array.shape[0]} along its year axis",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
         years = [int(v) for v in values]
         if not all(1900 <= y <= 2200 for y in years):
-            raise SourceError(f"AlphaEarth embedding: /time in {self.url} does not hold years ({years[:5]}…)",
-                              service=AEF_SERVICE, layer="embedding")
+            raise SourceError(
+                f"AlphaEarth embedding: /time in {self.url} does not hold years ({years[:5]}…)",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
         return years
 
     @property
@@ -399,8 +423,11 @@ class AlphaEarthMosaic:
         self._open()
         t = [float(v) for v in (self.attrs.get("spatial:transform") or self.attrs["transform"])[:6]]
         if len(t) != 6:
-            raise SourceError(f"AlphaEarth embedding: spatial:transform in {self.url} needs 6 numbers, got {t}",
-                              service=AEF_SERVICE, layer="embedding")
+            raise SourceError(
+                f"AlphaEarth embedding: spatial:transform in {self.url} needs 6 numbers, got {t}",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
         if t[1] == 0 and t[3] == 0 or not (t[2] == 0 and t[4] == 0):
             affine = Affine(*t)
         else:
@@ -427,14 +454,21 @@ class AlphaEarthMosaic:
         if self.attrs.get("years"):
             years = [int(y) for y in self.attrs["years"]]
             if len(years) != array.shape[0]:
-                raise SourceError(f"AlphaEarth embedding: {self.url} lists {len(years)} years in its 'years' "
-                                  f"attribute but 'embeddings' has {array.shape[0]} along its year axis",
-                                  service=AEF_SERVICE, layer="embedding")
+                raise SourceError(
+                    f"AlphaEarth embedding: {self.url} lists {len(years)} years in its 'years' "
+                    f"attribute but 'embeddings' has {array.shape[0]} along its year axis",
+                    service=AEF_SERVICE,
+                    layer="embedding",
+                )
             return years
         if "start_year" not in self.attrs:
             # guessing a 2017 start would silently read the wrong year of a store that began later
-            raise SourceError(f"AlphaEarth embedding: {self.url} does not say which years it holds (no /time "
-                              f"array, no 'years' or 'start_year' attribute)", service=AEF_SERVICE, layer="embedding")
+            raise SourceError(
+                f"AlphaEarth embedding: {self.url} does not say which years it holds (no /time "
+                f"array, no 'years' or 'start_year' attribute)",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
         start = int(self.attrs["start_year"])
         return list(range(start, start + array.shape[0]))
 
@@ -443,8 +477,11 @@ class AlphaEarthMosaic:
         if year not in years:
             contiguous = years == list(range(years[0], years[0] + len(years)))
             have = f"{years[0]}–{years[-1]}" if contiguous else ", ".join(map(str, years))
-            raise NoDataHere(f"AlphaEarth embedding: {AEF_SERVICE} has years {have}, not {year}",
-                             service=AEF_SERVICE, layer="embedding")
+            raise NoDataHere(
+                f"AlphaEarth embedding: {AEF_SERVICE} has years {have}, not {year}",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
         # /time (or the years attribute) lists the year of each index; it may have gaps
         return years.index(year)
 
@@ -457,8 +494,9 @@ class AlphaEarthMosaic:
         fc, fr = _PixelLookup(crs, self.crs, transform, self.transform, width, height).fast()
         return self._cells(fc, fr)
 
-    def source_pixels_exact(self, crs: CRS, transform: Affine, width: int,
-                            height: int) -> tuple[np.ndarray, np.ndarray]:
+    def source_pixels_exact(
+        self, crs: CRS, transform: Affine, width: int, height: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`source_pixels`, transforming every pixel centre with pyproj (the reference)."""
         fc, fr = _PixelLookup(crs, self.crs, transform, self.transform, width, height).exact_grid()
         return self._cells(fc, fr)

@@ -47,16 +47,25 @@ _COMPOSITE_OF_MODE = {v: k for k, v in _MODE_OF_COMPOSITE.items()}
 S1_PROVENANCE_KEYS = ("s1_mode", "s1_date", "s1_composite", "orbit", "relative_orbit")
 
 
-def s1_provenance(mode: str, dates: Sequence[str], orbit: str | None, relative_orbit: int | None,
-                  kind: str = "median", dates_complete: bool = True) -> dict[str, Any]:
+def s1_provenance(
+    mode: str,
+    dates: Sequence[str],
+    orbit: str | None,
+    relative_orbit: int | None,
+    kind: str = "median",
+    dates_complete: bool = True,
+) -> dict[str, Any]:
     """The :data:`S1_PROVENANCE_KEYS` record of one fetched Sentinel-1 layer pair.
 
     ``dates``: the acquisition date(s) used (ISO); for a composite, every date when
     ``dates_complete`` (else the first and last, and the record says so).
     """
     dates = sorted(dict.fromkeys(str(d) for d in dates))
-    out: dict[str, Any] = {"s1_mode": mode, "orbit": orbit or None,
-                           "relative_orbit": None if relative_orbit is None else int(relative_orbit)}
+    out: dict[str, Any] = {
+        "s1_mode": mode,
+        "orbit": orbit or None,
+        "relative_orbit": None if relative_orbit is None else int(relative_orbit),
+    }
     if mode == "single":
         out["s1_date"] = dates[0] if dates else None
     else:
@@ -67,6 +76,7 @@ def s1_provenance(mode: str, dates: Sequence[str], orbit: str | None, relative_o
             composite["dates_are"] = "first and last"
         out["s1_composite"] = composite
     return out
+
 
 #: layer groups a source fetches together (one request / one product each)
 LAYER_GROUPS: dict[str, tuple[str, ...]] = {
@@ -149,9 +159,20 @@ class FetchRequest:
     s1_mode: str = DEFAULT_S1_MODE  # "single" acquisition or "composite" (median of one track)
 
     @classmethod
-    def make(cls, lat: Any, lon: Any, size_px: Any = 512, year: Any = None, start: Any = None, end: Any = None,
-             s1_pass: str | None = None, s1_composite: str | None = None, target_date: Any = None,
-             s2_max_cloud: float = 40.0, s1_mode: str | None = None) -> "FetchRequest":
+    def make(
+        cls,
+        lat: Any,
+        lon: Any,
+        size_px: Any = 512,
+        year: Any = None,
+        start: Any = None,
+        end: Any = None,
+        s1_pass: str | None = None,
+        s1_composite: str | None = None,
+        target_date: Any = None,
+        s2_max_cloud: float = 40.0,
+        s1_mode: str | None = None,
+    ) -> "FetchRequest":
         lat_f, lon_f = validate_latlon(lat, lon)
         if isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) or not 16 <= int(size_px) <= 2048:
             raise SourceError(f"patch size must be a whole number of pixels in [16, 2048], got {size_px!r}")
@@ -183,8 +204,10 @@ class FetchRequest:
         if s1_mode is not None:
             s1_mode = str(s1_mode).strip().lower()
             if s1_mode not in S1_MODES:
-                raise SourceError(f"Sentinel-1 mode must be 'single' (one acquisition) or 'composite' (median of "
-                                  f"one track), got {s1_mode!r}")
+                raise SourceError(
+                    f"Sentinel-1 mode must be 'single' (one acquisition) or 'composite' (median of "
+                    f"one track), got {s1_mode!r}"
+                )
             if s1_composite is not None and _MODE_OF_COMPOSITE[s1_composite] != s1_mode:
                 raise SourceError(f"Sentinel-1 mode {s1_mode!r} contradicts composite {s1_composite!r}")
         else:
@@ -197,9 +220,19 @@ class FetchRequest:
             raise SourceError(f"maximum cloud cover must be a percentage, got {s2_max_cloud!r}") from None
         if not 0.0 <= cloud <= 100.0:
             raise SourceError(f"maximum cloud cover must be within 0–100 %, got {cloud}")
-        return cls(lat=lat_f, lon=lon_f, size_px=int(size_px), year=year_i, start=start_d, end=end_d,
-                   s1_pass=s1_pass, s1_composite=s1_composite, target_date=target, s2_max_cloud=cloud,
-                   s1_mode=s1_mode)
+        return cls(
+            lat=lat_f,
+            lon=lon_f,
+            size_px=int(size_px),
+            year=year_i,
+            start=start_d,
+            end=end_d,
+            s1_pass=s1_pass,
+            s1_composite=s1_composite,
+            target_date=target,
+            s2_max_cloud=cloud,
+            s1_mode=s1_mode,
+        )
 
     @property
     def grid(self) -> tuple[CRS, Affine]:
@@ -240,11 +273,18 @@ class FetchRequest:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "lat": self.lat, "lon": self.lon, "size_px": self.size_px, "year": self.year,
-            "start": self.start.isoformat(), "end": self.end.isoformat(), "s1_pass": self.s1_pass,
-            "s1_composite": self.s1_composite, "s1_mode": self.s1_mode,
+            "lat": self.lat,
+            "lon": self.lon,
+            "size_px": self.size_px,
+            "year": self.year,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "s1_pass": self.s1_pass,
+            "s1_composite": self.s1_composite,
+            "s1_mode": self.s1_mode,
             "target_date": self.target_date.isoformat() if self.target_date else None,
-            "s2_max_cloud": self.s2_max_cloud, "res_m": self.res_m,
+            "s2_max_cloud": self.s2_max_cloud,
+            "res_m": self.res_m,
         }
 
 
@@ -264,8 +304,13 @@ class LayerReport:
         return f"{layer_label(self.layer)}: {self.source} — {self.product}{when}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"layer": self.layer, "source": self.source, "product": self.product, "dates": self.dates,
-                "detail": self.detail}
+        return {
+            "layer": self.layer,
+            "source": self.source,
+            "product": self.product,
+            "dates": self.dates,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -301,9 +346,9 @@ class Source(Protocol):
 
     name: str
 
-    def fetch(self, request: FetchRequest, groups: Sequence[str],
-              progress: FetchProgress | None = None) -> SourceResult:
-        ...
+    def fetch(
+        self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None
+    ) -> SourceResult: ...
 
 
 def nan_fraction(array: np.ndarray) -> float:
@@ -329,9 +374,29 @@ def scale_progress(progress: FetchProgress | None, lo: float, hi: float) -> Fetc
 
 
 __all__ = [
-    "DEFAULT_S1_MODE", "DEFAULT_YEAR", "FIRST_YEAR", "S1_MODES", "S1_PROVENANCE_KEYS", "s1_provenance", "LAST_YEAR", "LAYERS", "LAYER_GROUPS", "FetchProgress", "FetchRequest",
-    "LayerReport", "NoDataHere", "Source", "SourceAuthError", "SourceError", "SourceNotConfigured",
-    "SourceQuotaError", "SourceResult", "SourceTimeout", "SourceUnavailable", "layer_label", "scale_progress",
+    "DEFAULT_S1_MODE",
+    "DEFAULT_YEAR",
+    "FIRST_YEAR",
+    "S1_MODES",
+    "S1_PROVENANCE_KEYS",
+    "s1_provenance",
+    "LAST_YEAR",
+    "LAYERS",
+    "LAYER_GROUPS",
+    "FetchProgress",
+    "FetchRequest",
+    "LayerReport",
+    "NoDataHere",
+    "Source",
+    "SourceAuthError",
+    "SourceError",
+    "SourceNotConfigured",
+    "SourceQuotaError",
+    "SourceResult",
+    "SourceTimeout",
+    "SourceUnavailable",
+    "layer_label",
+    "scale_progress",
 ]
 
 
@@ -357,17 +422,37 @@ def classify_error(exc: BaseException, service: str, layer: str) -> SourceError:
         return error_mentions(text, *keys)
 
     if has("timed out", "timeout", "time out"):
-        return SourceTimeout(f"{what}: the service did not answer in time ({exc}); try again later or raise "
-                             f"SARVIZ_NETWORK_TIMEOUT", service=service, layer=layer)
+        return SourceTimeout(
+            f"{what}: the service did not answer in time ({exc}); try again later or raise SARVIZ_NETWORK_TIMEOUT",
+            service=service,
+            layer=layer,
+        )
     if has("429", "too many requests", "rate limit", "quota", "slowdown", "throttl"):
-        return SourceQuotaError(f"{what}: the service refused because of its rate limit or quota ({exc}); "
-                                f"wait a minute and try again", service=service, layer=layer)
+        return SourceQuotaError(
+            f"{what}: the service refused because of its rate limit or quota ({exc}); wait a minute and try again",
+            service=service,
+            layer=layer,
+        )
     if has("401", "403", "unauthorized", "forbidden", "accessdenied", "access denied", "signature", "expired"):
-        return SourceAuthError(f"{what}: access was refused ({exc}); the signed URL or token may have expired — "
-                               f"try again", service=service, layer=layer)
-    if has("resolve", "name or service", "nodename", "connection refused", "connect", "network is unreachable",
-           "unreachable", "no route", "connection", "ssl", "curl error"):
-        return SourceUnavailable(f"{what}: the service cannot be reached — is the network down? ({exc})",
-                                 service=service, layer=layer)
+        return SourceAuthError(
+            f"{what}: access was refused ({exc}); the signed URL or token may have expired — try again",
+            service=service,
+            layer=layer,
+        )
+    if has(
+        "resolve",
+        "name or service",
+        "nodename",
+        "connection refused",
+        "connect",
+        "network is unreachable",
+        "unreachable",
+        "no route",
+        "connection",
+        "ssl",
+        "curl error",
+    ):
+        return SourceUnavailable(
+            f"{what}: the service cannot be reached — is the network down? ({exc})", service=service, layer=layer
+        )
     return SourceError(f"{what} failed: {text}", service=service, layer=layer)
-

@@ -63,8 +63,10 @@ class FetchResult:
     def summary_lines(self) -> list[str]:
         """Short lines for the UI / CLI: timing, one line a layer, then missing layers and warnings."""
         sources = ", ".join(f"{name} {describe_seconds(s)}" for name, s in self.source_seconds.items())
-        lines = [f"Scene for {self.request.describe()} in {describe_seconds(self.seconds)}"
-                 + (f" ({sources})" if sources else "")]
+        lines = [
+            f"Scene for {self.request.describe()} in {describe_seconds(self.seconds)}"
+            + (f" ({sources})" if sources else "")
+        ]
         for layer in LAYERS:
             if layer in self.reports:
                 lines.append(self.reports[layer].line())
@@ -82,9 +84,13 @@ class FetchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "request": self.request.to_json(), "seconds": self.seconds, "source_seconds": self.source_seconds,
-            "layers": {k: v.to_json() for k, v in self.reports.items()}, "missing": self.missing,
-            "warnings": self.warnings, "cached_path": str(self.cached_path) if self.cached_path else None,
+            "request": self.request.to_json(),
+            "seconds": self.seconds,
+            "source_seconds": self.source_seconds,
+            "layers": {k: v.to_json() for k, v in self.reports.items()},
+            "missing": self.missing,
+            "warnings": self.warnings,
+            "cached_path": str(self.cached_path) if self.cached_path else None,
         }
 
 
@@ -119,8 +125,13 @@ def s1_record(reports: dict[str, LayerReport]) -> dict[str, Any]:
 class SourceChain:
     """Sources tried in order for the layers still missing; fetched scenes are cached."""
 
-    def __init__(self, sources: Sequence[Source], cache_folder: str | Path | None = None,
-                 skipped: dict[str, str] | None = None, s1_mode: str = DEFAULT_S1_MODE) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        cache_folder: str | Path | None = None,
+        skipped: dict[str, str] | None = None,
+        s1_mode: str = DEFAULT_S1_MODE,
+    ) -> None:
         self.sources = list(sources)
         self.s1_mode = s1_mode  # what get_scene fetches unless told otherwise (settings `s1_mode`)
         self.cache_folder = Path(cache_folder) if cache_folder is not None else None
@@ -154,19 +165,36 @@ class SourceChain:
                     continue
                 from sarviz.sources.earthengine import EarthEngineSource
 
-                sources.append(EarthEngineSource(project, key_file=settings.ee_key_file or secret("ee_key_file"),
-                                                 timeout=settings.network_timeout))
+                sources.append(
+                    EarthEngineSource(
+                        project,
+                        key_file=settings.ee_key_file or secret("ee_key_file"),
+                        timeout=settings.network_timeout,
+                    )
+                )
             else:
                 from sarviz.sources.public import PublicSource
 
-                mirrors = {k: v for k, v in (("aef_url", settings.public_aef_url),
-                                             ("stac_url", settings.public_stac_url)) if v}
+                mirrors = {
+                    k: v for k, v in (("aef_url", settings.public_aef_url), ("stac_url", settings.public_stac_url)) if v
+                }
                 sources.append(PublicSource(timeout=settings.network_timeout, **{**mirrors, **public_options}))
-        return cls(sources, cache_folder=settings.scenes, skipped=skipped,
-                   s1_mode=getattr(settings, "s1_mode", DEFAULT_S1_MODE) or DEFAULT_S1_MODE)
+        return cls(
+            sources,
+            cache_folder=settings.scenes,
+            skipped=skipped,
+            s1_mode=getattr(settings, "s1_mode", DEFAULT_S1_MODE) or DEFAULT_S1_MODE,
+        )
 
-    def get_scene(self, lat: float, lon: float, size_px: int = 512, year: int | None = None,
-                  progress: FetchProgress | None = None, **options: Any) -> FetchResult:
+    def get_scene(
+        self,
+        lat: float,
+        lon: float,
+        size_px: int = 512,
+        year: int | None = None,
+        progress: FetchProgress | None = None,
+        **options: Any,
+    ) -> FetchResult:
         """The scene at a point: every layer any source has, with a report; cached locally.
 
         ``options`` are the other :meth:`FetchRequest.make` arguments (``start``, ``end``,
@@ -233,13 +261,21 @@ class SourceChain:
         if request.s1_pass:
             dates["s1_pass"] = request.s1_pass
         scene = Scene(
-            crs=crs, transform=transform, width=request.size_px, height=request.size_px, **layers,
-            scene_id=cache_name(request), dates=dates,
+            crs=crs,
+            transform=transform,
+            width=request.size_px,
+            height=request.size_px,
+            **layers,
+            scene_id=cache_name(request),
+            dates=dates,
             provenance={
-                "source": "sarviz fetch", "fetched_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "request": request.to_json(), "sources_tried": tried,
+                "source": "sarviz fetch",
+                "fetched_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "request": request.to_json(),
+                "sources_tried": tried,
                 "layers": {layer: r.to_json() for layer, r in reports.items()},
-                "missing": missing, "warnings": warnings,
+                "missing": missing,
+                "warnings": warnings,
                 **s1_record(reports),
             },
         )
@@ -256,9 +292,17 @@ class SourceChain:
         seconds = time.perf_counter() - started
         if progress:
             progress(1.0, f"done in {describe_seconds(seconds)}")
-        return FetchResult(scene=scene, request=request, reports=reports, missing=missing, warnings=warnings,
-                           seconds=seconds, source_seconds=source_seconds, cached_path=cached_path,
-                           missing_reasons=missing_reasons)
+        return FetchResult(
+            scene=scene,
+            request=request,
+            reports=reports,
+            missing=missing,
+            warnings=warnings,
+            seconds=seconds,
+            source_seconds=source_seconds,
+            cached_path=cached_path,
+            missing_reasons=missing_reasons,
+        )
 
     def _cache(self, scene: Scene, warnings: list[str]) -> Path | None:
         from sarviz.store import SceneStore

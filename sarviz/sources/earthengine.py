@@ -64,21 +64,25 @@ def _ee():
 def embedding_image(year: int):
     """The annual AlphaEarth embedding mosaic for one year."""
     ee = _ee()
-    return (ee.ImageCollection(EMBEDDING_COLLECTION)
-            .filterDate(f"{year}-01-01", f"{year + 1}-01-01")
-            .mosaic()
-            .select(EMBEDDING_BANDS))
+    return (
+        ee.ImageCollection(EMBEDDING_COLLECTION)
+        .filterDate(f"{year}-01-01", f"{year + 1}-01-01")
+        .mosaic()
+        .select(EMBEDDING_BANDS)
+    )
 
 
 def s1_collection(request: FetchRequest, region):
     ee = _ee()
-    col = (ee.ImageCollection(S1_COLLECTION)
-           .filterBounds(region)
-           .filterDate(request.start.isoformat(), (request.end + _dt.timedelta(days=1)).isoformat())
-           .filter(ee.Filter.eq("instrumentMode", "IW"))
-           .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
-           .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH"))
-           .filter(ee.Filter.eq("resolution_meters", 10)))
+    col = (
+        ee.ImageCollection(S1_COLLECTION)
+        .filterBounds(region)
+        .filterDate(request.start.isoformat(), (request.end + _dt.timedelta(days=1)).isoformat())
+        .filter(ee.Filter.eq("instrumentMode", "IW"))
+        .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
+        .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH"))
+        .filter(ee.Filter.eq("resolution_meters", 10))
+    )
     if request.s1_pass:
         col = col.filter(ee.Filter.eq("orbitProperties_pass", request.s1_pass.upper()))
     return col.select(S1_BANDS)
@@ -98,8 +102,11 @@ SINGLE_PASS_MINUTES = 10
 def _track_of(img):
     """``"DESCENDING/95"``: orbit pass and relative orbit of one acquisition (a viewing geometry)."""
     ee = _ee()
-    return (ee.String(img.get("orbitProperties_pass")).cat("/")
-            .cat(ee.Number(img.get("relativeOrbitNumber_start")).format("%d")))
+    return (
+        ee.String(img.get("orbitProperties_pass"))
+        .cat("/")
+        .cat(ee.Number(img.get("relativeOrbitNumber_start")).format("%d"))
+    )
 
 
 def most_frequent_track(col):
@@ -146,18 +153,20 @@ def s1_image(request: FetchRequest, region):
         nearest = ee.Image(col.sort("sarviz_days").first())
         when = nearest.date()
         # the pass's slices over the whole patch (one may not contain the point)
-        slices = s1_collection(request, patch_region(request)).map(
-            lambda img: img.set("sarviz_track", _track_of(img)))
-        same_pass = (slices.filter(ee.Filter.eq("sarviz_track", nearest.get("sarviz_track")))
-                     .filterDate(when.advance(-SINGLE_PASS_MINUTES, "minute"), when.advance(SINGLE_PASS_MINUTES, "minute")))
+        slices = s1_collection(request, patch_region(request)).map(lambda img: img.set("sarviz_track", _track_of(img)))
+        same_pass = slices.filter(ee.Filter.eq("sarviz_track", nearest.get("sarviz_track"))).filterDate(
+            when.advance(-SINGLE_PASS_MINUTES, "minute"), when.advance(SINGLE_PASS_MINUTES, "minute")
+        )
         found = same_pass.mosaic().addBands(_track_bands(nearest.get("sarviz_track"), 1, when.millis(), when.millis()))
-        empty = (ee.Image.constant([0, 0, 0]).rename(S1_BANDS).updateMask(0)
-                 .addBands(_track_bands(_NO_TRACK, 0, 0, 0)))
+        empty = ee.Image.constant([0, 0, 0]).rename(S1_BANDS).updateMask(0).addBands(_track_bands(_NO_TRACK, 0, 0, 0))
         return ee.Image(ee.Algorithms.If(col.size().gt(0), found, empty))
     track = most_frequent_track(col)
     chosen = col.filter(ee.Filter.eq("sarviz_track", track))
-    return chosen.median().addBands(_track_bands(track, chosen.size(), chosen.aggregate_min("system:time_start"),
-                                                 chosen.aggregate_max("system:time_start")))
+    return chosen.median().addBands(
+        _track_bands(
+            track, chosen.size(), chosen.aggregate_min("system:time_start"), chosen.aggregate_max("system:time_start")
+        )
+    )
 
 
 def _mask_s2_clouds(img):
@@ -169,11 +178,13 @@ def _mask_s2_clouds(img):
 def s2_image(request: FetchRequest, region):
     """Cloud-masked (SCL) median of Sentinel-2 L2A, as reflectance (DN / 10000)."""
     ee = _ee()
-    col = (ee.ImageCollection(S2_COLLECTION)
-           .filterBounds(region)
-           .filterDate(request.start.isoformat(), (request.end + _dt.timedelta(days=1)).isoformat())
-           .filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", request.s2_max_cloud))
-           .map(_mask_s2_clouds))
+    col = (
+        ee.ImageCollection(S2_COLLECTION)
+        .filterBounds(region)
+        .filterDate(request.start.isoformat(), (request.end + _dt.timedelta(days=1)).isoformat())
+        .filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", request.s2_max_cloud))
+        .map(_mask_s2_clouds)
+    )
     return col.select(S2_BANDS).median().divide(10000)
 
 
@@ -182,8 +193,14 @@ def pixel_grid(request: FetchRequest) -> dict[str, Any]:
     crs, t = request.grid
     return {
         "dimensions": {"width": request.size_px, "height": request.size_px},
-        "affineTransform": {"scaleX": t.a, "shearX": t.b, "translateX": t.c,
-                            "shearY": t.d, "scaleY": t.e, "translateY": t.f},
+        "affineTransform": {
+            "scaleX": t.a,
+            "shearX": t.b,
+            "translateX": t.c,
+            "shearY": t.d,
+            "scaleY": t.e,
+            "translateY": t.f,
+        },
         "crsCode": crs.to_string(),
     }
 
@@ -215,16 +232,17 @@ def pixel_requests(request: FetchRequest, group: str) -> list[dict[str, Any]]:
     out = []
     for i in range(0, len(bands), MAX_BANDS_PER_REQUEST):
         chunk = bands[i : i + MAX_BANDS_PER_REQUEST]
-        out.append({"expression": image.select(chunk), "fileFormat": "NUMPY_NDARRAY", "bandIds": chunk,
-                    "grid": grid})
+        out.append({"expression": image.select(chunk), "fileFormat": "NUMPY_NDARRAY", "bandIds": chunk, "grid": grid})
     return out
 
 
 def structured_to_bands(array: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     """EE's NPY answer (structured array, one field a band) → (bands, H, W) float32, NaN = masked."""
     if array.dtype.names is None:
-        raise SourceError(f"{SERVICE} answered with an unexpected array (dtype {array.dtype}); expected one field a band",
-                          service=SERVICE)
+        raise SourceError(
+            f"{SERVICE} answered with an unexpected array (dtype {array.dtype}); expected one field a band",
+            service=SERVICE,
+        )
     missing = [b for b in bands if b not in array.dtype.names]
     if missing:
         raise SourceError(f"{SERVICE} answer lacks bands {missing}", service=SERVICE)
@@ -252,12 +270,16 @@ def validate_key_file(key_file: str) -> Path:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise SourceAuthError(f"{SERVICE}: {where} is not JSON ({exc}); download the key again from the "
-                              f"Cloud console (IAM → service accounts → keys)", service=SERVICE) from None
+        raise SourceAuthError(
+            f"{SERVICE}: {where} is not JSON ({exc}); download the key again from the "
+            f"Cloud console (IAM → service accounts → keys)",
+            service=SERVICE,
+        ) from None
     missing = [k for k in ("client_email", "private_key") if not (isinstance(data, dict) and data.get(k))]
     if missing:
-        raise SourceAuthError(f"{SERVICE}: {where} is not a service-account JSON key (no {' or '.join(missing)})",
-                              service=SERVICE)
+        raise SourceAuthError(
+            f"{SERVICE}: {where} is not a service-account JSON key (no {' or '.join(missing)})", service=SERVICE
+        )
     return path
 
 
@@ -271,9 +293,13 @@ def _read_track(track_bands: np.ndarray) -> dict[str, Any] | None:
     if pass_ is None or orbit <= 0:
         return None
     epoch = _dt.date(1970, 1, 1)
-    return {"pass": pass_, "orbit": orbit, "count": count,
-            "first": (epoch + _dt.timedelta(days=first)).isoformat() if count else None,
-            "last": (epoch + _dt.timedelta(days=last)).isoformat() if count else None}
+    return {
+        "pass": pass_,
+        "orbit": orbit,
+        "count": count,
+        "first": (epoch + _dt.timedelta(days=first)).isoformat() if count else None,
+        "last": (epoch + _dt.timedelta(days=last)).isoformat() if count else None,
+    }
 
 
 def _credentials(key_file: str):
@@ -285,8 +311,9 @@ def _credentials(key_file: str):
         try:
             return ee.ServiceAccountCredentials(email, key_file=str(path))
         except (ValueError, KeyError) as exc:
-            raise SourceAuthError(f"{SERVICE}: {path} is not a usable service-account key ({exc})",
-                                  service=SERVICE) from None
+            raise SourceAuthError(
+                f"{SERVICE}: {path} is not a usable service-account key ({exc})", service=SERVICE
+            ) from None
     from ee import oauth
 
     try:
@@ -298,7 +325,8 @@ def _credentials(key_file: str):
 
         return google.oauth2.credentials.Credentials(None, **args)
     adc = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or str(
-        Path.home() / ".config" / "gcloud" / "application_default_credentials.json")
+        Path.home() / ".config" / "gcloud" / "application_default_credentials.json"
+    )
     if os.path.isfile(adc):
         import google.auth
 
@@ -306,7 +334,9 @@ def _credentials(key_file: str):
         return creds
     raise SourceAuthError(
         f"{SERVICE}: no credentials on this machine — run `earthengine authenticate`, or set "
-        f"SARVIZ_EE_KEY_FILE to a service-account key (or ee_key_file in .streamlit/secrets.toml)", service=SERVICE)
+        f"SARVIZ_EE_KEY_FILE to a service-account key (or ee_key_file in .streamlit/secrets.toml)",
+        service=SERVICE,
+    )
 
 
 def translate_ee_error(exc: BaseException, what: str) -> SourceError:
@@ -316,21 +346,47 @@ def translate_ee_error(exc: BaseException, what: str) -> SourceError:
     text = str(exc)
     low = f"{type(exc).__name__} {text}".lower()
     if "refresherror" in low or "invalid_grant" in low or "expired" in low or "revoked" in low:
-        return SourceAuthError(f"{what}: the {SERVICE} credentials have expired or were revoked ({text}); run "
-                               f"`earthengine authenticate` again or check the service-account key", service=SERVICE)
+        return SourceAuthError(
+            f"{what}: the {SERVICE} credentials have expired or were revoked ({text}); run "
+            f"`earthengine authenticate` again or check the service-account key",
+            service=SERVICE,
+        )
     if error_mentions(low, "quota", "too many", "rate limit", "resource_exhausted", "429"):
-        return SourceQuotaError(f"{what}: {SERVICE} quota exceeded ({text}); wait a minute and try again",
-                                service=SERVICE)
-    if error_mentions(low, "permission", "unauthenticated", "not registered", "401", "403", "forbidden",
-                      "please authorize", "caller does not have"):
-        return SourceAuthError(f"{what}: {SERVICE} refused the credentials ({text}); check that the account is "
-                               f"registered for Earth Engine and may use the project", service=SERVICE)
+        return SourceQuotaError(
+            f"{what}: {SERVICE} quota exceeded ({text}); wait a minute and try again", service=SERVICE
+        )
+    if error_mentions(
+        low,
+        "permission",
+        "unauthenticated",
+        "not registered",
+        "401",
+        "403",
+        "forbidden",
+        "please authorize",
+        "caller does not have",
+    ):
+        return SourceAuthError(
+            f"{what}: {SERVICE} refused the credentials ({text}); check that the account is "
+            f"registered for Earth Engine and may use the project",
+            service=SERVICE,
+        )
     if "timed out" in low or "timeout" in low:
         return SourceTimeout(f"{what}: {SERVICE} did not answer in time ({text})", service=SERVICE)
-    if any(k in low for k in ("servernotfound", "unable to find the server", "connection", "resolve",
-                              "network is unreachable", "name or service")):
-        return SourceUnavailable(f"{what}: {SERVICE} cannot be reached — is the network down? ({text})",
-                                 service=SERVICE)
+    if any(
+        k in low
+        for k in (
+            "servernotfound",
+            "unable to find the server",
+            "connection",
+            "resolve",
+            "network is unreachable",
+            "name or service",
+        )
+    ):
+        return SourceUnavailable(
+            f"{what}: {SERVICE} cannot be reached — is the network down? ({text})", service=SERVICE
+        )
     if "not initialized" in low:
         return SourceNotConfigured(f"{what}: {SERVICE} is not initialised ({text})", service=SERVICE)
     return SourceError(f"{what}: {SERVICE} failed: {text}", service=SERVICE)
@@ -341,9 +397,17 @@ class EarthEngineSource:
 
     name = "earthengine"
 
-    def __init__(self, project: str, key_file: str = "", timeout: float = 20.0, http_transport: Any = None,
-                 credentials: Any = "auto", quota_retries: int = 3, backoff_s: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        project: str,
+        key_file: str = "",
+        timeout: float = 20.0,
+        http_transport: Any = None,
+        credentials: Any = "auto",
+        quota_retries: int = 3,
+        backoff_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.project = (project or "").strip()
         self.key_file = key_file
         self.timeout = float(timeout)
@@ -360,8 +424,11 @@ class EarthEngineSource:
         if self._ready:
             return
         if not self.project:
-            raise SourceNotConfigured(f"{SERVICE} is not configured: set the Cloud project id (SARVIZ_EE_PROJECT or "
-                                      f"ee_project in .streamlit/secrets.toml)", service=SERVICE)
+            raise SourceNotConfigured(
+                f"{SERVICE} is not configured: set the Cloud project id (SARVIZ_EE_PROJECT or "
+                f"ee_project in .streamlit/secrets.toml)",
+                service=SERVICE,
+            )
         ee = _ee()
         # credentials first: they are local files, and a wrong key file must be reported as
         # such, not hidden behind "is the network down?"
@@ -383,8 +450,9 @@ class EarthEngineSource:
         try:
             socket.create_connection((EE_HOST, 443), timeout=min(self.timeout, 5.0)).close()
         except OSError as exc:
-            raise SourceUnavailable(f"{SERVICE} ({EE_HOST}) cannot be reached — is the network down? ({exc})",
-                                    service=SERVICE) from None
+            raise SourceUnavailable(
+                f"{SERVICE} ({EE_HOST}) cannot be reached — is the network down? ({exc})", service=SERVICE
+            ) from None
 
     def compute(self, params: dict[str, Any], what: str) -> np.ndarray:
         """One computePixels call through the real client, retried with backoff on quota errors."""
@@ -415,18 +483,30 @@ class EarthEngineSource:
         bands = np.concatenate(parts)
         track = None
         if group == "s1":
-            bands, track = bands[: len(S1_BANDS)], _read_track(bands[len(S1_BANDS):])
+            bands, track = bands[: len(S1_BANDS)], _read_track(bands[len(S1_BANDS) :])
         if not np.isfinite(bands).any():
-            what = {"embedding": f"no AlphaEarth embedding for {request.year}",
-                    "s1": f"no Sentinel-1 IW VV+VH acquisition{' (' + request.s1_pass + ')' if request.s1_pass else ''} "
-                          f"in {request.start} … {request.end}",
-                    "s2": f"no Sentinel-2 scene under {request.s2_max_cloud:.0f} % cloud in {request.start} … {request.end}"}[group]
-            raise NoDataHere(f"{label}: {SERVICE} has {what} at ({request.lat:.4f}, {request.lon:.4f})",
-                             service=SERVICE, layer=group)
+            what = {
+                "embedding": f"no AlphaEarth embedding for {request.year}",
+                "s1": f"no Sentinel-1 IW VV+VH acquisition{' (' + request.s1_pass + ')' if request.s1_pass else ''} "
+                f"in {request.start} … {request.end}",
+                "s2": f"no Sentinel-2 scene under {request.s2_max_cloud:.0f} % cloud in {request.start} … {request.end}",
+            }[group]
+            raise NoDataHere(
+                f"{label}: {SERVICE} has {what} at ({request.lat:.4f}, {request.lon:.4f})", service=SERVICE, layer=group
+            )
         window = f"{request.start} … {request.end}"
         if group == "embedding":
-            result.add("embedding", bands, LayerReport("embedding", "earthengine", EMBEDDING_COLLECTION,
-                                                       str(request.year), {"collection": EMBEDDING_COLLECTION}))
+            result.add(
+                "embedding",
+                bands,
+                LayerReport(
+                    "embedding",
+                    "earthengine",
+                    EMBEDDING_COLLECTION,
+                    str(request.year),
+                    {"collection": EMBEDDING_COLLECTION},
+                ),
+            )
             result.dates["embedding"] = str(request.year)
         elif group == "s1":
             orbit_state, rel_orbit = (track["pass"], track["orbit"]) if track else (request.s1_pass, None)
@@ -439,33 +519,54 @@ class EarthEngineSource:
             else:
                 dates = [d for d in ((track or {}).get("first"), (track or {}).get("last")) if d]
                 how = f"median of {track['count']} acquisitions" if track else "median"
-                record = s1_provenance("composite", dates, orbit_state, rel_orbit, kind="median",
-                                       dates_complete=False)
+                record = s1_provenance("composite", dates, orbit_state, rel_orbit, kind="median", dates_complete=False)
                 record["s1_composite"]["n"] = track["count"] if track else None
                 when = f"{dates[0]} … {dates[-1]}" if len(dates) == 2 else window
-                result.warnings.append(f"Sentinel-1: {how} — about that many times the looks of one acquisition, "
-                                       "so speckle statistics (KL, ENL, GLCM, SSIM) compare with a composite")
+                result.warnings.append(
+                    f"Sentinel-1: {how} — about that many times the looks of one acquisition, "
+                    "so speckle statistics (KL, ENL, GLCM, SSIM) compare with a composite"
+                )
             product = f"{S1_COLLECTION} IW σ⁰, {how}, {where}"
-            detail = {"collection": S1_COLLECTION, "composite": request.s1_composite, "pass": request.s1_pass,
-                      "orbit_state": orbit_state, "relative_orbit": rel_orbit, "backscatter": "sigma0 (ellipsoid), dB",
-                      "window": window, **record}
+            detail = {
+                "collection": S1_COLLECTION,
+                "composite": request.s1_composite,
+                "pass": request.s1_pass,
+                "orbit_state": orbit_state,
+                "relative_orbit": rel_orbit,
+                "backscatter": "sigma0 (ellipsoid), dB",
+                "window": window,
+                **record,
+            }
             if request.s1_mode == "composite":
                 detail["track_choice"] = "the relative orbit with the most acquisitions over the point in the window"
             else:
                 detail["target_date"] = request.nearest_date.isoformat()
             result.add("vv_db", bands[0], LayerReport("vv_db", "earthengine", product, when, detail))
             result.add("vh_db", bands[1], LayerReport("vh_db", "earthengine", product, when, detail))
-            result.add("angle_deg", bands[2], LayerReport("angle_deg", "earthengine",
-                                                          f"{S1_COLLECTION} angle band, {where}", when, detail))
+            result.add(
+                "angle_deg",
+                bands[2],
+                LayerReport("angle_deg", "earthengine", f"{S1_COLLECTION} angle band, {where}", when, detail),
+            )
             result.dates["s1"] = when
         else:
-            result.add("optical", bands, LayerReport("optical", "earthengine",
-                                                     f"{S2_COLLECTION}, SCL cloud mask, median", window,
-                                                     {"collection": S2_COLLECTION}))
+            result.add(
+                "optical",
+                bands,
+                LayerReport(
+                    "optical",
+                    "earthengine",
+                    f"{S2_COLLECTION}, SCL cloud mask, median",
+                    window,
+                    {"collection": S2_COLLECTION},
+                ),
+            )
             result.dates["s2"] = window
         progress(1.0, f"{label} done")
 
-    def fetch(self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None) -> SourceResult:
+    def fetch(
+        self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None
+    ) -> SourceResult:
         started = time.perf_counter()
         result = SourceResult(source=self.name)
         self.connect()  # raises for the whole source: not configured / no credentials / no network

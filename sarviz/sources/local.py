@@ -45,8 +45,10 @@ def aligned_window(meta: dict, crs: CRS, transform, width: int, height: int) -> 
     if CRS.from_user_input(meta["crs"]) != crs:
         return None
     st = meta["transform"]
-    if not all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip((st.a, st.b, st.d, st.e), (transform.a, transform.b,
-                                                                                          transform.d, transform.e))):
+    if not all(
+        math.isclose(a, b, abs_tol=1e-9)
+        for a, b in zip((st.a, st.b, st.d, st.e), (transform.a, transform.b, transform.d, transform.e))
+    ):
         return None
     col, row = ~st * (transform.c, transform.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
@@ -89,7 +91,7 @@ class LocalSource:
 
     @staticmethod
     def stored_s1_mode(scene: Scene) -> str | None:
-        """"single"/"composite" for a stored scene's Sentinel-1, None when it is not recorded
+        """ "single"/"composite" for a stored scene's Sentinel-1, None when it is not recorded
         (imported samples). Older fetched scenes say it as ``composite`` median/nearest."""
         prov = scene.provenance or {}
         mode = prov.get("s1_mode")
@@ -98,7 +100,9 @@ class LocalSource:
         detail = (prov.get("layers", {}).get("vv_db") or {}).get("detail") or {}
         return detail.get("s1_mode") or {"median": "composite", "nearest": "single"}.get(detail.get("composite"))
 
-    def fetch(self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None) -> SourceResult:
+    def fetch(
+        self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None
+    ) -> SourceResult:
         started = time.perf_counter()
         result = SourceResult(source=self.name)
         self.store.refresh()  # another process (or the CLI) may have cached scenes meanwhile
@@ -128,15 +132,26 @@ class LocalSource:
                 detail = {"path": str(entry.path)}
                 if group == "s1":
                     detail.update(s1_keys or ({"s1_mode": stored_mode} if stored_mode else {}))
-                result.add(layer, arr, LayerReport(layer, "local", product, str(origin.get("dates") or
-                                                   entry.dates.get(group, "")), detail))
+                result.add(
+                    layer,
+                    arr,
+                    LayerReport(
+                        layer, "local", product, str(origin.get("dates") or entry.dates.get(group, "")), detail
+                    ),
+                )
                 if group in entry.dates:
                     result.dates[group] = entry.dates[group]
         for group in groups:
             if not any(layer in result.layers for layer in LAYER_GROUPS[group]):
-                result.fail(group, NoDataHere(f"no scene in the local store {self.store.folder} covers this patch "
-                                              f"with {GROUP_LABELS[group]} for {request.year}", service="local store",
-                                              layer=group))
+                result.fail(
+                    group,
+                    NoDataHere(
+                        f"no scene in the local store {self.store.folder} covers this patch "
+                        f"with {GROUP_LABELS[group]} for {request.year}",
+                        service="local store",
+                        layer=group,
+                    ),
+                )
         if progress:
             progress(1.0, "local store done")
         result.seconds = time.perf_counter() - started

@@ -45,9 +45,15 @@ class PublicSource:
 
     name = "public"
 
-    def __init__(self, aef_url: str = AEF_MOSAIC_URL, stac_url: str = PC_STAC_URL, timeout: float = 20.0,
-                 sign: bool = True, aef_storage_options: dict[str, Any] | None = None,
-                 s1_collection: str = "sentinel-1-rtc") -> None:
+    def __init__(
+        self,
+        aef_url: str = AEF_MOSAIC_URL,
+        stac_url: str = PC_STAC_URL,
+        timeout: float = 20.0,
+        sign: bool = True,
+        aef_storage_options: dict[str, Any] | None = None,
+        s1_collection: str = "sentinel-1-rtc",
+    ) -> None:
         self.mosaic = AlphaEarthMosaic(aef_url, timeout=timeout, storage_options=aef_storage_options)
         self.sentinel = PlanetaryComputerSentinel(stac_url, timeout=timeout, sign=sign, s1_collection=s1_collection)
 
@@ -56,21 +62,39 @@ class PublicSource:
         crs, transform = request.grid
         emb = self.mosaic.read_patch(request.year, crs, transform, request.size_px, request.size_px)
         if not np.isfinite(emb).any():
-            raise NoDataHere(f"AlphaEarth embedding: {AEF_SERVICE} has no embedding at ({request.lat:.4f}, "
-                             f"{request.lon:.4f}) for {request.year} (open ocean, polar region or outside coverage)",
-                             service=AEF_SERVICE, layer="embedding")
-        result.add("embedding", emb, LayerReport(
-            "embedding", "public", "AlphaEarth annual embedding mosaic (Source Cooperative, Zarr v3)",
-            str(request.year), {"url": self.mosaic.url, "mosaic_crs": self.mosaic.crs.to_string(),
-                                "resampling": "nearest", "quantisation": "int8, (q/127.5)²·sign(q)"}))
+            raise NoDataHere(
+                f"AlphaEarth embedding: {AEF_SERVICE} has no embedding at ({request.lat:.4f}, "
+                f"{request.lon:.4f}) for {request.year} (open ocean, polar region or outside coverage)",
+                service=AEF_SERVICE,
+                layer="embedding",
+            )
+        result.add(
+            "embedding",
+            emb,
+            LayerReport(
+                "embedding",
+                "public",
+                "AlphaEarth annual embedding mosaic (Source Cooperative, Zarr v3)",
+                str(request.year),
+                {
+                    "url": self.mosaic.url,
+                    "mosaic_crs": self.mosaic.crs.to_string(),
+                    "resampling": "nearest",
+                    "quantisation": "int8, (q/127.5)²·sign(q)",
+                },
+            ),
+        )
         result.dates["embedding"] = str(request.year)
         missing = float(np.mean(~np.isfinite(emb[0])))
         if missing > 0.01:
-            result.warnings.append(f"AlphaEarth embedding: {missing:.0%} of the patch has no embedding "
-                                   f"(coast, or the mosaic's edge)")
+            result.warnings.append(
+                f"AlphaEarth embedding: {missing:.0%} of the patch has no embedding (coast, or the mosaic's edge)"
+            )
         progress(1.0, "embedding done")
 
-    def fetch(self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None) -> SourceResult:
+    def fetch(
+        self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None
+    ) -> SourceResult:
         started = time.perf_counter()
         result = SourceResult(source=self.name)
         steps = {"embedding": self.fetch_embedding, "s1": self.sentinel.fetch_s1, "s2": self.sentinel.fetch_s2}

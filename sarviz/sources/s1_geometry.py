@@ -30,8 +30,9 @@ EARTH_ROTATION_RAD_S = 7.2921159e-5
 WGS84_A_KM, WGS84_B_KM = 6378.137, 6356.752314245
 
 
-def _incidence_at_ground_range(g_km: np.ndarray | float, altitude_km: float = S1_ORBIT_ALTITUDE_KM,
-                               radius_km: float = EARTH_RADIUS_KM) -> np.ndarray:
+def _incidence_at_ground_range(
+    g_km: np.ndarray | float, altitude_km: float = S1_ORBIT_ALTITUDE_KM, radius_km: float = EARTH_RADIUS_KM
+) -> np.ndarray:
     """Incidence angle (deg) at ground distance g from nadir, spherical Earth of ``radius_km``."""
     R = radius_km
     phi = np.asarray(g_km, dtype=np.float64) / R
@@ -39,8 +40,9 @@ def _incidence_at_ground_range(g_km: np.ndarray | float, altitude_km: float = S1
     return np.degrees(look + phi)
 
 
-def _ground_range_at_incidence(theta_deg: float, altitude_km: float = S1_ORBIT_ALTITUDE_KM,
-                               radius_km: float = EARTH_RADIUS_KM) -> float:
+def _ground_range_at_incidence(
+    theta_deg: float, altitude_km: float = S1_ORBIT_ALTITUDE_KM, radius_km: float = EARTH_RADIUS_KM
+) -> float:
     """Ground distance from nadir (km) at incidence θ: closed form, g = R·(θ − asin(R·sin θ / (R + h)))."""
     t = np.radians(theta_deg)
     R = radius_km
@@ -72,8 +74,7 @@ def ground_track_azimuth(lat_deg: float, orbit_state: str) -> float:
     return float(np.degrees(np.arctan2(east, north)))
 
 
-def _along_track_in_grid(lon: float, lat: float, orbit_state: str, crs: CRS,
-                         offset_km: float) -> np.ndarray:
+def _along_track_in_grid(lon: float, lat: float, orbit_state: str, crs: CRS, offset_km: float) -> np.ndarray:
     """Unit vector, in ``crs`` map coordinates, of the along-track direction at a point that
     lies ``offset_km`` to the right of the ground track (e.g. the middle of the swath).
 
@@ -113,13 +114,15 @@ def _unwrap_antimeridian(geom):
     lons = shapely.get_coordinates(geom)[:, 0]
     if lons.size == 0 or lons.max() - lons.min() <= 180.0:
         return geom
-    shifted = shapely.transform(geom, lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360.0, xy[:, 0]),
-                                                                 xy[:, 1]]))
+    shifted = shapely.transform(
+        geom, lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360.0, xy[:, 0]), xy[:, 1]])
+    )
     return unary_union([shifted]) if shifted.geom_type.startswith("Multi") else shifted
 
 
-def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transform: Affine,
-                             width: int, height: int, details: dict | None = None) -> np.ndarray | None:
+def estimate_incidence_angle(
+    footprint: dict, orbit_state: str, crs: CRS, transform: Affine, width: int, height: int, details: dict | None = None
+) -> np.ndarray | None:
     """Per-pixel incidence angle of an IW GRD acquisition from its swath footprint and pass.
 
     1. The along-track side of the footprint (its minimum rotated rectangle) is the side most
@@ -153,8 +156,10 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
         return None
     radius = earth_radius_km(lat0)
     altitude = S1_SEMI_MAJOR_KM - radius
-    swath_middle_km = (_ground_range_at_incidence(IW_GRD_NEAR_DEG, altitude, radius)
-                       + _ground_range_at_incidence(IW_FAR_DEG, altitude, radius)) / 2
+    swath_middle_km = (
+        _ground_range_at_incidence(IW_GRD_NEAR_DEG, altitude, radius)
+        + _ground_range_at_incidence(IW_FAR_DEG, altitude, radius)
+    ) / 2
     heading = _along_track_in_grid(lon0, lat0, orbit_state, crs, swath_middle_km)
     right = np.array([heading[1], -heading[0]])  # the heading turned 90° clockwise
     edges = [corners[(i + 1) % 4] - corners[i] for i in range(2)]
@@ -176,12 +181,16 @@ def estimate_incidence_angle(footprint: dict, orbit_state: str, crs: CRS, transf
     ys = transform.d * cols + transform.e * rows + transform.f
     pos_km = np.clip(xs * across[0] + ys * across[1] - near, 0.0, far - near) / 1000.0
     if details is not None:
-        details.update({
-            "swath_width_km": round(width_km, 2),
-            "near_edge_deg": round(float(_incidence_at_ground_range(g_near, altitude, radius)), 3),
-            "far_edge_deg": IW_FAR_DEG, "along_track_grid_vector": [round(float(v), 4) for v in heading],
-            "earth_radius_km": round(radius, 2), "altitude_km": round(altitude, 2),
-        })
+        details.update(
+            {
+                "swath_width_km": round(width_km, 2),
+                "near_edge_deg": round(float(_incidence_at_ground_range(g_near, altitude, radius)), 3),
+                "far_edge_deg": IW_FAR_DEG,
+                "along_track_grid_vector": [round(float(v), 4) for v in heading],
+                "earth_radius_km": round(radius, 2),
+                "altitude_km": round(altitude, 2),
+            }
+        )
     return _incidence_at_ground_range(g_near + pos_km, altitude, radius).astype(np.float32)
 
 

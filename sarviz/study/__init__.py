@@ -22,7 +22,21 @@ from sarviz.study.service import (
 )
 
 __all__ = [
-    "StudyDatabase", "StudyDatabaseError", "StudyError", "DesignError", "PoolTooSmall", "StudyDesign",
-    "CorruptImage", "DuplicateImage", "ItemLabels", "PoolError", "AlreadyAnswered", "AnswerRejected", "NotFound",
-    "OwnerAPI", "ParticipantAPI", "QuizAnswer", "SessionView",
+    "StudyDatabase",
+    "StudyDatabaseError",
+    "StudyError",
+    "DesignError",
+    "PoolTooSmall",
+    "StudyDesign",
+    "CorruptImage",
+    "DuplicateImage",
+    "ItemLabels",
+    "PoolError",
+    "AlreadyAnswered",
+    "AnswerRejected",
+    "NotFound",
+    "OwnerAPI",
+    "ParticipantAPI",
+    "QuizAnswer",
+    "SessionView",
 ]

@@ -28,9 +28,29 @@ from sarviz.study.models import SOURCES
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 SCORES = ("realism", "detail", "geographic", "quality", "confidence")
-ANSWER_COLUMNS = ("participant_id", "excluded", "level", "position", "item_id", "source", "model_id", "scene_class", "lat",
-                  "lon", "original_name", "embedding", "judged_real", "misjudged", "realism", "detail", "geographic",
-                  "quality", "confidence", "seconds", "answered_at")
+ANSWER_COLUMNS = (
+    "participant_id",
+    "excluded",
+    "level",
+    "position",
+    "item_id",
+    "source",
+    "model_id",
+    "scene_class",
+    "lat",
+    "lon",
+    "original_name",
+    "embedding",
+    "judged_real",
+    "misjudged",
+    "realism",
+    "detail",
+    "geographic",
+    "quality",
+    "confidence",
+    "seconds",
+    "answered_at",
+)
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -91,8 +111,11 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": {"code": self.study_code, "title": self.study_title},
-            "participants": self.participants, "answers": self.n_answers,
-            "misjudgment": self.misjudgment, "scores": self.scores, "by_class": self.by_class,
+            "participants": self.participants,
+            "answers": self.n_answers,
+            "misjudgment": self.misjudgment,
+            "scores": self.scores,
+            "by_class": self.by_class,
             "agreement": self.agreement,
             "proxy": self.proxy or proxy_summary([]),
         }
@@ -104,27 +127,95 @@ class Report:
         """One long table of every number, for the summary CSV."""
         rows: list[dict[str, Any]] = []
         for r in self.misjudgment:
-            rows.append({"table": "misjudgment", "level": r["level"], "source": r["source"], "scene_class": "all",
-                         "metric": "misjudgment_rate", "n": r["n"], "k": r["k"], "value": r["rate"],
-                         "ci_low": r["ci_low"], "ci_high": r["ci_high"]})
+            rows.append(
+                {
+                    "table": "misjudgment",
+                    "level": r["level"],
+                    "source": r["source"],
+                    "scene_class": "all",
+                    "metric": "misjudgment_rate",
+                    "n": r["n"],
+                    "k": r["k"],
+                    "value": r["rate"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                }
+            )
         for r in self.scores:
-            rows.append({"table": "scores", "level": r["level"], "source": r["source"], "scene_class": "all",
-                         "metric": r["metric"], "n": r["n"], "k": "", "value": r["mean"], "ci_low": "",
-                         "ci_high": "", "sd": r["sd"]})
+            rows.append(
+                {
+                    "table": "scores",
+                    "level": r["level"],
+                    "source": r["source"],
+                    "scene_class": "all",
+                    "metric": r["metric"],
+                    "n": r["n"],
+                    "k": "",
+                    "value": r["mean"],
+                    "ci_low": "",
+                    "ci_high": "",
+                    "sd": r["sd"],
+                }
+            )
         for r in self.by_class:
-            rows.append({"table": "by_class", "level": "all", "source": r["source"], "scene_class": r["scene_class"],
-                         "metric": "misjudgment_rate", "n": r["n"], "k": r["k"], "value": r["rate"],
-                         "ci_low": r["ci_low"], "ci_high": r["ci_high"]})
-            rows.append({"table": "by_class", "level": "all", "source": r["source"], "scene_class": r["scene_class"],
-                         "metric": "quality", "n": r["n"], "k": "", "value": r["quality"], "ci_low": "", "ci_high": ""})
+            rows.append(
+                {
+                    "table": "by_class",
+                    "level": "all",
+                    "source": r["source"],
+                    "scene_class": r["scene_class"],
+                    "metric": "misjudgment_rate",
+                    "n": r["n"],
+                    "k": r["k"],
+                    "value": r["rate"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                }
+            )
+            rows.append(
+                {
+                    "table": "by_class",
+                    "level": "all",
+                    "source": r["source"],
+                    "scene_class": r["scene_class"],
+                    "metric": "quality",
+                    "n": r["n"],
+                    "k": "",
+                    "value": r["quality"],
+                    "ci_low": "",
+                    "ci_high": "",
+                }
+            )
         if (self.proxy or {}).get("proxy_items"):
-            rows.append({"table": "proxy", "level": "all", "source": "generated", "scene_class": "all",
-                         "metric": "proxy_embedding_items", "n": self.proxy["generated_items"],
-                         "k": self.proxy["proxy_items"], "value": self.proxy["note"], "ci_low": "", "ci_high": ""})
+            rows.append(
+                {
+                    "table": "proxy",
+                    "level": "all",
+                    "source": "generated",
+                    "scene_class": "all",
+                    "metric": "proxy_embedding_items",
+                    "n": self.proxy["generated_items"],
+                    "k": self.proxy["proxy_items"],
+                    "value": self.proxy["note"],
+                    "ci_low": "",
+                    "ci_high": "",
+                }
+            )
         for name, a in self.agreement.items():
-            rows.append({"table": "agreement", "level": "all", "source": "all", "scene_class": "all",
-                         "metric": f"krippendorff_alpha_{name}", "n": self.n_answers, "k": "", "value": a,
-                         "ci_low": "", "ci_high": ""})
+            rows.append(
+                {
+                    "table": "agreement",
+                    "level": "all",
+                    "source": "all",
+                    "scene_class": "all",
+                    "metric": f"krippendorff_alpha_{name}",
+                    "n": self.n_answers,
+                    "k": "",
+                    "value": a,
+                    "ci_low": "",
+                    "ci_high": "",
+                }
+            )
         return rows
 
     def summary_csv(self) -> str:
@@ -141,15 +232,20 @@ class Report:
         if (self.proxy or {}).get("note"):
             lines.append(f"PROXY: {self.proxy['note']}")
         lines += [
-                 f"participants: {self.participants['started']} started, {self.participants['finished']} finished"
-                 f"{self._excluded_text()}; "
-                 f"answers: {self.n_answers}", "", "Misjudgment rate (Wilson 95% CI)"]
+            f"participants: {self.participants['started']} started, {self.participants['finished']} finished"
+            f"{self._excluded_text()}; "
+            f"answers: {self.n_answers}",
+            "",
+            "Misjudgment rate (Wilson 95% CI)",
+        ]
         lines.append(f"  {'level':<6} {'source':<9} {'n':>5} {'k':>5}  {'rate':>6}  95% CI")
         for r in self.misjudgment:
             if not r["n"]:
                 continue  # levels nobody answered in yet (still listed in --json)
-            lines.append(f"  {r['level']:<6} {r['source']:<9} {r['n']:>5} {r['k']:>5}  {_pct(r['rate'])}  "
-                         f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]")
+            lines.append(
+                f"  {r['level']:<6} {r['source']:<9} {r['n']:>5} {r['k']:>5}  {_pct(r['rate'])}  "
+                f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+            )
         lines += ["", "Mean scores 1–5 (SD)"]
         lines.append(f"  {'level':<6} {'source':<9} " + " ".join(f"{m:>12}" for m in SCORES))
         table: dict[tuple[str, str], dict[str, str]] = {}
@@ -157,15 +253,19 @@ class Report:
             if not r["n"]:
                 continue
             table.setdefault((r["level"], r["source"]), {})[r["metric"]] = (
-                f"{r['mean']:.2f} ({r['sd']:.2f})" if r["mean"] is not None and r["sd"] is not None
-                else (f"{r['mean']:.2f}" if r["mean"] is not None else "–"))
+                f"{r['mean']:.2f} ({r['sd']:.2f})"
+                if r["mean"] is not None and r["sd"] is not None
+                else (f"{r['mean']:.2f}" if r["mean"] is not None else "–")
+            )
         for (lvl, src), vals in table.items():
             lines.append(f"  {lvl:<6} {src:<9} " + " ".join(f"{vals.get(m, '–'):>12}" for m in SCORES))
         if self.by_class:
             lines += ["", "By scene class (all levels)"]
             for r in self.by_class:
-                lines.append(f"  {r['scene_class']:<16} {r['source']:<9} n={r['n']:<4} misjudged {_pct(r['rate'])} "
-                             f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]  quality {r['quality']:.2f}")
+                lines.append(
+                    f"  {r['scene_class']:<16} {r['source']:<9} n={r['n']:<4} misjudged {_pct(r['rate'])} "
+                    f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]  quality {r['quality']:.2f}"
+                )
         lines += ["", "Inter-rater agreement (Krippendorff's alpha)"]
         for name, a in self.agreement.items():
             lines.append(f"  {name:<12} {'n/a (too few shared images)' if a is None else f'{a:.3f}'}")
@@ -207,24 +307,39 @@ def answers_csv(rows: Iterable[dict[str, Any]]) -> str:
 def _misjudgment_row(level: str, source: str, sub: pd.DataFrame) -> dict[str, Any]:
     n, k = int(len(sub)), int(sub["misjudged"].sum()) if len(sub) else 0
     lo, hi = wilson_interval(k, n)
-    return {"level": level, "source": source, "n": n, "k": k, "rate": (k / n) if n else math.nan,
-            "ci_low": lo, "ci_high": hi}
+    return {
+        "level": level,
+        "source": source,
+        "n": n,
+        "k": k,
+        "rate": (k / n) if n else math.nan,
+        "ci_low": lo,
+        "ci_high": hi,
+    }
 
 
-def build_report(code: str, title: str, rows: list[dict[str, Any]], participants: list[dict[str, Any]],
-                 levels: Sequence[str]) -> Report:
+def build_report(
+    code: str, title: str, rows: list[dict[str, Any]], participants: list[dict[str, Any]], levels: Sequence[str]
+) -> Report:
     df = answers_frame(rows)
     levels_seen = list(levels) + sorted(set(df["level"]) - set(levels)) if not df.empty else list(levels)
     excluded = sum(1 for p in participants if p.get("excluded"))
     participants = [p for p in participants if not p.get("excluded")]  # excluded: raw export only
     started = len(participants)
     finished = sum(1 for p in participants if p.get("finished_at") is not None)
-    per_level = {lvl: {"started": sum(1 for p in participants if p["level"] == lvl),
-                       "finished": sum(1 for p in participants if p["level"] == lvl and p.get("finished_at"))}
-                 for lvl in levels_seen}
-    report = Report(code, title, {"started": started, "finished": finished, "excluded": excluded,
-                                  "by_level": per_level},
-                    n_answers=int(len(df)))
+    per_level = {
+        lvl: {
+            "started": sum(1 for p in participants if p["level"] == lvl),
+            "finished": sum(1 for p in participants if p["level"] == lvl and p.get("finished_at")),
+        }
+        for lvl in levels_seen
+    }
+    report = Report(
+        code,
+        title,
+        {"started": started, "finished": finished, "excluded": excluded, "by_level": per_level},
+        n_answers=int(len(df)),
+    )
     sources_present = [s for s in SOURCES if not df.empty and (df["source"] == s).any()]
     groups = [(lvl, df[df["level"] == lvl]) for lvl in levels_seen] + [("all", df)]
     for lvl, sub in groups:
@@ -238,11 +353,16 @@ def build_report(code: str, title: str, rows: list[dict[str, Any]], participants
             report.misjudgment.append(_misjudgment_row(lvl, src, part))
             for metric in SCORES:
                 vals = part[metric].astype(float) if len(part) else pd.Series(dtype=float)
-                report.scores.append({
-                    "level": lvl, "source": src, "metric": metric, "n": int(vals.count()),
-                    "mean": float(vals.mean()) if vals.count() else None,
-                    "sd": float(vals.std(ddof=1)) if vals.count() > 1 else None,
-                })
+                report.scores.append(
+                    {
+                        "level": lvl,
+                        "source": src,
+                        "metric": metric,
+                        "n": int(vals.count()),
+                        "mean": float(vals.mean()) if vals.count() else None,
+                        "sd": float(vals.std(ddof=1)) if vals.count() > 1 else None,
+                    }
+                )
     if not df.empty:
         for cls in sorted(df["scene_class"].unique()):
             for src in sources_present:
@@ -250,12 +370,14 @@ def build_report(code: str, title: str, rows: list[dict[str, Any]], participants
                 if part.empty:
                     continue
                 row = _misjudgment_row("all", src, part)
-                row.update(scene_class=cls, quality=float(part["quality"].mean()),
-                           confidence=float(part["confidence"].mean()))
+                row.update(
+                    scene_class=cls, quality=float(part["quality"].mean()), confidence=float(part["confidence"].mean())
+                )
                 report.by_class.append(row)
     report.agreement = {
-        "judgement": krippendorff_alpha(df.assign(j=df["judged_real"].astype(float)) if not df.empty else df,
-                                        "j", "nominal"),
+        "judgement": krippendorff_alpha(
+            df.assign(j=df["judged_real"].astype(float)) if not df.empty else df, "j", "nominal"
+        ),
         "realism": krippendorff_alpha(df, "realism", "ordinal"),
         "detail": krippendorff_alpha(df, "detail", "ordinal"),
         "geographic": krippendorff_alpha(df, "geographic", "ordinal"),
@@ -279,8 +401,14 @@ def proxy_summary(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """How many generated images of a pool were made from a PROXY embedding, with the study-level note."""
     generated = [i for i in items if i.get("source") != "real"]
     proxy = sum(embedding_kind(i.get("provenance")) == "proxy" for i in generated)
-    note = (f"{proxy} of {len(generated)} generated images were made from a PROXY embedding (not AlphaEarth for "
-            "their place); their judgements measure the generator on a stand-in input") if proxy else None
+    note = (
+        (
+            f"{proxy} of {len(generated)} generated images were made from a PROXY embedding (not AlphaEarth for "
+            "their place); their judgements measure the generator on a stand-in input"
+        )
+        if proxy
+        else None
+    )
     return {"proxy_items": proxy, "generated_items": len(generated), "note": note}
 
 

@@ -83,8 +83,14 @@ def verify_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        got = hashlib.scrypt((password or "").encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(base64.b64decode(digest)))
+        got = hashlib.scrypt(
+            (password or "").encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(base64.b64decode(digest)),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, base64.b64decode(digest))
@@ -100,11 +106,13 @@ def configured_hash(secret_value: str | None = None) -> str:
     if not secret_value:
         raise OwnerNotConfigured(
             "no study owner password is set: set the environment variable SARVIZ_STUDY_OWNER_PASSWORD "
-            "or study_owner_password in .streamlit/secrets.toml (ideally a hash from `sarviz study hash-password`)")
+            "or study_owner_password in .streamlit/secrets.toml (ideally a hash from `sarviz study hash-password`)"
+        )
     if secret_value.startswith("scrypt$"):
         if secret_value.count("$") != 5:
-            raise OwnerNotConfigured("the configured owner password hash is malformed; create one with "
-                                     "`sarviz study hash-password`")
+            raise OwnerNotConfigured(
+                "the configured owner password hash is malformed; create one with `sarviz study hash-password`"
+            )
         return secret_value
     return hash_password(secret_value)
 
@@ -137,8 +145,9 @@ def _last_ok(s: Session, clients: tuple[str, ...], notes: tuple[str, ...] | None
 
 
 def _failures(s: Session, since: _dt.datetime, client: str | None) -> tuple[int, _dt.datetime | None]:
-    q = select(func.count(OwnerLogin.id), func.max(OwnerLogin.at)).where(OwnerLogin.ok.is_(False),
-                                                                          OwnerLogin.at >= since)
+    q = select(func.count(OwnerLogin.id), func.max(OwnerLogin.at)).where(
+        OwnerLogin.ok.is_(False), OwnerLogin.at >= since
+    )
     if client is not None:
         q = q.where(OwnerLogin.client == client)
     n, last = s.execute(q).one()
@@ -173,8 +182,11 @@ def new_unlock_code(db: StudyDatabase) -> str:
 
 
 def _session_failures(s: Session, since: _dt.datetime, session: str) -> tuple[int, _dt.datetime | None]:
-    n, last = s.execute(select(func.count(OwnerLogin.id), func.max(OwnerLogin.at)).where(
-        OwnerLogin.ok.is_(False), OwnerLogin.at >= since, OwnerLogin.note == f"session:{session}")).one()
+    n, last = s.execute(
+        select(func.count(OwnerLogin.id), func.max(OwnerLogin.at)).where(
+            OwnerLogin.ok.is_(False), OwnerLogin.at >= since, OwnerLogin.note == f"session:{session}"
+        )
+    ).one()
     return int(n or 0), last
 
 
@@ -184,16 +196,20 @@ def check_allowed(s: Session, client: str, now: _dt.datetime, session: str | Non
     if session:
         n, last = _session_failures(s, window_start, session)
         if n >= MAX_FAILURES:
-            raise LoginLocked(f"too many wrong passwords in this browser session; try again in "
-                              f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code "
-                              "from `sarviz study unlock`")
+            raise LoginLocked(
+                f"too many wrong passwords in this browser session; try again in "
+                f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code "
+                "from `sarviz study unlock`"
+            )
     # A success (or an unlock) of this client, or an unlock for everyone, restarts its count.
     reset = _last_ok(s, (client, ALL_CLIENTS))
     n, last = _failures(s, max(window_start, reset) if reset else window_start, client)
     if n >= MAX_FAILURES:
-        raise LoginLocked(f"too many wrong passwords from this address; try again in "
-                          f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code from "
-                          "`sarviz study unlock`")
+        raise LoginLocked(
+            f"too many wrong passwords from this address; try again in "
+            f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code from "
+            "`sarviz study unlock`"
+        )
     trusted = _last_ok(s, (client,)) if client not in _SHARED_CLIENTS else None
     if trusted is not None and trusted >= now - TRUSTED_FOR:
         return  # the owner's own address: never slowed down by other people's guessing
@@ -204,7 +220,8 @@ def check_allowed(s: Session, client: str, now: _dt.datetime, session: str | Non
         raise LoginLocked(
             f"owner logins are slowed down after {total} failed attempts in the last "
             f"{int(WINDOW.total_seconds() // 60)} min; try again in {_wait_text((last_any + delay - now).total_seconds())} "
-            "(the study owner gets past this with a one-time code from `sarviz study unlock`)")
+            "(the study owner gets past this with a one-time code from `sarviz study unlock`)"
+        )
 
 
 def unlock(db: StudyDatabase, client: str | None = None) -> int:
@@ -252,9 +269,11 @@ class OwnerAuth:
             now = utcnow()
             if code:
                 if not _code_valid(s, code, now):  # (recorded as a failure below, after the rollback)
-                    raise LoginLocked("that unlock code is not valid (wrong, used or older than "
-                                      f"{int(UNLOCK_CODE_VALID.total_seconds() // 3600)} h); get a new one with "
-                                      "`sarviz study unlock`")
+                    raise LoginLocked(
+                        "that unlock code is not valid (wrong, used or older than "
+                        f"{int(UNLOCK_CODE_VALID.total_seconds() // 3600)} h); get a new one with "
+                        "`sarviz study unlock`"
+                    )
                 s.add(OwnerLogin(client=CODE_USED, ok=True, note=_code_hash(code)))  # one attempt per code
             else:
                 check_allowed(s, client, now, session)
@@ -265,7 +284,9 @@ class OwnerAuth:
             return self.db.write(attempt)
         except LoginLocked as exc:
             if code:  # the failed attempt with a bad code is recorded before refusing
+
                 def record(s: Session) -> None:
                     s.add(OwnerLogin(client=client, ok=False, note=f"session:{session}" if session else "bad-code"))
+
                 self.db.write(record)
             raise exc

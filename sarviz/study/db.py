@@ -56,21 +56,24 @@ def normalise_url(url: str | Path) -> URL:
     """A SQLAlchemy URL from a URL or a plain file path (→ SQLite)."""
     raw = str(url).strip()
     if not raw:
-        raise StudyDatabaseError("no study database given: pass a SQLAlchemy URL such as "
-                                 "sqlite:///study.sqlite or postgresql://user@host/db")
+        raise StudyDatabaseError(
+            "no study database given: pass a SQLAlchemy URL such as sqlite:///study.sqlite or postgresql://user@host/db"
+        )
     if "://" not in raw:
         # A bare word like "notaurl" or "postgres" is far more likely a mistake than a wish for
         # a SQLite file of that name, so a path must say it is a database by its ending.
         if Path(raw).suffix.lower() not in SQLITE_SUFFIXES:
             raise StudyDatabaseError(
                 f"{raw!r} is neither a database URL (e.g. sqlite:///study.sqlite or postgresql://user@host/db) "
-                f"nor a SQLite file path ending in {', '.join(SQLITE_SUFFIXES)}")
+                f"nor a SQLite file path ending in {', '.join(SQLITE_SUFFIXES)}"
+            )
         raw = f"sqlite:///{Path(raw).expanduser().resolve()}"
     try:
         parsed = make_url(raw)
     except ArgumentError:
-        raise StudyDatabaseError(f"{raw!r} is not a database URL (expected e.g. sqlite:///study.sqlite "
-                                 "or postgresql://user@host/db)") from None
+        raise StudyDatabaseError(
+            f"{raw!r} is not a database URL (expected e.g. sqlite:///study.sqlite or postgresql://user@host/db)"
+        ) from None
     if parsed.get_backend_name() == "sqlite" and (parsed.database or "").startswith("~"):
         # sqlite:///~/.sarviz/study.sqlite (the README's default written as a URL): the home folder
         parsed = parsed.set(database=str(Path(parsed.database).expanduser()))
@@ -87,8 +90,12 @@ def describe_url(url: URL) -> str:
 
 def sqlite_file(url: URL) -> Path | None:
     """The file of a SQLite URL (None for PostgreSQL and in-memory databases)."""
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
-            or url.database.startswith("file:"):
+    if (
+        url.get_backend_name() != "sqlite"
+        or not url.database
+        or url.database == ":memory:"
+        or url.database.startswith("file:")
+    ):
         return None
     return Path(url.database).expanduser().absolute()
 
@@ -120,7 +127,8 @@ def check_location(url: URL, create: bool) -> None:
     if not create:
         raise StudyDatabaseMissing(
             f"the study database {path} does not exist. Check the URL (--db or SARVIZ_STUDY_DB); "
-            f"a new database is made only by `sarviz study create` or the Study admin page's \"Create study\"")
+            f'a new database is made only by `sarviz study create` or the Study admin page\'s "Create study"'
+        )
     parent = path.parent
     if not parent.is_dir() and not _own_folder(parent):
         missing = parent
@@ -130,28 +138,47 @@ def check_location(url: URL, create: bool) -> None:
             f"the folder {parent} does not exist, so the study database {path} cannot be created there. "
             f"This would have created the folder {missing}{' and the folders under it' if missing != parent else ''} "
             f"and the file {path.name}; if the path is right, create the folder first (mkdir -p {parent}), "
-            "otherwise fix the URL")
+            "otherwise fix the URL"
+        )
 
 
 def explain(exc: BaseException, url: URL, writing: bool) -> StudyDatabaseError:
     """Turn a driver error into a message for a person."""
     where = describe_url(url)
-    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(getattr(exc, "orig", exc)).strip() else type(exc).__name__
+    detail = (
+        str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        if str(getattr(exc, "orig", exc)).strip()
+        else type(exc).__name__
+    )
     low = detail.lower()
     lost = " Nothing was saved by this step; please try again." if writing else ""
     if "readonly" in low or "read-only" in low or "read only" in low:
-        return StudyDatabaseError(f"the study database {where} is read-only, so answers cannot be stored."
-                                  f"{lost} (The study owner must make it writable.)")
+        return StudyDatabaseError(
+            f"the study database {where} is read-only, so answers cannot be stored."
+            f"{lost} (The study owner must make it writable.)"
+        )
     if "unable to open database" in low:
-        return StudyDatabaseError(f"the study database file {where} cannot be opened (missing folder or no "
-                                  f"permission).{lost}")
+        return StudyDatabaseError(
+            f"the study database file {where} cannot be opened (missing folder or no permission).{lost}"
+        )
     if "database or disk is full" in low or "no space" in low:
         return StudyDatabaseError(f"the study database {where} is full (no disk space).{lost}")
     if "locked" in low or "could not serialize" in low or "deadlock" in low:
         return StudyDatabaseError(f"the study database {where} is busy.{lost}")
-    if any(s in low for s in ("connection refused", "could not connect", "connection failed", "timeout",
-                               "name or service not known", "no route", "server closed", "terminating connection",
-                               "does not exist")):
+    if any(
+        s in low
+        for s in (
+            "connection refused",
+            "could not connect",
+            "connection failed",
+            "timeout",
+            "name or service not known",
+            "no route",
+            "server closed",
+            "terminating connection",
+            "does not exist",
+        )
+    ):
         return StudyDatabaseError(f"cannot reach the study database {where}: {detail}.{lost}")
     return StudyDatabaseError(f"the study database {where} failed: {detail}.{lost}")
 
@@ -171,7 +198,8 @@ class StudyDatabase:
         self.engine = self._create_engine(self.url, echo)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
-            bind=self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+            bind=self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+        )
         if not create:
             self._require_study_schema()
         if migrate:
@@ -187,7 +215,8 @@ class StudyDatabase:
             self.engine.dispose()
             raise StudyDatabaseMissing(
                 f"{self.description} is not a sarviz study database (it has no study tables). Check the URL; "
-                "a study database is made by `sarviz study create` or the Study admin page's \"Create study\"")
+                'a study database is made by `sarviz study create` or the Study admin page\'s "Create study"'
+            )
 
     def __repr__(self) -> str:
         return f"StudyDatabase({describe_url(self.url)!r})"
@@ -226,8 +255,9 @@ class StudyDatabase:
                 conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
             return engine
-        return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                             connect_args={"connect_timeout": 10})
+        return create_engine(
+            url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 10}
+        )
 
     def migrate(self) -> list[int]:
         try:
@@ -267,10 +297,9 @@ class StudyDatabase:
                 raise  # a constraint (duplicate image, answer given twice): the caller explains it
             except OperationalError as exc:
                 msg = str(exc.orig).lower()
-                transient = ("locked" in msg or "could not serialize" in msg or "deadlock" in msg
-                             or "busy" in msg)
+                transient = "locked" in msg or "could not serialize" in msg or "deadlock" in msg or "busy" in msg
                 if transient and attempt < attempts:
-                    time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+                    time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
                     continue
                 raise explain(exc, self.url, writing=True) from None
             except DBAPIError as exc:

@@ -67,17 +67,24 @@ class StudyDesign:
 
     def validate(self) -> None:
         if not isinstance(self.images_per_session, int) or not 1 <= self.images_per_session <= 200:
-            raise DesignError(f"images per session must be a whole number from 1 to 200, got {self.images_per_session!r}")
+            raise DesignError(
+                f"images per session must be a whole number from 1 to 200, got {self.images_per_session!r}"
+            )
         unknown = set(self.ratio) - set(SOURCES)
         if unknown:
-            raise DesignError(f"unknown image source(s) {sorted(unknown)} in the ratio; sources are {', '.join(SOURCES)}")
+            raise DesignError(
+                f"unknown image source(s) {sorted(unknown)} in the ratio; sources are {', '.join(SOURCES)}"
+            )
         if any((not isinstance(v, int)) or v < 0 for v in self.ratio.values()) or sum(self.ratio.values()) == 0:
-            raise DesignError(f"the ratio needs whole, non-negative shares with at least one above zero, got {self.ratio}")
+            raise DesignError(
+                f"the ratio needs whole, non-negative shares with at least one above zero, got {self.ratio}"
+            )
         total = sum(self.ratio.values())
         if self.images_per_session % total:
             raise DesignError(
                 f"{self.images_per_session} images cannot be split in the ratio "
-                f"{ratio_text(self.ratio)}: use a multiple of {total}")
+                f"{ratio_text(self.ratio)}: use a multiple of {total}"
+            )
         if not self.levels:
             raise DesignError("a study needs at least one participant level")
         if self.render not in RENDER_MODES:
@@ -88,8 +95,9 @@ class StudyDesign:
                 raise DesignError(f"{name}: the low end {lo} must be below the high end {hi}")
             setattr(self, name, (float(lo), float(hi)))
         if not isinstance(self.max_sessions_per_client, int) or self.max_sessions_per_client < 0:
-            raise DesignError(f"sessions per client must be a whole number ≥ 0 (0 = no limit), "
-                              f"got {self.max_sessions_per_client!r}")
+            raise DesignError(
+                f"sessions per client must be a whole number ≥ 0 (0 = no limit), got {self.max_sessions_per_client!r}"
+            )
         self.invite_only = bool(self.invite_only)
         if not 64 <= int(self.display_px) <= 2048:
             raise DesignError(f"display size must be 64–2048 px, got {self.display_px}")
@@ -149,16 +157,21 @@ class PoolEntry:
 def check_pool(pool: Sequence[PoolEntry], design: StudyDesign) -> None:
     """Raise :class:`PoolTooSmall` naming what is missing when one session cannot be filled."""
     if not pool:
-        raise PoolTooSmall("the study's image pool is empty: add images (real ones and generated ones) "
-                           "before inviting participants")
+        raise PoolTooSmall(
+            "the study's image pool is empty: add images (real ones and generated ones) before inviting participants"
+        )
     have = Counter(e.source for e in pool)
     need = design.per_session()
-    missing = [f"{n - have.get(s, 0)} more {SOURCE_LABELS[s]} image(s) (has {have.get(s, 0)}, needs {n})"
-               for s, n in need.items() if have.get(s, 0) < n]
+    missing = [
+        f"{n - have.get(s, 0)} more {SOURCE_LABELS[s]} image(s) (has {have.get(s, 0)}, needs {n})"
+        for s, n in need.items()
+        if have.get(s, 0) < n
+    ]
     if missing:
         raise PoolTooSmall(
             f"the pool is too small for {design.images_per_session} images a session in the ratio "
-            f"{ratio_text(design.ratio)}: add " + "; ".join(missing))
+            f"{ratio_text(design.ratio)}: add " + "; ".join(missing)
+        )
 
 
 def balanced_pool(pool: Sequence[PoolEntry], design: StudyDesign) -> tuple[list[PoolEntry], dict[str, int]]:
@@ -194,17 +207,21 @@ def held_back_message(held: dict[str, int], pool: Sequence[PoolEntry], design: S
     have = Counter(e.source for e in pool)
     shares = {s: n for s, n in design.ratio.items() if n}
     k_full = max((-(-have.get(s, 0) // n) for s, n in shares.items()), default=0)
-    add = [f"{k_full * n - have.get(s, 0)} {SOURCE_LABELS[s]}" for s, n in shares.items()
-           if k_full * n > have.get(s, 0)]
+    add = [
+        f"{k_full * n - have.get(s, 0)} {SOURCE_LABELS[s]}" for s, n in shares.items() if k_full * n > have.get(s, 0)
+    ]
     kept = ", ".join(f"{n} {SOURCE_LABELS.get(s, s)}" for s, n in held.items())
-    return (f"{kept} image(s) are held back and not shown: pool sizes must follow the ratio "
-            f"{ratio_text(design.ratio)} so that every image is shown equally often whatever its source "
-            f"(otherwise how often an image appears reveals its source)."
-            + (f" To use them all, add {', '.join(add)} image(s)." if add else ""))
+    return (
+        f"{kept} image(s) are held back and not shown: pool sizes must follow the ratio "
+        f"{ratio_text(design.ratio)} so that every image is shown equally often whatever its source "
+        f"(otherwise how often an image appears reveals its source)."
+        + (f" To use them all, add {', '.join(add)} image(s)." if add else "")
+    )
 
 
-def draw_session(pool: Sequence[PoolEntry], design: StudyDesign, rng: random.Random,
-                 exposure: dict[int, int] | None = None) -> list[int]:
+def draw_session(
+    pool: Sequence[PoolEntry], design: StudyDesign, rng: random.Random, exposure: dict[int, int] | None = None
+) -> list[int]:
     """Draw one participant's images: the design's count per source, least-shown first,
     balanced across scene classes where the pool allows, in a random order. Returns item ids
     in display order.

@@ -54,7 +54,8 @@ class Migration:
 def _v1_core_tables(conn: Connection) -> None:
     md = MetaData()
     Table(
-        "study", md,
+        "study",
+        md,
         Column("id", Integer, primary_key=True),
         Column("code", String(64), nullable=False, unique=True),
         Column("title", String(200), nullable=False),
@@ -62,7 +63,8 @@ def _v1_core_tables(conn: Connection) -> None:
         Column("created_at", DateTime, nullable=False),
     )
     Table(
-        "item", md,
+        "item",
+        md,
         Column("id", Integer, primary_key=True),
         Column("study_id", Integer, ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True),
         Column("source", String(16), nullable=False),
@@ -80,7 +82,8 @@ def _v1_core_tables(conn: Connection) -> None:
         UniqueConstraint("study_id", "content_sha256", name="uq_item_study_content"),
     )
     Table(
-        "participant", md,
+        "participant",
+        md,
         Column("id", Integer, primary_key=True),
         Column("study_id", Integer, ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True),
         Column("resume_code", String(64), nullable=False, unique=True),
@@ -90,20 +93,20 @@ def _v1_core_tables(conn: Connection) -> None:
         Column("finished_at", DateTime, nullable=True),
     )
     Table(
-        "assignment", md,
+        "assignment",
+        md,
         Column("id", Integer, primary_key=True),
-        Column("participant_id", Integer, ForeignKey("participant.id", ondelete="CASCADE"), nullable=False,
-               index=True),
+        Column("participant_id", Integer, ForeignKey("participant.id", ondelete="CASCADE"), nullable=False, index=True),
         Column("item_id", Integer, ForeignKey("item.id", ondelete="RESTRICT"), nullable=False, index=True),
         Column("position", Integer, nullable=False),
         Column("public_id", String(64), nullable=False, unique=True),
         UniqueConstraint("participant_id", "position", name="uq_assignment_position"),
     )
     Table(
-        "answer", md,
+        "answer",
+        md,
         Column("id", Integer, primary_key=True),
-        Column("assignment_id", Integer, ForeignKey("assignment.id", ondelete="CASCADE"), nullable=False,
-               unique=True),
+        Column("assignment_id", Integer, ForeignKey("assignment.id", ondelete="CASCADE"), nullable=False, unique=True),
         Column("judged_real", Boolean, nullable=False),
         Column("realism", SmallInteger, nullable=False),
         Column("detail", SmallInteger, nullable=False),
@@ -120,7 +123,8 @@ def _v2_owner_login_and_open_flag(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE study ADD COLUMN is_open BOOLEAN NOT NULL DEFAULT TRUE"))
     md = MetaData()
     Table(
-        "owner_login", md,
+        "owner_login",
+        md,
         Column("id", Integer, primary_key=True),
         Column("client", String(200), nullable=False, index=True),
         Column("ok", Boolean, nullable=False),
@@ -133,22 +137,26 @@ def _v2_owner_login_and_open_flag(conn: Connection) -> None:
 def _v3_exclusion_clients_invites(conn: Connection) -> None:
     # Keeping junk out of results: sessions can be excluded (kept, not analysed), are tied to a
     # hashed client key (per-client session limit) and optionally to a one-use invite token.
-    for ddl in ("ALTER TABLE participant ADD COLUMN excluded BOOLEAN NOT NULL DEFAULT FALSE",
-                "ALTER TABLE participant ADD COLUMN excluded_reason TEXT NOT NULL DEFAULT ''",
-                "ALTER TABLE participant ADD COLUMN client_hash VARCHAR(64) NOT NULL DEFAULT ''"):
+    for ddl in (
+        "ALTER TABLE participant ADD COLUMN excluded BOOLEAN NOT NULL DEFAULT FALSE",
+        "ALTER TABLE participant ADD COLUMN excluded_reason TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE participant ADD COLUMN client_hash VARCHAR(64) NOT NULL DEFAULT ''",
+    ):
         conn.execute(text(ddl))
     md = MetaData()
     # stubs of the referenced tables (already there) so that the foreign keys resolve
     Table("study", md, Column("id", Integer, primary_key=True))
     Table("participant", md, Column("id", Integer, primary_key=True))
     invite = Table(
-        "invite", md,
+        "invite",
+        md,
         Column("id", Integer, primary_key=True),
         Column("study_id", Integer, ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True),
         Column("token", String(64), nullable=False, unique=True),
         Column("created_at", DateTime, nullable=False),
-        Column("participant_id", Integer, ForeignKey("participant.id", ondelete="SET NULL"), nullable=True,
-               unique=True),
+        Column(
+            "participant_id", Integer, ForeignKey("participant.id", ondelete="SET NULL"), nullable=True, unique=True
+        ),
     )
     invite.create(conn)
     conn.execute(text("CREATE INDEX ix_participant_client_hash ON participant (study_id, client_hash)"))
@@ -159,7 +167,8 @@ def _v4_refused_starts(conn: Connection) -> None:
     md = MetaData()
     Table("study", md, Column("id", Integer, primary_key=True))
     Table(
-        "refused_start", md,
+        "refused_start",
+        md,
         Column("id", Integer, primary_key=True),
         Column("study_id", Integer, ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True),
         Column("client_hash", String(64), nullable=False),
@@ -178,7 +187,8 @@ LATEST_VERSION = MIGRATIONS[-1].version
 
 _version_md = MetaData()
 schema_version = Table(
-    "schema_version", _version_md,
+    "schema_version",
+    _version_md,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("description", String(200), nullable=False),
     Column("applied_at", DateTime, nullable=False),
@@ -213,15 +223,20 @@ def migrate(engine, target: int | None = None, progress: Callable[[str], None] |
                 if have > LATEST_VERSION:
                     raise SchemaTooNew(
                         f"the study database has schema version {have}, but this sarviz knows only up to "
-                        f"{LATEST_VERSION}; upgrade sarviz before using this database")
+                        f"{LATEST_VERSION}; upgrade sarviz before using this database"
+                    )
                 if have >= migration.version:
                     continue
                 if progress:
                     progress(f"migrating study database to version {migration.version}: {migration.description}")
                 migration.apply(conn)
-                conn.execute(schema_version.insert().values(
-                    version=migration.version, description=migration.description,
-                    applied_at=_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)))
+                conn.execute(
+                    schema_version.insert().values(
+                        version=migration.version,
+                        description=migration.description,
+                        applied_at=_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None),
+                    )
+                )
                 applied.append(migration.version)
     # A database newer than us is refused even when nothing needed applying.
     with engine.connect() as conn:
@@ -229,5 +244,6 @@ def migrate(engine, target: int | None = None, progress: Callable[[str], None] |
     if have > LATEST_VERSION:
         raise SchemaTooNew(
             f"the study database has schema version {have}, but this sarviz knows only up to "
-            f"{LATEST_VERSION}; upgrade sarviz before using this database")
+            f"{LATEST_VERSION}; upgrade sarviz before using this database"
+        )
     return applied

@@ -100,8 +100,7 @@ class Participant(Base):
     #: a salted hash of the client key (never the address itself), for the per-client session limit
     client_hash: Mapped[str] = mapped_column(String(64), nullable=False, default="")
 
-    assignments: Mapped[list["Assignment"]] = relationship(
-        back_populates="participant", order_by="Assignment.position")
+    assignments: Mapped[list["Assignment"]] = relationship(back_populates="participant", order_by="Assignment.position")
 
 
 class Assignment(Base):
@@ -110,7 +109,8 @@ class Assignment(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     participant_id: Mapped[int] = mapped_column(
-        ForeignKey("participant.id", ondelete="CASCADE"), nullable=False, index=True)
+        ForeignKey("participant.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="RESTRICT"), nullable=False, index=True)
     position: Mapped[int] = mapped_column(Integer, nullable=False)
     public_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
@@ -125,7 +125,8 @@ class Answer(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     assignment_id: Mapped[int] = mapped_column(
-        ForeignKey("assignment.id", ondelete="CASCADE"), unique=True, nullable=False)
+        ForeignKey("assignment.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
     judged_real: Mapped[bool] = mapped_column(Boolean, nullable=False)
     realism: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     detail: Mapped[int] = mapped_column(SmallInteger, nullable=False)
@@ -147,7 +148,8 @@ class Invite(Base):
     token: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     participant_id: Mapped[int | None] = mapped_column(
-        ForeignKey("participant.id", ondelete="SET NULL"), nullable=True, unique=True)
+        ForeignKey("participant.id", ondelete="SET NULL"), nullable=True, unique=True
+    )
 
 
 class RefusedStart(Base):

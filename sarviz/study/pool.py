@@ -91,8 +91,10 @@ class ItemLabels:
     def __post_init__(self) -> None:
         self.source = (self.source or "").strip().lower()
         if self.source not in SOURCES:
-            raise PoolError(f"image source must be one of {', '.join(SOURCES)} (real SAR, another generator, "
-                            f"our model), got {self.source!r}")
+            raise PoolError(
+                f"image source must be one of {', '.join(SOURCES)} (real SAR, another generator, "
+                f"our model), got {self.source!r}"
+            )
         self.model_id = (self.model_id or "").strip()
         self.scene_class = (self.scene_class or "").strip().lower()
         for name in ("lat", "lon"):
@@ -174,8 +176,15 @@ def png_chunks(data: bytes) -> list[str]:
 
 def _rendered(picture: Image.Image, design: StudyDesign, location=None, provenance=None) -> RenderedImage:
     png, w, h, native = finish(picture, design)
-    return RenderedImage(png=png, width=w, height=h, native_size=native,
-                         sha256=hashlib.sha256(png).hexdigest(), location=location, provenance=provenance or {})
+    return RenderedImage(
+        png=png,
+        width=w,
+        height=h,
+        native_size=native,
+        sha256=hashlib.sha256(png).hexdigest(),
+        location=location,
+        provenance=provenance or {},
+    )
 
 
 def render_arrays(vv_db: np.ndarray, vh_db: np.ndarray | None, design: StudyDesign, **kw: Any) -> RenderedImage:
@@ -200,8 +209,13 @@ def _read_tiff_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None, Any]:
             except SceneError as exc:
                 raise CorruptImage(str(exc)) from None
             names = [(d or "").upper() for d in src.descriptions]
-            meta = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height,
-                    "tags": src.tags()}
+            meta = {
+                "crs": src.crs,
+                "transform": src.transform,
+                "width": src.width,
+                "height": src.height,
+                "tags": src.tags(),
+            }
             if want is None:  # single band, named by file
                 return src.read(1, out_dtype="float32"), meta, {}
             if want in names:
@@ -219,7 +233,8 @@ def _read_tiff_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None, Any]:
         if vv is None:
             raise CorruptImage(
                 f"{path.name}: a SAR GeoTIFF needs a band described as 'VV' (and 'VH'), or single-band files "
-                f"named *_VV.tif / *_VH.tif; this one has {info['count']} band(s) named {info['names']}")
+                f"named *_VV.tif / *_VH.tif; this one has {info['count']} band(s) named {info['names']}"
+            )
         vh, _, _ = band(path, "VH")
         return vv, vh, meta
     except RasterioError as exc:
@@ -261,8 +276,10 @@ def render_file(path: str | Path, design: StudyDesign) -> RenderedImage:
             raise CorruptImage(f"{path.name}: the VV band has no valid pixels")
         med = float(np.median(finite))
         if not -60.0 <= med <= 30.0:
-            raise CorruptImage(f"{path.name}: VV values (median {med:.3g}) do not look like backscatter in dB; "
-                               "convert linear power with 10·log10 first")
+            raise CorruptImage(
+                f"{path.name}: VV values (median {med:.3g}) do not look like backscatter in dB; "
+                "convert linear power with 10·log10 first"
+            )
         # Linear power (all ≥ 0, median ≪ 1) passes the range test above but would be drawn
         # as flat grey; the metrics' own check tells it apart (one rule for metrics and pools).
         from sarviz.metrics.report import MetricError, check_looks_like_db
@@ -335,14 +352,16 @@ def render_bytes(data: bytes, name: str, design: StudyDesign) -> RenderedImage:
             try:
                 return render_file(p, design)
             except PoolError as exc:  # name the upload, not our temporary copy of it
-                raise type(exc)(_plain_error(exc, Path(name).name or "upload", str(p)).replace(
-                    p.name + ":", (Path(name).name or "upload") + ":", 1)) from None
+                raise type(exc)(
+                    _plain_error(exc, Path(name).name or "upload", str(p)).replace(
+                        p.name + ":", (Path(name).name or "upload") + ":", 1
+                    )
+                ) from None
     raise CorruptImage(f"{name}: not a GeoTIFF or PNG file (unrecognised content)")
 
 
 # -- blinding checks (owner only) -----------------------------------------------------------
-def native_size_warnings(items: Iterable[tuple[str, int | None]],
-                         ratio: float = NATIVE_SIZE_RATIO_WARN) -> list[str]:
+def native_size_warnings(items: Iterable[tuple[str, int | None]], ratio: float = NATIVE_SIZE_RATIO_WARN) -> list[str]:
     """Warnings for the study owner when sources differ in native size.
 
     ``items`` are (source, native side in px — the shorter side, which the square crop keeps).
@@ -374,7 +393,8 @@ def native_size_warnings(items: Iterable[tuple[str, int | None]],
                 f"{len(off)} of {len(sides)} {source} image(s) are natively about {typical} px{span}, while the other "
                 f"sources' are about {ref:.0f} px ({factor:.1f}× different): resampled to the display size they look "
                 f"{look}, which can reveal their source to participants. Pool images of similar native size (crop or "
-                "resample them to match) to keep the study blind.")
+                "resample them to match) to keep the study blind."
+            )
     return warnings
 
 
@@ -394,8 +414,10 @@ def read_labels_file(folder: Path) -> dict[str, dict[str, str]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or "file" not in reader.fieldnames or "source" not in reader.fieldnames:
-            raise PoolError(f"{path}: needs a header with at least the columns 'file' and 'source' "
-                            f"(optional: model_id, scene_class, lat, lon); found {reader.fieldnames}")
+            raise PoolError(
+                f"{path}: needs a header with at least the columns 'file' and 'source' "
+                f"(optional: model_id, scene_class, lat, lon); found {reader.fieldnames}"
+            )
         return {row["file"].strip(): row for row in reader if (row.get("file") or "").strip()}
 
 
@@ -418,13 +440,27 @@ def scan_folder(folder: str | Path, defaults: dict[str, Any] | None = None) -> l
         row = manifest.get(p.name) or {}
         spec = {**(defaults or {}), **{k: v for k, v in row.items() if k != "file" and v not in (None, "")}}
         if not spec.get("source"):
-            entries.append(FolderEntry(p, None, f"{p.name}: no source label — add it to {LABELS_FILE} "
-                                                 "or give a default source (real, other, ours)"))
+            entries.append(
+                FolderEntry(
+                    p,
+                    None,
+                    f"{p.name}: no source label — add it to {LABELS_FILE} or give a default source (real, other, ours)",
+                )
+            )
             continue
         try:
-            entries.append(FolderEntry(p, ItemLabels(
-                source=spec["source"], model_id=spec.get("model_id", ""), scene_class=spec.get("scene_class", ""),
-                lat=spec.get("lat"), lon=spec.get("lon"))))
+            entries.append(
+                FolderEntry(
+                    p,
+                    ItemLabels(
+                        source=spec["source"],
+                        model_id=spec.get("model_id", ""),
+                        scene_class=spec.get("scene_class", ""),
+                        lat=spec.get("lat"),
+                        lon=spec.get("lon"),
+                    ),
+                )
+            )
         except PoolError as exc:
             entries.append(FolderEntry(p, None, f"{p.name}: {exc}"))
     if not entries:

@@ -149,11 +149,18 @@ class ParticipantAPI:
             if study is None:
                 raise NotFound(f"there is no study with the code {code!r}; check the link you were given")
             design = StudyDesign.from_dict(study.design)
-            return PublicStudy(study.code, study.title, dict(design.levels), design.consent_text,
-                               design.images_per_session, bool(study.is_open))
+            return PublicStudy(
+                study.code,
+                study.title,
+                dict(design.levels),
+                design.consent_text,
+                design.images_per_session,
+                bool(study.is_open),
+            )
 
-    def start(self, code: str, level: str, consent: bool, *, client: str = "local",
-              invite: str | None = None) -> SessionView:
+    def start(
+        self, code: str, level: str, consent: bool, *, client: str = "local", invite: str | None = None
+    ) -> SessionView:
         """Begin a session: draw this participant's images and store them (one transaction).
 
         ``client`` is the key of the browser's address (:func:`sarviz.access.client_key`), used
@@ -176,48 +183,81 @@ class ParticipantAPI:
             design = StudyDesign.from_dict(study.design)
             invite_row = None
             if token:
-                invite_row = s.scalar(select(Invite).where(Invite.token == token, Invite.study_id == study.id)
-                                      .with_for_update())
+                invite_row = s.scalar(
+                    select(Invite).where(Invite.token == token, Invite.study_id == study.id).with_for_update()
+                )
                 if invite_row is None:
-                    raise SessionRefused("that invitation is not valid for this study; check the link you were given",
-                                         "invalid invite")
+                    raise SessionRefused(
+                        "that invitation is not valid for this study; check the link you were given", "invalid invite"
+                    )
                 if invite_row.participant_id is not None:
-                    raise SessionRefused("that invitation was already used; each invitation starts one session "
-                                         "(continue yours with your resume code)", "used invite")
+                    raise SessionRefused(
+                        "that invitation was already used; each invitation starts one session "
+                        "(continue yours with your resume code)",
+                        "used invite",
+                    )
             elif design.invite_only:
-                raise SessionRefused("this study is by invitation only: please use the personal link you were given",
-                                     "no invite")
+                raise SessionRefused(
+                    "this study is by invitation only: please use the personal link you were given", "no invite"
+                )
             if design.max_sessions_per_client and client != "local":
-                n = s.scalar(select(func.count(Participant.id)).where(Participant.study_id == study.id,
-                                                                     Participant.client_hash == hashed))
+                n = s.scalar(
+                    select(func.count(Participant.id)).where(
+                        Participant.study_id == study.id, Participant.client_hash == hashed
+                    )
+                )
                 if n >= design.max_sessions_per_client:
                     raise SessionRefused(
                         f"this study allows {design.max_sessions_per_client} session(s) per participant and one "
-                        "was already started from here; continue it with your resume code", "per-client limit")
+                        "was already started from here; continue it with your resume code",
+                        "per-client limit",
+                    )
             if not token and client != "local":
                 # open-link starts from one address are rate-limited whatever the per-client limit
-                recent = s.scalar(select(func.count(Participant.id)).where(
-                    Participant.study_id == study.id, Participant.client_hash == hashed,
-                    Participant.started_at >= utcnow() - START_RATE_WINDOW))
+                recent = s.scalar(
+                    select(func.count(Participant.id)).where(
+                        Participant.study_id == study.id,
+                        Participant.client_hash == hashed,
+                        Participant.started_at >= utcnow() - START_RATE_WINDOW,
+                    )
+                )
                 if recent >= START_RATE_MAX:
                     raise SessionRefused(
                         f"too many sessions were started from this address in the last "
-                        f"{int(START_RATE_WINDOW.total_seconds() // 60)} minutes; please try again later", "start rate")
-            pool = [PoolEntry(i, src, cls) for i, src, cls in s.execute(
-                select(Item.id, Item.source, Item.scene_class).where(Item.study_id == study.id).order_by(Item.id))]
-            exposure = dict(s.execute(
-                select(Assignment.item_id, func.count(Assignment.id)).join(Item, Item.id == Assignment.item_id)
-                .where(Item.study_id == study.id).group_by(Assignment.item_id)).all())
+                        f"{int(START_RATE_WINDOW.total_seconds() // 60)} minutes; please try again later",
+                        "start rate",
+                    )
+            pool = [
+                PoolEntry(i, src, cls)
+                for i, src, cls in s.execute(
+                    select(Item.id, Item.source, Item.scene_class).where(Item.study_id == study.id).order_by(Item.id)
+                )
+            ]
+            exposure = dict(
+                s.execute(
+                    select(Assignment.item_id, func.count(Assignment.id))
+                    .join(Item, Item.id == Assignment.item_id)
+                    .where(Item.study_id == study.id)
+                    .group_by(Assignment.item_id)
+                ).all()
+            )
             order = draw_session(pool, design, self._rng, exposure)
-            participant = Participant(study_id=study.id, resume_code=new_resume_code(), level=level, consent=True,
-                                      client_hash=hashed)
+            participant = Participant(
+                study_id=study.id, resume_code=new_resume_code(), level=level, consent=True, client_hash=hashed
+            )
             s.add(participant)
             s.flush()
             if invite_row is not None:
                 invite_row.participant_id = participant.id
             for pos, item_id in enumerate(order, 1):
-                s.add(Assignment(participant_id=participant.id, item_id=item_id, position=pos,
-                                 public_id=secrets.token_urlsafe(18)))
+                s.add(
+                    Assignment(
+                        participant_id=participant.id,
+                        item_id=item_id,
+                        position=pos,
+                        public_id=secrets.token_urlsafe(18),
+                    )
+                )
             return participant.resume_code
 
         try:
@@ -246,8 +286,11 @@ class ParticipantAPI:
                 raise NotFound("that resume code is not known; check it, or start a new session")
             study = s.get(Study, p.study_id)
             rows = s.execute(
-                select(Assignment.public_id, Answer.id).outerjoin(Answer, Answer.assignment_id == Assignment.id)
-                .where(Assignment.participant_id == p.id).order_by(Assignment.position)).all()
+                select(Assignment.public_id, Answer.id)
+                .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+                .where(Assignment.participant_id == p.id)
+                .order_by(Assignment.position)
+            ).all()
             answered = sum(1 for _, a in rows if a is not None)
             current = next((pid for pid, a in rows if a is None), None)
             return SessionView(study.code, study.title, p.resume_code, p.level, len(rows), answered, current)
@@ -257,9 +300,11 @@ class ParticipantAPI:
         resume_code = normalise_resume_code(resume_code)
         with self.db.read() as s:
             png = s.scalar(
-                select(Item.png).join(Assignment, Assignment.item_id == Item.id)
+                select(Item.png)
+                .join(Assignment, Assignment.item_id == Item.id)
                 .join(Participant, Participant.id == Assignment.participant_id)
-                .where(Assignment.public_id == str(public_id), Participant.resume_code == resume_code))
+                .where(Assignment.public_id == str(public_id), Participant.resume_code == resume_code)
+            )
             if png is None:
                 raise NotFound("that image is not part of your session")
             return png
@@ -275,24 +320,37 @@ class ParticipantAPI:
             p = s.scalar(select(Participant).where(Participant.resume_code == resume_code).with_for_update())
             if p is None:
                 raise NotFound("that resume code is not known; check it, or start a new session")
-            a = s.scalar(select(Assignment).where(Assignment.public_id == str(public_id),
-                                                  Assignment.participant_id == p.id))
+            a = s.scalar(
+                select(Assignment).where(Assignment.public_id == str(public_id), Assignment.participant_id == p.id)
+            )
             if a is None:
                 raise NotFound("that image is not part of your session")
             if s.scalar(select(Answer.id).where(Answer.assignment_id == a.id)) is not None:
                 raise AlreadyAnswered(f"image {a.position} was already answered; the first answer is kept")
             first_open = s.scalar(
-                select(func.min(Assignment.position)).outerjoin(Answer, Answer.assignment_id == Assignment.id)
-                .where(Assignment.participant_id == p.id, Answer.id.is_(None)))
+                select(func.min(Assignment.position))
+                .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+                .where(Assignment.participant_id == p.id, Answer.id.is_(None))
+            )
             if first_open is not None and a.position != first_open:
                 raise AnswerRejected(f"please answer image {first_open} first; images cannot be skipped")
-            s.add(Answer(assignment_id=a.id, judged_real=bool(answer.judged_real), realism=answer.realism,
-                         detail=answer.detail, geographic=answer.geographic, confidence=answer.confidence,
-                         seconds=None if answer.seconds is None else float(answer.seconds)))
+            s.add(
+                Answer(
+                    assignment_id=a.id,
+                    judged_real=bool(answer.judged_real),
+                    realism=answer.realism,
+                    detail=answer.detail,
+                    geographic=answer.geographic,
+                    confidence=answer.confidence,
+                    seconds=None if answer.seconds is None else float(answer.seconds),
+                )
+            )
             s.flush()
             left = s.scalar(
-                select(func.count(Assignment.id)).outerjoin(Answer, Answer.assignment_id == Assignment.id)
-                .where(Assignment.participant_id == p.id, Answer.id.is_(None)))
+                select(func.count(Assignment.id))
+                .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+                .where(Assignment.participant_id == p.id, Answer.id.is_(None))
+            )
             if left == 0 and p.finished_at is None:
                 p.finished_at = utcnow()
 
@@ -361,8 +419,10 @@ class OwnerAPI:
     def create_study(self, code: str, title: str, design: StudyDesign | None = None) -> Study:
         code = (code or "").strip().lower()
         if not CODE_RE.match(code):
-            raise StudyError(f"study code {code!r}: use 3–64 lower-case letters, digits and dashes "
-                             "(it appears in the participant link)")
+            raise StudyError(
+                f"study code {code!r}: use 3–64 lower-case letters, digits and dashes "
+                "(it appears in the participant link)"
+            )
         title = (title or "").strip()
         if not title:
             raise StudyError("a study needs a title")
@@ -411,19 +471,38 @@ class OwnerAPI:
         lat, lon = labels.lat, labels.lon
         if lat is None and rendered.location is not None:
             lat, lon = rendered.location
-        prov = {**rendered.provenance, **labels.provenance,
-                "native_height": rendered.native_size[0], "native_width": rendered.native_size[1]}
+        prov = {
+            **rendered.provenance,
+            **labels.provenance,
+            "native_height": rendered.native_size[0],
+            "native_width": rendered.native_size[1],
+        }
 
         def work(s: Session) -> int:
-            dup = s.execute(select(Item.id, Item.original_name, Item.source).where(
-                Item.study_id == study.id, Item.content_sha256 == rendered.sha256)).first()
+            dup = s.execute(
+                select(Item.id, Item.original_name, Item.source).where(
+                    Item.study_id == study.id, Item.content_sha256 == rendered.sha256
+                )
+            ).first()
             if dup is not None:
-                raise DuplicateImage(f"{name}: the same picture is already in the pool of {code!r} "
-                                     f"(item {dup.id}, added from {dup.original_name or 'the app'}); not added again")
-            item = Item(study_id=study.id, source=labels.source, model_id=labels.model_id,
-                        scene_class=labels.scene_class, lat=lat, lon=lon, provenance=prov,
-                        original_name=name[:500], content_sha256=rendered.sha256, png=rendered.png,
-                        width=rendered.width, height=rendered.height)
+                raise DuplicateImage(
+                    f"{name}: the same picture is already in the pool of {code!r} "
+                    f"(item {dup.id}, added from {dup.original_name or 'the app'}); not added again"
+                )
+            item = Item(
+                study_id=study.id,
+                source=labels.source,
+                model_id=labels.model_id,
+                scene_class=labels.scene_class,
+                lat=lat,
+                lon=lon,
+                provenance=prov,
+                original_name=name[:500],
+                content_sha256=rendered.sha256,
+                png=rendered.png,
+                width=rendered.width,
+                height=rendered.height,
+            )
             s.add(item)
             s.flush()
             return item.id
@@ -431,7 +510,9 @@ class OwnerAPI:
         try:
             return self.db.write(work)
         except IntegrityError:
-            raise DuplicateImage(f"{name}: the same picture is already in the pool of {code!r}; not added again") from None
+            raise DuplicateImage(
+                f"{name}: the same picture is already in the pool of {code!r}; not added again"
+            ) from None
 
     def add_file(self, code: str, path: str | Path, labels: ItemLabels) -> int:
         rendered = pool_mod.render_file(path, self.design(code))
@@ -465,8 +546,13 @@ class OwnerAPI:
         name = f"generated {labels.model_id or 'result'} {prov.get('timestamp', '')}".strip()
         return self.add_rendered(code, rendered, labels, name)
 
-    def import_folder(self, code: str, folder: str | Path, defaults: dict[str, Any] | None = None,
-                      progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
+    def import_folder(
+        self,
+        code: str,
+        folder: str | Path,
+        defaults: dict[str, Any] | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> ImportReport:
         design = self.design(code)
         entries = pool_mod.scan_folder(folder, defaults)
         outcomes: list[AddOutcome] = []
@@ -482,9 +568,19 @@ class OwnerAPI:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc), duplicate=True))
                 except PoolError as exc:
                     outcomes.append(AddOutcome(entry.path.name, problem=str(exc)))
-                except (SceneError, FormatError, MetricError, OSError, ValueError, MemoryError) as exc:  # one bad file never ends the import
-                    outcomes.append(AddOutcome(entry.path.name, problem=f"{entry.path.name}: cannot be read "
-                                                                          f"({type(exc).__name__}: {exc})"))
+                except (
+                    SceneError,
+                    FormatError,
+                    MetricError,
+                    OSError,
+                    ValueError,
+                    MemoryError,
+                ) as exc:  # one bad file never ends the import
+                    outcomes.append(
+                        AddOutcome(
+                            entry.path.name, problem=f"{entry.path.name}: cannot be read ({type(exc).__name__}: {exc})"
+                        )
+                    )
             if progress:
                 progress(i, len(entries), f"pooled {i}/{len(entries)}: {entry.path.name}")
         return ImportReport(outcomes)
@@ -492,9 +588,21 @@ class OwnerAPI:
     def items(self, code: str) -> list[dict[str, Any]]:
         study = self.study(code)
         with self.db.read() as s:
-            rows = s.execute(select(Item.id, Item.source, Item.model_id, Item.scene_class, Item.lat, Item.lon,
-                                    Item.original_name, Item.added_at, Item.provenance)
-                             .where(Item.study_id == study.id).order_by(Item.id)).all()
+            rows = s.execute(
+                select(
+                    Item.id,
+                    Item.source,
+                    Item.model_id,
+                    Item.scene_class,
+                    Item.lat,
+                    Item.lon,
+                    Item.original_name,
+                    Item.added_at,
+                    Item.provenance,
+                )
+                .where(Item.study_id == study.id)
+                .order_by(Item.id)
+            ).all()
             return [dict(r._mapping) for r in rows]
 
     def item_png(self, item_id: int) -> bytes:
@@ -505,11 +613,15 @@ class OwnerAPI:
             return png
 
     def pool_status(self, code: str) -> str:
-        """"ready" or the message saying what the pool lacks."""
+        """ "ready" or the message saying what the pool lacks."""
         study = self.study(code)
         with self.db.read() as s:
-            pool = [PoolEntry(i, src, c) for i, src, c in s.execute(
-                select(Item.id, Item.source, Item.scene_class).where(Item.study_id == study.id))]
+            pool = [
+                PoolEntry(i, src, c)
+                for i, src, c in s.execute(
+                    select(Item.id, Item.source, Item.scene_class).where(Item.study_id == study.id)
+                )
+            ]
         try:
             check_pool(pool, StudyDesign.from_dict(study.design))
         except StudyError as exc:
@@ -522,8 +634,9 @@ class OwnerAPI:
         study = self.study(code)
         design = StudyDesign.from_dict(study.design)
         with self.db.read() as s:
-            rows = s.execute(select(Item.id, Item.source, Item.scene_class, Item.provenance)
-                             .where(Item.study_id == study.id)).all()
+            rows = s.execute(
+                select(Item.id, Item.source, Item.scene_class, Item.provenance).where(Item.study_id == study.id)
+            ).all()
         pool = [PoolEntry(i, src, c) for i, src, c, _ in rows]
         warnings = []
         try:
@@ -550,7 +663,10 @@ class OwnerAPI:
             rows = s.execute(
                 select(Item.id, Item.source, func.count(Assignment.id))
                 .outerjoin(Assignment, Assignment.item_id == Item.id)
-                .where(Item.study_id == study.id).group_by(Item.id, Item.source).order_by(Item.id)).all()
+                .where(Item.study_id == study.id)
+                .group_by(Item.id, Item.source)
+                .order_by(Item.id)
+            ).all()
         return [{"item_id": i, "source": src, "sessions": int(n)} for i, src, n in rows]
 
     # sessions
@@ -584,8 +700,11 @@ class OwnerAPI:
     def invites(self, code: str) -> list[dict[str, Any]]:
         study = self.study(code)
         with self.db.read() as s:
-            rows = s.execute(select(Invite.token, Invite.created_at, Invite.participant_id)
-                             .where(Invite.study_id == study.id).order_by(Invite.id)).all()
+            rows = s.execute(
+                select(Invite.token, Invite.created_at, Invite.participant_id)
+                .where(Invite.study_id == study.id)
+                .order_by(Invite.id)
+            ).all()
         return [dict(r._mapping) for r in rows]
 
     # answers
@@ -596,17 +715,37 @@ class OwnerAPI:
         """
         study = self.study(code)
         with self.db.read() as s:
-            q = (select(Participant.id.label("participant_id"), Participant.level, Participant.started_at,
-                        Participant.excluded,
-                        Participant.finished_at, Assignment.position, Assignment.public_id,
-                        Item.id.label("item_id"), Item.source, Item.model_id, Item.scene_class, Item.lat, Item.lon,
-                        Item.original_name, Answer.judged_real, Answer.realism, Answer.detail, Answer.geographic,
-                        Item.provenance, Answer.confidence, Answer.seconds, Answer.answered_at)
-                 .join(Assignment, Assignment.participant_id == Participant.id)
-                 .join(Item, Item.id == Assignment.item_id)
-                 .join(Answer, Answer.assignment_id == Assignment.id)
-                 .where(Participant.study_id == study.id)
-                 .order_by(Participant.id, Assignment.position))
+            q = (
+                select(
+                    Participant.id.label("participant_id"),
+                    Participant.level,
+                    Participant.started_at,
+                    Participant.excluded,
+                    Participant.finished_at,
+                    Assignment.position,
+                    Assignment.public_id,
+                    Item.id.label("item_id"),
+                    Item.source,
+                    Item.model_id,
+                    Item.scene_class,
+                    Item.lat,
+                    Item.lon,
+                    Item.original_name,
+                    Answer.judged_real,
+                    Answer.realism,
+                    Answer.detail,
+                    Answer.geographic,
+                    Item.provenance,
+                    Answer.confidence,
+                    Answer.seconds,
+                    Answer.answered_at,
+                )
+                .join(Assignment, Assignment.participant_id == Participant.id)
+                .join(Item, Item.id == Assignment.item_id)
+                .join(Answer, Answer.assignment_id == Assignment.id)
+                .where(Participant.study_id == study.id)
+                .order_by(Participant.id, Assignment.position)
+            )
             if not include_excluded:
                 q = q.where(Participant.excluded.is_(False))
             from sarviz.study.analysis import embedding_kind
@@ -620,21 +759,36 @@ class OwnerAPI:
         """Refused session starts by reason: how many, from how many addresses, the latest."""
         study = self.study(code)
         with self.db.read() as s:
-            q = (select(RefusedStart.reason, func.count(RefusedStart.id).label("refused"),
-                        func.count(func.distinct(RefusedStart.client_hash)).label("addresses"),
-                        func.max(RefusedStart.at).label("latest"))
-                 .where(RefusedStart.study_id == study.id).group_by(RefusedStart.reason)
-                 .order_by(RefusedStart.reason))
+            q = (
+                select(
+                    RefusedStart.reason,
+                    func.count(RefusedStart.id).label("refused"),
+                    func.count(func.distinct(RefusedStart.client_hash)).label("addresses"),
+                    func.max(RefusedStart.at).label("latest"),
+                )
+                .where(RefusedStart.study_id == study.id)
+                .group_by(RefusedStart.reason)
+                .order_by(RefusedStart.reason)
+            )
             return [dict(r._mapping) for r in s.execute(q)]
 
     def participant_rows(self, code: str) -> list[dict[str, Any]]:
         study = self.study(code)
         with self.db.read() as s:
-            q = (select(Participant.id, Participant.level, Participant.started_at, Participant.finished_at,
-                        Participant.excluded, Participant.excluded_reason,
-                        func.count(Answer.id).label("answered"))
-                 .join(Assignment, Assignment.participant_id == Participant.id)
-                 .outerjoin(Answer, Answer.assignment_id == Assignment.id)
-                 .where(Participant.study_id == study.id)
-                 .group_by(Participant.id).order_by(Participant.id))
+            q = (
+                select(
+                    Participant.id,
+                    Participant.level,
+                    Participant.started_at,
+                    Participant.finished_at,
+                    Participant.excluded,
+                    Participant.excluded_reason,
+                    func.count(Answer.id).label("answered"),
+                )
+                .join(Assignment, Assignment.participant_id == Participant.id)
+                .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+                .where(Participant.study_id == study.id)
+                .group_by(Participant.id)
+                .order_by(Participant.id)
+            )
             return [dict(r._mapping) for r in s.execute(q)]

@@ -60,13 +60,13 @@ def resolve_mixed_precision(value: str) -> str:
     return "bf16" if dtype_decision("cpu").dtype == "bfloat16" else "no"
 
 
-
-
 # -- small checks ---------------------------------------------------------------------------------
 def check_resolution(resolution: int, factor: int = 8) -> int:
     if not isinstance(resolution, int) or resolution < factor or resolution % factor:
-        raise TrainError(f"--resolution {resolution!r} must be a positive multiple of {factor} "
-                         "(the VAE downsamples by 8 and the UNet halves the latents again)")
+        raise TrainError(
+            f"--resolution {resolution!r} must be a positive multiple of {factor} "
+            "(the VAE downsamples by 8 and the UNet halves the latents again)"
+        )
     return resolution
 
 
@@ -87,22 +87,31 @@ def check_weights(folder: str | os.PathLike, allow_pickle: bool = False, what: s
         return
     pickles = sorted(p.name for p in files if p.suffix in PICKLE_SUFFIXES)
     if pickles:
-        raise TrainError(f"{what or folder}: only pickle weights ({', '.join(pickles[:3])}); training loads "
-                         "safetensors only unless you opt in with --allow-pickle (a pickle file can run code when "
-                         "loaded). Prefer converting them to safetensors.")
+        raise TrainError(
+            f"{what or folder}: only pickle weights ({', '.join(pickles[:3])}); training loads "
+            "safetensors only unless you opt in with --allow-pickle (a pickle file can run code when "
+            "loaded). Prefer converting them to safetensors."
+        )
 
 
-def check_base(base: str | os.PathLike, needs: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer",
-                                                                   "scheduler"), allow_pickle: bool = False) -> Path:
+def check_base(
+    base: str | os.PathLike,
+    needs: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+    allow_pickle: bool = False,
+) -> Path:
     """A local diffusers base folder with the components the trainer loads (weights: see :func:`check_weights`)."""
     base = Path(base).expanduser()
     if not base.is_dir():
-        raise TrainError(f"base model folder {base} does not exist (give a local diffusers folder, e.g. a "
-                         "downloaded stable-diffusion-v1-5)")
+        raise TrainError(
+            f"base model folder {base} does not exist (give a local diffusers folder, e.g. a "
+            "downloaded stable-diffusion-v1-5)"
+        )
     missing = [c for c in needs if not (base / c).is_dir()]
     if missing:
-        raise TrainError(f"base model {base} has no {', '.join(missing)} folder(s); a diffusers base needs "
-                         f"{', '.join(needs)} (model_index.json layout)")
+        raise TrainError(
+            f"base model {base} has no {', '.join(missing)} folder(s); a diffusers base needs "
+            f"{', '.join(needs)} (model_index.json layout)"
+        )
     for comp in ("unet", "vae"):
         if comp in needs and not (base / comp / "config.json").is_file():
             raise TrainError(f"base model {base}: {comp}/config.json is missing")
@@ -123,15 +132,18 @@ class ShardedEpochSampler:
     Incomplete last global batches are dropped (every step sees the same number of samples).
     """
 
-    def __init__(self, n: int, batch_size: int, grad_accum: int, num_processes: int, rank: int, seed: int,
-                 start_step: int = 0) -> None:
+    def __init__(
+        self, n: int, batch_size: int, grad_accum: int, num_processes: int, rank: int, seed: int, start_step: int = 0
+    ) -> None:
         self.n, self.batch_size, self.grad_accum = n, batch_size, grad_accum
         self.world, self.rank, self.seed, self.start_step = num_processes, rank, seed, start_step
         self.per_step = batch_size * num_processes * grad_accum
         if n < self.per_step:
-            raise TrainError(f"the training split has {n} patches but one optimizer step needs {self.per_step} "
-                             f"(batch {batch_size} × {num_processes} processes × grad-accum {grad_accum}); lower "
-                             "--batch-size/--grad-accum or build a bigger dataset")
+            raise TrainError(
+                f"the training split has {n} patches but one optimizer step needs {self.per_step} "
+                f"(batch {batch_size} × {num_processes} processes × grad-accum {grad_accum}); lower "
+                "--batch-size/--grad-accum or build a bigger dataset"
+            )
         self.steps_per_epoch = n // self.per_step
 
     def position(self, step: int) -> tuple[int, int]:
@@ -149,10 +161,10 @@ class ShardedEpochSampler:
         while True:
             order = self.order(epoch)
             for s in range(in_epoch, self.steps_per_epoch):
-                block = order[s * self.per_step:(s + 1) * self.per_step]
+                block = order[s * self.per_step : (s + 1) * self.per_step]
                 for m in range(self.grad_accum):
-                    micro = block[m * self.batch_size * self.world:(m + 1) * self.batch_size * self.world]
-                    for i in micro[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]:
+                    micro = block[m * self.batch_size * self.world : (m + 1) * self.batch_size * self.world]
+                    for i in micro[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]:
                         yield i, epoch
             epoch, in_epoch = epoch + 1, 0
 
@@ -164,8 +176,9 @@ def diffusion_noise(latents, offset_noise: float, generator=None):
 
     noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
     if offset_noise:
-        noise = noise + offset_noise * torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=generator,
-                                                   device=latents.device, dtype=latents.dtype)
+        noise = noise + offset_noise * torch.randn(
+            (latents.shape[0], latents.shape[1], 1, 1), generator=generator, device=latents.device, dtype=latents.dtype
+        )
     return noise
 
 
@@ -215,19 +228,26 @@ def make_accelerator(out: Path, mixed_precision: str, grad_accum: int, log_with_
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     try:
-        acc = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
-                          project_config=config, log_with=log_with)
+        acc = Accelerator(
+            mixed_precision=mixed_precision,
+            gradient_accumulation_steps=grad_accum,
+            project_config=config,
+            log_with=log_with,
+        )
     except ValueError as exc:  # e.g. fp16 mixed precision without a GPU
         raise TrainError(f"--mixed-precision {mixed_precision}: {str(exc).splitlines()[0]}") from None
     if mixed_precision == "fp16" and acc.device.type == "cpu":
-        raise TrainError("--mixed-precision fp16 needs a GPU (half-precision matmuls are not supported on the "
-                         "CPU); use bf16 or no")
+        raise TrainError(
+            "--mixed-precision fp16 needs a GPU (half-precision matmuls are not supported on the CPU); use bf16 or no"
+        )
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world > 1 and acc.num_processes == 1:
         # `accelerate launch --multi_gpu` on a machine without GPUs starts N processes that each
         # believe they are alone: N copies of the same run racing on the same folder
-        raise TrainError(f"launched as {world} processes but accelerate sees one (no GPU here?); for several "
-                         "CPU processes set ACCELERATE_USE_CPU=true (docs/training.md)")
+        raise TrainError(
+            f"launched as {world} processes but accelerate sees one (no GPU here?); for several "
+            "CPU processes set ACCELERATE_USE_CPU=true (docs/training.md)"
+        )
     return acc
 
 
@@ -264,8 +284,10 @@ def is_oom(exc: BaseException) -> bool:
 
 def oom_message(step: int, what: str) -> str:
     where = "on the first training step" if step == 0 else f"at step {step + 1}"
-    return (f"out of memory {where} ({what}): lower --batch-size (keep the effective batch with --grad-accum), "
-            "use --mixed-precision bf16/fp16, keep gradient checkpointing on, or lower --resolution")
+    return (
+        f"out of memory {where} ({what}): lower --batch-size (keep the effective batch with --grad-accum), "
+        "use --mixed-precision bf16/fp16, keep gradient checkpointing on, or lower --resolution"
+    )
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------------
@@ -296,8 +318,6 @@ def read_json(path: Path, what: str, expected_format: str | None = None) -> dict
     return data
 
 
-
-
 def save_accelerate_state(accelerator, folder: Path) -> None:
     """Optimizer, LR scheduler, RNG and scaler state; the model weights are saved by the trainer
     in the published layout, so they are dropped here (the hook empties the weights list)."""
@@ -325,8 +345,12 @@ def cosine_scheduler(optimizer, warmup: int, total: int, num_processes: int):
     from diffusers.optimization import get_scheduler
 
     # a prepared scheduler steps once per process per optimizer step (accelerate's convention)
-    return get_scheduler("cosine", optimizer=optimizer, num_warmup_steps=warmup * num_processes,
-                         num_training_steps=max(1, total) * num_processes)
+    return get_scheduler(
+        "cosine",
+        optimizer=optimizer,
+        num_warmup_steps=warmup * num_processes,
+        num_training_steps=max(1, total) * num_processes,
+    )
 
 
 def progress_line(step: int, total: int, loss: float, t0: float, start_step: int) -> str:

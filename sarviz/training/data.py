@@ -90,8 +90,15 @@ class GeoTrainingTransform:
     (the very code inference uses),
     and flips/rotations seeded by (seed, epoch, index) so a run repeats."""
 
-    def __init__(self, resolution: int, spec, calibration: Calibration, augment: bool = True, seed: int = 0,
-                 angle_deg: float | None = None) -> None:
+    def __init__(
+        self,
+        resolution: int,
+        spec,
+        calibration: Calibration,
+        augment: bool = True,
+        seed: int = 0,
+        angle_deg: float | None = None,
+    ) -> None:
         from sarviz.generators.condition import ConditionSpec
 
         self.resolution, self.calibration = resolution, calibration
@@ -109,9 +116,15 @@ class GeoTrainingTransform:
         db = sample["target_db"].numpy()
         h, w = db.shape[-2:]
         # the condition inputs as read (NaN where missing): build_condition fills them as at inference
-        scene = Scene(crs=sample["crs"], transform=Affine.identity(), width=w, height=h,
-                      angle_deg=sample["angle"][0].numpy(), embedding=sample["embedding"].numpy(),
-                      scene_id=sample["id"])
+        scene = Scene(
+            crs=sample["crs"],
+            transform=Affine.identity(),
+            width=w,
+            height=h,
+            angle_deg=sample["angle"][0].numpy(),
+            embedding=sample["embedding"].numpy(),
+            scene_id=sample["id"],
+        )
         # resampled to the training resolution in linear power, as the generator resamples its
         # output (averaging dB, i.e. logarithms, biases speckled targets low), then calibrated
         size = (self.resolution, self.resolution)
@@ -124,16 +137,28 @@ class GeoTrainingTransform:
         return {"pixel_values": target.contiguous(), "conditioning": cond.contiguous(), "id": sample["id"]}
 
 
-def geo_training_dataset(info: PatchDatasetInfo, split: str, resolution: int, spec, calibration: Calibration,
-                         augment: bool = True, seed: int = 0, angle_deg: float | None = None):
+def geo_training_dataset(
+    info: PatchDatasetInfo,
+    split: str,
+    resolution: int,
+    spec,
+    calibration: Calibration,
+    augment: bool = True,
+    seed: int = 0,
+    angle_deg: float | None = None,
+):
     """The one :class:`~sarviz.datasets.torch.PatchDataset` with the geo trainer's transform,
     indexed by ``(index, epoch)`` (the trainer's sampler) or by index."""
     from sarviz.datasets.layout import DatasetError
     from sarviz.datasets.torch import PatchDataset
 
     try:
-        ds = PatchDataset(info.folder, split, calibration=calibration,
-                          transforms=GeoTrainingTransform(resolution, spec, calibration, augment, seed, angle_deg))
+        ds = PatchDataset(
+            info.folder,
+            split,
+            calibration=calibration,
+            transforms=GeoTrainingTransform(resolution, spec, calibration, augment, seed, angle_deg),
+        )
     except DatasetError as exc:
         raise TrainError(f"dataset {info.folder}: {exc}") from None
     if not len(ds):
@@ -177,8 +202,10 @@ def open_captioned(folder: str | Path) -> CaptionedInfo:
     if not folder.is_dir():
         raise TrainError(f"--data {folder}: no such folder")
     if not (folder / CAPTION_INFO_FILE).is_file():
-        raise TrainError(f"--data {folder} is not a captioned dataset (no {CAPTION_INFO_FILE}); "
-                         "write one with `sarviz dataset caption`")
+        raise TrainError(
+            f"--data {folder} is not a captioned dataset (no {CAPTION_INFO_FILE}); "
+            "write one with `sarviz dataset caption`"
+        )
     try:
         info = read_caption_info(folder)
     except DatasetError as exc:
@@ -228,4 +255,8 @@ class CaptionDataset:
             g = torch.Generator().manual_seed(seed_for(self.seed, epoch, i, 15485863))
             if int(torch.randint(0, 2, (1,), generator=g)):
                 image = torch.flip(image, dims=[-1])
-        return {"pixel_values": image.contiguous(), "text": self.records[i]["text"], "id": str(self.records[i].get("id", i))}
+        return {
+            "pixel_values": image.contiguous(),
+            "text": self.records[i]["text"],
+            "id": str(self.records[i].get("id", i)),
+        }

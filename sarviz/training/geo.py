@@ -88,8 +88,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, metavar="SD15_DIR", help="local Stable Diffusion 1.5 diffusers folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, logs, validation)")
     p.add_argument("--vae", default=None, help="VAE folder overriding the base's (the reference used sd-vae-ft-mse)")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)")
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)",
+    )
     p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"optimizer steps (default {d.max_steps})")
     p.add_argument("--resolution", type=int, default=d.resolution, help="training size in pixels, a multiple of 8")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="patches per process per micro-batch")
@@ -98,13 +101,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
     p.add_argument("--lora-rank", type=int, default=d.lora_rank)
     p.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
-    p.add_argument("--noise-offset", dest="offset_noise", type=float, default=d.offset_noise, help="offset-noise γ (paper: 0.2)")
+    p.add_argument(
+        "--noise-offset", dest="offset_noise", type=float, default=d.offset_noise, help="offset-noise γ (paper: 0.2)"
+    )
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (paper: 5; 0 = plain MSE)")
     p.add_argument("--mixed-precision", default=d.mixed_precision, choices=common.MIXED_PRECISION)
-    p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false",
-                   help="faster, but needs much more memory")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                   help="random flips / 90° rotations (default on)")
+    p.add_argument(
+        "--no-gradient-checkpointing",
+        dest="gradient_checkpointing",
+        action="store_false",
+        help="faster, but needs much more memory",
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="random flips / 90° rotations (default on)",
+    )
     p.add_argument("--resume-from", default=None, metavar="PATH|latest", help="a checkpoint folder or 'latest'")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--checkpoints-total-limit", type=int, default=None, help="keep only the newest K checkpoints")
@@ -112,8 +125,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation-count", type=int, default=d.validation_count, help="val patches to generate")
     p.add_argument("--validation-steps", type=int, default=d.validation_steps, help="sampler steps for validation")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--stop-after-steps", type=int, default=None,
-                   help="stop (with a checkpoint) after this many steps in this session: for time-limited jobs")
+    p.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help="stop (with a checkpoint) after this many steps in this session: for time-limited jobs",
+    )
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes")
     for old, new in (("--lr", "--learning-rate"), ("--offset-noise", "--noise-offset")):
@@ -168,8 +185,9 @@ class GeoTrainer(TrainLoop):
         from sarviz.training.data import collate, geo_training_dataset
 
         c = self.config
-        self.start_accelerator(lambda ckpt: common.read_json(ckpt / TRAIN_META, "sarviz geo checkpoint",
-                                                             RUN_FORMAT)["step"])
+        self.start_accelerator(
+            lambda ckpt: common.read_json(ckpt / TRAIN_META, "sarviz geo checkpoint", RUN_FORMAT)["step"]
+        )
         acc = self.accelerator
         wdtype = common.weight_dtype(acc)
         base = str(self.base)
@@ -177,8 +195,11 @@ class GeoTrainer(TrainLoop):
         try:
             self.tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
             self.text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **st)
-            self.vae = (AutoencoderKL.from_pretrained(c.vae, **st) if c.vae else
-                        AutoencoderKL.from_pretrained(base, subfolder="vae", **st))
+            self.vae = (
+                AutoencoderKL.from_pretrained(c.vae, **st)
+                if c.vae
+                else AutoencoderKL.from_pretrained(base, subfolder="vae", **st)
+            )
             unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **st)
             self.noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
         except (OSError, ValueError) as exc:
@@ -188,25 +209,35 @@ class GeoTrainer(TrainLoop):
         latent = c.resolution // self.vae_scale
         unet_factor = 2 ** (len(unet.config.block_out_channels) - 1)
         if latent % unet_factor:
-            raise TrainError(f"--resolution {c.resolution}: the latents ({latent} px) must divide by {unet_factor} "
-                             f"for this UNet; use a multiple of {self.vae_scale * unet_factor}")
+            raise TrainError(
+                f"--resolution {c.resolution}: the latents ({latent} px) must divide by {unet_factor} "
+                f"for this UNet; use a multiple of {self.vae_scale * unet_factor}"
+            )
         n_cond = int(math.log2(self.vae_scale)) + 1
         torch.manual_seed(common.seed_for(c.seed, -1))  # the new weights (condition embedding, LoRA A)
         if self.resume is not None:
             controlnet = ControlNetModel.from_pretrained(str(self.resume))
         else:
             controlnet = ControlNetModel.from_unet(
-                unet, conditioning_channels=self.spec.channels,
-                conditioning_embedding_out_channels=DEFAULT_COND_EMBEDDING[:n_cond])
-        self.vae.requires_grad_(False).to(acc.device, dtype=torch.bfloat16 if wdtype == torch.bfloat16
-                                           else torch.float32)
+                unet,
+                conditioning_channels=self.spec.channels,
+                conditioning_embedding_out_channels=DEFAULT_COND_EMBEDDING[:n_cond],
+            )
+        self.vae.requires_grad_(False).to(
+            acc.device, dtype=torch.bfloat16 if wdtype == torch.bfloat16 else torch.float32
+        )
         self.text_encoder.requires_grad_(False).to(acc.device, dtype=wdtype)
         unet.requires_grad_(False).to(acc.device, dtype=common.frozen_unet_dtype(acc))
         if c.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
             controlnet.enable_gradient_checkpointing()
-        self.lora_config = LoraConfig(r=c.lora_rank, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-                                      bias="none", target_modules=list(LORA_TARGETS))
+        self.lora_config = LoraConfig(
+            r=c.lora_rank,
+            lora_alpha=c.lora_alpha,
+            lora_dropout=c.lora_dropout,
+            bias="none",
+            target_modules=list(LORA_TARGETS),
+        )
         unet = get_peft_model(unet, self.lora_config)
         if self.resume is not None:
             state = load_weights_file(ControlNetCheckpoint.lora_weights_file(self.resume))
@@ -217,25 +248,39 @@ class GeoTrainer(TrainLoop):
         controlnet.train()
         unet.train()
         params = [p for p in list(controlnet.parameters()) + list(unet.parameters()) if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=c.lr, betas=(0.9, 0.999), weight_decay=c.adam_weight_decay,
-                                      eps=1e-8)
+        optimizer = torch.optim.AdamW(params, lr=c.lr, betas=(0.9, 0.999), weight_decay=c.adam_weight_decay, eps=1e-8)
         lr_scheduler = common.cosine_scheduler(optimizer, c.lr_warmup_steps, c.max_steps, acc.num_processes)
         common.drop_model_weights_hooks(acc)
         self.controlnet, self.unet, self.optimizer, self.lr_scheduler = acc.prepare(
-            controlnet, unet, optimizer, lr_scheduler)
+            controlnet, unet, optimizer, lr_scheduler
+        )
         if self.resume is not None:
             acc.load_state(str(self.resume / ACCELERATE_STATE))
         self.prompt = c.prompt or REFERENCE_SAMPLER["prompt"]
         with torch.no_grad():
-            ids = self.tokenizer([self.prompt], padding="max_length", truncation=True, return_tensors="pt",
-                                 max_length=self.text_encoder.config.max_position_embeddings).input_ids.to(acc.device)
+            ids = self.tokenizer(
+                [self.prompt],
+                padding="max_length",
+                truncation=True,
+                return_tensors="pt",
+                max_length=self.text_encoder.config.max_position_embeddings,
+            ).input_ids.to(acc.device)
             self.prompt_embeds = self.text_encoder(ids)[0].to(wdtype)
-        self.dataset = geo_training_dataset(self.info, "train", c.resolution, self.spec, self.calibration,
-                                            augment=c.augment, seed=c.seed)
-        self.sampler = common.ShardedEpochSampler(len(self.dataset), c.batch_size, c.grad_accum, acc.num_processes,
-                                                  acc.process_index, c.seed, start_step=self.start_step)
-        self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
-                                                  collate_fn=collate, num_workers=c.num_workers)
+        self.dataset = geo_training_dataset(
+            self.info, "train", c.resolution, self.spec, self.calibration, augment=c.augment, seed=c.seed
+        )
+        self.sampler = common.ShardedEpochSampler(
+            len(self.dataset),
+            c.batch_size,
+            c.grad_accum,
+            acc.num_processes,
+            acc.process_index,
+            c.seed,
+            start_step=self.start_step,
+        )
+        self.loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=c.batch_size, sampler=self.sampler, collate_fn=collate, num_workers=c.num_workers
+        )
         self.start_log("geo", calibration=self.calibration.to_dict(), preprocessing=self.spec.to_dict())
 
     # -- the loop's parts -----------------------------------------------------------------------------
@@ -244,8 +289,10 @@ class GeoTrainer(TrainLoop):
 
     def describe(self) -> str:
         c = self.config
-        return (f"batch {c.batch_size} × {c.resolution}² px, mixed precision {c.mixed_precision}, "
-                f"gradient checkpointing {'on' if c.gradient_checkpointing else 'off'}")
+        return (
+            f"batch {c.batch_size} × {c.resolution}² px, mixed precision {c.mixed_precision}, "
+            f"gradient checkpointing {'on' if c.gradient_checkpointing else 'off'}"
+        )
 
     def micro_loss(self, batch):
         import torch
@@ -262,12 +309,20 @@ class GeoTrainer(TrainLoop):
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         ehs = self.prompt_embeds.expand(bsz, -1, -1)
         cond = batch["conditioning"].to(acc.device)
-        down, mid = self.controlnet(noisy, timesteps, encoder_hidden_states=ehs, controlnet_cond=cond,
-                                    return_dict=False)
-        pred = self.unet(noisy, timesteps, encoder_hidden_states=ehs, down_block_additional_residuals=list(down),
-                         mid_block_additional_residual=mid, return_dict=False)[0]
-        return common.diffusion_loss(pred, latents, noise, timesteps, self.noise_scheduler,
-                                     self.config.snr_gamma or None)
+        down, mid = self.controlnet(
+            noisy, timesteps, encoder_hidden_states=ehs, controlnet_cond=cond, return_dict=False
+        )
+        pred = self.unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=ehs,
+            down_block_additional_residuals=list(down),
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0]
+        return common.diffusion_loss(
+            pred, latents, noise, timesteps, self.noise_scheduler, self.config.snr_gamma or None
+        )
 
     def on_step_end(self, step: int) -> None:
         c = self.config
@@ -278,27 +333,48 @@ class GeoTrainer(TrainLoop):
     def write_components(self, folder: Path, step: int) -> None:
         acc = self.accelerator
         ControlNetCheckpoint(folder, self.train_meta(step)).save(
-            controlnet=acc.unwrap_model(self.controlnet), unet_lora=acc.unwrap_model(self.unet))
+            controlnet=acc.unwrap_model(self.controlnet), unet_lora=acc.unwrap_model(self.unet)
+        )
 
     def train_meta(self, step: int) -> dict[str, Any]:
         c = self.config
         return {
-            "format": RUN_FORMAT, "step": step, "calibration": self.calibration.to_dict(),
-            "preprocessing": self.spec.to_dict(), "base": str(self.base.resolve()),
-            "vae": c.vae, "prompt": self.prompt, "dataset": str(c.data.resolve()),
+            "format": RUN_FORMAT,
+            "step": step,
+            "calibration": self.calibration.to_dict(),
+            "preprocessing": self.spec.to_dict(),
+            "base": str(self.base.resolve()),
+            "vae": c.vae,
+            "prompt": self.prompt,
+            "dataset": str(c.data.resolve()),
             "embedding_source": self.info.meta.get("embedding_source"),
             "recipe": {
-                "seed_paper": "000 HuiYanEarth-SAR", "controlnet_init": "from_unet",
-                "conditioning_channels": self.spec.channels, "lora": {
-                    "r": c.lora_rank, "alpha": c.lora_alpha, "dropout": c.lora_dropout,
-                    "target_modules": list(LORA_TARGETS)},
-                "offset_noise": c.offset_noise, "snr_gamma": c.snr_gamma, "optimizer": "AdamW",
-                "lr": c.lr, "lr_schedule": "cosine", "lr_warmup_steps": c.lr_warmup_steps,
-                "weight_decay": c.adam_weight_decay, "max_grad_norm": c.max_grad_norm,
-                "max_steps": c.max_steps, "resolution": c.resolution, "batch_size": c.batch_size,
-                "grad_accum": c.grad_accum, "num_processes": self.accelerator.num_processes,
-                "mixed_precision": c.mixed_precision, "gradient_checkpointing": c.gradient_checkpointing,
-                "augment": "flip+rot90" if c.augment else "none", "seed": c.seed,
+                "seed_paper": "000 HuiYanEarth-SAR",
+                "controlnet_init": "from_unet",
+                "conditioning_channels": self.spec.channels,
+                "lora": {
+                    "r": c.lora_rank,
+                    "alpha": c.lora_alpha,
+                    "dropout": c.lora_dropout,
+                    "target_modules": list(LORA_TARGETS),
+                },
+                "offset_noise": c.offset_noise,
+                "snr_gamma": c.snr_gamma,
+                "optimizer": "AdamW",
+                "lr": c.lr,
+                "lr_schedule": "cosine",
+                "lr_warmup_steps": c.lr_warmup_steps,
+                "weight_decay": c.adam_weight_decay,
+                "max_grad_norm": c.max_grad_norm,
+                "max_steps": c.max_steps,
+                "resolution": c.resolution,
+                "batch_size": c.batch_size,
+                "grad_accum": c.grad_accum,
+                "num_processes": self.accelerator.num_processes,
+                "mixed_precision": c.mixed_precision,
+                "gradient_checkpointing": c.gradient_checkpointing,
+                "augment": "flip+rot90" if c.augment else "none",
+                "seed": c.seed,
                 "target": "calibration.to_signed: R=VV, G=VH, B=VV",
                 "prediction_type": self.noise_scheduler.config.prediction_type,
             },

@@ -81,9 +81,15 @@ class TrainLoop:
         self.log.load_losses(self.start_step if self.resume is not None else None)
         if acc.is_main_process:
             acc.init_trackers(f"sarviz-{self.name}")
-            self.log.write(start_step=self.start_step, resumed_from=str(self.resume) if self.resume else None,
-                           num_processes=acc.num_processes, device=str(acc.device),
-                           steps_per_epoch=self.sampler.steps_per_epoch, max_steps=self.max_steps, **info)
+            self.log.write(
+                start_step=self.start_step,
+                resumed_from=str(self.resume) if self.resume else None,
+                num_processes=acc.num_processes,
+                device=str(acc.device),
+                steps_per_epoch=self.sampler.steps_per_epoch,
+                max_steps=self.max_steps,
+                **info,
+            )
 
     # -- the loop -----------------------------------------------------------------------------------
     def train(self) -> Path | None:
@@ -115,8 +121,9 @@ class TrainLoop:
                         if acc.sync_gradients:
                             self.before_step()
                             if c.max_grad_norm:
-                                acc.clip_grad_norm_([p for m in modules for p in m.parameters() if p.requires_grad],
-                                                    c.max_grad_norm)
+                                acc.clip_grad_norm_(
+                                    [p for m in modules for p in m.parameters() if p.requires_grad], c.max_grad_norm
+                                )
                         self.optimizer.step()
                         self.lr_scheduler.step()
                         self.optimizer.zero_grad(set_to_none=True)
@@ -125,8 +132,10 @@ class TrainLoop:
                 step += 1
                 value = float(acc.gather(torch.stack(losses).mean()[None]).mean())
                 if not math.isfinite(value):
-                    raise TrainError(f"the loss became {value} at step {step}; lower the learning rate(s) or use "
-                                     "--mixed-precision bf16 instead of fp16")
+                    raise TrainError(
+                        f"the loss became {value} at step {step}; lower the learning rate(s) or use "
+                        "--mixed-precision bf16 instead of fp16"
+                    )
                 self._log_step(step, value, t0, end)
                 self.on_step_end(step)
                 if step % c.checkpoint_every == 0 or step == end:
@@ -137,8 +146,11 @@ class TrainLoop:
             if acc.is_main_process:
                 self.log.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 self.log.flush_losses()
-                self.log.write(step=step, last_checkpoint=str(last) if last else None,
-                               **({"error": str(exc)} if isinstance(exc, TrainError) else {}))
+                self.log.write(
+                    step=step,
+                    last_checkpoint=str(last) if last else None,
+                    **({"error": str(exc)} if isinstance(exc, TrainError) else {}),
+                )
             raise
         if acc.is_main_process:
             self.log.status = "finished" if step >= self.max_steps else "stopped"
@@ -157,13 +169,24 @@ class TrainLoop:
             return
         rate = (time.perf_counter() - t0) / (step - self.start_step)
         lr = self.lr_scheduler.get_last_lr()[0]
-        self.log.add_loss({"step": step, "epoch": self.sampler.position(step - 1)[0], "loss": value, "lr": lr,
-                           "seconds_per_step": round(rate, 4), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        self.log.add_loss(
+            {
+                "step": step,
+                "epoch": self.sampler.position(step - 1)[0],
+                "loss": value,
+                "lr": lr,
+                "seconds_per_step": round(rate, 4),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
         acc.log({"train/loss": value, "train/lr": lr}, step=step)
         if step % self.config.log_every == 0 or step == end:
             self.log.flush_losses()
-            print(f"[train {self.name}] {common.progress_line(step, self.max_steps, value, t0, self.start_step)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[train {self.name}] {common.progress_line(step, self.max_steps, value, t0, self.start_step)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def save_checkpoint(self, step: int, final_to: Path | None = None) -> Path:

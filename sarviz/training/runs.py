@@ -63,10 +63,18 @@ def read_run(path: str | Path) -> RunInfo | None:
     except (OSError, json.JSONDecodeError):
         return None
     config = meta.get("config") or {}
-    return RunInfo(path=path, kind=str(meta.get("kind", "?")), status=str(meta.get("status", "?")),
-                   step=meta.get("step"), max_steps=meta.get("max_steps") or config.get("max_steps"),
-                   checkpoints=[n for n, _ in list_checkpoints(path)], started=str(meta.get("started", "")),
-                   updated=str(meta.get("updated", "")), error=meta.get("error"), meta=meta)
+    return RunInfo(
+        path=path,
+        kind=str(meta.get("kind", "?")),
+        status=str(meta.get("status", "?")),
+        step=meta.get("step"),
+        max_steps=meta.get("max_steps") or config.get("max_steps"),
+        checkpoints=[n for n, _ in list_checkpoints(path)],
+        started=str(meta.get("started", "")),
+        updated=str(meta.get("updated", "")),
+        error=meta.get("error"),
+        meta=meta,
+    )
 
 
 def list_runs(folder: str | Path) -> list[RunInfo]:
@@ -97,8 +105,13 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
         conv: dict[str, Any] = {}
         for k, v in r.items():
             try:
-                conv[k] = int(v) if k == "step" else (float(v) if v not in ("", None) and k not in ("id", "pol", "time")
-                                                      else (v if v != "" else None))
+                conv[k] = (
+                    int(v)
+                    if k == "step"
+                    else (
+                        float(v) if v not in ("", None) and k not in ("id", "pol", "time") else (v if v != "" else None)
+                    )
+                )
             except ValueError:
                 conv[k] = v
         out.append(conv)
@@ -147,14 +160,24 @@ def geo_model_card(checkpoint: str | Path, model_id: str | None = None, name: st
     run = checkpoint.parent.name
     model_id = model_id or f"{run}-{checkpoint.name}"
     return {
-        "id": model_id, "name": name or f"{run} ({checkpoint.name}, trained with sarviz)", "kind": "controlnet-lora",
+        "id": model_id,
+        "name": name or f"{run} ({checkpoint.name}, trained with sarviz)",
+        "kind": "controlnet-lora",
         "licence": "your own training run (the base model's licence applies)",
-        "weights": {"controlnet": str(checkpoint), "base": meta["base"], "vae": meta.get("vae"),
-                    "unet_lora": "unet_lora"},
+        "weights": {
+            "controlnet": str(checkpoint),
+            "base": meta["base"],
+            "vae": meta.get("vae"),
+            "unet_lora": "unet_lora",
+        },
         "preprocessing": meta["preprocessing"],
         "calibration": meta["calibration"],
         "output": {"channels": {"VV": "R", "VH": "G"}, "db_range": {p: list(cal.range(p)) for p in ("VV", "VH")}},
         "sampler": {"prompt": meta.get("prompt")} if meta.get("prompt") else {},
-        "training": {"run": str(checkpoint.parent), "step": meta["step"], "recipe": meta.get("recipe", {}),
-                     "embedding_source": meta.get("embedding_source")},
+        "training": {
+            "run": str(checkpoint.parent),
+            "step": meta["step"],
+            "recipe": meta.get("recipe", {}),
+            "embedding_source": meta.get("embedding_source"),
+        },
     }

@@ -74,13 +74,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="PAIRS", help="pairs folder from `sarviz dataset pairs`")
     p.add_argument("--base", required=True, metavar="BASE_DIR", help="local SD 1.5 or SDXL diffusers folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
-    p.add_argument("--text-weights", default=None, metavar="TEXT_RUN",
-                   help="a `sarviz train text` run on the same base (its <SAR> token, LoRAs and UNet)")
+    p.add_argument(
+        "--text-weights",
+        default=None,
+        metavar="TEXT_RUN",
+        help="a `sarviz train text` run on the same base (its <SAR> token, LoRAs and UNet)",
+    )
     p.add_argument("--resolution", type=int, default=None, help="training size (default: the pairs' chip size)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
-    p.add_argument("--learning-rate", dest="lr", type=float, default=d.lr,
-                   help="AdamW learning rate of the ControlNet (cosine schedule)")
+    p.add_argument(
+        "--learning-rate",
+        dest="lr",
+        type=float,
+        default=d.lr,
+        help="AdamW learning rate of the ControlNet (cosine schedule)",
+    )
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
     p.add_argument("--noise-offset", type=float, default=d.noise_offset)
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (0 = plain MSE)")
@@ -88,8 +97,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="default 8")
     p.add_argument("--mixed-precision", default=d.mixed_precision, choices=common.MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
-    p.add_argument("--augment", dest="random_flip", action=argparse.BooleanOptionalAction, default=False,
-                   help="random horizontal flips (default off: a flip mirrors the look geometry)")
+    p.add_argument(
+        "--augment",
+        dest="random_flip",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="random horizontal flips (default off: a flip mirrors the look geometry)",
+    )
     p.add_argument("--resume-from", default=None, metavar="PATH|latest")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--checkpoints-total-limit", type=int, default=d.checkpoints_total_limit)
@@ -114,8 +128,11 @@ def config_from_args(args: argparse.Namespace) -> Sar2SarTrainConfig:
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     import torch
 
-    return {"pixel_values": torch.stack([i["pixel_values"] for i in items]),
-            "conditioning": torch.stack([i["conditioning"] for i in items]), "text": [i["text"] for i in items]}
+    return {
+        "pixel_values": torch.stack([i["pixel_values"] for i in items]),
+        "conditioning": torch.stack([i["conditioning"] for i in items]),
+        "text": [i["text"] for i in items],
+    }
 
 
 VALIDATION_FIELDS = ("step", "id", "pol", "consistency_db", "enl_ratio")
@@ -167,7 +184,9 @@ class Sar2SarTrainer(TrainLoop):
             controlnet = ControlNetModel.from_pretrained(str(Sar2SarRun.controlnet_dir_of(self.resume)))
         else:
             n_cond = len(comp.vae.config.block_out_channels)
-            controlnet = ControlNetModel.from_unet(comp.unet, conditioning_embedding_out_channels=(16, 32, 96, 256)[:n_cond])
+            controlnet = ControlNetModel.from_unet(
+                comp.unet, conditioning_embedding_out_channels=(16, 32, 96, 256)[:n_cond]
+            )
         comp.vae.requires_grad_(False).to(acc.device, dtype=torch.float32)
         comp.unet.requires_grad_(False).to(acc.device, dtype=common.frozen_unet_dtype(acc))
         for enc in comp.text_encoders:  # float32: run once per micro-batch, cheap, and no dtype mixing
@@ -175,19 +194,32 @@ class Sar2SarTrainer(TrainLoop):
         if c.gradient_checkpointing:
             controlnet.enable_gradient_checkpointing()
         controlnet.train()
-        optimizer = torch.optim.AdamW([p for p in controlnet.parameters() if p.requires_grad], lr=c.lr,
-                                      betas=(0.9, 0.999), weight_decay=c.adam_weight_decay, eps=1e-8)
+        optimizer = torch.optim.AdamW(
+            [p for p in controlnet.parameters() if p.requires_grad],
+            lr=c.lr,
+            betas=(0.9, 0.999),
+            weight_decay=c.adam_weight_decay,
+            eps=1e-8,
+        )
         self.dataset = PairsTorchDataset(self.pairs, "train", self.resolution, c.random_flip, c.seed)
-        self.sampler = common.ShardedEpochSampler(len(self.dataset), c.batch_size, c.grad_accum, acc.num_processes,
-                                                  acc.process_index, c.seed, start_step=self.start_step)
+        self.sampler = common.ShardedEpochSampler(
+            len(self.dataset),
+            c.batch_size,
+            c.grad_accum,
+            acc.num_processes,
+            acc.process_index,
+            c.seed,
+            start_step=self.start_step,
+        )
         self.max_steps = c.max_steps or (c.epochs or 8) * self.sampler.steps_per_epoch
         lr_scheduler = common.cosine_scheduler(optimizer, c.lr_warmup_steps, self.max_steps, acc.num_processes)
         common.drop_model_weights_hooks(acc)
         self.controlnet, self.optimizer, self.lr_scheduler = acc.prepare(controlnet, optimizer, lr_scheduler)
         if self.resume is not None:
             acc.load_state(str(self.resume / "accelerate_state"))
-        self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
-                                                  collate_fn=collate, num_workers=c.num_workers)
+        self.loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=c.batch_size, sampler=self.sampler, collate_fn=collate, num_workers=c.num_workers
+        )
         self.start_log("sar2sar", base_kind=self.kind, resolution=self.resolution)
 
     def trained_modules(self) -> list:
@@ -209,15 +241,28 @@ class Sar2SarTrainer(TrainLoop):
             ehs, added = encode_prompt(comp, batch["text"], acc.device, self.resolution)
         latents = latents.float()
         noise = common.diffusion_noise(latents, c.noise_offset)
-        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],),
-                                  device=latents.device)
+        timesteps = torch.randint(
+            0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device
+        )
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         kw = {"added_cond_kwargs": added} if added is not None else {}
-        down, mid = self.controlnet(noisy, timesteps, encoder_hidden_states=ehs,
-                                    controlnet_cond=batch["conditioning"].to(acc.device), return_dict=False, **kw)
-        pred = comp.unet(noisy.to(comp.unet.dtype), timesteps, encoder_hidden_states=ehs.to(comp.unet.dtype),
-                         down_block_additional_residuals=[d.to(comp.unet.dtype) for d in down],
-                         mid_block_additional_residual=mid.to(comp.unet.dtype), return_dict=False, **kw)[0]
+        down, mid = self.controlnet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=ehs,
+            controlnet_cond=batch["conditioning"].to(acc.device),
+            return_dict=False,
+            **kw,
+        )
+        pred = comp.unet(
+            noisy.to(comp.unet.dtype),
+            timesteps,
+            encoder_hidden_states=ehs.to(comp.unet.dtype),
+            down_block_additional_residuals=[d.to(comp.unet.dtype) for d in down],
+            mid_block_additional_residual=mid.to(comp.unet.dtype),
+            return_dict=False,
+            **kw,
+        )[0]
         return common.diffusion_loss(pred.float(), latents, noise, timesteps, self.noise_scheduler, c.snr_gamma or None)
 
     def on_step_end(self, step: int) -> None:
@@ -231,27 +276,46 @@ class Sar2SarTrainer(TrainLoop):
     def model_meta(self, step: int) -> dict[str, Any]:
         c, info = self.config, self.pairs.info
         return {
-            "step": step, "base": str(c.base.resolve()), "base_kind": self.kind,
-            "text_weights": str(c.text_weights.resolve()) if c.text_weights else None, "token": self.comp.token,
-            "resolution": self.resolution, "dataset": str(c.data.resolve()),
-            "pairs": {"factor": info["options"]["factor"], "looks": info["options"]["looks"],
-                      "source_spacing": info.get("source_spacing"), "teaches": info.get("teaches"),
-                      "mode": info.get("mode")},
+            "step": step,
+            "base": str(c.base.resolve()),
+            "base_kind": self.kind,
+            "text_weights": str(c.text_weights.resolve()) if c.text_weights else None,
+            "token": self.comp.token,
+            "resolution": self.resolution,
+            "dataset": str(c.data.resolve()),
+            "pairs": {
+                "factor": info["options"]["factor"],
+                "looks": info["options"]["looks"],
+                "source_spacing": info.get("source_spacing"),
+                "teaches": info.get("teaches"),
+                "mode": info.get("mode"),
+            },
             "consistency_calibration": info.get("consistency_calibration"),
             "conditioning": "up-sampled coarser A/(μ+3σ) amplitude, grey replicated to 3 channels, [0, 1]",
             "target": "finer A/(μ+3σ) amplitude, grey replicated to RGB, [-1, 1]",
-            "recipe": {"seed_paper": "002 (pipeline of seed 001 §6); choices are sarviz's", "controlnet_init": "from_unet",
-                       "trained": "ControlNet only", "lr": c.lr, "lr_schedule": "cosine", "noise_offset": c.noise_offset,
-                       "snr_gamma": c.snr_gamma, "max_steps": self.max_steps, "batch_size": c.batch_size,
-                       "grad_accum": c.grad_accum, "mixed_precision": c.mixed_precision, "seed": c.seed,
-                       "prediction_type": self.noise_scheduler.config.prediction_type},
+            "recipe": {
+                "seed_paper": "002 (pipeline of seed 001 §6); choices are sarviz's",
+                "controlnet_init": "from_unet",
+                "trained": "ControlNet only",
+                "lr": c.lr,
+                "lr_schedule": "cosine",
+                "noise_offset": c.noise_offset,
+                "snr_gamma": c.snr_gamma,
+                "max_steps": self.max_steps,
+                "batch_size": c.batch_size,
+                "grad_accum": c.grad_accum,
+                "mixed_precision": c.mixed_precision,
+                "seed": c.seed,
+                "prediction_type": self.noise_scheduler.config.prediction_type,
+            },
         }
 
     def write_components(self, folder: Path, step: int) -> None:
         from sarviz.formats.sar2sar import Sar2SarRun
 
-        self.accelerator.unwrap_model(self.controlnet).save_pretrained(str(Sar2SarRun.controlnet_dir_of(folder)),
-                                                                       safe_serialization=True)
+        self.accelerator.unwrap_model(self.controlnet).save_pretrained(
+            str(Sar2SarRun.controlnet_dir_of(folder)), safe_serialization=True
+        )
         Sar2SarRun.write_meta(folder, self.model_meta(step))
 
     def validate(self, step: int) -> None:
@@ -283,19 +347,41 @@ class Sar2SarTrainer(TrainLoop):
             cond = item["conditioning"][0].numpy()
             target = ((item["pixel_values"][0] + 1) / 2).numpy()
             with torch.no_grad(), acc.autocast():
-                unit = denoise_canvas(self.comp, cn, cond, cond, row.get("text", ""), "", c.validation_steps, 0.6, 1.0,
-                                      1.0, plan, c.seed, str(acc.device))
+                unit = denoise_canvas(
+                    self.comp,
+                    cn,
+                    cond,
+                    cond,
+                    row.get("text", ""),
+                    "",
+                    c.validation_steps,
+                    0.6,
+                    1.0,
+                    1.0,
+                    plan,
+                    c.seed,
+                    str(acc.device),
+                )
             stats = AmplitudeStats.from_dict(row["amplitude_stats"])
             gen_db, tgt_db = (denormalise_amplitude(a, stats, floor_db=FLOOR_DB) for a in (unit, target))
             f = float(self.pairs.info["options"]["factor"])
-            coarse = resample_db(denormalise_amplitude(cond, stats, floor_db=FLOOR_DB), tuple(max(1, round(n / f)) for n in unit.shape))
+            coarse = resample_db(
+                denormalise_amplitude(cond, stats, floor_db=FLOOR_DB), tuple(max(1, round(n / f)) for n in unit.shape)
+            )
             score = consistency(coarse, gen_db, block=max(2, min(8, coarse.shape[0] // 4))).score_db
             try:
                 enl_ratio = sar.enl(gen_db, window=8).enl / sar.enl(tgt_db, window=8).enl
             except sar.MetricError:
                 enl_ratio = float("nan")
-            out_rows.append({"step": step, "id": row["id"], "pol": row["pol"], "consistency_db": round(score, 4),
-                             "enl_ratio": round(enl_ratio, 4)})
+            out_rows.append(
+                {
+                    "step": step,
+                    "id": row["id"],
+                    "pol": row["pol"],
+                    "consistency_db": round(score, 4),
+                    "enl_ratio": round(enl_ratio, 4),
+                }
+            )
         cn.train()
         # RUN/validation.csv, rewritten atomically; a resumed run replaces the rows from this step on
         write_validation_rows(c.out, step, out_rows, VALIDATION_FIELDS)

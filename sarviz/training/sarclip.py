@@ -58,9 +58,15 @@ def _pairs(data: CaptionedSet, max_items: int | None) -> tuple[list[np.ndarray],
     return [sar_rgb(data.read_db(i), data.calibration) for i in items], [i.text for i in items]
 
 
-def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: SarClipRecipe | None = None,
-                  device: str | None = None, progress: Progress | None = None,
-                  cancel: threading.Event | None = None) -> SarClipResult:
+def train_sarclip(
+    data: str | Path,
+    base: str | Path,
+    out: str | Path,
+    recipe: SarClipRecipe | None = None,
+    device: str | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> SarClipResult:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -69,8 +75,10 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
     recipe = recipe or SarClipRecipe()
     base, out = Path(base), Path(out)
     if not SarClipFolder.is_clip_folder(base):
-        raise TrainError(f"{base} is not a CLIP model folder (no {SARCLIP_CONFIG}); give a local CLIP, e.g. a copy of "
-                         "openai/clip-vit-base-patch32")
+        raise TrainError(
+            f"{base} is not a CLIP model folder (no {SARCLIP_CONFIG}); give a local CLIP, e.g. a copy of "
+            "openai/clip-vit-base-patch32"
+        )
     from sarviz.training.common import check_weights
 
     try:  # the generators' rule: safetensors only (SAR-CLIP has no --allow-pickle)
@@ -112,7 +120,7 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
         for b in range(steps_per_epoch):  # drop the last short batch: contrastive loss needs negatives
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt("SAR-CLIP training cancelled")
-            idx = order[b * bs:(b + 1) * bs]
+            idx = order[b * bs : (b + 1) * bs]
             loss = model(**encode([images[i] for i in idx], [texts[i] for i in idx]), return_loss=True).loss
             accelerator.backward(loss)
             optimizer.step()
@@ -125,11 +133,21 @@ def train_sarclip(data: str | Path, base: str | Path, out: str | Path, recipe: S
         if val is not None and len(val.items) >= 2:
             result.val_losses.append(_eval_loss(model, processor, val, bs, accelerator))
     unwrapped = accelerator.unwrap_model(model)
-    info = {"format": SARCLIP_FORMAT, "base": str(base), "data": str(data), "recipe": recipe.__dict__,
-            "train_pairs": len(images), "train_losses": result.train_losses, "val_losses": result.val_losses,
-            "token": train.token, "polarisation": train.polarisation, "image_mode": train.image_mode,
-            "calibration": train.calibration.to_dict(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "sarviz": sarviz.__version__}
+    info = {
+        "format": SARCLIP_FORMAT,
+        "base": str(base),
+        "data": str(data),
+        "recipe": recipe.__dict__,
+        "train_pairs": len(images),
+        "train_losses": result.train_losses,
+        "val_losses": result.val_losses,
+        "token": train.token,
+        "polarisation": train.polarisation,
+        "image_mode": train.image_mode,
+        "calibration": train.calibration.to_dict(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "sarviz": sarviz.__version__,
+    }
     SarClipFolder(Path(out), info).save(model=unwrapped, processor=processor)
     result.info = info
     return result

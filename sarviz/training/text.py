@@ -108,43 +108,88 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="CAPTIONED", help="captioned folder from `sarviz dataset caption`")
     p.add_argument("--base", required=True, metavar="BASE_DIR", help="local SD 1.5 or SDXL diffusers folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)")
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load pickle (.bin) base weights: they can run code when loaded (default: safetensors only)",
+    )
     p.add_argument("--resolution", type=int, default=None, help="training size (default: the base's native size)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
     p.add_argument("--unet", choices=("full", "lora"), default=d.unet, help="full fine-tuning (paper's best) or LoRA")
     # one denoiser LoRA knob: the UNet LoRA (--unet lora) or the SD3 MM-DiT LoRA, each with its own default
-    p.add_argument("--lora-rank", type=int, default=None,
-                   help=f"LoRA rank of the denoiser (UNet: default {d.unet_lora_rank}; SD3: default 32)")
-    p.add_argument("--lora-alpha", type=int, default=None,
-                   help=f"LoRA α of the denoiser (UNet: default {d.unet_lora_alpha}; SD3: default 16)")
+    p.add_argument(
+        "--lora-rank",
+        type=int,
+        default=None,
+        help=f"LoRA rank of the denoiser (UNet: default {d.unet_lora_rank}; SD3: default 32)",
+    )
+    p.add_argument(
+        "--lora-alpha",
+        type=int,
+        default=None,
+        help=f"LoRA α of the denoiser (UNet: default {d.unet_lora_alpha}; SD3: default 16)",
+    )
     p.add_argument("--te-lora-rank", type=int, default=d.te_lora_rank)
     p.add_argument("--te-lora-alpha", type=int, default=d.te_lora_alpha)
     p.add_argument("--token", default=d.token, help="the learned token every caption starts with")
     p.add_argument("--initializer", default=d.initializer, help="word whose embedding starts the token's")
     p.add_argument("--noise-offset", type=float, default=d.noise_offset)
     p.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR γ (0 = off, the paper's loss)")
-    p.add_argument("--learning-rate", dest="lr_unet", type=float, default=None,
-                   help=f"learning rate of the denoiser (UNet: default {d.lr_unet}; SD3 LoRA: default 1e-4)")
-    p.add_argument("--te-learning-rate", dest="lr_te", type=float, default=d.lr_te, help="text-encoder LoRA and token learning rate")
-    p.add_argument("--vae-learning-rate", dest="lr_vae", type=float, default=d.lr_vae, help="VAE decoder learning rate (--stage vae-decoder)")
+    p.add_argument(
+        "--learning-rate",
+        dest="lr_unet",
+        type=float,
+        default=None,
+        help=f"learning rate of the denoiser (UNet: default {d.lr_unet}; SD3 LoRA: default 1e-4)",
+    )
+    p.add_argument(
+        "--te-learning-rate",
+        dest="lr_te",
+        type=float,
+        default=d.lr_te,
+        help="text-encoder LoRA and token learning rate",
+    )
+    p.add_argument(
+        "--vae-learning-rate",
+        dest="lr_vae",
+        type=float,
+        default=d.lr_vae,
+        help="VAE decoder learning rate (--stage vae-decoder)",
+    )
     p.add_argument("--kl-weight", type=float, default=d.kl_weight, help="λ_KL of the refinement (paper: unstated)")
-    p.add_argument("--kl-space", default=d.kl_space, choices=sorted(KL_SPACES),
-                   help="what the refinement's KL compares: 'calibrated' (default) the [−1, 1] pixels of the "
-                        "calibrated dB mapping; 'amplitude' seed 001's amplitude/(μ+3σ) per image")
+    p.add_argument(
+        "--kl-space",
+        default=d.kl_space,
+        choices=sorted(KL_SPACES),
+        help="what the refinement's KL compares: 'calibrated' (default) the [−1, 1] pixels of the "
+        "calibrated dB mapping; 'amplitude' seed 001's amplitude/(μ+3σ) per image",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: --epochs over the data)")
     p.add_argument("--epochs", type=int, default=None, help="default 8 (stage unet) or 1 (stage vae-decoder)")
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
     p.add_argument("--mixed-precision", default=d.mixed_precision, choices=common.MIXED_PRECISION)
     p.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
-    p.add_argument("--augment", dest="random_flip", action=argparse.BooleanOptionalAction, default=False,
-                   help="random horizontal flips (default off: a flip mirrors the look geometry)")
+    p.add_argument(
+        "--augment",
+        dest="random_flip",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="random horizontal flips (default off: a flip mirrors the look geometry)",
+    )
     p.add_argument("--resume-from", default=None, metavar="PATH|latest")
-    p.add_argument("--stage", choices=STAGES, default="unet",
-                   help="unet: the main fine-tuning; vae-decoder: the refinement of a finished run")
-    p.add_argument("--init-from", default=None, metavar="RUN",
-                   help="(vae-decoder stage) the finished text run to refine (default: --out)")
+    p.add_argument(
+        "--stage",
+        choices=STAGES,
+        default="unet",
+        help="unet: the main fine-tuning; vae-decoder: the refinement of a finished run",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN",
+        help="(vae-decoder stage) the finished text run to refine (default: --out)",
+    )
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--checkpoints-total-limit", type=int, default=d.checkpoints_total_limit)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -152,12 +197,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=0)
     sd3 = p.add_argument_group("SD3 / SD3.5 base (seed 003 stage 1: LoRA on the MM-DiT attention)")
-    sd3.add_argument("--lora-targets", default=None, choices=("qkv", "diffusers", "diffusers+attn2"),
-                     help="qkv (default, the paper's), diffusers' SD3 set, or that set plus SD3.5's attn2")
-    for old, new in (("--unet-lora-rank", "--lora-rank"), ("--unet-lora-alpha", "--lora-alpha"),
-                     ("--lr-unet", "--learning-rate"), ("--lr-te", "--te-learning-rate"),
-                     ("--lr-vae", "--vae-learning-rate"), ("--random-flip", "--augment"),
-                     ("--lr-lora", "--learning-rate")):
+    sd3.add_argument(
+        "--lora-targets",
+        default=None,
+        choices=("qkv", "diffusers", "diffusers+attn2"),
+        help="qkv (default, the paper's), diffusers' SD3 set, or that set plus SD3.5's attn2",
+    )
+    for old, new in (
+        ("--unet-lora-rank", "--lora-rank"),
+        ("--unet-lora-alpha", "--lora-alpha"),
+        ("--lr-unet", "--learning-rate"),
+        ("--lr-te", "--te-learning-rate"),
+        ("--lr-vae", "--vae-learning-rate"),
+        ("--random-flip", "--augment"),
+        ("--lr-lora", "--learning-rate"),
+    ):
         deprecated_alias(p, old, new)
 
 
@@ -179,7 +233,7 @@ def config_from_args(args: argparse.Namespace) -> TextTrainConfig:
 
 
 def base_kind(base: Path) -> str:
-    """"sd15" or "sdxl": :func:`sarviz.generators.base_model.base_kind` (the one rule), as a TrainError."""
+    """ "sd15" or "sdxl": :func:`sarviz.generators.base_model.base_kind` (the one rule), as a TrainError."""
     from sarviz.errors import GenerationError
     from sarviz.generators.base_model import base_kind as kind_of
 
@@ -193,7 +247,7 @@ def base_kind(base: Path) -> str:
 KL_SPACES = {
     "calibrated": "soft histograms (64 bins) of the [−1, 1] pixels of the calibrated dB mapping",
     "amplitude": "soft histograms (64 bins) of seed 001's amplitude A/(μ+3σ) of each image and channel, clipped "
-                 "to [0, 1], saturated pixels left out (sarviz.amplitude)",
+    "to [0, 1], saturated pixels left out (sarviz.amplitude)",
 }
 
 
@@ -262,8 +316,11 @@ class TextTrainer(TrainLoop):
             common.check_resolution(c.resolution)
         if not c.token or any(ch.isspace() for ch in c.token):
             raise TrainError(f"--token {c.token!r} must be one word without spaces")
-        self.kind = base_kind(common.check_base(c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
-                                                allow_pickle=c.allow_pickle))
+        self.kind = base_kind(
+            common.check_base(
+                c.base, ("unet", "vae", "text_encoder", "tokenizer", "scheduler"), allow_pickle=c.allow_pickle
+            )
+        )
         if self.kind == "sdxl":
             common.check_base(c.base, ("text_encoder_2", "tokenizer_2"), allow_pickle=c.allow_pickle)
         self.data = open_captioned(c.data)
@@ -279,8 +336,10 @@ class TextTrainer(TrainLoop):
         if c.stage == "vae-decoder":
             self.init = Path(c.init_from or c.out)
             if not (self.init / MODEL_FILE).is_file():
-                raise TrainError(f"--stage vae-decoder refines a finished text run, but {self.init} has no "
-                                 f"{MODEL_FILE}; train with --stage unet first or give --init-from RUN")
+                raise TrainError(
+                    f"--stage vae-decoder refines a finished text run, but {self.init} has no "
+                    f"{MODEL_FILE}; train with --stage unet first or give --init-from RUN"
+                )
         # the refinement keeps its checkpoints and logs apart (its steps count from 0 again);
         # its final model replaces the run's top level
         self.work = c.out if c.stage == "unet" else c.out / REFINE_DIR
@@ -305,7 +364,9 @@ class TextTrainer(TrainLoop):
         n_enc = 2 if self.kind == "sdxl" else 1
         st = {} if c.allow_pickle else {"use_safetensors": True}  # the generators' rule (common.check_weights)
         try:
-            self.tokenizers = [CLIPTokenizer.from_pretrained(base, subfolder=s) for s in ("tokenizer", "tokenizer_2")[:n_enc]]
+            self.tokenizers = [
+                CLIPTokenizer.from_pretrained(base, subfolder=s) for s in ("tokenizer", "tokenizer_2")[:n_enc]
+            ]
             encoders = [CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **st)]
             if n_enc == 2:
                 encoders.append(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", **st))
@@ -342,8 +403,9 @@ class TextTrainer(TrainLoop):
                     init_ids = tok(c.initializer, add_special_tokens=False).input_ids or [tok.unk_token_id]
                     emb[tid] = emb[init_ids].mean(dim=0)
             self.token_ids.append(tid)
-        self.initial_embeds = [enc.get_input_embeddings().weight[tid].detach().clone()
-                               for enc, tid in zip(encoders, self.token_ids)]
+        self.initial_embeds = [
+            enc.get_input_embeddings().weight[tid].detach().clone() for enc, tid in zip(encoders, self.token_ids)
+        ]
         # -- trainable parts -----------------------------------------------------------------------
         self.vae.requires_grad_(False)
         unet.requires_grad_(c.unet == "full")
@@ -351,13 +413,21 @@ class TextTrainer(TrainLoop):
             unet.enable_gradient_checkpointing()
         if c.unet == "lora":
             unet.to(dtype=common.frozen_unet_dtype(acc))
-            unet = get_peft_model(unet, LoraConfig(r=c.unet_lora_rank, lora_alpha=c.unet_lora_alpha,
-                                                   target_modules=list(UNET_LORA_TARGETS), bias="none"))
+            unet = get_peft_model(
+                unet,
+                LoraConfig(
+                    r=c.unet_lora_rank,
+                    lora_alpha=c.unet_lora_alpha,
+                    target_modules=list(UNET_LORA_TARGETS),
+                    bias="none",
+                ),
+            )
             if source is not None:
                 _load_adapter(unet, source / UNET_LORA_DIR)
             cast_training_params(unet, dtype=torch.float32)
-        te_config = LoraConfig(r=c.te_lora_rank, lora_alpha=c.te_lora_alpha, target_modules=list(TE_LORA_TARGETS),
-                               bias="none")
+        te_config = LoraConfig(
+            r=c.te_lora_rank, lora_alpha=c.te_lora_alpha, target_modules=list(TE_LORA_TARGETS), bias="none"
+        )
         self.encoders = []
         for i, enc in enumerate(encoders):
             enc.requires_grad_(False)
@@ -384,19 +454,27 @@ class TextTrainer(TrainLoop):
         optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=c.adam_weight_decay, eps=1e-8)
         # -- data ----------------------------------------------------------------------------------------
         self.dataset = CaptionDataset(self.data, "train", self.resolution, augment=c.random_flip, seed=c.seed)
-        self.sampler = common.ShardedEpochSampler(len(self.dataset), c.batch_size, c.grad_accum, acc.num_processes,
-                                                  acc.process_index, c.seed, start_step=self.start_step)
+        self.sampler = common.ShardedEpochSampler(
+            len(self.dataset),
+            c.batch_size,
+            c.grad_accum,
+            acc.num_processes,
+            acc.process_index,
+            c.seed,
+            start_step=self.start_step,
+        )
         epochs = c.epochs or (1 if c.stage == "vae-decoder" else 8)
         self.max_steps = c.max_steps or epochs * self.sampler.steps_per_epoch
         lr_scheduler = common.cosine_scheduler(optimizer, c.lr_warmup_steps, self.max_steps, acc.num_processes)
         common.drop_model_weights_hooks(acc)
         prepared = acc.prepare(unet, *self.encoders, optimizer, lr_scheduler)
-        self.unet, self.encoders = prepared[0], list(prepared[1:1 + n_enc])
+        self.unet, self.encoders = prepared[0], list(prepared[1 : 1 + n_enc])
         self.optimizer, self.lr_scheduler = prepared[-2], prepared[-1]
         if self.resume is not None:
             acc.load_state(str(self.resume / ACCELERATE_STATE))
-        self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=c.batch_size, sampler=self.sampler,
-                                                  collate_fn=collate, num_workers=c.num_workers)
+        self.loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=c.batch_size, sampler=self.sampler, collate_fn=collate, num_workers=c.num_workers
+        )
         self.start_log(f"text-{c.stage}", base_kind=self.kind, resolution=self.resolution)
 
     # -- one micro-batch ---------------------------------------------------------------------------
@@ -405,8 +483,12 @@ class TextTrainer(TrainLoop):
         import torch
 
         device = self.accelerator.device
-        ids = [tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                   return_tensors="pt").input_ids.to(device) for tok in self.tokenizers]
+        ids = [
+            tok(
+                texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+            ).input_ids.to(device)
+            for tok in self.tokenizers
+        ]
         if self.kind == "sd15":
             return self.encoders[0](input_ids=ids[0])[0], None
         hidden, pooled = [], None
@@ -432,8 +514,7 @@ class TextTrainer(TrainLoop):
         timesteps = torch.randint(0, hi, (latents.shape[0],), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         ehs, added = self.encode_prompts(batch["text"])
-        pred = self.unet(noisy, timesteps, encoder_hidden_states=ehs, added_cond_kwargs=added,
-                         return_dict=False)[0]
+        pred = self.unet(noisy, timesteps, encoder_hidden_states=ehs, added_cond_kwargs=added, return_dict=False)[0]
         loss = common.diffusion_loss(pred, latents, noise, timesteps, self.noise_scheduler, c.snr_gamma or None)
         if c.stage == "vae-decoder" and c.kl_weight:
             x0 = _predicted_clean(self.noise_scheduler, noisy, pred.float(), timesteps)
@@ -476,8 +557,9 @@ class TextTrainer(TrainLoop):
         if self.accelerator is None:
             self.setup()
         acc = self.accelerator
-        self.original_embeddings = [acc.unwrap_model(e).get_input_embeddings().weight.detach().clone()
-                                    for e in self.encoders]
+        self.original_embeddings = [
+            acc.unwrap_model(e).get_input_embeddings().weight.detach().clone() for e in self.encoders
+        ]
         return super().train()
 
     def finish(self, step: int) -> Path | None:
@@ -493,29 +575,58 @@ class TextTrainer(TrainLoop):
     def model_meta(self, step: int) -> dict[str, Any]:
         c = self.config
         meta = {
-            "format": MODEL_FORMAT, "base": str(c.base.resolve()), "base_kind": self.kind, "token": c.token,
-            "unet": c.unet, "calibration": self.data.calibration.to_dict(),
-            "polarisation": self.data.info.get("polarisation", "VV"), "image_mode": self.data.info.get("image_mode", "L"),
-            "resolution": self.resolution, "step": step, "stage": c.stage,
+            "format": MODEL_FORMAT,
+            "base": str(c.base.resolve()),
+            "base_kind": self.kind,
+            "token": c.token,
+            "unet": c.unet,
+            "calibration": self.data.calibration.to_dict(),
+            "polarisation": self.data.info.get("polarisation", "VV"),
+            "image_mode": self.data.info.get("image_mode", "L"),
+            "resolution": self.resolution,
+            "step": step,
+            "stage": c.stage,
             "recipe": {
-                "seed_paper": "001 ONERA text-to-SAR", "unet": c.unet,
-                "unet_lora": {"r": c.unet_lora_rank, "alpha": c.unet_lora_alpha,
-                              "target_modules": list(UNET_LORA_TARGETS)} if c.unet == "lora" else None,
+                "seed_paper": "001 ONERA text-to-SAR",
+                "unet": c.unet,
+                "unet_lora": {
+                    "r": c.unet_lora_rank,
+                    "alpha": c.unet_lora_alpha,
+                    "target_modules": list(UNET_LORA_TARGETS),
+                }
+                if c.unet == "lora"
+                else None,
                 "te_lora": {"r": c.te_lora_rank, "alpha": c.te_lora_alpha, "target_modules": list(TE_LORA_TARGETS)},
-                "token": c.token, "initializer": c.initializer, "noise_offset": c.noise_offset,
-                "snr_gamma": c.snr_gamma, "lr_unet": c.lr_unet, "lr_te": c.lr_te, "lr_schedule": "cosine",
-                "max_steps": self.max_steps, "batch_size": c.batch_size, "grad_accum": c.grad_accum,
-                "num_processes": self.accelerator.num_processes, "mixed_precision": c.mixed_precision,
-                "seed": c.seed, "dataset": str(self.data.folder.resolve()),
+                "token": c.token,
+                "initializer": c.initializer,
+                "noise_offset": c.noise_offset,
+                "snr_gamma": c.snr_gamma,
+                "lr_unet": c.lr_unet,
+                "lr_te": c.lr_te,
+                "lr_schedule": "cosine",
+                "max_steps": self.max_steps,
+                "batch_size": c.batch_size,
+                "grad_accum": c.grad_accum,
+                "num_processes": self.accelerator.num_processes,
+                "mixed_precision": c.mixed_precision,
+                "seed": c.seed,
+                "dataset": str(self.data.folder.resolve()),
             },
         }
         if self.saves_vae:
             meta["vae"] = VAE_DIR
         if c.stage == "vae-decoder":
-            meta["recipe"].update({"stage": "vae-decoder", "lr_vae": c.lr_vae, "kl_weight": c.kl_weight,
-                                   "kl_space": c.kl_space, "kl_histograms": KL_SPACES[c.kl_space],
-                                   "timesteps": f"[0, {c.refine_fraction:.0%} of the schedule)",
-                                   "refined_from": str(self.init)})
+            meta["recipe"].update(
+                {
+                    "stage": "vae-decoder",
+                    "lr_vae": c.lr_vae,
+                    "kl_weight": c.kl_weight,
+                    "kl_space": c.kl_space,
+                    "kl_histograms": KL_SPACES[c.kl_space],
+                    "timesteps": f"[0, {c.refine_fraction:.0%} of the schedule)",
+                    "refined_from": str(self.init),
+                }
+            )
         return meta
 
     def write_components(self, folder: Path, step: int) -> None:
@@ -530,8 +641,12 @@ class TextTrainer(TrainLoop):
                 embeds[self.config.token] = vec
             else:
                 embeds[("clip_l", "clip_g")[i]] = vec[None].contiguous()
-        TextRun(folder, self.model_meta(step)).save(unet=acc.unwrap_model(self.unet), text_encoders=encoders,
-                                                    embeds=embeds, vae=self.vae if self.saves_vae else None)
+        TextRun(folder, self.model_meta(step)).save(
+            unet=acc.unwrap_model(self.unet),
+            text_encoders=encoders,
+            embeds=embeds,
+            vae=self.vae if self.saves_vae else None,
+        )
 
 
 def _predicted_clean(scheduler, noisy, pred, timesteps):

@@ -25,8 +25,22 @@ import numpy as np
 from sarviz.atomic import atomic_path
 from sarviz.formats.training_run import VALIDATION_CSV, VALIDATION_DIR, validation_step_dir  # noqa: F401 - re-exported
 
-FIELDS = ("step", "id", "pol", "ssim", "fsim", "kl", "mean_similarity", "std_similarity", "enl_real",
-          "enl_generated", "real_mean_db", "generated_mean_db", "sampler_steps", "resolution")
+FIELDS = (
+    "step",
+    "id",
+    "pol",
+    "ssim",
+    "fsim",
+    "kl",
+    "mean_similarity",
+    "std_similarity",
+    "enl_real",
+    "enl_generated",
+    "real_mean_db",
+    "generated_mean_db",
+    "sampler_steps",
+    "resolution",
+)
 
 
 def to_patch_grid(db: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -45,8 +59,10 @@ def to_patch_grid(db: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def strip_png(calibration, real_vv, gen_vv, real_vh, gen_vh) -> bytes:
     from PIL import Image
 
-    tiles = [calibration.to_unit(np.nan_to_num(a, nan=-100.0), pol) for a, pol in
-             ((real_vv, "VV"), (gen_vv, "VV"), (real_vh, "VH"), (gen_vh, "VH"))]
+    tiles = [
+        calibration.to_unit(np.nan_to_num(a, nan=-100.0), pol)
+        for a, pol in ((real_vv, "VV"), (gen_vv, "VV"), (real_vh, "VH"), (gen_vh, "VH"))
+    ]
     image = (np.concatenate(tiles, axis=1) * 255.0).round().astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(image, mode="L").save(buf, format="PNG")
@@ -59,18 +75,30 @@ def _rows_from_report(step: int, pid: str, report, sampler_steps: int, resolutio
     for pol in ("VV", "VH"):
         ms = d["mean_std_similarity"].get(pol) or {}
         stats = d["db_stats"][pol]
-        rows.append({
-            "step": step, "id": pid, "pol": pol, "ssim": d["ssim"][pol], "fsim": d["fsim"][pol], "kl": d["kl"][pol],
-            "mean_similarity": ms.get("mean"), "std_similarity": ms.get("std"),
-            "enl_real": d["enl"][pol]["real"], "enl_generated": d["enl"][pol]["generated"],
-            "real_mean_db": (stats["real"] or {}).get("mean_db"), "generated_mean_db": stats["generated"]["mean_db"],
-            "sampler_steps": sampler_steps, "resolution": resolution,
-        })
+        rows.append(
+            {
+                "step": step,
+                "id": pid,
+                "pol": pol,
+                "ssim": d["ssim"][pol],
+                "fsim": d["fsim"][pol],
+                "kl": d["kl"][pol],
+                "mean_similarity": ms.get("mean"),
+                "std_similarity": ms.get("std"),
+                "enl_real": d["enl"][pol]["real"],
+                "enl_generated": d["enl"][pol]["generated"],
+                "real_mean_db": (stats["real"] or {}).get("mean_db"),
+                "generated_mean_db": stats["generated"]["mean_db"],
+                "sampler_steps": sampler_steps,
+                "resolution": resolution,
+            }
+        )
     return rows
 
 
-def write_validation_rows(out: Path, step: int, rows: list[dict[str, Any]], fields: tuple[str, ...] | None = None
-                          ) -> None:
+def write_validation_rows(
+    out: Path, step: int, rows: list[dict[str, Any]], fields: tuple[str, ...] | None = None
+) -> None:
     """Replace this step's rows in RUN/validation.csv (and any rows after it: a resumed run).
 
     ``fields``: the columns (default: the geo trainer's ``FIELDS``; the SAR→SAR trainer has its own)."""
@@ -92,11 +120,19 @@ def generate_patch(pipe, vae, cond: np.ndarray, resolution: int, steps: int, see
 
     generator = torch.Generator("cpu").manual_seed(seed)
     with torch.no_grad():
-        latents = pipe(prompt=sampler["prompt"], negative_prompt=sampler["negative_prompt"],
-                       image=torch.from_numpy(cond)[None], height=resolution, width=resolution,
-                       num_inference_steps=steps, guidance_scale=sampler["guidance"],
-                       controlnet_conditioning_scale=sampler["controlnet_scale"], generator=generator,
-                       output_type="latent", return_dict=True).images
+        latents = pipe(
+            prompt=sampler["prompt"],
+            negative_prompt=sampler["negative_prompt"],
+            image=torch.from_numpy(cond)[None],
+            height=resolution,
+            width=resolution,
+            num_inference_steps=steps,
+            guidance_scale=sampler["guidance"],
+            controlnet_conditioning_scale=sampler["controlnet_scale"],
+            generator=generator,
+            output_type="latent",
+            return_dict=True,
+        ).images
         z = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
         image = vae.decode(z, return_dict=False)[0]
     return image[0].float().clamp(-1, 1).cpu().numpy()
@@ -118,10 +154,16 @@ def validate_geo(trainer, step: int) -> list[dict[str, Any]]:
     peft_unet = acc.unwrap_model(trainer.unet)
     cal = trainer.calibration
     pipe = StableDiffusionControlNetPipeline(
-        vae=trainer.vae, text_encoder=trainer.text_encoder, tokenizer=trainer.tokenizer,
-        unet=peft_unet.get_base_model(), controlnet=controlnet,
+        vae=trainer.vae,
+        text_encoder=trainer.text_encoder,
+        tokenizer=trainer.tokenizer,
+        unet=peft_unet.get_base_model(),
+        controlnet=controlnet,
         scheduler=make_scheduler(REFERENCE_SAMPLER["scheduler"], dict(trainer.noise_scheduler.config)),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     sampler = {**REFERENCE_SAMPLER, "prompt": trainer.prompt}
     folder = validation_step_dir(c.out, step)
@@ -130,7 +172,7 @@ def validate_geo(trainer, step: int) -> list[dict[str, Any]]:
     controlnet.eval()
     peft_unet.eval()
     try:
-        for n, row in enumerate(trainer.info.split("val")[:c.validation_count]):
+        for n, row in enumerate(trainer.info.split("val")[: c.validation_count]):
             scene = read_scene(trainer.info.folder / row["file"])
             cond = build_condition(scene, trainer.spec).array
             with acc.autocast():  # the frozen parts may be in half precision, the trained ones in float32

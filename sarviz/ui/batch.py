@@ -90,8 +90,12 @@ def items_geojson(folder: BatchFolder, rows: list[dict[str, Any]]) -> dict[str, 
     """Item footprints (finished items, from their STAC Items) and failed points, as GeoJSON."""
     features = []
     for row in rows:
-        props = {"id": row["id"], "status": row.get("status", ""), "class": row.get("class") or "",
-                 "error": (row.get("error") or "")[:160]}
+        props = {
+            "id": row["id"],
+            "status": row.get("status", ""),
+            "class": row.get("class") or "",
+            "error": (row.get("error") or "")[:160],
+        }
         if row.get("status") == "done" and folder.item_json(row["id"]).is_file():
             item = json.loads(folder.item_json(row["id"]).read_text(encoding="utf-8"))
             features.append({"type": "Feature", "geometry": item["geometry"], "properties": props})
@@ -100,8 +104,9 @@ def items_geojson(folder: BatchFolder, rows: list[dict[str, Any]]) -> dict[str, 
                 lon, lat = float(row["lon"]), float(row["lat"])
             except (KeyError, TypeError, ValueError):
                 continue
-            features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                             "properties": props})
+            features.append(
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
+            )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -112,15 +117,31 @@ def build_batch_map(folder: BatchFolder, rows: list[dict[str, Any]], tiles: str 
 
     points = [(float(r["lat"]), float(r["lon"])) for r in rows if r.get("lat") not in (None, "")]
     center = [sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)] if points else [20, 0]
-    m = leafmap.Map(center=center, zoom=10 if points else 2, draw_control=False, measure_control=False,
-                    fullscreen_control=False, search_control=False, scale_control=True, layers_control=False,
-                    toolbar_control=False, tiles=tiles)
+    m = leafmap.Map(
+        center=center,
+        zoom=10 if points else 2,
+        draw_control=False,
+        measure_control=False,
+        fullscreen_control=False,
+        search_control=False,
+        scale_control=True,
+        layers_control=False,
+        toolbar_control=False,
+        tiles=tiles,
+    )
     gj = items_geojson(folder, rows)
     polys = {"type": "FeatureCollection", "features": [f for f in gj["features"] if f["geometry"]["type"] != "Point"]}
     if polys["features"]:
-        folium.GeoJson(polys, name="items", style_function=lambda f: {
-            "color": STATUS_COLOURS.get(f["properties"]["status"], "#555"), "weight": 2, "fillOpacity": 0.2},
-            tooltip=folium.GeoJsonTooltip(fields=["id", "status", "class"])).add_to(m)
+        folium.GeoJson(
+            polys,
+            name="items",
+            style_function=lambda f: {
+                "color": STATUS_COLOURS.get(f["properties"]["status"], "#555"),
+                "weight": 2,
+                "fillOpacity": 0.2,
+            },
+            tooltip=folium.GeoJsonTooltip(fields=["id", "status", "class"]),
+        ).add_to(m)
     for row in rows:
         try:
             lat, lon = float(row["lat"]), float(row["lon"])
@@ -129,8 +150,14 @@ def build_batch_map(folder: BatchFolder, rows: list[dict[str, Any]], tiles: str 
         tip = f"{row['id']} · {row.get('status')}" + (f" · {row.get('class')}" if row.get("class") else "")
         if row.get("status") == "failed":
             tip += f" · {(row.get('error') or '')[:120]}"
-        folium.CircleMarker([lat, lon], radius=5, color=STATUS_COLOURS.get(row.get("status"), "#555"), fill=True,
-                            fill_opacity=0.9, tooltip=tip).add_to(m)
+        folium.CircleMarker(
+            [lat, lon],
+            radius=5,
+            color=STATUS_COLOURS.get(row.get("status"), "#555"),
+            fill=True,
+            fill_opacity=0.9,
+            tooltip=tip,
+        ).add_to(m)
     if points:
         lats, lons = [p[0] for p in points], [p[1] for p in points]
         m.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]])
@@ -171,9 +198,15 @@ def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
         real = read_sar_file(str(base / REAL_FILE), "real") if (base / REAL_FILE).is_file() else None
         optical = read_scene(base / OPTICAL_FILE, layers=("optical",)) if (base / OPTICAL_FILE).is_file() else None
         like = real or optical
-        scene = Scene(crs=like.crs, transform=like.transform, width=like.width, height=like.height,
-                      vv_db=real.vv_db if real else None, vh_db=real.vh_db if real else None,
-                      optical=optical.optical if optical else None)
+        scene = Scene(
+            crs=like.crs,
+            transform=like.transform,
+            width=like.width,
+            height=like.height,
+            vv_db=real.vv_db if real else None,
+            vh_db=real.vh_db if real else None,
+            optical=optical.optical if optical else None,
+        )
     scene.scene_id = item_id
     result = GenerationResult.from_geotiff(folder.generated_files(item_id)[seeds[0] if seed is None else seed])
     return scene, result, seeds
@@ -186,8 +219,10 @@ def batch_page() -> None:
     from sarviz.ui.inspection import render_inspection
 
     st.title("Batch runs")
-    st.caption("Batch folders written by `sarviz batch` (layout: docs/batch.md). The app opens batch folders in the "
-               "scene folder, in SARVIZ_HOME/batches and in SARVIZ_BATCHES.")
+    st.caption(
+        "Batch folders written by `sarviz batch` (layout: docs/batch.md). The app opens batch folders in the "
+        "scene folder, in SARVIZ_HOME/batches and in SARVIZ_BATCHES."
+    )
     roots = batch_roots()
     known = find_batches(roots)
     labels = {str(p): p for p in known}
@@ -195,8 +230,10 @@ def batch_page() -> None:
     typed = st.text_input("Path of a batch folder", key="batch-path") if choice == "(type a path)" else choice
     if not typed:
         if not known:
-            st.info("No batch folder found under the allowed folders yet. Make one with `sarviz batch --points FILE "
-                    "--model emulator --out ~/.sarviz/batches/NAME`.")
+            st.info(
+                "No batch folder found under the allowed folders yet. Make one with `sarviz batch --points FILE "
+                "--model emulator --out ~/.sarviz/batches/NAME`."
+            )
         return
     try:
         folder = BatchFolder(check_batch_path(typed, roots))
@@ -212,11 +249,19 @@ def batch_page() -> None:
     c[0].metric("items done", done)
     c[1].metric("failed", failed)
     c[2].metric("model", cfg.get("model", "?"))
-    c[3].metric("seeds × requested size", f"{len(cfg.get('seeds', []))} × {cfg.get('size', '?')} px",
-                help="the patch size asked for; an item is smaller where its scene is (each item's own size is "
-                     "given above its images)")
-    state = st_folium(build_batch_map(folder, rows), height=420, use_container_width=True,
-                      returned_objects=["last_clicked", "last_object_clicked"], key="batch-map")
+    c[3].metric(
+        "seeds × requested size",
+        f"{len(cfg.get('seeds', []))} × {cfg.get('size', '?')} px",
+        help="the patch size asked for; an item is smaller where its scene is (each item's own size is "
+        "given above its images)",
+    )
+    state = st_folium(
+        build_batch_map(folder, rows),
+        height=420,
+        use_container_width=True,
+        returned_objects=["last_clicked", "last_object_clicked"],
+        key="batch-map",
+    )
     from sarviz.ui.map import clicked_point
 
     clicked = clicked_point(state)
@@ -247,10 +292,16 @@ def batch_page() -> None:
     seed = st.radio("Seed", seeds, horizontal=True, key="batch-seed") if len(seeds) > 1 else seeds[0]
     scene, result, _ = load_item(folder, item_id, seed)
     mode = record.get("s1_mode") or "unknown"
-    st.caption(f"{plain(item_id)} · {scene.width}×{scene.height} px, {scene.pixel_size_text()} · class "
-               f"{plain(record.get('class') or '–')} · scene {plain(record.get('scene_id'))} · real Sentinel-1: "
-               f"{mode}" + (" (a median composite, not one acquisition: speckle statistics are not comparable)"
-                            if mode == "composite" else ""))
+    st.caption(
+        f"{plain(item_id)} · {scene.width}×{scene.height} px, {scene.pixel_size_text()} · class "
+        f"{plain(record.get('class') or '–')} · scene {plain(record.get('scene_id'))} · real Sentinel-1: "
+        f"{mode}"
+        + (
+            " (a median composite, not one acquisition: speckle statistics are not comparable)"
+            if mode == "composite"
+            else ""
+        )
+    )
     render_inspection(scene, result, key=f"batch-{item_id}-{seed}")
 
 

@@ -41,8 +41,9 @@ def report_lines(lines: list[str], on_screen: Scene | None) -> list[str]:
     return [_LOCAL_MISS.sub(what, line) for line in lines]
 
 
-def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reason: str,
-                 on_screen: Scene | None = None) -> Scene | None:
+def render_fetch(
+    lat: float, lon: float, size_px: int, settings: Settings, reason: str, on_screen: Scene | None = None
+) -> Scene | None:
     """A button that fetches the patch at (lat, lon) through the source chain, with progress.
 
     ``reason`` says why fetching would help (no local scene, or a missing layer);
@@ -56,15 +57,19 @@ def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reaso
         return None
     remote = [s.name for s in chain.sources if s.name != "local"]
     skipped = "; ".join(f"{name}: {why}" for name, why in chain.skipped.items())
-    st.markdown(f"{reason} Fetch a {size_px}×{size_px} patch at 10 m from "
-                f"**{', '.join(remote) or 'no remote source'}**" + (f" ({skipped})" if skipped else "") + ".")
+    st.markdown(
+        f"{reason} Fetch a {size_px}×{size_px} patch at 10 m from "
+        f"**{', '.join(remote) or 'no remote source'}**" + (f" ({skipped})" if skipped else "") + "."
+    )
     if not remote:
         st.info("No remote scene source is enabled (settings `sources`).")
         return None
     if st.button("Fetch this place", key="fetch_button"):
         bar = st.progress(0.0, text="asking the sources…")
         try:
-            result = chain.get_scene(lat, lon, size_px, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+            result = chain.get_scene(
+                lat, lon, size_px, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m)
+            )
         except SceneError as exc:  # SourceError and subclasses: the message names layer and service
             bar.empty()
             st.error("Fetching failed: no source could deliver this place.")
@@ -76,6 +81,5 @@ def render_fetch(lat: float, lon: float, size_px: int, settings: Settings, reaso
         st.session_state.fetch_report = result.summary_lines()
     if st.session_state.get("fetch_report") and fetched_scene(lat, lon, size_px) is not None:
         with st.expander("Fetch report", expanded=True):
-            st.code("\n".join(report_lines(st.session_state.fetch_report, on_screen)), language=None,
-                    wrap_lines=True)
+            st.code("\n".join(report_lines(st.session_state.fetch_report, on_screen)), language=None, wrap_lines=True)
     return fetched_scene(lat, lon, size_px)

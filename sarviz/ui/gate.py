@@ -28,8 +28,10 @@ def require_page(page: str, settings: "Settings | None" = None) -> None:
     if owner_logged_in():
         return
     st.title("Study server")
-    st.info(f"This server is running a study. The {page} page is for the study owner; participants use "
-            "the link they were given.")
+    st.info(
+        f"This server is running a study. The {page} page is for the study owner; participants use "
+        "the link they were given."
+    )
     if not owner_login_form(f"gate_login_{page}"):
         st.stop()
 
@@ -43,7 +45,10 @@ def guarded(body: Callable[[], Any]) -> Any:
         return body()
     except Exception as exc:  # st.stop()/st.rerun() raise BaseExceptions and pass through
         log.exception("page error")
-        what = "the request was refused" if isinstance(exc, (StreamlitAPIException, ValueError, KeyError,
-                                                               IndexError, TypeError)) else "something went wrong"
+        what = (
+            "the request was refused"
+            if isinstance(exc, (StreamlitAPIException, ValueError, KeyError, IndexError, TypeError))
+            else "something went wrong"
+        )
         st.error(f"Sorry, {what} ({type(exc).__name__}); nothing was changed. Reload the page to continue.")
         return None

@@ -75,8 +75,12 @@ def _model_table() -> tuple[list, dict[str, str | None], dict[str, str]]:
 def default_model(cards: list, problems: dict[str, str | None]) -> str | None:
     """A ready diffusion model if there is one, else the emulator, else any ready model."""
     ready = [c for c in cards if problems.get(c.id) is None]
-    for pick in ([c for c in ready if c.kind == DIFFUSION_KIND], [c for c in ready if c.kind == "emulator"], ready,
-                 cards):
+    for pick in (
+        [c for c in ready if c.kind == DIFFUSION_KIND],
+        [c for c in ready if c.kind == "emulator"],
+        ready,
+        cards,
+    ):
         if pick:
             return pick[0].id
     return None
@@ -114,9 +118,12 @@ def _apply_preset(key: str, sampler: dict, preset: str) -> None:
     names = [f"{key}_{n}" for n in ("steps", "guidance", "cn_scale", "dtype")]
     marked = set(st.session_state.get("_preset_keys", ()))
     if preset == "reference":
-        values = [int(sampler.get("reference_steps") or REFERENCE_PRESET["steps"]),
-                  float(REFERENCE_SAMPLER["guidance"]), float(REFERENCE_SAMPLER["controlnet_scale"]),
-                  REFERENCE_PRESET["dtype"]]
+        values = [
+            int(sampler.get("reference_steps") or REFERENCE_PRESET["steps"]),
+            float(REFERENCE_SAMPLER["guidance"]),
+            float(REFERENCE_SAMPLER["controlnet_scale"]),
+            REFERENCE_PRESET["dtype"],
+        ]
         for name, value in zip(names, values):
             st.session_state[name] = value
         marked.update(names)
@@ -158,8 +165,9 @@ def _render(scene: Scene, key: str) -> None:
     def label(model_id: str) -> str:
         return f"{by_id[model_id].name}" + ("" if problems[model_id] is None else " — weights missing")
 
-    model_id = st.selectbox("Model", ids, index=ids.index(default) if default in ids else 0, format_func=label,
-                            key=f"{key}_model")
+    model_id = st.selectbox(
+        "Model", ids, index=ids.index(default) if default in ids else 0, format_func=label, key=f"{key}_model"
+    )
     card = by_id[model_id]
     problem = problems[model_id]
     if problem:
@@ -178,63 +186,116 @@ def _render(scene: Scene, key: str) -> None:
     if no_embedding:
         st.warning(no_embedding)
     elif is_proxy(scene):
-        st.info("**Proxy embedding** — this scene has no AlphaEarth embedding; the generators will condition on "
-                "a proxy made of real AlphaEarth vectors of other places chosen by this scene's optical land "
-                "cover. The result is labelled as made from a proxy.", icon="⚠️")
+        st.info(
+            "**Proxy embedding** — this scene has no AlphaEarth embedding; the generators will condition on "
+            "a proxy made of real AlphaEarth vectors of other places chosen by this scene's optical land "
+            "cover. The result is labelled as made from a proxy.",
+            icon="⚠️",
+        )
 
     devices = ["auto"] + runtime.available_devices()
     if is_diffusion:
         p1, p2 = st.columns(2)
-        p1.button("Reference settings", key=f"{key}_preset_reference", on_click=_apply_preset,
-                  args=(key, sampler, "reference"),
-                  help="the published HuiYanEarth-SAR inference: 50 steps in float32 (about twice as slow)")
-        p2.button("Fast defaults", key=f"{key}_preset_fast", on_click=_apply_preset, args=(key, sampler, "fast"),
-                  help="the model card's defaults: fewer steps, the device's fastest precision")
-        st.caption(f"Settings: **{st.session_state.get(f'{key}_preset', 'fast')}** preset "
-                   "(the result records which ran; a changed value makes it 'custom')")
+        p1.button(
+            "Reference settings",
+            key=f"{key}_preset_reference",
+            on_click=_apply_preset,
+            args=(key, sampler, "reference"),
+            help="the published HuiYanEarth-SAR inference: 50 steps in float32 (about twice as slow)",
+        )
+        p2.button(
+            "Fast defaults",
+            key=f"{key}_preset_fast",
+            on_click=_apply_preset,
+            args=(key, sampler, "fast"),
+            help="the model card's defaults: fewer steps, the device's fastest precision",
+        )
+        st.caption(
+            f"Settings: **{st.session_state.get(f'{key}_preset', 'fast')}** preset "
+            "(the result records which ran; a changed value makes it 'custom')"
+        )
     with st.form(key=f"{key}_form"):
         c1, c2 = st.columns(2)
         seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=f"{key}_seed")
         angle = None
         if scene.angle_deg is None:
-            angle = c2.number_input("Incidence angle (°)", min_value=20.0, max_value=50.0, value=DEFAULT_ANGLE_DEG,
-                                    step=0.5, key=f"{key}_angle",
-                                    help="The scene has no angle layer; this angle is used over the whole patch "
-                                         "(Sentinel-1 IW spans about 29°–46°).")
+            angle = c2.number_input(
+                "Incidence angle (°)",
+                min_value=20.0,
+                max_value=50.0,
+                value=DEFAULT_ANGLE_DEG,
+                step=0.5,
+                key=f"{key}_angle",
+                help="The scene has no angle layer; this angle is used over the whole patch "
+                "(Sentinel-1 IW spans about 29°–46°).",
+            )
         else:
             c2.caption(f"Incidence angle from the scene: {float(np.nanmean(scene.angle_deg)):.1f}° mean")
         steps = guidance = cn_scale = None
         if is_diffusion:
             c3, c4, c5 = st.columns(3)
-            steps = c3.number_input("Steps", min_value=1, max_value=200, step=1, key=f"{key}_steps",
-                                    help=f"reference: {sampler.get('reference_steps', 50)} steps",
-                                    **_initial(f"{key}_steps", int(sampler.get("steps", 25))))
-            guidance = c4.number_input("Guidance", min_value=0.0, max_value=30.0, step=0.1, key=f"{key}_guidance",
-                                       **_initial(f"{key}_guidance", float(sampler.get("guidance", 2.5))))
-            cn_scale = c5.number_input("ControlNet scale", min_value=0.0, max_value=5.0, step=0.05,
-                                       key=f"{key}_cn_scale",
-                                       **_initial(f"{key}_cn_scale", float(sampler.get("controlnet_scale", 1.1))))
+            steps = c3.number_input(
+                "Steps",
+                min_value=1,
+                max_value=200,
+                step=1,
+                key=f"{key}_steps",
+                help=f"reference: {sampler.get('reference_steps', 50)} steps",
+                **_initial(f"{key}_steps", int(sampler.get("steps", 25))),
+            )
+            guidance = c4.number_input(
+                "Guidance",
+                min_value=0.0,
+                max_value=30.0,
+                step=0.1,
+                key=f"{key}_guidance",
+                **_initial(f"{key}_guidance", float(sampler.get("guidance", 2.5))),
+            )
+            cn_scale = c5.number_input(
+                "ControlNet scale",
+                min_value=0.0,
+                max_value=5.0,
+                step=0.05,
+                key=f"{key}_cn_scale",
+                **_initial(f"{key}_cn_scale", float(sampler.get("controlnet_scale", 1.1))),
+            )
             c6, c7 = st.columns(2)
             device = c6.selectbox("Device", devices, key=f"{key}_device")
-            dtype = c7.selectbox("Precision", PRECISIONS, key=f"{key}_dtype",
-                                 help="auto: bfloat16 on AMX CPUs and modern GPUs, float16 on older GPUs, "
-                                      "else float32")
+            dtype = c7.selectbox(
+                "Precision",
+                PRECISIONS,
+                key=f"{key}_dtype",
+                help="auto: bfloat16 on AMX CPUs and modern GPUs, float16 on older GPUs, else float32",
+            )
         else:
             device, dtype = "auto", "auto"
-        submitted = st.form_submit_button("Generate", type="primary",
-                                          disabled=problem is not None or no_embedding is not None,
-                                          help=no_embedding or problem)
+        submitted = st.form_submit_button(
+            "Generate",
+            type="primary",
+            disabled=problem is not None or no_embedding is not None,
+            help=no_embedding or problem,
+        )
 
     cancel = st.session_state.setdefault(f"{key}_cancel", threading.Event())
-    st.button("Cancel", key=f"{key}_cancel_button", on_click=cancel.set,
-              help="Stops a running or queued generation after the current step.")
+    st.button(
+        "Cancel",
+        key=f"{key}_cancel_button",
+        on_click=cancel.set,
+        help="Stops a running or queued generation after the current step.",
+    )
     if not submitted:
         return
     cancel.clear()
     request = GenerationRequest(
-        seed=int(seed), steps=None if steps is None else int(steps), guidance=guidance, controlnet_scale=cn_scale,
-        angle_deg=angle, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype,
-        preset=st.session_state.get(f"{key}_preset") if is_diffusion else None)
+        seed=int(seed),
+        steps=None if steps is None else int(steps),
+        guidance=guidance,
+        controlnet_scale=cn_scale,
+        angle_deg=angle,
+        device=None if device == "auto" else device,
+        dtype=None if dtype == "auto" else dtype,
+        preset=st.session_state.get(f"{key}_preset") if is_diffusion else None,
+    )
     bar = st.progress(0.0, text="starting…")
 
     def progress(step: int, total: int, message: str) -> None:
@@ -265,29 +326,43 @@ def embedding_blocker(scene: Scene) -> str | None:
     """Why no generator can run on this scene (it has no embedding at all) and the way out, or None."""
     if scene.embedding is not None:
         return None
-    how = ("it has a Sentinel-2 optical layer, so `sarviz scenes add-proxy-embedding DIR` (or re-running "
-           "`sarviz import`) can give it a proxy embedding" if scene.optical is not None else
-           "it has no optical layer either, so no proxy can be made for it")
-    return (f"Generate is off: scene {scene.scene_id or '(unnamed)'} has no AlphaEarth embedding (nor a proxy), and "
-            f"every generator conditions on the 64-D embedding. Way out: *Fetch this place* above (needs the internet: "
-            f"Earth Engine or the public AlphaEarth mosaic), or import it with an embedding; {how}.")
+    how = (
+        "it has a Sentinel-2 optical layer, so `sarviz scenes add-proxy-embedding DIR` (or re-running "
+        "`sarviz import`) can give it a proxy embedding"
+        if scene.optical is not None
+        else "it has no optical layer either, so no proxy can be made for it"
+    )
+    return (
+        f"Generate is off: scene {scene.scene_id or '(unnamed)'} has no AlphaEarth embedding (nor a proxy), and "
+        f"every generator conditions on the 64-D embedding. Way out: *Fetch this place* above (needs the internet: "
+        f"Earth Engine or the public AlphaEarth mosaic), or import it with an embedding; {how}."
+    )
 
 
 def _render_result(result: GenerationResult, key: str) -> None:
     prov = result.provenance
     if result_note(prov):  # the full note stands once, with the comparison below (not twice a screen apart)
-        st.caption("⚠️ Made from a PROXY embedding, not AlphaEarth for this place — see the note with the "
-                   "comparison below.")
-    st.caption(f"{plain(prov.get('model_id'))} · seed {prov.get('seed')}"
-               + (f" · {prov.get('steps')} steps · {prov.get('device')}/{prov.get('dtype')}" if "steps" in prov else "")
-               + (f" · {prov.get('seconds')} s" if "seconds" in prov else ""))
+        st.caption(
+            "⚠️ Made from a PROXY embedding, not AlphaEarth for this place — see the note with the comparison below."
+        )
+    st.caption(
+        f"{plain(prov.get('model_id'))} · seed {prov.get('seed')}"
+        + (f" · {prov.get('steps')} steps · {prov.get('device')}/{prov.get('dtype')}" if "steps" in prov else "")
+        + (f" · {prov.get('seconds')} s" if "seconds" in prov else "")
+    )
     for note in prov.get("notes", []):
         st.warning(note)
     stem = f"synthetic_{prov.get('scene_id', 'scene')}_{prov.get('model_id', 'model')}_seed{prov.get('seed', 0)}"
     c1, c2 = st.columns(2)
-    c1.download_button("GeoTIFF (VV, VH dB)", data=result.geotiff_bytes(), file_name=f"{stem}.tif",
-                       mime="image/tiff", key=f"{key}_dl_tif")
-    c2.download_button("PNG (R=VV, G=VH)", data=result.png_bytes(), file_name=f"{stem}.png", mime="image/png",
-                       key=f"{key}_dl_png")
+    c1.download_button(
+        "GeoTIFF (VV, VH dB)",
+        data=result.geotiff_bytes(),
+        file_name=f"{stem}.tif",
+        mime="image/tiff",
+        key=f"{key}_dl_tif",
+    )
+    c2.download_button(
+        "PNG (R=VV, G=VH)", data=result.png_bytes(), file_name=f"{stem}.png", mime="image/png", key=f"{key}_dl_png"
+    )
     with st.expander("Provenance"):
         st.code(json.dumps(prov, indent=2, sort_keys=True, default=str), language="json")

@@ -35,18 +35,27 @@ def scene_sar_as_result(scene: Any, provenance: dict[str, Any] | None = None):
     """The VV/VH of a scene as a :class:`GenerationResult` (for GeoTIFF export and comparison)."""
     if scene.vv_db is None or scene.vh_db is None:
         raise MetricError(f"{scene.scene_id or 'the image'}: VV or VH is missing everywhere (no valid pixel)")
-    return GenerationResult(scene.vv_db, scene.vh_db, scene.crs, scene.transform,
-                            provenance if provenance is not None else dict(scene.provenance))
+    return GenerationResult(
+        scene.vv_db,
+        scene.vh_db,
+        scene.crs,
+        scene.transform,
+        provenance if provenance is not None else dict(scene.provenance),
+    )
 
 
 DISPLAY_MODES: tuple[str, ...] = ("VV", "VH", "false-colour")
 ZOOM_LEVELS: tuple[int, ...] = (1, 2, 4, 8)
-NO_REAL_MESSAGE = ("No real Sentinel-1 image for this scene — showing the generated image only. KL, Mean/Std "
-                   "similarity, SSIM and FSIM need a real image; ENL and GLCM are shown for the generated image.")
+NO_REAL_MESSAGE = (
+    "No real Sentinel-1 image for this scene — showing the generated image only. KL, Mean/Std "
+    "similarity, SSIM and FSIM need a real image; ENL and GLCM are shown for the generated image."
+)
 
 
 # -- pure helpers (tested without Streamlit) -----------------------------------------------------
-def zoom_window(height: int, width: int, zoom: int, centre_x: float = 0.5, centre_y: float = 0.5) -> tuple[int, int, int, int]:
+def zoom_window(
+    height: int, width: int, zoom: int, centre_x: float = 0.5, centre_y: float = 0.5
+) -> tuple[int, int, int, int]:
     """Rows/cols (r0, r1, c0, c1) of a 1/zoom crop centred at fractional (x, y), kept inside the image."""
     if zoom < 1:
         raise ValueError(f"zoom must be ≥ 1, got {zoom}")
@@ -80,9 +89,11 @@ def stretch_caption(mode: str, calibration: Any = None) -> str:
     """The caption of a display mode's fixed stretch (the calibration's dB ranges)."""
     if mode == "false-colour":
         vv, vh, d = (images.display_range(p, calibration) for p in ("VV", "VH", "VV-VH"))
-        return (f"false colour: R = VV [{vv[0]:g}, {vv[1]:g}] dB, G = VH [{vh[0]:g}, {vh[1]:g}] dB, "
-                f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; cyan = missing (no valid pixel can be cyan: it would need "
-                f"VV ≤ {vv[0]:g} dB with VH ≥ {vh[1]:g} dB)")
+        return (
+            f"false colour: R = VV [{vv[0]:g}, {vv[1]:g}] dB, G = VH [{vh[0]:g}, {vh[1]:g}] dB, "
+            f"B = VV − VH [{d[0]:g}, {d[1]:g}] dB; cyan = missing (no valid pixel can be cyan: it would need "
+            f"VV ≤ {vv[0]:g} dB with VH ≥ {vh[1]:g} dB)"
+        )
     lo, hi = images.display_range(mode, calibration)
     return f"{mode} σ⁰, fixed stretch [{lo:g}, {hi:g}] dB (same in every panel); magenta = missing"
 
@@ -110,13 +121,29 @@ def _web_mercator_rgba(rgb: np.ndarray, crs: Any, transform: Any) -> tuple[np.nd
     h, w = rgb.shape[:2]
     left, top = transform @ (0, 0)
     right, bottom = transform @ (w, h)
-    dst_tf, dst_w, dst_h = calculate_default_transform(crs, "EPSG:3857", w, h, left=min(left, right),
-                                                       bottom=min(top, bottom), right=max(left, right),
-                                                       top=max(top, bottom))
+    dst_tf, dst_w, dst_h = calculate_default_transform(
+        crs,
+        "EPSG:3857",
+        w,
+        h,
+        left=min(left, right),
+        bottom=min(top, bottom),
+        right=max(left, right),
+        top=max(top, bottom),
+    )
     src = np.concatenate([np.moveaxis(rgb, 2, 0), np.full((1, h, w), 255, np.uint8)])
     dst = np.zeros((4, dst_h, dst_w), np.uint8)
-    reproject(src, dst, src_transform=transform, src_crs=crs, dst_transform=dst_tf, dst_crs="EPSG:3857",
-              resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+    reproject(
+        src,
+        dst,
+        src_transform=transform,
+        src_crs=crs,
+        dst_transform=dst_tf,
+        dst_crs="EPSG:3857",
+        resampling=Resampling.nearest,
+        src_nodata=None,
+        dst_nodata=0,
+    )
     west, north = dst_tf @ (0, 0)
     east, south = dst_tf @ (dst_w, dst_h)
     w_deg, s_deg, e_deg, n_deg = transform_bounds("EPSG:3857", "EPSG:4326", west, south, east, north)
@@ -190,13 +217,13 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
         layers.append((rgba, bounds))
     (_, bounds), _ = layers
     centre = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
-    fmap = folium.Map(location=centre, tiles=None, control_scale=True, zoom_start=13,
-                      height=f"{height_px}px")
+    fmap = folium.Map(location=centre, tiles=None, control_scale=True, zoom_start=13, height=f"{height_px}px")
     overlays = []
     for (rgba, b), name in zip(layers, ("real Sentinel-1", "generated")):
         url = "data:image/png;base64," + base64.b64encode(images.png_bytes(rgba)).decode()
-        overlay = folium.raster_layers.ImageOverlay(url, bounds=b, name=name, interactive=False,
-                                                    cross_origin=False, zindex=1 if name.startswith("real") else 2)
+        overlay = folium.raster_layers.ImageOverlay(
+            url, bounds=b, name=name, interactive=False, cross_origin=False, zindex=1 if name.startswith("real") else 2
+        )
         overlay.add_to(fmap)
         overlays.append(overlay)
     fmap.fit_bounds(bounds)
@@ -232,8 +259,14 @@ def _cached(key: str, fp: str, name: str, build, max_entries: int = 24):
 
 
 def _real_result(scene: Scene):
-    return scene_sar_as_result(scene, {"source": "real Sentinel-1", "scene_id": scene.scene_id,
-                                       **{k: v for k, v in scene.provenance.items() if k != "source"}})
+    return scene_sar_as_result(
+        scene,
+        {
+            "source": "real Sentinel-1",
+            "scene_id": scene.scene_id,
+            **{k: v for k, v in scene.provenance.items() if k != "source"},
+        },
+    )
 
 
 def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspect") -> MetricsReport | None:
@@ -261,18 +294,27 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     note = None if result is None else result_note(result.provenance)
     if note:
         st.warning(note, icon="⚠️")
-    fp = fingerprint(scene.vv_db if real_available else None, scene.vh_db if real_available else None,
-                     None if result is None else result.vv_db, None if result is None else result.vh_db)
+    fp = fingerprint(
+        scene.vv_db if real_available else None,
+        scene.vh_db if real_available else None,
+        None if result is None else result.vv_db,
+        None if result is None else result.vh_db,
+    )
     report: MetricsReport | None = None
     emb_fp = fingerprint(scene.embedding)
     panel_pngs: dict[str, bytes] = {}
     if result is not None:
+
         def build_inspection():
             # metrics and figures together: FSIM and the embedding PCA overlap the other metrics
             bar = st.progress(0.0, text="computing metrics and figures…")
             try:
-                return inspect_results(scene if real_available else None, result, embedding=scene.embedding,
-                                       progress=lambda i, n, msg: bar.progress(min(i / n, 1.0), text=msg))
+                return inspect_results(
+                    scene if real_available else None,
+                    result,
+                    embedding=scene.embedding,
+                    progress=lambda i, n, msg: bar.progress(min(i / n, 1.0), text=msg),
+                )
             finally:
                 bar.empty()
 
@@ -283,18 +325,20 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
     if report is not None and report.composite_note:
         st.warning(report.composite_note)
 
-    tabs = st.tabs(["Side by side", "Swipe map", "Distributions", "Texture (GLCM)", "Embedding",
-                    "Metrics & downloads"])
+    tabs = st.tabs(["Side by side", "Swipe map", "Distributions", "Texture (GLCM)", "Embedding", "Metrics & downloads"])
     with tabs[0]:
         side_png = _side_by_side(scene, result, real_available, key, report.calibration if report else None)
     with tabs[1]:
         if result is not None and real_available:
             mode = st.radio("Swipe display", DISPLAY_MODES, horizontal=True, key=f"{key}-swipe-mode")
             cal = report.calibration if report is not None else None
-            html = _cached(key, fp, f"swipe-{mode}", lambda: swipe_map_html(_real_result(scene), result, mode,
-                                                                              calibration=cal))
-            st.caption("Left of the slider: real Sentinel-1; right: generated. Both georeferenced (Web Mercator), "
-                       "no base map (offline). " + stretch_caption(mode, cal))
+            html = _cached(
+                key, fp, f"swipe-{mode}", lambda: swipe_map_html(_real_result(scene), result, mode, calibration=cal)
+            )
+            st.caption(
+                "Left of the slider: real Sentinel-1; right: generated. Both georeferenced (Web Mercator), "
+                "no base map (offline). " + stretch_caption(mode, cal)
+            )
             # st.iframe, not the deprecated components.v1.html (removal announced for 2026-06-01):
             # the HTML string goes into the iframe's srcdoc, scripts (Leaflet, the slider) run.
             st.iframe(html, height=540)
@@ -315,21 +359,26 @@ def render_inspection(scene: Scene, result: Any | None = None, key: str = "inspe
             st.info("Texture features need a generated image.")
     with tabs[4]:
         figures["embedding"] = panel_pngs.get("embedding") or _cached(
-            key, fp + emb_fp, "fig-emb", lambda: panels.embedding_png(scene.embedding))
+            key, fp + emb_fp, "fig-emb", lambda: panels.embedding_png(scene.embedding)
+        )
         if scene.embedding is None:
             st.info("This scene has no AlphaEarth embedding layer.")
         else:
             if is_proxy(scene):
-                st.warning("This is a PROXY embedding, not AlphaEarth for this place: "
-                           + scene.provenance.get("embedding_source", ""), icon="⚠️")
+                st.warning(
+                    "This is a PROXY embedding, not AlphaEarth for this place: "
+                    + scene.provenance.get("embedding_source", ""),
+                    icon="⚠️",
+                )
             st.image(figures["embedding"], width="stretch")
     with tabs[5]:
         _metrics_and_downloads(scene, result, report, real_available, figures, side_png, key)
     return report
 
 
-def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: str,
-                  calibration: Any = None) -> bytes | None:
+def _side_by_side(
+    scene: Scene, result: Any | None, real_available: bool, key: str, calibration: Any = None
+) -> bytes | None:
     import streamlit as st
 
     c1, c2, c3 = st.columns([2, 2, 3])
@@ -347,15 +396,17 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
     def shown(rgb):
         return images.true_aspect(enlarge(rgb), xy)
 
-    optical = (shown(images.render_true_colour(scene.optical[:, crop[0], crop[1]]))
-               if scene.optical is not None else None)
-    real = (shown(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration)) if real_available else None)
-    gen = (shown(render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration))
-           if result is not None else None)
+    optical = (
+        shown(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
+    )
+    real = shown(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration)) if real_available else None
+    gen = shown(render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration)) if result is not None else None
     cols = st.columns(3)
-    labels = ("Optical (Sentinel-2 true colour)", "Real Sentinel-1",
-              "Generated (from a PROXY embedding)" if result is not None and is_proxy(result.provenance)
-              else "Generated")
+    labels = (
+        "Optical (Sentinel-2 true colour)",
+        "Real Sentinel-1",
+        "Generated (from a PROXY embedding)" if result is not None and is_proxy(result.provenance) else "Generated",
+    )
     missing = ("no optical layer in this scene", "no real Sentinel-1 for this scene", "nothing generated yet")
     for col, rgb, label, note in zip(cols, (optical, real, gen), labels, missing):
         with col:
@@ -366,22 +417,41 @@ def _side_by_side(scene: Scene, result: Any | None, real_available: bool, key: s
                 st.image(rgb, width="stretch")
     if mode != "false-colour":
         st.image(images.colourbar_png(images.sar_stretch(mode, calibration)))
-    st.caption(stretch_caption(mode, calibration) + f" · {scene.width}×{scene.height} px, {scene.pixel_size_text()}, "
-               "drawn with the ground's aspect")
+    st.caption(
+        stretch_caption(mode, calibration) + f" · {scene.width}×{scene.height} px, {scene.pixel_size_text()}, "
+        "drawn with the ground's aspect"
+    )
     if zoom > 1:
         st.caption(f"zoom {zoom}×: rows {r0}–{r1}, columns {c0}–{c1_} of {scene.height}×{scene.width} px")
-    fp = fingerprint(scene.optical, scene.vv_db, None if result is None else result.vv_db,
-                     None if result is None else result.vh_db)
+    fp = fingerprint(
+        scene.optical, scene.vv_db, None if result is None else result.vv_db, None if result is None else result.vh_db
+    )
     proxy = result is not None and is_proxy(result.provenance)
-    titles = ("optical (S2 true colour)", "real Sentinel-1",
-              "generated (from a PROXY embedding)" if proxy else "generated")  # the downloaded PNG says so too
+    titles = (
+        "optical (S2 true colour)",
+        "real Sentinel-1",
+        "generated (from a PROXY embedding)" if proxy else "generated",
+    )  # the downloaded PNG says so too
     cal_key = sorted(calibration.ranges.items()) if calibration is not None else "default"
-    return _cached(key, fp, f"side-{mode}-{r0}-{r1}-{c0}-{c1_}-{cal_key}-{proxy}", lambda: panels.figure_png(
-        panels.side_by_side_panel(optical, real, gen, stretch_caption(mode, calibration), titles=titles)))
+    return _cached(
+        key,
+        fp,
+        f"side-{mode}-{r0}-{r1}-{c0}-{c1_}-{cal_key}-{proxy}",
+        lambda: panels.figure_png(
+            panels.side_by_side_panel(optical, real, gen, stretch_caption(mode, calibration), titles=titles)
+        ),
+    )
 
 
-def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsReport | None, real_available: bool,
-                           figures: dict[str, bytes], side_png: bytes | None, key: str) -> None:
+def _metrics_and_downloads(
+    scene: Scene,
+    result: Any | None,
+    report: MetricsReport | None,
+    real_available: bool,
+    figures: dict[str, bytes],
+    side_png: bytes | None,
+    key: str,
+) -> None:
     import streamlit as st
 
     if report is not None:
@@ -390,37 +460,60 @@ def _metrics_and_downloads(scene: Scene, result: Any | None, report: MetricsRepo
         if pair is not None:
             st.markdown("**Pair metrics** (generated against real)")
             st.dataframe(pair, hide_index=True, width="stretch", height=_table_height(len(pair)))
-            st.caption("Lower is better for KL and Mean/Std similarity; higher for SSIM and FSIM. The 'protocol' "
-                       "column says which protocol or variant each number is (Mean/Std similarity is our reading "
-                       "of seed 000: no formula in the paper).")
-        st.markdown("**Per-image statistics**" + (" (real, generated and their difference)" if real_available
-                                                   else " (generated image)"))
+            st.caption(
+                "Lower is better for KL and Mean/Std similarity; higher for SSIM and FSIM. The 'protocol' "
+                "column says which protocol or variant each number is (Mean/Std similarity is our reading "
+                "of seed 000: no formula in the paper)."
+            )
+        st.markdown(
+            "**Per-image statistics**"
+            + (" (real, generated and their difference)" if real_available else " (generated image)")
+        )
         st.dataframe(single, hide_index=True, width="stretch", height=_table_height(len(single)))
-        st.caption(f"Calibration: {report.calibration_source} "
-                   + ", ".join(f"{p} [{lo:g}, {hi:g}] dB" for p, (lo, hi) in report.calibration.ranges.items()) + ".")
+        st.caption(
+            f"Calibration: {report.calibration_source} "
+            + ", ".join(f"{p} [{lo:g}, {hi:g}] dB" for p, (lo, hi) in report.calibration.ranges.items())
+            + "."
+        )
         with st.expander("Metric definitions (docs/metrics.md)"):
             st.markdown(metrics_doc())
-        if st.toggle("Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False,
-                     key=f"{key}-seed001"):
+        if st.toggle(
+            "Seed-001 protocol (GLCM on amplitude in 64×64 homogeneous patches)", value=False, key=f"{key}-seed001"
+        ):
             import pandas as pd
 
             from sarviz.metrics.protocols import seed001_table
 
-            fp = fingerprint(*(m.real_db for m in report.polarisations.values()),
-                             *(m.gen_db for m in report.polarisations.values()))
-            seed001 = _cached(key, fp, "seed001", lambda: pd.concat(
-                [seed001_table(None if m.real_db is None else [m.real_db], [m.gen_db], pol)
-                 for pol, m in report.polarisations.items()],
-                ignore_index=True))
+            fp = fingerprint(
+                *(m.real_db for m in report.polarisations.values()), *(m.gen_db for m in report.polarisations.values())
+            )
+            seed001 = _cached(
+                key,
+                fp,
+                "seed001",
+                lambda: pd.concat(
+                    [
+                        seed001_table(None if m.real_db is None else [m.real_db], [m.gen_db], pol)
+                        for pol, m in report.polarisations.items()
+                    ],
+                    ignore_index=True,
+                ),
+            )
             st.dataframe(seed001, hide_index=True, width="stretch")
-            st.caption("Seed 001's protocol on this one pair: not comparable with the per-pair numbers above, nor "
-                       "with the paper's tables (which pool 30 images per scene category). docs/metrics.md.")
+            st.caption(
+                "Seed 001's protocol on this one pair: not comparable with the per-pair numbers above, nor "
+                "with the paper's tables (which pool 30 images per scene category). docs/metrics.md."
+            )
     stem = (scene.scene_id or "scene").replace("/", "_")
     cols = st.columns(4)
     downloads: list[tuple[str, bytes, str, str]] = []
     if side_png:
         downloads.append(("Side-by-side PNG", side_png, f"{stem}_side_by_side.png", "image/png"))
-    for name, label in (("histograms", "Histogram panel PNG"), ("glcm", "GLCM panel PNG"), ("embedding", "Embedding panel PNG")):
+    for name, label in (
+        ("histograms", "Histogram panel PNG"),
+        ("glcm", "GLCM panel PNG"),
+        ("embedding", "Embedding panel PNG"),
+    ):
         if name in figures and (name != "embedding" or scene.embedding is not None):
             downloads.append((label, figures[name], f"{stem}_{name}.png", "image/png"))
     if report is not None:
@@ -471,8 +564,9 @@ def metrics_doc() -> str:
 
 
 # -- the Inspect page --------------------------------------------------------------------------------
-def load_pair(real_source: Any | None, generated_source: Any | None, real_name: str = "real",
-              generated_name: str = "generated") -> tuple[Scene, Any | None]:
+def load_pair(
+    real_source: Any | None, generated_source: Any | None, real_name: str = "real", generated_name: str = "generated"
+) -> tuple[Scene, Any | None]:
     """Read the page's two GeoTIFFs (paths or bytes) → (scene with real S1, generated result).
 
     Without a real file the scene is the generated image's grid with no layers
@@ -486,8 +580,14 @@ def load_pair(real_source: Any | None, generated_source: Any | None, real_name: 
         return read_sar_file(real_source, real_name), generated
     if generated is None:
         raise MetricError("choose at least the generated GeoTIFF")
-    return Scene(crs=generated.crs, transform=generated.transform, width=generated.width, height=generated.height,
-                 scene_id=generated_name, provenance={"source": "none"}), generated
+    return Scene(
+        crs=generated.crs,
+        transform=generated.transform,
+        width=generated.width,
+        height=generated.height,
+        scene_id=generated_name,
+        provenance={"source": "none"},
+    ), generated
 
 
 def inspect_page() -> None:
@@ -496,8 +596,10 @@ def inspect_page() -> None:
     from sarviz.settings import Settings
 
     st.title("Inspect a generated SAR image")
-    st.caption("Two GeoTIFFs with bands named VV and VH (dB) on the same grid — the real Sentinel-1 (or a sarviz "
-               "scene file, which adds optical and embedding) and the generated image.")
+    st.caption(
+        "Two GeoTIFFs with bands named VV and VH (dB) on the same grid — the real Sentinel-1 (or a sarviz "
+        "scene file, which adds optical and embedding) and the generated image."
+    )
     how = st.radio("Source", ["Pick from a folder", "Upload"], horizontal=True, key="inspect-source")
     real_src = gen_src = None
     real_name, gen_name = "real", "generated"
@@ -520,17 +622,26 @@ def inspect_page() -> None:
         # listed files get the typed folder's check too: a .tif symlinked out of a root is not offered
         from sarviz.access import inside_roots
 
-        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff")
-                       and inside_roots(p, kind="file") is not None)
+        files = sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.suffix.lower() in (".tif", ".tiff") and inside_roots(p, kind="file") is not None
+        )
         if not files:
             st.warning(f"No GeoTIFF in {plain(folder)}.")
             return
         # both start empty: a guessed pair (the first two files) is usually two unrelated scenes
         c1, c2 = st.columns(2)
-        real_pick = c1.selectbox("Real Sentinel-1 (or a sarviz scene file)", files, index=None,
-                                 placeholder="none — inspect the generated image alone", key="inspect-pick-real")
-        gen_pick = c2.selectbox("Generated", files, index=None, placeholder="choose the generated GeoTIFF",
-                                key="inspect-pick-gen")
+        real_pick = c1.selectbox(
+            "Real Sentinel-1 (or a sarviz scene file)",
+            files,
+            index=None,
+            placeholder="none — inspect the generated image alone",
+            key="inspect-pick-real",
+        )
+        gen_pick = c2.selectbox(
+            "Generated", files, index=None, placeholder="choose the generated GeoTIFF", key="inspect-pick-gen"
+        )
         try:  # a picked name is checked again when it is read (the folder may have changed since)
             if real_pick is not None:
                 real_src, real_name = str(resolve_user_path(folder / real_pick, kind="file")), real_pick
@@ -553,7 +664,8 @@ def inspect_page() -> None:
         st.error(plain(exc))  # quotes the uploaded file's name
         return
     if "model_id" not in result.provenance:
-        st.warning(f"{plain(gen_name)} does not look like a generated image (its provenance names no model): if it is a "
-                   "scene file, its VV/VH are the real Sentinel-1. Pick it as the real image instead.")
+        st.warning(
+            f"{plain(gen_name)} does not look like a generated image (its provenance names no model): if it is a "
+            "scene file, its VV/VH are the real Sentinel-1. Pick it as the real image instead."
+        )
     render_inspection(scene, result, key="inspect-page")
-

@@ -71,23 +71,30 @@ def footprints_geojson(entries: Iterable[SceneEntry], places: dict[str, str] | N
     features = []
     for e in entries:
         for geom in e.boxes():
-            features.append({
-                "type": "Feature",
-                "geometry": geom.__geo_interface__,
-                "properties": {
-                    "scene_id": e.scene_id,
-                    "place": (places or {}).get(e.scene_id, ""),
-                    "size": f"{e.width}×{e.height} px",
-                    "layers": ", ".join(LAYER_LABELS[layer].split(" (")[0] for layer in e.layers),
-                    "dates": ", ".join(f"{k}: {v[:10]}" for k, v in sorted(e.dates.items())),
-                },
-            })
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": geom.__geo_interface__,
+                    "properties": {
+                        "scene_id": e.scene_id,
+                        "place": (places or {}).get(e.scene_id, ""),
+                        "size": f"{e.width}×{e.height} px",
+                        "layers": ", ".join(LAYER_LABELS[layer].split(" (")[0] for layer in e.layers),
+                        "dates": ", ".join(f"{k}: {v[:10]}" for k, v in sorted(e.dates.items())),
+                    },
+                }
+            )
     return {"type": "FeatureCollection", "features": features}
 
 
-def build_map(entries: list[SceneEntry], center: tuple[float, float] = (20.0, 0.0), zoom: int = 2,
-              tiles: str | None = "OpenStreetMap", places: dict[str, str] | None = None,
-              offline_base: bool = True) -> folium.Map:
+def build_map(
+    entries: list[SceneEntry],
+    center: tuple[float, float] = (20.0, 0.0),
+    zoom: int = 2,
+    tiles: str | None = "OpenStreetMap",
+    places: dict[str, str] | None = None,
+    offline_base: bool = True,
+) -> folium.Map:
     """A leafmap (folium backend) map with scene footprints and centre markers.
 
     Small scenes (a BigEarthNet patch is 1.2 km across) vanish at world zoom, so each scene
@@ -96,20 +103,34 @@ def build_map(entries: list[SceneEntry], center: tuple[float, float] = (20.0, 0.
     """
     import leafmap.foliumap as leafmap
 
-    m = leafmap.Map(center=list(center), zoom=zoom, draw_control=False, measure_control=False,
-                    fullscreen_control=False, attribution_control=True, search_control=False,
-                    scale_control=True, layers_control=False, toolbar_control=False,
-                    tiles=tiles)
+    m = leafmap.Map(
+        center=list(center),
+        zoom=zoom,
+        draw_control=False,
+        measure_control=False,
+        fullscreen_control=False,
+        attribution_control=True,
+        search_control=False,
+        scale_control=True,
+        layers_control=False,
+        toolbar_control=False,
+        tiles=tiles,
+    )
     if entries:
         folium.GeoJson(
-            footprints_geojson(entries, places), name="scenes", style_function=lambda _f: FOOTPRINT_STYLE,
-            tooltip=folium.GeoJsonTooltip(fields=["scene_id", "place", "size", "layers", "dates"],
-                                          aliases=["scene", "place", "size", "layers", "dates"]),
+            footprints_geojson(entries, places),
+            name="scenes",
+            style_function=lambda _f: FOOTPRINT_STYLE,
+            tooltip=folium.GeoJsonTooltip(
+                fields=["scene_id", "place", "size", "layers", "dates"],
+                aliases=["scene", "place", "size", "layers", "dates"],
+            ),
         ).add_to(m)
         for e in entries:
             lat, lon = e.center_latlon
-            folium.CircleMarker([lat, lon], radius=5, color="#ff7800", fill=True, fill_opacity=0.9,
-                                tooltip=e.scene_id).add_to(m)
+            folium.CircleMarker(
+                [lat, lon], radius=5, color="#ff7800", fill=True, fill_opacity=0.9, tooltip=e.scene_id
+            ).add_to(m)
     return served_locally(m, offline_base)
 
 
@@ -147,8 +168,9 @@ def overlay_image(rgb, crs: Any, transform: Any) -> tuple[str, list[list[float]]
     return "data:image/png;base64," + base64.b64encode(png_bytes(rgba)).decode("ascii"), bounds
 
 
-def selection_layer(point: tuple[float, float] | None,
-                    overlay: tuple[str, list[list[float]], float, str] | None = None) -> folium.FeatureGroup | None:
+def selection_layer(
+    point: tuple[float, float] | None, overlay: tuple[str, list[list[float]], float, str] | None = None
+) -> folium.FeatureGroup | None:
     """The clicked point as a marker, in a group that ``st_folium`` adds without a remount;
     ``overlay`` = (image URL, bounds, opacity, name) draws a scene layer under the marker."""
     if point is None and overlay is None:
@@ -156,13 +178,28 @@ def selection_layer(point: tuple[float, float] | None,
     group = folium.FeatureGroup(name="selected point")
     if overlay is not None:
         url, bounds, opacity, name = overlay
-        folium.raster_layers.ImageOverlay(url, bounds=bounds, opacity=opacity, name=name, interactive=False,
-                                          zindex=1, className="sarviz-scene-overlay").add_to(group)
+        folium.raster_layers.ImageOverlay(
+            url,
+            bounds=bounds,
+            opacity=opacity,
+            name=name,
+            interactive=False,
+            zindex=1,
+            className="sarviz-scene-overlay",
+        ).add_to(group)
     if point is None:
         return group
     lat, lon = point
-    folium.CircleMarker([lat, lon], radius=9, color="#ffffff", weight=3, fill=True, fill_color=SELECTED_COLOUR,
-                        fill_opacity=1.0, tooltip=f"selected: {lat:.5f}°, {lon:.5f}°").add_to(group)
+    folium.CircleMarker(
+        [lat, lon],
+        radius=9,
+        color="#ffffff",
+        weight=3,
+        fill=True,
+        fill_color=SELECTED_COLOUR,
+        fill_opacity=1.0,
+        tooltip=f"selected: {lat:.5f}°, {lon:.5f}°",
+    ).add_to(group)
     return group
 
 
@@ -189,4 +226,3 @@ def map_links(fmap: folium.Map) -> list[str]:
 
     walk(fmap)
     return list(dict.fromkeys(links))
-

@@ -61,8 +61,11 @@ def place_search() -> None:
 
     with st.form("goto", border=False):
         c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
-        text = c1.text_input("Type a place", placeholder="a town, region or country (Murcia, Punjab…) or coordinates "
-                                                          "(38.1058, -0.7589)", key="place_text")
+        text = c1.text_input(
+            "Type a place",
+            placeholder="a town, region or country (Murcia, Punjab…) or coordinates (38.1058, -0.7589)",
+            key="place_text",
+        )
         go = c2.form_submit_button("Go")
     if go and text.strip():
         try:
@@ -73,9 +76,11 @@ def place_search() -> None:
             return
         if not hits:
             _forget_search()
-            st.error(f"No place called '{plain(text.strip())}' in the offline gazetteer (GeoNames towns of 5,000+ "
-                     "people, regions and countries), nor a close spelling; try a larger town nearby or "
-                     "coordinates like 38.1, -0.76.")
+            st.error(
+                f"No place called '{plain(text.strip())}' in the offline gazetteer (GeoNames towns of 5,000+ "
+                "people, regions and countries), nor a close spelling; try a larger town nearby or "
+                "coordinates like 38.1, -0.76."
+            )
             return
         st.session_state.place_hits = hits
         st.session_state.place_query = text.strip()
@@ -88,8 +93,13 @@ def place_search() -> None:
     if hits[0].match == "spelling":
         st.warning(f"No place is named '{plain(query)}'; going to the closest spelling. Other spellings below.")
     if len(hits) > 1:
-        st.radio(f"Places matching '{plain(query)}' (best first)", range(len(hits)), key="place_pick",
-                 format_func=lambda i: hits[i].description, on_change=_go_to_pick)
+        st.radio(
+            f"Places matching '{plain(query)}' (best first)",
+            range(len(hits)),
+            key="place_pick",
+            format_func=lambda i: hits[i].description,
+            on_change=_go_to_pick,
+        )
     else:
         st.text(f"Found: {hits[0].description}")
 
@@ -157,16 +167,33 @@ def scene_list(store: SceneStore, places: dict[str, str]) -> None:
     if not rows:
         return
     short = {"optical": "S2", "vv_db": "VV", "vh_db": "VH", "angle_deg": "angle", "embedding": "emb"}
-    table = [{"scene": r["id"], "place": places.get(r["id"], ""), "dates": _dates(r["dates"]),
-              "layers": " ".join(short.get(x, x) for x in r["layers"]),
-              "embedding": {"proxy": "PROXY", "AlphaEarth": "AlphaEarth"}.get(r["embedding"], "none")} for r in rows]
-    st.caption(f"{len(rows)} scenes in {plain(store.folder)} — click a row to go there (scroll sideways for "
-               "dates, layers and embedding)")
-    event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                         key="scene_table", height=38 + 35 * min(len(table), 12),
-                         column_order=("place", "dates", "embedding", "layers", "scene"),
-                         column_config={"place": st.column_config.TextColumn(width="medium"),
-                                        "scene": st.column_config.TextColumn(width="large")})
+    table = [
+        {
+            "scene": r["id"],
+            "place": places.get(r["id"], ""),
+            "dates": _dates(r["dates"]),
+            "layers": " ".join(short.get(x, x) for x in r["layers"]),
+            "embedding": {"proxy": "PROXY", "AlphaEarth": "AlphaEarth"}.get(r["embedding"], "none"),
+        }
+        for r in rows
+    ]
+    st.caption(
+        f"{len(rows)} scenes in {plain(store.folder)} — click a row to go there (scroll sideways for "
+        "dates, layers and embedding)"
+    )
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="scene_table",
+        height=38 + 35 * min(len(table), 12),
+        column_order=("place", "dates", "embedding", "layers", "scene"),
+        column_config={
+            "place": st.column_config.TextColumn(width="medium"),
+            "scene": st.column_config.TextColumn(width="large"),
+        },
+    )
     picked = event.selection.rows if event is not None else []
     if picked and st.session_state.get("scene_table_last") != picked[0]:
         st.session_state.scene_table_last = picked[0]
@@ -189,8 +216,13 @@ def acquisition_choice(store: SceneStore, lat: float, lon: float) -> str | None:
     labels = {e.scene_id: f"{_dates(e.dates)} · {e.scene_id}" for e in hits}
     wanted = st.session_state.get("acquisition")
     index = ids.index(wanted) if wanted in ids else 0
-    choice = st.radio(f"{len(hits)} acquisitions cover this point — choose the date", ids, index=index,
-                      format_func=labels.__getitem__, key=f"acq_{round(lat, 5)}_{round(lon, 5)}")
+    choice = st.radio(
+        f"{len(hits)} acquisitions cover this point — choose the date",
+        ids,
+        index=index,
+        format_func=labels.__getitem__,
+        key=f"acq_{round(lat, 5)}_{round(lon, 5)}",
+    )
     st.session_state.acquisition = choice
     return choice
 

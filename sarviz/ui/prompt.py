@@ -146,8 +146,9 @@ def image_metrics(result: Any, summary: Any | None) -> dict[str, Any]:
         out["saturated: generated"] = f"{summary.saturated_generated:.2%}"
         for name in sar.GLCM_FEATURES:
             if summary.glcm_real is not None and summary.glcm_generated is not None:
-                out[f"GLCM {name}: reference / generated"] = (f"{np.mean(summary.glcm_real[name]):.4g} / "
-                                                             f"{np.mean(summary.glcm_generated[name]):.4g}")
+                out[f"GLCM {name}: reference / generated"] = (
+                    f"{np.mean(summary.glcm_real[name]):.4g} / {np.mean(summary.glcm_generated[name]):.4g}"
+                )
     return out
 
 
@@ -172,48 +173,80 @@ def prompt_page() -> None:
     import streamlit as st
 
     st.title("Type a prompt — text-to-SAR")
-    st.caption("A text-to-image diffusion model adapted to SAR (seed paper 001): the prompt, the learned <SAR> token "
-               "and the model's calibration give σ⁰ in dB — without a place on the map.")
+    st.caption(
+        "A text-to-image diffusion model adapted to SAR (seed paper 001): the prompt, the learned <SAR> token "
+        "and the model's calibration give σ⁰ in dB — without a place on the map."
+    )
     _take_map_prompt(st)
     cards, short, details = text_cards()
     if not cards:
-        st.error("No text-to-SAR model card: add one (kind \"text-to-sar\") to models/ or a folder in SARVIZ_MODELS.")
+        st.error('No text-to-SAR model card: add one (kind "text-to-sar") to models/ or a folder in SARVIZ_MODELS.')
         return
     ids = [c.id for c in cards]
     by_id = {c.id: c for c in cards}
     ready = [i for i in ids if short[i] is None]
-    model_id = st.selectbox("Model", ids, index=ids.index(ready[0]) if ready else 0, key=f"{KEY}_model",
-                            format_func=lambda i: by_id[i].name + ("" if short[i] is None else " — weights missing"))
+    model_id = st.selectbox(
+        "Model",
+        ids,
+        index=ids.index(ready[0]) if ready else 0,
+        key=f"{KEY}_model",
+        format_func=lambda i: by_id[i].name + ("" if short[i] is None else " — weights missing"),
+    )
     if short[model_id]:
         st.warning(short[model_id])
         with st.expander("Details: what is missing and how to get it"):
             st.markdown(details[model_id])
     from_map = st.session_state.get(f"{KEY}_from_map")
     if from_map:
-        st.info("Prompt filled from the map page (land cover and nearest place); edit it freely."
-                + (f" {from_map}" if isinstance(from_map, str) else ""))
-    st.selectbox("Example prompts", ["(choose a scene class)"] + list(EXAMPLE_PROMPTS), key=f"{KEY}_example",
-                 on_change=_use_example)
+        st.info(
+            "Prompt filled from the map page (land cover and nearest place); edit it freely."
+            + (f" {from_map}" if isinstance(from_map, str) else "")
+        )
+    st.selectbox(
+        "Example prompts",
+        ["(choose a scene class)"] + list(EXAMPLE_PROMPTS),
+        key=f"{KEY}_example",
+        on_change=_use_example,
+    )
     card = by_id[model_id]
     from sarviz.generators.text import DEFAULT_SAMPLER
 
     sampler = {**DEFAULT_SAMPLER, **(card.get("sampler", {}) or {})}
     with st.form(f"{KEY}_form"):
-        prompt = st.text_area("Prompt", key=f"{KEY}_text", height=90,
-                              placeholder="a SAR image of a port with ships in the water")
+        prompt = st.text_area(
+            "Prompt", key=f"{KEY}_text", height=90, placeholder="a SAR image of a port with ships in the water"
+        )
         negative = st.text_input("Negative prompt", value=str(sampler.get("negative_prompt", "")), key=f"{KEY}_neg")
         c1, c2, c3, c4 = st.columns(4)
         seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=f"{KEY}_seed")
-        steps = c2.number_input("Steps", min_value=1, max_value=200, value=int(sampler.get("steps", 30)), step=1,
-                                key=f"{KEY}_steps")
-        guidance = c3.number_input("Guidance", min_value=0.0, max_value=30.0, value=float(sampler.get("guidance", 7.0)),
-                                   step=0.5, key=f"{KEY}_guidance")
-        count = c4.number_input("Images (seeds)", min_value=1, max_value=16, value=1, step=1, key=f"{KEY}_count",
-                                help="K images with seeds seed … seed+K−1, shown as a grid")
+        steps = c2.number_input(
+            "Steps", min_value=1, max_value=200, value=int(sampler.get("steps", 30)), step=1, key=f"{KEY}_steps"
+        )
+        guidance = c3.number_input(
+            "Guidance",
+            min_value=0.0,
+            max_value=30.0,
+            value=float(sampler.get("guidance", 7.0)),
+            step=0.5,
+            key=f"{KEY}_guidance",
+        )
+        count = c4.number_input(
+            "Images (seeds)",
+            min_value=1,
+            max_value=16,
+            value=1,
+            step=1,
+            key=f"{KEY}_count",
+            help="K images with seeds seed … seed+K−1, shown as a grid",
+        )
         submitted = st.form_submit_button("Generate", type="primary", disabled=short[model_id] is not None)
     cancel = st.session_state.setdefault(f"{KEY}_cancel", threading.Event())
-    st.button("Cancel", key=f"{KEY}_cancel_button", on_click=cancel.set,
-              help="Stops a running or queued generation after the current step.")
+    st.button(
+        "Cancel",
+        key=f"{KEY}_cancel_button",
+        on_click=cancel.set,
+        help="Stops a running or queued generation after the current step.",
+    )
     if submitted:
         _generate(card, prompt, negative, int(seed), int(steps), float(guidance), int(count), cancel)
     results = st.session_state.get(f"{KEY}_results")
@@ -236,8 +269,12 @@ def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> N
 
     try:
         results = build_generator(card).generate(
-            TextRequest(seed=seed, steps=steps, guidance=guidance, prompt=prompt, negative_prompt=negative,
-                        num_images=count), progress=progress, cancel=cancel)
+            TextRequest(
+                seed=seed, steps=steps, guidance=guidance, prompt=prompt, negative_prompt=negative, num_images=count
+            ),
+            progress=progress,
+            cancel=cancel,
+        )
     except GenerationCancelled:
         bar.empty()
         st.info("Generation cancelled.")
@@ -261,10 +298,12 @@ def _render_results(results: list) -> None:
 
     first = results[0].provenance
     st.header("Result")
-    st.caption(f"{plain(first.get('model_id'))} · “{plain(first.get('prompt'))}”"
-               + (" (token prepended)" if first.get("token_prepended") else "")
-               + f" · {first.get('steps')} steps · guidance {first.get('guidance')} · {first.get('device')}/"
-               f"{first.get('dtype')}")
+    st.caption(
+        f"{plain(first.get('model_id'))} · “{plain(first.get('prompt'))}”"
+        + (" (token prepended)" if first.get("token_prepended") else "")
+        + f" · {first.get('steps')} steps · guidance {first.get('guidance')} · {first.get('device')}/"
+        f"{first.get('dtype')}"
+    )
     if len(results) > 1:
         cols = st.columns(GRID_COLUMNS)
         for i, res in enumerate(results):
@@ -282,9 +321,13 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
 
     from sarviz.settings import Settings
 
-    how = st.radio("Compare with", ["nothing", "a real scene", "a dataset class"], horizontal=True, key=f"{key}_ref",
-                   help="Text-to-SAR images have no place: they are compared by distribution (seed 001), not pixel "
-                        "by pixel.")
+    how = st.radio(
+        "Compare with",
+        ["nothing", "a real scene", "a dataset class"],
+        horizontal=True,
+        key=f"{key}_ref",
+        help="Text-to-SAR images have no place: they are compared by distribution (seed 001), not pixel by pixel.",
+    )
     settings = Settings.load()
     try:
         if how == "a real scene":
@@ -301,11 +344,17 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
             root = datasets_root()
             folders = find_captioned(root)
             if not folders:
-                st.info(f"No captioned dataset under the datasets folder (SARVIZ_DATASETS, now {plain(root.name)}); "
-                        "build one with `sarviz dataset build` and `sarviz dataset caption`.")
+                st.info(
+                    f"No captioned dataset under the datasets folder (SARVIZ_DATASETS, now {plain(root.name)}); "
+                    "build one with `sarviz dataset build` and `sarviz dataset caption`."
+                )
                 return None, ""
-            folder = st.selectbox("Captioned dataset", folders, key=f"{key}_dataset",
-                                  format_func=lambda p: str(p.relative_to(root)) if p != root else p.name)
+            folder = st.selectbox(
+                "Captioned dataset",
+                folders,
+                key=f"{key}_dataset",
+                format_func=lambda p: str(p.relative_to(root)) if p != root else p.name,
+            )
             labels = dataset_labels(folder)
             if not labels:
                 st.info("That dataset has no labelled patches.")
@@ -330,8 +379,9 @@ def _inspect(result: Any) -> None:
     summary = None
     pngs: dict[str, bytes] = {}
     try:
-        pngs, summary = comparison_pngs([result.vv_db], reference, ref_label or "reference",
-                                        title=f"seed {result.provenance.get('seed')}")
+        pngs, summary = comparison_pngs(
+            [result.vv_db], reference, ref_label or "reference", title=f"seed {result.provenance.get('seed')}"
+        )
     except MetricError as exc:
         st.warning(f"Distribution panels unavailable: {plain(exc)}")
     tabs = st.tabs(["Image", "Distributions", "Texture (GLCM)", "Metrics & downloads"])
@@ -339,8 +389,10 @@ def _inspect(result: Any) -> None:
         modes = ["VV"] + (["VH", "false-colour"] if result.vh_db is not None else [])
         mode = st.radio("Display", modes, horizontal=True, key=f"{key}_mode")
         st.image(display_rgb(result, mode), width=min(640, max(256, result.width)))
-        st.caption(f"{mode} σ⁰, fixed stretch {images.DB_RANGES.get(mode, images.DB_RANGES['VV'])} dB; "
-                   f"{result.width}×{result.height} px, no georeference")
+        st.caption(
+            f"{mode} σ⁰, fixed stretch {images.DB_RANGES.get(mode, images.DB_RANGES['VV'])} dB; "
+            f"{result.width}×{result.height} px, no georeference"
+        )
     with tabs[1]:
         if "histogram" in pngs:
             st.image(pngs["histogram"], width="stretch")
@@ -357,13 +409,23 @@ def _inspect(result: Any) -> None:
         prov = result.provenance
         stem = f"text2sar_{prov.get('model_id', 'model')}_seed{prov.get('seed', 0)}"
         c1, c2, c3 = st.columns(3)
-        c1.download_button("GeoTIFF (dB, no georeference)", data=result.geotiff_bytes(), file_name=f"{stem}.tif",
-                           mime="image/tiff", key=f"{key}_dl_tif")
-        c2.download_button("PNG", data=result.png_bytes(), file_name=f"{stem}.png", mime="image/png",
-                           key=f"{key}_dl_png")
-        c3.download_button("Metrics (JSON)", data=json.dumps({"metrics": metrics, "provenance": prov}, indent=2,
-                                                             default=str),
-                           file_name=f"{stem}_metrics.json", mime="application/json", key=f"{key}_dl_json")
+        c1.download_button(
+            "GeoTIFF (dB, no georeference)",
+            data=result.geotiff_bytes(),
+            file_name=f"{stem}.tif",
+            mime="image/tiff",
+            key=f"{key}_dl_tif",
+        )
+        c2.download_button(
+            "PNG", data=result.png_bytes(), file_name=f"{stem}.png", mime="image/png", key=f"{key}_dl_png"
+        )
+        c3.download_button(
+            "Metrics (JSON)",
+            data=json.dumps({"metrics": metrics, "provenance": prov}, indent=2, default=str),
+            file_name=f"{stem}_metrics.json",
+            mime="application/json",
+            key=f"{key}_dl_json",
+        )
         with st.expander("Provenance"):
             st.code(json.dumps(prov, indent=2, sort_keys=True, default=str), language="json")
     add_to_pool_button(result, None, key=f"{key}_pool")

@@ -46,8 +46,10 @@ def _when(value: str) -> str:
 def describe_scene(scene: Scene) -> str:
     lat, lon = scene.center_latlon
     dates = ", ".join(f"{k.upper()} {_when(v)}" for k, v in sorted(scene.dates.items())) or "unknown dates"
-    return (f"**{scene.scene_id}** · centre {lat:.5f}°, {lon:.5f}° · {scene.width}×{scene.height} px, "
-            f"{scene.pixel_size_text()} · {scene.crs.to_string()} · {dates}")
+    return (
+        f"**{scene.scene_id}** · centre {lat:.5f}°, {lon:.5f}° · {scene.width}×{scene.height} px, "
+        f"{scene.pixel_size_text()} · {scene.crs.to_string()} · {dates}"
+    )
 
 
 def render_scene(scene: Scene) -> None:
@@ -58,8 +60,11 @@ def render_scene(scene: Scene) -> None:
         st.markdown("**Sentinel-2 optical** (B4, B3, B2)")
         if images.optical is not None:
             level = scene.provenance.get("optical_level", "")
-            st.image(images.optical, width="stretch",
-                     caption=f"true colour, reflectance {OPTICAL_RANGE[0]}–{OPTICAL_RANGE[1]} {level}".strip())
+            st.image(
+                images.optical,
+                width="stretch",
+                caption=f"true colour, reflectance {OPTICAL_RANGE[0]}–{OPTICAL_RANGE[1]} {level}".strip(),
+            )
         else:
             st.info("This scene has no Sentinel-2 optical layer.")
     for col, pol, img in ((cols[1], "VV", images.vv), (cols[2], "VH", images.vh)):
@@ -80,5 +85,7 @@ def render_scene(scene: Scene) -> None:
     if missing:
         st.caption("Not in this scene: " + "; ".join(LAYER_LABELS[m] for m in missing) + ".")
     with st.expander("Provenance"):
-        st.code(json.dumps({"scene_id": scene.scene_id, "dates": scene.dates, **scene.provenance}, indent=2,
-                           default=str), language="json")
+        st.code(
+            json.dumps({"scene_id": scene.scene_id, "dates": scene.dates, **scene.provenance}, indent=2, default=str),
+            language="json",
+        )

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-INTRO = ("Render a SAR image as another sensor would (seed 003: attention distillation with speckle and spectrum "
-         "losses). **The U-Net base must come from you**: a diffusers SD 1.5-style folder (model_index.json, unet/, "
-         "vae/, text_encoder/, tokenizer/, scheduler/) inside a folder this app may open; sarviz ships no weights. "
-         "CPU defaults: centre crop to 256², 20 timesteps (the AD code uses 200 at 512²), speckle/spectrum losses "
-         "every 2nd iteration.")
+INTRO = (
+    "Render a SAR image as another sensor would (seed 003: attention distillation with speckle and spectrum "
+    "losses). **The U-Net base must come from you**: a diffusers SD 1.5-style folder (model_index.json, unet/, "
+    "vae/, text_encoder/, tokenizer/, scheduler/) inside a folder this app may open; sarviz ships no weights. "
+    "CPU defaults: centre crop to 256², 20 timesteps (the AD code uses 200 at 512²), speckle/spectrum losses "
+    "every 2nd iteration."
+)
 
 
 def _resolve(text: str, kind: str) -> Path | None:
@@ -49,8 +51,9 @@ def sensor_page() -> None:
     with st.form("sensor_form"):
         base = st.text_input("U-Net base folder (yours)", key="sensor_base")
         content = st.text_input("Content image (GeoTIFF band or grey PNG)", key="sensor_content")
-        refs = st.text_input("Folder of the target sensor's reference images (same size as the content)",
-                             key="sensor_refs")
+        refs = st.text_input(
+            "Folder of the target sensor's reference images (same size as the content)", key="sensor_refs"
+        )
         c1, c2, c3 = st.columns(3)
         steps = c1.number_input("timesteps", 1, 1000, CPU_SETTINGS.steps)
         layers = c2.selectbox("layers", ["ad-default", "shallow-deep"])
@@ -61,8 +64,13 @@ def sensor_page() -> None:
         if all(paths):
             try:
                 styles = [read_sar_image(p, "style reference") for p in list_images(paths[2], "style references")]
-                job = MigrationJob(str(paths[0]), read_sar_image(paths[1], "content"), styles,
-                                   replace(CPU_SETTINGS, steps=int(steps), layers=layers), seed=int(seed)).start()
+                job = MigrationJob(
+                    str(paths[0]),
+                    read_sar_image(paths[1], "content"),
+                    styles,
+                    replace(CPU_SETTINGS, steps=int(steps), layers=layers),
+                    seed=int(seed),
+                ).start()
                 st.session_state.sensor_job = job
             except GenerationError as exc:
                 st.error(str(exc))
@@ -109,19 +117,37 @@ def _results(job) -> None:
         rows = []
         for p in (ref, before, after):
             d = profile_distance(ref, p)
-            rows.append({"set": p.name, "ENL": p.enl_median, "HF energy ratio": p.hf_ratio_median,
-                         "|Δ log ENL| to ref": d["abs_delta_log_enl"], "histogram KL(ref‖set)": d["histogram_kl"],
-                         "GLCM rel. Δ": d["glcm_mean_relative_delta"], **{f"GLCM {k}": v for k, v in p.glcm.items()}})
+            rows.append(
+                {
+                    "set": p.name,
+                    "ENL": p.enl_median,
+                    "HF energy ratio": p.hf_ratio_median,
+                    "|Δ log ENL| to ref": d["abs_delta_log_enl"],
+                    "histogram KL(ref‖set)": d["histogram_kl"],
+                    "GLCM rel. Δ": d["glcm_mean_relative_delta"],
+                    **{f"GLCM {k}": v for k, v in p.glcm.items()},
+                }
+            )
         st.subheader("Sensor profile (distance to the references: lower is closer)")
         st.dataframe(pd.DataFrame(rows), hide_index=True)
         edges = np.linspace(0, 1, len(ref.histogram) + 1)
-        st.line_chart(pd.DataFrame({p.name: p.histogram for p in (ref, before, after)},
-                                   index=(edges[:-1] + edges[1:]) / 2), x_label="A/(μ+3σ)", y_label="share")
+        st.line_chart(
+            pd.DataFrame({p.name: p.histogram for p in (ref, before, after)}, index=(edges[:-1] + edges[1:]) / 2),
+            x_label="A/(μ+3σ)",
+            y_label="share",
+        )
     except MetricError as exc:  # image too small for ENL/GLCM windows
         st.warning(f"Sensor profile unavailable: {exc}")
-    st.line_chart(pd.DataFrame(losses).set_index(np.arange(len(losses)))[
-        [k for k in ("total", "L_AD", "L_cnt", "L_sp", "L_f") if k in losses[0]]], x_label="iteration")
-    st.download_button("Download the migrated GeoTIFF", out.geotiff_bytes(), file_name=GENERATED_FILE,
-                       mime="image/tiff")
-    st.caption(f"{out.provenance['seconds']:.0f} s on {out.provenance['device']} ({out.provenance['dtype']}); "
-               f"layers {', '.join(run['layers'])}.")
+    st.line_chart(
+        pd.DataFrame(losses).set_index(np.arange(len(losses)))[
+            [k for k in ("total", "L_AD", "L_cnt", "L_sp", "L_f") if k in losses[0]]
+        ],
+        x_label="iteration",
+    )
+    st.download_button(
+        "Download the migrated GeoTIFF", out.geotiff_bytes(), file_name=GENERATED_FILE, mime="image/tiff"
+    )
+    st.caption(
+        f"{out.provenance['seconds']:.0f} s on {out.provenance['device']} ({out.provenance['dtype']}); "
+        f"layers {', '.join(run['layers'])}."
+    )

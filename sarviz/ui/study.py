@@ -105,9 +105,11 @@ def _login_database() -> StudyDatabase:
 def _image_html(png: bytes, zoom: float) -> str:
     # An inline data URI: no URL, file name or caption the participant could read anything from.
     b64 = base64.b64encode(png).decode()
-    return (f'<div data-testid="quiz-image" style="max-height:78vh;overflow:auto;border:1px solid #8884;">'
-            f'<img alt="image to judge" src="data:image/png;base64,{b64}" '
-            f'style="width:{zoom * 100:.0f}%;max-width:none;display:block;image-rendering:auto;"/></div>')
+    return (
+        f'<div data-testid="quiz-image" style="max-height:78vh;overflow:auto;border:1px solid #8884;">'
+        f'<img alt="image to judge" src="data:image/png;base64,{b64}" '
+        f'style="width:{zoom * 100:.0f}%;max-width:none;display:block;image-rendering:auto;"/></div>'
+    )
 
 
 def quiz_page() -> None:
@@ -148,22 +150,27 @@ def quiz_page() -> None:
         _quiz_entry_form(params, problem=_for_participant(exc), typed=code)
         return
     st.title(study.title)
-    st.write(f"You will see **{study.images_per_session} SAR images**, one at a time. For each, say whether "
-             "you think it is a **real SAR image or model-generated**, rate its quality from 1 (poor) to 5 "
-             "(excellent) and say how confident you are. There is no time limit; your answers are saved as "
-             "you go, and you can come back later with your resume code.")
+    st.write(
+        f"You will see **{study.images_per_session} SAR images**, one at a time. For each, say whether "
+        "you think it is a **real SAR image or model-generated**, rate its quality from 1 (poor) to 5 "
+        "(excellent) and say how confident you are. There is no time limit; your answers are saved as "
+        "you go, and you can come back later with your resume code."
+    )
     if not study.is_open:
         st.warning("This study is closed and no longer takes new participants.")
         return
     with st.form("quiz_start"):
-        level = st.radio("Your experience with SAR imagery", list(study.levels), index=None,
-                         format_func=lambda k: f"{k} — {study.levels[k]}")
+        level = st.radio(
+            "Your experience with SAR imagery",
+            list(study.levels),
+            index=None,
+            format_func=lambda k: f"{k} — {study.levels[k]}",
+        )
         consent = st.checkbox(study.consent_text)
         go = st.form_submit_button("Start the study", type="primary")
     if go:
         try:
-            view = api.start(study.code, level or "", bool(consent), client=_client_id(),
-                             invite=params.get("invite"))
+            view = api.start(study.code, level or "", bool(consent), client=_client_id(), invite=params.get("invite"))
         except StudyError as exc:
             st.error(_for_participant(exc))
             return
@@ -217,35 +224,71 @@ def _quiz_step(api, view, QuizAnswer, AlreadyAnswered, NotFound) -> None:  # noq
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
-        zoom = st.select_slider("Zoom", options=ZOOMS, value=1.0, format_func=lambda z: f"{z:g}×",
-                                key="quiz_zoom", help="Scroll inside the image to pan when zoomed in.")
+        zoom = st.select_slider(
+            "Zoom",
+            options=ZOOMS,
+            value=1.0,
+            format_func=lambda z: f"{z:g}×",
+            key="quiz_zoom",
+            help="Scroll inside the image to pan when zoomed in.",
+        )
         st.html(_image_html(png, zoom))
     with right:
         st.markdown("**(i) Is this a real SAR image or model-generated?**")
         jkey = f"quiz_judged_{pid}"
         c1, c2 = st.columns(2)
-        if c1.button("Real SAR (A)", key=f"quiz_real_{pid}", shortcut="a", width="stretch",
-                     type="primary" if st.session_state.get(jkey) is True else "secondary"):
+        if c1.button(
+            "Real SAR (A)",
+            key=f"quiz_real_{pid}",
+            shortcut="a",
+            width="stretch",
+            type="primary" if st.session_state.get(jkey) is True else "secondary",
+        ):
             st.session_state[jkey] = True
             st.rerun()
-        if c2.button("Generated (G)", key=f"quiz_gen_{pid}", shortcut="g", width="stretch",
-                     type="primary" if st.session_state.get(jkey) is False else "secondary"):
+        if c2.button(
+            "Generated (G)",
+            key=f"quiz_gen_{pid}",
+            shortcut="g",
+            width="stretch",
+            type="primary" if st.session_state.get(jkey) is False else "secondary",
+        ):
             st.session_state[jkey] = False
             st.rerun()
         judged = st.session_state.get(jkey)
-        st.caption("Your choice: " + {True: "**real SAR**", False: "**model-generated**", None: "none yet"}[judged]
-                   + " · keys: A = real (authentic), G = generated, Enter = next")
+        st.caption(
+            "Your choice: "
+            + {True: "**real SAR**", False: "**model-generated**", None: "none yet"}[judged]
+            + " · keys: A = real (authentic), G = generated, Enter = next"
+        )
         st.markdown("**(ii) Quality** — 1 poor … 5 excellent")
         scores = {}
         for name, label in SCORE_QUESTIONS:
             scores[name] = st.radio(label, [1, 2, 3, 4, 5], index=None, horizontal=True, key=f"quiz_{name}_{pid}")
         st.markdown("**(iii) Confidence in your real/generated judgement**")
-        confidence = st.radio("Confidence", [1, 2, 3, 4, 5], index=None, horizontal=True,
-                              key=f"quiz_confidence_{pid}", help="1 = guessing, 5 = certain")
-        if st.button("Next image" if view.position < view.total else "Finish", type="primary",
-                     key=f"quiz_submit_{pid}", shortcut="Enter", width="stretch"):
-            answer = QuizAnswer(judged, scores["realism"], scores["detail"], scores["geographic"], confidence,
-                                seconds=round(time.time() - started, 2))
+        confidence = st.radio(
+            "Confidence",
+            [1, 2, 3, 4, 5],
+            index=None,
+            horizontal=True,
+            key=f"quiz_confidence_{pid}",
+            help="1 = guessing, 5 = certain",
+        )
+        if st.button(
+            "Next image" if view.position < view.total else "Finish",
+            type="primary",
+            key=f"quiz_submit_{pid}",
+            shortcut="Enter",
+            width="stretch",
+        ):
+            answer = QuizAnswer(
+                judged,
+                scores["realism"],
+                scores["detail"],
+                scores["geographic"],
+                confidence,
+                seconds=round(time.time() - started, 2),
+            )
             try:
                 api.submit(view.resume_code, pid, answer)
             except AlreadyAnswered:
@@ -285,13 +328,17 @@ def owner_login_form(key: str = "owner_login") -> bool:
 
     with st.form(key):
         pw = st.text_input("Study owner password", type="password")
-        code = st.text_input("One-time unlock code (optional)", help="Locked out by someone else's guessing? "
-                             "`sarviz study unlock` on the server prints a code that gets you past every limit.")
+        code = st.text_input(
+            "One-time unlock code (optional)",
+            help="Locked out by someone else's guessing? "
+            "`sarviz study unlock` on the server prints a code that gets you past every limit.",
+        )
         submitted = st.form_submit_button("Log in")
     if submitted:
         try:
-            ok = OwnerAuth(_login_database(), hashed).login(pw, _client_id(), session=browser_session_id(),
-                                                           unlock_code=code)
+            ok = OwnerAuth(_login_database(), hashed).login(
+                pw, _client_id(), session=browser_session_id(), unlock_code=code
+            )
         except LoginLocked as exc:
             st.error(_say(exc))
             return False
@@ -304,8 +351,10 @@ def owner_login_form(key: str = "owner_login") -> bool:
 
             mark_owner_session()  # this session may now upload (sarviz.ui.upload_guard)
             st.rerun()
-        st.error("Wrong password." + (" The unlock code is used up; get a new one with `sarviz study unlock`."
-                                      if code.strip() else ""))
+        st.error(
+            "Wrong password."
+            + (" The unlock code is used up; get a new one with `sarviz study unlock`." if code.strip() else "")
+        )
     return False
 
 
@@ -337,9 +386,12 @@ def admin_page() -> None:
     from sarviz.access import UNTRUSTED_FORWARD
 
     if _client_id() == UNTRUSTED_FORWARD:
-        st.warning("This app is reached through a proxy that is not configured (SARVIZ_TRUSTED_PROXIES), so "
-                   "every participant looks like the same client: per-participant session limits and login "
-                   "limits cannot tell people apart. Set SARVIZ_TRUSTED_PROXIES to the proxy's address.", icon="⚠️")
+        st.warning(
+            "This app is reached through a proxy that is not configured (SARVIZ_TRUSTED_PROXIES), so "
+            "every participant looks like the same client: per-participant session limits and login "
+            "limits cannot tell people apart. Set SARVIZ_TRUSTED_PROXIES to the proxy's address.",
+            icon="⚠️",
+        )
     studies = owner.studies()
     tab_studies, tab_pool, tab_results = st.tabs(["Studies", "Image pool", "Results"])
     with tab_studies:
@@ -378,9 +430,20 @@ def participant_link(code: str) -> str:
 
 def _studies_tab(owner, studies) -> None:  # noqa: ANN001
     if studies:
-        st.dataframe([{"code": s.code, "title": s.title, "open": s.is_open, "pool": owner.pool_status(s.code),
-                       "participant link": participant_link(s.code)} for s in studies], hide_index=True,
-                     column_config={"participant link": st.column_config.LinkColumn()})
+        st.dataframe(
+            [
+                {
+                    "code": s.code,
+                    "title": s.title,
+                    "open": s.is_open,
+                    "pool": owner.pool_status(s.code),
+                    "participant link": participant_link(s.code),
+                }
+                for s in studies
+            ],
+            hide_index=True,
+            column_config={"participant link": st.column_config.LinkColumn()},
+        )
         for s in studies:
             label = "Close" if s.is_open else "Reopen"
             if st.button(f"{label} {s.code}", key=f"toggle_{s.code}"):
@@ -402,17 +465,30 @@ def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
         c1, c2, c3 = st.columns(3)
         images = c1.number_input("Images per session", 1, 200, 12)
         ratio = c2.text_input("Ratio real : other : ours", "1:1:2")
-        render = c3.selectbox("Display", RENDER_MODES, format_func={
-            "vv_gray": _vv_grey_label(), "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get)
+        render = c3.selectbox(
+            "Display",
+            RENDER_MODES,
+            format_func={"vv_gray": _vv_grey_label(), "vv_vh_rgb": "R=VV, G=VH, B=VV (fixed stretch)"}.get,
+        )
         c4, c5 = st.columns(2)
-        per_client = c4.number_input("Sessions per participant address (0 = no limit)", 0, 1000, 1,
-                                     help="1 keeps one person from starting throw-away sessions. Invitation-only "
-                                          "studies may use 0: invitees can share one address (a lab's NAT).")
+        per_client = c4.number_input(
+            "Sessions per participant address (0 = no limit)",
+            0,
+            1000,
+            1,
+            help="1 keeps one person from starting throw-away sessions. Invitation-only "
+            "studies may use 0: invitees can share one address (a lab's NAT).",
+        )
         invite_only = c5.checkbox("Invitation only (one-use links from “Invitations”)")
         if st.form_submit_button("Create study", type="primary"):
             try:
-                design = StudyDesign(images_per_session=int(images), ratio=parse_ratio(ratio), render=render,
-                                     max_sessions_per_client=int(per_client), invite_only=bool(invite_only))
+                design = StudyDesign(
+                    images_per_session=int(images),
+                    ratio=parse_ratio(ratio),
+                    render=render,
+                    max_sessions_per_client=int(per_client),
+                    invite_only=bool(invite_only),
+                )
                 owner = get_owner()
                 owner.create_study(code, title, design)
             except StudyError as exc:
@@ -422,8 +498,8 @@ def _new_study_form(get_owner, first: bool = False) -> None:  # noqa: ANN001
                 owner.db.dispose()  # the page reopens it as the app's (now existing) database
             made = code.strip().lower()
             st.session_state["study_flash"] = (
-                ("Created the study database and the study " if first else "Created ")
-                + f"{made}. Participant link: {participant_link(made)}")
+                "Created the study database and the study " if first else "Created "
+            ) + f"{made}. Participant link: {participant_link(made)}"
             st.session_state["create_study_n"] = n + 1
             st.rerun()
 
@@ -446,7 +522,8 @@ def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
     with summary:
         status = owner.pool_status(code)
         (st.success if status == "ready" else st.warning)(
-            "Pool ready for participants" if status == "ready" else _say(status))
+            "Pool ready for participants" if status == "ready" else _say(status)
+        )
         for warning in owner.pool_warnings(code):  # owner-only blinding checks
             st.warning(warning, icon="⚠️")
         items = owner.items(code)
@@ -454,10 +531,18 @@ def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
             shown = {r["item_id"]: r["sessions"] for r in owner.exposure(code)}
             from sarviz.study.analysis import embedding_kind
 
-            st.dataframe([{**{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon",
-                                                  "original_name")}, "sessions": shown.get(r["id"], 0),
-                           "embedding": embedding_kind(r.get("provenance"))}  # 'proxy' marks a proxy's image
-                          for r in items], hide_index=True, key="pool_table")
+            st.dataframe(
+                [
+                    {
+                        **{k: r[k] for k in ("id", "source", "model_id", "scene_class", "lat", "lon", "original_name")},
+                        "sessions": shown.get(r["id"], 0),
+                        "embedding": embedding_kind(r.get("provenance")),
+                    }  # 'proxy' marks a proxy's image
+                    for r in items
+                ],
+                hide_index=True,
+                key="pool_table",
+            )
 
 
 def _import_form(owner, code: str) -> None:  # noqa: ANN001
@@ -467,10 +552,13 @@ def _import_form(owner, code: str) -> None:  # noqa: ANN001
     settings = Settings.load()
     with st.form("import_folder"):
         st.subheader("Import a folder on the server")
-        folder = st.text_input("Folder", value=str(settings.pool_dir),
-                               help="A folder inside the pool folder (SARVIZ_POOL_DIR) or another configured "
-                                    "root. labels.csv in the folder (file, source, model_id, scene_class, lat, "
-                                    "lon) overrides the defaults below")
+        folder = st.text_input(
+            "Folder",
+            value=str(settings.pool_dir),
+            help="A folder inside the pool folder (SARVIZ_POOL_DIR) or another configured "
+            "root. labels.csv in the folder (file, source, model_id, scene_class, lat, "
+            "lon) overrides the defaults below",
+        )
         c1, c2, c3 = st.columns(3)
         source = c1.selectbox("Default source", ["", "real", "other", "ours"])
         model_id = c2.text_input("Default model id")
@@ -479,9 +567,12 @@ def _import_form(owner, code: str) -> None:  # noqa: ANN001
             bar = st.progress(0.0, text="Importing…")
             try:
                 where = resolve_user_path(folder, settings)  # only folders inside the configured roots
-                report = owner.import_folder(code, where, {k: v for k, v in dict(
-                    source=source, model_id=model_id, scene_class=scene_class).items() if v},
-                    progress=lambda i, n, m: bar.progress(i / n, text=_say(m)))
+                report = owner.import_folder(
+                    code,
+                    where,
+                    {k: v for k, v in dict(source=source, model_id=model_id, scene_class=scene_class).items() if v},
+                    progress=lambda i, n, m: bar.progress(i / n, text=_say(m)),
+                )
             except (StudyError, AccessDenied) as exc:
                 st.error(_say(exc))
             else:
@@ -494,9 +585,14 @@ def _invites_section(owner, code: str) -> None:  # noqa: ANN001
     with st.expander("Invitations (one-use participant links)"):
         invites = owner.invites(code)
         used = sum(1 for i in invites if i["participant_id"] is not None)
-        st.caption(f"{len(invites)} invitation(s), {used} used. "
-                   + ("This study takes invited participants only." if owner.design(code).invite_only else
-                      "This study also takes participants without an invitation."))
+        st.caption(
+            f"{len(invites)} invitation(s), {used} used. "
+            + (
+                "This study takes invited participants only."
+                if owner.design(code).invite_only
+                else "This study also takes participants without an invitation."
+            )
+        )
         n = st.number_input("How many new invitations", 1, 1000, 10, key=f"invite_n_{code}")
         if st.button("Make invitations", key=f"invite_go_{code}"):
             tokens = owner.create_invites(code, int(n))
@@ -538,32 +634,54 @@ def _results_tab(owner, code: str) -> None:  # noqa: ANN001
     c1.metric("Participants started", p["started"])
     c2.metric("Finished", p["finished"])
     c3.metric("Answers", report.n_answers)
-    c4.metric("Excluded sessions", p.get("excluded", 0), help="Left out of every number here; kept in the raw "
-                                                              "answers export (column 'excluded').")
+    c4.metric(
+        "Excluded sessions",
+        p.get("excluded", 0),
+        help="Left out of every number here; kept in the raw answers export (column 'excluded').",
+    )
     if report.proxy.get("note"):
         st.warning(f"PROXY: {report.proxy['note']}. The raw answers export marks each image (column 'embedding').")
     if not report.n_answers:
         st.info("No answers yet.")
         return
-    st.image(fig7_png(report), caption="Misjudgment rate (%) with Wilson 95% CI, quality and confidence (as Fig. 7 "
-                                       "of HuiYanEarth-SAR)")
+    st.image(
+        fig7_png(report),
+        caption="Misjudgment rate (%) with Wilson 95% CI, quality and confidence (as Fig. 7 of HuiYanEarth-SAR)",
+    )
     pct = {"rate": "misjudged (%)", "ci_low": "95% CI low (%)", "ci_high": "95% CI high (%)"}
     st.subheader("Misjudgment rate (%)")
-    st.dataframe(_as_percent(pd.DataFrame([r for r in report.misjudgment if r["n"]]), pct), hide_index=True,
-                 key="res_misjudgment", column_config=_percent_columns(pct))
+    st.dataframe(
+        _as_percent(pd.DataFrame([r for r in report.misjudgment if r["n"]]), pct),
+        hide_index=True,
+        key="res_misjudgment",
+        column_config=_percent_columns(pct),
+    )
     st.subheader("Scores (1–5)")
     sc = pd.DataFrame([r for r in report.scores if r["n"]])
-    st.dataframe(sc.pivot_table(index=["level", "source"], columns="metric", values="mean", sort=False).round(2),
-                 key="res_scores")
+    st.dataframe(
+        sc.pivot_table(index=["level", "source"], columns="metric", values="mean", sort=False).round(2),
+        key="res_scores",
+    )
     st.subheader("By scene class (%)")
-    st.dataframe(_as_percent(pd.DataFrame(report.by_class), pct).round(2), hide_index=True, key="res_classes",
-                 column_config=_percent_columns(pct))
+    st.dataframe(
+        _as_percent(pd.DataFrame(report.by_class), pct).round(2),
+        hide_index=True,
+        key="res_classes",
+        column_config=_percent_columns(pct),
+    )
     st.subheader("Inter-rater agreement (Krippendorff's α)")
-    st.dataframe(pd.DataFrame([{"answer": k, "alpha": None if v is None else round(v, 3)}
-                               for k, v in report.agreement.items()]), hide_index=True, key="res_alpha")
+    st.dataframe(
+        pd.DataFrame([{"answer": k, "alpha": None if v is None else round(v, 3)} for k, v in report.agreement.items()]),
+        hide_index=True,
+        key="res_alpha",
+    )
     c1, c2, c3 = st.columns(3)
-    c1.download_button("Raw answers (CSV)", answers_csv(owner.answer_rows(code, include_excluded=True)),
-                       f"{code}_answers.csv", "text/csv")
+    c1.download_button(
+        "Raw answers (CSV)",
+        answers_csv(owner.answer_rows(code, include_excluded=True)),
+        f"{code}_answers.csv",
+        "text/csv",
+    )
     c2.download_button("Summary (CSV)", report.summary_csv(), f"{code}_summary.csv", "text/csv")
     c3.download_button("Report (JSON)", report.to_json(), f"{code}_report.json", "application/json")
 
@@ -583,16 +701,31 @@ def _percent_columns(columns: dict[str, str]) -> dict:
 def _sessions_section(owner, code: str) -> None:  # noqa: ANN001
     refused = owner.refused_starts(code)
     if refused:
-        st.warning(f"{sum(r['refused'] for r in refused)} session start(s) were refused (junk-session limits: "
-                   "sessions per address, start rate, invitations); they are not in the results.")
+        st.warning(
+            f"{sum(r['refused'] for r in refused)} session start(s) were refused (junk-session limits: "
+            "sessions per address, start rate, invitations); they are not in the results."
+        )
         st.dataframe(refused, hide_index=True, key="res_refused")
     rows = owner.participant_rows(code)
     if not rows:
         return
     with st.expander(f"Sessions ({len(rows)}; exclude junk sessions from the analysis)"):
-        st.dataframe([{"session": r["id"], "level": r["level"], "started": r["started_at"],
-                       "finished": r["finished_at"], "answered": r["answered"], "excluded": r["excluded"],
-                       "reason": r["excluded_reason"]} for r in rows], hide_index=True, key="res_sessions")
+        st.dataframe(
+            [
+                {
+                    "session": r["id"],
+                    "level": r["level"],
+                    "started": r["started_at"],
+                    "finished": r["finished_at"],
+                    "answered": r["answered"],
+                    "excluded": r["excluded"],
+                    "reason": r["excluded_reason"],
+                }
+                for r in rows
+            ],
+            hide_index=True,
+            key="res_sessions",
+        )
         with st.form("exclude_sessions"):
             ids = [r["id"] for r in rows]
             picked = st.multiselect("Sessions", ids, key="exclude_ids")
@@ -607,7 +740,7 @@ def _sessions_section(owner, code: str) -> None:  # noqa: ANN001
 
 
 def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
-    """"Add to study pool" for a generation result (owner only; asks for the labels)."""
+    """ "Add to study pool" for a generation result (owner only; asks for the labels)."""
     from sarviz.study.auth import OwnerNotConfigured, configured_hash
 
     if not owner_logged_in():
@@ -640,7 +773,9 @@ def add_to_pool_button(result: Any, scene: Any | None, key: str) -> None:
             except StudyError as exc:
                 st.error(_say(exc))
             else:
-                st.success(f"Added as image {item_id} to {code}. {owner.pool_status(code).replace('ready', 'Pool ready.')}")
+                st.success(
+                    f"Added as image {item_id} to {code}. {owner.pool_status(code).replace('ready', 'Pool ready.')}"
+                )
 
 
 def _vv_grey_label() -> str:

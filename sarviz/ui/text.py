@@ -44,8 +44,14 @@ def plain(text: object, limit: int = 500) -> str:
         raw = raw[:limit] + "…"
     raw = "".join(c for c in raw if c in "\n\r\t" or (ord(c) >= 32 and c != "\x7f"))
     out = _WWW.sub(r"\1\\.", raw.translate(_ESCAPE))
-    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if not m.group(2)[0].isdigit()
-                           else m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], out)
+    return _LINE_START.sub(
+        lambda m: (
+            m.group(1) + "\\" + m.group(2)
+            if not m.group(2)[0].isdigit()
+            else m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1]
+        ),
+        out,
+    )
 
 
 _UNESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")

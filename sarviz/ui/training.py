@@ -29,20 +29,36 @@ def runs_page() -> None:
 
     st.title("Training runs")
     root = runs.runs_root()
-    st.caption(f"Runs of sarviz train geo\\|text \\-\\-out {plain(root)}/NAME (the folder is set by SARVIZ_RUNS). "
-               "See docs/training.md.")
+    st.caption(
+        f"Runs of sarviz train geo\\|text \\-\\-out {plain(root)}/NAME (the folder is set by SARVIZ_RUNS). "
+        "See docs/training.md."
+    )
     from sarviz.access import inside_roots
 
     # a run folder symlinked to somewhere outside the allowed folders is not listed (sarviz.access)
     found = [r for r in runs.list_runs(root) if inside_roots(r.path) is not None]
     if not found:
-        st.info("No training runs yet. Train one with `sarviz train geo --data DATASET --base SD15_DIR "
-                f"--out {root}/my-run`.")
+        st.info(
+            "No training runs yet. Train one with `sarviz train geo --data DATASET --base SD15_DIR "
+            f"--out {root}/my-run`."
+        )
         return
-    st.dataframe([{"run": str(r.path.relative_to(root)) if r.path != root else r.name, "kind": r.kind,
-                   "status": r.status, "step": r.step, "max steps": r.max_steps,
-                   "checkpoints": ", ".join(map(str, r.checkpoints)), "updated": r.updated} for r in found],
-                 hide_index=True, use_container_width=True)
+    st.dataframe(
+        [
+            {
+                "run": str(r.path.relative_to(root)) if r.path != root else r.name,
+                "kind": r.kind,
+                "status": r.status,
+                "step": r.step,
+                "max steps": r.max_steps,
+                "checkpoints": ", ".join(map(str, r.checkpoints)),
+                "updated": r.updated,
+            }
+            for r in found
+        ],
+        hide_index=True,
+        use_container_width=True,
+    )
     labels = [str(r.path.relative_to(root)) if r.path != root else r.name for r in found]
     choice = st.selectbox("Run", labels, key="training-run")
     run = found[labels.index(choice)]
@@ -53,8 +69,9 @@ def runs_page() -> None:
     if losses:
         st.line_chart({"step": [r["step"] for r in losses], "loss": [r["loss"] for r in losses]}, x="step", y="loss")
         last = losses[-1]
-        st.caption(f"step {last['step']}, loss {last['loss']:.4f}, lr {last['lr']:.2e}, "
-                   f"{last['seconds_per_step']:.2f} s/step")
+        st.caption(
+            f"step {last['step']}, loss {last['loss']:.4f}, lr {last['lr']:.2e}, {last['seconds_per_step']:.2f} s/step"
+        )
     else:
         st.caption("No loss logged yet.")
     table = runs.validation_table(run)
@@ -73,8 +90,12 @@ def runs_page() -> None:
                 st.caption(f"{metric.upper()} by step (mean over the val patches)")
         images = runs.validation_images(run)
         if images:
-            step = st.select_slider("Validation step", options=list(images), value=list(images)[-1],
-                                    key="training-val-step")
+            step = st.select_slider(
+                "Validation step", options=list(images), value=list(images)[-1], key="training-val-step"
+            )
             for png in (p for p in images[step] if inside_roots(p, kind="file") is not None):
-                st.image(str(png), caption=f"{plain(png.stem)}: real VV | generated VV | real VH | generated VH",
-                         use_container_width=True)
+                st.image(
+                    str(png),
+                    caption=f"{plain(png.stem)}: real VV | generated VV | real VH | generated VH",
+                    use_container_width=True,
+                )

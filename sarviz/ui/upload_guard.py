@@ -70,7 +70,7 @@ class UploadGuard:
         from sarviz.settings import Settings
 
         settings = Settings.load()
-        session_id = path[len(UPLOAD_PREFIX):].split("/", 1)[0]
+        session_id = path[len(UPLOAD_PREFIX) :].split("/", 1)[0]
         if settings.study_mode and not is_owner_session(session_id):
             log.warning("upload refused: study mode and session %s is not the owner's", session_id[:8])
             await _answer(send, 403, "Uploads are for the study owner only.")
@@ -88,8 +88,7 @@ class UploadGuard:
                 refuse = False
                 self._sending[session_id] += length
         if refuse:
-            log.warning("upload refused: session %s would hold %d bytes (cap %d)", session_id[:8],
-                        used + length, cap)
+            log.warning("upload refused: session %s would hold %d bytes (cap %d)", session_id[:8], used + length, cap)
             await _answer(send, 413, "Too much uploaded in this browser session.")
             return
         try:
@@ -114,7 +113,15 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _answer(send: Send, status: int, text: str) -> None:
     body = text.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -30,9 +30,18 @@ STATIC_DIR = ROOT / "static" / "vendor"
 URL_PREFIX = "/app/static/vendor"
 #: npm package → (version, files under package/ that the app serves)
 PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "leaflet": ("1.9.3", ("dist/leaflet.js", "dist/leaflet.css", "dist/images/layers.png", "dist/images/layers-2x.png",
-                          "dist/images/marker-icon.png", "dist/images/marker-icon-2x.png",
-                          "dist/images/marker-shadow.png")),
+    "leaflet": (
+        "1.9.3",
+        (
+            "dist/leaflet.js",
+            "dist/leaflet.css",
+            "dist/images/layers.png",
+            "dist/images/layers-2x.png",
+            "dist/images/marker-icon.png",
+            "dist/images/marker-icon-2x.png",
+            "dist/images/marker-shadow.png",
+        ),
+    ),
     "jquery": ("3.7.1", ("dist/jquery.min.js",)),
     "bootstrap": ("5.2.2", ("dist/js/bootstrap.bundle.min.js", "dist/css/bootstrap.min.css")),
     "topojson-client": ("3.1.0", ("dist/topojson-client.min.js",)),
@@ -120,9 +129,11 @@ def localize(fmap: Any, static_dir: Path = STATIC_DIR) -> bool:
 def main(argv: list[str] | None = None) -> int:
     missing = install()
     if missing:
-        print(f"web assets missing from {CACHE_DIR}: {', '.join(missing)} (fetch them with npm pack "
-              f"{' '.join(s for s in npm_specs() if s.split('@')[0] in missing)}); the map falls back to the CDNs",
-              file=sys.stderr)
+        print(
+            f"web assets missing from {CACHE_DIR}: {', '.join(missing)} (fetch them with npm pack "
+            f"{' '.join(s for s in npm_specs() if s.split('@')[0] in missing)}); the map falls back to the CDNs",
+            file=sys.stderr,
+        )
         return 1
     print(f"web assets served from {STATIC_DIR}")
     return 0

@@ -61,8 +61,9 @@ def render_gray(arr: np.ndarray, stretch: Stretch) -> np.ndarray:
     return rgb
 
 
-def render_sar(vv_db: np.ndarray | None, vh_db: np.ndarray | None, mode: str = "VV",
-               calibration: Calibration | None = None) -> np.ndarray:
+def render_sar(
+    vv_db: np.ndarray | None, vh_db: np.ndarray | None, mode: str = "VV", calibration: Calibration | None = None
+) -> np.ndarray:
     """A SAR display image: ``"VV"``, ``"VH"`` (grey, fixed dB stretch) or ``"false-colour"``.
 
     False colour: R = VV, G = VH, B = VV − VH, each on its fixed range (the usual Sentinel-1
@@ -79,8 +80,11 @@ def render_sar(vv_db: np.ndarray | None, vh_db: np.ndarray | None, mode: str = "
     if mode == "false-colour":
         if vv_db is None or vh_db is None:
             raise ValueError("false colour needs both VV and VH")
-        chans = [_unit(vv_db, *display_range("VV", calibration)), _unit(vh_db, *display_range("VH", calibration)),
-                 _unit(vv_db - vh_db, *display_range("VV-VH"))]
+        chans = [
+            _unit(vv_db, *display_range("VV", calibration)),
+            _unit(vh_db, *display_range("VH", calibration)),
+            _unit(vv_db - vh_db, *display_range("VV-VH")),
+        ]
         rgb = (np.dstack([np.nan_to_num(c, nan=0.0) for c in chans]) * 255).round().astype(np.uint8)
         rgb[~(np.isfinite(vv_db) & np.isfinite(vh_db))] = NAN_RGB
         return rgb
@@ -110,8 +114,12 @@ def colourbar_png(stretch: Stretch, width_px: int = 360, height_px: int = 70) ->
 
     fig = plt.figure(figsize=(width_px / 100, height_px / 100), dpi=100)
     ax = fig.add_axes([0.05, 0.55, 0.9, 0.3])
-    fig.colorbar(matplotlib.cm.ScalarMappable(Normalize(stretch.lo, stretch.hi), stretch.cmap), cax=ax,
-                 orientation="horizontal", label=stretch.label)
+    fig.colorbar(
+        matplotlib.cm.ScalarMappable(Normalize(stretch.lo, stretch.hi), stretch.cmap),
+        cax=ax,
+        orientation="horizontal",
+        label=stretch.label,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.04)  # keep the axis label inside
     plt.close(fig)

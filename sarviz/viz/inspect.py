@@ -28,12 +28,19 @@ from sarviz.viz import panels
 PANELS: tuple[str, ...] = ("histograms", "glcm", "embedding")
 
 
-def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: np.ndarray, gen_vh: np.ndarray,
-                embedding: np.ndarray | None = None, progress: ProgressCallback | None = None,
-                grid: dict[str, Any] | None = None, calibration: Calibration | None = None,
-                real_provenance: dict[str, Any] | None = None,
-                calibration_source: str | None = None,
-                generated_provenance: dict[str, Any] | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
+def inspect_all(
+    real_vv: np.ndarray | None,
+    real_vh: np.ndarray | None,
+    gen_vv: np.ndarray,
+    gen_vh: np.ndarray,
+    embedding: np.ndarray | None = None,
+    progress: ProgressCallback | None = None,
+    grid: dict[str, Any] | None = None,
+    calibration: Calibration | None = None,
+    real_provenance: dict[str, Any] | None = None,
+    calibration_source: str | None = None,
+    generated_provenance: dict[str, Any] | None = None,
+) -> tuple[MetricsReport, dict[str, bytes]]:
     """:func:`compare` and the three inspection figures as PNG bytes, in one call.
 
     Returns the report (the same numbers as :func:`compare`) and ``{"histograms": …,
@@ -66,8 +73,9 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
             pols: dict[str, PolarisationMetrics] = {}
             for pol in inputs:
                 pols[pol] = _metrics_but_fsim(pol, pairs.get(pol), gens[pol], tick, ctx["calibration"])
-            report = MetricsReport(pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])},
-                                   **ctx)
+            report = MetricsReport(
+                pols, grid=grid or {"height": int(gen_vv.shape[0]), "width": int(gen_vv.shape[1])}, **ctx
+            )
             # FSIM appears in neither figure: draw first, fill FSIM in when it is done
             encoded = {"glcm": pool.submit(panels.encode_png, panels.glcm_rgb(report))}
             tick("GLCM panel")
@@ -89,11 +97,15 @@ def inspect_all(real_vv: np.ndarray | None, real_vh: np.ndarray | None, gen_vv: 
     return report, figures
 
 
-
-def inspect_results(real: Any | None, generated: Any, embedding: np.ndarray | None = None,
-                    progress: ProgressCallback | None = None,
-                    calibration: Calibration | None = None) -> tuple[MetricsReport, dict[str, bytes]]:
+def inspect_results(
+    real: Any | None,
+    generated: Any,
+    embedding: np.ndarray | None = None,
+    progress: ProgressCallback | None = None,
+    calibration: Calibration | None = None,
+) -> tuple[MetricsReport, dict[str, bytes]]:
     """:func:`compare_results` and the figures, computed together (see :func:`inspect_all`)."""
     real_vv, real_vh, grid, context = _real_sar_and_grid(real, generated, calibration)
-    return inspect_all(real_vv, real_vh, generated.vv_db, generated.vh_db, embedding=embedding, progress=progress,
-                       grid=grid, **context)
+    return inspect_all(
+        real_vv, real_vh, generated.vv_db, generated.vh_db, embedding=embedding, progress=progress, grid=grid, **context
+    )

@@ -130,8 +130,9 @@ def _layout(key: tuple, build: Callable[[], Figure], blit: bool) -> _Layout:
     return layout
 
 
-def _from_skeleton(key: tuple, build: Callable[[], Figure], blit: bool = False,
-                   reuse: bool = False) -> tuple[Figure, _Layout]:
+def _from_skeleton(
+    key: tuple, build: Callable[[], Figure], blit: bool = False, reuse: bool = False
+) -> tuple[Figure, _Layout]:
     """A new figure copied from a cached, already drawn skeleton: the axes with their
     titles, labels and tick settings but no data; and the cached layout it came from.
 
@@ -232,8 +233,9 @@ def _context(report: MetricsReport) -> _PanelContext:
     if report.real_is_composite:
         kind, n = report.real_s1.get("kind") or "composite", report.real_s1.get("n")
         what = f"{kind} of {n}" if n else str(kind)
-    return _PanelContext(pols, report.real_available,
-                         tuple(sar.db_histogram_range(p, report.calibration) for p in pols), what)
+    return _PanelContext(
+        pols, report.real_available, tuple(sar.db_histogram_range(p, report.calibration) for p in pols), what
+    )
 
 
 def _suptitle(fig: Figure, title: str, ctx: _PanelContext) -> None:
@@ -246,8 +248,10 @@ def _suptitle(fig: Figure, title: str, ctx: _PanelContext) -> None:
 
 
 HISTOGRAM_TITLE = "Amplitude distributions: real vs generated"
-GLCM_TITLE = (f"GLCM texture ({sar.GLCM_LEVELS} grey levels on the calibrated dB range; exact lags, diagonal "
-              "d = (d, d) px): real solid, generated dashed")
+GLCM_TITLE = (
+    f"GLCM texture ({sar.GLCM_LEVELS} grey levels on the calibrated dB range; exact lags, diagonal "
+    "d = (d, d) px): real solid, generated dashed"
+)
 
 
 def _histogram_skeleton(ctx: _PanelContext) -> Figure:
@@ -318,15 +322,35 @@ def _histogram_figure(report: MetricsReport, reuse: bool = False) -> tuple[Figur
 
         if m.kl is not None:
             width = np.diff(m.kl.bin_edges)
-            _steps(ax_amp, m.kl.p_real / width, m.kl.bin_edges, color=REAL_COLOUR, lw=1.6,
-                   label=f"real (saturated {m.kl.saturated_real:.1%})")
-            _steps(ax_amp, m.kl.q_generated / width, m.kl.bin_edges, color=GEN_COLOUR, lw=1.6, ls="--",
-                   label=f"generated (saturated {m.kl.saturated_generated:.1%})")
+            _steps(
+                ax_amp,
+                m.kl.p_real / width,
+                m.kl.bin_edges,
+                color=REAL_COLOUR,
+                lw=1.6,
+                label=f"real (saturated {m.kl.saturated_real:.1%})",
+            )
+            _steps(
+                ax_amp,
+                m.kl.q_generated / width,
+                m.kl.bin_edges,
+                color=GEN_COLOUR,
+                lw=1.6,
+                ls="--",
+                label=f"generated (saturated {m.kl.saturated_generated:.1%})",
+            )
             ax_amp.plot([], [], " ", label=f"KL(real ‖ gen) = {m.kl.kl:.3f}")
         else:
             q, sat, edges_a = sar.amplitude_histogram(m.gen_db)
-            _steps(ax_amp, q / np.diff(edges_a), edges_a, color=GEN_COLOUR, lw=1.6, ls="--",
-                   label=f"generated (saturated {sat:.1%})")
+            _steps(
+                ax_amp,
+                q / np.diff(edges_a),
+                edges_a,
+                color=GEN_COLOUR,
+                lw=1.6,
+                ls="--",
+                label=f"generated (saturated {sat:.1%})",
+            )
             ax_amp.plot([], [], " ", label="KL: needs a real image")
         ax_amp.set_ylim(bottom=0)
         ax_amp.legend(fontsize=8, loc="upper right")
@@ -384,10 +408,10 @@ def _glcm_figure(report: MetricsReport, reuse: bool = False) -> tuple[Figure, _L
             for i, d in enumerate(sar.GLCM_DISTANCES):
                 colour = DISTANCE_COLOURS[i % len(DISTANCE_COLOURS)]
                 if m.glcm_real is not None:
-                    ax.plot(angles, m.glcm_real[feat][i], color=colour, ls="-", marker="o", ms=3,
-                            label=f"real d={d}")
-                ax.plot(angles, m.glcm_generated[feat][i], color=colour, ls="--", marker="s", ms=3,
-                        label=f"generated d={d}")
+                    ax.plot(angles, m.glcm_real[feat][i], color=colour, ls="-", marker="o", ms=3, label=f"real d={d}")
+                ax.plot(
+                    angles, m.glcm_generated[feat][i], color=colour, ls="--", marker="s", ms=3, label=f"generated d={d}"
+                )
             if row == 0 and col == len(pols) - 1:
                 ax.legend(fontsize=7, ncols=2, loc="best")
     return fig, layout
@@ -529,13 +553,22 @@ def _no_embedding_figure() -> Figure:
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.04, top=0.82)
     ax = fig.add_subplot()
     ax.axis("off")
-    ax.text(0.5, 0.5, "no AlphaEarth embedding in this scene — nothing to show", ha="center", va="center",
-            fontsize=12, color="#a00000", transform=ax.transAxes)
+    ax.text(
+        0.5,
+        0.5,
+        "no AlphaEarth embedding in this scene — nothing to show",
+        ha="center",
+        va="center",
+        fontsize=12,
+        color="#a00000",
+        transform=ax.transAxes,
+    )
     return fig
 
 
-def embedding_panel(embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS,
-                    view: EmbeddingView | None = None) -> Figure:
+def embedding_panel(
+    embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS, view: EmbeddingView | None = None
+) -> Figure:
     """AlphaEarth dimensions ``dims`` (shared diverging scale) and the PCA false colour.
 
     ``view``: the :func:`embedding_view` of ``embedding``, if already computed.
@@ -545,14 +578,16 @@ def embedding_panel(embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDD
     return _embedding_figure(view if view is not None else embedding_view(embedding, dims))[0]
 
 
-def embedding_png(embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS,
-                  view: EmbeddingView | None = None) -> bytes:
+def embedding_png(
+    embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS, view: EmbeddingView | None = None
+) -> bytes:
     """PNG of :func:`embedding_panel` (the same picture, drawn faster: see :func:`_render_rgb`)."""
     return encode_png(embedding_rgb(embedding, dims, view))
 
 
-def embedding_rgb(embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS,
-                  view: EmbeddingView | None = None) -> np.ndarray:
+def embedding_rgb(
+    embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS, view: EmbeddingView | None = None
+) -> np.ndarray:
     """Pixels of :func:`embedding_png` (before PNG encoding)."""
     if embedding is None and view is None:
         return _render_rgb(_no_embedding_figure(), _Layout(b""))
@@ -574,9 +609,13 @@ def _embedding_figure(view: EmbeddingView) -> tuple[Figure, _Layout]:
     return fig, layout
 
 
-def side_by_side_panel(optical_rgb: np.ndarray | None, real_rgb: np.ndarray | None, generated_rgb: np.ndarray | None,
-                       stretch_label: str, titles: tuple[str, str, str] = ("optical (S2 true colour)",
-                                                                            "real Sentinel-1", "generated")) -> Figure:
+def side_by_side_panel(
+    optical_rgb: np.ndarray | None,
+    real_rgb: np.ndarray | None,
+    generated_rgb: np.ndarray | None,
+    stretch_label: str,
+    titles: tuple[str, str, str] = ("optical (S2 true colour)", "real Sentinel-1", "generated"),
+) -> Figure:
     """The three views (already rendered RGB uint8, same size) in one figure, for download."""
     fig = Figure(figsize=(12, 4.4))
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.86, wspace=0.04)
