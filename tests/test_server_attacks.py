@@ -627,7 +627,7 @@ def test_malformed_or_ungriddable_regions_give_one_line(case, tmp_path, capsys):
             "--engine",
             "inline",
         ],
-        ["dataset", "build", "--region", str(path), "--to", str(tmp_path / "d")],
+        ["dataset", "build", "--region", str(path), "--out", str(tmp_path / "d")],
     ):
         code = main(argv)
         err = capsys.readouterr().err
@@ -657,8 +657,8 @@ def test_malformed_points_files_give_one_line_naming_the_line(name, tmp_path, ca
     path.write_text(content)
     for argv in (
         ["batch", "--points", str(path), "--model", "emulator", "--out", str(tmp_path / "b"), "--engine", "inline"],
-        ["dataset", "build", "--points", str(path), "--to", str(tmp_path / "d")],
-        ["fetch", "--points", str(path), "--to", str(tmp_path / "f")],
+        ["dataset", "build", "--points", str(path), "--out", str(tmp_path / "d")],
+        ["fetch", "--points", str(path), "--out", str(tmp_path / "f")],
     ):
         code = main(argv)
         err = capsys.readouterr().err
