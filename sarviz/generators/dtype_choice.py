@@ -198,6 +198,27 @@ def _block_and_inputs(device: str, seed: int = 0):
     return block.to(device), x.to(device), temb.to(device), ctx.to(device)
 
 
+def _summarise(
+    kind: Any,
+    names: tuple[str, ...],
+    reference: str,
+    runs: dict[str, list[float]],
+    outs: dict[str, Any],
+    errors: dict[str, str],
+) -> list[Any]:
+    """One ``kind`` (Measurement or OptionMeasurement) a name: median time, the timed runs and the
+    relative L2 drift of its output against ``reference``'s; a name that failed gets inf and its error."""
+    ref = outs.get(reference)
+    result = []
+    for name in names:
+        if name in errors:
+            result.append(kind(name, float("inf"), [], float("nan"), errors[name]))
+            continue
+        drift = 0.0 if ref is None or name == reference else float((outs[name] - ref).norm() / ref.norm())
+        result.append(kind(name, statistics.median(runs[name]), [round(r, 4) for r in runs[name]], drift))
+    return result
+
+
 def measure_block(
     device: str, dtypes: tuple[str, ...] | None = None, repeats: int = 3, clear_ratio: float = 1.5
 ) -> list[Measurement]:
@@ -246,15 +267,7 @@ def measure_block(
                 ratios = [runs[d][0] / runs["float32"][0] for d in dtypes if d != "float32" and runs[d]]
                 if ratios and all(r >= clear_ratio or r <= 1 / clear_ratio for r in ratios):
                     break
-    ref = outs.get("float32")
-    result = []
-    for name in dtypes:
-        if name in errors:
-            result.append(Measurement(name, float("inf"), [], float("nan"), errors[name]))
-            continue
-        drift = 0.0 if ref is None or name == "float32" else float((outs[name] - ref).norm() / ref.norm())
-        result.append(Measurement(name, statistics.median(runs[name]), [round(r, 4) for r in runs[name]], drift))
-    return result
+    return _summarise(Measurement, dtypes, "float32", runs, outs, errors)
 
 
 def decide(
@@ -334,15 +347,7 @@ def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMea
                     outs[name] = out.float().cpu()
                 else:
                     runs[name].append(elapsed)
-    ref = outs.get("baseline")
-    result = []
-    for name in variants:
-        if name in errors:
-            result.append(OptionMeasurement(name, float("inf"), [], float("nan"), errors[name]))
-            continue
-        drift = 0.0 if ref is None or name == "baseline" else float((outs[name] - ref).norm() / ref.norm())
-        result.append(OptionMeasurement(name, statistics.median(runs[name]), [round(r, 4) for r in runs[name]], drift))
-    return result
+    return _summarise(OptionMeasurement, tuple(variants), "baseline", runs, outs, errors)
 
 
 def decide_options(
