@@ -27,6 +27,7 @@ from typing import Any
 from sarviz.cli_args import deprecated_alias
 from sarviz.datasets.sar2sar_pairs import PairsTorchDataset  # noqa: F401 - re-exported (it lives there)
 from sarviz.errors import SarvizError
+from sarviz.formats.training_run import ACCELERATE_STATE
 from sarviz.training import common
 from sarviz.training.common import TrainError
 from sarviz.training.loop import TrainLoop
@@ -216,7 +217,7 @@ class Sar2SarTrainer(TrainLoop):
         common.drop_model_weights_hooks(acc)
         self.controlnet, self.optimizer, self.lr_scheduler = acc.prepare(controlnet, optimizer, lr_scheduler)
         if self.resume is not None:
-            acc.load_state(str(self.resume / "accelerate_state"))
+            acc.load_state(str(self.resume / ACCELERATE_STATE))
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=c.batch_size, sampler=self.sampler, collate_fn=collate, num_workers=c.num_workers
         )

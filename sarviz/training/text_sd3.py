@@ -38,6 +38,7 @@ from typing import Any
 
 from sarviz.errors import SarvizError
 from sarviz.formats.text_run import TRANSFORMER_LORA_DIR, TextRun
+from sarviz.formats.training_run import ACCELERATE_STATE
 from sarviz.generators.text_sd3 import sd3_caption  # noqa: F401 - the captions' frame, shared with generation
 from sarviz.training import common
 from sarviz.training.common import TrainError
@@ -227,7 +228,7 @@ class SD3TextTrainer(TrainLoop):
         common.drop_model_weights_hooks(acc)
         self.transformer, self.optimizer, self.lr_scheduler = acc.prepare(transformer, optimizer, lr_scheduler)
         if self.resume is not None:
-            acc.load_state(str(self.resume / "accelerate_state"))
+            acc.load_state(str(self.resume / ACCELERATE_STATE))
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=c.batch_size, sampler=self.sampler, collate_fn=collate, num_workers=c.num_workers
         )
