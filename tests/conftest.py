@@ -17,7 +17,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("SARVIZ_DTYPE_MEASURE", "0")
 
 # the study fixtures (sqlite_url, postgres_url, …) for every test module, without re-importing them by name
-pytest_plugins = ["_study_fixtures"]
+pytest_plugins = ["_study_fixtures", "tiny_models"]
 
 ROOT = Path(__file__).resolve().parents[1]
 # SARVIZ_SHARED: another place for ../shared (a worktree checked out away from it)
@@ -26,17 +26,9 @@ SAMPLES = SHARED / "samples"
 SPAIN_LATLON = (38.1058, -0.7589)  # centre of the Sen1Floods11 Spain_7370579 chip
 
 # fixtures every test may ask for by name, without importing them: the study databases (sqlite_url,
-# postgres_url, postgres_base_url). Helper functions stay plain imports from tests/_*.py.
-pytest_plugins = ["_study_fixtures"]
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory):
-    """The tiny random ControlNet + LoRA checkpoint (tests/_diffusion_fixtures.py), built once a session:
-    test_diffusion and the generator contract share it (building it costs ~15 s)."""
-    from _diffusion_fixtures import write_tiny_checkpoint
-
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt"))
+# postgres_url, postgres_base_url) and the session's tiny models (tiny_ckpt, tiny_sd15_base, tiny_sdxl_base,
+# tiny_sd3_base: tests/tiny_models.py). Helper functions stay plain imports from tests/_*.py.
+pytest_plugins = ["_study_fixtures", "tiny_models"]
 
 
 @pytest.fixture(scope="session")

@@ -148,13 +148,13 @@ class TestSD3TextContract(GeneratorContract):
     interface = "prompt"
 
     @pytest.fixture(scope="class")
-    def generator(self, tmp_path_factory):
+    def generator(self, tmp_path_factory, tiny_sd3_base):
         import json
 
-        from _sd3_fixtures import write_sd3_base, write_sd3_run
+        from tiny_models import write_sd3_run
 
         root = tmp_path_factory.mktemp("contract_sd3")
-        run = write_sd3_run(root / "run", write_sd3_base(root / "base"))
+        run = write_sd3_run(root / "run", tiny_sd3_base)
         cards = root / "cards"
         cards.mkdir()
         (cards / "tiny-sd3.json").write_text(
@@ -180,14 +180,12 @@ class TestMigrationContract(GeneratorContract):
     interface = "transform"
 
     @pytest.fixture(scope="class")
-    def generator(self, tmp_path_factory):
+    def generator(self, tmp_path_factory, tiny_sd15_base):
         from _migration_fixtures import speckle_amplitude, write_png
         from sarviz.migration.migrate import KIND
 
-        from _text_fixtures import write_sd15_base
-
         root = tmp_path_factory.mktemp("contract_migration")
-        base = write_sd15_base(root / "sd15")
+        base = tiny_sd15_base
         ref = write_png(root / "ref.png", speckle_amplitude(64, 1, 7))
         card = ModelCard(
             id="tiny-ad-migration",
@@ -234,17 +232,15 @@ class TestSar2SarRendererContract(GeneratorContract):
     interface = "transform"
 
     @pytest.fixture(scope="class")
-    def generator(self, tmp_path_factory):
+    def generator(self, tmp_path_factory, tiny_sd15_base):
         import torch
         from diffusers import ControlNetModel, UNet2DConditionModel
 
         from sarviz.formats.sar2sar import Sar2SarRun
         from sarviz.generators.sar2sar import Sar2SarRenderer
 
-        from _text_fixtures import write_sd15_base
-
         root = tmp_path_factory.mktemp("contract_sar2sar")
-        base = write_sd15_base(root / "base")
+        base = tiny_sd15_base
         torch.manual_seed(0)
         cn = ControlNetModel.from_unet(
             UNet2DConditionModel.from_pretrained(str(base / "unet")),

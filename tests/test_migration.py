@@ -23,12 +23,12 @@ from sarviz.migration.migrate import (
     migrated_image,
 )
 
-from _text_fixtures import SIZE, one_torch_thread, write_sd15_base  # noqa: F401 - fixture
+from _text_fixtures import SIZE, one_torch_thread  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return write_sd15_base(tmp_path_factory.mktemp("mig") / "sd15")
+def base(tiny_sd15_base):
+    return tiny_sd15_base  # read only: the session's tiny SD 1.5 (tests/tiny_models.py)
 
 
 @pytest.fixture(scope="module")

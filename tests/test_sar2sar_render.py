@@ -26,7 +26,7 @@ from sarviz.sar2sar.resample import scaled_transform
 from sarviz.training.sar2sar import Sar2SarTrainConfig, Sar2SarTrainer
 from test_sar2sar_pairs import s1_like_db, write_sar
 
-from _text_fixtures import one_torch_thread, write_sd15_base  # noqa: F401
+from _text_fixtures import one_torch_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -40,11 +40,11 @@ def _fixed_loss(trainer, batch, seed=123):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_sd15_base):
     import torch
 
     root = tmp_path_factory.mktemp("s2s")
-    base = write_sd15_base(root / "base")
+    base = tiny_sd15_base  # read only
     src = root / "src"
     src.mkdir()
     for i in range(2):
@@ -229,13 +229,11 @@ def test_render_page_renders_a_scene_with_its_score(trained, tmp_path, monkeypat
     assert str(tmp_path) not in shown and str(trained["root"]) not in shown and "spain_s1.tif" in shown
 
 
-def test_sdxl_controlnet_trains_and_renders(trained, tmp_path):
+def test_sdxl_controlnet_trains_and_renders(trained, tmp_path, tiny_sdxl_base):
     """The SDXL path (two text encoders, text-time added conditions in ControlNet and UNet)."""
     from sarviz.training.sar2sar import collate
 
-    from _text_fixtures import write_sdxl_base
-
-    base = write_sdxl_base(tmp_path / "sdxl")
+    base = tiny_sdxl_base  # read only
     config = Sar2SarTrainConfig(
         data=trained["root"] / "pairs",
         base=base,

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from _sd3_fixtures import SIZE, write_sd3_base
+from _sd3_fixtures import SIZE
 from sarviz.cli import main
 from sarviz.training.text import TextTrainConfig
 
@@ -15,11 +15,11 @@ from _text_fixtures import one_torch_thread, write_captioned  # noqa: F401 - fix
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, one_torch_thread):  # noqa: F811
+def trained(tmp_path_factory, one_torch_thread, tiny_sd3_base):  # noqa: F811
     from sarviz.training.text_sd3 import SD3TextTrainer
 
     root = tmp_path_factory.mktemp("sd3")
-    base = write_sd3_base(root / "sd3")
+    base = tiny_sd3_base  # read only
     data = write_captioned(root / "captioned", n_per_label=1, size=SIZE, splits=("train",))
     config = TextTrainConfig(
         data=data,

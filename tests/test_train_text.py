@@ -17,20 +17,22 @@ from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
 from sarviz.training.text import TextTrainConfig, train_text  # noqa: E402
 
-from _train_fixtures import one_torch_thread, write_captioned, write_patch_dataset, write_tiny_sd15, write_tiny_sdxl  # noqa: F401
+from _train_fixtures import one_torch_thread, write_captioned, write_patch_dataset  # noqa: F401
 
 RES = 32
 TOKEN = "<SAR>"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, tiny_sd15_base, tiny_sdxl_base):
     root = tmp_path_factory.mktemp("text")
     data = write_patch_dataset(root / "ds", n_train=4, n_val=1, n_test=0)
     return {
         "captioned": write_captioned(data),
-        "sd15": write_tiny_sd15(root / "b15"),
-        "sdxl": write_tiny_sdxl(root),
+        # the session's read-only diffusers-dummy bases: these tests check what training writes and that it
+        # loads back and generates, not how well a tiny model learns
+        "sd15": tiny_sd15_base,
+        "sdxl": tiny_sdxl_base,
         "root": root,
     }
 
