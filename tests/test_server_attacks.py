@@ -389,10 +389,10 @@ def test_training_refuses_pickle_only_bases_before_making_a_run_folder(tmp_path,
     from sarviz.cli import main
     from sarviz.training.common import TrainError, check_base
 
-    from _train_fixtures import write_captioned, write_patch_dataset, write_tiny_sd15
+    from _train_fixtures import TINY_CHANNELS, write_captioned, write_patch_dataset, write_tiny_sd15
 
     data = write_patch_dataset(tmp_path / "ds")
-    base = write_tiny_sd15(tmp_path / "base")
+    base = write_tiny_sd15(tmp_path / "base", channels=TINY_CHANNELS)  # only refused, never trained
     pickled = tmp_path / "pickled-base"
     shutil.copytree(base, pickled)
     _pickle_only(pickled / "unet")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,16 +76,24 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs)))
 
 
+def _tokenizer_source() -> str:
+    if (REFERENCE / "tokenizer" / "vocab.json").is_file():
+        return "reference CLIP tokenizer (../shared)"
+    return "tiny byte-level CLIP tokenizer"
+
+
 def write_tokenizer(folder: Path):
     """The real CLIP tokenizer (../shared) or a tiny byte-level one; returns (tokenizer, source).
-    Either way with CLIP's model_max_length 77 (the byte-level one has no limit of its own)."""
+    Saved as it comes (the reference one without model_max_length in its config, as a downloaded base
+    may be: the loaders' guard for that is under test); the returned object says 77, CLIP's limit, so a
+    pipeline saved with it records 77."""
     from transformers import CLIPTokenizer
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if (REFERENCE / "tokenizer" / "vocab.json").is_file():
+    source = _tokenizer_source()
+    if source.startswith("reference"):
         tok = CLIPTokenizer.from_pretrained(str(REFERENCE / "tokenizer"))
-        source = "reference CLIP tokenizer (../shared)"
     else:
         chars = list(_bytes_to_unicode().values())
         vocab = {c: i for i, c in enumerate(chars)}
@@ -100,9 +109,8 @@ def write_tokenizer(folder: Path):
         tok = CLIPTokenizer(
             str(src / "vocab.json"), str(src / "merges.txt"), pad_token="<|endoftext|>", model_max_length=77
         )
-        source = "tiny byte-level CLIP tokenizer"
-    tok.model_max_length = 77
     tok.save_pretrained(str(folder))
+    tok.model_max_length = 77
     return tok, source
 
 
@@ -214,10 +222,14 @@ def _ddim():
     )
 
 
-def write_sd15(folder: Path, channels=TINY_CHANNELS, vae: str = "x8", seed: int = 0) -> Path:
+def write_sd15(
+    folder: Path, channels=TINY_CHANNELS, vae: str = "x8", seed: int = 0, fix_max_length: bool = False
+) -> Path:
     """A tiny SD 1.5 base folder (``StableDiffusionPipeline.save_pretrained``: model_index.json, unet/,
     vae/, text_encoder/, tokenizer/, scheduler/). ``vae="x2"`` with a PNDM scheduler is the
-    HuiYanEarth base (64 px → 32 × 32 latents); ``"x8"`` with DDIM the text-to-SAR one (8 × 8 latents)."""
+    HuiYanEarth base (64 px → 32 × 32 latents); ``"x8"`` with DDIM the text-to-SAR one (8 × 8 latents).
+    The HuiYanEarth base keeps the tokenizer as written by :func:`write_tokenizer` (possibly without
+    model_max_length); ``fix_max_length`` writes CLIP's 77 into its tokenizer_config.json."""
     import torch
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTextModel
@@ -237,7 +249,11 @@ def write_sd15(folder: Path, channels=TINY_CHANNELS, vae: str = "x8", seed: int 
         requires_safety_checker=False,
     )
     pipe.save_pretrained(str(folder), safe_serialization=True)
-    fix_model_max_length(folder / "tokenizer")
+    if x2:  # the published layout: the tokenizer folder as write_tokenizer left it
+        shutil.rmtree(folder / "tokenizer")
+        write_tokenizer(folder / "tokenizer")
+    if fix_max_length:
+        fix_model_max_length(folder / "tokenizer")
     return folder
 
 
@@ -249,11 +265,11 @@ def write_sd15_base(folder: Path, seed: int = 0) -> Path:
 def write_tiny_sd15(root: Path, channels: tuple[int, int] = LEARNING_CHANNELS) -> Path:
     """The HuiYanEarth-layout SD 1.5 base ``root/sd15``; by default the size a trainer test can overfit,
     ``channels=TINY_CHANNELS`` where a test does not measure learning."""
-    return write_sd15(Path(root) / "sd15", channels=channels, vae="x2")
+    return write_sd15(Path(root) / "sd15", channels=channels, vae="x2", fix_max_length=True)
 
 
 # -- SDXL --------------------------------------------------------------------------------------------------
-def write_sdxl(folder: Path, seed: int = 0, vae: str = "x8") -> Path:
+def write_sdxl(folder: Path, seed: int = 0, vae: str = "x8", fix_max_length: bool = False) -> Path:
     """diffusers' SDXL dummy: UNet (2, 4) with norm_num_groups=1, text-time added conditions, two CLIPs."""
     import torch
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
@@ -297,8 +313,9 @@ def write_sdxl(folder: Path, seed: int = 0, vae: str = "x8") -> Path:
         ),
     )
     pipe.save_pretrained(str(folder), safe_serialization=True)
-    fix_model_max_length(folder / "tokenizer")
-    fix_model_max_length(folder / "tokenizer_2")
+    if fix_max_length:
+        fix_model_max_length(folder / "tokenizer")
+        fix_model_max_length(folder / "tokenizer_2")
     return folder
 
 
@@ -308,7 +325,7 @@ def write_sdxl_base(folder: Path, seed: int = 0) -> Path:
 
 def write_tiny_sdxl(root: Path, seed: int = 0) -> Path:
     """``root/sdxl``: the SDXL dummy as the trainers' tests had it (two-level VAE, Euler scheduler)."""
-    return write_sdxl(Path(root) / "sdxl", seed=seed, vae="x2")
+    return write_sdxl(Path(root) / "sdxl", seed=seed, vae="x2", fix_max_length=True)
 
 
 # -- SD3 ---------------------------------------------------------------------------------------------------
@@ -418,11 +435,7 @@ def write_tiny_checkpoint(
 
     root = Path(root)
     base = write_sd15(root / "sd15", channels=channels, vae="x2", seed=seed)
-    tok_source = (
-        "reference CLIP tokenizer (../shared)"
-        if (REFERENCE / "tokenizer" / "vocab.json").is_file()
-        else "tiny byte-level CLIP tokenizer"
-    )
+    tok_source = _tokenizer_source()
     torch.manual_seed(seed + 1)
     controlnet = ControlNetModel(
         block_out_channels=channels,
@@ -736,9 +749,7 @@ def write_captioned_from_patches(dataset: Path, image_mode: str = "L", token: st
         )
     for split, ls in lines.items():
         (out / split / "metadata.jsonl").write_text("\n".join(ls) + "\n")
-    (out / "caption_info.json").write_text(
-        _caption_info(token, "VV" if image_mode == "L" else "VV+VH", image_mode)
-    )
+    (out / "caption_info.json").write_text(_caption_info(token, "VV" if image_mode == "L" else "VV+VH", image_mode))
     return out
 
 
