@@ -33,6 +33,7 @@ file carries an ``EMBEDDING_SOURCE`` tag, and generators copy the field into eve
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 from dataclasses import replace
@@ -44,6 +45,7 @@ import numpy as np
 
 from sarviz.optical_landcover import DW_CLASSES, classify, dark_object_subtraction
 from sarviz.scene import EMBEDDING_BANDS, Scene, SceneError
+from sarviz.settings import env
 
 #: version of the recipe below; bump it when the output for a scene would change
 PROXY_VERSION = "3"
@@ -90,8 +92,6 @@ def default_points_dir(near: str | os.PathLike | None = None) -> Path | None:
     """The folder of AlphaEarth sample points: ``SARVIZ_PROXY_POINTS``, else beside ``near``
     (an import source), else ``../shared/samples/alphaearth_s1_points`` beside the checkout."""
     candidates = []
-    from sarviz.settings import env
-
     if env(POINTS_ENV):
         candidates.append(Path(env(POINTS_ENV) or "").expanduser())
     if near is not None:
@@ -233,8 +233,6 @@ def level_offsets(dataset: str | None = None, path: str | os.PathLike | None = N
     of a bundled dataset the offsets fitted *without* that dataset are used, so a sample's own
     Sentinel-1 never reaches its proxy; any other scene uses those fitted on all of them.
     """
-    import json
-
     file = Path(path) if path is not None else Path(__file__).with_name(LEVELS_FILE)
     try:
         data = json.loads(file.read_text())
@@ -299,7 +297,7 @@ def build_proxy_embedding(
     if latitude is not None and all(np.isfinite(v) for v in region_lat.values()):
         region = min(region_lat, key=lambda r: abs(region_lat[r] - abs(latitude)))
     else:
-        region = min(fit, key=fit.get)
+        region = min(fit, key=fit.__getitem__)
     in_region = np.flatnonzero(regions == region)
     d2 = d2[:, in_region]
     # Class AND what else the optical says. Within its class, a segment's rank in texture (the

@@ -136,8 +136,10 @@ class _Names:
 def _country_centre(country: dict, mine: list[dict]) -> tuple[float, float]:
     """A country's position for the search box: its capital if known, else its largest town."""
     capital = [c for c in mine if c["name"] == country.get("capital")]
-    pick = (capital or sorted(mine, key=lambda c: -(c.get("population") or 0)) or [None])[0]
-    return (float(pick["latitude"]), float(pick["longitude"])) if pick else (math.nan, math.nan)
+    ranked = capital or sorted(mine, key=lambda c: -(c.get("population") or 0))
+    if not ranked:
+        return (math.nan, math.nan)
+    return (float(ranked[0]["latitude"]), float(ranked[0]["longitude"]))
 
 
 def _key(name: str) -> str:
@@ -197,7 +199,7 @@ class _Regions:
         xyz = _unit_vectors(np.array([t["latitude"] for t in towns]), np.array([t["longitude"] for t in towns]))
         # +1: a region whose towns have no population figures still gets a centre
         centre = np.stack([np.bincount(group, (pop + 1.0) * xyz[:, k], len(groups)) for k in range(3)], axis=1)
-        centre /= np.linalg.norm(centre, axis=1, keepdims=True)
+        centre = centre / np.linalg.norm(centre, axis=1, keepdims=True)
         total = np.bincount(group, pop, len(groups))
         lat = np.degrees(np.arcsin(np.clip(centre[:, 2], -1, 1)))
         lon = np.degrees(np.arctan2(centre[:, 1], centre[:, 0]))

@@ -28,8 +28,9 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject
 
+from sarviz.embedding_proxy import ProxyUnavailable, add_proxy_embedding, default_points_dir, is_proxy
 from sarviz.errors import SarvizError
-from sarviz.scene import Scene, SceneError, check_claimed_size
+from sarviz.scene import Scene, SceneError, check_claimed_size, read_scene, write_scene
 from sarviz.store import SceneStore
 
 COPERNICUS = "contains modified Copernicus Sentinel data (free and open)"
@@ -329,7 +330,6 @@ def import_scenes(
     ``src``, else ``../shared/samples`` beside the checkout). Where no proxy can be made the
     scene is still imported, and the report says why.
     """
-    from sarviz.embedding_proxy import ProxyUnavailable, add_proxy_embedding, default_points_dir
 
     candidates = find_candidates(src)
     if not candidates:
@@ -341,9 +341,10 @@ def import_scenes(
     existing = {e.scene_id: e for e in store}
     report = ImportReport()
     upgrade: list = []
+    points: Path | None = None  # the sample points folder, None: no proxy embeddings
     if proxy_embedding:
-        points_dir = Path(points_dir).expanduser() if points_dir is not None else default_points_dir(near=src)
-        if points_dir is None:
+        points = Path(points_dir).expanduser() if points_dir is not None else default_points_dir(near=src)
+        if points is None:
             report.notes.append(
                 "no proxy embeddings: the AlphaEarth sample points (alphaearth_s1_points) were "
                 "not found; set SARVIZ_PROXY_POINTS or pass --points"
@@ -353,25 +354,23 @@ def import_scenes(
             progress(i, len(candidates), cand.scene_id)
         if cand.scene_id in existing and not overwrite:
             report.skipped.append(cand.scene_id)
-            if proxy_embedding and points_dir is not None and "embedding" not in existing[cand.scene_id].layers:
+            if points is not None and "embedding" not in existing[cand.scene_id].layers:
                 upgrade.append(existing[cand.scene_id])  # imported earlier without an embedding
             continue
         try:
             scene = cand.build()
-            if proxy_embedding and points_dir is not None and scene.embedding is None:
+            if points is not None and scene.embedding is None:
                 try:
-                    scene = add_proxy_embedding(scene, points_dir)
+                    scene = add_proxy_embedding(scene, points)
                     report.proxied.append(cand.scene_id)
                 except ProxyUnavailable as exc:
                     report.notes.append(f"{cand.scene_id}: no proxy embedding ({exc})")
-            from sarviz.scene import write_scene
-
             report.written.append(write_scene(scene, store.folder / f"{cand.scene_id}.tif"))
         except (SarvizError, OSError, ValueError, KeyError, rasterio.errors.RasterioError) as exc:
             report.problems.append(f"{cand.dataset} {cand.scene_id}: {exc}")
-    if upgrade:  # a re-run of the import brings older imports up to date
+    if upgrade and points is not None:  # a re-run of the import brings older imports up to date
         done = ImportReport()
-        _upgrade_entries(upgrade, points_dir, False, done)
+        _upgrade_entries(upgrade, points, False, done)
         report.skipped = [sid for sid in report.skipped if sid not in done.proxied]
         report.written += done.written
         report.proxied += done.proxied
@@ -391,9 +390,6 @@ def _upgrade_entries(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> None:
     """Rewrite the scene files of ``entries`` with a proxy embedding where they have none."""
-    from sarviz.embedding_proxy import ProxyUnavailable, add_proxy_embedding, is_proxy
-    from sarviz.scene import read_scene, write_scene
-
     for i, entry in enumerate(entries):
         if progress:
             progress(i, len(entries), entry.scene_id)
@@ -424,8 +420,6 @@ def add_proxy_embeddings(
     proxy are skipped unless ``force`` (e.g. after the recipe changed). Files are rewritten
     atomically.
     """
-    from sarviz.embedding_proxy import default_points_dir
-
     store = SceneStore(folder)
     points = Path(points_dir).expanduser() if points_dir is not None else default_points_dir()
     if points is None:

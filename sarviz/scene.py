@@ -20,6 +20,7 @@ read too.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -174,7 +175,9 @@ class Scene:
     def from_bands(cls, bands: np.ndarray, names: tuple[str, ...], **kwargs: Any) -> "Scene":
         """Build a scene from a band stack with named bands (any subset of SCENE_BANDS)."""
         index = {name: i for i, name in enumerate(names)}
-        layers: dict[str, np.ndarray | None] = {}
+        # keyword arguments for Scene's layer fields (each np.ndarray | None); Any because they go through ** next to
+        # the other fields, which a dict of arrays would not type-check against
+        layers: dict[str, Any] = {}
         for name in LAYERS:
             wanted = _LAYER_BANDS[name]
             if all(b in index for b in wanted):
@@ -195,7 +198,7 @@ class Scene:
         h, w = int(window.height), int(window.width)
         if r0 < 0 or c0 < 0 or r0 + h > self.height or c0 + w > self.width:
             raise SceneError(f"window {window} is outside the scene ({self.height}x{self.width})")
-        layers = {}
+        layers: dict[str, Any] = {}  # Scene's layer fields (np.ndarray | None), passed through ** as in from_bands
         for name in LAYERS:
             arr = getattr(self, name)
             layers[name] = None if arr is None else np.ascontiguousarray(arr[..., r0 : r0 + h, c0 : c0 + w])
@@ -224,7 +227,7 @@ class Scene:
             )
             return dst if arr.ndim == 3 else dst[0]
 
-        layers = {}
+        layers: dict[str, Any] = {}  # Scene's layer fields (np.ndarray | None), passed through ** as in from_bands
         for name in LAYERS:
             arr = getattr(self, name)
             if arr is None:
@@ -253,7 +256,7 @@ def footprint_wgs84(crs: CRS, transform: Affine, width: int, height: int) -> tup
     n = 21
     cols = np.concatenate([np.linspace(0, width, n), np.full(n, width), np.linspace(width, 0, n), np.zeros(n)])
     rows = np.concatenate([np.zeros(n), np.linspace(0, height, n), np.full(n, height), np.linspace(height, 0, n)])
-    xs, ys = transform @ (cols, rows)
+    xs, ys = transform @ (cols, rows)  # type: ignore[operator]  # affine's stubs lack the array-pair overload it has
     lons, lats = _to_wgs84(crs, xs, ys)
     lons = np.asarray(lons)
     south, north = float(np.min(lats)), float(np.max(lats))
@@ -399,8 +402,6 @@ def verify_written_tiff(tmp: str | os.PathLike, target: str | os.PathLike) -> No
     directory) only as log messages, leaving a short file; renaming that over ``target`` would
     replace a good file with a broken one.
     """
-    import errno
-
     try:
         with rasterio.open(tmp) as src:
             _check_complete(src, tmp)

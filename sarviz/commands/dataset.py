@@ -163,8 +163,8 @@ def _chain_factory(args: argparse.Namespace):
     from sarviz.sources.chain import SourceChain
 
     settings = Settings.load()
-    order = {"auto": tuple(s for s in settings.sources if s != "local"), "ee": ("ee",), "public": ("public",)}
-    order = order[args.source] or ("public",)
+    orders = {"auto": tuple(s for s in settings.sources if s != "local"), "ee": ("ee",), "public": ("public",)}
+    order = orders[args.source] or ("public",)
     if args.source == "ee" and not (settings.ee_project or secret("ee_project")):
         raise SceneError("--source ee needs an Earth Engine Cloud project id: set SARVIZ_EE_PROJECT")
     options = {k: v for k, v in (("aef_url", args.aef_url), ("stac_url", args.stac_url)) if v}

@@ -126,7 +126,7 @@ def _fit(args: argparse.Namespace) -> int:
     if args.card_dir is not None or args.model_id is not None:
         raise CliError("--card-dir and --model-id go with --dataset")
     table = load_points(args.points)
-    methods = ("linear", "poly2") if args.method == "auto" else (args.method,)
+    methods: tuple[str, ...] = ("linear", "poly2") if args.method == "auto" else (args.method,)
     if not args.no_mlp:
         methods += ("mlp",)
     print(

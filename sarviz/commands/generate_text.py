@@ -79,6 +79,8 @@ def text_generator(model: str | None, weights: str | None, base: str | None):
                 f"(cards: {', '.join(c.id for c in registry.cards.values() if c.kind == KIND) or 'none'})"
             )
         return build_generator(card)
+    if not weights:
+        raise CliError("give --model ID or --weights RUN_DIR")
     if run_is_sd3(weights):  # seed 003 stage 1: an SD3/SD3.5 run (MM-DiT LoRA)
         import dataclasses
 

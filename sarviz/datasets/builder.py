@@ -32,7 +32,7 @@ from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
 from sarviz.constants import DEFAULT_ANGLE_DEG, SPLITS
 from sarviz.datasets import landcover as lc
 from sarviz.datasets.splits import SplitSpec, assign_splits
-from sarviz.errors import DatasetError, SarvizError
+from sarviz.errors import DatasetError, SarvizError, SceneError
 from sarviz.formats.patch_dataset import (
     FAILURES_FILE,
     FORMAT,
@@ -42,7 +42,19 @@ from sarviz.formats.patch_dataset import (
     RECORDS_DIR,
     PatchDatasetFolder,
 )
-from sarviz.scene import TRAINING_PATCH_BANDS, Scene, SceneError, footprint_wgs84, read_scene, write_scene
+from sarviz.regions import read_region
+from sarviz.scene import (
+    TRAINING_PATCH_BANDS,
+    Scene,
+    footprint_wgs84,
+    read_scene,
+    read_scene_meta,
+    utm_crs_for,
+    validate_latlon,
+    write_scene,
+)
+from sarviz.sources.base import SourceTimeout, SourceUnavailable
+from sarviz.store import SceneStore
 
 #: progress(done, total, message)
 Progress = Callable[[int, int, str], None]
@@ -252,9 +264,11 @@ def _process_patch(
         write_json_atomic(ctx.record_path(item_id), record)
         return record
     angle_note = "scene"
-    if patch.angle_deg is None or not np.isfinite(patch.angle_deg).any():
+    angle = patch.angle_deg
+    if angle is None or not np.isfinite(angle).any():
         # scenes reaching here have an angle or an assumed one (checked per scene / per point)
-        patch = replace(patch, angle_deg=np.full(patch.shape, opts.assume_angle, dtype=np.float32))
+        angle = np.full(patch.shape, opts.assume_angle, dtype=np.float32)
+        patch = replace(patch, angle_deg=angle)
         angle_note = f"assumed {opts.assume_angle:g} deg (the scene has no incidence angle)"
     land = lc.landcover_of(patch, opts.landcover, ctx.points, emb_source)
     west, south, east, north = footprint_wgs84(patch.crs, patch.transform, patch.width, patch.height)
@@ -285,7 +299,7 @@ def _process_patch(
         zstd_level=PATCH_ZSTD_LEVEL,
         extra_tags={"EMBEDDING_SOURCE": emb_source, "SARVIZ_PATCH_FORMAT": FORMAT},
     )
-    angle_mean = float(np.nanmean(patch.angle_deg))
+    angle_mean = float(np.nanmean(angle))
     record.update(
         status="written",
         file=file,
@@ -385,9 +399,6 @@ def _check_resume(out: Path, options: BuildOptions, mode: str) -> None:
 def build_from_scenes(
     scenes: str | os.PathLike, out: str | os.PathLike, options: BuildOptions, progress: Progress | None = None
 ) -> BuildReport:
-    from sarviz.scene import read_scene_meta
-    from sarviz.store import SceneStore
-
     options.check()
     out = Path(out).expanduser()
     try:
@@ -466,10 +477,6 @@ def points_in_region(
     from shapely.ops import transform as shp_transform
     from shapely.ops import unary_union
 
-    from sarviz.errors import SceneError
-    from sarviz.regions import read_region
-    from sarviz.scene import utm_crs_for
-
     path = Path(geojson)
     try:
         geoms = [poly for poly, _ in read_region(path)]
@@ -509,9 +516,6 @@ def build_from_points(
     progress: Progress | None = None,
 ) -> BuildReport:
     """Fetch one patch per point through a source chain (one chain per worker thread)."""
-    from sarviz.scene import validate_latlon
-    from sarviz.sources.base import SourceTimeout, SourceUnavailable
-
     options.check()
     if not points:
         raise DatasetError("no points to fetch")

@@ -142,6 +142,8 @@ def to_image(vv: np.ndarray, vh: np.ndarray | None, calibration, polarisation: s
 
     if polarisation == "VV":
         return u8(vv, "VV"), "L"
+    if vh is None:
+        raise DatasetError("a VV+VH image needs the VH layer; this patch has none")
     r = u8(vv, "VV")
     return np.stack([r, u8(vh, "VH"), r], axis=-1), "RGB"
 

@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from sarviz.emulator.radiometric import DW_CLASS_NAMES
+from sarviz.emulator.radiometric import DW_CLASS_NAMES, load_points
 from sarviz.errors import DatasetError
 from sarviz.optical_landcover import METHOD as OPTICAL_METHOD
 from sarviz.optical_landcover import PHRASES, classify, confidence_word
 from sarviz.scene import Scene
+from sarviz.settings import env
 
 METHODS = ("auto", "provenance", "embedding-knn", "optical", "none")
 MAX_PIXELS = 4096  # pixels sampled for the optical rules (cheap)
@@ -169,8 +170,6 @@ class LabelledPoints:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "LabelledPoints":
-        from sarviz.emulator.radiometric import load_points
-
         table = load_points(folder)
         known = (table.dw_label >= 0) & (table.dw_label < len(DW_CLASS_NAMES))
         if not known.any():
@@ -181,7 +180,6 @@ class LabelledPoints:
 def default_points_folder() -> Path | None:
     """The labelled points shipped in ../shared (None when absent)."""
     roots = [Path(__file__).resolve().parents[2].parent / "shared"]
-    from sarviz.settings import env
 
     shared = env("SARVIZ_SHARED")
     if shared:  # ../shared lives elsewhere (e.g. a git worktree checkout)
@@ -265,7 +263,7 @@ def from_provenance(provenance: dict[str, Any]) -> LandCover:
     if total <= 0:
         return UNKNOWN
     clean = {k: round(v / total, 4) for k, v in clean.items()}
-    return LandCover(max(clean, key=clean.get), clean, "provenance")
+    return LandCover(max(clean, key=clean.__getitem__), clean, "provenance")
 
 
 def landcover_of(patch: Scene, method: str, points: LabelledPoints | None, embedding_source: str) -> LandCover:

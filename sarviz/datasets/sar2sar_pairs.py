@@ -295,7 +295,7 @@ def build_pairs(
                     ct = window_transform(Window(c, r, n, n), img.transform)
                     fp = footprint_wgs84(img.crs, ct, n, n)
                     cid = f"s{gi:03d}_{pol}_{r:05d}_{c:05d}"
-                    row = {
+                    row: dict[str, Any] = {
                         "id": cid,
                         "scene": scene_id,
                         "source": str(group[0]),
@@ -331,15 +331,20 @@ def build_pairs(
     with atomic_dir(out) as tmp:
         tmp = Path(tmp)
         rows: dict[str, list] = {"train": [], "val": [], "test": []}
-        for (row, target, cond), split, k, block in zip(staged, splits, keep, blocks):
+        for (staged_row, target, cond), split, k, block in zip(staged, splits, keep, blocks):
             if not k:
                 continue
-            row = {**row, "split": split, "block": list(block), **PairsDataset.chip_paths(row["id"])}
+            row = {
+                **staged_row,
+                "split": split,
+                "block": list(block),
+                **PairsDataset.chip_paths(staged_row["id"]),
+            }
             PairsDataset.write_png(tmp / split / row["file_name"], target)
             PairsDataset.write_png(tmp / split / row["conditioning_image"], cond)
             rows[split].append(row)
-        for split, r in rows.items():
-            PairsDataset.write_split(tmp, split, r)
+        for split, split_rows in rows.items():
+            PairsDataset.write_split(tmp, split, split_rows)
         enls = [s[0]["condition_enl"] for s in staged if s[0]["condition_enl"]]
         info = {
             "mode": "real co-registered pairs" if coarse else "degradation",

@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 
 from sarviz.errors import EvaluationError
+from sarviz.formats.evaluation_report import DOWNSTREAM_FOLDERS_JSON, DOWNSTREAM_FOLDERS_MD, EvaluationReport
+from sarviz.generators.runtime import choose_device
+from sarviz.migration.images import IMAGE_SUFFIXES, read_sar_image
 
 ARM_PARTS: dict[str, tuple[str, ...]] = {
     "target real": ("target",),
@@ -110,8 +113,6 @@ def load_image_folder(
     import torch
     import torch.nn.functional as F
 
-    from sarviz.migration.images import IMAGE_SUFFIXES, read_sar_image
-
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"{what} folder {folder} does not exist")
@@ -149,7 +150,6 @@ def run_downstream_folders(
 ) -> dict[str, Any]:
     """Every arm whose folders are given, for each model over ``seeds`` seeds; the JSON-able result."""
     from sarviz.batch.downstream import t_interval, train_and_predict
-    from sarviz.generators.runtime import choose_device
 
     if "target" not in folders or "test" not in folders:
         raise EvaluationError("folder mode needs the target sensor's real training folder and the fixed test folder")
@@ -278,9 +278,7 @@ def downstream_table(result: dict[str, Any]) -> str:
 
 def write_downstream_folders(result: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
     """The report folder (:class:`sarviz.formats.evaluation_report.EvaluationReport`, kind ``downstream-folders``)."""
-    from sarviz.formats.evaluation_report import DOWNSTREAM_FOLDERS_JSON, DOWNSTREAM_FOLDERS_MD, EvaluationReport
-
-    files = {
+    files: dict[str, bytes | str] = {
         DOWNSTREAM_FOLDERS_JSON: json.dumps(result, indent=1, default=str),
         DOWNSTREAM_FOLDERS_MD: downstream_table(result),
     }

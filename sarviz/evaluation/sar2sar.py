@@ -120,6 +120,8 @@ def evaluate_render(
             m["kl"] = protocols.seed001_kl([real], [gen], row["id"]).kl
         except sar.MetricError:
             m["kl"] = float("nan")
+        gr: protocols.Seed001GLCM | None
+        gg: protocols.Seed001GLCM | None
         try:
             gr, gg = protocols.seed001_glcm(real), protocols.seed001_glcm(gen)
         except sar.MetricError:  # a chip smaller than seed 001's 64-px patch

@@ -137,6 +137,8 @@ def summarise_label(
         raise MetricError(f"seed 001's GLCM patches are {SEED001_PATCH} px, not {patch_px}")
     kl = seed001_kl(real_db, generated_db, label)
     hr, hg = kl.hist_real, kl.hist_generated
+    if hr is None or hg is None:  # seed001_kl keeps both pooled histograms
+        raise MetricError(f"label {label!r}: the KL came without its pooled histograms")
     notes: list[str] = []
     glcm_r = glcm_g = None
     pr = pg = 0

@@ -28,9 +28,12 @@ from sarviz.amplitude import FORMULA as AMPLITUDE_FORMULA
 from sarviz.atomic import atomic_path
 from sarviz.errors import EvaluationError
 from sarviz.evaluation import clip as clip_mod
+from sarviz.evaluation import figures
 from sarviz.evaluation.captioned import CaptionedSet
 from sarviz.evaluation.text import ALL, LabelSummary, evaluate_sets
+from sarviz.formats import evaluation_report as er
 from sarviz.formats.evaluation_report import GENERATED_DIR
+from sarviz.generators.text import TextRequest
 from sarviz.metrics import sar
 from sarviz.metrics.protocols import SEED001_GLCM_PROTOCOL, SEED001_KL_PROTOCOL
 
@@ -69,14 +72,10 @@ class TextEvaluation:
         clip_by = {(r["label"], r["images"]): r for r in self.clip_rows}
         for s in self.summaries:
             g, r = clip_by.get((s.label, "generated")), clip_by.get((s.label, "real"))
-            cl = (
-                "missing"
-                if not g
-                else (
-                    f"{g['rank_mean']}/{g['rank_median']}/{g['rank_variance']} | "
-                    f"{r['rank_mean']}/{r['rank_median']}/{r['rank_variance']}"
-                )
-            )
+            cl = "missing"
+            if g:  # clip_scores scores the real images of every label it scores generated ones of
+                real = f"{r['rank_mean']}/{r['rank_median']}/{r['rank_variance']}" if r else "missing"
+                cl = f"{g['rank_mean']}/{g['rank_median']}/{g['rank_variance']} | {real}"
             lines.append(
                 f"{s.label:<20} {s.n_generated:>4} {s.kl:>8.4f} {s.saturated_real:>9.2%} "
                 f"{s.saturated_generated:>8.2%}   {cl}"
@@ -130,8 +129,6 @@ def evaluate_text_model(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> TextEvaluation:
-    from sarviz.generators.text import TextRequest
-
     out_dir = Path(out_dir)
     items_by_label = dataset.by_label(per_label)
     if not items_by_label:
@@ -209,9 +206,6 @@ def evaluate_text_model(
 
 
 def write_report(evaluation: TextEvaluation, out_dir: Path) -> list[Path]:
-    from sarviz.evaluation import figures
-    from sarviz.formats import evaluation_report as er
-
     out_dir = Path(out_dir)
     written = [_write(out_dir / er.TEXT_REPORT_JSON, json.dumps(evaluation.to_dict(), indent=2, default=str))]
     rows = [s.row() for s in evaluation.summaries]

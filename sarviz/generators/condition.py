@@ -203,7 +203,7 @@ def build_condition(
         )
 
     angle_source, angle_mean = "unused", None
-    angle_map = None
+    angle_map: np.ndarray | None = None
     if spec.needs_angle:
         if scene.angle_deg is not None:
             angle = scene.angle_deg.astype(np.float32, copy=True)
@@ -222,6 +222,7 @@ def build_condition(
     channels = []
     for band in spec.bands:
         if band == ANGLE:
+            assert angle_map is not None  # needs_angle is "ANGLE in bands": computed above
             channels.append(angle_map[None])
         elif band == EMBEDDING:
             channels.append(emb)

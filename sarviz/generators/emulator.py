@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -109,7 +110,10 @@ class EmulatorGenerator(MapGenerator):
             return fallback, {"angle_source": fallback_source, "angle_deg": fallback}
         angle = scene.angle_deg
         gaps = ~np.isfinite(angle)
-        info = {"angle_source": "scene", "angle_deg_range": [float(np.nanmin(angle)), float(np.nanmax(angle))]}
+        info: dict[str, Any] = {
+            "angle_source": "scene",
+            "angle_deg_range": [float(np.nanmin(angle)), float(np.nanmax(angle))],
+        }
         if gaps.any():
             angle = np.where(gaps, np.float32(fallback), angle)
             info.update(

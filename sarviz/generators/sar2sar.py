@@ -43,6 +43,7 @@ from sarviz.amplitude import (
 )
 from sarviz.errors import GenerationError, SarvizError, WeightsMissing
 from sarviz.formats.controlnet import CONFIG_FILE
+from sarviz.formats.model_card import ModelCard
 from sarviz.formats.sar2sar import (
     RUN_FILE,
     RenderOutput,
@@ -50,17 +51,23 @@ from sarviz.formats.sar2sar import (
     Sar2SarRun,
     SarGeoTiff,
 )
+from sarviz.generators import runtime
 from sarviz.generators.base import (
     GenerationResult,
     ImageTransformer,
     ProgressCallback,
     Readiness,
     TransformRequest,
+    calibration_of,
 )
 from sarviz.generators.base_model import MODEL_INDEX
 from sarviz.generators.base_model import base_kind as _core_base_kind
+from sarviz.generators.diffusion import _quiet_loading
 from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
-from sarviz.generators.sampling import SamplerSettings
+from sarviz.generators.runtime import check_cancel, report
+from sarviz.generators.sampling import SamplerSettings, make_scheduler
+from sarviz.generators.text import TextModelPaths, load_text_pipeline
+from sarviz.registry import register_kind
 from sarviz.sar2sar.consistency import consistency, disagreement_map, seed_spread_map
 from sarviz.sar2sar.resample import (
     check_factor,
@@ -70,6 +77,7 @@ from sarviz.sar2sar.resample import (
     resample_db,
     scaled_transform,
 )
+from sarviz.settings import env_switch
 
 #: seed 002 names none of these; our choices (docs/sar2sar.md). The sampler part is a SamplerSettings.
 SAMPLER = SamplerSettings(scheduler="ddim", steps=20, guidance=1.0)
@@ -114,10 +122,9 @@ def load_components(base: str | Path, text_weights: str | Path | None = None, de
 
     base = Path(base)
     kind = base_kind(base)  # WeightsMissing without model_index.json, GenerationError for a non-SD pipeline
-    token, info = None, {"base": str(base.resolve()), "base_kind": kind}
+    token = None
+    info: dict[str, Any] = {"base": str(base.resolve()), "base_kind": kind}
     if text_weights:
-        from sarviz.generators.text import TextModelPaths, load_text_pipeline
-
         try:
             loaded = load_text_pipeline(TextModelPaths(str(text_weights), str(base)), device=device)
         except (GenerationError, OSError, ValueError) as exc:
@@ -128,8 +135,6 @@ def load_components(base: str | Path, text_weights: str | Path | None = None, de
         )
     else:
         import diffusers.utils.logging as dlog
-
-        from sarviz.generators.diffusion import _quiet_loading
 
         dlog.disable_progress_bar()  # "Loading pipeline components…" bars are not our progress
         extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "sd15" else {}
@@ -166,9 +171,20 @@ def encode_prompt(comp: Components, texts: list[str], device, resolution: int):
         out = enc(input_ids=i, output_hidden_states=True)
         hidden.append(out.hidden_states[-2])
         pooled = out[0]
+    if pooled is None:  # an SDXL base has two text encoders (base_kind checked its model_index.json)
+        raise GenerationError("an SDXL base without its text encoders")
     r = resolution
     time_ids = torch.tensor([[r, r, 0, 0, r, r]], device=device, dtype=pooled.dtype).repeat(len(texts), 1)
     return torch.cat(hidden, dim=-1), {"text_embeds": pooled, "time_ids": time_ids}
+
+
+def _offset_progress(ctx: RunContext, offset: int) -> ProgressCallback:
+    """One render's progress inside the run's: its steps counted from ``offset``."""
+
+    def progress(i: int, n: int, message: str) -> None:
+        ctx.step(offset + i, message)
+
+    return progress
 
 
 # -- the tiled sampler ------------------------------------------------------------------------------------
@@ -221,10 +237,8 @@ def plan_tiles(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -
 COMPILE_SECONDS, STEP_SECONDS, COMPILE_SPEEDUP = 176.0, 20.0, 1.25
 
 
-def compile_decision(mode: str, tiles: int, steps: int, full_size: bool) -> dict[str, Any]:
+def compile_decision(mode: str | None, tiles: int, steps: int, full_size: bool) -> dict[str, Any]:
     """Whether to ``torch.compile`` the UNet/ControlNet/VAE decoder for a render, and why (for provenance)."""
-    from sarviz.settings import env_switch
-
     mode = (mode or env_switch("SARVIZ_COMPILE", "off")).lower()
     if mode not in ("on", "off", "auto"):
         raise GenerationError(f"compile must be on, off or auto, got {mode!r}")
@@ -290,9 +304,6 @@ def denoise_canvas(
     """The rendered normalised amplitude on the padded canvas (one grey plane)."""
     import torch
 
-    from sarviz.generators.runtime import check_cancel, report
-    from sarviz.generators.sampling import make_scheduler
-
     H, W = plan.canvas_px
     cond = torch.from_numpy(_pad_to(cond_unit, (H, W))).float()[None, None].repeat(1, 3, 1, 1)  # [0, 1]
     init = torch.from_numpy(_pad_to(init_unit, (H, W))).float()[None, None].repeat(1, 3, 1, 1) * 2 - 1
@@ -316,13 +327,13 @@ def denoise_canvas(
             lat[:, :, r : r + th, c : c + tw] += vae.encode(px).latent_dist.mean.cpu() * sf
             cnt[:, :, r : r + th, c : c + tw] += 1
         lat = lat / cnt
-        scheduler = make_scheduler(scheduler, comp.scheduler_config)
-        scheduler.set_timesteps(steps)
+        sched = make_scheduler(scheduler, comp.scheduler_config)
+        sched.set_timesteps(steps)
         start = min(steps, max(1, round(steps * strength)))
-        timesteps = scheduler.timesteps[steps - start :]
+        timesteps = sched.timesteps[steps - start :]
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(lat.shape, generator=g)
-        latents = scheduler.add_noise(lat, noise, timesteps[:1])
+        latents = sched.add_noise(lat, noise, timesteps[:1])
         total = len(timesteps) * len(windows)
         done = 0
         for t in timesteps:
@@ -330,7 +341,7 @@ def denoise_canvas(
             for r, c in windows:
                 check_cancel(cancel)
                 x = latents[:, :, r : r + th, c : c + tw].to(device)
-                x = scheduler.scale_model_input(x, t)
+                x = sched.scale_model_input(x, t)
                 cx = cond[:, :, r * 8 : (r + th) * 8, c * 8 : (c + tw) * 8].to(device)
                 if use_cfg:
                     x, cx = torch.cat([x, x]), torch.cat([cx, cx])
@@ -365,7 +376,7 @@ def denoise_canvas(
                     f"denoising: step {done // len(windows) + (done % len(windows) > 0)}"
                     f"/{len(timesteps)}, tile {(done - 1) % len(windows) + 1}/{len(windows)}",
                 )
-            latents = scheduler.step(eps / cnt, t, latents, return_dict=False)[0]
+            latents = sched.step(eps / cnt, t, latents, return_dict=False)[0]
         # decode: each pixel from the tile whose centre is nearest (a hard cut inside the overlap)
         out = np.zeros((H, W), np.float32)
         best = np.full((H, W), np.inf, np.float32)
@@ -451,7 +462,7 @@ class RenderResult:
     input_db: dict[str, np.ndarray]
     upsampled_db: dict[str, np.ndarray]
     disagreement: dict[str, np.ndarray]
-    result: GenerationResult | None = None  # the VV/VH view with the run sequence's provenance
+    result: GenerationResult  # the VV/VH view with the run sequence's provenance
 
 
 class Sar2SarRenderer(ImageTransformer):
@@ -468,8 +479,6 @@ class Sar2SarRenderer(ImageTransformer):
     def __init__(
         self, run: str | Path, checkpoint: int | None = None, base: str | Path | None = None, card: Any = None
     ) -> None:
-        from sarviz.formats.model_card import ModelCard
-
         self.run_path, self.checkpoint, self._base = Path(run), checkpoint, base
         if card is None:
             name = self.run_path.name + (f"-checkpoint-{checkpoint}" if checkpoint is not None else "")
@@ -540,14 +549,10 @@ class Sar2SarRenderer(ImageTransformer):
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedRenderer:
         """The base parts and the ControlNet on ``device`` (float32: renders were measured only in float32)."""
-        from sarviz.generators import runtime
-
         return runtime.MODELS.get((self.cache_key(), device, dtype), lambda: self._load(device, progress))
 
     def _load(self, device: str, progress: ProgressCallback | None) -> LoadedRenderer:
         from diffusers import ControlNetModel
-
-        from sarviz.generators.runtime import report
 
         report(progress, 0, 2, "base model")
         comp = load_components(self.base, self.run.meta.get("text_weights"), device)
@@ -568,7 +573,7 @@ class Sar2SarRenderer(ImageTransformer):
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
-        if not source.georeferenced:
+        if not source.georeferenced or source.transform is None:
             raise GenerationError("SAR→SAR rendering needs a georeferenced source (CRS and transform)")
         img = SarGeoTiff(
             dict(source.bands),
@@ -588,8 +593,6 @@ class Sar2SarRenderer(ImageTransformer):
         source_provenance: dict[str, Any] | None = None,
     ) -> RenderResult:
         """Render ``img`` through the run sequence; the COG (``output``), gate and maps, and the result view."""
-        from sarviz.generators.base import calibration_of
-
         settings = RenderSettings.from_options(request.options)
         if request.dtype not in (None, "auto", "float32"):
             raise GenerationError(
@@ -675,7 +678,7 @@ class Sar2SarRenderer(ImageTransformer):
                         plan,
                         seed + k,
                         ctx.device,
-                        lambda i, n, m, off=done: ctx.step(off + i, m),
+                        _offset_progress(ctx, done),
                         ctx.cancel,
                         scheduler=sampler.scheduler,
                     )
@@ -834,8 +837,6 @@ def render_file(
 
 
 def _register() -> None:
-    from sarviz.registry import register_kind
-
     register_kind("sar2sar", Sar2SarRenderer.from_card)
 
 

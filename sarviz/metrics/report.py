@@ -26,14 +26,21 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, overload
 
 import numpy as np
 
 from sarviz.calibration import DEFAULT_CALIBRATION, Calibration
+from sarviz.embedding_proxy import result_note
 from sarviz.metrics import sar
 from sarviz.metrics.provenance import SPECKLE_SENSITIVE, calibration_of, composite_note, real_s1_acquisition
 from sarviz.metrics.sar import MetricError
+from sarviz.scene import (
+    SCENE_BANDS,
+    TRAINING_PATCH_BANDS,
+    Scene,
+    _band_names,  # the scene module's own band naming rule
+)
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -69,6 +76,12 @@ class PolarisationMetrics:
     ssim_downsampled: float | None = None  # the other SSIM variant (sar.SSIM_VARIANTS["downsampled"])
 
 
+@overload
+def _db_stats(db: np.ndarray) -> dict[str, float]: ...
+@overload
+def _db_stats(db: None) -> None: ...
+@overload
+def _db_stats(db: np.ndarray | None) -> dict[str, float] | None: ...
 def _db_stats(db: np.ndarray | None) -> dict[str, float] | None:
     if db is None:
         return None
@@ -114,8 +127,6 @@ class MetricsReport:
     def proxy_note(self) -> str | None:
         """The PROXY label (:func:`sarviz.embedding_proxy.result_note`) when the generated image was
         made from a proxy embedding, else None."""
-        from sarviz.embedding_proxy import result_note
-
         return result_note({"embedding_source": self.embedding_source})
 
     @property
@@ -551,8 +562,6 @@ def read_sar_file(source: Any, what: str = "file", sar_only: bool = False):
     from rasterio.errors import RasterioIOError
     from rasterio.io import MemoryFile
 
-    from sarviz.scene import SCENE_BANDS, TRAINING_PATCH_BANDS, Scene
-
     def from_dataset(src) -> Scene:
         if src.crs is None:
             raise MetricError(f"{what}: the GeoTIFF has no CRS; the images must be georeferenced to check their grids")
@@ -562,8 +571,6 @@ def read_sar_file(source: Any, what: str = "file", sar_only: bool = False):
             len(SCENE_BANDS),
             len(TRAINING_PATCH_BANDS),
         ):
-            from sarviz.scene import _band_names  # the scene module's own band naming rule
-
             band_names = _band_names(src)
             picked = [i for i, n in enumerate(band_names) if not sar_only or n in ("VV", "VH")]
             bands = src.read([i + 1 for i in picked], out_dtype="float32")

@@ -28,6 +28,7 @@ import numpy as np
 from sarviz.formats.sensor_profile import FORMAT as PROFILE_FORMAT  # noqa: F401 - re-exported
 from sarviz.formats.sensor_profile import SensorProfile
 from sarviz.metrics import sar
+from sarviz.metrics.protocols import pooled_amplitude_histogram, seed001_glcm
 from sarviz.metrics.sar import MetricError
 
 HF_RADIUS = 0.25  # fraction of Nyquist; the migration's default high-pass radius
@@ -46,7 +47,8 @@ def high_frequency_ratio(amplitude: np.ndarray, radius: float = HF_RADIUS) -> fl
     a = np.where(np.isfinite(a), a, np.nanmean(a))
     power = np.abs(np.fft.fftshift(np.fft.fft2(a - a.mean()))) ** 2
     total = float(power.sum())
-    return float((power * high_pass_mask(*a.shape, radius)).sum() / total) if total > 0 else float("nan")
+    height, width = a.shape
+    return float((power * high_pass_mask(height, width, radius)).sum() / total) if total > 0 else float("nan")
 
 
 def sensor_profile(name: str, images_db: Iterable[np.ndarray], hf_radius: float = HF_RADIUS) -> SensorProfile:
@@ -54,7 +56,6 @@ def sensor_profile(name: str, images_db: Iterable[np.ndarray], hf_radius: float 
     images = [sar.check_image(db, f"{name} image") for db in images_db]
     if not images:
         raise MetricError(f"{name}: no images to profile")
-    from sarviz.metrics.protocols import pooled_amplitude_histogram, seed001_glcm
 
     enls, hfs, glcms, notes = [], [], [], []
     for db in images:

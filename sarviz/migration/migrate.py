@@ -35,13 +35,17 @@ from typing import Any
 import numpy as np
 
 from sarviz.errors import GenerationError, SarvizError
+from sarviz.formats.model_card import CARD_FILE
+from sarviz.generators import runtime
 from sarviz.generators.base import GenerationResult, ImageTransformer, ProgressCallback, Readiness, TransformRequest
-from sarviz.generators.runtime import check_cancel, report
+from sarviz.generators.base_model import base_kind
+from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
+from sarviz.generators.runtime import check_cancel, choose_device, dtype_decision, report, torch_dtype
 from sarviz.migration import losses as L
 from sarviz.migration.attention import AttentionFeatures, choose_layers, install_cache
-from sarviz.migration.images import SarAmplitude, normalise_amplitude
+from sarviz.migration.images import SarAmplitude, list_images, normalise_amplitude, read_sar_image
 from sarviz.migration.settings import MigrationSettings
-from sarviz.registry import register_kind
+from sarviz.registry import ModelCard, register_kind
 
 METHOD = "attention distillation (Zhou et al. CVPR 2025) + speckle/spectrum losses (seed 003)"
 
@@ -62,9 +66,6 @@ class FeatureExtractor:
         import torch
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
-
-        from sarviz.generators.base_model import base_kind
-        from sarviz.generators.runtime import choose_device, dtype_decision, torch_dtype
 
         base = Path(base)
         try:
@@ -127,7 +128,6 @@ class FeatureExtractor:
         name: str = "in-memory",
     ) -> FeatureExtractor:
         """An extractor on models already in memory (benchmarks on random weights from configs)."""
-        from sarviz.generators.runtime import torch_dtype
 
         self = cls.__new__(cls)
         self.base, self.device, self.dtype_name, self.dtype_method = Path(name), device, dtype, "user"
@@ -407,8 +407,6 @@ class AttentionDistillationMigrator(ImageTransformer):
             raise GenerationError(f"model card {card.path}: bad settings ({exc})") from None
 
     def readiness(self) -> Readiness:
-        from sarviz.generators.base_model import base_kind
-
         problems = []
         base = Path(self.base)
         try:
@@ -433,8 +431,6 @@ class AttentionDistillationMigrator(ImageTransformer):
         )
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedMigration:
-        from sarviz.generators import runtime
-
         key = ((KIND, self.base), device, dtype)
         return runtime.MODELS.get(
             key,
@@ -445,8 +441,6 @@ class AttentionDistillationMigrator(ImageTransformer):
         )
 
     def references(self, request: TransformRequest) -> list[SarAmplitude]:
-        from sarviz.migration.images import list_images, read_sar_image
-
         refs = request.options.get("references") or self.style_references
         if not refs:
             raise GenerationError("migration needs at least one style reference of the target sensor")
@@ -462,7 +456,6 @@ class AttentionDistillationMigrator(ImageTransformer):
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
         """Migrate each polarisation of ``source`` toward the references (see the class doc)."""
-        from sarviz.generators.run import RunContext, RunRecord, check_seed, run_generation
 
         if not isinstance(source, GenerationResult):
             raise GenerationError("migration transforms a SAR image (a GenerationResult), not a scene or a prompt")
@@ -546,21 +539,18 @@ def migration_card(
     card_id: str = "ad-migration",
 ) -> Any:
     """An in-memory card for a base given on the command line or the Sensor page."""
-    from sarviz.registry import ModelCard
-
     base_abs = str(Path(base).expanduser().resolve())
-    data = {
+    name = "Attention-distillation migration (seed 003)"
+    data: dict[str, Any] = {
         "id": card_id,
-        "name": "Attention-distillation migration (seed 003)",
+        "name": name,
         "kind": KIND,
         "weights": {"base": base_abs},
         "style_references": [str(Path(r).expanduser().resolve()) for r in (style_references or [])],
         "settings": settings or {},
     }
-    from sarviz.formats.model_card import CARD_FILE
-
     # an in-memory card claims a card path beside the base (never written), as text.run_card does
-    return ModelCard(id=card_id, name=data["name"], kind=KIND, path=Path(base_abs) / CARD_FILE, data=data)
+    return ModelCard(id=card_id, name=name, kind=KIND, path=Path(base_abs) / CARD_FILE, data=data)
 
 
 def MigrationCard(base: str, style_references: list[str], **_: Any) -> Any:  # noqa: N802 - former class name

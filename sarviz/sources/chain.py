@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sarviz.scene import LAYERS, Scene, SceneError
+from sarviz.settings import secret
 from sarviz.sources.base import (
     DEFAULT_S1_MODE,
     LAYER_GROUPS,
@@ -29,6 +30,7 @@ from sarviz.sources.base import (
     layer_label,
     scale_progress,
 )
+from sarviz.store import SceneStore
 
 SOURCE_NAMES = ("local", "ee", "public")
 _GROUP_OF = {layer: group for group, layers in LAYER_GROUPS.items() for layer in layers}
@@ -145,8 +147,6 @@ class SourceChain:
         ``public_options`` go to :class:`~sarviz.sources.public.PublicSource` (e.g. local
         mirrors: ``aef_url=``, ``stac_url=``).
         """
-        from sarviz.settings import secret
-
         order = tuple(order or settings.sources)
         unknown = [s for s in order if s not in SOURCE_NAMES]
         if unknown:
@@ -249,10 +249,10 @@ class SourceChain:
         missing_reasons: dict[str, list[str]] = {}
         for layer in LAYERS:
             if layer not in layers:
-                why = reasons[_GROUP_OF[layer]]
+                layer_reasons = reasons[_GROUP_OF[layer]]
                 if layer == "angle_deg" and "vv_db" in layers:
-                    why = ["the Sentinel-1 source gave no angle; the generator will use the angle you set"]
-                missing_reasons[layer] = list(why) or ["no source in the chain provides it"]
+                    layer_reasons = ["the Sentinel-1 source gave no angle; the generator will use the angle you set"]
+                missing_reasons[layer] = list(layer_reasons) or ["no source in the chain provides it"]
                 missing[layer] = "; ".join(missing_reasons[layer])
         if not layers:
             raise NoDataHere(no_data_message(request, reasons))
@@ -288,7 +288,7 @@ class SourceChain:
         cached_path = None
         if self.cache_folder is not None and any(r.source != "local" for r in reports.values()):
             report(1.0, "writing the scene into the local store")
-            cached_path = self._cache(scene, warnings)
+            cached_path = self._cache(self.cache_folder, scene, warnings)
         seconds = time.perf_counter() - started
         if progress:
             progress(1.0, f"done in {describe_seconds(seconds)}")
@@ -304,12 +304,11 @@ class SourceChain:
             missing_reasons=missing_reasons,
         )
 
-    def _cache(self, scene: Scene, warnings: list[str]) -> Path | None:
-        from sarviz.store import SceneStore
-
+    @staticmethod
+    def _cache(folder: Path, scene: Scene, warnings: list[str]) -> Path | None:
         try:
-            store = SceneStore(self.cache_folder, create=True)
+            store = SceneStore(folder, create=True)
             return store.add(scene, name=scene.scene_id, overwrite=True)  # write_scene: temp file + rename
         except (OSError, SceneError) as exc:
-            warnings.append(f"the scene could not be cached in {self.cache_folder}: {exc}")
+            warnings.append(f"the scene could not be cached in {folder}: {exc}")
             return None

@@ -98,7 +98,9 @@ class LocalSource:
         if mode in ("single", "composite"):
             return mode
         detail = (prov.get("layers", {}).get("vv_db") or {}).get("detail") or {}
-        return detail.get("s1_mode") or {"median": "composite", "nearest": "single"}.get(detail.get("composite"))
+        if detail.get("s1_mode"):
+            return detail["s1_mode"]
+        return {"median": "composite", "nearest": "single"}.get(detail.get("composite") or "")
 
     def fetch(
         self, request: FetchRequest, groups: Sequence[str], progress: FetchProgress | None = None

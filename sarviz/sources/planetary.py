@@ -25,12 +25,18 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import numpy as np
+import planetary_computer
+import pystac_client
 import rasterio
 from affine import Affine
+from pystac_client.stac_api_io import StacApiIO
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
+from shapely.geometry import Point, mapping, shape
+from shapely.ops import unary_union
+from urllib3 import Retry
 
 from sarviz.sources.base import (
     FetchProgress,
@@ -59,8 +65,6 @@ MAX_SINGLE_TRIES = 8
 
 def _covers(item, lon: float, lat: float) -> bool:
     """Does the item's footprint contain the point (any item without a footprint is kept)."""
-    from shapely.geometry import Point, shape
-
     if not item.geometry:
         return True
     try:
@@ -106,21 +110,12 @@ class PlanetaryComputerSentinel:
         self.s2_collection = s2_collection
         self.s1_max_items = s1_max_items
         self.s2_max_items = s2_max_items
-        self._client = None
+        self._client: pystac_client.Client | None = None
 
     # -- STAC ---------------------------------------------------------------------------------
-    def client(self, layer: str):
+    def client(self, layer: str) -> pystac_client.Client:
         if self._client is None:
-            import pystac_client
-
-            modifier = None
-            if self.sign:
-                import planetary_computer
-
-                modifier = planetary_computer.sign_inplace
-            from pystac_client.stac_api_io import StacApiIO
-            from urllib3 import Retry
-
+            modifier = planetary_computer.sign_inplace if self.sign else None
             # a short timeout, one connection retry, no read retry (a hung service fails in ~timeout),
             # and backoff on rate limiting (429) and transient gateway errors
             retry = Retry(
@@ -239,7 +234,7 @@ class PlanetaryComputerSentinel:
             vv_lin, vh_lin, used, tried = self._read_single(items, target, request, progress, layer, slices=patch_items)
         else:
             vv_lin, vh_lin, used, tried = self._read_composite(items, target, request, progress, layer)
-        if not used:
+        if not used or vv_lin is None or vh_lin is None:  # pixels come with every used item
             raise NoDataHere(
                 f"{layer}: the {tried} {self.s1_collection} scene(s) found have no valid pixels "
                 f"at ({request.lat:.4f}, {request.lon:.4f})",
@@ -377,7 +372,7 @@ class PlanetaryComputerSentinel:
         """
         ordered = sorted(items, key=lambda it: abs(_item_datetime(it) - target))
         pool = sorted(slices or items, key=lambda it: abs(_item_datetime(it) - target))
-        tried, seen = 0, set()
+        tried, seen = 0, set[str]()
         for k, nearest in enumerate(ordered):
             if nearest.id in seen:
                 continue
@@ -391,7 +386,8 @@ class PlanetaryComputerSentinel:
                 and abs(_item_datetime(it) - t0) <= _dt.timedelta(minutes=SINGLE_PASS_MINUTES)
             ]
             seen.update(it.id for it in same_pass)
-            vv = vh = None
+            vv: np.ndarray | None = None
+            vh: np.ndarray | None = None
             used = []
             for item in same_pass:
                 tried += 1
@@ -399,7 +395,7 @@ class PlanetaryComputerSentinel:
                 pair = self._read_pair(item, request, layer)
                 if pair is None:
                     continue
-                if vv is None:
+                if vv is None or vh is None:
                     vv, vh = pair
                 else:
                     gap = ~(np.isfinite(vv) & (vv > 0))
@@ -444,9 +440,6 @@ class PlanetaryComputerSentinel:
     @staticmethod
     def _pass_footprint(used: list) -> dict:
         """The footprint of the acquisition nearest in time: the union of its slices."""
-        from shapely.geometry import mapping, shape
-        from shapely.ops import unary_union
-
         first = used[0]
         t0 = _item_datetime(first)
         same = [
@@ -501,8 +494,6 @@ class PlanetaryComputerSentinel:
                 service=PC_SERVICE,
                 layer="s2",
             )
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             optical = np.nanmedian(np.stack(stack), axis=0).astype(np.float32) if len(stack) > 1 else stack[0]

@@ -19,11 +19,13 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
+from sarviz.embedding_proxy import is_proxy
+from sarviz.study.design import StudyDesign
 from sarviz.study.models import SOURCES
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -70,7 +72,9 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def krippendorff_alpha(frame: pd.DataFrame, value: str, level: str) -> float | None:
+def krippendorff_alpha(
+    frame: pd.DataFrame, value: str, level: Literal["nominal", "ordinal", "interval", "ratio"]
+) -> float | None:
     """α over a raters × units matrix (participants × items); None if no unit has 2 ratings."""
     import krippendorff
 
@@ -388,8 +392,6 @@ def build_report(
 
 def embedding_kind(provenance: dict[str, Any] | None) -> str:
     """'proxy', 'alphaearth' or '' (not recorded / a real image) for a pooled image's provenance."""
-    from sarviz.embedding_proxy import is_proxy
-
     prov = provenance or {}
     source = prov.get("embedding_source") or (prov.get("scene_provenance") or {}).get("embedding_source")
     if not source:
@@ -414,7 +416,6 @@ def proxy_summary(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def study_report(owner: Any, code: str) -> Report:
     study = owner.study(code)
-    from sarviz.study.design import StudyDesign
 
     levels = list(StudyDesign.from_dict(study.design).levels)
     report = build_report(study.code, study.title, owner.answer_rows(code), owner.participant_rows(code), levels)

@@ -40,6 +40,7 @@ import secrets
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from sarviz.settings import secret
 from sarviz.study.db import StudyDatabase, StudyError
 from sarviz.study.models import OwnerLogin, utcnow
 
@@ -99,8 +100,6 @@ def verify_password(password: str, stored: str) -> bool:
 def configured_hash(secret_value: str | None = None) -> str:
     """The stored hash of the owner password (hashing a plain one now)."""
     if secret_value is None:
-        from sarviz.settings import secret
-
         secret_value = secret("study_owner_password")
     secret_value = (secret_value or "").strip()
     if not secret_value:
@@ -124,6 +123,12 @@ def global_delay(failures: int) -> _dt.timedelta:
     # 1 s, 2 s, 4 s … doubling per further failure, capped so that nobody is ever locked out.
     seconds = 2.0 ** min(failures - GLOBAL_SLOWDOWN_AFTER, 20)
     return min(GLOBAL_MAX_DELAY, _dt.timedelta(seconds=seconds))
+
+
+def _lock_left(last_failure: _dt.datetime | None, now: _dt.datetime) -> float:
+    """Seconds until a failure at ``last_failure`` leaves the window (the whole window when unknown; the
+    count of failures comes with their latest time, so unknown does not happen)."""
+    return (WINDOW if last_failure is None else last_failure + WINDOW - now).total_seconds()
 
 
 def _wait_text(seconds: float) -> str:
@@ -198,7 +203,7 @@ def check_allowed(s: Session, client: str, now: _dt.datetime, session: str | Non
         if n >= MAX_FAILURES:
             raise LoginLocked(
                 f"too many wrong passwords in this browser session; try again in "
-                f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code "
+                f"{_wait_text(_lock_left(last, now))}, or use a one-time code "
                 "from `sarviz study unlock`"
             )
     # A success (or an unlock) of this client, or an unlock for everyone, restarts its count.
@@ -207,7 +212,7 @@ def check_allowed(s: Session, client: str, now: _dt.datetime, session: str | Non
     if n >= MAX_FAILURES:
         raise LoginLocked(
             f"too many wrong passwords from this address; try again in "
-            f"{_wait_text((last + WINDOW - now).total_seconds())}, or use a one-time code from "
+            f"{_wait_text(_lock_left(last, now))}, or use a one-time code from "
             "`sarviz study unlock`"
         )
     trusted = _last_ok(s, (client,)) if client not in _SHARED_CLIENTS else None

@@ -31,11 +31,15 @@ def fig7(report: Report) -> Figure:
         rates, lo, hi = [], [], []
         for lvl in levels:
             r = mis.get((lvl, src))
-            ok = r is not None and r["n"] > 0
-            rates.append(r["rate"] * 100 if ok else 0.0)
+            if r is None or not r["n"] > 0:
+                rates.append(0.0)
+                lo.append(0.0)
+                hi.append(0.0)
+                continue
+            rates.append(r["rate"] * 100)
             # clamp: at k = 0 or k = n the bound equals the rate up to rounding
-            lo.append(max(0.0, (r["rate"] - r["ci_low"]) * 100) if ok else 0.0)
-            hi.append(max(0.0, (r["ci_high"] - r["rate"]) * 100) if ok else 0.0)
+            lo.append(max(0.0, (r["rate"] - r["ci_low"]) * 100))
+            hi.append(max(0.0, (r["ci_high"] - r["rate"]) * 100))
         axes[0].bar(xs, rates, width, yerr=[lo, hi], capsize=3, color=COLOURS[src], label=SOURCE_LABELS[src])
         for ax, metric in ((axes[1], "quality"), (axes[2], "confidence")):
             vals = []

@@ -224,18 +224,18 @@ def _read_tiff_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None, Any]:
 
     try:
         stem = path.stem
-        if stem.upper().endswith("_VV") and len(_descriptions(path)) == 1:
-            vv, meta, _ = band(path, None)
-            vh_path = path.with_name(stem[:-3] + ("_VH" if stem.endswith("_VV") else "_vh") + path.suffix)
-            vh = band(vh_path, None)[0] if vh_path.exists() else None
-            return vv, vh, meta
-        vv, meta, info = band(path, "VV")
+        single_band = stem.upper().endswith("_VV") and len(_descriptions(path)) == 1
+        vv, meta, info = band(path, None if single_band else "VV")  # a single band is always read: never None
         if vv is None:
             raise CorruptImage(
                 f"{path.name}: a SAR GeoTIFF needs a band described as 'VV' (and 'VH'), or single-band files "
                 f"named *_VV.tif / *_VH.tif; this one has {info['count']} band(s) named {info['names']}"
             )
-        vh, _, _ = band(path, "VH")
+        if single_band:
+            vh_path = path.with_name(stem[:-3] + ("_VH" if stem.endswith("_VV") else "_vh") + path.suffix)
+            vh = band(vh_path, None)[0] if vh_path.exists() else None
+        else:
+            vh, _, _ = band(path, "VH")
         return vv, vh, meta
     except RasterioError as exc:
         raise CorruptImage(f"{path.name}: not a readable GeoTIFF ({_plain_error(exc, path.name, str(path))})") from None

@@ -32,6 +32,11 @@ class TrainLoop:
     resume: Path | None = None
     start_step: int = 0
     max_steps: int = 0
+    # set by the subclass's setup(); torch objects are typed Any (torch is not analysed)
+    sampler: common.ShardedEpochSampler
+    loader: Any  # torch.utils.data.DataLoader
+    optimizer: Any  # torch.optim.Optimizer, prepared by accelerate
+    lr_scheduler: Any  # its LR scheduler, prepared by accelerate
 
     # -- to provide ----------------------------------------------------------------------------
     def setup(self) -> None:

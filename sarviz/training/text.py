@@ -496,6 +496,8 @@ class TextTrainer(TrainLoop):
             out = enc(input_ids=i, output_hidden_states=True)
             hidden.append(out.hidden_states[-2])
             pooled = out[0]  # encoder 2's projected pooled embedding (text_embeds)
+        if pooled is None:  # an SDXL base has two text encoders (base_kind checked its model_index.json)
+            raise TrainError("an SDXL base without its text encoders")
         r = self.resolution
         time_ids = torch.tensor([[r, r, 0, 0, r, r]], device=device, dtype=pooled.dtype).repeat(len(texts), 1)
         return torch.cat(hidden, dim=-1), {"text_embeds": pooled, "time_ids": time_ids}

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sarviz.errors import SarvizError
 from sarviz.formats.text_run import TRANSFORMER_LORA_DIR, TextRun
@@ -72,7 +72,17 @@ LORA_TARGET_SETS: dict[str, tuple[str, ...]] = {
     ),
 }
 LORA_DIR = TRANSFORMER_LORA_DIR  # former name (sarviz.formats.text_run owns the folder name)
-SD3_DEFAULTS = {"lora_rank": 32, "lora_alpha": 16, "lr": 1e-4, "logit_mean": 0.0, "logit_std": 1.0}
+
+
+class _SD3Defaults(TypedDict):
+    lora_rank: int
+    lora_alpha: int
+    lr: float
+    logit_mean: float
+    logit_std: float
+
+
+SD3_DEFAULTS: _SD3Defaults = {"lora_rank": 32, "lora_alpha": 16, "lr": 1e-4, "logit_mean": 0.0, "logit_std": 1.0}
 S1_IMAGING = {"band": "C", "pixel_spacing_m": 10}
 
 

@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from branca.element import MacroElement, Template
 
+from sarviz.access import AccessDenied, inside_roots, resolve_user_path
 from sarviz.embedding_proxy import is_proxy, result_note
 from sarviz.errors import SarvizError
 from sarviz.generators.base import GenerationResult
 from sarviz.metrics.report import MetricError, MetricsReport, check_same_grid, read_sar_file
-from sarviz.scene import Scene
+from sarviz.scene import Scene, check_file_size
+from sarviz.settings import Settings
 from sarviz.ui.text import plain
+from sarviz.ui.webassets import localize
 from sarviz.viz import images, panels
 from sarviz.viz.inspect import inspect_results
 
@@ -201,6 +205,17 @@ _SWIPE_JS = """
 """
 
 
+class _SwipeControl(MacroElement):
+    """The swipe slider over a folium map; ``_SWIPE_JS`` reads these attributes."""
+
+    def __init__(self, top_layer: str, fit_bounds_json: str, left_label: str, right_label: str) -> None:
+        super().__init__()
+        self._template = Template(_SWIPE_JS)
+        self.top_layer = top_layer
+        self.fit_bounds_json = fit_bounds_json
+        self.left_label, self.right_label = left_label, right_label
+
+
 def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int = 520, calibration: Any = None) -> str:
     """A folium map (HTML) with the real S1 on the left and the generated image on the right of a swipe.
 
@@ -208,7 +223,6 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
     map tiles are loaded (the app works offline); both layers are warped to Web Mercator.
     """
     import folium
-    from branca.element import MacroElement, Template
 
     layers = []
     for obj in (real, generated):
@@ -227,15 +241,8 @@ def swipe_map_html(real: Any, generated: Any, mode: str = "VV", height_px: int =
         overlay.add_to(fmap)
         overlays.append(overlay)
     fmap.fit_bounds(bounds)
-    swipe = MacroElement()
-    swipe._template = Template(_SWIPE_JS)
-    swipe.top_layer = overlays[1].get_name()
-    swipe.fit_bounds_json = json.dumps(bounds)
-    swipe.left_label, swipe.right_label = "real Sentinel-1", "generated"
-    fmap.add_child(swipe)
+    fmap.add_child(_SwipeControl(overlays[1].get_name(), json.dumps(bounds), "real Sentinel-1", "generated"))
     folium.LayerControl(collapsed=False).add_to(fmap)
-    from sarviz.ui.webassets import localize
-
     localize(fmap)  # Leaflet from the app's own copy: the swipe map works offline
     return fmap.get_root().render()
 
@@ -399,7 +406,10 @@ def _side_by_side(
     optical = (
         shown(images.render_true_colour(scene.optical[:, crop[0], crop[1]])) if scene.optical is not None else None
     )
-    real = shown(render_sar(scene.vv_db[crop], scene.vh_db[crop], mode, calibration)) if real_available else None
+    vv, vh = scene.vv_db, scene.vh_db  # both present when real_available
+    real = None
+    if real_available and vv is not None and vh is not None:
+        real = shown(render_sar(vv[crop], vh[crop], mode, calibration))
     gen = shown(render_sar(result.vv_db[crop], result.vh_db[crop], mode, calibration)) if result is not None else None
     cols = st.columns(3)
     labels = (
@@ -593,8 +603,6 @@ def load_pair(
 def inspect_page() -> None:
     import streamlit as st
 
-    from sarviz.settings import Settings
-
     st.title("Inspect a generated SAR image")
     st.caption(
         "Two GeoTIFFs with bands named VV and VH (dB) on the same grid — the real Sentinel-1 (or a sarviz "
@@ -611,8 +619,6 @@ def inspect_page() -> None:
         if gen_up is not None:
             gen_src, gen_name = gen_up.getvalue(), gen_up.name
     else:
-        from sarviz.access import AccessDenied, resolve_user_path
-
         typed = st.text_input("Folder", value=str(Settings.load().scenes), key="inspect-folder")
         try:
             folder = resolve_user_path(typed)  # only folders inside the configured roots
@@ -620,8 +626,6 @@ def inspect_page() -> None:
             st.warning(plain(exc))
             return
         # listed files get the typed folder's check too: a .tif symlinked out of a root is not offered
-        from sarviz.access import inside_roots
-
         files = sorted(
             p.name
             for p in folder.iterdir()
@@ -654,12 +658,12 @@ def inspect_page() -> None:
         st.info("Choose the generated GeoTIFF to inspect (and the real Sentinel-1 or scene file to compare with).")
         return
     try:
-        from sarviz.scene import check_file_size
-
         for src in (real_src, gen_src):
             if isinstance(src, str):
                 check_file_size(src)  # a header claiming 200000² px is refused before reading
         scene, result = load_pair(real_src, gen_src, real_name, gen_name)
+        if result is None:  # cannot happen: gen_src is set, and load_pair returns what it read
+            raise MetricError("choose the generated GeoTIFF")
     except (SarvizError, ValueError) as exc:  # SceneError, MetricError, the GeoTIFF reader's GenerationError
         st.error(plain(exc))  # quotes the uploaded file's name
         return

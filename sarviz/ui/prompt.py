@@ -22,8 +22,18 @@ from typing import Any
 import numpy as np
 
 from sarviz.errors import DatasetError, SarvizError, SceneError
+from sarviz.evaluation.captioned import open_captioned
+from sarviz.evaluation.figures import comparison_pngs
 from sarviz.formats.captioned import INFO_FILE as CAPTION_INFO_FILE
+from sarviz.generators.base import GenerationCancelled, GenerationError, PromptGenerator
+from sarviz.generators.text import DEFAULT_SAMPLER, TextRequest
+from sarviz.metrics import sar
+from sarviz.metrics.sar import MetricError
+from sarviz.registry import ModelRegistry, build_generator
+from sarviz.settings import Settings
+from sarviz.store import SceneStore
 from sarviz.ui.text import plain
+from sarviz.viz import images
 
 log = logging.getLogger(__name__)
 MAP_PROMPT_KEY = "prompt_from_map"
@@ -49,9 +59,6 @@ GRID_COLUMNS = 4
 # -- pure helpers (tested without Streamlit) ---------------------------------------------------------
 def text_cards() -> tuple[list, dict[str, str | None], dict[str, str | None]]:
     """Text-to-SAR cards, and for each the short and the detailed reason it cannot run (None = ready)."""
-    from sarviz.generators.base import GenerationError
-    from sarviz.registry import ModelRegistry, build_generator
-
     cards = [c for c in ModelRegistry().cards.values() if c.kind == TEXT_KIND]
     short: dict[str, str | None] = {}
     details: dict[str, str | None] = {}
@@ -66,8 +73,6 @@ def text_cards() -> tuple[list, dict[str, str | None], dict[str, str | None]]:
 
 def display_rgb(result: Any, mode: str = "VV") -> np.ndarray:
     """The result as RGB with the app's fixed dB stretch (VV grey; VH / false colour when there is VH)."""
-    from sarviz.viz import images
-
     if result.vh_db is None or mode == "VV":
         return images.render_gray(result.vv_db, images.sar_stretch("VV"))
     return images.render_sar(result.vv_db, result.vh_db, mode)
@@ -81,8 +86,6 @@ def reference_from_scene(scene: Any) -> list[np.ndarray]:
 
 def reference_from_dataset(folder: str | Path, label: str, limit: int = 30) -> list[np.ndarray]:
     """The real VV (dB) of up to ``limit`` patches of class ``label`` of a captioned dataset (test split first)."""
-    from sarviz.evaluation.captioned import open_captioned
-
     for split in ("test", "validation", "train"):
         try:
             data = open_captioned(folder, split)
@@ -100,8 +103,6 @@ def datasets_root() -> Path:
     The browser picks among the datasets found here; it never names a path itself (a page
     strangers may reach must not read folders outside configured roots).
     """
-    from sarviz.settings import Settings
-
     return Settings.load().datasets
 
 
@@ -116,8 +117,6 @@ def find_captioned(root: Path, max_depth: int = 3) -> list[Path]:
 
 
 def dataset_labels(folder: str | Path) -> list[str]:
-    from sarviz.evaluation.captioned import open_captioned
-
     labels: set[str] = set()
     for split in ("test", "validation", "train"):
         try:
@@ -129,8 +128,6 @@ def dataset_labels(folder: str | Path) -> list[str]:
 
 def image_metrics(result: Any, summary: Any | None) -> dict[str, Any]:
     """Numbers for one generated image (and against the reference when there is one)."""
-    from sarviz.metrics import sar
-
     vv = result.vv_db[np.isfinite(result.vv_db)]
     out: dict[str, Any] = {"VV mean (dB)": round(float(vv.mean()), 2), "VV std (dB)": round(float(vv.std()), 2)}
     if result.vh_db is not None:
@@ -209,8 +206,6 @@ def prompt_page() -> None:
         on_change=_use_example,
     )
     card = by_id[model_id]
-    from sarviz.generators.text import DEFAULT_SAMPLER
-
     sampler = {**DEFAULT_SAMPLER, **(card.get("sampler", {}) or {})}
     with st.form(f"{KEY}_form"):
         prompt = st.text_area(
@@ -257,10 +252,6 @@ def prompt_page() -> None:
 def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> None:
     import streamlit as st
 
-    from sarviz.generators.base import GenerationCancelled
-    from sarviz.generators.text import TextRequest
-    from sarviz.registry import build_generator
-
     cancel.clear()
     bar = st.progress(0.0, text="starting…")
 
@@ -268,7 +259,10 @@ def _generate(card, prompt, negative, seed, steps, guidance, count, cancel) -> N
         bar.progress(min(1.0, step / total) if total else 0.0, text=message)
 
     try:
-        results = build_generator(card).generate(
+        generator = build_generator(card)
+        if not isinstance(generator, PromptGenerator):  # the page lists text models only
+            raise GenerationError(f"{card.name} is not a text-to-SAR model")
+        results = generator.generate(
             TextRequest(
                 seed=seed, steps=steps, guidance=guidance, prompt=prompt, negative_prompt=negative, num_images=count
             ),
@@ -319,8 +313,6 @@ def _render_results(results: list) -> None:
 def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
     import streamlit as st
 
-    from sarviz.settings import Settings
-
     how = st.radio(
         "Compare with",
         ["nothing", "a real scene", "a dataset class"],
@@ -331,8 +323,6 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
     settings = Settings.load()
     try:
         if how == "a real scene":
-            from sarviz.store import SceneStore
-
             store = SceneStore(settings.scenes)
             names = [e.scene_id for e in store if "vv_db" in e.layers]
             if not names:
@@ -369,10 +359,7 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
 def _inspect(result: Any) -> None:
     import streamlit as st
 
-    from sarviz.evaluation.figures import comparison_pngs
-    from sarviz.metrics.sar import MetricError
     from sarviz.ui.study import add_to_pool_button
-    from sarviz.viz import images
 
     key = f"{KEY}_inspect"
     reference, ref_label = _reference(key)

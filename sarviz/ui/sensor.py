@@ -16,6 +16,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from sarviz.access import AccessDenied, resolve_user_path
+from sarviz.errors import GenerationError, MetricError
+from sarviz.formats.generated_image import GENERATED_FILE
+from sarviz.metrics.sensor_profile import profile_distance, sensor_profile
+from sarviz.migration.images import list_images, read_sar_image
+from sarviz.migration.job import CPU_SETTINGS, MigrationJob, amplitude_png
+
 INTRO = (
     "Render a SAR image as another sensor would (seed 003: attention distillation with speckle and spectrum "
     "losses). **The U-Net base must come from you**: a diffusers SD 1.5-style folder (model_index.json, unet/, "
@@ -26,8 +33,6 @@ INTRO = (
 
 
 def _resolve(text: str, kind: str) -> Path | None:
-    from sarviz.access import AccessDenied, resolve_user_path
-
     try:
         return resolve_user_path(text, kind=kind)
     except AccessDenied as exc:
@@ -41,10 +46,6 @@ def _db(amplitude: np.ndarray) -> np.ndarray:
 
 
 def sensor_page() -> None:
-    from sarviz.errors import GenerationError
-    from sarviz.migration.images import list_images, read_sar_image
-    from sarviz.migration.job import CPU_SETTINGS, MigrationJob
-
     st.title("Sensor: render as another SAR sensor")
     st.caption(INTRO)
     job: MigrationJob | None = st.session_state.get("sensor_job")
@@ -60,13 +61,13 @@ def sensor_page() -> None:
         seed = c3.number_input("seed", 0, 2**31 - 1, 0)
         start = st.form_submit_button("Migrate", disabled=job is not None and not job.done)
     if start:
-        paths = [_resolve(base, "folder"), _resolve(content, "file"), _resolve(refs, "folder")]
-        if all(paths):
+        base_dir, content_file, refs_dir = _resolve(base, "folder"), _resolve(content, "file"), _resolve(refs, "folder")
+        if base_dir is not None and content_file is not None and refs_dir is not None:  # else _resolve said why
             try:
-                styles = [read_sar_image(p, "style reference") for p in list_images(paths[2], "style references")]
+                styles = [read_sar_image(p, "style reference") for p in list_images(refs_dir, "style references")]
                 job = MigrationJob(
-                    str(paths[0]),
-                    read_sar_image(paths[1], "content"),
+                    str(base_dir),
+                    read_sar_image(content_file, "content"),
                     styles,
                     replace(CPU_SETTINGS, steps=int(steps), layers=layers),
                     seed=int(seed),
@@ -98,11 +99,6 @@ def _job_view(job) -> None:
 
 def _results(job) -> None:
     import pandas as pd
-
-    from sarviz.errors import MetricError
-    from sarviz.formats.generated_image import GENERATED_FILE
-    from sarviz.metrics.sensor_profile import profile_distance, sensor_profile
-    from sarviz.migration.job import amplitude_png
 
     out = job.result
     after_amp, losses, run = job.amplitude, job.losses, job.run_provenance

@@ -162,8 +162,9 @@ def _recycle(fig: Figure, layout: _Layout) -> None:
     for ax in fig.axes:
         for line in list(ax.lines):
             line.remove()
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()
         ax.dataLim.set_points(Bbox.null().get_points())
         ax.ignore_existing_data_limits = True
         ax.set_autoscaley_on(True)
@@ -573,9 +574,11 @@ def embedding_panel(
 
     ``view``: the :func:`embedding_view` of ``embedding``, if already computed.
     """
-    if embedding is None and view is None:
-        return _no_embedding_figure()
-    return _embedding_figure(view if view is not None else embedding_view(embedding, dims))[0]
+    if view is None:
+        if embedding is None:
+            return _no_embedding_figure()
+        view = embedding_view(embedding, dims)
+    return _embedding_figure(view)[0]
 
 
 def embedding_png(
@@ -589,9 +592,11 @@ def embedding_rgb(
     embedding: np.ndarray | None, dims: tuple[int, ...] = EMBEDDING_DIMS, view: EmbeddingView | None = None
 ) -> np.ndarray:
     """Pixels of :func:`embedding_png` (before PNG encoding)."""
-    if embedding is None and view is None:
-        return _render_rgb(_no_embedding_figure(), _Layout(b""))
-    return _render_rgb(*_embedding_figure(view if view is not None else embedding_view(embedding, dims)))
+    if view is None:
+        if embedding is None:
+            return _render_rgb(_no_embedding_figure(), _Layout(b""))
+        view = embedding_view(embedding, dims)
+    return _render_rgb(*_embedding_figure(view))
 
 
 def _embedding_figure(view: EmbeddingView) -> tuple[Figure, _Layout]:
@@ -602,6 +607,8 @@ def _embedding_figure(view: EmbeddingView) -> tuple[Figure, _Layout]:
     image = None
     for ax, dim_image in zip(axes[:n], view.images):
         image = ax.imshow(dim_image, cmap="RdBu_r", vmin=-view.limit, vmax=view.limit, interpolation="nearest")
+    if image is None:
+        raise sar.MetricError("no embedding dimension to show")
     fig.colorbar(image, cax=axes[n], label="embedding value")
     ax = axes[n + 1]
     ax.imshow(view.rgb, interpolation="nearest")
