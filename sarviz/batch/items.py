@@ -31,6 +31,7 @@ from rasterio.io import MemoryFile
 from sarviz.atomic import atomic_path
 from sarviz.batch.points import BatchPoint
 from sarviz.formats.batch_folder import OPTICAL_FILE, REAL_FILE, SCENE_FILE, BatchConfig, BatchFolder, generated_name
+from sarviz.gdal_messages import gdal_write_errors, route_gdal_messages
 from sarviz.scene import OPTICAL_BANDS, SAR_BANDS, Scene, read_scene, write_scene
 
 log = logging.getLogger("sarviz.batch")
@@ -40,6 +41,7 @@ def write_cog(
     path: Path, bands: np.ndarray, names: tuple[str, ...], crs: Any, transform: Any, tags: dict[str, str] | None = None
 ) -> Path:
     """A float32 cloud-optimised GeoTIFF (GDAL's COG driver), written atomically."""
+    route_gdal_messages()  # a failed write says one line of ours, not libtiff's on stderr
     bands = np.asarray(bands, dtype=np.float32)
     count, height, width = bands.shape
     profile = dict(
@@ -57,14 +59,15 @@ def write_cog(
         staging.descriptions = names
         if tags:
             staging.update_tags(**tags)
-        rio_shutil.copy(
-            staging,
-            tmp,
-            driver="COG",
-            COMPRESS="DEFLATE",
-            PREDICTOR="YES",
-            BLOCKSIZE=256 if min(width, height) >= 256 else 128,
-        )
+        with gdal_write_errors(path):
+            rio_shutil.copy(
+                staging,
+                tmp,
+                driver="COG",
+                COMPRESS="DEFLATE",
+                PREDICTOR="YES",
+                BLOCKSIZE=256 if min(width, height) >= 256 else 128,
+            )
     return path
 
 
