@@ -36,7 +36,7 @@ import logging
 import os
 import platform
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 
 log = logging.getLogger("sarviz.gdal")
 log.addHandler(logging.NullHandler())
@@ -64,7 +64,7 @@ def _on_cpl(err_class: int, err_no: int, msg: bytes | None) -> None:
         pass
 
 
-def _tiff_callback(level: int):  # noqa: ANN202 - a ctypes function pointer
+def _tiff_callback(level: int) -> Any:  # a ctypes function pointer
     def handler(module: bytes | None, fmt: bytes | None, args: int | None) -> None:
         try:
             text = _text(fmt)
@@ -114,13 +114,13 @@ def _open_loaded(path: str) -> ctypes.CDLL | None:
         return None
 
 
-def _set(lib: ctypes.CDLL, setter: str, callback: object) -> bool:
+def _set(lib: ctypes.CDLL, setter: str, callback: Any) -> bool:  # a ctypes function pointer
     func = getattr(lib, setter, None)
     if func is None:
         return False
     func.restype = ctypes.c_void_p
     func.argtypes = [ctypes.c_void_p]
-    func(ctypes.cast(callback, ctypes.c_void_p) if callback is not None else None)
+    func(ctypes.cast(callback, ctypes.c_void_p))
     _installed.append((lib, setter))
     return True
 
