@@ -121,7 +121,9 @@ def links_leaving_roots(
     """
     real_roots = tuple(Path(r).resolve() for r in roots) if roots is not None else allowed_roots(settings)
     out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):  # followlinks=False: a linked folder is checked, not entered
+    for dirpath, dirnames, filenames in os.walk(
+        Path(folder)
+    ):  # followlinks=False: a linked folder is checked, not entered
         for name in (*dirnames, *filenames):
             path = Path(dirpath) / name
             if path.is_symlink() and not leads_inside(path, real_roots):
@@ -139,7 +141,7 @@ def safe_upload_name(name: str, default: str = "upload") -> str:
 
 
 # -- client identity ---------------------------------------------------------------------------
-def _networks(specs: Iterable[str]) -> list[ipaddress._BaseNetwork]:
+def _networks(specs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     nets = []
     for spec in specs:
         try:

@@ -14,7 +14,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from sarviz.errors import SceneError
 
@@ -295,7 +295,7 @@ def read_points(path: str | Path, report: Callable[[str], None] | None = None) -
             if len(row) != len(header):
                 raise SceneError(f"{path}: line {line} has {len(row)} field(s) but the header has {len(header)}")
             year = row[cols["year"]].strip() if "year" in cols else ""
-            point = {
+            point: dict[str, Any] = {
                 "lat": row[lat_c].strip() if lat_c is not None else "",
                 "lon": row[lon_c].strip() if lon_c is not None else "",
                 "year": year or None,

@@ -171,7 +171,7 @@ def build_batch_map(folder: BatchFolder, rows: list[dict[str, Any]], tiles: str 
         folium.CircleMarker(
             [lat, lon],
             radius=5,
-            color=STATUS_COLOURS.get(row.get("status"), "#555"),
+            color=STATUS_COLOURS.get(str(row.get("status")), "#555"),
             fill=True,
             fill_opacity=0.9,
             tooltip=tip,
@@ -216,6 +216,8 @@ def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
         real = read_sar_file(str(base / REAL_FILE), "real") if (base / REAL_FILE).is_file() else None
         optical = read_scene(base / OPTICAL_FILE, layers=("optical",)) if (base / OPTICAL_FILE).is_file() else None
         like = real or optical
+        if like is None:
+            raise BatchAccessError(f"item {item_id} has neither {SCENE_FILE}, {REAL_FILE} nor {OPTICAL_FILE}")
         scene = Scene(
             crs=like.crs,
             transform=like.transform,
