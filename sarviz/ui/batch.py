@@ -299,7 +299,8 @@ def batch_page() -> None:
         with st.expander(f"Failed items ({failed})"):
             for r in rows:
                 if r.get("status") == "failed":
-                    st.text(f"- {r['id']} ({r.get('stage')}): {r.get('error')}")  # plain: errors quote file names
+                    # plain(): errors quote file names and user text, never rendered as markdown
+                    st.markdown(f"- **{plain(r['id'])}** ({plain(r.get('stage'))}): {plain(r.get('error'))}")
     _evaluation(folder)
     if not done_ids:
         st.info("No finished item in this batch yet.")
