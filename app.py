@@ -40,7 +40,10 @@ st.set_page_config(page_title="sarviz · map", page_icon="🛰️", layout="wide
 
 @st.cache_resource(show_spinner=False)
 def open_store(folder: str) -> SceneStore:
-    return SceneStore(folder)
+    from sarviz.access import allowed_roots, leads_inside
+
+    roots = allowed_roots()
+    return SceneStore(folder, allowed=lambda p: leads_inside(p, roots))  # no scene file linking out of the roots
 
 
 def scene_folder_box(settings: Settings) -> str:

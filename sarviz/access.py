@@ -10,6 +10,8 @@ sarviz's pages run on a server. In a study (``SARVIZ_MODE=study``) strangers rea
   before sarviz reads or writes there: it must lie inside a configured root (the scene
   folder, the pool folder, the upload folder and ``SARVIZ_ROOTS``; symlinks are followed
   before the check), otherwise :class:`AccessDenied` says why in one line.
+* :func:`inside_roots` — the same check for every path a page *lists* (found in a root rather
+  than typed), and :func:`links_leaving_roots` for a whole folder a page opens (a batch, a run).
 * :func:`client_key` — the address that owner-login limits are keyed on: the TCP peer, or,
   only when that peer is a configured proxy (``SARVIZ_TRUSTED_PROXIES``), the right-most
   forwarded address that is not a proxy. A forged ``X-Forwarded-For`` never chooses the key.
@@ -98,6 +100,38 @@ def inside_roots(path: str | os.PathLike, settings: "Settings | None" = None, *,
         return None
 
 
+def leads_inside(path: str | os.PathLike, roots: Iterable[Path]) -> bool:
+    """True if ``path``, with every symbolic link followed, lies in one of the (resolved) ``roots``."""
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(real == r or real.is_relative_to(r) for r in roots)
+
+
+def links_leaving_roots(
+    folder: str | os.PathLike, settings: "Settings | None" = None, *, roots: Iterable[Path] | None = None
+) -> list[Path]:
+    """The symbolic links under ``folder`` (a folder the app opened) that lead outside the roots.
+
+    The folder is walked without following links, so every path below it is either a plain
+    file or folder inside it, or one of the links checked here: a folder with none of these
+    links can be read freely, whatever its pages open inside it. ``roots`` overrides the
+    configured roots (as :func:`sarviz.ui.batch.check_batch_path` may).
+    """
+    real_roots = tuple(Path(r).resolve() for r in roots) if roots is not None else allowed_roots(settings)
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(
+        Path(folder)
+    ):  # followlinks=False: a linked folder is checked, not entered
+        for name in (*dirnames, *filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink() and not leads_inside(path, real_roots):
+                log.warning("refused: %s leads outside the allowed folders", path)
+                out.append(path)
+    return out
+
+
 def safe_upload_name(name: str, default: str = "upload") -> str:
     """A browser-supplied file name reduced to a plain base name (no folders, NUL or control bytes)."""
     base = Path(str(name or "").replace("\\", "/")).name
@@ -107,7 +141,7 @@ def safe_upload_name(name: str, default: str = "upload") -> str:
 
 
 # -- client identity ---------------------------------------------------------------------------
-def _networks(specs: Iterable[str]) -> list[ipaddress._BaseNetwork]:
+def _networks(specs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     nets = []
     for spec in specs:
         try:

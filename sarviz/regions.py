@@ -14,7 +14,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from sarviz.errors import SceneError
 
@@ -162,6 +162,89 @@ def read_region(path: str | Path) -> list[tuple[object, dict]]:
     return out
 
 
+#: the grid's distances may be this much longer on the ground than laid out (projection scale,
+#: the aeqd/UTM grids err far less; see :func:`check_grid_covers`)
+COVER_SLACK = 1.02
+#: at most about this many test points inside a region (the check's cost stays the same for any size)
+COVER_SAMPLES = 40_000
+
+
+def densified(region: object, cell_m: float) -> object:
+    """``region`` with extra vertices at most a quarter cell (and 0.25°) apart along its edges.
+
+    GeoJSON edges are straight in longitude/latitude (RFC 7946 §3.1.1). Projected vertex by
+    vertex, a long edge becomes a chord of the projected region (a 160° edge along a parallel
+    cuts off a quarter of a large region; along 80° N it cuts off a sliver); projected with its
+    extra vertices it follows the edge the file describes.
+    """
+    from shapely import segmentize
+
+    return segmentize(region, max_segment_length=min(0.25, cell_m / 4 / 111_320.0))
+
+
+def check_grid_covers(region: object, lons: object, lats: object, cell_m: float, where: str) -> None:
+    """Refuse a grid that does not cover its region: :class:`~sarviz.errors.SceneError` saying what is left out.
+
+    ``region`` is the (Multi)Polygon in longitude/latitude; ``lons``/``lats`` are the grid's
+    points, each standing for a square cell of ``cell_m`` metres. The test does not trust the
+    projection the grid was laid on (a grid on a projection that cannot represent the region is
+    what it must catch): test points spread evenly over the region on the ground (at most
+    :data:`COVER_SAMPLES`, never farther apart than half a cell) must each have a grid point
+    within half a cell's diagonal, measured as straight-line distances between Earth-centred
+    WGS84 coordinates. Test points closer than that to the region's edge are exempt (the
+    edge tolerance: the nearest grid point of a cell cut by the edge may lie outside the region).
+    """
+    import numpy as np
+    from pyproj import Geod, Transformer
+    from scipy.spatial import cKDTree
+    from shapely import contains_xy, segmentize
+
+    lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+    reach = cell_m * math.sqrt(0.5) * COVER_SLACK  # half a cell's diagonal
+    area = abs(Geod(ellps="WGS84").geometry_area_perimeter(region)[0])
+    step_m = max(cell_m / 2, math.sqrt(area / COVER_SAMPLES))
+    west, south, east, north = region.bounds  # type: ignore[attr-defined]
+    m_per_deg = 111_320.0
+    rows = np.arange(south + step_m / m_per_deg / 2, north, step_m / m_per_deg)
+    xs_list, ys_list = [], []
+    for lat in rows:  # equal ground spacing along each row of latitude
+        dlon = step_m / (m_per_deg * max(math.cos(math.radians(lat)), 0.05))
+        row_lons = np.arange(west + dlon / 2, east, dlon)
+        xs_list.append(row_lons)
+        ys_list.append(np.full(row_lons.size, lat))
+    xs, ys = (np.concatenate(xs_list), np.concatenate(ys_list)) if xs_list else (np.empty(0), np.empty(0))
+    inside = contains_xy(region, xs, ys)
+    xs, ys = xs[inside], ys[inside]
+    if xs.size == 0:
+        return  # a region thinner than the test spacing: all edge, nothing to test
+    ecef = Transformer.from_crs("EPSG:4326", "EPSG:4978", always_xy=True)
+
+    def xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        return np.column_stack(ecef.transform(lon, lat, np.zeros_like(lon)))
+
+    boundary = segmentize(region.boundary, reach / 4 / m_per_deg)  # type: ignore[attr-defined]
+    parts = getattr(boundary, "geoms", [boundary])
+    edge = np.concatenate([np.asarray(g.coords)[:, :2] for g in parts])
+    # longitude segments are shorter on the ground than latitude ones: the spacing above is an upper bound
+    near_edge = cKDTree(xyz(edge[:, 0], edge[:, 1])).query(xyz(xs, ys), distance_upper_bound=reach)[0] <= reach
+    if lons.size == 0:
+        uncovered = ~near_edge
+    else:
+        dist = cKDTree(xyz(lons, lats)).query(xyz(xs, ys), distance_upper_bound=reach * 2)[0]
+        uncovered = (dist > reach) & ~near_edge
+    if not uncovered.any():
+        return
+    ux, uy = xs[uncovered], ys[uncovered]
+    share = uncovered.sum() / xs.size
+    examples = "; ".join(f"{y:.3f}, {x:.3f}" for x, y in list(zip(ux, uy))[:: max(1, ux.size // 3)][:3])
+    raise SceneError(
+        f"{where}: the grid does not cover the region — {share:.1%} of it (test points farther than "
+        f"{reach / 1000:.3g} km from any grid point) is left out, within longitude {ux.min():.3f}…{ux.max():.3f} "
+        f"and latitude {uy.min():.3f}…{uy.max():.3f} (e.g. at lat, lon {examples}); split the region into "
+        "smaller ones"
+    )
+
+
 def read_points(path: str | Path, report: Callable[[str], None] | None = None) -> list[dict]:
     """Points from a CSV (lat/lon columns, or a ``place`` column resolved through the offline
     gazetteer where a row has no lat/lon) or a GeoJSON of Point features; each {lat, lon, year?, id?, place?}.
@@ -212,7 +295,7 @@ def read_points(path: str | Path, report: Callable[[str], None] | None = None) -
             if len(row) != len(header):
                 raise SceneError(f"{path}: line {line} has {len(row)} field(s) but the header has {len(header)}")
             year = row[cols["year"]].strip() if "year" in cols else ""
-            point = {
+            point: dict[str, Any] = {
                 "lat": row[lat_c].strip() if lat_c is not None else "",
                 "lon": row[lon_c].strip() if lon_c is not None else "",
                 "year": year or None,

@@ -41,6 +41,7 @@ from rasterio.windows import Window
 
 from sarviz.atomic import atomic_path
 from sarviz.errors import SceneError  # noqa: F401 - re-exported: sarviz.scene.SceneError
+from sarviz.gdal_messages import gdal_write_errors, route_gdal_messages
 from sarviz.settings import max_read_bytes
 
 OPTICAL_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B8")
@@ -337,6 +338,7 @@ def write_scene(
     67-band training patch layout); ``extra_tags`` are added to the GeoTIFF tags;
     ``zstd_level`` sets the compression level (GDAL's default, 9, when None).
     """
+    route_gdal_messages()  # a failed write says one line of ours, not libtiff's on stderr
     path = Path(path)
     unknown = [b for b in bands if b not in SCENE_BANDS]
     if unknown:
@@ -390,7 +392,8 @@ def write_scene(
         staging.write(data)
         staging.descriptions = tuple(bands)
         staging.update_tags(**tags)
-        rio_shutil.copy(staging, tmp, **cog)
+        with gdal_write_errors(path):
+            rio_shutil.copy(staging, tmp, **cog)
         verify_written_tiff(tmp, path)  # before the rename: a short write must not replace a good file
     return path
 

@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from rasterio.windows import Window
@@ -110,8 +110,13 @@ def remove_stale_parts(folder: Path) -> int:
 class SceneStore:
     """A folder of scene files. ``lookup(lat, lon, size_px)`` returns the patch at a point."""
 
-    def __init__(self, folder: str | os.PathLike, create: bool = False) -> None:
+    def __init__(
+        self, folder: str | os.PathLike, create: bool = False, allowed: Callable[[Path], bool] | None = None
+    ) -> None:
+        """``allowed`` decides which scene files may be listed and read (the app passes its
+        access check, so a ``.tif`` linking out of the roots is never indexed or served)."""
         self.folder = Path(os.path.expanduser(str(folder)))
+        self._allowed = allowed
         if create:
             self.folder.mkdir(parents=True, exist_ok=True)
         if not self.folder.exists():
@@ -142,7 +147,8 @@ class SceneStore:
 
     def _folder_state(self) -> tuple:
         try:
-            return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.folder.glob("*.tif")))
+            files = [p for p in self.folder.glob("*.tif") if self._allowed is None or self._allowed(p)]
+            return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
         except OSError:
             return ()
 

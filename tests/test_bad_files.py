@@ -231,6 +231,67 @@ def test_emulator_fit_on_a_full_disk(tmp_path, shared_dir):
     assert weights.read_bytes() == b"OLD WEIGHTS"
 
 
+_EVERY_RASTER_WRITER = """
+import logging, resource, signal, sys
+import numpy as np
+from pathlib import Path
+from conftest import make_scene
+from sarviz.batch.items import write_cog
+from sarviz.formats.generated_image import GeneratedImage
+from sarviz.formats.sar2sar import RenderOutput, SarGeoTiff
+from sarviz.scene import write_scene
+
+# the log goes to stdout (a pipe: the file-size limit below does not apply to it)
+logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="LOG %(name)s %(levelname)s %(message)s")
+out = Path(sys.argv[1])
+scene = make_scene(scene_id="noise")
+rng = np.random.default_rng(0)
+pixels = {p: rng.normal(-12, 3, (320, 320)).astype(np.float32) for p in ("VV", "VH")}
+writers = {
+    "write_scene": lambda: write_scene(scene, out / "scene.tif"),
+    "write_cog": lambda: write_cog(out / "cog.tif", np.stack(list(pixels.values())), ("VV", "VH"), scene.crs, scene.transform),
+    "GeneratedImage.save": lambda: GeneratedImage(pixels["VV"], pixels["VH"], scene.crs, scene.transform).save(out / "gen.tif"),
+    "SarGeoTiff.save": lambda: SarGeoTiff(pixels, scene.crs, scene.transform).save(out / "sar.tif"),
+    "RenderOutput.write": lambda: RenderOutput(pixels, scene.crs, scene.transform, {}).write(out / "render.tif"),
+}
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # every write fails part-way, as on a full disk
+for name, write in writers.items():
+    try:
+        write()
+        print("RESULT", name, "WROTE")
+    except OSError as exc:
+        print("RESULT", name, "OSError", exc.errno)
+    except Exception as exc:  # reported by the test below: every writer must fail with an OSError
+        print("RESULT", name, type(exc).__name__)
+"""
+
+
+def test_failed_raster_writes_keep_gdal_and_libtiff_noise_off_the_terminal(tmp_path):
+    """libtiff printed "_tiffWriteProc: File too large." (and on a full disk "No space left on
+    device", "TIFFRewriteDirectory: …") straight to fd 2 beside our one line. Every raster writer
+    routes GDAL's and libtiff's messages to logging (sarviz.gdal_messages): the process's stderr,
+    captured at the file-descriptor level, stays empty, and the messages are in the log."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", _EVERY_RASTER_WRITER, str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])},
+        timeout=300,
+    )
+    lines = proc.stdout.splitlines()
+    results = dict(line.split(" ", 2)[1:] for line in lines if line.startswith("RESULT "))
+    assert proc.returncode == 0 and len(results) == 5, (proc.stdout, proc.stderr)
+    # each says one OSError (the command line prints it as "cannot write PATH: …"), none "wrote"
+    assert all(r.startswith("OSError") for r in results.values()), results
+    assert proc.stderr == "", proc.stderr  # no "_tiffWriteProc: …", no "ERROR 1: …", no traceback
+    log = [line for line in lines if line.startswith("LOG ")]
+    assert "LOG sarviz.gdal ERROR libtiff _tiffWriteProc: File too large" in log, log
+    assert not [p for p in out.iterdir()]  # no half-written file left
+
+
 # -- inputs that passed silently ------------------------------------------------------------------
 def _points_csv(path: Path, rows: list[list[str]]) -> Path:
     header = [f"A{i:02d}" for i in range(64)]

@@ -187,6 +187,8 @@ def _log_to(folder: BatchFolder) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    # GDAL's and libtiff's messages (sarviz.gdal_messages) go into the run's log, not onto the terminal
+    logging.getLogger("sarviz.gdal").addHandler(handler)
     return handler
 
 
@@ -301,6 +303,7 @@ def run_batch(
         )
         log.info("batch %s: %s", folder.root, summary.line())
         log.removeHandler(handler)
+        logging.getLogger("sarviz.gdal").removeHandler(handler)
         handler.close()
         lock.close()
     return summary

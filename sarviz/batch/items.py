@@ -22,7 +22,7 @@ import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio import shutil as rio_shutil
@@ -31,7 +31,13 @@ from rasterio.io import MemoryFile
 from sarviz.atomic import atomic_path
 from sarviz.batch.points import BatchPoint
 from sarviz.formats.batch_folder import OPTICAL_FILE, REAL_FILE, SCENE_FILE, BatchConfig, BatchFolder, generated_name
+from sarviz.gdal_messages import gdal_write_errors, route_gdal_messages
 from sarviz.scene import OPTICAL_BANDS, SAR_BANDS, Scene, read_scene, write_scene
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sarviz.generators.base import MapGenerator
+    from sarviz.sources.chain import SourceChain
+    from sarviz.store import SceneStore
 
 log = logging.getLogger("sarviz.batch")
 
@@ -40,6 +46,7 @@ def write_cog(
     path: Path, bands: np.ndarray, names: tuple[str, ...], crs: Any, transform: Any, tags: dict[str, str] | None = None
 ) -> Path:
     """A float32 cloud-optimised GeoTIFF (GDAL's COG driver), written atomically."""
+    route_gdal_messages()  # a failed write says one line of ours, not libtiff's on stderr
     bands = np.asarray(bands, dtype=np.float32)
     count, height, width = bands.shape
     profile = dict(
@@ -57,14 +64,15 @@ def write_cog(
         staging.descriptions = names
         if tags:
             staging.update_tags(**tags)
-        rio_shutil.copy(
-            staging,
-            tmp,
-            driver="COG",
-            COMPRESS="DEFLATE",
-            PREDICTOR="YES",
-            BLOCKSIZE=256 if min(width, height) >= 256 else 128,
-        )
+        with gdal_write_errors(path):
+            rio_shutil.copy(
+                staging,
+                tmp,
+                driver="COG",
+                COMPRESS="DEFLATE",
+                PREDICTOR="YES",
+                BLOCKSIZE=256 if min(width, height) >= 256 else 128,
+            )
     return path
 
 
@@ -103,8 +111,8 @@ class SceneFetcher:
     def __init__(self, config: BatchConfig, out: str) -> None:
         self.config = config
         self.folder = BatchFolder(out)
-        self._store = None
-        self._chain = None
+        self._store: SceneStore | None = None
+        self._chain: SourceChain | None = None
 
     def _scene(self, point: BatchPoint) -> Scene:
         from sarviz.settings import Settings
@@ -187,12 +195,16 @@ class ItemGenerator:
         self.config = config
         self.folder = BatchFolder(out)
         self.load_error: str | None = None
-        self.generator = None
+        self.generator: MapGenerator | None = None
         self._refetcher: SceneFetcher | None = None  # a retried item whose staged scene is gone
         try:
+            from sarviz.generators.base import MapGenerator
             from sarviz.registry import ModelRegistry
 
-            self.generator = ModelRegistry().generator(config.model)
+            generator = ModelRegistry().generator(config.model)
+            if not isinstance(generator, MapGenerator):
+                raise TypeError(f"a batch needs a scene → SAR model; this one is a {generator.interface!r} model")
+            self.generator = generator
         except Exception as exc:  # noqa: BLE001 — reported on every item, not as a dead worker
             self.load_error = f"model {config.model!r} cannot be loaded: {_error_text(exc)}"
 
@@ -218,13 +230,15 @@ class ItemGenerator:
             row.pop("staging", None)
             return row
         try:
-            if self.load_error:
-                raise RuntimeError(self.load_error)
+            if self.load_error or self.generator is None:
+                raise RuntimeError(self.load_error or "the model was not loaded")
             scene = read_scene(staging / SCENE_FILE)
             provenance: dict[str, Any] = {}
             assets: dict[str, dict[str, Any]] = {}
             for seed in self.config.seeds:
                 result = self.generator.generate(scene, GenerationRequest(seed=int(seed)))
+                if result.vh_db is None:  # a batch item's images hold both polarisations
+                    raise ValueError(f"model {self.config.model!r} made no VH band; a batch needs VV and VH")
                 t1 = time.perf_counter()
                 name = generated_name(seed)
                 prov = {**result.provenance, "batch_item": item_id, "scene_s1_mode": row.get("s1_mode")}

@@ -98,7 +98,7 @@ def points_from_region(path: str | Path, spacing_km: float) -> list[BatchPoint]:
 
     if not (spacing_km > 0 and math.isfinite(spacing_km)):
         raise SceneError(f"--spacing-km must be a positive number, got {spacing_km}")
-    from sarviz.regions import read_region
+    from sarviz.regions import densified, read_region
 
     parts = read_region(path)
     union = unary_union([p for p, _ in parts])
@@ -106,7 +106,7 @@ def points_from_region(path: str | Path, spacing_km: float) -> list[BatchPoint]:
     aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={c.y} +lon_0={c.x} +datum=WGS84 +units=m +no_defs")
     fwd = Transformer.from_crs("EPSG:4326", aeqd, always_xy=True).transform
     inv = Transformer.from_crs(aeqd, "EPSG:4326", always_xy=True)
-    projected = [(shp_transform(fwd, p), props) for p, props in parts]
+    projected = [(shp_transform(fwd, densified(p, spacing_km * 1000.0)), props) for p, props in parts]
     minx, miny, maxx, maxy = unary_union([p for p, _ in projected]).bounds
     step = spacing_km * 1000.0
     # columns/rows counted from the centre, so a grid is stable when the region grows
@@ -145,4 +145,7 @@ def points_from_region(path: str | Path, spacing_km: float) -> list[BatchPoint]:
         raise SceneError(
             f"no grid point at {spacing_km} km spacing falls inside the region; use a smaller --spacing-km"
         )
+    from sarviz.regions import check_grid_covers
+
+    check_grid_covers(union, [p.lon for p in points], [p.lat for p in points], step, f"{path}")
     return sorted(points, key=lambda p: p.id)

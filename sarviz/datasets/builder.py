@@ -42,7 +42,7 @@ from sarviz.formats.patch_dataset import (
     RECORDS_DIR,
     PatchDatasetFolder,
 )
-from sarviz.regions import read_region
+from sarviz.regions import densified, read_region
 from sarviz.scene import (
     TRAINING_PATCH_BANDS,
     Scene,
@@ -487,9 +487,15 @@ def points_in_region(
     crs = utm_crs_for(c.y, c.x)
     fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
     back = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    local = shp_transform(fwd, region)
     step = (stride or size) * res_m
+    local = shp_transform(fwd, densified(region, step))
     minx, miny, maxx, maxy = local.bounds
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):  # beyond what one UTM zone's projection reaches
+        lon_w, _, lon_e, _ = region.bounds
+        raise DatasetError(
+            f"{path}: the region ({lon_e - lon_w:.0f}° of longitude) reaches too far from its UTM zone "
+            f"({crs.to_string()}) for one patch grid; split it into smaller regions"
+        )
     n = math.ceil((maxx - minx) / step + 1) * math.ceil((maxy - miny) / step + 1)
     if n > MAX_POINTS:
         raise DatasetError(
@@ -503,6 +509,13 @@ def points_in_region(
     gx, gy = np.meshgrid(xs, ys)
     inside = contains_xy(local, gx.ravel(), gy.ravel())
     lons, lats = back.transform(gx.ravel()[inside], gy.ravel()[inside])
+    if len(lons):  # (no point at all is said by build_from_points)
+        from sarviz.regions import check_grid_covers
+
+        try:
+            check_grid_covers(region, lons, lats, step, f"{path}")
+        except SceneError as exc:
+            raise DatasetError(str(exc)) from None
     return [{"lat": float(la), "lon": float(lo), "id": None, "year": None} for la, lo in zip(lats, lons)]
 
 

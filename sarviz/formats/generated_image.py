@@ -64,8 +64,10 @@ class GeneratedImage(Artifact):
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
+        from sarviz.gdal_messages import gdal_write_errors, route_gdal_messages
         from sarviz.scene import verify_written_tiff
 
+        route_gdal_messages()  # a failed write says one line of ours, not libtiff's on stderr
         path = Path(path)
         bands = {k: np.asarray(v, dtype=np.float32) for k, v in self.bands.items()}
         height, width = bands["VV"].shape
@@ -73,7 +75,7 @@ class GeneratedImage(Artifact):
         calibration = _calibration(self.provenance)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with atomic_path(path, suffix=".tif.part") as tmp:
+            with atomic_path(path, suffix=".tif.part") as tmp, gdal_write_errors(path):
                 with rasterio.open(
                     tmp,
                     "w",

@@ -117,10 +117,15 @@ class SarGeoTiff(Artifact):
         """A float32 GeoTIFF with one band per polarisation (described VV/VH/…), NaN = missing; atomic."""
         import rasterio
 
+        from sarviz.gdal_messages import gdal_write_errors, route_gdal_messages
+
+        route_gdal_messages()  # a failed write says one line of ours, not libtiff's on stderr
+
         path = Path(path)
         data = np.stack([np.asarray(a, dtype=np.float32) for a in self.bands.values()])
         with (
             atomic_path(path, suffix=".tif.part") as tmp,
+            gdal_write_errors(path),
             rasterio.open(
                 tmp,
                 "w",
@@ -329,6 +334,10 @@ class RenderOutput(Artifact):
     def write(self, path: str | os.PathLike[str]) -> Path:
         import rasterio
 
+        from sarviz.gdal_messages import gdal_write_errors, route_gdal_messages
+
+        route_gdal_messages()  # a failed write says one line of ours, not libtiff's on stderr
+
         path = Path(path)
         names = list(self.bands) + [f"{p}{CLIPPED_SUFFIX}" for p in self.masks]
         data = [self.bands[p].astype(np.float32) for p in self.bands] + [
@@ -337,6 +346,7 @@ class RenderOutput(Artifact):
         h, w = data[0].shape
         with (
             atomic_path(path, suffix=".tif.part") as tmp,
+            gdal_write_errors(path),
             rasterio.open(
                 tmp,
                 "w",

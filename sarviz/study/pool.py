@@ -35,7 +35,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -421,14 +421,22 @@ def read_labels_file(folder: Path) -> dict[str, dict[str, str]]:
         return {row["file"].strip(): row for row in reader if (row.get("file") or "").strip()}
 
 
-def scan_folder(folder: str | Path, defaults: dict[str, Any] | None = None) -> list[FolderEntry]:
+def scan_folder(
+    folder: str | Path, defaults: dict[str, Any] | None = None, allowed: Callable[[Path], bool] | None = None
+) -> list[FolderEntry]:
     """Images in a folder with their labels (``labels.csv`` first, then ``defaults``).
 
-    ``*_VH.tif`` files that pair with a ``*_VV.tif`` are not separate images.
+    ``*_VH.tif`` files that pair with a ``*_VV.tif`` are not separate images. ``allowed`` (the
+    app passes its access check, :func:`sarviz.access.leads_inside` on the configured roots)
+    decides which files may be read: an image, its ``*_VH`` partner or ``labels.csv`` that
+    leads elsewhere (a symbolic link out of the roots) is never opened; the image is reported
+    as not imported.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise PoolError(f"{folder}: not a folder")
+    if allowed is not None and (folder / LABELS_FILE).exists() and not allowed(folder / LABELS_FILE):
+        raise PoolError(f"{LABELS_FILE} in {folder.name} leads outside the folders this app may open")
     manifest = read_labels_file(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     names = {p.name for p in files}
@@ -436,6 +444,12 @@ def scan_folder(folder: str | Path, defaults: dict[str, Any] | None = None) -> l
     for p in files:
         stem = p.stem
         if stem.upper().endswith("_VH") and any(n.upper() == (stem[:-3] + "_VV" + p.suffix).upper() for n in names):
+            continue
+        partner = p.with_name(stem[:-3] + ("_VH" if stem.endswith("_VV") else "_vh") + p.suffix)
+        if allowed is not None and not (
+            allowed(p) and (not stem.upper().endswith("_VV") or not partner.exists() or allowed(partner))
+        ):
+            entries.append(FolderEntry(p, None, f"{p.name}: leads outside the folders this app may open; not imported"))
             continue
         row = manifest.get(p.name) or {}
         spec = {**(defaults or {}), **{k: v for k, v in row.items() if k != "file" and v not in (None, "")}}

@@ -552,9 +552,12 @@ class OwnerAPI:
         folder: str | Path,
         defaults: dict[str, Any] | None = None,
         progress: Callable[[int, int, str], None] | None = None,
+        allowed: Callable[[Path], bool] | None = None,
     ) -> ImportReport:
+        """Pool every image of a folder; ``allowed`` decides which files may be read (see
+        :func:`sarviz.study.pool.scan_folder`: the app passes its access check)."""
         design = self.design(code)
-        entries = pool_mod.scan_folder(folder, defaults)
+        entries = pool_mod.scan_folder(folder, defaults, allowed)
         outcomes: list[AddOutcome] = []
         for i, entry in enumerate(entries, 1):
             if entry.labels is None:

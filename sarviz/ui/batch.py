@@ -54,20 +54,38 @@ def check_batch_path(path: str | os.PathLike, roots: list[Path] | None = None) -
             raise BatchAccessError("this folder is outside the folders the app may open")
     if not BatchFolder.is_batch_folder(resolved):
         raise BatchAccessError(f"this folder is not a sarviz batch folder (no {SETTINGS_FILE})")
+    from sarviz.access import links_leaving_roots
+
+    # the page reads the manifest, items, images and reports inside: none may lead out of the roots
+    leaving = links_leaving_roots(resolved, roots=roots)
+    if leaving:
+        names = ", ".join(str(p.relative_to(resolved)) for p in leaving[:3]) + (" …" if len(leaving) > 3 else "")
+        raise BatchAccessError(
+            f"this batch folder holds {len(leaving)} link(s) leading outside the folders the app may open ({names})"
+        )
     return resolved
 
 
 def find_batches(roots: list[Path] | None = None, depth: int = 3) -> list[Path]:
-    """Batch folders (holding batch.json) under the roots, at most ``depth`` levels down."""
+    """Batch folders (holding batch.json) under the roots, at most ``depth`` levels down.
+
+    Linked folders are not entered, and a folder whose batch.json leads outside the roots is not
+    listed (:func:`sarviz.access.leads_inside`, the check of every listed path).
+    """
+    from sarviz.access import leads_inside
+
+    roots = batch_roots() if roots is None else roots
+    real_roots = [r.resolve() for r in roots]
     found: list[Path] = []
-    for root in batch_roots() if roots is None else roots:
+    for root in roots:
         if not root.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             here = Path(dirpath)
             level = len(here.relative_to(root).parts)
             if SETTINGS_FILE in filenames:
-                found.append(here)
+                if leads_inside(here / SETTINGS_FILE, real_roots):
+                    found.append(here)
                 dirnames[:] = []
             elif level >= depth:
                 dirnames[:] = []
@@ -153,7 +171,7 @@ def build_batch_map(folder: BatchFolder, rows: list[dict[str, Any]], tiles: str 
         folium.CircleMarker(
             [lat, lon],
             radius=5,
-            color=STATUS_COLOURS.get(row.get("status"), "#555"),
+            color=STATUS_COLOURS.get(str(row.get("status")), "#555"),
             fill=True,
             fill_opacity=0.9,
             tooltip=tip,
@@ -198,6 +216,8 @@ def load_item(folder: BatchFolder, item_id: str, seed: int | None = None):
         real = read_sar_file(str(base / REAL_FILE), "real") if (base / REAL_FILE).is_file() else None
         optical = read_scene(base / OPTICAL_FILE, layers=("optical",)) if (base / OPTICAL_FILE).is_file() else None
         like = real or optical
+        if like is None:
+            raise BatchAccessError(f"item {item_id} has neither {SCENE_FILE}, {REAL_FILE} nor {OPTICAL_FILE}")
         scene = Scene(
             crs=like.crs,
             transform=like.transform,
@@ -279,7 +299,8 @@ def batch_page() -> None:
         with st.expander(f"Failed items ({failed})"):
             for r in rows:
                 if r.get("status") == "failed":
-                    st.markdown(f"- **{r['id']}** ({r.get('stage')}): {r.get('error')}")
+                    # plain(): errors quote file names and user text, never rendered as markdown
+                    st.markdown(f"- **{plain(r['id'])}** ({plain(r.get('stage'))}): {plain(r.get('error'))}")
     _evaluation(folder)
     if not done_ids:
         st.info("No finished item in this batch yet.")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sarviz.access import allowed_roots, leads_inside, links_leaving_roots
 from sarviz.errors import DatasetError, SarvizError, SceneError
 from sarviz.evaluation.captioned import open_captioned
 from sarviz.evaluation.figures import comparison_pngs
@@ -110,10 +111,12 @@ def find_captioned(root: Path, max_depth: int = 3) -> list[Path]:
     """Captioned dataset folders (with caption_info.json) under ``root``, at most ``max_depth`` levels down."""
     if not root.is_dir():
         return []
+    roots = allowed_roots()
     found = []
     for depth in range(max_depth + 1):
         found += [p.parent for p in root.glob("/".join(["*"] * depth + [CAPTION_INFO_FILE]))]
-    return sorted(set(found))
+    # glob follows linked folders: keep what stays inside the roots, file and folder alike
+    return sorted({p for p in found if leads_inside(p, roots) and leads_inside(p / CAPTION_INFO_FILE, roots)})
 
 
 def dataset_labels(folder: str | Path) -> list[str]:
@@ -323,7 +326,8 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
     settings = Settings.load()
     try:
         if how == "a real scene":
-            store = SceneStore(settings.scenes)
+            roots = allowed_roots(settings)
+            store = SceneStore(settings.scenes, allowed=lambda p: leads_inside(p, roots))
             names = [e.scene_id for e in store if "vv_db" in e.layers]
             if not names:
                 st.info(f"No scene with a real Sentinel-1 layer in {plain(store.folder)}.")
@@ -345,6 +349,9 @@ def _reference(key: str) -> tuple[list[np.ndarray] | None, str]:
                 key=f"{key}_dataset",
                 format_func=lambda p: str(p.relative_to(root)) if p != root else p.name,
             )
+            if links_leaving_roots(folder, settings):  # its metadata and patches are read below
+                st.error("That dataset holds links leading outside the folders this app may open.")
+                return None, ""
             labels = dataset_labels(folder)
             if not labels:
                 st.info("That dataset has no labelled patches.")

@@ -34,17 +34,31 @@ def strip_paths(obj):
 
 
 def sar2sar_runs(root: Path) -> list[Path]:
+    """SAR→SAR run folders in ``root`` that lie inside the app's roots with nothing in them linking out."""
+    from sarviz.access import allowed_roots, leads_inside, links_leaving_roots
     from sarviz.formats.sar2sar import RUN_FILE
 
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and (p / RUN_FILE).is_file())
+    roots = allowed_roots()
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir()
+        and (p / RUN_FILE).is_file()
+        and leads_inside(p, roots)
+        and not links_leaving_roots(p, roots=roots)
+    )
 
 
 def input_files(root: Path) -> list[Path]:
+    """GeoTIFFs in ``root`` that lie inside the app's roots (a link out of them is not offered)."""
+    from sarviz.access import allowed_roots, leads_inside
+
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("*.tif") if p.is_file() and not p.is_symlink())
+    roots = allowed_roots()
+    return sorted(p for p in root.glob("*.tif") if p.is_file() and leads_inside(p, roots))
 
 
 def to_png(db: np.ndarray, lo: float, hi: float) -> bytes:

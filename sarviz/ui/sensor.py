@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from sarviz.access import AccessDenied, resolve_user_path
+from sarviz.access import AccessDenied, links_leaving_roots, resolve_user_path
 from sarviz.errors import GenerationError, MetricError
 from sarviz.formats.generated_image import GENERATED_FILE
 from sarviz.metrics.sensor_profile import profile_distance, sensor_profile
@@ -34,10 +34,14 @@ INTRO = (
 
 def _resolve(text: str, kind: str) -> Path | None:
     try:
-        return resolve_user_path(text, kind=kind)
+        path = resolve_user_path(text, kind=kind)
     except AccessDenied as exc:
         st.error(str(exc))
         return None
+    if kind == "folder" and links_leaving_roots(path):  # the weights inside are read too
+        st.error(f"Refused: {text.strip()} holds links leading outside the folders this app may open.")
+        return None
+    return path
 
 
 def _db(amplitude: np.ndarray) -> np.ndarray:

@@ -546,10 +546,11 @@ def _pool_tab(owner, code: str) -> None:  # noqa: ANN001
 
 
 def _import_form(owner, code: str) -> None:  # noqa: ANN001
-    from sarviz.access import AccessDenied, resolve_user_path
+    from sarviz.access import AccessDenied, allowed_roots, leads_inside, resolve_user_path
     from sarviz.settings import Settings
 
     settings = Settings.load()
+    roots = allowed_roots(settings)
     with st.form("import_folder"):
         st.subheader("Import a folder on the server")
         folder = st.text_input(
@@ -572,6 +573,7 @@ def _import_form(owner, code: str) -> None:  # noqa: ANN001
                     where,
                     {k: v for k, v in dict(source=source, model_id=model_id, scene_class=scene_class).items() if v},
                     progress=lambda i, n, m: bar.progress(i / n, text=_say(m)),
+                    allowed=lambda p: leads_inside(p, roots),  # files in it, too: no link out of the roots
                 )
             except (StudyError, AccessDenied) as exc:
                 st.error(_say(exc))
