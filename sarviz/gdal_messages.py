@@ -108,8 +108,10 @@ def _loaded_libraries(stem: str) -> list[str]:
 
 
 def _open_loaded(path: str) -> ctypes.CDLL | None:
-    try:  # RTLD_NOLOAD: the copy already in the process, never a second one
-        return ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_GLOBAL", 0))
+    # RTLD_NOLOAD: the copy already in the process, never a second one. Never RTLD_GLOBAL: the
+    # library's symbols would then bind libraries loaded later (pyproj's own PROJ aborted)
+    try:
+        return ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0))
     except OSError:
         return None
 

@@ -292,6 +292,25 @@ def test_failed_raster_writes_keep_gdal_and_libtiff_noise_off_the_terminal(tmp_p
     assert not [p for p in out.iterdir()]  # no half-written file left
 
 
+def test_routing_gdal_messages_leaves_later_libraries_alone():
+    """The handlers are set on the GDAL and libtiff already in the process without making their
+    symbols global: with RTLD_GLOBAL, pyproj's own PROJ (loaded afterwards) bound to them and
+    the process aborted (std::bad_alloc) on ``import pyproj``."""
+    code = (
+        "from sarviz.gdal_messages import route_gdal_messages; assert route_gdal_messages(); "
+        "import pyproj; from pyproj import Transformer; "
+        "print(round(Transformer.from_crs('EPSG:32633', 'EPSG:4326', always_xy=True).transform(500000, 0)[0], 6))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "15.0", (proc.stdout, proc.stderr)  # zone 33's meridian
+
+
 # -- inputs that passed silently ------------------------------------------------------------------
 def _points_csv(path: Path, rows: list[list[str]]) -> Path:
     header = [f"A{i:02d}" for i in range(64)]
