@@ -16,9 +16,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # is exercised by tests/test_dtype_choice.py with injected timings, not on every generate.
 os.environ.setdefault("SARVIZ_DTYPE_MEASURE", "0")
 
-# the study fixtures (sqlite_url, postgres_url, …) for every test module, without re-importing them by name
-pytest_plugins = ["_study_fixtures", "tiny_models"]
-
 ROOT = Path(__file__).resolve().parents[1]
 # SARVIZ_SHARED: another place for ../shared (a worktree checked out away from it)
 SHARED = Path(os.environ.get("SARVIZ_SHARED") or ROOT.parent / "shared")
@@ -26,9 +23,10 @@ SAMPLES = SHARED / "samples"
 SPAIN_LATLON = (38.1058, -0.7589)  # centre of the Sen1Floods11 Spain_7370579 chip
 
 # fixtures every test may ask for by name, without importing them: the study databases (sqlite_url,
-# postgres_url, postgres_base_url) and the session's tiny models (tiny_ckpt, tiny_sd15_base, tiny_sdxl_base,
-# tiny_sd3_base: tests/tiny_models.py). Helper functions stay plain imports from tests/_*.py.
-pytest_plugins = ["_study_fixtures", "tiny_models"]
+# postgres_url, postgres_base_url), the session's tiny models (tiny_ckpt, tiny_sd15_base, tiny_sdxl_base,
+# tiny_sd3_base: tests/tiny_models.py) and the session's one local Ray (ray_local). Helper functions stay
+# plain imports from tests/_*.py.
+pytest_plugins = ["_study_fixtures", "tiny_models", "_ray_fixtures"]
 
 
 @pytest.fixture(scope="session")

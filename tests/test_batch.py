@@ -1,6 +1,9 @@
 """Batch synthesis on a local Ray (2 workers) over scenes with real AlphaEarth embedding vectors.
 
-One Ray runtime for the module (started by the first test that needs it, shut down at the end).
+One Ray runtime for the session (``ray_local``, tests/_ray_fixtures.py: started by the first test
+that needs it, shut down at the end); run_batch and evaluate_batch use it instead of their own.
+The runs are 5 points a region (10 items, more than the scheduler's windows of 2 workers hold)
+and a point outside every scene: each property needs a few items, not many.
 """
 
 from __future__ import annotations
@@ -20,23 +23,17 @@ from sarviz.errors import SarvizError
 from _batch_fixtures import build_scene_folder, write_points_csv
 
 SIZE = 32
+N_A_REGION = 5  # points a region: 10 items in all, plus "nowhere"
+N_ITEMS = 2 * N_A_REGION
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch-inputs")
     pts = build_scene_folder(root / "scenes")
-    chosen = [p for p in pts if int(p["id"][-2:]) < 10]  # 10 points a region, 20 in all
+    chosen = [p for p in pts if int(p["id"][-2:]) < N_A_REGION]
     chosen.append({"id": "nowhere", "lat": 0.0, "lon": 0.0, "class": "", "region": ""})
     return {"scenes": root / "scenes", "points": write_points_csv(root / "points.csv", chosen)}
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    from sarviz.batch.engine import ray_runtime
-
-    with ray_runtime(None, workers=2) as ray:
-        yield ray
 
 
 def _config(inputs, **kw) -> BatchConfig:
@@ -55,7 +52,7 @@ def first_run(inputs, ray_local, tmp_path_factory):
 
 def test_points_file_keeps_class_and_region(inputs):
     points = points_from_file(inputs["points"])
-    assert len(points) == 21
+    assert len(points) == N_ITEMS + 1
     assert {p.cls for p in points if p.id != "nowhere"} <= {"trees", "water", "crops", "built", "grass", "bare"}
     assert {p.region for p in points} == {"amazon_forest", "iowa_ag", ""}
 
@@ -98,7 +95,7 @@ def test_batch_writes_every_item_catalog_and_manifest(first_run):
     from sarviz.batch.stac import validate_catalog
 
     out, points, summary = first_run
-    assert (summary.done, summary.failed, summary.skipped) == (20, 1, 0)
+    assert (summary.done, summary.failed, summary.skipped) == (N_ITEMS, 1, 0)
     folder = BatchFolder(out)
     assert folder.done_ids() == {p.id for p in points if p.id != "nowhere"}
     for item_id in folder.done_ids():
@@ -129,7 +126,7 @@ def test_batch_writes_every_item_catalog_and_manifest(first_run):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket.socket, "connect", no_network)
         mp.setattr(socket, "create_connection", no_network)
-        assert validate_catalog(out / "catalog.json") == 21
+        assert validate_catalog(out / "catalog.json") == N_ITEMS + 1
     item = json.loads(folder.item_json("amazon_forest_03").read_text())
     assert item["properties"]["proj:code"] == "EPSG:32721"
     assert item["properties"]["sarviz:class"] == "trees" and item["properties"]["sarviz:s1_mode"] == "composite"
@@ -155,14 +152,21 @@ def test_rerun_skips_finished_and_retries_failed(first_run, inputs):
     out, points, _ = first_run
     folder = BatchFolder(out)
     before = {i: folder.item_json(i).stat().st_mtime_ns for i in folder.done_ids()}
-    # what a killed run leaves: a half-made item in the staging area
+    # every point finished: the Ray engine skips them all without starting a worker
+    finished = [p for p in points if p.id != "nowhere"]
+    summary = run_batch(finished, _config(inputs, seeds=(0, 1)), out, workers=2, fetch_workers=1, progress=False)
+    assert (summary.skipped, summary.done, summary.failed, summary.startup_s) == (N_ITEMS, 0, 0, 0.0)
+    # what a killed run leaves: a half-made item in the staging area. Which points are made
+    # again is run_batch's choice before any engine runs, so the retry of the failed point runs
+    # inline here (Ray's own stages are the first run's and the killed-worker test's)
     (folder.staging("half_made")).mkdir(parents=True)
     (folder.staging("half_made") / "real.tif").write_bytes(b"partial")
-    summary = run_batch(points, _config(inputs, seeds=(0, 1)), out, workers=2, fetch_workers=1, progress=False)
-    assert (summary.skipped, summary.done, summary.failed) == (20, 0, 1)
+    summary = run_batch(points, _config(inputs, seeds=(0, 1)), out, engine="inline", progress=False)
+    assert (summary.skipped, summary.done, summary.failed) == (N_ITEMS, 0, 1)
+    assert summary.rows["nowhere"]["status"] == "failed" and summary.rows["nowhere"]["stage"] == "fetch"
     assert {i: folder.item_json(i).stat().st_mtime_ns for i in folder.done_ids()} == before
     assert not folder.staging("half_made").exists() and "half_made" not in folder.done_ids()
-    assert len(folder.read_manifest()) == 21
+    assert len(folder.read_manifest()) == N_ITEMS + 1
     with pytest.raises(SarvizError, match="other settings"):
         run_batch(points, _config(inputs, seeds=(0,)), out, workers=2, fetch_workers=1, progress=False)
 
@@ -182,10 +186,10 @@ def test_killed_worker_is_retried_and_the_run_completes(inputs, ray_local, tmp_p
         points, _config(inputs), tmp_path / "run", workers=2, fetch_workers=1, progress=False, on_row=kill_once
     )
     assert killed, "no item finished"
-    assert (summary.done, summary.failed) == (20, 0)
+    assert (summary.done, summary.failed) == (N_ITEMS, 0)
     pids = {int(w.split("generate:")[1]) for w in (r["worker"] for r in summary.rows.values())}
     assert pids - {killed[0]}, pids
-    assert len(BatchFolder(tmp_path / "run").done_ids()) == 20
+    assert len(BatchFolder(tmp_path / "run").done_ids()) == N_ITEMS
 
 
 def test_a_retried_item_checks_what_is_already_in_place(inputs, tmp_path):
@@ -229,8 +233,8 @@ def test_evaluate_on_ray_gives_the_inline_numbers(first_run, ray_local):
 
     out, _, _ = first_run
     ev = evaluate_batch(out, by="class", engine="ray", workers=2)
-    assert len(ev.rows) == 40 and not any(r["error"] for r in ev.rows)  # 20 items × 2 seeds
-    assert ev.summary["all"]["kl_VV"]["n"] == 20  # the item is the unit: seeds are averaged first
+    assert len(ev.rows) == 2 * N_ITEMS and not any(r["error"] for r in ev.rows)  # items × 2 seeds
+    assert ev.summary["all"]["kl_VV"]["n"] == N_ITEMS  # the item is the unit: seeds are averaged first
     entry = next(e for e in item_entries(BatchFolder(out)) if e["id"] == "amazon_forest_01")
     inline = evaluate_item(entry)
     on_ray = [r for r in ev.rows if r["id"] == "amazon_forest_01"]
@@ -285,14 +289,14 @@ def test_a_second_run_on_a_busy_folder_is_refused(inputs, tmp_path):
     assert not (out / "batch.json").exists()
 
 
-def test_any_geo_model_card_works_tiny_diffusion(inputs, tmp_path, monkeypatch):
-    """The batch is model-agnostic: a (tiny, random) SD 1.5 + 65-ch ControlNet + LoRA card, same code path."""
+def test_any_geo_model_card_works_tiny_diffusion(inputs, tiny_ckpt, tmp_path, monkeypatch):
+    """The batch is model-agnostic: a (tiny, random) SD 1.5 + 65-ch ControlNet + LoRA card, same code path
+    (the checkpoint is the session's, tests/conftest.py)."""
     from sarviz.batch.engine import run_batch
 
-    from _diffusion_fixtures import write_card, write_tiny_checkpoint
+    from _diffusion_fixtures import write_card
 
-    ckpt = write_tiny_checkpoint(tmp_path / "ckpt")
-    write_card(tmp_path / "cards", ckpt, model_id="tiny-geo")
+    write_card(tmp_path / "cards", tiny_ckpt, model_id="tiny-geo")
     monkeypatch.setenv("SARVIZ_MODELS", str(tmp_path / "cards"))
     points = [p for p in points_from_file(inputs["points"]) if p.id in ("amazon_forest_01", "iowa_ag_03")]
     config = BatchConfig(model="tiny-geo", size=SIZE, scenes=str(inputs["scenes"]))

@@ -149,6 +149,29 @@ def test_seed001_known_answer_through_evaluate(small_batch, tmp_path):
     assert "normalised by its own μ+3σ" in json.loads((out / "evaluation.json").read_text())["kl_by_class_protocol"]
 
 
+def test_an_evaluation_worker_does_not_load_torch(small_batch):
+    """Every Ray evaluation worker is a fresh process: an item's metrics are NumPy/SciPy (FSIM is a
+    NumPy port), and importing torch there cost each worker seconds. A fresh interpreter shows it."""
+    import subprocess
+    import sys
+
+    from _waits import patience
+
+    code = (
+        "import sys\n"
+        "from sarviz.batch.evaluate import evaluate_item, item_entries\n"
+        "from sarviz.batch.layout import BatchFolder\n"
+        "rows = evaluate_item(item_entries(BatchFolder(sys.argv[1]))[0])\n"
+        "assert rows and not any(r['error'] for r in rows) and rows[0]['fsim_VV'] is not None, rows\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(small_batch)], capture_output=True, text=True, timeout=patience(120)
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_cli_writes_tables_report_and_json(small_batch, tmp_path, capsys):
     from sarviz.cli import main
 

@@ -110,6 +110,23 @@ class Ticker:
             self.bar.close()
 
 
+#: attempts at starting the local Ray: Ray gives its raylet a fixed 30 s to register with the GCS
+#: (``ray/_private/node.py``, not configurable), which a busy 2-core machine can miss
+LOCAL_RAY_STARTS = 3
+
+
+def _init_local_ray(ray: Any, **kwargs: Any) -> None:
+    """``ray.init`` for our own single-node Ray, started again when only its start-up timed out."""
+    for attempt in range(1, LOCAL_RAY_STARTS + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(exc) or attempt == LOCAL_RAY_STARTS:
+                raise
+            ray.shutdown()  # stop the half-started GCS/raylet before the next attempt
+
+
 @contextlib.contextmanager
 def ray_runtime(
     address: str | None = None, workers: int = 2, gpus: float | None = None, log_dir: Path | None = None
@@ -126,7 +143,7 @@ def ray_runtime(
     if address:
         ray.init(address=address, logging_level=logging.WARNING, **kwargs)
     else:  # our own single-node runtime: its start-up notices (token auth on, …) are not the user's concern
-        ray.init(num_cpus=max(1, int(workers)), num_gpus=gpus, logging_level=logging.ERROR, **kwargs)
+        _init_local_ray(ray, num_cpus=max(1, int(workers)), num_gpus=gpus, logging_level=logging.ERROR, **kwargs)
     if log_dir is not None:
         try:  # point the run folder at Ray's own worker logs
             session = Path(ray._private.worker._global_node.get_session_dir_path())  # noqa: SLF001

@@ -124,7 +124,6 @@ def _failure_text(exc: BaseException) -> str:
 def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows (one a seed) of every metric for one item; a failed comparison gives a row with ``error``."""
     from sarviz.metrics.report import compare
-    from sarviz.metrics.sar import torch_single_thread
 
     meta = {k: entry[k] for k in ("id", "class", "region", "s1_mode", "scene_id", "model")}
     meta["embedding"] = _embedding_kind(entry.get("embedding_source", ""))
@@ -142,9 +141,9 @@ def evaluate_item(entry: dict[str, Any]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {**meta, "seed": seed, "error": ""}
         try:
             gen_vv, gen_vh = _read_vv_vh(Path(path))
-            with torch_single_thread():  # one task a CPU: no oversubscription inside a worker
-                made_from = {"model_id": entry.get("model", ""), "embedding_source": entry.get("embedding_source", "")}
-                report = compare(real_vv, real_vh, gen_vv, gen_vh, generated_provenance=made_from).to_dict()
+            # NumPy/SciPy only (FSIM is a NumPy port): a fresh Ray worker does not pay torch's import
+            made_from = {"model_id": entry.get("model", ""), "embedding_source": entry.get("embedding_source", "")}
+            report = compare(real_vv, real_vh, gen_vv, gen_vh, generated_provenance=made_from).to_dict()
         except (SarvizError, ValueError, OSError) as exc:  # a reader's SceneError/GenerationError too
             row["error"] = _failure_text(exc)
             rows.append(row)
