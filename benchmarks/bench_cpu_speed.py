@@ -155,6 +155,12 @@ def main() -> None:
         help="the weights' dtype in the compiled variants",
     )
     ap.add_argument("--freezing", action="store_true", help="also time each mode with inductor freezing")
+    ap.add_argument(
+        "--freezing-only", action="store_true", help="time each mode with inductor freezing only (saves a copy)"
+    )
+    ap.add_argument(
+        "--compile-channels-last", action="store_true", help="compiled variants in channels_last (weights and inputs)"
+    )
     ap.add_argument("--no-vae", action="store_true")
     ap.add_argument("--cache-dir", help="TORCHINDUCTOR_CACHE_DIR (default: SARVIZ_HOME/inductor-cache)")
     args = ap.parse_args()
@@ -232,31 +238,37 @@ def main() -> None:
     }
     variants = {name: catalogue[name] for name in wanted}
     compile_cost = {}
+    cache_dir = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    cache_state = "warm" if cache_dir.is_dir() and any(cache_dir.rglob("*")) else "cold"
     if not args.no_compile:
         import torch._inductor.config as inductor_config
 
         for mode in args.compile_modes:
-            for freezing in [False, True] if args.freezing else [False]:
+            for freezing in [True] if args.freezing_only else ([False, True] if args.freezing else [False]):
                 prefix = "fp32" if args.compile_dtype == "float32" else "bf16"
                 name = (
-                    f"{prefix}-compiled" + ("" if mode == "default" else f"-{mode}") + ("-freezing" if freezing else "")
+                    f"{prefix}-compiled"
+                    + ("" if mode == "default" else f"-{mode}")
+                    + ("-freezing" if freezing else "")
+                    + ("-cl" if args.compile_channels_last else "")
                 )
                 kw = {} if mode == "default" else {"mode": mode}
-                # each compiled variant wraps its own module objects: dynamo guards on the module,
-                # so a second torch.compile of the same objects would reuse the first variant's graph
+                # each compiled variant wraps its own copy: dynamo guards on the module object (a second
+                # torch.compile of the same objects would reuse the first graph), and freezing may
+                # discard the copy's parameters once they are folded into the graph's constants
                 src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
                 cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
-                u, c = (
-                    src
-                    if not compile_cost.setdefault("_first", False)
-                    else (copy.deepcopy(src[0]), copy.deepcopy(src[1]))
-                )
-                compile_cost["_first"] = True
+                u, c = copy.deepcopy(src[0]), copy.deepcopy(src[1])
+                mf = cl if args.compile_channels_last else None
+                if mf is not None:
+                    u.to(memory_format=mf)
+                    c.to(memory_format=mf)
                 unet_c, cn_c = torch.compile(u, **kw), torch.compile(c, **kw)
+                del u, c
 
-                def run_compiled(u=unet_c, c=cn_c, fz=freezing, dt=cdt):
-                    with inductor_config.patch(freezing=fz):
-                        return step(u, c, x, dt)
+                def run_compiled(u=unet_c, c=cn_c, fz=freezing, dt=cdt, mf=mf):
+                    with inductor_config.patch(freezing=fz, freezing_discard_parameters=fz):
+                        return step(u, c, x, dt, memory_format=mf)
 
                 variants[name] = run_compiled
     times = {v: [] for v in variants}
@@ -292,7 +304,10 @@ def main() -> None:
         drift = float((outputs[name] - ref).norm() / ref.norm())
         print(f"| {name} | {med:.2f} | {[round(t, 2) for t in times[name]]} | {base / med:.2f}× | {drift:.2%} |")
     for name, cost in compile_cost.items():
-        print(f"\ncompile cost of {name} (first call − steady step), UNet+ControlNet: {cost:.0f} s")
+        print(
+            f"\ncompile cost of {name} (first call − steady step), UNet+ControlNet: {cost:.0f} s "
+            f"(inductor cache {cache_state} at the start: {cache_dir})"
+        )
     if not args.no_vae:
         dec = {"vae": vae.decode}
         if not args.no_compile:
