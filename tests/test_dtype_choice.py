@@ -120,6 +120,9 @@ def test_measurement_switch_uses_the_rule(monkeypatch):
 def test_doctor_prints_the_cached_decision(tmp_path):
     cache = tmp_path / "dtype-choice.json"
     measured_choice("cpu", path=cache, measure=timings(1.0, 0.5)[0])
+    # step times two generations filed: eager, and compiled with a cold kernel cache
+    dtype_choice.record_steps("cpu", "bfloat16", [9.0, 6.0, 6.0], compiled=False, path=cache)
+    dtype_choice.record_steps("cpu", "bfloat16", [169.0, 4.0, 4.0], compiled=True, compile_paid=True, path=cache)
     env = {"SARVIZ_DTYPE_CACHE": str(cache), "SARVIZ_DTYPE_MEASURE": "1", "PATH": "/usr/bin:/bin"}
     import os
 
@@ -136,6 +139,8 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "diffusion dtype bfloat16 (cached)" in out.stdout and "2.00× faster" in out.stdout
     assert "500.0 ms per UNet block" in out.stdout
+    assert "25 steps save 50 s vs a 165 s cold compile: not kept" in out.stdout
+    assert "eager 6.00 s/step, compiled 4.00 s/step, compile 165 s cold" in out.stdout
 
 
 def test_speed_plan_defaults_and_switches(monkeypatch, tmp_path):
