@@ -117,13 +117,15 @@ def run_generate(workdir: Path, lat: float, lon: float, steps: int, extra: list[
     except ValueError:
         pass
 
-    def first(prefix: str) -> float | None:
-        return next((t for t, m in lines if prefix in m), None)
-
+    # the CLI prints at most two progress lines a second, so a quick message can be missing: the
+    # load ends at (about) the last "loading model" line, the first step at the first "step k/n" one
+    loading = [t for t, m in lines if "loading model" in m]
+    stepped = [(t, m) for t, m in lines if f"/{steps}" in m and "] step " in m]
     return {
         "wall_s": wall,
-        "loaded_s": first("model loaded"),
-        "step1_s": first(f"step 1/{steps}"),
+        "loaded_s": loading[-1] if loading else 0.0,
+        "step1_s": stepped[0][0] if stepped else 0.0,
+        "step1_line": stepped[0][1] if stepped else "",
         "lines": lines,
         "load": os.getloadavg()[0],
         "provenance": provenance,
@@ -133,7 +135,7 @@ def run_generate(workdir: Path, lat: float, lon: float, steps: int, extra: list[
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "sarviz-bench-diffusion"))
-    ap.add_argument("--configs", nargs="+", default=["default", "float32"])
+    ap.add_argument("--configs", nargs="*", default=["default", "float32"], help="none: only the image runs")
     ap.add_argument("--image-steps", type=int, default=25, help="one default image at this many steps (0: none)")
     ap.add_argument("--cold-dtype", action="store_true", help="also one run with an empty dtype-choice cache")
     ap.add_argument("--env", nargs="*", default=[], help="NAME=VALUE for every generate process")
@@ -156,12 +158,19 @@ def main() -> int:
         print(f"prewarm {config} 2 steps: {r['wall_s']:.1f} s (load {r['load']:.1f})", file=sys.stderr, flush=True)
         print(f"prewarm {config}, 2 steps: process wall {r['wall_s']:.1f} s (load {r['load']:.1f})")
     results: dict[str, dict[int, dict]] = {c: {} for c in args.configs}
-    for steps in (2, 6):  # interleaved: both configurations at 2 steps, then both at 6
+    for steps in (2, 6) if args.configs else ():  # interleaved: both configurations at 2 steps, then both at 6
         for config in args.configs:
             r = run_generate(workdir, lat, lon, steps, flags[config], env)
             results[config][steps] = r
             print(f"{config} {steps} steps: {r['wall_s']:.1f} s (load {r['load']:.1f})", file=sys.stderr, flush=True)
-    print(f"\nload average at the end {os.getloadavg()[0]:.1f}; env {' '.join(args.env) or '(none)'}\n")
+    print(f"\nload average {os.getloadavg()[0]:.1f}; env {' '.join(args.env) or '(none)'}\n")
+    if args.configs:
+        per_step_table(results)
+    image_runs(args, workdir, lat, lon, env)
+    return 0
+
+
+def per_step_table(results: dict[str, dict[int, dict]]) -> None:
     print("| `sarviz generate` | wall 2 steps s | wall 6 steps s | s/step = (6 − 2)/4 | speed-up vs float32 |")
     print("|---|---|---|---|---|")
     per_step = {c: (r[6]["wall_s"] - r[2]["wall_s"]) / 4 for c, r in results.items()}
@@ -169,8 +178,13 @@ def main() -> int:
         ratio = per_step["float32"] / per_step[config] if "float32" in per_step else float("nan")
         print(f"| {config} | {r[2]['wall_s']:.1f} | {r[6]['wall_s']:.1f} | {per_step[config]:.2f} | {ratio:.2f}× |")
     for config, r in results.items():
-        speed = r[6]["provenance"].get("generation", {}).get("speed") or r[6]["provenance"].get("speed")
-        print(f"\n{config}: dtype/speed provenance: {json.dumps(speed)[:400] if speed else '(not found)'}")
+        prov = r[6]["provenance"]
+        prov = prov.get("provenance", prov)
+        keys = ("dtype", "dtype_choice", "speed_options", "seconds")
+        print(f"\n{config}: provenance {json.dumps({k: prov.get(k) for k in keys})[:600]}")
+
+
+def image_runs(args: argparse.Namespace, workdir: Path, lat: float, lon: float, env: dict[str, str]) -> None:
     runs = []
     if args.image_steps:
         runs.append(("default, warm dtype cache", args.image_steps, env))
@@ -181,14 +195,13 @@ def main() -> int:
         r = run_generate(workdir, lat, lon, steps, [], e)
         image_s = r["wall_s"] - (r["loaded_s"] or 0.0)
         print(
-            f"\n{label}, {steps} steps: process wall {r['wall_s']:.1f} s; model loaded at {r['loaded_s']:.1f} s; "
-            f"first step done at {r['step1_s']:.1f} s; image after the load (steps + VAE + writing) "
-            f"{image_s:.1f} s (load {r['load']:.1f})"
+            f"\n{label}, {steps} steps: process wall {r['wall_s']:.1f} s; model loaded at ~{r['loaded_s']:.1f} s; "
+            f"first progress line of a step at {r['step1_s']:.1f} s ({r['step1_line'][-40:]}); image after the "
+            f"load (steps + VAE + writing) {image_s:.1f} s (load {r['load']:.1f})"
         )
         for t, m in r["lines"]:
-            if "step" not in m or "step 1/" in m or f"step {steps}/" in m:
+            if "] step " not in m or m == r["step1_line"] or f"step {steps}/" in m:
                 print(f"    {t:7.1f} s  {m[:150]}")
-    return 0
 
 
 if __name__ == "__main__":
