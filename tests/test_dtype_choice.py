@@ -375,3 +375,16 @@ def test_generations_record_step_times_that_drive_the_compile_choice(monkeypatch
     assert cache.read_text() == before
     # the dtype decisions in the same file are untouched by the compile records
     assert json.loads(before)["entries"] == {}
+
+
+def test_the_kernel_cache_lives_in_the_sarviz_home_unless_the_user_moved_it(monkeypatch, tmp_path):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert runtime.inductor_cache_dir() == str(tmp_path / "inductor-cache")
+    # torch writes its /tmp default into the variable the first time anything asks for its cache folder
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    assert runtime.inductor_cache_dir() == str(tmp_path / "inductor-cache")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert runtime.inductor_cache_dir() == str(tmp_path / "mine")

@@ -265,10 +265,25 @@ def _switch(name: str, default: str) -> str:
 
 
 def inductor_cache_dir() -> str:
-    """Where inductor keeps compiled kernels between processes: ``TORCHINDUCTOR_CACHE_DIR`` or the sarviz home."""
-    from sarviz.settings import HOME
+    """Where inductor keeps compiled kernels between processes: the user's ``TORCHINDUCTOR_CACHE_DIR``,
+    else ``inductor-cache`` in the sarviz home.
 
-    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(HOME / "inductor-cache")
+    torch writes its own default (``/tmp/torchinductor_<user>``) into ``TORCHINDUCTOR_CACHE_DIR``
+    the first time anything asks for the cache folder, so that value is not taken for the user's.
+    """
+    from sarviz.settings import sarviz_home
+
+    value = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if value:
+        try:
+            from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+            torch_default = os.path.abspath(default_cache_dir())
+        except ImportError:  # a torch without this helper: trust the variable
+            torch_default = ""
+        if os.path.abspath(value) != torch_default:
+            return value
+    return str(sarviz_home() / "inductor-cache")
 
 
 def speed_plan(
@@ -388,7 +403,7 @@ def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None)
         applied["channels_last"] = True
     if plan["compile"]:
         # inductor's FX-graph cache keeps compiled kernels across processes: later runs compile faster
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", inductor_cache_dir())
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # torch may have set its /tmp default
         # CPU: freezing folds the (inference-only) weights into the graph and pre-packs them once for
         # oneDNN/AMX — 1.5–1.7× over eager bf16 per step here (benchmarks/RESULTS_cpu_speed.md).
         # Only the denoisers: the VAE decodes once per image, its compile would not pay back.
