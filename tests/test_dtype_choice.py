@@ -341,7 +341,7 @@ def test_decide_compile_weighs_the_measured_saving_against_the_compile_cost():
 def test_generations_record_step_times_that_drive_the_compile_choice(monkeypatch, tmp_path):
     from sarviz.generators.dtype_choice import compile_timings, kernel_cache_warm
 
-    for name in ("SARVIZ_COMPILE", "SARVIZ_DTYPE_MEASURE"):
+    for name in ("SARVIZ_COMPILE", "SARVIZ_DTYPE_MEASURE", "SARVIZ_CHANNELS_LAST", "SARVIZ_ATTENTION"):
         monkeypatch.delenv(name, raising=False)
     cache = tmp_path / "dtype-choice.json"
     kernels = tmp_path / "inductor-cache"
@@ -367,6 +367,12 @@ def test_generations_record_step_times_that_drive_the_compile_choice(monkeypatch
     assert round(compile_timings("cpu", "bfloat16").compile_warm_s, 2) == 30.0
     plan = runtime.speed_plan("cpu", "bfloat16", steps=25)
     assert plan["compile"] is True and "warm compile: kept" in plan["compile_why"]
+    # compiled on the CPU means channels-last (NCHW compiled was no faster than eager), unless switched off
+    assert plan["channels_last"] is True and "channels_last with compile" in plan["why"]
+    monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "off")
+    assert runtime.speed_plan("cpu", "bfloat16", steps=25)["channels_last"] is False
+    monkeypatch.delenv("SARVIZ_CHANNELS_LAST")
+    assert runtime.speed_plan("cpu", "bfloat16", steps=5)["channels_last"] is False  # not compiled: as measured
     # the switches still win; a single-step run teaches nothing
     monkeypatch.setenv("SARVIZ_COMPILE", "off")
     assert runtime.speed_plan("cpu", "bfloat16", steps=25)["compile"] is False

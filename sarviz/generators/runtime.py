@@ -306,6 +306,8 @@ def speed_plan(
       minutes (165 s for SD 1.5 + ControlNet here), which one image never pays back, so ``auto``
       never compiles before a user asked once (benchmarks/RESULTS_cpu_speed.md). Compiled
       kernels are cached across runs in the sarviz home folder (``TORCHINDUCTOR_CACHE_DIR``).
+      A compiled CPU pipeline is channels-last (unless ``SARVIZ_CHANNELS_LAST=off``): compiled in
+      NCHW it was no faster than eager.
     """
     kind = device.split(":", 1)[0]
     if measured is not None:
@@ -348,6 +350,12 @@ def speed_plan(
             else ("no dtype" if dtype is None else "SARVIZ_DTYPE_MEASURE=0: no measurements used")
         )
     plan["compile_cache"] = "warm" if warm else "cold"
+    if plan["compile"] and kind == "cpu" and cl != "off" and not plan["channels_last"]:
+        # compiled with freezing, oneDNN's convolutions want channels-last: through the pipeline NCHW
+        # compiled ran at eager speed (6.7 vs 6.5 s/step), channels-last compiled at 3.6 s/step
+        # (benchmarks/RESULTS_cpu_speed.md) — so a compiled CPU pipeline is channels-last
+        plan["channels_last"] = True
+        plan["why"] += "; channels_last with compile"
     return plan
 
 
