@@ -324,7 +324,7 @@ def speed_plan(
     attention = _switch("SARVIZ_ATTENTION", "auto")
     compile_ = _switch("SARVIZ_COMPILE", "auto")
     overrides = [name for name, v in (("SARVIZ_CHANNELS_LAST", cl), ("SARVIZ_ATTENTION", attention)) if v != "auto"]
-    plan = {
+    plan: dict[str, Any] = {
         "attention": attention if attention in ("sdpa", "classic") else options["attention"],
         "channels_last": cl == "on" or (cl == "auto" and bool(options["channels_last"])),
         "compile": False,
@@ -355,7 +355,7 @@ def speed_plan(
         # compiled ran at eager speed (6.7 vs 6.5 s/step), channels-last compiled at 3.6 s/step
         # (benchmarks/RESULTS_cpu_speed.md) — so a compiled CPU pipeline is channels-last
         plan["channels_last"] = True
-        plan["why"] += "; channels_last with compile"
+        plan["why"] = f"{plan['why']}; channels_last with compile"
     return plan
 
 
