@@ -155,7 +155,18 @@ def main() -> None:
         help="the weights' dtype in the compiled variants",
     )
     ap.add_argument("--freezing", action="store_true", help="also time each mode with inductor freezing")
+    ap.add_argument(
+        "--freezing-only", action="store_true", help="time each mode with inductor freezing only (saves a copy)"
+    )
+    ap.add_argument(
+        "--compile-channels-last", action="store_true", help="compiled variants in channels_last (weights and inputs)"
+    )
     ap.add_argument("--no-vae", action="store_true")
+    ap.add_argument(
+        "--fp32-first",
+        action="store_true",
+        help="time float32 first (not interleaved), then cast the models to bf16 in place: half the memory",
+    )
     ap.add_argument("--cache-dir", help="TORCHINDUCTOR_CACHE_DIR (default: SARVIZ_HOME/inductor-cache)")
     args = ap.parse_args()
     from sarviz.settings import HOME
@@ -174,11 +185,33 @@ def main() -> None:
     need_bf = any(v.startswith("bf16") and v != "bf16-autocast" for v in wanted) or (
         not args.no_compile and args.compile_dtype == "bfloat16"
     )
-    unet_bf, cn_bf = (
-        (copy.deepcopy(unet).to(torch.bfloat16), copy.deepcopy(controlnet).to(torch.bfloat16))
-        if need_bf
-        else (None, None)
-    )
+    fp32_first: dict[str, list] = {}
+    if args.fp32_first:
+        # memory: time float32 first (not interleaved), keep its output as the drift reference, then
+        # cast the models to bf16 in place — one full-size copy instead of two (the interleaved runs
+        # at 11–13 GB were killed for memory beside the other jobs on this machine)
+        for r in range(args.rounds + 1):
+            t0 = time.perf_counter()
+            out = step(unet, controlnet, x, torch.float32)
+            dt = time.perf_counter() - t0
+            fp32_first.setdefault("times", []).append(dt) if r else fp32_first.setdefault("out", [out])
+            print(f"fp32 first, round {r}: {dt:.2f} s (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+        unet_bf, cn_bf = unet.to(torch.bfloat16), controlnet.to(torch.bfloat16)
+        wanted.remove("fp32")
+    else:
+        unet_bf, cn_bf = (
+            (copy.deepcopy(unet).to(torch.bfloat16), copy.deepcopy(controlnet).to(torch.bfloat16))
+            if need_bf
+            else (None, None)
+        )
+    if args.compile_channels_last and unet_bf is not None:
+        # one bf16 copy in channels_last for both the eager "bf16-cl" and the compiled variants (which wrap
+        # the same modules: calling a module directly stays eager) — a second full-size copy per compiled
+        # variant got the process killed for memory beside the other jobs
+        unet_bf.to(memory_format=cl)
+        cn_bf.to(memory_format=cl)
+        if "bf16" in wanted or "bf16-classic" in wanted or "bf16-sliced" in wanted:
+            raise SystemExit("--compile-channels-last keeps the bf16 models in channels_last: time bf16-cl, not bf16")
     prepacked = {}
     if "fp32-prepacked" in wanted or "bf16-prepacked" in wanted:
         from torch.utils import mkldnn as mkldnn_utils
@@ -223,7 +256,11 @@ def main() -> None:
         "fp32-prepacked": lambda: step(*prepacked["fp32-prepacked"], x, torch.float32),
         "fp32-1thread": run_1thread,
         "bf16": lambda: step(*bf, x, torch.bfloat16),
-        "bf16-cl": lambda: with_cl(bf, lambda: step(*bf, x, torch.bfloat16, cl)),
+        "bf16-cl": lambda: (
+            step(*bf, x, torch.bfloat16, cl)
+            if args.compile_channels_last
+            else with_cl(bf, lambda: step(*bf, x, torch.bfloat16, cl))
+        ),
         "bf16-classic": lambda: with_attention(bf, "classic", lambda: step(*bf, x, torch.bfloat16)),
         "bf16-sliced": lambda: with_attention(bf, "sliced:2", lambda: step(*bf, x, torch.bfloat16)),
         "bf16-roundtrip": lambda: step(*bf, x, torch.bfloat16, roundtrip=True),
@@ -232,31 +269,38 @@ def main() -> None:
     }
     variants = {name: catalogue[name] for name in wanted}
     compile_cost = {}
+    cache_dir = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    cache_state = "warm" if cache_dir.is_dir() and any(cache_dir.rglob("*")) else "cold"
     if not args.no_compile:
         import torch._inductor.config as inductor_config
 
         for mode in args.compile_modes:
-            for freezing in [False, True] if args.freezing else [False]:
+            for freezing in [True] if args.freezing_only else ([False, True] if args.freezing else [False]):
                 prefix = "fp32" if args.compile_dtype == "float32" else "bf16"
                 name = (
-                    f"{prefix}-compiled" + ("" if mode == "default" else f"-{mode}") + ("-freezing" if freezing else "")
+                    f"{prefix}-compiled"
+                    + ("" if mode == "default" else f"-{mode}")
+                    + ("-freezing" if freezing else "")
+                    + ("-cl" if args.compile_channels_last else "")
                 )
                 kw = {} if mode == "default" else {"mode": mode}
-                # each compiled variant wraps its own module objects: dynamo guards on the module,
-                # so a second torch.compile of the same objects would reuse the first variant's graph
+                # the first compiled variant wraps the eager models themselves (with --compile-channels-last
+                # they stay channels_last throughout); later ones a copy each: dynamo guards on the module
+                # object, so a second torch.compile of the same objects would reuse the first graph
                 src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
                 cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
-                u, c = (
-                    src
-                    if not compile_cost.setdefault("_first", False)
-                    else (copy.deepcopy(src[0]), copy.deepcopy(src[1]))
-                )
-                compile_cost["_first"] = True
+                first_compiled = not any("compiled" in v for v in variants)
+                u, c = src if first_compiled else (copy.deepcopy(src[0]), copy.deepcopy(src[1]))
+                mf = cl if args.compile_channels_last else None
+                if mf is not None:
+                    u.to(memory_format=mf)
+                    c.to(memory_format=mf)
                 unet_c, cn_c = torch.compile(u, **kw), torch.compile(c, **kw)
+                del u, c
 
-                def run_compiled(u=unet_c, c=cn_c, fz=freezing, dt=cdt):
+                def run_compiled(u=unet_c, c=cn_c, fz=freezing, dt=cdt, mf=mf):
                     with inductor_config.patch(freezing=fz):
-                        return step(u, c, x, dt)
+                        return step(u, c, x, dt, memory_format=mf)
 
                 variants[name] = run_compiled
     times = {v: [] for v in variants}
@@ -277,13 +321,19 @@ def main() -> None:
     for name in variants:
         if "compiled" in name:
             compile_cost[name] = first[name] - statistics.median(times[name])
+    if fp32_first:  # timed before the others, not interleaved (see --fp32-first)
+        times = {"fp32": fp32_first["times"], **times}
+        outputs["fp32"] = fp32_first["out"][0]
+        variants = {"fp32": None, **variants}
     ref = outputs["fp32"]
     base = statistics.median(times["fp32"])
     cap = runtime.cpu_capability()
     native = [k for k in ("amx_tile", "avx512_bf16") if cap.get(k)] or ["no native bf16"]
     print(
         f"\nmachine: {dtype_choice._cpu_model()} ({cap['isa']}, {', '.join(native)}), torch {torch.__version__}, "
-        f"threads {threads}, load average {os.getloadavg()[0]:.1f} (1 min) at the end, rounds {args.rounds}\n"
+        f"threads {threads}, load average {os.getloadavg()[0]:.1f} (1 min) at the end, rounds {args.rounds}"
+        + (", fp32 timed first, not interleaved (--fp32-first)" if fp32_first else "")
+        + "\n"
     )
     print("| variant | s/step median | runs | speed-up vs fp32 | drift (rel. L2) |")
     print("|---|---|---|---|---|")
@@ -292,7 +342,10 @@ def main() -> None:
         drift = float((outputs[name] - ref).norm() / ref.norm())
         print(f"| {name} | {med:.2f} | {[round(t, 2) for t in times[name]]} | {base / med:.2f}× | {drift:.2%} |")
     for name, cost in compile_cost.items():
-        print(f"\ncompile cost of {name} (first call − steady step), UNet+ControlNet: {cost:.0f} s")
+        print(
+            f"\ncompile cost of {name} (first call − steady step), UNet+ControlNet: {cost:.0f} s "
+            f"(inductor cache {cache_state} at the start: {cache_dir})"
+        )
     if not args.no_vae:
         dec = {"vae": vae.decode}
         if not args.no_compile:

@@ -204,9 +204,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("SARVIZ_DTYPE_CACHE", "$SARVIZ_HOME/dtype-choice.json", "the file the measured dtype choice is cached in"),
     EnvVar(
         "SARVIZ_COMPILE",
-        "off",
-        "on: torch.compile the UNet (faster steady state, slow first call; "
-        "benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer also takes auto (compile when it pays back)",
+        "auto",
+        "on/off: torch.compile the diffusion UNet and ControlNet (on the CPU with inductor freezing: faster "
+        "steady state, minutes for the first call); auto: only when step times measured by earlier generations "
+        "here say one image pays the compile back (benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer "
+        "compiles only with on, or with an explicit auto (its tile·steps against a fixed break-even)",
     ),
     EnvVar("SARVIZ_CHANNELS_LAST", "auto", "on/off: channels-last memory layout (auto: on for CUDA, off for CPU)"),
     EnvVar(

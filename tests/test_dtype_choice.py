@@ -120,6 +120,9 @@ def test_measurement_switch_uses_the_rule(monkeypatch):
 def test_doctor_prints_the_cached_decision(tmp_path):
     cache = tmp_path / "dtype-choice.json"
     measured_choice("cpu", path=cache, measure=timings(1.0, 0.5)[0])
+    # step times two generations filed: eager, and compiled with a cold kernel cache
+    dtype_choice.record_steps("cpu", "bfloat16", [9.0, 6.0, 6.0], compiled=False, path=cache)
+    dtype_choice.record_steps("cpu", "bfloat16", [169.0, 4.0, 4.0], compiled=True, compile_paid=True, path=cache)
     env = {"SARVIZ_DTYPE_CACHE": str(cache), "SARVIZ_DTYPE_MEASURE": "1", "PATH": "/usr/bin:/bin"}
     import os
 
@@ -136,22 +139,29 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "diffusion dtype bfloat16 (cached)" in out.stdout and "2.00× faster" in out.stdout
     assert "500.0 ms per UNet block" in out.stdout
+    assert "25 steps save 50 s vs a 165 s cold compile: not kept" in out.stdout
+    assert "eager 6.00 s/step, compiled 4.00 s/step, compile 165 s cold" in out.stdout
 
 
-def test_speed_plan_defaults_and_switches(monkeypatch):
+def test_speed_plan_defaults_and_switches(monkeypatch, tmp_path):
     monkeypatch.delenv("SARVIZ_COMPILE", raising=False)
     monkeypatch.delenv("SARVIZ_CHANNELS_LAST", raising=False)
+    monkeypatch.delenv("SARVIZ_DTYPE_MEASURE", raising=False)
+    monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(tmp_path / "dtype-choice.json"))
     assert runtime.speed_plan("cpu")["compile"] is False and runtime.speed_plan("cpu")["channels_last"] is False
+    # auto (the default) with nothing measured on this machine: no compile, and it says why
+    plan = runtime.speed_plan("cpu", "bfloat16")
+    assert plan["compile"] is False and "not measured" in plan["compile_why"]
     assert runtime.speed_plan("cuda:0")["channels_last"] is True
     monkeypatch.setenv("SARVIZ_COMPILE", "on")
     monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "1")
-    assert runtime.speed_plan("cpu") | {"why": ""} == {
-        "attention": "sdpa",
-        "channels_last": True,
-        "compile": True,
-        "why": "",
-    }
+    plan = runtime.speed_plan("cpu")
+    assert (plan["attention"], plan["channels_last"], plan["compile"]) == ("sdpa", True, True)
+    assert plan["compile_why"] == "SARVIZ_COMPILE=on"
     assert runtime.speed_plan("mps")["compile"] is False  # inductor does not target MPS
+    monkeypatch.setenv("SARVIZ_COMPILE", "auto")
+    monkeypatch.setenv("SARVIZ_DTYPE_MEASURE", "0")  # measurements switched off: none used either
+    assert "SARVIZ_DTYPE_MEASURE=0" in runtime.speed_plan("cpu", "bfloat16")["compile_why"]
 
 
 def test_apply_speed_plan_wraps_the_denoisers(monkeypatch, tmp_path):
@@ -178,8 +188,16 @@ def test_apply_speed_plan_wraps_the_denoisers(monkeypatch, tmp_path):
     pipe = Pipe()
     pipe.unet, pipe.vae, pipe.controlnet = unet, vae, None
     applied = runtime.apply_speed_plan(pipe, "cpu", {"channels_last": True, "compile": True})
-    assert applied == {"channels_last": True, "compile": ["unet", "vae.decoder"], "attention": "sdpa"}
+    # the denoisers only (the VAE decodes once per image), with inductor freezing on the CPU
+    assert applied == {
+        "channels_last": True,
+        "compile": ["unet"],
+        "attention": "sdpa",
+        "compile_cache": "cold",
+        "freezing": True,
+    }
     assert isinstance(pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(pipe.vae.decoder, torch._dynamo.eval_frame.OptimizedModule)
     assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     import os
 
@@ -296,3 +314,83 @@ def test_apply_speed_plan_sets_the_measured_attention_backend():
     )
     assert applied["attention"] == "classic" and applied["why"] == "measured (injected)"
     assert all(isinstance(p, AttnProcessor) for p in unet.attn_processors.values())
+
+
+# -- torch.compile: judged on the step times real generations record (injected here) -----------
+def test_decide_compile_weighs_the_measured_saving_against_the_compile_cost():
+    from sarviz.generators.dtype_choice import CompileTimings, decide_compile
+
+    # nothing measured, or only one side: never compile (a cold compile is minutes)
+    assert decide_compile(CompileTimings(), 1000, cache_warm=True)[0] is False
+    assert decide_compile(CompileTimings(eager_step_s=6.0), 1000, cache_warm=False)[0] is False
+    # this machine's numbers: 6.0 s eager, 4.15 s compiled, 165 s cold compile
+    t = CompileTimings(eager_step_s=6.0, compiled_step_s=4.15, compile_cold_s=165.0)
+    on, why = decide_compile(t, 25, cache_warm=False)
+    assert on is False and "25 steps save 46 s vs a 165 s cold compile: not kept" in why
+    assert decide_compile(t, 100, cache_warm=False)[0] is True  # 185 s saved > 165 s
+    # a warm kernel cache whose warm cost was never measured counts as cold
+    assert decide_compile(t, 25, cache_warm=True)[0] is False
+    t.compile_warm_s = 30.0
+    on, why = decide_compile(t, 25, cache_warm=True)
+    assert on is True and "30 s warm compile: kept" in why
+    # a compiled model that is not clearly faster is not worth it at any job size
+    slow = CompileTimings(eager_step_s=6.0, compiled_step_s=5.9, compile_cold_s=1.0, compile_warm_s=1.0)
+    assert decide_compile(slow, 10_000, cache_warm=True)[0] is False
+
+
+def test_generations_record_step_times_that_drive_the_compile_choice(monkeypatch, tmp_path):
+    from sarviz.generators.dtype_choice import compile_timings, kernel_cache_warm
+
+    for name in ("SARVIZ_COMPILE", "SARVIZ_DTYPE_MEASURE", "SARVIZ_CHANNELS_LAST", "SARVIZ_ATTENTION"):
+        monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "dtype-choice.json"
+    kernels = tmp_path / "inductor-cache"
+    monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(cache))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(kernels))
+    # an eager run: the first step (text encoder, set-up) is not a steady step
+    runtime.record_step_times("cpu", "bfloat16", [9.0, 6.1, 5.9, 6.0], compiled=False, compile_paid=False)
+    assert compile_timings("cpu", "bfloat16").eager_step_s == 6.0
+    assert compile_timings("cpu", "float32").eager_step_s == 0.0  # per dtype
+    # a first compiled run with an empty kernel cache: first − steady is the cold compile cost
+    runtime.record_step_times("cpu", "bfloat16", [169.2, 4.2, 4.15, 4.1], compiled=True, compile_paid=True)
+    t = compile_timings("cpu", "bfloat16")
+    assert (t.compiled_step_s, round(t.compile_cold_s, 2), t.compile_warm_s) == (4.15, 165.05, 0.0)
+    assert not kernel_cache_warm(t, str(kernels))  # the folder was never filled
+    plan = runtime.speed_plan("cpu", "bfloat16", steps=25)
+    assert plan["compile"] is False and plan["compile_cache"] == "cold"
+    assert runtime.speed_plan("cpu", "bfloat16", steps=200)["compile"] is True  # a batch job pays back
+    # the kernels are on disk now: a later process finds the cache warm, and measures the warm cost
+    kernels.mkdir()
+    (kernels / "fxgraph").mkdir()
+    assert runtime.speed_plan("cpu", "bfloat16", steps=25)["compile_cache"] == "warm"
+    runtime.record_step_times("cpu", "bfloat16", [34.15, 4.15, 4.15], True, True, cache_warm=True)
+    assert round(compile_timings("cpu", "bfloat16").compile_warm_s, 2) == 30.0
+    plan = runtime.speed_plan("cpu", "bfloat16", steps=25)
+    assert plan["compile"] is True and "warm compile: kept" in plan["compile_why"]
+    # compiled on the CPU means channels-last (NCHW compiled was no faster than eager), unless switched off
+    assert plan["channels_last"] is True and "channels_last with compile" in plan["why"]
+    monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "off")
+    assert runtime.speed_plan("cpu", "bfloat16", steps=25)["channels_last"] is False
+    monkeypatch.delenv("SARVIZ_CHANNELS_LAST")
+    assert runtime.speed_plan("cpu", "bfloat16", steps=5)["channels_last"] is False  # not compiled: as measured
+    # the switches still win; a single-step run teaches nothing
+    monkeypatch.setenv("SARVIZ_COMPILE", "off")
+    assert runtime.speed_plan("cpu", "bfloat16", steps=25)["compile"] is False
+    before = cache.read_text()
+    runtime.record_step_times("cpu", "bfloat16", [3.0], compiled=False, compile_paid=False)
+    assert cache.read_text() == before
+    # the dtype decisions in the same file are untouched by the compile records
+    assert json.loads(before)["entries"] == {}
+
+
+def test_the_kernel_cache_lives_in_the_sarviz_home_unless_the_user_moved_it(monkeypatch, tmp_path):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert runtime.inductor_cache_dir() == str(tmp_path / "inductor-cache")
+    # torch writes its /tmp default into the variable the first time anything asks for its cache folder
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    assert runtime.inductor_cache_dir() == str(tmp_path / "inductor-cache")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert runtime.inductor_cache_dir() == str(tmp_path / "mine")

@@ -2,7 +2,8 @@
 
 Prints the devices, the CPU's bf16/AMX features, torch's version and thread counts, and
 for each device the dtype decision (measured on first use and cached in the sarviz home
-folder, with the timings). ``--measure`` re-measures; ``--json`` prints one object.
+folder, with the timings), and whether ``torch.compile`` pays back for one image by the step times
+earlier generations recorded. ``--measure`` re-measures; ``--json`` prints one object.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             decision = runtime.dtype_decision(device)
         out["devices"][device] = decision.to_dict()
+        if device.split(":", 1)[0] != "mps":
+            out["devices"][device]["compile"] = _compile_choice(device, decision.dtype)
     if args.json:
         print(json.dumps(out, indent=1, default=str))
         return 0
@@ -72,7 +75,38 @@ def run(args: argparse.Namespace) -> int:
             for m in d.get("option_measurements", []):
                 if not m["error"]:
                     print(f"    {m['option']:18s} {m['seconds'] * 1000:8.1f} ms per UNet block, drift {m['drift']:.2%}")
+        c = d.get("compile")
+        if c:
+            t = c["timings"]
+            print(f"  torch.compile for {d['dtype']} (one {c['image_steps']}-step image): {c['why']}")
+            if t["eager_step_s"] or t["compiled_step_s"]:
+                print(
+                    f"    measured by generations here: eager {t['eager_step_s']:.2f} s/step, compiled "
+                    f"{t['compiled_step_s']:.2f} s/step, compile {t['compile_cold_s']:.0f} s cold / "
+                    f"{t['compile_warm_s']:.0f} s with the kernel cache warm ({c['cache']})"
+                )
         if d["measured_at"]:
             print(f"  measured {d['measured_at']}; cached in {out['cache']}")
-    print("\n--dtype on generate overrides the choice; `sarviz doctor --measure` measures again.")
+    print(
+        "\n--dtype on generate overrides the choice; `sarviz doctor --measure` measures again; "
+        "SARVIZ_COMPILE=on|off overrides the compile choice."
+    )
     return 0
+
+
+def _compile_choice(device: str, dtype: str) -> dict:
+    """What ``SARVIZ_COMPILE=auto`` decides for one image of the default step count, and the numbers."""
+    from dataclasses import asdict
+
+    from sarviz.generators import dtype_choice, runtime
+
+    steps = 25  # the shipped cards' default step count
+    plan = runtime.speed_plan(device, dtype, steps=steps)
+    timings = dtype_choice.compile_timings(device, dtype)
+    return {
+        "compile": plan["compile"],
+        "why": plan.get("compile_why", ""),
+        "image_steps": steps,
+        "cache": plan.get("compile_cache", "cold"),
+        "timings": asdict(timings),
+    }

@@ -241,8 +241,13 @@ def load_pipeline(
     dtype: str = "float32",
     progress: ProgressCallback | None = None,
     compile_unet: bool = False,
+    image_steps: int = 25,
 ) -> LoadedPipeline:
-    """The full SD 1.5 + ControlNet (+ LoRA) pipeline on ``device`` in ``dtype``."""
+    """The full SD 1.5 + ControlNet (+ LoRA) pipeline on ``device`` in ``dtype``.
+
+    ``image_steps``: the denoising steps of one image (the card's default), against which
+    ``SARVIZ_COMPILE=auto`` weighs the measured compile cost (:func:`runtime.speed_plan`).
+    """
     import torch
     from diffusers import AutoencoderKL, StableDiffusionControlNetPipeline, UNet2DConditionModel
     from transformers import CLIPTokenizer
@@ -341,9 +346,9 @@ def load_pipeline(
         pipe.enable_attention_slicing()  # diffusers' advice for MPS with < 64 GB unified memory
     # channels_last (cuDNN's fast layout; measured no gain on CPUs here) and torch.compile, per
     # runtime.speed_plan: the numbers behind the defaults are in benchmarks/RESULTS_cpu_speed.md
-    plan = runtime.speed_plan(device, dtype)
+    plan = runtime.speed_plan(device, dtype, steps=image_steps)
     if compile_unet:
-        plan["compile"] = True
+        plan["compile"], plan["compile_why"] = True, "compile_unet (caller)"
     speed = runtime.apply_speed_plan(pipe, device, plan)
     step(6, "hashing the weights")
     hashes = {name: runtime.file_sha256(p, persistent=True) for name, p in paths.files_to_hash().items()}
@@ -516,7 +521,8 @@ class DiffusionGenerator(MapGenerator):
 
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedPipeline:
         key = (self.cache_key(), device, dtype)
-        return runtime.MODELS.get(key, lambda: load_pipeline(self.paths, device, dtype, progress))
+        steps = int(self.sampler.get("steps") or 25)
+        return runtime.MODELS.get(key, lambda: load_pipeline(self.paths, device, dtype, progress, image_steps=steps))
 
     # -- generation -------------------------------------------------------------------------
     def settings(self, request: GenerationRequest) -> GeoSettings:

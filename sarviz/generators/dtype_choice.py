@@ -23,8 +23,15 @@ format. An option is kept only when it is at least :data:`MIN_OPTION_GAIN` faste
 baseline with an output within :data:`MAX_DRIFT` of it; each option is judged on its own
 (combinations are not measured). The chosen options are cached with the dtype
 (``DtypeDecision.speed_options``) and applied by :func:`sarviz.generators.runtime.speed_plan`.
-Options whose cost cannot be measured on one block (``torch.compile``: minutes of one-time
-compilation) stay switches; their numbers are in ``benchmarks/RESULTS_cpu_speed.md``.
+
+``torch.compile`` cannot be judged on one block: its cost is minutes of one-time compilation
+of the whole UNet + ControlNet, its gain is per step of the whole model. So it is judged on
+**real generations**: every generation records its steady seconds per step (eager or
+compiled, per dtype) and a compiled one also its compile cost (first step − steady step), cold
+or with inductor's kernel cache warm (:class:`CompileTimings`, :func:`record_steps`, in the
+same cache file). :func:`decide_compile` compiles only when the measured saving over the
+job's steps exceeds the measured compile cost for the cache's state — so nothing is compiled
+until a user asked once (``SARVIZ_COMPILE=on``) and the numbers say it pays back.
 """
 
 from __future__ import annotations
@@ -378,6 +385,112 @@ def decide_options(
     return options, "; ".join(notes) or "defaults"
 
 
+# -- torch.compile: judged on real generations ---------------------------------------------------------
+@dataclass
+class CompileTimings:
+    """Seconds per denoising step of the full model, eager and compiled, and the compile cost,
+    as measured by generations on this machine in one dtype (:func:`record_steps`)."""
+
+    eager_step_s: float = 0.0  # steady s/step without compile (0: never measured)
+    compiled_step_s: float = 0.0  # steady s/step compiled
+    compile_cold_s: float = 0.0  # first compiled step − steady step, empty kernel cache
+    compile_warm_s: float = 0.0  # the same with inductor's kernel cache warm (a later process)
+    cache_dir: str = ""  # the kernel cache a compiled run filled (warm for later runs while it exists)
+    updated_at: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CompileTimings":
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _steady(step_seconds: list[float]) -> float | None:
+    """The steady seconds per step: the median after the first (which holds set-up and compile)."""
+    later = [s for s in step_seconds[1:] if s > 0]
+    return statistics.median(later) if later else None
+
+
+def compile_timings(device: str, dtype: str, path: Path | None = None) -> CompileTimings:
+    """What generations measured for ``dtype`` on this machine (zeros where nothing was)."""
+    entry = _read_cache(path or cache_path()).get("compile", {}).get(_key_id(machine_key(device)), {}).get(dtype)
+    try:
+        return CompileTimings.from_dict(entry) if isinstance(entry, dict) else CompileTimings()
+    except (TypeError, ValueError):
+        return CompileTimings()
+
+
+def kernel_cache_warm(timings: CompileTimings, cache_dir: str) -> bool:
+    """Whether a compiled run of this dtype filled ``cache_dir`` and it still holds kernels."""
+    folder = Path(cache_dir)
+    return bool(timings.compiled_step_s and timings.cache_dir == cache_dir and folder.is_dir()) and any(
+        folder.iterdir()
+    )
+
+
+def record_steps(
+    device: str,
+    dtype: str,
+    step_seconds: list[float],
+    *,
+    compiled: bool,
+    compile_paid: bool = False,
+    cache_warm: bool = False,
+    cache_dir: str = "",
+    path: Path | None = None,
+) -> CompileTimings | None:
+    """Add one generation's step times to the record for ``dtype`` (None: too few steps to tell).
+
+    ``compile_paid``: this run's first step compiled the model (its first run after loading);
+    then first − steady is the compile cost, filed as warm or cold by ``cache_warm``.
+    """
+    steady = _steady(step_seconds)
+    if steady is None:
+        return None
+    path = path or cache_path()
+    key_id = _key_id(machine_key(device))
+    timings = compile_timings(device, dtype, path)
+    if compiled:
+        timings.compiled_step_s = steady
+        if compile_paid:
+            cost = max(0.0, step_seconds[0] - steady)
+            if cache_warm:
+                timings.compile_warm_s = cost
+            else:
+                timings.compile_cold_s = cost
+            timings.cache_dir = cache_dir
+    else:
+        timings.eager_step_s = steady
+    timings.updated_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    data = _read_cache(path) or {"version": CACHE_VERSION, "entries": {}}
+    data.setdefault("compile", {}).setdefault(key_id, {})[dtype] = asdict(timings)
+    _write_data(path, data)
+    return timings
+
+
+def decide_compile(
+    timings: CompileTimings, steps: int, cache_warm: bool, min_gain: float = MIN_OPTION_GAIN
+) -> tuple[bool, str]:
+    """(compile?, why) for a job of ``steps`` denoising steps: only when eager and compiled steps
+    were both measured here, compiled is ≥ ``min_gain`` faster, and ``steps`` × the saving per
+    step exceeds the compile cost measured for the kernel cache's state (a warm cache whose
+    warm cost was never measured counts as cold)."""
+    eager, compiled = timings.eager_step_s, timings.compiled_step_s
+    if not (eager > 0 and compiled > 0):
+        return False, "not measured on this machine (SARVIZ_COMPILE=on measures it)"
+    gain = eager / compiled
+    if gain < min_gain:
+        return False, f"compiled {gain:.2f}× eager (not kept)"
+    state = "warm" if cache_warm and timings.compile_warm_s > 0 else "cold"
+    cost = timings.compile_warm_s if state == "warm" else timings.compile_cold_s
+    if cost <= 0:
+        return False, f"compiled {gain:.2f}× eager, compile cost not measured"
+    saving = steps * (eager - compiled)
+    verdict = "kept" if saving > cost else "not kept"
+    return saving > cost, (
+        f"compiled {gain:.2f}× eager; {steps} steps save {saving:.0f} s vs a {cost:.0f} s {state} compile: {verdict}"
+    )
+
+
 # -- cache -----------------------------------------------------------------------------------------
 def cache_path() -> Path:
     from sarviz.settings import HOME, env
@@ -400,10 +513,14 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, key_id: str, decision: DtypeDecision) -> None:
-    from sarviz.atomic import atomic_path
-
     data = _read_cache(path) or {"version": CACHE_VERSION, "entries": {}}
     data["entries"][key_id] = decision.to_dict()
+    _write_data(path, data)
+
+
+def _write_data(path: Path, data: dict[str, Any]) -> None:
+    from sarviz.atomic import atomic_path
+
     try:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(data, indent=1))

@@ -99,6 +99,8 @@ class RunContext:
         self.device, self.dtype, self.loaded, self.total = device, dtype, loaded, total
         self.progress, self.cancel = progress, cancel
         self.timer = runtime.StepTimer(total)
+        #: perf_counter at each finished step (the compile choice learns s/step from them)
+        self.step_ends: list[float] = []
 
     def check_cancel(self) -> None:
         runtime.check_cancel(self.cancel)
@@ -108,8 +110,14 @@ class RunContext:
 
     def step(self, done: int, message: str | None = None) -> None:
         """One unit of work finished (``done`` of ``total``): cancel point + progress report."""
+        self.step_ends.append(time.perf_counter())
         self.check_cancel()
         self.report(done, message or self.timer.message(done))
+
+    def step_seconds(self) -> list[float]:
+        """Seconds of each finished step, the first counted from the start of the work."""
+        ends = [self.timer.started, *self.step_ends]
+        return [b - a for a, b in zip(ends, ends[1:])]
 
     def diffusers_callback(self, offset: int = 0) -> Callable[..., dict[str, Any]]:
         """A ``callback_on_step_end`` for diffusers pipelines: step ``offset + i + 1`` per denoising step."""
@@ -170,7 +178,9 @@ def run_generation(
         record.speed_options = dict(info.get("speed") or {})
         lock = getattr(loaded, "lock", None) or contextlib.nullcontext()
         with lock:  # a pipeline object is not re-entrant (scheduler state)
-            if record.speed_options.get("compile") and not info.get("compiled"):
+            compiled = bool(record.speed_options.get("compile"))
+            compile_paid = compiled and not info.get("compiled")
+            if compile_paid:
                 runtime.report(
                     progress,
                     0,
@@ -183,6 +193,11 @@ def run_generation(
             raw = work(ctx)
             record.seconds = time.perf_counter() - t0
             ctx.check_cancel()  # cancelled during the last unit of work: no result
+            if "speed" in info:  # diffusion pipelines: their s/step (and compile cost) teach the compile choice
+                warm = record.speed_options.get("compile_cache") == "warm"
+                runtime.record_step_times(
+                    record.device, record.dtype, ctx.step_seconds(), compiled, compile_paid, cache_warm=warm
+                )
     results = finish(raw, record)
     common = {
         "model_id": generator.model_id,

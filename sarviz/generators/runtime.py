@@ -264,7 +264,31 @@ def _switch(name: str, default: str) -> str:
     return env_switch(name, default)
 
 
-def speed_plan(device: str, dtype: str | None = None, measured: dict[str, Any] | None = None) -> dict[str, Any]:
+def inductor_cache_dir() -> str:
+    """Where inductor keeps compiled kernels between processes: the user's ``TORCHINDUCTOR_CACHE_DIR``,
+    else ``inductor-cache`` in the sarviz home.
+
+    torch writes its own default (``/tmp/torchinductor_<user>``) into ``TORCHINDUCTOR_CACHE_DIR``
+    the first time anything asks for the cache folder, so that value is not taken for the user's.
+    """
+    from sarviz.settings import sarviz_home
+
+    value = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if value:
+        try:
+            from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+            torch_default = os.path.abspath(default_cache_dir())
+        except ImportError:  # a torch without this helper: trust the variable
+            torch_default = ""
+        if os.path.abspath(value) != torch_default:
+            return value
+    return str(sarviz_home() / "inductor-cache")
+
+
+def speed_plan(
+    device: str, dtype: str | None = None, measured: dict[str, Any] | None = None, steps: int = 25
+) -> dict[str, Any]:
     """Which speed options a diffusion pipeline on ``device`` in ``dtype`` gets, and why.
 
     * ``attention`` (``sdpa``: PyTorch's fused scaled-dot-product kernels, diffusers' default;
@@ -274,11 +298,16 @@ def speed_plan(device: str, dtype: str | None = None, measured: dict[str, Any] |
       SDPA, and channels_last on CUDA only (cuDNN's fast layout in half precision; measured no
       faster with oneDNN, benchmarks/RESULTS_cpu_speed.md). ``SARVIZ_ATTENTION=sdpa|classic``
       and ``SARVIZ_CHANNELS_LAST=on|off`` override.
-    * ``compile`` (``torch.compile``, inductor) of the UNet, ControlNet and VAE decoder: off
-      unless ``SARVIZ_COMPILE=on`` — minutes of one-time compilation that one image does not
-      pay back on a CPU (benchmarks/RESULTS_cpu_speed.md); for batch runs of many images it can.
-      Compiled kernels are cached across runs in the sarviz home folder (inductor's FX-graph
-      cache, ``TORCHINDUCTOR_CACHE_DIR``), so later processes compile in seconds.
+    * ``compile`` (``torch.compile``, inductor; on the CPU with *freezing*: weights folded into
+      the graph as constants and pre-packed once for oneDNN/AMX) of the UNet and ControlNet.
+      ``SARVIZ_COMPILE=on`` always, ``off`` never; ``auto`` (the default) only when generations
+      on this machine measured that a job of ``steps`` denoising steps saves more than the
+      compile costs (:func:`sarviz.generators.dtype_choice.decide_compile`): a cold compile is
+      minutes (165 s for SD 1.5 + ControlNet here), which one image never pays back, so ``auto``
+      never compiles before a user asked once (benchmarks/RESULTS_cpu_speed.md). Compiled
+      kernels are cached across runs in the sarviz home folder (``TORCHINDUCTOR_CACHE_DIR``).
+      A compiled CPU pipeline is channels-last (unless ``SARVIZ_CHANNELS_LAST=off``): compiled in
+      NCHW it was no faster than eager.
     """
     kind = device.split(":", 1)[0]
     if measured is not None:
@@ -293,14 +322,66 @@ def speed_plan(device: str, dtype: str | None = None, measured: dict[str, Any] |
         options, source = {"attention": "sdpa", "channels_last": kind == "cuda"}, "defaults"
     cl = _switch("SARVIZ_CHANNELS_LAST", "auto")
     attention = _switch("SARVIZ_ATTENTION", "auto")
-    compile_ = _switch("SARVIZ_COMPILE", "off")
+    compile_ = _switch("SARVIZ_COMPILE", "auto")
     overrides = [name for name, v in (("SARVIZ_CHANNELS_LAST", cl), ("SARVIZ_ATTENTION", attention)) if v != "auto"]
-    return {
+    plan: dict[str, Any] = {
         "attention": attention if attention in ("sdpa", "classic") else options["attention"],
         "channels_last": cl == "on" or (cl == "auto" and bool(options["channels_last"])),
-        "compile": compile_ == "on" and kind in ("cpu", "cuda"),
+        "compile": False,
         "why": source + (f"; overridden by {', '.join(overrides)}" if overrides else ""),
     }
+    if kind not in ("cpu", "cuda"):  # inductor does not target MPS
+        return plan
+    cache_dir = inductor_cache_dir()
+    warm = False
+    if dtype is not None and env_switch("SARVIZ_DTYPE_MEASURE", "1") != "off":
+        from sarviz.generators import dtype_choice
+
+        timings = dtype_choice.compile_timings(device, dtype)
+        warm = dtype_choice.kernel_cache_warm(timings, cache_dir)
+    if compile_ == "on":
+        plan["compile"], plan["compile_why"] = True, "SARVIZ_COMPILE=on"
+    elif compile_ == "auto" and dtype is not None and env_switch("SARVIZ_DTYPE_MEASURE", "1") != "off":
+        plan["compile"], plan["compile_why"] = dtype_choice.decide_compile(timings, steps, warm)
+    else:
+        plan["compile_why"] = (
+            f"SARVIZ_COMPILE={compile_}"
+            if compile_ != "auto"
+            else ("no dtype" if dtype is None else "SARVIZ_DTYPE_MEASURE=0: no measurements used")
+        )
+    plan["compile_cache"] = "warm" if warm else "cold"
+    if plan["compile"] and kind == "cpu" and cl != "off" and not plan["channels_last"]:
+        # compiled with freezing, oneDNN's convolutions want channels-last: through the pipeline NCHW
+        # compiled ran at eager speed (6.7 vs 6.5 s/step), channels-last compiled at 3.6 s/step
+        # (benchmarks/RESULTS_cpu_speed.md) — so a compiled CPU pipeline is channels-last
+        plan["channels_last"] = True
+        plan["why"] = f"{plan['why']}; channels_last with compile"
+    return plan
+
+
+def record_step_times(
+    device: str, dtype: str, step_seconds: list[float], compiled: bool, compile_paid: bool, cache_warm: bool = False
+) -> None:
+    """File one diffusion run's step times for :func:`speed_plan`'s compile choice (never fails a run).
+
+    ``cache_warm``: the kernel cache's state when the plan was made (``applied["compile_cache"]``),
+    i.e. before this run's compile filled it."""
+    if device.split(":", 1)[0] not in ("cpu", "cuda") or env_switch("SARVIZ_DTYPE_MEASURE", "1") == "off":
+        return
+    from sarviz.generators import dtype_choice
+
+    try:
+        dtype_choice.record_steps(
+            device,
+            dtype,
+            step_seconds,
+            compiled=compiled,
+            compile_paid=compile_paid,
+            cache_warm=cache_warm,
+            cache_dir=inductor_cache_dir(),
+        )
+    except (OSError, ValueError, TypeError, RuntimeError):
+        pass  # the record only informs a later choice
 
 
 def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -329,16 +410,18 @@ def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None)
                 module.to(memory_format=torch.channels_last)
         applied["channels_last"] = True
     if plan["compile"]:
-        from sarviz.settings import HOME
-
-        # inductor's FX-graph cache keeps compiled kernels across processes: later runs pay seconds
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(HOME / "inductor-cache"))
+        # inductor's FX-graph cache keeps compiled kernels across processes: later runs compile faster
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # torch may have set its /tmp default
+        # CPU: freezing folds the (inference-only) weights into the graph and pre-packs them once for
+        # oneDNN/AMX — 1.5–1.7× over eager bf16 per step here (benchmarks/RESULTS_cpu_speed.md).
+        # Only the denoisers: the VAE decodes once per image, its compile would not pay back.
+        options = {"freezing": True} if device.split(":", 1)[0] == "cpu" else None
         for name, module in modules.items():
             if module is not None:
-                setattr(pipe, name, torch.compile(module))
+                setattr(pipe, name, torch.compile(module, options=options))
                 applied["compile"].append(name)
-        vae = getattr(pipe, "vae", None)
-        if vae is not None:
-            vae.decoder = torch.compile(vae.decoder)
-            applied["compile"].append("vae.decoder")
+        applied["compile_cache"] = plan.get("compile_cache", "cold")
+        applied["freezing"] = bool(options)
+    if plan.get("compile_why"):
+        applied["compile_why"] = plan["compile_why"]
     return applied
