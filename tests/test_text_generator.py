@@ -91,7 +91,9 @@ def test_the_embedding_is_used(sd15, sd15_loaded, tmp_path):
     write_embeds(run2, "sd15", seed=99, scale=3.0)  # only the token vector differs
     other = load_text_pipeline(TextModelPaths(str(run2)))
     a, b = _image(sd15_loaded, f"{TOKEN} a city"), _image(other, f"{TOKEN} a city")
-    assert np.abs(a - b).mean() > 1e-3
+    # 1e-4: the diffusers-dummy model (UNet (4, 8), 4-channel VAE) changes its images by ~7e-4 here (the
+    # older (32, 64) one by > 1e-3); the check below shows the floor of this comparison is < 1e-6
+    assert np.abs(a - b).mean() > 1e-4
     # …and a prompt without the token does not depend on it
     np.testing.assert_allclose(_image(sd15_loaded, "a city"), _image(other, "a city"), atol=1e-6)
 
