@@ -8,6 +8,7 @@ fonts) get an empty answer, so nothing waits on a dead network.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import mimetypes
 import os
@@ -208,23 +209,41 @@ class _SharedChromium:
     cookies, storage, cache and routes, hence its own Streamlit session) for a fraction of
     the cost. The browser is relaunched if it died; :func:`close_shared_browser` (called at
     the end of the pytest session by conftest.py) stops both.
+
+    Playwright's sync API keeps its event loop marked as this thread's running loop between
+    calls, so ``asyncio.run`` in a later test (the websocket clients of the server tests) would
+    refuse to start. Between browser blocks the loop is set aside (:meth:`suspend`) and put
+    back before the next Playwright call (:meth:`resume`), which is what Playwright itself does
+    around each sync call.
     """
 
     def __init__(self) -> None:
         self._pw = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._browser = None
 
+    def resume(self) -> None:
+        if self._loop is not None:
+            asyncio._set_running_loop(self._loop)
+
+    def suspend(self) -> None:
+        if self._loop is not None:
+            asyncio._set_running_loop(None)
+
     def browser(self):  # noqa: ANN201
+        self.resume()
         if self._browser is not None and self._browser.is_connected():
             return self._browser
         if self._pw is None:
             from playwright.sync_api import sync_playwright
 
             self._pw = sync_playwright().start()
+            self._loop = asyncio.get_running_loop()  # Playwright's, marked running between its calls
         self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         return self._browser
 
     def close(self) -> None:
+        self.resume()
         try:
             if self._browser is not None and self._browser.is_connected():
                 self._browser.close()
@@ -233,6 +252,7 @@ class _SharedChromium:
             if self._pw is not None:
                 pw, self._pw = self._pw, None
                 pw.stop()
+            self._loop = None
 
 
 _SHARED = _SharedChromium()
@@ -256,18 +276,24 @@ def chromium_page(
     closes them); every context opened during the block is closed when it ends.
     """
     require_browser()
-    browser = _SHARED.browser()
-    others = set(browser.contexts)
-    context = browser.new_context(viewport={"width": width, "height": height})
+    others: set = set()
+    browser = None
     try:
+        browser = _SHARED.browser()
+        others = set(browser.contexts)
+        context = browser.new_context(viewport={"width": width, "height": height})
         sink = blocked if blocked is not None else []
         context.route("**/*", (lambda route: _route_offline(route, sink)) if offline else _route)
         page = context.new_page()
         page.set_default_timeout(patience_ms(60))  # scales with the machine's load
         yield page
     finally:
-        for left in [c for c in browser.contexts if c not in others]:  # incl. any a failed test left open
-            left.close()
+        try:
+            if browser is not None and browser.is_connected():
+                for left in [c for c in browser.contexts if c not in others]:  # incl. any a failed test left open
+                    left.close()
+        finally:
+            _SHARED.suspend()
 
 
 def screenshot(page, name: str) -> Path:

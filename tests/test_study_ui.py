@@ -337,11 +337,9 @@ def _judge(page, real: bool) -> None:
 
 
 def _score(page, position: int) -> None:
-    """Answer the four 1–5 questions; each click waits for the rerun of the one before."""
-    from _browser import wait_idle
-
+    """Answer the four 1–5 questions. The radios keep their elements across reruns, and each
+    click sends every widget's state: no need to wait for one click's rerun before the next."""
     for group in ("Overall realism", "Detail plausibility", "Geographic consistency", "Confidence"):
-        wait_idle(page)
         radio = page.locator('[data-testid="stRadio"]').filter(has_text=group)
         radio.locator("label").filter(has_text=str(1 + (position % 5))).first.click()
         radio.locator("input:checked").wait_for(state="attached")
