@@ -8,6 +8,7 @@ fonts) get an empty answer, so nothing waits on a dead network.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import mimetypes
 import os
@@ -48,6 +49,19 @@ _NPM_URL = re.compile(r"https://cdn\.jsdelivr\.net/npm/(?P<pkg>[^@/]+)@[^/]+/(?P
 _OTHER_LOCAL = {
     "https://code.jquery.com/jquery-3.7.1.min.js": WEB_ASSETS / "jquery/package/dist/jquery.min.js",
 }
+
+
+#: the Streamlit run has finished and no element of an earlier run is still on screen (stale)
+RUN_IDLE_JS = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  return !!app && app.dataset.testScriptState === 'notRunning' && !document.querySelector("[data-stale='true']");
+}"""
+
+
+def wait_idle(page, seconds: float = 60) -> None:  # noqa: ANN001
+    """Wait until the page's Streamlit run has finished and nothing stale is shown: clicks after
+    this land on the elements of the current run, not on a stale copy that is about to go."""
+    page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(seconds))
 
 
 #: base URL → pid of the servers run_streamlit started (a test may read the server's memory)
@@ -187,29 +201,99 @@ def _route_offline(route, blocked: list[str]) -> None:
         route.abort("internetdisconnected")
 
 
+class _SharedChromium:
+    """One Playwright driver and one Chromium for the whole test session.
+
+    Launching Chromium (and Playwright's node driver) costs seconds per test, more on a busy
+    machine; a fresh *browser context* per test is as isolated as a fresh browser (its own
+    cookies, storage, cache and routes, hence its own Streamlit session) for a fraction of
+    the cost. The browser is relaunched if it died; :func:`close_shared_browser` (called at
+    the end of the pytest session by conftest.py) stops both.
+
+    Playwright's sync API keeps its event loop marked as this thread's running loop between
+    calls, so ``asyncio.run`` in a later test (the websocket clients of the server tests) would
+    refuse to start. Between browser blocks the loop is set aside (:meth:`suspend`) and put
+    back before the next Playwright call (:meth:`resume`), which is what Playwright itself does
+    around each sync call.
+    """
+
+    def __init__(self) -> None:
+        self._pw = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._browser = None
+
+    def resume(self) -> None:
+        if self._loop is not None:
+            asyncio._set_running_loop(self._loop)
+
+    def suspend(self) -> None:
+        if self._loop is not None:
+            asyncio._set_running_loop(None)
+
+    def browser(self):  # noqa: ANN201
+        self.resume()
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        if self._pw is None:
+            from playwright.sync_api import sync_playwright
+
+            self._pw = sync_playwright().start()
+            self._loop = asyncio.get_running_loop()  # Playwright's, marked running between its calls
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        return self._browser
+
+    def close(self) -> None:
+        self.resume()
+        try:
+            if self._browser is not None and self._browser.is_connected():
+                self._browser.close()
+        finally:
+            self._browser = None
+            if self._pw is not None:
+                pw, self._pw = self._pw, None
+                pw.stop()
+            self._loop = None
+
+
+_SHARED = _SharedChromium()
+
+
+def close_shared_browser() -> None:
+    """Stop the session's Chromium and Playwright driver, if a test started them."""
+    _SHARED.close()
+
+
 @contextlib.contextmanager
 def chromium_page(
     width: int = 1400, height: int = 1000, offline: bool = False, blocked: list[str] | None = None
 ) -> Iterator["object"]:
-    """A Playwright page in Debian Chromium with outside requests answered locally.
+    """A Playwright page in a fresh browser context of the session's Debian Chromium, with
+    outside requests answered locally.
 
     ``offline``: no outside request is answered at all (CDNs and tiles fail, as on a machine
     without the internet); their URLs are appended to ``blocked``.
+    ``page.context.browser`` is the shared browser: a test may open more contexts on it (and
+    closes them); every context opened during the block is closed when it ends.
     """
     require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    others: set = set()
+    browser = None
+    try:
+        browser = _SHARED.browser()
+        others = set(browser.contexts)
+        context = browser.new_context(viewport={"width": width, "height": height})
+        sink = blocked if blocked is not None else []
+        context.route("**/*", (lambda route: _route_offline(route, sink)) if offline else _route)
+        page = context.new_page()
+        page.set_default_timeout(patience_ms(60))  # scales with the machine's load
+        yield page
+    finally:
         try:
-            context = browser.new_context(viewport={"width": width, "height": height})
-            sink = blocked if blocked is not None else []
-            context.route("**/*", (lambda route: _route_offline(route, sink)) if offline else _route)
-            page = context.new_page()
-            page.set_default_timeout(patience_ms(60))  # scales with the machine's load
-            yield page
+            if browser is not None and browser.is_connected():
+                for left in [c for c in browser.contexts if c not in others]:  # incl. any a failed test left open
+                    left.close()
         finally:
-            browser.close()
+            _SHARED.suspend()
 
 
 def screenshot(page, name: str) -> Path:

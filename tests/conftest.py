@@ -29,6 +29,15 @@ SPAIN_LATLON = (38.1058, -0.7589)  # centre of the Sen1Floods11 Spain_7370579 ch
 pytest_plugins = ["_study_fixtures", "tiny_models", "_ray_fixtures"]
 
 
+def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ANN201, ARG001
+    """Stop the Chromium the browser tests share (tests/_browser.py), if any test started it."""
+    import sys
+
+    browser = sys.modules.get("_browser")
+    if browser is not None:
+        browser.close_shared_browser()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
@@ -52,6 +61,23 @@ def sample_scenes(samples_dir: Path, tmp_path_factory) -> Path:
     report = import_scenes(samples_dir, folder)
     assert not report.problems, report.problems
     return folder
+
+
+@pytest.fixture(scope="session")
+def sample_workbench(sample_scenes: Path, tmp_path_factory) -> str:
+    """One `streamlit run app.py` on the imported samples (local sources only) for the map-page
+    browser tests of the session; its base URL. Every test opens its own browser context, hence
+    its own Streamlit session: a server start and the app's first imports are paid once."""
+    from _browser import require_browser, run_streamlit
+
+    require_browser()
+    env = {
+        "SARVIZ_SCENES": str(sample_scenes),
+        "SARVIZ_HOME": str(tmp_path_factory.mktemp("workbench-home")),
+        "SARVIZ_SOURCES": "local",
+    }
+    with run_streamlit("app.py", env=env) as url:
+        yield url
 
 
 def make_scene(

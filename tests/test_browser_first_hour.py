@@ -10,14 +10,9 @@ from _waits import patience_ms
 from sarviz.ui import webassets
 
 from _batch_fixtures import build_scene_folder, write_points_csv
-from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from _browser import RUN_IDLE_JS, chromium_page, require_browser, run_streamlit, screenshot
 
 pytestmark = pytest.mark.browser
-
-RUN_IDLE_JS = """() => {
-  const app = document.querySelector("[data-testid='stApp']");
-  return !!app && app.dataset.testScriptState === 'notRunning' && !document.querySelector("[data-stale='true']");
-}"""
 
 
 def _assets() -> None:

@@ -7,15 +7,16 @@ import pytest
 from _waits import patience_ms
 from conftest import SPAIN_LATLON
 
-from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from _browser import chromium_page, require_browser, screenshot
 
 pytestmark = pytest.mark.browser
 
 
-def test_click_spain_scene_shows_s1(sample_scenes, tmp_path):
+def test_click_spain_scene_shows_s1(sample_workbench):
     require_browser()
-    env = {"SARVIZ_SCENES": str(sample_scenes), "SARVIZ_HOME": str(tmp_path)}
-    with run_streamlit("app.py", env=env) as url, chromium_page() as page:
+    # the imported samples' server (conftest.py), shared with test_browser_offline; own browser session
+    url = sample_workbench
+    with chromium_page() as page:
         lat, lon = SPAIN_LATLON
         page.goto(f"{url}/?view={lat},{lon},13")
         page.get_by_text("Click a place on the map").wait_for()

@@ -14,14 +14,9 @@ from _waits import patience_ms
 from conftest import SPAIN_LATLON
 from sarviz.ui import webassets
 
-from _browser import chromium_page, require_browser, run_streamlit, screenshot
+from _browser import RUN_IDLE_JS, chromium_page, require_browser, screenshot
 
 pytestmark = pytest.mark.browser
-
-RUN_IDLE_JS = """() => {
-  const app = document.querySelector("[data-testid='stApp']");
-  return !!app && app.dataset.testScriptState === 'notRunning' && !document.querySelector("[data-stale='true']");
-}"""
 
 
 def _settled_box(page, locator):  # noqa: ANN001, ANN202
@@ -36,14 +31,14 @@ def _settled_box(page, locator):  # noqa: ANN001, ANN202
     return box
 
 
-def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
+def test_offline_first_minute_spain_generate(sample_workbench):
     require_browser()
     missing = webassets.install()
     if missing:
         pytest.skip(f"local web assets missing ({', '.join(missing)}); ./dev fetches them with npm")
-    env = {"SARVIZ_SCENES": str(sample_scenes), "SARVIZ_HOME": str(tmp_path), "SARVIZ_SOURCES": "local"}
+    url = sample_workbench  # the imported samples, local sources only (conftest.py)
     blocked: list[str] = []
-    with run_streamlit("app.py", env=env) as url, chromium_page(offline=True, blocked=blocked) as page:
+    with chromium_page(offline=True, blocked=blocked) as page:
         lat, lon = SPAIN_LATLON
         page.goto(f"{url}/?view={lat},{lon},13")
         page.get_by_text("Click a place on the map").wait_for()
@@ -94,14 +89,14 @@ def test_offline_first_minute_spain_generate(sample_scenes, tmp_path):
     assert all("tile.openstreetmap.org" in u for u in blocked), sorted(set(blocked))[:5]
 
 
-def test_offline_sidebar_list_and_type_a_place(sample_scenes, tmp_path):
+def test_offline_sidebar_list_and_type_a_place(sample_workbench):
     """A click on the sidebar's Spain row goes there; "Type a place" offline: Punjab's candidates,
     then the README's route `Murcia` → one click → the Spain scene (drawn on the map) → Generate."""
     require_browser()
     if webassets.install():
         pytest.skip("local web assets missing; ./dev fetches them with npm")
-    env = {"SARVIZ_SCENES": str(sample_scenes), "SARVIZ_HOME": str(tmp_path), "SARVIZ_SOURCES": "local"}
-    with run_streamlit("app.py", env=env) as url, chromium_page(offline=True) as page:
+    url = sample_workbench  # the imported samples, local sources only (conftest.py)
+    with chromium_page(offline=True) as page:
         page.goto(url)
         page.get_by_text("Click a place on the map").wait_for()
         page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(90))

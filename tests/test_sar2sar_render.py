@@ -267,6 +267,8 @@ def test_sdxl_controlnet_trains_and_renders(trained, tmp_path, tiny_sdxl_base):
 def test_render_page_in_a_real_browser(trained, tmp_path):
     import shutil
 
+    from _waits import patience_ms
+
     from _browser import chromium_page, require_browser, run_streamlit, screenshot
 
     require_browser()
@@ -285,7 +287,7 @@ def test_render_page_in_a_real_browser(trained, tmp_path):
         steps.fill("2")
         steps.press("Enter")
         page.get_by_role("button", name="Render").click()
-        page.get_by_text("Consistency with the input").wait_for(timeout=120_000)
+        page.get_by_text("Consistency with the input").wait_for(timeout=patience_ms(120))
         page.get_by_text("Swipe VV: input (left) ↔ rendering (right)").wait_for()
         download = page.get_by_role("button", name="Download the rendering (COG, σ⁰ dB, provenance)")
         download.wait_for(state="visible")

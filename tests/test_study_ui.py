@@ -317,12 +317,16 @@ def test_pool_tab_warns_owner_about_native_sizes(study_env, tmp_path):
 
 
 def _judge(page, real: bool) -> None:
-    """Click the real/generated button until the page confirms it (a click can land while
-    Streamlit is still re-rendering the previous run)."""
+    """Click the real/generated button and wait for the page to confirm it. The click waits
+    for the run that drew the image to finish (no stale button of the previous image left to
+    click); if one is still lost, click again."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    from _browser import wait_idle
 
     confirm = page.get_by_text("Your choice: ").filter(has_text="real SAR" if real else "model-generated")
     for _ in range(4):
+        wait_idle(page)
         page.get_by_role("button", name=re.compile("Real SAR" if real else "Generated")).click()
         try:
             confirm.wait_for(timeout=patience_ms(10))
@@ -332,21 +336,31 @@ def _judge(page, real: bool) -> None:
     confirm.wait_for(timeout=patience_ms(10))
 
 
+def _score(page, position: int) -> None:
+    """Answer the four 1–5 questions. The radios keep their elements across reruns, and each
+    click sends every widget's state: no need to wait for one click's rerun before the next."""
+    for group in ("Overall realism", "Detail plausibility", "Geographic consistency", "Confidence"):
+        radio = page.locator('[data-testid="stRadio"]').filter(has_text=group)
+        radio.locator("label").filter(has_text=str(1 + (position % 5))).first.click()
+        radio.locator("input:checked").wait_for(state="attached")
+
+
 def _next(page, position: int) -> None:
-    """Press "Next" and wait for the next image; if a click raced a re-render and the page
-    says an answer is missing, fill the scores in again and retry."""
+    """Press "Next" once the page is idle and wait for the next image; if a click still raced
+    a re-render and the page says an answer is missing, fill the scores in again and retry."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    from _browser import wait_idle
 
     after = page.get_by_text(f"Image {position + 1} / 12") if position < 12 else page.get_by_text("Thank you!")
     for _ in range(4):
+        wait_idle(page)
         page.get_by_role("button", name=re.compile("Next image|Finish")).click()
         try:
             after.wait_for(timeout=patience_ms(10))
             return
         except PlaywrightTimeout:
-            for group in ("Overall realism", "Detail plausibility", "Geographic consistency", "Confidence"):
-                radio = page.locator('[data-testid="stRadio"]').filter(has_text=group)
-                radio.locator("label").filter(has_text=str(1 + (position % 5))).first.click()
+            _score(page, position)
     after.wait_for(timeout=patience_ms(10))
 
 
@@ -373,17 +387,13 @@ def test_real_browser_session(sqlite_url, tmp_path):
             img.wait_for()
             assert img.get_attribute("src").startswith("data:image/png;base64,")
             _judge(page, real=bool(position % 2))
-            for group in ("Overall realism", "Detail plausibility", "Geographic consistency", "Confidence"):
-                radio = page.locator('[data-testid="stRadio"]').filter(has_text=group)
-                radio.locator("label").filter(has_text=str(1 + (position % 5))).first.click()
+            _score(page, position)
             if position == 6:
                 page.screenshot(path=str(tmp_path / "mid.png"))
                 page.reload()  # a reload mid-session resumes at the same image, answers kept
                 page.get_by_text(f"Image {position} / 12").wait_for()
                 _judge(page, real=bool(position % 2))
-                for group in ("Overall realism", "Detail plausibility", "Geographic consistency", "Confidence"):
-                    radio = page.locator('[data-testid="stRadio"]').filter(has_text=group)
-                    radio.locator("label").filter(has_text=str(1 + (position % 5))).first.click()
+                _score(page, position)
             _next(page, position)
         page.get_by_text("Thank you!").wait_for()
         html = page.content()
