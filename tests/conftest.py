@@ -38,6 +38,21 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ANN201, ARG001
         browser.close_shared_browser()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def library_log_handlers_on_the_session_stderr():
+    """transformers and diffusers give their loggers a StreamHandler on ``sys.stderr`` the first time
+    one is asked for. Inside a test that captures with ``capsys`` that stream is the test's capture,
+    closed when the test ends, and every later library warning becomes a "--- Logging error ---"
+    traceback on stderr — which CLI tests that assert "no Traceback" then see (it depends on which
+    test first touched the library: the test order of a pytest-xdist worker). Configure them here,
+    on the session's stderr."""
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    transformers_logging.get_logger("transformers")
+    diffusers_logging.get_logger("diffusers")
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
