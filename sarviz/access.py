@@ -76,7 +76,7 @@ def resolve_user_path(
         real = path.resolve()  # follows symlinks, so a link inside a root cannot point outside it
     except (OSError, RuntimeError) as exc:
         raise AccessDenied(f"Refused: {raw} cannot be resolved ({exc.__class__.__name__}).") from None
-    if not any(real == r or real.is_relative_to(r) for r in roots):
+    if not _within(real, roots):
         raise AccessDenied(
             f"Refused: {raw} is outside the folders this app may open ({', '.join(str(r) for r in roots)}); "
             "the server's owner can add folders with SARVIZ_ROOTS."
@@ -106,6 +106,11 @@ def leads_inside(path: str | os.PathLike, roots: Iterable[Path]) -> bool:
         real = Path(path).resolve()
     except (OSError, RuntimeError):
         return False
+    return _within(real, roots)
+
+
+def _within(real: Path, roots: Iterable[Path]) -> bool:
+    """The one containment test of a resolved path against resolved roots (typed and listed paths)."""
     return any(real == r or real.is_relative_to(r) for r in roots)
 
 
