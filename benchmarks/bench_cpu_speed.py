@@ -204,14 +204,16 @@ def main() -> None:
             if need_bf
             else (None, None)
         )
-    if args.compile_channels_last and unet_bf is not None:
+    nchw_bf16 = any(v in wanted for v in ("bf16", "bf16-classic", "bf16-sliced", "bf16-roundtrip"))
+    cl_shared = args.compile_channels_last and unet_bf is not None and not nchw_bf16
+    if cl_shared:
         # one bf16 copy in channels_last for both the eager "bf16-cl" and the compiled variants (which wrap
         # the same modules: calling a module directly stays eager) — a second full-size copy per compiled
-        # variant got the process killed for memory beside the other jobs
+        # variant got the process killed for memory beside the other jobs. With NCHW bf16 variants
+        # wanted too, the compiled variant gets its own copy instead (a compiled graph guards on the
+        # weights' strides: switching the shared models' layout between rounds would recompile it).
         unet_bf.to(memory_format=cl)
         cn_bf.to(memory_format=cl)
-        if "bf16" in wanted or "bf16-classic" in wanted or "bf16-sliced" in wanted:
-            raise SystemExit("--compile-channels-last keeps the bf16 models in channels_last: time bf16-cl, not bf16")
     prepacked = {}
     if "fp32-prepacked" in wanted or "bf16-prepacked" in wanted:
         from torch.utils import mkldnn as mkldnn_utils
@@ -231,14 +233,9 @@ def main() -> None:
         finally:
             set_attention(models, "sdpa")
 
-    def with_cl(models, fn):
-        for m in models:
-            m.to(memory_format=cl)
-        try:
-            return fn()
-        finally:
-            for m in models:
-                m.to(memory_format=torch.contiguous_format)
+    def layout(models, memory_format):
+        # run before the timer starts: re-laying out ~2 GB of weights is not part of a step
+        return lambda: [m.to(memory_format=memory_format) for m in models]
 
     def run_1thread():
         torch.set_num_threads(1)
@@ -252,21 +249,24 @@ def main() -> None:
         "fp32": lambda: step(unet, controlnet, x, torch.float32),
         "fp32-classic": lambda: with_attention(fp, "classic", lambda: step(*fp, x, torch.float32)),
         "fp32-sliced": lambda: with_attention(fp, "sliced:2", lambda: step(*fp, x, torch.float32)),
-        "fp32-cl": lambda: with_cl(fp, lambda: step(*fp, x, torch.float32, cl)),
+        "fp32-cl": lambda: step(*fp, x, torch.float32, cl),
         "fp32-prepacked": lambda: step(*prepacked["fp32-prepacked"], x, torch.float32),
         "fp32-1thread": run_1thread,
         "bf16": lambda: step(*bf, x, torch.bfloat16),
-        "bf16-cl": lambda: (
-            step(*bf, x, torch.bfloat16, cl)
-            if args.compile_channels_last
-            else with_cl(bf, lambda: step(*bf, x, torch.bfloat16, cl))
-        ),
+        "bf16-cl": lambda: step(*bf, x, torch.bfloat16, cl),
         "bf16-classic": lambda: with_attention(bf, "classic", lambda: step(*bf, x, torch.bfloat16)),
         "bf16-sliced": lambda: with_attention(bf, "sliced:2", lambda: step(*bf, x, torch.bfloat16)),
         "bf16-roundtrip": lambda: step(*bf, x, torch.bfloat16, roundtrip=True),
         "bf16-autocast": lambda: step(unet, controlnet, x, torch.float32, autocast=True),
         "bf16-prepacked": lambda: step(*prepacked["bf16-prepacked"], x, torch.float32),
     }
+    nchw, chl = torch.contiguous_format, cl
+    # each variant's weight layout, set before its timer starts (None: whatever the models have)
+    prepare = {name: layout(fp, chl if name == "fp32-cl" else nchw) for name in wanted if name.startswith("fp32")}
+    if not cl_shared:
+        prepare.update(
+            {name: layout(bf, chl if name == "bf16-cl" else nchw) for name in wanted if name.startswith("bf16")}
+        )
     variants = {name: catalogue[name] for name in wanted}
     compile_cost = {}
     cache_dir = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
@@ -284,12 +284,13 @@ def main() -> None:
                     + ("-cl" if args.compile_channels_last else "")
                 )
                 kw = {} if mode == "default" else {"mode": mode}
-                # the first compiled variant wraps the eager models themselves (with --compile-channels-last
-                # they stay channels_last throughout); later ones a copy each: dynamo guards on the module
-                # object, so a second torch.compile of the same objects would reuse the first graph
+                # the first compiled variant wraps the eager models themselves when they stay channels_last
+                # throughout (cl_shared); otherwise, and for later ones, a copy each: dynamo guards on the
+                # module object (a second torch.compile of the same objects would reuse the first graph) and
+                # on the weights' strides (the eager variants' layout changes would recompile it)
                 src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
                 cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
-                first_compiled = not any("compiled" in v for v in variants)
+                first_compiled = not any("compiled" in v for v in variants) and prefix == "bf16" and cl_shared
                 u, c = src if first_compiled else (copy.deepcopy(src[0]), copy.deepcopy(src[1]))
                 mf = cl if args.compile_channels_last else None
                 if mf is not None:
@@ -308,6 +309,8 @@ def main() -> None:
     first = {}
     for r in range(args.rounds + 1):
         for name, fn in variants.items():
+            if name in prepare:
+                prepare[name]()
             t0 = time.perf_counter()
             out = fn()
             dt = time.perf_counter() - t0

@@ -16,8 +16,8 @@ Profiling adds overhead (a few %), so the step time printed here is the profiled
 interleaved, un-profiled ratios live in ``bench_cpu_speed.py``. Results:
 ``benchmarks/RESULTS_cpu_speed.md`` ("Profile of one step").
 
-    python benchmarks/bench_step_profile.py [--dtypes float32 bfloat16] [--backends sdpa classic]
-                                            [--latent 64] [--out table.md]
+    python benchmarks/bench_step_profile.py [--variants float32 bfloat16 bfloat16-cl bfloat16-compiled-cl]
+                                            [--backends sdpa classic] [--latent 64] [--out table.md]
 """
 
 from __future__ import annotations
@@ -84,18 +84,23 @@ def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, 
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def profile_step(unet, controlnet, x, dtype, backend: str):
+def profile_step(unet, controlnet, x, dtype, backend: str, memory_format=None, flop_models=None):
+    """(profiled wall s, self CPU s by class, FLOPs by class) of one step. ``flop_models``: eager twins
+    whose FLOPs are counted instead (a compiled model's kernels are not ATen ops: same math, same count)."""
     import torch
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
     from torch.profiler import ProfilerActivity, profile
     from torch.utils.flop_counter import FlopCounterMode
 
-    proc = AttnProcessor2_0() if backend == "sdpa" else AttnProcessor()
-    unet.set_attn_processor(proc)
-    controlnet.set_attn_processor(proc)
+    if flop_models is None:  # a compiled model got its attention backend before it was compiled
+        proc = AttnProcessor2_0() if backend == "sdpa" else AttnProcessor()
+        unet.set_attn_processor(proc)
+        controlnet.set_attn_processor(proc)
 
-    def step():
+    def step(unet=unet, controlnet=controlnet):
         lat, cond, text = x["latents"].to(dtype), x["cond"].to(dtype), x["text"].to(dtype)
+        if memory_format is not None:
+            lat, cond = lat.contiguous(memory_format=memory_format), cond.contiguous(memory_format=memory_format)
         with torch.inference_mode():
             down, mid = controlnet(
                 lat, x["t"], encoder_hidden_states=text, controlnet_cond=cond, conditioning_scale=1.1, return_dict=False
@@ -116,7 +121,7 @@ def profile_step(unet, controlnet, x, dtype, backend: str):
     mapping = {sdpa_cpu: _sdpa_cpu_flops} if sdpa_cpu is not None else {}
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
     with counter:
-        step()
+        step(*(flop_models or (unet, controlnet)))
     flops: dict[str, float] = defaultdict(float)
     for op, n in counter.get_flop_counts().get("Global", {}).items():
         flops[flop_class(op)] += n
@@ -147,9 +152,22 @@ def table(label: str, wall: float, times: dict[str, float], flops: dict[str, flo
     return "\n".join(rows)
 
 
+#: what can be profiled: eager in each dtype and layout, and the compiled default-path candidate
+VARIANTS = ("float32", "bfloat16", "bfloat16-cl", "bfloat16-compiled-cl")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument(
+        "--dtypes",
+        "--variants",
+        dest="variants",
+        nargs="+",
+        default=["float32", "bfloat16"],
+        choices=VARIANTS,
+        help="-cl: channels-last weights and inputs; -compiled: torch.compile (inductor) with freezing, as "
+        "sarviz compiles on the CPU (its kernels appear by name with cpp.enable_kernel_profile)",
+    )
     ap.add_argument("--backends", nargs="+", default=["sdpa", "classic"], choices=["sdpa", "classic"])
     ap.add_argument("--latent", type=int, default=64, help="latent side (64 = 512² images)")
     ap.add_argument("--out", help="also write the tables to this Markdown file")
@@ -175,12 +193,28 @@ def main() -> None:
         f"{args.latent}×{args.latent}",
         "",
     ]
-    for name in args.dtypes:
-        dtype = getattr(torch, name)
+    for name in args.variants:
+        dtype = getattr(torch, name.split("-")[0])
+        cl = torch.channels_last if name.endswith("-cl") else None
         if name not in models:
             models[name] = (copy.deepcopy(unet).to(dtype), copy.deepcopy(controlnet).to(dtype))
+            if cl is not None:
+                for m in models[name]:
+                    m.to(memory_format=cl)
+        if "-compiled" in name:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.cpp.enable_kernel_profile = True  # fused kernels are named in the profile
+            eager = models[name]
+            compiled = tuple(torch.compile(m, options={"freezing": True}) for m in eager)
+            t0 = time.perf_counter()
+            wall, times, flops = profile_step(*compiled, x, dtype, "sdpa", cl, flop_models=eager)
+            label = f"{name} (freezing), attention sdpa (compile, warm-up and FLOP count {time.perf_counter() - t0 - wall:.0f} s)"
+            out += [table(label, wall, times, flops), ""]
+            print(out[-2], "\n", flush=True)
+            continue
         for backend in args.backends:
-            wall, times, flops = profile_step(*models[name], x, dtype, backend)
+            wall, times, flops = profile_step(*models[name], x, dtype, backend, cl)
             out += [table(f"{name}, attention {backend}", wall, times, flops), ""]
             print(out[-2], "\n", flush=True)
     if args.out:

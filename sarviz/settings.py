@@ -207,10 +207,15 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "auto",
         "on/off: torch.compile the diffusion UNet and ControlNet (on the CPU with inductor freezing: faster "
         "steady state, minutes for the first call); auto: only when step times measured by earlier generations "
-        "here say one image pays the compile back (benchmarks/RESULTS_cpu_speed.md); the SAR→SAR renderer "
-        "compiles only with on, or with an explicit auto (its tile·steps against a fixed break-even)",
+        "here say the job (one image's steps, a render's tile·steps) pays the compile back, per model and "
+        "image size (benchmarks/RESULTS_cpu_speed.md)",
     ),
-    EnvVar("SARVIZ_CHANNELS_LAST", "auto", "on/off: channels-last memory layout (auto: on for CUDA, off for CPU)"),
+    EnvVar(
+        "SARVIZ_CHANNELS_LAST",
+        "auto",
+        "on/off: channels-last memory layout of the denoisers (auto: as `sarviz doctor` measured it on this "
+        "machine; unmeasured: on for CUDA, off for the CPU; a compiled CPU pipeline is channels-last)",
+    ),
     EnvVar(
         "SARVIZ_ATTENTION",
         "auto",

@@ -181,6 +181,24 @@ def test_bfloat16_path_runs_and_is_recorded(registry):
     assert result.provenance["angle_source"] == "scene"
 
 
+def test_a_generation_files_its_step_times_under_its_workload(registry, monkeypatch, tmp_path):
+    # the compile choice learns from real generations, per model and image size (a tiny model's
+    # steps must never pass for full-size SD 1.5's)
+    from sarviz.generators import dtype_choice
+
+    monkeypatch.setenv("SARVIZ_DTYPE_MEASURE", "1")
+    monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(tmp_path / "dtype-choice.json"))
+    monkeypatch.delenv("SARVIZ_COMPILE", raising=False)
+    gen = registry.generator("tiny-sar")
+    result = gen.generate(tiny_scene(), GenerationRequest(seed=1, dtype="float32", device="cpu", steps=4))
+    workload = result.provenance["speed_options"]["workload"]
+    assert workload.startswith("unet") and workload.endswith(f"+controlnet@{gen.spec.size}px")
+    assert "320-640" not in workload  # the tiny UNet's own widths
+    records = dtype_choice.compile_records("cpu", "float32")
+    assert list(records) == [workload]
+    assert records[workload].eager_step_s > 0 and records[workload].compiled_step_s == 0
+
+
 def test_model_stays_cached_per_device_and_dtype(registry):
     gen = registry.generator("tiny-sar")
     gen.generate(tiny_scene(), FP32)

@@ -296,15 +296,29 @@ def test_render_page_in_a_real_browser(trained, tmp_path):
         screenshot(page, "render_page")
 
 
-def test_compile_decision_amortises_and_is_recorded():
+def test_compile_decision_is_the_one_measured_choice(monkeypatch, tmp_path):
+    from sarviz.generators import dtype_choice
     from sarviz.generators.sar2sar import compile_decision
 
-    assert not compile_decision("auto", 1, 20, full_size=True)["compile"]  # 20 tile·steps: compile does not pay
-    assert compile_decision("auto", 25, 20, full_size=True)["compile"]
-    assert not compile_decision("auto", 25, 20, full_size=False)["compile"]
-    assert compile_decision("on", 1, 1, full_size=False)["compile"]
+    for name in ("SARVIZ_COMPILE", "SARVIZ_DTYPE_MEASURE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(tmp_path / "dtype-choice.json"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "kernels"))
+    full = "unet320-640-1280-1280+controlnet@512px"
+    # nothing measured on this machine: auto (the default) never compiles
+    d = compile_decision(None, "cpu", 500, full)
+    assert d["compile"] is False and "not measured" in d["compile_why"] and d["workload"] == full
+    # renders filed their tile·step times: eager 20 s; compiled 16 s after 176 s of cold compile
+    dtype_choice.record_steps("cpu", "float32", [30.0, 20.0, 20.0], compiled=False, workload=full)
+    dtype_choice.record_steps("cpu", "float32", [192.0, 16.0, 16.0], compiled=True, compile_paid=True, workload=full)
+    assert compile_decision("auto", "cpu", 20, full)["compile"] is False  # 80 s saved < 176 s
+    d = compile_decision("auto", "cpu", 50, full)
+    assert d["compile"] is True and "50 steps save 200 s vs a 176 s cold compile: kept" in d["compile_why"]
+    assert compile_decision("auto", "cpu", 50, "unet32-64+controlnet@64px")["compile"] is False  # another model
+    assert compile_decision("on", "cpu", 1, full)["compile"] is True
+    assert compile_decision("off", "cpu", 10_000, full)["compile"] is False
     with pytest.raises(GenerationError):
-        compile_decision("sometimes", 1, 1, True)
+        compile_decision("sometimes", "cpu", 1, full)
 
 
 def test_render_page_is_gated_in_study_mode(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             decision = runtime.dtype_decision(device)
         out["devices"][device] = decision.to_dict()
         if device.split(":", 1)[0] != "mps":
-            out["devices"][device]["compile"] = _compile_choice(device, decision.dtype)
+            out["devices"][device]["compile"] = _compile_choices(device, decision.dtype)
     if args.json:
         print(json.dumps(out, indent=1, default=str))
         return 0
@@ -74,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  speed options for {d['dtype']}: {opts} — {d.get('options_reason', '')}")
             for m in d.get("option_measurements", []):
                 if not m["error"]:
-                    print(f"    {m['option']:18s} {m['seconds'] * 1000:8.1f} ms per UNet block, drift {m['drift']:.2%}")
-        c = d.get("compile")
-        if c:
+                    piece = "SD 1.5 encoder" if m.get("probe") == "encoder" else "UNet block"
+                    print(f"    {m['option']:18s} {m['seconds'] * 1000:8.1f} ms per {piece}, drift {m['drift']:.2%}")
+        for c in d.get("compile", []):
             t = c["timings"]
-            print(f"  torch.compile for {d['dtype']} (one {c['image_steps']}-step image): {c['why']}")
+            what = f" of {c['workload']}" if c["workload"] else ""
+            print(f"  torch.compile for {d['dtype']} (one {c['image_steps']}-step image{what}): {c['why']}")
             if t["eager_step_s"] or t["compiled_step_s"]:
                 print(
                     f"    measured by generations here: eager {t['eager_step_s']:.2f} s/step, compiled "
@@ -94,19 +95,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compile_choice(device: str, dtype: str) -> dict:
-    """What ``SARVIZ_COMPILE=auto`` decides for one image of the default step count, and the numbers."""
+def _compile_choices(device: str, dtype: str) -> list[dict]:
+    """What ``SARVIZ_COMPILE=auto`` decides for one image of the default step count, and the numbers,
+    for each workload (model and image size) generations here recorded; one line when none did."""
     from dataclasses import asdict
 
     from sarviz.generators import dtype_choice, runtime
 
     steps = 25  # the shipped cards' default step count
-    plan = runtime.speed_plan(device, dtype, steps=steps)
-    timings = dtype_choice.compile_timings(device, dtype)
-    return {
-        "compile": plan["compile"],
-        "why": plan.get("compile_why", ""),
-        "image_steps": steps,
-        "cache": plan.get("compile_cache", "cold"),
-        "timings": asdict(timings),
-    }
+    out = []
+    for workload in dtype_choice.compile_records(device, dtype) or {"": None}:
+        plan = runtime.speed_plan(device, dtype, steps=steps, workload=workload)
+        out.append(
+            {
+                "workload": workload,
+                "compile": plan["compile"],
+                "why": plan.get("compile_why", ""),
+                "image_steps": steps,
+                "cache": plan.get("compile_cache", "cold"),
+                "timings": asdict(dtype_choice.compile_timings(device, dtype, workload=workload)),
+            }
+        )
+    return out

@@ -112,8 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compile",
         choices=("auto", "on", "off"),
         default=None,
-        help="torch.compile the UNet/ControlNet/VAE decoder (default SARVIZ_COMPILE or off; auto: when "
-        "the tile·steps amortise the measured compile time)",
+        help="torch.compile the UNet and ControlNet (default SARVIZ_COMPILE, else auto: when earlier renders "
+        "here measured that this render's tile·steps pay the compile back; `sarviz doctor` shows the numbers)",
     )
     r.add_argument("--device", default=None)
     r.add_argument("--out", required=True, type=Path, help="output COG")

@@ -242,11 +242,13 @@ def load_pipeline(
     progress: ProgressCallback | None = None,
     compile_unet: bool = False,
     image_steps: int = 25,
+    image_size: int = 512,
 ) -> LoadedPipeline:
     """The full SD 1.5 + ControlNet (+ LoRA) pipeline on ``device`` in ``dtype``.
 
-    ``image_steps``: the denoising steps of one image (the card's default), against which
-    ``SARVIZ_COMPILE=auto`` weighs the measured compile cost (:func:`runtime.speed_plan`).
+    ``image_steps`` and ``image_size``: one image's denoising steps and side (the card's), against
+    which ``SARVIZ_COMPILE=auto`` weighs the compile cost measured for this model at that size
+    (:func:`runtime.speed_plan`).
     """
     import torch
     from diffusers import AutoencoderKL, StableDiffusionControlNetPipeline, UNet2DConditionModel
@@ -346,7 +348,8 @@ def load_pipeline(
         pipe.enable_attention_slicing()  # diffusers' advice for MPS with < 64 GB unified memory
     # channels_last (cuDNN's fast layout; measured no gain on CPUs here) and torch.compile, per
     # runtime.speed_plan: the numbers behind the defaults are in benchmarks/RESULTS_cpu_speed.md
-    plan = runtime.speed_plan(device, dtype, steps=image_steps)
+    workload = runtime.workload_name(unet.config.block_out_channels, image_size, controlnet=True)
+    plan = runtime.speed_plan(device, dtype, steps=image_steps, workload=workload)
     if compile_unet:
         plan["compile"], plan["compile_why"] = True, "compile_unet (caller)"
     speed = runtime.apply_speed_plan(pipe, device, plan)
@@ -522,7 +525,10 @@ class DiffusionGenerator(MapGenerator):
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedPipeline:
         key = (self.cache_key(), device, dtype)
         steps = int(self.sampler.get("steps") or 25)
-        return runtime.MODELS.get(key, lambda: load_pipeline(self.paths, device, dtype, progress, image_steps=steps))
+        return runtime.MODELS.get(
+            key,
+            lambda: load_pipeline(self.paths, device, dtype, progress, image_steps=steps, image_size=self.spec.size),
+        )
 
     # -- generation -------------------------------------------------------------------------
     def settings(self, request: GenerationRequest) -> GeoSettings:

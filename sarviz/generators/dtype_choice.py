@@ -16,12 +16,13 @@ norm, self- and cross-attention — the op mix that dominates a denoising step. 
 ControlNet's blocks are the same ops. Timings interleave the dtypes (ratios within one
 run stay valid on a busy machine) and take medians.
 
-The same block then measures the **speed options** in the chosen dtype: the
-attention backend (PyTorch's fused CPU/GPU ``scaled_dot_product_attention``, diffusers'
-default, against the classic ``baddbmm + softmax + bmm``) and the channels-last memory
-format. An option is kept only when it is at least :data:`MIN_OPTION_GAIN` faster than the
-baseline with an output within :data:`MAX_DRIFT` of it; each option is judged on its own
-(combinations are not measured). The chosen options are cached with the dtype
+Then the **speed options** are measured in the chosen dtype, each on the piece of the model
+where it acts (:data:`OPTION_PROBES`): the attention backend (PyTorch's fused CPU/GPU
+``scaled_dot_product_attention``, diffusers' default, against the classic ``baddbmm + softmax +
+bmm``) on the same block, the channels-last memory format on the SD 1.5 encoder (a ControlNet,
+all four resolutions). An option is kept only when it is at least :data:`MIN_OPTION_GAIN`
+faster than its probe's baseline in the median *and* in most interleaved rounds, with an output
+within :data:`MAX_DRIFT` of it; each option is judged on its own (combinations are not measured). The chosen options are cached with the dtype
 (``DtypeDecision.speed_options``) and applied by :func:`sarviz.generators.runtime.speed_plan`.
 
 ``torch.compile`` cannot be judged on one block: its cost is minutes of one-time compilation
@@ -53,8 +54,10 @@ MIN_SPEEDUP = 1.10
 #: a speed option must make the block at least this much faster to be used (timing noise on a
 #: shared machine is a few %; a smaller gain is not worth a code path that differs from the default)
 MIN_OPTION_GAIN = 1.05
-#: cache format version (bump when the block or the rule changes); 2: speed options measured too
-CACHE_VERSION = 2
+#: cache format version (bump when the block or the rule changes); 2: speed options measured too;
+#: 3: channels-last measured on the SD 1.5 encoder, an option must win most interleaved rounds, compile
+#: records are per workload (model size, image size)
+CACHE_VERSION = 3
 CACHE_NAME = "dtype-choice.json"
 
 #: (dtype, device kind) → candidates to measure, float32 first (the reference)
@@ -67,6 +70,12 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     "attention=classic": {"attention": "classic"},
     "channels_last=on": {"channels_last": True},
 }
+#: the model piece that measures each option, where the option acts: the attention backend on the
+#: highest-resolution attention block (4,096 tokens: attention dominates it), the memory format on
+#: the SD 1.5 encoder (a ControlNet: convolutions at all four resolutions and the conditioning
+#: embedding at 512²). On one block, channels-last measured 0.93× while the whole bf16 step ran
+#: 1.37× faster with it (2.52 vs 3.44 s, quiet machine; benchmarks/RESULTS_cpu_speed.md).
+OPTION_PROBES: dict[str, str] = {"attention=classic": "block", "channels_last=on": "encoder"}
 
 
 @dataclass
@@ -81,10 +90,11 @@ class Measurement:
 @dataclass
 class OptionMeasurement:
     option: str  # "baseline" or a key of OPTION_VARIANTS
-    seconds: float  # median forward time of the block in the chosen dtype
+    seconds: float  # median forward time of the probe in the chosen dtype
     runs: list[float] = field(default_factory=list)
-    drift: float = 0.0  # relative L2 of the output vs the baseline's (same dtype)
+    drift: float = 0.0  # relative L2 of the output vs the baseline's (same dtype, same probe)
     error: str = ""
+    probe: str = "block"  # the model piece timed (OPTION_PROBES); each has its own baseline
 
 
 @dataclass
@@ -316,60 +326,127 @@ def _set_block_options(block, options: dict[str, Any]):
     block.to(memory_format=torch.channels_last if options.get("channels_last") else torch.contiguous_format)
 
 
+def _encoder_and_inputs(device: str, seed: int = 0):
+    """The SD 1.5 encoder as a ControlNet (its down blocks, mid block and a 3-channel conditioning
+    embedding at 512²) with random weights, and its inputs at batch 2 — the channels-last probe."""
+    import torch
+    from diffusers import ControlNetModel
+
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    # diffusers' ControlNetModel defaults are SD 1.5's layout; the text width is SD 1.5's CLIP
+    net = ControlNetModel(cross_attention_dim=768).eval()
+    with torch.no_grad():  # the zero-initialised output convolutions would make every output 0
+        for module in (*net.controlnet_down_blocks, net.controlnet_mid_block):
+            module.weight.normal_(0.0, 0.02, generator=gen)
+    x = torch.randn(2, 4, 64, 64, generator=gen)
+    cond = torch.randn(2, 3, 512, 512, generator=gen)
+    ctx = torch.randn(2, 77, 768, generator=gen)
+    return net.to(device), x.to(device), cond.to(device), ctx.to(device)
+
+
+def _probe(device: str, name: str, dt: Any) -> tuple[Any, Callable[[dict[str, Any]], Any]]:
+    """(module, run(options) → output) for one probe of :data:`OPTION_PROBES` in dtype ``dt``."""
+    import torch
+
+    if name == "encoder":
+        net, x, cond, ctx = _encoder_and_inputs(device)
+        net, x, cond, ctx = net.to(dt), x.to(dt), cond.to(dt), ctx.to(dt)
+        t = torch.tensor([500, 500], device=device)
+
+        def run_encoder(options: dict[str, Any]) -> Any:
+            fmt = torch.channels_last if options["channels_last"] else torch.contiguous_format
+            down, mid = net(
+                x.contiguous(memory_format=fmt),
+                t,
+                encoder_hidden_states=ctx,
+                controlnet_cond=cond.contiguous(memory_format=fmt),
+                return_dict=False,
+            )
+            return torch.cat([r.flatten() for r in (*down, mid)])
+
+        return net, run_encoder
+    block, x, temb, ctx = _block_and_inputs(device)
+    block, x, temb, ctx = block.to(dt), x.to(dt), temb.to(dt), ctx.to(dt)
+
+    def run_block(options: dict[str, Any]) -> Any:
+        xi = x.contiguous(memory_format=torch.channels_last) if options["channels_last"] else x
+        return block(xi, temb, encoder_hidden_states=ctx)[0]
+
+    return block, run_block
+
+
 def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMeasurement]:
-    """Median block time and drift (vs the baseline, same dtype) of each speed option in ``dtype``."""
+    """Median time and drift (vs the same probe's baseline, same dtype) of each speed option in
+    ``dtype``, each on its probe (:data:`OPTION_PROBES`); a probe's variants are interleaved."""
     import torch
 
     from sarviz.generators.device import torch_dtype
 
     kind = device.split(":", 1)[0]
     dt = torch_dtype(dtype)
-    block, x, temb, ctx = _block_and_inputs(device)
-    block = block.to(dt)
-    x, temb, ctx = x.to(dt), temb.to(dt), ctx.to(dt)
-    variants = {"baseline": {}, **OPTION_VARIANTS}
-    runs: dict[str, list[float]] = {v: [] for v in variants}
-    outs: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    with torch.inference_mode():
-        for rep in range(repeats + 1):  # interleaved; round 0 warms up
-            for name, changed in variants.items():
-                if name in errors:
-                    continue
-                options = {**DEFAULT_OPTIONS, **changed}
-                try:
-                    _set_block_options(block, options)
-                    xi = x.contiguous(memory_format=torch.channels_last) if options["channels_last"] else x
-                    if kind == "cuda":
-                        torch.cuda.synchronize(device)
-                    t0 = time.perf_counter()
-                    out = block(xi, temb, encoder_hidden_states=ctx)[0]
-                    if kind == "cuda":
-                        torch.cuda.synchronize(device)
-                    elapsed = time.perf_counter() - t0
-                except (RuntimeError, TypeError, NotImplementedError) as exc:
-                    errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-                    continue
-                if rep == 0:
-                    outs[name] = out.float().cpu()
-                else:
-                    runs[name].append(elapsed)
-    return _summarise(OptionMeasurement, tuple(variants), "baseline", runs, outs, errors)
+    result: list[OptionMeasurement] = []
+    for probe in dict.fromkeys(OPTION_PROBES.values()):
+        module, run = _probe(device, probe, dt)
+        variants = {"baseline": {}, **{k: v for k, v in OPTION_VARIANTS.items() if OPTION_PROBES[k] == probe}}
+        runs: dict[str, list[float]] = {v: [] for v in variants}
+        outs: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        with torch.inference_mode():
+            for rep in range(repeats + 1):  # interleaved; round 0 warms up
+                for name, changed in variants.items():
+                    if name in errors:
+                        continue
+                    options = {**DEFAULT_OPTIONS, **changed}
+                    try:
+                        _set_block_options(module, options)  # before the timer: re-laying out weights is not a step
+                        if kind == "cuda":
+                            torch.cuda.synchronize(device)
+                        t0 = time.perf_counter()
+                        out = run(options)
+                        if kind == "cuda":
+                            torch.cuda.synchronize(device)
+                        elapsed = time.perf_counter() - t0
+                    except (RuntimeError, TypeError, NotImplementedError) as exc:
+                        errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                        continue
+                    if rep == 0:
+                        outs[name] = out.float().cpu()
+                    else:
+                        runs[name].append(elapsed)
+        for m in _summarise(OptionMeasurement, tuple(variants), "baseline", runs, outs, errors):
+            m.probe = probe
+            result.append(m)
+        del module, run
+    return result
+
+
+def _wins_most_rounds(baseline_runs: list[float], option_runs: list[float]) -> bool:
+    """Whether the option beat the baseline in most interleaved rounds (each round times both back
+    to back, so a round compares them under the same load). A median gain won in a minority of
+    rounds is the load moving between rounds — one slow round of the baseline makes a median gain
+    on 3 rounds (step times on this 2-core machine jump ±50 % now and then, quiet or not:
+    benchmarks/RESULTS_cpu_speed.md). Without the rounds (older records), the median decides."""
+    pairs = list(zip(baseline_runs, option_runs))
+    return not pairs or sum(o < b for b, o in pairs) * 2 > len(pairs)
 
 
 def decide_options(
     measurements: list[OptionMeasurement], max_drift: float = MAX_DRIFT, min_gain: float = MIN_OPTION_GAIN
 ) -> tuple[dict[str, Any], str]:
-    """(options, reason): each variant kept only when ≥ ``min_gain`` faster within ``max_drift``."""
+    """(options, reason): each variant kept only when ≥ ``min_gain`` faster (median) within
+    ``max_drift`` and faster than the baseline in most interleaved rounds (:func:`_wins_most_rounds`)."""
     options = dict(DEFAULT_OPTIONS)
     by = {m.option: m for m in measurements}
-    base = by.get("baseline")
-    if base is None or base.error or not (0 < base.seconds < float("inf")):
-        return options, "baseline could not be timed: defaults"
+    bases = {m.probe: m for m in measurements if m.option == "baseline"}
     notes = []
     for name, changed in OPTION_VARIANTS.items():
         m = by.get(name)
         if m is None:
+            continue
+        base = bases.get(m.probe)
+        if base is None or base.error or not (0 < base.seconds < float("inf")):
+            notes.append(f"{name}: its baseline could not be timed (default kept)")
             continue
         if m.error:
             notes.append(f"{name} unavailable")
@@ -379,6 +456,8 @@ def decide_options(
             notes.append(f"{name} {gain:.2f}× but drift {m.drift:.1%}")
         elif gain < min_gain:
             notes.append(f"{name} {gain:.2f}× (not kept)")
+        elif not _wins_most_rounds(base.runs, m.runs):
+            notes.append(f"{name} {gain:.2f}× but faster in a minority of rounds (noise; not kept)")
         else:
             options.update(changed)
             notes.append(f"{name} {gain:.2f}× kept")
@@ -410,13 +489,41 @@ def _steady(step_seconds: list[float]) -> float | None:
     return statistics.median(later) if later else None
 
 
-def compile_timings(device: str, dtype: str, path: Path | None = None) -> CompileTimings:
-    """What generations measured for ``dtype`` on this machine (zeros where nothing was)."""
-    entry = _read_cache(path or cache_path()).get("compile", {}).get(_key_id(machine_key(device)), {}).get(dtype)
+def _record_name(dtype: str, workload: str) -> str:
+    """The key of one compile record: the dtype, and the workload when one is named."""
+    return f"{dtype} {workload}" if workload else dtype
+
+
+def compile_timings(device: str, dtype: str, path: Path | None = None, workload: str = "") -> CompileTimings:
+    """What generations measured for ``dtype`` on this machine (zeros where nothing was).
+
+    ``workload`` (:func:`sarviz.generators.runtime.workload_name`: the denoiser's size and the image
+    size) keeps the records of different models apart: a step of a small model or a smaller image
+    says nothing about whether compiling full-size SD 1.5 at 512² pays back."""
+    entry = (
+        _read_cache(path or cache_path())
+        .get("compile", {})
+        .get(_key_id(machine_key(device)), {})
+        .get(_record_name(dtype, workload))
+    )
     try:
         return CompileTimings.from_dict(entry) if isinstance(entry, dict) else CompileTimings()
     except (TypeError, ValueError):
         return CompileTimings()
+
+
+def compile_records(device: str, dtype: str, path: Path | None = None) -> dict[str, CompileTimings]:
+    """Every workload's compile record for ``dtype`` on this machine (``sarviz doctor`` lists them)."""
+    records = _read_cache(path or cache_path()).get("compile", {}).get(_key_id(machine_key(device)), {})
+    out = {}
+    for name, entry in sorted(records.items()):
+        got, _, workload = name.partition(" ")
+        if got == dtype and isinstance(entry, dict):
+            try:
+                out[workload] = CompileTimings.from_dict(entry)
+            except (TypeError, ValueError):
+                continue
+    return out
 
 
 def kernel_cache_warm(timings: CompileTimings, cache_dir: str) -> bool:
@@ -436,6 +543,7 @@ def record_steps(
     compile_paid: bool = False,
     cache_warm: bool = False,
     cache_dir: str = "",
+    workload: str = "",
     path: Path | None = None,
 ) -> CompileTimings | None:
     """Add one generation's step times to the record for ``dtype`` (None: too few steps to tell).
@@ -448,7 +556,7 @@ def record_steps(
         return None
     path = path or cache_path()
     key_id = _key_id(machine_key(device))
-    timings = compile_timings(device, dtype, path)
+    timings = compile_timings(device, dtype, path, workload)
     if compiled:
         timings.compiled_step_s = steady
         if compile_paid:
@@ -462,7 +570,7 @@ def record_steps(
         timings.eager_step_s = steady
     timings.updated_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     data = _read_cache(path) or {"version": CACHE_VERSION, "entries": {}}
-    data.setdefault("compile", {}).setdefault(key_id, {})[dtype] = asdict(timings)
+    data.setdefault("compile", {}).setdefault(key_id, {})[_record_name(dtype, workload)] = asdict(timings)
     _write_data(path, data)
     return timings
 

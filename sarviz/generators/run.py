@@ -174,13 +174,13 @@ def run_generation(
             record.dtype,
             progress=lambda i, n, m: runtime.report(progress, 0, total, f"loading model: {m}"),
         )
-        info = getattr(loaded, "info", None) or {}
-        record.speed_options = dict(info.get("speed") or {})
+        info = getattr(loaded, "info", None)
+        info = info if info is not None else {}
         lock = getattr(loaded, "lock", None) or contextlib.nullcontext()
         with lock:  # a pipeline object is not re-entrant (scheduler state)
-            compiled = bool(record.speed_options.get("compile"))
-            compile_paid = compiled and not info.get("compiled")
-            if compile_paid:
+            # the speed plan: decided at load (geo pipeline) or by the work per request (renders' tiles)
+            compiled_before = bool(info.get("compiled") or getattr(loaded, "compiled", False))
+            if (info.get("speed") or {}).get("compile") and not compiled_before:
                 runtime.report(
                     progress,
                     0,
@@ -193,10 +193,17 @@ def run_generation(
             raw = work(ctx)
             record.seconds = time.perf_counter() - t0
             ctx.check_cancel()  # cancelled during the last unit of work: no result
-            if "speed" in info:  # diffusion pipelines: their s/step (and compile cost) teach the compile choice
-                warm = record.speed_options.get("compile_cache") == "warm"
+            record.speed_options = dict(info.get("speed") or {})
+            if record.speed_options:  # diffusion: their s/step (and compile cost) teach the compile choice
+                compiled = bool(record.speed_options.get("compile"))
                 runtime.record_step_times(
-                    record.device, record.dtype, ctx.step_seconds(), compiled, compile_paid, cache_warm=warm
+                    record.device,
+                    record.dtype,
+                    ctx.step_seconds(),
+                    compiled,
+                    compiled and not compiled_before,
+                    cache_warm=record.speed_options.get("compile_cache") == "warm",
+                    workload=str(record.speed_options.get("workload", "")),
                 )
     results = finish(raw, record)
     common = {

@@ -286,8 +286,20 @@ def inductor_cache_dir() -> str:
     return str(sarviz_home() / "inductor-cache")
 
 
+def workload_name(block_out_channels: Any, image_size: int, controlnet: bool) -> str:
+    """What one denoising step's cost depends on, as the key of its compile record: the UNet's
+    widths, whether a ControlNet runs beside it, and the image size (e.g.
+    ``unet320-640-1280-1280+controlnet@512px`` for the published SD 1.5 checkpoints)."""
+    widths = "-".join(str(int(c)) for c in block_out_channels)
+    return f"unet{widths}{'+controlnet' if controlnet else ''}@{int(image_size)}px"
+
+
 def speed_plan(
-    device: str, dtype: str | None = None, measured: dict[str, Any] | None = None, steps: int = 25
+    device: str,
+    dtype: str | None = None,
+    measured: dict[str, Any] | None = None,
+    steps: int = 25,
+    workload: str = "",
 ) -> dict[str, Any]:
     """Which speed options a diffusion pipeline on ``device`` in ``dtype`` gets, and why.
 
@@ -295,9 +307,11 @@ def speed_plan(
       ``classic``: baddbmm + softmax + bmm) and ``channels_last``: as measured for this dtype
       on this machine (:func:`sarviz.generators.dtype_choice.known_options`, from
       ``sarviz doctor``'s cached measurement; ``measured`` injects it). Without a measurement:
-      SDPA, and channels_last on CUDA only (cuDNN's fast layout in half precision; measured no
-      faster with oneDNN, benchmarks/RESULTS_cpu_speed.md). ``SARVIZ_ATTENTION=sdpa|classic``
-      and ``SARVIZ_CHANNELS_LAST=on|off`` override.
+      SDPA, and channels_last on CUDA only (cuDNN's fast layout in half precision). On the CPU
+      channels-last is what the measurement says: on the 2-core AMX Xeon here it made the eager
+      bf16 step 1.37× faster (oneDNN's AMX convolutions without layout reorders), while a CPU
+      without native bf16 measured it slower in float32 (benchmarks/RESULTS_cpu_speed.md).
+      ``SARVIZ_ATTENTION=sdpa|classic`` and ``SARVIZ_CHANNELS_LAST=on|off`` override.
     * ``compile`` (``torch.compile``, inductor; on the CPU with *freezing*: weights folded into
       the graph as constants and pre-packed once for oneDNN/AMX) of the UNet and ControlNet.
       ``SARVIZ_COMPILE=on`` always, ``off`` never; ``auto`` (the default) only when generations
@@ -307,7 +321,8 @@ def speed_plan(
       never compiles before a user asked once (benchmarks/RESULTS_cpu_speed.md). Compiled
       kernels are cached across runs in the sarviz home folder (``TORCHINDUCTOR_CACHE_DIR``).
       A compiled CPU pipeline is channels-last (unless ``SARVIZ_CHANNELS_LAST=off``): compiled in
-      NCHW it was no faster than eager.
+      NCHW it was no faster than eager. ``workload`` (:func:`workload_name`) picks the record of
+      this model at this image size.
     """
     kind = device.split(":", 1)[0]
     if measured is not None:
@@ -337,7 +352,7 @@ def speed_plan(
     if dtype is not None and env_switch("SARVIZ_DTYPE_MEASURE", "1") != "off":
         from sarviz.generators import dtype_choice
 
-        timings = dtype_choice.compile_timings(device, dtype)
+        timings = dtype_choice.compile_timings(device, dtype, workload=workload)
         warm = dtype_choice.kernel_cache_warm(timings, cache_dir)
     if compile_ == "on":
         plan["compile"], plan["compile_why"] = True, "SARVIZ_COMPILE=on"
@@ -350,6 +365,8 @@ def speed_plan(
             else ("no dtype" if dtype is None else "SARVIZ_DTYPE_MEASURE=0: no measurements used")
         )
     plan["compile_cache"] = "warm" if warm else "cold"
+    if workload:
+        plan["workload"] = workload
     if plan["compile"] and kind == "cpu" and cl != "off" and not plan["channels_last"]:
         # compiled with freezing, oneDNN's convolutions want channels-last: through the pipeline NCHW
         # compiled ran at eager speed (6.7 vs 6.5 s/step), channels-last compiled at 3.6 s/step
@@ -360,7 +377,13 @@ def speed_plan(
 
 
 def record_step_times(
-    device: str, dtype: str, step_seconds: list[float], compiled: bool, compile_paid: bool, cache_warm: bool = False
+    device: str,
+    dtype: str,
+    step_seconds: list[float],
+    compiled: bool,
+    compile_paid: bool,
+    cache_warm: bool = False,
+    workload: str = "",
 ) -> None:
     """File one diffusion run's step times for :func:`speed_plan`'s compile choice (never fails a run).
 
@@ -379,9 +402,25 @@ def record_step_times(
             compile_paid=compile_paid,
             cache_warm=cache_warm,
             cache_dir=inductor_cache_dir(),
+            workload=workload,
         )
     except (OSError, ValueError, TypeError, RuntimeError):
         pass  # the record only informs a later choice
+
+
+def compile_denoiser(module: Any, device: str) -> Any:
+    """``torch.compile`` (inductor) of a UNet or ControlNet, the one way every generator compiles.
+
+    On the CPU with *freezing*: the (inference-only) weights are folded into the graph and
+    pre-packed once for oneDNN/AMX — 1.2–1.7× over eager bf16 per step here
+    (benchmarks/RESULTS_cpu_speed.md). Kernels go to :func:`inductor_cache_dir`, so later
+    processes compile faster. Lazy: the first call pays the compile.
+    """
+    import torch
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # torch may have set its /tmp default
+    options = {"freezing": True} if device.split(":", 1)[0] == "cpu" else None
+    return torch.compile(module, options=options)
 
 
 def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -405,23 +444,23 @@ def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None)
     if plan.get("why"):
         applied["why"] = plan["why"]
     if plan["channels_last"]:
-        for module in modules.values():
+        # the VAE too: all convolutions, at up to 512² — its decode ran 1.5–2.5× faster in channels-last
+        # bf16 in every interleaved pair on the AMX Xeon here (benchmarks/RESULTS_cpu_speed.md)
+        vae = getattr(pipe, "vae", None)
+        for module in (*modules.values(), vae):
             if module is not None:
                 module.to(memory_format=torch.channels_last)
         applied["channels_last"] = True
     if plan["compile"]:
-        # inductor's FX-graph cache keeps compiled kernels across processes: later runs compile faster
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # torch may have set its /tmp default
-        # CPU: freezing folds the (inference-only) weights into the graph and pre-packs them once for
-        # oneDNN/AMX — 1.5–1.7× over eager bf16 per step here (benchmarks/RESULTS_cpu_speed.md).
-        # Only the denoisers: the VAE decodes once per image, its compile would not pay back.
-        options = {"freezing": True} if device.split(":", 1)[0] == "cpu" else None
+        # only the denoisers: the VAE decodes once per image, its compile would not pay back
         for name, module in modules.items():
             if module is not None:
-                setattr(pipe, name, torch.compile(module, options=options))
+                setattr(pipe, name, compile_denoiser(module, device))
                 applied["compile"].append(name)
         applied["compile_cache"] = plan.get("compile_cache", "cold")
-        applied["freezing"] = bool(options)
+        applied["freezing"] = device.split(":", 1)[0] == "cpu"
     if plan.get("compile_why"):
         applied["compile_why"] = plan["compile_why"]
+    if plan.get("workload"):
+        applied["workload"] = plan["workload"]
     return applied

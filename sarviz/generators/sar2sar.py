@@ -231,31 +231,28 @@ def plan_tiles(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -
     return TilePlan(tile, overlap, canvas, (starts[0], starts[1]), lt)  # type: ignore[arg-type]
 
 
-#: torch.compile break-even, from benchmarks/RESULTS_cpu_speed.md (full-size SD 1.5 UNet + ControlNet on a
-#: 2-core CPU, float32): 176 s of compilation, ~20 s per step, 1.25× faster compiled → ~4 s saved per
-#: tile·step → pays back after ~44 tile·steps. Not measured for tiny models or together with bf16.
-COMPILE_SECONDS, STEP_SECONDS, COMPILE_SPEEDUP = 176.0, 20.0, 1.25
+def compile_decision(mode: str | None, device: str, tile_steps: int, workload: str) -> dict[str, Any]:
+    """Whether to ``torch.compile`` the UNet and ControlNet for a render, and why (for provenance).
 
-
-def compile_decision(mode: str | None, tiles: int, steps: int, full_size: bool) -> dict[str, Any]:
-    """Whether to ``torch.compile`` the UNet/ControlNet/VAE decoder for a render, and why (for provenance)."""
-    mode = (mode or env_switch("SARVIZ_COMPILE", "off")).lower()
+    ``auto`` is the one measured choice every diffusion generator uses
+    (:func:`sarviz.generators.runtime.speed_plan`): it compiles only when earlier renders of this
+    ``workload`` (:func:`runtime.workload_name`: model and tile size) on this machine measured that
+    the render's ``tile_steps`` save more than the compile costs — never before a render ran
+    compiled once (``on``). Renders run float32, so the float32 record decides.
+    """
+    mode = (mode or env_switch("SARVIZ_COMPILE", "auto")).lower()
     if mode not in ("on", "off", "auto"):
         raise GenerationError(f"compile must be on, off or auto, got {mode!r}")
-    work = tiles * steps
-    saved = work * STEP_SECONDS * (1 - 1 / COMPILE_SPEEDUP)
-    if mode == "auto":
-        on = full_size and saved > COMPILE_SECONDS
-        why = (
-            f"auto: {work} tile·steps × ~{STEP_SECONDS * (1 - 1 / COMPILE_SPEEDUP):.0f} s saved each "
-            f"{'>' if saved > COMPILE_SECONDS else '≤'} {COMPILE_SECONDS:.0f} s compile (RESULTS_cpu_speed.md, "
-            "full-size SD 1.5, 2-core CPU)"
-            if full_size
-            else "auto: off for a small model (numbers are for full-size SD 1.5)"
-        )
-    else:
-        on, why = mode == "on", f"{mode} (requested)"
-    return {"compile": on, "why": why, "tile_steps": work, "measured_with_bf16": False}
+    plan = runtime.speed_plan(device, "float32", steps=tile_steps, workload=workload)
+    on = plan["compile"] if mode == "auto" else mode == "on"
+    why = f"auto: {plan.get('compile_why', '')}" if mode == "auto" else f"{mode} (requested)"
+    return {
+        "compile": on,
+        "compile_why": why,
+        "tile_steps": tile_steps,
+        "workload": workload,
+        "compile_cache": plan.get("compile_cache", "cold"),
+    }
 
 
 def _model_multiple(comp: Components) -> int:
@@ -409,7 +406,7 @@ class RenderSettings:
     overlap: int | None = None  # px; None → ¼ tile, at most 128
     seeds: int = 1  # ≥ 2: a per-pixel seed-spread band
     tail: str = "keep"  # keep | mask
-    compile: str | None = None  # on | off | auto; None → $SARVIZ_COMPILE, else off
+    compile: str | None = None  # on | off | auto; None → $SARVIZ_COMPILE, else auto
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None) -> RenderSettings:
@@ -629,14 +626,16 @@ class Sar2SarRenderer(ImageTransformer):
         def work(ctx: RunContext) -> dict[str, Any]:
             loaded: LoadedRenderer = ctx.loaded
             comp, cn = loaded.comp, loaded.controlnet
-            full_size = int(comp.unet.config.block_out_channels[0]) >= 320
-            speed = compile_decision(settings.compile, plan.count * settings.seeds * len(img.bands), n_steps, full_size)
+            workload = runtime.workload_name(comp.unet.config.block_out_channels, plan.tile_px, controlnet=True)
+            speed = compile_decision(settings.compile, ctx.device, total, workload)
+            if loaded.compiled and not speed["compile"]:  # an earlier render compiled these modules
+                speed.update(compile=True, compile_why=f"compiled by an earlier render ({speed['compile_why']})")
             if speed["compile"] and not loaded.compiled:
-                import torch
-
-                comp.unet, loaded.controlnet = torch.compile(comp.unet), torch.compile(cn)
-                comp.vae.decoder = torch.compile(comp.vae.decoder)
+                # the same compile as the geo pipeline's (runtime.compile_denoiser: freezing on the CPU)
+                comp.unet = runtime.compile_denoiser(comp.unet, ctx.device)
+                loaded.controlnet = runtime.compile_denoiser(cn, ctx.device)
                 cn, loaded.compiled = loaded.controlnet, True
+            loaded.info["speed"] = speed  # run_generation files this render's tile·step times under it
             prompt = request.prompt or (
                 DEFAULTS["prompt"] if comp.token or "<SAR>" in str(meta.get("token", "")) else "SAR image"
             )
