@@ -104,7 +104,7 @@ def _compile_choices(device: str, dtype: str) -> list[dict]:
 
     steps = 25  # the shipped cards' default step count
     out = []
-    for workload in dtype_choice.compile_records(device, dtype) or {"": None}:
+    for workload in list(dtype_choice.compile_records(device, dtype)) or [""]:
         plan = runtime.speed_plan(device, dtype, steps=steps, workload=workload)
         out.append(
             {
