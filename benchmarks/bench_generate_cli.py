@@ -121,7 +121,16 @@ def run_generate(workdir: Path, lat: float, lon: float, steps: int, extra: list[
     # load ends at (about) the last "loading model" line, the first step at the first "step k/n" one
     loading = [t for t, m in lines if "loading model" in m]
     stepped = [(t, m) for t, m in lines if f"/{steps}" in m and "] step " in m]
+    # steady s/step from the process's own step lines: the median gap between consecutive step lines
+    # after the first (robust to the host's minute-to-minute jitter, which (6 − 2)/4 across two
+    # processes is not: benchmarks/RESULTS_cpu_speed.md, part 4)
+    import re
+    import statistics
+
+    numbered = [(t, int(m_.group(1))) for t, m in stepped if (m_ := re.search(r"\] step (\d+)/", m))]
+    gaps = [(t2 - t1) / (k2 - k1) for (t1, k1), (t2, k2) in zip(numbered, numbered[1:]) if k2 > k1 and k1 >= 1]
     return {
+        "steady_s": statistics.median(gaps) if gaps else 0.0,
         "wall_s": wall,
         "loaded_s": loading[-1] if loading else 0.0,
         "step1_s": stepped[0][0] if stepped else 0.0,
@@ -171,12 +180,20 @@ def main() -> int:
 
 
 def per_step_table(results: dict[str, dict[int, dict]]) -> None:
-    print("| `sarviz generate` | wall 2 steps s | wall 6 steps s | s/step = (6 − 2)/4 | speed-up vs float32 |")
-    print("|---|---|---|---|---|")
+    print(
+        "| `sarviz generate` | wall 2 steps s | wall 6 steps s | s/step = (6 − 2)/4 | speed-up vs float32 "
+        "| steady s/step in the 6-step process | its speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|")
     per_step = {c: (r[6]["wall_s"] - r[2]["wall_s"]) / 4 for c, r in results.items()}
+    steady = {c: r[6]["steady_s"] for c, r in results.items()}
     for config, r in results.items():
         ratio = per_step["float32"] / per_step[config] if "float32" in per_step else float("nan")
-        print(f"| {config} | {r[2]['wall_s']:.1f} | {r[6]['wall_s']:.1f} | {per_step[config]:.2f} | {ratio:.2f}× |")
+        sr = steady["float32"] / steady[config] if steady.get("float32") and steady[config] else float("nan")
+        print(
+            f"| {config} | {r[2]['wall_s']:.1f} | {r[6]['wall_s']:.1f} | {per_step[config]:.2f} | {ratio:.2f}× "
+            f"| {steady[config]:.2f} | {sr:.2f}× |"
+        )
     for config, r in results.items():
         prov = r[6]["provenance"]
         prov = prov.get("provenance", prov)
@@ -196,7 +213,8 @@ def image_runs(args: argparse.Namespace, workdir: Path, lat: float, lon: float, 
         image_s = r["wall_s"] - (r["loaded_s"] or 0.0)
         print(
             f"\n{label}, {steps} steps: process wall {r['wall_s']:.1f} s; model loaded at ~{r['loaded_s']:.1f} s; "
-            f"first progress line of a step at {r['step1_s']:.1f} s ({r['step1_line'][-40:]}); image after the "
+            f"first progress line of a step at {r['step1_s']:.1f} s ({r['step1_line'][-40:]}); steady "
+            f"{r['steady_s']:.2f} s/step; image after the "
             f"load (steps + VAE + writing) {image_s:.1f} s (load {r['load']:.1f})"
         )
         for t, m in r["lines"]:

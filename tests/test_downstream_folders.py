@@ -72,6 +72,17 @@ def test_folder_mode_builds_the_papers_resnet50():
     from sarviz.evaluation.downstream_folders import run_downstream_folders
 
     assert inspect.signature(run_downstream_folders).parameters["models"].default == ("resnet50",)
+    # the CLI without --models leaves the choice to the mode: ResNet-50 in folder mode, not the
+    # batch mode's ResNet-18 (it used to pass resnet18 to both)
+    from sarviz.batch.downstream import DEFAULT_MODELS as BATCH_DEFAULT
+    from sarviz.cli import build_parser
+    from sarviz.commands.evaluate_downstream import _models
+    from sarviz.evaluation.downstream_folders import DEFAULT_MODELS as FOLDER_DEFAULT
+
+    args = build_parser().parse_args(["evaluate-downstream", "--target", "t", "--test", "x"])
+    assert args.models is None and _models(args.models) == ()
+    assert (FOLDER_DEFAULT, BATCH_DEFAULT) == (("resnet50",), ("resnet18",))
+    assert _models(" resnet34, vgg19 ,") == ("resnet34", "vgg19")
     model = build_classifier("resnet50", num_classes=3, input_size=32)
     assert isinstance(model, torchvision.models.ResNet) and model.fc.out_features == 3
     assert isinstance(model.layer1[0], torchvision.models.resnet.Bottleneck)

@@ -39,9 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--models",
-        default="resnet18",
+        default=None,
         help="comma-separated torchvision classifiers (random init, no pretrained weights offline): "
-        "resnet18 (default), resnet34, resnet50 (seed 003), vgg19, vit_b_32, …",
+        "resnet18, resnet34, resnet50, vgg19, vit_b_32, … (default: resnet18 for a batch, as seed 000; "
+        "resnet50 in folder mode, as seed 003)",
     )
     p.add_argument("--runs", type=int, default=3, help="runs (split + initialisation seeds) a model (default 3)")
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
@@ -74,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
             "give a batch folder and --classes, or folder mode: --target DIR --test DIR [--old/--migrated/--generated]"
         )
 
+    from sarviz.batch.downstream import DEFAULT_MODELS
+
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    models = _models(args.models) or DEFAULT_MODELS
     if args.runs < 1 or args.epochs < 1 or args.input_size < 16:
         raise CliError("--runs and --epochs must be at least 1, --input-size at least 16")
     if not args.dir.is_dir():
@@ -102,14 +105,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(text: str | None) -> tuple[str, ...]:
+    """``--models a,b`` → ("a", "b"); nothing given → () (the mode's default)."""
+    return tuple(m.strip() for m in (text or "").split(",") if m.strip())
+
+
 def run_folders(args: argparse.Namespace) -> int:
     """Folder mode (seed 003): arms target real / + old raw / + migrated / + migrated + generated."""
     from sarviz.errors import CliError
-    from sarviz.evaluation.downstream_folders import downstream_table, run_downstream_folders, write_downstream_folders
+    from sarviz.evaluation.downstream_folders import (
+        DEFAULT_MODELS,
+        downstream_table,
+        run_downstream_folders,
+        write_downstream_folders,
+    )
 
     if args.target is None or args.test is None:
         raise CliError("folder mode needs --target DIR and --test DIR")
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    models = _models(args.models) or DEFAULT_MODELS
     if args.runs < 3 or args.epochs < 1 or args.input_size < 16:
         raise CliError("folder mode needs --runs (seeds) ≥ 3, --epochs ≥ 1, --input-size ≥ 16")
     say = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))

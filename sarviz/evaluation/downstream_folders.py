@@ -71,6 +71,10 @@ PAPER_REFERENCE = {
 }
 
 
+#: seed 003's classifier for the folder-mode downstream test (ResNet-50)
+DEFAULT_MODELS = ("resnet50",)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts C[i, j] = test images of class i predicted as j."""
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -138,7 +142,7 @@ def load_image_folder(
 
 def run_downstream_folders(
     folders: dict[str, str | os.PathLike],
-    models: tuple[str, ...] = ("resnet50",),
+    models: tuple[str, ...] = DEFAULT_MODELS,
     seeds: int = 3,
     epochs: int = 30,
     input_size: int = 224,
