@@ -141,6 +141,10 @@ def test_seeded_generation_is_deterministic_and_calibrated(which, request):
     assert (first[0].vh_db is not None) == (which == "sdxl")  # VV+VH run → VH too
     assert set(prov["weights_sha256"]) >= {"learned_embeds", "text_encoder_lora"}
     assert ("unet" if which == "sdxl" else "unet_lora") in prov["weights_sha256"]
+    # the prompt generator gets the machine's speed plan like the map generator, filed under its workload
+    speed = prov["speed_options"]
+    assert speed["attention"] == "sdpa" and "compile_why" in speed
+    assert speed["workload"].startswith("unet") and "+controlnet" not in speed["workload"]
     with_token = gen.generate_text(TextRequest(seed=5, prompt=f"{TOKEN} a forest with a river", steps=2, guidance=3.0))
     assert with_token[0].provenance["token_prepended"] is False
     np.testing.assert_array_equal(with_token[0].vv_db, first[0].vv_db)

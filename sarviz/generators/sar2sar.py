@@ -126,7 +126,9 @@ def load_components(base: str | Path, text_weights: str | Path | None = None, de
     info: dict[str, Any] = {"base": str(base.resolve()), "base_kind": kind}
     if text_weights:
         try:
-            loaded = load_text_pipeline(TextModelPaths(str(text_weights), str(base)), device=device)
+            loaded = load_text_pipeline(
+                TextModelPaths(str(text_weights), str(base)), device=device, speed_options=False
+            )
         except (GenerationError, OSError, ValueError) as exc:
             raise WeightsMissing(f"--text-weights {text_weights}: {str(exc).splitlines()[0]}") from None
         pipe, token = loaded.pipe, loaded.token

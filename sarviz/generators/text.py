@@ -166,8 +166,13 @@ def load_text_pipeline(
     dtype: str = "float32",
     progress: ProgressCallback | None = None,
     merge_lora: bool = True,
+    speed_options: bool = True,
 ) -> LoadedTextPipeline:
-    """The base pipeline with the run's UNet, token, text-encoder LoRA(s) and VAE."""
+    """The base pipeline with the run's UNet, token, text-encoder LoRA(s) and VAE.
+
+    ``speed_options``: apply the speed options measured on this machine (channels-last, attention,
+    compile: :func:`runtime.speed_plan`) as the geo pipeline does; off for a caller that takes the
+    parts and decides itself (the SAR→SAR renderer)."""
     import diffusers.utils.logging as dlog
 
     problems = paths.problems()
@@ -191,10 +196,18 @@ def load_text_pipeline(
     bars = dlog.is_progress_bar_enabled()
     dlog.disable_progress_bar()  # "Loading pipeline components…" bars: progress goes to `progress`
     try:
-        return _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind, token, t0)
+        loaded = _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind, token, t0)
     finally:
         if bars:
             dlog.enable_progress_bar()
+    if speed_options:
+        # the steps of this model at its default size are filed under this workload (compile choice)
+        pipe = loaded.pipe
+        size = int(pipe.unet.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
+        workload = runtime.workload_name(pipe.unet.config.block_out_channels, size, controlnet=False)
+        plan = runtime.speed_plan(device, dtype, steps=int(DEFAULT_SAMPLER["steps"]), workload=workload)
+        loaded.info["speed"] = runtime.apply_speed_plan(pipe, device, plan)
+    return loaded
 
 
 def _load(paths, device, dtype, step, tdtype, merge_lora, run, meta, base, kind, token, t0) -> LoadedTextPipeline:
