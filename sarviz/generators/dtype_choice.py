@@ -38,6 +38,7 @@ until a user asked once (``SARVIZ_COMPILE=on``) and the numbers say it pays back
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import platform
@@ -236,6 +237,32 @@ def _summarise(
     return result
 
 
+def _timed_round(
+    name: str,
+    rep: int,
+    call: Callable[[], Any],
+    sync: Callable[[], None],
+    runs: dict[str, list[float]],
+    outs: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """Time one interleaved round of ``name``: round 0 keeps the output (for the drift) and warms up,
+    later rounds add their seconds; a failure is kept as ``name``'s error (it is not timed again)."""
+    try:
+        sync()
+        t0 = time.perf_counter()
+        out = call()
+        sync()
+        elapsed = time.perf_counter() - t0
+    except (RuntimeError, TypeError, NotImplementedError) as exc:
+        errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        return
+    if rep == 0:
+        outs[name] = out.float().cpu()
+    else:
+        runs[name].append(elapsed)
+
+
 def measure_block(
     device: str, dtypes: tuple[str, ...] | None = None, repeats: int = 3, clear_ratio: float = 1.5
 ) -> list[Measurement]:
@@ -265,21 +292,16 @@ def measure_block(
                 if name in errors:
                     continue
                 dt = torch_dtype(name)
-                try:
-                    b = block.to(dt)
-                    args = (x.to(dt), temb.to(dt))
-                    sync()
-                    t0 = time.perf_counter()
-                    out = b(*args, encoder_hidden_states=ctx.to(dt))[0]
-                    sync()
-                    elapsed = time.perf_counter() - t0
+                try:  # before the timer: casting the weights is not a forward pass
+                    b, args = block.to(dt), (x.to(dt), temb.to(dt), ctx.to(dt))
                 except (RuntimeError, TypeError, NotImplementedError) as exc:  # dtype unsupported here
                     errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                     continue
-                if rep == 0:
-                    outs[name] = out.float().cpu()
-                else:
-                    runs[name].append(elapsed)
+
+                def call(b=b, a=args):
+                    return b(a[0], a[1], encoder_hidden_states=a[2])[0]
+
+                _timed_round(name, rep, call, sync, runs, outs, errors)
             if rep == 1 and runs.get("float32"):
                 ratios = [runs[d][0] / runs["float32"][0] for d in dtypes if d != "float32" and runs[d]]
                 if ratios and all(r >= clear_ratio or r <= 1 / clear_ratio for r in ratios):
@@ -385,9 +407,14 @@ def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMea
 
     kind = device.split(":", 1)[0]
     dt = torch_dtype(dtype)
+
+    def sync() -> None:
+        if kind == "cuda":
+            torch.cuda.synchronize(device)
+
     result: list[OptionMeasurement] = []
     for probe in dict.fromkeys(OPTION_PROBES.values()):
-        module, run = _probe(device, probe, dt)
+        module, forward = _probe(device, probe, dt)
         variants = {"baseline": {}, **{k: v for k, v in OPTION_VARIANTS.items() if OPTION_PROBES[k] == probe}}
         runs: dict[str, list[float]] = {v: [] for v in variants}
         outs: dict[str, Any] = {}
@@ -400,24 +427,14 @@ def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMea
                     options = {**DEFAULT_OPTIONS, **changed}
                     try:
                         _set_block_options(module, options)  # before the timer: re-laying out weights is not a step
-                        if kind == "cuda":
-                            torch.cuda.synchronize(device)
-                        t0 = time.perf_counter()
-                        out = run(options)
-                        if kind == "cuda":
-                            torch.cuda.synchronize(device)
-                        elapsed = time.perf_counter() - t0
                     except (RuntimeError, TypeError, NotImplementedError) as exc:
                         errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                         continue
-                    if rep == 0:
-                        outs[name] = out.float().cpu()
-                    else:
-                        runs[name].append(elapsed)
+                    _timed_round(name, rep, functools.partial(forward, options), sync, runs, outs, errors)
         for m in _summarise(OptionMeasurement, tuple(variants), "baseline", runs, outs, errors):
             m.probe = probe
             result.append(m)
-        del module, run
+        del module, forward  # free the probe before the next one is built
     return result
 
 
