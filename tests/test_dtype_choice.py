@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 
+import numpy as np
 import pytest
 
 from sarviz.generators import dtype_choice, runtime
-from sarviz.generators.base import GenerationError
+from sarviz.generators.base import GenerationError, GenerationResult, ImageTransformer, TransformRequest
 from sarviz.generators.dtype_choice import (
     Measurement,
     OptionMeasurement,
@@ -21,6 +24,10 @@ from sarviz.generators.dtype_choice import (
     decide_options,
     measured_choice,
 )
+from sarviz.generators.run import run_generation
+
+#: the real measurement (the autouse fixture below replaces it in the module for every other test)
+REAL_MEASURE_OPTIONS = dtype_choice.measure_options
 
 
 @pytest.fixture(autouse=True)
@@ -130,6 +137,8 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     dtype_choice.record_steps(
         "cpu", "bfloat16", [0.5, 0.01, 0.01], compiled=False, path=cache, workload="unet32-64@64px"
     )
+    # SAR→SAR renders run float32 whatever the chosen dtype: their records are listed too
+    dtype_choice.record_steps("cpu", "float32", [30.0, 20.0, 20.0], compiled=False, path=cache, workload=full)
     env = {"SARVIZ_DTYPE_CACHE": str(cache), "SARVIZ_DTYPE_MEASURE": "1", "PATH": "/usr/bin:/bin"}
     import os
 
@@ -149,6 +158,8 @@ def test_doctor_prints_the_cached_decision(tmp_path):
     assert f"image of {full}): compiled 1.50× eager; 25 steps save 50 s vs a 165 s cold compile: not kept" in out.stdout
     assert "eager 6.00 s/step, compiled 4.00 s/step, compile 165 s cold" in out.stdout
     assert "image of unet32-64@64px): not measured on this machine" in out.stdout
+    assert f"torch.compile for float32 (one 25-step image of {full})" in out.stdout
+    assert "eager 20.00 s/step, compiled 0.00 s/step" in out.stdout
 
 
 def test_speed_plan_defaults_and_switches(monkeypatch, tmp_path):
@@ -440,3 +451,116 @@ def test_the_kernel_cache_lives_in_the_sarviz_home_unless_the_user_moved_it(monk
     assert runtime.inductor_cache_dir() == str(tmp_path / "inductor-cache")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     assert runtime.inductor_cache_dir() == str(tmp_path / "mine")
+
+
+class _PlannedSteps:
+    """What a loaded diffusion model hands ``run_generation``: its speed plan in ``info["speed"]``."""
+
+    def __init__(self) -> None:
+        self.info: dict = {}
+        self.lock = threading.Lock()
+
+
+class _StepTimesTransformer(ImageTransformer):
+    """Test-only: a transformer whose "denoising" steps sleep a given time and whose speed plan is set
+    per request, as the SAR→SAR renderer's is (``compile_paid`` said by the generator), or left to
+    ``run_generation`` (``plan_at_load``: the geo and prompt pipelines' way)."""
+
+    kind = "step-times (test)"
+
+    def __init__(self, plan_at_load: bool = False) -> None:
+        super().__init__(card=None)
+        self.loaded = _PlannedSteps()
+        if plan_at_load:
+            self.loaded.info["speed"] = {"compile": True, "workload": "w@512px", "compile_cache": "cold"}
+
+    @property
+    def model_id(self) -> str:
+        return "step-times-test"
+
+    def load(self, device, dtype, progress=None):
+        return self.loaded
+
+    def transform(self, source, request, progress=None, cancel=None):
+        opts = request.options
+
+        def work(ctx):
+            if "speed" in opts:
+                ctx.loaded.info["speed"] = dict(opts["speed"])
+            if opts.get("fail_first"):
+                raise GenerationError("the prompt is too long (test)")  # before any step: nothing compiled
+            for k, seconds in enumerate(opts["steps"]):
+                time.sleep(seconds)
+                ctx.step(k + 1)
+            return None
+
+        def finish(raw, record):
+            return [source]
+
+        return run_generation(self, request, total=len(opts["steps"]), work=work, finish=finish, dtype="float32")[0]
+
+
+def test_run_generation_files_the_compile_cost_once_per_compile(monkeypatch, tmp_path):
+    from sarviz.generators.dtype_choice import compile_timings
+
+    monkeypatch.setenv("SARVIZ_DTYPE_MEASURE", "1")
+    monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(tmp_path / "dtype-choice.json"))
+    source = GenerationResult(np.zeros((2, 2), np.float32), np.zeros((2, 2), np.float32), None, None, {})
+
+    def run(gen, steps, **opts):
+        gen.transform(source, TransformRequest(seed=0, device="cpu", options={"steps": steps, **opts}))
+
+    # a plan made at load: the first run that finishes a step pays the compile (first − steady), later ones not
+    # (sleeps stand for the steps; bounds are loose so a busy machine's late wake-ups do not matter)
+    at_load = _StepTimesTransformer(plan_at_load=True)
+    run(at_load, [0.40, 0.01, 0.01])
+    cold = compile_timings("cpu", "float32", workload="w@512px").compile_cold_s
+    assert cold > 0.2 and compile_timings("cpu", "float32", workload="w@512px").compiled_step_s < 0.2
+    run(at_load, [0.40, 0.01, 0.01])  # already compiled: a slow first step is not a compile
+    assert compile_timings("cpu", "float32", workload="w@512px").compile_cold_s == cold
+    # a run that fails before finishing a step has not compiled: the next run still pays (and files) it
+    fresh = _StepTimesTransformer(plan_at_load=True)
+    with pytest.raises(GenerationError):
+        run(fresh, [0.01], fail_first=True)
+    assert not fresh.loaded.info.get("compiled")
+    run(fresh, [0.01, 0.01, 0.01])
+    assert fresh.loaded.info.get("compiled") is True
+    assert compile_timings("cpu", "float32", workload="w@512px").compile_cold_s < cold  # filed: this run paid
+    # a plan made per request says itself whether this run paid: a new tile size is a new compile
+    renderer = _StepTimesTransformer()
+    speed = {"compile": True, "workload": "tile@256px", "compile_cache": "cold", "compile_paid": True}
+    run(renderer, [0.40, 0.01, 0.01], speed=speed)
+    cold = compile_timings("cpu", "float32", workload="tile@256px").compile_cold_s
+    assert cold > 0.2
+    run(renderer, [0.40, 0.01, 0.01], speed={**speed, "compile_paid": False})
+    assert compile_timings("cpu", "float32", workload="tile@256px").compile_cold_s == cold
+    run(renderer, [0.01, 0.01, 0.01], speed={**speed, "workload": "tile@512px"})
+    assert compile_timings("cpu", "float32", workload="tile@512px").compiled_step_s < 0.2
+
+
+def test_the_option_probes_run_and_measure_each_option_against_its_own_baseline():
+    """The real measurement, at a test's size: every option timed on its probe, interleaved with that
+    probe's baseline, drift against it (timings on this machine are not asserted)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        got = REAL_MEASURE_OPTIONS("cpu", "float32", repeats=2, small=True)
+    finally:
+        torch.set_num_threads(before)
+    by = {(m.probe, m.option): m for m in got}
+    assert set(by) == {
+        ("block", "baseline"),
+        ("block", "attention=classic"),
+        ("encoder", "baseline"),
+        ("encoder", "channels_last=on"),
+    }
+    for m in got:
+        assert not m.error and len(m.runs) == 2 and m.seconds > 0
+    assert by[("block", "baseline")].drift == 0.0 and by[("encoder", "baseline")].drift == 0.0
+    # the same float32 math in another layout or attention kernel: close, not bit-equal
+    assert 0 <= by[("encoder", "channels_last=on")].drift < 1e-3
+    assert 0 <= by[("block", "attention=classic")].drift < 1e-3
+    opts, reason = decide_options(got)
+    assert set(opts) == {"attention", "channels_last"} and "attention=classic" in reason

@@ -321,6 +321,30 @@ def test_compile_decision_is_the_one_measured_choice(monkeypatch, tmp_path):
         compile_decision("sometimes", "cpu", 1, full)
 
 
+def test_renders_apply_the_measured_layout_and_file_their_tile_steps(trained, tmp_path, monkeypatch):
+    from sarviz.generators import dtype_choice
+
+    monkeypatch.setenv("SARVIZ_DTYPE_MEASURE", "1")
+    monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(tmp_path / "dtype-choice.json"))
+    monkeypatch.delenv("SARVIZ_COMPILE", raising=False)
+    rng = np.random.default_rng(5)
+    flat = (10 * np.log10(rng.gamma(4.4, 1 / 4.4, (32, 32))) - 12).astype(np.float32)
+    t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
+    src = GenerationResult(flat, flat - 7, "EPSG:32630", t, {"model_id": "emulator"}).to_geotiff(tmp_path / "in.tif")
+    request = TransformRequest(seed=1, steps=3, strength=1.0, options={"factor": 1, "tile": 32, "overlap": 0})
+    first = render_file(src, trained["run"], tmp_path / "a.tif", request)
+    speed = first.output.provenance["speed"]["torch_compile"]
+    assert speed["compile"] is False and speed["compile_paid"] is False and speed["channels_last"] is False
+    assert speed["workload"].endswith("+controlnet@32px") and "not measured" in speed["compile_why"]
+    records = dtype_choice.compile_records("cpu", "float32")
+    assert list(records) == [speed["workload"]] and records[speed["workload"]].eager_step_s > 0
+    # a measured (here: forced) channels-last layout reaches the cached renderer's modules; same numbers
+    monkeypatch.setenv("SARVIZ_CHANNELS_LAST", "on")
+    second = render_file(src, trained["run"], tmp_path / "b.tif", request)
+    assert second.output.provenance["speed"]["torch_compile"]["channels_last"] is True
+    np.testing.assert_allclose(second.output.bands["VV"], first.output.bands["VV"], atol=1e-3)
+
+
 def test_render_page_is_gated_in_study_mode(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 

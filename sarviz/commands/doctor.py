@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         for c in d.get("compile", []):
             t = c["timings"]
             what = f" of {c['workload']}" if c["workload"] else ""
-            print(f"  torch.compile for {d['dtype']} (one {c['image_steps']}-step image{what}): {c['why']}")
+            print(f"  torch.compile for {c['dtype']} (one {c['image_steps']}-step image{what}): {c['why']}")
             if t["eager_step_s"] or t["compiled_step_s"]:
                 print(
                     f"    measured by generations here: eager {t['eager_step_s']:.2f} s/step, compiled "
@@ -97,17 +97,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _compile_choices(device: str, dtype: str) -> list[dict]:
     """What ``SARVIZ_COMPILE=auto`` decides for one image of the default step count, and the numbers,
-    for each workload (model and image size) generations here recorded; one line when none did."""
+    for each dtype and workload (model and image size) generations and renders here recorded; one
+    line for the chosen dtype when none did."""
     from dataclasses import asdict
 
     from sarviz.generators import dtype_choice, runtime
 
     steps = 25  # the shipped cards' default step count
     out = []
-    for workload in list(dtype_choice.compile_records(device, dtype)) or [""]:
+    # the chosen dtype's records first, then the others' (renders run float32 whatever was chosen)
+    dtypes = [dtype, *(d for d in ("float32", "bfloat16", "float16") if d != dtype)]
+    pairs = [(d, w) for d in dtypes for w in dtype_choice.compile_records(device, d)] or [(dtype, "")]
+    for dtype, workload in pairs:
         plan = runtime.speed_plan(device, dtype, steps=steps, workload=workload)
         out.append(
             {
+                "dtype": dtype,
                 "workload": workload,
                 "compile": plan["compile"],
                 "why": plan.get("compile_why", ""),

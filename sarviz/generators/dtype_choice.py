@@ -194,23 +194,27 @@ def _key_id(key: dict[str, Any]) -> str:
 
 
 # -- the measurement -------------------------------------------------------------------------------
-def _block_and_inputs(device: str, seed: int = 0):
+def _block_and_inputs(device: str, seed: int = 0, small: bool = False):
+    """SD 1.5's first CrossAttnDownBlock2D (320 channels, 8 heads) at 64×64 latents, batch 2, random
+    weights, and its inputs; ``small``: 32 channels at 16×16 (tests)."""
     import torch
     from diffusers.models.unets.unet_2d_blocks import CrossAttnDownBlock2D
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    ch, side = (32, 16) if small else (320, 64)
     block = CrossAttnDownBlock2D(
-        in_channels=320,
-        out_channels=320,
+        in_channels=ch,
+        out_channels=ch,
         temb_channels=1280,
         num_layers=1,
         transformer_layers_per_block=1,
         num_attention_heads=8,
         cross_attention_dim=768,
         add_downsample=False,
+        resnet_groups=8 if small else 32,
     ).eval()
-    x = torch.randn(2, 320, 64, 64, generator=gen)
+    x = torch.randn(2, ch, side, side, generator=gen)
     temb = torch.randn(2, 1280, generator=gen)
     ctx = torch.randn(2, 77, 768, generator=gen)
     return block.to(device), x.to(device), temb.to(device), ctx.to(device)
@@ -348,31 +352,40 @@ def _set_block_options(block, options: dict[str, Any]):
     block.to(memory_format=torch.channels_last if options.get("channels_last") else torch.contiguous_format)
 
 
-def _encoder_and_inputs(device: str, seed: int = 0):
+#: the encoder probe at a test's size (diffusers' dummy-component sizes): the same code path in seconds
+SMALL_ENCODER = {"block_out_channels": (8, 16), "norm_num_groups": 4, "attention_head_dim": 2,
+                 "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+                 "conditioning_embedding_out_channels": (4, 8, 8, 16), "cross_attention_dim": 8}  # fmt: skip
+
+
+def _encoder_and_inputs(device: str, seed: int = 0, small: bool = False):
     """The SD 1.5 encoder as a ControlNet (its down blocks, mid block and a 3-channel conditioning
-    embedding at 512²) with random weights, and its inputs at batch 2 — the channels-last probe."""
+    embedding at 512²) with random weights, and its inputs at batch 2 — the channels-last probe.
+    ``small``: :data:`SMALL_ENCODER` at 64² (tests)."""
     import torch
     from diffusers import ControlNetModel
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     # diffusers' ControlNetModel defaults are SD 1.5's layout; the text width is SD 1.5's CLIP
-    net = ControlNetModel(cross_attention_dim=768).eval()
+    config: dict[str, Any] = dict(SMALL_ENCODER) if small else {"cross_attention_dim": 768}
+    net = ControlNetModel(**config).eval()
     with torch.no_grad():  # the zero-initialised output convolutions would make every output 0
         for module in (*net.controlnet_down_blocks, net.controlnet_mid_block):
             module.weight.normal_(0.0, 0.02, generator=gen)
-    x = torch.randn(2, 4, 64, 64, generator=gen)
-    cond = torch.randn(2, 3, 512, 512, generator=gen)
-    ctx = torch.randn(2, 77, 768, generator=gen)
+    side, width = (8, 8) if small else (64, 768)
+    x = torch.randn(2, 4, side, side, generator=gen)
+    cond = torch.randn(2, 3, side * 8, side * 8, generator=gen)
+    ctx = torch.randn(2, 77, width, generator=gen)
     return net.to(device), x.to(device), cond.to(device), ctx.to(device)
 
 
-def _probe(device: str, name: str, dt: Any) -> tuple[Any, Callable[[dict[str, Any]], Any]]:
+def _probe(device: str, name: str, dt: Any, small: bool = False) -> tuple[Any, Callable[[dict[str, Any]], Any]]:
     """(module, run(options) → output) for one probe of :data:`OPTION_PROBES` in dtype ``dt``."""
     import torch
 
     if name == "encoder":
-        net, x, cond, ctx = _encoder_and_inputs(device)
+        net, x, cond, ctx = _encoder_and_inputs(device, small=small)
         net, x, cond, ctx = net.to(dt), x.to(dt), cond.to(dt), ctx.to(dt)
         t = torch.tensor([500, 500], device=device)
 
@@ -388,7 +401,7 @@ def _probe(device: str, name: str, dt: Any) -> tuple[Any, Callable[[dict[str, An
             return torch.cat([r.flatten() for r in (*down, mid)])
 
         return net, run_encoder
-    block, x, temb, ctx = _block_and_inputs(device)
+    block, x, temb, ctx = _block_and_inputs(device, small=small)
     block, x, temb, ctx = block.to(dt), x.to(dt), temb.to(dt), ctx.to(dt)
 
     def run_block(options: dict[str, Any]) -> Any:
@@ -398,9 +411,10 @@ def _probe(device: str, name: str, dt: Any) -> tuple[Any, Callable[[dict[str, An
     return block, run_block
 
 
-def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMeasurement]:
+def measure_options(device: str, dtype: str, repeats: int = 3, small: bool = False) -> list[OptionMeasurement]:
     """Median time and drift (vs the same probe's baseline, same dtype) of each speed option in
-    ``dtype``, each on its probe (:data:`OPTION_PROBES`); a probe's variants are interleaved."""
+    ``dtype``, each on its probe (:data:`OPTION_PROBES`); a probe's variants are interleaved.
+    ``small``: both probes at a test's size (the same code path in seconds)."""
     import torch
 
     from sarviz.generators.device import torch_dtype
@@ -414,7 +428,7 @@ def measure_options(device: str, dtype: str, repeats: int = 3) -> list[OptionMea
 
     result: list[OptionMeasurement] = []
     for probe in dict.fromkeys(OPTION_PROBES.values()):
-        module, forward = _probe(device, probe, dt)
+        module, forward = _probe(device, probe, dt, small)
         variants = {"baseline": {}, **{k: v for k, v in OPTION_VARIANTS.items() if OPTION_PROBES[k] == probe}}
         runs: dict[str, list[float]] = {v: [] for v in variants}
         outs: dict[str, Any] = {}

@@ -179,29 +179,36 @@ def run_generation(
         lock = getattr(loaded, "lock", None) or contextlib.nullcontext()
         with lock:  # a pipeline object is not re-entrant (scheduler state)
             # the speed plan: decided at load (geo pipeline) or by the work per request (renders' tiles)
-            compiled_before = bool(info.get("compiled") or getattr(loaded, "compiled", False))
-            if (info.get("speed") or {}).get("compile") and not compiled_before:
+            # a plan decided at load (geo, prompt pipelines) has no "compile_paid"; a generator that
+            # decides per request (the SAR→SAR renderer: per tile size) says itself whether it paid
+            load_plan = dict(info.get("speed") or {})
+            compiled_before = bool(info.get("compiled"))
+            if load_plan.get("compile") and not compiled_before and "compile_paid" not in load_plan:
                 runtime.report(
                     progress,
                     0,
                     total,
                     "compiling the model (first image only; the compiled kernels are cached for later runs)",
                 )
-                info["compiled"] = True
             ctx = RunContext(record.device, record.dtype, loaded, total, progress, cancel)
             t0 = time.perf_counter()
-            raw = work(ctx)
+            try:
+                raw = work(ctx)
+            finally:
+                if load_plan.get("compile") and ctx.step_ends:
+                    info["compiled"] = True  # a step ran: the compile is paid, even if the run then failed
             record.seconds = time.perf_counter() - t0
             ctx.check_cancel()  # cancelled during the last unit of work: no result
             record.speed_options = dict(info.get("speed") or {})
             if record.speed_options:  # diffusion: their s/step (and compile cost) teach the compile choice
                 compiled = bool(record.speed_options.get("compile"))
+                paid = record.speed_options.get("compile_paid", compiled and not compiled_before)
                 runtime.record_step_times(
                     record.device,
                     record.dtype,
                     ctx.step_seconds(),
                     compiled,
-                    compiled and not compiled_before,
+                    bool(paid),
                     cache_warm=record.speed_options.get("compile_cache") == "warm",
                     workload=str(record.speed_options.get("workload", "")),
                 )

@@ -286,12 +286,15 @@ def inductor_cache_dir() -> str:
     return str(sarviz_home() / "inductor-cache")
 
 
-def workload_name(block_out_channels: Any, image_size: int, controlnet: bool) -> str:
+def workload_name(block_out_channels: Any, image_size: int | tuple[int, int], controlnet: bool) -> str:
     """What one denoising step's cost depends on, as the key of its compile record: the UNet's
     widths, whether a ControlNet runs beside it, and the image size (e.g.
-    ``unet320-640-1280-1280+controlnet@512px`` for the published SD 1.5 checkpoints)."""
+    ``unet320-640-1280-1280+controlnet@512px`` for the published SD 1.5 checkpoints; a
+    (width, height) that is not square reads ``@768x512px``)."""
     widths = "-".join(str(int(c)) for c in block_out_channels)
-    return f"unet{widths}{'+controlnet' if controlnet else ''}@{int(image_size)}px"
+    w, h = (image_size, image_size) if isinstance(image_size, int) else image_size
+    size = f"{int(w)}px" if int(w) == int(h) else f"{int(w)}x{int(h)}px"
+    return f"unet{widths}{'+controlnet' if controlnet else ''}@{size}"
 
 
 def speed_plan(
@@ -300,6 +303,7 @@ def speed_plan(
     measured: dict[str, Any] | None = None,
     steps: int = 25,
     workload: str = "",
+    compile_mode: str | None = None,
 ) -> dict[str, Any]:
     """Which speed options a diffusion pipeline on ``device`` in ``dtype`` gets, and why.
 
@@ -322,7 +326,8 @@ def speed_plan(
       kernels are cached across runs in the sarviz home folder (``TORCHINDUCTOR_CACHE_DIR``).
       A compiled CPU pipeline is channels-last (unless ``SARVIZ_CHANNELS_LAST=off``): compiled in
       NCHW it was no faster than eager. ``workload`` (:func:`workload_name`) picks the record of
-      this model at this image size.
+      this model at this image size; ``compile_mode`` (on/off/auto, a caller's explicit choice)
+      wins over ``SARVIZ_COMPILE``.
     """
     kind = device.split(":", 1)[0]
     if measured is not None:
@@ -337,7 +342,7 @@ def speed_plan(
         options, source = {"attention": "sdpa", "channels_last": kind == "cuda"}, "defaults"
     cl = _switch("SARVIZ_CHANNELS_LAST", "auto")
     attention = _switch("SARVIZ_ATTENTION", "auto")
-    compile_ = _switch("SARVIZ_COMPILE", "auto")
+    compile_ = (compile_mode or _switch("SARVIZ_COMPILE", "auto")).lower()
     overrides = [name for name, v in (("SARVIZ_CHANNELS_LAST", cl), ("SARVIZ_ATTENTION", attention)) if v != "auto"]
     plan: dict[str, Any] = {
         "attention": attention if attention in ("sdpa", "classic") else options["attention"],
@@ -346,6 +351,7 @@ def speed_plan(
         "why": source + (f"; overridden by {', '.join(overrides)}" if overrides else ""),
     }
     if kind not in ("cpu", "cuda"):  # inductor does not target MPS
+        plan["compile_why"] = f"not on {kind} (inductor does not target it)"
         return plan
     cache_dir = inductor_cache_dir()
     warm = False
@@ -408,6 +414,20 @@ def record_step_times(
         pass  # the record only informs a later choice
 
 
+def set_layout(modules: Any, channels_last: bool) -> None:
+    """Lay out the weights of ``modules`` (None skipped) channels-last or back to NCHW.
+
+    The VAE goes with the denoisers: all convolutions, at up to 512² — its decode ran 1.5–2.5×
+    faster channels-last in bf16 in every interleaved pair on the AMX Xeon here
+    (benchmarks/RESULTS_cpu_speed.md)."""
+    import torch
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for module in modules:
+        if module is not None:
+            module.to(memory_format=fmt)
+
+
 def compile_denoiser(module: Any, device: str) -> Any:
     """``torch.compile`` (inductor) of a UNet or ControlNet, the one way every generator compiles.
 
@@ -429,7 +449,6 @@ def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None)
     Compilation is lazy: the first denoising step (and first decode) pays for it, which the
     caller announces in its progress message (``applied["compile"]``).
     """
-    import torch
 
     plan = plan or speed_plan(device)
     applied: dict[str, Any] = {"channels_last": False, "compile": []}
@@ -444,12 +463,7 @@ def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None)
     if plan.get("why"):
         applied["why"] = plan["why"]
     if plan["channels_last"]:
-        # the VAE too: all convolutions, at up to 512² — its decode ran 1.5–2.5× faster in channels-last
-        # bf16 in every interleaved pair on the AMX Xeon here (benchmarks/RESULTS_cpu_speed.md)
-        vae = getattr(pipe, "vae", None)
-        for module in (*modules.values(), vae):
-            if module is not None:
-                module.to(memory_format=torch.channels_last)
+        set_layout((*modules.values(), getattr(pipe, "vae", None)), channels_last=True)
         applied["channels_last"] = True
     if plan["compile"]:
         # only the denoisers: the VAE decodes once per image, its compile would not pay back

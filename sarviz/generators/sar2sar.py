@@ -234,23 +234,25 @@ def plan_tiles(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -
 
 
 def compile_decision(mode: str | None, device: str, tile_steps: int, workload: str) -> dict[str, Any]:
-    """Whether to ``torch.compile`` the UNet and ControlNet for a render, and why (for provenance).
+    """The speed plan of a render — whether to ``torch.compile`` the UNet and ControlNet, their
+    layout and attention backend — and why (for provenance).
 
-    ``auto`` is the one measured choice every diffusion generator uses
-    (:func:`sarviz.generators.runtime.speed_plan`): it compiles only when earlier renders of this
-    ``workload`` (:func:`runtime.workload_name`: model and tile size) on this machine measured that
-    the render's ``tile_steps`` save more than the compile costs — never before a render ran
-    compiled once (``on``). Renders run float32, so the float32 record decides.
+    The one measured choice every diffusion generator uses (:func:`runtime.speed_plan`): ``auto``
+    compiles only when earlier renders of this ``workload`` (:func:`runtime.workload_name`: model
+    and tile size) on this machine measured that the render's ``tile_steps`` save more than the
+    compile costs — never before a render ran compiled once (``on``). Renders run float32, so the
+    float32 measurements decide; an explicit ``mode`` wins over ``SARVIZ_COMPILE``.
     """
     mode = (mode or env_switch("SARVIZ_COMPILE", "auto")).lower()
     if mode not in ("on", "off", "auto"):
         raise GenerationError(f"compile must be on, off or auto, got {mode!r}")
-    plan = runtime.speed_plan(device, "float32", steps=tile_steps, workload=workload)
-    on = plan["compile"] if mode == "auto" else mode == "on"
-    why = f"auto: {plan.get('compile_why', '')}" if mode == "auto" else f"{mode} (requested)"
+    plan = runtime.speed_plan(device, "float32", steps=tile_steps, workload=workload, compile_mode=mode)
     return {
-        "compile": on,
-        "compile_why": why,
+        "compile": bool(plan["compile"]),
+        "compile_why": f"{mode}: {plan.get('compile_why', '')}",
+        "channels_last": bool(plan["channels_last"]),
+        "attention": plan["attention"],
+        "why": plan.get("why", ""),
         "tile_steps": tile_steps,
         "workload": workload,
         "compile_cache": plan.get("compile_cache", "cold"),
@@ -447,11 +449,17 @@ class RenderSettings:
 class LoadedRenderer:
     """What :meth:`Sar2SarRenderer.load` caches: the base parts and the ControlNet, on one device."""
 
-    comp: Components
-    controlnet: Any
+    comp: Components  # comp.unet is the eager UNet, or its compiled twin during a compiled render
+    controlnet: Any  # the eager ControlNet
     lock: threading.Lock = field(default_factory=threading.Lock)
     info: dict[str, Any] = field(default_factory=dict)
-    compiled: bool = False
+    eager_unet: Any = None
+    #: the compiled twins of (UNet, ControlNet), made by the first render that compiles; they wrap
+    #: the eager modules, so a render that does not compile runs the eager ones
+    compiled: tuple[Any, Any] | None = None
+    #: the (workload, layout) pairs compiled so far: a new tile size or layout is a new compile
+    compiled_for: set[str] = field(default_factory=set)
+    channels_last: bool = False  # the weights' layout now
 
 
 @dataclass
@@ -627,17 +635,42 @@ class Sar2SarRenderer(ImageTransformer):
 
         def work(ctx: RunContext) -> dict[str, Any]:
             loaded: LoadedRenderer = ctx.loaded
-            comp, cn = loaded.comp, loaded.controlnet
-            workload = runtime.workload_name(comp.unet.config.block_out_channels, plan.tile_px, controlnet=True)
+            comp = loaded.comp
+            loaded.eager_unet = loaded.eager_unet or comp.unet
+            unet, cn = loaded.eager_unet, loaded.controlnet
+            workload = runtime.workload_name(unet.config.block_out_channels, plan.tile_px, controlnet=True)
             speed = compile_decision(settings.compile, ctx.device, total, workload)
-            if loaded.compiled and not speed["compile"]:  # an earlier render compiled these modules
-                speed.update(compile=True, compile_why=f"compiled by an earlier render ({speed['compile_why']})")
-            if speed["compile"] and not loaded.compiled:
-                # the same compile as the geo pipeline's (runtime.compile_denoiser: freezing on the CPU)
-                comp.unet = runtime.compile_denoiser(comp.unet, ctx.device)
-                loaded.controlnet = runtime.compile_denoiser(cn, ctx.device)
-                cn, loaded.compiled = loaded.controlnet, True
+            if speed["channels_last"] != loaded.channels_last:  # the geo pipeline's layout rule (and the VAE)
+                runtime.set_layout((unet, cn, comp.vae), channels_last=speed["channels_last"])
+                loaded.channels_last = speed["channels_last"]
+            if speed["attention"] != "sdpa":
+                from diffusers.models.attention_processor import AttnProcessor
+
+                for module in (unet, cn):
+                    module.set_attn_processor(AttnProcessor())
+            if speed["compile"]:
+                # the geo pipeline's compile (runtime.compile_denoiser: freezing on the CPU); a tile size
+                # or layout not compiled before is a new compile, and this render pays it
+                loaded.compiled = loaded.compiled or (
+                    runtime.compile_denoiser(unet, ctx.device),
+                    runtime.compile_denoiser(cn, ctx.device),
+                )
+                key = f"{workload} {'channels-last' if speed['channels_last'] else 'nchw'}"
+                speed["compile_paid"] = key not in loaded.compiled_for
+                if speed["compile_paid"]:
+                    ctx.report(0, "compiling the model for this tile size (the compiled kernels are cached)")
+                comp.unet, cn = loaded.compiled
+            else:
+                key, speed["compile_paid"] = "", False
+                comp.unet = unet
             loaded.info["speed"] = speed  # run_generation files this render's tile·step times under it
+            try:
+                return render_bands(ctx, comp, cn, speed)
+            finally:
+                if key and ctx.step_ends:  # a tile·step ran: this tile size's compile is paid
+                    loaded.compiled_for.add(key)
+
+        def render_bands(ctx: RunContext, comp: Components, cn: Any, speed: dict[str, Any]) -> dict[str, Any]:
             prompt = request.prompt or (
                 DEFAULTS["prompt"] if comp.token or "<SAR>" in str(meta.get("token", "")) else "SAR image"
             )

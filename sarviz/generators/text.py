@@ -167,12 +167,15 @@ def load_text_pipeline(
     progress: ProgressCallback | None = None,
     merge_lora: bool = True,
     speed_options: bool = True,
+    image_size: int | tuple[int, int] | None = None,
+    image_steps: int | None = None,
 ) -> LoadedTextPipeline:
     """The base pipeline with the run's UNet, token, text-encoder LoRA(s) and VAE.
 
     ``speed_options``: apply the speed options measured on this machine (channels-last, attention,
-    compile: :func:`runtime.speed_plan`) as the geo pipeline does; off for a caller that takes the
-    parts and decides itself (the SAR→SAR renderer)."""
+    compile: :func:`runtime.speed_plan`) as the geo pipeline does, for images of ``image_size``
+    (default: the UNet's) in ``image_steps`` steps (default: DEFAULT_SAMPLER's); off for a caller
+    that takes the parts and decides itself (the SAR→SAR renderer)."""
     import diffusers.utils.logging as dlog
 
     problems = paths.problems()
@@ -203,10 +206,12 @@ def load_text_pipeline(
     if speed_options:
         # the steps of this model at its default size are filed under this workload (compile choice)
         pipe = loaded.pipe
-        size = int(pipe.unet.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
+        size = image_size or int(pipe.unet.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
         workload = runtime.workload_name(pipe.unet.config.block_out_channels, size, controlnet=False)
-        plan = runtime.speed_plan(device, dtype, steps=int(DEFAULT_SAMPLER["steps"]), workload=workload)
-        loaded.info["speed"] = runtime.apply_speed_plan(pipe, device, plan)
+        steps = int(image_steps or DEFAULT_SAMPLER["steps"])
+        loaded.info["speed"] = runtime.apply_speed_plan(
+            pipe, device, runtime.speed_plan(device, dtype, steps=steps, workload=workload)
+        )
     return loaded
 
 
@@ -433,12 +438,25 @@ class TextGenerator(PromptGenerator):
     # -- loading ----------------------------------------------------------------------------
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedTextPipeline:
         key = ((self.card.id, str(self.card.path), self.paths.run, self.paths.base), device, dtype)
-        return runtime.MODELS.get(key, lambda: load_text_pipeline(self.paths, device, dtype, progress))
+        size, steps = self._default_size(), int(self.sampler.get("steps") or DEFAULT_SAMPLER["steps"])
+        return runtime.MODELS.get(
+            key,
+            lambda: load_text_pipeline(self.paths, device, dtype, progress, image_size=size, image_steps=steps),
+        )
+
+    def _resolution(self) -> int:
+        """The side this model was trained at (its images' default size)."""
+        meta = self.metadata()
+        return int(meta.get("resolution") or (1024 if meta.get("base_kind") == "sdxl" else 512))
+
+    def _default_size(self) -> tuple[int, int]:
+        """(width, height) of this model's images unless a request says otherwise."""
+        side = self._resolution()
+        return int(self.sampler.get("width") or side), int(self.sampler.get("height") or side)
 
     # -- generation -------------------------------------------------------------------------
     def settings(self, request: GenerationRequest) -> TextSettings:
-        meta = self.metadata()
-        size = int(meta.get("resolution") or (1024 if meta.get("base_kind") == "sdxl" else 512))
+        size = self._resolution()
         s = TextSettings(
             sampler=self.sampler_defaults.with_request(request),
             negative_prompt=request.negative_prompt
@@ -474,6 +492,11 @@ class TextGenerator(PromptGenerator):
 
         def work(ctx: RunContext):
             loaded: LoadedTextPipeline = ctx.loaded
+            speed = loaded.info.get("speed")
+            if speed:  # this request's steps are filed under its own image size
+                unet = loaded.pipe.unet
+                size = (settings.width, settings.height)
+                speed["workload"] = runtime.workload_name(unet.config.block_out_channels, size, controlnet=False)
             prompt, prepended = prepare_prompt(request.prompt, loaded.token)
             check_prompt_length(loaded.tokenizers, prompt)
             if settings.negative_prompt:
