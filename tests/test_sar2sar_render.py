@@ -97,12 +97,18 @@ def test_training_lowers_the_loss_and_writes_a_resumable_run(trained):
     assert meta["start_step"] == 6 and meta["step"] == 7 and meta["status"] == "finished"
 
 
+def flat_generated_tif(path, rng, side: int):
+    """A generated image (the simulator bridge's input format) of homogeneous ground: gamma speckle of
+    ENL 4.4 around −12 dB VV / −19 dB VH, 10 m pixels in EPSG:32630; (its path, its transform)."""
+    flat = (10 * np.log10(rng.gamma(4.4, 1 / 4.4, (side, side))) - 12).astype(np.float32)
+    t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
+    return GenerationResult(flat, flat - 7, "EPSG:32630", t, {"model_id": "emulator"}).to_geotiff(path), t
+
+
 def test_multi_tile_render_no_seam_exact_georeference_complete_provenance(trained, tmp_path):
     # a generated image (the simulator bridge's input format) of homogeneous ground
     rng = np.random.default_rng(0)
-    flat = (10 * np.log10(rng.gamma(4.4, 1 / 4.4, (96, 96))) - 12).astype(np.float32)
-    t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
-    src = GenerationResult(flat, flat - 7, "EPSG:32630", t, {"model_id": "emulator"}).to_geotiff(tmp_path / "gen.tif")
+    src, t = flat_generated_tif(tmp_path / "gen.tif", rng, 96)
     request = TransformRequest(seed=1, steps=4, strength=0.75, options={"factor": 2, "tile": 64, "overlap": 32})
     result = render_file(src, trained["run"], tmp_path / "out.tif", request)
     out = RenderOutput.read(tmp_path / "out.tif")
@@ -327,10 +333,7 @@ def test_renders_apply_the_measured_layout_and_file_their_tile_steps(trained, tm
     monkeypatch.setenv("SARVIZ_DTYPE_MEASURE", "1")
     monkeypatch.setenv("SARVIZ_DTYPE_CACHE", str(tmp_path / "dtype-choice.json"))
     monkeypatch.delenv("SARVIZ_COMPILE", raising=False)
-    rng = np.random.default_rng(5)
-    flat = (10 * np.log10(rng.gamma(4.4, 1 / 4.4, (32, 32))) - 12).astype(np.float32)
-    t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
-    src = GenerationResult(flat, flat - 7, "EPSG:32630", t, {"model_id": "emulator"}).to_geotiff(tmp_path / "in.tif")
+    src, _ = flat_generated_tif(tmp_path / "in.tif", np.random.default_rng(5), 32)
     request = TransformRequest(seed=1, steps=3, strength=1.0, options={"factor": 1, "tile": 32, "overlap": 0})
     first = render_file(src, trained["run"], tmp_path / "a.tif", request)
     speed = first.output.provenance["speed"]["torch_compile"]

@@ -22,8 +22,8 @@ where it acts (:data:`OPTION_PROBES`): the attention backend (PyTorch's fused CP
 bmm``) on the same block, the channels-last memory format on the SD 1.5 encoder (a ControlNet,
 all four resolutions). An option is kept only when it is at least :data:`MIN_OPTION_GAIN`
 faster than its probe's baseline in the median *and* in most interleaved rounds, with an output
-within :data:`MAX_DRIFT` of it; each option is judged on its own (combinations are not measured). The chosen options are cached with the dtype
-(``DtypeDecision.speed_options``) and applied by :func:`sarviz.generators.runtime.speed_plan`.
+within :data:`MAX_DRIFT` of it; each option is judged on its own (combinations are not measured).
+The chosen options are cached with the dtype (``DtypeDecision.speed_options``) and applied by :func:`sarviz.generators.runtime.speed_plan`.
 
 ``torch.compile`` cannot be judged on one block: its cost is minutes of one-time compilation
 of the whole UNet + ControlNet, its gain is per step of the whole model. So it is judged on
@@ -241,6 +241,22 @@ def _summarise(
     return result
 
 
+def _error_text(exc: BaseException) -> str:
+    """One line for a measurement that could not run (kept with the numbers, shown by ``sarviz doctor``)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+
+
+def _synchronizer(device: str) -> Callable[[], None]:
+    """Waits for ``device``'s queued work before a clock is read (CUDA runs asynchronously)."""
+    import torch
+
+    def sync() -> None:
+        if device.split(":", 1)[0] == "cuda":
+            torch.cuda.synchronize(device)
+
+    return sync
+
+
 def _timed_round(
     name: str,
     rep: int,
@@ -259,7 +275,7 @@ def _timed_round(
         sync()
         elapsed = time.perf_counter() - t0
     except (RuntimeError, TypeError, NotImplementedError) as exc:
-        errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        errors[name] = _error_text(exc)
         return
     if rep == 0:
         outs[name] = out.float().cpu()
@@ -283,9 +299,7 @@ def measure_block(
     dtypes = dtypes or CANDIDATES.get(kind, ("float32",))
     block, x, temb, ctx = _block_and_inputs(device)
 
-    def sync() -> None:
-        if kind == "cuda":
-            torch.cuda.synchronize(device)
+    sync = _synchronizer(device)
 
     runs: dict[str, list[float]] = {d: [] for d in dtypes}
     outs: dict[str, Any] = {}
@@ -299,7 +313,7 @@ def measure_block(
                 try:  # before the timer: casting the weights is not a forward pass
                     b, args = block.to(dt), (x.to(dt), temb.to(dt), ctx.to(dt))
                 except (RuntimeError, TypeError, NotImplementedError) as exc:  # dtype unsupported here
-                    errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                    errors[name] = _error_text(exc)
                     continue
 
                 def call(b=b, a=args):
@@ -419,13 +433,8 @@ def measure_options(device: str, dtype: str, repeats: int = 3, small: bool = Fal
 
     from sarviz.generators.device import torch_dtype
 
-    kind = device.split(":", 1)[0]
     dt = torch_dtype(dtype)
-
-    def sync() -> None:
-        if kind == "cuda":
-            torch.cuda.synchronize(device)
-
+    sync = _synchronizer(device)
     result: list[OptionMeasurement] = []
     for probe in dict.fromkeys(OPTION_PROBES.values()):
         module, forward = _probe(device, probe, dt, small)
@@ -442,7 +451,7 @@ def measure_options(device: str, dtype: str, repeats: int = 3, small: bool = Fal
                     try:
                         _set_block_options(module, options)  # before the timer: re-laying out weights is not a step
                     except (RuntimeError, TypeError, NotImplementedError) as exc:
-                        errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                        errors[name] = _error_text(exc)
                         continue
                     _timed_round(name, rep, functools.partial(forward, options), sync, runs, outs, errors)
         for m in _summarise(OptionMeasurement, tuple(variants), "baseline", runs, outs, errors):

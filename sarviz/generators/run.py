@@ -178,7 +178,6 @@ def run_generation(
         info = info if info is not None else {}
         lock = getattr(loaded, "lock", None) or contextlib.nullcontext()
         with lock:  # a pipeline object is not re-entrant (scheduler state)
-            # the speed plan: decided at load (geo pipeline) or by the work per request (renders' tiles)
             # a plan decided at load (geo, prompt pipelines) has no "compile_paid"; a generator that
             # decides per request (the SAR→SAR renderer: per tile size) says itself whether it paid
             load_plan = dict(info.get("speed") or {})

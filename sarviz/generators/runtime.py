@@ -414,6 +414,16 @@ def record_step_times(
         pass  # the record only informs a later choice
 
 
+def set_attention(modules: Any, attention: str) -> None:
+    """Give the diffusers models in ``modules`` (None skipped) the attention backend ``attention``:
+    ``sdpa`` (PyTorch's fused kernels, diffusers' default) or ``classic`` (baddbmm + softmax + bmm)."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    for module in modules:
+        if module is not None:
+            module.set_attn_processor(AttnProcessor() if attention == "classic" else AttnProcessor2_0())
+
+
 def set_layout(modules: Any, channels_last: bool) -> None:
     """Lay out the weights of ``modules`` (None skipped) channels-last or back to NCHW.
 
@@ -454,11 +464,7 @@ def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None)
     applied: dict[str, Any] = {"channels_last": False, "compile": []}
     modules = {name: getattr(pipe, name, None) for name in ("unet", "controlnet")}
     if plan.get("attention", "sdpa") != "sdpa":
-        from diffusers.models.attention_processor import AttnProcessor
-
-        for module in modules.values():
-            if module is not None:
-                module.set_attn_processor(AttnProcessor())
+        set_attention(modules.values(), plan["attention"])
     applied["attention"] = plan.get("attention", "sdpa")
     if plan.get("why"):
         applied["why"] = plan["why"]

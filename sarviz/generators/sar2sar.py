@@ -453,6 +453,7 @@ class LoadedRenderer:
     controlnet: Any  # the eager ControlNet
     lock: threading.Lock = field(default_factory=threading.Lock)
     info: dict[str, Any] = field(default_factory=dict)
+    #: the eager UNet (``comp.unet`` is switched to its compiled twin for a compiled render)
     eager_unet: Any = None
     #: the compiled twins of (UNet, ControlNet), made by the first render that compiles; they wrap
     #: the eager modules, so a render that does not compile runs the eager ones
@@ -460,6 +461,10 @@ class LoadedRenderer:
     #: the (workload, layout) pairs compiled so far: a new tile size or layout is a new compile
     compiled_for: set[str] = field(default_factory=set)
     channels_last: bool = False  # the weights' layout now
+    attention: str = "sdpa"  # the attention backend now
+
+    def __post_init__(self) -> None:
+        self.eager_unet = self.eager_unet or self.comp.unet
 
 
 @dataclass
@@ -636,18 +641,15 @@ class Sar2SarRenderer(ImageTransformer):
         def work(ctx: RunContext) -> dict[str, Any]:
             loaded: LoadedRenderer = ctx.loaded
             comp = loaded.comp
-            loaded.eager_unet = loaded.eager_unet or comp.unet
             unet, cn = loaded.eager_unet, loaded.controlnet
             workload = runtime.workload_name(unet.config.block_out_channels, plan.tile_px, controlnet=True)
             speed = compile_decision(settings.compile, ctx.device, total, workload)
             if speed["channels_last"] != loaded.channels_last:  # the geo pipeline's layout rule (and the VAE)
                 runtime.set_layout((unet, cn, comp.vae), channels_last=speed["channels_last"])
                 loaded.channels_last = speed["channels_last"]
-            if speed["attention"] != "sdpa":
-                from diffusers.models.attention_processor import AttnProcessor
-
-                for module in (unet, cn):
-                    module.set_attn_processor(AttnProcessor())
+            if speed["attention"] != loaded.attention:
+                runtime.set_attention((unet, cn), speed["attention"])
+                loaded.attention = speed["attention"]
             if speed["compile"]:
                 # the geo pipeline's compile (runtime.compile_denoiser: freezing on the CPU); a tile size
                 # or layout not compiled before is a new compile, and this render pays it

@@ -438,10 +438,12 @@ class TextGenerator(PromptGenerator):
     # -- loading ----------------------------------------------------------------------------
     def load(self, device: str, dtype: str, progress: ProgressCallback | None = None) -> LoadedTextPipeline:
         key = ((self.card.id, str(self.card.path), self.paths.run, self.paths.base), device, dtype)
-        size, steps = self._default_size(), int(self.sampler.get("steps") or DEFAULT_SAMPLER["steps"])
-        return runtime.MODELS.get(
+        steps = int(self.sampler.get("steps") or DEFAULT_SAMPLER["steps"])
+        return runtime.MODELS.get(  # the default size reads the run's metadata: only on a real load
             key,
-            lambda: load_text_pipeline(self.paths, device, dtype, progress, image_size=size, image_steps=steps),
+            lambda: load_text_pipeline(
+                self.paths, device, dtype, progress, image_size=self._default_size(), image_steps=steps
+            ),
         )
 
     def _resolution(self) -> int:
@@ -456,14 +458,14 @@ class TextGenerator(PromptGenerator):
 
     # -- generation -------------------------------------------------------------------------
     def settings(self, request: GenerationRequest) -> TextSettings:
-        size = self._resolution()
+        width, height = self._default_size()
         s = TextSettings(
             sampler=self.sampler_defaults.with_request(request),
             negative_prompt=request.negative_prompt
             if request.negative_prompt is not None
             else self.sampler["negative_prompt"],
-            width=int(getattr(request, "width", None) or self.sampler.get("width") or size),
-            height=int(getattr(request, "height", None) or self.sampler.get("height") or size),
+            width=int(getattr(request, "width", None) or width),
+            height=int(getattr(request, "height", None) or height),
             num_images=int(getattr(request, "num_images", 1) or 1),
         )
         if not 1 <= s.num_images <= MAX_IMAGES:
