@@ -64,6 +64,35 @@ def wait_idle(page, seconds: float = 60) -> None:  # noqa: ANN001
     page.wait_for_function(RUN_IDLE_JS, timeout=patience_ms(seconds))
 
 
+_IMAGES_STATE_JS = """([selector, first]) => {
+  const imgs = [...document.querySelectorAll(selector)].slice(0, first ?? undefined);
+  return imgs.map(i => ({src: i.src.slice(-60), complete: i.complete, width: i.naturalWidth}));
+}"""
+
+
+def wait_images_drawn(
+    page,
+    selector: str,
+    *,
+    min_width: int,
+    first: int | None = None,  # noqa: ANN001
+    seconds: float = 60,
+) -> None:
+    """Wait until every image matching ``selector`` (or its ``first`` few) in ``page`` (a page or
+    a frame) has loaded and decoded to more than ``min_width`` pixels. The element appears before
+    its bytes arrive, so a check right after the element is a race on a busy machine; an image
+    that never draws fails with the state of each one."""
+    check = """([selector, first, minWidth]) => {
+      const imgs = [...document.querySelectorAll(selector)].slice(0, first ?? undefined);
+      return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > minWidth);
+    }"""
+    try:
+        page.wait_for_function(check, arg=[selector, first, min_width], timeout=patience_ms(seconds))
+    except Exception as err:  # Playwright's TimeoutError: say which image did not draw
+        state = page.evaluate(_IMAGES_STATE_JS, [selector, first])
+        raise AssertionError(f"images not drawn after {seconds:.0f} s (quiet-machine budget): {state}") from err
+
+
 #: base URL → pid of the servers run_streamlit started (a test may read the server's memory)
 SERVER_PIDS: dict[str, int] = {}
 

@@ -58,6 +58,10 @@ def test_offline_batch_page_map_draws_from_local_leaflet(batch_root, tmp_path):
         frame.locator(".leaflet-container").wait_for()  # Leaflet loaded from /app/static/vendor, no CDN
         frame.locator(".leaflet-container[data-sarviz-offline-base='drawn']").wait_for()  # Natural Earth drawn
         frame.locator("path.leaflet-interactive").filter(visible=True).first.wait_for()  # the items
-        assert frame_el.bounding_box()["height"] > 300  # not the 0 px frame of a map that never loaded
+        # not the 0 px frame of a map that never loaded (the frame is resized a moment after drawing)
+        page.wait_for_function(
+            """() => document.querySelector("iframe[title*='streamlit_folium']").getBoundingClientRect().height > 300""",
+            timeout=patience_ms(60),
+        )
         screenshot(page, "first-hour-batch-map")
     assert all("tile.openstreetmap.org" in u for u in blocked), sorted(set(blocked))[:5]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from _waits import patience_ms
 
@@ -134,11 +135,11 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
         # the page starts empty: pick the real image, then the generated one
         page.get_by_role("combobox", name="Real Sentinel-1").click()
         page.get_by_role("option", name=real_name).click()
-        assert page.get_by_role("combobox", name="Real Sentinel-1").input_value() == real_name
+        expect(page.get_by_role("combobox", name="Real Sentinel-1")).to_have_value(real_name, timeout=patience_ms(60))
         _settle(page)
         page.get_by_role("combobox", name="Generated").click()
         page.get_by_role("option", name=gen_name).click()
-        assert page.get_by_role("combobox", name="Generated").input_value() == gen_name
+        expect(page.get_by_role("combobox", name="Generated")).to_have_value(gen_name, timeout=patience_ms(60))
         # the pair is loaded once the swipe map (only drawn with real + generated) exists
         _settle(
             page,
@@ -199,7 +200,7 @@ def test_inspect_swipe_map_and_synced_side_by_side(inspect_folder, tmp_path):
                 "() => { const s = (" + SWIPE_STATE_JS + ")(); return s.overlays.length === 2 && "
                 "s.overlays.every(o => o.loaded && o.rect[2] > 100 && o.rect[3] > 100) && "
                 "s.overlays[1].clip.startsWith('inset('); }",
-                timeout=patience_ms(15),
+                timeout=patience_ms(60),
             )
         except PlaywrightTimeout:
             pytest.fail(f"the swipe map's overlays are not drawn at a visible size: {frame.evaluate(SWIPE_STATE_JS)}")

@@ -7,7 +7,7 @@ import pytest
 from _waits import patience_ms
 from conftest import SPAIN_LATLON
 
-from _browser import chromium_page, require_browser, screenshot
+from _browser import chromium_page, require_browser, screenshot, wait_idle, wait_images_drawn
 
 pytestmark = pytest.mark.browser
 
@@ -33,11 +33,9 @@ def test_click_spain_scene_shows_s1(sample_workbench):
         page.get_by_text("Sentinel-1 VV").first.wait_for()
         imgs = page.locator("[data-testid='stImage'] img")
         imgs.nth(4).wait_for()
+        wait_idle(page, 60)  # the page's final run: no element still to come or to go
         assert imgs.count() == 5
         # the real S1 image has loaded, not only its element
-        assert page.evaluate(
-            "() => [...document.querySelectorAll(\"[data-testid='stImage'] img\")]"
-            ".every(i => i.complete && i.naturalWidth > 100)"
-        )
+        wait_images_drawn(page, "[data-testid='stImage'] img", min_width=100)
         shot = screenshot(page, "map-click-spain")
         assert shot.stat().st_size > 10_000

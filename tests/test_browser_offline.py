@@ -14,7 +14,7 @@ from _waits import patience_ms
 from conftest import SPAIN_LATLON
 from sarviz.ui import webassets
 
-from _browser import RUN_IDLE_JS, chromium_page, require_browser, screenshot
+from _browser import RUN_IDLE_JS, chromium_page, require_browser, screenshot, wait_idle, wait_images_drawn
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +42,7 @@ def test_offline_first_minute_spain_generate(sample_workbench):
         lat, lon = SPAIN_LATLON
         page.goto(f"{url}/?view={lat},{lon},13")
         page.get_by_text("Click a place on the map").wait_for()
+        wait_idle(page, 90)
         # the main page is called Map in the sidebar, not "app"
         nav = page.locator("[data-testid='stSidebarNav']")
         assert nav.get_by_text("Map", exact=True).count() == 1 and nav.get_by_text("app", exact=True).count() == 0
@@ -73,8 +74,7 @@ def test_offline_first_minute_spain_generate(sample_workbench):
         inspect = page.locator("[data-testid='stTabs']").first
         panels = inspect.locator("[data-testid='stImage'] img")
         panels.nth(2).wait_for()
-        assert page.evaluate("""() => [...document.querySelectorAll("[data-testid='stTabs'] [data-testid='stImage'] img")]
-                                 .slice(0, 3).every(i => i.complete && i.naturalWidth > 100)""")
+        wait_images_drawn(page, "[data-testid='stTabs'] [data-testid='stImage'] img", min_width=100, first=3)
         panels.nth(0).scroll_into_view_if_needed()
         screenshot(page, "offline-side-by-side")
         for tab in ("Distributions", "Texture (GLCM)"):
@@ -116,6 +116,7 @@ def test_offline_sidebar_list_and_type_a_place(sample_workbench):
         page.get_by_role("button", name="Go", exact=True).click()
         radio = main.locator("[data-testid='stRadio']").filter(has_text="Places matching 'Punjab'")
         radio.wait_for(timeout=patience_ms(90))
+        wait_idle(page, 90)
         names = [o for o in radio.locator("label").all_inner_texts() if o.startswith("Punjab, ")]
         assert names[0].startswith("Punjab, Pakistan — region"), names
         assert names[1].startswith("Punjab, India — region"), names
@@ -136,7 +137,12 @@ def test_offline_sidebar_list_and_type_a_place(sample_workbench):
         frame = page.locator("iframe[title*='streamlit_folium']").first.content_frame
         overlay = frame.locator("img.sarviz-scene-overlay")
         overlay.wait_for(timeout=patience_ms(90))
-        assert overlay.evaluate("i => i.complete && i.naturalWidth > 100 && i.getBoundingClientRect().width > 50")
+        page.wait_for_function(  # loaded and drawn at a visible size, not only in the DOM
+            """() => { const f = document.querySelector("iframe[title*='streamlit_folium']");
+                       const i = f && f.contentDocument.querySelector('img.sarviz-scene-overlay');
+                       return i && i.complete && i.naturalWidth > 100 && i.getBoundingClientRect().width > 50; }""",
+            timeout=patience_ms(60),
+        )
         assert float(overlay.evaluate("i => getComputedStyle(i).opacity")) == pytest.approx(0.85, abs=0.01)
         page.get_by_role("button", name="Generate").click()
         page.get_by_text("Generated (from a PROXY embedding)").wait_for(timeout=patience_ms(120))

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from _migration_fixtures import speckle_amplitude, write_geotiff, write_png
+from _waits import patience
 from sarviz.errors import GenerationError
 from sarviz.generators.base import GenerationResult
 from sarviz.migration import losses as L
@@ -255,7 +256,7 @@ def test_background_job_crops_runs_and_cancels(base, tmp_path, one_torch_thread)
     stopped.start().wait(600)
     assert stopped.state["status"] == "cancelled"
     bad = MigrationJob(str(tmp_path), content, [style], size=SIZE).start()
-    bad.wait(60)
+    bad.wait(patience(60))
     assert bad.state["status"] == "failed" and "model_index.json is missing" in bad.state["error"]
 
 

@@ -275,7 +275,7 @@ def test_render_page_in_a_real_browser(trained, tmp_path):
 
     from _waits import patience_ms
 
-    from _browser import chromium_page, require_browser, run_streamlit, screenshot
+    from _browser import chromium_page, require_browser, run_streamlit, screenshot, wait_idle
 
     require_browser()
     runs, scenes = tmp_path / "runs", tmp_path / "scenes"
@@ -289,14 +289,17 @@ def test_render_page_in_a_real_browser(trained, tmp_path):
     env = {"SARVIZ_HOME": str(tmp_path), "SARVIZ_RUNS": str(runs), "SARVIZ_SCENES": str(scenes), "OMP_NUM_THREADS": "1"}
     with run_streamlit("app.py", env=env, page="Render") as url, chromium_page() as page:
         page.goto(url)
+        wait_idle(page, 120)  # the first run has drawn the form: input lands on its final widgets
         steps = page.get_by_label("Steps", exact=True)
         steps.fill("2")
         steps.press("Enter")
+        wait_idle(page, 60)
         page.get_by_role("button", name="Render").click()
         page.get_by_text("Consistency with the input").wait_for(timeout=patience_ms(120))
         page.get_by_text("Swipe VV: input (left) ↔ rendering (right)").wait_for()
         download = page.get_by_role("button", name="Download the rendering (COG, σ⁰ dB, provenance)")
         download.wait_for(state="visible")
+        wait_idle(page, 60)
         assert download.is_visible()
         page.locator("[data-testid='stImage'] img").first.wait_for(state="visible")
         screenshot(page, "render_page")

@@ -491,7 +491,7 @@ def test_settling_cancels_only_the_failed_stores_reads():
         return asyncio.create_task(read(StorePath(failed))), asyncio.create_task(read(StorePath(other)))
 
     loop = _get_loop()
-    mine, theirs = asyncio.run_coroutine_threadsafe(start(), loop).result(5)
+    mine, theirs = asyncio.run_coroutine_threadsafe(start(), loop).result(patience(5))
     t0 = time.perf_counter()
     _cancel_store_tasks(failed, timeout=2)
     assert time.perf_counter() - t0 < patience(2)

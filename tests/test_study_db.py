@@ -373,8 +373,10 @@ def test_parallel_guesses_cannot_exceed_the_client_limit(backend, request, tmp_p
     db.dispose()
 
 
-def test_global_limit_slows_attackers_but_never_locks_the_owner_out(sqlite_url, capsys):
+def test_global_limit_slows_attackers_but_never_locks_the_owner_out(sqlite_url, capsys, monkeypatch):
     from sarviz.cli import main
+    from sarviz.study import auth as auth_module
+    from sarviz.study import models
     from sarviz.study.auth import (
         GLOBAL_MAX_DELAY,
         GLOBAL_SLOWDOWN_AFTER,
@@ -386,6 +388,11 @@ def test_global_limit_slows_attackers_but_never_locks_the_owner_out(sqlite_url, 
     from sarviz.study.models import OwnerLogin
 
     db = StudyDatabase(sqlite_url)
+    # the limiter's clock stands still (attempts are still stamped with the real time, so they are
+    # never older than "now"): a busy machine that stalls past the 1 s pause must not lift it
+    # mid-test; time passes only where the test ages the rows
+    frozen = auth_module.utcnow()
+    monkeypatch.setattr(auth_module, "utcnow", lambda: frozen)
     auth = OwnerAuth(db, hash_password("owner-pw", n=2**10))
     assert auth.login("owner-pw", "ip:owner-home")  # the owner's usual address
     # an attacker guessing from many addresses (4 guesses each, under the per-client limit)
@@ -413,7 +420,9 @@ def test_global_limit_slows_attackers_but_never_locks_the_owner_out(sqlite_url, 
 
         db.write(work)
 
-    age(global_delay(10_000).total_seconds() + 1)
+    # the longest delay has passed since the frozen "now" (rows were stamped up to `behind` later)
+    behind = (models.utcnow() - frozen).total_seconds()
+    age(global_delay(10_000).total_seconds() + 1 + behind)
     assert auth.login("owner-pw", "ip:owner-hotel")
     # the owner's known address is never slowed down by other people's guesses
     assert not auth.login("guess", "ip:10.9.9.1")

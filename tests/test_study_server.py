@@ -392,7 +392,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
     the owner (another address) still gets in."""
     from _waits import patience_ms
 
-    from _browser import chromium_page, run_streamlit
+    from _browser import chromium_page, run_streamlit, wait_idle
 
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "served", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
@@ -441,6 +441,7 @@ def test_real_server_study_mode_and_forged_forwarded_addresses(sqlite_url, tmp_p
         page.get_by_text("Upload", exact=True).click()
         page.locator("input[type=file]").first.set_input_files(str(tif))
         page.get_by_text("owner_upload.tif").first.wait_for()
+        wait_idle(page, 60)  # the upload's request and the run it starts have finished: a refusal would show now
         assert "status code" not in page.content()
         # the participant link the owner is given is a full URL
         page.goto(f"{base}/Study_admin")

@@ -14,7 +14,7 @@ from scipy.stats import norm
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from _waits import patience_ms
+from _waits import patience, patience_ms
 from sarviz.study import OwnerAPI, StudyDatabase
 from sarviz.study.models import Answer, Assignment, Item, Participant
 
@@ -89,7 +89,7 @@ def _answer_one(at: AppTest, ans: dict) -> None:
 
 
 def _run_participant(db, p_no: int, level: str, reload_after: int | None, expected: list) -> str:
-    at = AppTest.from_file(QUIZ, default_timeout=30)
+    at = AppTest.from_file(QUIZ, default_timeout=patience(30))
     at.query_params["study"] = "ui-study"
     at.run()
     at.radio[0].set_value(level)
@@ -129,7 +129,7 @@ def _run_participant(db, p_no: int, level: str, reload_after: int | None, expect
         expected.append({"resume": resume, "position": position, "level": level, **labels, **ans})
         if reload_after is not None and position == reload_after:
             # the browser reloads: a new session with only the URL's query parameters
-            at = AppTest.from_file(QUIZ, default_timeout=30)
+            at = AppTest.from_file(QUIZ, default_timeout=patience(30))
             at.query_params["resume"] = resume
             at.run()
             assert f"Image {position + 1} / 12" in _all_text(at)
@@ -212,18 +212,18 @@ def test_quiz_sessions_and_results_page(study_env):
 
 def test_participant_cannot_reach_labels_or_results(study_env):
     # the quiz page with made-up parameters shows no labels or results
-    at = AppTest.from_file(QUIZ, default_timeout=30)
+    at = AppTest.from_file(QUIZ, default_timeout=patience(30))
     at.query_params.update({"study": "ui-study", "item": "1", "page": "results", "admin": "1"})
     at.run()
     text = _all_text(at)
     assert not at.dataframe and "ours" not in text and "img_" not in text
     for bogus in ("AAAAA-BBBBB", "1", "../../etc/passwd"):
-        at = AppTest.from_file(QUIZ, default_timeout=30)
+        at = AppTest.from_file(QUIZ, default_timeout=patience(30))
         at.query_params["resume"] = bogus
         at.run()
         assert at.error and not at.html and not at.dataframe
     # the admin page without the password shows nothing; wrong passwords get rate-limited
-    at = AppTest.from_file(ADMIN, default_timeout=30)
+    at = AppTest.from_file(ADMIN, default_timeout=patience(30))
     at.run()
     assert not at.dataframe and not at.tabs
     for _ in range(5):
@@ -240,7 +240,7 @@ def test_participant_cannot_reach_labels_or_results(study_env):
 
 
 def test_admin_creates_study_and_reports_pool_gaps(study_env, monkeypatch):
-    at = AppTest.from_file(ADMIN, default_timeout=30)
+    at = AppTest.from_file(ADMIN, default_timeout=patience(30))
     at.run()
     at.text_input[0].input(PASSWORD)
     at.button[0].click().run()
@@ -256,7 +256,7 @@ def test_admin_creates_study_and_reports_pool_gaps(study_env, monkeypatch):
 
 def test_no_owner_password_configured(study_env, monkeypatch):
     monkeypatch.delenv("SARVIZ_STUDY_OWNER_PASSWORD")
-    at = AppTest.from_file(ADMIN, default_timeout=30)
+    at = AppTest.from_file(ADMIN, default_timeout=patience(30))
     at.run()
     from sarviz.ui.text import shown  # messages are escaped plain text
 
@@ -269,14 +269,14 @@ def test_missing_database_is_reported_not_created(tmp_path, monkeypatch):
     missing = tmp_path / "studyy.sqlite"
     monkeypatch.setenv("SARVIZ_STUDY_DB", f"sqlite:///{missing}")
     monkeypatch.setenv("SARVIZ_STUDY_OWNER_PASSWORD", PASSWORD)
-    at = AppTest.from_file(QUIZ, default_timeout=30)
+    at = AppTest.from_file(QUIZ, default_timeout=patience(30))
     at.query_params["study"] = "ui-study"
     at.run()
     # participants are told "not available", never the path (it is in the log)
     assert at.error and at.error[0].value.startswith("This study is not available")
     assert str(missing) not in at.error[0].value and not missing.exists()
     # the owner page: login still works (and is still rate-limited) without a database …
-    at = AppTest.from_file(ADMIN, default_timeout=30)
+    at = AppTest.from_file(ADMIN, default_timeout=patience(30))
     at.run()
     at.text_input[0].input(PASSWORD)
     at.button[0].click().run()
@@ -305,12 +305,12 @@ def test_pool_tab_warns_owner_about_native_sizes(study_env, tmp_path):
     owner = OwnerAPI(study_env)
     for i in range(3):  # large generated images next to the fixture's 32 px chips
         owner.add_file("ui-study", write_sar_tif(tmp_path / f"big{i}.tif", 50 + i, size=256), ItemLabels("ours"))
-    at = AppTest.from_file(ADMIN, default_timeout=30)
+    at = AppTest.from_file(ADMIN, default_timeout=patience(30))
     at.run()
     at.text_input[0].input(PASSWORD)
     at.button[0].click().run()
     assert any("natively about 256 px" in w.value for w in at.warning), [w.value for w in at.warning]
-    quiz = AppTest.from_file(QUIZ, default_timeout=30)
+    quiz = AppTest.from_file(QUIZ, default_timeout=patience(30))
     quiz.query_params["study"] = "ui-study"
     quiz.run()
     assert "natively" not in _all_text(quiz)
@@ -368,7 +368,7 @@ def _next(page, position: int) -> None:
 @pytest.mark.slow
 def test_real_browser_session(sqlite_url, tmp_path):
     """One whole participant session in Debian Chromium against a real `streamlit run`."""
-    from _browser import chromium_page, run_streamlit, screenshot
+    from _browser import chromium_page, run_streamlit, screenshot, wait_idle
 
     db = StudyDatabase(sqlite_url)
     make_study(OwnerAPI(db), "browser-study", tmp_path / "pool", n_real=3, n_other=3, n_ours=6)
@@ -378,8 +378,12 @@ def test_real_browser_session(sqlite_url, tmp_path):
     with run_streamlit("pages/3_Quiz.py", env=env) as base, chromium_page() as page:
         page.on("request", lambda req: seen_urls.append(req.url))
         page.goto(f"{base}/?study=browser-study")
+        # each click reruns the script: the next one waits for that run, so none lands on a widget
+        # that is about to be redrawn
         page.get_by_text("L2 — Familiar with SAR processing").click()
+        wait_idle(page, 60)
         page.locator('[data-testid="stCheckbox"]').click()
+        wait_idle(page, 60)
         page.get_by_role("button", name="Start the study").click()
         for position in range(1, 13):
             page.get_by_text(f"Image {position} / 12").wait_for()

@@ -113,11 +113,12 @@ def test_caption_builder_speaks_the_dataset_captioners_words():
 
 @pytest.mark.browser
 def test_prompt_page_in_a_real_browser(page_env):
-    from _browser import chromium_page, run_streamlit, screenshot
+    from _browser import chromium_page, run_streamlit, screenshot, wait_idle
 
     env = {"SARVIZ_MODELS": str(page_env / "cards"), "OMP_NUM_THREADS": "1"}  # tiny model: one thread
     with run_streamlit("app.py", env=env, page="Prompt") as url, chromium_page() as page:
         page.goto(url)
+        wait_idle(page, 120)  # the first run has drawn the form: input lands on its final widgets
         box = page.get_by_label("Prompt", exact=True)
         box.fill("a SAR image of a forest with a river")
         page.get_by_role("button", name="Generate").click()
@@ -127,6 +128,7 @@ def test_prompt_page_in_a_real_browser(page_env):
         page.get_by_text("ENL (VV)").wait_for()
         download = page.get_by_role("button", name="GeoTIFF (dB, no georeference)")
         download.wait_for(state="visible")  # (is_visible alone does not wait for the rerun to settle)
+        wait_idle(page, 60)
         assert download.is_visible()
         page.get_by_role("tab", name="Image").click()
         page.locator("[data-testid='stImage'] img").first.wait_for(state="visible")

@@ -16,6 +16,7 @@ import pytest
 import rasterio
 import torch
 
+from _waits import patience
 from sarviz.cli import main as cli_main  # noqa: E402
 from sarviz.training import runs  # noqa: E402
 from sarviz.training.common import TrainError  # noqa: E402
@@ -351,10 +352,11 @@ def test_interrupted_run_keeps_the_last_good_checkpoint(env, tmp_path):
     envvars = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
+        budget = patience(120)
+        deadline = time.monotonic() + budget
         while not (out / "checkpoint-2").is_dir():
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            assert time.monotonic() < deadline, f"no checkpoint within {budget:.0f} s"
             time.sleep(0.05)
         time.sleep(0.3)  # somewhere in the middle of the next steps / checkpoint writes
         proc.send_signal(signal.SIGKILL)
@@ -437,7 +439,7 @@ def test_two_processes_under_accelerate_launch(env, tmp_path):
         "--no-gradient-checkpointing",
     ]
     envvars = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
-    proc = subprocess.run(cmd, env=envvars, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=envvars, capture_output=True, text=True, timeout=patience(300))
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = runs.read_run(out)
     assert run.status == "finished" and run.meta["num_processes"] == 2 and run.checkpoints == [2]
