@@ -122,33 +122,44 @@ def run_streamlit(
 
     ``address=None``: no ``--server.address`` flag, i.e. the address the app's config chooses.
     """
-    port = _free_port()
     streamlit = shutil.which("streamlit", path=str(Path(sys.executable).parent)) or "streamlit"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / f"streamlit-{port}.log", "w")
-    proc = subprocess.Popen(
-        [
-            streamlit,
-            "run",
-            str(ROOT / script),
-            "--server.port",
-            str(port),
-            *(["--server.address", address] if address else []),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    # the free port is released before Streamlit binds it (seconds later on a busy machine), so
+    # another process may take it first: then start again on a new port
+    for attempt in range(3):
+        port = _free_port()
+        log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / f"streamlit-{port}.log", "w")
+        proc = subprocess.Popen(
+            [
+                streamlit,
+                "run",
+                str(ROOT / script),
+                "--server.port",
+                str(port),
+                *(["--server.address", address] if address else []),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(base, proc, timeout or patience(90), log.name)
+            break
+        except RuntimeError:
+            stop_server(proc, log)
+            if attempt == 2 or "is not available" not in Path(log.name).read_text(
+                errors="replace"
+            ):  # Streamlit's words
+                raise
     try:
-        wait_healthy(base, proc, timeout or patience(90), log.name)
         SERVER_PIDS[base] = proc.pid
         yield base + (f"/{page}" if page else "")
     finally:
