@@ -20,7 +20,7 @@ UNet with its residuals, batch 2 (classifier-free guidance), 64×64 latents (512
   bf16-autocast   float32 weights under torch.autocast("cpu", bfloat16)
   bf16-prepacked  bfloat16 weights pre-packed for oneDNN
   fp32-compiled[-MODE][-freezing]   torch.compile (inductor) of the UNet and ControlNet, in
-                  each --compile-modes mode; "-freezing" sets inductor's freezing (constant
+                  the --compile-modes mode (one per process); "-freezing" (--freezing-only) sets inductor's freezing (constant
                   weights folded and pre-packed for oneDNN). The first call's extra time is the
                   compile cost (inductor's FX-graph cache makes a second process cheaper —
                   --cache-dir, default SARVIZ_HOME/inductor-cache as sarviz uses)
@@ -30,7 +30,7 @@ Pick variants with --variants (names above; default: all eager ones). For each: 
 against fp32 at equal inputs). Results: benchmarks/RESULTS_cpu_speed.md.
 
     python benchmarks/bench_cpu_speed.py [--rounds 3] [--variants fp32 bf16 ...] [--no-compile]
-                                         [--compile-modes default max-autotune] [--freezing]
+                                         [--compile-modes MODE] [--freezing-only]
                                          [--cache-dir DIR]
 """
 
@@ -154,9 +154,8 @@ def main() -> None:
         choices=["float32", "bfloat16"],
         help="the weights' dtype in the compiled variants",
     )
-    ap.add_argument("--freezing", action="store_true", help="also time each mode with inductor freezing")
     ap.add_argument(
-        "--freezing-only", action="store_true", help="time each mode with inductor freezing only (saves a copy)"
+        "--freezing-only", action="store_true", help="compile with inductor freezing (what sarviz does on the CPU)"
     )
     ap.add_argument(
         "--compile-channels-last", action="store_true", help="compiled variants in channels_last (weights and inputs)"
@@ -169,6 +168,10 @@ def main() -> None:
     )
     ap.add_argument("--cache-dir", help="TORCHINDUCTOR_CACHE_DIR (default: SARVIZ_HOME/inductor-cache)")
     args = ap.parse_args()
+    if not args.no_compile and len(args.compile_modes) > 1:
+        # a second torch.compile of a copy of the same model classes is served the first one's graph
+        # (dynamo does not guard on the module object; measured: its "compile" took 1–4 s)
+        ap.error("one compiled variant per process: give one --compile-modes mode (run another process for the next)")
     from sarviz.settings import HOME
 
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = args.cache_dir or str(HOME / "inductor-cache")
@@ -275,7 +278,7 @@ def main() -> None:
         import torch._inductor.config as inductor_config
 
         for mode in args.compile_modes:
-            for freezing in [True] if args.freezing_only else ([False, True] if args.freezing else [False]):
+            for freezing in [True] if args.freezing_only else [False]:
                 prefix = "fp32" if args.compile_dtype == "float32" else "bf16"
                 name = (
                     f"{prefix}-compiled"
@@ -284,10 +287,9 @@ def main() -> None:
                     + ("-cl" if args.compile_channels_last else "")
                 )
                 kw = {} if mode == "default" else {"mode": mode}
-                # the first compiled variant wraps the eager models themselves when they stay channels_last
-                # throughout (cl_shared); otherwise, and for later ones, a copy each: dynamo guards on the
-                # module object (a second torch.compile of the same objects would reuse the first graph) and
-                # on the weights' strides (the eager variants' layout changes would recompile it)
+                # the compiled variant wraps the eager models themselves when they stay channels_last
+                # throughout (cl_shared); otherwise a copy: dynamo guards on the weights' strides (the eager
+                # variants' layout changes would recompile it). One compiled variant per process (above).
                 src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
                 cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
                 first_compiled = not any("compiled" in v for v in variants) and prefix == "bf16" and cl_shared

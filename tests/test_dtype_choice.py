@@ -226,6 +226,45 @@ def test_apply_speed_plan_wraps_the_denoisers(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
 
 
+def test_the_cpu_compile_freezes_the_weights_of_each_model_apart(monkeypatch, tmp_path):
+    """Freezing for real: the compiled graph holds the weights as constants (a later change to the
+    eager weights does not reach it: what folding and pre-packing need), each model its own (a second
+    model of the same class is not served the first one's graph) — and the process's inductor config
+    is left as it was. torch.compile's `options={"freezing": True}` alone did none of this."""
+    import torch
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+
+    class Denoiser(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(8, 16, 3, padding=1)
+            self.proj = torch.nn.Linear(16, 8)
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            return self.proj(self.conv(x).mean((2, 3)))
+
+    def rel(a, b) -> float:  # noqa: ANN001
+        return float((a - b).norm() / b.norm())
+
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models.append(Denoiser().eval())
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        compiled = [runtime.compile_denoiser(m, "cpu") for m in models]
+        for model, fast in zip(models, compiled):
+            assert rel(fast(x), model(x)) < 1e-5  # each its own weights
+        assert inductor_config.freezing is False
+        before = compiled[0](x)
+        models[0].proj.weight.mul_(2.0)  # the eager model changes; the frozen graph keeps its constants
+        assert rel(compiled[0](x), before) < 1e-6 and rel(models[0](x), before) > 0.1
+    torch._dynamo.reset()
+
+
 # -- speed options: measured on the block in the chosen dtype, injected here ----------
 def options(base: float, classic: float, cl: float, classic_drift: float = 0.001):
     calls = []

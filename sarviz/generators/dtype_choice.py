@@ -57,8 +57,9 @@ MIN_SPEEDUP = 1.10
 MIN_OPTION_GAIN = 1.05
 #: cache format version (bump when the block or the rule changes); 2: speed options measured too;
 #: 3: channels-last measured on the SD 1.5 encoder, an option must win most interleaved rounds, compile
-#: records are per workload (model size, image size)
-CACHE_VERSION = 3
+#: records are per workload (model size, image size); 4: compiled steps on the CPU are frozen for real
+#: (records made before timed a compile without freezing)
+CACHE_VERSION = 4
 CACHE_NAME = "dtype-choice.json"
 
 #: (dtype, device kind) → candidates to measure, float32 first (the reference)

@@ -444,13 +444,33 @@ def compile_denoiser(module: Any, device: str) -> Any:
     On the CPU with *freezing*: the (inference-only) weights are folded into the graph and
     pre-packed once for oneDNN/AMX — 1.2–1.7× over eager bf16 per step here
     (benchmarks/RESULTS_cpu_speed.md). Kernels go to :func:`inductor_cache_dir`, so later
-    processes compile faster. Lazy: the first call pays the compile.
+    processes compile faster. Lazy: the first call pays the compile (and a new input shape pays
+    a new one). A frozen graph keeps the weights it was compiled with: compile after the last
+    change to them (LoRA merged, dtype and layout set).
     """
+    import functools
+
     import torch
+    import torch._inductor.config as inductor_config
 
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # torch may have set its /tmp default
-    options = {"freezing": True} if device.split(":", 1)[0] == "cpu" else None
-    return torch.compile(module, options=options)
+    compiled = torch.compile(module)
+    if device.split(":", 1)[0] != "cpu":
+        return compiled
+    # Dynamo decides at *trace* time whether parameters become constants, reading the global
+    # `torch._inductor.config.freezing` (torch._dynamo.utils.is_parameter_freezing); the
+    # `options={"freezing": True}` of torch.compile only reaches inductor, too late, and leaves the
+    # weights as graph inputs — no folding, no oneDNN pre-packing (torch 2.14). Tracing happens in
+    # the call, so the call runs with freezing on; it stays off for everything else in the process.
+    traced = compiled.forward
+
+    @functools.wraps(traced)
+    def forward_frozen(*args: Any, **kwargs: Any) -> Any:
+        with inductor_config.patch(freezing=True):
+            return traced(*args, **kwargs)
+
+    compiled.forward = forward_frozen
+    return compiled
 
 
 def apply_speed_plan(pipe: Any, device: str, plan: dict[str, Any] | None = None) -> dict[str, Any]:
