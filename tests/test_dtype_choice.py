@@ -230,10 +230,16 @@ def test_the_cpu_compile_freezes_the_weights_of_each_model_apart(monkeypatch, tm
     """Freezing for real: the compiled graph holds the weights as constants (a later change to the
     eager weights does not reach it: what folding and pre-packing need), each model its own (a second
     model of the same class is not served the first one's graph) — and the process's inductor config
-    is left as it was. torch.compile's `options={"freezing": True}` alone did none of this."""
+    is left as it was. torch.compile's `options={"freezing": True}` alone did none of this. A frozen
+    graph keeps its model alive until the model cache lets it go (forget_compiled)."""
+    import gc
+    import weakref
+
     import torch
     import torch._inductor.config as inductor_config
 
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("freezing pre-packs convolutions for oneDNN; this torch has no oneDNN")
     monkeypatch.setenv("SARVIZ_HOME", str(tmp_path))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
 
@@ -254,15 +260,25 @@ def test_the_cpu_compile_freezes_the_weights_of_each_model_apart(monkeypatch, tm
         torch.manual_seed(seed)
         models.append(Denoiser().eval())
     x = torch.randn(2, 8, 8, 8)
-    with torch.no_grad():
-        compiled = [runtime.compile_denoiser(m, "cpu") for m in models]
-        for model, fast in zip(models, compiled):
-            assert rel(fast(x), model(x)) < 1e-5  # each its own weights
-        assert inductor_config.freezing is False
-        before = compiled[0](x)
-        models[0].proj.weight.mul_(2.0)  # the eager model changes; the frozen graph keeps its constants
-        assert rel(compiled[0](x), before) < 1e-6 and rel(models[0](x), before) > 0.1
-    torch._dynamo.reset()
+    try:
+        with torch.no_grad():
+            compiled = [runtime.compile_denoiser(m, "cpu") for m in models]
+            for model, fast in zip(models, compiled):
+                assert rel(fast(x), model(x)) < 1e-5  # each its own weights
+            assert inductor_config.freezing is False
+            before = compiled[0](x)
+            models[0].conv.weight.mul_(2.0)  # the eager model changes; the frozen graph keeps its constants
+            assert rel(compiled[0](x), before) < 1e-6 and rel(models[0](x), before) > 0.1
+        # the model cache lets a compiled model go: its weights leave memory with it
+        cache = runtime.ModelCache(per_device=1)
+        weight = weakref.ref(models[1].conv.weight)  # the model the cache will hold
+        cache.get(("first", "cpu", "float32"), compiled.pop)  # the cache holds the last compiled model …
+        del compiled, models, fast, model  # … and nothing else does
+        cache.get(("second", "cpu", "float32"), lambda: object())
+        gc.collect()
+        assert weight() is None
+    finally:
+        runtime.forget_compiled()
 
 
 # -- speed options: measured on the block in the chosen dtype, injected here ----------

@@ -165,8 +165,11 @@ class ModelCache:
                     return self._items[key]
                 # evict before loading so two big models never sit in memory together
                 same_device = [k for k in self._items if k[1] == key[1]]
-                for old in same_device[: max(0, len(same_device) - self.per_device + 1)]:
+                evicted = same_device[: max(0, len(same_device) - self.per_device + 1)]
+                for old in evicted:
                     del self._items[old]
+                if evicted:
+                    forget_compiled()
             try:
                 model = load()
             finally:
@@ -184,6 +187,18 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            forget_compiled()
+
+
+def forget_compiled() -> None:
+    """Drop every compiled graph of this process (``torch._dynamo.reset``): a frozen graph keeps its
+    model's weights and their pre-packed copies alive (dynamo's cache holds them) until then, so a
+    model that leaves the cache would not leave memory. Models still loaded compile again on their
+    next call (from the warm kernel cache)."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:  # nothing was compiled in a process that never loaded dynamo
+        sys.modules["torch._dynamo"].reset()
 
 
 def _release_memory(device: str) -> None:
@@ -446,10 +461,10 @@ def compile_denoiser(module: Any, device: str) -> Any:
     (benchmarks/RESULTS_cpu_speed.md). Kernels go to :func:`inductor_cache_dir`, so later
     processes compile faster. Lazy: the first call pays the compile (and a new input shape pays
     a new one). A frozen graph keeps the weights it was compiled with: compile after the last
-    change to them (LoRA merged, dtype and layout set).
+    change to them (LoRA merged, dtype and layout set). It holds its own pre-packed copy of them
+    beside the eager weights (kept for runs that do not compile), and keeps both alive until
+    :func:`forget_compiled`.
     """
-    import functools
-
     import torch
     import torch._inductor.config as inductor_config
 
@@ -462,10 +477,10 @@ def compile_denoiser(module: Any, device: str) -> Any:
     # `options={"freezing": True}` of torch.compile only reaches inductor, too late, and leaves the
     # weights as graph inputs — no folding, no oneDNN pre-packing (torch 2.14). Tracing happens in
     # the call, so the call runs with freezing on; it stays off for everything else in the process.
+    # (torch keeps config overrides per thread, so two app threads do not undo each other's)
     traced = compiled.forward
 
-    @functools.wraps(traced)
-    def forward_frozen(*args: Any, **kwargs: Any) -> Any:
+    def forward_frozen(*args: Any, **kwargs: Any) -> Any:  # no functools.wraps: it would copy dynamo's unwrap hooks
         with inductor_config.patch(freezing=True):
             return traced(*args, **kwargs)
 

@@ -645,6 +645,10 @@ class Sar2SarRenderer(ImageTransformer):
             workload = runtime.workload_name(unet.config.block_out_channels, plan.tile_px, controlnet=True)
             speed = compile_decision(settings.compile, ctx.device, total, workload)
             if speed["channels_last"] != loaded.channels_last:  # the geo pipeline's layout rule (and the VAE)
+                if loaded.compiled:  # frozen graphs hold the weights in the old layout: compile afresh
+                    loaded.compiled = None
+                    loaded.compiled_for.clear()
+                    runtime.forget_compiled()
                 runtime.set_layout((unet, cn, comp.vae), channels_last=speed["channels_last"])
                 loaded.channels_last = speed["channels_last"]
             if speed["attention"] != loaded.attention:
