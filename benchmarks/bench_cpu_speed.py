@@ -277,35 +277,34 @@ def main() -> None:
     if not args.no_compile:
         import torch._inductor.config as inductor_config
 
-        for mode in args.compile_modes:
-            for freezing in [True] if args.freezing_only else [False]:
-                prefix = "fp32" if args.compile_dtype == "float32" else "bf16"
-                name = (
-                    f"{prefix}-compiled"
-                    + ("" if mode == "default" else f"-{mode}")
-                    + ("-freezing" if freezing else "")
-                    + ("-cl" if args.compile_channels_last else "")
-                )
-                kw = {} if mode == "default" else {"mode": mode}
-                # the compiled variant wraps the eager models themselves when they stay channels_last
-                # throughout (cl_shared); otherwise a copy: dynamo guards on the weights' strides (the eager
-                # variants' layout changes would recompile it). One compiled variant per process (above).
-                src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
-                cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
-                first_compiled = not any("compiled" in v for v in variants) and prefix == "bf16" and cl_shared
-                u, c = src if first_compiled else (copy.deepcopy(src[0]), copy.deepcopy(src[1]))
-                mf = cl if args.compile_channels_last else None
-                if mf is not None:
-                    u.to(memory_format=mf)
-                    c.to(memory_format=mf)
-                unet_c, cn_c = torch.compile(u, **kw), torch.compile(c, **kw)
-                del u, c
+        mode, freezing = args.compile_modes[0], args.freezing_only  # one compiled variant per process
+        prefix = "fp32" if args.compile_dtype == "float32" else "bf16"
+        name = (
+            f"{prefix}-compiled"
+            + ("" if mode == "default" else f"-{mode}")
+            + ("-freezing" if freezing else "")
+            + ("-cl" if args.compile_channels_last else "")
+        )
+        kw = {} if mode == "default" else {"mode": mode}
+        # the compiled variant wraps the eager models themselves when they stay channels_last
+        # throughout (cl_shared); otherwise a copy: dynamo guards on the weights' strides (the eager
+        # variants' layout changes would recompile it). One compiled variant per process (above).
+        src = (unet, controlnet) if prefix == "fp32" else (unet_bf, cn_bf)
+        cdt = torch.float32 if prefix == "fp32" else torch.bfloat16
+        first_compiled = not any("compiled" in v for v in variants) and prefix == "bf16" and cl_shared
+        u, c = src if first_compiled else (copy.deepcopy(src[0]), copy.deepcopy(src[1]))
+        mf = cl if args.compile_channels_last else None
+        if mf is not None:
+            u.to(memory_format=mf)
+            c.to(memory_format=mf)
+        unet_c, cn_c = torch.compile(u, **kw), torch.compile(c, **kw)
+        del u, c
 
-                def run_compiled(u=unet_c, c=cn_c, fz=freezing, dt=cdt, mf=mf):
-                    with inductor_config.patch(freezing=fz):
-                        return step(u, c, x, dt, memory_format=mf)
+        def run_compiled(u=unet_c, c=cn_c, fz=freezing, dt=cdt, mf=mf):
+            with inductor_config.patch(freezing=fz):
+                return step(u, c, x, dt, memory_format=mf)
 
-                variants[name] = run_compiled
+        variants[name] = run_compiled
     times = {v: [] for v in variants}
     outputs = {}
     first = {}
